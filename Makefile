@@ -1,0 +1,46 @@
+# pitstop: the two commands of the README, and the steps they are made of.
+SHELL := /bin/bash
+PG_CONFIG ?= /usr/bin/pg_config
+PGRX_PGDATA ?= $(CURDIR)/target/pgrx-test-data
+
+.PHONY: setup build install-ext test test-unit test-pg test-integration demo demo-stop bench clean
+
+setup:
+	@bash scripts/setup.sh
+
+build:
+	cargo build -p pitstop-daemon
+
+# Installs the freshly built extension into the local PostgreSQL 15 (used by the demo and
+# by the integration tests' private clusters).
+install-ext:
+	cargo pgrx install -p pitstop --release --pg-config $(PG_CONFIG)
+
+## Tier 1: pure-logic unit tests of the daemon and the harness (the extension's pure
+## modules run their #[test]s inside tier 2's test binary).
+test-unit:
+	cargo test -p pitstop-daemon -p pitstop-tests --lib --bins
+
+## Tier 2: #[pg_test] inside Postgres with pitstop preloaded.
+test-pg:
+	mkdir -p $(PGRX_PGDATA) && chown postgres $(PGRX_PGDATA) 2>/dev/null || true
+	cargo pgrx test pg15 -p pitstop --runas postgres --pgdata $(PGRX_PGDATA)
+
+## Tier 3: private clusters + redis + the pitstop binary.
+test-integration: install-ext build
+	cargo test -p pitstop-tests --tests -- --test-threads=2
+
+test: setup
+	$(MAKE) test-unit
+	$(MAKE) test-pg
+	$(MAKE) test-integration
+
+demo: setup install-ext
+	cargo build -p pitstop-daemon --release
+	bash scripts/demo.sh start
+
+demo-stop:
+	bash scripts/demo.sh stop
+
+bench: setup install-ext
+	bash bench/overhead.sh

@@ -1,0 +1,76 @@
+//! Rendering rows for people (tables) or programs (JSON).
+
+use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
+use serde_json::{Map, Value};
+
+pub enum Style {
+    Json,
+    Table { wide: bool },
+}
+
+/// Longest cell shown in a table unless `--wide`.
+const NARROW_CELL: usize = 80;
+
+pub fn render(rows: &[Map<String, Value>], style: Style, empty_message: &str) -> String {
+    match style {
+        Style::Json => serde_json::to_string_pretty(rows).unwrap_or_else(|_| "[]".into()),
+        Style::Table { wide } => {
+            if rows.is_empty() {
+                return empty_message.to_string();
+            }
+            let mut table = Table::new();
+            table.load_preset(UTF8_FULL_CONDENSED);
+            table.set_content_arrangement(if wide { ContentArrangement::Disabled } else { ContentArrangement::Dynamic });
+            table.set_header(rows[0].keys());
+            for row in rows {
+                table.add_row(row.values().map(|v| cell(v, wide)));
+            }
+            format!("{table}\n({} row{})", rows.len(), if rows.len() == 1 { "" } else { "s" })
+        }
+    }
+}
+
+fn cell(value: &Value, wide: bool) -> String {
+    let text = match value {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if wide {
+        return text;
+    }
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() > NARROW_CELL {
+        format!("{}…", flat.chars().take(NARROW_CELL - 1).collect::<String>())
+    } else {
+        flat
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rows() -> Vec<Map<String, Value>> {
+        let row = json!({"calls": 3, "query": format!("select  {}\n from t", "x, ".repeat(40)), "hit": null});
+        vec![row.as_object().unwrap().clone()]
+    }
+
+    #[test]
+    fn table_keeps_column_order_and_shortens_text() {
+        let out = render(&rows(), Style::Table { wide: false }, "none");
+        let header = out.lines().nth(1).unwrap();
+        assert!(header.find("calls").unwrap() < header.find("query").unwrap());
+        assert!(out.contains('…'));
+        assert!(out.ends_with("(1 row)"));
+    }
+
+    #[test]
+    fn empty_tables_say_so_and_json_is_an_array() {
+        assert_eq!(render(&[], Style::Table { wide: false }, "nothing here"), "nothing here");
+        assert_eq!(render(&[], Style::Json, "x"), "[]");
+        let parsed: Value = serde_json::from_str(&render(&rows(), Style::Json, "")).unwrap();
+        assert_eq!(parsed[0]["calls"], 3);
+    }
+}

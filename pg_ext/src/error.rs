@@ -1,0 +1,95 @@
+//! Errors raised at the SQL boundary: one enum, turned into `ereport!` with a real SQLSTATE,
+//! DETAIL and HINT in one place.
+
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::pg_sys::elog::PgLogLevel;
+use pgrx::PgSqlErrorCode;
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum PitstopError {
+    #[error("pitstop must be loaded via shared_preload_libraries")]
+    NotPreloaded,
+    #[error("argument \"{0}\" must not be NULL")]
+    NullArgument(&'static str),
+    #[error("unknown sort key \"{given}\"")]
+    UnknownSortKey { given: String, valid: String },
+    #[error("argument \"{name}\" must not be negative (got {value})")]
+    Negative { name: &'static str, value: String },
+    #[error("pg_stat_statements is not installed in this database")]
+    MissingPgStatStatements,
+    #[error("expected exactly one SQL statement, got {0}")]
+    NotOneStatement(usize),
+    #[error("cannot explain a {0} statement")]
+    NotExplainable(String),
+    #[error("EXPLAIN did not return a JSON plan")]
+    NoPlan,
+}
+
+impl PitstopError {
+    fn sqlstate(&self) -> PgSqlErrorCode {
+        use PgSqlErrorCode::*;
+        match self {
+            Self::NotPreloaded | Self::MissingPgStatStatements => {
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
+            }
+            Self::NullArgument(_) => ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            Self::UnknownSortKey { .. } | Self::Negative { .. } => ERRCODE_INVALID_PARAMETER_VALUE,
+            Self::NotOneStatement(_) => ERRCODE_SYNTAX_ERROR,
+            Self::NotExplainable(_) => ERRCODE_FEATURE_NOT_SUPPORTED,
+            Self::NoPlan => ERRCODE_INTERNAL_ERROR,
+        }
+    }
+
+    fn detail(&self) -> Option<String> {
+        match self {
+            Self::UnknownSortKey { valid, .. } => Some(format!("Valid sort keys are: {valid}.")),
+            Self::NotExplainable(_) => {
+                Some("Only SELECT, INSERT, UPDATE, DELETE, MERGE and VALUES can be explained.".into())
+            }
+            _ => None,
+        }
+    }
+
+    fn hint(&self) -> Option<&'static str> {
+        match self {
+            Self::NotPreloaded => Some(
+                "Add pitstop to shared_preload_libraries in postgresql.conf and restart the server.",
+            ),
+            Self::MissingPgStatStatements => Some(
+                "Add pg_stat_statements to shared_preload_libraries, restart the server, \
+                 then run CREATE EXTENSION pg_stat_statements.",
+            ),
+            Self::NotOneStatement(_) => Some("Pass a single statement without a trailing second one."),
+            _ => None,
+        }
+    }
+
+    /// Raises this error as a Postgres ERROR; never returns.
+    pub fn report(self) -> ! {
+        let mut report = ErrorReport::new(self.sqlstate(), self.to_string(), "pitstop");
+        if let Some(detail) = self.detail() {
+            report = report.set_detail(detail);
+        }
+        if let Some(hint) = self.hint() {
+            report = report.set_hint(hint);
+        }
+        report.report(PgLogLevel::ERROR);
+        unreachable!("ERROR does not return")
+    }
+}
+
+/// Unwraps a result at the SQL boundary, raising the error otherwise.
+pub trait OrReport<T> {
+    fn or_report(self) -> T;
+}
+
+impl<T> OrReport<T> for Result<T, PitstopError> {
+    fn or_report(self) -> T {
+        self.unwrap_or_else(|e| e.report())
+    }
+}
+
+/// A required SQL argument: NULL becomes a clear error instead of a silent NULL result.
+pub fn required<T>(value: Option<T>, name: &'static str) -> Result<T, PitstopError> {
+    value.ok_or(PitstopError::NullArgument(name))
+}

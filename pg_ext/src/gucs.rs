@@ -1,0 +1,77 @@
+//! Every `pitstop.*` setting: one private static per GUC, registered in `init()`,
+//! read through a typed getter.
+
+use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
+
+/// Statements running at least this long (ms) are captured; -1 disables capture.
+/// Default 1000 like auto_explain's common setting; SUSET because a low value costs every user.
+static SLOW_QUERY_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
+
+/// Capture plans with actual rows, timing and buffers. Off by default: it instruments every
+/// statement (the same cost as auto_explain.log_analyze), not just the slow ones.
+static CAPTURE_ANALYZE: GucSetting<bool> = GucSetting::<bool>::new(false);
+
+/// Also capture statements run inside functions and procedures (nesting level > 0).
+static CAPTURE_NESTED: GucSetting<bool> = GucSetting::<bool>::new(false);
+
+/// Entries in the shared-memory ring of captured statements; fixed at server start.
+static SLOW_QUERY_BUFFER: GucSetting<i32> = GucSetting::<i32>::new(100);
+
+pub const SLOW_QUERY_BUFFER_MIN: i32 = 10;
+pub const SLOW_QUERY_BUFFER_MAX: i32 = 10_000;
+
+pub fn init() {
+    GucRegistry::define_int_guc(
+        c"pitstop.slow_query_ms",
+        c"Minimum execution time (ms) above which a statement is captured; -1 disables capture.",
+        c"Captured statements appear in pitstop.slow_queries with their plan.",
+        &SLOW_QUERY_MS,
+        -1,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_bool_guc(
+        c"pitstop.capture_analyze",
+        c"Capture plans with actual rows, timing and buffers.",
+        c"Instruments every statement while on, as auto_explain.log_analyze does.",
+        &CAPTURE_ANALYZE,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"pitstop.capture_nested",
+        c"Also capture statements nested inside functions and procedures.",
+        c"",
+        &CAPTURE_NESTED,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pitstop.slow_query_buffer",
+        c"Number of captured statements kept in shared memory (oldest are overwritten).",
+        c"Each entry takes about 37 kB of shared memory. Requires a server restart.",
+        &SLOW_QUERY_BUFFER,
+        SLOW_QUERY_BUFFER_MIN,
+        SLOW_QUERY_BUFFER_MAX,
+        GucContext::Postmaster,
+        GucFlags::default(),
+    );
+    crate::pg::guc::reserve_prefix(c"pitstop");
+}
+
+pub fn slow_query_ms() -> i32 {
+    SLOW_QUERY_MS.get()
+}
+
+pub fn capture_analyze() -> bool {
+    CAPTURE_ANALYZE.get()
+}
+
+pub fn capture_nested() -> bool {
+    CAPTURE_NESTED.get()
+}
+
+pub fn slow_query_buffer() -> usize {
+    SLOW_QUERY_BUFFER.get().max(SLOW_QUERY_BUFFER_MIN) as usize
+}

@@ -1,0 +1,159 @@
+//! Slow-statement capture: decides what to measure and what to keep, and exposes the ring
+//! through `pitstop.slow_queries`.
+
+use crate::error::{OrReport, PitstopError};
+use crate::gucs;
+use crate::insight::ring::{region_size, EntryMeta, Ring};
+use crate::pg::executor::{self, FinishedQuery, Measure, Observer};
+use crate::pg::{backend, shmem};
+use pgrx::prelude::*;
+use std::sync::atomic::Ordering;
+use std::sync::OnceLock;
+
+static RING: OnceLock<Ring<'static>> = OnceLock::new();
+
+/// Requests the ring's shared memory and installs the executor hooks (preload only).
+pub fn init() {
+    shmem::install(vec![shmem::Region {
+        name: c"pitstop slow query ring",
+        size: || region_size(gucs::slow_query_buffer()),
+        attach: |base, created| {
+            // SAFETY: `base` is the region sized by `region_size` for this same capacity
+            // (the GUC is fixed at server start), cache-line aligned by ShmemInitStruct and
+            // mapped for the life of the server; `created` says whether to initialise it.
+            let ring = unsafe { Ring::from_raw(base, gucs::slow_query_buffer(), created) };
+            let _ = RING.set(ring);
+        },
+    }]);
+    executor::install(Observer { at_start: measure_for, at_end: record_if_slow });
+}
+
+fn wants_capture(nesting_level: u32) -> bool {
+    gucs::slow_query_ms() >= 0
+        && RING.get().is_some()
+        && (nesting_level == 0 || gucs::capture_nested())
+}
+
+fn measure_for(nesting_level: u32) -> Measure {
+    match (wants_capture(nesting_level), gucs::capture_analyze()) {
+        (false, _) => Measure::Nothing,
+        (true, false) => Measure::Duration,
+        (true, true) => Measure::DurationAndActuals,
+    }
+}
+
+fn record_if_slow(query: &FinishedQuery) {
+    if !wants_capture(query.nesting_level) {
+        return;
+    }
+    let Some(ring) = RING.get() else { return };
+    let duration_ms = query.duration_ms();
+    if duration_ms < f64::from(gucs::slow_query_ms()) {
+        return;
+    }
+    let plan = query.plan_json();
+    if plan.is_none() {
+        ring.counters().failed.fetch_add(1, Ordering::Relaxed);
+    }
+    let meta = EntryMeta {
+        queryid: query.queryid(),
+        userid: backend::current_user().to_u32(),
+        dbid: backend::current_database().to_u32(),
+        start_time: backend::now() - (duration_ms * 1000.0) as i64,
+        duration_ms,
+        rows: query.rows(),
+        nesting_level: query.nesting_level,
+        analyzed: query.has_actuals(),
+        plan_bytes: 0,
+    };
+    ring.record(meta, &query.statement_text(), plan.as_deref());
+}
+
+fn ring() -> &'static Ring<'static> {
+    RING.get().ok_or(PitstopError::NotPreloaded).or_report()
+}
+
+const HIDDEN: &str = "<insufficient privilege>";
+
+/// Raw rows behind the `pitstop.slow_queries` view (which adds role and database names).
+/// Other users' statements are hidden unless the caller has pg_read_all_stats.
+#[pg_extern(volatile, parallel_restricted)]
+#[allow(clippy::type_complexity)]
+fn slow_queries_raw() -> TableIterator<
+    'static,
+    (
+        name!(seq, i64),
+        name!(started_at, TimestampWithTimeZone),
+        name!(duration_ms, f64),
+        name!(rows, i64),
+        name!(queryid, i64),
+        name!(userid, pg_sys::Oid),
+        name!(dbid, pg_sys::Oid),
+        name!(nesting_level, i32),
+        name!(query, String),
+        name!(query_truncated, bool),
+        name!(plan, Option<String>),
+        name!(plan_bytes, i32),
+        name!(plan_analyzed, bool),
+    ),
+> {
+    let ring = ring();
+    let see_all = backend::can_read_all_stats();
+    let me = backend::current_user().to_u32();
+    let rows: Vec<_> = ring
+        .snapshot()
+        .into_iter()
+        .map(|c| {
+            let visible = see_all || c.meta.userid == me;
+            (
+                c.seq as i64,
+                TimestampWithTimeZone::try_from(c.meta.start_time)
+                    .unwrap_or_else(|_| TimestampWithTimeZone::try_from(0).unwrap()),
+                c.meta.duration_ms,
+                c.meta.rows as i64,
+                c.meta.queryid,
+                pg_sys::Oid::from(c.meta.userid),
+                pg_sys::Oid::from(c.meta.dbid),
+                c.meta.nesting_level as i32,
+                if visible { c.query } else { HIDDEN.to_string() },
+                c.query_truncated,
+                if visible { c.plan } else { None },
+                c.meta.plan_bytes as i32,
+                c.meta.analyzed,
+            )
+        })
+        .collect();
+    TableIterator::new(rows)
+}
+
+/// Empties the ring; returns how many entries were removed.
+#[pg_extern(volatile, parallel_unsafe)]
+fn slow_queries_reset() -> i64 {
+    ring().reset() as i64
+}
+
+/// Capture health: how many statements were captured, failed, dropped, and the ring's size.
+#[pg_extern(volatile, parallel_restricted)]
+fn slow_query_stats() -> TableIterator<
+    'static,
+    (
+        name!(captured, i64),
+        name!(capture_failures, i64),
+        name!(dropped_busy, i64),
+        name!(plans_too_large, i64),
+        name!(entries, i64),
+        name!(capacity, i64),
+    ),
+> {
+    let ring = ring();
+    let c = ring.counters();
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as i64;
+    TableIterator::once((
+        load(&c.captured),
+        load(&c.failed),
+        load(&c.dropped_busy),
+        load(&c.plans_too_large),
+        ring.snapshot().len() as i64,
+        ring.capacity() as i64,
+    ))
+}

@@ -1,0 +1,109 @@
+//! `pitstop.explain_advice(query, analyze)`: EXPLAIN the query and return plan findings.
+
+use crate::error::{required, OrReport, PitstopError};
+use crate::insight::plan_advice::{self, MemorySettings, RelationFacts, RelationKey};
+use crate::pg::{parse, spi, subxact, timeout};
+use pgrx::prelude::*;
+use std::collections::HashMap;
+
+fn explain_sql(query: &str, analyze: bool) -> String {
+    let options = if analyze { "FORMAT JSON, VERBOSE, ANALYZE, BUFFERS" } else { "FORMAT JSON, VERBOSE" };
+    format!("EXPLAIN ({options}) {query}")
+}
+
+/// Runs EXPLAIN and returns its JSON text. The statement was checked to be exactly one
+/// explainable statement, so nothing else can ride along in the string.
+fn run_explain(query: &str, analyze: bool) -> Result<String, PitstopError> {
+    // EXPLAIN is a utility statement, which read-only SPI refuses; it writes nothing itself
+    // (ANALYZE of DML runs inside the rolled-back subtransaction of our caller).
+    Spi::connect_mut(|client| {
+        let table = client
+            .update(&explain_sql(query, analyze), None, &[])
+            .unwrap_or_else(|e| pgrx::error!("EXPLAIN failed: {e}"));
+        let plan: Option<pgrx::Json> = table.first().get_one().ok().flatten();
+        plan.map(|json| json.0.to_string()).ok_or(PitstopError::NoPlan)
+    })
+}
+
+fn relation_facts(relations: &[RelationKey]) -> HashMap<RelationKey, RelationFacts> {
+    let schemas: Vec<String> = relations.iter().map(|r| r.0.clone()).collect();
+    let names: Vec<String> = relations.iter().map(|r| r.1.clone()).collect();
+    Spi::connect(|client| {
+        let Ok(table) = client.select(
+            include_str!("../../../sql/queries/relation_facts.sql"),
+            None,
+            &[schemas.into(), names.into()],
+        ) else {
+            return HashMap::new();
+        };
+        table
+            .filter_map(|row| {
+                let schema: String = row.get(1).ok().flatten()?;
+                let name: String = row.get(2).ok().flatten()?;
+                let facts = RelationFacts {
+                    reltuples: row.get(3).ok().flatten().unwrap_or(-1.0),
+                    has_column_stats: row.get(4).ok().flatten().unwrap_or(false),
+                };
+                Some(((schema, name), facts))
+            })
+            .collect()
+    })
+}
+
+fn memory_settings() -> MemorySettings {
+    Spi::connect(|client| MemorySettings {
+        work_mem_kb: spi::setting_value(client, "work_mem").unwrap_or(4096.0),
+        hash_mem_multiplier: spi::setting_value(client, "hash_mem_multiplier").unwrap_or(2.0),
+    })
+}
+
+/// Findings about the plan of `query`. With `analyze => true` the query is executed inside a
+/// subtransaction that is always rolled back, under `statement_timeout_ms`, so even DML
+/// changes nothing (sequences still advance, as in any rolled-back transaction).
+#[pg_extern(volatile, parallel_unsafe)]
+#[allow(clippy::type_complexity)]
+fn explain_advice(
+    query: Option<&str>,
+    analyze: default!(Option<bool>, false),
+    statement_timeout_ms: default!(Option<i32>, 30000),
+) -> TableIterator<
+    'static,
+    (
+        name!(finding, String),
+        name!(node, String),
+        name!(severity, String),
+        name!(detail, String),
+        name!(suggestion, String),
+    ),
+> {
+    let query = required(query, "query").or_report();
+    let analyze = required(analyze, "analyze").or_report();
+    let timeout_ms = required(statement_timeout_ms, "statement_timeout_ms").or_report();
+    if timeout_ms < 0 {
+        PitstopError::Negative { name: "statement_timeout_ms", value: timeout_ms.to_string() }.report();
+    }
+    parse::single_explainable_statement(query).or_report();
+    let plan_text = if analyze {
+        subxact::rolled_back(|| timeout::with_statement_timeout(timeout_ms, || run_explain(query, true)))
+    } else {
+        run_explain(query, false)
+    }
+    .or_report();
+    let plan: serde_json::Value =
+        serde_json::from_str(&plan_text).map_err(|_| PitstopError::NoPlan).or_report();
+    let facts = relation_facts(&plan_advice::relations_in(&plan));
+    let rows: Vec<_> = plan_advice::findings(&plan, &facts, memory_settings())
+        .into_iter()
+        .map(|f| (f.finding.to_string(), f.node, f.severity.as_str().to_string(), f.detail, f.suggestion))
+        .collect();
+    TableIterator::new(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn explain_options_depend_on_analyze() {
+        assert_eq!(super::explain_sql("select 1", false), "EXPLAIN (FORMAT JSON, VERBOSE) select 1");
+        assert!(super::explain_sql("select 1", true).contains("ANALYZE, BUFFERS"));
+    }
+}

@@ -1,0 +1,40 @@
+//! pitstop: PostgreSQL performance toolkit. This file only wires modules together.
+
+use pgrx::prelude::*;
+
+mod error;
+mod gucs;
+mod insight;
+mod pg;
+
+::pgrx::pg_module_magic!(name, version);
+
+extension_sql_file!("../../sql/schema/insight_views.sql", name = "insight_views", finalize);
+
+/// Loaded through shared_preload_libraries, pitstop sets up shared memory and executor hooks.
+/// Loaded later (CREATE EXTENSION without preload) it only defines its settings, like
+/// pg_stat_statements; functions that need the preload then say so with a HINT.
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    gucs::init();
+    if pg::shmem::loading_at_preload() {
+        insight::capture::init();
+    }
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+mod tests;
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![
+            "shared_preload_libraries = 'pg_stat_statements,pitstop'",
+            "compute_query_id = on",
+        ]
+    }
+}

@@ -1,0 +1,280 @@
+//! ExecutorStart/Run/Finish/End hooks, chained to whatever was installed before us.
+//! They track the nesting level and hand each finished statement to one observer through
+//! the safe `FinishedQuery` view. A hook never makes a query fail because of pitstop: the
+//! observer's errors are caught by its caller (see `FinishedQuery::plan_json`).
+
+use pgrx::pg_sys;
+use pgrx::pg_sys::ffi::pg_guard_ffi_boundary;
+use pgrx::prelude::*;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// What the observer wants measured for a statement about to start.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Measure {
+    Nothing,
+    /// Total execution time only (as pg_stat_statements does).
+    Duration,
+    /// Per-node rows, timing and buffers too, so the plan can be shown with actuals.
+    DurationAndActuals,
+}
+
+pub struct Observer {
+    pub at_start: fn(nesting_level: u32) -> Measure,
+    pub at_end: fn(&FinishedQuery),
+}
+
+static mut OBSERVER: Option<Observer> = None;
+static NESTING_LEVEL: AtomicU32 = AtomicU32::new(0);
+
+static mut PREV_START: pg_sys::ExecutorStart_hook_type = None;
+static mut PREV_RUN: pg_sys::ExecutorRun_hook_type = None;
+static mut PREV_FINISH: pg_sys::ExecutorFinish_hook_type = None;
+static mut PREV_END: pg_sys::ExecutorEnd_hook_type = None;
+
+/// Installs the four hooks. Call once from _PG_init.
+pub fn install(observer: Observer) {
+    // SAFETY: _PG_init runs single-threaded before any query; the previous hook pointers are
+    // saved and called from ours, the chaining contract of Postgres hooks.
+    unsafe {
+        OBSERVER = Some(observer);
+        PREV_START = pg_sys::ExecutorStart_hook;
+        pg_sys::ExecutorStart_hook = Some(executor_start);
+        PREV_RUN = pg_sys::ExecutorRun_hook;
+        pg_sys::ExecutorRun_hook = Some(executor_run);
+        PREV_FINISH = pg_sys::ExecutorFinish_hook;
+        pg_sys::ExecutorFinish_hook = Some(executor_finish);
+        PREV_END = pg_sys::ExecutorEnd_hook;
+        pg_sys::ExecutorEnd_hook = Some(executor_end);
+    }
+}
+
+fn observer() -> Option<&'static Observer> {
+    // SAFETY: written once in _PG_init before any hook can run; read-only afterwards.
+    unsafe { (*(&raw const OBSERVER)).as_ref() }
+}
+
+/// Increments the nesting level for the duration of a nested executor call; the decrement
+/// also runs when the call raises an ERROR (pgrx unwinds through this frame).
+struct NestingGuard;
+
+impl NestingGuard {
+    fn enter() -> Self {
+        NESTING_LEVEL.fetch_add(1, Ordering::Relaxed);
+        NestingGuard
+    }
+}
+
+impl Drop for NestingGuard {
+    fn drop(&mut self) {
+        NESTING_LEVEL.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn is_parallel_worker() -> bool {
+    // SAFETY: a plain int set at backend start; >= 0 only in parallel workers.
+    unsafe { pg_sys::ParallelWorkerNumber >= 0 }
+}
+
+#[cfg(not(feature = "pg18"))]
+#[pg_guard]
+unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, eflags: i32) {
+    let measure = measure_for_start();
+    if measure == Measure::DurationAndActuals {
+        // SAFETY: the executor hands us a valid QueryDesc; options must be set before the
+        // plan state is built, i.e. before the standard ExecutorStart.
+        unsafe { (*query_desc).instrument_options |= pg_sys::InstrumentOption::INSTRUMENT_ALL as i32 };
+    }
+    // SAFETY: chaining to the previous hook or the standard implementation with our arguments.
+    unsafe {
+        match PREV_START {
+            Some(prev) => pg_guard_ffi_boundary(|| prev(query_desc, eflags)),
+            None => pg_sys::standard_ExecutorStart(query_desc, eflags),
+        }
+    }
+    if measure != Measure::Nothing {
+        ensure_total_time(query_desc);
+    }
+}
+
+#[cfg(feature = "pg18")]
+#[pg_guard]
+unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, eflags: i32) -> bool {
+    let measure = measure_for_start();
+    if measure == Measure::DurationAndActuals {
+        // SAFETY: see the pre-18 variant.
+        unsafe { (*query_desc).instrument_options |= pg_sys::InstrumentOption::INSTRUMENT_ALL as i32 };
+    }
+    // SAFETY: see the pre-18 variant.
+    let plan_valid = unsafe {
+        match PREV_START {
+            Some(prev) => pg_guard_ffi_boundary(|| prev(query_desc, eflags)),
+            None => pg_sys::standard_ExecutorStart(query_desc, eflags),
+        }
+    };
+    if plan_valid && measure != Measure::Nothing {
+        ensure_total_time(query_desc);
+    }
+    plan_valid
+}
+
+fn measure_for_start() -> Measure {
+    if is_parallel_worker() {
+        return Measure::Nothing;
+    }
+    observer().map_or(Measure::Nothing, |o| (o.at_start)(NESTING_LEVEL.load(Ordering::Relaxed)))
+}
+
+/// Gives the statement a total-time instrument unless another extension already did.
+fn ensure_total_time(query_desc: *mut pg_sys::QueryDesc) {
+    // SAFETY: after ExecutorStart the QueryDesc has a live estate; allocating in its query
+    // context ties the instrument's lifetime to the statement, as pg_stat_statements does.
+    unsafe {
+        if (*query_desc).totaltime.is_null() {
+            let old = pg_sys::MemoryContextSwitchTo((*(*query_desc).estate).es_query_cxt);
+            (*query_desc).totaltime =
+                pg_sys::InstrAlloc(1, pg_sys::InstrumentOption::INSTRUMENT_TIMER as i32, false);
+            pg_sys::MemoryContextSwitchTo(old);
+        }
+    }
+}
+
+#[cfg(not(feature = "pg18"))]
+#[pg_guard]
+unsafe extern "C-unwind" fn executor_run(
+    query_desc: *mut pg_sys::QueryDesc,
+    direction: pg_sys::ScanDirection::Type,
+    count: u64,
+    execute_once: bool,
+) {
+    let _nested = NestingGuard::enter();
+    // SAFETY: chaining with the arguments we were given.
+    unsafe {
+        match PREV_RUN {
+            Some(prev) => pg_guard_ffi_boundary(|| prev(query_desc, direction, count, execute_once)),
+            None => pg_sys::standard_ExecutorRun(query_desc, direction, count, execute_once),
+        }
+    }
+}
+
+#[cfg(feature = "pg18")]
+#[pg_guard]
+unsafe extern "C-unwind" fn executor_run(
+    query_desc: *mut pg_sys::QueryDesc,
+    direction: pg_sys::ScanDirection::Type,
+    count: u64,
+) {
+    let _nested = NestingGuard::enter();
+    // SAFETY: chaining with the arguments we were given.
+    unsafe {
+        match PREV_RUN {
+            Some(prev) => pg_guard_ffi_boundary(|| prev(query_desc, direction, count)),
+            None => pg_sys::standard_ExecutorRun(query_desc, direction, count),
+        }
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn executor_finish(query_desc: *mut pg_sys::QueryDesc) {
+    let _nested = NestingGuard::enter();
+    // SAFETY: chaining with the arguments we were given.
+    unsafe {
+        match PREV_FINISH {
+            Some(prev) => pg_guard_ffi_boundary(|| prev(query_desc)),
+            None => pg_sys::standard_ExecutorFinish(query_desc),
+        }
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn executor_end(query_desc: *mut pg_sys::QueryDesc) {
+    // SAFETY: the QueryDesc is valid until the standard ExecutorEnd below frees its estate.
+    let timed = unsafe { !(*query_desc).totaltime.is_null() };
+    if timed && !is_parallel_worker() {
+        if let Some(observer) = observer() {
+            let finished = FinishedQuery {
+                desc: query_desc,
+                nesting_level: NESTING_LEVEL.load(Ordering::Relaxed),
+            };
+            (observer.at_end)(&finished);
+        }
+    }
+    // SAFETY: chaining with the arguments we were given.
+    unsafe {
+        match PREV_END {
+            Some(prev) => pg_guard_ffi_boundary(|| prev(query_desc)),
+            None => pg_sys::standard_ExecutorEnd(query_desc),
+        }
+    }
+}
+
+/// A statement whose execution just finished, still holding its plan state.
+pub struct FinishedQuery {
+    desc: *mut pg_sys::QueryDesc,
+    pub nesting_level: u32,
+}
+
+impl FinishedQuery {
+    /// Execution time (ExecutorRun + ExecutorFinish) in milliseconds.
+    pub fn duration_ms(&self) -> f64 {
+        // SAFETY: totaltime is non-null (checked before constructing us) and owned by the
+        // statement; InstrEndLoop is idempotent (a second call returns early), so other
+        // extensions reading it after us see the same total.
+        unsafe {
+            let instr = (*self.desc).totaltime;
+            pg_sys::InstrEndLoop(instr);
+            (*instr).total * 1000.0
+        }
+    }
+
+    /// Rows returned or affected.
+    pub fn rows(&self) -> u64 {
+        // SAFETY: the estate lives until the standard ExecutorEnd.
+        unsafe { (*(*self.desc).estate).es_processed }
+    }
+
+    pub fn queryid(&self) -> i64 {
+        // SAFETY: plannedstmt is always set on a started QueryDesc.
+        unsafe { (*(*self.desc).plannedstmt).queryId as i64 }
+    }
+
+    /// Whether per-node actuals were collected for this statement.
+    pub fn has_actuals(&self) -> bool {
+        // SAFETY: plain field read of a valid QueryDesc.
+        let opts = unsafe { (*self.desc).instrument_options };
+        opts & pg_sys::InstrumentOption::INSTRUMENT_TIMER as i32 != 0
+    }
+
+    /// This statement's text, cut out of a possibly multi-statement source string.
+    pub fn statement_text(&self) -> String {
+        // SAFETY: sourceText is a NUL-terminated string owned by the portal (or NULL);
+        // stmt_location/stmt_len are byte offsets into it set by the parser.
+        let (source, location, len) = unsafe {
+            let text = (*self.desc).sourceText;
+            if text.is_null() {
+                return String::new();
+            }
+            let stmt = (*self.desc).plannedstmt;
+            (
+                std::ffi::CStr::from_ptr(text).to_bytes(),
+                (*stmt).stmt_location,
+                (*stmt).stmt_len,
+            )
+        };
+        statement_slice(source, location, len)
+    }
+
+    /// The plan as EXPLAIN (FORMAT JSON) would print it, or None when producing it failed
+    /// (the error is swallowed: the statement itself has already succeeded).
+    pub fn plan_json(&self) -> Option<String> {
+        crate::pg::explain::plan_json_of(self.desc, self.has_actuals())
+    }
+}
+
+/// Cuts one statement out of a source string given parser offsets (location -1 = unknown,
+/// len 0 = to the end), trimming whitespace and a trailing semicolon.
+pub fn statement_slice(source: &[u8], location: i32, len: i32) -> String {
+    let start = usize::try_from(location).unwrap_or(0).min(source.len());
+    let end = if len > 0 { (start + len as usize).min(source.len()) } else { source.len() };
+    let text = String::from_utf8_lossy(&source[start..end]);
+    text.trim().trim_end_matches(';').trim_end().to_string()
+}

@@ -1,0 +1,12 @@
+//! The only home of `unsafe` and `pg_sys`: small safe functions over Postgres internals,
+//! each unsafe block saying why it is sound.
+
+pub mod backend;
+pub mod executor;
+pub mod explain;
+pub mod guc;
+pub mod parse;
+pub mod spi;
+pub mod shmem;
+pub mod subxact;
+pub mod timeout;

@@ -1,0 +1,51 @@
+//! Parsing user-supplied SQL before we run anything derived from it.
+
+use crate::error::PitstopError;
+use pgrx::pg_sys;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatementKind {
+    Select,
+    Insert,
+    Update,
+    Delete,
+    Merge,
+}
+
+/// Parses `sql` with the server's own grammar and returns the kind of its one statement.
+/// A syntax error is raised by the parser itself (SQLSTATE 42601, with the position).
+pub fn single_explainable_statement(sql: &str) -> Result<StatementKind, PitstopError> {
+    let c_sql = std::ffi::CString::new(sql).map_err(|_| PitstopError::NotOneStatement(0))?;
+    // SAFETY: raw_parser reads the NUL-terminated string and returns a List of RawStmt
+    // allocated in the current memory context (or raises a Postgres ERROR, which pgrx
+    // propagates). We only read node tags from it.
+    let tags = unsafe {
+        let list = pg_sys::raw_parser(c_sql.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
+        let len = if list.is_null() { 0 } else { (*list).length as usize };
+        (0..len)
+            .map(|i| {
+                let raw = (*(*list).elements.add(i)).ptr_value as *mut pg_sys::RawStmt;
+                (*(*raw).stmt).type_
+            })
+            .collect::<Vec<_>>()
+    };
+    if tags.len() != 1 {
+        return Err(PitstopError::NotOneStatement(tags.len()));
+    }
+    match tags[0] {
+        pg_sys::NodeTag::T_SelectStmt => Ok(StatementKind::Select),
+        pg_sys::NodeTag::T_InsertStmt => Ok(StatementKind::Insert),
+        pg_sys::NodeTag::T_UpdateStmt => Ok(StatementKind::Update),
+        pg_sys::NodeTag::T_DeleteStmt => Ok(StatementKind::Delete),
+        #[cfg(not(any(feature = "pg13", feature = "pg14")))]
+        pg_sys::NodeTag::T_MergeStmt => Ok(StatementKind::Merge),
+        other => Err(PitstopError::NotExplainable(statement_name(other))),
+    }
+}
+
+fn statement_name(tag: pg_sys::NodeTag) -> String {
+    // NodeTag's Debug is e.g. "T_CreateStmt": drop the prefix and "Stmt" for the message.
+    let name = format!("{tag:?}");
+    let name = name.trim_start_matches("T_").trim_end_matches("Stmt");
+    if name.is_empty() { "utility".to_string() } else { name.to_string() }
+}

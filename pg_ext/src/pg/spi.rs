@@ -1,0 +1,38 @@
+//! Read-only catalog lookups through SPI (`Spi::connect` + `select`: no transaction id).
+
+use pgrx::spi::SpiClient;
+
+/// `schema.object` (quoted) of an object created by an extension, if that extension is
+/// installed in the current database.
+pub fn extension_object(client: &SpiClient<'_>, extension: &str, object: &str) -> Option<String> {
+    client
+        .select(
+            "SELECT quote_ident(n.nspname) || '.' || quote_ident($2)
+               FROM pg_catalog.pg_extension e
+               JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+              WHERE e.extname = $1",
+            Some(1),
+            &[extension.into(), object.into()],
+        )
+        .ok()?
+        .first()
+        .get_one::<String>()
+        .ok()
+        .flatten()
+}
+
+/// The current value of a setting as text, e.g. `current_setting('work_mem')` in kB units
+/// via pg_settings.
+pub fn setting_value(client: &SpiClient<'_>, name: &str) -> Option<f64> {
+    client
+        .select(
+            "SELECT setting::float8 FROM pg_catalog.pg_settings WHERE name = $1",
+            Some(1),
+            &[name.into()],
+        )
+        .ok()?
+        .first()
+        .get_one::<f64>()
+        .ok()
+        .flatten()
+}

@@ -1,0 +1,34 @@
+//! Running code inside a subtransaction that is always rolled back, the way PL/pgSQL runs an
+//! EXCEPTION block: whatever the code wrote is undone, and an error inside still reaches the
+//! caller after the rollback.
+
+use pgrx::pg_sys;
+use pgrx::PgTryBuilder;
+use std::panic::AssertUnwindSafe;
+
+pub fn rolled_back<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: we are inside a transaction (SQL functions always are). The memory context and
+    // resource owner are saved and restored around the subtransaction exactly as PL/pgSQL's
+    // exec_stmt_block does, so the caller continues in the state it left.
+    let (context, owner) = unsafe {
+        let saved = (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner);
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        pg_sys::MemoryContextSwitchTo(saved.0);
+        saved
+    };
+    let outcome = PgTryBuilder::new(AssertUnwindSafe(|| Ok(f())))
+        .catch_others(Err)
+        .catch_rust_panic(Err)
+        .execute();
+    // SAFETY: the subtransaction begun above is still the current one (`f` cannot leave a
+    // nested one open: internal subtransactions are closed by their own code paths).
+    unsafe {
+        pg_sys::RollbackAndReleaseCurrentSubTransaction();
+        pg_sys::MemoryContextSwitchTo(context);
+        pg_sys::CurrentResourceOwner = owner;
+    }
+    match outcome {
+        Ok(value) => value,
+        Err(error) => error.rethrow(),
+    }
+}

@@ -1,0 +1,303 @@
+//! `#[pg_test]`s: run inside a real Postgres with pitstop and pg_stat_statements preloaded.
+use pgrx::prelude::*;
+
+#[pg_schema]
+mod tests {
+    use crate::pg::subxact;
+    use pgrx::prelude::*;
+    use pgrx::PgSqlErrorCode;
+
+    /// Runs `sql` expecting an ERROR; returns its SQLSTATE, message and hint. The statement runs
+    /// in a rolled-back subtransaction so the test transaction stays usable.
+    fn sql_error(sql: &str) -> (PgSqlErrorCode, String, Option<String>) {
+        let outcome = PgTryBuilder::new(|| {
+            subxact::rolled_back(|| Spi::run(sql).expect("SPI failed"));
+            None
+        })
+        .catch_others(|caught| match caught {
+            pg_sys::panic::CaughtError::PostgresError(e)
+            | pg_sys::panic::CaughtError::ErrorReport(e)
+            | pg_sys::panic::CaughtError::RustPanic { ereport: e, .. } => {
+                Some((e.sql_error_code(), e.message().to_string(), e.hint().map(str::to_string)))
+            }
+        })
+        .execute();
+        outcome.unwrap_or_else(|| panic!("expected an error from: {sql}"))
+    }
+
+    fn count(sql: &str) -> i64 {
+        Spi::get_one::<i64>(sql).expect("query failed").unwrap_or(0)
+    }
+
+    fn capture_nested_statements(threshold_ms: i32) {
+        Spi::run(&format!("SET pitstop.slow_query_ms = {threshold_ms}")).unwrap();
+        Spi::run("SET pitstop.capture_nested = on").unwrap();
+        Spi::run("SELECT pitstop.slow_queries_reset()").unwrap();
+    }
+
+    #[pg_test]
+    fn slow_statement_is_captured_with_its_plan() {
+        capture_nested_statements(20);
+        Spi::run("SELECT pg_sleep(0.05) /* pitstop-capture-me */").unwrap();
+        Spi::run("SELECT 1 /* pitstop-too-fast */").unwrap();
+        assert_eq!(count("SELECT count(*) FROM pitstop.slow_queries WHERE query LIKE '%pitstop-capture-me%'"), 1);
+        assert_eq!(count("SELECT count(*) FROM pitstop.slow_queries WHERE query LIKE '%pitstop-too-fast%'"), 0);
+        let (duration, plan_node, owner_ok) = Spi::get_three::<f64, String, bool>(
+            "SELECT duration_ms::float8, plan->'Plan'->>'Node Type',
+                    username = current_user AND database = current_database()
+               FROM pitstop.slow_queries WHERE query LIKE '%pitstop-capture-me%'",
+        )
+        .unwrap();
+        assert!(duration.unwrap() >= 50.0, "duration {duration:?}");
+        assert_eq!(plan_node.as_deref(), Some("Result"));
+        assert_eq!(owner_ok, Some(true));
+    }
+
+    #[pg_test]
+    fn nested_statements_are_skipped_unless_asked_for() {
+        capture_nested_statements(0);
+        Spi::run("SET pitstop.capture_nested = off").unwrap();
+        Spi::run("SELECT 1 /* pitstop-nested-off */").unwrap();
+        assert_eq!(count("SELECT count(*) FROM pitstop.slow_queries WHERE query LIKE '%pitstop-nested-off%'"), 0);
+    }
+
+    #[pg_test]
+    fn capture_analyze_records_actual_rows() {
+        capture_nested_statements(0);
+        Spi::run("SET pitstop.capture_analyze = on").unwrap();
+        Spi::run("SELECT count(*) FROM generate_series(1, 1000) /* pitstop-analyze */").unwrap();
+        let actual = Spi::get_one::<String>(
+            "SELECT plan->'Plan'->>'Actual Rows' FROM pitstop.slow_queries
+              WHERE query LIKE '%pitstop-analyze%' AND plan_analyzed",
+        )
+        .unwrap();
+        assert_eq!(actual.as_deref(), Some("1"));
+    }
+
+    #[pg_test]
+    fn negative_threshold_disables_capture_and_reset_empties() {
+        capture_nested_statements(0);
+        Spi::run("SELECT 1 /* pitstop-before-reset */").unwrap();
+        assert!(count("SELECT count(*) FROM pitstop.slow_queries") > 0);
+        Spi::run("SET pitstop.slow_query_ms = -1").unwrap();
+        assert!(count("SELECT pitstop.slow_queries_reset()") > 0);
+        Spi::run("SELECT 1 /* pitstop-disabled */").unwrap();
+        assert_eq!(count("SELECT count(*) FROM pitstop.slow_queries"), 0);
+        assert_eq!(count("SELECT captured FROM pitstop.slow_query_stats()"), 0);
+    }
+
+    #[pg_test]
+    fn settings_are_validated() {
+        let (code, msg, _) = sql_error("SET pitstop.slow_query_ms = -5");
+        assert_eq!(code, PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "{msg}");
+        let (code, _, _) = sql_error("SET pitstop.capture_analyze = 'maybe'");
+        assert_eq!(code, PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE);
+        let (code, _, _) = sql_error("SET pitstop.slow_query_buffer = 50");
+        assert_eq!(code, PgSqlErrorCode::ERRCODE_CANT_CHANGE_RUNTIME_PARAM);
+        let (code, msg, _) = sql_error("SET pitstop.no_such_setting = 1");
+        assert!(msg.contains("pitstop.no_such_setting"), "{code:?} {msg}");
+        assert_eq!(Spi::get_one::<String>("SHOW pitstop.slow_query_ms").unwrap().as_deref(), Some("1s"));
+    }
+
+    #[pg_test]
+    fn only_superusers_change_capture_settings() {
+        Spi::run("CREATE ROLE pitstop_test_plain NOLOGIN").unwrap();
+        Spi::run("SET ROLE pitstop_test_plain").unwrap();
+        let (code, _, _) = sql_error("SET pitstop.slow_query_ms = 1");
+        Spi::run("RESET ROLE").unwrap();
+        assert_eq!(code, PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE);
+    }
+
+    #[pg_test]
+    fn other_users_statements_are_hidden() {
+        capture_nested_statements(0);
+        Spi::run("SELECT 1 /* pitstop-secret */").unwrap();
+        Spi::run("CREATE ROLE pitstop_test_viewer NOLOGIN").unwrap();
+        Spi::run("GRANT USAGE ON SCHEMA pitstop TO pitstop_test_viewer").unwrap();
+        Spi::run("GRANT SELECT ON pitstop.slow_queries TO pitstop_test_viewer").unwrap();
+        Spi::run("SET ROLE pitstop_test_viewer").unwrap();
+        let leaked = count("SELECT count(*) FROM pitstop.slow_queries WHERE query LIKE '%pitstop-secret%'");
+        let hidden = count("SELECT count(*) FROM pitstop.slow_queries WHERE query = '<insufficient privilege>' AND plan IS NULL");
+        Spi::run("RESET ROLE").unwrap();
+        assert_eq!(leaked, 0);
+        assert!(hidden > 0);
+        let (code, _, _) = {
+            Spi::run("SET ROLE pitstop_test_viewer").unwrap();
+            let e = sql_error("SELECT pitstop.slow_queries_reset()");
+            Spi::run("RESET ROLE").unwrap();
+            e
+        };
+        assert_eq!(code, PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE);
+    }
+
+    #[pg_test]
+    fn pg_monitor_members_read_everything() {
+        capture_nested_statements(0);
+        Spi::run("SELECT 1 /* pitstop-monitored */").unwrap();
+        Spi::run("CREATE ROLE pitstop_test_monitor NOLOGIN IN ROLE pg_monitor").unwrap();
+        Spi::run("SET ROLE pitstop_test_monitor").unwrap();
+        let seen = count("SELECT count(*) FROM pitstop.slow_queries WHERE query LIKE '%pitstop-monitored%'");
+        let views = count("SELECT count(*) FROM pitstop.connections") + count("SELECT count(*) FROM pitstop.blocking_locks");
+        Spi::run("RESET ROLE").unwrap();
+        assert_eq!(seen, 1);
+        assert!(views >= 1);
+    }
+
+    #[pg_test]
+    fn top_queries_needs_pg_stat_statements() {
+        Spi::run("DROP EXTENSION IF EXISTS pg_stat_statements").unwrap();
+        let (code, msg, hint) = sql_error("SELECT * FROM pitstop.top_queries()");
+        assert_eq!(code, PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE);
+        assert!(msg.contains("pg_stat_statements is not installed"), "{msg}");
+        assert!(hint.unwrap().contains("CREATE EXTENSION pg_stat_statements"));
+    }
+
+    #[pg_test]
+    fn top_queries_ranks_statements_without_resetting() {
+        Spi::run("CREATE EXTENSION IF NOT EXISTS pg_stat_statements").unwrap();
+        Spi::run("SELECT pg_stat_statements_reset()").unwrap();
+        // Statements run from this test function are nested; make pg_stat_statements see them.
+        Spi::run("SET pg_stat_statements.track = 'all'").unwrap();
+        Spi::run("CREATE TABLE tq(i int)").unwrap();
+        for _ in 0..5 {
+            Spi::run("INSERT INTO tq SELECT generate_series(1, 100)").unwrap();
+        }
+        let before = count("SELECT sum(calls)::bigint FROM pg_stat_statements");
+        let calls = count(
+            "SELECT calls FROM pitstop.top_queries('calls', 50) WHERE query LIKE 'INSERT INTO tq%'",
+        );
+        assert_eq!(calls, 5);
+        assert_eq!(count("SELECT count(*) FROM pitstop.top_queries('total_time', 2)"), 2);
+        assert_eq!(count("SELECT count(*) FROM pitstop.top_queries('mean_time', 0)"), 0);
+        assert!(count("SELECT sum(calls)::bigint FROM pg_stat_statements") >= before);
+    }
+
+    #[pg_test]
+    fn top_queries_rejects_bad_arguments() {
+        Spi::run("CREATE EXTENSION IF NOT EXISTS pg_stat_statements").unwrap();
+        let (code, msg, _) = sql_error("SELECT * FROM pitstop.top_queries('slowest')");
+        assert_eq!(code, PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE);
+        assert!(msg.contains("unknown sort key \"slowest\""), "{msg}");
+        let (code, _, _) = sql_error("SELECT * FROM pitstop.top_queries('calls', -1)");
+        assert_eq!(code, PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE);
+        let (code, _, _) = sql_error("SELECT * FROM pitstop.top_queries(NULL)");
+        assert_eq!(code, PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED);
+        let (code, _, _) = sql_error("SELECT * FROM pitstop.top_queries('calls', NULL)");
+        assert_eq!(code, PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED);
+    }
+
+    fn make_orders(analyzed: bool) {
+        Spi::run("CREATE TABLE adv_orders(id int primary key, customer_id int, status text, total numeric)").unwrap();
+        Spi::run(
+            "INSERT INTO adv_orders SELECT g, g % 5000, CASE WHEN g % 100 = 0 THEN 'open' ELSE 'done' END, g
+               FROM generate_series(1, 200000) g",
+        )
+        .unwrap();
+        if analyzed {
+            Spi::run("ANALYZE adv_orders").unwrap();
+        }
+    }
+
+    fn findings(sql: &str) -> Vec<(String, String, String)> {
+        Spi::connect(|client| {
+            client
+                .select(sql, None, &[])
+                .unwrap()
+                .map(|r| {
+                    (
+                        r.get::<String>(1).unwrap().unwrap(),
+                        r.get::<String>(2).unwrap().unwrap(),
+                        r.get::<String>(3).unwrap().unwrap(),
+                    )
+                })
+                .collect()
+        })
+    }
+
+    #[pg_test]
+    fn explain_advice_finds_selective_seq_scan() {
+        make_orders(true);
+        let found = findings(
+            "SELECT finding, node, suggestion FROM pitstop.explain_advice('SELECT * FROM adv_orders WHERE customer_id = 42')",
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, "seq_scan_selective_filter");
+        assert_eq!(found[0].2, "CREATE INDEX CONCURRENTLY ON public.adv_orders (customer_id);");
+    }
+
+    #[pg_test]
+    fn explain_advice_reports_missing_statistics() {
+        make_orders(false);
+        let found = findings("SELECT finding, node, suggestion FROM pitstop.explain_advice('SELECT * FROM adv_orders WHERE status = ''open''')");
+        assert!(found.iter().any(|f| f.0 == "missing_statistics" && f.2 == "ANALYZE public.adv_orders;"), "{found:?}");
+    }
+
+    #[pg_test]
+    fn explain_advice_analyze_measures_misestimates_and_spills() {
+        make_orders(true);
+        // Correlated predicates: the planner multiplies selectivities and underestimates.
+        Spi::run("SET work_mem = '64kB'").unwrap();
+        let found = findings(
+            "SELECT finding, node, detail FROM pitstop.explain_advice(
+                'SELECT * FROM adv_orders WHERE customer_id % 100 = 0 AND status = ''open'' ORDER BY total', true)",
+        );
+        let codes: Vec<_> = found.iter().map(|f| f.0.as_str()).collect();
+        assert!(codes.contains(&"row_misestimate"), "{found:?}");
+        assert!(codes.contains(&"sort_spilled_to_disk"), "{found:?}");
+    }
+
+    #[pg_test]
+    fn explain_advice_analyze_changes_nothing() {
+        make_orders(true);
+        Spi::run("SELECT * FROM pitstop.explain_advice('DELETE FROM adv_orders WHERE id <= 1000', true)").unwrap();
+        Spi::run("SELECT * FROM pitstop.explain_advice('UPDATE adv_orders SET total = 0', true)").unwrap();
+        assert_eq!(count("SELECT count(*) FROM adv_orders"), 200_000);
+        assert_eq!(count("SELECT count(*) FROM adv_orders WHERE total = 0"), 0);
+        // Statements after it still run in the same transaction.
+        Spi::run("INSERT INTO adv_orders VALUES (0, 0, 'x', 1)").unwrap();
+        assert_eq!(count("SELECT count(*) FROM adv_orders"), 200_001);
+    }
+
+    #[pg_test]
+    fn explain_advice_analyze_is_bounded_by_its_timeout() {
+        let (code, msg, _) = sql_error(
+            "SELECT * FROM pitstop.explain_advice('SELECT pg_sleep(5)', true, 100)",
+        );
+        assert_eq!(code, PgSqlErrorCode::ERRCODE_QUERY_CANCELED, "{msg}");
+        // The session's own timeout setting is untouched and later statements run normally.
+        assert_eq!(Spi::get_one::<String>("SHOW statement_timeout").unwrap().as_deref(), Some("0"));
+        Spi::run("SELECT pg_sleep(0.2)").unwrap();
+    }
+
+    #[pg_test]
+    fn explain_advice_rejects_bad_input() {
+        Spi::run("CREATE TABLE adv_keep(i int)").unwrap();
+        let cases = [
+            ("SELECT * FROM pitstop.explain_advice('SELEC 1')", PgSqlErrorCode::ERRCODE_SYNTAX_ERROR),
+            ("SELECT * FROM pitstop.explain_advice('SELECT 1; DROP TABLE adv_keep')", PgSqlErrorCode::ERRCODE_SYNTAX_ERROR),
+            ("SELECT * FROM pitstop.explain_advice('')", PgSqlErrorCode::ERRCODE_SYNTAX_ERROR),
+            ("SELECT * FROM pitstop.explain_advice('DROP TABLE adv_keep')", PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED),
+            ("SELECT * FROM pitstop.explain_advice(NULL)", PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED),
+            ("SELECT * FROM pitstop.explain_advice('SELECT 1', NULL)", PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED),
+            ("SELECT * FROM pitstop.explain_advice('SELECT 1', true, -1)", PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE),
+            ("SELECT * FROM pitstop.explain_advice('SELECT * FROM no_such_table')", PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE),
+        ];
+        for (sql, expected) in cases {
+            let (code, msg, _) = sql_error(sql);
+            assert_eq!(code, expected, "{sql}: {msg}");
+        }
+        assert_eq!(count("SELECT count(*) FROM pg_class WHERE relname = 'adv_keep'"), 1);
+    }
+
+    #[pg_test]
+    fn long_running_validates_and_lists() {
+        let (code, _, _) = sql_error("SELECT * FROM pitstop.long_running('-1 minute')");
+        assert_eq!(code, PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE);
+        let (code, _, _) = sql_error("SELECT * FROM pitstop.long_running(NULL)");
+        assert_eq!(code, PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED);
+        // Our own backend is excluded; the views are queryable.
+        assert_eq!(count("SELECT count(*) FROM pitstop.long_running('0') WHERE pid = pg_backend_pid()"), 0);
+        assert!(count("SELECT count(*) FROM pitstop.connections") >= 1);
+        assert_eq!(count("SELECT count(*) FROM pitstop.blocking_locks"), 0);
+    }
+}

@@ -1,0 +1,305 @@
+//! Integration harness: private PostgreSQL clusters (with the installed pitstop extension
+//! preloaded) and private redis-servers on free loopback ports, removed on drop — also when
+//! a test panics — and swept up on the next run if a test process was killed outright.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static NEXT_ID: AtomicU32 = AtomicU32::new(0);
+
+/// Where test instances live; each records its owner's pid so stale ones can be swept.
+fn base_dir() -> PathBuf {
+    std::env::var_os("PITSTOP_TEST_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp/pitstop-tests"))
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc_geteuid() == 0 }
+}
+
+unsafe extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+/// A command run as the `postgres` OS user when we are root (Postgres refuses root).
+fn as_postgres(program: &Path) -> Command {
+    if is_root() {
+        let mut cmd = Command::new("sudo");
+        cmd.args(["-u", "postgres", "--"]).arg(program);
+        cmd
+    } else {
+        Command::new(program)
+    }
+}
+
+fn run(cmd: &mut Command, what: &str) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A port nobody listens on right now (the OS picks it).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("no free port")
+}
+
+fn pid_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// A fresh instance directory, owned by `postgres` when we are root.
+fn instance_dir(kind: &str) -> PathBuf {
+    let base = base_dir();
+    fs::create_dir_all(&base).expect("create test base dir");
+    sweep_stale(&base);
+    let dir = base.join(format!("{kind}-{}-{}", std::process::id(), NEXT_ID.fetch_add(1, Ordering::Relaxed)));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("create instance dir");
+    fs::write(dir.join("owner.pid"), std::process::id().to_string()).expect("write owner.pid");
+    if is_root() {
+        run(Command::new("chown").args(["-R", "postgres"]).arg(&dir), "chown instance dir");
+    }
+    dir
+}
+
+/// Stops and removes instances whose test process no longer exists.
+fn sweep_stale(base: &Path) {
+    let Ok(entries) = fs::read_dir(base) else { return };
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let owner = fs::read_to_string(dir.join("owner.pid")).ok().and_then(|s| s.trim().parse().ok());
+        if owner.is_some_and(pid_alive) {
+            continue;
+        }
+        if dir.join("data/postmaster.pid").exists() {
+            let _ = as_postgres(&pg_bin("pg_ctl"))
+                .args(["stop", "-m", "immediate", "-D"])
+                .arg(dir.join("data"))
+                .output();
+        }
+        if let Ok(pid) = fs::read_to_string(dir.join("redis.pid")) {
+            let _ = Command::new("kill").arg(pid.trim()).output();
+        }
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
+
+fn pg_bin(name: &str) -> PathBuf {
+    let bindir = std::env::var("PG_BINDIR").unwrap_or_else(|_| {
+        let out = run(Command::new("pg_config").arg("--bindir"), "pg_config --bindir");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    });
+    Path::new(&bindir).join(name)
+}
+
+/// How a test cluster is set up.
+pub struct ClusterOptions {
+    pub preload: Vec<&'static str>,
+    pub settings: Vec<(&'static str, String)>,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions { preload: vec!["pg_stat_statements", "pitstop"], settings: Vec::new() }
+    }
+}
+
+/// A private PostgreSQL cluster on 127.0.0.1:`port`, stopped and deleted on drop.
+pub struct PgCluster {
+    dir: PathBuf,
+    pub port: u16,
+}
+
+impl PgCluster {
+    /// A cluster with pg_stat_statements and pitstop preloaded.
+    pub fn start() -> PgCluster {
+        Self::start_with(ClusterOptions::default())
+    }
+
+    pub fn start_with(options: ClusterOptions) -> PgCluster {
+        let dir = instance_dir("pg");
+        let data = dir.join("data");
+        run(
+            as_postgres(&pg_bin("initdb"))
+                .args(["-D"])
+                .arg(&data)
+                .args(["-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"]),
+            "initdb",
+        );
+        // A port can be taken between choosing and binding it: retry a few times.
+        for attempt in 0..5 {
+            let port = free_port();
+            let mut conf = format!(
+                "port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
+                 fsync = off\nfull_page_writes = off\nsynchronous_commit = off\nmax_connections = 40\n\
+                 shared_preload_libraries = '{}'\n",
+                dir.display(),
+                options.preload.join(",")
+            );
+            for (name, value) in &options.settings {
+                conf.push_str(&format!("{name} = '{value}'\n"));
+            }
+            let mut file = fs::OpenOptions::new().append(true).open(data.join("postgresql.conf")).unwrap();
+            file.write_all(conf.as_bytes()).unwrap();
+            let status = as_postgres(&pg_bin("pg_ctl"))
+                .args(["start", "-w", "-t", "60", "-D"])
+                .arg(&data)
+                .arg("-l")
+                .arg(dir.join("server.log"))
+                .stdout(Stdio::null())
+                .status()
+                .expect("pg_ctl start");
+            if status.success() {
+                return PgCluster { dir, port };
+            }
+            eprintln!("cluster did not start on port {port} (attempt {attempt}); log:\n{}", Self::log_of(&dir));
+        }
+        panic!("cluster did not start; log:\n{}", Self::log_of(&dir));
+    }
+
+    fn log_of(dir: &Path) -> String {
+        fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// The server log so far (for assertion messages).
+    pub fn log(&self) -> String {
+        Self::log_of(&self.dir)
+    }
+
+    pub fn dsn(&self) -> String {
+        format!("host=127.0.0.1 port={} user=postgres dbname=postgres", self.port)
+    }
+
+    pub fn connect(&self) -> postgres::Client {
+        postgres::Client::connect(&self.dsn(), postgres::NoTls).expect("connect to test cluster")
+    }
+
+    /// Restarts the server (for settings that need it), keeping data and port.
+    pub fn restart(&self) {
+        run(
+            as_postgres(&pg_bin("pg_ctl"))
+                .args(["restart", "-w", "-m", "fast", "-D"])
+                .arg(self.dir.join("data"))
+                .arg("-l")
+                .arg(self.dir.join("server.log"))
+                .stdout(Stdio::null()),
+            "pg_ctl restart",
+        );
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let _ = as_postgres(&pg_bin("pg_ctl"))
+            .args(["stop", "-m", "immediate", "-w", "-D"])
+            .arg(self.dir.join("data"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A private redis-server on 127.0.0.1:`port`, without persistence; killed on drop.
+pub struct RedisServer {
+    child: Child,
+    dir: PathBuf,
+    pub port: u16,
+}
+
+impl RedisServer {
+    pub fn start() -> RedisServer {
+        let dir = instance_dir("redis");
+        for _ in 0..5 {
+            let port = free_port();
+            let mut child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .arg("--dir")
+                .arg(&dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start redis-server (is it installed? run scripts/setup.sh)");
+            fs::write(dir.join("redis.pid"), child.id().to_string()).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if redis_ping(port) {
+                    return RedisServer { child, dir, port };
+                }
+                if child.try_wait().ok().flatten().is_some() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("redis-server did not start");
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn ping(&self) -> bool {
+        redis_ping(self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One RESP PING over a plain socket.
+fn redis_ping(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 7];
+    stream.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+}
+
+/// The `pitstop` binary built from this workspace.
+pub fn pitstop_bin() -> PathBuf {
+    if let Ok(path) = std::env::var("PITSTOP_BIN") {
+        return PathBuf::from(path);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let bin = target.join("debug/pitstop");
+    assert!(bin.exists(), "{} missing: build it with `cargo build -p pitstop-daemon`", bin.display());
+    bin
+}
+
+/// Runs `pitstop` with arguments; returns (exit code, stdout, stderr).
+pub fn pitstop(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(pitstop_bin()).args(args).env_remove("PITSTOP_DSN").output().expect("run pitstop");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -1,0 +1,190 @@
+//! Slow-query insight end to end: a real cluster with pitstop preloaded, real sessions,
+//! and the `pitstop` CLI reading the results.
+
+use pitstop_tests::{pitstop, ClusterOptions, PgCluster};
+use serde_json::Value;
+use std::time::Duration;
+
+fn cluster_with_threshold(ms: u32) -> PgCluster {
+    let cluster = PgCluster::start_with(ClusterOptions {
+        settings: vec![("pitstop.slow_query_ms", ms.to_string())],
+        ..Default::default()
+    });
+    let mut client = cluster.connect();
+    client.batch_execute("CREATE EXTENSION pitstop; CREATE EXTENSION pg_stat_statements;").unwrap();
+    cluster
+}
+
+fn slow_queries_json(cluster: &PgCluster) -> Vec<Value> {
+    let (code, stdout, stderr) = pitstop(&["report", "slow-queries", "--json", "--plans", "--dsn", &cluster.dsn()]);
+    assert_eq!(code, 0, "stderr: {stderr}");
+    serde_json::from_str::<Vec<Value>>(&stdout).expect("JSON array")
+}
+
+#[test]
+fn top_level_slow_statement_appears_in_the_cli_report() {
+    let cluster = cluster_with_threshold(150);
+    let mut client = cluster.connect();
+    client.batch_execute("SELECT pg_sleep(0.3); SELECT 1;").unwrap();
+    client.simple_query("SELECT pg_sleep(0.01)").unwrap();
+
+    let rows = slow_queries_json(&cluster);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let row = &rows[0];
+    assert_eq!(row["query"], "SELECT pg_sleep(0.3)");
+    assert!(row["duration_ms"].as_f64().unwrap() >= 300.0);
+    assert_eq!(row["username"], "postgres");
+    assert_eq!(row["database"], "postgres");
+    assert_eq!(row["plan"]["Plan"]["Node Type"], "Result");
+    assert_ne!(row["queryid"], Value::Null);
+
+    let (code, table, _) = pitstop(&["report", "slow-queries", "--dsn", &cluster.dsn()]);
+    assert_eq!(code, 0);
+    assert!(table.contains("SELECT pg_sleep(0.3)") && table.contains("(1 row)"), "{table}");
+}
+
+#[test]
+fn threshold_set_with_alter_system_applies_after_reload() {
+    let cluster = cluster_with_threshold(10_000);
+    let mut admin = cluster.connect();
+    admin.simple_query("SELECT pg_sleep(0.2)").unwrap();
+    admin.batch_execute("ALTER SYSTEM SET pitstop.slow_query_ms = 100; SELECT pg_reload_conf();").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut client = cluster.connect();
+    client.simple_query("SELECT pg_sleep(0.2) /* after reload */").unwrap();
+    let rows = slow_queries_json(&cluster);
+    let queries: Vec<_> = rows.iter().map(|r| r["query"].as_str().unwrap().to_string()).collect();
+    assert_eq!(queries, ["SELECT pg_sleep(0.2) /* after reload */"]);
+}
+
+#[test]
+fn capture_of_many_concurrent_sessions_is_bounded_by_the_ring() {
+    let cluster = PgCluster::start_with(ClusterOptions {
+        settings: vec![("pitstop.slow_query_ms", "0".into()), ("pitstop.slow_query_buffer", "10".into())],
+        ..Default::default()
+    });
+    cluster.connect().batch_execute("CREATE EXTENSION pitstop").unwrap();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                let mut c = cluster.connect();
+                for i in 0..200 {
+                    c.simple_query(&format!("SELECT {i}")).unwrap();
+                }
+            });
+        }
+    });
+    let mut client = cluster.connect();
+    let row = client.query_one("SELECT captured, entries, capacity, capture_failures FROM pitstop.slow_query_stats()", &[]).unwrap();
+    let (captured, entries, capacity, failures): (i64, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert!(captured >= 800, "captured {captured}");
+    assert_eq!((entries, capacity, failures), (10, 10, 0));
+}
+
+#[test]
+fn cli_errors_carry_sqlstate_detail_and_hint() {
+    let cluster = PgCluster::start();
+    cluster.connect().batch_execute("CREATE EXTENSION pitstop").unwrap();
+    let (code, _, stderr) = pitstop(&["report", "top-queries", "--dsn", &cluster.dsn()]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("pg_stat_statements is not installed") && stderr.contains("55000"), "{stderr}");
+    assert!(stderr.contains("HINT:  Add pg_stat_statements to shared_preload_libraries"), "{stderr}");
+
+    cluster.connect().batch_execute("CREATE EXTENSION pg_stat_statements").unwrap();
+    let (code, _, stderr) = pitstop(&["report", "top-queries", "--sort", "fastest", "--dsn", &cluster.dsn()]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("unknown sort key \"fastest\"") && stderr.contains("22023"), "{stderr}");
+    assert!(stderr.contains("DETAIL:  Valid sort keys are: total_time, mean_time"), "{stderr}");
+
+    let (code, stdout, stderr) = pitstop(&["report", "top-queries", "--sort", "calls", "--dsn", &cluster.dsn()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("calls"), "{stdout}");
+
+    let (code, _, stderr) = pitstop(&["report", "slow-queries", "--dsn", "host=127.0.0.1 port=1 user=x connect_timeout=2"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("cannot connect to PostgreSQL"), "{stderr}");
+}
+
+#[test]
+fn without_preload_capture_functions_say_how_to_enable_it() {
+    let cluster = PgCluster::start_with(ClusterOptions { preload: vec![], settings: vec![] });
+    let mut client = cluster.connect();
+    client.batch_execute("CREATE EXTENSION pitstop").unwrap();
+    let err = client.query("SELECT * FROM pitstop.slow_queries", &[]).unwrap_err();
+    let db = err.as_db_error().expect("server error");
+    assert_eq!(db.code().code(), "55000");
+    assert!(db.hint().unwrap().contains("shared_preload_libraries"));
+    // Functions that do not need the preload keep working.
+    let n = client.query("SELECT * FROM pitstop.explain_advice('SELECT 1')", &[]).unwrap().len();
+    assert_eq!(n, 0);
+}
+
+#[test]
+fn blocking_locks_and_long_running_show_a_real_wait() {
+    let cluster = PgCluster::start();
+    let mut admin = cluster.connect();
+    admin.batch_execute("CREATE EXTENSION pitstop; CREATE TABLE accounts(id int primary key, balance int); INSERT INTO accounts VALUES (1, 100);").unwrap();
+    let mut holder = cluster.connect();
+    holder.batch_execute("BEGIN; UPDATE accounts SET balance = balance - 1 WHERE id = 1;").unwrap();
+    let holder_pid: i32 = holder.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+
+    let dsn = cluster.dsn();
+    let waiter = std::thread::spawn(move || {
+        let mut c = postgres::Client::connect(&dsn, postgres::NoTls).unwrap();
+        let pid: i32 = c.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+        c.batch_execute("UPDATE accounts SET balance = balance + 1 WHERE id = 1").unwrap();
+        pid
+    });
+    let mut rows = Vec::new();
+    for _ in 0..100 {
+        rows = admin.query("SELECT blocked_pid, blocking_pid, lock_mode, blocked_query FROM pitstop.blocking_locks", &[]).unwrap();
+        if !rows.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get::<_, i32>(1), holder_pid);
+    assert_eq!(rows[0].get::<_, String>(2), "ShareLock");
+    assert!(rows[0].get::<_, String>(3).contains("balance + 1"));
+    let long: i64 = admin
+        .query_one("SELECT count(*) FROM pitstop.long_running('0') WHERE pid = $1", &[&holder_pid])
+        .unwrap()
+        .get(0);
+    assert_eq!(long, 1, "the holder's open transaction is long-running");
+
+    let (code, table, _) = pitstop(&["report", "locks", "--dsn", &cluster.dsn()]);
+    assert_eq!(code, 0);
+    assert!(table.contains(&holder_pid.to_string()), "{table}");
+
+    holder.batch_execute("COMMIT").unwrap();
+    let waiter_pid = waiter.join().unwrap();
+    assert_ne!(waiter_pid, holder_pid);
+    let balance: i32 = admin.query_one("SELECT balance FROM accounts", &[]).unwrap().get(0);
+    assert_eq!(balance, 100);
+}
+
+#[test]
+fn explain_advice_through_the_cli() {
+    let cluster = PgCluster::start();
+    let mut client = cluster.connect();
+    client
+        .batch_execute(
+            "CREATE EXTENSION pitstop;
+             CREATE TABLE events(id bigserial primary key, kind text, account int);
+             INSERT INTO events(kind, account) SELECT 'k' || (g % 7), g % 20000 FROM generate_series(1, 100000) g;
+             ANALYZE events;",
+        )
+        .unwrap();
+    let (code, stdout, stderr) =
+        pitstop(&["report", "advice", "SELECT * FROM events WHERE account = 7", "--json", "--dsn", &cluster.dsn()]);
+    assert_eq!(code, 0, "{stderr}");
+    let rows: Vec<Value> = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(rows[0]["finding"], "seq_scan_selective_filter");
+    assert_eq!(rows[0]["suggestion"], "CREATE INDEX CONCURRENTLY ON public.events (account);");
+
+    let (code, _, stderr) = pitstop(&["report", "advice", "DELETE FROM events", "--analyze", "--dsn", &cluster.dsn()]);
+    assert_eq!(code, 0, "{stderr}");
+    let left: i64 = client.query_one("SELECT count(*) FROM events", &[]).unwrap().get(0);
+    assert_eq!(left, 100_000);
+}
