@@ -20,7 +20,9 @@ static SLOW_QUERY_BUFFER: GucSetting<i32> = GucSetting::<i32>::new(100);
 pub const SLOW_QUERY_BUFFER_MIN: i32 = 10;
 pub const SLOW_QUERY_BUFFER_MAX: i32 = 10_000;
 
-pub fn init() {
+/// Registers the settings. Server-start settings exist only when loaded at preload: Postgres
+/// refuses to create them in a running server (the library may also be loaded on first use).
+pub fn init(at_preload: bool) {
     GucRegistry::define_int_guc(
         c"pitstop.slow_query_ms",
         c"Minimum execution time (ms) above which a statement is captured; -1 disables capture.",
@@ -47,6 +49,13 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::default(),
     );
+    if at_preload {
+        define_slow_query_buffer();
+    }
+    crate::pg::guc::reserve_prefix(c"pitstop");
+}
+
+fn define_slow_query_buffer() {
     GucRegistry::define_int_guc(
         c"pitstop.slow_query_buffer",
         c"Number of captured statements kept in shared memory (oldest are overwritten).",
@@ -57,7 +66,6 @@ pub fn init() {
         GucContext::Postmaster,
         GucFlags::default(),
     );
-    crate::pg::guc::reserve_prefix(c"pitstop");
 }
 
 pub fn slow_query_ms() -> i32 {

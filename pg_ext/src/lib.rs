@@ -16,8 +16,9 @@ extension_sql_file!("../../sql/schema/insight_views.sql", name = "insight_views"
 /// pg_stat_statements; functions that need the preload then say so with a HINT.
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
-    gucs::init();
-    if pg::shmem::loading_at_preload() {
+    let at_preload = pg::shmem::loading_at_preload();
+    gucs::init(at_preload);
+    if at_preload {
         insight::capture::init();
     }
 }

@@ -48,7 +48,8 @@ fn threshold_set_with_alter_system_applies_after_reload() {
     let cluster = cluster_with_threshold(10_000);
     let mut admin = cluster.connect();
     admin.simple_query("SELECT pg_sleep(0.2)").unwrap();
-    admin.batch_execute("ALTER SYSTEM SET pitstop.slow_query_ms = 100; SELECT pg_reload_conf();").unwrap();
+    admin.simple_query("ALTER SYSTEM SET pitstop.slow_query_ms = 100").unwrap();
+    admin.simple_query("SELECT pg_reload_conf()").unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let mut client = cluster.connect();
     client.simple_query("SELECT pg_sleep(0.2) /* after reload */").unwrap();

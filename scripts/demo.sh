@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# pitstop demo: a throwaway cluster with pitstop preloaded, a skewed shop data set and a
+# mixed workload, then the slow-query, top-query and advice reports.
+#   scripts/demo.sh start   (what `make demo` runs; assumes the extension is installed)
+#   scripts/demo.sh stop
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEMO_DIR="${PITSTOP_DEMO_DIR:-/tmp/pitstop-demo}"
+DATA="$DEMO_DIR/data"
+PITSTOP="${PITSTOP_BIN:-$PWD/target/release/pitstop}"
+BIN="$(pg_config --bindir)"
+WORKLOAD_SECONDS="${PITSTOP_DEMO_SECONDS:-30}"
+
+as_postgres() { if [ "$(id -u)" -eq 0 ]; then sudo -u postgres -- "$@"; else "$@"; fi; }
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+stop() {
+    if [ -f "$DATA/postmaster.pid" ]; then
+        as_postgres "$BIN/pg_ctl" stop -D "$DATA" -m fast >/dev/null || true
+    fi
+    rm -rf "$DEMO_DIR"
+}
+
+free_port() {
+    for port in $(seq 55432 55532); do
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
+    done
+    echo "no free port in 55432-55532" >&2; exit 1
+}
+
+start() {
+    stop
+    mkdir -p "$DEMO_DIR"
+    [ "$(id -u)" -eq 0 ] && chown postgres "$DEMO_DIR"
+    PORT="$(free_port)"
+    say "Starting a throwaway PostgreSQL on 127.0.0.1:$PORT ($DATA)"
+    as_postgres "$BIN/initdb" -D "$DATA" -U postgres --auth=trust -E UTF8 --locale=C >/dev/null
+    cat <<CONF | as_postgres tee -a "$DATA/postgresql.conf" >/dev/null
+port = $PORT
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$DEMO_DIR'
+shared_preload_libraries = 'pg_stat_statements,pitstop'
+compute_query_id = on
+pitstop.slow_query_ms = 100
+pitstop.capture_analyze = on
+shared_buffers = 256MB
+work_mem = 4MB
+CONF
+    as_postgres "$BIN/pg_ctl" start -w -D "$DATA" -l "$DEMO_DIR/server.log" >/dev/null
+    export PGHOST=127.0.0.1 PGPORT="$PORT" PGUSER=postgres PGDATABASE=pitstop_demo
+    psql -q -d postgres -c "CREATE DATABASE pitstop_demo"
+    psql -q -c "CREATE EXTENSION pg_stat_statements; CREATE EXTENSION pitstop;"
+
+    say "Loading the shop data set (50k customers, 800k orders, power-law skew)"
+    psql -q -f sql/demo/schema.sql
+    psql -q -c "SELECT pg_stat_statements_reset(); SELECT pitstop.slow_queries_reset();" >/dev/null
+
+    say "Running a mixed workload for ${WORKLOAD_SECONDS}s (pgbench, 4 clients)"
+    w=sql/demo/workload
+    "$BIN/pgbench" -n -c 4 -j 2 -T "$WORKLOAD_SECONDS" \
+        -f "$w/customer_lookup.sql@60" -f "$w/ship_order.sql@30" -f "$w/customer_orders.sql@8" \
+        -f "$w/revenue_report.sql@1" -f "$w/open_orders_events.sql@1" 2>/dev/null \
+        | grep -E "^(number of transactions actually processed|tps)" || true
+
+    say "pitstop report slow-queries   (statements over pitstop.slow_query_ms = 100 ms)"
+    "$PITSTOP" report slow-queries --limit 10
+    say "pitstop report top-queries --sort total_time"
+    "$PITSTOP" report top-queries --limit 8
+    slowest="$(psql -Atc "SELECT query FROM pitstop.slow_queries ORDER BY duration_ms DESC LIMIT 1")"
+    if [ -n "$slowest" ]; then
+        say "pitstop report advice  (the slowest captured statement, with --analyze)"
+        echo "$slowest"
+        "$PITSTOP" report advice "$slowest" --analyze --wide
+    fi
+    say "The captured plan of that statement is in SQL:"
+    echo "  SELECT duration_ms, plan FROM pitstop.slow_queries ORDER BY duration_ms DESC LIMIT 1;"
+
+    cat <<EOT
+
+The demo cluster keeps running.
+  Connect:   psql -h 127.0.0.1 -p $PORT -U postgres pitstop_demo
+  Reports:   PGHOST=127.0.0.1 PGPORT=$PORT PGUSER=postgres PGDATABASE=pitstop_demo $PITSTOP report slow-queries
+  Stop:      make demo-stop
+EOT
+}
+
+case "${1:-start}" in
+    start) start ;;
+    stop) stop; echo "demo stopped" ;;
+    *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac
