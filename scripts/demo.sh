@@ -67,12 +67,17 @@ CONF
     "$PITSTOP" report slow-queries --limit 10
     say "pitstop report top-queries --sort total_time"
     "$PITSTOP" report top-queries --limit 8
-    slowest="$(psql -Atc "SELECT query FROM pitstop.slow_queries ORDER BY duration_ms DESC LIMIT 1")"
-    if [ -n "$slowest" ]; then
-        say "pitstop report advice  (the slowest captured statement, with --analyze)"
-        echo "$slowest"
-        "$PITSTOP" report advice "$slowest" --analyze --wide
-    fi
+    # Advice for the two slowest kinds of statement captured (one example of each).
+    { psql -Atc "SELECT query FROM (SELECT DISTINCT ON (queryid) queryid, query, duration_ms
+                                    FROM pitstop.slow_queries ORDER BY queryid, duration_ms DESC) s
+               ORDER BY duration_ms DESC LIMIT 2" -R $'\x1e' || true; } | tr '\n\036' ' \n' > "$DEMO_DIR/advice.txt"
+    echo >> "$DEMO_DIR/advice.txt"
+    while IFS= read -r statement; do
+        [ -n "$statement" ] || continue
+        say "pitstop report advice --analyze  (a captured slow statement)"
+        echo "$statement"
+        "$PITSTOP" report advice "$statement" --analyze --wide
+    done < "$DEMO_DIR/advice.txt"
     say "The captured plan of that statement is in SQL:"
     echo "  SELECT duration_ms, plan FROM pitstop.slow_queries ORDER BY duration_ms DESC LIMIT 1;"
 

@@ -179,12 +179,12 @@ fn missing_statistics(
         if facts.has_column_stats || reported.contains(&rel) {
             continue;
         }
-        let never = if facts.reltuples < 0.0 { "never analyzed or vacuumed" } else { "no column statistics" };
+        let state = if facts.reltuples < 0.0 { "has never been analyzed or vacuumed" } else { "has no column statistics" };
         out.push(Finding {
             finding: "missing_statistics",
             node: label(node),
             severity: Severity::Warning,
-            detail: format!("{} has {never}; the planner is guessing its row counts", qualified(&rel)),
+            detail: format!("{} {state}; the planner is guessing its row counts", qualified(&rel)),
             suggestion: format!("ANALYZE {};", qualified(&rel)),
         });
         reported.push(rel);
@@ -204,6 +204,11 @@ fn seq_scan_selective_filter(
     let catalog_rows = relations.get(&rel).map(|f| f.reltuples).filter(|r| *r > 0.0);
     // Rows scanned and returned per scan: measured when we have actuals, else estimated.
     let (scanned, returned, loops) = match actual(json) {
+        // A parallel scan's loops are its workers sharing one pass over the table.
+        Some((rows, workers)) if json.get("Parallel Aware") == Some(&Value::Bool(true)) => {
+            let removed = num(json, "Rows Removed by Filter").unwrap_or(0.0);
+            ((rows + removed) * workers, rows * workers, 1.0)
+        }
         Some((rows, loops)) => {
             let removed = num(json, "Rows Removed by Filter").unwrap_or(0.0);
             (rows + removed, rows, loops)
@@ -415,7 +420,11 @@ fn row_misestimates(nodes: &[Node], out: &mut Vec<Finding>) {
             continue;
         }
         let direction = if actual_rows > estimated { "under" } else { "over" };
+        let grouping = matches!(text(node.json, "Node Type"), Some("Aggregate" | "Group"));
         let suggestion = match relation(node.json) {
+            _ if grouping => "the planner misjudges the number of groups: CREATE STATISTICS (ndistinct) \
+                              ON <grouped columns or expressions> FROM <table>, then ANALYZE it"
+                .to_string(),
             Some(rel) => format!(
                 "ANALYZE {rel}; if the filtered columns are correlated, CREATE STATISTICS ON <columns> FROM {rel}; ANALYZE {rel};",
                 rel = qualified(&rel)
@@ -491,6 +500,18 @@ mod tests {
     }
 
     #[test]
+    fn parallel_scan_workers_are_one_pass_not_repetitions() {
+        let mut node = seq_scan(5.0, "(orders.status = 'x'::text)");
+        node["Parallel Aware"] = json!(true);
+        node["Actual Rows"] = json!(100.0);
+        node["Actual Loops"] = json!(3.0);
+        node["Rows Removed by Filter"] = json!(300_000.0);
+        let found = findings(&json!([{"Plan": node}]), &HashMap::new(), MEMORY);
+        assert_eq!(found[0].severity, Severity::Warning);
+        assert!(found[0].detail.starts_with("reads ~900300 rows to keep ~300 (0.03%); filter"), "{}", found[0].detail);
+    }
+
+    #[test]
     fn filter_columns_put_equality_first_and_skip_functions() {
         let filter = "((orders.created_at > '2024-01-01'::date) AND ((orders.status)::text = 'paid'::text) \
                       AND (lower(orders.email) = 'a'::text) AND (orders.customer_id = 7))";
@@ -511,6 +532,14 @@ mod tests {
         assert_eq!(codes(&found), ["row_misestimate"]);
         assert_eq!(found[0].node, "#1 Seq Scan on public.orders");
         assert!(found[0].detail.starts_with("underestimated 500×"), "{}", found[0].detail);
+    }
+
+    #[test]
+    fn group_count_misestimate_points_at_ndistinct_statistics() {
+        let plan = json!([{"Plan": {"Node Type": "Aggregate", "Plan Rows": 50000.0, "Actual Rows": 200.0, "Actual Loops": 1.0}}]);
+        let found = findings(&plan, &HashMap::new(), MEMORY);
+        assert_eq!(codes(&found), ["row_misestimate"]);
+        assert!(found[0].suggestion.contains("ndistinct"), "{}", found[0].suggestion);
     }
 
     #[test]
@@ -556,7 +585,7 @@ mod tests {
         let found = findings(&plan, &rels(&[("orders", facts(-1.0, false))]), MEMORY);
         assert_eq!(codes(&found), ["missing_statistics"]);
         assert_eq!(found[0].suggestion, "ANALYZE public.orders;");
-        assert!(found[0].detail.contains("never analyzed"));
+        assert!(found[0].detail.contains("has never been analyzed"), "{}", found[0].detail);
     }
 
     #[test]
