@@ -1,7 +1,8 @@
 # pitstop: the two commands of the README, and the steps they are made of.
 SHELL := /bin/bash
 PG_CONFIG ?= /usr/bin/pg_config
-PGRX_PGDATA ?= $(CURDIR)/target/pgrx-test-data
+# Outside the checkout: the postgres user may not be able to enter the clone's directory.
+PGRX_PGDATA ?= /tmp/pitstop-pgrx-test-data
 
 .PHONY: setup build install-ext test test-unit test-pg test-integration demo demo-stop bench clean
 

@@ -48,7 +48,7 @@ for round in $(seq 1 "$ROUNDS"); do
         results[$cfg-tpcb]+="$(tps -c "$CLIENTS" -j 2) "
         results[$cfg-select]+="$(tps -S -c "$CLIENTS" -j 2) "
     done
-    echo "round $round: base tpcb/select ${results[base-tpcb]##* }/${results[base-select]##* } done" >&2
+    echo "round $round of $ROUNDS done" >&2
 done
 for round in $(seq 1 "$ROUNDS"); do
     for ms in -1 0; do

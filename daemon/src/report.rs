@@ -37,6 +37,12 @@ pub enum Report {
     Connections,
     /// Sessions waiting on locks and who holds them (pitstop.blocking_locks).
     Locks,
+    /// Statements and transactions running longer than a duration (pitstop.long_running).
+    LongRunning {
+        /// A Postgres interval, e.g. "30 seconds" or "5 min".
+        #[arg(long, default_value = "1 minute")]
+        min_duration: String,
+    },
 }
 
 impl Report {
@@ -65,6 +71,11 @@ impl Report {
             ),
             Report::Connections => ("SELECT * FROM pitstop.connections", vec![]),
             Report::Locks => ("SELECT * FROM pitstop.blocking_locks", vec![]),
+            Report::LongRunning { min_duration } => (
+                "SELECT pid, username, database, state, duration, xact_duration, wait_event, query
+                   FROM pitstop.long_running($1::text::interval)",
+                vec![Box::new(min_duration.clone())],
+            ),
         }
     }
 
@@ -75,6 +86,7 @@ impl Report {
             Report::Advice { .. } => "No findings: the plan looks fine.",
             Report::Connections => "No client connections.",
             Report::Locks => "No session is waiting on a lock.",
+            Report::LongRunning { .. } => "Nothing runs longer than that.",
         }
     }
 }
@@ -106,6 +118,7 @@ mod tests {
             Report::Advice { query: "select 1".into(), analyze: false },
             Report::Connections,
             Report::Locks,
+            Report::LongRunning { min_duration: "1 min".into() },
         ];
         for report in reports {
             let (sql, _) = report.query();

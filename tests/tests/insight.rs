@@ -158,6 +158,13 @@ fn blocking_locks_and_long_running_show_a_real_wait() {
     assert_eq!(code, 0);
     assert!(table.contains(&holder_pid.to_string()), "{table}");
 
+    let (code, table, _) = pitstop(&["report", "long-running", "--min-duration", "0", "--dsn", &cluster.dsn()]);
+    assert_eq!(code, 0);
+    assert!(table.contains("balance + 1"), "{table}");
+    let (code, _, stderr) = pitstop(&["report", "long-running", "--min-duration", "soon", "--dsn", &cluster.dsn()]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("invalid input syntax for type interval"), "{stderr}");
+
     holder.batch_execute("COMMIT").unwrap();
     let waiter_pid = waiter.join().unwrap();
     assert_ne!(waiter_pid, holder_pid);

@@ -6,6 +6,7 @@
 use pgrx::pg_sys;
 use pgrx::pg_sys::ffi::pg_guard_ffi_boundary;
 use pgrx::prelude::*;
+use pgrx::PgTryBuilder;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// What the observer wants measured for a statement about to start.
@@ -195,7 +196,16 @@ unsafe extern "C-unwind" fn executor_end(query_desc: *mut pg_sys::QueryDesc) {
                 desc: query_desc,
                 nesting_level: NESTING_LEVEL.load(Ordering::Relaxed),
             };
-            (observer.at_end)(&finished);
+            // The observer catches its own expected failures; this also keeps a bug in it
+            // (a panic or an unexpected ERROR) from failing a statement that succeeded.
+            // SAFETY: reading the current context pointer, restored below.
+            let context = unsafe { pg_sys::CurrentMemoryContext };
+            PgTryBuilder::new(std::panic::AssertUnwindSafe(|| (observer.at_end)(&finished)))
+                .catch_others(|_| ())
+                .catch_rust_panic(|_| ())
+                .execute();
+            // SAFETY: the caller's context is alive; a caught error may have left us elsewhere.
+            unsafe { pg_sys::MemoryContextSwitchTo(context) };
         }
     }
     // SAFETY: chaining with the arguments we were given.
