@@ -23,6 +23,22 @@ pub enum PitstopError {
     NotExplainable(String),
     #[error("EXPLAIN did not return a JSON plan")]
     NoPlan,
+    #[error("expected a CREATE INDEX statement")]
+    NotCreateIndex,
+    #[error("access method \"{0}\" is not supported for hypothetical indexes")]
+    UnsupportedAccessMethod(String),
+    #[error("access method \"{am}\" does not support {feature}")]
+    AccessMethodLacks { am: String, feature: &'static str },
+    #[error("column \"{column}\" does not exist in \"{table}\"")]
+    UndefinedColumn { column: String, table: String },
+    #[error("\"{0}\" is not a table or materialized view")]
+    UnsupportedRelation(String),
+    #[error("no hypothetical index with OID {0}")]
+    UnknownHypoIndex(u32),
+    #[error("\"{0}\" is not an index")]
+    NotAnIndex(String),
+    #[error("hypothetical index \"{0}\" already exists")]
+    DuplicateHypoIndex(String),
 }
 
 impl PitstopError {
@@ -37,6 +53,12 @@ impl PitstopError {
             Self::NotOneStatement(_) => ERRCODE_SYNTAX_ERROR,
             Self::NotExplainable(_) => ERRCODE_FEATURE_NOT_SUPPORTED,
             Self::NoPlan => ERRCODE_INTERNAL_ERROR,
+            Self::NotCreateIndex => ERRCODE_INVALID_PARAMETER_VALUE,
+            Self::UnsupportedAccessMethod(_) | Self::AccessMethodLacks { .. } => ERRCODE_FEATURE_NOT_SUPPORTED,
+            Self::UndefinedColumn { .. } => ERRCODE_UNDEFINED_COLUMN,
+            Self::UnsupportedRelation(_) | Self::NotAnIndex(_) => ERRCODE_WRONG_OBJECT_TYPE,
+            Self::UnknownHypoIndex(_) => ERRCODE_UNDEFINED_OBJECT,
+            Self::DuplicateHypoIndex(_) => ERRCODE_DUPLICATE_OBJECT,
         }
     }
 
@@ -60,6 +82,9 @@ impl PitstopError {
                  then run CREATE EXTENSION pg_stat_statements.",
             ),
             Self::NotOneStatement(_) => Some("Pass a single statement without a trailing second one."),
+            Self::NotCreateIndex => Some("Pass a statement such as CREATE INDEX ON orders (customer_id)."),
+            Self::UnsupportedAccessMethod(_) => Some("Hypothetical indexes support btree, hash and brin."),
+            Self::UnknownHypoIndex(_) => Some("pitstop.hypo_list() shows this session's hypothetical indexes."),
             _ => None,
         }
     }

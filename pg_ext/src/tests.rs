@@ -300,4 +300,167 @@ mod tests {
         assert!(count("SELECT count(*) FROM pitstop.connections") >= 1);
         assert_eq!(count("SELECT count(*) FROM pitstop.blocking_locks"), 0);
     }
+
+    // ---- hypothetical indexes ----------------------------------------------------------
+
+    fn make_hypo_table() {
+        Spi::run(
+            "CREATE TABLE hypo_t(id int, big bigint, txt text, day date, low int, flag bool, note text);
+             INSERT INTO hypo_t SELECT g, g * 1000003::bigint, md5(g::text), date '2020-01-01' + (g % 1500),
+                                       g % 100, g % 50 = 0, repeat('x', g % 20)
+               FROM generate_series(1, 200000) g;
+             ANALYZE hypo_t;",
+        )
+        .unwrap();
+    }
+
+    fn plan_of(sql: &str, options: &str) -> String {
+        crate::pg::spi::explain_json(sql, options).unwrap()
+    }
+
+    fn hypo(ddl: &str) -> pg_sys::Oid {
+        Spi::get_one_with_args::<pg_sys::Oid>("SELECT pitstop.hypo_create($1)", &[ddl.into()]).unwrap().unwrap()
+    }
+
+    #[pg_test]
+    fn plain_explain_uses_a_hypothetical_index_and_execution_never_does() {
+        make_hypo_table();
+        let sql = "SELECT * FROM hypo_t WHERE id = 42";
+        assert!(!plan_of(sql, "").contains("hypo_t_id_hypo"));
+        let oid = hypo("CREATE INDEX ON hypo_t (id)");
+        let plain = plan_of(sql, "");
+        assert!(plain.contains("\"Index Name\":\"hypo_t_id_hypo\""), "{plain}");
+        let analyzed = plan_of(sql, "ANALYZE");
+        assert!(!analyzed.contains("hypo_t_id_hypo"), "{analyzed}");
+        assert_eq!(count("SELECT count(*) FROM hypo_t WHERE id = 42"), 1);
+        // No catalog rows were written for it.
+        assert_eq!(count(&format!("SELECT count(*) FROM pg_class WHERE oid = {}", oid.to_u32())), 0);
+        assert!(Spi::get_one::<bool>(&format!("SELECT pitstop.hypo_drop({})", oid.to_u32())).unwrap().unwrap());
+        assert!(!Spi::get_one::<bool>(&format!("SELECT pitstop.hypo_drop({})", oid.to_u32())).unwrap().unwrap());
+        assert!(!plan_of(sql, "").contains("hypo_t_id_hypo"));
+    }
+
+    #[pg_test]
+    fn explain_advice_sees_hypothetical_indexes() {
+        make_hypo_table();
+        let advice = "SELECT count(*) FROM pitstop.explain_advice('SELECT * FROM hypo_t WHERE big = 5')";
+        assert_eq!(count(advice), 1);
+        hypo("CREATE INDEX ON hypo_t (big)");
+        assert_eq!(count(advice), 0);
+    }
+
+    #[pg_test]
+    fn ordered_multicolumn_include_partial_and_expression_indexes() {
+        make_hypo_table();
+        hypo("CREATE INDEX desc_idx ON hypo_t (low, day DESC NULLS FIRST)");
+        let plan = plan_of("SELECT * FROM hypo_t WHERE low = 3 ORDER BY day DESC NULLS FIRST LIMIT 5", "");
+        assert!(plan.contains("\"Index Name\":\"desc_idx\"") && !plan.contains("\"Node Type\":\"Sort\""), "{plan}");
+        hypo("CREATE INDEX cover_idx ON hypo_t (big) INCLUDE (txt)");
+        let plan = plan_of("SELECT big, txt FROM hypo_t WHERE big = 1000003", "");
+        assert!(plan.contains("Index Only Scan") && plan.contains("cover_idx"), "{plan}");
+        hypo("CREATE INDEX flag_idx ON hypo_t (note) WHERE flag");
+        let plan = plan_of("SELECT * FROM hypo_t WHERE flag AND note = 'xx'", "");
+        assert!(plan.contains("flag_idx"), "{plan}");
+        let plan = plan_of("SELECT * FROM hypo_t WHERE note = 'xx'", "");
+        assert!(!plan.contains("flag_idx"), "partial index used without its predicate: {plan}");
+        hypo("CREATE INDEX lower_idx ON hypo_t (lower(txt))");
+        let plan = plan_of("SELECT * FROM hypo_t WHERE lower(txt) = 'abc'", "");
+        assert!(plan.contains("lower_idx"), "{plan}");
+        let ddls: Vec<String> = Spi::connect(|c| {
+            c.select("SELECT ddl FROM pitstop.hypo_list() ORDER BY index_name", None, &[])
+                .unwrap()
+                .map(|r| r.get::<String>(1).unwrap().unwrap())
+                .collect()
+        });
+        assert_eq!(
+            ddls,
+            [
+                "CREATE INDEX CONCURRENTLY ON hypo_t (big) INCLUDE (txt)",
+                "CREATE INDEX CONCURRENTLY ON hypo_t (low, day DESC)",
+                "CREATE INDEX CONCURRENTLY ON hypo_t (note) WHERE flag",
+                "CREATE INDEX CONCURRENTLY ON hypo_t ((lower(txt)))",
+            ]
+        );
+        assert_eq!(count("SELECT pitstop.hypo_reset()"), 4);
+        assert_eq!(count("SELECT count(*) FROM pitstop.hypo_list()"), 0);
+    }
+
+    #[pg_test]
+    fn brin_and_hash_hypothetical_indexes() {
+        Spi::run(
+            "CREATE TABLE hypo_log(at timestamptz, token text);
+             INSERT INTO hypo_log SELECT timestamptz '2024-01-01' + g * interval '1 second', md5(g::text)
+               FROM generate_series(1, 300000) g;
+             ANALYZE hypo_log;",
+        )
+        .unwrap();
+        hypo("CREATE INDEX ON hypo_log USING brin (at)");
+        let plan = plan_of("SELECT * FROM hypo_log WHERE at BETWEEN '2024-01-02' AND '2024-01-02 01:00'", "");
+        assert!(plan.contains("hypo_log_at_hypo"), "{plan}");
+        hypo("CREATE INDEX ON hypo_log USING hash (token)");
+        let plan = plan_of("SELECT * FROM hypo_log WHERE token = 'abc'", "");
+        assert!(plan.contains("hypo_log_token_hypo"), "{plan}");
+        let brin_bytes = count("SELECT estimated_bytes FROM pitstop.hypo_list() WHERE access_method = 'brin'");
+        assert!(brin_bytes < 100_000, "brin {brin_bytes}");
+    }
+
+    #[pg_test]
+    fn hypothetical_btree_sizes_are_within_20_percent_of_real_ones() {
+        make_hypo_table();
+        for column in ["id", "big", "txt", "day", "low", "low, id"] {
+            let oid = hypo(&format!("CREATE INDEX ON hypo_t ({column})"));
+            let estimated = count(&format!("SELECT pitstop.hypo_size({})", oid.to_u32())) as f64;
+            Spi::run(&format!("CREATE INDEX real_size_idx ON hypo_t ({column})")).unwrap();
+            let real = count("SELECT pg_relation_size('real_size_idx')") as f64;
+            Spi::run("DROP INDEX real_size_idx").unwrap();
+            let error = (estimated - real).abs() / real;
+            assert!(error <= 0.20, "{column}: estimated {estimated}, real {real} ({:.0}%)", error * 100.0);
+        }
+    }
+
+    #[pg_test]
+    fn hiding_a_real_index_changes_explain_only() {
+        make_hypo_table();
+        Spi::run("CREATE INDEX hypo_t_real ON hypo_t (id)").unwrap();
+        let sql = "SELECT * FROM hypo_t WHERE id = 7";
+        assert!(plan_of(sql, "").contains("hypo_t_real"));
+        assert!(Spi::get_one::<bool>("SELECT pitstop.hypo_hide('hypo_t_real')").unwrap().unwrap());
+        assert!(!plan_of(sql, "").contains("hypo_t_real"));
+        assert!(plan_of(sql, "ANALYZE").contains("hypo_t_real"), "execution keeps using it");
+        assert_eq!(count("SELECT count(*) FROM pitstop.hypo_hidden()"), 1);
+        assert!(Spi::get_one::<bool>("SELECT pitstop.hypo_unhide('hypo_t_real')").unwrap().unwrap());
+        assert!(plan_of(sql, "").contains("hypo_t_real"));
+    }
+
+    #[pg_test]
+    fn hypothetical_index_bad_input_is_rejected_and_changes_nothing() {
+        make_hypo_table();
+        hypo("CREATE INDEX keep_idx ON hypo_t (id)");
+        let relations = count("SELECT count(*) FROM pg_class");
+        let cases = [
+            ("SELECT pitstop.hypo_create('SELECT 1')", PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE),
+            ("SELECT pitstop.hypo_create('CREAT INDEX ON hypo_t (id)')", PgSqlErrorCode::ERRCODE_SYNTAX_ERROR),
+            ("SELECT pitstop.hypo_create('CREATE INDEX ON hypo_t (id); DROP TABLE hypo_t')", PgSqlErrorCode::ERRCODE_SYNTAX_ERROR),
+            ("SELECT pitstop.hypo_create('CREATE INDEX ON no_such_table (id)')", PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE),
+            ("SELECT pitstop.hypo_create('CREATE INDEX ON hypo_t (no_such_column)')", PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN),
+            ("SELECT pitstop.hypo_create('CREATE INDEX ON hypo_t USING gist (id)')", PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED),
+            ("SELECT pitstop.hypo_create('CREATE INDEX ON hypo_t USING nope (id)')", PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED),
+            ("SELECT pitstop.hypo_create('CREATE INDEX ON hypo_t USING hash (id, big)')", PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED),
+            ("SELECT pitstop.hypo_create('CREATE INDEX ON hypo_t USING hash (id) INCLUDE (big)')", PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED),
+            ("SELECT pitstop.hypo_create('CREATE INDEX ON hypo_t USING hash (id DESC)')", PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED),
+            ("SELECT pitstop.hypo_create('CREATE INDEX ON hypo_t (id text_pattern_ops)')", PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH),
+            ("SELECT pitstop.hypo_create('CREATE INDEX keep_idx ON hypo_t (big)')", PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT),
+            ("SELECT pitstop.hypo_create('CREATE INDEX ON pg_stat_activity (pid)')", PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE),
+            ("SELECT pitstop.hypo_create(NULL)", PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED),
+            ("SELECT pitstop.hypo_size(12345)", PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT),
+            ("SELECT pitstop.hypo_hide('hypo_t')", PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE),
+        ];
+        for (sql, expected) in cases {
+            let (code, msg, _) = sql_error(sql);
+            assert_eq!(code, expected, "{sql}: {msg}");
+        }
+        assert_eq!(count("SELECT count(*) FROM pitstop.hypo_list()"), 1);
+        assert_eq!(count("SELECT count(*) FROM pg_class"), relations);
+        assert_eq!(count("SELECT count(*) FROM hypo_t"), 200_000);
+    }
 }

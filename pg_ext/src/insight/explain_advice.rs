@@ -6,23 +6,8 @@ use crate::pg::{parse, spi, subxact, timeout};
 use pgrx::prelude::*;
 use std::collections::HashMap;
 
-fn explain_sql(query: &str, analyze: bool) -> String {
-    let options = if analyze { "FORMAT JSON, VERBOSE, ANALYZE, BUFFERS" } else { "FORMAT JSON, VERBOSE" };
-    format!("EXPLAIN ({options}) {query}")
-}
-
-/// Runs EXPLAIN and returns its JSON text. The statement was checked to be exactly one
-/// explainable statement, so nothing else can ride along in the string.
-fn run_explain(query: &str, analyze: bool) -> Result<String, PitstopError> {
-    // EXPLAIN is a utility statement, which read-only SPI refuses; it writes nothing itself
-    // (ANALYZE of DML runs inside the rolled-back subtransaction of our caller).
-    Spi::connect_mut(|client| {
-        let table = client
-            .update(&explain_sql(query, analyze), None, &[])
-            .unwrap_or_else(|e| pgrx::error!("EXPLAIN failed: {e}"));
-        let plan: Option<pgrx::Json> = table.first().get_one().ok().flatten();
-        plan.map(|json| json.0.to_string()).ok_or(PitstopError::NoPlan)
-    })
+fn explain_options(analyze: bool) -> &'static str {
+    if analyze { "VERBOSE, ANALYZE, BUFFERS" } else { "VERBOSE" }
 }
 
 fn relation_facts(relations: &[RelationKey]) -> HashMap<RelationKey, RelationFacts> {
@@ -84,9 +69,9 @@ fn explain_advice(
     }
     parse::single_explainable_statement(query).or_report();
     let plan_text = if analyze {
-        subxact::rolled_back(|| timeout::with_statement_timeout(timeout_ms, || run_explain(query, true)))
+        subxact::rolled_back(|| timeout::with_statement_timeout(timeout_ms, || spi::explain_json(query, explain_options(true))))
     } else {
-        run_explain(query, false)
+        spi::explain_json(query, explain_options(false))
     }
     .or_report();
     let plan: serde_json::Value =
@@ -103,7 +88,7 @@ fn explain_advice(
 mod tests {
     #[test]
     fn explain_options_depend_on_analyze() {
-        assert_eq!(super::explain_sql("select 1", false), "EXPLAIN (FORMAT JSON, VERBOSE) select 1");
-        assert!(super::explain_sql("select 1", true).contains("ANALYZE, BUFFERS"));
+        assert_eq!(super::explain_options(false), "VERBOSE");
+        assert!(super::explain_options(true).contains("ANALYZE, BUFFERS"));
     }
 }

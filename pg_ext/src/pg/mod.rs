@@ -5,6 +5,8 @@ pub mod backend;
 pub mod executor;
 pub mod explain;
 pub mod guc;
+pub mod hypo_index;
+pub mod list;
 pub mod parse;
 pub mod spi;
 pub mod shmem;

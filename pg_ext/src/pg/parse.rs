@@ -21,12 +21,9 @@ pub fn single_explainable_statement(sql: &str) -> Result<StatementKind, PitstopE
     // propagates). We only read node tags from it.
     let tags = unsafe {
         let list = pg_sys::raw_parser(c_sql.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
-        let len = if list.is_null() { 0 } else { (*list).length as usize };
-        (0..len)
-            .map(|i| {
-                let raw = (*(*list).elements.add(i)).ptr_value as *mut pg_sys::RawStmt;
-                (*(*raw).stmt).type_
-            })
+        crate::pg::list::pointers::<pg_sys::RawStmt>(list)
+            .into_iter()
+            .map(|raw| (*(*raw).stmt).type_)
             .collect::<Vec<_>>()
     };
     if tags.len() != 1 {

@@ -1,5 +1,7 @@
 //! Read-only catalog lookups through SPI (`Spi::connect` + `select`: no transaction id).
 
+use crate::error::PitstopError;
+use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
 /// `schema.object` (quoted) of an object created by an extension, if that extension is
@@ -35,4 +37,21 @@ pub fn setting_value(client: &SpiClient<'_>, name: &str) -> Option<f64> {
         .get_one::<f64>()
         .ok()
         .flatten()
+}
+
+/// `EXPLAIN (FORMAT JSON[, options]) <statement>` as JSON text. The caller has checked that
+/// `statement` is exactly one explainable statement, so nothing else rides along.
+pub fn explain_json(statement: &str, options: &str) -> Result<String, PitstopError> {
+    let sql = if options.is_empty() {
+        format!("EXPLAIN (FORMAT JSON) {statement}")
+    } else {
+        format!("EXPLAIN (FORMAT JSON, {options}) {statement}")
+    };
+    // EXPLAIN is a utility statement, which read-only SPI refuses; it writes nothing itself
+    // (ANALYZE of DML is the caller's to wrap in a rolled-back subtransaction).
+    Spi::connect_mut(|client| {
+        let table = client.update(&sql, None, &[]).unwrap_or_else(|e| pgrx::error!("EXPLAIN failed: {e}"));
+        let plan: Option<pgrx::Json> = table.first().get_one().ok().flatten();
+        plan.map(|json| json.0.to_string()).ok_or(PitstopError::NoPlan)
+    })
 }

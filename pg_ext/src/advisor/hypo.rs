@@ -1,0 +1,237 @@
+//! SQL surface of hypothetical indexes: `pitstop.hypo_create`, `hypo_list`, `hypo_drop`,
+//! `hypo_reset`, `hypo_size`, `hypo_hide`, `hypo_unhide`.
+
+use crate::advisor::size::{self, IndexShape, SizeEstimate};
+use crate::error::{required, OrReport, PitstopError};
+use crate::pg::hypo_index::{self, HypoDescription};
+use crate::pg::spi;
+use crate::insight::plan_advice::quote_ident;
+use pgrx::prelude::*;
+use pgrx::PgRelation;
+use std::collections::HashMap;
+
+/// Size of `index` when it covers `tuples` rows of a table of `table_pages` pages.
+pub fn estimate_size(index: &HypoDescription, tuples: f64, table_pages: f64) -> SizeEstimate {
+    let distinct_keys = if index.unique {
+        Some(tuples)
+    } else {
+        index
+            .key_ndistinct
+            .iter()
+            .map(|n| n.map(|n| if n < 0.0 { -n * tuples } else { n }))
+            .try_fold(1.0, |acc: f64, n| n.map(|n| acc * n.max(1.0)))
+            .map(|d| d.min(tuples.max(1.0)))
+    };
+    size::estimate(&IndexShape {
+        am: index.am,
+        tuples,
+        column_widths: index.column_widths.clone(),
+        distinct_keys,
+        table_pages,
+        unique: index.unique,
+    })
+}
+
+/// Average widths and n_distinct of the table's columns from pg_stats (when analyzed).
+fn column_statistics(relid: pg_sys::Oid) -> HashMap<i16, (Option<f64>, Option<f64>)> {
+    Spi::connect(|client| {
+        let Ok(table) = client.select(include_str!("../../../sql/queries/column_statistics.sql"), None, &[relid.into()])
+        else {
+            return HashMap::new();
+        };
+        table
+            .filter_map(|row| {
+                let attnum: i16 = row.get(1).ok().flatten()?;
+                Some((attnum, (row.get(2).ok().flatten(), row.get(3).ok().flatten())))
+            })
+            .collect()
+    })
+}
+
+fn fill_statistics(index: &mut HypoDescription) {
+    let stats = column_statistics(index.relid);
+    index.column_widths = index
+        .attnums
+        .iter()
+        .zip(&index.column_types)
+        .map(|(attnum, (type_oid, typmod))| {
+            stats
+                .get(attnum)
+                .and_then(|(width, _)| *width)
+                .filter(|w| *w > 0.0)
+                .unwrap_or_else(|| hypo_index::type_width(*type_oid, *typmod))
+        })
+        .collect();
+    index.key_ndistinct = index.attnums[..index.key_columns]
+        .iter()
+        .map(|attnum| stats.get(attnum).and_then(|(_, n)| *n))
+        .collect();
+}
+
+/// The CREATE INDEX statement that builds this index for real.
+pub fn ddl(index: &HypoDescription, table: &str) -> String {
+    let column = |i: usize| {
+        let name = &index.column_names[i];
+        let mut text = if index.attnums[i] == 0 { format!("({name})") } else { quote_ident(name) };
+        if i < index.key_columns {
+            if index.descending[i] {
+                text.push_str(" DESC");
+            }
+            if index.nulls_first[i] != index.descending[i] {
+                text.push_str(if index.nulls_first[i] { " NULLS FIRST" } else { " NULLS LAST" });
+            }
+        }
+        text
+    };
+    let keys: Vec<String> = (0..index.key_columns).map(column).collect();
+    let includes: Vec<String> = (index.key_columns..index.attnums.len()).map(column).collect();
+    let mut sql = format!(
+        "CREATE {}INDEX CONCURRENTLY ON {table}{} ({})",
+        if index.unique { "UNIQUE " } else { "" },
+        if index.am_name == "btree" { String::new() } else { format!(" USING {}", index.am_name) },
+        keys.join(", ")
+    );
+    if !includes.is_empty() {
+        sql.push_str(&format!(" INCLUDE ({})", includes.join(", ")));
+    }
+    if let Some(predicate) = &index.predicate_sql {
+        sql.push_str(&format!(" WHERE {predicate}"));
+    }
+    sql
+}
+
+/// Creates a hypothetical index from a CREATE INDEX statement and returns its OID.
+/// Only this session sees it, only in plain EXPLAIN and the advisor.
+#[pg_extern(volatile, parallel_unsafe)]
+fn hypo_create(ddl: Option<&str>) -> pg_sys::Oid {
+    let ddl = required(ddl, "ddl").or_report();
+    let mut index = hypo_index::parse_create_index(ddl).or_report();
+    fill_statistics(&mut index.desc);
+    if let Some(predicate) = index.desc.predicate_sql.clone() {
+        let (rows, _) = table_size(index.desc.relid);
+        if rows > 0.0 {
+            index.desc.covered_fraction = (covered_rows(index.desc.relid, &predicate, rows) / rows).clamp(0.0, 1.0);
+        }
+    }
+    hypo_index::register(index).or_report()
+}
+
+/// Row count and page count of a table, as the planner would start from.
+fn table_size(relid: pg_sys::Oid) -> (f64, f64) {
+    Spi::connect(|client| {
+        client
+            .select(
+                "SELECT greatest(reltuples, 0)::float8, relpages::float8 FROM pg_catalog.pg_class WHERE oid = $1",
+                Some(1),
+                &[relid.into()],
+            )
+            .ok()
+            .and_then(|t| t.first().get_two::<f64, f64>().ok())
+            .map(|(rows, pages)| (rows.unwrap_or(0.0), pages.unwrap_or(0.0)))
+            .unwrap_or((0.0, 0.0))
+    })
+}
+
+/// Rows a partial index covers: the planner's estimate for its predicate.
+fn covered_rows(relid: pg_sys::Oid, predicate: &str, table_rows: f64) -> f64 {
+    let statement = format!("SELECT 1 FROM {} WHERE {predicate}", table_name(relid));
+    spi::explain_json(&statement, "")
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|plan| plan[0]["Plan"]["Plan Rows"].as_f64())
+        .unwrap_or(table_rows)
+        .min(table_rows)
+}
+
+fn table_name(relid: pg_sys::Oid) -> String {
+    Spi::connect(|client| {
+        client
+            .select("SELECT $1::regclass::text", Some(1), &[relid.into()])
+            .ok()
+            .and_then(|t| t.first().get_one::<String>().ok().flatten())
+            .unwrap_or_default()
+    })
+}
+
+fn size_bytes(index: &HypoDescription) -> i64 {
+    let (rows, pages) = table_size(index.relid);
+    estimate_size(index, rows * index.covered_fraction, pages).bytes() as i64
+}
+
+/// Estimated size in bytes of a hypothetical index, from the table's current statistics.
+#[pg_extern(volatile, parallel_unsafe)]
+fn hypo_size(indexrelid: Option<pg_sys::Oid>) -> i64 {
+    let oid = required(indexrelid, "indexrelid").or_report();
+    let index = hypo_index::descriptions()
+        .into_iter()
+        .find(|h| h.oid == oid)
+        .unwrap_or_else(|| PitstopError::UnknownHypoIndex(oid.to_u32()).report());
+    size_bytes(&index)
+}
+
+/// This session's hypothetical indexes.
+#[pg_extern(volatile, parallel_unsafe)]
+#[allow(clippy::type_complexity)]
+fn hypo_list() -> TableIterator<
+    'static,
+    (
+        name!(indexrelid, pg_sys::Oid),
+        name!(index_name, String),
+        name!(table_name, String),
+        name!(access_method, String),
+        name!(estimated_bytes, i64),
+        name!(ddl, String),
+    ),
+> {
+    let rows: Vec<_> = hypo_index::descriptions()
+        .iter()
+        .map(|h| {
+            let table = table_name(h.relid);
+            (h.oid, h.name.clone(), table.clone(), h.am_name.clone(), size_bytes(h), ddl(h, &table))
+        })
+        .collect();
+    TableIterator::new(rows)
+}
+
+/// Removes one hypothetical index; false when it does not exist.
+#[pg_extern(volatile, parallel_unsafe)]
+fn hypo_drop(indexrelid: Option<pg_sys::Oid>) -> bool {
+    hypo_index::remove(required(indexrelid, "indexrelid").or_report())
+}
+
+/// Removes every hypothetical index of this session and unhides hidden indexes.
+/// Returns how many hypothetical indexes were removed.
+#[pg_extern(volatile, parallel_unsafe)]
+fn hypo_reset() -> i64 {
+    for oid in hypo_index::hidden() {
+        hypo_index::unhide(oid);
+    }
+    hypo_index::clear() as i64
+}
+
+fn require_index(index: Option<PgRelation>) -> pg_sys::Oid {
+    let relation = required(index, "index").or_report();
+    if !relation.is_index() {
+        PitstopError::NotAnIndex(relation.name().to_string()).report();
+    }
+    relation.oid()
+}
+
+/// Hides a real index from plain EXPLAIN and the advisor in this session (to see the plans
+/// without it); true if it was not hidden already. Real execution still uses it.
+#[pg_extern(volatile, parallel_unsafe)]
+fn hypo_hide(index: Option<PgRelation>) -> bool {
+    hypo_index::hide(require_index(index))
+}
+
+/// Undoes `hypo_hide`; true if the index was hidden.
+#[pg_extern(volatile, parallel_unsafe)]
+fn hypo_unhide(index: Option<PgRelation>) -> bool {
+    hypo_index::unhide(require_index(index))
+}
+
+/// Real indexes hidden in this session.
+#[pg_extern(volatile, parallel_unsafe)]
+fn hypo_hidden() -> SetOfIterator<'static, pg_sys::Oid> {
+    SetOfIterator::new(hypo_index::hidden())
+}
