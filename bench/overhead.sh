@@ -1,80 +1,94 @@
 #!/usr/bin/env bash
-# Overhead of preloading pitstop, measured side by side in one run.
-#   1. pgbench TPC-B and select-only, scale $SCALE, with and without pitstop preloaded
-#      (pitstop.slow_query_ms = 1000, so nothing is captured), configurations alternating
-#      round by round so drift hits both; medians and ratios reported.
-#   2. Cost per captured statement: select-only with one client, slow_query_ms = -1 (off)
-#      versus 0 (every statement captured, plan included).
-# Usage: bash bench/overhead.sh   (env: ROUNDS, DURATION, SCALE, CLIENTS)
+# Overhead of preloading pitstop, measured as paired ratios on one machine in one run.
+#
+# Two clusters run side by side with the same pgbench data: "base" (nothing preloaded) and
+# "pitstop" (pitstop preloaded, pitstop.slow_query_ms = 1000, so nothing is captured). Each
+# round runs the same workload against both, back to back, in alternating order, and
+# records the ratio pitstop/base; the median ratio over rounds cancels most of the drift a
+# shared VM has between rounds (a single run varies by ±15 % here).
+# Then the cost of capturing: select-only, one client, on the pitstop cluster with
+# slow_query_ms = -1 (off) versus 0 (every statement captured with its plan), paired the same way.
+#
+# Usage: bash bench/overhead.sh   (env: ROUNDS, CAPTURE_ROUNDS, DURATION, SCALE, CLIENTS)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ROUNDS="${ROUNDS:-5}"; DURATION="${DURATION:-20}"; SCALE="${SCALE:-10}"; CLIENTS="${CLIENTS:-4}"
-DIR="${PITSTOP_BENCH_DIR:-/tmp/pitstop-bench}"; DATA="$DIR/data"; PORT="${PORT:-55632}"
+ROUNDS="${ROUNDS:-15}"; CAPTURE_ROUNDS="${CAPTURE_ROUNDS:-10}"; DURATION="${DURATION:-8}"
+SCALE="${SCALE:-10}"; CLIENTS="${CLIENTS:-4}"
+DIR="${PITSTOP_BENCH_DIR:-/tmp/pitstop-bench}"; PORT_BASE="${PORT:-55632}"
 BIN="$(pg_config --bindir)"
 as_postgres() { if [ "$(id -u)" -eq 0 ]; then sudo -u postgres -- "$@"; else "$@"; fi; }
-pg() { as_postgres "$BIN/pg_ctl" "$@" -D "$DATA" -l "$DIR/server.log" -w >/dev/null; }
-export PGHOST=127.0.0.1 PGPORT="$PORT" PGUSER=postgres PGDATABASE=postgres
+port_of() { if [ "$1" = base ]; then echo "$PORT_BASE"; else echo $((PORT_BASE + 1)); fi; }
+export PGHOST=127.0.0.1 PGUSER=postgres PGDATABASE=postgres
 
-[ -f "$DATA/postmaster.pid" ] && pg stop -m fast || true
+stop_all() {
+    for c in base pitstop; do
+        [ -f "$DIR/$c/postmaster.pid" ] && as_postgres "$BIN/pg_ctl" stop -D "$DIR/$c" -m fast -w >/dev/null || true
+    done
+}
+stop_all
 rm -rf "$DIR"; mkdir -p "$DIR"; [ "$(id -u)" -eq 0 ] && chown postgres "$DIR"
-as_postgres "$BIN/initdb" -D "$DATA" -U postgres --auth=trust >/dev/null
-cat <<CONF | as_postgres tee -a "$DATA/postgresql.conf" >/dev/null
-port = $PORT
+trap 'stop_all; rm -rf "$DIR"' EXIT
+
+for c in base pitstop; do
+    as_postgres "$BIN/initdb" -D "$DIR/$c" -U postgres --auth=trust >/dev/null
+    preload=""; [ "$c" = pitstop ] && preload="pitstop"
+    cat <<CONF | as_postgres tee -a "$DIR/$c/postgresql.conf" >/dev/null
+port = $(port_of $c)
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$DIR'
-shared_buffers = 512MB
+shared_buffers = 256MB
 max_wal_size = 4GB
-include_if_exists = '$DIR/preload.conf'
+shared_preload_libraries = '$preload'
 CONF
-
-configure() { # $1 = preload list, $2 = slow_query_ms
-    printf "shared_preload_libraries = '%s'\npitstop.slow_query_ms = %s\n" "$1" "$2" \
-        | as_postgres tee "$DIR/preload.conf" >/dev/null
-    if [ -f "$DATA/postmaster.pid" ]; then pg restart -m fast; else pg start; fi
-}
-tps() { # extra pgbench args...
-    "$BIN/pgbench" -n -T "$DURATION" "$@" 2>/dev/null | awk '/^tps/ {print $3; exit}'
-}
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-
-configure "" 1000
-"$BIN/pgbench" -i -q -s "$SCALE" >/dev/null 2>&1
-declare -A results
-for round in $(seq 1 "$ROUNDS"); do
-    for cfg in base pitstop; do
-        if [ "$cfg" = base ]; then configure "" 1000; else configure "pitstop" 1000; fi
-        tps -c "$CLIENTS" -j 2 -T 3 >/dev/null   # warm-up after restart
-        results[$cfg-tpcb]+="$(tps -c "$CLIENTS" -j 2) "
-        results[$cfg-select]+="$(tps -S -c "$CLIENTS" -j 2) "
-    done
-    echo "round $round of $ROUNDS done" >&2
-done
-for round in $(seq 1 "$ROUNDS"); do
-    for ms in -1 0; do
-        configure "pitstop" "$ms"
-        tps -S -c 1 -T 3 >/dev/null
-        results[capture$ms]+="$(tps -S -c 1) "
-    done
+    [ "$c" = pitstop ] && echo "pitstop.slow_query_ms = 1000" | as_postgres tee -a "$DIR/$c/postgresql.conf" >/dev/null
+    as_postgres "$BIN/pg_ctl" start -D "$DIR/$c" -l "$DIR/$c.log" -w >/dev/null
+    PGPORT="$(port_of $c)" "$BIN/pgbench" -i -q -s "$SCALE" >/dev/null 2>&1
 done
 
-m() { tr ' ' '\n' <<<"${results[$1]}" | grep -v '^$' | median; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.4f", a / b}'; }
+tps() { # cluster, pgbench args...
+    local port; port="$(port_of "$1")"; shift
+    PGPORT="$port" "$BIN/pgbench" -n -T "$DURATION" "$@" 2>/dev/null | awk '/^tps/ {print $3; exit}'
+}
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+declare -A runs ratios
+for c in base pitstop; do tps "$c" -c "$CLIENTS" -j 2 -T 5 >/dev/null; done   # warm-up
+for round in $(seq 1 "$ROUNDS"); do
+    order="base pitstop"; [ $((round % 2)) -eq 0 ] && order="pitstop base"
+    for workload in tpcb select; do
+        args=(-c "$CLIENTS" -j 2); [ "$workload" = select ] && args+=(-S)
+        declare -A this
+        for c in $order; do this[$c]="$(tps "$c" "${args[@]}")"; runs[$c-$workload]+="${this[$c]} "; done
+        ratios[$workload]+="$(awk -v p="${this[pitstop]}" -v b="${this[base]}" 'BEGIN {printf "%.4f", p / b}') "
+    done
+    echo "round $round/$ROUNDS: tpcb ratio ${ratios[tpcb]##*  }" >&2
+done
+
+set_capture() { # slow_query_ms
+    PGPORT="$(port_of pitstop)" psql -qAt -c "ALTER SYSTEM SET pitstop.slow_query_ms = $1" -c "SELECT pg_reload_conf()" >/dev/null
+    sleep 0.5
+}
+for round in $(seq 1 "$CAPTURE_ROUNDS"); do
+    order="-1 0"; [ $((round % 2)) -eq 0 ] && order="0 -1"
+    declare -A cap
+    for ms in $order; do set_capture "$ms"; cap[$ms]="$(tps pitstop -S -c 1)"; runs[capture$ms]+="${cap[$ms]} "; done
+    ratios[cost]+="$(awk -v on="${cap[0]}" -v off="${cap[-1]}" 'BEGIN {printf "%.2f", 1e6 / on - 1e6 / off}') "
+done
+
+m() { tr ' ' '\n' <<<"$1" | grep -v '^$' | median; }
+range() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk 'NR==1 {lo=$1} {hi=$1} END {printf "%s – %s", lo, hi}'; }
 echo
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB, $(uname -r); PostgreSQL $("$BIN/postgres" --version | awk '{print $3}')"
-echo "method: pgbench scale $SCALE, $CLIENTS clients, ${DURATION}s per run, $ROUNDS alternating rounds"
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB RAM, kernel $(uname -r), PostgreSQL $("$BIN/postgres" --version | awk '{print $3}')"
+echo "method: pgbench scale $SCALE, $CLIENTS clients / 2 threads, ${DURATION}s per run, $ROUNDS paired rounds (alternating order)"
 echo
-echo "| workload | without pitstop (TPS, median) | with pitstop (TPS, median) | ratio | all runs without / with |"
+echo "| workload | base TPS (median) | pitstop TPS (median) | pitstop/base, median of paired ratios | ratio range |"
 echo "|---|---|---|---|---|"
 for w in tpcb select; do
-    echo "| $w | $(m base-$w) | $(m pitstop-$w) | $(ratio "$(m pitstop-$w)" "$(m base-$w)") | ${results[base-$w]}/ ${results[pitstop-$w]}|"
+    echo "| $w | $(m "${runs[base-$w]}") | $(m "${runs[pitstop-$w]}") | $(m "${ratios[$w]}") | $(range "${ratios[$w]}") |"
 done
-off="$(m capture-1)"; on="$(m capture0)"
 echo
-echo "| select-only, 1 client | TPS median | µs per statement |"
-echo "|---|---|---|"
-echo "| capture off (slow_query_ms = -1) | $off | $(awk -v t="$off" 'BEGIN {printf "%.1f", 1e6 / t}') |"
-echo "| capture every statement (slow_query_ms = 0) | $on | $(awk -v t="$on" 'BEGIN {printf "%.1f", 1e6 / t}') |"
-echo "| cost per captured statement | | $(awk -v a="$on" -v b="$off" 'BEGIN {printf "%.1f", 1e6 / a - 1e6 / b}') |"
-pg stop -m fast
-rm -rf "$DIR"
+echo "| select-only, 1 client, $CAPTURE_ROUNDS paired rounds | TPS (median) |"
+echo "|---|---|"
+echo "| capture off (slow_query_ms = -1) | $(m "${runs[capture-1]}") |"
+echo "| every statement captured (slow_query_ms = 0) | $(m "${runs[capture0]}") |"
+echo "| cost per captured statement, µs (median of paired differences) | $(m "${ratios[cost]}") (range $(range "${ratios[cost]}")) |"

@@ -104,3 +104,7 @@ $$;
 -- every user's statements); other roles need an explicit GRANT, as with any DBA tool.
 GRANT USAGE ON SCHEMA @extschema@ TO pg_monitor;
 GRANT SELECT ON slow_queries, connections, blocking_locks TO pg_monitor;
+
+-- The index health report as a view too, for psql and dashboards.
+CREATE VIEW index_health AS SELECT * FROM @extschema@.index_health();
+GRANT SELECT ON index_health TO pg_monitor;
