@@ -15,6 +15,8 @@ cd "$(dirname "$0")/.."
 
 ROUNDS="${ROUNDS:-15}"; CAPTURE_ROUNDS="${CAPTURE_ROUNDS:-10}"; DURATION="${DURATION:-8}"
 SCALE="${SCALE:-10}"; CLIENTS="${CLIENTS:-4}"
+# PRELOAD="" runs an A/A control (both clusters without pitstop) to show the method's own bias.
+PRELOAD="${PRELOAD-pitstop}"; WORKLOADS="${WORKLOADS:-tpcb select}"
 DIR="${PITSTOP_BENCH_DIR:-/tmp/pitstop-bench}"; PORT_BASE="${PORT:-55632}"
 BIN="$(pg_config --bindir)"
 as_postgres() { if [ "$(id -u)" -eq 0 ]; then sudo -u postgres -- "$@"; else "$@"; fi; }
@@ -32,7 +34,7 @@ trap 'stop_all; rm -rf "$DIR"' EXIT
 
 for c in base pitstop; do
     as_postgres "$BIN/initdb" -D "$DIR/$c" -U postgres --auth=trust >/dev/null
-    preload=""; [ "$c" = pitstop ] && preload="pitstop"
+    preload=""; [ "$c" = pitstop ] && preload="$PRELOAD"
     cat <<CONF | as_postgres tee -a "$DIR/$c/postgresql.conf" >/dev/null
 port = $(port_of $c)
 listen_addresses = '127.0.0.1'
@@ -55,19 +57,20 @@ declare -A runs ratios
 for c in base pitstop; do tps "$c" -c "$CLIENTS" -j 2 -T 5 >/dev/null; done   # warm-up
 for round in $(seq 1 "$ROUNDS"); do
     order="base pitstop"; [ $((round % 2)) -eq 0 ] && order="pitstop base"
-    for workload in tpcb select; do
+    for workload in $WORKLOADS; do
         args=(-c "$CLIENTS" -j 2); [ "$workload" = select ] && args+=(-S)
         declare -A this
         for c in $order; do this[$c]="$(tps "$c" "${args[@]}")"; runs[$c-$workload]+="${this[$c]} "; done
         ratios[$workload]+="$(awk -v p="${this[pitstop]}" -v b="${this[base]}" 'BEGIN {printf "%.4f", p / b}') "
     done
-    echo "round $round/$ROUNDS: tpcb ratio ${ratios[tpcb]##*  }" >&2
+    echo "round $round/$ROUNDS done" >&2
 done
 
 set_capture() { # slow_query_ms
     PGPORT="$(port_of pitstop)" psql -qAt -c "ALTER SYSTEM SET pitstop.slow_query_ms = $1" -c "SELECT pg_reload_conf()" >/dev/null
     sleep 0.5
 }
+[ "$PRELOAD" = pitstop ] || CAPTURE_ROUNDS=0
 for round in $(seq 1 "$CAPTURE_ROUNDS"); do
     order="-1 0"; [ $((round % 2)) -eq 0 ] && order="0 -1"
     declare -A cap
@@ -79,13 +82,15 @@ m() { tr ' ' '\n' <<<"$1" | grep -v '^$' | median; }
 range() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk 'NR==1 {lo=$1} {hi=$1} END {printf "%s – %s", lo, hi}'; }
 echo
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB RAM, kernel $(uname -r), PostgreSQL $("$BIN/postgres" --version | awk '{print $3}')"
+echo "preload of the second cluster: '$PRELOAD'"
 echo "method: pgbench scale $SCALE, $CLIENTS clients / 2 threads, ${DURATION}s per run, $ROUNDS paired rounds (alternating order)"
 echo
 echo "| workload | base TPS (median) | pitstop TPS (median) | pitstop/base, median of paired ratios | ratio range |"
 echo "|---|---|---|---|---|"
-for w in tpcb select; do
+for w in $WORKLOADS; do
     echo "| $w | $(m "${runs[base-$w]}") | $(m "${runs[pitstop-$w]}") | $(m "${ratios[$w]}") | $(range "${ratios[$w]}") |"
 done
+[ "$CAPTURE_ROUNDS" -gt 0 ] || exit 0
 echo
 echo "| select-only, 1 client, $CAPTURE_ROUNDS paired rounds | TPS (median) |"
 echo "|---|---|"

@@ -19,7 +19,6 @@ extension_sql_file!("../../sql/schema/insight_views.sql", name = "insight_views"
 pub extern "C-unwind" fn _PG_init() {
     let at_preload = pg::shmem::loading_at_preload();
     gucs::init(at_preload);
-    pg::hypo_index::install();
     if at_preload {
         insight::capture::init();
     }

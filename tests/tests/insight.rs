@@ -50,8 +50,17 @@ fn threshold_set_with_alter_system_applies_after_reload() {
     admin.simple_query("SELECT pg_sleep(0.2)").unwrap();
     admin.simple_query("ALTER SYSTEM SET pitstop.slow_query_ms = 100").unwrap();
     admin.simple_query("SELECT pg_reload_conf()").unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // The reload is asynchronous: wait until new sessions see the new threshold.
     let mut client = cluster.connect();
+    for _ in 0..100 {
+        let shown: String = client.query_one("SHOW pitstop.slow_query_ms", &[]).unwrap().get(0);
+        if shown == "100ms" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        client = cluster.connect();
+    }
+    client.simple_query("SELECT pitstop.slow_queries_reset()").unwrap();
     client.simple_query("SELECT pg_sleep(0.2) /* after reload */").unwrap();
     let rows = slow_queries_json(&cluster);
     let queries: Vec<_> = rows.iter().map(|r| r["query"].as_str().unwrap().to_string()).collect();

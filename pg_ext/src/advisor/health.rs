@@ -24,11 +24,7 @@ pub struct BtreeFacts {
 /// Bytes a freshly built copy of the index would take, when the statistics allow a guess.
 pub fn expected_bytes(facts: &BtreeFacts) -> Option<f64> {
     let widths: Option<Vec<f64>> = facts.widths.iter().copied().collect();
-    let distinct = facts.ndistinct[..facts.key_columns.min(facts.ndistinct.len())]
-        .iter()
-        .map(|n| n.map(|n| if n < 0.0 { -n * facts.tuples } else { n }))
-        .try_fold(1.0f64, |acc, n| n.map(|n| acc * n.max(1.0)))
-        .map(|d| d.min(facts.tuples.max(1.0)));
+    let distinct = size::distinct_keys(&facts.ndistinct[..facts.key_columns.min(facts.ndistinct.len())], facts.tuples);
     let shape = IndexShape {
         am: AccessMethod::Btree,
         tuples: facts.tuples,

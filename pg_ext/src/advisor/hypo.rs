@@ -12,16 +12,7 @@ use std::collections::HashMap;
 
 /// Size of `index` when it covers `tuples` rows of a table of `table_pages` pages.
 pub fn estimate_size(index: &HypoDescription, tuples: f64, table_pages: f64) -> SizeEstimate {
-    let distinct_keys = if index.unique {
-        Some(tuples)
-    } else {
-        index
-            .key_ndistinct
-            .iter()
-            .map(|n| n.map(|n| if n < 0.0 { -n * tuples } else { n }))
-            .try_fold(1.0, |acc: f64, n| n.map(|n| acc * n.max(1.0)))
-            .map(|d| d.min(tuples.max(1.0)))
-    };
+    let distinct_keys = if index.unique { Some(tuples) } else { size::distinct_keys(&index.key_ndistinct, tuples) };
     size::estimate(&IndexShape {
         am: index.am,
         tuples,

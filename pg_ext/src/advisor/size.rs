@@ -65,6 +65,16 @@ impl SizeEstimate {
     }
 }
 
+/// Distinct values of a multi-column key from each column's pg_stats n_distinct (negative
+/// means a fraction of the rows), assuming independent columns; None when any is unknown.
+pub fn distinct_keys(ndistinct: &[Option<f64>], tuples: f64) -> Option<f64> {
+    ndistinct
+        .iter()
+        .map(|n| n.map(|n| if n < 0.0 { -n * tuples } else { n }))
+        .try_fold(1.0f64, |acc, n| n.map(|n| acc * n.max(1.0)))
+        .map(|d| d.min(tuples.max(1.0)))
+}
+
 fn maxalign(bytes: f64) -> f64 {
     (bytes / 8.0).ceil() * 8.0
 }
@@ -156,6 +166,14 @@ mod tests {
         let narrow = estimate(&btree_shape(100_000.0, &[4.0], None));
         let wide = estimate(&btree_shape(100_000.0, &[4.0, 32.0], None));
         assert!(wide.pages > narrow.pages);
+    }
+
+    #[test]
+    fn distinct_keys_combine_columns_and_fractions() {
+        assert_eq!(distinct_keys(&[Some(-0.5)], 1000.0), Some(500.0));
+        assert_eq!(distinct_keys(&[Some(10.0), Some(20.0)], 1000.0), Some(200.0));
+        assert_eq!(distinct_keys(&[Some(100.0), Some(100.0)], 1000.0), Some(1000.0));
+        assert_eq!(distinct_keys(&[Some(10.0), None], 1000.0), None);
     }
 
     #[test]

@@ -43,30 +43,36 @@ fn measure_for(nesting_level: u32) -> Measure {
 }
 
 fn record_if_slow(query: &FinishedQuery) {
-    if !wants_capture(query.nesting_level) {
+    let threshold_ms = gucs::slow_query_ms();
+    if threshold_ms < 0 || (query.nesting_level > 0 && !gucs::capture_nested()) {
         return;
     }
     let Some(ring) = RING.get() else { return };
     let duration_ms = query.duration_ms();
-    if duration_ms < f64::from(gucs::slow_query_ms()) {
+    if duration_ms < f64::from(threshold_ms) {
         return;
     }
-    let plan = query.plan_json();
-    if plan.is_none() {
+    let captured = executor::shielded(|| {
+        let plan = query.plan_json();
+        if plan.is_none() {
+            ring.counters().failed.fetch_add(1, Ordering::Relaxed);
+        }
+        let meta = EntryMeta {
+            queryid: query.queryid(),
+            userid: backend::current_user().to_u32(),
+            dbid: backend::current_database().to_u32(),
+            start_time: backend::now() - (duration_ms * 1000.0) as i64,
+            duration_ms,
+            rows: query.rows(),
+            nesting_level: query.nesting_level,
+            analyzed: query.has_actuals(),
+            plan_bytes: 0,
+        };
+        ring.record(meta, &query.statement_text(), plan.as_deref());
+    });
+    if captured.is_none() {
         ring.counters().failed.fetch_add(1, Ordering::Relaxed);
     }
-    let meta = EntryMeta {
-        queryid: query.queryid(),
-        userid: backend::current_user().to_u32(),
-        dbid: backend::current_database().to_u32(),
-        start_time: backend::now() - (duration_ms * 1000.0) as i64,
-        duration_ms,
-        rows: query.rows(),
-        nesting_level: query.nesting_level,
-        analyzed: query.has_actuals(),
-        plan_bytes: 0,
-    };
-    ring.record(meta, &query.statement_text(), plan.as_deref());
 }
 
 fn ring() -> &'static Ring<'static> {

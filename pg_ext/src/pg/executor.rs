@@ -6,7 +6,6 @@
 use pgrx::pg_sys;
 use pgrx::pg_sys::ffi::pg_guard_ffi_boundary;
 use pgrx::prelude::*;
-use pgrx::PgTryBuilder;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// What the observer wants measured for a statement about to start.
@@ -21,6 +20,8 @@ pub enum Measure {
 
 pub struct Observer {
     pub at_start: fn(nesting_level: u32) -> Measure,
+    /// Runs for every timed statement, so it must be cheap and must not raise an ERROR;
+    /// anything that could fail (EXPLAIN) goes through `shielded`.
     pub at_end: fn(&FinishedQuery),
 }
 
@@ -196,16 +197,7 @@ unsafe extern "C-unwind" fn executor_end(query_desc: *mut pg_sys::QueryDesc) {
                 desc: query_desc,
                 nesting_level: NESTING_LEVEL.load(Ordering::Relaxed),
             };
-            // The observer catches its own expected failures; this also keeps a bug in it
-            // (a panic or an unexpected ERROR) from failing a statement that succeeded.
-            // SAFETY: reading the current context pointer, restored below.
-            let context = unsafe { pg_sys::CurrentMemoryContext };
-            PgTryBuilder::new(std::panic::AssertUnwindSafe(|| (observer.at_end)(&finished)))
-                .catch_others(|_| ())
-                .catch_rust_panic(|_| ())
-                .execute();
-            // SAFETY: the caller's context is alive; a caught error may have left us elsewhere.
-            unsafe { pg_sys::MemoryContextSwitchTo(context) };
+            (observer.at_end)(&finished);
         }
     }
     // SAFETY: chaining with the arguments we were given.
@@ -215,6 +207,20 @@ unsafe extern "C-unwind" fn executor_end(query_desc: *mut pg_sys::QueryDesc) {
             None => pg_sys::standard_ExecutorEnd(query_desc),
         }
     }
+}
+
+/// Runs `f`, turning any ERROR or panic inside it into `None`: used after a statement has
+/// already succeeded, which must not fail because of what we do next.
+pub fn shielded<R>(f: impl FnOnce() -> R) -> Option<R> {
+    // SAFETY: reading the current context pointer, restored below.
+    let context = unsafe { pg_sys::CurrentMemoryContext };
+    let result = pgrx::PgTryBuilder::new(std::panic::AssertUnwindSafe(|| Some(f())))
+        .catch_others(|_| None)
+        .catch_rust_panic(|_| None)
+        .execute();
+    // SAFETY: the caller's context is alive; a caught error may have left us elsewhere.
+    unsafe { pg_sys::MemoryContextSwitchTo(context) };
+    result
 }
 
 /// A statement whose execution just finished, still holding its plan state.

@@ -1,20 +1,16 @@
 //! EXPLAIN (FORMAT JSON) of a statement that is executing, as auto_explain does.
 
 use pgrx::pg_sys;
-use pgrx::PgTryBuilder;
-use std::panic::AssertUnwindSafe;
 
 /// The JSON plan of a finished-but-not-yet-ended statement; None if EXPLAIN raised an error
 /// (which is caught and discarded: capture must never fail the statement).
 pub fn plan_json_of(desc: *mut pg_sys::QueryDesc, with_actuals: bool) -> Option<String> {
-    // SAFETY: reading the current context pointer; restored below whatever happens.
-    let caller_context = unsafe { pg_sys::CurrentMemoryContext };
-    let explain = AssertUnwindSafe(|| {
+    let explain = || {
         // SAFETY: `desc` is a started QueryDesc whose plan state is alive (we are called from
         // ExecutorEnd before the standard implementation frees it). The ExplainState and its
         // output live in the statement's query context, freed with the statement.
         unsafe {
-            pg_sys::MemoryContextSwitchTo((*(*desc).estate).es_query_cxt);
+            let caller = pg_sys::MemoryContextSwitchTo((*(*desc).estate).es_query_cxt);
             let es = pg_sys::NewExplainState();
             (*es).format = pg_sys::ExplainFormat::EXPLAIN_FORMAT_JSON;
             (*es).costs = true;
@@ -26,16 +22,12 @@ pub fn plan_json_of(desc: *mut pg_sys::QueryDesc, with_actuals: bool) -> Option<
             pg_sys::ExplainBeginOutput(es);
             pg_sys::ExplainPrintPlan(es, desc);
             pg_sys::ExplainEndOutput(es);
-            std::ffi::CStr::from_ptr((*(*es).str_).data).to_string_lossy().into_owned()
+            let out = std::ffi::CStr::from_ptr((*(*es).str_).data).to_string_lossy().into_owned();
+            pg_sys::MemoryContextSwitchTo(caller);
+            out
         }
-    });
-    let raw = PgTryBuilder::new(|| Some(explain()))
-        .catch_others(|_| None)
-        .catch_rust_panic(|_| None)
-        .execute();
-    // SAFETY: the caller's context is still alive; an error above may have left us elsewhere.
-    unsafe { pg_sys::MemoryContextSwitchTo(caller_context) };
-    let raw = raw?;
+    };
+    let raw = crate::pg::executor::shielded(explain)?;
     Some(as_json_object(&raw))
 }
 

@@ -81,6 +81,7 @@ fn with_registry<R>(f: impl FnOnce(&mut Vec<HypoIndex>) -> R) -> R {
 }
 
 pub fn hide(index: pg_sys::Oid) -> bool {
+    ensure_installed();
     HIDDEN.with(|h| {
         let mut h = h.borrow_mut();
         let added = !h.contains(&index);
@@ -358,11 +359,18 @@ impl Drop for Depth {
     }
 }
 
-/// Installs the planner-side hooks. Call once from _PG_init (works without preload too:
-/// hypothetical indexes are backend-local).
-pub fn install() {
-    // SAFETY: _PG_init runs once per process before any planning; previous hooks are saved
-    // and chained.
+static INSTALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Installs the planner-side hooks the first time this backend creates a hypothetical index
+/// or hides one, so sessions that never use them pay nothing for them (no preload needed:
+/// everything here is backend-local).
+pub fn ensure_installed() {
+    if INSTALLED.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    // SAFETY: backends are single-threaded; we run between statements' planning (inside the
+    // executor of the calling SQL function, at planner depth 0), save whatever hooks are
+    // installed now and chain to them.
     unsafe {
         PREV_GET_RELATION_INFO = pg_sys::get_relation_info_hook;
         pg_sys::get_relation_info_hook = Some(get_relation_info);
@@ -497,7 +505,7 @@ unsafe extern "C-unwind" fn get_relation_info(
                 // A hypothetical index that no longer fits the table (a column was dropped
                 // since) is skipped rather than failing the EXPLAIN.
                 let context = pg_sys::CurrentMemoryContext;
-                let built = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| index_opt_info(index, root, rel)))
+                let built = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| index_opt_info(index, rel)))
                     .catch_others(|e| Err(caught_message(e)))
                     .catch_rust_panic(|e| Err(caught_message(e)))
                     .execute();
@@ -528,7 +536,6 @@ fn caught_message(error: pg_sys::panic::CaughtError) -> String {
 /// Called from get_relation_info with the planner's structures for the index's table.
 unsafe fn index_opt_info(
     hypo: &HypoIndex,
-    root: *mut pg_sys::PlannerInfo,
     rel: *mut pg_sys::RelOptInfo,
 ) -> Result<Option<*mut pg_sys::IndexOptInfo>, String> {
     unsafe {
@@ -632,6 +639,7 @@ pub fn type_width(type_oid: pg_sys::Oid, typmod: i32) -> f64 {
 
 /// Registers a parsed index under a fresh OID; errors if the name is taken.
 pub fn register(mut index: HypoIndex) -> Result<pg_sys::Oid, PitstopError> {
+    ensure_installed();
     with_registry(|r| {
         if r.iter().any(|h| h.desc.name == index.desc.name) {
             return Err(PitstopError::DuplicateHypoIndex(index.desc.name.clone()));

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Deterministic overhead of preloading pitstop: CPU instructions per statement, counted by
+# callgrind in a single-user backend running N primary-key lookups, with and without
+# shared_preload_libraries = 'pitstop' (nothing captured: slow_query_ms = 1000).
+# Two statement counts are run so start-up cost cancels: per statement = (I(6000) - I(2000)) / 4000.
+# Instruction counts do not depend on what else the machine is doing, unlike TPS.
+# BASE_PRELOAD=pg_stat_statements measures pitstop on top of pg_stat_statements, as most
+# servers run it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DIR="${PITSTOP_BENCH_DIR:-/tmp/pitstop-instructions}"
+BASE_PRELOAD="${BASE_PRELOAD:-}"
+WITH_PRELOAD="${BASE_PRELOAD:+$BASE_PRELOAD,}pitstop"
+BIN="$(pg_config --bindir)"
+as_postgres() { if [ "$(id -u)" -eq 0 ]; then sudo -u postgres -- "$@"; else "$@"; fi; }
+command -v valgrind >/dev/null || { echo "valgrind is required (apt-get install valgrind)" >&2; exit 1; }
+
+rm -rf "$DIR"; mkdir -p "$DIR"; [ "$(id -u)" -eq 0 ] && chown postgres "$DIR"
+trap 'as_postgres "$BIN/pg_ctl" stop -D "$DIR/data" -m fast >/dev/null 2>&1 || true; rm -rf "$DIR"' EXIT
+as_postgres "$BIN/initdb" -D "$DIR/data" -U postgres --auth=trust >/dev/null
+printf "port = 55731\nlisten_addresses = ''\nunix_socket_directories = '%s'\n" "$DIR" | as_postgres tee -a "$DIR/data/postgresql.conf" >/dev/null
+as_postgres "$BIN/pg_ctl" start -D "$DIR/data" -l "$DIR/log" -w >/dev/null
+PGHOST="$DIR" PGPORT=55731 PGUSER=postgres "$BIN/pgbench" -i -q -s 1 postgres >/dev/null 2>&1
+as_postgres "$BIN/pg_ctl" stop -D "$DIR/data" -w >/dev/null
+for n in 2000 6000; do
+    awk -v n="$n" 'BEGIN { srand(1); for (i = 0; i < n; i++) printf "SELECT abalance FROM pgbench_accounts WHERE aid = %d;\n", 1 + int(rand() * 100000) }' > "$DIR/stmts$n.sql"
+done
+chmod 644 "$DIR"/stmts*.sql
+
+count() { # preload, statements
+    as_postgres valgrind --tool=callgrind --callgrind-out-file=/dev/null "$BIN/postgres" --single -D "$DIR/data" \
+        -c shared_preload_libraries="$1" -c pitstop.slow_query_ms=1000 -c jit=off postgres \
+        < "$DIR/stmts$2.sql" 2>&1 >/dev/null | grep -o 'Collected : [0-9]*' | grep -o '[0-9]*'
+}
+base=$(( ($(count "$BASE_PRELOAD" 6000) - $(count "$BASE_PRELOAD" 2000)) / 4000 ))
+with=$(( ($(count "$WITH_PRELOAD" 6000) - $(count "$WITH_PRELOAD" 2000)) / 4000 ))
+echo "| preload | instructions per statement |"
+echo "|---|---|"
+echo "| '${BASE_PRELOAD}' | $base |"
+echo "| '${WITH_PRELOAD}' (nothing captured) | $with |"
+awk -v a="$with" -v b="$base" 'BEGIN { printf "| ratio | %.4f (+%.2f %%) |\n", a / b, 100 * (a - b) / b }'
