@@ -341,6 +341,27 @@ mod tests {
     }
 
     #[pg_test]
+    fn explain_execute_never_caches_a_hypothetical_plan() {
+        make_hypo_table();
+        Spi::run("PREPARE hypo_p AS SELECT * FROM hypo_t WHERE id = 42").unwrap();
+        hypo("CREATE INDEX ON hypo_t (id)");
+        for _ in 0..7 {
+            assert!(!plan_of("EXECUTE hypo_p", "").contains("hypo_t_id_hypo"));
+        }
+        Spi::run("EXECUTE hypo_p").unwrap();
+        Spi::run("DEALLOCATE hypo_p").unwrap();
+    }
+
+    #[pg_test]
+    fn a_hypothetical_index_on_a_dropped_column_is_skipped() {
+        make_hypo_table();
+        hypo("CREATE INDEX ON hypo_t (note)");
+        Spi::run("ALTER TABLE hypo_t DROP COLUMN note").unwrap();
+        let plan = plan_of("SELECT * FROM hypo_t WHERE id = 1", "");
+        assert!(!plan.contains("hypo_t_note_hypo"), "{plan}");
+    }
+
+    #[pg_test]
     fn explain_advice_sees_hypothetical_indexes() {
         make_hypo_table();
         let advice = "SELECT count(*) FROM pitstop.explain_advice('SELECT * FROM hypo_t WHERE big = 5')";

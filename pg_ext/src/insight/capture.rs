@@ -7,10 +7,19 @@ use crate::insight::ring::{region_size, EntryMeta, Ring};
 use crate::pg::executor::{self, FinishedQuery, Measure, Observer};
 use crate::pg::{backend, shmem};
 use pgrx::prelude::*;
-use std::sync::atomic::Ordering;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicPtr, Ordering};
 
-static RING: OnceLock<Ring<'static>> = OnceLock::new();
+/// Base of the ring's shared memory. Overwritten on every attach: after a crash restart the
+/// postmaster maps a new segment and runs the startup hook again.
+static RING_BASE: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+
+/// The ring, when shared memory is attached (pitstop was preloaded).
+fn attached_ring() -> Option<Ring<'static>> {
+    let base = RING_BASE.load(Ordering::Acquire);
+    // SAFETY: a non-null base was initialised by `attach` for this capacity (fixed at server
+    // start) and stays mapped until the next attach replaces it.
+    (!base.is_null()).then(|| unsafe { Ring::from_raw(base, gucs::slow_query_buffer(), false) })
+}
 
 /// Requests the ring's shared memory and installs the executor hooks (preload only).
 pub fn init() {
@@ -18,11 +27,12 @@ pub fn init() {
         name: c"pitstop slow query ring",
         size: || region_size(gucs::slow_query_buffer()),
         attach: |base, created| {
-            // SAFETY: `base` is the region sized by `region_size` for this same capacity
-            // (the GUC is fixed at server start), cache-line aligned by ShmemInitStruct and
-            // mapped for the life of the server; `created` says whether to initialise it.
-            let ring = unsafe { Ring::from_raw(base, gucs::slow_query_buffer(), created) };
-            let _ = RING.set(ring);
+            if created {
+                // SAFETY: `base` is the region sized by `region_size` for this same capacity
+                // (the GUC is fixed at server start) and cache-line aligned by ShmemInitStruct.
+                let _ = unsafe { Ring::from_raw(base, gucs::slow_query_buffer(), true) };
+            }
+            RING_BASE.store(base, Ordering::Release);
         },
     }]);
     executor::install(Observer { at_start: measure_for, at_end: record_if_slow });
@@ -30,7 +40,7 @@ pub fn init() {
 
 fn wants_capture(nesting_level: u32) -> bool {
     gucs::slow_query_ms() >= 0
-        && RING.get().is_some()
+        && !RING_BASE.load(Ordering::Relaxed).is_null()
         && (nesting_level == 0 || gucs::capture_nested())
 }
 
@@ -47,7 +57,7 @@ fn record_if_slow(query: &FinishedQuery) {
     if threshold_ms < 0 || (query.nesting_level > 0 && !gucs::capture_nested()) {
         return;
     }
-    let Some(ring) = RING.get() else { return };
+    let Some(ring) = attached_ring() else { return };
     let duration_ms = query.duration_ms();
     if duration_ms < f64::from(threshold_ms) {
         return;
@@ -75,8 +85,8 @@ fn record_if_slow(query: &FinishedQuery) {
     }
 }
 
-fn ring() -> &'static Ring<'static> {
-    RING.get().ok_or(PitstopError::NotPreloaded).or_report()
+fn ring() -> Ring<'static> {
+    attached_ring().ok_or(PitstopError::NotPreloaded).or_report()
 }
 
 const HIDDEN: &str = "<insufficient privilege>";

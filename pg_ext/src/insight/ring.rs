@@ -188,6 +188,11 @@ impl<'a> Ring<'a> {
             let slot = &self.slots[(seq % self.slots.len() as u64) as usize];
             let Some(mut guard) = slot.try_lock() else { continue };
             let entry = guard.entry();
+            // A writer delayed between claiming `seq` and locking must not overwrite a newer
+            // capture that wrapped around to the same slot.
+            if entry.seq > seq {
+                continue;
+            }
             let (text, text_truncated) = truncate_on_char_boundary(query, TEXT_MAX);
             entry.text[..text.len()].copy_from_slice(text.as_bytes());
             entry.text_len = text.len() as u32;

@@ -64,9 +64,12 @@ pub struct HypoIndex {
 
 impl Drop for HypoIndex {
     fn drop(&mut self) {
-        // SAFETY: `memory` was created for this index alone and nothing else points into it
-        // once the index leaves the registry.
-        unsafe { pg_sys::MemoryContextDelete(self.memory) };
+        // Null until parsing succeeded: until then `parse_create_index` owns the context.
+        if !self.memory.is_null() {
+            // SAFETY: `memory` was created for this index alone and nothing else points into
+            // it once the index leaves the registry.
+            unsafe { pg_sys::MemoryContextDelete(self.memory) };
+        }
     }
 }
 
@@ -137,7 +140,7 @@ pub fn parse_create_index(ddl: &str) -> Result<HypoIndex, PitstopError> {
             8 * 1024,
         );
         let caller = pg_sys::MemoryContextSwitchTo(memory);
-        let result = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| resolve(&c_ddl, memory)))
+        let result = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| resolve(&c_ddl)))
             .catch_others(|e| {
                 pg_sys::MemoryContextSwitchTo(caller);
                 e.rethrow()
@@ -149,8 +152,9 @@ pub fn parse_create_index(ddl: &str) -> Result<HypoIndex, PitstopError> {
             .execute();
         pg_sys::MemoryContextSwitchTo(caller);
         match result {
-            Ok(index) => {
+            Ok(mut index) => {
                 pg_sys::MemoryContextSetParent(memory, pg_sys::TopMemoryContext);
+                index.memory = memory;
                 Ok(index)
             }
             Err(e) => {
@@ -162,8 +166,8 @@ pub fn parse_create_index(ddl: &str) -> Result<HypoIndex, PitstopError> {
 }
 
 /// # Safety
-/// Runs in `memory` (the current context); see `parse_create_index`.
-unsafe fn resolve(c_ddl: &CStr, memory: pg_sys::MemoryContext) -> Result<HypoIndex, PitstopError> {
+/// Runs in the index's own memory context (the current one); see `parse_create_index`.
+unsafe fn resolve(c_ddl: &CStr) -> Result<HypoIndex, PitstopError> {
     unsafe {
         let statements = pointers::<pg_sys::RawStmt>(pg_sys::raw_parser(
             c_ddl.as_ptr(),
@@ -228,7 +232,7 @@ unsafe fn resolve(c_ddl: &CStr, memory: pg_sys::MemoryContext) -> Result<HypoInd
             collations: Vec::new(),
             opfamilies: Vec::new(),
             opcintypes: Vec::new(),
-            memory,
+            memory: std::ptr::null_mut(),
             expressions: std::ptr::null_mut(),
             predicate: std::ptr::null_mut(),
         };
@@ -400,7 +404,7 @@ unsafe extern "C-unwind" fn planner(
     }
 }
 
-/// A plain EXPLAIN: no ANALYZE option and not of a prepared statement (whose plan is cached).
+/// A plain EXPLAIN: no ANALYZE option, of a query (not of EXECUTE, whose plan is cached).
 ///
 /// # Safety
 /// `node` must be a valid parse node or NULL.
@@ -410,7 +414,13 @@ unsafe fn is_plain_explain(node: *mut pg_sys::Node) -> bool {
             return false;
         }
         let explain = node as *mut pg_sys::ExplainStmt;
-        if (*(*explain).query).type_ == pg_sys::NodeTag::T_ExecuteStmt {
+        // After parse analysis the explained statement is a Query; EXECUTE (whose plan would be
+        // cached) and every other utility statement come as CMD_UTILITY and are refused.
+        let query = (*explain).query as *mut pg_sys::Query;
+        if query.is_null()
+            || (*query).type_ != pg_sys::NodeTag::T_Query
+            || (*query).commandType == pg_sys::CmdType::CMD_UTILITY
+        {
             return false;
         }
         !pointers::<pg_sys::DefElem>((*explain).options).into_iter().any(|opt| {
@@ -606,6 +616,11 @@ unsafe fn index_opt_info(
             let expr: *mut pg_sys::Expr = if *attnum != 0 {
                 let (mut t, mut m, mut c) = (pg_sys::Oid::INVALID, 0, pg_sys::Oid::INVALID);
                 pg_sys::get_atttypetypmodcoll(index.relid, *attnum, &mut t, &mut m, &mut c);
+                // A dropped column reads as type 0, a retyped one as another type: the
+                // resolved operator classes no longer fit.
+                if t != index.column_types[i].0 {
+                    return Err(format!("column \"{}\" was dropped or changed type", index.column_names[i]));
+                }
                 pg_sys::makeVar(varno, *attnum, t, m, c, 0).cast()
             } else {
                 match expressions.next() {

@@ -27,7 +27,9 @@ impl Drop for Restore {
         // SAFETY: timeout.c functions on the backend's own timer table; they raise ERROR only
         // on invalid ids, and ours is valid.
         unsafe {
-            pg_guard_ffi_boundary(|| disable_timeout(STATEMENT_TIMEOUT, false));
+            // keep_indicator: if our timer fired just as `f` finished, the pending cancel is
+            // still reported as a statement timeout, not as a user cancel.
+            pg_guard_ffi_boundary(|| disable_timeout(STATEMENT_TIMEOUT, true));
             if let Some(at) = self.outer_finish {
                 pg_guard_ffi_boundary(|| enable_timeout_at(STATEMENT_TIMEOUT, at));
             }
