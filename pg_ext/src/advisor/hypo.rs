@@ -135,13 +135,7 @@ fn covered_rows(relid: pg_sys::Oid, predicate: &str, table_rows: f64) -> f64 {
 }
 
 fn table_name(relid: pg_sys::Oid) -> String {
-    Spi::connect(|client| {
-        client
-            .select("SELECT $1::regclass::text", Some(1), &[relid.into()])
-            .ok()
-            .and_then(|t| t.first().get_one::<String>().ok().flatten())
-            .unwrap_or_default()
-    })
+    Spi::connect(|client| spi::select_one(client, "SELECT $1::regclass::text", &[relid.into()])).unwrap_or_default()
 }
 
 fn size_bytes(index: &HypoDescription) -> i64 {

@@ -2,41 +2,31 @@
 
 use crate::error::PitstopError;
 use pgrx::prelude::*;
+use pgrx::datum::DatumWithOid;
 use pgrx::spi::SpiClient;
+
+/// The first column of the first row of a read-only query; None when there is no row, the
+/// value is NULL or the query fails.
+pub fn select_one<T: FromDatum + IntoDatum>(client: &SpiClient<'_>, sql: &str, args: &[DatumWithOid<'_>]) -> Option<T> {
+    client.select(sql, Some(1), args).ok()?.first().get_one::<T>().ok().flatten()
+}
 
 /// `schema.object` (quoted) of an object created by an extension, if that extension is
 /// installed in the current database.
 pub fn extension_object(client: &SpiClient<'_>, extension: &str, object: &str) -> Option<String> {
-    client
-        .select(
-            "SELECT quote_ident(n.nspname) || '.' || quote_ident($2)
-               FROM pg_catalog.pg_extension e
-               JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
-              WHERE e.extname = $1",
-            Some(1),
-            &[extension.into(), object.into()],
-        )
-        .ok()?
-        .first()
-        .get_one::<String>()
-        .ok()
-        .flatten()
+    select_one(
+        client,
+        "SELECT quote_ident(n.nspname) || '.' || quote_ident($2)
+           FROM pg_catalog.pg_extension e
+           JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+          WHERE e.extname = $1",
+        &[extension.into(), object.into()],
+    )
 }
 
-/// The current value of a setting as text, e.g. `current_setting('work_mem')` in kB units
-/// via pg_settings.
+/// The current value of a numeric setting in its base unit (kB for work_mem), from pg_settings.
 pub fn setting_value(client: &SpiClient<'_>, name: &str) -> Option<f64> {
-    client
-        .select(
-            "SELECT setting::float8 FROM pg_catalog.pg_settings WHERE name = $1",
-            Some(1),
-            &[name.into()],
-        )
-        .ok()?
-        .first()
-        .get_one::<f64>()
-        .ok()
-        .flatten()
+    select_one(client, "SELECT setting::float8 FROM pg_catalog.pg_settings WHERE name = $1", &[name.into()])
 }
 
 /// `EXPLAIN (FORMAT JSON[, options]) <statement>` as JSON text. The caller has checked that
