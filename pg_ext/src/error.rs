@@ -39,6 +39,8 @@ pub enum PitstopError {
     NotAnIndex(String),
     #[error("hypothetical index \"{0}\" already exists")]
     DuplicateHypoIndex(String),
+    #[error("argument \"{name}\" must be {expected} (got {value})")]
+    OutOfRange { name: &'static str, value: String, expected: &'static str },
 }
 
 impl PitstopError {
@@ -49,7 +51,7 @@ impl PitstopError {
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
             }
             Self::NullArgument(_) => ERRCODE_NULL_VALUE_NOT_ALLOWED,
-            Self::UnknownSortKey { .. } | Self::Negative { .. } => ERRCODE_INVALID_PARAMETER_VALUE,
+            Self::UnknownSortKey { .. } | Self::Negative { .. } | Self::OutOfRange { .. } => ERRCODE_INVALID_PARAMETER_VALUE,
             Self::NotOneStatement(_) => ERRCODE_SYNTAX_ERROR,
             Self::NotExplainable(_) => ERRCODE_FEATURE_NOT_SUPPORTED,
             Self::NoPlan => ERRCODE_INTERNAL_ERROR,

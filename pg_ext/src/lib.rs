@@ -26,6 +26,8 @@ pub extern "C-unwind" fn _PG_init() {
 
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
+#[cfg(any(test, feature = "pg_test"))]
+mod advisor_tests;
 
 /// Required by `cargo pgrx test`.
 #[cfg(test)]

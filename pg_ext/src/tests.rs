@@ -2,14 +2,14 @@
 use pgrx::prelude::*;
 
 #[pg_schema]
-mod tests {
+pub mod tests {
     use crate::pg::subxact;
     use pgrx::prelude::*;
     use pgrx::PgSqlErrorCode;
 
     /// Runs `sql` expecting an ERROR; returns its SQLSTATE, message and hint. The statement runs
     /// in a rolled-back subtransaction so the test transaction stays usable.
-    fn sql_error(sql: &str) -> (PgSqlErrorCode, String, Option<String>) {
+    pub fn sql_error(sql: &str) -> (PgSqlErrorCode, String, Option<String>) {
         let outcome = PgTryBuilder::new(|| {
             subxact::rolled_back(|| Spi::run(sql).expect("SPI failed"));
             None
@@ -25,7 +25,7 @@ mod tests {
         outcome.unwrap_or_else(|| panic!("expected an error from: {sql}"))
     }
 
-    fn count(sql: &str) -> i64 {
+    pub fn count(sql: &str) -> i64 {
         Spi::get_one::<i64>(sql).expect("query failed").unwrap_or(0)
     }
 

@@ -3,7 +3,7 @@
 
 use crate::advisor::size::{self, IndexShape, SizeEstimate};
 use crate::error::{required, OrReport, PitstopError};
-use crate::pg::hypo_index::{self, HypoDescription};
+use crate::pg::hypo_index::{self, HypoDescription, HypoIndex};
 use crate::pg::spi;
 use crate::insight::plan_advice::quote_ident;
 use pgrx::prelude::*;
@@ -96,7 +96,13 @@ pub fn ddl(index: &HypoDescription, table: &str) -> String {
 #[pg_extern(volatile, parallel_unsafe)]
 fn hypo_create(ddl: Option<&str>) -> pg_sys::Oid {
     let ddl = required(ddl, "ddl").or_report();
-    let mut index = hypo_index::parse_create_index(ddl).or_report();
+    hypo_index::register(prepare(ddl).or_report()).or_report()
+}
+
+/// A hypothetical index from its DDL, with the statistics its size and costs are estimated
+/// from (not registered: the advisor plans with its own).
+pub fn prepare(ddl: &str) -> Result<HypoIndex, PitstopError> {
+    let mut index = hypo_index::parse_create_index(ddl)?;
     fill_statistics(&mut index.desc);
     if let Some(predicate) = index.desc.predicate_sql.clone() {
         let (rows, _) = table_size(index.desc.relid);
@@ -104,7 +110,7 @@ fn hypo_create(ddl: Option<&str>) -> pg_sys::Oid {
             index.desc.covered_fraction = (covered_rows(index.desc.relid, &predicate, rows) / rows).clamp(0.0, 1.0);
         }
     }
-    hypo_index::register(index).or_report()
+    Ok(index)
 }
 
 /// Row count and page count of a table, as the planner would start from.
@@ -138,7 +144,7 @@ fn table_name(relid: pg_sys::Oid) -> String {
     Spi::connect(|client| spi::select_one(client, "SELECT $1::regclass::text", &[relid.into()])).unwrap_or_default()
 }
 
-fn size_bytes(index: &HypoDescription) -> i64 {
+pub fn size_bytes(index: &HypoDescription) -> i64 {
     let (rows, pages) = table_size(index.relid);
     estimate_size(index, rows * index.covered_fraction, pages).bytes() as i64
 }

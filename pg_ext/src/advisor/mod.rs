@@ -1,5 +1,10 @@
-//! Index advice: native hypothetical indexes and their size model.
+//! Index advice: native hypothetical indexes and their size model, index health, and
+//! workload-level suggestions (usage → candidates → selection).
 
+pub mod candidates;
 pub mod health;
 pub mod hypo;
+pub mod select;
 pub mod size;
+pub mod suggest;
+pub mod usage;

@@ -76,6 +76,49 @@ impl Drop for HypoIndex {
 thread_local! {
     static REGISTRY: RefCell<Vec<HypoIndex>> = const { RefCell::new(Vec::new()) };
     static HIDDEN: RefCell<Vec<pg_sys::Oid>> = const { RefCell::new(Vec::new()) };
+    /// While the advisor plans: the indexes it offers instead of the session's registry.
+    static OFFERED: RefCell<Option<Vec<*const HypoIndex>>> = const { RefCell::new(None) };
+}
+
+/// Planning in this backend sees exactly `indexes` as hypothetical indexes (and not the
+/// session's own) until the guard is dropped. The guard borrows the indexes, so they outlive
+/// every planner call that can see them.
+pub struct Offer<'a> {
+    previous: Option<Vec<*const HypoIndex>>,
+    _scope: Scope,
+    _indexes: std::marker::PhantomData<&'a HypoIndex>,
+}
+
+pub fn offer_only<'a>(indexes: &[&'a HypoIndex]) -> Offer<'a> {
+    ensure_installed();
+    let pointers = indexes.iter().map(|i| *i as *const HypoIndex).collect();
+    let previous = OFFERED.with(|o| o.replace(Some(pointers)));
+    Offer { previous, _scope: Scope::enter(), _indexes: std::marker::PhantomData }
+}
+
+impl Drop for Offer<'_> {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        OFFERED.with(|o| *o.borrow_mut() = previous);
+    }
+}
+
+/// Calls `f` for each hypothetical index on `relid` the planner should see now.
+fn for_each_offered(relid: pg_sys::Oid, mut f: impl FnMut(&HypoIndex)) {
+    let offered = OFFERED.with(|o| o.borrow().clone());
+    match offered {
+        Some(pointers) => {
+            for pointer in pointers {
+                // SAFETY: `offer_only` stored pointers to indexes borrowed for the lifetime
+                // of its guard, and the guard is alive while OFFERED is set.
+                let index = unsafe { &*pointer };
+                if index.desc.relid == relid {
+                    f(index);
+                }
+            }
+        }
+        None => with_registry(|registry| registry.iter().filter(|h| h.desc.relid == relid).for_each(f)),
+    }
 }
 
 /// Runs `f` with the registry. `f` must not run SQL (planning would re-enter it).
@@ -329,7 +372,7 @@ static mut PREV_EXPLAIN_INDEX_NAME: pg_sys::explain_get_index_name_hook_type = N
 static mut PREV_PLANNER: pg_sys::planner_hook_type = None;
 static mut PREV_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
 
-struct Scope(i32);
+pub(crate) struct Scope(i32);
 
 impl Scope {
     fn enter() -> Self {
@@ -343,7 +386,7 @@ impl Drop for Scope {
     }
 }
 
-fn planning_hypothetically() -> bool {
+pub(crate) fn planning_hypothetically() -> bool {
     let scope = SCOPE_DEPTH.load(Ordering::Relaxed);
     scope >= 0 && PLANNER_DEPTH.load(Ordering::Relaxed) == scope + 1
 }
@@ -510,14 +553,13 @@ unsafe extern "C-unwind" fn get_relation_info(
             }
             (*rel).indexlist = kept;
         }
-        with_registry(|registry| {
-            for index in registry.iter().filter(|h| h.desc.relid == relation) {
+        for_each_offered(relation, |index| {
                 // A hypothetical index that no longer fits the table (a column was dropped
                 // since) is skipped rather than failing the EXPLAIN.
                 let context = pg_sys::CurrentMemoryContext;
                 let built = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| index_opt_info(index, rel)))
-                    .catch_others(|e| Err(caught_message(e)))
-                    .catch_rust_panic(|e| Err(caught_message(e)))
+                    .catch_others(|e| Err(crate::pg::subxact::message(&e)))
+                    .catch_rust_panic(|e| Err(crate::pg::subxact::message(&e)))
                     .execute();
                 pg_sys::MemoryContextSwitchTo(context);
                 let built = built.unwrap_or_else(|message| {
@@ -527,18 +569,10 @@ unsafe extern "C-unwind" fn get_relation_info(
                 if let Some(info) = built {
                     (*rel).indexlist = pg_sys::lcons(info.cast(), (*rel).indexlist);
                 }
-            }
         });
     }
 }
 
-fn caught_message(error: pg_sys::panic::CaughtError) -> String {
-    match error {
-        pg_sys::panic::CaughtError::PostgresError(e)
-        | pg_sys::panic::CaughtError::ErrorReport(e)
-        | pg_sys::panic::CaughtError::RustPanic { ereport: e, .. } => e.message().to_string(),
-    }
-}
 
 /// Builds the planner's view of a hypothetical index on `rel`, mirroring plancat.c.
 ///

@@ -7,6 +7,12 @@ use pgrx::PgTryBuilder;
 use std::panic::AssertUnwindSafe;
 
 pub fn rolled_back<R>(f: impl FnOnce() -> R) -> R {
+    try_rolled_back(f).unwrap_or_else(|error| error.rethrow())
+}
+
+/// Like `rolled_back`, but an error inside comes back as a value after the rollback, so the
+/// caller can go on (the advisor skips a query that fails to plan).
+pub fn try_rolled_back<R>(f: impl FnOnce() -> R) -> Result<R, pg_sys::panic::CaughtError> {
     // SAFETY: we are inside a transaction (SQL functions always are). The memory context and
     // resource owner are saved and restored around the subtransaction exactly as PL/pgSQL's
     // exec_stmt_block does, so the caller continues in the state it left.
@@ -27,8 +33,14 @@ pub fn rolled_back<R>(f: impl FnOnce() -> R) -> R {
         pg_sys::MemoryContextSwitchTo(context);
         pg_sys::CurrentResourceOwner = owner;
     }
-    match outcome {
-        Ok(value) => value,
-        Err(error) => error.rethrow(),
+    outcome
+}
+
+/// The message of a caught error, for reports that continue past it.
+pub fn message(error: &pg_sys::panic::CaughtError) -> String {
+    match error {
+        pg_sys::panic::CaughtError::PostgresError(e)
+        | pg_sys::panic::CaughtError::ErrorReport(e)
+        | pg_sys::panic::CaughtError::RustPanic { ereport: e, .. } => e.message().to_string(),
     }
 }

@@ -1,0 +1,402 @@
+//! Candidate indexes from table usage: single columns, equality-first composites, orderings
+//! with their direction, covering (INCLUDE) variants and partial indexes on selective literal
+//! predicates. Existing indexes that already cover a candidate remove it. Pure: no catalog.
+
+use crate::advisor::usage::{Restriction, SortKey, TableUsage};
+use crate::insight::plan_advice::quote_ident;
+use std::collections::BTreeSet;
+
+/// More key columns rarely pay for their size.
+const MAX_KEY_COLUMNS: usize = 4;
+/// A covering variant only when it adds few columns.
+const MAX_INCLUDE_COLUMNS: usize = 4;
+/// A partial index on `col = literal` only when the literal keeps at most this share of rows.
+const PARTIAL_MAX_SELECTIVITY: f64 = 0.2;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyColumn {
+    pub attnum: i16,
+    pub name: String,
+    pub descending: bool,
+    pub nulls_first: bool,
+    pub opclass: Option<String>,
+}
+
+impl KeyColumn {
+    fn plain(usage: &TableUsage, attnum: i16) -> Self {
+        KeyColumn { attnum, name: usage.name(attnum).to_string(), descending: false, nulls_first: false, opclass: None }
+    }
+
+    fn sql(&self) -> String {
+        let mut text = quote_ident(&self.name);
+        if let Some(opclass) = &self.opclass {
+            text.push(' ');
+            text.push_str(opclass);
+        }
+        if self.descending {
+            text.push_str(" DESC");
+        }
+        if self.nulls_first != self.descending {
+            text.push_str(if self.nulls_first { " NULLS FIRST" } else { " NULLS LAST" });
+        }
+        text
+    }
+}
+
+/// One btree index the advisor may suggest.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Candidate {
+    pub relid: u32,
+    pub table: String,
+    pub keys: Vec<KeyColumn>,
+    pub include: Vec<(i16, String)>,
+    pub predicate: Option<String>,
+}
+
+impl Candidate {
+    pub fn ddl(&self) -> String {
+        let keys: Vec<String> = self.keys.iter().map(KeyColumn::sql).collect();
+        let mut sql = format!("CREATE INDEX CONCURRENTLY ON {} ({})", self.table, keys.join(", "));
+        if !self.include.is_empty() {
+            let include: Vec<String> = self.include.iter().map(|(_, name)| quote_ident(name)).collect();
+            sql.push_str(&format!(" INCLUDE ({})", include.join(", ")));
+        }
+        if let Some(predicate) = &self.predicate {
+            sql.push_str(&format!(" WHERE {predicate}"));
+        }
+        sql
+    }
+
+    /// Whether this index can do `other`'s job as well: same table and predicate, `other`'s
+    /// keys lead this one and every column `other` carries is here.
+    pub fn supersedes(&self, other: &Candidate) -> bool {
+        self != other
+            && self.relid == other.relid
+            && self.predicate == other.predicate
+            && other.keys.len() <= self.keys.len()
+            && other.keys.iter().zip(&self.keys).all(|(a, b)| a == b)
+            && other.include.iter().all(|(a, _)| {
+                self.keys.iter().any(|k| k.attnum == *a) || self.include.iter().any(|(i, _)| i == a)
+            })
+    }
+
+    /// What the index is for, in a few words.
+    pub fn purpose(&self) -> String {
+        let names = |keys: &[KeyColumn]| keys.iter().map(KeyColumn::sql).collect::<Vec<_>>().join(", ");
+        let mut parts = vec![format!("btree on ({})", names(&self.keys))];
+        if !self.include.is_empty() {
+            parts.push("covering the columns read (index-only scan)".to_string());
+        }
+        if let Some(predicate) = &self.predicate {
+            parts.push(format!("only rows where {predicate}"));
+        }
+        parts.join(", ")
+    }
+}
+
+/// A real index of the table, as far as coverage is concerned.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExistingIndex {
+    pub relid: u32,
+    pub btree: bool,
+    pub partial: bool,
+    /// Key columns (0 for an expression) and their DESC flags.
+    pub keys: Vec<(i16, bool)>,
+    pub include: Vec<i16>,
+}
+
+impl ExistingIndex {
+    /// Whether this index already does what `candidate` would: same AM, the candidate's keys
+    /// lead this index in a compatible order (or all reversed), every column it would carry is
+    /// here, and a predicate no narrower than the candidate's.
+    pub fn covers(&self, candidate: &Candidate) -> bool {
+        if self.relid != candidate.relid || !self.btree || self.partial || candidate.keys.len() > self.keys.len() {
+            return false;
+        }
+        if candidate.keys.iter().any(|k| k.opclass.is_some()) {
+            return false;
+        }
+        let same = candidate.keys.iter().zip(&self.keys).all(|(k, (a, d))| k.attnum == *a && k.descending == *d);
+        let reversed = candidate.keys.iter().zip(&self.keys).all(|(k, (a, d))| k.attnum == *a && k.descending != *d);
+        if !same && !reversed {
+            return false;
+        }
+        let here: BTreeSet<i16> = self.keys.iter().map(|(a, _)| *a).chain(self.include.iter().copied()).collect();
+        candidate.include.iter().all(|(a, _)| here.contains(a))
+    }
+}
+
+/// Every candidate one query's use of one table suggests, each with why it was proposed.
+pub fn for_usage(usage: &TableUsage) -> Vec<Candidate> {
+    let mut equality: Vec<_> = usage.filters.iter().filter(|f| f.restriction == Restriction::Equality).collect();
+    equality.sort_by(|a, b| a.selectivity.total_cmp(&b.selectivity));
+    let mut seen = BTreeSet::new();
+    equality.retain(|f| seen.insert(f.attnum));
+    let ranges: Vec<_> = usage
+        .filters
+        .iter()
+        .filter(|f| f.restriction != Restriction::Equality && !seen.contains(&f.attnum))
+        .collect();
+
+    let key = |attnum| KeyColumn::plain(usage, attnum);
+    let equality_keys: Vec<KeyColumn> = equality.iter().map(|f| key(f.attnum)).collect();
+    let mut keysets: Vec<Vec<KeyColumn>> = Vec::new();
+
+    // Single columns: every filtered or joined column.
+    for f in &usage.filters {
+        let mut k = key(f.attnum);
+        k.opclass = f.opclass.clone();
+        keysets.push(vec![k]);
+    }
+    for attnum in &usage.join_columns {
+        keysets.push(vec![key(*attnum)]);
+    }
+    // Equality columns first (most selective leading), then one range or the ordering.
+    if equality_keys.len() > 1 {
+        keysets.push(equality_keys.clone());
+    }
+    for range in &ranges {
+        let mut k = key(range.attnum);
+        k.opclass = range.opclass.clone();
+        keysets.push(with(&equality_keys, [k]));
+    }
+    if !usage.order_by.is_empty() {
+        let order: Vec<KeyColumn> = usage
+            .order_by
+            .iter()
+            .filter(|s| !seen.contains(&s.attnum))
+            .map(|s: &SortKey| KeyColumn { descending: s.descending, nulls_first: s.nulls_first, ..key(s.attnum) })
+            .collect();
+        keysets.push(with(&equality_keys, order));
+    }
+    // A join key after the equality columns serves a parameterised inner index scan.
+    for attnum in &usage.join_columns {
+        if !equality_keys.is_empty() && !seen.contains(attnum) {
+            keysets.push(with(&equality_keys, [key(*attnum)]));
+        }
+    }
+
+    let mut candidates: Vec<Candidate> = Vec::new();
+    for keys in keysets {
+        let keys: Vec<KeyColumn> = dedup_keys(keys);
+        if keys.is_empty() {
+            continue;
+        }
+        let plain = Candidate { relid: usage.relid, table: usage.table.clone(), keys, include: vec![], predicate: None };
+        if let Some(covering) = covering_variant(usage, &plain) {
+            candidates.push(covering);
+        }
+        candidates.push(plain);
+    }
+    candidates.extend(partial_candidates(usage, &equality_keys, &ranges));
+    let mut unique = BTreeSet::new();
+    candidates.retain(|c| unique.insert(c.clone()));
+    candidates
+}
+
+fn with(prefix: &[KeyColumn], rest: impl IntoIterator<Item = KeyColumn>) -> Vec<KeyColumn> {
+    prefix.iter().cloned().chain(rest).collect()
+}
+
+/// First occurrence of each column wins; at most `MAX_KEY_COLUMNS`.
+fn dedup_keys(keys: Vec<KeyColumn>) -> Vec<KeyColumn> {
+    let mut seen = BTreeSet::new();
+    keys.into_iter().filter(|k| seen.insert(k.attnum)).take(MAX_KEY_COLUMNS).collect()
+}
+
+/// The same keys plus INCLUDE columns for everything else the query reads, when that is a
+/// handful of plain columns (an index-only scan then needs no heap visits).
+fn covering_variant(usage: &TableUsage, plain: &Candidate) -> Option<Candidate> {
+    let needed = usage.needed_columns.as_ref()?;
+    let rest: Vec<(i16, String)> = needed
+        .iter()
+        .filter(|a| !plain.keys.iter().any(|k| k.attnum == **a))
+        .map(|a| (*a, usage.name(*a).to_string()))
+        .collect();
+    (!rest.is_empty() && rest.len() <= MAX_INCLUDE_COLUMNS).then(|| Candidate { include: rest, ..plain.clone() })
+}
+
+/// For a selective `col = literal`: the other useful keys, only over the rows it keeps.
+fn partial_candidates(
+    usage: &TableUsage,
+    equality_keys: &[KeyColumn],
+    ranges: &[&crate::advisor::usage::ColumnFilter],
+) -> Vec<Candidate> {
+    let mut out = Vec::new();
+    for filter in &usage.filters {
+        let Some(predicate) = &filter.literal_predicate else { continue };
+        if filter.restriction != Restriction::Equality || filter.selectivity > PARTIAL_MAX_SELECTIVITY {
+            continue;
+        }
+        let mut keys: Vec<KeyColumn> = equality_keys.iter().filter(|k| k.attnum != filter.attnum).cloned().collect();
+        keys.extend(ranges.iter().take(1).map(|r| KeyColumn { opclass: r.opclass.clone(), ..KeyColumn::plain(usage, r.attnum) }));
+        if keys.is_empty() {
+            keys.extend(usage.order_by.iter().map(|s| KeyColumn {
+                descending: s.descending,
+                nulls_first: s.nulls_first,
+                ..KeyColumn::plain(usage, s.attnum)
+            }));
+        }
+        if keys.is_empty() {
+            keys.extend(usage.join_columns.first().map(|a| KeyColumn::plain(usage, *a)));
+        }
+        let keys = dedup_keys(keys);
+        if keys.is_empty() {
+            continue;
+        }
+        out.push(Candidate {
+            relid: usage.relid,
+            table: usage.table.clone(),
+            keys,
+            include: vec![],
+            predicate: Some(predicate.clone()),
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::advisor::usage::ColumnFilter;
+    use std::collections::BTreeMap;
+
+    fn usage(filters: Vec<ColumnFilter>, order_by: Vec<SortKey>, joins: Vec<i16>, needed: Option<Vec<i16>>) -> TableUsage {
+        let names: BTreeMap<i16, String> =
+            [(1, "id"), (2, "customer_id"), (3, "status"), (4, "created_at"), (5, "total"), (6, "Note")]
+                .into_iter()
+                .map(|(a, n)| (a, n.to_string()))
+                .collect();
+        TableUsage {
+            relid: 42,
+            table: "public.orders".into(),
+            table_rows: 1e6,
+            rows_kept: 10.0,
+            filters,
+            join_columns: joins,
+            order_by,
+            needed_columns: needed,
+            column_names: names,
+        }
+    }
+
+    fn filter(attnum: i16, restriction: Restriction, selectivity: f64) -> ColumnFilter {
+        ColumnFilter { attnum, restriction, selectivity, literal_predicate: None, opclass: None }
+    }
+
+    fn ddls(candidates: &[Candidate]) -> Vec<String> {
+        candidates.iter().map(Candidate::ddl).collect()
+    }
+
+    #[test]
+    fn equality_columns_lead_most_selective_first_then_range() {
+        let u = usage(
+            vec![
+                filter(3, Restriction::Equality, 0.2),
+                filter(4, Restriction::Range, 0.1),
+                filter(2, Restriction::Equality, 0.001),
+            ],
+            vec![],
+            vec![],
+            None,
+        );
+        let all = ddls(&for_usage(&u));
+        assert!(all.contains(&"CREATE INDEX CONCURRENTLY ON public.orders (customer_id, status)".to_string()), "{all:?}");
+        assert!(all.contains(&"CREATE INDEX CONCURRENTLY ON public.orders (customer_id, status, created_at)".to_string()));
+        assert!(all.contains(&"CREATE INDEX CONCURRENTLY ON public.orders (created_at)".to_string()));
+        assert!(!all.iter().any(|d| d.contains("(created_at, customer_id")));
+    }
+
+    #[test]
+    fn ordering_keeps_direction_after_equality() {
+        let u = usage(
+            vec![filter(2, Restriction::Equality, 0.001)],
+            vec![SortKey { attnum: 4, descending: true, nulls_first: true }],
+            vec![],
+            None,
+        );
+        let all = ddls(&for_usage(&u));
+        assert!(all.contains(&"CREATE INDEX CONCURRENTLY ON public.orders (customer_id, created_at DESC)".to_string()), "{all:?}");
+    }
+
+    #[test]
+    fn covering_variant_includes_what_the_query_reads_and_quotes_names() {
+        let u = usage(vec![filter(2, Restriction::Equality, 0.001)], vec![], vec![], Some(vec![2, 5, 6]));
+        let all = ddls(&for_usage(&u));
+        assert!(all.contains(&r#"CREATE INDEX CONCURRENTLY ON public.orders (customer_id) INCLUDE (total, "Note")"#.to_string()), "{all:?}");
+        let too_wide = usage(vec![filter(2, Restriction::Equality, 0.001)], vec![], vec![], Some(vec![1, 2, 3, 4, 5, 6]));
+        assert!(!ddls(&for_usage(&too_wide)).iter().any(|d| d.contains("INCLUDE")));
+        let uncoverable = usage(vec![filter(2, Restriction::Equality, 0.001)], vec![], vec![], None);
+        assert!(!ddls(&for_usage(&uncoverable)).iter().any(|d| d.contains("INCLUDE")));
+    }
+
+    #[test]
+    fn partial_index_only_for_selective_literals() {
+        let mut status = filter(3, Restriction::Equality, 0.01);
+        status.literal_predicate = Some("status = 'open'".into());
+        let u = usage(vec![status.clone(), filter(4, Restriction::Range, 0.3)], vec![], vec![], None);
+        let all = ddls(&for_usage(&u));
+        assert!(all.contains(&"CREATE INDEX CONCURRENTLY ON public.orders (created_at) WHERE status = 'open'".to_string()), "{all:?}");
+        status.selectivity = 0.5;
+        let broad = usage(vec![status, filter(4, Restriction::Range, 0.3)], vec![], vec![], None);
+        assert!(!ddls(&for_usage(&broad)).iter().any(|d| d.contains("WHERE")));
+    }
+
+    #[test]
+    fn like_prefix_uses_its_operator_class() {
+        let mut like = filter(6, Restriction::LikePrefix, 0.01);
+        like.opclass = Some("text_pattern_ops".into());
+        let all = ddls(&for_usage(&usage(vec![like], vec![], vec![], None)));
+        assert_eq!(all, vec![r#"CREATE INDEX CONCURRENTLY ON public.orders ("Note" text_pattern_ops)"#.to_string()]);
+    }
+
+    #[test]
+    fn join_keys_alone_and_after_equality() {
+        let u = usage(vec![filter(3, Restriction::Equality, 0.05)], vec![], vec![2], None);
+        let all = ddls(&for_usage(&u));
+        assert!(all.contains(&"CREATE INDEX CONCURRENTLY ON public.orders (customer_id)".to_string()));
+        assert!(all.contains(&"CREATE INDEX CONCURRENTLY ON public.orders (status, customer_id)".to_string()), "{all:?}");
+    }
+
+    #[test]
+    fn a_longer_index_supersedes_its_prefix_only() {
+        let u = usage(vec![filter(2, Restriction::Equality, 0.001), filter(4, Restriction::Range, 0.1)], vec![], vec![], Some(vec![2, 4, 5]));
+        let all = for_usage(&u);
+        let find = |ddl: &str| all.iter().find(|c| c.ddl() == ddl).unwrap_or_else(|| panic!("{ddl}: {:?}", ddls(&all)));
+        let single = find("CREATE INDEX CONCURRENTLY ON public.orders (customer_id)");
+        let composite = find("CREATE INDEX CONCURRENTLY ON public.orders (customer_id, created_at)");
+        let covering = find("CREATE INDEX CONCURRENTLY ON public.orders (customer_id) INCLUDE (created_at, total)");
+        assert!(composite.supersedes(single));
+        assert!(!single.supersedes(composite));
+        assert!(!single.supersedes(single));
+        assert!(!composite.supersedes(covering), "total is not in the composite");
+        assert!(covering.supersedes(single));
+    }
+
+    #[test]
+    fn existing_index_covers_prefix_in_either_direction_but_not_other_columns() {
+        let existing = ExistingIndex { relid: 42, btree: true, partial: false, keys: vec![(2, false), (4, false)], include: vec![5] };
+        let u = usage(vec![filter(2, Restriction::Equality, 0.001)], vec![], vec![], Some(vec![2, 5]));
+        let candidates = for_usage(&u);
+        assert!(candidates.iter().all(|c| existing.covers(c)), "{:?}", ddls(&candidates));
+        let desc = Candidate {
+            relid: 42,
+            table: "t".into(),
+            keys: vec![
+                KeyColumn { attnum: 2, name: "customer_id".into(), descending: true, nulls_first: true, opclass: None },
+                KeyColumn { attnum: 4, name: "created_at".into(), descending: true, nulls_first: true, opclass: None },
+            ],
+            include: vec![],
+            predicate: None,
+        };
+        assert!(existing.covers(&desc), "a backward scan gives the reversed order");
+        let mixed = Candidate { keys: vec![desc.keys[0].clone(), KeyColumn { descending: false, ..desc.keys[1].clone() }], ..desc.clone() };
+        assert!(!existing.covers(&mixed));
+        let other_column = Candidate { include: vec![(6, "Note".into())], ..mixed.clone() };
+        assert!(!existing.covers(&other_column));
+        let partial_existing = ExistingIndex { partial: true, ..existing.clone() };
+        assert!(!partial_existing.covers(&candidates[0]));
+        let other_table = ExistingIndex { relid: 7, ..existing };
+        assert!(!other_table.covers(&candidates[0]));
+    }
+}

@@ -1,0 +1,274 @@
+//! Greedy index selection over the whole workload. Each round plans the affected queries with
+//! the indexes chosen so far plus one candidate (or with the candidate in place of a chosen
+//! index whose keys it extends), takes the move with the largest net benefit
+//! (Σ weight × cost saved − write cost) that fits the budget, and re-plans only the
+//! candidates that share queries with it, so an index the pick makes useless drops out.
+//! The evidence for the final set is then measured afresh, one index at a time.
+//! Pure: planning is the caller's `cost_with` closure.
+
+/// What selection needs to know of one candidate.
+#[derive(Clone, Debug)]
+pub struct CandidateCost {
+    pub size_bytes: f64,
+    /// Index maintenance over the workload's period, in planner cost units.
+    pub write_cost: f64,
+    /// The workload queries that read the candidate's table.
+    pub queries: Vec<usize>,
+    /// Candidates whose job this one also does (their keys lead its keys).
+    pub supersedes: Vec<usize>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub budget_bytes: Option<f64>,
+    pub max_indexes: Option<usize>,
+    /// A query counts as helped only when its cost drops by at least this share.
+    pub min_improvement: f64,
+}
+
+/// One chosen index and its evidence.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pick {
+    pub candidate: usize,
+    /// Weighted workload cost before and after this index (after the earlier picks).
+    pub workload_before: f64,
+    pub workload_after: f64,
+    /// (query, cost before, cost after) for each query it helps.
+    pub helped: Vec<(usize, f64, f64)>,
+}
+
+/// A possible next step: add `candidate`, possibly in place of `replaces`.
+struct Move {
+    candidate: usize,
+    replaces: Option<usize>,
+    net: f64,
+    added_bytes: f64,
+    costs: Vec<(usize, f64)>,
+}
+
+/// Chooses indexes. `weights[q]`/`base_costs[q]` describe query q without any candidate;
+/// `cost_with(indexes, q)` plans q with those candidate indexes (None if planning failed).
+pub fn select(
+    weights: &[f64],
+    base_costs: &[f64],
+    candidates: &[CandidateCost],
+    limits: &Limits,
+    mut cost_with: impl FnMut(&[usize], usize) -> Option<f64>,
+) -> Vec<Pick> {
+    let helps = |before: f64, after: f64| before > 0.0 && (before - after) / before >= limits.min_improvement;
+    let mut current = base_costs.to_vec();
+    let mut picked: Vec<usize> = Vec::new();
+    let mut used_bytes = 0.0;
+    // Per candidate: its queries' costs for the move last evaluated, while still valid.
+    let mut evaluated: Vec<Option<(Option<usize>, Vec<(usize, f64)>)>> = vec![None; candidates.len()];
+
+    for _round in 0..2 * candidates.len() {
+        let full = limits.max_indexes.is_some_and(|max| picked.len() >= max);
+        let mut best: Option<Move> = None;
+        for (c, candidate) in candidates.iter().enumerate() {
+            // A chosen index that does this one's job (its keys extend it) rules it out.
+            if picked.contains(&c) || picked.iter().any(|p| candidates[*p].supersedes.contains(&c)) {
+                continue;
+            }
+            let replaces = picked.iter().copied().find(|p| candidate.supersedes.contains(p));
+            if full && replaces.is_none() {
+                continue;
+            }
+            let freed = replaces.map_or(0.0, |p| candidates[p].size_bytes);
+            let added_bytes = candidate.size_bytes - freed;
+            if limits.budget_bytes.is_some_and(|budget| used_bytes + added_bytes > budget) {
+                continue;
+            }
+            if evaluated[c].as_ref().is_none_or(|(r, _)| *r != replaces) {
+                let mut set: Vec<usize> = picked.iter().copied().filter(|p| Some(*p) != replaces).collect();
+                set.push(c);
+                let costs = candidate.queries.iter().filter_map(|q| cost_with(&set, *q).map(|cost| (*q, cost))).collect();
+                evaluated[c] = Some((replaces, costs));
+            }
+            let costs = &evaluated[c].as_ref().expect("evaluated above").1;
+            // Gains count when they are worth it; losses (a replaced index's) always count.
+            let gain: f64 = costs
+                .iter()
+                .map(|(q, cost)| {
+                    let delta = current[*q] - cost;
+                    if delta < 0.0 || helps(current[*q], *cost) { weights[*q] * delta } else { 0.0 }
+                })
+                .sum();
+            if !costs.iter().any(|(q, cost)| helps(current[*q], *cost)) {
+                continue;
+            }
+            let net = gain - candidate.write_cost + replaces.map_or(0.0, |p| candidates[p].write_cost);
+            if net <= 0.0 {
+                continue;
+            }
+            // The largest benefit wins; near-ties (within 2 %) go to the smaller addition.
+            let better = match &best {
+                None => true,
+                Some(b) if net > b.net * 1.02 => true,
+                Some(b) if net >= b.net * 0.98 => added_bytes < b.added_bytes,
+                Some(_) => false,
+            };
+            if better {
+                best = Some(Move { candidate: c, replaces, net, added_bytes, costs: costs.clone() });
+            }
+        }
+        let Some(step) = best else { break };
+        for (q, cost) in &step.costs {
+            current[*q] = *cost;
+        }
+        picked.retain(|p| Some(*p) != step.replaces);
+        picked.push(step.candidate);
+        used_bytes += step.added_bytes;
+        // Moves that share a query with this one must be planned again.
+        let touched: Vec<usize> = step.costs.iter().map(|(q, _)| *q).collect();
+        for (other, candidate) in candidates.iter().enumerate() {
+            if candidate.queries.iter().any(|q| touched.contains(q)) {
+                evaluated[other] = None;
+            }
+        }
+    }
+    evidence(weights, base_costs, candidates, &picked, helps, cost_with)
+}
+
+/// Adds the chosen indexes one by one and measures what each changes; an index that helps
+/// no query by then is left out.
+fn evidence(
+    weights: &[f64],
+    base_costs: &[f64],
+    candidates: &[CandidateCost],
+    picked: &[usize],
+    helps: impl Fn(f64, f64) -> bool,
+    mut cost_with: impl FnMut(&[usize], usize) -> Option<f64>,
+) -> Vec<Pick> {
+    let mut current = base_costs.to_vec();
+    let mut chosen: Vec<usize> = Vec::new();
+    let mut picks = Vec::new();
+    for c in picked {
+        chosen.push(*c);
+        let costs: Vec<(usize, f64)> =
+            candidates[*c].queries.iter().filter_map(|q| cost_with(&chosen, *q).map(|cost| (*q, cost))).collect();
+        let helped: Vec<(usize, f64, f64)> =
+            costs.iter().filter(|(q, cost)| helps(current[*q], *cost)).map(|(q, cost)| (*q, current[*q], *cost)).collect();
+        if helped.is_empty() {
+            chosen.pop();
+            continue;
+        }
+        let before = workload(weights, &current);
+        for (q, cost) in &costs {
+            current[*q] = *cost;
+        }
+        picks.push(Pick { candidate: *c, workload_before: before, workload_after: workload(weights, &current), helped });
+    }
+    picks
+}
+
+pub fn workload(weights: &[f64], costs: &[f64]) -> f64 {
+    weights.iter().zip(costs).map(|(w, c)| w * c).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Query costs as a function of which candidates exist: each query has a base cost and
+    /// each candidate a cost it reaches (the cheapest present wins).
+    struct Model {
+        base: Vec<f64>,
+        /// (candidate, query, cost with it)
+        effects: Vec<(usize, usize, f64)>,
+    }
+
+    impl Model {
+        fn cost(&self, set: &[usize], q: usize) -> Option<f64> {
+            let best = self.effects.iter().filter(|(c, qq, _)| *qq == q && set.contains(c)).map(|e| e.2);
+            Some(best.fold(self.base[q], f64::min))
+        }
+    }
+
+    fn cands(specs: &[(f64, f64, &[usize])]) -> Vec<CandidateCost> {
+        specs
+            .iter()
+            .map(|(size, write, queries)| CandidateCost { size_bytes: *size, write_cost: *write, queries: queries.to_vec(), supersedes: vec![] })
+            .collect()
+    }
+
+    const NO_LIMITS: Limits = Limits { budget_bytes: None, max_indexes: None, min_improvement: 0.05 };
+
+    #[test]
+    fn one_composite_beats_two_singles_and_makes_them_useless() {
+        // Candidate 2 (composite) serves both queries; 0 and 1 each serve one.
+        let model = Model { base: vec![100.0, 100.0], effects: vec![(0, 0, 10.0), (1, 1, 10.0), (2, 0, 10.0), (2, 1, 10.0)] };
+        let candidates = cands(&[(1e6, 0.0, &[0]), (1e6, 0.0, &[1]), (1.5e6, 0.0, &[0, 1])]);
+        let picks = select(&[1.0, 1.0], &model.base, &candidates, &NO_LIMITS, |s, q| model.cost(s, q));
+        assert_eq!(picks.len(), 1, "{picks:?}");
+        assert_eq!(picks[0].candidate, 2);
+        assert_eq!(picks[0].workload_before, 200.0);
+        assert_eq!(picks[0].workload_after, 20.0);
+        assert_eq!(picks[0].helped, vec![(0, 100.0, 10.0), (1, 100.0, 10.0)]);
+    }
+
+    #[test]
+    fn weights_decide_and_write_cost_can_veto() {
+        let model = Model { base: vec![100.0, 100.0], effects: vec![(0, 0, 50.0), (1, 1, 10.0)] };
+        let candidates = cands(&[(1.0, 0.0, &[0]), (1.0, 0.0, &[1])]);
+        let picks = select(&[100.0, 1.0], &model.base, &candidates, &NO_LIMITS, |s, q| model.cost(s, q));
+        assert_eq!(picks.iter().map(|p| p.candidate).collect::<Vec<_>>(), vec![0, 1]);
+        // Writes to the second table cost more than the 90 its index saves.
+        let heavy = cands(&[(1.0, 0.0, &[0]), (1.0, 91.0, &[1])]);
+        let picks = select(&[100.0, 1.0], &model.base, &heavy, &NO_LIMITS, |s, q| model.cost(s, q));
+        assert_eq!(picks.iter().map(|p| p.candidate).collect::<Vec<_>>(), vec![0]);
+    }
+
+    #[test]
+    fn budget_and_count_limits_hold() {
+        let model = Model { base: vec![100.0, 100.0, 100.0], effects: vec![(0, 0, 1.0), (1, 1, 2.0), (2, 2, 3.0)] };
+        let candidates = cands(&[(10.0, 0.0, &[0]), (10.0, 0.0, &[1]), (5.0, 0.0, &[2])]);
+        let limits = Limits { budget_bytes: Some(15.0), ..NO_LIMITS };
+        let picks = select(&[1.0; 3], &model.base, &candidates, &limits, |s, q| model.cost(s, q));
+        assert_eq!(picks.iter().map(|p| p.candidate).collect::<Vec<_>>(), vec![0, 2]);
+        let limits = Limits { max_indexes: Some(1), ..NO_LIMITS };
+        let picks = select(&[1.0; 3], &model.base, &candidates, &limits, |s, q| model.cost(s, q));
+        assert_eq!(picks.len(), 1);
+    }
+
+    #[test]
+    fn small_improvements_do_not_count_and_near_ties_prefer_smaller() {
+        let model = Model { base: vec![100.0], effects: vec![(0, 0, 97.0)] };
+        let picks = select(&[1e9], &model.base, &cands(&[(1.0, 0.0, &[0])]), &NO_LIMITS, |s, q| model.cost(s, q));
+        assert!(picks.is_empty(), "a 3 % gain is below min_improvement");
+        let model = Model { base: vec![100.0], effects: vec![(0, 0, 10.0), (1, 0, 10.5)] };
+        let candidates = cands(&[(9e6, 0.0, &[0]), (1e6, 0.0, &[0])]);
+        let picks = select(&[1.0], &model.base, &candidates, &NO_LIMITS, |s, q| model.cost(s, q));
+        assert_eq!(picks[0].candidate, 1);
+        assert_eq!(picks.len(), 1, "the bigger one no longer helps once the smaller exists");
+    }
+
+    #[test]
+    fn a_longer_index_replaces_the_prefix_chosen_before_it() {
+        // Candidate 0 (a) edges out candidate 1 (a, b) at first (a near tie, and smaller); then
+        // (a, b) in place of (a) still gains on q2 more than it loses on q0 and q1.
+        let model = Model {
+            base: vec![100.0, 100.0, 100.0],
+            effects: vec![(0, 0, 10.0), (0, 1, 10.0), (0, 2, 30.0), (1, 0, 12.0), (1, 1, 12.0), (1, 2, 25.0)],
+        };
+        let mut candidates = cands(&[(1.0, 0.0, &[0, 1, 2]), (2.0, 0.0, &[0, 1, 2])]);
+        candidates[1].supersedes = vec![0];
+        let picks = select(&[1.0; 3], &model.base, &candidates, &NO_LIMITS, |s, q| model.cost(s, q));
+        assert_eq!(picks.iter().map(|p| p.candidate).collect::<Vec<_>>(), vec![1], "{picks:?}");
+        assert_eq!(picks[0].workload_after, 49.0);
+        // At the index limit a replacement is still allowed; without room it is not.
+        let limits = Limits { max_indexes: Some(1), ..NO_LIMITS };
+        let picks = select(&[1.0; 3], &model.base, &candidates, &limits, |s, q| model.cost(s, q));
+        assert_eq!(picks.iter().map(|p| p.candidate).collect::<Vec<_>>(), vec![1]);
+        let limits = Limits { budget_bytes: Some(1.5), ..NO_LIMITS };
+        let picks = select(&[1.0; 3], &model.base, &candidates, &limits, |s, q| model.cost(s, q));
+        assert_eq!(picks.iter().map(|p| p.candidate).collect::<Vec<_>>(), vec![0]);
+    }
+
+    #[test]
+    fn failed_planning_counts_as_no_help() {
+        let candidates = cands(&[(1.0, 0.0, &[0])]);
+        let picks = select(&[1.0], &[100.0], &candidates, &NO_LIMITS, |_, _| None);
+        assert!(picks.is_empty());
+    }
+}

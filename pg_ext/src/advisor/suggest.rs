@@ -1,0 +1,419 @@
+//! `pitstop.suggest_indexes` and `pitstop.unhelped_queries`: index advice for a whole
+//! workload. Every query is planned natively (generic plans for `$n`), candidates come from
+//! what the planner saw each query ask of each table, and the greedy selection in
+//! `select.rs` picks the indexes with the largest planner-estimated saving over the workload,
+//! weighted by calls, net of the write cost, within the budget.
+
+use crate::advisor::candidates::{self, Candidate, ExistingIndex};
+use crate::advisor::hypo;
+use crate::advisor::select::{self, CandidateCost, Limits};
+use crate::advisor::usage::TableUsage;
+use crate::error::{OrReport, PitstopError};
+use crate::pg::hypo_index::{self, HypoIndex};
+use crate::pg::planning;
+use crate::pg::spi;
+use pgrx::prelude::*;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One statement of the workload.
+struct Statement {
+    queryid: Option<i64>,
+    sql: String,
+    /// Executions it stands for (pg_stat_statements calls; 1 for an explicit list).
+    calls: f64,
+}
+
+/// A planned statement: its cost without any new index and what it reads.
+struct Planned {
+    cost: f64,
+    usage: Vec<TableUsage>,
+}
+
+struct Options {
+    limits: Limits,
+    top_n: i64,
+}
+
+fn options(budget_mb: Option<f64>, max_indexes: Option<i32>, min_improvement: Option<f64>, top_n: Option<i32>) -> Result<Options, PitstopError> {
+    let out_of_range = |name, value: String, expected| PitstopError::OutOfRange { name, value, expected };
+    if let Some(budget) = budget_mb.filter(|b| !(*b > 0.0 && b.is_finite())) {
+        return Err(out_of_range("budget_mb", budget.to_string(), "a positive number of megabytes"));
+    }
+    if let Some(max) = max_indexes.filter(|m| *m < 1) {
+        return Err(out_of_range("max_indexes", max.to_string(), "at least 1"));
+    }
+    let min_improvement = min_improvement.ok_or(PitstopError::NullArgument("min_improvement"))?;
+    if !(0.0..1.0).contains(&min_improvement) {
+        return Err(out_of_range("min_improvement", min_improvement.to_string(), "between 0 and 1 (a share, 0.05 = 5 %)"));
+    }
+    let top_n = top_n.ok_or(PitstopError::NullArgument("top_n"))?;
+    if top_n < 1 {
+        return Err(out_of_range("top_n", top_n.to_string(), "at least 1"));
+    }
+    Ok(Options {
+        limits: Limits {
+            budget_bytes: budget_mb.map(|mb| mb * 1024.0 * 1024.0),
+            max_indexes: max_indexes.map(|m| m as usize),
+            min_improvement,
+        },
+        top_n: i64::from(top_n),
+    })
+}
+
+/// The statements to advise on and the length in seconds of the period their call counts
+/// cover (None for an explicit list: write cost is then not weighed).
+fn workload(queries: Option<Vec<Option<String>>>, top_n: i64) -> Result<(Vec<Statement>, Option<f64>), PitstopError> {
+    if let Some(queries) = queries {
+        let statements = queries
+            .into_iter()
+            .flatten()
+            .filter(|q| !q.trim().is_empty())
+            .map(|sql| Statement { queryid: None, sql, calls: 1.0 })
+            .collect();
+        return Ok((statements, None));
+    }
+    Spi::connect(|client| {
+        let pgss = spi::extension_object(client, "pg_stat_statements", "pg_stat_statements")
+            .ok_or(PitstopError::MissingPgStatStatements)?;
+        let sql = include_str!("../../../sql/queries/advisor_workload.sql").replace("{pgss}", &pgss);
+        let statements = client
+            .select(&sql, None, &[top_n.into()])
+            .unwrap_or_else(|e| pgrx::error!("suggest_indexes: reading pg_stat_statements failed: {e}"))
+            .filter_map(|row| {
+                let sql: String = row.get(2).ok().flatten()?;
+                Some(Statement { queryid: row.get(1).ok().flatten(), sql, calls: row.get(3).ok().flatten().unwrap_or(1.0) })
+            })
+            .collect();
+        let period = spi::extension_object(client, "pg_stat_statements", "pg_stat_statements_info").and_then(|info| {
+            spi::select_one::<f64>(client, &format!("SELECT extract(epoch FROM now() - stats_reset)::float8 FROM {info}"), &[])
+        });
+        Ok((statements, period))
+    })
+}
+
+fn existing_indexes(relids: &[u32]) -> Vec<ExistingIndex> {
+    let relids: Vec<pg_sys::Oid> = relids.iter().map(|r| pg_sys::Oid::from(*r)).collect();
+    let hidden = hypo_index::hidden();
+    Spi::connect(|client| {
+        let sql = include_str!("../../../sql/queries/advisor_existing_indexes.sql");
+        let Ok(rows) = client.select(sql, None, &[relids.into(), hidden.into()]) else { return Vec::new() };
+        rows.filter_map(|row| {
+            let relid: pg_sys::Oid = row.get(1).ok().flatten()?;
+            let key_columns: i32 = row.get(4).ok().flatten()?;
+            let columns: Vec<i16> = row.get::<Vec<i16>>(5).ok().flatten()?;
+            let options: Vec<i16> = row.get::<Vec<i16>>(6).ok().flatten().unwrap_or_default();
+            let key_columns = key_columns as usize;
+            Some(ExistingIndex {
+                relid: relid.to_u32(),
+                btree: row.get(2).ok().flatten().unwrap_or(false),
+                partial: row.get(3).ok().flatten().unwrap_or(true),
+                keys: columns
+                    .iter()
+                    .take(key_columns)
+                    .enumerate()
+                    .map(|(i, a)| (*a, options.get(i).is_some_and(|o| o & 1 != 0)))
+                    .collect(),
+                include: columns.iter().skip(key_columns).copied().collect(),
+            })
+        })
+        .collect()
+    })
+}
+
+/// Index maintenance per table over the workload period, in planner cost units: each
+/// maintained row dirties about one leaf page, priced at random_page_cost.
+fn write_costs(relids: &[u32], period_seconds: Option<f64>) -> BTreeMap<u32, f64> {
+    let Some(period) = period_seconds else { return BTreeMap::new() };
+    let oids: Vec<pg_sys::Oid> = relids.iter().map(|r| pg_sys::Oid::from(*r)).collect();
+    Spi::connect(|client| {
+        let page_cost = spi::setting_value(client, "random_page_cost").unwrap_or(4.0);
+        let sql = include_str!("../../../sql/queries/advisor_write_rows.sql");
+        let Ok(rows) = client.select(sql, None, &[oids.into(), period.into()]) else { return BTreeMap::new() };
+        rows.filter_map(|row| {
+            let relid: pg_sys::Oid = row.get(1).ok().flatten()?;
+            let maintained: f64 = row.get(2).ok().flatten()?;
+            Some((relid.to_u32(), maintained * page_cost))
+        })
+        .collect()
+    })
+}
+
+pub struct Suggestion {
+    pub candidate: Candidate,
+    pub bytes: i64,
+    pub workload_before: f64,
+    pub workload_after: f64,
+    pub write_cost: f64,
+    /// (statement, cost before, cost after)
+    pub helped: Vec<(usize, f64, f64)>,
+}
+
+pub struct Unhelped {
+    pub statement: usize,
+    pub cost: Option<f64>,
+    pub reason: String,
+}
+
+struct Advice {
+    statements: Vec<Statement>,
+    suggestions: Vec<Suggestion>,
+    unhelped: Vec<Unhelped>,
+}
+
+fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Advice, PitstopError> {
+    let (statements, period) = workload(queries, options.top_n)?;
+    // Baseline: every statement planned once, with no new index, collecting what it reads.
+    let planned: Vec<Result<Planned, String>> = statements
+        .iter()
+        .map(|s| planning::plan(&s.sql, &[], true).map(|p| Planned { cost: p.total_cost, usage: p.usage }))
+        .collect();
+
+    let mut by_table: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    let mut proposed: BTreeSet<Candidate> = BTreeSet::new();
+    for (q, plan) in planned.iter().enumerate() {
+        for usage in plan.iter().flat_map(|p| &p.usage) {
+            let queries = by_table.entry(usage.relid).or_default();
+            if !queries.contains(&q) {
+                queries.push(q);
+            }
+            proposed.extend(candidates::for_usage(usage));
+        }
+    }
+    let relids: Vec<u32> = by_table.keys().copied().collect();
+    let existing = existing_indexes(&relids);
+    let writes = write_costs(&relids, period);
+
+    // Candidates that exist already are dropped; the rest become hypothetical indexes.
+    let mut kept: Vec<(Candidate, HypoIndex, CandidateCost)> = Vec::new();
+    let mut taken: Vec<pg_sys::Oid> = Vec::new();
+    for candidate in proposed.into_iter().filter(|c| !existing.iter().any(|e| e.covers(c))) {
+        let Ok(mut index) = hypo::prepare(&candidate.ddl()) else { continue };
+        index.desc.oid = hypo_index::unused_oid(&taken);
+        taken.push(index.desc.oid);
+        let bytes = hypo::size_bytes(&index.desc) as f64;
+        let cost = CandidateCost {
+            size_bytes: bytes,
+            write_cost: writes.get(&candidate.relid).copied().unwrap_or(0.0),
+            queries: by_table.get(&candidate.relid).cloned().unwrap_or_default(),
+            supersedes: Vec::new(),
+        };
+        kept.push((candidate, index, cost));
+    }
+    for c in 0..kept.len() {
+        kept[c].2.supersedes = (0..kept.len()).filter(|o| kept[c].0.supersedes(&kept[*o].0)).collect();
+    }
+
+    let weights: Vec<f64> = statements.iter().map(|s| s.calls).collect();
+    let base: Vec<f64> = planned.iter().map(|p| p.as_ref().map(|p| p.cost).unwrap_or(0.0)).collect();
+    let costs: Vec<CandidateCost> = kept.iter().map(|(_, _, c)| c.clone()).collect();
+    let picks = select::select(&weights, &base, &costs, &options.limits, |set, q| {
+        let indexes: Vec<&HypoIndex> = set.iter().map(|c| &kept[*c].1).collect();
+        planning::plan(&statements[q].sql, &indexes, false).ok().map(|p| p.total_cost)
+    });
+
+    let suggestions: Vec<Suggestion> = picks
+        .iter()
+        .map(|pick| {
+            let (candidate, _, cost) = &kept[pick.candidate];
+            Suggestion {
+                candidate: candidate.clone(),
+                bytes: cost.size_bytes as i64,
+                workload_before: pick.workload_before,
+                workload_after: pick.workload_after,
+                write_cost: cost.write_cost,
+                helped: pick.helped.clone(),
+            }
+        })
+        .collect();
+    let helped: BTreeSet<usize> = suggestions.iter().flat_map(|s| s.helped.iter().map(|h| h.0)).collect();
+    let limited = options.limits.max_indexes.is_some_and(|m| suggestions.len() >= m) || options.limits.budget_bytes.is_some();
+    let unhelped = planned
+        .iter()
+        .enumerate()
+        .filter(|(q, _)| !helped.contains(q))
+        .map(|(q, plan)| Unhelped {
+            statement: q,
+            cost: plan.as_ref().ok().map(|p| p.cost),
+            reason: match plan {
+                Err(message) => format!("could not be planned: {message}"),
+                Ok(plan) => why_not_helped(plan, &kept, q, options, limited),
+            },
+        })
+        .collect();
+    Ok(Advice { statements, suggestions, unhelped })
+}
+
+fn why_not_helped(plan: &Planned, kept: &[(Candidate, HypoIndex, CandidateCost)], q: usize, options: &Options, limited: bool) -> String {
+    if plan.usage.is_empty() {
+        return "reads no table".to_string();
+    }
+    if let Some(broad) = plan.usage.iter().filter(|u| u.kept_fraction() >= 0.3).max_by(|a, b| a.kept_fraction().total_cmp(&b.kept_fraction())) {
+        return format!(
+            "reads most of {} ({:.0} % of its rows): a sequential scan is cheaper than any index",
+            broad.table,
+            broad.kept_fraction() * 100.0
+        );
+    }
+    if !kept.iter().any(|(_, _, c)| c.queries.contains(&q)) {
+        return "no filter, join key or ordering an index could serve (or existing indexes already cover them)".to_string();
+    }
+    let mut reason = format!(
+        "no candidate index lowers its estimated cost by {:.0} % or more (existing indexes may already serve it)",
+        options.limits.min_improvement * 100.0
+    );
+    if limited {
+        reason.push_str("; the budget or max_indexes limit may have stopped an index that would");
+    }
+    reason
+}
+
+fn query_label(statement: &Statement) -> String {
+    const SHOWN: usize = 200;
+    let one_line: String = statement.sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    match one_line.char_indices().nth(SHOWN) {
+        Some((cut, _)) => format!("{}…", &one_line[..cut]),
+        None => one_line,
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Indexes that would lower the workload's estimated cost the most, in the order chosen.
+/// `queries` (default: the top `top_n` statements of pg_stat_statements by total time,
+/// weighted by calls); `budget_mb` and `max_indexes` bound the advice; a query counts as
+/// helped when its cost drops by at least `min_improvement` (a share).
+#[pg_extern(volatile, parallel_unsafe)]
+#[allow(clippy::type_complexity)]
+fn suggest_indexes(
+    queries: default!(Option<Vec<Option<String>>>, "NULL"),
+    budget_mb: default!(Option<f64>, "NULL"),
+    max_indexes: default!(Option<i32>, "NULL"),
+    min_improvement: default!(Option<f64>, 0.05),
+    top_n: default!(Option<i32>, 100),
+) -> TableIterator<
+    'static,
+    (
+        name!(rank, i32),
+        name!(ddl, String),
+        name!(table_name, String),
+        name!(estimated_bytes, i64),
+        name!(workload_cost_before, f64),
+        name!(workload_cost_after, f64),
+        name!(improvement_pct, f64),
+        name!(write_cost, f64),
+        name!(queries_helped, i32),
+        name!(helped, pgrx::JsonB),
+        name!(reason, String),
+    ),
+> {
+    let options = options(budget_mb, max_indexes, min_improvement, top_n).or_report();
+    let advice = advise(queries, &options).or_report();
+    let rows: Vec<_> = advice
+        .suggestions
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let helped: Vec<serde_json::Value> = s
+                .helped
+                .iter()
+                .map(|(q, before, after)| {
+                    let statement = &advice.statements[*q];
+                    serde_json::json!({
+                        "queryid": statement.queryid,
+                        "query": query_label(statement),
+                        "calls": statement.calls,
+                        "cost_before": round2(*before),
+                        "cost_after": round2(*after),
+                    })
+                })
+                .collect();
+            let best = s.helped.iter().map(|(_, b, a)| if *b > 0.0 { (b - a) / b } else { 0.0 }).fold(0.0, f64::max);
+            let reason = format!(
+                "{}; helps {} {} (up to {:.0} % cheaper)",
+                s.candidate.purpose(),
+                s.helped.len(),
+                if s.helped.len() == 1 { "query" } else { "queries" },
+                best * 100.0
+            );
+            let improvement = if s.workload_before > 0.0 { (s.workload_before - s.workload_after) / s.workload_before } else { 0.0 };
+            (
+                i as i32 + 1,
+                s.candidate.ddl(),
+                s.candidate.table.clone(),
+                s.bytes,
+                round2(s.workload_before),
+                round2(s.workload_after),
+                round2(improvement * 100.0),
+                round2(s.write_cost),
+                s.helped.len() as i32,
+                pgrx::JsonB(serde_json::Value::Array(helped)),
+                reason,
+            )
+        })
+        .collect();
+    TableIterator::new(rows)
+}
+
+/// The workload statements none of `suggest_indexes`' indexes (same arguments) helps, and why.
+#[pg_extern(volatile, parallel_unsafe)]
+#[allow(clippy::type_complexity)]
+fn unhelped_queries(
+    queries: default!(Option<Vec<Option<String>>>, "NULL"),
+    budget_mb: default!(Option<f64>, "NULL"),
+    max_indexes: default!(Option<i32>, "NULL"),
+    min_improvement: default!(Option<f64>, 0.05),
+    top_n: default!(Option<i32>, 100),
+) -> TableIterator<
+    'static,
+    (
+        name!(queryid, Option<i64>),
+        name!(query, String),
+        name!(calls, f64),
+        name!(cost, Option<f64>),
+        name!(reason, String),
+    ),
+> {
+    let options = options(budget_mb, max_indexes, min_improvement, top_n).or_report();
+    let advice = advise(queries, &options).or_report();
+    let rows: Vec<_> = advice
+        .unhelped
+        .iter()
+        .map(|u| {
+            let statement = &advice.statements[u.statement];
+            (statement.queryid, query_label(statement), statement.calls, u.cost.map(round2), u.reason.clone())
+        })
+        .collect();
+    TableIterator::new(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_validated() {
+        assert!(options(None, None, Some(0.05), Some(100)).is_ok());
+        for bad in [
+            options(Some(0.0), None, Some(0.05), Some(100)),
+            options(Some(-1.0), None, Some(0.05), Some(100)),
+            options(Some(f64::NAN), None, Some(0.05), Some(100)),
+            options(None, Some(0), Some(0.05), Some(100)),
+            options(None, None, Some(1.0), Some(100)),
+            options(None, None, Some(-0.1), Some(100)),
+            options(None, None, Some(0.05), Some(0)),
+        ] {
+            assert!(matches!(bad, Err(PitstopError::OutOfRange { .. })));
+        }
+        assert!(matches!(options(None, None, None, Some(1)), Err(PitstopError::NullArgument("min_improvement"))));
+    }
+
+    #[test]
+    fn long_queries_are_cut_on_one_line() {
+        let statement = Statement { queryid: None, sql: format!("SELECT\n  {}", "é".repeat(300)), calls: 1.0 };
+        let label = query_label(&statement);
+        assert!(label.starts_with("SELECT é") && label.ends_with('…'));
+        assert_eq!(label.chars().count(), 201);
+    }
+}

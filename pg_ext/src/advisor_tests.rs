@@ -1,0 +1,214 @@
+//! `#[pg_test]`s of the workload index advisor: native planning, table usage, selection and
+//! its evidence, the session left untouched, bad input.
+use pgrx::prelude::*;
+
+// The pg_test runner calls functions in schema "tests", so the module has that name too.
+#[pg_schema]
+mod tests {
+    use crate::pg::planning;
+    use crate::tests::tests::{count, sql_error};
+    use pgrx::prelude::*;
+    use pgrx::PgSqlErrorCode;
+
+    fn make_orders() {
+        Spi::run(
+            "CREATE TABLE adv_customers(id int PRIMARY KEY, region text, name text);
+             INSERT INTO adv_customers SELECT g, 'r' || (g % 20), md5(g::text) FROM generate_series(1, 20000) g;
+             CREATE TABLE adv_orders(id int PRIMARY KEY, customer_id int, status text, created_at timestamptz,
+                                     total numeric, note text);
+             INSERT INTO adv_orders
+             SELECT g, g % 20000, CASE WHEN g % 100 = 0 THEN 'open' ELSE 'done' END,
+                    timestamptz '2024-01-01' + g * interval '1 minute', g % 1000, md5(g::text)
+               FROM generate_series(1, 200000) g;
+             ANALYZE adv_customers, adv_orders;",
+        )
+        .unwrap();
+    }
+
+    /// (ddl, queries_helped, improvement_pct) of each suggestion.
+    fn suggestions(args: &str) -> Vec<(String, i32, f64)> {
+        Spi::connect(|client| {
+            client
+                .select(&format!("SELECT ddl, queries_helped, improvement_pct FROM pitstop.suggest_indexes({args}) ORDER BY rank"), None, &[])
+                .unwrap()
+                .map(|row| (row.get(1).unwrap().unwrap(), row.get(2).unwrap().unwrap(), row.get(3).unwrap().unwrap()))
+                .collect()
+        })
+    }
+
+    /// (query, reason) of each unhelped query.
+    fn unhelped(args: &str) -> Vec<(String, String)> {
+        Spi::connect(|client| {
+            client
+                .select(&format!("SELECT query, reason FROM pitstop.unhelped_queries({args})"), None, &[])
+                .unwrap()
+                .map(|row| (row.get(1).unwrap().unwrap(), row.get(2).unwrap().unwrap()))
+                .collect()
+        })
+    }
+
+    const WORKLOAD: &str = "queries => ARRAY[
+        'SELECT * FROM adv_orders WHERE customer_id = $1 AND created_at > $2',
+        'SELECT id, total FROM adv_orders WHERE customer_id = $1 ORDER BY created_at DESC LIMIT 10',
+        'SELECT count(*) FROM adv_orders WHERE customer_id = 42']";
+
+    #[pg_test]
+    fn planning_collects_what_each_table_is_asked_for() {
+        make_orders();
+        let planned = planning::plan(
+            "SELECT o.id, o.total FROM adv_orders o JOIN adv_customers c ON c.id = o.customer_id
+              WHERE o.status = 'open' AND o.created_at > $1 AND o.id IN (1, 2, 3) AND o.note LIKE 'ab%'
+                AND o.total IS NULL
+              ORDER BY o.created_at DESC NULLS LAST",
+            &[],
+            true,
+        )
+        .unwrap();
+        assert!(planned.total_cost > 0.0);
+        let orders = planned.usage.iter().find(|u| u.table == "public.adv_orders").expect("orders usage");
+        let kind = |name: &str| {
+            let f = orders.filters.iter().find(|f| orders.name(f.attnum) == name).unwrap_or_else(|| panic!("{name}: {orders:?}"));
+            (f.restriction, f.literal_predicate.clone(), f.opclass.clone(), f.selectivity)
+        };
+        use crate::advisor::usage::Restriction::*;
+        let status = kind("status");
+        assert_eq!((status.0, status.1.as_deref()), (Equality, Some("(status = 'open'::text)")));
+        assert!(status.3 < 0.05, "selectivity from the statistics: {}", status.3);
+        assert_eq!(kind("created_at").0, Range);
+        assert_eq!(kind("id").0, Equality);
+        assert_eq!(kind("total").0, Equality);
+        assert_eq!((kind("note").0, kind("note").2.as_deref()), (LikePrefix, Some("text_pattern_ops")));
+        let joins: Vec<&str> = orders.join_columns.iter().map(|a| orders.name(*a)).collect();
+        assert_eq!(joins, vec!["customer_id"]);
+        assert_eq!(orders.order_by.len(), 1);
+        assert!(orders.order_by[0].descending && !orders.order_by[0].nulls_first);
+        let mut needed: Vec<&str> = orders.needed_columns.as_ref().unwrap().iter().map(|a| orders.name(*a)).collect();
+        needed.sort();
+        assert_eq!(needed, vec!["created_at", "customer_id", "id", "note", "status", "total"]);
+        // Errors come back as messages, not as a failed transaction.
+        let err = planning::plan("SELECT * FROM adv_nope", &[], true).err().unwrap();
+        assert!(err.contains("adv_nope"), "{err}");
+        let err = planning::plan("SELECT count(*) FROM adv_orders WHERE $1 IS NULL", &[], false).err().expect("untyped $1");
+        assert!(err.contains("could not determine data type"), "{err}");
+        assert_eq!(count("SELECT count(*) FROM adv_orders WHERE customer_id = 1"), 10);
+    }
+
+    #[pg_test]
+    fn one_composite_index_serves_the_workload_and_then_is_never_suggested_again() {
+        make_orders();
+        let advice = suggestions(WORKLOAD);
+        assert_eq!(advice.len(), 1, "{advice:?}");
+        let (ddl, helped, improvement) = &advice[0];
+        assert!(ddl.starts_with("CREATE INDEX CONCURRENTLY ON public.adv_orders (customer_id, created_at"), "{ddl}");
+        assert_eq!(*helped, 3, "{advice:?}");
+        assert!(*improvement > 90.0, "{advice:?}");
+        let evidence = Spi::get_two::<pgrx::JsonB, String>(&format!(
+            "SELECT helped, reason FROM pitstop.suggest_indexes({WORKLOAD}) WHERE rank = 1"
+        ))
+        .unwrap();
+        let helped = evidence.0.unwrap().0;
+        let first = &helped.as_array().unwrap()[0];
+        assert!(first["cost_after"].as_f64().unwrap() < first["cost_before"].as_f64().unwrap(), "{helped}");
+        assert!(evidence.1.unwrap().contains("helps 3 queries"));
+        // Built for real (CONCURRENTLY cannot run in the test transaction), it is not advised again.
+        Spi::run(&ddl.replace(" CONCURRENTLY", "")).unwrap();
+        Spi::run("ANALYZE adv_orders").unwrap();
+        assert_eq!(suggestions(WORKLOAD), vec![], "an existing index is never suggested");
+    }
+
+    #[pg_test]
+    fn advising_leaves_the_session_as_it_was() {
+        make_orders();
+        Spi::run("PREPARE adv_mine AS SELECT 1").unwrap();
+        let prepared = count("SELECT count(*) FROM pg_prepared_statements");
+        let own = Spi::get_one::<pg_sys::Oid>("SELECT pitstop.hypo_create('CREATE INDEX ON adv_orders (status)')").unwrap().unwrap();
+        let relations = count("SELECT count(*) FROM pg_class");
+        assert_eq!(suggestions(WORKLOAD).len(), 1);
+        assert_eq!(count("SELECT count(*) FROM pg_prepared_statements WHERE name = 'adv_mine'"), 1);
+        assert_eq!(count("SELECT count(*) FROM pg_prepared_statements"), prepared);
+        let listed: Vec<pg_sys::Oid> = Spi::connect(|c| {
+            c.select("SELECT indexrelid FROM pitstop.hypo_list()", None, &[]).unwrap().map(|r| r.get(1).unwrap().unwrap()).collect()
+        });
+        assert_eq!(listed, vec![own], "the advisor's candidates are not the session's");
+        assert_eq!(count("SELECT count(*) FROM pg_class"), relations, "no catalog rows");
+        let plan = crate::pg::spi::explain_json("SELECT * FROM adv_orders WHERE customer_id = 7", "").unwrap();
+        assert!(!plan.contains("customer_id_created_at"), "{plan}");
+    }
+
+    #[pg_test]
+    fn bad_workload_statements_are_skipped_with_the_reason_and_the_rest_advised() {
+        make_orders();
+        let args = "queries => ARRAY['SELEC broken', 'SELECT * FROM adv_nope', NULL,
+                                    'SELECT * FROM adv_orders WHERE customer_id = $1',
+                                    'CREATE TABLE adv_x()', 'SELECT * FROM adv_orders WHERE total >= 0', 'SELECT 1']";
+        assert_eq!(suggestions(args).len(), 1);
+        let reasons = unhelped(args);
+        let reason = |q: &str| reasons.iter().find(|(query, _)| query == q).map(|(_, r)| r.clone()).unwrap_or_else(|| panic!("{q}: {reasons:?}"));
+        assert!(reason("SELEC broken").contains("could not be planned: syntax error"), "{reasons:?}");
+        assert!(reason("SELECT * FROM adv_nope").contains("does not exist"));
+        assert!(reason("CREATE TABLE adv_x()").contains("cannot explain"));
+        assert!(reason("SELECT * FROM adv_orders WHERE total >= 0").contains("reads most of public.adv_orders (100 %"), "{reasons:?}");
+        assert!(reason("SELECT 1").contains("reads no table"));
+        assert_eq!(reasons.len(), 5, "{reasons:?}");
+        assert_eq!(count("SELECT count(*) FROM pg_class WHERE relname = 'adv_x'"), 0, "nothing was executed");
+    }
+
+    #[pg_test]
+    fn limits_bound_the_advice() {
+        make_orders();
+        let workload = "queries => ARRAY['SELECT * FROM adv_orders WHERE customer_id = $1',
+                                        'SELECT * FROM adv_customers WHERE name = $1']";
+        assert_eq!(suggestions(workload).len(), 2);
+        assert_eq!(suggestions(&format!("{workload}, max_indexes => 1")).len(), 1);
+        assert_eq!(suggestions(&format!("{workload}, budget_mb => 0.01")), vec![]);
+        let reasons = unhelped(&format!("{workload}, budget_mb => 0.01"));
+        assert_eq!(reasons.len(), 2);
+        assert!(reasons[0].1.contains("budget or max_indexes"), "{reasons:?}");
+        for (args, name) in [
+            ("budget_mb => 0", "budget_mb"),
+            ("budget_mb => -5", "budget_mb"),
+            ("max_indexes => 0", "max_indexes"),
+            ("min_improvement => 1.5", "min_improvement"),
+            ("top_n => 0", "top_n"),
+        ] {
+            let (code, message, _) = sql_error(&format!("SELECT * FROM pitstop.suggest_indexes({workload}, {args})"));
+            assert_eq!(code, PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "{args}");
+            assert!(message.contains(name), "{message}");
+        }
+        let (code, _, _) = sql_error(&format!("SELECT * FROM pitstop.unhelped_queries({workload}, min_improvement => NULL)"));
+        assert_eq!(code, PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED);
+    }
+
+    #[pg_test]
+    fn selective_literal_predicates_get_a_partial_index() {
+        make_orders();
+        let advice = suggestions("queries => ARRAY['SELECT * FROM adv_orders WHERE status = ''open'' AND created_at > $1']");
+        assert_eq!(advice.len(), 1, "{advice:?}");
+        assert!(advice[0].0.contains("WHERE (status = 'open'::text)"), "{advice:?}");
+    }
+
+    #[pg_test]
+    fn the_default_workload_is_pg_stat_statements_weighted_by_calls() {
+        make_orders();
+        Spi::run("CREATE EXTENSION IF NOT EXISTS pg_stat_statements").unwrap();
+        Spi::run("SET pg_stat_statements.track = 'all'").unwrap();
+        for customer in 0..3 {
+            Spi::run(&format!("SELECT * FROM adv_orders WHERE customer_id = {customer} /* adv-pgss */")).unwrap();
+        }
+        Spi::run("SET pg_stat_statements.track = 'top'").unwrap();
+        let helped = Spi::get_one::<pgrx::JsonB>(
+            "SELECT helped FROM pitstop.suggest_indexes() WHERE ddl LIKE '%adv_orders (customer_id%' ORDER BY rank LIMIT 1",
+        )
+        .unwrap()
+        .expect("a suggestion for the statements pg_stat_statements saw")
+        .0;
+        let entry = helped.as_array().unwrap().iter().find(|h| h["query"].as_str().unwrap().contains("adv-pgss")).unwrap();
+        assert!(entry["queryid"].as_i64().is_some(), "{helped}");
+        assert_eq!(entry["calls"].as_f64(), Some(3.0));
+        assert!(entry["query"].as_str().unwrap().contains("customer_id = $1"), "planned generically: {helped}");
+        Spi::run("DROP EXTENSION pg_stat_statements").unwrap();
+        let (code, _, hint) = sql_error("SELECT * FROM pitstop.suggest_indexes()");
+        assert_eq!(code, PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE);
+        assert!(hint.unwrap().contains("pg_stat_statements"));
+    }
+}

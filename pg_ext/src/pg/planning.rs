@@ -1,0 +1,159 @@
+//! Planning a workload statement natively, the way the server would plan it, without running
+//! it or touching the caller's session: no PREPARE, no EXPLAIN through SPI. `$n` parameters
+//! get a generic plan (their types are inferred as PREPARE would). The hypothetical indexes
+//! the planner sees are exactly the ones passed in.
+
+use crate::advisor::usage::TableUsage;
+use crate::pg::hypo_index::{self, HypoIndex};
+use crate::pg::list::pointers;
+use crate::pg::{parse, subxact};
+use pgrx::pg_sys;
+use pgrx::pg_sys::ffi::pg_guard_ffi_boundary;
+use pgrx::prelude::*;
+use std::cell::RefCell;
+use std::ffi::CString;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub struct PlannedQuery {
+    /// Estimated total cost of the statement's plan(s), in planner cost units.
+    pub total_cost: f64,
+    /// What the statement asks of each base table (only when collected).
+    pub usage: Vec<TableUsage>,
+}
+
+thread_local! {
+    static COLLECTED: RefCell<Option<Vec<TableUsage>>> = const { RefCell::new(None) };
+}
+
+static mut PREV_SET_REL_PATHLIST: pg_sys::set_rel_pathlist_hook_type = None;
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+fn ensure_installed() {
+    if INSTALLED.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    // SAFETY: backends are single-threaded and no planning is under way here (we are called
+    // from a SQL function's execution); the previous hook is saved and chained.
+    unsafe {
+        PREV_SET_REL_PATHLIST = pg_sys::set_rel_pathlist_hook;
+        pg_sys::set_rel_pathlist_hook = Some(set_rel_pathlist);
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn set_rel_pathlist(
+    root: *mut pg_sys::PlannerInfo,
+    rel: *mut pg_sys::RelOptInfo,
+    rti: pg_sys::Index,
+    rte: *mut pg_sys::RangeTblEntry,
+) {
+    // SAFETY: chaining with our own arguments.
+    unsafe {
+        if let Some(prev) = PREV_SET_REL_PATHLIST {
+            pg_guard_ffi_boundary(|| prev(root, rel, rti, rte));
+        }
+    }
+    let collecting = COLLECTED.with(|c| c.borrow().is_some());
+    if !collecting || !hypo_index::planning_hypothetically() {
+        return;
+    }
+    // SAFETY: the hook's arguments describe a base relation being planned; collection only
+    // reads planner structures and the catalog. It runs only while the advisor plans.
+    if let Some(usage) = unsafe { crate::pg::table_usage::collect(root, rel, rti, rte) } {
+        COLLECTED.with(|c| c.borrow_mut().as_mut().map(|v| v.push(usage)));
+    }
+}
+
+struct Collecting;
+
+impl Collecting {
+    fn start(on: bool) -> Option<Self> {
+        on.then(|| {
+            COLLECTED.with(|c| *c.borrow_mut() = Some(Vec::new()));
+            Collecting
+        })
+    }
+
+    fn finish(self) -> Vec<TableUsage> {
+        COLLECTED.with(|c| c.borrow_mut().take()).unwrap_or_default()
+    }
+}
+
+impl Drop for Collecting {
+    fn drop(&mut self) {
+        COLLECTED.with(|c| *c.borrow_mut() = None);
+    }
+}
+
+/// Plans `sql` (one SELECT/INSERT/UPDATE/DELETE/MERGE) with `indexes` as the only
+/// hypothetical indexes. Planning runs in a subtransaction that is always rolled back (locks
+/// taken by parse analysis are released) and in a memory context freed afterwards; an error
+/// (syntax, unknown table, privileges, undeterminable `$n` type) comes back as its message.
+pub fn plan(sql: &str, indexes: &[&HypoIndex], collect_usage: bool) -> Result<PlannedQuery, String> {
+    ensure_installed();
+    let c_sql = CString::new(sql).map_err(|_| "the statement contains a NUL byte".to_string())?;
+    let _offer = hypo_index::offer_only(indexes);
+    let collecting = Collecting::start(collect_usage);
+    // SAFETY: a child of the current context, deleted below on every path (the subtransaction
+    // restores the current context before returning).
+    let scratch = unsafe {
+        pg_sys::AllocSetContextCreateInternal(
+            pg_sys::CurrentMemoryContext,
+            c"pitstop advisor planning".as_ptr(),
+            0,
+            8 * 1024,
+            8 * 1024 * 1024,
+        )
+    };
+    let outcome = subxact::try_rolled_back(|| {
+        parse::single_explainable_statement(sql).map_err(|e| e.to_string())?;
+        // SAFETY: parse, analysis and planning allocate in `scratch`; we read the plans'
+        // costs before leaving it and keep nothing that points into it.
+        unsafe {
+            let caller = pg_sys::MemoryContextSwitchTo(scratch);
+            let cost = plan_in_current_context(&c_sql);
+            pg_sys::MemoryContextSwitchTo(caller);
+            Ok::<f64, String>(cost)
+        }
+    });
+    // SAFETY: nothing refers to the scratch context any more.
+    unsafe { pg_sys::MemoryContextDelete(scratch) };
+    let usage = collecting.map(Collecting::finish).unwrap_or_default();
+    match outcome {
+        Ok(Ok(total_cost)) => Ok(PlannedQuery { total_cost, usage }),
+        Ok(Err(message)) => Err(message),
+        Err(error) => Err(subxact::message(&error)),
+    }
+}
+
+/// # Safety
+/// Inside a transaction with an active snapshot (a SQL function's execution).
+unsafe fn plan_in_current_context(sql: &CString) -> f64 {
+    unsafe {
+        let raw = pointers::<pg_sys::RawStmt>(pg_sys::raw_parser(sql.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT));
+        let mut param_types: *mut pg_sys::Oid = std::ptr::null_mut();
+        let mut param_count: std::ffi::c_int = 0;
+        let queries = pg_sys::pg_analyze_and_rewrite_varparams(
+            raw[0],
+            sql.as_ptr(),
+            &mut param_types,
+            &mut param_count,
+            std::ptr::null_mut(),
+        );
+        let mut cost = 0.0;
+        for query in pointers::<pg_sys::Query>(queries) {
+            if (*query).commandType == pg_sys::CmdType::CMD_UTILITY {
+                continue;
+            }
+            // No bound parameters: `$n` stay Params and the plan is generic.
+            let planned = pg_sys::pg_plan_query(
+                query,
+                sql.as_ptr(),
+                pg_sys::CURSOR_OPT_PARALLEL_OK as std::ffi::c_int,
+                std::ptr::null_mut(),
+            );
+            cost += (*(*planned).planTree).total_cost;
+        }
+        cost
+    }
+}

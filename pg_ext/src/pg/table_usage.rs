@@ -1,0 +1,341 @@
+//! Reads what a query asks of one base relation out of the planner's structures, at the
+//! moment `set_rel_pathlist_hook` runs: restriction clauses are distributed and their
+//! selectivities known, equivalence classes hold the join keys, and `query_pathkeys` the
+//! wanted ordering.
+
+use crate::advisor::usage::{ColumnFilter, Restriction, SortKey, TableUsage};
+use crate::pg::list::pointers;
+use pgrx::pg_sys;
+use std::collections::BTreeMap;
+use std::ffi::{c_int, CStr};
+
+// `lc_collate_is_c` (utils/pg_locale.h) has no pgrx binding.
+unsafe extern "C-unwind" {
+    fn lc_collate_is_c(collation: pg_sys::Oid) -> bool;
+}
+
+const BTREE_EQUAL: c_int = 3;
+const BTREE_GREATER: c_int = 5;
+
+fn text(s: *const std::ffi::c_char) -> String {
+    // SAFETY: callers pass NUL-terminated strings from the catalog or the deparser, or NULL.
+    if s.is_null() { String::new() } else { unsafe { CStr::from_ptr(s) }.to_string_lossy().into_owned() }
+}
+
+/// The plain column of relation `varno` that `node` is (under binary-compatible casts).
+///
+/// # Safety
+/// `node` must be a valid expression node or NULL.
+unsafe fn column_of(node: *mut pg_sys::Node, varno: u32) -> Option<*mut pg_sys::Var> {
+    unsafe {
+        let mut node = node;
+        while !node.is_null() && (*node).type_ == pg_sys::NodeTag::T_RelabelType {
+            node = (*(node as *mut pg_sys::RelabelType)).arg.cast();
+        }
+        if node.is_null() || (*node).type_ != pg_sys::NodeTag::T_Var {
+            return None;
+        }
+        let var = node as *mut pg_sys::Var;
+        ((*var).varno as u32 == varno && (*var).varlevelsup == 0 && (*var).varattno > 0).then_some(var)
+    }
+}
+
+/// Btree strategy of `opno` for the column's default operator family (0 when none).
+///
+/// # Safety
+/// Catalog lookups only; `var` must be valid.
+unsafe fn btree_strategy(opno: pg_sys::Oid, var: *mut pg_sys::Var) -> c_int {
+    unsafe {
+        let opclass = pg_sys::GetDefaultOpClass((*var).vartype, pg_sys::BTREE_AM_OID);
+        if opclass == pg_sys::Oid::INVALID {
+            return 0;
+        }
+        pg_sys::get_op_opfamily_strategy(opno, pg_sys::get_opclass_family(opclass))
+    }
+}
+
+struct Collector {
+    root: *mut pg_sys::PlannerInfo,
+    rel: *mut pg_sys::RelOptInfo,
+    varno: u32,
+    relid: pg_sys::Oid,
+    names: BTreeMap<i16, String>,
+}
+
+impl Collector {
+    fn remember(&mut self, attnum: i16) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = self.names.entry(attnum) {
+            // SAFETY: catalog lookup of an existing column (missing_ok returns NULL).
+            slot.insert(text(unsafe { pg_sys::get_attname(self.relid, attnum, true) }));
+        }
+    }
+
+    /// One restriction clause as a column filter, if it has an index-usable shape.
+    ///
+    /// # Safety
+    /// `rinfo` is one of the rel's restriction clauses.
+    unsafe fn filter(&mut self, rinfo: *mut pg_sys::RestrictInfo) -> Option<ColumnFilter> {
+        unsafe {
+            let clause = (*rinfo).clause as *mut pg_sys::Node;
+            let selectivity =
+                pg_sys::clause_selectivity(self.root, rinfo.cast(), 0, pg_sys::JoinType::JOIN_INNER, std::ptr::null_mut());
+            let (var, restriction, literal, opclass) = match (*clause).type_ {
+                pg_sys::NodeTag::T_OpExpr => {
+                    let op = clause as *mut pg_sys::OpExpr;
+                    let args = pointers::<pg_sys::Node>((*op).args);
+                    if args.len() != 2 {
+                        return None;
+                    }
+                    let (var, other, opno) = match (column_of(args[0], self.varno), column_of(args[1], self.varno)) {
+                        (Some(v), None) => (v, args[1], (*op).opno),
+                        (None, Some(v)) => (v, args[0], pg_sys::get_commutator((*op).opno)),
+                        _ => return None,
+                    };
+                    if pg_sys::contain_var_clause(other) || pg_sys::contain_volatile_functions(other) {
+                        return None;
+                    }
+                    let literal = (*other).type_ == pg_sys::NodeTag::T_Const;
+                    match btree_strategy(opno, var) {
+                        BTREE_EQUAL => (var, Restriction::Equality, literal, None),
+                        s if s > 0 => (var, Restriction::Range, false, None),
+                        _ => {
+                            let opclass = like_prefix_opclass(opno, var, other)?;
+                            (var, Restriction::LikePrefix, false, opclass)
+                        }
+                    }
+                }
+                pg_sys::NodeTag::T_ScalarArrayOpExpr => {
+                    let op = clause as *mut pg_sys::ScalarArrayOpExpr;
+                    let args = pointers::<pg_sys::Node>((*op).args);
+                    let var = column_of(*args.first()?, self.varno)?;
+                    if !(*op).useOr || args.len() != 2 || pg_sys::contain_var_clause(args[1]) {
+                        return None;
+                    }
+                    if btree_strategy((*op).opno, var) != BTREE_EQUAL {
+                        return None;
+                    }
+                    (var, Restriction::Equality, false, None)
+                }
+                pg_sys::NodeTag::T_NullTest => {
+                    let test = clause as *mut pg_sys::NullTest;
+                    if (*test).nulltesttype != pg_sys::NullTestType::IS_NULL {
+                        return None;
+                    }
+                    (column_of((*test).arg.cast(), self.varno)?, Restriction::Equality, false, None)
+                }
+                _ => return None,
+            };
+            let attnum = (*var).varattno;
+            self.remember(attnum);
+            Some(ColumnFilter {
+                attnum,
+                restriction,
+                selectivity,
+                literal_predicate: if literal { self.deparse(clause) } else { None },
+                opclass,
+            })
+        }
+    }
+
+    /// `clause` as SQL over the bare table (for an index predicate).
+    ///
+    /// # Safety
+    /// `clause` is a restriction clause of this rel.
+    unsafe fn deparse(&self, clause: *mut pg_sys::Node) -> Option<String> {
+        unsafe {
+            let copy = pg_sys::copyObjectImpl(clause.cast()) as *mut pg_sys::Node;
+            if self.varno != 1 {
+                pg_sys::ChangeVarNodes(copy, self.varno as c_int, 1, 0);
+            }
+            let context = pg_sys::deparse_context_for(pg_sys::get_rel_name(self.relid), self.relid);
+            let sql = text(pg_sys::deparse_expression(copy, context, false, false));
+            (!sql.is_empty()).then_some(sql)
+        }
+    }
+
+    /// The column of this rel among an equivalence class's members.
+    ///
+    /// # Safety
+    /// `class` is one of the planner's equivalence classes.
+    unsafe fn member_column(&self, class: *mut pg_sys::EquivalenceClass) -> Option<i16> {
+        unsafe {
+            pointers::<pg_sys::EquivalenceMember>((*class).ec_members).into_iter().find_map(|member| {
+                if (*member).em_is_child || pg_sys::bms_membership((*member).em_relids) != pg_sys::BMS_Membership::BMS_SINGLETON {
+                    return None;
+                }
+                column_of((*member).em_expr.cast(), self.varno).map(|v| (*v).varattno)
+            })
+        }
+    }
+
+    /// Columns equated with other relations' columns: equivalence classes without a
+    /// constant, and merge-joinable join clauses outside them (outer joins).
+    ///
+    /// # Safety
+    /// Planner structures of the current planning.
+    unsafe fn join_columns(&mut self) -> Vec<i16> {
+        unsafe {
+            let mut columns = Vec::new();
+            for class in pointers::<pg_sys::EquivalenceClass>((*self.root).eq_classes) {
+                if (*class).ec_has_const {
+                    continue;
+                }
+                let Some(attnum) = self.member_column(class) else { continue };
+                let others = pointers::<pg_sys::EquivalenceMember>((*class).ec_members)
+                    .into_iter()
+                    .any(|m| !(*m).em_is_const && !pg_sys::bms_is_member(self.varno as c_int, (*m).em_relids));
+                if others {
+                    columns.push(attnum);
+                }
+            }
+            for rinfo in pointers::<pg_sys::RestrictInfo>((*self.rel).joininfo) {
+                let clause = (*rinfo).clause as *mut pg_sys::Node;
+                if (*clause).type_ != pg_sys::NodeTag::T_OpExpr {
+                    continue;
+                }
+                let op = clause as *mut pg_sys::OpExpr;
+                let args = pointers::<pg_sys::Node>((*op).args);
+                if args.len() != 2 {
+                    continue;
+                }
+                let var = column_of(args[0], self.varno).or_else(|| column_of(args[1], self.varno));
+                if let Some(var) = var {
+                    if btree_strategy((*op).opno, var) == BTREE_EQUAL {
+                        columns.push((*var).varattno);
+                    }
+                }
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            columns.retain(|a| seen.insert(*a));
+            for attnum in &columns {
+                self.remember(*attnum);
+            }
+            columns
+        }
+    }
+
+    /// The leading pathkeys of the wanted ordering that this rel's columns provide.
+    ///
+    /// # Safety
+    /// Planner structures of the current planning.
+    unsafe fn order_by(&mut self) -> Vec<SortKey> {
+        unsafe {
+            let mut keys = Vec::new();
+            for pathkey in pointers::<pg_sys::PathKey>((*self.root).query_pathkeys) {
+                let Some(attnum) = self.member_column((*pathkey).pk_eclass) else { break };
+                self.remember(attnum);
+                keys.push(SortKey {
+                    attnum,
+                    descending: (*pathkey).pk_strategy == BTREE_GREATER,
+                    nulls_first: (*pathkey).pk_nulls_first,
+                });
+            }
+            keys
+        }
+    }
+
+    /// Every plain column the query reads from this rel, or None when it reads more.
+    ///
+    /// # Safety
+    /// Planner structures of the current planning.
+    unsafe fn needed_columns(&mut self) -> Option<Vec<i16>> {
+        unsafe {
+            let mut attnos: *mut pg_sys::Bitmapset = std::ptr::null_mut();
+            pg_sys::pull_varattnos((*(*self.rel).reltarget).exprs.cast(), self.varno, &mut attnos);
+            for rinfo in pointers::<pg_sys::RestrictInfo>((*self.rel).baserestrictinfo) {
+                pg_sys::pull_varattnos((*rinfo).clause.cast(), self.varno, &mut attnos);
+            }
+            let mut columns = Vec::new();
+            let mut member = -1;
+            loop {
+                member = pg_sys::bms_next_member(attnos, member);
+                if member < 0 {
+                    break;
+                }
+                let attnum = member + pg_sys::FirstLowInvalidHeapAttributeNumber;
+                if attnum <= 0 {
+                    return None;
+                }
+                columns.push(attnum as i16);
+            }
+            for attnum in &columns {
+                self.remember(*attnum);
+            }
+            Some(columns)
+        }
+    }
+}
+
+/// For `col LIKE 'prefix%'`: the operator class a btree needs to serve it (None = the
+/// default one, under the C collation). Other non-btree operators give no filter.
+///
+/// # Safety
+/// Catalog lookups; `var` and `pattern` are valid nodes.
+unsafe fn like_prefix_opclass(opno: pg_sys::Oid, var: *mut pg_sys::Var, pattern: *mut pg_sys::Node) -> Option<Option<String>> {
+    unsafe {
+        if text(pg_sys::get_opname(opno)) != "~~" || (*pattern).type_ != pg_sys::NodeTag::T_Const {
+            return None;
+        }
+        let constant = pattern as *mut pg_sys::Const;
+        if (*constant).constisnull {
+            return None;
+        }
+        let value = text(pg_sys::text_to_cstring((*constant).constvalue.cast_mut_ptr()));
+        if value.starts_with('%') || value.starts_with('_') || value.is_empty() {
+            return None;
+        }
+        if pgrx::pg_sys::ffi::pg_guard_ffi_boundary(|| lc_collate_is_c((*var).varcollid)) {
+            return Some(None);
+        }
+        match (*var).vartype {
+            pg_sys::TEXTOID => Some(Some("text_pattern_ops".into())),
+            pg_sys::VARCHAROID => Some(Some("varchar_pattern_ops".into())),
+            pg_sys::BPCHAROID => Some(Some("bpchar_pattern_ops".into())),
+            _ => None,
+        }
+    }
+}
+
+/// What the query asks of `rel`, a plain table or materialized view.
+///
+/// # Safety
+/// Arguments of `set_rel_pathlist_hook` for a base relation.
+pub unsafe fn collect(
+    root: *mut pg_sys::PlannerInfo,
+    rel: *mut pg_sys::RelOptInfo,
+    rti: pg_sys::Index,
+    rte: *mut pg_sys::RangeTblEntry,
+) -> Option<TableUsage> {
+    unsafe {
+        if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION
+            || (*rel).reloptkind != pg_sys::RelOptKind::RELOPT_BASEREL
+            || ((*rte).relkind as u8 != pg_sys::RELKIND_RELATION && (*rte).relkind as u8 != pg_sys::RELKIND_MATVIEW)
+        {
+            return None;
+        }
+        let relid = (*rte).relid;
+        let mut collector = Collector { root, rel, varno: rti, relid, names: BTreeMap::new() };
+        let filters = pointers::<pg_sys::RestrictInfo>((*rel).baserestrictinfo)
+            .into_iter()
+            .filter_map(|rinfo| collector.filter(rinfo))
+            .collect();
+        let join_columns = collector.join_columns();
+        let order_by = collector.order_by();
+        let needed_columns = collector.needed_columns();
+        let table = text(pg_sys::quote_qualified_identifier(
+            pg_sys::get_namespace_name(pg_sys::get_rel_namespace(relid)),
+            pg_sys::get_rel_name(relid),
+        ));
+        Some(TableUsage {
+            relid: relid.to_u32(),
+            table,
+            table_rows: (*rel).tuples,
+            rows_kept: (*rel).rows,
+            filters,
+            join_columns,
+            order_by,
+            needed_columns,
+            column_names: collector.names,
+        })
+    }
+}

@@ -1,0 +1,14 @@
+-- pitstop.suggest_indexes: valid indexes of the workload's tables, except those hidden with
+-- pitstop.hypo_hide, for the "already covered" check. indoption bit 1 is DESC.
+SELECT i.indrelid,
+       a.amname = 'btree'                     AS btree,
+       i.indpred IS NOT NULL                  AS partial,
+       i.indnkeyatts::int4                    AS key_columns,
+       i.indkey::int2[]                       AS columns,
+       i.indoption::int2[]                    AS options
+FROM pg_catalog.pg_index AS i
+JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+JOIN pg_catalog.pg_am AS a ON a.oid = c.relam
+WHERE i.indrelid = ANY ($1)
+  AND i.indisvalid
+  AND NOT i.indexrelid = ANY ($2)
