@@ -1,6 +1,7 @@
 //! `pitstop report …`: read-only views of the extension, fetched as JSON rows.
 
 use anyhow::{Context, Result};
+use std::borrow::Cow;
 use clap::Subcommand;
 use serde_json::{Map, Value};
 use tokio_postgres::types::ToSql;
@@ -33,6 +34,20 @@ pub enum Report {
         #[arg(long)]
         analyze: bool,
     },
+    /// Indexes that would lower the workload's estimated cost the most, with their evidence
+    /// (pitstop.suggest_indexes over pg_stat_statements, or over --query statements).
+    Indexes {
+        #[command(flatten)]
+        workload: Workload,
+    },
+    /// Workload statements no suggested index helps, and why (pitstop.unhelped_queries).
+    Unhelped {
+        #[command(flatten)]
+        workload: Workload,
+    },
+    /// Unused, duplicate, invalid and bloated indexes and unindexed foreign keys, each with
+    /// the DDL that fixes it (pitstop.index_health).
+    IndexHealth,
     /// Client connections by database, user, application and state (pitstop.connections).
     Connections,
     /// Sessions waiting on locks and who holds them (pitstop.blocking_locks).
@@ -45,35 +60,87 @@ pub enum Report {
     },
 }
 
+/// Which statements the index advisor considers and how much it may suggest.
+#[derive(clap::Args, Debug, PartialEq, Clone)]
+pub struct Workload {
+    /// A statement to advise on (repeatable); default: the top statements of pg_stat_statements.
+    #[arg(long = "query")]
+    queries: Vec<String>,
+    /// Total size the suggested indexes may take, in MB.
+    #[arg(long)]
+    budget_mb: Option<f64>,
+    /// Suggest at most this many indexes.
+    #[arg(long)]
+    max_indexes: Option<i32>,
+    /// A statement counts as helped when its estimated cost drops by at least this share.
+    #[arg(long, default_value_t = 0.05)]
+    min_improvement: f64,
+    /// How many pg_stat_statements entries (by total time) make up the workload.
+    #[arg(long, default_value_t = 100)]
+    top_n: i32,
+}
+
+impl Workload {
+    const ARGUMENTS: &'static str =
+        "queries => $1, budget_mb => $2, max_indexes => $3, min_improvement => $4, top_n => $5";
+
+    fn params(&self) -> Vec<Box<dyn ToSql + Sync + Send>> {
+        let queries = (!self.queries.is_empty()).then(|| self.queries.clone());
+        vec![
+            Box::new(queries),
+            Box::new(self.budget_mb),
+            Box::new(self.max_indexes),
+            Box::new(self.min_improvement),
+            Box::new(self.top_n),
+        ]
+    }
+}
+
 impl Report {
     /// The SQL behind a report and its parameters.
-    fn query(&self) -> (&'static str, Vec<Box<dyn ToSql + Sync + Send>>) {
+    fn query(&self) -> (Cow<'static, str>, Vec<Box<dyn ToSql + Sync + Send>>) {
         match self {
             Report::SlowQueries { limit, plans: false } => (
                 "SELECT started_at, duration_ms, rows, username, database, queryid, query
-                   FROM pitstop.slow_queries LIMIT $1",
+                   FROM pitstop.slow_queries LIMIT $1".into(),
                 vec![Box::new(*limit)],
             ),
             Report::SlowQueries { limit, plans: true } => (
                 "SELECT started_at, duration_ms, rows, username, database, queryid, query, plan
-                   FROM pitstop.slow_queries LIMIT $1",
+                   FROM pitstop.slow_queries LIMIT $1".into(),
                 vec![Box::new(*limit)],
             ),
             Report::TopQueries { sort, limit } => (
                 "SELECT calls, round(total_ms::numeric, 1) AS total_ms, round(mean_ms::numeric, 2) AS mean_ms,
                         rows, shared_hit_pct, pct_total_time, query
-                   FROM pitstop.top_queries($1, $2)",
+                   FROM pitstop.top_queries($1, $2)".into(),
                 vec![Box::new(sort.clone()), Box::new(*limit)],
             ),
             Report::Advice { query, analyze } => (
-                "SELECT severity, finding, node, detail, suggestion FROM pitstop.explain_advice($1, $2)",
+                "SELECT severity, finding, node, detail, suggestion FROM pitstop.explain_advice($1, $2)".into(),
                 vec![Box::new(query.clone()), Box::new(*analyze)],
             ),
-            Report::Connections => ("SELECT * FROM pitstop.connections", vec![]),
-            Report::Locks => ("SELECT * FROM pitstop.blocking_locks", vec![]),
+            Report::Indexes { workload } => (
+                format!(
+                    "SELECT rank, ddl, pg_size_pretty(estimated_bytes) AS size, improvement_pct,
+                            queries_helped, reason, helped
+                       FROM pitstop.suggest_indexes({})",
+                    Workload::ARGUMENTS
+                )
+                .into(),
+                workload.params(),
+            ),
+            Report::Unhelped { workload } => (
+                format!("SELECT queryid, calls, cost, reason, query FROM pitstop.unhelped_queries({})", Workload::ARGUMENTS)
+                    .into(),
+                workload.params(),
+            ),
+            Report::IndexHealth => ("SELECT * FROM pitstop.index_health".into(), vec![]),
+            Report::Connections => ("SELECT * FROM pitstop.connections".into(), vec![]),
+            Report::Locks => ("SELECT * FROM pitstop.blocking_locks".into(), vec![]),
             Report::LongRunning { min_duration } => (
                 "SELECT pid, username, database, state, duration, xact_duration, wait_event, query
-                   FROM pitstop.long_running($1::text::interval)",
+                   FROM pitstop.long_running($1::text::interval)".into(),
                 vec![Box::new(min_duration.clone())],
             ),
         }
@@ -84,6 +151,9 @@ impl Report {
             Report::SlowQueries { .. } => "No slow statements captured (threshold: pitstop.slow_query_ms).",
             Report::TopQueries { .. } => "pg_stat_statements has no statements for this database yet.",
             Report::Advice { .. } => "No findings: the plan looks fine.",
+            Report::Indexes { .. } => "No index would lower the workload's estimated cost enough to suggest one.",
+            Report::Unhelped { .. } => "Every statement of the workload is helped by a suggested index.",
+            Report::IndexHealth => "No index problems found.",
             Report::Connections => "No client connections.",
             Report::Locks => "No session is waiting on a lock.",
             Report::LongRunning { .. } => "Nothing runs longer than that.",
@@ -109,6 +179,19 @@ pub async fn run(client: &Client, report: &Report) -> Result<Vec<Map<String, Val
 mod tests {
     use super::*;
 
+    fn workload() -> Workload {
+        Workload { queries: vec![], budget_mb: None, max_indexes: Some(3), min_improvement: 0.05, top_n: 100 }
+    }
+
+    #[test]
+    fn advisor_reports_pass_every_workload_option() {
+        for report in [Report::Indexes { workload: workload() }, Report::Unhelped { workload: workload() }] {
+            let (sql, params) = report.query();
+            assert_eq!(params.len(), 5);
+            assert!(sql.contains("$5"), "{sql}");
+        }
+    }
+
     #[test]
     fn every_report_reads_a_pitstop_object() {
         let reports = [
@@ -116,6 +199,9 @@ mod tests {
             Report::SlowQueries { limit: 1, plans: true },
             Report::TopQueries { sort: "calls".into(), limit: 1 },
             Report::Advice { query: "select 1".into(), analyze: false },
+            Report::Indexes { workload: workload() },
+            Report::Unhelped { workload: workload() },
+            Report::IndexHealth,
             Report::Connections,
             Report::Locks,
             Report::LongRunning { min_duration: "1 min".into() },

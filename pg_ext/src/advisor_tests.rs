@@ -140,8 +140,11 @@ mod tests {
         make_orders();
         let args = "queries => ARRAY['SELEC broken', 'SELECT * FROM adv_nope', NULL,
                                     'SELECT * FROM adv_orders WHERE customer_id = $1',
-                                    'CREATE TABLE adv_x()', 'SELECT * FROM adv_orders WHERE total >= 0', 'SELECT 1']";
-        assert_eq!(suggestions(args).len(), 1);
+                                    'CREATE TABLE adv_x()', 'SELECT * FROM adv_orders WHERE total >= 0', 'SELECT 1',
+                                    'PREPARE adv_p(int) AS SELECT id FROM adv_orders WHERE customer_id = $1']";
+        let advice = suggestions(args);
+        assert_eq!(advice.len(), 1);
+        assert_eq!(advice[0].1, 2, "the PREPAREd statement is planned as what it prepares: {advice:?}");
         let reasons = unhelped(args);
         let reason = |q: &str| reasons.iter().find(|(query, _)| query == q).map(|(_, r)| r.clone()).unwrap_or_else(|| panic!("{q}: {reasons:?}"));
         assert!(reason("SELEC broken").contains("could not be planned: syntax error"), "{reasons:?}");
@@ -177,6 +180,29 @@ mod tests {
         }
         let (code, _, _) = sql_error(&format!("SELECT * FROM pitstop.unhelped_queries({workload}, min_improvement => NULL)"));
         assert_eq!(code, PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED);
+    }
+
+    #[pg_test]
+    fn the_workloads_own_writes_can_outweigh_an_index() {
+        make_orders();
+        let read = "'SELECT * FROM adv_orders WHERE customer_id = $1'";
+        let load = "'INSERT INTO adv_orders SELECT g, g % 7, ''new'', now(), 0, '''' FROM generate_series(1, 200000) g'";
+        // A single-row update costs the index little.
+        let touch = "'UPDATE adv_orders SET note = ''x'' WHERE id = $1'";
+        assert_eq!(suggestions(&format!("queries => ARRAY[{read}, {touch}]")).len(), 1);
+        let with_load = format!("queries => ARRAY[{read}, {load}]");
+        assert_eq!(suggestions(&with_load), vec![], "200 000 index insertions cost more than one read saves");
+        let reasons = unhelped(&with_load);
+        assert!(reasons.iter().any(|(q, r)| q.starts_with("SELECT") && r.contains("maintaining the index")), "{reasons:?}");
+        let write = Spi::get_one::<f64>(&format!(
+            "SELECT write_cost FROM pitstop.suggest_indexes(ARRAY[{read}, {touch}])"
+        ))
+        .unwrap()
+        .unwrap();
+        // One row per run (the primary key finds it) at random_page_cost: with no update history
+        // the update is not assumed to be HOT.
+        assert_eq!(write, 4.0);
+        assert_eq!(count("SELECT count(*) FROM adv_orders WHERE status = 'new'"), 0, "nothing was executed");
     }
 
     #[pg_test]

@@ -3,7 +3,8 @@
 -- {pgss} is the quoted schema-qualified view.
 SELECT s.queryid,
        min(s.query)          AS query,
-       sum(s.calls)::float8  AS calls
+       sum(s.calls)::float8  AS calls,
+       sum(s.rows)::float8   AS rows
 FROM {pgss} AS s
 WHERE s.dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
 GROUP BY s.queryid

@@ -54,3 +54,79 @@ fn hypothetical_indexes_work_without_preload() {
     client.query_one("SELECT pitstop.hypo_create('CREATE INDEX ON t (a)')", &[]).unwrap();
     assert!(explain(&mut client, "SELECT * FROM t WHERE a = 1").contains("t_a_hypo"));
 }
+
+/// A workload from pg_stat_statements over real connections: the advice is weighted by calls
+/// and net of the write cost, its DDL builds for real (CONCURRENTLY), the planner then uses the
+/// index, and the index is not advised again.
+#[test]
+fn workload_advice_from_real_traffic_builds_and_is_used() {
+    let cluster = PgCluster::start();
+    let mut setup = cluster.connect();
+    setup
+        .batch_execute(
+            "CREATE EXTENSION pg_stat_statements;
+             CREATE EXTENSION pitstop;
+             CREATE TABLE accounts(id int, email text, plan text);
+             INSERT INTO accounts SELECT g, 'user' || g || '@example.com', 'free' FROM generate_series(1, 100000) g;
+             CREATE TABLE hot(id int, k int, v text);
+             ANALYZE accounts;",
+        )
+        .unwrap();
+    let mut app = cluster.connect();
+    app.batch_execute("SELECT pg_stat_statements_reset()").unwrap();
+    for i in 0..50 {
+        app.query("SELECT id, plan FROM accounts WHERE email = $1", &[&format!("user{i}@example.com")]).unwrap();
+    }
+    // The workload loads 200 000 rows into hot and reads it once: an index on hot.k would
+    // save far less than maintaining it for those inserts costs.
+    for batch in 0..20 {
+        app.execute("INSERT INTO hot SELECT g, g % 5000, 'v' FROM generate_series($1::int, $1::int + 9999) g", &[&(batch * 10000)])
+            .unwrap();
+    }
+    app.batch_execute("ANALYZE hot").unwrap();
+    app.query("SELECT * FROM hot WHERE k = $1", &[&7i32]).unwrap();
+
+    let dsn = cluster.dsn();
+    let (code, out, err) = pitstop_tests::pitstop(&["--dsn", &dsn, "--json", "report", "indexes"]);
+    assert_eq!(code, 0, "{err}");
+    let advice: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let ddls: Vec<&str> = advice.as_array().unwrap().iter().map(|r| r["ddl"].as_str().unwrap()).collect();
+    assert!(
+        ddls.iter().any(|d| d.starts_with("CREATE INDEX CONCURRENTLY ON public.accounts (email)")),
+        "{out}"
+    );
+    assert!(!ddls.iter().any(|d| d.contains("public.hot")), "write cost must veto: {out}");
+    let accounts = advice.as_array().unwrap().iter().find(|r| r["ddl"].as_str().unwrap().contains("accounts")).unwrap();
+    let helped = &accounts["helped"][0];
+    assert_eq!(helped["calls"].as_f64(), Some(50.0), "{out}");
+    assert!(helped["query"].as_str().unwrap().contains("email = $1"));
+
+    // Called often enough, the read saving outweighs the write cost.
+    for _ in 0..2000 {
+        app.query("SELECT * FROM hot WHERE k = $1", &[&7i32]).unwrap();
+    }
+    let (_, out, err) = pitstop_tests::pitstop(&["--dsn", &dsn, "--json", "report", "indexes"]);
+    assert!(out.contains("public.hot (k"), "{out}{err}");
+
+    // The DDL is valid as given, outside a transaction block.
+    let ddl = ddls.iter().find(|d| d.contains("accounts")).unwrap();
+    app.batch_execute(ddl).unwrap();
+    app.batch_execute("ANALYZE accounts").unwrap();
+    let plan: String = app
+        .query("EXPLAIN SELECT id, plan FROM accounts WHERE email = 'user7@example.com'", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect();
+    assert!(plan.contains("Index Scan") || plan.contains("Bitmap"), "{plan}");
+    let (_, out, _) = pitstop_tests::pitstop(&["--dsn", &dsn, "--json", "report", "indexes"]);
+    assert!(!out.contains("public.accounts"), "an index that exists is not advised again: {out}");
+
+    // The statements nothing helps are listed with a reason; bad options are clear errors.
+    let (code, out, _) = pitstop_tests::pitstop(&["--dsn", &dsn, "report", "unhelped"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("pg_stat_statements_reset"), "{out}");
+    let (code, _, err) = pitstop_tests::pitstop(&["--dsn", &dsn, "report", "indexes", "--budget-mb", "0"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("22023") && err.contains("budget_mb"), "{err}");
+}

@@ -7,7 +7,7 @@
 use crate::advisor::candidates::{self, Candidate, ExistingIndex};
 use crate::advisor::hypo;
 use crate::advisor::select::{self, CandidateCost, Limits};
-use crate::advisor::usage::TableUsage;
+use crate::advisor::usage::{TableUsage, TableWrite};
 use crate::error::{OrReport, PitstopError};
 use crate::pg::hypo_index::{self, HypoIndex};
 use crate::pg::planning;
@@ -21,12 +21,15 @@ struct Statement {
     sql: String,
     /// Executions it stands for (pg_stat_statements calls; 1 for an explicit list).
     calls: f64,
+    /// Rows it returned or wrote over those calls, when pg_stat_statements counted them.
+    rows: Option<f64>,
 }
 
-/// A planned statement: its cost without any new index and what it reads.
+/// A planned statement: its cost without any new index, what it reads and writes.
 struct Planned {
     cost: f64,
     usage: Vec<TableUsage>,
+    write: Option<TableWrite>,
 }
 
 struct Options {
@@ -60,34 +63,32 @@ fn options(budget_mb: Option<f64>, max_indexes: Option<i32>, min_improvement: Op
     })
 }
 
-/// The statements to advise on and the length in seconds of the period their call counts
-/// cover (None for an explicit list: write cost is then not weighed).
-fn workload(queries: Option<Vec<Option<String>>>, top_n: i64) -> Result<(Vec<Statement>, Option<f64>), PitstopError> {
+/// The statements to advise on: the explicit list, or the top of pg_stat_statements.
+fn workload(queries: Option<Vec<Option<String>>>, top_n: i64) -> Result<Vec<Statement>, PitstopError> {
     if let Some(queries) = queries {
-        let statements = queries
+        return Ok(queries
             .into_iter()
             .flatten()
             .filter(|q| !q.trim().is_empty())
-            .map(|sql| Statement { queryid: None, sql, calls: 1.0 })
-            .collect();
-        return Ok((statements, None));
+            .map(|sql| Statement { queryid: None, sql, calls: 1.0, rows: None })
+            .collect());
     }
     Spi::connect(|client| {
         let pgss = spi::extension_object(client, "pg_stat_statements", "pg_stat_statements")
             .ok_or(PitstopError::MissingPgStatStatements)?;
         let sql = include_str!("../../../sql/queries/advisor_workload.sql").replace("{pgss}", &pgss);
-        let statements = client
+        Ok(client
             .select(&sql, None, &[top_n.into()])
             .unwrap_or_else(|e| pgrx::error!("suggest_indexes: reading pg_stat_statements failed: {e}"))
             .filter_map(|row| {
-                let sql: String = row.get(2).ok().flatten()?;
-                Some(Statement { queryid: row.get(1).ok().flatten(), sql, calls: row.get(3).ok().flatten().unwrap_or(1.0) })
+                Some(Statement {
+                    queryid: row.get(1).ok().flatten(),
+                    sql: row.get(2).ok().flatten()?,
+                    calls: row.get(3).ok().flatten().unwrap_or(1.0),
+                    rows: row.get(4).ok().flatten(),
+                })
             })
-            .collect();
-        let period = spi::extension_object(client, "pg_stat_statements", "pg_stat_statements_info").and_then(|info| {
-            spi::select_one::<f64>(client, &format!("SELECT extract(epoch FROM now() - stats_reset)::float8 FROM {info}"), &[])
-        });
-        Ok((statements, period))
+            .collect())
     })
 }
 
@@ -120,22 +121,30 @@ fn existing_indexes(relids: &[u32]) -> Vec<ExistingIndex> {
     })
 }
 
-/// Index maintenance per table over the workload period, in planner cost units: each
-/// maintained row dirties about one leaf page, priced at random_page_cost.
-fn write_costs(relids: &[u32], period_seconds: Option<f64>) -> BTreeMap<u32, f64> {
-    let Some(period) = period_seconds else { return BTreeMap::new() };
+/// Per table, the share of updates that were not HOT (1 when unknown).
+fn non_hot_shares(relids: &[u32]) -> BTreeMap<u32, f64> {
     let oids: Vec<pg_sys::Oid> = relids.iter().map(|r| pg_sys::Oid::from(*r)).collect();
     Spi::connect(|client| {
-        let page_cost = spi::setting_value(client, "random_page_cost").unwrap_or(4.0);
-        let sql = include_str!("../../../sql/queries/advisor_write_rows.sql");
-        let Ok(rows) = client.select(sql, None, &[oids.into(), period.into()]) else { return BTreeMap::new() };
-        rows.filter_map(|row| {
-            let relid: pg_sys::Oid = row.get(1).ok().flatten()?;
-            let maintained: f64 = row.get(2).ok().flatten()?;
-            Some((relid.to_u32(), maintained * page_cost))
-        })
-        .collect()
+        let sql = include_str!("../../../sql/queries/advisor_non_hot_updates.sql");
+        let Ok(rows) = client.select(sql, None, &[oids.into()]) else { return BTreeMap::new() };
+        rows.filter_map(|row| Some((row.get::<pg_sys::Oid>(1).ok().flatten()?.to_u32(), row.get(2).ok().flatten()?)))
+            .collect()
     })
+}
+
+/// Index maintenance the workload's own writes would cause for `candidate`, in planner cost
+/// units: each row entering the index dirties about one leaf page, priced at random_page_cost.
+fn write_cost(candidate: &Candidate, statements: &[Statement], planned: &[Result<Planned, String>], non_hot: f64, page_cost: f64) -> f64 {
+    let columns: Vec<i16> = candidate.keys.iter().map(|k| k.attnum).chain(candidate.include.iter().map(|(a, _)| *a)).collect();
+    statements
+        .iter()
+        .zip(planned)
+        .filter_map(|(statement, plan)| {
+            let write = plan.as_ref().ok()?.write.as_ref().filter(|w| w.relid == candidate.relid)?;
+            let rows = statement.rows.unwrap_or(write.estimated_rows * statement.calls);
+            Some(rows * write.index_share(&columns, non_hot) * page_cost)
+        })
+        .sum()
 }
 
 pub struct Suggestion {
@@ -161,11 +170,11 @@ struct Advice {
 }
 
 fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Advice, PitstopError> {
-    let (statements, period) = workload(queries, options.top_n)?;
+    let statements = workload(queries, options.top_n)?;
     // Baseline: every statement planned once, with no new index, collecting what it reads.
     let planned: Vec<Result<Planned, String>> = statements
         .iter()
-        .map(|s| planning::plan(&s.sql, &[], true).map(|p| Planned { cost: p.total_cost, usage: p.usage }))
+        .map(|s| planning::plan(&s.sql, &[], true).map(|p| Planned { cost: p.total_cost, usage: p.usage, write: p.write }))
         .collect();
 
     let mut by_table: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
@@ -181,7 +190,8 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
     }
     let relids: Vec<u32> = by_table.keys().copied().collect();
     let existing = existing_indexes(&relids);
-    let writes = write_costs(&relids, period);
+    let non_hot = non_hot_shares(&relids);
+    let page_cost = Spi::connect(|client| spi::setting_value(client, "random_page_cost")).unwrap_or(4.0);
 
     // Candidates that exist already are dropped; the rest become hypothetical indexes.
     let mut kept: Vec<(Candidate, HypoIndex, CandidateCost)> = Vec::new();
@@ -193,7 +203,13 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
         let bytes = hypo::size_bytes(&index.desc) as f64;
         let cost = CandidateCost {
             size_bytes: bytes,
-            write_cost: writes.get(&candidate.relid).copied().unwrap_or(0.0),
+            write_cost: write_cost(
+                &candidate,
+                &statements,
+                &planned,
+                non_hot.get(&candidate.relid).copied().unwrap_or(1.0),
+                page_cost,
+            ),
             queries: by_table.get(&candidate.relid).cloned().unwrap_or_default(),
             supersedes: Vec::new(),
         };
@@ -261,6 +277,9 @@ fn why_not_helped(plan: &Planned, kept: &[(Candidate, HypoIndex, CandidateCost)]
         "no candidate index lowers its estimated cost by {:.0} % or more (existing indexes may already serve it)",
         options.limits.min_improvement * 100.0
     );
+    if kept.iter().any(|(_, _, c)| c.queries.contains(&q) && c.write_cost > 0.0) {
+        reason.push_str("; or what it would save does not pay for maintaining the index under the workload's writes");
+    }
     if limited {
         reason.push_str("; the budget or max_indexes limit may have stopped an index that would");
     }
@@ -411,7 +430,7 @@ mod tests {
 
     #[test]
     fn long_queries_are_cut_on_one_line() {
-        let statement = Statement { queryid: None, sql: format!("SELECT\n  {}", "é".repeat(300)), calls: 1.0 };
+        let statement = Statement { queryid: None, sql: format!("SELECT\n  {}", "é".repeat(300)), calls: 1.0, rows: None };
         let label = query_label(&statement);
         assert!(label.starts_with("SELECT é") && label.ends_with('…'));
         assert_eq!(label.chars().count(), 201);

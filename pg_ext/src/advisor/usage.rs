@@ -66,3 +66,54 @@ impl TableUsage {
         self.column_names.get(&attnum).map(String::as_str).unwrap_or("?")
     }
 }
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteKind {
+    Insert,
+    Update,
+    Delete,
+    Merge,
+}
+
+/// The table a data-modifying statement writes, and how.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TableWrite {
+    pub relid: u32,
+    pub kind: WriteKind,
+    /// Columns an UPDATE (or MERGE) assigns.
+    pub updated_columns: Vec<i16>,
+    /// Rows the planner expects one execution to write.
+    pub estimated_rows: f64,
+}
+
+impl TableWrite {
+    /// Share of the written rows that must also enter an index on `columns`: every inserted
+    /// row; an updated row unless the update can be HOT (it assigns none of the index's
+    /// columns), at the table's observed non-HOT share; deleted rows leave at vacuum.
+    pub fn index_share(&self, columns: &[i16], non_hot_share: f64) -> f64 {
+        let assigns_indexed = self.updated_columns.iter().any(|c| columns.contains(c));
+        match self.kind {
+            WriteKind::Insert => 1.0,
+            WriteKind::Merge => 1.0,
+            WriteKind::Update if assigns_indexed => 1.0,
+            WriteKind::Update => non_hot_share.clamp(0.0, 1.0),
+            WriteKind::Delete => 0.0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn updates_of_indexed_columns_always_cost_others_only_when_not_hot() {
+        let update = TableWrite { relid: 1, kind: WriteKind::Update, updated_columns: vec![3], estimated_rows: 1.0 };
+        assert_eq!(update.index_share(&[2, 3], 0.1), 1.0);
+        assert_eq!(update.index_share(&[2], 0.1), 0.1);
+        let insert = TableWrite { kind: WriteKind::Insert, updated_columns: vec![], ..update.clone() };
+        assert_eq!(insert.index_share(&[2], 0.0), 1.0);
+        let delete = TableWrite { kind: WriteKind::Delete, ..update };
+        assert_eq!(delete.index_share(&[2], 1.0), 0.0);
+    }
+}

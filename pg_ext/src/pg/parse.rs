@@ -15,6 +15,16 @@ pub enum StatementKind {
 /// Parses `sql` with the server's own grammar and returns the kind of its one statement.
 /// A syntax error is raised by the parser itself (SQLSTATE 42601, with the position).
 pub fn single_explainable_statement(sql: &str) -> Result<StatementKind, PitstopError> {
+    single_statement(sql, false)
+}
+
+/// Like `single_explainable_statement`, but `PREPARE name AS <statement>` counts as the
+/// statement it prepares (pg_stat_statements records prepared statements that way).
+pub fn single_workload_statement(sql: &str) -> Result<StatementKind, PitstopError> {
+    single_statement(sql, true)
+}
+
+fn single_statement(sql: &str, unwrap_prepare: bool) -> Result<StatementKind, PitstopError> {
     let c_sql = std::ffi::CString::new(sql).map_err(|_| PitstopError::NotOneStatement(0))?;
     // SAFETY: raw_parser reads the NUL-terminated string and returns a List of RawStmt
     // allocated in the current memory context (or raises a Postgres ERROR, which pgrx
@@ -23,7 +33,14 @@ pub fn single_explainable_statement(sql: &str) -> Result<StatementKind, PitstopE
         let list = pg_sys::raw_parser(c_sql.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
         crate::pg::list::pointers::<pg_sys::RawStmt>(list)
             .into_iter()
-            .map(|raw| (*(*raw).stmt).type_)
+            .map(|raw| {
+                let node = (*raw).stmt;
+                if unwrap_prepare && (*node).type_ == pg_sys::NodeTag::T_PrepareStmt {
+                    (*(*(node as *mut pg_sys::PrepareStmt)).query).type_
+                } else {
+                    (*node).type_
+                }
+            })
             .collect::<Vec<_>>()
     };
     if tags.len() != 1 {

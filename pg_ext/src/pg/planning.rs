@@ -3,7 +3,7 @@
 //! get a generic plan (their types are inferred as PREPARE would). The hypothetical indexes
 //! the planner sees are exactly the ones passed in.
 
-use crate::advisor::usage::TableUsage;
+use crate::advisor::usage::{TableUsage, TableWrite, WriteKind};
 use crate::pg::hypo_index::{self, HypoIndex};
 use crate::pg::list::pointers;
 use crate::pg::{parse, subxact};
@@ -19,6 +19,8 @@ pub struct PlannedQuery {
     pub total_cost: f64,
     /// What the statement asks of each base table (only when collected).
     pub usage: Vec<TableUsage>,
+    /// The table it writes, for INSERT/UPDATE/DELETE/MERGE.
+    pub write: Option<TableWrite>,
 }
 
 thread_local! {
@@ -106,41 +108,56 @@ pub fn plan(sql: &str, indexes: &[&HypoIndex], collect_usage: bool) -> Result<Pl
         )
     };
     let outcome = subxact::try_rolled_back(|| {
-        parse::single_explainable_statement(sql).map_err(|e| e.to_string())?;
+        parse::single_workload_statement(sql).map_err(|e| e.to_string())?;
         // SAFETY: parse, analysis and planning allocate in `scratch`; we read the plans'
         // costs before leaving it and keep nothing that points into it.
         unsafe {
             let caller = pg_sys::MemoryContextSwitchTo(scratch);
-            let cost = plan_in_current_context(&c_sql);
+            let planned = plan_in_current_context(&c_sql);
             pg_sys::MemoryContextSwitchTo(caller);
-            Ok::<f64, String>(cost)
+            Ok::<(f64, Option<TableWrite>), String>(planned)
         }
     });
     // SAFETY: nothing refers to the scratch context any more.
     unsafe { pg_sys::MemoryContextDelete(scratch) };
     let usage = collecting.map(Collecting::finish).unwrap_or_default();
     match outcome {
-        Ok(Ok(total_cost)) => Ok(PlannedQuery { total_cost, usage }),
+        Ok(Ok((total_cost, write))) => Ok(PlannedQuery { total_cost, usage, write }),
         Ok(Err(message)) => Err(message),
         Err(error) => Err(subxact::message(&error)),
     }
 }
 
+/// Plans the statement (a PREPARE is planned as the statement it prepares, with its declared
+/// parameter types, which is how pg_stat_statements shows prepared statements run by psql);
+/// returns its total cost and what it writes.
+///
 /// # Safety
 /// Inside a transaction with an active snapshot (a SQL function's execution).
-unsafe fn plan_in_current_context(sql: &CString) -> f64 {
+unsafe fn plan_in_current_context(sql: &CString) -> (f64, Option<TableWrite>) {
     unsafe {
-        let raw = pointers::<pg_sys::RawStmt>(pg_sys::raw_parser(sql.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT));
+        let raw = pointers::<pg_sys::RawStmt>(pg_sys::raw_parser(sql.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT))[0];
         let mut param_types: *mut pg_sys::Oid = std::ptr::null_mut();
         let mut param_count: std::ffi::c_int = 0;
+        if (*(*raw).stmt).type_ == pg_sys::NodeTag::T_PrepareStmt {
+            let prepare = (*raw).stmt as *mut pg_sys::PrepareStmt;
+            let declared = pointers::<pg_sys::TypeName>((*prepare).argtypes);
+            param_count = declared.len() as std::ffi::c_int;
+            param_types = pg_sys::palloc0(declared.len().max(1) * size_of::<pg_sys::Oid>()).cast();
+            for (i, type_name) in declared.iter().enumerate() {
+                *param_types.add(i) = pg_sys::typenameTypeId(std::ptr::null_mut(), *type_name);
+            }
+            (*raw).stmt = (*prepare).query;
+        }
         let queries = pg_sys::pg_analyze_and_rewrite_varparams(
-            raw[0],
+            raw,
             sql.as_ptr(),
             &mut param_types,
             &mut param_count,
             std::ptr::null_mut(),
         );
         let mut cost = 0.0;
+        let mut write = None;
         for query in pointers::<pg_sys::Query>(queries) {
             if (*query).commandType == pg_sys::CmdType::CMD_UTILITY {
                 continue;
@@ -153,7 +170,42 @@ unsafe fn plan_in_current_context(sql: &CString) -> f64 {
                 std::ptr::null_mut(),
             );
             cost += (*(*planned).planTree).total_cost;
+            if (*query).canSetTag && write.is_none() {
+                // ModifyTable estimates 0 rows without RETURNING; the rows it writes are the
+                // ones its input produces.
+                let top = (*planned).planTree;
+                let input = if (*top).lefttree.is_null() { top } else { (*top).lefttree };
+                write = table_write(query, (*input).plan_rows);
+            }
         }
-        cost
+        (cost, write)
+    }
+}
+
+/// The result relation of a data-modifying query.
+///
+/// # Safety
+/// `query` is an analysed, rewritten Query.
+unsafe fn table_write(query: *mut pg_sys::Query, rows: f64) -> Option<TableWrite> {
+    unsafe {
+        let kind = match (*query).commandType {
+            pg_sys::CmdType::CMD_INSERT => WriteKind::Insert,
+            pg_sys::CmdType::CMD_UPDATE => WriteKind::Update,
+            pg_sys::CmdType::CMD_DELETE => WriteKind::Delete,
+            pg_sys::CmdType::CMD_MERGE => WriteKind::Merge,
+            _ => return None,
+        };
+        let index = usize::try_from((*query).resultRelation).ok()?.checked_sub(1)?;
+        let rte = *pointers::<pg_sys::RangeTblEntry>((*query).rtable).get(index)?;
+        let mut updated_columns = Vec::new();
+        let mut member = -1;
+        loop {
+            member = pg_sys::bms_next_member((*rte).updatedCols, member);
+            if member < 0 {
+                break;
+            }
+            updated_columns.push((member + pg_sys::FirstLowInvalidHeapAttributeNumber) as i16);
+        }
+        Some(TableWrite { relid: (*rte).relid.to_u32(), kind, updated_columns, estimated_rows: rows })
     }
 }
