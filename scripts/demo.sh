@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # pitstop demo: a throwaway cluster with pitstop preloaded, a skewed shop data set and a
-# mixed workload, then the slow-query, top-query and advice reports.
+# mixed workload, then the slow-query, top-query, plan advice and index advice reports.
 #   scripts/demo.sh start   (what `make demo` runs; assumes the extension is installed)
 #   scripts/demo.sh stop
 set -euo pipefail
@@ -80,6 +80,13 @@ CONF
     done < "$DEMO_DIR/advice.txt"
     say "The captured plan of that statement is in SQL:"
     echo "  SELECT duration_ms, plan FROM pitstop.slow_queries ORDER BY duration_ms DESC LIMIT 1;"
+
+    say "pitstop report indexes   (pitstop.suggest_indexes over the workload pg_stat_statements saw)"
+    "$PITSTOP" report indexes
+    say "pitstop report unhelped  (statements no suggested index helps, and why)"
+    "$PITSTOP" report unhelped
+    say "pitstop report index-health"
+    "$PITSTOP" report index-health
 
     cat <<EOT
 
