@@ -61,13 +61,16 @@ pub fn select(
     let mut used_bytes = 0.0;
     // Per candidate: its queries' costs for the move last evaluated, while still valid.
     let mut evaluated: Vec<Option<(Option<usize>, Vec<(usize, f64)>)>> = vec![None; candidates.len()];
+    // A candidate that helps nothing when added cannot start helping once more indexes exist
+    // (their benefits overlap, they do not add up), so it is not planned again.
+    let mut useless = vec![false; candidates.len()];
 
     for _round in 0..2 * candidates.len() {
         let full = limits.max_indexes.is_some_and(|max| picked.len() >= max);
         let mut best: Option<Move> = None;
         for (c, candidate) in candidates.iter().enumerate() {
             // A chosen index that does this one's job (its keys extend it) rules it out.
-            if picked.contains(&c) || picked.iter().any(|p| candidates[*p].supersedes.contains(&c)) {
+            if useless[c] || picked.contains(&c) || picked.iter().any(|p| candidates[*p].supersedes.contains(&c)) {
                 continue;
             }
             let replaces = picked.iter().copied().find(|p| candidate.supersedes.contains(p));
@@ -95,6 +98,7 @@ pub fn select(
                 })
                 .sum();
             if !costs.iter().any(|(q, cost)| helps(current[*q], *cost)) {
+                useless[c] = replaces.is_none();
                 continue;
             }
             let net = gain - candidate.write_cost + replaces.map_or(0.0, |p| candidates[p].write_cost);
@@ -263,6 +267,19 @@ mod tests {
         let limits = Limits { budget_bytes: Some(1.5), ..NO_LIMITS };
         let picks = select(&[1.0; 3], &model.base, &candidates, &limits, |s, q| model.cost(s, q));
         assert_eq!(picks.iter().map(|p| p.candidate).collect::<Vec<_>>(), vec![0]);
+    }
+
+    #[test]
+    fn a_candidate_that_helps_nothing_is_not_planned_again() {
+        let model = Model { base: vec![100.0, 100.0], effects: vec![(1, 0, 10.0), (2, 1, 10.0)] };
+        let candidates = cands(&[(1.0, 0.0, &[0, 1]), (1.0, 0.0, &[0, 1]), (1.0, 0.0, &[0, 1])]);
+        let mut planned_with_0 = 0;
+        let picks = select(&[1.0, 1.0], &model.base, &candidates, &NO_LIMITS, |s, q| {
+            planned_with_0 += usize::from(s.contains(&0));
+            model.cost(s, q)
+        });
+        assert_eq!(picks.iter().map(|p| p.candidate).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(planned_with_0, 2, "one evaluation over its two queries, then never again");
     }
 
     #[test]

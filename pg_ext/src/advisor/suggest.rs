@@ -177,18 +177,22 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
         .map(|s| planning::plan(&s.sql, &[], true).map(|p| Planned { cost: p.total_cost, usage: p.usage, write: p.write }))
         .collect();
 
-    let mut by_table: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
     let mut proposed: BTreeSet<Candidate> = BTreeSet::new();
-    for (q, plan) in planned.iter().enumerate() {
-        for usage in plan.iter().flat_map(|p| &p.usage) {
-            let queries = by_table.entry(usage.relid).or_default();
-            if !queries.contains(&q) {
-                queries.push(q);
-            }
-            proposed.extend(candidates::for_usage(usage));
-        }
+    for usage in planned.iter().flatten().flat_map(|p| &p.usage) {
+        proposed.extend(candidates::for_usage(usage));
     }
-    let relids: Vec<u32> = by_table.keys().copied().collect();
+    // A btree serves a query only through its leading column: candidates are planned only
+    // with the queries that filter, join or order on that column of the table.
+    let users_of = |candidate: &Candidate| -> Vec<usize> {
+        let leading = candidate.keys[0].attnum;
+        (0..planned.len())
+            .filter(|q| {
+                planned[*q].iter().flat_map(|p| &p.usage).any(|u| u.relid == candidate.relid && u.mentions(leading))
+            })
+            .collect()
+    };
+    let relids: Vec<u32> =
+        proposed.iter().map(|c| c.relid).collect::<BTreeSet<_>>().into_iter().collect();
     let existing = existing_indexes(&relids);
     let non_hot = non_hot_shares(&relids);
     let page_cost = Spi::connect(|client| spi::setting_value(client, "random_page_cost")).unwrap_or(4.0);
@@ -210,7 +214,7 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
                 non_hot.get(&candidate.relid).copied().unwrap_or(1.0),
                 page_cost,
             ),
-            queries: by_table.get(&candidate.relid).cloned().unwrap_or_default(),
+            queries: users_of(&candidate),
             supersedes: Vec::new(),
         };
         kept.push((candidate, index, cost));

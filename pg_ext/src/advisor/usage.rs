@@ -62,6 +62,13 @@ impl TableUsage {
         if self.table_rows <= 0.0 { 1.0 } else { (self.rows_kept / self.table_rows).clamp(0.0, 1.0) }
     }
 
+    /// Whether the query filters, joins or orders on this column.
+    pub fn mentions(&self, attnum: i16) -> bool {
+        self.filters.iter().any(|f| f.attnum == attnum)
+            || self.join_columns.contains(&attnum)
+            || self.order_by.iter().any(|s| s.attnum == attnum)
+    }
+
     pub fn name(&self, attnum: i16) -> &str {
         self.column_names.get(&attnum).map(String::as_str).unwrap_or("?")
     }
