@@ -222,6 +222,9 @@ mod tests {
             Spi::run(&format!("SELECT * FROM adv_orders WHERE customer_id = {customer} /* adv-pgss */")).unwrap();
         }
         Spi::run("SET pg_stat_statements.track = 'top'").unwrap();
+        assert!(count("SELECT count(*) FROM pg_stat_statements WHERE query LIKE 'SET %'") > 0);
+        let unhelped_texts = unhelped("");
+        assert!(!unhelped_texts.iter().any(|(q, _)| q.starts_with("SET ")), "utility statements are not workload: {unhelped_texts:?}");
         let helped = Spi::get_one::<pgrx::JsonB>(
             "SELECT helped FROM pitstop.suggest_indexes() WHERE ddl LIKE '%adv_orders (customer_id%' ORDER BY rank LIMIT 1",
         )

@@ -10,7 +10,7 @@ use crate::advisor::select::{self, CandidateCost, Limits};
 use crate::advisor::usage::{TableUsage, TableWrite};
 use crate::error::{OrReport, PitstopError};
 use crate::pg::hypo_index::{self, HypoIndex};
-use crate::pg::planning;
+use crate::pg::{parse, planning, subxact};
 use crate::pg::spi;
 use pgrx::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -88,8 +88,18 @@ fn workload(queries: Option<Vec<Option<String>>>, top_n: i64) -> Result<Vec<Stat
                     rows: row.get(4).ok().flatten(),
                 })
             })
+            .filter(|s| !is_utility(&s.sql))
             .collect())
     })
+}
+
+/// Utility statements (BEGIN, SET, VACUUM, …) that pg_stat_statements also records are not
+/// part of the workload an index can serve. Texts that do not parse stay in, to be reported.
+fn is_utility(sql: &str) -> bool {
+    matches!(
+        subxact::try_rolled_back(|| parse::single_workload_statement(sql)),
+        Ok(Err(PitstopError::NotExplainable(_)))
+    )
 }
 
 fn existing_indexes(relids: &[u32]) -> Vec<ExistingIndex> {
