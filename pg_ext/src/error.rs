@@ -39,6 +39,14 @@ pub enum PitstopError {
     NotAnIndex(String),
     #[error("hypothetical index \"{0}\" already exists")]
     DuplicateHypoIndex(String),
+    #[error("pitstop.cached only runs read-only SELECT statements, not {0}")]
+    NotReadOnly(String),
+    #[error("the query has {expected} parameter(s) but {given} value(s) were given")]
+    ParameterCount { expected: usize, given: usize },
+    #[error("the column definition list does not match the query's result")]
+    ColumnMismatch(String),
+    #[error("a column definition list is required for pitstop.cached")]
+    NoColumnList,
     #[error("argument \"{name}\" must be {expected} (got {value})")]
     OutOfRange { name: &'static str, value: String, expected: &'static str },
 }
@@ -61,12 +69,16 @@ impl PitstopError {
             Self::UnsupportedRelation(_) | Self::NotAnIndex(_) => ERRCODE_WRONG_OBJECT_TYPE,
             Self::UnknownHypoIndex(_) => ERRCODE_UNDEFINED_OBJECT,
             Self::DuplicateHypoIndex(_) => ERRCODE_DUPLICATE_OBJECT,
+            Self::NotReadOnly(_) => ERRCODE_FEATURE_NOT_SUPPORTED,
+            Self::ParameterCount { .. } => ERRCODE_INVALID_PARAMETER_VALUE,
+            Self::ColumnMismatch(_) | Self::NoColumnList => ERRCODE_DATATYPE_MISMATCH,
         }
     }
 
     fn detail(&self) -> Option<String> {
         match self {
             Self::UnknownSortKey { valid, .. } => Some(format!("Valid sort keys are: {valid}.")),
+            Self::ColumnMismatch(detail) => Some(detail.clone()),
             Self::NotExplainable(_) => {
                 Some("Only SELECT, INSERT, UPDATE, DELETE, MERGE and VALUES can be explained.".into())
             }
@@ -87,6 +99,9 @@ impl PitstopError {
             Self::NotCreateIndex => Some("Pass a statement such as CREATE INDEX ON orders (customer_id)."),
             Self::UnsupportedAccessMethod(_) => Some("Hypothetical indexes support btree, hash and brin."),
             Self::UnknownHypoIndex(_) => Some("pitstop.hypo_list() shows this session's hypothetical indexes."),
+            Self::NotReadOnly(_) => Some("Run writes directly; the cache invalidates itself when they commit."),
+            Self::ParameterCount { .. } => Some("Pass one array element per $n placeholder, e.g. '{42}' for $1."),
+            Self::NoColumnList => Some("Call it as SELECT * FROM pitstop.cached('select …') AS t(col type, …)."),
             _ => None,
         }
     }

@@ -17,6 +17,15 @@ static CAPTURE_NESTED: GucSetting<bool> = GucSetting::<bool>::new(false);
 /// Entries in the shared-memory ring of captured statements; fixed at server start.
 static SLOW_QUERY_BUFFER: GucSetting<i32> = GucSetting::<i32>::new(100);
 
+/// Shared memory for the result cache, in MB; fixed at server start.
+static CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(64);
+/// Largest result (encoded, kB) the cache stores; bigger ones are returned uncached.
+static CACHE_MAX_ENTRY: GucSetting<i32> = GucSetting::<i32>::new(1024);
+/// Lifetime of a cached result when `cached()` is called without a ttl; 0 = until invalidated.
+static CACHE_DEFAULT_TTL: GucSetting<i32> = GucSetting::<i32>::new(300);
+/// Lets a session (or the DBA for everyone) turn the cache off: every call then runs its query.
+static CACHE_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
+
 pub const SLOW_QUERY_BUFFER_MIN: i32 = 10;
 pub const SLOW_QUERY_BUFFER_MAX: i32 = 10_000;
 
@@ -49,8 +58,46 @@ pub fn init(at_preload: bool) {
         GucContext::Suset,
         GucFlags::default(),
     );
+    GucRegistry::define_int_guc(
+        c"pitstop.cache_max_entry",
+        c"Largest result the result cache stores (encoded size).",
+        c"Larger results are returned uncached and counted as result_too_large.",
+        &CACHE_MAX_ENTRY,
+        1,
+        1024 * 1024,
+        GucContext::Suset,
+        GucFlags::UNIT_KB,
+    );
+    GucRegistry::define_int_guc(
+        c"pitstop.cache_default_ttl",
+        c"Lifetime of a cached result when pitstop.cached() gets no ttl; 0 keeps it until invalidated.",
+        c"",
+        &CACHE_DEFAULT_TTL,
+        0,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_bool_guc(
+        c"pitstop.cache_enabled",
+        c"Serve and store results in pitstop's result cache.",
+        c"When off, pitstop.cached() runs its query every time.",
+        &CACHE_ENABLED,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
     if at_preload {
         define_slow_query_buffer();
+        GucRegistry::define_int_guc(
+            c"pitstop.cache_size",
+            c"Shared memory for pitstop's result cache.",
+            c"Requires a server restart.",
+            &CACHE_SIZE,
+            1,
+            1024 * 1024,
+            GucContext::Postmaster,
+            GucFlags::UNIT_MB,
+        );
     }
     crate::pg::guc::reserve_prefix(c"pitstop");
 }
@@ -82,4 +129,20 @@ pub fn capture_nested() -> bool {
 
 pub fn slow_query_buffer() -> usize {
     SLOW_QUERY_BUFFER.get().max(SLOW_QUERY_BUFFER_MIN) as usize
+}
+
+pub fn cache_size_bytes() -> usize {
+    CACHE_SIZE.get().max(1) as usize * 1024 * 1024
+}
+
+pub fn cache_max_entry_bytes() -> usize {
+    CACHE_MAX_ENTRY.get().max(1) as usize * 1024
+}
+
+pub fn cache_default_ttl_seconds() -> i64 {
+    i64::from(CACHE_DEFAULT_TTL.get())
+}
+
+pub fn cache_enabled() -> bool {
+    CACHE_ENABLED.get()
 }

@@ -3,6 +3,7 @@
 use pgrx::prelude::*;
 
 mod advisor;
+mod cache;
 mod error;
 mod gucs;
 mod insight;
@@ -11,6 +12,7 @@ mod pg;
 ::pgrx::pg_module_magic!(name, version);
 
 extension_sql_file!("../../sql/schema/insight_views.sql", name = "insight_views", finalize);
+extension_sql_file!("../../sql/schema/cache.sql", name = "cache_objects", requires = [cache::sql::cache_entries_raw, cache::sql::cache_clear, cache::sql::cache_invalidate]);
 
 /// Loaded through shared_preload_libraries, pitstop sets up shared memory and executor hooks.
 /// Loaded later (CREATE EXTENSION without preload) it only defines its settings, like
@@ -21,6 +23,7 @@ pub extern "C-unwind" fn _PG_init() {
     gucs::init(at_preload);
     if at_preload {
         insight::capture::init();
+        cache::init();
     }
 }
 

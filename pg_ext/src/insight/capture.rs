@@ -34,6 +34,7 @@ pub fn init() {
             }
             RING_BASE.store(base, Ordering::Release);
         },
+        lwlocks: (c"", 0),
     }]);
     executor::install(Observer { at_start: measure_for, at_end: record_if_slow });
 }

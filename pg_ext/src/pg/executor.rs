@@ -26,6 +26,10 @@ pub struct Observer {
 }
 
 static mut OBSERVER: Option<Observer> = None;
+/// Called at ExecutorStart for every plain relation the statement's range table holds
+/// (views expanded, partitions the planner kept), with whether it is written.
+static mut RELATION_OBSERVER: Option<fn(relid: pg_sys::Oid, writes: bool)> = None;
+static INSTALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 static NESTING_LEVEL: AtomicU32 = AtomicU32::new(0);
 
 static mut PREV_START: pg_sys::ExecutorStart_hook_type = None;
@@ -33,12 +37,27 @@ static mut PREV_RUN: pg_sys::ExecutorRun_hook_type = None;
 static mut PREV_FINISH: pg_sys::ExecutorFinish_hook_type = None;
 static mut PREV_END: pg_sys::ExecutorEnd_hook_type = None;
 
-/// Installs the four hooks. Call once from _PG_init.
+/// Installs the four hooks (once) with the statement observer. Call from _PG_init.
 pub fn install(observer: Observer) {
+    // SAFETY: _PG_init runs single-threaded before any query.
+    unsafe { OBSERVER = Some(observer) };
+    install_hooks();
+}
+
+/// Installs the hooks (once) with the relation observer. Call from _PG_init.
+pub fn observe_relations(observer: fn(relid: pg_sys::Oid, writes: bool)) {
+    // SAFETY: _PG_init runs single-threaded before any query.
+    unsafe { RELATION_OBSERVER = Some(observer) };
+    install_hooks();
+}
+
+fn install_hooks() {
+    if INSTALLED.swap(true, Ordering::Relaxed) {
+        return;
+    }
     // SAFETY: _PG_init runs single-threaded before any query; the previous hook pointers are
     // saved and called from ours, the chaining contract of Postgres hooks.
     unsafe {
-        OBSERVER = Some(observer);
         PREV_START = pg_sys::ExecutorStart_hook;
         pg_sys::ExecutorStart_hook = Some(executor_start);
         PREV_RUN = pg_sys::ExecutorRun_hook;
@@ -80,6 +99,7 @@ fn is_parallel_worker() -> bool {
 #[cfg(not(feature = "pg18"))]
 #[pg_guard]
 unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, eflags: i32) {
+    report_relations(query_desc);
     let measure = measure_for_start();
     if measure == Measure::DurationAndActuals {
         // SAFETY: the executor hands us a valid QueryDesc; options must be set before the
@@ -101,6 +121,7 @@ unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, e
 #[cfg(feature = "pg18")]
 #[pg_guard]
 unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, eflags: i32) -> bool {
+    report_relations(query_desc);
     let measure = measure_for_start();
     if measure == Measure::DurationAndActuals {
         // SAFETY: see the pre-18 variant.
@@ -117,6 +138,36 @@ unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, e
         ensure_total_time(query_desc);
     }
     plan_valid
+}
+
+/// Reports the statement's relations to the relation observer. Runs before the standard
+/// ExecutorStart so a statement that fails part-way still counts as writing (conservative).
+fn report_relations(query_desc: *mut pg_sys::QueryDesc) {
+    // SAFETY: written once in _PG_init before any hook can run.
+    let Some(observer) = (unsafe { *(&raw const RELATION_OBSERVER) }) else { return };
+    if is_parallel_worker() {
+        return;
+    }
+    let writes_mask = (pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE | pg_sys::ACL_DELETE) as pg_sys::AclMode;
+    // SAFETY: the QueryDesc handed to ExecutorStart holds a valid PlannedStmt whose rtable is
+    // a List of RangeTblEntry.
+    unsafe {
+        let planned = (*query_desc).plannedstmt;
+        for rte in crate::pg::list::pointers::<pg_sys::RangeTblEntry>((*planned).rtable) {
+            if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION {
+                continue;
+            }
+            #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
+            let writes = (*rte).requiredPerms & writes_mask != 0;
+            #[cfg(not(any(feature = "pg13", feature = "pg14", feature = "pg15")))]
+            let writes = (*rte).perminfoindex > 0 && {
+                let info = pg_sys::list_nth((*planned).permInfos, (*rte).perminfoindex as i32 - 1)
+                    as *mut pg_sys::RTEPermissionInfo;
+                (*info).requiredPerms & writes_mask != 0
+            };
+            observer((*rte).relid, writes);
+        }
+    }
 }
 
 fn measure_for_start() -> Measure {

@@ -2,15 +2,19 @@
 //! each unsafe block saying why it is sound.
 
 pub mod backend;
+pub mod cacheability;
 pub mod executor;
 pub mod explain;
 pub mod guc;
 pub mod hypo_index;
 pub mod list;
+pub mod lwlock;
 pub mod parse;
 pub mod planning;
+pub mod result_set;
 pub mod spi;
 pub mod shmem;
 pub mod subxact;
 pub mod table_usage;
 pub mod timeout;
+pub mod write_tracking;

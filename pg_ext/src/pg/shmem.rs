@@ -16,6 +16,8 @@ pub struct Region {
     /// Receives the region's base address (cache-line aligned) and whether this call
     /// created it (then its contents are garbage and must be initialised).
     pub attach: fn(base: *mut u8, created: bool),
+    /// A named LWLock tranche of this many locks to request with the region (0: none).
+    pub lwlocks: (&'static CStr, usize),
 }
 
 static REGIONS: Mutex<Vec<Region>> = Mutex::new(Vec::new());
@@ -53,6 +55,11 @@ fn request_space() {
     for region in REGIONS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
         // SAFETY: called in the postmaster while shared memory may still be requested.
         unsafe { pg_sys::RequestAddinShmemSpace((region.size)()) };
+        let (tranche, count) = region.lwlocks;
+        if count > 0 {
+            // SAFETY: as above; the name is a static C string.
+            unsafe { pg_sys::RequestNamedLWLockTranche(tranche.as_ptr(), count as i32) };
+        }
     }
 }
 

@@ -1,0 +1,334 @@
+#!/usr/bin/env bash
+# Workload index advice on TPC-H: how long pitstop.suggest_indexes takes, what its indexes
+# buy, and how its hypothetical indexes compare with HypoPG's.
+#
+# A throwaway cluster gets the eight TPC-H tables with no indexes and no keys (the untuned
+# start), loaded at scale SCALE by tpchgen-cli. Then:
+#  a) suggest_indexes is timed on the 22 TPC-H queries (validation parameters,
+#     bench/tpch/queries) and on 100 statements (those 22 plus 78 parameter variants,
+#     bench/tpch/variants.tsv); target: under 10 s for 100.
+#  b) its suggestions for the 22 are listed, with the queries each helps, and
+#     unhelped_queries says why the others were not helped.
+#  c) the 22 queries are run RUNS times (median per query, statement_timeout TIMEOUT) on
+#     three configurations: no indexes; pitstop's suggestions built for real; a single-column
+#     btree on every column the queries filter or join on (bench/tpch/per_column_indexes.sql,
+#     the per-column advice of index_advisor / Dexter style). A query that times out is not
+#     run again in that configuration and counts as TIMEOUT in totals (a lower bound).
+#     Planner cost is the top-level Total Cost of EXPLAIN (FORMAT JSON).
+#  d) each suggested index: pitstop.hypo_size vs HypoPG's hypopg_relation_size vs the real
+#     pg_relation_size; each query's EXPLAIN cost with pitstop's hypothetical indexes, with
+#     HypoPG's, and with the real ones (hypothetical indexes are session-local, so each set
+#     is created and explained in its own psql session).
+#
+# The cluster runs from a private copy of the PostgreSQL installation: `cargo pgrx install`
+# or `cargo pgrx test` rewrites the system pitstop.so in place, which crashes a server that
+# has it loaded (seen while writing this), and a copy pins one build for the whole run.
+#
+# Usage: bash bench/advisor.sh   (as root or postgres; env: SCALE, RUNS, TIMEOUT, PORT)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SCALE="${SCALE:-1}"; RUNS="${RUNS:-3}"; TIMEOUT="${TIMEOUT:-120}"
+DIR="${PITSTOP_BENCH_DIR:-/tmp/pitstop-advisor}"; PORT="${PORT:-55700}"
+TPCH=bench/tpch
+MAJOR="$(pg_config --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')"
+as_postgres() { if [ "$(id -u)" -eq 0 ]; then sudo -u postgres -- "$@"; else "$@"; fi; }
+die() { echo "advisor.sh: $*" >&2; exit 1; }
+say() { echo "[$(date +%T)] $*" >&2; }
+
+# 1. Tools, installed once.
+command -v tpchgen-cli >/dev/null || pip install --quiet tpchgen-cli
+if [ ! -f "$(pg_config --sharedir)/extension/hypopg.control" ]; then
+    [ "$(id -u)" -eq 0 ] || die "HypoPG is missing: apt-get install postgresql-$MAJOR-hypopg (as root)"
+    apt-get install -y -qq "postgresql-$MAJOR-hypopg" >/dev/null
+fi
+[ -f "$(pg_config --pkglibdir)/pitstop.so" ] || die "pitstop is not installed: make install-ext"
+
+# 2. A private copy of the installation and a cluster on it.
+PREFIX="$DIR/pg"; BIN="$PREFIX$(pg_config --bindir)"
+stop() { [ -f "$DIR/data/postmaster.pid" ] && as_postgres "$BIN/pg_ctl" stop -D "$DIR/data" -m fast -w >/dev/null || true; }
+[ -x "$BIN/pg_ctl" ] && stop
+rm -rf "$DIR"
+trap 'stop; rm -rf "$DIR"' EXIT
+# Postgres finds lib/ and share/ relative to its binary, so the copy is self-contained.
+for d in "$(dirname "$(pg_config --bindir)")" "$(pg_config --sharedir)"; do
+    mkdir -p "$PREFIX$(dirname "$d")"; cp -a "$d" "$PREFIX$d"
+done
+[ "$(id -u)" -eq 0 ] && chown -R postgres "$DIR"
+PITSTOP_SO="$(md5sum < "$PREFIX$(pg_config --pkglibdir)/pitstop.so" | cut -c1-12)"
+[ "$PITSTOP_SO" = "$(md5sum < "$(pg_config --pkglibdir)/pitstop.so" | cut -c1-12)" ] || die "pitstop.so changed while it was copied (an install running?); run again"
+
+as_postgres "$BIN/initdb" -D "$DIR/data" -U postgres --auth=trust >/dev/null
+cat <<CONF | as_postgres tee -a "$DIR/data/postgresql.conf" >/dev/null
+port = $PORT
+listen_addresses = ''
+unix_socket_directories = '$DIR'
+shared_buffers = 256MB
+max_wal_size = 4GB
+shared_preload_libraries = 'pg_stat_statements,pitstop'
+# Only speeds up the index builds; no query plan depends on it.
+maintenance_work_mem = 512MB
+CONF
+as_postgres "$BIN/pg_ctl" start -D "$DIR/data" -l "$DIR/log" -w >/dev/null
+export PGHOST="$DIR" PGPORT="$PORT" PGUSER=postgres PGDATABASE=tpch
+psql() { "$BIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
+psql -d postgres -c "CREATE DATABASE tpch"
+psql -f "$TPCH/schema.sql" -c "CREATE EXTENSION pitstop" -c "CREATE EXTENSION hypopg"
+
+# 3. Data, straight from the generator into COPY.
+say "loading TPC-H scale $SCALE"
+t0=$(date +%s)
+for t in region nation part supplier partsupp customer orders lineitem; do
+    tpchgen-cli csv -s "$SCALE" -T "$t" --stdout | psql -c "COPY $t FROM STDIN (FORMAT csv, HEADER)"
+done
+# VACUUM as well: sets hint bits and the visibility map, so the first timed run does not
+# pay for them and index-only scans are possible.
+psql -c "VACUUM ANALYZE"
+LOAD_S=$(( $(date +%s) - t0 ))
+
+# 4. The workloads: qNN is a validation query, vNNN a variant of one.
+QUERIES=$(cd "$TPCH/queries" && ls q*.sql | sed 's/\.sql$//' | xargs)
+W="$DIR/workload"; mkdir -p "$W"
+for q in $QUERIES; do grep -v '^--' "$TPCH/queries/$q.sql" > "$W/$q.sql"; done
+n=0
+while IFS=$'\t' read -r q subs; do
+    [ -z "$q" ] || [ "${q:0:1}" = "#" ] && continue
+    text="$(cat "$W/$q.sql")"
+    IFS=$'\t' read -ra pairs <<<"$subs"
+    for pair in "${pairs[@]}"; do
+        old="${pair%%=>*}"; new="${pair#*=>}"
+        [[ "$text" == *"$old"* ]] || die "variants.tsv: '$old' is not in $q"
+        text="${text//"$old"/"$new"}"
+    done
+    n=$((n + 1)); printf '%s\n' "$text" > "$W/$(printf 'v%03d' "$n").sql"
+done < "$TPCH/variants.tsv"
+WORKLOAD100=$(cd "$W" && ls q*.sql v*.sql | sed 's/\.sql$//' | xargs)
+[ "$(wc -w <<<"$WORKLOAD100")" -eq 100 ] || die "the variant workload has $(wc -w <<<"$WORKLOAD100") statements, not 100"
+
+# SQL: a CTE w(name, q) of the given statements.
+workload_cte() {
+    local sep=""; printf 'WITH w(name, q) AS (VALUES '
+    for q in "$@"; do printf "%s('%s', \$q\$%s\$q\$)" "$sep" "$q" "$(cat "$W/$q.sql")"; sep=", "; done
+    printf ')\n'
+}
+# SQL: the statements as an array literal.
+workload_array() {
+    local sep=""; printf 'ARRAY['
+    for q in "$@"; do printf '%s$q$%s$q$' "$sep" "$(cat "$W/$q.sql")"; sep=", "; done
+    printf ']'
+}
+# The advisor shortens and normalises query text; this maps it back to a name.
+NAME_OF="(SELECT string_agg(w.name, ',') FROM w WHERE starts_with(btrim(regexp_replace(w.q, '\\s+', ' ', 'g')), rtrim(x.query, '…')))"
+
+# a) Advice time. The 22-query call is also the one whose suggestions are used below.
+say "advice on 100 statements"
+printf 'SELECT count(*), sum(estimated_bytes) FROM pitstop.suggest_indexes(queries => %s)' "$(workload_array $WORKLOAD100)" > "$DIR/advise100.sql"
+t0=$(date +%s.%N)
+ADVICE100="$(psql -At -F ' ' -f "$DIR/advise100.sql" 2>&1)" || ADVICE100="ERROR: $ADVICE100"
+ADVICE100_S=$(echo "$(date +%s.%N) - $t0" | bc)
+
+say "advice on the 22 queries"
+{ workload_cte $QUERIES
+  printf 'SELECT rank, ddl, estimated_bytes, improvement_pct, write_cost,
+    coalesce((SELECT string_agg(n, %s ORDER BY n) FROM (SELECT %s AS n FROM jsonb_to_recordset(helped) AS x(query text)) h), %s),
+    reason, workload_cost_before, workload_cost_after
+FROM pitstop.suggest_indexes(queries => %s) ORDER BY rank' "','" "$NAME_OF" "'-'" "$(workload_array $QUERIES)"
+} > "$DIR/advise22.sql"
+t0=$(date +%s.%N)
+psql -At -F $'\t' -f "$DIR/advise22.sql" > "$DIR/suggestions.tsv"
+ADVICE22_S=$(echo "$(date +%s.%N) - $t0" | bc)
+mapfile -t DDL < <(cut -f2 "$DIR/suggestions.tsv")
+[ "${#DDL[@]}" -gt 0 ] || die "suggest_indexes returned no indexes for the 22 queries"
+
+say "unhelped queries"
+{ workload_cte $QUERIES
+  printf 'SELECT %s, round(x.cost::numeric), x.reason FROM pitstop.unhelped_queries(queries => (SELECT array_agg(q ORDER BY name) FROM w)) x ORDER BY 1' "$NAME_OF"
+} > "$DIR/unhelped.sql"
+t0=$(date +%s.%N)
+psql -At -F $'\t' -f "$DIR/unhelped.sql" > "$DIR/unhelped.tsv"
+UNHELPED_S=$(echo "$(date +%s.%N) - $t0" | bc)
+
+# Reads a psql session's output where "@@ key" lines precede a value: a bare number (an
+# index size) or an EXPLAIN (FORMAT JSON) whose first Total Cost is the top plan node's.
+# Prints "key value" lines.
+values_after_markers() {
+    awk '/^@@ / {key = $2; next}
+         key != "" && /^-?[0-9.]+$/ {print key, $1; key = ""; next}
+         key != "" && /"Total Cost"/ {v = $0; sub(/.*"Total Cost": /, "", v); sub(/,.*/, "", v); print key, v; key = ""}'
+}
+explain_all() { for q in $QUERIES; do printf '\\echo @@ %s\nEXPLAIN (FORMAT JSON) %s;\n' "$q" "$(cat "$W/$q.sql")"; done; }
+declare -A COST TIME SIZE BYTES BUILD_S
+# setup SQL on stdin, label: fills COST[label:q] (and SIZE[label:i] from "@@ size:i" markers).
+# One session that goes on after an error; the errors are reported at the end.
+costs() {
+    local key value
+    { cat; explain_all; } | "$BIN/psql" -X -q -At > "$DIR/session-$1.out" 2>&1 || true
+    while read -r key value; do
+        case "$key" in size:*) SIZE[$1:${key#size:}]=$value ;; *) COST[$1:$key]=$value ;; esac
+    done < <(values_after_markers < "$DIR/session-$1.out")
+}
+
+median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2)}'; }
+# One timed run of a query: milliseconds, or "timeout".
+run_ms() {
+    local out
+    out=$(PGOPTIONS="-c statement_timeout=${TIMEOUT}s" "$BIN/psql" -X -q -c '\timing on' -c "$(cat "$W/$1.sql")" -o /dev/null 2>&1) || true
+    if grep -q 'statement timeout' <<<"$out"; then echo timeout
+    elif grep -q '^Time:' <<<"$out"; then awk '/^Time:/ {print $2}' <<<"$out"
+    else die "$1 failed: $out"; fi
+}
+# label: fills TIME[label:q] with the median over RUNS, or "timeout".
+time_workload() {
+    local run q ms; declare -A runs=()
+    for run in $(seq 1 "$RUNS"); do
+        for q in $QUERIES; do
+            [ "${runs[$q]:-}" = timeout ] && continue
+            ms=$(run_ms "$q")
+            if [ "$ms" = timeout ]; then runs[$q]=timeout; else runs[$q]+="$ms "; fi
+        done
+        say "$1: run $run/$RUNS done"
+    done
+    for q in $QUERIES; do
+        if [ "${runs[$q]}" = timeout ]; then TIME[$1:$q]=timeout; else TIME[$1:$q]=$(tr ' ' '\n' <<<"${runs[$q]}" | grep -v '^$' | median); fi
+    done
+}
+index_bytes() { psql -At -c "SELECT coalesce(sum(pg_relation_size(indexrelid)), 0) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid WHERE c.relnamespace = 'public'::regnamespace"; }
+drop_indexes() {
+    psql -At -c "SELECT format('DROP INDEX %s;', indexrelid::regclass) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid WHERE c.relnamespace = 'public'::regnamespace" | psql
+}
+
+# c) + d), no indexes.
+say "no indexes: costs and timing"
+costs none < /dev/null
+time_workload none
+
+# d) Hypothetical indexes, each kind in its own session, before any is real.
+say "hypothetical indexes: pitstop and HypoPG"
+# (costs must not run in a pipeline's subshell: it fills arrays)
+costs pitstop_hypo < <(for i in "${!DDL[@]}"; do printf '\\echo @@ size:%d\nSELECT pitstop.hypo_size(pitstop.hypo_create($d$%s$d$));\n' "$i" "${DDL[$i]}"; done)
+costs hypopg < <(for i in "${!DDL[@]}"; do printf '\\echo @@ size:%d\nSELECT hypopg_relation_size(indexrelid) FROM hypopg_create_index($d$%s$d$);\n' "$i" "${DDL[$i]}"; done)
+
+# c) pitstop's suggestions, built for real: without CONCURRENTLY (nothing else runs here),
+# each named after its rank so its size can be matched.
+say "building ${#DDL[@]} suggested indexes"
+t0=$(date +%s)
+for i in "${!DDL[@]}"; do psql -c "${DDL[$i]/CONCURRENTLY ON/adv_$i ON}"; done
+psql -c "ANALYZE"
+BUILD_S[pitstop]=$(( $(date +%s) - t0 ))
+for i in "${!DDL[@]}"; do SIZE[real:$i]=$(psql -At -c "SELECT pg_relation_size('adv_$i')"); done
+BYTES[pitstop]=$(index_bytes)
+costs pitstop < /dev/null
+time_workload pitstop
+
+say "per-column baseline"
+drop_indexes
+t0=$(date +%s)
+psql -f "$TPCH/per_column_indexes.sql" -c "ANALYZE"
+BUILD_S[per_column]=$(( $(date +%s) - t0 ))
+PER_COLUMN_N=$(grep -c '^CREATE INDEX' "$TPCH/per_column_indexes.sql")
+BYTES[per_column]=$(index_bytes)
+costs per_column < /dev/null
+time_workload per_column
+BYTES[none]=0
+
+# Report.
+mb() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1048576}'; }
+num() { [[ "$1" =~ ^-?[0-9.]+$ ]]; }
+ratio() { num "$1" && num "$2" || { echo "?"; return; }; awk -v a="$1" -v b="$2" 'BEGIN {if (b == 0) print "–"; else printf "%.3g", a / b}'; }
+pct_err() { num "$1" && num "$2" || { echo "?"; return; }; awk -v e="$1" -v r="$2" 'BEGIN {if (r == 0) print "–"; else printf "%+.1f %%", 100 * (e - r) / r}'; }
+fmt_ms() { if [ "$1" = timeout ]; then echo "timeout"; else awk -v m="$1" 'BEGIN {printf "%.0f", m}'; fi; }
+total_s() { # label -> "seconds timeouts"
+    local q t=0 n=0
+    for q in $QUERIES; do
+        if [ "${TIME[$1:$q]}" = timeout ]; then n=$((n + 1)); t=$(echo "$t + $TIMEOUT * 1000" | bc)
+        else t=$(echo "$t + ${TIME[$1:$q]}" | bc); fi
+    done
+    echo "$(awk -v t="$t" 'BEGIN {printf "%.1f", t / 1000}') $n"
+}
+total_cost() { local q; for q in $QUERIES; do echo "${COST[$1:$q]}"; done | awk '{s += $1} END {printf "%.0f", s}'; }
+
+echo
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB RAM, kernel $(uname -r), PostgreSQL $("$BIN/postgres" --version | awk '{print $3}'), HypoPG $(psql -At -c "SELECT extversion FROM pg_extension WHERE extname = 'hypopg'"), pitstop.so md5 $PITSTOP_SO"
+echo "method: TPC-H scale $SCALE (loaded in ${LOAD_S}s), no keys or indexes at start; shared_buffers 256MB; $RUNS runs per query, median; statement_timeout ${TIMEOUT}s"
+echo
+echo "### a) advice run time"
+echo
+echo "| call | statements | wall time, s | result |"
+echo "|---|---|---|---|"
+echo "| suggest_indexes | 100 (22 + 78 variants) | $(printf '%.1f' "$ADVICE100_S") | $(if [[ "$ADVICE100" == ERROR* ]]; then echo "$ADVICE100" | head -1; else read -r c b <<<"$ADVICE100"; echo "$c indexes, $(mb "${b:-0}") MB estimated"; fi) |"
+echo "| suggest_indexes | 22 | $(printf '%.1f' "$ADVICE22_S") | ${#DDL[@]} indexes, $(mb "$(cut -f3 "$DIR/suggestions.tsv" | paste -sd+ | bc)") MB estimated |"
+echo "| unhelped_queries | 22 | $(printf '%.1f' "$UNHELPED_S") | $(wc -l < "$DIR/unhelped.tsv") queries |"
+echo
+echo "### b) suggestions for the 22 queries"
+echo
+echo "| rank | ddl | estimated bytes | improvement % | write cost | helps |"
+echo "|---|---|---|---|---|---|"
+while IFS=$'\t' read -r rank ddl bytes impr write helps _; do
+    echo "| $rank | \`${ddl/CREATE INDEX CONCURRENTLY ON /}\` | $bytes | $impr | $write | $helps |"
+done < "$DIR/suggestions.tsv"
+echo
+echo "unhelped_queries:"
+echo
+echo "| query | cost | reason |"
+echo "|---|---|---|"
+while IFS=$'\t' read -r q cost reason; do echo "| $q | $cost | $reason |"; done < "$DIR/unhelped.tsv"
+echo
+echo "### c) workload time, index bytes, planner cost"
+echo
+echo "| configuration | indexes | build, s | index MB | total time, s (median per query) | timeouts | total planner cost |"
+echo "|---|---|---|---|---|---|---|"
+declare -A TOTAL
+for c in none pitstop per_column; do
+    read -r secs timeouts <<<"$(total_s $c)"; TOTAL[$c]=$secs
+    case $c in none) n=0 ;; pitstop) n=${#DDL[@]} ;; per_column) n=$PER_COLUMN_N ;; esac
+    echo "| $c | $n | ${BUILD_S[$c]:-–} | $(mb "${BYTES[$c]}") | ${secs}$([ "$timeouts" -gt 0 ] && echo " (≥, timeouts at ${TIMEOUT} s)") | $timeouts | $(total_cost $c) |"
+done
+echo
+echo "| ratio | time | index bytes | planner cost |"
+echo "|---|---|---|---|"
+echo "| pitstop / none | $(ratio "${TOTAL[pitstop]}" "${TOTAL[none]}") | – | $(ratio "$(total_cost pitstop)" "$(total_cost none)") |"
+echo "| pitstop / per-column | $(ratio "${TOTAL[pitstop]}" "${TOTAL[per_column]}") | $(ratio "${BYTES[pitstop]}" "${BYTES[per_column]}") | $(ratio "$(total_cost pitstop)" "$(total_cost per_column)") |"
+echo
+echo "Per query (time in ms, median of $RUNS; cost = EXPLAIN Total Cost):"
+echo
+echo "| query | none ms | pitstop ms | per-column ms | none cost | pitstop cost | per-column cost |"
+echo "|---|---|---|---|---|---|---|"
+for q in $QUERIES; do
+    echo "| $q | $(fmt_ms "${TIME[none:$q]}") | $(fmt_ms "${TIME[pitstop:$q]}") | $(fmt_ms "${TIME[per_column:$q]}") | ${COST[none:$q]} | ${COST[pitstop:$q]} | ${COST[per_column:$q]} |"
+done
+slower() { # a b: queries more than 10 % (and 5 ms) slower under a than under b
+    local q out=""
+    for q in $QUERIES; do
+        num "${TIME[$1:$q]}" && num "${TIME[$2:$q]}" || continue
+        awk -v a="${TIME[$1:$q]}" -v b="${TIME[$2:$q]}" 'BEGIN {exit !(a > 1.1 * b && a - b > 5)}' \
+            && out+="$q ($(fmt_ms "${TIME[$2:$q]}") → $(fmt_ms "${TIME[$1:$q]}") ms) "
+    done
+    echo "${out:-none}"
+}
+echo
+echo "slower with pitstop's indexes than with none: $(slower pitstop none)"
+echo "slower with pitstop's indexes than with per-column: $(slower pitstop per_column)"
+echo
+echo "### d) hypothetical indexes: pitstop vs HypoPG vs real"
+echo
+echo "| rank | index | pitstop estimate | HypoPG estimate | real bytes | pitstop error | HypoPG error |"
+echo "|---|---|---|---|---|---|---|"
+for i in "${!DDL[@]}"; do
+    p=${SIZE[pitstop_hypo:$i]:-?}; h=${SIZE[hypopg:$i]:-?}; r=${SIZE[real:$i]}
+    echo "| $((i + 1)) | \`${DDL[$i]/CREATE INDEX CONCURRENTLY ON /}\` | $p | $h | $r | $(pct_err "$p" "$r") | $(pct_err "$h" "$r") |"
+done
+sum_sizes() { local i; for i in "${!DDL[@]}"; do echo "${SIZE[$1:$i]:-0}"; done | paste -sd+ | bc; }
+echo "| all | | $(sum_sizes pitstop_hypo) | $(sum_sizes hypopg) | $(sum_sizes real) | $(pct_err "$(sum_sizes pitstop_hypo)" "$(sum_sizes real)") | $(pct_err "$(sum_sizes hypopg)" "$(sum_sizes real)") |"
+echo
+echo "| query | no index | pitstop hypothetical | HypoPG hypothetical | real | pitstop / real | HypoPG / real |"
+echo "|---|---|---|---|---|---|---|"
+for q in $QUERIES; do
+    p=${COST[pitstop_hypo:$q]:-?}; h=${COST[hypopg:$q]:-?}; r=${COST[pitstop:$q]}
+    echo "| $q | ${COST[none:$q]} | $p | $h | $r | $(ratio "$p" "$r") | $(ratio "$h" "$r") |"
+done
+echo "| total | $(total_cost none) | $(total_cost pitstop_hypo) | $(total_cost hypopg) | $(total_cost pitstop) | $(ratio "$(total_cost pitstop_hypo)" "$(total_cost pitstop)") | $(ratio "$(total_cost hypopg)" "$(total_cost pitstop)") |"
+echo
+read -r before after <<<"$(awk -F'\t' 'NR == 1 {b = $8} {a = $9} END {print b, a}' "$DIR/suggestions.tsv")"
+echo "suggest_indexes' own workload cost for the 22: before $before (EXPLAIN sum, no index: $(total_cost none)), after $after (EXPLAIN sum, pitstop hypothetical: $(total_cost pitstop_hypo), real: $(total_cost pitstop))"
+errors=$(grep -h -B1 'ERROR' "$DIR"/session-*.out 2>/dev/null || true)
+[ -z "$errors" ] || { echo; echo "errors in the EXPLAIN sessions:"; echo "$errors"; }

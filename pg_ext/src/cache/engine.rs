@@ -1,0 +1,220 @@
+//! One call of `pitstop.cached` / `cached_json`: decide whether the cache may be used (the
+//! correctness rules), look the key up, or run the query and store its result. The query's
+//! own errors reach the caller; a failure inside the cache path only costs the caching.
+
+use crate::cache::key::{self, Flavor, KeyParts};
+use crate::cache::store::{Bypass, Counter, Dep, Lookup, NewEntry, Store, StoreError};
+use crate::cache::{attached, tracking};
+use crate::error::PitstopError;
+use crate::gucs;
+use crate::pg::cacheability::{self, Analysis};
+use crate::pg::{backend, executor, result_set};
+use pgrx::pg_sys;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// One analysed statement, remembered per backend (parsing on every hit would cost more
+/// than the hit itself); forgotten when any definition may have changed.
+struct Remembered {
+    generation: u64,
+    analysis: Rc<Analysis>,
+}
+
+thread_local! {
+    static ANALYSES: RefCell<HashMap<(u32, String, String), Remembered>> = RefCell::new(HashMap::new());
+}
+
+const MAX_REMEMBERED: usize = 1000;
+
+fn setting(name: &str) -> String {
+    let c_name = std::ffi::CString::new(name).unwrap_or_default();
+    // SAFETY: GetConfigOption returns the current value's string (or NULL when missing_ok).
+    unsafe {
+        let value = pg_sys::GetConfigOption(c_name.as_ptr(), true, false);
+        if value.is_null() { String::new() } else { std::ffi::CStr::from_ptr(value).to_string_lossy().into_owned() }
+    }
+}
+
+fn analysis_for(sql: &str, roleid: u32, search_path: &str) -> Result<Rc<Analysis>, PitstopError> {
+    let generation = tracking::definitions_generation();
+    let memo_key = (roleid, search_path.to_string(), sql.to_string());
+    let known = ANALYSES.with(|a| {
+        a.borrow().get(&memo_key).filter(|r| r.generation == generation).map(|r| r.analysis.clone())
+    });
+    if let Some(analysis) = known {
+        return Ok(analysis);
+    }
+    let analysis = Rc::new(cacheability::analyze(sql)?);
+    ANALYSES.with(|a| {
+        let mut a = a.borrow_mut();
+        if a.len() >= MAX_REMEMBERED {
+            a.clear();
+        }
+        a.insert(memo_key, Remembered { generation, analysis: analysis.clone() });
+    });
+    Ok(analysis)
+}
+
+/// Conditions of the session or server under which no entry can be trusted.
+fn session_bypass() -> Option<Bypass> {
+    if !gucs::cache_enabled() {
+        return Some(Bypass::Disabled);
+    }
+    // SAFETY: plain reads of backend globals.
+    unsafe {
+        if pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32 {
+            return Some(Bypass::RepeatableRead);
+        }
+        // WAL replay writes without the executor: versions would never move.
+        if pg_sys::RecoveryInProgress() {
+            return Some(Bypass::Standby);
+        }
+    }
+    None
+}
+
+/// `ttl` (microseconds; None = the default setting) as an absolute expiry (0 = none).
+fn expiry(now: i64, ttl_micros: Option<i64>) -> i64 {
+    let ttl = ttl_micros.unwrap_or(gucs::cache_default_ttl_seconds() * 1_000_000);
+    if ttl <= 0 { 0 } else { now.saturating_add(ttl) }
+}
+
+/// The statement a flavor runs: the caller's, or it wrapped into one jsonb array.
+pub fn statement(flavor: Flavor, query: &str) -> String {
+    match flavor {
+        Flavor::Rows => query.to_string(),
+        Flavor::Json => format!(
+            "SELECT coalesce(jsonb_agg(pitstop_row), '[]'::jsonb) FROM ({}\n) AS pitstop_row",
+            query.trim_end().trim_end_matches(';')
+        ),
+    }
+}
+
+/// Runs (or serves) one call and returns its result in the encoded form of `result_set`.
+pub fn call(flavor: Flavor, query: &str, params: &[Option<String>], ttl_micros: Option<i64>) -> Result<Vec<u8>, PitstopError> {
+    let sql = statement(flavor, query);
+    let roleid = backend::current_user().to_u32();
+    let settings: Vec<String> = key::SETTINGS.iter().map(|s| setting(s)).collect();
+    let analysis = analysis_for(&sql, roleid, &settings[0])?;
+    if analysis.param_types.len() != params.len() {
+        return Err(PitstopError::ParameterCount { expected: analysis.param_types.len(), given: params.len() });
+    }
+    let run = || result_set::execute(&sql, &analysis.param_types, params);
+    let Some((store, locks)) = attached() else { return Ok(run()) };
+    if let Some(reason) = session_bypass().or(analysis.bypass) {
+        store.count_bypass(reason);
+        return Ok(run());
+    }
+
+    let dbid = backend::current_database().to_u32();
+    let key = key::encode(&KeyParts { flavor, dbid, roleid, query, params, settings: &settings });
+    let hash = key::hash(&key);
+    let now = backend::now();
+    let found = executor::shielded(|| {
+        let mut out = Vec::new();
+        let (found, reads) = store.lookup(locks, hash, &key, now, &mut out);
+        (found, reads, out)
+    });
+    match found {
+        Some((Lookup::Hit, reads, out)) => {
+            if !tracking::wrote_any(&reads) {
+                store.count(Counter::Hits);
+                return Ok(out);
+            }
+            store.count_bypass(Bypass::OwnWrite);
+            return Ok(run());
+        }
+        Some((Lookup::Stale, ..)) => {
+            store.count(Counter::Expired);
+            store.count(Counter::Misses);
+        }
+        Some((Lookup::Miss, ..)) => store.count(Counter::Misses),
+        None => {
+            store.count_bypass(Bypass::InternalError);
+            return Ok(run());
+        }
+    }
+
+    // Rule 5: versions are read before the fill's snapshot (taken inside `run`).
+    let versions = store.versions_snapshot();
+    let epoch = store.epoch();
+    let (result, reads) = tracking::collecting_reads(run);
+    let stored = executor::shielded(|| store_result(&store, locks, &StoreInput { key: &key, hash, result: &result, dbid, roleid, now, ttl_micros, epoch, versions: &versions, reads }));
+    match stored {
+        Some(Ok(())) => {}
+        Some(Err(reason)) => store.count_bypass(reason),
+        None => store.count_bypass(Bypass::InternalError),
+    }
+    Ok(result)
+}
+
+struct StoreInput<'a> {
+    key: &'a [u8],
+    hash: u64,
+    result: &'a [u8],
+    dbid: u32,
+    roleid: u32,
+    now: i64,
+    ttl_micros: Option<i64>,
+    epoch: u64,
+    versions: &'a [u64],
+    reads: std::collections::BTreeSet<u32>,
+}
+
+fn store_result(store: &Store, locks: &crate::pg::lwlock::LwLocks, input: &StoreInput<'_>) -> Result<(), Bypass> {
+    if input.result.len() > gucs::cache_max_entry_bytes() {
+        return Err(Bypass::TooLarge);
+    }
+    // A partition's writes go through its parents too: depend on them as well.
+    let mut relations: std::collections::BTreeSet<u32> = input.reads.clone();
+    for relid in &input.reads {
+        relations.extend(result_set::ancestors(pg_sys::Oid::from(*relid)).iter().map(|o| o.to_u32()));
+    }
+    let relations: Vec<u32> = relations.into_iter().collect();
+    // The result includes this transaction's uncommitted writes: nobody else may see it.
+    if tracking::wrote_any(&relations) {
+        return Err(Bypass::OwnWrite);
+    }
+    let deps: Vec<Dep> = relations
+        .iter()
+        .map(|relid| {
+            let slot = Store::version_slot(input.dbid, *relid);
+            Dep { relid: *relid, slot, version: input.versions[slot as usize] }
+        })
+        .collect();
+    let entry = NewEntry {
+        key_hash: input.hash,
+        key: input.key,
+        result: input.result,
+        dbid: input.dbid,
+        roleid: input.roleid,
+        created: input.now,
+        expires: expiry(input.now, input.ttl_micros),
+        epoch: input.epoch,
+        deps: &deps,
+    };
+    store.insert(locks, &entry, input.now).map_err(|e| match e {
+        StoreError::TooLarge => Bypass::TooLarge,
+        StoreError::TooManyRelations => Bypass::TooManyRelations,
+        StoreError::Full => Bypass::CacheFull,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_flavor_wraps_the_query_once() {
+        assert_eq!(statement(Flavor::Rows, "select 1"), "select 1");
+        let wrapped = statement(Flavor::Json, "select 1;  ");
+        assert!(wrapped.contains("FROM (select 1\n) AS pitstop_row"), "{wrapped}");
+    }
+
+    #[test]
+    fn ttl_becomes_an_expiry() {
+        assert_eq!(expiry(100, Some(50)), 150);
+        assert_eq!(expiry(100, Some(0)), 0);
+    }
+}

@@ -1,0 +1,117 @@
+//! Cache keys: everything that can change a query's answer, in one byte string (rule 2 of
+//! the correctness rules). Compared in full on lookup, so a hash collision never returns
+//! another query's rows.
+
+use std::hash::{Hash, Hasher};
+
+/// Settings that change how results are computed or printed.
+pub const SETTINGS: [&str; 12] = [
+    "search_path",
+    "TimeZone",
+    "DateStyle",
+    "IntervalStyle",
+    "extra_float_digits",
+    "bytea_output",
+    "lc_monetary",
+    "lc_numeric",
+    "lc_time",
+    "standard_conforming_strings",
+    "default_text_search_config",
+    "xmloption",
+];
+
+/// Whether the caller wants rows (`cached`) or one jsonb array (`cached_json`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    Rows = 1,
+    Json = 2,
+}
+
+pub struct KeyParts<'a> {
+    pub flavor: Flavor,
+    pub dbid: u32,
+    pub roleid: u32,
+    pub query: &'a str,
+    pub params: &'a [Option<String>],
+    /// Values of `SETTINGS`, in order.
+    pub settings: &'a [String],
+}
+
+fn put(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// The key bytes; the query text comes first so it can be shown without the rest.
+pub fn encode(parts: &KeyParts<'_>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + parts.query.len());
+    put(&mut out, parts.query.as_bytes());
+    out.push(parts.flavor as u8);
+    out.extend_from_slice(&parts.dbid.to_le_bytes());
+    out.extend_from_slice(&parts.roleid.to_le_bytes());
+    out.extend_from_slice(&(parts.settings.len() as u32).to_le_bytes());
+    for value in parts.settings {
+        put(&mut out, value.as_bytes());
+    }
+    out.extend_from_slice(&(parts.params.len() as u32).to_le_bytes());
+    for param in parts.params {
+        match param {
+            None => out.push(0),
+            Some(value) => {
+                out.push(1);
+                put(&mut out, value.as_bytes());
+            }
+        }
+    }
+    out
+}
+
+/// The query text at the front of a key.
+pub fn query_of(key: &[u8]) -> String {
+    let Some(len) = key.get(..4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize) else {
+        return String::new();
+    };
+    key.get(4..4 + len).map(|q| String::from_utf8_lossy(q).into_owned()).unwrap_or_default()
+}
+
+/// A 64-bit hash that is the same in every backend (SipHash with fixed keys).
+pub fn hash(key: &[u8]) -> u64 {
+    #[allow(deprecated)]
+    let mut hasher = std::hash::SipHasher::new();
+    key.hash(&mut hasher);
+    hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts<'a>(query: &'a str, params: &'a [Option<String>], settings: &'a [String]) -> KeyParts<'a> {
+        KeyParts { flavor: Flavor::Rows, dbid: 5, roleid: 10, query, params, settings }
+    }
+
+    #[test]
+    fn every_part_changes_the_key() {
+        let settings = vec!["public".to_string(), "UTC".to_string()];
+        let params = vec![Some("42".to_string())];
+        let base = encode(&parts("select $1", &params, &settings));
+        assert_ne!(base, encode(&KeyParts { roleid: 11, ..parts("select $1", &params, &settings) }));
+        assert_ne!(base, encode(&KeyParts { dbid: 6, ..parts("select $1", &params, &settings) }));
+        assert_ne!(base, encode(&KeyParts { flavor: Flavor::Json, ..parts("select $1", &params, &settings) }));
+        assert_ne!(base, encode(&parts("select $1", &[Some("43".into())], &settings)));
+        assert_ne!(base, encode(&parts("select $1", &[None], &settings)));
+        assert_ne!(base, encode(&parts("select $1", &params, &["public".into(), "Europe/Paris".into()])));
+        assert_ne!(base, encode(&parts("select $1 ", &params, &settings)));
+        assert_eq!(base, encode(&parts("select $1", &params, &settings)));
+        assert_eq!(hash(&base), hash(&encode(&parts("select $1", &params, &settings))));
+    }
+
+    #[test]
+    fn lengths_keep_boundaries_apart() {
+        let a = encode(&parts("q", &[Some("ab".into()), Some("c".into())], &[]));
+        let b = encode(&parts("q", &[Some("a".into()), Some("bc".into())], &[]));
+        assert_ne!(a, b);
+        assert_eq!(query_of(&a), "q");
+        assert_eq!(query_of(&[1, 0]), "");
+    }
+}

@@ -1,0 +1,222 @@
+//! SQL surface of the result cache: `pitstop.cached` (SETOF record, the caller gives the
+//! column list as with dblink), `cached_json`, `cache_stats`, `cache_entries_raw`,
+//! `cache_invalidate` and `cache_clear`.
+
+use crate::cache::engine;
+use crate::cache::key::{self, Flavor};
+use crate::cache::store::{Bypass, Counter, Store};
+use crate::cache::{attached, tracking};
+use crate::error::{required, OrReport, PitstopError};
+use crate::pg::{backend, result_set};
+use pgrx::prelude::*;
+use pgrx::PgRelation;
+
+// `cached` and `cached_json` are C functions taking `fcinfo` directly: `cached` returns a
+// set of caller-described records, `cached_json` hands back the stored jsonb as is.
+extension_sql!(
+    r#"
+CREATE FUNCTION cached(query text, params text[] DEFAULT NULL, ttl interval DEFAULT NULL)
+    RETURNS SETOF record VOLATILE PARALLEL UNSAFE LANGUAGE c
+    AS 'MODULE_PATHNAME', 'pitstop_cached';
+COMMENT ON FUNCTION cached(text, text[], interval) IS
+    'Runs a read-only SELECT through pitstop''s result cache; give the column list: AS t(col type, ...)';
+CREATE FUNCTION cached_json(query text, params text[] DEFAULT NULL, ttl interval DEFAULT NULL)
+    RETURNS jsonb VOLATILE PARALLEL UNSAFE LANGUAGE c
+    AS 'MODULE_PATHNAME', 'pitstop_cached_json';
+COMMENT ON FUNCTION cached_json(text, text[], interval) IS
+    'Runs a read-only SELECT through pitstop''s result cache and returns its rows as a jsonb array';
+"#,
+    name = "cached_functions"
+);
+
+#[unsafe(no_mangle)]
+#[doc(hidden)]
+pub extern "C" fn pg_finfo_pitstop_cached() -> &'static pg_sys::Pg_finfo_record {
+    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+#[unsafe(no_mangle)]
+#[doc(hidden)]
+pub extern "C" fn pg_finfo_pitstop_cached_json() -> &'static pg_sys::Pg_finfo_record {
+    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+struct Arguments {
+    query: String,
+    params: Vec<Option<String>>,
+    ttl_micros: Option<i64>,
+}
+
+/// # Safety
+/// `fcinfo` is the call's FunctionCallInfo with the (text, text[], interval) arguments.
+unsafe fn arguments(fcinfo: pg_sys::FunctionCallInfo) -> Arguments {
+    unsafe {
+        let arg = |i: usize| {
+            let a = *(*fcinfo).args.as_ptr().add(i);
+            (!a.isnull).then_some(a.value)
+        };
+        let query = arg(0).and_then(|d| String::from_datum(d, false));
+        let query = required(query, "query").or_report();
+        let params = arg(1).and_then(|d| Vec::<Option<String>>::from_datum(d, false)).unwrap_or_default();
+        let ttl_micros = arg(2).map(|d| {
+            let interval = &*(d.cast_mut_ptr::<pg_sys::Interval>());
+            const DAY: i64 = 86_400_000_000;
+            let micros = interval.time + i64::from(interval.day) * DAY + i64::from(interval.month) * 30 * DAY;
+            if micros <= 0 {
+                PitstopError::OutOfRange { name: "ttl", value: format!("{micros} µs"), expected: "a positive interval" }.report();
+            }
+            micros
+        });
+        Arguments { query, params, ttl_micros }
+    }
+}
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn pitstop_cached(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: called by the function manager with a valid fcinfo; resultinfo is checked to
+    // be a ReturnSetInfo that accepts materialize mode before it is used.
+    unsafe {
+        let rsinfo = (*fcinfo).resultinfo as *mut pg_sys::ReturnSetInfo;
+        let materialize_ok = !rsinfo.is_null()
+            && (*rsinfo).type_ == pg_sys::NodeTag::T_ReturnSetInfo
+            && (*rsinfo).allowedModes & pg_sys::SetFunctionReturnMode::SFRM_Materialize as i32 != 0;
+        let expected = if materialize_ok { result_set::expected_columns(rsinfo) } else { None };
+        let expected = expected.ok_or(PitstopError::NoColumnList).or_report();
+        let args = arguments(fcinfo);
+        let encoded = engine::call(Flavor::Rows, &args.query, &args.params, args.ttl_micros).or_report();
+        let actual = result_set::column_types(&encoded).unwrap_or_default();
+        if let Some(detail) = result_set::mismatch(&expected, &actual) {
+            PitstopError::ColumnMismatch(detail).report();
+        }
+        result_set::materialize(rsinfo, &encoded);
+        pg_sys::Datum::from(0)
+    }
+}
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn pitstop_cached_json(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: as above; the result is one jsonb Datum copied into the caller's context.
+    unsafe {
+        let args = arguments(fcinfo);
+        let encoded = engine::call(Flavor::Json, &args.query, &args.params, args.ttl_micros).or_report();
+        match result_set::first_value(&encoded) {
+            Some(value) => value,
+            None => {
+                (*fcinfo).isnull = true;
+                pg_sys::Datum::from(0)
+            }
+        }
+    }
+}
+
+fn require_store() -> (Store, &'static crate::pg::lwlock::LwLocks) {
+    attached().ok_or(PitstopError::NotPreloaded).or_report()
+}
+
+/// Counters of the result cache since the server started.
+#[pg_extern(volatile, parallel_safe)]
+#[allow(clippy::type_complexity)]
+fn cache_stats() -> TableIterator<
+    'static,
+    (
+        name!(hits, i64),
+        name!(misses, i64),
+        name!(fills, i64),
+        name!(bypasses, i64),
+        name!(invalidations, i64),
+        name!(expired, i64),
+        name!(evictions, i64),
+        name!(entries, i64),
+        name!(bytes_used, i64),
+        name!(bytes_configured, i64),
+        name!(hit_ratio, Option<f64>),
+        name!(bypass_reasons, pgrx::JsonB),
+    ),
+> {
+    let (store, locks) = require_store();
+    let c = |counter| store.counter(counter) as i64;
+    let reasons: serde_json::Map<String, serde_json::Value> =
+        Bypass::ALL.iter().map(|r| (r.name().to_string(), store.bypasses(*r).into())).collect();
+    let bypasses: i64 = Bypass::ALL.iter().map(|r| store.bypasses(*r) as i64).sum();
+    let (hits, misses) = (c(Counter::Hits), c(Counter::Misses));
+    let lookups = hits + misses + bypasses;
+    TableIterator::once((
+        hits,
+        misses,
+        c(Counter::Fills),
+        bypasses,
+        c(Counter::Invalidations),
+        c(Counter::Expired),
+        c(Counter::Evictions),
+        store.entries(locks, backend::now()).len() as i64,
+        store.used_bytes() as i64,
+        store.capacity_bytes() as i64,
+        (lookups > 0).then(|| (hits as f64 / lookups as f64 * 10_000.0).round() / 10_000.0),
+        pgrx::JsonB(serde_json::Value::Object(reasons)),
+    ))
+}
+
+/// Entries of the result cache this role may see (all of them with pg_read_all_stats).
+#[pg_extern(volatile, parallel_safe)]
+#[allow(clippy::type_complexity)]
+fn cache_entries_raw() -> TableIterator<
+    'static,
+    (
+        name!(query, String),
+        name!(roleid, pg_sys::Oid),
+        name!(dbid, pg_sys::Oid),
+        name!(relations, Vec<pg_sys::Oid>),
+        name!(bytes, i64),
+        name!(hits, i64),
+        name!(created_at, pgrx::datum::TimestampWithTimeZone),
+        name!(expires_at, Option<pgrx::datum::TimestampWithTimeZone>),
+        name!(fresh, bool),
+    ),
+> {
+    let (store, locks) = require_store();
+    let me = backend::current_user().to_u32();
+    let everyone = backend::can_read_all_stats();
+    let timestamp = |micros: i64| pgrx::datum::TimestampWithTimeZone::try_from(micros).ok();
+    let rows: Vec<_> = store
+        .entries(locks, backend::now())
+        .into_iter()
+        .filter(|e| everyone || e.roleid == me)
+        .filter_map(|e| {
+            Some((
+                key::query_of(&e.key),
+                pg_sys::Oid::from(e.roleid),
+                pg_sys::Oid::from(e.dbid),
+                e.deps.iter().map(|r| pg_sys::Oid::from(*r)).collect(),
+                e.bytes as i64,
+                e.hits as i64,
+                timestamp(e.created)?,
+                (e.expires > 0).then(|| timestamp(e.expires)).flatten(),
+                e.fresh,
+            ))
+        })
+        .collect();
+    TableIterator::new(rows)
+}
+
+/// Makes every cached result that read `rel` stale (in every database's view of it).
+#[pg_extern(volatile, parallel_unsafe)]
+fn cache_invalidate(rel: Option<PgRelation>) -> bool {
+    let rel = required(rel, "rel").or_report();
+    let (store, _) = require_store();
+    store.bump(Store::version_slot(backend::current_database().to_u32(), rel.oid().to_u32()));
+    store.count(Counter::Invalidations);
+    true
+}
+
+/// Removes every cached result; returns how many there were.
+#[pg_extern(volatile, parallel_unsafe)]
+fn cache_clear() -> i64 {
+    let (store, locks) = require_store();
+    store.bump_epoch();
+    tracking::definitions_changed();
+    store.clear(locks) as i64
+}

@@ -1,0 +1,829 @@
+//! The result cache's shared memory: relation version counters, an entry table split into
+//! partitions (each behind its own reader/writer lock, so readers of different keys never
+//! wait on each other and readers of one key share), and a pool of fixed-size chunks that
+//! hold each entry's key and result. Memory pressure evicts by CLOCK: a hit sets the entry's
+//! reference bit, the hand clears it once and evicts on the second pass.
+//!
+//! Pure memory layout over a byte region; the locks are the caller's (`Locks`), so the
+//! same code runs over Postgres LWLocks and, in unit tests, over std locks.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+pub const PARTITIONS: usize = 64;
+pub const VERSION_SLOTS: usize = 8192;
+pub const MAX_DEPS: usize = 24;
+pub const CHUNK_SIZE: usize = 1024;
+const CHUNK_DATA: usize = CHUNK_SIZE - 8;
+const NO_CHUNK: u32 = u32::MAX;
+const MAGIC: u64 = 0x7069_7473_746f_7043; // "pitstopC"
+
+/// Event counters kept in shared memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    Hits,
+    Misses,
+    Fills,
+    Invalidations,
+    Evictions,
+    Expired,
+}
+pub const COUNTERS: usize = 6;
+
+/// Why a call did not use the cache. Stored as counters after the event counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bypass {
+    Disabled,
+    VolatileFunction,
+    StableFunction,
+    ForUpdate,
+    RowLevelSecurity,
+    RepeatableRead,
+    OwnWrite,
+    TemporaryTable,
+    SystemCatalog,
+    ForeignTable,
+    Standby,
+    Subscriber,
+    TooLarge,
+    TooManyRelations,
+    CacheFull,
+    InternalError,
+}
+
+impl Bypass {
+    pub const ALL: [Bypass; 16] = [
+        Bypass::Disabled,
+        Bypass::VolatileFunction,
+        Bypass::StableFunction,
+        Bypass::ForUpdate,
+        Bypass::RowLevelSecurity,
+        Bypass::RepeatableRead,
+        Bypass::OwnWrite,
+        Bypass::TemporaryTable,
+        Bypass::SystemCatalog,
+        Bypass::ForeignTable,
+        Bypass::Standby,
+        Bypass::Subscriber,
+        Bypass::TooLarge,
+        Bypass::TooManyRelations,
+        Bypass::CacheFull,
+        Bypass::InternalError,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Bypass::Disabled => "disabled",
+            Bypass::VolatileFunction => "volatile_function",
+            Bypass::StableFunction => "stable_function",
+            Bypass::ForUpdate => "for_update",
+            Bypass::RowLevelSecurity => "row_level_security",
+            Bypass::RepeatableRead => "repeatable_read",
+            Bypass::OwnWrite => "own_uncommitted_write",
+            Bypass::TemporaryTable => "temporary_table",
+            Bypass::SystemCatalog => "system_catalog",
+            Bypass::ForeignTable => "foreign_table",
+            Bypass::Standby => "standby",
+            Bypass::Subscriber => "logical_replication_subscriber",
+            Bypass::TooLarge => "result_too_large",
+            Bypass::TooManyRelations => "too_many_relations",
+            Bypass::CacheFull => "cache_full",
+            Bypass::InternalError => "internal_error",
+        }
+    }
+}
+
+/// Locks over the store: one reader/writer lock per partition and one lock for the chunk
+/// free list. Lock order: a partition before the free list.
+pub trait Locks {
+    type Guard<'a>
+    where
+        Self: 'a;
+    fn shared(&self, partition: usize) -> Self::Guard<'_>;
+    fn exclusive(&self, partition: usize) -> Self::Guard<'_>;
+    fn try_exclusive(&self, partition: usize) -> Option<Self::Guard<'_>>;
+    fn free_list(&self) -> Self::Guard<'_>;
+}
+
+/// One relation an entry read, and the version it had before the entry's snapshot.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Dep {
+    pub relid: u32,
+    pub slot: u32,
+    pub version: u64,
+}
+
+#[repr(C)]
+struct Header {
+    magic: u64,
+    entries_per_partition: u32,
+    chunks: u32,
+    epoch: AtomicU64,
+    clock_hand: AtomicU32,
+    /// Head of the free chunk list; under the free-list lock.
+    free_head: AtomicU32,
+    free_chunks: AtomicU32,
+    counters: [AtomicU64; COUNTERS],
+    bypasses: [AtomicU64; 16],
+}
+
+#[repr(C)]
+struct Entry {
+    /// 1 when the entry holds a result; changed only under the partition's exclusive lock.
+    live: u32,
+    key_len: u32,
+    key_hash: u64,
+    payload_len: u32,
+    first_chunk: u32,
+    dbid: u32,
+    roleid: u32,
+    created: i64,
+    expires: i64,
+    epoch: u64,
+    ndeps: u32,
+    deps: [Dep; MAX_DEPS],
+    hits: AtomicU64,
+    referenced: AtomicU32,
+}
+
+#[repr(C)]
+struct Chunk {
+    next: u32,
+    len: u32,
+    data: [u8; CHUNK_DATA],
+}
+
+struct Layout {
+    entries: usize,
+    versions_at: usize,
+    /// Each entry's key hash (0 = empty), contiguous so a lookup scans a few cache lines
+    /// instead of every entry of its partition.
+    hashes_at: usize,
+    entries_at: usize,
+    chunks_at: usize,
+    end: usize,
+}
+
+/// Where everything lives in a store with `chunks` chunks (one entry per two chunks).
+fn layout(chunks: usize) -> Layout {
+    let entries = (chunks / 2).max(PARTITIONS * 4) / PARTITIONS * PARTITIONS;
+    let versions_at = size_of::<Header>().next_multiple_of(64);
+    let hashes_at = (versions_at + VERSION_SLOTS * 8).next_multiple_of(64);
+    let entries_at = (hashes_at + entries * 8).next_multiple_of(64);
+    let chunks_at = (entries_at + entries * size_of::<Entry>()).next_multiple_of(64);
+    Layout { entries, versions_at, hashes_at, entries_at, chunks_at, end: chunks_at + chunks * size_of::<Chunk>() }
+}
+
+/// The number of chunks that fit in `bytes` of shared memory.
+pub fn chunks_for(bytes: usize) -> usize {
+    let mut chunks = bytes / CHUNK_SIZE;
+    while chunks > 8 && layout(chunks).end > bytes {
+        chunks -= chunks / 64 + 1;
+    }
+    chunks.max(8)
+}
+
+pub fn region_size(chunks: usize) -> usize {
+    layout(chunks).end
+}
+
+/// What a new entry is stored with.
+pub struct NewEntry<'a> {
+    pub key_hash: u64,
+    pub key: &'a [u8],
+    pub result: &'a [u8],
+    pub dbid: u32,
+    pub roleid: u32,
+    pub created: i64,
+    pub expires: i64,
+    pub epoch: u64,
+    pub deps: &'a [Dep],
+}
+
+/// A copy of one entry's metadata (for `pitstop.cache_entries`).
+#[derive(Clone, Debug)]
+pub struct EntryInfo {
+    pub key: Vec<u8>,
+    pub dbid: u32,
+    pub roleid: u32,
+    pub bytes: usize,
+    pub hits: u64,
+    pub created: i64,
+    pub expires: i64,
+    pub deps: Vec<u32>,
+    pub fresh: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Lookup {
+    Hit,
+    Miss,
+    /// Found but out of date (a relation it read moved, or it expired).
+    Stale,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum StoreError {
+    TooLarge,
+    TooManyRelations,
+    Full,
+}
+
+pub struct Store {
+    base: *mut u8,
+}
+
+// SAFETY: the region is shared memory designed for concurrent use; every mutable field is
+// either atomic or changed only under the locks described on the fields.
+unsafe impl Send for Store {}
+unsafe impl Sync for Store {}
+
+impl Store {
+    /// # Safety
+    /// `base` points to `region_size(chunks)` bytes, 64-byte aligned, that stay mapped for
+    /// the life of the Store; with `initialise`, nobody else uses them yet.
+    pub unsafe fn from_raw(base: *mut u8, chunks: usize, initialise: bool) -> Store {
+        let store = Store { base };
+        if initialise {
+            // SAFETY: the caller owns the region exclusively while initialising.
+            unsafe { std::ptr::write_bytes(base, 0, region_size(chunks)) };
+            let header = store.header_mut();
+            header.magic = MAGIC;
+            header.chunks = chunks as u32;
+            header.entries_per_partition = (layout(chunks).entries / PARTITIONS) as u32;
+            for i in 0..chunks {
+                store.chunk_mut(i as u32).next = if i + 1 < chunks { (i + 1) as u32 } else { NO_CHUNK };
+            }
+            let header = store.header_mut();
+            header.free_head.store(0, Ordering::Relaxed);
+            header.free_chunks.store(chunks as u32, Ordering::Relaxed);
+        }
+        store
+    }
+
+    fn header(&self) -> &Header {
+        // SAFETY: the header sits at the start of the region (from_raw's contract).
+        unsafe { &*(self.base as *const Header) }
+    }
+
+    #[allow(clippy::mut_from_ref)]
+    fn header_mut(&self) -> &mut Header {
+        // SAFETY: only used while initialising, when nothing else reads the region.
+        unsafe { &mut *(self.base as *mut Header) }
+    }
+
+    fn chunk_count(&self) -> u32 {
+        self.header().chunks
+    }
+
+    pub fn entries_per_partition(&self) -> usize {
+        self.header().entries_per_partition as usize
+    }
+
+    fn versions(&self) -> &[AtomicU64] {
+        let at = layout(self.chunk_count() as usize).versions_at;
+        // SAFETY: VERSION_SLOTS atomics at their offset inside the region.
+        unsafe { std::slice::from_raw_parts(self.base.add(at) as *const AtomicU64, VERSION_SLOTS) }
+    }
+
+    /// Key hashes of one partition's entries (read under its lock, written under its
+    /// exclusive lock; atomics so that readers and the writer never race on a torn value).
+    fn hashes(&self, partition: usize) -> &[AtomicU64] {
+        let at = layout(self.chunk_count() as usize).hashes_at;
+        let per = self.entries_per_partition();
+        // SAFETY: PARTITIONS * per hashes at their offset inside the region.
+        unsafe { std::slice::from_raw_parts((self.base.add(at) as *const AtomicU64).add(partition * per), per) }
+    }
+
+    fn entry_ptr(&self, index: usize) -> *mut Entry {
+        let at = layout(self.chunk_count() as usize).entries_at;
+        // SAFETY: index < PARTITIONS * entries_per_partition, inside the entry table.
+        unsafe { (self.base.add(at) as *mut Entry).add(index) }
+    }
+
+    fn entry(&self, index: usize) -> &Entry {
+        // SAFETY: see entry_ptr; callers hold the partition lock (shared or exclusive).
+        unsafe { &*self.entry_ptr(index) }
+    }
+
+    #[allow(clippy::mut_from_ref)]
+    fn entry_mut(&self, index: usize) -> &mut Entry {
+        // SAFETY: callers hold the partition's exclusive lock.
+        unsafe { &mut *self.entry_ptr(index) }
+    }
+
+    fn chunk_ptr(&self, index: u32) -> *mut Chunk {
+        let at = layout(self.chunk_count() as usize).chunks_at;
+        // SAFETY: index < chunks.
+        unsafe { (self.base.add(at) as *mut Chunk).add(index as usize) }
+    }
+
+    fn chunk(&self, index: u32) -> &Chunk {
+        // SAFETY: a chunk is read only while the entry owning it is locked, or by its owner.
+        unsafe { &*self.chunk_ptr(index) }
+    }
+
+    #[allow(clippy::mut_from_ref)]
+    fn chunk_mut(&self, index: u32) -> &mut Chunk {
+        // SAFETY: a chunk is written only by the one process that took it off the free list
+        // (before the entry is published) or under the free-list lock.
+        unsafe { &mut *self.chunk_ptr(index) }
+    }
+
+    pub fn is_initialised(&self) -> bool {
+        self.header().magic == MAGIC
+    }
+
+    // ---- versions --------------------------------------------------------------------
+
+    pub fn version_slot(dbid: u32, relid: u32) -> u32 {
+        let mixed = (u64::from(dbid) << 32 | u64::from(relid)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (mixed >> 40) as u32 % VERSION_SLOTS as u32
+    }
+
+    pub fn version(&self, slot: u32) -> u64 {
+        self.versions()[slot as usize].load(Ordering::SeqCst)
+    }
+
+    /// Every version counter at once: read before a fill's snapshot is taken.
+    pub fn versions_snapshot(&self) -> Vec<u64> {
+        self.versions().iter().map(|v| v.load(Ordering::SeqCst)).collect()
+    }
+
+    pub fn bump(&self, slot: u32) {
+        self.versions()[slot as usize].fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.header().epoch.load(Ordering::SeqCst)
+    }
+
+    /// Makes every entry stale at once.
+    pub fn bump_epoch(&self) {
+        self.header().epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    // ---- counters --------------------------------------------------------------------
+
+    pub fn count(&self, counter: Counter) {
+        self.header().counters[counter as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn counter(&self, counter: Counter) -> u64 {
+        self.header().counters[counter as usize].load(Ordering::Relaxed)
+    }
+
+    pub fn count_bypass(&self, reason: Bypass) {
+        self.header().bypasses[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn bypasses(&self, reason: Bypass) -> u64 {
+        self.header().bypasses[reason as usize].load(Ordering::Relaxed)
+    }
+
+    pub fn capacity_bytes(&self) -> usize {
+        self.chunk_count() as usize * CHUNK_DATA
+    }
+
+    pub fn used_bytes(&self) -> usize {
+        (self.chunk_count() - self.header().free_chunks.load(Ordering::Relaxed)) as usize * CHUNK_DATA
+    }
+
+    // ---- entries ---------------------------------------------------------------------
+
+    fn partition_of(hash: u64) -> usize {
+        (hash % PARTITIONS as u64) as usize
+    }
+
+    /// Hash 0 marks an empty entry.
+    fn stored_hash(hash: u64) -> u64 {
+        hash.max(1)
+    }
+
+    /// Entries of the partition whose key hash is `hash`.
+    fn candidates(&self, partition: usize, hash: u64) -> impl Iterator<Item = usize> + '_ {
+        let start = partition * self.entries_per_partition();
+        let wanted = Self::stored_hash(hash);
+        self.hashes(partition)
+            .iter()
+            .enumerate()
+            .filter(move |(_, h)| h.load(Ordering::Relaxed) == wanted)
+            .map(move |(i, _)| start + i)
+    }
+
+    fn set_hash(&self, index: usize, hash: u64) {
+        let per = self.entries_per_partition();
+        self.hashes(index / per)[index % per].store(hash, Ordering::Relaxed);
+    }
+
+    fn partition_range(&self, partition: usize) -> std::ops::Range<usize> {
+        let per = self.entries_per_partition();
+        partition * per..(partition + 1) * per
+    }
+
+    /// Copies `len` bytes of an entry's chunk chain starting at byte `from`.
+    fn read_chain(&self, first: u32, from: usize, len: usize, out: &mut Vec<u8>) {
+        let mut chunk = first;
+        let mut skipped = 0;
+        let mut remaining = len;
+        while chunk != NO_CHUNK && remaining > 0 {
+            let c = self.chunk(chunk);
+            let data = &c.data[..c.len as usize];
+            if skipped + data.len() <= from {
+                skipped += data.len();
+            } else {
+                let start = from.saturating_sub(skipped);
+                let take = (data.len() - start).min(remaining);
+                out.extend_from_slice(&data[start..start + take]);
+                remaining -= take;
+                skipped += data.len();
+            }
+            chunk = c.next;
+        }
+    }
+
+    fn key_matches(&self, entry: &Entry, hash: u64, key: &[u8]) -> bool {
+        if entry.live != 1 || entry.key_hash != hash || entry.key_len as usize != key.len() {
+            return false;
+        }
+        let mut stored = Vec::with_capacity(key.len());
+        self.read_chain(entry.first_chunk, 0, key.len(), &mut stored);
+        stored == key
+    }
+
+    fn fresh(&self, entry: &Entry, now: i64) -> bool {
+        (entry.expires == 0 || now < entry.expires)
+            && entry.epoch == self.epoch()
+            && entry.deps[..entry.ndeps as usize].iter().all(|d| self.version(d.slot) == d.version)
+    }
+
+    /// Looks `key` up; on a hit copies the result into `out` and returns the relations the
+    /// entry read (for the caller's own-write check).
+    pub fn lookup<L: Locks>(&self, locks: &L, hash: u64, key: &[u8], now: i64, out: &mut Vec<u8>) -> (Lookup, Vec<u32>) {
+        let partition = Self::partition_of(hash);
+        let _guard = locks.shared(partition);
+        for index in self.candidates(partition, hash) {
+            let entry = self.entry(index);
+            if !self.key_matches(entry, hash, key) {
+                continue;
+            }
+            if !self.fresh(entry, now) {
+                return (Lookup::Stale, Vec::new());
+            }
+            self.read_chain(entry.first_chunk, entry.key_len as usize, entry.payload_len as usize - entry.key_len as usize, out);
+            entry.hits.fetch_add(1, Ordering::Relaxed);
+            entry.referenced.store(1, Ordering::Relaxed);
+            return (Lookup::Hit, entry.deps[..entry.ndeps as usize].iter().map(|d| d.relid).collect());
+        }
+        (Lookup::Miss, Vec::new())
+    }
+
+    /// Takes `count` chunks off the free list, evicting entries (CLOCK) while it is short.
+    fn allocate<L: Locks>(&self, locks: &L, count: usize) -> Result<Vec<u32>, StoreError> {
+        let total = self.chunk_count() as usize;
+        if count > total / 4 {
+            return Err(StoreError::TooLarge);
+        }
+        let entries = PARTITIONS * self.entries_per_partition();
+        let mut steps = 0;
+        loop {
+            {
+                let _guard = locks.free_list();
+                let header = self.header();
+                if header.free_chunks.load(Ordering::Relaxed) as usize >= count {
+                    let mut taken = Vec::with_capacity(count);
+                    let mut head = header.free_head.load(Ordering::Relaxed);
+                    for _ in 0..count {
+                        taken.push(head);
+                        head = self.chunk(head).next;
+                    }
+                    header.free_head.store(head, Ordering::Relaxed);
+                    header.free_chunks.fetch_sub(count as u32, Ordering::Relaxed);
+                    return Ok(taken);
+                }
+            }
+            // Two full turns of the hand clear every reference bit and evict what is left.
+            if steps > 2 * entries {
+                return Err(StoreError::Full);
+            }
+            let index = self.header().clock_hand.fetch_add(1, Ordering::Relaxed) as usize % entries;
+            steps += 1;
+            let Some(_guard) = locks.try_exclusive(index / self.entries_per_partition()) else { continue };
+            let entry = self.entry(index);
+            if entry.live != 1 {
+                continue;
+            }
+            if entry.referenced.swap(0, Ordering::Relaxed) == 1 {
+                continue;
+            }
+            self.remove(locks, index);
+            self.count(Counter::Evictions);
+        }
+    }
+
+    /// Returns an entry's chunks to the free list. Caller holds the partition exclusively.
+    fn remove<L: Locks>(&self, locks: &L, index: usize) {
+        let entry = self.entry_mut(index);
+        entry.live = 0;
+        self.set_hash(index, 0);
+        let first = entry.first_chunk;
+        let mut last = first;
+        let mut count = 1;
+        while self.chunk(last).next != NO_CHUNK {
+            last = self.chunk(last).next;
+            count += 1;
+        }
+        let _guard = locks.free_list();
+        let header = self.header();
+        self.chunk_mut(last).next = header.free_head.load(Ordering::Relaxed);
+        header.free_head.store(first, Ordering::Relaxed);
+        header.free_chunks.fetch_add(count, Ordering::Relaxed);
+    }
+
+    /// Stores an entry, replacing one with the same key; evicts under pressure.
+    pub fn insert<L: Locks>(&self, locks: &L, new: &NewEntry<'_>, now: i64) -> Result<(), StoreError> {
+        if new.deps.len() > MAX_DEPS {
+            return Err(StoreError::TooManyRelations);
+        }
+        let payload_len = new.key.len() + new.result.len();
+        let chunks = self.allocate(locks, payload_len.div_ceil(CHUNK_DATA).max(1))?;
+        // The chunks are ours alone until the entry is published below.
+        let mut bytes = new.key.iter().chain(new.result.iter()).copied();
+        for (i, index) in chunks.iter().enumerate() {
+            let chunk = self.chunk_mut(*index);
+            let mut len = 0;
+            for (slot, byte) in chunk.data.iter_mut().zip(bytes.by_ref()) {
+                *slot = byte;
+                len += 1;
+            }
+            chunk.len = len as u32;
+            chunk.next = chunks.get(i + 1).copied().unwrap_or(NO_CHUNK);
+        }
+
+        let partition = Self::partition_of(new.key_hash);
+        let _guard = locks.exclusive(partition);
+        let range = self.partition_range(partition);
+        let same = self.candidates(partition, new.key_hash).find(|i| self.key_matches(self.entry(*i), new.key_hash, new.key));
+        let target = same
+            .or_else(|| range.clone().find(|i| self.entry(*i).live != 1))
+            .or_else(|| range.clone().find(|i| !self.fresh(self.entry(*i), now)))
+            .or_else(|| range.clone().find(|i| self.entry(*i).referenced.swap(0, Ordering::Relaxed) == 0))
+            .unwrap_or(range.start);
+        if self.entry(target).live == 1 {
+            if same != Some(target) {
+                self.count(Counter::Evictions);
+            }
+            self.remove(locks, target);
+        }
+        let entry = self.entry_mut(target);
+        entry.key_len = new.key.len() as u32;
+        entry.key_hash = new.key_hash;
+        entry.payload_len = payload_len as u32;
+        entry.first_chunk = chunks[0];
+        entry.dbid = new.dbid;
+        entry.roleid = new.roleid;
+        entry.created = new.created;
+        entry.expires = new.expires;
+        entry.epoch = new.epoch;
+        entry.ndeps = new.deps.len() as u32;
+        entry.deps[..new.deps.len()].copy_from_slice(new.deps);
+        entry.hits.store(0, Ordering::Relaxed);
+        entry.referenced.store(0, Ordering::Relaxed);
+        entry.live = 1;
+        self.set_hash(target, Self::stored_hash(new.key_hash));
+        self.count(Counter::Fills);
+        Ok(())
+    }
+
+    /// Removes every entry; returns how many there were.
+    pub fn clear<L: Locks>(&self, locks: &L) -> usize {
+        let mut removed = 0;
+        for partition in 0..PARTITIONS {
+            let _guard = locks.exclusive(partition);
+            for index in self.partition_range(partition) {
+                if self.entry(index).live == 1 {
+                    self.remove(locks, index);
+                    removed += 1;
+                }
+            }
+        }
+        removed
+    }
+
+    /// A copy of every live entry's metadata and key.
+    pub fn entries<L: Locks>(&self, locks: &L, now: i64) -> Vec<EntryInfo> {
+        let mut out = Vec::new();
+        for partition in 0..PARTITIONS {
+            let _guard = locks.shared(partition);
+            for index in self.partition_range(partition) {
+                let entry = self.entry(index);
+                if entry.live != 1 {
+                    continue;
+                }
+                let mut key = Vec::new();
+                self.read_chain(entry.first_chunk, 0, entry.key_len as usize, &mut key);
+                out.push(EntryInfo {
+                    key,
+                    dbid: entry.dbid,
+                    roleid: entry.roleid,
+                    bytes: entry.payload_len as usize,
+                    hits: entry.hits.load(Ordering::Relaxed),
+                    created: entry.created,
+                    expires: entry.expires,
+                    deps: entry.deps[..entry.ndeps as usize].iter().map(|d| d.relid).collect(),
+                    fresh: self.fresh(entry, now),
+                });
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Mutex, MutexGuard, RwLock};
+
+    /// Std locks standing in for LWLocks.
+    struct TestLocks {
+        partitions: Vec<RwLock<()>>,
+        free: Mutex<()>,
+    }
+
+    #[allow(dead_code)]
+    enum Guard<'a> {
+        Read(std::sync::RwLockReadGuard<'a, ()>),
+        Write(std::sync::RwLockWriteGuard<'a, ()>),
+        Free(MutexGuard<'a, ()>),
+    }
+
+    impl Locks for TestLocks {
+        type Guard<'a> = Guard<'a>;
+        fn shared(&self, p: usize) -> Guard<'_> {
+            Guard::Read(self.partitions[p].read().unwrap())
+        }
+        fn exclusive(&self, p: usize) -> Guard<'_> {
+            Guard::Write(self.partitions[p].write().unwrap())
+        }
+        fn try_exclusive(&self, p: usize) -> Option<Guard<'_>> {
+            self.partitions[p].try_write().ok().map(Guard::Write)
+        }
+        fn free_list(&self) -> Guard<'_> {
+            Guard::Free(self.free.lock().unwrap())
+        }
+    }
+
+    struct Fixture {
+        _memory: Vec<u64>,
+        store: Store,
+        locks: TestLocks,
+    }
+
+    fn fixture(bytes: usize) -> Fixture {
+        let chunks = chunks_for(bytes);
+        let mut memory = vec![0u64; region_size(chunks) / 8 + 8];
+        let base = memory.as_mut_ptr() as *mut u8;
+        // SAFETY: the vector is large enough, 8-byte aligned (enough for the atomics) and
+        // outlives the store inside the fixture.
+        let store = unsafe { Store::from_raw(base, chunks, true) };
+        let locks = TestLocks { partitions: (0..PARTITIONS).map(|_| RwLock::new(())).collect(), free: Mutex::new(()) };
+        Fixture { _memory: memory, store, locks }
+    }
+
+    fn entry<'a>(key: &'a [u8], result: &'a [u8], deps: &'a [Dep], epoch: u64) -> NewEntry<'a> {
+        NewEntry { key_hash: hash(key), key, result, dbid: 1, roleid: 10, created: 0, expires: 0, epoch, deps }
+    }
+
+    fn hash(key: &[u8]) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        h.finish()
+    }
+
+    fn get(f: &Fixture, key: &[u8]) -> (Lookup, Vec<u8>) {
+        let mut out = Vec::new();
+        let (found, _) = f.store.lookup(&f.locks, hash(key), key, 1, &mut out);
+        (found, out)
+    }
+
+    #[test]
+    fn stores_and_finds_results_across_chunks() {
+        let f = fixture(1 << 20);
+        let big: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
+        f.store.insert(&f.locks, &entry(b"q1", &big, &[], 0), 0).unwrap();
+        assert_eq!(get(&f, b"q1"), (Lookup::Hit, big));
+        assert_eq!(get(&f, b"q2").0, Lookup::Miss);
+        assert_eq!(f.store.counter(Counter::Fills), 1);
+    }
+
+    #[test]
+    fn a_moved_version_or_epoch_makes_entries_stale() {
+        let f = fixture(1 << 20);
+        let slot = Store::version_slot(1, 16384);
+        let deps = [Dep { relid: 16384, slot, version: f.store.version(slot) }];
+        f.store.insert(&f.locks, &entry(b"q", b"rows", &deps, f.store.epoch()), 0).unwrap();
+        assert_eq!(get(&f, b"q").0, Lookup::Hit);
+        f.store.bump(slot);
+        assert_eq!(get(&f, b"q").0, Lookup::Stale);
+        f.store.insert(&f.locks, &entry(b"q", b"new", &[Dep { version: f.store.version(slot), ..deps[0] }], 0), 0).unwrap();
+        assert_eq!(get(&f, b"q"), (Lookup::Hit, b"new".to_vec()), "the refill replaced the stale entry");
+        f.store.bump_epoch();
+        assert_eq!(get(&f, b"q").0, Lookup::Stale);
+    }
+
+    #[test]
+    fn entries_expire() {
+        let f = fixture(1 << 20);
+        let mut e = entry(b"q", b"rows", &[], 0);
+        e.expires = 1;
+        f.store.insert(&f.locks, &e, 0).unwrap();
+        assert_eq!(get(&f, b"q").0, Lookup::Stale, "lookups run at time 1");
+    }
+
+    #[test]
+    fn keys_with_the_same_hash_are_told_apart() {
+        let f = fixture(1 << 20);
+        let mut a = entry(b"key-a", b"A", &[], 0);
+        let mut b = entry(b"key-b", b"B", &[], 0);
+        a.key_hash = 7;
+        b.key_hash = 7;
+        f.store.insert(&f.locks, &a, 0).unwrap();
+        f.store.insert(&f.locks, &b, 0).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(f.store.lookup(&f.locks, 7, b"key-a", 1, &mut out).0, Lookup::Hit);
+        assert_eq!(out, b"A");
+        out.clear();
+        assert_eq!(f.store.lookup(&f.locks, 7, b"key-b", 1, &mut out).0, Lookup::Hit);
+        assert_eq!(out, b"B");
+    }
+
+    #[test]
+    fn filling_past_the_size_evicts_and_never_exceeds_it() {
+        let f = fixture(256 * 1024);
+        let capacity = f.store.capacity_bytes();
+        let result = vec![7u8; 3000];
+        for i in 0..2000u32 {
+            let key = format!("query {i}");
+            f.store.insert(&f.locks, &entry(key.as_bytes(), &result, &[], 0), 0).unwrap();
+            assert!(f.store.used_bytes() <= capacity);
+        }
+        assert!(f.store.counter(Counter::Evictions) > 1000);
+        let live = f.store.entries(&f.locks, 1).len();
+        assert!(live > 0 && live * 3000 <= capacity, "{live} entries");
+        assert_eq!(get(&f, b"query 1999").0, Lookup::Hit, "the newest survives");
+        assert_eq!(f.store.insert(&f.locks, &entry(b"huge", &vec![0; capacity], &[], 0), 0), Err(StoreError::TooLarge));
+    }
+
+    #[test]
+    fn clock_keeps_recently_hit_entries() {
+        let f = fixture(256 * 1024);
+        let result = vec![1u8; 3000];
+        f.store.insert(&f.locks, &entry(b"hot", &result, &[], 0), 0).unwrap();
+        for i in 0..500u32 {
+            assert_eq!(get(&f, b"hot").0, Lookup::Hit, "evicted after {i} inserts");
+            let key = format!("cold {i}");
+            f.store.insert(&f.locks, &entry(key.as_bytes(), &result, &[], 0), 0).unwrap();
+        }
+    }
+
+    #[test]
+    fn clear_frees_everything() {
+        let f = fixture(1 << 20);
+        for i in 0..50u32 {
+            let key = format!("q{i}");
+            f.store.insert(&f.locks, &entry(key.as_bytes(), b"x", &[], 0), 0).unwrap();
+        }
+        assert_eq!(f.store.clear(&f.locks), 50);
+        assert_eq!(f.store.used_bytes(), 0);
+        assert_eq!(get(&f, b"q3").0, Lookup::Miss);
+    }
+
+    #[test]
+    fn concurrent_readers_and_writers_never_see_a_torn_result() {
+        let f = std::sync::Arc::new(fixture(512 * 1024));
+        let threads: Vec<_> = (0..4u8)
+            .map(|t| {
+                let f = f.clone();
+                std::thread::spawn(move || {
+                    for i in 0..3000u32 {
+                        let key = format!("k{}", i % 40);
+                        if t % 2 == 0 {
+                            let value = vec![(i % 251) as u8; 1500 + (i as usize % 700)];
+                            let _ = f.store.insert(&f.locks, &entry(key.as_bytes(), &value, &[], 0), 0);
+                        } else {
+                            let (found, out) = get(&f, key.as_bytes());
+                            if found == Lookup::Hit {
+                                assert!(out.iter().all(|b| *b == out[0]), "torn result");
+                                assert!(out.len() >= 1500);
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+    }
+}

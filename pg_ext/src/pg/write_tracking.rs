@@ -1,0 +1,180 @@
+//! Where writes that the executor does not see are noticed: utility statements (COPY FROM,
+//! and any DDL through the relcache invalidations it causes in this backend), transaction
+//! ends, and COMMIT PREPARED. Events go to one set of plain Rust callbacks.
+
+use pgrx::pg_sys;
+use pgrx::pg_sys::ffi::pg_guard_ffi_boundary;
+use pgrx::prelude::*;
+use std::ffi::c_char;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransactionEnd {
+    /// Committed and visible to new snapshots.
+    Committed,
+    /// Rolled back, or prepared (its writes become visible only at COMMIT PREPARED).
+    NotCommitted,
+}
+
+pub struct WriteEvents {
+    /// A relation was written (or changed definition) in the current transaction.
+    pub relation_written: fn(pg_sys::Oid),
+    pub transaction_ended: fn(TransactionEnd),
+    /// A prepared transaction committed: its writes cannot be attributed.
+    pub prepared_committed: fn(),
+    /// Any relation or function definition may have changed (cached analyses are void).
+    pub definitions_changed: fn(),
+}
+
+static mut EVENTS: Option<WriteEvents> = None;
+static mut PREV_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
+/// Depth of utility statements running in this backend: relcache invalidations seen then
+/// come from this backend's own DDL.
+static UTILITY_DEPTH: AtomicU32 = AtomicU32::new(0);
+
+fn events() -> Option<&'static WriteEvents> {
+    // SAFETY: written once in _PG_init before any callback can run.
+    unsafe { (*(&raw const EVENTS)).as_ref() }
+}
+
+/// Installs the utility hook and the transaction and cache callbacks. Call from _PG_init at
+/// preload: callbacks registered in the postmaster are inherited by every backend.
+pub fn install(events: WriteEvents) {
+    // SAFETY: _PG_init runs single-threaded before any query; the previous utility hook is
+    // saved and chained; callbacks are registered the documented way.
+    unsafe {
+        EVENTS = Some(events);
+        PREV_PROCESS_UTILITY = pg_sys::ProcessUtility_hook;
+        pg_sys::ProcessUtility_hook = Some(process_utility);
+        pg_sys::RegisterXactCallback(Some(on_xact_event), std::ptr::null_mut());
+        pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache_invalidation), pg_sys::Datum::from(0));
+        // Function volatility and subscription membership decide cacheability.
+        for cache in [pg_sys::SysCacheIdentifier::PROCOID, pg_sys::SysCacheIdentifier::SUBSCRIPTIONRELMAP] {
+            pg_sys::CacheRegisterSyscacheCallback(cache as i32, Some(on_syscache_invalidation), pg_sys::Datum::from(0));
+        }
+    }
+}
+
+struct UtilityDepth;
+
+impl UtilityDepth {
+    fn enter() -> Self {
+        UTILITY_DEPTH.fetch_add(1, Ordering::Relaxed);
+        UtilityDepth
+    }
+}
+
+impl Drop for UtilityDepth {
+    fn drop(&mut self) {
+        UTILITY_DEPTH.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What a utility statement writes that no relcache invalidation reports.
+enum UtilityWrite {
+    None,
+    CopyFrom(*mut pg_sys::RangeVar),
+    CommitPrepared,
+}
+
+/// # Safety
+/// `node` is the utility statement being run.
+unsafe fn utility_write(node: *mut pg_sys::Node) -> UtilityWrite {
+    unsafe {
+        match (*node).type_ {
+            pg_sys::NodeTag::T_CopyStmt => {
+                let copy = node as *mut pg_sys::CopyStmt;
+                if (*copy).is_from && !(*copy).relation.is_null() {
+                    UtilityWrite::CopyFrom((*copy).relation)
+                } else {
+                    UtilityWrite::None
+                }
+            }
+            pg_sys::NodeTag::T_TransactionStmt => {
+                let stmt = node as *mut pg_sys::TransactionStmt;
+                if (*stmt).kind == pg_sys::TransactionStmtKind::TRANS_STMT_COMMIT_PREPARED {
+                    UtilityWrite::CommitPrepared
+                } else {
+                    UtilityWrite::None
+                }
+            }
+            _ => UtilityWrite::None,
+        }
+    }
+}
+
+#[pg_guard]
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C-unwind" fn process_utility(
+    pstmt: *mut pg_sys::PlannedStmt,
+    query_string: *const c_char,
+    read_only_tree: bool,
+    context: pg_sys::ProcessUtilityContext::Type,
+    params: pg_sys::ParamListInfo,
+    query_env: *mut pg_sys::QueryEnvironment,
+    dest: *mut pg_sys::DestReceiver,
+    qc: *mut pg_sys::QueryCompletion,
+) {
+    // SAFETY: pstmt is the utility statement being run.
+    let write = unsafe { utility_write((*pstmt).utilityStmt) };
+    {
+        let _depth = UtilityDepth::enter();
+        // SAFETY: chaining with our own arguments.
+        unsafe {
+            match PREV_PROCESS_UTILITY {
+                Some(prev) => pg_guard_ffi_boundary(|| {
+                    prev(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc)
+                }),
+                None => pg_sys::standard_ProcessUtility(
+                    pstmt, query_string, read_only_tree, context, params, query_env, dest, qc,
+                ),
+            }
+        }
+    }
+    let Some(events) = events() else { return };
+    match write {
+        UtilityWrite::None => {}
+        UtilityWrite::CopyFrom(relation) => {
+            // SAFETY: name lookup without a new lock (COPY holds RowExclusiveLock already).
+            let relid = unsafe {
+                pg_sys::RangeVarGetRelidExtended(relation, pg_sys::NoLock as i32, pg_sys::RVROption::RVR_MISSING_OK, None, std::ptr::null_mut())
+            };
+            if relid != pg_sys::Oid::INVALID {
+                (events.relation_written)(relid);
+            }
+        }
+        // COMMIT PREPARED cannot run in a transaction block: when it returns, it is visible.
+        UtilityWrite::CommitPrepared => (events.prepared_committed)(),
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_xact_event(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+    let Some(events) = events() else { return };
+    match event {
+        // Called after ProcArrayEndTransaction: new snapshots already see the commit.
+        pg_sys::XactEvent::XACT_EVENT_COMMIT => (events.transaction_ended)(TransactionEnd::Committed),
+        pg_sys::XactEvent::XACT_EVENT_ABORT | pg_sys::XactEvent::XACT_EVENT_PREPARE => {
+            (events.transaction_ended)(TransactionEnd::NotCommitted)
+        }
+        _ => {}
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    let Some(events) = events() else { return };
+    (events.definitions_changed)();
+    // Only while this backend runs a utility statement is the invalidation its own DDL
+    // (TRUNCATE, ALTER TABLE, REFRESH MATERIALIZED VIEW, …) rather than another backend's.
+    if relid != pg_sys::Oid::INVALID && UTILITY_DEPTH.load(Ordering::Relaxed) > 0 {
+        (events.relation_written)(relid);
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_syscache_invalidation(_arg: pg_sys::Datum, _cache: i32, _hash: u32) {
+    if let Some(events) = events() {
+        (events.definitions_changed)();
+    }
+}
