@@ -33,9 +33,15 @@ pub fn loading_at_preload() -> bool {
     unsafe { pg_sys::process_shared_preload_libraries_in_progress }
 }
 
-/// Registers the regions and installs the hooks. Call once, from _PG_init, at preload.
+static INSTALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Registers the regions and installs the hooks (once, whoever calls first). Call from
+/// _PG_init, at preload.
 pub fn install(regions: Vec<Region>) {
     REGIONS.lock().unwrap_or_else(|e| e.into_inner()).extend(regions);
+    if INSTALLED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
     // SAFETY: _PG_init runs single-threaded in the postmaster; saving and replacing the hook
     // pointers is the documented way to chain hooks.
     unsafe {
