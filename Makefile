@@ -14,8 +14,14 @@ build:
 
 # Installs the freshly built extension into the local PostgreSQL 15 (used by the demo and
 # by the integration tests' private clusters).
+## Packaged, then moved into place file by file: a rename keeps running servers on the old
+## library (overwriting a loaded .so in place crashes them).
 install-ext:
-	cargo pgrx install -p pitstop --release --pg-config $(PG_CONFIG)
+	rm -rf target/pitstop-package
+	cargo pgrx package -p pitstop --pg-config $(PG_CONFIG) --out-dir target/pitstop-package
+	cd target/pitstop-package && find . -type f | while read -r f; do \
+		dest="/$${f#./}"; mkdir -p "$$(dirname "$$dest")"; \
+		cp "$$f" "$$dest.pitstop-new" && mv -f "$$dest.pitstop-new" "$$dest"; done
 
 ## Tier 1: pure-logic unit tests of the daemon and the harness (the extension's pure
 ## modules run their #[test]s inside tier 2's test binary).

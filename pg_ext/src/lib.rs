@@ -31,6 +31,8 @@ pub extern "C-unwind" fn _PG_init() {
 mod tests;
 #[cfg(any(test, feature = "pg_test"))]
 mod advisor_tests;
+#[cfg(any(test, feature = "pg_test"))]
+mod cache_tests;
 
 /// Required by `cargo pgrx test`.
 #[cfg(test)]

@@ -1,0 +1,35 @@
+# Shared by the benchmark scripts: a throwaway cluster running from a private copy of the
+# PostgreSQL installation. `cargo pgrx install`/`test` rewrite the system pitstop.so in place,
+# which crashes a server that has it loaded; a copy also pins one build for the whole run.
+# shellcheck shell=bash
+
+as_postgres() { if [ "$(id -u)" -eq 0 ]; then sudo -u postgres -- "$@"; else "$@"; fi; }
+
+# private_cluster DIR PORT EXTRA_CONF: copies the installation under DIR/pg, creates and starts
+# a cluster in DIR/data listening on a Unix socket in DIR; sets BIN and the PG* variables.
+private_cluster() {
+    local dir="$1" port="$2" conf="$3" prefix="$1/pg"
+    BIN="$prefix$(pg_config --bindir)"
+    stop_private_cluster "$dir"
+    rm -rf "$dir"
+    [ -f "$(pg_config --pkglibdir)/pitstop.so" ] || { echo "pitstop is not installed: make install-ext" >&2; exit 1; }
+    # Postgres finds lib/ and share/ relative to its binary, so the copy is self-contained.
+    for d in "$(dirname "$(pg_config --bindir)")" "$(pg_config --sharedir)"; do
+        mkdir -p "$prefix$(dirname "$d")"; cp -a "$d" "$prefix$d"
+    done
+    [ "$(id -u)" -eq 0 ] && chown -R postgres "$dir"
+    as_postgres "$BIN/initdb" -D "$dir/data" -U postgres --auth=trust >/dev/null
+    printf "port = %s\nlisten_addresses = ''\nunix_socket_directories = '%s'\n%s\n" "$port" "$dir" "$conf" |
+        as_postgres tee -a "$dir/data/postgresql.conf" >/dev/null
+    as_postgres "$BIN/pg_ctl" start -D "$dir/data" -l "$dir/log" -w >/dev/null
+    export PGHOST="$dir" PGPORT="$port" PGUSER=postgres PGDATABASE=postgres
+}
+
+stop_private_cluster() {
+    local bin="$1/pg$(pg_config --bindir)"
+    if [ -f "$1/data/postmaster.pid" ] && [ -x "$bin/pg_ctl" ]; then
+        as_postgres "$bin/pg_ctl" stop -D "$1/data" -m fast -w >/dev/null || true
+    fi
+}
+
+bench_psql() { "$BIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }

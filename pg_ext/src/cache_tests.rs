@@ -1,0 +1,239 @@
+//! `#[pg_test]`s of the result cache: one per correctness rule and bypass reason that a single
+//! transaction can show, bad input, and the statistics. Commit-time invalidation and
+//! concurrency are integration tests (tests/tests/cache.rs): a pg_test never commits.
+use pgrx::prelude::*;
+
+// A table committed with the extension: rows written inside a test's own transaction would
+// (rightly) make every call bypass the cache as the transaction's own uncommitted write.
+extension_sql!(
+    "CREATE TABLE cache_fixture(id int PRIMARY KEY, v text);
+     INSERT INTO cache_fixture SELECT g, 'v' || g FROM generate_series(1, 100) g;
+     GRANT SELECT ON cache_fixture TO PUBLIC;",
+    name = "cache_test_fixture"
+);
+
+// The pg_test runner calls functions in schema "tests", so the module has that name too.
+#[pg_schema]
+mod tests {
+    use crate::tests::tests::{count, sql_error};
+    use pgrx::prelude::*;
+    use pgrx::PgSqlErrorCode;
+
+    fn bypasses(reason: &str) -> i64 {
+        count(&format!("SELECT (bypass_reasons->>'{reason}')::int8 FROM pitstop.cache_stats()"))
+    }
+
+    fn hits() -> i64 {
+        count("SELECT hits FROM pitstop.cache_stats()")
+    }
+
+    /// Cache tests share one server-wide cache and its counters, and cargo runs tests in
+    /// parallel: each holds a transaction-level advisory lock so they run one at a time.
+    fn setup() {
+        Spi::run("SELECT pg_advisory_xact_lock(7460); SELECT pitstop.cache_clear()").unwrap();
+    }
+
+    fn cached_v(query: &str) -> Option<String> {
+        Spi::get_one::<String>(&format!("SELECT v FROM pitstop.cached($q${query}$q$) AS t(v text)")).unwrap()
+    }
+
+    /// Runs the query twice; true when the second call was a hit.
+    fn second_call_hits(query: &str) -> bool {
+        cached_v(query);
+        let before = hits();
+        cached_v(query);
+        hits() == before + 1
+    }
+
+    #[pg_test]
+    fn a_repeated_query_is_served_from_the_cache_with_its_rows() {
+        setup();
+        let rows = || {
+            Spi::connect(|c| {
+                c.select("SELECT id, v FROM pitstop.cached('select id, v from pitstop.cache_fixture where id <= $1 order by id', '{3}') AS t(id int, v text)", None, &[])
+                    .unwrap()
+                    .map(|r| (r.get::<i32>(1).unwrap().unwrap(), r.get::<String>(2).unwrap().unwrap()))
+                    .collect::<Vec<_>>()
+            })
+        };
+        let first = rows();
+        let before = hits();
+        assert_eq!(rows(), first);
+        assert_eq!(first, vec![(1, "v1".into()), (2, "v2".into()), (3, "v3".into())]);
+        assert_eq!(hits(), before + 1);
+        assert_eq!(count("SELECT count(*) FROM pitstop.cache_entries WHERE query LIKE '%pitstop.cache_fixture where id <= $1%'"), 1);
+        let json = Spi::get_one::<pgrx::JsonB>("SELECT pitstop.cached_json('select id, v from pitstop.cache_fixture where id = $1', '{2}')").unwrap().unwrap();
+        assert_eq!(json.0, serde_json::json!([{"id": 2, "v": "v2"}]));
+        let empty = Spi::get_one::<pgrx::JsonB>("SELECT pitstop.cached_json('select id from pitstop.cache_fixture where false')").unwrap().unwrap();
+        assert_eq!(empty.0, serde_json::json!([]));
+    }
+
+    #[pg_test]
+    fn volatile_and_non_builtin_stable_functions_and_the_clock_bypass() {
+        setup();
+        Spi::run("CREATE FUNCTION cache_stable_fn() RETURNS text STABLE LANGUAGE sql AS 'select v from pitstop.cache_fixture limit 1'").unwrap();
+        let before = bypasses("volatile_function");
+        assert!(!second_call_hits("select v || random() as v from pitstop.cache_fixture limit 1"));
+        assert_eq!(bypasses("volatile_function"), before + 2);
+        let before = bypasses("stable_function");
+        assert!(!second_call_hits("select cache_stable_fn() as v"));
+        assert!(!second_call_hits("select now()::text as v"));
+        assert!(!second_call_hits("select current_timestamp::text as v"));
+        assert!(!second_call_hits("select current_setting('work_mem') as v"));
+        assert_eq!(bypasses("stable_function"), before + 8);
+        // A built-in STABLE function that depends only on settings in the key is fine.
+        assert!(second_call_hits("select to_char(timestamptz '2024-01-01', 'YYYY') as v"));
+    }
+
+    #[pg_test]
+    fn for_update_temporary_tables_catalogs_and_row_level_security_bypass() {
+        setup();
+        for (query, reason) in [
+            ("select v from pitstop.cache_fixture where id = 1 for update", "for_update"),
+            ("select v from pitstop.cache_fixture where id = 1 for share", "for_update"),
+            ("select relname::text as v from pg_class limit 1", "system_catalog"),
+        ] {
+            let before = bypasses(reason);
+            assert!(!second_call_hits(query), "{query}");
+            assert_eq!(bypasses(reason), before + 2, "{query}");
+        }
+        Spi::run("CREATE TEMP TABLE cache_tmp(v text); INSERT INTO cache_tmp VALUES ('t')").unwrap();
+        let before = bypasses("temporary_table");
+        assert!(!second_call_hits("select v from cache_tmp"));
+        assert_eq!(bypasses("temporary_table"), before + 2);
+        Spi::run("CREATE TABLE cache_rls(v text); ALTER TABLE cache_rls ENABLE ROW LEVEL SECURITY; INSERT INTO cache_rls VALUES ('r')").unwrap();
+        let before = bypasses("row_level_security");
+        assert!(!second_call_hits("select v from cache_rls"));
+        assert_eq!(bypasses("row_level_security"), before + 2);
+        Spi::run("CREATE VIEW cache_rls_view AS SELECT v FROM cache_rls").unwrap();
+        assert!(!second_call_hits("select v from cache_rls_view"), "RLS is seen through a view");
+    }
+
+    #[pg_test]
+    fn own_uncommitted_writes_are_seen_and_never_cached() {
+        setup();
+        let query = "select v from pitstop.cache_fixture where id = 1";
+        assert!(second_call_hits(query));
+        Spi::run("UPDATE pitstop.cache_fixture SET v = 'mine' WHERE id = 1").unwrap();
+        let before = bypasses("own_uncommitted_write");
+        assert_eq!(cached_v(query).as_deref(), Some("mine"), "the hit would be older than our own write");
+        assert_eq!(cached_v(query).as_deref(), Some("mine"));
+        assert_eq!(bypasses("own_uncommitted_write"), before + 2);
+        // Written through a trigger on another table counts too.
+        Spi::run(
+            "CREATE TABLE cache_src(id int);
+             CREATE FUNCTION cache_touch() RETURNS trigger LANGUAGE plpgsql AS
+               $$BEGIN UPDATE pitstop.cache_fixture SET v = 'via trigger' WHERE id = 2; RETURN NULL; END$$;
+             CREATE TRIGGER cache_touch AFTER INSERT ON cache_src FOR EACH STATEMENT EXECUTE FUNCTION cache_touch();",
+        )
+        .unwrap();
+        Spi::run("INSERT INTO cache_src VALUES (1)").unwrap();
+        assert_eq!(cached_v("select v from pitstop.cache_fixture where id = 2").as_deref(), Some("via trigger"));
+    }
+
+    #[pg_test]
+    fn role_search_path_and_timezone_are_part_of_the_key() {
+        setup();
+        Spi::run(
+            "CREATE ROLE cache_reader; GRANT USAGE ON SCHEMA pitstop TO cache_reader;
+             CREATE SCHEMA cache_other; CREATE TABLE cache_other.cache_fixture(id int, v text);
+             INSERT INTO cache_other.cache_fixture VALUES (1, 'other');",
+        )
+        .unwrap();
+        let query = "select v from cache_fixture where id = 1";
+        Spi::run("SET search_path = pitstop").unwrap();
+        assert_eq!(cached_v(query).as_deref(), Some("v1"));
+        Spi::run("SET search_path = cache_other").unwrap();
+        assert_eq!(cached_v(query).as_deref(), Some("other"), "same text, other search_path: other table");
+        Spi::run("SET search_path = pitstop").unwrap();
+        assert!(second_call_hits(query));
+        let before = count("SELECT count(*) FROM pitstop.cache_entries");
+        Spi::run("SET ROLE cache_reader").unwrap();
+        let hits_before = hits();
+        assert_eq!(cached_v(query).as_deref(), Some("v1"));
+        assert_eq!(hits(), hits_before, "another role does not get the first role's entry");
+        Spi::run("RESET ROLE").unwrap();
+        assert_eq!(count("SELECT count(*) FROM pitstop.cache_entries"), before + 1);
+        Spi::run("RESET search_path").unwrap();
+        let at = |zone: &str| {
+            Spi::run(&format!("SET TimeZone = '{zone}'")).unwrap();
+            Spi::get_one::<pgrx::JsonB>("SELECT pitstop.cached_json('select timestamptz ''2024-01-01 12:00+00'' as at')").unwrap().unwrap().0
+        };
+        assert_ne!(at("UTC"), at("Asia/Tokyo"));
+        assert_eq!(at("UTC")[0]["at"], "2024-01-01T12:00:00+00:00");
+    }
+
+    #[pg_test]
+    fn the_cache_can_be_switched_off_and_large_results_are_not_stored() {
+        setup();
+        Spi::run("SET pitstop.cache_enabled = off").unwrap();
+        let before = bypasses("disabled");
+        assert!(!second_call_hits("select v from pitstop.cache_fixture where id = 3"));
+        assert_eq!(bypasses("disabled"), before + 2);
+        Spi::run("RESET pitstop.cache_enabled; SET pitstop.cache_max_entry = '1kB'").unwrap();
+        let before = bypasses("result_too_large");
+        assert!(!second_call_hits("select string_agg(repeat(v, 20), ',') as v from pitstop.cache_fixture"));
+        assert_eq!(bypasses("result_too_large"), before + 2);
+    }
+
+    #[pg_test]
+    fn invalidate_and_clear_make_the_next_call_a_miss() {
+        setup();
+        let query = "select v from pitstop.cache_fixture where id = 4";
+        assert!(second_call_hits(query));
+        Spi::run("SELECT pitstop.cache_invalidate('pitstop.cache_fixture')").unwrap();
+        let before = hits();
+        cached_v(query);
+        assert_eq!(hits(), before, "invalidated");
+        assert!(count("SELECT pitstop.cache_clear()") >= 1);
+        assert_eq!(count("SELECT entries FROM pitstop.cache_stats()"), 0);
+        let (code, _, _) = sql_error("SELECT pitstop.cache_invalidate(NULL)");
+        assert_eq!(code, PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED);
+    }
+
+    #[pg_test]
+    fn bad_input_is_a_clear_error_and_nothing_runs() {
+        setup();
+        for (sql, expected) in [
+            ("SELECT * FROM pitstop.cached('insert into pitstop.cache_fixture values (1000, ''x'')') AS t(id int)", PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED),
+            ("SELECT * FROM pitstop.cached('delete from pitstop.cache_fixture') AS t(id int)", PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED),
+            ("SELECT * FROM pitstop.cached('with d as (delete from pitstop.cache_fixture returning id) select id from d') AS t(id int)", PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED),
+            ("SELECT * FROM pitstop.cached('do $$ begin delete from pitstop.cache_fixture; end $$') AS t(id int)", PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED),
+            ("SELECT * FROM pitstop.cached('create table cache_x(i int)') AS t(id int)", PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED),
+            ("SELECT * FROM pitstop.cached('select 1; delete from pitstop.cache_fixture') AS t(id int)", PgSqlErrorCode::ERRCODE_SYNTAX_ERROR),
+            ("SELECT * FROM pitstop.cached('select * into cache_y from pitstop.cache_fixture') AS t(id int)", PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED),
+            ("SELECT * FROM pitstop.cached('selec 1') AS t(id int)", PgSqlErrorCode::ERRCODE_SYNTAX_ERROR),
+            ("SELECT * FROM pitstop.cached('select id from pitstop.cache_fixture where id = $1') AS t(id int)", PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE),
+            ("SELECT * FROM pitstop.cached('select id from pitstop.cache_fixture where id = $1', '{1,2}') AS t(id int)", PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE),
+            ("SELECT * FROM pitstop.cached('select id from pitstop.cache_fixture where id = $1', '{abc}') AS t(id int)", PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION),
+            ("SELECT * FROM pitstop.cached('select id, v from pitstop.cache_fixture') AS t(id int)", PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH),
+            ("SELECT * FROM pitstop.cached('select id from pitstop.cache_fixture') AS t(id text)", PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH),
+            ("SELECT * FROM pitstop.cached(NULL) AS t(id int)", PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED),
+            ("SELECT * FROM pitstop.cached('select 1', NULL, '-1 minute') AS t(id int)", PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE),
+            ("SELECT pitstop.cached('select 1')", PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH),
+        ] {
+            let (code, message, _) = sql_error(sql);
+            assert_eq!(code, expected, "{sql}: {message}");
+        }
+        assert_eq!(count("SELECT count(*) FROM pitstop.cache_fixture"), 100, "nothing was written");
+        assert_eq!(count("SELECT count(*) FROM pg_class WHERE relname IN ('cache_x', 'cache_y')"), 0);
+        let (_, message, _) = sql_error("SELECT * FROM pitstop.cached('select id from pitstop.cache_fixture') AS t(id text)");
+        assert!(message.contains("column definition list"), "{message}");
+    }
+
+    #[pg_test]
+    fn a_ttl_expires_the_entry() {
+        setup();
+        let query = "SELECT v FROM pitstop.cached('select v from pitstop.cache_fixture where id = 5', NULL, '50 milliseconds') AS t(v text)";
+        Spi::run(query).unwrap();
+        Spi::run("SELECT pg_sleep(0.1)").unwrap();
+        let before = count("SELECT expired FROM pitstop.cache_stats()");
+        Spi::run(query).unwrap();
+        assert_eq!(count("SELECT expired FROM pitstop.cache_stats()"), before + 1);
+        let expires = Spi::get_one::<bool>(
+            "SELECT expires_at > created_at AND expires_at < created_at + interval '1 second' FROM pitstop.cache_entries WHERE query LIKE '%id = 5'",
+        )
+        .unwrap();
+        assert_eq!(expires, Some(true));
+    }
+}
