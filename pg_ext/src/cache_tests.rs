@@ -227,9 +227,9 @@ mod tests {
         let query = "SELECT v FROM pitstop.cached('select v from pitstop.cache_fixture where id = 5', NULL, '50 milliseconds') AS t(v text)";
         Spi::run(query).unwrap();
         Spi::run("SELECT pg_sleep(0.1)").unwrap();
-        let before = count("SELECT expired FROM pitstop.cache_stats()");
+        let before = count("SELECT stale FROM pitstop.cache_stats()");
         Spi::run(query).unwrap();
-        assert_eq!(count("SELECT expired FROM pitstop.cache_stats()"), before + 1);
+        assert_eq!(count("SELECT stale FROM pitstop.cache_stats()"), before + 1);
         let expires = Spi::get_one::<bool>(
             "SELECT expires_at > created_at AND expires_at < created_at + interval '1 second' FROM pitstop.cache_entries WHERE query LIKE '%id = 5'",
         )

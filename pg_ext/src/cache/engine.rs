@@ -126,7 +126,7 @@ pub fn call(flavor: Flavor, query: &str, params: &[Option<String>], ttl_micros: 
             return Ok(run());
         }
         Some((Lookup::Stale, ..)) => {
-            store.count(Counter::Expired);
+            store.count(Counter::Stale);
             store.count(Counter::Misses);
         }
         Some((Lookup::Miss, ..)) => store.count(Counter::Misses),

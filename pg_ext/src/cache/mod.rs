@@ -38,7 +38,7 @@ pub fn init() {
     write_tracking::install(write_tracking::WriteEvents {
         relation_written: tracking::relation_written,
         transaction_ended: tracking::transaction_ended,
-        prepared_committed: tracking::prepared_committed,
+        prepared_commit: tracking::prepared_commit,
         definitions_changed: tracking::definitions_changed,
     });
 }

@@ -25,7 +25,7 @@ pub enum Counter {
     Fills,
     Invalidations,
     Evictions,
-    Expired,
+    Stale,
 }
 pub const COUNTERS: usize = 6;
 
@@ -119,6 +119,8 @@ struct Header {
     entries_per_partition: u32,
     chunks: u32,
     epoch: AtomicU64,
+    /// Commits whose writes nobody can attribute (COMMIT PREPARED) under way.
+    global_in_flight: AtomicU32,
     clock_hand: AtomicU32,
     /// Head of the free chunk list; under the free-list lock.
     free_head: AtomicU32,
@@ -168,7 +170,8 @@ struct Layout {
 fn layout(chunks: usize) -> Layout {
     let entries = (chunks / 2).max(PARTITIONS * 4) / PARTITIONS * PARTITIONS;
     let versions_at = size_of::<Header>().next_multiple_of(64);
-    let hashes_at = (versions_at + VERSION_SLOTS * 8).next_multiple_of(64);
+    // Per slot: the version (u64) and the number of commits writing it under way (u64).
+    let hashes_at = (versions_at + VERSION_SLOTS * 16).next_multiple_of(64);
     let entries_at = (hashes_at + entries * 8).next_multiple_of(64);
     let chunks_at = (entries_at + entries * size_of::<Entry>()).next_multiple_of(64);
     Layout { entries, versions_at, hashes_at, entries_at, chunks_at, end: chunks_at + chunks * size_of::<Chunk>() }
@@ -286,6 +289,12 @@ impl Store {
         unsafe { std::slice::from_raw_parts(self.base.add(at) as *const AtomicU64, VERSION_SLOTS) }
     }
 
+    fn in_flight(&self) -> &[AtomicU64] {
+        let at = layout(self.chunk_count() as usize).versions_at + VERSION_SLOTS * 8;
+        // SAFETY: VERSION_SLOTS atomics right after the versions.
+        unsafe { std::slice::from_raw_parts(self.base.add(at) as *const AtomicU64, VERSION_SLOTS) }
+    }
+
     /// Key hashes of one partition's entries (read under its lock, written under its
     /// exclusive lock; atomics so that readers and the writer never race on a torn value).
     fn hashes(&self, partition: usize) -> &[AtomicU64] {
@@ -352,6 +361,31 @@ impl Store {
 
     pub fn bump(&self, slot: u32) {
         self.versions()[slot as usize].fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A commit that wrote this slot's relations is about to become visible: until
+    /// `commit_finished`, no entry depending on the slot is served. Without this, a reader
+    /// could hit an old entry between the moment the commit is visible and the bump.
+    pub fn commit_starting(&self, slot: u32) {
+        self.in_flight()[slot as usize].fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The commit is visible (`committed`: bump the version first) or was abandoned.
+    pub fn commit_finished(&self, slot: u32, committed: bool) {
+        if committed {
+            self.bump(slot);
+        }
+        self.in_flight()[slot as usize].fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// The same for a commit whose writes are unknown (all entries wait, then go stale).
+    pub fn global_commit_starting(&self) {
+        self.header().global_in_flight.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn global_commit_finished(&self) {
+        self.bump_epoch();
+        self.header().global_in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 
     pub fn epoch(&self) -> u64 {
@@ -451,10 +485,15 @@ impl Store {
         stored == key
     }
 
+    /// Servable: not expired, no commit under way on what it read, nothing it read moved.
+    /// In-flight counters are read before versions, and writers bump before they decrement.
     fn fresh(&self, entry: &Entry, now: i64) -> bool {
+        let deps = &entry.deps[..entry.ndeps as usize];
         (entry.expires == 0 || now < entry.expires)
+            && self.header().global_in_flight.load(Ordering::SeqCst) == 0
+            && deps.iter().all(|d| self.in_flight()[d.slot as usize].load(Ordering::SeqCst) == 0)
             && entry.epoch == self.epoch()
-            && entry.deps[..entry.ndeps as usize].iter().all(|d| self.version(d.slot) == d.version)
+            && deps.iter().all(|d| self.version(d.slot) == d.version)
     }
 
     /// Looks `key` up; on a hit copies the result into `out` and returns the relations the
@@ -730,6 +769,26 @@ mod tests {
         assert_eq!(get(&f, b"q"), (Lookup::Hit, b"new".to_vec()), "the refill replaced the stale entry");
         f.store.bump_epoch();
         assert_eq!(get(&f, b"q").0, Lookup::Stale);
+    }
+
+    #[test]
+    fn no_entry_is_served_while_a_commit_on_its_relations_is_under_way() {
+        let f = fixture(1 << 20);
+        let slot = Store::version_slot(1, 16384);
+        let deps = [Dep { relid: 16384, slot, version: f.store.version(slot) }];
+        f.store.insert(&f.locks, &entry(b"q", b"rows", &deps, f.store.epoch()), 0).unwrap();
+        f.store.commit_starting(slot);
+        assert_eq!(get(&f, b"q").0, Lookup::Stale);
+        f.store.commit_finished(slot, false);
+        assert_eq!(get(&f, b"q").0, Lookup::Hit, "an abandoned commit changes nothing");
+        f.store.commit_starting(slot);
+        f.store.commit_finished(slot, true);
+        assert_eq!(get(&f, b"q").0, Lookup::Stale);
+        f.store.insert(&f.locks, &entry(b"p", b"rows", &[], f.store.epoch()), 0).unwrap();
+        f.store.global_commit_starting();
+        assert_eq!(get(&f, b"p").0, Lookup::Stale);
+        f.store.global_commit_finished();
+        assert_eq!(get(&f, b"p").0, Lookup::Stale, "the epoch moved");
     }
 
     #[test]

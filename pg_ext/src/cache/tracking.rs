@@ -1,7 +1,8 @@
 //! What this backend's transaction wrote, and what a cache fill read: the backend-local half
-//! of invalidation. Versions are bumped when the transaction commits (after it is visible),
-//! never before; rolled-back and prepared transactions bump nothing here (COMMIT PREPARED
-//! bumps the global epoch, since nobody can say what it wrote).
+//! of invalidation. At pre-commit the written relations are marked "commit under way" (no
+//! entry reading them is served); once the commit is visible their versions are bumped and
+//! the mark removed. Rolled-back and prepared transactions bump nothing here; COMMIT
+//! PREPARED does the same with a global mark and epoch, since nobody can say what it wrote.
 
 use crate::cache::attached;
 use crate::cache::store::{Counter, Store};
@@ -14,6 +15,8 @@ use std::collections::BTreeSet;
 thread_local! {
     /// Relations written by the current transaction.
     static WRITTEN: RefCell<BTreeSet<u32>> = const { RefCell::new(BTreeSet::new()) };
+    /// Version slots marked as having a commit under way (between pre-commit and commit).
+    static PENDING: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
     /// Relations read while a cache fill runs its query; None when no fill runs.
     static FILL_READS: RefCell<Option<BTreeSet<u32>>> = const { RefCell::new(None) };
     /// Bumped whenever a relation or function definition may have changed.
@@ -42,22 +45,57 @@ pub fn relation_written(relid: pg_sys::Oid) {
     });
 }
 
+/// Slots this backend marked as "commit under way" at pre-commit.
+fn take_pending() -> Vec<u32> {
+    PENDING.with(|p| p.try_borrow_mut().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default())
+}
+
 pub fn transaction_ended(end: TransactionEnd) {
-    let written = WRITTEN.with(|w| w.try_borrow_mut().map(|mut w| std::mem::take(&mut *w)).unwrap_or_default());
-    if end != TransactionEnd::Committed || written.is_empty() {
-        return;
-    }
     let Some((store, _)) = attached() else { return };
     let dbid = backend::current_database().to_u32();
-    for relid in written {
-        store.bump(Store::version_slot(dbid, relid));
-        store.count(Counter::Invalidations);
+    let slots = |relids: BTreeSet<u32>| -> BTreeSet<u32> { relids.into_iter().map(|r| Store::version_slot(dbid, r)).collect() };
+    match end {
+        TransactionEnd::Committing => {
+            let written = WRITTEN.with(|w| w.try_borrow().map(|w| w.clone()).unwrap_or_default());
+            let slots: Vec<u32> = slots(written).into_iter().collect();
+            for slot in &slots {
+                store.commit_starting(*slot);
+            }
+            PENDING.with(|p| {
+                if let Ok(mut p) = p.try_borrow_mut() {
+                    p.extend(slots);
+                }
+            });
+        }
+        TransactionEnd::Committed => {
+            let pending = take_pending();
+            let written = WRITTEN.with(|w| w.try_borrow_mut().map(|mut w| std::mem::take(&mut *w)).unwrap_or_default());
+            // Written after pre-commit (ON COMMIT actions): bumped without the in-flight mark.
+            for slot in slots(written) {
+                if !pending.contains(&slot) {
+                    store.bump(slot);
+                }
+            }
+            for slot in pending {
+                store.commit_finished(slot, true);
+                store.count(Counter::Invalidations);
+            }
+        }
+        TransactionEnd::NotCommitted => {
+            WRITTEN.with(|w| w.try_borrow_mut().map(|mut w| w.clear()).ok());
+            for slot in take_pending() {
+                store.commit_finished(slot, false);
+            }
+        }
     }
 }
 
-pub fn prepared_committed() {
-    if let Some((store, _)) = attached() {
-        store.bump_epoch();
+pub fn prepared_commit(starting: bool) {
+    let Some((store, _)) = attached() else { return };
+    if starting {
+        store.global_commit_starting();
+    } else {
+        store.global_commit_finished();
         store.count(Counter::Invalidations);
     }
 }

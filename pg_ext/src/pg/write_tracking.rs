@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TransactionEnd {
+    /// About to commit: not yet visible to other snapshots.
+    Committing,
     /// Committed and visible to new snapshots.
     Committed,
     /// Rolled back, or prepared (its writes become visible only at COMMIT PREPARED).
@@ -20,8 +22,9 @@ pub struct WriteEvents {
     /// A relation was written (or changed definition) in the current transaction.
     pub relation_written: fn(pg_sys::Oid),
     pub transaction_ended: fn(TransactionEnd),
-    /// A prepared transaction committed: its writes cannot be attributed.
-    pub prepared_committed: fn(),
+    /// A prepared transaction is committing (true) or done committing (false): its writes
+    /// cannot be attributed.
+    pub prepared_commit: fn(starting: bool),
     /// Any relation or function definition may have changed (cached analyses are void).
     pub definitions_changed: fn(),
 }
@@ -117,6 +120,21 @@ unsafe extern "C-unwind" fn process_utility(
 ) {
     // SAFETY: pstmt is the utility statement being run.
     let write = unsafe { utility_write((*pstmt).utilityStmt) };
+    let events = events();
+    /// Ends the COMMIT PREPARED window whether it succeeded or raised an ERROR.
+    struct PreparedCommit(fn(bool));
+    impl Drop for PreparedCommit {
+        fn drop(&mut self) {
+            (self.0)(false);
+        }
+    }
+    let _prepared = match (&write, events) {
+        (UtilityWrite::CommitPrepared, Some(events)) => {
+            (events.prepared_commit)(true);
+            Some(PreparedCommit(events.prepared_commit))
+        }
+        _ => None,
+    };
     {
         let _depth = UtilityDepth::enter();
         // SAFETY: chaining with our own arguments.
@@ -131,9 +149,9 @@ unsafe extern "C-unwind" fn process_utility(
             }
         }
     }
-    let Some(events) = events() else { return };
+    let Some(events) = events else { return };
     match write {
-        UtilityWrite::None => {}
+        UtilityWrite::None | UtilityWrite::CommitPrepared => {}
         UtilityWrite::CopyFrom(relation) => {
             // SAFETY: name lookup without a new lock (COPY holds RowExclusiveLock already).
             let relid = unsafe {
@@ -143,8 +161,6 @@ unsafe extern "C-unwind" fn process_utility(
                 (events.relation_written)(relid);
             }
         }
-        // COMMIT PREPARED cannot run in a transaction block: when it returns, it is visible.
-        UtilityWrite::CommitPrepared => (events.prepared_committed)(),
     }
 }
 
@@ -152,6 +168,7 @@ unsafe extern "C-unwind" fn process_utility(
 unsafe extern "C-unwind" fn on_xact_event(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
     let Some(events) = events() else { return };
     match event {
+        pg_sys::XactEvent::XACT_EVENT_PRE_COMMIT => (events.transaction_ended)(TransactionEnd::Committing),
         // Called after ProcArrayEndTransaction: new snapshots already see the commit.
         pg_sys::XactEvent::XACT_EVENT_COMMIT => (events.transaction_ended)(TransactionEnd::Committed),
         pg_sys::XactEvent::XACT_EVENT_ABORT | pg_sys::XactEvent::XACT_EVENT_PREPARE => {
