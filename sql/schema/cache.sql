@@ -33,6 +33,18 @@ CREATE TABLE invalidation_outbox (
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE invalidation_outbox IS 'Invalidations of tracked tables, for pitstop''s Redis relay';
+-- The relay reads by transaction id: every transaction below the oldest running one has
+-- finished, so all of its rows are visible (ids alone can commit out of order).
+CREATE INDEX invalidation_outbox_xid ON invalidation_outbox (xid);
+
+-- Where each relay consumer is: every outbox row with xid < horizon has been delivered.
+CREATE TABLE relay_state (
+    consumer    text PRIMARY KEY,
+    horizon     xid8        NOT NULL DEFAULT '0',
+    delivered   bigint      NOT NULL DEFAULT 0,
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE relay_state IS 'Cursor of each pitstop relay: outbox rows with xid below horizon are delivered';
 
 -- Statement-level trigger body. SECURITY DEFINER so that application roles writing a tracked
 -- table need no privileges on the outbox; search_path is pinned for that reason.

@@ -752,7 +752,8 @@ fn outbox_count(c: &mut Client) -> i64 {
 }
 
 fn next_notification(c: &mut Client, wait: Duration) -> Option<postgres::Notification> {
-    c.notifications().timeout_iter(wait).next().map(|n| n.unwrap())
+    use postgres::fallible_iterator::FallibleIterator;
+    c.notifications().timeout_iter(wait).next().unwrap()
 }
 
 #[test]
