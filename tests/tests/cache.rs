@@ -138,6 +138,12 @@ fn expect_cached_with(c: &mut Client, query: &str, params: &[&str], coldef: &str
     assert_eq!(hits, i64::from(hit), "{query:?}: expected {}; stats before {before:?} after {after:?}", if hit { "a hit" } else { "no hit" });
 }
 
+/// Makes sure `query` is cached (whether or not it was) and checks that a call hits.
+fn ensure_cached(c: &mut Client, query: &str, coldef: &str, expected: &[&str]) {
+    assert_eq!(cached(c, query, coldef), expected, "pitstop.cached({query:?})");
+    expect_cached(c, query, coldef, expected, true);
+}
+
 /// Fills the cache with `query` (a miss) and checks that the next call is a hit.
 fn warm(c: &mut Client, query: &str, coldef: &str, expected: &[&str]) {
     let before = stats(c);
@@ -173,7 +179,7 @@ fn invalidation_case(
     write: impl FnOnce(&mut Client),
     after: &[&str],
 ) {
-    warm(a, query, coldef, before);
+    ensure_cached(a, query, coldef, before);
     let mut b = cluster.connect();
     let s0 = stats(a);
     write(&mut b);
@@ -521,8 +527,9 @@ fn commit_prepared_invalidates() {
     assert_eq!(cached(&mut a, q, col), ["20"]);
 
     // A prepared transaction committed by the session that prepared it.
-    b.batch_execute("BEGIN; UPDATE t SET v = 40 WHERE id = 1; PREPARE TRANSACTION 'z'; COMMIT PREPARED 'z';")
-        .unwrap();
+    b.batch_execute("BEGIN; UPDATE t SET v = 40 WHERE id = 1; PREPARE TRANSACTION 'z';").unwrap();
+    assert_eq!(cached(&mut a, q, col), ["20"]);
+    b.batch_execute("COMMIT PREPARED 'z'").unwrap();
     assert_eq!(cached(&mut a, q, col), ["40"]);
 }
 
@@ -631,7 +638,7 @@ fn timezone_and_datestyle_are_part_of_the_key() {
 fn concurrent_readers_never_see_stale_or_rolled_back_values() {
     const WRITERS: usize = 3;
     const READERS: usize = 3;
-    const OPS: usize = 400;
+    const OPS: usize = 1000;
     const POISON: i64 = 1_000_000;
     let (cluster, mut setup) = cluster("CREATE TABLE counter(id int PRIMARY KEY, v bigint); INSERT INTO counter VALUES (1, 0);");
     let q = "select v from counter where id = 1";
@@ -930,12 +937,9 @@ fn cache_stays_within_its_memory_and_evicts() {
 
 // ---- 10. bad input ---------------------------------------------------------------------
 
-#[test]
-fn bad_input_is_a_clear_error_and_writes_nothing() {
-    let (cluster, mut a) = cluster("CREATE TABLE t(id int PRIMARY KEY, v bigint); INSERT INTO t VALUES (1, 10);");
-    let col = "x int";
-    let count = |c: &mut Client| scalar_i64(c, "SELECT count(*) FROM t");
-    let cases: &[(&str, &[&str], &str, SqlState)] = &[
+/// Statements `pitstop.cached` must reject, with the SQLSTATE expected.
+fn bad_inputs(col: &'static str) -> Vec<(&'static str, &'static [&'static str], &'static str, SqlState)> {
+    vec![
         ("insert into t values (5, 5)", &[], col, SqlState::FEATURE_NOT_SUPPORTED),
         ("update t set v = 0", &[], col, SqlState::FEATURE_NOT_SUPPORTED),
         ("delete from t", &[], col, SqlState::FEATURE_NOT_SUPPORTED),
@@ -955,12 +959,22 @@ fn bad_input_is_a_clear_error_and_writes_nothing() {
         ("select id from t where id = $1 and v = $2", &["1"], col, SqlState::INVALID_PARAMETER_VALUE),
         ("select id from t where id = $1", &["abc"], col, SqlState::INVALID_TEXT_REPRESENTATION),
         ("select id from t where id = $1", &["99999999999"], col, SqlState::NUMERIC_VALUE_OUT_OF_RANGE),
-        ("select v from t", &[], "v int", SqlState::DATATYPE_MISMATCH),
+    ]
+}
+
+#[test]
+fn bad_input_is_a_clear_error_and_writes_nothing() {
+    let (cluster, mut a) = cluster("CREATE TABLE t(id int PRIMARY KEY, v bigint); INSERT INTO t VALUES (1, 10);");
+    let col = "x int";
+    let count = |c: &mut Client| scalar_i64(c, "SELECT count(*) FROM t");
+    let mut cases = bad_inputs(col);
+    cases.extend([
+        ("select v from t", &[][..], "v int", SqlState::DATATYPE_MISMATCH),
         ("select id, v from t", &[], "id int", SqlState::DATATYPE_MISMATCH),
         ("select id from t", &[], "id int, v bigint", SqlState::DATATYPE_MISMATCH),
-    ];
+    ]);
     let mut failures = Vec::new();
-    for (query, params, coldef, code) in cases {
+    for (query, params, coldef, code) in &cases {
         let result = try_cached(&mut a, query, params, coldef);
         match &result {
             Err(e) if e.code() == Some(code) => {
@@ -968,14 +982,6 @@ fn bad_input_is_a_clear_error_and_writes_nothing() {
                 assert!(!db.message().is_empty());
             }
             other => failures.push(format!("{query:?} {params:?} AS ({coldef}): expected {code:?}, got {other:?}")),
-        }
-        if let Err(e) = try_cached_json(&mut a, query, params) {
-            // cached_json has no column list: only the column-list cases succeed there.
-            if *coldef == col && e.code() != Some(code) {
-                failures.push(format!("cached_json {query:?} {params:?}: expected {code:?}, got {e:?}"));
-            }
-        } else if *coldef == col {
-            failures.push(format!("cached_json {query:?} {params:?}: expected {code:?}, got a result"));
         }
     }
     assert_eq!(count(&mut a), 1, "a rejected statement wrote rows: {:?}", a.query("SELECT * FROM t", &[]).unwrap());
@@ -1008,6 +1014,27 @@ fn bad_input_is_a_clear_error_and_writes_nothing() {
     assert_eq!(try_cached(&mut b, "select id from t where id = $1", &["1"], "id int").unwrap(), ["1"]);
     let s = stats(&mut a);
     assert_eq!(s.reason("internal_error"), 0, "{s:?}");
+    assert!(failures.is_empty(), "wrong errors:\n{}", failures.join("\n"));
+}
+
+/// `cached_json` wraps the query; its rejections must be as clear as those of `cached`.
+#[test]
+fn cached_json_rejects_bad_input_like_cached() {
+    let (_cluster, mut a) = cluster("CREATE TABLE t(id int PRIMARY KEY, v bigint); INSERT INTO t VALUES (1, 10);");
+    let mut failures = Vec::new();
+    for (query, params, _, code) in &bad_inputs("x int") {
+        match try_cached_json(&mut a, query, params) {
+            Err(e) if e.code() == Some(code) => {}
+            Err(e) => failures.push(format!(
+                "cached_json({query:?}, {params:?}): expected {code:?}, got {:?}: {}",
+                e.code(),
+                e.as_db_error().map(|d| d.message()).unwrap_or("")
+            )),
+            Ok(v) => failures.push(format!("cached_json({query:?}, {params:?}): expected {code:?}, got {v}")),
+        }
+    }
+    assert_eq!(scalar_i64(&mut a, "SELECT count(*) FROM t"), 1, "a rejected statement wrote rows");
+    assert_eq!(scalar_i64(&mut a, "SELECT count(*) FROM pg_class WHERE relname = 'made_by_cached'"), 0);
     assert!(failures.is_empty(), "wrong errors:\n{}", failures.join("\n"));
 }
 

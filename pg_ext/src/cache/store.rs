@@ -819,7 +819,7 @@ mod tests {
 
     #[test]
     fn filling_past_the_size_evicts_and_never_exceeds_it() {
-        let f = fixture(256 * 1024);
+        let f = fixture(1 << 20);
         let capacity = f.store.capacity_bytes();
         let result = vec![7u8; 3000];
         for i in 0..2000u32 {
@@ -836,7 +836,7 @@ mod tests {
 
     #[test]
     fn clock_keeps_recently_hit_entries() {
-        let f = fixture(256 * 1024);
+        let f = fixture(1 << 20);
         let result = vec![1u8; 3000];
         f.store.insert(&f.locks, &entry(b"hot", &result, &[], 0), 0).unwrap();
         for i in 0..500u32 {
