@@ -5,10 +5,22 @@ use pgrx::prelude::*;
 
 // A table committed with the extension: rows written inside a test's own transaction would
 // (rightly) make every call bypass the cache as the transaction's own uncommitted write.
+// DDL inside a test's transaction would also make the cache step aside for the rest of it, so
+// the other objects the tests need are created here too.
 extension_sql!(
-    "CREATE TABLE cache_fixture(id int PRIMARY KEY, v text);
-     INSERT INTO cache_fixture SELECT g, 'v' || g FROM generate_series(1, 100) g;
-     GRANT SELECT ON cache_fixture TO PUBLIC;",
+    r#"
+CREATE TABLE cache_fixture(id int PRIMARY KEY, v text);
+INSERT INTO cache_fixture SELECT g, 'v' || g FROM generate_series(1, 100) g;
+GRANT SELECT ON cache_fixture TO PUBLIC;
+CREATE FUNCTION cache_stable_fn() RETURNS text STABLE LANGUAGE sql AS 'select v from @extschema@.cache_fixture limit 1';
+DO $$ BEGIN CREATE ROLE cache_reader; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+GRANT USAGE ON SCHEMA @extschema@ TO cache_reader;
+CREATE SCHEMA cache_other;
+CREATE TABLE cache_other.cache_fixture(id int, v text);
+INSERT INTO cache_other.cache_fixture VALUES (1, 'other');
+GRANT USAGE ON SCHEMA cache_other TO PUBLIC;
+GRANT SELECT ON cache_other.cache_fixture TO PUBLIC;
+"#,
     name = "cache_test_fixture"
 );
 
@@ -71,12 +83,11 @@ mod tests {
     #[pg_test]
     fn volatile_and_non_builtin_stable_functions_and_the_clock_bypass() {
         setup();
-        Spi::run("CREATE FUNCTION cache_stable_fn() RETURNS text STABLE LANGUAGE sql AS 'select v from pitstop.cache_fixture limit 1'").unwrap();
         let before = bypasses("volatile_function");
         assert!(!second_call_hits("select v || random() as v from pitstop.cache_fixture limit 1"));
         assert_eq!(bypasses("volatile_function"), before + 2);
         let before = bypasses("stable_function");
-        assert!(!second_call_hits("select cache_stable_fn() as v"));
+        assert!(!second_call_hits("select pitstop.cache_stable_fn() as v"));
         assert!(!second_call_hits("select now()::text as v"));
         assert!(!second_call_hits("select current_timestamp::text as v"));
         assert!(!second_call_hits("select current_setting('work_mem') as v"));
@@ -134,12 +145,6 @@ mod tests {
     #[pg_test]
     fn role_search_path_and_timezone_are_part_of_the_key() {
         setup();
-        Spi::run(
-            "CREATE ROLE cache_reader; GRANT USAGE ON SCHEMA pitstop TO cache_reader;
-             CREATE SCHEMA cache_other; CREATE TABLE cache_other.cache_fixture(id int, v text);
-             INSERT INTO cache_other.cache_fixture VALUES (1, 'other');",
-        )
-        .unwrap();
         let query = "select v from cache_fixture where id = 1";
         Spi::run("SET search_path = pitstop").unwrap();
         assert_eq!(cached_v(query).as_deref(), Some("v1"));
@@ -174,6 +179,21 @@ mod tests {
         let before = bypasses("result_too_large");
         assert!(!second_call_hits("select string_agg(repeat(v, 20), ',') as v from pitstop.cache_fixture"));
         assert_eq!(bypasses("result_too_large"), before + 2);
+    }
+
+    #[pg_test]
+    fn ddl_in_the_transaction_makes_the_cache_step_aside_and_sequences_bypass() {
+        setup();
+        let query = "select v from pitstop.cache_fixture where id = 6";
+        assert!(second_call_hits(query));
+        Spi::run("CREATE FUNCTION cache_f(int) RETURNS int IMMUTABLE LANGUAGE sql AS 'select $1 + 1'").unwrap();
+        let before = bypasses("own_uncommitted_write");
+        assert!(!second_call_hits(query), "a definition changed by this transaction may change any answer");
+        assert_eq!(bypasses("own_uncommitted_write"), before + 2);
+        Spi::run("CREATE SEQUENCE cache_seq").unwrap();
+        let before = bypasses("sequence");
+        Spi::run("SELECT * FROM pitstop.cached('select last_value from cache_seq') AS t(v int8)").unwrap();
+        assert_eq!(bypasses("sequence"), before + 1);
     }
 
     #[pg_test]

@@ -83,6 +83,11 @@ fn sweep_stale(base: &Path) {
         if owner.is_some_and(pid_alive) {
             continue;
         }
+        // Another test thread may have just created it and not yet written owner.pid.
+        let young = entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() < 60));
+        if owner.is_none() && young {
+            continue;
+        }
         if dir.join("data/postmaster.pid").exists() {
             let _ = as_postgres(&pg_bin("pg_ctl"))
                 .args(["stop", "-m", "immediate", "-D"])

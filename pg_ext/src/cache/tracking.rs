@@ -19,6 +19,10 @@ thread_local! {
     static PENDING: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
     /// Relations read while a cache fill runs its query; None when no fill runs.
     static FILL_READS: RefCell<Option<BTreeSet<u32>>> = const { RefCell::new(None) };
+    /// The current transaction ran DDL whose effects cannot be attributed to relations.
+    static WROTE_DEFINITIONS: Cell<bool> = const { Cell::new(false) };
+    /// Whether this backend holds the global "commit under way" mark.
+    static GLOBAL_PENDING: Cell<bool> = const { Cell::new(false) };
     /// Bumped whenever a relation or function definition may have changed.
     static DEFINITIONS: Cell<u64> = const { Cell::new(0) };
 }
@@ -56,6 +60,9 @@ pub fn transaction_ended(end: TransactionEnd) {
     let slots = |relids: BTreeSet<u32>| -> BTreeSet<u32> { relids.into_iter().map(|r| Store::version_slot(dbid, r)).collect() };
     match end {
         TransactionEnd::Committing => {
+            if WROTE_DEFINITIONS.with(Cell::get) && !GLOBAL_PENDING.with(|g| g.replace(true)) {
+                store.global_commit_starting();
+            }
             let written = WRITTEN.with(|w| w.try_borrow().map(|w| w.clone()).unwrap_or_default());
             let slots: Vec<u32> = slots(written).into_iter().collect();
             for slot in &slots {
@@ -68,6 +75,7 @@ pub fn transaction_ended(end: TransactionEnd) {
             });
         }
         TransactionEnd::Committed => {
+            finish_global(&store);
             let pending = take_pending();
             let written = WRITTEN.with(|w| w.try_borrow_mut().map(|mut w| std::mem::take(&mut *w)).unwrap_or_default());
             // Written after pre-commit (ON COMMIT actions): bumped without the in-flight mark.
@@ -82,12 +90,33 @@ pub fn transaction_ended(end: TransactionEnd) {
             }
         }
         TransactionEnd::NotCommitted => {
+            finish_global(&store);
             WRITTEN.with(|w| w.try_borrow_mut().map(|mut w| w.clear()).ok());
             for slot in take_pending() {
                 store.commit_finished(slot, false);
             }
         }
     }
+}
+
+/// Ends the transaction's global mark, if it holds one (the epoch moves either way:
+/// harmless after a rollback).
+fn finish_global(store: &Store) {
+    WROTE_DEFINITIONS.with(|w| w.set(false));
+    if GLOBAL_PENDING.with(|g| g.replace(false)) {
+        store.global_commit_finished();
+        store.count(Counter::Invalidations);
+    }
+}
+
+/// DDL in this transaction: until it ends nothing is served from the cache to it, and at
+/// commit every entry goes stale.
+pub fn definitions_written() {
+    WROTE_DEFINITIONS.with(|w| w.set(true));
+}
+
+pub fn wrote_definitions() -> bool {
+    WROTE_DEFINITIONS.with(Cell::get)
 }
 
 pub fn prepared_commit(starting: bool) {

@@ -66,6 +66,8 @@ unsafe fn relation_bypass(rte: *mut pg_sys::RangeTblEntry) -> Option<Bypass> {
         }
         match (*rte).relkind as u8 {
             pg_sys::RELKIND_FOREIGN_TABLE => return Some(Bypass::ForeignTable),
+            // nextval() and setval() change a sequence without the executor.
+            pg_sys::RELKIND_SEQUENCE => return Some(Bypass::Sequence),
             _ => {}
         }
         if pg_sys::get_rel_persistence(relid) as u8 == pg_sys::RELPERSISTENCE_TEMP {
@@ -121,13 +123,19 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, context: *mut c_void
     }
 }
 
-/// Parses and analyses `sql`: it must be one plain read-only SELECT. Syntax and name errors
-/// are Postgres' own ERRORs; anything else that is not a SELECT is a PitstopError.
-pub fn analyze(sql: &str) -> Result<Analysis, PitstopError> {
+/// `sql` must be exactly one SELECT (by its parse tree; analysis checks the rest).
+pub fn require_select(sql: &str) -> Result<(), PitstopError> {
     let kind = crate::pg::parse::single_explainable_statement(sql)?;
     if kind != crate::pg::parse::StatementKind::Select {
         return Err(PitstopError::NotReadOnly(format!("{kind:?}").to_uppercase()));
     }
+    Ok(())
+}
+
+/// Parses and analyses `sql`: it must be one plain read-only SELECT. Syntax and name errors
+/// are Postgres' own ERRORs; anything else that is not a SELECT is a PitstopError.
+pub fn analyze(sql: &str) -> Result<Analysis, PitstopError> {
+    require_select(sql)?;
     let c_sql = CString::new(sql).map_err(|_| PitstopError::NotOneStatement(0))?;
     // SAFETY: parse analysis of one statement in the current memory context, as PREPARE
     // does; the trees are only read, by the walkers above.

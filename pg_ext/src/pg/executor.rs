@@ -153,6 +153,13 @@ fn report_relations(query_desc: *mut pg_sys::QueryDesc) {
     // a List of RangeTblEntry.
     unsafe {
         let planned = (*query_desc).plannedstmt;
+        // Result relations include the inheritance children an UPDATE/DELETE on a parent
+        // writes, whose own range table entries carry no permissions.
+        let results = (*planned).resultRelations;
+        for index in 0..pg_sys::list_length(results) {
+            let rte = pg_sys::list_nth((*planned).rtable, pg_sys::list_nth_int(results, index) - 1) as *mut pg_sys::RangeTblEntry;
+            observer((*rte).relid, true);
+        }
         for rte in crate::pg::list::pointers::<pg_sys::RangeTblEntry>((*planned).rtable) {
             if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION {
                 continue;

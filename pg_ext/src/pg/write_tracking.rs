@@ -21,6 +21,8 @@ pub enum TransactionEnd {
 pub struct WriteEvents {
     /// A relation was written (or changed definition) in the current transaction.
     pub relation_written: fn(pg_sys::Oid),
+    /// The current transaction changed definitions whose effects cannot be attributed.
+    pub definitions_written: fn(),
     pub transaction_ended: fn(TransactionEnd),
     /// A prepared transaction is committing (true) or done committing (false): its writes
     /// cannot be attributed.
@@ -52,7 +54,11 @@ pub fn install(events: WriteEvents) {
         pg_sys::RegisterXactCallback(Some(on_xact_event), std::ptr::null_mut());
         pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache_invalidation), pg_sys::Datum::from(0));
         // Function volatility and subscription membership decide cacheability.
-        for cache in [pg_sys::SysCacheIdentifier::PROCOID, pg_sys::SysCacheIdentifier::SUBSCRIPTIONRELMAP] {
+        for cache in [
+            pg_sys::SysCacheIdentifier::PROCOID,
+            pg_sys::SysCacheIdentifier::SUBSCRIPTIONRELMAP,
+            pg_sys::SysCacheIdentifier::RELNAMENSP,
+        ] {
             pg_sys::CacheRegisterSyscacheCallback(cache as i32, Some(on_syscache_invalidation), pg_sys::Datum::from(0));
         }
     }
@@ -78,6 +84,9 @@ enum UtilityWrite {
     None,
     CopyFrom(*mut pg_sys::RangeVar),
     CommitPrepared,
+    /// It may change what a query means or who may run it (functions, views, grants, role
+    /// membership, schemas, a table that now shadows another on the search_path…).
+    Definitions,
 }
 
 /// # Safety
@@ -101,7 +110,33 @@ unsafe fn utility_write(node: *mut pg_sys::Node) -> UtilityWrite {
                     UtilityWrite::None
                 }
             }
-            _ => UtilityWrite::None,
+            // Statements that change no definition, privilege or name resolution (the data
+            // they write, if any, goes through the executor or is reported above).
+            pg_sys::NodeTag::T_VariableSetStmt
+            | pg_sys::NodeTag::T_VariableShowStmt
+            | pg_sys::NodeTag::T_ExplainStmt
+            | pg_sys::NodeTag::T_PrepareStmt
+            | pg_sys::NodeTag::T_ExecuteStmt
+            | pg_sys::NodeTag::T_DeallocateStmt
+            | pg_sys::NodeTag::T_DeclareCursorStmt
+            | pg_sys::NodeTag::T_FetchStmt
+            | pg_sys::NodeTag::T_ClosePortalStmt
+            | pg_sys::NodeTag::T_ListenStmt
+            | pg_sys::NodeTag::T_UnlistenStmt
+            | pg_sys::NodeTag::T_NotifyStmt
+            | pg_sys::NodeTag::T_LockStmt
+            | pg_sys::NodeTag::T_VacuumStmt
+            | pg_sys::NodeTag::T_CheckPointStmt
+            | pg_sys::NodeTag::T_DiscardStmt
+            | pg_sys::NodeTag::T_CallStmt
+            | pg_sys::NodeTag::T_DoStmt
+            | pg_sys::NodeTag::T_ConstraintsSetStmt
+            | pg_sys::NodeTag::T_IndexStmt
+            | pg_sys::NodeTag::T_ReindexStmt
+            | pg_sys::NodeTag::T_ClusterStmt
+            | pg_sys::NodeTag::T_TruncateStmt
+            | pg_sys::NodeTag::T_RefreshMatViewStmt => UtilityWrite::None,
+            _ => UtilityWrite::Definitions,
         }
     }
 }
@@ -152,6 +187,7 @@ unsafe extern "C-unwind" fn process_utility(
     let Some(events) = events else { return };
     match write {
         UtilityWrite::None | UtilityWrite::CommitPrepared => {}
+        UtilityWrite::Definitions => (events.definitions_written)(),
         UtilityWrite::CopyFrom(relation) => {
             // SAFETY: name lookup without a new lock (COPY holds RowExclusiveLock already).
             let relid = unsafe {
