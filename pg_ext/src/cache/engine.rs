@@ -21,30 +21,72 @@ struct Remembered {
     analysis: Rc<Analysis>,
 }
 
+type OwnedMemoKey = (u32, Vec<u8>, String);
+
+/// Borrowed view of a memo key, so lookups need no allocation.
+trait MemoKey {
+    fn parts(&self) -> (u32, &[u8], &str);
+}
+
+impl MemoKey for OwnedMemoKey {
+    fn parts(&self) -> (u32, &[u8], &str) {
+        (self.0, &self.1, &self.2)
+    }
+}
+
+impl MemoKey for (u32, &[u8], &str) {
+    fn parts(&self) -> (u32, &[u8], &str) {
+        *self
+    }
+}
+
+impl<'a> std::borrow::Borrow<dyn MemoKey + 'a> for OwnedMemoKey {
+    fn borrow(&self) -> &(dyn MemoKey + 'a) {
+        self
+    }
+}
+
+impl PartialEq for dyn MemoKey + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for dyn MemoKey + '_ {}
+
+impl std::hash::Hash for dyn MemoKey + '_ {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.parts().hash(state);
+    }
+}
+
 thread_local! {
-    static ANALYSES: RefCell<HashMap<(u32, String, String), Remembered>> = RefCell::new(HashMap::new());
+    static ANALYSES: RefCell<HashMap<OwnedMemoKey, Remembered>> = RefCell::new(HashMap::new());
 }
 
 const MAX_REMEMBERED: usize = 1000;
 
-fn setting(name: &str) -> String {
-    let c_name = std::ffi::CString::new(name).unwrap_or_default();
+/// A setting's current value, borrowed from the GUC machinery: valid until the setting
+/// changes, which cannot happen during one call.
+fn setting(name: &std::ffi::CStr) -> &'static [u8] {
     // SAFETY: GetConfigOption returns the current value's string (or NULL when missing_ok).
     unsafe {
-        let value = pg_sys::GetConfigOption(c_name.as_ptr(), true, false);
-        if value.is_null() { String::new() } else { std::ffi::CStr::from_ptr(value).to_string_lossy().into_owned() }
+        let value = pg_sys::GetConfigOption(name.as_ptr(), true, false);
+        if value.is_null() { b"" } else { std::ffi::CStr::from_ptr(value).to_bytes() }
     }
 }
 
-fn analysis_for(sql: &str, roleid: u32, search_path: &str) -> Result<Rc<Analysis>, PitstopError> {
+fn analysis_for(sql: &str, roleid: u32, search_path: &[u8]) -> Result<Rc<Analysis>, PitstopError> {
     let generation = tracking::definitions_generation();
-    let memo_key = (roleid, search_path.to_string(), sql.to_string());
     let known = ANALYSES.with(|a| {
-        a.borrow().get(&memo_key).filter(|r| r.generation == generation).map(|r| r.analysis.clone())
+        let a = a.borrow();
+        // Looked up without building an owned key (this runs on every hit).
+        a.get(&(roleid, search_path, sql) as &dyn MemoKey).filter(|r| r.generation == generation).map(|r| r.analysis.clone())
     });
     if let Some(analysis) = known {
         return Ok(analysis);
     }
+    let memo_key = (roleid, search_path.to_vec(), sql.to_string());
     let analysis = Rc::new(cacheability::analyze(sql)?);
     ANALYSES.with(|a| {
         let mut a = a.borrow_mut();
@@ -81,13 +123,14 @@ fn expiry(now: i64, ttl_micros: Option<i64>) -> i64 {
 }
 
 /// The statement a flavor runs: the caller's, or it wrapped into one jsonb array.
-pub fn statement(flavor: Flavor, query: &str) -> String {
+pub fn statement(flavor: Flavor, query: &str) -> std::borrow::Cow<'_, str> {
     match flavor {
-        Flavor::Rows => query.to_string(),
+        Flavor::Rows => query.into(),
         Flavor::Json => format!(
             "SELECT coalesce(jsonb_agg(pitstop_row), '[]'::jsonb) FROM ({}\n) AS pitstop_row",
             query.trim_end().trim_end_matches(';')
-        ),
+        )
+        .into(),
     }
 }
 
@@ -99,8 +142,8 @@ pub fn call(flavor: Flavor, query: &str, params: &[Option<String>], ttl_micros: 
     }
     let sql = statement(flavor, query);
     let roleid = backend::current_user().to_u32();
-    let settings: Vec<String> = key::SETTINGS.iter().map(|s| setting(s)).collect();
-    let analysis = analysis_for(&sql, roleid, &settings[0])?;
+    let settings: Vec<&[u8]> = key::SETTINGS.iter().map(|s| setting(s)).collect();
+    let analysis = analysis_for(&sql, roleid, settings[0])?;
     if analysis.param_types.len() != params.len() {
         return Err(PitstopError::ParameterCount { expected: analysis.param_types.len(), given: params.len() });
     }

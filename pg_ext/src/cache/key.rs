@@ -5,19 +5,19 @@
 use std::hash::{Hash, Hasher};
 
 /// Settings that change how results are computed or printed.
-pub const SETTINGS: [&str; 12] = [
-    "search_path",
-    "TimeZone",
-    "DateStyle",
-    "IntervalStyle",
-    "extra_float_digits",
-    "bytea_output",
-    "lc_monetary",
-    "lc_numeric",
-    "lc_time",
-    "standard_conforming_strings",
-    "default_text_search_config",
-    "xmloption",
+pub const SETTINGS: [&std::ffi::CStr; 12] = [
+    c"search_path",
+    c"TimeZone",
+    c"DateStyle",
+    c"IntervalStyle",
+    c"extra_float_digits",
+    c"bytea_output",
+    c"lc_monetary",
+    c"lc_numeric",
+    c"lc_time",
+    c"standard_conforming_strings",
+    c"default_text_search_config",
+    c"xmloption",
 ];
 
 /// Whether the caller wants rows (`cached`) or one jsonb array (`cached_json`).
@@ -34,7 +34,7 @@ pub struct KeyParts<'a> {
     pub query: &'a str,
     pub params: &'a [Option<String>],
     /// Values of `SETTINGS`, in order.
-    pub settings: &'a [String],
+    pub settings: &'a [&'a [u8]],
 }
 
 fn put(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -51,7 +51,7 @@ pub fn encode(parts: &KeyParts<'_>) -> Vec<u8> {
     out.extend_from_slice(&parts.roleid.to_le_bytes());
     out.extend_from_slice(&(parts.settings.len() as u32).to_le_bytes());
     for value in parts.settings {
-        put(&mut out, value.as_bytes());
+        put(&mut out, value);
     }
     out.extend_from_slice(&(parts.params.len() as u32).to_le_bytes());
     for param in parts.params {
@@ -86,13 +86,13 @@ pub fn hash(key: &[u8]) -> u64 {
 mod tests {
     use super::*;
 
-    fn parts<'a>(query: &'a str, params: &'a [Option<String>], settings: &'a [String]) -> KeyParts<'a> {
+    fn parts<'a>(query: &'a str, params: &'a [Option<String>], settings: &'a [&'a [u8]]) -> KeyParts<'a> {
         KeyParts { flavor: Flavor::Rows, dbid: 5, roleid: 10, query, params, settings }
     }
 
     #[test]
     fn every_part_changes_the_key() {
-        let settings = vec!["public".to_string(), "UTC".to_string()];
+        let settings: Vec<&[u8]> = vec![b"public", b"UTC"];
         let params = vec![Some("42".to_string())];
         let base = encode(&parts("select $1", &params, &settings));
         assert_ne!(base, encode(&KeyParts { roleid: 11, ..parts("select $1", &params, &settings) }));
@@ -100,7 +100,7 @@ mod tests {
         assert_ne!(base, encode(&KeyParts { flavor: Flavor::Json, ..parts("select $1", &params, &settings) }));
         assert_ne!(base, encode(&parts("select $1", &[Some("43".into())], &settings)));
         assert_ne!(base, encode(&parts("select $1", &[None], &settings)));
-        assert_ne!(base, encode(&parts("select $1", &params, &["public".into(), "Europe/Paris".into()])));
+        assert_ne!(base, encode(&parts("select $1", &params, &[b"public", b"Europe/Paris"])));
         assert_ne!(base, encode(&parts("select $1 ", &params, &settings)));
         assert_eq!(base, encode(&parts("select $1", &params, &settings)));
         assert_eq!(hash(&base), hash(&encode(&parts("select $1", &params, &settings))));

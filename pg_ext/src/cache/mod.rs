@@ -34,8 +34,12 @@ pub fn init() {
         },
         lwlocks: (TRANCHE, store::PARTITIONS + 1),
     }]);
-    executor::observe_relations(tracking::relation_touched);
+    executor::observe_relations(executor::RelationObserver {
+        wants_reads: tracking::collecting,
+        relation: tracking::relation_touched,
+    });
     write_tracking::install(write_tracking::WriteEvents {
+        active: tracking::active,
         relation_written: tracking::relation_written,
         definitions_written: tracking::definitions_written,
         transaction_ended: tracking::transaction_ended,
@@ -44,19 +48,29 @@ pub fn init() {
     });
 }
 
-/// The store and its locks, when pitstop was preloaded.
+/// The store and its locks, when pitstop was preloaded. Resolved once per backend: a backend
+/// never outlives the shared memory it was forked with.
 pub fn attached() -> Option<(store::Store, &'static LwLocks)> {
-    let base = STORE_BASE.load(Ordering::Acquire);
-    if base.is_null() {
-        return None;
-    }
     thread_local! {
-        static LOCKS: std::cell::OnceCell<&'static LwLocks> = const { std::cell::OnceCell::new() };
+        static ATTACHED: std::cell::OnceCell<Option<(usize, usize, &'static LwLocks)>> = const { std::cell::OnceCell::new() };
     }
-    // SAFETY: the tranche was requested with the region; backends attach after shared memory
-    // initialisation. Leaked once per backend: the locks live as long as the process.
-    let locks = LOCKS.with(|l| *l.get_or_init(|| Box::leak(Box::new(unsafe { LwLocks::attach(TRANCHE, store::PARTITIONS) }))));
-    // SAFETY: the region was initialised by `attach` for `chunks()`.
-    let store = unsafe { store::Store::from_raw(base, chunks(), false) };
-    store.is_initialised().then_some((store, locks))
+    let (base, chunks, locks) = ATTACHED.with(|a| {
+        *a.get_or_init(|| {
+            let base = STORE_BASE.load(Ordering::Acquire);
+            if base.is_null() {
+                return None;
+            }
+            let chunks = chunks();
+            // SAFETY: the region was initialised by `attach` for `chunks()`.
+            if !unsafe { store::Store::from_raw(base, chunks, false) }.is_initialised() {
+                return None;
+            }
+            // SAFETY: the tranche was requested with the region; backends attach after shared
+            // memory initialisation. Leaked once: the locks live as long as the process.
+            let locks: &'static LwLocks = Box::leak(Box::new(unsafe { LwLocks::attach(TRANCHE, store::PARTITIONS) }));
+            Some((base as usize, chunks, locks))
+        })
+    })?;
+    // SAFETY: as above; `base` is the initialised region.
+    Some((unsafe { store::Store::from_raw(base as *mut u8, chunks, false) }, locks))
 }

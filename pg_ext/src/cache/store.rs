@@ -483,9 +483,22 @@ impl Store {
         if entry.live != 1 || entry.key_hash != hash || entry.key_len as usize != key.len() {
             return false;
         }
-        let mut stored = Vec::with_capacity(key.len());
-        self.read_chain(entry.first_chunk, 0, key.len(), &mut stored);
-        stored == key
+        // Compared chunk by chunk, without copying.
+        let mut chunk = entry.first_chunk;
+        let mut rest = key;
+        while !rest.is_empty() {
+            if chunk == NO_CHUNK {
+                return false;
+            }
+            let c = self.chunk(chunk);
+            let data = &c.data[..(c.len as usize).min(rest.len())];
+            if !rest.starts_with(data) {
+                return false;
+            }
+            rest = &rest[data.len()..];
+            chunk = c.next;
+        }
+        true
     }
 
     /// Servable: not expired, no commit under way on what it read, nothing it read moved.

@@ -13,8 +13,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 
 thread_local! {
-    /// Relations written by the current transaction.
-    static WRITTEN: RefCell<BTreeSet<u32>> = const { RefCell::new(BTreeSet::new()) };
+    /// Relations written by the current transaction (a few, so a Vec beats a set).
+    static WRITTEN: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
     /// Version slots marked as having a commit under way (between pre-commit and commit).
     static PENDING: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
     /// Relations read while a cache fill runs its query; None when no fill runs.
@@ -23,6 +23,11 @@ thread_local! {
     static WROTE_DEFINITIONS: Cell<bool> = const { Cell::new(false) };
     /// Whether this backend holds the global "commit under way" mark.
     static GLOBAL_PENDING: Cell<bool> = const { Cell::new(false) };
+    /// Anything for the transaction's end to do (a write, DDL, a mark): false for the read-only
+    /// transactions that are most of a workload, which then cost nothing at commit.
+    static ACTIVE: Cell<bool> = const { Cell::new(false) };
+    /// True while a cache fill runs (its reads are collected).
+    static COLLECTING: Cell<bool> = const { Cell::new(false) };
     /// Bumped whenever a relation or function definition may have changed.
     static DEFINITIONS: Cell<u64> = const { Cell::new(0) };
 }
@@ -41,62 +46,75 @@ pub fn relation_touched(relid: pg_sys::Oid, writes: bool) {
     });
 }
 
+pub fn active() -> bool {
+    ACTIVE.try_with(Cell::get).unwrap_or(false)
+}
+
+pub fn collecting() -> bool {
+    COLLECTING.try_with(Cell::get).unwrap_or(false)
+}
+
 pub fn relation_written(relid: pg_sys::Oid) {
+    ACTIVE.with(|a| a.set(true));
     WRITTEN.with(|w| {
         if let Ok(mut written) = w.try_borrow_mut() {
-            written.insert(relid.to_u32());
+            if !written.contains(&relid.to_u32()) {
+                written.push(relid.to_u32());
+            }
         }
     });
 }
 
-/// Slots this backend marked as "commit under way" at pre-commit.
-fn take_pending() -> Vec<u32> {
-    PENDING.with(|p| p.try_borrow_mut().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default())
-}
-
+/// Runs at pre-commit, commit and abort of a transaction that wrote something. Buffers are
+/// cleared, not freed: this runs for every writing transaction.
 pub fn transaction_ended(end: TransactionEnd) {
     let Some((store, _)) = attached() else { return };
     let dbid = backend::current_database().to_u32();
-    let slots = |relids: BTreeSet<u32>| -> BTreeSet<u32> { relids.into_iter().map(|r| Store::version_slot(dbid, r)).collect() };
-    match end {
-        TransactionEnd::Committing => {
-            if WROTE_DEFINITIONS.with(Cell::get) && !GLOBAL_PENDING.with(|g| g.replace(true)) {
-                store.global_commit_starting();
-            }
-            let written = WRITTEN.with(|w| w.try_borrow().map(|w| w.clone()).unwrap_or_default());
-            let slots: Vec<u32> = slots(written).into_iter().collect();
-            for slot in &slots {
-                store.commit_starting(*slot);
-            }
-            PENDING.with(|p| {
-                if let Ok(mut p) = p.try_borrow_mut() {
-                    p.extend(slots);
+    WRITTEN.with(|written| {
+        PENDING.with(|pending| {
+            let (Ok(mut written), Ok(mut pending)) = (written.try_borrow_mut(), pending.try_borrow_mut()) else { return };
+            match end {
+                TransactionEnd::Committing => {
+                    if WROTE_DEFINITIONS.with(Cell::get) && !GLOBAL_PENDING.with(|g| g.replace(true)) {
+                        store.global_commit_starting();
+                    }
+                    for relid in written.iter() {
+                        let slot = Store::version_slot(dbid, *relid);
+                        if !pending.contains(&slot) {
+                            store.commit_starting(slot);
+                            pending.push(slot);
+                        }
+                    }
                 }
-            });
-        }
-        TransactionEnd::Committed => {
-            finish_global(&store);
-            let pending = take_pending();
-            let written = WRITTEN.with(|w| w.try_borrow_mut().map(|mut w| std::mem::take(&mut *w)).unwrap_or_default());
-            // Written after pre-commit (ON COMMIT actions): bumped without the in-flight mark.
-            for slot in slots(written) {
-                if !pending.contains(&slot) {
-                    store.bump(slot);
+                TransactionEnd::Committed => {
+                    ACTIVE.with(|a| a.set(false));
+                    finish_global(&store);
+                    // Written after pre-commit (ON COMMIT actions): bumped without the mark.
+                    for relid in written.iter() {
+                        let slot = Store::version_slot(dbid, *relid);
+                        if !pending.contains(&slot) {
+                            store.bump(slot);
+                        }
+                    }
+                    for slot in pending.iter() {
+                        store.commit_finished(*slot, true);
+                        store.count(Counter::Invalidations);
+                    }
+                    written.clear();
+                    pending.clear();
+                }
+                TransactionEnd::NotCommitted => {
+                    ACTIVE.with(|a| a.set(false));
+                    finish_global(&store);
+                    for slot in pending.iter() {
+                        store.commit_finished(*slot, false);
+                    }
+                    written.clear();
+                    pending.clear();
                 }
             }
-            for slot in pending {
-                store.commit_finished(slot, true);
-                store.count(Counter::Invalidations);
-            }
-        }
-        TransactionEnd::NotCommitted => {
-            finish_global(&store);
-            WRITTEN.with(|w| w.try_borrow_mut().map(|mut w| w.clear()).ok());
-            for slot in take_pending() {
-                store.commit_finished(slot, false);
-            }
-        }
-    }
+        })
+    });
 }
 
 /// Ends the transaction's global mark, if it holds one (the epoch moves either way:
@@ -112,6 +130,7 @@ fn finish_global(store: &Store) {
 /// DDL in this transaction: until it ends nothing is served from the cache to it, and at
 /// commit every entry goes stale.
 pub fn definitions_written() {
+    ACTIVE.with(|a| a.set(true));
     WROTE_DEFINITIONS.with(|w| w.set(true));
 }
 
@@ -148,10 +167,12 @@ pub fn collecting_reads<R>(f: impl FnOnce() -> R) -> (R, BTreeSet<u32>) {
     struct Collect;
     impl Drop for Collect {
         fn drop(&mut self) {
+            COLLECTING.with(|c| c.set(false));
             FILL_READS.with(|r| *r.borrow_mut() = None);
         }
     }
     FILL_READS.with(|r| *r.borrow_mut() = Some(BTreeSet::new()));
+    COLLECTING.with(|c| c.set(true));
     let guard = Collect;
     let value = f();
     let reads = FILL_READS.with(|r| r.borrow_mut().take()).unwrap_or_default();

@@ -26,9 +26,15 @@ pub struct Observer {
 }
 
 static mut OBSERVER: Option<Observer> = None;
-/// Called at ExecutorStart for every plain relation the statement's range table holds
-/// (views expanded, partitions the planner kept), with whether it is written.
-static mut RELATION_OBSERVER: Option<fn(relid: pg_sys::Oid, writes: bool)> = None;
+/// Told at ExecutorStart about the relations a statement uses (see `observe_relations`).
+#[derive(Clone, Copy)]
+pub struct RelationObserver {
+    /// Whether every relation is wanted right now, read-only statements' too.
+    pub wants_reads: fn() -> bool,
+    pub relation: fn(relid: pg_sys::Oid, writes: bool),
+}
+
+static mut RELATION_OBSERVER: Option<RelationObserver> = None;
 static INSTALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 static NESTING_LEVEL: AtomicU32 = AtomicU32::new(0);
 
@@ -44,8 +50,10 @@ pub fn install(observer: Observer) {
     install_hooks();
 }
 
-/// Installs the hooks (once) with the relation observer. Call from _PG_init.
-pub fn observe_relations(observer: fn(relid: pg_sys::Oid, writes: bool)) {
+/// Installs the hooks (once) with the relation observer, told about every plain relation in
+/// a writing statement's range table (views expanded, partitions the planner kept) and, while
+/// `wants_reads`, in every statement's. Call from _PG_init.
+pub fn observe_relations(observer: RelationObserver) {
     // SAFETY: _PG_init runs single-threaded before any query.
     unsafe { RELATION_OBSERVER = Some(observer) };
     install_hooks();
@@ -150,17 +158,24 @@ fn report_relations(query_desc: *mut pg_sys::QueryDesc) {
     }
     let writes_mask = (pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE | pg_sys::ACL_DELETE) as pg_sys::AclMode;
     // SAFETY: the QueryDesc handed to ExecutorStart holds a valid PlannedStmt whose rtable is
-    // a List of RangeTblEntry.
+    // a List of RangeTblEntry and whose resultRelations index into it (from 1).
     unsafe {
         let planned = (*query_desc).plannedstmt;
+        let writing = (*planned).commandType != pg_sys::CmdType::CMD_SELECT || (*planned).hasModifyingCTE;
+        // The common case, a plain read with nobody collecting reads, costs one check.
+        if !writing && !(observer.wants_reads)() {
+            return;
+        }
+        let rtable = (*planned).rtable;
         // Result relations include the inheritance children an UPDATE/DELETE on a parent
         // writes, whose own range table entries carry no permissions.
         let results = (*planned).resultRelations;
         for index in 0..pg_sys::list_length(results) {
-            let rte = pg_sys::list_nth((*planned).rtable, pg_sys::list_nth_int(results, index) - 1) as *mut pg_sys::RangeTblEntry;
-            observer((*rte).relid, true);
+            let rte = pg_sys::list_nth(rtable, pg_sys::list_nth_int(results, index) - 1) as *mut pg_sys::RangeTblEntry;
+            (observer.relation)((*rte).relid, true);
         }
-        for rte in crate::pg::list::pointers::<pg_sys::RangeTblEntry>((*planned).rtable) {
+        for index in 0..pg_sys::list_length(rtable) {
+            let rte = pg_sys::list_nth(rtable, index) as *mut pg_sys::RangeTblEntry;
             if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION {
                 continue;
             }
@@ -172,7 +187,7 @@ fn report_relations(query_desc: *mut pg_sys::QueryDesc) {
                     as *mut pg_sys::RTEPermissionInfo;
                 (*info).requiredPerms & writes_mask != 0
             };
-            observer((*rte).relid, writes);
+            (observer.relation)((*rte).relid, writes);
         }
     }
 }

@@ -19,6 +19,8 @@ pub enum TransactionEnd {
 }
 
 pub struct WriteEvents {
+    /// Whether the transaction has anything for `transaction_ended` (cheap, cannot fail).
+    pub active: fn() -> bool,
     /// A relation was written (or changed definition) in the current transaction.
     pub relation_written: fn(pg_sys::Oid),
     /// The current transaction changed definitions whose effects cannot be attributed.
@@ -200,8 +202,19 @@ unsafe extern "C-unwind" fn process_utility(
     }
 }
 
+/// Called for every transaction event of every transaction, so the common case (a
+/// transaction that wrote nothing) returns before entering the guarded part: reading a
+/// thread-local flag cannot fail or unwind.
+unsafe extern "C-unwind" fn on_xact_event(event: pg_sys::XactEvent::Type, arg: *mut std::ffi::c_void) {
+    let Some(events) = events() else { return };
+    if (events.active)() {
+        // SAFETY: forwarding the callback's own arguments.
+        unsafe { on_active_xact_event(event, arg) };
+    }
+}
+
 #[pg_guard]
-unsafe extern "C-unwind" fn on_xact_event(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+unsafe extern "C-unwind" fn on_active_xact_event(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
     let Some(events) = events() else { return };
     match event {
         pg_sys::XactEvent::XACT_EVENT_PRE_COMMIT => (events.transaction_ended)(TransactionEnd::Committing),
