@@ -85,6 +85,7 @@ done
 # pay for them and index-only scans are possible.
 psql -c "VACUUM ANALYZE"
 LOAD_S=$(( $(date +%s) - t0 ))
+TABLE_BYTES=$(psql -At -c "SELECT sum(pg_total_relation_size(oid)) FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace")
 
 # 4. The workloads: qNN is a validation query, vNNN a variant of one.
 QUERIES=$(cd "$TPCH/queries" && ls q*.sql | sed 's/\.sql$//' | xargs)
@@ -157,7 +158,7 @@ values_after_markers() {
          key != "" && /"Total Cost"/ {v = $0; sub(/.*"Total Cost": /, "", v); sub(/,.*/, "", v); print key, v; key = ""}'
 }
 explain_all() { for q in $QUERIES; do printf '\\echo @@ %s\nEXPLAIN (FORMAT JSON) %s;\n' "$q" "$(cat "$W/$q.sql")"; done; }
-declare -A COST TIME SIZE BYTES BUILD_S
+declare -A COST TIME SIZE BYTES BUILD_S LOADAVG
 # setup SQL on stdin, label: fills COST[label:q] (and SIZE[label:i] from "@@ size:i" markers).
 # One session that goes on after an error; the errors are reported at the end.
 costs() {
@@ -188,6 +189,8 @@ time_workload() {
         done
         say "$1: run $run/$RUNS done"
     done
+    # A shared 2-core VM: other work during the runs shows here and is worth knowing.
+    LOADAVG[$1]="$(cut -d' ' -f1-3 /proc/loadavg)"
     for q in $QUERIES; do
         if [ "${runs[$q]}" = timeout ]; then TIME[$1:$q]=timeout; else TIME[$1:$q]=$(tr ' ' '\n' <<<"${runs[$q]}" | grep -v '^$' | median); fi
     done
@@ -249,7 +252,7 @@ total_cost() { local q; for q in $QUERIES; do echo "${COST[$1:$q]}"; done | awk 
 
 echo
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB RAM, kernel $(uname -r), PostgreSQL $("$BIN/postgres" --version | awk '{print $3}'), HypoPG $(psql -At -c "SELECT extversion FROM pg_extension WHERE extname = 'hypopg'"), pitstop.so md5 $PITSTOP_SO"
-echo "method: TPC-H scale $SCALE (loaded in ${LOAD_S}s), no keys or indexes at start; shared_buffers 256MB; $RUNS runs per query, median; statement_timeout ${TIMEOUT}s"
+echo "method: TPC-H scale $SCALE ($(mb "$TABLE_BYTES") MB of tables, loaded in ${LOAD_S}s), no keys or indexes at start; shared_buffers 256MB; $RUNS runs per query, median; statement_timeout ${TIMEOUT}s"
 echo
 echo "### a) advice run time"
 echo
@@ -261,7 +264,7 @@ echo "| unhelped_queries | 22 | $(printf '%.1f' "$UNHELPED_S") | $(wc -l < "$DIR
 echo
 echo "### b) suggestions for the 22 queries"
 echo
-echo "| rank | ddl | estimated bytes | improvement % | write cost | helps |"
+echo "| rank | ddl | estimated bytes | improvement_pct (of the whole workload) | write cost | helps |"
 echo "|---|---|---|---|---|---|"
 while IFS=$'\t' read -r rank ddl bytes impr write helps _; do
     echo "| $rank | \`${ddl/CREATE INDEX CONCURRENTLY ON /}\` | $bytes | $impr | $write | $helps |"
@@ -275,13 +278,13 @@ while IFS=$'\t' read -r q cost reason; do echo "| $q | $cost | $reason |"; done 
 echo
 echo "### c) workload time, index bytes, planner cost"
 echo
-echo "| configuration | indexes | build, s | index MB | total time, s (median per query) | timeouts | total planner cost |"
-echo "|---|---|---|---|---|---|---|"
+echo "| configuration | indexes | build, s | index MB | total time, s (median per query) | timeouts | total planner cost | load avg after runs |"
+echo "|---|---|---|---|---|---|---|---|"
 declare -A TOTAL
 for c in none pitstop per_column; do
     read -r secs timeouts <<<"$(total_s $c)"; TOTAL[$c]=$secs
     case $c in none) n=0 ;; pitstop) n=${#DDL[@]} ;; per_column) n=$PER_COLUMN_N ;; esac
-    echo "| $c | $n | ${BUILD_S[$c]:-–} | $(mb "${BYTES[$c]}") | ${secs}$([ "$timeouts" -gt 0 ] && echo " (≥, timeouts at ${TIMEOUT} s)") | $timeouts | $(total_cost $c) |"
+    echo "| $c | $n | ${BUILD_S[$c]:-–} | $(mb "${BYTES[$c]}") | ${secs}$([ "$timeouts" -gt 0 ] && echo " (≥, timeouts at ${TIMEOUT} s)") | $timeouts | $(total_cost $c) | ${LOADAVG[$c]} |"
 done
 echo
 echo "| ratio | time | index bytes | planner cost |"

@@ -94,6 +94,25 @@ impl Candidate {
     }
 }
 
+/// One covering index per group of candidates with the same keys and predicate but
+/// different INCLUDE lists, carrying all their columns: one index can then serve every
+/// query the variants serve, instead of one near-duplicate per query.
+pub fn merged_covering(candidates: &std::collections::BTreeSet<Candidate>) -> Vec<Candidate> {
+    let mut groups: std::collections::BTreeMap<(u32, &[KeyColumn], &Option<String>), Vec<&Candidate>> = Default::default();
+    for c in candidates.iter().filter(|c| !c.include.is_empty()) {
+        groups.entry((c.relid, &c.keys, &c.predicate)).or_default().push(c);
+    }
+    groups
+        .into_values()
+        .filter(|variants| variants.len() > 1)
+        .filter_map(|variants| {
+            let include: std::collections::BTreeMap<i16, String> =
+                variants.iter().flat_map(|v| v.include.iter().cloned()).collect();
+            (include.len() <= 2 * MAX_INCLUDE_COLUMNS).then(|| Candidate { include: include.into_iter().collect(), ..variants[0].clone() })
+        })
+        .collect()
+}
+
 /// A real index of the table, as far as coverage is concerned.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExistingIndex {
@@ -356,6 +375,16 @@ mod tests {
         let all = ddls(&for_usage(&u));
         assert!(all.contains(&"CREATE INDEX CONCURRENTLY ON public.orders (customer_id)".to_string()));
         assert!(all.contains(&"CREATE INDEX CONCURRENTLY ON public.orders (status, customer_id)".to_string()), "{all:?}");
+    }
+
+    #[test]
+    fn covering_variants_with_the_same_keys_merge_into_one() {
+        let a = for_usage(&usage(vec![filter(2, Restriction::Equality, 0.001)], vec![], vec![], Some(vec![2, 5])));
+        let b = for_usage(&usage(vec![filter(2, Restriction::Equality, 0.001)], vec![], vec![], Some(vec![2, 6])));
+        let all: std::collections::BTreeSet<Candidate> = a.into_iter().chain(b).collect();
+        let merged = merged_covering(&all);
+        assert_eq!(ddls(&merged), vec![r#"CREATE INDEX CONCURRENTLY ON public.orders (customer_id) INCLUDE (total, "Note")"#.to_string()]);
+        assert!(all.iter().filter(|c| !c.include.is_empty()).all(|v| merged[0].supersedes(v)));
     }
 
     #[test]

@@ -8,11 +8,40 @@ use crate::pg::spi;
 use crate::insight::plan_advice::quote_ident;
 use pgrx::prelude::*;
 use pgrx::PgRelation;
+use pgrx::pg_sys;
 use std::collections::HashMap;
+
+/// Key types whose btree operator classes allow deduplication (they have an "equal image"
+/// support function): numeric, floats, jsonb and the like do not deduplicate.
+fn deduplicable(type_oid: pg_sys::Oid) -> bool {
+    [
+        pg_sys::INT2OID,
+        pg_sys::INT4OID,
+        pg_sys::INT8OID,
+        pg_sys::OIDOID,
+        pg_sys::BOOLOID,
+        pg_sys::CHAROID,
+        pg_sys::NAMEOID,
+        pg_sys::DATEOID,
+        pg_sys::TIMEOID,
+        pg_sys::TIMESTAMPOID,
+        pg_sys::TIMESTAMPTZOID,
+        pg_sys::UUIDOID,
+        pg_sys::TEXTOID,
+        pg_sys::VARCHAROID,
+        pg_sys::BPCHAROID,
+    ]
+    .contains(&type_oid)
+}
 
 /// Size of `index` when it covers `tuples` rows of a table of `table_pages` pages.
 pub fn estimate_size(index: &HypoDescription, tuples: f64, table_pages: f64) -> SizeEstimate {
-    let distinct_keys = if index.unique { Some(tuples) } else { size::distinct_keys(&index.key_ndistinct, tuples) };
+    // Postgres deduplicates btree leaf tuples only without INCLUDE columns, in non-unique
+    // indexes, and for key types that support it; otherwise every row is its own tuple.
+    let deduplicates = !index.unique
+        && index.key_columns == index.attnums.len()
+        && index.column_types[..index.key_columns].iter().all(|(t, _)| deduplicable(*t));
+    let distinct_keys = if deduplicates { size::distinct_keys(&index.key_ndistinct, tuples) } else { Some(tuples) };
     size::estimate(&IndexShape {
         am: index.am,
         tuples,

@@ -154,7 +154,8 @@ fn write_cost(candidate: &Candidate, statements: &[Statement], planned: &[Result
             let rows = statement.rows.unwrap_or(write.estimated_rows * statement.calls);
             Some(rows * write.index_share(&columns, non_hot) * page_cost)
         })
-        .sum()
+        .sum::<f64>()
+        + 0.0 // an empty sum is -0.0
 }
 
 pub struct Suggestion {
@@ -191,6 +192,8 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
     for usage in planned.iter().flatten().flat_map(|p| &p.usage) {
         proposed.extend(candidates::for_usage(usage));
     }
+    let merged = candidates::merged_covering(&proposed);
+    proposed.extend(merged);
     // A btree serves a query only through its leading column: candidates are planned only
     // with the queries that filter, join or order on that column of the table.
     let users_of = |candidate: &Candidate| -> Vec<usize> {
@@ -229,6 +232,27 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
         };
         kept.push((candidate, index, cost));
     }
+    // Each query planned once with every candidate on its tables: a candidate that no query's
+    // plan chooses when it could have any of them is dropped before the greedy rounds, which
+    // then weigh far fewer (evaluation still covers every query that could use a candidate).
+    let mut chosen = vec![false; kept.len()];
+    for q in 0..statements.len() {
+        let offered: Vec<usize> = (0..kept.len()).filter(|c| kept[*c].2.queries.contains(&q)).collect();
+        if offered.is_empty() {
+            continue;
+        }
+        let indexes: Vec<&HypoIndex> = offered.iter().map(|c| &kept[*c].1).collect();
+        if let Ok(plan) = planning::plan(&statements[q].sql, &indexes, false) {
+            for c in offered.iter().filter(|c| plan.used_indexes.contains(&kept[**c].1.desc.oid)) {
+                chosen[*c] = true;
+            }
+        }
+    }
+    let mut index = 0;
+    kept.retain(|_| {
+        index += 1;
+        chosen[index - 1]
+    });
     for c in 0..kept.len() {
         kept[c].2.supersedes = (0..kept.len()).filter(|o| kept[c].0.supersedes(&kept[*o].0)).collect();
     }

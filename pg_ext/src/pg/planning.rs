@@ -21,6 +21,8 @@ pub struct PlannedQuery {
     pub usage: Vec<TableUsage>,
     /// The table it writes, for INSERT/UPDATE/DELETE/MERGE.
     pub write: Option<TableWrite>,
+    /// Indexes (real or hypothetical) the chosen plan scans.
+    pub used_indexes: Vec<pg_sys::Oid>,
 }
 
 thread_local! {
@@ -115,14 +117,14 @@ pub fn plan(sql: &str, indexes: &[&HypoIndex], collect_usage: bool) -> Result<Pl
             let caller = pg_sys::MemoryContextSwitchTo(scratch);
             let planned = plan_in_current_context(&c_sql);
             pg_sys::MemoryContextSwitchTo(caller);
-            Ok::<(f64, Option<TableWrite>), String>(planned)
+            Ok::<(f64, Option<TableWrite>, Vec<pg_sys::Oid>), String>(planned)
         }
     });
     // SAFETY: nothing refers to the scratch context any more.
     unsafe { pg_sys::MemoryContextDelete(scratch) };
     let usage = collecting.map(Collecting::finish).unwrap_or_default();
     match outcome {
-        Ok(Ok((total_cost, write))) => Ok(PlannedQuery { total_cost, usage, write }),
+        Ok(Ok((total_cost, write, used_indexes))) => Ok(PlannedQuery { total_cost, usage, write, used_indexes }),
         Ok(Err(message)) => Err(message),
         Err(error) => Err(subxact::message(&error)),
     }
@@ -134,7 +136,7 @@ pub fn plan(sql: &str, indexes: &[&HypoIndex], collect_usage: bool) -> Result<Pl
 ///
 /// # Safety
 /// Inside a transaction with an active snapshot (a SQL function's execution).
-unsafe fn plan_in_current_context(sql: &CString) -> (f64, Option<TableWrite>) {
+unsafe fn plan_in_current_context(sql: &CString) -> (f64, Option<TableWrite>, Vec<pg_sys::Oid>) {
     unsafe {
         let raw = pointers::<pg_sys::RawStmt>(pg_sys::raw_parser(sql.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT))[0];
         let mut param_types: *mut pg_sys::Oid = std::ptr::null_mut();
@@ -158,6 +160,7 @@ unsafe fn plan_in_current_context(sql: &CString) -> (f64, Option<TableWrite>) {
         );
         let mut cost = 0.0;
         let mut write = None;
+        let mut used = Vec::new();
         for query in pointers::<pg_sys::Query>(queries) {
             if (*query).commandType == pg_sys::CmdType::CMD_UTILITY {
                 continue;
@@ -170,6 +173,10 @@ unsafe fn plan_in_current_context(sql: &CString) -> (f64, Option<TableWrite>) {
                 std::ptr::null_mut(),
             );
             cost += (*(*planned).planTree).total_cost;
+            scanned_indexes((*planned).planTree, &mut used);
+            for subplan in pointers::<pg_sys::Plan>((*planned).subplans) {
+                scanned_indexes(subplan, &mut used);
+            }
             if (*query).canSetTag && write.is_none() {
                 // ModifyTable estimates 0 rows without RETURNING; the rows it writes are the
                 // ones its input produces.
@@ -178,7 +185,39 @@ unsafe fn plan_in_current_context(sql: &CString) -> (f64, Option<TableWrite>) {
                 write = table_write(query, (*input).plan_rows);
             }
         }
-        (cost, write)
+        (cost, write, used)
+    }
+}
+
+/// Adds the indexes that index, index-only and bitmap index scans in this plan tree use.
+///
+/// # Safety
+/// `plan` is NULL or a node of a finished plan tree.
+unsafe fn scanned_indexes(plan: *mut pg_sys::Plan, out: &mut Vec<pg_sys::Oid>) {
+    unsafe {
+        if plan.is_null() {
+            return;
+        }
+        let index = match (*plan).type_ {
+            pg_sys::NodeTag::T_IndexScan => Some((*(plan as *mut pg_sys::IndexScan)).indexid),
+            pg_sys::NodeTag::T_IndexOnlyScan => Some((*(plan as *mut pg_sys::IndexOnlyScan)).indexid),
+            pg_sys::NodeTag::T_BitmapIndexScan => Some((*(plan as *mut pg_sys::BitmapIndexScan)).indexid),
+            _ => None,
+        };
+        if let Some(index) = index.filter(|i| !out.contains(i)) {
+            out.push(index);
+        }
+        let children: Vec<*mut pg_sys::Plan> = match (*plan).type_ {
+            pg_sys::NodeTag::T_Append => pointers((*(plan as *mut pg_sys::Append)).appendplans),
+            pg_sys::NodeTag::T_MergeAppend => pointers((*(plan as *mut pg_sys::MergeAppend)).mergeplans),
+            pg_sys::NodeTag::T_BitmapAnd => pointers((*(plan as *mut pg_sys::BitmapAnd)).bitmapplans),
+            pg_sys::NodeTag::T_BitmapOr => pointers((*(plan as *mut pg_sys::BitmapOr)).bitmapplans),
+            pg_sys::NodeTag::T_SubqueryScan => vec![(*(plan as *mut pg_sys::SubqueryScan)).subplan],
+            _ => Vec::new(),
+        };
+        for child in children.into_iter().chain([(*plan).lefttree, (*plan).righttree]) {
+            scanned_indexes(child, out);
+        }
     }
 }
 
