@@ -10,6 +10,27 @@ const SESSION_OPTIONS: &str = "-c statement_timeout=30s -c lock_timeout=2s -c id
 
 /// The connection settings from `dsn`, else from the libpq environment variables.
 pub fn config(dsn: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
+    let mut config = config_with(dsn, env)?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(10));
+    }
+    config.application_name("pitstop-cli");
+    config.options(SESSION_OPTIONS);
+    Ok(config)
+}
+
+/// Session options bounding every statement of a daemon session.
+pub fn daemon_session_options(statement_timeout: Duration, lock_timeout: Duration) -> String {
+    format!(
+        "-c statement_timeout={}ms -c lock_timeout={}ms -c idle_in_transaction_session_timeout={}ms",
+        statement_timeout.as_millis().max(1),
+        lock_timeout.as_millis().max(1),
+        (statement_timeout * 4).as_millis().max(10_000)
+    )
+}
+
+/// `dsn` or the libpq environment and ~/.pgpass; no session options or timeouts.
+pub fn config_with(dsn: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
     let mut config = match dsn {
         Some(dsn) => dsn.parse::<Config>().context("invalid --dsn connection string")?,
         None => {
@@ -32,12 +53,25 @@ pub fn config(dsn: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Result
             config.password(password);
         }
     }
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(Duration::from_secs(10));
-    }
-    config.application_name("pitstop-cli");
-    config.options(SESSION_OPTIONS);
     Ok(config)
+}
+
+pub type Connection = tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>;
+
+/// A daemon session: the configured DSN (else the libpq environment and ~/.pgpass), the
+/// configured timeouts, and TCP keepalives so that a vanished server is noticed while idle.
+/// The caller drives the returned connection.
+pub async fn connect_daemon(pg: &crate::config::PostgresConfig, application_name: &str) -> Result<(Client, Connection)> {
+    let mut config = config_with(pg.dsn.expose(), &|name| std::env::var(name).ok())?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(pg.connect_timeout);
+    }
+    config.application_name(application_name);
+    config.options(daemon_session_options(pg.statement_timeout, pg.lock_timeout));
+    config.keepalives_idle(Duration::from_secs(30));
+    config.keepalives_interval(Duration::from_secs(10));
+    config.keepalives_retries(3);
+    config.connect(NoTls).await.context("cannot connect to PostgreSQL")
 }
 
 pub async fn connect(dsn: Option<&str>) -> Result<Client> {
@@ -89,6 +123,14 @@ fn split_pgpass_line(line: &str) -> Vec<String> {
     fields
 }
 
+/// A driver error on one line: the server's message and SQLSTATE, or the client-side cause.
+pub fn describe_pg(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => error.to_string(),
+    }
+}
+
 /// An error as psql would show it: ERROR/DETAIL/HINT lines for server errors.
 pub fn describe_error(error: &anyhow::Error) -> String {
     for cause in error.chain() {
@@ -124,6 +166,12 @@ mod tests {
         assert_eq!(config.get_user(), Some("alice"));
         assert_eq!(config.get_dbname(), Some("shop"));
         assert_eq!(config.get_options(), Some(SESSION_OPTIONS));
+    }
+
+    #[test]
+    fn daemon_sessions_are_bounded_by_the_configured_timeouts() {
+        let options = daemon_session_options(Duration::from_secs(5), Duration::from_millis(1500));
+        assert_eq!(options, "-c statement_timeout=5000ms -c lock_timeout=1500ms -c idle_in_transaction_session_timeout=20000ms");
     }
 
     #[test]

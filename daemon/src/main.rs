@@ -1,10 +1,17 @@
 //! `pitstop`: the daemon and the DBA's command line. Parsing and dispatch only.
 
+mod backoff;
+mod config;
 mod db;
+mod http;
+mod logging;
 mod output;
+mod relay;
 mod report;
+mod service;
 
 use clap::{Parser, Subcommand};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -33,10 +40,35 @@ enum Command {
         #[arg(long, global = true)]
         wide: bool,
     },
+    /// Run the daemon (a systemd service, Type=notify): the Redis invalidation relay, and
+    /// /healthz, /readyz, /metrics and /status over HTTP. SIGHUP reloads the configuration.
+    Run {
+        /// Configuration file (default: /etc/pitstop/pitstop.toml if it exists).
+        #[arg(long, env = "PITSTOP_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Validate the configuration and print the effective settings (secrets masked), or
+    /// every error with its key path (exit status 1).
+    CheckConfig {
+        /// Configuration file (default: /etc/pitstop/pitstop.toml if it exists).
+        #[arg(long, env = "PITSTOP_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    match cli.command {
+        Command::Run { config } => service::run(config.as_deref()),
+        Command::CheckConfig { config } => config::check_command(config.as_deref()),
+        Command::Report { report, wide } => {
+            let style = if cli.json { output::Style::Json } else { output::Style::Table { wide } };
+            run_report(cli.dsn.as_deref(), &report, style)
+        }
+    }
+}
+
+fn run_report(dsn: Option<&str>, report: &report::Report, style: output::Style) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -45,15 +77,10 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match cli.command {
-            Command::Report { report, wide } => {
-                let client = db::connect(cli.dsn.as_deref()).await?;
-                let rows = report::run(&client, &report).await?;
-                let style = if cli.json { output::Style::Json } else { output::Style::Table { wide } };
-                println!("{}", output::render(&rows, style, report.empty_message()));
-                Ok::<_, anyhow::Error>(())
-            }
-        }
+        let client = db::connect(dsn).await?;
+        let rows = report::run(&client, report).await?;
+        println!("{}", output::render(&rows, style, report.empty_message()));
+        Ok::<_, anyhow::Error>(())
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

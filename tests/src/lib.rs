@@ -1,14 +1,21 @@
 //! Integration harness: private PostgreSQL clusters (with the installed pitstop extension
-//! preloaded) and private redis-servers on free loopback ports, removed on drop — also when
-//! a test panics — and swept up on the next run if a test process was killed outright.
+//! preloaded), private redis-servers and Redis Clusters (`redis_server`) and `pitstop run`
+//! daemons (`daemon`) on free loopback ports, removed on drop — also when a test panics — and
+//! swept up on the next run if a test process was killed outright.
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+mod daemon;
+mod redis_server;
+
+pub use daemon::{http_get, Daemon, DaemonConfig, NotifySocket, SIGHUP, SIGINT, SIGKILL, SIGTERM};
+pub use redis_server::{Received, RedisCluster, RedisOptions, RedisServer, Subscriber};
 
 static NEXT_ID: AtomicU32 = AtomicU32::new(0);
 
@@ -94,8 +101,12 @@ fn sweep_stale(base: &Path) {
                 .arg(dir.join("data"))
                 .output();
         }
-        if let Ok(pid) = fs::read_to_string(dir.join("redis.pid")) {
-            let _ = Command::new("kill").arg(pid.trim()).output();
+        // Helper processes (redis-servers, daemons) record their pids as `*.pid`.
+        let pid_files = fs::read_dir(&dir).into_iter().flatten().flatten().map(|e| e.path());
+        for pid_file in pid_files.filter(|p| p.extension().is_some_and(|e| e == "pid") && !p.ends_with("owner.pid")) {
+            if let Ok(pid) = fs::read_to_string(&pid_file) {
+                let _ = Command::new("kill").args(["-9", pid.trim()]).output();
+            }
         }
         let _ = fs::remove_dir_all(&dir);
     }
@@ -174,6 +185,47 @@ impl PgCluster {
         panic!("cluster did not start; log:\n{}", Self::log_of(&dir));
     }
 
+    /// A hot standby streaming from `primary`: a `pg_basebackup -R` of it, started with
+    /// `options` on its own port; stopped and deleted on drop like any cluster.
+    pub fn start_standby(primary: &PgCluster, options: ClusterOptions) -> PgCluster {
+        let dir = instance_dir("pg");
+        let data = dir.join("data");
+        run(
+            as_postgres(&pg_bin("pg_basebackup"))
+                .arg("-D")
+                .arg(&data)
+                .args(["-R", "-c", "fast", "-h", "127.0.0.1", "-p", &primary.port.to_string(), "-U", "postgres"]),
+            "pg_basebackup",
+        );
+        for attempt in 0..5 {
+            let port = free_port();
+            // Appended after the primary's copied settings, so these win.
+            let mut conf = format!(
+                "port = {port}\nunix_socket_directories = '{}'\nhot_standby = on\nshared_preload_libraries = '{}'\n",
+                dir.display(),
+                options.preload.join(",")
+            );
+            for (name, value) in &options.settings {
+                conf.push_str(&format!("{name} = '{value}'\n"));
+            }
+            let mut file = fs::OpenOptions::new().append(true).open(data.join("postgresql.conf")).unwrap();
+            file.write_all(conf.as_bytes()).unwrap();
+            let status = as_postgres(&pg_bin("pg_ctl"))
+                .args(["start", "-w", "-t", "60", "-D"])
+                .arg(&data)
+                .arg("-l")
+                .arg(dir.join("server.log"))
+                .stdout(Stdio::null())
+                .status()
+                .expect("pg_ctl start");
+            if status.success() {
+                return PgCluster { dir, port };
+            }
+            eprintln!("standby did not start on port {port} (attempt {attempt}); log:\n{}", Self::log_of(&dir));
+        }
+        panic!("standby did not start; log:\n{}", Self::log_of(&dir));
+    }
+
     fn log_of(dir: &Path) -> String {
         fs::read_to_string(dir.join("server.log")).unwrap_or_default()
     }
@@ -207,6 +259,26 @@ impl PgCluster {
     pub fn data_dir(&self) -> PathBuf {
         self.dir.join("data")
     }
+
+    /// Stops the server (fast shutdown), keeping data and port; `start_again` brings it back.
+    pub fn stop(&self) {
+        run(
+            as_postgres(&pg_bin("pg_ctl")).args(["stop", "-w", "-m", "fast", "-D"]).arg(self.dir.join("data")).stdout(Stdio::null()),
+            "pg_ctl stop",
+        );
+    }
+
+    pub fn start_again(&self) {
+        run(
+            as_postgres(&pg_bin("pg_ctl"))
+                .args(["start", "-w", "-t", "60", "-D"])
+                .arg(self.dir.join("data"))
+                .arg("-l")
+                .arg(self.dir.join("server.log"))
+                .stdout(Stdio::null()),
+            "pg_ctl start",
+        );
+    }
 }
 
 impl Drop for PgCluster {
@@ -219,71 +291,6 @@ impl Drop for PgCluster {
             .status();
         let _ = fs::remove_dir_all(&self.dir);
     }
-}
-
-/// A private redis-server on 127.0.0.1:`port`, without persistence; killed on drop.
-pub struct RedisServer {
-    child: Child,
-    dir: PathBuf,
-    pub port: u16,
-}
-
-impl RedisServer {
-    pub fn start() -> RedisServer {
-        let dir = instance_dir("redis");
-        for _ in 0..5 {
-            let port = free_port();
-            let mut child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-                .arg("--dir")
-                .arg(&dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start redis-server (is it installed? run scripts/setup.sh)");
-            fs::write(dir.join("redis.pid"), child.id().to_string()).unwrap();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if redis_ping(port) {
-                    return RedisServer { child, dir, port };
-                }
-                if child.try_wait().ok().flatten().is_some() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("redis-server did not start");
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    pub fn ping(&self) -> bool {
-        redis_ping(self.port)
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// One RESP PING over a plain socket.
-fn redis_ping(port: u16) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else { return false };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    if stream.write_all(b"PING\r\n").is_err() {
-        return false;
-    }
-    let mut buf = [0u8; 7];
-    stream.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
 }
 
 /// The `pitstop` binary built from this workspace.
@@ -301,10 +308,35 @@ pub fn pitstop_bin() -> PathBuf {
 
 /// Runs `pitstop` with arguments; returns (exit code, stdout, stderr).
 pub fn pitstop(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(pitstop_bin()).args(args).env_remove("PITSTOP_DSN").output().expect("run pitstop");
+    pitstop_env(args, &[])
+}
+
+/// Runs `pitstop` with arguments and environment variables (no other `PITSTOP_*` ones).
+pub fn pitstop_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(pitstop_bin());
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("PITSTOP_") && k != "PITSTOP_BIN" {
+            cmd.env_remove(&k);
+        }
+    }
+    let out = cmd.args(args).envs(env.iter().copied()).output().expect("run pitstop");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Polls `condition` every 20 ms until it holds (true) or `timeout` passes (false).
+pub fn poll_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

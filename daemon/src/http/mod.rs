@@ -1,0 +1,83 @@
+//! The daemon's HTTP endpoints (loopback by default): `/healthz` (the process answers),
+//! `/readyz` (Postgres reachable; Redis and relay state shown), `/metrics` (Prometheus text)
+//! and `/status` (JSON).
+
+pub mod metrics;
+
+use crate::service::state::{Health, State};
+use axum::extract::State as Shared;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub fn router(state: Arc<State>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(prometheus))
+        .route("/status", get(status))
+        .with_state(state)
+}
+
+/// Serves until `cancel` fires.
+pub async fn serve(listener: TcpListener, state: Arc<State>, cancel: CancellationToken) {
+    let shutdown = async move { cancel.cancelled().await };
+    if let Err(e) = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await {
+        tracing::error!("http server failed: {e}");
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(Shared(state): Shared<Arc<State>>) -> Response {
+    let ready = state.postgres.health() == Health::Up;
+    let body = json!({
+        "ready": ready,
+        "postgres": state.postgres.health(),
+        "redis": state.redis.health(),
+        "relay": state.relay.health(),
+    });
+    let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, Json(body)).into_response()
+}
+
+async fn prometheus(Shared(state): Shared<Arc<State>>) -> Response {
+    let text = metrics::render(&metrics::Snapshot::of(&state));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+}
+
+async fn status(Shared(state): Shared<Arc<State>>) -> Json<serde_json::Value> {
+    Json(status_json(&state))
+}
+
+pub fn status_json(state: &State) -> serde_json::Value {
+    use crate::service::state::read;
+    let c = &state.counters;
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": state.uptime().as_secs_f64(),
+        "profile": state.profile(),
+        "extension": state.extension(),
+        "components": {
+            "postgres": state.postgres.get(),
+            "redis": state.redis.get(),
+            "relay": state.relay.get(),
+        },
+        "relay": {
+            "lag_seconds": state.relay_lag().as_secs_f64(),
+            "delivered": read(&c.delivered),
+            "batches": read(&c.batches),
+            "rounds": read(&c.rounds),
+            "pruned": read(&c.pruned),
+            "errors": { "postgres": read(&c.postgres_errors), "redis": read(&c.redis_errors) },
+        },
+        "config_reloads": { "applied": read(&c.reloads_applied), "rejected": read(&c.reloads_rejected) },
+    })
+}

@@ -1,0 +1,186 @@
+//! pitstop's result cache where writes bypass the executor hooks: on a physical standby
+//! (WAL replay) and for tables a logical-replication subscription applies changes to. In
+//! both cases every call must bypass the cache (and count why), and never serve a stale
+//! answer.
+
+use pitstop_tests::{poll_until, ClusterOptions, PgCluster};
+use postgres::Client;
+use std::time::Duration;
+
+const QUERY: &str = "select v from t where id = $1";
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `pitstop.cached(query, params) AS x(v text)`: every row's `v`.
+fn cached(c: &mut Client, query: &str, params: &[&str]) -> Vec<Option<String>> {
+    let params: Vec<String> = params.iter().map(|p| p.to_string()).collect();
+    c.query("SELECT x.v FROM pitstop.cached($1, $2) AS x(v text)", &[&query, &params])
+        .unwrap_or_else(|e| panic!("pitstop.cached({query:?}, {params:?}): {e:?}"))
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// The plain, uncached `v`s of `query` with `id` as its only parameter.
+fn plain(c: &mut Client, query: &str, id: i32) -> Vec<Option<String>> {
+    c.query(query, &[&id]).unwrap().iter().map(|r| r.get(0)).collect()
+}
+
+fn some(v: &str) -> Vec<Option<String>> {
+    vec![Some(v.to_string())]
+}
+
+#[derive(Debug, Clone)]
+struct Stats {
+    hits: i64,
+    fills: i64,
+    bypasses: i64,
+    reasons: serde_json::Value,
+}
+
+impl Stats {
+    fn reason(&self, name: &str) -> i64 {
+        self.reasons.get(name).and_then(|v| v.as_i64()).unwrap_or_else(|| panic!("no bypass reason {name}: {}", self.reasons))
+    }
+}
+
+/// `pitstop.cache_stats()`, read by column name.
+fn stats(c: &mut Client) -> Stats {
+    let text: String = c.query_one("SELECT to_jsonb(s)::text FROM pitstop.cache_stats() AS s", &[]).unwrap().get(0);
+    let row: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let get = |name: &str| row.get(name).and_then(|v| v.as_i64()).unwrap_or_else(|| panic!("cache_stats() has no {name}: {row}"));
+    Stats { hits: get("hits"), fills: get("fills"), bypasses: get("bypasses"), reasons: row["bypass_reasons"].clone() }
+}
+
+/// Calls `cached` and checks its answer and that it bypassed the cache for `reason` (one
+/// bypass, no hit, no fill).
+fn expect_bypass(c: &mut Client, query: &str, params: &[&str], expected: &[Option<String>], reason: &str) {
+    let before = stats(c);
+    let got = cached(c, query, params);
+    let after = stats(c);
+    assert_eq!(got, expected, "pitstop.cached({query:?}, {params:?}); stats before {before:?} after {after:?}");
+    assert_eq!(after.reason(reason) - before.reason(reason), 1, "{query:?}: expected a {reason} bypass; before {before:?} after {after:?}");
+    assert_eq!(after.bypasses - before.bypasses, 1, "{query:?}: bypasses; before {before:?} after {after:?}");
+    assert_eq!(after.hits, before.hits, "{query:?}: must not hit; before {before:?} after {after:?}");
+    assert_eq!(after.fills, before.fills, "{query:?}: must not fill; before {before:?} after {after:?}");
+}
+
+/// Calls `cached` and checks its answer and whether it was a hit.
+fn expect_cached(c: &mut Client, query: &str, params: &[&str], expected: &[Option<String>], hit: bool) {
+    let before = stats(c);
+    let got = cached(c, query, params);
+    let after = stats(c);
+    assert_eq!(got, expected, "pitstop.cached({query:?}, {params:?})");
+    assert_eq!(after.hits - before.hits, i64::from(hit), "{query:?}: expected hit = {hit}; before {before:?} after {after:?}");
+    assert_eq!(after.bypasses, before.bypasses, "{query:?}: must not bypass; before {before:?} after {after:?}");
+}
+
+fn scalar_bool(c: &mut Client, sql: &str) -> bool {
+    c.query_one(sql, &[]).unwrap_or_else(|e| panic!("{sql}: {e:?}")).get(0)
+}
+
+#[test]
+fn standby_bypasses_the_cache_and_follows_replay() {
+    let primary = PgCluster::start();
+    let mut p = primary.connect();
+    p.batch_execute(
+        "CREATE EXTENSION pitstop;
+         CREATE TABLE t (id int PRIMARY KEY, v text);
+         INSERT INTO t VALUES (1, 'one'), (2, 'two');",
+    )
+    .unwrap();
+
+    let standby = PgCluster::start_standby(&primary, ClusterOptions::default());
+    let mut s = standby.connect();
+    assert!(scalar_bool(&mut s, "SELECT pg_is_in_recovery()"), "the standby is not in recovery; log:\n{}", standby.log());
+
+    // Both calls bypass (the second finds nothing cached either), with the right answer.
+    let before = stats(&mut s);
+    expect_bypass(&mut s, QUERY, &["1"], &some("one"), "standby");
+    expect_bypass(&mut s, QUERY, &["1"], &some("one"), "standby");
+    let after = stats(&mut s);
+    assert_eq!(after.reason("standby") - before.reason("standby"), 2, "before {before:?} after {after:?}");
+
+    // A change replayed from WAL (no executor on the standby) shows at once.
+    p.batch_execute("UPDATE t SET v = 'uno' WHERE id = 1").unwrap();
+    // The insert position: with synchronous_commit = off the commit record may not be
+    // written yet, so pg_current_wal_lsn() can still be before it.
+    let lsn: String = p.query_one("SELECT pg_current_wal_insert_lsn()::text", &[]).unwrap().get(0);
+    let replayed = format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn");
+    assert!(
+        poll_until(TIMEOUT, || scalar_bool(&mut s, &replayed)),
+        "the standby did not replay up to {lsn}; standby log:\n{}",
+        standby.log()
+    );
+    expect_bypass(&mut s, QUERY, &["1"], &some("uno"), "standby");
+    expect_bypass(&mut s, QUERY, &["2"], &some("two"), "standby");
+    assert_eq!(plain(&mut s, QUERY, 1), some("uno"));
+}
+
+#[test]
+fn subscribed_tables_bypass_the_cache_and_follow_the_publisher() {
+    let publisher = PgCluster::start_with(ClusterOptions { settings: vec![("wal_level", "logical".into())], ..Default::default() });
+    let mut p = publisher.connect();
+    p.batch_execute(
+        "CREATE TABLE t (id int PRIMARY KEY, v text);
+         INSERT INTO t VALUES (1, 'one'), (2, 'two');
+         CREATE PUBLICATION p FOR TABLE t;",
+    )
+    .unwrap();
+
+    let subscriber = PgCluster::start();
+    let mut s = subscriber.connect();
+    s.batch_execute(
+        "CREATE EXTENSION pitstop;
+         CREATE TABLE t (id int PRIMARY KEY, v text);
+         CREATE TABLE u (id int PRIMARY KEY, v text);
+         INSERT INTO u VALUES (1, 'local');",
+    )
+    .unwrap();
+
+    // Another session caches t (still empty and local) before the subscription exists: its
+    // entry and remembered analysis must not outlive the subscription.
+    let mut early = subscriber.connect();
+    expect_cached(&mut early, QUERY, &["1"], &[], false);
+    expect_cached(&mut early, QUERY, &["1"], &[], true);
+
+    s.batch_execute(&format!("CREATE SUBSCRIPTION s CONNECTION '{}' PUBLICATION p", publisher.dsn())).unwrap();
+    let synced = "SELECT count(*) = 1 AND bool_and(srsubstate = 'r') FROM pg_subscription_rel";
+    assert!(
+        poll_until(TIMEOUT, || scalar_bool(&mut s, synced)),
+        "initial sync did not finish; subscriber log:\n{}\npublisher log:\n{}",
+        subscriber.log(),
+        publisher.log()
+    );
+    assert_eq!(plain(&mut s, QUERY, 1), some("one"));
+
+    let before = stats(&mut s);
+    expect_bypass(&mut s, QUERY, &["1"], &some("one"), "logical_replication_subscriber");
+    expect_bypass(&mut s, QUERY, &["1"], &some("one"), "logical_replication_subscriber");
+    let after = stats(&mut s);
+    assert_eq!(after.reason("logical_replication_subscriber") - before.reason("logical_replication_subscriber"), 2, "before {before:?} after {after:?}");
+    // The session that cached t before the subscription sees the synced row too.
+    expect_bypass(&mut early, QUERY, &["1"], &some("one"), "logical_replication_subscriber");
+    // A query that also reads the subscribed table bypasses as well.
+    let join = "select u.v || '/' || t.v from u join t using (id) where id = $1";
+    expect_bypass(&mut s, join, &["1"], &some("local/one"), "logical_replication_subscriber");
+
+    // A table the subscription does not touch is still cached.
+    let local = "select v from u where id = $1";
+    expect_cached(&mut s, local, &["1"], &some("local"), false);
+    expect_cached(&mut s, local, &["1"], &some("local"), true);
+
+    // A change applied by the apply worker (no executor hooks) shows at once.
+    p.batch_execute("UPDATE t SET v = 'uno' WHERE id = 1").unwrap();
+    assert!(
+        poll_until(TIMEOUT, || plain(&mut s, QUERY, 1) == some("uno")),
+        "the update did not reach the subscriber; subscriber log:\n{}",
+        subscriber.log()
+    );
+    expect_bypass(&mut s, QUERY, &["1"], &some("uno"), "logical_replication_subscriber");
+    expect_bypass(&mut early, QUERY, &["1"], &some("uno"), "logical_replication_subscriber");
+    expect_bypass(&mut s, join, &["1"], &some("local/uno"), "logical_replication_subscriber");
+    expect_cached(&mut s, local, &["1"], &some("local"), true);
+
+    drop(early);
+    s.batch_execute("DROP SUBSCRIPTION s").unwrap();
+}
