@@ -8,7 +8,7 @@ set -euo pipefail
 PGRX_VERSION="0.18.1"
 PG_CONFIG="/usr/bin/pg_config"
 PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-contrib libclang-dev clang
-          redis-server redis-tools sudo make pkg-config libssl-dev)
+          redis-server redis-tools sudo make pkg-config libssl-dev openssl valgrind)
 
 say()  { printf 'setup: %s\n' "$*"; }
 fail() { printf 'setup: FAILED: %s\n' "$*" >&2; exit 1; }

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, info, trace, warn};
 
 /// Runs until `cancel` fires; follows configuration reloads.
 pub async fn run(mut config: watch::Receiver<Arc<Config>>, state: Arc<State>, cancel: CancellationToken) {
@@ -200,12 +200,13 @@ impl Relay {
             let read_took = read_at.elapsed();
             if !page.rows.is_empty() {
                 sink.apply(&page.rows, &self.conventions).await.map_err(|e| (Side::Redis, e))?;
-                tracing::trace!("relay: page of {} rows read in {read_took:?}, applied in {:?}", page.rows.len(), read_at.elapsed() - read_took);
+                let n = page.rows.len() as u64;
+                trace!("relay: {n} rows read in {read_took:?}, applied in {:?}", read_at.elapsed() - read_took);
                 lag = page.rows.iter().map(|r| r.age).max().unwrap_or_default() + read_at.elapsed();
-                delivered += page.rows.len() as u64;
-                self.unsaved_rows += page.rows.len() as u64;
+                delivered += n;
+                self.unsaved_rows += n;
                 add(&self.state.counters.batches, 1);
-                add(&self.state.counters.delivered, page.rows.len() as u64);
+                add(&self.state.counters.delivered, n);
             }
             self.position = self.position.after(&page, batch as usize);
             if page.rows.len() < batch as usize {

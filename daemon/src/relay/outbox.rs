@@ -35,19 +35,20 @@ const ENSURE_CURSOR: &str = "INSERT INTO pitstop.relay_state (consumer) VALUES (
 const LOAD_CURSOR: &str = "SELECT horizon::text FROM pitstop.relay_state WHERE consumer = $1";
 
 /// One page: the statement's snapshot, and up to $4 undelivered rows in id order (none: one
-/// row of NULLs after the snapshot). The three branches are disjoint and each has an index
-/// path the planner takes even before the outbox was ever analyzed: rows the last snapshot
-/// could not see — newer xids, in-progress xids — up to the last id read (xid index), and the
-/// rows after it (primary key), so that paging through a large backlog stays a range scan. (A
-/// single `ORDER BY id LIMIT` over the OR of all three invites a primary-key scan filtering
-/// every older row.)
+/// row of NULLs after the snapshot). Three disjoint branches, each with an index path: rows
+/// the last snapshot could not see — newer xids, in-progress xids — up to the last id read
+/// (xid index), and the rows after it (primary key), so that paging through a large backlog
+/// stays a range scan. The session plans it once (generic plan, see `connect`): the upper
+/// bound on xid makes the planner expect a narrow range whatever the statistics say, so it
+/// picks the xid index even for a never-analyzed outbox. (A single `ORDER BY id LIMIT` over
+/// the OR of all three invites a primary-key scan filtering every older row.)
 const PAGE: &str = "SELECT s.snapshot, o.id, o.database::text, o.relation, o.tags, \
                            extract(epoch FROM clock_timestamp() - o.created_at)::float8 \
                     FROM (SELECT pg_current_snapshot()::text AS snapshot) s \
                     LEFT JOIN LATERAL ( \
                         SELECT * FROM ( \
                             (SELECT id, database, relation, tags, created_at FROM pitstop.invalidation_outbox \
-                             WHERE xid >= $1::text::xid8 AND id <= $3) \
+                             WHERE xid >= $1::text::xid8 AND xid <= '18446744073709551615'::xid8 AND id <= $3) \
                             UNION ALL \
                             (SELECT id, database, relation, tags, created_at FROM pitstop.invalidation_outbox \
                              WHERE xid = ANY ($2::text[]::xid8[]) AND id <= $3) \
@@ -64,10 +65,10 @@ const SAVE_CURSOR: &str = "INSERT INTO pitstop.relay_state AS s (consumer, horiz
                                delivered = s.delivered + excluded.delivered, updated_at = now()";
 
 /// Rows every consumer has delivered (below the smallest saved horizon) and older than the
-/// retention, at most $2 at a time.
+/// retention, at most $2 at a time (the xid range is two-sided for the generic plan's sake).
 const PRUNE: &str = "WITH doomed AS ( \
                          SELECT id FROM pitstop.invalidation_outbox \
-                         WHERE xid < (SELECT min(horizon) FROM pitstop.relay_state) \
+                         WHERE xid >= '0'::xid8 AND xid < (SELECT min(horizon) FROM pitstop.relay_state) \
                            AND created_at < now() - make_interval(secs => $1) \
                          LIMIT $2) \
                      DELETE FROM pitstop.invalidation_outbox o USING doomed WHERE o.id = doomed.id";
@@ -211,9 +212,10 @@ impl Outbox {
         if !schema.get::<_, bool>(1) {
             return Err("pitstop.relay_state is missing: the extension is older than this daemon (ALTER EXTENSION pitstop UPDATE)".into());
         }
-        // Plans for the parameters at hand: a generic plan cannot know that `xid >= $1` is
-        // the newest sliver of the outbox.
-        let setup = format!("SET plan_cache_mode = force_custom_plan; LISTEN {CHANNEL}");
+        // A round is frequent (up to one per commit) and must be cheap for the server too:
+        // plan once per session. The statements are written so that their generic plans use
+        // the indexes (see PAGE).
+        let setup = format!("SET plan_cache_mode = force_generic_plan; LISTEN {CHANNEL}");
         bounded(call_limit, "LISTEN", client.batch_execute(&setup)).await?;
         bounded(call_limit, "creating the relay cursor", client.execute(ENSURE_CURSOR, &[&consumer])).await?;
         let horizon: String = bounded(call_limit, "reading the relay cursor", client.query_one(LOAD_CURSOR, &[&consumer])).await?.get(0);
