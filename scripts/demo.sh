@@ -89,10 +89,10 @@ CONF
     "$PITSTOP" report index-health
 
     say "Result cache: the same report twice, a write, then again (pitstop.cached)"
-    cached="SELECT * FROM pitstop.cached('select status, count(*) from orders group by status order by status')
+    cached="SELECT * FROM pitstop.cached('select status, count(*) from shop.orders group by status order by status')
             AS t(status text, orders int8)"
     psql -c '\timing on' -c "$cached" -c "$cached" \
-         -c "UPDATE orders SET status = 'cancelled' WHERE id = (SELECT min(id) FROM orders WHERE status = 'open')" \
+         -c "UPDATE shop.orders SET status = 'cancelled' WHERE id = (SELECT min(id) FROM shop.orders WHERE status = 'open')" \
          -c "$cached" \
          -c "SELECT hits, misses, fills, invalidations, entries, hit_ratio FROM pitstop.cache_stats()"
 
