@@ -100,7 +100,7 @@ impl PitstopError {
             Self::UnsupportedAccessMethod(_) => Some("Hypothetical indexes support btree, hash and brin."),
             Self::UnknownHypoIndex(_) => Some("pitstop.hypo_list() shows this session's hypothetical indexes."),
             Self::NotReadOnly(_) => Some("Run writes directly; the cache invalidates itself when they commit."),
-            Self::ParameterCount { .. } => Some("Pass one array element per $n placeholder, e.g. '{42}' for $1."),
+            Self::ParameterCount { .. } => Some("Pass one array element per $n parameter: '{42}' for $1."),
             Self::NoColumnList => Some("Call it as SELECT * FROM pitstop.cached('select …') AS t(col type, …)."),
             _ => None,
         }

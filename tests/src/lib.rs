@@ -154,16 +154,24 @@ impl PgCluster {
                 .args(["-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"]),
             "initdb",
         );
-        // A port can be taken between choosing and binding it: retry a few times.
+        Self::start_on_free_port(dir, &options, |port, dir| {
+            format!(
+                "port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
+                 fsync = off\nfull_page_writes = off\nsynchronous_commit = off\nmax_connections = 40\n",
+                dir.display()
+            )
+        })
+    }
+
+    /// Appends `base(port, dir)`, the preload list and `options.settings` to the cluster's
+    /// postgresql.conf and starts it. A port can be taken between choosing and binding it:
+    /// retries a few times with fresh ports (later lines win over earlier ones).
+    fn start_on_free_port(dir: PathBuf, options: &ClusterOptions, base: impl Fn(u16, &Path) -> String) -> PgCluster {
+        let data = dir.join("data");
         for attempt in 0..5 {
             let port = free_port();
-            let mut conf = format!(
-                "port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
-                 fsync = off\nfull_page_writes = off\nsynchronous_commit = off\nmax_connections = 40\n\
-                 shared_preload_libraries = '{}'\n",
-                dir.display(),
-                options.preload.join(",")
-            );
+            let mut conf = base(port, &dir);
+            conf.push_str(&format!("shared_preload_libraries = '{}'\n", options.preload.join(",")));
             for (name, value) in &options.settings {
                 conf.push_str(&format!("{name} = '{value}'\n"));
             }
@@ -197,33 +205,10 @@ impl PgCluster {
                 .args(["-R", "-c", "fast", "-h", "127.0.0.1", "-p", &primary.port.to_string(), "-U", "postgres"]),
             "pg_basebackup",
         );
-        for attempt in 0..5 {
-            let port = free_port();
-            // Appended after the primary's copied settings, so these win.
-            let mut conf = format!(
-                "port = {port}\nunix_socket_directories = '{}'\nhot_standby = on\nshared_preload_libraries = '{}'\n",
-                dir.display(),
-                options.preload.join(",")
-            );
-            for (name, value) in &options.settings {
-                conf.push_str(&format!("{name} = '{value}'\n"));
-            }
-            let mut file = fs::OpenOptions::new().append(true).open(data.join("postgresql.conf")).unwrap();
-            file.write_all(conf.as_bytes()).unwrap();
-            let status = as_postgres(&pg_bin("pg_ctl"))
-                .args(["start", "-w", "-t", "60", "-D"])
-                .arg(&data)
-                .arg("-l")
-                .arg(dir.join("server.log"))
-                .stdout(Stdio::null())
-                .status()
-                .expect("pg_ctl start");
-            if status.success() {
-                return PgCluster { dir, port };
-            }
-            eprintln!("standby did not start on port {port} (attempt {attempt}); log:\n{}", Self::log_of(&dir));
-        }
-        panic!("standby did not start; log:\n{}", Self::log_of(&dir));
+        // Appended after the primary's copied settings, so these win.
+        Self::start_on_free_port(dir, &options, |port, dir| {
+            format!("port = {port}\nunix_socket_directories = '{}'\nhot_standby = on\n", dir.display())
+        })
     }
 
     fn log_of(dir: &Path) -> String {

@@ -493,14 +493,9 @@ unsafe extern "C-unwind" fn process_utility(
     let _scope = (plain_explain && anything_hypothetical()).then(Scope::enter);
     // SAFETY: chaining with our own arguments.
     unsafe {
-        match PREV_PROCESS_UTILITY {
-            Some(prev) => pg_guard_ffi_boundary(|| {
-                prev(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc)
-            }),
-            None => pg_sys::standard_ProcessUtility(
-                pstmt, query_string, read_only_tree, context, params, query_env, dest, qc,
-            ),
-        }
+        crate::pg::utility::call_previous(
+        PREV_PROCESS_UTILITY, pstmt, query_string, read_only_tree, context, params, query_env, dest, qc,
+    )
     }
 }
 

@@ -17,4 +17,5 @@ pub mod shmem;
 pub mod subxact;
 pub mod table_usage;
 pub mod timeout;
+pub mod utility;
 pub mod write_tracking;

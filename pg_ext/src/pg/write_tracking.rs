@@ -3,7 +3,6 @@
 //! ends, and COMMIT PREPARED. Events go to one set of plain Rust callbacks.
 
 use pgrx::pg_sys;
-use pgrx::pg_sys::ffi::pg_guard_ffi_boundary;
 use pgrx::prelude::*;
 use std::ffi::c_char;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -176,14 +175,9 @@ unsafe extern "C-unwind" fn process_utility(
         let _depth = UtilityDepth::enter();
         // SAFETY: chaining with our own arguments.
         unsafe {
-            match PREV_PROCESS_UTILITY {
-                Some(prev) => pg_guard_ffi_boundary(|| {
-                    prev(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc)
-                }),
-                None => pg_sys::standard_ProcessUtility(
-                    pstmt, query_string, read_only_tree, context, params, query_env, dest, qc,
-                ),
-            }
+            crate::pg::utility::call_previous(
+            PREV_PROCESS_UTILITY, pstmt, query_string, read_only_tree, context, params, query_env, dest, qc,
+        )
         }
     }
     let Some(events) = events else { return };
