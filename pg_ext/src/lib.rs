@@ -13,6 +13,7 @@ mod pg;
 
 extension_sql_file!("../../sql/schema/insight_views.sql", name = "insight_views", finalize);
 extension_sql_file!("../../sql/schema/cache.sql", name = "cache_objects", requires = [cache::sql::cache_entries_raw, cache::sql::cache_clear, cache::sql::cache_invalidate]);
+extension_sql_file!("../../sql/schema/history.sql", name = "history_tables");
 
 /// Loaded through shared_preload_libraries, pitstop sets up shared memory and executor hooks.
 /// Loaded later (CREATE EXTENSION without preload) it only defines its settings, like
