@@ -54,11 +54,53 @@ pub struct Loader {
     env: BTreeMap<String, String>,
     errors: Vec<ConfigError>,
     shown: Vec<Shown>,
+    /// Arrays of tables read with `entries`, and whether each came from the built-in defaults.
+    lists: Vec<(String, bool)>,
 }
 
 impl Loader {
     pub fn new(file: toml::Table, env: BTreeMap<String, String>) -> Loader {
-        Loader { file, env, errors: Vec::new(), shown: Vec::new() }
+        Loader { file, env, errors: Vec::new(), shown: Vec::new(), lists: Vec::new() }
+    }
+
+    /// The number of entries of the array of tables at `section.key` (`[[alerts.rules]]`),
+    /// taken from the file, else from `defaults` (a TOML document holding that key's array).
+    /// Entries' keys are then read as `section.key[i].name`; lists have no environment
+    /// overrides. Read a section's plain keys before its lists, so that the effective
+    /// configuration prints as valid TOML.
+    pub fn entries(&mut self, path: &str, defaults: &str) -> usize {
+        let (section, key) = path.split_once('.').expect("lists live in a section");
+        let from_file = lookup(&self.file, path).cloned();
+        let from_defaults = from_file.is_none();
+        let value = from_file.unwrap_or_else(|| {
+            let doc: toml::Table = defaults.parse().expect("built-in list defaults are valid TOML");
+            lookup(&doc, path).cloned().unwrap_or(toml::Value::Array(Vec::new()))
+        });
+        self.lists.push((path.to_string(), from_defaults));
+        let count = match &value {
+            toml::Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if !item.is_table() {
+                        self.error(&format!("{path}[{i}]"), format!("expected a table ([[{path}]]), found a TOML {}", item.type_str()));
+                    }
+                }
+                items.len()
+            }
+            other => {
+                self.error(path, format!("expected an array of tables ([[{path}]]), found a TOML {}", other.type_str()));
+                0
+            }
+        };
+        if from_defaults {
+            let section = self.file.entry(section).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let Some(table) = section.as_table_mut() {
+                table.insert(key.to_string(), value);
+            }
+        }
+        if count == 0 {
+            self.shown.push(Shown { path: path.to_string(), value: toml::Value::Array(Vec::new()), origin: Origin::Default });
+        }
+        count
     }
 
     /// The value at `path`: from its environment variable, else from the file, else `default`.
@@ -79,8 +121,11 @@ impl Loader {
     fn read<T: Setting>(&mut self, path: &str, default: T, default_origin: Origin, check: impl Fn(&T) -> Result<(), String>) -> T {
         let env = env_name(path);
         let file_value = lookup(&self.file, path);
-        let (raw, origin) = match (self.env.get(&env), file_value) {
+        let env_value = if path.contains('[') { None } else { self.env.get(&env) };
+        let list_default = self.lists.iter().any(|(list, defaulted)| *defaulted && path.starts_with(&format!("{list}[")));
+        let (raw, origin) = match (env_value, file_value) {
             (Some(text), _) => (Some(Raw::Env(text)), Origin::Env(env.clone())),
+            (None, Some(value)) if list_default => (Some(Raw::Toml(value)), Origin::Default),
             (None, Some(value)) => (Some(Raw::Toml(value)), Origin::File),
             (None, None) => (None, default_origin),
         };
@@ -115,9 +160,19 @@ impl Loader {
         for (key, value) in &self.file {
             match value {
                 toml::Value::Table(table) if sections.contains(&key.as_str()) => {
-                    for inner in table.keys() {
+                    for (inner, inner_value) in table {
                         let path = format!("{key}.{inner}");
-                        if !known.contains(&path.as_str()) {
+                        if self.lists.iter().any(|(list, _)| *list == path) {
+                            let items = inner_value.as_array().map(Vec::as_slice).unwrap_or_default();
+                            for (i, item) in items.iter().enumerate() {
+                                for field in item.as_table().map(|t| t.keys().collect()).unwrap_or_else(Vec::new) {
+                                    let item_path = format!("{path}[{i}].{field}");
+                                    if !known.contains(&item_path.as_str()) {
+                                        unknown.push(ConfigError { path: item_path, env: None, message: "unknown key".into() });
+                                    }
+                                }
+                            }
+                        } else if !known.contains(&path.as_str()) {
                             unknown.push(ConfigError { path, env: None, message: "unknown key".into() });
                         }
                     }
@@ -152,23 +207,48 @@ impl Loader {
     }
 }
 
-/// The value at a dotted path (`section.key` or a top-level `key`).
-fn lookup<'t>(table: &'t toml::Table, path: &str) -> Option<&'t toml::Value> {
-    match path.split_once('.') {
-        Some((section, key)) => table.get(section)?.as_table()?.get(key),
-        None => table.get(path),
+/// The value at a dotted path: `section.key`, a top-level `key`, or a list entry's key
+/// `section.key[i].name`.
+pub fn lookup<'t>(table: &'t toml::Table, path: &str) -> Option<&'t toml::Value> {
+    let mut value: Option<&toml::Value> = None;
+    for part in path.split('.') {
+        let (name, index) = match part.split_once('[') {
+            Some((name, rest)) => (name, Some(rest.trim_end_matches(']').parse::<usize>().ok()?)),
+            None => (part, None),
+        };
+        let container = match value {
+            None => table,
+            Some(v) => v.as_table()?,
+        };
+        let mut found = container.get(name)?;
+        if let Some(i) = index {
+            found = found.as_array()?.get(i)?;
+        }
+        value = Some(found);
     }
+    value
 }
 
 /// The effective configuration as TOML, each value commented with where it came from.
 pub fn render(shown: &[Shown], header: &str) -> String {
     let mut out = format!("# {header}\n");
     let mut section = "";
+    let mut entry = "";
     for s in shown {
-        let (sec, key) = s.path.split_once('.').unwrap_or(("", &s.path));
+        let (sec, mut key) = s.path.split_once('.').unwrap_or(("", &s.path));
         if sec != section {
             out.push_str(&format!("\n[{sec}]\n"));
             section = sec;
+            entry = "";
+        }
+        // A list entry's key (`rules[0].metric`): a `[[section.rules]]` header per entry.
+        if let Some((list_entry, field)) = key.split_once("].") {
+            if list_entry != entry {
+                let list = list_entry.split('[').next().unwrap_or(list_entry);
+                out.push_str(&format!("\n[[{sec}.{list}]]\n"));
+                entry = list_entry;
+            }
+            key = field;
         }
         let line = format!("{key} = {}", s.value);
         match &s.origin {
@@ -232,6 +312,47 @@ mod tests {
         let mut l = loader("http = 5\n", &[]);
         l.get("http.listen", String::new());
         assert_eq!(l.finish().unwrap_err()[0].to_string(), "http: expected a table ([http]), found a TOML integer");
+    }
+
+    const RULE_DEFAULTS: &str = "[[alerts.rules]]\nname = \"cpu\"\n[[alerts.rules]]\nname = \"memory\"\n";
+
+    fn read_rules(l: &mut Loader) -> Vec<String> {
+        l.get("alerts.webhook", String::new());
+        (0..l.entries("alerts.rules", RULE_DEFAULTS)).map(|i| l.get(&format!("alerts.rules[{i}].name"), String::new())).collect()
+    }
+
+    #[test]
+    fn lists_come_from_the_file_else_from_the_defaults() {
+        let mut l = loader("", &[]);
+        assert_eq!(read_rules(&mut l), ["cpu", "memory"]);
+        let shown = l.finish().unwrap();
+        assert!(shown.iter().all(|s| s.origin == Origin::Default), "{shown:?}");
+        let text = render(&shown, "effective");
+        assert!(text.contains("[alerts]\nwebhook = \"\"\n\n[[alerts.rules]]\nname = \"cpu\"\n\n[[alerts.rules]]\nname = \"memory\""), "{text}");
+        assert_eq!(text.parse::<toml::Table>().unwrap()["alerts"]["rules"].as_array().unwrap().len(), 2);
+
+        let mut l = loader("[alerts]\nrules = []\n", &[]);
+        assert!(read_rules(&mut l).is_empty(), "an empty list in the file turns the defaults off");
+        let text = render(&l.finish().unwrap(), "effective");
+        assert!(text.contains("rules = []"), "{text}");
+
+        let mut l = loader("[[alerts.rules]]\nname = \"mine\"\n", &[]);
+        assert_eq!(read_rules(&mut l), ["mine"]);
+        assert_eq!(l.finish().unwrap()[1].origin, Origin::File);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_shapes_in_lists_are_errors() {
+        let mut l = loader("[[alerts.rules]]\nname = \"a\"\nthreshhold = 3\n", &[]);
+        read_rules(&mut l);
+        let errors: Vec<String> = l.finish().unwrap_err().iter().map(|e| e.to_string()).collect();
+        assert_eq!(errors, ["alerts.rules[0].threshhold: unknown key"]);
+        let mut l = loader("[alerts]\nrules = 3\n", &[]);
+        read_rules(&mut l);
+        assert!(l.finish().unwrap_err()[0].to_string().starts_with("alerts.rules: expected an array of tables"));
+        let mut l = loader("[alerts]\nrules = [1]\n", &[]);
+        read_rules(&mut l);
+        assert!(l.finish().unwrap_err()[0].to_string().starts_with("alerts.rules[0]: expected a table"));
     }
 
     #[test]
