@@ -25,6 +25,10 @@ static CACHE_MAX_ENTRY: GucSetting<i32> = GucSetting::<i32>::new(1024);
 static CACHE_DEFAULT_TTL: GucSetting<i32> = GucSetting::<i32>::new(300);
 /// Lets a session (or the DBA for everyone) turn the cache off: every call then runs its query.
 static CACHE_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
+/// Off: on a standby and for tables a subscription writes (changes pitstop cannot see) the
+/// cache is bypassed. On: calls that pass an explicit ttl are served from the cache there,
+/// at most ttl old (bounded staleness the caller asked for).
+static CACHE_REPLICA_TTL_ONLY: GucSetting<bool> = GucSetting::<bool>::new(false);
 
 pub const SLOW_QUERY_BUFFER_MIN: i32 = 10;
 pub const SLOW_QUERY_BUFFER_MAX: i32 = 10_000;
@@ -86,6 +90,14 @@ pub fn init(at_preload: bool) {
         GucContext::Userset,
         GucFlags::default(),
     );
+    GucRegistry::define_bool_guc(
+        c"pitstop.cache_replica_ttl_only",
+        c"On a standby or for tables written by logical replication, serve results up to the call's ttl old.",
+        c"Off (the default) bypasses the cache there: pitstop cannot see writes made by WAL replay or replication apply. Only calls with an explicit ttl are served.",
+        &CACHE_REPLICA_TTL_ONLY,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
     if at_preload {
         define_slow_query_buffer();
         GucRegistry::define_int_guc(
@@ -141,6 +153,10 @@ pub fn cache_max_entry_bytes() -> usize {
 
 pub fn cache_default_ttl_seconds() -> i64 {
     i64::from(CACHE_DEFAULT_TTL.get())
+}
+
+pub fn cache_replica_ttl_only() -> bool {
+    CACHE_REPLICA_TTL_ONLY.get()
 }
 
 pub fn cache_enabled() -> bool {

@@ -1,7 +1,8 @@
 //! pitstop's result cache where writes bypass the executor hooks: on a physical standby
 //! (WAL replay) and for tables a logical-replication subscription applies changes to. In
 //! both cases every call must bypass the cache (and count why), and never serve a stale
-//! answer.
+//! answer — unless the caller asks for TTL-only serving (pitstop.cache_replica_ttl_only and
+//! an explicit ttl): then it gets answers at most ttl old, and nobody else does.
 
 use pitstop_tests::{poll_until, ClusterOptions, PgCluster};
 use postgres::Client;
@@ -15,6 +16,16 @@ fn cached(c: &mut Client, query: &str, params: &[&str]) -> Vec<Option<String>> {
     let params: Vec<String> = params.iter().map(|p| p.to_string()).collect();
     c.query("SELECT x.v FROM pitstop.cached($1, $2) AS x(v text)", &[&query, &params])
         .unwrap_or_else(|e| panic!("pitstop.cached({query:?}, {params:?}): {e:?}"))
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// `pitstop.cached(query, params, ttl)`.
+fn cached_ttl(c: &mut Client, query: &str, params: &[&str], ttl: &str) -> Vec<Option<String>> {
+    let params: Vec<String> = params.iter().map(|p| p.to_string()).collect();
+    c.query("SELECT x.v FROM pitstop.cached($1, $2, $3::text::interval) AS x(v text)", &[&query, &params, &ttl])
+        .unwrap_or_else(|e| panic!("pitstop.cached({query:?}, {params:?}, {ttl}): {e:?}"))
         .iter()
         .map(|r| r.get(0))
         .collect()
@@ -34,6 +45,7 @@ struct Stats {
     hits: i64,
     fills: i64,
     bypasses: i64,
+    ttl_only: i64,
     reasons: serde_json::Value,
 }
 
@@ -48,7 +60,48 @@ fn stats(c: &mut Client) -> Stats {
     let text: String = c.query_one("SELECT to_jsonb(s)::text FROM pitstop.cache_stats() AS s", &[]).unwrap().get(0);
     let row: serde_json::Value = serde_json::from_str(&text).unwrap();
     let get = |name: &str| row.get(name).and_then(|v| v.as_i64()).unwrap_or_else(|| panic!("cache_stats() has no {name}: {row}"));
-    Stats { hits: get("hits"), fills: get("fills"), bypasses: get("bypasses"), reasons: row["bypass_reasons"].clone() }
+    Stats {
+        hits: get("hits"),
+        fills: get("fills"),
+        bypasses: get("bypasses"),
+        ttl_only: get("ttl_only_calls"),
+        reasons: row["bypass_reasons"].clone(),
+    }
+}
+
+/// Opted-in TTL-only serving where pitstop cannot see the writes: `replicate(value)` changes
+/// row 1 upstream and waits until it is visible here. The opted-in session gets the cached
+/// (older) answer until its ttl passes; a session that did not opt in never does, and
+/// neither does a call without a ttl or a query with another reason to bypass.
+fn ttl_only_serving(s: &mut Client, other: &mut Client, reason: &str, mut replicate: impl FnMut(&mut Client, &str)) {
+    s.batch_execute("SET pitstop.cache_replica_ttl_only = on").unwrap();
+    let current = plain(s, QUERY, 1);
+    expect_bypass(s, QUERY, &["1"], &current, reason);
+    let volatile = "select v || (random() * 0)::int::text from t where id = $1";
+    let before = stats(s);
+    cached_ttl(s, volatile, &["1"], "1 hour");
+    cached_ttl(s, volatile, &["1"], "1 hour");
+    let after = stats(s);
+    assert_eq!((after.fills, after.hits, after.bypasses - before.bypasses), (before.fills, before.hits, 2), "volatile: {before:?} {after:?}");
+
+    let before = stats(s);
+    assert_eq!(cached_ttl(s, QUERY, &["1"], "3 seconds"), current);
+    let filled = std::time::Instant::now();
+    assert_eq!(cached_ttl(s, QUERY, &["1"], "3 seconds"), current);
+    let after = stats(s);
+    assert_eq!((after.fills - before.fills, after.hits - before.hits, after.ttl_only - before.ttl_only), (1, 1, 2), "{before:?} {after:?}");
+
+    replicate(s, "changed");
+    if filled.elapsed() < Duration::from_secs(3) {
+        assert_eq!(cached_ttl(s, QUERY, &["1"], "3 seconds"), current, "within its ttl the opted-in caller is served the cached answer");
+    }
+    expect_bypass(other, QUERY, &["1"], &some("changed"), reason);
+    assert!(
+        poll_until(Duration::from_secs(10), || cached_ttl(s, QUERY, &["1"], "3 seconds") == some("changed")),
+        "the entry outlived its ttl"
+    );
+    assert!(filled.elapsed() >= Duration::from_secs(3), "served the new value before the ttl passed: not from the cache?");
+    s.batch_execute("RESET pitstop.cache_replica_ttl_only").unwrap();
 }
 
 /// Calls `cached` and checks its answer and that it bypassed the cache for `reason` (one
@@ -114,6 +167,14 @@ fn standby_bypasses_the_cache_and_follows_replay() {
     expect_bypass(&mut s, QUERY, &["1"], &some("uno"), "standby");
     expect_bypass(&mut s, QUERY, &["2"], &some("two"), "standby");
     assert_eq!(plain(&mut s, QUERY, 1), some("uno"));
+
+    let mut other = standby.connect();
+    ttl_only_serving(&mut s, &mut other, "standby", |s, value| {
+        p.execute("UPDATE t SET v = $1 WHERE id = 1", &[&value]).unwrap();
+        let lsn: String = p.query_one("SELECT pg_current_wal_insert_lsn()::text", &[]).unwrap().get(0);
+        let replayed = format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn");
+        assert!(poll_until(TIMEOUT, || scalar_bool(s, &replayed)), "no replay; log:\n{}", standby.log());
+    });
 }
 
 #[test]
@@ -180,6 +241,11 @@ fn subscribed_tables_bypass_the_cache_and_follow_the_publisher() {
     expect_bypass(&mut early, QUERY, &["1"], &some("uno"), "logical_replication_subscriber");
     expect_bypass(&mut s, join, &["1"], &some("local/uno"), "logical_replication_subscriber");
     expect_cached(&mut s, local, &["1"], &some("local"), true);
+
+    ttl_only_serving(&mut s, &mut early, "logical_replication_subscriber", |s, value| {
+        p.execute("UPDATE t SET v = $1 WHERE id = 1", &[&value]).unwrap();
+        assert!(poll_until(TIMEOUT, || plain(s, QUERY, 1) == some(value)), "no apply; log:\n{}", subscriber.log());
+    });
 
     drop(early);
     s.batch_execute("DROP SUBSCRIPTION s").unwrap();

@@ -116,6 +116,15 @@ fn session_bypass() -> Option<Bypass> {
     None
 }
 
+/// The ttl to serve by, when the only reasons to bypass are replica situations (standby,
+/// subscribed tables), the caller gave an explicit ttl and pitstop.cache_replica_ttl_only is on.
+fn replica_ttl_only(bypass: Option<Bypass>, analysis: Option<Bypass>, ttl_micros: Option<i64>) -> Option<i64> {
+    let replica = |reason: Option<Bypass>| matches!(reason, Some(Bypass::Standby | Bypass::Subscriber));
+    // A standby hides the analysis' own reasons behind its own: those must be replica ones too.
+    let only_replica = replica(bypass) && (analysis.is_none() || replica(analysis));
+    (only_replica && gucs::cache_replica_ttl_only()).then_some(ttl_micros).flatten().filter(|ttl| *ttl > 0)
+}
+
 /// `ttl` (microseconds; None = the default setting) as an absolute expiry (0 = none).
 fn expiry(now: i64, ttl_micros: Option<i64>) -> i64 {
     let ttl = ttl_micros.unwrap_or(gucs::cache_default_ttl_seconds() * 1_000_000);
@@ -150,13 +159,18 @@ pub fn call(flavor: Flavor, query: &str, params: &[Option<String>], ttl_micros: 
     let run = || result_set::execute(&sql, &analysis.param_types, params);
     let Some((store, locks)) = attached() else { return Ok(run()) };
     let own_ddl = tracking::wrote_definitions().then_some(Bypass::OwnWrite);
-    if let Some(reason) = session_bypass().or(analysis.bypass).or(own_ddl) {
+    let bypass = session_bypass().or(analysis.bypass).or(own_ddl);
+    let ttl_only = replica_ttl_only(bypass, analysis.bypass, ttl_micros);
+    if let Some(reason) = bypass.filter(|_| ttl_only.is_none()) {
         store.count_bypass(reason);
         return Ok(run());
     }
+    if ttl_only.is_some() {
+        store.count(Counter::TtlOnly);
+    }
 
     let dbid = backend::current_database().to_u32();
-    let key = key::encode(&KeyParts { flavor, dbid, roleid, query, params, settings: &settings });
+    let key = key::encode(&KeyParts { flavor, dbid, roleid, query, params, settings: &settings, ttl_only });
     let hash = key::hash(&key);
     let now = backend::now();
     let found = executor::shielded(|| {

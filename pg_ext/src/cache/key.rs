@@ -35,6 +35,9 @@ pub struct KeyParts<'a> {
     pub params: &'a [Option<String>],
     /// Values of `SETTINGS`, in order.
     pub settings: &'a [&'a [u8]],
+    /// Served by TTL only (replica situations), with this ttl in microseconds: such entries
+    /// are shared only by callers accepting the same staleness.
+    pub ttl_only: Option<i64>,
 }
 
 fn put(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -52,6 +55,13 @@ pub fn encode(parts: &KeyParts<'_>) -> Vec<u8> {
     out.extend_from_slice(&(parts.settings.len() as u32).to_le_bytes());
     for value in parts.settings {
         put(&mut out, value);
+    }
+    match parts.ttl_only {
+        None => out.push(0),
+        Some(ttl) => {
+            out.push(1);
+            out.extend_from_slice(&ttl.to_le_bytes());
+        }
     }
     out.extend_from_slice(&(parts.params.len() as u32).to_le_bytes());
     for param in parts.params {
@@ -87,7 +97,7 @@ mod tests {
     use super::*;
 
     fn parts<'a>(query: &'a str, params: &'a [Option<String>], settings: &'a [&'a [u8]]) -> KeyParts<'a> {
-        KeyParts { flavor: Flavor::Rows, dbid: 5, roleid: 10, query, params, settings }
+        KeyParts { flavor: Flavor::Rows, dbid: 5, roleid: 10, query, params, settings, ttl_only: None }
     }
 
     #[test]
@@ -98,6 +108,9 @@ mod tests {
         assert_ne!(base, encode(&KeyParts { roleid: 11, ..parts("select $1", &params, &settings) }));
         assert_ne!(base, encode(&KeyParts { dbid: 6, ..parts("select $1", &params, &settings) }));
         assert_ne!(base, encode(&KeyParts { flavor: Flavor::Json, ..parts("select $1", &params, &settings) }));
+        let ttl_only = encode(&KeyParts { ttl_only: Some(5_000_000), ..parts("select $1", &params, &settings) });
+        assert_ne!(base, ttl_only, "entries served by TTL only are never shared with checked ones");
+        assert_ne!(ttl_only, encode(&KeyParts { ttl_only: Some(6_000_000), ..parts("select $1", &params, &settings) }));
         assert_ne!(base, encode(&parts("select $1", &[Some("43".into())], &settings)));
         assert_ne!(base, encode(&parts("select $1", &[None], &settings)));
         assert_ne!(base, encode(&parts("select $1", &params, &[b"public", b"Europe/Paris"])));

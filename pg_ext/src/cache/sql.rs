@@ -135,6 +135,7 @@ fn cache_stats() -> TableIterator<
         name!(bytes_configured, i64),
         name!(hit_ratio, Option<f64>),
         name!(bypass_reasons, pgrx::JsonB),
+        name!(ttl_only_calls, i64),
     ),
 > {
     let (store, locks) = require_store();
@@ -157,6 +158,7 @@ fn cache_stats() -> TableIterator<
         store.capacity_bytes() as i64,
         (lookups > 0).then(|| (hits as f64 / lookups as f64 * 10_000.0).round() / 10_000.0),
         pgrx::JsonB(serde_json::Value::Object(reasons)),
+        c(Counter::TtlOnly),
     ))
 }
 

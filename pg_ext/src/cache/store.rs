@@ -26,8 +26,10 @@ pub enum Counter {
     Invalidations,
     Evictions,
     Stale,
+    /// Calls served or filled under pitstop.cache_replica_ttl_only (standby or subscriber).
+    TtlOnly,
 }
-pub const COUNTERS: usize = 6;
+pub const COUNTERS: usize = 7;
 
 /// Why a call did not use the cache. Stored as counters after the event counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
