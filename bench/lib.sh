@@ -17,12 +17,23 @@ private_cluster() {
     for d in "$(dirname "$(pg_config --bindir)")" "$(pg_config --sharedir)"; do
         mkdir -p "$prefix$(dirname "$d")"; cp -a "$d" "$prefix$d"
     done
+    overlay_package "$prefix"
     [ "$(id -u)" -eq 0 ] && chown -R postgres "$dir"
     as_postgres "$BIN/initdb" -D "$dir/data" -U postgres --auth=trust >/dev/null
     printf "port = %s\nlisten_addresses = ''\nunix_socket_directories = '%s'\n%s\n" "$port" "$dir" "$conf" |
         as_postgres tee -a "$dir/data/postgresql.conf" >/dev/null
     as_postgres "$BIN/pg_ctl" start -D "$dir/data" -l "$dir/log" -w >/dev/null
     export PGHOST="$dir" PGPORT="$port" PGUSER=postgres PGDATABASE=postgres
+}
+
+# overlay_package PREFIX: with PITSTOP_PACKAGE set (a `cargo pgrx package --out-dir`
+# directory), that build of pitstop replaces the installed one in the copy under PREFIX, so a
+# build can be measured without installing it.
+overlay_package() {
+    if [ -n "${PITSTOP_PACKAGE:-}" ]; then
+        [ -f "$PITSTOP_PACKAGE$(pg_config --pkglibdir)/pitstop.so" ] || { echo "PITSTOP_PACKAGE=$PITSTOP_PACKAGE has no pitstop.so" >&2; exit 1; }
+        cp -a "$PITSTOP_PACKAGE"/. "$1"/
+    fi
 }
 
 stop_private_cluster() {

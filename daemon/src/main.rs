@@ -5,6 +5,7 @@ mod config;
 mod db;
 mod http;
 mod logging;
+mod maintenance;
 mod output;
 mod relay;
 mod report;
@@ -47,6 +48,22 @@ enum Command {
         #[arg(long, env = "PITSTOP_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Scheduled maintenance by hand: `--dry-run` prints what pitstop.maintenance_plan() calls
+    /// for; without it the vacuum/analyze/reindex plan (or one configured job) runs once now,
+    /// with lock_timeout, statement_timeout, retries and pitstop.maintenance_log, as the daemon
+    /// runs it. Refused on a standby. Exit status 1 when an action failed.
+    Maintenance {
+        /// Print the plan (priority, action, target, command, reason) without running it.
+        #[arg(long)]
+        dry_run: bool,
+        /// Run this configured job ([[maintenance.jobs]] name) instead of the whole plan.
+        #[arg(long)]
+        job: Option<String>,
+        /// Configuration file for thresholds, timeouts and jobs (default: /etc/pitstop/pitstop.toml
+        /// if it exists, else built-in defaults).
+        #[arg(long, env = "PITSTOP_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Validate the configuration and print the effective settings (secrets masked), or
     /// every error with its key path (exit status 1).
     CheckConfig {
@@ -61,6 +78,10 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run { config } => service::run(config.as_deref()),
         Command::CheckConfig { config } => config::check_command(config.as_deref()),
+        Command::Maintenance { dry_run, job, config } => {
+            let style = if cli.json { output::Style::Json } else { output::Style::Table { wide: false } };
+            maintenance::cli::command(cli.dsn.as_deref(), config.as_deref(), dry_run, job.as_deref(), style)
+        }
         Command::Report { report, wide } => {
             let style = if cli.json { output::Style::Json } else { output::Style::Table { wide } };
             run_report(cli.dsn.as_deref(), &report, style)
@@ -68,14 +89,20 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_report(dsn: Option<&str>, report: &report::Report, style: output::Style) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
+/// The single-threaded runtime of a command-line command; None (after saying why) if it
+/// cannot start.
+fn cli_runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => Some(rt),
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            None
         }
-    };
+    }
+}
+
+fn run_report(dsn: Option<&str>, report: &report::Report, style: output::Style) -> ExitCode {
+    let Some(runtime) = cli_runtime() else { return ExitCode::FAILURE };
     let result = runtime.block_on(async {
         let client = db::connect(dsn).await?;
         let rows = report::run(&client, report).await?;

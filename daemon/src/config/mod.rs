@@ -7,6 +7,7 @@
 //! once: the file is walked key by key (`source::Loader`) rather than deserialized in one go,
 //! which would stop at the first problem.
 
+pub mod maintenance;
 mod source;
 mod values;
 
@@ -33,6 +34,7 @@ pub struct Config {
     pub reconnect: ReconnectConfig,
     pub http: HttpConfig,
     pub log: LogConfig,
+    pub maintenance: maintenance::MaintenanceConfig,
     /// The effective settings as printed (secrets masked), for check-config and reload diffs.
     shown: Vec<Shown>,
     /// The file read, if any.
@@ -237,6 +239,7 @@ impl Config {
                 tracing_subscriber::EnvFilter::try_new(level).map(|_| ()).map_err(|e| format!("{level:?} is not a log level or filter: {e}"))
             }),
         };
+        let maintenance = maintenance::read(l);
 
         if redis.url.expose().len() > 1 && !redis.cluster {
             l.error("redis.url", "several URLs are only allowed with redis.cluster = true");
@@ -250,7 +253,7 @@ impl Config {
         if reconnect.initial_delay > reconnect.max_delay {
             l.error("reconnect.initial_delay", "must not exceed reconnect.max_delay");
         }
-        Config { profile, postgres, redis, relay, reconnect, http, log, shown: Vec::new(), file: None }
+        Config { profile, postgres, redis, relay, reconnect, http, log, maintenance, shown: Vec::new(), file: None }
     }
 
     /// Parses `text` (the file's contents, empty without a file) with `env` overrides.

@@ -60,6 +60,40 @@ impl Setting for u32 {
     }
 }
 
+impl Setting for u64 {
+    fn parse(raw: Raw) -> Result<Self, String> {
+        let n = match raw {
+            Raw::Toml(toml::Value::Integer(n)) => *n,
+            Raw::Env(s) => s.trim().parse::<i64>().map_err(|_| format!("{s:?} is not a whole number"))?,
+            Raw::Toml(other) => return Err(format!("expected a whole number, found a TOML {}", other.type_str())),
+        };
+        u64::try_from(n).map_err(|_| format!("{n} is out of range"))
+    }
+    fn show(&self) -> toml::Value {
+        toml::Value::Integer(i64::try_from(*self).unwrap_or(i64::MAX))
+    }
+}
+
+/// A number; TOML integers are accepted too (`30` for `30.0`).
+impl Setting for f64 {
+    fn parse(raw: Raw) -> Result<Self, String> {
+        let x = match raw {
+            Raw::Toml(toml::Value::Float(x)) => *x,
+            Raw::Toml(toml::Value::Integer(n)) => *n as f64,
+            Raw::Env(s) => s.trim().parse::<f64>().map_err(|_| format!("{s:?} is not a number"))?,
+            Raw::Toml(other) => return Err(format!("expected a number, found a TOML {}", other.type_str())),
+        };
+        if x.is_finite() {
+            Ok(x)
+        } else {
+            Err(format!("{x} is not a finite number"))
+        }
+    }
+    fn show(&self) -> toml::Value {
+        toml::Value::Float(*self)
+    }
+}
+
 impl Setting for String {
     fn parse(raw: Raw) -> Result<Self, String> {
         raw.text("a string").map(str::to_string)

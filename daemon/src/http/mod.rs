@@ -79,5 +79,6 @@ pub fn status_json(state: &State) -> serde_json::Value {
             "errors": { "postgres": read(&c.postgres_errors), "redis": read(&c.redis_errors) },
         },
         "config_reloads": { "applied": read(&c.reloads_applied), "rejected": read(&c.reloads_rejected) },
+        "maintenance": { "state": state.maintenance.get(), "jobs": state.maintenance_jobs() },
     })
 }

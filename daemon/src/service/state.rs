@@ -97,6 +97,9 @@ pub struct State {
     pub postgres: Component,
     pub redis: Component,
     pub relay: Component,
+    /// Scheduled maintenance, and each job's last and next runs.
+    pub maintenance: Component,
+    maintenance_jobs: Mutex<Vec<MaintenanceJob>>,
     pub counters: Counters,
     profile: Mutex<&'static str>,
     /// The pitstop extension version in the database, when known.
@@ -111,6 +114,8 @@ impl State {
             postgres: Component::new(),
             redis: Component::new(),
             relay: Component::new(),
+            maintenance: Component::new(),
+            maintenance_jobs: Mutex::new(Vec::new()),
             counters: Counters::default(),
             profile: Mutex::new(profile),
             extension: Mutex::new(None),
@@ -155,6 +160,34 @@ impl State {
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()
     }
+
+    pub fn maintenance_jobs(&self) -> Vec<MaintenanceJob> {
+        self.maintenance_jobs.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Changes the maintenance jobs' status in place.
+    pub fn update_maintenance_jobs(&self, change: impl FnOnce(&mut Vec<MaintenanceJob>)) {
+        change(&mut self.maintenance_jobs.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+}
+
+/// One maintenance job as /status shows it (times in RFC 3339, UTC).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MaintenanceJob {
+    pub name: String,
+    pub kind: &'static str,
+    pub schedule: String,
+    pub enabled: bool,
+    pub running: bool,
+    pub next_run: Option<String>,
+    pub last_run: Option<MaintenanceRun>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MaintenanceRun {
+    pub started_at: String,
+    pub outcome: String,
+    pub detail: String,
 }
 
 pub fn unix_now() -> f64 {

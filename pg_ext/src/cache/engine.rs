@@ -8,7 +8,7 @@ use crate::cache::{attached, tracking};
 use crate::error::PitstopError;
 use crate::gucs;
 use crate::pg::cacheability::{self, Analysis};
-use crate::pg::{backend, executor, result_set};
+use crate::pg::{backend, executor, guc, result_set};
 use pgrx::pg_sys;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -65,16 +65,6 @@ thread_local! {
 }
 
 const MAX_REMEMBERED: usize = 1000;
-
-/// A setting's current value, borrowed from the GUC machinery: valid until the setting
-/// changes, which cannot happen during one call.
-fn setting(name: &std::ffi::CStr) -> &'static [u8] {
-    // SAFETY: GetConfigOption returns the current value's string (or NULL when missing_ok).
-    unsafe {
-        let value = pg_sys::GetConfigOption(name.as_ptr(), true, false);
-        if value.is_null() { b"" } else { std::ffi::CStr::from_ptr(value).to_bytes() }
-    }
-}
 
 fn analysis_for(sql: &str, roleid: u32, search_path: &[u8]) -> Result<Rc<Analysis>, PitstopError> {
     let generation = tracking::definitions_generation();
@@ -151,8 +141,10 @@ pub fn call(flavor: Flavor, query: &str, params: &[Option<String>], ttl_micros: 
     }
     let sql = statement(flavor, query);
     let roleid = backend::current_user().to_u32();
-    let settings: Vec<&[u8]> = key::SETTINGS.iter().map(|s| setting(s)).collect();
-    let analysis = analysis_for(&sql, roleid, settings[0])?;
+    let output = guc::output_settings();
+    let [n0, n1, n2, n3, n4] = output.names;
+    let settings: [&[u8]; 7] = [output.search_path, n0, n1, n2, n3, n4, &output.numbers];
+    let analysis = analysis_for(&sql, roleid, output.search_path)?;
     if analysis.param_types.len() != params.len() {
         return Err(PitstopError::ParameterCount { expected: analysis.param_types.len(), given: params.len() });
     }

@@ -4,22 +4,6 @@
 
 use std::hash::{Hash, Hasher};
 
-/// Settings that change how results are computed or printed.
-pub const SETTINGS: [&std::ffi::CStr; 12] = [
-    c"search_path",
-    c"TimeZone",
-    c"DateStyle",
-    c"IntervalStyle",
-    c"extra_float_digits",
-    c"bytea_output",
-    c"lc_monetary",
-    c"lc_numeric",
-    c"lc_time",
-    c"standard_conforming_strings",
-    c"default_text_search_config",
-    c"xmloption",
-];
-
 /// Whether the caller wants rows (`cached`) or one jsonb array (`cached_json`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flavor {
@@ -33,7 +17,7 @@ pub struct KeyParts<'a> {
     pub roleid: u32,
     pub query: &'a str,
     pub params: &'a [Option<String>],
-    /// Values of `SETTINGS`, in order.
+    /// The settings that change the answer or its printed form (`pg::guc::output_settings`).
     pub settings: &'a [&'a [u8]],
     /// Served by TTL only (replica situations), with this ttl in microseconds: such entries
     /// are shared only by callers accepting the same staleness.

@@ -1,0 +1,200 @@
+//! One run of a job, the same for the daemon and `pitstop maintenance`, under the safety
+//! rails: the session's statement_timeout and lock_timeout are set first; nothing runs on a
+//! standby; each plan command must pass the shape check; one action per target at a time
+//! (across jobs); actions start only inside the job's window; failures that may pass
+//! (lock_timeout, deadlock) are retried with backoff. Every statement is sent alone on an
+//! autocommit session — VACUUM and REINDEX CONCURRENTLY refuse to run in a transaction block.
+//! The run and every attempt of every action are recorded in `pitstop.maintenance_log`.
+
+use super::command;
+use super::guard::Busy;
+use super::log::{Entry, Log, Outcome};
+use super::plan::{self, JobWork, Planned, Problem, Work};
+use super::retry::Retry;
+use super::schedule::Window;
+use super::{prune, snapshot};
+use crate::config::maintenance::MaintenanceConfig;
+use crate::db::describe_pg;
+use serde::Serialize;
+use std::time::{Duration, Instant};
+use tokio_postgres::{Client, NoTls};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// What to run and under which limits.
+pub struct RunOptions<'a> {
+    pub job: &'a str,
+    pub work: &'a JobWork,
+    /// Actions start only inside it (the daemon); None: any time (the command line).
+    pub window: Option<Window>,
+    pub settings: &'a MaintenanceConfig,
+    /// Targets being acted on, shared by every job of this process.
+    pub targets: &'a Busy,
+    pub cancel: &'a CancellationToken,
+    /// Why the run started, for the run's log row.
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionReport {
+    pub action: String,
+    pub target: String,
+    pub outcome: Outcome,
+    pub attempts: i32,
+    pub duration_ms: f64,
+    pub error: Option<String>,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub run_id: i64,
+    pub job: String,
+    pub outcome: Outcome,
+    pub detail: String,
+    pub actions: Vec<ActionReport>,
+}
+
+/// Bounds every statement of the session by the maintenance timeouts.
+pub async fn bound_session(client: &Client, settings: &MaintenanceConfig) -> Result<(), tokio_postgres::Error> {
+    let ms = |d: Duration| d.as_millis().max(1);
+    client
+        .batch_execute(&format!(
+            "SET statement_timeout = {}; SET lock_timeout = {}",
+            ms(settings.statement_timeout),
+            ms(settings.lock_timeout)
+        ))
+        .await
+}
+
+pub async fn run_job(client: &Client, o: &RunOptions<'_>) -> Result<RunReport, Problem> {
+    bound_session(client, o.settings).await?;
+    plan::check(client, o.work, false).await?;
+    let log = Log::new(client, o.job);
+    let started = Instant::now();
+    let run_id = log.start_run(Outcome::Running, &o.detail).await?;
+    let (planned, note) = match plan::actions(client, o.work).await {
+        Ok(actions) => actions,
+        Err(e) => {
+            let error = describe_pg(&e);
+            warn!("maintenance: job {}: cannot read what to do: {error}", o.job);
+            log.finish(run_id, Outcome::Failed, started.elapsed(), Some(&error), Some("could not read the plan")).await?;
+            let detail = format!("could not read the plan: {error}");
+            return Ok(RunReport { run_id, job: o.job.to_string(), outcome: Outcome::Failed, detail, actions: Vec::new() });
+        }
+    };
+    if let Some(note) = note {
+        info!("maintenance: job {}: skipped: {note}", o.job);
+        log.finish(run_id, Outcome::Skipped, started.elapsed(), None, Some(&note)).await?;
+        return Ok(RunReport { run_id, job: o.job.to_string(), outcome: Outcome::Skipped, detail: note, actions: Vec::new() });
+    }
+    let mut actions = Vec::new();
+    for p in &planned {
+        let closed = o.window.filter(|w| !w.contains_at(o.settings.timezone, chrono::Utc::now()));
+        let report = if o.cancel.is_cancelled() {
+            skip(&log, run_id, p, "the daemon is stopping").await?
+        } else if let Some(w) = closed {
+            skip(&log, run_id, p, &format!("the window {w} closed")).await?
+        } else {
+            act(&log, client, run_id, p, o).await?
+        };
+        actions.push(report);
+    }
+    let count = |outcome| actions.iter().filter(|a| a.outcome == outcome).count();
+    let (ok, failed, skipped) = (count(Outcome::Ok), count(Outcome::Failed), count(Outcome::Skipped));
+    let outcome = if failed > 0 { Outcome::Failed } else { Outcome::Ok };
+    let detail = match actions.len() {
+        0 => "nothing to do".to_string(),
+        n => format!("{n} action{}: {ok} ok, {failed} failed, {skipped} skipped", if n == 1 { "" } else { "s" }),
+    };
+    log.finish(run_id, outcome, started.elapsed(), None, Some(&detail)).await?;
+    Ok(RunReport { run_id, job: o.job.to_string(), outcome, detail, actions })
+}
+
+fn entry(p: &Planned, attempt: i32) -> Entry<'_> {
+    Entry { action: &p.action, target: Some(&p.target), command: Some(&p.command), attempt, detail: Some(&p.reason) }
+}
+
+fn report(p: &Planned, outcome: Outcome, attempts: i32, took: Duration, error: Option<String>, detail: Option<String>) -> ActionReport {
+    ActionReport { action: p.action.clone(), target: p.target.clone(), outcome, attempts, duration_ms: took.as_secs_f64() * 1000.0, error, detail }
+}
+
+async fn skip(log: &Log<'_>, run_id: i64, p: &Planned, why: &str) -> Result<ActionReport, tokio_postgres::Error> {
+    let detail = format!("skipped: {why}");
+    log.action(run_id, &Entry { detail: Some(&detail), ..entry(p, 1) }, Outcome::Skipped, None).await?;
+    Ok(report(p, Outcome::Skipped, 0, Duration::ZERO, None, Some(detail)))
+}
+
+/// One action: checked, claimed, then attempted until it succeeds or fails for good.
+async fn act(log: &Log<'_>, client: &Client, run_id: i64, p: &Planned, o: &RunOptions<'_>) -> Result<ActionReport, tokio_postgres::Error> {
+    if let Work::Command(row) = &p.work {
+        if let Err(why) = command::check(row) {
+            warn!("maintenance: job {}: {why}", o.job);
+            log.action(run_id, &entry(p, 1), Outcome::Failed, Some(&why)).await?;
+            return Ok(report(p, Outcome::Failed, 0, Duration::ZERO, Some(why), None));
+        }
+    }
+    let _claim = match o.targets.try_claim(&p.target, o.job) {
+        Ok(claim) => claim,
+        Err(holder) => {
+            let why = format!("job {holder} is acting on {} right now", p.target);
+            info!("maintenance: job {}: {} skipped: {why}", o.job, p.action);
+            return skip(log, run_id, p, &why).await;
+        }
+    };
+    let mut retry = Retry::new(o.settings.retries, o.settings.retry_delay);
+    let begun = Instant::now();
+    let mut attempt = 1;
+    loop {
+        let id = log.action(run_id, &entry(p, attempt), Outcome::Running, None).await?;
+        let t = Instant::now();
+        match perform(client, &p.work, o.cancel).await {
+            Ok(detail) => {
+                log.finish(id, Outcome::Ok, t.elapsed(), None, detail.as_deref()).await?;
+                info!("maintenance: job {}: {} {} done in {:?}", o.job, p.action, p.target, round(t.elapsed()));
+                return Ok(report(p, Outcome::Ok, attempt, begun.elapsed(), None, detail));
+            }
+            Err(e) => {
+                let error = describe_pg(&e);
+                log.finish(id, Outcome::Failed, t.elapsed(), Some(&error), None).await?;
+                let delay = if o.cancel.is_cancelled() { None } else { retry.after_failure(e.code().map(|c| c.code())) };
+                let Some(delay) = delay else {
+                    warn!("maintenance: job {}: {} {} failed (attempt {attempt}): {error}", o.job, p.action, p.target);
+                    return Ok(report(p, Outcome::Failed, attempt, begun.elapsed(), Some(error), None));
+                };
+                info!("maintenance: job {}: {} {} failed (attempt {attempt}): {error}; retrying in {:?}", o.job, p.action, p.target, round(delay));
+                tokio::select! {
+                    _ = o.cancel.cancelled() => return Ok(report(p, Outcome::Failed, attempt, begun.elapsed(), Some(error), None)),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// Runs one action's statement(s); a detail to record, if any. On cancellation the server is
+/// asked to cancel the statement, whose error then ends the action.
+async fn perform(client: &Client, work: &Work, cancel: &CancellationToken) -> Result<Option<String>, tokio_postgres::Error> {
+    let run = async {
+        match work {
+            Work::Command(row) => client.batch_execute(&row.command).await.map(|()| None),
+            Work::Snapshot { schema } => snapshot::take(client, schema).await.map(|n| Some(format!("{n} statements recorded"))),
+            Work::Prune { table, keep } => prune::prune(client, *table, *keep, cancel)
+                .await
+                .map(|n| Some(format!("{n} rows older than {} deleted", humantime::format_duration(*keep)))),
+        }
+    };
+    tokio::pin!(run);
+    tokio::select! {
+        result = &mut run => result,
+        _ = cancel.cancelled() => {
+            let _ = client.cancel_token().cancel_query(NoTls).await;
+            run.await
+        }
+    }
+}
+
+fn round(d: Duration) -> Duration {
+    Duration::from_millis(d.as_millis() as u64)
+}

@@ -1,0 +1,35 @@
+//! Statement snapshots: the current pg_stat_statements counters copied into
+//! `pitstop.query_snapshots`, one row per (database, user, queryid) — top-level and nested
+//! entries of one statement added up — so that two snapshots show what changed in between.
+
+use tokio_postgres::Client;
+
+/// The schema pg_stat_statements is installed in, quoted; None when it is not installed in
+/// this database.
+const FIND: &str = "SELECT quote_ident(n.nspname) FROM pg_catalog.pg_extension e \
+                    JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_stat_statements'";
+
+pub const MISSING: &str = "pg_stat_statements is not installed in this database (CREATE EXTENSION pg_stat_statements; it also needs shared_preload_libraries)";
+
+pub const DESCRIBE: &str = "INSERT INTO pitstop.query_snapshots SELECT now(), … FROM pg_stat_statements";
+
+fn insert(schema: &str) -> String {
+    format!(
+        "INSERT INTO pitstop.query_snapshots (captured_at, dbid, userid, queryid, query, calls, total_exec_time_ms, \
+             mean_exec_time_ms, rows, shared_blks_hit, shared_blks_read, temp_blks_written) \
+         SELECT now(), dbid, userid, queryid, min(query), sum(calls), sum(total_exec_time), \
+                sum(total_exec_time) / greatest(sum(calls), 1), sum(rows), sum(shared_blks_hit), sum(shared_blks_read), \
+                sum(temp_blks_written) \
+         FROM {schema}.pg_stat_statements WHERE queryid IS NOT NULL GROUP BY dbid, userid, queryid"
+    )
+}
+
+/// Where pg_stat_statements lives, if it is installed.
+pub async fn locate(client: &Client) -> Result<Option<String>, tokio_postgres::Error> {
+    Ok(client.query_opt(FIND, &[]).await?.map(|row| row.get(0)))
+}
+
+/// Takes one snapshot; the number of statements recorded.
+pub async fn take(client: &Client, schema: &str) -> Result<u64, tokio_postgres::Error> {
+    client.execute(&insert(schema), &[]).await
+}

@@ -1,0 +1,292 @@
+//! Scheduled maintenance against a real server: the plan shown by `pitstop maintenance
+//! --dry-run` and carried out by `pitstop maintenance` (dead tuples gone, the run and its
+//! action in pitstop.maintenance_log); a locked table (lock_timeout, retries, each attempt
+//! logged with SQLSTATE 55P03, the lock holder untouched); the daemon skipping a run that would
+//! overlap the previous one; a bad cron string named by its key; and standbys, where nothing
+//! runs.
+
+use pitstop_tests::{pitstop, poll_until, ClusterOptions, Daemon, DaemonConfig, PgCluster};
+use postgres::Client;
+use std::path::PathBuf;
+use std::time::Duration;
+
+fn cluster_with_extension() -> PgCluster {
+    let cluster = PgCluster::start();
+    cluster.connect().batch_execute("CREATE EXTENSION pitstop").unwrap();
+    cluster
+}
+
+/// A configuration file in a private directory, removed on drop.
+struct ConfigFile {
+    dir: PathBuf,
+}
+
+impl ConfigFile {
+    fn new(text: &str) -> ConfigFile {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let dir = std::env::temp_dir().join(format!("pitstop-maintenance-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("pitstop.toml"), text).unwrap();
+        ConfigFile { dir }
+    }
+
+    fn path(&self) -> String {
+        self.dir.join("pitstop.toml").display().to_string()
+    }
+}
+
+impl Drop for ConfigFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `pitstop --dsn DSN maintenance ARGS --config FILE`.
+fn maintenance(cluster: &PgCluster, config: &ConfigFile, args: &[&str]) -> (i32, String, String) {
+    let dsn = cluster.dsn();
+    let path = config.path();
+    let mut all = vec!["--dsn", dsn.as_str()];
+    all.extend(args.iter().copied().filter(|a| *a == "--json"));
+    all.push("maintenance");
+    all.extend(args.iter().copied().filter(|a| *a != "--json"));
+    all.extend(["--config", path.as_str()]);
+    pitstop(&all)
+}
+
+/// A table without autovacuum holding `dead` dead tuples (and a third as many live ones),
+/// with the statistics flushed so that the plan sees them.
+fn dead_table(c: &mut Client, name: &str, dead: i32) {
+    c.batch_execute(&format!(
+        "CREATE TABLE {name} (id int PRIMARY KEY, pad text) WITH (autovacuum_enabled = false);
+         INSERT INTO {name} SELECT g, repeat('x', 50) FROM generate_series(1, {}) g;
+         DELETE FROM {name} WHERE id % 4 <> 0;",
+        dead / 3 * 4
+    ))
+    .unwrap();
+    c.batch_execute("SELECT pg_stat_force_next_flush()").unwrap();
+    assert!(poll_until(Duration::from_secs(10), || n_dead(c, name) >= i64::from(dead) * 9 / 10), "dead tuples not visible in the statistics");
+}
+
+fn n_dead(c: &mut Client, name: &str) -> i64 {
+    c.batch_execute("SELECT pg_stat_clear_snapshot()").unwrap();
+    c.query_one("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = $1", &[&name]).unwrap().get(0)
+}
+
+/// (action, target, outcome, attempt, error, detail) of the log rows of `job`, in id order.
+type LogRow = (String, Option<String>, String, i32, Option<String>, Option<String>);
+
+fn log_rows(c: &mut Client, job: &str) -> Vec<LogRow> {
+    log_rows_where(c, &format!("job = '{job}'"))
+}
+
+fn log_rows_where(c: &mut Client, condition: &str) -> Vec<LogRow> {
+    c.query(&format!("SELECT action, target, outcome, attempt, error, detail FROM pitstop.maintenance_log WHERE {condition} ORDER BY id"), &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
+        .collect()
+}
+
+#[test]
+fn a_table_full_of_dead_tuples_is_planned_then_vacuumed_and_logged() {
+    let cluster = cluster_with_extension();
+    let mut c = cluster.connect();
+    dead_table(&mut c, "bloated", 15_000);
+    let config = ConfigFile::new("[maintenance]\nlock_timeout = \"2s\"\n");
+
+    let (code, out, err) = maintenance(&cluster, &config, &["--dry-run"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let line = out.lines().find(|l| l.contains("bloated")).unwrap_or_else(|| panic!("bloated is not in the plan:\n{out}"));
+    assert!(line.contains("vacuum") && line.contains("VACUUM (ANALYZE)"), "{out}");
+    for column in ["priority", "action", "target", "command", "reason"] {
+        assert!(out.lines().nth(1).unwrap_or("").contains(column), "no {column} column:\n{out}");
+    }
+    let (code, out, err) = maintenance(&cluster, &config, &["--dry-run", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let row = plan.as_array().unwrap().iter().find(|r| r["target"].as_str().is_some_and(|t| t.contains("bloated"))).expect("bloated in --json");
+    assert_eq!(row["action"], "vacuum", "{row}");
+    assert!(row["reason"].as_str().is_some_and(|r| !r.is_empty()) && row["priority"].is_i64(), "{row}");
+    assert!(n_dead(&mut c, "bloated") >= 13_000, "a dry run must not vacuum");
+    assert_eq!(c.query_one("SELECT count(*) FROM pitstop.maintenance_log", &[]).unwrap().get::<_, i64>(0), 0, "a dry run logs nothing");
+
+    let (code, out, err) = maintenance(&cluster, &config, &[]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("bloated") && out.contains("ok"), "{out}");
+    assert!(poll_until(Duration::from_secs(10), || n_dead(&mut c, "bloated") < 100), "dead tuples still there: {}", n_dead(&mut c, "bloated"));
+
+    let rows = log_rows(&mut c, "cli");
+    let run = &rows[0];
+    assert_eq!((run.0.as_str(), run.1.as_deref(), run.2.as_str()), ("run", None, "ok"), "{rows:?}");
+    let action = rows.iter().find(|r| r.1.as_deref().is_some_and(|t| t.contains("bloated"))).unwrap_or_else(|| panic!("{rows:?}"));
+    assert_eq!((action.0.as_str(), action.2.as_str(), action.3, action.4.as_deref()), ("vacuum", "ok", 1, None), "{rows:?}");
+    let (command, took, same_run): (String, f64, bool) = c
+        .query_one(
+            "SELECT a.command, a.duration_ms, a.run_id = r.id FROM pitstop.maintenance_log a JOIN pitstop.maintenance_log r ON r.action = 'run' \
+             WHERE a.job = 'cli' AND a.target LIKE '%bloated%'",
+            &[],
+        )
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .unwrap();
+    assert!(command.starts_with("VACUUM") && took >= 0.0 && same_run, "{command} {took} {same_run}");
+}
+
+#[test]
+fn a_locked_table_times_out_is_retried_and_logged_and_the_lock_holder_is_untouched() {
+    let cluster = cluster_with_extension();
+    let mut c = cluster.connect();
+    dead_table(&mut c, "held", 3_000);
+    let config = ConfigFile::new(
+        "[maintenance]\nlock_timeout = \"200ms\"\nretries = 2\nretry_delay = \"100ms\"\n\
+         [[maintenance.jobs]]\nname = \"nightly\"\nkind = \"vacuum\"\nschedule = \"0 1 * * *\"\ndead_ratio = 0.1\nmin_dead = 100\n",
+    );
+
+    // SHARE blocks VACUUM (and writes), not readers.
+    let mut holder = cluster.connect();
+    holder.batch_execute("BEGIN; LOCK TABLE held IN SHARE MODE").unwrap();
+    let holder_pid: i32 = holder.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    let (code, out, err) = maintenance(&cluster, &config, &["--job", "nightly"]);
+    assert_eq!(code, 1, "a failed action must fail the command:\n{out}\n{err}");
+    assert!(out.contains("55P03"), "{out}");
+    let rows = log_rows(&mut c, "nightly");
+    let attempts: Vec<&LogRow> = rows.iter().filter(|r| r.0 == "vacuum").collect();
+    assert_eq!(attempts.iter().map(|r| r.3).collect::<Vec<_>>(), [1, 2, 3], "1 attempt + 2 retries: {rows:?}");
+    for a in &attempts {
+        assert_eq!(a.2, "failed", "{rows:?}");
+        assert!(a.4.as_deref().is_some_and(|e| e.contains("lock timeout") && e.contains("55P03")), "{rows:?}");
+    }
+    assert_eq!(rows[0].2, "failed", "the run: {rows:?}");
+    assert_untouched(&mut c, holder_pid, "ShareLock");
+    holder.batch_execute("SELECT count(*) FROM held; COMMIT").unwrap();
+    assert!(n_dead(&mut c, "held") >= 2_500, "nothing was vacuumed");
+
+    // ACCESS EXCLUSIVE blocks even reading the plan's sizes: the run still fails on
+    // lock_timeout (in the plan or in the action), logged, and the holder goes on.
+    holder.batch_execute("BEGIN; LOCK TABLE held IN ACCESS EXCLUSIVE MODE").unwrap();
+    let (code, out, err) = maintenance(&cluster, &config, &["--job", "nightly"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    let second_run = log_rows_where(&mut c, "run_id = (SELECT max(run_id) FROM pitstop.maintenance_log WHERE job = 'nightly')");
+    assert!(second_run.iter().any(|r| r.4.as_deref().is_some_and(|e| e.contains("55P03"))), "{second_run:?}");
+    assert_eq!((second_run[0].0.as_str(), second_run[0].2.as_str()), ("run", "failed"), "{second_run:?}");
+    assert_untouched(&mut c, holder_pid, "AccessExclusiveLock");
+    holder.batch_execute("COMMIT").unwrap();
+}
+
+/// The session `pid` is still in its transaction, holding `mode` on `held`.
+fn assert_untouched(c: &mut Client, pid: i32, mode: &str) {
+    let state: String = c.query_one("SELECT state FROM pg_stat_activity WHERE pid = $1", &[&pid]).unwrap().get(0);
+    assert_eq!(state, "idle in transaction");
+    let held: i64 = c
+        .query_one("SELECT count(*) FROM pg_locks WHERE pid = $1 AND relation = 'held'::regclass AND mode = $2 AND granted", &[&pid, &mode])
+        .unwrap()
+        .get(0);
+    assert_eq!(held, 1, "{mode} no longer held");
+}
+
+#[test]
+fn the_daemon_skips_a_run_that_would_overlap_the_previous_one() {
+    let cluster = cluster_with_extension();
+    let mut c = cluster.connect();
+    c.batch_execute("INSERT INTO pitstop.host_metrics (sampled_at, host, metric, value) SELECT now() - interval '40 days', 'h', 'm', g FROM generate_series(1, 100) g")
+        .unwrap();
+    // The prune job's DELETE waits for this lock (lock_timeout, retries), so its run lasts
+    // several seconds while the job is due every second.
+    let mut holder = cluster.connect();
+    holder.batch_execute("BEGIN; LOCK TABLE pitstop.host_metrics IN SHARE MODE").unwrap();
+    let config = DaemonConfig::new(&cluster.dsn(), "")
+        .set("maintenance", "lock_timeout = \"400ms\"")
+        .set("maintenance", "retries = 3")
+        .set("maintenance", "retry_delay = \"400ms\"")
+        .toml()
+        + "\n[[maintenance.jobs]]\nname = \"prune-often\"\nkind = \"prune\"\nschedule = \"* * * * * *\"\nkeep = \"30d\"\n";
+    let daemon = Daemon::start(&config, &[]);
+
+    let skipped = |c: &mut Client| -> i64 {
+        c.query_one(
+            "SELECT count(*) FROM pitstop.maintenance_log WHERE job = 'prune-often' AND action = 'run' AND outcome = 'skipped' AND detail LIKE '%previous run%still going%'",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+    };
+    assert!(poll_until(Duration::from_secs(20), || skipped(&mut c) >= 2), "no overlap skipped:\n{:?}\n{}", log_rows(&mut c, "prune-often"), daemon.log());
+    let status = daemon.status();
+    let job = &status["maintenance"]["jobs"][0];
+    assert_eq!(job["name"], "prune-often", "{status}");
+    assert_eq!(job["running"], true, "{status}");
+    assert!(job["next_run"].is_string() && job["last_run"]["outcome"] == "skipped", "{status}");
+    assert_eq!(status["maintenance"]["state"]["state"], "up", "{status}");
+
+    holder.batch_execute("COMMIT").unwrap();
+    let pruned = |c: &mut Client| c.query_one("SELECT count(*) FROM pitstop.host_metrics", &[]).unwrap().get::<_, i64>(0) == 0;
+    assert!(poll_until(Duration::from_secs(20), || pruned(&mut c)), "not pruned:\n{}", daemon.log());
+    drop(daemon);
+
+    // Never two runs at once: the runs that did start do not overlap in time.
+    let overlapping: i64 = c
+        .query_one(
+            "SELECT count(*) FROM pitstop.maintenance_log a JOIN pitstop.maintenance_log b ON a.id < b.id \
+             WHERE a.job = 'prune-often' AND b.job = 'prune-often' AND a.action = 'run' AND b.action = 'run' \
+               AND a.outcome <> 'skipped' AND b.outcome <> 'skipped' \
+               AND b.started_at < a.started_at + make_interval(secs => coalesce(a.duration_ms, 1e9) / 1000)",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(overlapping, 0, "{:?}", log_rows(&mut c, "prune-often"));
+    let failed_attempts: i64 = c
+        .query_one("SELECT count(*) FROM pitstop.maintenance_log WHERE job = 'prune-often' AND action = 'prune' AND error LIKE '%55P03%'", &[])
+        .unwrap()
+        .get(0);
+    assert!(failed_attempts >= 1, "{:?}", log_rows(&mut c, "prune-often"));
+}
+
+#[test]
+fn a_bad_cron_string_is_named_by_its_key_and_the_daemon_refuses_it() {
+    let text = "[[maintenance.jobs]]\nname = \"ok\"\nkind = \"snapshot\"\nschedule = \"0 * * * *\"\n\
+                [[maintenance.jobs]]\nname = \"bad\"\nkind = \"vacuum\"\nschedule = \"61 * * * *\"\nwindow = \"05:00-05:00\"\n";
+    let config = ConfigFile::new(text);
+    let (code, out, err) = pitstop(&["check-config", "--config", &config.path()]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(err.contains("maintenance.jobs[1].schedule: \"61 * * * *\" is not a valid cron expression"), "{err}");
+    assert!(err.contains("maintenance.jobs[1].window:"), "{err}");
+    assert!(!err.contains("jobs[0]"), "{err}");
+    let mut daemon = Daemon::start(&format!("[http]\nlisten = \"127.0.0.1:0\"\n{text}"), &[]);
+    let status = daemon.wait_exit(Duration::from_secs(10)).expect("the daemon started with a bad cron string");
+    assert_eq!(status.code(), Some(78), "{}", daemon.log());
+}
+
+#[test]
+fn nothing_runs_on_a_standby() {
+    let primary = cluster_with_extension();
+    let standby = PgCluster::start_standby(&primary, ClusterOptions::default());
+    let mut s = standby.connect();
+    assert!(s.query_one("SELECT pg_is_in_recovery()", &[]).unwrap().get::<_, bool>(0));
+    let config = ConfigFile::new("");
+
+    let (code, out, err) = maintenance(&standby, &config, &[]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(err.contains("refusing to run maintenance") && err.contains("standby"), "{err}");
+    let (code, _, err) = maintenance(&standby, &config, &["--job", "prune"]);
+    assert_eq!(code, 1, "{err}");
+    let (code, out, err) = maintenance(&standby, &config, &["--dry-run"]);
+    assert_eq!(code, 0, "a dry run only reads, also on a standby: {out}\n{err}");
+
+    let daemon_config = DaemonConfig::new(&standby.dsn(), "").toml() + "\n[[maintenance.jobs]]\nname = \"snap\"\nkind = \"snapshot\"\nschedule = \"* * * * * *\"\n";
+    let daemon = Daemon::start(&daemon_config, &[]);
+    assert!(daemon.wait_for_log("maintenance: job snap: skipped: the server is a standby", Duration::from_secs(15)), "{}", daemon.log());
+    let status = daemon.status();
+    assert_eq!(status["maintenance"]["jobs"][0]["last_run"]["outcome"], "skipped", "{status}");
+    drop(daemon);
+    let logged: i64 = primary.connect().query_one("SELECT count(*) FROM pitstop.maintenance_log", &[]).unwrap().get(0);
+    assert_eq!(logged, 0, "nothing ran through the primary either");
+}
+
+#[test]
+fn without_the_extension_the_command_says_how_to_install_it() {
+    let cluster = PgCluster::start();
+    let config = ConfigFile::new("");
+    let (code, out, err) = maintenance(&cluster, &config, &["--dry-run"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(err.contains("pitstop extension is not installed") && err.contains("HINT:  CREATE EXTENSION pitstop"), "{err}");
+}
