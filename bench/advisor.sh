@@ -12,7 +12,8 @@
 #  c) the 22 queries are run RUNS times (median per query, statement_timeout TIMEOUT) on
 #     three configurations: no indexes; pitstop's suggestions built for real; a single-column
 #     btree on every column the queries filter or join on (bench/tpch/per_column_indexes.sql,
-#     the per-column advice of index_advisor / Dexter style). A query that times out is not
+#     the per-column advice of index_advisor / Dexter style); and pitstop's advice once more
+#     with budget_mb set to the per-column indexes' real size. A query that times out is not
 #     run again in that configuration and counts as TIMEOUT in totals (a lower bound).
 #     Planner cost is the top-level Total Cost of EXPLAIN (FORMAT JSON).
 #  d) each suggested index: pitstop.hypo_size vs HypoPG's hypopg_relation_size vs the real
@@ -27,12 +28,12 @@
 # Usage: bash bench/advisor.sh   (as root or postgres; env: SCALE, RUNS, TIMEOUT, PORT)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 
 SCALE="${SCALE:-1}"; RUNS="${RUNS:-3}"; TIMEOUT="${TIMEOUT:-120}"
 DIR="${PITSTOP_BENCH_DIR:-/tmp/pitstop-advisor}"; PORT="${PORT:-55700}"
 TPCH=bench/tpch
 MAJOR="$(pg_config --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')"
-as_postgres() { if [ "$(id -u)" -eq 0 ]; then sudo -u postgres -- "$@"; else "$@"; fi; }
 die() { echo "advisor.sh: $*" >&2; exit 1; }
 say() { echo "[$(date +%T)] $*" >&2; }
 
@@ -57,6 +58,8 @@ done
 [ "$(id -u)" -eq 0 ] && chown -R postgres "$DIR"
 PITSTOP_SO="$(md5sum < "$PREFIX$(pg_config --pkglibdir)/pitstop.so" | cut -c1-12)"
 [ "$PITSTOP_SO" = "$(md5sum < "$(pg_config --pkglibdir)/pitstop.so" | cut -c1-12)" ] || die "pitstop.so changed while it was copied (an install running?); run again"
+overlay_package "$PREFIX"
+[ -n "${PITSTOP_PACKAGE:-}" ] && PITSTOP_SO="$(md5sum < "$PREFIX$(pg_config --pkglibdir)/pitstop.so" | cut -c1-12) (from $PITSTOP_PACKAGE)"
 
 as_postgres "$BIN/initdb" -D "$DIR/data" -U postgres --auth=trust >/dev/null
 cat <<CONF | as_postgres tee -a "$DIR/data/postgresql.conf" >/dev/null
@@ -234,6 +237,21 @@ costs per_column < /dev/null
 time_workload per_column
 BYTES[none]=0
 
+# c') pitstop's advice again, now with budget_mb = the per-column indexes' real size: the
+# same bytes a DBA would have spent on per-column advice.
+BUDGET_MB=$(awk -v b="${BYTES[per_column]}" 'BEGIN {printf "%.0f", b / 1048576}')
+say "pitstop with budget_mb => $BUDGET_MB"
+drop_indexes
+printf 'SELECT ddl FROM pitstop.suggest_indexes(queries => %s, budget_mb => %s) ORDER BY rank' "$(workload_array $QUERIES)" "$BUDGET_MB" > "$DIR/advise_budget.sql"
+mapfile -t BUDGET_DDL < <(psql -At -f "$DIR/advise_budget.sql")
+t0=$(date +%s)
+for i in "${!BUDGET_DDL[@]}"; do psql -c "${BUDGET_DDL[$i]/CONCURRENTLY ON/advb_$i ON}"; done
+psql -c "ANALYZE"
+BUILD_S[pitstop_budget]=$(( $(date +%s) - t0 ))
+BYTES[pitstop_budget]=$(index_bytes)
+costs pitstop_budget < /dev/null
+time_workload pitstop_budget
+
 # Report.
 mb() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1048576}'; }
 num() { [[ "$1" =~ ^-?[0-9.]+$ ]]; }
@@ -281,9 +299,9 @@ echo
 echo "| configuration | indexes | build, s | index MB | total time, s (median per query) | timeouts | total planner cost | load avg after runs |"
 echo "|---|---|---|---|---|---|---|---|"
 declare -A TOTAL
-for c in none pitstop per_column; do
+for c in none pitstop per_column pitstop_budget; do
     read -r secs timeouts <<<"$(total_s $c)"; TOTAL[$c]=$secs
-    case $c in none) n=0 ;; pitstop) n=${#DDL[@]} ;; per_column) n=$PER_COLUMN_N ;; esac
+    case $c in none) n=0 ;; pitstop) n=${#DDL[@]} ;; per_column) n=$PER_COLUMN_N ;; pitstop_budget) n=${#BUDGET_DDL[@]} ;; esac
     echo "| $c | $n | ${BUILD_S[$c]:-–} | $(mb "${BYTES[$c]}") | ${secs}$([ "$timeouts" -gt 0 ] && echo " (≥, timeouts at ${TIMEOUT} s)") | $timeouts | $(total_cost $c) | ${LOADAVG[$c]} |"
 done
 echo
@@ -291,14 +309,19 @@ echo "| ratio | time | index bytes | planner cost |"
 echo "|---|---|---|---|"
 echo "| pitstop / none | $(ratio "${TOTAL[pitstop]}" "${TOTAL[none]}") | – | $(ratio "$(total_cost pitstop)" "$(total_cost none)") |"
 echo "| pitstop / per-column | $(ratio "${TOTAL[pitstop]}" "${TOTAL[per_column]}") | $(ratio "${BYTES[pitstop]}" "${BYTES[per_column]}") | $(ratio "$(total_cost pitstop)" "$(total_cost per_column)") |"
+echo "| pitstop (budget_mb => $BUDGET_MB) / per-column | $(ratio "${TOTAL[pitstop_budget]}" "${TOTAL[per_column]}") | $(ratio "${BYTES[pitstop_budget]}" "${BYTES[per_column]}") | $(ratio "$(total_cost pitstop_budget)" "$(total_cost per_column)") |"
 echo
 echo "Per query (time in ms, median of $RUNS; cost = EXPLAIN Total Cost):"
 echo
-echo "| query | none ms | pitstop ms | per-column ms | none cost | pitstop cost | per-column cost |"
-echo "|---|---|---|---|---|---|---|"
+echo "| query | none ms | pitstop ms | per-column ms | budgeted ms | none cost | pitstop cost | per-column cost | budgeted cost |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for q in $QUERIES; do
-    echo "| $q | $(fmt_ms "${TIME[none:$q]}") | $(fmt_ms "${TIME[pitstop:$q]}") | $(fmt_ms "${TIME[per_column:$q]}") | ${COST[none:$q]} | ${COST[pitstop:$q]} | ${COST[per_column:$q]} |"
+    echo "| $q | $(fmt_ms "${TIME[none:$q]}") | $(fmt_ms "${TIME[pitstop:$q]}") | $(fmt_ms "${TIME[per_column:$q]}") | $(fmt_ms "${TIME[pitstop_budget:$q]}") | ${COST[none:$q]} | ${COST[pitstop:$q]} | ${COST[per_column:$q]} | ${COST[pitstop_budget:$q]} |"
 done
+echo
+echo "budgeted suggestions (budget_mb => $BUDGET_MB):"
+echo
+for ddl in "${BUDGET_DDL[@]}"; do echo "- \`${ddl/CREATE INDEX CONCURRENTLY ON /}\`"; done
 slower() { # a b: queries more than 10 % (and 5 ms) slower under a than under b
     local q out=""
     for q in $QUERIES; do

@@ -78,11 +78,14 @@ pub struct Workload {
     /// How many pg_stat_statements entries (by total time) make up the workload.
     #[arg(long, default_value_t = 100)]
     top_n: i32,
+    /// An index is suggested only when it lowers the remaining workload cost by this share.
+    #[arg(long, default_value_t = 0.01)]
+    min_workload_gain: f64,
 }
 
 impl Workload {
     const ARGUMENTS: &'static str =
-        "queries => $1, budget_mb => $2, max_indexes => $3, min_improvement => $4, top_n => $5";
+        "queries => $1, budget_mb => $2, max_indexes => $3, min_improvement => $4, top_n => $5, min_workload_gain => $6";
 
     fn params(&self) -> Vec<Box<dyn ToSql + Sync + Send>> {
         let queries = (!self.queries.is_empty()).then(|| self.queries.clone());
@@ -92,6 +95,7 @@ impl Workload {
             Box::new(self.max_indexes),
             Box::new(self.min_improvement),
             Box::new(self.top_n),
+            Box::new(self.min_workload_gain),
         ]
     }
 }
@@ -180,7 +184,7 @@ mod tests {
     use super::*;
 
     fn workload() -> Workload {
-        Workload { queries: vec![], budget_mb: None, max_indexes: Some(3), min_improvement: 0.05, top_n: 100 }
+        Workload { queries: vec![], budget_mb: None, max_indexes: Some(3), min_improvement: 0.05, top_n: 100, min_workload_gain: 0.01 }
     }
 
     #[test]

@@ -173,6 +173,7 @@ mod tests {
             ("max_indexes => 0", "max_indexes"),
             ("min_improvement => 1.5", "min_improvement"),
             ("top_n => 0", "top_n"),
+            ("min_workload_gain => 1", "min_workload_gain"),
         ] {
             let (code, message, _) = sql_error(&format!("SELECT * FROM pitstop.suggest_indexes({workload}, {args})"));
             assert_eq!(code, PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "{args}");

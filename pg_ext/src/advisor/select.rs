@@ -24,6 +24,9 @@ pub struct Limits {
     pub max_indexes: Option<usize>,
     /// A query counts as helped only when its cost drops by at least this share.
     pub min_improvement: f64,
+    /// An index is chosen only when it lowers the remaining workload cost by at least this
+    /// share: past that point each further index buys little and the list grows long.
+    pub min_workload_gain: f64,
 }
 
 /// One chosen index and its evidence.
@@ -67,6 +70,7 @@ pub fn select(
 
     for _round in 0..2 * candidates.len() {
         let full = limits.max_indexes.is_some_and(|max| picked.len() >= max);
+        let least_net = limits.min_workload_gain * workload(weights, &current);
         let mut best: Option<Move> = None;
         for (c, candidate) in candidates.iter().enumerate() {
             // A chosen index that does this one's job (its keys extend it) rules it out.
@@ -102,7 +106,7 @@ pub fn select(
                 continue;
             }
             let net = gain - candidate.write_cost + replaces.map_or(0.0, |p| candidates[p].write_cost);
-            if net <= 0.0 {
+            if net <= 0.0 || net < least_net {
                 continue;
             }
             // The largest benefit wins; near-ties (within 2 %) go to the smaller addition.
@@ -196,7 +200,7 @@ mod tests {
             .collect()
     }
 
-    const NO_LIMITS: Limits = Limits { budget_bytes: None, max_indexes: None, min_improvement: 0.05 };
+    const NO_LIMITS: Limits = Limits { budget_bytes: None, max_indexes: None, min_improvement: 0.05, min_workload_gain: 0.0 };
 
     #[test]
     fn one_composite_beats_two_singles_and_makes_them_useless() {
@@ -280,6 +284,22 @@ mod tests {
         });
         assert_eq!(picks.iter().map(|p| p.candidate).collect::<Vec<_>>(), vec![1, 2]);
         assert_eq!(planned_with_0, 2, "one evaluation over its two queries, then never again");
+    }
+
+    #[test]
+    fn indexes_that_buy_little_of_the_remaining_workload_are_not_chosen() {
+        // q0 dominates; an index that makes the small q1 ten times cheaper saves 0.9 % of it.
+        let model = Model { base: vec![1000.0, 10.0], effects: vec![(0, 0, 100.0), (1, 1, 1.0)] };
+        let candidates = cands(&[(1.0, 0.0, &[0]), (1.0, 0.0, &[1])]);
+        let limits = Limits { min_workload_gain: 0.01, ..NO_LIMITS };
+        let picks = select(&[1.0, 1.0], &model.base, &candidates, &limits, |s, q| model.cost(s, q));
+        // After the first pick q1 is 9 % of what remains (110): its index now counts.
+        assert_eq!(picks.iter().map(|p| p.candidate).collect::<Vec<_>>(), vec![0, 1]);
+        let model = Model { base: vec![1000.0, 10.0], effects: vec![(0, 0, 500.0), (1, 1, 6.0)] };
+        let picks = select(&[1.0, 1.0], &model.base, &candidates, &limits, |s, q| model.cost(s, q));
+        assert_eq!(picks.iter().map(|p| p.candidate).collect::<Vec<_>>(), vec![0], "4 of the remaining 510 is under 1 %");
+        let picks = select(&[1.0, 1.0], &model.base, &candidates, &NO_LIMITS, |s, q| model.cost(s, q));
+        assert_eq!(picks.len(), 2, "without the rule both are chosen");
     }
 
     #[test]

@@ -37,7 +37,13 @@ struct Options {
     top_n: i64,
 }
 
-fn options(budget_mb: Option<f64>, max_indexes: Option<i32>, min_improvement: Option<f64>, top_n: Option<i32>) -> Result<Options, PitstopError> {
+fn options(
+    budget_mb: Option<f64>,
+    max_indexes: Option<i32>,
+    min_improvement: Option<f64>,
+    top_n: Option<i32>,
+    min_workload_gain: Option<f64>,
+) -> Result<Options, PitstopError> {
     let out_of_range = |name, value: String, expected| PitstopError::OutOfRange { name, value, expected };
     if let Some(budget) = budget_mb.filter(|b| !(*b > 0.0 && b.is_finite())) {
         return Err(out_of_range("budget_mb", budget.to_string(), "a positive number of megabytes"));
@@ -53,11 +59,16 @@ fn options(budget_mb: Option<f64>, max_indexes: Option<i32>, min_improvement: Op
     if top_n < 1 {
         return Err(out_of_range("top_n", top_n.to_string(), "at least 1"));
     }
+    let min_workload_gain = min_workload_gain.ok_or(PitstopError::NullArgument("min_workload_gain"))?;
+    if !(0.0..1.0).contains(&min_workload_gain) {
+        return Err(out_of_range("min_workload_gain", min_workload_gain.to_string(), "between 0 and 1 (a share, 0.01 = 1 %)"));
+    }
     Ok(Options {
         limits: Limits {
             budget_bytes: budget_mb.map(|mb| mb * 1024.0 * 1024.0),
             max_indexes: max_indexes.map(|m| m as usize),
             min_improvement,
+            min_workload_gain,
         },
         top_n: i64::from(top_n),
     })
@@ -193,7 +204,7 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
         proposed.extend(candidates::for_usage(usage));
     }
     let merged = candidates::merged_covering(&proposed);
-    proposed.extend(merged);
+    proposed.extend(merged.iter().cloned());
     // A btree serves a query only through its leading column: candidates are planned only
     // with the queries that filter, join or order on that column of the table.
     let users_of = |candidate: &Candidate| -> Vec<usize> {
@@ -246,6 +257,14 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
             for c in offered.iter().filter(|c| plan.used_indexes.contains(&kept[**c].1.desc.oid)) {
                 chosen[*c] = true;
             }
+        }
+    }
+    // A merged covering index is never the cheapest for one query (a variant is narrower),
+    // but it can do the work of several chosen variants in one index: it stays when at
+    // least two of them were chosen, so selection can trade the variants for it.
+    for c in 0..kept.len() {
+        if merged.contains(&kept[c].0) {
+            chosen[c] = (0..kept.len()).filter(|o| chosen[*o] && kept[c].0.supersedes(&kept[*o].0)).count() >= 2;
         }
     }
     let mut index = 0;
@@ -321,6 +340,12 @@ fn why_not_helped(plan: &Planned, kept: &[(Candidate, HypoIndex, CandidateCost)]
     if limited {
         reason.push_str("; the budget or max_indexes limit may have stopped an index that would");
     }
+    if options.limits.min_workload_gain > 0.0 {
+        reason.push_str(&format!(
+            "; or such an index would lower the whole workload's cost by less than {} % (min_workload_gain)",
+            options.limits.min_workload_gain * 100.0
+        ));
+    }
     reason
 }
 
@@ -340,7 +365,8 @@ fn round2(x: f64) -> f64 {
 /// Indexes that would lower the workload's estimated cost the most, in the order chosen.
 /// `queries` (default: the top `top_n` statements of pg_stat_statements by total time,
 /// weighted by calls); `budget_mb` and `max_indexes` bound the advice; a query counts as
-/// helped when its cost drops by at least `min_improvement` (a share).
+/// helped when its cost drops by at least `min_improvement` (a share), and an index is
+/// chosen only when it lowers the remaining workload cost by at least `min_workload_gain`.
 #[pg_extern(volatile, parallel_unsafe)]
 #[allow(clippy::type_complexity)]
 fn suggest_indexes(
@@ -349,6 +375,7 @@ fn suggest_indexes(
     max_indexes: default!(Option<i32>, "NULL"),
     min_improvement: default!(Option<f64>, 0.05),
     top_n: default!(Option<i32>, 100),
+    min_workload_gain: default!(Option<f64>, 0.01),
 ) -> TableIterator<
     'static,
     (
@@ -365,7 +392,7 @@ fn suggest_indexes(
         name!(reason, String),
     ),
 > {
-    let options = options(budget_mb, max_indexes, min_improvement, top_n).or_report();
+    let options = options(budget_mb, max_indexes, min_improvement, top_n, min_workload_gain).or_report();
     let advice = advise(queries, &options).or_report();
     let rows: Vec<_> = advice
         .suggestions
@@ -422,6 +449,7 @@ fn unhelped_queries(
     max_indexes: default!(Option<i32>, "NULL"),
     min_improvement: default!(Option<f64>, 0.05),
     top_n: default!(Option<i32>, 100),
+    min_workload_gain: default!(Option<f64>, 0.01),
 ) -> TableIterator<
     'static,
     (
@@ -432,7 +460,7 @@ fn unhelped_queries(
         name!(reason, String),
     ),
 > {
-    let options = options(budget_mb, max_indexes, min_improvement, top_n).or_report();
+    let options = options(budget_mb, max_indexes, min_improvement, top_n, min_workload_gain).or_report();
     let advice = advise(queries, &options).or_report();
     let rows: Vec<_> = advice
         .unhelped
@@ -451,19 +479,23 @@ mod tests {
 
     #[test]
     fn options_are_validated() {
-        assert!(options(None, None, Some(0.05), Some(100)).is_ok());
+        let gain = Some(0.01);
+        assert!(options(None, None, Some(0.05), Some(100), gain).is_ok());
         for bad in [
-            options(Some(0.0), None, Some(0.05), Some(100)),
-            options(Some(-1.0), None, Some(0.05), Some(100)),
-            options(Some(f64::NAN), None, Some(0.05), Some(100)),
-            options(None, Some(0), Some(0.05), Some(100)),
-            options(None, None, Some(1.0), Some(100)),
-            options(None, None, Some(-0.1), Some(100)),
-            options(None, None, Some(0.05), Some(0)),
+            options(Some(0.0), None, Some(0.05), Some(100), gain),
+            options(Some(-1.0), None, Some(0.05), Some(100), gain),
+            options(Some(f64::NAN), None, Some(0.05), Some(100), gain),
+            options(None, Some(0), Some(0.05), Some(100), gain),
+            options(None, None, Some(1.0), Some(100), gain),
+            options(None, None, Some(-0.1), Some(100), gain),
+            options(None, None, Some(0.05), Some(0), gain),
+            options(None, None, Some(0.05), Some(100), Some(1.5)),
+            options(None, None, Some(0.05), Some(100), Some(-0.01)),
         ] {
             assert!(matches!(bad, Err(PitstopError::OutOfRange { .. })));
         }
-        assert!(matches!(options(None, None, None, Some(1)), Err(PitstopError::NullArgument("min_improvement"))));
+        assert!(matches!(options(None, None, None, Some(1), gain), Err(PitstopError::NullArgument("min_improvement"))));
+        assert!(matches!(options(None, None, Some(0.05), Some(1), None), Err(PitstopError::NullArgument("min_workload_gain"))));
     }
 
     #[test]
