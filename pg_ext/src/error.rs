@@ -49,13 +49,17 @@ pub enum PitstopError {
     NoColumnList,
     #[error("argument \"{name}\" must be {expected} (got {value})")]
     OutOfRange { name: &'static str, value: String, expected: &'static str },
+    #[error("unknown workload \"{0}\"")]
+    UnknownWorkload(String),
+    #[error("pgstattuple is not installed in this database")]
+    MissingPgstattuple,
 }
 
 impl PitstopError {
     fn sqlstate(&self) -> PgSqlErrorCode {
         use PgSqlErrorCode::*;
         match self {
-            Self::NotPreloaded | Self::MissingPgStatStatements => {
+            Self::NotPreloaded | Self::MissingPgStatStatements | Self::MissingPgstattuple => {
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
             }
             Self::NullArgument(_) => ERRCODE_NULL_VALUE_NOT_ALLOWED,
@@ -70,7 +74,7 @@ impl PitstopError {
             Self::UnknownHypoIndex(_) => ERRCODE_UNDEFINED_OBJECT,
             Self::DuplicateHypoIndex(_) => ERRCODE_DUPLICATE_OBJECT,
             Self::NotReadOnly(_) => ERRCODE_FEATURE_NOT_SUPPORTED,
-            Self::ParameterCount { .. } => ERRCODE_INVALID_PARAMETER_VALUE,
+            Self::ParameterCount { .. } | Self::UnknownWorkload(_) => ERRCODE_INVALID_PARAMETER_VALUE,
             Self::ColumnMismatch(_) | Self::NoColumnList => ERRCODE_DATATYPE_MISMATCH,
         }
     }
@@ -102,6 +106,10 @@ impl PitstopError {
             Self::NotReadOnly(_) => Some("Run writes directly; the cache invalidates itself when they commit."),
             Self::ParameterCount { .. } => Some("Pass one array element per $n parameter: '{42}' for $1."),
             Self::NoColumnList => Some("Call it as SELECT * FROM pitstop.cached('select …') AS t(col type, …)."),
+            Self::UnknownWorkload(_) => Some("Valid workloads are: web, oltp, dw, mixed."),
+            Self::MissingPgstattuple => Some(
+                "Run CREATE EXTENSION pgstattuple, or call table_bloat(false) for the estimate from statistics.",
+            ),
             _ => None,
         }
     }

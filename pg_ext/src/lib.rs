@@ -6,6 +6,7 @@ mod advisor;
 mod cache;
 mod error;
 mod gucs;
+mod health;
 mod insight;
 mod pg;
 
@@ -14,6 +15,7 @@ mod pg;
 extension_sql_file!("../../sql/schema/insight_views.sql", name = "insight_views", finalize);
 extension_sql_file!("../../sql/schema/cache.sql", name = "cache_objects", requires = [cache::sql::cache_entries_raw, cache::sql::cache_clear, cache::sql::cache_invalidate]);
 extension_sql_file!("../../sql/schema/history.sql", name = "history_tables");
+extension_sql_file!("../../sql/schema/health.sql", name = "health_objects", requires = [health::sql::vacuum_health_raw, health::sql::database_wraparound_raw, health::sql::table_bloat_raw, health::sql::maintenance_plan_raw]);
 
 /// Loaded through shared_preload_libraries, pitstop sets up shared memory and executor hooks.
 /// Loaded later (CREATE EXTENSION without preload) it only defines its settings, like
@@ -34,6 +36,8 @@ mod tests;
 mod advisor_tests;
 #[cfg(any(test, feature = "pg_test"))]
 mod cache_tests;
+#[cfg(any(test, feature = "pg_test"))]
+mod health_tests;
 
 /// Required by `cargo pgrx test`.
 #[cfg(test)]

@@ -4,13 +4,26 @@
 
 use crate::advisor::size::{self, AccessMethod, IndexShape};
 use crate::error::{required, OrReport, PitstopError};
+use crate::health::bloat::Bloat;
 use pgrx::prelude::*;
+
+/// Where an index lives: bare names, and `quote_ident`-qualified ones for commands.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct IndexLocation {
+    pub schema: String,
+    pub table: String,
+    pub index: String,
+    pub qualified_table: String,
+    pub qualified_index: String,
+}
 
 /// One btree index as the bloat estimate sees it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BtreeFacts {
+    /// As `regclass::text` prints them (qualified only when not on the search_path).
     pub index_name: String,
     pub table_name: String,
+    pub location: IndexLocation,
     pub bytes: f64,
     pub tuples: f64,
     pub unique: bool,
@@ -39,9 +52,9 @@ pub fn expected_bytes(facts: &BtreeFacts) -> Option<f64> {
 /// A bloat row when the index is at least `min_pct` % and `min_bytes` larger than a rebuild.
 pub fn bloat_finding(facts: &BtreeFacts, min_pct: f64, min_bytes: f64) -> Option<HealthRow> {
     let expected = expected_bytes(facts)?;
-    let excess = facts.bytes - expected;
-    let pct = if facts.bytes > 0.0 { 100.0 * excess / facts.bytes } else { 0.0 };
-    (excess >= min_bytes && pct >= min_pct).then(|| HealthRow {
+    let bloat = Bloat { bytes: facts.bytes, expected };
+    let (excess, pct) = (bloat.excess(), bloat.pct());
+    (excess > 0.0 && excess >= min_bytes && pct >= min_pct).then(|| HealthRow {
         problem: "bloated".into(),
         table_name: facts.table_name.clone(),
         index_name: Some(facts.index_name.clone()),
@@ -86,7 +99,8 @@ fn catalog_findings() -> Vec<HealthRow> {
     })
 }
 
-fn btree_facts() -> Vec<BtreeFacts> {
+/// Every valid plain-column btree index of user tables, with what the size model needs.
+pub fn btree_facts() -> Vec<BtreeFacts> {
     Spi::connect(|client| {
         let table = client
             .select(include_str!("../../../sql/queries/index_bloat_inputs.sql"), None, &[])
@@ -102,6 +116,13 @@ fn btree_facts() -> Vec<BtreeFacts> {
                     tuples: row.get(4).ok().flatten().unwrap_or(0.0),
                     unique: row.get(5).ok().flatten().unwrap_or(false),
                     key_columns: row.get::<i32>(6).ok().flatten().unwrap_or(0) as usize,
+                    location: IndexLocation {
+                        schema: row.get(10).ok().flatten().unwrap_or_default(),
+                        table: row.get(11).ok().flatten().unwrap_or_default(),
+                        index: row.get(12).ok().flatten().unwrap_or_default(),
+                        qualified_table: row.get(13).ok().flatten().unwrap_or_default(),
+                        qualified_index: row.get(14).ok().flatten().unwrap_or_default(),
+                    },
                     widths: Vec::new(),
                     ndistinct: Vec::new(),
                 });
@@ -157,6 +178,7 @@ mod tests {
         BtreeFacts {
             index_name: "orders_id_idx".into(),
             table_name: "orders".into(),
+            location: IndexLocation::default(),
             bytes,
             tuples: 1_000_000.0,
             unique: true,

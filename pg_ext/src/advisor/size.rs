@@ -4,10 +4,13 @@
 //! one BRIN summary per 128 heap pages). Pure, so the model is unit-tested here and compared
 //! with real indexes in the #[pg_test]s.
 
-const BLOCK_SIZE: f64 = 8192.0;
+pub const BLOCK_SIZE: f64 = 8192.0;
+/// Page header (SizeOfPageHeaderData); heap pages have no special space after it.
+pub const PAGE_HEADER: f64 = 24.0;
 /// Page header (24) and the access method's special space (16 for btree and hash).
-const USABLE_PAGE: f64 = BLOCK_SIZE - 24.0 - 16.0;
-const ITEM_ID: f64 = 4.0;
+const USABLE_PAGE: f64 = BLOCK_SIZE - PAGE_HEADER - 16.0;
+/// A line pointer (ItemIdData) per tuple on a page.
+pub const ITEM_ID: f64 = 4.0;
 const INDEX_TUPLE_HEADER: f64 = 8.0;
 const HEAP_TID: f64 = 6.0;
 const BTREE_LEAF_FILL: f64 = 0.90;
@@ -75,7 +78,7 @@ pub fn distinct_keys(ndistinct: &[Option<f64>], tuples: f64) -> Option<f64> {
         .map(|d| d.min(tuples.max(1.0)))
 }
 
-fn maxalign(bytes: f64) -> f64 {
+pub fn maxalign(bytes: f64) -> f64 {
     (bytes / 8.0).ceil() * 8.0
 }
 

@@ -1,0 +1,4 @@
+-- The settings config_advice covers ($1), as pg_settings and SHOW present them.
+SELECT name, setting, unit, context, current_setting(name)
+FROM pg_catalog.pg_settings
+WHERE name = ANY($1)
