@@ -74,6 +74,20 @@ pub async fn connect_daemon(pg: &crate::config::PostgresConfig, application_name
     config.connect(NoTls).await.context("cannot connect to PostgreSQL")
 }
 
+/// Drives a daemon session's connection in a task of its own. The token is cancelled when
+/// the connection ends; abort the handle to close it.
+pub fn drive(connection: Connection) -> (tokio_util::sync::CancellationToken, tokio::task::JoinHandle<()>) {
+    let closed = tokio_util::sync::CancellationToken::new();
+    let driver = tokio::spawn({
+        let closed = closed.clone();
+        async move {
+            let _ = connection.await;
+            closed.cancel();
+        }
+    });
+    (closed, driver)
+}
+
 pub async fn connect(dsn: Option<&str>) -> Result<Client> {
     let config = config(dsn, &|name| std::env::var(name).ok())?;
     let (client, connection) = config.connect(NoTls).await.context("cannot connect to PostgreSQL")?;

@@ -6,6 +6,7 @@ mod db;
 mod http;
 mod logging;
 mod maintenance;
+mod monitor;
 mod output;
 mod relay;
 mod report;

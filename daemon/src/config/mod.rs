@@ -8,6 +8,7 @@
 //! which would stop at the first problem.
 
 pub mod maintenance;
+pub mod monitor;
 mod source;
 mod values;
 
@@ -34,6 +35,8 @@ pub struct Config {
     pub reconnect: ReconnectConfig,
     pub http: HttpConfig,
     pub log: LogConfig,
+    pub monitor: monitor::MonitorConfig,
+    pub alerts: monitor::AlertsConfig,
     pub maintenance: maintenance::MaintenanceConfig,
     /// The effective settings as printed (secrets masked), for check-config and reload diffs.
     shown: Vec<Shown>,
@@ -121,6 +124,7 @@ impl Profile {
                 prune_interval: s(60),
                 initial_delay: ms(200),
                 max_delay: s(30),
+                sample_interval: s(15),
             },
             Profile::LowOverhead => ProfileDefaults {
                 probe_interval: s(30),
@@ -130,6 +134,7 @@ impl Profile {
                 prune_interval: s(300),
                 initial_delay: s(1),
                 max_delay: s(60),
+                sample_interval: s(60),
             },
             Profile::Aggressive => ProfileDefaults {
                 probe_interval: s(2),
@@ -139,6 +144,7 @@ impl Profile {
                 prune_interval: s(15),
                 initial_delay: ms(50),
                 max_delay: s(5),
+                sample_interval: s(5),
             },
         }
     }
@@ -153,6 +159,7 @@ struct ProfileDefaults {
     prune_interval: Duration,
     initial_delay: Duration,
     max_delay: Duration,
+    sample_interval: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -239,6 +246,7 @@ impl Config {
                 tracing_subscriber::EnvFilter::try_new(level).map(|_| ()).map_err(|e| format!("{level:?} is not a log level or filter: {e}"))
             }),
         };
+        let (monitor, alerts) = monitor::read(l, &p);
         let maintenance = maintenance::read(l);
 
         if redis.url.expose().len() > 1 && !redis.cluster {
@@ -253,7 +261,7 @@ impl Config {
         if reconnect.initial_delay > reconnect.max_delay {
             l.error("reconnect.initial_delay", "must not exceed reconnect.max_delay");
         }
-        Config { profile, postgres, redis, relay, reconnect, http, log, maintenance, shown: Vec::new(), file: None }
+        Config { profile, postgres, redis, relay, reconnect, http, log, monitor, alerts, maintenance, shown: Vec::new(), file: None }
     }
 
     /// Parses `text` (the file's contents, empty without a file) with `env` overrides.

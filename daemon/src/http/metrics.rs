@@ -12,6 +12,7 @@ pub struct Snapshot {
     pub postgres_up: bool,
     pub redis_up: bool,
     pub relay_up: bool,
+    pub monitor_up: bool,
     pub delivered: u64,
     pub batches: u64,
     pub rounds: u64,
@@ -21,6 +22,8 @@ pub struct Snapshot {
     pub lag_seconds: f64,
     pub reloads_applied: u64,
     pub reloads_rejected: u64,
+    /// The monitor's latest round, alerts and counters (rendered by `monitor::export`).
+    pub monitor: crate::monitor::live::View,
 }
 
 impl Snapshot {
@@ -32,6 +35,7 @@ impl Snapshot {
             postgres_up: s.postgres.health() == Health::Up,
             redis_up: s.redis.health() == Health::Up,
             relay_up: s.relay.health() == Health::Up,
+            monitor_up: s.monitor.health() == Health::Up,
             delivered: state::read(&c.delivered),
             batches: state::read(&c.batches),
             rounds: state::read(&c.rounds),
@@ -41,6 +45,7 @@ impl Snapshot {
             lag_seconds: s.relay_lag().as_secs_f64(),
             reloads_applied: state::read(&c.reloads_applied),
             reloads_rejected: state::read(&c.reloads_rejected),
+            monitor: s.live.view(),
         }
     }
 }
@@ -85,6 +90,8 @@ pub fn render(s: &Snapshot) -> String {
     o.family("pitstop_config_reloads_total", "counter", "Configuration reloads (SIGHUP) by result.");
     o.sample("pitstop_config_reloads_total", "{result=\"applied\"}", s.reloads_applied);
     o.sample("pitstop_config_reloads_total", "{result=\"rejected\"}", s.reloads_rejected);
+    o.single("pitstop_monitor_up", "gauge", "1 when the host and PostgreSQL monitor is sampling.", flag(s.monitor_up));
+    o.0.push_str(&crate::monitor::export::render(&s.monitor));
     o.0
 }
 

@@ -69,6 +69,7 @@ pub fn status_json(state: &State) -> serde_json::Value {
             "postgres": state.postgres.get(),
             "redis": state.redis.get(),
             "relay": state.relay.get(),
+            "monitor": state.monitor.get(),
         },
         "relay": {
             "lag_seconds": state.relay_lag().as_secs_f64(),
@@ -78,6 +79,7 @@ pub fn status_json(state: &State) -> serde_json::Value {
             "pruned": read(&c.pruned),
             "errors": { "postgres": read(&c.postgres_errors), "redis": read(&c.redis_errors) },
         },
+        "monitor": crate::monitor::live::status_json(&state.live.view()),
         "config_reloads": { "applied": read(&c.reloads_applied), "rejected": read(&c.reloads_rejected) },
         "maintenance": { "state": state.maintenance.get(), "jobs": state.maintenance_jobs() },
     })

@@ -9,7 +9,7 @@ pub mod state;
 
 use crate::config::{self, Config};
 use crate::logging::Logging;
-use crate::{http, maintenance, relay};
+use crate::{http, maintenance, monitor, relay};
 use notify::Notifier;
 use state::{add, State};
 use std::path::{Path, PathBuf};
@@ -87,6 +87,7 @@ async fn serve(config: Config, logging: Logging, path: Option<PathBuf>) -> ExitC
     tasks.spawn(probe::run(config_rx.clone(), state.clone(), notifier.clone(), cancel.clone()));
     tasks.spawn(relay::run(config_rx.clone(), state.clone(), cancel.clone()));
     tasks.spawn(maintenance::run(config_rx.clone(), state.clone(), cancel.clone()));
+    tasks.spawn(monitor::run(config_rx.clone(), state.clone(), cancel.clone()));
     tasks.spawn(notify::supervise(state.clone(), cancel.clone()));
     tasks.close();
 

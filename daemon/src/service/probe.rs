@@ -32,14 +32,7 @@ pub async fn run(mut config: watch::Receiver<Arc<Config>>, state: Arc<State>, no
         };
         let failure = match connected {
             Ok((client, connection)) => {
-                let closed = CancellationToken::new();
-                let driver = tokio::spawn({
-                    let closed = closed.clone();
-                    async move {
-                        let _ = connection.await;
-                        closed.cancel();
-                    }
-                });
+                let (closed, driver) = db::drive(connection);
                 let left = tokio::select! {
                     _ = cancel.cancelled() => Left::Cancelled,
                     left = watch_connection(&client, &closed, &mut cfg, &mut config, &state, &notifier) => left,

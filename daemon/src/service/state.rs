@@ -97,6 +97,9 @@ pub struct State {
     pub postgres: Component,
     pub redis: Component,
     pub relay: Component,
+    pub monitor: Component,
+    /// The monitor's latest round, alerts and counters.
+    pub live: std::sync::Arc<crate::monitor::live::Live>,
     /// Scheduled maintenance, and each job's last and next runs.
     pub maintenance: Component,
     maintenance_jobs: Mutex<Vec<MaintenanceJob>>,
@@ -114,6 +117,8 @@ impl State {
             postgres: Component::new(),
             redis: Component::new(),
             relay: Component::new(),
+            monitor: Component::new(),
+            live: Default::default(),
             maintenance: Component::new(),
             maintenance_jobs: Mutex::new(Vec::new()),
             counters: Counters::default(),
