@@ -191,8 +191,8 @@ mod tests {
     fn advisor_reports_pass_every_workload_option() {
         for report in [Report::Indexes { workload: workload() }, Report::Unhelped { workload: workload() }] {
             let (sql, params) = report.query();
-            assert_eq!(params.len(), 5);
-            assert!(sql.contains("$5"), "{sql}");
+            assert_eq!(params.len(), 6);
+            assert!(sql.contains("min_workload_gain => $6"), "{sql}");
         }
     }
 
