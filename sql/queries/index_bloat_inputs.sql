@@ -2,7 +2,12 @@
 -- where the index lives (bare and quote_ident-qualified names, for fixes that name it).
 SELECT i.indexrelid::regclass::text       AS index_name,
        i.indrelid::regclass::text         AS table_name,
-       pg_catalog.pg_relation_size(i.indexrelid)::float8 AS bytes,
+       -- Sized from relpages while another session holds (or awaits) ACCESS EXCLUSIVE on it:
+       -- pg_relation_size would wait for the lock.
+       CASE WHEN i.indexrelid IN (SELECT relation FROM pg_catalog.pg_locks
+                                   WHERE locktype = 'relation' AND mode = 'AccessExclusiveLock' AND pid <> pg_backend_pid())
+            THEN ic.relpages::float8 * current_setting('block_size')::float8
+            ELSE pg_catalog.pg_relation_size(i.indexrelid)::float8 END AS bytes,
        greatest(ic.reltuples, 0)::float8  AS tuples,
        i.indisunique,
        i.indnkeyatts::int4                AS key_columns,

@@ -1,11 +1,16 @@
 -- One row per live column of each user table (and materialized view): what the heap size model
--- needs. Size now (a stat() of the file, no scan), relpages and reltuples as of the last
+-- needs. Size now (a stat() of the file, no scan; relpages for a locked table), relpages and reltuples as of the last
 -- VACUUM/ANALYZE, fillfactor, and each column's pg_stats width and null fraction (NULL when the
 -- column has no statistics, or the caller may not read them).
 SELECT n.nspname::text                                         AS schema_name,
        c.relname::text                                         AS table_name,
        quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qualified,
-       pg_catalog.pg_relation_size(c.oid)::float8              AS bytes,
+       -- pg_relation_size takes a lock: a table another session holds (or awaits) in ACCESS
+       -- EXCLUSIVE mode is sized from relpages instead of waiting behind it.
+       CASE WHEN c.oid IN (SELECT relation FROM pg_catalog.pg_locks
+                            WHERE locktype = 'relation' AND mode = 'AccessExclusiveLock' AND pid <> pg_backend_pid())
+            THEN c.relpages::float8 * current_setting('block_size')::float8
+            ELSE pg_catalog.pg_relation_size(c.oid)::float8 END AS bytes,
        c.relpages::float8,
        c.reltuples::float8,
        coalesce((SELECT option_value::float8 FROM pg_catalog.pg_options_to_table(c.reloptions)

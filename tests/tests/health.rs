@@ -152,6 +152,16 @@ fn bloated_btree_is_estimated_measured_planned_and_reindexed() {
     assert_eq!(reindex[0].3, "public.big", "the target is the index's table");
     assert_eq!(reindex[0].4, "REINDEX INDEX CONCURRENTLY public.big_id_idx");
 
+    // Another session holding ACCESS EXCLUSIVE locks on the table and the index (an ALTER
+    // TABLE, a DROP INDEX in flight) does not make the plan or the estimate wait.
+    let mut holder = cluster.connect();
+    holder.batch_execute("BEGIN; LOCK TABLE big IN ACCESS EXCLUSIVE MODE; DROP INDEX big_id_idx;").unwrap();
+    c.batch_execute("SET lock_timeout = '2s'").unwrap();
+    assert_eq!(plan(&mut c, "").iter().filter(|p| p.0 == "reindex").count(), 1, "planned from relpages while locked");
+    assert!(bloat_of(&mut c, false, "big", None).0 > 80.0);
+    c.batch_execute("RESET lock_timeout").unwrap();
+    holder.batch_execute("ROLLBACK").unwrap();
+
     // Exact mode needs pgstattuple, then agrees with the estimate.
     let err = c.query("SELECT * FROM pitstop.table_bloat(true)", &[]).unwrap_err();
     let db = err.as_db_error().unwrap();
