@@ -48,6 +48,28 @@ pub enum Report {
     /// Unused, duplicate, invalid and bloated indexes and unindexed foreign keys, each with
     /// the DDL that fixes it (pitstop.index_health).
     IndexHealth,
+    /// Tables whose dead tuples, statistics or transaction-id age need attention, with the
+    /// command for each (pitstop.vacuum_health; `--all` shows healthy tables too).
+    Vacuum {
+        /// Show every table, not only those needing something.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Estimated table and btree index bloat (pitstop.table_bloat); `--exact` reads every
+    /// page through pgstattuple instead.
+    Bloat {
+        #[arg(long)]
+        exact: bool,
+    },
+    /// Settings computed from the host's RAM, cores and disk and the live server
+    /// (pitstop.config_advice); only those that differ unless `--all`.
+    Config {
+        /// web, oltp, dw or mixed.
+        #[arg(long, default_value = "mixed")]
+        workload: String,
+        #[arg(long)]
+        all: bool,
+    },
     /// Client connections by database, user, application and state (pitstop.connections).
     Connections,
     /// Sessions waiting on locks and who holds them (pitstop.blocking_locks).
@@ -140,6 +162,25 @@ impl Report {
                 workload.params(),
             ),
             Report::IndexHealth => ("SELECT * FROM pitstop.index_health".into(), vec![]),
+            Report::Vacuum { all } => (
+                "SELECT schema, table_name, status, n_dead_tup, round(dead_ratio::numeric, 3) AS dead_ratio,
+                        n_mod_since_analyze, round(wraparound_pct::numeric, 2) AS wraparound_pct,
+                        greatest(last_vacuum, last_autovacuum) AS last_vacuum, action
+                   FROM pitstop.vacuum_health WHERE $1 OR status <> 'ok'
+                  ORDER BY status = 'ok', wraparound_pct DESC, n_dead_tup DESC".into(),
+                vec![Box::new(*all)],
+            ),
+            Report::Bloat { exact } => (
+                "SELECT schema, table_name, index_name, kind, pg_size_pretty(bytes) AS size,
+                        pg_size_pretty(bloat_bytes) AS bloat, round(bloat_pct::numeric, 1) AS bloat_pct, method, fix
+                   FROM pitstop.table_bloat($1) ORDER BY bloat_bytes DESC NULLS LAST".into(),
+                vec![Box::new(*exact)],
+            ),
+            Report::Config { workload, all } => (
+                "SELECT name, current, suggested, restart_required, reason
+                   FROM pitstop.config_advice($1) WHERE $2 OR differs".into(),
+                vec![Box::new(workload.clone()), Box::new(*all)],
+            ),
             Report::Connections => ("SELECT * FROM pitstop.connections".into(), vec![]),
             Report::Locks => ("SELECT * FROM pitstop.blocking_locks".into(), vec![]),
             Report::LongRunning { min_duration } => (
@@ -158,6 +199,9 @@ impl Report {
             Report::Indexes { .. } => "No index would lower the workload's estimated cost enough to suggest one.",
             Report::Unhelped { .. } => "Every statement of the workload is helped by a suggested index.",
             Report::IndexHealth => "No index problems found.",
+            Report::Vacuum { .. } => "Every table is fine: nothing overdue, no wraparound risk.",
+            Report::Bloat { .. } => "No tables or btree indexes to estimate (run ANALYZE first).",
+            Report::Config { .. } => "Every setting already matches the advice for this host and workload.",
             Report::Connections => "No client connections.",
             Report::Locks => "No session is waiting on a lock.",
             Report::LongRunning { .. } => "Nothing runs longer than that.",
@@ -206,6 +250,9 @@ mod tests {
             Report::Indexes { workload: workload() },
             Report::Unhelped { workload: workload() },
             Report::IndexHealth,
+            Report::Vacuum { all: false },
+            Report::Bloat { exact: false },
+            Report::Config { workload: "oltp".into(), all: true },
             Report::Connections,
             Report::Locks,
             Report::LongRunning { min_duration: "1 min".into() },

@@ -249,3 +249,46 @@ fn a_pg_monitor_member_reads_every_health_view() {
     // Nothing here lets the monitor change anything.
     assert!(w.batch_execute("SELECT pitstop.slow_queries_reset()").is_err());
 }
+
+#[test]
+fn the_cli_reports_vacuum_bloat_and_config_advice() {
+    let cluster = PgCluster::start();
+    let mut c = cluster.connect();
+    c.batch_execute(
+        "CREATE EXTENSION pitstop;
+         CREATE TABLE churn(id int PRIMARY KEY, payload text) WITH (autovacuum_enabled = off);
+         INSERT INTO churn SELECT g, repeat('x', 100) FROM generate_series(1, 20000) g;
+         ANALYZE churn;
+         DELETE FROM churn WHERE id % 2 = 0;
+         CREATE TABLE calm(id int);
+         INSERT INTO calm VALUES (1);
+         ANALYZE calm;",
+    )
+    .unwrap();
+    wait_for(&mut c, "SELECT n_dead_tup FROM pitstop.vacuum_health WHERE table_name = 'churn'", |n| n == 10_000);
+    let dsn = cluster.dsn();
+
+    let (code, out, err) = pitstop_tests::pitstop(&["--dsn", &dsn, "--json", "report", "vacuum"]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows.len(), 1, "only the table needing something: {out}");
+    assert_eq!(rows[0]["table_name"], "churn");
+    assert_eq!(rows[0]["status"], "vacuum overdue");
+    let (_, all, _) = pitstop_tests::pitstop(&["--dsn", &dsn, "report", "vacuum", "--all"]);
+    assert!(all.contains("calm") && all.contains("churn"), "{all}");
+
+    let (code, out, err) = pitstop_tests::pitstop(&["--dsn", &dsn, "--json", "report", "bloat"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"churn\"") && out.contains("estimate"), "{out}");
+    let (code, _, err) = pitstop_tests::pitstop(&["--dsn", &dsn, "report", "bloat", "--exact"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("pgstattuple") && err.contains("HINT"), "{err}");
+
+    let (code, out, err) = pitstop_tests::pitstop(&["--dsn", &dsn, "--json", "report", "config", "--workload", "oltp", "--all"]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert!(rows.iter().any(|r| r["name"] == "shared_buffers" && r["restart_required"] == true), "{out}");
+    let (code, _, err) = pitstop_tests::pitstop(&["--dsn", &dsn, "report", "config", "--workload", "batch"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("web, oltp, dw, mixed"), "{err}");
+}
