@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # pitstop demo: a throwaway cluster with pitstop preloaded, a skewed shop data set and a
-# mixed workload, then the slow-query, top-query, plan advice and index advice reports.
+# mixed workload, then the slow-query, top-query, plan advice, index advice, health and
+# maintenance-plan reports, and the result cache.
 #   scripts/demo.sh start   (what `make demo` runs; assumes the extension is installed)
 #   scripts/demo.sh stop
 set -euo pipefail
@@ -87,6 +88,15 @@ CONF
     "$PITSTOP" report unhelped
     say "pitstop report index-health"
     "$PITSTOP" report index-health
+
+    say "pitstop report vacuum   (pitstop.vacuum_health: what autovacuum has not caught up with)"
+    "$PITSTOP" report vacuum
+    say "pitstop report bloat    (pitstop.table_bloat, estimated from statistics)"
+    "$PITSTOP" report bloat
+    say "pitstop report config --workload oltp   (pitstop.config_advice for this host)"
+    "$PITSTOP" report config --workload oltp
+    say "pitstop maintenance --dry-run   (pitstop.maintenance_plan: what a maintenance run would do now)"
+    "$PITSTOP" maintenance --dry-run
 
     say "Result cache: the same report twice, a write, then again (pitstop.cached)"
     cached="SELECT * FROM pitstop.cached('select status, count(*) from shop.orders group by status order by status')
