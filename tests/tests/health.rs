@@ -39,17 +39,25 @@ fn plan(c: &mut postgres::Client, args: &str) -> Vec<Planned> {
     .collect()
 }
 
-#[test]
-fn dead_tuples_are_planned_and_the_planned_vacuum_clears_them() {
-    let cluster = PgCluster::start();
-    let mut c = cluster.connect();
+/// The extension and `churn`: 20,000 analyzed rows, half deleted, autovacuum off for it.
+fn create_churn(c: &mut postgres::Client) {
     c.batch_execute(
         "CREATE EXTENSION pitstop;
          CREATE TABLE churn(id int PRIMARY KEY, payload text) WITH (autovacuum_enabled = off);
          INSERT INTO churn SELECT g, repeat('x', 100) FROM generate_series(1, 20000) g;
          ANALYZE churn;
-         DELETE FROM churn WHERE id % 2 = 0;
-         CREATE TABLE tuned(id int) WITH (autovacuum_vacuum_threshold = 123, autovacuum_vacuum_scale_factor = 0.01,
+         DELETE FROM churn WHERE id % 2 = 0;",
+    )
+    .unwrap();
+}
+
+#[test]
+fn dead_tuples_are_planned_and_the_planned_vacuum_clears_them() {
+    let cluster = PgCluster::start();
+    let mut c = cluster.connect();
+    create_churn(&mut c);
+    c.batch_execute(
+        "CREATE TABLE tuned(id int) WITH (autovacuum_vacuum_threshold = 123, autovacuum_vacuum_scale_factor = 0.01,
                                           autovacuum_analyze_threshold = 77);
          INSERT INTO tuned SELECT generate_series(1, 1000);
          ANALYZE tuned;",
@@ -254,13 +262,9 @@ fn a_pg_monitor_member_reads_every_health_view() {
 fn the_cli_reports_vacuum_bloat_and_config_advice() {
     let cluster = PgCluster::start();
     let mut c = cluster.connect();
+    create_churn(&mut c);
     c.batch_execute(
-        "CREATE EXTENSION pitstop;
-         CREATE TABLE churn(id int PRIMARY KEY, payload text) WITH (autovacuum_enabled = off);
-         INSERT INTO churn SELECT g, repeat('x', 100) FROM generate_series(1, 20000) g;
-         ANALYZE churn;
-         DELETE FROM churn WHERE id % 2 = 0;
-         CREATE TABLE calm(id int);
+        "CREATE TABLE calm(id int);
          INSERT INTO calm VALUES (1);
          ANALYZE calm;",
     )
