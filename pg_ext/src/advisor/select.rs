@@ -49,6 +49,18 @@ struct Move {
     costs: Vec<(usize, f64)>,
 }
 
+/// Which move a greedy round prefers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Rank {
+    /// The largest net benefit.
+    Benefit,
+    /// The largest net benefit per byte added.
+    Density,
+}
+
+/// Smallest size a move counts with when ranked by density (one btree page).
+const PAGE_BYTES: f64 = 8192.0;
+
 /// Chooses indexes. `weights[q]`/`base_costs[q]` describe query q without any candidate;
 /// `cost_with(indexes, q)` plans q with those candidate indexes (None if planning failed).
 pub fn select(
@@ -58,6 +70,29 @@ pub fn select(
     limits: &Limits,
     mut cost_with: impl FnMut(&[usize], usize) -> Option<f64>,
 ) -> Vec<Pick> {
+    let helps = |before: f64, after: f64| before > 0.0 && (before - after) / before >= limits.min_improvement;
+    let picked = if limits.budget_bytes.is_none() {
+        greedy(weights, base_costs, candidates, limits, Rank::Benefit, &mut cost_with).0
+    } else {
+        // Under a storage budget (a knapsack) neither the largest benefit first nor the most
+        // benefit per byte first always wins: both are tried, the cheaper workload is kept.
+        let (by_benefit, benefit_cost) = greedy(weights, base_costs, candidates, limits, Rank::Benefit, &mut cost_with);
+        let (by_density, density_cost) = greedy(weights, base_costs, candidates, limits, Rank::Density, &mut cost_with);
+        if density_cost < benefit_cost { by_density } else { by_benefit }
+    };
+    evidence(weights, base_costs, candidates, &picked, helps, cost_with)
+}
+
+/// Greedy rounds ranked by `rank`: the indexes chosen, and the weighted workload cost plus
+/// their write cost at the end.
+fn greedy(
+    weights: &[f64],
+    base_costs: &[f64],
+    candidates: &[CandidateCost],
+    limits: &Limits,
+    rank: Rank,
+    cost_with: &mut impl FnMut(&[usize], usize) -> Option<f64>,
+) -> (Vec<usize>, f64) {
     let helps = |before: f64, after: f64| before > 0.0 && (before - after) / before >= limits.min_improvement;
     let mut current = base_costs.to_vec();
     let mut picked: Vec<usize> = Vec::new();
@@ -109,12 +144,17 @@ pub fn select(
             if net <= 0.0 || net < least_net {
                 continue;
             }
-            // The largest benefit wins; near-ties (within 2 %) go to the smaller addition.
+            // The best score wins; near-ties (within 2 %) go to the smaller addition.
+            let score = |net: f64, bytes: f64| match rank {
+                Rank::Benefit => net,
+                Rank::Density => net / bytes.max(PAGE_BYTES),
+            };
             let better = match &best {
                 None => true,
-                Some(b) if net > b.net * 1.02 => true,
-                Some(b) if net >= b.net * 0.98 => added_bytes < b.added_bytes,
-                Some(_) => false,
+                Some(b) => {
+                    let (mine, theirs) = (score(net, added_bytes), score(b.net, b.added_bytes));
+                    mine > theirs * 1.02 || (mine >= theirs * 0.98 && added_bytes < b.added_bytes)
+                }
             };
             if better {
                 best = Some(Move { candidate: c, replaces, net, added_bytes, costs: costs.clone() });
@@ -135,7 +175,8 @@ pub fn select(
             }
         }
     }
-    evidence(weights, base_costs, candidates, &picked, helps, cost_with)
+    let write_cost: f64 = picked.iter().map(|c| candidates[*c].write_cost).sum();
+    (picked, workload(weights, &current) + write_cost)
 }
 
 /// Adds the chosen indexes one by one and measures what each changes; an index that helps
@@ -300,6 +341,23 @@ mod tests {
         assert_eq!(picks.iter().map(|p| p.candidate).collect::<Vec<_>>(), vec![0], "4 of the remaining 510 is under 1 %");
         let picks = select(&[1.0, 1.0], &model.base, &candidates, &NO_LIMITS, |s, q| model.cost(s, q));
         assert_eq!(picks.len(), 2, "without the rule both are chosen");
+    }
+
+    #[test]
+    fn under_a_budget_the_better_of_benefit_first_and_benefit_per_byte_first_is_kept() {
+        let model = Model { base: vec![200.0; 3], effects: vec![(0, 0, 100.0), (1, 1, 140.0), (2, 2, 140.0)] };
+        let order = |picks: Vec<Pick>| picks.iter().map(|p| p.candidate).collect::<Vec<_>>();
+        // The largest (100 for 20 MB) fills the budget; two halves save 120 in it.
+        let candidates = cands(&[(20e6, 0.0, &[0]), (10e6, 0.0, &[1]), (10e6, 0.0, &[2])]);
+        let limits = Limits { budget_bytes: Some(20e6), ..NO_LIMITS };
+        assert_eq!(order(select(&[1.0; 3], &model.base, &candidates, &limits, |s, q| model.cost(s, q))), vec![1, 2]);
+        // Here the largest first leaves room for a small one (160); the densest first does not (120).
+        let candidates = cands(&[(15e6, 0.0, &[0]), (5e6, 0.0, &[1]), (5e6, 0.0, &[2])]);
+        let picks = order(select(&[1.0; 3], &model.base, &candidates, &limits, |s, q| model.cost(s, q)));
+        assert_eq!(picks.len(), 2);
+        assert_eq!(picks[0], 0, "{picks:?}");
+        // Without a budget every index that helps is chosen, largest benefit first.
+        assert_eq!(order(select(&[1.0; 3], &model.base, &candidates, &NO_LIMITS, |s, q| model.cost(s, q))), vec![0, 1, 2]);
     }
 
     #[test]
