@@ -44,3 +44,26 @@ stop_private_cluster() {
 }
 
 bench_psql() { "$BIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
+
+# Readings of a process from /proc: CPU time in clock ticks (utime + stime, all threads) and a
+# /proc/PID/status field in kB (VmRSS, VmHWM).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+status_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
+now() { date +%s.%N; }
+
+# start_daemon_with CONFIG_TEXT READY_PATTERN: runs `$PITSTOP run` with CONFIG_TEXT (written
+# to $DIR/pitstop.toml; its [http] should listen on 127.0.0.1:0), log in $DIR/daemon.log, and
+# waits until /status contains READY_PATTERN; sets daemon_pid and HTTP_PORT.
+start_daemon_with() {
+    printf '%s\n' "$1" > "$DIR/pitstop.toml"
+    : > "$DIR/daemon.log"
+    "$PITSTOP" run --config "$DIR/pitstop.toml" 2>>"$DIR/daemon.log" &
+    daemon_pid=$!
+    for _ in $(seq 1 200); do grep -q "http: listening on" "$DIR/daemon.log" && break; sleep 0.05; done
+    HTTP_PORT="$(grep -o 'listening on 127.0.0.1:[0-9]*' "$DIR/daemon.log" | head -1 | cut -d: -f2)"
+    for _ in $(seq 1 300); do
+        curl -sf "http://127.0.0.1:$HTTP_PORT/status" | grep -q "$2" && return 0; sleep 0.05
+    done
+    echo "daemon did not come up:" >&2; cat "$DIR/daemon.log" >&2; exit 1
+}
+stop_daemon() { kill -TERM "$daemon_pid"; wait "$daemon_pid" || true; daemon_pid=""; }

@@ -59,25 +59,12 @@ PGOPTIONS="-c client_min_messages=warning" bench_psql -c "CREATE EXTENSION pitst
         \$\$ BEGIN EXECUTE format('INSERT INTO bench_w%s VALUES (1)', w); END \$\$"
 
 CLK="$(getconf CLK_TCK)"
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-status_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
-now() { date +%s.%N; }
 cpu_percent() { echo "($2 - $1) / $CLK / ($4 - $3) * 100" | bc -l; } # ticks0 ticks1 t0 t1
 
 start_daemon() { # profile
-    printf 'profile = "%s"\n[postgres]\ndsn = "host=%s port=%s user=postgres dbname=postgres"\n[redis]\nurl = "redis://127.0.0.1:%s/"\n[http]\nlisten = "127.0.0.1:0"\n' \
-        "$1" "$DIR" "$PORT" "$REDIS_PORT" > "$DIR/pitstop.toml"
-    : > "$DIR/daemon.log"
-    "$PITSTOP" run --config "$DIR/pitstop.toml" 2>>"$DIR/daemon.log" &
-    daemon_pid=$!
-    for _ in $(seq 1 200); do grep -q "http: listening on" "$DIR/daemon.log" && break; sleep 0.05; done
-    HTTP_PORT="$(grep -o 'listening on 127.0.0.1:[0-9]*' "$DIR/daemon.log" | head -1 | cut -d: -f2)"
-    for _ in $(seq 1 200); do
-        curl -sf "http://127.0.0.1:$HTTP_PORT/status" | grep -q '"relay":{"state":"up"' && return 0; sleep 0.05
-    done
-    echo "daemon did not come up:" >&2; cat "$DIR/daemon.log" >&2; exit 1
+    start_daemon_with "$(printf 'profile = "%s"\n[postgres]\ndsn = "host=%s port=%s user=postgres dbname=postgres"\n[redis]\nurl = "redis://127.0.0.1:%s/"\n[http]\nlisten = "127.0.0.1:0"' \
+        "$1" "$DIR" "$PORT" "$REDIS_PORT")" '"relay":{"state":"up"'
 }
-stop_daemon() { kill -TERM "$daemon_pid"; wait "$daemon_pid" || true; daemon_pid=""; }
 
 echo "machine: $(nproc) cores, $(free -g | awk '/^Mem/ {print $2}') GiB; $(redis-server --version | cut -d' ' -f3); PostgreSQL $(pg_config --version | cut -d' ' -f2)"
 

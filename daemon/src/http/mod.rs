@@ -1,7 +1,8 @@
 //! The daemon's HTTP endpoints (loopback by default): `/healthz` (the process answers),
-//! `/readyz` (Postgres reachable; Redis and relay state shown), `/metrics` (Prometheus text)
-//! and `/status` (JSON).
+//! `/readyz` (Postgres reachable; Redis and relay state shown), `/metrics` (Prometheus text),
+//! `/status` (JSON) and `/`, the dashboard.
 
+pub mod dashboard;
 pub mod metrics;
 
 use crate::service::state::{Health, State};
@@ -21,6 +22,7 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(prometheus))
         .route("/status", get(status))
+        .route("/", get(dashboard::page))
         .with_state(state)
 }
 

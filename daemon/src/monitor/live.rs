@@ -3,13 +3,28 @@
 
 use super::alerts::{Alert, Phase};
 use super::sample::Sample;
-use super::catalog::RULE_METRICS;
+use super::catalog::{self, RULE_METRICS};
 use super::window::{Trend, Window};
 use crate::service::state::read;
 use serde_json::json;
 use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 use std::time::SystemTime;
+
+/// The unlabelled families whose window the dashboard draws as sparklines.
+pub const SPARKLINES: &[&str] = &[
+    catalog::CPU,
+    catalog::LOAD1,
+    catalog::MEM_RATIO,
+    catalog::SWAP_RATIO,
+    catalog::CONNECTIONS_RATIO,
+    catalog::TPS,
+    catalog::CACHE_HIT,
+    catalog::REPLICATION_LAG,
+    catalog::LONGEST_XACT,
+];
+/// Most points of one sparkline (the window is averaged down to this many).
+pub const SPARKLINE_POINTS: usize = 60;
 
 #[derive(Default)]
 pub struct Counters {
@@ -33,6 +48,8 @@ pub struct View {
     pub window_points: usize,
     /// Minimum, mean and maximum over the window of the series alert rules can watch.
     pub trends: Vec<Trend>,
+    /// The window's values of each of `SPARKLINES` that has any, downsampled, oldest first.
+    pub sparklines: Vec<(&'static str, Vec<f64>)>,
     /// Why samples and alerts are not recorded in PostgreSQL, if they are not.
     pub not_recorded: Option<String>,
     pub counters: CounterValues,
@@ -67,6 +84,7 @@ impl Live {
         v.window_points = window.points();
         let families: Vec<&str> = RULE_METRICS.iter().map(|m| m.family).collect();
         v.trends = window.trends(&families);
+        v.sparklines = SPARKLINES.iter().map(|m| (*m, window.recent(m, SPARKLINE_POINTS))).filter(|(_, p)| !p.is_empty()).collect();
         v.not_recorded = not_recorded;
     }
 

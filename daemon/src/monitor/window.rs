@@ -106,6 +106,22 @@ impl Window {
         out
     }
 
+    /// The values of the unlabelled series `metric`, oldest first, averaged into at most
+    /// `max` equal buckets (a sparkline's points); empty when there is no such series.
+    pub fn recent(&self, metric: &'static str, max: usize) -> Vec<f64> {
+        let Some(ring) = self.series.get(&(metric, Vec::new())) else { return Vec::new() };
+        let (len, max) = (ring.len(), max.max(1));
+        if len <= max {
+            return ring.iter().map(|(_, v)| *v).collect();
+        }
+        (0..max)
+            .map(|b| {
+                let (from, to) = (b * len / max, (b + 1) * len / max);
+                ring.range(from..to).map(|(_, v)| *v).sum::<f64>() / (to - from) as f64
+            })
+            .collect()
+    }
+
     pub fn series_count(&self) -> usize {
         self.series.len()
     }
@@ -140,6 +156,19 @@ mod tests {
         assert_eq!((trends[0].min, trends[0].mean, trends[0].max, trends[0].points, trends[0].since), (94.0, 96.5, 99.0, 6, 940.0));
         w.resize(Duration::from_secs(30), Duration::from_secs(10));
         assert_eq!(w.points(), 6);
+    }
+
+    #[test]
+    fn recent_values_are_averaged_into_at_most_max_buckets() {
+        let mut w = Window::new(Duration::from_secs(100), Duration::from_secs(1));
+        assert!(w.recent("a", 4).is_empty());
+        for i in 0..10 {
+            w.push(f64::from(i), &[Sample::new("a", f64::from(i)), Sample::labelled("b", "mount", "/", 1.0)]);
+        }
+        assert_eq!(w.recent("a", 20), (0..10).map(f64::from).collect::<Vec<_>>());
+        assert_eq!(w.recent("a", 5), [0.5, 2.5, 4.5, 6.5, 8.5]);
+        assert_eq!(w.recent("a", 3), [1.0, 4.0, 7.5]);
+        assert!(w.recent("b", 4).is_empty(), "labelled series are not sketched");
     }
 
     #[test]
