@@ -380,6 +380,11 @@ mod tests {
             assert!(joined.contains(expected), "missing {expected:?} in:\n{joined}");
         }
         assert_eq!(errors.len(), 14, "{joined}");
+        let backwards = parse("[[maintenance.jobs]]\nname = \"n\"\nkind = \"analyze\"\nschedule = \"0 23 * * *\"\nwindow = \"23:00-01:00\"\n")
+            .unwrap_err();
+        assert!(backwards[0].starts_with("maintenance.jobs[0].window: \"23:00-01:00\" ends before it starts"), "{backwards:?}");
+        let night = parse("[[maintenance.jobs]]\nname = \"n\"\nkind = \"analyze\"\nschedule = \"0 23 * * *\"\nwindow = \"23:00-01:00+1\"\n");
+        assert!(night.is_ok(), "{night:?}");
     }
 
     #[test]

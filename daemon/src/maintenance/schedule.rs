@@ -97,7 +97,8 @@ fn crontab_weekdays(field: &str) -> Result<String, String> {
 }
 
 /// A daily time window `HH:MM-HH:MM` in the job's time zone: from the start (included) to the
-/// end (excluded); when the end is earlier than the start the window wraps midnight.
+/// end (excluded). A window that crosses midnight says so with `+1` on its end (`22:00-02:00+1`,
+/// as timetables write the next day); without it an end before the start is an error.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Window {
     start: u32,
@@ -106,8 +107,12 @@ pub struct Window {
 
 impl Window {
     pub fn parse(text: &str) -> Result<Window, String> {
-        let shape = || format!("{text:?} is not a window such as \"01:00-05:00\" (HH:MM-HH:MM; may wrap midnight)");
+        let shape = || format!("{text:?} is not a window such as \"01:00-05:00\" or \"22:00-02:00+1\" (HH:MM-HH:MM)");
         let (start, end) = text.trim().split_once('-').ok_or_else(shape)?;
+        let (end, next_day) = match end.trim().strip_suffix("+1") {
+            Some(end) => (end, true),
+            None => (end, false),
+        };
         let minutes = |t: &str| -> Result<u32, String> {
             let (h, m) = t.trim().split_once(':').ok_or_else(shape)?;
             let (h, m): (u32, u32) = (h.parse().map_err(|_| shape())?, m.parse().map_err(|_| shape())?);
@@ -120,7 +125,14 @@ impl Window {
         if window.start == window.end {
             return Err(format!("{text:?} ends when it starts: an empty window would skip every run (leave window empty for none)"));
         }
-        Ok(window)
+        match (window.end < window.start, next_day) {
+            (true, false) => Err(format!(
+                "{text:?} ends before it starts; a window that crosses midnight ends on the next day: \"{}+1\"",
+                text.trim()
+            )),
+            (false, true) => Err(format!("{text:?}: +1 (ends the next day) is only for a window that crosses midnight")),
+            _ => Ok(window),
+        }
     }
 
     pub fn contains(&self, time: NaiveTime) -> bool {
@@ -140,7 +152,11 @@ impl Window {
 
 impl std::fmt::Display for Window {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:02}:{:02}-{:02}:{:02}", self.start / 60, self.start % 60, self.end / 60, self.end % 60)
+        write!(f, "{:02}:{:02}-{:02}:{:02}", self.start / 60, self.start % 60, self.end / 60, self.end % 60)?;
+        if self.end < self.start {
+            write!(f, "+1")?;
+        }
+        Ok(())
     }
 }
 
@@ -252,10 +268,11 @@ mod tests {
         let night = Window::parse("01:00-05:00").unwrap();
         assert!(night.contains(t(1, 0)) && night.contains(t(4, 59)));
         assert!(!night.contains(t(5, 0)) && !night.contains(t(0, 59)) && !night.contains(t(13, 0)));
-        let wrap = Window::parse("22:30-02:00").unwrap();
+        let wrap = Window::parse("22:30-02:00+1").unwrap();
         assert!(wrap.contains(t(22, 30)) && wrap.contains(t(23, 59)) && wrap.contains(t(0, 0)) && wrap.contains(t(1, 59)));
         assert!(!wrap.contains(t(2, 0)) && !wrap.contains(t(12, 0)) && !wrap.contains(t(22, 29)));
-        assert_eq!(wrap.to_string(), "22:30-02:00");
+        assert_eq!(wrap.to_string(), "22:30-02:00+1");
+        assert_eq!(Window::parse(&wrap.to_string()), Ok(wrap), "what check-config prints parses back");
         // In the job's time zone: 23:30 UTC is 01:30 in Helsinki in winter (inside 01:00-05:00).
         assert!(night.contains_at(tz("Europe/Helsinki"), utc(2024, 1, 10, 23, 30, 0)));
         assert!(!night.contains_at(Tz::UTC, utc(2024, 1, 10, 23, 30, 0)));
@@ -267,6 +284,9 @@ mod tests {
             assert!(Window::parse(bad).is_err(), "{bad:?} was accepted");
         }
         assert!(Window::parse("03:00-03:00").unwrap_err().contains("ends when it starts"));
+        let backwards = Window::parse("22:00-02:00").unwrap_err();
+        assert!(backwards.contains("ends before it starts") && backwards.contains("\"22:00-02:00+1\""), "{backwards}");
+        assert!(Window::parse("01:00-05:00+1").unwrap_err().contains("only for a window that crosses midnight"));
     }
 
     #[test]
