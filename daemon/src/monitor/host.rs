@@ -33,7 +33,14 @@ pub struct HostSampler {
     disks: Option<Disks>,
     networks: Option<Networks>,
     own_pid: Option<Pid>,
+    /// The processes sampled between full scans: the postmaster, its children, this daemon.
+    watched: Vec<Pid>,
+    last_full_scan: Option<std::time::Instant>,
 }
+
+/// How often every process of the host is read (to find new backends); in between only the
+/// watched ones are. Reading all of /proc each second was most of the daemon's CPU time.
+const FULL_SCAN_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl HostSampler {
     pub fn new() -> HostSampler {
@@ -44,7 +51,14 @@ impl HostSampler {
             s.refresh_cpu_usage();
             s.refresh_processes_specifics(ProcessesToUpdate::All, true, process_kind());
         }
-        HostSampler { system, disks: Disks::new_with_refreshed_list().ok(), networks: Networks::new_with_refreshed_list().ok(), own_pid: sysinfo::get_current_pid().ok() }
+        HostSampler {
+            system,
+            disks: Disks::new_with_refreshed_list().ok(),
+            networks: Networks::new_with_refreshed_list().ok(),
+            own_pid: sysinfo::get_current_pid().ok(),
+            watched: Vec::new(),
+            last_full_scan: Some(std::time::Instant::now()),
+        }
     }
 
     /// The PostgreSQL server whose backend has pid `backend`: its postmaster (the backend's
@@ -63,7 +77,14 @@ impl HostSampler {
         if let Some(system) = &mut self.system {
             system.refresh_cpu_usage();
             system.refresh_memory();
-            system.refresh_processes_specifics(ProcessesToUpdate::All, true, process_kind());
+            let full = self.last_full_scan.is_none_or(|at| at.elapsed() >= FULL_SCAN_EVERY) || self.watched.is_empty();
+            if full {
+                system.refresh_processes_specifics(ProcessesToUpdate::All, true, process_kind());
+                self.last_full_scan = Some(std::time::Instant::now());
+            } else {
+                system.refresh_processes_specifics(ProcessesToUpdate::Some(&self.watched), true, process_kind());
+            }
+            let mut watched: Vec<Pid> = self.own_pid.into_iter().collect();
             s.push(Sample::new(CPU, f64::from(system.global_cpu_usage()) / 100.0));
             for (i, cpu) in system.cpus().iter().enumerate() {
                 s.push(Sample::labelled(CPU_CORE, "core", i.to_string(), f64::from(cpu.usage()) / 100.0));
@@ -84,6 +105,7 @@ impl HostSampler {
                 for (pid, p) in system.processes() {
                     let child = p.parent() == Some(pm) && p.thread_kind().is_none();
                     if *pid == pm || child {
+                        watched.push(*pid);
                         count += 1;
                         rss += p.memory() as f64;
                         cpu += f64::from(p.cpu_usage()) / 100.0;
@@ -94,6 +116,9 @@ impl HostSampler {
                     }
                 }
                 s.extend([Sample::new(PG_PROCESSES, f64::from(count)), Sample::new(PG_RSS, rss), Sample::new(PG_CPU, cpu)]);
+            }
+            if full {
+                self.watched = watched;
             }
             if let Some(me) = self.own_pid.and_then(|pid| system.process(pid)) {
                 s.extend([Sample::new(DAEMON_RSS, me.memory() as f64), Sample::new(DAEMON_CPU, f64::from(me.cpu_usage()) / 100.0)]);
