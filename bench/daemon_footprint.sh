@@ -36,9 +36,11 @@ private_cluster "$DIR" "$PORT" "shared_preload_libraries = 'pitstop,pg_stat_stat
 max_connections = 100
 shared_buffers = 128MB"
 daemon_pid=""; load_pid=""
+# A killed process's wait status is non-zero: under `set -e` that would end the cleanup
+# before the cluster is stopped, so every step here tolerates failure.
 cleanup() {
-    [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
-    [ -n "$load_pid" ] && kill "$load_pid" 2>/dev/null && wait "$load_pid" 2>/dev/null
+    if [ -n "$daemon_pid" ]; then kill "$daemon_pid" 2>/dev/null; wait "$daemon_pid" 2>/dev/null || true; fi
+    if [ -n "$load_pid" ]; then kill "$load_pid" 2>/dev/null; wait "$load_pid" 2>/dev/null || true; fi
     stop_private_cluster "$DIR"; rm -rf "$DIR"
 }
 trap cleanup EXIT
