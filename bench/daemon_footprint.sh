@@ -39,8 +39,8 @@ daemon_pid=""; load_pid=""
 # A killed process's wait status is non-zero: under `set -e` that would end the cleanup
 # before the cluster is stopped, so every step here tolerates failure.
 cleanup() {
-    if [ -n "$daemon_pid" ]; then kill "$daemon_pid" 2>/dev/null; wait "$daemon_pid" 2>/dev/null || true; fi
-    if [ -n "$load_pid" ]; then kill "$load_pid" 2>/dev/null; wait "$load_pid" 2>/dev/null || true; fi
+    if [ -n "$daemon_pid" ]; then kill "$daemon_pid" 2>/dev/null || true; wait "$daemon_pid" 2>/dev/null || true; fi
+    if [ -n "$load_pid" ]; then kill "$load_pid" 2>/dev/null || true; wait "$load_pid" 2>/dev/null || true; fi
     stop_private_cluster "$DIR"; rm -rf "$DIR"
 }
 trap cleanup EXIT
