@@ -116,7 +116,7 @@ pub const DEFAULT_JOBS: &str = r#"
 [[maintenance.jobs]]
 name = "vacuum"
 kind = "vacuum"
-enabled = false
+enabled = true
 schedule = "0 1 * * *"
 window = "01:00-05:00"
 max_actions = 20
@@ -126,7 +126,7 @@ min_dead = 1000
 [[maintenance.jobs]]
 name = "analyze"
 kind = "analyze"
-enabled = false
+enabled = true
 schedule = "30 1 * * *"
 window = "01:00-05:00"
 max_actions = 50
@@ -313,12 +313,12 @@ mod tests {
     }
 
     #[test]
-    fn defaults_prune_and_snapshot_but_do_not_vacuum() {
+    fn defaults_vacuum_analyze_snapshot_and_prune_but_do_not_reindex() {
         let c = parse("").unwrap().maintenance;
         assert!(c.enabled);
         assert_eq!(c.timezone, chrono_tz::Tz::UTC);
         let on: Vec<&str> = c.jobs.iter().filter(|j| j.enabled).map(|j| j.name.as_str()).collect();
-        assert_eq!(on, ["snapshot", "prune"]);
+        assert_eq!(on, ["vacuum", "analyze", "snapshot", "prune"]);
         let vacuum = c.job("vacuum").unwrap();
         assert_eq!(vacuum.window.unwrap().to_string(), "01:00-05:00");
         assert_eq!(vacuum.max_actions, 20);

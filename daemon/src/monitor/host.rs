@@ -63,10 +63,14 @@ impl HostSampler {
 
     /// The PostgreSQL server whose backend has pid `backend`: its postmaster (the backend's
     /// parent), if that process is on this host and is a `postgres` process.
-    pub fn postmaster_of(&self, backend: u32) -> Option<u32> {
-        let system = self.system.as_ref()?;
-        let process = system.process(Pid::from_u32(backend))?;
-        let parent = system.process(process.parent()?)?;
+    /// Both are read afresh: the backend is usually newer than the last full scan.
+    pub fn postmaster_of(&mut self, backend: u32) -> Option<u32> {
+        let system = self.system.as_mut()?;
+        let backend = Pid::from_u32(backend);
+        system.refresh_processes_specifics(ProcessesToUpdate::Some(&[backend]), false, process_kind());
+        let parent = system.process(backend)?.parent()?;
+        system.refresh_processes_specifics(ProcessesToUpdate::Some(&[parent]), false, process_kind());
+        let parent = system.process(parent)?;
         is_postgres(parent.name()).then(|| parent.pid().as_u32())
     }
 
@@ -77,7 +81,9 @@ impl HostSampler {
         if let Some(system) = &mut self.system {
             system.refresh_cpu_usage();
             system.refresh_memory();
-            let full = self.last_full_scan.is_none_or(|at| at.elapsed() >= FULL_SCAN_EVERY) || self.watched.is_empty();
+            // A postmaster not watched yet (just found) needs a full scan to find its children.
+            let new_postmaster = postmaster.is_some_and(|pm| !self.watched.contains(&Pid::from_u32(pm)));
+            let full = self.last_full_scan.is_none_or(|at| at.elapsed() >= FULL_SCAN_EVERY) || self.watched.is_empty() || new_postmaster;
             if full {
                 system.refresh_processes_specifics(ProcessesToUpdate::All, true, process_kind());
                 self.last_full_scan = Some(std::time::Instant::now());

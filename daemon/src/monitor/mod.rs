@@ -207,7 +207,7 @@ impl Monitor {
             (sampler, round)
         })
         .await;
-        let (sampler, host) = match sampled {
+        let (mut sampler, host) = match sampled {
             Ok(done) => done,
             Err(e) => {
                 tracing::warn!("monitor: host sampling failed: {e}");
