@@ -53,9 +53,10 @@ unsafe fn guc_string(value: *const std::ffi::c_char) -> &'static [u8] {
 
 pub fn output_settings() -> OutputSettings {
     // SAFETY: plain reads of this backend's GUC variables. String values are owned by the
-    // GUC machinery and replaced only by SET/RESET, which cannot run while the caller uses
-    // them (the borrow ends before the call returns to the executor). session_timezone is
-    // set at backend start; pg_get_timezone_name returns a pointer into it.
+    // GUC machinery and freed only when a SET/RESET replaces them; the cache uses the
+    // borrowed bytes to build its key before any of the caller's SQL runs (which is where a
+    // SET could happen), so they are never read after a change. session_timezone is set at
+    // backend start; pg_get_timezone_name returns a pointer into it.
     unsafe {
         let timezone = if pg_sys::session_timezone.is_null() {
             b"" as &[u8]
