@@ -11,9 +11,11 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+mod cache_stats;
 mod daemon;
 mod redis_server;
 
+pub use cache_stats::{cache_stats, CacheStats};
 pub use daemon::{http_get, Daemon, DaemonConfig, NotifySocket, SIGHUP, SIGINT, SIGKILL, SIGTERM};
 pub use redis_server::{Received, RedisCluster, RedisOptions, RedisServer, Subscriber};
 

@@ -2,7 +2,7 @@
 //! every write path that must invalidate, bypasses, the key, the outbox, the memory bound,
 //! bad input, and a concurrent torture test that hunts for stale reads.
 
-use pitstop_tests::{ClusterOptions, PgCluster};
+use pitstop_tests::{cache_stats as stats, ClusterOptions, PgCluster};
 use postgres::error::SqlState;
 use postgres::Client;
 use std::io::Write;
@@ -77,50 +77,6 @@ fn plain(c: &mut Client, query: &str, coldef: &str) -> Vec<String> {
 
 fn scalar_i64(c: &mut Client, sql: &str) -> i64 {
     c.query_one(sql, &[]).unwrap().get(0)
-}
-
-#[derive(Debug, Clone)]
-#[allow(dead_code)]
-struct Stats {
-    hits: i64,
-    misses: i64,
-    fills: i64,
-    bypasses: i64,
-    invalidations: i64,
-    /// Lookups that found an entry no longer fresh (`stale`, formerly `expired`).
-    stale: i64,
-    evictions: i64,
-    entries: i64,
-    bytes_used: i64,
-    bytes_configured: i64,
-    reasons: serde_json::Value,
-}
-
-impl Stats {
-    fn reason(&self, name: &str) -> i64 {
-        self.reasons.get(name).and_then(|v| v.as_i64()).unwrap_or_else(|| panic!("no bypass reason {name}: {}", self.reasons))
-    }
-}
-
-/// `pitstop.cache_stats()`, read by column name.
-fn stats(c: &mut Client) -> Stats {
-    let text: String = c.query_one("SELECT to_jsonb(s)::text FROM pitstop.cache_stats() AS s", &[]).unwrap().get(0);
-    let row: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let field = |name: &str| row.get(name).and_then(|v| v.as_i64());
-    let get = |name: &str| field(name).unwrap_or_else(|| panic!("cache_stats() has no {name}: {row}"));
-    Stats {
-        hits: get("hits"),
-        misses: get("misses"),
-        fills: get("fills"),
-        bypasses: get("bypasses"),
-        invalidations: get("invalidations"),
-        stale: field("stale").or_else(|| field("expired")).unwrap_or_else(|| panic!("no stale/expired: {row}")),
-        evictions: get("evictions"),
-        entries: get("entries"),
-        bytes_used: get("bytes_used"),
-        bytes_configured: get("bytes_configured"),
-        reasons: row["bypass_reasons"].clone(),
-    }
 }
 
 /// Calls `cached` and asserts both its answer and whether it was served from the cache.

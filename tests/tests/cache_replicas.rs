@@ -4,7 +4,7 @@
 //! answer — unless the caller asks for TTL-only serving (pitstop.cache_replica_ttl_only and
 //! an explicit ttl): then it gets answers at most ttl old, and nobody else does.
 
-use pitstop_tests::{poll_until, ClusterOptions, PgCluster};
+use pitstop_tests::{cache_stats as stats, poll_until, ClusterOptions, PgCluster};
 use postgres::Client;
 use std::time::Duration;
 
@@ -38,35 +38,6 @@ fn plain(c: &mut Client, query: &str, id: i32) -> Vec<Option<String>> {
 
 fn some(v: &str) -> Vec<Option<String>> {
     vec![Some(v.to_string())]
-}
-
-#[derive(Debug, Clone)]
-struct Stats {
-    hits: i64,
-    fills: i64,
-    bypasses: i64,
-    ttl_only: i64,
-    reasons: serde_json::Value,
-}
-
-impl Stats {
-    fn reason(&self, name: &str) -> i64 {
-        self.reasons.get(name).and_then(|v| v.as_i64()).unwrap_or_else(|| panic!("no bypass reason {name}: {}", self.reasons))
-    }
-}
-
-/// `pitstop.cache_stats()`, read by column name.
-fn stats(c: &mut Client) -> Stats {
-    let text: String = c.query_one("SELECT to_jsonb(s)::text FROM pitstop.cache_stats() AS s", &[]).unwrap().get(0);
-    let row: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let get = |name: &str| row.get(name).and_then(|v| v.as_i64()).unwrap_or_else(|| panic!("cache_stats() has no {name}: {row}"));
-    Stats {
-        hits: get("hits"),
-        fills: get("fills"),
-        bypasses: get("bypasses"),
-        ttl_only: get("ttl_only_calls"),
-        reasons: row["bypass_reasons"].clone(),
-    }
 }
 
 /// Opted-in TTL-only serving where pitstop cannot see the writes: `replicate(value)` changes
