@@ -13,6 +13,7 @@ use pgrx::pg_sys;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
+use xxhash_rust::xxh3::Xxh3DefaultBuilder;
 
 /// One analysed statement, remembered per backend (parsing on every hit would cost more
 /// than the hit itself); forgotten when any definition may have changed.
@@ -61,7 +62,9 @@ impl std::hash::Hash for dyn MemoKey + '_ {
 }
 
 thread_local! {
-    static ANALYSES: RefCell<HashMap<OwnedMemoKey, Remembered>> = RefCell::new(HashMap::new());
+    // XXH3 rather than SipHash: the key is the statement text, hashed on every hit.
+    static ANALYSES: RefCell<HashMap<OwnedMemoKey, Remembered, Xxh3DefaultBuilder>> =
+        RefCell::new(HashMap::with_hasher(Xxh3DefaultBuilder));
 }
 
 const MAX_REMEMBERED: usize = 1000;

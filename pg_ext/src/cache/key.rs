@@ -2,8 +2,6 @@
 //! the correctness rules). Compared in full on lookup, so a hash collision never returns
 //! another query's rows.
 
-use std::hash::{Hash, Hasher};
-
 /// Whether the caller wants rows (`cached`) or one jsonb array (`cached_json`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flavor {
@@ -31,7 +29,10 @@ fn put(out: &mut Vec<u8>, bytes: &[u8]) {
 
 /// The key bytes; the query text comes first so it can be shown without the rest.
 pub fn encode(parts: &KeyParts<'_>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64 + parts.query.len());
+    let settings: usize = parts.settings.iter().map(|s| 4 + s.len()).sum();
+    let params: usize = parts.params.iter().map(|p| 1 + p.as_ref().map_or(0, |p| 4 + p.len())).sum();
+    let ttl = if parts.ttl_only.is_some() { 9 } else { 1 };
+    let mut out = Vec::with_capacity(4 + parts.query.len() + 13 + settings + ttl + 4 + params);
     put(&mut out, parts.query.as_bytes());
     out.push(parts.flavor as u8);
     out.extend_from_slice(&parts.dbid.to_le_bytes());
@@ -68,12 +69,10 @@ pub fn query_of(key: &[u8]) -> String {
     key.get(4..4 + len).map(|q| String::from_utf8_lossy(q).into_owned()).unwrap_or_default()
 }
 
-/// A 64-bit hash that is the same in every backend (SipHash with fixed keys).
+/// A 64-bit hash that is the same in every backend (XXH3, unseeded). It only picks the
+/// bucket; keys are compared in full, so a collision costs a comparison, never a wrong row.
 pub fn hash(key: &[u8]) -> u64 {
-    #[allow(deprecated)]
-    let mut hasher = std::hash::SipHasher::new();
-    key.hash(&mut hasher);
-    hasher.finish()
+    xxhash_rust::xxh3::xxh3_64(key)
 }
 
 #[cfg(test)]
@@ -101,6 +100,9 @@ mod tests {
         assert_ne!(base, encode(&parts("select $1 ", &params, &settings)));
         assert_eq!(base, encode(&parts("select $1", &params, &settings)));
         assert_eq!(hash(&base), hash(&encode(&parts("select $1", &params, &settings))));
+        for key in [&base, &ttl_only, &encode(&parts("select $1", &[None], &settings))] {
+            assert_eq!(key.len(), key.capacity(), "the key is sized exactly, with no regrowth");
+        }
     }
 
     #[test]

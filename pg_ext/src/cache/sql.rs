@@ -44,7 +44,8 @@ pub extern "C" fn pg_finfo_pitstop_cached_json() -> &'static pg_sys::Pg_finfo_re
 }
 
 struct Arguments {
-    query: String,
+    /// Borrowed from the (detoasted) argument, which outlives the call.
+    query: &'static str,
     params: Vec<Option<String>>,
     ttl_micros: Option<i64>,
 }
@@ -57,7 +58,7 @@ unsafe fn arguments(fcinfo: pg_sys::FunctionCallInfo) -> Arguments {
             let a = *(*fcinfo).args.as_ptr().add(i);
             (!a.isnull).then_some(a.value)
         };
-        let query = arg(0).and_then(|d| String::from_datum(d, false));
+        let query = arg(0).and_then(|d| <&str>::from_datum(d, false));
         let query = required(query, "query").or_report();
         let params = arg(1).and_then(|d| Vec::<Option<String>>::from_datum(d, false)).unwrap_or_default();
         let ttl_micros = arg(2).map(|d| {
@@ -76,19 +77,14 @@ unsafe fn arguments(fcinfo: pg_sys::FunctionCallInfo) -> Arguments {
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn pitstop_cached(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    // SAFETY: called by the function manager with a valid fcinfo; resultinfo is checked to
-    // be a ReturnSetInfo that accepts materialize mode before it is used.
+    // SAFETY: called by the function manager with a valid fcinfo; resultinfo is checked by
+    // `expected_desc` to be a ReturnSetInfo that accepts materialize mode before it is used.
     unsafe {
         let rsinfo = (*fcinfo).resultinfo as *mut pg_sys::ReturnSetInfo;
-        let materialize_ok = !rsinfo.is_null()
-            && (*rsinfo).type_ == pg_sys::NodeTag::T_ReturnSetInfo
-            && (*rsinfo).allowedModes & pg_sys::SetFunctionReturnMode::SFRM_Materialize as i32 != 0;
-        let expected = if materialize_ok { result_set::expected_columns(rsinfo) } else { None };
-        let expected = expected.ok_or(PitstopError::NoColumnList).or_report();
+        let expected = result_set::expected_desc(rsinfo).ok_or(PitstopError::NoColumnList).or_report();
         let args = arguments(fcinfo);
-        let encoded = engine::call(Flavor::Rows, &args.query, &args.params, args.ttl_micros).or_report();
-        let actual = result_set::column_types(&encoded).unwrap_or_default();
-        if let Some(detail) = result_set::mismatch(&expected, &actual) {
+        let encoded = engine::call(Flavor::Rows, args.query, &args.params, args.ttl_micros).or_report();
+        if let Some(detail) = result_set::mismatch(expected, &encoded) {
             PitstopError::ColumnMismatch(detail).report();
         }
         result_set::materialize(rsinfo, &encoded);
@@ -102,7 +98,7 @@ pub unsafe extern "C-unwind" fn pitstop_cached_json(fcinfo: pg_sys::FunctionCall
     // SAFETY: as above; the result is one jsonb Datum copied into the caller's context.
     unsafe {
         let args = arguments(fcinfo);
-        let encoded = engine::call(Flavor::Json, &args.query, &args.params, args.ttl_micros).or_report();
+        let encoded = engine::call(Flavor::Json, args.query, &args.params, args.ttl_micros).or_report();
         match result_set::first_value(&encoded) {
             Some(value) => value,
             None => {

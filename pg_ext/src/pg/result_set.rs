@@ -2,54 +2,104 @@
 //! minimal tuple with every out-of-line (TOAST) value pulled inline, so a hit is copied back
 //! into a tuplestore without parsing anything.
 //!
-//! Layout: u32 column count, (u32 type, i32 typmod) per column, u32 row count, then per row
-//! u32 length + minimal tuple bytes.
+//! Layout (little endian): u32 column count, (u32 type, i32 typmod) per column, u32 row
+//! count, then per row u32 length, u32 zero and the minimal tuple bytes padded to 8 bytes.
+//! Every tuple starts at a multiple of 8 from the start, so one MAXALIGNed copy of the whole
+//! result lets the executor read each tuple in place.
 
 use pgrx::pg_sys::ffi::pg_guard_ffi_boundary;
 use pgrx::pg_sys;
 use std::ffi::CString;
+use std::ops::Range;
 
-// `toast_flatten_tuple` (access/heaptoast.h) has no pgrx binding.
 // `toast_flatten_tuple` (access/heaptoast.h) and `datumCopy` (utils/datum.h) have no pgrx
-// binding.
+// binding. The two tuple functions are pgrx's own bindings declared again without pgrx's
+// per-call guard, so that the per-row loop of a hit runs under one guard for all rows.
 unsafe extern "C-unwind" {
     fn toast_flatten_tuple(tup: pg_sys::HeapTuple, desc: pg_sys::TupleDesc) -> pg_sys::HeapTuple;
     fn datumCopy(value: pg_sys::Datum, typ_by_val: bool, typ_len: i32) -> pg_sys::Datum;
+    #[link_name = "ExecStoreMinimalTuple"]
+    fn exec_store_minimal_tuple(
+        tuple: pg_sys::MinimalTuple,
+        slot: *mut pg_sys::TupleTableSlot,
+        should_free: bool,
+    ) -> *mut pg_sys::TupleTableSlot;
+    #[link_name = "tuplestore_puttupleslot"]
+    fn tuplestore_put_tuple_slot(state: *mut pg_sys::Tuplestorestate, slot: *mut pg_sys::TupleTableSlot);
 }
+
+const ROW_ALIGN: usize = 8;
 
 fn put_u32(out: &mut Vec<u8>, value: u32) {
     out.extend_from_slice(&value.to_le_bytes());
 }
 
-fn get_u32(bytes: &[u8], at: &mut usize) -> Option<u32> {
-    let value = u32::from_le_bytes(bytes.get(*at..*at + 4)?.try_into().ok()?);
-    *at += 4;
-    Some(value)
+fn get_u32(bytes: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn padded(len: usize) -> usize {
+    len.div_ceil(ROW_ALIGN) * ROW_ALIGN
+}
+
+/// Appends one row (minimal tuple bytes) to an encoded result.
+fn put_row(out: &mut Vec<u8>, row: &[u8]) {
+    debug_assert_eq!(out.len() % ROW_ALIGN, 0);
+    put_u32(out, row.len() as u32);
+    put_u32(out, 0);
+    out.extend_from_slice(row);
+    out.resize(out.len() + padded(row.len()) - row.len(), 0);
+}
+
+/// Column count of an encoded result.
+fn column_count(encoded: &[u8]) -> Option<usize> {
+    get_u32(encoded, 0).map(|n| n as usize)
+}
+
+/// Type and typmod of column `i` (from 0).
+fn column_type(encoded: &[u8], i: usize) -> Option<(pg_sys::Oid, i32)> {
+    let at = 4 + i * 8;
+    Some((pg_sys::Oid::from(get_u32(encoded, at)?), get_u32(encoded, at + 4)? as i32))
 }
 
 /// Column types of an encoded result.
 pub fn column_types(encoded: &[u8]) -> Option<Vec<(pg_sys::Oid, i32)>> {
-    let mut at = 0;
-    let natts = get_u32(encoded, &mut at)?;
-    (0..natts)
-        .map(|_| Some((pg_sys::Oid::from(get_u32(encoded, &mut at)?), get_u32(encoded, &mut at)? as i32)))
-        .collect()
+    (0..column_count(encoded)?).map(|i| column_type(encoded, i)).collect()
 }
 
-/// Each row's minimal tuple bytes.
-fn rows(encoded: &[u8]) -> Option<Vec<&[u8]>> {
-    let mut at = 0;
-    let natts = get_u32(encoded, &mut at)? as usize;
-    at += natts * 8;
-    let nrows = get_u32(encoded, &mut at)?;
-    (0..nrows)
-        .map(|_| {
-            let len = get_u32(encoded, &mut at)? as usize;
-            let row = encoded.get(at..at + len)?;
-            at += len;
-            Some(row)
-        })
-        .collect()
+/// The rows of an encoded result, as byte ranges of their minimal tuples.
+#[derive(Clone)]
+struct Rows<'a> {
+    encoded: &'a [u8],
+    at: usize,
+    left: u32,
+}
+
+/// The rows of an encoded result; None unless they fill it exactly (a truncated or
+/// overlong result is refused as a whole).
+fn rows(encoded: &[u8]) -> Option<Rows<'_>> {
+    let count_at = 4 + column_count(encoded)? * 8;
+    let rows = Rows { encoded, at: count_at + 4, left: get_u32(encoded, count_at)? };
+    let mut check = rows.clone();
+    check.by_ref().for_each(drop);
+    (check.left == 0 && check.at == encoded.len()).then_some(rows)
+}
+
+impl Iterator for Rows<'_> {
+    type Item = Range<usize>;
+
+    /// The next row; None after the last or at anything malformed.
+    fn next(&mut self) -> Option<Range<usize>> {
+        if self.left == 0 || self.at % ROW_ALIGN != 0 {
+            return None;
+        }
+        let len = get_u32(self.encoded, self.at)? as usize;
+        let start = self.at + 8;
+        let end = start.checked_add(padded(len)).filter(|end| *end <= self.encoded.len())?;
+        self.at = end;
+        self.left -= 1;
+        Some(start..start + len)
+    }
 }
 
 /// Runs a read-only statement with text parameters through SPI and returns its result
@@ -106,8 +156,7 @@ pub fn execute(sql: &str, param_types: &[pg_sys::Oid], params: &[Option<String>]
             let tuple = pg_guard_ffi_boundary(|| toast_flatten_tuple(*(*table).vals.add(i), desc));
             let minimal = pg_sys::minimal_tuple_from_heap_tuple(tuple);
             let bytes = std::slice::from_raw_parts(minimal as *const u8, (*minimal).t_len as usize);
-            put_u32(&mut out, bytes.len() as u32);
-            out.extend_from_slice(bytes);
+            put_row(&mut out, bytes);
             pg_sys::pfree(minimal.cast());
             pg_sys::heap_freetuple(tuple);
         }
@@ -116,18 +165,34 @@ pub fn execute(sql: &str, param_types: &[pg_sys::Oid], params: &[Option<String>]
     }
 }
 
-/// Why a caller's column list does not fit a result.
-pub fn mismatch(expected: &[(pg_sys::Oid, String)], actual: &[(pg_sys::Oid, i32)]) -> Option<String> {
-    if expected.len() != actual.len() {
-        return Some(format!(
-            "The query returns {} column(s) but the column definition list has {}.",
-            actual.len(),
-            expected.len()
-        ));
+/// Why the column definition list of a set-returning call does not fit an encoded result;
+/// None when it fits. Compared in place: this runs on every cache hit.
+///
+/// # Safety
+/// `expected` is the call's expectedDesc.
+pub unsafe fn mismatch(expected: pg_sys::TupleDesc, encoded: &[u8]) -> Option<String> {
+    unsafe {
+        let natts = (*expected).natts as usize;
+        let actual = column_count(encoded).unwrap_or(0);
+        if natts != actual {
+            return Some(format!(
+                "The query returns {actual} column(s) but the column definition list has {natts}."
+            ));
+        }
+        (0..natts).find_map(|i| {
+            let attr = (*expected).attrs.as_ptr().add(i);
+            let (actual_type, _) = column_type(encoded, i)?;
+            (actual_type != (*attr).atttypid).then(|| {
+                let name = std::ffi::CStr::from_ptr((*attr).attname.data.as_ptr()).to_string_lossy();
+                format!(
+                    "Column {} (\"{name}\") is {} in the result but {} in the column definition list.",
+                    i + 1,
+                    type_name(actual_type),
+                    type_name((*attr).atttypid)
+                )
+            })
+        })
     }
-    expected.iter().zip(actual).enumerate().find(|(_, ((e, _), (a, _)))| e != a).map(|(i, ((_, name), (a, _)))| {
-        format!("Column {} (\"{name}\") is {} in the result but {} in the column definition list.", i + 1, type_name(*a), type_name(expected[i].0))
-    })
 }
 
 fn type_name(oid: pg_sys::Oid) -> String {
@@ -135,32 +200,26 @@ fn type_name(oid: pg_sys::Oid) -> String {
     unsafe { std::ffi::CStr::from_ptr(pg_sys::format_type_be(oid)).to_string_lossy().into_owned() }
 }
 
-/// The column types and names of a set-returning call's column definition list.
+/// The column definition list of a set-returning call that accepts a materialized result;
+/// None when the call has none (or cannot take a tuplestore).
 ///
 /// # Safety
-/// `rsinfo` is the ReturnSetInfo of the current call (or NULL).
-pub unsafe fn expected_columns(rsinfo: *mut pg_sys::ReturnSetInfo) -> Option<Vec<(pg_sys::Oid, String)>> {
+/// `rsinfo` is the current call's resultinfo (or NULL).
+pub unsafe fn expected_desc(rsinfo: *mut pg_sys::ReturnSetInfo) -> Option<pg_sys::TupleDesc> {
     unsafe {
-        if rsinfo.is_null() || (*rsinfo).expectedDesc.is_null() {
-            return None;
-        }
-        let desc = (*rsinfo).expectedDesc;
-        Some(
-            (0..(*desc).natts as usize)
-                .map(|i| {
-                    let attr = (*desc).attrs.as_ptr().add(i);
-                    let name = std::ffi::CStr::from_ptr((*attr).attname.data.as_ptr()).to_string_lossy().into_owned();
-                    ((*attr).atttypid, name)
-                })
-                .collect(),
-        )
+        let materialize = pg_sys::SetFunctionReturnMode::SFRM_Materialize as i32;
+        let usable = !rsinfo.is_null()
+            && (*rsinfo).type_ == pg_sys::NodeTag::T_ReturnSetInfo
+            && (*rsinfo).allowedModes & materialize != 0
+            && !(*rsinfo).expectedDesc.is_null();
+        usable.then(|| (*rsinfo).expectedDesc)
     }
 }
 
 /// Returns the encoded rows to a set-returning function's caller in materialize mode.
 ///
 /// # Safety
-/// `rsinfo` is the current call's ReturnSetInfo, allowing materialize mode, and the encoded
+/// `rsinfo` is the current call's ReturnSetInfo, accepted by `expected_desc`, and the encoded
 /// result's columns match its expectedDesc (checked by the caller with `mismatch`).
 pub unsafe fn materialize(rsinfo: *mut pg_sys::ReturnSetInfo, encoded: &[u8]) {
     unsafe {
@@ -169,14 +228,21 @@ pub unsafe fn materialize(rsinfo: *mut pg_sys::ReturnSetInfo, encoded: &[u8]) {
         let desc = pg_sys::CreateTupleDescCopy((*rsinfo).expectedDesc);
         let store = pg_sys::tuplestore_begin_heap(true, false, pg_sys::work_mem);
         let slot = pg_sys::MakeSingleTupleTableSlot(desc, &pg_sys::TTSOpsMinimalTuple);
-        for row in rows(encoded).unwrap_or_default() {
-            let copy = pg_sys::palloc(row.len()) as *mut u8;
-            std::ptr::copy_nonoverlapping(row.as_ptr(), copy, row.len());
-            pg_sys::ExecStoreMinimalTuple(copy.cast(), slot, true);
-            pg_sys::tuplestore_puttupleslot(store, slot);
-            pg_sys::ExecClearTuple(slot);
+        // palloc'd memory is MAXALIGNed and every tuple starts at a multiple of 8 in it, so
+        // the slot reads each tuple in place and the tuplestore makes the only copy.
+        let copy = pg_sys::palloc(encoded.len().max(1)) as *mut u8;
+        std::ptr::copy_nonoverlapping(encoded.as_ptr(), copy, encoded.len());
+        if let Some(rows) = rows(encoded) {
+            // One guard for the whole loop; nothing in it has a destructor to skip.
+            pg_guard_ffi_boundary(|| {
+                for row in rows {
+                    exec_store_minimal_tuple(copy.add(row.start).cast(), slot, false);
+                    tuplestore_put_tuple_slot(store, slot);
+                }
+            });
         }
         pg_sys::ExecDropSingleTupleTableSlot(slot);
+        pg_sys::pfree(copy.cast());
         (*rsinfo).returnMode = pg_sys::SetFunctionReturnMode::SFRM_Materialize;
         (*rsinfo).setResult = store;
         (*rsinfo).setDesc = desc;
@@ -188,7 +254,7 @@ pub unsafe fn materialize(rsinfo: *mut pg_sys::ReturnSetInfo, encoded: &[u8]) {
 /// memory context; None when there is no row or it is NULL.
 pub fn first_value(encoded: &[u8]) -> Option<pg_sys::Datum> {
     let types = column_types(encoded)?;
-    let row = *rows(encoded)?.first()?;
+    let row = &encoded[rows(encoded)?.next()?];
     // SAFETY: the row is a minimal tuple of these column types; it is copied into palloc'd
     // memory, deformed through a slot, and the value copied out before the slot is dropped.
     unsafe {
@@ -233,19 +299,40 @@ unsafe extern "C-unwind" {
 mod tests {
     use super::*;
 
-    #[test]
-    fn encoded_results_decode() {
+    fn encoded(rows: &[&[u8]]) -> Vec<u8> {
         let mut bytes = Vec::new();
         put_u32(&mut bytes, 1);
         put_u32(&mut bytes, 23);
         put_u32(&mut bytes, u32::MAX);
-        put_u32(&mut bytes, 2);
-        for row in [&b"abc"[..], &b"de"[..]] {
-            put_u32(&mut bytes, row.len() as u32);
-            bytes.extend_from_slice(row);
+        put_u32(&mut bytes, rows.len() as u32);
+        for row in rows {
+            put_row(&mut bytes, row);
         }
+        bytes
+    }
+
+    #[test]
+    fn encoded_results_decode() {
+        let bytes = encoded(&[b"abcdefghi", b"de", b""]);
         assert_eq!(column_types(&bytes), Some(vec![(pg_sys::Oid::from(23), -1)]));
-        assert_eq!(rows(&bytes), Some(vec![&b"abc"[..], &b"de"[..]]));
-        assert_eq!(rows(&bytes[..bytes.len() - 1]), None, "truncated input is refused");
+        let decoded: Vec<&[u8]> = rows(&bytes).unwrap().map(|r| &bytes[r]).collect();
+        assert_eq!(decoded, vec![&b"abcdefghi"[..], &b"de"[..], &b""[..]]);
+    }
+
+    #[test]
+    fn every_row_starts_aligned() {
+        let bytes = encoded(&[b"abcdefghi", b"de", b"xyz"]);
+        assert!(rows(&bytes).unwrap().all(|r| r.start % ROW_ALIGN == 0));
+        assert_eq!(bytes.len() % ROW_ALIGN, 0);
+    }
+
+    #[test]
+    fn malformed_results_are_refused() {
+        let bytes = encoded(&[b"abc", b"de"]);
+        assert!(rows(&bytes[..bytes.len() - 1]).is_none(), "truncated");
+        let mut longer = bytes.clone();
+        longer.extend_from_slice(&[0; 8]);
+        assert!(rows(&longer).is_none(), "trailing bytes");
+        assert!(rows(&bytes[..3]).is_none(), "no header");
     }
 }
