@@ -2,12 +2,13 @@
 # Deterministic overhead of preloading pitstop: CPU instructions per statement, counted by
 # callgrind in a single-user backend running N primary-key lookups, with and without
 # shared_preload_libraries = 'pitstop' (nothing captured: slow_query_ms = 1000).
-# Two statement counts are run so start-up cost cancels: per statement = (I(6000) - I(2000)) / 4000.
-# Instruction counts do not depend on what else the machine is doing, unlike TPS.
+# Two statement counts are run so start-up cost cancels: per statement = (I(6300) - I(2100)) / 4200.
+# Instruction counts do not depend on what else the machine is doing, unlike TPS. Each run
+# starts from the same copy of the data directory.
 # BASE_PRELOAD=pg_stat_statements measures pitstop on top of pg_stat_statements, as most
-# servers run it. WORKLOAD=tpcb runs pgbench's TPC-B transaction instead (three UPDATEs, a
-# SELECT and an INSERT, each its own transaction here): the writes the result cache tracks
-# and the commits at which it bumps versions (cache enabled, nothing cached).
+# servers run it. WORKLOAD=tpcb runs pgbench's TPC-B transaction instead (BEGIN, three
+# UPDATEs, a SELECT, an INSERT, END): the writes the result cache tracks and the commits at
+# which it bumps versions (cache enabled, nothing cached).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR="${PITSTOP_BENCH_DIR:-/tmp/pitstop-instructions}"
@@ -24,26 +25,35 @@ printf "port = 55731\nlisten_addresses = ''\nunix_socket_directories = '%s'\n" "
 as_postgres "$BIN/pg_ctl" start -D "$DIR/data" -l "$DIR/log" -w >/dev/null
 PGHOST="$DIR" PGPORT=55731 PGUSER=postgres "$BIN/pgbench" -i -q -s 1 postgres >/dev/null 2>&1
 as_postgres "$BIN/pg_ctl" stop -D "$DIR/data" -w >/dev/null
-for n in 2000 6000; do
+# Every run starts from this copy: the statements write, and a run on the tables the previous
+# run left behind would do more pruning (dead tuples) and be charged for it.
+as_postgres cp -a "$DIR/data" "$DIR/pristine"
+# Statement counts: multiples of a TPC-B transaction's 7 statements.
+LOW=2100; HIGH=6300
+for n in $LOW $HIGH; do
     awk -v n="$n" -v w="$WORKLOAD" 'BEGIN { srand(1); for (i = 0; i < n; i++) {
         aid = 1 + int(rand() * 100000); tid = 1 + int(rand() * 10); d = int(rand() * 10000) - 5000
         if (w == "tpcb") {
-            if (i % 5 == 0) printf "UPDATE pgbench_accounts SET abalance = abalance + %d WHERE aid = %d;\n", d, aid
-            if (i % 5 == 1) printf "SELECT abalance FROM pgbench_accounts WHERE aid = %d;\n", aid
-            if (i % 5 == 2) printf "UPDATE pgbench_tellers SET tbalance = tbalance + %d WHERE tid = %d;\n", d, tid
-            if (i % 5 == 3) printf "UPDATE pgbench_branches SET bbalance = bbalance + %d WHERE bid = 1;\n", d
-            if (i % 5 == 4) printf "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (%d, 1, %d, %d, now());\n", tid, aid, d
+            if (i % 7 == 0) print "BEGIN;"
+            if (i % 7 == 1) printf "UPDATE pgbench_accounts SET abalance = abalance + %d WHERE aid = %d;\n", d, aid
+            if (i % 7 == 2) printf "SELECT abalance FROM pgbench_accounts WHERE aid = %d;\n", aid
+            if (i % 7 == 3) printf "UPDATE pgbench_tellers SET tbalance = tbalance + %d WHERE tid = %d;\n", d, tid
+            if (i % 7 == 4) printf "UPDATE pgbench_branches SET bbalance = bbalance + %d WHERE bid = 1;\n", d
+            if (i % 7 == 5) printf "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (%d, 1, %d, %d, now());\n", tid, aid, d
+            if (i % 7 == 6) print "END;"
         } else printf "SELECT abalance FROM pgbench_accounts WHERE aid = %d;\n", aid } }' > "$DIR/stmts$n.sql"
 done
 chmod 644 "$DIR"/stmts*.sql
 
 count() { # preload, statements
+    as_postgres rm -rf "$DIR/data"; as_postgres cp -a "$DIR/pristine" "$DIR/data"
     as_postgres valgrind --tool=callgrind --callgrind-out-file=/dev/null "$BIN/postgres" --single -D "$DIR/data" \
         -c shared_preload_libraries="$1" -c pitstop.slow_query_ms=1000 -c jit=off postgres \
         < "$DIR/stmts$2.sql" 2>&1 >/dev/null | grep -o 'Collected : [0-9]*' | grep -o '[0-9]*'
 }
-base=$(( ($(count "$BASE_PRELOAD" 6000) - $(count "$BASE_PRELOAD" 2000)) / 4000 ))
-with=$(( ($(count "$WITH_PRELOAD" 6000) - $(count "$WITH_PRELOAD" 2000)) / 4000 ))
+per_statement() { echo $(( ($(count "$1" $HIGH) - $(count "$1" $LOW)) / (HIGH - LOW) )); }
+base=$(per_statement "$BASE_PRELOAD")
+with=$(per_statement "$WITH_PRELOAD")
 echo "| preload | instructions per statement |"
 echo "|---|---|"
 echo "| '${BASE_PRELOAD}' | $base |"

@@ -205,3 +205,46 @@ fn explain_advice_through_the_cli() {
     let left: i64 = client.query_one("SELECT count(*) FROM events", &[]).unwrap().get(0);
     assert_eq!(left, 100_000);
 }
+
+/// The hooks keep the executor nesting level without a guard, so an ERROR skips their
+/// decrement; the (sub)transaction abort must put it back. Otherwise top-level statements
+/// after an error would count as nested (and stop being captured), or nested ones as top-level.
+#[test]
+fn nesting_level_survives_errors_caught_and_uncaught() {
+    let cluster = cluster_with_threshold(0);
+    let mut client = cluster.connect();
+    client
+        .batch_execute(
+            "SET pitstop.capture_nested = off;
+             -- Divisions by a column, so the ERROR comes from the executor, not constant folding.
+             CREATE TABLE zero(v int); INSERT INTO zero VALUES (0);
+             CREATE FUNCTION recovers() RETURNS int LANGUAGE plpgsql AS $$
+             BEGIN
+                 BEGIN
+                     PERFORM 1 / v FROM zero;
+                 EXCEPTION WHEN division_by_zero THEN NULL;
+                 END;
+                 PERFORM 'marker-nested-after-recovery';
+                 RETURN 1;
+             END $$;",
+        )
+        .unwrap();
+    // An error at nesting level 2 caught inside a top-level query, one caught in a DO block,
+    // and one that aborts a top-level statement.
+    client.batch_execute("SELECT recovers() AS marker_outer_call").unwrap();
+    client.batch_execute("DO $$ BEGIN PERFORM 1 / v FROM zero; EXCEPTION WHEN division_by_zero THEN NULL; END $$").unwrap();
+    assert!(client.batch_execute("SELECT 1 / v FROM zero").is_err());
+    client.batch_execute("BEGIN; SAVEPOINT s; SELECT recovers(); ROLLBACK TO SAVEPOINT s; COMMIT").unwrap();
+    client.batch_execute("SELECT 'marker-top-level-after-errors'").unwrap();
+
+    let captured: Vec<String> = slow_queries_json(&cluster)
+        .iter()
+        .filter_map(|row| row["query"].as_str().map(str::to_string))
+        .collect();
+    assert!(captured.iter().any(|q| q.contains("marker-top-level-after-errors")), "top level after errors: {captured:?}");
+    assert!(captured.iter().any(|q| q.contains("marker_outer_call")), "the outer call is top level: {captured:?}");
+    assert!(
+        !captured.iter().any(|q| q.contains("marker-nested-after-recovery")),
+        "a nested statement after a caught error is still nested: {captured:?}"
+    );
+}

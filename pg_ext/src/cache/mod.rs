@@ -37,6 +37,7 @@ pub fn init() {
     executor::observe_relations(executor::RelationObserver {
         wants_reads: tracking::collecting,
         relation: tracking::relation_touched,
+        unattributed: tracking::definitions_written,
     });
     write_tracking::install(write_tracking::WriteEvents {
         active: tracking::active,

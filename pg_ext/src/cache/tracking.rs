@@ -9,60 +9,82 @@ use crate::cache::store::{Counter, Store};
 use crate::pg::backend;
 use crate::pg::write_tracking::TransactionEnd;
 use pgrx::pg_sys;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 
-thread_local! {
+/// The backend's tracking state, in one thread-local so that a statement pays one TLS lookup
+/// per event rather than one per field (they are `__tls_get_addr` calls in a shared library).
+#[derive(Default)]
+struct State {
     /// Relations written by the current transaction (a few, so a Vec beats a set).
-    static WRITTEN: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+    written: Vec<u32>,
     /// Version slots marked as having a commit under way (between pre-commit and commit).
-    static PENDING: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+    pending: Vec<u32>,
     /// Relations read while a cache fill runs its query; None when no fill runs.
-    static FILL_READS: RefCell<Option<BTreeSet<u32>>> = const { RefCell::new(None) };
+    fill_reads: Option<BTreeSet<u32>>,
     /// The current transaction ran DDL whose effects cannot be attributed to relations.
-    static WROTE_DEFINITIONS: Cell<bool> = const { Cell::new(false) };
+    wrote_definitions: bool,
     /// Whether this backend holds the global "commit under way" mark.
-    static GLOBAL_PENDING: Cell<bool> = const { Cell::new(false) };
+    global_pending: bool,
     /// Anything for the transaction's end to do (a write, DDL, a mark): false for the read-only
     /// transactions that are most of a workload, which then cost nothing at commit.
-    static ACTIVE: Cell<bool> = const { Cell::new(false) };
-    /// True while a cache fill runs (its reads are collected).
-    static COLLECTING: Cell<bool> = const { Cell::new(false) };
+    active: bool,
     /// Bumped whenever a relation or function definition may have changed.
-    static DEFINITIONS: Cell<u64> = const { Cell::new(0) };
+    definitions: u64,
+}
+
+thread_local! {
+    static STATE: RefCell<State> = RefCell::new(State::default());
+}
+
+/// Runs `f` on the state; None if it is already borrowed (a callback re-entered) or gone
+/// (the thread is exiting).
+fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> Option<R> {
+    STATE.try_with(|s| s.try_borrow_mut().ok().map(|mut s| f(&mut s))).ok().flatten()
 }
 
 /// Executor hook callback: every relation a starting statement uses.
 pub fn relation_touched(relid: pg_sys::Oid, writes: bool) {
-    if writes {
-        relation_written(relid);
-    }
-    FILL_READS.with(|f| {
-        if let Ok(mut reads) = f.try_borrow_mut() {
-            if let Some(reads) = reads.as_mut() {
-                reads.insert(relid.to_u32());
-            }
+    with_state(|s| {
+        if writes {
+            s.record_write(relid.to_u32());
+        }
+        if let Some(reads) = s.fill_reads.as_mut() {
+            reads.insert(relid.to_u32());
         }
     });
 }
 
 pub fn active() -> bool {
-    ACTIVE.try_with(Cell::get).unwrap_or(false)
+    with_state(|s| s.active).unwrap_or(false)
 }
 
+/// True while a cache fill runs (its reads are collected).
 pub fn collecting() -> bool {
-    COLLECTING.try_with(Cell::get).unwrap_or(false)
+    with_state(|s| s.fill_reads.is_some()).unwrap_or(false)
 }
 
 pub fn relation_written(relid: pg_sys::Oid) {
-    ACTIVE.with(|a| a.set(true));
-    WRITTEN.with(|w| {
-        if let Ok(mut written) = w.try_borrow_mut() {
-            if !written.contains(&relid.to_u32()) {
-                written.push(relid.to_u32());
-            }
+    with_state(|s| s.record_write(relid.to_u32()));
+}
+
+impl State {
+    fn record_write(&mut self, relid: u32) {
+        self.active = true;
+        if !self.written.contains(&relid) {
+            self.written.push(relid);
         }
-    });
+    }
+
+    /// Ends the transaction's global mark, if it holds one (the epoch moves either way:
+    /// harmless after a rollback).
+    fn finish_global(&mut self, store: &Store) {
+        self.wrote_definitions = false;
+        if std::mem::take(&mut self.global_pending) {
+            store.global_commit_finished();
+            store.count(Counter::Invalidations);
+        }
+    }
 }
 
 /// Runs at pre-commit, commit and abort of a transaction that wrote something. Buffers are
@@ -70,72 +92,60 @@ pub fn relation_written(relid: pg_sys::Oid) {
 pub fn transaction_ended(end: TransactionEnd) {
     let Some((store, _)) = attached() else { return };
     let dbid = backend::current_database().to_u32();
-    WRITTEN.with(|written| {
-        PENDING.with(|pending| {
-            let (Ok(mut written), Ok(mut pending)) = (written.try_borrow_mut(), pending.try_borrow_mut()) else { return };
-            match end {
-                TransactionEnd::Committing => {
-                    if WROTE_DEFINITIONS.with(Cell::get) && !GLOBAL_PENDING.with(|g| g.replace(true)) {
-                        store.global_commit_starting();
-                    }
-                    for relid in written.iter() {
-                        let slot = Store::version_slot(dbid, *relid);
-                        if !pending.contains(&slot) {
-                            store.commit_starting(slot);
-                            pending.push(slot);
-                        }
-                    }
-                }
-                TransactionEnd::Committed => {
-                    ACTIVE.with(|a| a.set(false));
-                    finish_global(&store);
-                    // Written after pre-commit (ON COMMIT actions): bumped without the mark.
-                    for relid in written.iter() {
-                        let slot = Store::version_slot(dbid, *relid);
-                        if !pending.contains(&slot) {
-                            store.bump(slot);
-                        }
-                    }
-                    for slot in pending.iter() {
-                        store.commit_finished(*slot, true);
-                        store.count(Counter::Invalidations);
-                    }
-                    written.clear();
-                    pending.clear();
-                }
-                TransactionEnd::NotCommitted => {
-                    ACTIVE.with(|a| a.set(false));
-                    finish_global(&store);
-                    for slot in pending.iter() {
-                        store.commit_finished(*slot, false);
-                    }
-                    written.clear();
-                    pending.clear();
+    with_state(|s| match end {
+        TransactionEnd::Committing => {
+            if s.wrote_definitions && !std::mem::replace(&mut s.global_pending, true) {
+                store.global_commit_starting();
+            }
+            for relid in &s.written {
+                let slot = Store::version_slot(dbid, *relid);
+                if !s.pending.contains(&slot) {
+                    store.commit_starting(slot);
+                    s.pending.push(slot);
                 }
             }
-        })
+        }
+        TransactionEnd::Committed => {
+            s.active = false;
+            s.finish_global(&store);
+            // Written after pre-commit (ON COMMIT actions): bumped without the mark.
+            for relid in &s.written {
+                let slot = Store::version_slot(dbid, *relid);
+                if !s.pending.contains(&slot) {
+                    store.bump(slot);
+                }
+            }
+            for slot in &s.pending {
+                store.commit_finished(*slot, true);
+                store.count(Counter::Invalidations);
+            }
+            s.written.clear();
+            s.pending.clear();
+        }
+        TransactionEnd::NotCommitted => {
+            s.active = false;
+            s.finish_global(&store);
+            for slot in &s.pending {
+                store.commit_finished(*slot, false);
+            }
+            s.written.clear();
+            s.pending.clear();
+        }
     });
 }
 
-/// Ends the transaction's global mark, if it holds one (the epoch moves either way:
-/// harmless after a rollback).
-fn finish_global(store: &Store) {
-    WROTE_DEFINITIONS.with(|w| w.set(false));
-    if GLOBAL_PENDING.with(|g| g.replace(false)) {
-        store.global_commit_finished();
-        store.count(Counter::Invalidations);
-    }
-}
-
-/// DDL in this transaction: until it ends nothing is served from the cache to it, and at
-/// commit every entry goes stale.
+/// DDL in this transaction, or a write nobody could attribute to relations: until it ends
+/// nothing is served from the cache to it, and at commit every entry goes stale.
 pub fn definitions_written() {
-    ACTIVE.with(|a| a.set(true));
-    WROTE_DEFINITIONS.with(|w| w.set(true));
+    with_state(|s| {
+        s.active = true;
+        s.wrote_definitions = true;
+    });
 }
 
 pub fn wrote_definitions() -> bool {
-    WROTE_DEFINITIONS.with(Cell::get)
+    // Unknown (re-entered) counts as written: the caller then bypasses the cache.
+    with_state(|s| s.wrote_definitions).unwrap_or(true)
 }
 
 pub fn prepared_commit(starting: bool) {
@@ -149,17 +159,17 @@ pub fn prepared_commit(starting: bool) {
 }
 
 pub fn definitions_changed() {
-    DEFINITIONS.with(|d| d.set(d.get().wrapping_add(1)));
+    with_state(|s| s.definitions = s.definitions.wrapping_add(1));
 }
 
 /// A counter that moves whenever cached analyses may be out of date.
 pub fn definitions_generation() -> u64 {
-    DEFINITIONS.with(Cell::get)
+    with_state(|s| s.definitions).unwrap_or(0)
 }
 
 /// Whether this transaction wrote any of `relids` (its own writes are not committed yet).
 pub fn wrote_any(relids: &[u32]) -> bool {
-    WRITTEN.with(|w| w.try_borrow().map(|w| relids.iter().any(|r| w.contains(r))).unwrap_or(true))
+    with_state(|s| relids.iter().any(|r| s.written.contains(r))).unwrap_or(true)
 }
 
 /// Collects the relations read while `f` runs (the cache fill's query).
@@ -167,15 +177,13 @@ pub fn collecting_reads<R>(f: impl FnOnce() -> R) -> (R, BTreeSet<u32>) {
     struct Collect;
     impl Drop for Collect {
         fn drop(&mut self) {
-            COLLECTING.with(|c| c.set(false));
-            FILL_READS.with(|r| *r.borrow_mut() = None);
+            with_state(|s| s.fill_reads = None);
         }
     }
-    FILL_READS.with(|r| *r.borrow_mut() = Some(BTreeSet::new()));
-    COLLECTING.with(|c| c.set(true));
+    with_state(|s| s.fill_reads = Some(BTreeSet::new()));
     let guard = Collect;
     let value = f();
-    let reads = FILL_READS.with(|r| r.borrow_mut().take()).unwrap_or_default();
+    let reads = with_state(|s| s.fill_reads.take()).flatten().unwrap_or_default();
     drop(guard);
     (value, reads)
 }

@@ -1,11 +1,18 @@
 //! ExecutorStart/Run/Finish/End hooks, chained to whatever was installed before us.
 //! They track the nesting level and hand each finished statement to one observer through
 //! the safe `FinishedQuery` view. A hook never makes a query fail because of pitstop: the
-//! observer's errors are caught by its caller (see `FinishedQuery::plan_json`).
+//! observers run under `catch_unwind` and their Postgres errors are caught by their callers
+//! (see `FinishedQuery::plan_json`).
+//!
+//! Every statement runs these hooks, so they take no pgrx guard: each is a plain old frame
+//! (see `unguarded`) that chains to the next hook directly, and an ERROR below it unwinds
+//! straight past it to Postgres' handler, as it would past pg_stat_statements' hooks.
 
+use crate::pg::list::cells;
+use crate::pg::unguarded;
 use pgrx::pg_sys;
-use pgrx::pg_sys::ffi::pg_guard_ffi_boundary;
-use pgrx::prelude::*;
+use std::cell::RefCell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// What the observer wants measured for a statement about to start.
@@ -32,11 +39,21 @@ pub struct RelationObserver {
     /// Whether every relation is wanted right now, read-only statements' too.
     pub wants_reads: fn() -> bool,
     pub relation: fn(relid: pg_sys::Oid, writes: bool),
+    /// Reporting a statement's relations failed: whatever it writes is unknown.
+    pub unattributed: fn(),
 }
 
 static mut RELATION_OBSERVER: Option<RelationObserver> = None;
 static INSTALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Executor calls (ExecutorRun/Finish) in progress. Raised and lowered around the chained
+/// call with no guard, so an ERROR skips the lowering; `restore_nesting_level` puts it back
+/// when the (sub)transaction that was current aborts.
 static NESTING_LEVEL: AtomicU32 = AtomicU32::new(0);
+
+thread_local! {
+    /// The nesting level at the start of each open subtransaction, innermost last.
+    static LEVEL_AT_SUBXACT_START: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+}
 
 static mut PREV_START: pg_sys::ExecutorStart_hook_type = None;
 static mut PREV_RUN: pg_sys::ExecutorRun_hook_type = None;
@@ -74,7 +91,46 @@ fn install_hooks() {
         pg_sys::ExecutorFinish_hook = Some(executor_finish);
         PREV_END = pg_sys::ExecutorEnd_hook;
         pg_sys::ExecutorEnd_hook = Some(executor_end);
+        pg_sys::RegisterXactCallback(Some(restore_nesting_level), std::ptr::null_mut());
+        pg_sys::RegisterSubXactCallback(Some(restore_nesting_level_sub), std::ptr::null_mut());
     }
+}
+
+/// A transaction that aborts leaves no executor call running: an ERROR unwound them all,
+/// and a procedure's ROLLBACK runs outside any (transaction control is refused inside a
+/// query). Plain reads and writes of backend-local values: nothing here can fail.
+unsafe extern "C-unwind" fn restore_nesting_level(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+    if matches!(event, pg_sys::XactEvent::XACT_EVENT_ABORT | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT) {
+        NESTING_LEVEL.store(0, Ordering::Relaxed);
+    }
+    if matches!(event, pg_sys::XactEvent::XACT_EVENT_ABORT | pg_sys::XactEvent::XACT_EVENT_COMMIT) {
+        let _ = LEVEL_AT_SUBXACT_START.try_with(|levels| levels.try_borrow_mut().map(|mut l| l.clear()));
+    }
+}
+
+/// A subtransaction that aborts (PL/pgSQL's EXCEPTION block catching an ERROR from a nested
+/// query, ROLLBACK TO SAVEPOINT) returns to the level it started at.
+unsafe extern "C-unwind" fn restore_nesting_level_sub(
+    event: pg_sys::SubXactEvent::Type,
+    _my: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    let _ = LEVEL_AT_SUBXACT_START.try_with(|levels| {
+        let Ok(mut levels) = levels.try_borrow_mut() else { return };
+        match event {
+            pg_sys::SubXactEvent::SUBXACT_EVENT_START_SUB => levels.push(NESTING_LEVEL.load(Ordering::Relaxed)),
+            pg_sys::SubXactEvent::SUBXACT_EVENT_COMMIT_SUB => {
+                levels.pop();
+            }
+            pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB => {
+                if let Some(level) = levels.pop() {
+                    NESTING_LEVEL.store(level, Ordering::Relaxed);
+                }
+            }
+            _ => {}
+        }
+    });
 }
 
 fn observer() -> Option<&'static Observer> {
@@ -82,21 +138,12 @@ fn observer() -> Option<&'static Observer> {
     unsafe { (*(&raw const OBSERVER)).as_ref() }
 }
 
-/// Increments the nesting level for the duration of a nested executor call; the decrement
-/// also runs when the call raises an ERROR (pgrx unwinds through this frame).
-struct NestingGuard;
-
-impl NestingGuard {
-    fn enter() -> Self {
-        NESTING_LEVEL.fetch_add(1, Ordering::Relaxed);
-        NestingGuard
-    }
-}
-
-impl Drop for NestingGuard {
-    fn drop(&mut self) {
-        NESTING_LEVEL.fetch_sub(1, Ordering::Relaxed);
-    }
+/// Runs `f` one executor level deeper. Without a guard: an ERROR inside leaves the level
+/// raised until the (sub)transaction's abort restores it.
+fn one_level_deeper(f: impl FnOnce()) {
+    NESTING_LEVEL.fetch_add(1, Ordering::Relaxed);
+    f();
+    NESTING_LEVEL.fetch_sub(1, Ordering::Relaxed);
 }
 
 fn is_parallel_worker() -> bool {
@@ -104,48 +151,56 @@ fn is_parallel_worker() -> bool {
     unsafe { pg_sys::ParallelWorkerNumber >= 0 }
 }
 
-#[cfg(not(feature = "pg18"))]
-#[pg_guard]
-unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, eflags: i32) {
-    report_relations(query_desc);
-    let measure = measure_for_start();
-    if measure == Measure::DurationAndActuals {
-        // SAFETY: the executor hands us a valid QueryDesc; options must be set before the
-        // plan state is built, i.e. before the standard ExecutorStart.
-        unsafe { (*query_desc).instrument_options |= pg_sys::InstrumentOption::INSTRUMENT_ALL as i32 };
-    }
-    // SAFETY: chaining to the previous hook or the standard implementation with our arguments.
-    unsafe {
-        match PREV_START {
-            Some(prev) => pg_guard_ffi_boundary(|| prev(query_desc, eflags)),
-            None => pg_sys::standard_ExecutorStart(query_desc, eflags),
+/// What to do for a starting statement: tell the relation observer and ask the statement
+/// observer what to measure. A panic in either only costs the observing (and, for the
+/// relations, makes the statement's writes count as unattributed).
+fn observe_start(query_desc: *mut pg_sys::QueryDesc) -> Measure {
+    if catch_unwind(AssertUnwindSafe(|| report_relations(query_desc))).is_err() {
+        // SAFETY: written once in _PG_init before any hook can run.
+        if let Some(observer) = unsafe { *(&raw const RELATION_OBSERVER) } {
+            let _ = catch_unwind(observer.unattributed);
         }
     }
-    if measure != Measure::Nothing {
-        ensure_total_time(query_desc);
+    catch_unwind(measure_for_start).unwrap_or(Measure::Nothing)
+}
+
+#[cfg(not(feature = "pg18"))]
+unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, eflags: i32) {
+    let measure = observe_start(query_desc);
+    // SAFETY: the executor hands us a valid QueryDesc; instrument options must be set before
+    // the plan state is built, i.e. before the standard ExecutorStart. Chaining with our own
+    // arguments from a plain old frame (nothing to drop).
+    unsafe {
+        if measure == Measure::DurationAndActuals {
+            (*query_desc).instrument_options |= pg_sys::InstrumentOption::INSTRUMENT_ALL as i32;
+        }
+        match PREV_START {
+            Some(prev) => prev(query_desc, eflags),
+            None => unguarded::standard_ExecutorStart(query_desc, eflags),
+        }
+        if measure != Measure::Nothing {
+            ensure_total_time(query_desc);
+        }
     }
 }
 
 #[cfg(feature = "pg18")]
-#[pg_guard]
 unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, eflags: i32) -> bool {
-    report_relations(query_desc);
-    let measure = measure_for_start();
-    if measure == Measure::DurationAndActuals {
-        // SAFETY: see the pre-18 variant.
-        unsafe { (*query_desc).instrument_options |= pg_sys::InstrumentOption::INSTRUMENT_ALL as i32 };
-    }
+    let measure = observe_start(query_desc);
     // SAFETY: see the pre-18 variant.
-    let plan_valid = unsafe {
-        match PREV_START {
-            Some(prev) => pg_guard_ffi_boundary(|| prev(query_desc, eflags)),
-            None => pg_sys::standard_ExecutorStart(query_desc, eflags),
+    unsafe {
+        if measure == Measure::DurationAndActuals {
+            (*query_desc).instrument_options |= pg_sys::InstrumentOption::INSTRUMENT_ALL as i32;
         }
-    };
-    if plan_valid && measure != Measure::Nothing {
-        ensure_total_time(query_desc);
+        let plan_valid = match PREV_START {
+            Some(prev) => prev(query_desc, eflags),
+            None => unguarded::standard_ExecutorStart(query_desc, eflags),
+        };
+        if plan_valid && measure != Measure::Nothing {
+            ensure_total_time(query_desc);
+        }
+        plan_valid
     }
-    plan_valid
 }
 
 /// Reports the statement's relations to the relation observer. Runs before the standard
@@ -166,16 +221,15 @@ fn report_relations(query_desc: *mut pg_sys::QueryDesc) {
         if !writing && !(observer.wants_reads)() {
             return;
         }
-        let rtable = (*planned).rtable;
+        let rtable = cells((*planned).rtable);
         // Result relations include the inheritance children an UPDATE/DELETE on a parent
         // writes, whose own range table entries carry no permissions.
-        let results = (*planned).resultRelations;
-        for index in 0..pg_sys::list_length(results) {
-            let rte = pg_sys::list_nth(rtable, pg_sys::list_nth_int(results, index) - 1) as *mut pg_sys::RangeTblEntry;
+        for result in cells((*planned).resultRelations) {
+            let rte = rtable[result.int_value as usize - 1].ptr_value as *mut pg_sys::RangeTblEntry;
             (observer.relation)((*rte).relid, true);
         }
-        for index in 0..pg_sys::list_length(rtable) {
-            let rte = pg_sys::list_nth(rtable, index) as *mut pg_sys::RangeTblEntry;
+        for cell in rtable {
+            let rte = cell.ptr_value as *mut pg_sys::RangeTblEntry;
             if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION {
                 continue;
             }
@@ -183,7 +237,7 @@ fn report_relations(query_desc: *mut pg_sys::QueryDesc) {
             let writes = (*rte).requiredPerms & writes_mask != 0;
             #[cfg(not(any(feature = "pg13", feature = "pg14", feature = "pg15")))]
             let writes = (*rte).perminfoindex > 0 && {
-                let info = pg_sys::list_nth((*planned).permInfos, (*rte).perminfoindex as i32 - 1)
+                let info = cells((*planned).permInfos)[(*rte).perminfoindex as usize - 1].ptr_value
                     as *mut pg_sys::RTEPermissionInfo;
                 (*info).requiredPerms & writes_mask != 0
             };
@@ -200,84 +254,77 @@ fn measure_for_start() -> Measure {
 }
 
 /// Gives the statement a total-time instrument unless another extension already did.
-fn ensure_total_time(query_desc: *mut pg_sys::QueryDesc) {
+///
+/// # Safety
+/// `query_desc` has been started; called from a plain old frame (InstrAlloc may raise).
+unsafe fn ensure_total_time(query_desc: *mut pg_sys::QueryDesc) {
     // SAFETY: after ExecutorStart the QueryDesc has a live estate; allocating in its query
     // context ties the instrument's lifetime to the statement, as pg_stat_statements does.
     unsafe {
         if (*query_desc).totaltime.is_null() {
             let old = pg_sys::MemoryContextSwitchTo((*(*query_desc).estate).es_query_cxt);
             (*query_desc).totaltime =
-                pg_sys::InstrAlloc(1, pg_sys::InstrumentOption::INSTRUMENT_TIMER as i32, false);
+                unguarded::InstrAlloc(1, pg_sys::InstrumentOption::INSTRUMENT_TIMER as i32, false);
             pg_sys::MemoryContextSwitchTo(old);
         }
     }
 }
 
 #[cfg(not(feature = "pg18"))]
-#[pg_guard]
 unsafe extern "C-unwind" fn executor_run(
     query_desc: *mut pg_sys::QueryDesc,
     direction: pg_sys::ScanDirection::Type,
     count: u64,
     execute_once: bool,
 ) {
-    let _nested = NestingGuard::enter();
-    // SAFETY: chaining with the arguments we were given.
-    unsafe {
+    // SAFETY: chaining with the arguments we were given, from plain old frames.
+    one_level_deeper(|| unsafe {
         match PREV_RUN {
-            Some(prev) => pg_guard_ffi_boundary(|| prev(query_desc, direction, count, execute_once)),
-            None => pg_sys::standard_ExecutorRun(query_desc, direction, count, execute_once),
+            Some(prev) => prev(query_desc, direction, count, execute_once),
+            None => unguarded::standard_ExecutorRun(query_desc, direction, count, execute_once),
         }
-    }
+    });
 }
 
 #[cfg(feature = "pg18")]
-#[pg_guard]
 unsafe extern "C-unwind" fn executor_run(
     query_desc: *mut pg_sys::QueryDesc,
     direction: pg_sys::ScanDirection::Type,
     count: u64,
 ) {
-    let _nested = NestingGuard::enter();
-    // SAFETY: chaining with the arguments we were given.
-    unsafe {
+    // SAFETY: chaining with the arguments we were given, from plain old frames.
+    one_level_deeper(|| unsafe {
         match PREV_RUN {
-            Some(prev) => pg_guard_ffi_boundary(|| prev(query_desc, direction, count)),
-            None => pg_sys::standard_ExecutorRun(query_desc, direction, count),
+            Some(prev) => prev(query_desc, direction, count),
+            None => unguarded::standard_ExecutorRun(query_desc, direction, count),
         }
-    }
+    });
 }
 
-#[pg_guard]
 unsafe extern "C-unwind" fn executor_finish(query_desc: *mut pg_sys::QueryDesc) {
-    let _nested = NestingGuard::enter();
-    // SAFETY: chaining with the arguments we were given.
-    unsafe {
+    // SAFETY: chaining with the arguments we were given, from plain old frames.
+    one_level_deeper(|| unsafe {
         match PREV_FINISH {
-            Some(prev) => pg_guard_ffi_boundary(|| prev(query_desc)),
-            None => pg_sys::standard_ExecutorFinish(query_desc),
+            Some(prev) => prev(query_desc),
+            None => unguarded::standard_ExecutorFinish(query_desc),
         }
-    }
+    });
 }
 
-#[pg_guard]
 unsafe extern "C-unwind" fn executor_end(query_desc: *mut pg_sys::QueryDesc) {
-    // SAFETY: the QueryDesc is valid until the standard ExecutorEnd below frees its estate.
-    let timed = unsafe { !(*query_desc).totaltime.is_null() };
-    if timed && !is_parallel_worker() {
-        if let Some(observer) = observer() {
-            let finished = FinishedQuery {
-                desc: query_desc,
-                nesting_level: NESTING_LEVEL.load(Ordering::Relaxed),
-            };
-            (observer.at_end)(&finished);
-        }
-    }
-    // SAFETY: chaining with the arguments we were given.
+    // SAFETY: the QueryDesc is valid until the standard ExecutorEnd below frees its estate;
+    // the statement has finished, so its total-time instrument is stopped and InstrEndLoop
+    // (idempotent: a second call returns early) only folds the counter into `total`.
     unsafe {
+        let instr = (*query_desc).totaltime;
+        if let (false, false, Some(observer)) = (instr.is_null(), is_parallel_worker(), observer()) {
+            unguarded::InstrEndLoop(instr);
+            let finished = FinishedQuery { desc: query_desc, nesting_level: NESTING_LEVEL.load(Ordering::Relaxed) };
+            let _ = catch_unwind(AssertUnwindSafe(|| (observer.at_end)(&finished)));
+        }
         match PREV_END {
-            Some(prev) => pg_guard_ffi_boundary(|| prev(query_desc)),
-            None => pg_sys::standard_ExecutorEnd(query_desc),
+            Some(prev) => prev(query_desc),
+            None => unguarded::standard_ExecutorEnd(query_desc),
         }
     }
 }
@@ -305,14 +352,9 @@ pub struct FinishedQuery {
 impl FinishedQuery {
     /// Execution time (ExecutorRun + ExecutorFinish) in milliseconds.
     pub fn duration_ms(&self) -> f64 {
-        // SAFETY: totaltime is non-null (checked before constructing us) and owned by the
-        // statement; InstrEndLoop is idempotent (a second call returns early), so other
-        // extensions reading it after us see the same total.
-        unsafe {
-            let instr = (*self.desc).totaltime;
-            pg_sys::InstrEndLoop(instr);
-            (*instr).total * 1000.0
-        }
+        // SAFETY: totaltime is non-null and its loop ended (by the hook, before constructing
+        // us); it is owned by the statement.
+        unsafe { (*(*self.desc).totaltime).total * 1000.0 }
     }
 
     /// Rows returned or affected.

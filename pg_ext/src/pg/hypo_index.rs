@@ -476,27 +476,15 @@ fn anything_hypothetical() -> bool {
     with_registry(|r| !r.is_empty()) || !hidden().is_empty()
 }
 
+crate::pg::utility::utility_hook!(process_utility => process_utility_guarded);
+
 #[pg_guard]
-#[allow(clippy::too_many_arguments)]
-unsafe extern "C-unwind" fn process_utility(
-    pstmt: *mut pg_sys::PlannedStmt,
-    query_string: *const c_char,
-    read_only_tree: bool,
-    context: pg_sys::ProcessUtilityContext::Type,
-    params: pg_sys::ParamListInfo,
-    query_env: *mut pg_sys::QueryEnvironment,
-    dest: *mut pg_sys::DestReceiver,
-    qc: *mut pg_sys::QueryCompletion,
-) {
-    // SAFETY: pstmt is the utility statement being run.
-    let plain_explain = unsafe { is_plain_explain((*pstmt).utilityStmt) };
+unsafe extern "C-unwind" fn process_utility_guarded(call: crate::pg::utility::UtilityCall) {
+    // SAFETY: the statement being run.
+    let plain_explain = unsafe { is_plain_explain(call.statement()) };
     let _scope = (plain_explain && anything_hypothetical()).then(Scope::enter);
     // SAFETY: chaining with our own arguments.
-    unsafe {
-        crate::pg::utility::call_previous(
-        PREV_PROCESS_UTILITY, pstmt, query_string, read_only_tree, context, params, query_env, dest, qc,
-    )
-    }
+    unsafe { call.chain(PREV_PROCESS_UTILITY) }
 }
 
 #[pg_guard]

@@ -17,5 +17,6 @@ pub mod shmem;
 pub mod subxact;
 pub mod table_usage;
 pub mod timeout;
+pub mod unguarded;
 pub mod utility;
 pub mod write_tracking;

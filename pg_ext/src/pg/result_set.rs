@@ -8,24 +8,16 @@
 //! result lets the executor read each tuple in place.
 
 use pgrx::pg_sys::ffi::pg_guard_ffi_boundary;
+use crate::pg::unguarded;
 use pgrx::pg_sys;
 use std::ffi::CString;
 use std::ops::Range;
 
 // `toast_flatten_tuple` (access/heaptoast.h) and `datumCopy` (utils/datum.h) have no pgrx
-// binding. The two tuple functions are pgrx's own bindings declared again without pgrx's
-// per-call guard, so that the per-row loop of a hit runs under one guard for all rows.
+// binding.
 unsafe extern "C-unwind" {
     fn toast_flatten_tuple(tup: pg_sys::HeapTuple, desc: pg_sys::TupleDesc) -> pg_sys::HeapTuple;
     fn datumCopy(value: pg_sys::Datum, typ_by_val: bool, typ_len: i32) -> pg_sys::Datum;
-    #[link_name = "ExecStoreMinimalTuple"]
-    fn exec_store_minimal_tuple(
-        tuple: pg_sys::MinimalTuple,
-        slot: *mut pg_sys::TupleTableSlot,
-        should_free: bool,
-    ) -> *mut pg_sys::TupleTableSlot;
-    #[link_name = "tuplestore_puttupleslot"]
-    fn tuplestore_put_tuple_slot(state: *mut pg_sys::Tuplestorestate, slot: *mut pg_sys::TupleTableSlot);
 }
 
 const ROW_ALIGN: usize = 8;
@@ -233,11 +225,11 @@ pub unsafe fn materialize(rsinfo: *mut pg_sys::ReturnSetInfo, encoded: &[u8]) {
         let copy = pg_sys::palloc(encoded.len().max(1)) as *mut u8;
         std::ptr::copy_nonoverlapping(encoded.as_ptr(), copy, encoded.len());
         if let Some(rows) = rows(encoded) {
-            // One guard for the whole loop; nothing in it has a destructor to skip.
+            // One guard for the whole loop, whose frames own nothing to drop.
             pg_guard_ffi_boundary(|| {
                 for row in rows {
-                    exec_store_minimal_tuple(copy.add(row.start).cast(), slot, false);
-                    tuplestore_put_tuple_slot(store, slot);
+                    unguarded::ExecStoreMinimalTuple(copy.add(row.start).cast(), slot, false);
+                    unguarded::tuplestore_puttupleslot(store, slot);
                 }
             });
         }

@@ -3,8 +3,8 @@
 //! ends, and COMMIT PREPARED. Events go to one set of plain Rust callbacks.
 
 use pgrx::pg_sys;
+use crate::pg::utility::{utility_hook, UtilityCall};
 use pgrx::prelude::*;
-use std::ffi::c_char;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,20 +142,39 @@ unsafe fn utility_write(node: *mut pg_sys::Node) -> UtilityWrite {
     }
 }
 
+/// Whether a utility statement is transaction control other than COMMIT PREPARED (BEGIN,
+/// COMMIT, SAVEPOINT, …): most utility statements of an OLTP workload. They write nothing
+/// and cause no relcache invalidation while they run (the commit itself happens after the
+/// hook returns and is seen by the transaction callback).
+///
+/// # Safety
+/// `node` is the utility statement being run.
+unsafe fn is_plain_transaction_control(node: *mut pg_sys::Node) -> bool {
+    unsafe {
+        (*node).type_ == pg_sys::NodeTag::T_TransactionStmt
+            && (*(node as *mut pg_sys::TransactionStmt)).kind != pg_sys::TransactionStmtKind::TRANS_STMT_COMMIT_PREPARED
+    }
+}
+
+utility_hook!(process_utility => process_utility_entry);
+
+/// Transaction control goes straight on, unguarded (this frame is a plain old frame);
+/// everything else through the tracked path.
+unsafe fn process_utility_entry(call: UtilityCall) {
+    // SAFETY: the statement being run; chaining with our own arguments.
+    unsafe {
+        if is_plain_transaction_control(call.statement()) {
+            call.chain_unguarded(PREV_PROCESS_UTILITY)
+        } else {
+            process_tracked_utility(call)
+        }
+    }
+}
+
 #[pg_guard]
-#[allow(clippy::too_many_arguments)]
-unsafe extern "C-unwind" fn process_utility(
-    pstmt: *mut pg_sys::PlannedStmt,
-    query_string: *const c_char,
-    read_only_tree: bool,
-    context: pg_sys::ProcessUtilityContext::Type,
-    params: pg_sys::ParamListInfo,
-    query_env: *mut pg_sys::QueryEnvironment,
-    dest: *mut pg_sys::DestReceiver,
-    qc: *mut pg_sys::QueryCompletion,
-) {
-    // SAFETY: pstmt is the utility statement being run.
-    let write = unsafe { utility_write((*pstmt).utilityStmt) };
+unsafe extern "C-unwind" fn process_tracked_utility(call: UtilityCall) {
+    // SAFETY: the statement being run.
+    let write = unsafe { utility_write(call.statement()) };
     let events = events();
     /// Ends the COMMIT PREPARED window whether it succeeded or raised an ERROR.
     struct PreparedCommit(fn(bool));
@@ -174,11 +193,7 @@ unsafe extern "C-unwind" fn process_utility(
     {
         let _depth = UtilityDepth::enter();
         // SAFETY: chaining with our own arguments.
-        unsafe {
-            crate::pg::utility::call_previous(
-            PREV_PROCESS_UTILITY, pstmt, query_string, read_only_tree, context, params, query_env, dest, qc,
-        )
-        }
+        unsafe { call.chain(PREV_PROCESS_UTILITY) }
     }
     let Some(events) = events else { return };
     match write {

@@ -1,0 +1,54 @@
+//! Postgres functions called without pgrx's per-call guard, for the paths every statement
+//! takes (the executor hooks, a cache hit's rows).
+//!
+//! pgrx wraps each `pg_sys` call in a guard (a `sigsetjmp`, ~140 instructions) that turns an
+//! ERROR into a Rust panic, so that Rust frames between the ERROR and the next Postgres
+//! handler run their destructors. A frame that owns nothing with a destructor at the call
+//! (a "plain old frame" in the terms of Rust's C-unwind ABI) may instead be skipped by
+//! Postgres' `longjmp`, exactly like a C frame. Callers of these declarations must be such
+//! frames: no live value with a `Drop` across the call, no Rust code between them and the
+//! hook entry that could panic outside a `catch_unwind`.
+
+use pgrx::pg_sys;
+use std::ffi::c_char;
+
+#[cfg(not(feature = "pg18"))]
+unsafe extern "C-unwind" {
+    pub fn standard_ExecutorStart(query_desc: *mut pg_sys::QueryDesc, eflags: i32);
+    pub fn standard_ExecutorRun(
+        query_desc: *mut pg_sys::QueryDesc,
+        direction: pg_sys::ScanDirection::Type,
+        count: u64,
+        execute_once: bool,
+    );
+}
+
+#[cfg(feature = "pg18")]
+unsafe extern "C-unwind" {
+    pub fn standard_ExecutorStart(query_desc: *mut pg_sys::QueryDesc, eflags: i32) -> bool;
+    pub fn standard_ExecutorRun(query_desc: *mut pg_sys::QueryDesc, direction: pg_sys::ScanDirection::Type, count: u64);
+}
+
+unsafe extern "C-unwind" {
+    pub fn standard_ExecutorFinish(query_desc: *mut pg_sys::QueryDesc);
+    pub fn standard_ExecutorEnd(query_desc: *mut pg_sys::QueryDesc);
+    #[allow(clippy::too_many_arguments)]
+    pub fn standard_ProcessUtility(
+        pstmt: *mut pg_sys::PlannedStmt,
+        query_string: *const c_char,
+        read_only_tree: bool,
+        context: pg_sys::ProcessUtilityContext::Type,
+        params: pg_sys::ParamListInfo,
+        query_env: *mut pg_sys::QueryEnvironment,
+        dest: *mut pg_sys::DestReceiver,
+        qc: *mut pg_sys::QueryCompletion,
+    );
+    pub fn InstrAlloc(n: i32, instrument_options: i32, async_mode: bool) -> *mut pg_sys::Instrumentation;
+    pub fn InstrEndLoop(instr: *mut pg_sys::Instrumentation);
+    pub fn ExecStoreMinimalTuple(
+        tuple: pg_sys::MinimalTuple,
+        slot: *mut pg_sys::TupleTableSlot,
+        should_free: bool,
+    ) -> *mut pg_sys::TupleTableSlot;
+    pub fn tuplestore_puttupleslot(state: *mut pg_sys::Tuplestorestate, slot: *mut pg_sys::TupleTableSlot);
+}
