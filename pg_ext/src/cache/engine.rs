@@ -174,6 +174,10 @@ pub fn call(flavor: Flavor, query: &str, params: &[Option<String>], ttl_micros: 
         (found, reads, out)
     });
     match found {
+        Some((Lookup::Hit, _, out)) if !result_set::is_well_formed(&out) => {
+            store.count_bypass(Bypass::InternalError);
+            return Ok(run());
+        }
         Some((Lookup::Hit, reads, out)) => {
             if !tracking::wrote_any(&reads) {
                 store.count(Counter::Hits);

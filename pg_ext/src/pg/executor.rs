@@ -103,7 +103,10 @@ unsafe extern "C-unwind" fn restore_nesting_level(event: pg_sys::XactEvent::Type
     if matches!(event, pg_sys::XactEvent::XACT_EVENT_ABORT | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT) {
         NESTING_LEVEL.store(0, Ordering::Relaxed);
     }
-    if matches!(event, pg_sys::XactEvent::XACT_EVENT_ABORT | pg_sys::XactEvent::XACT_EVENT_COMMIT) {
+    if matches!(
+        event,
+        pg_sys::XactEvent::XACT_EVENT_ABORT | pg_sys::XactEvent::XACT_EVENT_COMMIT | pg_sys::XactEvent::XACT_EVENT_PREPARE
+    ) {
         let _ = LEVEL_AT_SUBXACT_START.try_with(|levels| levels.try_borrow_mut().map(|mut l| l.clear()));
     }
 }
@@ -317,7 +320,8 @@ unsafe extern "C-unwind" fn executor_end(query_desc: *mut pg_sys::QueryDesc) {
     // (idempotent: a second call returns early) only folds the counter into `total`.
     unsafe {
         let instr = (*query_desc).totaltime;
-        if let (false, false, Some(observer)) = (instr.is_null(), is_parallel_worker(), observer()) {
+        let timed = !instr.is_null() && !is_parallel_worker();
+        if let Some(observer) = observer().filter(|_| timed) {
             unguarded::InstrEndLoop(instr);
             let finished = FinishedQuery { desc: query_desc, nesting_level: NESTING_LEVEL.load(Ordering::Relaxed) };
             let _ = catch_unwind(AssertUnwindSafe(|| (observer.at_end)(&finished)));

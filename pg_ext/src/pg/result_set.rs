@@ -43,6 +43,11 @@ fn put_row(out: &mut Vec<u8>, row: &[u8]) {
     out.resize(out.len() + padded(row.len()) - row.len(), 0);
 }
 
+/// Whether an encoded result is whole: its rows fill it exactly.
+pub fn is_well_formed(encoded: &[u8]) -> bool {
+    rows(encoded).is_some()
+}
+
 /// Column count of an encoded result.
 fn column_count(encoded: &[u8]) -> Option<usize> {
     get_u32(encoded, 0).map(|n| n as usize)
@@ -214,31 +219,31 @@ pub unsafe fn expected_desc(rsinfo: *mut pg_sys::ReturnSetInfo) -> Option<pg_sys
 /// `rsinfo` is the current call's ReturnSetInfo, accepted by `expected_desc`, and the encoded
 /// result's columns match its expectedDesc (checked by the caller with `mismatch`).
 pub unsafe fn materialize(rsinfo: *mut pg_sys::ReturnSetInfo, encoded: &[u8]) {
+    let Some(rows) = rows(encoded) else { pgrx::error!("pitstop: a query result is malformed") };
+    // SAFETY: the caller's contract. One pgrx guard around the whole body, whose frames own
+    // nothing to drop: an ERROR (out of memory) comes back as a panic through the guard.
     unsafe {
-        let per_query = (*(*rsinfo).econtext).ecxt_per_query_memory;
-        let caller = pg_sys::MemoryContextSwitchTo(per_query);
-        let desc = pg_sys::CreateTupleDescCopy((*rsinfo).expectedDesc);
-        let store = pg_sys::tuplestore_begin_heap(true, false, pg_sys::work_mem);
-        let slot = pg_sys::MakeSingleTupleTableSlot(desc, &pg_sys::TTSOpsMinimalTuple);
-        // palloc'd memory is MAXALIGNed and every tuple starts at a multiple of 8 in it, so
-        // the slot reads each tuple in place and the tuplestore makes the only copy.
-        let copy = pg_sys::palloc(encoded.len().max(1)) as *mut u8;
-        std::ptr::copy_nonoverlapping(encoded.as_ptr(), copy, encoded.len());
-        if let Some(rows) = rows(encoded) {
-            // One guard for the whole loop, whose frames own nothing to drop.
-            pg_guard_ffi_boundary(|| {
-                for row in rows {
-                    unguarded::ExecStoreMinimalTuple(copy.add(row.start).cast(), slot, false);
-                    unguarded::tuplestore_puttupleslot(store, slot);
-                }
-            });
-        }
-        pg_sys::ExecDropSingleTupleTableSlot(slot);
-        pg_sys::pfree(copy.cast());
-        (*rsinfo).returnMode = pg_sys::SetFunctionReturnMode::SFRM_Materialize;
-        (*rsinfo).setResult = store;
-        (*rsinfo).setDesc = desc;
-        pg_sys::MemoryContextSwitchTo(caller);
+        pg_guard_ffi_boundary(|| {
+            let per_query = (*(*rsinfo).econtext).ecxt_per_query_memory;
+            let caller = pg_sys::MemoryContextSwitchTo(per_query);
+            let desc = unguarded::CreateTupleDescCopy((*rsinfo).expectedDesc);
+            let store = unguarded::tuplestore_begin_heap(true, false, pg_sys::work_mem);
+            let slot = unguarded::MakeSingleTupleTableSlot(desc, &pg_sys::TTSOpsMinimalTuple);
+            // palloc'd memory is MAXALIGNed and every tuple starts at a multiple of 8 in it,
+            // so the slot reads each tuple in place and the tuplestore makes the only copy.
+            let copy = unguarded::palloc(encoded.len()) as *mut u8;
+            std::ptr::copy_nonoverlapping(encoded.as_ptr(), copy, encoded.len());
+            for row in rows {
+                unguarded::ExecStoreMinimalTuple(copy.add(row.start).cast(), slot, false);
+                unguarded::tuplestore_puttupleslot(store, slot);
+            }
+            unguarded::ExecDropSingleTupleTableSlot(slot);
+            unguarded::pfree(copy.cast());
+            (*rsinfo).returnMode = pg_sys::SetFunctionReturnMode::SFRM_Materialize;
+            (*rsinfo).setResult = store;
+            (*rsinfo).setDesc = desc;
+            pg_sys::MemoryContextSwitchTo(caller);
+        })
     }
 }
 

@@ -1,5 +1,5 @@
 //! Postgres functions called without pgrx's per-call guard, for the paths every statement
-//! takes (the executor hooks, a cache hit's rows).
+//! takes (the executor hooks) or every cache hit (its rows, under one guard for all calls).
 //!
 //! pgrx wraps each `pg_sys` call in a guard (a `sigsetjmp`, ~140 instructions) that turns an
 //! ERROR into a Rust panic, so that Rust frames between the ERROR and the next Postgres
@@ -51,4 +51,10 @@ unsafe extern "C-unwind" {
         should_free: bool,
     ) -> *mut pg_sys::TupleTableSlot;
     pub fn tuplestore_puttupleslot(state: *mut pg_sys::Tuplestorestate, slot: *mut pg_sys::TupleTableSlot);
+    pub fn tuplestore_begin_heap(random_access: bool, inter_xact: bool, max_kbytes: i32) -> *mut pg_sys::Tuplestorestate;
+    pub fn CreateTupleDescCopy(desc: pg_sys::TupleDesc) -> pg_sys::TupleDesc;
+    pub fn MakeSingleTupleTableSlot(desc: pg_sys::TupleDesc, ops: *const pg_sys::TupleTableSlotOps) -> *mut pg_sys::TupleTableSlot;
+    pub fn ExecDropSingleTupleTableSlot(slot: *mut pg_sys::TupleTableSlot);
+    pub fn palloc(size: usize) -> *mut std::ffi::c_void;
+    pub fn pfree(pointer: *mut std::ffi::c_void);
 }
