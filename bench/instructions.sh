@@ -8,7 +8,8 @@
 # BASE_PRELOAD=pg_stat_statements measures pitstop on top of pg_stat_statements, as most
 # servers run it. WORKLOAD=tpcb runs pgbench's TPC-B transaction instead (BEGIN, three
 # UPDATEs, a SELECT, an INSERT, END): the writes the result cache tracks and the commits at
-# which it bumps versions (cache enabled, nothing cached).
+# which it bumps versions (cache enabled, nothing cached). WORKLOAD=cache counts, with pitstop
+# preloaded, SELECT 1, a 10-row set-returning function and a 10-row `pitstop.cached` hit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR="${PITSTOP_BENCH_DIR:-/tmp/pitstop-instructions}"
@@ -24,6 +25,13 @@ as_postgres "$BIN/initdb" -D "$DIR/data" -U postgres --auth=trust >/dev/null
 printf "port = 55731\nlisten_addresses = ''\nunix_socket_directories = '%s'\n" "$DIR" | as_postgres tee -a "$DIR/data/postgresql.conf" >/dev/null
 as_postgres "$BIN/pg_ctl" start -D "$DIR/data" -l "$DIR/log" -w >/dev/null
 PGHOST="$DIR" PGPORT=55731 PGUSER=postgres "$BIN/pgbench" -i -q -s 1 postgres >/dev/null 2>&1
+CACHED_QUERY="select id, total from orders where customer = \$1 order by total desc, id limit 10"
+if [ "$WORKLOAD" = cache ]; then
+    "$BIN/psql" -X -q -h "$DIR" -p 55731 -U postgres -v ON_ERROR_STOP=1 postgres \
+        -c "CREATE EXTENSION pitstop" -c "CREATE TABLE orders(id int PRIMARY KEY, customer int, total numeric)" \
+        -c "INSERT INTO orders SELECT g, g % 20000, (g::int8 * 7919) % 10000 FROM generate_series(1, 200000) g" \
+        -c "VACUUM ANALYZE orders" >/dev/null
+fi
 as_postgres "$BIN/pg_ctl" stop -D "$DIR/data" -w >/dev/null
 # Every run starts from this copy: the statements write, and a run on the tables the previous
 # run left behind would do more pruning (dead tuples) and be charged for it.
@@ -52,6 +60,30 @@ count() { # preload, statements
         < "$DIR/stmts$2.sql" 2>&1 >/dev/null | grep -o 'Collected : [0-9]*' | grep -o '[0-9]*'
 }
 per_statement() { echo $(( ($(count "$1" $HIGH) - $(count "$1" $LOW)) / (HIGH - LOW) )); }
+
+if [ "$WORKLOAD" = cache ]; then
+    # Each statement prepared once and EXECUTEd N times, as pgbench -M prepared does; the
+    # aggregate keeps the single-user backend's row printing (costly, and absent from a real
+    # server) out of the count. The hit's key is filled by the first EXECUTE.
+    statement() { # name -> SQL
+        case "$1" in
+            select1) echo "SELECT 1" ;;
+            srf) echo "SELECT count(*) FROM generate_series(1, 10) AS t(i)" ;;
+            hit) echo "SELECT count(*) FROM pitstop.cached('$CACHED_QUERY', '{42}') AS t(id int, total numeric)" ;;
+        esac
+    }
+    echo "| statement (pitstop preloaded, prepared) | instructions per statement |"
+    echo "|---|---|"
+    for name in select1 srf hit; do
+        for n in $LOW $HIGH; do
+            { echo "PREPARE p AS $(statement $name);"; for _ in $(seq 1 "$n"); do echo "EXECUTE p;"; done; } > "$DIR/stmts$n.sql"
+        done
+        chmod 644 "$DIR"/stmts*.sql
+        echo "| $(statement $name) | $(per_statement "$WITH_PRELOAD") |"
+    done
+    exit 0
+fi
+
 base=$(per_statement "$BASE_PRELOAD")
 with=$(per_statement "$WITH_PRELOAD")
 echo "| preload | instructions per statement |"

@@ -121,7 +121,12 @@ fn an_alert_goes_pending_firing_resolved_in_one_row_and_reaches_the_webhook() {
     assert_eq!(rows.len(), 1, "{rows:?}");
     let id = rows[0].0;
 
-    let status = daemon.status();
+    // The row is written before the daemon publishes its status: wait for that too.
+    let mut status = daemon.status();
+    poll_until(Duration::from_secs(5), || {
+        status = daemon.status();
+        status["monitor"]["firing"] == 1
+    });
     let monitor = &status["monitor"];
     assert_eq!(monitor["firing"], 1, "{status}");
     assert_eq!(monitor["alerts"][0]["rule"], "busy");

@@ -323,14 +323,21 @@ unsafe extern "C-unwind" fn executor_end(query_desc: *mut pg_sys::QueryDesc) {
         let timed = !instr.is_null() && !is_parallel_worker();
         if let Some(observer) = observer().filter(|_| timed) {
             unguarded::InstrEndLoop(instr);
-            let finished = FinishedQuery { desc: query_desc, nesting_level: NESTING_LEVEL.load(Ordering::Relaxed) };
-            let _ = catch_unwind(AssertUnwindSafe(|| (observer.at_end)(&finished)));
+            observe_end(observer, query_desc);
         }
         match PREV_END {
             Some(prev) => prev(query_desc),
             None => unguarded::standard_ExecutorEnd(query_desc),
         }
     }
+}
+
+/// Hands a finished statement to the observer; a panic only costs the observing. A function
+/// of its own so that `executor_end`'s frame holds no `catch_unwind` (it stays a plain old
+/// frame for the chained call).
+fn observe_end(observer: &Observer, query_desc: *mut pg_sys::QueryDesc) {
+    let finished = FinishedQuery { desc: query_desc, nesting_level: NESTING_LEVEL.load(Ordering::Relaxed) };
+    let _ = catch_unwind(AssertUnwindSafe(|| (observer.at_end)(&finished)));
 }
 
 /// Runs `f`, turning any ERROR or panic inside it into `None`: used after a statement has

@@ -5,9 +5,10 @@
 //! ERROR into a Rust panic, so that Rust frames between the ERROR and the next Postgres
 //! handler run their destructors. A frame that owns nothing with a destructor at the call
 //! (a "plain old frame" in the terms of Rust's C-unwind ABI) may instead be skipped by
-//! Postgres' `longjmp`, exactly like a C frame. Callers of these declarations must be such
-//! frames: no live value with a `Drop` across the call, no Rust code between them and the
-//! hook entry that could panic outside a `catch_unwind`.
+//! Postgres' `longjmp`, exactly like a C frame (RFC 2945, "C-unwind" ABI). Callers of these
+//! declarations must be such frames up to the next Postgres or pgrx handler: no live value
+//! with a `Drop` and no `catch_unwind` in progress across the call, and any Rust code that
+//! could panic run inside a `catch_unwind` of its own, before or after.
 
 use pgrx::pg_sys;
 use std::ffi::c_char;
