@@ -137,7 +137,7 @@ pub fn statement(flavor: Flavor, query: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// Runs (or serves) one call and returns its result in the encoded form of `result_set`.
-pub fn call(flavor: Flavor, query: &str, params: &[Option<String>], ttl_micros: Option<i64>) -> Result<Vec<u8>, PitstopError> {
+pub fn call(flavor: Flavor, query: &str, params: &[Option<&str>], ttl_micros: Option<i64>) -> Result<Vec<u8>, PitstopError> {
     if flavor == Flavor::Json {
         // Checked before wrapping, so a non-SELECT gets the same error as with `cached`.
         cacheability::require_select(query)?;

@@ -14,7 +14,7 @@ pub struct KeyParts<'a> {
     pub dbid: u32,
     pub roleid: u32,
     pub query: &'a str,
-    pub params: &'a [Option<String>],
+    pub params: &'a [Option<&'a str>],
     /// The settings that change the answer or its printed form (`pg::guc::output_settings`).
     pub settings: &'a [&'a [u8]],
     /// Served by TTL only (replica situations), with this ttl in microseconds: such entries
@@ -30,7 +30,7 @@ fn put(out: &mut Vec<u8>, bytes: &[u8]) {
 /// The key bytes; the query text comes first so it can be shown without the rest.
 pub fn encode(parts: &KeyParts<'_>) -> Vec<u8> {
     let settings: usize = parts.settings.iter().map(|s| 4 + s.len()).sum();
-    let params: usize = parts.params.iter().map(|p| 1 + p.as_ref().map_or(0, |p| 4 + p.len())).sum();
+    let params: usize = parts.params.iter().map(|p| 1 + p.map_or(0, |p| 4 + p.len())).sum();
     let ttl = if parts.ttl_only.is_some() { 9 } else { 1 };
     let mut out = Vec::with_capacity(4 + parts.query.len() + 13 + settings + ttl + 4 + params);
     put(&mut out, parts.query.as_bytes());
@@ -79,14 +79,14 @@ pub fn hash(key: &[u8]) -> u64 {
 mod tests {
     use super::*;
 
-    fn parts<'a>(query: &'a str, params: &'a [Option<String>], settings: &'a [&'a [u8]]) -> KeyParts<'a> {
+    fn parts<'a>(query: &'a str, params: &'a [Option<&'a str>], settings: &'a [&'a [u8]]) -> KeyParts<'a> {
         KeyParts { flavor: Flavor::Rows, dbid: 5, roleid: 10, query, params, settings, ttl_only: None }
     }
 
     #[test]
     fn every_part_changes_the_key() {
         let settings: Vec<&[u8]> = vec![b"public", b"UTC"];
-        let params = vec![Some("42".to_string())];
+        let params = vec![Some("42")];
         let base = encode(&parts("select $1", &params, &settings));
         assert_ne!(base, encode(&KeyParts { roleid: 11, ..parts("select $1", &params, &settings) }));
         assert_ne!(base, encode(&KeyParts { dbid: 6, ..parts("select $1", &params, &settings) }));
@@ -94,7 +94,7 @@ mod tests {
         let ttl_only = encode(&KeyParts { ttl_only: Some(5_000_000), ..parts("select $1", &params, &settings) });
         assert_ne!(base, ttl_only, "entries served by TTL only are never shared with checked ones");
         assert_ne!(ttl_only, encode(&KeyParts { ttl_only: Some(6_000_000), ..parts("select $1", &params, &settings) }));
-        assert_ne!(base, encode(&parts("select $1", &[Some("43".into())], &settings)));
+        assert_ne!(base, encode(&parts("select $1", &[Some("43")], &settings)));
         assert_ne!(base, encode(&parts("select $1", &[None], &settings)));
         assert_ne!(base, encode(&parts("select $1", &params, &[b"public", b"Europe/Paris"])));
         assert_ne!(base, encode(&parts("select $1 ", &params, &settings)));
@@ -107,8 +107,8 @@ mod tests {
 
     #[test]
     fn lengths_keep_boundaries_apart() {
-        let a = encode(&parts("q", &[Some("ab".into()), Some("c".into())], &[]));
-        let b = encode(&parts("q", &[Some("a".into()), Some("bc".into())], &[]));
+        let a = encode(&parts("q", &[Some("ab"), Some("c")], &[]));
+        let b = encode(&parts("q", &[Some("a"), Some("bc")], &[]));
         assert_ne!(a, b);
         assert_eq!(query_of(&a), "q");
         assert_eq!(query_of(&[1, 0]), "");

@@ -46,8 +46,15 @@ pub extern "C" fn pg_finfo_pitstop_cached_json() -> &'static pg_sys::Pg_finfo_re
 struct Arguments {
     /// Borrowed from the (detoasted) argument, which outlives the call.
     query: &'static str,
-    params: Vec<Option<String>>,
+    params: Option<pgrx::Array<'static, &'static str>>,
     ttl_micros: Option<i64>,
+}
+
+impl Arguments {
+    /// The parameters, borrowed from the array argument (no copies: this runs on every hit).
+    fn param_values(&self) -> Vec<Option<&str>> {
+        self.params.as_ref().map(|array| array.iter().collect()).unwrap_or_default()
+    }
 }
 
 /// # Safety
@@ -60,7 +67,7 @@ unsafe fn arguments(fcinfo: pg_sys::FunctionCallInfo) -> Arguments {
         };
         let query = arg(0).and_then(|d| <&str>::from_datum(d, false));
         let query = required(query, "query").or_report();
-        let params = arg(1).and_then(|d| Vec::<Option<String>>::from_datum(d, false)).unwrap_or_default();
+        let params = arg(1).and_then(|d| pgrx::Array::<&str>::from_datum(d, false));
         let ttl_micros = arg(2).map(|d| {
             let interval = &*(d.cast_mut_ptr::<pg_sys::Interval>());
             const DAY: i64 = 86_400_000_000;
@@ -83,7 +90,7 @@ pub unsafe extern "C-unwind" fn pitstop_cached(fcinfo: pg_sys::FunctionCallInfo)
         let rsinfo = (*fcinfo).resultinfo as *mut pg_sys::ReturnSetInfo;
         let expected = result_set::expected_desc(rsinfo).ok_or(PitstopError::NoColumnList).or_report();
         let args = arguments(fcinfo);
-        let encoded = engine::call(Flavor::Rows, args.query, &args.params, args.ttl_micros).or_report();
+        let encoded = engine::call(Flavor::Rows, args.query, &args.param_values(), args.ttl_micros).or_report();
         if let Some(detail) = result_set::mismatch(expected, &encoded) {
             PitstopError::ColumnMismatch(detail).report();
         }
@@ -98,7 +105,7 @@ pub unsafe extern "C-unwind" fn pitstop_cached_json(fcinfo: pg_sys::FunctionCall
     // SAFETY: as above; the result is one jsonb Datum copied into the caller's context.
     unsafe {
         let args = arguments(fcinfo);
-        let encoded = engine::call(Flavor::Json, args.query, &args.params, args.ttl_micros).or_report();
+        let encoded = engine::call(Flavor::Json, args.query, &args.param_values(), args.ttl_micros).or_report();
         match result_set::first_value(&encoded) {
             Some(value) => value,
             None => {

@@ -102,7 +102,7 @@ impl Iterator for Rows<'_> {
 /// Runs a read-only statement with text parameters through SPI and returns its result
 /// encoded. SPI runs it as a non-read-only call so it gets a fresh snapshot, taken after
 /// the caller read the relation versions (rule 5). Query errors are raised as usual.
-pub fn execute(sql: &str, param_types: &[pg_sys::Oid], params: &[Option<String>]) -> Vec<u8> {
+pub fn execute(sql: &str, param_types: &[pg_sys::Oid], params: &[Option<&str>]) -> Vec<u8> {
     let c_sql = CString::new(sql).unwrap_or_default();
     // SAFETY: the classic SPI sequence (connect, prepare, execute, read SPI_tuptable,
     // finish); parameter Datums come from each type's input function. On ERROR the
@@ -127,7 +127,7 @@ pub fn execute(sql: &str, param_types: &[pg_sys::Oid], params: &[Option<String>]
                 Some(text) => {
                     let (mut input, mut io_param) = (pg_sys::Oid::INVALID, pg_sys::Oid::INVALID);
                     pg_sys::getTypeInputInfo(*type_oid, &mut input, &mut io_param);
-                    let c_text = CString::new(text.as_str()).unwrap_or_default();
+                    let c_text = CString::new(*text).unwrap_or_default();
                     values.push(pg_sys::OidInputFunctionCall(input, c_text.as_ptr().cast_mut(), io_param, -1));
                     nulls.push(b' ' as std::ffi::c_char);
                 }
