@@ -70,7 +70,7 @@ thread_local! {
 const MAX_REMEMBERED: usize = 1000;
 
 fn analysis_for(sql: &str, roleid: u32, search_path: &[u8]) -> Result<Rc<Analysis>, PitstopError> {
-    let generation = tracking::definitions_generation();
+    let Some(generation) = tracking::definitions_generation() else { return Ok(Rc::new(cacheability::analyze(sql)?)) };
     let known = ANALYSES.with(|a| {
         let a = a.borrow();
         // Looked up without building an owned key (this runs on every hit).
@@ -201,6 +201,10 @@ pub fn call(flavor: Flavor, query: &str, params: &[Option<&str>], ttl_micros: Op
     let versions = store.versions_snapshot();
     let epoch = store.epoch();
     let (result, reads) = tracking::collecting_reads(run);
+    let Some(reads) = reads else {
+        store.count_bypass(Bypass::InternalError);
+        return Ok(result);
+    };
     let stored = executor::shielded(|| store_result(&store, locks, &StoreInput { key: &key, hash, result: &result, dbid, roleid, now, ttl_micros, epoch, versions: &versions, reads }));
     match stored {
         Some(Ok(())) => {}

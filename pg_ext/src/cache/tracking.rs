@@ -162,9 +162,10 @@ pub fn definitions_changed() {
     with_state(|s| s.definitions = s.definitions.wrapping_add(1));
 }
 
-/// A counter that moves whenever cached analyses may be out of date.
-pub fn definitions_generation() -> u64 {
-    with_state(|s| s.definitions).unwrap_or(0)
+/// A counter that moves whenever cached analyses may be out of date; None when unknown
+/// (then nothing remembered may be used).
+pub fn definitions_generation() -> Option<u64> {
+    with_state(|s| s.definitions)
 }
 
 /// Whether this transaction wrote any of `relids` (its own writes are not committed yet).
@@ -172,18 +173,29 @@ pub fn wrote_any(relids: &[u32]) -> bool {
     with_state(|s| relids.iter().any(|r| s.written.contains(r))).unwrap_or(true)
 }
 
-/// Collects the relations read while `f` runs (the cache fill's query).
-pub fn collecting_reads<R>(f: impl FnOnce() -> R) -> (R, BTreeSet<u32>) {
-    struct Collect;
-    impl Drop for Collect {
+/// Collects the relations read while `f` runs (the cache fill's query); None when they
+/// could not be collected (then the result must not be stored).
+pub fn collecting_reads<R>(f: impl FnOnce() -> R) -> (R, Option<BTreeSet<u32>>) {
+    /// Puts back the enclosing fill's set (None outside a fill) with what this one read
+    /// added, also when `f` raises an ERROR. (A fill inside a fill cannot happen under the
+    /// cacheability rules, which refuse volatile calls such as `pitstop.cached` itself.)
+    struct Restore(Option<BTreeSet<u32>>);
+    impl Drop for Restore {
         fn drop(&mut self) {
-            with_state(|s| s.fill_reads = None);
+            let outer = self.0.take();
+            with_state(|s| {
+                let inner = s.fill_reads.take();
+                s.fill_reads = outer.map(|mut o| {
+                    o.extend(inner.into_iter().flatten());
+                    o
+                });
+            });
         }
     }
-    with_state(|s| s.fill_reads = Some(BTreeSet::new()));
-    let guard = Collect;
+    let Some(outer) = with_state(|s| s.fill_reads.replace(BTreeSet::new())) else { return (f(), None) };
+    let restore = Restore(outer);
     let value = f();
-    let reads = with_state(|s| s.fill_reads.take()).flatten().unwrap_or_default();
-    drop(guard);
+    let reads = with_state(|s| s.fill_reads.clone()).flatten();
+    drop(restore);
     (value, reads)
 }

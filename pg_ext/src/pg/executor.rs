@@ -46,8 +46,8 @@ pub struct RelationObserver {
 static mut RELATION_OBSERVER: Option<RelationObserver> = None;
 static INSTALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 /// Executor calls (ExecutorRun/Finish) in progress. Raised and lowered around the chained
-/// call with no guard, so an ERROR skips the lowering; `restore_nesting_level` puts it back
-/// when the (sub)transaction that was current aborts.
+/// call with no guard, so an ERROR skips the lowering; the (sub)transaction callbacks put it
+/// back when the subtransaction that was current aborts or the transaction ends.
 static NESTING_LEVEL: AtomicU32 = AtomicU32::new(0);
 
 thread_local! {
@@ -96,17 +96,17 @@ fn install_hooks() {
     }
 }
 
-/// A transaction that aborts leaves no executor call running: an ERROR unwound them all,
-/// and a procedure's ROLLBACK runs outside any (transaction control is refused inside a
-/// query). Plain reads and writes of backend-local values: nothing here can fail.
+/// No executor call spans the end of a transaction: an ERROR unwound them all, and a
+/// procedure's COMMIT or ROLLBACK runs outside any (transaction control is refused inside a
+/// query). Resetting at every end also recovers from an ERROR that something caught without
+/// a subtransaction. Plain reads and writes of backend-local values: nothing here can fail.
 unsafe extern "C-unwind" fn restore_nesting_level(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
-    if matches!(event, pg_sys::XactEvent::XACT_EVENT_ABORT | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT) {
-        NESTING_LEVEL.store(0, Ordering::Relaxed);
-    }
+    use pg_sys::XactEvent::*;
     if matches!(
         event,
-        pg_sys::XactEvent::XACT_EVENT_ABORT | pg_sys::XactEvent::XACT_EVENT_COMMIT | pg_sys::XactEvent::XACT_EVENT_PREPARE
+        XACT_EVENT_ABORT | XACT_EVENT_COMMIT | XACT_EVENT_PREPARE | XACT_EVENT_PARALLEL_ABORT | XACT_EVENT_PARALLEL_COMMIT
     ) {
+        NESTING_LEVEL.store(0, Ordering::Relaxed);
         let _ = LEVEL_AT_SUBXACT_START.try_with(|levels| levels.try_borrow_mut().map(|mut l| l.clear()));
     }
 }
@@ -142,11 +142,12 @@ fn observer() -> Option<&'static Observer> {
 }
 
 /// Runs `f` one executor level deeper. Without a guard: an ERROR inside leaves the level
-/// raised until the (sub)transaction's abort restores it.
+/// raised until the end of the (sub)transaction restores it.
 fn one_level_deeper(f: impl FnOnce()) {
     NESTING_LEVEL.fetch_add(1, Ordering::Relaxed);
     f();
-    NESTING_LEVEL.fetch_sub(1, Ordering::Relaxed);
+    // Saturating, should a reset at transaction end ever come in between.
+    let _ = NESTING_LEVEL.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |level| Some(level.saturating_sub(1)));
 }
 
 fn is_parallel_worker() -> bool {

@@ -3,9 +3,8 @@
 //! into a tuplestore without parsing anything.
 //!
 //! Layout (little endian): u32 column count, (u32 type, i32 typmod) per column, u32 row
-//! count, then per row u32 length, u32 zero and the minimal tuple bytes padded to 8 bytes.
-//! Every tuple starts at a multiple of 8 from the start, so one MAXALIGNed copy of the whole
-//! result lets the executor read each tuple in place.
+//! count, then per row u32 length and the minimal tuple bytes (whose own `t_len` says the
+//! same length: checked before a row is used).
 
 use pgrx::pg_sys::ffi::pg_guard_ffi_boundary;
 use crate::pg::unguarded;
@@ -20,8 +19,6 @@ unsafe extern "C-unwind" {
     fn datumCopy(value: pg_sys::Datum, typ_by_val: bool, typ_len: i32) -> pg_sys::Datum;
 }
 
-const ROW_ALIGN: usize = 8;
-
 fn put_u32(out: &mut Vec<u8>, value: u32) {
     out.extend_from_slice(&value.to_le_bytes());
 }
@@ -30,17 +27,19 @@ fn get_u32(bytes: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
 }
 
-fn padded(len: usize) -> usize {
-    len.div_ceil(ROW_ALIGN) * ROW_ALIGN
-}
-
 /// Appends one row (minimal tuple bytes) to an encoded result.
 fn put_row(out: &mut Vec<u8>, row: &[u8]) {
-    debug_assert_eq!(out.len() % ROW_ALIGN, 0);
     put_u32(out, row.len() as u32);
-    put_u32(out, 0);
     out.extend_from_slice(row);
-    out.resize(out.len() + padded(row.len()) - row.len(), 0);
+}
+
+/// Bytes of a minimal tuple's header before its null bitmap (SizeofMinimalTupleHeader).
+const MINIMAL_TUPLE_HEADER: usize = std::mem::offset_of!(pg_sys::MinimalTupleData, t_bits);
+
+/// Whether `row` can be a minimal tuple: a whole header whose `t_len` is the row's length
+/// (in the server's byte order, as Postgres wrote it).
+fn is_minimal_tuple(row: &[u8]) -> bool {
+    row.len() >= MINIMAL_TUPLE_HEADER && row[..4].try_into().map(u32::from_ne_bytes).ok() == Some(row.len() as u32)
 }
 
 /// Whether an encoded result is whole: its rows fill it exactly.
@@ -87,15 +86,18 @@ impl Iterator for Rows<'_> {
 
     /// The next row; None after the last or at anything malformed.
     fn next(&mut self) -> Option<Range<usize>> {
-        if self.left == 0 || self.at % ROW_ALIGN != 0 {
+        if self.left == 0 {
             return None;
         }
         let len = get_u32(self.encoded, self.at)? as usize;
-        let start = self.at + 8;
-        let end = start.checked_add(padded(len)).filter(|end| *end <= self.encoded.len())?;
+        let start = self.at + 4;
+        let end = start.checked_add(len).filter(|end| *end <= self.encoded.len())?;
+        if !is_minimal_tuple(&self.encoded[start..end]) {
+            return None;
+        }
         self.at = end;
         self.left -= 1;
-        Some(start..start + len)
+        Some(start..end)
     }
 }
 
@@ -229,16 +231,26 @@ pub unsafe fn materialize(rsinfo: *mut pg_sys::ReturnSetInfo, encoded: &[u8]) {
             let desc = unguarded::CreateTupleDescCopy((*rsinfo).expectedDesc);
             let store = unguarded::tuplestore_begin_heap(true, false, pg_sys::work_mem);
             let slot = unguarded::MakeSingleTupleTableSlot(desc, &pg_sys::TTSOpsMinimalTuple);
-            // palloc'd memory is MAXALIGNed and every tuple starts at a multiple of 8 in it,
-            // so the slot reads each tuple in place and the tuplestore makes the only copy.
-            let copy = unguarded::palloc(encoded.len()) as *mut u8;
-            std::ptr::copy_nonoverlapping(encoded.as_ptr(), copy, encoded.len());
+            // Each row is copied into one reused palloc'd (so MAXALIGNed) buffer, which the
+            // slot reads in place; the tuplestore makes its own copy.
+            let (mut scratch, mut capacity) = (std::ptr::null_mut::<u8>(), 0);
             for row in rows {
-                unguarded::ExecStoreMinimalTuple(copy.add(row.start).cast(), slot, false);
+                if row.len() > capacity {
+                    capacity = row.len().next_power_of_two();
+                    scratch = if scratch.is_null() {
+                        unguarded::palloc(capacity)
+                    } else {
+                        unguarded::repalloc(scratch.cast(), capacity)
+                    } as *mut u8;
+                }
+                std::ptr::copy_nonoverlapping(encoded.as_ptr().add(row.start), scratch, row.len());
+                unguarded::ExecStoreMinimalTuple(scratch.cast(), slot, false);
                 unguarded::tuplestore_puttupleslot(store, slot);
             }
             unguarded::ExecDropSingleTupleTableSlot(slot);
-            unguarded::pfree(copy.cast());
+            if !scratch.is_null() {
+                unguarded::pfree(scratch.cast());
+            }
             (*rsinfo).returnMode = pg_sys::SetFunctionReturnMode::SFRM_Materialize;
             (*rsinfo).setResult = store;
             (*rsinfo).setDesc = desc;
@@ -296,7 +308,14 @@ unsafe extern "C-unwind" {
 mod tests {
     use super::*;
 
-    fn encoded(rows: &[&[u8]]) -> Vec<u8> {
+    /// A minimal tuple of `len` bytes as far as framing goes: its t_len and zeros.
+    fn tuple(len: usize) -> Vec<u8> {
+        let mut row = vec![0; len];
+        row[..4].copy_from_slice(&(len as u32).to_ne_bytes());
+        row
+    }
+
+    fn encoded(rows: &[Vec<u8>]) -> Vec<u8> {
         let mut bytes = Vec::new();
         put_u32(&mut bytes, 1);
         put_u32(&mut bytes, 23);
@@ -310,26 +329,24 @@ mod tests {
 
     #[test]
     fn encoded_results_decode() {
-        let bytes = encoded(&[b"abcdefghi", b"de", b""]);
+        let rows = [tuple(24), tuple(17), tuple(MINIMAL_TUPLE_HEADER)];
+        let bytes = encoded(&rows);
         assert_eq!(column_types(&bytes), Some(vec![(pg_sys::Oid::from(23), -1)]));
-        let decoded: Vec<&[u8]> = rows(&bytes).unwrap().map(|r| &bytes[r]).collect();
-        assert_eq!(decoded, vec![&b"abcdefghi"[..], &b"de"[..], &b""[..]]);
-    }
-
-    #[test]
-    fn every_row_starts_aligned() {
-        let bytes = encoded(&[b"abcdefghi", b"de", b"xyz"]);
-        assert!(rows(&bytes).unwrap().all(|r| r.start % ROW_ALIGN == 0));
-        assert_eq!(bytes.len() % ROW_ALIGN, 0);
+        let decoded: Vec<&[u8]> = super::rows(&bytes).unwrap().map(|r| &bytes[r]).collect();
+        assert_eq!(decoded, rows.iter().map(Vec::as_slice).collect::<Vec<_>>());
     }
 
     #[test]
     fn malformed_results_are_refused() {
-        let bytes = encoded(&[b"abc", b"de"]);
+        let bytes = encoded(&[tuple(24), tuple(17)]);
         assert!(rows(&bytes[..bytes.len() - 1]).is_none(), "truncated");
         let mut longer = bytes.clone();
         longer.extend_from_slice(&[0; 8]);
         assert!(rows(&longer).is_none(), "trailing bytes");
         assert!(rows(&bytes[..3]).is_none(), "no header");
+        assert!(rows(&encoded(&[vec![0; 3]])).is_none(), "shorter than a tuple header");
+        let mut lying = tuple(24);
+        lying[0] = 200;
+        assert!(rows(&encoded(&[lying])).is_none(), "a tuple whose own length disagrees");
     }
 }

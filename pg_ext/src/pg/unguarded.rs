@@ -57,5 +57,6 @@ unsafe extern "C-unwind" {
     pub fn MakeSingleTupleTableSlot(desc: pg_sys::TupleDesc, ops: *const pg_sys::TupleTableSlotOps) -> *mut pg_sys::TupleTableSlot;
     pub fn ExecDropSingleTupleTableSlot(slot: *mut pg_sys::TupleTableSlot);
     pub fn palloc(size: usize) -> *mut std::ffi::c_void;
+    pub fn repalloc(pointer: *mut std::ffi::c_void, size: usize) -> *mut std::ffi::c_void;
     pub fn pfree(pointer: *mut std::ffi::c_void);
 }
