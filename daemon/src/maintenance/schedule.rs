@@ -1,17 +1,19 @@
 //! When jobs run: cron expressions (5-field crontab, or 6/7 fields with seconds first and an
-//! optional year), evaluated in the configured time zone; optional "HH:MM-HH:MM" windows,
-//! which may wrap midnight; and the rule that a run which missed its window is skipped rather
-//! than queued. Pure functions of their inputs (the clock is a parameter).
+//! optional year), evaluated in the configured time zone with crontab's rules (the `croner`
+//! crate: a day that matches either a restricted day-of-month or a restricted day-of-week
+//! fires, as in Vixie cron and pg_cron); optional "HH:MM-HH:MM" windows, which may wrap
+//! midnight; and the rule that a run which missed its window is skipped rather than queued.
+//! Pure functions of their inputs (the clock is a parameter).
 
 use chrono::{DateTime, NaiveTime, Timelike, Utc};
 use chrono_tz::Tz;
-use std::str::FromStr;
+use croner::parser::{CronParser, Seconds, Year};
 
 /// A parsed cron expression and the text it came from.
 #[derive(Debug, Clone)]
 pub struct Cron {
     source: String,
-    schedule: cron::Schedule,
+    schedule: croner::Cron,
 }
 
 impl PartialEq for Cron {
@@ -22,29 +24,22 @@ impl PartialEq for Cron {
 
 impl Cron {
     /// `min hour day month weekday` (crontab), `sec min hour day month weekday [year]`, or a
-    /// shorthand (`@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`). Weekday numbers
-    /// follow crontab in every form: 0 or 7 is Sunday, 1 Monday; names (`Mon-Fri`) work too.
+    /// shorthand (`@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`). Weekdays follow
+    /// crontab in every form: 0 or 7 is Sunday, 1 Monday; names (`Mon-Fri`) work too. When both
+    /// the day of the month and the day of the week are restricted, a day matching either one
+    /// fires (`0 3 1 * 0`: the 1st of each month and every Sunday).
     pub fn parse(text: &str) -> Result<Cron, String> {
         let trimmed = text.trim();
-        let expression = if trimmed.is_empty() {
+        if trimmed.is_empty() {
             return Err("is empty: expected a cron expression such as \"0 3 * * *\"".into());
-        } else if trimmed.starts_with('@') {
-            trimmed.to_string()
-        } else {
-            let mut fields: Vec<String> = trimmed.split_whitespace().map(str::to_string).collect();
-            match fields.len() {
-                5 => fields.insert(0, "0".into()),
-                6 | 7 => {}
-                n => {
-                    return Err(format!(
-                        "{text:?} has {n} fields; expected 5 (minute hour day month weekday) or 6-7 (second first, optional year last)"
-                    ))
-                }
-            }
-            fields[5] = crontab_weekdays(&fields[5]).map_err(|e| format!("{text:?}: weekday field: {e}"))?;
-            fields.join(" ")
-        };
-        let schedule = cron::Schedule::from_str(&expression).map_err(|e| format!("{text:?} is not a valid cron expression: {e}"))?;
+        }
+        let fields = trimmed.split_whitespace().count();
+        if !trimmed.starts_with('@') && !(5..=7).contains(&fields) {
+            return Err(format!("{text:?} has {fields} fields; expected 5 (minute hour day month weekday) or 6-7 (second first, optional year last)"));
+        }
+        // Optional seconds and year: 5 fields are crontab, 6 start with seconds, 7 end with a year.
+        let parser = CronParser::builder().seconds(Seconds::Optional).year(Year::Optional).dom_and_dow(false).build();
+        let schedule = parser.parse(&vixie_day_rule(trimmed)).map_err(|e| format!("{text:?} is not a valid cron expression: {e}"))?;
         Ok(Cron { source: trimmed.to_string(), schedule })
     }
 
@@ -54,46 +49,27 @@ impl Cron {
 
     /// The first fire time strictly after `after`, in `tz`'s wall clock.
     pub fn next_after(&self, tz: Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.schedule.after(&after.with_timezone(&tz)).next().map(|t| t.with_timezone(&Utc))
+        self.schedule.find_next_occurrence(&after.with_timezone(&tz), false).ok().map(|t| t.with_timezone(&Utc))
     }
 }
 
-/// Rewrites crontab weekday numbers (0-7, 0 and 7 = Sunday) as names, since the cron crate
-/// numbers days 1 (Sunday) to 7 (Saturday).
-fn crontab_weekdays(field: &str) -> Result<String, String> {
-    const NAMES: [&str; 8] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-    let day = |text: &str| -> Result<Option<usize>, String> {
-        if !text.bytes().all(|b| b.is_ascii_digit()) {
-            return Ok(None);
-        }
-        match text.parse::<usize>() {
-            Ok(n) if n <= 7 => Ok(Some(n)),
-            _ => Err(format!("{text} is not a weekday (0-7, 0 and 7 = Sunday)")),
-        }
+/// Vixie cron (and pg_cron, which reuses its parser) ORs the two day fields only when neither
+/// starts with `*`: a stepped star such as `*/2` still counts as a star and the fields are
+/// ANDed. croner treats only a bare `*` that way, so such an expression gets croner's
+/// AND marker (`+` before the weekday field).
+fn vixie_day_rule(text: &str) -> String {
+    let mut fields: Vec<String> = text.split_whitespace().map(str::to_string).collect();
+    let (dom, dow) = match fields.len() {
+        5 => (2, 4),
+        6 | 7 => (3, 5),
+        _ => return text.to_string(),
     };
-    let mut parts = Vec::new();
-    for part in field.split(',') {
-        let (base, step) = match part.split_once('/') {
-            Some((base, step)) => (base, Some(step)),
-            None => (part, None),
-        };
-        let rewritten = match base.split_once('-') {
-            Some((a, b)) => match (day(a)?, day(b)?) {
-                (Some(0), Some(7)) => "*".to_string(),
-                (Some(a), Some(7)) if step.is_none() => format!("{}-Sat,Sun", NAMES[a]),
-                (Some(_), Some(7)) => return Err(format!("{part}: write a range ending on Sunday with names")),
-                (Some(a), Some(b)) if a > b => return Err(format!("{part}: the range ends before it starts")),
-                (Some(a), Some(b)) => format!("{}-{}", NAMES[a], NAMES[b]),
-                (x, y) => format!("{}-{}", x.map_or(a, |n| NAMES[n]), y.map_or(b, |n| NAMES[n])),
-            },
-            None => day(base)?.map_or(base.to_string(), |n| NAMES[n].to_string()),
-        };
-        parts.push(match step {
-            Some(step) => format!("{rewritten}/{step}"),
-            None => rewritten,
-        });
+    let bare = |f: &str| f == "*" || f == "?";
+    let stepped_star = |f: &str| f.starts_with('*') && !bare(f);
+    if !bare(&fields[dom]) && !bare(&fields[dow]) && !fields[dow].starts_with('+') && (stepped_star(&fields[dom]) || stepped_star(&fields[dow])) {
+        fields[dow].insert(0, '+');
     }
-    Ok(parts.join(","))
+    fields.join(" ")
 }
 
 /// A daily time window `HH:MM-HH:MM` in the job's time zone: from the start (included) to the
@@ -237,6 +213,56 @@ mod tests {
         assert_eq!(next_day("0 3 * * Tue"), "Tue");
     }
 
+    /// The next `n` fire times after `after`, as "YYYY-MM-DD HH:MM Day" in UTC.
+    fn upcoming(expr: &str, after: DateTime<Utc>, n: usize) -> Vec<String> {
+        let cron = Cron::parse(expr).unwrap();
+        let mut at = after;
+        (0..n)
+            .map(|_| {
+                at = cron.next_after(Tz::UTC, at).unwrap();
+                at.format("%Y-%m-%d %H:%M %a").to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn day_of_month_or_day_of_week_as_in_crontab() {
+        // Both day fields restricted: either one matching fires (Vixie cron, pg_cron).
+        // Calendar: 2024-02-25, 03-03, 03-10, 03-17, 03-24, 03-31 and 04-07 are Sundays;
+        // 2024-03-01 is a Friday, 04-01 a Monday and 09-01 a Sunday (one run, not two).
+        assert_eq!(
+            upcoming("0 3 1 * 0", utc(2024, 2, 20, 12, 0, 0), 9),
+            [
+                "2024-02-25 03:00 Sun",
+                "2024-03-01 03:00 Fri",
+                "2024-03-03 03:00 Sun",
+                "2024-03-10 03:00 Sun",
+                "2024-03-17 03:00 Sun",
+                "2024-03-24 03:00 Sun",
+                "2024-03-31 03:00 Sun",
+                "2024-04-01 03:00 Mon",
+                "2024-04-07 03:00 Sun",
+            ]
+        );
+        assert_eq!(
+            upcoming("0 3 1 * 0", utc(2024, 8, 20, 0, 0, 0), 3),
+            ["2024-08-25 03:00 Sun", "2024-09-01 03:00 Sun", "2024-09-08 03:00 Sun"]
+        );
+        // The same in the 6- and 7-field forms, and with names.
+        let five = upcoming("0 3 1 * 0", utc(2024, 2, 20, 12, 0, 0), 9);
+        assert_eq!(upcoming("0 0 3 1 * Sun", utc(2024, 2, 20, 12, 0, 0), 9), five);
+        assert_eq!(upcoming("0 0 3 1 * 7 2024", utc(2024, 2, 20, 12, 0, 0), 9), five);
+        // One field a bare star: the other alone decides.
+        assert_eq!(upcoming("0 3 1 * *", utc(2024, 2, 20, 12, 0, 0), 2), ["2024-03-01 03:00 Fri", "2024-04-01 03:00 Mon"]);
+        assert_eq!(upcoming("0 3 * * 0", utc(2024, 2, 20, 12, 0, 0), 2), ["2024-02-25 03:00 Sun", "2024-03-03 03:00 Sun"]);
+        // A stepped star counts as a star in Vixie cron: the fields are ANDed (odd days that
+        // are Mondays: 2024-03-25, 04-01, 04-15, 04-29; not Wednesday 04-03 nor Monday 04-08).
+        assert_eq!(
+            upcoming("0 3 */2 * 1", utc(2024, 3, 20, 0, 0, 0), 4),
+            ["2024-03-25 03:00 Mon", "2024-04-01 03:00 Mon", "2024-04-15 03:00 Mon", "2024-04-29 03:00 Mon"]
+        );
+    }
+
     #[test]
     fn bad_cron_strings_are_errors() {
         for bad in ["", "   ", "* * *", "0 0 0 * * * * *", "61 * * * *", "0 25 * * *", "0 3 * * 8", "0 3 * * 5-2", "every day", "0 3 * * Funday", "@sometimes"] {
@@ -255,11 +281,14 @@ mod tests {
         assert_eq!(daily_1am.next_after(paris, utc(2024, 7, 10, 12, 0, 0)), Some(utc(2024, 7, 10, 23, 0, 0)));
         let new_york = tz("America/New_York");
         assert_eq!(daily_1am.next_after(new_york, utc(2024, 1, 10, 12, 0, 0)), Some(utc(2024, 1, 11, 6, 0, 0)));
-        // 02:30 does not exist in Paris on 2024-03-31 (clocks jump from 02:00 to 03:00): the
-        // run that day is not invented at another time.
+        // 02:30 does not exist in Paris on 2024-03-31 (clocks jump from 02:00 to 03:00): as in
+        // Vixie cron, that day's run happens once, right after the jump, not an hour late.
         let at_230 = Cron::parse("30 2 * * *").unwrap();
         let next = at_230.next_after(paris, utc(2024, 3, 30, 12, 0, 0)).unwrap();
         assert_ne!(next.with_timezone(&paris).format("%Y-%m-%d %H:%M").to_string(), "2024-03-31 03:30");
+        assert_eq!(next.with_timezone(&paris).format("%Y-%m-%d %H:%M").to_string(), "2024-03-31 03:00");
+        let after = at_230.next_after(paris, next).unwrap();
+        assert_eq!(after.with_timezone(&paris).format("%Y-%m-%d %H:%M").to_string(), "2024-04-01 02:30");
     }
 
     #[test]
