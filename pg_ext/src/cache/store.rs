@@ -51,10 +51,11 @@ pub enum Bypass {
     CacheFull,
     InternalError,
     Sequence,
+    RelativeTime,
 }
 
 impl Bypass {
-    pub const ALL: [Bypass; 17] = [
+    pub const ALL: [Bypass; 18] = [
         Bypass::Disabled,
         Bypass::VolatileFunction,
         Bypass::StableFunction,
@@ -72,6 +73,7 @@ impl Bypass {
         Bypass::CacheFull,
         Bypass::InternalError,
         Bypass::Sequence,
+        Bypass::RelativeTime,
     ];
 
     pub fn name(self) -> &'static str {
@@ -93,6 +95,7 @@ impl Bypass {
             Bypass::CacheFull => "cache_full",
             Bypass::InternalError => "internal_error",
             Bypass::Sequence => "sequence",
+            Bypass::RelativeTime => "relative_time",
         }
     }
 }
