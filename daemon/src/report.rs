@@ -157,7 +157,7 @@ impl Report {
                 workload.params(),
             ),
             Report::Unhelped { workload } => (
-                format!("SELECT queryid, calls, cost, reason, query FROM pitstop.unhelped_queries({})", Workload::ARGUMENTS)
+                format!("SELECT queryid, role, calls, cost, reason, query FROM pitstop.unhelped_queries({})", Workload::ARGUMENTS)
                     .into(),
                 workload.params(),
             ),

@@ -6,6 +6,7 @@ use pgrx::prelude::*;
 #[pg_schema]
 mod tests {
     use crate::pg::planning;
+    use crate::pg::role::ActingRole;
     use crate::tests::tests::{count, sql_error};
     use pgrx::prelude::*;
     use pgrx::PgSqlErrorCode;
@@ -60,6 +61,7 @@ mod tests {
               WHERE o.status = 'open' AND o.created_at > $1 AND o.id IN (1, 2, 3) AND o.note LIKE 'ab%'
                 AND o.total IS NULL
               ORDER BY o.created_at DESC NULLS LAST",
+            &ActingRole::caller(),
             &[],
             true,
         )
@@ -86,9 +88,9 @@ mod tests {
         needed.sort();
         assert_eq!(needed, vec!["created_at", "customer_id", "id", "note", "status", "total"]);
         // Errors come back as messages, not as a failed transaction.
-        let err = planning::plan("SELECT * FROM adv_nope", &[], true).err().unwrap();
+        let err = planning::plan("SELECT * FROM adv_nope", &ActingRole::caller(), &[], true).err().unwrap();
         assert!(err.contains("adv_nope"), "{err}");
-        let err = planning::plan("SELECT count(*) FROM adv_orders WHERE $1 IS NULL", &[], false).err().expect("untyped $1");
+        let err = planning::plan("SELECT count(*) FROM adv_orders WHERE $1 IS NULL", &ActingRole::caller(), &[], false).err().expect("untyped $1");
         assert!(err.contains("could not determine data type"), "{err}");
         assert_eq!(count("SELECT count(*) FROM adv_orders WHERE customer_id = 1"), 10);
     }

@@ -1,12 +1,17 @@
--- pitstop.suggest_indexes: the workload from pg_stat_statements for the current database,
--- one row per statement (summed over users), the most time-consuming first.
--- {pgss} is the quoted schema-qualified view.
+-- pitstop.suggest_indexes: the workload from pg_stat_statements for the current database, one
+-- row per statement and role that ran it (each is planned as that role), the most
+-- time-consuming first. Statements of other roles that the caller may not read
+-- ('<insufficient privilege>', no queryid) are left out. {pgss} is the quoted view.
 SELECT s.queryid,
+       s.userid,
+       coalesce(r.rolname::text, s.userid::text) AS role_name,
        min(s.query)          AS query,
        sum(s.calls)::float8  AS calls,
        sum(s.rows)::float8   AS rows
 FROM {pgss} AS s
+LEFT JOIN pg_catalog.pg_roles AS r ON r.oid = s.userid
 WHERE s.dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
-GROUP BY s.queryid
-ORDER BY sum(s.total_exec_time) DESC, s.queryid
+  AND s.queryid IS NOT NULL
+GROUP BY s.queryid, s.userid, r.rolname
+ORDER BY sum(s.total_exec_time) DESC, s.queryid, s.userid
 LIMIT $1

@@ -230,6 +230,12 @@ impl PgCluster {
         postgres::Client::connect(&self.dsn(), postgres::NoTls).expect("connect to test cluster")
     }
 
+    /// A connection as another login role (trust authentication), to database `dbname`.
+    pub fn connect_as(&self, user: &str, dbname: &str) -> postgres::Client {
+        let dsn = format!("host=127.0.0.1 port={} user={user} dbname={dbname}", self.port);
+        postgres::Client::connect(&dsn, postgres::NoTls).unwrap_or_else(|e| panic!("connect as {user} to {dbname}: {e}"))
+    }
+
     /// Restarts the server (for settings that need it), keeping data and port.
     pub fn restart(&self) {
         run(

@@ -4,7 +4,8 @@
 use crate::advisor::size::{self, IndexShape, SizeEstimate};
 use crate::error::{required, OrReport, PitstopError};
 use crate::pg::hypo_index::{self, HypoDescription, HypoIndex};
-use crate::pg::spi;
+use crate::pg::role::ActingRole;
+use crate::pg::{planning, spi, subxact};
 use crate::insight::plan_advice::quote_ident;
 use pgrx::prelude::*;
 use pgrx::PgRelation;
@@ -125,18 +126,19 @@ pub fn ddl(index: &HypoDescription, table: &str) -> String {
 #[pg_extern(volatile, parallel_unsafe)]
 fn hypo_create(ddl: Option<&str>) -> pg_sys::Oid {
     let ddl = required(ddl, "ddl").or_report();
-    hypo_index::register(prepare(ddl).or_report()).or_report()
+    hypo_index::register(prepare(ddl, &ActingRole::caller()).or_report()).or_report()
 }
 
 /// A hypothetical index from its DDL, with the statistics its size and costs are estimated
-/// from (not registered: the advisor plans with its own).
-pub fn prepare(ddl: &str) -> Result<HypoIndex, PitstopError> {
-    let mut index = hypo_index::parse_create_index(ddl)?;
+/// from (not registered: the advisor plans with its own). Whatever the DDL's expressions and
+/// predicate evaluate runs as `role`, in a restricted security context.
+pub fn prepare(ddl: &str, role: &ActingRole) -> Result<HypoIndex, PitstopError> {
+    let mut index = subxact::rolled_back(|| role.run(|| hypo_index::parse_create_index(ddl)))?;
     fill_statistics(&mut index.desc);
     if let Some(predicate) = index.desc.predicate_sql.clone() {
         let (rows, _) = table_size(index.desc.relid);
         if rows > 0.0 {
-            index.desc.covered_fraction = (covered_rows(index.desc.relid, &predicate, rows) / rows).clamp(0.0, 1.0);
+            index.desc.covered_fraction = (covered_rows(index.desc.relid, &predicate, rows, role) / rows).clamp(0.0, 1.0);
         }
     }
     Ok(index)
@@ -158,15 +160,23 @@ fn table_size(relid: pg_sys::Oid) -> (f64, f64) {
     })
 }
 
-/// Rows a partial index covers: the planner's estimate for its predicate.
-fn covered_rows(relid: pg_sys::Oid, predicate: &str, table_rows: f64) -> f64 {
-    let statement = format!("SELECT 1 FROM {} WHERE {predicate}", table_name(relid));
-    spi::explain_json(&statement, "")
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .and_then(|plan| plan[0]["Plan"]["Plan Rows"].as_f64())
-        .unwrap_or(table_rows)
-        .min(table_rows)
+/// Rows a partial index covers: the planner's estimate for its predicate, planned as `role`.
+fn covered_rows(relid: pg_sys::Oid, predicate: &str, table_rows: f64, role: &ActingRole) -> f64 {
+    let statement = format!("SELECT 1 FROM {} WHERE {predicate}", qualified_table_name(relid));
+    planning::plan(&statement, role, &[], false).map(|p| p.rows).unwrap_or(table_rows).min(table_rows)
+}
+
+/// `schema.table`, quoted, whatever the search_path.
+fn qualified_table_name(relid: pg_sys::Oid) -> String {
+    Spi::connect(|client| {
+        spi::select_one(
+            client,
+            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+            &[relid.into()],
+        )
+    })
+    .unwrap_or_default()
 }
 
 fn table_name(relid: pg_sys::Oid) -> String {

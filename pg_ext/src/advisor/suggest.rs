@@ -10,8 +10,8 @@ use crate::advisor::select::{self, CandidateCost, Limits};
 use crate::advisor::usage::{TableUsage, TableWrite};
 use crate::error::{OrReport, PitstopError};
 use crate::pg::hypo_index::{self, HypoIndex};
-use crate::pg::{parse, planning, subxact};
-use crate::pg::spi;
+use crate::pg::role::{ActingRole, Refusal};
+use crate::pg::{parse, planning, spi, subxact};
 use pgrx::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,6 +19,10 @@ use std::collections::{BTreeMap, BTreeSet};
 struct Statement {
     queryid: Option<i64>,
     sql: String,
+    /// The role that ran it (the caller, for an explicit list).
+    role_name: String,
+    /// Who it is planned as; refused when the caller may not act as that role.
+    planner: Result<ActingRole, Refusal>,
     /// Executions it stands for (pg_stat_statements calls; 1 for an explicit list).
     calls: f64,
     /// Rows it returned or wrote over those calls, when pg_stat_statements counted them.
@@ -74,34 +78,69 @@ fn options(
     })
 }
 
-/// The statements to advise on: the explicit list, or the top of pg_stat_statements.
+/// The statements to advise on: the explicit list (planned as the caller, who wrote it), or
+/// the top of pg_stat_statements (each planned as the role that ran it).
 fn workload(queries: Option<Vec<Option<String>>>, top_n: i64) -> Result<Vec<Statement>, PitstopError> {
     if let Some(queries) = queries {
+        let me = Spi::connect(|client| spi::select_one::<String>(client, "SELECT current_user::text", &[])).unwrap_or_default();
         return Ok(queries
             .into_iter()
             .flatten()
             .filter(|q| !q.trim().is_empty())
-            .map(|sql| Statement { queryid: None, sql, calls: 1.0, rows: None })
+            .map(|sql| Statement { queryid: None, sql, role_name: me.clone(), planner: Ok(ActingRole::caller()), calls: 1.0, rows: None })
             .collect());
     }
-    Spi::connect(|client| {
+    let recorded: Vec<(Option<i64>, pg_sys::Oid, String, String, f64, Option<f64>)> = Spi::connect(|client| {
         let pgss = spi::extension_object(client, "pg_stat_statements", "pg_stat_statements")
             .ok_or(PitstopError::MissingPgStatStatements)?;
         let sql = include_str!("../../../sql/queries/advisor_workload.sql").replace("{pgss}", &pgss);
-        Ok(client
+        let rows = client
             .select(&sql, None, &[top_n.into()])
-            .unwrap_or_else(|e| pgrx::error!("suggest_indexes: reading pg_stat_statements failed: {e}"))
-            .filter_map(|row| {
-                Some(Statement {
-                    queryid: row.get(1).ok().flatten(),
-                    sql: row.get(2).ok().flatten()?,
-                    calls: row.get(3).ok().flatten().unwrap_or(1.0),
-                    rows: row.get(4).ok().flatten(),
-                })
+            .unwrap_or_else(|e| pgrx::error!("suggest_indexes: reading pg_stat_statements failed: {e}"));
+        Ok::<_, PitstopError>(
+            rows.filter_map(|row| {
+                Some((
+                    row.get_by_name::<i64, _>("queryid").ok().flatten(),
+                    row.get_by_name::<pg_sys::Oid, _>("userid").ok().flatten()?,
+                    row.get_by_name::<String, _>("role_name").ok().flatten()?,
+                    row.get_by_name::<String, _>("query").ok().flatten()?,
+                    row.get_by_name::<f64, _>("calls").ok().flatten().unwrap_or(1.0),
+                    row.get_by_name::<f64, _>("rows").ok().flatten(),
+                ))
             })
-            .filter(|s| !is_utility(&s.sql))
-            .collect())
-    })
+            .collect(),
+        )
+    })?;
+    Ok(recorded
+        .into_iter()
+        .filter(|(_, _, _, sql, _, _)| !is_utility(sql))
+        .map(|(queryid, userid, role_name, sql, calls, rows)| Statement {
+            queryid,
+            sql,
+            role_name,
+            planner: ActingRole::of(userid, || default_search_path(userid)),
+            calls,
+            rows,
+        })
+        .collect())
+}
+
+/// The search_path a new session of `role` would start with here.
+fn default_search_path(role: pg_sys::Oid) -> String {
+    Spi::connect(|client| spi::select_one(client, include_str!("../../../sql/queries/role_search_path.sql"), &[role.into()]))
+        .unwrap_or_else(|| "\"$user\", public".to_string())
+}
+
+/// Plans a workload statement as its role, or says why it may not be planned.
+fn plan_statement(statement: &Statement, indexes: &[&HypoIndex], collect_usage: bool) -> Result<planning::PlannedQuery, String> {
+    match &statement.planner {
+        Ok(role) => planning::plan(&statement.sql, role, indexes, collect_usage),
+        Err(Refusal::Dropped) => Err(format!("role {} no longer exists", statement.role_name)),
+        Err(Refusal::NotPermitted) => Err(format!(
+            "recorded by role {}: only a superuser, that role or a role that may SET ROLE to it plans a superuser's statements",
+            statement.role_name
+        )),
+    }
 }
 
 /// Utility statements (BEGIN, SET, VACUUM, …) that pg_stat_statements also records are not
@@ -196,15 +235,29 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
     // Baseline: every statement planned once, with no new index, collecting what it reads.
     let planned: Vec<Result<Planned, String>> = statements
         .iter()
-        .map(|s| planning::plan(&s.sql, &[], true).map(|p| Planned { cost: p.total_cost, usage: p.usage, write: p.write }))
+        .map(|s| plan_statement(s, &[], true).map(|p| Planned { cost: p.total_cost, usage: p.usage, write: p.write }))
         .collect();
 
-    let mut proposed: BTreeSet<Candidate> = BTreeSet::new();
-    for usage in planned.iter().flatten().flat_map(|p| &p.usage) {
-        proposed.extend(candidates::for_usage(usage));
+    // Each candidate remembers the first statement that proposed it: its DDL (a predicate may
+    // come from the statement's text) is prepared as that statement's role.
+    let mut proposed: BTreeMap<Candidate, usize> = BTreeMap::new();
+    for (q, plan) in planned.iter().enumerate() {
+        for usage in plan.iter().flat_map(|p| &p.usage) {
+            for candidate in candidates::for_usage(usage) {
+                proposed.entry(candidate).or_insert(q);
+            }
+        }
     }
-    let merged = candidates::merged_covering(&proposed);
-    proposed.extend(merged.iter().cloned());
+    let merged = candidates::merged_covering(&proposed.keys().cloned().collect());
+    for candidate in &merged {
+        let from = proposed
+            .iter()
+            .find(|(c, _)| c.relid == candidate.relid && c.keys == candidate.keys && c.predicate == candidate.predicate)
+            .map(|(_, q)| *q);
+        if let Some(q) = from {
+            proposed.entry(candidate.clone()).or_insert(q);
+        }
+    }
     // A btree serves a query only through its leading column: candidates are planned only
     // with the queries that filter, join or order on that column of the table.
     let users_of = |candidate: &Candidate| -> Vec<usize> {
@@ -216,7 +269,7 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
             .collect()
     };
     let relids: Vec<u32> =
-        proposed.iter().map(|c| c.relid).collect::<BTreeSet<_>>().into_iter().collect();
+        proposed.keys().map(|c| c.relid).collect::<BTreeSet<_>>().into_iter().collect();
     let existing = existing_indexes(&relids);
     let non_hot = non_hot_shares(&relids);
     let page_cost = Spi::connect(|client| spi::setting_value(client, "random_page_cost")).unwrap_or(4.0);
@@ -224,8 +277,9 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
     // Candidates that exist already are dropped; the rest become hypothetical indexes.
     let mut kept: Vec<(Candidate, HypoIndex, CandidateCost)> = Vec::new();
     let mut taken: Vec<pg_sys::Oid> = Vec::new();
-    for candidate in proposed.into_iter().filter(|c| !existing.iter().any(|e| e.covers(c))) {
-        let Ok(mut index) = hypo::prepare(&candidate.ddl()) else { continue };
+    for (candidate, q) in proposed.into_iter().filter(|(c, _)| !existing.iter().any(|e| e.covers(c))) {
+        let Ok(role) = &statements[q].planner else { continue };
+        let Ok(mut index) = hypo::prepare(&candidate.ddl(), role) else { continue };
         index.desc.oid = hypo_index::unused_oid(&taken);
         taken.push(index.desc.oid);
         let bytes = hypo::size_bytes(&index.desc) as f64;
@@ -253,7 +307,7 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
             continue;
         }
         let indexes: Vec<&HypoIndex> = offered.iter().map(|c| &kept[*c].1).collect();
-        if let Ok(plan) = planning::plan(&statements[q].sql, &indexes, false) {
+        if let Ok(plan) = plan_statement(&statements[q], &indexes, false) {
             for c in offered.iter().filter(|c| plan.used_indexes.contains(&kept[**c].1.desc.oid)) {
                 chosen[*c] = true;
             }
@@ -281,7 +335,7 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
     let costs: Vec<CandidateCost> = kept.iter().map(|(_, _, c)| c.clone()).collect();
     let picks = select::select(&weights, &base, &costs, &options.limits, |set, q| {
         let indexes: Vec<&HypoIndex> = set.iter().map(|c| &kept[*c].1).collect();
-        planning::plan(&statements[q].sql, &indexes, false).ok().map(|p| p.total_cost)
+        plan_statement(&statements[q], &indexes, false).ok().map(|p| p.total_cost)
     });
 
     let suggestions: Vec<Suggestion> = picks
@@ -406,6 +460,7 @@ fn suggest_indexes(
                     let statement = &advice.statements[*q];
                     serde_json::json!({
                         "queryid": statement.queryid,
+                        "role": statement.role_name,
                         "query": query_label(statement),
                         "calls": statement.calls,
                         "cost_before": round2(*before),
@@ -458,6 +513,7 @@ fn unhelped_queries(
         name!(calls, f64),
         name!(cost, Option<f64>),
         name!(reason, String),
+        name!(role, String),
     ),
 > {
     let options = options(budget_mb, max_indexes, min_improvement, top_n, min_workload_gain).or_report();
@@ -467,7 +523,7 @@ fn unhelped_queries(
         .iter()
         .map(|u| {
             let statement = &advice.statements[u.statement];
-            (statement.queryid, query_label(statement), statement.calls, u.cost.map(round2), u.reason.clone())
+            (statement.queryid, query_label(statement), statement.calls, u.cost.map(round2), u.reason.clone(), statement.role_name.clone())
         })
         .collect();
     TableIterator::new(rows)
@@ -500,7 +556,14 @@ mod tests {
 
     #[test]
     fn long_queries_are_cut_on_one_line() {
-        let statement = Statement { queryid: None, sql: format!("SELECT\n  {}", "é".repeat(300)), calls: 1.0, rows: None };
+        let statement = Statement {
+            queryid: None,
+            sql: format!("SELECT\n  {}", "é".repeat(300)),
+            role_name: String::new(),
+            planner: Err(Refusal::NotPermitted),
+            calls: 1.0,
+            rows: None,
+        };
         let label = query_label(&statement);
         assert!(label.starts_with("SELECT é") && label.ends_with('…'));
         assert_eq!(label.chars().count(), 201);

@@ -12,6 +12,7 @@ pub mod lwlock;
 pub mod parse;
 pub mod planning;
 pub mod result_set;
+pub mod role;
 pub mod spi;
 pub mod shmem;
 pub mod subxact;

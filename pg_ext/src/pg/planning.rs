@@ -6,6 +6,7 @@
 use crate::advisor::usage::{TableUsage, TableWrite, WriteKind};
 use crate::pg::hypo_index::{self, HypoIndex};
 use crate::pg::list::pointers;
+use crate::pg::role::ActingRole;
 use crate::pg::{parse, subxact};
 use pgrx::pg_sys;
 use pgrx::pg_sys::ffi::pg_guard_ffi_boundary;
@@ -17,6 +18,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub struct PlannedQuery {
     /// Estimated total cost of the statement's plan(s), in planner cost units.
     pub total_cost: f64,
+    /// Rows the top plan node of its (last) plan is estimated to return.
+    pub rows: f64,
     /// What the statement asks of each base table (only when collected).
     pub usage: Vec<TableUsage>,
     /// The table it writes, for INSERT/UPDATE/DELETE/MERGE.
@@ -89,11 +92,12 @@ impl Drop for Collecting {
     }
 }
 
-/// Plans `sql` (one SELECT/INSERT/UPDATE/DELETE/MERGE) with `indexes` as the only
-/// hypothetical indexes. Planning runs in a subtransaction that is always rolled back (locks
-/// taken by parse analysis are released) and in a memory context freed afterwards; an error
-/// (syntax, unknown table, privileges, undeterminable `$n` type) comes back as its message.
-pub fn plan(sql: &str, indexes: &[&HypoIndex], collect_usage: bool) -> Result<PlannedQuery, String> {
+/// Plans `sql` (one SELECT/INSERT/UPDATE/DELETE/MERGE) as `role`, in a restricted security
+/// context, with `indexes` as the only hypothetical indexes. Planning runs in a subtransaction
+/// that is always rolled back (locks taken by parse analysis are released) and in a memory
+/// context freed afterwards; an error (syntax, unknown table, privileges, undeterminable `$n`
+/// type) comes back as its message.
+pub fn plan(sql: &str, role: &ActingRole, indexes: &[&HypoIndex], collect_usage: bool) -> Result<PlannedQuery, String> {
     ensure_installed();
     let c_sql = CString::new(sql).map_err(|_| "the statement contains a NUL byte".to_string())?;
     let _offer = hypo_index::offer_only(indexes);
@@ -111,23 +115,34 @@ pub fn plan(sql: &str, indexes: &[&HypoIndex], collect_usage: bool) -> Result<Pl
     };
     let outcome = subxact::try_rolled_back(|| {
         parse::single_workload_statement(sql).map_err(|e| e.to_string())?;
-        // SAFETY: parse, analysis and planning allocate in `scratch`; we read the plans'
-        // costs before leaving it and keep nothing that points into it.
-        unsafe {
-            let caller = pg_sys::MemoryContextSwitchTo(scratch);
-            let planned = plan_in_current_context(&c_sql);
-            pg_sys::MemoryContextSwitchTo(caller);
-            Ok::<(f64, Option<TableWrite>, Vec<pg_sys::Oid>), String>(planned)
-        }
+        // Constant folding and selectivity estimation run functions: as the statement's role.
+        role.run(|| {
+            // SAFETY: parse, analysis and planning allocate in `scratch`; we read the plans'
+            // costs before leaving it and keep nothing that points into it.
+            unsafe {
+                let caller = pg_sys::MemoryContextSwitchTo(scratch);
+                let planned = plan_in_current_context(&c_sql);
+                pg_sys::MemoryContextSwitchTo(caller);
+                Ok::<Planned, String>(planned)
+            }
+        })
     });
     // SAFETY: nothing refers to the scratch context any more.
     unsafe { pg_sys::MemoryContextDelete(scratch) };
     let usage = collecting.map(Collecting::finish).unwrap_or_default();
     match outcome {
-        Ok(Ok((total_cost, write, used_indexes))) => Ok(PlannedQuery { total_cost, usage, write, used_indexes }),
+        Ok(Ok(Planned { total_cost, rows, write, used_indexes })) => Ok(PlannedQuery { total_cost, rows, usage, write, used_indexes }),
         Ok(Err(message)) => Err(message),
         Err(error) => Err(subxact::message(&error)),
     }
+}
+
+/// What planning found, before the usage collected by the hook is added.
+struct Planned {
+    total_cost: f64,
+    rows: f64,
+    write: Option<TableWrite>,
+    used_indexes: Vec<pg_sys::Oid>,
 }
 
 /// Plans the statement (a PREPARE is planned as the statement it prepares, with its declared
@@ -136,7 +151,7 @@ pub fn plan(sql: &str, indexes: &[&HypoIndex], collect_usage: bool) -> Result<Pl
 ///
 /// # Safety
 /// Inside a transaction with an active snapshot (a SQL function's execution).
-unsafe fn plan_in_current_context(sql: &CString) -> (f64, Option<TableWrite>, Vec<pg_sys::Oid>) {
+unsafe fn plan_in_current_context(sql: &CString) -> Planned {
     unsafe {
         let raw = pointers::<pg_sys::RawStmt>(pg_sys::raw_parser(sql.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT))[0];
         let mut param_types: *mut pg_sys::Oid = std::ptr::null_mut();
@@ -159,6 +174,7 @@ unsafe fn plan_in_current_context(sql: &CString) -> (f64, Option<TableWrite>, Ve
             std::ptr::null_mut(),
         );
         let mut cost = 0.0;
+        let mut rows = 0.0;
         let mut write = None;
         let mut used = Vec::new();
         for query in pointers::<pg_sys::Query>(queries) {
@@ -173,6 +189,7 @@ unsafe fn plan_in_current_context(sql: &CString) -> (f64, Option<TableWrite>, Ve
                 std::ptr::null_mut(),
             );
             cost += (*(*planned).planTree).total_cost;
+            rows = (*(*planned).planTree).plan_rows;
             scanned_indexes((*planned).planTree, &mut used);
             for subplan in pointers::<pg_sys::Plan>((*planned).subplans) {
                 scanned_indexes(subplan, &mut used);
@@ -185,7 +202,7 @@ unsafe fn plan_in_current_context(sql: &CString) -> (f64, Option<TableWrite>, Ve
                 write = table_write(query, (*input).plan_rows);
             }
         }
-        (cost, write, used)
+        Planned { total_cost: cost, rows, write, used_indexes: used }
     }
 }
 

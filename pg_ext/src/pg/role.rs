@@ -1,0 +1,161 @@
+//! Running planner work as the role a statement belongs to, the way ANALYZE evaluates a table
+//! owner's index expressions: `SetUserIdAndSecContext(role, SECURITY_RESTRICTED_OPERATION)`.
+//! Constant folding and selectivity estimation call functions; whatever they call then runs
+//! with that role's rights, and cannot change the session (no SET ROLE, no temporary objects).
+//! Another role's statement is also planned outside the caller's environment: with that role's
+//! own default search_path, and with the caller's temporary schema out of reach.
+
+use crate::pg::backend;
+use pgrx::pg_sys;
+use std::ffi::CString;
+
+/// The role planner work runs as, with the search_path it runs under.
+pub struct ActingRole {
+    pub oid: pg_sys::Oid,
+    /// The role's default search_path; None for the caller, who keeps the session's own.
+    search_path: Option<CString>,
+}
+
+/// Why a statement's role may not be acted as.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The role was dropped after pg_stat_statements recorded the statement.
+    Dropped,
+    /// The caller may not act as it (see `may_act_as`).
+    NotPermitted,
+}
+
+impl ActingRole {
+    /// The caller itself: its statements run as they would in its own session.
+    pub fn caller() -> Self {
+        ActingRole { oid: backend::current_user(), search_path: None }
+    }
+
+    /// `role`, when the caller may act as it; `default_search_path` is the role's own (from
+    /// `ALTER ROLE … SET`/`ALTER DATABASE … SET`, else the built-in default).
+    pub fn of(role: pg_sys::Oid, default_search_path: impl FnOnce() -> String) -> Result<Self, Refusal> {
+        if role == backend::current_user() {
+            return Ok(ActingRole::caller());
+        }
+        if !exists(role) {
+            return Err(Refusal::Dropped);
+        }
+        if !may_act_as(role) {
+            return Err(Refusal::NotPermitted);
+        }
+        let search_path = CString::new(default_search_path()).unwrap_or_else(|_| c"\"$user\", public".into());
+        Ok(ActingRole { oid: role, search_path: Some(search_path) })
+    }
+
+    /// Runs `f` as this role in a restricted security context. Call only inside a
+    /// subtransaction that is rolled back afterwards: the search_path set here is undone by
+    /// that rollback (and so are the user id and security context, if `f` raises an ERROR).
+    pub fn run<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _restore = Restore::switch_to(self);
+        f()
+    }
+}
+
+/// Whether the caller may plan a statement as `role`: it is the caller, the caller may SET ROLE
+/// to it, the caller is a superuser, or the caller reads all statistics (pg_read_all_stats)
+/// and `role` is not a superuser (whose statements only a superuser plans).
+pub fn may_act_as(role: pg_sys::Oid) -> bool {
+    let me = backend::current_user();
+    // SAFETY: role membership lookups in the catalog caches.
+    unsafe {
+        role == me
+            || pg_sys::superuser_arg(me)
+            || can_set_role(me, role)
+            || (backend::can_read_all_stats() && !pg_sys::superuser_arg(role))
+    }
+}
+
+#[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
+unsafe fn can_set_role(member: pg_sys::Oid, role: pg_sys::Oid) -> bool {
+    // SAFETY: catalog lookup; before PostgreSQL 16 membership is what SET ROLE requires.
+    unsafe { pg_sys::is_member_of_role(member, role) }
+}
+
+#[cfg(not(any(feature = "pg13", feature = "pg14", feature = "pg15")))]
+unsafe fn can_set_role(member: pg_sys::Oid, role: pg_sys::Oid) -> bool {
+    // SAFETY: catalog lookup of the SET option of the membership chain.
+    unsafe { pg_sys::member_can_set_role(member, role) }
+}
+
+fn exists(role: pg_sys::Oid) -> bool {
+    // SAFETY: a syscache probe; returns NULL for a role that does not exist.
+    unsafe {
+        let tuple = pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::AUTHOID as i32, pg_sys::Datum::from(role));
+        if tuple.is_null() {
+            return false;
+        }
+        pg_sys::ReleaseSysCache(tuple);
+        true
+    }
+}
+
+/// Puts the caller's user id, security context and temporary schema back, also when `f`
+/// unwinds with an ERROR.
+struct Restore {
+    user: pg_sys::Oid,
+    context: std::ffi::c_int,
+    /// The caller's temporary schema and its toast schema, when they were hidden.
+    temp: Option<(pg_sys::Oid, pg_sys::Oid)>,
+}
+
+impl Restore {
+    fn switch_to(role: &ActingRole) -> Self {
+        let (mut user, mut context) = (pg_sys::Oid::INVALID, 0);
+        // SAFETY: backend-local state, read and set the way ANALYZE and REFRESH MATERIALIZED
+        // VIEW do; `Drop` sets it back.
+        unsafe {
+            pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
+            pg_sys::SetUserIdAndSecContext(role.oid, context | pg_sys::SECURITY_RESTRICTED_OPERATION as std::ffi::c_int);
+        }
+        let mut restore = Restore { user, context, temp: None };
+        if let Some(search_path) = &role.search_path {
+            // SAFETY: parallel workers set the temporary schema state the same way; with it
+            // unset, name lookup never searches the caller's temporary objects (which could
+            // otherwise shadow what another role's statement names). Restored on drop.
+            unsafe {
+                let (mut temp, mut toast) = (pg_sys::Oid::INVALID, pg_sys::Oid::INVALID);
+                pg_sys::GetTempNamespaceState(&mut temp, &mut toast);
+                if temp != pg_sys::Oid::INVALID {
+                    pg_sys::SetTempNamespaceState(pg_sys::Oid::INVALID, pg_sys::Oid::INVALID);
+                    restore.temp = Some((temp, toast));
+                }
+            }
+            set_search_path(search_path);
+        }
+        restore
+    }
+}
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        // SAFETY: puts back exactly what `switch_to` read.
+        unsafe {
+            if let Some((temp, toast)) = self.temp {
+                pg_sys::SetTempNamespaceState(temp, toast);
+            }
+            pg_sys::SetUserIdAndSecContext(self.user, self.context);
+        }
+    }
+}
+
+fn set_search_path(value: &CString) {
+    // SAFETY: a GUC assignment at SET level inside the caller's subtransaction, whose rollback
+    // restores the previous value; an invalid value raises an ERROR like SET would.
+    unsafe {
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SET,
+            true,
+            0,
+            false,
+        );
+    }
+}
