@@ -50,13 +50,24 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// Scheduled maintenance by hand: `--dry-run` prints what pitstop.maintenance_plan() calls
-    /// for; without it the vacuum/analyze/reindex plan (or one configured job) runs once now,
-    /// with lock_timeout, statement_timeout, retries and pitstop.maintenance_log, as the daemon
-    /// runs it. Refused on a standby. Exit status 1 when an action failed.
+    /// for; without it the vacuum/analyze plan (or one configured job) runs once now, with
+    /// lock_timeout, statement_timeout, retries and pitstop.maintenance_log, as the daemon runs
+    /// it. Without --yes the plan is shown and confirmed on the terminal (no terminal: refused,
+    /// exit status 2). Ctrl-C cancels the running statement on the server (exit status 130).
+    /// Refused on a standby. Exit status 1 when an action failed.
     Maintenance {
         /// Print the plan (priority, action, target, command, reason) without running it.
         #[arg(long)]
         dry_run: bool,
+        /// Run without asking for confirmation (needed when stdin is not a terminal).
+        #[arg(long, short = 'y', conflicts_with = "dry_run")]
+        yes: bool,
+        /// Run at most N actions, the most urgent first.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        max_actions: Option<u32>,
+        /// Include the plan's REINDEX INDEX CONCURRENTLY actions (left out by default).
+        #[arg(long, conflicts_with = "job")]
+        include_reindex: bool,
         /// Run this configured job ([[maintenance.jobs]] name) instead of the whole plan.
         #[arg(long)]
         job: Option<String>,
@@ -79,9 +90,17 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run { config } => service::run(config.as_deref()),
         Command::CheckConfig { config } => config::check_command(config.as_deref()),
-        Command::Maintenance { dry_run, job, config } => {
+        Command::Maintenance { dry_run, yes, max_actions, include_reindex, job, config } => {
             let style = if cli.json { output::Style::Json } else { output::Style::Table { wide: false } };
-            maintenance::cli::command(cli.dsn.as_deref(), config.as_deref(), dry_run, job.as_deref(), style)
+            let args = maintenance::cli::Args {
+                config: config.as_deref(),
+                dry_run,
+                job: job.as_deref(),
+                yes,
+                max_actions: max_actions.map(|n| n as usize),
+                include_reindex,
+            };
+            maintenance::cli::command(cli.dsn.as_deref(), &args, style)
         }
         Command::Report { report, wide } => {
             let style = if cli.json { output::Style::Json } else { output::Style::Table { wide } };

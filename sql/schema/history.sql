@@ -47,7 +47,7 @@ CREATE TABLE maintenance_log (
     command     text,
     started_at  timestamptz      NOT NULL,
     duration_ms double precision,
-    outcome     text             NOT NULL CHECK (outcome IN ('running', 'ok', 'failed', 'skipped')),
+    outcome     text             NOT NULL CHECK (outcome IN ('running', 'ok', 'failed', 'skipped', 'cancelled')),
     attempt     integer          NOT NULL DEFAULT 1,
     error       text,
     detail      text

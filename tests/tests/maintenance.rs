@@ -3,11 +3,16 @@
 //! action in pitstop.maintenance_log); a locked table (lock_timeout, retries, each attempt
 //! logged with SQLSTATE 55P03, the lock holder untouched); the daemon skipping a run that would
 //! overlap the previous one; a bad cron string named by its key; and standbys, where nothing
-//! runs.
+//! runs. The command is safe to type: no terminal and no --yes runs nothing, a terminal is
+//! asked (a pseudo-terminal through util-linux `script`), --max-actions and --include-reindex
+//! bound what runs, a VACUUM PostgreSQL skipped with a WARNING is logged 'skipped', and Ctrl-C
+//! cancels the running statement on the server.
 
-use pitstop_tests::{pitstop, poll_until, ClusterOptions, Daemon, DaemonConfig, PgCluster};
+use pitstop_tests::{pitstop, pitstop_bin, poll_until, ClusterOptions, Daemon, DaemonConfig, PgCluster};
 use postgres::Client;
+use std::io::Write;
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 fn cluster_with_extension() -> PgCluster {
@@ -110,9 +115,10 @@ fn a_table_full_of_dead_tuples_is_planned_then_vacuumed_and_logged() {
     assert!(n_dead(&mut c, "bloated") >= 13_000, "a dry run must not vacuum");
     assert_eq!(c.query_one("SELECT count(*) FROM pitstop.maintenance_log", &[]).unwrap().get::<_, i64>(0), 0, "a dry run logs nothing");
 
-    let (code, out, err) = maintenance(&cluster, &config, &[]);
+    let (code, out, err) = maintenance(&cluster, &config, &["--yes"]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("bloated") && out.contains("ok"), "{out}");
+    assert!(err.contains("[1/1] vacuum public.bloated: started: VACUUM") && err.contains("[1/1] vacuum public.bloated: ok in "), "{err}");
     assert!(poll_until(Duration::from_secs(10), || n_dead(&mut c, "bloated") < 100), "dead tuples still there: {}", n_dead(&mut c, "bloated"));
 
     let rows = log_rows(&mut c, "cli");
@@ -145,7 +151,7 @@ fn a_locked_table_times_out_is_retried_and_logged_and_the_lock_holder_is_untouch
     let mut holder = cluster.connect();
     holder.batch_execute("BEGIN; LOCK TABLE held IN SHARE MODE").unwrap();
     let holder_pid: i32 = holder.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
-    let (code, out, err) = maintenance(&cluster, &config, &["--job", "nightly"]);
+    let (code, out, err) = maintenance(&cluster, &config, &["--job", "nightly", "--yes"]);
     assert_eq!(code, 1, "a failed action must fail the command:\n{out}\n{err}");
     assert!(out.contains("55P03"), "{out}");
     let rows = log_rows(&mut c, "nightly");
@@ -156,28 +162,28 @@ fn a_locked_table_times_out_is_retried_and_logged_and_the_lock_holder_is_untouch
         assert!(a.4.as_deref().is_some_and(|e| e.contains("lock timeout") && e.contains("55P03")), "{rows:?}");
     }
     assert_eq!(rows[0].2, "failed", "the run: {rows:?}");
-    assert_untouched(&mut c, holder_pid, "ShareLock");
+    assert_untouched(&mut c, holder_pid, "held", "ShareLock");
     holder.batch_execute("SELECT count(*) FROM held; COMMIT").unwrap();
     assert!(n_dead(&mut c, "held") >= 2_500, "nothing was vacuumed");
 
     // ACCESS EXCLUSIVE blocks even reading the plan's sizes: the run still fails on
     // lock_timeout (in the plan or in the action), logged, and the holder goes on.
     holder.batch_execute("BEGIN; LOCK TABLE held IN ACCESS EXCLUSIVE MODE").unwrap();
-    let (code, out, err) = maintenance(&cluster, &config, &["--job", "nightly"]);
+    let (code, out, err) = maintenance(&cluster, &config, &["--job", "nightly", "--yes"]);
     assert_eq!(code, 1, "{out}\n{err}");
     let second_run = log_rows_where(&mut c, "run_id = (SELECT max(run_id) FROM pitstop.maintenance_log WHERE job = 'nightly')");
     assert!(second_run.iter().any(|r| r.4.as_deref().is_some_and(|e| e.contains("55P03"))), "{second_run:?}");
     assert_eq!((second_run[0].0.as_str(), second_run[0].2.as_str()), ("run", "failed"), "{second_run:?}");
-    assert_untouched(&mut c, holder_pid, "AccessExclusiveLock");
+    assert_untouched(&mut c, holder_pid, "held", "AccessExclusiveLock");
     holder.batch_execute("COMMIT").unwrap();
 }
 
-/// The session `pid` is still in its transaction, holding `mode` on `held`.
-fn assert_untouched(c: &mut Client, pid: i32, mode: &str) {
+/// The session `pid` is still in its transaction, holding `mode` on `table`.
+fn assert_untouched(c: &mut Client, pid: i32, table: &str, mode: &str) {
     let state: String = c.query_one("SELECT state FROM pg_stat_activity WHERE pid = $1", &[&pid]).unwrap().get(0);
     assert_eq!(state, "idle in transaction");
     let held: i64 = c
-        .query_one("SELECT count(*) FROM pg_locks WHERE pid = $1 AND relation = 'held'::regclass AND mode = $2 AND granted", &[&pid, &mode])
+        .query_one("SELECT count(*) FROM pg_locks WHERE pid = $1 AND relation = $3::text::regclass AND mode = $2 AND granted", &[&pid, &mode, &table])
         .unwrap()
         .get(0);
     assert_eq!(held, 1, "{mode} no longer held");
@@ -264,10 +270,10 @@ fn nothing_runs_on_a_standby() {
     assert!(s.query_one("SELECT pg_is_in_recovery()", &[]).unwrap().get::<_, bool>(0));
     let config = ConfigFile::new("");
 
-    let (code, out, err) = maintenance(&standby, &config, &[]);
+    let (code, out, err) = maintenance(&standby, &config, &["--yes"]);
     assert_eq!(code, 1, "{out}\n{err}");
     assert!(err.contains("refusing to run maintenance") && err.contains("standby"), "{err}");
-    let (code, _, err) = maintenance(&standby, &config, &["--job", "prune"]);
+    let (code, _, err) = maintenance(&standby, &config, &["--job", "prune", "--yes"]);
     assert_eq!(code, 1, "{err}");
     let (code, out, err) = maintenance(&standby, &config, &["--dry-run"]);
     assert_eq!(code, 0, "a dry run only reads, also on a standby: {out}\n{err}");
@@ -289,4 +295,260 @@ fn without_the_extension_the_command_says_how_to_install_it() {
     let (code, out, err) = maintenance(&cluster, &config, &["--dry-run"]);
     assert_eq!(code, 1, "{out}\n{err}");
     assert!(err.contains("pitstop extension is not installed") && err.contains("HINT:  CREATE EXTENSION pitstop"), "{err}");
+}
+
+/// `last_vacuum` of `name` as text (NULL: never vacuumed by hand).
+fn last_vacuum(c: &mut Client, name: &str) -> Option<String> {
+    c.batch_execute("SELECT pg_stat_clear_snapshot()").unwrap();
+    c.query_one("SELECT last_vacuum::text FROM pg_stat_user_tables WHERE relname = $1", &[&name]).unwrap().get(0)
+}
+
+fn log_count(c: &mut Client) -> i64 {
+    c.query_one("SELECT count(*) FROM pitstop.maintenance_log", &[]).unwrap().get(0)
+}
+
+#[test]
+fn without_a_terminal_and_without_yes_nothing_runs() {
+    let cluster = cluster_with_extension();
+    let mut c = cluster.connect();
+    dead_table(&mut c, "untouched", 3_000);
+    let config = ConfigFile::new("");
+    let dead_before = n_dead(&mut c, "untouched");
+
+    // The harness runs pitstop with stdin on /dev/null: no terminal to confirm on.
+    for args in [&[][..], &["--job", "vacuum"][..], &["--max-actions", "1"][..], &["--json"][..]] {
+        let (code, out, err) = maintenance(&cluster, &config, args);
+        assert_eq!(code, 2, "{args:?} must be refused:\n{out}\n{err}");
+        assert!(err.contains("refusing to run maintenance without confirmation") && err.contains("--yes"), "{err}");
+        assert!(out.is_empty(), "{out}");
+    }
+    assert_eq!(log_count(&mut c), 0, "nothing logged");
+    assert_eq!(last_vacuum(&mut c, "untouched"), None, "nothing vacuumed");
+    assert_eq!(n_dead(&mut c, "untouched"), dead_before);
+    // Nothing asked when only reading.
+    let (code, out, err) = maintenance(&cluster, &config, &["--dry-run"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("untouched"), "{out}");
+    // N must be at least 1.
+    let (code, _, err) = maintenance(&cluster, &config, &["--yes", "--max-actions", "0"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--max-actions"), "{err}");
+    assert_eq!(log_count(&mut c), 0);
+}
+
+#[test]
+fn max_actions_runs_that_many_in_priority_order() {
+    let cluster = cluster_with_extension();
+    let mut c = cluster.connect();
+    // Most dead tuples first within the vacuum priority.
+    dead_table(&mut c, "most", 9_000);
+    dead_table(&mut c, "more", 6_000);
+    dead_table(&mut c, "few", 3_000);
+    let config = ConfigFile::new("");
+
+    let (code, out, err) = maintenance(&cluster, &config, &["--dry-run", "--max-actions", "2", "--json"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let targets: Vec<&str> = plan.as_array().unwrap().iter().map(|r| r["target"].as_str().unwrap()).collect();
+    assert_eq!(targets, ["public.most", "public.more"], "{out}");
+
+    let (code, out, err) = maintenance(&cluster, &config, &["--yes", "--max-actions", "1", "--json"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("--json must stay JSON: {e}: {out}"));
+    assert_eq!(report["actions"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(report["actions"][0]["target"], "public.most", "{report}");
+    assert!(err.contains("[1/1] vacuum public.most: started") && err.contains("[1/1] vacuum public.most: ok in"), "{err}");
+    let actions = log_rows_where(&mut c, "job = 'cli' AND action <> 'run'");
+    assert_eq!(actions.len(), 1, "exactly one action: {actions:?}");
+    assert_eq!((actions[0].1.as_deref(), actions[0].2.as_str()), (Some("public.most"), "ok"), "{actions:?}");
+    assert!(last_vacuum(&mut c, "most").is_some());
+    assert_eq!((last_vacuum(&mut c, "more"), last_vacuum(&mut c, "few")), (None, None), "only one action ran");
+}
+
+#[test]
+fn reindex_runs_only_when_asked_for() {
+    let cluster = cluster_with_extension();
+    let mut c = cluster.connect();
+    for statement in [
+        "CREATE TABLE loose (id int, pad text)",
+        "INSERT INTO loose SELECT g, 'p' FROM generate_series(1, 200000) g",
+        "CREATE INDEX loose_id ON loose (id)",
+        "DELETE FROM loose WHERE id % 10 <> 0",
+        "VACUUM loose",
+        "ANALYZE loose",
+    ] {
+        c.batch_execute(statement).unwrap();
+    }
+    // A reindex job's thresholds are the ones the command plans with.
+    let config = ConfigFile::new(
+        "[[maintenance.jobs]]\nname = \"reindex\"\nkind = \"reindex\"\nenabled = false\nschedule = \"0 2 * * 0\"\nbloat_pct = 30.0\nmin_bytes = 1000000\n",
+    );
+    let reindex_rows = |json: &str| -> usize {
+        let plan: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
+        plan.as_array().unwrap().iter().filter(|r| r["action"] == "reindex" && r["command"].as_str().is_some_and(|x| x.contains("loose_id"))).count()
+    };
+
+    let (code, out, err) = maintenance(&cluster, &config, &["--dry-run", "--json", "--include-reindex"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(reindex_rows(&out), 1, "the index is in the plan: {out}");
+    let (code, out, err) = maintenance(&cluster, &config, &["--dry-run", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(reindex_rows(&out), 0, "{out}");
+    assert!(err.contains("1 reindex action left out (add --include-reindex"), "{err}");
+
+    let (code, out, err) = maintenance(&cluster, &config, &["--yes"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(log_rows_where(&mut c, "action = 'reindex'").is_empty(), "{:?}", log_rows(&mut c, "cli"));
+    let (code, out, err) = maintenance(&cluster, &config, &["--yes", "--include-reindex"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let reindexed = log_rows_where(&mut c, "action = 'reindex'");
+    assert_eq!(reindexed.len(), 1, "{reindexed:?}");
+    assert_eq!(reindexed[0].2, "ok", "{reindexed:?}");
+    // --include-reindex is for the whole plan; a reindex job (--job) reindexes anyway.
+    let (code, _, err) = maintenance(&cluster, &config, &["--yes", "--job", "reindex", "--include-reindex"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cannot be used with"), "{err}");
+}
+
+#[test]
+fn a_table_the_login_role_may_not_vacuum_is_logged_skipped_with_the_warning() {
+    let cluster = cluster_with_extension();
+    let mut c = cluster.connect();
+    dead_table(&mut c, "not_mine", 3_000);
+    // A maintenance role that can read the plan and write the log, but owns no table.
+    c.batch_execute(
+        "CREATE ROLE janitor LOGIN;
+         GRANT USAGE ON SCHEMA pitstop TO janitor;
+         GRANT SELECT, INSERT, UPDATE ON pitstop.maintenance_log TO janitor;
+         GRANT USAGE ON SEQUENCE pitstop.maintenance_log_id_seq TO janitor;
+         GRANT pg_monitor TO janitor;",
+    )
+    .unwrap();
+    let config = ConfigFile::new("");
+    let dsn = cluster.dsn().replace("user=postgres", "user=janitor");
+    let path = config.path();
+    let (code, out, err) = pitstop(&["--dsn", &dsn, "maintenance", "--yes", "--config", &path]);
+    assert_eq!(code, 0, "a skip is not a failure:\n{out}\n{err}");
+    let rows = log_rows_where(&mut c, "target = 'public.not_mine'");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let (action, _, outcome, _, error, detail) = &rows[0];
+    assert_eq!((action.as_str(), outcome.as_str(), error.as_deref()), ("vacuum", "skipped", None), "{rows:?}");
+    let detail = detail.as_deref().unwrap_or("");
+    assert!(detail.contains("WARNING") && detail.contains("skipping \"not_mine\" --- only table or database owner can vacuum it"), "{detail}");
+    assert!(out.contains("skipped") && err.contains("vacuum public.not_mine: skipped: skipped by PostgreSQL"), "{out}\n{err}");
+    assert_eq!(last_vacuum(&mut c, "not_mine"), None, "PostgreSQL did skip it");
+}
+
+#[test]
+fn ctrl_c_cancels_the_running_statement_on_the_server_and_starts_nothing_more() {
+    let cluster = cluster_with_extension();
+    let mut c = cluster.connect();
+    dead_table(&mut c, "waits", 9_000);
+    dead_table(&mut c, "next_one", 3_000);
+    // The first VACUUM waits for this lock (lock_timeout is long): a real, long action.
+    let mut holder = cluster.connect();
+    holder.batch_execute("BEGIN; LOCK TABLE waits IN SHARE MODE").unwrap();
+    let holder_pid: i32 = holder.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    let config = ConfigFile::new("[maintenance]\nlock_timeout = \"5min\"\n");
+
+    let mut cmd = Command::new(pitstop_bin());
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("PITSTOP_") {
+            cmd.env_remove(&k);
+        }
+    }
+    let child = cmd
+        .args(["--dsn", &cluster.dsn(), "maintenance", "--yes", "--config", &config.path()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let waiting = |c: &mut Client| -> i64 {
+        c.query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pitstop-cli' AND query LIKE 'VACUUM%waits' AND state = 'active'",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+    };
+    assert!(poll_until(Duration::from_secs(20), || waiting(&mut c) == 1), "the VACUUM never started");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(waiting(&mut c), 1, "the VACUUM is running (waiting for the lock)");
+
+    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let output = wait_with_timeout(child, Duration::from_secs(20));
+    let (out, err) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert_eq!(output.status.code(), Some(130), "exit status after Ctrl-C:\n{out}\n{err}");
+    assert_eq!(waiting(&mut c), 0, "the statement was cancelled on the server");
+    assert!(err.contains("interrupted") && err.contains("vacuum public.waits: cancelled after"), "{err}");
+
+    let rows = log_rows(&mut c, "cli");
+    let waits: Vec<&LogRow> = rows.iter().filter(|r| r.1.as_deref() == Some("public.waits")).collect();
+    assert_eq!(waits.len(), 1, "{rows:?}");
+    assert_eq!(waits[0].2, "cancelled", "{rows:?}");
+    assert!(waits[0].4.as_deref().is_some_and(|e| e.contains("57014")), "{rows:?}");
+    let next: Vec<&LogRow> = rows.iter().filter(|r| r.1.as_deref() == Some("public.next_one")).collect();
+    assert_eq!(next.len(), 1, "{rows:?}");
+    assert_eq!(next[0].2, "skipped", "no further action starts: {rows:?}");
+    assert_eq!((rows[0].0.as_str(), rows[0].2.as_str()), ("run", "cancelled"), "{rows:?}");
+    assert_eq!(last_vacuum(&mut c, "next_one"), None);
+    assert_untouched(&mut c, holder_pid, "waits", "ShareLock");
+    holder.batch_execute("COMMIT").unwrap();
+}
+
+/// Waits for `child` to exit (killing it after `timeout`) and collects its output.
+fn wait_with_timeout(mut child: Child, timeout: Duration) -> std::process::Output {
+    let exited = poll_until(timeout, || child.try_wait().ok().flatten().is_some());
+    if !exited {
+        let _ = child.kill();
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(exited, "still running after {timeout:?}:\n{}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    output
+}
+
+/// `pitstop maintenance` on a pseudo-terminal (util-linux `script`), answering `answer`.
+fn on_a_terminal(cluster: &PgCluster, config: &ConfigFile, answer: &str) -> (Option<i32>, String) {
+    let line = format!("{} --dsn '{}' maintenance --config '{}'", pitstop_bin().display(), cluster.dsn(), config.path());
+    let mut child = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env_remove("PITSTOP_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs a command on a pseudo-terminal");
+    child.stdin.take().unwrap().write_all(format!("{answer}\n").as_bytes()).unwrap();
+    let output = wait_with_timeout(child, Duration::from_secs(30));
+    (output.status.code(), String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr))
+}
+
+#[test]
+fn on_a_terminal_the_plan_is_shown_and_only_yes_runs_it() {
+    let cluster = cluster_with_extension();
+    let mut c = cluster.connect();
+    dead_table(&mut c, "asked", 3_000);
+    let config = ConfigFile::new("");
+
+    let (code, shown) = on_a_terminal(&cluster, &config, "n");
+    assert!(shown.contains("public.asked") && shown.contains("VACUUM (ANALYZE)"), "the plan is shown: {shown}");
+    assert!(shown.contains("Run this action? [y/N]"), "{shown}");
+    assert!(shown.contains("Nothing was run"), "{shown}");
+    assert_eq!(code, Some(1), "{shown}");
+    assert_eq!(log_count(&mut c), 0, "answering n runs nothing");
+    assert_eq!(last_vacuum(&mut c, "asked"), None);
+
+    let (code, shown) = on_a_terminal(&cluster, &config, "");
+    assert_eq!(code, Some(1), "the default is no: {shown}");
+    assert_eq!(log_count(&mut c), 0);
+
+    let (code, shown) = on_a_terminal(&cluster, &config, "y");
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(shown.contains("vacuum public.asked: ok in"), "{shown}");
+    assert!(last_vacuum(&mut c, "asked").is_some(), "answering y runs the plan");
+    let actions = log_rows_where(&mut c, "action = 'vacuum'");
+    assert_eq!(actions.len(), 1, "{actions:?}");
+    assert_eq!(actions[0].2, "ok", "{actions:?}");
 }

@@ -1,25 +1,57 @@
 //! `pitstop maintenance`: `--dry-run` prints the plan (read-only, works on a standby too);
-//! without it the vacuum/analyze/reindex plan — or one configured job with `--job NAME` — runs
-//! once now, under the same safety rails and logging as the daemon's runs (windows aside: a
-//! run asked for by hand starts now). Exit status 1 when any action failed.
+//! without it the vacuum/analyze plan (REINDEX only with `--include-reindex`) — or one
+//! configured job with `--job NAME` — runs once now, under the same safety rails and logging
+//! as the daemon's runs (windows aside: a run asked for by hand starts now).
+//!
+//! It is safe to type: without `--yes` the plan is shown and a terminal is asked to confirm;
+//! with no terminal to ask, nothing runs. Each action is reported on stderr as it starts and
+//! ends; the result table (or `--json`) goes to stdout. Ctrl-C cancels the statement running
+//! on the server and starts nothing more. Exit status: 0 done, 1 an action failed (or the
+//! answer was no), 2 refused (no terminal and no `--yes`), 130 interrupted.
 
-use super::execute::{bound_session, run_job, RunOptions, RunReport};
+use super::execute::{bound_session, run_planned, ActionReport, Progress, RunOptions, RunReport};
 use super::guard::Busy;
-use super::plan::{plan, JobWork, Problem};
+use super::log::Outcome;
+use super::plan::{self, JobWork, Planned, Problem};
+use super::session::Session;
 use crate::config::{self, Config};
 use crate::db;
 use crate::output::{self, Style};
-use anyhow::anyhow;
+use anyhow::{anyhow, Context};
 use serde_json::{json, Map, Value};
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio_postgres::NoTls;
 use tokio_util::sync::CancellationToken;
 
 /// The job name runs from the command line are logged under (without --job).
 const CLI_JOB: &str = "cli";
 
-pub fn command(dsn: Option<&str>, config: Option<&Path>, dry_run: bool, job: Option<&str>, style: Style) -> ExitCode {
-    let cfg = match Config::load(config) {
+/// Plan actions the command runs without --job unless --include-reindex.
+const WITHOUT_REINDEX: &[&str] = &["vacuum_freeze", "vacuum", "analyze"];
+
+/// Exit status when there is no terminal to confirm on and no --yes.
+const REFUSED: u8 = 2;
+/// Exit status after Ctrl-C, as shells report a command killed by SIGINT.
+const INTERRUPTED: u8 = 130;
+
+/// What `pitstop maintenance` was asked to do.
+pub struct Args<'a> {
+    pub config: Option<&'a Path>,
+    pub dry_run: bool,
+    pub job: Option<&'a str>,
+    /// Run without asking.
+    pub yes: bool,
+    /// At most this many actions, in the plan's priority order.
+    pub max_actions: Option<usize>,
+    pub include_reindex: bool,
+}
+
+pub fn command(dsn: Option<&str>, args: &Args<'_>, style: Style) -> ExitCode {
+    let cfg = match Config::load(args.config) {
         Ok(cfg) => cfg,
         Err(errors) => {
             config::report_errors(&errors);
@@ -27,7 +59,7 @@ pub fn command(dsn: Option<&str>, config: Option<&Path>, dry_run: bool, job: Opt
         }
     };
     let m = &cfg.maintenance;
-    let (name, work) = match job {
+    let (name, work) = match args.job {
         None => (CLI_JOB, JobWork::whole_plan(m.plan_thresholds())),
         Some(name) => match m.job(name) {
             Some(j) => (j.name.as_str(), JobWork::of(j)),
@@ -38,40 +70,147 @@ pub fn command(dsn: Option<&str>, config: Option<&Path>, dry_run: bool, job: Opt
             }
         },
     };
+    if !args.dry_run && !args.yes && !std::io::stdin().is_terminal() {
+        eprintln!(
+            "error: refusing to run maintenance without confirmation: stdin is not a terminal to ask on.\n\
+             HINT:  pitstop maintenance --dry-run shows the plan; add --yes to run it unattended."
+        );
+        return ExitCode::from(REFUSED);
+    }
     let Some(runtime) = crate::cli_runtime() else { return ExitCode::FAILURE };
     let result = runtime.block_on(async {
-        let client = db::connect(dsn).await?;
-        bound_session(&client, m).await?;
-        if dry_run {
-            let (planned, note) = plan(&client, &work, true).await.map_err(explain)?;
-            let rows: Vec<Map<String, Value>> = planned
-                .iter()
-                .map(|p| object(json!({"priority": p.priority, "action": p.action, "target": p.target, "command": p.command, "reason": p.reason})))
-                .collect();
+        let session = connect(dsn).await?;
+        let client = &session.client;
+        bound_session(client, m).await?;
+        if args.dry_run {
+            let (planned, note) = plan::plan(client, &work, true).await.map_err(explain)?;
+            let planned = select(planned, args);
             let empty = note.unwrap_or_else(|| "Nothing to do: no table or index is past the thresholds.".into());
-            println!("{}", output::render(&rows, style, &empty));
-            return Ok(true);
+            println!("{}", output::render(&plan_rows(&planned), style, &empty));
+            return Ok(ExitCode::SUCCESS);
         }
+        plan::check(client, &work, false).await.map_err(explain)?;
+        let planned = match plan::actions(client, &work).await {
+            Ok((planned, note)) => Ok((select(planned, args), note)),
+            // Before a confirmation nothing is logged; with --yes this is a failed run.
+            Err(e) if !args.yes => return Err(e.into()),
+            Err(e) => Err(e),
+        };
+        if let (false, Ok((planned, note))) = (args.yes, &planned) {
+            if planned.is_empty() {
+                eprintln!("{}", note.as_deref().unwrap_or("Nothing to do: no table or index is past the thresholds."));
+                return Ok(ExitCode::SUCCESS);
+            }
+            if !confirm(planned)? {
+                eprintln!("Nothing was run.");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        // Installed before the first action starts: from here SIGINT cancels instead of killing.
+        let sigint = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+        let cancel = CancellationToken::new();
+        tokio::spawn(interrupt(sigint, cancel.clone()));
         let options = RunOptions {
             job: name,
             work: &work,
             window: None,
             settings: m,
             targets: &Busy::default(),
-            cancel: &CancellationToken::new(),
+            cancel: &cancel,
+            stopping: "interrupted (Ctrl-C)",
             detail: "pitstop maintenance (command line)".into(),
+            progress: Some(&print_progress),
         };
-        let report = run_job(&client, &options).await.map_err(explain)?;
+        let report = run_planned(&session, &options, planned).await.map_err(explain)?;
         print_report(&report, style);
-        Ok::<_, anyhow::Error>(report.outcome != super::log::Outcome::Failed)
+        Ok::<_, anyhow::Error>(match report.outcome {
+            Outcome::Cancelled => ExitCode::from(INTERRUPTED),
+            Outcome::Failed => ExitCode::FAILURE,
+            _ if cancel.is_cancelled() => ExitCode::from(INTERRUPTED),
+            _ => ExitCode::SUCCESS,
+        })
     });
     match result {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("{}", db::describe_error(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A CLI session (the libpq settings, as `db::connect`) whose warnings are kept.
+async fn connect(dsn: Option<&str>) -> anyhow::Result<Session> {
+    let config = db::config(dsn, &|name| std::env::var(name).ok())?;
+    let (client, connection) = config.connect(NoTls).await.context("cannot connect to PostgreSQL")?;
+    Ok(Session::new(client, connection))
+}
+
+/// The actions this command runs: REINDEX only when asked for (by --include-reindex, or a
+/// reindex job named with --job), at most --max-actions of them.
+fn select(mut planned: Vec<Planned>, args: &Args<'_>) -> Vec<Planned> {
+    if args.job.is_none() && !args.include_reindex {
+        let before = planned.len();
+        planned.retain(|p| WITHOUT_REINDEX.contains(&p.action.as_str()));
+        if planned.len() < before {
+            let n = before - planned.len();
+            eprintln!("note: {n} reindex action{} left out (add --include-reindex to run {})", plural(n), if n == 1 { "it" } else { "them" });
+        }
+    }
+    if let Some(max) = args.max_actions {
+        if planned.len() > max {
+            eprintln!("note: the first {max} of {} actions (--max-actions {max})", planned.len());
+            planned.truncate(max);
+        }
+    }
+    planned
+}
+
+/// Shows the plan on stderr and asks on the terminal whether to run it (default no).
+fn confirm(planned: &[Planned]) -> anyhow::Result<bool> {
+    // Full commands, unwrapped: what is confirmed is what runs.
+    eprintln!("{}", output::render(&plan_rows(planned), Style::Table { wide: true }, ""));
+    match planned.len() {
+        1 => eprint!("Run this action? [y/N] "),
+        n => eprint!("Run these {n} actions? [y/N] "),
+    }
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer).context("cannot read the answer")?;
+    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+}
+
+/// First SIGINT (Ctrl-C): cancel (the running statement is cancelled on the server, nothing
+/// more starts). A second one exits at once.
+async fn interrupt(mut sigint: Signal, cancel: CancellationToken) {
+    if sigint.recv().await.is_none() {
+        return;
+    }
+    eprintln!("interrupted: cancelling the running statement (Ctrl-C again to quit at once)");
+    cancel.cancel();
+    if sigint.recv().await.is_some() {
+        std::process::exit(i32::from(INTERRUPTED));
+    }
+}
+
+fn print_progress(event: Progress<'_>) {
+    match event {
+        Progress::Start { n, of, action, attempt } => {
+            let again = if attempt > 1 { format!(" (attempt {attempt})") } else { String::new() };
+            eprintln!("[{n}/{of}] {} {}: started{again}: {}", action.action, action.target, action.command);
+        }
+        Progress::End { n, of, report } => eprintln!("[{n}/{of}] {} {}: {}", report.action, report.target, ending(report)),
+    }
+}
+
+/// "ok in 1.2s", "failed after 0.2s: …", "skipped: …", "cancelled after 3s".
+fn ending(a: &ActionReport) -> String {
+    let took = humantime::format_duration(Duration::from_millis(a.duration_ms.round() as u64));
+    let why = a.error.as_deref().or(a.detail.as_deref()).map(|w| format!(": {w}")).unwrap_or_default();
+    match a.outcome {
+        Outcome::Ok => format!("ok in {took}"),
+        Outcome::Skipped => format!("skipped{}", a.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()),
+        outcome => format!("{} after {took}{why}", outcome.as_str()),
     }
 }
 
@@ -84,11 +223,27 @@ fn explain(problem: Problem) -> anyhow::Error {
     }
 }
 
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
 fn object(value: Value) -> Map<String, Value> {
     match value {
         Value::Object(map) => map,
         _ => Map::new(),
     }
+}
+
+/// The plan as `--dry-run` and the confirmation show it.
+fn plan_rows(planned: &[Planned]) -> Vec<Map<String, Value>> {
+    planned
+        .iter()
+        .map(|p| object(json!({"priority": p.priority, "action": p.action, "target": p.target, "command": p.command, "reason": p.reason})))
+        .collect()
 }
 
 fn print_report(report: &RunReport, style: Style) {

@@ -4,6 +4,9 @@
 //! (across jobs); actions start only inside the job's window; failures that may pass
 //! (lock_timeout, deadlock) are retried with backoff. Every statement is sent alone on an
 //! autocommit session — VACUUM and REINDEX CONCURRENTLY refuse to run in a transaction block.
+//! A VACUUM or ANALYZE that PostgreSQL skipped with a WARNING is 'skipped', not 'ok'. When the
+//! run is cancelled, the statement running is cancelled on the server (as psql does on
+//! Ctrl-C), that action is 'cancelled' and no further action starts.
 //! The run and every attempt of every action are recorded in `pitstop.maintenance_log`.
 
 use super::command;
@@ -12,6 +15,7 @@ use super::log::{Entry, Log, Outcome};
 use super::plan::{self, JobWork, Planned, Problem, Work};
 use super::retry::Retry;
 use super::schedule::Window;
+use super::session::{self, Session};
 use super::{prune, snapshot};
 use crate::config::maintenance::MaintenanceConfig;
 use crate::db::describe_pg;
@@ -31,8 +35,18 @@ pub struct RunOptions<'a> {
     /// Targets being acted on, shared by every job of this process.
     pub targets: &'a Busy,
     pub cancel: &'a CancellationToken,
+    /// Why actions stop starting once `cancel` fires ("the daemon is stopping").
+    pub stopping: &'a str,
     /// Why the run started, for the run's log row.
     pub detail: String,
+    /// Told when each action starts and ends (the command line prints it).
+    pub progress: Option<&'a (dyn Fn(Progress<'_>) + Sync)>,
+}
+
+/// An action starting (each attempt) or ending; `n` counts from 1 up to `of`.
+pub enum Progress<'a> {
+    Start { n: usize, of: usize, action: &'a Planned, attempt: i32 },
+    End { n: usize, of: usize, report: &'a ActionReport },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -67,13 +81,28 @@ pub async fn bound_session(client: &Client, settings: &MaintenanceConfig) -> Res
         .await
 }
 
-pub async fn run_job(client: &Client, o: &RunOptions<'_>) -> Result<RunReport, Problem> {
+/// Reads what `o.work` calls for now and carries it out.
+pub async fn run_job(session: &Session, o: &RunOptions<'_>) -> Result<RunReport, Problem> {
+    let client = &session.client;
     bound_session(client, o.settings).await?;
     plan::check(client, o.work, false).await?;
+    let planned = plan::actions(client, o.work).await;
+    run_planned(session, o, planned).await
+}
+
+/// Carries out actions already read (with `plan::actions`, after `plan::check` and
+/// `bound_session`): the command line shows them and asks before they run. A plan that could
+/// not be read is recorded as a failed run.
+pub async fn run_planned(
+    session: &Session,
+    o: &RunOptions<'_>,
+    planned: Result<(Vec<Planned>, Option<String>), tokio_postgres::Error>,
+) -> Result<RunReport, Problem> {
+    let client = &session.client;
     let log = Log::new(client, o.job);
     let started = Instant::now();
     let run_id = log.start_run(Outcome::Running, &o.detail).await?;
-    let (planned, note) = match plan::actions(client, o.work).await {
+    let (planned, note) = match planned {
         Ok(actions) => actions,
         Err(e) => {
             let error = describe_pg(&e);
@@ -89,23 +118,37 @@ pub async fn run_job(client: &Client, o: &RunOptions<'_>) -> Result<RunReport, P
         return Ok(RunReport { run_id, job: o.job.to_string(), outcome: Outcome::Skipped, detail: note, actions: Vec::new() });
     }
     let mut actions = Vec::new();
-    for p in &planned {
+    let of = planned.len();
+    for (i, p) in planned.iter().enumerate() {
         let closed = o.window.filter(|w| !w.contains_at(o.settings.timezone, chrono::Utc::now()));
         let report = if o.cancel.is_cancelled() {
-            skip(&log, run_id, p, "the daemon is stopping").await?
+            skip(&log, run_id, p, o.stopping).await?
         } else if let Some(w) = closed {
             skip(&log, run_id, p, &format!("the window {w} closed")).await?
         } else {
-            act(&log, client, run_id, p, o).await?
+            act(&log, session, run_id, p, o, (i + 1, of)).await?
         };
+        if let Some(progress) = o.progress {
+            progress(Progress::End { n: i + 1, of, report: &report });
+        }
         actions.push(report);
     }
     let count = |outcome| actions.iter().filter(|a| a.outcome == outcome).count();
-    let (ok, failed, skipped) = (count(Outcome::Ok), count(Outcome::Failed), count(Outcome::Skipped));
-    let outcome = if failed > 0 { Outcome::Failed } else { Outcome::Ok };
+    let (ok, failed, skipped, cancelled) = (count(Outcome::Ok), count(Outcome::Failed), count(Outcome::Skipped), count(Outcome::Cancelled));
+    let outcome = if cancelled > 0 || o.cancel.is_cancelled() {
+        Outcome::Cancelled
+    } else if failed > 0 {
+        Outcome::Failed
+    } else {
+        Outcome::Ok
+    };
     let detail = match actions.len() {
         0 => "nothing to do".to_string(),
-        n => format!("{n} action{}: {ok} ok, {failed} failed, {skipped} skipped", if n == 1 { "" } else { "s" }),
+        n => format!(
+            "{n} action{}: {ok} ok, {failed} failed, {skipped} skipped{}",
+            if n == 1 { "" } else { "s" },
+            if cancelled > 0 { format!(", {cancelled} cancelled") } else { String::new() }
+        ),
     };
     log.finish(run_id, outcome, started.elapsed(), None, Some(&detail)).await?;
     Ok(RunReport { run_id, job: o.job.to_string(), outcome, detail, actions })
@@ -125,8 +168,9 @@ async fn skip(log: &Log<'_>, run_id: i64, p: &Planned, why: &str) -> Result<Acti
     Ok(report(p, Outcome::Skipped, 0, Duration::ZERO, None, Some(detail)))
 }
 
-/// One action: checked, claimed, then attempted until it succeeds or fails for good.
-async fn act(log: &Log<'_>, client: &Client, run_id: i64, p: &Planned, o: &RunOptions<'_>) -> Result<ActionReport, tokio_postgres::Error> {
+/// One action: checked, claimed, then attempted until it succeeds, fails for good or is
+/// cancelled.
+async fn act(log: &Log<'_>, session: &Session, run_id: i64, p: &Planned, o: &RunOptions<'_>, (n, of): (usize, usize)) -> Result<ActionReport, tokio_postgres::Error> {
     if let Work::Command(row) = &p.work {
         if let Err(why) = command::check(row) {
             warn!("maintenance: job {}: {why}", o.job);
@@ -147,24 +191,52 @@ async fn act(log: &Log<'_>, client: &Client, run_id: i64, p: &Planned, o: &RunOp
     let mut attempt = 1;
     loop {
         let id = log.action(run_id, &entry(p, attempt), Outcome::Running, None).await?;
+        if let Some(progress) = o.progress {
+            progress(Progress::Start { n, of, action: p, attempt });
+        }
         let t = Instant::now();
-        match perform(client, &p.work, o.cancel).await {
+        session.take_warnings();
+        let result = perform(&session.client, &p.work, o.cancel).await;
+        let skipped: Vec<String> = session
+            .take_warnings()
+            .iter()
+            .filter(|w| session::is_skip(w.code().code(), w.message()))
+            .map(|w| format!("WARNING: {} (SQLSTATE {})", w.message(), w.code().code()))
+            .collect();
+        match result {
+            Ok(_) if !skipped.is_empty() => {
+                let detail = format!("skipped by PostgreSQL: {}", skipped.join("; "));
+                log.finish(id, Outcome::Skipped, t.elapsed(), None, Some(&detail)).await?;
+                warn!("maintenance: job {}: {} {} {detail}", o.job, p.action, p.target);
+                return Ok(report(p, Outcome::Skipped, attempt, begun.elapsed(), None, Some(detail)));
+            }
             Ok(detail) => {
                 log.finish(id, Outcome::Ok, t.elapsed(), None, detail.as_deref()).await?;
                 info!("maintenance: job {}: {} {} done in {:?}", o.job, p.action, p.target, round(t.elapsed()));
                 return Ok(report(p, Outcome::Ok, attempt, begun.elapsed(), None, detail));
             }
+            Err(e) if o.cancel.is_cancelled() => {
+                let error = describe_pg(&e);
+                let detail = format!("cancelled: {}", o.stopping);
+                log.finish(id, Outcome::Cancelled, t.elapsed(), Some(&error), Some(&detail)).await?;
+                info!("maintenance: job {}: {} {} cancelled after {:?}: {error}", o.job, p.action, p.target, round(t.elapsed()));
+                return Ok(report(p, Outcome::Cancelled, attempt, begun.elapsed(), Some(error), Some(detail)));
+            }
             Err(e) => {
                 let error = describe_pg(&e);
                 log.finish(id, Outcome::Failed, t.elapsed(), Some(&error), None).await?;
-                let delay = if o.cancel.is_cancelled() { None } else { retry.after_failure(e.code().map(|c| c.code())) };
+                let delay = retry.after_failure(e.code().map(|c| c.code()));
                 let Some(delay) = delay else {
                     warn!("maintenance: job {}: {} {} failed (attempt {attempt}): {error}", o.job, p.action, p.target);
                     return Ok(report(p, Outcome::Failed, attempt, begun.elapsed(), Some(error), None));
                 };
                 info!("maintenance: job {}: {} {} failed (attempt {attempt}): {error}; retrying in {:?}", o.job, p.action, p.target, round(delay));
                 tokio::select! {
-                    _ = o.cancel.cancelled() => return Ok(report(p, Outcome::Failed, attempt, begun.elapsed(), Some(error), None)),
+                    _ = o.cancel.cancelled() => {
+                        let detail = format!("cancelled before attempt {}: {}", attempt + 1, o.stopping);
+                        log.action(run_id, &Entry { detail: Some(&detail), ..entry(p, attempt + 1) }, Outcome::Cancelled, None).await?;
+                        return Ok(report(p, Outcome::Cancelled, attempt, begun.elapsed(), Some(error), Some(detail)));
+                    }
                     _ = tokio::time::sleep(delay) => {}
                 }
                 attempt += 1;

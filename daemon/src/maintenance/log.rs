@@ -22,6 +22,8 @@ pub enum Outcome {
     Ok,
     Failed,
     Skipped,
+    /// Stopped on request (Ctrl-C, the daemon stopping): its statement was cancelled on the server.
+    Cancelled,
 }
 
 impl Outcome {
@@ -31,6 +33,7 @@ impl Outcome {
             Outcome::Ok => "ok",
             Outcome::Failed => "failed",
             Outcome::Skipped => "skipped",
+            Outcome::Cancelled => "cancelled",
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod prune;
 pub mod retry;
 mod runner;
 pub mod schedule;
+pub mod session;
 pub mod snapshot;
 
 pub use runner::run;

@@ -9,6 +9,7 @@ use super::guard::{Busy, Claim};
 use super::log::{Log, Outcome};
 use super::plan::{JobWork, Problem};
 use super::schedule::{decide, latest_due, Decision};
+use super::session::Session;
 use crate::config::maintenance::JobConfig;
 use crate::config::Config;
 use crate::db;
@@ -124,7 +125,7 @@ async fn run_one(shared: Shared, cfg: Arc<Config>, job: JobConfig, due: DateTime
     debug!("maintenance: job {}: starting (due at {})", job.name, rfc3339(due));
     let work = JobWork::of(&job);
     let result = async {
-        let client = connect(&cfg).await?;
+        let session = connect(&cfg).await?;
         let options = RunOptions {
             job: &job.name,
             work: &work,
@@ -132,9 +133,11 @@ async fn run_one(shared: Shared, cfg: Arc<Config>, job: JobConfig, due: DateTime
             settings: &cfg.maintenance,
             targets: &shared.targets,
             cancel: &shared.cancel,
+            stopping: "the daemon is stopping",
             detail: format!("scheduled ({}), due at {}", job.schedule.source(), rfc3339(due)),
+            progress: None,
         };
-        run_job(&client, &options).await
+        run_job(&session, &options).await
     }
     .await;
     let (outcome, detail) = match &result {
@@ -162,7 +165,7 @@ async fn run_one(shared: Shared, cfg: Arc<Config>, job: JobConfig, due: DateTime
 async fn record_skip(shared: Shared, cfg: Arc<Config>, job: String, reason: String) {
     let started = Utc::now();
     let result = async {
-        let client = connect(&cfg).await?;
+        let client = connect(&cfg).await?.client;
         let standby: bool = client.query_one("SELECT pg_catalog.pg_is_in_recovery()", &[]).await?.get(0);
         if standby {
             return Err(Problem::Standby);
@@ -181,14 +184,9 @@ async fn record_skip(shared: Shared, cfg: Arc<Config>, job: String, reason: Stri
 
 /// A session for one run: the daemon's connection settings; the maintenance timeouts are
 /// set on it by `run_job`.
-async fn connect(cfg: &Config) -> Result<tokio_postgres::Client, Problem> {
+async fn connect(cfg: &Config) -> Result<Session, Problem> {
     let (client, connection) = db::connect_daemon(&cfg.postgres, APPLICATION_NAME).await.map_err(|e| Problem::Connect(format!("{e:#}")))?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            debug!("maintenance: connection closed: {e}");
-        }
-    });
-    Ok(client)
+    Ok(Session::new(client, connection))
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
