@@ -45,64 +45,201 @@ CREATE TABLE relay_state (
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE relay_state IS 'Cursor of each pitstop relay: outbox rows with xid below horizon are delivered';
+-- Tracked tables (cache_track). The outbox trigger takes its tags from here, never from its
+-- own arguments, and writes nothing for a table that is neither tracked nor a partition of a
+-- tracked one: attaching the trigger elsewhere gains nothing. A row may be written only by a
+-- role that may create triggers on the table (the TRIGGER privilege; owners have it),
+-- enforced by row security so that cache_track runs with its caller's rights. regclass, not
+-- oid, so that pg_dump and pg_upgrade keep each row on its table.
+CREATE TABLE cache_tracking (
+    relid   regclass PRIMARY KEY,
+    tags    text[]   NOT NULL DEFAULT '{}'
+);
+COMMENT ON TABLE cache_tracking IS 'Tables tracked for pitstop''s Redis relay, with their extra tags (see cache_track)';
+SELECT pg_catalog.pg_extension_config_dump('cache_tracking', '');
+ALTER TABLE cache_tracking ENABLE ROW LEVEL SECURITY;
+CREATE POLICY cache_tracking_read ON cache_tracking FOR SELECT USING (true);
+CREATE POLICY cache_tracking_write ON cache_tracking FOR ALL
+    USING (pg_catalog.has_table_privilege(relid, 'TRIGGER'))
+    WITH CHECK (pg_catalog.has_table_privilege(relid, 'TRIGGER'));
+GRANT SELECT, INSERT, UPDATE, DELETE ON cache_tracking TO PUBLIC;
 
--- Statement-level trigger body. SECURITY DEFINER so that application roles writing a tracked
--- table need no privileges on the outbox; search_path is pinned for that reason.
-CREATE FUNCTION invalidation_outbox_append() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+-- The tracked tables whose rows a write to rel changes: rel itself and the partitioned tables
+-- it is (recursively) a partition of.
+CREATE FUNCTION cache_tracking_governing(rel oid) RETURNS SETOF cache_tracking
+LANGUAGE sql STABLE AS $$
+    SELECT t.* FROM @extschema@.cache_tracking t
+    WHERE t.relid = rel OR t.relid IN (SELECT a.relid FROM pg_catalog.pg_partition_ancestors(rel) a)
+$$;
+
+-- One outbox row and one NOTIFY per tracked table whose rows a write to rel changes, tagged
+-- as that table. Only the SECURITY DEFINER functions below call it.
+CREATE FUNCTION invalidation_outbox_emit(rel oid) RETURNS void
+LANGUAGE plpgsql AS $$
 DECLARE
-    relation_name text := format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME);
-    tags text[] := ARRAY[current_database() || '.' || TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME] || TG_ARGV;
+    t record;
     new_id bigint;
 BEGIN
-    INSERT INTO @extschema@.invalidation_outbox (relation, relid, tags)
-    VALUES (relation_name, TG_RELID, tags)
-    RETURNING id INTO new_id;
-    PERFORM pg_notify('pitstop_invalidation', json_build_object('id', new_id, 'relation', relation_name)::text);
+    FOR t IN
+        SELECT g.relid::oid AS relid, g.tags, n.nspname, c.relname, format('%I.%I', n.nspname, c.relname) AS relation
+        FROM @extschema@.cache_tracking_governing(rel) g
+        JOIN pg_catalog.pg_class c ON c.oid = g.relid
+        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    LOOP
+        INSERT INTO @extschema@.invalidation_outbox (relation, relid, tags)
+        VALUES (t.relation, t.relid, ARRAY[current_database() || '.' || t.nspname || '.' || t.relname] || t.tags)
+        RETURNING id INTO new_id;
+        PERFORM pg_catalog.pg_notify('pitstop_invalidation', json_build_object('id', new_id, 'relation', t.relation)::text);
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION invalidation_outbox_emit(oid) FROM PUBLIC;
+
+-- Statement-level trigger body. SECURITY DEFINER so that application roles writing a tracked
+-- table need no privileges on the outbox; search_path is pinned for that reason. Only
+-- cache_tracking_sync attaches it (PostgreSQL checks EXECUTE when a trigger is created).
+CREATE FUNCTION invalidation_outbox_append() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM @extschema@.invalidation_outbox_emit(TG_RELID);
     RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION invalidation_outbox_append() FROM PUBLIC;
+
+-- Makes the triggers of rel and of all its partitions (at any depth) agree with the registry:
+-- a table that is tracked, or a partition of a tracked one, has the statement trigger, others
+-- have none; then removes the trigger from partitions detached from a tracked table.
+-- SECURITY DEFINER since no one else may attach the trigger function; callable by everyone
+-- because it only carries out what the registry, which only those who may create triggers on
+-- a table can change, already says.
+CREATE FUNCTION cache_tracking_sync(rel regclass) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    fn oid := '@extschema@.invalidation_outbox_append()'::regprocedure;
+    t record;
+BEGIN
+    FOR t IN
+        SELECT c.oid::regclass AS relid, c.relkind, g.tgfoid, g.tgnargs,
+               EXISTS (SELECT 1 FROM @extschema@.cache_tracking_governing(c.oid)) AS wanted
+        FROM (SELECT rel::oid AS relid UNION SELECT p.relid FROM pg_partition_tree(rel) p) tree
+        JOIN pg_class c ON c.oid = tree.relid
+        LEFT JOIN pg_trigger g ON g.tgrelid = c.oid AND g.tgname = 'pitstop_invalidation'
+        WHERE c.relkind IN ('r', 'p', 'f')
+    LOOP
+        IF t.wanted AND (t.tgfoid IS DISTINCT FROM fn OR t.tgnargs <> 0) THEN
+            IF t.tgfoid IS NOT NULL THEN
+                EXECUTE format('DROP TRIGGER pitstop_invalidation ON %s', t.relid);
+            END IF;
+            -- Foreign tables cannot have TRUNCATE triggers.
+            EXECUTE format('CREATE TRIGGER pitstop_invalidation AFTER INSERT OR UPDATE OR DELETE%s ON %s
+                            FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.invalidation_outbox_append()',
+                           CASE WHEN t.relkind = 'f' THEN '' ELSE ' OR TRUNCATE' END, t.relid);
+        ELSIF NOT t.wanted AND t.tgfoid = fn THEN
+            EXECUTE format('DROP TRIGGER pitstop_invalidation ON %s', t.relid);
+        END IF;
+    END LOOP;
+    FOR t IN
+        SELECT g.tgrelid::regclass AS relid FROM pg_trigger g
+        WHERE g.tgfoid = fn AND g.tgname = 'pitstop_invalidation'
+          AND NOT EXISTS (SELECT 1 FROM @extschema@.cache_tracking_governing(g.tgrelid))
+    LOOP
+        EXECUTE format('DROP TRIGGER pitstop_invalidation ON %s', t.relid);
+    END LOOP;
 END
 $$;
 
 CREATE FUNCTION cache_track(rel regclass, tags text[] DEFAULT NULL) RETURNS void
-LANGUAGE plpgsql AS $$
-DECLARE
-    args text := '';
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF rel IS NULL THEN
         RAISE EXCEPTION 'argument "rel" must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF (SELECT relkind FROM pg_catalog.pg_class WHERE oid = rel) NOT IN ('r', 'p') THEN
+    IF (SELECT relkind FROM pg_class WHERE oid = rel) NOT IN ('r', 'p') THEN
         RAISE EXCEPTION '"%" is not a table', rel USING ERRCODE = 'wrong_object_type',
             HINT = 'Track the tables a view or materialized view reads.';
+    END IF;
+    -- Any role may create one, and its rows are never shared with another session.
+    IF (SELECT relpersistence FROM pg_class WHERE oid = rel) = 't' THEN
+        RAISE EXCEPTION 'temporary table "%" cannot be tracked', rel USING ERRCODE = 'feature_not_supported';
+    END IF;
+    IF NOT has_table_privilege(rel, 'TRIGGER') THEN
+        RAISE EXCEPTION 'permission denied to track table %', rel USING ERRCODE = 'insufficient_privilege',
+            HINT = 'Tracking a table needs the TRIGGER privilege on it, which its owner has.';
     END IF;
     IF EXISTS (SELECT 1 FROM unnest(tags) t WHERE t IS NULL OR t = '') THEN
         RAISE EXCEPTION 'tags must not be NULL or empty' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    SELECT coalesce(string_agg(quote_literal(t), ', '), '') INTO args FROM unnest(tags) t;
-    EXECUTE format('DROP TRIGGER IF EXISTS pitstop_invalidation ON %s', rel);
-    EXECUTE format('CREATE TRIGGER pitstop_invalidation AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s
-                    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.invalidation_outbox_append(%s)', rel, args);
+    INSERT INTO @extschema@.cache_tracking AS t (relid, tags) VALUES (rel, coalesce(tags, '{}'))
+    ON CONFLICT (relid) DO UPDATE SET tags = EXCLUDED.tags;
+    PERFORM @extschema@.cache_tracking_sync(rel);
 END
 $$;
 
 CREATE FUNCTION cache_untrack(rel regclass) RETURNS boolean
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     existed boolean;
 BEGIN
-    SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = rel AND tgname = 'pitstop_invalidation')
-      INTO existed;
-    EXECUTE format('DROP TRIGGER IF EXISTS pitstop_invalidation ON %s', rel);
+    IF rel IS NULL THEN
+        RAISE EXCEPTION 'argument "rel" must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT has_table_privilege(rel, 'TRIGGER') THEN
+        RAISE EXCEPTION 'permission denied to untrack table %', rel USING ERRCODE = 'insufficient_privilege',
+            HINT = 'Untracking a table needs the TRIGGER privilege on it, which its owner has.';
+    END IF;
+    DELETE FROM @extschema@.cache_tracking WHERE relid = rel;
+    existed := FOUND;
+    PERFORM @extschema@.cache_tracking_sync(rel);
     RETURN existed;
 END
 $$;
 
+-- Partitions created in or attached to a tracked table get the trigger, detached ones lose
+-- it. Any ALTER TABLE of a tracked table (or of a partition of one) also invalidates it: ATTACH
+-- and DETACH PARTITION add and remove rows, a column type change rewrites them. Event
+-- triggers need a superuser to create; CREATE EXTENSION pitstop is one (not trusted).
+CREATE FUNCTION cache_tracking_ddl() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cmd record;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM @extschema@.cache_tracking) THEN
+        RETURN;
+    END IF;
+    FOR cmd IN
+        SELECT DISTINCT d.objid, d.command_tag FROM pg_event_trigger_ddl_commands() d
+        WHERE d.object_type IN ('table', 'foreign table')
+          AND EXISTS (SELECT 1 FROM @extschema@.cache_tracking_governing(d.objid))
+    LOOP
+        PERFORM @extschema@.cache_tracking_sync(cmd.objid::regclass);
+        IF cmd.command_tag = 'ALTER TABLE' THEN
+            PERFORM @extschema@.invalidation_outbox_emit(cmd.objid);
+        END IF;
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION cache_tracking_ddl() FROM PUBLIC;
+CREATE EVENT TRIGGER pitstop_cache_tracking_ddl ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'CREATE FOREIGN TABLE', 'ALTER TABLE')
+    EXECUTE FUNCTION cache_tracking_ddl();
+
+-- A dropped table leaves the registry (its oid could be reused).
+CREATE FUNCTION cache_tracking_dropped() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM @extschema@.cache_tracking t
+    USING pg_event_trigger_dropped_objects() d
+    WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND d.objid = t.relid;
+END
+$$;
+REVOKE ALL ON FUNCTION cache_tracking_dropped() FROM PUBLIC;
+CREATE EVENT TRIGGER pitstop_cache_tracking_dropped ON sql_drop EXECUTE FUNCTION cache_tracking_dropped();
+
 CREATE VIEW cache_tracked AS
-SELECT t.tgrelid::regclass AS relation,
-       ARRAY[current_database() || '.' || n.nspname || '.' || c.relname]
-         || array_remove(string_to_array(encode(t.tgargs, 'escape'), '\000'), '') AS tags
-FROM pg_catalog.pg_trigger t
-JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE t.tgname = 'pitstop_invalidation';
+SELECT t.relid AS relation,
+       ARRAY[current_database() || '.' || n.nspname || '.' || c.relname] || t.tags AS tags
+FROM cache_tracking t
+JOIN pg_catalog.pg_class c ON c.oid = t.relid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace;
 GRANT SELECT ON cache_tracked TO pg_monitor;
