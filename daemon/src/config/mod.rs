@@ -14,7 +14,7 @@ mod values;
 
 pub use source::ConfigError;
 use source::{Loader, Shown};
-pub use values::{OptionalPath, Password, PgDsn, RedisUrls};
+pub use values::{AllowedHosts, OptionalPath, Password, PgDsn, RedisUrls};
 use values::Choice;
 
 use std::collections::BTreeMap;
@@ -87,6 +87,8 @@ pub struct ReconnectConfig {
 pub struct HttpConfig {
     pub enabled: bool,
     pub listen: SocketAddr,
+    /// Host names served besides the listening address and localhost (DNS rebinding).
+    pub allowed_hosts: AllowedHosts,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -239,7 +241,11 @@ impl Config {
             initial_delay: l.profiled("reconnect.initial_delay", p.initial_delay, positive),
             max_delay: l.profiled("reconnect.max_delay", p.max_delay, positive),
         };
-        let http = HttpConfig { enabled: l.get("http.enabled", true), listen: l.get("http.listen", DEFAULT_LISTEN) };
+        let http = HttpConfig {
+            enabled: l.get("http.enabled", true),
+            listen: l.get("http.listen", DEFAULT_LISTEN),
+            allowed_hosts: l.get("http.allowed_hosts", AllowedHosts::default()),
+        };
         let log = LogConfig {
             format: l.get("log.format", LogFormat::Plain),
             level: l.checked("log.level", "info".to_string(), |level| {

@@ -161,6 +161,28 @@ impl<T: Choice + PartialEq> Setting for T {
     }
 }
 
+/// `http.allowed_hosts`: Host names served besides the listening address and localhost,
+/// each `name` (any port) or `name:port`; a TOML array, or a comma-separated list (from the
+/// environment: `PITSTOP_HTTP_ALLOWED_HOSTS="a.example.com,b.example.com:9247"`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AllowedHosts(pub Vec<crate::http::host::Authority>);
+
+impl Setting for AllowedHosts {
+    fn parse(raw: Raw) -> Result<Self, String> {
+        let entries: Vec<&str> = match &raw {
+            Raw::Toml(toml::Value::Array(items)) => items
+                .iter()
+                .map(|item| item.as_str().ok_or_else(|| format!("expected host names (strings), found a TOML {}", item.type_str())))
+                .collect::<Result<_, _>>()?,
+            other => other.text("a list of host names such as [\"pitstop.example.com\"]")?.split(',').map(str::trim).filter(|e| !e.is_empty()).collect(),
+        };
+        entries.iter().map(|e| crate::http::host::Authority::parse(e)).collect::<Result<_, _>>().map(AllowedHosts)
+    }
+    fn show(&self) -> toml::Value {
+        toml::Value::Array(self.0.iter().map(|a| toml::Value::String(a.to_string())).collect())
+    }
+}
+
 /// An optional file path; empty means unset.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct OptionalPath(pub Option<PathBuf>);
@@ -411,6 +433,17 @@ mod tests {
         assert!(err.contains("not a redis://") && !err.contains("pw"), "{err}");
         assert!(env::<RedisUrls>("rediss://h:1").unwrap().uses_tls());
         assert_eq!(format!("{:?}", env::<RedisUrls>("redis://:pw@h").unwrap()), "[\"redis://:********@h\"]");
+    }
+
+    #[test]
+    fn allowed_hosts_from_an_array_or_a_list() {
+        let array: toml::Value = toml::Value::Array(vec!["Pitstop.Example.com".into(), "m.example.com:8443".into()]);
+        let hosts = AllowedHosts::parse(Raw::Toml(&array)).unwrap();
+        assert_eq!(hosts.show(), toml::Value::Array(vec!["pitstop.example.com".into(), "m.example.com:8443".into()]));
+        assert_eq!(env::<AllowedHosts>(" pitstop.example.com , m.example.com:8443").unwrap(), hosts);
+        assert_eq!(env::<AllowedHosts>("").unwrap(), AllowedHosts::default());
+        assert!(env::<AllowedHosts>("ok.example.com,bad host").unwrap_err().contains("\"bad host\" is not a host name"));
+        assert!(AllowedHosts::parse(Raw::Toml(&toml::Value::Array(vec![1.into()]))).unwrap_err().contains("found a TOML integer"));
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The daemon's HTTP endpoints (loopback by default): `/healthz` (the process answers),
 //! `/readyz` (Postgres reachable; Redis and relay state shown), `/metrics` (Prometheus text),
-//! `/status` (JSON) and `/`, the dashboard.
+//! `/status` (JSON) and `/`, the dashboard. Only requests whose Host header names this
+//! daemon are served (`host`: DNS rebinding).
 
 pub mod dashboard;
+pub mod host;
 pub mod metrics;
 
 use crate::service::state::{Health, State};
@@ -16,7 +18,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub fn router(state: Arc<State>) -> Router {
+pub fn router(state: Arc<State>, hosts: Arc<host::Hosts>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -24,12 +26,22 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/status", get(status))
         .route("/", get(dashboard::page))
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(hosts, host::check))
 }
 
-/// Serves until `cancel` fires.
-pub async fn serve(listener: TcpListener, state: Arc<State>, cancel: CancellationToken) {
+/// Serves until `cancel` fires; answers only to the Host names of `host` (the listening
+/// address, localhost, and `allowed_hosts`).
+pub async fn serve(listener: TcpListener, allowed_hosts: Vec<host::Authority>, state: Arc<State>, cancel: CancellationToken) {
+    let listen = match listener.local_addr() {
+        Ok(addr) => addr,
+        Err(e) => {
+            tracing::error!("http: cannot read the listening address: {e}");
+            return;
+        }
+    };
+    let hosts = Arc::new(host::Hosts::new(listen, allowed_hosts));
     let shutdown = async move { cancel.cancelled().await };
-    if let Err(e) = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await {
+    if let Err(e) = axum::serve(listener, router(state, hosts)).with_graceful_shutdown(shutdown).await {
         tracing::error!("http server failed: {e}");
     }
 }
