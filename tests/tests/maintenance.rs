@@ -410,22 +410,44 @@ fn reindex_runs_only_when_asked_for() {
     assert!(err.contains("cannot be used with"), "{err}");
 }
 
+/// A maintenance login role that can read the plan and write the log, but owns no table; its DSN.
+fn janitor(cluster: &PgCluster) -> String {
+    cluster
+        .connect()
+        .batch_execute(
+            "CREATE ROLE janitor LOGIN;
+             GRANT USAGE ON SCHEMA pitstop TO janitor;
+             GRANT SELECT, INSERT, UPDATE ON pitstop.maintenance_log TO janitor;
+             GRANT USAGE ON SEQUENCE pitstop.maintenance_log_id_seq TO janitor;
+             GRANT pg_monitor TO janitor;",
+        )
+        .unwrap();
+    cluster.dsn().replace("user=postgres", "user=janitor")
+}
+
+#[test]
+fn the_daemons_vacuum_job_logs_a_table_postgres_skipped_as_skipped() {
+    let cluster = cluster_with_extension();
+    let mut c = cluster.connect();
+    dead_table(&mut c, "not_mine", 3_000);
+    let config = DaemonConfig::new(&janitor(&cluster), "").toml()
+        + "\n[[maintenance.jobs]]\nname = \"v\"\nkind = \"vacuum\"\nschedule = \"* * * * * *\"\nmin_dead = 100\n";
+    let daemon = Daemon::start(&config, &[]);
+    let logged = |c: &mut Client| log_rows_where(c, "job = 'v' AND target = 'public.not_mine' AND outcome <> 'running'");
+    assert!(poll_until(Duration::from_secs(20), || !logged(&mut c).is_empty()), "no run:\n{}", daemon.log());
+    drop(daemon);
+    let rows = logged(&mut c);
+    assert_eq!(rows[0].2, "skipped", "{rows:?}");
+    assert!(rows[0].5.as_deref().is_some_and(|d| d.contains("only table or database owner can vacuum it")), "{rows:?}");
+}
+
 #[test]
 fn a_table_the_login_role_may_not_vacuum_is_logged_skipped_with_the_warning() {
     let cluster = cluster_with_extension();
     let mut c = cluster.connect();
     dead_table(&mut c, "not_mine", 3_000);
-    // A maintenance role that can read the plan and write the log, but owns no table.
-    c.batch_execute(
-        "CREATE ROLE janitor LOGIN;
-         GRANT USAGE ON SCHEMA pitstop TO janitor;
-         GRANT SELECT, INSERT, UPDATE ON pitstop.maintenance_log TO janitor;
-         GRANT USAGE ON SEQUENCE pitstop.maintenance_log_id_seq TO janitor;
-         GRANT pg_monitor TO janitor;",
-    )
-    .unwrap();
+    let dsn = janitor(&cluster);
     let config = ConfigFile::new("");
-    let dsn = cluster.dsn().replace("user=postgres", "user=janitor");
     let path = config.path();
     let (code, out, err) = pitstop(&["--dsn", &dsn, "maintenance", "--yes", "--config", &path]);
     assert_eq!(code, 0, "a skip is not a failure:\n{out}\n{err}");
