@@ -65,11 +65,11 @@ CREATE POLICY cache_tracking_write ON cache_tracking FOR ALL
 GRANT SELECT, INSERT, UPDATE, DELETE ON cache_tracking TO PUBLIC;
 
 -- The tracked tables whose rows a write to rel changes: rel itself and the partitioned tables
--- it is (recursively) a partition of.
+-- it is (recursively) a partition of. One index probe: it runs for every writing statement.
 CREATE FUNCTION cache_tracking_governing(rel oid) RETURNS SETOF cache_tracking
 LANGUAGE sql STABLE AS $$
     SELECT t.* FROM @extschema@.cache_tracking t
-    WHERE t.relid = rel OR t.relid IN (SELECT a.relid FROM pg_catalog.pg_partition_ancestors(rel) a)
+    WHERE t.relid = ANY (rel || ARRAY(SELECT a.relid FROM pg_catalog.pg_partition_ancestors(rel) a))
 $$;
 
 -- One outbox row and one NOTIFY per tracked table whose rows a write to rel changes, tagged
@@ -78,18 +78,21 @@ CREATE FUNCTION invalidation_outbox_emit(rel oid) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     t record;
+    schema_name name;
+    table_name name;
     new_id bigint;
 BEGIN
-    FOR t IN
-        SELECT g.relid::oid AS relid, g.tags, n.nspname, c.relname, format('%I.%I', n.nspname, c.relname) AS relation
-        FROM @extschema@.cache_tracking_governing(rel) g
-        JOIN pg_catalog.pg_class c ON c.oid = g.relid
-        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-    LOOP
+    FOR t IN SELECT g.relid, g.tags FROM @extschema@.cache_tracking_governing(rel) g LOOP
+        -- Apart from the loop: a join would be planned for the registry's unknown size.
+        SELECT n.nspname, c.relname INTO schema_name, table_name
+        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.oid = t.relid;
         INSERT INTO @extschema@.invalidation_outbox (relation, relid, tags)
-        VALUES (t.relation, t.relid, ARRAY[current_database() || '.' || t.nspname || '.' || t.relname] || t.tags)
+        VALUES (format('%I.%I', schema_name, table_name), t.relid,
+                ARRAY[current_database() || '.' || schema_name || '.' || table_name] || t.tags)
         RETURNING id INTO new_id;
-        PERFORM pg_catalog.pg_notify('pitstop_invalidation', json_build_object('id', new_id, 'relation', t.relation)::text);
+        PERFORM pg_catalog.pg_notify('pitstop_invalidation',
+            json_build_object('id', new_id, 'relation', format('%I.%I', schema_name, table_name))::text);
     END LOOP;
 END
 $$;
