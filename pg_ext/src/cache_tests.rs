@@ -256,4 +256,59 @@ mod tests {
         .unwrap();
         assert_eq!(expires, Some(true));
     }
+
+    #[pg_test]
+    fn anonymous_record_columns_are_never_stored_but_typed_composites_are() {
+        setup();
+        let before = bypasses("anonymous_record");
+        let record = "SELECT r::text FROM pitstop.cached('select row(id, v) from pitstop.cache_fixture where id = 1') AS t(r record)";
+        let array = "SELECT r::text FROM pitstop.cached('select array_agg(row(id, v) order by id) from pitstop.cache_fixture where id <= 2') AS t(r record[])";
+        for _ in 0..2 {
+            assert_eq!(Spi::get_one::<String>(record).unwrap().as_deref(), Some("(1,v1)"));
+            assert_eq!(Spi::get_one::<String>(array).unwrap().as_deref(), Some("{\"(1,v1)\",\"(2,v2)\"}"));
+        }
+        assert_eq!(bypasses("anonymous_record"), before + 4);
+        assert_eq!(count("SELECT entries FROM pitstop.cache_stats()"), 0, "nothing was stored");
+        // A named row type carries no backend-local type id: cached as usual.
+        let typed = "SELECT (r).v FROM pitstop.cached('select c from pitstop.cache_fixture c where id = 3') AS t(r pitstop.cache_fixture)";
+        assert_eq!(Spi::get_one::<String>(typed).unwrap().as_deref(), Some("v3"));
+        let before = hits();
+        assert_eq!(Spi::get_one::<String>(typed).unwrap().as_deref(), Some("v3"));
+        assert_eq!(hits(), before + 1);
+    }
+
+    #[pg_test]
+    fn results_over_cache_max_entry_are_returned_whole_and_not_stored() {
+        setup();
+        Spi::run("SET pitstop.cache_max_entry = '64kB'").unwrap();
+        let query = "select g, repeat('x', 100 + g % 7) as s from generate_series(1, 3000) g";
+        let rows = format!("SELECT count(*)::int8 FROM pitstop.cached($q${query}$q$) AS t(g int, s text)");
+        let chars = format!("SELECT sum(length(s) + g)::int8 FROM pitstop.cached($q${query}$q$) AS t(g int, s text)");
+        let expected = count(&format!("SELECT sum(length(s) + g)::int8 FROM ({query}) q"));
+        let before = bypasses("result_too_large");
+        let hits_before = hits();
+        for _ in 0..2 {
+            assert_eq!(count(&rows), 3000);
+            assert_eq!(count(&chars), expected);
+        }
+        let json = format!("SELECT jsonb_array_length(pitstop.cached_json($q${query}$q$))::int8");
+        assert_eq!(count(&json), 3000);
+        assert_eq!(bypasses("result_too_large"), before + 5);
+        assert_eq!(hits(), hits_before, "nothing was served from the cache");
+        assert_eq!(count("SELECT entries FROM pitstop.cache_stats()"), 0);
+    }
+
+    #[pg_test]
+    fn a_ttl_too_large_to_represent_never_expires() {
+        setup();
+        let query = "SELECT v FROM pitstop.cached('select v from pitstop.cache_fixture where id = 7', NULL, '300000 years') AS t(v text)";
+        assert_eq!(Spi::get_one::<String>(query).unwrap().as_deref(), Some("v7"));
+        let before = hits();
+        assert_eq!(Spi::get_one::<String>(query).unwrap().as_deref(), Some("v7"));
+        assert_eq!(hits(), before + 1);
+        let never = Spi::get_one::<bool>("SELECT expires_at = 'infinity' FROM pitstop.cache_entries WHERE query LIKE '%id = 7'").unwrap();
+        assert_eq!(never, Some(true));
+        let (code, _, _) = sql_error("SELECT * FROM pitstop.cached('select 1', NULL, '-300000 years') AS t(id int)");
+        assert_eq!(code, PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE);
+    }
 }

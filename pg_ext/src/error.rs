@@ -53,6 +53,8 @@ pub enum PitstopError {
     UnknownWorkload(String),
     #[error("pgstattuple is not installed in this database")]
     MissingPgstattuple,
+    #[error("out of memory")]
+    OutOfMemory(&'static str),
 }
 
 impl PitstopError {
@@ -76,6 +78,7 @@ impl PitstopError {
             Self::NotReadOnly(_) => ERRCODE_FEATURE_NOT_SUPPORTED,
             Self::ParameterCount { .. } | Self::UnknownWorkload(_) => ERRCODE_INVALID_PARAMETER_VALUE,
             Self::ColumnMismatch(_) | Self::NoColumnList => ERRCODE_DATATYPE_MISMATCH,
+            Self::OutOfMemory(_) => ERRCODE_OUT_OF_MEMORY,
         }
     }
 
@@ -83,6 +86,7 @@ impl PitstopError {
         match self {
             Self::UnknownSortKey { valid, .. } => Some(format!("Valid sort keys are: {valid}.")),
             Self::ColumnMismatch(detail) => Some(detail.clone()),
+            Self::OutOfMemory(what) => Some(format!("Failed to allocate memory for {what}.")),
             Self::NotExplainable(_) => {
                 Some("Only SELECT, INSERT, UPDATE, DELETE, MERGE and VALUES can be explained.".into())
             }

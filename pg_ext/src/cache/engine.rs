@@ -8,6 +8,7 @@ use crate::cache::{attached, tracking};
 use crate::error::PitstopError;
 use crate::gucs;
 use crate::pg::cacheability::{self, Analysis};
+use crate::pg::result_set::{Executed, NotKept, Outcome, Target};
 use crate::pg::{backend, executor, guc, result_set};
 use pgrx::pg_sys;
 use std::cell::RefCell;
@@ -79,7 +80,7 @@ fn analysis_for(sql: &str, roleid: u32, search_path: &[u8]) -> Result<Rc<Analysi
     if let Some(analysis) = known {
         return Ok(analysis);
     }
-    let memo_key = (roleid, search_path.to_vec(), sql.to_string());
+    let memo_key = (roleid, copy_of(search_path, "a remembered search_path")?, String::from_utf8(copy_of(sql.as_bytes(), "a remembered query")?).unwrap_or_default());
     let analysis = Rc::new(cacheability::analyze(sql)?);
     ANALYSES.with(|a| {
         let mut a = a.borrow_mut();
@@ -89,6 +90,14 @@ fn analysis_for(sql: &str, roleid: u32, search_path: &[u8]) -> Result<Rc<Analysi
         a.insert(memo_key, Remembered { generation, analysis: analysis.clone() });
     });
     Ok(analysis)
+}
+
+/// A copy of user-sized bytes whose allocation may fail (an ERROR, never an abort).
+fn copy_of(bytes: &[u8], what: &'static str) -> Result<Vec<u8>, PitstopError> {
+    let mut copy = Vec::new();
+    copy.try_reserve_exact(bytes.len()).map_err(|_| PitstopError::OutOfMemory(what))?;
+    copy.extend_from_slice(bytes);
+    Ok(copy)
 }
 
 /// Conditions of the session or server under which no entry can be trusted.
@@ -125,24 +134,36 @@ fn expiry(now: i64, ttl_micros: Option<i64>) -> i64 {
 }
 
 /// The statement a flavor runs: the caller's, or it wrapped into one jsonb array.
-pub fn statement(flavor: Flavor, query: &str) -> std::borrow::Cow<'_, str> {
+pub fn statement(flavor: Flavor, query: &str) -> Result<std::borrow::Cow<'_, str>, PitstopError> {
     match flavor {
-        Flavor::Rows => query.into(),
-        Flavor::Json => format!(
-            "SELECT coalesce(jsonb_agg(pitstop_row), '[]'::jsonb) FROM ({}\n) AS pitstop_row",
-            query.trim_end().trim_end_matches(';')
-        )
-        .into(),
+        Flavor::Rows => Ok(query.into()),
+        Flavor::Json => {
+            let (head, tail) = ("SELECT coalesce(jsonb_agg(pitstop_row), '[]'::jsonb) FROM (", "\n) AS pitstop_row");
+            let body = query.trim_end().trim_end_matches(';');
+            let mut wrapped = String::new();
+            wrapped.try_reserve_exact(head.len() + body.len() + tail.len()).map_err(|_| PitstopError::OutOfMemory("the wrapped query"))?;
+            wrapped.extend([head, body, tail]);
+            Ok(wrapped.into())
+        }
     }
 }
 
-/// Runs (or serves) one call and returns its result in the encoded form of `result_set`.
-pub fn call(flavor: Flavor, query: &str, params: &[Option<&str>], ttl_micros: Option<i64>) -> Result<Vec<u8>, PitstopError> {
+/// The caller's answer, or the error its column definition list earns.
+fn answer(outcome: Result<Outcome, String>) -> Result<Outcome, PitstopError> {
+    outcome.map_err(PitstopError::ColumnMismatch)
+}
+
+/// Runs (or serves) one call; its rows go to `target`.
+pub fn call(target: Target, query: &str, params: &[Option<&str>], ttl_micros: Option<i64>) -> Result<Outcome, PitstopError> {
+    let flavor = match target {
+        Target::Rows(_) => Flavor::Rows,
+        Target::FirstValue => Flavor::Json,
+    };
     if flavor == Flavor::Json {
         // Checked before wrapping, so a non-SELECT gets the same error as with `cached`.
         cacheability::require_select(query)?;
     }
-    let sql = statement(flavor, query);
+    let sql = statement(flavor, query)?;
     let roleid = backend::current_user().to_u32();
     let output = guc::output_settings();
     let [n0, n1, n2, n3, n4] = output.names;
@@ -151,67 +172,77 @@ pub fn call(flavor: Flavor, query: &str, params: &[Option<&str>], ttl_micros: Op
     if analysis.param_types.len() != params.len() {
         return Err(PitstopError::ParameterCount { expected: analysis.param_types.len(), given: params.len() });
     }
-    let run = || result_set::execute(&sql, &analysis.param_types, params);
-    let Some((store, locks)) = attached() else { return Ok(run()) };
+    let execute = |keep_up_to: usize| result_set::execute(&sql, &analysis.param_types, params, target, keep_up_to);
+    let run = || answer(execute(0).outcome);
+    let Some((store, locks)) = attached() else { return run() };
     let own_ddl = tracking::wrote_definitions().then_some(Bypass::OwnWrite);
     let bypass = session_bypass().or(analysis.bypass).or(own_ddl);
     let ttl_only = replica_ttl_only(bypass, analysis.bypass, ttl_micros);
     if let Some(reason) = bypass.filter(|_| ttl_only.is_none()) {
         store.count_bypass(reason);
-        return Ok(run());
+        return run();
     }
     if ttl_only.is_some() {
         store.count(Counter::TtlOnly);
     }
 
     let dbid = backend::current_database().to_u32();
-    let key = key::encode(&KeyParts { flavor, dbid, roleid, query, params, settings: &settings, ttl_only });
+    let key = key::encode(&KeyParts { flavor, dbid, roleid, query, params, settings: &settings, ttl_only })
+        .map_err(|_| PitstopError::OutOfMemory("a cache key"))?;
     let hash = key::hash(&key);
     let now = backend::now();
     let found = executor::shielded(|| {
         let mut out = Vec::new();
-        let (found, reads) = store.lookup(locks, hash, &key, now, &mut out);
-        (found, reads, out)
+        store.lookup(locks, hash, &key, now, &mut out).map(|(found, reads)| (found, reads, out))
     });
     match found {
-        Some((Lookup::Hit, _, out)) if !result_set::is_well_formed(&out) => {
-            store.count_bypass(Bypass::InternalError);
-            return Ok(run());
+        Some(Err(_)) => return Err(PitstopError::OutOfMemory("a cached result")),
+        Some(Ok((Lookup::Hit, _, out))) if !result_set::servable(&out) => {
+            // Never stored that way; refused here all the same (defence in depth).
+            store.count_bypass(if result_set::is_well_formed(&out) { Bypass::AnonymousRecord } else { Bypass::InternalError });
+            return run();
         }
-        Some((Lookup::Hit, reads, out)) => {
+        Some(Ok((Lookup::Hit, reads, out))) => {
             if !tracking::wrote_any(&reads) {
                 store.count(Counter::Hits);
-                return Ok(out);
+                return answer(result_set::serve(target, &out));
             }
             store.count_bypass(Bypass::OwnWrite);
-            return Ok(run());
+            return run();
         }
-        Some((Lookup::Stale, ..)) => {
+        Some(Ok((Lookup::Stale, ..))) => {
             store.count(Counter::Stale);
             store.count(Counter::Misses);
         }
-        Some((Lookup::Miss, ..)) => store.count(Counter::Misses),
+        Some(Ok((Lookup::Miss, ..))) => store.count(Counter::Misses),
         None => {
             store.count_bypass(Bypass::InternalError);
-            return Ok(run());
+            return run();
         }
     }
 
-    // Rule 5: versions are read before the fill's snapshot (taken inside `run`).
+    // Rule 5: versions are read before the fill's snapshot (taken inside `execute`).
     let versions = store.versions_snapshot();
     let epoch = store.epoch();
-    let (result, reads) = tracking::collecting_reads(run);
-    let Some(reads) = reads else {
-        store.count_bypass(Bypass::InternalError);
-        return Ok(result);
-    };
-    let stored = executor::shielded(|| store_result(&store, locks, &StoreInput { key: &key, hash, result: &result, dbid, roleid, now, ttl_micros, epoch, versions: &versions, reads }));
-    match stored {
-        Some(Ok(())) => {}
-        Some(Err(reason)) => store.count_bypass(reason),
-        None => store.count_bypass(Bypass::InternalError),
+    // Encoding stops where the entry could no longer be stored; the rows are delivered anyway.
+    let keep_up_to = gucs::cache_max_entry_bytes().min(store.max_payload().saturating_sub(key.len())).max(1);
+    let (Executed { outcome, kept }, reads) = tracking::collecting_reads(|| execute(keep_up_to));
+    if outcome.is_err() {
+        return answer(outcome);
     }
-    Ok(result)
+    let refused = match (kept, reads) {
+        (Err(NotKept::TooLarge), _) => Some(Bypass::TooLarge),
+        (Err(NotKept::AnonymousRecord), _) => Some(Bypass::AnonymousRecord),
+        (Err(NotKept::NotWanted), _) | (_, None) => Some(Bypass::InternalError),
+        (Ok(result), Some(reads)) => {
+            let input = StoreInput { key: &key, hash, result: &result, dbid, roleid, now, ttl_micros, ttl_only: ttl_only.is_some(), epoch, versions: &versions, reads };
+            executor::shielded(|| store_result(&store, locks, &input)).map_or(Some(Bypass::InternalError), Result::err)
+        }
+    };
+    if let Some(reason) = refused {
+        store.count_bypass(reason);
+    }
+    answer(outcome)
 }
 
 struct StoreInput<'a> {
@@ -222,6 +253,8 @@ struct StoreInput<'a> {
     roleid: u32,
     now: i64,
     ttl_micros: Option<i64>,
+    /// Filled to be served by TTL only (replica situations were accepted by the caller).
+    ttl_only: bool,
     epoch: u64,
     versions: &'a [u64],
     reads: std::collections::BTreeSet<u32>,
@@ -237,6 +270,16 @@ fn store_result(store: &Store, locks: &crate::pg::lwlock::LwLocks, input: &Store
         relations.extend(result_set::ancestors(pg_sys::Oid::from(*relid)).iter().map(|o| o.to_u32()));
     }
     let relations: Vec<u32> = relations.into_iter().collect();
+    // Every bypass rule applies to every relation the fill read, not only to those the query
+    // names: partitions, inheritance children, tables read inside functions. (Both checks
+    // look at the ancestors themselves.)
+    let read: Vec<pg_sys::Oid> = input.reads.iter().map(|r| pg_sys::Oid::from(*r)).collect();
+    if let Some(reason) = read.iter().find_map(|relid| cacheability::relation_bypass(*relid, None)) {
+        return Err(reason);
+    }
+    if !input.ttl_only && cacheability::replicated_into(&read) {
+        return Err(Bypass::Subscriber);
+    }
     // The result includes this transaction's uncommitted writes: nobody else may see it.
     if tracking::wrote_any(&relations) {
         return Err(Bypass::OwnWrite);
@@ -272,8 +315,8 @@ mod tests {
 
     #[test]
     fn json_flavor_wraps_the_query_once() {
-        assert_eq!(statement(Flavor::Rows, "select 1"), "select 1");
-        let wrapped = statement(Flavor::Json, "select 1;  ");
+        assert_eq!(statement(Flavor::Rows, "select 1").unwrap(), "select 1");
+        let wrapped = statement(Flavor::Json, "select 1;  ").unwrap();
         assert!(wrapped.contains("FROM (select 1\n) AS pitstop_row"), "{wrapped}");
     }
 

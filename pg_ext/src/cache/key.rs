@@ -27,12 +27,14 @@ fn put(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-/// The key bytes; the query text comes first so it can be shown without the rest.
-pub fn encode(parts: &KeyParts<'_>) -> Vec<u8> {
+/// The key bytes; the query text comes first so it can be shown without the rest. Sized by
+/// the caller's input, so its one allocation may fail (the caller raises an ERROR).
+pub fn encode(parts: &KeyParts<'_>) -> Result<Vec<u8>, std::collections::TryReserveError> {
     let settings: usize = parts.settings.iter().map(|s| 4 + s.len()).sum();
     let params: usize = parts.params.iter().map(|p| 1 + p.map_or(0, |p| 4 + p.len())).sum();
     let ttl = if parts.ttl_only.is_some() { 9 } else { 1 };
-    let mut out = Vec::with_capacity(4 + parts.query.len() + 13 + settings + ttl + 4 + params);
+    let mut out = Vec::new();
+    out.try_reserve_exact(4 + parts.query.len() + 13 + settings + ttl + 4 + params)?;
     put(&mut out, parts.query.as_bytes());
     out.push(parts.flavor as u8);
     out.extend_from_slice(&parts.dbid.to_le_bytes());
@@ -58,7 +60,7 @@ pub fn encode(parts: &KeyParts<'_>) -> Vec<u8> {
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// The query text at the front of a key.
@@ -78,6 +80,11 @@ pub fn hash(key: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Keys in these tests are tiny: their allocation never fails.
+    fn encode(parts: &KeyParts<'_>) -> Vec<u8> {
+        super::encode(parts).unwrap()
+    }
 
     fn parts<'a>(query: &'a str, params: &'a [Option<&'a str>], settings: &'a [&'a [u8]]) -> KeyParts<'a> {
         KeyParts { flavor: Flavor::Rows, dbid: 5, roleid: 10, query, params, settings, ttl_only: None }

@@ -3,11 +3,12 @@
 //! `cache_invalidate` and `cache_clear`.
 
 use crate::cache::engine;
-use crate::cache::key::{self, Flavor};
+use crate::cache::key;
 use crate::cache::store::{Bypass, Counter, Store};
 use crate::cache::{attached, tracking};
 use crate::error::{required, OrReport, PitstopError};
-use crate::pg::{backend, result_set};
+use crate::pg::result_set::{self, Outcome, Target};
+use crate::pg::backend;
 use pgrx::prelude::*;
 use pgrx::PgRelation;
 
@@ -52,8 +53,13 @@ struct Arguments {
 
 impl Arguments {
     /// The parameters, borrowed from the array argument (no copies: this runs on every hit).
-    fn param_values(&self) -> Vec<Option<&str>> {
-        self.params.as_ref().map(|array| array.iter().collect()).unwrap_or_default()
+    /// The list itself is as long as the caller's array: its allocation may fail.
+    fn param_values(&self) -> Result<Vec<Option<&str>>, PitstopError> {
+        let Some(array) = self.params.as_ref() else { return Ok(Vec::new()) };
+        let mut values = Vec::new();
+        values.try_reserve_exact(array.len()).map_err(|_| PitstopError::OutOfMemory("the parameter list"))?;
+        values.extend(array.iter());
+        Ok(values)
     }
 }
 
@@ -70,12 +76,14 @@ unsafe fn arguments(fcinfo: pg_sys::FunctionCallInfo) -> Arguments {
         let params = arg(1).and_then(|d| pgrx::Array::<&str>::from_datum(d, false));
         let ttl_micros = arg(2).map(|d| {
             let interval = &*(d.cast_mut_ptr::<pg_sys::Interval>());
-            const DAY: i64 = 86_400_000_000;
-            let micros = interval.time + i64::from(interval.day) * DAY + i64::from(interval.month) * 30 * DAY;
+            // In i128, where no interval overflows; a ttl past i64 microseconds (about
+            // 292,000 years) never expires.
+            const DAY: i128 = 86_400_000_000;
+            let micros = i128::from(interval.time) + i128::from(interval.day) * DAY + i128::from(interval.month) * 30 * DAY;
             if micros <= 0 {
                 PitstopError::OutOfRange { name: "ttl", value: format!("{micros} µs"), expected: "a positive interval" }.report();
             }
-            micros
+            i64::try_from(micros).unwrap_or(i64::MAX)
         });
         Arguments { query, params, ttl_micros }
     }
@@ -85,16 +93,13 @@ unsafe fn arguments(fcinfo: pg_sys::FunctionCallInfo) -> Arguments {
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn pitstop_cached(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     // SAFETY: called by the function manager with a valid fcinfo; resultinfo is checked by
-    // `expected_desc` to be a ReturnSetInfo that accepts materialize mode before it is used.
+    // `rows_target` to be a ReturnSetInfo that accepts materialize mode before it is used.
     unsafe {
         let rsinfo = (*fcinfo).resultinfo as *mut pg_sys::ReturnSetInfo;
-        let expected = result_set::expected_desc(rsinfo).ok_or(PitstopError::NoColumnList).or_report();
+        let target = result_set::rows_target(rsinfo).ok_or(PitstopError::NoColumnList).or_report();
         let args = arguments(fcinfo);
-        let encoded = engine::call(Flavor::Rows, args.query, &args.param_values(), args.ttl_micros).or_report();
-        if let Some(detail) = result_set::mismatch(expected, &encoded) {
-            PitstopError::ColumnMismatch(detail).report();
-        }
-        result_set::materialize(rsinfo, &encoded);
+        let params = args.param_values().or_report();
+        engine::call(Target::Rows(target), args.query, &params, args.ttl_micros).or_report();
         pg_sys::Datum::from(0)
     }
 }
@@ -105,10 +110,10 @@ pub unsafe extern "C-unwind" fn pitstop_cached_json(fcinfo: pg_sys::FunctionCall
     // SAFETY: as above; the result is one jsonb Datum copied into the caller's context.
     unsafe {
         let args = arguments(fcinfo);
-        let encoded = engine::call(Flavor::Json, args.query, &args.param_values(), args.ttl_micros).or_report();
-        match result_set::first_value(&encoded) {
-            Some(value) => value,
-            None => {
+        let params = args.param_values().or_report();
+        match engine::call(Target::FirstValue, args.query, &params, args.ttl_micros).or_report() {
+            Outcome::Value(Some(value)) => value,
+            Outcome::Value(None) | Outcome::Delivered => {
                 (*fcinfo).isnull = true;
                 pg_sys::Datum::from(0)
             }
@@ -156,7 +161,7 @@ fn cache_stats() -> TableIterator<
         c(Counter::Invalidations),
         c(Counter::Stale),
         c(Counter::Evictions),
-        store.entries(locks, backend::now()).len() as i64,
+        store.live_entries(locks) as i64,
         store.used_bytes() as i64,
         store.capacity_bytes() as i64,
         (lookups > 0).then(|| (hits as f64 / lookups as f64 * 10_000.0).round() / 10_000.0),
@@ -188,6 +193,8 @@ fn cache_entries_raw() -> TableIterator<
     let timestamp = |micros: i64| pgrx::datum::TimestampWithTimeZone::try_from(micros).ok();
     let rows: Vec<_> = store
         .entries(locks, backend::now())
+        .map_err(|_| PitstopError::OutOfMemory("the list of cache entries"))
+        .or_report()
         .into_iter()
         .filter(|e| everyone || e.roleid == me)
         .filter_map(|e| {

@@ -7,6 +7,7 @@
 //! Pure memory layout over a byte region; the locks are the caller's (`Locks`), so the
 //! same code runs over Postgres LWLocks and, in unit tests, over std locks.
 
+use std::collections::TryReserveError;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 pub const PARTITIONS: usize = 64;
@@ -52,10 +53,12 @@ pub enum Bypass {
     InternalError,
     Sequence,
     RelativeTime,
+    /// A result column can hold anonymous records, whose type ids are private to a backend.
+    AnonymousRecord,
 }
 
 impl Bypass {
-    pub const ALL: [Bypass; 18] = [
+    pub const ALL: [Bypass; 19] = [
         Bypass::Disabled,
         Bypass::VolatileFunction,
         Bypass::StableFunction,
@@ -74,6 +77,7 @@ impl Bypass {
         Bypass::InternalError,
         Bypass::Sequence,
         Bypass::RelativeTime,
+        Bypass::AnonymousRecord,
     ];
 
     pub fn name(self) -> &'static str {
@@ -96,6 +100,7 @@ impl Bypass {
             Bypass::InternalError => "internal_error",
             Bypass::Sequence => "sequence",
             Bypass::RelativeTime => "relative_time",
+            Bypass::AnonymousRecord => "anonymous_record",
         }
     }
 }
@@ -463,8 +468,10 @@ impl Store {
         partition * per..(partition + 1) * per
     }
 
-    /// Copies `len` bytes of an entry's chunk chain starting at byte `from`.
-    fn read_chain(&self, first: u32, from: usize, len: usize, out: &mut Vec<u8>) {
+    /// Copies `len` bytes of an entry's chunk chain starting at byte `from`; fails (copying
+    /// nothing) when `out` cannot grow by `len`.
+    fn read_chain(&self, first: u32, from: usize, len: usize, out: &mut Vec<u8>) -> Result<(), TryReserveError> {
+        out.try_reserve_exact(len)?;
         let mut chunk = first;
         let mut skipped = 0;
         let mut remaining = len;
@@ -482,6 +489,7 @@ impl Store {
             }
             chunk = c.next;
         }
+        Ok(())
     }
 
     fn key_matches(&self, entry: &Entry, hash: u64, key: &[u8]) -> bool {
@@ -518,8 +526,9 @@ impl Store {
     }
 
     /// Looks `key` up; on a hit copies the result into `out` and returns the relations the
-    /// entry read (for the caller's own-write check).
-    pub fn lookup<L: Locks>(&self, locks: &L, hash: u64, key: &[u8], now: i64, out: &mut Vec<u8>) -> (Lookup, Vec<u32>) {
+    /// entry read (for the caller's own-write check). Fails, with the lock released, when
+    /// `out` cannot grow to the result's size.
+    pub fn lookup<L: Locks>(&self, locks: &L, hash: u64, key: &[u8], now: i64, out: &mut Vec<u8>) -> Result<(Lookup, Vec<u32>), TryReserveError> {
         let partition = Self::partition_of(hash);
         let _guard = locks.shared(partition);
         for index in self.candidates(partition, hash) {
@@ -528,14 +537,19 @@ impl Store {
                 continue;
             }
             if !self.fresh(entry, now) {
-                return (Lookup::Stale, Vec::new());
+                return Ok((Lookup::Stale, Vec::new()));
             }
-            self.read_chain(entry.first_chunk, entry.key_len as usize, entry.payload_len as usize - entry.key_len as usize, out);
+            self.read_chain(entry.first_chunk, entry.key_len as usize, entry.payload_len as usize - entry.key_len as usize, out)?;
             entry.hits.fetch_add(1, Ordering::Relaxed);
             entry.referenced.store(1, Ordering::Relaxed);
-            return (Lookup::Hit, entry.deps[..entry.ndeps as usize].iter().map(|d| d.relid).collect());
+            return Ok((Lookup::Hit, entry.deps[..entry.ndeps as usize].iter().map(|d| d.relid).collect()));
         }
-        (Lookup::Miss, Vec::new())
+        Ok((Lookup::Miss, Vec::new()))
+    }
+
+    /// The largest payload (key and result) an entry can have.
+    pub fn max_payload(&self) -> usize {
+        self.chunk_count() as usize / 4 * CHUNK_DATA
     }
 
     /// Takes `count` chunks off the free list, evicting entries (CLOCK) while it is short.
@@ -670,8 +684,18 @@ impl Store {
         removed
     }
 
-    /// A copy of every live entry's metadata and key.
-    pub fn entries<L: Locks>(&self, locks: &L, now: i64) -> Vec<EntryInfo> {
+    /// How many entries hold a result (fresh or not).
+    pub fn live_entries<L: Locks>(&self, locks: &L) -> usize {
+        (0..PARTITIONS)
+            .map(|partition| {
+                let _guard = locks.shared(partition);
+                self.partition_range(partition).filter(|i| self.entry(*i).live == 1).count()
+            })
+            .sum()
+    }
+
+    /// A copy of every live entry's metadata and key; fails when memory runs out.
+    pub fn entries<L: Locks>(&self, locks: &L, now: i64) -> Result<Vec<EntryInfo>, TryReserveError> {
         let mut out = Vec::new();
         for partition in 0..PARTITIONS {
             let _guard = locks.shared(partition);
@@ -681,7 +705,8 @@ impl Store {
                     continue;
                 }
                 let mut key = Vec::new();
-                self.read_chain(entry.first_chunk, 0, entry.key_len as usize, &mut key);
+                self.read_chain(entry.first_chunk, 0, entry.key_len as usize, &mut key)?;
+                out.try_reserve(1)?;
                 out.push(EntryInfo {
                     key,
                     dbid: entry.dbid,
@@ -695,7 +720,7 @@ impl Store {
                 });
             }
         }
-        out
+        Ok(out)
     }
 }
 
@@ -763,7 +788,7 @@ mod tests {
 
     fn get(f: &Fixture, key: &[u8]) -> (Lookup, Vec<u8>) {
         let mut out = Vec::new();
-        let (found, _) = f.store.lookup(&f.locks, hash(key), key, 1, &mut out);
+        let (found, _) = f.store.lookup(&f.locks, hash(key), key, 1, &mut out).unwrap();
         (found, out)
     }
 
@@ -831,10 +856,10 @@ mod tests {
         f.store.insert(&f.locks, &a, 0).unwrap();
         f.store.insert(&f.locks, &b, 0).unwrap();
         let mut out = Vec::new();
-        assert_eq!(f.store.lookup(&f.locks, 7, b"key-a", 1, &mut out).0, Lookup::Hit);
+        assert_eq!(f.store.lookup(&f.locks, 7, b"key-a", 1, &mut out).unwrap().0, Lookup::Hit);
         assert_eq!(out, b"A");
         out.clear();
-        assert_eq!(f.store.lookup(&f.locks, 7, b"key-b", 1, &mut out).0, Lookup::Hit);
+        assert_eq!(f.store.lookup(&f.locks, 7, b"key-b", 1, &mut out).unwrap().0, Lookup::Hit);
         assert_eq!(out, b"B");
     }
 
@@ -849,7 +874,8 @@ mod tests {
             assert!(f.store.used_bytes() <= capacity);
         }
         assert!(f.store.counter(Counter::Evictions) > 1000);
-        let live = f.store.entries(&f.locks, 1).len();
+        let live = f.store.entries(&f.locks, 1).unwrap().len();
+        assert_eq!(live, f.store.live_entries(&f.locks));
         assert!(live > 0 && live * 3000 <= capacity, "{live} entries");
         assert_eq!(get(&f, b"query 1999").0, Lookup::Hit, "the newest survives");
         assert_eq!(f.store.insert(&f.locks, &entry(b"huge", &vec![0; capacity], &[], 0), 0), Err(StoreError::TooLarge));

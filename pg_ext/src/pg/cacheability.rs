@@ -53,31 +53,40 @@ unsafe extern "C-unwind" fn function_check(funcid: pg_sys::Oid, context: *mut c_
     }
 }
 
-/// # Safety
-/// `rte` is a range table entry of an analysed query.
-unsafe fn relation_bypass(rte: *mut pg_sys::RangeTblEntry) -> Option<Bypass> {
-    unsafe {
-        if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION {
-            return None;
-        }
-        let relid = (*rte).relid;
+/// Why a read of this relation cannot be cached, if it cannot: the one place that decides,
+/// for the relations the analysed query names and for every relation a fill actually read.
+/// The rules apply to the relation and to its partition ancestors; of the relations
+/// inheriting from it, a temporary one (any session's) is enough: another session's is
+/// invisible to this one, so the same query reads other rows in each. `relkind` is looked up
+/// when not given.
+pub fn relation_bypass(relid: pg_sys::Oid, relkind: Option<std::ffi::c_char>) -> Option<Bypass> {
+    // SAFETY (both closures): catalog lookups by OID; get_rel_relkind returns 0 for a
+    // relation that does not exist, which is checked before anything that needs it.
+    let kind = |relid| unsafe { pg_sys::get_rel_relkind(relid) } as u8;
+    let temporary = |relid| unsafe { pg_sys::get_rel_persistence(relid) } as u8 == pg_sys::RELPERSISTENCE_TEMP;
+    let rules = |relid: pg_sys::Oid, relkind: u8| -> Option<Bypass> {
         if relid.to_u32() < pg_sys::FirstNormalObjectId {
             return Some(Bypass::SystemCatalog);
         }
-        match (*rte).relkind as u8 {
+        match relkind {
+            // Dropped meanwhile: nothing can be said about it.
+            0 => return Some(Bypass::InternalError),
             pg_sys::RELKIND_FOREIGN_TABLE => return Some(Bypass::ForeignTable),
             // nextval() and setval() change a sequence without the executor.
             pg_sys::RELKIND_SEQUENCE => return Some(Bypass::Sequence),
             _ => {}
         }
-        if pg_sys::get_rel_persistence(relid) as u8 == pg_sys::RELPERSISTENCE_TEMP {
+        if temporary(relid) {
             return Some(Bypass::TemporaryTable);
         }
-        if pg_sys::check_enable_rls(relid, pg_sys::Oid::INVALID, true) != pg_sys::CheckEnableRlsResult::RLS_NONE as i32 {
-            return Some(Bypass::RowLevelSecurity);
-        }
-        None
-    }
+        // SAFETY: as above.
+        let rls = unsafe { pg_sys::check_enable_rls(relid, pg_sys::Oid::INVALID, true) };
+        (rls != pg_sys::CheckEnableRlsResult::RLS_NONE as i32).then_some(Bypass::RowLevelSecurity)
+    };
+    use crate::pg::result_set::{ancestors, inheritors};
+    rules(relid, relkind.map_or_else(|| kind(relid), |k| k as u8))
+        .or_else(|| ancestors(relid).into_iter().find_map(|r| rules(r, kind(r))))
+        .or_else(|| inheritors(relid).into_iter().any(|r| kind(r) != 0 && temporary(r)).then_some(Bypass::TemporaryTable))
 }
 
 unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, context: *mut c_void) -> bool {
@@ -97,10 +106,10 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, context: *mut c_void
             }
             pg_sys::NodeTag::T_RangeTblEntry => {
                 let rte = node as *mut pg_sys::RangeTblEntry;
-                if let Some(reason) = relation_bypass(rte) {
-                    return walk.found(reason);
-                }
                 if (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION {
+                    if let Some(reason) = relation_bypass((*rte).relid, Some((*rte).relkind)) {
+                        return walk.found(reason);
+                    }
                     walk.relations.push((*rte).relid);
                 }
                 return false;
@@ -168,17 +177,23 @@ pub fn analyze(sql: &str) -> Result<Analysis, PitstopError> {
     }
 }
 
-/// Whether logical replication applies changes to any of these tables: its apply worker
-/// writes without the executor hooks, so versions would not move.
-fn replicated_into(relations: &[pg_sys::Oid]) -> bool {
+/// Whether logical replication applies changes to any of these relations, to a partition
+/// ancestor of one (rows routed down into it) or to anything inheriting from one: its apply
+/// worker writes without the executor hooks, so versions would not move. Used for the
+/// analysed query's relations and for every relation a fill read.
+pub fn replicated_into(relations: &[pg_sys::Oid]) -> bool {
     if relations.is_empty() {
         return false;
     }
+    use crate::pg::result_set::{ancestors, inheritors};
+    let mut family: Vec<pg_sys::Oid> = relations.iter().flat_map(|r| [vec![*r], ancestors(*r), inheritors(*r)].concat()).collect();
+    family.sort_by_key(|o| o.to_u32());
+    family.dedup();
     pgrx::Spi::connect(|client| {
         crate::pg::spi::select_one::<bool>(
             client,
             "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_subscription_rel WHERE srrelid = ANY ($1))",
-            &[relations.to_vec().into()],
+            &[family.into()],
         )
     })
     .unwrap_or(true)

@@ -9,7 +9,6 @@
 use pgrx::pg_sys::ffi::pg_guard_ffi_boundary;
 use crate::pg::unguarded;
 use pgrx::pg_sys;
-use std::ffi::CString;
 use std::ops::Range;
 
 // `toast_flatten_tuple` (access/heaptoast.h) and `datumCopy` (utils/datum.h) have no pgrx
@@ -101,66 +100,368 @@ impl Iterator for Rows<'_> {
     }
 }
 
-/// Runs a read-only statement with text parameters through SPI and returns its result
-/// encoded. SPI runs it as a non-read-only call so it gets a fresh snapshot, taken after
-/// the caller read the relation versions (rule 5). Query errors are raised as usual.
-pub fn execute(sql: &str, param_types: &[pg_sys::Oid], params: &[Option<&str>]) -> Vec<u8> {
-    let c_sql = CString::new(sql).unwrap_or_default();
-    // SAFETY: the classic SPI sequence (connect, prepare, execute, read SPI_tuptable,
-    // finish); parameter Datums come from each type's input function. On ERROR the
-    // transaction abort cleans the SPI stack.
+/// Whether values of a type can hold an anonymous record: its type id is a typmod private to
+/// the backend that registered it, so its bytes mean something else in any other backend.
+/// True for `record`, `record[]` and anything built from them (domains, arrays, ranges,
+/// composites); a type nested deeper than any real one counts as holding one.
+pub fn holds_anonymous_record(type_oid: pg_sys::Oid) -> bool {
+    fn holds(type_oid: pg_sys::Oid, depth: u32) -> bool {
+        if let Some(builtin) = builtin_holds_anonymous_record(type_oid) {
+            return builtin;
+        }
+        if depth > 16 {
+            return true;
+        }
+        // SAFETY: type cache lookups of an existing type; the row type's descriptor is a copy
+        // we free.
+        unsafe {
+            let base = pg_sys::getBaseType(type_oid);
+            if base != type_oid {
+                return holds(base, depth + 1);
+            }
+            let element = pg_sys::get_element_type(type_oid);
+            if element != pg_sys::Oid::INVALID {
+                return holds(element, depth + 1);
+            }
+            match pg_sys::get_typtype(type_oid) as u8 {
+                pg_sys::TYPTYPE_COMPOSITE => {
+                    let desc = pg_sys::lookup_rowtype_tupdesc_copy(type_oid, -1);
+                    let found = (0..(*desc).natts as usize).any(|i| {
+                        let attr = (*desc).attrs.as_ptr().add(i);
+                        !(*attr).attisdropped && holds((*attr).atttypid, depth + 1)
+                    });
+                    pg_sys::FreeTupleDesc(desc);
+                    found
+                }
+                pg_sys::TYPTYPE_RANGE => holds(pg_sys::get_range_subtype(type_oid), depth + 1),
+                pg_sys::TYPTYPE_MULTIRANGE => holds(pg_sys::get_multirange_range(type_oid), depth + 1),
+                _ => false,
+            }
+        }
+    }
+    holds(type_oid, 0)
+}
+
+/// `holds_anonymous_record` for a built-in type (None for others): only `record` and
+/// `record[]` do. Keeps a cache hit free of catalog lookups.
+fn builtin_holds_anonymous_record(type_oid: pg_sys::Oid) -> Option<bool> {
+    (type_oid == pg_sys::RECORDOID || type_oid == pg_sys::RECORDARRAYOID || type_oid.to_u32() < pg_sys::FirstNormalObjectId)
+        .then(|| type_oid == pg_sys::RECORDOID || type_oid == pg_sys::RECORDARRAYOID)
+}
+
+/// Whether an encoded result has a column (or an unreadable column header) whose type
+/// `holds` says can hold an anonymous record.
+fn record_column(encoded: &[u8], holds: impl Fn(pg_sys::Oid) -> bool) -> bool {
+    column_count(encoded).is_none_or(|n| (0..n).any(|i| column_type(encoded, i).is_none_or(|(t, _)| holds(t))))
+}
+
+/// Whether an encoded result may be handed to this backend's caller: whole, and with no
+/// column that can hold another backend's anonymous record type (never stored; checked again
+/// on every hit all the same).
+pub fn servable(encoded: &[u8]) -> bool {
+    is_well_formed(encoded) && !record_column(encoded, holds_anonymous_record)
+}
+
+/// Where the rows of a `cached` or `cached_json` call go.
+#[derive(Clone, Copy)]
+pub enum Target {
+    /// A set-returning call's tuplestore, typed by its column definition list.
+    Rows(RowsTarget),
+    /// The first column of the first row (`cached_json`), copied into the caller's context.
+    FirstValue,
+}
+
+/// A set-returning call that accepts a materialized result and has a column definition list
+/// (made by `rows_target`).
+#[derive(Clone, Copy)]
+pub struct RowsTarget(*mut pg_sys::ReturnSetInfo);
+
+/// The call's `rsinfo` as a target for rows; None when the call has no column definition
+/// list (or cannot take a tuplestore).
+///
+/// # Safety
+/// `rsinfo` is the current call's resultinfo (or NULL), and the target is used only during
+/// that call.
+pub unsafe fn rows_target(rsinfo: *mut pg_sys::ReturnSetInfo) -> Option<RowsTarget> {
+    // SAFETY: the caller's contract.
+    unsafe { expected_desc(rsinfo).map(|_| RowsTarget(rsinfo)) }
+}
+
+/// What the caller gets back: the rows went into its tuplestore, or the one value.
+pub enum Outcome {
+    Delivered,
+    Value(Option<pg_sys::Datum>),
+}
+
+/// Why a fill's result was not kept in its encoded form for the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotKept {
+    /// The caller did not ask for it (the call bypasses the cache).
+    NotWanted,
+    /// It grew past the limit: encoding stopped there, the rest was only delivered.
+    TooLarge,
+    /// A column can hold anonymous records.
+    AnonymousRecord,
+}
+
+/// A statement run by `execute`.
+pub struct Executed {
+    /// What the caller gets, or why its column definition list does not fit the result.
+    pub outcome: Result<Outcome, String>,
+    /// The result encoded for the cache, or why not.
+    pub kept: Result<Vec<u8>, NotKept>,
+}
+
+/// The state of one run, reached by the DestReceiver callbacks through `Receiver::fill`.
+struct Fill {
+    target: Target,
+    keep_up_to: usize,
+    kept: Result<Vec<u8>, NotKept>,
+    rows: u32,
+    mismatch: Option<String>,
+    value: Option<pg_sys::Datum>,
+    /// The caller's memory context (for the one value of `FirstValue`).
+    caller_context: pg_sys::MemoryContext,
+    /// Scratch memory for encoding one row, reset after each.
+    row_context: pg_sys::MemoryContext,
+    desc: pg_sys::TupleDesc,
+    store: *mut pg_sys::Tuplestorestate,
+}
+
+/// A DestReceiver (first, so Postgres sees one) with our state.
+#[repr(C)]
+struct Receiver {
+    base: pg_sys::DestReceiver,
+    fill: *mut Fill,
+}
+
+/// Appends to the encoded result with fallible growth (doubling, capped at `limit`).
+fn reserve(out: &mut Vec<u8>, additional: usize, limit: usize) {
+    let wanted = out.len() + additional;
+    if wanted <= out.capacity() {
+        return;
+    }
+    let target = wanted.max(out.capacity() * 2).min(limit.max(wanted));
+    if out.try_reserve_exact(target - out.len()).is_err() {
+        // Postgres' own out-of-memory ERROR (53200), never Rust's abort.
+        crate::error::PitstopError::OutOfMemory("a cached result").report();
+    }
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn fill_startup(receiver: *mut pg_sys::DestReceiver, _operation: std::ffi::c_int, desc: pg_sys::TupleDesc) {
+    // SAFETY: `receiver` is our Receiver, whose Fill outlives the statement (see `execute`);
+    // `desc` is the statement's result descriptor.
     unsafe {
+        let fill = &mut *(*(receiver as *mut Receiver)).fill;
+        fill.desc = desc;
+        let natts = (*desc).natts as usize;
+        let type_of = |i: usize| (*(*desc).attrs.as_ptr().add(i)).atttypid;
+        if let Target::Rows(RowsTarget(rsinfo)) = fill.target {
+            fill.mismatch = mismatch_of((*rsinfo).expectedDesc, natts, |i| Some(type_of(i)));
+            if fill.mismatch.is_some() {
+                return;
+            }
+        }
+        if fill.keep_up_to == 0 {
+            fill.kept = Err(NotKept::NotWanted);
+        } else if (0..natts).any(|i| holds_anonymous_record(type_of(i))) {
+            fill.kept = Err(NotKept::AnonymousRecord);
+        } else if 8 + natts * 8 > fill.keep_up_to {
+            fill.kept = Err(NotKept::TooLarge);
+        } else {
+            let mut out = Vec::new();
+            reserve(&mut out, 8 + natts * 8, fill.keep_up_to);
+            put_u32(&mut out, natts as u32);
+            for i in 0..natts {
+                let attr = (*desc).attrs.as_ptr().add(i);
+                put_u32(&mut out, (*attr).atttypid.to_u32());
+                put_u32(&mut out, (*attr).atttypmod as u32);
+            }
+            put_u32(&mut out, 0); // the row count, written at the end
+            fill.kept = Ok(out);
+            fill.row_context = pg_sys::AllocSetContextCreateInternal(
+                pg_sys::CurrentMemoryContext,
+                c"pitstop cache fill row".as_ptr(),
+                0,
+                8 * 1024,
+                8 * 1024 * 1024,
+            );
+        }
+    }
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn fill_row(slot: *mut pg_sys::TupleTableSlot, receiver: *mut pg_sys::DestReceiver) -> bool {
+    // SAFETY: as in fill_startup; `slot` holds the next row, of `fill.desc`.
+    unsafe {
+        let fill = &mut *(*(receiver as *mut Receiver)).fill;
+        if fill.mismatch.is_some() {
+            return false;
+        }
+        match fill.target {
+            Target::Rows(_) => pg_sys::tuplestore_puttupleslot(fill.store, slot),
+            Target::FirstValue if fill.rows == 0 => {
+                // slot_getsomeattrs(slot, 1), an inline function.
+                if (*slot).tts_nvalid < 1 {
+                    pg_sys::slot_getsomeattrs_int(slot, 1);
+                }
+                if !*(*slot).tts_isnull {
+                    let attr = (*fill.desc).attrs.as_ptr();
+                    let value = *(*slot).tts_values;
+                    let caller = pg_sys::MemoryContextSwitchTo(fill.caller_context);
+                    let copy = if (*attr).attlen == -1 {
+                        pg_sys::Datum::from(pg_sys::pg_detoast_datum_copy(value.cast_mut_ptr()))
+                    } else {
+                        pg_guard_ffi_boundary(|| datumCopy(value, (*attr).attbyval, (*attr).attlen as i32))
+                    };
+                    pg_sys::MemoryContextSwitchTo(caller);
+                    fill.value = Some(copy);
+                }
+            }
+            Target::FirstValue => {}
+        }
+        fill.rows = fill.rows.saturating_add(1);
+        if let Ok(out) = &mut fill.kept {
+            // The row as a minimal tuple with every TOASTed value pulled inline, made in
+            // scratch memory and copied into the encoded result.
+            let caller = pg_sys::MemoryContextSwitchTo(fill.row_context);
+            let mut should_free = false;
+            let heap = pg_sys::ExecFetchSlotHeapTuple(slot, false, &mut should_free);
+            let flat = pg_guard_ffi_boundary(|| toast_flatten_tuple(heap, fill.desc));
+            let minimal = pg_sys::minimal_tuple_from_heap_tuple(flat);
+            let bytes = std::slice::from_raw_parts(minimal as *const u8, (*minimal).t_len as usize);
+            let fits = out.len() + 4 + bytes.len() <= fill.keep_up_to;
+            if fits {
+                reserve(out, 4 + bytes.len(), fill.keep_up_to);
+                put_row(out, bytes);
+            }
+            pg_sys::MemoryContextSwitchTo(caller);
+            pg_sys::MemoryContextReset(fill.row_context);
+            if !fits {
+                // Stop here: the encoded part is freed, the rest is only delivered.
+                fill.kept = Err(NotKept::TooLarge);
+            }
+        }
+        true
+    }
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn fill_nothing(_receiver: *mut pg_sys::DestReceiver) {}
+
+/// Runs a read-only statement with text parameters through SPI. Its rows go straight to
+/// `target` as the executor produces them; with `keep_up_to` > 0 they are also encoded for
+/// the cache until that many bytes would be exceeded (then only delivered). SPI runs it as
+/// a non-read-only call so it gets a fresh snapshot, taken after the caller read the
+/// relation versions (rule 5). Query errors are raised as usual.
+pub fn execute(sql: &str, param_types: &[pg_sys::Oid], params: &[Option<&str>], target: Target, keep_up_to: usize) -> Executed {
+    // SAFETY: the SPI sequence (connect, prepare, execute with our receiver, finish). The
+    // receiver and its Fill live on this frame for the whole SPI call; an ERROR inside it
+    // comes back as a panic through pgrx's guard of the call and drops them. Parameter Datums
+    // come from each type's input function; texts are copied with palloc (an ERROR, not an
+    // abort, when memory runs out).
+    unsafe {
+        let caller_context = pg_sys::CurrentMemoryContext;
+        let mut fill = Fill {
+            target,
+            keep_up_to,
+            kept: Err(NotKept::NotWanted),
+            rows: 0,
+            mismatch: None,
+            value: None,
+            caller_context,
+            row_context: std::ptr::null_mut(),
+            desc: std::ptr::null_mut(),
+            store: std::ptr::null_mut(),
+        };
+        let mut set_desc = std::ptr::null_mut();
+        if let Target::Rows(RowsTarget(rsinfo)) = target {
+            let per_query = pg_sys::MemoryContextSwitchTo((*(*rsinfo).econtext).ecxt_per_query_memory);
+            set_desc = pg_sys::CreateTupleDescCopy((*rsinfo).expectedDesc);
+            fill.store = pg_sys::tuplestore_begin_heap(true, false, pg_sys::work_mem);
+            pg_sys::MemoryContextSwitchTo(per_query);
+        }
         if pg_sys::SPI_connect() < 0 {
             pgrx::error!("pitstop: SPI_connect failed");
         }
-        let mut types = param_types.to_vec();
-        let plan = pg_sys::SPI_prepare(c_sql.as_ptr(), types.len() as i32, types.as_mut_ptr());
+        let c_sql = pg_sys::pnstrdup(sql.as_ptr().cast(), sql.len());
+        // SPI_prepare copies the types and never writes them.
+        let plan = pg_sys::SPI_prepare(c_sql, param_types.len() as i32, param_types.as_ptr().cast_mut());
         if plan.is_null() {
             pgrx::error!("pitstop: could not prepare the cached statement");
         }
-        let mut values = Vec::with_capacity(params.len());
-        let mut nulls = Vec::with_capacity(params.len());
-        for (value, type_oid) in params.iter().zip(param_types) {
-            match value {
-                None => {
-                    values.push(pg_sys::Datum::from(0));
-                    nulls.push(b'n' as std::ffi::c_char);
-                }
-                Some(text) => {
-                    let (mut input, mut io_param) = (pg_sys::Oid::INVALID, pg_sys::Oid::INVALID);
-                    pg_sys::getTypeInputInfo(*type_oid, &mut input, &mut io_param);
-                    let c_text = CString::new(*text).unwrap_or_default();
-                    values.push(pg_sys::OidInputFunctionCall(input, c_text.as_ptr().cast_mut(), io_param, -1));
-                    nulls.push(b' ' as std::ffi::c_char);
-                }
+        let list = pg_sys::makeParamList(params.len() as i32);
+        let slots = (*list).params.as_mut_slice(params.len());
+        for ((slot, value), type_oid) in slots.iter_mut().zip(params).zip(param_types) {
+            *slot = pg_sys::ParamExternData {
+                value: pg_sys::Datum::from(0),
+                isnull: value.is_none(),
+                pflags: pg_sys::PARAM_FLAG_CONST as u16,
+                ptype: *type_oid,
+            };
+            if let Some(text) = value {
+                let (mut input, mut io_param) = (pg_sys::Oid::INVALID, pg_sys::Oid::INVALID);
+                pg_sys::getTypeInputInfo(*type_oid, &mut input, &mut io_param);
+                let c_text = pg_sys::pnstrdup(text.as_ptr().cast(), text.len());
+                slot.value = pg_sys::OidInputFunctionCall(input, c_text, io_param, -1);
             }
         }
-        let status = pg_sys::SPI_execute_plan(plan, values.as_mut_ptr(), nulls.as_ptr(), false, 0);
+        let mut receiver = Receiver {
+            base: pg_sys::DestReceiver {
+                receiveSlot: Some(fill_row),
+                rStartup: Some(fill_startup),
+                rShutdown: Some(fill_nothing),
+                rDestroy: Some(fill_nothing),
+                mydest: pg_sys::CommandDest::DestTuplestore,
+            },
+            fill: &raw mut fill,
+        };
+        let options = pg_sys::SPIExecuteOptions {
+            params: list,
+            read_only: false,
+            dest: &mut receiver.base,
+            ..Default::default()
+        };
+        let status = pg_sys::SPI_execute_plan_extended(plan, &options);
         if status != pg_sys::SPI_OK_SELECT as i32 {
             pgrx::error!("pitstop: the cached statement did not run as a SELECT ({status})");
         }
-        let table = pg_sys::SPI_tuptable;
-        let desc = (*table).tupdesc;
-        let mut out = Vec::new();
-        let natts = (*desc).natts as usize;
-        put_u32(&mut out, natts as u32);
-        for i in 0..natts {
-            let attr = (*desc).attrs.as_ptr().add(i);
-            put_u32(&mut out, (*attr).atttypid.to_u32());
-            put_u32(&mut out, (*attr).atttypmod as u32);
-        }
-        let count = pg_sys::SPI_processed as usize;
-        put_u32(&mut out, count as u32);
-        for i in 0..count {
-            let tuple = pg_guard_ffi_boundary(|| toast_flatten_tuple(*(*table).vals.add(i), desc));
-            let minimal = pg_sys::minimal_tuple_from_heap_tuple(tuple);
-            let bytes = std::slice::from_raw_parts(minimal as *const u8, (*minimal).t_len as usize);
-            put_row(&mut out, bytes);
-            pg_sys::pfree(minimal.cast());
-            pg_sys::heap_freetuple(tuple);
-        }
         pg_sys::SPI_finish();
-        out
+        if let Ok(out) = &mut fill.kept {
+            let count_at = 4 + column_count(out).unwrap_or(0) * 8;
+            out[count_at..count_at + 4].copy_from_slice(&fill.rows.to_le_bytes());
+        }
+        let outcome = match (fill.mismatch.take(), target) {
+            (Some(detail), _) => Err(detail),
+            (None, Target::Rows(RowsTarget(rsinfo))) => {
+                (*rsinfo).returnMode = pg_sys::SetFunctionReturnMode::SFRM_Materialize;
+                (*rsinfo).setResult = fill.store;
+                (*rsinfo).setDesc = set_desc;
+                Ok(Outcome::Delivered)
+            }
+            (None, Target::FirstValue) => Ok(Outcome::Value(fill.value)),
+        };
+        Executed { outcome, kept: fill.kept }
+    }
+}
+
+/// Hands a stored result to the caller (a cache hit), or says why its column definition
+/// list does not fit it.
+pub fn serve(target: Target, encoded: &[u8]) -> Result<Outcome, String> {
+    match target {
+        Target::Rows(RowsTarget(rsinfo)) => {
+            // SAFETY: `rows_target` checked rsinfo, which belongs to the current call; the
+            // columns are checked to match before the rows are materialized.
+            unsafe {
+                if let Some(detail) = mismatch((*rsinfo).expectedDesc, encoded) {
+                    return Err(detail);
+                }
+                materialize(rsinfo, encoded);
+            }
+            Ok(Outcome::Delivered)
+        }
+        Target::FirstValue => Ok(Outcome::Value(first_value(encoded))),
     }
 }
 
@@ -169,18 +470,27 @@ pub fn execute(sql: &str, param_types: &[pg_sys::Oid], params: &[Option<&str>]) 
 ///
 /// # Safety
 /// `expected` is the call's expectedDesc.
-pub unsafe fn mismatch(expected: pg_sys::TupleDesc, encoded: &[u8]) -> Option<String> {
+unsafe fn mismatch(expected: pg_sys::TupleDesc, encoded: &[u8]) -> Option<String> {
+    // SAFETY: the caller's contract.
+    unsafe { mismatch_of(expected, column_count(encoded).unwrap_or(0), |i| column_type(encoded, i).map(|(t, _)| t)) }
+}
+
+/// Why a column definition list does not fit `count` columns of these types; None when it
+/// fits.
+///
+/// # Safety
+/// `expected` is a valid TupleDesc.
+unsafe fn mismatch_of(expected: pg_sys::TupleDesc, count: usize, type_of: impl Fn(usize) -> Option<pg_sys::Oid>) -> Option<String> {
     unsafe {
         let natts = (*expected).natts as usize;
-        let actual = column_count(encoded).unwrap_or(0);
-        if natts != actual {
+        if natts != count {
             return Some(format!(
-                "The query returns {actual} column(s) but the column definition list has {natts}."
+                "The query returns {count} column(s) but the column definition list has {natts}."
             ));
         }
         (0..natts).find_map(|i| {
             let attr = (*expected).attrs.as_ptr().add(i);
-            let (actual_type, _) = column_type(encoded, i)?;
+            let actual_type = type_of(i)?;
             (actual_type != (*attr).atttypid).then(|| {
                 let name = std::ffi::CStr::from_ptr((*attr).attname.data.as_ptr()).to_string_lossy();
                 format!(
@@ -204,7 +514,7 @@ fn type_name(oid: pg_sys::Oid) -> String {
 ///
 /// # Safety
 /// `rsinfo` is the current call's resultinfo (or NULL).
-pub unsafe fn expected_desc(rsinfo: *mut pg_sys::ReturnSetInfo) -> Option<pg_sys::TupleDesc> {
+unsafe fn expected_desc(rsinfo: *mut pg_sys::ReturnSetInfo) -> Option<pg_sys::TupleDesc> {
     unsafe {
         let materialize = pg_sys::SetFunctionReturnMode::SFRM_Materialize as i32;
         let usable = !rsinfo.is_null()
@@ -220,7 +530,10 @@ pub unsafe fn expected_desc(rsinfo: *mut pg_sys::ReturnSetInfo) -> Option<pg_sys
 /// # Safety
 /// `rsinfo` is the current call's ReturnSetInfo, accepted by `expected_desc`, and the encoded
 /// result's columns match its expectedDesc (checked by the caller with `mismatch`).
-pub unsafe fn materialize(rsinfo: *mut pg_sys::ReturnSetInfo, encoded: &[u8]) {
+unsafe fn materialize(rsinfo: *mut pg_sys::ReturnSetInfo, encoded: &[u8]) {
+    if record_column(encoded, holds_anonymous_record) {
+        pgrx::error!("pitstop: a cached result holds anonymous records");
+    }
     let Some(rows) = rows(encoded) else { pgrx::error!("pitstop: a query result is malformed") };
     // SAFETY: the caller's contract. One pgrx guard around the whole body, whose frames own
     // nothing to drop: an ERROR (out of memory) comes back as a panic through the guard.
@@ -261,7 +574,7 @@ pub unsafe fn materialize(rsinfo: *mut pg_sys::ReturnSetInfo, encoded: &[u8]) {
 
 /// The first column of the first row (a `cached_json` result), copied into the current
 /// memory context; None when there is no row or it is NULL.
-pub fn first_value(encoded: &[u8]) -> Option<pg_sys::Datum> {
+fn first_value(encoded: &[u8]) -> Option<pg_sys::Datum> {
     let types = column_types(encoded)?;
     let row = &encoded[rows(encoded)?.next()?];
     // SAFETY: the row is a minimal tuple of these column types; it is copied into palloc'd
@@ -300,8 +613,25 @@ pub fn ancestors(relid: pg_sys::Oid) -> Vec<pg_sys::Oid> {
     }
 }
 
+/// Relations inheriting from a relation at any depth: partitions and inheritance children,
+/// other sessions' temporary ones too.
+pub fn inheritors(relid: pg_sys::Oid) -> Vec<pg_sys::Oid> {
+    // SAFETY: catalog lookups; find_all_inheritors returns a palloc'd List of OIDs, the
+    // relation itself first. NoLock: a child dropped meanwhile is then found gone.
+    unsafe {
+        if !pg_guard_ffi_boundary(|| has_subclass(relid)) {
+            return Vec::new();
+        }
+        let list = pg_guard_ffi_boundary(|| find_all_inheritors(relid, pg_sys::NoLock as i32, std::ptr::null_mut()));
+        (0..pg_sys::list_length(list)).map(|i| pg_sys::list_nth_oid(list, i)).filter(|o| *o != relid).collect()
+    }
+}
+
+// catalog/partition.h and catalog/pg_inherits.h: no pgrx bindings.
 unsafe extern "C-unwind" {
     fn get_partition_ancestors(relid: pg_sys::Oid) -> *mut pg_sys::List;
+    fn has_subclass(relid: pg_sys::Oid) -> bool;
+    fn find_all_inheritors(relid: pg_sys::Oid, lockmode: i32, parents: *mut *mut pg_sys::List) -> *mut pg_sys::List;
 }
 
 #[cfg(test)]
@@ -348,5 +678,21 @@ mod tests {
         let mut lying = tuple(24);
         lying[0] = 200;
         assert!(rows(&encoded(&[lying])).is_none(), "a tuple whose own length disagrees");
+    }
+
+    #[test]
+    fn record_and_record_array_columns_are_found() {
+        // Built-in types only: a user type would need the catalogs (it counts as holding one).
+        let holds = |t| builtin_holds_anonymous_record(t).unwrap_or(true);
+        let mut bytes = encoded(&[tuple(24)]);
+        assert!(!record_column(&bytes, holds), "an int4 column");
+        for record in [pg_sys::RECORDOID, pg_sys::RECORDARRAYOID] {
+            bytes[4..8].copy_from_slice(&record.to_u32().to_le_bytes());
+            assert!(is_well_formed(&bytes) && record_column(&bytes, holds), "{record:?}");
+        }
+        bytes[4..8].copy_from_slice(&pg_sys::FirstNormalObjectId.to_le_bytes());
+        assert!(record_column(&bytes, holds), "a user type is looked up");
+        assert!(record_column(&bytes[..6], holds), "no whole column header");
+        assert_eq!(builtin_holds_anonymous_record(pg_sys::TEXTARRAYOID), Some(false));
     }
 }
