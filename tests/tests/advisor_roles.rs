@@ -153,3 +153,40 @@ fn who_may_plan_whose_statements() {
     dba.query("SELECT * FROM pitstop.unhelped_queries()", &[]).unwrap();
     assert!(sequence_used(&mut dba, "superuser_planned"));
 }
+
+/// Another role's statement is planned in that role's environment, not the caller's: a
+/// temporary view of the caller's that shadows the table the statement names is out of reach
+/// (else the caller's function would run with that role's rights).
+#[test]
+fn the_callers_temporary_objects_cannot_shadow_another_roles_tables() {
+    let (cluster, mut dba) = advisor_cluster(
+        "CREATE ROLE monitor LOGIN IN ROLE pg_monitor;
+         CREATE ROLE app LOGIN;
+         CREATE SCHEMA app AUTHORIZATION app;
+         ALTER ROLE app SET search_path = app;
+         CREATE SEQUENCE public_mark;
+         GRANT USAGE, SELECT ON SEQUENCE public_mark TO PUBLIC",
+    );
+    let mut app = cluster.connect_as("app", "postgres");
+    app.batch_execute(
+        "CREATE TABLE orders(id int, customer int);
+         INSERT INTO orders SELECT g, g % 1000 FROM generate_series(1, 50000) g;
+         ANALYZE orders;",
+    )
+    .unwrap();
+    for customer in 0..10 {
+        app.query("SELECT id FROM orders WHERE customer = $1", &[&customer]).unwrap();
+    }
+    let mut monitor = cluster.connect_as("monitor", "postgres");
+    monitor
+        .batch_execute(
+            "CREATE FUNCTION pg_temp.hijack() RETURNS int LANGUAGE plpgsql IMMUTABLE AS
+               $$BEGIN PERFORM nextval('public.public_mark'); RETURN 1; END$$;
+             CREATE TEMP VIEW orders AS SELECT pg_temp.hijack() AS id, 1 AS customer;",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let advice: Vec<String> =
+        monitor.query("SELECT ddl FROM pitstop.suggest_indexes()", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+    assert!(!sequence_used(&mut monitor, "public.public_mark"), "the caller's temporary view was planned");
+    assert!(advice.iter().any(|ddl| ddl.contains("app.orders (customer")), "{advice:?}");
+}
