@@ -457,7 +457,7 @@ fn a_table_the_login_role_may_not_vacuum_is_logged_skipped_with_the_warning() {
     assert_eq!((action.as_str(), outcome.as_str(), error.as_deref()), ("vacuum", "skipped", None), "{rows:?}");
     let detail = detail.as_deref().unwrap_or("");
     assert!(detail.contains("WARNING") && detail.contains("skipping \"not_mine\" --- only table or database owner can vacuum it"), "{detail}");
-    assert!(out.contains("skipped") && err.contains("vacuum public.not_mine: skipped: skipped by PostgreSQL"), "{out}\n{err}");
+    assert!(out.contains("skipped") && err.contains("vacuum public.not_mine: skipped by PostgreSQL: WARNING: skipping"), "{out}\n{err}");
     assert_eq!(last_vacuum(&mut c, "not_mine"), None, "PostgreSQL did skip it");
 }
 
@@ -505,6 +505,7 @@ fn ctrl_c_cancels_the_running_statement_on_the_server_and_starts_nothing_more() 
     assert_eq!(output.status.code(), Some(130), "exit status after Ctrl-C:\n{out}\n{err}");
     assert_eq!(waiting(&mut c), 0, "the statement was cancelled on the server");
     assert!(err.contains("interrupted") && err.contains("vacuum public.waits: cancelled after"), "{err}");
+    assert!(err.contains("[2/2] vacuum public.next_one: skipped: interrupted (Ctrl-C)"), "{err}");
 
     let rows = log_rows(&mut c, "cli");
     let waits: Vec<&LogRow> = rows.iter().filter(|r| r.1.as_deref() == Some("public.waits")).collect();

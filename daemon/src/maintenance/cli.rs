@@ -203,14 +203,16 @@ fn print_progress(event: Progress<'_>) {
     }
 }
 
-/// "ok in 1.2s", "failed after 0.2s: …", "skipped: …", "cancelled after 3s".
+/// "ok in 1.2s", "failed after 0.2s: …", "skipped: …", "cancelled after 3s: …".
 fn ending(a: &ActionReport) -> String {
     let took = humantime::format_duration(Duration::from_millis(a.duration_ms.round() as u64));
     let why = a.error.as_deref().or(a.detail.as_deref()).map(|w| format!(": {w}")).unwrap_or_default();
-    match a.outcome {
-        Outcome::Ok => format!("ok in {took}"),
-        Outcome::Skipped => format!("skipped{}", a.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()),
-        outcome => format!("{} after {took}{why}", outcome.as_str()),
+    match (a.outcome, a.detail.as_deref()) {
+        (Outcome::Ok, _) => format!("ok in {took}"),
+        // Skip details already start with "skipped" ("skipped: …", "skipped by PostgreSQL: …").
+        (Outcome::Skipped, Some(detail)) if detail.starts_with("skipped") => detail.to_string(),
+        (Outcome::Skipped, detail) => format!("skipped{}", detail.map(|d| format!(": {d}")).unwrap_or_default()),
+        (outcome, _) => format!("{} after {took}{why}", outcome.as_str()),
     }
 }
 
