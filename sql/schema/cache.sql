@@ -50,7 +50,7 @@ COMMENT ON TABLE relay_state IS 'Cursor of each pitstop relay: outbox rows with 
 -- tracked one: attaching the trigger elsewhere gains nothing. A row may be written only by a
 -- role that may create triggers on the table (the TRIGGER privilege; owners have it),
 -- enforced by row security so that cache_track runs with its caller's rights. regclass, not
--- oid, so that pg_dump and pg_upgrade keep each row on its table.
+-- oid, so that a restored dump maps each row to its table (pg_upgrade accepts regclass).
 CREATE TABLE cache_tracking (
     relid   regclass PRIMARY KEY,
     tags    text[]   NOT NULL DEFAULT '{}'
