@@ -31,7 +31,7 @@ fn main() {
         .map(|s| s.trim().parse().unwrap_or_else(|_| panic!("--seed: not a number: {s}")))
         .collect();
     let cluster = if arg(&args, "--dsn").is_none() {
-        let options = ClusterOptions { settings: vec![("autovacuum", "off".into())], ..ClusterOptions::default() };
+        let options = ClusterOptions { settings: vec![("autovacuum", "off".into()), ("max_prepared_transactions", "10".into())], ..ClusterOptions::default() };
         Some(PgCluster::start_with(options))
     } else {
         None

@@ -188,14 +188,21 @@ fn error_outcome(e: postgres::Error, sql: &str) -> Result<Outcome, Fatal> {
 /// COPY (no such table, a view, no privilege, a lock timeout, a bad row) tokio-postgres 0.7
 /// can be one reply out of step with the server, and a later request fails.
 fn copy_in(client: &mut Client, sql: &str, data: &str) -> Result<(Outcome, bool), Fatal> {
+    let refused = |e: postgres::Error| {
+        // "unexpected message" (no SQLSTATE) is that same client fault: the connection is
+        // replaced either way, which also rolls back its transaction.
+        let outcome = error_outcome(e, sql)
+            .unwrap_or_else(|Fatal(what)| Outcome::Error { code: "client".into(), message: what });
+        Ok((outcome, true))
+    };
     let mut writer = match client.copy_in(sql) {
         Ok(writer) => writer,
-        Err(e) => return Ok((error_outcome(e, sql)?, true)),
+        Err(e) => return refused(e),
     };
     let _ = writer.write_all(data.as_bytes());
     match writer.finish() {
         Ok(_) => Ok((Outcome::Rows(Vec::new()), false)),
-        Err(e) => Ok((error_outcome(e, sql)?, true)),
+        Err(e) => refused(e),
     }
 }
 
@@ -243,6 +250,8 @@ struct Fuzzer {
     sessions: Vec<Session>,
     monitor: Client,
     db: String,
+    /// Prepared transactions not yet committed or rolled back.
+    prepared: Vec<String>,
     log: VecDeque<String>,
     summary: Summary,
     step: u64,
@@ -319,11 +328,16 @@ pub fn run(config: &Config) -> Result<Summary, Fatal> {
         sessions,
         monitor,
         db: db.clone(),
+        prepared: Vec::new(),
         log: VecDeque::new(),
         summary: Summary { seed: config.seed, ..Summary::default() },
         step: 0,
     };
     let result = fuzzer.run_steps();
+    // Prepared transactions would keep the database from being dropped.
+    for gid in std::mem::take(&mut fuzzer.prepared) {
+        let _ = fuzzer.monitor.batch_execute(&format!("ROLLBACK PREPARED '{gid}'"));
+    }
     let (h1, m1, f1, b1, reasons) = stats(&mut fuzzer.monitor)?;
     let mut summary = std::mem::take(&mut fuzzer.summary);
     summary.hits = h1 - h0;
@@ -407,10 +421,18 @@ impl Fuzzer {
                     }
                 }
                 r if r < 804 && superuser => steps::ddl(rng, &self.roles, exclude),
+                r if r < 806 => {
+                    let gid = format!("fz_{}_{}", self.config.seed, self.step);
+                    Step::Sql { sql: format!("PREPARE TRANSACTION '{gid}'"), kind: Kind::Prepare(gid) }
+                }
                 r if r < 805 => steps::temp(rng, exclude),
                 r if r < 805 + end_weight => steps::end(rng),
                 _ => self.read_step(),
             }
+        } else if !self.prepared.is_empty() && roll < 100 {
+            let gid = self.prepared[0].clone();
+            let verb = if roll < 70 { "COMMIT" } else { "ROLLBACK" };
+            Step::Sql { sql: format!("{verb} PREPARED '{gid}'"), kind: Kind::Resolve(gid) }
         } else {
             match roll {
                 r if r < 620 => self.read_step(),
@@ -463,6 +485,16 @@ impl Fuzzer {
     fn apply(&mut self, s: usize, step: Step) -> Result<(), Fatal> {
         match step {
             Step::Read { query, params, ttl } => self.read(s, query, params, ttl),
+            // Whoever prepared it, a superuser outside the sessions finishes it (a session may
+            // be in a transaction or SET ROLE to someone who may not).
+            Step::Sql { sql, kind: Kind::Resolve(gid) } => {
+                let outcome = exec(&mut self.monitor, &sql)?;
+                if !outcome.is_error() {
+                    self.prepared.retain(|g| *g != gid);
+                }
+                self.note(s, format!("(by the admin connection) {sql} -> {}", outcome.short()));
+                Ok(())
+            }
             Step::Copy { sql, data } => {
                 let (outcome, replace) = copy_in(&mut self.sessions[s].client, &sql, &data)?;
                 self.after_statement(s, &Kind::Other, &outcome);
@@ -500,6 +532,14 @@ impl Fuzzer {
                 session.in_txn = true;
                 session.aborted = false;
                 session.txn_steps = 0;
+                session.savepoints.clear();
+            }
+            Kind::Prepare(gid) => {
+                if ok {
+                    self.prepared.push(gid.clone());
+                }
+                session.in_txn = false;
+                session.aborted = false;
                 session.savepoints.clear();
             }
             Kind::End => {

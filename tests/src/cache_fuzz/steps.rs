@@ -15,6 +15,10 @@ pub enum Kind {
     Savepoint(String),
     RollbackTo(String),
     Release(String),
+    /// PREPARE TRANSACTION: the session's transaction ends; the gid waits for COMMIT PREPARED.
+    Prepare(String),
+    /// COMMIT/ROLLBACK PREPARED of this gid.
+    Resolve(String),
     Other,
 }
 
@@ -30,7 +34,8 @@ pub enum Step {
 /// Areas of defects a run can leave out (`--exclude`): the review's findings being fixed, and
 /// the ones this fuzzer found.
 pub const KNOWN_AREAS: &[&str] = &["session_user", "now", "record", "table_to_xml", "temp_child", "explain_ctas"];
-pub const AREAS: &[&str] = &["session_user", "now", "record", "table_to_xml", "temp_child", "explain_ctas", "null_equals"];
+pub const AREAS: &[&str] =
+    &["session_user", "now", "record", "table_to_xml", "temp_child", "explain_ctas", "null_equals", "array_nulls"];
 
 pub fn excluded(exclude: &[String], area: &str) -> bool {
     exclude.iter().any(|e| e == area)
@@ -43,7 +48,7 @@ fn sql(text: impl Into<String>) -> Step {
 /// Tables written to (also directly to partitions and children, and through a view).
 const WRITE_TARGETS: &[&str] = &[
     "t0", "t0", "t1", "t1", "t2", "pl", "pl", "pl_a", "pl_b", "pl_b2", "pl_def", "pr", "pr", "pr_1", "pr_2", "h", "h",
-    "h_c1", "h_c2", "r", "v_t0", "sh", "s2.sh",
+    "h_c1", "h_c2", "r", "v_t0", "sh", "s2.sh", "t3", "kp", "kc",
 ];
 
 fn value_row(rng: &mut StdRng) -> String {
@@ -99,8 +104,15 @@ pub fn write(rng: &mut StdRng, temp_targets: &[&'static str]) -> Step {
             }
             Step::Copy { sql: format!("COPY {table} ({INSERT_COLUMNS}) FROM STDIN"), data }
         }
-        94..=96 => sql(format!("TRUNCATE {table}")),
-        _ => sql("REFRESH MATERIALIZED VIEW mv"),
+        94..=95 => sql(format!("TRUNCATE {table}")),
+        96 => sql("REFRESH MATERIALIZED VIEW mv"),
+        // Writes of other kinds: a data-modifying CTE, a procedure that commits inside CALL,
+        // and foreign-key cascades.
+        97 => sql(format!(
+            "WITH d AS (DELETE FROM {table} WHERE id = {k} RETURNING {INSERT_COLUMNS}) INSERT INTO t2 ({INSERT_COLUMNS}) SELECT * FROM d"
+        )),
+        98 => sql(format!("CALL fz_proc({k})")),
+        _ => sql(format!("UPDATE kp SET id = id + {} WHERE id = {k}", [100, -100][c % 2])),
     }
 }
 
@@ -109,7 +121,7 @@ pub fn ddl(rng: &mut StdRng, roles: &Roles, exclude: &[String]) -> Step {
     let c = rng.gen_range(0..6);
     let app = &roles.group;
     let user = roles.users.choose(rng).unwrap();
-    let choices = if excluded(exclude, "explain_ctas") { 26 } else { 27 };
+    let choices = if excluded(exclude, "explain_ctas") { 29 } else { 30 };
     let text = match rng.gen_range(0..choices) {
         0 => format!("CREATE OR REPLACE VIEW v_t0 AS SELECT id, g, v, n, f, ts, gen FROM t0 WHERE g < {}", c + 1),
         1 => format!("CREATE OR REPLACE VIEW vv AS SELECT id, g, v, n, f, ts, gen FROM v_t0 WHERE id % 2 = {}", c % 2),
@@ -138,6 +150,10 @@ pub fn ddl(rng: &mut StdRng, roles: &Roles, exclude: &[String]) -> Step {
         23 => format!("{} {app} {} {user}", ["GRANT", "REVOKE"][c % 2], ["TO", "FROM"][c % 2]),
         24 => format!("ALTER TABLE t2 ALTER COLUMN n TYPE numeric(12, {})", c % 3 + 1),
         25 => format!("ALTER TABLE s2.sh RENAME COLUMN {}", ["v TO w", "w TO v"][c % 2]),
+        // Column privileges, and two tables trading names.
+        26 => format!("REVOKE SELECT ON t2 FROM {app}; GRANT SELECT (id, g, v) ON t2 TO {app}"),
+        27 => format!("GRANT SELECT ON t2 TO {app}"),
+        28 => "ALTER TABLE t2 RENAME TO t2_swap; ALTER TABLE h_c2 RENAME TO t2; ALTER TABLE t2_swap RENAME TO h_c2".into(),
         // Review finding 10 (being fixed).
         _ => "EXPLAIN ANALYZE CREATE TABLE s1.sh AS SELECT id, g, v, n, f, ts, gen FROM s2.sh".into(),
     };
@@ -156,7 +172,7 @@ pub fn setting(rng: &mut StdRng, roles: &Roles, superuser: bool, exclude: &[Stri
                 .unwrap(),
         );
     }
-    let text = match rng.gen_range(0..14) {
+    let text = match rng.gen_range(0..15) {
         0 | 1 => format!(
             "SET {scope}search_path TO {}",
             ["public", "s1, s2, public", "s2, s1, public", "s1, public"].choose(rng).unwrap()
@@ -171,6 +187,8 @@ pub fn setting(rng: &mut StdRng, roles: &Roles, superuser: bool, exclude: &[Stri
             format!("SET {scope}transform_null_equals TO {}", ["on", "off"].choose(rng).unwrap())
         }
         8 => "RESET transform_null_equals".into(),
+        14 if !excluded(exclude, "array_nulls") => format!("SET {scope}array_nulls TO {}", ["on", "off"].choose(rng).unwrap()),
+        14 => "RESET array_nulls".into(),
         9 | 10 => {
             let mut targets = vec![roles.group.clone(), "NONE".into()];
             if superuser {
