@@ -166,8 +166,7 @@ pub fn call(target: Target, query: &str, params: &[Option<&str>], ttl_micros: Op
     let sql = statement(flavor, query)?;
     let roleid = backend::current_user().to_u32();
     let output = guc::output_settings();
-    let [n0, n1, n2, n3, n4] = output.names;
-    let settings: [&[u8]; 7] = [output.search_path, n0, n1, n2, n3, n4, &output.numbers];
+    let settings = output.key_parts();
     let analysis = analysis_for(&sql, roleid, output.search_path)?;
     if analysis.param_types.len() != params.len() {
         return Err(PitstopError::ParameterCount { expected: analysis.param_types.len(), given: params.len() });
@@ -176,8 +175,9 @@ pub fn call(target: Target, query: &str, params: &[Option<&str>], ttl_micros: Op
     let run = || answer(execute(0).outcome);
     let Some((store, locks)) = attached() else { return run() };
     let own_ddl = tracking::wrote_definitions().then_some(Bypass::OwnWrite);
-    let bypass = session_bypass().or(analysis.bypass).or(own_ddl);
-    let ttl_only = replica_ttl_only(bypass, analysis.bypass, ttl_micros);
+    let analysis_bypass = analysis.bypass.or_else(|| analysis.params_bypass(params));
+    let bypass = session_bypass().or(analysis_bypass).or(own_ddl);
+    let ttl_only = replica_ttl_only(bypass, analysis_bypass, ttl_micros);
     if let Some(reason) = bypass.filter(|_| ttl_only.is_none()) {
         store.count_bypass(reason);
         return run();

@@ -12,18 +12,63 @@ pub struct Analysis {
     pub param_types: Vec<pg_sys::Oid>,
     /// Why the statement cannot be cached, if it cannot.
     pub bypass: Option<Bypass>,
+    /// Per parameter: whether its type is not plain text, so that a value such as 'today'
+    /// may be read as a date.
+    pub param_not_text: Vec<bool>,
+}
+
+impl Analysis {
+    /// Why these parameter values cannot be cached, if they cannot: one names a relative time
+    /// ('today') in a parameter that is not plain text.
+    pub fn params_bypass(&self, params: &[Option<&str>]) -> Option<Bypass> {
+        let relative = params.iter().zip(&self.param_not_text).any(|(value, not_text)| *not_text && value.is_some_and(names_relative_time));
+        relative.then_some(Bypass::RelativeTime)
+    }
 }
 
 /// Built-in STABLE functions whose result changes without any table write: the clock,
-/// settings outside the cache key, statistics and catalog lookups.
+/// settings outside the cache key, the session user and the connection (the key holds only
+/// the current role), statistics and catalog lookups.
 fn unstable_builtin(name: &str) -> bool {
-    matches!(name, "now" | "transaction_timestamp" | "statement_timestamp" | "current_setting" | "age")
-        || ["pg_", "has_", "txid_", "to_reg", "current_"].iter().any(|p| name.starts_with(p))
+    matches!(
+        name,
+        "now"
+            | "transaction_timestamp"
+            | "statement_timestamp"
+            | "current_setting"
+            | "age"
+            | "session_user"
+            | "system_user"
+            | "inet_client_addr"
+            | "inet_client_port"
+            | "inet_server_addr"
+            | "inet_server_port"
+    ) || ["pg_", "has_", "txid_", "to_reg", "current_"].iter().any(|p| name.starts_with(p))
+}
+
+/// Built-in functions that read text as a date or time when the query runs (a cast of a
+/// column or parameter, or JSON turned into typed rows), where 'now', 'today', 'tomorrow'
+/// and 'yesterday' read the clock.
+fn parses_time_at_run_time(name: &str) -> bool {
+    matches!(name, "date_in" | "time_in" | "timetz_in" | "timestamp_in" | "timestamptz_in")
+        || ["json_populate_record", "jsonb_populate_record", "json_to_record", "jsonb_to_record"]
+            .iter()
+            .any(|p| name.starts_with(p))
+}
+
+/// The date/time input words whose value is the clock's ('epoch' and 'infinity' are
+/// constants). The datetime parser reads words as runs of ASCII letters, case-insensitively.
+pub fn names_relative_time(text: &str) -> bool {
+    text.split(|c: char| !c.is_ascii_alphabetic())
+        .any(|word| ["now", "today", "tomorrow", "yesterday"].iter().any(|w| word.eq_ignore_ascii_case(w)))
 }
 
 struct Walk {
     bypass: Option<Bypass>,
     relations: Vec<pg_sys::Oid>,
+    /// Locations of the statement's string literals that name a relative time, and whether
+    /// each was found as a constant of a plain text type (only those are harmless).
+    relative_literals: Vec<(i32, bool)>,
 }
 
 impl Walk {
@@ -37,13 +82,20 @@ unsafe extern "C-unwind" fn function_check(funcid: pg_sys::Oid, context: *mut c_
     // SAFETY: `context` is the Walk passed to check_functions_in_node below.
     unsafe {
         let walk = &mut *(context as *mut Walk);
+        let user_defined = funcid.to_u32() >= pg_sys::FirstNormalObjectId;
+        // pg_temp.f() names another function in every session.
+        if user_defined && pg_sys::isAnyTempNamespace(pg_sys::get_func_namespace(funcid)) {
+            return walk.found(Bypass::TemporaryTable);
+        }
         match pg_sys::func_volatile(funcid) as u8 {
             b'v' => walk.found(Bypass::VolatileFunction),
             b's' => {
                 let name = pg_sys::get_func_name(funcid);
                 let name = if name.is_null() { String::new() } else { CStr::from_ptr(name).to_string_lossy().into_owned() };
-                if funcid.to_u32() >= pg_sys::FirstNormalObjectId || unstable_builtin(&name) {
+                if user_defined || unstable_builtin(&name) {
                     walk.found(Bypass::StableFunction)
+                } else if parses_time_at_run_time(&name) {
+                    walk.found(Bypass::RelativeTime)
                 } else {
                     false
                 }
@@ -115,11 +167,35 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, context: *mut c_void
                 return false;
             }
             pg_sys::NodeTag::T_SQLValueFunction => {
-                // CURRENT_DATE, CURRENT_TIMESTAMP, LOCALTIME…: the clock. CURRENT_USER and
-                // CURRENT_SCHEMA are in the key (role, search_path).
+                // CURRENT_DATE, CURRENT_TIMESTAMP, LOCALTIME…: the clock; SESSION_USER: the
+                // login, which SET ROLE leaves alone. CURRENT_USER, USER, CURRENT_ROLE,
+                // CURRENT_CATALOG and CURRENT_SCHEMA are in the key (role, database, search_path).
                 let op = (*(node as *mut pg_sys::SQLValueFunction)).op;
-                if op <= pg_sys::SQLValueFunctionOp::SVFOP_LOCALTIMESTAMP_N {
+                if op <= pg_sys::SQLValueFunctionOp::SVFOP_LOCALTIMESTAMP_N || op == pg_sys::SQLValueFunctionOp::SVFOP_SESSION_USER {
                     return walk.found(Bypass::StableFunction);
+                }
+            }
+            pg_sys::NodeTag::T_Const => {
+                let constant = node as *mut pg_sys::Const;
+                let location = (*constant).location;
+                if let Some(index) = walk.relative_literals.iter().position(|(at, _)| *at == location) {
+                    // The literal was read as something else than text (a date, an array or
+                    // range of dates, JSON a function may turn into dates…) when parsed.
+                    if !plain_text((*constant).consttype) {
+                        return walk.found(Bypass::RelativeTime);
+                    }
+                    walk.relative_literals[index].1 = true;
+                }
+            }
+            // Text read as a date or time when the query runs (date_in and friends are
+            // caught by name; this catches arrays, ranges and row types of them).
+            pg_sys::NodeTag::T_CoerceViaIO if involves_time((*(node as *mut pg_sys::CoerceViaIO)).resulttype, 0) => {
+                return walk.found(Bypass::RelativeTime);
+            }
+            pg_sys::NodeTag::T_TableFunc => {
+                let coltypes = crate::pg::list::cells((*(node as *mut pg_sys::TableFunc)).coltypes);
+                if coltypes.iter().any(|cell| involves_time(cell.oid_value, 0)) {
+                    return walk.found(Bypass::RelativeTime);
                 }
             }
             pg_sys::NodeTag::T_NextValueExpr => return walk.found(Bypass::VolatileFunction),
@@ -129,6 +205,108 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, context: *mut c_void
             return true;
         }
         pg_sys::expression_tree_walker(node, Some(walker), context)
+    }
+}
+
+/// Whether values of this type are text (or arrays or domains of text), whose input never
+/// reads the clock.
+///
+/// # Safety
+/// Catalog lookups: inside a transaction.
+unsafe fn plain_text(typid: pg_sys::Oid) -> bool {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let base = pg_sys::getBaseType(typid);
+        let element = pg_sys::get_element_type(base);
+        let scalar = if element == pg_sys::Oid::INVALID { base } else { pg_sys::getBaseType(element) };
+        [pg_sys::TEXTOID, pg_sys::VARCHAROID, pg_sys::BPCHAROID, pg_sys::NAMEOID, pg_sys::CHAROID].contains(&scalar)
+    }
+}
+
+/// Whether reading a value of this type from text may read a date or time: date/time types
+/// and the domains, arrays, ranges and row types built on them (pseudo-types such as
+/// `record` count, being unknown).
+///
+/// # Safety
+/// Catalog lookups: inside a transaction.
+unsafe fn involves_time(typid: pg_sys::Oid, depth: u32) -> bool {
+    // SAFETY: the caller's contract; the row type's descriptor is a copy we free.
+    unsafe {
+        if depth > 8 {
+            return true;
+        }
+        let base = pg_sys::getBaseType(typid);
+        if [pg_sys::DATEOID, pg_sys::TIMEOID, pg_sys::TIMETZOID, pg_sys::TIMESTAMPOID, pg_sys::TIMESTAMPTZOID].contains(&base) {
+            return true;
+        }
+        let element = pg_sys::get_element_type(base);
+        if element != pg_sys::Oid::INVALID {
+            return involves_time(element, depth + 1);
+        }
+        match pg_sys::get_typtype(base) as u8 {
+            pg_sys::TYPTYPE_RANGE => involves_time(pg_sys::get_range_subtype(base), depth + 1),
+            pg_sys::TYPTYPE_MULTIRANGE => involves_time(pg_sys::get_multirange_range(base), depth + 1),
+            pg_sys::TYPTYPE_PSEUDO => true,
+            pg_sys::TYPTYPE_COMPOSITE => {
+                let desc = pg_sys::lookup_rowtype_tupdesc_copy(base, -1);
+                let attributes = (*desc).attrs.as_slice((*desc).natts as usize);
+                let found = attributes.iter().any(|a| !a.attisdropped && involves_time(a.atttypid, depth + 1));
+                pg_sys::FreeTupleDesc(desc);
+                found
+            }
+            _ => false,
+        }
+    }
+}
+
+// Walks raw parse trees; not in pgrx's bindings for these versions (exported by the server).
+#[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
+extern "C-unwind" {
+    fn raw_expression_tree_walker(
+        node: *mut pg_sys::Node,
+        walker: unsafe extern "C-unwind" fn(*mut pg_sys::Node, *mut c_void) -> bool,
+        context: *mut c_void,
+    ) -> bool;
+}
+
+/// The string literal's text, if `node` is one.
+///
+/// # Safety
+/// `node` is a node of a raw parse tree.
+unsafe fn string_literal<'a>(node: *mut pg_sys::Node) -> Option<&'a CStr> {
+    // SAFETY: the caller's contract; an A_Const holding a String keeps its text in it.
+    unsafe {
+        if (*node).type_ != pg_sys::NodeTag::T_A_Const {
+            return None;
+        }
+        let constant = node as *mut pg_sys::A_Const;
+        #[cfg(any(feature = "pg13", feature = "pg14"))]
+        let text = ((*constant).val.type_ == pg_sys::NodeTag::T_String).then(|| (*constant).val.val.str_);
+        #[cfg(not(any(feature = "pg13", feature = "pg14")))]
+        let text = (!(*constant).isnull && (*constant).val.node.type_ == pg_sys::NodeTag::T_String).then(|| (*constant).val.sval.sval);
+        text.filter(|t| !t.is_null()).map(|t| CStr::from_ptr(t))
+    }
+}
+
+/// Collects the locations of string literals that name a relative time. The parser turns
+/// `'now'::timestamptz`, `date 'today'` or `created > 'yesterday'` into constants before the
+/// analysed tree exists: only the raw tree still shows the word.
+unsafe extern "C-unwind" fn raw_walker(node: *mut pg_sys::Node, context: *mut c_void) -> bool {
+    // SAFETY: called by raw_expression_tree_walker with nodes of a raw tree and our Vec.
+    unsafe {
+        if node.is_null() {
+            return false;
+        }
+        if let Some(text) = string_literal(node) {
+            if names_relative_time(&text.to_string_lossy()) {
+                (*(context as *mut Vec<(i32, bool)>)).push(((*(node as *mut pg_sys::A_Const)).location, false));
+            }
+            return false;
+        }
+        #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
+        return raw_expression_tree_walker(node, raw_walker, context);
+        #[cfg(not(any(feature = "pg13", feature = "pg14", feature = "pg15")))]
+        return pg_sys::raw_expression_tree_walker_impl(node, Some(raw_walker), context);
     }
 }
 
@@ -150,6 +328,11 @@ pub fn analyze(sql: &str) -> Result<Analysis, PitstopError> {
     // does; the trees are only read, by the walkers above.
     unsafe {
         let raw = pointers::<pg_sys::RawStmt>(pg_sys::raw_parser(c_sql.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT))[0];
+        // Read before analysis, which may scribble on the raw tree. An ERROR in the walk
+        // (an unknown node) becomes a Rust panic here; raw_walker's frames own nothing.
+        let mut relative_literals: Vec<(i32, bool)> = Vec::new();
+        let literals = &mut relative_literals as *mut Vec<(i32, bool)> as *mut c_void;
+        pgrx::pg_sys::ffi::pg_guard_ffi_boundary(|| raw_walker((*raw).stmt, literals));
         let mut param_types: *mut pg_sys::Oid = std::ptr::null_mut();
         let mut param_count: std::ffi::c_int = 0;
         let queries = pointers::<pg_sys::Query>(pg_sys::pg_analyze_and_rewrite_varparams(
@@ -159,7 +342,7 @@ pub fn analyze(sql: &str) -> Result<Analysis, PitstopError> {
             &mut param_count,
             std::ptr::null_mut(),
         ));
-        let mut walk = Walk { bypass: None, relations: Vec::new() };
+        let mut walk = Walk { bypass: None, relations: Vec::new(), relative_literals };
         for query in &queries {
             if (**query).commandType != pg_sys::CmdType::CMD_SELECT || (**query).hasModifyingCTE {
                 return Err(PitstopError::NotReadOnly("data-modifying".into()));
@@ -169,11 +352,16 @@ pub fn analyze(sql: &str) -> Result<Analysis, PitstopError> {
             }
             walker(*query as *mut pg_sys::Node, &mut walk as *mut Walk as *mut c_void);
         }
-        let param_types = (0..param_count.max(0) as usize).map(|i| *param_types.add(i)).collect();
+        let param_types: Vec<pg_sys::Oid> = (0..param_count.max(0) as usize).map(|i| *param_types.add(i)).collect();
+        let param_not_text = param_types.iter().map(|t| !plain_text(*t)).collect();
+        // A literal naming a relative time that did not stay a text constant.
+        if walk.relative_literals.iter().any(|(_, text)| !text) {
+            walk.bypass.get_or_insert(Bypass::RelativeTime);
+        }
         if walk.bypass.is_none() && replicated_into(&walk.relations) {
             walk.bypass = Some(Bypass::Subscriber);
         }
-        Ok(Analysis { param_types, bypass: walk.bypass })
+        Ok(Analysis { param_types, bypass: walk.bypass, param_not_text })
     }
 }
 
@@ -201,7 +389,7 @@ pub fn replicated_into(relations: &[pg_sys::Oid]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::unstable_builtin;
+    use super::{names_relative_time, parses_time_at_run_time, unstable_builtin};
 
     #[test]
     fn clock_settings_and_catalog_functions_are_unstable() {
@@ -210,6 +398,27 @@ mod tests {
         }
         for name in ["to_char", "date_trunc", "timestamptz_pl_interval", "lower"] {
             assert!(!unstable_builtin(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_session_user_and_the_connection_are_unstable() {
+        for name in ["session_user", "system_user", "inet_client_addr", "inet_client_port", "inet_server_addr", "inet_server_port"] {
+            assert!(unstable_builtin(name), "{name}");
+        }
+        for name in ["timestamptz_in", "date_in", "jsonb_to_recordset", "json_populate_record"] {
+            assert!(parses_time_at_run_time(name), "{name}");
+        }
+        assert!(!parses_time_at_run_time("int4in"));
+    }
+
+    #[test]
+    fn relative_time_words_are_found_as_the_datetime_parser_splits_them() {
+        for text in ["now", " NOW ", "Today", "tomorrow 10:00", "yesterday+02", "{now,2024-01-01}", "[today,)", "now America/New_York"] {
+            assert!(names_relative_time(text), "{text:?}");
+        }
+        for text in ["epoch", "infinity", "-infinity", "2024-01-01", "snow", "nowhere", "todays", "allballs", ""] {
+            assert!(!names_relative_time(text), "{text:?}");
         }
     }
 }

@@ -22,21 +22,58 @@ pub fn reserve_prefix(prefix: &'static CStr) {
 /// hundreds of instructions per name and a cache hit needs all of them.
 pub struct OutputSettings {
     pub search_path: &'static [u8],
-    /// TimeZone, default_text_search_config, lc_monetary, lc_numeric, lc_time.
-    pub names: [&'static [u8]; 5],
-    /// DateStyle (style and order), IntervalStyle, extra_float_digits, bytea_output,
-    /// standard_conforming_strings, xmloption, as little-endian i32s.
-    pub numbers: [u8; 28],
+    /// TimeZone, default_text_search_config, lc_monetary, lc_numeric, lc_time,
+    /// timezone_abbreviations (how literals and parameters such as '… IST' are read).
+    pub names: [&'static [u8]; 6],
+    /// As little-endian i32s: DateStyle (style and order), IntervalStyle,
+    /// extra_float_digits, bytea_output, standard_conforming_strings, xmloption, and
+    /// transform_null_equals (`x = NULL` parsed as `x IS NULL`), array_nulls (`'{NULL}'`),
+    /// xmlbinary (bytea in XML), row_security (row_security_active()),
+    /// quote_all_identifiers (quote_ident(), regclass output), gin_fuzzy_search_limit (a GIN
+    /// scan returns at most about that many rows).
+    pub numbers: [u8; 52],
+}
+
+impl OutputSettings {
+    /// Everything above as the key's list of settings.
+    pub fn key_parts(&self) -> [&[u8]; 8] {
+        let [n0, n1, n2, n3, n4, n5] = self.names;
+        [self.search_path, n0, n1, n2, n3, n4, n5, &self.numbers]
+    }
 }
 
 // Not in pgrx's bindings (their headers are not included); exported by the server binary.
 extern "C" {
     static bytea_output: std::ffi::c_int;
     static xmloption: std::ffi::c_int;
+    static xmlbinary: std::ffi::c_int;
     static locale_monetary: *mut std::ffi::c_char;
     static locale_numeric: *mut std::ffi::c_char;
     static locale_time: *mut std::ffi::c_char;
 }
+
+/// The address of a built-in string setting's variable, found once in the GUC table (the
+/// variable itself is private to guc.c); 0 when there is none.
+fn string_variable(name: &CStr) -> usize {
+    // SAFETY: reads this backend's GUC table; built-in entries and their variables live for
+    // the whole process.
+    unsafe {
+        #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
+        let found = {
+            let table = pg_sys::get_guc_variables();
+            let count = usize::try_from(pg_sys::GetNumConfigOptions()).unwrap_or(0);
+            (0..count).map(|i| *table.add(i)).find(|g| !g.is_null() && CStr::from_ptr((**g).name).to_bytes().eq_ignore_ascii_case(name.to_bytes()))
+        };
+        #[cfg(not(any(feature = "pg13", feature = "pg14", feature = "pg15")))]
+        let found = Some(pg_sys::find_option(name.as_ptr(), false, true, pg_sys::ERROR as i32)).filter(|g| !g.is_null());
+        match found {
+            Some(g) if (*g).vartype == pg_sys::config_type::PGC_STRING => (*(g as *mut pg_sys::config_string)).variable as usize,
+            _ => 0,
+        }
+    }
+}
+
+static TIMEZONE_ABBREVIATIONS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
 
 /// A GUC string variable's bytes ("" when unset).
 ///
@@ -56,14 +93,17 @@ pub fn output_settings() -> OutputSettings {
     // GUC machinery and freed only when a SET/RESET replaces them; the cache uses the
     // borrowed bytes to build its key before any of the caller's SQL runs (which is where a
     // SET could happen), so they are never read after a change. session_timezone is set at
-    // backend start; pg_get_timezone_name returns a pointer into it.
+    // backend start; pg_get_timezone_name returns a pointer into it. The
+    // timezone_abbreviations address is of guc.c's static variable, found by string_variable.
     unsafe {
         let timezone = if pg_sys::session_timezone.is_null() {
             b"" as &[u8]
         } else {
             guc_string(pg_sys::pg_get_timezone_name(pg_sys::session_timezone))
         };
-        let mut numbers = [0u8; 28];
+        let abbreviations = *TIMEZONE_ABBREVIATIONS.get_or_init(|| string_variable(c"timezone_abbreviations"));
+        let abbreviations = if abbreviations == 0 { b"" as &[u8] } else { guc_string(*(abbreviations as *const *const std::ffi::c_char)) };
+        let mut numbers = [0u8; 52];
         let values = [
             pg_sys::DateStyle,
             pg_sys::DateOrder,
@@ -72,6 +112,12 @@ pub fn output_settings() -> OutputSettings {
             bytea_output,
             i32::from(pg_sys::standard_conforming_strings),
             xmloption,
+            i32::from(pg_sys::Transform_null_equals),
+            i32::from(pg_sys::Array_nulls),
+            xmlbinary,
+            i32::from(pg_sys::row_security),
+            i32::from(pg_sys::quote_all_identifiers),
+            pg_sys::GinFuzzySearchLimit,
         ];
         for (chunk, value) in numbers.chunks_exact_mut(4).zip(values) {
             chunk.copy_from_slice(&value.to_le_bytes());
@@ -84,6 +130,7 @@ pub fn output_settings() -> OutputSettings {
                 guc_string(locale_monetary),
                 guc_string(locale_numeric),
                 guc_string(locale_time),
+                abbreviations,
             ],
             numbers,
         }

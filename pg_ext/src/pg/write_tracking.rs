@@ -5,7 +5,8 @@
 use pgrx::pg_sys;
 use crate::pg::utility::{utility_hook, UtilityCall};
 use pgrx::prelude::*;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::ffi::CStr;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TransactionEnd {
@@ -103,6 +104,9 @@ unsafe fn utility_write(node: *mut pg_sys::Node) -> UtilityWrite {
                     UtilityWrite::None
                 }
             }
+            // EXPLAIN ANALYZE runs CREATE TABLE AS, SELECT INTO and CREATE MATERIALIZED
+            // VIEW itself, without passing them through ProcessUtility.
+            pg_sys::NodeTag::T_ExplainStmt if explain_creates(node as *mut pg_sys::ExplainStmt) => UtilityWrite::Definitions,
             pg_sys::NodeTag::T_TransactionStmt => {
                 let stmt = node as *mut pg_sys::TransactionStmt;
                 if (*stmt).kind == pg_sys::TransactionStmtKind::TRANS_STMT_COMMIT_PREPARED {
@@ -142,6 +146,33 @@ unsafe fn utility_write(node: *mut pg_sys::Node) -> UtilityWrite {
     }
 }
 
+/// Whether an EXPLAIN runs a statement that creates a relation: ANALYZE (with any value) of
+/// a utility statement other than DECLARE CURSOR or EXECUTE (whose queries go through the
+/// executor and its write tracking).
+///
+/// # Safety
+/// `explain` is the EXPLAIN statement being run.
+unsafe fn explain_creates(explain: *mut pg_sys::ExplainStmt) -> bool {
+    // SAFETY: the caller's contract; the options are DefElems, the query an analysed Query.
+    unsafe {
+        let analyze = crate::pg::list::pointers::<pg_sys::DefElem>((*explain).options)
+            .iter()
+            .any(|option| CStr::from_ptr((**option).defname).to_bytes() == b"analyze");
+        let query = (*explain).query;
+        if !analyze || query.is_null() {
+            return false;
+        }
+        if (*query).type_ != pg_sys::NodeTag::T_Query {
+            return true;
+        }
+        let query = query as *mut pg_sys::Query;
+        if (*query).commandType != pg_sys::CmdType::CMD_UTILITY || (*query).utilityStmt.is_null() {
+            return false;
+        }
+        !matches!((*(*query).utilityStmt).type_, pg_sys::NodeTag::T_DeclareCursorStmt | pg_sys::NodeTag::T_ExecuteStmt)
+    }
+}
+
 /// Whether a utility statement is transaction control other than COMMIT PREPARED (BEGIN,
 /// COMMIT, SAVEPOINT, …): most utility statements of an OLTP workload. They write nothing
 /// and cause no relcache invalidation while they run (the commit itself happens after the
@@ -176,39 +207,70 @@ unsafe extern "C-unwind" fn process_tracked_utility(call: UtilityCall) {
     // SAFETY: the statement being run.
     let write = unsafe { utility_write(call.statement()) };
     let events = events();
-    /// Ends the COMMIT PREPARED window whether it succeeded or raised an ERROR.
-    struct PreparedCommit(fn(bool));
+    /// Ends the COMMIT PREPARED window whether it succeeded or raised an ERROR (a FATAL
+    /// skips this: the exit callback ends it then).
+    struct PreparedCommit;
     impl Drop for PreparedCommit {
         fn drop(&mut self) {
-            (self.0)(false);
+            close_prepared_commit();
         }
     }
     let _prepared = match (&write, events) {
         (UtilityWrite::CommitPrepared, Some(events)) => {
-            (events.prepared_commit)(true);
-            Some(PreparedCommit(events.prepared_commit))
+            open_prepared_commit(events);
+            Some(PreparedCommit)
         }
         _ => None,
     };
+    // COPY FROM's target is written from its first row on, and triggers or volatile
+    // defaults that run during the COPY may fill the cache: it counts before the COPY runs.
+    if let (UtilityWrite::CopyFrom(relation), Some(events)) = (&write, events) {
+        // SAFETY: name lookup without a lock; COPY takes its own right after.
+        let relid = unsafe {
+            pg_sys::RangeVarGetRelidExtended(*relation, pg_sys::NoLock as i32, pg_sys::RVROption::RVR_MISSING_OK, None, std::ptr::null_mut())
+        };
+        if relid != pg_sys::Oid::INVALID {
+            (events.relation_written)(relid);
+        }
+    }
     {
         let _depth = UtilityDepth::enter();
         // SAFETY: chaining with our own arguments.
         unsafe { call.chain(PREV_PROCESS_UTILITY) }
     }
-    let Some(events) = events else { return };
-    match write {
-        UtilityWrite::None | UtilityWrite::CommitPrepared => {}
-        UtilityWrite::Definitions => (events.definitions_written)(),
-        UtilityWrite::CopyFrom(relation) => {
-            // SAFETY: name lookup without a new lock (COPY holds RowExclusiveLock already).
-            let relid = unsafe {
-                pg_sys::RangeVarGetRelidExtended(relation, pg_sys::NoLock as i32, pg_sys::RVROption::RVR_MISSING_OK, None, std::ptr::null_mut())
-            };
-            if relid != pg_sys::Oid::INVALID {
-                (events.relation_written)(relid);
-            }
+    if let (UtilityWrite::Definitions, Some(events)) = (write, events) {
+        (events.definitions_written)();
+    }
+}
+
+/// Whether this backend holds the COMMIT PREPARED mark, and whether its exit callback is
+/// registered (once per backend: the postmaster's callbacks are not inherited).
+static PREPARED_COMMIT_OPEN: AtomicBool = AtomicBool::new(false);
+static EXIT_CALLBACK_REGISTERED: AtomicBool = AtomicBool::new(false);
+
+fn open_prepared_commit(events: &WriteEvents) {
+    if !EXIT_CALLBACK_REGISTERED.swap(true, Ordering::Relaxed) {
+        // SAFETY: registers a callback of the documented type for this backend's exit.
+        unsafe { pg_sys::before_shmem_exit(Some(close_prepared_commit_at_exit), pg_sys::Datum::from(0)) };
+    }
+    (events.prepared_commit)(true);
+    PREPARED_COMMIT_OPEN.store(true, Ordering::Relaxed);
+}
+
+/// Ends the COMMIT PREPARED mark if this backend holds it; at most once per mark.
+fn close_prepared_commit() {
+    if PREPARED_COMMIT_OPEN.swap(false, Ordering::Relaxed) {
+        if let Some(events) = events() {
+            (events.prepared_commit)(false);
         }
     }
+}
+
+/// A FATAL inside COMMIT PREPARED (the backend is terminated while it runs) exits without
+/// unwinding; a mark left behind would keep the whole cache from serving until a restart.
+#[pg_guard]
+unsafe extern "C-unwind" fn close_prepared_commit_at_exit(_code: std::ffi::c_int, _arg: pg_sys::Datum) {
+    close_prepared_commit();
 }
 
 /// Called for every transaction event of every transaction, so the common case (a
