@@ -311,4 +311,46 @@ mod tests {
         let (code, _, _) = sql_error("SELECT * FROM pitstop.cached('select 1', NULL, '-300000 years') AS t(id int)");
         assert_eq!(code, PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE);
     }
+
+    #[pg_test]
+    fn settings_that_change_parsing_or_output_are_in_the_key() {
+        setup();
+        Spi::run("SET TimeZone = 'UTC'; SET enable_seqscan = off").unwrap();
+        let cases = [
+            ("transform_null_equals", "off", "on", "select (1 = null)::text as v"),
+            ("array_nulls", "on", "off", "select ('{NULL}'::text[])[1] as v"),
+            ("xmlbinary", "base64", "hex", "select xmlelement(name x, '\\x01'::bytea)::text as v"),
+            ("timezone_abbreviations", "'Default'", "'India'", "select '2024-01-01 00:00 IST'::timestamptz::text as v"),
+            ("quote_all_identifiers", "off", "on", "select quote_ident('abc') as v"),
+            // A GIN scan returns a random subset of about this many rows.
+            ("gin_fuzzy_search_limit", "0", "10", "select count(*)::text as v from pitstop.cache_gin where tags @> '{1}'"),
+        ];
+        for (setting, first, second, query) in cases {
+            Spi::run(&format!("SET {setting} = {first}")).unwrap();
+            let old = cached_v(query);
+            let before = hits();
+            assert_eq!(cached_v(query), old, "{setting}");
+            assert_eq!(hits(), before + 1, "{setting}: cached under its first value");
+            Spi::run(&format!("SET {setting} = {second}")).unwrap();
+            let plain = Spi::get_one::<String>(&format!("SELECT v FROM ({query}) q")).unwrap();
+            assert_ne!(plain, old, "{setting} must change the answer");
+            let before = hits();
+            let got = cached_v(query);
+            assert_eq!(hits(), before, "{setting}: served the entry of its first value");
+            if setting != "gin_fuzzy_search_limit" {
+                assert_eq!(got, plain, "{setting}");
+            }
+        }
+    }
 }
+
+// A GIN-indexed table for the gin_fuzzy_search_limit case of the key test.
+extension_sql!(
+    r#"
+CREATE TABLE cache_gin(tags int[]);
+INSERT INTO cache_gin SELECT '{1}' FROM generate_series(1, 5000);
+CREATE INDEX ON cache_gin USING gin (tags);
+GRANT SELECT ON cache_gin TO PUBLIC;
+"#,
+    name = "cache_settings_fixture"
+);
