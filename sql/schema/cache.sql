@@ -47,10 +47,12 @@ CREATE TABLE relay_state (
 COMMENT ON TABLE relay_state IS 'Cursor of each pitstop relay: outbox rows with xid below horizon are delivered';
 -- Tracked tables (cache_track). The outbox trigger takes its tags from here, never from its
 -- own arguments, and writes nothing for a table that is neither tracked nor a partition of a
--- tracked one: attaching the trigger elsewhere gains nothing. A row may be written only by a
--- role that may create triggers on the table (the TRIGGER privilege; owners have it),
--- enforced by row security so that cache_track runs with its caller's rights. regclass, not
--- oid, so that a restored dump maps each row to its table (pg_upgrade accepts regclass).
+-- tracked one: attaching the trigger elsewhere gains nothing. Tags invalidate application
+-- keys in Redis, so tracking is configuration: only roles granted the right to write this
+-- registry (and to run cache_track/cache_untrack) track tables, and then only tables they may
+-- create triggers on (the TRIGGER privilege; owners have it), enforced by row security so
+-- that cache_track runs with its caller's rights. regclass, not oid, so that a restored dump
+-- maps each row to its table (pg_upgrade accepts regclass).
 CREATE TABLE cache_tracking (
     relid   regclass PRIMARY KEY,
     tags    text[]   NOT NULL DEFAULT '{}'
@@ -62,7 +64,7 @@ CREATE POLICY cache_tracking_read ON cache_tracking FOR SELECT USING (true);
 CREATE POLICY cache_tracking_write ON cache_tracking FOR ALL
     USING (pg_catalog.has_table_privilege(relid, 'TRIGGER'))
     WITH CHECK (pg_catalog.has_table_privilege(relid, 'TRIGGER'));
-GRANT SELECT, INSERT, UPDATE, DELETE ON cache_tracking TO PUBLIC;
+GRANT SELECT ON cache_tracking TO PUBLIC;
 
 -- The tracked tables whose rows a write to rel changes: rel itself and the partitioned tables
 -- it is (recursively) a partition of. One index probe: it runs for every writing statement.
@@ -179,6 +181,8 @@ BEGIN
 END
 $$;
 
+REVOKE ALL ON FUNCTION cache_track(regclass, text[]) FROM PUBLIC;
+
 CREATE FUNCTION cache_untrack(rel regclass) RETURNS boolean
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -197,6 +201,8 @@ BEGIN
     RETURN existed;
 END
 $$;
+
+REVOKE ALL ON FUNCTION cache_untrack(regclass) FROM PUBLIC;
 
 -- Partitions created in or attached to a tracked table get the trigger, detached ones lose
 -- it. Any ALTER TABLE of a tracked table (or of a partition of one) also invalidates it: ATTACH

@@ -101,14 +101,14 @@ fn only_cache_track_decides_what_is_invalidated_with_which_tags() {
         &denied,
         "register another's table",
     );
-    assert_eq!(app.execute("UPDATE pitstop.cache_tracking SET tags = '{sessions}'", &[]).unwrap(), 0);
-    assert_eq!(app.execute("DELETE FROM pitstop.cache_tracking", &[]).unwrap(), 0);
-    // A temporary table, which any role may create, cannot carry tags either.
-    app.batch_execute("CREATE TEMP TABLE scratch (x int)").unwrap();
+    expect_error(app.batch_execute("UPDATE pitstop.cache_tracking SET tags = '{sessions}'"), &denied, "retag the registry");
+    expect_error(app.batch_execute("DELETE FROM pitstop.cache_tracking"), &denied, "empty the registry");
+    // Not even its own table, until the DBA delegates tracking.
+    expect_error(app.batch_execute("SELECT pitstop.cache_track('app.junk', ARRAY['sessions'])"), &denied, "track without the grant");
     expect_error(
-        app.batch_execute("SELECT pitstop.cache_track('scratch', ARRAY['sessions'])"),
-        &SqlState::FEATURE_NOT_SUPPORTED,
-        "track a temporary table",
+        app.batch_execute("INSERT INTO pitstop.cache_tracking VALUES ('app.junk', '{sessions}')"),
+        &denied,
+        "register without the grant",
     );
     // Syncing the triggers is open to all and changes nothing the registry does not say.
     app.batch_execute("SELECT pitstop.cache_tracking_sync('orders'); SELECT pitstop.cache_tracking_sync('app.junk')").unwrap();
@@ -126,6 +126,29 @@ fn only_cache_track_decides_what_is_invalidated_with_which_tags() {
     let start = last_outbox_id(&mut pg);
     pg.batch_execute("INSERT INTO untracked VALUES (1)").unwrap();
     assert_eq!(outbox_after(&mut pg, start), [], "an untracked table wrote to the outbox");
+
+    // Delegated, a role tracks the tables it may create triggers on, and only those.
+    pg.batch_execute(
+        "GRANT EXECUTE ON FUNCTION pitstop.cache_track(regclass, text[]), pitstop.cache_untrack(regclass) TO app;
+         GRANT INSERT, UPDATE, DELETE ON pitstop.cache_tracking TO app;",
+    )
+    .unwrap();
+    expect_error(app.batch_execute("SELECT pitstop.cache_track('orders', ARRAY['sessions'])"), &denied, "track another's table");
+    expect_error(app.batch_execute("SELECT pitstop.cache_untrack('orders')"), &denied, "untrack another's table");
+    expect_error(
+        app.batch_execute("INSERT INTO pitstop.cache_tracking VALUES ('orders', '{sessions}')"),
+        &denied,
+        "register another's table",
+    );
+    assert_eq!(app.execute("UPDATE pitstop.cache_tracking SET tags = '{sessions}'", &[]).unwrap(), 0);
+    assert_eq!(app.execute("DELETE FROM pitstop.cache_tracking", &[]).unwrap(), 0);
+    // A temporary table, which any role may create, cannot carry tags either.
+    app.batch_execute("CREATE TEMP TABLE scratch (x int)").unwrap();
+    expect_error(
+        app.batch_execute("SELECT pitstop.cache_track('scratch', ARRAY['sessions'])"),
+        &SqlState::FEATURE_NOT_SUPPORTED,
+        "track a temporary table",
+    );
 
     // The application's writes to the tracked table still carry the registered tags (through
     // either trigger), and a role may track its own table with tags of its choosing.
