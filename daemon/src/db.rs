@@ -1,22 +1,61 @@
-//! Connecting the way psql does: an explicit DSN, else the libpq environment and ~/.pgpass.
+//! Connecting the way psql does, for the command line and the daemon alike: flags and
+//! connection string, service file, PG* environment, defaults (`conninfo`); TLS with libpq's
+//! sslmode semantics (`tls`); the password from the password file.
+
+pub mod conninfo;
+pub mod tls;
 
 use anyhow::{Context, Result};
+use conninfo::{Explicit, Params};
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::Duration;
-use tokio_postgres::{Client, Config, NoTls};
+use tls::TlsSettings;
+use tokio_postgres::config::Host;
+use tokio_postgres::{Client, Config};
 
-/// Every CLI session bounds what it runs: reports must never hold up a production server.
-const SESSION_OPTIONS: &str = "-c statement_timeout=30s -c lock_timeout=2s -c idle_in_transaction_session_timeout=60s";
+/// What bounds every CLI session besides its statement timeout: reports must never hold up
+/// a production server.
+const CLI_BOUNDS: &str = "-c lock_timeout=2s -c idle_in_transaction_session_timeout=60s";
 
-/// The connection settings from `dsn`, else from the libpq environment variables.
-pub fn config(dsn: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
-    let mut config = config_with(dsn, env)?;
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(Duration::from_secs(10));
+/// The CLI's statement timeout when neither a flag nor the configuration says otherwise.
+pub const CLI_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where and how to connect: the driver's settings and the TLS settings.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub config: Config,
+    pub tls: TlsSettings,
+}
+
+/// Session options of a CLI session: `statement_timeout` (None: no limit) and the fixed
+/// bounds, then whatever the connection string or PGOPTIONS asked for (later wins).
+pub fn cli_session_options(statement_timeout: Option<Duration>, user_options: Option<&str>) -> String {
+    let timeout = statement_timeout.map_or(0, |t| t.as_millis().max(1));
+    with_user_options(format!("-c statement_timeout={timeout}ms {CLI_BOUNDS}"), user_options)
+}
+
+fn with_user_options(ours: String, user_options: Option<&str>) -> String {
+    match user_options.map(str::trim).filter(|o| !o.is_empty()) {
+        Some(theirs) => format!("{ours} {theirs}"),
+        None => ours,
     }
-    config.application_name("pitstop-cli");
-    config.options(SESSION_OPTIONS);
-    Ok(config)
+}
+
+/// A CLI session's settings: `explicit`, else the libpq environment, service file and
+/// password file, bounded by `statement_timeout`.
+pub fn cli_target(explicit: &Explicit<'_>, statement_timeout: Option<Duration>, env: &dyn Fn(&str) -> Option<String>) -> Result<Target> {
+    let params = conninfo::gather(explicit, env)?;
+    let mut target = target_of(&params, env)?;
+    if target.config.get_connect_timeout().is_none() {
+        target.config.connect_timeout(Duration::from_secs(10));
+    }
+    if target.config.get_application_name().is_none() {
+        target.config.application_name("pitstop-cli");
+    }
+    target.config.options(cli_session_options(statement_timeout, params.get("options").map(String::as_str)));
+    Ok(target)
 }
 
 /// Session options bounding every statement of a daemon session.
@@ -29,49 +68,98 @@ pub fn daemon_session_options(statement_timeout: Duration, lock_timeout: Duratio
     )
 }
 
-/// `dsn` or the libpq environment and ~/.pgpass; no session options or timeouts.
-pub fn config_with(dsn: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
-    let mut config = match dsn {
-        Some(dsn) => dsn.parse::<Config>().context("invalid --dsn connection string")?,
-        None => {
-            let mut config = Config::new();
-            let user = env("PGUSER").or_else(|| env("USER")).unwrap_or_else(|| "postgres".into());
-            config.host(env("PGHOST").as_deref().unwrap_or("/var/run/postgresql"));
-            if let Some(port) = env("PGPORT") {
-                config.port(port.parse().with_context(|| format!("PGPORT is not a port: {port}"))?);
-            }
-            config.dbname(env("PGDATABASE").as_deref().unwrap_or(&user));
-            config.user(&user);
-            if let Some(password) = env("PGPASSWORD") {
-                config.password(password);
-            }
-            config
-        }
-    };
+/// The daemon's settings: its configured DSN (else the libpq environment), no session
+/// options or timeouts yet.
+pub fn daemon_target(dsn: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Result<Target> {
+    let params = conninfo::gather(&Explicit { dsn, ..Default::default() }, env)?;
+    target_of(&params, env)
+}
+
+/// The driver's configuration and the TLS settings of gathered `params`, with the password
+/// from the password file when none was given.
+fn target_of(params: &Params, env: &dyn Fn(&str) -> Option<String>) -> Result<Target> {
+    let mut config: Config = conninfo::driver_conninfo(params).parse().context("invalid connection settings")?;
+    let tls = TlsSettings::from_params(params, env("HOME").map(PathBuf::from).as_deref())?;
+    // libpq never tries TLS over a Unix socket.
+    let unix_only = config.get_hostaddrs().is_empty() && config.get_hosts().iter().all(|h| !matches!(h, Host::Tcp(_)));
+    config.ssl_mode(if unix_only { tokio_postgres::config::SslMode::Disable } else { tls.mode.driver() });
     if config.get_password().is_none() {
-        if let Some(password) = pgpass_password(&config, env) {
+        let password = conninfo::passfile(params, env).and_then(|path| conninfo::read_passfile(&path)).and_then(|contents| {
+            let host = match config.get_hosts().first()? {
+                Host::Tcp(h) => h.clone(),
+                Host::Unix(_) => "localhost".to_string(),
+            };
+            let port = config.get_ports().first().copied().unwrap_or(5432).to_string();
+            pgpass_lookup(&contents, &host, &port, config.get_dbname()?, config.get_user()?)
+        });
+        if let Some(password) = password {
             config.password(password);
         }
     }
-    Ok(config)
+    Ok(Target { config, tls })
 }
 
-pub type Connection = tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>;
+pub type Connection = tokio_postgres::Connection<tokio_postgres::Socket, tls::Stream>;
+
+/// Connects; the flag says whether the session is encrypted.
+pub async fn open(target: &Target) -> Result<(Client, Connection, bool)> {
+    let connector = target.tls.connector()?;
+    let (client, connection) = target
+        .config
+        .connect(connector.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!(describe_connect_error(&e, &target.tls)))
+        .context("cannot connect to PostgreSQL")?;
+    Ok((client, connection, connector.used()))
+}
+
+/// A connection failure with the TLS problem named (a certificate error hides two levels deep).
+fn describe_connect_error(error: &tokio_postgres::Error, tls: &TlsSettings) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    if text.contains("certificate") || text.contains("Certificate") {
+        text.push_str(&format!(" [{}]", tls.describe()));
+    }
+    text
+}
 
 /// A daemon session: the configured DSN (else the libpq environment and ~/.pgpass), the
 /// configured timeouts, and TCP keepalives so that a vanished server is noticed while idle.
 /// The caller drives the returned connection.
 pub async fn connect_daemon(pg: &crate::config::PostgresConfig, application_name: &str) -> Result<(Client, Connection)> {
-    let mut config = config_with(pg.dsn.expose(), &|name| std::env::var(name).ok())?;
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(pg.connect_timeout);
+    let env = |name: &str| std::env::var(name).ok();
+    let params = conninfo::gather(&Explicit { dsn: pg.dsn.expose(), ..Default::default() }, &env)?;
+    let mut target = target_of(&params, &env)?;
+    if target.config.get_connect_timeout().is_none() {
+        target.config.connect_timeout(pg.connect_timeout);
     }
-    config.application_name(application_name);
-    config.options(daemon_session_options(pg.statement_timeout, pg.lock_timeout));
-    config.keepalives_idle(Duration::from_secs(30));
-    config.keepalives_interval(Duration::from_secs(10));
-    config.keepalives_retries(3);
-    config.connect(NoTls).await.context("cannot connect to PostgreSQL")
+    target.config.application_name(application_name);
+    let ours = daemon_session_options(pg.statement_timeout, pg.lock_timeout);
+    target.config.options(with_user_options(ours, params.get("options").map(String::as_str)));
+    target.config.keepalives_idle(Duration::from_secs(30));
+    target.config.keepalives_interval(Duration::from_secs(10));
+    target.config.keepalives_retries(3);
+    let (client, connection, encrypted) = open(&target).await?;
+    log_tls_change(application_name, encrypted, &target.tls);
+    Ok((client, connection))
+}
+
+/// Logs whether a daemon part's session is encrypted, when it differs from its last one.
+fn log_tls_change(part: &str, encrypted: bool, tls: &TlsSettings) {
+    static LAST: Mutex<Option<HashMap<String, bool>>> = Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    if last.get_or_insert_with(HashMap::new).insert(part.to_string(), encrypted) != Some(encrypted) {
+        let how = if encrypted { "TLS" } else { "no TLS (plaintext)" };
+        tracing::info!("postgres: {part} connected with {how}; {}", tls.describe());
+    }
 }
 
 /// Drives a daemon session's connection in a task of its own. The token is cancelled when
@@ -88,29 +176,15 @@ pub fn drive(connection: Connection) -> (tokio_util::sync::CancellationToken, to
     (closed, driver)
 }
 
-pub async fn connect(dsn: Option<&str>) -> Result<Client> {
-    let config = config(dsn, &|name| std::env::var(name).ok())?;
-    let (client, connection) = config.connect(NoTls).await.context("cannot connect to PostgreSQL")?;
+/// A CLI session, its connection driven in a task of its own.
+pub async fn connect(target: &Target) -> Result<Client> {
+    let (client, connection, _) = open(target).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             eprintln!("connection error: {e}");
         }
     });
     Ok(client)
-}
-
-fn pgpass_password(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
-    let path = env("PGPASSFILE")
-        .map(PathBuf::from)
-        .or_else(|| env("HOME").map(|home| PathBuf::from(home).join(".pgpass")))?;
-    let contents = std::fs::read_to_string(path).ok()?;
-    let host = match config.get_hosts().first()? {
-        tokio_postgres::config::Host::Tcp(h) => h.clone(),
-        #[cfg(unix)]
-        tokio_postgres::config::Host::Unix(_) => "localhost".to_string(),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432).to_string();
-    pgpass_lookup(&contents, &host, &port, config.get_dbname()?, config.get_user()?)
 }
 
 /// The password of the first ~/.pgpass line matching (`*` matches anything; `\:` and `\\`
@@ -172,14 +246,54 @@ mod tests {
         move |k| map.get(k).cloned()
     }
 
+    fn cli(dsn: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
+        cli_target(&Explicit { dsn, ..Default::default() }, Some(CLI_STATEMENT_TIMEOUT), env).map(|t| t.config)
+    }
+
     #[test]
     fn libpq_variables_are_used_without_a_dsn() {
         let env = env_of(&[("PGHOST", "db.local"), ("PGPORT", "6543"), ("PGUSER", "alice"), ("PGDATABASE", "shop")]);
-        let config = config(None, &env).unwrap();
+        let config = cli(None, &env).unwrap();
         assert_eq!(config.get_ports(), [6543]);
         assert_eq!(config.get_user(), Some("alice"));
         assert_eq!(config.get_dbname(), Some("shop"));
-        assert_eq!(config.get_options(), Some(SESSION_OPTIONS));
+        assert_eq!(config.get_application_name(), Some("pitstop-cli"));
+        assert_eq!(config.get_options(), Some("-c statement_timeout=30000ms -c lock_timeout=2s -c idle_in_transaction_session_timeout=60s"));
+        assert_eq!(config.get_ssl_mode(), tokio_postgres::config::SslMode::Prefer);
+    }
+
+    #[test]
+    fn pgoptions_and_pgappname_reach_the_session_after_our_bounds() {
+        let env = env_of(&[("PGHOST", "h"), ("PGOPTIONS", "-c work_mem=64MB"), ("PGAPPNAME", "mine")]);
+        let target = cli_target(&Explicit::default(), None, &env).unwrap();
+        assert_eq!(
+            target.config.get_options(),
+            Some("-c statement_timeout=0ms -c lock_timeout=2s -c idle_in_transaction_session_timeout=60s -c work_mem=64MB")
+        );
+        assert_eq!(target.config.get_application_name(), Some("mine"));
+    }
+
+    #[test]
+    fn flags_override_dsn_and_environment() {
+        let env = env_of(&[("PGHOST", "envhost"), ("PGUSER", "alice"), ("PGSSLMODE", "disable")]);
+        let explicit = Explicit { dsn: Some("host=dsnhost port=7000 dbname=app"), host: Some("flaghost"), port: Some("7001"), user: Some("bob"), dbname: Some("other") };
+        let target = cli_target(&explicit, None, &env).unwrap();
+        assert_eq!(target.config.get_hosts(), [Host::Tcp("flaghost".into())]);
+        assert_eq!(target.config.get_ports(), [7001]);
+        assert_eq!(target.config.get_user(), Some("bob"));
+        assert_eq!(target.config.get_dbname(), Some("other"));
+        assert_eq!(target.tls.mode, tls::SslMode::Disable);
+        assert_eq!(target.config.get_ssl_mode(), tokio_postgres::config::SslMode::Disable);
+    }
+
+    #[test]
+    fn verify_modes_reach_the_driver_as_require_and_unix_sockets_never_use_tls() {
+        let env = env_of(&[]);
+        let target = daemon_target(Some("host=db sslmode=verify-full sslrootcert=/ca.pem"), &env).unwrap();
+        assert_eq!(target.config.get_ssl_mode(), tokio_postgres::config::SslMode::Require);
+        assert_eq!(target.tls.mode, tls::SslMode::VerifyFull);
+        let target = daemon_target(Some("host=/run/postgresql sslmode=require"), &env).unwrap();
+        assert_eq!(target.config.get_ssl_mode(), tokio_postgres::config::SslMode::Disable);
     }
 
     #[test]
@@ -190,15 +304,29 @@ mod tests {
 
     #[test]
     fn bad_port_and_bad_dsn_are_errors() {
-        assert!(config(None, &env_of(&[("PGPORT", "five")])).is_err());
-        assert!(config(Some("host=x port=notaport"), &env_of(&[])).is_err());
+        assert!(cli(None, &env_of(&[("PGPORT", "five")])).is_err());
+        assert!(cli(Some("host=x port=notaport"), &env_of(&[])).is_err());
     }
 
     #[test]
     fn dsn_wins_over_environment() {
-        let config = config(Some("postgres://bob@h:7000/app"), &env_of(&[("PGUSER", "alice")])).unwrap();
+        let config = cli(Some("postgres://bob@h:7000/app"), &env_of(&[("PGUSER", "alice")])).unwrap();
         assert_eq!(config.get_user(), Some("bob"));
         assert_eq!(config.get_ports(), [7000]);
+    }
+
+    #[test]
+    fn password_comes_from_a_private_passfile_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::temp_dir().join(format!("pitstop-db-pgpass-{}", std::process::id()));
+        std::fs::write(&path, "h:5432:app:bob:secret\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let env = env_of(&[("PGPASSFILE", path.to_str().unwrap())]);
+        let config = cli(Some("host=h dbname=app user=bob"), &env).unwrap();
+        assert_eq!(config.get_password(), Some(&b"secret"[..]));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(cli(Some("host=h dbname=app user=bob"), &env).unwrap().get_password(), None);
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod backoff;
 mod config;
 mod db;
+mod extension_version;
 mod http;
 mod logging;
 mod maintenance;
@@ -18,11 +19,36 @@ use std::process::ExitCode;
 
 #[derive(Parser)]
 #[command(name = "pitstop", version, about = "PostgreSQL performance toolkit: reports, advice and maintenance")]
+// As psql: -h is the host; help is --help or -?.
+#[command(disable_help_flag = true)]
 struct Cli {
-    /// Connection string (`host=… dbname=…` or `postgres://…`); defaults to the libpq
-    /// variables PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD and ~/.pgpass.
+    /// Print help.
+    #[arg(short = '?', long, global = true, action = clap::ArgAction::Help)]
+    help: Option<bool>,
+
+    /// Connection string (`host=… dbname=… sslmode=…` or `postgres://…`). The flags below
+    /// override its values; what neither gives comes from the service file (`service=`,
+    /// PGSERVICE), then the libpq variables (PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD,
+    /// PGOPTIONS, PGAPPNAME, PGSSLMODE, PGSSLROOTCERT, PGSSLCERT, PGSSLKEY, PGCONNECT_TIMEOUT),
+    /// the password from ~/.pgpass (PGPASSFILE; ignored unless mode 0600 or stricter).
     #[arg(long, global = true, env = "PITSTOP_DSN")]
     dsn: Option<String>,
+
+    /// Database server host or socket directory.
+    #[arg(short = 'h', long, global = true)]
+    host: Option<String>,
+
+    /// Database server port.
+    #[arg(short = 'p', long, global = true)]
+    port: Option<String>,
+
+    /// Database user name.
+    #[arg(short = 'U', long, global = true)]
+    username: Option<String>,
+
+    /// Database name (or, as with psql, a whole connection string).
+    #[arg(short = 'd', long, global = true)]
+    dbname: Option<String>,
 
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
@@ -41,6 +67,15 @@ enum Command {
         /// Show long text (queries) in full instead of shortening it in tables.
         #[arg(long, global = true)]
         wide: bool,
+        /// Cancel the report's statement after this long ("30s", "5m"; "0": no limit).
+        /// Default: report.statement_timeout (30s), for `bloat --exact`
+        /// report.exact_statement_timeout (none).
+        #[arg(long, global = true, value_parser = humantime::parse_duration)]
+        statement_timeout: Option<std::time::Duration>,
+        /// Configuration file for the [report] timeouts (default: /etc/pitstop/pitstop.toml if
+        /// it exists, else built-in defaults).
+        #[arg(long, global = true, env = "PITSTOP_CONFIG")]
+        config: Option<PathBuf>,
     },
     /// Run the daemon (a systemd service, Type=notify): the Redis invalidation relay, and
     /// /healthz, /readyz, /metrics and /status over HTTP. SIGHUP reloads the configuration.
@@ -85,12 +120,27 @@ enum Command {
     },
 }
 
+impl Cli {
+    /// The connection flags as psql's.
+    fn connection(&self) -> db::conninfo::Explicit<'_> {
+        db::conninfo::Explicit {
+            dsn: self.dsn.as_deref(),
+            host: self.host.as_deref(),
+            port: self.port.as_deref(),
+            user: self.username.as_deref(),
+            dbname: self.dbname.as_deref(),
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let connection = cli.connection();
+    match &cli.command {
         Command::Run { config } => service::run(config.as_deref()),
         Command::CheckConfig { config } => config::check_command(config.as_deref()),
         Command::Maintenance { dry_run, yes, max_actions, include_reindex, job, config } => {
+            let (dry_run, yes, max_actions, include_reindex) = (*dry_run, *yes, *max_actions, *include_reindex);
             let style = if cli.json { output::Style::Json } else { output::Style::Table { wide: false } };
             let args = maintenance::cli::Args {
                 config: config.as_deref(),
@@ -100,11 +150,11 @@ fn main() -> ExitCode {
                 max_actions: max_actions.map(|n| n as usize),
                 include_reindex,
             };
-            maintenance::cli::command(cli.dsn.as_deref(), &args, style)
+            maintenance::cli::command(&connection, &args, style)
         }
-        Command::Report { report, wide } => {
-            let style = if cli.json { output::Style::Json } else { output::Style::Table { wide } };
-            run_report(cli.dsn.as_deref(), &report, style)
+        Command::Report { report, wide, statement_timeout, config } => {
+            let style = if cli.json { output::Style::Json } else { output::Style::Table { wide: *wide } };
+            report::command(&connection, report, statement_timeout.map(|t| Some(t).filter(|t| !t.is_zero())), config.as_deref(), style)
         }
     }
 }
@@ -121,19 +171,30 @@ fn cli_runtime() -> Option<tokio::runtime::Runtime> {
     }
 }
 
-fn run_report(dsn: Option<&str>, report: &report::Report, style: output::Style) -> ExitCode {
-    let Some(runtime) = cli_runtime() else { return ExitCode::FAILURE };
-    let result = runtime.block_on(async {
-        let client = db::connect(dsn).await?;
-        let rows = report::run(&client, report).await?;
-        println!("{}", output::render(&rows, style, report.empty_message()));
-        Ok::<_, anyhow::Error>(())
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("{}", db::describe_error(&e));
-            ExitCode::FAILURE
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn connection_flags_are_psqls_and_help_is_question_mark() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from(["pitstop", "report", "locks", "-h", "db", "-p", "6432", "-U", "alice", "-d", "shop"]).unwrap();
+        let c = cli.connection();
+        assert_eq!((c.host, c.port, c.user, c.dbname), (Some("db"), Some("6432"), Some("alice"), Some("shop")));
+        let cli = Cli::try_parse_from(["pitstop", "--host", "h", "--username", "u", "--dbname", "d", "report", "locks"]).unwrap();
+        assert_eq!((cli.connection().host, cli.connection().user, cli.connection().dbname), (Some("h"), Some("u"), Some("d")));
+        let help = Cli::try_parse_from(["pitstop", "report", "-?"]).err().unwrap();
+        assert_eq!(help.kind(), clap::error::ErrorKind::DisplayHelp);
+    }
+
+    #[test]
+    fn statement_timeout_flag_takes_durations_and_zero() {
+        for (arg, expected) in [("5m", Some(std::time::Duration::from_secs(300))), ("0", Some(std::time::Duration::ZERO))] {
+            let cli = Cli::try_parse_from(["pitstop", "report", "bloat", "--exact", "--statement-timeout", arg]).unwrap();
+            let Command::Report { statement_timeout, .. } = cli.command else { panic!("not a report") };
+            assert_eq!(statement_timeout, expected);
         }
+        assert!(Cli::try_parse_from(["pitstop", "report", "locks", "--statement-timeout", "soon"]).is_err());
     }
 }

@@ -1,9 +1,16 @@
 //! `pitstop report …`: read-only views of the extension, fetched as JSON rows.
 
+use crate::db::{self, conninfo::Explicit};
+use crate::output;
 use anyhow::{Context, Result};
-use std::borrow::Cow;
 use clap::Subcommand;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Client;
 
@@ -191,6 +198,15 @@ impl Report {
         }
     }
 
+    /// The configured statement timeout for this report: `bloat --exact` reads every page of
+    /// every table and has its own (none by default).
+    pub fn statement_timeout(&self, cfg: &crate::config::ReportConfig) -> Option<Duration> {
+        match self {
+            Report::Bloat { exact: true } => cfg.exact_statement_timeout,
+            _ => cfg.statement_timeout,
+        }
+    }
+
     pub fn empty_message(&self) -> &'static str {
         match self {
             Report::SlowQueries { .. } => "No slow statements captured (threshold: pitstop.slow_query_ms).",
@@ -209,8 +225,99 @@ impl Report {
     }
 }
 
+/// `pitstop report …`: connects, runs the report and prints it. `statement_timeout`: the
+/// flag (Some(None) for "0"); without it the configuration's, which for `bloat --exact`
+/// is none by default.
+pub fn command(connection: &Explicit<'_>, report: &Report, statement_timeout: Option<Option<Duration>>, config: Option<&Path>, style: output::Style) -> ExitCode {
+    let exact = matches!(report, Report::Bloat { exact: true });
+    let timeout = match statement_timeout {
+        Some(timeout) => timeout,
+        None => match crate::config::Config::load(config) {
+            Ok(cfg) => report.statement_timeout(&cfg.report),
+            Err(errors) => {
+                crate::config::report_errors(&errors);
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let Some(runtime) = crate::cli_runtime() else { return ExitCode::FAILURE };
+    let result = runtime.block_on(async {
+        let target = db::cli_target(connection, timeout, &|name| std::env::var(name).ok())?;
+        let client = db::connect(&target).await?;
+        let rows = if exact { run_with_progress(&client, &target, report).await? } else { run(&client, report).await? };
+        println!("{}", output::render(&rows, style, report.empty_message()));
+        Ok::<_, anyhow::Error>(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{}", db::describe_error(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The relations the scanning session holds or waits for a lock on right now: pgstattuple
+/// and pgstatindex lock the table or index they read for as long as they read it. The size
+/// is from pg_class: pg_relation_size would wait for a lock the scan is waiting for.
+const READING: &str = "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), c.relkind::text,
+                              c.relpages::int8 * pg_catalog.current_setting('block_size')::int8
+                         FROM pg_catalog.pg_locks l
+                         JOIN pg_catalog.pg_class c ON c.oid = l.relation
+                         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                        WHERE l.pid = $1 AND l.locktype = 'relation'
+                          AND c.relkind IN ('r', 'm', 'i')
+                          AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'";
+
+/// `report bloat --exact`, with the table or index being read shown on stderr as the scan
+/// goes (a second session watches the first one's locks): one line rewritten in place on a
+/// terminal, a plain line per relation otherwise.
+async fn run_with_progress(client: &Client, target: &db::Target, report: &Report) -> Result<Vec<Map<String, Value>>> {
+    let pid: i32 = client.query_one("SELECT pg_catalog.pg_backend_pid()", &[]).await?.get(0);
+    let watcher = db::connect(target).await?;
+    let total: i64 = watcher
+        .query_one("SELECT count(*) FROM pitstop.table_bloat(false) WHERE index_name IS NULL", &[])
+        .await
+        .map(|row| row.get(0))
+        .unwrap_or(0);
+    let terminal = std::io::stderr().is_terminal();
+    let started = Instant::now();
+    eprintln!("bloat --exact: reading every page of {total} table{} and their btree indexes", if total == 1 { "" } else { "s" });
+    let scan = run(client, report);
+    tokio::pin!(scan);
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut seen = HashSet::new();
+    let result = loop {
+        tokio::select! {
+            result = &mut scan => break result,
+            _ = tick.tick() => {
+                let Ok(rows) = watcher.query(READING, &[&pid]).await else { continue };
+                for row in rows {
+                    let (name, kind, bytes): (String, String, i64) = (row.get(0), row.get(1), row.get(2));
+                    if seen.insert(name.clone()) {
+                        let what = if kind == "i" { "index" } else { "table" };
+                        let line = format!("bloat --exact: [{:>4}s] reading {what} {name} ({} MB)", started.elapsed().as_secs(), bytes / (1024 * 1024));
+                        if terminal {
+                            eprint!("\r\x1b[K{line}");
+                            let _ = std::io::stderr().flush();
+                        } else {
+                            eprintln!("{line}");
+                        }
+                    }
+                }
+            }
+        }
+    };
+    if terminal {
+        eprint!("\r\x1b[K");
+    }
+    eprintln!("bloat --exact: done in {}s", started.elapsed().as_secs());
+    result
+}
+
 /// Runs a report and returns its rows as JSON objects in column order.
 pub async fn run(client: &Client, report: &Report) -> Result<Vec<Map<String, Value>>> {
+    crate::extension_version::require(client).await?;
     let (sql, params) = report.query();
     let wrapped = format!("SELECT row_to_json(r)::text FROM ({sql}) r");
     let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
@@ -238,6 +345,18 @@ mod tests {
             assert_eq!(params.len(), 6);
             assert!(sql.contains("min_workload_gain => $6"), "{sql}");
         }
+    }
+
+    #[test]
+    fn exact_bloat_scans_have_no_statement_timeout_by_default() {
+        let defaults = crate::config::Config::parse("", "test.toml", Default::default()).unwrap().report;
+        assert_eq!(Report::Bloat { exact: false }.statement_timeout(&defaults), Some(Duration::from_secs(30)));
+        assert_eq!(Report::Connections.statement_timeout(&defaults), Some(Duration::from_secs(30)));
+        assert_eq!(Report::Bloat { exact: true }.statement_timeout(&defaults), None);
+        let text = "[report]\nstatement_timeout = \"0\"\nexact_statement_timeout = \"2h\"\n";
+        let cfg = crate::config::Config::parse(text, "test.toml", Default::default()).unwrap().report;
+        assert_eq!(Report::Locks.statement_timeout(&cfg), None);
+        assert_eq!(Report::Bloat { exact: true }.statement_timeout(&cfg), Some(Duration::from_secs(7200)));
     }
 
     #[test]

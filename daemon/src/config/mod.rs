@@ -38,6 +38,7 @@ pub struct Config {
     pub monitor: monitor::MonitorConfig,
     pub alerts: monitor::AlertsConfig,
     pub maintenance: maintenance::MaintenanceConfig,
+    pub report: ReportConfig,
     /// The effective settings as printed (secrets masked), for check-config and reload diffs.
     shown: Vec<Shown>,
     /// The file read, if any.
@@ -51,6 +52,24 @@ pub struct PostgresConfig {
     pub statement_timeout: Duration,
     pub lock_timeout: Duration,
     pub probe_interval: Duration,
+}
+
+/// `pitstop report`'s statement timeouts (None: no limit); `--statement-timeout` overrides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportConfig {
+    pub statement_timeout: Option<Duration>,
+    /// For `report bloat --exact`, which reads every page of every table.
+    pub exact_statement_timeout: Option<Duration>,
+}
+
+impl PostgresConfig {
+    /// How the daemon's sessions would use TLS (postgres.dsn, else the PG* environment).
+    pub fn tls_summary(&self) -> String {
+        match crate::db::daemon_target(self.dsn.expose(), &|name| std::env::var(name).ok()) {
+            Ok(target) => target.tls.describe(),
+            Err(e) => format!("cannot tell: {e:#}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -254,6 +273,10 @@ impl Config {
         };
         let (monitor, alerts) = monitor::read(l, &p);
         let maintenance = maintenance::read(l);
+        let report = ReportConfig {
+            statement_timeout: Some(l.get("report.statement_timeout", crate::db::CLI_STATEMENT_TIMEOUT)).filter(|d| !d.is_zero()),
+            exact_statement_timeout: Some(l.get("report.exact_statement_timeout", Duration::ZERO)).filter(|d| !d.is_zero()),
+        };
 
         if redis.url.expose().len() > 1 && !redis.cluster {
             l.error("redis.url", "several URLs are only allowed with redis.cluster = true");
@@ -267,7 +290,7 @@ impl Config {
         if reconnect.initial_delay > reconnect.max_delay {
             l.error("reconnect.initial_delay", "must not exceed reconnect.max_delay");
         }
-        Config { profile, postgres, redis, relay, reconnect, http, log, monitor, alerts, maintenance, shown: Vec::new(), file: None }
+        Config { profile, postgres, redis, relay, reconnect, http, log, monitor, alerts, maintenance, report, shown: Vec::new(), file: None }
     }
 
     /// Parses `text` (the file's contents, empty without a file) with `env` overrides.
@@ -341,6 +364,7 @@ pub fn check_command(path: Option<&Path>) -> ExitCode {
     match Config::load(path) {
         Ok(config) => {
             print!("{}", config.render());
+            println!("\n# postgres TLS: {}", config.postgres.tls_summary());
             if let Some(reason) = config.relay_disabled_reason() {
                 println!("\n# note: the Redis relay will not run ({reason})");
             }

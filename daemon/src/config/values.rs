@@ -220,7 +220,7 @@ impl Setting for PgDsn {
     fn parse(raw: Raw) -> Result<Self, String> {
         let text = raw.text("a connection string")?;
         if !text.trim().is_empty() {
-            text.parse::<tokio_postgres::Config>().map_err(|e| format!("not a valid connection string: {e}"))?;
+            crate::db::conninfo::parse(text).map_err(|e| format!("not a valid connection string: {e:#}"))?;
         }
         Ok(PgDsn(text.to_string()))
     }

@@ -24,7 +24,6 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 use tokio::signal::unix::{signal, Signal, SignalKind};
-use tokio_postgres::NoTls;
 use tokio_util::sync::CancellationToken;
 
 /// The job name runs from the command line are logged under (without --job).
@@ -50,7 +49,7 @@ pub struct Args<'a> {
     pub include_reindex: bool,
 }
 
-pub fn command(dsn: Option<&str>, args: &Args<'_>, style: Style) -> ExitCode {
+pub fn command(connection: &db::conninfo::Explicit<'_>, args: &Args<'_>, style: Style) -> ExitCode {
     let cfg = match Config::load(args.config) {
         Ok(cfg) => cfg,
         Err(errors) => {
@@ -79,8 +78,9 @@ pub fn command(dsn: Option<&str>, args: &Args<'_>, style: Style) -> ExitCode {
     }
     let Some(runtime) = crate::cli_runtime() else { return ExitCode::FAILURE };
     let result = runtime.block_on(async {
-        let session = connect(dsn).await?;
+        let session = connect(connection).await?;
         let client = &session.client;
+        crate::extension_version::require(client).await?;
         bound_session(client, m).await?;
         if args.dry_run {
             let (planned, note) = plan::plan(client, &work, true).await.map_err(explain)?;
@@ -139,10 +139,11 @@ pub fn command(dsn: Option<&str>, args: &Args<'_>, style: Style) -> ExitCode {
     }
 }
 
-/// A CLI session (the libpq settings, as `db::connect`) whose warnings are kept.
-async fn connect(dsn: Option<&str>) -> anyhow::Result<Session> {
-    let config = db::config(dsn, &|name| std::env::var(name).ok())?;
-    let (client, connection) = config.connect(NoTls).await.context("cannot connect to PostgreSQL")?;
+/// A CLI session (the libpq settings and TLS, as `db::connect`) whose warnings are kept;
+/// `bound_session` sets its timeouts.
+async fn connect(connection: &db::conninfo::Explicit<'_>) -> anyhow::Result<Session> {
+    let target = db::cli_target(connection, Some(db::CLI_STATEMENT_TIMEOUT), &|name| std::env::var(name).ok())?;
+    let (client, connection, _) = db::open(&target).await?;
     Ok(Session::new(client, connection))
 }
 
