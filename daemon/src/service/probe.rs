@@ -110,7 +110,7 @@ async fn probe(client: &tokio_postgres::Client, limit: Duration, state: &State) 
         Err(_) => return Err(format!("no answer within {}", humantime::format_duration(limit))),
     };
     let detail = match &extension {
-        Some(v) => format!("connected; extension pitstop {v}"),
+        Some(v) => crate::extension_version::connected(v),
         None => "connected; the pitstop extension is not installed in this database".to_string(),
     };
     state.set_extension(extension);
