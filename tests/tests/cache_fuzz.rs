@@ -2,24 +2,22 @@
 //! cluster: every read through pitstop.cached must equal the same query run plainly right
 //! after it, by the same session in the same transaction. bench/cache_fuzz.sh runs it long.
 
-use pitstop_tests::cache_fuzz::{run, Config, KNOWN_AREAS};
+use pitstop_tests::cache_fuzz::{run, Config};
 use pitstop_tests::{ClusterOptions, PgCluster};
 
-/// Defect areas still open (see the fuzzer's report): the review's findings being fixed, and
-/// transform_null_equals missing from the key. Remove an area here once its fix lands.
-const OPEN_AREAS: &[&str] = &["null_equals"];
-
+/// Every defect area is in: on a build without the fixes of review findings 3d and 6, seeds 11
+/// and 12 find table_to_xml serving other tenants' rows and seed 13 a stale 'now' literal.
 #[test]
 fn cached_reads_equal_plain_reads() {
     let options = ClusterOptions { settings: vec![("autovacuum", "off".into()), ("max_prepared_transactions", "10".into())], ..ClusterOptions::default() };
     let cluster = PgCluster::start_with(options);
     let (mut reads, mut hits, mut failures) = (0, 0, Vec::new());
     for seed in [11, 12, 13] {
-        let mut config = Config::new(seed, 5_000, cluster.dsn());
-        config.exclude = KNOWN_AREAS.iter().chain(OPEN_AREAS).map(|a| a.to_string()).collect();
+        let config = Config::new(seed, 5_000, cluster.dsn());
         let summary = run(&config).unwrap_or_else(|fatal| panic!("{}\nserver log:\n{}", fatal.0, cluster.log()));
         eprintln!("{}", summary.line());
-        assert_eq!(summary.statements, 5_000, "seed {seed} stopped early");
+        // (A run stops at its first difference.)
+        assert!(summary.statements == 5_000 || !summary.differences.is_empty(), "seed {seed} stopped early");
         reads += summary.cached_reads;
         hits += summary.hits;
         failures.extend(summary.differences.into_iter().map(|d| d.report));

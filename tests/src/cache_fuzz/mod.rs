@@ -51,6 +51,8 @@ impl Config {
 /// One cached read whose answer differed from the plain one.
 #[derive(Clone, Debug)]
 pub struct Difference {
+    /// The defect area of the query's template, `other` when it has none.
+    pub area: String,
     pub report: String,
 }
 
@@ -98,7 +100,22 @@ impl Summary {
             self.bypasses,
             self.differences.len(),
             self.elapsed.as_secs_f64()
-        )
+        ) + &self.areas()
+    }
+
+    /// ` areas=now:3,other:1` (differences by area), or nothing.
+    fn areas(&self) -> String {
+        let mut counts: Vec<(String, usize)> = Vec::new();
+        for d in &self.differences {
+            match counts.iter_mut().find(|(a, _)| *a == d.area) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((d.area.clone(), 1)),
+            }
+        }
+        if counts.is_empty() {
+            return String::new();
+        }
+        format!(" areas={}", counts.iter().map(|(a, n)| format!("{a}:{n}")).collect::<Vec<_>>().join(","))
     }
 }
 
@@ -259,7 +276,7 @@ struct Fuzzer {
 
 const LOG_KEEP: usize = 30;
 /// How many of the pool's first queries make the hot set.
-const HOT: usize = 8;
+const HOT: usize = 9;
 
 fn connect(dsn: &str, db: &str, user: &str) -> Result<Client, Fatal> {
     let mut cfg = postgres::Config::from_str(dsn).map_err(|e| Fatal(format!("bad dsn {dsn:?}: {e}")))?;
@@ -652,7 +669,7 @@ impl Fuzzer {
             let _ = writeln!(report, "    {line}");
         }
         eprintln!("{report}");
-        self.summary.differences.push(Difference { report });
+        self.summary.differences.push(Difference { area: area.unwrap_or("other").to_string(), report });
         // Start clean so one defect is not reported over and over.
         self.monitor.batch_execute("SELECT pitstop.cache_clear()").map_err(|e| Fatal(format!("cache_clear(): {e}")))?;
         Ok(())
