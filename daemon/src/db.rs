@@ -131,6 +131,21 @@ fn describe_connect_error(error: &tokio_postgres::Error, tls: &TlsSettings) -> S
     text
 }
 
+/// Asks the server to cancel `client`'s running statement. Over TLS when the session's
+/// sslmode asks for it (a server may accept nothing else), the certificate not checked: the
+/// request carries only the backend's pid and cancel key, which libpq sends in plaintext.
+pub async fn cancel(client: &Client) {
+    let connector = TlsSettings { mode: tls::SslMode::Require, verify: tls::Verify::Nothing, client: None }.connector();
+    match connector {
+        Ok(connector) => {
+            if let Err(e) = client.cancel_token().cancel_query(connector).await {
+                tracing::debug!("cancel request failed: {e}");
+            }
+        }
+        Err(e) => tracing::debug!("cancel request: {e:#}"),
+    }
+}
+
 /// A daemon session: the configured DSN (else the libpq environment and ~/.pgpass), the
 /// configured timeouts, and TCP keepalives so that a vanished server is noticed while idle.
 /// The caller drives the returned connection.

@@ -4,9 +4,9 @@
 //! fails naming the certificate problem; `prefer` falls back only when the server refuses
 //! TLS. Also PGOPTIONS, the .pgpass permission check and the report statement timeouts.
 
-use pitstop_tests::{pitstop_env, poll_until, ClusterOptions, Daemon, DaemonConfig, PgCluster};
+use pitstop_tests::{pitstop_bin, pitstop_env, poll_until, ClusterOptions, Daemon, DaemonConfig, PgCluster};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn openssl(args: &[&str], dir: &Path) {
@@ -163,6 +163,58 @@ fn sslmodes_behave_as_libpqs_against_a_tls_server() {
     let (code, _, err) = report(&server.dsn("sslmode=verify-full"), "case-no-root", &[]);
     assert_eq!(code, 1);
     assert!(err.contains("needs a root certificate"), "{err}");
+}
+
+#[test]
+fn ctrl_c_cancels_a_maintenance_statement_over_tls() {
+    let server = TlsCluster::start();
+    let mut c = server.cluster.connect();
+    c.batch_execute(
+        "CREATE TABLE waits (id int PRIMARY KEY, pad text) WITH (autovacuum_enabled = false);
+         INSERT INTO waits SELECT g, repeat('x', 50) FROM generate_series(1, 4000) g;
+         DELETE FROM waits WHERE id % 4 <> 0;
+         SELECT pg_stat_force_next_flush();",
+    )
+    .unwrap();
+    assert!(poll_until(Duration::from_secs(10), || {
+        c.batch_execute("SELECT pg_stat_clear_snapshot()").unwrap();
+        c.query_one("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'waits'", &[]).unwrap().get::<_, i64>(0) >= 2700
+    }));
+    // The VACUUM waits for this lock until it is cancelled.
+    let mut holder = server.cluster.connect();
+    holder.batch_execute("BEGIN; LOCK TABLE waits IN SHARE MODE").unwrap();
+    let config = server.dir.join("maintenance.toml");
+    std::fs::write(&config, "[maintenance]\nlock_timeout = \"5min\"\n").unwrap();
+    let dsn = server.dsn("sslmode=require user=tlsonly");
+    let mut child = Command::new(pitstop_bin())
+        .args(["--dsn", &dsn, "maintenance", "--yes", "--config", config.to_str().unwrap()])
+        .env("HOME", "/nonexistent")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut waiting = || -> i64 {
+        c.query_one(
+            "SELECT count(*) FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)
+              WHERE a.application_name = 'pitstop-cli' AND a.query LIKE 'VACUUM%waits' AND a.state = 'active' AND s.ssl",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+    };
+    assert!(poll_until(Duration::from_secs(20), || waiting() == 1), "the VACUUM never started over TLS");
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let exited = poll_until(Duration::from_secs(20), || child.try_wait().ok().flatten().is_some());
+    if !exited {
+        let _ = child.kill();
+    }
+    let output = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{err}");
+    assert_eq!(waiting(), 0, "the statement was cancelled on the server: {err}");
+    assert!(err.contains("cancelled after"), "{err}");
+    holder.batch_execute("COMMIT").unwrap();
 }
 
 #[test]

@@ -21,7 +21,7 @@ use crate::config::maintenance::MaintenanceConfig;
 use crate::db::describe_pg;
 use serde::Serialize;
 use std::time::{Duration, Instant};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -261,7 +261,7 @@ async fn perform(client: &Client, work: &Work, cancel: &CancellationToken) -> Re
     tokio::select! {
         result = &mut run => result,
         _ = cancel.cancelled() => {
-            let _ = client.cancel_token().cancel_query(NoTls).await;
+            crate::db::cancel(client).await;
             run.await
         }
     }
