@@ -132,6 +132,7 @@ END $f$;
          timestamptz '2024-01-01 00:00+00' + i * interval '1 day', (ARRAY['{u1}', '{u2}', '{u3}', '{app}'])[i % 4 + 1], \
          (ARRAY['a', 'b', NULL])[i % 3 + 1] FROM generate_series(1, 24) i;\n\
          CREATE MATERIALIZED VIEW mv AS SELECT g, count(*)::bigint AS c, coalesce(sum(id), 0)::bigint AS s FROM t1 GROUP BY g;\n\
+         CREATE UNIQUE INDEX mv_g ON mv (g);\n\
          GRANT SELECT ON mv TO {app};\n\
          INSERT INTO kc ({INSERT_COLUMNS}, pid) SELECT i, i % 6, 'c' || i, i, i, timestamptz '2024-01-01 00:00+00', i % 30 + 1 FROM generate_series(1, 40) i;\n"
     ));
@@ -179,7 +180,7 @@ fn draw(rng: &mut StdRng, hot: bool) -> Query {
     let rel = *relations.choose(rng).unwrap();
     let rel2 = *relations.choose(rng).unwrap();
     let c = rng.gen_range(0..6);
-    let templates = if hot { 26 } else { 33 };
+    let templates = if hot { 26 } else { 34 };
     let mut template = rng.gen_range(0..templates);
     if hot && template == 17 {
         template = 16;
@@ -258,6 +259,11 @@ fn draw(rng: &mut StdRng, hot: bool) -> Query {
         },
         31 => q("SELECT pid::int, count(*)::bigint FROM kc GROUP BY pid".into(), "pid int, c bigint", vec![]),
         32 => q(format!("SELECT id::int, v::text FROM {} WHERE g = $1::int", ["v_r", "v_ri"][c % 2]), "id int, v text", vec![SMALL]),
+        // Each session may define its own pg_temp.fz_t (steps::temp).
+        33 => Query {
+            area: Some("temp_function"),
+            ..q(format!("SELECT id::int, pg_temp.fz_t(g)::int FROM {rel} WHERE g = {c}"), "id int, x int", vec![])
+        },
         _ => Query {
             area: Some("table_to_xml"),
             ..q("SELECT table_to_xml('r', true, false, '')::text".into(), "x text", vec![])

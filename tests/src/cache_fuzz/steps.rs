@@ -34,8 +34,17 @@ pub enum Step {
 /// Areas of defects a run can leave out (`--exclude`): the review's findings being fixed, and
 /// the ones this fuzzer found.
 pub const KNOWN_AREAS: &[&str] = &["session_user", "now", "record", "table_to_xml", "temp_child", "explain_ctas"];
-pub const AREAS: &[&str] =
-    &["session_user", "now", "record", "table_to_xml", "temp_child", "explain_ctas", "null_equals", "array_nulls"];
+pub const AREAS: &[&str] = &[
+    "session_user",
+    "now",
+    "record",
+    "table_to_xml",
+    "temp_child",
+    "explain_ctas",
+    "null_equals",
+    "array_nulls",
+    "temp_function",
+];
 
 pub fn excluded(exclude: &[String], area: &str) -> bool {
     exclude.iter().any(|e| e == area)
@@ -83,7 +92,11 @@ pub fn write(rng: &mut StdRng, temp_targets: &[&'static str]) -> Step {
         }
         32..=43 => sql(format!("UPDATE {table} SET v = 'u{k}', n = n + 1 WHERE g = {c}")),
         44..=49 => sql(format!("UPDATE {table} SET g = {} WHERE id = {k}", rng.gen_range(0..6))),
-        50..=53 => sql(format!("UPDATE {table} SET ts = ts + interval '1 day', f = f * 2 WHERE id % 5 = {}", c % 5)),
+        50..=51 => sql(format!("UPDATE {table} SET ts = ts + interval '1 day', f = f * 2 WHERE id % 5 = {}", c % 5)),
+        // A prepared statement's writes.
+        52..=53 => sql(format!(
+            "DEALLOCATE ALL; PREPARE fz_w(int) AS UPDATE {table} SET v = 'p' || $1 WHERE id = $1; EXECUTE fz_w({k})"
+        )),
         54..=67 => sql(format!("DELETE FROM {table} WHERE id = {k} OR id = {}", k / 2)),
         68..=79 => sql(format!("DELETE FROM {table} WHERE g = {c} AND id % 3 = {}", k % 3)),
         80..=85 => sql(format!("DELETE FROM {table} WHERE id > {}", 40 + k / 2)),
@@ -105,7 +118,7 @@ pub fn write(rng: &mut StdRng, temp_targets: &[&'static str]) -> Step {
             Step::Copy { sql: format!("COPY {table} ({INSERT_COLUMNS}) FROM STDIN"), data }
         }
         94..=95 => sql(format!("TRUNCATE {table}")),
-        96 => sql("REFRESH MATERIALIZED VIEW mv"),
+        96 => sql(format!("REFRESH MATERIALIZED VIEW {}mv", ["", "CONCURRENTLY "][c % 2])),
         // Writes of other kinds: a data-modifying CTE, a procedure that commits inside CALL,
         // and foreign-key cascades.
         97 => sql(format!(
@@ -174,7 +187,7 @@ pub fn setting(rng: &mut StdRng, roles: &Roles, superuser: bool, exclude: &[Stri
                 .unwrap(),
         );
     }
-    let text = match rng.gen_range(0..15) {
+    let text = match rng.gen_range(0..17) {
         0 | 1 => format!(
             "SET {scope}search_path TO {}",
             ["public", "s1, s2, public", "s2, s1, public", "s1, public"].choose(rng).unwrap()
@@ -198,6 +211,9 @@ pub fn setting(rng: &mut StdRng, roles: &Roles, superuser: bool, exclude: &[Stri
             }
             format!("SET {scope}ROLE {}", targets.choose(rng).unwrap())
         }
+        15 if superuser => format!("SET SESSION AUTHORIZATION {}", roles.users.choose(rng).unwrap()),
+        15 => "RESET ROLE".into(),
+        16 => "RESET SESSION AUTHORIZATION".into(),
         11 => format!("SET {scope}enable_seqscan TO {}", ["on", "off"].choose(rng).unwrap()),
         12 => format!(
             "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL {}",
@@ -221,13 +237,23 @@ pub fn end(rng: &mut StdRng) -> Step {
     Step::Sql { sql: if commit { "COMMIT" } else { "ROLLBACK" }.into(), kind: Kind::End }
 }
 
-/// Temporary tables: one shadowing `t0`, and (a known defect) a temporary child of `h`.
+/// Temporary objects: a table shadowing `t0`, a view shadowing `v_t0`, a function of the
+/// session's own (`pg_temp.fz_t`), and a temporary child of `h`.
 pub fn temp(rng: &mut StdRng, exclude: &[String]) -> Step {
-    let choices = if excluded(exclude, "temp_child") { 2 } else { 4 };
-    sql(match rng.gen_range(0..choices) {
-        0 => "CREATE TEMP TABLE IF NOT EXISTS t0 (id int, g int, v text, n numeric, f float8, ts timestamptz, gen int)",
-        1 => "DROP TABLE IF EXISTS pg_temp.t0",
-        2 => "CREATE TEMP TABLE IF NOT EXISTS fz_tc () INHERITS (h)",
-        _ => "DROP TABLE IF EXISTS pg_temp.fz_tc",
-    })
+    let k = rng.gen_range(1..5);
+    let mut choices = vec![
+        "CREATE TEMP TABLE IF NOT EXISTS t0 (id int, g int, v text, n numeric, f float8, ts timestamptz, gen int)".to_string(),
+        "DROP TABLE IF EXISTS pg_temp.t0".into(),
+        "CREATE OR REPLACE TEMP VIEW v_t0 AS SELECT id, g, v, n, f, ts, gen FROM t1".into(),
+        "DROP VIEW IF EXISTS pg_temp.v_t0".into(),
+    ];
+    if !excluded(exclude, "temp_function") {
+        choices.push(format!("CREATE OR REPLACE FUNCTION pg_temp.fz_t(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1 + {k}'"));
+    }
+    if !excluded(exclude, "temp_child") {
+        choices.push("CREATE TEMP TABLE IF NOT EXISTS fz_tc () INHERITS (h)".into());
+        choices.push("DROP TABLE IF EXISTS pg_temp.fz_tc".into());
+    }
+    let text = choices.swap_remove(rng.gen_range(0..choices.len()));
+    sql(text)
 }
