@@ -19,6 +19,9 @@ build:
 install-ext:
 	rm -rf target/pitstop-package
 	cargo pgrx package -p pitstop --pg-config $(PG_CONFIG) --out-dir target/pitstop-package
+	@# pgrx packages the upgrade scripts (pitstop--A--B.sql) but not the frozen install
+	@# scripts of earlier versions, which CREATE EXTENSION pitstop VERSION 'A' needs.
+	cp sql/pitstop--*.sql target/pitstop-package$$($(PG_CONFIG) --sharedir)/extension/
 	cd target/pitstop-package && find . -type f | while read -r f; do \
 		dest="/$${f#./}"; mkdir -p "$$(dirname "$$dest")"; \
 		cp "$$f" "$$dest.pitstop-new" && mv -f "$$dest.pitstop-new" "$$dest"; done

@@ -63,7 +63,7 @@ fn ready_only_once_postgres_is_reachable_then_sigterm_exits_zero() {
     let status = daemon.status();
     assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(status["profile"], "balanced");
-    assert_eq!(status["extension"], "0.1.0");
+    assert_eq!(status["extension"], env!("CARGO_PKG_VERSION"));
     assert_eq!(status["components"]["relay"]["state"], "disabled");
     assert!(status["uptime_seconds"].as_f64().unwrap() > 0.0);
     assert!(status["relay"]["lag_seconds"].is_number(), "{status}");
