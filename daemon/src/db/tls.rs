@@ -133,7 +133,8 @@ impl TlsSettings {
             Verify::Chain(r) => format!("certificate chain verified against {}", r.describe()),
             Verify::Full(r) => format!("certificate chain and host name verified against {}", r.describe()),
         };
-        format!("sslmode={} ({what})", self.mode.name())
+        let offered = if self.mode == SslMode::Prefer { "TLS if the server offers it: " } else { "" };
+        format!("sslmode={} ({offered}{what})", self.mode.name())
     }
 
     /// The rustls connector for these settings (it reads the certificate files).
