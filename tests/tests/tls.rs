@@ -27,6 +27,25 @@ fn make_ca(dir: &Path, name: &str) {
     );
 }
 
+/// A client certificate for role `user` signed by `ca` (`user.crt`, `user.key`).
+fn make_client_cert(dir: &Path, ca: &str, user: &str) {
+    openssl(
+        &[
+            "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", &format!("/CN={user}"),
+            "-keyout", &format!("{user}.key"), "-out", &format!("{user}.csr"),
+        ],
+        dir,
+    );
+    std::fs::write(dir.join("client.ext"), "basicConstraints = CA:FALSE\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = clientAuth\n").unwrap();
+    openssl(
+        &[
+            "x509", "-req", "-in", &format!("{user}.csr"), "-CA", &format!("{ca}.pem"), "-CAkey", &format!("{ca}.key"),
+            "-CAcreateserial", "-days", "2", "-extfile", "client.ext", "-out", &format!("{user}.crt"),
+        ],
+        dir,
+    );
+}
+
 fn make_server_cert(dir: &Path, ca: &str) {
     openssl(
         &[
@@ -52,7 +71,8 @@ fn make_server_cert(dir: &Path, ca: &str) {
 
 /// A cluster with `ssl = on` (server.crt/server.key in its data directory, signed by
 /// `test-ca.pem`, which is there too, beside an unrelated `other-ca.pem`), logging every
-/// connection. pg_hba: `tlsonly` only over TLS, `postgres` either way.
+/// connection. pg_hba: `tlsonly` only over TLS, `certuser` only with a client certificate
+/// signed by the test CA, `postgres` either way.
 struct TlsCluster {
     cluster: PgCluster,
     dir: PathBuf,
@@ -67,13 +87,15 @@ impl TlsCluster {
         make_server_cert(&dir, "test-ca");
         std::fs::write(
             dir.join("pg_hba.conf"),
-            "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all postgres 127.0.0.1/32 trust\n",
+            "local all all trust\nhostssl all certuser 127.0.0.1/32 cert\nhostssl all all 127.0.0.1/32 trust\n\
+             hostnossl all postgres 127.0.0.1/32 trust\n",
         )
         .unwrap();
         let status = Command::new("chown").arg("postgres").arg(dir.join("server.key")).arg(dir.join("pg_hba.conf")).status().unwrap();
         assert!(status.success());
         let mut c = cluster.connect();
-        c.batch_execute("CREATE EXTENSION pitstop; CREATE ROLE tlsonly LOGIN SUPERUSER").unwrap();
+        c.batch_execute("CREATE EXTENSION pitstop; CREATE ROLE tlsonly LOGIN SUPERUSER; CREATE ROLE certuser LOGIN SUPERUSER").unwrap();
+        c.batch_execute("ALTER SYSTEM SET ssl_ca_file = 'test-ca.pem'").unwrap();
         c.batch_execute("ALTER SYSTEM SET ssl = on").unwrap();
         c.batch_execute("SELECT pg_reload_conf()").unwrap();
         assert!(
@@ -163,6 +185,29 @@ fn sslmodes_behave_as_libpqs_against_a_tls_server() {
     let (code, _, err) = report(&server.dsn("sslmode=verify-full"), "case-no-root", &[]);
     assert_eq!(code, 1);
     assert!(err.contains("needs a root certificate"), "{err}");
+}
+
+#[test]
+fn a_client_certificate_authenticates_and_a_readable_key_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = TlsCluster::start();
+    make_client_cert(&server.dir, "test-ca", "certuser");
+    let (cert, key) = (server.dir.join("certuser.crt"), server.dir.join("certuser.key"));
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let dsn = server.dsn(&format!("user=certuser sslmode=verify-full sslrootcert={}", server.ca("test-ca")));
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+
+    let (code, out, err) = report(&dsn, "case-cert", &[("PGSSLCERT", cert), ("PGSSLKEY", key)]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(server.authorized("case-cert").contains("user=certuser"), "{}", server.authorized("case-cert"));
+    let (code, _, err) = report(&dsn, "case-no-cert", &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("certificate"), "{err}");
+    // libpq refuses a private key others may read; so does pitstop (we run as root: 0640 at most).
+    std::fs::set_permissions(server.dir.join("certuser.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, _, err) = report(&format!("{dsn} sslcert={cert} sslkey={key}"), "case-open-key", &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("has group or world access"), "{err}");
 }
 
 #[test]
