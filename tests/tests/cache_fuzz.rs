@@ -5,8 +5,9 @@
 use pitstop_tests::cache_fuzz::{run, Config};
 use pitstop_tests::{ClusterOptions, PgCluster};
 
-/// Every defect area is in: on a build without the fixes of review findings 3d and 6, seeds 11
-/// and 12 find table_to_xml serving other tenants' rows and seed 13 a stale 'now' literal.
+/// Every defect area is in: on a build without the fixes of review findings 2 and 3d, seeds 11
+/// and 13 find table_to_xml serving another tenant's rows, seed 12 a record column decoded in
+/// another backend.
 #[test]
 fn cached_reads_equal_plain_reads() {
     let options = ClusterOptions { settings: vec![("autovacuum", "off".into()), ("max_prepared_transactions", "10".into())], ..ClusterOptions::default() };

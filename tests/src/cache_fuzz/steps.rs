@@ -24,8 +24,9 @@ pub enum Kind {
 
 #[derive(Clone, Debug)]
 pub enum Step {
-    /// A read of the query pool's entry `query` through the cache, then plainly.
-    Read { query: usize, params: Vec<String>, ttl: Option<&'static str> },
+    /// A read of the query pool's entry `query` through the cache (`cached`, or `cached_json`
+    /// when `json`), then plainly.
+    Read { query: usize, params: Vec<String>, ttl: Option<&'static str>, json: bool },
     Sql { sql: String, kind: Kind },
     /// `COPY … FROM STDIN` with these data lines.
     Copy { sql: String, data: String },
