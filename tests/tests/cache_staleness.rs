@@ -76,6 +76,27 @@ fn logins_sharing_a_role_never_see_each_others_session_user_results() {
     assert_eq!(call(&mut bob, "select current_user::text", &[], "u text"), (vec!["app".to_string()], true));
 }
 
+#[test]
+fn names_resolved_through_a_sessions_temporary_schema_are_not_shared() {
+    let (cluster, mut a) = start(&[], "CREATE TABLE t(id int);");
+    let mut b = cluster.connect();
+    // A's temporary t shadows the permanent one; pg_temp.f is another function in each session.
+    a.batch_execute("CREATE TEMP TABLE t(id int); CREATE FUNCTION pg_temp.f() RETURNS int IMMUTABLE LANGUAGE sql AS 'select 1'").unwrap();
+    b.batch_execute("CREATE FUNCTION pg_temp.f() RETURNS int IMMUTABLE LANGUAGE sql AS 'select 2'").unwrap();
+    let bypassed = stats(&mut a).reason("temporary_table");
+    for query in ["select 't'::regclass::oid::bigint", "select pg_temp.f()::bigint", "select 'pg_temp.f'::regproc::oid::bigint"] {
+        let of = |c: &mut Client| text(c, &format!("SELECT ({query})::text"));
+        let (in_a, in_b) = (of(&mut a), of(&mut b));
+        assert_ne!(in_a, in_b, "{query}");
+        for _ in 0..2 {
+            assert_eq!(call(&mut a, query, &[], "n bigint").0, [in_a.clone()], "{query} in A");
+            assert_eq!(call(&mut b, query, &[], "n bigint").0, [in_b.clone()], "{query} in B");
+        }
+    }
+    // All but B's 't'::regclass (B's t is the permanent table: cacheable).
+    assert_eq!(stats(&mut a).reason("temporary_table"), bypassed + 10);
+}
+
 // ---- finding 6: 'now', 'today', 'tomorrow', 'yesterday' ----------------------------------
 
 #[test]

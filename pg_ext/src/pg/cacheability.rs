@@ -175,6 +175,12 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, context: *mut c_void
                     return walk.found(Bypass::StableFunction);
                 }
             }
+            pg_sys::NodeTag::T_Const if names_temporary_object(node as *mut pg_sys::Const) => {
+                return walk.found(Bypass::TemporaryTable);
+            }
+            pg_sys::NodeTag::T_RowExpr if temporary_row_type((*(node as *mut pg_sys::RowExpr)).row_typeid) => {
+                return walk.found(Bypass::TemporaryTable);
+            }
             pg_sys::NodeTag::T_Const => {
                 let constant = node as *mut pg_sys::Const;
                 let location = (*constant).location;
@@ -205,6 +211,52 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, context: *mut c_void
             return true;
         }
         pg_sys::expression_tree_walker(node, Some(walker), context)
+    }
+}
+
+/// Whether a type is the row type (or an array of the row type) of a temporary table.
+///
+/// # Safety
+/// Catalog lookups: inside a transaction.
+unsafe fn temporary_row_type(typid: pg_sys::Oid) -> bool {
+    // SAFETY: the caller's contract; a type's typrelid is an existing relation.
+    unsafe {
+        if typid.to_u32() < pg_sys::FirstNormalObjectId {
+            return false;
+        }
+        let element = pg_sys::get_element_type(typid);
+        let typid = if element == pg_sys::Oid::INVALID { typid } else { element };
+        let relid = pg_sys::get_typ_typrelid(typid);
+        relid != pg_sys::Oid::INVALID && pg_sys::get_rel_persistence(relid) as u8 == pg_sys::RELPERSISTENCE_TEMP
+    }
+}
+
+/// Whether a constant names an object in a temporary schema: `'t'::regclass`, `null::t` or
+/// `'pg_temp.f'::regproc` resolve through the calling session's own temporary schema, so
+/// the same text means another object in each session.
+///
+/// # Safety
+/// `constant` is a Const of an analysed query; catalog lookups inside a transaction.
+unsafe fn names_temporary_object(constant: *mut pg_sys::Const) -> bool {
+    // SAFETY: the caller's contract; reg* constants hold an Oid (lookups of a missing
+    // object return InvalidOid).
+    unsafe {
+        let typid = (*constant).consttype;
+        if temporary_row_type(typid) {
+            return true;
+        }
+        if (*constant).constisnull {
+            return false;
+        }
+        let oid = pg_sys::Oid::from((*constant).constvalue.value() as u32);
+        let namespace = match typid {
+            pg_sys::REGCLASSOID => pg_sys::get_rel_namespace(oid),
+            pg_sys::REGPROCOID | pg_sys::REGPROCEDUREOID => pg_sys::get_func_namespace(oid),
+            pg_sys::REGNAMESPACEOID => oid,
+            pg_sys::REGTYPEOID => return temporary_row_type(oid),
+            _ => return false,
+        };
+        namespace != pg_sys::Oid::INVALID && pg_sys::isAnyTempNamespace(namespace)
     }
 }
 
