@@ -5,9 +5,9 @@
 use pitstop_tests::cache_fuzz::{run, Config};
 use pitstop_tests::{ClusterOptions, PgCluster};
 
-/// Every defect area is in: on a build without the fixes of review findings 2 and 3d, seeds 11
-/// and 13 find table_to_xml serving another tenant's rows, seed 12 a record column decoded in
-/// another backend.
+/// Every defect area is in: on a build without the fixes of review findings 2, 3d and 5, seed
+/// 11 finds another user's session_user, seed 12 a record column decoded in another backend,
+/// seed 13 table_to_xml serving another tenant's rows.
 #[test]
 fn cached_reads_equal_plain_reads() {
     let options = ClusterOptions { settings: vec![("autovacuum", "off".into()), ("max_prepared_transactions", "10".into())], ..ClusterOptions::default() };
