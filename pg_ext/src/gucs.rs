@@ -30,6 +30,10 @@ static CACHE_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
 /// at most ttl old (bounded staleness the caller asked for).
 static CACHE_REPLICA_TTL_ONLY: GucSetting<bool> = GucSetting::<bool>::new(false);
 
+/// Longest the advisor plans one statement (or estimates one candidate's coverage), in ms;
+/// 0 = no limit. Planning runs the statement's IMMUTABLE/STABLE functions, which may be slow.
+static ADVISOR_PLAN_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(5000);
+
 pub const SLOW_QUERY_BUFFER_MIN: i32 = 10;
 pub const SLOW_QUERY_BUFFER_MAX: i32 = 10_000;
 
@@ -98,6 +102,16 @@ pub fn init(at_preload: bool) {
         GucContext::Userset,
         GucFlags::default(),
     );
+    GucRegistry::define_int_guc(
+        c"pitstop.advisor_plan_timeout",
+        c"Longest the index advisor plans one statement; 0 means no limit.",
+        c"A statement that takes longer is reported by unhelped_queries as could not be planned.",
+        &ADVISOR_PLAN_TIMEOUT,
+        0,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::UNIT_MS,
+    );
     if at_preload {
         define_slow_query_buffer();
         GucRegistry::define_int_guc(
@@ -161,4 +175,8 @@ pub fn cache_replica_ttl_only() -> bool {
 
 pub fn cache_enabled() -> bool {
     CACHE_ENABLED.get()
+}
+
+pub fn advisor_plan_timeout_ms() -> i32 {
+    ADVISOR_PLAN_TIMEOUT.get()
 }

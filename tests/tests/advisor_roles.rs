@@ -111,8 +111,11 @@ fn each_role_plans_its_own_statements_with_its_own_search_path() {
     assert_eq!(on_orders[0].2, vec!["alice".to_string(), "bob".to_string()]);
 }
 
-/// A member of pg_read_all_stats (not a superuser) plans other roles' statements as those
-/// roles, but never a superuser's; a dropped role's statements are reported, not planned.
+/// Who plans whose statements: a role its own, and those of the roles it may SET ROLE to; a
+/// superuser everyone's. Reading all statistics (pg_monitor) is not enough: planning runs the
+/// statement's functions with its role's rights (the review of the first fix: a pg_monitor
+/// member chose the search_path another role's statement was planned under, and read that
+/// role's data through its own view). A dropped role's statements are reported, not planned.
 #[test]
 fn who_may_plan_whose_statements() {
     let (cluster, mut dba) = advisor_cluster(
@@ -123,45 +126,57 @@ fn who_may_plan_whose_statements() {
          GRANT SELECT ON t TO app, gone, monitor;
          CREATE SEQUENCE superuser_planned;
          CREATE FUNCTION su_mark() RETURNS int LANGUAGE plpgsql IMMUTABLE AS
-           $$BEGIN PERFORM nextval('superuser_planned'); RETURN 1; END$$",
+           $$BEGIN PERFORM nextval('superuser_planned'); RETURN 1; END$$;
+         CREATE SEQUENCE app_planned; GRANT USAGE, SELECT ON SEQUENCE app_planned TO PUBLIC;
+         CREATE FUNCTION app_mark() RETURNS int LANGUAGE plpgsql IMMUTABLE AS
+           $$BEGIN PERFORM nextval('app_planned'); RETURN 1; END$$",
     );
     for _ in 0..3 {
         dba.query("SELECT su_mark(), count(*) FROM public.t", &[]).unwrap();
     }
-    dba.batch_execute("ALTER SEQUENCE superuser_planned RESTART").unwrap();
     for user in ["app", "gone"] {
         let mut client = cluster.connect_as(user, "postgres");
-        client.query(&format!("SELECT count(*) /* {user} */ FROM public.t"), &[]).unwrap();
+        client.query(&format!("SELECT app_mark(), count(*) /* {user} */ FROM public.t"), &[]).unwrap();
     }
-    dba.batch_execute("DROP ROLE gone").unwrap_err(); // owns nothing but has a grant
+    dba.batch_execute("ALTER SEQUENCE superuser_planned RESTART; ALTER SEQUENCE app_planned RESTART").unwrap();
     dba.batch_execute("REVOKE SELECT ON t FROM gone; DROP ROLE gone").unwrap();
 
     let mut monitor = cluster.connect_as("monitor", "postgres");
-    let unhelped = monitor.query("SELECT role, reason, query FROM pitstop.unhelped_queries()", &[]).unwrap();
-    let reason_of = |needle: &str| -> Option<String> {
-        unhelped.iter().find(|r| r.get::<_, String>(2).contains(needle)).map(|r| r.get::<_, String>(1))
+    let unhelped = |client: &mut postgres::Client| -> Vec<(String, String)> {
+        let rows = client.query("SELECT reason, query FROM pitstop.unhelped_queries()", &[]).unwrap();
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect()
     };
-    let superuser = reason_of("su_mark").expect("the superuser's statement is listed");
-    assert!(superuser.contains("only a superuser"), "{superuser}");
-    assert!(!sequence_used(&mut dba, "superuser_planned"), "a non-superuser planned the superuser's statement");
-    let gone = reason_of("/* gone */").expect("the dropped role's statement is listed");
-    assert!(gone.contains("no longer exists"), "{gone}");
-    let app = reason_of("/* app */").expect("app's statement is listed");
-    assert!(app.contains("reads most of public.t"), "planned as app: {app}");
+    let reason_of = |rows: &[(String, String)], needle: &str| -> String {
+        rows.iter().find(|(_, q)| q.contains(needle)).map(|(r, _)| r.clone()).unwrap_or_else(|| panic!("{needle} not listed: {rows:?}"))
+    };
+    let seen = unhelped(&mut monitor);
+    for needle in ["su_mark", "/* app */"] {
+        let reason = reason_of(&seen, needle);
+        assert!(reason.contains("planned only by a superuser, by that role, or by a role that may SET ROLE to it"), "{reason}");
+    }
+    assert!(reason_of(&seen, "/* gone */").contains("no longer exists"));
+    assert!(!sequence_used(&mut dba, "superuser_planned") && !sequence_used(&mut dba, "app_planned"), "monitor planned as another role");
 
-    // A superuser plans the superuser's statement (as that superuser).
+    // Once monitor may SET ROLE app, it plans app's statement (as app), not the superuser's.
+    dba.batch_execute("GRANT app TO monitor").unwrap();
+    let seen = unhelped(&mut monitor);
+    assert!(reason_of(&seen, "/* app */").contains("reads most of public.t"), "{seen:?}");
+    assert!(sequence_used(&mut dba, "app_planned"));
+    assert!(!sequence_used(&mut dba, "superuser_planned"));
+
+    // A superuser plans everyone's, the superuser's own too.
     dba.query("SELECT * FROM pitstop.unhelped_queries()", &[]).unwrap();
     assert!(sequence_used(&mut dba, "superuser_planned"));
 }
 
-/// Another role's statement is planned in that role's environment, not the caller's: a
-/// temporary view of the caller's that shadows the table the statement names is out of reach
-/// (else the caller's function would run with that role's rights).
+/// Another role's statement is planned with that role's search_path and the caller's
+/// temporary schema last: a temporary view of the caller's that has the name of the table
+/// the statement reads is not what gets planned.
 #[test]
-fn the_callers_temporary_objects_cannot_shadow_another_roles_tables() {
+fn the_callers_temporary_objects_do_not_shadow_another_roles_tables() {
     let (cluster, mut dba) = advisor_cluster(
-        "CREATE ROLE monitor LOGIN IN ROLE pg_monitor;
-         CREATE ROLE app LOGIN;
+        "CREATE ROLE app LOGIN;
+         CREATE ROLE monitor LOGIN IN ROLE pg_monitor, app;
          CREATE SCHEMA app AUTHORIZATION app;
          ALTER ROLE app SET search_path = app;
          CREATE SEQUENCE public_mark;
@@ -189,4 +204,74 @@ fn the_callers_temporary_objects_cannot_shadow_another_roles_tables() {
         monitor.query("SELECT ddl FROM pitstop.suggest_indexes()", &[]).unwrap().iter().map(|r| r.get(0)).collect();
     assert!(!sequence_used(&mut monitor, "public.public_mark"), "the caller's temporary view was planned");
     assert!(advice.iter().any(|ddl| ddl.contains("app.orders (customer")), "{advice:?}");
+    // The caller's own temporary objects are untouched.
+    let still: i64 = monitor.query_one("SELECT count(*) FROM pg_temp.orders", &[]).unwrap().get(0);
+    assert_eq!(still, 1);
+}
+
+/// Planning a statement whose function touches the temporary schema leaves the caller's own
+/// temporary tables alone (the first fix hid that schema while planning, and a function that
+/// created a pg_temp object then made the caller lose its temporary tables).
+#[test]
+fn planning_keeps_the_callers_temporary_tables() {
+    let (cluster, mut dba) = advisor_cluster("CREATE ROLE mallory LOGIN; CREATE SCHEMA m AUTHORIZATION mallory");
+    let mut mallory = cluster.connect_as("mallory", "postgres");
+    mallory
+        .batch_execute(
+            "CREATE FUNCTION m.stage2() RETURNS int LANGUAGE plpgsql VOLATILE AS $$
+             BEGIN
+               IF session_user <> 'mallory' THEN
+                 CREATE OR REPLACE FUNCTION pg_temp.zz() RETURNS int LANGUAGE sql AS 'SELECT 1';
+               END IF;
+               RETURN 1;
+             END $$;
+             CREATE FUNCTION m.evil() RETURNS int LANGUAGE plpgsql IMMUTABLE AS
+               $$BEGIN PERFORM m.stage2(); RETURN 1; END$$;",
+        )
+        .unwrap();
+    for _ in 0..3 {
+        mallory.query("SELECT m.evil()", &[]).unwrap();
+    }
+    dba.batch_execute("CREATE TEMP TABLE keep(x int); INSERT INTO keep VALUES (42)").unwrap();
+    dba.query("SELECT * FROM pitstop.unhelped_queries()", &[]).unwrap();
+    let kept: i32 = dba.query_one("SELECT x FROM keep", &[]).unwrap_or_else(|e| panic!("the temporary table is gone: {e}")).get(0);
+    assert_eq!(kept, 42);
+    dba.batch_execute("CREATE TEMP TABLE other(y int)").unwrap();
+    let kept: i64 = dba.query_one("SELECT count(*) FROM keep", &[]).unwrap().get(0);
+    assert_eq!(kept, 1, "a later CREATE TEMP TABLE dropped the caller's temporary tables");
+}
+
+/// A candidate index that cannot be prepared (the statement's role reaches the table only
+/// through a view, in a schema it may not use) is left out; the rest of the advice stands.
+/// A statement whose functions plan too long is given up after pitstop.advisor_plan_timeout.
+#[test]
+fn one_bad_statement_or_candidate_does_not_stop_the_advice() {
+    let (cluster, mut dba) = advisor_cluster(
+        "CREATE ROLE app LOGIN;
+         CREATE SCHEMA private; CREATE SCHEMA api;
+         CREATE TABLE private.orders(id int, customer int);
+         INSERT INTO private.orders SELECT g, g % 5000 FROM generate_series(1, 100000) g;
+         ANALYZE private.orders;
+         CREATE VIEW api.orders AS SELECT * FROM private.orders;
+         GRANT USAGE ON SCHEMA api TO app; GRANT SELECT ON api.orders TO app;
+         CREATE TABLE slow_flag(on_ boolean);
+         GRANT SELECT ON slow_flag TO app;
+         CREATE FUNCTION slow_when_flagged() RETURNS int LANGUAGE plpgsql IMMUTABLE AS
+           $$BEGIN IF EXISTS (SELECT 1 FROM public.slow_flag) THEN PERFORM pg_sleep(60); END IF; RETURN 1; END$$",
+    );
+    let mut app = cluster.connect_as("app", "postgres");
+    for customer in 0..20 {
+        app.query("SELECT id FROM api.orders WHERE customer = $1", &[&customer]).unwrap();
+    }
+    app.query("SELECT slow_when_flagged(), count(*) FROM api.orders", &[]).unwrap();
+    dba.batch_execute("INSERT INTO slow_flag VALUES (true); SET pitstop.advisor_plan_timeout = '300ms'").unwrap();
+
+    let started = std::time::Instant::now();
+    let advice: Vec<String> =
+        dba.query("SELECT ddl FROM pitstop.suggest_indexes()", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+    assert!(advice.iter().any(|ddl| ddl.contains("private.orders (customer")), "{advice:?}");
+    let rows = dba.query("SELECT reason FROM pitstop.unhelped_queries() WHERE query LIKE '%slow_when_flagged%'", &[]).unwrap();
+    let reason: String = rows.first().expect("the slow statement is listed").get(0);
+    assert!(reason.contains("statement timeout"), "{reason}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "{:?}", started.elapsed());
 }

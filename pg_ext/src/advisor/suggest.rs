@@ -137,7 +137,7 @@ fn plan_statement(statement: &Statement, indexes: &[&HypoIndex], collect_usage: 
         Ok(role) => planning::plan(&statement.sql, role, indexes, collect_usage),
         Err(Refusal::Dropped) => Err(format!("role {} no longer exists", statement.role_name)),
         Err(Refusal::NotPermitted) => Err(format!(
-            "recorded by role {}: only a superuser, that role or a role that may SET ROLE to it plans a superuser's statements",
+            "recorded by role {}: planned only by a superuser, by that role, or by a role that may SET ROLE to it",
             statement.role_name
         )),
     }
@@ -277,9 +277,14 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
     // Candidates that exist already are dropped; the rest become hypothetical indexes.
     let mut kept: Vec<(Candidate, HypoIndex, CandidateCost)> = Vec::new();
     let mut taken: Vec<pg_sys::Oid> = Vec::new();
+    let caller = ActingRole::caller();
     for (candidate, q) in proposed.into_iter().filter(|(c, _)| !existing.iter().any(|e| e.covers(c))) {
         let Ok(role) = &statements[q].planner else { continue };
-        let Ok(mut index) = hypo::prepare(&candidate.ddl(), role) else { continue };
+        // Plain columns run nothing while the index is prepared: as the caller, who may reach a
+        // table that the statement's role reads only through a view. A predicate comes from the
+        // statement's text: as its role. A candidate that cannot be prepared is left out.
+        let preparer = if candidate.predicate.is_some() { role } else { &caller };
+        let Ok(Ok(mut index)) = subxact::try_rolled_back(|| hypo::prepare(&candidate.ddl(), preparer)) else { continue };
         index.desc.oid = hypo_index::unused_oid(&taken);
         taken.push(index.desc.oid);
         let bytes = hypo::size_bytes(&index.desc) as f64;

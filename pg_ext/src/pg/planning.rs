@@ -7,7 +7,7 @@ use crate::advisor::usage::{TableUsage, TableWrite, WriteKind};
 use crate::pg::hypo_index::{self, HypoIndex};
 use crate::pg::list::pointers;
 use crate::pg::role::ActingRole;
-use crate::pg::{parse, subxact};
+use crate::pg::{parse, subxact, timeout};
 use pgrx::pg_sys;
 use pgrx::pg_sys::ffi::pg_guard_ffi_boundary;
 use pgrx::prelude::*;
@@ -115,8 +115,10 @@ pub fn plan(sql: &str, role: &ActingRole, indexes: &[&HypoIndex], collect_usage:
     };
     let outcome = subxact::try_rolled_back(|| {
         parse::single_workload_statement(sql).map_err(|e| e.to_string())?;
-        // Constant folding and selectivity estimation run functions: as the statement's role.
-        role.run(|| {
+        // Constant folding and selectivity estimation run functions: as the statement's role,
+        // and for a bounded time (a slow function must not hold the whole advice up).
+        let limit = crate::gucs::advisor_plan_timeout_ms();
+        timeout::with_statement_timeout(limit, || role.run(|| {
             // SAFETY: parse, analysis and planning allocate in `scratch`; we read the plans'
             // costs before leaving it and keep nothing that points into it.
             unsafe {
@@ -125,7 +127,7 @@ pub fn plan(sql: &str, role: &ActingRole, indexes: &[&HypoIndex], collect_usage:
                 pg_sys::MemoryContextSwitchTo(caller);
                 Ok::<Planned, String>(planned)
             }
-        })
+        }))
     });
     // SAFETY: nothing refers to the scratch context any more.
     unsafe { pg_sys::MemoryContextDelete(scratch) };

@@ -2,8 +2,10 @@
 //! owner's index expressions: `SetUserIdAndSecContext(role, SECURITY_RESTRICTED_OPERATION)`.
 //! Constant folding and selectivity estimation call functions; whatever they call then runs
 //! with that role's rights, and cannot change the session (no SET ROLE, no temporary objects).
-//! Another role's statement is also planned outside the caller's environment: with that role's
-//! own default search_path, and with the caller's temporary schema out of reach.
+//! Only a caller who already has that role's rights (itself, a role it may SET ROLE to, or
+//! any role for a superuser) acts as it: the caller's session (settings, temporary objects)
+//! is then nothing the caller could not use as that role anyway. Another role's statement is
+//! planned with that role's own default search_path, the caller's temporary schema last.
 
 use crate::pg::backend;
 use pgrx::pg_sys;
@@ -43,7 +45,9 @@ impl ActingRole {
         if !may_act_as(role) {
             return Err(Refusal::NotPermitted);
         }
-        let search_path = CString::new(default_search_path()).unwrap_or_else(|_| c"\"$user\", public".into());
+        // Temporary objects last: the caller's, which another role's statement never meant.
+        let path = format!("{}, pg_temp", default_search_path());
+        let search_path = CString::new(path).unwrap_or_else(|_| c"\"$user\", public, pg_temp".into());
         Ok(ActingRole { oid: role, search_path: Some(search_path) })
     }
 
@@ -57,17 +61,13 @@ impl ActingRole {
 }
 
 /// Whether the caller may plan a statement as `role`: it is the caller, the caller may SET ROLE
-/// to it, the caller is a superuser, or the caller reads all statistics (pg_read_all_stats)
-/// and `role` is not a superuser (whose statements only a superuser plans).
+/// to it, or the caller is a superuser. Reading all statistics (pg_read_all_stats) is not
+/// enough: acting as a role runs its functions with its rights, at a moment and in a session
+/// the caller chooses.
 pub fn may_act_as(role: pg_sys::Oid) -> bool {
     let me = backend::current_user();
     // SAFETY: role membership lookups in the catalog caches.
-    unsafe {
-        role == me
-            || pg_sys::superuser_arg(me)
-            || can_set_role(me, role)
-            || (backend::can_read_all_stats() && !pg_sys::superuser_arg(role))
-    }
+    unsafe { role == me || pg_sys::superuser_arg(me) || can_set_role(me, role) }
 }
 
 #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
@@ -94,13 +94,10 @@ fn exists(role: pg_sys::Oid) -> bool {
     }
 }
 
-/// Puts the caller's user id, security context and temporary schema back, also when `f`
-/// unwinds with an ERROR.
+/// Puts the caller's user id and security context back, also when `f` unwinds with an ERROR.
 struct Restore {
     user: pg_sys::Oid,
     context: std::ffi::c_int,
-    /// The caller's temporary schema and its toast schema, when they were hidden.
-    temp: Option<(pg_sys::Oid, pg_sys::Oid)>,
 }
 
 impl Restore {
@@ -112,34 +109,17 @@ impl Restore {
             pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
             pg_sys::SetUserIdAndSecContext(role.oid, context | pg_sys::SECURITY_RESTRICTED_OPERATION as std::ffi::c_int);
         }
-        let mut restore = Restore { user, context, temp: None };
         if let Some(search_path) = &role.search_path {
-            // SAFETY: parallel workers set the temporary schema state the same way; with it
-            // unset, name lookup never searches the caller's temporary objects (which could
-            // otherwise shadow what another role's statement names). Restored on drop.
-            unsafe {
-                let (mut temp, mut toast) = (pg_sys::Oid::INVALID, pg_sys::Oid::INVALID);
-                pg_sys::GetTempNamespaceState(&mut temp, &mut toast);
-                if temp != pg_sys::Oid::INVALID {
-                    pg_sys::SetTempNamespaceState(pg_sys::Oid::INVALID, pg_sys::Oid::INVALID);
-                    restore.temp = Some((temp, toast));
-                }
-            }
             set_search_path(search_path);
         }
-        restore
+        Restore { user, context }
     }
 }
 
 impl Drop for Restore {
     fn drop(&mut self) {
         // SAFETY: puts back exactly what `switch_to` read.
-        unsafe {
-            if let Some((temp, toast)) = self.temp {
-                pg_sys::SetTempNamespaceState(temp, toast);
-            }
-            pg_sys::SetUserIdAndSecContext(self.user, self.context);
-        }
+        unsafe { pg_sys::SetUserIdAndSecContext(self.user, self.context) }
     }
 }
 
