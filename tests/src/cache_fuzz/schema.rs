@@ -180,7 +180,7 @@ fn draw(rng: &mut StdRng, hot: bool) -> Query {
     let rel = *relations.choose(rng).unwrap();
     let rel2 = *relations.choose(rng).unwrap();
     let c = rng.gen_range(0..6);
-    let templates = if hot { 26 } else { 34 };
+    let templates = if hot { 26 } else { 35 };
     let mut template = rng.gen_range(0..templates);
     if hot && template == 17 {
         template = 16;
@@ -260,6 +260,15 @@ fn draw(rng: &mut StdRng, hot: bool) -> Query {
         31 => q("SELECT pid::int, count(*)::bigint FROM kc GROUP BY pid".into(), "pid int, c bigint", vec![]),
         32 => q(format!("SELECT id::int, v::text FROM {} WHERE g = $1::int", ["v_r", "v_ri"][c % 2]), "id int, v text", vec![SMALL]),
         // Each session may define its own pg_temp.fz_t (steps::temp).
+        // A constant naming a relation that a session's temporary one may shadow.
+        34 => Query {
+            area: Some("temp_regclass"),
+            ..q(
+                format!("SELECT '{}'::regclass::oid::bigint, count(*)::bigint FROM {rel}", ["t0", "v_t0"][c % 2]),
+                "o bigint, c bigint",
+                vec![],
+            )
+        },
         33 => Query {
             area: Some("temp_function"),
             ..q(format!("SELECT id::int, pg_temp.fz_t(g)::int FROM {rel} WHERE g = {c}"), "id int, x int", vec![])

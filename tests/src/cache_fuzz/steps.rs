@@ -45,6 +45,7 @@ pub const AREAS: &[&str] = &[
     "null_equals",
     "array_nulls",
     "temp_function",
+    "temp_regclass",
 ];
 
 pub fn excluded(exclude: &[String], area: &str) -> bool {
