@@ -174,7 +174,7 @@ fn who_may_plan_whose_statements() {
 /// the statement reads is not what gets planned.
 #[test]
 fn the_callers_temporary_objects_do_not_shadow_another_roles_tables() {
-    let (cluster, mut dba) = advisor_cluster(
+    let (cluster, _dba) = advisor_cluster(
         "CREATE ROLE app LOGIN;
          CREATE ROLE monitor LOGIN IN ROLE pg_monitor, app;
          CREATE SCHEMA app AUTHORIZATION app;

@@ -25,10 +25,6 @@ fn cluster(setup: &str) -> (PgCluster, Client) {
     cluster_with(ClusterOptions::default(), setup)
 }
 
-fn connect_as(cluster: &PgCluster, user: &str) -> Client {
-    let dsn = format!("host=127.0.0.1 port={} user={user} dbname=postgres", cluster.port);
-    Client::connect(&dsn, postgres::NoTls).unwrap_or_else(|e| panic!("connect as {user}: {e}"))
-}
 
 fn params_of(params: &[&str]) -> Option<Vec<String>> {
     (!params.is_empty()).then(|| params.iter().map(|p| p.to_string()).collect())
@@ -510,8 +506,8 @@ fn role_is_part_of_the_key() {
          GRANT SELECT ON t TO r1, r2;
          GRANT SELECT ON secret TO r1;",
     );
-    let mut r1 = connect_as(&cluster, "r1");
-    let mut r2 = connect_as(&cluster, "r2");
+    let mut r1 = cluster.connect_as("r1", "postgres");
+    let mut r2 = cluster.connect_as("r2", "postgres");
     let q = "select current_user::text as u, v from t";
     warm(&mut r1, q, "u text, v int", &["(r1,1)"]);
     assert_eq!(cached(&mut r2, q, "u text, v int"), ["(r2,1)"]);
@@ -816,7 +812,7 @@ fn outbox_works_for_an_application_role_without_outbox_privileges() {
          GRANT SELECT, INSERT, UPDATE, DELETE ON orders TO app;
          SELECT pitstop.cache_track('orders');",
     );
-    let mut app = connect_as(&cluster, "app");
+    let mut app = cluster.connect_as("app", "postgres");
     // The application cannot touch the outbox directly...
     expect_error(app.query("SELECT * FROM pitstop.invalidation_outbox", &[]), &SqlState::INSUFFICIENT_PRIVILEGE, "read outbox");
     expect_error(
@@ -1104,7 +1100,7 @@ fn losing_a_privilege_through_role_membership_stops_cached_reads() {
          CREATE ROLE r1 LOGIN IN ROLE readers;
          GRANT USAGE ON SCHEMA pitstop TO r1;",
     );
-    let mut r1 = connect_as(&cluster, "r1");
+    let mut r1 = cluster.connect_as("r1", "postgres");
     warm(&mut r1, "select v from secret", "v text", &["s3cr3t"]);
     admin.batch_execute("REVOKE readers FROM r1").unwrap();
     expect_error(r1.query("SELECT v FROM secret", &[]), &SqlState::INSUFFICIENT_PRIVILEGE, "plain read after REVOKE");
@@ -1122,7 +1118,7 @@ fn losing_usage_on_the_schema_stops_cached_reads() {
          CREATE ROLE r1 LOGIN;
          GRANT USAGE ON SCHEMA vault, pitstop TO r1; GRANT SELECT ON vault.secret TO r1;",
     );
-    let mut r1 = connect_as(&cluster, "r1");
+    let mut r1 = cluster.connect_as("r1", "postgres");
     warm(&mut r1, "select v from vault.secret", "v text", &["s3cr3t"]);
     admin.batch_execute("REVOKE USAGE ON SCHEMA vault FROM r1").unwrap();
     expect_error(r1.query("SELECT v FROM vault.secret", &[]), &SqlState::INSUFFICIENT_PRIVILEGE, "plain read after REVOKE");

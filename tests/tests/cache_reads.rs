@@ -17,10 +17,6 @@ fn cluster_with(options: ClusterOptions, setup: &str) -> (PgCluster, Client) {
     (cluster, client)
 }
 
-fn connect_to(cluster: &PgCluster, user: &str, dbname: &str) -> Client {
-    let dsn = format!("host=127.0.0.1 port={} user={user} dbname={dbname}", cluster.port);
-    Client::connect(&dsn, postgres::NoTls).unwrap_or_else(|e| panic!("connect as {user} to {dbname}: {e}"))
-}
 
 /// `pitstop.cached(query)` with the column list `coldef`, each row as its text form.
 fn cached(c: &mut Client, query: &str, coldef: &str) -> Vec<String> {
@@ -66,7 +62,7 @@ fn anonymous_records_are_never_served_to_another_session() {
 #[test]
 fn a_foreign_partition_is_never_served_stale() {
     let (cluster, mut a) = cluster_with(ClusterOptions::default(), "CREATE DATABASE remote");
-    let mut remote = connect_to(&cluster, "postgres", "remote");
+    let mut remote = cluster.connect_as("postgres", "remote");
     remote.batch_execute("CREATE TABLE orders_us(id int, region text); INSERT INTO orders_us VALUES (1, 'us'), (2, 'us');").unwrap();
     a.batch_execute(&format!(
         "CREATE EXTENSION postgres_fdw;
@@ -98,7 +94,7 @@ fn a_foreign_partition_is_never_served_stale() {
 fn a_subscribed_partition_is_never_cached_through_its_parent() {
     let options = ClusterOptions { settings: vec![("wal_level", "logical".into())], ..ClusterOptions::default() };
     let (cluster, mut a) = cluster_with(options, "CREATE DATABASE publisher");
-    let mut publisher = connect_to(&cluster, "postgres", "publisher");
+    let mut publisher = cluster.connect_as("postgres", "publisher");
     publisher
         .batch_execute("CREATE TABLE m_a(id int PRIMARY KEY, r text); INSERT INTO m_a VALUES (1, 'a'); CREATE PUBLICATION p FOR TABLE m_a;")
         .unwrap();
@@ -170,7 +166,7 @@ fn tables_read_by_builtin_functions_keep_row_level_security() {
          CREATE POLICY by_tenant ON docs USING (tenant = current_setting('app.tenant')::int);
          GRANT SELECT ON docs TO app;",
     );
-    let mut app = connect_to(&cluster, "app", "postgres");
+    let mut app = cluster.connect_as("app", "postgres");
     let xml = |c: &mut Client, tenant: i32| -> String {
         c.batch_execute(&format!("SET app.tenant = {tenant}")).unwrap();
         c.query_one("SELECT x::text FROM pitstop.cached($1) AS t(x xml)", &[&"select table_to_xml('docs', true, false, '')"])

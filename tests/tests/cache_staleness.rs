@@ -17,10 +17,6 @@ fn start(settings: &[(&'static str, &str)], setup: &str) -> (PgCluster, Client) 
     (cluster, client)
 }
 
-fn login(cluster: &PgCluster, user: &str) -> Client {
-    let dsn = format!("host=127.0.0.1 port={} user={user} dbname=postgres", cluster.port);
-    Client::connect(&dsn, postgres::NoTls).unwrap_or_else(|e| panic!("connect as {user}: {e}"))
-}
 
 /// `pitstop.cached(query, params)` of one column `coldef`, each value as text, and whether the
 /// call was served from the cache.
@@ -50,8 +46,8 @@ fn logins_sharing_a_role_never_see_each_others_session_user_results() {
          CREATE VIEW my_notes AS SELECT body FROM notes WHERE owner = session_user;
          GRANT SELECT ON my_notes TO app;",
     );
-    let mut alice = login(&cluster, "alice");
-    let mut bob = login(&cluster, "bob");
+    let mut alice = cluster.connect_as("alice", "postgres");
+    let mut bob = cluster.connect_as("bob", "postgres");
     for c in [&mut alice, &mut bob] {
         c.batch_execute("SET ROLE app").unwrap();
     }

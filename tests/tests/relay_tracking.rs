@@ -12,10 +12,6 @@ use std::time::Duration;
 
 // ---- helpers ---------------------------------------------------------------------------
 
-fn connect_as(cluster: &PgCluster, user: &str) -> Client {
-    let dsn = format!("host=127.0.0.1 port={} user={user} dbname=postgres", cluster.port);
-    Client::connect(&dsn, postgres::NoTls).unwrap_or_else(|e| panic!("connect as {user}: {e}"))
-}
 
 fn expect_error(result: Result<impl std::fmt::Debug, postgres::Error>, code: &SqlState, what: &str) {
     match result {
@@ -82,7 +78,7 @@ fn only_cache_track_decides_what_is_invalidated_with_which_tags() {
          SELECT pitstop.cache_track('orders', ARRAY['orders-list']);",
     )
     .unwrap();
-    let mut app = connect_as(&cluster, "app");
+    let mut app = cluster.connect_as("app", "postgres");
     app.batch_execute("CREATE TABLE app.junk (x int)").unwrap();
 
     // The review's reproduction, as a role that owns a table but is no superuser.
