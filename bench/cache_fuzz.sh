@@ -18,6 +18,8 @@ OUT="${OUT:-/tmp/pitstop-cache-fuzz}"; PORT="${PORT:-55760}"
 
 # A debug build: the client spends ~2 % of the time, the server the rest.
 cargo build -q -p pitstop-tests --example cache_fuzz
+# What runs: the installed pitstop.so is copied into each job's private installation now.
+built="pitstop $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- pg_ext sql || echo ' + uncommitted pg_ext changes'), pitstop.so of $(date -u -r "$(pg_config --pkglibdir)/pitstop.so" '+%Y-%m-%d %H:%M UTC')"
 FUZZ="$PWD/target/debug/examples/cache_fuzz"
 mkdir -p "$OUT"
 rm -f "$OUT"/seed-*.out "$OUT"/seed-*.log
@@ -51,7 +53,7 @@ for j in $(seq 0 $((JOBS - 1))); do job "$j" & done
 wait
 elapsed=$(($(date +%s) - started))
 
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo); PostgreSQL $("$(pg_config --bindir)/postgres" --version | awk '{print $3}'); pitstop $(git rev-parse --short HEAD)"
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo); PostgreSQL $("$(pg_config --bindir)/postgres" --version | awk '{print $3}'); $built"
 echo "command: SEEDS=\"$SEEDS\" STATEMENTS=$STATEMENTS SESSIONS=$SESSIONS JOBS=$JOBS FUZZ_ARGS=\"$FUZZ_ARGS\" bash bench/cache_fuzz.sh"
 cat "$OUT"/seed-*.out
 # shellcheck disable=SC2046
