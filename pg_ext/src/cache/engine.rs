@@ -196,14 +196,20 @@ pub fn call(target: Target, query: &str, params: &[Option<&str>], ttl_micros: Op
         store.lookup(locks, hash, &key, now, &mut out).map(|(found, reads)| (found, reads, out))
     });
     match found {
-        Some(Err(_)) => return Err(PitstopError::OutOfMemory("a cached result")),
+        // No memory for the copy of the entry: the query still runs (rule 6).
+        Some(Err(_)) => {
+            store.count_bypass(Bypass::InternalError);
+            return run();
+        }
         Some(Ok((Lookup::Hit, _, out))) if !result_set::servable(&out) => {
             // Never stored that way; refused here all the same (defence in depth).
             store.count_bypass(if result_set::is_well_formed(&out) { Bypass::AnonymousRecord } else { Bypass::InternalError });
             return run();
         }
         Some(Ok((Lookup::Hit, reads, out))) => {
-            if !tracking::wrote_any(&reads) {
+            // Also makes the entry's relations reads of a fill under way (a call inside a
+            // function that fill's query runs); see `tracking::serving`.
+            if !tracking::serving(&reads) {
                 store.count(Counter::Hits);
                 return answer(result_set::serve(target, &out));
             }
@@ -233,7 +239,7 @@ pub fn call(target: Target, query: &str, params: &[Option<&str>], ttl_micros: Op
     let refused = match (kept, reads) {
         (Err(NotKept::TooLarge), _) => Some(Bypass::TooLarge),
         (Err(NotKept::AnonymousRecord), _) => Some(Bypass::AnonymousRecord),
-        (Err(NotKept::NotWanted), _) | (_, None) => Some(Bypass::InternalError),
+        (Err(NotKept::NotWanted | NotKept::OutOfMemory), _) | (_, None) => Some(Bypass::InternalError),
         (Ok(result), Some(reads)) => {
             let input = StoreInput { key: &key, hash, result: &result, dbid, roleid, now, ttl_micros, ttl_only: ttl_only.is_some(), epoch, versions: &versions, reads };
             executor::shielded(|| store_result(&store, locks, &input)).map_or(Some(Bypass::InternalError), Result::err)

@@ -173,12 +173,29 @@ pub fn wrote_any(relids: &[u32]) -> bool {
     with_state(|s| relids.iter().any(|r| s.written.contains(r))).unwrap_or(true)
 }
 
+/// A cache hit on an entry that read `relids`: whether this transaction wrote one of them
+/// (then the entry must not be served). While a fill runs, the entry's relations become
+/// reads of that fill, whose result is built on the entry's: `pitstop.cached` called inside
+/// a function the fill's query runs (declared IMMUTABLE, so the query is cacheable). The
+/// fill's entry then depends on them at the versions the fill read before its snapshot: the
+/// hit entry was fresh, so its versions are the current ones, no older than the fill's; if
+/// one moved since, the fill's entry is stale from the start. One state access: every hit.
+pub fn serving(relids: &[u32]) -> bool {
+    with_state(|s| {
+        if let Some(reads) = s.fill_reads.as_mut() {
+            reads.extend(relids);
+        }
+        relids.iter().any(|r| s.written.contains(r))
+    })
+    .unwrap_or(true)
+}
+
 /// Collects the relations read while `f` runs (the cache fill's query); None when they
 /// could not be collected (then the result must not be stored).
 pub fn collecting_reads<R>(f: impl FnOnce() -> R) -> (R, Option<BTreeSet<u32>>) {
     /// Puts back the enclosing fill's set (None outside a fill) with what this one read
-    /// added, also when `f` raises an ERROR. (A fill inside a fill cannot happen under the
-    /// cacheability rules, which refuse volatile calls such as `pitstop.cached` itself.)
+    /// added, also when `f` raises an ERROR. (A fill inside a fill: `pitstop.cached` called
+    /// from a function the outer fill's query runs.)
     struct Restore(Option<BTreeSet<u32>>);
     impl Drop for Restore {
         fn drop(&mut self) {

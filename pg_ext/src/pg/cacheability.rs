@@ -6,7 +6,7 @@ use crate::cache::store::Bypass;
 use crate::error::PitstopError;
 use crate::pg::list::pointers;
 use pgrx::pg_sys;
-use std::ffi::{c_void, CStr, CString};
+use std::ffi::{c_void, CStr};
 
 pub struct Analysis {
     pub param_types: Vec<pg_sys::Oid>,
@@ -148,6 +148,11 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, context: *mut c_void
             return false;
         }
         let walk = &mut *(context as *mut Walk);
+        // A type named in the query resolves through the session's own temporary schema
+        // first: `5::d`, `array[]::d[]`, `$1::d`, a column definition list.
+        if has_expression_type((*node).type_) && temporary_type(pg_sys::exprType(node), 0) {
+            return walk.found(Bypass::TemporaryTable);
+        }
         match (*node).type_ {
             pg_sys::NodeTag::T_Query => {
                 let query = node as *mut pg_sys::Query;
@@ -178,8 +183,20 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, context: *mut c_void
             pg_sys::NodeTag::T_Const if names_temporary_object(node as *mut pg_sys::Const) => {
                 return walk.found(Bypass::TemporaryTable);
             }
-            pg_sys::NodeTag::T_RowExpr if temporary_row_type((*(node as *mut pg_sys::RowExpr)).row_typeid) => {
+            // OPERATOR(pg_temp.===) is another operator in each session.
+            pg_sys::NodeTag::T_OpExpr | pg_sys::NodeTag::T_DistinctExpr | pg_sys::NodeTag::T_NullIfExpr
+                if temporary_object(Catalog::Operator, (*(node as *mut pg_sys::OpExpr)).opno) =>
+            {
                 return walk.found(Bypass::TemporaryTable);
+            }
+            pg_sys::NodeTag::T_ScalarArrayOpExpr if temporary_object(Catalog::Operator, (*(node as *mut pg_sys::ScalarArrayOpExpr)).opno) => {
+                return walk.found(Bypass::TemporaryTable);
+            }
+            pg_sys::NodeTag::T_RangeTblFunction => {
+                let coltypes = crate::pg::list::cells((*(node as *mut pg_sys::RangeTblFunction)).funccoltypes);
+                if coltypes.iter().any(|cell| temporary_type(cell.oid_value, 0)) {
+                    return walk.found(Bypass::TemporaryTable);
+                }
             }
             pg_sys::NodeTag::T_Const => {
                 let constant = node as *mut pg_sys::Const;
@@ -200,6 +217,9 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, context: *mut c_void
             }
             pg_sys::NodeTag::T_TableFunc => {
                 let coltypes = crate::pg::list::cells((*(node as *mut pg_sys::TableFunc)).coltypes);
+                if coltypes.iter().any(|cell| temporary_type(cell.oid_value, 0)) {
+                    return walk.found(Bypass::TemporaryTable);
+                }
                 if coltypes.iter().any(|cell| involves_time(cell.oid_value, 0)) {
                     return walk.found(Bypass::RelativeTime);
                 }
@@ -214,49 +234,127 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, context: *mut c_void
     }
 }
 
-/// Whether a type is the row type (or an array of the row type) of a temporary table.
+/// Expression nodes whose type `exprType` reports and a query can choose by name (other
+/// nodes are boolean, have no type, or are not expressions: exprType refuses those).
+fn has_expression_type(tag: pg_sys::NodeTag) -> bool {
+    use pg_sys::NodeTag::*;
+    matches!(
+        tag,
+        T_Var | T_Const | T_Param | T_Aggref | T_WindowFunc | T_SubscriptingRef | T_FuncExpr | T_OpExpr
+            | T_NullIfExpr | T_FieldSelect | T_FieldStore | T_RelabelType | T_CoerceViaIO | T_ArrayCoerceExpr
+            | T_ConvertRowtypeExpr | T_CollateExpr | T_CaseExpr | T_CaseTestExpr | T_ArrayExpr | T_RowExpr
+            | T_CoalesceExpr | T_MinMaxExpr | T_CoerceToDomain | T_CoerceToDomainValue | T_SetToDefault
+    )
+}
+
+/// Catalogs of objects that live in a schema and that a reg* constant or a node can name.
+#[derive(Clone, Copy)]
+enum Catalog {
+    Relation,
+    Function,
+    Operator,
+    Collation,
+    TextSearchConfiguration,
+    TextSearchDictionary,
+}
+
+/// Whether an object lives in a temporary schema (any session's); false for built-in and
+/// missing objects.
 ///
 /// # Safety
 /// Catalog lookups: inside a transaction.
-unsafe fn temporary_row_type(typid: pg_sys::Oid) -> bool {
-    // SAFETY: the caller's contract; a type's typrelid is an existing relation.
+unsafe fn temporary_object(catalog: Catalog, oid: pg_sys::Oid) -> bool {
+    use pg_sys::SysCacheIdentifier::*;
+    if oid.to_u32() < pg_sys::FirstNormalObjectId {
+        return false;
+    }
+    let (cache, class) = match catalog {
+        Catalog::Relation => (RELOID, pg_sys::RelationRelationId),
+        Catalog::Function => (PROCOID, pg_sys::ProcedureRelationId),
+        Catalog::Operator => (OPEROID, pg_sys::OperatorRelationId),
+        Catalog::Collation => (COLLOID, pg_sys::CollationRelationId),
+        // pg_ts_config and pg_ts_dict (no bindings for their OIDs).
+        Catalog::TextSearchConfiguration => (TSCONFIGOID, pg_sys::Oid::from(3602)),
+        Catalog::TextSearchDictionary => (TSDICTOID, pg_sys::Oid::from(3600)),
+    };
+    // SAFETY: the caller's contract; get_object_namespace raises for a missing object, which
+    // the existence probe rules out first.
     unsafe {
-        if typid.to_u32() < pg_sys::FirstNormalObjectId {
+        let (key, none) = (pg_sys::Datum::from(oid), pg_sys::Datum::from(0));
+        if !pg_sys::SearchSysCacheExists(cache as i32, key, none, none, none) {
             return false;
         }
-        let element = pg_sys::get_element_type(typid);
-        let typid = if element == pg_sys::Oid::INVALID { typid } else { element };
-        let relid = pg_sys::get_typ_typrelid(typid);
-        relid != pg_sys::Oid::INVALID && pg_sys::get_rel_persistence(relid) as u8 == pg_sys::RELPERSISTENCE_TEMP
+        let address = pg_sys::ObjectAddress { classId: class, objectId: oid, objectSubId: 0 };
+        let namespace = pg_sys::get_object_namespace(&address);
+        namespace != pg_sys::Oid::INVALID && pg_sys::isAnyTempNamespace(namespace)
     }
 }
 
-/// Whether a constant names an object in a temporary schema: `'t'::regclass`, `null::t` or
-/// `'pg_temp.f'::regproc` resolve through the calling session's own temporary schema, so
-/// the same text means another object in each session.
+/// Whether a type lives in a temporary schema (any session's: a temporary domain, enum or
+/// composite type, a temporary table's row type), or is an array, domain or range built on
+/// one. Type names resolve through the session's own temporary schema first, so the same
+/// text means another type in each session.
+///
+/// # Safety
+/// Catalog lookups: inside a transaction.
+unsafe fn temporary_type(typid: pg_sys::Oid, depth: u32) -> bool {
+    if typid.to_u32() < pg_sys::FirstNormalObjectId {
+        return false;
+    }
+    if depth > 8 {
+        return true;
+    }
+    // SAFETY: the caller's contract; the pg_type row is read while the syscache pins it.
+    unsafe {
+        let tuple = pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::TYPEOID as i32, pg_sys::Datum::from(typid));
+        if tuple.is_null() {
+            return false;
+        }
+        let form = pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_type>(tuple);
+        let (namespace, typtype, base) = ((*form).typnamespace, (*form).typtype as u8, (*form).typbasetype);
+        pg_sys::ReleaseSysCache(tuple);
+        if pg_sys::isAnyTempNamespace(namespace) {
+            return true;
+        }
+        let element = pg_sys::get_element_type(typid);
+        let under = match typtype {
+            _ if element != pg_sys::Oid::INVALID => element,
+            pg_sys::TYPTYPE_DOMAIN => base,
+            pg_sys::TYPTYPE_RANGE => pg_sys::get_range_subtype(typid),
+            pg_sys::TYPTYPE_MULTIRANGE => pg_sys::get_multirange_range(typid),
+            _ => return false,
+        };
+        temporary_type(under, depth + 1)
+    }
+}
+
+/// Whether a constant names an object in a temporary schema: `'t'::regclass`, `'d'::regtype`
+/// or `'pg_temp.f'::regproc` resolve through the calling session's own temporary schema, so
+/// the same text means another object in each session. (The constant's own type is checked
+/// with every node's.)
 ///
 /// # Safety
 /// `constant` is a Const of an analysed query; catalog lookups inside a transaction.
 unsafe fn names_temporary_object(constant: *mut pg_sys::Const) -> bool {
     // SAFETY: the caller's contract; reg* constants hold an Oid (lookups of a missing
-    // object return InvalidOid).
+    // object find nothing).
     unsafe {
-        let typid = (*constant).consttype;
-        if temporary_row_type(typid) {
-            return true;
-        }
         if (*constant).constisnull {
             return false;
         }
         let oid = pg_sys::Oid::from((*constant).constvalue.value() as u32);
-        let namespace = match typid {
-            pg_sys::REGCLASSOID => pg_sys::get_rel_namespace(oid),
-            pg_sys::REGPROCOID | pg_sys::REGPROCEDUREOID => pg_sys::get_func_namespace(oid),
-            pg_sys::REGNAMESPACEOID => oid,
-            pg_sys::REGTYPEOID => return temporary_row_type(oid),
+        let catalog = match (*constant).consttype {
+            pg_sys::REGCLASSOID => Catalog::Relation,
+            pg_sys::REGPROCOID | pg_sys::REGPROCEDUREOID => Catalog::Function,
+            pg_sys::REGOPEROID | pg_sys::REGOPERATOROID => Catalog::Operator,
+            pg_sys::REGCOLLATIONOID => Catalog::Collation,
+            pg_sys::REGCONFIGOID => Catalog::TextSearchConfiguration,
+            pg_sys::REGDICTIONARYOID => Catalog::TextSearchDictionary,
+            pg_sys::REGNAMESPACEOID => return oid != pg_sys::Oid::INVALID && pg_sys::isAnyTempNamespace(oid),
+            pg_sys::REGTYPEOID => return temporary_type(oid, 0),
             _ => return false,
         };
-        namespace != pg_sys::Oid::INVALID && pg_sys::isAnyTempNamespace(namespace)
+        temporary_object(catalog, oid)
     }
 }
 
@@ -375,7 +473,7 @@ pub fn require_select(sql: &str) -> Result<(), PitstopError> {
 /// are Postgres' own ERRORs; anything else that is not a SELECT is a PitstopError.
 pub fn analyze(sql: &str) -> Result<Analysis, PitstopError> {
     require_select(sql)?;
-    let c_sql = CString::new(sql).map_err(|_| PitstopError::NotOneStatement(0))?;
+    let c_sql = crate::pg::parse::c_text(sql).ok_or(PitstopError::NotOneStatement(0))?;
     // SAFETY: parse analysis of one statement in the current memory context, as PREPARE
     // does; the trees are only read, by the walkers above.
     unsafe {

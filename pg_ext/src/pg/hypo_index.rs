@@ -170,7 +170,7 @@ fn cstr(s: *const c_char) -> Option<String> {
 /// Errors from Postgres itself (syntax, unknown table, unknown operator class) propagate as
 /// Postgres ERRORs with their own SQLSTATE.
 pub fn parse_create_index(ddl: &str) -> Result<HypoIndex, PitstopError> {
-    let c_ddl = CString::new(ddl).map_err(|_| PitstopError::NotCreateIndex)?;
+    let c_ddl = crate::pg::parse::c_text(ddl).ok_or(PitstopError::NotCreateIndex)?;
     // SAFETY: every pointer below comes from the parser/catalog functions called here and is
     // used while the memory context that holds it is alive. The new context is a child of
     // the caller's context until the index is complete, so an ERROR part-way frees it.

@@ -2,6 +2,7 @@
 
 use crate::error::PitstopError;
 use pgrx::pg_sys;
+use std::ffi::CString;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StatementKind {
@@ -24,8 +25,24 @@ pub fn single_workload_statement(sql: &str) -> Result<StatementKind, PitstopErro
     single_statement(sql, true)
 }
 
+/// A NUL-terminated copy of user text (a statement) for the server's C functions; None when
+/// the text holds a NUL byte. Memory that cannot be had is Postgres' ERROR 53200, never
+/// Rust's abort (`CString::new` would abort).
+pub fn c_text(text: &str) -> Option<CString> {
+    copy_with_nul(text).unwrap_or_else(|_| PitstopError::OutOfMemory("a copy of the statement").report())
+}
+
+/// `c_text` without the ERROR: Err when the memory cannot be had.
+fn copy_with_nul(text: &str) -> Result<Option<CString>, std::collections::TryReserveError> {
+    let mut bytes = Vec::new();
+    bytes.try_reserve_exact(text.len().saturating_add(1))?;
+    bytes.extend_from_slice(text.as_bytes());
+    // The terminating NUL fits in the capacity reserved above: no further allocation.
+    Ok(CString::new(bytes).ok())
+}
+
 fn single_statement(sql: &str, unwrap_prepare: bool) -> Result<StatementKind, PitstopError> {
-    let c_sql = std::ffi::CString::new(sql).map_err(|_| PitstopError::NotOneStatement(0))?;
+    let c_sql = c_text(sql).ok_or(PitstopError::NotOneStatement(0))?;
     // SAFETY: raw_parser reads the NUL-terminated string and returns a List of RawStmt
     // allocated in the current memory context (or raises a Postgres ERROR, which pgrx
     // propagates). We only read node tags from it.
@@ -62,4 +79,13 @@ fn statement_name(tag: pg_sys::NodeTag) -> String {
     let name = format!("{tag:?}");
     let name = name.trim_start_matches("T_").trim_end_matches("Stmt");
     if name.is_empty() { "utility".to_string() } else { name.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn c_text_is_the_text_and_refuses_nul_bytes() {
+        assert_eq!(super::copy_with_nul("select 1").unwrap().unwrap().as_bytes(), b"select 1");
+        assert!(super::copy_with_nul("select 1\0; select 2").unwrap().is_none());
+    }
 }

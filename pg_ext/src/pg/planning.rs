@@ -99,7 +99,7 @@ impl Drop for Collecting {
 /// type) comes back as its message.
 pub fn plan(sql: &str, role: &ActingRole, indexes: &[&HypoIndex], collect_usage: bool) -> Result<PlannedQuery, String> {
     ensure_installed();
-    let c_sql = CString::new(sql).map_err(|_| "the statement contains a NUL byte".to_string())?;
+    let c_sql = crate::pg::parse::c_text(sql).ok_or_else(|| "the statement contains a NUL byte".to_string())?;
     let _offer = hypo_index::offer_only(indexes);
     let collecting = Collecting::start(collect_usage);
     // SAFETY: a child of the current context, deleted below on every path (the subtransaction

@@ -202,6 +202,8 @@ pub enum NotKept {
     TooLarge,
     /// A column can hold anonymous records.
     AnonymousRecord,
+    /// Memory for the copy could not be had: encoding stopped, the rows were delivered.
+    OutOfMemory,
 }
 
 /// A statement run by `execute`.
@@ -235,17 +237,16 @@ struct Receiver {
     fill: *mut Fill,
 }
 
-/// Appends to the encoded result with fallible growth (doubling, capped at `limit`).
-fn reserve(out: &mut Vec<u8>, additional: usize, limit: usize) {
-    let wanted = out.len() + additional;
+/// Makes room for `additional` more bytes of the encoded result (doubling, capped at
+/// `limit`); false when the memory cannot be had. The copy is only for the cache: the caller
+/// then stops keeping it and the query goes on (never an ERROR, never Rust's abort).
+fn reserve(out: &mut Vec<u8>, additional: usize, limit: usize) -> bool {
+    let Some(wanted) = out.len().checked_add(additional) else { return false };
     if wanted <= out.capacity() {
-        return;
+        return true;
     }
-    let target = wanted.max(out.capacity() * 2).min(limit.max(wanted));
-    if out.try_reserve_exact(target - out.len()).is_err() {
-        // Postgres' own out-of-memory ERROR (53200), never Rust's abort.
-        crate::error::PitstopError::OutOfMemory("a cached result").report();
-    }
+    let target = wanted.max(out.capacity().saturating_mul(2)).min(limit.max(wanted));
+    out.try_reserve_exact(target - out.len()).is_ok()
 }
 
 #[pgrx::pg_guard]
@@ -271,7 +272,10 @@ unsafe extern "C-unwind" fn fill_startup(receiver: *mut pg_sys::DestReceiver, _o
             fill.kept = Err(NotKept::TooLarge);
         } else {
             let mut out = Vec::new();
-            reserve(&mut out, 8 + natts * 8, fill.keep_up_to);
+            if !reserve(&mut out, 8 + natts * 8, fill.keep_up_to) {
+                fill.kept = Err(NotKept::OutOfMemory);
+                return;
+            }
             put_u32(&mut out, natts as u32);
             for i in 0..natts {
                 let attr = (*desc).attrs.as_ptr().add(i);
@@ -332,15 +336,17 @@ unsafe extern "C-unwind" fn fill_row(slot: *mut pg_sys::TupleTableSlot, receiver
             let minimal = pg_sys::minimal_tuple_from_heap_tuple(flat);
             let bytes = std::slice::from_raw_parts(minimal as *const u8, (*minimal).t_len as usize);
             let fits = out.len() + 4 + bytes.len() <= fill.keep_up_to;
-            if fits {
-                reserve(out, 4 + bytes.len(), fill.keep_up_to);
+            let grown = fits && reserve(out, 4 + bytes.len(), fill.keep_up_to);
+            if grown {
                 put_row(out, bytes);
             }
             pg_sys::MemoryContextSwitchTo(caller);
             pg_sys::MemoryContextReset(fill.row_context);
+            // Stop here: the encoded part is freed, the rest is only delivered.
             if !fits {
-                // Stop here: the encoded part is freed, the rest is only delivered.
                 fill.kept = Err(NotKept::TooLarge);
+            } else if !grown {
+                fill.kept = Err(NotKept::OutOfMemory);
             }
         }
         true
@@ -678,6 +684,19 @@ mod tests {
         let mut lying = tuple(24);
         lying[0] = 200;
         assert!(rows(&encoded(&[lying])).is_none(), "a tuple whose own length disagrees");
+    }
+
+    #[test]
+    fn an_encoding_buffer_that_cannot_grow_says_so() {
+        let mut out = encoded(&[tuple(24)]);
+        let before = out.clone();
+        // More than any allocator can give (and an overflowing size): refused, not an abort
+        // or an ERROR, and what was kept is left as it was.
+        assert!(!reserve(&mut out, isize::MAX as usize / 2, usize::MAX));
+        assert!(!reserve(&mut out, usize::MAX, usize::MAX));
+        assert_eq!(out, before);
+        assert!(reserve(&mut out, 100, 1 << 20));
+        assert!(out.capacity() >= before.len() + 100);
     }
 
     #[test]

@@ -55,9 +55,12 @@ pub fn install(events: WriteEvents) {
         pg_sys::ProcessUtility_hook = Some(process_utility);
         pg_sys::RegisterXactCallback(Some(on_xact_event), std::ptr::null_mut());
         pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache_invalidation), pg_sys::Datum::from(0));
-        // Function volatility and subscription membership decide cacheability.
+        // Function volatility, subscription membership and (temporary) types and operators
+        // decide cacheability.
         for cache in [
             pg_sys::SysCacheIdentifier::PROCOID,
+            pg_sys::SysCacheIdentifier::TYPEOID,
+            pg_sys::SysCacheIdentifier::OPEROID,
             pg_sys::SysCacheIdentifier::SUBSCRIPTIONRELMAP,
             pg_sys::SysCacheIdentifier::RELNAMENSP,
         ] {
