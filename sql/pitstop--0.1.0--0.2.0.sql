@@ -222,6 +222,11 @@ BEGIN
         INSERT INTO @extschema@.cache_tracking (relid, tags) VALUES (old.relid, tags)
         ON CONFLICT (relid) DO NOTHING;
         PERFORM @extschema@.cache_tracking_sync(old.relid);
+        -- 0.1.0 let any role attach this trigger with tags of its choosing: show what moves
+        -- into the registry, for the DBA to review (cache_untrack what nobody meant).
+        RAISE WARNING 'pitstop: table % (owner %) is now tracked with tags %', old.relid,
+            (SELECT c.relowner::regrole FROM pg_catalog.pg_class c WHERE c.oid = old.relid), tags
+            USING HINT = 'Before 0.2.0 any role could attach the relay trigger; review SELECT * FROM pitstop.cache_tracked and run pitstop.cache_untrack() for tables nobody meant to track.';
     END LOOP;
 END
 $migrate$;
