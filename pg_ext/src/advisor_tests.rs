@@ -243,4 +243,29 @@ mod tests {
         assert_eq!(code, PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE);
         assert!(hint.unwrap().contains("pg_stat_statements"));
     }
+
+    /// The review's reproduction: columns named after reserved words made suggest_indexes fail
+    /// as a whole ("syntax error at or near \"order\"") and explain_advice suggest DDL that does
+    /// not parse. The suggested DDL now builds.
+    #[pg_test]
+    fn reserved_word_columns_get_ddl_that_builds() {
+        Spi::run(
+            "CREATE TABLE adv_kw(\"order\" int, \"user\" text, x int);
+             INSERT INTO adv_kw SELECT g, 'u' || g, g FROM generate_series(1, 100000) g;
+             ANALYZE adv_kw;",
+        )
+        .unwrap();
+        let advice = suggestions("queries => ARRAY['SELECT x FROM adv_kw WHERE \"order\" = 42']");
+        assert!(advice.iter().any(|(ddl, _, _)| ddl.contains("(\"order\")")), "{advice:?}");
+        let explain = "SELECT suggestion FROM pitstop.explain_advice('SELECT x FROM adv_kw WHERE \"user\" = ''u7''') \
+                       WHERE suggestion LIKE 'CREATE INDEX%'";
+        let fixes: Vec<String> = Spi::connect(|client| {
+            client.select(explain, None, &[]).unwrap().map(|row| row.get::<String>(1).unwrap().unwrap()).collect()
+        });
+        assert_eq!(fixes, vec!["CREATE INDEX CONCURRENTLY ON public.adv_kw (\"user\");".to_string()]);
+        // CONCURRENTLY cannot run inside the test's transaction; the rest is the suggestion.
+        for ddl in advice.iter().map(|(ddl, _, _)| ddl).chain(&fixes) {
+            Spi::run(&ddl.replace(" CONCURRENTLY", "")).unwrap_or_else(|e| panic!("{ddl}: {e}"));
+        }
+    }
 }

@@ -3,7 +3,7 @@
 //! predicates. Existing indexes that already cover a candidate remove it. Pure: no catalog.
 
 use crate::advisor::usage::{Restriction, SortKey, TableUsage};
-use crate::insight::plan_advice::quote_ident;
+use crate::pg::ident::quote_ident;
 use std::collections::BTreeSet;
 
 /// More key columns rarely pay for their size.

@@ -6,7 +6,7 @@ use crate::error::{required, OrReport, PitstopError};
 use crate::pg::hypo_index::{self, HypoDescription, HypoIndex};
 use crate::pg::role::ActingRole;
 use crate::pg::{planning, spi, subxact};
-use crate::insight::plan_advice::quote_ident;
+use crate::pg::ident::quote_ident;
 use pgrx::prelude::*;
 use pgrx::PgRelation;
 use pgrx::pg_sys;

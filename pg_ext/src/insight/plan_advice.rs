@@ -1,6 +1,7 @@
 //! Findings from an EXPLAIN (FORMAT JSON, VERBOSE [, ANALYZE]) plan. Pure logic over the
 //! plan JSON plus a few facts about the relations, so it is unit-tested without Postgres.
 
+use crate::pg::ident::quote_ident;
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -108,17 +109,6 @@ fn relation(node: &Value) -> Option<RelationKey> {
 
 fn qualified((schema, name): &RelationKey) -> String {
     format!("{}.{}", quote_ident(schema), quote_ident(name))
-}
-
-/// Identifier quoting as Postgres prints it (quotes only when needed).
-pub fn quote_ident(ident: &str) -> String {
-    let plain = ident.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && ident.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if plain {
-        ident.to_string()
-    } else {
-        format!("\"{}\"", ident.replace('"', "\"\""))
-    }
 }
 
 fn label(node: &Node) -> String {
