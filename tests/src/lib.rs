@@ -231,6 +231,16 @@ impl PgCluster {
         postgres::Client::connect(&self.dsn(), postgres::NoTls).expect("connect to test cluster")
     }
 
+    /// A cluster started with `options`, `CREATE EXTENSION pitstop` done and `setup` run by
+    /// the superuser; returns that superuser's connection.
+    pub fn with_pitstop(options: ClusterOptions, setup: &str) -> (PgCluster, postgres::Client) {
+        let cluster = PgCluster::start_with(options);
+        let mut client = cluster.connect();
+        client.batch_execute("CREATE EXTENSION pitstop").unwrap();
+        client.batch_execute(setup).unwrap();
+        (cluster, client)
+    }
+
     /// A connection as another login role (trust authentication), to database `dbname`.
     pub fn connect_as(&self, user: &str, dbname: &str) -> postgres::Client {
         let dsn = format!("host=127.0.0.1 port={} user={user} dbname={dbname}", self.port);

@@ -12,17 +12,8 @@ use std::time::{Duration, Instant};
 
 // ---- helpers ---------------------------------------------------------------------------
 
-/// A cluster with `CREATE EXTENSION pitstop` done and `setup` run; returns a connection.
-fn cluster_with(options: ClusterOptions, setup: &str) -> (PgCluster, Client) {
-    let cluster = PgCluster::start_with(options);
-    let mut client = cluster.connect();
-    client.batch_execute("CREATE EXTENSION pitstop").unwrap();
-    client.batch_execute(setup).unwrap();
-    (cluster, client)
-}
-
 fn cluster(setup: &str) -> (PgCluster, Client) {
-    cluster_with(ClusterOptions::default(), setup)
+    PgCluster::with_pitstop(ClusterOptions::default(), setup)
 }
 
 
@@ -466,7 +457,7 @@ fn repeatable_read_bypasses_and_keeps_its_snapshot() {
 fn commit_prepared_invalidates() {
     let options = ClusterOptions { settings: vec![("max_prepared_transactions", "5".into())], ..Default::default() };
     let (cluster, mut a) =
-        cluster_with(options, "CREATE TABLE t(id int PRIMARY KEY, v bigint); INSERT INTO t VALUES (1, 10);");
+        PgCluster::with_pitstop(options, "CREATE TABLE t(id int PRIMARY KEY, v bigint); INSERT INTO t VALUES (1, 10);");
     let q = "select v from t where id = 1";
     let col = "v bigint";
     warm(&mut a, q, col, &["10"]);
@@ -851,7 +842,7 @@ fn outbox_works_for_an_application_role_without_outbox_privileges() {
 #[test]
 fn cache_stays_within_its_memory_and_evicts() {
     let options = ClusterOptions { settings: vec![("pitstop.cache_size", "2".into())], ..Default::default() };
-    let (_cluster, mut a) = cluster_with(options, "SELECT 1");
+    let (_cluster, mut a) = PgCluster::with_pitstop(options, "SELECT 1");
     let q = "select repeat('x', 50000) || $1";
     let configured = stats(&mut a).bytes_configured;
     assert!(configured > 0 && configured <= 2 * 1024 * 1024, "bytes_configured {configured}");

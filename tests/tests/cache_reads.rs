@@ -9,14 +9,6 @@ use postgres::Client;
 use std::process::Command;
 use std::time::Duration;
 
-fn cluster_with(options: ClusterOptions, setup: &str) -> (PgCluster, Client) {
-    let cluster = PgCluster::start_with(options);
-    let mut client = cluster.connect();
-    client.batch_execute("CREATE EXTENSION pitstop").unwrap();
-    client.batch_execute(setup).unwrap();
-    (cluster, client)
-}
-
 
 /// `pitstop.cached(query)` with the column list `coldef`, each row as its text form.
 fn cached(c: &mut Client, query: &str, coldef: &str) -> Vec<String> {
@@ -36,7 +28,7 @@ fn scalar(c: &mut Client, sql: &str) -> i64 {
 
 #[test]
 fn anonymous_records_are_never_served_to_another_session() {
-    let (cluster, mut a) = cluster_with(ClusterOptions::default(), "");
+    let (cluster, mut a) = PgCluster::with_pitstop(ClusterOptions::default(), "");
     let query = "SELECT ROW(x, 'payload'::text) FROM (VALUES (1::int8)) v(x)";
     assert_eq!(cached(&mut a, query, "r record"), ["(\"(1,payload)\")"]);
     assert_eq!(cached(&mut a, query, "r record"), ["(\"(1,payload)\")"]);
@@ -61,7 +53,7 @@ fn anonymous_records_are_never_served_to_another_session() {
 
 #[test]
 fn a_foreign_partition_is_never_served_stale() {
-    let (cluster, mut a) = cluster_with(ClusterOptions::default(), "CREATE DATABASE remote");
+    let (cluster, mut a) = PgCluster::with_pitstop(ClusterOptions::default(), "CREATE DATABASE remote");
     let mut remote = cluster.connect_as("postgres", "remote");
     remote.batch_execute("CREATE TABLE orders_us(id int, region text); INSERT INTO orders_us VALUES (1, 'us'), (2, 'us');").unwrap();
     a.batch_execute(&format!(
@@ -93,7 +85,7 @@ fn a_foreign_partition_is_never_served_stale() {
 #[test]
 fn a_subscribed_partition_is_never_cached_through_its_parent() {
     let options = ClusterOptions { settings: vec![("wal_level", "logical".into())], ..ClusterOptions::default() };
-    let (cluster, mut a) = cluster_with(options, "CREATE DATABASE publisher");
+    let (cluster, mut a) = PgCluster::with_pitstop(options, "CREATE DATABASE publisher");
     let mut publisher = cluster.connect_as("postgres", "publisher");
     publisher
         .batch_execute("CREATE TABLE m_a(id int PRIMARY KEY, r text); INSERT INTO m_a VALUES (1, 'a'); CREATE PUBLICATION p FOR TABLE m_a;")
@@ -138,7 +130,7 @@ fn a_subscribed_partition_is_never_cached_through_its_parent() {
 
 #[test]
 fn another_sessions_temporary_child_is_never_shared() {
-    let (cluster, mut setup) = cluster_with(ClusterOptions::default(), "CREATE TABLE p(v text); INSERT INTO p VALUES ('public');");
+    let (cluster, mut setup) = PgCluster::with_pitstop(ClusterOptions::default(), "CREATE TABLE p(v text); INSERT INTO p VALUES ('public');");
     let query = "select v from p order by v";
     let mut a = cluster.connect();
     a.batch_execute("CREATE TEMP TABLE c () INHERITS (p); INSERT INTO c VALUES ('secret');").unwrap();
@@ -156,7 +148,7 @@ fn another_sessions_temporary_child_is_never_shared() {
 
 #[test]
 fn tables_read_by_builtin_functions_keep_row_level_security() {
-    let (cluster, _admin) = cluster_with(
+    let (cluster, _admin) = PgCluster::with_pitstop(
         ClusterOptions::default(),
         "CREATE ROLE app LOGIN;
          GRANT USAGE ON SCHEMA pitstop TO app;
@@ -209,7 +201,7 @@ fn restart_with_memory_limit(cluster: &PgCluster, bytes: u64) {
 
 #[test]
 fn a_huge_result_under_a_memory_limit_never_restarts_the_server() {
-    let (cluster, _) = cluster_with(ClusterOptions::default(), "");
+    let (cluster, _) = PgCluster::with_pitstop(ClusterOptions::default(), "");
     // The review's `ulimit -v 3000000`.
     restart_with_memory_limit(&cluster, 3_000_000_000);
     let mut a = cluster.connect();

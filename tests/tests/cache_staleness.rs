@@ -11,10 +11,7 @@ use std::time::Duration;
 /// A cluster with these settings, `CREATE EXTENSION pitstop` and `setup` done.
 fn start(settings: &[(&'static str, &str)], setup: &str) -> (PgCluster, Client) {
     let options = ClusterOptions { settings: settings.iter().map(|(k, v)| (*k, v.to_string())).collect(), ..Default::default() };
-    let cluster = PgCluster::start_with(options);
-    let mut client = cluster.connect();
-    client.batch_execute(&format!("CREATE EXTENSION pitstop; {setup}")).unwrap();
-    (cluster, client)
+    PgCluster::with_pitstop(options, setup)
 }
 
 
