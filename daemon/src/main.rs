@@ -7,6 +7,7 @@ mod extension_version;
 mod http;
 mod logging;
 mod maintenance;
+mod man;
 mod monitor;
 mod output;
 mod relay;
@@ -118,6 +119,9 @@ enum Command {
         #[arg(long, env = "PITSTOP_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Write the manual pages (pitstop.1, pitstop-report.1, …) into DIR (packaging).
+    #[command(hide = true)]
+    ManPages { dir: PathBuf },
 }
 
 impl Cli {
@@ -139,6 +143,7 @@ fn main() -> ExitCode {
     match &cli.command {
         Command::Run { config } => service::run(config.as_deref()),
         Command::CheckConfig { config } => config::check_command(config.as_deref()),
+        Command::ManPages { dir } => man::command(<Cli as clap::CommandFactory>::command(), dir),
         Command::Maintenance { dry_run, yes, max_actions, include_reindex, job, config } => {
             let (dry_run, yes, max_actions, include_reindex) = (*dry_run, *yes, *max_actions, *include_reindex);
             let style = if cli.json { output::Style::Json } else { output::Style::Table { wide: false } };
