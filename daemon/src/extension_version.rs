@@ -30,7 +30,7 @@ pub fn connected(installed: &str) -> String {
 }
 
 /// Why extension version `installed` does not suit binary version `needed`, and what to run.
-fn mismatch(needed: &str, installed: &str) -> Option<String> {
+pub fn mismatch(needed: &str, installed: &str) -> Option<String> {
     if installed == needed {
         return None;
     }
@@ -43,7 +43,7 @@ fn mismatch(needed: &str, installed: &str) -> Option<String> {
 }
 
 /// "0.10.2" as [0, 10, 2], for comparing releases; None for anything else.
-fn numbers(version: &str) -> Option<Vec<u64>> {
+pub fn numbers(version: &str) -> Option<Vec<u64>> {
     version.split('.').map(|part| part.parse().ok()).collect()
 }
 

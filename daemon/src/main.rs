@@ -3,6 +3,7 @@
 mod backoff;
 mod config;
 mod db;
+mod doctor;
 mod extension_version;
 mod http;
 mod logging;
@@ -112,6 +113,15 @@ enum Command {
         #[arg(long, env = "PITSTOP_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Check the server, database, role and configuration pitstop runs with: each check's
+    /// status (ok, warning, failed, skipped), what it found and the fix. Changes nothing.
+    /// Exit status 1 when a check failed (warnings do not count).
+    Doctor {
+        /// The daemon's configuration file, for its Redis and task settings (default:
+        /// /etc/pitstop/pitstop.toml if it exists, else built-in defaults).
+        #[arg(long, env = "PITSTOP_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Validate the configuration and print the effective settings (secrets masked), or
     /// every error with its key path (exit status 1).
     CheckConfig {
@@ -143,6 +153,10 @@ fn main() -> ExitCode {
     match &cli.command {
         Command::Run { config } => service::run(config.as_deref()),
         Command::CheckConfig { config } => config::check_command(config.as_deref()),
+        Command::Doctor { config } => {
+            let style = if cli.json { output::Style::Json } else { output::Style::Table { wide: true } };
+            doctor::command(&connection, config.as_deref(), style)
+        }
         Command::ManPages { dir } => man::command(<Cli as clap::CommandFactory>::command(), dir),
         Command::Maintenance { dry_run, yes, max_actions, include_reindex, job, config } => {
             let (dry_run, yes, max_actions, include_reindex) = (*dry_run, *yes, *max_actions, *include_reindex);

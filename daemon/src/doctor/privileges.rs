@@ -1,0 +1,350 @@
+//! What the connecting role needs for each daemon task, derived from the statements the task
+//! runs (relay/outbox.rs, monitor/store.rs and the monitor's sample query, maintenance/log.rs,
+//! plan.rs, snapshot.rs, prune.rs), and the GRANT for whatever it lacks. Privileges come
+//! through role membership too (pg_monitor reads the history tables), so each is checked with
+//! the has_*_privilege functions rather than by reading ACLs.
+//!
+//! The HTTP side needs nothing beyond connecting: its probe reads pg_extension.
+
+use super::server::Facts;
+use super::Check;
+use crate::config::maintenance::JobKind;
+use crate::config::Config;
+use tokio_postgres::Client;
+
+pub const CHECKS: &[&str] = &["relay_privileges", "monitor_privileges", "maintenance_privileges"];
+
+const PLAN_FUNCTION: &str = "pitstop.maintenance_plan(double precision, bigint, double precision, double precision, bigint)";
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Task {
+    Relay,
+    Monitor,
+    Maintenance,
+}
+
+impl Task {
+    const ALL: [Task; 3] = [Task::Relay, Task::Monitor, Task::Maintenance];
+
+    fn check(self) -> &'static str {
+        match self {
+            Task::Relay => CHECKS[0],
+            Task::Monitor => CHECKS[1],
+            Task::Maintenance => CHECKS[2],
+        }
+    }
+}
+
+/// One thing a task's statements need.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Need {
+    /// The rights of a predefined role (through membership); `grant` is the role to grant.
+    Role { role: &'static str, grant: &'static str, why: &'static str },
+    SchemaUsage(&'static str),
+    Table { table: String, privileges: Vec<&'static str> },
+    SequenceUsage(&'static str),
+    Execute(&'static str),
+    /// VACUUM/ANALYZE (`reindex` false: the database owner may too) or REINDEX of every user
+    /// table the plan may name: ownership, or MAINTAIN from PostgreSQL 17.
+    Maintain { reindex: bool },
+}
+
+/// What `task` needs under `config`; Err says why the task does not run.
+pub fn needs(task: Task, config: &Config) -> Result<Vec<Need>, String> {
+    let mut n = Vec::new();
+    let stats = Need::Role { role: "pg_read_all_stats", grant: "pg_monitor", why: "other sessions' activity and statements" };
+    match task {
+        Task::Relay => {
+            if let Some(reason) = config.relay_disabled_reason() {
+                return Err(format!("the relay does not run ({reason})"));
+            }
+            n.push(Need::SchemaUsage("pitstop"));
+            table(&mut n, "pitstop.invalidation_outbox", &["SELECT", "DELETE"]);
+            table(&mut n, "pitstop.relay_state", &["SELECT", "INSERT", "UPDATE"]);
+        }
+        Task::Monitor => {
+            if !config.monitor.enabled {
+                return Err("the monitor does not run (monitor.enabled = false)".into());
+            }
+            n.push(stats);
+            n.push(Need::SchemaUsage("pitstop"));
+            table(&mut n, "pitstop.host_metrics", &["SELECT", "INSERT", "DELETE"]);
+            table(&mut n, "pitstop.alerts", &["SELECT", "INSERT", "UPDATE"]);
+            n.push(Need::SequenceUsage("pitstop.alerts_id_seq"));
+        }
+        Task::Maintenance => {
+            let m = &config.maintenance;
+            let jobs: Vec<_> = m.jobs.iter().filter(|j| j.enabled).collect();
+            if !m.enabled {
+                return Err("scheduled maintenance does not run (maintenance.enabled = false)".into());
+            }
+            if jobs.is_empty() {
+                return Err("no [[maintenance.jobs]] is enabled".into());
+            }
+            n.push(Need::SchemaUsage("pitstop"));
+            // The run log: INSERT … RETURNING id and UPDATE … WHERE id read the table too.
+            table(&mut n, "pitstop.maintenance_log", &["SELECT", "INSERT", "UPDATE"]);
+            n.push(Need::SequenceUsage("pitstop.maintenance_log_id_seq"));
+            if jobs.iter().any(|j| !j.kind.plan_actions().is_empty()) {
+                n.push(Need::Execute(PLAN_FUNCTION));
+            }
+            if jobs.iter().any(|j| matches!(j.kind, JobKind::Vacuum | JobKind::Analyze)) {
+                n.push(Need::Maintain { reindex: false });
+            }
+            if jobs.iter().any(|j| j.kind == JobKind::Reindex) {
+                n.push(Need::Maintain { reindex: true });
+            }
+            if jobs.iter().any(|j| j.kind == JobKind::Snapshot) {
+                // Without it other roles' statements have no query id and are left out.
+                if !n.contains(&stats) {
+                    n.push(stats);
+                }
+                table(&mut n, "pitstop.query_snapshots", &["INSERT"]);
+            }
+            for job in jobs.iter().filter(|j| j.kind == JobKind::Prune) {
+                for (history, _) in &job.retention {
+                    table(&mut n, &history.qualified(), &["SELECT", "DELETE"]);
+                }
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// Adds `privileges` on `name`, merged with what an earlier need asked of the same table.
+fn table(needs: &mut Vec<Need>, name: &str, privileges: &[&'static str]) {
+    let at = needs.iter().position(|n| matches!(n, Need::Table { table, .. } if table == name));
+    let Some(Need::Table { privileges: have, .. }) = at.map(|i| &mut needs[i]) else {
+        needs.push(Need::Table { table: name.to_string(), privileges: privileges.to_vec() });
+        return;
+    };
+    for p in privileges {
+        if !have.contains(p) {
+            have.push(p);
+        }
+    }
+}
+
+/// What is missing for one need: the problem and the statement that fixes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Missing {
+    pub problem: String,
+    pub fix: String,
+}
+
+/// The GRANT of `privileges` on an object.
+pub fn grant(privileges: &[&str], on: &str, role_ident: &str) -> String {
+    format!("GRANT {} ON {on} TO {role_ident};", privileges.join(", "))
+}
+
+pub async fn checks(client: &Client, facts: Option<&Facts>, config: Option<&Config>) -> Vec<Check> {
+    let mut out = Vec::new();
+    for task in Task::ALL {
+        let name = task.check();
+        let skip = match (facts, config) {
+            (None, _) => Some("the server's settings could not be read"),
+            (_, None) => Some("the configuration is invalid (see config)"),
+            (Some(f), _) if f.pitstop_installed.is_none() => Some("the pitstop extension is not installed (see extension)"),
+            _ => None,
+        };
+        let (Some(facts), Some(config), None) = (facts, config, skip) else {
+            out.push(Check::skipped(name, skip.unwrap_or_default()));
+            continue;
+        };
+        let needs = match needs(task, config) {
+            Ok(needs) => needs,
+            Err(why) => {
+                out.push(Check::skipped(name, why));
+                continue;
+            }
+        };
+        let mut missing = Vec::new();
+        let mut error = None;
+        for need in &needs {
+            match evaluate(client, need, facts).await {
+                Ok(m) => missing.extend(m),
+                Err(e) => error = Some(crate::db::describe_pg(&e)),
+            }
+        }
+        out.push(match (error, missing.is_empty()) {
+            (Some(e), _) => Check::failed(name, format!("cannot check the privileges: {e}"), "see the error"),
+            (None, true) => Check::ok(name, format!("role {:?} has what it runs: {}", facts.role, needs.iter().map(describe).collect::<Vec<_>>().join("; "))),
+            (None, false) => Check::failed(
+                name,
+                format!("role {:?} lacks {}", facts.role, missing.iter().map(|m| m.problem.as_str()).collect::<Vec<_>>().join("; ")),
+                missing.iter().map(|m| m.fix.as_str()).collect::<Vec<_>>().join("\n"),
+            ),
+        });
+    }
+    out
+}
+
+fn describe(need: &Need) -> String {
+    match need {
+        Need::Role { role, .. } => format!("{role} rights"),
+        Need::SchemaUsage(s) => format!("USAGE on schema {s}"),
+        Need::Table { table, privileges } => format!("{} on {table}", privileges.join(", ")),
+        Need::SequenceUsage(s) => format!("USAGE on {s}"),
+        Need::Execute(f) => format!("EXECUTE on {}", f.split('(').next().unwrap_or(f)),
+        Need::Maintain { reindex: false } => "VACUUM/ANALYZE of every user table".into(),
+        Need::Maintain { reindex: true } => "REINDEX of every user table".into(),
+    }
+}
+
+/// The tables a plan job may name that the role may not maintain: name and owner.
+const UNMAINTAINABLE: &str = "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), quote_ident(r.rolname) \
+     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace JOIN pg_catalog.pg_roles r ON r.oid = c.relowner \
+     WHERE c.relkind IN ('r', 'm') AND c.relpersistence <> 't' \
+       AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast' \
+       AND NOT pg_catalog.pg_has_role(c.relowner, 'USAGE') \
+       AND NOT CASE WHEN $1 THEN pg_catalog.has_table_privilege(c.oid, 'MAINTAIN') ELSE false END \
+       AND NOT CASE WHEN $2 THEN pg_catalog.pg_has_role((SELECT datdba FROM pg_catalog.pg_database WHERE datname = current_database()), 'USAGE') ELSE false END \
+     ORDER BY 1";
+
+async fn evaluate(client: &Client, need: &Need, f: &Facts) -> Result<Option<Missing>, tokio_postgres::Error> {
+    let role = f.role_ident.as_str();
+    Ok(match need {
+        Need::Role { role: predefined, grant: to_grant, why } => {
+            let has: bool = client.query_one("SELECT pg_catalog.pg_has_role($1, 'USAGE')", &[predefined]).await?.get(0);
+            (!has).then(|| Missing { problem: format!("the rights of {predefined} ({why})"), fix: format!("GRANT {to_grant} TO {role};") })
+        }
+        Need::SchemaUsage(schema) => {
+            let has: bool = client.query_one("SELECT pg_catalog.has_schema_privilege($1, 'USAGE')", &[schema]).await?.get(0);
+            (!has).then(|| Missing { problem: format!("USAGE on schema {schema}"), fix: grant(&["USAGE"], &format!("SCHEMA {schema}"), role) })
+        }
+        Need::Table { table, privileges } => {
+            let r = client
+                .query_one(
+                    "SELECT to_regclass($1) IS NOT NULL, ARRAY(SELECT p FROM unnest($2::text[]) WITH ORDINALITY AS u(p, i) \
+                      WHERE NOT pg_catalog.has_table_privilege(to_regclass($1)::oid, p) ORDER BY i)",
+                    &[table, privileges],
+                )
+                .await?;
+            let (exists, lacking): (bool, Vec<String>) = (r.get(0), r.get(1));
+            let lacking: Vec<&str> = lacking.iter().map(String::as_str).collect();
+            if !exists {
+                Some(absent(table))
+            } else {
+                (!lacking.is_empty()).then(|| Missing { problem: format!("{} on {table}", lacking.join(", ")), fix: grant(&lacking, table, role) })
+            }
+        }
+        Need::SequenceUsage(seq) => {
+            let sql = "SELECT to_regclass($1) IS NOT NULL, coalesce(pg_catalog.has_sequence_privilege(to_regclass($1)::oid, 'USAGE'), true)";
+            one_privilege(client, sql, seq, "USAGE", &format!("SEQUENCE {seq}"), role).await?
+        }
+        Need::Execute(function) => {
+            let sql = "SELECT to_regprocedure($1) IS NOT NULL, coalesce(pg_catalog.has_function_privilege(to_regprocedure($1)::oid, 'EXECUTE'), true)";
+            one_privilege(client, sql, function, "EXECUTE", &format!("FUNCTION {function}"), role).await?
+        }
+        Need::Maintain { reindex } => {
+            let maintain_privilege = f.major() >= 17;
+            let rows = client.query(UNMAINTAINABLE, &[&maintain_privilege, &!reindex]).await?;
+            let tables: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+            maintain_missing(&tables, *reindex, maintain_privilege, role)
+        }
+    })
+}
+
+/// An object of the extension that is not there.
+fn absent(what: &str) -> Missing {
+    Missing { problem: format!("{what} (missing: the extension is older than this binary)"), fix: "ALTER EXTENSION pitstop UPDATE;".into() }
+}
+
+/// One privilege on `object`: `sql` answers whether it exists and whether the role has it.
+async fn one_privilege(client: &Client, sql: &str, object: &str, privilege: &str, on: &str, role: &str) -> Result<Option<Missing>, tokio_postgres::Error> {
+    let r = client.query_one(sql, &[&object]).await?;
+    Ok(match (r.get(0), r.get(1)) {
+        (false, _) => Some(absent(object)),
+        (true, true) => None,
+        (true, false) => Some(Missing { problem: format!("{privilege} on {object}"), fix: grant(&[privilege], on, role) }),
+    })
+}
+
+/// The problem and fix for tables (name, owner) the role may not maintain.
+pub fn maintain_missing(tables: &[(String, String)], reindex: bool, maintain_privilege: bool, role: &str) -> Option<Missing> {
+    if tables.is_empty() {
+        return None;
+    }
+    const SHOWN: usize = 10;
+    let mut names: Vec<String> = tables.iter().take(SHOWN).map(|(t, owner)| format!("{t} (owner {owner})")).collect();
+    if tables.len() > SHOWN {
+        names.push(format!("and {} more", tables.len() - SHOWN));
+    }
+    let what = if reindex { "REINDEX" } else { "VACUUM/ANALYZE" };
+    let problem = format!("the right to {what} {} table{}: {}", tables.len(), if tables.len() == 1 { "" } else { "s" }, names.join(", "));
+    let fix = if maintain_privilege {
+        format!("GRANT pg_maintain TO {role};")
+    } else {
+        let mut owners: Vec<&str> = tables.iter().map(|(_, o)| o.as_str()).collect();
+        owners.sort_unstable();
+        owners.dedup();
+        let grants: Vec<String> = owners.iter().map(|o| format!("GRANT {o} TO {role};")).collect();
+        format!("{} (the owners' rights; before PostgreSQL 17 only owners may {what})", grants.join(" "))
+    };
+    Some(Missing { problem, fix })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn config(text: &str) -> Config {
+        Config::parse(text, "test.toml", BTreeMap::new()).unwrap()
+    }
+
+    fn tables(needs: &[Need]) -> Vec<(String, Vec<&'static str>)> {
+        needs.iter().filter_map(|n| if let Need::Table { table, privileges } = n { Some((table.clone(), privileges.clone())) } else { None }).collect()
+    }
+
+    #[test]
+    fn the_relay_needs_its_outbox_and_cursor_only_when_it_runs() {
+        assert_eq!(needs(Task::Relay, &config("")), Err("the relay does not run (no redis.url configured)".into()));
+        let relay = needs(Task::Relay, &config("[redis]\nurl = \"redis://h:1\"\n")).unwrap();
+        assert_eq!(
+            tables(&relay),
+            [("pitstop.invalidation_outbox".into(), vec!["SELECT", "DELETE"]), ("pitstop.relay_state".into(), vec!["SELECT", "INSERT", "UPDATE"])]
+        );
+        assert!(needs(Task::Relay, &config("[redis]\nurl = \"redis://h:1\"\n[relay]\nenabled = false\n")).is_err());
+    }
+
+    #[test]
+    fn the_monitor_needs_stats_rights_and_its_tables() {
+        let monitor = needs(Task::Monitor, &config("")).unwrap();
+        assert!(matches!(monitor[0], Need::Role { role: "pg_read_all_stats", grant: "pg_monitor", .. }));
+        assert!(monitor.contains(&Need::SequenceUsage("pitstop.alerts_id_seq")));
+        assert_eq!(tables(&monitor)[0], ("pitstop.host_metrics".into(), vec!["SELECT", "INSERT", "DELETE"]));
+        assert!(needs(Task::Monitor, &config("[monitor]\nenabled = false\n")).is_err());
+    }
+
+    #[test]
+    fn maintenance_needs_follow_the_enabled_jobs() {
+        // Defaults: vacuum, analyze, snapshot and prune; reindex is off.
+        let m = needs(Task::Maintenance, &config("")).unwrap();
+        assert!(m.contains(&Need::Maintain { reindex: false }) && !m.contains(&Need::Maintain { reindex: true }));
+        assert!(m.contains(&Need::Execute(PLAN_FUNCTION)));
+        let t = tables(&m);
+        // The log's privileges merged with the prune's.
+        assert_eq!(t[0], ("pitstop.maintenance_log".into(), vec!["SELECT", "INSERT", "UPDATE", "DELETE"]));
+        assert!(t.contains(&("pitstop.query_snapshots".into(), vec!["INSERT", "SELECT", "DELETE"])));
+        assert!(t.contains(&("pitstop.alerts".into(), vec!["SELECT", "DELETE"])));
+        let prune_only = config("[[maintenance.jobs]]\nname = \"p\"\nkind = \"prune\"\nschedule = \"@daily\"\nkeep = \"7d\"\n");
+        let m = needs(Task::Maintenance, &prune_only).unwrap();
+        assert!(!m.iter().any(|n| matches!(n, Need::Maintain { .. } | Need::Execute(_) | Need::Role { .. })), "{m:?}");
+        assert!(needs(Task::Maintenance, &config("[maintenance]\nenabled = false\n")).is_err());
+        assert_eq!(needs(Task::Maintenance, &config("[maintenance]\njobs = []\n")), Err("no [[maintenance.jobs]] is enabled".into()));
+    }
+
+    #[test]
+    fn fixes_grant_exactly_what_is_missing() {
+        assert_eq!(grant(&["SELECT", "DELETE"], "pitstop.invalidation_outbox", "\"Relay\""), "GRANT SELECT, DELETE ON pitstop.invalidation_outbox TO \"Relay\";");
+        let tables = vec![("public.a".to_string(), "app".to_string()), ("public.b".to_string(), "etl".to_string()), ("s.c".to_string(), "app".to_string())];
+        let m = maintain_missing(&tables, false, false, "pitstop").unwrap();
+        assert_eq!(m.problem, "the right to VACUUM/ANALYZE 3 tables: public.a (owner app), public.b (owner etl), s.c (owner app)");
+        assert!(m.fix.starts_with("GRANT app TO pitstop; GRANT etl TO pitstop; (the owners' rights"), "{}", m.fix);
+        assert_eq!(maintain_missing(&tables, true, true, "pitstop").unwrap().fix, "GRANT pg_maintain TO pitstop;");
+        assert_eq!(maintain_missing(&[], false, true, "pitstop"), None);
+        let many: Vec<(String, String)> = (0..12).map(|i| (format!("t{i}"), "o".to_string())).collect();
+        assert!(maintain_missing(&many, false, true, "p").unwrap().problem.ends_with("t9 (owner o), and 2 more"));
+    }
+}
