@@ -72,22 +72,12 @@ pub fn with(entries: &[String], needed: &[&str]) -> Vec<String> {
     list
 }
 
-/// The statement setting the list: entries that need it double-quoted, the whole a string
-/// literal (`'` doubled).
+/// The statement setting the list: one string literal per entry (`'` doubled). A single
+/// literal holding the whole comma-separated list would be taken as one library's name: the
+/// server quotes each element of a list setting when it writes postgresql.auto.conf.
 pub fn alter_system(entries: &[String]) -> String {
-    let list = entries
-        .iter()
-        .map(|e| {
-            let plain = !e.is_empty() && e.chars().all(|c| !c.is_whitespace() && c != ',' && c != '"');
-            if plain {
-                e.clone()
-            } else {
-                format!("\"{}\"", e.replace('"', "\"\""))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(",");
-    format!("ALTER SYSTEM SET shared_preload_libraries = '{}';", list.replace('\'', "''"))
+    let list = entries.iter().map(|e| format!("'{}'", e.replace('\'', "''"))).collect::<Vec<_>>().join(", ");
+    format!("ALTER SYSTEM SET shared_preload_libraries = {list};")
 }
 
 #[cfg(test)]
@@ -117,14 +107,13 @@ mod tests {
     }
 
     #[test]
-    fn the_fix_keeps_every_entry_and_quotes_what_needs_it() {
+    fn the_fix_keeps_every_entry_one_literal_each() {
         let current = parse(r#"auto_explain,"my lib","it's""q""#).unwrap();
         let fixed = with(&current, &["pg_stat_statements", "pitstop"]);
-        assert_eq!(alter_system(&fixed), r#"ALTER SYSTEM SET shared_preload_libraries = 'auto_explain,"my lib","it''s""q",pg_stat_statements,pitstop';"#);
-        // What the fix sets parses back to the same entries.
-        let literal = alter_system(&fixed);
-        let inner = literal.split_once(" = '").unwrap().1.trim_end_matches("';").replace("''", "'");
-        assert_eq!(parse(&inner).unwrap(), fixed);
+        assert_eq!(
+            alter_system(&fixed),
+            r#"ALTER SYSTEM SET shared_preload_libraries = 'auto_explain', 'my lib', 'it''s"q', 'pg_stat_statements', 'pitstop';"#
+        );
         assert_eq!(alter_system(&with(&[], &["pitstop"])), "ALTER SYSTEM SET shared_preload_libraries = 'pitstop';");
         assert_eq!(with(&list(&["pitstop"]), &["pitstop"]), list(&["pitstop"]));
     }

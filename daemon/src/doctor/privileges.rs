@@ -191,15 +191,16 @@ fn describe(need: &Need) -> String {
     }
 }
 
-/// The tables a plan job may name that the role may not maintain: name and owner.
-const UNMAINTAINABLE: &str = "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), quote_ident(r.rolname) \
+/// The tables a plan job may name that the role may not maintain: name, owner, whether the
+/// owner is a superuser (those last: the others have a GRANT to show).
+const UNMAINTAINABLE: &str = "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), quote_ident(r.rolname), r.rolsuper \
      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace JOIN pg_catalog.pg_roles r ON r.oid = c.relowner \
      WHERE c.relkind IN ('r', 'm') AND c.relpersistence <> 't' \
        AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast' \
        AND NOT pg_catalog.pg_has_role(c.relowner, 'USAGE') \
        AND NOT CASE WHEN $1 THEN pg_catalog.has_table_privilege(c.oid, 'MAINTAIN') ELSE false END \
        AND NOT CASE WHEN $2 THEN pg_catalog.pg_has_role((SELECT datdba FROM pg_catalog.pg_database WHERE datname = current_database()), 'USAGE') ELSE false END \
-     ORDER BY 1";
+     ORDER BY r.rolsuper, 1";
 
 async fn evaluate(client: &Client, need: &Need, f: &Facts) -> Result<Option<Missing>, tokio_postgres::Error> {
     let role = f.role_ident.as_str();
@@ -215,9 +216,11 @@ async fn evaluate(client: &Client, need: &Need, f: &Facts) -> Result<Option<Miss
         Need::Table { table, privileges } => {
             let r = client
                 .query_one(
-                    "SELECT to_regclass($1) IS NOT NULL, ARRAY(SELECT p FROM unnest($2::text[]) WITH ORDINALITY AS u(p, i) \
-                      WHERE NOT pg_catalog.has_table_privilege(to_regclass($1)::oid, p) ORDER BY i)",
-                    &[table, privileges],
+                    &format!(
+                        "WITH {RELATION} SELECT EXISTS (SELECT FROM t), ARRAY(SELECT p FROM t, unnest($3::text[]) WITH ORDINALITY AS u(p, i) \
+                          WHERE NOT pg_catalog.has_table_privilege(t.oid, p) ORDER BY i)"
+                    ),
+                    &[&schema_of(table), &name_of(table), privileges],
                 )
                 .await?;
             let (exists, lacking): (bool, Vec<String>) = (r.get(0), r.get(1));
@@ -229,17 +232,22 @@ async fn evaluate(client: &Client, need: &Need, f: &Facts) -> Result<Option<Miss
             }
         }
         Need::SequenceUsage(seq) => {
-            let sql = "SELECT to_regclass($1) IS NOT NULL, coalesce(pg_catalog.has_sequence_privilege(to_regclass($1)::oid, 'USAGE'), true)";
-            one_privilege(client, sql, seq, "USAGE", &format!("SEQUENCE {seq}"), role).await?
+            let sql = format!("WITH {RELATION} SELECT EXISTS (SELECT FROM t), coalesce((SELECT pg_catalog.has_sequence_privilege(t.oid, 'USAGE') FROM t), true)");
+            let r = client.query_one(&sql, &[&schema_of(seq), &name_of(seq)]).await?;
+            one_privilege(&r, seq, "USAGE", &format!("SEQUENCE {seq}"), role)
         }
         Need::Execute(function) => {
-            let sql = "SELECT to_regprocedure($1) IS NOT NULL, coalesce(pg_catalog.has_function_privilege(to_regprocedure($1)::oid, 'EXECUTE'), true)";
-            one_privilege(client, sql, function, "EXECUTE", &format!("FUNCTION {function}"), role).await?
+            let (qualified, arguments) = function.split_once('(').unwrap_or((function, ")"));
+            let sql = "WITH f AS (SELECT p.oid FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
+                       WHERE n.nspname = $1 AND p.proname = $2 AND pg_catalog.oidvectortypes(p.proargtypes) = $3) \
+                       SELECT EXISTS (SELECT FROM f), coalesce((SELECT pg_catalog.has_function_privilege(f.oid, 'EXECUTE') FROM f), true)";
+            let r = client.query_one(sql, &[&schema_of(qualified), &name_of(qualified), &arguments.trim_end_matches(')')]).await?;
+            one_privilege(&r, function, "EXECUTE", &format!("FUNCTION {function}"), role)
         }
         Need::Maintain { reindex } => {
             let maintain_privilege = f.major() >= 17;
             let rows = client.query(UNMAINTAINABLE, &[&maintain_privilege, &!reindex]).await?;
-            let tables: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+            let tables: Vec<Owned> = rows.iter().map(|r| Owned { table: r.get(0), owner: r.get(1), superuser: r.get(2) }).collect();
             maintain_missing(&tables, *reindex, maintain_privilege, role)
         }
     })
@@ -250,38 +258,67 @@ fn absent(what: &str) -> Missing {
     Missing { problem: format!("{what} (missing: the extension is older than this binary)"), fix: "ALTER EXTENSION pitstop UPDATE;".into() }
 }
 
-/// One privilege on `object`: `sql` answers whether it exists and whether the role has it.
-async fn one_privilege(client: &Client, sql: &str, object: &str, privilege: &str, on: &str, role: &str) -> Result<Option<Missing>, tokio_postgres::Error> {
-    let r = client.query_one(sql, &[&object]).await?;
-    Ok(match (r.get(0), r.get(1)) {
+/// One privilege on `object`: `r` says whether it exists and whether the role has it.
+fn one_privilege(r: &tokio_postgres::Row, object: &str, privilege: &str, on: &str, role: &str) -> Option<Missing> {
+    match (r.get(0), r.get(1)) {
         (false, _) => Some(absent(object)),
         (true, true) => None,
         (true, false) => Some(Missing { problem: format!("{privilege} on {object}"), fix: grant(&[privilege], on, role) }),
-    })
+    }
 }
 
-/// The problem and fix for tables (name, owner) the role may not maintain.
-pub fn maintain_missing(tables: &[(String, String)], reindex: bool, maintain_privilege: bool, role: &str) -> Option<Missing> {
+/// Relation `t` named by schema $1 and name $2, looked up in the catalogs: to_regclass would
+/// fail without USAGE on the schema, which is one of the things checked.
+const RELATION: &str = "t AS (SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                        WHERE n.nspname = $1 AND c.relname = $2)";
+
+fn schema_of(qualified: &str) -> String {
+    qualified.split_once('.').map_or("pitstop", |(s, _)| s).to_string()
+}
+
+fn name_of(qualified: &str) -> String {
+    qualified.split_once('.').map_or(qualified, |(_, n)| n).to_string()
+}
+
+/// A table and its owner (identifiers quoted).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Owned {
+    pub table: String,
+    pub owner: String,
+    pub superuser: bool,
+}
+
+/// The problem and fix for the tables the role may not maintain. Before PostgreSQL 17 only
+/// owners may (and, for VACUUM/ANALYZE, the database owner); membership in the owner role is
+/// the narrowest grant, but never in a superuser's role (that would hand over every object
+/// the superuser owns).
+pub fn maintain_missing(tables: &[Owned], reindex: bool, maintain_privilege: bool, role: &str) -> Option<Missing> {
     if tables.is_empty() {
         return None;
     }
     const SHOWN: usize = 10;
-    let mut names: Vec<String> = tables.iter().take(SHOWN).map(|(t, owner)| format!("{t} (owner {owner})")).collect();
+    let mut names: Vec<String> = tables.iter().take(SHOWN).map(|t| format!("{} (owner {})", t.table, t.owner)).collect();
     if tables.len() > SHOWN {
         names.push(format!("and {} more", tables.len() - SHOWN));
     }
     let what = if reindex { "REINDEX" } else { "VACUUM/ANALYZE" };
     let problem = format!("the right to {what} {} table{}: {}", tables.len(), if tables.len() == 1 { "" } else { "s" }, names.join(", "));
-    let fix = if maintain_privilege {
-        format!("GRANT pg_maintain TO {role};")
-    } else {
-        let mut owners: Vec<&str> = tables.iter().map(|(_, o)| o.as_str()).collect();
-        owners.sort_unstable();
-        owners.dedup();
-        let grants: Vec<String> = owners.iter().map(|o| format!("GRANT {o} TO {role};")).collect();
-        format!("{} (the owners' rights; before PostgreSQL 17 only owners may {what})", grants.join(" "))
+    if maintain_privilege {
+        return Some(Missing { problem, fix: format!("GRANT pg_maintain TO {role};") });
+    }
+    let owners = |superuser: bool| {
+        let mut o: Vec<&str> = tables.iter().filter(|t| t.superuser == superuser).map(|t| t.owner.as_str()).collect();
+        o.sort_unstable();
+        o.dedup();
+        o
     };
-    Some(Missing { problem, fix })
+    let mut fix: Vec<String> = owners(false).iter().map(|o| format!("GRANT {o} TO {role};")).collect();
+    let supers = owners(true);
+    if !supers.is_empty() {
+        let instead = if reindex { "run REINDEX jobs as a superuser" } else { "make the role the database owner (ALTER DATABASE … OWNER TO), or leave them to autovacuum" };
+        fix.push(format!("tables owned by superuser {}: before PostgreSQL 17 {instead}", supers.join(", ")));
+    }
+    Some(Missing { problem, fix: fix.join("\n") })
 }
 
 #[cfg(test)]
@@ -338,13 +375,18 @@ mod tests {
     #[test]
     fn fixes_grant_exactly_what_is_missing() {
         assert_eq!(grant(&["SELECT", "DELETE"], "pitstop.invalidation_outbox", "\"Relay\""), "GRANT SELECT, DELETE ON pitstop.invalidation_outbox TO \"Relay\";");
-        let tables = vec![("public.a".to_string(), "app".to_string()), ("public.b".to_string(), "etl".to_string()), ("s.c".to_string(), "app".to_string())];
+        let owned = |table: &str, owner: &str, superuser| Owned { table: table.into(), owner: owner.into(), superuser };
+        let tables = vec![owned("public.a", "app", false), owned("public.b", "etl", false), owned("s.c", "app", false), owned("pitstop.alerts", "postgres", true)];
         let m = maintain_missing(&tables, false, false, "pitstop").unwrap();
-        assert_eq!(m.problem, "the right to VACUUM/ANALYZE 3 tables: public.a (owner app), public.b (owner etl), s.c (owner app)");
-        assert!(m.fix.starts_with("GRANT app TO pitstop; GRANT etl TO pitstop; (the owners' rights"), "{}", m.fix);
+        assert_eq!(m.problem, "the right to VACUUM/ANALYZE 4 tables: public.a (owner app), public.b (owner etl), s.c (owner app), pitstop.alerts (owner postgres)");
+        assert_eq!(
+            m.fix,
+            "GRANT app TO pitstop;\nGRANT etl TO pitstop;\ntables owned by superuser postgres: before PostgreSQL 17 make the role the database owner (ALTER DATABASE … OWNER TO), or leave them to autovacuum"
+        );
+        assert!(!m.fix.contains("GRANT postgres"));
         assert_eq!(maintain_missing(&tables, true, true, "pitstop").unwrap().fix, "GRANT pg_maintain TO pitstop;");
         assert_eq!(maintain_missing(&[], false, true, "pitstop"), None);
-        let many: Vec<(String, String)> = (0..12).map(|i| (format!("t{i}"), "o".to_string())).collect();
+        let many: Vec<Owned> = (0..12).map(|i| owned(&format!("t{i}"), "o", false)).collect();
         assert!(maintain_missing(&many, false, true, "p").unwrap().problem.ends_with("t9 (owner o), and 2 more"));
     }
 }

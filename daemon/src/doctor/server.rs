@@ -16,16 +16,21 @@ pub const SUPPORTED: &[i32] = &[15, 17, 18];
 /// the workload reports, the advisor and snapshots).
 const LIBRARIES: &[&str] = &["pg_stat_statements", "pitstop"];
 
-/// Works on any server from 10 on, so that an old one still gets its version check.
+/// Works on any server from 10 on, so that an old one still gets its version check. Only
+/// superusers and pg_read_all_settings may read shared_preload_libraries; whether a library
+/// is preloaded shows to everyone as its settings being defined in this fresh session (both
+/// libraries define theirs only when preloaded, and nothing here loads pitstop).
 const FACTS: &str = "SELECT current_setting('server_version_num')::int, current_setting('server_version'), \
-       current_setting('shared_preload_libraries'), \
+       CASE WHEN pg_catalog.pg_has_role('pg_read_all_settings', 'USAGE') THEN current_setting('shared_preload_libraries') END, \
        coalesce((SELECT pending_restart FROM pg_catalog.pg_settings WHERE name = 'shared_preload_libraries'), false), \
        (SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pitstop'), \
        (SELECT default_version FROM pg_catalog.pg_available_extensions WHERE name = 'pitstop'), \
        (SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_stat_statements'), \
        EXISTS (SELECT FROM pg_catalog.pg_available_extensions WHERE name = 'pg_stat_statements'), \
        coalesce(s.ssl, false), s.version, s.cipher, current_setting('ssl'), pg_catalog.inet_server_addr() IS NULL, \
-       current_user::text, quote_ident(current_user), current_database()::text \
+       current_user::text, quote_ident(current_user), current_database()::text, \
+       EXISTS (SELECT FROM pg_catalog.pg_settings WHERE name LIKE 'pitstop.%'), \
+       EXISTS (SELECT FROM pg_catalog.pg_settings WHERE name LIKE 'pg\\_stat\\_statements.%') \
   FROM (SELECT 1) one LEFT JOIN pg_catalog.pg_stat_ssl s ON s.pid = pg_catalog.pg_backend_pid()";
 
 /// From 14 on: whether this very statement got a query id.
@@ -36,7 +41,10 @@ const QUERY_ID: &str = "SELECT current_setting('compute_query_id'), \
 pub struct Facts {
     pub version_num: i32,
     pub version: String,
-    pub preload: String,
+    /// shared_preload_libraries, when this role may read it.
+    pub preload: Option<String>,
+    pub pitstop_loaded: bool,
+    pub pgss_loaded: bool,
     pub preload_pending_restart: bool,
     pub pitstop_installed: Option<String>,
     pub pitstop_available: Option<String>,
@@ -76,6 +84,8 @@ impl Facts {
             role: r.get(13),
             role_ident: r.get(14),
             database: r.get(15),
+            pitstop_loaded: r.get(16),
+            pgss_loaded: r.get(17),
             ..Facts::default()
         };
         if facts.version_num >= 140000 {
@@ -132,21 +142,33 @@ fn tls_check(f: &Facts, tls: &TlsSettings) -> Check {
 }
 
 /// The ALTER SYSTEM adding every missing library, whichever check shows it.
-fn preload_fix(current: &[String]) -> String {
-    format!("{} then restart PostgreSQL (e.g. systemctl restart postgresql)", preload::alter_system(&preload::with(current, LIBRARIES)))
+fn preload_fix(f: &Facts) -> String {
+    let restart = "then restart PostgreSQL (e.g. systemctl restart postgresql)";
+    match f.preload.as_deref().map(preload::parse) {
+        Some(Ok(current)) => format!("{} {restart}", preload::alter_system(&preload::with(&current, LIBRARIES))),
+        Some(Err(e)) => format!("set shared_preload_libraries to a valid list including pg_stat_statements and pitstop ({e}), {restart}"),
+        None => format!(
+            "ALTER SYSTEM SET shared_preload_libraries = <its current entries, each quoted>, 'pg_stat_statements', 'pitstop'; \
+             (this role may not read the list: SHOW shared_preload_libraries as a superuser) {restart}"
+        ),
+    }
+}
+
+/// `what`, and the setting's value when this role may read it.
+fn with_list(what: &str, f: &Facts) -> String {
+    let pending = if f.preload_pending_restart { "; a changed value waits for a restart" } else { "" };
+    match &f.preload {
+        Some(list) => format!("{what} (shared_preload_libraries = '{list}'{pending})"),
+        None => format!("{what} (its settings are not defined; shared_preload_libraries needs pg_read_all_settings to read)"),
+    }
 }
 
 fn preloaded(f: &Facts) -> Check {
     let name = "shared_preload_libraries";
-    let current = match preload::parse(&f.preload) {
-        Ok(list) => list,
-        Err(e) => return Check::failed(name, format!("cannot read shared_preload_libraries = {:?}: {e}", f.preload), "set shared_preload_libraries to a list including pitstop, then restart PostgreSQL"),
-    };
-    if preload::loads(&current, "pitstop") {
-        return Check::ok(name, format!("pitstop is preloaded (shared_preload_libraries = '{}')", f.preload));
+    if f.pitstop_loaded {
+        return Check::ok(name, with_list("pitstop is preloaded", f));
     }
-    let pending = if f.preload_pending_restart { "; a changed value waits for a restart" } else { "" };
-    Check::failed(name, format!("pitstop is not in shared_preload_libraries = '{}'{pending}", f.preload), preload_fix(&current))
+    Check::failed(name, with_list("pitstop is not preloaded", f), preload_fix(f))
 }
 
 fn extension(f: &Facts) -> Check {
@@ -181,10 +203,9 @@ fn extension(f: &Facts) -> Check {
 
 fn pg_stat_statements(f: &Facts) -> Check {
     let name = "pg_stat_statements";
-    let current = preload::parse(&f.preload).unwrap_or_default();
-    if !preload::loads(&current, "pg_stat_statements") {
-        let fix = if f.pgss_available { preload_fix(&current) } else { format!("install PostgreSQL's contrib package on the server, then {}", preload_fix(&current)) };
-        return Check::failed(name, format!("pg_stat_statements is not in shared_preload_libraries = '{}'", f.preload), fix);
+    if !f.pgss_loaded {
+        let fix = if f.pgss_available { preload_fix(f) } else { format!("install PostgreSQL's contrib package on the server, then {}", preload_fix(f)) };
+        return Check::failed(name, with_list("pg_stat_statements is not preloaded", f), fix);
     }
     if f.pgss_installed.is_none() {
         return Check::failed(name, format!("the library is preloaded, but the extension is not created in database {:?}", f.database), "CREATE EXTENSION pg_stat_statements;");
@@ -212,7 +233,9 @@ mod tests {
         Facts {
             version_num: 150008,
             version: "15.8".into(),
-            preload: "pg_stat_statements,pitstop".into(),
+            preload: Some("pg_stat_statements,pitstop".into()),
+            pitstop_loaded: true,
+            pgss_loaded: true,
             pitstop_installed: Some(extension_version::NEEDED.into()),
             pitstop_available: Some(extension_version::NEEDED.into()),
             pgss_installed: Some("1.10".into()),
@@ -248,12 +271,17 @@ mod tests {
 
     #[test]
     fn missing_libraries_are_added_to_the_existing_list_by_both_checks() {
-        let f = Facts { preload: "auto_explain".into(), ..healthy() };
-        let fix = "ALTER SYSTEM SET shared_preload_libraries = 'auto_explain,pg_stat_statements,pitstop'; then restart PostgreSQL (e.g. systemctl restart postgresql)";
+        let f = Facts { preload: Some("auto_explain".into()), pitstop_loaded: false, pgss_loaded: false, ..healthy() };
+        let fix = "ALTER SYSTEM SET shared_preload_libraries = 'auto_explain', 'pg_stat_statements', 'pitstop'; then restart PostgreSQL (e.g. systemctl restart postgresql)";
         assert_eq!(preloaded(&f).fix.as_deref(), Some(fix));
         assert_eq!(pg_stat_statements(&f).fix.as_deref(), Some(fix));
-        let f = Facts { preload: "pg_stat_statements".into(), preload_pending_restart: true, ..healthy() };
-        assert!(preloaded(&f).found.ends_with("waits for a restart"));
+        let f = Facts { preload: Some("pg_stat_statements".into()), pitstop_loaded: false, preload_pending_restart: true, ..healthy() };
+        assert!(preloaded(&f).found.ends_with("waits for a restart)"));
+        // A role that may not read the list is still told whether pitstop is loaded.
+        let f = Facts { preload: None, pitstop_loaded: false, ..healthy() };
+        let c = preloaded(&f);
+        assert!(c.found.starts_with("pitstop is not preloaded (its settings are not defined") && c.fix.unwrap().contains("SHOW shared_preload_libraries as a superuser"));
+        assert_eq!(preloaded(&Facts { preload: None, ..healthy() }).status, super::super::Status::Ok);
     }
 
     #[test]
