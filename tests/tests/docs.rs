@@ -3,7 +3,8 @@
 //! are revoked from PUBLIC or SECURITY DEFINER, which views pg_monitor may read, every
 //! `pitstop.*` setting with its default and context, every bypass reason of the result cache
 //! and every metric family the daemon exports must each have their entry in docs/, and every
-//! entry there must name something that exists.
+//! entry there must name something that exists. The links of README.md and docs/ must
+//! resolve, to a heading where they name one, and never leave the repository.
 
 use pitstop_tests::{poll_until, ClusterOptions, Daemon, DaemonConfig, PgCluster};
 use std::collections::BTreeSet;
@@ -258,4 +259,60 @@ fn every_metric_the_daemon_exports_is_documented() {
     }
     let unknown: Vec<&String> = documented.iter().filter(|name| !sources.contains(&format!("\"{name}\""))).collect();
     assert!(unknown.is_empty(), "docs/daemon.md names metrics the daemon does not export: {unknown:?}");
+}
+
+/// A heading's anchor as GitHub makes it: lower case, punctuation dropped, spaces to hyphens.
+fn anchor_of(heading: &str) -> String {
+    heading
+        .trim_start_matches('#')
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+#[test]
+fn links_of_the_readme_and_docs_resolve_inside_the_repository() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap();
+    let mut pages = vec!["README.md".to_string()];
+    let mut docs: Vec<String> = std::fs::read_dir(root.join("docs"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().filter(|n| n.ends_with(".md")).map(|n| format!("docs/{n}")))
+        .collect();
+    docs.sort();
+    pages.extend(docs);
+    let mut problems = Vec::new();
+    let mut links = 0;
+    for page in &pages {
+        let text = repo_file(page);
+        for (i, _) in text.match_indices("](") {
+            let Some(target) = text[i + 2..].split(')').next().filter(|t| !t.contains(char::is_whitespace)) else { continue };
+            if target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            links += 1;
+            let (path, anchor) = target.split_once('#').unwrap_or((target, ""));
+            let file = if path.is_empty() { root.join(page) } else { root.join(page).parent().unwrap().join(path) };
+            let Ok(file) = file.canonicalize() else {
+                problems.push(format!("{page}: {target} does not exist"));
+                continue;
+            };
+            if !file.starts_with(&root) {
+                problems.push(format!("{page}: {target} points outside the repository"));
+                continue;
+            }
+            if !anchor.is_empty() {
+                let headings = std::fs::read_to_string(&file).unwrap_or_default();
+                let found = lines_outside_code(&headings).iter().any(|(fenced, l)| !fenced && l.starts_with('#') && anchor_of(l) == anchor);
+                if !found {
+                    problems.push(format!("{page}: {target} names no heading of {}", file.display()));
+                }
+            }
+        }
+    }
+    assert!(links > 20, "only {links} links found");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
