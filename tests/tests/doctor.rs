@@ -169,6 +169,9 @@ fn a_role_without_grants_is_told_each_grant_and_passes_once_they_are_run() {
     let args = ["--dsn", dsn.as_str(), "--config", config.path()];
     let (code, checks) = doctor(&args);
     assert_eq!(code, 1);
+    // A role that may not read shared_preload_libraries still learns that pitstop is loaded.
+    let preload = expect(&checks, "shared_preload_libraries", "ok");
+    assert_eq!(preload.found, "pitstop is preloaded (its settings are defined in this session; reading shared_preload_libraries needs pg_read_all_settings)");
 
     let relay = expect(&checks, "relay_privileges", "failed");
     assert_eq!(

@@ -154,21 +154,22 @@ fn preload_fix(f: &Facts) -> String {
     }
 }
 
-/// `what`, and the setting's value when this role may read it.
-fn with_list(what: &str, f: &Facts) -> String {
+/// `what`, with the setting's value when this role may read it, else how it was told.
+fn with_list(what: &str, loaded: bool, f: &Facts) -> String {
     let pending = if f.preload_pending_restart { "; a changed value waits for a restart" } else { "" };
+    let defined = if loaded { "defined" } else { "not defined" };
     match &f.preload {
         Some(list) => format!("{what} (shared_preload_libraries = '{list}'{pending})"),
-        None => format!("{what} (its settings are not defined; shared_preload_libraries needs pg_read_all_settings to read)"),
+        None => format!("{what} (its settings are {defined} in this session; reading shared_preload_libraries needs pg_read_all_settings)"),
     }
 }
 
 fn preloaded(f: &Facts) -> Check {
     let name = "shared_preload_libraries";
     if f.pitstop_loaded {
-        return Check::ok(name, with_list("pitstop is preloaded", f));
+        return Check::ok(name, with_list("pitstop is preloaded", true, f));
     }
-    Check::failed(name, with_list("pitstop is not preloaded", f), preload_fix(f))
+    Check::failed(name, with_list("pitstop is not preloaded", false, f), preload_fix(f))
 }
 
 fn extension(f: &Facts) -> Check {
@@ -205,7 +206,7 @@ fn pg_stat_statements(f: &Facts) -> Check {
     let name = "pg_stat_statements";
     if !f.pgss_loaded {
         let fix = if f.pgss_available { preload_fix(f) } else { format!("install PostgreSQL's contrib package on the server, then {}", preload_fix(f)) };
-        return Check::failed(name, with_list("pg_stat_statements is not preloaded", f), fix);
+        return Check::failed(name, with_list("pg_stat_statements is not preloaded", false, f), fix);
     }
     if f.pgss_installed.is_none() {
         return Check::failed(name, format!("the library is preloaded, but the extension is not created in database {:?}", f.database), "CREATE EXTENSION pg_stat_statements;");
@@ -280,8 +281,9 @@ mod tests {
         // A role that may not read the list is still told whether pitstop is loaded.
         let f = Facts { preload: None, pitstop_loaded: false, ..healthy() };
         let c = preloaded(&f);
-        assert!(c.found.starts_with("pitstop is not preloaded (its settings are not defined") && c.fix.unwrap().contains("SHOW shared_preload_libraries as a superuser"));
-        assert_eq!(preloaded(&Facts { preload: None, ..healthy() }).status, super::super::Status::Ok);
+        assert!(c.found.starts_with("pitstop is not preloaded (its settings are not defined in this session") && c.fix.unwrap().contains("SHOW shared_preload_libraries as a superuser"));
+        let c = preloaded(&Facts { preload: None, ..healthy() });
+        assert_eq!((c.status, c.found.as_str()), (super::super::Status::Ok, "pitstop is preloaded (its settings are defined in this session; reading shared_preload_libraries needs pg_read_all_settings)"));
     }
 
     #[test]
