@@ -171,7 +171,7 @@ pub async fn checks(client: &Client, facts: Option<&Facts>, config: Option<&Conf
             (None, true) => Check::ok(name, format!("role {:?} has what it runs: {}", facts.role, needs.iter().map(describe).collect::<Vec<_>>().join("; "))),
             (None, false) => Check::failed(
                 name,
-                format!("role {:?} lacks {}", facts.role, missing.iter().map(|m| m.problem.as_str()).collect::<Vec<_>>().join("; ")),
+                format!("role {:?} lacks:\n{}", facts.role, missing.iter().map(|m| m.problem.as_str()).collect::<Vec<_>>().join("\n")),
                 missing.iter().map(|m| m.fix.as_str()).collect::<Vec<_>>().join("\n"),
             ),
         });
