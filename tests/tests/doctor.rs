@@ -87,7 +87,8 @@ impl Drop for TempFile {
 
 #[test]
 fn a_ready_server_passes_and_redis_down_fails() {
-    let (cluster, _client) = PgCluster::with_pitstop(ClusterOptions::default(), "CREATE EXTENSION pg_stat_statements");
+    let logged = ClusterOptions { settings: vec![("log_statement", "all".into()), ("log_line_prefix", "app=%a ".into())], ..Default::default() };
+    let (cluster, _client) = PgCluster::with_pitstop(logged, "CREATE EXTENSION pg_stat_statements");
     let mut redis = RedisServer::start();
     let config = TempFile::new("pitstop.toml", &format!("[redis]\nurl = \"{}\"\n", redis.url()));
     let dsn = cluster.dsn();
@@ -100,6 +101,14 @@ fn a_ready_server_passes_and_redis_down_fails() {
     assert!(expect(&checks, "redis", "ok").found.starts_with("PING answered by"));
     // Plaintext TCP is a warning, which does not fail the run.
     expect(&checks, "tls", "warning");
+    // Doctor only reads.
+    let log = cluster.log();
+    let statements: Vec<&str> = log.lines().filter(|l| l.starts_with("app=pitstop-cli ") && (l.contains(" execute ") || l.contains(" statement: "))).collect();
+    assert!(statements.len() >= 10, "{log}");
+    for line in statements {
+        let sql = line.split_once(": ").unwrap().1.split_once(": ").map_or("", |(_, sql)| sql);
+        assert!(sql.starts_with("SELECT ") || sql.starts_with("WITH "), "{line}");
+    }
 
     redis.kill();
     let (code, checks) = doctor(&args);

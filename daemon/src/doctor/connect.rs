@@ -19,12 +19,18 @@ pub struct Session {
     pub check: Check,
 }
 
-pub async fn connect(explicit: &Explicit<'_>, env: &dyn Fn(&str) -> Option<String>) -> Result<Session, Check> {
-    let mut target = db::cli_target(explicit, Some(STATEMENT_TIMEOUT), env)
-        .map_err(|e| Check::failed(CHECK, format!("invalid connection settings: {e:#}"), "correct the connection flags (-h -p -U -d, --dsn) or the PG* variables"))?;
-    // lock_timeout comes from the CLI bounds; doctor also cannot write by accident.
+/// The CLI's settings (lock_timeout included), a short statement_timeout, and a read-only
+/// session so that doctor cannot write by accident.
+fn session_target(explicit: &Explicit<'_>, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Target> {
+    let mut target = db::cli_target(explicit, Some(STATEMENT_TIMEOUT), env)?;
     let options = format!("{} -c default_transaction_read_only=on", target.config.get_options().unwrap_or_default());
     target.config.options(options.trim());
+    Ok(target)
+}
+
+pub async fn connect(explicit: &Explicit<'_>, env: &dyn Fn(&str) -> Option<String>) -> Result<Session, Check> {
+    let target = session_target(explicit, env)
+        .map_err(|e| Check::failed(CHECK, format!("invalid connection settings: {e:#}"), "correct the connection flags (-h -p -U -d, --dsn) or the PG* variables"))?;
     let server = describe_server(&target);
     match db::open(&target).await {
         Ok((client, connection, _)) => {
@@ -87,6 +93,15 @@ mod tests {
         assert!(hint("db error: FATAL: database \"nope\" does not exist").contains("-d"));
         assert!(hint("db error: FATAL: no pg_hba.conf entry for host").contains("pg_hba.conf"));
         assert!(hint("invalid peer certificate: UnknownIssuer").contains("sslrootcert"));
+    }
+
+    #[test]
+    fn the_session_is_read_only_and_bounded() {
+        let target = session_target(&Explicit { host: Some("db"), ..Default::default() }, &|_| None).unwrap();
+        assert_eq!(
+            target.config.get_options(),
+            Some("-c statement_timeout=5000ms -c lock_timeout=2s -c idle_in_transaction_session_timeout=60s -c default_transaction_read_only=on")
+        );
     }
 
     #[test]
