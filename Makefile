@@ -1,13 +1,24 @@
 # pitstop: the two commands of the README, and the steps they are made of.
 SHELL := /bin/bash
+# The PostgreSQL major to build and test against: 15 is the host's; 17 and 18 run in chroots
+# (scripts/pgchroot.sh) whose pg_config wrapper and server wrappers make them look local.
+PG ?= 15
+MATRIX := 15 17 18
+ifeq ($(PG),15)
 PG_CONFIG ?= /usr/bin/pg_config
 # Outside the checkout: the postgres user may not be able to enter the clone's directory.
 PGRX_PGDATA ?= /tmp/pitstop-pgrx-test-data
+else
+PG_CONFIG ?= /opt/pitstop-pg/$(PG)/pg_config
+PGRX_PGDATA ?= /tmp/pitstop-pgrx-test-data-$(PG)
+endif
+# The integration tests' clusters use this major's binaries (tests/src/lib.rs).
+export PG_CONFIG
 
-.PHONY: setup build install-ext test test-unit test-pg test-integration demo demo-stop bench clean
+.PHONY: setup build install-ext test test-matrix test-unit test-pg test-integration package test-package demo demo-stop bench clean
 
 setup:
-	@bash scripts/setup.sh
+	@bash scripts/setup.sh $(if $(filter-out 15,$(PG)),--pg $(PG))
 
 build:
 	cargo build -p pitstop-daemon
@@ -32,18 +43,48 @@ test-unit:
 	cargo test -p pitstop-daemon -p pitstop-tests --lib --bins
 
 ## Tier 2: #[pg_test] inside Postgres with pitstop preloaded.
+## In a chroot the server wrappers switch to postgres themselves: pgrx runs them as root and
+## connects as USER, and initdb makes a fresh data directory each run.
 test-pg:
+ifeq ($(PG),15)
 	mkdir -p $(PGRX_PGDATA) && chown postgres $(PGRX_PGDATA) 2>/dev/null || true
 	cargo pgrx test pg15 -p pitstop --runas postgres --pgdata $(PGRX_PGDATA)
+else
+	rm -rf $(PGRX_PGDATA) && mkdir -p $(PGRX_PGDATA) && chown postgres $(PGRX_PGDATA)
+	USER=postgres cargo pgrx test pg$(PG) -p pitstop --pgdata $(PGRX_PGDATA)
+endif
 
 ## Tier 3: private clusters + redis + the pitstop binary.
 test-integration: install-ext build
 	cargo test -p pitstop-tests --tests -- --test-threads=2
 
+## Debian packages into $CARGO_TARGET_DIR/debian (else target/debian): pitstop, and
+## postgresql-MAJOR-pitstop for each pg_config of PACKAGE_PG; PG_CONFIG=PREFIX strips PREFIX
+## (a chroot's root) from that pg_config's paths (scripts/package.sh).
+PACKAGE_PG ?= $(PG_CONFIG)
+package:
+	bash scripts/package.sh $(PACKAGE_PG)
+
+## The packages installed with dpkg, used and purged (tests/tests/package.rs). dpkg replaces
+## the system's pitstop.so that test clusters load: after the other tiers, under the same lock
+## as they are, and the development build is installed again afterwards, pass or fail.
+test-package: package build
+	status=0; cargo test -p pitstop-tests --test package -- --ignored --test-threads=1 || status=$$?; \
+		$(MAKE) install-ext && exit $$status
+
 test: setup
 	$(MAKE) test-unit
 	$(MAKE) test-pg
 	$(MAKE) test-integration
+	$(MAKE) test-package
+
+## Tiers 2 and 3 against every supported major (tier 1 does not depend on it).
+test-matrix:
+	bash scripts/setup.sh --pg $$(echo $(filter-out 15,$(MATRIX)) | tr ' ' ,)
+	$(MAKE) test-unit
+	set -e; for major in $(MATRIX); do \
+		echo "== PostgreSQL $$major"; \
+		env -u PG_CONFIG -u PGRX_PGDATA $(MAKE) PG=$$major test-pg test-integration; done
 
 demo: setup install-ext
 	cargo build -p pitstop-daemon --release

@@ -5,6 +5,15 @@
 # with a message naming that step.
 set -euo pipefail
 
+# --pg 17,18: also the chroots of those majors (scripts/pgchroot.sh) and their pgrx entries.
+EXTRA_MAJORS=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --pg) IFS=, read -r -a EXTRA_MAJORS <<< "${2:?--pg needs majors, e.g. 17,18}"; shift 2 ;;
+        *) printf 'setup: unknown argument %s (usage: setup.sh [--pg 17,18])\n' "$1" >&2; exit 2 ;;
+    esac
+done
+
 PGRX_VERSION="0.18.1"
 PG_CONFIG="/usr/bin/pg_config"
 PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-contrib libclang-dev clang
@@ -56,5 +65,16 @@ fi
 # 4. The postgres OS user runs test clusters; it must be able to reach the checkout
 #    (tests place data directories under target/).
 id postgres >/dev/null 2>&1 || fail "OS user 'postgres' missing (postgresql-15 should create it)"
+
+# 5. Other majors, in chroots, known to pgrx by their pg_config wrappers.
+for major in "${EXTRA_MAJORS[@]}"; do
+    [ "$major" = 15 ] && continue
+    bash "$(dirname "$0")/pgchroot.sh" "$major" || fail "PostgreSQL $major chroot"
+    wrapper="/opt/pitstop-pg/$major/pg_config"
+    if ! grep -q "^pg${major} = \"${wrapper}\"" "$PGRX_HOME/config.toml"; then
+        sed -i "/^pg${major} = /d" "$PGRX_HOME/config.toml"
+        echo "pg${major} = \"${wrapper}\"" >> "$PGRX_HOME/config.toml"
+    fi
+done
 
 say "ready"

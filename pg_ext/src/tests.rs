@@ -66,12 +66,13 @@ pub mod tests {
         capture_nested_statements(0);
         Spi::run("SET pitstop.capture_analyze = on").unwrap();
         Spi::run("SELECT count(*) FROM generate_series(1, 1000) /* pitstop-analyze */").unwrap();
-        let actual = Spi::get_one::<String>(
-            "SELECT plan->'Plan'->>'Actual Rows' FROM pitstop.slow_queries
+        // A number: PostgreSQL 18 prints actual rows with two decimals ("1.00").
+        let actual = Spi::get_one::<f64>(
+            "SELECT (plan->'Plan'->>'Actual Rows')::float8 FROM pitstop.slow_queries
               WHERE query LIKE '%pitstop-analyze%' AND plan_analyzed",
         )
         .unwrap();
-        assert_eq!(actual.as_deref(), Some("1"));
+        assert_eq!(actual, Some(1.0));
     }
 
     #[pg_test]

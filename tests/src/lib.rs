@@ -37,15 +37,25 @@ unsafe extern "C" {
     fn libc_geteuid() -> u32;
 }
 
-/// A command run as the `postgres` OS user when we are root (Postgres refuses root).
-fn as_postgres(program: &Path) -> Command {
-    if is_root() {
-        let mut cmd = Command::new("sudo");
-        cmd.args(["-u", "postgres", "--"]).arg(program);
-        cmd
+/// How to run PostgreSQL's program `name` as the `postgres` OS user (Postgres refuses root):
+/// through sudo when we are root, unless the bindir's programs switch user themselves (the
+/// chroot wrappers of scripts/pgchroot.sh, marked by a `.runs-as-postgres` file).
+pub fn postgres_argv(name: &str) -> Vec<std::ffi::OsString> {
+    let program = pg_bin(name);
+    let switches_itself = program.parent().is_some_and(|dir| dir.join(".runs-as-postgres").exists());
+    if is_root() && !switches_itself {
+        vec!["sudo".into(), "-u".into(), "postgres".into(), "--".into(), program.into()]
     } else {
-        Command::new(program)
+        vec![program.into()]
     }
+}
+
+/// PostgreSQL's program `name`, run as the `postgres` OS user.
+pub fn as_postgres(name: &str) -> Command {
+    let argv = postgres_argv(name);
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]);
+    cmd
 }
 
 fn run(cmd: &mut Command, what: &str) -> Output {
@@ -99,7 +109,7 @@ fn sweep_stale(base: &Path) {
             continue;
         }
         if dir.join("data/postmaster.pid").exists() {
-            let _ = as_postgres(&pg_bin("pg_ctl"))
+            let _ = as_postgres("pg_ctl")
                 .args(["stop", "-m", "immediate", "-D"])
                 .arg(dir.join("data"))
                 .output();
@@ -115,12 +125,16 @@ fn sweep_stale(base: &Path) {
     }
 }
 
-fn pg_bin(name: &str) -> PathBuf {
-    let bindir = std::env::var("PG_BINDIR").unwrap_or_else(|_| {
-        let out = run(Command::new("pg_config").arg("--bindir"), "pg_config --bindir");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+/// PostgreSQL's program `name` of the major under test: the bindir of `$PG_CONFIG` (the
+/// Makefile's; `pg_config` on the PATH when unset).
+pub fn pg_bin(name: &str) -> PathBuf {
+    static BINDIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let bindir = BINDIR.get_or_init(|| {
+        let pg_config = std::env::var_os("PG_CONFIG").unwrap_or_else(|| "pg_config".into());
+        let out = run(Command::new(pg_config).arg("--bindir"), "pg_config --bindir");
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
     });
-    Path::new(&bindir).join(name)
+    bindir.join(name)
 }
 
 /// How a test cluster is set up.
@@ -151,7 +165,7 @@ impl PgCluster {
         let dir = instance_dir("pg");
         let data = dir.join("data");
         run(
-            as_postgres(&pg_bin("initdb"))
+            as_postgres("initdb")
                 .args(["-D"])
                 .arg(&data)
                 .args(["-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"]),
@@ -180,7 +194,7 @@ impl PgCluster {
             }
             let mut file = fs::OpenOptions::new().append(true).open(data.join("postgresql.conf")).unwrap();
             file.write_all(conf.as_bytes()).unwrap();
-            let status = as_postgres(&pg_bin("pg_ctl"))
+            let status = as_postgres("pg_ctl")
                 .args(["start", "-w", "-t", "60", "-D"])
                 .arg(&data)
                 .arg("-l")
@@ -202,7 +216,7 @@ impl PgCluster {
         let dir = instance_dir("pg");
         let data = dir.join("data");
         run(
-            as_postgres(&pg_bin("pg_basebackup"))
+            as_postgres("pg_basebackup")
                 .arg("-D")
                 .arg(&data)
                 .args(["-R", "-c", "fast", "-h", "127.0.0.1", "-p", &primary.port.to_string(), "-U", "postgres"]),
@@ -250,7 +264,7 @@ impl PgCluster {
     /// Restarts the server (for settings that need it), keeping data and port.
     pub fn restart(&self) {
         run(
-            as_postgres(&pg_bin("pg_ctl"))
+            as_postgres("pg_ctl")
                 .args(["restart", "-w", "-m", "fast", "-D"])
                 .arg(self.dir.join("data"))
                 .arg("-l")
@@ -267,14 +281,14 @@ impl PgCluster {
     /// Stops the server (fast shutdown), keeping data and port; `start_again` brings it back.
     pub fn stop(&self) {
         run(
-            as_postgres(&pg_bin("pg_ctl")).args(["stop", "-w", "-m", "fast", "-D"]).arg(self.dir.join("data")).stdout(Stdio::null()),
+            as_postgres("pg_ctl").args(["stop", "-w", "-m", "fast", "-D"]).arg(self.dir.join("data")).stdout(Stdio::null()),
             "pg_ctl stop",
         );
     }
 
     pub fn start_again(&self) {
         run(
-            as_postgres(&pg_bin("pg_ctl"))
+            as_postgres("pg_ctl")
                 .args(["start", "-w", "-t", "60", "-D"])
                 .arg(self.dir.join("data"))
                 .arg("-l")
@@ -287,7 +301,7 @@ impl PgCluster {
 
 impl Drop for PgCluster {
     fn drop(&mut self) {
-        let _ = as_postgres(&pg_bin("pg_ctl"))
+        let _ = as_postgres("pg_ctl")
             .args(["stop", "-m", "immediate", "-w", "-D"])
             .arg(self.dir.join("data"))
             .stdout(Stdio::null())

@@ -182,13 +182,10 @@ fn tables_read_by_builtin_functions_keep_row_level_security() {
 /// of address space (`ulimit -v`).
 fn restart_with_memory_limit(cluster: &PgCluster, bytes: u64) {
     cluster.stop();
-    let bindir = Command::new("pg_config").arg("--bindir").output().expect("pg_config");
-    let pg_ctl = std::path::Path::new(String::from_utf8_lossy(&bindir.stdout).trim()).join("pg_ctl");
     let data = cluster.data_dir();
     let status = Command::new("prlimit")
         .arg(format!("--as={bytes}"))
-        .args(["sudo", "-u", "postgres", "--"])
-        .arg(pg_ctl)
+        .args(pitstop_tests::postgres_argv("pg_ctl"))
         .args(["start", "-w", "-t", "60", "-D"])
         .arg(&data)
         .arg("-l")

@@ -8,7 +8,7 @@
 
 use pitstop_tests::{pitstop, poll_until, Daemon, DaemonConfig, PgCluster};
 use postgres::Client;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -37,10 +37,6 @@ fn dsn(cluster: &PgCluster, db: &str) -> String {
     format!("host=127.0.0.1 port={} user=postgres dbname={db}", cluster.port)
 }
 
-fn pg_dump() -> PathBuf {
-    let out = Command::new("pg_config").arg("--bindir").output().expect("pg_config --bindir");
-    Path::new(String::from_utf8_lossy(&out.stdout).trim()).join("pg_dump")
-}
 
 // ---- what the extension consists of ----------------------------------------------------
 
@@ -95,7 +91,7 @@ const CATALOG: &[(&str, &str)] = &[
 /// the OIDs, relfilenodes, frozen xids and WAL positions it records blanked, and the catalog
 /// views above.
 fn snapshot(cluster: &PgCluster, db: &str) -> String {
-    let out = Command::new(pg_dump())
+    let out = pitstop_tests::as_postgres("pg_dump")
         .args(["--schema-only", "--binary-upgrade", "--schema=pitstop", "--extension=pitstop", "--no-sync"])
         .args(["-h", "127.0.0.1", "-p", &cluster.port.to_string(), "-U", "postgres", db])
         .output()

@@ -144,12 +144,39 @@ fn plan_statement(statement: &Statement, indexes: &[&HypoIndex], collect_usage: 
 }
 
 /// Utility statements (BEGIN, SET, VACUUM, …) that pg_stat_statements also records are not
-/// part of the workload an index can serve. Texts that do not parse stay in, to be reported.
+/// part of the workload an index can serve. Texts that do not parse stay in, to be reported,
+/// unless their first word is a utility command's: since PostgreSQL 18 pg_stat_statements
+/// records `SET work_mem = '1MB'` as `SET work_mem = $1`, which does not parse.
 fn is_utility(sql: &str) -> bool {
-    matches!(
-        subxact::try_rolled_back(|| parse::single_workload_statement(sql)),
-        Ok(Err(PitstopError::NotExplainable(_)))
-    )
+    match subxact::try_rolled_back(|| parse::single_workload_statement(sql)) {
+        Ok(Err(PitstopError::NotExplainable(_))) => true,
+        Ok(Ok(_)) => false,
+        _ => starts_with_utility_command(sql),
+    }
+}
+
+/// Whether the statement's first word (after whitespace and comments) starts a command that
+/// is never a query: transaction control, settings, maintenance, DDL.
+fn starts_with_utility_command(sql: &str) -> bool {
+    const UTILITY: &[&str] = &[
+        "abort", "alter", "analyze", "begin", "call", "checkpoint", "close", "cluster", "comment", "commit", "create",
+        "deallocate", "discard", "do", "drop", "end", "grant", "listen", "load", "lock", "notify", "prepare",
+        "refresh", "reindex", "release", "reset", "revoke", "rollback", "savepoint", "set", "show", "start",
+        "truncate", "unlisten", "vacuum",
+    ];
+    let mut rest = sql;
+    loop {
+        rest = rest.trim_start();
+        if let Some(after) = rest.strip_prefix("--") {
+            rest = after.split_once('\n').map_or("", |(_, next)| next);
+        } else if let Some(after) = rest.strip_prefix("/*") {
+            rest = after.split_once("*/").map_or("", |(_, next)| next);
+        } else {
+            break;
+        }
+    }
+    let word: String = rest.chars().take_while(|c| c.is_ascii_alphabetic()).collect();
+    UTILITY.contains(&word.to_ascii_lowercase().as_str())
 }
 
 fn existing_indexes(relids: &[u32]) -> Vec<ExistingIndex> {
@@ -537,6 +564,16 @@ fn unhelped_queries(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn normalized_utility_commands_are_known_by_their_first_word() {
+        for sql in ["SET work_mem = $1", "  set local statement_timeout TO $1", "/* app */ RESET ALL", "-- x\nSHOW $1"] {
+            assert!(starts_with_utility_command(sql), "{sql}");
+        }
+        for sql in ["SELECT $1", "WITH s AS (SELECT 1) SELECT * FROM s", "settle", "/* SET */ SELECT 1", "UPDATE t SET a = $1", ""] {
+            assert!(!starts_with_utility_command(sql), "{sql}");
+        }
+    }
 
     #[test]
     fn options_are_validated() {

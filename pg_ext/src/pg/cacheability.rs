@@ -399,7 +399,7 @@ unsafe fn involves_time(typid: pg_sys::Oid, depth: u32) -> bool {
             pg_sys::TYPTYPE_PSEUDO => true,
             pg_sys::TYPTYPE_COMPOSITE => {
                 let desc = pg_sys::lookup_rowtype_tupdesc_copy(base, -1);
-                let attributes = (*desc).attrs.as_slice((*desc).natts as usize);
+                let attributes = crate::pg::tuple_desc::attributes(desc);
                 let found = attributes.iter().any(|a| !a.attisdropped && involves_time(a.atttypid, depth + 1));
                 pg_sys::FreeTupleDesc(desc);
                 found
@@ -410,7 +410,7 @@ unsafe fn involves_time(typid: pg_sys::Oid, depth: u32) -> bool {
 }
 
 // Walks raw parse trees; not in pgrx's bindings for these versions (exported by the server).
-#[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
+#[cfg(feature = "pg15")]
 extern "C-unwind" {
     fn raw_expression_tree_walker(
         node: *mut pg_sys::Node,
@@ -430,9 +430,6 @@ unsafe fn string_literal<'a>(node: *mut pg_sys::Node) -> Option<&'a CStr> {
             return None;
         }
         let constant = node as *mut pg_sys::A_Const;
-        #[cfg(any(feature = "pg13", feature = "pg14"))]
-        let text = ((*constant).val.type_ == pg_sys::NodeTag::T_String).then(|| (*constant).val.val.str_);
-        #[cfg(not(any(feature = "pg13", feature = "pg14")))]
         let text = (!(*constant).isnull && (*constant).val.node.type_ == pg_sys::NodeTag::T_String).then(|| (*constant).val.sval.sval);
         text.filter(|t| !t.is_null()).map(|t| CStr::from_ptr(t))
     }
@@ -453,9 +450,9 @@ unsafe extern "C-unwind" fn raw_walker(node: *mut pg_sys::Node, context: *mut c_
             }
             return false;
         }
-        #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
+        #[cfg(feature = "pg15")]
         return raw_expression_tree_walker(node, raw_walker, context);
-        #[cfg(not(any(feature = "pg13", feature = "pg14", feature = "pg15")))]
+        #[cfg(not(feature = "pg15"))]
         return pg_sys::raw_expression_tree_walker_impl(node, Some(raw_walker), context);
     }
 }

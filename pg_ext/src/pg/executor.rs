@@ -168,7 +168,6 @@ fn observe_start(query_desc: *mut pg_sys::QueryDesc) -> Measure {
     catch_unwind(measure_for_start).unwrap_or(Measure::Nothing)
 }
 
-#[cfg(not(feature = "pg18"))]
 unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, eflags: i32) {
     let measure = observe_start(query_desc);
     // SAFETY: the executor hands us a valid QueryDesc; instrument options must be set before
@@ -185,25 +184,6 @@ unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, e
         if measure != Measure::Nothing {
             ensure_total_time(query_desc);
         }
-    }
-}
-
-#[cfg(feature = "pg18")]
-unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, eflags: i32) -> bool {
-    let measure = observe_start(query_desc);
-    // SAFETY: see the pre-18 variant.
-    unsafe {
-        if measure == Measure::DurationAndActuals {
-            (*query_desc).instrument_options |= pg_sys::InstrumentOption::INSTRUMENT_ALL as i32;
-        }
-        let plan_valid = match PREV_START {
-            Some(prev) => prev(query_desc, eflags),
-            None => unguarded::standard_ExecutorStart(query_desc, eflags),
-        };
-        if plan_valid && measure != Measure::Nothing {
-            ensure_total_time(query_desc);
-        }
-        plan_valid
     }
 }
 
@@ -237,9 +217,9 @@ fn report_relations(query_desc: *mut pg_sys::QueryDesc) {
             if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION {
                 continue;
             }
-            #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
+            #[cfg(feature = "pg15")]
             let writes = (*rte).requiredPerms & writes_mask != 0;
-            #[cfg(not(any(feature = "pg13", feature = "pg14", feature = "pg15")))]
+            #[cfg(not(feature = "pg15"))]
             let writes = (*rte).perminfoindex > 0 && {
                 let info = cells((*planned).permInfos)[(*rte).perminfoindex as usize - 1].ptr_value
                     as *mut pg_sys::RTEPermissionInfo;

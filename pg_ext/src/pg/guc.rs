@@ -5,16 +5,9 @@ use std::ffi::CStr;
 
 /// Makes `SET pitstop.typo = …` an error instead of silently creating a placeholder.
 pub fn reserve_prefix(prefix: &'static CStr) {
-    // SAFETY: called from _PG_init with a static NUL-terminated string; both functions only
-    // read it and walk the GUC table of this process.
-    #[cfg(not(any(feature = "pg13", feature = "pg14")))]
-    unsafe {
-        pg_sys::MarkGUCPrefixReserved(prefix.as_ptr())
-    };
-    #[cfg(any(feature = "pg13", feature = "pg14"))]
-    unsafe {
-        pg_sys::EmitWarningsOnPlaceholders(prefix.as_ptr())
-    };
+    // SAFETY: called from _PG_init with a static NUL-terminated string, which the function
+    // only reads while walking the GUC table of this process.
+    unsafe { pg_sys::MarkGUCPrefixReserved(prefix.as_ptr()) };
 }
 
 /// The settings that change a query's answer or how it prints (cache key rule 2): read
@@ -58,14 +51,14 @@ fn string_variable(name: &CStr) -> usize {
     // SAFETY: reads this backend's GUC table; built-in entries and their variables live for
     // the whole process.
     unsafe {
-        #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
+        #[cfg(feature = "pg15")]
         let found = {
             let table = pg_sys::get_guc_variables();
             let count = usize::try_from(pg_sys::GetNumConfigOptions()).unwrap_or(0);
             (0..count).map(|i| *table.add(i)).find(|g| !g.is_null() && CStr::from_ptr((**g).name).to_bytes().eq_ignore_ascii_case(name.to_bytes()))
         };
-        #[cfg(not(any(feature = "pg13", feature = "pg14", feature = "pg15")))]
-        let found = Some(pg_sys::find_option(name.as_ptr(), false, true, pg_sys::ERROR as i32)).filter(|g| !g.is_null());
+        #[cfg(not(feature = "pg15"))]
+        let found = Some(pg_sys::find_option(name.as_ptr(), false, true, pgrx::PgLogLevel::ERROR as i32)).filter(|g| !g.is_null());
         match found {
             Some(g) if (*g).vartype == pg_sys::config_type::PGC_STRING => (*(g as *mut pg_sys::config_string)).variable as usize,
             _ => 0,

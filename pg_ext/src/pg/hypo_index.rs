@@ -602,9 +602,17 @@ unsafe fn index_opt_info(
         (*info).amhasgetbitmap = (*routine).amgetbitmap.is_some();
         (*info).amcanparallel = (*routine).amcanparallel;
         (*info).amcanmarkpos = (*routine).ammarkpos.is_some() && (*routine).amrestrpos.is_some();
-        (*info).amcostestimate = std::mem::transmute::<pg_sys::amcostestimate_function, Option<unsafe extern "C-unwind" fn()>>(
-            (*routine).amcostestimate,
-        );
+        // Before PostgreSQL 16 the field is declared without a prototype: same pointer, other type.
+        #[cfg(feature = "pg15")]
+        {
+            (*info).amcostestimate = std::mem::transmute::<pg_sys::amcostestimate_function, Option<unsafe extern "C-unwind" fn()>>(
+                (*routine).amcostestimate,
+            );
+        }
+        #[cfg(not(feature = "pg15"))]
+        {
+            (*info).amcostestimate = (*routine).amcostestimate;
+        }
         if (*routine).amcanorder {
             (*info).sortopfamily = (*info).opfamily;
             (*info).reverse_sort = alloc(nkeys, size_of::<bool>()).cast();

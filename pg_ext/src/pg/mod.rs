@@ -19,6 +19,7 @@ pub mod shmem;
 pub mod subxact;
 pub mod table_usage;
 pub mod timeout;
+pub mod tuple_desc;
 pub mod unguarded;
 pub mod utility;
 pub mod write_tracking;

@@ -68,7 +68,6 @@ fn single_statement(sql: &str, unwrap_prepare: bool) -> Result<StatementKind, Pi
         pg_sys::NodeTag::T_InsertStmt => Ok(StatementKind::Insert),
         pg_sys::NodeTag::T_UpdateStmt => Ok(StatementKind::Update),
         pg_sys::NodeTag::T_DeleteStmt => Ok(StatementKind::Delete),
-        #[cfg(not(any(feature = "pg13", feature = "pg14")))]
         pg_sys::NodeTag::T_MergeStmt => Ok(StatementKind::Merge),
         other => Err(PitstopError::NotExplainable(statement_name(other))),
     }

@@ -255,15 +255,37 @@ unsafe fn table_write(query: *mut pg_sys::Query, rows: f64) -> Option<TableWrite
         };
         let index = usize::try_from((*query).resultRelation).ok()?.checked_sub(1)?;
         let rte = *pointers::<pg_sys::RangeTblEntry>((*query).rtable).get(index)?;
+        let updated = updated_cols(query, rte)?;
         let mut updated_columns = Vec::new();
         let mut member = -1;
         loop {
-            member = pg_sys::bms_next_member((*rte).updatedCols, member);
+            member = pg_sys::bms_next_member(updated, member);
             if member < 0 {
                 break;
             }
             updated_columns.push((member + pg_sys::FirstLowInvalidHeapAttributeNumber) as i16);
         }
         Some(TableWrite { relid: (*rte).relid.to_u32(), kind, updated_columns, estimated_rows: rows })
+    }
+}
+
+/// The columns an UPDATE assigns, from the range table entry (before PostgreSQL 16) or its
+/// permission info (since).
+///
+/// # Safety
+/// `rte` is an entry of `query`'s range table.
+#[cfg(feature = "pg15")]
+unsafe fn updated_cols(_query: *mut pg_sys::Query, rte: *mut pg_sys::RangeTblEntry) -> Option<*mut pg_sys::Bitmapset> {
+    // SAFETY: the caller's contract.
+    unsafe { Some((*rte).updatedCols) }
+}
+
+#[cfg(not(feature = "pg15"))]
+unsafe fn updated_cols(query: *mut pg_sys::Query, rte: *mut pg_sys::RangeTblEntry) -> Option<*mut pg_sys::Bitmapset> {
+    // SAFETY: the caller's contract; a result relation always has permission info.
+    unsafe {
+        let index = usize::try_from((*rte).perminfoindex).ok()?.checked_sub(1)?;
+        let info = *pointers::<pg_sys::RTEPermissionInfo>((*query).rteperminfos).get(index)?;
+        Some((*info).updatedCols)
     }
 }

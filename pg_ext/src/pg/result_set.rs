@@ -7,6 +7,7 @@
 //! same length: checked before a row is used).
 
 use pgrx::pg_sys::ffi::pg_guard_ffi_boundary;
+use crate::pg::tuple_desc;
 use crate::pg::unguarded;
 use pgrx::pg_sys;
 use std::ops::Range;
@@ -127,7 +128,7 @@ pub fn holds_anonymous_record(type_oid: pg_sys::Oid) -> bool {
                 pg_sys::TYPTYPE_COMPOSITE => {
                     let desc = pg_sys::lookup_rowtype_tupdesc_copy(type_oid, -1);
                     let found = (0..(*desc).natts as usize).any(|i| {
-                        let attr = (*desc).attrs.as_ptr().add(i);
+                        let attr = tuple_desc::attribute(desc, i);
                         !(*attr).attisdropped && holds((*attr).atttypid, depth + 1)
                     });
                     pg_sys::FreeTupleDesc(desc);
@@ -257,7 +258,7 @@ unsafe extern "C-unwind" fn fill_startup(receiver: *mut pg_sys::DestReceiver, _o
         let fill = &mut *(*(receiver as *mut Receiver)).fill;
         fill.desc = desc;
         let natts = (*desc).natts as usize;
-        let type_of = |i: usize| (*(*desc).attrs.as_ptr().add(i)).atttypid;
+        let type_of = |i: usize| (*tuple_desc::attribute(desc, i)).atttypid;
         if let Target::Rows(RowsTarget(rsinfo)) = fill.target {
             fill.mismatch = mismatch_of((*rsinfo).expectedDesc, natts, |i| Some(type_of(i)));
             if fill.mismatch.is_some() {
@@ -278,7 +279,7 @@ unsafe extern "C-unwind" fn fill_startup(receiver: *mut pg_sys::DestReceiver, _o
             }
             put_u32(&mut out, natts as u32);
             for i in 0..natts {
-                let attr = (*desc).attrs.as_ptr().add(i);
+                let attr = tuple_desc::attribute(desc, i);
                 put_u32(&mut out, (*attr).atttypid.to_u32());
                 put_u32(&mut out, (*attr).atttypmod as u32);
             }
@@ -311,7 +312,7 @@ unsafe extern "C-unwind" fn fill_row(slot: *mut pg_sys::TupleTableSlot, receiver
                     pg_sys::slot_getsomeattrs_int(slot, 1);
                 }
                 if !*(*slot).tts_isnull {
-                    let attr = (*fill.desc).attrs.as_ptr();
+                    let attr = tuple_desc::attribute(fill.desc, 0);
                     let value = *(*slot).tts_values;
                     let caller = pg_sys::MemoryContextSwitchTo(fill.caller_context);
                     let copy = if (*attr).attlen == -1 {
@@ -333,7 +334,7 @@ unsafe extern "C-unwind" fn fill_row(slot: *mut pg_sys::TupleTableSlot, receiver
             let mut should_free = false;
             let heap = pg_sys::ExecFetchSlotHeapTuple(slot, false, &mut should_free);
             let flat = pg_guard_ffi_boundary(|| toast_flatten_tuple(heap, fill.desc));
-            let minimal = pg_sys::minimal_tuple_from_heap_tuple(flat);
+            let minimal = minimal_tuple_from_heap_tuple(flat);
             let bytes = std::slice::from_raw_parts(minimal as *const u8, (*minimal).t_len as usize);
             let fits = out.len() + 4 + bytes.len() <= fill.keep_up_to;
             let grown = fits && reserve(out, 4 + bytes.len(), fill.keep_up_to);
@@ -495,7 +496,7 @@ unsafe fn mismatch_of(expected: pg_sys::TupleDesc, count: usize, type_of: impl F
             ));
         }
         (0..natts).find_map(|i| {
-            let attr = (*expected).attrs.as_ptr().add(i);
+            let attr = tuple_desc::attribute(expected, i);
             let actual_type = type_of(i)?;
             (actual_type != (*attr).atttypid).then(|| {
                 let name = std::ffi::CStr::from_ptr((*attr).attname.data.as_ptr()).to_string_lossy();
@@ -598,7 +599,7 @@ fn first_value(encoded: &[u8]) -> Option<pg_sys::Datum> {
         let value = if *(*slot).tts_isnull {
             None
         } else {
-            let attr = (*desc).attrs.as_ptr();
+            let attr = tuple_desc::attribute(desc, 0);
             Some(pg_guard_ffi_boundary(|| datumCopy(*(*slot).tts_values, (*attr).attbyval, (*attr).attlen as i32)))
         };
         pg_sys::ExecDropSingleTupleTableSlot(slot);
@@ -713,5 +714,19 @@ mod tests {
         assert!(record_column(&bytes, holds), "a user type is looked up");
         assert!(record_column(&bytes[..6], holds), "no whole column header");
         assert_eq!(builtin_holds_anonymous_record(pg_sys::TEXTARRAYOID), Some(false));
+    }
+}
+
+/// `heap` as a minimal tuple in the current memory context.
+///
+/// # Safety
+/// `heap` is a valid heap tuple.
+unsafe fn minimal_tuple_from_heap_tuple(heap: pg_sys::HeapTuple) -> pg_sys::MinimalTuple {
+    // SAFETY: the caller's contract; PostgreSQL 18 added room for extra bytes before the tuple.
+    unsafe {
+        #[cfg(not(feature = "pg18"))]
+        return pg_sys::minimal_tuple_from_heap_tuple(heap);
+        #[cfg(feature = "pg18")]
+        return pg_sys::minimal_tuple_from_heap_tuple(heap, 0);
     }
 }

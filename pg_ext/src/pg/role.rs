@@ -70,13 +70,13 @@ pub fn may_act_as(role: pg_sys::Oid) -> bool {
     unsafe { role == me || pg_sys::superuser_arg(me) || can_set_role(me, role) }
 }
 
-#[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
+#[cfg(feature = "pg15")]
 unsafe fn can_set_role(member: pg_sys::Oid, role: pg_sys::Oid) -> bool {
     // SAFETY: catalog lookup; before PostgreSQL 16 membership is what SET ROLE requires.
     unsafe { pg_sys::is_member_of_role(member, role) }
 }
 
-#[cfg(not(any(feature = "pg13", feature = "pg14", feature = "pg15")))]
+#[cfg(not(feature = "pg15"))]
 unsafe fn can_set_role(member: pg_sys::Oid, role: pg_sys::Oid) -> bool {
     // SAFETY: catalog lookup of the SET option of the membership chain.
     unsafe { pg_sys::member_can_set_role(member, role) }

@@ -23,7 +23,6 @@ pub struct Region {
 static REGIONS: Mutex<Vec<Region>> = Mutex::new(Vec::new());
 
 static mut PREV_SHMEM_STARTUP: pg_sys::shmem_startup_hook_type = None;
-#[cfg(not(any(feature = "pg13", feature = "pg14")))]
 static mut PREV_SHMEM_REQUEST: pg_sys::shmem_request_hook_type = None;
 
 /// True while the postmaster loads `shared_preload_libraries`, the only time shared memory
@@ -45,13 +44,8 @@ pub fn install(regions: Vec<Region>) {
     // SAFETY: _PG_init runs single-threaded in the postmaster; saving and replacing the hook
     // pointers is the documented way to chain hooks.
     unsafe {
-        #[cfg(not(any(feature = "pg13", feature = "pg14")))]
-        {
-            PREV_SHMEM_REQUEST = pg_sys::shmem_request_hook;
-            pg_sys::shmem_request_hook = Some(on_shmem_request);
-        }
-        #[cfg(any(feature = "pg13", feature = "pg14"))]
-        request_space();
+        PREV_SHMEM_REQUEST = pg_sys::shmem_request_hook;
+        pg_sys::shmem_request_hook = Some(on_shmem_request);
         PREV_SHMEM_STARTUP = pg_sys::shmem_startup_hook;
         pg_sys::shmem_startup_hook = Some(on_shmem_startup);
     }
@@ -69,7 +63,6 @@ fn request_space() {
     }
 }
 
-#[cfg(not(any(feature = "pg13", feature = "pg14")))]
 #[pg_guard]
 unsafe extern "C-unwind" fn on_shmem_request() {
     // SAFETY: the saved pointer is either None or a valid hook installed before ours.

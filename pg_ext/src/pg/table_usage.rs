@@ -9,12 +9,43 @@ use pgrx::pg_sys;
 use std::collections::BTreeMap;
 use std::ffi::{c_int, CStr};
 
-// `lc_collate_is_c` (utils/pg_locale.h) has no pgrx binding.
+// utils/pg_locale.h has no pgrx binding.
+#[cfg(not(feature = "pg18"))]
 unsafe extern "C-unwind" {
     fn lc_collate_is_c(collation: pg_sys::Oid) -> bool;
 }
 
+#[cfg(feature = "pg18")]
+unsafe extern "C-unwind" {
+    fn pg_newlocale_from_collation(collation: pg_sys::Oid) -> *const LocaleHead;
+}
+
+/// The leading fields of PostgreSQL 18's `struct pg_locale_struct`.
+#[cfg(feature = "pg18")]
+#[repr(C)]
+struct LocaleHead {
+    provider: std::ffi::c_char,
+    deterministic: bool,
+    collate_is_c: bool,
+}
+
+/// Whether `collation` sorts bytewise (LIKE 'abc%' can then use a plain btree).
+///
+/// # Safety
+/// In a transaction (catalog lookups); may raise an ERROR for an unknown collation.
+unsafe fn collate_is_c(collation: pg_sys::Oid) -> bool {
+    // SAFETY: the caller's contract; PostgreSQL 18 removed lc_collate_is_c in favour of the
+    // locale's flag, and errors on an invalid OID where 17 answered false.
+    unsafe {
+        #[cfg(not(feature = "pg18"))]
+        return lc_collate_is_c(collation);
+        #[cfg(feature = "pg18")]
+        return collation != pg_sys::InvalidOid && (*pg_newlocale_from_collation(collation)).collate_is_c;
+    }
+}
+
 const BTREE_EQUAL: c_int = 3;
+#[cfg(not(feature = "pg18"))]
 const BTREE_GREATER: c_int = 5;
 
 fn text(s: *const std::ffi::c_char) -> String {
@@ -226,7 +257,7 @@ impl Collector {
                 self.remember(attnum);
                 keys.push(SortKey {
                     attnum,
-                    descending: (*pathkey).pk_strategy == BTREE_GREATER,
+                    descending: descending(pathkey),
                     nulls_first: (*pathkey).pk_nulls_first,
                 });
             }
@@ -284,7 +315,7 @@ unsafe fn like_prefix_opclass(opno: pg_sys::Oid, var: *mut pg_sys::Var, pattern:
         if value.starts_with('%') || value.starts_with('_') || value.is_empty() {
             return None;
         }
-        if pgrx::pg_sys::ffi::pg_guard_ffi_boundary(|| lc_collate_is_c((*var).varcollid)) {
+        if pgrx::pg_sys::ffi::pg_guard_ffi_boundary(|| collate_is_c((*var).varcollid)) {
             return Some(None);
         }
         match (*var).vartype {
@@ -337,5 +368,19 @@ pub unsafe fn collect(
             needed_columns,
             column_names: collector.names,
         })
+    }
+}
+
+/// Whether a pathkey sorts descending.
+///
+/// # Safety
+/// `pathkey` is a valid PathKey.
+unsafe fn descending(pathkey: *const pg_sys::PathKey) -> bool {
+    // SAFETY: the caller's contract; PostgreSQL 18 names the direction by comparison type.
+    unsafe {
+        #[cfg(not(feature = "pg18"))]
+        return (*pathkey).pk_strategy == BTREE_GREATER;
+        #[cfg(feature = "pg18")]
+        return (*pathkey).pk_cmptype == pg_sys::CompareType::COMPARE_GT;
     }
 }

@@ -13,9 +13,12 @@
 use pgrx::pg_sys;
 use std::ffi::c_char;
 
-#[cfg(not(feature = "pg18"))]
 unsafe extern "C-unwind" {
     pub fn standard_ExecutorStart(query_desc: *mut pg_sys::QueryDesc, eflags: i32);
+}
+
+#[cfg(not(feature = "pg18"))]
+unsafe extern "C-unwind" {
     pub fn standard_ExecutorRun(
         query_desc: *mut pg_sys::QueryDesc,
         direction: pg_sys::ScanDirection::Type,
@@ -26,7 +29,6 @@ unsafe extern "C-unwind" {
 
 #[cfg(feature = "pg18")]
 unsafe extern "C-unwind" {
-    pub fn standard_ExecutorStart(query_desc: *mut pg_sys::QueryDesc, eflags: i32) -> bool;
     pub fn standard_ExecutorRun(query_desc: *mut pg_sys::QueryDesc, direction: pg_sys::ScanDirection::Type, count: u64);
 }
 
