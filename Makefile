@@ -59,9 +59,11 @@ test-integration: install-ext build
 	cargo test -p pitstop-tests --tests -- --test-threads=2
 
 ## Debian packages into $CARGO_TARGET_DIR/debian (else target/debian): pitstop, and
-## postgresql-MAJOR-pitstop for each pg_config of PACKAGE_PG; PG_CONFIG=PREFIX strips PREFIX
-## (a chroot's root) from that pg_config's paths (scripts/package.sh).
-PACKAGE_PG ?= $(PG_CONFIG)
+## postgresql-MAJOR-pitstop for each major of PACKAGE_MAJORS (default PG; e.g.
+## `make package PACKAGE_MAJORS="15 17 18"`), built with the pg_configs of PACKAGE_PG:
+## PG_CONFIG=PREFIX strips PREFIX, the chroot's root, from that pg_config's paths.
+PACKAGE_MAJORS ?= $(PG)
+PACKAGE_PG ?= $(foreach m,$(PACKAGE_MAJORS),$(if $(filter 15,$(m)),/usr/bin/pg_config,/opt/pitstop-pg/$(m)/pg_config=/opt/pitstop-pg/$(m)/root))
 package:
 	bash scripts/package.sh $(PACKAGE_PG)
 
