@@ -23,7 +23,7 @@ setup:
 build:
 	cargo build -p pitstop-daemon
 
-# Installs the freshly built extension into the local PostgreSQL 15 (used by the demo and
+# Installs the freshly built extension into the PostgreSQL of PG_CONFIG (used by the demo and
 # by the integration tests' private clusters).
 ## Packaged, then moved into place file by file: a rename keeps running servers on the old
 ## library (overwriting a loaded .so in place crashes them).
@@ -56,7 +56,7 @@ endif
 
 ## Tier 3: private clusters + redis + the pitstop binary.
 test-integration: install-ext build
-	cargo test -p pitstop-tests --tests -- --test-threads=2
+	cargo test -p pitstop-tests --tests --no-fail-fast -- --test-threads=2
 
 ## Debian packages into $CARGO_TARGET_DIR/debian (else target/debian): pitstop, and
 ## postgresql-MAJOR-pitstop for each major of PACKAGE_MAJORS (default PG; e.g.
@@ -74,19 +74,24 @@ test-package: package build
 	status=0; cargo test -p pitstop-tests --test package -- --ignored --test-threads=1 || status=$$?; \
 		$(MAKE) install-ext && exit $$status
 
-test: setup
+## Every tier: tier 1 once, tiers 2 and 3 for each major of TEST_MAJORS (all supported ones,
+## or the one given as `make test PG=17`), then the packages (host major 15 only: dpkg needs
+## its postgresql-15).
+ifeq ($(origin PG),command line)
+TEST_MAJORS ?= $(PG)
+else
+TEST_MAJORS ?= $(MATRIX)
+endif
+test:
+	bash scripts/setup.sh $(if $(filter-out 15,$(TEST_MAJORS)),--pg $$(echo $(filter-out 15,$(TEST_MAJORS)) | tr ' ' ,))
 	$(MAKE) test-unit
-	$(MAKE) test-pg
-	$(MAKE) test-integration
-	$(MAKE) test-package
-
-## Tiers 2 and 3 against every supported major (tier 1 does not depend on it).
-test-matrix:
-	bash scripts/setup.sh --pg $$(echo $(filter-out 15,$(MATRIX)) | tr ' ' ,)
-	$(MAKE) test-unit
-	set -e; for major in $(MATRIX); do \
-		echo "== PostgreSQL $$major"; \
+	set -e; for major in $(TEST_MAJORS); do \
+		echo "== PostgreSQL $$major: tiers 2 and 3"; \
 		env -u PG_CONFIG -u PGRX_PGDATA $(MAKE) PG=$$major test-pg test-integration; done
+	$(if $(filter 15,$(TEST_MAJORS)),$(MAKE) test-package)
+
+test-matrix:
+	$(MAKE) test TEST_MAJORS="$(MATRIX)"
 
 demo: setup install-ext
 	cargo build -p pitstop-daemon --release

@@ -90,6 +90,32 @@ fn names_resolved_through_a_sessions_temporary_schema_are_not_shared() {
     assert_eq!(stats(&mut a).reason("temporary_table"), bypassed + 10);
 }
 
+/// A temporary view that shadows a permanent one reads other rows in its session. From
+/// PostgreSQL 16 on the rewriter leaves a view in the range table only as a subquery that
+/// keeps its OID (the cache fuzzer found a temporary view's rows served to another session on
+/// 17, where only tables were checked).
+#[test]
+fn a_temporary_view_shadowing_a_view_is_never_shared() {
+    let (cluster, mut a) = start(
+        &[],
+        "CREATE TABLE pub(v text); INSERT INTO pub VALUES ('public');
+         CREATE TABLE other(v text); INSERT INTO other VALUES ('temporary view');
+         CREATE VIEW v AS SELECT v FROM pub;",
+    );
+    let mut b = cluster.connect();
+    a.batch_execute("CREATE TEMP VIEW v AS SELECT v FROM other").unwrap();
+    let bypassed = stats(&mut a).reason("temporary_table");
+    for _ in 0..2 {
+        assert_eq!(call(&mut a, "select v from v", &[], "v text"), (vec!["temporary view".to_string()], false));
+        assert_eq!(call(&mut b, "select v from v", &[], "v text").0, ["public"], "B must never get A's temporary view's rows");
+        // Also as a view read inside another view or a subquery.
+        assert_eq!(call(&mut a, "select v from (select v from v) s union all select 'x'", &[], "v text").0, ["temporary view", "x"]);
+    }
+    assert_eq!(stats(&mut a).reason("temporary_table"), bypassed + 4);
+    // B's own reads of the permanent view are cached.
+    assert_eq!(call(&mut b, "select v from v", &[], "v text"), (vec!["public".to_string()], true));
+}
+
 // ---- finding 6: 'now', 'today', 'tomorrow', 'yesterday' ----------------------------------
 
 #[test]

@@ -162,12 +162,11 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, context: *mut c_void
                 return pg_sys::query_tree_walker(query, Some(walker), context, pg_sys::QTW_EXAMINE_RTES_BEFORE as i32);
             }
             pg_sys::NodeTag::T_RangeTblEntry => {
-                let rte = node as *mut pg_sys::RangeTblEntry;
-                if (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION {
-                    if let Some(reason) = relation_bypass((*rte).relid, Some((*rte).relkind)) {
+                if let Some((relid, relkind)) = crate::pg::range_table::relation(node as *mut pg_sys::RangeTblEntry) {
+                    if let Some(reason) = relation_bypass(relid, Some(relkind)) {
                         return walk.found(reason);
                     }
-                    walk.relations.push((*rte).relid);
+                    walk.relations.push(relid);
                 }
                 return false;
             }

@@ -214,9 +214,7 @@ fn report_relations(query_desc: *mut pg_sys::QueryDesc) {
         }
         for cell in rtable {
             let rte = cell.ptr_value as *mut pg_sys::RangeTblEntry;
-            if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION {
-                continue;
-            }
+            let Some((relid, _)) = crate::pg::range_table::relation(rte) else { continue };
             #[cfg(feature = "pg15")]
             let writes = (*rte).requiredPerms & writes_mask != 0;
             #[cfg(not(feature = "pg15"))]
@@ -225,7 +223,7 @@ fn report_relations(query_desc: *mut pg_sys::QueryDesc) {
                     as *mut pg_sys::RTEPermissionInfo;
                 (*info).requiredPerms & writes_mask != 0
             };
-            (observer.relation)((*rte).relid, writes);
+            (observer.relation)(relid, writes);
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod list;
 pub mod lwlock;
 pub mod parse;
 pub mod planning;
+pub mod range_table;
 pub mod result_set;
 pub mod role;
 pub mod spi;
