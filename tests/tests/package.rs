@@ -94,9 +94,7 @@ fn the_packaged_configuration_is_valid_and_comments_out_the_defaults() {
 
 /// The .deb of `package` for this workspace's version in `make package`'s output directory.
 fn deb(package: &str) -> PathBuf {
-    let dir = std::env::var_os("PITSTOP_DEB_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_path("target")).join("debian")
-    });
+    let dir = deb_dir();
     let prefix = format!("{package}_{VERSION}-");
     let found: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e} (run make package)", dir.display()))
@@ -106,6 +104,40 @@ fn deb(package: &str) -> PathBuf {
         .collect();
     assert_eq!(found.len(), 1, "{package} {VERSION} in {}: {found:?} (run make package)", dir.display());
     found.into_iter().next().unwrap()
+}
+
+/// The `make package` output directory.
+fn deb_dir() -> PathBuf {
+    std::env::var_os("PITSTOP_DEB_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_path("target")).join("debian")
+    })
+}
+
+/// An extension package's files, read from the .deb: the real /usr paths of `major` (a chroot's
+/// prefix stripped), the library and every install and upgrade script of sql/.
+fn assert_extension_layout(deb: &Path, major: &str) {
+    let files: BTreeSet<String> = ok("dpkg-deb", &["-c", deb.to_str().unwrap()])
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5).map(|p| p.trim_start_matches('.').to_string()))
+        .filter(|p| !p.ends_with('/'))
+        .collect();
+    let extdir = format!("/usr/share/postgresql/{major}/extension");
+    let mut expected = vec![format!("/usr/lib/postgresql/{major}/lib/pitstop.so"), format!("{extdir}/pitstop.control"), format!("{extdir}/pitstop--{VERSION}.sql")];
+    for script in std::fs::read_dir(repo_path("sql")).unwrap().flatten() {
+        let name = script.file_name().to_string_lossy().into_owned();
+        if name.starts_with("pitstop--") && name.ends_with(".sql") {
+            expected.push(format!("{extdir}/{name}"));
+        }
+    }
+    assert!(expected.iter().any(|p| p.matches("--").count() == 2), "no upgrade script in sql/");
+    for file in &expected {
+        assert!(files.contains(file), "{} lacks {file}: {files:?}", deb.display());
+    }
+    let stray: Vec<&String> = files.iter().filter(|f| !f.starts_with(&format!("/usr/share/doc/postgresql-{major}-pitstop/")) && !f.starts_with("/usr/share/lintian/overrides/") && !expected.contains(f)).collect();
+    assert!(stray.is_empty(), "{}: unexpected files {stray:?}", deb.display());
+    let control = ok("dpkg-deb", &["-f", deb.to_str().unwrap(), "Package", "Depends", "Version"]);
+    assert!(control.contains(&format!("Package: postgresql-{major}-pitstop\n")) && control.contains(&format!("Depends: postgresql-{major},")), "{control}");
+    assert!(control.contains(&format!("Version: {VERSION}-")), "{control}");
 }
 
 fn installed(package: &str) -> bool {
@@ -148,6 +180,15 @@ fn pitstop_user() -> Option<(u32, u32, String, String)> {
     (out.status.success() && f.len() == 7).then(|| (f[2].parse().unwrap(), f[3].parse().unwrap(), f[5].to_string(), f[6].to_string()))
 }
 
+/// The SQL block of the README's "Install on an existing server" that creates the daemon's role.
+fn readme_role_grants() -> String {
+    let readme = std::fs::read_to_string(repo_path("README.md")).unwrap();
+    let section = readme.split("\n## Install on an existing server\n").nth(1).expect("README: no Install on an existing server section");
+    let start = section.find("CREATE ROLE pitstop LOGIN;").expect("README: no CREATE ROLE pitstop");
+    let block = &section[start..section[start..].find("```").map(|end| start + end).unwrap()];
+    block.lines().map(str::trim).filter(|l| !l.starts_with("--")).collect::<Vec<_>>().join("\n")
+}
+
 fn lock_is_held() -> bool {
     // flock -n succeeds only when nobody holds the lock.
     !run("flock", &["-n", "/tmp/pitstop-db.lock", "true"]).status.success()
@@ -173,23 +214,22 @@ fn packages_install_run_and_purge_cleanly() {
     assert_eq!(ok("dpkg", &["--verify", &ext, "pitstop"]), "");
 
     // The extension: the library where this PostgreSQL loads it from, the control file, every
-    // install script (CREATE EXTENSION pitstop VERSION 'A') and every upgrade script.
-    let ext_files = package_files(&ext);
-    let libdir = PathBuf::from(pg_config("--pkglibdir"));
-    let extdir = PathBuf::from(pg_config("--sharedir")).join("extension");
-    let mut expected = vec![libdir.join("pitstop.so"), extdir.join("pitstop.control"), extdir.join(format!("pitstop--{VERSION}.sql"))];
-    for script in std::fs::read_dir(repo_path("sql")).unwrap().flatten() {
-        let name = script.file_name().to_string_lossy().into_owned();
-        if name.starts_with("pitstop--") && name.ends_with(".sql") {
-            expected.push(extdir.join(name));
+    // install script (CREATE EXTENSION pitstop VERSION 'A') and every upgrade script; the
+    // packages of other majors (make package PACKAGE_MAJORS=…) in their own /usr directories.
+    assert_eq!(PathBuf::from(pg_config("--pkglibdir")), PathBuf::from(format!("/usr/lib/postgresql/{major}/lib")));
+    assert_eq!(PathBuf::from(pg_config("--sharedir")), PathBuf::from(format!("/usr/share/postgresql/{major}")));
+    let mut majors = Vec::new();
+    for entry in std::fs::read_dir(deb_dir()).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(other) = name.strip_prefix("postgresql-").and_then(|n| n.strip_suffix(".deb")).filter(|n| n.contains(&format!("-pitstop_{VERSION}-"))) {
+            let other = other.split('-').next().unwrap().to_string();
+            assert_extension_layout(&entry.path(), &other);
+            majors.push(other);
         }
     }
-    assert!(expected.iter().any(|p| p.file_name().unwrap().to_string_lossy().matches("--").count() == 2), "no upgrade script in sql/");
-    for file in &expected {
-        assert!(ext_files.contains(file), "{ext} lacks {}: {ext_files:?}", file.display());
-    }
-    let control = ok("dpkg-deb", &["-f", ext_deb.to_str().unwrap(), "Depends", "Version"]);
-    assert!(control.contains(&format!("Depends: postgresql-{major}")) && control.contains(&format!("Version: {VERSION}-")), "{control}");
+    assert!(majors.contains(&major), "{majors:?}");
+    let ext_files = package_files(&ext);
+    assert!(ext_files.contains(&PathBuf::from(format!("/usr/lib/postgresql/{major}/lib/pitstop.so"))), "{ext_files:?}");
 
     // pitstop: the binary, the unit pointing at it, the configuration, the manual pages.
     let daemon_files = package_files("pitstop");
@@ -261,6 +301,21 @@ fn packages_install_run_and_purge_cleanly() {
         let check = checks.as_array().unwrap().iter().find(|c| c["check"] == name).unwrap_or_else(|| panic!("no {name}: {report}"));
         assert_eq!(check["status"], "ok", "{name}: {check}");
     }
+
+    // The README's role for the daemon has what the relay and the monitor run, and everything
+    // maintenance runs but VACUUM/ANALYZE of tables owned by others (the README says so).
+    client.batch_execute(&readme_role_grants()).unwrap();
+    let role_dsn = format!("host=127.0.0.1 port={} user=pitstop dbname=postgres", cluster.port);
+    let out = run("sudo", &["-u", "pitstop", "-H", "--", "env", "PITSTOP_REDIS_URL=redis://127.0.0.1:1", "/usr/bin/pitstop", "doctor", "--json", "--dsn", &role_dsn]);
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    let checks: serde_json::Value = serde_json::from_str(&report).unwrap_or_else(|e| panic!("{e}: {report}"));
+    let check = |name: &str| checks.as_array().unwrap().iter().find(|c| c["check"] == name).unwrap_or_else(|| panic!("no {name}: {report}")).clone();
+    for name in ["relay_privileges", "monitor_privileges"] {
+        assert_eq!(check(name)["status"], "ok", "{name} with the README's grants: {}", check(name));
+    }
+    let maintenance = check("maintenance_privileges");
+    let fix = maintenance["fix"].as_str().unwrap_or_default();
+    assert!(fix.lines().all(|l| !l.starts_with("GRANT")) && fix.contains("owned by superuser postgres"), "{maintenance}");
     drop(client);
     drop(cluster);
 
