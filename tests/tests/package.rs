@@ -263,6 +263,16 @@ fn packages_install_run_and_purge_cleanly() {
     assert_eq!(std::fs::metadata("/var/lib/pitstop").unwrap().uid(), uid);
     assert_eq!(std::fs::metadata("/usr/bin/pitstop").unwrap().permissions().mode() & 0o777, 0o755);
 
+    // Reinstalled (as an upgrade runs the maintainer scripts): the admin's edit of the
+    // configuration is kept, with its rights, and the existing user is reused.
+    let edit = "\n# edited by the package test\n";
+    std::fs::OpenOptions::new().append(true).open("/etc/pitstop/pitstop.toml").and_then(|mut f| std::io::Write::write_all(&mut f, edit.as_bytes())).unwrap();
+    ok("dpkg", &["-i", daemon_deb.to_str().unwrap()]);
+    assert!(std::fs::read_to_string("/etc/pitstop/pitstop.toml").unwrap().ends_with(edit));
+    let config = std::fs::metadata("/etc/pitstop/pitstop.toml").unwrap();
+    assert_eq!((config.uid(), config.gid(), config.permissions().mode() & 0o777), (0, gid, 0o640));
+    assert_eq!(pitstop_user(), Some((uid, gid, home.clone(), shell.clone())));
+
     // A cluster of this machine's PostgreSQL preloading the packaged library.
     assert!(pg_bin("postgres").exists());
     let cluster = PgCluster::start_with(ClusterOptions::default());
