@@ -160,8 +160,9 @@ for spec in "${PG_CONFIGS[@]}"; do
     cargo pgrx package -p pitstop --pg-config "$pg_config" --out-dir "$pgrx_out" >&2
     built_lib="$pgrx_out$pkglibdir"
     built_ext="$pgrx_out$sharedir/extension"
-    [ -f "$built_lib/pitstop.so" ] && [ -f "$built_ext/pitstop.control" ] \
-        || fail "cargo pgrx package left no pitstop.so or pitstop.control under $pgrx_out"
+    if [ ! -f "$built_lib/pitstop.so" ] || [ ! -f "$built_ext/pitstop.control" ]; then
+        fail "cargo pgrx package left no pitstop.so or pitstop.control under $pgrx_out"
+    fi
     unexpected=$(cd "$pgrx_out" && find . -type f ! -path ".$pkglibdir/pitstop.so" ! -path ".$sharedir/extension/pitstop*" )
     [ -z "$unexpected" ] || fail "cargo pgrx package made files this script does not ship: $unexpected"
 
