@@ -130,6 +130,8 @@ fn table(needs: &mut Vec<Need>, name: &str, privileges: &[&'static str]) {
 pub struct Missing {
     pub problem: String,
     pub fix: String,
+    /// The task works without it (what is missing is only skipped).
+    pub warning_only: bool,
 }
 
 /// The GRANT of `privileges` on an object.
@@ -169,11 +171,15 @@ pub async fn checks(client: &Client, facts: Option<&Facts>, config: Option<&Conf
         out.push(match (error, missing.is_empty()) {
             (Some(e), _) => Check::failed(name, format!("cannot check the privileges: {e}"), "see the error"),
             (None, true) => Check::ok(name, format!("role {:?} has what it runs: {}", facts.role, needs.iter().map(describe).collect::<Vec<_>>().join("; "))),
-            (None, false) => Check::failed(
-                name,
-                format!("role {:?} lacks:\n{}", facts.role, missing.iter().map(|m| m.problem.as_str()).collect::<Vec<_>>().join("\n")),
-                missing.iter().map(|m| m.fix.as_str()).collect::<Vec<_>>().join("\n"),
-            ),
+            (None, false) => {
+                let found = format!("role {:?} lacks:\n{}", facts.role, missing.iter().map(|m| m.problem.as_str()).collect::<Vec<_>>().join("\n"));
+                let fix = missing.iter().map(|m| m.fix.as_str()).collect::<Vec<_>>().join("\n");
+                if missing.iter().all(|m| m.warning_only) {
+                    Check::warning(name, found, fix)
+                } else {
+                    Check::failed(name, found, fix)
+                }
+            }
         });
     }
     out
@@ -191,27 +197,34 @@ fn describe(need: &Need) -> String {
     }
 }
 
-/// The tables a plan job may name that the role may not maintain: name, owner, whether the
-/// owner is a superuser (those last: the others have a GRANT to show).
-const UNMAINTAINABLE: &str = "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), quote_ident(r.rolname), r.rolsuper \
+/// The tables a plan job may name that the role may not maintain: name, owner, and whether
+/// membership in the owner would give away more than its tables (those last: the others have
+/// a GRANT to show). Such an owner is a superuser, may create roles, bypass row-level
+/// security or replicate, or is itself a member of a role that may run programs or read and
+/// write the server's files, or of a superuser: its members could become those.
+const UNMAINTAINABLE: &str = "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), quote_ident(r.rolname), \
+       r.rolsuper OR r.rolcreaterole OR r.rolbypassrls OR r.rolreplication OR EXISTS ( \
+         SELECT FROM pg_catalog.pg_roles s \
+          WHERE (s.rolsuper OR s.rolcreaterole OR s.rolname IN ('pg_execute_server_program', 'pg_read_server_files', 'pg_write_server_files', 'pg_read_all_data', 'pg_write_all_data')) \
+            AND s.oid <> r.oid AND pg_catalog.pg_has_role(r.oid, s.oid, 'MEMBER')) \
      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace JOIN pg_catalog.pg_roles r ON r.oid = c.relowner \
      WHERE c.relkind IN ('r', 'm') AND c.relpersistence <> 't' \
        AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast' \
        AND NOT pg_catalog.pg_has_role(c.relowner, 'USAGE') \
        AND NOT CASE WHEN $1 THEN pg_catalog.has_table_privilege(c.oid, 'MAINTAIN') ELSE false END \
        AND NOT CASE WHEN $2 THEN pg_catalog.pg_has_role((SELECT datdba FROM pg_catalog.pg_database WHERE datname = current_database()), 'USAGE') ELSE false END \
-     ORDER BY r.rolsuper, 1";
+     ORDER BY 3, 1";
 
 async fn evaluate(client: &Client, need: &Need, f: &Facts) -> Result<Option<Missing>, tokio_postgres::Error> {
     let role = f.role_ident.as_str();
     Ok(match need {
         Need::Role { role: predefined, grant: to_grant, why } => {
             let has: bool = client.query_one("SELECT pg_catalog.pg_has_role($1, 'USAGE')", &[predefined]).await?.get(0);
-            (!has).then(|| Missing { problem: format!("the rights of {predefined} ({why})"), fix: format!("GRANT {to_grant} TO {role};") })
+            (!has).then(|| Missing { problem: format!("the rights of {predefined} ({why})"), fix: format!("GRANT {to_grant} TO {role};"), warning_only: false })
         }
         Need::SchemaUsage(schema) => {
             let has: bool = client.query_one("SELECT pg_catalog.has_schema_privilege($1, 'USAGE')", &[schema]).await?.get(0);
-            (!has).then(|| Missing { problem: format!("USAGE on schema {schema}"), fix: grant(&["USAGE"], &format!("SCHEMA {schema}"), role) })
+            (!has).then(|| Missing { problem: format!("USAGE on schema {schema}"), fix: grant(&["USAGE"], &format!("SCHEMA {schema}"), role), warning_only: false })
         }
         Need::Table { table, privileges } => {
             let r = client
@@ -228,7 +241,7 @@ async fn evaluate(client: &Client, need: &Need, f: &Facts) -> Result<Option<Miss
             if !exists {
                 Some(absent(table))
             } else {
-                (!lacking.is_empty()).then(|| Missing { problem: format!("{} on {table}", lacking.join(", ")), fix: grant(&lacking, table, role) })
+                (!lacking.is_empty()).then(|| Missing { problem: format!("{} on {table}", lacking.join(", ")), fix: grant(&lacking, table, role), warning_only: false })
             }
         }
         Need::SequenceUsage(seq) => {
@@ -247,7 +260,7 @@ async fn evaluate(client: &Client, need: &Need, f: &Facts) -> Result<Option<Miss
         Need::Maintain { reindex } => {
             let maintain_privilege = f.major() >= 17;
             let rows = client.query(UNMAINTAINABLE, &[&maintain_privilege, &!reindex]).await?;
-            let tables: Vec<Owned> = rows.iter().map(|r| Owned { table: r.get(0), owner: r.get(1), superuser: r.get(2) }).collect();
+            let tables: Vec<Owned> = rows.iter().map(|r| Owned { table: r.get(0), owner: r.get(1), privileged: r.get(2) }).collect();
             maintain_missing(&tables, *reindex, maintain_privilege, role)
         }
     })
@@ -255,7 +268,7 @@ async fn evaluate(client: &Client, need: &Need, f: &Facts) -> Result<Option<Miss
 
 /// An object of the extension that is not there.
 fn absent(what: &str) -> Missing {
-    Missing { problem: format!("{what} (missing: the extension is older than this binary)"), fix: "ALTER EXTENSION pitstop UPDATE;".into() }
+    Missing { problem: format!("{what} (missing: the extension is older than this binary)"), fix: "ALTER EXTENSION pitstop UPDATE;".into(), warning_only: false }
 }
 
 /// One privilege on `object`: `r` says whether it exists and whether the role has it.
@@ -263,7 +276,7 @@ fn one_privilege(r: &tokio_postgres::Row, object: &str, privilege: &str, on: &st
     match (r.get(0), r.get(1)) {
         (false, _) => Some(absent(object)),
         (true, true) => None,
-        (true, false) => Some(Missing { problem: format!("{privilege} on {object}"), fix: grant(&[privilege], on, role) }),
+        (true, false) => Some(Missing { problem: format!("{privilege} on {object}"), fix: grant(&[privilege], on, role), warning_only: false }),
     }
 }
 
@@ -285,13 +298,16 @@ fn name_of(qualified: &str) -> String {
 pub struct Owned {
     pub table: String,
     pub owner: String,
-    pub superuser: bool,
+    /// Membership in the owner would give away more than its tables (see UNMAINTAINABLE).
+    pub privileged: bool,
 }
 
-/// The problem and fix for the tables the role may not maintain. Before PostgreSQL 17 only
-/// owners may (and, for VACUUM/ANALYZE, the database owner); membership in the owner role is
-/// the narrowest grant, but never in a superuser's role (that would hand over every object
-/// the superuser owns).
+/// The problem and fix for the tables the role may not maintain. From PostgreSQL 17 on the
+/// MAINTAIN privilege on exactly those tables (not pg_maintain, which covers every relation,
+/// catalogs included). Before, only owners may: membership in an owner role is the narrowest
+/// grant, and gives the role everything that owner owns, so it is offered only for owners
+/// whose membership cannot lead further (see UNMAINTAINABLE); the tables of the others are a
+/// warning, since the daemon logs them as skipped and autovacuum still covers them.
 pub fn maintain_missing(tables: &[Owned], reindex: bool, maintain_privilege: bool, role: &str) -> Option<Missing> {
     if tables.is_empty() {
         return None;
@@ -304,21 +320,29 @@ pub fn maintain_missing(tables: &[Owned], reindex: bool, maintain_privilege: boo
     let what = if reindex { "REINDEX" } else { "VACUUM/ANALYZE" };
     let problem = format!("the right to {what} {} table{}: {}", tables.len(), if tables.len() == 1 { "" } else { "s" }, names.join(", "));
     if maintain_privilege {
-        return Some(Missing { problem, fix: format!("GRANT pg_maintain TO {role};") });
+        let all: Vec<&str> = tables.iter().map(|t| t.table.as_str()).collect();
+        return Some(Missing { problem, fix: grant(&["MAINTAIN"], &format!("TABLE {}", all.join(", ")), role), warning_only: false });
     }
-    let owners = |superuser: bool| {
-        let mut o: Vec<&str> = tables.iter().filter(|t| t.superuser == superuser).map(|t| t.owner.as_str()).collect();
+    let owners = |privileged: bool| {
+        let mut o: Vec<&str> = tables.iter().filter(|t| t.privileged == privileged).map(|t| t.owner.as_str()).collect();
         o.sort_unstable();
         o.dedup();
         o
     };
-    let mut fix: Vec<String> = owners(false).iter().map(|o| format!("GRANT {o} TO {role};")).collect();
-    let supers = owners(true);
-    if !supers.is_empty() {
-        let instead = if reindex { "run REINDEX jobs as a superuser" } else { "make the role the database owner (ALTER DATABASE … OWNER TO), or leave them to autovacuum" };
-        fix.push(format!("tables owned by superuser {}: before PostgreSQL 17 {instead}", supers.join(", ")));
+    let grantable = owners(false);
+    let mut fix: Vec<String> = grantable.iter().map(|o| format!("GRANT {o} TO {role};")).collect();
+    if !fix.is_empty() {
+        fix.push(format!("(each membership lets {role} act as that owner on everything it owns)"));
     }
-    Some(Missing { problem, fix: fix.join("\n") })
+    let privileged = owners(true);
+    if !privileged.is_empty() {
+        let instead = if reindex { "run those REINDEX jobs as their owner" } else { "leave them to autovacuum (the daemon logs them as skipped)" };
+        fix.push(format!(
+            "tables of {}, whose membership would give away more than their tables: before PostgreSQL 17 {instead}",
+            privileged.join(", ")
+        ));
+    }
+    Some(Missing { problem, fix: fix.join("\n"), warning_only: grantable.is_empty() })
 }
 
 #[cfg(test)]
@@ -375,16 +399,24 @@ mod tests {
     #[test]
     fn fixes_grant_exactly_what_is_missing() {
         assert_eq!(grant(&["SELECT", "DELETE"], "pitstop.invalidation_outbox", "\"Relay\""), "GRANT SELECT, DELETE ON pitstop.invalidation_outbox TO \"Relay\";");
-        let owned = |table: &str, owner: &str, superuser| Owned { table: table.into(), owner: owner.into(), superuser };
+        let owned = |table: &str, owner: &str, privileged| Owned { table: table.into(), owner: owner.into(), privileged };
         let tables = vec![owned("public.a", "app", false), owned("public.b", "etl", false), owned("s.c", "app", false), owned("pitstop.alerts", "postgres", true)];
         let m = maintain_missing(&tables, false, false, "pitstop").unwrap();
         assert_eq!(m.problem, "the right to VACUUM/ANALYZE 4 tables: public.a (owner app), public.b (owner etl), s.c (owner app), pitstop.alerts (owner postgres)");
         assert_eq!(
             m.fix,
-            "GRANT app TO pitstop;\nGRANT etl TO pitstop;\ntables owned by superuser postgres: before PostgreSQL 17 make the role the database owner (ALTER DATABASE … OWNER TO), or leave them to autovacuum"
+            "GRANT app TO pitstop;\nGRANT etl TO pitstop;\n(each membership lets pitstop act as that owner on everything it owns)\n\
+             tables of postgres, whose membership would give away more than their tables: before PostgreSQL 17 leave them to autovacuum (the daemon logs them as skipped)"
         );
-        assert!(!m.fix.contains("GRANT postgres"));
-        assert_eq!(maintain_missing(&tables, true, true, "pitstop").unwrap().fix, "GRANT pg_maintain TO pitstop;");
+        assert!(!m.fix.contains("GRANT postgres") && !m.warning_only);
+        // Only privileged owners: nothing to grant, a warning.
+        let m = maintain_missing(&tables[3..], false, false, "pitstop").unwrap();
+        assert!(m.warning_only && !m.fix.contains("GRANT"), "{m:?}");
+        // From 17 on: MAINTAIN on exactly those tables, never pg_maintain.
+        assert_eq!(
+            maintain_missing(&tables, true, true, "pitstop").unwrap().fix,
+            "GRANT MAINTAIN ON TABLE public.a, public.b, s.c, pitstop.alerts TO pitstop;"
+        );
         assert_eq!(maintain_missing(&[], false, true, "pitstop"), None);
         let many: Vec<Owned> = (0..12).map(|i| owned(&format!("t{i}"), "o", false)).collect();
         assert!(maintain_missing(&many, false, true, "p").unwrap().problem.ends_with("t9 (owner o), and 2 more"));
