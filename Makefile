@@ -14,6 +14,8 @@ PGRX_PGDATA ?= /tmp/pitstop-pgrx-test-data-$(PG)
 endif
 # The integration tests' clusters use this major's binaries (tests/src/lib.rs).
 export PG_CONFIG
+# A chroot's mounts do not survive a reboot: pgchroot.sh (idempotent) makes it ready.
+PG_READY := $(if $(filter-out 15,$(PG)),bash scripts/pgchroot.sh $(PG) >/dev/null,true)
 
 .PHONY: setup build install-ext test test-matrix test-unit test-pg test-integration package test-package demo demo-stop bench clean
 
@@ -28,6 +30,7 @@ build:
 ## Packaged, then moved into place file by file: a rename keeps running servers on the old
 ## library (overwriting a loaded .so in place crashes them).
 install-ext:
+	$(PG_READY)
 	rm -rf target/pitstop-package
 	cargo pgrx package -p pitstop --pg-config $(PG_CONFIG) --out-dir target/pitstop-package
 	@# pgrx packages the upgrade scripts (pitstop--A--B.sql) but not the frozen install
@@ -50,6 +53,7 @@ ifeq ($(PG),15)
 	mkdir -p $(PGRX_PGDATA) && chown postgres $(PGRX_PGDATA) 2>/dev/null || true
 	cargo pgrx test pg15 -p pitstop --runas postgres --pgdata $(PGRX_PGDATA)
 else
+	$(PG_READY)
 	rm -rf $(PGRX_PGDATA) && mkdir -p $(PGRX_PGDATA) && chown postgres $(PGRX_PGDATA)
 	USER=postgres cargo pgrx test pg$(PG) -p pitstop --pgdata $(PGRX_PGDATA)
 endif
@@ -68,8 +72,8 @@ package:
 	bash scripts/package.sh $(PACKAGE_PG)
 
 ## The packages installed with dpkg, used and purged (tests/tests/package.rs). dpkg replaces
-## the system's pitstop.so that test clusters load: after the other tiers, under the same lock
-## as they are, and the development build is installed again afterwards, pass or fail.
+## the system's pitstop.so that test clusters load: after the other tiers, never alongside
+## them, and the development build is installed again afterwards, pass or fail.
 test-package: package build
 	status=0; cargo test -p pitstop-tests --test package -- --ignored --test-threads=1 || status=$$?; \
 		$(MAKE) install-ext && exit $$status

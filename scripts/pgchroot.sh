@@ -26,12 +26,12 @@ fail() { printf 'pgchroot %s: FAILED: %s\n' "$MAJOR" "$*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || fail "run as root (debootstrap, chroot and mount need it)"
 
 case "$MAJOR" in
-    17) SUITE=trixie; SCRIPT=trixie ;;
+    17) SUITE=trixie; SCRIPT=trixie; APT_OPTS=() ;;
     # forky's debootstrap script is sid's; its Release file is past its Valid-Until date.
-    18) SUITE=forky; SCRIPT=sid ;;
+    18) SUITE=forky; SCRIPT=sid; APT_OPTS=(-o Acquire::Check-Valid-Until=false) ;;
     *) fail "unsupported major $MAJOR (17 or 18; 15 is the host's own)" ;;
 esac
-APT_OPTS=(-o Acquire::Check-Valid-Until=false -o APT::Install-Recommends=false -qq)
+APT_OPTS+=(-o APT::Install-Recommends=false -qq)
 
 # The Debian archive apt is configured with (deb822 .sources or one-line sources.list), never
 # the security archive.
@@ -58,7 +58,8 @@ if [ ! -x "$ROOT/usr/bin/apt-get" ]; then
     command -v debootstrap >/dev/null || apt-get install -y -qq debootstrap >/dev/null || fail "install debootstrap"
     mirror=$(debian_mirror)
     say "debootstrap $SUITE from $mirror"
-    rm -rf "$ROOT"; mkdir -p "$ROOT"
+    # Never into the host's /dev or /tmp, should a half-made chroot still have them mounted.
+    rm -rf --one-file-system "$ROOT"; mkdir -p "$ROOT"
     debootstrap --variant=minbase "$SUITE" "$ROOT" "$mirror" "/usr/share/debootstrap/scripts/$SCRIPT" \
         > "$BASE/debootstrap.log" 2>&1 || fail "debootstrap (log: $BASE/debootstrap.log)"
 fi

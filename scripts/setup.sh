@@ -17,7 +17,8 @@ done
 PGRX_VERSION="0.18.1"
 PG_CONFIG="/usr/bin/pg_config"
 PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-contrib libclang-dev clang
-          redis-server redis-tools sudo make pkg-config libssl-dev openssl valgrind)
+          redis-server redis-tools sudo make pkg-config libssl-dev openssl valgrind
+          dpkg-dev man-db debootstrap)
 
 say()  { printf 'setup: %s\n' "$*"; }
 fail() { printf 'setup: FAILED: %s\n' "$*" >&2; exit 1; }

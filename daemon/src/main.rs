@@ -115,7 +115,9 @@ enum Command {
     },
     /// Check the server, database, role and configuration pitstop runs with: each check's
     /// status (ok, warning, failed, skipped), what it found and the fix. Changes nothing.
-    /// Exit status 1 when a check failed (warnings do not count).
+    /// Without connection flags it connects as the daemon does (postgres.dsn of the
+    /// configuration), so the daemon's role is the one checked. Exit status 1 when a check
+    /// failed (warnings do not count).
     Doctor {
         /// The daemon's configuration file, for its Redis and task settings (default:
         /// /etc/pitstop/pitstop.toml if it exists, else built-in defaults).

@@ -316,3 +316,21 @@ fn links_of_the_readme_and_docs_resolve_inside_the_repository() {
     assert!(links > 20, "only {links} links found");
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// The README's statement that preloads pitstop, run as written on a server that preloads
+/// nothing, and the server restarted: both libraries load (a single `'a,b'` literal would name
+/// one library "a,b" and the server would not start).
+#[test]
+fn the_readmes_preload_statement_starts_the_server_with_both_libraries() {
+    let readme = repo_file("README.md");
+    let install = readme.split("\n## Install on an existing server\n").nth(1).expect("README: no install section");
+    let statement = install.lines().map(str::trim).find(|l| l.starts_with("ALTER SYSTEM SET shared_preload_libraries")).expect("README: no ALTER SYSTEM");
+    let cluster = PgCluster::start_with(ClusterOptions { preload: Vec::new(), settings: Vec::new() });
+    cluster.connect().batch_execute(statement).unwrap_or_else(|e| panic!("{statement}: {e}"));
+    cluster.restart();
+    let mut c = cluster.connect();
+    let loaded: String = c.query_one("SHOW shared_preload_libraries", &[]).unwrap().get(0);
+    assert_eq!(loaded, "pg_stat_statements, pitstop");
+    // pitstop's settings exist only when its library is loaded.
+    c.query_one("SHOW pitstop.slow_query_ms", &[]).expect("pitstop is preloaded");
+}

@@ -246,6 +246,22 @@ fn a_role_without_grants_is_told_each_grant_and_passes_once_they_are_run() {
     expect(&checks, "redis", "failed");
 }
 
+/// Without connection flags doctor connects as the daemon would, with the configuration's
+/// postgres.dsn, and checks that role; flags still win.
+#[test]
+fn without_flags_the_daemons_own_connection_is_checked() {
+    let (cluster, _client) = PgCluster::with_pitstop(ClusterOptions::default(), "CREATE ROLE daemon_role LOGIN");
+    let dsn = format!("host=127.0.0.1 port={} user=daemon_role dbname=postgres", cluster.port);
+    let config = TempFile::new("pitstop.toml", &format!("[postgres]\ndsn = {dsn:?}\n"));
+    let (_, checks) = doctor(&["--config", config.path()]);
+    let connection = expect(&checks, "connection", "ok");
+    assert!(connection.found.contains("as role \"daemon_role\""), "{connection:?}");
+    expect(&checks, "monitor_privileges", "failed");
+    let flags = format!("host=127.0.0.1 port={} user=postgres dbname=postgres", cluster.port);
+    let (_, checks) = doctor(&["--dsn", &flags, "--config", config.path()]);
+    assert!(expect(&checks, "connection", "ok").found.contains("as role \"postgres\""), "{checks:#?}");
+}
+
 /// A CA and a server certificate it signed for 127.0.0.1, in `dir` (ca.pem, server.crt, server.key).
 fn server_certificate(dir: &Path) {
     let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"];

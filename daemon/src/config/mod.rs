@@ -305,11 +305,20 @@ impl Config {
     }
 
     /// Loads the configuration: `path` if given (it must exist), else the default path if it
-    /// exists, else built-in defaults; then the process's `PITSTOP_*` variables.
+    /// exists and this user may read it, else built-in defaults; then the process's
+    /// `PITSTOP_*` variables. (The packaged default file holds secrets and is readable by
+    /// the daemon's group only: other users' commands run with the defaults, and are told.)
     pub fn load(path: Option<&Path>) -> Result<Config, Vec<ConfigError>> {
         let file = match path {
             Some(p) => Some(p.to_path_buf()),
-            None => Some(PathBuf::from(DEFAULT_PATH)).filter(|p| p.exists()),
+            None => Some(PathBuf::from(DEFAULT_PATH)).filter(|p| match std::fs::File::open(p) {
+                Ok(_) => true,
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                    eprintln!("pitstop: {DEFAULT_PATH} is not readable by this user: using the built-in settings (--config FILE to choose one)");
+                    false
+                }
+                Err(_) => p.exists(),
+            }),
         };
         let text = match &file {
             Some(p) => std::fs::read_to_string(p).map_err(|e| {

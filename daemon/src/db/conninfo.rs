@@ -69,6 +69,13 @@ pub struct Explicit<'a> {
     pub dbname: Option<&'a str>,
 }
 
+impl Explicit<'_> {
+    /// No connection flag was given.
+    pub fn is_empty(&self) -> bool {
+        self.dsn.is_none() && self.host.is_none() && self.port.is_none() && self.user.is_none() && self.dbname.is_none()
+    }
+}
+
 /// Whether `s` is a connection string rather than a plain database name (libpq's test).
 fn is_conninfo(s: &str) -> bool {
     s.starts_with("postgres://") || s.starts_with("postgresql://") || s.contains('=')

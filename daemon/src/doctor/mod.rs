@@ -77,6 +77,11 @@ async fn run(connection: &Explicit<'_>, config_path: Option<&Path>, env: &dyn Fn
     let loaded = Config::load(config_path);
     let mut checks = vec![services::config_check(&loaded)];
     let config = loaded.ok();
+    // Without connection flags, the daemon's own connection (postgres.dsn), so that its
+    // privileges are those checked; the flags and PG* variables otherwise, as other commands.
+    let configured = config.as_ref().and_then(|c| c.postgres.dsn.expose()).map(str::to_string);
+    let daemons = Explicit { dsn: configured.as_deref(), host: None, port: None, user: None, dbname: None };
+    let connection = if connection.is_empty() && configured.is_some() { &daemons } else { connection };
     match connect::connect(connection, env).await {
         Err(failed) => {
             checks.push(failed);
