@@ -1,6 +1,7 @@
 //! `pitstop`: the daemon and the DBA's command line. Parsing and dispatch only.
 
 mod backoff;
+mod bench;
 mod config;
 mod db;
 mod doctor;
@@ -131,6 +132,10 @@ enum Command {
         #[arg(long, env = "PITSTOP_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Load test with pgbench scripts: clients ramped up in stages (or an open-loop rate),
+    /// latency percentiles per script and stage, errors by SQLSTATE, the server's view of the
+    /// same statements, and --save/--compare between runs.
+    Bench(bench::Args),
     /// Write the manual pages (pitstop.1, pitstop-report.1, …) into DIR (packaging).
     #[command(hide = true)]
     ManPages { dir: PathBuf },
@@ -159,6 +164,7 @@ fn main() -> ExitCode {
             let style = if cli.json { output::Style::Json } else { output::Style::Table { wide: true } };
             doctor::command(&connection, config.as_deref(), style)
         }
+        Command::Bench(args) => bench::command(&connection, args, cli.json),
         Command::ManPages { dir } => man::command(<Cli as clap::CommandFactory>::command(), dir),
         Command::Maintenance { dry_run, yes, max_actions, include_reindex, job, config } => {
             let (dry_run, yes, max_actions, include_reindex) = (*dry_run, *yes, *max_actions, *include_reindex);

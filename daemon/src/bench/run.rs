@@ -1,0 +1,369 @@
+//! The load: one tokio-postgres connection per client, stages of client counts, an optional
+//! open-loop rate, and one collector task that keeps the histograms and prints progress.
+
+use super::expr::{self, Rng, Value};
+use super::script::{Command, Piece, Script, SleepAmount, Statement};
+use hdrhistogram::Histogram;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_postgres::types::{Format, IsNull, ToSql, Type};
+use tokio_postgres::Client;
+
+/// Width of the windows whose median latencies `--compare` tests.
+pub const WINDOW: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stage {
+    pub name: String,
+    pub clients: usize,
+    pub start: Duration,
+    pub end: Duration,
+}
+
+/// Ramp stages at lo, 2·lo, 4·lo, … clients (below hi), sharing `ramp` equally, then the
+/// hold stage at hi clients for `duration`.
+pub fn stages(lo: usize, hi: usize, ramp: Duration, duration: Duration) -> Vec<Stage> {
+    let mut counts = Vec::new();
+    let mut c = lo;
+    while c < hi {
+        counts.push(c);
+        c = c.saturating_mul(2);
+    }
+    let mut out = Vec::new();
+    let mut at = Duration::ZERO;
+    if !counts.is_empty() && !ramp.is_zero() {
+        let step = ramp / counts.len() as u32;
+        for (i, &clients) in counts.iter().enumerate() {
+            let end = if i + 1 == counts.len() { ramp } else { at + step };
+            out.push(Stage { name: format!("ramp {}", i + 1), clients, start: at, end });
+            at = end;
+        }
+    }
+    out.push(Stage { name: "hold".into(), clients: hi, start: at, end: at + duration });
+    out
+}
+
+/// A statement ready to send: its text (simple protocol) or prepared form per client.
+pub struct Prepared {
+    pub statements: Vec<Vec<Option<tokio_postgres::Statement>>>,
+}
+
+pub struct Shared {
+    pub scripts: Vec<Script>,
+    pub stages: Vec<Stage>,
+    pub rate: Option<f64>,
+    pub predefined: HashMap<String, Value>,
+    ticket: AtomicU64,
+    total_weight: u64,
+}
+
+impl Shared {
+    pub fn new(scripts: Vec<Script>, stages: Vec<Stage>, rate: Option<f64>, predefined: HashMap<String, Value>) -> Shared {
+        let total_weight = scripts.iter().map(|s| u64::from(s.weight)).sum();
+        Shared { scripts, stages, rate, predefined, ticket: AtomicU64::new(0), total_weight }
+    }
+
+    fn end(&self) -> Duration {
+        self.stages.last().map_or(Duration::ZERO, |s| s.end)
+    }
+
+    pub fn stage_at(&self, offset: Duration) -> usize {
+        self.stages.iter().position(|s| offset < s.end).unwrap_or(self.stages.len() - 1)
+    }
+
+    fn pick(&self, rng: &mut Rng) -> usize {
+        let mut r = rng.next_u64() % self.total_weight.max(1);
+        for (i, s) in self.scripts.iter().enumerate() {
+            if r < u64::from(s.weight) {
+                return i;
+            }
+            r -= u64::from(s.weight);
+        }
+        0
+    }
+}
+
+/// What a client reports of one transaction.
+pub struct Event {
+    pub script: usize,
+    pub stage: usize,
+    pub latency_us: u64,
+    /// SQLSTATE (or a short cause) of a failed transaction.
+    pub error: Option<String>,
+}
+
+/// A parameter sent in text format: the server reads it as the type it inferred, as pgbench's
+/// prepared mode does.
+#[derive(Debug)]
+struct TextParam(String);
+
+impl ToSql for TextParam {
+    fn to_sql(&self, _: &Type, out: &mut bytes::BytesMut) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.extend_from_slice(self.0.as_bytes());
+        Ok(IsNull::No)
+    }
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+    fn encode_format(&self, _: &Type) -> Format {
+        Format::Text
+    }
+    tokio_postgres::types::to_sql_checked!();
+}
+
+/// Prepares every statement of every script on `client` (`--prepared`).
+pub async fn prepare(client: &Client, scripts: &[Script]) -> Result<Prepared, String> {
+    let mut statements = Vec::new();
+    for script in scripts {
+        let mut per_command = Vec::new();
+        for command in &script.commands {
+            per_command.push(match command {
+                Command::Sql(s) => {
+                    let (text, _) = s.parameterized();
+                    let prepared = client.prepare(&text).await.map_err(|e| format!("{}:{}: cannot prepare: {}", script.name, s.line, crate::db::describe_pg(&e)))?;
+                    Some(prepared)
+                }
+                _ => None,
+            });
+        }
+        statements.push(per_command);
+    }
+    Ok(Prepared { statements })
+}
+
+/// Client-side time of each statement, per script and command (None: not a statement, or
+/// never run).
+pub type StatementTimes = Vec<Vec<Option<Histogram<u64>>>>;
+
+/// One client: waits for its stage, then runs scripts until the end (or, with a rate, until
+/// the schedule passes the end). Latency runs from the scheduled start under `--rate`.
+pub async fn client(id: usize, client: Client, prepared: Option<Prepared>, shared: Arc<Shared>, t0: Instant, events: mpsc::UnboundedSender<Event>) -> StatementTimes {
+    let mut times: StatementTimes = shared.scripts.iter().map(|s| vec![None; s.commands.len()]).collect();
+    let Some(first) = shared.stages.iter().find(|s| s.clients > id) else { return times };
+    tokio::time::sleep_until(t0 + first.start).await;
+    let end = t0 + shared.end();
+    let mut rng = Rng::new((id as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D) ^ std::process::id() as u64 ^ t0.elapsed().as_nanos() as u64);
+    let mut vars = shared.predefined.clone();
+    vars.insert("client_id".into(), Value::Int(id as i64));
+    loop {
+        let scheduled = match shared.rate {
+            Some(rate) => {
+                let n = shared.ticket.fetch_add(1, Ordering::Relaxed);
+                let at = t0 + Duration::from_secs_f64(n as f64 / rate);
+                if at >= end {
+                    break;
+                }
+                tokio::time::sleep_until(at).await;
+                at
+            }
+            None => Instant::now(),
+        };
+        if scheduled >= end {
+            break;
+        }
+        let script = shared.pick(&mut rng);
+        let outcome = run_script(&client, prepared.as_ref().map(|p| &p.statements[script][..]), &shared.scripts[script], &mut vars, &mut rng, &mut times[script]).await;
+        let latency_us = scheduled.elapsed().as_micros() as u64;
+        let stage = shared.stage_at(scheduled - t0);
+        let fatal = matches!(&outcome, Err(Failure::Fatal(_)));
+        let error = outcome.err().map(|f| match f {
+            Failure::Sql(code) | Failure::Fatal(code) => code,
+        });
+        if events.send(Event { script, stage, latency_us, error }).is_err() || fatal {
+            break;
+        }
+    }
+    times
+}
+
+enum Failure {
+    /// A statement failed (SQLSTATE); the client goes on.
+    Sql(String),
+    /// The connection or the script cannot go on.
+    Fatal(String),
+}
+
+async fn run_script(
+    client: &Client,
+    prepared: Option<&[Option<tokio_postgres::Statement>]>,
+    script: &Script,
+    vars: &mut HashMap<String, Value>,
+    rng: &mut Rng,
+    times: &mut [Option<Histogram<u64>>],
+) -> Result<(), Failure> {
+    for (index, command) in script.commands.iter().enumerate() {
+        match command {
+            Command::Set { name, expr } => {
+                let value = expr::eval(expr, vars, rng).map_err(|e| Failure::Fatal(format!("{}: \\set {name}: {e}", script.name)))?;
+                vars.insert(name.clone(), value);
+            }
+            Command::Sleep { amount, unit_us } => {
+                let n = match amount {
+                    SleepAmount::Const(n) => *n,
+                    SleepAmount::Var(v) => vars.get(v).map_or(0, |v| v.as_f64().max(0.0) as u64),
+                };
+                tokio::time::sleep(Duration::from_micros(n.saturating_mul(*unit_us))).await;
+            }
+            Command::Sql(statement) => {
+                let started = Instant::now();
+                let result = match prepared.and_then(|p| p[index].as_ref()) {
+                    Some(prepared) => run_prepared(client, prepared, statement, vars).await,
+                    None => client.simple_query(&substitute(statement, vars)).await.map(drop),
+                };
+                if let Err(e) = result {
+                    if client.is_closed() {
+                        return Err(Failure::Fatal("connection lost".into()));
+                    }
+                    let code = e.code().map_or_else(|| "client".to_string(), |c| c.code().to_string());
+                    // Leave no transaction open behind a failed statement (as pgbench does).
+                    let _ = client.simple_query("ROLLBACK").await;
+                    return Err(Failure::Sql(code));
+                }
+                let us = started.elapsed().as_micros() as u64;
+                let _ = times[index].get_or_insert_with(statement_histogram).record(us.clamp(1, 3_600_000_000));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn run_prepared(client: &Client, prepared: &tokio_postgres::Statement, statement: &Statement, vars: &HashMap<String, Value>) -> Result<(), tokio_postgres::Error> {
+    let (_, names) = statement.parameterized();
+    let params: Vec<TextParam> = names.iter().map(|n| TextParam(vars.get(n).map(ToString::to_string).unwrap_or_default())).collect();
+    let rows = client.query_raw(prepared, params.iter()).await?;
+    futures_util::pin_mut!(rows);
+    while futures_util::StreamExt::next(&mut rows).await.transpose()?.is_some() {}
+    Ok(())
+}
+
+/// The statement's text with each variable's value in place (simple protocol).
+pub fn substitute(statement: &Statement, vars: &HashMap<String, Value>) -> String {
+    let mut text = String::new();
+    for piece in &statement.pieces {
+        match piece {
+            Piece::Text(t) => text.push_str(t),
+            Piece::Var(v) => match vars.get(v) {
+                Some(value) => text.push_str(&value.to_string()),
+                None => {
+                    text.push(':');
+                    text.push_str(v);
+                }
+            },
+        }
+    }
+    text
+}
+
+/// Per-statement histograms are one per client and statement: 2 digits (1 %) keep them small.
+pub fn statement_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("static bounds are valid")
+}
+
+pub fn histogram() -> Histogram<u64> {
+    // 1 µs to 1 h at 3 significant digits (0.1 % relative error).
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static bounds are valid")
+}
+
+/// Everything measured, per script and stage.
+pub struct Collected {
+    pub by_script_stage: Vec<Vec<Histogram<u64>>>,
+    pub errors: BTreeMap<(usize, usize, String), u64>,
+    /// Median latency (µs) of each window, per script.
+    pub windows: Vec<Vec<f64>>,
+    pub elapsed: Duration,
+}
+
+/// Collects events until every client is done; prints a progress line each second.
+pub async fn collect(shared: Arc<Shared>, mut events: mpsc::UnboundedReceiver<Event>, t0: Instant, progress: super::progress::Progress) -> Collected {
+    let (n_scripts, n_stages) = (shared.scripts.len(), shared.stages.len());
+    let mut c = Collected {
+        by_script_stage: (0..n_scripts).map(|_| (0..n_stages).map(|_| histogram()).collect()).collect(),
+        errors: BTreeMap::new(),
+        windows: vec![Vec::new(); n_scripts],
+        elapsed: Duration::ZERO,
+    };
+    let mut window: Vec<Histogram<u64>> = (0..n_scripts).map(|_| histogram()).collect();
+    let mut second = histogram();
+    let mut second_errors = 0u64;
+    let mut tick = tokio::time::interval_at(t0 + WINDOW, WINDOW);
+    let mut ticks = 0u32;
+    loop {
+        tokio::select! {
+            event = events.recv() => {
+                let Some(e) = event else { break };
+                match e.error {
+                    None => {
+                        let v = e.latency_us.clamp(1, 3_600_000_000);
+                        let _ = c.by_script_stage[e.script][e.stage].record(v);
+                        let _ = window[e.script].record(v);
+                        let _ = second.record(v);
+                    }
+                    Some(code) => {
+                        *c.errors.entry((e.script, e.stage, code)).or_default() += 1;
+                        second_errors += 1;
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                for (script, h) in window.iter_mut().enumerate() {
+                    if !h.is_empty() {
+                        c.windows[script].push(h.value_at_quantile(0.5) as f64);
+                        h.reset();
+                    }
+                }
+                ticks += 1;
+                if ticks.is_multiple_of(10) {
+                    let at = t0.elapsed();
+                    let clients = shared.stages[shared.stage_at(at.min(shared.end().saturating_sub(Duration::from_millis(1))))].clients;
+                    progress.tick(at, clients, &second, second_errors);
+                    second.reset();
+                    second_errors = 0;
+                }
+            }
+        }
+    }
+    for (script, h) in window.iter().enumerate() {
+        if !h.is_empty() {
+            c.windows[script].push(h.value_at_quantile(0.5) as f64);
+        }
+    }
+    progress.finish();
+    c.elapsed = t0.elapsed();
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ramp_doubles_then_holds() {
+        let s = stages(1, 4, Duration::from_secs(2), Duration::from_secs(2));
+        let summary: Vec<_> = s.iter().map(|s| (s.name.as_str(), s.clients, s.start.as_millis(), s.end.as_millis())).collect();
+        assert_eq!(summary, [("ramp 1", 1, 0, 1000), ("ramp 2", 2, 1000, 2000), ("hold", 4, 2000, 4000)]);
+        let s = stages(1, 64, Duration::from_secs(30), Duration::from_secs(120));
+        assert_eq!(s.iter().map(|s| s.clients).collect::<Vec<_>>(), [1, 2, 4, 8, 16, 32, 64]);
+        assert_eq!(s[5].end, Duration::from_secs(30));
+        assert_eq!(s[6].end, Duration::from_secs(150));
+        assert_eq!(stages(8, 8, Duration::ZERO, Duration::from_secs(5)), [Stage { name: "hold".into(), clients: 8, start: Duration::ZERO, end: Duration::from_secs(5) }]);
+        // 3:10 ramps through 3 and 6, then holds at 10.
+        assert_eq!(stages(3, 10, Duration::from_secs(4), Duration::from_secs(1)).iter().map(|s| s.clients).collect::<Vec<_>>(), [3, 6, 10]);
+    }
+
+    #[test]
+    fn substitution_and_weights() {
+        let script = super::super::script::parse("t", "SELECT :a, ':a', :b::int, :missing;", 1).unwrap();
+        let Command::Sql(statement) = &script.commands[0] else { panic!() };
+        let vars = HashMap::from([("a".to_string(), Value::Int(-5)), ("b".to_string(), Value::Double(1.5))]);
+        assert_eq!(substitute(statement, &vars), "SELECT -5, ':a', 1.5::int, :missing");
+        let scripts = vec![super::super::script::parse("a", "SELECT 1", 3).unwrap(), super::super::script::parse("b", "SELECT 2", 1).unwrap()];
+        let shared = Shared::new(scripts, stages(1, 1, Duration::ZERO, Duration::from_secs(1)), None, HashMap::new());
+        let mut rng = Rng::new(3);
+        let first = (0..40_000).filter(|_| shared.pick(&mut rng) == 0).count();
+        assert!((29_000..31_000).contains(&first), "weight 3:1 gave {first} of 40000");
+    }
+}
