@@ -144,7 +144,12 @@ pub fn command(connection: &Explicit<'_>, args: &Args, json: bool) -> ExitCode {
         Ok(v) => v,
         Err(e) => return fail(e),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(usize::from(args.jobs)).enable_all().build() {
+    // One thread: a current-thread runtime, without the cross-thread wake-ups of a pool.
+    let mut builder = if args.jobs == 1 { tokio::runtime::Builder::new_current_thread() } else { tokio::runtime::Builder::new_multi_thread() };
+    if args.jobs > 1 {
+        builder.worker_threads(usize::from(args.jobs));
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
     };

@@ -29,13 +29,22 @@ pub async fn snapshot(client: &Client) -> Result<Option<Snapshot>, String> {
     Ok(Some(rows.iter().map(|r| (r.get::<_, i64>(0), (r.get::<_, i64>(1), r.get::<_, f64>(2), r.get::<_, String>(3)))).collect()))
 }
 
-/// pitstop.query_latency's percentiles (ms) by queryid, None when the view is not there.
+/// pitstop.query_latency's percentiles (ms) by queryid for this database and role, None when
+/// the view is not there.
 pub async fn latency(client: &Client) -> Option<HashMap<i64, [Option<f64>; 3]>> {
     let present = client.query_one("SELECT to_regclass('pitstop.query_latency') IS NOT NULL", &[]).await.ok()?.get::<_, bool>(0);
     if !present {
         return None;
     }
-    let rows = client.query("SELECT queryid, p50::float8, p95::float8, p99::float8 FROM pitstop.query_latency", &[]).await.ok()?;
+    let rows = client
+        .query(
+            "SELECT queryid, p50::float8, p95::float8, p99::float8 FROM pitstop.query_latency
+             WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+               AND userid = (SELECT oid FROM pg_roles WHERE rolname = current_user)",
+            &[],
+        )
+        .await
+        .ok()?;
     Some(rows.iter().map(|r| (r.get::<_, i64>(0), [r.get(1), r.get(2), r.get(3)])).collect())
 }
 
