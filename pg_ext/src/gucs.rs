@@ -34,6 +34,10 @@ static CACHE_REPLICA_TTL_ONLY: GucSetting<bool> = GucSetting::<bool>::new(false)
 /// 0 = no limit. Planning runs the statement's IMMUTABLE/STABLE functions, which may be slow.
 static ADVISOR_PLAN_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(5000);
 
+/// Statements whose latency histograms are kept in shared memory; fixed at server start.
+static LATENCY_MAX_STATEMENTS: GucSetting<i32> = GucSetting::<i32>::new(5000);
+
+pub const LATENCY_MAX_STATEMENTS_MIN: i32 = 10;
 pub const SLOW_QUERY_BUFFER_MIN: i32 = 10;
 pub const SLOW_QUERY_BUFFER_MAX: i32 = 10_000;
 
@@ -115,6 +119,16 @@ pub fn init(at_preload: bool) {
     if at_preload {
         define_slow_query_buffer();
         GucRegistry::define_int_guc(
+            c"pitstop.latency_max_statements",
+            c"Number of statements whose latency histograms are kept in shared memory.",
+            c"Each takes about 4 kB of shared memory; a new statement evicts the least recently used one of its 8-slot neighbourhood. Requires a server restart.",
+            &LATENCY_MAX_STATEMENTS,
+            LATENCY_MAX_STATEMENTS_MIN,
+            100_000,
+            GucContext::Postmaster,
+            GucFlags::default(),
+        );
+        GucRegistry::define_int_guc(
             c"pitstop.cache_size",
             c"Shared memory for pitstop's result cache.",
             c"Requires a server restart.",
@@ -155,6 +169,10 @@ pub fn capture_nested() -> bool {
 
 pub fn slow_query_buffer() -> usize {
     SLOW_QUERY_BUFFER.get().max(SLOW_QUERY_BUFFER_MIN) as usize
+}
+
+pub fn latency_max_statements() -> usize {
+    LATENCY_MAX_STATEMENTS.get().max(LATENCY_MAX_STATEMENTS_MIN) as usize
 }
 
 pub fn cache_size_bytes() -> usize {

@@ -183,7 +183,8 @@ fn kept_rows(client: &mut Client) -> Vec<String> {
     let tables = ["maintenance_log", "alerts", "host_metrics", "query_snapshots", "invalidation_outbox", "relay_state"];
     let mut rows = Vec::new();
     for table in tables {
-        let sql = format!("SELECT '{table} ' || row_to_json(t)::text FROM pitstop.{table} t ORDER BY row_to_json(t)::text");
+        // NULLs left out: a column an update adds reads NULL in the kept rows.
+        let sql = format!("SELECT '{table} ' || jsonb_strip_nulls(to_jsonb(t))::text FROM pitstop.{table} t ORDER BY 1");
         rows.extend(client.query(&sql, &[]).unwrap().iter().map(|r| r.get::<_, String>(0)));
     }
     rows

@@ -16,11 +16,32 @@ pub const DESCRIBE: &str = "INSERT INTO pitstop.query_snapshots SELECT now(), �
 fn insert(schema: &str) -> String {
     format!(
         "INSERT INTO pitstop.query_snapshots (captured_at, dbid, userid, queryid, query, calls, total_exec_time_ms, \
-             mean_exec_time_ms, rows, shared_blks_hit, shared_blks_read, temp_blks_written) \
-         SELECT now(), dbid, userid, queryid, min(query), sum(calls), sum(total_exec_time), \
+             mean_exec_time_ms, rows, shared_blks_hit, shared_blks_read, temp_blks_written) {}",
+        statements(schema)
+    )
+}
+
+fn statements(schema: &str) -> String {
+    format!(
+        "SELECT now(), dbid, userid, queryid, min(query), sum(calls), sum(total_exec_time), \
                 sum(total_exec_time) / greatest(sum(calls), 1), sum(rows), sum(shared_blks_hit), sum(shared_blks_read), \
                 sum(temp_blks_written) \
          FROM {schema}.pg_stat_statements WHERE queryid IS NOT NULL GROUP BY dbid, userid, queryid"
+    )
+}
+
+/// The same rows with each statement's latency histogram (the extension's, top-level calls
+/// only) as JSON; bucket i reads as 0.01 ms · γ^i · 2/(γ+1), γ = 1.02/0.98.
+fn insert_with_latency(schema: &str) -> String {
+    format!(
+        "WITH s AS ({}), \
+              h AS (SELECT dbid, userid, queryid, jsonb_build_object('calls', calls, 'since', since, 'max_ms', max_ms, \
+                        'below', below, 'above', above, 'buckets', buckets, 'counts', counts) AS latency \
+                    FROM pitstop.query_latency_histogram()) \
+         INSERT INTO pitstop.query_snapshots (captured_at, dbid, userid, queryid, query, calls, total_exec_time_ms, \
+             mean_exec_time_ms, rows, shared_blks_hit, shared_blks_read, temp_blks_written, latency) \
+         SELECT s.*, h.latency FROM s LEFT JOIN h ON (h.dbid, h.userid, h.queryid) = (s.dbid, s.userid, s.queryid)",
+        statements(schema)
     )
 }
 
@@ -30,6 +51,12 @@ pub async fn locate(client: &Client) -> Result<Option<String>, tokio_postgres::E
 }
 
 /// Takes one snapshot; the number of statements recorded.
+/// Without the preload the histograms are missing (55000): the snapshot is taken without them.
 pub async fn take(client: &Client, schema: &str) -> Result<u64, tokio_postgres::Error> {
-    client.execute(&insert(schema), &[]).await
+    match client.execute(&insert_with_latency(schema), &[]).await {
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE) => {
+            client.execute(&insert(schema), &[]).await
+        }
+        result => result,
+    }
 }

@@ -5,8 +5,8 @@
 //! few attempts, drops the capture and counts it. Readers hold one slot at a time for a copy.
 //! No Postgres calls here, so the logic is unit-tested on ordinary heap memory.
 
-use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use crate::insight::try_lock::TryLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Bytes of statement text kept per entry (cut on a character boundary).
 pub const TEXT_MAX: usize = 4096;
@@ -14,8 +14,6 @@ pub const TEXT_MAX: usize = 4096;
 pub const PLAN_MAX: usize = 32 * 1024;
 /// Slots a writer tries before it gives up on a capture.
 const WRITE_ATTEMPTS: u64 = 4;
-/// Spins a reader or `reset` waits for a writer's copy to finish before skipping a slot.
-const READ_SPINS: u32 = 100_000;
 
 /// What we know about a captured statement besides its text and plan.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -78,50 +76,8 @@ struct StoredEntry {
     plan: [u8; PLAN_MAX],
 }
 
-#[repr(C)]
-pub struct Slot {
-    /// 0 = free, 1 = held; acquire/release ordering makes `entry` a mutex-protected value.
-    lock: AtomicU32,
-    entry: UnsafeCell<StoredEntry>,
-}
-
-// SAFETY: `entry` is only touched while `lock` is held (see SlotGuard), so concurrent
-// access from several processes/threads never races.
-unsafe impl Sync for Slot {}
-
-struct SlotGuard<'a>(&'a Slot);
-
-impl Slot {
-    fn try_lock(&self) -> Option<SlotGuard<'_>> {
-        self.lock
-            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
-            .ok()
-            .map(|_| SlotGuard(self))
-    }
-
-    fn lock_spinning(&self) -> Option<SlotGuard<'_>> {
-        for _ in 0..READ_SPINS {
-            if let Some(guard) = self.try_lock() {
-                return Some(guard);
-            }
-            std::hint::spin_loop();
-        }
-        None
-    }
-}
-
-impl SlotGuard<'_> {
-    fn entry(&mut self) -> &mut StoredEntry {
-        // SAFETY: holding the lock gives exclusive access to the entry.
-        unsafe { &mut *self.0.entry.get() }
-    }
-}
-
-impl Drop for SlotGuard<'_> {
-    fn drop(&mut self) {
-        self.0.lock.store(0, Ordering::Release);
-    }
-}
+/// One entry behind its try-lock.
+type Slot = TryLock<StoredEntry>;
 
 /// What happened to one capture attempt.
 #[derive(Debug, PartialEq, Eq)]

@@ -33,6 +33,15 @@ pub struct Observer {
 }
 
 static mut OBSERVER: Option<Observer> = None;
+/// A second statement observer that only needs durations (latency histograms): it gets the
+/// statement timed when it `wants` it, and sees every timed statement at its end.
+#[derive(Clone, Copy)]
+pub struct TimingObserver {
+    pub wants: fn(nesting_level: u32) -> bool,
+    pub at_end: fn(&FinishedQuery),
+}
+
+static mut TIMING_OBSERVER: Option<TimingObserver> = None;
 /// Told at ExecutorStart about the relations a statement uses (see `observe_relations`).
 #[derive(Clone, Copy)]
 pub struct RelationObserver {
@@ -74,6 +83,18 @@ pub fn observe_relations(observer: RelationObserver) {
     // SAFETY: _PG_init runs single-threaded before any query.
     unsafe { RELATION_OBSERVER = Some(observer) };
     install_hooks();
+}
+
+/// Installs the hooks (once) with the timing observer. Call from _PG_init.
+pub fn observe_timing(observer: TimingObserver) {
+    // SAFETY: _PG_init runs single-threaded before any query.
+    unsafe { TIMING_OBSERVER = Some(observer) };
+    install_hooks();
+}
+
+fn timing_observer() -> Option<TimingObserver> {
+    // SAFETY: written once in _PG_init before any hook can run; read-only afterwards.
+    unsafe { *(&raw const TIMING_OBSERVER) }
 }
 
 fn install_hooks() {
@@ -232,7 +253,11 @@ fn measure_for_start() -> Measure {
     if is_parallel_worker() {
         return Measure::Nothing;
     }
-    observer().map_or(Measure::Nothing, |o| (o.at_start)(NESTING_LEVEL.load(Ordering::Relaxed)))
+    let level = NESTING_LEVEL.load(Ordering::Relaxed);
+    match observer().map_or(Measure::Nothing, |o| (o.at_start)(level)) {
+        Measure::Nothing if timing_observer().is_some_and(|t| (t.wants)(level)) => Measure::Duration,
+        measure => measure,
+    }
 }
 
 /// Gives the statement a total-time instrument unless another extension already did.
@@ -300,9 +325,9 @@ unsafe extern "C-unwind" fn executor_end(query_desc: *mut pg_sys::QueryDesc) {
     unsafe {
         let instr = (*query_desc).totaltime;
         let timed = !instr.is_null() && !is_parallel_worker();
-        if let Some(observer) = observer().filter(|_| timed) {
+        if timed && (observer().is_some() || timing_observer().is_some()) {
             unguarded::InstrEndLoop(instr);
-            observe_end(observer, query_desc);
+            observe_end(query_desc);
         }
         match PREV_END {
             Some(prev) => prev(query_desc),
@@ -314,9 +339,14 @@ unsafe extern "C-unwind" fn executor_end(query_desc: *mut pg_sys::QueryDesc) {
 /// Hands a finished statement to the observer; a panic only costs the observing. A function
 /// of its own so that `executor_end`'s frame holds no `catch_unwind` (it stays a plain old
 /// frame for the chained call).
-fn observe_end(observer: &Observer, query_desc: *mut pg_sys::QueryDesc) {
+fn observe_end(query_desc: *mut pg_sys::QueryDesc) {
     let finished = FinishedQuery { desc: query_desc, nesting_level: NESTING_LEVEL.load(Ordering::Relaxed) };
-    let _ = catch_unwind(AssertUnwindSafe(|| (observer.at_end)(&finished)));
+    if let Some(timing) = timing_observer() {
+        let _ = catch_unwind(AssertUnwindSafe(|| (timing.at_end)(&finished)));
+    }
+    if let Some(observer) = observer() {
+        let _ = catch_unwind(AssertUnwindSafe(|| (observer.at_end)(&finished)));
+    }
 }
 
 /// Runs `f`, turning any ERROR or panic inside it into `None`: used after a statement has

@@ -1,0 +1,207 @@
+//! Latency histograms per statement: fed by the executor hooks, read through
+//! `pitstop.query_latency`, `query_latency_histogram()`, `latency_stats()`.
+
+use crate::error::{OrReport, PitstopError};
+use crate::gucs;
+use crate::insight::latency::{bucket_value, region_size, Histogram, Key, Row, Table, ALPHA, MAX_US, MIN_US};
+use crate::pg::executor::{self, FinishedQuery, TimingObserver};
+use crate::pg::{backend, shmem, statement_clock};
+use pgrx::prelude::*;
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+/// Base of the table's shared memory; replaced on every attach (crash restart).
+static TABLE_BASE: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+
+fn attached_table() -> Option<Table<'static>> {
+    let base = TABLE_BASE.load(Ordering::Acquire);
+    // SAFETY: a non-null base was initialised by `attach` for this capacity (fixed at server
+    // start) and stays mapped until the next attach replaces it.
+    (!base.is_null()).then(|| unsafe { Table::from_raw(base, gucs::latency_max_statements(), false, 0) })
+}
+
+/// Requests the table's shared memory and the statements' durations (preload only).
+pub fn init() {
+    shmem::install(vec![shmem::Region {
+        name: c"pitstop latency histograms",
+        size: || region_size(gucs::latency_max_statements()),
+        attach: |base, created| {
+            if created {
+                // SAFETY: `base` is the region sized by `region_size` for this same capacity
+                // (the GUC is fixed at server start) and cache-line aligned by ShmemInitStruct.
+                let _ = unsafe { Table::from_raw(base, gucs::latency_max_statements(), true, backend::now()) };
+            }
+            TABLE_BASE.store(base, Ordering::Release);
+        },
+        lwlocks: (c"", 0),
+    }]);
+    executor::observe_timing(TimingObserver { wants, at_end: record });
+}
+
+/// Top-level statements only, like pg_stat_statements.track = top.
+fn wants(nesting_level: u32) -> bool {
+    nesting_level == 0 && !TABLE_BASE.load(Ordering::Relaxed).is_null()
+}
+
+/// Runs at every timed statement's end: plain reads and the table's try-locks, no ERROR.
+fn record(query: &FinishedQuery) {
+    if query.nesting_level != 0 {
+        return;
+    }
+    let Some(table) = attached_table() else { return };
+    let queryid = query.queryid();
+    if queryid == 0 {
+        table.counters().no_queryid.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let key = Key {
+        dbid: backend::current_database().to_u32(),
+        userid: backend::current_user().to_u32(),
+        queryid,
+    };
+    table.record(key, query.duration_ms() * 1000.0, statement_clock::statement_start());
+}
+
+fn table() -> Table<'static> {
+    attached_table().ok_or(PitstopError::NotPreloaded).or_report()
+}
+
+/// The rows the caller may see: its own statements, everyone's with pg_read_all_stats.
+fn visible_rows() -> Vec<Row> {
+    let see_all = backend::can_read_all_stats();
+    let me = backend::current_user().to_u32();
+    table().snapshot().into_iter().filter(|r| see_all || r.key.userid == me).collect()
+}
+
+fn timestamp(t: i64) -> TimestampWithTimeZone {
+    TimestampWithTimeZone::try_from(t).unwrap_or_else(|_| TimestampWithTimeZone::try_from(0).unwrap())
+}
+
+fn ms(h: &Histogram, q: f64) -> f64 {
+    h.quantile(q).unwrap_or(0.0) / 1000.0
+}
+
+/// Raw rows behind the `pitstop.query_latency` view (which adds role and database names).
+#[pg_extern(volatile, parallel_restricted)]
+#[allow(clippy::type_complexity)]
+fn query_latency_raw() -> TableIterator<
+    'static,
+    (
+        name!(dbid, pg_sys::Oid),
+        name!(userid, pg_sys::Oid),
+        name!(queryid, i64),
+        name!(calls, i64),
+        name!(p50, f64),
+        name!(p90, f64),
+        name!(p95, f64),
+        name!(p99, f64),
+        name!(p999, f64),
+        name!(max, f64),
+        name!(since, TimestampWithTimeZone),
+    ),
+> {
+    let rows: Vec<_> = visible_rows()
+        .into_iter()
+        .map(|r| {
+            let h = &r.hist;
+            (
+                pg_sys::Oid::from(r.key.dbid),
+                pg_sys::Oid::from(r.key.userid),
+                r.key.queryid,
+                h.calls as i64,
+                ms(h, 0.5),
+                ms(h, 0.9),
+                ms(h, 0.95),
+                ms(h, 0.99),
+                ms(h, 0.999),
+                h.max_us / 1000.0,
+                timestamp(r.since),
+            )
+        })
+        .collect();
+    TableIterator::new(rows)
+}
+
+/// Each statement's raw histogram (for snapshots and merging): non-empty buckets as
+/// parallel arrays of bucket index and count. Bucket i counts durations in
+/// (min_ms·γ^(i-1), min_ms·γ^i] and reads as `bucket_ms`; below/above count durations outside.
+#[pg_extern(volatile, parallel_restricted)]
+#[allow(clippy::type_complexity)]
+fn query_latency_histogram() -> TableIterator<
+    'static,
+    (
+        name!(dbid, pg_sys::Oid),
+        name!(userid, pg_sys::Oid),
+        name!(queryid, i64),
+        name!(calls, i64),
+        name!(since, TimestampWithTimeZone),
+        name!(max_ms, f64),
+        name!(below, i64),
+        name!(above, i64),
+        name!(buckets, Vec<i32>),
+        name!(counts, Vec<i64>),
+        name!(bucket_ms, Vec<f64>),
+    ),
+> {
+    let rows: Vec<_> = visible_rows()
+        .into_iter()
+        .map(|r| {
+            let sparse = r.hist.sparse();
+            (
+                pg_sys::Oid::from(r.key.dbid),
+                pg_sys::Oid::from(r.key.userid),
+                r.key.queryid,
+                r.hist.calls as i64,
+                timestamp(r.since),
+                r.hist.max_us / 1000.0,
+                r.hist.below as i64,
+                r.hist.above as i64,
+                sparse.iter().map(|&(i, _)| i as i32).collect(),
+                sparse.iter().map(|&(_, n)| n as i64).collect(),
+                sparse.iter().map(|&(i, _)| bucket_value(i) / 1000.0).collect(),
+            )
+        })
+        .collect();
+    TableIterator::new(rows)
+}
+
+/// Empties the latency table; returns how many statements were removed.
+#[pg_extern(volatile, parallel_unsafe)]
+fn query_latency_reset() -> i64 {
+    table().reset(backend::now()) as i64
+}
+
+/// The latency table's health: slots used, evictions, missed samples, statements without a
+/// queryid, the histogram's range and accuracy.
+#[pg_extern(volatile, parallel_restricted)]
+#[allow(clippy::type_complexity)]
+fn latency_stats() -> TableIterator<
+    'static,
+    (
+        name!(statements, i64),
+        name!(capacity, i64),
+        name!(recorded, i64),
+        name!(evictions, i64),
+        name!(missed_samples, i64),
+        name!(no_queryid, i64),
+        name!(since, TimestampWithTimeZone),
+        name!(min_ms, f64),
+        name!(max_ms, f64),
+        name!(relative_error, f64),
+    ),
+> {
+    let table = table();
+    let c = table.counters();
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as i64;
+    TableIterator::once((
+        table.used() as i64,
+        table.capacity() as i64,
+        load(&c.recorded),
+        load(&c.evictions),
+        load(&c.missed),
+        load(&c.no_queryid),
+        timestamp(table.reset_at()),
+        MIN_US / 1000.0,
+        MAX_US / 1000.0,
+        ALPHA,
+    ))
+}
