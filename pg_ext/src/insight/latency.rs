@@ -145,8 +145,6 @@ impl Key {
 #[derive(Default)]
 #[repr(C)]
 pub struct Counters {
-    /// Statements recorded into a histogram.
-    pub recorded: AtomicU64,
     /// Entries evicted to make room for a new statement.
     pub evictions: AtomicU64,
     /// Samples dropped because the slot was being read or written at that moment.
@@ -260,13 +258,12 @@ impl<'a> Table<'a> {
     pub fn record(&self, key: Key, us: f64, now: i64) -> RecordOutcome {
         let outcome = self.try_record(key, us, now);
         let c = &self.header.counters;
+        // No shared counter for the common case: one written by every statement would bounce
+        // its cache line between all cores.
         match outcome {
             RecordOutcome::Missed => c.missed.fetch_add(1, Ordering::Relaxed),
-            RecordOutcome::RecordedEvicting => {
-                c.evictions.fetch_add(1, Ordering::Relaxed);
-                c.recorded.fetch_add(1, Ordering::Relaxed)
-            }
-            RecordOutcome::Recorded => c.recorded.fetch_add(1, Ordering::Relaxed),
+            RecordOutcome::RecordedEvicting => c.evictions.fetch_add(1, Ordering::Relaxed),
+            RecordOutcome::Recorded => 0,
         };
         outcome
     }
@@ -354,7 +351,7 @@ impl<'a> Table<'a> {
             }
         }
         let c = &self.header.counters;
-        for counter in [&c.recorded, &c.evictions, &c.missed, &c.no_queryid] {
+        for counter in [&c.evictions, &c.missed, &c.no_queryid] {
             counter.store(0, Ordering::Relaxed);
         }
         self.header.reset_at.store(now as u64, Ordering::Relaxed);
@@ -489,7 +486,6 @@ mod tests {
         assert_eq!(rows[0].hist.calls, 10);
         assert_eq!(rows[0].since, 100);
         assert_eq!(rows[0].hist.max_us, 10_000.0);
-        assert_eq!(t.counters().recorded.load(Ordering::Relaxed), 20);
         assert_eq!(t.used(), 2);
     }
 
@@ -542,7 +538,6 @@ mod tests {
         assert_eq!(t.reset(42), 2);
         assert!(t.snapshot().is_empty());
         assert_eq!(t.reset_at(), 42);
-        assert_eq!(t.counters().recorded.load(Ordering::Relaxed), 0);
         t.record(key(1), 100.0, 50);
         assert_eq!(t.snapshot()[0].hist.calls, 1);
     }

@@ -5,7 +5,7 @@ use crate::error::{OrReport, PitstopError};
 use crate::gucs;
 use crate::insight::latency::{bucket_value, region_size, Histogram, Key, Row, Table, ALPHA, MAX_US, MIN_US};
 use crate::pg::executor::{self, FinishedQuery, TimingObserver};
-use crate::pg::{backend, shmem, statement_clock};
+use crate::pg::{backend, shmem, statement_key};
 use pgrx::prelude::*;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
@@ -55,10 +55,10 @@ fn record(query: &FinishedQuery) {
     }
     let key = Key {
         dbid: backend::current_database().to_u32(),
-        userid: backend::current_user().to_u32(),
+        userid: statement_key::user_id(),
         queryid,
     };
-    table.record(key, query.duration_ms() * 1000.0, statement_clock::statement_start());
+    table.record(key, query.duration_ms() * 1000.0, statement_key::statement_start());
 }
 
 fn table() -> Table<'static> {
@@ -192,10 +192,11 @@ fn latency_stats() -> TableIterator<
     let table = table();
     let c = table.counters();
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as i64;
+    let held: u64 = table.snapshot().iter().map(|r| r.hist.calls).sum();
     TableIterator::once((
         table.used() as i64,
         table.capacity() as i64,
-        load(&c.recorded),
+        held as i64,
         load(&c.evictions),
         load(&c.missed),
         load(&c.no_queryid),

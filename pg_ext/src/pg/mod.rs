@@ -10,7 +10,7 @@ pub mod hypo_index;
 pub mod ident;
 pub mod list;
 pub mod lwlock;
-pub mod statement_clock;
+pub mod statement_key;
 pub mod parse;
 pub mod planning;
 pub mod range_table;
