@@ -212,7 +212,8 @@ async fn run_script(
                 let started = Instant::now();
                 let result = match prepared.and_then(|p| p[index].as_ref()) {
                     Some(prepared) => run_prepared(client, prepared, statement, vars).await,
-                    None => client.simple_query(&substitute(statement, vars)).await.map(drop),
+                    // Rows are read and dropped, as pgbench clears its results.
+                    None => client.batch_execute(&substitute(statement, vars)).await,
                 };
                 if let Err(e) = result {
                     if client.is_closed() {
