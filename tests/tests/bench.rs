@@ -134,3 +134,28 @@ fn compare_finds_a_slower_script_and_not_an_identical_run() {
     assert!(slower["p_value"].as_f64().unwrap() < 0.01);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_rate_is_kept_and_latency_counts_from_the_scheduled_start() {
+    let cluster = cluster();
+    let dir = scratch("rate");
+    let script = dir.join("quick.sql");
+    std::fs::write(&script, "SELECT 1;\n").unwrap();
+    let f = script.to_str().unwrap();
+    // 50 transactions a second for 2 s: 100 started, whatever the clients could do more.
+    let out = bench_json(&cluster, &["-f", f, "--clients", "2", "--duration", "2s", "--rate", "50"]);
+    let n = out["transactions"].as_u64().unwrap();
+    assert!((95..=100).contains(&n), "{n} transactions at 50/s for 2 s");
+    // One client that needs 200 ms a transaction, asked for 20 a second: the schedule slips
+    // further behind with every transaction, and the latency says so (closed-loop timing
+    // would show 200 ms throughout).
+    std::fs::write(&script, "SELECT pg_sleep(0.2);\n").unwrap();
+    let started = std::time::Instant::now();
+    let out = bench_json(&cluster, &["-f", f, "--clients", "1", "--duration", "2s", "--rate", "20"]);
+    // Nothing starts after the end, however far behind the schedule is (40 scheduled = 8 s).
+    assert!(started.elapsed() < std::time::Duration::from_secs(4), "{:?}", started.elapsed());
+    let script = &out["scripts"][0];
+    assert!(script["max_ms"].as_f64().unwrap() > 1000.0, "{script}");
+    assert!(script["p50_ms"].as_f64().unwrap() > 400.0, "{script}");
+    let _ = std::fs::remove_dir_all(dir);
+}
