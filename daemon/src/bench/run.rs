@@ -47,9 +47,12 @@ pub fn stages(lo: usize, hi: usize, ramp: Duration, duration: Duration) -> Vec<S
     out
 }
 
-/// A statement ready to send: its text (simple protocol) or prepared form per client.
+/// A prepared statement and the variable of each of its parameters.
+pub type PreparedStatement = (tokio_postgres::Statement, Vec<String>);
+
+/// A client's prepared statements, per script and command.
 pub struct Prepared {
-    pub statements: Vec<Vec<Option<tokio_postgres::Statement>>>,
+    pub statements: Vec<Vec<Option<PreparedStatement>>>,
 }
 
 pub struct Shared {
@@ -123,9 +126,9 @@ pub async fn prepare(client: &Client, scripts: &[Script]) -> Result<Prepared, St
         for command in &script.commands {
             per_command.push(match command {
                 Command::Sql(s) => {
-                    let (text, _) = s.parameterized();
+                    let (text, names) = s.parameterized();
                     let prepared = client.prepare(&text).await.map_err(|e| format!("{}:{}: cannot prepare: {}", script.name, s.line, crate::db::describe_pg(&e)))?;
-                    Some(prepared)
+                    Some((prepared, names))
                 }
                 _ => None,
             });
@@ -191,7 +194,7 @@ enum Failure {
 
 async fn run_script(
     client: &Client,
-    prepared: Option<&[Option<tokio_postgres::Statement>]>,
+    prepared: Option<&[Option<PreparedStatement>]>,
     script: &Script,
     vars: &mut HashMap<String, Value>,
     rng: &mut Rng,
@@ -213,7 +216,7 @@ async fn run_script(
             Command::Sql(statement) => {
                 let started = Instant::now();
                 let result = match prepared.and_then(|p| p[index].as_ref()) {
-                    Some(prepared) => run_prepared(client, prepared, statement, vars).await,
+                    Some((prepared, names)) => run_prepared(client, prepared, names, vars).await,
                     // Rows are read and dropped, as pgbench clears its results.
                     None => client.batch_execute(&substitute(statement, vars)).await,
                 };
@@ -234,8 +237,7 @@ async fn run_script(
     Ok(())
 }
 
-async fn run_prepared(client: &Client, prepared: &tokio_postgres::Statement, statement: &Statement, vars: &HashMap<String, Value>) -> Result<(), tokio_postgres::Error> {
-    let (_, names) = statement.parameterized();
+async fn run_prepared(client: &Client, prepared: &tokio_postgres::Statement, names: &[String], vars: &HashMap<String, Value>) -> Result<(), tokio_postgres::Error> {
     let params: Vec<TextParam> = names.iter().map(|n| TextParam(vars.get(n).map(ToString::to_string).unwrap_or_default())).collect();
     let rows = client.query_raw(prepared, params.iter()).await?;
     futures_util::pin_mut!(rows);

@@ -384,6 +384,19 @@ mod tests {
     }
 
     #[test]
+    fn the_demo_workload_scripts_parse_with_every_variable_set() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sql/demo/workload");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let script = parse(&path.display().to_string(), &std::fs::read_to_string(&path).unwrap(), 1).unwrap();
+            assert!(undefined_variables(&script, &HashSet::new()).is_empty(), "{}", path.display());
+            seen += 1;
+        }
+        assert!(seen >= 5, "{seen} scripts in {}", dir.display());
+    }
+
+    #[test]
     fn weights_split_like_pgbench() {
         assert_eq!(split_weight("a.sql@60"), Ok(("a.sql", 60)));
         assert_eq!(split_weight("a.sql"), Ok(("a.sql", 1)));
