@@ -19,7 +19,7 @@ use std::time::Duration;
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Stages: --clients LO:HI --ramp R runs LO, 2·LO, 4·LO, … clients (below HI), each for an equal share of R, then holds HI clients for --duration. --clients N runs N clients for --duration.
 
-Open loop: with --rate N, transactions are scheduled N per second on a fixed schedule and latency is measured from each transaction's scheduled start, not from when a client got to it: a stalled server makes the waiting transactions late, and that lateness counts (no coordinated omission). The clients bound how many run at once.
+Open loop: with --rate N, transactions are scheduled N per second on a fixed schedule and latency is measured from each transaction's scheduled start, not from when a client got to it: a stalled server makes the waiting transactions late, and that lateness counts (no coordinated omission). The clients bound how many run at once; what the schedule has not started by the end of the run is not run.
 
 --compare FILE tests, per script, whether this run's latency is higher than the saved run's: a one-sided Mann-Whitney U test (α = 0.01) on the median latency of each 100 ms window, and the median must have moved by more than 10 %. A rank test, because latencies are skewed and heavy-tailed; windows, because single transactions in a row are not independent. Exit status 1 when a script got slower; 2 on a bad script or option.")]
 pub struct Args {
