@@ -318,7 +318,9 @@ fn packages_install_run_and_purge_cleanly() {
     }
     let maintenance = check("maintenance_privileges");
     let fix = maintenance["fix"].as_str().unwrap_or_default();
-    assert!(fix.lines().all(|l| !l.starts_with("GRANT")) && fix.contains("owned by superuser postgres"), "{maintenance}");
+    // pitstop's own tables belong to the superuser: no GRANT of it, a warning, not a failure.
+    assert_eq!(maintenance["status"], "warning", "{maintenance}");
+    assert!(fix.lines().all(|l| !l.starts_with("GRANT")) && fix.contains("tables of postgres"), "{maintenance}");
     drop(client);
     drop(cluster);
 
