@@ -36,7 +36,8 @@ VERSION="$UPSTREAM-${DEB_REVISION:-1}"
 ARCH=$(dpkg --print-architecture)
 name="${DEBFULLNAME:-$(git config user.name || true)}"
 email="${DEBEMAIL:-$(git config user.email || true)}"
-# A build machine without either (CI) still builds: a placeholder that says so.
+# Without either (a CI machine), the project as Maintainer at a reserved .invalid address:
+# set DEBFULLNAME and DEBEMAIL for packages that leave this machine.
 MAINTAINER="${name:-pitstop developers} <${email:-maintainers@pitstop.invalid}>"
 # Reproducible: the changelog date and the files' times are the commit's.
 EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}"
