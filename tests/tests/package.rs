@@ -242,7 +242,8 @@ fn packages_install_run_and_purge_cleanly() {
     assert!(conffiles.trim_start().starts_with("/etc/pitstop/pitstop.toml "), "{conffiles}");
     let unit = std::fs::read_to_string("/lib/systemd/system/pitstop.service").unwrap();
     assert!(unit.contains("\nExecStart=/usr/bin/pitstop run --config /etc/pitstop/pitstop.toml\n") && unit.contains("\nUser=pitstop\n") && unit.contains("\nDocumentation=man:pitstop-run(1)\n"), "{unit}");
-    if run("systemd-analyze", &["--version"]).status.success() {
+    // Where systemd is installed (it is in Debian's base system, not in every container).
+    if Command::new("systemd-analyze").arg("--version").output().is_ok_and(|o| o.status.success()) {
         let out = run("systemd-analyze", &["verify", "/lib/systemd/system/pitstop.service"]);
         assert!(out.status.success(), "systemd-analyze verify: {}", String::from_utf8_lossy(&out.stderr));
     }
