@@ -237,7 +237,10 @@ pub mod tests {
     fn explain_advice_analyze_measures_misestimates_and_spills() {
         make_orders(true);
         // Correlated predicates: the planner multiplies selectivities and underestimates.
+        // One sort of all 2,000 rows spills at 64kB; split among parallel workers, each
+        // worker's share may fit, depending on how many workers start.
         Spi::run("SET work_mem = '64kB'").unwrap();
+        Spi::run("SET max_parallel_workers_per_gather = 0").unwrap();
         let found = findings(
             "SELECT finding, node, detail FROM pitstop.explain_advice(
                 'SELECT * FROM adv_orders WHERE customer_id % 100 = 0 AND status = ''open'' ORDER BY total', true)",
