@@ -32,6 +32,9 @@ pub enum Report {
         sort: String,
         #[arg(long, default_value_t = 20)]
         limit: i32,
+        /// Also pitstop's own statements (the CLI's, the daemon's, calls of pitstop's functions).
+        #[arg(long)]
+        include_self: bool,
     },
     /// Plan findings for one statement (pitstop.explain_advice).
     Advice {
@@ -54,19 +57,37 @@ pub enum Report {
     },
     /// Unused, duplicate, invalid and bloated indexes and unindexed foreign keys, each with
     /// the DDL that fixes it (pitstop.index_health).
-    IndexHealth,
+    IndexHealth {
+        /// Also the indexes of pitstop's own tables.
+        #[arg(long)]
+        include_self: bool,
+        /// When a foreign key lacks an index, run the index advisor and point the foreign key
+        /// at a suggested index that serves it instead of asking for a second one.
+        #[arg(long)]
+        with_advice: bool,
+    },
     /// Tables whose dead tuples, statistics or transaction-id age need attention, with the
     /// command for each (pitstop.vacuum_health; `--all` shows healthy tables too).
     Vacuum {
         /// Show every table, not only those needing something.
         #[arg(long)]
         all: bool,
+        /// Also pitstop's own tables.
+        #[arg(long)]
+        include_self: bool,
     },
-    /// Estimated table and btree index bloat (pitstop.table_bloat); `--exact` reads every
-    /// page through pgstattuple instead.
+    /// Estimated table and btree index bloat (pitstop.table_bloat) of the relations with at
+    /// least `--min-bloat`; `--exact` reads every page through pgstattuple instead.
     Bloat {
         #[arg(long)]
         exact: bool,
+        /// List a relation when its bloat is at least this share AND this size ("20%,10MB";
+        /// "0" lists every relation).
+        #[arg(long, default_value = "20%,10MB", value_parser = parse_min_bloat)]
+        min_bloat: MinBloat,
+        /// Also pitstop's own tables.
+        #[arg(long)]
+        include_self: bool,
     },
     /// Settings computed from the host's RAM, cores and disk and the live server
     /// (pitstop.config_advice); only those that differ unless `--all`.
@@ -110,11 +131,48 @@ pub struct Workload {
     /// An index is suggested only when it lowers the remaining workload cost by this share.
     #[arg(long, default_value_t = 0.01)]
     min_workload_gain: f64,
+    /// Also pitstop's own statements (the CLI's, the daemon's, calls of pitstop's functions).
+    #[arg(long)]
+    include_self: bool,
+}
+
+/// `--min-bloat`: the share (percent) and the bytes a relation's bloat must both reach.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MinBloat {
+    pub pct: f64,
+    pub bytes: i64,
+}
+
+/// "20%,10MB", "35,1GB", "0" (everything). Sizes in bytes, kB, MB, GB or TB (powers of 1024).
+fn parse_min_bloat(text: &str) -> Result<MinBloat, String> {
+    let text = text.trim();
+    if text == "0" {
+        return Ok(MinBloat { pct: 0.0, bytes: 0 });
+    }
+    let usage = || format!("expected a share and a size, e.g. \"20%,10MB\" (or \"0\"), not \"{text}\"");
+    let (pct, size) = text.split_once(',').ok_or_else(usage)?;
+    let pct: f64 = pct.trim().trim_end_matches('%').trim().parse().map_err(|_| usage())?;
+    let size = size.trim();
+    let digits = size.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(size.len());
+    let number: f64 = size[..digits].parse().map_err(|_| usage())?;
+    let unit = match size[digits..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" | "bytes" => 1.0,
+        "kb" => 1024.0,
+        "mb" => 1024.0 * 1024.0,
+        "gb" => 1024.0 * 1024.0 * 1024.0,
+        "tb" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(usage()),
+    };
+    if !(0.0..=100.0).contains(&pct) {
+        return Err(format!("the share must be between 0 and 100 %, not {pct}"));
+    }
+    Ok(MinBloat { pct, bytes: (number * unit).round() as i64 })
 }
 
 impl Workload {
     const ARGUMENTS: &'static str =
-        "queries => $1, budget_mb => $2, max_indexes => $3, min_improvement => $4, top_n => $5, min_workload_gain => $6";
+        "queries => $1, budget_mb => $2, max_indexes => $3, min_improvement => $4, top_n => $5, min_workload_gain => $6, \
+         include_self => $7";
 
     fn params(&self) -> Vec<Box<dyn ToSql + Sync + Send>> {
         let queries = (!self.queries.is_empty()).then(|| self.queries.clone());
@@ -125,6 +183,7 @@ impl Workload {
             Box::new(self.min_improvement),
             Box::new(self.top_n),
             Box::new(self.min_workload_gain),
+            Box::new(self.include_self),
         ]
     }
 }
@@ -143,11 +202,11 @@ impl Report {
                    FROM pitstop.slow_queries LIMIT $1".into(),
                 vec![Box::new(*limit)],
             ),
-            Report::TopQueries { sort, limit } => (
+            Report::TopQueries { sort, limit, include_self } => (
                 "SELECT calls, round(total_ms::numeric, 1) AS total_ms, round(mean_ms::numeric, 2) AS mean_ms,
                         rows, shared_hit_pct, pct_total_time, query
-                   FROM pitstop.top_queries($1, $2)".into(),
-                vec![Box::new(sort.clone()), Box::new(*limit)],
+                   FROM pitstop.top_queries($1, $2, include_self => $3)".into(),
+                vec![Box::new(sort.clone()), Box::new(*limit), Box::new(*include_self)],
             ),
             Report::Advice { query, analyze } => (
                 "SELECT severity, finding, node, detail, suggestion FROM pitstop.explain_advice($1, $2)".into(),
@@ -168,20 +227,28 @@ impl Report {
                     .into(),
                 workload.params(),
             ),
-            Report::IndexHealth => ("SELECT * FROM pitstop.index_health".into(), vec![]),
-            Report::Vacuum { all } => (
-                "SELECT schema, table_name, status, n_dead_tup, round(dead_ratio::numeric, 3) AS dead_ratio,
+            Report::IndexHealth { include_self, with_advice } => (
+                "SELECT problem, table_name, index_name, index_bytes, detail, fix
+                   FROM pitstop.index_health(include_self => $1, with_advice => $2)".into(),
+                vec![Box::new(*include_self), Box::new(*with_advice)],
+            ),
+            // pitstop's own tables are those of its schema (CREATE EXTENSION puts them all there).
+            Report::Vacuum { all, include_self } => (
+                "SELECT schema, table_name, status, reason, n_dead_tup, round(dead_ratio::numeric, 3) AS dead_ratio,
                         n_mod_since_analyze, round(wraparound_pct::numeric, 2) AS wraparound_pct,
                         greatest(last_vacuum, last_autovacuum) AS last_vacuum, action
-                   FROM pitstop.vacuum_health WHERE $1 OR status <> 'ok'
+                   FROM pitstop.vacuum_health
+                  WHERE ($1 OR status <> 'ok')
+                    AND ($2 OR schema <> (SELECT extnamespace::regnamespace::name FROM pg_catalog.pg_extension
+                                           WHERE extname = 'pitstop'))
                   ORDER BY status = 'ok', wraparound_pct DESC, n_dead_tup DESC".into(),
-                vec![Box::new(*all)],
+                vec![Box::new(*all), Box::new(*include_self)],
             ),
-            Report::Bloat { exact } => (
+            Report::Bloat { exact, min_bloat, include_self } => (
                 "SELECT schema, table_name, index_name, kind, pg_size_pretty(bytes) AS size,
                         pg_size_pretty(bloat_bytes) AS bloat, round(bloat_pct::numeric, 1) AS bloat_pct, method, fix
-                   FROM pitstop.table_bloat($1) ORDER BY bloat_bytes DESC NULLS LAST".into(),
-                vec![Box::new(*exact)],
+                   FROM pitstop.table_bloat($1, $2, $3, $4) ORDER BY bloat_bytes DESC NULLS LAST".into(),
+                vec![Box::new(*exact), Box::new(min_bloat.pct), Box::new(min_bloat.bytes), Box::new(*include_self)],
             ),
             Report::Config { workload, all } => (
                 "SELECT name, current, suggested, restart_required, reason
@@ -202,7 +269,7 @@ impl Report {
     /// every table and has its own (none by default).
     pub fn statement_timeout(&self, cfg: &crate::config::ReportConfig) -> Option<Duration> {
         match self {
-            Report::Bloat { exact: true } => cfg.exact_statement_timeout,
+            Report::Bloat { exact: true, .. } => cfg.exact_statement_timeout,
             _ => cfg.statement_timeout,
         }
     }
@@ -214,9 +281,9 @@ impl Report {
             Report::Advice { .. } => "No findings: the plan looks fine.",
             Report::Indexes { .. } => "No index would lower the workload's estimated cost enough to suggest one.",
             Report::Unhelped { .. } => "Every statement of the workload is helped by a suggested index.",
-            Report::IndexHealth => "No index problems found.",
+            Report::IndexHealth { .. } => "No index problems found.",
             Report::Vacuum { .. } => "Every table is fine: nothing overdue, no wraparound risk.",
-            Report::Bloat { .. } => "No tables or btree indexes to estimate (run ANALYZE first).",
+            Report::Bloat { .. } => "No table or btree index has that much bloat (--min-bloat).",
             Report::Config { .. } => "Every setting already matches the advice for this host and workload.",
             Report::Connections => "No client connections.",
             Report::Locks => "No session is waiting on a lock.",
@@ -229,7 +296,7 @@ impl Report {
 /// flag (Some(None) for "0"); without it the configuration's, which for `bloat --exact`
 /// is none by default.
 pub fn command(connection: &Explicit<'_>, report: &Report, statement_timeout: Option<Option<Duration>>, config: Option<&Path>, style: output::Style) -> ExitCode {
-    let exact = matches!(report, Report::Bloat { exact: true });
+    let exact = matches!(report, Report::Bloat { exact: true, .. });
     let timeout = match statement_timeout {
         Some(timeout) => timeout,
         None => match crate::config::Config::load(config) {
@@ -276,7 +343,7 @@ async fn run_with_progress(client: &Client, target: &db::Target, report: &Report
     let pid: i32 = client.query_one("SELECT pg_catalog.pg_backend_pid()", &[]).await?.get(0);
     let watcher = db::connect(target).await?;
     let total: i64 = watcher
-        .query_one("SELECT count(*) FROM pitstop.table_bloat(false) WHERE index_name IS NULL", &[])
+        .query_one("SELECT count(*) FROM pitstop.table_bloat(false, 0, 0) WHERE index_name IS NULL", &[])
         .await
         .map(|row| row.get(0))
         .unwrap_or(0);
@@ -335,28 +402,71 @@ mod tests {
     use super::*;
 
     fn workload() -> Workload {
-        Workload { queries: vec![], budget_mb: None, max_indexes: Some(3), min_improvement: 0.05, top_n: 100, min_workload_gain: 0.01 }
+        Workload {
+            queries: vec![],
+            budget_mb: None,
+            max_indexes: Some(3),
+            min_improvement: 0.05,
+            top_n: 100,
+            min_workload_gain: 0.01,
+            include_self: false,
+        }
     }
 
     #[test]
     fn advisor_reports_pass_every_workload_option() {
         for report in [Report::Indexes { workload: workload() }, Report::Unhelped { workload: workload() }] {
             let (sql, params) = report.query();
-            assert_eq!(params.len(), 6);
-            assert!(sql.contains("min_workload_gain => $6"), "{sql}");
+            assert_eq!(params.len(), 7);
+            assert!(sql.contains("min_workload_gain => $6") && sql.contains("include_self => $7"), "{sql}");
         }
+    }
+
+    fn bloat(exact: bool) -> Report {
+        Report::Bloat { exact, min_bloat: MinBloat { pct: 20.0, bytes: 10 << 20 }, include_self: false }
+    }
+
+    #[test]
+    fn min_bloat_reads_a_share_and_a_size() {
+        assert_eq!(parse_min_bloat("20%,10MB"), Ok(MinBloat { pct: 20.0, bytes: 10 << 20 }));
+        assert_eq!(parse_min_bloat(" 35 , 1.5 GB "), Ok(MinBloat { pct: 35.0, bytes: 1536 << 20 }));
+        assert_eq!(parse_min_bloat("10%,8192"), Ok(MinBloat { pct: 10.0, bytes: 8192 }));
+        assert_eq!(parse_min_bloat("0"), Ok(MinBloat { pct: 0.0, bytes: 0 }));
+        for bad in ["20%", "20%,10XB", "x,10MB", "120%,1MB", ""] {
+            assert!(parse_min_bloat(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_cli_defaults_leave_pitstop_out_and_bloat_at_20_pct_and_10_mb() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(subcommand)]
+            report: Report,
+        }
+        let parse = |args: &[&str]| Cli::try_parse_from([&["report"], args].concat()).unwrap().report;
+        assert_eq!(parse(&["bloat"]), bloat(false));
+        let Report::Bloat { min_bloat, include_self, .. } = parse(&["bloat", "--min-bloat", "0", "--include-self"]) else { panic!() };
+        assert_eq!((min_bloat, include_self), (MinBloat { pct: 0.0, bytes: 0 }, true));
+        assert_eq!(parse(&["index-health"]), Report::IndexHealth { include_self: false, with_advice: false });
+        assert_eq!(parse(&["vacuum", "--include-self"]), Report::Vacuum { all: false, include_self: true });
+        let Report::Unhelped { workload } = parse(&["unhelped", "--include-self"]) else { panic!() };
+        assert!(workload.include_self);
+        let (_, params) = Report::Unhelped { workload }.query();
+        assert_eq!(format!("{:?}", params.last().unwrap()), "true");
     }
 
     #[test]
     fn exact_bloat_scans_have_no_statement_timeout_by_default() {
         let defaults = crate::config::Config::parse("", "test.toml", Default::default()).unwrap().report;
-        assert_eq!(Report::Bloat { exact: false }.statement_timeout(&defaults), Some(Duration::from_secs(30)));
+        assert_eq!(bloat(false).statement_timeout(&defaults), Some(Duration::from_secs(30)));
         assert_eq!(Report::Connections.statement_timeout(&defaults), Some(Duration::from_secs(30)));
-        assert_eq!(Report::Bloat { exact: true }.statement_timeout(&defaults), None);
+        assert_eq!(bloat(true).statement_timeout(&defaults), None);
         let text = "[report]\nstatement_timeout = \"0\"\nexact_statement_timeout = \"2h\"\n";
         let cfg = crate::config::Config::parse(text, "test.toml", Default::default()).unwrap().report;
         assert_eq!(Report::Locks.statement_timeout(&cfg), None);
-        assert_eq!(Report::Bloat { exact: true }.statement_timeout(&cfg), Some(Duration::from_secs(7200)));
+        assert_eq!(bloat(true).statement_timeout(&cfg), Some(Duration::from_secs(7200)));
     }
 
     #[test]
@@ -364,13 +474,13 @@ mod tests {
         let reports = [
             Report::SlowQueries { limit: 1, plans: false },
             Report::SlowQueries { limit: 1, plans: true },
-            Report::TopQueries { sort: "calls".into(), limit: 1 },
+            Report::TopQueries { sort: "calls".into(), limit: 1, include_self: false },
             Report::Advice { query: "select 1".into(), analyze: false },
             Report::Indexes { workload: workload() },
             Report::Unhelped { workload: workload() },
-            Report::IndexHealth,
-            Report::Vacuum { all: false },
-            Report::Bloat { exact: false },
+            Report::IndexHealth { include_self: false, with_advice: true },
+            Report::Vacuum { all: false, include_self: false },
+            bloat(false),
             Report::Config { workload: "oltp".into(), all: true },
             Report::Connections,
             Report::Locks,

@@ -1,7 +1,8 @@
 -- pitstop.suggest_indexes: the workload from pg_stat_statements for the current database, one
 -- row per statement and role that ran it (each is planned as that role), the most
 -- time-consuming first. Statements of other roles that the caller may not read
--- ('<insufficient privilege>', no queryid) are left out. {pgss} is the quoted view.
+-- ('<insufficient privilege>', no queryid) are left out, and so are pitstop's own statements
+-- (own_statement.sql) unless $2 (include_self). {pgss} is the quoted view.
 SELECT s.queryid,
        s.userid,
        coalesce(r.rolname::text, s.userid::text) AS role_name,
@@ -12,6 +13,7 @@ FROM {pgss} AS s
 LEFT JOIN pg_catalog.pg_roles AS r ON r.oid = s.userid
 WHERE s.dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
   AND s.queryid IS NOT NULL
+  AND ($2 OR NOT {own_statement})
 GROUP BY s.queryid, s.userid, r.rolname
 ORDER BY sum(s.total_exec_time) DESC, s.queryid, s.userid
 LIMIT $1

@@ -1,5 +1,6 @@
 -- One row per column of each valid, plain-column btree index: what the size model needs, then
 -- where the index lives (bare and quote_ident-qualified names, for fixes that name it).
+-- $1 (include_self): also the indexes of pitstop's own tables (own_relation.sql).
 SELECT i.indexrelid::regclass::text       AS index_name,
        i.indrelid::regclass::text         AS table_name,
        -- Sized from relpages while another session holds (or awaits) ACCESS EXCLUSIVE on it:
@@ -30,4 +31,5 @@ LEFT JOIN pg_catalog.pg_stats s
        ON s.schemaname = n.nspname AND s.tablename = t.relname AND s.attname = a.attname AND NOT s.inherited
 WHERE i.indisvalid AND ic.relkind = 'i' AND i.indexprs IS NULL AND i.indpred IS NULL
   AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') AND n.nspname NOT LIKE 'pg_temp%'
+  AND ($1 OR NOT {own_relation:t.oid})
 ORDER BY 1, k.ord

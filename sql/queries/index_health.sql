@@ -1,5 +1,7 @@
 -- Index problems a DBA fixes with DDL: unused, invalid, duplicate, prefix-redundant indexes and
--- foreign keys without a supporting index. Columns: problem, table, index, size, detail, fix.
+-- foreign keys without a supporting index. Columns: problem, table, index, size, detail, fix,
+-- and for a foreign key its table and columns.
+-- $1 (include_self): also pitstop's own tables (own_relation.sql), left out otherwise.
 WITH idx AS (
     SELECT i.indexrelid, i.indrelid, i.indisunique, i.indisprimary, i.indisvalid,
            i.indkey::int2[] AS keys, i.indnkeyatts AS nkeys, i.indclass::oid[] AS classes,
@@ -16,6 +18,7 @@ WITH idx AS (
     JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
       AND n.nspname NOT LIKE 'pg_temp%'
+      AND ($1 OR NOT {own_relation:t.oid})
 ),
 stats_since AS (
     SELECT coalesce(to_char(d.stats_reset, 'YYYY-MM-DD HH24:MI'), 'server start') AS since
@@ -24,18 +27,19 @@ stats_since AS (
 SELECT 'invalid'::text, table_name, index_name, bytes,
        'index is invalid (a failed CREATE INDEX CONCURRENTLY or REINDEX): it costs writes and serves no reads',
        'DROP INDEX CONCURRENTLY ' || index_name || '; '
-         || regexp_replace(pg_catalog.pg_get_indexdef(indexrelid), '^CREATE (UNIQUE )?INDEX ', 'CREATE \1INDEX CONCURRENTLY ') || ';'
+         || regexp_replace(pg_catalog.pg_get_indexdef(indexrelid), '^CREATE (UNIQUE )?INDEX ', 'CREATE \1INDEX CONCURRENTLY ') || ';',
+       NULL::oid, NULL::int2[]
 FROM idx WHERE NOT indisvalid
 UNION ALL
 SELECT 'unused', x.table_name, x.index_name, x.bytes,
        'no scans since ' || (SELECT since FROM stats_since) || ' (' || pg_catalog.pg_size_pretty(x.bytes) || '); check replicas before dropping',
-       'DROP INDEX CONCURRENTLY ' || x.index_name || ';'
+       'DROP INDEX CONCURRENTLY ' || x.index_name || ';', NULL, NULL
 FROM idx x JOIN pg_catalog.pg_stat_user_indexes s ON s.indexrelid = x.indexrelid
 WHERE s.idx_scan = 0 AND x.indisvalid AND NOT x.indisunique AND NOT x.indisprimary AND NOT x.backs_constraint
 UNION ALL
 SELECT 'duplicate', b.table_name, b.index_name, b.bytes,
        'same definition as ' || a.index_name,
-       'DROP INDEX CONCURRENTLY ' || b.index_name || ';'
+       'DROP INDEX CONCURRENTLY ' || b.index_name || ';', NULL, NULL
 FROM idx a JOIN idx b
   ON a.indrelid = b.indrelid AND a.indexrelid <> b.indexrelid AND a.relam = b.relam
  AND a.keys = b.keys AND a.nkeys = b.nkeys AND a.classes = b.classes AND a.collations = b.collations
@@ -47,7 +51,7 @@ WHERE NOT b.backs_constraint AND NOT b.indisprimary
 UNION ALL
 SELECT 'redundant_prefix', a.table_name, a.index_name, a.bytes,
        'its columns are a leading prefix of ' || b.index_name || ', which serves the same lookups',
-       'DROP INDEX CONCURRENTLY ' || a.index_name || ';'
+       'DROP INDEX CONCURRENTLY ' || a.index_name || ';', NULL, NULL
 FROM idx a JOIN idx b
   ON a.indrelid = b.indrelid AND a.indexrelid <> b.indexrelid
  AND a.relam = b.relam AND a.relam = (SELECT oid FROM pg_catalog.pg_am WHERE amname = 'btree')
@@ -62,7 +66,9 @@ UNION ALL
 SELECT 'missing_fk_index', f.conrelid::regclass::text, NULL, NULL,
        'foreign key ' || quote_ident(f.conname) || ' to ' || f.confrelid::regclass::text
          || ' has no index starting with (' || cols.list || '): deletes and key updates on the parent scan this table',
-       'CREATE INDEX CONCURRENTLY ON ' || f.conrelid::regclass::text || ' (' || cols.list || ');'
+       'CREATE INDEX CONCURRENTLY ON ' || f.conrelid::regclass::text || ' (' || cols.list || ');',
+       -- the table and columns, to match the advisor's suggestions (with_advice)
+       f.conrelid, f.conkey
 FROM pg_catalog.pg_constraint f
 JOIN pg_catalog.pg_namespace n ON n.oid = f.connamespace
 CROSS JOIN LATERAL (
@@ -71,6 +77,7 @@ CROSS JOIN LATERAL (
     JOIN pg_catalog.pg_attribute a ON a.attrelid = f.conrelid AND a.attnum = k.attnum
 ) cols
 WHERE f.contype = 'f' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND ($1 OR NOT {own_relation:f.conrelid})
   AND NOT EXISTS (
       SELECT 1 FROM pg_catalog.pg_index i
       WHERE i.indrelid = f.conrelid AND i.indisvalid AND i.indpred IS NULL

@@ -1,7 +1,8 @@
 -- One row per live column of each user table (and materialized view): what the heap size model
 -- needs. Size now (a stat() of the file, no scan; relpages for a locked table), relpages and reltuples as of the last
 -- VACUUM/ANALYZE, fillfactor, and each column's pg_stats width and null fraction (NULL when the
--- column has no statistics, or the caller may not read them).
+-- column has no statistics, or the caller may not read them). $1 (include_self): also pitstop's
+-- own tables (own_relation.sql).
 SELECT n.nspname::text                                         AS schema_name,
        c.relname::text                                         AS table_name,
        quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qualified,
@@ -26,4 +27,5 @@ LEFT JOIN pg_catalog.pg_stats s
        ON s.schemaname = n.nspname AND s.tablename = c.relname AND s.attname = a.attname AND NOT s.inherited
 WHERE c.relkind IN ('r', 'm') AND c.relpersistence <> 't'
   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
+  AND ($1 OR NOT {own_relation:c.oid})
 ORDER BY 1, 2, a.attnum

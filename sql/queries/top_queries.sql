@@ -1,5 +1,6 @@
 -- pitstop.top_queries: pg_stat_statements for the current database, ranked.
--- {pgss} is the quoted schema-qualified view, {order_by} a whitelisted sort expression.
+-- {pgss} is the quoted schema-qualified view, {order_by} a whitelisted sort expression,
+-- own_statement the predicate of own_statement.sql (pitstop's own statements), $2 include_self.
 SELECT s.queryid,
        r.rolname::text                                                   AS username,
        s.calls,
@@ -20,5 +21,6 @@ SELECT s.queryid,
 FROM {pgss} AS s
 LEFT JOIN pg_catalog.pg_roles AS r ON r.oid = s.userid
 WHERE s.dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
+  AND ($2 OR NOT {own_statement})
 ORDER BY {order_by}
 LIMIT $1

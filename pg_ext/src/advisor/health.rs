@@ -1,8 +1,11 @@
 //! `pitstop.index_health()`: unused, invalid, duplicate and prefix-redundant indexes, foreign
 //! keys without an index, and btree bloat estimated with the same size model as hypothetical
-//! indexes (no index is read). Every row carries the DDL that fixes it.
+//! indexes (no index is read). Every row carries the DDL that fixes it. pitstop's own tables
+//! are left out unless `include_self`; with `with_advice`, a foreign key that an index the
+//! advisor suggests would serve points at that suggestion instead of asking for its own index.
 
 use crate::advisor::size::{self, AccessMethod, IndexShape};
+use crate::advisor::suggest::{default_suggestions, SuggestedKeys};
 use crate::error::{required, OrReport, PitstopError};
 use crate::health::bloat::Bloat;
 use pgrx::prelude::*;
@@ -68,10 +71,11 @@ pub fn bloat_finding(facts: &BtreeFacts, min_pct: f64, min_bytes: f64) -> Option
             (expected / 1_048_576.0).ceil()
         ),
         fix: format!("REINDEX INDEX CONCURRENTLY {};", facts.index_name),
+        foreign_key: None,
     })
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct HealthRow {
     pub problem: String,
     pub table_name: String,
@@ -79,12 +83,33 @@ pub struct HealthRow {
     pub index_bytes: Option<i64>,
     pub detail: String,
     pub fix: String,
+    /// For a foreign key without an index: its table and columns (attnums).
+    pub foreign_key: Option<(u32, Vec<i16>)>,
 }
 
-fn catalog_findings() -> Vec<HealthRow> {
+const OWN_RELATION: &str = include_str!("../../../sql/queries/own_relation.sql");
+
+/// `sql` with each `{own_relation:EXPR}` replaced by the predicate of own_relation.sql over the
+/// relation oid EXPR.
+pub fn with_own_relation(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(start) = rest.find("{own_relation:") {
+        let after = &rest[start + "{own_relation:".len()..];
+        let end = after.find('}').expect("own_relation placeholder is closed");
+        out.push_str(&rest[..start]);
+        out.push_str(&OWN_RELATION.replace("{rel}", &after[..end]));
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn catalog_findings(include_self: bool) -> Vec<HealthRow> {
     Spi::connect(|client| {
+        let sql = with_own_relation(include_str!("../../../sql/queries/index_health.sql"));
         let table = client
-            .select(include_str!("../../../sql/queries/index_health.sql"), None, &[])
+            .select(&sql, None, &[include_self.into()])
             .unwrap_or_else(|e| pgrx::error!("index_health: {e}"));
         table
             .map(|row| HealthRow {
@@ -94,16 +119,46 @@ fn catalog_findings() -> Vec<HealthRow> {
                 index_bytes: row.get(4).ok().flatten(),
                 detail: row.get(5).ok().flatten().unwrap_or_default(),
                 fix: row.get(6).ok().flatten().unwrap_or_default(),
+                foreign_key: row
+                    .get::<pg_sys::Oid>(7)
+                    .ok()
+                    .flatten()
+                    .zip(row.get::<Vec<i16>>(8).ok().flatten())
+                    .map(|(relid, keys)| (relid.to_u32(), keys)),
             })
             .collect()
     })
 }
 
-/// Every valid plain-column btree index of user tables, with what the size model needs.
-pub fn btree_facts() -> Vec<BtreeFacts> {
+/// The first suggestion (in rank order) that serves a foreign key of `relid` on `fk_columns`:
+/// not partial, and its leading key columns are exactly the foreign key's, in any order (the
+/// rule index_health.sql applies to existing indexes).
+pub fn covering_suggestion<'a>(relid: u32, fk_columns: &[i16], suggestions: &'a [SuggestedKeys]) -> Option<&'a SuggestedKeys> {
+    let mut wanted = fk_columns.to_vec();
+    wanted.sort_unstable();
+    suggestions.iter().find(|s| {
+        let mut leading: Vec<i16> = s.keys.iter().take(wanted.len()).copied().collect();
+        leading.sort_unstable();
+        s.relid == relid && !s.partial && leading == wanted
+    })
+}
+
+/// Points a missing-foreign-key-index row at the suggestion that serves it.
+pub fn point_at_suggestion(row: &mut HealthRow, suggestion: &SuggestedKeys) {
+    row.detail.push_str(&format!(
+        "; index #{} of suggest_indexes starts with these columns and serves the foreign key too: build that one, not a second",
+        suggestion.rank
+    ));
+    row.fix = format!("-- served by suggest_indexes #{}: {};", suggestion.rank, suggestion.ddl);
+}
+
+/// Every valid plain-column btree index of user tables (with pitstop's own unless
+/// `include_self` is false), with what the size model needs.
+pub fn btree_facts(include_self: bool) -> Vec<BtreeFacts> {
     Spi::connect(|client| {
+        let sql = with_own_relation(include_str!("../../../sql/queries/index_bloat_inputs.sql"));
         let table = client
-            .select(include_str!("../../../sql/queries/index_bloat_inputs.sql"), None, &[])
+            .select(&sql, None, &[include_self.into()])
             .unwrap_or_else(|e| pgrx::error!("index_health: {e}"));
         let mut out: Vec<BtreeFacts> = Vec::new();
         for row in table {
@@ -138,12 +193,16 @@ pub fn btree_facts() -> Vec<BtreeFacts> {
 }
 
 /// Index problems with the DDL that fixes each. Bloat is reported when an index is at least
-/// `min_bloat_pct` % and `min_bloat_bytes` bytes larger than a rebuild would be.
-#[pg_extern(stable, parallel_safe)]
+/// `min_bloat_pct` % and `min_bloat_bytes` bytes larger than a rebuild would be. pitstop's own
+/// tables are left out unless `include_self`. `with_advice` runs `suggest_indexes` (its
+/// defaults) when a foreign key lacks an index, to point it at a suggestion that serves it.
+#[pg_extern(volatile, parallel_unsafe)]
 #[allow(clippy::type_complexity)]
 fn index_health(
     min_bloat_pct: default!(Option<f64>, 40.0),
     min_bloat_bytes: default!(Option<i64>, 1048576),
+    include_self: default!(Option<bool>, false),
+    with_advice: default!(Option<bool>, false),
 ) -> TableIterator<
     'static,
     (
@@ -163,8 +222,19 @@ fn index_health(
     if min_bytes < 0 {
         PitstopError::Negative { name: "min_bloat_bytes", value: min_bytes.to_string() }.report();
     }
-    let mut rows = catalog_findings();
-    rows.extend(btree_facts().iter().filter_map(|f| bloat_finding(f, min_pct, min_bytes as f64)));
+    let include_self = required(include_self, "include_self").or_report();
+    let with_advice = required(with_advice, "with_advice").or_report();
+    let mut rows = catalog_findings(include_self);
+    if with_advice && rows.iter().any(|r| r.foreign_key.is_some()) {
+        let suggestions = default_suggestions(include_self).or_report();
+        for row in &mut rows {
+            let found = row.foreign_key.as_ref().and_then(|(relid, keys)| covering_suggestion(*relid, keys, &suggestions));
+            if let Some(suggestion) = found {
+                point_at_suggestion(row, suggestion);
+            }
+        }
+    }
+    rows.extend(btree_facts(include_self).iter().filter_map(|f| bloat_finding(f, min_pct, min_bytes as f64)));
     TableIterator::new(
         rows.into_iter().map(|r| (r.problem, r.table_name, r.index_name, r.index_bytes, r.detail, r.fix)),
     )

@@ -39,6 +39,8 @@ struct Planned {
 struct Options {
     limits: Limits,
     top_n: i64,
+    /// Keep pitstop's own statements in the workload (sql/queries/own_statement.sql).
+    include_self: bool,
 }
 
 fn options(
@@ -75,12 +77,13 @@ fn options(
             min_workload_gain,
         },
         top_n: i64::from(top_n),
+        include_self: false,
     })
 }
 
 /// The statements to advise on: the explicit list (planned as the caller, who wrote it), or
 /// the top of pg_stat_statements (each planned as the role that ran it).
-fn workload(queries: Option<Vec<Option<String>>>, top_n: i64) -> Result<Vec<Statement>, PitstopError> {
+fn workload(queries: Option<Vec<Option<String>>>, top_n: i64, include_self: bool) -> Result<Vec<Statement>, PitstopError> {
     if let Some(queries) = queries {
         let me = Spi::connect(|client| spi::select_one::<String>(client, "SELECT current_user::text", &[])).unwrap_or_default();
         return Ok(queries
@@ -93,9 +96,11 @@ fn workload(queries: Option<Vec<Option<String>>>, top_n: i64) -> Result<Vec<Stat
     let recorded: Vec<(Option<i64>, pg_sys::Oid, String, String, f64, Option<f64>)> = Spi::connect(|client| {
         let pgss = spi::extension_object(client, "pg_stat_statements", "pg_stat_statements")
             .ok_or(PitstopError::MissingPgStatStatements)?;
-        let sql = include_str!("../../../sql/queries/advisor_workload.sql").replace("{pgss}", &pgss);
+        let sql = include_str!("../../../sql/queries/advisor_workload.sql")
+            .replace("{pgss}", &pgss)
+            .replace("{own_statement}", crate::insight::top_queries::OWN_STATEMENT);
         let rows = client
-            .select(&sql, None, &[top_n.into()])
+            .select(&sql, None, &[top_n.into(), include_self.into()])
             .unwrap_or_else(|e| pgrx::error!("suggest_indexes: reading pg_stat_statements failed: {e}"));
         Ok::<_, PitstopError>(
             rows.filter_map(|row| {
@@ -258,7 +263,7 @@ struct Advice {
 }
 
 fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Advice, PitstopError> {
-    let statements = workload(queries, options.top_n)?;
+    let statements = workload(queries, options.top_n, options.include_self)?;
     // Baseline: every statement planned once, with no new index, collecting what it reads.
     let planned: Vec<Result<Planned, String>> = statements
         .iter()
@@ -448,11 +453,39 @@ fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
+/// A suggestion as `index_health` matches it against a foreign key.
+pub struct SuggestedKeys {
+    pub rank: usize,
+    pub relid: u32,
+    /// Key columns in order (attnums).
+    pub keys: Vec<i16>,
+    pub partial: bool,
+    pub ddl: String,
+}
+
+/// What `suggest_indexes` suggests with its default arguments, in rank order.
+pub fn default_suggestions(include_self: bool) -> Result<Vec<SuggestedKeys>, PitstopError> {
+    let options = Options { include_self, ..options(None, None, Some(0.05), Some(100), Some(0.01))? };
+    Ok(advise(None, &options)?
+        .suggestions
+        .iter()
+        .enumerate()
+        .map(|(i, s)| SuggestedKeys {
+            rank: i + 1,
+            relid: s.candidate.relid,
+            keys: s.candidate.keys.iter().map(|k| k.attnum).collect(),
+            partial: s.candidate.predicate.is_some(),
+            ddl: s.candidate.ddl(),
+        })
+        .collect())
+}
+
 /// Indexes that would lower the workload's estimated cost the most, in the order chosen.
 /// `queries` (default: the top `top_n` statements of pg_stat_statements by total time,
 /// weighted by calls); `budget_mb` and `max_indexes` bound the advice; a query counts as
 /// helped when its cost drops by at least `min_improvement` (a share), and an index is
 /// chosen only when it lowers the remaining workload cost by at least `min_workload_gain`.
+/// pitstop's own statements are left out of the workload unless `include_self`.
 #[pg_extern(volatile, parallel_unsafe)]
 #[allow(clippy::type_complexity)]
 fn suggest_indexes(
@@ -462,6 +495,7 @@ fn suggest_indexes(
     min_improvement: default!(Option<f64>, 0.05),
     top_n: default!(Option<i32>, 100),
     min_workload_gain: default!(Option<f64>, 0.01),
+    include_self: default!(Option<bool>, false),
 ) -> TableIterator<
     'static,
     (
@@ -478,7 +512,10 @@ fn suggest_indexes(
         name!(reason, String),
     ),
 > {
-    let options = options(budget_mb, max_indexes, min_improvement, top_n, min_workload_gain).or_report();
+    let options = Options {
+        include_self: include_self.ok_or(PitstopError::NullArgument("include_self")).or_report(),
+        ..options(budget_mb, max_indexes, min_improvement, top_n, min_workload_gain).or_report()
+    };
     let advice = advise(queries, &options).or_report();
     let rows: Vec<_> = advice
         .suggestions
@@ -537,6 +574,7 @@ fn unhelped_queries(
     min_improvement: default!(Option<f64>, 0.05),
     top_n: default!(Option<i32>, 100),
     min_workload_gain: default!(Option<f64>, 0.01),
+    include_self: default!(Option<bool>, false),
 ) -> TableIterator<
     'static,
     (
@@ -548,7 +586,10 @@ fn unhelped_queries(
         name!(role, String),
     ),
 > {
-    let options = options(budget_mb, max_indexes, min_improvement, top_n, min_workload_gain).or_report();
+    let options = Options {
+        include_self: include_self.ok_or(PitstopError::NullArgument("include_self")).or_report(),
+        ..options(budget_mb, max_indexes, min_improvement, top_n, min_workload_gain).or_report()
+    };
     let advice = advise(queries, &options).or_report();
     let rows: Vec<_> = advice
         .unhelped

@@ -281,6 +281,18 @@ pub fn estimate_rows(tables: &[HeapFacts], indexes: &[BtreeFacts]) -> Vec<BloatR
     rows
 }
 
+impl BloatRow {
+    /// Whether `table_bloat` lists the row: bloat at least `min_pct` % and `min_bytes`; a
+    /// relation without an estimate (no statistics yet) when it is itself at least `min_bytes`,
+    /// since it could hold that much.
+    pub fn listed(&self, min_pct: f64, min_bytes: f64) -> bool {
+        match self.bloat() {
+            Some(b) => b.pct() >= min_pct && b.excess() >= min_bytes,
+            None => self.bytes >= min_bytes,
+        }
+    }
+}
+
 /// By schema, table, then the table before its indexes.
 pub fn sort_rows(rows: &mut [BloatRow]) {
     rows.sort_by(|a, b| (&a.schema, &a.table, &a.index).cmp(&(&b.schema, &b.table, &b.index)));
@@ -437,5 +449,36 @@ mod tests {
         assert_eq!(Bloat { bytes: 0.0, expected: 0.0 }.pct(), 0.0);
         let half_of_little = Bloat { bytes: 1_000_000.0, expected: 500_000.0 };
         assert_eq!(index_fix("i", &half_of_little), None, "50 % of 1 MB is not worth a rebuild");
+    }
+
+    #[test]
+    fn listed_only_at_both_bounds() {
+        let mb = 1_048_576.0;
+        let row = |bytes: f64, expected: Option<f64>| BloatRow {
+            schema: "public".into(),
+            table: "t".into(),
+            index: None,
+            qualified_table: "public.t".into(),
+            qualified_index: None,
+            bytes,
+            expected,
+            method: Method::Estimate,
+        };
+        // table_bloat's defaults.
+        let (pct, min) = (20.0, 10.0 * mb);
+        // 100 MB with 20 MB free: exactly 20 % and above 10 MB.
+        assert!(row(100.0 * mb, Some(80.0 * mb)).listed(pct, min));
+        assert!(!row(100.0 * mb, Some(80.1 * mb)).listed(pct, min), "just under 20 %");
+        // 50 MB with exactly 10 MB free (20 %) is listed; a byte less is not.
+        assert!(row(50.0 * mb, Some(40.0 * mb)).listed(pct, min));
+        assert!(!row(50.0 * mb - 1.0, Some(40.0 * mb)).listed(pct, min), "just under 10 MB");
+        // 90 % of a 5 MB table is under 10 MB; 5 % of 1 GB is under 20 %.
+        assert!(!row(5.0 * mb, Some(0.5 * mb)).listed(pct, min));
+        assert!(!row(1024.0 * mb, Some(972.8 * mb)).listed(pct, min));
+        // No estimate: listed when the relation itself could hold that much.
+        assert!(row(10.0 * mb, None).listed(pct, min));
+        assert!(!row(10.0 * mb - 1.0, None).listed(pct, min));
+        // Zero thresholds list everything, a tight relation included.
+        assert!(row(8192.0, Some(8192.0)).listed(0.0, 0.0));
     }
 }

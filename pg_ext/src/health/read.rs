@@ -1,6 +1,7 @@
 //! The inputs of the health logic, read through SPI (`Spi::connect` + `select`: read-only, no
 //! transaction id) from the queries in `sql/queries/`.
 
+use crate::advisor::health::with_own_relation;
 use crate::health::bloat::{BtreeScan, HeapColumn, HeapFacts, HeapScan, BTREE_DEFAULT_FILLFACTOR};
 use crate::health::config::{CurrentSetting, Server};
 use crate::health::vacuum::{ServerSettings, TableFacts, TableOptions};
@@ -99,10 +100,12 @@ pub fn databases() -> Vec<(String, i64, i64)> {
     })
 }
 
-pub fn heap_facts() -> Vec<HeapFacts> {
+/// Every user table (pitstop's own too when `include_self`) with what the heap model needs.
+pub fn heap_facts(include_self: bool) -> Vec<HeapFacts> {
+    let sql = with_own_relation(include_str!("../../../sql/queries/table_bloat_inputs.sql"));
     Spi::connect(|client| {
         let table = client
-            .select(include_str!("../../../sql/queries/table_bloat_inputs.sql"), None, &[])
+            .select(&sql, None, &[include_self.into()])
             .unwrap_or_else(|e| fail("table_bloat", e));
         let mut out: Vec<HeapFacts> = Vec::new();
         for row in table {

@@ -45,11 +45,13 @@ fn vacuum_health_raw() -> TableIterator<
         name!(insert_threshold, Option<i64>),
         name!(status, String),
         name!(action, Option<String>),
+        name!(reason, Option<String>),
     ),
 > {
     let server = read::vacuum_settings();
     let rows = read::tables().into_iter().map(move |(facts, [last_vacuum, last_autovacuum, last_analyze, last_autoanalyze])| {
         let a = vacuum::assess(&server, &facts);
+        let reason = vacuum::reason(&facts, &a);
         (
             facts.schema,
             facts.table,
@@ -73,6 +75,7 @@ fn vacuum_health_raw() -> TableIterator<
             a.limits.insert.map(|t| t.floor() as i64),
             a.status.label().to_string(),
             a.action,
+            reason,
         )
     });
     TableIterator::new(rows.collect::<Vec<_>>())
@@ -107,21 +110,22 @@ fn database_wraparound_raw() -> TableIterator<
     TableIterator::new(rows.collect::<Vec<_>>())
 }
 
-/// Bloat rows from statistics, or (exact) from pgstattuple/pgstatindex, which read every page.
-fn bloat_rows(exact: bool) -> Result<Vec<BloatRow>, PitstopError> {
+/// Bloat rows from statistics, or (exact) from pgstattuple/pgstatindex, which read every page;
+/// pitstop's own tables and their indexes only when `include_self`.
+fn bloat_rows(exact: bool, include_self: bool) -> Result<Vec<BloatRow>, PitstopError> {
     if !exact {
-        return Ok(bloat::estimate_rows(&read::heap_facts(), &btree_facts()));
+        return Ok(bloat::estimate_rows(&read::heap_facts(include_self), &btree_facts(include_self)));
     }
     let schema = read::pgstattuple_schema().ok_or(PitstopError::MissingPgstattuple)?;
     let mut rows = Vec::new();
-    for table in read::heap_facts() {
+    for table in read::heap_facts(include_self) {
         if let Some(scan) = read::heap_scan(&schema, &table.qualified) {
             let expected = bloat::heap_exact_expected_bytes(&scan, table.fillfactor);
             let facts = HeapFacts { bytes: scan.table_len, ..table };
             rows.push(bloat::table_row(&facts, Some(expected), Method::Pgstattuple));
         }
     }
-    for index in btree_facts() {
+    for index in btree_facts(include_self) {
         if let Some((scan, fillfactor)) = read::btree_scan(&schema, &index.location.qualified_index) {
             let expected = bloat::btree_exact_expected_bytes(&scan, fillfactor);
             rows.push(bloat::index_row(&index, scan.index_size, Some(expected), Method::Pgstattuple));
@@ -131,11 +135,15 @@ fn bloat_rows(exact: bool) -> Result<Vec<BloatRow>, PitstopError> {
     Ok(rows)
 }
 
-/// Table and btree index bloat (behind `table_bloat(exact)` and the `table_bloat` view).
+/// Table and btree index bloat (behind `table_bloat(...)` and the `table_bloat` view): the
+/// relations with at least `min_bloat_pct` % and `min_bloat_bytes` of bloat.
 #[pg_extern(stable)]
 #[allow(clippy::type_complexity)]
 fn table_bloat_raw(
     exact: default!(Option<bool>, false),
+    min_bloat_pct: default!(Option<f64>, 20.0),
+    min_bloat_bytes: default!(Option<i64>, 10485760),
+    include_self: default!(Option<bool>, false),
 ) -> TableIterator<
     'static,
     (
@@ -152,7 +160,17 @@ fn table_bloat_raw(
     ),
 > {
     let exact = required(exact, "exact").or_report();
-    let rows = bloat_rows(exact).or_report().into_iter().map(|row| {
+    let min_pct = required(min_bloat_pct, "min_bloat_pct").or_report();
+    let min_bytes = required(min_bloat_bytes, "min_bloat_bytes").or_report();
+    let include_self = required(include_self, "include_self").or_report();
+    if !(min_pct >= 0.0) {
+        PitstopError::Negative { name: "min_bloat_pct", value: min_pct.to_string() }.report();
+    }
+    if min_bytes < 0 {
+        PitstopError::Negative { name: "min_bloat_bytes", value: min_bytes.to_string() }.report();
+    }
+    let listed = bloat_rows(exact, include_self).or_report().into_iter().filter(|row| row.listed(min_pct, min_bytes as f64));
+    let rows = listed.map(|row| {
         let bloat = row.bloat();
         (
             row.schema.clone(),
@@ -241,7 +259,8 @@ fn maintenance_plan_raw(
         })
         .collect();
     let indexes: Vec<BloatRow> =
-        bloat::estimate_rows(&[], &btree_facts()).into_iter().filter(|r| r.index.is_some()).collect();
+        // Scheduled maintenance keeps pitstop's own indexes tidy too.
+        bloat::estimate_rows(&[], &btree_facts(true)).into_iter().filter(|r| r.index.is_some()).collect();
     let rows = plan::plan(&tables, &indexes, &thresholds).into_iter().map(|r| {
         (r.action.priority(), r.action.label().to_string(), r.schema, r.relation, r.index_name, r.target, r.command, r.reason)
     });

@@ -238,6 +238,51 @@ pub fn assess(server: &ServerSettings, facts: &TableFacts) -> Assessment {
     }
 }
 
+/// Why a table has its status, with the numbers autovacuum compares: "dead tuples 12000 >
+/// 10050", "inserts 200000 > 100050" (thresholds floored, as the view shows them).
+pub fn reason(facts: &TableFacts, a: &Assessment) -> Option<String> {
+    let limits = &a.limits;
+    let over = |what: &str, count: i64, limit: f64| format!("{what} {count} > {}", limit.floor());
+    let reason = match a.status {
+        Status::WraparoundRisk => format!(
+            "{:.1} % of the way to wraparound (xid age {}, multixact age {}): at least {WRAPAROUND_RISK_PCT} % is a risk",
+            wraparound_pct(facts.xid_age).max(wraparound_pct(facts.mxid_age)),
+            facts.xid_age,
+            facts.mxid_age
+        ),
+        Status::FreezeDue => {
+            if facts.xid_age as f64 >= FREEZE_DUE_SHARE * limits.freeze_max_age {
+                format!("xid age {} >= {} (90 % of freeze_max_age {})", facts.xid_age, (FREEZE_DUE_SHARE * limits.freeze_max_age).floor(), limits.freeze_max_age)
+            } else {
+                format!(
+                    "multixact age {} >= {} (90 % of multixact_freeze_max_age {})",
+                    facts.mxid_age,
+                    (FREEZE_DUE_SHARE * limits.multixact_freeze_max_age).floor(),
+                    limits.multixact_freeze_max_age
+                )
+            }
+        }
+        Status::VacuumOverdue => {
+            let mut crossed = Vec::new();
+            if facts.n_dead_tup as f64 > limits.vacuum {
+                crossed.push(over("dead tuples", facts.n_dead_tup, limits.vacuum));
+            }
+            if let Some(insert) = limits.insert.filter(|t| facts.n_ins_since_vacuum as f64 > *t) {
+                crossed.push(over("inserts", facts.n_ins_since_vacuum, insert));
+            }
+            crossed.join("; ")
+        }
+        Status::AnalyzeOverdue if facts.n_mod_since_analyze as f64 > limits.analyze => {
+            over("changes since analyze", facts.n_mod_since_analyze, limits.analyze)
+        }
+        Status::AnalyzeOverdue => format!("never analyzed ({} live rows)", facts.n_live_tup),
+        Status::AutovacuumDisabled if limits.disabled_by_table => "autovacuum_enabled = off on the table".to_string(),
+        Status::AutovacuumDisabled => "autovacuum = off on the server".to_string(),
+        Status::Ok => return None,
+    };
+    Some(reason)
+}
+
 /// One database's distance to wraparound (pg_database.datfrozenxid / datminmxid).
 pub fn database_status(xid_age: i64, mxid_age: i64, server: &ServerSettings) -> Status {
     wraparound_status(xid_age, mxid_age, server.freeze_max_age, server.multixact_freeze_max_age).unwrap_or(Status::Ok)
@@ -392,5 +437,35 @@ mod tests {
         assert_eq!(database_status(100, 100, &server), Status::Ok);
         assert_eq!(database_status(190_000_000, 0, &server), Status::FreezeDue);
         assert_eq!(database_status(0, 1_500_000_000, &server), Status::WraparoundRisk);
+    }
+
+    #[test]
+    fn the_reason_names_the_threshold_crossed() {
+        let server = ServerSettings::default();
+        // 50 + 0.2 * 50000 = 10050 dead tuples; 1000 + 0.2 * 50000 = 11000 inserts.
+        let mut facts = table(50_000.0, 50_000, 12_000);
+        let a = assess(&server, &facts);
+        assert_eq!(reason(&facts, &a).as_deref(), Some("dead tuples 12000 > 10050"));
+        facts.n_dead_tup = 0;
+        facts.n_ins_since_vacuum = 200_000;
+        let a = assess(&server, &facts);
+        assert_eq!(a.status, Status::VacuumOverdue);
+        assert_eq!(reason(&facts, &a).as_deref(), Some("inserts 200000 > 11000"));
+        facts.n_dead_tup = 10_051;
+        let a = assess(&server, &facts);
+        assert_eq!(reason(&facts, &a).as_deref(), Some("dead tuples 10051 > 10050; inserts 200000 > 11000"));
+        // A table's own reloptions set the limit named.
+        let mut own = table(1000.0, 1000, 0);
+        own.options.insert_threshold = Some(10.0);
+        own.options.insert_scale_factor = Some(0.0);
+        own.n_ins_since_vacuum = 11;
+        let a = assess(&server, &own);
+        assert_eq!(reason(&own, &a).as_deref(), Some("inserts 11 > 10"));
+        let mut stale = table(10_000.0, 10_000, 0);
+        stale.n_mod_since_analyze = 1051;
+        let a = assess(&server, &stale);
+        assert_eq!(reason(&stale, &a).as_deref(), Some("changes since analyze 1051 > 1050"));
+        let quiet = table(10_000.0, 10_000, 0);
+        assert_eq!(reason(&quiet, &assess(&server, &quiet)), None);
     }
 }

@@ -1,4 +1,5 @@
-//! `pitstop.top_queries(sort, lim)`: pg_stat_statements ranked, never reset.
+//! `pitstop.top_queries(sort, lim, include_self)`: pg_stat_statements ranked, never reset;
+//! pitstop's own statements left out unless asked.
 
 use crate::error::{required, OrReport, PitstopError};
 use pgrx::prelude::*;
@@ -36,10 +37,15 @@ pub fn validate_limit(lim: i32) -> Result<i64, PitstopError> {
     Ok(i64::from(lim))
 }
 
+/// The predicate over a pg_stat_statements row `s` that is true for pitstop's own statements
+/// and catalog tooling (see the file for the rule).
+pub const OWN_STATEMENT: &str = include_str!("../../../sql/queries/own_statement.sql");
+
 fn top_queries_sql(pgss: &str, order_by: &str) -> String {
     include_str!("../../../sql/queries/top_queries.sql")
         .replace("{pgss}", pgss)
         .replace("{order_by}", order_by)
+        .replace("{own_statement}", OWN_STATEMENT)
 }
 
 type TopQueryRow = (
@@ -62,6 +68,7 @@ type TopQueryRow = (
 fn top_queries(
     sort: default!(Option<&str>, "'total_time'"),
     lim: default!(Option<i32>, 20),
+    include_self: default!(Option<bool>, false),
 ) -> TableIterator<
     'static,
     (
@@ -81,12 +88,13 @@ fn top_queries(
 > {
     let order = required(sort, "sort").and_then(order_by).or_report();
     let limit = required(lim, "lim").and_then(validate_limit).or_report();
+    let include_self = required(include_self, "include_self").or_report();
     let rows: Vec<TopQueryRow> = Spi::connect(|client| {
         let pgss = crate::pg::spi::extension_object(client, "pg_stat_statements", "pg_stat_statements")
             .ok_or(PitstopError::MissingPgStatStatements)
             .or_report();
         let table = client
-            .select(&top_queries_sql(&pgss, &order), None, &[limit.into()])
+            .select(&top_queries_sql(&pgss, &order), None, &[limit.into(), include_self.into()])
             .unwrap_or_else(|e| pgrx::error!("top_queries: {e}"));
         table
             .map(|row| {
