@@ -86,8 +86,8 @@ CONF
     "$PITSTOP" report indexes
     say "pitstop report unhelped  (statements no suggested index helps, and why)"
     "$PITSTOP" report unhelped
-    say "pitstop report index-health"
-    "$PITSTOP" report index-health
+    say "pitstop report index-health --with-advice   (a foreign key the advice above serves points at it)"
+    "$PITSTOP" report index-health --with-advice
 
     say "pitstop report vacuum   (pitstop.vacuum_health: what autovacuum has not caught up with)"
     "$PITSTOP" report vacuum

@@ -115,7 +115,7 @@ fn dead_tuples_are_planned_and_the_planned_vacuum_clears_them() {
 fn bloat_of(c: &mut postgres::Client, exact: bool, table: &str, index: Option<&str>) -> (f64, String, Option<String>) {
     let row = c
         .query_one(
-            "SELECT bloat_pct, method, fix FROM pitstop.table_bloat($1)
+            "SELECT bloat_pct, method, fix FROM pitstop.table_bloat($1, min_bloat_pct => 0, min_bloat_bytes => 0)
               WHERE table_name = $2 AND index_name IS NOT DISTINCT FROM $3",
             &[&exact, &table, &index],
         )
@@ -250,8 +250,9 @@ fn a_pg_monitor_member_reads_every_health_view() {
     let count = |w: &mut postgres::Client, sql: &str| -> i64 { w.query_one(sql, &[]).unwrap().get(0) };
     assert_eq!(count(&mut w, "SELECT count(*) FROM pitstop.vacuum_health WHERE table_name = 'private_t'"), 1);
     assert!(count(&mut w, "SELECT count(*) FROM pitstop.database_wraparound") >= 3);
-    assert_eq!(count(&mut w, "SELECT count(*) FROM pitstop.table_bloat WHERE table_name = 'private_t'"), 2);
-    assert_eq!(count(&mut w, "SELECT count(*) FROM pitstop.table_bloat(true) WHERE table_name = 'private_t'"), 2);
+    assert_eq!(count(&mut w, "SELECT count(*) FROM pitstop.table_bloat WHERE table_name = 'private_t'"), 0, "too small to list");
+    assert_eq!(count(&mut w, "SELECT count(*) FROM pitstop.table_bloat(false, 0, 0) WHERE table_name = 'private_t'"), 2);
+    assert_eq!(count(&mut w, "SELECT count(*) FROM pitstop.table_bloat(true, 0, 0) WHERE table_name = 'private_t'"), 2);
     count(&mut w, "SELECT count(*) FROM pitstop.maintenance_plan()");
     assert!(count(&mut w, "SELECT count(*) FROM pitstop.config_advice('web')") >= 17);
     // Nothing here lets the monitor change anything.
@@ -266,24 +267,42 @@ fn the_cli_reports_vacuum_bloat_and_config_advice() {
     c.batch_execute(
         "CREATE TABLE calm(id int);
          INSERT INTO calm VALUES (1);
-         ANALYZE calm;",
+         ANALYZE calm;
+         CREATE TABLE appended(id int) WITH (autovacuum_enabled = off);
+         INSERT INTO appended SELECT generate_series(1, 3000);
+         ANALYZE appended;",
     )
     .unwrap();
     wait_for(&mut c, "SELECT n_dead_tup FROM pitstop.vacuum_health WHERE table_name = 'churn'", |n| n == 10_000);
+    wait_for(&mut c, "SELECT n_ins_since_vacuum FROM pitstop.vacuum_health WHERE table_name = 'appended'", |n| n == 3000);
     let dsn = cluster.dsn();
 
     let (code, out, err) = pitstop_tests::pitstop(&["--dsn", &dsn, "--json", "report", "vacuum"]);
     assert_eq!(code, 0, "{err}");
     let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
-    assert_eq!(rows.len(), 1, "only the table needing something: {out}");
-    assert_eq!(rows[0]["table_name"], "churn");
+    let tables: Vec<&str> = rows.iter().map(|r| r["table_name"].as_str().unwrap()).collect();
+    assert_eq!(tables, ["churn", "appended"], "only the tables needing something, not pitstop's own: {out}");
     assert_eq!(rows[0]["status"], "vacuum overdue");
+    // The thresholds autovacuum applies: 50 + 0.2 * 20000 dead tuples, 1000 + 0.2 * 3000 inserts.
+    assert!(rows[0]["reason"].as_str().unwrap().starts_with("dead tuples 10000 > 4050"), "{out}");
+    assert_eq!((&rows[1]["status"], &rows[1]["reason"]), (&"vacuum overdue".into(), &"inserts 3000 > 1600".into()), "{out}");
     let (_, all, _) = pitstop_tests::pitstop(&["--dsn", &dsn, "report", "vacuum", "--all"]);
-    assert!(all.contains("calm") && all.contains("churn"), "{all}");
+    assert!(all.contains("calm") && all.contains("churn") && !all.contains("query_snapshots"), "{all}");
+    let (_, all, _) = pitstop_tests::pitstop(&["--dsn", &dsn, "report", "vacuum", "--all", "--include-self"]);
+    assert!(all.contains("query_snapshots"), "{all}");
 
-    let (code, out, err) = pitstop_tests::pitstop(&["--dsn", &dsn, "--json", "report", "bloat"]);
+    // Bloat lists only what has at least 20 % and 10 MB of it: nothing here.
+    let (code, out, err) = pitstop_tests::pitstop(&["--dsn", &dsn, "report", "bloat"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("\"churn\"") && out.contains("estimate"), "{out}");
+    assert!(out.contains("No table or btree index has that much bloat"), "{out}");
+    let (code, out, err) = pitstop_tests::pitstop(&["--dsn", &dsn, "--json", "report", "bloat", "--min-bloat", "0"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"churn\"") && out.contains("estimate") && !out.contains("\"pitstop\""), "{out}");
+    let (_, out, _) = pitstop_tests::pitstop(&["--dsn", &dsn, "--json", "report", "bloat", "--min-bloat", "0%,0MB", "--include-self"]);
+    assert!(out.contains("\"pitstop\""), "{out}");
+    let (code, _, err) = pitstop_tests::pitstop(&["--dsn", &dsn, "report", "bloat", "--min-bloat", "20%"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("20%,10MB"), "{err}");
     let (code, _, err) = pitstop_tests::pitstop(&["--dsn", &dsn, "report", "bloat", "--exact"]);
     assert_ne!(code, 0);
     assert!(err.contains("pgstattuple") && err.contains("HINT"), "{err}");

@@ -95,3 +95,41 @@ fn bloat_is_estimated_from_statistics_and_reindex_clears_it() {
     let err = c.query("SELECT * FROM pitstop.index_health(NULL)", &[]).unwrap_err();
     assert_eq!(err.as_db_error().unwrap().code().code(), "22004");
 }
+
+/// `report index-health` leaves pitstop's own history indexes out unless `--include-self`, and
+/// `--with-advice` points a foreign key at the advisor's index that serves it (issue 15's demo
+/// advised `orders (customer_id, created_at DESC) INCLUDE …` and, separately, `orders (customer_id)`).
+#[test]
+fn the_cli_leaves_pitstop_out_and_points_a_foreign_key_at_the_advice() {
+    let cluster = PgCluster::start();
+    let mut c = cluster.connect();
+    c.batch_execute(
+        "CREATE EXTENSION pg_stat_statements;
+         CREATE EXTENSION pitstop;
+         CREATE TABLE parent(id int PRIMARY KEY);
+         INSERT INTO parent SELECT generate_series(1, 20000);
+         CREATE TABLE child(id int PRIMARY KEY, parent_id int REFERENCES parent, at timestamptz, total int);
+         INSERT INTO child SELECT g, 1 + g % 20000, now() - g * interval '1 minute', g % 500 FROM generate_series(1, 200000) g;
+         ANALYZE parent, child;
+         SELECT pg_stat_statements_reset();",
+    )
+    .unwrap();
+    for parent in 1..=30 {
+        c.query("SELECT id, total FROM child WHERE parent_id = $1 ORDER BY at DESC LIMIT 10", &[&parent]).unwrap();
+    }
+    let dsn = cluster.dsn();
+    let fk_fix = |args: &[&str]| -> String {
+        let (code, out, err) = pitstop_tests::pitstop(&[&["--dsn", dsn.as_str(), "--json", "report", "index-health"][..], args].concat());
+        assert_eq!(code, 0, "{err}");
+        let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+        assert!(!rows.iter().any(|r| r["table_name"].as_str().unwrap().starts_with("pitstop.")) || args.contains(&"--include-self"), "{out}");
+        let fk = rows.iter().find(|r| r["problem"] == "missing_fk_index").unwrap_or_else(|| panic!("{out}"));
+        fk["fix"].as_str().unwrap().to_string()
+    };
+    assert_eq!(fk_fix(&[]), "CREATE INDEX CONCURRENTLY ON child (parent_id);");
+    let pointed = fk_fix(&["--with-advice"]);
+    assert!(pointed.starts_with("-- served by suggest_indexes #1: CREATE INDEX CONCURRENTLY ON public.child (parent_id"), "{pointed}");
+    let (code, out, err) = pitstop_tests::pitstop(&["--dsn", &dsn, "--json", "report", "index-health", "--include-self"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("pitstop.host_metrics"), "pitstop's own unused indexes: {out}");
+}

@@ -106,9 +106,17 @@ fn cli_errors_carry_sqlstate_detail_and_hint() {
     assert!(stderr.contains("unknown sort key \"fastest\"") && stderr.contains("22023"), "{stderr}");
     assert!(stderr.contains("DETAIL:  Valid sort keys are: total_time, mean_time"), "{stderr}");
 
+    // Only the CLI's own statements so far: left out unless --include-self.
     let (code, stdout, stderr) = pitstop(&["report", "top-queries", "--sort", "calls", "--dsn", &cluster.dsn()]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("calls"), "{stdout}");
+    assert!(stdout.contains("no statements") && stdout.contains("--include-self"), "{stdout}");
+    let (code, stdout, stderr) = pitstop(&["--json", "report", "top-queries", "--include-self", "--dsn", &cluster.dsn()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("pitstop.top_queries") && stdout.contains("CREATE EXTENSION pitstop"), "{stdout}");
+    cluster.connect().batch_execute("SELECT 42").unwrap();
+    let (code, stdout, stderr) = pitstop(&["report", "top-queries", "--sort", "calls", "--dsn", &cluster.dsn()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("calls") && stdout.contains("SELECT $1") && !stdout.contains("pitstop."), "{stdout}");
 
     let (code, _, stderr) = pitstop(&["report", "slow-queries", "--dsn", "host=127.0.0.1 port=1 user=x connect_timeout=2"]);
     assert_eq!(code, 1);

@@ -163,7 +163,7 @@ fn table_bloat_raw(
     let min_pct = required(min_bloat_pct, "min_bloat_pct").or_report();
     let min_bytes = required(min_bloat_bytes, "min_bloat_bytes").or_report();
     let include_self = required(include_self, "include_self").or_report();
-    if !(min_pct >= 0.0) {
+    if min_pct.is_nan() || min_pct < 0.0 {
         PitstopError::Negative { name: "min_bloat_pct", value: min_pct.to_string() }.report();
     }
     if min_bytes < 0 {
