@@ -139,7 +139,7 @@ fn default_search_path(role: pg_sys::Oid) -> String {
 /// Plans a workload statement as its role, or says why it may not be planned.
 fn plan_statement(statement: &Statement, indexes: &[&HypoIndex], collect_usage: bool) -> Result<planning::PlannedQuery, String> {
     match &statement.planner {
-        Ok(role) => planning::plan(&statement.sql, role, indexes, collect_usage),
+        Ok(role) => planning::plan_workload(&statement.sql, role, indexes, collect_usage),
         Err(Refusal::Dropped) => Err(format!("role {} no longer exists", statement.role_name)),
         Err(Refusal::NotPermitted) => Err(format!(
             "recorded by role {}: planned only by a superuser, by that role, or by a role that may SET ROLE to it",

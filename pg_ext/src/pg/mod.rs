@@ -16,6 +16,7 @@ pub mod planning;
 pub mod range_table;
 pub mod result_set;
 pub mod role;
+pub mod scan;
 pub mod spi;
 pub mod shmem;
 pub mod subxact;

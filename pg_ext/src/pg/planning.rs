@@ -7,11 +7,13 @@ use crate::advisor::usage::{TableUsage, TableWrite, WriteKind};
 use crate::pg::hypo_index::{self, HypoIndex};
 use crate::pg::list::pointers;
 use crate::pg::role::ActingRole;
-use crate::pg::{parse, subxact, timeout};
+use crate::advisor::normalized;
+use crate::pg::{parse, scan, subxact, timeout};
 use pgrx::pg_sys;
 use pgrx::pg_sys::ffi::pg_guard_ffi_boundary;
 use pgrx::prelude::*;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::CString;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -98,6 +100,11 @@ impl Drop for Collecting {
 /// context freed afterwards; an error (syntax, unknown table, privileges, undeterminable `$n`
 /// type) comes back as its message.
 pub fn plan(sql: &str, role: &ActingRole, indexes: &[&HypoIndex], collect_usage: bool) -> Result<PlannedQuery, String> {
+    plan_with(sql, &[], role, indexes, collect_usage)
+}
+
+/// `plan` with parameter types given (0: inferred as PREPARE would).
+fn plan_with(sql: &str, param_types: &[u32], role: &ActingRole, indexes: &[&HypoIndex], collect_usage: bool) -> Result<PlannedQuery, String> {
     ensure_installed();
     let c_sql = crate::pg::parse::c_text(sql).ok_or_else(|| "the statement contains a NUL byte".to_string())?;
     let _offer = hypo_index::offer_only(indexes);
@@ -123,7 +130,7 @@ pub fn plan(sql: &str, role: &ActingRole, indexes: &[&HypoIndex], collect_usage:
             // costs before leaving it and keep nothing that points into it.
             unsafe {
                 let caller = pg_sys::MemoryContextSwitchTo(scratch);
-                let planned = plan_in_current_context(&c_sql);
+                let planned = plan_in_current_context(&c_sql, param_types);
                 pg_sys::MemoryContextSwitchTo(caller);
                 Ok::<Planned, String>(planned)
             }
@@ -136,6 +143,157 @@ pub fn plan(sql: &str, role: &ActingRole, indexes: &[&HypoIndex], collect_usage:
         Ok(Ok(Planned { total_cost, rows, write, used_indexes })) => Ok(PlannedQuery { total_cost, rows, usage, write, used_indexes }),
         Ok(Err(message)) => Err(message),
         Err(error) => Err(subxact::message(&error)),
+    }
+}
+
+/// A workload statement made plannable: typed literals over parameters turned into casts,
+/// and the parameter types analysis settled on.
+#[derive(Clone)]
+struct Plannable {
+    sql: String,
+    param_types: Vec<u32>,
+}
+
+thread_local! {
+    /// Per transaction (its start time) and statement text and role: the advisor plans each
+    /// statement many times while it weighs candidates; the types are found once.
+    static PLANNABLE: RefCell<(pg_sys::TimestampTz, HashMap<(String, pg_sys::Oid), Result<Plannable, String>>)> =
+        RefCell::new((0, HashMap::new()));
+}
+
+/// Plans a statement as pg_stat_statements recorded it (`date $1 - interval $2 day`,
+/// `between $1 and $2 + $3`): see `advisor::normalized`. Otherwise as `plan`.
+pub fn plan_workload(sql: &str, role: &ActingRole, indexes: &[&HypoIndex], collect_usage: bool) -> Result<PlannedQuery, String> {
+    // SAFETY: reads the current transaction's start time.
+    let transaction = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
+    let key = (sql.to_string(), role.oid);
+    let cached = PLANNABLE.with(|c| {
+        let mut cache = c.borrow_mut();
+        if cache.0 != transaction || cache.1.len() > 10_000 {
+            *cache = (transaction, HashMap::new());
+        }
+        cache.1.get(&key).cloned()
+    });
+    let plannable = match cached {
+        Some(found) => found,
+        None => {
+            let found = plannable(sql, role);
+            PLANNABLE.with(|c| c.borrow_mut().1.insert(key, found.clone()));
+            found
+        }
+    }?;
+    plan_with(&plannable.sql, &plannable.param_types, role, indexes, collect_usage)
+}
+
+/// Rewrites `sql`'s typed literals over parameters and finds its parameter types, as `role`,
+/// in a rolled-back subtransaction and a scratch memory context.
+fn plannable(sql: &str, role: &ActingRole) -> Result<Plannable, String> {
+    // SAFETY: a child of the current context, deleted below on every path.
+    let scratch = unsafe {
+        pg_sys::AllocSetContextCreateInternal(pg_sys::CurrentMemoryContext, c"pitstop advisor typing".as_ptr(), 0, 8 * 1024, 8 * 1024 * 1024)
+    };
+    let outcome = subxact::try_rolled_back(|| {
+        // SAFETY: switched back below; nothing allocated in `scratch` is kept.
+        let caller = unsafe { pg_sys::MemoryContextSwitchTo(scratch) };
+        let found = (|| {
+            let tokens = scan::tokens(sql)?;
+            let (text, tokens) = match normalized::cast_typed_literals(sql, &tokens) {
+                Some(text) => {
+                    let tokens = scan::tokens(&text)?;
+                    (text, tokens)
+                }
+                None => (sql.to_string(), tokens),
+            };
+            if !tokens.iter().any(|t| matches!(t.kind, normalized::Kind::Param(_))) {
+                return Ok(Plannable { sql: text, param_types: Vec::new() });
+            }
+            let limit = crate::gucs::advisor_plan_timeout_ms();
+            let types = timeout::with_statement_timeout(limit, || {
+                role.run(|| normalized::infer_parameter_types(&text, &tokens, analyse))
+            })?;
+            Ok(Plannable { sql: text, param_types: types })
+        })();
+        // SAFETY: back to the context the subtransaction runs in.
+        unsafe { pg_sys::MemoryContextSwitchTo(caller) };
+        found
+    });
+    // SAFETY: nothing refers to the scratch context any more.
+    unsafe { pg_sys::MemoryContextDelete(scratch) };
+    match outcome {
+        Ok(found) => found,
+        Err(error) => Err(subxact::message(&error)),
+    }
+}
+
+/// Where the last error raised while analysing was (errposition, a 1-based character
+/// index) and its SQLSTATE: an error context callback sees them before the error unwinds.
+#[derive(Default)]
+struct ErrorSpot {
+    code: std::ffi::c_int,
+    position: std::ffi::c_int,
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn record_error_spot(arg: *mut std::ffi::c_void) {
+    // SAFETY: `arg` is the ErrorSpot pushed with this callback, alive while it is on the
+    // stack; geterrcode/geterrposition read the error being raised and cannot fail.
+    unsafe {
+        let spot = arg as *mut ErrorSpot;
+        (*spot).code = pg_sys::geterrcode();
+        (*spot).position = pg_sys::geterrposition();
+    }
+}
+
+/// The five-character SQLSTATE of a packed error code.
+fn sqlstate(code: std::ffi::c_int) -> String {
+    (0..5).map(|i| (((code >> (6 * i)) & 0x3F) as u8 + b'0') as char).collect()
+}
+
+/// One analysis attempt of `text` with parameter types `preset` (0: to infer), as PREPARE
+/// would analyse it, rolled back: the types of every parameter, or why it failed and where.
+fn analyse(text: &str, preset: &[u32]) -> Result<Vec<u32>, normalized::Failure> {
+    let failure = |code: String, position: Option<usize>, message: String, types: Vec<u32>| normalized::Failure { code, position, message, types };
+    let Some(c_text) = crate::pg::parse::c_text(text) else {
+        return Err(failure("22021".into(), None, "the statement contains a NUL byte".into(), Vec::new()));
+    };
+    let mut spot = ErrorSpot::default();
+    let mut param_types: *mut pg_sys::Oid = std::ptr::null_mut();
+    let mut param_count: std::ffi::c_int = 0;
+    // SAFETY: the callback's frame lives on this stack until it is popped below, on both paths
+    // (an error is caught by try_rolled_back before this function returns).
+    let mut callback = pg_sys::ErrorContextCallback {
+        previous: unsafe { pg_sys::error_context_stack },
+        callback: Some(record_error_spot),
+        arg: (&raw mut spot).cast(),
+    };
+    let saved = callback.previous;
+    unsafe { pg_sys::error_context_stack = &raw mut callback };
+    let outcome = subxact::try_rolled_back(|| {
+        // SAFETY: inside a transaction; the tree and the types array are allocated in the
+        // current (scratch) context, which outlives the subtransaction; the array is read
+        // after an error too, since analysis writes the types it has found into it.
+        unsafe {
+            let (raw, types, count) = raw_statement(&c_text, preset);
+            param_types = types;
+            param_count = count;
+            pg_sys::pg_analyze_and_rewrite_varparams(raw, c_text.as_ptr(), &mut param_types, &mut param_count, std::ptr::null_mut());
+        }
+    });
+    // SAFETY: restores the stack as it was before the push.
+    unsafe { pg_sys::error_context_stack = saved };
+    let types: Vec<u32> = if param_types.is_null() {
+        Vec::new()
+    } else {
+        // SAFETY: `param_count` entries, kept in step with the array by analysis.
+        (0..param_count.max(0) as usize).map(|i| unsafe { (*param_types.add(i)).to_u32() }).collect()
+    };
+    match outcome {
+        Ok(()) => Ok(types),
+        Err(error) => {
+            // errposition counts characters from 1.
+            let position = usize::try_from(spot.position).ok().filter(|p| *p > 0).and_then(|p| text.char_indices().nth(p - 1)).map(|(b, _)| b);
+            Err(failure(sqlstate(spot.code), position, subxact::message(&error), types))
+        }
     }
 }
 
@@ -153,21 +311,9 @@ struct Planned {
 ///
 /// # Safety
 /// Inside a transaction with an active snapshot (a SQL function's execution).
-unsafe fn plan_in_current_context(sql: &CString) -> Planned {
+unsafe fn plan_in_current_context(sql: &CString, preset: &[u32]) -> Planned {
     unsafe {
-        let raw = pointers::<pg_sys::RawStmt>(pg_sys::raw_parser(sql.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT))[0];
-        let mut param_types: *mut pg_sys::Oid = std::ptr::null_mut();
-        let mut param_count: std::ffi::c_int = 0;
-        if (*(*raw).stmt).type_ == pg_sys::NodeTag::T_PrepareStmt {
-            let prepare = (*raw).stmt as *mut pg_sys::PrepareStmt;
-            let declared = pointers::<pg_sys::TypeName>((*prepare).argtypes);
-            param_count = declared.len() as std::ffi::c_int;
-            param_types = pg_sys::palloc0(declared.len().max(1) * size_of::<pg_sys::Oid>()).cast();
-            for (i, type_name) in declared.iter().enumerate() {
-                *param_types.add(i) = pg_sys::typenameTypeId(std::ptr::null_mut(), *type_name);
-            }
-            (*raw).stmt = (*prepare).query;
-        }
+        let (raw, mut param_types, mut param_count) = raw_statement(sql, preset);
         let queries = pg_sys::pg_analyze_and_rewrite_varparams(
             raw,
             sql.as_ptr(),
@@ -205,6 +351,33 @@ unsafe fn plan_in_current_context(sql: &CString) -> Planned {
             }
         }
         Planned { total_cost: cost, rows, write, used_indexes: used }
+    }
+}
+
+/// The statement's raw parse tree (a PREPARE unwrapped to the statement it prepares) and its
+/// parameter types for varparams analysis: `preset` (0: to infer), then the PREPARE's
+/// declared types over them, in a palloc'd array analysis may grow.
+///
+/// # Safety
+/// Inside a transaction; the tree and array live in the current memory context.
+unsafe fn raw_statement(sql: &CString, preset: &[u32]) -> (*mut pg_sys::RawStmt, *mut pg_sys::Oid, std::ffi::c_int) {
+    unsafe {
+        let raw = pointers::<pg_sys::RawStmt>(pg_sys::raw_parser(sql.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT))[0];
+        let mut declared = Vec::new();
+        if (*(*raw).stmt).type_ == pg_sys::NodeTag::T_PrepareStmt {
+            let prepare = (*raw).stmt as *mut pg_sys::PrepareStmt;
+            declared = pointers::<pg_sys::TypeName>((*prepare).argtypes);
+            (*raw).stmt = (*prepare).query;
+        }
+        let count = preset.len().max(declared.len());
+        let param_types: *mut pg_sys::Oid = pg_sys::palloc0(count.max(1) * size_of::<pg_sys::Oid>()).cast();
+        for (i, oid) in preset.iter().enumerate() {
+            *param_types.add(i) = pg_sys::Oid::from(*oid);
+        }
+        for (i, type_name) in declared.iter().enumerate() {
+            *param_types.add(i) = pg_sys::typenameTypeId(std::ptr::null_mut(), *type_name);
+        }
+        (raw, param_types, count as std::ffi::c_int)
     }
 }
 

@@ -1,0 +1,613 @@
+//! Making the texts pg_stat_statements records plannable. It replaces every literal with `$n`,
+//! typed literals included: `date '1998-12-01' - interval '90' day` is recorded as
+//! `date $1 - interval $2 day`, which does not parse, and `1200 + 11` as `$2 + $3`, whose
+//! types no context fixes. Two steps, both over the PostgreSQL scanner's tokens (never the raw
+//! text, so quoted identifiers and strings are left alone):
+//!
+//! 1. `cast_typed_literals`: a type name followed by a parameter becomes a cast,
+//!    `CAST($1 AS date)`, `CAST($2 AS interval day)`.
+//! 2. `infer_parameter_types`: the statement is analysed as PREPARE would; where PostgreSQL
+//!    cannot type a parameter, the error's position says which construct failed, and the
+//!    parameters there get a type from their context before the next attempt.
+
+use std::collections::BTreeMap;
+
+pub const TEXT: u32 = 25;
+pub const INT8: u32 = 20;
+pub const NUMERIC: u32 = 1700;
+pub const UNKNOWN: u32 = 705;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Kind {
+    /// `$n`
+    Param(u32),
+    /// An identifier, quoted or not.
+    Ident,
+    /// A keyword, lower case.
+    Keyword(String),
+    /// An integer constant.
+    Int,
+    /// A one-character token: `(`, `)`, `,`, `+`, `.` …
+    Char(char),
+    /// A multi-character operator (`||`, `<=`, …).
+    Op(String),
+    /// Anything else (strings, other constants, `::`).
+    Other,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Token {
+    pub kind: Kind,
+    /// Byte offsets in the statement text.
+    pub start: usize,
+    pub end: usize,
+}
+
+impl Token {
+    fn keyword(&self, word: &str) -> bool {
+        matches!(&self.kind, Kind::Keyword(k) if k == word)
+    }
+
+    fn is_char(&self, c: char) -> bool {
+        self.kind == Kind::Char(c)
+    }
+}
+
+/// Where a token that starts at `start` ends: the scanner gives only starts.
+pub fn token_end(sql: &str, kind: &Kind, start: usize, next_start: usize) -> usize {
+    let rest = &sql.as_bytes()[start..next_start.min(sql.len())];
+    let word = |skip: usize| {
+        start + skip + rest[skip.min(rest.len())..].iter().take_while(|b| b.is_ascii_alphanumeric() || **b == b'_' || **b == b'$' || **b >= 0x80).count()
+    };
+    match kind {
+        Kind::Char(_) => start + 1,
+        Kind::Op(op) => start + op.len(),
+        Kind::Param(_) => word(1),
+        Kind::Ident if rest.first() == Some(&b'"') => {
+            // A quoted identifier ends at the quote that is not doubled.
+            let mut i = 1;
+            while i < rest.len() {
+                if rest[i] == b'"' {
+                    if rest.get(i + 1) == Some(&b'"') {
+                        i += 2;
+                        continue;
+                    }
+                    return start + i + 1;
+                }
+                i += 1;
+            }
+            start + rest.len()
+        }
+        Kind::Ident | Kind::Keyword(_) | Kind::Int => word(0),
+        Kind::Other => start + sql[start..next_start.min(sql.len())].trim_end().len(),
+    }
+}
+
+/// Type names that are keywords, as the grammar spells them (last word first is how they
+/// are matched, backwards from the parameter).
+const KEYWORD_TYPES: &[&[&str]] = &[
+    &["bigint"],
+    &["bit"],
+    &["bit", "varying"],
+    &["boolean"],
+    &["char"],
+    &["char", "varying"],
+    &["character"],
+    &["character", "varying"],
+    &["dec"],
+    &["decimal"],
+    &["double", "precision"],
+    &["float"],
+    &["int"],
+    &["integer"],
+    &["interval"],
+    &["json"],
+    &["national", "char"],
+    &["national", "character"],
+    &["national", "char", "varying"],
+    &["national", "character", "varying"],
+    &["nchar"],
+    &["nchar", "varying"],
+    &["numeric"],
+    &["real"],
+    &["smallint"],
+    &["time"],
+    &["timestamp"],
+    &["varchar"],
+];
+
+const INTERVAL_FIELDS: &[&str] = &["year", "month", "day", "hour", "minute", "second"];
+
+/// The index of the `)` matching the `(` at `at`, or of the `(` matching the `)` at `at`.
+fn matching(tokens: &[Token], at: usize) -> Option<usize> {
+    let (open, close, step) = if tokens[at].is_char('(') { ('(', ')', 1isize) } else { (')', '(', -1isize) };
+    let mut depth = 0;
+    let mut i = at as isize;
+    while i >= 0 && (i as usize) < tokens.len() {
+        let token = &tokens[i as usize];
+        if token.is_char(open) {
+            depth += 1;
+        } else if token.is_char(close) {
+            depth -= 1;
+            if depth == 0 {
+                return Some(i as usize);
+            }
+        }
+        i += step;
+    }
+    None
+}
+
+/// The first token of the type name that ends at `end` (inclusive), and whether it is
+/// `interval`. Accepts `timestamp(3) with time zone`, `numeric(10, 2)`, `double precision`,
+/// `pg_catalog.date`, `"MyType"`.
+fn type_name_start(tokens: &[Token], end: usize) -> Option<(usize, bool)> {
+    let mut j = end;
+    // [WITH | WITHOUT] TIME ZONE, only after time or timestamp.
+    let mut zoned = false;
+    if j >= 3 && tokens[j].keyword("zone") && tokens[j - 1].keyword("time") && (tokens[j - 2].keyword("with") || tokens[j - 2].keyword("without")) {
+        j -= 3;
+        zoned = true;
+    }
+    // (typmods): integers and commas only.
+    if tokens[j].is_char(')') {
+        let open = matching(tokens, j)?;
+        if open == 0 || !tokens[open + 1..j].iter().all(|t| t.kind == Kind::Int || t.is_char(',')) {
+            return None;
+        }
+        j = open - 1;
+    }
+    if zoned {
+        return (tokens[j].keyword("time") || tokens[j].keyword("timestamp")).then_some((j, false));
+    }
+    // A keyword type, longest spelling first.
+    let mut best: Option<(usize, bool)> = None;
+    for words in KEYWORD_TYPES {
+        let n = words.len();
+        if j + 1 >= n && words.iter().enumerate().all(|(w, word)| tokens[j + 1 - n + w].keyword(word)) && best.is_none_or(|(b, _)| j + 1 - n < b) {
+            best = Some((j + 1 - n, words == &["interval"]));
+        }
+    }
+    if best.is_some() {
+        return best;
+    }
+    // A (qualified) type name: ident [. ident]*.
+    if tokens[j].kind != Kind::Ident {
+        return None;
+    }
+    while j >= 2 && tokens[j - 1].is_char('.') && tokens[j - 2].kind == Kind::Ident {
+        j -= 2;
+    }
+    Some((j, false))
+}
+
+/// The last token of the interval fields after the parameter at `param` (`day`,
+/// `day to second(3)`, …), if any.
+fn interval_fields_end(tokens: &[Token], param: usize) -> Option<usize> {
+    let field = |i: usize| tokens.get(i).is_some_and(|t| INTERVAL_FIELDS.iter().any(|f| t.keyword(f)));
+    let precision = |i: usize| {
+        // second(p)
+        (tokens[i].keyword("second") && tokens.get(i + 1).is_some_and(|t| t.is_char('(')) && tokens.get(i + 2).is_some_and(|t| t.kind == Kind::Int) && tokens.get(i + 3).is_some_and(|t| t.is_char(')')))
+            .then_some(i + 3)
+            .unwrap_or(i)
+    };
+    let mut i = param + 1;
+    if !field(i) {
+        return None;
+    }
+    i = precision(i);
+    if tokens.get(i + 1).is_some_and(|t| t.keyword("to")) && field(i + 2) {
+        i = precision(i + 2);
+    }
+    Some(i)
+}
+
+/// `date $1` → `CAST($1 AS date)`, `interval $2 day` → `CAST($2 AS interval day)`,
+/// `timestamp with time zone $3` → `CAST($3 AS timestamp with time zone)`. A type name
+/// followed by a parameter is never valid SQL otherwise, so nothing else changes. None when
+/// there is no typed literal.
+pub fn cast_typed_literals(sql: &str, tokens: &[Token]) -> Option<String> {
+    let mut out = String::with_capacity(sql.len() + 32);
+    let mut copied = 0;
+    for (i, token) in tokens.iter().enumerate() {
+        if !matches!(token.kind, Kind::Param(_)) || i == 0 || tokens[i - 1].start < copied {
+            continue;
+        }
+        let Some((first, interval)) = type_name_start(tokens, i - 1) else { continue };
+        if tokens[first].start < copied {
+            continue;
+        }
+        let fields = if interval { interval_fields_end(tokens, i) } else { None };
+        let type_text = &sql[tokens[first].start..tokens[i - 1].end];
+        let fields_text = fields.map(|f| format!(" {}", &sql[tokens[i + 1].start..tokens[f].end])).unwrap_or_default();
+        out.push_str(&sql[copied..tokens[first].start]);
+        out.push_str(&format!("CAST({} AS {type_text}{fields_text})", &sql[token.start..token.end]));
+        copied = fields.map_or(token.end, |f| tokens[f].end);
+    }
+    (copied > 0).then(|| {
+        out.push_str(&sql[copied..]);
+        out
+    })
+}
+
+/// Why an analysis attempt failed.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    /// The SQLSTATE.
+    pub code: String,
+    /// Byte offset of the error position in the text, when the error gave one.
+    pub position: Option<usize>,
+    pub message: String,
+    /// Parameter types as analysis left them (0 or UNKNOWN: not yet typed).
+    pub types: Vec<u32>,
+}
+
+const AMBIGUOUS_FUNCTION: &str = "42725";
+const UNDEFINED_FUNCTION: &str = "42883";
+const INDETERMINATE_DATATYPE: &str = "42P18";
+const DATATYPE_MISMATCH: &str = "42804";
+
+fn untyped(t: u32) -> bool {
+    t == 0 || t == UNKNOWN
+}
+
+/// The parameters among `tokens[from..=to]`.
+fn params_in(tokens: &[Token], from: usize, to: usize) -> Vec<u32> {
+    tokens[from..=to].iter().filter_map(|t| if let Kind::Param(n) = t.kind { Some(n) } else { None }).collect()
+}
+
+/// An operand next to the operator at `op`: a parameter, or a parenthesised group. Returns
+/// its token range.
+fn operand(tokens: &[Token], op: usize, left: bool) -> Option<(usize, usize)> {
+    if left {
+        let i = op.checked_sub(1)?;
+        match tokens[i].kind {
+            Kind::Param(_) => Some((i, i)),
+            Kind::Char(')') => Some((matching(tokens, i)?, i)),
+            _ => None,
+        }
+    } else {
+        let i = op + 1;
+        match tokens.get(i)?.kind {
+            Kind::Param(_) => Some((i, i)),
+            Kind::Char('(') => Some((i, matching(tokens, i)?)),
+            _ => None,
+        }
+    }
+}
+
+/// What to try at one failing construct, in order.
+#[derive(Clone, Debug)]
+struct Site {
+    params: Vec<u32>,
+    candidates: Vec<Candidate>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Candidate {
+    Type(u32),
+    /// The type PostgreSQL infers for one parameter standing for the whole expression
+    /// `text[start..end]` (the compared column's, the function argument's).
+    Probe { param: u32, start: usize, end: usize },
+}
+
+fn site(tokens: &[Token], failure: &Failure) -> Option<Site> {
+    let at = failure.position.and_then(|p| tokens.iter().position(|t| t.start <= p && p < t.end.max(t.start + 1)));
+    let unknown = |n: &u32| failure.types.get(*n as usize - 1).is_none_or(|t| untyped(*t));
+    if failure.code == INDETERMINATE_DATATYPE {
+        // `SELECT $1 IS NULL`, a parameter in a select list, a numbering gap: text, or int8
+        // where a row count is expected.
+        let params: Vec<u32> = match at.map(|i| &tokens[i].kind) {
+            Some(Kind::Param(n)) => vec![*n],
+            _ => (1..=failure.types.len() as u32).filter(|n| unknown(n)).collect(),
+        };
+        let counted = at.and_then(|i| i.checked_sub(1)).is_some_and(|p| ["limit", "offset", "first", "next"].iter().any(|k| tokens[p].keyword(k)));
+        return (!params.is_empty()).then(|| Site { params, candidates: vec![Candidate::Type(if counted { INT8 } else { TEXT })] });
+    }
+    if ![AMBIGUOUS_FUNCTION, UNDEFINED_FUNCTION, DATATYPE_MISMATCH].contains(&failure.code.as_str()) {
+        return None;
+    }
+    let i = at?;
+    match &tokens[i].kind {
+        // An operator over parameters: `$2 + $3`, `$1 || $2`, `($1 - $2) * $3`.
+        Kind::Char(c) if "+-*/%^<>=".contains(*c) => operator_site(tokens, i, &unknown, Some(*c).filter(|c| "+-*/%^".contains(*c))),
+        Kind::Op(op) => operator_site(tokens, i, &unknown, (op == "||").then_some('|')),
+        // A function over parameters: `sum($1)`, `sum(CASE … THEN $1 ELSE $2 END)` (a CASE of
+        // untyped parameters resolves to text).
+        Kind::Ident | Kind::Keyword(_) if tokens.get(i + 1).is_some_and(|t| t.is_char('(')) => {
+            let close = matching(tokens, i + 1)?;
+            let params: Vec<u32> = params_in(tokens, i + 1, close)
+                .into_iter()
+                .filter(|n| unknown(n) || failure.types.get(*n as usize - 1) == Some(&TEXT))
+                .collect();
+            (!params.is_empty()).then(|| Site { params, candidates: vec![Candidate::Type(NUMERIC), Candidate::Type(TEXT)] })
+        }
+        _ => None,
+    }
+}
+
+fn operator_site(tokens: &[Token], op: usize, unknown: &dyn Fn(&u32) -> bool, arithmetic: Option<char>) -> Option<Site> {
+    let left = operand(tokens, op, true);
+    let right = operand(tokens, op, false);
+    let mut params: Vec<u32> = Vec::new();
+    for (from, to) in [left, right].into_iter().flatten() {
+        params.extend(params_in(tokens, from, to).into_iter().filter(|n| unknown(n)));
+    }
+    if params.is_empty() {
+        return None;
+    }
+    let mut candidates = Vec::new();
+    // The whole expression replaced by its first parameter: what type does its context give?
+    let from = left.map_or(op, |l| l.0);
+    let to = right.map_or(op, |r| r.1);
+    candidates.push(Candidate::Probe { param: params[0], start: tokens[from].start, end: tokens[to].end });
+    match arithmetic {
+        Some('|') => candidates.push(Candidate::Type(TEXT)),
+        Some(_) => {
+            candidates.push(Candidate::Type(NUMERIC));
+            candidates.push(Candidate::Type(TEXT));
+        }
+        None => candidates.push(Candidate::Type(TEXT)),
+    }
+    Some(Site { params, candidates })
+}
+
+/// Parameter types (0: left to PostgreSQL) under which `sql` analyses, found by attempts.
+/// `attempt(text, types)` analyses `text` with those parameter types (0 = infer) and returns
+/// the types of every parameter, or why it failed. The error when no attempt succeeds names
+/// what was tried.
+pub fn infer_parameter_types(
+    sql: &str,
+    tokens: &[Token],
+    mut attempt: impl FnMut(&str, &[u32]) -> Result<Vec<u32>, Failure>,
+) -> Result<Vec<u32>, String> {
+    let count = tokens.iter().filter_map(|t| if let Kind::Param(n) = t.kind { Some(n) } else { None }).max().unwrap_or(0) as usize;
+    let mut types = vec![0u32; count];
+    // Per failing position: its site and the next candidate to try.
+    let mut sites: BTreeMap<Option<usize>, (Site, usize)> = BTreeMap::new();
+    let mut tried: Vec<String> = Vec::new();
+    for _ in 0..4 * count + 8 {
+        let failure = match attempt(sql, &types) {
+            Ok(found) => return Ok(found),
+            Err(failure) => failure,
+        };
+        let key = failure.position;
+        if !sites.contains_key(&key) {
+            let Some(site) = site(tokens, &failure) else { return Err(refusal(sql, &failure, &tried)) };
+            sites.insert(key, (site, 0));
+        }
+        let Some((site, next)) = sites.get_mut(&key) else { return Err(refusal(sql, &failure, &tried)) };
+        // Next candidate that gives a type not tried yet at this site.
+        let mut chosen = None;
+        while *next < site.candidates.len() {
+            let candidate = site.candidates[*next].clone();
+            *next += 1;
+            let typ = match candidate {
+                Candidate::Type(t) => Some(t),
+                Candidate::Probe { param, start, end } => {
+                    let probe = format!("{}${param}{}", &sql[..start], &sql[end..]);
+                    let found = match attempt(&probe, &types) {
+                        Ok(found) => found,
+                        Err(failure) => failure.types,
+                    };
+                    found.get(param as usize - 1).copied().filter(|t| !untyped(*t))
+                }
+            };
+            if let Some(t) = typ.filter(|t| site.params.iter().any(|p| types[*p as usize - 1] != *t)) {
+                chosen = Some(t);
+                break;
+            }
+        }
+        let Some(chosen) = chosen else { return Err(refusal(sql, &failure, &tried)) };
+        for p in &site.params {
+            types[*p as usize - 1] = chosen;
+        }
+        tried.push(format!(
+            "{} as {}",
+            site.params.iter().map(|p| format!("${p}")).collect::<Vec<_>>().join(", "),
+            type_label(chosen)
+        ));
+    }
+    Err(format!("parameter types not found after {} attempts ({})", 4 * count + 8, tried.join("; ")))
+}
+
+fn type_label(oid: u32) -> String {
+    match oid {
+        TEXT => "text".into(),
+        INT8 => "bigint".into(),
+        NUMERIC => "numeric".into(),
+        other => format!("type {other}"),
+    }
+}
+
+/// The error, where it happened, and which parameter types were tried.
+fn refusal(sql: &str, failure: &Failure, tried: &[String]) -> String {
+    let mut reason = failure.message.clone();
+    if let Some(p) = failure.position.filter(|p| *p < sql.len() && sql.is_char_boundary(*p)) {
+        let near: String = sql[p..].chars().take(40).collect::<String>().split_whitespace().collect::<Vec<_>>().join(" ");
+        reason.push_str(&format!(" at \"{near}\""));
+    }
+    if !tried.is_empty() {
+        reason.push_str(&format!(" (after typing {})", tried.join("; ")));
+    }
+    reason
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small stand-in for the PostgreSQL scanner, enough for these tests (the real one is
+    /// used in the server; the #[pg_test]s cover it).
+    fn lex(sql: &str) -> Vec<Token> {
+        const KEYWORDS: &[&str] = &[
+            "select", "from", "where", "and", "or", "between", "interval", "timestamp", "time", "with", "without", "zone",
+            "day", "hour", "minute", "second", "month", "year", "to", "double", "precision", "character", "varying", "numeric",
+            "limit", "offset", "as", "at", "case", "when", "then", "else", "end", "in", "not", "is", "null", "int", "national",
+        ];
+        let b = sql.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            let c = b[i] as char;
+            let start = i;
+            let kind = if c.is_whitespace() {
+                i += 1;
+                continue;
+            } else if c == '\'' {
+                i += 1;
+                while i < b.len() && b[i] != b'\'' {
+                    i += 1;
+                }
+                i += 1;
+                Kind::Other
+            } else if c == '"' {
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += 1;
+                }
+                i += 1;
+                Kind::Ident
+            } else if c == '$' {
+                i += 1;
+                while i < b.len() && b[i].is_ascii_digit() {
+                    i += 1;
+                }
+                Kind::Param(sql[start + 1..i].parse().unwrap())
+            } else if c.is_ascii_digit() {
+                while i < b.len() && b[i].is_ascii_digit() {
+                    i += 1;
+                }
+                Kind::Int
+            } else if c.is_ascii_alphabetic() || c == '_' {
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                    i += 1;
+                }
+                let word = sql[start..i].to_ascii_lowercase();
+                if KEYWORDS.contains(&word.as_str()) { Kind::Keyword(word) } else { Kind::Ident }
+            } else if sql[i..].starts_with("||") || sql[i..].starts_with("<=") || sql[i..].starts_with("::") {
+                i += 2;
+                if &sql[start..i] == "::" { Kind::Other } else { Kind::Op(sql[start..i].to_string()) }
+            } else {
+                i += 1;
+                Kind::Char(c)
+            };
+            out.push(Token { kind, start, end: i });
+        }
+        out
+    }
+
+    fn cast(sql: &str) -> String {
+        cast_typed_literals(sql, &lex(sql)).unwrap_or_else(|| sql.to_string())
+    }
+
+    #[test]
+    fn typed_literals_become_casts() {
+        assert_eq!(
+            cast("select * from lineitem where l_shipdate <= date $1 - interval $2 day"),
+            "select * from lineitem where l_shipdate <= CAST($1 AS date) - CAST($2 AS interval day)"
+        );
+        assert_eq!(cast("where o_orderdate < date $1 + interval $2"), "where o_orderdate < CAST($1 AS date) + CAST($2 AS interval)");
+        assert_eq!(cast("select TIMESTAMP WITH TIME ZONE $3"), "select CAST($3 AS TIMESTAMP WITH TIME ZONE)");
+        assert_eq!(cast("select timestamp(3) without time zone $1"), "select CAST($1 AS timestamp(3) without time zone)");
+        assert_eq!(cast("select int4 $1, pg_catalog.date $2"), "select CAST($1 AS int4), CAST($2 AS pg_catalog.date)");
+        assert_eq!(cast("select numeric(10, 2) $1"), "select CAST($1 AS numeric(10, 2))");
+        assert_eq!(cast("select double precision $1"), "select CAST($1 AS double precision)");
+        assert_eq!(cast("select character varying(4) $1"), "select CAST($1 AS character varying(4))");
+        assert_eq!(cast("select interval $1 day to second(3) from t"), "select CAST($1 AS interval day to second(3)) from t");
+        assert_eq!(cast("select interval $1 hour to minute"), "select CAST($1 AS interval hour to minute)");
+        assert_eq!(cast("select interval(2) $1"), "select CAST($1 AS interval(2))");
+        assert_eq!(cast("select \"MyType\" $1"), "select CAST($1 AS \"MyType\")");
+    }
+
+    #[test]
+    fn everything_else_is_left_alone() {
+        for sql in [
+            "select \"date $1\" from t where s = 'date $1' and d = $1",
+            "select $1 date from t",
+            "select ts at time zone $1 from t",
+            "select * from t limit $1 offset $2",
+            "select f(x) $1",
+            "select * from t where a between $1 and $2 + $3",
+            "select CAST($1 AS date)",
+        ] {
+            assert_eq!(cast_typed_literals(sql, &lex(sql)), None, "{sql}");
+        }
+    }
+
+    /// A fake analyser: `rules` maps a text to the outcome for given types.
+    fn failure(code: &str, sql: &str, at: &str, types: &[u32]) -> Failure {
+        Failure { code: code.into(), position: sql.find(at), message: format!("{code} at {at}"), types: types.to_vec() }
+    }
+
+    const INT4: u32 = 23;
+
+    #[test]
+    fn an_ambiguous_operator_takes_the_type_its_context_gives_one_parameter() {
+        let sql = "select 1 from d where m between $1 and $2 + $3";
+        let mut seen = Vec::new();
+        let types = infer_parameter_types(sql, &lex(sql), |text, types| {
+            seen.push((text.to_string(), types.to_vec()));
+            if text == "select 1 from d where m between $1 and $2" {
+                return Ok(vec![INT4, INT4]);
+            }
+            match types {
+                [_, INT4, INT4] => Ok(vec![INT4, INT4, INT4]),
+                _ => Err(failure(AMBIGUOUS_FUNCTION, sql, "+", &[INT4, UNKNOWN, UNKNOWN])),
+            }
+        })
+        .unwrap();
+        assert_eq!(types, vec![INT4, INT4, INT4]);
+        assert_eq!(seen[1].0, "select 1 from d where m between $1 and $2", "the probe replaces `$2 + $3` by `$2`");
+    }
+
+    #[test]
+    fn without_context_arithmetic_is_numeric_and_concatenation_text() {
+        let sql = "select $1 - $2 from d";
+        let types = infer_parameter_types(sql, &lex(sql), |text, types| match (text, types) {
+            (_, [NUMERIC, NUMERIC]) => Ok(vec![NUMERIC, NUMERIC]),
+            // The probe `select $1 from d` types $1 as text; text - text does not exist.
+            ("select $1 from d", _) => Ok(vec![TEXT]),
+            (_, [TEXT, TEXT]) => Err(failure(UNDEFINED_FUNCTION, sql, "-", &[TEXT, TEXT])),
+            _ => Err(failure(AMBIGUOUS_FUNCTION, sql, "-", &[UNKNOWN, UNKNOWN])),
+        })
+        .unwrap();
+        assert_eq!(types, vec![NUMERIC, NUMERIC]);
+
+        let sql = "select 1 from u where lower(email) = lower($1 || $2)";
+        let types = infer_parameter_types(sql, &lex(sql), |text, types| match (text, types) {
+            (_, [TEXT, TEXT]) => Ok(vec![TEXT, TEXT]),
+            (t, _) if t.contains("lower($1)") => Err(failure(AMBIGUOUS_FUNCTION, t, "lower($1)", &[UNKNOWN])),
+            _ => Err(failure(AMBIGUOUS_FUNCTION, sql, "||", &[UNKNOWN, UNKNOWN])),
+        })
+        .unwrap();
+        assert_eq!(types, vec![TEXT, TEXT]);
+    }
+
+    #[test]
+    fn aggregates_over_parameters_are_numeric_and_row_counts_bigint() {
+        let sql = "select sum(case when m > $1 then $2 else $3 end) from d limit $4";
+        let types = infer_parameter_types(sql, &lex(sql), |_, types| match types {
+            [0, 0, 0, 0] => Err(failure(UNDEFINED_FUNCTION, sql, "sum", &[INT4, TEXT, TEXT, 0])),
+            [0, NUMERIC, NUMERIC, 0] => Err(failure(INDETERMINATE_DATATYPE, sql, "$4", &[INT4, NUMERIC, NUMERIC, UNKNOWN])),
+            [0, NUMERIC, NUMERIC, INT8] => Ok(vec![INT4, NUMERIC, NUMERIC, INT8]),
+            other => panic!("unexpected attempt {other:?}"),
+        })
+        .unwrap();
+        assert_eq!(types, vec![INT4, NUMERIC, NUMERIC, INT8], "$1 keeps the type of the column it is compared with");
+    }
+
+    #[test]
+    fn what_cannot_be_fixed_says_why_and_where() {
+        let sql = "select 1 from d where x = $1";
+        let err = infer_parameter_types(sql, &lex(sql), |_, _| Err(failure("42703", sql, "x =", &[UNKNOWN]))).unwrap_err();
+        assert_eq!(err, "42703 at x = at \"x = $1\"");
+        // Every candidate fails: the refusal lists what was tried.
+        let sql = "select $1 + $2";
+        let err = infer_parameter_types(sql, &lex(sql), |text, types| {
+            Err(failure(if text == sql { AMBIGUOUS_FUNCTION } else { "42601" }, sql, "+", types))
+        })
+        .unwrap_err();
+        assert!(err.contains("after typing $1, $2 as numeric; $1, $2 as text"), "{err}");
+    }
+}
