@@ -19,6 +19,7 @@ PG_CONFIG="/usr/bin/pg_config"
 PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-contrib libclang-dev clang
           redis-server redis-tools sudo make pkg-config libssl-dev openssl valgrind
           dpkg-dev man-db debootstrap)
+PACKAGES+=(chromium)  # the console's browser tests (tests/tests/console.rs)
 
 say()  { printf 'setup: %s\n' "$*"; }
 fail() { printf 'setup: FAILED: %s\n' "$*" >&2; exit 1; }

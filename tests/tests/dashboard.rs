@@ -45,7 +45,7 @@ fn the_dashboard_shows_every_part_and_escapes_data() {
     });
     assert!(ready, "no firing alert, window or job run; status {}\n{}", daemon.status(), daemon.log());
 
-    let (head, html) = get_with_headers(&daemon, "/");
+    let (head, html) = get_with_headers(&daemon, "/host");
     assert!(head.starts_with("http/1.1 200"), "{head}");
     assert!(head.contains("content-type: text/html; charset=utf-8"), "{head}");
     assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
@@ -65,7 +65,7 @@ fn the_dashboard_renders_while_postgres_is_down() {
     let dsn = format!("host=127.0.0.1 port={} user=postgres dbname=postgres", free_port());
     let daemon = Daemon::start(&DaemonConfig::new(&dsn, "").set("monitor", "sample_interval = \"200ms\"").toml(), &[]);
     assert!(poll_until(Duration::from_secs(10), || daemon.status()["components"]["postgres"]["state"] == "down"));
-    let (code, html) = daemon.get("/");
+    let (code, html) = daemon.get("/host");
     assert_eq!(code, 200, "{html}");
     assert!(html.contains("<td>postgres</td><td><span class=\"b down\">down</span>"), "{html}");
     assert!(html.contains("Not sampled: see the monitor"), "{html}");

@@ -1,5 +1,5 @@
-//! `/`: the dashboard, one server-rendered HTML page with inline CSS and inline SVG
-//! sparklines, no script and no external asset (the host may be offline); it reloads itself
+//! `/host`: the daemon's status page (the console's Host page), one server-rendered HTML
+//! page with inline CSS and inline SVG sparklines, no script and no external asset (the host may be offline); it reloads itself
 //! every `REFRESH_SECONDS`. `render` is a pure function of a `Page`, the data `/status` and
 //! `/metrics` show; every string from outside (names, labels, details, errors) goes through
 //! `escape`.
@@ -81,8 +81,10 @@ pub fn render(p: &Page) -> String {
         h,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta http-equiv=\"refresh\" content=\"{REFRESH_SECONDS}\"><title>pitstop</title><style>{CSS}</style></head><body>\n"
+         <meta http-equiv=\"refresh\" content=\"{REFRESH_SECONDS}\"><title>Host · pitstop</title><style>{CSS}{}body>nav{{margin:-1rem -2rem .8rem}}</style></head><body>\n",
+        super::console::view::NAV_CSS
     );
+    h.push_str(&super::console::view::nav("host").into_string());
     let sampled = match v.sampled_at {
         Some(t) => format!("sampled {} ago", age(p.now - unix(t))),
         None => "not sampled yet".to_string(),
@@ -372,7 +374,8 @@ fn age(secs: f64) -> String {
     humantime::format_duration(Duration::from_secs(secs.max(0.0).round() as u64)).to_string()
 }
 
-fn seconds(secs: f64) -> String {
+/// A duration: tenths of a second under a minute, else as `age` says it.
+pub fn seconds(secs: f64) -> String {
     if secs < 60.0 {
         format!("{secs:.1} s")
     } else {
@@ -390,7 +393,8 @@ fn number(x: f64) -> String {
     text.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
-fn bytes(n: f64) -> String {
+/// Binary units, one decimal.
+pub fn bytes(n: f64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let mut value = n.max(0.0);
     let mut unit = 0;

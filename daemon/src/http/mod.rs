@@ -1,12 +1,15 @@
 //! The daemon's HTTP endpoints (loopback by default): `/healthz` (the process answers),
 //! `/readyz` (Postgres reachable; Redis and relay state shown), `/metrics` (Prometheus text),
-//! `/status` (JSON) and `/`, the dashboard. Only requests whose Host header names this
-//! daemon are served (`host`: DNS rebinding).
+//! `/status` (JSON), the DBA console (`console`: `/` the overview, the other pages, their
+//! JSON under `/api/`) and `/host`, the daemon's own status page (`dashboard`). Only requests
+//! whose Host header names this daemon are served (`host`: DNS rebinding).
 
+pub mod console;
 pub mod dashboard;
 pub mod host;
 pub mod metrics;
 
+use crate::config::Config;
 use crate::service::state::{Health, State};
 use axum::extract::State as Shared;
 use axum::http::{header, StatusCode};
@@ -16,22 +19,31 @@ use axum::{Json, Router};
 use serde_json::json;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-pub fn router(state: Arc<State>, hosts: Arc<host::Hosts>) -> Router {
+pub fn router(state: Arc<State>, console: Arc<console::Console>, hosts: Arc<host::Hosts>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(prometheus))
         .route("/status", get(status))
-        .route("/", get(dashboard::page))
+        .route("/host", get(dashboard::page))
         .with_state(state)
+        .merge(console::routes(console))
         .layer(axum::middleware::from_fn_with_state(hosts, host::check))
 }
 
 /// Serves until `cancel` fires; answers only to the Host names of `host` (the listening
-/// address, localhost, and `allowed_hosts`).
-pub async fn serve(listener: TcpListener, allowed_hosts: Vec<host::Authority>, state: Arc<State>, cancel: CancellationToken) {
+/// address, localhost, and `allowed_hosts`). The console reads with `config`'s connection
+/// settings and computes its index advice in the background meanwhile.
+pub async fn serve(
+    listener: TcpListener,
+    allowed_hosts: Vec<host::Authority>,
+    state: Arc<State>,
+    config: watch::Receiver<Arc<Config>>,
+    cancel: CancellationToken,
+) {
     let listen = match listener.local_addr() {
         Ok(addr) => addr,
         Err(e) => {
@@ -40,10 +52,13 @@ pub async fn serve(listener: TcpListener, allowed_hosts: Vec<host::Authority>, s
         }
     };
     let hosts = Arc::new(host::Hosts::new(listen, allowed_hosts));
+    let console = Arc::new(console::Console::new(state.clone(), config));
+    let advice = tokio::spawn(console.clone().advice_loop(cancel.clone()));
     let shutdown = async move { cancel.cancelled().await };
-    if let Err(e) = axum::serve(listener, router(state, hosts)).with_graceful_shutdown(shutdown).await {
+    if let Err(e) = axum::serve(listener, router(state, console, hosts)).with_graceful_shutdown(shutdown).await {
         tracing::error!("http server failed: {e}");
     }
+    advice.abort();
 }
 
 async fn healthz() -> &'static str {

@@ -82,7 +82,7 @@ async fn serve(config: Config, logging: Logging, path: Option<PathBuf>) -> ExitC
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
     if let Some(listener) = listener {
-        tasks.spawn(http::serve(listener, config_rx.borrow().http.allowed_hosts.0.clone(), state.clone(), cancel.clone()));
+        tasks.spawn(http::serve(listener, config_rx.borrow().http.allowed_hosts.0.clone(), state.clone(), config_rx.clone(), cancel.clone()));
     }
     tasks.spawn(probe::run(config_rx.clone(), state.clone(), notifier.clone(), cancel.clone()));
     tasks.spawn(relay::run(config_rx.clone(), state.clone(), cancel.clone()));

@@ -1,0 +1,127 @@
+//! Runs the console's read-only SQL on one shared daemon session (the daemon's DSN, role and
+//! TLS settings, `db::connect_daemon`) under a short statement timeout. Each result becomes
+//! JSON rows keyed by the column names, or a `ReadError` that says what went wrong; a role
+//! without the rights (SQLSTATE 42501) is an answer to show, not a failure of the page.
+
+use crate::config::{Config, PostgresConfig};
+use crate::db;
+use serde::Serialize;
+use serde_json::{Map, Number, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Mutex};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, Row};
+
+/// Longest a page's statement may run; pages stay responsive on a busy server.
+pub const PAGE_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub type Rows = Vec<Map<String, Value>>;
+
+/// Why a section has no rows.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ReadError {
+    /// `denied` (the role lacks rights), `missing` (the extension or an object is missing),
+    /// `unavailable` (no session), `failed` (anything else, e.g. the timeout).
+    pub kind: &'static str,
+    pub sqlstate: Option<String>,
+    pub message: String,
+}
+
+impl ReadError {
+    pub fn unavailable(message: String) -> ReadError {
+        ReadError { kind: "unavailable", sqlstate: None, message }
+    }
+
+    fn of(error: &tokio_postgres::Error) -> ReadError {
+        let code = error.code();
+        let kind = match code {
+            Some(c) if *c == SqlState::INSUFFICIENT_PRIVILEGE => "denied",
+            Some(c) if *c == SqlState::UNDEFINED_FUNCTION || *c == SqlState::UNDEFINED_TABLE || *c == SqlState::INVALID_SCHEMA_NAME => {
+                "missing"
+            }
+            _ => "failed",
+        };
+        ReadError { kind, sqlstate: code.map(|c| c.code().to_string()), message: db::describe_pg(error) }
+    }
+
+    /// What the page says instead of the section.
+    pub fn explain(&self) -> String {
+        match self.kind {
+            "denied" => format!(
+                "The daemon's role lacks the rights to read this (SQLSTATE 42501: {}). Grant it pg_monitor \
+                 (GRANT pg_monitor TO role); the index advisor also needs to plan the statements as their roles.",
+                self.message
+            ),
+            "missing" => format!("Not available in this database: {} (is the pitstop extension installed and up to date?)", self.message),
+            "unavailable" => format!("PostgreSQL is not reachable: {}", self.message),
+            _ => self.message.clone(),
+        }
+    }
+}
+
+/// One section's answer.
+pub type Section = Result<Rows, ReadError>;
+
+pub struct Reader {
+    config: watch::Receiver<Arc<Config>>,
+    timeout: Duration,
+    application_name: &'static str,
+    session: Mutex<Option<(PostgresConfig, Arc<Client>)>>,
+}
+
+impl Reader {
+    pub fn new(config: watch::Receiver<Arc<Config>>, timeout: Duration, application_name: &'static str) -> Reader {
+        Reader { config, timeout, application_name, session: Mutex::new(None) }
+    }
+
+    /// The open session, or a new one when there is none, it closed, or the configured
+    /// connection settings changed.
+    async fn client(&self) -> Result<Arc<Client>, ReadError> {
+        let mut pg = self.config.borrow().postgres.clone();
+        pg.statement_timeout = pg.statement_timeout.min(self.timeout);
+        let mut session = self.session.lock().await;
+        if let Some((used, client)) = session.as_ref() {
+            if *used == pg && !client.is_closed() {
+                return Ok(client.clone());
+            }
+        }
+        let (client, connection) =
+            db::connect_daemon(&pg, self.application_name).await.map_err(|e| ReadError::unavailable(db::describe_error(&e)))?;
+        // The driver task ends when the client is dropped or the server goes away.
+        drop(db::drive(connection));
+        let client = Arc::new(client);
+        *session = Some((pg, client.clone()));
+        Ok(client)
+    }
+
+    /// Runs one statement; its rows as JSON objects.
+    pub async fn rows(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Section {
+        let client = self.client().await?;
+        let rows = client.query(sql, params).await.map_err(|e| ReadError::of(&e))?;
+        rows.iter().map(row_json).collect()
+    }
+}
+
+/// A row as a JSON object; the SQL casts what has no natural JSON form (times, intervals,
+/// arrays, numeric) to text or float8.
+pub fn row_json(row: &Row) -> Result<Map<String, Value>, ReadError> {
+    let mut out = Map::new();
+    for (i, column) in row.columns().iter().enumerate() {
+        let bad = |e: tokio_postgres::Error| ReadError { kind: "failed", sqlstate: None, message: format!("column {}: {e}", column.name()) };
+        let value = match *column.type_() {
+            Type::BOOL => row.try_get::<_, Option<bool>>(i).map_err(bad)?.map(Value::Bool),
+            Type::INT2 => row.try_get::<_, Option<i16>>(i).map_err(bad)?.map(Value::from),
+            Type::INT4 => row.try_get::<_, Option<i32>>(i).map_err(bad)?.map(Value::from),
+            Type::INT8 => row.try_get::<_, Option<i64>>(i).map_err(bad)?.map(Value::from),
+            Type::OID => row.try_get::<_, Option<u32>>(i).map_err(bad)?.map(Value::from),
+            Type::FLOAT4 => row.try_get::<_, Option<f32>>(i).map_err(bad)?.and_then(|x| Number::from_f64(x.into())).map(Value::Number),
+            Type::FLOAT8 => row.try_get::<_, Option<f64>>(i).map_err(bad)?.and_then(Number::from_f64).map(Value::Number),
+            Type::JSON | Type::JSONB => row.try_get::<_, Option<Value>>(i).map_err(bad)?,
+            _ => row.try_get::<_, Option<String>>(i).map_err(bad)?.map(Value::String),
+        };
+        out.insert(column.name().to_string(), value.unwrap_or(Value::Null));
+    }
+    Ok(out)
+}
