@@ -283,3 +283,200 @@ CREATE VIEW table_bloat AS SELECT * FROM @extschema@.table_bloat(false);
 COMMENT ON VIEW table_bloat IS
   'Estimated table and btree index bloat from statistics, at least 20 % and 10 MB; see table_bloat(...)';
 GRANT SELECT ON table_bloat TO pg_monitor;
+
+-- The quantile of a histogram of query_snapshots (index_effect reads the p95 with it).
+CREATE  FUNCTION "latency_quantile"(
+	"histogram" jsonb, /* pgrx :: JsonB */
+	"q" double precision, /* f64 */
+	"earlier" jsonb DEFAULT NULL /* Option < pgrx :: JsonB > */
+) RETURNS double precision /* Option < f64 > */
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'latency_quantile_wrapper';
+
+-- index_effect: suggestions remembered, built indexes noted, their effect from the snapshots.
+-- Did an index help? pitstop.suggest_indexes remembers what it suggested over
+-- pg_stat_statements (when its caller may write here); the snapshot job notes when a valid
+-- btree index matching a suggestion appears; index_effect compares the statements the
+-- suggestion was meant for in the snapshots before and after.
+
+CREATE TABLE index_suggestions (
+    id                   bigserial   PRIMARY KEY,
+    dbid                 oid         NOT NULL,
+    relid                oid         NOT NULL,
+    table_name           text        NOT NULL,
+    -- The index's key columns in order and its INCLUDE columns, as attribute numbers: an
+    -- index matches on these (sort order and operator class aside) and on being partial.
+    key_attnums          int2[]      NOT NULL,
+    include_attnums      int2[]      NOT NULL,
+    partial              boolean     NOT NULL,
+    ddl                  text        NOT NULL,
+    -- The pg_stat_statements statements it was estimated to help.
+    queryids             bigint[]    NOT NULL,
+    improvement_pct      float8,
+    first_suggested_at   timestamptz NOT NULL,
+    last_suggested_at    timestamptz NOT NULL,
+    -- Set when a matching index is first seen.
+    index_oid            oid,
+    index_name           text,
+    built_seen_at        timestamptz,
+    -- The last snapshot taken before it was seen: the end of the "before" window.
+    before_until         timestamptz,
+    -- The table's index-maintaining writes (inserts, non-HOT updates, deletes) when seen.
+    table_writes_at_seen bigint
+);
+COMMENT ON TABLE index_suggestions IS
+  'Indexes pitstop.suggest_indexes suggested over pg_stat_statements, and the index later built for each (pitstop.index_effect)';
+CREATE UNIQUE INDEX index_suggestions_open ON index_suggestions (dbid, ddl) WHERE index_oid IS NULL;
+SELECT pg_catalog.pg_extension_config_dump('index_suggestions', '');
+SELECT pg_catalog.pg_extension_config_dump('index_suggestions_id_seq', '');
+
+-- Marks the suggestions of this database whose index now exists; returns how many. Run by the
+-- snapshot job before each snapshot (its role needs UPDATE here), so the window between the
+-- previous snapshot and this one, when the index was built, belongs to neither side.
+CREATE FUNCTION index_suggestions_observe() RETURNS integer
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    WITH found AS (
+        SELECT DISTINCT ON (s.id) s.id, i.indexrelid,
+               i.indexrelid::regclass::text AS index_name,
+               coalesce(t.n_tup_ins + t.n_tup_upd - t.n_tup_hot_upd + t.n_tup_del, 0) AS writes
+          FROM @extschema@.index_suggestions s
+          JOIN pg_index i ON i.indrelid = s.relid AND i.indisvalid
+          JOIN pg_class c ON c.oid = i.indexrelid
+          JOIN pg_am a ON a.oid = c.relam AND a.amname = 'btree'
+          LEFT JOIN pg_stat_all_tables t ON t.relid = s.relid
+         WHERE s.index_oid IS NULL
+           AND s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+           AND ARRAY(SELECT k FROM unnest((i.indkey::int2[])[0:i.indnkeyatts - 1]) WITH ORDINALITY AS u(k, n) ORDER BY n)
+               = s.key_attnums
+           AND ARRAY(SELECT k FROM unnest((i.indkey::int2[])[i.indnkeyatts:]) AS k ORDER BY k)
+               = ARRAY(SELECT k FROM unnest(s.include_attnums) AS k ORDER BY k)
+           AND (i.indpred IS NOT NULL) = s.partial
+         ORDER BY s.id, i.indexrelid
+    ), marked AS (
+        UPDATE @extschema@.index_suggestions s
+           SET index_oid = f.indexrelid, index_name = f.index_name, built_seen_at = now(),
+               table_writes_at_seen = f.writes,
+               before_until = (SELECT max(captured_at) FROM @extschema@.query_snapshots q
+                                WHERE q.dbid = s.dbid AND q.captured_at < now())
+          FROM found f
+         WHERE s.id = f.id
+        RETURNING 1
+    )
+    SELECT count(*)::integer FROM marked
+$$;
+
+-- Per statement a suggestion was meant for: calls, mean and p95 before (pg_stat_statements'
+-- counters at the last snapshot before the index was seen, i.e. since its last reset) and
+-- after (the latest snapshot minus the first one taken once the index was seen).
+CREATE FUNCTION index_effect(index regclass)
+RETURNS TABLE (index_name text, queryid bigint, query text,
+               calls_before bigint, mean_ms_before float8, p95_ms_before float8,
+               calls_after bigint, mean_ms_after float8, p95_ms_after float8, change_pct float8)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    WITH s AS (
+        SELECT * FROM @extschema@.index_suggestions
+         WHERE index_oid = index::oid
+           AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+         ORDER BY built_seen_at DESC LIMIT 1
+    ), statement AS (
+        SELECT s.index_name, s.before_until, s.built_seen_at, s.dbid, q.queryid
+          FROM s, unnest(s.queryids) AS q(queryid)
+    ), per_snapshot AS (
+        -- A statement's counters summed over the roles that ran it.
+        SELECT st.queryid, q.captured_at, sum(q.calls)::bigint AS calls, sum(q.total_exec_time_ms) AS total_ms,
+               min(q.query) AS query,
+               CASE WHEN count(*) = 1 THEN min(q.latency::text)::jsonb END AS latency
+          FROM statement st
+          JOIN @extschema@.query_snapshots q ON q.dbid = st.dbid AND q.queryid = st.queryid
+         GROUP BY st.queryid, q.captured_at
+    ), windows AS (
+        SELECT st.index_name, st.queryid,
+               b.calls AS b_calls, b.total_ms AS b_total, b.latency AS b_latency,
+               a0.calls AS a0_calls, a0.total_ms AS a0_total, a0.latency AS a0_latency,
+               a1.calls AS a1_calls, a1.total_ms AS a1_total, a1.latency AS a1_latency,
+               coalesce(a1.query, b.query) AS query
+          FROM statement st
+          LEFT JOIN per_snapshot b ON b.queryid = st.queryid AND b.captured_at = st.before_until
+          LEFT JOIN LATERAL (SELECT * FROM per_snapshot p WHERE p.queryid = st.queryid AND p.captured_at >= st.built_seen_at
+                              ORDER BY p.captured_at LIMIT 1) a0 ON true
+          LEFT JOIN LATERAL (SELECT * FROM per_snapshot p WHERE p.queryid = st.queryid AND p.captured_at >= st.built_seen_at
+                              ORDER BY p.captured_at DESC LIMIT 1) a1 ON true
+    ), measured AS (
+        SELECT index_name, queryid, query, b_calls AS calls_before,
+               b_total / nullif(b_calls, 0) AS mean_ms_before,
+               CASE WHEN b_latency IS NOT NULL THEN @extschema@.latency_quantile(b_latency, 0.95) END AS p95_ms_before,
+               -- A reset of pg_stat_statements in between: the latest counters alone.
+               CASE WHEN a1_calls >= a0_calls THEN a1_calls - a0_calls ELSE a1_calls END AS calls_after,
+               CASE WHEN a1_calls >= a0_calls THEN (a1_total - a0_total) / nullif(a1_calls - a0_calls, 0)
+                    ELSE a1_total / nullif(a1_calls, 0) END AS mean_ms_after,
+               CASE WHEN a1_latency IS NOT NULL THEN @extschema@.latency_quantile(a1_latency, 0.95, a0_latency) END AS p95_ms_after
+          FROM windows
+    )
+    SELECT index_name, queryid, query, calls_before, mean_ms_before, p95_ms_before,
+           calls_after, mean_ms_after, p95_ms_after,
+           round((100 * (mean_ms_after / nullif(mean_ms_before, 0) - 1))::numeric, 1)::float8
+      FROM measured
+     ORDER BY queryid
+$$;
+COMMENT ON FUNCTION index_effect(regclass) IS
+  'The statements an index was suggested for: calls, mean and p95 before and after it was built, from pitstop.query_snapshots';
+
+-- One row per suggestion whose index was built: the statements' mean before and after
+-- (weighted by their calls after), the index's scans, size and the writes it has had to
+-- follow since, and a verdict with the DROP for an index that did not help: never scanned,
+-- or its statements less than 10 % faster.
+CREATE VIEW index_effects AS
+WITH e AS (
+    SELECT s.id, x.*
+      FROM @extschema@.index_suggestions s
+     CROSS JOIN LATERAL @extschema@.index_effect(s.index_oid::regclass) x
+     WHERE s.index_oid IS NOT NULL
+       AND s.dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
+       AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = s.index_oid)
+), summary AS (
+    SELECT id,
+           count(*) FILTER (WHERE calls_before > 0 AND calls_after > 0) AS statements_measured,
+           sum(calls_after * mean_ms_before) FILTER (WHERE calls_before > 0 AND calls_after > 0)
+             / nullif(sum(calls_after) FILTER (WHERE calls_before > 0 AND calls_after > 0), 0) AS mean_ms_before,
+           sum(calls_after * mean_ms_after) FILTER (WHERE calls_before > 0 AND calls_after > 0)
+             / nullif(sum(calls_after) FILTER (WHERE calls_before > 0 AND calls_after > 0), 0) AS mean_ms_after
+      FROM e GROUP BY id
+)
+SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) AS index_name,
+       s.table_name,
+       s.ddl AS suggested_ddl,
+       s.first_suggested_at,
+       s.built_seen_at,
+       coalesce(m.statements_measured, 0) AS statements_measured,
+       cardinality(s.queryids) AS statements_suggested_for,
+       round(m.mean_ms_before::numeric, 3)::float8 AS mean_ms_before,
+       round(m.mean_ms_after::numeric, 3)::float8 AS mean_ms_after,
+       round((100 * (m.mean_ms_after / nullif(m.mean_ms_before, 0) - 1))::numeric, 1)::float8 AS change_pct,
+       coalesce(st.idx_scan, 0) AS index_scans,
+       pg_catalog.pg_relation_size(s.index_oid) AS index_bytes,
+       greatest(coalesce(t.n_tup_ins + t.n_tup_upd - t.n_tup_hot_upd + t.n_tup_del, 0) - s.table_writes_at_seen, 0)
+         AS table_writes_since,
+       CASE WHEN coalesce(m.statements_measured, 0) = 0
+              THEN 'not measured yet: needs a snapshot before and two after it was built, with calls'
+            WHEN coalesce(st.idx_scan, 0) = 0
+              THEN 'did not help: never used'
+            WHEN m.mean_ms_after <= 0.9 * m.mean_ms_before
+              THEN 'helped: the statements it was meant for got faster'
+            ELSE 'did not help: the statements it was meant for are not faster'
+       END AS verdict,
+       CASE WHEN m.statements_measured > 0 AND (coalesce(st.idx_scan, 0) = 0 OR m.mean_ms_after > 0.9 * m.mean_ms_before)
+              THEN pg_catalog.format('DROP INDEX CONCURRENTLY %I.%I;', n.nspname, c.relname)
+       END AS action
+  FROM @extschema@.index_suggestions s
+  JOIN pg_catalog.pg_class c ON c.oid = s.index_oid
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN summary m ON m.id = s.id
+  LEFT JOIN pg_catalog.pg_stat_all_indexes st ON st.indexrelid = s.index_oid
+  LEFT JOIN pg_catalog.pg_stat_all_tables t ON t.relid = s.relid
+ WHERE s.dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database());
+COMMENT ON VIEW index_effects IS
+  'Each index built on pitstop''s advice: its statements before and after, its scans, size and writes since, and whether it helped';
+
+GRANT SELECT ON index_suggestions, index_effects TO pg_monitor;
+GRANT EXECUTE ON FUNCTION index_effect(regclass) TO pg_monitor;

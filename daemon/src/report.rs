@@ -108,6 +108,14 @@ pub enum Report {
         #[arg(long, default_value = "1 minute")]
         min_duration: String,
     },
+    /// Indexes built on pitstop's advice: the mean of the statements each was meant for before
+    /// and after, its scans, size and the writes since, and a DROP for one that did not help
+    /// (pitstop.index_effects; with --index, that index's statements: pitstop.index_effect).
+    IndexEffect {
+        /// One index (schema-qualified if not on the search_path).
+        #[arg(long)]
+        index: Option<String>,
+    },
 }
 
 /// Which statements the index advisor considers and how much it may suggest.
@@ -262,6 +270,20 @@ impl Report {
                    FROM pitstop.long_running($1::text::interval)".into(),
                 vec![Box::new(min_duration.clone())],
             ),
+            Report::IndexEffect { index: None } => (
+                "SELECT index_name, table_name, verdict, mean_ms_before, mean_ms_after, change_pct, statements_measured,
+                        index_scans, pg_size_pretty(index_bytes) AS size, table_writes_since, built_seen_at, action, suggested_ddl
+                   FROM pitstop.index_effects ORDER BY built_seen_at DESC".into(),
+                vec![],
+            ),
+            Report::IndexEffect { index: Some(index) } => (
+                "SELECT queryid, calls_before, round(mean_ms_before::numeric, 3) AS mean_ms_before,
+                        round(p95_ms_before::numeric, 3) AS p95_ms_before, calls_after,
+                        round(mean_ms_after::numeric, 3) AS mean_ms_after, round(p95_ms_after::numeric, 3) AS p95_ms_after,
+                        change_pct, query
+                   FROM pitstop.index_effect($1::text::regclass)".into(),
+                vec![Box::new(index.clone())],
+            ),
         }
     }
 
@@ -288,6 +310,10 @@ impl Report {
             Report::Connections => "No client connections.",
             Report::Locks => "No session is waiting on a lock.",
             Report::LongRunning { .. } => "Nothing runs longer than that.",
+            Report::IndexEffect { index: None } => {
+                "No index built on pitstop's advice yet (suggestions are remembered when `report indexes` runs as a role that may write pitstop.index_suggestions)."
+            }
+            Report::IndexEffect { .. } => "That index was not built on a remembered suggestion, or its statements have no snapshots yet.",
         }
     }
 }
@@ -485,6 +511,8 @@ mod tests {
             Report::Connections,
             Report::Locks,
             Report::LongRunning { min_duration: "1 min".into() },
+            Report::IndexEffect { index: None },
+            Report::IndexEffect { index: Some("public.i".into()) },
         ];
         for report in reports {
             let (sql, _) = report.query();

@@ -55,6 +55,8 @@ pub enum PitstopError {
     MissingPgstattuple,
     #[error("out of memory")]
     OutOfMemory(&'static str),
+    #[error("\"{0}\" is not a latency histogram as pitstop.query_snapshots stores it")]
+    NotAHistogram(&'static str),
 }
 
 impl PitstopError {
@@ -79,6 +81,7 @@ impl PitstopError {
             Self::ParameterCount { .. } | Self::UnknownWorkload(_) => ERRCODE_INVALID_PARAMETER_VALUE,
             Self::ColumnMismatch(_) | Self::NoColumnList => ERRCODE_DATATYPE_MISMATCH,
             Self::OutOfMemory(_) => ERRCODE_OUT_OF_MEMORY,
+            Self::NotAHistogram(_) => ERRCODE_INVALID_PARAMETER_VALUE,
         }
     }
 

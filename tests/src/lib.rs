@@ -345,6 +345,18 @@ pub fn pitstop_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String)
     )
 }
 
+/// Runs the daemon's statement snapshot job once through the CLI (`pitstop maintenance --job`),
+/// against `dsn`; panics with the output when it fails.
+pub fn run_snapshot_job(dsn: &str) {
+    let dir = std::env::temp_dir().join(format!("pitstop-snapshot-job-{}-{}", std::process::id(), free_port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("pitstop.toml");
+    std::fs::write(&config, "[[maintenance.jobs]]\nname = \"snap\"\nkind = \"snapshot\"\nschedule = \"0 * * * *\"\n").unwrap();
+    let (code, out, err) = pitstop(&["--dsn", dsn, "maintenance", "--job", "snap", "--yes", "--config", config.to_str().unwrap()]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, 0, "{out}\n{err}");
+}
+
 /// Polls `condition` every 20 ms until it holds (true) or `timeout` passes (false).
 pub fn poll_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

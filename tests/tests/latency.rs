@@ -119,15 +119,7 @@ fn the_snapshot_job_stores_each_statements_histogram() {
         c.execute("SELECT pg_sleep($1)", &[&0.02f64]).unwrap();
     }
     let queryid = queryid_of(&mut c, "SELECT pg_sleep(%");
-    let dir = std::env::temp_dir().join(format!("pitstop-latency-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("pitstop.toml");
-    std::fs::write(&config, "[[maintenance.jobs]]\nname = \"snap\"\nkind = \"snapshot\"\nschedule = \"0 * * * *\"\n").unwrap();
-    let dsn = cluster.dsn();
-    let (code, out, err) =
-        pitstop_tests::pitstop(&["--dsn", &dsn, "maintenance", "--job", "snap", "--yes", "--config", config.to_str().unwrap()]);
-    let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(code, 0, "{out}\n{err}");
+    pitstop_tests::run_snapshot_job(&cluster.dsn());
     let row = c
         .query_one(
             "SELECT (latency->>'calls')::bigint, (latency->>'max_ms')::float8,

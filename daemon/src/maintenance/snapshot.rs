@@ -50,9 +50,16 @@ pub async fn locate(client: &Client) -> Result<Option<String>, tokio_postgres::E
     Ok(client.query_opt(FIND, &[]).await?.map(|row| row.get(0)))
 }
 
-/// Takes one snapshot; the number of statements recorded.
+/// Notes the suggested indexes built since the last snapshot (`pitstop.index_effect`), when
+/// the role may (UPDATE on pitstop.index_suggestions).
+const OBSERVE_BUILT_INDEXES: &str = "SELECT pitstop.index_suggestions_observe() \
+                                     WHERE has_table_privilege('pitstop.index_suggestions', 'UPDATE')";
+
+/// Takes one snapshot; the number of statements recorded. Built indexes are noted first, so
+/// that this snapshot opens their "after" window.
 /// Without the preload the histograms are missing (55000): the snapshot is taken without them.
 pub async fn take(client: &Client, schema: &str) -> Result<u64, tokio_postgres::Error> {
+    client.execute(OBSERVE_BUILT_INDEXES, &[]).await?;
     match client.execute(&insert_with_latency(schema), &[]).await {
         Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE) => {
             client.execute(&insert(schema), &[]).await

@@ -5,6 +5,7 @@ pub mod candidates;
 pub mod health;
 pub mod hypo;
 pub mod normalized;
+pub mod remember;
 pub mod select;
 pub mod size;
 pub mod suggest;

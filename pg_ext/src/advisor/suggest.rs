@@ -6,6 +6,7 @@
 
 use crate::advisor::candidates::{self, Candidate, ExistingIndex};
 use crate::advisor::hypo;
+use crate::advisor::remember;
 use crate::advisor::select::{self, CandidateCost, Limits};
 use crate::advisor::usage::{TableUsage, TableWrite};
 use crate::error::{OrReport, PitstopError};
@@ -516,7 +517,11 @@ fn suggest_indexes(
         include_self: include_self.ok_or(PitstopError::NullArgument("include_self")).or_report(),
         ..options(budget_mb, max_indexes, min_improvement, top_n, min_workload_gain).or_report()
     };
+    let from_pg_stat_statements = queries.is_none();
     let advice = advise(queries, &options).or_report();
+    if from_pg_stat_statements {
+        remember::remember(&remembered(&advice));
+    }
     let rows: Vec<_> = advice
         .suggestions
         .iter()
@@ -562,6 +567,19 @@ fn suggest_indexes(
         })
         .collect();
     TableIterator::new(rows)
+}
+
+/// The suggestions with the queryids of the statements each helps, for `index_effect`.
+fn remembered(advice: &Advice) -> Vec<remember::Remembered<'_>> {
+    advice
+        .suggestions
+        .iter()
+        .map(|s| remember::Remembered {
+            candidate: &s.candidate,
+            queryids: s.helped.iter().filter_map(|(q, _, _)| advice.statements[*q].queryid).collect(),
+            improvement_pct: if s.workload_before > 0.0 { 100.0 * (s.workload_before - s.workload_after) / s.workload_before } else { 0.0 },
+        })
+        .collect()
 }
 
 /// The workload statements none of `suggest_indexes`' indexes (same arguments) helps, and why.

@@ -113,6 +113,41 @@ impl Histogram {
         Some(self.max_us)
     }
 
+    /// What was added after `earlier`, an older copy of the same statement's histogram
+    /// (bucket by bucket). The maximum stays this one's: the window's own is not known.
+    pub fn since(&self, earlier: &Histogram) -> Histogram {
+        let mut d = *self;
+        d.calls = self.calls.saturating_sub(earlier.calls);
+        d.below = self.below.saturating_sub(earlier.below);
+        d.above = self.above.saturating_sub(earlier.above);
+        for (a, b) in d.buckets.iter_mut().zip(earlier.buckets.iter()) {
+            *a = a.saturating_sub(*b);
+        }
+        d
+    }
+
+    /// A histogram as the snapshot job stores it (`query_snapshots.latency`: calls, max_ms,
+    /// below, above, and the sparse `buckets` with their `counts`); None when malformed.
+    pub fn from_snapshot(json: &serde_json::Value) -> Option<Histogram> {
+        let count = |k: &str| json.get(k)?.as_u64();
+        let mut h = Histogram {
+            calls: count("calls")?,
+            below: count("below")?,
+            above: count("above")?,
+            max_us: json.get("max_ms")?.as_f64()? * 1000.0,
+            ..Histogram::default()
+        };
+        let buckets = json.get("buckets")?.as_array()?;
+        let counts = json.get("counts")?.as_array()?;
+        if buckets.len() != counts.len() {
+            return None;
+        }
+        for (i, n) in buckets.iter().zip(counts) {
+            *h.buckets.get_mut(usize::try_from(i.as_u64()?).ok()?)? += n.as_u64()?;
+        }
+        Some(h)
+    }
+
     /// Non-empty buckets as (index, count).
     pub fn sparse(&self) -> Vec<(usize, u64)> {
         self.buckets.iter().enumerate().filter(|(_, &n)| n > 0).map(|(i, &n)| (i, n)).collect()
@@ -403,6 +438,48 @@ mod tests {
 
     fn key(q: i64) -> Key {
         Key { dbid: 5, userid: 10, queryid: q }
+    }
+
+    #[test]
+    fn a_window_is_the_later_histogram_minus_the_earlier_one() {
+        let mut earlier = Histogram::default();
+        for _ in 0..100 {
+            earlier.record(50_000.0);
+        }
+        let mut later = earlier;
+        for _ in 0..100 {
+            later.record(1_000.0);
+        }
+        let window = later.since(&earlier);
+        assert_eq!(window.calls, 100);
+        let p95 = window.quantile(0.95).unwrap();
+        assert!((p95 - 1_000.0).abs() / 1_000.0 <= ALPHA, "{p95}");
+        // Without the subtraction the slow earlier calls dominate the tail.
+        assert!(later.quantile(0.95).unwrap() > 40_000.0);
+    }
+
+    #[test]
+    fn snapshot_json_reads_back_the_same_histogram() {
+        let mut h = Histogram::default();
+        for us in [5.0, 120.0, 120.5, 9_000.0, 4_000_000_000.0] {
+            h.record(us);
+        }
+        let sparse = h.sparse();
+        let json = serde_json::json!({
+            "calls": h.calls, "since": "2026-12-05T00:00:00Z", "max_ms": h.max_us / 1000.0,
+            "below": h.below, "above": h.above,
+            "buckets": sparse.iter().map(|&(i, _)| i).collect::<Vec<_>>(),
+            "counts": sparse.iter().map(|&(_, n)| n).collect::<Vec<_>>(),
+        });
+        assert_eq!(Histogram::from_snapshot(&json), Some(h));
+        for bad in [
+            serde_json::json!({"calls": 1}),
+            serde_json::json!({"calls": 1, "below": 0, "above": 0, "max_ms": 1.0, "buckets": [1, 2], "counts": [1]}),
+            serde_json::json!({"calls": 1, "below": 0, "above": 0, "max_ms": 1.0, "buckets": [BUCKETS], "counts": [1]}),
+            serde_json::json!({"calls": -1, "below": 0, "above": 0, "max_ms": 1.0, "buckets": [], "counts": []}),
+        ] {
+            assert_eq!(Histogram::from_snapshot(&bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -206,3 +206,24 @@ fn latency_stats() -> TableIterator<
         ALPHA,
     ))
 }
+
+/// The q-quantile (ms) of a histogram the snapshot job stored (`query_snapshots.latency`), of
+/// the calls after `earlier` when given: an older snapshot of the same statement, ignored
+/// when the histogram was reset or evicted in between (its `since` differs or calls fell).
+/// NULL without calls in the window.
+#[pg_extern(immutable, parallel_safe)]
+fn latency_quantile(histogram: pgrx::JsonB, q: f64, earlier: default!(Option<pgrx::JsonB>, "NULL")) -> Option<f64> {
+    if !(0.0..=1.0).contains(&q) {
+        PitstopError::OutOfRange { name: "q", value: q.to_string(), expected: "between 0 and 1" }.report();
+    }
+    let read = |json: &serde_json::Value, name| Histogram::from_snapshot(json).ok_or(PitstopError::NotAHistogram(name)).or_report();
+    let later = read(&histogram.0, "histogram");
+    let window = match earlier {
+        Some(earlier) if earlier.0.get("since") == histogram.0.get("since") => {
+            let earlier = read(&earlier.0, "earlier");
+            if earlier.calls <= later.calls { later.since(&earlier) } else { later }
+        }
+        _ => later,
+    };
+    window.quantile(q).map(|us| us / 1000.0)
+}

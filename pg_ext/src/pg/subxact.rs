@@ -1,6 +1,6 @@
-//! Running code inside a subtransaction that is always rolled back, the way PL/pgSQL runs an
-//! EXCEPTION block: whatever the code wrote is undone, and an error inside still reaches the
-//! caller after the rollback.
+//! Running code inside a subtransaction, the way PL/pgSQL runs an EXCEPTION block: rolled
+//! back always (what the code wrote is undone) or on error only, and an error inside reaches
+//! the caller after the rollback, raised again or as a value.
 
 use pgrx::pg_sys;
 use pgrx::PgTryBuilder;
@@ -13,6 +13,16 @@ pub fn rolled_back<R>(f: impl FnOnce() -> R) -> R {
 /// Like `rolled_back`, but an error inside comes back as a value after the rollback, so the
 /// caller can go on (the advisor skips a query that fails to plan).
 pub fn try_rolled_back<R>(f: impl FnOnce() -> R) -> Result<R, pg_sys::panic::CaughtError> {
+    in_subtransaction(f, false)
+}
+
+/// Like `try_rolled_back`, but what `f` wrote is kept when it succeeds (PL/pgSQL's EXCEPTION
+/// block): an error undoes only `f`'s work and comes back as a value.
+pub fn try_kept<R>(f: impl FnOnce() -> R) -> Result<R, pg_sys::panic::CaughtError> {
+    in_subtransaction(f, true)
+}
+
+fn in_subtransaction<R>(f: impl FnOnce() -> R, keep_on_success: bool) -> Result<R, pg_sys::panic::CaughtError> {
     // SAFETY: we are inside a transaction (SQL functions always are). The memory context and
     // resource owner are saved and restored around the subtransaction exactly as PL/pgSQL's
     // exec_stmt_block does, so the caller continues in the state it left.
@@ -29,7 +39,11 @@ pub fn try_rolled_back<R>(f: impl FnOnce() -> R) -> Result<R, pg_sys::panic::Cau
     // SAFETY: the subtransaction begun above is still the current one (`f` cannot leave a
     // nested one open: internal subtransactions are closed by their own code paths).
     unsafe {
-        pg_sys::RollbackAndReleaseCurrentSubTransaction();
+        if keep_on_success && outcome.is_ok() {
+            pg_sys::ReleaseCurrentSubTransaction();
+        } else {
+            pg_sys::RollbackAndReleaseCurrentSubTransaction();
+        }
         pg_sys::MemoryContextSwitchTo(context);
         pg_sys::CurrentResourceOwner = owner;
     }

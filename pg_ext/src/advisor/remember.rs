@@ -1,0 +1,72 @@
+//! Suggestions remembered in `pitstop.index_suggestions`, so that `pitstop.index_effect` can
+//! later compare the statements an index was meant for before and after it was built.
+//!
+//! Only advice over pg_stat_statements is remembered (its statements have queryids to follow),
+//! only when the caller may insert there and the transaction may write, and never at the cost
+//! of the advice: a failure is a WARNING and the suggestions are still returned.
+
+use crate::advisor::candidates::Candidate;
+use crate::pg::subxact;
+use pgrx::prelude::*;
+
+/// One suggestion as remembered: the index, the statements it helps, its estimated gain.
+pub struct Remembered<'a> {
+    pub candidate: &'a Candidate,
+    pub queryids: Vec<i64>,
+    pub improvement_pct: f64,
+}
+
+const MAY_WRITE: &str = "SELECT NOT current_setting('transaction_read_only')::bool
+                           AND has_table_privilege('pitstop.index_suggestions', 'INSERT, UPDATE')";
+
+/// A suggestion already remembered and not yet built gets its latest time, gain and
+/// statements; one built since is left alone and the suggestion starts a new row.
+const UPSERT: &str = "
+    INSERT INTO pitstop.index_suggestions AS s (dbid, relid, table_name, key_attnums, include_attnums, partial,
+                                               ddl, queryids, improvement_pct, first_suggested_at, last_suggested_at)
+    SELECT d.oid, $1, $2, $3, $4, $5, $6, $7, $8, now(), now()
+      FROM pg_catalog.pg_database d WHERE d.datname = current_database()
+    ON CONFLICT (dbid, ddl) WHERE index_oid IS NULL DO UPDATE
+       SET last_suggested_at = excluded.last_suggested_at,
+           improvement_pct = excluded.improvement_pct,
+           queryids = ARRAY(SELECT DISTINCT q FROM unnest(s.queryids || excluded.queryids) AS q ORDER BY q)";
+
+pub fn remember(suggestions: &[Remembered<'_>]) {
+    if suggestions.is_empty() {
+        return;
+    }
+    let outcome = subxact::try_kept(|| {
+        Spi::connect_mut(|client| {
+            let may_write = client.select(MAY_WRITE, Some(1), &[])?.first().get_one::<bool>()?.unwrap_or(false);
+            if !may_write {
+                return Ok::<_, pgrx::spi::Error>(());
+            }
+            for s in suggestions {
+                let c = s.candidate;
+                let keys: Vec<i16> = c.keys.iter().map(|k| k.attnum).collect();
+                let include: Vec<i16> = c.include.iter().map(|(attnum, _)| *attnum).collect();
+                client.update(
+                    UPSERT,
+                    None,
+                    &[
+                        pg_sys::Oid::from(c.relid).into(),
+                        c.table.clone().into(),
+                        keys.into(),
+                        include.into(),
+                        c.predicate.is_some().into(),
+                        c.ddl().into(),
+                        s.queryids.clone().into(),
+                        s.improvement_pct.into(),
+                    ],
+                )?;
+            }
+            client.update("SELECT pitstop.index_suggestions_observe()", None, &[])?;
+            Ok(())
+        })
+    });
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => pgrx::warning!("pitstop: suggestions not remembered for index_effect: {e}"),
+        Err(e) => pgrx::warning!("pitstop: suggestions not remembered for index_effect: {}", subxact::message(&e)),
+    }
+}

@@ -1,0 +1,176 @@
+//! Did the index help? Advice over pg_stat_statements is remembered, the snapshot job notes the
+//! index once it is built, and pitstop.index_effect / index_effects / `pitstop report
+//! index-effect` compare the statements it was meant for before and after — on a real cluster
+//! with the real snapshot job of the CLI.
+
+use pitstop_tests::{ClusterOptions, PgCluster};
+use postgres::error::SqlState;
+use postgres::Client;
+
+const SETUP: &str = "CREATE EXTENSION pg_stat_statements;
+    CREATE ROLE app LOGIN;
+    CREATE TABLE public.orders (id int PRIMARY KEY, customer_id int NOT NULL, total numeric NOT NULL);
+    INSERT INTO public.orders SELECT g, g % 5000, g FROM generate_series(1, 200000) g;
+    ANALYZE public.orders;
+    GRANT SELECT ON public.orders TO app;
+    SELECT pg_stat_statements_reset()";
+
+const LOOKUP: &str = "SELECT sum(total) FROM public.orders WHERE customer_id = $1";
+
+fn workload(app: &mut Client, calls: i32) {
+    for i in 0..calls {
+        app.query_one(LOOKUP, &[&(i * 7)]).unwrap();
+    }
+    // Index scan counts reach pg_stat_all_indexes when the session flushes its statistics.
+    app.batch_execute("SELECT pg_stat_force_next_flush()").unwrap();
+    app.batch_execute("SELECT 1").unwrap();
+}
+
+/// The daemon's snapshot job, once, through the CLI.
+fn snapshot(cluster: &PgCluster) {
+    pitstop_tests::run_snapshot_job(&cluster.dsn());
+}
+
+/// The advice's DDL for orders, remembered by the call.
+fn advise(c: &mut Client) -> String {
+    let Some(row) = c
+        .query_opt("SELECT ddl FROM pitstop.suggest_indexes() WHERE table_name = 'public.orders' ORDER BY rank LIMIT 1", &[])
+        .unwrap()
+    else {
+        let unhelped: Vec<String> = c
+            .query("SELECT format('%s: %s', query, reason) FROM pitstop.unhelped_queries()", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        panic!("no index suggested for orders; unhelped: {unhelped:#?}");
+    };
+    let ddl: String = row.get(0);
+    let remembered: i64 = c
+        .query_one("SELECT count(*) FROM pitstop.index_suggestions WHERE ddl = $1 AND index_oid IS NULL AND cardinality(queryids) > 0", &[&ddl])
+        .unwrap()
+        .get(0);
+    assert_eq!(remembered, 1, "{ddl} remembered with its statements");
+    ddl
+}
+
+#[test]
+fn an_index_built_on_advice_is_measured_before_and_after() {
+    let (cluster, mut c) = PgCluster::with_pitstop(ClusterOptions::default(), SETUP);
+    let mut app = cluster.connect_as("app", "postgres");
+    workload(&mut app, 30);
+    snapshot(&cluster);
+    let ddl = advise(&mut c);
+    assert!(ddl.contains("(customer_id"), "{ddl}");
+    // Advised again before it is built: still one row, its time moved on.
+    advise(&mut c);
+    c.batch_execute(&ddl).unwrap();
+    snapshot(&cluster);
+    workload(&mut app, 30);
+    snapshot(&cluster);
+
+    let row = c
+        .query_one(
+            "SELECT e.calls_before, e.mean_ms_before, e.p95_ms_before, e.calls_after, e.mean_ms_after, e.p95_ms_after, e.change_pct
+               FROM pitstop.index_suggestions s, pitstop.index_effect(s.index_oid::regclass) e
+              WHERE s.ddl = $1 AND e.query LIKE 'SELECT sum(total)%'",
+            &[&ddl],
+        )
+        .unwrap();
+    let (calls_before, calls_after): (i64, i64) = (row.get(0), row.get(3));
+    assert_eq!((calls_before, calls_after), (30, 30));
+    let [mean_before, p95_before, mean_after, p95_after, change]: [f64; 5] = [1, 2, 4, 5, 6].map(|i| row.get::<_, f64>(i));
+    // A sequential scan of 200,000 rows against an index lookup of 40.
+    assert!(mean_after * 3.0 < mean_before, "mean {mean_before} ms -> {mean_after} ms");
+    assert!(p95_after * 3.0 < p95_before, "p95 {p95_before} ms -> {p95_after} ms");
+    assert!(change < -50.0, "{change} %");
+
+    let summary = c
+        .query_one(
+            "SELECT statements_measured, verdict, action, index_scans, index_bytes, table_writes_since
+               FROM pitstop.index_effects WHERE suggested_ddl = $1",
+            &[&ddl],
+        )
+        .unwrap();
+    let (measured, verdict, action): (i64, String, Option<String>) = (summary.get(0), summary.get(1), summary.get(2));
+    assert_eq!(measured, 1);
+    assert!(verdict.starts_with("helped"), "{verdict}");
+    assert_eq!(action, None);
+    let (scans, bytes, writes): (i64, i64, i64) = (summary.get(3), summary.get(4), summary.get(5));
+    assert!(scans >= 30 && bytes > 0 && writes == 0, "scans {scans}, bytes {bytes}, writes {writes}");
+
+    // The CLI's report shows the same row, for humans and as JSON.
+    let dsn = cluster.dsn();
+    let (code, out, err) = pitstop_tests::pitstop(&["--dsn", &dsn, "report", "index-effect"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("helped") && out.contains("public.orders"), "{out}");
+    let (code, out, err) = pitstop_tests::pitstop(&["--dsn", &dsn, "--json", "report", "index-effect"]);
+    assert_eq!(code, 0, "{err}");
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(rows[0]["suggested_ddl"], ddl.as_str(), "{out}");
+}
+
+#[test]
+fn an_index_the_statements_do_not_use_is_said_so_with_its_drop() {
+    let (cluster, mut c) = PgCluster::with_pitstop(ClusterOptions::default(), SETUP);
+    let mut app = cluster.connect_as("app", "postgres");
+    workload(&mut app, 10);
+    snapshot(&cluster);
+    let ddl = advise(&mut c);
+    c.batch_execute(&ddl).unwrap();
+    snapshot(&cluster);
+    // The application's sessions cannot use it (as when its planner settings forbid it).
+    c.batch_execute("ALTER ROLE app SET enable_indexscan = off; ALTER ROLE app SET enable_bitmapscan = off").unwrap();
+    let mut app = cluster.connect_as("app", "postgres");
+    workload(&mut app, 10);
+    snapshot(&cluster);
+    let row = c
+        .query_one("SELECT verdict, action, index_name FROM pitstop.index_effects WHERE suggested_ddl = $1", &[&ddl])
+        .unwrap();
+    let (verdict, action, index): (String, Option<String>, String) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!(verdict, "did not help: never used");
+    assert_eq!(action, Some(format!("DROP INDEX CONCURRENTLY {index};")));
+    // The action runs as written.
+    c.batch_execute(action.as_deref().unwrap()).unwrap();
+    let left: i64 = c.query_one("SELECT count(*) FROM pitstop.index_effects", &[]).unwrap().get(0);
+    assert_eq!(left, 0, "a dropped index is no longer listed");
+}
+
+#[test]
+fn advice_is_returned_but_not_remembered_where_the_caller_may_not_write() {
+    let (cluster, mut c) = PgCluster::with_pitstop(
+        ClusterOptions::default(),
+        &format!("{SETUP}; CREATE ROLE watcher LOGIN IN ROLE pg_monitor, app; GRANT USAGE ON SCHEMA pitstop TO watcher"),
+    );
+    let mut app = cluster.connect_as("app", "postgres");
+    workload(&mut app, 10);
+    let remembered = |c: &mut Client| -> i64 { c.query_one("SELECT count(*) FROM pitstop.index_suggestions", &[]).unwrap().get(0) };
+
+    // A monitoring role (a member of app, so it may plan app's statements): advice, nothing
+    // remembered, no error.
+    let mut watcher = cluster.connect_as("watcher", "postgres");
+    let n = watcher.query("SELECT ddl FROM pitstop.suggest_indexes()", &[]).unwrap().len();
+    assert!(n > 0);
+    assert_eq!(remembered(&mut c), 0);
+    // A read-only transaction, even for a role that may write.
+    c.batch_execute("BEGIN READ ONLY").unwrap();
+    assert!(!c.query("SELECT ddl FROM pitstop.suggest_indexes()", &[]).unwrap().is_empty());
+    c.batch_execute("COMMIT").unwrap();
+    assert_eq!(remembered(&mut c), 0);
+    // An explicit list of statements has no pg_stat_statements entries to follow.
+    let queries = vec!["SELECT sum(total) FROM public.orders WHERE customer_id = 42".to_string()];
+    assert!(!c.query("SELECT ddl FROM pitstop.suggest_indexes(queries => $1)", &[&queries]).unwrap().is_empty());
+    assert_eq!(remembered(&mut c), 0);
+    // The histograms' quantile function refuses what is not one, with the parameter named.
+    let message = |c: &mut Client, sql: &str| {
+        let err = c.query_one(sql, &[]).unwrap_err();
+        let db = err.as_db_error().unwrap_or_else(|| panic!("{err}"));
+        (db.code().clone(), db.message().to_string())
+    };
+    let (code, text) = message(&mut c, "SELECT pitstop.latency_quantile('{\"calls\": 1}', 0.5)");
+    assert_eq!(code, SqlState::INVALID_PARAMETER_VALUE);
+    assert!(text.contains("\"histogram\" is not a latency histogram"), "{text}");
+    let (code, text) = message(&mut c, "SELECT pitstop.latency_quantile('{}', 1.5)");
+    assert_eq!(code, SqlState::INVALID_PARAMETER_VALUE);
+    assert!(text.contains("between 0 and 1"), "{text}");
+}
