@@ -299,7 +299,9 @@ impl Report {
     pub fn empty_message(&self) -> &'static str {
         match self {
             Report::SlowQueries { .. } => "No slow statements captured (threshold: pitstop.slow_query_ms).",
-            Report::TopQueries { .. } => "pg_stat_statements has no statements for this database yet.",
+            Report::TopQueries { .. } => {
+                "pg_stat_statements has no statements for this database yet (pitstop's own are left out unless --include-self)."
+            }
             Report::Advice { .. } => "No findings: the plan looks fine.",
             Report::Indexes { .. } => "No index would lower the workload's estimated cost enough to suggest one.",
             Report::Unhelped { .. } => "Every statement of the workload is helped by a suggested index.",
