@@ -27,15 +27,14 @@ fn screenshot_dir() -> PathBuf {
 }
 
 /// What headless Chromium saw at `url`: (the DOM after load, the console messages).
-/// With `screenshot`, also a 1280×900 PNG there.
-fn browse(url: &str, screenshot: Option<&Path>) -> (String, Vec<String>) {
+/// With `screenshot` (a path and a window size such as "1280,900"), a PNG there instead.
+fn browse(url: &str, screenshot: Option<(&Path, &str)>) -> (String, Vec<String>) {
     let profile = std::env::temp_dir().join(format!("pitstop-console-chromium-{}-{}", std::process::id(), BROWSER_RUN.fetch_add(1, Ordering::Relaxed)));
     let mut cmd = Command::new("chromium");
     cmd.args(["--headless", "--disable-gpu", "--no-sandbox", "--no-first-run", "--disable-extensions", "--enable-logging=stderr", "--v=0"])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("--window-size=1280,900");
+        .arg(format!("--user-data-dir={}", profile.display()));
     match screenshot {
-        Some(path) => cmd.arg(format!("--screenshot={}", path.display())),
+        Some((path, size)) => cmd.arg(format!("--screenshot={}", path.display())).arg(format!("--window-size={size}")),
         None => cmd.arg("--dump-dom"),
     };
     let out = cmd.arg(url).output().expect("run chromium (scripts/setup.sh installs it: apt-get install -y chromium)");
@@ -151,10 +150,14 @@ fn every_console_page_loads_in_chromium_and_the_overview_lists_planted_problems(
         assert!(!dom.contains("class=\"err\""), "{path}: a section could not be read:\n{dom}");
         let png = shots.join(format!("{name}.png"));
         let _ = std::fs::remove_file(&png);
-        let (_, console) = browse(&format!("{base}{path}"), Some(&png));
+        let (_, console) = browse(&format!("{base}{path}"), Some((&png, "1280,900")));
         assert!(console.is_empty(), "{path}: console messages {console:#?}");
         assert!(std::fs::metadata(&png).map(|m| m.len() > 1000).unwrap_or(false), "no screenshot of {path} at {}", png.display());
     }
+    // And on a phone.
+    let phone = shots.join("overview-phone.png");
+    browse(&format!("{base}/"), Some((&phone, "390,844")));
+    assert!(std::fs::metadata(&phone).map(|m| m.len() > 1000).unwrap_or(false), "no screenshot at {}", phone.display());
 
     // What the DBA sees: the planted problems with their fixes, the script as text.
     let (overview, _) = browse(&format!("{base}/"), None);

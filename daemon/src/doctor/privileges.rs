@@ -100,6 +100,7 @@ pub fn needs(task: Task, config: &Config) -> Result<Vec<Need>, String> {
                     n.push(stats);
                 }
                 table(&mut n, "pitstop.query_snapshots", &["INSERT"]);
+                table(&mut n, "pitstop.index_suggestions", &["UPDATE"]);
             }
             for job in jobs.iter().filter(|j| j.kind == JobKind::Prune) {
                 for (history, _) in &job.retention {

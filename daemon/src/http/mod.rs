@@ -36,7 +36,7 @@ pub fn router(state: Arc<State>, console: Arc<console::Console>, hosts: Arc<host
 
 /// Serves until `cancel` fires; answers only to the Host names of `host` (the listening
 /// address, localhost, and `allowed_hosts`). The console reads with `config`'s connection
-/// settings and computes its index advice in the background meanwhile.
+/// settings and computes what is heavy in the background meanwhile.
 pub async fn serve(
     listener: TcpListener,
     allowed_hosts: Vec<host::Authority>,
@@ -53,12 +53,12 @@ pub async fn serve(
     };
     let hosts = Arc::new(host::Hosts::new(listen, allowed_hosts));
     let console = Arc::new(console::Console::new(state.clone(), config));
-    let advice = tokio::spawn(console.clone().advice_loop(cancel.clone()));
+    let background = tokio::spawn(console.clone().background(cancel.clone()));
     let shutdown = async move { cancel.cancelled().await };
     if let Err(e) = axum::serve(listener, router(state, console, hosts)).with_graceful_shutdown(shutdown).await {
         tracing::error!("http server failed: {e}");
     }
-    advice.abort();
+    background.abort();
 }
 
 async fn healthz() -> &'static str {

@@ -1,8 +1,9 @@
 //! The DBA console: read-only pages rendered on the server (`view`, maud templates that
 //! escape every value) over the extension's SQL (`sql`, run by `reader` on the daemon's
 //! connection settings under a short statement timeout), each page's data also as JSON under
-//! `/api/<page>`. The index advice is heavy (it plans the whole workload): a background task
-//! (`advice_loop`) computes it on a schedule and pages show it with its age.
+//! `/api/<page>`. What is heavy runs in a background task (`Console::background`) on a
+//! schedule and pages show it with its age: the index advice (it plans the whole workload)
+//! every 10 minutes, index health and bloat (the overview's two slowest reads) every minute.
 
 pub mod overview;
 pub mod reader;
@@ -22,13 +23,17 @@ use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// How often the index advice is computed again.
 pub const ADVICE_INTERVAL: Duration = Duration::from_secs(600);
+/// How often index health and bloat (tens of milliseconds each on the demo database, too
+/// slow for every overview) are read again.
+pub const CHECKS_INTERVAL: Duration = Duration::from_secs(60);
 /// After a failed computation (PostgreSQL down), try again sooner.
-const ADVICE_RETRY: Duration = Duration::from_secs(30);
-/// Longest one advice computation may run.
+const RETRY: Duration = Duration::from_secs(30);
+/// Longest one background statement may run.
 const ADVICE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The index advisor's latest answer.
@@ -41,11 +46,21 @@ pub struct Advice {
     pub unhelped: Section,
 }
 
+/// The latest index health and bloat estimates.
+#[derive(Debug, Clone, Serialize)]
+pub struct Checks {
+    pub computed_at: f64,
+    pub took_seconds: f64,
+    pub index_health: Section,
+    pub bloat: Section,
+}
+
 pub struct Console {
     pub state: Arc<State>,
     pub reader: Reader,
     advisor: Reader,
     advice: Mutex<Option<Advice>>,
+    checks: Mutex<Option<Checks>>,
 }
 
 impl Console {
@@ -55,11 +70,16 @@ impl Console {
             reader: Reader::new(config.clone(), reader::PAGE_TIMEOUT, "pitstop-console"),
             advisor: Reader::new(config, ADVICE_TIMEOUT, "pitstop-console-advisor"),
             advice: Mutex::new(None),
+            checks: Mutex::new(None),
         }
     }
 
     pub fn advice(&self) -> Option<Advice> {
         self.advice.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn checks(&self) -> Option<Checks> {
+        self.checks.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     async fn compute_advice(&self) -> Advice {
@@ -69,22 +89,40 @@ impl Console {
         Advice { computed_at: unix_now(), took_seconds: started.elapsed().as_secs_f64(), suggestions, unhelped }
     }
 
-    /// Computes the advice now and every `ADVICE_INTERVAL` (sooner again after a failure).
-    pub async fn advice_loop(self: Arc<Self>, cancel: CancellationToken) {
+    async fn compute_checks(&self) -> Checks {
+        let started = std::time::Instant::now();
+        let (index_health, bloat) = tokio::join!(self.advisor.rows(sql::INDEX_HEALTH, &[]), self.advisor.rows(sql::BLOAT, &[]));
+        Checks { computed_at: unix_now(), took_seconds: started.elapsed().as_secs_f64(), index_health, bloat }
+    }
+
+    /// Computes the checks and the advice now, then every `CHECKS_INTERVAL` and
+    /// `ADVICE_INTERVAL` (after `RETRY` while PostgreSQL is unreachable).
+    pub async fn background(self: Arc<Self>, cancel: CancellationToken) {
+        let unreachable = |s: &Section| matches!(s, Err(e) if e.kind == "unavailable");
+        let (mut next_checks, mut next_advice) = (Instant::now(), Instant::now());
         loop {
-            let advice = tokio::select! {
-                _ = cancel.cancelled() => return,
-                advice = self.compute_advice() => advice,
-            };
-            let failed = matches!(&advice.suggestions, Err(e) if e.kind == "unavailable");
-            if let Err(e) = &advice.suggestions {
-                tracing::warn!("console: index advice failed: {}", e.explain());
+            if Instant::now() >= next_checks {
+                let checks = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    checks = self.compute_checks() => checks,
+                };
+                next_checks = Instant::now() + if unreachable(&checks.index_health) { RETRY } else { CHECKS_INTERVAL };
+                *self.checks.lock().unwrap_or_else(|e| e.into_inner()) = Some(checks);
             }
-            *self.advice.lock().unwrap_or_else(|e| e.into_inner()) = Some(advice);
-            let wait = if failed { ADVICE_RETRY } else { ADVICE_INTERVAL };
+            if Instant::now() >= next_advice {
+                let advice = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    advice = self.compute_advice() => advice,
+                };
+                if let Err(e) = &advice.suggestions {
+                    tracing::warn!("console: index advice failed: {}", e.explain());
+                }
+                next_advice = Instant::now() + if unreachable(&advice.suggestions) { RETRY } else { ADVICE_INTERVAL };
+                *self.advice.lock().unwrap_or_else(|e| e.into_inner()) = Some(advice);
+            }
             tokio::select! {
                 _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(wait) => {}
+                _ = tokio::time::sleep_until(next_checks.min(next_advice)) => {}
             }
         }
     }
@@ -176,14 +214,12 @@ async fn overview_data(c: &Console) -> overview::Overview {
     let r = &c.reader;
     let workload = "mixed";
     let settings_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&workload];
-    let (wraparound, blocking, long, slow, health, vacuum, bloat, settings, cache) = tokio::join!(
+    let (wraparound, blocking, long, slow, vacuum, settings, cache) = tokio::join!(
         r.rows(sql::WRAPAROUND, &[]),
         r.rows(sql::BLOCKING, &[]),
         r.rows(sql::LONG_RUNNING, &[]),
         r.rows(sql::SLOW_LAST_HOUR, &[]),
-        r.rows(sql::INDEX_HEALTH, &[]),
         r.rows(sql::VACUUM_PROBLEMS, &[]),
-        r.rows(sql::BLOAT, &[]),
         r.rows(sql::CONFIG_ADVICE, &settings_params),
         r.rows(sql::CACHE_STATS, &[]),
     );
@@ -193,11 +229,10 @@ async fn overview_data(c: &Console) -> overview::Overview {
         blocking,
         long_running: long,
         slow,
-        index_health: health,
         vacuum,
-        bloat,
         settings,
         cache,
+        checks: c.checks(),
         advice: c.advice(),
     };
     overview::Overview::of(data, unix_now())

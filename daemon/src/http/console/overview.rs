@@ -3,7 +3,7 @@
 //! the latest index advice.
 
 use super::reader::{ReadError, Rows, Section};
-use super::{section_json, Advice};
+use super::{section_json, Advice, Checks};
 use crate::config::monitor::Severity;
 use crate::monitor::alerts::{Alert, Phase};
 pub use crate::http::dashboard::{bytes, seconds};
@@ -23,11 +23,11 @@ pub struct Inputs {
     pub blocking: Section,
     pub long_running: Section,
     pub slow: Section,
-    pub index_health: Section,
     pub vacuum: Section,
-    pub bloat: Section,
     pub settings: Section,
     pub cache: Section,
+    /// Index health and bloat, read in the background.
+    pub checks: Option<Checks>,
     pub advice: Option<Advice>,
 }
 
@@ -61,6 +61,8 @@ pub struct Overview {
     pub unread: Vec<Unread>,
     /// The index advice's age in seconds (None: not computed yet).
     pub advice_age_seconds: Option<f64>,
+    /// The age of index health and bloat in seconds (None: not read yet).
+    pub checks_age_seconds: Option<f64>,
     pub cache: Option<Map<String, Value>>,
 }
 
@@ -224,7 +226,12 @@ impl Overview {
             }
         }
 
-        for r in rows("index_health", &input.index_health) {
+        let checks_age_seconds = input.checks.as_ref().map(|c| (now - c.computed_at).max(0.0));
+        let (index_health, bloat) = match input.checks {
+            Some(c) => (c.index_health, c.bloat),
+            None => (Ok(Vec::new()), Ok(Vec::new())),
+        };
+        for r in rows("index_health", &index_health) {
             let problem = s(&r, "problem");
             let severity = match problem {
                 "invalid" => "critical",
@@ -267,7 +274,7 @@ impl Overview {
             });
         }
 
-        for r in rows("table_bloat", &input.bloat).iter().filter(|r| !s(r, "fix").is_empty()) {
+        for r in rows("table_bloat", &bloat).iter().filter(|r| !s(r, "fix").is_empty()) {
             let name = if s(r, "index_name").is_empty() { format!("{}.{}", s(r, "schema"), s(r, "table_name")) } else { s(r, "index_name").to_string() };
             problems.push(Problem {
                 severity: if f(r, "bloat_pct") >= 50.0 { "warning" } else { "info" },
@@ -316,7 +323,7 @@ impl Overview {
 
         // Stable: within a severity, the order above (the most telling first).
         problems.sort_by_key(|p| rank(p.severity));
-        Overview { generated_at: now, problems, unread, advice_age_seconds, cache }
+        Overview { generated_at: now, problems, unread, advice_age_seconds, checks_age_seconds, cache }
     }
 
     pub fn json(&self) -> Value {
@@ -326,6 +333,7 @@ impl Overview {
             "problems": self.problems,
             "unread": unread,
             "advice_age_seconds": self.advice_age_seconds,
+            "checks_age_seconds": self.checks_age_seconds,
             "cache": self.cache,
         })
     }
@@ -359,11 +367,10 @@ mod tests {
             blocking: Ok(vec![]),
             long_running: Ok(vec![]),
             slow: Ok(vec![]),
-            index_health: Ok(vec![]),
             vacuum: Ok(vec![]),
-            bloat: Ok(vec![]),
             settings: Ok(vec![]),
             cache: Ok(vec![]),
+            checks: None,
             advice: None,
         }
     }
@@ -381,13 +388,24 @@ mod tests {
             suggestions: Ok(vec![row(json!({"ddl": "CREATE INDEX CONCURRENTLY ON public.t (a)", "table_name": "public.t", "improvement_pct": 42.5, "queries_helped": 1, "helped": [{"queryid": 7}], "reason": "x"}))]),
             unhelped: Ok(vec![]),
         });
+        input.checks = Some(Checks {
+            computed_at: 130.0,
+            took_seconds: 0.1,
+            index_health: Ok(vec![row(json!({"problem": "invalid", "index_name": "public.i", "table_name": "public.t", "index_bytes": 8192, "detail": "d", "fix": "REINDEX INDEX CONCURRENTLY public.i"}))]),
+            bloat: Ok(vec![]),
+        });
         let o = Overview::of(input, 160.0);
         let order: Vec<_> = o.problems.iter().map(|p| (p.severity, p.category)).collect();
-        assert_eq!(order, [("critical", "blocking_lock"), ("warning", "missing_index"), ("warning", "vacuum"), ("info", "setting")]);
+        assert_eq!(
+            order,
+            [("critical", "blocking_lock"), ("critical", "index_health"), ("warning", "missing_index"), ("warning", "vacuum"), ("info", "setting")]
+        );
+        assert_eq!(o.checks_age_seconds, Some(30.0));
         assert_eq!(o.problems[0].fix.as_deref(), Some("SELECT pg_terminate_backend(22);  -- idle in transaction: its transaction holds the lock"));
-        assert!(o.problems[1].title.contains("42.5 %"), "{:?}", o.problems[1]);
-        assert_eq!(o.problems[1].fix.as_deref(), Some("CREATE INDEX CONCURRENTLY ON public.t (a)"));
-        assert_eq!(o.problems[3].fix.as_deref(), Some("ALTER SYSTEM SET work_mem = '16MB';  -- SELECT pg_reload_conf();"));
+        assert_eq!(o.problems[1].fix.as_deref(), Some("REINDEX INDEX CONCURRENTLY public.i"));
+        assert!(o.problems[2].title.contains("42.5 %"), "{:?}", o.problems[2]);
+        assert_eq!(o.problems[2].fix.as_deref(), Some("CREATE INDEX CONCURRENTLY ON public.t (a)"));
+        assert_eq!(o.problems[4].fix.as_deref(), Some("ALTER SYSTEM SET work_mem = '16MB';  -- SELECT pg_reload_conf();"));
         assert_eq!(o.advice_age_seconds, Some(60.0));
         assert!(o.unread.is_empty());
     }

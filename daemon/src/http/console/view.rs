@@ -196,6 +196,8 @@ pub fn overview(o: &Overview) -> Markup {
             span class="muted" {
                 " · index advice "
                 @match o.advice_age_seconds { Some(age) => { "computed " (seconds(age)) " ago" }, None => "not computed yet (it runs in the background)" }
+                " · index health and bloat "
+                @match o.checks_age_seconds { Some(age) => { "read " (seconds(age)) " ago" }, None => "not read yet" }
             }
         }
         @for u in &o.unread {
