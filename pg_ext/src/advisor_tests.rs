@@ -320,6 +320,11 @@ mod tests {
             // Undetermined parameters: one only tested for NULL, and a numbering gap ($2).
             ("SELECT id, $2 IS NULL FROM adv_items WHERE qty = $1", "SELECT id, 'x' IS NULL FROM adv_items WHERE qty = 7"),
             ("SELECT id FROM adv_items WHERE qty = $1 AND email <> $3", "SELECT id FROM adv_items WHERE qty = 7 AND email <> 'x'"),
+            // TPC-H q7/q8/q9: `extract(year from d)` is recorded as `extract($1 from d)`.
+            (
+                "SELECT extract($1 FROM shipdate), sum(price) FROM adv_items WHERE qty = $2 GROUP BY 1",
+                "SELECT extract(year FROM shipdate), sum(price) FROM adv_items WHERE qty = 7 GROUP BY 1",
+            ),
             // The shop's busiest lookup.
             (
                 "SELECT id FROM adv_items WHERE lower(email) = lower($1 || $2) AND qty = $3",

@@ -204,13 +204,24 @@ fn interval_fields_end(tokens: &[Token], param: usize) -> Option<usize> {
 
 /// `date $1` → `CAST($1 AS date)`, `interval $2 day` → `CAST($2 AS interval day)`,
 /// `timestamp with time zone $3` → `CAST($3 AS timestamp with time zone)`. A type name
-/// followed by a parameter is never valid SQL otherwise, so nothing else changes. None when
-/// there is no typed literal.
+/// followed by a parameter is never valid SQL otherwise, so nothing else changes. Also
+/// `extract($1 from d)` → `date_part($1, d)`. None when there is nothing to rewrite.
 pub fn cast_typed_literals(sql: &str, tokens: &[Token]) -> Option<String> {
     let mut out = String::with_capacity(sql.len() + 32);
     let mut copied = 0;
     for (i, token) in tokens.iter().enumerate() {
         if !matches!(token.kind, Kind::Param(_)) || i == 0 || tokens[i - 1].start < copied {
+            continue;
+        }
+        // `extract(year from d)` is recorded as `extract($1 from d)` (the field is a constant
+        // since PostgreSQL 14), which does not parse; date_part takes the field as a value.
+        if i >= 2 && tokens[i - 1].is_char('(') && tokens[i - 2].keyword("extract") && tokens.get(i + 1).is_some_and(|t| t.keyword("from")) {
+            if tokens[i - 2].start < copied {
+                continue;
+            }
+            out.push_str(&sql[copied..tokens[i - 2].start]);
+            out.push_str(&format!("date_part({},", &sql[token.start..token.end]));
+            copied = tokens[i + 1].end;
             continue;
         }
         let Some((first, interval)) = type_name_start(tokens, i - 1) else { continue };
@@ -444,6 +455,7 @@ mod tests {
             "select", "from", "where", "and", "or", "between", "interval", "timestamp", "time", "with", "without", "zone",
             "day", "hour", "minute", "second", "month", "year", "to", "double", "precision", "character", "varying", "numeric",
             "limit", "offset", "as", "at", "case", "when", "then", "else", "end", "in", "not", "is", "null", "int", "national",
+            "extract", "for",
         ];
         let b = sql.as_bytes();
         let mut out = Vec::new();
@@ -518,6 +530,10 @@ mod tests {
         assert_eq!(cast("select interval $1 hour to minute"), "select CAST($1 AS interval hour to minute)");
         assert_eq!(cast("select interval(2) $1"), "select CAST($1 AS interval(2))");
         assert_eq!(cast("select \"MyType\" $1"), "select CAST($1 AS \"MyType\")");
+        assert_eq!(
+            cast("select extract($1 from o_orderdate) as y from orders where d > date $2"),
+            "select date_part($1, o_orderdate) as y from orders where d > CAST($2 AS date)"
+        );
     }
 
     #[test]
@@ -530,6 +546,7 @@ mod tests {
             "select f(x) $1",
             "select * from t where a between $1 and $2 + $3",
             "select CAST($1 AS date)",
+            "select extract(year from d), substring(s from $1 for $2)",
         ] {
             assert_eq!(cast_typed_literals(sql, &lex(sql)), None, "{sql}");
         }
