@@ -24,6 +24,51 @@ pub struct Snapshot {
     pub reloads_rejected: u64,
     /// The monitor's latest round, alerts and counters (rendered by `monitor::export`).
     pub monitor: crate::monitor::live::View,
+    /// The daemon's own process (`process_*`), where /proc tells.
+    pub process: Option<Process>,
+}
+
+/// The standard `process_*` values of the daemon, from /proc/self.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Process {
+    pub cpu_seconds: f64,
+    pub resident_bytes: f64,
+    pub virtual_bytes: f64,
+    pub start_time_seconds: f64,
+    pub open_fds: f64,
+    pub max_fds: Option<f64>,
+}
+
+/// Clock ticks per second of /proc's times: USER_HZ, which Linux fixes at 100 for userspace.
+const USER_HZ: f64 = 100.0;
+
+impl Process {
+    pub fn read() -> Option<Process> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        let boot = std::fs::read_to_string("/proc/stat").ok()?;
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let open_fds = std::fs::read_dir("/proc/self/fd").ok()?.count() as f64;
+        let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+        Process::parse(&stat, &boot, &status, &limits, open_fds)
+    }
+
+    fn parse(stat: &str, boot: &str, status: &str, limits: &str, open_fds: f64) -> Option<Process> {
+        // The command name may hold spaces and parentheses: fields start after the last ')'.
+        let fields: Vec<&str> = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().collect();
+        // Field n of proc(5) (1-based, counting pid and comm) is fields[n - 3].
+        let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<f64>().ok());
+        let btime: f64 = boot.lines().find_map(|l| l.strip_prefix("btime "))?.trim().parse().ok()?;
+        let rss_kb: f64 = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+        let max_fds = limits.lines().find_map(|l| l.strip_prefix("Max open files")).and_then(|l| l.split_whitespace().next()).and_then(|v| v.parse().ok());
+        Some(Process {
+            cpu_seconds: (field(14)? + field(15)?) / USER_HZ,
+            resident_bytes: rss_kb * 1024.0,
+            virtual_bytes: field(23)?,
+            start_time_seconds: btime + field(22)? / USER_HZ,
+            open_fds,
+            max_fds,
+        })
+    }
 }
 
 impl Snapshot {
@@ -46,6 +91,7 @@ impl Snapshot {
             reloads_applied: state::read(&c.reloads_applied),
             reloads_rejected: state::read(&c.reloads_rejected),
             monitor: s.live.view(),
+            process: Process::read(),
         }
     }
 }
@@ -92,6 +138,16 @@ pub fn render(s: &Snapshot) -> String {
     o.sample("pitstop_config_reloads_total", "{result=\"rejected\"}", s.reloads_rejected);
     o.single("pitstop_monitor_up", "gauge", "1 when the host and PostgreSQL monitor is sampling.", flag(s.monitor_up));
     o.0.push_str(&crate::monitor::export::render(&s.monitor));
+    if let Some(p) = &s.process {
+        o.single("process_cpu_seconds_total", "counter", "User and system CPU time of the daemon.", p.cpu_seconds);
+        o.single("process_resident_memory_bytes", "gauge", "Resident memory of the daemon.", p.resident_bytes);
+        o.single("process_virtual_memory_bytes", "gauge", "Virtual memory of the daemon.", p.virtual_bytes);
+        o.single("process_start_time_seconds", "gauge", "Start time of the daemon since the Unix epoch.", p.start_time_seconds);
+        o.single("process_open_fds", "gauge", "Open file descriptors of the daemon.", p.open_fds);
+        if let Some(max) = p.max_fds {
+            o.single("process_max_fds", "gauge", "Most file descriptors the daemon may open.", max);
+        }
+    }
     o.0
 }
 
@@ -122,5 +178,19 @@ mod tests {
             }
         }
         assert!(text.ends_with('\n'));
+    }
+
+    #[test]
+    fn process_values_come_from_proc_in_base_units() {
+        let stat = "4242 (pit stop (x)) S 1 4242 4242 0 -1 4194560 900 0 0 0 250 50 0 0 20 0 9 0 123400 104857600 2000 18446744073709551615";
+        let p = Process::parse(stat, "cpu  1 2 3\nbtime 1700000000\n", "Name:\tpitstop\nVmRSS:\t   12345 kB\n", "Max open files            1024                 524288               files\n", 12.0).unwrap();
+        assert_eq!(p.cpu_seconds, 3.0, "(250 + 50) ticks at 100 Hz");
+        assert_eq!(p.start_time_seconds, 1_700_000_000.0 + 1234.0);
+        assert_eq!((p.resident_bytes, p.virtual_bytes, p.open_fds, p.max_fds), (12345.0 * 1024.0, 104857600.0, 12.0, Some(1024.0)));
+        let text = render(&Snapshot { process: Some(p), ..Default::default() });
+        assert!(text.contains("# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 3\n"), "{text}");
+        assert!(text.contains("process_resident_memory_bytes 12641280\n"), "{text}");
+        let live = Process::read().expect("/proc/self is readable on Linux");
+        assert!(live.resident_bytes > 1e6 && live.open_fds >= 3.0 && live.start_time_seconds > 1.6e9, "{live:?}");
     }
 }

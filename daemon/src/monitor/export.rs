@@ -1,9 +1,11 @@
 //! The monitor's families in the Prometheus text format, appended to `/metrics`: the latest
-//! round's samples under their catalog names, alerts by state and severity, and the monitor's
-//! own counters.
+//! round's samples under their catalog names (not the rates the daemon derives), the
+//! extension's signals and how reading them goes, alerts by state and severity, and the
+//! monitor's own counters.
 
 use super::alerts::Phase;
-use super::catalog::FAMILIES;
+use super::catalog::{EXTENSION_FAMILIES, FAMILIES};
+use super::sample::Sample;
 use super::live::View;
 use crate::config::monitor::Severity;
 use std::fmt::Write;
@@ -13,8 +15,16 @@ pub fn render(v: &View) -> String {
     let family = |out: &mut String, name: &str, kind: &str, help: &str| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
     };
-    for f in FAMILIES {
-        let mut samples = v.samples.iter().filter(|s| s.metric == f.name).peekable();
+    let sources = v.extension_sources.iter().flat_map(|s| {
+        [
+            Sample::labelled("pitstop_extension_source_up", "source", s.name, f64::from(u8::from(s.up))),
+            Sample::labelled("pitstop_extension_scrape_errors_total", "source", s.name, s.errors as f64),
+        ]
+    });
+    let extension: Vec<Sample> = v.extension.iter().cloned().chain(sources).collect();
+    let sampled = FAMILIES.iter().filter(|f| f.exported).map(|f| (f, &v.samples));
+    for (f, all) in sampled.chain(EXTENSION_FAMILIES.iter().map(|f| (f, &extension))) {
+        let mut samples = all.iter().filter(|s| s.metric == f.name).peekable();
         if samples.peek().is_none() {
             continue;
         }
@@ -62,8 +72,8 @@ fn escape(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::catalog::{CPU, DISK_USED, MEM_USED};
-    use super::super::sample::Sample;
+    use super::super::catalog::{CACHE_HIT, CPU, DISK_USED, MEM_USED, TPS, TRANSACTIONS};
+    use super::super::extension::SourceState;
     use super::*;
 
     #[test]
@@ -85,5 +95,23 @@ mod tests {
         assert!(!text.contains("pitstop_postgres_xid_age"), "families without samples are left out");
         assert_eq!(text.matches("# TYPE pitstop_host_disk_used_bytes ").count(), 1);
         assert!(text.find("pitstop_host_cpu_usage_ratio").unwrap() < text.find("pitstop_host_memory_used_bytes").unwrap());
+    }
+
+    #[test]
+    fn derived_rates_stay_home_and_extension_signals_show_with_their_sources() {
+        let v = View {
+            samples: vec![Sample::new(TRANSACTIONS, 1000.0), Sample::new(TPS, 50.0), Sample::new(CACHE_HIT, 0.99)],
+            extension: vec![Sample::new("pitstop_cache_hits_total", 7.0), Sample::labelled("pitstop_cache_bypasses_total", "reason", "not_select", 2.0)],
+            extension_sources: vec![SourceState { name: "cache", up: true, errors: 0 }, SourceState { name: "bloat", up: false, errors: 3 }],
+            ..Default::default()
+        };
+        let text = render(&v);
+        assert!(text.contains("# TYPE pitstop_postgres_transactions_total counter\npitstop_postgres_transactions_total 1000\n"), "{text}");
+        assert!(!text.contains(TPS) && !text.contains(CACHE_HIT), "a rate computed in the daemon is not exported:\n{text}");
+        assert!(text.contains("# TYPE pitstop_cache_hits_total counter\npitstop_cache_hits_total 7\n"), "{text}");
+        assert!(text.contains("pitstop_cache_bypasses_total{reason=\"not_select\"} 2\n"), "{text}");
+        assert!(text.contains("pitstop_extension_source_up{source=\"bloat\"} 0\n"), "{text}");
+        assert!(text.contains("pitstop_extension_scrape_errors_total{source=\"bloat\"} 3\n"), "{text}");
+        assert!(!text.contains("pitstop_bloat_bytes"), "a source that fails has no samples");
     }
 }

@@ -179,7 +179,8 @@ pub fn to_samples(flags: &[Flag]) -> (Vec<Sample>, HashMap<(&'static str, AlertL
     for process in [Process::PostgresBackend, Process::Daemon] {
         let mine: Vec<&Flag> = flags.iter().filter(|f| f.process == process).collect();
         let Some(steepest) = mine.first() else { continue };
-        samples.push(Sample::labelled(GROWTH, "process", process.label(), steepest.bytes_per_hour));
+        // Exported in base units (bytes per second); rules scale it back to bytes per hour.
+        samples.push(Sample::labelled(GROWTH, "process", process.label(), steepest.bytes_per_hour / 3600.0));
         let mut words: Vec<String> = mine
             .iter()
             .take(3)
@@ -275,7 +276,7 @@ mod tests {
         let flags = [flag(11, Process::PostgresBackend, 200.0), flag(12, Process::PostgresBackend, 90.0), flag(5, Process::Daemon, 60.0)];
         let (samples, details) = to_samples(&flags);
         assert_eq!(samples.len(), 2);
-        assert_eq!(samples[0], Sample::labelled(GROWTH, "process", "postgres backend", 200.0 * MB));
+        assert_eq!(samples[0], Sample::labelled(GROWTH, "process", "postgres backend", 200.0 * MB / 3600.0));
         let words = &details[&(GROWTH, AlertLabels::from([("process".to_string(), "postgres backend".to_string())]))];
         assert_eq!(words, "pid 11 grows 200.0 MB/h (R² 0.97, private RSS 300.0 MB); pid 12 grows 90.0 MB/h (R² 0.97, private RSS 300.0 MB)");
         assert_eq!(to_samples(&[]).0, []);

@@ -53,6 +53,9 @@ pub struct View {
     /// Why samples and alerts are not recorded in PostgreSQL, if they are not.
     pub not_recorded: Option<String>,
     pub counters: CounterValues,
+    /// The extension's signals (`extension`), and how reading each of its sources goes.
+    pub extension: Vec<Sample>,
+    pub extension_sources: Vec<super::extension::SourceState>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -86,6 +89,14 @@ impl Live {
         v.trends = window.trends(&families);
         v.sparklines = SPARKLINES.iter().map(|m| (*m, window.recent(m, SPARKLINE_POINTS))).filter(|(_, p)| !p.is_empty()).collect();
         v.not_recorded = not_recorded;
+    }
+
+    /// Publishes the extension's signals (kept apart from the samples: not in the window, not
+    /// written to `pitstop.host_metrics`).
+    pub fn publish_extension(&self, samples: Vec<Sample>, sources: Vec<super::extension::SourceState>) {
+        let mut v = self.view.lock().unwrap_or_else(|e| e.into_inner());
+        v.extension = samples;
+        v.extension_sources = sources;
     }
 
     pub fn view(&self) -> View {

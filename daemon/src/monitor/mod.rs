@@ -13,6 +13,7 @@
 pub mod alerts;
 pub mod catalog;
 pub mod export;
+pub mod extension;
 pub mod growth;
 mod host;
 pub mod live;
@@ -105,6 +106,7 @@ struct Monitor {
     backoff: Backoff,
     retry_at: Instant,
     previous: Option<(postgres::Counters, Instant)>,
+    extension: extension::Reader,
     window: Window,
     growth: Tracker,
     engine: Engine,
@@ -136,6 +138,7 @@ impl Monitor {
             backoff: Backoff::new(cfg.reconnect.initial_delay, cfg.reconnect.max_delay),
             retry_at: now,
             previous: None,
+            extension: extension::Reader::default(),
             window: Window::new(cfg.monitor.window, cfg.monitor.sample_interval),
             growth: Tracker::new(growth_params(&cfg)),
             engine: Engine::default(),
@@ -235,6 +238,7 @@ impl Monitor {
                 Err(e) => self.postgres_failed(e),
             }
         }
+        self.read_extension().await;
         self.host = Some(sampler);
 
         self.growth.observe(unix(at), &host.processes);
@@ -259,7 +263,24 @@ impl Monitor {
             _ if self.session.is_none() => Some("PostgreSQL is not reachable (samples wait in a bounded buffer)".to_string()),
             _ => None,
         };
+        self.state.live.publish_extension(self.extension.samples(), self.extension.states());
         self.state.live.publish(at, samples, self.engine.active(), &self.window, not_recorded);
+    }
+
+    /// The extension's signals, when the extension is there (sources that are due only).
+    async fn read_extension(&mut self) {
+        if self.recording == Recording::No(NO_TABLES) {
+            self.extension.clear();
+            return;
+        }
+        let Some(session) = &self.session else {
+            self.extension.unreachable();
+            return;
+        };
+        if let Err(extension::SessionLost(e)) = self.extension.read(&session.client, self.cfg.postgres.statement_timeout).await {
+            self.extension.unreachable();
+            self.postgres_failed(e);
+        }
     }
 
     /// Opens the session when there is none and the backoff allows; then looks for the tables.

@@ -1,6 +1,7 @@
 //! PostgreSQL metrics from the monitor's own session: connections by state against
-//! max_connections, transactions per second and cache hit ratio (from the difference
-//! between two samples), deadlocks and temporary bytes, replication lag, the longest open
+//! max_connections, transactions and block reads (counters for /metrics; transactions per
+//! second and cache hit ratio from the difference between two samples for alert rules and
+//! the dashboard), deadlocks and temporary bytes, replication lag, the longest open
 //! transaction, and the oldest datfrozenxid's age. The query is `sql/monitor_postgres.sql`.
 
 use super::catalog::*;
@@ -81,6 +82,9 @@ pub fn samples(now: &Reading, before: Option<(&Counters, f64)>) -> Vec<Sample> {
     s.push(Sample::new(MAX_CONNECTIONS, now.max_connections));
     s.extend(ratio(total, now.max_connections).map(|r| Sample::new(CONNECTIONS_RATIO, r)));
     let c = &now.counters;
+    s.push(Sample::new(TRANSACTIONS, c.xacts));
+    s.push(Sample::new(BLOCKS_HIT, c.blks_hit));
+    s.push(Sample::new(BLOCKS_READ, c.blks_read));
     s.push(Sample::new(DEADLOCKS, c.deadlocks));
     s.push(Sample::new(TEMP_BYTES, c.temp_bytes));
     if let Some((b, seconds)) = before.filter(|(_, secs)| *secs > 0.0) {
@@ -127,6 +131,7 @@ mod tests {
         assert_eq!(value(&first, CONNECTIONS, Some("idle_in_transaction")), Some(0.0));
         assert_eq!(value(&first, CONNECTIONS, Some("unknown")), Some(1.0));
         assert_eq!(value(&first, XID_RATIO, None), Some(0.5));
+        assert_eq!((value(&first, TRANSACTIONS, None), value(&first, BLOCKS_HIT, None), value(&first, BLOCKS_READ, None)), (Some(1000.0), Some(900.0), Some(100.0)));
         assert_eq!(value(&first, REPLICATION_LAG, None), None, "a primary without standbys has no lag");
         let before = r.counters;
         r.counters = Counters { xacts: 1500.0, blks_hit: 1290.0, blks_read: 110.0, ..before };
