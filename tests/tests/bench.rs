@@ -105,6 +105,45 @@ fn failed_statements_are_counted_by_sqlstate_in_both_protocols() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Without TLS, over a Unix socket or TCP with sslmode=disable, the clients use a socket of
+/// their own (woken by readability only): a statement larger than the socket buffers goes out
+/// whole, a result larger than them comes back whole, errors still count, in both protocols.
+#[test]
+fn a_plaintext_session_carries_more_than_the_socket_buffers_hold() {
+    let cluster = cluster();
+    let dir = scratch("plaintext");
+    let script = dir.join("big.sql");
+    let big = "x".repeat(4 << 20);
+    let text = format!("\\set n random(1, 2)\nINSERT INTO seen(client) SELECT :client_id WHERE length('{big}') = {};\nSELECT repeat('y', 3000000 * :n) AS big_result;\nSELECT 1 / (:n - 1);\n", big.len());
+    std::fs::write(&script, text).unwrap();
+    let f = script.to_str().unwrap();
+    let mut client = cluster.connect();
+    let socket_dir: String = client.query_one("SHOW unix_socket_directories", &[]).unwrap().get(0);
+    let unix = format!("host={socket_dir} port={} user=postgres dbname=postgres", cluster.port);
+    let tcp = format!("{} sslmode=disable", cluster.dsn());
+    let mut attempted = 0;
+    for dsn in [&unix, &tcp] {
+        for protocol in [&[][..], &["--prepared"][..]] {
+            let mut args = vec!["bench", "--dsn", dsn, "-f", f, "--clients", "2", "--duration", "1s", "--json"];
+            args.extend_from_slice(protocol);
+            let (code, stdout, stderr) = pitstop(&args);
+            assert_eq!(code, 0, "{dsn} {protocol:?}: {stdout}\n{stderr}");
+            let out: Value = serde_json::from_str(&stdout).unwrap();
+            let ok = out["transactions"].as_u64().unwrap();
+            let errors = out["errors"].as_array().unwrap();
+            assert_eq!(errors.len(), 1, "{dsn} {protocol:?}: {out:#}");
+            assert_eq!(errors[0]["sqlstate"], "22012");
+            let failed = errors[0]["count"].as_u64().unwrap();
+            assert!(ok > 0 && failed > 0, "{dsn} {protocol:?}: {ok} ok, {failed} failed");
+            attempted += ok + failed;
+        }
+    }
+    // Every transaction's 4 MB statement arrived whole (its length matched: a row each).
+    let rows: i64 = client.query_one("SELECT count(*) FROM seen", &[]).unwrap().get(0);
+    assert_eq!(rows as u64, attempted);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn compare_finds_a_slower_script_and_not_an_identical_run() {
     let cluster = cluster();

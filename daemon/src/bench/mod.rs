@@ -7,10 +7,11 @@ mod report;
 mod run;
 pub mod script;
 mod server;
+mod socket;
 mod stats;
 
 use crate::db::{self, conninfo::Explicit};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -102,8 +103,8 @@ pub fn parse_clients(text: &str) -> Result<(usize, usize), String> {
     }
 }
 
-fn defines(args: &Args) -> Result<HashMap<String, expr::Value>, String> {
-    let mut vars = HashMap::new();
+fn defines(args: &Args) -> Result<expr::Vars, String> {
+    let mut vars = expr::Vars::default();
     for d in &args.defines {
         let (name, value) = d.split_once('=').ok_or_else(|| format!("-D {d}: NAME=VALUE expected"))?;
         let value = match value.trim().parse::<i64>() {
@@ -192,7 +193,7 @@ pub fn command(connection: &Explicit<'_>, args: &Args, json: bool) -> ExitCode {
         let mut sessions = Vec::new();
         for _ in 0..hi {
             sessions.push(async {
-                let c = db::connect(&target).await.map_err(|e| format!("{e:#}"))?;
+                let c = socket::connect(&target).await.map_err(|e| format!("{e:#}"))?;
                 let prepared = if args.prepared { Some(run::prepare(&c, &scripts).await?) } else { None };
                 Ok::<_, String>((c, prepared))
             });
@@ -209,13 +210,15 @@ pub fn command(connection: &Explicit<'_>, args: &Args, json: bool) -> ExitCode {
         let shared = Arc::new(run::Shared::new(scripts, stages, args.rate, predefined));
         let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
         let t0 = tokio::time::Instant::now() + Duration::from_millis(20);
-        let collector = tokio::spawn(run::collect(shared.clone(), receiver, t0, progress::Progress::new(total)));
+        let (done, finished) = tokio::sync::oneshot::channel();
+        let collector = tokio::spawn(run::collect(shared.clone(), receiver, t0, progress::Progress::new(total), finished));
         let clients: Vec<_> = sessions.into_iter().enumerate().map(|(id, (c, p))| tokio::spawn(run::client(id, c, p, shared.clone(), t0, sender.clone()))).collect();
         drop(sender);
         let mut times = Vec::new();
         for client in clients {
             times.extend(client.await.ok());
         }
+        let _ = done.send(());
         let Ok(collected) = collector.await else { return fail("the collector failed") };
         let times = report::merge_statement_times(times);
         let after = server::snapshot(&observer).await;

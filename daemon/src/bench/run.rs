@@ -1,10 +1,10 @@
 //! The load: one tokio-postgres connection per client, stages of client counts, an optional
 //! open-loop rate, and one collector task that keeps the histograms and prints progress.
 
-use super::expr::{self, Rng, Value};
+use super::expr::{self, Rng, Value, Vars};
 use super::script::{Command, Piece, Script, SleepAmount, Statement};
 use hdrhistogram::Histogram;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,13 +59,13 @@ pub struct Shared {
     pub scripts: Vec<Script>,
     pub stages: Vec<Stage>,
     pub rate: Option<f64>,
-    pub predefined: HashMap<String, Value>,
+    pub predefined: Vars,
     ticket: AtomicU64,
     total_weight: u64,
 }
 
 impl Shared {
-    pub fn new(scripts: Vec<Script>, stages: Vec<Stage>, rate: Option<f64>, predefined: HashMap<String, Value>) -> Shared {
+    pub fn new(scripts: Vec<Script>, stages: Vec<Stage>, rate: Option<f64>, predefined: Vars) -> Shared {
         let total_weight = scripts.iter().map(|s| u64::from(s.weight)).sum();
         Shared { scripts, stages, rate, predefined, ticket: AtomicU64::new(0), total_weight }
     }
@@ -102,9 +102,9 @@ pub struct Event {
 /// A parameter sent in text format: the server reads it as the type it inferred, as pgbench's
 /// prepared mode does.
 #[derive(Debug)]
-struct TextParam(String);
+struct TextParam<'a>(&'a str);
 
-impl ToSql for TextParam {
+impl ToSql for TextParam<'_> {
     fn to_sql(&self, _: &Type, out: &mut bytes::BytesMut) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
         out.extend_from_slice(self.0.as_bytes());
         Ok(IsNull::No)
@@ -152,6 +152,7 @@ pub async fn client(id: usize, client: Client, prepared: Option<Prepared>, share
     let mut rng = Rng::new((id as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D) ^ std::process::id() as u64 ^ t0.elapsed().as_nanos() as u64);
     let mut vars = shared.predefined.clone();
     vars.insert("client_id".into(), Value::Int(id as i64));
+    let mut text = TextBuffer::default();
     loop {
         let scheduled = match shared.rate {
             Some(rate) => {
@@ -171,7 +172,7 @@ pub async fn client(id: usize, client: Client, prepared: Option<Prepared>, share
             break;
         }
         let script = shared.pick(&mut rng);
-        let outcome = run_script(&client, prepared.as_ref().map(|p| &p.statements[script][..]), &shared.scripts[script], &mut vars, &mut rng, &mut times[script]).await;
+        let outcome = run_script(&client, prepared.as_ref().map(|p| &p.statements[script][..]), &shared.scripts[script], &mut vars, &mut rng, &mut text, &mut times[script]).await;
         let latency_us = scheduled.elapsed().as_micros() as u64;
         let stage = shared.stage_at(scheduled - t0);
         let fatal = matches!(&outcome, Err(Failure::Fatal(_)));
@@ -196,15 +197,21 @@ async fn run_script(
     client: &Client,
     prepared: Option<&[Option<PreparedStatement>]>,
     script: &Script,
-    vars: &mut HashMap<String, Value>,
+    vars: &mut Vars,
     rng: &mut Rng,
+    text: &mut TextBuffer,
     times: &mut [Option<Histogram<u64>>],
 ) -> Result<(), Failure> {
     for (index, command) in script.commands.iter().enumerate() {
         match command {
             Command::Set { name, expr } => {
                 let value = expr::eval(expr, vars, rng).map_err(|e| Failure::Fatal(format!("{}: \\set {name}: {e}", script.name)))?;
-                vars.insert(name.clone(), value);
+                match vars.get_mut(name) {
+                    Some(slot) => *slot = value,
+                    None => {
+                        vars.insert(name.clone(), value);
+                    }
+                }
             }
             Command::Sleep { amount, unit_us } => {
                 let n = match amount {
@@ -215,10 +222,16 @@ async fn run_script(
             }
             Command::Sql(statement) => {
                 let started = Instant::now();
+                // Rows are read and dropped, as pgbench clears its results.
                 let result = match prepared.and_then(|p| p[index].as_ref()) {
-                    Some((prepared, names)) => run_prepared(client, prepared, names, vars).await,
-                    // Rows are read and dropped, as pgbench clears its results.
-                    None => client.batch_execute(&substitute(statement, vars)).await,
+                    Some((prepared, names)) => {
+                        text.parameters(names, vars);
+                        client.execute_raw(prepared, text.params()).await.map(drop)
+                    }
+                    None => {
+                        substitute_into(&mut text.text, statement, vars);
+                        client.batch_execute(&text.text).await
+                    }
                 };
                 if let Err(e) = result {
                     if client.is_closed() {
@@ -237,22 +250,41 @@ async fn run_script(
     Ok(())
 }
 
-async fn run_prepared(client: &Client, prepared: &tokio_postgres::Statement, names: &[String], vars: &HashMap<String, Value>) -> Result<(), tokio_postgres::Error> {
-    let params: Vec<TextParam> = names.iter().map(|n| TextParam(vars.get(n).map(ToString::to_string).unwrap_or_default())).collect();
-    let rows = client.query_raw(prepared, params.iter()).await?;
-    futures_util::pin_mut!(rows);
-    while futures_util::StreamExt::next(&mut rows).await.transpose()?.is_some() {}
-    Ok(())
+/// A client's reused text: a statement with its variables in place (simple protocol), or the
+/// parameters of a prepared one, each a range of `text`.
+#[derive(Default)]
+struct TextBuffer {
+    text: String,
+    ranges: Vec<std::ops::Range<usize>>,
 }
 
-/// The statement's text with each variable's value in place (simple protocol).
-pub fn substitute(statement: &Statement, vars: &HashMap<String, Value>) -> String {
-    let mut text = String::new();
+impl TextBuffer {
+    /// Each variable's value as text (an unset one as an empty string).
+    fn parameters(&mut self, names: &[String], vars: &Vars) {
+        self.text.clear();
+        self.ranges.clear();
+        for name in names {
+            let start = self.text.len();
+            if let Some(value) = vars.get(name) {
+                value.push_to(&mut self.text);
+            }
+            self.ranges.push(start..self.text.len());
+        }
+    }
+
+    fn params(&self) -> impl ExactSizeIterator<Item = TextParam<'_>> {
+        self.ranges.iter().map(|r| TextParam(&self.text[r.clone()]))
+    }
+}
+
+/// The statement's text with each variable's value in place (simple protocol), in `text`.
+fn substitute_into(text: &mut String, statement: &Statement, vars: &Vars) {
+    text.clear();
     for piece in &statement.pieces {
         match piece {
             Piece::Text(t) => text.push_str(t),
             Piece::Var(v) => match vars.get(v) {
-                Some(value) => text.push_str(&value.to_string()),
+                Some(value) => value.push_to(text),
                 None => {
                     text.push(':');
                     text.push_str(v);
@@ -260,7 +292,6 @@ pub fn substitute(statement: &Statement, vars: &HashMap<String, Value>) -> Strin
             },
         }
     }
-    text
 }
 
 /// Per-statement histograms are one per client and statement: 2 digits (1 %) keep them small.
@@ -282,8 +313,10 @@ pub struct Collected {
     pub elapsed: Duration,
 }
 
-/// Collects events until every client is done; prints a progress line each second.
-pub async fn collect(shared: Arc<Shared>, mut events: mpsc::UnboundedReceiver<Event>, t0: Instant, progress: super::progress::Progress) -> Collected {
+/// Collects events until `done` (every client has finished); prints a progress line each
+/// second. The events are taken on each window's tick, not as they come: a client's
+/// transaction wakes no other task.
+pub async fn collect(shared: Arc<Shared>, mut events: mpsc::UnboundedReceiver<Event>, t0: Instant, progress: super::progress::Progress, mut done: tokio::sync::oneshot::Receiver<()>) -> Collected {
     let (n_scripts, n_stages) = (shared.scripts.len(), shared.stages.len());
     let mut c = Collected {
         by_script_stage: (0..n_scripts).map(|_| (0..n_stages).map(|_| histogram()).collect()).collect(),
@@ -291,59 +324,116 @@ pub async fn collect(shared: Arc<Shared>, mut events: mpsc::UnboundedReceiver<Ev
         windows: vec![Vec::new(); n_scripts],
         elapsed: Duration::ZERO,
     };
-    let mut window: Vec<Histogram<u64>> = (0..n_scripts).map(|_| histogram()).collect();
+    // A window's latencies as they are (its exact median is cheaper than a histogram's reset).
+    let mut window: Vec<Vec<u64>> = vec![Vec::new(); n_scripts];
     let mut second = histogram();
     let mut second_errors = 0u64;
     let mut tick = tokio::time::interval_at(t0 + WINDOW, WINDOW);
     let mut ticks = 0u32;
     loop {
-        tokio::select! {
-            event = events.recv() => {
-                let Some(e) = event else { break };
-                match e.error {
-                    None => {
-                        let v = e.latency_us.clamp(1, 3_600_000_000);
-                        let _ = c.by_script_stage[e.script][e.stage].record(v);
-                        let _ = window[e.script].record(v);
-                        let _ = second.record(v);
-                    }
-                    Some(code) => {
-                        *c.errors.entry((e.script, e.stage, code)).or_default() += 1;
-                        second_errors += 1;
-                    }
+        // A window due closes before the end is taken.
+        let finished = tokio::select! {
+            biased;
+            _ = tick.tick() => false,
+            _ = &mut done => true,
+        };
+        while let Ok(e) = events.try_recv() {
+            match e.error {
+                None => {
+                    let v = e.latency_us.clamp(1, 3_600_000_000);
+                    let _ = c.by_script_stage[e.script][e.stage].record(v);
+                    window[e.script].push(v);
+                    let _ = second.record(v);
+                }
+                Some(code) => {
+                    *c.errors.entry((e.script, e.stage, code)).or_default() += 1;
+                    second_errors += 1;
                 }
             }
-            _ = tick.tick() => {
-                for (script, h) in window.iter_mut().enumerate() {
-                    if !h.is_empty() {
-                        c.windows[script].push(h.value_at_quantile(0.5) as f64);
-                        h.reset();
-                    }
-                }
-                ticks += 1;
-                if ticks.is_multiple_of(10) {
-                    let at = t0.elapsed();
-                    let clients = shared.stages[shared.stage_at(at.min(shared.end().saturating_sub(Duration::from_millis(1))))].clients;
-                    progress.tick(at, clients, &second, second_errors);
-                    second.reset();
-                    second_errors = 0;
-                }
-            }
+        }
+        if finished {
+            break;
+        }
+        for (script, w) in window.iter_mut().enumerate() {
+            c.windows[script].extend(window_median(w));
+            w.clear();
+        }
+        ticks += 1;
+        if ticks.is_multiple_of(10) {
+            let at = t0.elapsed();
+            let clients = shared.stages[shared.stage_at(at.min(shared.end().saturating_sub(Duration::from_millis(1))))].clients;
+            progress.tick(at, clients, &second, second_errors);
+            second.reset();
+            second_errors = 0;
         }
     }
-    for (script, h) in window.iter().enumerate() {
-        if !h.is_empty() {
-            c.windows[script].push(h.value_at_quantile(0.5) as f64);
-        }
+    for (script, w) in window.iter_mut().enumerate() {
+        c.windows[script].extend(window_median(w));
     }
     progress.finish();
     c.elapsed = t0.elapsed();
     c
 }
 
+/// The median of a window's latencies (the lower one of an even count); None when empty.
+fn window_median(latencies: &mut [u64]) -> Option<f64> {
+    if latencies.is_empty() {
+        return None;
+    }
+    let middle = (latencies.len() - 1) / 2;
+    Some(*latencies.select_nth_unstable(middle).1 as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parameters_are_the_variables_values_as_text() {
+        let vars: Vars = [("aid".to_string(), Value::Int(-42)), ("ratio".to_string(), Value::Double(0.5))].into_iter().collect();
+        let mut text = TextBuffer::default();
+        text.parameters(&["aid".into(), "unset".into(), "ratio".into()], &vars);
+        assert_eq!(text.params().map(|p| p.0).collect::<Vec<_>>(), ["-42", "", "0.5"]);
+        // Reused: the next statement's parameters replace the last one's.
+        text.parameters(&["ratio".into()], &vars);
+        assert_eq!(text.params().map(|p| p.0).collect::<Vec<_>>(), ["0.5"]);
+    }
+
+    /// Events are taken on ticks, not as they come: those sent just before the end count too.
+    #[test]
+    fn the_collector_counts_every_event_sent_before_the_end() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let scripts = vec![super::super::script::parse("a", "SELECT 1", 1).unwrap()];
+            let shared = Arc::new(Shared::new(scripts, stages(2, 2, Duration::ZERO, Duration::from_secs(1)), None, Vars::default()));
+            let (sender, receiver) = mpsc::unbounded_channel();
+            let (done, finished) = tokio::sync::oneshot::channel();
+            let t0 = Instant::now();
+            let collector = tokio::spawn(collect(shared, receiver, t0, super::super::progress::Progress::new(Duration::from_secs(1)), finished));
+            let event = |latency_us, error: Option<&str>| Event { script: 0, stage: 0, latency_us, error: error.map(String::from) };
+            for latency in [100, 200, 300] {
+                sender.send(event(latency, None)).unwrap();
+            }
+            // Past a window's tick, then more, and the end right after them.
+            tokio::time::sleep(WINDOW + WINDOW / 2).await;
+            sender.send(event(400, None)).unwrap();
+            sender.send(event(0, Some("40001"))).unwrap();
+            done.send(()).unwrap();
+            let c = collector.await.unwrap();
+            assert_eq!(c.by_script_stage[0][0].len(), 4);
+            assert_eq!(c.errors.get(&(0, 0, "40001".to_string())), Some(&1));
+            // One window or two (as the ticks fell on a loaded machine); the last one closed.
+            assert!((1..=2).contains(&c.windows[0].len()), "{:?}", c.windows[0]);
+        });
+    }
+
+    #[test]
+    fn a_windows_median_is_its_middle_latency() {
+        assert_eq!(window_median(&mut []), None);
+        assert_eq!(window_median(&mut [7]), Some(7.0));
+        assert_eq!(window_median(&mut [900, 5, 40]), Some(40.0));
+        assert_eq!(window_median(&mut [4, 1, 3, 2]), Some(2.0));
+    }
 
     #[test]
     fn ramp_doubles_then_holds() {
@@ -363,10 +453,12 @@ mod tests {
     fn substitution_and_weights() {
         let script = super::super::script::parse("t", "SELECT :a, ':a', :b::int, :missing;", 1).unwrap();
         let Command::Sql(statement) = &script.commands[0] else { panic!() };
-        let vars = HashMap::from([("a".to_string(), Value::Int(-5)), ("b".to_string(), Value::Double(1.5))]);
-        assert_eq!(substitute(statement, &vars), "SELECT -5, ':a', 1.5::int, :missing");
+        let vars: Vars = [("a".to_string(), Value::Int(-5)), ("b".to_string(), Value::Double(1.5))].into_iter().collect();
+        let mut text = String::from("left over from the last statement");
+        substitute_into(&mut text, statement, &vars);
+        assert_eq!(text, "SELECT -5, ':a', 1.5::int, :missing");
         let scripts = vec![super::super::script::parse("a", "SELECT 1", 3).unwrap(), super::super::script::parse("b", "SELECT 2", 1).unwrap()];
-        let shared = Shared::new(scripts, stages(1, 1, Duration::ZERO, Duration::from_secs(1)), None, HashMap::new());
+        let shared = Shared::new(scripts, stages(1, 1, Duration::ZERO, Duration::from_secs(1)), None, Vars::default());
         let mut rng = Rng::new(3);
         let first = (0..40_000).filter(|_| shared.pick(&mut rng) == 0).count();
         assert!((29_000..31_000).contains(&first), "weight 3:1 gave {first} of 40000");
