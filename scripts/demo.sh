@@ -30,6 +30,19 @@ free_port() {
     echo "no free port in 55432-55532" >&2; exit 1
 }
 
+workload() {
+    local w=sql/demo/workload
+    "$BIN/pgbench" -n -c 4 -j 2 -T "$WORKLOAD_SECONDS" \
+        -f "$w/customer_lookup.sql@60" -f "$w/ship_order.sql@30" -f "$w/customer_orders.sql@8" \
+        -f "$w/revenue_report.sql@1" -f "$w/open_orders_events.sql@1" 2>/dev/null \
+        | grep -E "^(number of transactions actually processed|tps)" || true
+}
+
+# The daemon's statement snapshot job, run once from the CLI.
+snapshot() {
+    "$PITSTOP" maintenance --job snapshot --yes --config "$DEMO_DIR/pitstop.toml" | tail -n 1
+}
+
 start() {
     stop
     mkdir -p "$DEMO_DIR"
@@ -58,11 +71,7 @@ CONF
     psql -q -c "SELECT pg_stat_statements_reset(); SELECT pitstop.slow_queries_reset();" >/dev/null
 
     say "Running a mixed workload for ${WORKLOAD_SECONDS}s (pgbench, 4 clients)"
-    w=sql/demo/workload
-    "$BIN/pgbench" -n -c 4 -j 2 -T "$WORKLOAD_SECONDS" \
-        -f "$w/customer_lookup.sql@60" -f "$w/ship_order.sql@30" -f "$w/customer_orders.sql@8" \
-        -f "$w/revenue_report.sql@1" -f "$w/open_orders_events.sql@1" 2>/dev/null \
-        | grep -E "^(number of transactions actually processed|tps)" || true
+    workload
 
     say "pitstop report slow-queries   (statements over pitstop.slow_query_ms = 100 ms)"
     "$PITSTOP" report slow-queries --limit 10
@@ -97,6 +106,22 @@ CONF
     "$PITSTOP" report config --workload oltp
     say "pitstop maintenance --dry-run   (pitstop.maintenance_plan: what a maintenance run would do now)"
     "$PITSTOP" maintenance --dry-run
+
+    say "Did the index help? Build the top suggestion, run the same workload again (pitstop report index-effect)"
+    printf '[[maintenance.jobs]]\nname = "snapshot"\nkind = "snapshot"\nschedule = "0 * * * *"\n' >"$DEMO_DIR/pitstop.toml"
+    snapshot
+    ddl="$(psql -Atc "SELECT ddl FROM pitstop.index_suggestions WHERE index_oid IS NULL
+                      ORDER BY improvement_pct DESC NULLS LAST LIMIT 1")"
+    if [ -n "$ddl" ]; then
+        echo "$ddl"
+        psql -q -c "$ddl"
+        snapshot
+        workload
+        snapshot
+        "$PITSTOP" report index-effect
+    else
+        echo "(no suggestion remembered: nothing to build)"
+    fi
 
     say "Result cache: the same report twice, a write, then again (pitstop.cached)"
     cached="SELECT * FROM pitstop.cached('select status, count(*) from shop.orders group by status order by status')

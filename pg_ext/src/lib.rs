@@ -17,6 +17,7 @@ extension_sql_file!("../../sql/schema/cache.sql", name = "cache_objects", requir
 extension_sql_file!("../../sql/schema/history.sql", name = "history_tables");
 extension_sql_file!("../../sql/schema/latency.sql", name = "latency_objects", requires = [insight::latency_sql::query_latency_raw, insight::latency_sql::query_latency_reset]);
 extension_sql_file!("../../sql/schema/index_effect.sql", name = "index_effect_objects", requires = ["history_tables", insight::latency_sql::latency_quantile]);
+extension_sql_file!("../../sql/schema/regressions.sql", name = "regressions_objects", requires = ["history_tables", insight::latency_sql::latency_quantile]);
 extension_sql_file!("../../sql/schema/health.sql", name = "health_objects", requires = [health::sql::vacuum_health_raw, health::sql::database_wraparound_raw, health::sql::table_bloat_raw, health::sql::maintenance_plan_raw]);
 
 /// Loaded through shared_preload_libraries, pitstop sets up shared memory and executor hooks.

@@ -1,0 +1,97 @@
+//! Regressions from the snapshots: a statement whose index disappears gets slower between two
+//! windows of snapshots taken by the real snapshot job; pitstop.regressions lists it (and not
+//! the statement that did not change) and pitstop.query_history shows each window.
+
+use pitstop_tests::{ClusterOptions, PgCluster};
+use postgres::error::SqlState;
+use postgres::Client;
+use std::time::Duration;
+
+const SETUP: &str = "CREATE EXTENSION pg_stat_statements;
+    CREATE TABLE public.t (id int PRIMARY KEY, v int);
+    CREATE TABLE public.u (id int PRIMARY KEY, v int);
+    INSERT INTO public.t SELECT g, g FROM generate_series(1, 200000) g;
+    INSERT INTO public.u SELECT g, g FROM generate_series(1, 200000) g;
+    ANALYZE public.t, public.u;
+    SELECT pg_stat_statements_reset()";
+
+const LOOKUP_T: &str = "SELECT v FROM public.t WHERE id = $1";
+const LOOKUP_U: &str = "SELECT v FROM public.u WHERE id = $1";
+
+fn run(app: &mut Client, sql: &str, calls: i32) {
+    for i in 0..calls {
+        app.query_opt(sql, &[&(i * 13 + 1)]).unwrap();
+    }
+}
+
+fn queryid(c: &mut Client, sql: &str) -> i64 {
+    c.query_one("SELECT queryid FROM pg_stat_statements WHERE query = $1 AND toplevel", &[&sql]).unwrap().get(0)
+}
+
+/// The windows are defined by the snapshots' times: one more than `since` apart.
+fn snapshot_then_wait(cluster: &PgCluster) {
+    pitstop_tests::run_snapshot_job(&cluster.dsn());
+    std::thread::sleep(Duration::from_millis(1100));
+}
+
+#[test]
+fn a_statement_that_lost_its_index_is_a_regression_with_its_history() {
+    let (cluster, mut c) = PgCluster::with_pitstop(ClusterOptions::default(), SETUP);
+    let mut app = cluster.connect();
+    run(&mut app, LOOKUP_T, 20);
+    run(&mut app, LOOKUP_U, 20);
+    let (t, u) = (queryid(&mut c, LOOKUP_T), queryid(&mut c, LOOKUP_U));
+    snapshot_then_wait(&cluster);
+    run(&mut app, LOOKUP_T, 20);
+    run(&mut app, LOOKUP_U, 20);
+    snapshot_then_wait(&cluster);
+    // t loses its index, and pg_stat_statements is reset in between (fewer calls after).
+    c.batch_execute("ALTER TABLE public.t DROP CONSTRAINT t_pkey; SELECT pg_stat_statements_reset()").unwrap();
+    run(&mut app, LOOKUP_T, 12);
+    run(&mut app, LOOKUP_U, 12);
+    pitstop_tests::run_snapshot_job(&cluster.dsn());
+
+    let rows = c
+        .query(
+            "SELECT queryid, calls_before, calls_now, mean_factor, p95_factor, mean_ms_before, mean_ms_now
+               FROM pitstop.regressions('1 second', 10, 1.5)",
+            &[],
+        )
+        .unwrap();
+    let listed: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(listed, vec![t], "only the statement that lost its index (t {t}, u {u})");
+    let r = &rows[0];
+    let (calls_before, calls_now): (i64, i64) = (r.get(1), r.get(2));
+    assert_eq!((calls_before, calls_now), (20, 12), "the reset is recognised: the later counters alone");
+    let (mean_factor, p95_factor): (f64, f64) = (r.get(3), r.get(4));
+    assert!(mean_factor > 5.0 && p95_factor > 5.0, "mean ×{mean_factor}, p95 ×{p95_factor}");
+
+    // Its history: one row per window, calls and the slowdown in each.
+    let history = c.query("SELECT calls, mean_ms, p95_ms FROM pitstop.query_history($1)", &[&t]).unwrap();
+    let calls: Vec<i64> = history.iter().map(|r| r.get(0)).collect();
+    assert_eq!(calls, vec![20, 12]);
+    let (mean1, mean2): (f64, f64) = (history[0].get(1), history[1].get(1));
+    assert!(mean2 > 5.0 * mean1, "{mean1} ms then {mean2} ms");
+    assert!(history.iter().all(|r| r.get::<_, Option<f64>>(2).is_some()), "p95 from the histograms");
+
+    // Not two windows long enough: nothing to compare, no error.
+    assert!(c.query("SELECT * FROM pitstop.regressions('1 hour')", &[]).unwrap().is_empty());
+}
+
+#[test]
+fn regressions_refuse_bad_arguments() {
+    let (_cluster, mut c) = PgCluster::with_pitstop(ClusterOptions::default(), SETUP);
+    for sql in [
+        "SELECT * FROM pitstop.regressions('0 seconds')",
+        "SELECT * FROM pitstop.regressions('-1 hour')",
+        "SELECT * FROM pitstop.regressions(NULL)",
+        "SELECT * FROM pitstop.regressions('1 hour', 0)",
+        "SELECT * FROM pitstop.regressions('1 hour', 10, 0)",
+        "SELECT * FROM pitstop.regressions('1 hour', 10, 'NaN')",
+    ] {
+        let err = c.query(sql, &[]).unwrap_err();
+        assert_eq!(err.code(), Some(&SqlState::INVALID_PARAMETER_VALUE), "{sql}: {err:?}");
+    }
+    // A statement never snapshotted has no history.
+    assert!(c.query("SELECT * FROM pitstop.query_history(42)", &[]).unwrap().is_empty());
+}
