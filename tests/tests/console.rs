@@ -83,6 +83,8 @@ fn every_console_page_loads_in_chromium_and_the_overview_lists_planted_problems(
         client.batch_execute(&evil).unwrap();
     }
     client.batch_execute("SELECT * FROM pitstop.cached('select count(*) from held') AS t(n int8)").unwrap();
+    // A slow statement sent with a bind parameter: captured with its $1, which cannot be planned.
+    client.query("SELECT pg_sleep(0.06), $1::int AS bound", &[&1i32]).unwrap();
     // A blocking lock: one session holds the table, another waits for it.
     let mut holder = cluster.connect();
     holder.batch_execute("BEGIN; LOCK TABLE held IN ACCESS EXCLUSIVE MODE").unwrap();
@@ -116,8 +118,9 @@ fn every_console_page_loads_in_chromium_and_the_overview_lists_planted_problems(
     let statements = api(&daemon, "/api/queries?sort=mean")["statements"]["rows"].as_array().cloned().unwrap_or_default();
     let id_of = |needle: &str| statements.iter().find(|s| s["query"].as_str().unwrap_or("").contains(needle)).map(|s| s["queryid"].as_i64().unwrap());
     let lookup_id = id_of("customer_id").expect("the lookup in /api/queries");
-    let evil_id = id_of("pg_sleep").expect("the slow statement in /api/queries");
-    assert_eq!(statements[0]["queryid"].as_i64(), Some(evil_id), "sorted by mean time, the sleeping statement first: {statements:#?}");
+    let evil_id = id_of("<script>").expect("the slow statement in /api/queries");
+    let bound_id = id_of("AS bound").expect("the bound statement in /api/queries");
+    assert!(statements[..2].iter().all(|s| s["query"].as_str().unwrap_or("").contains("pg_sleep")), "sorted by mean time, the sleeping statements first: {statements:#?}");
     let evil_page = api(&daemon, &format!("/api/queries/{evil_id}"));
     assert!(evil_page["slow_executions"]["rows"].as_array().is_some_and(|r| !r.is_empty()), "{evil_page:#}");
     let lookup_page = api(&daemon, &format!("/api/queries/{lookup_id}"));
@@ -133,6 +136,7 @@ fn every_console_page_loads_in_chromium_and_the_overview_lists_planted_problems(
         ("queries", "/queries".to_string()),
         ("statement", format!("/queries/{evil_id}")),
         ("statement-lookup", format!("/queries/{lookup_id}")),
+        ("statement-bound", format!("/queries/{bound_id}")),
         ("indexes", "/indexes".to_string()),
         ("vacuum", "/vacuum".to_string()),
         ("settings", "/settings".to_string()),
@@ -168,6 +172,8 @@ fn every_console_page_loads_in_chromium_and_the_overview_lists_planted_problems(
     assert!(overview.contains(escaped), "the slow statement's text, as text, on the overview:\n{overview}");
     let (statement, _) = browse(&format!("{base}/queries/{evil_id}"), None);
     assert!(statement.contains(escaped), "{statement}");
+    let (bound, _) = browse(&format!("{base}/queries/{bound_id}"), None);
+    assert!(bound.contains("not planned here: the captured text has bind parameters"), "{bound}");
     let (lookup_html, _) = browse(&format!("{base}/queries/{lookup_id}"), None);
     assert!(lookup_html.contains("CREATE INDEX CONCURRENTLY") && lookup_html.contains("customer_id"), "{lookup_html}");
 
@@ -191,4 +197,33 @@ fn a_role_without_rights_gets_a_message_not_a_500() {
     let overview = api(&daemon, "/api/overview");
     assert_eq!(overview["unread"]["vacuum_health"]["error"]["sqlstate"], "42501", "{overview:#}");
     assert_eq!(overview["unread"]["vacuum_health"]["error"]["kind"], "denied", "{overview:#}");
+}
+
+/// The statement page plans a captured statement for `explain_advice` only when it is the
+/// daemon's role's own: planning folds immutable functions, and another role's statement must
+/// never run anything with the daemon's rights (DESIGN's first security rule).
+#[test]
+fn the_statement_page_never_plans_another_roles_statement_with_the_daemons_rights() {
+    let options = ClusterOptions { settings: vec![("pitstop.slow_query_ms", "50".into()), ("compute_query_id", "on".into())], ..Default::default() };
+    let (cluster, mut client) = PgCluster::with_pitstop(
+        options,
+        "CREATE EXTENSION pg_stat_statements;
+         CREATE ROLE alice LOGIN;
+         CREATE FUNCTION public.spy(int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS
+           $$ BEGIN RAISE LOG 'spy ran as %', current_user; RETURN $1; END $$;",
+    );
+    let mut alice = cluster.connect_as("alice", "postgres");
+    alice.batch_execute("SELECT public.spy(7), pg_sleep(0.06)").unwrap();
+    let id: i64 = client
+        .query_one("SELECT queryid FROM pitstop.slow_queries WHERE query LIKE '%spy(7)%' LIMIT 1", &[])
+        .unwrap()
+        .get(0);
+    let daemon = Daemon::start(&DaemonConfig::new(&cluster.dsn(), "").toml(), &[]);
+    let page = api(&daemon, &format!("/api/queries/{id}"));
+    assert_eq!(page["slow_executions"]["rows"][0]["username"], "alice", "{page:#}");
+    let (code, html) = daemon.get(&format!("/queries/{id}"));
+    assert_eq!(code, 200, "{html}");
+    assert!(cluster.log().contains("spy ran as alice"), "the statement ran:\n{}", cluster.log());
+    assert!(!cluster.log().contains("spy ran as postgres"), "the console planned alice's statement as postgres:\n{}", cluster.log());
+    assert!(html.contains("not planned here"), "the page says why there is no plan advice:\n{html}");
 }

@@ -300,14 +300,33 @@ async fn statement_data(c: &Console, queryid: i64) -> Value {
         r.rows(sql::STATEMENT_SNAPSHOTS, &id),
         r.rows(sql::STATEMENT_SLOW, &id),
     );
-    // The plan advice of the slowest captured execution (planned again, not run).
-    let text = slow.as_ref().ok().and_then(|rows| rows.first()).and_then(|row| row.get("query")).and_then(Value::as_str);
-    let advice: Section = match text {
+    // The plan advice of the slowest captured execution the daemon's role ran itself (planned
+    // again, not run). Planning runs functions (constant folding): another role's statement is
+    // never planned with the daemon's rights.
+    let runs = slow.as_ref().map(Vec::as_slice).unwrap_or_default();
+    let own = runs.iter().position(|row| row.get("own") == Some(&Value::Bool(true)));
+    let text = own.and_then(|i| runs[i].get("query")).and_then(Value::as_str);
+    let (advice, not_planned) = match text {
         Some(text) => {
             let timeout_ms = reader::PAGE_TIMEOUT.as_millis() as i32;
-            r.rows(sql::EXPLAIN_ADVICE, &[&text, &timeout_ms]).await
+            match r.rows(sql::EXPLAIN_ADVICE, &[&text, &timeout_ms]).await {
+                // A statement sent with bind parameters was captured with its $n.
+                Err(e) if e.sqlstate.as_deref() == Some("42P02") => (
+                    Ok(Vec::new()),
+                    Some("not planned here: the captured text has bind parameters ($1, …); run pitstop report advice with values in their place".to_string()),
+                ),
+                advice => (advice, None),
+            }
         }
-        None => Ok(Vec::new()),
+        None if runs.is_empty() => (Ok(Vec::new()), None),
+        None => {
+            let role = runs[0].get("username").and_then(Value::as_str).unwrap_or("another role");
+            let why = format!(
+                "not planned here: the captured executions are {role}'s, and the console plans only the daemon's own statements \
+                 (planning runs functions, which must not run with the daemon's rights); as {role}, run: pitstop report advice '<statement>'"
+            );
+            (Ok(Vec::new()), Some(why))
+        }
     };
     let helping: Vec<Value> = match c.advice().map(|a| a.suggestions) {
         Some(Ok(rows)) => rows.into_iter().filter(|s| overview::helps(s, queryid)).map(Value::Object).collect(),
@@ -321,6 +340,8 @@ async fn statement_data(c: &Console, queryid: i64) -> Value {
         "snapshots": section_json(&snapshots),
         "slow_executions": section_json(&slow),
         "explain_advice": section_json(&advice),
+        "explain_advice_run": own,
+        "explain_advice_not_planned": not_planned,
         "helping_indexes": helping,
         "advice_computed_at": c.advice().map(|a| a.computed_at),
     })

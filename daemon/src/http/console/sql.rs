@@ -92,7 +92,7 @@ pub const STATEMENT_SNAPSHOTS: &str = "SELECT captured_at::text AS captured_at, 
      GROUP BY captured_at ORDER BY captured_at DESC LIMIT 200";
 
 pub const STATEMENT_SLOW: &str = "SELECT seq, started_at::text AS started_at, duration_ms::float8 AS duration_ms, rows, \
-     username::text AS username, database::text AS database, query, query_truncated, plan, plan_analyzed \
+     username::text AS username, username = current_user AS own, database::text AS database, query, query_truncated, plan, plan_analyzed \
      FROM pitstop.slow_queries WHERE queryid = $1 ORDER BY duration_ms DESC LIMIT 5";
 
 pub const EXPLAIN_ADVICE: &str = "SELECT finding, node, severity, detail, suggestion FROM pitstop.explain_advice($1, false, $2)";

@@ -436,14 +436,17 @@ pub fn statement(data: &Value) -> Markup {
         @for (n, run) in slow.iter().enumerate() {
             @let g = |k: &str| run.get(k).map(|v| v.as_str().map(String::from).unwrap_or_else(|| v.to_string())).unwrap_or_default();
             h3 { (g("started_at")) ": " (format!("{:.1}", run.get("duration_ms").and_then(Value::as_f64).unwrap_or(0.0))) " ms, " (g("rows")) " rows, by " (g("username")) }
-            @if n == 0 {
+            @if Some(n as u64) == data.get("explain_advice_run").and_then(Value::as_u64) {
                 @let tree = plan_tree(run.get("plan").unwrap_or(&Value::Null), &advice, &mut placed);
                 (tree)
             } @else {
                 (plan_tree(run.get("plan").unwrap_or(&Value::Null), &[], &mut Vec::new()))
             }
         }
-        @if let Some(e) = data["explain_advice"].get("error") {
+        @if let Some(why) = data.get("explain_advice_not_planned").and_then(Value::as_str) {
+            h2 { "Plan advice" }
+            p class="muted" { "Plan advice " (why) }
+        } @else if let Some(e) = data["explain_advice"].get("error") {
             h2 { "Plan advice" }
             div class="err" { (e.get("explain").and_then(Value::as_str).unwrap_or("")) }
         } @else if placed.iter().any(|p| !p) {
