@@ -2,6 +2,7 @@
 
 mod backoff;
 mod bench;
+mod cache_cli;
 mod config;
 mod db;
 mod doctor;
@@ -132,6 +133,16 @@ enum Command {
         #[arg(long, env = "PITSTOP_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// The result cache: its statistics and entries, and invalidating or clearing it (the two
+    /// that change it ask first on a terminal; without one they need --yes, else exit status 2).
+    Cache {
+        #[command(subcommand)]
+        cache: cache_cli::Cache,
+        /// Configuration file for the [report] statement timeout (default:
+        /// /etc/pitstop/pitstop.toml if it exists, else built-in defaults).
+        #[arg(long, global = true, env = "PITSTOP_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Load test with pgbench scripts: clients ramped up in stages (or an open-loop rate),
     /// latency percentiles per script and stage, errors by SQLSTATE, the server's view of the
     /// same statements, and --save/--compare between runs.
@@ -163,6 +174,10 @@ fn main() -> ExitCode {
         Command::Doctor { config } => {
             let style = if cli.json { output::Style::Json } else { output::Style::Table { wide: true } };
             doctor::command(&connection, config.as_deref(), style)
+        }
+        Command::Cache { cache, config } => {
+            let style = if cli.json { output::Style::Json } else { output::Style::Table { wide: false } };
+            cache_cli::command(&connection, cache, config.as_deref(), style)
         }
         Command::Bench(args) => bench::command(&connection, args, cli.json),
         Command::ManPages { dir } => man::command(<Cli as clap::CommandFactory>::command(), dir),

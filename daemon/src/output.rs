@@ -47,6 +47,18 @@ fn cell(value: &Value, wide: bool) -> String {
     }
 }
 
+
+/// Asks `question` on the terminal (stderr, answer from stdin); only "y" or "yes" is a yes.
+pub fn confirm(question: &str) -> anyhow::Result<bool> {
+    use anyhow::Context;
+    use std::io::{BufRead, Write};
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer).context("cannot read the answer")?;
+    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@ use crate::db::{self, conninfo::Explicit};
 use crate::output;
 use anyhow::{Context, Result};
 use clap::Subcommand;
+use futures_util::future::LocalBoxFuture;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -335,12 +336,26 @@ pub fn command(connection: &Explicit<'_>, report: &Report, statement_timeout: Op
             }
         },
     };
+    print_rows(connection, timeout, style, report.empty_message(), |client, target| {
+        Box::pin(async move { if exact { run_with_progress(&client, &target, report).await } else { run(&client, report).await } })
+    })
+}
+
+/// Connects as the command line does, prints the rows `fetch` returns (a table or JSON) and
+/// returns the exit status: 1 with the server's error, its DETAIL, HINT and SQLSTATE.
+pub fn print_rows<'a>(
+    connection: &Explicit<'_>,
+    statement_timeout: Option<Duration>,
+    style: output::Style,
+    empty_message: &str,
+    fetch: impl FnOnce(Client, db::Target) -> LocalBoxFuture<'a, Result<Vec<Map<String, Value>>>>,
+) -> ExitCode {
     let Some(runtime) = crate::cli_runtime() else { return ExitCode::FAILURE };
     let result = runtime.block_on(async {
-        let target = db::cli_target(connection, timeout, &|name| std::env::var(name).ok())?;
+        let target = db::cli_target(connection, statement_timeout, &|name| std::env::var(name).ok())?;
         let client = db::connect(&target).await?;
-        let rows = if exact { run_with_progress(&client, &target, report).await? } else { run(&client, report).await? };
-        println!("{}", output::render(&rows, style, report.empty_message()));
+        let rows = fetch(client, target).await?;
+        println!("{}", output::render(&rows, style, empty_message));
         Ok::<_, anyhow::Error>(())
     });
     match result {
@@ -412,8 +427,14 @@ async fn run_with_progress(client: &Client, target: &db::Target, report: &Report
 
 /// Runs a report and returns its rows as JSON objects in column order.
 pub async fn run(client: &Client, report: &Report) -> Result<Vec<Map<String, Value>>> {
-    crate::extension_version::require(client).await?;
     let (sql, params) = report.query();
+    rows(client, &sql, &params).await
+}
+
+/// The rows of a statement over the extension (its version checked first) as JSON objects
+/// in column order, whatever their types.
+pub async fn rows(client: &Client, sql: &str, params: &[Box<dyn ToSql + Sync + Send>]) -> Result<Vec<Map<String, Value>>> {
+    crate::extension_version::require(client).await?;
     let wrapped = format!("SELECT row_to_json(r)::text FROM ({sql}) r");
     let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
     let rows = client.query(&wrapped, &params).await.context("report query failed")?;

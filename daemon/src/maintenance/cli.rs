@@ -19,7 +19,7 @@ use crate::db;
 use crate::output::{self, Style};
 use anyhow::{anyhow, Context};
 use serde_json::{json, Map, Value};
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -171,14 +171,10 @@ fn select(mut planned: Vec<Planned>, args: &Args<'_>) -> Vec<Planned> {
 fn confirm(planned: &[Planned]) -> anyhow::Result<bool> {
     // Full commands, unwrapped: what is confirmed is what runs.
     eprintln!("{}", output::render(&plan_rows(planned), Style::Table { wide: true }, ""));
-    match planned.len() {
-        1 => eprint!("Run this action? [y/N] "),
-        n => eprint!("Run these {n} actions? [y/N] "),
-    }
-    std::io::stderr().flush()?;
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer).context("cannot read the answer")?;
-    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+    output::confirm(&match planned.len() {
+        1 => "Run this action?".to_string(),
+        n => format!("Run these {n} actions?"),
+    })
 }
 
 /// First SIGINT (Ctrl-C): cancel (the running statement is cancelled on the server, nothing
