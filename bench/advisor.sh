@@ -109,6 +109,78 @@ done < "$TPCH/variants.tsv"
 WORKLOAD100=$(cd "$W" && ls q*.sql v*.sql | sed 's/\.sql$//' | xargs)
 [ "$(wc -w <<<"$WORKLOAD100")" -eq 100 ] || die "the variant workload has $(wc -w <<<"$WORKLOAD100") statements, not 100"
 
+# e) Advice from what pg_stat_statements recorded (issue 15): the 22 queries run for real,
+# then suggest_indexes() with no list reads their normalized texts (`date $1 - interval $2
+# day`). Reported: how many were planned, and whether the advice equals the advice on the
+# literal texts; when it does not, both index sets are built and the 22 timed (target: no
+# worse than 1.05×). PGSS_ONLY=1 runs only this part.
+pgss_part() {
+    local q n ddl
+    psql -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" -c "SELECT pg_stat_statements_reset()" >/dev/null
+    say "e) running the 22 queries for pg_stat_statements"
+    for q in $QUERIES; do
+        PGOPTIONS="-c statement_timeout=${TIMEOUT}s" "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -f "$W/$q.sql" -o /dev/null \
+            || die "$q failed or timed out (a cancelled statement is not recorded by pg_stat_statements)"
+    done
+    PGSS_RECORDED=$(psql -At -c "SELECT count(*) FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND query ~* '^\s*(select|with)\s' AND query !~ 'pitstop|pg_stat_statements'")
+    psql -At -F $'\t' -c "SELECT query, reason FROM pitstop.unhelped_queries()" > "$DIR/pgss_unhelped.tsv"
+    PGSS_UNPLANNED=$(grep -c $'\tcould not be planned' "$DIR/pgss_unhelped.tsv" || true)
+    t0=$(date +%s.%N)
+    mapfile -t PGSS_DDL < <(psql -At -c "SELECT ddl FROM pitstop.suggest_indexes() ORDER BY rank")
+    PGSS_ADVICE_S=$(echo "$(date +%s.%N) - $t0" | bc)
+    printf 'SELECT ddl FROM pitstop.suggest_indexes(queries => %s) ORDER BY rank' "$(workload_array $QUERIES)" > "$DIR/advise_literal.sql"
+    mapfile -t LITERAL_DDL < <(psql -At -f "$DIR/advise_literal.sql")
+    PGSS_SAME=no
+    [ "$(printf '%s\n' "${PGSS_DDL[@]}" | sort)" = "$(printf '%s\n' "${LITERAL_DDL[@]}" | sort)" ] && PGSS_SAME=yes
+    if [ "$PGSS_SAME" = no ]; then
+        for set in literal pgss; do
+            drop_indexes
+            if [ $set = literal ]; then n=("${LITERAL_DDL[@]}"); else n=("${PGSS_DDL[@]}"); fi
+            for ddl in "${n[@]}"; do psql -c "${ddl/CONCURRENTLY /}"; done
+            psql -c "ANALYZE"
+            BYTES[$set]=$(index_bytes)
+            time_workload "$set"
+        done
+        drop_indexes
+    fi
+}
+pgss_report() {
+    echo
+    echo "### e) advice from pg_stat_statements (normalized texts) vs the literal texts"
+    echo
+    echo "TPC-H scale $SCALE, the 22 queries run once each; pg_stat_statements recorded $PGSS_RECORDED SELECT/WITH statements in this database (pitstop's and pg_stat_statements' own excluded)."
+    echo
+    echo "| measure | value |"
+    echo "|---|---|"
+    echo "| statements \"could not be planned\" (unhelped_queries) | $PGSS_UNPLANNED |"
+    echo "| planned | $((PGSS_RECORDED - PGSS_UNPLANNED)) of $PGSS_RECORDED ($(awk -v a="$((PGSS_RECORDED - PGSS_UNPLANNED))" -v b="$PGSS_RECORDED" 'BEGIN {printf "%.0f", b ? 100 * a / b : 0}') %) |"
+    echo "| suggest_indexes() from pg_stat_statements, wall time | $(printf '%.1f' "$PGSS_ADVICE_S") s |"
+    echo "| same indexes as the advice on the literal texts | $PGSS_SAME |"
+    echo
+    echo "| from pg_stat_statements | from the literal texts |"
+    echo "|---|---|"
+    local i max=$(( ${#PGSS_DDL[@]} > ${#LITERAL_DDL[@]} ? ${#PGSS_DDL[@]} : ${#LITERAL_DDL[@]} ))
+    for ((i = 0; i < max; i++)); do
+        echo "| \`${PGSS_DDL[$i]:-}\` | \`${LITERAL_DDL[$i]:-}\` |" | sed 's/CREATE INDEX CONCURRENTLY ON //g; s/``/–/g'
+    done
+    if [ "$PGSS_SAME" = no ]; then
+        local tp tl
+        tp=$(for q in $QUERIES; do echo "${TIME[pgss:$q]}"; done | awk '{s += $1} END {printf "%.0f", s}')
+        tl=$(for q in $QUERIES; do echo "${TIME[literal:$q]}"; done | awk '{s += $1} END {printf "%.0f", s}')
+        echo
+        echo "workload time (the 22 queries, sum of per-query medians of $RUNS runs): with the indexes advised from pg_stat_statements ${tp} ms, $(mb "${BYTES[pgss]}") MB; with those advised on the literal texts ${tl} ms, $(mb "${BYTES[literal]}") MB; ratio $(ratio "$tp" "$tl") (target ≤ 1.05)"
+        echo
+        echo "| query | pgss-advised ms | literal-advised ms |"
+        echo "|---|---|---|"
+        for q in $QUERIES; do echo "| $q | $(fmt_ms "${TIME[pgss:$q]}") | $(fmt_ms "${TIME[literal:$q]}") |"; done
+    fi
+    if [ "$PGSS_UNPLANNED" -gt 0 ]; then
+        echo
+        echo "not planned:"
+        grep $'\tcould not be planned' "$DIR/pgss_unhelped.tsv" | sed 's/^/- /'
+    fi
+}
+
 # SQL: a CTE w(name, q) of the given statements.
 workload_cte() {
     local sep=""; printf 'WITH w(name, q) AS (VALUES '
@@ -125,6 +197,7 @@ workload_array() {
 NAME_OF="(SELECT string_agg(w.name, ',') FROM w WHERE starts_with(btrim(regexp_replace(w.q, '\\s+', ' ', 'g')), rtrim(x.query, '…')))"
 
 # a) Advice time. The 22-query call is also the one whose suggestions are used below.
+if [ -z "${PGSS_ONLY:-}" ]; then
 say "advice on 100 statements"
 printf 'SELECT count(*), sum(estimated_bytes) FROM pitstop.suggest_indexes(queries => %s)' "$(workload_array $WORKLOAD100)" > "$DIR/advise100.sql"
 t0=$(date +%s.%N)
@@ -151,6 +224,7 @@ say "unhelped queries"
 t0=$(date +%s.%N)
 psql -At -F $'\t' -f "$DIR/unhelped.sql" > "$DIR/unhelped.tsv"
 UNHELPED_S=$(echo "$(date +%s.%N) - $t0" | bc)
+fi
 
 # Reads a psql session's output where "@@ key" lines precede a value: a bare number (an
 # index size) or an EXPLAIN (FORMAT JSON) whose first Total Cost is the top plan node's.
@@ -203,6 +277,29 @@ drop_indexes() {
     psql -At -c "SELECT format('DROP INDEX %s;', indexrelid::regclass) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid WHERE c.relnamespace = 'public'::regnamespace" | psql
 }
 
+# Report.
+mb() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1048576}'; }
+num() { [[ "$1" =~ ^-?[0-9.]+$ ]]; }
+ratio() { num "$1" && num "$2" || { echo "?"; return; }; awk -v a="$1" -v b="$2" 'BEGIN {if (b == 0) print "–"; else printf "%.3g", a / b}'; }
+pct_err() { num "$1" && num "$2" || { echo "?"; return; }; awk -v e="$1" -v r="$2" 'BEGIN {if (r == 0) print "–"; else printf "%+.1f %%", 100 * (e - r) / r}'; }
+fmt_ms() { if [ "$1" = timeout ]; then echo "timeout"; else awk -v m="$1" 'BEGIN {printf "%.0f", m}'; fi; }
+total_s() { # label -> "seconds timeouts"
+    local q t=0 n=0
+    for q in $QUERIES; do
+        if [ "${TIME[$1:$q]}" = timeout ]; then n=$((n + 1)); t=$(echo "$t + $TIMEOUT * 1000" | bc)
+        else t=$(echo "$t + ${TIME[$1:$q]}" | bc); fi
+    done
+    echo "$(awk -v t="$t" 'BEGIN {printf "%.1f", t / 1000}') $n"
+}
+total_cost() { local q; for q in $QUERIES; do echo "${COST[$1:$q]}"; done | awk '{s += $1} END {printf "%.0f", s}'; }
+
+if [ -n "${PGSS_ONLY:-}" ]; then
+    pgss_part
+    echo "machine: $(nproc) cores, PostgreSQL $("$BIN/postgres" --version | awk '{print $3}'), pitstop.so md5 $PITSTOP_SO"
+    pgss_report
+    exit 0
+fi
+
 # c) + d), no indexes.
 say "no indexes: costs and timing"
 costs none < /dev/null
@@ -252,21 +349,6 @@ BYTES[pitstop_budget]=$(index_bytes)
 costs pitstop_budget < /dev/null
 time_workload pitstop_budget
 
-# Report.
-mb() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1048576}'; }
-num() { [[ "$1" =~ ^-?[0-9.]+$ ]]; }
-ratio() { num "$1" && num "$2" || { echo "?"; return; }; awk -v a="$1" -v b="$2" 'BEGIN {if (b == 0) print "–"; else printf "%.3g", a / b}'; }
-pct_err() { num "$1" && num "$2" || { echo "?"; return; }; awk -v e="$1" -v r="$2" 'BEGIN {if (r == 0) print "–"; else printf "%+.1f %%", 100 * (e - r) / r}'; }
-fmt_ms() { if [ "$1" = timeout ]; then echo "timeout"; else awk -v m="$1" 'BEGIN {printf "%.0f", m}'; fi; }
-total_s() { # label -> "seconds timeouts"
-    local q t=0 n=0
-    for q in $QUERIES; do
-        if [ "${TIME[$1:$q]}" = timeout ]; then n=$((n + 1)); t=$(echo "$t + $TIMEOUT * 1000" | bc)
-        else t=$(echo "$t + ${TIME[$1:$q]}" | bc); fi
-    done
-    echo "$(awk -v t="$t" 'BEGIN {printf "%.1f", t / 1000}') $n"
-}
-total_cost() { local q; for q in $QUERIES; do echo "${COST[$1:$q]}"; done | awk '{s += $1} END {printf "%.0f", s}'; }
 
 echo
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB RAM, kernel $(uname -r), PostgreSQL $("$BIN/postgres" --version | awk '{print $3}'), HypoPG $(psql -At -c "SELECT extversion FROM pg_extension WHERE extname = 'hypopg'"), pitstop.so md5 $PITSTOP_SO"
@@ -358,3 +440,7 @@ read -r before after <<<"$(awk -F'\t' 'NR == 1 {b = $8} {a = $9} END {print b, a
 echo "suggest_indexes' own workload cost for the 22: before $before (EXPLAIN sum, no index: $(total_cost none)), after $after (EXPLAIN sum, pitstop hypothetical: $(total_cost pitstop_hypo), real: $(total_cost pitstop))"
 errors=$(grep -h -B1 'ERROR' "$DIR"/session-*.out 2>/dev/null || true)
 [ -z "$errors" ] || { echo; echo "errors in the EXPLAIN sessions:"; echo "$errors"; }
+
+# e) last in a full run: it builds and drops its own indexes.
+pgss_part
+pgss_report
