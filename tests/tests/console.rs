@@ -227,3 +227,21 @@ fn the_statement_page_never_plans_another_roles_statement_with_the_daemons_right
     assert!(!cluster.log().contains("spy ran as postgres"), "the console planned alice's statement as postgres:\n{}", cluster.log());
     assert!(html.contains("not planned here"), "the page says why there is no plan advice:\n{html}");
 }
+
+/// A server that accepts connections and never answers: the console's pages still answer,
+/// within about one `postgres.connect_timeout`, saying PostgreSQL is unreachable (the driver's
+/// own timeout covers only the socket's connect, not the startup that never completes).
+#[test]
+fn pages_answer_while_postgres_never_does() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dsn = format!("host=127.0.0.1 port={} user=postgres dbname=postgres", silent.local_addr().unwrap().port());
+    let daemon = Daemon::start(&DaemonConfig::new(&dsn, "").set("postgres", "connect_timeout = \"1s\"").toml(), &[]);
+    for path in ["/api/overview", "/", "/vacuum"] {
+        let started = std::time::Instant::now();
+        let (code, body) = pitstop_tests::http_get(daemon.http_port(), path).unwrap_or_else(|e| panic!("{path}: no answer: {e}"));
+        assert_eq!(code, 200, "{path}: {body}");
+        assert!(started.elapsed() < Duration::from_secs(4), "{path} took {:?}", started.elapsed());
+        assert!(body.contains("PostgreSQL is not reachable"), "{path}: {body}");
+    }
+    drop(silent);
+}

@@ -8,7 +8,7 @@ use crate::db;
 use serde::Serialize;
 use serde_json::{Map, Number, Value};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{watch, Mutex};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
@@ -64,36 +64,60 @@ impl ReadError {
 /// One section's answer.
 pub type Section = Result<Rows, ReadError>;
 
+/// After a failed connection, reads fail at once with its error for this long instead of each
+/// waiting for a connection attempt of its own.
+const RECONNECT_AFTER: Duration = Duration::from_secs(5);
+
+enum Session {
+    None,
+    Open(PostgresConfig, Arc<Client>),
+    Failed(Instant, ReadError),
+}
+
 pub struct Reader {
     config: watch::Receiver<Arc<Config>>,
     timeout: Duration,
     application_name: &'static str,
-    session: Mutex<Option<(PostgresConfig, Arc<Client>)>>,
+    session: Mutex<Session>,
 }
 
 impl Reader {
     pub fn new(config: watch::Receiver<Arc<Config>>, timeout: Duration, application_name: &'static str) -> Reader {
-        Reader { config, timeout, application_name, session: Mutex::new(None) }
+        Reader { config, timeout, application_name, session: Mutex::new(Session::None) }
     }
 
     /// The open session, or a new one when there is none, it closed, or the configured
-    /// connection settings changed.
+    /// connection settings changed; the last failure while it is recent.
     async fn client(&self) -> Result<Arc<Client>, ReadError> {
         let mut pg = self.config.borrow().postgres.clone();
         pg.statement_timeout = pg.statement_timeout.min(self.timeout);
         let mut session = self.session.lock().await;
-        if let Some((used, client)) = session.as_ref() {
-            if *used == pg && !client.is_closed() {
-                return Ok(client.clone());
+        match &*session {
+            Session::Open(used, client) if *used == pg && !client.is_closed() => return Ok(client.clone()),
+            Session::Failed(at, error) if at.elapsed() < RECONNECT_AFTER => return Err(error.clone()),
+            _ => {}
+        }
+        // The driver's connect_timeout bounds the socket's connect only; a server that accepts
+        // and never answers would hold every page.
+        let limit = pg.connect_timeout + Duration::from_millis(500);
+        let connected = match tokio::time::timeout(limit, db::connect_daemon(&pg, self.application_name)).await {
+            Ok(Ok(pair)) => Ok(pair),
+            Ok(Err(e)) => Err(ReadError::unavailable(db::describe_error(&e))),
+            Err(_) => Err(ReadError::unavailable(format!("no answer within {}", humantime::format_duration(limit)))),
+        };
+        match connected {
+            Ok((client, connection)) => {
+                // The driver task ends when the client is dropped or the server goes away.
+                drop(db::drive(connection));
+                let client = Arc::new(client);
+                *session = Session::Open(pg, client.clone());
+                Ok(client)
+            }
+            Err(error) => {
+                *session = Session::Failed(Instant::now(), error.clone());
+                Err(error)
             }
         }
-        let (client, connection) =
-            db::connect_daemon(&pg, self.application_name).await.map_err(|e| ReadError::unavailable(db::describe_error(&e)))?;
-        // The driver task ends when the client is dropped or the server goes away.
-        drop(db::drive(connection));
-        let client = Arc::new(client);
-        *session = Some((pg, client.clone()));
-        Ok(client)
     }
 
     /// Runs one statement; its rows as JSON objects.
