@@ -187,9 +187,11 @@ fn interval_fields_end(tokens: &[Token], param: usize) -> Option<usize> {
     let field = |i: usize| tokens.get(i).is_some_and(|t| INTERVAL_FIELDS.iter().any(|f| t.keyword(f)));
     let precision = |i: usize| {
         // second(p)
-        (tokens[i].keyword("second") && tokens.get(i + 1).is_some_and(|t| t.is_char('(')) && tokens.get(i + 2).is_some_and(|t| t.kind == Kind::Int) && tokens.get(i + 3).is_some_and(|t| t.is_char(')')))
-            .then_some(i + 3)
-            .unwrap_or(i)
+        let p = tokens[i].keyword("second")
+            && tokens.get(i + 1).is_some_and(|t| t.is_char('('))
+            && tokens.get(i + 2).is_some_and(|t| t.kind == Kind::Int)
+            && tokens.get(i + 3).is_some_and(|t| t.is_char(')'));
+        if p { i + 3 } else { i }
     };
     let mut i = param + 1;
     if !field(i) {
@@ -383,11 +385,13 @@ pub fn infer_parameter_types(
             Err(failure) => failure,
         };
         let key = failure.position;
-        if !sites.contains_key(&key) {
-            let Some(site) = site(tokens, &failure) else { return Err(refusal(sql, &failure, &tried)) };
-            sites.insert(key, (site, 0));
-        }
-        let Some((site, next)) = sites.get_mut(&key) else { return Err(refusal(sql, &failure, &tried)) };
+        let (site, next) = match sites.entry(key) {
+            std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::btree_map::Entry::Vacant(entry) => {
+                let Some(site) = site(tokens, &failure) else { return Err(refusal(sql, &failure, &tried)) };
+                entry.insert((site, 0))
+            }
+        };
         // Next candidate that gives a type not tried yet at this site.
         let mut chosen = None;
         while *next < site.candidates.len() {

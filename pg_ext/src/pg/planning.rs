@@ -154,11 +154,13 @@ struct Plannable {
     param_types: Vec<u32>,
 }
 
+/// Statement text and role → what `plannable` found.
+type PlannableCache = HashMap<(String, pg_sys::Oid), Result<Plannable, String>>;
+
 thread_local! {
     /// Per transaction (its start time) and statement text and role: the advisor plans each
     /// statement many times while it weighs candidates; the types are found once.
-    static PLANNABLE: RefCell<(pg_sys::TimestampTz, HashMap<(String, pg_sys::Oid), Result<Plannable, String>>)> =
-        RefCell::new((0, HashMap::new()));
+    static PLANNABLE: RefCell<(pg_sys::TimestampTz, PlannableCache)> = RefCell::new((0, HashMap::new()));
 }
 
 /// Plans a statement as pg_stat_statements recorded it (`date $1 - interval $2 day`,
