@@ -16,6 +16,7 @@ mod output;
 mod relay;
 mod report;
 mod service;
+mod status_cli;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -143,6 +144,17 @@ enum Command {
         #[arg(long, global = true, env = "PITSTOP_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// The running daemon's state from its /status: each component (postgres, redis, relay,
+    /// monitor), since when and what it says; --json for the whole document. Exit status 1
+    /// when the daemon does not answer, 3 when it does but a component is down.
+    Status {
+        /// The daemon's status URL (default: http://<http.listen>/status).
+        #[arg(long)]
+        url: Option<String>,
+        /// Configuration file for http.listen (default: /etc/pitstop/pitstop.toml if it exists).
+        #[arg(long, env = "PITSTOP_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Load test with pgbench scripts: clients ramped up in stages (or an open-loop rate),
     /// latency percentiles per script and stage, errors by SQLSTATE, the server's view of the
     /// same statements, and --save/--compare between runs.
@@ -178,6 +190,10 @@ fn main() -> ExitCode {
         Command::Cache { cache, config } => {
             let style = if cli.json { output::Style::Json } else { output::Style::Table { wide: false } };
             cache_cli::command(&connection, cache, config.as_deref(), style)
+        }
+        Command::Status { url, config } => {
+            let style = if cli.json { output::Style::Json } else { output::Style::Table { wide: true } };
+            status_cli::command(url.as_deref(), config.as_deref(), style)
         }
         Command::Bench(args) => bench::command(&connection, args, cli.json),
         Command::ManPages { dir } => man::command(<Cli as clap::CommandFactory>::command(), dir),

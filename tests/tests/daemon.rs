@@ -82,6 +82,37 @@ fn ready_only_once_postgres_is_reachable_then_sigterm_exits_zero() {
 }
 
 #[test]
+fn pitstop_status_shows_each_component_and_exits_3_when_one_is_down() {
+    let cluster = cluster_with_extension();
+    let daemon = Daemon::start(&DaemonConfig::new(&cluster.dsn(), "").toml(), &[]);
+    assert!(poll_until(Duration::from_secs(20), || daemon.get("/readyz").0 == 200), "{}", daemon.log());
+    let url = format!("http://127.0.0.1:{}/status", daemon.http_port());
+
+    let (code, out, err) = pitstop_env(&["status", "--url", &url], &[]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.starts_with(&format!("pitstop {}, up ", env!("CARGO_PKG_VERSION"))), "{out}");
+    assert!(out.lines().any(|l| l.contains("postgres") && l.contains(" up ")), "{out}");
+    let (code, out, _) = pitstop_env(&["status", "--url", &url, "--json"], &[]);
+    assert_eq!(code, 0);
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["components"]["postgres"]["state"], "up", "{status}");
+    assert_eq!(status["components"]["relay"]["state"], "disabled", "{status}");
+
+    // PostgreSQL goes away: the daemon still answers, and says which component is down.
+    cluster.stop();
+    assert!(poll_until(Duration::from_secs(10), || daemon.status()["components"]["postgres"]["state"] == "down"));
+    let (code, out, _) = pitstop_env(&["status", "--url", &url], &[]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.lines().any(|l| l.contains("postgres") && l.contains(" down ")), "{out}");
+
+    // No daemon there: exit 1 with the address tried and a hint.
+    let nobody = format!("http://127.0.0.1:{}/status", pitstop_tests::free_port());
+    let (code, _, err) = pitstop_env(&["status", "--url", &nobody], &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains(&nobody) && err.contains("HINT"), "{err}");
+}
+
+#[test]
 fn sighup_applies_a_good_config_and_rejects_a_broken_one() {
     let cluster = cluster_with_extension();
     let mut notify = NotifySocket::bind();
