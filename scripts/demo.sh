@@ -17,6 +17,9 @@ as_postgres() { if [ "$(id -u)" -eq 0 ]; then sudo -u postgres -- "$@"; else "$@
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 stop() {
+    if [ -f "$DEMO_DIR/daemon.pid" ]; then
+        kill "$(cat "$DEMO_DIR/daemon.pid")" 2>/dev/null || true
+    fi
     if [ -f "$DATA/postmaster.pid" ]; then
         as_postgres "$BIN/pg_ctl" stop -D "$DATA" -m fast >/dev/null || true
     fi
@@ -108,7 +111,19 @@ CONF
     "$PITSTOP" maintenance --dry-run
 
     say "Did the index help? Build the top suggestion, run the same workload again (pitstop report index-effect)"
-    printf '[[maintenance.jobs]]\nname = "snapshot"\nkind = "snapshot"\nschedule = "0 * * * *"\n' >"$DEMO_DIR/pitstop.toml"
+    HTTP_PORT="$(free_port)"
+    cat >"$DEMO_DIR/pitstop.toml" <<TOML
+[postgres]
+dsn = "host=127.0.0.1 port=$PORT user=postgres dbname=pitstop_demo"
+
+[http]
+listen = "127.0.0.1:$HTTP_PORT"
+
+[[maintenance.jobs]]
+name = "snapshot"
+kind = "snapshot"
+schedule = "0 * * * *"
+TOML
     snapshot
     ddl="$(psql -Atc "SELECT ddl FROM pitstop.index_suggestions WHERE index_oid IS NULL
                       ORDER BY improvement_pct DESC NULLS LAST LIMIT 1")"
@@ -131,9 +146,19 @@ CONF
          -c "$cached" \
          -c "SELECT hits, misses, fills, invalidations, entries, hit_ratio FROM pitstop.cache_stats()"
 
+    say "The daemon: console, /metrics and the hourly snapshot (pitstop run)"
+    setsid "$PITSTOP" run --config "$DEMO_DIR/pitstop.toml" >"$DEMO_DIR/daemon.log" 2>&1 </dev/null &
+    echo $! >"$DEMO_DIR/daemon.pid"
+    for _ in $(seq 1 50); do
+        "$PITSTOP" status --url "http://127.0.0.1:$HTTP_PORT/status" >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+    "$PITSTOP" status --url "http://127.0.0.1:$HTTP_PORT/status" || true
+
     cat <<EOT
 
-The demo cluster keeps running.
+The demo cluster and the daemon keep running.
+  Console:   http://127.0.0.1:$HTTP_PORT/   (over SSH: ssh -L $HTTP_PORT:127.0.0.1:$HTTP_PORT this-host)
   Connect:   psql -h 127.0.0.1 -p $PORT -U postgres pitstop_demo
   Reports:   PGHOST=127.0.0.1 PGPORT=$PORT PGUSER=postgres PGDATABASE=pitstop_demo $PITSTOP report slow-queries
   Stop:      make demo-stop
