@@ -118,6 +118,7 @@ dsn = "host=127.0.0.1 port=$PORT user=postgres dbname=pitstop_demo"
 
 [http]
 listen = "127.0.0.1:$HTTP_PORT"
+console = true
 
 [[maintenance.jobs]]
 name = "snapshot"

@@ -94,7 +94,7 @@ fn every_console_page_loads_in_chromium_and_the_overview_lists_planted_problems(
         c.batch_execute("SELECT count(*) FROM held").unwrap();
     });
 
-    let daemon = Daemon::start(&DaemonConfig::new(&cluster.dsn(), "").toml(), &[]);
+    let daemon = Daemon::start(&DaemonConfig::new(&cluster.dsn(), "").set("http", "console = true").toml(), &[]);
     let planted = poll_until(Duration::from_secs(60), || {
         let p = problems(&daemon);
         let has = |category: &str, text: &str| {
@@ -103,6 +103,9 @@ fn every_console_page_loads_in_chromium_and_the_overview_lists_planted_problems(
         has("missing_index", "customer_id") && has("blocking_lock", "on held, blocked by pid") && has("vacuum", "churn")
     });
     assert!(planted, "planted problems missing from the overview: {:#}\n{}", api(&daemon, "/api/overview"), daemon.log());
+    // The advice ran as a superuser, yet over HTTP nothing is written: no suggestion remembered.
+    let remembered: i64 = cluster.connect().query_one("SELECT count(*) FROM pitstop.index_suggestions", &[]).unwrap().get(0);
+    assert_eq!(remembered, 0, "the console's advice wrote pitstop.index_suggestions");
 
     // Most urgent first: the blocking lock outranks the setting advice.
     let p = problems(&daemon);
@@ -188,7 +191,7 @@ fn a_role_without_rights_gets_a_message_not_a_500() {
     let mut client = cluster.connect();
     client.batch_execute("CREATE EXTENSION pitstop; CREATE EXTENSION pg_stat_statements; CREATE ROLE nobody LOGIN").unwrap();
     let dsn = format!("host=127.0.0.1 port={} user=nobody dbname=postgres", cluster.port);
-    let daemon = Daemon::start(&DaemonConfig::new(&dsn, "").toml(), &[]);
+    let daemon = Daemon::start(&DaemonConfig::new(&dsn, "").set("http", "console = true").toml(), &[]);
     for path in ["/", "/vacuum", "/connections", "/cache", "/indexes", "/maintenance", "/queries"] {
         let (code, html) = daemon.get(path);
         assert_eq!(code, 200, "{path}: {html}");
@@ -218,7 +221,7 @@ fn the_statement_page_never_plans_another_roles_statement_with_the_daemons_right
         .query_one("SELECT queryid FROM pitstop.slow_queries WHERE query LIKE '%spy(7)%' LIMIT 1", &[])
         .unwrap()
         .get(0);
-    let daemon = Daemon::start(&DaemonConfig::new(&cluster.dsn(), "").toml(), &[]);
+    let daemon = Daemon::start(&DaemonConfig::new(&cluster.dsn(), "").set("http", "console = true").toml(), &[]);
     let page = api(&daemon, &format!("/api/queries/{id}"));
     assert_eq!(page["slow_executions"]["rows"][0]["username"], "alice", "{page:#}");
     let (code, html) = daemon.get(&format!("/queries/{id}"));
@@ -235,7 +238,7 @@ fn the_statement_page_never_plans_another_roles_statement_with_the_daemons_right
 fn pages_answer_while_postgres_never_does() {
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dsn = format!("host=127.0.0.1 port={} user=postgres dbname=postgres", silent.local_addr().unwrap().port());
-    let daemon = Daemon::start(&DaemonConfig::new(&dsn, "").set("postgres", "connect_timeout = \"1s\"").toml(), &[]);
+    let daemon = Daemon::start(&DaemonConfig::new(&dsn, "").set("http", "console = true").set("postgres", "connect_timeout = \"1s\"").toml(), &[]);
     for path in ["/api/overview", "/", "/vacuum"] {
         let started = std::time::Instant::now();
         let (code, body) = pitstop_tests::http_get(daemon.http_port(), path).unwrap_or_else(|e| panic!("{path}: no answer: {e}"));
@@ -244,4 +247,21 @@ fn pages_answer_while_postgres_never_does() {
         assert!(body.contains("PostgreSQL is not reachable"), "{path}: {body}");
     }
     drop(silent);
+}
+
+#[test]
+fn without_http_console_no_statement_text_is_served() {
+    let (cluster, mut c) = PgCluster::with_pitstop(ClusterOptions::default(), "CREATE EXTENSION pg_stat_statements");
+    c.batch_execute("SELECT 'a secret literal' AS x").unwrap();
+    let daemon = Daemon::start(&DaemonConfig::new(&cluster.dsn(), "").toml(), &[]);
+    assert!(poll_until(Duration::from_secs(20), || daemon.get("/readyz").0 == 200), "{}", daemon.log());
+    // `/` is the status page (numbers and states, no statement text), as `/host` is.
+    let (code, page) = daemon.get("/");
+    assert_eq!(code, 200);
+    assert!(page.contains("<title>Host · pitstop</title>") && !page.contains("<nav"), "`/` is not the status page alone:\n{page}");
+    for path in ["/queries", "/connections", "/cache", "/indexes", "/api/overview", "/api/connections", "/api/queries"] {
+        let (code, body) = daemon.get(path);
+        assert_eq!(code, 404, "{path} is served without http.console: {body}");
+    }
+    assert!(!page.contains("secret literal"));
 }

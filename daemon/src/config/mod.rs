@@ -106,6 +106,9 @@ pub struct ReconnectConfig {
 pub struct HttpConfig {
     pub enabled: bool,
     pub listen: SocketAddr,
+    /// The console pages and their /api JSON: off unless asked for, since they show statement
+    /// texts (other roles' included) to whoever reaches the port.
+    pub console: bool,
     /// Host names served besides the listening address and localhost (DNS rebinding).
     pub allowed_hosts: AllowedHosts,
 }
@@ -263,6 +266,7 @@ impl Config {
         let http = HttpConfig {
             enabled: l.get("http.enabled", true),
             listen: l.get("http.listen", DEFAULT_LISTEN),
+            console: l.get("http.console", false),
             allowed_hosts: l.get("http.allowed_hosts", AllowedHosts::default()),
         };
         let log = LogConfig {

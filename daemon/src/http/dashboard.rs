@@ -54,8 +54,14 @@ impl Page {
     }
 }
 
+/// The page as the console's Host page, with the console's navigation.
 pub async fn page(Shared(state): Shared<Arc<State>>) -> Html<String> {
-    Html(render(&Page::of(&state)))
+    Html(render(&Page::of(&state), true))
+}
+
+/// The page alone, when the console is off (`/` and `/host`).
+pub async fn page_alone(Shared(state): Shared<Arc<State>>) -> Html<String> {
+    Html(render(&Page::of(&state), false))
 }
 
 /// Text made safe for HTML element content and quoted attribute values.
@@ -74,7 +80,7 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-pub fn render(p: &Page) -> String {
+pub fn render(p: &Page, with_console_nav: bool) -> String {
     let mut h = String::with_capacity(16 * 1024);
     let v = &p.scrape.monitor;
     let _ = write!(
@@ -84,7 +90,9 @@ pub fn render(p: &Page) -> String {
          <meta http-equiv=\"refresh\" content=\"{REFRESH_SECONDS}\"><title>Host · pitstop</title><style>{CSS}{}body>nav{{margin:-1rem -2rem .8rem}}</style></head><body>\n",
         super::console::view::NAV_CSS
     );
-    h.push_str(&super::console::view::nav("host").into_string());
+    if with_console_nav {
+        h.push_str(&super::console::view::nav("host").into_string());
+    }
     let sampled = match v.sampled_at {
         Some(t) => format!("sampled {} ago", age(p.now - unix(t))),
         None => "not sampled yet".to_string(),
@@ -500,7 +508,8 @@ mod tests {
 
     #[test]
     fn renders_every_part_and_escapes_data() {
-        let html = render(&page());
+        assert!(!render(&page(), false).contains("<nav"), "no links to console pages that are off");
+        let html = render(&page(), true);
         assert!(html.starts_with("<!DOCTYPE html>") && html.ends_with("</html>\n"));
         assert!(!html.to_lowercase().contains("<script"), "unescaped script:\n{html}");
         assert!(html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"), "{html}");
@@ -526,7 +535,7 @@ mod tests {
         let mut p = page();
         p.scrape = metrics::Snapshot::default();
         p.jobs.clear();
-        let html = render(&p);
+        let html = render(&p, false);
         assert!(html.contains("not sampled yet") && html.contains("No alert is pending or firing.") && html.contains("No job scheduled."));
         assert!(html.contains("Not sampled: see the monitor"));
         assert!(!html.contains("<svg"));

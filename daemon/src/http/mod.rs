@@ -22,16 +22,18 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-pub fn router(state: Arc<State>, console: Arc<console::Console>, hosts: Arc<host::Hosts>) -> Router {
-    Router::new()
+/// Without the console (`http.console`), `/` is the status page that `/host` is with it.
+pub fn router(state: Arc<State>, console: Option<Arc<console::Console>>, hosts: Arc<host::Hosts>) -> Router {
+    let base = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(prometheus))
-        .route("/status", get(status))
-        .route("/host", get(dashboard::page))
-        .with_state(state)
-        .merge(console::routes(console))
-        .layer(axum::middleware::from_fn_with_state(hosts, host::check))
+        .route("/status", get(status));
+    let app = match console {
+        Some(console) => base.route("/host", get(dashboard::page)).with_state(state).merge(console::routes(console)),
+        None => base.route("/", get(dashboard::page_alone)).route("/host", get(dashboard::page_alone)).with_state(state),
+    };
+    app.layer(axum::middleware::from_fn_with_state(hosts, host::check))
 }
 
 /// Serves until `cancel` fires; answers only to the Host names of `host` (the listening
@@ -52,13 +54,17 @@ pub async fn serve(
         }
     };
     let hosts = Arc::new(host::Hosts::new(listen, allowed_hosts));
-    let console = Arc::new(console::Console::new(state.clone(), config));
-    let background = tokio::spawn(console.clone().background(cancel.clone()));
+    // Read once: turning the console on or off takes a restart.
+    let with_console = config.borrow().http.console;
+    let console = with_console.then(|| Arc::new(console::Console::new(state.clone(), config)));
+    let background = console.clone().map(|c| tokio::spawn(c.background(cancel.clone())));
     let shutdown = async move { cancel.cancelled().await };
     if let Err(e) = axum::serve(listener, router(state, console, hosts)).with_graceful_shutdown(shutdown).await {
         tracing::error!("http server failed: {e}");
     }
-    background.abort();
+    if let Some(background) = background {
+        background.abort();
+    }
 }
 
 async fn healthz() -> &'static str {

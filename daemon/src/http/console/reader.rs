@@ -109,6 +109,12 @@ impl Reader {
             Ok((client, connection)) => {
                 // The driver task ends when the client is dropped or the server goes away.
                 drop(db::drive(connection));
+                // Nothing over HTTP writes: the advice then remembers no suggestion either.
+                if let Err(e) = client.batch_execute("SET default_transaction_read_only = on").await {
+                    let error = ReadError::of(&e);
+                    *session = Session::Failed(Instant::now(), error.clone());
+                    return Err(error);
+                }
                 let client = Arc::new(client);
                 *session = Session::Open(pg, client.clone());
                 Ok(client)
