@@ -256,3 +256,44 @@ fn nesting_level_survives_errors_caught_and_uncaught() {
         "a nested statement after a caught error is still nested: {captured:?}"
     );
 }
+
+/// The noise filter leaves out pitstop's own statements, never the application's: a
+/// PostgREST-shaped statement (pg_catalog.count in every one), a column named pitstop, a
+/// comment that says pitstop.x, and pitstop.cached calls all stay in top_queries and in the
+/// advisor's workload; the CLI's own statements and pg_stat_statements_reset() do not.
+#[test]
+fn the_applications_statements_are_never_taken_for_pitstops() {
+    let (cluster, mut c) = PgCluster::with_pitstop(
+        ClusterOptions::default(),
+        "CREATE EXTENSION pg_stat_statements;
+         CREATE TABLE public.laps (id int PRIMARY KEY, driver int, pitstop int);
+         INSERT INTO public.laps SELECT g, g % 100, g % 3 FROM generate_series(1, 20000) g;
+         ANALYZE public.laps",
+    );
+    let mut app = cluster.connect();
+    app.batch_execute(
+        "SELECT pg_stat_statements_reset();
+         SELECT pg_catalog.count(_postgrest_t) AS page_total FROM (SELECT * FROM public.laps WHERE driver = 7) _postgrest_t;
+         SELECT laps.pitstop FROM public.laps WHERE driver = 8;
+         SELECT count(*) /* pitstop.hide_me */ FROM public.laps WHERE pitstop = 2 AND driver = 9;
+         SELECT * FROM pitstop.cached('SELECT max(id) FROM public.laps') AS t(m int);",
+    )
+    .unwrap();
+    let dsn = cluster.dsn();
+    let (code, out, err) = pitstop(&["--json", "report", "top-queries", "--limit", "50", "--dsn", &dsn]);
+    assert_eq!(code, 0, "{err}");
+    let texts: Vec<String> =
+        serde_json::from_str::<Vec<Value>>(&out).unwrap().iter().map(|r| r["query"].as_str().unwrap_or("").to_string()).collect();
+    for needle in ["_postgrest_t", "laps.pitstop", "pitstop.hide_me", "pitstop.cached("] {
+        assert!(texts.iter().any(|t| t.contains(needle)), "{needle} left out of top_queries: {texts:#?}");
+    }
+    assert!(!texts.iter().any(|t| t.contains("pg_stat_statements_reset") || t.contains("row_to_json")), "{texts:#?}");
+    // The advisor plans the PostgREST statement too (an index on driver helps it).
+    let workload: Vec<String> = c
+        .query("SELECT query FROM pitstop.unhelped_queries() UNION ALL SELECT h->>'query' FROM pitstop.suggest_indexes(), jsonb_array_elements(helped) h", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, Option<String>>(0).unwrap_or_default())
+        .collect();
+    assert!(workload.iter().any(|t| t.contains("_postgrest_t")), "{workload:#?}");
+}

@@ -38,7 +38,7 @@ pub fn validate_limit(lim: i32) -> Result<i64, PitstopError> {
 }
 
 /// The predicate over a pg_stat_statements row `s` that is true for pitstop's own statements
-/// and catalog tooling (see the file for the rule).
+/// and the statements pitstop runs inside functions (see the file for the rule).
 pub const OWN_STATEMENT: &str = include_str!("../../../sql/queries/own_statement.sql");
 
 fn top_queries_sql(pgss: &str, order_by: &str) -> String {
