@@ -88,6 +88,9 @@ GRANT SELECT ON query_latency TO pg_monitor;
 ALTER TABLE query_snapshots ADD COLUMN latency jsonb;
 COMMENT ON COLUMN query_snapshots.latency IS
   'The statement''s latency histogram at the snapshot (pitstop.query_latency_histogram() as JSON), NULL when pitstop kept none';
+ALTER TABLE query_snapshots ADD COLUMN stats_reset timestamptz;
+COMMENT ON COLUMN query_snapshots.stats_reset IS
+  'When pg_stat_statements was last reset as a whole (pg_stat_statements_info), so that a difference never spans a reset';
 
 -- No noise by default (issue 15, part 3): pitstop's own statements and tables are left out
 -- unless include_self; index_health can point a foreign key at the advisor's suggestion;
@@ -375,43 +378,57 @@ RETURNS TABLE (index_name text, queryid bigint, query text,
                calls_after bigint, mean_ms_after float8, p95_ms_after float8, change_pct float8)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     WITH s AS (
-        SELECT * FROM @extschema@.index_suggestions
-         WHERE index_oid = index::oid
-           AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-         ORDER BY built_seen_at DESC LIMIT 1
+        SELECT * FROM @extschema@.index_suggestions x
+         WHERE x.index_oid = index::oid
+           AND x.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+           -- Still the index that was built: an OID can be reused after a DROP.
+           AND EXISTS (SELECT 1 FROM pg_index i WHERE i.indexrelid = x.index_oid AND i.indrelid = x.relid)
+         ORDER BY x.built_seen_at DESC LIMIT 1
     ), statement AS (
         SELECT s.index_name, s.before_until, s.built_seen_at, s.dbid, q.queryid
           FROM s, unnest(s.queryids) AS q(queryid)
-    ), per_snapshot AS (
-        -- A statement's counters summed over the roles that ran it.
-        SELECT st.queryid, q.captured_at, sum(q.calls)::bigint AS calls, sum(q.total_exec_time_ms) AS total_ms,
-               min(q.query) AS query,
-               CASE WHEN count(*) = 1 THEN min(q.latency::text)::jsonb END AS latency
-          FROM statement st
-          JOIN @extschema@.query_snapshots q ON q.dbid = st.dbid AND q.queryid = st.queryid
-         GROUP BY st.queryid, q.captured_at
-    ), windows AS (
-        SELECT st.index_name, st.queryid,
-               b.calls AS b_calls, b.total_ms AS b_total, b.latency AS b_latency,
-               a0.calls AS a0_calls, a0.total_ms AS a0_total, a0.latency AS a0_latency,
-               a1.calls AS a1_calls, a1.total_ms AS a1_total, a1.latency AS a1_latency,
+    ), per_role AS (
+        -- Each role's entry of the statement: its counters at the last snapshot before the
+        -- index (b), the first once it was seen (a0) and the latest (a1).
+        SELECT st.index_name, st.queryid, b.userid,
+               b.calls AS b_calls, b.total_exec_time_ms AS b_total, b.latency AS b_latency,
+               a0.calls AS a0_calls, a0.total_exec_time_ms AS a0_total, a0.latency AS a0_latency, a0.stats_reset AS a0_reset,
+               a1.calls AS a1_calls, a1.total_exec_time_ms AS a1_total, a1.latency AS a1_latency, a1.stats_reset AS a1_reset,
                coalesce(a1.query, b.query) AS query
           FROM statement st
-          LEFT JOIN per_snapshot b ON b.queryid = st.queryid AND b.captured_at = st.before_until
-          LEFT JOIN LATERAL (SELECT * FROM per_snapshot p WHERE p.queryid = st.queryid AND p.captured_at >= st.built_seen_at
+          JOIN (SELECT DISTINCT q.userid, q.queryid FROM @extschema@.query_snapshots q, statement st2
+                 WHERE q.dbid = st2.dbid AND q.queryid = st2.queryid) r ON r.queryid = st.queryid
+          LEFT JOIN @extschema@.query_snapshots b
+                 ON (b.dbid, b.userid, b.queryid, b.captured_at) = (st.dbid, r.userid, st.queryid, st.before_until)
+          LEFT JOIN LATERAL (SELECT * FROM @extschema@.query_snapshots p
+                              WHERE (p.dbid, p.userid, p.queryid) = (st.dbid, r.userid, st.queryid) AND p.captured_at >= st.built_seen_at
                               ORDER BY p.captured_at LIMIT 1) a0 ON true
-          LEFT JOIN LATERAL (SELECT * FROM per_snapshot p WHERE p.queryid = st.queryid AND p.captured_at >= st.built_seen_at
+          LEFT JOIN LATERAL (SELECT * FROM @extschema@.query_snapshots p
+                              WHERE (p.dbid, p.userid, p.queryid) = (st.dbid, r.userid, st.queryid) AND p.captured_at >= st.built_seen_at
                               ORDER BY p.captured_at DESC LIMIT 1) a1 ON true
+    ), window_after AS (
+        -- A reset of pg_stat_statements in between (its reset time changed, or a counter
+        -- fell: the entry was evicted and made again): the latest counters alone.
+        SELECT *, a1_reset IS NOT DISTINCT FROM a0_reset AND a1_calls >= a0_calls AND a1_total >= a0_total AS continued
+          FROM per_role
+    ), summed AS (
+        SELECT index_name, queryid, min(query) AS query,
+               sum(b_calls)::bigint AS calls_before, sum(b_total) AS total_before,
+               sum(CASE WHEN continued THEN a1_calls - a0_calls ELSE a1_calls END)::bigint AS calls_after,
+               sum(CASE WHEN continued THEN a1_total - a0_total ELSE a1_total END) AS total_after,
+               -- Histograms of several roles do not add up here: a p95 only for one role.
+               CASE WHEN count(*) = 1 THEN min(b_latency::text)::jsonb END AS b_latency,
+               CASE WHEN count(*) = 1 THEN min(a1_latency::text)::jsonb END AS a1_latency,
+               CASE WHEN count(*) = 1 AND bool_and(continued) THEN min(a0_latency::text)::jsonb END AS a0_latency
+          FROM window_after GROUP BY index_name, queryid
     ), measured AS (
-        SELECT index_name, queryid, query, b_calls AS calls_before,
-               b_total / nullif(b_calls, 0) AS mean_ms_before,
+        SELECT index_name, queryid, query, calls_before,
+               total_before / nullif(calls_before, 0) AS mean_ms_before,
                CASE WHEN b_latency IS NOT NULL THEN @extschema@.latency_quantile(b_latency, 0.95) END AS p95_ms_before,
-               -- A reset of pg_stat_statements in between: the latest counters alone.
-               CASE WHEN a1_calls >= a0_calls THEN a1_calls - a0_calls ELSE a1_calls END AS calls_after,
-               CASE WHEN a1_calls >= a0_calls THEN (a1_total - a0_total) / nullif(a1_calls - a0_calls, 0)
-                    ELSE a1_total / nullif(a1_calls, 0) END AS mean_ms_after,
+               calls_after,
+               total_after / nullif(calls_after, 0) AS mean_ms_after,
                CASE WHEN a1_latency IS NOT NULL THEN @extschema@.latency_quantile(a1_latency, 0.95, a0_latency) END AS p95_ms_after
-          FROM windows
+          FROM summed
     )
     SELECT index_name, queryid, query, calls_before, mean_ms_before, p95_ms_before,
            calls_after, mean_ms_after, p95_ms_after,
@@ -433,7 +450,7 @@ WITH e AS (
      CROSS JOIN LATERAL @extschema@.index_effect(s.index_oid::regclass) x
      WHERE s.index_oid IS NOT NULL
        AND s.dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
-       AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = s.index_oid)
+       AND EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indexrelid = s.index_oid AND i.indrelid = s.relid)
 ), summary AS (
     SELECT id,
            count(*) FILTER (WHERE calls_before > 0 AND calls_after > 0) AS statements_measured,
@@ -469,6 +486,8 @@ SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) AS index_name,
               THEN pg_catalog.format('DROP INDEX CONCURRENTLY %I.%I;', n.nspname, c.relname)
        END AS action
   FROM @extschema@.index_suggestions s
+  -- Still the index that was built: an OID can be reused after a DROP.
+  JOIN pg_catalog.pg_index i ON i.indexrelid = s.index_oid AND i.indrelid = s.relid
   JOIN pg_catalog.pg_class c ON c.oid = s.index_oid
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
   LEFT JOIN summary m ON m.id = s.id
@@ -495,6 +514,7 @@ RETURNS TABLE (captured_at timestamptz, role text, calls bigint, total_ms float8
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     WITH s AS (
         SELECT q.captured_at, q.userid, q.calls, q.total_exec_time_ms, q.rows, q.shared_blks_read, q.query, q.latency,
+               q.stats_reset, lag(q.stats_reset) OVER w AS prev_reset,
                lag(q.calls) OVER w AS prev_calls, lag(q.total_exec_time_ms) OVER w AS prev_total,
                lag(q.rows) OVER w AS prev_rows, lag(q.shared_blks_read) OVER w AS prev_read,
                lag(q.latency) OVER w AS prev_latency
@@ -504,7 +524,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
         WINDOW w AS (PARTITION BY q.userid ORDER BY q.captured_at)
     ), d AS (
         SELECT captured_at, userid, query, latency, prev_latency,
-               prev_calls IS NOT NULL AND calls >= prev_calls AS continued,
+               calls >= prev_calls AND total_exec_time_ms >= prev_total AND stats_reset IS NOT DISTINCT FROM prev_reset AS continued,
                calls, prev_calls, total_exec_time_ms, prev_total, rows, prev_rows, shared_blks_read, prev_read
           FROM s WHERE prev_calls IS NOT NULL
     )
@@ -541,6 +561,7 @@ DECLARE
     t_end timestamptz;
     t_mid timestamptz;
     t_start timestamptz;
+    plans jsonb;
 BEGIN
     IF since IS NULL OR since <= interval '0' THEN
         RAISE EXCEPTION 'argument "since" must be a positive interval (got %)', coalesce(since::text, 'NULL')
@@ -559,23 +580,37 @@ BEGIN
     IF t_start IS NULL THEN
         RETURN;  -- not two windows of snapshots yet
     END IF;
+    -- The newest captured plan of each statement of this database, read once; none without
+    -- the preload (the capture is off then, and the snapshots still work).
+    BEGIN
+        SELECT jsonb_object_agg(p.queryid::text, p.plan) INTO plans
+          FROM (SELECT DISTINCT ON (sq.queryid) sq.queryid, sq.plan::jsonb AS plan
+                  FROM @extschema@.slow_queries sq
+                 WHERE sq.database = current_database() AND sq.queryid IS NOT NULL AND sq.plan IS NOT NULL
+                 ORDER BY sq.queryid, sq.started_at DESC) p;
+    EXCEPTION WHEN object_not_in_prerequisite_state THEN
+        plans := NULL;
+    END;
     RETURN QUERY
     WITH at AS (
-        SELECT s.userid, s.queryid, s.captured_at, s.calls, s.total_exec_time_ms AS total, s.latency, s.query
+        SELECT s.userid, s.queryid, s.captured_at, s.calls, s.total_exec_time_ms AS total, s.latency, s.query, s.stats_reset
           FROM @extschema@.query_snapshots s
          WHERE s.dbid = db AND s.captured_at IN (t_start, t_mid, t_end)
     ), w AS (
         SELECT e.userid, e.queryid, e.query,
-               -- Counters that went down were reset: the later snapshot alone.
-               CASE WHEN m.calls >= a.calls THEN m.calls - a.calls ELSE m.calls END AS b_calls,
-               CASE WHEN m.calls >= a.calls THEN m.total - a.total ELSE m.total END AS b_total,
-               CASE WHEN m.latency IS NOT NULL THEN @extschema@.latency_quantile(m.latency, 0.95, CASE WHEN m.calls >= a.calls THEN a.latency END) END AS b_p95,
-               CASE WHEN e.calls >= m.calls THEN e.calls - m.calls ELSE e.calls END AS n_calls,
-               CASE WHEN e.calls >= m.calls THEN e.total - m.total ELSE e.total END AS n_total,
-               CASE WHEN e.latency IS NOT NULL THEN @extschema@.latency_quantile(e.latency, 0.95, CASE WHEN e.calls >= m.calls THEN m.latency END) END AS n_p95
+               -- A reset in between (pg_stat_statements' reset time changed, or a counter
+               -- fell: the entry was evicted and made again): the later snapshot alone.
+               CASE WHEN mc THEN m.calls - a.calls ELSE m.calls END AS b_calls,
+               CASE WHEN mc THEN m.total - a.total ELSE m.total END AS b_total,
+               CASE WHEN m.latency IS NOT NULL THEN @extschema@.latency_quantile(m.latency, 0.95, CASE WHEN mc THEN a.latency END) END AS b_p95,
+               CASE WHEN ec THEN e.calls - m.calls ELSE e.calls END AS n_calls,
+               CASE WHEN ec THEN e.total - m.total ELSE e.total END AS n_total,
+               CASE WHEN e.latency IS NOT NULL THEN @extschema@.latency_quantile(e.latency, 0.95, CASE WHEN ec THEN m.latency END) END AS n_p95
           FROM at e
           JOIN at m ON (m.userid, m.queryid) = (e.userid, e.queryid) AND m.captured_at = t_mid
           JOIN at a ON (a.userid, a.queryid) = (e.userid, e.queryid) AND a.captured_at = t_start
+         CROSS JOIN LATERAL (SELECT m.calls >= a.calls AND m.total >= a.total AND m.stats_reset IS NOT DISTINCT FROM a.stats_reset AS mc,
+                                    e.calls >= m.calls AND e.total >= m.total AND e.stats_reset IS NOT DISTINCT FROM m.stats_reset AS ec) c
          WHERE e.captured_at = t_end
     ), r AS (
         SELECT w.*, w.b_total / nullif(w.b_calls, 0) AS b_mean, w.n_total / nullif(w.n_calls, 0) AS n_mean
@@ -586,7 +621,7 @@ BEGIN
            round((r.n_mean / nullif(r.b_mean, 0))::numeric, 2)::float8,
            round((r.n_p95 / nullif(r.b_p95, 0))::numeric, 2)::float8,
            t_mid, t_end,
-           (SELECT sq.plan FROM @extschema@.slow_queries sq WHERE sq.queryid = r.queryid ORDER BY sq.started_at DESC LIMIT 1)
+           (plans -> r.queryid::text)::json
       FROM r LEFT JOIN pg_roles ro ON ro.oid = r.userid
      WHERE r.n_mean >= factor * r.b_mean OR r.n_p95 >= factor * r.b_p95
      ORDER BY greatest(r.n_mean / nullif(r.b_mean, 0), r.n_p95 / nullif(r.b_p95, 0)) DESC NULLS LAST;

@@ -70,13 +70,16 @@ CREATE TABLE query_snapshots (
     shared_blks_hit    bigint           NOT NULL,
     shared_blks_read   bigint           NOT NULL,
     temp_blks_written  bigint           NOT NULL,
-    -- Since 0.3.0 (its update adds the column last, as here).
+    -- Since 0.3.0 (its update adds the columns last, as here).
     latency            jsonb,
+    stats_reset        timestamptz,
     PRIMARY KEY (captured_at, dbid, userid, queryid)
 );
 COMMENT ON TABLE query_snapshots IS 'pg_stat_statements snapshots taken by pitstop maintenance (job kind "snapshot")';
 COMMENT ON COLUMN query_snapshots.latency IS
   'The statement''s latency histogram at the snapshot (pitstop.query_latency_histogram() as JSON), NULL when pitstop kept none';
+COMMENT ON COLUMN query_snapshots.stats_reset IS
+  'When pg_stat_statements was last reset as a whole (pg_stat_statements_info), so that a difference never spans a reset';
 
 SELECT pg_catalog.pg_extension_config_dump('host_metrics', '');
 SELECT pg_catalog.pg_extension_config_dump('alerts', '');

@@ -78,43 +78,57 @@ RETURNS TABLE (index_name text, queryid bigint, query text,
                calls_after bigint, mean_ms_after float8, p95_ms_after float8, change_pct float8)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     WITH s AS (
-        SELECT * FROM @extschema@.index_suggestions
-         WHERE index_oid = index::oid
-           AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-         ORDER BY built_seen_at DESC LIMIT 1
+        SELECT * FROM @extschema@.index_suggestions x
+         WHERE x.index_oid = index::oid
+           AND x.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+           -- Still the index that was built: an OID can be reused after a DROP.
+           AND EXISTS (SELECT 1 FROM pg_index i WHERE i.indexrelid = x.index_oid AND i.indrelid = x.relid)
+         ORDER BY x.built_seen_at DESC LIMIT 1
     ), statement AS (
         SELECT s.index_name, s.before_until, s.built_seen_at, s.dbid, q.queryid
           FROM s, unnest(s.queryids) AS q(queryid)
-    ), per_snapshot AS (
-        -- A statement's counters summed over the roles that ran it.
-        SELECT st.queryid, q.captured_at, sum(q.calls)::bigint AS calls, sum(q.total_exec_time_ms) AS total_ms,
-               min(q.query) AS query,
-               CASE WHEN count(*) = 1 THEN min(q.latency::text)::jsonb END AS latency
-          FROM statement st
-          JOIN @extschema@.query_snapshots q ON q.dbid = st.dbid AND q.queryid = st.queryid
-         GROUP BY st.queryid, q.captured_at
-    ), windows AS (
-        SELECT st.index_name, st.queryid,
-               b.calls AS b_calls, b.total_ms AS b_total, b.latency AS b_latency,
-               a0.calls AS a0_calls, a0.total_ms AS a0_total, a0.latency AS a0_latency,
-               a1.calls AS a1_calls, a1.total_ms AS a1_total, a1.latency AS a1_latency,
+    ), per_role AS (
+        -- Each role's entry of the statement: its counters at the last snapshot before the
+        -- index (b), the first once it was seen (a0) and the latest (a1).
+        SELECT st.index_name, st.queryid, b.userid,
+               b.calls AS b_calls, b.total_exec_time_ms AS b_total, b.latency AS b_latency,
+               a0.calls AS a0_calls, a0.total_exec_time_ms AS a0_total, a0.latency AS a0_latency, a0.stats_reset AS a0_reset,
+               a1.calls AS a1_calls, a1.total_exec_time_ms AS a1_total, a1.latency AS a1_latency, a1.stats_reset AS a1_reset,
                coalesce(a1.query, b.query) AS query
           FROM statement st
-          LEFT JOIN per_snapshot b ON b.queryid = st.queryid AND b.captured_at = st.before_until
-          LEFT JOIN LATERAL (SELECT * FROM per_snapshot p WHERE p.queryid = st.queryid AND p.captured_at >= st.built_seen_at
+          JOIN (SELECT DISTINCT q.userid, q.queryid FROM @extschema@.query_snapshots q, statement st2
+                 WHERE q.dbid = st2.dbid AND q.queryid = st2.queryid) r ON r.queryid = st.queryid
+          LEFT JOIN @extschema@.query_snapshots b
+                 ON (b.dbid, b.userid, b.queryid, b.captured_at) = (st.dbid, r.userid, st.queryid, st.before_until)
+          LEFT JOIN LATERAL (SELECT * FROM @extschema@.query_snapshots p
+                              WHERE (p.dbid, p.userid, p.queryid) = (st.dbid, r.userid, st.queryid) AND p.captured_at >= st.built_seen_at
                               ORDER BY p.captured_at LIMIT 1) a0 ON true
-          LEFT JOIN LATERAL (SELECT * FROM per_snapshot p WHERE p.queryid = st.queryid AND p.captured_at >= st.built_seen_at
+          LEFT JOIN LATERAL (SELECT * FROM @extschema@.query_snapshots p
+                              WHERE (p.dbid, p.userid, p.queryid) = (st.dbid, r.userid, st.queryid) AND p.captured_at >= st.built_seen_at
                               ORDER BY p.captured_at DESC LIMIT 1) a1 ON true
+    ), window_after AS (
+        -- A reset of pg_stat_statements in between (its reset time changed, or a counter
+        -- fell: the entry was evicted and made again): the latest counters alone.
+        SELECT *, a1_reset IS NOT DISTINCT FROM a0_reset AND a1_calls >= a0_calls AND a1_total >= a0_total AS continued
+          FROM per_role
+    ), summed AS (
+        SELECT index_name, queryid, min(query) AS query,
+               sum(b_calls)::bigint AS calls_before, sum(b_total) AS total_before,
+               sum(CASE WHEN continued THEN a1_calls - a0_calls ELSE a1_calls END)::bigint AS calls_after,
+               sum(CASE WHEN continued THEN a1_total - a0_total ELSE a1_total END) AS total_after,
+               -- Histograms of several roles do not add up here: a p95 only for one role.
+               CASE WHEN count(*) = 1 THEN min(b_latency::text)::jsonb END AS b_latency,
+               CASE WHEN count(*) = 1 THEN min(a1_latency::text)::jsonb END AS a1_latency,
+               CASE WHEN count(*) = 1 AND bool_and(continued) THEN min(a0_latency::text)::jsonb END AS a0_latency
+          FROM window_after GROUP BY index_name, queryid
     ), measured AS (
-        SELECT index_name, queryid, query, b_calls AS calls_before,
-               b_total / nullif(b_calls, 0) AS mean_ms_before,
+        SELECT index_name, queryid, query, calls_before,
+               total_before / nullif(calls_before, 0) AS mean_ms_before,
                CASE WHEN b_latency IS NOT NULL THEN @extschema@.latency_quantile(b_latency, 0.95) END AS p95_ms_before,
-               -- A reset of pg_stat_statements in between: the latest counters alone.
-               CASE WHEN a1_calls >= a0_calls THEN a1_calls - a0_calls ELSE a1_calls END AS calls_after,
-               CASE WHEN a1_calls >= a0_calls THEN (a1_total - a0_total) / nullif(a1_calls - a0_calls, 0)
-                    ELSE a1_total / nullif(a1_calls, 0) END AS mean_ms_after,
+               calls_after,
+               total_after / nullif(calls_after, 0) AS mean_ms_after,
                CASE WHEN a1_latency IS NOT NULL THEN @extschema@.latency_quantile(a1_latency, 0.95, a0_latency) END AS p95_ms_after
-          FROM windows
+          FROM summed
     )
     SELECT index_name, queryid, query, calls_before, mean_ms_before, p95_ms_before,
            calls_after, mean_ms_after, p95_ms_after,
@@ -136,7 +150,7 @@ WITH e AS (
      CROSS JOIN LATERAL @extschema@.index_effect(s.index_oid::regclass) x
      WHERE s.index_oid IS NOT NULL
        AND s.dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
-       AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = s.index_oid)
+       AND EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indexrelid = s.index_oid AND i.indrelid = s.relid)
 ), summary AS (
     SELECT id,
            count(*) FILTER (WHERE calls_before > 0 AND calls_after > 0) AS statements_measured,
@@ -172,6 +186,8 @@ SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) AS index_name,
               THEN pg_catalog.format('DROP INDEX CONCURRENTLY %I.%I;', n.nspname, c.relname)
        END AS action
   FROM @extschema@.index_suggestions s
+  -- Still the index that was built: an OID can be reused after a DROP.
+  JOIN pg_catalog.pg_index i ON i.indexrelid = s.index_oid AND i.indrelid = s.relid
   JOIN pg_catalog.pg_class c ON c.oid = s.index_oid
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
   LEFT JOIN summary m ON m.id = s.id

@@ -11,6 +11,7 @@ RETURNS TABLE (captured_at timestamptz, role text, calls bigint, total_ms float8
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     WITH s AS (
         SELECT q.captured_at, q.userid, q.calls, q.total_exec_time_ms, q.rows, q.shared_blks_read, q.query, q.latency,
+               q.stats_reset, lag(q.stats_reset) OVER w AS prev_reset,
                lag(q.calls) OVER w AS prev_calls, lag(q.total_exec_time_ms) OVER w AS prev_total,
                lag(q.rows) OVER w AS prev_rows, lag(q.shared_blks_read) OVER w AS prev_read,
                lag(q.latency) OVER w AS prev_latency
@@ -20,7 +21,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
         WINDOW w AS (PARTITION BY q.userid ORDER BY q.captured_at)
     ), d AS (
         SELECT captured_at, userid, query, latency, prev_latency,
-               prev_calls IS NOT NULL AND calls >= prev_calls AS continued,
+               calls >= prev_calls AND total_exec_time_ms >= prev_total AND stats_reset IS NOT DISTINCT FROM prev_reset AS continued,
                calls, prev_calls, total_exec_time_ms, prev_total, rows, prev_rows, shared_blks_read, prev_read
           FROM s WHERE prev_calls IS NOT NULL
     )
@@ -57,6 +58,7 @@ DECLARE
     t_end timestamptz;
     t_mid timestamptz;
     t_start timestamptz;
+    plans jsonb;
 BEGIN
     IF since IS NULL OR since <= interval '0' THEN
         RAISE EXCEPTION 'argument "since" must be a positive interval (got %)', coalesce(since::text, 'NULL')
@@ -75,23 +77,37 @@ BEGIN
     IF t_start IS NULL THEN
         RETURN;  -- not two windows of snapshots yet
     END IF;
+    -- The newest captured plan of each statement of this database, read once; none without
+    -- the preload (the capture is off then, and the snapshots still work).
+    BEGIN
+        SELECT jsonb_object_agg(p.queryid::text, p.plan) INTO plans
+          FROM (SELECT DISTINCT ON (sq.queryid) sq.queryid, sq.plan::jsonb AS plan
+                  FROM @extschema@.slow_queries sq
+                 WHERE sq.database = current_database() AND sq.queryid IS NOT NULL AND sq.plan IS NOT NULL
+                 ORDER BY sq.queryid, sq.started_at DESC) p;
+    EXCEPTION WHEN object_not_in_prerequisite_state THEN
+        plans := NULL;
+    END;
     RETURN QUERY
     WITH at AS (
-        SELECT s.userid, s.queryid, s.captured_at, s.calls, s.total_exec_time_ms AS total, s.latency, s.query
+        SELECT s.userid, s.queryid, s.captured_at, s.calls, s.total_exec_time_ms AS total, s.latency, s.query, s.stats_reset
           FROM @extschema@.query_snapshots s
          WHERE s.dbid = db AND s.captured_at IN (t_start, t_mid, t_end)
     ), w AS (
         SELECT e.userid, e.queryid, e.query,
-               -- Counters that went down were reset: the later snapshot alone.
-               CASE WHEN m.calls >= a.calls THEN m.calls - a.calls ELSE m.calls END AS b_calls,
-               CASE WHEN m.calls >= a.calls THEN m.total - a.total ELSE m.total END AS b_total,
-               CASE WHEN m.latency IS NOT NULL THEN @extschema@.latency_quantile(m.latency, 0.95, CASE WHEN m.calls >= a.calls THEN a.latency END) END AS b_p95,
-               CASE WHEN e.calls >= m.calls THEN e.calls - m.calls ELSE e.calls END AS n_calls,
-               CASE WHEN e.calls >= m.calls THEN e.total - m.total ELSE e.total END AS n_total,
-               CASE WHEN e.latency IS NOT NULL THEN @extschema@.latency_quantile(e.latency, 0.95, CASE WHEN e.calls >= m.calls THEN m.latency END) END AS n_p95
+               -- A reset in between (pg_stat_statements' reset time changed, or a counter
+               -- fell: the entry was evicted and made again): the later snapshot alone.
+               CASE WHEN mc THEN m.calls - a.calls ELSE m.calls END AS b_calls,
+               CASE WHEN mc THEN m.total - a.total ELSE m.total END AS b_total,
+               CASE WHEN m.latency IS NOT NULL THEN @extschema@.latency_quantile(m.latency, 0.95, CASE WHEN mc THEN a.latency END) END AS b_p95,
+               CASE WHEN ec THEN e.calls - m.calls ELSE e.calls END AS n_calls,
+               CASE WHEN ec THEN e.total - m.total ELSE e.total END AS n_total,
+               CASE WHEN e.latency IS NOT NULL THEN @extschema@.latency_quantile(e.latency, 0.95, CASE WHEN ec THEN m.latency END) END AS n_p95
           FROM at e
           JOIN at m ON (m.userid, m.queryid) = (e.userid, e.queryid) AND m.captured_at = t_mid
           JOIN at a ON (a.userid, a.queryid) = (e.userid, e.queryid) AND a.captured_at = t_start
+         CROSS JOIN LATERAL (SELECT m.calls >= a.calls AND m.total >= a.total AND m.stats_reset IS NOT DISTINCT FROM a.stats_reset AS mc,
+                                    e.calls >= m.calls AND e.total >= m.total AND e.stats_reset IS NOT DISTINCT FROM m.stats_reset AS ec) c
          WHERE e.captured_at = t_end
     ), r AS (
         SELECT w.*, w.b_total / nullif(w.b_calls, 0) AS b_mean, w.n_total / nullif(w.n_calls, 0) AS n_mean
@@ -102,7 +118,7 @@ BEGIN
            round((r.n_mean / nullif(r.b_mean, 0))::numeric, 2)::float8,
            round((r.n_p95 / nullif(r.b_p95, 0))::numeric, 2)::float8,
            t_mid, t_end,
-           (SELECT sq.plan FROM @extschema@.slow_queries sq WHERE sq.queryid = r.queryid ORDER BY sq.started_at DESC LIMIT 1)
+           (plans -> r.queryid::text)::json
       FROM r LEFT JOIN pg_roles ro ON ro.oid = r.userid
      WHERE r.n_mean >= factor * r.b_mean OR r.n_p95 >= factor * r.b_p95
      ORDER BY greatest(r.n_mean / nullif(r.b_mean, 0), r.n_p95 / nullif(r.b_p95, 0)) DESC NULLS LAST;

@@ -16,7 +16,7 @@ pub const DESCRIBE: &str = "INSERT INTO pitstop.query_snapshots SELECT now(), â€
 fn insert(schema: &str) -> String {
     format!(
         "INSERT INTO pitstop.query_snapshots (captured_at, dbid, userid, queryid, query, calls, total_exec_time_ms, \
-             mean_exec_time_ms, rows, shared_blks_hit, shared_blks_read, temp_blks_written) {}",
+             mean_exec_time_ms, rows, shared_blks_hit, shared_blks_read, temp_blks_written, stats_reset) {}",
         statements(schema)
     )
 }
@@ -25,7 +25,7 @@ fn statements(schema: &str) -> String {
     format!(
         "SELECT now(), dbid, userid, queryid, min(query), sum(calls), sum(total_exec_time), \
                 sum(total_exec_time) / greatest(sum(calls), 1), sum(rows), sum(shared_blks_hit), sum(shared_blks_read), \
-                sum(temp_blks_written) \
+                sum(temp_blks_written), (SELECT stats_reset FROM {schema}.pg_stat_statements_info) \
          FROM {schema}.pg_stat_statements WHERE queryid IS NOT NULL GROUP BY dbid, userid, queryid"
     )
 }
@@ -39,7 +39,7 @@ fn insert_with_latency(schema: &str) -> String {
                         'below', below, 'above', above, 'buckets', buckets, 'counts', counts) AS latency \
                     FROM pitstop.query_latency_histogram()) \
          INSERT INTO pitstop.query_snapshots (captured_at, dbid, userid, queryid, query, calls, total_exec_time_ms, \
-             mean_exec_time_ms, rows, shared_blks_hit, shared_blks_read, temp_blks_written, latency) \
+             mean_exec_time_ms, rows, shared_blks_hit, shared_blks_read, temp_blks_written, stats_reset, latency) \
          SELECT s.*, h.latency FROM s LEFT JOIN h ON (h.dbid, h.userid, h.queryid) = (s.dbid, s.userid, s.queryid)",
         statements(schema)
     )
@@ -59,7 +59,10 @@ const OBSERVE_BUILT_INDEXES: &str = "SELECT pitstop.index_suggestions_observe() 
 /// that this snapshot opens their "after" window.
 /// Without the preload the histograms are missing (55000): the snapshot is taken without them.
 pub async fn take(client: &Client, schema: &str) -> Result<u64, tokio_postgres::Error> {
-    client.execute(OBSERVE_BUILT_INDEXES, &[]).await?;
+    // Best effort: the snapshot matters more than the note.
+    if let Err(e) = client.execute(OBSERVE_BUILT_INDEXES, &[]).await {
+        tracing::warn!("snapshot: built suggested indexes not noted ({}); the snapshot is taken anyway", crate::db::describe_error(&e.into()));
+    }
     match client.execute(&insert_with_latency(schema), &[]).await {
         Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE) => {
             client.execute(&insert(schema), &[]).await

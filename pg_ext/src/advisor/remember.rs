@@ -16,8 +16,13 @@ pub struct Remembered<'a> {
     pub improvement_pct: f64,
 }
 
+/// Each privilege on its own: a list would mean "any of them".
 const MAY_WRITE: &str = "SELECT NOT current_setting('transaction_read_only')::bool
-                           AND has_table_privilege('pitstop.index_suggestions', 'INSERT, UPDATE')";
+                           AND has_table_privilege('pitstop.index_suggestions', 'INSERT')
+                           AND has_table_privilege('pitstop.index_suggestions', 'UPDATE')
+                           AND has_table_privilege('pitstop.index_suggestions', 'SELECT')
+                           AND has_table_privilege('pitstop.query_snapshots', 'SELECT')
+                           AND has_sequence_privilege('pitstop.index_suggestions_id_seq', 'USAGE')";
 
 /// A suggestion already remembered and not yet built gets its latest time, gain and
 /// statements; one built since is left alone and the suggestion starts a new row.
