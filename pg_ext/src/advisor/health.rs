@@ -90,13 +90,13 @@ pub struct HealthRow {
 const OWN_RELATION: &str = include_str!("../../../sql/queries/own_relation.sql");
 
 /// `sql` with each `{own_relation:EXPR}` replaced by the predicate of own_relation.sql over the
-/// relation oid EXPR.
+/// relation oid EXPR. One left unclosed stays as written, and the statement fails to parse.
 pub fn with_own_relation(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut rest = sql;
     while let Some(start) = rest.find("{own_relation:") {
         let after = &rest[start + "{own_relation:".len()..];
-        let end = after.find('}').expect("own_relation placeholder is closed");
+        let Some(end) = after.find('}') else { break };
         out.push_str(&rest[..start]);
         out.push_str(&OWN_RELATION.replace("{rel}", &after[..end]));
         rest = &after[end + 1..];
@@ -243,6 +243,14 @@ fn index_health(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn own_relation_is_filled_in_for_each_expression_and_an_unclosed_one_is_left_alone() {
+        let sql = with_own_relation("a {own_relation:t.oid} b {own_relation:f.conrelid} c");
+        assert!(!sql.contains("{own_relation:") && !sql.contains("{rel}"), "{sql}");
+        assert!(sql.contains("t.oid") && sql.contains("f.conrelid") && sql.starts_with("a ") && sql.ends_with(" c"), "{sql}");
+        assert_eq!(with_own_relation("x {own_relation:t.oid"), "x {own_relation:t.oid");
+    }
 
     fn facts(bytes: f64) -> BtreeFacts {
         BtreeFacts {
