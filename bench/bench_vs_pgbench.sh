@@ -12,7 +12,12 @@
 # of the paired ratio pitstop/pgbench, and the medians per transaction of each client; the
 # load average of the machine around the runs (others share it).
 #
-# Usage: bash bench/bench_vs_pgbench.sh   (env: ROUNDS, DURATION, SCALE, CLIENT_COUNTS, MODE)
+# CALLGRIND=1 instead counts the client's user-space instructions per transaction (valgrind
+# callgrind, 1 client, both protocols): the slope between a SHORT and a LONG run (seconds), so
+# start-up is not counted. Instruction counts do not depend on the machine's load.
+#
+# Usage: bash bench/bench_vs_pgbench.sh   (env: ROUNDS, DURATION, SCALE, CLIENT_COUNTS, MODE,
+#        CALLGRIND, SHORT, LONG)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -45,6 +50,37 @@ run_client() {
     fi
     echo "$tps $tx $(awk '{print $1 + $2, $3}' "$f.time")"
 }
+
+# callgrind_run KIND MODE SECONDS: prints "instructions transactions" of one run under callgrind.
+callgrind_run() {
+    local kind="$1" mode="$2" t="$3" f="$out/cg-$1-$2-$3" flag=()
+    if [ "$kind" = pgbench ]; then
+        [ "$mode" = prepared ] && flag=(-M prepared)
+        valgrind --tool=callgrind --callgrind-out-file=/dev/null "$BIN/pgbench" -n "${flag[@]}" -b tpcb-like -c 1 -j 1 -T "$t" postgres >"$f.out" 2>"$f.err"
+        tx=$(awk -F': ' '/^number of transactions actually processed/ {print $2}' "$f.out" | cut -d/ -f1)
+    else
+        [ "$mode" = prepared ] && flag=(--prepared)
+        valgrind --tool=callgrind --callgrind-out-file=/dev/null "$PITSTOP" bench "${flag[@]}" -b tpcb-like -c 1 -j 1 -T "${t}s" --json >"$f.out" 2>"$f.err"
+        tx=$(jq -r '.transactions' "$f.out")
+    fi
+    echo "$(grep -o 'Collected : [0-9]*' "$f.err" | grep -o '[0-9]*') $tx"
+}
+
+if [ "${CALLGRIND:-0}" = 1 ]; then
+    SHORT="${SHORT:-2}"; LONG="${LONG:-6}"
+    echo "client instructions per tpcb-like transaction (callgrind, user space, 1 client, slope between ${SHORT} s and ${LONG} s runs)"
+    printf "%-10s %16s %16s\n" protocol pgbench pitstop
+    for mode in prepared simple; do
+        row=()
+        for kind in pgbench pitstop; do
+            read -r i1 t1 < <(callgrind_run "$kind" "$mode" "$SHORT")
+            read -r i2 t2 < <(callgrind_run "$kind" "$mode" "$LONG")
+            row+=("$(awk -v a="$i1" -v b="$i2" -v x="$t1" -v y="$t2" 'BEGIN {printf "%.1f k", (b - a) / (y - x) / 1000}')")
+        done
+        printf "%-10s %16s %16s\n" "$mode" "${row[@]}"
+    done
+    exit 0
+fi
 
 median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 

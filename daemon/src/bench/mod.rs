@@ -8,6 +8,7 @@ mod run;
 pub mod script;
 mod server;
 mod socket;
+mod wire;
 mod stats;
 
 use crate::db::{self, conninfo::Explicit};
@@ -193,9 +194,11 @@ pub fn command(connection: &Explicit<'_>, args: &Args, json: bool) -> ExitCode {
         let mut sessions = Vec::new();
         for _ in 0..hi {
             sessions.push(async {
-                let c = socket::connect(&target).await.map_err(|e| format!("{e:#}"))?;
-                let prepared = if args.prepared { Some(run::prepare(&c, &scripts).await?) } else { None };
-                Ok::<_, String>((c, prepared))
+                let mut session = run::Session::new(socket::connect(&target).await.map_err(|e| format!("{e:#}"))?);
+                if args.prepared {
+                    session.prepare(&scripts).await?;
+                }
+                Ok::<_, String>(session)
             });
         }
         let sessions = match futures_util::future::try_join_all(sessions).await {
@@ -212,7 +215,7 @@ pub fn command(connection: &Explicit<'_>, args: &Args, json: bool) -> ExitCode {
         let t0 = tokio::time::Instant::now() + Duration::from_millis(20);
         let (done, finished) = tokio::sync::oneshot::channel();
         let collector = tokio::spawn(run::collect(shared.clone(), receiver, t0, progress::Progress::new(total), finished));
-        let clients: Vec<_> = sessions.into_iter().enumerate().map(|(id, (c, p))| tokio::spawn(run::client(id, c, p, shared.clone(), t0, sender.clone()))).collect();
+        let clients: Vec<_> = sessions.into_iter().enumerate().map(|(id, session)| tokio::spawn(run::client(id, session, shared.clone(), t0, sender.clone()))).collect();
         drop(sender);
         let mut times = Vec::new();
         for client in clients {

@@ -47,12 +47,129 @@ pub fn stages(lo: usize, hi: usize, ramp: Duration, duration: Duration) -> Vec<S
     out
 }
 
-/// A prepared statement and the variable of each of its parameters.
-pub type PreparedStatement = (tokio_postgres::Statement, Vec<String>);
+/// A client's connection: the bench's own protocol loop (plaintext, one host) or the driver.
+pub enum Conn {
+    Driver(Client),
+    Direct(super::wire::Session),
+}
 
-/// A client's prepared statements, per script and command.
-pub struct Prepared {
-    pub statements: Vec<Vec<Option<PreparedStatement>>>,
+/// A prepared statement on either connection.
+enum Handle {
+    Driver(tokio_postgres::Statement),
+    /// The statement's name on the server.
+    Direct(String),
+}
+
+/// A prepared statement and the variable of each of its parameters.
+struct PreparedStatement {
+    handle: Handle,
+    names: Vec<String>,
+}
+
+/// Why a statement failed.
+enum StatementError {
+    /// The server's SQLSTATE (or "client"); the session goes on.
+    Sql(String),
+    /// The connection is gone, and why.
+    Lost(String),
+}
+
+/// A client's session: its connection and, with `--prepared`, its statements per script and
+/// command.
+pub struct Session {
+    conn: Conn,
+    prepared: Option<Vec<Vec<Option<PreparedStatement>>>>,
+}
+
+impl Session {
+    pub fn new(conn: Conn) -> Session {
+        Session { conn, prepared: None }
+    }
+
+    /// Prepares every statement of every script (`--prepared`).
+    pub async fn prepare(&mut self, scripts: &[Script]) -> Result<(), String> {
+        let mut statements = Vec::new();
+        for (n, script) in scripts.iter().enumerate() {
+            let mut per_command = Vec::new();
+            for (index, command) in script.commands.iter().enumerate() {
+                per_command.push(match command {
+                    Command::Sql(s) => {
+                        let (text, names) = s.parameterized();
+                        let failed = |e: String| format!("{}:{}: cannot prepare: {e}", script.name, s.line);
+                        let handle = match &mut self.conn {
+                            Conn::Driver(client) => Handle::Driver(client.prepare(&text).await.map_err(|e| failed(crate::db::describe_pg(&e)))?),
+                            Conn::Direct(wire) => {
+                                let name = format!("pitstop_{n}_{index}");
+                                wire.prepare(&name, &text).await.map_err(|e| failed(e.describe()))?;
+                                Handle::Direct(name)
+                            }
+                        };
+                        Some(PreparedStatement { handle, names })
+                    }
+                    _ => None,
+                });
+            }
+            statements.push(per_command);
+        }
+        self.prepared = Some(statements);
+        Ok(())
+    }
+
+    /// Runs one statement of a script; rows are read and dropped, as pgbench clears its results.
+    async fn statement(&mut self, script: usize, index: usize, statement: &Statement, vars: &Vars, text: &mut TextBuffer) -> Result<(), StatementError> {
+        let prepared = self.prepared.as_ref().and_then(|p| p[script][index].as_ref());
+        match (&mut self.conn, prepared) {
+            (Conn::Driver(client), prepared) => {
+                let result = match prepared {
+                    Some(PreparedStatement { handle: Handle::Driver(statement), names }) => {
+                        text.parameters(names, vars);
+                        client.execute_raw(statement, text.params()).await.map(drop)
+                    }
+                    _ => {
+                        substitute_into(&mut text.text, statement, vars);
+                        client.batch_execute(&text.text).await
+                    }
+                };
+                result.map_err(|e| {
+                    if client.is_closed() {
+                        StatementError::Lost(format!("connection lost: {e}"))
+                    } else {
+                        StatementError::Sql(e.code().map_or_else(|| "client".to_string(), |c| c.code().to_string()))
+                    }
+                })
+            }
+            (Conn::Direct(wire), prepared) => {
+                let result = match prepared {
+                    Some(PreparedStatement { handle: Handle::Direct(name), names }) => {
+                        text.parameters(names, vars);
+                        wire.execute(name, text.param_texts()).await
+                    }
+                    _ => {
+                        substitute_into(&mut text.text, statement, vars);
+                        wire.query(&text.text).await
+                    }
+                };
+                result.map_err(|e| match e {
+                    super::wire::WireError::Server { code, .. } => StatementError::Sql(code),
+                    super::wire::WireError::Lost(why) => StatementError::Lost(why),
+                })
+            }
+        }
+    }
+
+    /// Leaves no transaction open behind a failed statement (as pgbench does).
+    async fn rollback(&mut self) {
+        match &mut self.conn {
+            Conn::Driver(client) => drop(client.simple_query("ROLLBACK").await),
+            Conn::Direct(wire) => drop(wire.query("ROLLBACK").await),
+        }
+    }
+
+    async fn close(self) {
+        if let Conn::Direct(wire) = self.conn {
+            wire.close().await;
+        }
+    }
 }
 
 pub struct Shared {
@@ -118,35 +235,18 @@ impl ToSql for TextParam<'_> {
     tokio_postgres::types::to_sql_checked!();
 }
 
-/// Prepares every statement of every script on `client` (`--prepared`).
-pub async fn prepare(client: &Client, scripts: &[Script]) -> Result<Prepared, String> {
-    let mut statements = Vec::new();
-    for script in scripts {
-        let mut per_command = Vec::new();
-        for command in &script.commands {
-            per_command.push(match command {
-                Command::Sql(s) => {
-                    let (text, names) = s.parameterized();
-                    let prepared = client.prepare(&text).await.map_err(|e| format!("{}:{}: cannot prepare: {}", script.name, s.line, crate::db::describe_pg(&e)))?;
-                    Some((prepared, names))
-                }
-                _ => None,
-            });
-        }
-        statements.push(per_command);
-    }
-    Ok(Prepared { statements })
-}
-
 /// Client-side time of each statement, per script and command (None: not a statement, or
 /// never run).
 pub type StatementTimes = Vec<Vec<Option<Histogram<u64>>>>;
 
 /// One client: waits for its stage, then runs scripts until the end (or, with a rate, until
 /// the schedule passes the end). Latency runs from the scheduled start under `--rate`.
-pub async fn client(id: usize, client: Client, prepared: Option<Prepared>, shared: Arc<Shared>, t0: Instant, events: mpsc::UnboundedSender<Event>) -> StatementTimes {
+pub async fn client(id: usize, mut session: Session, shared: Arc<Shared>, t0: Instant, events: mpsc::UnboundedSender<Event>) -> StatementTimes {
     let mut times: StatementTimes = shared.scripts.iter().map(|s| vec![None; s.commands.len()]).collect();
-    let Some(first) = shared.stages.iter().find(|s| s.clients > id) else { return times };
+    let Some(first) = shared.stages.iter().find(|s| s.clients > id) else {
+        session.close().await;
+        return times;
+    };
     tokio::time::sleep_until(t0 + first.start).await;
     let end = t0 + shared.end();
     let mut rng = Rng::new((id as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D) ^ std::process::id() as u64 ^ t0.elapsed().as_nanos() as u64);
@@ -172,7 +272,7 @@ pub async fn client(id: usize, client: Client, prepared: Option<Prepared>, share
             break;
         }
         let script = shared.pick(&mut rng);
-        let outcome = run_script(&client, prepared.as_ref().map(|p| &p.statements[script][..]), &shared.scripts[script], &mut vars, &mut rng, &mut text, &mut times[script]).await;
+        let outcome = run_script(&mut session, script, &shared.scripts[script], &mut vars, &mut rng, &mut text, &mut times[script]).await;
         let latency_us = scheduled.elapsed().as_micros() as u64;
         let stage = shared.stage_at(scheduled - t0);
         let fatal = matches!(&outcome, Err(Failure::Fatal(_)));
@@ -183,6 +283,7 @@ pub async fn client(id: usize, client: Client, prepared: Option<Prepared>, share
             break;
         }
     }
+    session.close().await;
     times
 }
 
@@ -194,8 +295,8 @@ enum Failure {
 }
 
 async fn run_script(
-    client: &Client,
-    prepared: Option<&[Option<PreparedStatement>]>,
+    session: &mut Session,
+    script_index: usize,
     script: &Script,
     vars: &mut Vars,
     rng: &mut Rng,
@@ -222,25 +323,17 @@ async fn run_script(
             }
             Command::Sql(statement) => {
                 let started = Instant::now();
-                // Rows are read and dropped, as pgbench clears its results.
-                let result = match prepared.and_then(|p| p[index].as_ref()) {
-                    Some((prepared, names)) => {
-                        text.parameters(names, vars);
-                        client.execute_raw(prepared, text.params()).await.map(drop)
-                    }
-                    None => {
-                        substitute_into(&mut text.text, statement, vars);
-                        client.batch_execute(&text.text).await
-                    }
-                };
-                if let Err(e) = result {
-                    if client.is_closed() {
+                match session.statement(script_index, index, statement, vars, text).await {
+                    Ok(()) => {}
+                    Err(StatementError::Lost(why)) => {
+                        // Said once here; the report counts it as "connection lost".
+                        eprintln!("{}: {why}", script.name);
                         return Err(Failure::Fatal("connection lost".into()));
                     }
-                    let code = e.code().map_or_else(|| "client".to_string(), |c| c.code().to_string());
-                    // Leave no transaction open behind a failed statement (as pgbench does).
-                    let _ = client.simple_query("ROLLBACK").await;
-                    return Err(Failure::Sql(code));
+                    Err(StatementError::Sql(code)) => {
+                        session.rollback().await;
+                        return Err(Failure::Sql(code));
+                    }
                 }
                 let us = started.elapsed().as_micros() as u64;
                 let _ = times[index].get_or_insert_with(statement_histogram).record(us.clamp(1, 3_600_000_000));
@@ -273,7 +366,11 @@ impl TextBuffer {
     }
 
     fn params(&self) -> impl ExactSizeIterator<Item = TextParam<'_>> {
-        self.ranges.iter().map(|r| TextParam(&self.text[r.clone()]))
+        self.param_texts().map(TextParam)
+    }
+
+    fn param_texts(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.ranges.iter().map(|r| &self.text[r.clone()])
     }
 }
 

@@ -13,8 +13,9 @@
 //! duplicates are wrapped in them (`AsyncFd` needs `unsafe` since tokio 1.54, and the daemon
 //! has none).
 //!
-//! Used for a session without TLS to one host (a Unix socket, or TCP with sslmode=disable);
-//! any other goes through the driver's own socket ([`crate::db::connect`]).
+//! Used, with the protocol loop of [`super::wire`], for a session without TLS to one host (a
+//! Unix socket, or TCP with sslmode=disable); any other goes through the driver
+//! ([`crate::db::connect`]).
 
 use crate::db::Target;
 use anyhow::{anyhow, Context as _, Result};
@@ -25,7 +26,7 @@ use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::unix::pipe;
 use tokio_postgres::config::{Host, SslMode};
-use tokio_postgres::{Client, NoTls};
+use super::wire::{Startup, Wire};
 
 enum Socket {
     Unix(std::os::unix::net::UnixStream),
@@ -159,25 +160,30 @@ async fn open_socket(host: &Host, port: u16) -> io::Result<Socket> {
     }
 }
 
-/// A client's session, its connection driven in a task of its own.
-pub async fn connect(target: &Target) -> Result<Client> {
-    let Some((host, port)) = direct_host(target) else { return crate::db::connect(target).await };
+/// A client's session: the protocol loop of [`super::wire`] on a [`ReadWoken`] socket for a
+/// plaintext session to one host, else tokio-postgres (TLS, several hosts).
+pub async fn connect(target: &Target) -> Result<super::run::Conn> {
+    let Some((host, port)) = direct_host(target) else { return Ok(super::run::Conn::Driver(crate::db::connect(target).await?)) };
+    let config = &target.config;
+    let user = config.get_user().ok_or_else(|| anyhow!("no user to connect as"))?;
+    let startup = Startup {
+        user,
+        database: config.get_dbname(),
+        application_name: config.get_application_name(),
+        options: config.get_options(),
+        password: config.get_password(),
+    };
     let open = async {
         let socket = open_socket(&host, port).await.map_err(|e| anyhow!("{e}"))?;
         let stream = ReadWoken::new(socket)?;
-        target.config.connect_raw(stream, NoTls).await.map_err(|e| anyhow!("{}", crate::db::describe_pg(&e)))
+        Wire::start(stream, &startup).await.map_err(|e| anyhow!("{}", e.describe()))
     };
-    let (client, connection) = match target.config.get_connect_timeout() {
+    let wire = match config.get_connect_timeout() {
         Some(limit) => tokio::time::timeout(*limit, open).await.map_err(|_| anyhow!("timeout after {} s", limit.as_secs_f64()))?,
         None => open.await,
     }
     .context("cannot connect to PostgreSQL")?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            eprintln!("connection error: {e}");
-        }
-    });
-    Ok(client)
+    Ok(super::run::Conn::Direct(wire))
 }
 
 #[cfg(test)]
