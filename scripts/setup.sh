@@ -21,6 +21,7 @@ PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-contrib libclang-dev
           dpkg-dev man-db debootstrap)
 PACKAGES+=(chromium)  # the console's browser tests (tests/tests/console.rs)
 PACKAGES+=(prometheus)  # promtool, for tests/tests/metrics.rs (the service it ships is not needed)
+PACKAGES+=(tmux)  # pitstop top under a real terminal (tests/tests/top.rs)
 
 say()  { printf 'setup: %s\n' "$*"; }
 fail() { printf 'setup: FAILED: %s\n' "$*" >&2; exit 1; }

@@ -13,10 +13,12 @@ mod maintenance;
 mod man;
 mod monitor;
 mod output;
+mod problems_cli;
 mod relay;
 mod report;
 mod service;
 mod status_cli;
+mod top_cli;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -155,6 +157,15 @@ enum Command {
         #[arg(long, env = "PITSTOP_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// A live view refreshed every --interval: the statements running now and their waits,
+    /// the statements that took the most time since the last refresh (pg_stat_statements),
+    /// this host's CPU, memory and disk I/O. q (or Esc, Ctrl-C) quits. Not on a terminal (or
+    /// with --json): one snapshot, an interval's worth, then exit.
+    Top {
+        /// Time between refreshes ("1s", "500ms").
+        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        interval: std::time::Duration,
+    },
     /// Load test with pgbench scripts: clients ramped up in stages (or an open-loop rate),
     /// latency percentiles per script and stage, errors by SQLSTATE, the server's view of the
     /// same statements, and --save/--compare between runs.
@@ -195,6 +206,7 @@ fn main() -> ExitCode {
             let style = if cli.json { output::Style::Json } else { output::Style::Table { wide: true } };
             status_cli::command(url.as_deref(), config.as_deref(), style)
         }
+        Command::Top { interval } => top_cli::command(&connection, *interval, cli.json),
         Command::Bench(args) => bench::command(&connection, args, cli.json),
         Command::ManPages { dir } => man::command(<Cli as clap::CommandFactory>::command(), dir),
         Command::Maintenance { dry_run, yes, max_actions, include_reindex, job, config } => {

@@ -17,6 +17,10 @@ use tokio_postgres::Client;
 
 #[derive(Subcommand, Debug, PartialEq)]
 pub enum Report {
+    /// The problems found now, most urgent first, each with its evidence and fix: the
+    /// console overview's list (alerts of a running daemon with --daemon-url; the index
+    /// advice as last remembered unless --advice).
+    Problems(crate::problems_cli::Args),
     /// Statements slower than pitstop.slow_query_ms, newest first (pitstop.slow_queries).
     SlowQueries {
         /// Show at most this many statements.
@@ -201,6 +205,9 @@ impl Report {
     /// The SQL behind a report and its parameters.
     fn query(&self) -> (Cow<'static, str>, Vec<Box<dyn ToSql + Sync + Send>>) {
         match self {
+            // Not one statement: `command` hands it to problems_cli first; this reads the
+            // overview's first section should anything else run it.
+            Report::Problems(_) => ("SELECT * FROM pitstop.blocking_locks".into(), vec![]),
             Report::SlowQueries { limit, plans: false } => (
                 "SELECT started_at, duration_ms, rows, username, database, queryid, query
                    FROM pitstop.slow_queries LIMIT $1".into(),
@@ -299,6 +306,7 @@ impl Report {
 
     pub fn empty_message(&self) -> &'static str {
         match self {
+            Report::Problems(_) => "No problems found now.",
             Report::SlowQueries { .. } => "No slow statements captured (threshold: pitstop.slow_query_ms).",
             Report::TopQueries { .. } => {
                 "pg_stat_statements has no statements for this database yet (pitstop's own are left out unless --include-self)."
@@ -326,6 +334,7 @@ impl Report {
 /// is none by default.
 pub fn command(connection: &Explicit<'_>, report: &Report, statement_timeout: Option<Option<Duration>>, config: Option<&Path>, style: output::Style) -> ExitCode {
     let exact = matches!(report, Report::Bloat { exact: true, .. });
+    let explicit_config = config;
     let timeout = match statement_timeout {
         Some(timeout) => timeout,
         None => match crate::config::Config::load(config) {
@@ -336,6 +345,9 @@ pub fn command(connection: &Explicit<'_>, report: &Report, statement_timeout: Op
             }
         },
     };
+    if let Report::Problems(args) = report {
+        return crate::problems_cli::command(connection, args, timeout, explicit_config, style);
+    }
     print_rows(connection, timeout, style, report.empty_message(), |client, target| {
         Box::pin(async move { if exact { run_with_progress(&client, &target, report).await } else { run(&client, report).await } })
     })

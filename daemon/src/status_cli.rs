@@ -50,7 +50,7 @@ pub fn command(url: Option<&str>, config: Option<&Path>, style: output::Style) -
 
 /// The daemon's listening address as a URL a client on this host can reach: a wildcard
 /// address is reached through loopback.
-fn status_url(listen: std::net::SocketAddr) -> String {
+pub fn status_url(listen: std::net::SocketAddr) -> String {
     let host = match listen.ip() {
         ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_string(),
         ip if ip.is_unspecified() => "[::1]".to_string(),
@@ -60,7 +60,7 @@ fn status_url(listen: std::net::SocketAddr) -> String {
     format!("http://{host}:{}/status", listen.port())
 }
 
-async fn fetch(url: &str) -> Result<Value> {
+pub async fn fetch(url: &str) -> Result<Value> {
     let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().context("cannot build the HTTP client")?;
     let response = client.get(url).send().await.context("request failed")?;
     let code = response.status();

@@ -6,6 +6,8 @@
 //! page's screenshot is written to `$CARGO_TARGET_DIR/console/<page>.png` (else
 //! `target/console/`).
 
+mod planted;
+
 use pitstop_tests::{poll_until, ClusterOptions, Daemon, DaemonConfig, PgCluster};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -57,52 +59,27 @@ fn problems(daemon: &Daemon) -> Vec<Value> {
 
 #[test]
 fn every_console_page_loads_in_chromium_and_the_overview_lists_planted_problems() {
-    let options = ClusterOptions {
-        settings: vec![("pitstop.slow_query_ms", "50".into()), ("compute_query_id", "on".into()), ("autovacuum", "off".into())],
-        ..Default::default()
-    };
-    let (cluster, mut client) = PgCluster::with_pitstop(
-        options,
-        "CREATE EXTENSION pg_stat_statements;
-         CREATE TABLE orders (id int PRIMARY KEY, customer_id int NOT NULL, note text);
-         INSERT INTO orders SELECT g, g % 5000, repeat('x', 40) FROM generate_series(1, 200000) g;
-         CREATE TABLE churn (id int PRIMARY KEY, pad text);
-         INSERT INTO churn SELECT g, repeat('y', 100) FROM generate_series(1, 20000) g;
-         ANALYZE orders, churn;
-         DELETE FROM churn WHERE id > 1000;
-         CREATE TABLE held (id int);
-         SELECT pg_stat_statements_reset();",
-    );
-    // The workload: a lookup no index serves, and a slow statement carrying a <script>.
-    let lookup = client.prepare("SELECT count(*) FROM orders WHERE customer_id = $1").unwrap();
-    for i in 0..300 {
-        client.query(&lookup, &[&(i % 5000)]).unwrap();
-    }
+    let mut planted = planted::plant(50);
+    // A slow statement carrying a <script>.
     let evil = format!("SELECT pg_sleep(0.06) AS \"{EVIL}\"");
     for _ in 0..3 {
-        client.batch_execute(&evil).unwrap();
+        planted.client.batch_execute(&evil).unwrap();
     }
-    client.batch_execute("SELECT * FROM pitstop.cached('select count(*) from held') AS t(n int8)").unwrap();
+    planted.client.batch_execute("SELECT * FROM pitstop.cached('select count(*) from held') AS t(n int8)").unwrap();
     // A slow statement sent with a bind parameter: captured with its $1, which cannot be planned.
-    client.query("SELECT pg_sleep(0.06), $1::int AS bound", &[&1i32]).unwrap();
-    // A blocking lock: one session holds the table, another waits for it.
-    let mut holder = cluster.connect();
-    holder.batch_execute("BEGIN; LOCK TABLE held IN ACCESS EXCLUSIVE MODE").unwrap();
-    let dsn = cluster.dsn();
-    let waiter = std::thread::spawn(move || {
-        let mut c = postgres::Client::connect(&dsn, postgres::NoTls).unwrap();
-        c.batch_execute("SELECT count(*) FROM held").unwrap();
-    });
+    planted.client.query("SELECT pg_sleep(0.06), $1::int AS bound", &[&1i32]).unwrap();
+    planted.block();
+    let cluster = &planted.cluster;
 
     let daemon = Daemon::start(&DaemonConfig::new(&cluster.dsn(), "").set("http", "console = true").toml(), &[]);
-    let planted = poll_until(Duration::from_secs(60), || {
+    let found = poll_until(Duration::from_secs(60), || {
         let p = problems(&daemon);
         let has = |category: &str, text: &str| {
             p.iter().any(|x| x["category"] == category && (x["title"].as_str().unwrap_or("").contains(text) || x["fix"].as_str().unwrap_or("").contains(text)))
         };
         has("missing_index", "customer_id") && has("blocking_lock", "on held, blocked by pid") && has("vacuum", "churn")
     });
-    assert!(planted, "planted problems missing from the overview: {:#}\n{}", api(&daemon, "/api/overview"), daemon.log());
+    assert!(found, "planted problems missing from the overview: {:#}\n{}", api(&daemon, "/api/overview"), daemon.log());
     // The advice ran as a superuser, yet over HTTP nothing is written: no suggestion remembered.
     let remembered: i64 = cluster.connect().query_one("SELECT count(*) FROM pitstop.index_suggestions", &[]).unwrap().get(0);
     assert_eq!(remembered, 0, "the console's advice wrote pitstop.index_suggestions");
@@ -180,8 +157,7 @@ fn every_console_page_loads_in_chromium_and_the_overview_lists_planted_problems(
     let (lookup_html, _) = browse(&format!("{base}/queries/{lookup_id}"), None);
     assert!(lookup_html.contains("CREATE INDEX CONCURRENTLY") && lookup_html.contains("customer_id"), "{lookup_html}");
 
-    holder.batch_execute("COMMIT").unwrap();
-    waiter.join().unwrap();
+    planted.release();
 }
 
 /// A role without pg_monitor: pages say what is missing instead of failing.

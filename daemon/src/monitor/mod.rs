@@ -15,7 +15,7 @@ pub mod catalog;
 pub mod export;
 pub mod extension;
 pub mod growth;
-mod host;
+pub mod host;
 pub mod live;
 mod postgres;
 pub mod sample;

@@ -90,9 +90,7 @@ impl Console {
     }
 
     async fn compute_checks(&self) -> Checks {
-        let started = std::time::Instant::now();
-        let (index_health, bloat) = tokio::join!(self.advisor.rows(sql::INDEX_HEALTH, &[]), self.advisor.rows(sql::BLOAT, &[]));
-        Checks { computed_at: unix_now(), took_seconds: started.elapsed().as_secs_f64(), index_health, bloat }
+        overview::checks(&self.advisor).await
     }
 
     /// Computes the checks and the advice now, then every `CHECKS_INTERVAL` and
@@ -211,30 +209,7 @@ fn advice_json(advice: &Option<Advice>) -> Value {
 // Overview.
 
 async fn overview_data(c: &Console) -> overview::Overview {
-    let r = &c.reader;
-    let workload = "mixed";
-    let settings_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&workload];
-    let (wraparound, blocking, long, slow, vacuum, settings, cache) = tokio::join!(
-        r.rows(sql::WRAPAROUND, &[]),
-        r.rows(sql::BLOCKING, &[]),
-        r.rows(sql::LONG_RUNNING, &[]),
-        r.rows(sql::SLOW_LAST_HOUR, &[]),
-        r.rows(sql::VACUUM_PROBLEMS, &[]),
-        r.rows(sql::CONFIG_ADVICE, &settings_params),
-        r.rows(sql::CACHE_STATS, &[]),
-    );
-    let data = overview::Inputs {
-        alerts: c.state.live.view().alerts,
-        wraparound,
-        blocking,
-        long_running: long,
-        slow,
-        vacuum,
-        settings,
-        cache,
-        checks: c.checks(),
-        advice: c.advice(),
-    };
+    let data = overview::read(&c.reader, c.state.live.view().alerts, c.checks(), c.advice()).await;
     overview::Overview::of(data, unix_now())
 }
 

@@ -2,8 +2,8 @@
 //! first. `Overview::of` is a pure function of the sections read, the monitor's alerts and
 //! the latest index advice.
 
-use super::reader::{ReadError, Rows, Section};
-use super::{section_json, Advice, Checks};
+use super::reader::{ReadError, Rows, Section, Source};
+use super::{section_json, sql, Advice, Checks};
 use crate::config::monitor::Severity;
 use crate::monitor::alerts::{Alert, Phase};
 pub use crate::http::dashboard::{bytes, seconds};
@@ -23,6 +23,8 @@ pub struct Inputs {
     pub blocking: Section,
     pub long_running: Section,
     pub slow: Section,
+    /// Rows of `pitstop.regressions` (sql::REGRESSIONS).
+    pub regressions: Section,
     pub vacuum: Section,
     pub settings: Section,
     pub cache: Section,
@@ -35,8 +37,8 @@ pub struct Inputs {
 pub struct Problem {
     /// `critical`, `warning` or `info`.
     pub severity: &'static str,
-    /// alert, wraparound, blocking_lock, long_transaction, slow_statement, missing_index,
-    /// index_health, vacuum, bloat, setting, cache.
+    /// alert, wraparound, blocking_lock, long_transaction, slow_statement, regression,
+    /// missing_index, index_health, vacuum, bloat, setting, cache.
     pub category: &'static str,
     pub title: String,
     pub evidence: String,
@@ -211,6 +213,36 @@ impl Overview {
             });
         }
 
+        for r in rows("regressions", &input.regressions) {
+            let queryid = i(&r, "queryid");
+            let factor = f(&r, "mean_factor").max(f(&r, "p95_factor"));
+            let p95 = match (r.get("p95_ms_before").and_then(Value::as_f64), r.get("p95_ms_now").and_then(Value::as_f64)) {
+                (Some(before), Some(now)) => format!(", p95 {} → {}", ms(before), ms(now)),
+                _ => String::new(),
+            };
+            let plan = r.get("captured_plan").filter(|p| !p.is_null()).map(plan_summary).filter(|p| !p.is_empty());
+            problems.push(Problem {
+                severity: "warning",
+                category: "regression",
+                title: format!("Statement {queryid} ({}) got {factor:.1}× slower than in the window before", s(&r, "role")),
+                evidence: format!(
+                    "mean {} → {}{p95}, calls {} → {} (windows of {} ending {}): {}",
+                    ms(f(&r, "mean_ms_before")),
+                    ms(f(&r, "mean_ms_now")),
+                    i(&r, "calls_before"),
+                    i(&r, "calls_now"),
+                    seconds(f(&r, "window_seconds")),
+                    s(&r, "window_end"),
+                    clip(s(&r, "query"), EVIDENCE_TEXT)
+                ),
+                fix: Some(match plan {
+                    Some(plan) => format!("its latest captured plan: {plan}; compare with the statement page's history (a dropped index, stale statistics: ANALYZE)"),
+                    None => "no plan captured (faster than pitstop.slow_query_ms): EXPLAIN it (pitstop report advice '<statement>') and look for a dropped index or stale statistics (ANALYZE)".into(),
+                }),
+                link: format!("/queries/{queryid}"),
+            });
+        }
+
         let advice_age_seconds = input.advice.as_ref().map(|a| (now - a.computed_at).max(0.0));
         if let Some(advice) = &input.advice {
             for r in rows("suggest_indexes", &advice.suggestions) {
@@ -219,7 +251,10 @@ impl Overview {
                     severity: if saved >= 10.0 { "warning" } else { "info" },
                     category: "missing_index",
                     title: format!("Missing index on {}: saves {saved:.1} % of the workload's estimated time", s(&r, "table_name")),
-                    evidence: format!("{} (helps {} statement(s); estimated size {})", s(&r, "reason"), i(&r, "queries_helped"), bytes(f(&r, "estimated_bytes"))),
+                    evidence: match r.get("estimated_bytes").and_then(Value::as_f64) {
+                        Some(size) => format!("{} (helps {} statement(s); estimated size {})", s(&r, "reason"), i(&r, "queries_helped"), bytes(size)),
+                        None => format!("{} (helps {} statement(s))", s(&r, "reason"), i(&r, "queries_helped")),
+                    },
                     fix: Some(s(&r, "ddl").to_string()),
                     link: "/indexes".into(),
                 });
@@ -339,6 +374,73 @@ impl Overview {
     }
 }
 
+/// A duration in milliseconds, with precision for sub-millisecond statements.
+fn ms(value: f64) -> String {
+    if value < 10.0 {
+        format!("{value:.2} ms")
+    } else if value < 100.0 {
+        format!("{value:.1} ms")
+    } else {
+        format!("{value:.0} ms")
+    }
+}
+
+/// What a captured plan (EXPLAIN's JSON) does, in a few words: its nodes in order, each scan
+/// with its relation and index ("Aggregate, Seq Scan on t").
+pub fn plan_summary(plan: &Value) -> String {
+    fn walk(node: &Value, out: &mut Vec<String>) {
+        if out.len() >= 6 {
+            return;
+        }
+        let Some(kind) = node.get("Node Type").and_then(Value::as_str) else { return };
+        let mut text = kind.to_string();
+        if let Some(index) = node.get("Index Name").and_then(Value::as_str) {
+            text.push_str(&format!(" using {index}"));
+        }
+        if let Some(relation) = node.get("Relation Name").and_then(Value::as_str) {
+            text.push_str(&format!(" on {relation}"));
+        }
+        out.push(text);
+        for child in node.get("Plans").and_then(Value::as_array).into_iter().flatten() {
+            walk(child, out);
+        }
+    }
+    let root = match plan {
+        Value::Array(items) => items.first().and_then(|p| p.get("Plan")),
+        other => other.get("Plan").or(Some(other)),
+    };
+    let mut nodes = Vec::new();
+    if let Some(root) = root {
+        walk(root, &mut nodes);
+    }
+    nodes.join(", ")
+}
+
+/// Reads the overview's sections through `source` (the console's session or the command
+/// line's connection); the alerts, index health and bloat, and the advice come from the caller.
+pub async fn read(source: &impl Source, alerts: Vec<Alert>, checks: Option<Checks>, advice: Option<Advice>) -> Inputs {
+    let workload = "mixed";
+    let settings_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&workload];
+    let (wraparound, blocking, long_running, slow, regressions, vacuum, settings, cache) = tokio::join!(
+        source.rows(sql::WRAPAROUND, &[]),
+        source.rows(sql::BLOCKING, &[]),
+        source.rows(sql::LONG_RUNNING, &[]),
+        source.rows(sql::SLOW_LAST_HOUR, &[]),
+        source.rows(sql::REGRESSIONS, &[]),
+        source.rows(sql::VACUUM_PROBLEMS, &[]),
+        source.rows(sql::CONFIG_ADVICE, &settings_params),
+        source.rows(sql::CACHE_STATS, &[]),
+    );
+    Inputs { alerts, wraparound, blocking, long_running, slow, regressions, vacuum, settings, cache, checks, advice }
+}
+
+/// Index health and the estimated bloat (not the exact scan), read through `source`.
+pub async fn checks(source: &impl Source) -> Checks {
+    let started = std::time::Instant::now();
+    let (index_health, bloat) = tokio::join!(source.rows(sql::INDEX_HEALTH, &[]), source.rows(sql::BLOAT, &[]));
+    Checks { computed_at: crate::service::state::unix_now(), took_seconds: started.elapsed().as_secs_f64(), index_health, bloat }
+}
+
 /// The `n` most frequent bypass reasons, "reason (count)", most first.
 pub fn top_reasons(reasons: Option<&Value>, n: usize) -> String {
     let mut list: Vec<(&str, i64)> = reasons
@@ -367,6 +469,7 @@ mod tests {
             blocking: Ok(vec![]),
             long_running: Ok(vec![]),
             slow: Ok(vec![]),
+            regressions: Ok(vec![]),
             vacuum: Ok(vec![]),
             settings: Ok(vec![]),
             cache: Ok(vec![]),
@@ -435,6 +538,36 @@ mod tests {
         let mut input = empty();
         input.cache = Ok(vec![row(json!({"hits": 0, "misses": 5, "bypasses": 5, "hit_ratio": 0.0, "bypass_reasons": {}}))]);
         assert!(Overview::of(input, 0.0).problems.is_empty());
+    }
+
+    #[test]
+    fn a_regression_shows_before_and_after_and_its_plan() {
+        let mut input = empty();
+        let plan = json!({"Plan": {"Node Type": "Aggregate", "Plans": [{"Node Type": "Seq Scan", "Relation Name": "t"}]}});
+        input.regressions = Ok(vec![
+            row(json!({"queryid": 9, "role": "app", "query": "SELECT v FROM t WHERE id = $1", "calls_before": 20, "mean_ms_before": 0.05,
+                       "p95_ms_before": 0.08, "calls_now": 25, "mean_ms_now": 12.5, "p95_ms_now": 14.0, "mean_factor": 250.0,
+                       "p95_factor": 175.0, "window_seconds": 3600.0, "window_start": "a", "window_end": "2026-01-01 10:00", "captured_plan": plan})),
+            row(json!({"queryid": 8, "role": "app", "query": "q", "calls_before": 10, "mean_ms_before": 20.0, "p95_ms_before": null,
+                       "calls_now": 10, "mean_ms_now": 50.0, "p95_ms_now": null, "mean_factor": 2.5, "p95_factor": null,
+                       "window_seconds": 2.0, "window_end": "e", "captured_plan": null})),
+        ]);
+        let o = Overview::of(input, 0.0);
+        assert_eq!(o.problems.len(), 2);
+        let p = &o.problems[0];
+        assert_eq!((p.severity, p.category, p.link.as_str()), ("warning", "regression", "/queries/9"));
+        assert!(p.title.contains("250.0× slower"), "{}", p.title);
+        assert!(p.evidence.starts_with("mean 0.05 ms → 12.5 ms, p95 0.08 ms → 14.0 ms, calls 20 → 25"), "{}", p.evidence);
+        assert!(p.fix.as_deref().unwrap().starts_with("its latest captured plan: Aggregate, Seq Scan on t;"), "{:?}", p.fix);
+        assert!(o.problems[1].evidence.starts_with("mean 20.0 ms → 50.0 ms, calls 10 → 10"), "{}", o.problems[1].evidence);
+        assert!(o.problems[1].fix.as_deref().unwrap().starts_with("no plan captured"), "{:?}", o.problems[1].fix);
+    }
+
+    #[test]
+    fn plan_summary_names_scans_with_their_relation_and_index() {
+        let plan = json!([{"Plan": {"Node Type": "Index Scan", "Index Name": "t_pkey", "Relation Name": "t"}}]);
+        assert_eq!(plan_summary(&plan), "Index Scan using t_pkey on t");
+        assert_eq!(plan_summary(&json!({"nothing": 1})), "");
     }
 
     #[test]

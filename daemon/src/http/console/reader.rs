@@ -34,7 +34,7 @@ impl ReadError {
         ReadError { kind: "unavailable", sqlstate: None, message }
     }
 
-    fn of(error: &tokio_postgres::Error) -> ReadError {
+    pub fn of(error: &tokio_postgres::Error) -> ReadError {
         let code = error.code();
         let kind = match code {
             Some(c) if *c == SqlState::INSUFFICIENT_PRIVILEGE => "denied",
@@ -129,9 +129,32 @@ impl Reader {
     /// Runs one statement; its rows as JSON objects.
     pub async fn rows(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Section {
         let client = self.client().await?;
-        let rows = client.query(sql, params).await.map_err(|e| ReadError::of(&e))?;
-        rows.iter().map(row_json).collect()
+        rows_of(&client, sql, params).await
     }
+}
+
+/// Where the overview's sections are read: the console's `Reader` (the daemon's session) or
+/// the command line's own connection (`pitstop report problems`).
+pub trait Source {
+    fn rows(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> impl std::future::Future<Output = Section> + Send;
+}
+
+impl Source for Reader {
+    fn rows(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> impl std::future::Future<Output = Section> + Send {
+        Reader::rows(self, sql, params)
+    }
+}
+
+impl Source for Client {
+    fn rows(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> impl std::future::Future<Output = Section> + Send {
+        rows_of(self, sql, params)
+    }
+}
+
+/// One statement's rows on `client` as JSON objects.
+pub async fn rows_of(client: &Client, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Section {
+    let rows = client.query(sql, params).await.map_err(|e| ReadError::of(&e))?;
+    rows.iter().map(row_json).collect()
 }
 
 /// A row as a JSON object; the SQL casts what has no natural JSON form (times, intervals,

@@ -22,12 +22,63 @@ pub const CONNECTIONS: &str = "SELECT database::text AS database, username::text
      extract(epoch FROM longest_transaction)::float8 AS longest_transaction_seconds \
      FROM pitstop.connections ORDER BY connections DESC";
 
-/// Slow statements captured in the last hour, one row per statement (the slowest text).
-pub const SLOW_LAST_HOUR: &str = "SELECT queryid, count(*) AS executions, max(duration_ms)::float8 AS max_ms, \
+/// Whether the row `s` (a `query` column) is pitstop's own statement: the extension's rule
+/// for top_queries and the advisor (sql/queries/own_statement.sql), so the console's and the
+/// CLI's reads (the index advice can run for seconds) are never shown as the workload's.
+macro_rules! not_own {
+    () => {
+        concat!("NOT (\n", include_str!("../../../../sql/queries/own_statement.sql"), "\n)")
+    };
+}
+
+/// The same rule as a condition on a row `s` (`pitstop top`'s read of pg_stat_statements).
+pub const NOT_OWN: &str = not_own!();
+
+/// Slow statements captured in the last hour, one row per statement (the slowest text),
+/// pitstop's own left out.
+pub const SLOW_LAST_HOUR: &str = concat!(
+    "SELECT queryid, count(*) AS executions, max(duration_ms)::float8 AS max_ms, \
      avg(duration_ms)::float8 AS mean_ms, (array_agg(query ORDER BY duration_ms DESC))[1] AS query, \
      max(started_at)::text AS last_at \
-     FROM pitstop.slow_queries WHERE started_at > now() - interval '1 hour' \
-     GROUP BY queryid ORDER BY max(duration_ms) DESC LIMIT 20";
+     FROM pitstop.slow_queries s WHERE s.started_at > now() - interval '1 hour' AND ",
+    not_own!(),
+    " GROUP BY queryid ORDER BY max(duration_ms) DESC LIMIT 20"
+);
+
+/// `pitstop.regressions` over the longest window (at most an hour) that two windows of this
+/// database's snapshots allow: of the snapshots of the last 2 hours 5 minutes (hourly ones
+/// give an hour), the one that best splits them in two. A statement counts when it ran at
+/// least 10 times in each window and its mean or p95 doubled; pitstop's own are left out.
+pub const REGRESSIONS: &str = concat!(
+    "WITH db AS (SELECT oid FROM pg_database WHERE datname = current_database()), \
+          last AS (SELECT max(q.captured_at) AS at FROM pitstop.query_snapshots q, db WHERE q.dbid = db.oid), \
+          snaps AS (SELECT DISTINCT q.captured_at FROM pitstop.query_snapshots q, db, last \
+                     WHERE q.dbid = db.oid AND q.captured_at >= last.at - interval '2 hours 5 minutes'), \
+          bounds AS (SELECT min(captured_at) AS first, max(captured_at) AS last FROM snaps), \
+          w AS (SELECT least(interval '1 hour', max(least(b.last - n.captured_at, n.captured_at - b.first))) AS since \
+                  FROM snaps n, bounds b WHERE n.captured_at > b.first AND n.captured_at < b.last) \
+     SELECT s.queryid, s.role, s.query, s.calls_before, s.mean_ms_before, s.p95_ms_before, s.calls_now, s.mean_ms_now, \
+            s.p95_ms_now, s.mean_factor, s.p95_factor, s.window_seconds, s.window_start, s.window_end, s.captured_plan \
+       FROM (SELECT r.queryid, r.role, r.query, r.calls_before, r.mean_ms_before, r.p95_ms_before, r.calls_now, \
+                    r.mean_ms_now, r.p95_ms_now, r.mean_factor, r.p95_factor, \
+                    extract(epoch FROM w.since)::float8 AS window_seconds, r.window_start::text AS window_start, \
+                    r.window_end::text AS window_end, r.captured_plan \
+               FROM w CROSS JOIN LATERAL pitstop.regressions(w.since, 10, 2) r WHERE w.since > interval '0') s \
+      WHERE ",
+    not_own!(),
+    " LIMIT 20"
+);
+
+/// The suggestions `pitstop.suggest_indexes` remembered for this database whose index was not
+/// built yet, in the shape of its rows (no size estimate): what `report problems` shows
+/// without `--advice`.
+pub const REMEMBERED_SUGGESTIONS: &str = "SELECT s.ddl, s.table_name, s.improvement_pct, cardinality(s.queryids)::int8 AS queries_helped, \
+     NULL::float8 AS estimated_bytes, 'remembered from pitstop.suggest_indexes at ' || s.last_suggested_at::text AS reason, \
+     (SELECT json_agg(json_build_object('queryid', q)) FROM unnest(s.queryids) q) AS helped, \
+     extract(epoch FROM s.last_suggested_at)::float8 AS suggested_at \
+     FROM pitstop.index_suggestions s \
+     WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND s.index_oid IS NULL \
+     ORDER BY s.improvement_pct DESC NULLS LAST, s.id";
 
 pub const INDEX_HEALTH: &str = "SELECT problem, table_name, index_name, index_bytes, detail, fix FROM pitstop.index_health";
 
