@@ -49,6 +49,7 @@ pub const SLOW_LAST_HOUR: &str = concat!(
 /// database's snapshots allow: of the snapshots of the last 2 hours 5 minutes (hourly ones
 /// give an hour), the one that best splits them in two. A statement counts when it ran at
 /// least 10 times in each window and its mean or p95 doubled; pitstop's own are left out.
+/// Fewer than three snapshots: no window (HAVING), and regressions is not called.
 pub const REGRESSIONS: &str = concat!(
     "WITH db AS (SELECT oid FROM pg_database WHERE datname = current_database()), \
           last AS (SELECT max(q.captured_at) AS at FROM pitstop.query_snapshots q, db WHERE q.dbid = db.oid), \
@@ -56,14 +57,15 @@ pub const REGRESSIONS: &str = concat!(
                      WHERE q.dbid = db.oid AND q.captured_at >= last.at - interval '2 hours 5 minutes'), \
           bounds AS (SELECT min(captured_at) AS first, max(captured_at) AS last FROM snaps), \
           w AS (SELECT least(interval '1 hour', max(least(b.last - n.captured_at, n.captured_at - b.first))) AS since \
-                  FROM snaps n, bounds b WHERE n.captured_at > b.first AND n.captured_at < b.last) \
+                  FROM snaps n, bounds b WHERE n.captured_at > b.first AND n.captured_at < b.last \
+                HAVING max(least(b.last - n.captured_at, n.captured_at - b.first)) > interval '0') \
      SELECT s.queryid, s.role, s.query, s.calls_before, s.mean_ms_before, s.p95_ms_before, s.calls_now, s.mean_ms_now, \
             s.p95_ms_now, s.mean_factor, s.p95_factor, s.window_seconds, s.window_start, s.window_end, s.captured_plan \
        FROM (SELECT r.queryid, r.role, r.query, r.calls_before, r.mean_ms_before, r.p95_ms_before, r.calls_now, \
                     r.mean_ms_now, r.p95_ms_now, r.mean_factor, r.p95_factor, \
                     extract(epoch FROM w.since)::float8 AS window_seconds, r.window_start::text AS window_start, \
                     r.window_end::text AS window_end, r.captured_plan \
-               FROM w CROSS JOIN LATERAL pitstop.regressions(w.since, 10, 2) r WHERE w.since > interval '0') s \
+               FROM w CROSS JOIN LATERAL pitstop.regressions(w.since, 10, 2) r) s \
       WHERE ",
     not_own!(),
     " LIMIT 20"
