@@ -349,6 +349,10 @@ mod tests {
                 // A literal's constant can make a partial index (`(id) WHERE (qty = 7)`); `$1` cannot.
                 assert_eq!(literal_ddl, vec!["CREATE INDEX CONCURRENTLY ON public.adv_items (id) WHERE (qty = 7)".to_string()]);
                 assert_eq!(ddl, vec!["CREATE INDEX CONCURRENTLY ON public.adv_items (qty, id)".to_string()]);
+            } else if normalized.contains("lower(email)") {
+                // The same for the expression: partial with `qty = 7`, composite with `$3`.
+                assert_eq!(literal_ddl, vec!["CREATE INDEX CONCURRENTLY ON public.adv_items ((lower(email))) WHERE (qty = 7)".to_string()]);
+                assert_eq!(ddl, vec!["CREATE INDEX CONCURRENTLY ON public.adv_items (qty, (lower(email))) INCLUDE (id, email)".to_string()]);
             } else {
                 assert_eq!(ddl, literal_ddl, "{normalized}");
             }

@@ -39,6 +39,8 @@ mod tests;
 #[cfg(any(test, feature = "pg_test"))]
 mod advisor_tests;
 #[cfg(any(test, feature = "pg_test"))]
+mod advisor_candidate_tests;
+#[cfg(any(test, feature = "pg_test"))]
 mod cache_tests;
 #[cfg(any(test, feature = "pg_test"))]
 mod health_tests;

@@ -1,8 +1,11 @@
 //! Candidate indexes from table usage: single columns, equality-first composites, orderings
-//! with their direction, covering (INCLUDE) variants and partial indexes on selective literal
-//! predicates. Existing indexes that already cover a candidate remove it. Pure: no catalog.
+//! (ORDER BY, and GROUP BY through the planner's wanted ordering) with their direction,
+//! covering (INCLUDE) variants, partial indexes on selective literal predicates, expression
+//! keys for immutable expressions the query filters, joins or groups on, and one index on a
+//! partitioned table rather than one per partition. Existing indexes that already cover a
+//! candidate remove it. Pure: no catalog.
 
-use crate::advisor::usage::{Restriction, SortKey, TableUsage};
+use crate::advisor::usage::{ColumnFilter, Restriction, SortKey, TableUsage};
 use crate::pg::ident::quote_ident;
 use std::collections::BTreeSet;
 
@@ -15,20 +18,42 @@ const PARTIAL_MAX_SELECTIVITY: f64 = 0.2;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct KeyColumn {
+    /// The column, or for an expression the first column it reads.
     pub attnum: i16,
     pub name: String,
     pub descending: bool,
     pub nulls_first: bool,
     pub opclass: Option<String>,
+    /// An immutable expression over the table (as the server deparsed it) indexed instead
+    /// of the column.
+    pub expression: Option<String>,
 }
 
 impl KeyColumn {
     fn plain(usage: &TableUsage, attnum: i16) -> Self {
-        KeyColumn { attnum, name: usage.name(attnum).to_string(), descending: false, nulls_first: false, opclass: None }
+        KeyColumn { attnum, name: usage.name(attnum).to_string(), descending: false, nulls_first: false, opclass: None, expression: None }
+    }
+
+    fn of_expression(usage: &TableUsage, attnum: i16, expression: &Option<String>) -> Self {
+        KeyColumn { expression: expression.clone(), ..Self::plain(usage, attnum) }
+    }
+
+    /// The key as pg_index.indkey numbers it: the column, 0 for an expression.
+    pub fn indkey(&self) -> i16 {
+        if self.expression.is_some() { 0 } else { self.attnum }
+    }
+
+    /// What makes two keys the same key: the column or the expression.
+    fn identity(&self) -> (i16, Option<&str>) {
+        (self.attnum, self.expression.as_deref())
     }
 
     fn sql(&self) -> String {
-        let mut text = quote_ident(&self.name);
+        // CREATE INDEX takes an expression in parentheses; the deparser quoted its names.
+        let mut text = match &self.expression {
+            Some(expression) => format!("({expression})"),
+            None => quote_ident(&self.name),
+        };
         if let Some(opclass) = &self.opclass {
             text.push(' ');
             text.push_str(opclass);
@@ -51,12 +76,18 @@ pub struct Candidate {
     pub keys: Vec<KeyColumn>,
     pub include: Vec<(i16, String)>,
     pub predicate: Option<String>,
+    /// On a partitioned table: the index cascades to every partition.
+    pub partitioned: bool,
 }
 
 impl Candidate {
+    /// The statement that builds it. A partitioned table refuses CONCURRENTLY: the plain
+    /// statement builds every partition's index under a lock that blocks writes (the purpose
+    /// says how to build it without).
     pub fn ddl(&self) -> String {
         let keys: Vec<String> = self.keys.iter().map(KeyColumn::sql).collect();
-        let mut sql = format!("CREATE INDEX CONCURRENTLY ON {} ({})", self.table, keys.join(", "));
+        let concurrently = if self.partitioned { "" } else { " CONCURRENTLY" };
+        let mut sql = format!("CREATE INDEX{concurrently} ON {} ({})", self.table, keys.join(", "));
         if !self.include.is_empty() {
             let include: Vec<String> = self.include.iter().map(|(_, name)| quote_ident(name)).collect();
             sql.push_str(&format!(" INCLUDE ({})", include.join(", ")));
@@ -76,7 +107,7 @@ impl Candidate {
             && other.keys.len() <= self.keys.len()
             && other.keys.iter().zip(&self.keys).all(|(a, b)| a == b)
             && other.include.iter().all(|(a, _)| {
-                self.keys.iter().any(|k| k.attnum == *a) || self.include.iter().any(|(i, _)| i == a)
+                self.keys.iter().any(|k| k.identity() == (*a, None)) || self.include.iter().any(|(i, _)| i == a)
             })
     }
 
@@ -89,6 +120,17 @@ impl Candidate {
         }
         if let Some(predicate) = &self.predicate {
             parts.push(format!("only rows where {predicate}"));
+        }
+        if self.keys.iter().any(|k| k.expression.is_some()) {
+            parts.push("on the expression the query uses (a plain index on its column cannot serve it)".to_string());
+        }
+        if self.partitioned {
+            parts.push(format!(
+                "on the partitioned table: builds one index per partition under a write-blocking lock; without it: \
+                 CREATE INDEX ON ONLY {table} …, then CREATE INDEX CONCURRENTLY on each partition and \
+                 ALTER INDEX … ATTACH PARTITION each",
+                table = self.table
+            ));
         }
         parts.join(", ")
     }
@@ -132,7 +174,9 @@ impl ExistingIndex {
         if self.relid != candidate.relid || !self.btree || self.partial || candidate.keys.len() > self.keys.len() {
             return false;
         }
-        if candidate.keys.iter().any(|k| k.opclass.is_some()) {
+        // Operator classes and expressions are not compared: such candidates are weighed (an
+        // index that exists already brings them no benefit).
+        if candidate.keys.iter().any(|k| k.opclass.is_some() || k.expression.is_some()) {
             return false;
         }
         let same = candidate.keys.iter().zip(&self.keys).all(|(k, (a, d))| k.attnum == *a && k.descending == *d);
@@ -149,49 +193,54 @@ impl ExistingIndex {
 pub fn for_usage(usage: &TableUsage) -> Vec<Candidate> {
     let mut equality: Vec<_> = usage.filters.iter().filter(|f| f.restriction == Restriction::Equality).collect();
     equality.sort_by(|a, b| a.selectivity.total_cmp(&b.selectivity));
-    let mut seen = BTreeSet::new();
-    equality.retain(|f| seen.insert(f.attnum));
+    let mut seen: BTreeSet<(i16, Option<String>)> = BTreeSet::new();
+    equality.retain(|f| seen.insert((f.attnum, f.expression.clone())));
     let ranges: Vec<_> = usage
         .filters
         .iter()
-        .filter(|f| f.restriction != Restriction::Equality && !seen.contains(&f.attnum))
+        .filter(|f| f.restriction != Restriction::Equality && !seen.contains(&(f.attnum, f.expression.clone())))
         .collect();
 
     let key = |attnum| KeyColumn::plain(usage, attnum);
-    let equality_keys: Vec<KeyColumn> = equality.iter().map(|f| key(f.attnum)).collect();
+    let filter_key = |f: &ColumnFilter| KeyColumn { opclass: f.opclass.clone(), ..KeyColumn::of_expression(usage, f.attnum, &f.expression) };
+    let equality_keys: Vec<KeyColumn> = equality.iter().map(|f| filter_key(f)).collect();
+    let joins: Vec<KeyColumn> = usage
+        .join_columns
+        .iter()
+        .map(|a| key(*a))
+        .chain(usage.join_expressions.iter().map(|(a, e)| KeyColumn::of_expression(usage, *a, &Some(e.clone()))))
+        .collect();
     let mut keysets: Vec<Vec<KeyColumn>> = Vec::new();
 
-    // Single columns: every filtered or joined column.
+    // Single columns: every filtered or joined column or expression.
     for f in &usage.filters {
-        let mut k = key(f.attnum);
-        k.opclass = f.opclass.clone();
-        keysets.push(vec![k]);
+        keysets.push(vec![filter_key(f)]);
     }
-    for attnum in &usage.join_columns {
-        keysets.push(vec![key(*attnum)]);
+    for k in &joins {
+        keysets.push(vec![k.clone()]);
     }
     // Equality columns first (most selective leading), then one range or the ordering.
     if equality_keys.len() > 1 {
         keysets.push(equality_keys.clone());
     }
     for range in &ranges {
-        let mut k = key(range.attnum);
-        k.opclass = range.opclass.clone();
-        keysets.push(with(&equality_keys, [k]));
+        keysets.push(with(&equality_keys, [filter_key(range)]));
     }
+    // The wanted ordering (ORDER BY, or GROUP BY: a grouping in index order needs no sort or
+    // hash), after the equality columns.
     if !usage.order_by.is_empty() {
         let order: Vec<KeyColumn> = usage
             .order_by
             .iter()
-            .filter(|s| !seen.contains(&s.attnum))
-            .map(|s: &SortKey| KeyColumn { descending: s.descending, nulls_first: s.nulls_first, ..key(s.attnum) })
+            .filter(|s| !seen.contains(&(s.attnum, s.expression.clone())))
+            .map(|s: &SortKey| KeyColumn { descending: s.descending, nulls_first: s.nulls_first, ..KeyColumn::of_expression(usage, s.attnum, &s.expression) })
             .collect();
         keysets.push(with(&equality_keys, order));
     }
     // A join key after the equality columns serves a parameterised inner index scan.
-    for attnum in &usage.join_columns {
-        if !equality_keys.is_empty() && !seen.contains(attnum) {
-            keysets.push(with(&equality_keys, [key(*attnum)]));
+    for k in &joins {
+        if !equality_keys.is_empty() && !seen.contains(&(k.attnum, k.expression.clone())) {
+            keysets.push(with(&equality_keys, [k.clone()]));
         }
     }
 
@@ -201,7 +250,14 @@ pub fn for_usage(usage: &TableUsage) -> Vec<Candidate> {
         if keys.is_empty() {
             continue;
         }
-        let plain = Candidate { relid: usage.relid, table: usage.table.clone(), keys, include: vec![], predicate: None };
+        let plain = Candidate {
+            relid: usage.relid,
+            table: usage.table.clone(),
+            keys,
+            include: vec![],
+            predicate: None,
+            partitioned: usage.partitioned,
+        };
         if let Some(covering) = covering_variant(usage, &plain) {
             candidates.push(covering);
         }
@@ -217,19 +273,21 @@ fn with(prefix: &[KeyColumn], rest: impl IntoIterator<Item = KeyColumn>) -> Vec<
     prefix.iter().cloned().chain(rest).collect()
 }
 
-/// First occurrence of each column wins; at most `MAX_KEY_COLUMNS`.
+/// First occurrence of each column or expression wins; at most `MAX_KEY_COLUMNS`.
 fn dedup_keys(keys: Vec<KeyColumn>) -> Vec<KeyColumn> {
     let mut seen = BTreeSet::new();
-    keys.into_iter().filter(|k| seen.insert(k.attnum)).take(MAX_KEY_COLUMNS).collect()
+    keys.into_iter().filter(|k| seen.insert((k.attnum, k.expression.clone()))).take(MAX_KEY_COLUMNS).collect()
 }
 
 /// The same keys plus INCLUDE columns for everything else the query reads, when that is a
-/// handful of plain columns (an index-only scan then needs no heap visits).
+/// handful of plain columns (an index-only scan then needs no heap visits). The columns an
+/// expression key reads are carried too: the planner checks the query's columns, not its
+/// expressions, when it considers an index-only scan.
 fn covering_variant(usage: &TableUsage, plain: &Candidate) -> Option<Candidate> {
     let needed = usage.needed_columns.as_ref()?;
     let rest: Vec<(i16, String)> = needed
         .iter()
-        .filter(|a| !plain.keys.iter().any(|k| k.attnum == **a))
+        .filter(|a| !plain.keys.iter().any(|k| k.identity() == (**a, None)))
         .map(|a| (*a, usage.name(*a).to_string()))
         .collect();
     (!rest.is_empty() && rest.len() <= MAX_INCLUDE_COLUMNS).then(|| Candidate { include: rest, ..plain.clone() })
@@ -247,13 +305,14 @@ fn partial_candidates(
         if filter.restriction != Restriction::Equality || filter.selectivity > PARTIAL_MAX_SELECTIVITY {
             continue;
         }
-        let mut keys: Vec<KeyColumn> = equality_keys.iter().filter(|k| k.attnum != filter.attnum).cloned().collect();
-        keys.extend(ranges.iter().take(1).map(|r| KeyColumn { opclass: r.opclass.clone(), ..KeyColumn::plain(usage, r.attnum) }));
+        let mut keys: Vec<KeyColumn> =
+            equality_keys.iter().filter(|k| k.identity() != (filter.attnum, filter.expression.as_deref())).cloned().collect();
+        keys.extend(ranges.iter().take(1).map(|r| KeyColumn { opclass: r.opclass.clone(), ..KeyColumn::of_expression(usage, r.attnum, &r.expression) }));
         if keys.is_empty() {
             keys.extend(usage.order_by.iter().map(|s| KeyColumn {
                 descending: s.descending,
                 nulls_first: s.nulls_first,
-                ..KeyColumn::plain(usage, s.attnum)
+                ..KeyColumn::of_expression(usage, s.attnum, &s.expression)
             }));
         }
         if keys.is_empty() {
@@ -269,6 +328,7 @@ fn partial_candidates(
             keys,
             include: vec![],
             predicate: Some(predicate.clone()),
+            partitioned: usage.partitioned,
         });
     }
     out
@@ -277,7 +337,6 @@ fn partial_candidates(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::advisor::usage::ColumnFilter;
     use std::collections::BTreeMap;
 
     fn usage(filters: Vec<ColumnFilter>, order_by: Vec<SortKey>, joins: Vec<i16>, needed: Option<Vec<i16>>) -> TableUsage {
@@ -296,11 +355,13 @@ mod tests {
             order_by,
             needed_columns: needed,
             column_names: names,
+            join_expressions: vec![],
+            partitioned: false,
         }
     }
 
     fn filter(attnum: i16, restriction: Restriction, selectivity: f64) -> ColumnFilter {
-        ColumnFilter { attnum, restriction, selectivity, literal_predicate: None, opclass: None }
+        ColumnFilter { attnum, restriction, selectivity, literal_predicate: None, opclass: None, expression: None }
     }
 
     fn ddls(candidates: &[Candidate]) -> Vec<String> {
@@ -330,7 +391,7 @@ mod tests {
     fn ordering_keeps_direction_after_equality() {
         let u = usage(
             vec![filter(2, Restriction::Equality, 0.001)],
-            vec![SortKey { attnum: 4, descending: true, nulls_first: true }],
+            vec![SortKey { attnum: 4, descending: true, nulls_first: true, expression: None }],
             vec![],
             None,
         );
@@ -412,11 +473,12 @@ mod tests {
             relid: 42,
             table: "t".into(),
             keys: vec![
-                KeyColumn { attnum: 2, name: "customer_id".into(), descending: true, nulls_first: true, opclass: None },
-                KeyColumn { attnum: 4, name: "created_at".into(), descending: true, nulls_first: true, opclass: None },
+                KeyColumn { attnum: 2, name: "customer_id".into(), descending: true, nulls_first: true, opclass: None, expression: None },
+                KeyColumn { attnum: 4, name: "created_at".into(), descending: true, nulls_first: true, opclass: None, expression: None },
             ],
             include: vec![],
             predicate: None,
+            partitioned: false,
         };
         assert!(existing.covers(&desc), "a backward scan gives the reversed order");
         let mixed = Candidate { keys: vec![desc.keys[0].clone(), KeyColumn { descending: false, ..desc.keys[1].clone() }], ..desc.clone() };
@@ -427,5 +489,45 @@ mod tests {
         assert!(!partial_existing.covers(&candidates[0]));
         let other_table = ExistingIndex { relid: 7, ..existing };
         assert!(!other_table.covers(&candidates[0]));
+    }
+
+    #[test]
+    fn expressions_are_keys_in_parentheses_and_carry_their_columns_for_covering() {
+        let mut lower = filter(6, Restriction::Equality, 0.0001);
+        lower.expression = Some("lower(\"Note\")".into());
+        let day = SortKey { attnum: 4, descending: false, nulls_first: false, expression: Some("date_trunc('day'::text, created_at)".into()) };
+        let u = usage(vec![lower.clone(), filter(6, Restriction::Range, 0.5)], vec![day], vec![], Some(vec![5, 6]));
+        let all = ddls(&for_usage(&u));
+        assert!(all.contains(&r#"CREATE INDEX CONCURRENTLY ON public.orders ((lower("Note")))"#.to_string()), "{all:?}");
+        assert!(all.contains(&r#"CREATE INDEX CONCURRENTLY ON public.orders ("Note")"#.to_string()), "the column is its own key: {all:?}");
+        assert!(
+            all.contains(&r#"CREATE INDEX CONCURRENTLY ON public.orders ((lower("Note")), (date_trunc('day'::text, created_at)))"#.to_string()),
+            "{all:?}"
+        );
+        assert!(all.contains(&r#"CREATE INDEX CONCURRENTLY ON public.orders ((lower("Note"))) INCLUDE (total, "Note")"#.to_string()), "{all:?}");
+        let existing = ExistingIndex { relid: 42, btree: true, partial: false, keys: vec![(6, false)], include: vec![5] };
+        let expression = for_usage(&u).into_iter().find(|c| c.keys[0].expression.is_some()).unwrap();
+        assert!(!existing.covers(&expression), "an index on the column does not serve the expression");
+        assert!(expression.purpose().contains("expression"), "{}", expression.purpose());
+    }
+
+    #[test]
+    fn join_expressions_are_candidates() {
+        let mut u = usage(vec![filter(3, Restriction::Equality, 0.05)], vec![], vec![], None);
+        u.join_expressions = vec![(6, "lower(\"Note\")".into())];
+        let all = ddls(&for_usage(&u));
+        assert!(all.contains(&r#"CREATE INDEX CONCURRENTLY ON public.orders ((lower("Note")))"#.to_string()), "{all:?}");
+        assert!(all.contains(&r#"CREATE INDEX CONCURRENTLY ON public.orders (status, (lower("Note")))"#.to_string()), "{all:?}");
+        assert!(u.mentions(6));
+    }
+
+    #[test]
+    fn a_partitioned_table_gets_one_index_without_concurrently_and_says_how_to_build_it_online() {
+        let mut u = usage(vec![filter(2, Restriction::Equality, 0.001)], vec![], vec![], None);
+        u.partitioned = true;
+        let candidates = for_usage(&u);
+        assert_eq!(ddls(&candidates), vec!["CREATE INDEX ON public.orders (customer_id)".to_string()]);
+        let purpose = candidates[0].purpose();
+        assert!(purpose.contains("CREATE INDEX ON ONLY public.orders") && purpose.contains("ATTACH PARTITION"), "{purpose}");
     }
 }

@@ -144,12 +144,15 @@ pub fn prepare(ddl: &str, role: &ActingRole) -> Result<HypoIndex, PitstopError> 
     Ok(index)
 }
 
-/// Row count and page count of a table, as the planner would start from.
+/// Row count and page count of a table, as the planner would start from; of a partitioned
+/// table, summed over its partitions (an index on it is built on each).
 fn table_size(relid: pg_sys::Oid) -> (f64, f64) {
     Spi::connect(|client| {
         client
             .select(
-                "SELECT greatest(reltuples, 0)::float8, relpages::float8 FROM pg_catalog.pg_class WHERE oid = $1",
+                "SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::float8, coalesce(sum(c.relpages), 0)::float8
+                   FROM (SELECT $1::oid AS relid UNION SELECT relid FROM pg_catalog.pg_partition_tree($1) WHERE isleaf) t
+                   JOIN pg_catalog.pg_class c ON c.oid = t.relid AND c.relkind <> 'p'",
                 Some(1),
                 &[relid.into()],
             )

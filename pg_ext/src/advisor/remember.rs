@@ -48,7 +48,7 @@ pub fn remember(suggestions: &[Remembered<'_>]) {
             }
             for s in suggestions {
                 let c = s.candidate;
-                let keys: Vec<i16> = c.keys.iter().map(|k| k.attnum).collect();
+                let keys: Vec<i16> = c.keys.iter().map(|k| k.indkey()).collect();
                 let include: Vec<i16> = c.include.iter().map(|(attnum, _)| *attnum).collect();
                 client.update(
                     UPSERT,

@@ -27,13 +27,19 @@ pub struct ColumnFilter {
     pub literal_predicate: Option<String>,
     /// Operator class a LIKE prefix needs (`text_pattern_ops`), when the default one cannot.
     pub opclass: Option<String>,
+    /// When the clause constrains an immutable expression of the table's columns
+    /// (`lower(email) = $1`) rather than a column: the expression as SQL over the bare table;
+    /// `attnum` is then the first column it reads.
+    pub expression: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SortKey {
     pub attnum: i16,
     pub descending: bool,
     pub nulls_first: bool,
+    /// An immutable expression (`date_trunc('day', at)`) instead of the column `attnum`.
+    pub expression: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -47,6 +53,9 @@ pub struct TableUsage {
     pub filters: Vec<ColumnFilter>,
     /// Columns equated with another table's columns (join keys).
     pub join_columns: Vec<i16>,
+    /// Immutable expressions of this table's columns equated with another table's
+    /// (`lower(a.email) = lower(b.email)`): the first column each reads, and the expression.
+    pub join_expressions: Vec<(i16, String)>,
     /// ORDER BY (or GROUP BY) keys this table alone provides, leading ones first.
     pub order_by: Vec<SortKey>,
     /// Every column the query reads from this table; None when it needs more than plain
@@ -54,6 +63,9 @@ pub struct TableUsage {
     pub needed_columns: Option<Vec<i16>>,
     /// Names of every column mentioned above.
     pub column_names: BTreeMap<i16, String>,
+    /// A partitioned table: its indexes are built on every partition (the usage is the
+    /// parent's, as the query names it; the planner scans the partitions).
+    pub partitioned: bool,
 }
 
 impl TableUsage {
@@ -66,6 +78,7 @@ impl TableUsage {
     pub fn mentions(&self, attnum: i16) -> bool {
         self.filters.iter().any(|f| f.attnum == attnum)
             || self.join_columns.contains(&attnum)
+            || self.join_expressions.iter().any(|(a, _)| *a == attnum)
             || self.order_by.iter().any(|s| s.attnum == attnum)
     }
 

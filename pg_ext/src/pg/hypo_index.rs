@@ -103,8 +103,8 @@ impl Drop for Offer<'_> {
     }
 }
 
-/// Calls `f` for each hypothetical index on `relid` the planner should see now.
-fn for_each_offered(relid: pg_sys::Oid, mut f: impl FnMut(&HypoIndex)) {
+/// Calls `f` for each hypothetical index on one of `relids` the planner should see now.
+fn for_each_offered(relids: &[pg_sys::Oid], mut f: impl FnMut(&HypoIndex)) {
     let offered = OFFERED.with(|o| o.borrow().clone());
     match offered {
         Some(pointers) => {
@@ -112,12 +112,12 @@ fn for_each_offered(relid: pg_sys::Oid, mut f: impl FnMut(&HypoIndex)) {
                 // SAFETY: `offer_only` stored pointers to indexes borrowed for the lifetime
                 // of its guard, and the guard is alive while OFFERED is set.
                 let index = unsafe { &*pointer };
-                if index.desc.relid == relid {
+                if relids.contains(&index.desc.relid) {
                     f(index);
                 }
             }
         }
-        None => with_registry(|registry| registry.iter().filter(|h| h.desc.relid == relid).for_each(f)),
+        None => with_registry(|registry| registry.iter().filter(|h| relids.contains(&h.desc.relid)).for_each(f)),
     }
 }
 
@@ -154,9 +154,11 @@ pub fn hidden() -> Vec<pg_sys::Oid> {
 // ---------------------------------------------------------------------------------------
 // Parsing CREATE INDEX
 
-// `transformIndexStmt` (parser/parse_utilcmd.h) has no pgrx binding.
+// `transformIndexStmt` (parser/parse_utilcmd.h) and `get_partition_ancestors`
+// (catalog/partition.h) have no pgrx binding.
 unsafe extern "C-unwind" {
     fn transformIndexStmt(relid: pg_sys::Oid, stmt: *mut pg_sys::IndexStmt, query: *const c_char) -> *mut pg_sys::IndexStmt;
+    fn get_partition_ancestors(relid: pg_sys::Oid) -> *mut pg_sys::List;
 }
 
 const ACCESS_SHARE_LOCK: i32 = 1;
@@ -226,7 +228,7 @@ unsafe fn resolve(c_ddl: &CStr) -> Result<HypoIndex, PitstopError> {
         let raw = node as *mut pg_sys::IndexStmt;
         let relid = pg_sys::RangeVarGetRelidExtended((*raw).relation, ACCESS_SHARE_LOCK, 0, None, std::ptr::null_mut());
         let relkind = pg_sys::get_rel_relkind(relid) as u8;
-        if relkind != pg_sys::RELKIND_RELATION && relkind != pg_sys::RELKIND_MATVIEW {
+        if relkind != pg_sys::RELKIND_RELATION && relkind != pg_sys::RELKIND_MATVIEW && relkind != pg_sys::RELKIND_PARTITIONED_TABLE {
             return Err(PitstopError::UnsupportedRelation(cstr(pg_sys::get_rel_name(relid)).unwrap_or_default()));
         }
         let table = cstr(pg_sys::get_rel_name(relid)).unwrap_or_default();
@@ -536,11 +538,22 @@ unsafe extern "C-unwind" fn get_relation_info(
             }
             (*rel).indexlist = kept;
         }
-        for_each_offered(relation, |index| {
+        // An index on a partitioned table is one index on each of its partitions.
+        let mut relids = vec![relation];
+        if pg_sys::get_rel_relispartition(relation) {
+            let ancestors = pg_guard_ffi_boundary(|| get_partition_ancestors(relation));
+            relids.extend(crate::pg::list::cells(ancestors).iter().map(|cell| cell.oid_value));
+        }
+        for_each_offered(&relids, |index| {
                 // A hypothetical index that no longer fits the table (a column was dropped
                 // since) is skipped rather than failing the EXPLAIN.
                 let context = pg_sys::CurrentMemoryContext;
-                let built = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| index_opt_info(index, rel)))
+                let built = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| {
+                    match partition_attnums(index, relation) {
+                        Some(attnums) => index_opt_info(index, rel, relation, &attnums),
+                        None => Ok(None),
+                    }
+                }))
                     .catch_others(|e| Err(crate::pg::subxact::message(&e)))
                     .catch_rust_panic(|e| Err(crate::pg::subxact::message(&e)))
                     .execute();
@@ -564,10 +577,12 @@ unsafe extern "C-unwind" fn get_relation_info(
 unsafe fn index_opt_info(
     hypo: &HypoIndex,
     rel: *mut pg_sys::RelOptInfo,
+    relation: pg_sys::Oid,
+    attnums: &[i16],
 ) -> Result<Option<*mut pg_sys::IndexOptInfo>, String> {
     unsafe {
         let index = &hypo.desc;
-        let ncolumns = index.attnums.len();
+        let ncolumns = attnums.len();
         let nkeys = index.key_columns;
         let info = pg_sys::palloc0(std::mem::size_of::<pg_sys::IndexOptInfo>()) as *mut pg_sys::IndexOptInfo;
         (*info).type_ = pg_sys::NodeTag::T_IndexOptInfo;
@@ -582,7 +597,7 @@ unsafe fn index_opt_info(
         (*info).indexcollations = alloc(nkeys, size_of::<pg_sys::Oid>()).cast();
         (*info).opfamily = alloc(nkeys, size_of::<pg_sys::Oid>()).cast();
         (*info).opcintype = alloc(nkeys, size_of::<pg_sys::Oid>()).cast();
-        for (i, attnum) in index.attnums.iter().enumerate() {
+        for (i, attnum) in attnums.iter().enumerate() {
             *(*info).indexkeys.add(i) = c_int::from(*attnum);
             // btree can return every column (index-only scans); hash and brin none.
             *(*info).canreturn.add(i) = index.am == AccessMethod::Btree;
@@ -637,10 +652,10 @@ unsafe fn index_opt_info(
         (*info).indpred = relocate(hypo.predicate);
         let mut expressions = pointers::<pg_sys::Expr>((*info).indexprs).into_iter();
         let mut tlist: *mut pg_sys::List = std::ptr::null_mut();
-        for (i, attnum) in index.attnums.iter().enumerate() {
+        for (i, attnum) in attnums.iter().enumerate() {
             let expr: *mut pg_sys::Expr = if *attnum != 0 {
                 let (mut t, mut m, mut c) = (pg_sys::Oid::INVALID, 0, pg_sys::Oid::INVALID);
-                pg_sys::get_atttypetypmodcoll(index.relid, *attnum, &mut t, &mut m, &mut c);
+                pg_sys::get_atttypetypmodcoll(relation, *attnum, &mut t, &mut m, &mut c);
                 // A dropped column reads as type 0, a retyped one as another type: the
                 // resolved operator classes no longer fit.
                 if t != index.column_types[i].0 {
@@ -668,6 +683,45 @@ unsafe fn index_opt_info(
         (*info).pages = estimate.pages as pg_sys::BlockNumber;
         (*info).tree_height = estimate.tree_height;
         Ok(Some(info))
+    }
+}
+
+/// The index's column numbers on `relation`: its own table's, or on a partition the same
+/// columns found by name (a partition may order its columns differently). None when a
+/// column is missing, or when expressions or a predicate read a column numbered
+/// differently (their trees are not rewritten; that partition is planned without it).
+///
+/// # Safety
+/// Catalog lookups, in a transaction.
+unsafe fn partition_attnums(hypo: &HypoIndex, relation: pg_sys::Oid) -> Option<Vec<i16>> {
+    unsafe {
+        let parent = hypo.desc.relid;
+        if parent == relation {
+            return Some(hypo.desc.attnums.clone());
+        }
+        let map = |attnum: i16| -> Option<i16> {
+            let name = pg_sys::get_attname(parent, attnum, true);
+            if name.is_null() {
+                return None;
+            }
+            let mapped = pg_sys::get_attnum(relation, name);
+            (mapped > 0).then_some(mapped)
+        };
+        let mut referenced: *mut pg_sys::Bitmapset = std::ptr::null_mut();
+        pg_sys::pull_varattnos(hypo.expressions.cast(), 1, &mut referenced);
+        pg_sys::pull_varattnos(hypo.predicate.cast(), 1, &mut referenced);
+        let mut member = -1;
+        loop {
+            member = pg_sys::bms_next_member(referenced, member);
+            if member < 0 {
+                break;
+            }
+            let attnum = (member + pg_sys::FirstLowInvalidHeapAttributeNumber) as i16;
+            if map(attnum) != Some(attnum) {
+                return None;
+            }
+        }
+        hypo.desc.attnums.iter().map(|a| if *a == 0 { Some(0) } else { map(*a) }).collect()
     }
 }
 

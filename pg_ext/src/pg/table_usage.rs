@@ -71,13 +71,23 @@ unsafe fn column_of(node: *mut pg_sys::Node, varno: u32) -> Option<*mut pg_sys::
     }
 }
 
-/// Btree strategy of `opno` for the column's default operator family (0 when none).
+/// A column of this rel, or an immutable expression of its columns, that an index key can be.
+struct Key {
+    /// The column, or the first column the expression reads.
+    attnum: i16,
+    type_oid: pg_sys::Oid,
+    collation: pg_sys::Oid,
+    /// The expression as SQL over the bare table; None for a plain column.
+    expression: Option<String>,
+}
+
+/// Btree strategy of `opno` for the type's default operator family (0 when none).
 ///
 /// # Safety
-/// Catalog lookups only; `var` must be valid.
-unsafe fn btree_strategy(opno: pg_sys::Oid, var: *mut pg_sys::Var) -> c_int {
+/// Catalog lookups only.
+unsafe fn btree_strategy(opno: pg_sys::Oid, type_oid: pg_sys::Oid) -> c_int {
     unsafe {
-        let opclass = pg_sys::GetDefaultOpClass((*var).vartype, pg_sys::BTREE_AM_OID);
+        let opclass = pg_sys::GetDefaultOpClass(type_oid, pg_sys::BTREE_AM_OID);
         if opclass == pg_sys::Oid::INVALID {
             return 0;
         }
@@ -94,6 +104,45 @@ struct Collector {
 }
 
 impl Collector {
+    /// `node` as an index key: a plain column of this rel, or an expression that reads only
+    /// this rel's plain columns and is immutable (an index can only hold those).
+    ///
+    /// # Safety
+    /// `node` must be a valid expression node or NULL.
+    unsafe fn key_of(&mut self, node: *mut pg_sys::Node) -> Option<Key> {
+        unsafe {
+            if let Some(var) = column_of(node, self.varno) {
+                self.remember((*var).varattno);
+                return Some(Key { attnum: (*var).varattno, type_oid: (*var).vartype, collation: (*var).varcollid, expression: None });
+            }
+            if node.is_null() || (*node).type_ == pg_sys::NodeTag::T_Const || (*node).type_ == pg_sys::NodeTag::T_Param {
+                return None;
+            }
+            let varnos = pg_sys::pull_varnos(self.root, node);
+            if pg_sys::bms_membership(varnos) != pg_sys::BMS_Membership::BMS_SINGLETON
+                || !pg_sys::bms_is_member(self.varno as c_int, varnos)
+                || pg_sys::contain_mutable_functions(node)
+                || pg_sys::contain_subplans(node)
+                || pg_sys::contain_agg_clause(node)
+                || pg_sys::contain_window_function(node)
+            {
+                return None;
+            }
+            // Only plain columns of this level (no whole-row or system columns, no outer
+            // references).
+            let vars = pointers::<pg_sys::Var>(pg_sys::pull_var_clause(node, pg_sys::PVC_INCLUDE_PLACEHOLDERS as c_int));
+            if vars.is_empty()
+                || vars.iter().any(|v| (**v).xpr.type_ != pg_sys::NodeTag::T_Var || (**v).varlevelsup != 0 || (**v).varattno <= 0)
+            {
+                return None;
+            }
+            let attnum = (*vars[0]).varattno;
+            self.remember(attnum);
+            let expression = self.deparse(node)?;
+            Some(Key { attnum, type_oid: pg_sys::exprType(node), collation: pg_sys::exprCollation(node), expression: Some(expression) })
+        }
+    }
+
     fn remember(&mut self, attnum: i16) {
         if let std::collections::btree_map::Entry::Vacant(slot) = self.names.entry(attnum) {
             // SAFETY: catalog lookup of an existing column (missing_ok returns NULL).
@@ -110,60 +159,59 @@ impl Collector {
             let clause = (*rinfo).clause as *mut pg_sys::Node;
             let selectivity =
                 pg_sys::clause_selectivity(self.root, rinfo.cast(), 0, pg_sys::JoinType::JOIN_INNER, std::ptr::null_mut());
-            let (var, restriction, literal, opclass) = match (*clause).type_ {
+            let (key, restriction, literal, opclass) = match (*clause).type_ {
                 pg_sys::NodeTag::T_OpExpr => {
                     let op = clause as *mut pg_sys::OpExpr;
                     let args = pointers::<pg_sys::Node>((*op).args);
                     if args.len() != 2 {
                         return None;
                     }
-                    let (var, other, opno) = match (column_of(args[0], self.varno), column_of(args[1], self.varno)) {
-                        (Some(v), None) => (v, args[1], (*op).opno),
-                        (None, Some(v)) => (v, args[0], pg_sys::get_commutator((*op).opno)),
+                    let (key, other, opno) = match (self.key_of(args[0]), self.key_of(args[1])) {
+                        (Some(k), None) => (k, args[1], (*op).opno),
+                        (None, Some(k)) => (k, args[0], pg_sys::get_commutator((*op).opno)),
                         _ => return None,
                     };
                     if pg_sys::contain_var_clause(other) || pg_sys::contain_volatile_functions(other) {
                         return None;
                     }
                     let literal = (*other).type_ == pg_sys::NodeTag::T_Const;
-                    match btree_strategy(opno, var) {
-                        BTREE_EQUAL => (var, Restriction::Equality, literal, None),
-                        s if s > 0 => (var, Restriction::Range, false, None),
+                    match btree_strategy(opno, key.type_oid) {
+                        BTREE_EQUAL => (key, Restriction::Equality, literal, None),
+                        s if s > 0 => (key, Restriction::Range, false, None),
                         _ => {
-                            let opclass = like_prefix_opclass(opno, var, other)?;
-                            (var, Restriction::LikePrefix, false, opclass)
+                            let opclass = like_prefix_opclass(opno, key.type_oid, key.collation, other)?;
+                            (key, Restriction::LikePrefix, false, opclass)
                         }
                     }
                 }
                 pg_sys::NodeTag::T_ScalarArrayOpExpr => {
                     let op = clause as *mut pg_sys::ScalarArrayOpExpr;
                     let args = pointers::<pg_sys::Node>((*op).args);
-                    let var = column_of(*args.first()?, self.varno)?;
                     if !(*op).useOr || args.len() != 2 || pg_sys::contain_var_clause(args[1]) {
                         return None;
                     }
-                    if btree_strategy((*op).opno, var) != BTREE_EQUAL {
+                    let key = self.key_of(args[0])?;
+                    if btree_strategy((*op).opno, key.type_oid) != BTREE_EQUAL {
                         return None;
                     }
-                    (var, Restriction::Equality, false, None)
+                    (key, Restriction::Equality, false, None)
                 }
                 pg_sys::NodeTag::T_NullTest => {
                     let test = clause as *mut pg_sys::NullTest;
                     if (*test).nulltesttype != pg_sys::NullTestType::IS_NULL {
                         return None;
                     }
-                    (column_of((*test).arg.cast(), self.varno)?, Restriction::Equality, false, None)
+                    (self.key_of((*test).arg.cast())?, Restriction::Equality, false, None)
                 }
                 _ => return None,
             };
-            let attnum = (*var).varattno;
-            self.remember(attnum);
             Some(ColumnFilter {
-                attnum,
+                attnum: key.attnum,
                 restriction,
                 selectivity,
                 literal_predicate: if literal { self.deparse(clause) } else { None },
                 opclass,
+                expression: key.expression,
             })
         }
     }
@@ -184,18 +232,25 @@ impl Collector {
         }
     }
 
-    /// The column of this rel among an equivalence class's members.
+    /// The column (or else the immutable expression) of this rel among an equivalence
+    /// class's members.
     ///
     /// # Safety
     /// `class` is one of the planner's equivalence classes.
-    unsafe fn member_column(&self, class: *mut pg_sys::EquivalenceClass) -> Option<i16> {
+    unsafe fn member_key(&mut self, class: *mut pg_sys::EquivalenceClass) -> Option<Key> {
         unsafe {
-            pointers::<pg_sys::EquivalenceMember>((*class).ec_members).into_iter().find_map(|member| {
-                if (*member).em_is_child || pg_sys::bms_membership((*member).em_relids) != pg_sys::BMS_Membership::BMS_SINGLETON {
-                    return None;
-                }
-                column_of((*member).em_expr.cast(), self.varno).map(|v| (*v).varattno)
-            })
+            let members: Vec<_> = pointers::<pg_sys::EquivalenceMember>((*class).ec_members)
+                .into_iter()
+                .filter(|m| {
+                    !(**m).em_is_child
+                        && pg_sys::bms_membership((**m).em_relids) == pg_sys::BMS_Membership::BMS_SINGLETON
+                        && pg_sys::bms_is_member(self.varno as c_int, (**m).em_relids)
+                })
+                .collect();
+            if let Some(var) = members.iter().find_map(|m| column_of((**m).em_expr.cast(), self.varno)) {
+                return self.key_of(var.cast());
+            }
+            members.iter().find_map(|m| self.key_of((**m).em_expr.cast()))
         }
     }
 
@@ -204,19 +259,24 @@ impl Collector {
     ///
     /// # Safety
     /// Planner structures of the current planning.
-    unsafe fn join_columns(&mut self) -> Vec<i16> {
+    unsafe fn join_keys(&mut self) -> (Vec<i16>, Vec<(i16, String)>) {
         unsafe {
             let mut columns = Vec::new();
+            let mut expressions = Vec::new();
             for class in pointers::<pg_sys::EquivalenceClass>((*self.root).eq_classes) {
                 if (*class).ec_has_const {
                     continue;
                 }
-                let Some(attnum) = self.member_column(class) else { continue };
                 let others = pointers::<pg_sys::EquivalenceMember>((*class).ec_members)
                     .into_iter()
                     .any(|m| !(*m).em_is_const && !pg_sys::bms_is_member(self.varno as c_int, (*m).em_relids));
-                if others {
-                    columns.push(attnum);
+                if !others {
+                    continue;
+                }
+                match self.member_key(class) {
+                    Some(Key { attnum, expression: None, .. }) => columns.push(attnum),
+                    Some(Key { attnum, expression: Some(e), .. }) => expressions.push((attnum, e)),
+                    None => {}
                 }
             }
             for rinfo in pointers::<pg_sys::RestrictInfo>((*self.rel).joininfo) {
@@ -231,17 +291,19 @@ impl Collector {
                 }
                 let var = column_of(args[0], self.varno).or_else(|| column_of(args[1], self.varno));
                 if let Some(var) = var {
-                    if btree_strategy((*op).opno, var) == BTREE_EQUAL {
+                    if btree_strategy((*op).opno, (*var).vartype) == BTREE_EQUAL {
                         columns.push((*var).varattno);
                     }
                 }
             }
             let mut seen = std::collections::BTreeSet::new();
             columns.retain(|a| seen.insert(*a));
+            let mut seen_expressions = std::collections::BTreeSet::new();
+            expressions.retain(|(_, e)| seen_expressions.insert(e.clone()));
             for attnum in &columns {
                 self.remember(*attnum);
             }
-            columns
+            (columns, expressions)
         }
     }
 
@@ -253,12 +315,12 @@ impl Collector {
         unsafe {
             let mut keys = Vec::new();
             for pathkey in pointers::<pg_sys::PathKey>((*self.root).query_pathkeys) {
-                let Some(attnum) = self.member_column((*pathkey).pk_eclass) else { break };
-                self.remember(attnum);
+                let Some(key) = self.member_key((*pathkey).pk_eclass) else { break };
                 keys.push(SortKey {
-                    attnum,
+                    attnum: key.attnum,
                     descending: descending(pathkey),
                     nulls_first: (*pathkey).pk_nulls_first,
+                    expression: key.expression,
                 });
             }
             keys
@@ -301,8 +363,13 @@ impl Collector {
 /// default one, under the C collation). Other non-btree operators give no filter.
 ///
 /// # Safety
-/// Catalog lookups; `var` and `pattern` are valid nodes.
-unsafe fn like_prefix_opclass(opno: pg_sys::Oid, var: *mut pg_sys::Var, pattern: *mut pg_sys::Node) -> Option<Option<String>> {
+/// Catalog lookups; `pattern` is a valid node.
+unsafe fn like_prefix_opclass(
+    opno: pg_sys::Oid,
+    type_oid: pg_sys::Oid,
+    collation: pg_sys::Oid,
+    pattern: *mut pg_sys::Node,
+) -> Option<Option<String>> {
     unsafe {
         if text(pg_sys::get_opname(opno)) != "~~" || (*pattern).type_ != pg_sys::NodeTag::T_Const {
             return None;
@@ -315,10 +382,10 @@ unsafe fn like_prefix_opclass(opno: pg_sys::Oid, var: *mut pg_sys::Var, pattern:
         if value.starts_with('%') || value.starts_with('_') || value.is_empty() {
             return None;
         }
-        if pgrx::pg_sys::ffi::pg_guard_ffi_boundary(|| collate_is_c((*var).varcollid)) {
+        if pgrx::pg_sys::ffi::pg_guard_ffi_boundary(|| collate_is_c(collation)) {
             return Some(None);
         }
-        match (*var).vartype {
+        match type_oid {
             pg_sys::TEXTOID => Some(Some("text_pattern_ops".into())),
             pg_sys::VARCHAROID => Some(Some("varchar_pattern_ops".into())),
             pg_sys::BPCHAROID => Some(Some("bpchar_pattern_ops".into())),
@@ -327,7 +394,8 @@ unsafe fn like_prefix_opclass(opno: pg_sys::Oid, var: *mut pg_sys::Var, pattern:
     }
 }
 
-/// What the query asks of `rel`, a plain table or materialized view.
+/// What the query asks of `rel`, a plain table, materialized view or partitioned table (its
+/// partitions are not collected: an index on the parent is built on each of them).
 ///
 /// # Safety
 /// Arguments of `set_rel_pathlist_hook` for a base relation.
@@ -338,19 +406,21 @@ pub unsafe fn collect(
     rte: *mut pg_sys::RangeTblEntry,
 ) -> Option<TableUsage> {
     unsafe {
+        let relkind = (*rte).relkind as u8;
         if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION
             || (*rel).reloptkind != pg_sys::RelOptKind::RELOPT_BASEREL
-            || ((*rte).relkind as u8 != pg_sys::RELKIND_RELATION && (*rte).relkind as u8 != pg_sys::RELKIND_MATVIEW)
+            || (relkind != pg_sys::RELKIND_RELATION && relkind != pg_sys::RELKIND_MATVIEW && relkind != pg_sys::RELKIND_PARTITIONED_TABLE)
         {
             return None;
         }
+        let partitioned = relkind == pg_sys::RELKIND_PARTITIONED_TABLE;
         let relid = (*rte).relid;
         let mut collector = Collector { root, rel, varno: rti, relid, names: BTreeMap::new() };
         let filters = pointers::<pg_sys::RestrictInfo>((*rel).baserestrictinfo)
             .into_iter()
             .filter_map(|rinfo| collector.filter(rinfo))
             .collect();
-        let join_columns = collector.join_columns();
+        let (join_columns, join_expressions) = collector.join_keys();
         let order_by = collector.order_by();
         let needed_columns = collector.needed_columns();
         let table = text(pg_sys::quote_qualified_identifier(
@@ -360,13 +430,15 @@ pub unsafe fn collect(
         Some(TableUsage {
             relid: relid.to_u32(),
             table,
-            table_rows: (*rel).tuples,
+            table_rows: if partitioned { partition_rows(root, rti) } else { (*rel).tuples },
             rows_kept: (*rel).rows,
             filters,
             join_columns,
             order_by,
             needed_columns,
             column_names: collector.names,
+            join_expressions,
+            partitioned,
         })
     }
 }
@@ -382,5 +454,23 @@ unsafe fn descending(pathkey: *const pg_sys::PathKey) -> bool {
         return (*pathkey).pk_strategy == BTREE_GREATER;
         #[cfg(feature = "pg18")]
         return (*pathkey).pk_cmptype == pg_sys::CompareType::COMPARE_GT;
+    }
+}
+
+/// Rows in the partitions the planner kept for the partitioned table at `rti` (its own
+/// `tuples` counts only the rows its scan returns).
+///
+/// # Safety
+/// Planner structures of the current planning, after the partitions' sizes were set.
+unsafe fn partition_rows(root: *mut pg_sys::PlannerInfo, rti: pg_sys::Index) -> f64 {
+    unsafe {
+        pointers::<pg_sys::AppendRelInfo>((*root).append_rel_list)
+            .into_iter()
+            .filter(|info| (**info).parent_relid == rti)
+            .map(|info| {
+                let child = *(*root).simple_rel_array.add((*info).child_relid as usize);
+                if child.is_null() { 0.0 } else { (*child).tuples.max(0.0) }
+            })
+            .sum()
     }
 }

@@ -1,0 +1,160 @@
+//! `#[pg_test]`s of the advisor's candidate kinds (issue 15, part 7): each suggestion is built
+//! for real and the real planner must then use it for the statement it was suggested for.
+use pgrx::prelude::*;
+
+// The pg_test runner calls functions in schema "tests", so the module has that name too.
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    /// Suggested DDL for a workload of statements.
+    fn advice(queries: &[&str]) -> Vec<String> {
+        let array = queries.iter().map(|q| format!("$q${q}$q$")).collect::<Vec<_>>().join(", ");
+        Spi::connect(|client| {
+            client
+                .select(&format!("SELECT ddl FROM pitstop.suggest_indexes(queries => ARRAY[{array}]) ORDER BY rank"), None, &[])
+                .unwrap()
+                .map(|row| row.get::<String>(1).unwrap().unwrap())
+                .collect()
+        })
+    }
+
+    /// Builds `ddl` under the name `name` (CONCURRENTLY cannot run in the test's transaction).
+    fn build(ddl: &str, name: &str) {
+        let sql = ddl.replace("CREATE INDEX CONCURRENTLY ON", &format!("CREATE INDEX {name} ON")).replacen(
+            "CREATE INDEX ON",
+            &format!("CREATE INDEX {name} ON"),
+            1,
+        );
+        Spi::run(&sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// The real planner's plan for `sql`, as compact JSON text.
+    fn plan(sql: &str) -> String {
+        let text = crate::pg::spi::explain_json(sql, "").unwrap();
+        serde_json::from_str::<serde_json::Value>(&text).unwrap().to_string()
+    }
+
+    fn make_users() {
+        Spi::run(
+            "CREATE TABLE cand_users(id int PRIMARY KEY, email text, signed_up timestamp, plan text);
+             INSERT INTO cand_users SELECT g, 'User' || g || '@Example.com', timestamp '2024-01-01' + g * interval '7 minutes',
+                    CASE WHEN g % 3 = 0 THEN 'pro' ELSE 'free' END
+               FROM generate_series(1, 100000) g;
+             CREATE TABLE cand_logins(id int, email text, at timestamp);
+             INSERT INTO cand_logins SELECT g, 'user' || (g % 100000) || '@example.com', timestamp '2024-01-01' + g * interval '1 minute'
+               FROM generate_series(1, 200000) g;
+             ANALYZE cand_users, cand_logins;",
+        )
+        .unwrap();
+    }
+
+    #[pg_test]
+    fn an_expression_in_a_filter_gets_an_expression_index_the_planner_uses() {
+        make_users();
+        let ddl = advice(&["SELECT id, plan FROM cand_users WHERE lower(email) = $1"]);
+        let expression = ddl.iter().find(|d| d.contains("((lower(email)))")).unwrap_or_else(|| panic!("{ddl:?}"));
+        assert!(expression.starts_with("CREATE INDEX CONCURRENTLY ON public.cand_users ((lower(email)))"), "{expression}");
+        build(expression, "cand_users_lower_email");
+        let used = plan("SELECT id, plan FROM cand_users WHERE lower(email) = 'user42@example.com'");
+        assert!(used.contains("cand_users_lower_email"), "{used}");
+    }
+
+    #[pg_test]
+    fn an_expression_on_both_sides_of_a_join_gets_an_expression_index() {
+        make_users();
+        let statement = "SELECT l.at FROM cand_users u JOIN cand_logins l ON lower(l.email) = lower(u.email) WHERE u.id = $1";
+        let ddl = advice(&[statement]);
+        let expression = ddl.iter().find(|d| d.contains("cand_logins ((lower(email)))")).unwrap_or_else(|| panic!("{ddl:?}"));
+        build(expression, "cand_logins_lower_email");
+        let used = plan(&statement.replace("$1", "42"));
+        assert!(used.contains("cand_logins_lower_email"), "{used}");
+    }
+
+    #[pg_test]
+    fn only_immutable_expressions_are_candidates() {
+        Spi::run(
+            "CREATE TABLE cand_visits(id int, seen timestamptz, at timestamp);
+             INSERT INTO cand_visits SELECT g, timestamptz '2024-01-01' + g * interval '1 minute', timestamp '2024-01-01' + g * interval '1 minute'
+               FROM generate_series(1, 100000) g;
+             ANALYZE cand_visits;",
+        )
+        .unwrap();
+        // date_trunc over timestamptz depends on the TimeZone setting: no index can hold it.
+        let ddl = advice(&["SELECT id FROM cand_visits WHERE date_trunc('day', seen) = $1"]);
+        assert!(!ddl.iter().any(|d| d.contains("date_trunc")), "{ddl:?}");
+        // Over timestamp it is immutable.
+        let ddl = advice(&["SELECT id FROM cand_visits WHERE date_trunc('day', at) = $1"]);
+        let day = ddl.iter().find(|d| d.contains("((date_trunc('day'::text, at)))")).unwrap_or_else(|| panic!("{ddl:?}"));
+        build(day, "cand_visits_day");
+        let used = plan("SELECT id FROM cand_visits WHERE date_trunc('day', at) = '2024-02-01'");
+        assert!(used.contains("cand_visits_day"), "{used}");
+    }
+
+    #[pg_test]
+    fn a_group_by_expression_gets_an_index_in_group_order() {
+        make_users();
+        // Daily counts of the most recent days: the index streams the groups in order, so the
+        // planner reads a few of them instead of sorting or hashing the whole table.
+        let statement = "SELECT date_trunc('day', signed_up) AS day, count(*) FROM cand_users
+                          GROUP BY date_trunc('day', signed_up) ORDER BY 1 DESC LIMIT 7";
+        let before = plan(statement);
+        assert!(before.contains(r#""Node Type":"Seq Scan""#), "{before}");
+        let ddl = advice(&[statement]);
+        let grouped = ddl.iter().find(|d| d.contains("(date_trunc('day'::text, signed_up))")).unwrap_or_else(|| panic!("{ddl:?}"));
+        build(grouped, "cand_users_day");
+        let used = plan(statement);
+        assert!(used.contains("cand_users_day") && used.contains(r#""Strategy":"Sorted""#), "{used}");
+        assert!(!used.contains(r#""Node Type":"Sort""#), "{used}");
+    }
+
+    #[pg_test]
+    fn a_group_by_column_gets_an_index_in_group_order() {
+        Spi::run(
+            "CREATE TABLE cand_sales(id int, store int, amount numeric, sold timestamp);
+             INSERT INTO cand_sales SELECT g, g % 5000, g % 97, timestamp '2024-01-01' + g * interval '1 second'
+               FROM generate_series(1, 200000) g;
+             ANALYZE cand_sales;",
+        )
+        .unwrap();
+        let statement = "SELECT store, sum(amount) FROM cand_sales GROUP BY store ORDER BY store LIMIT 20";
+        let ddl = advice(&[statement]);
+        let grouped = ddl.iter().find(|d| d.contains("cand_sales (store)")).unwrap_or_else(|| panic!("{ddl:?}"));
+        build(grouped, "cand_sales_store");
+        let used = plan(statement);
+        assert!(used.contains("cand_sales_store") && used.contains(r#""Strategy":"Sorted""#), "{used}");
+    }
+
+    #[pg_test]
+    fn a_partitioned_table_gets_one_index_on_the_parent_used_on_every_partition() {
+        Spi::run(
+            "CREATE TABLE cand_events(account int, at timestamp, payload text) PARTITION BY RANGE (at);
+             CREATE TABLE cand_events_1 PARTITION OF cand_events FOR VALUES FROM ('2024-01-01') TO ('2024-02-01');
+             CREATE TABLE cand_events_2 PARTITION OF cand_events FOR VALUES FROM ('2024-02-01') TO ('2024-03-01');
+             -- Columns in another order, and a dropped one: attribute numbers differ from the parent's.
+             CREATE TABLE cand_events_3(gone int, payload text, at timestamp, account int);
+             ALTER TABLE cand_events_3 DROP COLUMN gone;
+             ALTER TABLE cand_events ATTACH PARTITION cand_events_3 FOR VALUES FROM ('2024-03-01') TO ('2024-04-01');
+             INSERT INTO cand_events SELECT g % 10000, timestamp '2024-01-01' + g * interval '30 seconds', md5(g::text)
+               FROM generate_series(1, 250000) g;
+             ANALYZE cand_events;",
+        )
+        .unwrap();
+        let statement = "SELECT at, payload FROM cand_events WHERE account = $1";
+        let ddl = advice(&[statement]);
+        assert!(!ddl.iter().any(|d| d.contains("cand_events_")), "no per-partition candidates: {ddl:?}");
+        let parent = ddl.iter().find(|d| d.starts_with("CREATE INDEX ON public.cand_events (account)")).unwrap_or_else(|| panic!("{ddl:?}"));
+        let purpose = Spi::get_one_with_args::<String>(
+            "SELECT reason FROM pitstop.suggest_indexes(queries => ARRAY[$1]) WHERE ddl = $2",
+            &[statement.into(), parent.as_str().into()],
+        )
+        .unwrap()
+        .unwrap();
+        assert!(purpose.contains("ATTACH PARTITION"), "{purpose}");
+        build(parent, "cand_events_account");
+        let used = plan(&statement.replace("$1", "42"));
+        for partition in ["cand_events_1", "cand_events_2", "cand_events_3"] {
+            assert!(used.contains(&format!("\"Index Name\":\"{partition}_account_idx\"")), "{partition}: {used}");
+        }
+    }
+}
