@@ -474,7 +474,7 @@ pub fn default_suggestions(include_self: bool) -> Result<Vec<SuggestedKeys>, Pit
         .map(|(i, s)| SuggestedKeys {
             rank: i + 1,
             relid: s.candidate.relid,
-            keys: s.candidate.keys.iter().map(|k| k.attnum).collect(),
+            keys: s.candidate.keys.iter().map(|k| k.indkey()).collect(),
             partial: s.candidate.predicate.is_some(),
             ddl: s.candidate.ddl(),
         })
