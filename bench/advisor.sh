@@ -26,8 +26,14 @@
 # has it loaded (seen while writing this), and a copy pins one build for the whole run.
 #
 # Usage: bash bench/advisor.sh   (as root or postgres; env: SCALE, RUNS, TIMEOUT, PORT)
+# WORKLOAD=tpcds runs bench/tpcds/advisor.sh instead (TPC-DS, its 99 queries).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+case "${WORKLOAD:-tpch}" in
+    tpch) ;;
+    tpcds) exec bash bench/tpcds/advisor.sh ;;
+    *) echo "advisor.sh: WORKLOAD is tpch or tpcds, not ${WORKLOAD}" >&2; exit 2 ;;
+esac
 source bench/lib.sh
 
 SCALE="${SCALE:-1}"; RUNS="${RUNS:-3}"; TIMEOUT="${TIMEOUT:-120}"

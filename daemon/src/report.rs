@@ -54,6 +54,10 @@ pub enum Report {
     Indexes {
         #[command(flatten)]
         workload: Workload,
+        /// Instead of the list: per prefix of it (the first N indexes), their estimated bytes and
+        /// the workload's estimated cost with them (planner cost units).
+        #[arg(long)]
+        curve: bool,
     },
     /// Workload statements no suggested index helps, and why (pitstop.unhelped_queries).
     Unhelped {
@@ -228,7 +232,26 @@ impl Report {
                 "SELECT severity, finding, node, detail, suggestion FROM pitstop.explain_advice($1, $2)".into(),
                 vec![Box::new(query.clone()), Box::new(*analyze)],
             ),
-            Report::Indexes { workload } => (
+            Report::Indexes { workload, curve: true } => (
+                format!(
+                    "WITH s AS (SELECT rank, ddl, estimated_bytes, workload_cost_before, workload_cost_after
+                                  FROM pitstop.suggest_indexes({}))
+                     SELECT 0 AS indexes, 0::numeric AS bytes, pg_size_pretty(0::bigint) AS size,
+                            workload_cost_before AS est_workload_cost, 100.0 AS pct_of_start, NULL AS added
+                       FROM s WHERE rank = 1
+                     UNION ALL
+                     SELECT rank, sum(estimated_bytes) OVER w, pg_size_pretty(sum(estimated_bytes) OVER w),
+                            workload_cost_after,
+                            round((100 * workload_cost_after / nullif(first_value(workload_cost_before) OVER w, 0))::numeric, 1),
+                            ddl
+                       FROM s WINDOW w AS (ORDER BY rank)
+                      ORDER BY 1",
+                    Workload::ARGUMENTS
+                )
+                .into(),
+                workload.params(),
+            ),
+            Report::Indexes { workload, curve: false } => (
                 format!(
                     "SELECT rank, ddl, pg_size_pretty(estimated_bytes) AS size, improvement_pct,
                             queries_helped, reason, helped
@@ -476,7 +499,11 @@ mod tests {
 
     #[test]
     fn advisor_reports_pass_every_workload_option() {
-        for report in [Report::Indexes { workload: workload() }, Report::Unhelped { workload: workload() }] {
+        for report in [
+            Report::Indexes { workload: workload(), curve: false },
+            Report::Indexes { workload: workload(), curve: true },
+            Report::Unhelped { workload: workload() },
+        ] {
             let (sql, params) = report.query();
             assert_eq!(params.len(), 7);
             assert!(sql.contains("min_workload_gain => $6") && sql.contains("include_self => $7"), "{sql}");
@@ -537,7 +564,7 @@ mod tests {
             Report::SlowQueries { limit: 1, plans: true },
             Report::TopQueries { sort: "calls".into(), limit: 1, include_self: false },
             Report::Advice { query: "select 1".into(), analyze: false },
-            Report::Indexes { workload: workload() },
+            Report::Indexes { workload: workload(), curve: false },
             Report::Unhelped { workload: workload() },
             Report::IndexHealth { include_self: false, with_advice: true },
             Report::Vacuum { all: false, include_self: false },

@@ -16,6 +16,9 @@ pub struct CandidateCost {
     pub queries: Vec<usize>,
     /// Candidates whose job this one also does (their keys lead its keys).
     pub supersedes: Vec<usize>,
+    /// Candidates on the same table with the same keys (and predicate), another INCLUDE list:
+    /// at most one of them is chosen (a covering merge of them replaces the ones it covers).
+    pub same_key: Vec<usize>,
 }
 
 #[derive(Clone, Debug)]
@@ -40,10 +43,10 @@ pub struct Pick {
     pub helped: Vec<(usize, f64, f64)>,
 }
 
-/// A possible next step: add `candidate`, possibly in place of `replaces`.
+/// A possible next step: add `candidate`, possibly in place of the chosen ones it `replaces`.
 struct Move {
     candidate: usize,
-    replaces: Option<usize>,
+    replaces: Vec<usize>,
     net: f64,
     added_bytes: f64,
     costs: Vec<(usize, f64)>,
@@ -72,7 +75,9 @@ pub fn select(
 ) -> Vec<Pick> {
     let helps = |before: f64, after: f64| before > 0.0 && (before - after) / before >= limits.min_improvement;
     let picked = if limits.budget_bytes.is_none() {
-        greedy(weights, base_costs, candidates, limits, Rank::Benefit, &mut cost_with).0
+        // Most benefit per byte first, so the list's curve (bytes against workload cost) bends
+        // once and is cut at its knee below.
+        greedy(weights, base_costs, candidates, limits, Rank::Density, &mut cost_with).0
     } else {
         // Under a storage budget (a knapsack) neither the largest benefit first nor the most
         // benefit per byte first always wins: both are tried, the cheaper workload is kept.
@@ -80,7 +85,54 @@ pub fn select(
         let (by_density, density_cost) = greedy(weights, base_costs, candidates, limits, Rank::Density, &mut cost_with);
         if density_cost < benefit_cost { by_density } else { by_benefit }
     };
-    evidence(weights, base_costs, candidates, &picked, helps, cost_with)
+    let picks = evidence(weights, base_costs, candidates, &picked, helps, cost_with);
+    if limits.budget_bytes.is_some() {
+        return picks;
+    }
+    let keep = knee(&curve(&picks, candidates));
+    picks.into_iter().take(keep).collect()
+}
+
+/// Per prefix of the picks (the empty one first): the bytes of its indexes and the weighted
+/// workload cost with them.
+pub fn curve(picks: &[Pick], candidates: &[CandidateCost]) -> Vec<(f64, f64)> {
+    let mut points = Vec::with_capacity(picks.len() + 1);
+    if let Some(first) = picks.first() {
+        points.push((0.0, first.workload_before));
+    }
+    let mut bytes = 0.0;
+    for pick in picks {
+        bytes += candidates[pick.candidate].size_bytes;
+        points.push((bytes, pick.workload_after));
+    }
+    points
+}
+
+/// How many picks to keep: the knee of the curve, the point farthest above the chord from the
+/// empty list to the whole list, both axes scaled to [0, 1] (bytes spent, workload cost saved).
+/// Picks come most benefit per byte first, so the curve is concave and the knee is where the
+/// next index's saving per byte falls below the whole list's average: past it each byte buys
+/// less than bytes bought on average. A list of one or two, or a straight curve, is kept whole.
+pub fn knee(points: &[(f64, f64)]) -> usize {
+    let picks = points.len().saturating_sub(1);
+    if picks <= 2 {
+        return picks;
+    }
+    let (bytes, start, end) = (points[picks].0, points[0].1, points[picks].1);
+    let saved = start - end;
+    if bytes <= 0.0 || saved <= 0.0 {
+        return picks;
+    }
+    // Above the chord by less than this share of the axes counts as on it.
+    const FLAT: f64 = 0.02;
+    let mut best = (picks, FLAT);
+    for (i, (b, cost)) in points.iter().enumerate().take(picks).skip(1) {
+        let distance = (start - cost) / saved - b / bytes;
+        if distance > best.1 {
+            best = (i, distance);
+        }
+    }
+    best.0
 }
 
 /// Greedy rounds ranked by `rank`: the indexes chosen, and the weighted workload cost plus
@@ -98,34 +150,40 @@ fn greedy(
     let mut picked: Vec<usize> = Vec::new();
     let mut used_bytes = 0.0;
     // Per candidate: its queries' costs for the move last evaluated, while still valid.
-    let mut evaluated: Vec<Option<(Option<usize>, Vec<(usize, f64)>)>> = vec![None; candidates.len()];
+    let mut evaluated: Vec<Option<(Vec<usize>, Vec<(usize, f64)>)>> = vec![None; candidates.len()];
     // A candidate that helps nothing when added cannot start helping once more indexes exist
     // (their benefits overlap, they do not add up), so it is not planned again.
     let mut useless = vec![false; candidates.len()];
 
     for _round in 0..2 * candidates.len() {
         let full = limits.max_indexes.is_some_and(|max| picked.len() >= max);
-        let least_net = limits.min_workload_gain * workload(weights, &current);
+        // Under a budget every index that fits and helps is worth its bytes: the budget is
+        // what the DBA chose to spend. Without one, small gains are left out.
+        let least_net = if limits.budget_bytes.is_some() { 0.0 } else { limits.min_workload_gain * workload(weights, &current) };
         let mut best: Option<Move> = None;
         for (c, candidate) in candidates.iter().enumerate() {
             // A chosen index that does this one's job (its keys extend it) rules it out.
             if useless[c] || picked.contains(&c) || picked.iter().any(|p| candidates[*p].supersedes.contains(&c)) {
                 continue;
             }
-            let replaces = picked.iter().copied().find(|p| candidate.supersedes.contains(p));
-            if full && replaces.is_none() {
+            let replaces: Vec<usize> = picked.iter().copied().filter(|p| candidate.supersedes.contains(p)).collect();
+            // One index per key: another INCLUDE list on a chosen key only as its replacement.
+            if picked.iter().any(|p| candidate.same_key.contains(p) && !replaces.contains(p)) {
                 continue;
             }
-            let freed = replaces.map_or(0.0, |p| candidates[p].size_bytes);
+            if full && replaces.is_empty() {
+                continue;
+            }
+            let freed: f64 = replaces.iter().map(|p| candidates[*p].size_bytes).sum();
             let added_bytes = candidate.size_bytes - freed;
             if limits.budget_bytes.is_some_and(|budget| used_bytes + added_bytes > budget) {
                 continue;
             }
             if evaluated[c].as_ref().is_none_or(|(r, _)| *r != replaces) {
-                let mut set: Vec<usize> = picked.iter().copied().filter(|p| Some(*p) != replaces).collect();
+                let mut set: Vec<usize> = picked.iter().copied().filter(|p| !replaces.contains(p)).collect();
                 set.push(c);
                 let costs = candidate.queries.iter().filter_map(|q| cost_with(&set, *q).map(|cost| (*q, cost))).collect();
-                evaluated[c] = Some((replaces, costs));
+                evaluated[c] = Some((replaces.clone(), costs));
             }
             let costs = &evaluated[c].as_ref().expect("evaluated above").1;
             // Gains count when they are worth it; losses (a replaced index's) always count.
@@ -137,10 +195,10 @@ fn greedy(
                 })
                 .sum();
             if !costs.iter().any(|(q, cost)| helps(current[*q], *cost)) {
-                useless[c] = replaces.is_none();
+                useless[c] = replaces.is_empty();
                 continue;
             }
-            let net = gain - candidate.write_cost + replaces.map_or(0.0, |p| candidates[p].write_cost);
+            let net = gain - candidate.write_cost + replaces.iter().map(|p| candidates[*p].write_cost).sum::<f64>();
             if net <= 0.0 || net < least_net {
                 continue;
             }
@@ -164,7 +222,7 @@ fn greedy(
         for (q, cost) in &step.costs {
             current[*q] = *cost;
         }
-        picked.retain(|p| Some(*p) != step.replaces);
+        picked.retain(|p| !step.replaces.contains(p));
         picked.push(step.candidate);
         used_bytes += step.added_bytes;
         // Moves that share a query with this one must be planned again.
@@ -237,7 +295,13 @@ mod tests {
     fn cands(specs: &[(f64, f64, &[usize])]) -> Vec<CandidateCost> {
         specs
             .iter()
-            .map(|(size, write, queries)| CandidateCost { size_bytes: *size, write_cost: *write, queries: queries.to_vec(), supersedes: vec![] })
+            .map(|(size, write, queries)| CandidateCost {
+                size_bytes: *size,
+                write_cost: *write,
+                queries: queries.to_vec(),
+                supersedes: vec![],
+                same_key: vec![],
+            })
             .collect()
     }
 
@@ -356,8 +420,94 @@ mod tests {
         let picks = order(select(&[1.0; 3], &model.base, &candidates, &limits, |s, q| model.cost(s, q)));
         assert_eq!(picks.len(), 2);
         assert_eq!(picks[0], 0, "{picks:?}");
-        // Without a budget every index that helps is chosen, largest benefit first.
-        assert_eq!(order(select(&[1.0; 3], &model.base, &candidates, &NO_LIMITS, |s, q| model.cost(s, q))), vec![0, 1, 2]);
+        // Without a budget: most benefit per byte first, cut at the knee (60 per 5 MB twice,
+        // then 100 for 15 MB: below the list's average of 220 per 25 MB).
+        assert_eq!(order(select(&[1.0; 3], &model.base, &candidates, &NO_LIMITS, |s, q| model.cost(s, q))), vec![1, 2]);
+    }
+
+    #[test]
+    fn a_budget_is_filled_while_an_index_fits_and_helps() {
+        // q0 dominates; the index for q1 saves under 1 % of the workload, which stops it
+        // without a budget (min_workload_gain) but not inside one that has room for it.
+        let model = Model { base: vec![1000.0, 10.0], effects: vec![(0, 0, 500.0), (1, 1, 6.0)] };
+        let candidates = cands(&[(10.0, 0.0, &[0]), (5.0, 0.0, &[1])]);
+        let limits = Limits { min_workload_gain: 0.01, ..NO_LIMITS };
+        let order = |l: &Limits| select(&[1.0, 1.0], &model.base, &candidates, l, |s, q| model.cost(s, q)).iter().map(|p| p.candidate).collect::<Vec<_>>();
+        assert_eq!(order(&limits), vec![0]);
+        assert_eq!(order(&Limits { budget_bytes: Some(15.0), ..limits.clone() }), vec![0, 1]);
+        assert_eq!(order(&Limits { budget_bytes: Some(14.0), ..limits }), vec![0], "no room for the second");
+    }
+
+    #[test]
+    fn the_knee_stops_before_a_flat_tail() {
+        // Two indexes save 400 each for 1 MB; three more save 5 each for 10 MB: each still above
+        // min_workload_gain (0.1 % of the rest), below the list's average saving per byte.
+        let model = Model {
+            base: vec![500.0, 500.0, 100.0, 100.0, 100.0],
+            effects: vec![(0, 0, 100.0), (1, 1, 100.0), (2, 2, 95.0), (3, 3, 95.0), (4, 4, 95.0)],
+        };
+        let candidates = cands(&[(1e6, 0.0, &[0]), (1e6, 0.0, &[1]), (1e7, 0.0, &[2]), (1e7, 0.0, &[3]), (1e7, 0.0, &[4])]);
+        let limits = Limits { min_workload_gain: 0.001, ..NO_LIMITS };
+        let picks = select(&[1.0; 5], &model.base, &candidates, &limits, |s, q| model.cost(s, q));
+        assert_eq!(picks.iter().map(|p| p.candidate).collect::<Vec<_>>(), vec![0, 1], "{picks:?}");
+        // With a budget the tail is bought.
+        let picks = select(&[1.0; 5], &model.base, &candidates, &Limits { budget_bytes: Some(1e9), ..limits }, |s, q| model.cost(s, q));
+        assert_eq!(picks.len(), 5);
+    }
+
+    #[test]
+    fn knee_of_curves() {
+        assert_eq!(knee(&[]), 0);
+        assert_eq!(knee(&[(0.0, 10.0), (1.0, 5.0)]), 1);
+        assert_eq!(knee(&[(0.0, 10.0), (1.0, 5.0), (2.0, 4.0)]), 2, "two are kept whole");
+        // A straight line: every index buys as much per byte; all kept.
+        assert_eq!(knee(&[(0.0, 100.0), (1.0, 75.0), (2.0, 50.0), (3.0, 25.0)]), 3);
+        // Bends after the second point.
+        assert_eq!(knee(&[(0.0, 100.0), (1.0, 50.0), (2.0, 10.0), (10.0, 8.0), (20.0, 7.0)]), 2);
+        // Nothing saved: kept as chosen.
+        assert_eq!(knee(&[(0.0, 10.0), (1.0, 10.0), (2.0, 10.0), (3.0, 10.0)]), 3);
+    }
+
+    #[test]
+    fn one_index_per_key_and_a_merge_replaces_the_variants() {
+        // Candidates 0 and 1: the same key with different INCLUDE lists, each making one query an
+        // index-only scan; 2 is their merge (covers both), a little bigger than either.
+        let model = Model { base: vec![100.0, 100.0], effects: vec![(0, 0, 10.0), (0, 1, 40.0), (1, 1, 10.0), (1, 0, 40.0), (2, 0, 11.0), (2, 1, 11.0)] };
+        let mut candidates = cands(&[(1e6, 0.0, &[0, 1]), (1e6, 0.0, &[0, 1]), (1.2e6, 0.0, &[0, 1])]);
+        candidates[0].same_key = vec![1, 2];
+        candidates[1].same_key = vec![0, 2];
+        candidates[2].same_key = vec![0, 1];
+        candidates[2].supersedes = vec![0, 1];
+        let picks = select(&[1.0, 1.0], &model.base, &candidates, &NO_LIMITS, |s, q| model.cost(s, q));
+        assert_eq!(picks.iter().map(|p| p.candidate).collect::<Vec<_>>(), vec![2], "{picks:?}");
+        // Without the merge: one of the variants only, not both.
+        let without: Vec<CandidateCost> = candidates[..2].to_vec();
+        let picks = select(&[1.0, 1.0], &model.base, &without, &NO_LIMITS, |s, q| model.cost(s, q));
+        assert_eq!(picks.len(), 1, "{picks:?}");
+        // The merge is dropped when it costs more than it saves: a huge merged index loses to
+        // one variant under a budget that does not hold it.
+        let picks = select(&[1.0, 1.0], &model.base, &candidates, &Limits { budget_bytes: Some(1.1e6), ..NO_LIMITS }, |s, q| model.cost(s, q));
+        assert_eq!(picks.len(), 1);
+        assert_ne!(picks[0].candidate, 2);
+    }
+
+    #[test]
+    fn the_curve_falls_as_bytes_grow() {
+        let model = Model {
+            base: vec![100.0, 80.0, 60.0, 40.0],
+            effects: vec![(0, 0, 10.0), (1, 1, 20.0), (2, 2, 30.0), (3, 3, 35.0), (1, 0, 50.0)],
+        };
+        let candidates = cands(&[(3e6, 0.0, &[0]), (1e6, 0.0, &[0, 1]), (2e6, 0.0, &[2]), (5e6, 0.0, &[3])]);
+        for limits in [NO_LIMITS, Limits { budget_bytes: Some(8e6), ..NO_LIMITS }] {
+            let picks = select(&[1.0; 4], &model.base, &candidates, &limits, |s, q| model.cost(s, q));
+            let points = curve(&picks, &candidates);
+            assert_eq!(points.len(), picks.len() + 1);
+            assert_eq!(points[0], (0.0, 280.0));
+            for pair in points.windows(2) {
+                assert!(pair[1].0 > pair[0].0 && pair[1].1 < pair[0].1, "{points:?}");
+            }
+            assert_eq!(points.last().unwrap().1, picks.last().unwrap().workload_after);
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! `select.rs` picks the indexes with the largest planner-estimated saving over the workload,
 //! weighted by calls, net of the write cost, within the budget.
 
-use crate::advisor::candidates::{self, Candidate, ExistingIndex};
+use crate::advisor::candidates::{self, Candidate, ExistingIndex, KeyColumn};
 use crate::advisor::hypo;
 use crate::advisor::remember;
 use crate::advisor::select::{self, CandidateCost, Limits};
@@ -14,7 +14,7 @@ use crate::pg::hypo_index::{self, HypoIndex};
 use crate::pg::role::{ActingRole, Refusal};
 use crate::pg::{parse, planning, spi, subxact};
 use pgrx::prelude::*;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// One statement of the workload.
 struct Statement {
@@ -265,12 +265,14 @@ struct Advice {
 
 fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Advice, PitstopError> {
     let statements = workload(queries, options.top_n, options.include_self)?;
+    let begun = std::time::Instant::now();
     // Baseline: every statement planned once, with no new index, collecting what it reads.
     let planned: Vec<Result<Planned, String>> = statements
         .iter()
         .map(|s| plan_statement(s, &[], true).map(|p| Planned { cost: p.total_cost, usage: p.usage, write: p.write }))
         .collect();
 
+    let baseline_ms = begun.elapsed().as_millis();
     // Each candidate remembers the first statement that proposed it: its DDL (a predicate may
     // come from the statement's text) is prepared as that statement's role.
     let mut proposed: BTreeMap<Candidate, usize> = BTreeMap::new();
@@ -332,13 +334,18 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
             ),
             queries: users_of(&candidate),
             supersedes: Vec::new(),
+            same_key: Vec::new(),
         };
         kept.push((candidate, index, cost));
     }
     // Each query planned once with every candidate on its tables: a candidate that no query's
     // plan chooses when it could have any of them is dropped before the greedy rounds, which
     // then weigh far fewer (evaluation still covers every query that could use a candidate).
+    let prepared_ms = begun.elapsed().as_millis();
     let mut chosen = vec![false; kept.len()];
+    // Per query, the (table, leading key) of each candidate its plan used then (None when it
+    // could not be planned so).
+    let mut used_keys: Vec<Option<Vec<(u32, KeyColumn)>>> = vec![None; statements.len()];
     for q in 0..statements.len() {
         let offered: Vec<usize> = (0..kept.len()).filter(|c| kept[*c].2.queries.contains(&q)).collect();
         if offered.is_empty() {
@@ -346,9 +353,12 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
         }
         let indexes: Vec<&HypoIndex> = offered.iter().map(|c| &kept[*c].1).collect();
         if let Ok(plan) = plan_statement(&statements[q], &indexes, false) {
+            let mut keys = Vec::new();
             for c in offered.iter().filter(|c| plan.used_indexes.contains(&kept[**c].1.desc.oid)) {
                 chosen[*c] = true;
+                keys.push((kept[*c].0.relid, kept[*c].0.keys[0].clone()));
             }
+            used_keys[q] = Some(keys);
         }
     }
     // A merged covering index is never the cheapest for one query (a variant is narrower),
@@ -359,22 +369,71 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
             chosen[c] = (0..kept.len()).filter(|o| chosen[*o] && kept[c].0.supersedes(&kept[*o].0)).count() >= 2;
         }
     }
+    // Under a budget the narrower variants of a chosen candidate (its leading keys, fewer
+    // INCLUDE columns) stay too: when the wide one does not fit, a narrower one may.
+    if options.limits.budget_bytes.is_some() {
+        let wide: Vec<usize> = (0..kept.len()).filter(|c| chosen[*c]).collect();
+        for c in 0..kept.len() {
+            if !chosen[c] && !merged.contains(&kept[c].0) && wide.iter().any(|w| kept[*w].0.supersedes(&kept[c].0)) {
+                chosen[c] = true;
+            }
+        }
+    }
+    pgrx::debug1!(
+        "suggest_indexes: baseline planned in {} ms, candidates prepared by {} ms, every candidate offered at once by {} ms; {} of {} candidates chosen",
+        baseline_ms,
+        prepared_ms,
+        begun.elapsed().as_millis(),
+        chosen.iter().filter(|c| **c).count(),
+        kept.len()
+    );
     let mut index = 0;
     kept.retain(|_| {
         index += 1;
         chosen[index - 1]
     });
+    // A candidate is weighed only on the queries whose plan, offered every candidate, used an
+    // index on its table with its leading key: where another key won, that one does the job
+    // (and is weighed there). This cuts most of the planning on join-heavy workloads, where a
+    // dimension's key column is mentioned by nearly every query.
+    let offered_to: Vec<bool> = (0..statements.len()).map(|q| kept.iter().any(|(_, _, c)| c.queries.contains(&q))).collect();
+    for (candidate, _, cost) in kept.iter_mut() {
+        let leading = &candidate.keys[0];
+        let same = |relid: u32, key: &KeyColumn| relid == candidate.relid && key.attnum == leading.attnum && key.expression == leading.expression;
+        cost.queries.retain(|q| used_keys[*q].as_ref().is_none_or(|keys| keys.iter().any(|(relid, key)| same(*relid, key))));
+    }
     for c in 0..kept.len() {
         kept[c].2.supersedes = (0..kept.len()).filter(|o| kept[c].0.supersedes(&kept[*o].0)).collect();
+        kept[c].2.same_key = (0..kept.len()).filter(|o| *o != c && same_key(&kept[c].0, &kept[*o].0)).collect();
     }
 
     let weights: Vec<f64> = statements.iter().map(|s| s.calls).collect();
     let base: Vec<f64> = planned.iter().map(|p| p.as_ref().map(|p| p.cost).unwrap_or(0.0)).collect();
     let costs: Vec<CandidateCost> = kept.iter().map(|(_, _, c)| c.clone()).collect();
+    // A query's plan depends only on the candidates it could use (on its tables, led by a
+    // column it filters, joins or orders on): it is planned with those alone, once per set.
+    let mut planned_costs: HashMap<(usize, Vec<usize>), Option<f64>> = HashMap::new();
+    let (mut asked, started) = (0usize, std::time::Instant::now());
     let picks = select::select(&weights, &base, &costs, &options.limits, |set, q| {
-        let indexes: Vec<&HypoIndex> = set.iter().map(|c| &kept[*c].1).collect();
-        plan_statement(&statements[q], &indexes, false).ok().map(|p| p.total_cost)
+        asked += 1;
+        let mut relevant: Vec<usize> = set.iter().copied().filter(|c| kept[*c].2.queries.contains(&q)).collect();
+        relevant.sort_unstable();
+        if relevant.is_empty() {
+            return planned[q].as_ref().ok().map(|p| p.cost);
+        }
+        *planned_costs.entry((q, relevant)).or_insert_with_key(|(_, relevant)| {
+            let indexes: Vec<&HypoIndex> = relevant.iter().map(|c| &kept[*c].1).collect();
+            plan_statement(&statements[q], &indexes, false).ok().map(|p| p.total_cost)
+        })
     });
+    pgrx::debug1!(
+        "suggest_indexes: {} statements, {} candidates weighed, {} costs asked, {} planned, selection {} ms",
+        statements.len(),
+        kept.len(),
+        asked,
+        planned_costs.len(),
+        started.elapsed().as_millis()
+    );
 
     let suggestions: Vec<Suggestion> = picks
         .iter()
@@ -401,14 +460,28 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
             cost: plan.as_ref().ok().map(|p| p.cost),
             reason: match plan {
                 Err(message) => format!("could not be planned: {message}"),
-                Ok(plan) => why_not_helped(plan, &kept, q, options, limited),
+                Ok(plan) => why_not_helped(plan, &kept, offered_to[q], q, options, limited),
             },
         })
         .collect();
     Ok(Advice { statements, suggestions, unhelped })
 }
 
-fn why_not_helped(plan: &Planned, kept: &[(Candidate, HypoIndex, CandidateCost)], q: usize, options: &Options, limited: bool) -> String {
+/// Two candidates on the same table, keys and predicate (their INCLUDE lists differ).
+fn same_key(a: &Candidate, b: &Candidate) -> bool {
+    a.relid == b.relid && a.keys == b.keys && a.predicate == b.predicate
+}
+
+/// `offered`: some candidate could serve the query (before weighing was narrowed to the
+/// queries whose plans used its leading key).
+fn why_not_helped(
+    plan: &Planned,
+    kept: &[(Candidate, HypoIndex, CandidateCost)],
+    offered: bool,
+    q: usize,
+    options: &Options,
+    limited: bool,
+) -> String {
     if plan.usage.is_empty() {
         return "reads no table".to_string();
     }
@@ -419,7 +492,7 @@ fn why_not_helped(plan: &Planned, kept: &[(Candidate, HypoIndex, CandidateCost)]
             broad.kept_fraction() * 100.0
         );
     }
-    if !kept.iter().any(|(_, _, c)| c.queries.contains(&q)) {
+    if !offered {
         return "no filter, join key or ordering an index could serve (or existing indexes already cover them)".to_string();
     }
     let mut reason = format!(

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Workload index advice on TPC-DS (run as `WORKLOAD=tpcds bash bench/advisor.sh`): the 99
+# queries at scale SF (DuckDB's tpcds extension, bench/tpcds/load.sh) run for real, then
+#  a) suggest_indexes() timed over what pg_stat_statements recorded, and over the 99 literal
+#     texts; how many could not be planned (target: 99 planned, under 10 s);
+#  b) the 99 timed (median of RUNS per query, statement_timeout TIMEOUT; a timeout counts as
+#     TIMEOUT and is not run again in that configuration) on: the primary keys only; one btree
+#     per filtered or joined column (found in the plans: every column a Filter, Index/Hash/
+#     Merge Cond or Join Filter of the 99 plans names, except those a key already leads: what
+#     per-column advisors suggest); pitstop's default advice; pitstop's advice with budget_mb
+#     = 0.6 × the per-column indexes' bytes. Targets (issue 15): at ≤ 0.6× the per-column
+#     bytes ≤ 0.8× its time; the default list ≤ 2× its bytes unless the knee says otherwise.
+# Usage: WORKLOAD=tpcds bash bench/advisor.sh   (env: SF, RUNS, TIMEOUT, PORT, PITSTOP_PACKAGE)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source bench/lib.sh
+SF="${SF:-0.1}"; RUNS="${RUNS:-3}"; TIMEOUT="${TIMEOUT:-60}"
+DIR="${PITSTOP_BENCH_DIR:-/tmp/pitstop-advisor-tpcds}"; PORT="${PORT:-55710}"
+say() { echo "[$(date +%T)] $*" >&2; }
+die() { echo "tpcds/advisor.sh: $*" >&2; exit 1; }
+
+private_cluster "$DIR" "$PORT" "shared_buffers = 256MB
+max_wal_size = 4GB
+maintenance_work_mem = 512MB
+shared_preload_libraries = 'pg_stat_statements,pitstop'"
+trap 'stop_private_cluster "$DIR"' EXIT
+psql() { bench_psql "$@"; }
+psql -c "CREATE DATABASE tpcds"
+export PGDATABASE=tpcds PSQL="$BIN/psql"
+W="$DIR/workload"
+say "loading TPC-DS scale $SF"
+SF="$SF" W="$W" bash bench/tpcds/load.sh
+psql -c "CREATE EXTENSION pitstop" -c "CREATE EXTENSION pg_stat_statements"
+QUERIES=$(cd "$W" && ls q*.sql | sed 's/\.sql$//' | xargs)
+
+median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2)}'; }
+run_ms() {
+    local out
+    out=$(PGOPTIONS="-c statement_timeout=${TIMEOUT}s" "$BIN/psql" -X -q -c '\timing on' -f "$W/$1.sql" -o /dev/null 2>&1) || true
+    if grep -q 'statement timeout' <<<"$out"; then echo timeout
+    elif grep -q '^Time:' <<<"$out"; then awk '/^Time:/ {s += $2} END {print s}' <<<"$out"
+    else die "$1 failed: $out"; fi
+}
+declare -A TIME BYTES LOADAVG COUNT
+time_workload() {
+    local run q ms; declare -A runs=()
+    for run in $(seq 1 "$RUNS"); do
+        for q in $QUERIES; do
+            [ "${runs[$q]:-}" = timeout ] && continue
+            ms=$(run_ms "$q")
+            if [ "$ms" = timeout ]; then runs[$q]=timeout; else runs[$q]+="$ms "; fi
+        done
+        say "$1: run $run/$RUNS done"
+    done
+    LOADAVG[$1]="$(cut -d' ' -f1-3 /proc/loadavg)"
+    for q in $QUERIES; do
+        if [ "${runs[$q]}" = timeout ]; then TIME[$1:$q]=timeout; else TIME[$1:$q]=$(tr ' ' '\n' <<<"${runs[$q]}" | grep -v '^$' | median); fi
+    done
+}
+total_s() {
+    local q; for q in $QUERIES; do v=${TIME[$1:$q]}; [ "$v" = timeout ] && v=$((TIMEOUT * 1000)); echo "$v"; done |
+        awk '{s += $1} END {printf "%.1f", s / 1000}'
+}
+timeouts() { local q n=0; for q in $QUERIES; do [ "${TIME[$1:$q]}" = timeout ] && n=$((n + 1)); done; echo $n; }
+# Indexes beyond the primary keys.
+extra_bytes() { psql -At -c "SELECT coalesce(sum(pg_relation_size(indexrelid)), 0) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid WHERE c.relnamespace = 'public'::regnamespace AND NOT i.indisprimary"; }
+drop_extra() { psql -At -c "SELECT format('DROP INDEX %s;', indexrelid::regclass) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid WHERE c.relnamespace = 'public'::regnamespace AND NOT i.indisprimary" | psql; }
+build() { local ddl; while IFS= read -r ddl; do [ -n "$ddl" ] && psql -c "${ddl/CONCURRENTLY /}"; done; psql -c "ANALYZE"; }
+mb() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1048576}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b == 0) print "–"; else printf "%.2f", a / b}'; }
+
+# The workload run once for pg_stat_statements (and as the no-index timing's first run).
+psql -c "SELECT pg_stat_statements_reset()" >/dev/null
+say "keys only"
+time_workload none
+BYTES[none]=0
+
+say "a) advice"
+adv() { # label sql-file-or-args -> DDL list in $DIR/label.ddl, seconds in ADV_S[label]
+    local t0; t0=$(date +%s.%N)
+    printf 'SELECT ddl FROM pitstop.suggest_indexes(%s) ORDER BY rank' "$2" > "$DIR/$1.sql"
+    psql -At -f "$DIR/$1.sql" > "$DIR/$1.ddl"
+    ADV_S[$1]=$(echo "$(date +%s.%N) - $t0" | bc); COUNT[$1]=$(wc -l < "$DIR/$1.ddl")
+}
+declare -A ADV_S
+adv pgss ""
+UNPLANNED=$(psql -At -c "SELECT count(*) FROM pitstop.unhelped_queries() WHERE reason LIKE 'could not be planned%'")
+RECORDED=$(psql -At -c "SELECT count(*) FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid AND d.datname = current_database() WHERE query ~* '^\s*(select|with)\s' AND query !~ 'pitstop|pg_stat_statements'")
+{ printf 'queries => ARRAY['; sep=""; for q in $QUERIES; do printf '%s$q$%s$q$' "$sep" "$(sed 's/;\s*$//' "$W/$q.sql")"; sep=", "; done; printf ']'; } > "$DIR/array.sql"
+adv literal "$(cat "$DIR/array.sql")"
+
+# Per-column baseline from the plans with the keys only.
+for q in $QUERIES; do printf 'EXPLAIN (VERBOSE, FORMAT JSON) %s\n' "$(cat "$W/$q.sql")"; done > "$DIR/explain.sql"
+psql -At -f "$DIR/explain.sql" > "$DIR/explain.json"
+grep -oE '"(Filter|Index Cond|Hash Cond|Merge Cond|Join Filter|Recheck Cond)": "[^"]*"' "$DIR/explain.json" |
+    grep -oE '\b[a-z]+\.[a-z]+_[a-z0-9_]+\b' | sed 's/^[a-z0-9_]*\.//' | sort -u > "$DIR/columns"
+psql -At -c "SELECT format('CREATE INDEX ON %I (%I)', c.table_name, c.column_name)
+               FROM information_schema.columns c
+              WHERE c.table_schema = 'public' AND c.column_name = ANY (string_to_array('$(paste -sd, "$DIR/columns")', ','))
+                AND NOT EXISTS (SELECT FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                                 WHERE i.indrelid = format('%I', c.table_name)::regclass AND a.attname = c.column_name)
+              ORDER BY 1" > "$DIR/per_column.ddl"
+COUNT[per_column]=$(wc -l < "$DIR/per_column.ddl")
+
+say "per-column: ${COUNT[per_column]} indexes"
+build < "$DIR/per_column.ddl"; BYTES[per_column]=$(extra_bytes); time_workload per_column; drop_extra
+BUDGET_MB=$(awk -v b="${BYTES[per_column]}" 'BEGIN {printf "%.1f", 0.6 * b / 1048576}')
+adv budget "budget_mb => $BUDGET_MB"
+adv literal_budget "$(cat "$DIR/array.sql"), budget_mb => $BUDGET_MB"
+say "pitstop default: ${COUNT[pgss]} indexes"
+build < "$DIR/pgss.ddl"; BYTES[pgss]=$(extra_bytes); time_workload pgss; drop_extra
+say "pitstop budget $BUDGET_MB MB: ${COUNT[budget]} indexes"
+build < "$DIR/budget.ddl"; BYTES[budget]=$(extra_bytes); time_workload budget; drop_extra
+
+echo
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB RAM, PostgreSQL $("$BIN/postgres" --version | awk '{print $3}'), pitstop.so md5 $(md5sum < "$DIR/pg$(pg_config --pkglibdir)/pitstop.so" | cut -c1-12)"
+echo "method: TPC-DS scale $SF (DuckDB tpcds extension), primary keys only at start; shared_buffers 256MB; $RUNS runs per query, median; statement_timeout ${TIMEOUT}s (a timeout counts as ${TIMEOUT}s)"
+echo
+echo "| advice | statements | wall time, s | indexes |"
+echo "|---|---|---|---|"
+echo "| suggest_indexes() from pg_stat_statements | $RECORDED recorded, $UNPLANNED not planned | $(printf '%.1f' "${ADV_S[pgss]}") | ${COUNT[pgss]} |"
+echo "| suggest_indexes(queries => the 99 literal texts) | 99 | $(printf '%.1f' "${ADV_S[literal]}") | ${COUNT[literal]} |"
+echo "| suggest_indexes(budget_mb => $BUDGET_MB) from pg_stat_statements | | $(printf '%.1f' "${ADV_S[budget]}") | ${COUNT[budget]} |"
+echo "| suggest_indexes(literal texts, budget_mb => $BUDGET_MB) | 99 | $(printf '%.1f' "${ADV_S[literal_budget]}") | ${COUNT[literal_budget]} |"
+echo
+echo "| configuration | indexes | index MB (beyond the keys) | workload s (sum of medians) | timeouts | time / per-column | bytes / per-column | load avg |"
+echo "|---|---|---|---|---|---|---|---|"
+for c in none per_column pgss budget; do
+    echo "| $c | ${COUNT[$c]:-0} | $(mb "${BYTES[$c]}") | $(total_s $c) | $(timeouts $c) | $(ratio "$(total_s $c)" "$(total_s per_column)") | $(ratio "${BYTES[$c]}" "${BYTES[per_column]}") | ${LOADAVG[$c]} |"
+done
+echo
+echo "pitstop default:"; sed 's/^/- /' "$DIR/pgss.ddl"
+echo; echo "pitstop budget_mb => $BUDGET_MB:"; sed 's/^/- /' "$DIR/budget.ddl"
+echo
+echo "| query | none ms | per-column ms | pitstop ms | budget ms |"
+echo "|---|---|---|---|---|"
+for q in $QUERIES; do echo "| $q | ${TIME[none:$q]} | ${TIME[per_column:$q]} | ${TIME[pgss:$q]} | ${TIME[budget:$q]} |"; done
