@@ -83,9 +83,9 @@ fn top_in_tmux_shows_the_running_statement_and_q_restores_the_terminal() {
     let dir = std::env::temp_dir().join(format!("pitstop-top-{}-{}", std::process::id(), pitstop_tests::free_port()));
     std::fs::create_dir_all(&dir).unwrap();
     let stty = dir.join("stty.txt");
-    // A shell of our own, with no rc files: its prompt is "$ ".
-    let tmux = Tmux::start("env -i PATH=/usr/bin:/bin TERM=xterm-256color PS1='$ ' bash --norc --noprofile");
-    assert!(poll_until(Duration::from_secs(20), || tmux.screen().contains("$ ")), "no shell prompt:\n{}", tmux.screen());
+    // A shell of our own, with no rc files and a prompt of its own.
+    let tmux = Tmux::start("env -i PATH=/usr/bin:/bin TERM=xterm-256color PS1='top-shell> ' bash --norc --noprofile");
+    assert!(poll_until(Duration::from_secs(20), || tmux.screen().contains("top-shell>")), "no shell prompt:\n{}", tmux.screen());
     let line = format!("{} --dsn '{}' top; echo \"top exited $?\"", pitstop_bin().display(), cluster.dsn());
     tmux.keys(&[&line, "Enter"]);
 
