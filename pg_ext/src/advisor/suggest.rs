@@ -28,7 +28,13 @@ struct Statement {
     calls: f64,
     /// Rows it returned or wrote over those calls, when pg_stat_statements counted them.
     rows: Option<f64>,
+    /// Length of the whole text; over `MAX_STATEMENT_BYTES`, `sql` is only its beginning.
+    text_bytes: usize,
 }
+
+/// Longer statement texts are not planned: copying and parsing them again for every candidate
+/// would cost the backend's memory, and pg_stat_statements keeps texts of any length.
+const MAX_STATEMENT_BYTES: usize = 1024 * 1024;
 
 /// A planned statement: its cost without any new index, what it reads and writes.
 struct Planned {
@@ -91,17 +97,26 @@ fn workload(queries: Option<Vec<Option<String>>>, top_n: i64, include_self: bool
             .into_iter()
             .flatten()
             .filter(|q| !q.trim().is_empty())
-            .map(|sql| Statement { queryid: None, sql, role_name: me.clone(), planner: Ok(ActingRole::caller()), calls: 1.0, rows: None })
+            .map(|sql| Statement {
+                queryid: None,
+                text_bytes: sql.len(),
+                sql,
+                role_name: me.clone(),
+                planner: Ok(ActingRole::caller()),
+                calls: 1.0,
+                rows: None,
+            })
             .collect());
     }
-    let recorded: Vec<(Option<i64>, pg_sys::Oid, String, String, f64, Option<f64>)> = Spi::connect(|client| {
+    #[allow(clippy::type_complexity)]
+    let recorded: Vec<(Option<i64>, pg_sys::Oid, String, String, f64, Option<f64>, usize)> = Spi::connect(|client| {
         let pgss = spi::extension_object(client, "pg_stat_statements", "pg_stat_statements")
             .ok_or(PitstopError::MissingPgStatStatements)?;
         let sql = include_str!("../../../sql/queries/advisor_workload.sql")
             .replace("{pgss}", &pgss)
             .replace("{own_statement}", crate::insight::top_queries::OWN_STATEMENT);
         let rows = client
-            .select(&sql, None, &[top_n.into(), include_self.into()])
+            .select(&sql, None, &[top_n.into(), include_self.into(), (MAX_STATEMENT_BYTES as i64).into()])
             .unwrap_or_else(|e| pgrx::error!("suggest_indexes: reading pg_stat_statements failed: {e}"));
         Ok::<_, PitstopError>(
             rows.filter_map(|row| {
@@ -112,6 +127,7 @@ fn workload(queries: Option<Vec<Option<String>>>, top_n: i64, include_self: bool
                     row.get_by_name::<String, _>("query").ok().flatten()?,
                     row.get_by_name::<f64, _>("calls").ok().flatten().unwrap_or(1.0),
                     row.get_by_name::<f64, _>("rows").ok().flatten(),
+                    row.get_by_name::<i64, _>("text_bytes").ok().flatten().map_or(0, |n| n as usize),
                 ))
             })
             .collect(),
@@ -119,14 +135,15 @@ fn workload(queries: Option<Vec<Option<String>>>, top_n: i64, include_self: bool
     })?;
     Ok(recorded
         .into_iter()
-        .filter(|(_, _, _, sql, _, _)| !is_utility(sql))
-        .map(|(queryid, userid, role_name, sql, calls, rows)| Statement {
+        .filter(|(_, _, _, sql, _, _, _)| !is_utility(sql))
+        .map(|(queryid, userid, role_name, sql, calls, rows, text_bytes)| Statement {
             queryid,
             sql,
             role_name,
             planner: ActingRole::of(userid, || default_search_path(userid)),
             calls,
             rows,
+            text_bytes,
         })
         .collect())
 }
@@ -139,6 +156,12 @@ fn default_search_path(role: pg_sys::Oid) -> String {
 
 /// Plans a workload statement as its role, or says why it may not be planned.
 fn plan_statement(statement: &Statement, indexes: &[&HypoIndex], collect_usage: bool) -> Result<planning::PlannedQuery, String> {
+    if statement.text_bytes > MAX_STATEMENT_BYTES {
+        return Err(format!(
+            "its text is {} bytes; the advisor plans statements of up to {MAX_STATEMENT_BYTES} bytes",
+            statement.text_bytes
+        ));
+    }
     match &statement.planner {
         Ok(role) => planning::plan_workload(&statement.sql, role, indexes, collect_usage),
         Err(Refusal::Dropped) => Err(format!("role {} no longer exists", statement.role_name)),
@@ -737,6 +760,7 @@ mod tests {
             planner: Err(Refusal::NotPermitted),
             calls: 1.0,
             rows: None,
+            text_bytes: 600,
         };
         let label = query_label(&statement);
         assert!(label.starts_with("SELECT é") && label.ends_with('…'));

@@ -1,7 +1,10 @@
 //! Running code inside a subtransaction, the way PL/pgSQL runs an EXCEPTION block: rolled
 //! back always (what the code wrote is undone) or on error only, and an error inside reaches
-//! the caller after the rollback, raised again or as a value.
+//! the caller after the rollback, raised again or as a value. A query cancel is never kept as
+//! a value unless a timeout of our own caused it: the user's cancel and the session's
+//! statement_timeout always end the statement.
 
+use crate::pg::timeout;
 use pgrx::pg_sys;
 use pgrx::PgTryBuilder;
 use std::panic::AssertUnwindSafe;
@@ -11,7 +14,8 @@ pub fn rolled_back<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// Like `rolled_back`, but an error inside comes back as a value after the rollback, so the
-/// caller can go on (the advisor skips a query that fails to plan).
+/// caller can go on (the advisor skips a query that fails to plan). A query cancel is raised
+/// again unless `timeout::with_statement_timeout`'s own timer caused it.
 pub fn try_rolled_back<R>(f: impl FnOnce() -> R) -> Result<R, pg_sys::panic::CaughtError> {
     in_subtransaction(f, false)
 }
@@ -23,6 +27,8 @@ pub fn try_kept<R>(f: impl FnOnce() -> R) -> Result<R, pg_sys::panic::CaughtErro
 }
 
 fn in_subtransaction<R>(f: impl FnOnce() -> R, keep_on_success: bool) -> Result<R, pg_sys::panic::CaughtError> {
+    // A mark left by an earlier timeout must not excuse a cancel inside this one.
+    timeout::take_ours_ran_out();
     // SAFETY: we are inside a transaction (SQL functions always are). The memory context and
     // resource owner are saved and restored around the subtransaction exactly as PL/pgSQL's
     // exec_stmt_block does, so the caller continues in the state it left.
@@ -47,7 +53,19 @@ fn in_subtransaction<R>(f: impl FnOnce() -> R, keep_on_success: bool) -> Result<
         pg_sys::MemoryContextSwitchTo(context);
         pg_sys::CurrentResourceOwner = owner;
     }
-    outcome
+    match outcome {
+        Err(error) if is_query_cancel(&error) && !timeout::take_ours_ran_out() => error.rethrow(),
+        outcome => outcome,
+    }
+}
+
+fn is_query_cancel(error: &pg_sys::panic::CaughtError) -> bool {
+    match error {
+        pg_sys::panic::CaughtError::PostgresError(e) | pg_sys::panic::CaughtError::ErrorReport(e) => {
+            e.sql_error_code() == pg_sys::errcodes::PgSqlErrorCode::ERRCODE_QUERY_CANCELED
+        }
+        pg_sys::panic::CaughtError::RustPanic { .. } => false,
+    }
 }
 
 /// The message of a caught error, for reports that continue past it.

@@ -4,6 +4,7 @@
 
 use pgrx::pg_sys;
 use pgrx::pg_sys::ffi::pg_guard_ffi_boundary;
+use std::cell::Cell;
 use std::ffi::c_int;
 
 /// `TimeoutId::STATEMENT_TIMEOUT` in utils/timeout.h (stable since 9.3; pgrx has no binding).
@@ -17,13 +18,27 @@ unsafe extern "C-unwind" {
     fn get_timeout_finish_time(id: c_int) -> pg_sys::TimestampTz;
 }
 
+thread_local! {
+    /// Whether the timer `with_statement_timeout` last armed had run out when its `f` ended:
+    /// a query cancel then was ours, not the user's or the outer statement's.
+    static OURS_RAN_OUT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the last timer armed here had run out, forgetting it: code that catches a query
+/// cancel (57014) asks this to tell its own timeout from a cancel it must pass on.
+pub fn take_ours_ran_out() -> bool {
+    OURS_RAN_OUT.replace(false)
+}
+
 /// Restores the outer statement's timer when dropped, also when `f` raised an ERROR.
 struct Restore {
     outer_finish: Option<pg_sys::TimestampTz>,
+    ours_finish: pg_sys::TimestampTz,
 }
 
 impl Drop for Restore {
     fn drop(&mut self) {
+        OURS_RAN_OUT.set(crate::pg::backend::now() >= self.ours_finish);
         // SAFETY: timeout.c functions on the backend's own timer table; they raise ERROR only
         // on invalid ids, and ours is valid.
         unsafe {
@@ -52,7 +67,7 @@ pub fn with_statement_timeout<R>(timeout_ms: i32, f: impl FnOnce() -> R) -> R {
     if outer_finish.is_some_and(|outer| outer <= ours_finish) {
         return f();
     }
-    let _restore = Restore { outer_finish };
+    let _restore = Restore { outer_finish, ours_finish };
     // SAFETY: as in Restore::drop.
     unsafe { pg_guard_ffi_boundary(|| enable_timeout_after(STATEMENT_TIMEOUT, timeout_ms)) };
     f()
