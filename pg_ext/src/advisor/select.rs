@@ -109,16 +109,19 @@ pub fn curve(picks: &[Pick], candidates: &[CandidateCost]) -> Vec<(f64, f64)> {
 }
 
 /// How many picks to keep: the knee of the curve, the point farthest above the chord from the
-/// empty list to the whole list, both axes scaled to [0, 1] (bytes spent, workload cost saved).
-/// Picks come most benefit per byte first, so the curve is concave and the knee is where the
-/// next index's saving per byte falls below the whole list's average: past it each byte buys
-/// less than bytes bought on average. A list of one or two, or a straight curve, is kept whole.
+/// empty list to the whole list, both axes scaled to [0, 1]: bytes spent, and the workload
+/// cost saved on a log scale (each index counted by the share of the remaining cost it saves,
+/// so one index that removes 98 % of a huge estimated cost does not flatten the rest). Picks
+/// come most benefit per byte first, so the curve bends once and the knee is where the next
+/// index buys less per byte than the list does on average. A list of one or two, or a
+/// straight curve, is kept whole.
 pub fn knee(points: &[(f64, f64)]) -> usize {
     let picks = points.len().saturating_sub(1);
     if picks <= 2 {
         return picks;
     }
-    let (bytes, start, end) = (points[picks].0, points[0].1, points[picks].1);
+    let log = |cost: f64| cost.max(1e-9).ln();
+    let (bytes, start, end) = (points[picks].0, log(points[0].1), log(points[picks].1));
     let saved = start - end;
     if bytes <= 0.0 || saved <= 0.0 {
         return picks;
@@ -127,7 +130,7 @@ pub fn knee(points: &[(f64, f64)]) -> usize {
     const FLAT: f64 = 0.02;
     let mut best = (picks, FLAT);
     for (i, (b, cost)) in points.iter().enumerate().take(picks).skip(1) {
-        let distance = (start - cost) / saved - b / bytes;
+        let distance = (start - log(*cost)) / saved - b / bytes;
         if distance > best.1 {
             best = (i, distance);
         }
@@ -421,7 +424,7 @@ mod tests {
         assert_eq!(picks.len(), 2);
         assert_eq!(picks[0], 0, "{picks:?}");
         // Without a budget: most benefit per byte first, cut at the knee (60 per 5 MB twice,
-        // then 100 for 15 MB: below the list's average of 220 per 25 MB).
+        // then 100 for 15 MB: less per byte than the list's average).
         assert_eq!(order(select(&[1.0; 3], &model.base, &candidates, &NO_LIMITS, |s, q| model.cost(s, q))), vec![1, 2]);
     }
 
@@ -460,6 +463,10 @@ mod tests {
         assert_eq!(knee(&[]), 0);
         assert_eq!(knee(&[(0.0, 10.0), (1.0, 5.0)]), 1);
         assert_eq!(knee(&[(0.0, 10.0), (1.0, 5.0), (2.0, 4.0)]), 2, "two are kept whole");
+        // One index removes 98 % of the cost; the next two each remove 90 % of what remains, for
+        // as many bytes: on a linear scale they would look flat (knee after the first), by the
+        // share of the remaining cost they save they are not; the last saves 5 % for 27 bytes.
+        assert_eq!(knee(&[(0.0, 1e9), (1.0, 2e7), (2.0, 2e6), (3.0, 2e5), (30.0, 1.9e5)]), 3);
         // A straight line: every index buys as much per byte; all kept.
         assert_eq!(knee(&[(0.0, 100.0), (1.0, 75.0), (2.0, 50.0), (3.0, 25.0)]), 3);
         // Bends after the second point.
