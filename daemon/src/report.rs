@@ -209,9 +209,8 @@ impl Report {
     /// The SQL behind a report and its parameters.
     fn query(&self) -> (Cow<'static, str>, Vec<Box<dyn ToSql + Sync + Send>>) {
         match self {
-            // Not one statement: `command` hands it to problems_cli first; this reads the
-            // overview's first section should anything else run it.
-            Report::Problems(_) => ("SELECT * FROM pitstop.blocking_locks".into(), vec![]),
+            // Not one statement: `command` hands it to problems_cli before any query runs.
+            Report::Problems(_) => unreachable!("report problems reads the overview's sections, not one statement"),
             Report::SlowQueries { limit, plans: false } => (
                 "SELECT started_at, duration_ms, rows, username, database, queryid, query
                    FROM pitstop.slow_queries LIMIT $1".into(),
