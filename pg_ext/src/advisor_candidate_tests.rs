@@ -151,6 +151,11 @@ mod tests {
         .unwrap()
         .unwrap();
         assert!(purpose.contains("ATTACH PARTITION"), "{purpose}");
+        // pitstop.hypo_create takes it too, and hypo_list gives DDL that runs on the parent.
+        Spi::get_one_with_args::<pg_sys::Oid>("SELECT pitstop.hypo_create($1)", &[parent.as_str().into()]).unwrap();
+        let listed = Spi::get_one::<String>("SELECT ddl FROM pitstop.hypo_list()").unwrap().unwrap();
+        assert!(listed.starts_with("CREATE INDEX ON ") && listed.ends_with("cand_events (account)"), "{listed}");
+        Spi::run("SELECT pitstop.hypo_reset()").unwrap();
         build(parent, "cand_events_account");
         let used = plan(&statement.replace("$1", "42"));
         for partition in ["cand_events_1", "cand_events_2", "cand_events_3"] {

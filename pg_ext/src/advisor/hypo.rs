@@ -106,8 +106,10 @@ pub fn ddl(index: &HypoDescription, table: &str) -> String {
     };
     let keys: Vec<String> = (0..index.key_columns).map(column).collect();
     let includes: Vec<String> = (index.key_columns..index.attnums.len()).map(column).collect();
+    // A partitioned table refuses CONCURRENTLY.
+    let concurrently = if hypo_index::is_partitioned(index.relid) { "" } else { " CONCURRENTLY" };
     let mut sql = format!(
-        "CREATE {}INDEX CONCURRENTLY ON {table}{} ({})",
+        "CREATE {}INDEX{concurrently} ON {table}{} ({})",
         if index.unique { "UNIQUE " } else { "" },
         if index.am_name == "btree" { String::new() } else { format!(" USING {}", index.am_name) },
         keys.join(", ")

@@ -731,6 +731,12 @@ pub fn type_width(type_oid: pg_sys::Oid, typmod: i32) -> f64 {
     f64::from(unsafe { pg_sys::get_typavgwidth(type_oid, typmod) })
 }
 
+/// Whether `relid` is a partitioned table.
+pub fn is_partitioned(relid: pg_sys::Oid) -> bool {
+    // SAFETY: catalog lookup by OID; '\0' when no relation has it.
+    unsafe { pg_sys::get_rel_relkind(relid) as u8 == pg_sys::RELKIND_PARTITIONED_TABLE }
+}
+
 /// Registers a parsed index under a fresh OID; errors if the name is taken.
 pub fn register(mut index: HypoIndex) -> Result<pg_sys::Oid, PitstopError> {
     ensure_installed();
