@@ -52,6 +52,9 @@ struct Move {
     costs: Vec<(usize, f64)>,
 }
 
+/// A candidate's move as last evaluated: the chosen indexes it replaces, and (query, cost).
+type Evaluated = (Vec<usize>, Vec<(usize, f64)>);
+
 /// Which move a greedy round prefers.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Rank {
@@ -153,7 +156,7 @@ fn greedy(
     let mut picked: Vec<usize> = Vec::new();
     let mut used_bytes = 0.0;
     // Per candidate: its queries' costs for the move last evaluated, while still valid.
-    let mut evaluated: Vec<Option<(Vec<usize>, Vec<(usize, f64)>)>> = vec![None; candidates.len()];
+    let mut evaluated: Vec<Option<Evaluated>> = vec![None; candidates.len()];
     // A candidate that helps nothing when added cannot start helping once more indexes exist
     // (their benefits overlap, they do not add up), so it is not planned again.
     let mut useless = vec![false; candidates.len()];
