@@ -81,3 +81,78 @@ fn a_statement_text_over_a_megabyte_is_reported_not_planned() {
     assert!(reason.contains(&format!("its text is {} bytes", huge.len() + 1)), "{reason}");
     assert!(query.starts_with("SELECT b FROM t WHERE a = $1") && query.len() < 2000, "{}", &query[..100]);
 }
+
+/// Runs `sql` on `c` in a thread; its outcome, or None when it has not ended within `limit`
+/// (a backend that hangs must fail the test, not hold it).
+fn within(mut c: postgres::Client, sql: &'static str, limit: Duration) -> Option<(postgres::Client, Result<usize, postgres::Error>)> {
+    let (done, outcome) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let result = c.query(sql, &[]).map(|rows| rows.len());
+        let _ = done.send((c, result));
+    });
+    outcome.recv_timeout(limit).ok()
+}
+
+/// The session is sound after the advisor gave up on a statement: an error raised next walks
+/// the error context stack (a callback of the advisor's left on it hung or crashed the backend).
+fn assert_session_is_sound(c: &mut postgres::Client, cluster: &PgCluster) {
+    let err = c.query("SELECT 1/0", &[]).expect_err("division by zero");
+    assert_eq!(err.code(), Some(&SqlState::DIVISION_BY_ZERO), "{err:?}\n{}", cluster.log());
+    let one: i32 = c.query_one("SELECT 1", &[]).unwrap().get(0);
+    assert_eq!(one, 1);
+}
+
+/// The first statement's analysis waits on the lock; the second's fails, which reports an
+/// error through the error context stack inside the advice.
+const LOCKED_ANALYSIS: &str = "SELECT ddl FROM pitstop.suggest_indexes(ARRAY[
+    'SELECT b FROM t WHERE a = $1', 'SELECT nosuch FROM t2 WHERE a = $1', 'SELECT a FROM t2 WHERE b = $1'])";
+
+/// Analysing a `$n` statement waits on a table lock; the advisor's own timer ends the wait,
+/// that statement is given up, the next one advised, and the session stays sound.
+#[test]
+fn the_advisors_timeout_during_analysis_leaves_the_session_sound() {
+    let setup = format!("{SETUP}; CREATE TABLE t2(a int, b int); INSERT INTO t2 SELECT g, g FROM generate_series(1, 10000) g; ANALYZE t2");
+    let (cluster, mut c) = PgCluster::with_pitstop(ClusterOptions { preload: vec![], ..Default::default() }, &setup);
+    let mut holder = cluster.connect();
+    holder.batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE").unwrap();
+    c.batch_execute("SET pitstop.advisor_plan_timeout = '500ms'").unwrap();
+    let (mut c, outcome) = within(c, LOCKED_ANALYSIS, Duration::from_secs(60)).expect("the advice hung");
+    let rows = outcome.unwrap_or_else(|e| panic!("the advisor's own timeout ended the advice: {e:?}"));
+    assert_eq!(rows, 1, "t2's statement is advised");
+    assert_session_is_sound(&mut c, &cluster);
+    holder.batch_execute("COMMIT").unwrap();
+}
+
+/// The user's cancel while analysis waits on a lock ends the advice with 57014, and the
+/// session (and the server) go on.
+#[test]
+fn a_cancel_during_analysis_ends_the_advice_and_leaves_the_session_sound() {
+    let (cluster, mut c) = PgCluster::with_pitstop(ClusterOptions { preload: vec![], ..Default::default() }, SETUP);
+    c.batch_execute("CREATE TABLE t2(a int, b int)").unwrap();
+    let pid: i32 = c.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    let mut holder = cluster.connect();
+    holder.batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE").unwrap();
+    let canceller = {
+        let mut other = cluster.connect();
+        std::thread::spawn(move || {
+            // Cancel once the advisor waits on the lock.
+            for _ in 0..600 {
+                let waiting: bool = other
+                    .query_one("SELECT wait_event_type IS NOT DISTINCT FROM 'Lock' FROM pg_stat_activity WHERE pid = $1", &[&pid])
+                    .unwrap()
+                    .get(0);
+                if waiting {
+                    return other.query_one("SELECT pg_cancel_backend($1)", &[&pid]).unwrap().get::<_, bool>(0);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            false
+        })
+    };
+    let (mut c, outcome) = within(c, LOCKED_ANALYSIS, Duration::from_secs(60)).expect("the advice hung");
+    assert!(canceller.join().unwrap(), "the advisor never waited on the lock");
+    let err = outcome.expect_err("the cancel was taken for a statement that did not plan");
+    assert_eq!(err.code(), Some(&SqlState::QUERY_CANCELED), "{err:?}");
+    assert_session_is_sound(&mut c, &cluster);
+    holder.batch_execute("COMMIT").unwrap();
+}

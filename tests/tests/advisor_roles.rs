@@ -283,3 +283,43 @@ fn one_bad_statement_or_candidate_does_not_stop_the_advice() {
     assert!(reason.contains("statement timeout"), "{reason}");
     assert!(started.elapsed() < std::time::Duration::from_secs(30), "{:?}", started.elapsed());
 }
+
+/// The review of the expression keys: an index on `m.norm(email)` is prepared by folding the
+/// expression, which inlines the SQL function and runs the immutable calls in its body. Prepared
+/// as the DBA, mallory's function ran as the DBA (mallory had revoked her own EXECUTE right, so
+/// her planning never inlined it). Expression keys come from the statement's text: they are
+/// prepared as the statement's role.
+#[test]
+fn an_expression_key_is_prepared_with_the_statements_roles_rights() {
+    let (cluster, mut dba) = advisor_cluster("CREATE ROLE mallory LOGIN; CREATE SCHEMA m AUTHORIZATION mallory");
+    let marker = cluster.data_dir().join("pwned-by-expression");
+    let mut mallory = cluster.connect_as("mallory", "postgres");
+    mallory
+        .batch_execute(&format!(
+            "CREATE SEQUENCE m.ran_as_someone_else;
+             CREATE FUNCTION m.stage2() RETURNS int LANGUAGE plpgsql VOLATILE AS $$
+             BEGIN
+               PERFORM nextval('m.ran_as_someone_else');
+               EXECUTE 'COPY (SELECT current_user) TO PROGRAM ''cat > {}''';
+               RETURN 1;
+             END $$;
+             CREATE FUNCTION m.payload() RETURNS text LANGUAGE plpgsql IMMUTABLE AS
+               $$BEGIN IF current_user <> 'mallory' THEN PERFORM m.stage2(); END IF; RETURN ''; END$$;
+             CREATE FUNCTION m.norm(text) RETURNS text LANGUAGE sql IMMUTABLE AS $$SELECT lower($1) || m.payload()$$;
+             CREATE TABLE m.t(id int, email text);
+             INSERT INTO m.t SELECT g, 'user' || g || '@example.com' FROM generate_series(1, 20000) g;
+             ANALYZE m.t;
+             GRANT USAGE ON SCHEMA m TO PUBLIC;",
+            marker.display()
+        ))
+        .unwrap();
+    dba.batch_execute("SELECT pg_stat_statements_reset()").unwrap();
+    for _ in 0..3 {
+        mallory.query("SELECT id FROM m.t WHERE m.norm(email) = 'x'", &[]).unwrap();
+    }
+    mallory.batch_execute("REVOKE EXECUTE ON FUNCTION m.norm(text) FROM PUBLIC, mallory").unwrap();
+
+    dba.query("SELECT ddl FROM pitstop.suggest_indexes()", &[]).unwrap_or_else(|e| panic!("suggest_indexes: {e}\n{}", cluster.log()));
+    assert!(!marker.exists(), "a file was written as the postgres OS user");
+    assert!(!sequence_used(&mut dba, "m.ran_as_someone_else"), "mallory's function ran with the DBA's rights");
+}

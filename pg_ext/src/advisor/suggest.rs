@@ -339,9 +339,12 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
     for (candidate, q) in proposed.into_iter().filter(|(c, _)| !existing.iter().any(|e| e.covers(c))) {
         let Ok(role) = &statements[q].planner else { continue };
         // Plain columns run nothing while the index is prepared: as the caller, who may reach a
-        // table that the statement's role reads only through a view. A predicate comes from the
-        // statement's text: as its role. A candidate that cannot be prepared is left out.
-        let preparer = if candidate.predicate.is_some() { role } else { &caller };
+        // table that the statement's role reads only through a view. A predicate or an
+        // expression key comes from the statement's text and preparing it folds and inlines its
+        // functions: as the statement's role, never with the caller's rights. A candidate that
+        // cannot be prepared is left out.
+        let from_text = candidate.predicate.is_some() || candidate.keys.iter().any(|k| k.expression.is_some());
+        let preparer = if from_text { role } else { &caller };
         let Ok(Ok(mut index)) = subxact::try_rolled_back(|| hypo::prepare(&candidate.ddl(), preparer)) else { continue };
         index.desc.oid = hypo_index::unused_oid(&taken);
         taken.push(index.desc.oid);

@@ -246,6 +246,17 @@ unsafe extern "C-unwind" fn record_error_spot(arg: *mut std::ffi::c_void) {
     }
 }
 
+/// Puts back the error context stack it holds when dropped: a callback pushed on the stack
+/// must be gone before its frame is, also when an error unwinds through that frame.
+struct PopErrorContext(*mut pg_sys::ErrorContextCallback);
+
+impl Drop for PopErrorContext {
+    fn drop(&mut self) {
+        // SAFETY: the stack as it was before our push; its entries belong to live callers.
+        unsafe { pg_sys::error_context_stack = self.0 };
+    }
+}
+
 /// The five-character SQLSTATE of a packed error code.
 fn sqlstate(code: std::ffi::c_int) -> String {
     (0..5).map(|i| (((code >> (6 * i)) & 0x3F) as u8 + b'0') as char).collect()
@@ -261,14 +272,14 @@ fn analyse(text: &str, preset: &[u32]) -> Result<Vec<u32>, normalized::Failure> 
     let mut spot = ErrorSpot::default();
     let mut param_types: *mut pg_sys::Oid = std::ptr::null_mut();
     let mut param_count: std::ffi::c_int = 0;
-    // SAFETY: the callback's frame lives on this stack until it is popped below, on both paths
-    // (an error is caught by try_rolled_back before this function returns).
+    // SAFETY: the callback's frame lives on this stack until `pop` restores the stack, when
+    // this function returns or an error (a cancel try_rolled_back raises again) unwinds it.
     let mut callback = pg_sys::ErrorContextCallback {
         previous: unsafe { pg_sys::error_context_stack },
         callback: Some(record_error_spot),
         arg: (&raw mut spot).cast(),
     };
-    let saved = callback.previous;
+    let pop = PopErrorContext(callback.previous);
     unsafe { pg_sys::error_context_stack = &raw mut callback };
     let outcome = subxact::try_rolled_back(|| {
         // SAFETY: inside a transaction; the tree and the types array are allocated in the
@@ -281,8 +292,7 @@ fn analyse(text: &str, preset: &[u32]) -> Result<Vec<u32>, normalized::Failure> 
             pg_sys::pg_analyze_and_rewrite_varparams(raw, c_text.as_ptr(), &mut param_types, &mut param_count, std::ptr::null_mut());
         }
     });
-    // SAFETY: restores the stack as it was before the push.
-    unsafe { pg_sys::error_context_stack = saved };
+    drop(pop);
     let types: Vec<u32> = if param_types.is_null() {
         Vec::new()
     } else {

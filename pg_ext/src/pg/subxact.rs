@@ -28,7 +28,9 @@ pub fn try_kept<R>(f: impl FnOnce() -> R) -> Result<R, pg_sys::panic::CaughtErro
 
 fn in_subtransaction<R>(f: impl FnOnce() -> R, keep_on_success: bool) -> Result<R, pg_sys::panic::CaughtError> {
     // A mark left by an earlier timeout must not excuse a cancel inside this one.
-    timeout::take_ours_ran_out();
+    timeout::forget_ran_out();
+    // SAFETY: reads the backend's error context stack, put back below as PG_CATCH does.
+    let error_context = unsafe { pg_sys::error_context_stack };
     // SAFETY: we are inside a transaction (SQL functions always are). The memory context and
     // resource owner are saved and restored around the subtransaction exactly as PL/pgSQL's
     // exec_stmt_block does, so the caller continues in the state it left.
@@ -52,9 +54,10 @@ fn in_subtransaction<R>(f: impl FnOnce() -> R, keep_on_success: bool) -> Result<
         }
         pg_sys::MemoryContextSwitchTo(context);
         pg_sys::CurrentResourceOwner = owner;
+        pg_sys::error_context_stack = error_context;
     }
     match outcome {
-        Err(error) if is_query_cancel(&error) && !timeout::take_ours_ran_out() => error.rethrow(),
+        Err(error) if is_query_cancel(&error) && !timeout::cancel_was_ours() => error.rethrow(),
         outcome => outcome,
     }
 }

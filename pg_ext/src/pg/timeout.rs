@@ -16,35 +16,51 @@ unsafe extern "C-unwind" {
     fn disable_timeout(id: c_int, keep_indicator: bool);
     fn get_timeout_active(id: c_int) -> bool;
     fn get_timeout_finish_time(id: c_int) -> pg_sys::TimestampTz;
+    fn get_timeout_indicator(id: c_int, reset_indicator: bool) -> bool;
 }
 
 thread_local! {
-    /// Whether the timer `with_statement_timeout` last armed had run out when its `f` ended:
-    /// a query cancel then was ours, not the user's or the outer statement's.
-    static OURS_RAN_OUT: Cell<bool> = const { Cell::new(false) };
+    /// The deadline of the timer armed by the innermost `with_statement_timeout` running now.
+    static ARMED: Cell<Option<pg_sys::TimestampTz>> = const { Cell::new(None) };
+    /// Whether the timer of a `with_statement_timeout` that an error just left had run out.
+    static RAN_OUT: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Whether the last timer armed here had run out, forgetting it: code that catches a query
-/// cancel (57014) asks this to tell its own timeout from a cancel it must pass on.
-pub fn take_ours_ran_out() -> bool {
-    OURS_RAN_OUT.replace(false)
+/// Whether a query cancel (57014) caught now was caused by a timer armed here — the one
+/// running, past its deadline, or the one the error just left — and not by the user or the
+/// session's statement_timeout, which must end the statement. Forgets the latter.
+pub fn cancel_was_ours() -> bool {
+    let running_ran_out = ARMED.get().is_some_and(|at| crate::pg::backend::now() >= at);
+    RAN_OUT.replace(false) || running_ran_out
+}
+
+/// Forgets what an earlier error left: a catcher calls it before running its code.
+pub fn forget_ran_out() {
+    RAN_OUT.set(false);
 }
 
 /// Restores the outer statement's timer when dropped, also when `f` raised an ERROR.
 struct Restore {
     outer_finish: Option<pg_sys::TimestampTz>,
+    outer_armed: Option<pg_sys::TimestampTz>,
     ours_finish: pg_sys::TimestampTz,
 }
 
 impl Drop for Restore {
     fn drop(&mut self) {
-        OURS_RAN_OUT.set(crate::pg::backend::now() >= self.ours_finish);
+        ARMED.set(self.outer_armed);
+        if std::thread::panicking() {
+            RAN_OUT.set(crate::pg::backend::now() >= self.ours_finish);
+        }
         // SAFETY: timeout.c functions on the backend's own timer table; they raise ERROR only
-        // on invalid ids, and ours is valid.
+        // on invalid ids, and ours is valid. QueryCancelPending is the backend's own flag.
         unsafe {
-            // keep_indicator: if our timer fired just as `f` finished, the pending cancel is
-            // still reported as a statement timeout, not as a user cancel.
             pg_guard_ffi_boundary(|| disable_timeout(STATEMENT_TIMEOUT, true));
+            if pg_guard_ffi_boundary(|| get_timeout_indicator(STATEMENT_TIMEOUT, true)) {
+                // Our timer fired after `f`'s last check for interrupts: the cancel it left
+                // pending was meant for work that is over, not for what runs next.
+                std::ptr::write_volatile(&raw mut pg_sys::QueryCancelPending, 0);
+            }
             if let Some(at) = self.outer_finish {
                 pg_guard_ffi_boundary(|| enable_timeout_at(STATEMENT_TIMEOUT, at));
             }
@@ -67,7 +83,7 @@ pub fn with_statement_timeout<R>(timeout_ms: i32, f: impl FnOnce() -> R) -> R {
     if outer_finish.is_some_and(|outer| outer <= ours_finish) {
         return f();
     }
-    let _restore = Restore { outer_finish, ours_finish };
+    let _restore = Restore { outer_finish, outer_armed: ARMED.replace(Some(ours_finish)), ours_finish };
     // SAFETY: as in Restore::drop.
     unsafe { pg_guard_ffi_boundary(|| enable_timeout_after(STATEMENT_TIMEOUT, timeout_ms)) };
     f()
