@@ -140,7 +140,8 @@ impl Candidate {
 /// different INCLUDE lists, carrying all their columns: one index can then serve every
 /// query the variants serve, instead of one near-duplicate per query.
 pub fn merged_covering(candidates: &std::collections::BTreeSet<Candidate>) -> Vec<Candidate> {
-    let mut groups: std::collections::BTreeMap<(u32, &[KeyColumn], &Option<String>), Vec<&Candidate>> = Default::default();
+    type Group<'a> = (u32, &'a [KeyColumn], &'a Option<String>);
+    let mut groups: std::collections::BTreeMap<Group<'_>, Vec<&Candidate>> = Default::default();
     for c in candidates.iter().filter(|c| !c.include.is_empty()) {
         groups.entry((c.relid, &c.keys, &c.predicate)).or_default().push(c);
     }
