@@ -30,12 +30,24 @@ pub fn render(rows: &[Map<String, Value>], style: Style, empty_message: &str) ->
     }
 }
 
+/// `text` safe to print on a terminal: control characters other than newline and tab, and
+/// the bidirectional overrides, become U+FFFD. Any role can put them in a statement text or a
+/// quoted name, and escape sequences would rewrite the DBA's screen, title or clipboard.
+pub fn printable(text: &str) -> String {
+    let unsafe_char = |c: char| (c.is_control() && c != '\n' && c != '\t') || ('\u{202A}'..='\u{202E}').contains(&c) || ('\u{2066}'..='\u{2069}').contains(&c);
+    if text.chars().any(unsafe_char) {
+        text.chars().map(|c| if unsafe_char(c) { '\u{FFFD}' } else { c }).collect()
+    } else {
+        text.to_string()
+    }
+}
+
 fn cell(value: &Value, wide: bool) -> String {
-    let text = match value {
+    let text = printable(&match value {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
         other => other.to_string(),
-    };
+    });
     if wide {
         return text;
     }
@@ -63,6 +75,18 @@ pub fn confirm(question: &str) -> anyhow::Result<bool> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn terminal_escapes_and_bidi_overrides_are_not_printed() {
+        let hostile = "SELECT 1 /* \u{1b}]52;c;cHduZWQ=\u{7}\u{1b}[2J \u{202E}gnp.exe */\n\tFROM t";
+        let shown = printable(hostile);
+        assert!(!shown.chars().any(|c| c == '\u{1b}' || c == '\u{7}' || c == '\u{202E}'), "{shown:?}");
+        assert!(shown.contains("\n\tFROM t") && shown.contains("SELECT 1"), "{shown:?}");
+        let row: Map<String, Value> = [("query".to_string(), Value::String(hostile.into()))].into_iter().collect();
+        for wide in [false, true] {
+            assert!(!render(&[row.clone()], Style::Table { wide }, "").contains('\u{1b}'));
+        }
+    }
 
     fn rows() -> Vec<Map<String, Value>> {
         let row = json!({"calls": 3, "query": format!("select  {}\n from t", "x, ".repeat(40)), "hit": null});

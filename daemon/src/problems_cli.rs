@@ -15,6 +15,7 @@ use crate::http::console::{sql, Advice};
 use crate::monitor::alerts::{Alert, Phase};
 use crate::output;
 use crate::service::state::unix_now;
+use crate::output::printable;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 use serde_json::{json, Value};
 use std::io::{IsTerminal, Write};
@@ -179,7 +180,8 @@ fn table(o: &Overview) -> String {
     table.set_content_arrangement(ContentArrangement::Dynamic);
     table.set_header(["severity", "what", "evidence", "fix"]);
     for p in &o.problems {
-        table.add_row([p.severity.to_string(), p.title.clone(), p.evidence.clone(), p.fix.clone().unwrap_or_default()]);
+        let fix = p.fix.as_deref().unwrap_or_default();
+        table.add_row([p.severity.to_string(), printable(&p.title), printable(&p.evidence), printable(fix)]);
     }
     let n = o.problems.len();
     format!("{table}\n({n} problem{})", if n == 1 { "" } else { "s" })

@@ -34,11 +34,12 @@ const ACTIVE: &str = "SELECT pid, usename::text AS username, datname::text AS da
      WHERE pid <> pg_catalog.pg_backend_pid() AND backend_type = 'client backend' AND state IS DISTINCT FROM 'idle' \
      ORDER BY query_start NULLS LAST LIMIT 100";
 
-/// pg_stat_statements' counters of every statement but pitstop's own (this one among them).
-fn statements_sql() -> String {
+/// pg_stat_statements' counters of every statement but pitstop's own (this one among them),
+/// from the view in `schema` (quoted): never one that the search_path finds first.
+fn statements_sql(schema: &str) -> String {
     format!(
         "SELECT s.userid::int8 AS userid, s.dbid::int8 AS dbid, s.queryid, s.toplevel, s.calls, s.total_exec_time AS total_ms, s.query \
-           FROM pg_stat_statements s WHERE s.queryid IS NOT NULL AND {}",
+           FROM {schema}.pg_stat_statements s WHERE s.queryid IS NOT NULL AND {}",
         crate::http::console::sql::NOT_OWN
     )
 }
@@ -135,13 +136,16 @@ struct Sampler {
     host: HostSampler,
     statements: Option<(Instant, Counters)>,
     disk: Option<(Instant, f64, f64)>,
-    sql: String,
+    /// None when pg_stat_statements is not installed in the database.
+    sql: Option<String>,
 }
 
 impl Sampler {
     async fn connect(target: db::Target) -> anyhow::Result<Sampler> {
         let client = db::connect(&target).await?;
-        Ok(Sampler { target, client: Some(client), host: HostSampler::new(), statements: None, disk: None, sql: statements_sql() })
+        let schema = client.query_opt(crate::maintenance::snapshot::FIND, &[]).await?.map(|row| row.get::<_, String>(0));
+        let sql = schema.as_deref().map(statements_sql);
+        Ok(Sampler { target, client: Some(client), host: HostSampler::new(), statements: None, disk: None, sql })
     }
 
     async fn frame(&mut self) -> Frame {
@@ -151,7 +155,13 @@ impl Sampler {
         let started = Instant::now();
         let (active, top) = match &self.client {
             Some(client) => {
-                let (active, statements) = tokio::join!(rows_of(client, ACTIVE, &[]), rows_of(client, &self.sql, &[]));
+                let statements = async {
+                    match &self.sql {
+                        Some(sql) => rows_of(client, sql, &[]).await,
+                        None => Err(ReadError::unavailable(crate::maintenance::snapshot::MISSING.into())),
+                    }
+                };
+                let (active, statements) = tokio::join!(rows_of(client, ACTIVE, &[]), statements);
                 let top = match statements {
                     Ok(rows) => {
                         let now = counters(&rows);
@@ -200,7 +210,7 @@ fn bytes(b: f64) -> String {
 
 /// `text` on one line (whitespace collapsed), at most `width` characters.
 fn fit(text: &str, width: usize) -> String {
-    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let flat = crate::output::printable(text).split_whitespace().collect::<Vec<_>>().join(" ");
     if flat.chars().count() <= width {
         flat
     } else if width == 0 {

@@ -6,7 +6,7 @@ use tokio_postgres::Client;
 
 /// The schema pg_stat_statements is installed in, quoted; None when it is not installed in
 /// this database.
-const FIND: &str = "SELECT quote_ident(n.nspname) FROM pg_catalog.pg_extension e \
+pub const FIND: &str = "SELECT quote_ident(n.nspname) FROM pg_catalog.pg_extension e \
                     JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_stat_statements'";
 
 pub const MISSING: &str = "pg_stat_statements is not installed in this database (CREATE EXTENSION pg_stat_statements; it also needs shared_preload_libraries)";
