@@ -25,7 +25,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::unix::pipe;
-use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::config::{ChannelBinding, Host, SslMode, TargetSessionAttrs};
 use super::wire::{Startup, Wire};
 
 enum Socket {
@@ -124,9 +124,13 @@ impl AsyncWrite for ReadWoken {
     }
 }
 
-/// The one host of a target this socket can serve, or None (TLS possible, several hosts).
+/// The one host of a target this socket can serve, or None (TLS possible, several hosts, or
+/// what only the driver checks: channel binding required, a session attribute to match).
 fn direct_host(target: &Target) -> Option<(Host, u16)> {
     let config = &target.config;
+    if config.get_channel_binding() == ChannelBinding::Require || config.get_target_session_attrs() != TargetSessionAttrs::Any {
+        return None;
+    }
     let port = match config.get_ports() {
         [] => 5432,
         [port] => *port,
@@ -203,6 +207,8 @@ mod tests {
         assert_eq!(direct_host(&target("host=db.example", SslMode::Prefer)), None);
         assert_eq!(direct_host(&target("host=a,b", SslMode::Disable)), None);
         assert_eq!(direct_host(&target("host=a hostaddr=127.0.0.1", SslMode::Disable)), None);
+        assert_eq!(direct_host(&target("host=a channel_binding=require", SslMode::Disable)), None);
+        assert_eq!(direct_host(&target("host=a target_session_attrs=read-write", SslMode::Disable)), None);
     }
 
     /// The epoll interest masks registered for `fd` in this process (from /proc/self/fdinfo;

@@ -66,7 +66,13 @@ pub struct Wire<S> {
     stream: S,
     read: BytesMut,
     write: BytesMut,
+    /// Whether the request being answered is an extended-protocol one (it ends with Sync).
+    extended: bool,
 }
+
+/// The longest message accepted from the server, as PostgreSQL's own allocation limit: a
+/// length field beyond it is a broken or hostile server, not a reason to reserve gigabytes.
+const MAX_MESSAGE_BYTES: usize = 0x3fff_ffff;
 
 /// What a session needs to start.
 pub struct Startup<'a> {
@@ -81,7 +87,7 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Wire<S> {
     /// Starts the session: the startup message, authentication, then the server's parameters
     /// until it is ready for a query.
     pub async fn start(stream: S, startup: &Startup<'_>) -> Result<Wire<S>, WireError> {
-        let mut wire = Wire { stream, read: BytesMut::with_capacity(8192), write: BytesMut::with_capacity(1024) };
+        let mut wire = Wire { stream, read: BytesMut::with_capacity(8192), write: BytesMut::with_capacity(1024), extended: false };
         let mut parameters = vec![("client_encoding", "UTF8"), ("user", startup.user)];
         parameters.extend(startup.database.map(|d| ("database", d)));
         parameters.extend(startup.options.map(|o| ("options", o)));
@@ -102,8 +108,14 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Wire<S> {
     async fn authenticate(&mut self, startup: &Startup<'_>) -> Result<(), WireError> {
         let password = || startup.password.ok_or_else(|| WireError::Lost("the server asks for a password and none was given (password=, PGPASSWORD or the password file)".into()));
         let mut scram: Option<sasl::ScramSha256> = None;
+        let mut server_proved_itself = false;
         loop {
             match self.next().await? {
+                // A server that starts SCRAM must prove it knows the password before it may
+                // let us in: otherwise anyone answering on that address could.
+                Message::AuthenticationOk if scram.is_some() && !server_proved_itself => {
+                    return Err(WireError::Lost("SCRAM: the server ended authentication without its final message".into()));
+                }
                 Message::AuthenticationOk => return Ok(()),
                 Message::AuthenticationCleartextPassword => {
                     frontend::password_message(password()?, &mut self.write).map_err(lost)?;
@@ -134,6 +146,7 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Wire<S> {
                 Message::AuthenticationSaslFinal(body) => {
                     let s = scram.as_mut().ok_or_else(|| WireError::Lost("SASL final before SASL started".into()))?;
                     s.finish(body.data()).map_err(|e| WireError::Lost(format!("SCRAM: the server's signature does not verify: {e}")))?;
+                    server_proved_itself = true;
                     continue;
                 }
                 Message::ErrorResponse(body) => return Err(server_error(&body)),
@@ -153,6 +166,12 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Wire<S> {
     /// The next message from the server.
     async fn next(&mut self) -> Result<Message, WireError> {
         loop {
+            if let Some(header) = self.read.get(1..5) {
+                let length = u32::from_be_bytes(header.try_into().expect("four bytes")) as usize;
+                if length > MAX_MESSAGE_BYTES {
+                    return Err(WireError::Lost(format!("protocol error: the server announced a message of {length} bytes")));
+                }
+            }
             if let Some(message) = Message::parse(&mut self.read).map_err(|e| WireError::Lost(format!("protocol error: {e}")))? {
                 return Ok(message);
             }
@@ -173,6 +192,16 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Wire<S> {
                 Ok(Message::ErrorResponse(body)) => {
                     first.get_or_insert(server_error(&body));
                 }
+                // COPY … FROM STDIN waits for data a bench script has none of: refuse it, so
+                // the server ends the statement with an error instead of waiting for ever.
+                Ok(Message::CopyInResponse(_)) => {
+                    frontend::copy_fail("pitstop bench sends no COPY data", &mut self.write).map_err(lost)?;
+                    if self.extended {
+                        // The Sync sent with the request is ignored during COPY.
+                        frontend::sync(&mut self.write);
+                    }
+                    self.flush().await?;
+                }
                 Ok(_) => {}
                 // A FATAL error (the server shutting down, the session terminated) and then
                 // the end: the session is lost, and the server said why.
@@ -191,6 +220,7 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Wire<S> {
     pub async fn prepare(&mut self, name: &str, text: &str) -> Result<(), WireError> {
         frontend::parse(name, text, std::iter::empty(), &mut self.write).map_err(lost)?;
         frontend::sync(&mut self.write);
+        self.extended = true;
         self.request().await
     }
 
@@ -209,12 +239,14 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Wire<S> {
     /// Runs the prepared statement `name` with these text parameters (Bind, Execute, Sync).
     pub async fn execute<'p>(&mut self, name: &str, params: impl Iterator<Item = &'p str>) -> Result<(), WireError> {
         encode_execute(name, params, &mut self.write)?;
+        self.extended = true;
         self.request().await
     }
 
     /// Runs `text` as a simple query.
     pub async fn query(&mut self, text: &str) -> Result<(), WireError> {
         frontend::query(text, &mut self.write).map_err(lost)?;
+        self.extended = false;
         self.request().await
     }
 
@@ -377,7 +409,7 @@ mod tests {
     #[tokio::test]
     async fn errors_are_read_to_ready_for_query_and_a_fatal_end_is_lost() {
         let (client, mut server) = tokio::io::duplex(1 << 16);
-        let mut wire = Wire { stream: client, read: BytesMut::new(), write: BytesMut::new() };
+        let mut wire = Wire { stream: client, read: BytesMut::new(), write: BytesMut::new(), extended: false };
         let mut answer = message(b'T', &[0, 0]);
         answer.extend(message(b'D', &[0, 0]));
         answer.extend(message(b'N', b"\0"));
@@ -406,5 +438,67 @@ mod tests {
         drop(server);
         let e = wire.execute("s0_1", std::iter::empty()).await.unwrap_err();
         assert_eq!(e, WireError::Lost("connection lost: terminating connection due to administrator command (SQLSTATE 57P01)".into()));
+    }
+
+    /// A server that starts SCRAM and then lets us in without its signature is refused (it
+    /// proved nothing: anyone answering on the address could do it).
+    #[tokio::test]
+    async fn scram_without_the_servers_final_message_is_refused() {
+        let (client, mut server) = tokio::io::duplex(1 << 16);
+        let server_side = async move {
+            read_frontend(&mut server, true).await;
+            server.write_all(&auth(10, b"SCRAM-SHA-256\0\0")).await.unwrap();
+            let (tag, _) = read_frontend(&mut server, false).await;
+            assert_eq!(tag, b'p');
+            server.write_all(&auth(0, &[])).await.unwrap();
+            server
+        };
+        let start = startup(Some(b"secret"));
+        let (wire, _server) = tokio::join!(Wire::start(client, &start), server_side);
+        assert!(matches!(wire, Err(WireError::Lost(why)) if why.contains("without its final message")));
+    }
+
+    /// A length field of 4 GB is an error, not an allocation.
+    #[tokio::test]
+    async fn an_absurd_message_length_is_a_protocol_error() {
+        let (client, mut server) = tokio::io::duplex(1 << 16);
+        let mut wire = Wire { stream: client, read: BytesMut::new(), write: BytesMut::new(), extended: false };
+        server.write_all(&[b'D', 0xff, 0xff, 0xff, 0xff]).await.unwrap();
+        let e = wire.query("SELECT 1").await.unwrap_err();
+        assert!(matches!(&e, WireError::Lost(why) if why.contains("4294967295 bytes")), "{e:?}");
+        assert!(wire.read.capacity() < 1 << 20);
+    }
+
+    /// COPY … FROM STDIN is refused with CopyFail (and, in the extended protocol, a Sync the
+    /// server waits for after it): the server's error ends the statement, nothing waits.
+    #[tokio::test]
+    async fn copy_from_stdin_is_refused_instead_of_waiting() {
+        for extended in [false, true] {
+            let (client, mut server) = tokio::io::duplex(1 << 16);
+            let mut wire = Wire { stream: client, read: BytesMut::new(), write: BytesMut::new(), extended: false };
+            let server_side = async move {
+                read_frontend(&mut server, false).await;
+                if extended {
+                    read_frontend(&mut server, false).await;
+                    read_frontend(&mut server, false).await;
+                }
+                server.write_all(&message(b'G', &[0, 0, 0])).await.unwrap();
+                let (tag, body) = read_frontend(&mut server, false).await;
+                assert_eq!(tag, b'f');
+                assert!(String::from_utf8_lossy(&body).contains("no COPY data"));
+                if extended {
+                    assert_eq!(read_frontend(&mut server, false).await.0, b'S');
+                }
+                let mut answer = error("ERROR", "57014", "COPY from stdin failed: pitstop bench sends no COPY data");
+                answer.extend(ready());
+                server.write_all(&answer).await.unwrap();
+                server
+            };
+            let request = async {
+                if extended { wire.execute("s0_1", std::iter::empty()).await } else { wire.query("COPY t FROM STDIN").await }
+            };
+            let (outcome, _server) = tokio::join!(request, server_side);
+            assert!(matches!(&outcome, Err(WireError::Server { code, .. }) if code == "57014"), "{outcome:?}");
+        }
     }
 }
