@@ -323,3 +323,30 @@ fn an_expression_key_is_prepared_with_the_statements_roles_rights() {
     assert!(!marker.exists(), "a file was written as the postgres OS user");
     assert!(!sequence_used(&mut dba, "m.ran_as_someone_else"), "mallory's function ran with the DBA's rights");
 }
+
+/// An expression key is printed with the schema of every function outside pg_catalog: the DDL
+/// the DBA runs under another search_path calls the function the statement called (the
+/// review: deparsed under the statement's path, `norm(email)` would call whatever `norm` the
+/// DBA's path finds first, or nothing).
+#[test]
+fn an_expression_keys_ddl_names_the_functions_schema() {
+    let (_cluster, mut dba) = advisor_cluster(
+        "CREATE SCHEMA app;
+         CREATE FUNCTION app.norm(t text) RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$BEGIN RETURN lower(t); END$$;
+         CREATE TABLE app.people(id int, email text);
+         INSERT INTO app.people SELECT g, 'User' || g || '@example.com' FROM generate_series(1, 20000) g;
+         ANALYZE app.people",
+    );
+    dba.batch_execute("SET search_path = app, public").unwrap();
+    let advice: Vec<String> = dba
+        .query("SELECT ddl FROM pitstop.suggest_indexes(ARRAY['SELECT id FROM people WHERE norm(email) = ''user7@example.com'''])", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let ddl = advice.iter().find(|d| d.contains("norm(")).unwrap_or_else(|| panic!("no expression index: {advice:?}"));
+    assert!(ddl.contains("app.norm(email)"), "{ddl}");
+    // Run by the DBA under the default path, as written.
+    dba.batch_execute("RESET search_path").unwrap();
+    dba.batch_execute(ddl).unwrap_or_else(|e| panic!("{ddl}: {e}"));
+}

@@ -228,8 +228,11 @@ fn greedy(
         for (q, cost) in &step.costs {
             current[*q] = *cost;
         }
+        // A replacement takes the place of the first index it replaces: the list stays in the
+        // order of benefit, and the knee never cuts the index that serves what it took over.
+        let at = picked.iter().position(|p| step.replaces.contains(p));
         picked.retain(|p| !step.replaces.contains(p));
-        picked.push(step.candidate);
+        picked.insert(at.unwrap_or(picked.len()), step.candidate);
         used_bytes += step.added_bytes;
         // Moves that share a query with this one must be planned again.
         let touched: Vec<usize> = step.costs.iter().map(|(q, _)| *q).collect();
@@ -324,6 +327,23 @@ mod tests {
         assert_eq!(picks[0].workload_before, 200.0);
         assert_eq!(picks[0].workload_after, 20.0);
         assert_eq!(picks[0].helped, vec![(0, 100.0, 10.0), (1, 100.0, 10.0)]);
+    }
+
+    /// The review's case: A (1 MB) saves most; C, its covering merge (10 MB), saves a little
+    /// more and replaces it last. Appended at the end, C was cut by the knee and A was gone:
+    /// A's query lost its index. C takes A's place in the list.
+    #[test]
+    fn a_replacement_keeps_the_place_of_what_it_replaces() {
+        let model = Model {
+            base: vec![1000.0, 400.0, 400.0, 400.0],
+            effects: vec![(0, 0, 100.0), (2, 0, 50.0), (1, 1, 100.0), (3, 2, 100.0), (4, 3, 100.0)],
+        };
+        let mut candidates = cands(&[(1e6, 0.0, &[0]), (1e6, 0.0, &[1]), (1e7, 0.0, &[0]), (1e6, 0.0, &[2]), (1e6, 0.0, &[3])]);
+        candidates[2].supersedes = vec![0];
+        let picks = select(&[1.0; 4], &model.base, &candidates, &NO_LIMITS, |s, q| model.cost(s, q));
+        let chosen: Vec<usize> = picks.iter().map(|p| p.candidate).collect();
+        assert!(chosen.contains(&0) || chosen.contains(&2), "query 0 lost its index: {chosen:?}");
+        assert_eq!(chosen.first(), Some(&2), "{chosen:?}");
     }
 
     #[test]

@@ -129,3 +129,27 @@ pub fn output_settings() -> OutputSettings {
         }
     }
 }
+
+/// Runs `f` with search_path = pg_catalog, as a function's `SET search_path` clause would: SQL
+/// that `f` deparses then names the schema of everything outside pg_catalog, so it means the
+/// same thing under the search_path of whoever runs it later.
+pub fn with_catalog_search_path<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: a GUC nest level opened and closed around `f` as fmgr_security_definer does; if
+    // `f` raises an ERROR, the (sub)transaction's abort unwinds the level and the setting.
+    unsafe {
+        let level = pg_sys::NewGUCNestLevel();
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            c"pg_catalog".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+        let result = f();
+        pg_sys::AtEOXact_GUC(true, level);
+        result
+    }
+}

@@ -554,7 +554,9 @@ unsafe extern "C-unwind" fn get_relation_info(
                         None => Ok(None),
                     }
                 }))
-                    .catch_others(|e| Err(crate::pg::subxact::message(&e)))
+                    // A cancel is the user's or a timeout's: it ends the statement, as it
+                    // would have without the hypothetical index.
+                    .catch_others(|e| if crate::pg::subxact::is_query_cancel(&e) { e.rethrow() } else { Err(crate::pg::subxact::message(&e)) })
                     .catch_rust_panic(|e| Err(crate::pg::subxact::message(&e)))
                     .execute();
                 pg_sys::MemoryContextSwitchTo(context);

@@ -62,7 +62,8 @@ fn in_subtransaction<R>(f: impl FnOnce() -> R, keep_on_success: bool) -> Result<
     }
 }
 
-fn is_query_cancel(error: &pg_sys::panic::CaughtError) -> bool {
+/// Whether a caught error is a query cancel (57014): the user's, or a statement timeout's.
+pub fn is_query_cancel(error: &pg_sys::panic::CaughtError) -> bool {
     match error {
         pg_sys::panic::CaughtError::PostgresError(e) | pg_sys::panic::CaughtError::ErrorReport(e) => {
             e.sql_error_code() == pg_sys::errcodes::PgSqlErrorCode::ERRCODE_QUERY_CANCELED

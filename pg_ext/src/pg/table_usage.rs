@@ -227,7 +227,9 @@ impl Collector {
                 pg_sys::ChangeVarNodes(copy, self.varno as c_int, 1, 0);
             }
             let context = pg_sys::deparse_context_for(pg_sys::get_rel_name(self.relid), self.relid);
-            let sql = text(pg_sys::deparse_expression(copy, context, false, false));
+            // Under pg_catalog alone: the role's own functions come out schema-qualified, so the
+            // DDL the DBA runs later calls what the statement called, whatever the DBA's path.
+            let sql = crate::pg::guc::with_catalog_search_path(|| text(pg_sys::deparse_expression(copy, context, false, false)));
             (!sql.is_empty()).then_some(sql)
         }
     }
