@@ -254,7 +254,6 @@ costs() {
     done < <(values_after_markers < "$DIR/session-$1.out")
 }
 
-median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2)}'; }
 # One timed run of a query: milliseconds, or "timeout".
 run_ms() {
     local out
@@ -262,23 +261,6 @@ run_ms() {
     if grep -q 'statement timeout' <<<"$out"; then echo timeout
     elif grep -q '^Time:' <<<"$out"; then awk '/^Time:/ {print $2}' <<<"$out"
     else die "$1 failed: $out"; fi
-}
-# label: fills TIME[label:q] with the median over RUNS, or "timeout".
-time_workload() {
-    local run q ms; declare -A runs=()
-    for run in $(seq 1 "$RUNS"); do
-        for q in $QUERIES; do
-            [ "${runs[$q]:-}" = timeout ] && continue
-            ms=$(run_ms "$q")
-            if [ "$ms" = timeout ]; then runs[$q]=timeout; else runs[$q]+="$ms "; fi
-        done
-        say "$1: run $run/$RUNS done"
-    done
-    # A shared 2-core VM: other work during the runs shows here and is worth knowing.
-    LOADAVG[$1]="$(cut -d' ' -f1-3 /proc/loadavg)"
-    for q in $QUERIES; do
-        if [ "${runs[$q]}" = timeout ]; then TIME[$1:$q]=timeout; else TIME[$1:$q]=$(tr ' ' '\n' <<<"${runs[$q]}" | grep -v '^$' | median); fi
-    done
 }
 index_bytes() { psql -At -c "SELECT coalesce(sum(pg_relation_size(indexrelid)), 0) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid WHERE c.relnamespace = 'public'::regnamespace"; }
 drop_indexes() {

@@ -67,3 +67,26 @@ start_daemon_with() {
     echo "daemon did not come up:" >&2; cat "$DIR/daemon.log" >&2; exit 1
 }
 stop_daemon() { kill -TERM "$daemon_pid"; wait "$daemon_pid" || true; daemon_pid=""; }
+
+# The median of the numbers on stdin, one per line.
+median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2)}'; }
+
+# time_workload LABEL: runs every query of $QUERIES $RUNS times with the caller's run_ms (its
+# time in ms, or "timeout"; a query that timed out is not run again) and fills the caller's
+# TIME[LABEL:q] with the median, or "timeout", and LOADAVG[LABEL].
+time_workload() {
+    local run q ms; declare -A runs=()
+    for run in $(seq 1 "$RUNS"); do
+        for q in $QUERIES; do
+            [ "${runs[$q]:-}" = timeout ] && continue
+            ms=$(run_ms "$q")
+            if [ "$ms" = timeout ]; then runs[$q]=timeout; else runs[$q]+="$ms "; fi
+        done
+        say "$1: run $run/$RUNS done"
+    done
+    # A shared 2-core VM: other work during the runs shows here and is worth knowing.
+    LOADAVG[$1]="$(cut -d' ' -f1-3 /proc/loadavg)"
+    for q in $QUERIES; do
+        if [ "${runs[$q]}" = timeout ]; then TIME[$1:$q]=timeout; else TIME[$1:$q]=$(tr ' ' '\n' <<<"${runs[$q]}" | grep -v '^$' | median); fi
+    done
+}

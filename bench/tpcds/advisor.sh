@@ -33,7 +33,6 @@ SF="$SF" W="$W" bash bench/tpcds/load.sh
 psql -c "CREATE EXTENSION pitstop" -c "CREATE EXTENSION pg_stat_statements"
 QUERIES=$(cd "$W" && ls q*.sql | sed 's/\.sql$//' | xargs)
 
-median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2)}'; }
 run_ms() {
     local out
     out=$(PGOPTIONS="-c statement_timeout=${TIMEOUT}s" "$BIN/psql" -X -q -c '\timing on' -f "$W/$1.sql" -o /dev/null 2>&1) || true
@@ -42,21 +41,6 @@ run_ms() {
     else die "$1 failed: $out"; fi
 }
 declare -A TIME BYTES LOADAVG COUNT
-time_workload() {
-    local run q ms; declare -A runs=()
-    for run in $(seq 1 "$RUNS"); do
-        for q in $QUERIES; do
-            [ "${runs[$q]:-}" = timeout ] && continue
-            ms=$(run_ms "$q")
-            if [ "$ms" = timeout ]; then runs[$q]=timeout; else runs[$q]+="$ms "; fi
-        done
-        say "$1: run $run/$RUNS done"
-    done
-    LOADAVG[$1]="$(cut -d' ' -f1-3 /proc/loadavg)"
-    for q in $QUERIES; do
-        if [ "${runs[$q]}" = timeout ]; then TIME[$1:$q]=timeout; else TIME[$1:$q]=$(tr ' ' '\n' <<<"${runs[$q]}" | grep -v '^$' | median); fi
-    done
-}
 total_s() {
     local q; for q in $QUERIES; do v=${TIME[$1:$q]}; [ "$v" = timeout ] && v=$((TIMEOUT * 1000)); echo "$v"; done |
         awk '{s += $1} END {printf "%.1f", s / 1000}'
