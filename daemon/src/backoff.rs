@@ -55,9 +55,15 @@ mod tests {
     fn jitter_stays_within_half_to_full() {
         let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
         for attempt in 0..40u32 {
-            let cap = Duration::from_millis(100).saturating_mul(1u32 << attempt.min(20)).min(Duration::from_secs(30));
+            let cap = Duration::from_millis(100)
+                .saturating_mul(1u32 << attempt.min(20))
+                .min(Duration::from_secs(30));
             let d = b.next_delay();
-            assert!(d >= cap / 2 && d <= cap, "attempt {attempt}: {d:?} outside [{:?}, {cap:?}]", cap / 2);
+            assert!(
+                d >= cap / 2 && d <= cap,
+                "attempt {attempt}: {d:?} outside [{:?}, {cap:?}]",
+                cap / 2
+            );
         }
     }
 

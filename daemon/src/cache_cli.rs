@@ -60,7 +60,9 @@ impl Cache {
     /// For a change: (whether confirmed by flag, the question to ask).
     fn change(&self) -> Option<(bool, String)> {
         match self {
-            Cache::Invalidate { table, yes } => Some((*yes, format!("Make every cached result that read {table} stale?"))),
+            Cache::Invalidate { table, yes } => {
+                Some((*yes, format!("Make every cached result that read {table} stale?")))
+            }
             Cache::Clear { yes } => Some((*yes, "Remove every cached result?".into())),
             Cache::Stats | Cache::Entries { .. } => None,
         }
@@ -74,7 +76,12 @@ impl Cache {
     }
 }
 
-pub fn command(connection: &Explicit<'_>, cache: &Cache, config: Option<&Path>, style: output::Style) -> ExitCode {
+pub fn command(
+    connection: &Explicit<'_>,
+    cache: &Cache,
+    config: Option<&Path>,
+    style: output::Style,
+) -> ExitCode {
     if let Some((yes, question)) = cache.change() {
         if !yes {
             if !std::io::stdin().is_terminal() {

@@ -31,7 +31,10 @@ pub struct Target {
 
 /// Session options of a CLI session: `statement_timeout` (None: no limit) and the fixed
 /// bounds, then whatever the connection string or PGOPTIONS asked for (later wins).
-pub fn cli_session_options(statement_timeout: Option<Duration>, user_options: Option<&str>) -> String {
+pub fn cli_session_options(
+    statement_timeout: Option<Duration>,
+    user_options: Option<&str>,
+) -> String {
     let timeout = statement_timeout.map_or(0, |t| t.as_millis().max(1));
     with_user_options(format!("-c statement_timeout={timeout}ms {CLI_BOUNDS}"), user_options)
 }
@@ -45,7 +48,11 @@ fn with_user_options(ours: String, user_options: Option<&str>) -> String {
 
 /// A CLI session's settings: `explicit`, else the libpq environment, service file and
 /// password file, bounded by `statement_timeout`.
-pub fn cli_target(explicit: &Explicit<'_>, statement_timeout: Option<Duration>, env: &dyn Fn(&str) -> Option<String>) -> Result<Target> {
+pub fn cli_target(
+    explicit: &Explicit<'_>,
+    statement_timeout: Option<Duration>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Target> {
     let params = conninfo::gather(explicit, env)?;
     let mut target = target_of(&params, env)?;
     if target.config.get_connect_timeout().is_none() {
@@ -54,7 +61,9 @@ pub fn cli_target(explicit: &Explicit<'_>, statement_timeout: Option<Duration>, 
     if target.config.get_application_name().is_none() {
         target.config.application_name("pitstop-cli");
     }
-    target.config.options(cli_session_options(statement_timeout, params.get("options").map(String::as_str)));
+    target
+        .config
+        .options(cli_session_options(statement_timeout, params.get("options").map(String::as_str)));
     Ok(target)
 }
 
@@ -78,20 +87,28 @@ pub fn daemon_target(dsn: Option<&str>, env: &dyn Fn(&str) -> Option<String>) ->
 /// The driver's configuration and the TLS settings of gathered `params`, with the password
 /// from the password file when none was given.
 fn target_of(params: &Params, env: &dyn Fn(&str) -> Option<String>) -> Result<Target> {
-    let mut config: Config = conninfo::driver_conninfo(params).parse().context("invalid connection settings")?;
+    let mut config: Config =
+        conninfo::driver_conninfo(params).parse().context("invalid connection settings")?;
     let tls = TlsSettings::from_params(params, env("HOME").map(PathBuf::from).as_deref())?;
     // libpq never tries TLS over a Unix socket.
-    let unix_only = config.get_hostaddrs().is_empty() && config.get_hosts().iter().all(|h| !matches!(h, Host::Tcp(_)));
-    config.ssl_mode(if unix_only { tokio_postgres::config::SslMode::Disable } else { tls.mode.driver() });
+    let unix_only = config.get_hostaddrs().is_empty()
+        && config.get_hosts().iter().all(|h| !matches!(h, Host::Tcp(_)));
+    config.ssl_mode(if unix_only {
+        tokio_postgres::config::SslMode::Disable
+    } else {
+        tls.mode.driver()
+    });
     if config.get_password().is_none() {
-        let password = conninfo::passfile(params, env).and_then(|path| conninfo::read_passfile(&path)).and_then(|contents| {
-            let host = match config.get_hosts().first()? {
-                Host::Tcp(h) => h.clone(),
-                Host::Unix(_) => "localhost".to_string(),
-            };
-            let port = config.get_ports().first().copied().unwrap_or(5432).to_string();
-            pgpass_lookup(&contents, &host, &port, config.get_dbname()?, config.get_user()?)
-        });
+        let password = conninfo::passfile(params, env)
+            .and_then(|path| conninfo::read_passfile(&path))
+            .and_then(|contents| {
+                let host = match config.get_hosts().first()? {
+                    Host::Tcp(h) => h.clone(),
+                    Host::Unix(_) => "localhost".to_string(),
+                };
+                let port = config.get_ports().first().copied().unwrap_or(5432).to_string();
+                pgpass_lookup(&contents, &host, &port, config.get_dbname()?, config.get_user()?)
+            });
         if let Some(password) = password {
             config.password(password);
         }
@@ -135,7 +152,9 @@ fn describe_connect_error(error: &tokio_postgres::Error, tls: &TlsSettings) -> S
 /// sslmode asks for it (a server may accept nothing else), the certificate not checked: the
 /// request carries only the backend's pid and cancel key, which libpq sends in plaintext.
 pub async fn cancel(client: &Client) {
-    let connector = TlsSettings { mode: tls::SslMode::Require, verify: tls::Verify::Nothing, client: None }.connector();
+    let connector =
+        TlsSettings { mode: tls::SslMode::Require, verify: tls::Verify::Nothing, client: None }
+            .connector();
     match connector {
         Ok(connector) => {
             if let Err(e) = client.cancel_token().cancel_query(connector).await {
@@ -149,7 +168,10 @@ pub async fn cancel(client: &Client) {
 /// A daemon session: the configured DSN (else the libpq environment and ~/.pgpass), the
 /// configured timeouts, and TCP keepalives so that a vanished server is noticed while idle.
 /// The caller drives the returned connection.
-pub async fn connect_daemon(pg: &crate::config::PostgresConfig, application_name: &str) -> Result<(Client, Connection)> {
+pub async fn connect_daemon(
+    pg: &crate::config::PostgresConfig,
+    application_name: &str,
+) -> Result<(Client, Connection)> {
     let env = |name: &str| std::env::var(name).ok();
     let params = conninfo::gather(&Explicit { dsn: pg.dsn.expose(), ..Default::default() }, &env)?;
     let mut target = target_of(&params, &env)?;
@@ -171,7 +193,8 @@ pub async fn connect_daemon(pg: &crate::config::PostgresConfig, application_name
 fn log_tls_change(part: &str, encrypted: bool, tls: &TlsSettings) {
     static LAST: Mutex<Option<HashMap<String, bool>>> = Mutex::new(None);
     let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
-    if last.get_or_insert_with(HashMap::new).insert(part.to_string(), encrypted) != Some(encrypted) {
+    if last.get_or_insert_with(HashMap::new).insert(part.to_string(), encrypted) != Some(encrypted)
+    {
         let how = if encrypted { "TLS" } else { "no TLS (plaintext)" };
         tracing::info!("postgres: {part} connected with {how}; {}", tls.describe());
     }
@@ -179,7 +202,9 @@ fn log_tls_change(part: &str, encrypted: bool, tls: &TlsSettings) {
 
 /// Drives a daemon session's connection in a task of its own. The token is cancelled when
 /// the connection ends; abort the handle to close it.
-pub fn drive(connection: Connection) -> (tokio_util::sync::CancellationToken, tokio::task::JoinHandle<()>) {
+pub fn drive(
+    connection: Connection,
+) -> (tokio_util::sync::CancellationToken, tokio::task::JoinHandle<()>) {
     let closed = tokio_util::sync::CancellationToken::new();
     let driver = tokio::spawn({
         let closed = closed.clone();
@@ -204,12 +229,19 @@ pub async fn connect(target: &Target) -> Result<Client> {
 
 /// The password of the first ~/.pgpass line matching (`*` matches anything; `\:` and `\\`
 /// are escapes), as libpq reads it.
-pub fn pgpass_lookup(contents: &str, host: &str, port: &str, db: &str, user: &str) -> Option<String> {
+pub fn pgpass_lookup(
+    contents: &str,
+    host: &str,
+    port: &str,
+    db: &str,
+    user: &str,
+) -> Option<String> {
     contents.lines().filter(|l| !l.trim_start().starts_with('#')).find_map(|line| {
         let fields = split_pgpass_line(line);
         let [h, p, d, u, password] = fields.as_slice() else { return None };
         let matches = |pattern: &str, value: &str| pattern == "*" || pattern == value;
-        (matches(h, host) && matches(p, port) && matches(d, db) && matches(u, user)).then(|| password.clone())
+        (matches(h, host) && matches(p, port) && matches(d, db) && matches(u, user))
+            .then(|| password.clone())
     })
 }
 
@@ -237,7 +269,9 @@ pub fn describe_pg(error: &tokio_postgres::Error) -> String {
 /// An error as psql would show it: ERROR/DETAIL/HINT lines for server errors.
 pub fn describe_error(error: &anyhow::Error) -> String {
     for cause in error.chain() {
-        if let Some(db) = cause.downcast_ref::<tokio_postgres::Error>().and_then(|e| e.as_db_error()) {
+        if let Some(db) =
+            cause.downcast_ref::<tokio_postgres::Error>().and_then(|e| e.as_db_error())
+        {
             let mut text = format!("ERROR:  {} (SQLSTATE {})", db.message(), db.code().code());
             if let Some(detail) = db.detail() {
                 text.push_str(&format!("\nDETAIL:  {detail}"));
@@ -257,17 +291,24 @@ mod tests {
     use std::collections::HashMap;
 
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |k| map.get(k).cloned()
     }
 
     fn cli(dsn: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
-        cli_target(&Explicit { dsn, ..Default::default() }, Some(CLI_STATEMENT_TIMEOUT), env).map(|t| t.config)
+        cli_target(&Explicit { dsn, ..Default::default() }, Some(CLI_STATEMENT_TIMEOUT), env)
+            .map(|t| t.config)
     }
 
     #[test]
     fn libpq_variables_are_used_without_a_dsn() {
-        let env = env_of(&[("PGHOST", "db.local"), ("PGPORT", "6543"), ("PGUSER", "alice"), ("PGDATABASE", "shop")]);
+        let env = env_of(&[
+            ("PGHOST", "db.local"),
+            ("PGPORT", "6543"),
+            ("PGUSER", "alice"),
+            ("PGDATABASE", "shop"),
+        ]);
         let config = cli(None, &env).unwrap();
         assert_eq!(config.get_ports(), [6543]);
         assert_eq!(config.get_user(), Some("alice"));
@@ -279,7 +320,8 @@ mod tests {
 
     #[test]
     fn pgoptions_and_pgappname_reach_the_session_after_our_bounds() {
-        let env = env_of(&[("PGHOST", "h"), ("PGOPTIONS", "-c work_mem=64MB"), ("PGAPPNAME", "mine")]);
+        let env =
+            env_of(&[("PGHOST", "h"), ("PGOPTIONS", "-c work_mem=64MB"), ("PGAPPNAME", "mine")]);
         let target = cli_target(&Explicit::default(), None, &env).unwrap();
         assert_eq!(
             target.config.get_options(),
@@ -291,7 +333,13 @@ mod tests {
     #[test]
     fn flags_override_dsn_and_environment() {
         let env = env_of(&[("PGHOST", "envhost"), ("PGUSER", "alice"), ("PGSSLMODE", "disable")]);
-        let explicit = Explicit { dsn: Some("host=dsnhost port=7000 dbname=app"), host: Some("flaghost"), port: Some("7001"), user: Some("bob"), dbname: Some("other") };
+        let explicit = Explicit {
+            dsn: Some("host=dsnhost port=7000 dbname=app"),
+            host: Some("flaghost"),
+            port: Some("7001"),
+            user: Some("bob"),
+            dbname: Some("other"),
+        };
         let target = cli_target(&explicit, None, &env).unwrap();
         assert_eq!(target.config.get_hosts(), [Host::Tcp("flaghost".into())]);
         assert_eq!(target.config.get_ports(), [7001]);
@@ -304,7 +352,8 @@ mod tests {
     #[test]
     fn verify_modes_reach_the_driver_as_require_and_unix_sockets_never_use_tls() {
         let env = env_of(&[]);
-        let target = daemon_target(Some("host=db sslmode=verify-full sslrootcert=/ca.pem"), &env).unwrap();
+        let target =
+            daemon_target(Some("host=db sslmode=verify-full sslrootcert=/ca.pem"), &env).unwrap();
         assert_eq!(target.config.get_ssl_mode(), tokio_postgres::config::SslMode::Require);
         assert_eq!(target.tls.mode, tls::SslMode::VerifyFull);
         let target = daemon_target(Some("host=/run/postgresql sslmode=require"), &env).unwrap();
@@ -325,7 +374,8 @@ mod tests {
 
     #[test]
     fn dsn_wins_over_environment() {
-        let config = cli(Some("postgres://bob@h:7000/app"), &env_of(&[("PGUSER", "alice")])).unwrap();
+        let config =
+            cli(Some("postgres://bob@h:7000/app"), &env_of(&[("PGUSER", "alice")])).unwrap();
         assert_eq!(config.get_user(), Some("bob"));
         assert_eq!(config.get_ports(), [7000]);
     }

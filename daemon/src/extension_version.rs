@@ -34,9 +34,12 @@ pub fn mismatch(needed: &str, installed: &str) -> Option<String> {
     if installed == needed {
         return None;
     }
-    let head = format!("pitstop {needed} needs extension version {needed}, this database has {installed}");
+    let head =
+        format!("pitstop {needed} needs extension version {needed}, this database has {installed}");
     Some(match (numbers(installed), numbers(needed)) {
-        (Some(have), Some(want)) if have < want => format!("{head}: run ALTER EXTENSION pitstop UPDATE"),
+        (Some(have), Some(want)) if have < want => {
+            format!("{head}: run ALTER EXTENSION pitstop UPDATE")
+        }
         (Some(_), Some(_)) => format!("{head}, which is newer: use pitstop {installed}"),
         _ => format!("{head}: run ALTER EXTENSION pitstop UPDATE TO '{needed}'"),
     })
@@ -58,21 +61,31 @@ mod tests {
             Some("pitstop 0.2.0 needs extension version 0.2.0, this database has 0.1.0: run ALTER EXTENSION pitstop UPDATE")
         );
         // Compared as numbers, not as text ("0.10.0" > "0.9.0").
-        assert!(mismatch("0.10.0", "0.9.0").unwrap().ends_with("run ALTER EXTENSION pitstop UPDATE"));
+        assert!(mismatch("0.10.0", "0.9.0")
+            .unwrap()
+            .ends_with("run ALTER EXTENSION pitstop UPDATE"));
     }
 
     #[test]
     fn the_same_release_passes_and_a_newer_or_unknown_one_does_not() {
         assert_eq!(mismatch("0.2.0", "0.2.0"), None);
         assert_eq!(mismatch(NEEDED, NEEDED), None);
-        assert!(mismatch("0.9.0", "0.10.0").unwrap().ends_with("0.10.0, which is newer: use pitstop 0.10.0"));
-        assert!(mismatch("0.2.0", "0.2.0-dev").unwrap().ends_with("run ALTER EXTENSION pitstop UPDATE TO '0.2.0'"));
+        assert!(mismatch("0.9.0", "0.10.0")
+            .unwrap()
+            .ends_with("0.10.0, which is newer: use pitstop 0.10.0"));
+        assert!(mismatch("0.2.0", "0.2.0-dev")
+            .unwrap()
+            .ends_with("run ALTER EXTENSION pitstop UPDATE TO '0.2.0'"));
     }
 
     #[test]
     fn the_daemon_status_line_names_the_problem() {
         assert_eq!(connected(NEEDED), format!("connected; extension pitstop {NEEDED}"));
         let old = connected("0.0.1");
-        assert!(old.starts_with("connected; extension pitstop 0.0.1 (pitstop ") && old.ends_with(": run ALTER EXTENSION pitstop UPDATE)"), "{old}");
+        assert!(
+            old.starts_with("connected; extension pitstop 0.0.1 (pitstop ")
+                && old.ends_with(": run ALTER EXTENSION pitstop UPDATE)"),
+            "{old}"
+        );
     }
 }

@@ -25,7 +25,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "pitstop", version, about = "PostgreSQL performance toolkit: reports, advice and maintenance")]
+#[command(
+    name = "pitstop",
+    version,
+    about = "PostgreSQL performance toolkit: reports, advice and maintenance"
+)]
 // As psql: -h is the host; help is --help or -?.
 #[command(disable_help_flag = true)]
 struct Cli {
@@ -195,23 +199,28 @@ fn main() -> ExitCode {
         Command::Run { config } => service::run(config.as_deref()),
         Command::CheckConfig { config } => config::check_command(config.as_deref()),
         Command::Doctor { config } => {
-            let style = if cli.json { output::Style::Json } else { output::Style::Table { wide: true } };
+            let style =
+                if cli.json { output::Style::Json } else { output::Style::Table { wide: true } };
             doctor::command(&connection, config.as_deref(), style)
         }
         Command::Cache { cache, config } => {
-            let style = if cli.json { output::Style::Json } else { output::Style::Table { wide: false } };
+            let style =
+                if cli.json { output::Style::Json } else { output::Style::Table { wide: false } };
             cache_cli::command(&connection, cache, config.as_deref(), style)
         }
         Command::Status { url, config } => {
-            let style = if cli.json { output::Style::Json } else { output::Style::Table { wide: true } };
+            let style =
+                if cli.json { output::Style::Json } else { output::Style::Table { wide: true } };
             status_cli::command(url.as_deref(), config.as_deref(), style)
         }
         Command::Top { interval } => top_cli::command(&connection, *interval, cli.json),
         Command::Bench(args) => bench::command(&connection, args, cli.json),
         Command::ManPages { dir } => man::command(<Cli as clap::CommandFactory>::command(), dir),
         Command::Maintenance { dry_run, yes, max_actions, include_reindex, job, config } => {
-            let (dry_run, yes, max_actions, include_reindex) = (*dry_run, *yes, *max_actions, *include_reindex);
-            let style = if cli.json { output::Style::Json } else { output::Style::Table { wide: false } };
+            let (dry_run, yes, max_actions, include_reindex) =
+                (*dry_run, *yes, *max_actions, *include_reindex);
+            let style =
+                if cli.json { output::Style::Json } else { output::Style::Table { wide: false } };
             let args = maintenance::cli::Args {
                 config: config.as_deref(),
                 dry_run,
@@ -223,8 +232,15 @@ fn main() -> ExitCode {
             maintenance::cli::command(&connection, &args, style)
         }
         Command::Report { report, wide, statement_timeout, config } => {
-            let style = if cli.json { output::Style::Json } else { output::Style::Table { wide: *wide } };
-            report::command(&connection, report, statement_timeout.map(|t| Some(t).filter(|t| !t.is_zero())), config.as_deref(), style)
+            let style =
+                if cli.json { output::Style::Json } else { output::Style::Table { wide: *wide } };
+            report::command(
+                &connection,
+                report,
+                statement_timeout.map(|t| Some(t).filter(|t| !t.is_zero())),
+                config.as_deref(),
+                style,
+            )
         }
     }
 }
@@ -249,22 +265,56 @@ mod tests {
     #[test]
     fn connection_flags_are_psqls_and_help_is_question_mark() {
         Cli::command().debug_assert();
-        let cli = Cli::try_parse_from(["pitstop", "report", "locks", "-h", "db", "-p", "6432", "-U", "alice", "-d", "shop"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "pitstop", "report", "locks", "-h", "db", "-p", "6432", "-U", "alice", "-d", "shop",
+        ])
+        .unwrap();
         let c = cli.connection();
-        assert_eq!((c.host, c.port, c.user, c.dbname), (Some("db"), Some("6432"), Some("alice"), Some("shop")));
-        let cli = Cli::try_parse_from(["pitstop", "--host", "h", "--username", "u", "--dbname", "d", "report", "locks"]).unwrap();
-        assert_eq!((cli.connection().host, cli.connection().user, cli.connection().dbname), (Some("h"), Some("u"), Some("d")));
+        assert_eq!(
+            (c.host, c.port, c.user, c.dbname),
+            (Some("db"), Some("6432"), Some("alice"), Some("shop"))
+        );
+        let cli = Cli::try_parse_from([
+            "pitstop",
+            "--host",
+            "h",
+            "--username",
+            "u",
+            "--dbname",
+            "d",
+            "report",
+            "locks",
+        ])
+        .unwrap();
+        assert_eq!(
+            (cli.connection().host, cli.connection().user, cli.connection().dbname),
+            (Some("h"), Some("u"), Some("d"))
+        );
         let help = Cli::try_parse_from(["pitstop", "report", "-?"]).err().unwrap();
         assert_eq!(help.kind(), clap::error::ErrorKind::DisplayHelp);
     }
 
     #[test]
     fn statement_timeout_flag_takes_durations_and_zero() {
-        for (arg, expected) in [("5m", Some(std::time::Duration::from_secs(300))), ("0", Some(std::time::Duration::ZERO))] {
-            let cli = Cli::try_parse_from(["pitstop", "report", "bloat", "--exact", "--statement-timeout", arg]).unwrap();
-            let Command::Report { statement_timeout, .. } = cli.command else { panic!("not a report") };
+        for (arg, expected) in [
+            ("5m", Some(std::time::Duration::from_secs(300))),
+            ("0", Some(std::time::Duration::ZERO)),
+        ] {
+            let cli = Cli::try_parse_from([
+                "pitstop",
+                "report",
+                "bloat",
+                "--exact",
+                "--statement-timeout",
+                arg,
+            ])
+            .unwrap();
+            let Command::Report { statement_timeout, .. } = cli.command else {
+                panic!("not a report")
+            };
             assert_eq!(statement_timeout, expected);
         }
-        assert!(Cli::try_parse_from(["pitstop", "report", "locks", "--statement-timeout", "soon"]).is_err());
+        assert!(Cli::try_parse_from(["pitstop", "report", "locks", "--statement-timeout", "soon"])
+            .is_err());
     }
 }

@@ -34,7 +34,12 @@ pub fn write_pages(cli: clap::Command, dir: &Path) -> std::io::Result<Vec<PathBu
     Ok(pages)
 }
 
-fn write(cmd: &clap::Command, dir: &Path, source: &str, pages: &mut Vec<PathBuf>) -> std::io::Result<()> {
+fn write(
+    cmd: &clap::Command,
+    dir: &Path,
+    source: &str,
+    pages: &mut Vec<PathBuf>,
+) -> std::io::Result<()> {
     let man = clap_mangen::Man::new(cmd.clone()).source(source).manual("pitstop manual");
     pages.push(man.generate_to(dir)?);
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
@@ -53,16 +58,31 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("pitstop-man-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let pages = write_pages(crate::Cli::command(), &dir).unwrap();
-        let names: Vec<String> = pages.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
-        for expected in ["pitstop.1", "pitstop-run.1", "pitstop-check-config.1", "pitstop-maintenance.1", "pitstop-report.1", "pitstop-report-slow-queries.1"] {
+        let names: Vec<String> =
+            pages.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        for expected in [
+            "pitstop.1",
+            "pitstop-run.1",
+            "pitstop-check-config.1",
+            "pitstop-maintenance.1",
+            "pitstop-report.1",
+            "pitstop-report-slow-queries.1",
+        ] {
             assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
         }
-        assert!(!names.iter().any(|n| n.contains("man-pages") || n.ends_with("-help.1")), "{names:?}");
+        assert!(
+            !names.iter().any(|n| n.contains("man-pages") || n.ends_with("-help.1")),
+            "{names:?}"
+        );
         let top = std::fs::read_to_string(dir.join("pitstop.1")).unwrap();
         assert!(top.starts_with(".ie \\n(.g .ds Aq") || top.contains(".TH pitstop 1"), "{top}");
         assert!(top.contains("pitstop\\-report(1)") && !top.contains("man\\-pages"), "{top}");
         let run = std::fs::read_to_string(dir.join("pitstop-run.1")).unwrap();
-        assert!(run.contains(&format!("pitstop {}", env!("CARGO_PKG_VERSION"))) && run.contains("\\-\\-config"), "{run}");
+        assert!(
+            run.contains(&format!("pitstop {}", env!("CARGO_PKG_VERSION")))
+                && run.contains("\\-\\-config"),
+            "{run}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -20,7 +20,11 @@ pub fn render(rows: &[Map<String, Value>], style: Style, empty_message: &str) ->
             }
             let mut table = Table::new();
             table.load_preset(UTF8_FULL_CONDENSED);
-            table.set_content_arrangement(if wide { ContentArrangement::Disabled } else { ContentArrangement::Dynamic });
+            table.set_content_arrangement(if wide {
+                ContentArrangement::Disabled
+            } else {
+                ContentArrangement::Dynamic
+            });
             table.set_header(rows[0].keys());
             for row in rows {
                 table.add_row(row.values().map(|v| cell(v, wide)));
@@ -34,7 +38,11 @@ pub fn render(rows: &[Map<String, Value>], style: Style, empty_message: &str) ->
 /// the bidirectional overrides, become U+FFFD. Any role can put them in a statement text or a
 /// quoted name, and escape sequences would rewrite the DBA's screen, title or clipboard.
 pub fn printable(text: &str) -> String {
-    let unsafe_char = |c: char| (c.is_control() && c != '\n' && c != '\t') || ('\u{202A}'..='\u{202E}').contains(&c) || ('\u{2066}'..='\u{2069}').contains(&c);
+    let unsafe_char = |c: char| {
+        (c.is_control() && c != '\n' && c != '\t')
+            || ('\u{202A}'..='\u{202E}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)
+    };
     if text.chars().any(unsafe_char) {
         text.chars().map(|c| if unsafe_char(c) { '\u{FFFD}' } else { c }).collect()
     } else {
@@ -59,7 +67,6 @@ fn cell(value: &Value, wide: bool) -> String {
     }
 }
 
-
 /// Asks `question` on the terminal (stderr, answer from stdin); only "y" or "yes" is a yes.
 pub fn confirm(question: &str) -> anyhow::Result<bool> {
     use anyhow::Context;
@@ -80,9 +87,13 @@ mod tests {
     fn terminal_escapes_and_bidi_overrides_are_not_printed() {
         let hostile = "SELECT 1 /* \u{1b}]52;c;cHduZWQ=\u{7}\u{1b}[2J \u{202E}gnp.exe */\n\tFROM t";
         let shown = printable(hostile);
-        assert!(!shown.chars().any(|c| c == '\u{1b}' || c == '\u{7}' || c == '\u{202E}'), "{shown:?}");
+        assert!(
+            !shown.chars().any(|c| c == '\u{1b}' || c == '\u{7}' || c == '\u{202E}'),
+            "{shown:?}"
+        );
         assert!(shown.contains("\n\tFROM t") && shown.contains("SELECT 1"), "{shown:?}");
-        let row: Map<String, Value> = [("query".to_string(), Value::String(hostile.into()))].into_iter().collect();
+        let row: Map<String, Value> =
+            [("query".to_string(), Value::String(hostile.into()))].into_iter().collect();
         for wide in [false, true] {
             assert!(!render(&[row.clone()], Style::Table { wide }, "").contains('\u{1b}'));
         }

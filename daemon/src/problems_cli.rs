@@ -14,8 +14,8 @@ use crate::http::console::reader::{rows_of, Section};
 use crate::http::console::{sql, Advice};
 use crate::monitor::alerts::{Alert, Phase};
 use crate::output;
-use crate::service::state::unix_now;
 use crate::output::printable;
+use crate::service::state::unix_now;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 use serde_json::{json, Value};
 use std::io::{IsTerminal, Write};
@@ -41,7 +41,13 @@ enum Alerts {
     None(String),
 }
 
-pub fn command(connection: &Explicit<'_>, args: &Args, timeout: Option<Duration>, config: Option<&Path>, style: output::Style) -> ExitCode {
+pub fn command(
+    connection: &Explicit<'_>,
+    args: &Args,
+    timeout: Option<Duration>,
+    config: Option<&Path>,
+    style: output::Style,
+) -> ExitCode {
     let alerts = match (&args.daemon_url, config) {
         (Some(url), _) => Alerts::From(url.clone()),
         (None, Some(path)) => match crate::config::Config::load(Some(path)) {
@@ -88,13 +94,19 @@ pub fn command(connection: &Explicit<'_>, args: &Args, timeout: Option<Duration>
 }
 
 /// The overview and what the output must add: notes, and whether the alerts are in it.
-async fn collect(client: &Client, args: &Args, alerts: Alerts) -> anyhow::Result<(Overview, Vec<String>, bool)> {
+async fn collect(
+    client: &Client,
+    args: &Args,
+    alerts: Alerts,
+) -> anyhow::Result<(Overview, Vec<String>, bool)> {
     let mut notes = Vec::new();
     let (alerts, included) = match alerts {
         Alerts::From(url) => match crate::status_cli::fetch(&url).await {
             Ok(status) => (firing_alerts(&status), true),
             Err(e) => {
-                notes.push(format!("alerts are not included: the daemon did not answer at {url}: {e:#}"));
+                notes.push(format!(
+                    "alerts are not included: the daemon did not answer at {url}: {e:#}"
+                ));
                 (Vec::new(), false)
             }
         },
@@ -107,13 +119,30 @@ async fn collect(client: &Client, args: &Args, alerts: Alerts) -> anyhow::Result
         advise(client).await
     } else {
         let remembered = rows_of(client, sql::REMEMBERED_SUGGESTIONS, &[]).await;
-        let newest = remembered.as_ref().ok().and_then(|rows| rows.iter().filter_map(|r| r.get("suggested_at").and_then(Value::as_f64)).reduce(f64::max));
+        let newest = remembered.as_ref().ok().and_then(|rows| {
+            rows.iter()
+                .filter_map(|r| r.get("suggested_at").and_then(Value::as_f64))
+                .reduce(f64::max)
+        });
         match (&remembered, newest) {
-            (Ok(_), None) => notes.push("no index advice remembered: --advice runs the index advisor now".into()),
-            (Ok(_), Some(_)) => notes.push("index advice as pitstop.suggest_indexes last remembered it; --advice runs it now".into()),
-            (Err(e), _) => notes.push(format!("the remembered index advice could not be read ({}); --advice runs the advisor now", e.explain())),
+            (Ok(_), None) => {
+                notes.push("no index advice remembered: --advice runs the index advisor now".into())
+            }
+            (Ok(_), Some(_)) => notes.push(
+                "index advice as pitstop.suggest_indexes last remembered it; --advice runs it now"
+                    .into(),
+            ),
+            (Err(e), _) => notes.push(format!(
+                "the remembered index advice could not be read ({}); --advice runs the advisor now",
+                e.explain()
+            )),
         }
-        newest.map(|at| Advice { computed_at: at, took_seconds: 0.0, suggestions: remembered, unhelped: Ok(Vec::new()) })
+        newest.map(|at| Advice {
+            computed_at: at,
+            took_seconds: 0.0,
+            suggestions: remembered,
+            unhelped: Ok(Vec::new()),
+        })
     };
     let checks = overview::checks(client).await;
     let inputs = overview::read(client, alerts, Some(checks), advice).await;
@@ -139,12 +168,21 @@ async fn advise(client: &Client) -> Option<Advice> {
     if terminal {
         eprint!("\r\x1b[K");
     }
-    Some(Advice { computed_at: unix_now(), took_seconds: started.elapsed().as_secs_f64(), suggestions, unhelped: Ok(Vec::new()) })
+    Some(Advice {
+        computed_at: unix_now(),
+        took_seconds: started.elapsed().as_secs_f64(),
+        suggestions,
+        unhelped: Ok(Vec::new()),
+    })
 }
 
 /// The firing alerts of a daemon's `/status` document.
 fn firing_alerts(status: &Value) -> Vec<Alert> {
-    let at = |v: &Value| v.as_f64().filter(|s| *s >= 0.0).map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs_f64(s));
+    let at = |v: &Value| {
+        v.as_f64()
+            .filter(|s| *s >= 0.0)
+            .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs_f64(s))
+    };
     status["monitor"]["alerts"]
         .as_array()
         .into_iter()
@@ -181,7 +219,12 @@ fn table(o: &Overview) -> String {
     table.set_header(["severity", "what", "evidence", "fix"]);
     for p in &o.problems {
         let fix = p.fix.as_deref().unwrap_or_default();
-        table.add_row([p.severity.to_string(), printable(&p.title), printable(&p.evidence), printable(fix)]);
+        table.add_row([
+            p.severity.to_string(),
+            printable(&p.title),
+            printable(&p.evidence),
+            printable(fix),
+        ]);
     }
     let n = o.problems.len();
     format!("{table}\n({n} problem{})", if n == 1 { "" } else { "s" })
@@ -201,7 +244,10 @@ mod tests {
         ]}});
         let alerts = firing_alerts(&status);
         assert_eq!(alerts.len(), 1);
-        assert_eq!((alerts[0].rule.as_str(), alerts[0].severity, alerts[0].labels["mount"].as_str()), ("disk_full", Severity::Critical, "/"));
+        assert_eq!(
+            (alerts[0].rule.as_str(), alerts[0].severity, alerts[0].labels["mount"].as_str()),
+            ("disk_full", Severity::Critical, "/")
+        );
         assert!(firing_alerts(&json!({})).is_empty());
     }
 

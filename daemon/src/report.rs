@@ -166,7 +166,8 @@ fn parse_min_bloat(text: &str) -> Result<MinBloat, String> {
     if text == "0" {
         return Ok(MinBloat { pct: 0.0, bytes: 0 });
     }
-    let usage = || format!("expected a share and a size, e.g. \"20%,10MB\" (or \"0\"), not \"{text}\"");
+    let usage =
+        || format!("expected a share and a size, e.g. \"20%,10MB\" (or \"0\"), not \"{text}\"");
     let (pct, size) = text.split_once(',').ok_or_else(usage)?;
     let pct: f64 = pct.trim().trim_end_matches('%').trim().parse().map_err(|_| usage())?;
     let size = size.trim();
@@ -354,7 +355,13 @@ impl Report {
 /// `pitstop report …`: connects, runs the report and prints it. `statement_timeout`: the
 /// flag (Some(None) for "0"); without it the configuration's, which for `bloat --exact`
 /// is none by default.
-pub fn command(connection: &Explicit<'_>, report: &Report, statement_timeout: Option<Option<Duration>>, config: Option<&Path>, style: output::Style) -> ExitCode {
+pub fn command(
+    connection: &Explicit<'_>,
+    report: &Report,
+    statement_timeout: Option<Option<Duration>>,
+    config: Option<&Path>,
+    style: output::Style,
+) -> ExitCode {
     let exact = matches!(report, Report::Bloat { exact: true, .. });
     let explicit_config = config;
     let timeout = match statement_timeout {
@@ -371,7 +378,13 @@ pub fn command(connection: &Explicit<'_>, report: &Report, statement_timeout: Op
         return crate::problems_cli::command(connection, args, timeout, explicit_config, style);
     }
     print_rows(connection, timeout, style, report.empty_message(), |client, target| {
-        Box::pin(async move { if exact { run_with_progress(&client, &target, report).await } else { run(&client, report).await } })
+        Box::pin(async move {
+            if exact {
+                run_with_progress(&client, &target, report).await
+            } else {
+                run(&client, report).await
+            }
+        })
     })
 }
 
@@ -386,7 +399,8 @@ pub fn print_rows<'a>(
 ) -> ExitCode {
     let Some(runtime) = crate::cli_runtime() else { return ExitCode::FAILURE };
     let result = runtime.block_on(async {
-        let target = db::cli_target(connection, statement_timeout, &|name| std::env::var(name).ok())?;
+        let target =
+            db::cli_target(connection, statement_timeout, &|name| std::env::var(name).ok())?;
         let client = db::connect(&target).await?;
         let rows = fetch(client, target).await?;
         println!("{}", output::render(&rows, style, empty_message));
@@ -416,17 +430,27 @@ const READING: &str = "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), 
 /// `report bloat --exact`, with the table or index being read shown on stderr as the scan
 /// goes (a second session watches the first one's locks): one line rewritten in place on a
 /// terminal, a plain line per relation otherwise.
-async fn run_with_progress(client: &Client, target: &db::Target, report: &Report) -> Result<Vec<Map<String, Value>>> {
+async fn run_with_progress(
+    client: &Client,
+    target: &db::Target,
+    report: &Report,
+) -> Result<Vec<Map<String, Value>>> {
     let pid: i32 = client.query_one("SELECT pg_catalog.pg_backend_pid()", &[]).await?.get(0);
     let watcher = db::connect(target).await?;
     let total: i64 = watcher
-        .query_one("SELECT count(*) FROM pitstop.table_bloat(false, 0, 0) WHERE index_name IS NULL", &[])
+        .query_one(
+            "SELECT count(*) FROM pitstop.table_bloat(false, 0, 0) WHERE index_name IS NULL",
+            &[],
+        )
         .await
         .map(|row| row.get(0))
         .unwrap_or(0);
     let terminal = std::io::stderr().is_terminal();
     let started = Instant::now();
-    eprintln!("bloat --exact: reading every page of {total} table{} and their btree indexes", if total == 1 { "" } else { "s" });
+    eprintln!(
+        "bloat --exact: reading every page of {total} table{} and their btree indexes",
+        if total == 1 { "" } else { "s" }
+    );
     let scan = run(client, report);
     tokio::pin!(scan);
     let mut tick = tokio::time::interval(Duration::from_millis(200));
@@ -467,10 +491,15 @@ pub async fn run(client: &Client, report: &Report) -> Result<Vec<Map<String, Val
 
 /// The rows of a statement over the extension (its version checked first) as JSON objects
 /// in column order, whatever their types.
-pub async fn rows(client: &Client, sql: &str, params: &[Box<dyn ToSql + Sync + Send>]) -> Result<Vec<Map<String, Value>>> {
+pub async fn rows(
+    client: &Client,
+    sql: &str,
+    params: &[Box<dyn ToSql + Sync + Send>],
+) -> Result<Vec<Map<String, Value>>> {
     crate::extension_version::require(client).await?;
     let wrapped = format!("SELECT row_to_json(r)::text FROM ({sql}) r");
-    let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+    let params: Vec<&(dyn ToSql + Sync)> =
+        params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
     let rows = client.query(&wrapped, &params).await.context("report query failed")?;
     rows.iter()
         .map(|row| {
@@ -505,12 +534,19 @@ mod tests {
         ] {
             let (sql, params) = report.query();
             assert_eq!(params.len(), 7);
-            assert!(sql.contains("min_workload_gain => $6") && sql.contains("include_self => $7"), "{sql}");
+            assert!(
+                sql.contains("min_workload_gain => $6") && sql.contains("include_self => $7"),
+                "{sql}"
+            );
         }
     }
 
     fn bloat(exact: bool) -> Report {
-        Report::Bloat { exact, min_bloat: MinBloat { pct: 20.0, bytes: 10 << 20 }, include_self: false }
+        Report::Bloat {
+            exact,
+            min_bloat: MinBloat { pct: 20.0, bytes: 10 << 20 },
+            include_self: false,
+        }
     }
 
     #[test]
@@ -532,13 +568,26 @@ mod tests {
             #[command(subcommand)]
             report: Report,
         }
-        let parse = |args: &[&str]| Cli::try_parse_from([&["report"], args].concat()).unwrap().report;
+        let parse =
+            |args: &[&str]| Cli::try_parse_from([&["report"], args].concat()).unwrap().report;
         assert_eq!(parse(&["bloat"]), bloat(false));
-        let Report::Bloat { min_bloat, include_self, .. } = parse(&["bloat", "--min-bloat", "0", "--include-self"]) else { panic!() };
+        let Report::Bloat { min_bloat, include_self, .. } =
+            parse(&["bloat", "--min-bloat", "0", "--include-self"])
+        else {
+            panic!()
+        };
         assert_eq!((min_bloat, include_self), (MinBloat { pct: 0.0, bytes: 0 }, true));
-        assert_eq!(parse(&["index-health"]), Report::IndexHealth { include_self: false, with_advice: false });
-        assert_eq!(parse(&["vacuum", "--include-self"]), Report::Vacuum { all: false, include_self: true });
-        let Report::Unhelped { workload } = parse(&["unhelped", "--include-self"]) else { panic!() };
+        assert_eq!(
+            parse(&["index-health"]),
+            Report::IndexHealth { include_self: false, with_advice: false }
+        );
+        assert_eq!(
+            parse(&["vacuum", "--include-self"]),
+            Report::Vacuum { all: false, include_self: true }
+        );
+        let Report::Unhelped { workload } = parse(&["unhelped", "--include-self"]) else {
+            panic!()
+        };
         assert!(workload.include_self);
         let (_, params) = Report::Unhelped { workload }.query();
         assert_eq!(format!("{:?}", params.last().unwrap()), "true");
@@ -546,12 +595,14 @@ mod tests {
 
     #[test]
     fn exact_bloat_scans_have_no_statement_timeout_by_default() {
-        let defaults = crate::config::Config::parse("", "test.toml", Default::default()).unwrap().report;
+        let defaults =
+            crate::config::Config::parse("", "test.toml", Default::default()).unwrap().report;
         assert_eq!(bloat(false).statement_timeout(&defaults), Some(Duration::from_secs(30)));
         assert_eq!(Report::Connections.statement_timeout(&defaults), Some(Duration::from_secs(30)));
         assert_eq!(bloat(true).statement_timeout(&defaults), None);
         let text = "[report]\nstatement_timeout = \"0\"\nexact_statement_timeout = \"2h\"\n";
-        let cfg = crate::config::Config::parse(text, "test.toml", Default::default()).unwrap().report;
+        let cfg =
+            crate::config::Config::parse(text, "test.toml", Default::default()).unwrap().report;
         assert_eq!(Report::Locks.statement_timeout(&cfg), None);
         assert_eq!(bloat(true).statement_timeout(&cfg), Some(Duration::from_secs(7200)));
     }

@@ -33,10 +33,14 @@ pub fn command(url: Option<&str>, config: Option<&Path>, style: output::Style) -
     };
     let rows = component_rows(&status);
     match style {
-        output::Style::Json => println!("{}", serde_json::to_string_pretty(&status).unwrap_or_default()),
+        output::Style::Json => {
+            println!("{}", serde_json::to_string_pretty(&status).unwrap_or_default())
+        }
         _ => {
             let version = status["version"].as_str().unwrap_or("?");
-            let uptime = status["uptime_seconds"].as_f64().map(|s| humantime::format_duration(Duration::from_secs(s as u64)).to_string());
+            let uptime = status["uptime_seconds"]
+                .as_f64()
+                .map(|s| humantime::format_duration(Duration::from_secs(s as u64)).to_string());
             println!("pitstop {version}, up {}", uptime.as_deref().unwrap_or("?"));
             println!("{}", output::render(&rows, style, "The daemon reported no components."));
         }
@@ -61,7 +65,10 @@ pub fn status_url(listen: std::net::SocketAddr) -> String {
 }
 
 pub async fn fetch(url: &str) -> Result<Value> {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().context("cannot build the HTTP client")?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .context("cannot build the HTTP client")?;
     let response = client.get(url).send().await.context("request failed")?;
     let code = response.status();
     if !code.is_success() {
@@ -104,7 +111,10 @@ mod tests {
         }});
         let rows = component_rows(&status);
         assert_eq!(rows.len(), 2);
-        assert_eq!((rows[1]["component"].as_str(), rows[1]["state"].as_str()), (Some("redis"), Some("down")));
+        assert_eq!(
+            (rows[1]["component"].as_str(), rows[1]["state"].as_str()),
+            (Some("redis"), Some("down"))
+        );
         assert_eq!(rows[0]["since"], "2001-09-09T01:46:40+00:00");
         assert!(component_rows(&json!({})).is_empty());
     }

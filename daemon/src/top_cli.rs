@@ -100,12 +100,25 @@ type Key = (i64, i64, i64, bool);
 type Counters = HashMap<Key, (i64, f64, String)>;
 
 fn counters(rows: &Rows) -> Counters {
-    let int = |r: &serde_json::Map<String, Value>, k: &str| r.get(k).and_then(Value::as_i64).unwrap_or(0);
+    let int =
+        |r: &serde_json::Map<String, Value>, k: &str| r.get(k).and_then(Value::as_i64).unwrap_or(0);
     rows.iter()
         .map(|r| {
-            let key = (int(r, "userid"), int(r, "dbid"), int(r, "queryid"), r.get("toplevel") != Some(&Value::Bool(false)));
+            let key = (
+                int(r, "userid"),
+                int(r, "dbid"),
+                int(r, "queryid"),
+                r.get("toplevel") != Some(&Value::Bool(false)),
+            );
             let total = r.get("total_ms").and_then(Value::as_f64).unwrap_or(0.0);
-            (key, (int(r, "calls"), total, r.get("query").and_then(Value::as_str).unwrap_or("").to_string()))
+            (
+                key,
+                (
+                    int(r, "calls"),
+                    total,
+                    r.get("query").and_then(Value::as_str).unwrap_or("").to_string(),
+                ),
+            )
         })
         .collect()
 }
@@ -121,7 +134,13 @@ pub fn busiest(before: &Counters, now: &Counters, n: usize) -> Vec<Busy> {
                 _ => (0, 0.0),
             };
             let calls = calls - c0;
-            (calls > 0).then(|| Busy { queryid: key.2, calls, total_ms: total - t0, mean_ms: (total - t0) / calls as f64, query: query.clone() })
+            (calls > 0).then(|| Busy {
+                queryid: key.2,
+                calls,
+                total_ms: total - t0,
+                mean_ms: (total - t0) / calls as f64,
+                query: query.clone(),
+            })
         })
         .collect();
     busy.sort_by(|a, b| b.total_ms.total_cmp(&a.total_ms).then(a.queryid.cmp(&b.queryid)));
@@ -143,9 +162,19 @@ struct Sampler {
 impl Sampler {
     async fn connect(target: db::Target) -> anyhow::Result<Sampler> {
         let client = db::connect(&target).await?;
-        let schema = client.query_opt(crate::maintenance::snapshot::FIND, &[]).await?.map(|row| row.get::<_, String>(0));
+        let schema = client
+            .query_opt(crate::maintenance::snapshot::FIND, &[])
+            .await?
+            .map(|row| row.get::<_, String>(0));
         let sql = schema.as_deref().map(statements_sql);
-        Ok(Sampler { target, client: Some(client), host: HostSampler::new(), statements: None, disk: None, sql })
+        Ok(Sampler {
+            target,
+            client: Some(client),
+            host: HostSampler::new(),
+            statements: None,
+            disk: None,
+            sql,
+        })
     }
 
     async fn frame(&mut self) -> Frame {
@@ -158,14 +187,19 @@ impl Sampler {
                 let statements = async {
                     match &self.sql {
                         Some(sql) => rows_of(client, sql, &[]).await,
-                        None => Err(ReadError::unavailable(crate::maintenance::snapshot::MISSING.into())),
+                        None => Err(ReadError::unavailable(
+                            crate::maintenance::snapshot::MISSING.into(),
+                        )),
                     }
                 };
                 let (active, statements) = tokio::join!(rows_of(client, ACTIVE, &[]), statements);
                 let top = match statements {
                     Ok(rows) => {
                         let now = counters(&rows);
-                        let top = self.statements.as_ref().map(|(_, before)| Ok(busiest(before, &now, TOP)));
+                        let top = self
+                            .statements
+                            .as_ref()
+                            .map(|(_, before)| Ok(busiest(before, &now, TOP)));
                         self.statements = Some((started, now));
                         top
                     }
@@ -178,8 +212,15 @@ impl Sampler {
                 (Err(e.clone()), Some(Err(e)))
             }
         };
-        let interval = self.statements.as_ref().map(|(at, _)| at.elapsed().as_secs_f64()).unwrap_or(0.0);
-        Frame { at: unix_now(), interval_seconds: interval, active, top_statements: top, host: self.host() }
+        let interval =
+            self.statements.as_ref().map(|(at, _)| at.elapsed().as_secs_f64()).unwrap_or(0.0);
+        Frame {
+            at: unix_now(),
+            interval_seconds: interval,
+            active,
+            top_statements: top,
+            host: self.host(),
+        }
     }
 
     fn host(&mut self) -> Host {
@@ -223,12 +264,17 @@ fn fit(text: &str, width: usize) -> String {
 /// The screen: `height` lines at most, each at most `width` characters.
 pub fn render(f: &Frame, title: &str, width: usize, height: usize) -> Vec<String> {
     let mut lines = Vec::new();
-    let clock = chrono::DateTime::from_timestamp(f.at as i64, 0).map(|t| t.format("%H:%M:%S UTC").to_string()).unwrap_or_default();
+    let clock = chrono::DateTime::from_timestamp(f.at as i64, 0)
+        .map(|t| t.format("%H:%M:%S UTC").to_string())
+        .unwrap_or_default();
     lines.push(format!("{title} · {clock} · q quits"));
     let h = &f.host;
-    let pct = |r: Option<f64>| r.map(|r| format!("{:.0} %", r * 100.0)).unwrap_or_else(|| "?".into());
+    let pct =
+        |r: Option<f64>| r.map(|r| format!("{:.0} %", r * 100.0)).unwrap_or_else(|| "?".into());
     let memory = match (h.memory_used_bytes, h.memory_total_bytes) {
-        (Some(used), Some(total)) if total > 0.0 => format!("{} of {} ({:.0} %)", bytes(used), bytes(total), used / total * 100.0),
+        (Some(used), Some(total)) if total > 0.0 => {
+            format!("{} of {} ({:.0} %)", bytes(used), bytes(total), used / total * 100.0)
+        }
         _ => "?".into(),
     };
     let io = match (h.disk_read_bytes_per_second, h.disk_written_bytes_per_second) {
@@ -251,12 +297,16 @@ pub fn render(f: &Frame, title: &str, width: usize, height: usize) -> Vec<String
     match &f.active {
         Ok(rows) => {
             lines.push(format!("active statements ({}):", rows.len()));
-            lines.push(format!("{:>8} {:<12} {:<12} {:<20} {:>8}  {}", "pid", "user", "database", "wait", "time", "statement"));
+            lines.push(format!(
+                "{:>8} {:<12} {:<12} {:<20} {:>8}  {}",
+                "pid", "user", "database", "wait", "time", "statement"
+            ));
             let room = height.saturating_sub(lines.len() + top_lines + 1).max(1);
             for r in rows.iter().take(room) {
                 let s = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("");
                 let state = s("state");
-                let wait = if s("wait").is_empty() { state.to_string() } else { s("wait").to_string() };
+                let wait =
+                    if s("wait").is_empty() { state.to_string() } else { s("wait").to_string() };
                 let secs = r.get("running_seconds").and_then(Value::as_f64).unwrap_or(0.0);
                 let head = format!(
                     "{:>8} {:<12} {:<12} {:<20} {:>7.1}s  ",
@@ -280,11 +330,15 @@ pub fn render(f: &Frame, title: &str, width: usize, height: usize) -> Vec<String
     }
     lines.push(String::new());
     match &f.top_statements {
-        None => lines.push("top statements: from the next refresh (pg_stat_statements differenced)".into()),
+        None => lines
+            .push("top statements: from the next refresh (pg_stat_statements differenced)".into()),
         Some(Err(e)) => lines.push(format!("top statements: {}", e.explain())),
         Some(Ok(busy)) => {
             lines.push(format!("top statements by time in the last {:.1} s:", f.interval_seconds));
-            lines.push(format!("{:>10} {:>8} {:>10}  {}", "total ms", "calls", "mean ms", "statement"));
+            lines.push(format!(
+                "{:>10} {:>8} {:>10}  {}",
+                "total ms", "calls", "mean ms", "statement"
+            ));
             for b in busy {
                 let head = format!("{:>10.1} {:>8} {:>10.3}  ", b.total_ms, b.calls, b.mean_ms);
                 let rest = width.saturating_sub(head.chars().count());
@@ -364,13 +418,15 @@ fn quits(e: &Event) -> bool {
 pub fn command(connection: &Explicit<'_>, interval: Duration, json: bool) -> ExitCode {
     let interval = interval.max(Duration::from_millis(100));
     let Some(runtime) = crate::cli_runtime() else { return ExitCode::FAILURE };
-    let target = match db::cli_target(connection, Some(STATEMENT_TIMEOUT), &|name| std::env::var(name).ok()) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("{}", db::describe_error(&e));
-            return ExitCode::FAILURE;
-        }
-    };
+    let target =
+        match db::cli_target(connection, Some(STATEMENT_TIMEOUT), &|name| std::env::var(name).ok())
+        {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("{}", db::describe_error(&e));
+                return ExitCode::FAILURE;
+            }
+        };
     let title = format!(
         "pitstop top · {} · every {}",
         target.config.get_dbname().unwrap_or("?"),
@@ -407,7 +463,12 @@ pub fn command(connection: &Explicit<'_>, interval: Duration, json: bool) -> Exi
     }
 }
 
-fn live(runtime: &tokio::runtime::Runtime, sampler: &mut Sampler, title: &str, interval: Duration) -> std::io::Result<()> {
+fn live(
+    runtime: &tokio::runtime::Runtime,
+    sampler: &mut Sampler,
+    title: &str,
+    interval: Duration,
+) -> std::io::Result<()> {
     let screen = Screen::enter()?;
     loop {
         let frame = runtime.block_on(sampler.frame());
@@ -438,7 +499,9 @@ mod tests {
     use serde_json::json;
 
     fn counters_of(list: &[(i64, i64, f64)]) -> Counters {
-        list.iter().map(|(id, calls, total)| ((10, 1, *id, true), (*calls, *total, format!("q{id}")))).collect()
+        list.iter()
+            .map(|(id, calls, total)| ((10, 1, *id, true), (*calls, *total, format!("q{id}"))))
+            .collect()
     }
 
     #[test]
@@ -467,8 +530,20 @@ mod tests {
             at: 0.0,
             interval_seconds: 1.0,
             active: Ok(rows),
-            top_statements: Some(Ok(vec![Busy { queryid: 1, calls: 3, total_ms: 30.0, mean_ms: 10.0, query: "SELECT 1".into() }])),
-            host: Host { cpu_ratio: Some(0.25), load1: Some(0.5), memory_used_bytes: Some(1024.0), memory_total_bytes: Some(4096.0), ..Default::default() },
+            top_statements: Some(Ok(vec![Busy {
+                queryid: 1,
+                calls: 3,
+                total_ms: 30.0,
+                mean_ms: 10.0,
+                query: "SELECT 1".into(),
+            }])),
+            host: Host {
+                cpu_ratio: Some(0.25),
+                load1: Some(0.5),
+                memory_used_bytes: Some(1024.0),
+                memory_total_bytes: Some(4096.0),
+                ..Default::default()
+            },
         }
     }
 
@@ -477,9 +552,18 @@ mod tests {
         let lines = render(&frame(2), "pitstop top", 100, 40);
         let text = lines.join("\n");
         assert!(lines.iter().all(|l| l.chars().count() <= 100), "{text}");
-        assert!(text.contains("host: cpu 25 % · load 0.50 · memory 1.0 KiB of 4.0 KiB (25 %)"), "{text}");
-        assert!(text.contains("Timeout:PgSleep") && text.contains("SELECT pg_sleep(30) AS sleeper_1"), "{text}");
-        assert!(text.contains("top statements by time in the last 1.0 s") && text.contains("SELECT 1"), "{text}");
+        assert!(
+            text.contains("host: cpu 25 % · load 0.50 · memory 1.0 KiB of 4.0 KiB (25 %)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Timeout:PgSleep") && text.contains("SELECT pg_sleep(30) AS sleeper_1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("top statements by time in the last 1.0 s") && text.contains("SELECT 1"),
+            "{text}"
+        );
         // A small screen: the active list is cut, the statements still shown, no line too many.
         let lines = render(&frame(50), "pitstop top", 60, 20);
         assert!(lines.len() <= 20, "{lines:#?}");

@@ -21,11 +21,9 @@ mod tests {
 
     /// Builds `ddl` under the name `name` (CONCURRENTLY cannot run in the test's transaction).
     fn build(ddl: &str, name: &str) {
-        let sql = ddl.replace("CREATE INDEX CONCURRENTLY ON", &format!("CREATE INDEX {name} ON")).replacen(
-            "CREATE INDEX ON",
-            &format!("CREATE INDEX {name} ON"),
-            1,
-        );
+        let sql = ddl
+            .replace("CREATE INDEX CONCURRENTLY ON", &format!("CREATE INDEX {name} ON"))
+            .replacen("CREATE INDEX ON", &format!("CREATE INDEX {name} ON"), 1);
         Spi::run(&sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
@@ -53,10 +51,18 @@ mod tests {
     fn an_expression_in_a_filter_gets_an_expression_index_the_planner_uses() {
         make_users();
         let ddl = advice(&["SELECT id, plan FROM cand_users WHERE lower(email) = $1"]);
-        let expression = ddl.iter().find(|d| d.contains("((lower(email)))")).unwrap_or_else(|| panic!("{ddl:?}"));
-        assert!(expression.starts_with("CREATE INDEX CONCURRENTLY ON public.cand_users ((lower(email)))"), "{expression}");
+        let expression = ddl
+            .iter()
+            .find(|d| d.contains("((lower(email)))"))
+            .unwrap_or_else(|| panic!("{ddl:?}"));
+        assert!(
+            expression
+                .starts_with("CREATE INDEX CONCURRENTLY ON public.cand_users ((lower(email)))"),
+            "{expression}"
+        );
         build(expression, "cand_users_lower_email");
-        let used = plan("SELECT id, plan FROM cand_users WHERE lower(email) = 'user42@example.com'");
+        let used =
+            plan("SELECT id, plan FROM cand_users WHERE lower(email) = 'user42@example.com'");
         assert!(used.contains("cand_users_lower_email"), "{used}");
     }
 
@@ -65,7 +71,10 @@ mod tests {
         make_users();
         let statement = "SELECT l.at FROM cand_users u JOIN cand_logins l ON lower(l.email) = lower(u.email) WHERE u.id = $1";
         let ddl = advice(&[statement]);
-        let expression = ddl.iter().find(|d| d.contains("cand_logins ((lower(email)))")).unwrap_or_else(|| panic!("{ddl:?}"));
+        let expression = ddl
+            .iter()
+            .find(|d| d.contains("cand_logins ((lower(email)))"))
+            .unwrap_or_else(|| panic!("{ddl:?}"));
         build(expression, "cand_logins_lower_email");
         let used = plan(&statement.replace("$1", "42"));
         assert!(used.contains("cand_logins_lower_email"), "{used}");
@@ -85,7 +94,10 @@ mod tests {
         assert!(!ddl.iter().any(|d| d.contains("date_trunc")), "{ddl:?}");
         // Over timestamp it is immutable.
         let ddl = advice(&["SELECT id FROM cand_visits WHERE date_trunc('day', at) = $1"]);
-        let day = ddl.iter().find(|d| d.contains("((date_trunc('day'::text, at)))")).unwrap_or_else(|| panic!("{ddl:?}"));
+        let day = ddl
+            .iter()
+            .find(|d| d.contains("((date_trunc('day'::text, at)))"))
+            .unwrap_or_else(|| panic!("{ddl:?}"));
         build(day, "cand_visits_day");
         let used = plan("SELECT id FROM cand_visits WHERE date_trunc('day', at) = '2024-02-01'");
         assert!(used.contains("cand_visits_day"), "{used}");
@@ -101,10 +113,16 @@ mod tests {
         let before = plan(statement);
         assert!(before.contains(r#""Node Type":"Seq Scan""#), "{before}");
         let ddl = advice(&[statement]);
-        let grouped = ddl.iter().find(|d| d.contains("(date_trunc('day'::text, signed_up))")).unwrap_or_else(|| panic!("{ddl:?}"));
+        let grouped = ddl
+            .iter()
+            .find(|d| d.contains("(date_trunc('day'::text, signed_up))"))
+            .unwrap_or_else(|| panic!("{ddl:?}"));
         build(grouped, "cand_users_day");
         let used = plan(statement);
-        assert!(used.contains("cand_users_day") && used.contains(r#""Strategy":"Sorted""#), "{used}");
+        assert!(
+            used.contains("cand_users_day") && used.contains(r#""Strategy":"Sorted""#),
+            "{used}"
+        );
         assert!(!used.contains(r#""Node Type":"Sort""#), "{used}");
     }
 
@@ -117,12 +135,19 @@ mod tests {
              ANALYZE cand_sales;",
         )
         .unwrap();
-        let statement = "SELECT store, sum(amount) FROM cand_sales GROUP BY store ORDER BY store LIMIT 20";
+        let statement =
+            "SELECT store, sum(amount) FROM cand_sales GROUP BY store ORDER BY store LIMIT 20";
         let ddl = advice(&[statement]);
-        let grouped = ddl.iter().find(|d| d.contains("cand_sales (store)")).unwrap_or_else(|| panic!("{ddl:?}"));
+        let grouped = ddl
+            .iter()
+            .find(|d| d.contains("cand_sales (store)"))
+            .unwrap_or_else(|| panic!("{ddl:?}"));
         build(grouped, "cand_sales_store");
         let used = plan(statement);
-        assert!(used.contains("cand_sales_store") && used.contains(r#""Strategy":"Sorted""#), "{used}");
+        assert!(
+            used.contains("cand_sales_store") && used.contains(r#""Strategy":"Sorted""#),
+            "{used}"
+        );
     }
 
     #[pg_test]
@@ -142,8 +167,14 @@ mod tests {
         .unwrap();
         let statement = "SELECT at, payload FROM cand_events WHERE account = $1";
         let ddl = advice(&[statement]);
-        assert!(!ddl.iter().any(|d| d.contains("cand_events_")), "no per-partition candidates: {ddl:?}");
-        let parent = ddl.iter().find(|d| d.starts_with("CREATE INDEX ON public.cand_events (account)")).unwrap_or_else(|| panic!("{ddl:?}"));
+        assert!(
+            !ddl.iter().any(|d| d.contains("cand_events_")),
+            "no per-partition candidates: {ddl:?}"
+        );
+        let parent = ddl
+            .iter()
+            .find(|d| d.starts_with("CREATE INDEX ON public.cand_events (account)"))
+            .unwrap_or_else(|| panic!("{ddl:?}"));
         let purpose = Spi::get_one_with_args::<String>(
             "SELECT reason FROM pitstop.suggest_indexes(queries => ARRAY[$1]) WHERE ddl = $2",
             &[statement.into(), parent.as_str().into()],
@@ -152,14 +183,25 @@ mod tests {
         .unwrap();
         assert!(purpose.contains("ATTACH PARTITION"), "{purpose}");
         // pitstop.hypo_create takes it too, and hypo_list gives DDL that runs on the parent.
-        Spi::get_one_with_args::<pg_sys::Oid>("SELECT pitstop.hypo_create($1)", &[parent.as_str().into()]).unwrap();
-        let listed = Spi::get_one::<String>("SELECT ddl FROM pitstop.hypo_list()").unwrap().unwrap();
-        assert!(listed.starts_with("CREATE INDEX ON ") && listed.ends_with("cand_events (account)"), "{listed}");
+        Spi::get_one_with_args::<pg_sys::Oid>(
+            "SELECT pitstop.hypo_create($1)",
+            &[parent.as_str().into()],
+        )
+        .unwrap();
+        let listed =
+            Spi::get_one::<String>("SELECT ddl FROM pitstop.hypo_list()").unwrap().unwrap();
+        assert!(
+            listed.starts_with("CREATE INDEX ON ") && listed.ends_with("cand_events (account)"),
+            "{listed}"
+        );
         Spi::run("SELECT pitstop.hypo_reset()").unwrap();
         build(parent, "cand_events_account");
         let used = plan(&statement.replace("$1", "42"));
         for partition in ["cand_events_1", "cand_events_2", "cand_events_3"] {
-            assert!(used.contains(&format!("\"Index Name\":\"{partition}_account_idx\"")), "{partition}: {used}");
+            assert!(
+                used.contains(&format!("\"Index Name\":\"{partition}_account_idx\"")),
+                "{partition}: {used}"
+            );
         }
     }
 }

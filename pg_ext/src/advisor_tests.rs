@@ -41,7 +41,11 @@ mod tests {
     fn unhelped(args: &str) -> Vec<(String, String)> {
         Spi::connect(|client| {
             client
-                .select(&format!("SELECT query, reason FROM pitstop.unhelped_queries({args})"), None, &[])
+                .select(
+                    &format!("SELECT query, reason FROM pitstop.unhelped_queries({args})"),
+                    None,
+                    &[],
+                )
                 .unwrap()
                 .map(|row| (row.get(1).unwrap().unwrap(), row.get(2).unwrap().unwrap()))
                 .collect()
@@ -67,9 +71,14 @@ mod tests {
         )
         .unwrap();
         assert!(planned.total_cost > 0.0);
-        let orders = planned.usage.iter().find(|u| u.table == "public.adv_orders").expect("orders usage");
+        let orders =
+            planned.usage.iter().find(|u| u.table == "public.adv_orders").expect("orders usage");
         let kind = |name: &str| {
-            let f = orders.filters.iter().find(|f| orders.name(f.attnum) == name).unwrap_or_else(|| panic!("{name}: {orders:?}"));
+            let f = orders
+                .filters
+                .iter()
+                .find(|f| orders.name(f.attnum) == name)
+                .unwrap_or_else(|| panic!("{name}: {orders:?}"));
             (f.restriction, f.literal_predicate.clone(), f.opclass.clone(), f.selectivity)
         };
         use crate::advisor::usage::Restriction::*;
@@ -79,18 +88,31 @@ mod tests {
         assert_eq!(kind("created_at").0, Range);
         assert_eq!(kind("id").0, Equality);
         assert_eq!(kind("total").0, Equality);
-        assert_eq!((kind("note").0, kind("note").2.as_deref()), (LikePrefix, Some("text_pattern_ops")));
+        assert_eq!(
+            (kind("note").0, kind("note").2.as_deref()),
+            (LikePrefix, Some("text_pattern_ops"))
+        );
         let joins: Vec<&str> = orders.join_columns.iter().map(|a| orders.name(*a)).collect();
         assert_eq!(joins, vec!["customer_id"]);
         assert_eq!(orders.order_by.len(), 1);
         assert!(orders.order_by[0].descending && !orders.order_by[0].nulls_first);
-        let mut needed: Vec<&str> = orders.needed_columns.as_ref().unwrap().iter().map(|a| orders.name(*a)).collect();
+        let mut needed: Vec<&str> =
+            orders.needed_columns.as_ref().unwrap().iter().map(|a| orders.name(*a)).collect();
         needed.sort();
         assert_eq!(needed, vec!["created_at", "customer_id", "id", "note", "status", "total"]);
         // Errors come back as messages, not as a failed transaction.
-        let err = planning::plan("SELECT * FROM adv_nope", &ActingRole::caller(), &[], true).err().unwrap();
+        let err = planning::plan("SELECT * FROM adv_nope", &ActingRole::caller(), &[], true)
+            .err()
+            .unwrap();
         assert!(err.contains("adv_nope"), "{err}");
-        let err = planning::plan("SELECT count(*) FROM adv_orders WHERE $1 IS NULL", &ActingRole::caller(), &[], false).err().expect("untyped $1");
+        let err = planning::plan(
+            "SELECT count(*) FROM adv_orders WHERE $1 IS NULL",
+            &ActingRole::caller(),
+            &[],
+            false,
+        )
+        .err()
+        .expect("untyped $1");
         assert!(err.contains("could not determine data type"), "{err}");
         assert_eq!(count("SELECT count(*) FROM adv_orders WHERE customer_id = 1"), 10);
     }
@@ -101,7 +123,12 @@ mod tests {
         let advice = suggestions(WORKLOAD);
         assert_eq!(advice.len(), 1, "{advice:?}");
         let (ddl, helped, improvement) = &advice[0];
-        assert!(ddl.starts_with("CREATE INDEX CONCURRENTLY ON public.adv_orders (customer_id, created_at"), "{ddl}");
+        assert!(
+            ddl.starts_with(
+                "CREATE INDEX CONCURRENTLY ON public.adv_orders (customer_id, created_at"
+            ),
+            "{ddl}"
+        );
         assert_eq!(*helped, 3, "{advice:?}");
         assert!(*improvement > 90.0, "{advice:?}");
         let evidence = Spi::get_two::<pgrx::JsonB, String>(&format!(
@@ -110,7 +137,10 @@ mod tests {
         .unwrap();
         let helped = evidence.0.unwrap().0;
         let first = &helped.as_array().unwrap()[0];
-        assert!(first["cost_after"].as_f64().unwrap() < first["cost_before"].as_f64().unwrap(), "{helped}");
+        assert!(
+            first["cost_after"].as_f64().unwrap() < first["cost_before"].as_f64().unwrap(),
+            "{helped}"
+        );
         assert!(evidence.1.unwrap().contains("helps 3 queries"));
         // Built for real (CONCURRENTLY cannot run in the test transaction), it is not advised again.
         Spi::run(&ddl.replace(" CONCURRENTLY", "")).unwrap();
@@ -123,17 +153,26 @@ mod tests {
         make_orders();
         Spi::run("PREPARE adv_mine AS SELECT 1").unwrap();
         let prepared = count("SELECT count(*) FROM pg_prepared_statements");
-        let own = Spi::get_one::<pg_sys::Oid>("SELECT pitstop.hypo_create('CREATE INDEX ON adv_orders (status)')").unwrap().unwrap();
+        let own = Spi::get_one::<pg_sys::Oid>(
+            "SELECT pitstop.hypo_create('CREATE INDEX ON adv_orders (status)')",
+        )
+        .unwrap()
+        .unwrap();
         let relations = count("SELECT count(*) FROM pg_class");
         assert_eq!(suggestions(WORKLOAD).len(), 1);
         assert_eq!(count("SELECT count(*) FROM pg_prepared_statements WHERE name = 'adv_mine'"), 1);
         assert_eq!(count("SELECT count(*) FROM pg_prepared_statements"), prepared);
         let listed: Vec<pg_sys::Oid> = Spi::connect(|c| {
-            c.select("SELECT indexrelid FROM pitstop.hypo_list()", None, &[]).unwrap().map(|r| r.get(1).unwrap().unwrap()).collect()
+            c.select("SELECT indexrelid FROM pitstop.hypo_list()", None, &[])
+                .unwrap()
+                .map(|r| r.get(1).unwrap().unwrap())
+                .collect()
         });
         assert_eq!(listed, vec![own], "the advisor's candidates are not the session's");
         assert_eq!(count("SELECT count(*) FROM pg_class"), relations, "no catalog rows");
-        let plan = crate::pg::spi::explain_json("SELECT * FROM adv_orders WHERE customer_id = 7", "").unwrap();
+        let plan =
+            crate::pg::spi::explain_json("SELECT * FROM adv_orders WHERE customer_id = 7", "")
+                .unwrap();
         assert!(!plan.contains("customer_id_created_at"), "{plan}");
     }
 
@@ -146,16 +185,36 @@ mod tests {
                                     'PREPARE adv_p(int) AS SELECT id FROM adv_orders WHERE customer_id = $1']";
         let advice = suggestions(args);
         assert_eq!(advice.len(), 1);
-        assert_eq!(advice[0].1, 2, "the PREPAREd statement is planned as what it prepares: {advice:?}");
+        assert_eq!(
+            advice[0].1, 2,
+            "the PREPAREd statement is planned as what it prepares: {advice:?}"
+        );
         let reasons = unhelped(args);
-        let reason = |q: &str| reasons.iter().find(|(query, _)| query == q).map(|(_, r)| r.clone()).unwrap_or_else(|| panic!("{q}: {reasons:?}"));
-        assert!(reason("SELEC broken").contains("could not be planned: syntax error"), "{reasons:?}");
+        let reason = |q: &str| {
+            reasons
+                .iter()
+                .find(|(query, _)| query == q)
+                .map(|(_, r)| r.clone())
+                .unwrap_or_else(|| panic!("{q}: {reasons:?}"))
+        };
+        assert!(
+            reason("SELEC broken").contains("could not be planned: syntax error"),
+            "{reasons:?}"
+        );
         assert!(reason("SELECT * FROM adv_nope").contains("does not exist"));
         assert!(reason("CREATE TABLE adv_x()").contains("cannot explain"));
-        assert!(reason("SELECT * FROM adv_orders WHERE total >= 0").contains("reads most of public.adv_orders (100 %"), "{reasons:?}");
+        assert!(
+            reason("SELECT * FROM adv_orders WHERE total >= 0")
+                .contains("reads most of public.adv_orders (100 %"),
+            "{reasons:?}"
+        );
         assert!(reason("SELECT 1").contains("reads no table"));
         assert_eq!(reasons.len(), 5, "{reasons:?}");
-        assert_eq!(count("SELECT count(*) FROM pg_class WHERE relname = 'adv_x'"), 0, "nothing was executed");
+        assert_eq!(
+            count("SELECT count(*) FROM pg_class WHERE relname = 'adv_x'"),
+            0,
+            "nothing was executed"
+        );
     }
 
     #[pg_test]
@@ -177,11 +236,14 @@ mod tests {
             ("top_n => 0", "top_n"),
             ("min_workload_gain => 1", "min_workload_gain"),
         ] {
-            let (code, message, _) = sql_error(&format!("SELECT * FROM pitstop.suggest_indexes({workload}, {args})"));
+            let (code, message, _) =
+                sql_error(&format!("SELECT * FROM pitstop.suggest_indexes({workload}, {args})"));
             assert_eq!(code, PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "{args}");
             assert!(message.contains(name), "{message}");
         }
-        let (code, _, _) = sql_error(&format!("SELECT * FROM pitstop.unhelped_queries({workload}, min_improvement => NULL)"));
+        let (code, _, _) = sql_error(&format!(
+            "SELECT * FROM pitstop.unhelped_queries({workload}, min_improvement => NULL)"
+        ));
         assert_eq!(code, PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED);
     }
 
@@ -194,9 +256,18 @@ mod tests {
         let touch = "'UPDATE adv_orders SET note = ''x'' WHERE id = $1'";
         assert_eq!(suggestions(&format!("queries => ARRAY[{read}, {touch}]")).len(), 1);
         let with_load = format!("queries => ARRAY[{read}, {load}]");
-        assert_eq!(suggestions(&with_load), vec![], "200 000 index insertions cost more than one read saves");
+        assert_eq!(
+            suggestions(&with_load),
+            vec![],
+            "200 000 index insertions cost more than one read saves"
+        );
         let reasons = unhelped(&with_load);
-        assert!(reasons.iter().any(|(q, r)| q.starts_with("SELECT") && r.contains("maintaining the index")), "{reasons:?}");
+        assert!(
+            reasons
+                .iter()
+                .any(|(q, r)| q.starts_with("SELECT") && r.contains("maintaining the index")),
+            "{reasons:?}"
+        );
         let write = Spi::get_one::<f64>(&format!(
             "SELECT write_cost FROM pitstop.suggest_indexes(ARRAY[{read}, {touch}])"
         ))
@@ -205,7 +276,11 @@ mod tests {
         // One row per run (the primary key finds it) at random_page_cost: with no update history
         // the update is not assumed to be HOT.
         assert_eq!(write, 4.0);
-        assert_eq!(count("SELECT count(*) FROM adv_orders WHERE status = 'new'"), 0, "nothing was executed");
+        assert_eq!(
+            count("SELECT count(*) FROM adv_orders WHERE status = 'new'"),
+            0,
+            "nothing was executed"
+        );
     }
 
     #[pg_test]
@@ -222,22 +297,36 @@ mod tests {
         Spi::run("CREATE EXTENSION IF NOT EXISTS pg_stat_statements").unwrap();
         Spi::run("SET pg_stat_statements.track = 'all'").unwrap();
         for customer in 0..3 {
-            Spi::run(&format!("SELECT * FROM adv_orders WHERE customer_id = {customer} /* adv-pgss */")).unwrap();
+            Spi::run(&format!(
+                "SELECT * FROM adv_orders WHERE customer_id = {customer} /* adv-pgss */"
+            ))
+            .unwrap();
         }
         Spi::run("SET pg_stat_statements.track = 'top'").unwrap();
         assert!(count("SELECT count(*) FROM pg_stat_statements WHERE query LIKE 'SET %'") > 0);
         let unhelped_texts = unhelped("");
-        assert!(!unhelped_texts.iter().any(|(q, _)| q.starts_with("SET ")), "utility statements are not workload: {unhelped_texts:?}");
+        assert!(
+            !unhelped_texts.iter().any(|(q, _)| q.starts_with("SET ")),
+            "utility statements are not workload: {unhelped_texts:?}"
+        );
         let helped = Spi::get_one::<pgrx::JsonB>(
             "SELECT helped FROM pitstop.suggest_indexes() WHERE ddl LIKE '%adv_orders (customer_id%' ORDER BY rank LIMIT 1",
         )
         .unwrap()
         .expect("a suggestion for the statements pg_stat_statements saw")
         .0;
-        let entry = helped.as_array().unwrap().iter().find(|h| h["query"].as_str().unwrap().contains("adv-pgss")).unwrap();
+        let entry = helped
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["query"].as_str().unwrap().contains("adv-pgss"))
+            .unwrap();
         assert!(entry["queryid"].as_i64().is_some(), "{helped}");
         assert_eq!(entry["calls"].as_f64(), Some(3.0));
-        assert!(entry["query"].as_str().unwrap().contains("customer_id = $1"), "planned generically: {helped}");
+        assert!(
+            entry["query"].as_str().unwrap().contains("customer_id = $1"),
+            "planned generically: {helped}"
+        );
         Spi::run("DROP EXTENSION pg_stat_statements").unwrap();
         let (code, _, hint) = sql_error("SELECT * FROM pitstop.suggest_indexes()");
         assert_eq!(code, PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE);
@@ -260,9 +349,16 @@ mod tests {
         let explain = "SELECT suggestion FROM pitstop.explain_advice('SELECT x FROM adv_kw WHERE \"user\" = ''u7''') \
                        WHERE suggestion LIKE 'CREATE INDEX%'";
         let fixes: Vec<String> = Spi::connect(|client| {
-            client.select(explain, None, &[]).unwrap().map(|row| row.get::<String>(1).unwrap().unwrap()).collect()
+            client
+                .select(explain, None, &[])
+                .unwrap()
+                .map(|row| row.get::<String>(1).unwrap().unwrap())
+                .collect()
         });
-        assert_eq!(fixes, vec!["CREATE INDEX CONCURRENTLY ON public.adv_kw (\"user\");".to_string()]);
+        assert_eq!(
+            fixes,
+            vec!["CREATE INDEX CONCURRENTLY ON public.adv_kw (\"user\");".to_string()]
+        );
         // CONCURRENTLY cannot run inside the test's transaction; the rest is the suggestion.
         for ddl in advice.iter().map(|(ddl, _, _)| ddl).chain(&fixes) {
             Spi::run(&ddl.replace(" CONCURRENTLY", "")).unwrap_or_else(|e| panic!("{ddl}: {e}"));
@@ -286,7 +382,10 @@ mod tests {
     /// Suggested DDL and unhelped reasons for a one-statement workload.
     fn advice_for(sql: &str) -> (Vec<String>, Vec<String>) {
         let args = format!("queries => ARRAY[$q${sql}$q$]");
-        (suggestions(&args).into_iter().map(|(ddl, _, _)| ddl).collect(), unhelped(&args).into_iter().map(|(_, r)| r).collect())
+        (
+            suggestions(&args).into_iter().map(|(ddl, _, _)| ddl).collect(),
+            unhelped(&args).into_iter().map(|(_, r)| r).collect(),
+        )
     }
 
     /// Each shape pg_stat_statements records and PREPARE alone cannot plan, next to the
@@ -342,13 +441,23 @@ mod tests {
         ];
         for (normalized, literal) in cases {
             let (ddl, reasons) = advice_for(normalized);
-            assert!(!reasons.iter().any(|r| r.starts_with("could not be planned")), "{normalized}: {reasons:?}");
+            assert!(
+                !reasons.iter().any(|r| r.starts_with("could not be planned")),
+                "{normalized}: {reasons:?}"
+            );
             let (literal_ddl, _) = advice_for(literal);
             assert!(!literal_ddl.is_empty(), "an index helps {literal}");
             if normalized.contains("LIMIT") {
                 // A literal's constant can make a partial index (`(id) WHERE (qty = 7)`); `$1` cannot.
-                assert_eq!(literal_ddl, vec!["CREATE INDEX CONCURRENTLY ON public.adv_items (id) WHERE (qty = 7)".to_string()]);
-                assert_eq!(ddl, vec!["CREATE INDEX CONCURRENTLY ON public.adv_items (qty, id)".to_string()]);
+                assert_eq!(
+                    literal_ddl,
+                    vec!["CREATE INDEX CONCURRENTLY ON public.adv_items (id) WHERE (qty = 7)"
+                        .to_string()]
+                );
+                assert_eq!(
+                    ddl,
+                    vec!["CREATE INDEX CONCURRENTLY ON public.adv_items (qty, id)".to_string()]
+                );
             } else if normalized.contains("lower(email)") {
                 // The same for the expression: partial with `qty = 7`, composite with `$3`.
                 assert_eq!(literal_ddl, vec!["CREATE INDEX CONCURRENTLY ON public.adv_items ((lower(email))) WHERE (qty = 7)".to_string()]);
@@ -360,7 +469,8 @@ mod tests {
             // Rolled back: the next case starts without it.
             crate::pg::subxact::rolled_back(|| {
                 for ddl in &ddl {
-                    Spi::run(&ddl.replace(" CONCURRENTLY", "")).unwrap_or_else(|e| panic!("{ddl}: {e}"));
+                    Spi::run(&ddl.replace(" CONCURRENTLY", ""))
+                        .unwrap_or_else(|e| panic!("{ddl}: {e}"));
                 }
             });
         }
@@ -372,7 +482,8 @@ mod tests {
     fn normalized_typed_literals_become_casts_with_the_servers_scanner() {
         let cast = |sql: &str| {
             let tokens = crate::pg::scan::tokens(sql).unwrap();
-            crate::advisor::normalized::cast_typed_literals(sql, &tokens).unwrap_or_else(|| sql.to_string())
+            crate::advisor::normalized::cast_typed_literals(sql, &tokens)
+                .unwrap_or_else(|| sql.to_string())
         };
         assert_eq!(
             cast("SELECT \"date $1\", 'date $1', $$interval $2 day$$ /* date $1 */ FROM t WHERE d <= date $1 - interval $2 day"),
@@ -391,8 +502,18 @@ mod tests {
         make_items();
         let (_, reasons) = advice_for("SELECT id FROM adv_items WHERE nope = $1 - $2");
         assert_eq!(reasons.len(), 1);
-        assert!(reasons[0].starts_with("could not be planned: column \"nope\" does not exist at \"nope = $1 - $2\""), "{reasons:?}");
-        let planned = planning::plan_workload("SELECT $1 + $2 FROM adv_items WHERE shipdate > date $3", &ActingRole::caller(), &[], false);
+        assert!(
+            reasons[0].starts_with(
+                "could not be planned: column \"nope\" does not exist at \"nope = $1 - $2\""
+            ),
+            "{reasons:?}"
+        );
+        let planned = planning::plan_workload(
+            "SELECT $1 + $2 FROM adv_items WHERE shipdate > date $3",
+            &ActingRole::caller(),
+            &[],
+            false,
+        );
         assert!(planned.is_ok(), "{:?}", planned.err());
     }
 }

@@ -46,7 +46,8 @@ mod tests {
     }
 
     fn cached_v(query: &str) -> Option<String> {
-        Spi::get_one::<String>(&format!("SELECT v FROM pitstop.cached($q${query}$q$) AS t(v text)")).unwrap()
+        Spi::get_one::<String>(&format!("SELECT v FROM pitstop.cached($q${query}$q$) AS t(v text)"))
+            .unwrap()
     }
 
     /// Runs the query twice; true when the second call was a hit.
@@ -76,7 +77,11 @@ mod tests {
         assert_eq!(count("SELECT count(*) FROM pitstop.cache_entries WHERE query LIKE '%pitstop.cache_fixture where id <= $1%'"), 1);
         let json = Spi::get_one::<pgrx::JsonB>("SELECT pitstop.cached_json('select id, v from pitstop.cache_fixture where id = $1', '{2}')").unwrap().unwrap();
         assert_eq!(json.0, serde_json::json!([{"id": 2, "v": "v2"}]));
-        let empty = Spi::get_one::<pgrx::JsonB>("SELECT pitstop.cached_json('select id from pitstop.cache_fixture where false')").unwrap().unwrap();
+        let empty = Spi::get_one::<pgrx::JsonB>(
+            "SELECT pitstop.cached_json('select id from pitstop.cache_fixture where false')",
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(empty.0, serde_json::json!([]));
     }
 
@@ -108,7 +113,8 @@ mod tests {
             assert!(!second_call_hits(query), "{query}");
             assert_eq!(bypasses(reason), before + 2, "{query}");
         }
-        Spi::run("CREATE TEMP TABLE cache_tmp(v text); INSERT INTO cache_tmp VALUES ('t')").unwrap();
+        Spi::run("CREATE TEMP TABLE cache_tmp(v text); INSERT INTO cache_tmp VALUES ('t')")
+            .unwrap();
         let before = bypasses("temporary_table");
         assert!(!second_call_hits("select v from cache_tmp"));
         assert_eq!(bypasses("temporary_table"), before + 2);
@@ -127,7 +133,11 @@ mod tests {
         assert!(second_call_hits(query));
         Spi::run("UPDATE pitstop.cache_fixture SET v = 'mine' WHERE id = 1").unwrap();
         let before = bypasses("own_uncommitted_write");
-        assert_eq!(cached_v(query).as_deref(), Some("mine"), "the hit would be older than our own write");
+        assert_eq!(
+            cached_v(query).as_deref(),
+            Some("mine"),
+            "the hit would be older than our own write"
+        );
         assert_eq!(cached_v(query).as_deref(), Some("mine"));
         assert_eq!(bypasses("own_uncommitted_write"), before + 2);
         // Written through a trigger on another table counts too.
@@ -139,7 +149,10 @@ mod tests {
         )
         .unwrap();
         Spi::run("INSERT INTO cache_src VALUES (1)").unwrap();
-        assert_eq!(cached_v("select v from pitstop.cache_fixture where id = 2").as_deref(), Some("via trigger"));
+        assert_eq!(
+            cached_v("select v from pitstop.cache_fixture where id = 2").as_deref(),
+            Some("via trigger")
+        );
     }
 
     #[pg_test]
@@ -149,7 +162,11 @@ mod tests {
         Spi::run("SET search_path = pitstop").unwrap();
         assert_eq!(cached_v(query).as_deref(), Some("v1"));
         Spi::run("SET search_path = cache_other").unwrap();
-        assert_eq!(cached_v(query).as_deref(), Some("other"), "same text, other search_path: other table");
+        assert_eq!(
+            cached_v(query).as_deref(),
+            Some("other"),
+            "same text, other search_path: other table"
+        );
         Spi::run("SET search_path = pitstop").unwrap();
         assert!(second_call_hits(query));
         let before = count("SELECT count(*) FROM pitstop.cache_entries");
@@ -162,7 +179,12 @@ mod tests {
         Spi::run("RESET search_path").unwrap();
         let at = |zone: &str| {
             Spi::run(&format!("SET TimeZone = '{zone}'")).unwrap();
-            Spi::get_one::<pgrx::JsonB>("SELECT pitstop.cached_json('select timestamptz ''2024-01-01 12:00+00'' as at')").unwrap().unwrap().0
+            Spi::get_one::<pgrx::JsonB>(
+                "SELECT pitstop.cached_json('select timestamptz ''2024-01-01 12:00+00'' as at')",
+            )
+            .unwrap()
+            .unwrap()
+            .0
         };
         assert_ne!(at("UTC"), at("Asia/Tokyo"));
         assert_eq!(at("UTC")[0]["at"], "2024-01-01T12:00:00+00:00");
@@ -177,7 +199,9 @@ mod tests {
         assert_eq!(bypasses("disabled"), before + 2);
         Spi::run("RESET pitstop.cache_enabled; SET pitstop.cache_max_entry = '1kB'").unwrap();
         let before = bypasses("result_too_large");
-        assert!(!second_call_hits("select string_agg(repeat(v, 20), ',') as v from pitstop.cache_fixture"));
+        assert!(!second_call_hits(
+            "select string_agg(repeat(v, 20), ',') as v from pitstop.cache_fixture"
+        ));
         assert_eq!(bypasses("result_too_large"), before + 2);
     }
 
@@ -186,13 +210,20 @@ mod tests {
         setup();
         let query = "select v from pitstop.cache_fixture where id = 6";
         assert!(second_call_hits(query));
-        Spi::run("CREATE FUNCTION cache_f(int) RETURNS int IMMUTABLE LANGUAGE sql AS 'select $1 + 1'").unwrap();
+        Spi::run(
+            "CREATE FUNCTION cache_f(int) RETURNS int IMMUTABLE LANGUAGE sql AS 'select $1 + 1'",
+        )
+        .unwrap();
         let before = bypasses("own_uncommitted_write");
-        assert!(!second_call_hits(query), "a definition changed by this transaction may change any answer");
+        assert!(
+            !second_call_hits(query),
+            "a definition changed by this transaction may change any answer"
+        );
         assert_eq!(bypasses("own_uncommitted_write"), before + 2);
         Spi::run("CREATE SEQUENCE cache_seq").unwrap();
         let before = bypasses("sequence");
-        Spi::run("SELECT * FROM pitstop.cached('select last_value from cache_seq') AS t(v int8)").unwrap();
+        Spi::run("SELECT * FROM pitstop.cached('select last_value from cache_seq') AS t(v int8)")
+            .unwrap();
         assert_eq!(bypasses("sequence"), before + 1);
     }
 
@@ -236,8 +267,13 @@ mod tests {
             assert_eq!(code, expected, "{sql}: {message}");
         }
         assert_eq!(count("SELECT count(*) FROM pitstop.cache_fixture"), 100, "nothing was written");
-        assert_eq!(count("SELECT count(*) FROM pg_class WHERE relname IN ('cache_x', 'cache_y')"), 0);
-        let (_, message, _) = sql_error("SELECT * FROM pitstop.cached('select id from pitstop.cache_fixture') AS t(id text)");
+        assert_eq!(
+            count("SELECT count(*) FROM pg_class WHERE relname IN ('cache_x', 'cache_y')"),
+            0
+        );
+        let (_, message, _) = sql_error(
+            "SELECT * FROM pitstop.cached('select id from pitstop.cache_fixture') AS t(id text)",
+        );
         assert!(message.contains("column definition list"), "{message}");
     }
 
@@ -265,7 +301,10 @@ mod tests {
         let array = "SELECT r::text FROM pitstop.cached('select array_agg(row(id, v) order by id) from pitstop.cache_fixture where id <= 2') AS t(r record[])";
         for _ in 0..2 {
             assert_eq!(Spi::get_one::<String>(record).unwrap().as_deref(), Some("(1,v1)"));
-            assert_eq!(Spi::get_one::<String>(array).unwrap().as_deref(), Some("{\"(1,v1)\",\"(2,v2)\"}"));
+            assert_eq!(
+                Spi::get_one::<String>(array).unwrap().as_deref(),
+                Some("{\"(1,v1)\",\"(2,v2)\"}")
+            );
         }
         assert_eq!(bypasses("anonymous_record"), before + 4);
         assert_eq!(count("SELECT entries FROM pitstop.cache_stats()"), 0, "nothing was stored");
@@ -282,7 +321,8 @@ mod tests {
         setup();
         Spi::run("SET pitstop.cache_max_entry = '64kB'").unwrap();
         let query = "select g, repeat('x', 100 + g % 7) as s from generate_series(1, 3000) g";
-        let rows = format!("SELECT count(*)::int8 FROM pitstop.cached($q${query}$q$) AS t(g int, s text)");
+        let rows =
+            format!("SELECT count(*)::int8 FROM pitstop.cached($q${query}$q$) AS t(g int, s text)");
         let chars = format!("SELECT sum(length(s) + g)::int8 FROM pitstop.cached($q${query}$q$) AS t(g int, s text)");
         let expected = count(&format!("SELECT sum(length(s) + g)::int8 FROM ({query}) q"));
         let before = bypasses("result_too_large");
@@ -306,9 +346,14 @@ mod tests {
         let before = hits();
         assert_eq!(Spi::get_one::<String>(query).unwrap().as_deref(), Some("v7"));
         assert_eq!(hits(), before + 1);
-        let never = Spi::get_one::<bool>("SELECT expires_at = 'infinity' FROM pitstop.cache_entries WHERE query LIKE '%id = 7'").unwrap();
+        let never = Spi::get_one::<bool>(
+            "SELECT expires_at = 'infinity' FROM pitstop.cache_entries WHERE query LIKE '%id = 7'",
+        )
+        .unwrap();
         assert_eq!(never, Some(true));
-        let (code, _, _) = sql_error("SELECT * FROM pitstop.cached('select 1', NULL, '-300000 years') AS t(id int)");
+        let (code, _, _) = sql_error(
+            "SELECT * FROM pitstop.cached('select 1', NULL, '-300000 years') AS t(id int)",
+        );
         assert_eq!(code, PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE);
     }
 
@@ -320,10 +365,20 @@ mod tests {
             ("transform_null_equals", "off", "on", "select (1 = null)::text as v"),
             ("array_nulls", "on", "off", "select ('{NULL}'::text[])[1] as v"),
             ("xmlbinary", "base64", "hex", "select xmlelement(name x, '\\x01'::bytea)::text as v"),
-            ("timezone_abbreviations", "'Default'", "'India'", "select '2024-01-01 00:00 IST'::timestamptz::text as v"),
+            (
+                "timezone_abbreviations",
+                "'Default'",
+                "'India'",
+                "select '2024-01-01 00:00 IST'::timestamptz::text as v",
+            ),
             ("quote_all_identifiers", "off", "on", "select quote_ident('abc') as v"),
             // A GIN scan returns a random subset of about this many rows.
-            ("gin_fuzzy_search_limit", "0", "10", "select count(*)::text as v from pitstop.cache_gin where tags @> '{1}'"),
+            (
+                "gin_fuzzy_search_limit",
+                "0",
+                "10",
+                "select count(*)::text as v from pitstop.cache_gin where tags @> '{1}'",
+            ),
         ];
         for (setting, first, second, query) in cases {
             Spi::run(&format!("SET {setting} = {first}")).unwrap();

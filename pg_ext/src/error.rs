@@ -1,8 +1,8 @@
 //! Errors raised at the SQL boundary: one enum, turned into `ereport!` with a real SQLSTATE,
 //! DETAIL and HINT in one place.
 
-use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::pg_sys::elog::PgLogLevel;
+use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::PgSqlErrorCode;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -67,18 +67,24 @@ impl PitstopError {
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
             }
             Self::NullArgument(_) => ERRCODE_NULL_VALUE_NOT_ALLOWED,
-            Self::UnknownSortKey { .. } | Self::Negative { .. } | Self::OutOfRange { .. } => ERRCODE_INVALID_PARAMETER_VALUE,
+            Self::UnknownSortKey { .. } | Self::Negative { .. } | Self::OutOfRange { .. } => {
+                ERRCODE_INVALID_PARAMETER_VALUE
+            }
             Self::NotOneStatement(_) => ERRCODE_SYNTAX_ERROR,
             Self::NotExplainable(_) => ERRCODE_FEATURE_NOT_SUPPORTED,
             Self::NoPlan => ERRCODE_INTERNAL_ERROR,
             Self::NotCreateIndex => ERRCODE_INVALID_PARAMETER_VALUE,
-            Self::UnsupportedAccessMethod(_) | Self::AccessMethodLacks { .. } => ERRCODE_FEATURE_NOT_SUPPORTED,
+            Self::UnsupportedAccessMethod(_) | Self::AccessMethodLacks { .. } => {
+                ERRCODE_FEATURE_NOT_SUPPORTED
+            }
             Self::UndefinedColumn { .. } => ERRCODE_UNDEFINED_COLUMN,
             Self::UnsupportedRelation(_) | Self::NotAnIndex(_) => ERRCODE_WRONG_OBJECT_TYPE,
             Self::UnknownHypoIndex(_) => ERRCODE_UNDEFINED_OBJECT,
             Self::DuplicateHypoIndex(_) => ERRCODE_DUPLICATE_OBJECT,
             Self::NotReadOnly(_) => ERRCODE_FEATURE_NOT_SUPPORTED,
-            Self::ParameterCount { .. } | Self::UnknownWorkload(_) => ERRCODE_INVALID_PARAMETER_VALUE,
+            Self::ParameterCount { .. } | Self::UnknownWorkload(_) => {
+                ERRCODE_INVALID_PARAMETER_VALUE
+            }
             Self::ColumnMismatch(_) | Self::NoColumnList => ERRCODE_DATATYPE_MISMATCH,
             Self::OutOfMemory(_) => ERRCODE_OUT_OF_MEMORY,
             Self::NotAHistogram(_) => ERRCODE_INVALID_PARAMETER_VALUE,
@@ -90,9 +96,9 @@ impl PitstopError {
             Self::UnknownSortKey { valid, .. } => Some(format!("Valid sort keys are: {valid}.")),
             Self::ColumnMismatch(detail) => Some(detail.clone()),
             Self::OutOfMemory(what) => Some(format!("Failed to allocate memory for {what}.")),
-            Self::NotExplainable(_) => {
-                Some("Only SELECT, INSERT, UPDATE, DELETE, MERGE and VALUES can be explained.".into())
-            }
+            Self::NotExplainable(_) => Some(
+                "Only SELECT, INSERT, UPDATE, DELETE, MERGE and VALUES can be explained.".into(),
+            ),
             _ => None,
         }
     }

@@ -23,7 +23,9 @@ mod tests {
             "SELECT vacuum_threshold, analyze_threshold, insert_threshold FROM pitstop.vacuum_health WHERE table_name = 'hv_plain'",
         )
         .unwrap();
-        let server = |name: &str| Spi::get_one::<String>(&format!("SELECT current_setting('{name}')")).unwrap().unwrap();
+        let server = |name: &str| {
+            Spi::get_one::<String>(&format!("SELECT current_setting('{name}')")).unwrap().unwrap()
+        };
         assert_eq!(vacuum, Some(server("autovacuum_vacuum_threshold").parse().unwrap()));
         assert_eq!(analyze, Some(server("autovacuum_analyze_threshold").parse().unwrap()));
         assert_eq!(insert, Some(server("autovacuum_vacuum_insert_threshold").parse().unwrap()));
@@ -67,7 +69,10 @@ mod tests {
         assert!(age.unwrap() > 0);
         assert!((0.0..1.0).contains(&pct.unwrap()), "a test cluster is young: {pct:?}");
         assert_eq!(status.as_deref(), Some("ok"));
-        assert_eq!(count("SELECT count(*) FROM pitstop.database_wraparound WHERE datname = 'template0'"), 1);
+        assert_eq!(
+            count("SELECT count(*) FROM pitstop.database_wraparound WHERE datname = 'template0'"),
+            1
+        );
     }
 
     #[pg_test]
@@ -121,10 +126,23 @@ mod tests {
     #[pg_test]
     fn config_advice_covers_each_workload() {
         const EXPECTED: &[&str] = &[
-            "shared_buffers", "effective_cache_size", "work_mem", "maintenance_work_mem", "max_wal_size", "min_wal_size",
-            "checkpoint_completion_target", "random_page_cost", "effective_io_concurrency", "wal_buffers",
-            "max_worker_processes", "max_parallel_workers", "max_parallel_workers_per_gather", "autovacuum_max_workers",
-            "autovacuum_vacuum_cost_limit", "autovacuum_naptime", "autovacuum_vacuum_scale_factor",
+            "shared_buffers",
+            "effective_cache_size",
+            "work_mem",
+            "maintenance_work_mem",
+            "max_wal_size",
+            "min_wal_size",
+            "checkpoint_completion_target",
+            "random_page_cost",
+            "effective_io_concurrency",
+            "wal_buffers",
+            "max_worker_processes",
+            "max_parallel_workers",
+            "max_parallel_workers_per_gather",
+            "autovacuum_max_workers",
+            "autovacuum_vacuum_cost_limit",
+            "autovacuum_naptime",
+            "autovacuum_vacuum_scale_factor",
         ];
         for workload in ["web", "oltp", "dw", "mixed"] {
             let names = format!("ARRAY['{}']", EXPECTED.join("','"));
@@ -167,7 +185,8 @@ mod tests {
 
     #[pg_test]
     fn maintenance_plan_runs_with_defaults_and_rejects_bad_thresholds() {
-        Spi::run("CREATE TABLE mp_t(id int); INSERT INTO mp_t SELECT generate_series(1, 100)").unwrap();
+        Spi::run("CREATE TABLE mp_t(id int); INSERT INTO mp_t SELECT generate_series(1, 100)")
+            .unwrap();
         assert!(count("SELECT count(*) FROM pitstop.maintenance_plan()") >= 0);
         assert_eq!(
             count(
@@ -185,11 +204,13 @@ mod tests {
             "reindex_bloat_pct => 'NaN'",
             "reindex_min_bytes => -1",
         ] {
-            let (code, message, _) = sql_error(&format!("SELECT * FROM pitstop.maintenance_plan({args})"));
+            let (code, message, _) =
+                sql_error(&format!("SELECT * FROM pitstop.maintenance_plan({args})"));
             assert_eq!(code, PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "{args}: {message}");
             assert!(message.starts_with("argument \""), "{message}");
         }
-        let (code, message, _) = sql_error("SELECT * FROM pitstop.maintenance_plan(vacuum_min_dead => NULL)");
+        let (code, message, _) =
+            sql_error("SELECT * FROM pitstop.maintenance_plan(vacuum_min_dead => NULL)");
         assert_eq!(code, PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED);
         assert_eq!(message, "argument \"vacuum_min_dead\" must not be NULL");
     }
@@ -198,16 +219,28 @@ mod tests {
     fn top_texts(args: &str) -> Vec<String> {
         Spi::connect(|client| {
             let sql = format!("SELECT query FROM pitstop.top_queries('calls', 100000{args})");
-            client.select(&sql, None, &[]).unwrap().filter_map(|row| row.get::<String>(1).unwrap()).collect()
+            client
+                .select(&sql, None, &[])
+                .unwrap()
+                .filter_map(|row| row.get::<String>(1).unwrap())
+                .collect()
         })
     }
 
     fn texts(sql: &str) -> Vec<String> {
-        Spi::connect(|client| client.select(sql, None, &[]).unwrap().filter_map(|row| row.get::<String>(1).unwrap()).collect())
+        Spi::connect(|client| {
+            client
+                .select(sql, None, &[])
+                .unwrap()
+                .filter_map(|row| row.get::<String>(1).unwrap())
+                .collect()
+        })
     }
 
     fn is_own(text: &str) -> bool {
-        text.contains("pitstop.") || text.contains("pg_stat_statements") || text.contains("pg_catalog.")
+        text.contains("pitstop.")
+            || text.contains("pg_stat_statements")
+            || text.contains("pg_catalog.")
     }
 
     /// Issue 15's demo: `report unhelped` and `top-queries` listed the CLI's row_to_json
@@ -225,7 +258,10 @@ mod tests {
         )
         .unwrap();
         for customer in 0..5 {
-            Spi::run(&format!("SELECT * FROM noise_app WHERE customer_id = {customer} /* noise-app */")).unwrap();
+            Spi::run(&format!(
+                "SELECT * FROM noise_app WHERE customer_id = {customer} /* noise-app */"
+            ))
+            .unwrap();
         }
         Spi::run(
             "SELECT row_to_json(r)::text FROM (SELECT count(*) FROM pitstop.slow_queries /* noise-cli */) r;
@@ -249,7 +285,8 @@ mod tests {
 
         let unhelped = texts("SELECT query FROM pitstop.unhelped_queries()");
         assert!(!unhelped.iter().any(|q| is_own(q)), "{unhelped:?}");
-        let unhelped_all = texts("SELECT query FROM pitstop.unhelped_queries(include_self => true)");
+        let unhelped_all =
+            texts("SELECT query FROM pitstop.unhelped_queries(include_self => true)");
         assert!(unhelped_all.iter().any(|q| q.contains("noise-cli")), "{unhelped_all:?}");
         let helped = texts("SELECT helped::text FROM pitstop.suggest_indexes()");
         assert!(helped.iter().any(|h| h.contains("noise-app")), "{helped:?}");
@@ -277,8 +314,13 @@ mod tests {
         )
         .unwrap();
         let own = "(table_name LIKE 'pitstop.%' OR table_name LIKE '%noise_member')";
-        let unused = |args: &str| count(&format!("SELECT count(*) FROM pitstop.index_health({args}) WHERE problem = 'unused' AND {own}"));
-        assert!(unused("include_self => true") >= 2, "pitstop's history indexes and the member's are unused");
+        let unused = |args: &str| {
+            count(&format!("SELECT count(*) FROM pitstop.index_health({args}) WHERE problem = 'unused' AND {own}"))
+        };
+        assert!(
+            unused("include_self => true") >= 2,
+            "pitstop's history indexes and the member's are unused"
+        );
         assert_eq!(unused(""), 0);
         assert_eq!(count(&format!("SELECT count(*) FROM pitstop.index_health WHERE {own}")), 0);
         let bloat = |args: &str| {
@@ -290,7 +332,10 @@ mod tests {
         assert_eq!(bloat(""), 0);
         Spi::run("ALTER EXTENSION pitstop DROP TABLE public.noise_member").unwrap();
         assert_eq!(bloat(""), 2, "no longer a member: the table and its index");
-        assert_eq!(sql_error("SELECT * FROM pitstop.index_health(include_self => NULL)").0, PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED);
+        assert_eq!(
+            sql_error("SELECT * FROM pitstop.index_health(include_self => NULL)").0,
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED
+        );
     }
 
     /// A relation is listed when its bloat is at least min_bloat_pct % AND min_bloat_bytes.
@@ -322,10 +367,16 @@ mod tests {
         assert!(!listed(pct + 0.1, bytes), "the share is short");
         assert!(!listed(pct - 0.1, bytes + 1), "the bytes are short");
         assert!(!listed(0.0, 1 << 30));
-        assert_eq!(count("SELECT count(*) FROM pitstop.table_bloat WHERE table_name = 'noise_tight'"), 0);
+        assert_eq!(
+            count("SELECT count(*) FROM pitstop.table_bloat WHERE table_name = 'noise_tight'"),
+            0
+        );
         assert_eq!(count("SELECT count(*) FROM pitstop.table_bloat(false, 0, 0) WHERE table_name = 'noise_tight'"), 1);
         for args in ["false, -1, 0", "false, 0, -1"] {
-            assert_eq!(sql_error(&format!("SELECT * FROM pitstop.table_bloat({args})")).0, PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE);
+            assert_eq!(
+                sql_error(&format!("SELECT * FROM pitstop.table_bloat({args})")).0,
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
+            );
         }
     }
 
@@ -360,16 +411,26 @@ mod tests {
             .unwrap()
             .unwrap()
         };
-        assert_eq!(fix("", "customer_id"), "CREATE INDEX CONCURRENTLY ON noise_orders (customer_id);", "no advice asked for");
+        assert_eq!(
+            fix("", "customer_id"),
+            "CREATE INDEX CONCURRENTLY ON noise_orders (customer_id);",
+            "no advice asked for"
+        );
         let suggested = Spi::get_one::<String>(
             "SELECT ddl FROM pitstop.suggest_indexes() WHERE ddl LIKE '%noise_orders (customer_id%' ORDER BY rank LIMIT 1",
         )
         .unwrap()
         .expect("the advisor suggests an index leading with customer_id");
         let pointed = fix("with_advice => true", "customer_id");
-        assert!(pointed.starts_with("-- served by suggest_indexes #") && pointed.contains(&suggested), "{pointed}");
+        assert!(
+            pointed.starts_with("-- served by suggest_indexes #") && pointed.contains(&suggested),
+            "{pointed}"
+        );
         // The advisor suggests nothing for product_id: that foreign key keeps its own index.
-        assert_eq!(fix("with_advice => true", "product_id"), "CREATE INDEX CONCURRENTLY ON noise_orders (product_id);");
+        assert_eq!(
+            fix("with_advice => true", "product_id"),
+            "CREATE INDEX CONCURRENTLY ON noise_orders (product_id);"
+        );
         Spi::run("DROP EXTENSION pg_stat_statements").unwrap();
     }
 }

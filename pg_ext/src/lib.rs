@@ -13,12 +13,38 @@ mod pg;
 ::pgrx::pg_module_magic!(name, version);
 
 extension_sql_file!("../../sql/schema/insight_views.sql", name = "insight_views", finalize);
-extension_sql_file!("../../sql/schema/cache.sql", name = "cache_objects", requires = [cache::sql::cache_entries_raw, cache::sql::cache_clear, cache::sql::cache_invalidate]);
+extension_sql_file!(
+    "../../sql/schema/cache.sql",
+    name = "cache_objects",
+    requires =
+        [cache::sql::cache_entries_raw, cache::sql::cache_clear, cache::sql::cache_invalidate]
+);
 extension_sql_file!("../../sql/schema/history.sql", name = "history_tables");
-extension_sql_file!("../../sql/schema/latency.sql", name = "latency_objects", requires = [insight::latency_sql::query_latency_raw, insight::latency_sql::query_latency_reset]);
-extension_sql_file!("../../sql/schema/index_effect.sql", name = "index_effect_objects", requires = ["history_tables", insight::latency_sql::latency_quantile]);
-extension_sql_file!("../../sql/schema/regressions.sql", name = "regressions_objects", requires = ["history_tables", insight::latency_sql::latency_quantile]);
-extension_sql_file!("../../sql/schema/health.sql", name = "health_objects", requires = [health::sql::vacuum_health_raw, health::sql::database_wraparound_raw, health::sql::table_bloat_raw, health::sql::maintenance_plan_raw]);
+extension_sql_file!(
+    "../../sql/schema/latency.sql",
+    name = "latency_objects",
+    requires = [insight::latency_sql::query_latency_raw, insight::latency_sql::query_latency_reset]
+);
+extension_sql_file!(
+    "../../sql/schema/index_effect.sql",
+    name = "index_effect_objects",
+    requires = ["history_tables", insight::latency_sql::latency_quantile]
+);
+extension_sql_file!(
+    "../../sql/schema/regressions.sql",
+    name = "regressions_objects",
+    requires = ["history_tables", insight::latency_sql::latency_quantile]
+);
+extension_sql_file!(
+    "../../sql/schema/health.sql",
+    name = "health_objects",
+    requires = [
+        health::sql::vacuum_health_raw,
+        health::sql::database_wraparound_raw,
+        health::sql::table_bloat_raw,
+        health::sql::maintenance_plan_raw
+    ]
+);
 
 /// Loaded through shared_preload_libraries, pitstop sets up shared memory and executor hooks.
 /// Loaded later (CREATE EXTENSION without preload) it only defines its settings, like
@@ -35,15 +61,15 @@ pub extern "C-unwind" fn _PG_init() {
 }
 
 #[cfg(any(test, feature = "pg_test"))]
-mod tests;
+mod advisor_candidate_tests;
 #[cfg(any(test, feature = "pg_test"))]
 mod advisor_tests;
-#[cfg(any(test, feature = "pg_test"))]
-mod advisor_candidate_tests;
 #[cfg(any(test, feature = "pg_test"))]
 mod cache_tests;
 #[cfg(any(test, feature = "pg_test"))]
 mod health_tests;
+#[cfg(any(test, feature = "pg_test"))]
+mod tests;
 
 /// Required by `cargo pgrx test`.
 #[cfg(test)]
@@ -52,9 +78,6 @@ pub mod pg_test {
 
     #[must_use]
     pub fn postgresql_conf_options() -> Vec<&'static str> {
-        vec![
-            "shared_preload_libraries = 'pg_stat_statements,pitstop'",
-            "compute_query_id = on",
-        ]
+        vec!["shared_preload_libraries = 'pg_stat_statements,pitstop'", "compute_query_id = on"]
     }
 }

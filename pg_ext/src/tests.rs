@@ -40,8 +40,18 @@ pub mod tests {
         capture_nested_statements(20);
         Spi::run("SELECT pg_sleep(0.05) /* pitstop-capture-me */").unwrap();
         Spi::run("SELECT 1 /* pitstop-too-fast */").unwrap();
-        assert_eq!(count("SELECT count(*) FROM pitstop.slow_queries WHERE query LIKE '%pitstop-capture-me%'"), 1);
-        assert_eq!(count("SELECT count(*) FROM pitstop.slow_queries WHERE query LIKE '%pitstop-too-fast%'"), 0);
+        assert_eq!(
+            count(
+                "SELECT count(*) FROM pitstop.slow_queries WHERE query LIKE '%pitstop-capture-me%'"
+            ),
+            1
+        );
+        assert_eq!(
+            count(
+                "SELECT count(*) FROM pitstop.slow_queries WHERE query LIKE '%pitstop-too-fast%'"
+            ),
+            0
+        );
         let (duration, plan_node, owner_ok) = Spi::get_three::<f64, String, bool>(
             "SELECT duration_ms::float8, plan->'Plan'->>'Node Type',
                     username = current_user AND database = current_database()
@@ -58,7 +68,12 @@ pub mod tests {
         capture_nested_statements(0);
         Spi::run("SET pitstop.capture_nested = off").unwrap();
         Spi::run("SELECT 1 /* pitstop-nested-off */").unwrap();
-        assert_eq!(count("SELECT count(*) FROM pitstop.slow_queries WHERE query LIKE '%pitstop-nested-off%'"), 0);
+        assert_eq!(
+            count(
+                "SELECT count(*) FROM pitstop.slow_queries WHERE query LIKE '%pitstop-nested-off%'"
+            ),
+            0
+        );
     }
 
     #[pg_test]
@@ -97,7 +112,10 @@ pub mod tests {
         assert_eq!(code, PgSqlErrorCode::ERRCODE_CANT_CHANGE_RUNTIME_PARAM);
         let (code, msg, _) = sql_error("SET pitstop.no_such_setting = 1");
         assert!(msg.contains("pitstop.no_such_setting"), "{code:?} {msg}");
-        assert_eq!(Spi::get_one::<String>("SHOW pitstop.slow_query_ms").unwrap().as_deref(), Some("1s"));
+        assert_eq!(
+            Spi::get_one::<String>("SHOW pitstop.slow_query_ms").unwrap().as_deref(),
+            Some("1s")
+        );
     }
 
     #[pg_test]
@@ -117,7 +135,8 @@ pub mod tests {
         Spi::run("GRANT USAGE ON SCHEMA pitstop TO pitstop_test_viewer").unwrap();
         Spi::run("GRANT SELECT ON pitstop.slow_queries TO pitstop_test_viewer").unwrap();
         Spi::run("SET ROLE pitstop_test_viewer").unwrap();
-        let leaked = count("SELECT count(*) FROM pitstop.slow_queries WHERE query LIKE '%pitstop-secret%'");
+        let leaked =
+            count("SELECT count(*) FROM pitstop.slow_queries WHERE query LIKE '%pitstop-secret%'");
         let hidden = count("SELECT count(*) FROM pitstop.slow_queries WHERE query = '<insufficient privilege>' AND plan IS NULL");
         Spi::run("RESET ROLE").unwrap();
         assert_eq!(leaked, 0);
@@ -137,8 +156,11 @@ pub mod tests {
         Spi::run("SELECT 1 /* pitstop-monitored */").unwrap();
         Spi::run("CREATE ROLE pitstop_test_monitor NOLOGIN IN ROLE pg_monitor").unwrap();
         Spi::run("SET ROLE pitstop_test_monitor").unwrap();
-        let seen = count("SELECT count(*) FROM pitstop.slow_queries WHERE query LIKE '%pitstop-monitored%'");
-        let views = count("SELECT count(*) FROM pitstop.connections") + count("SELECT count(*) FROM pitstop.blocking_locks");
+        let seen = count(
+            "SELECT count(*) FROM pitstop.slow_queries WHERE query LIKE '%pitstop-monitored%'",
+        );
+        let views = count("SELECT count(*) FROM pitstop.connections")
+            + count("SELECT count(*) FROM pitstop.blocking_locks");
         Spi::run("RESET ROLE").unwrap();
         assert_eq!(seen, 1);
         assert!(views >= 1);
@@ -230,7 +252,12 @@ pub mod tests {
     fn explain_advice_reports_missing_statistics() {
         make_orders(false);
         let found = findings("SELECT finding, node, suggestion FROM pitstop.explain_advice('SELECT * FROM adv_orders WHERE status = ''open''')");
-        assert!(found.iter().any(|f| f.0 == "missing_statistics" && f.2 == "ANALYZE public.adv_orders;"), "{found:?}");
+        assert!(
+            found
+                .iter()
+                .any(|f| f.0 == "missing_statistics" && f.2 == "ANALYZE public.adv_orders;"),
+            "{found:?}"
+        );
     }
 
     #[pg_test]
@@ -253,8 +280,12 @@ pub mod tests {
     #[pg_test]
     fn explain_advice_analyze_changes_nothing() {
         make_orders(true);
-        Spi::run("SELECT * FROM pitstop.explain_advice('DELETE FROM adv_orders WHERE id <= 1000', true)").unwrap();
-        Spi::run("SELECT * FROM pitstop.explain_advice('UPDATE adv_orders SET total = 0', true)").unwrap();
+        Spi::run(
+            "SELECT * FROM pitstop.explain_advice('DELETE FROM adv_orders WHERE id <= 1000', true)",
+        )
+        .unwrap();
+        Spi::run("SELECT * FROM pitstop.explain_advice('UPDATE adv_orders SET total = 0', true)")
+            .unwrap();
         assert_eq!(count("SELECT count(*) FROM adv_orders"), 200_000);
         assert_eq!(count("SELECT count(*) FROM adv_orders WHERE total = 0"), 0);
         // Statements after it still run in the same transaction.
@@ -264,9 +295,8 @@ pub mod tests {
 
     #[pg_test]
     fn explain_advice_analyze_is_bounded_by_its_timeout() {
-        let (code, msg, _) = sql_error(
-            "SELECT * FROM pitstop.explain_advice('SELECT pg_sleep(5)', true, 100)",
-        );
+        let (code, msg, _) =
+            sql_error("SELECT * FROM pitstop.explain_advice('SELECT pg_sleep(5)', true, 100)");
         assert_eq!(code, PgSqlErrorCode::ERRCODE_QUERY_CANCELED, "{msg}");
         // The session's own timeout setting is untouched and later statements run normally.
         assert_eq!(Spi::get_one::<String>("SHOW statement_timeout").unwrap().as_deref(), Some("0"));
@@ -277,14 +307,35 @@ pub mod tests {
     fn explain_advice_rejects_bad_input() {
         Spi::run("CREATE TABLE adv_keep(i int)").unwrap();
         let cases = [
-            ("SELECT * FROM pitstop.explain_advice('SELEC 1')", PgSqlErrorCode::ERRCODE_SYNTAX_ERROR),
-            ("SELECT * FROM pitstop.explain_advice('SELECT 1; DROP TABLE adv_keep')", PgSqlErrorCode::ERRCODE_SYNTAX_ERROR),
+            (
+                "SELECT * FROM pitstop.explain_advice('SELEC 1')",
+                PgSqlErrorCode::ERRCODE_SYNTAX_ERROR,
+            ),
+            (
+                "SELECT * FROM pitstop.explain_advice('SELECT 1; DROP TABLE adv_keep')",
+                PgSqlErrorCode::ERRCODE_SYNTAX_ERROR,
+            ),
             ("SELECT * FROM pitstop.explain_advice('')", PgSqlErrorCode::ERRCODE_SYNTAX_ERROR),
-            ("SELECT * FROM pitstop.explain_advice('DROP TABLE adv_keep')", PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED),
-            ("SELECT * FROM pitstop.explain_advice(NULL)", PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED),
-            ("SELECT * FROM pitstop.explain_advice('SELECT 1', NULL)", PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED),
-            ("SELECT * FROM pitstop.explain_advice('SELECT 1', true, -1)", PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE),
-            ("SELECT * FROM pitstop.explain_advice('SELECT * FROM no_such_table')", PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE),
+            (
+                "SELECT * FROM pitstop.explain_advice('DROP TABLE adv_keep')",
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            ),
+            (
+                "SELECT * FROM pitstop.explain_advice(NULL)",
+                PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            ),
+            (
+                "SELECT * FROM pitstop.explain_advice('SELECT 1', NULL)",
+                PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            ),
+            (
+                "SELECT * FROM pitstop.explain_advice('SELECT 1', true, -1)",
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            ),
+            (
+                "SELECT * FROM pitstop.explain_advice('SELECT * FROM no_such_table')",
+                PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+            ),
         ];
         for (sql, expected) in cases {
             let (code, msg, _) = sql_error(sql);
@@ -300,7 +351,10 @@ pub mod tests {
         let (code, _, _) = sql_error("SELECT * FROM pitstop.long_running(NULL)");
         assert_eq!(code, PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED);
         // Our own backend is excluded; the views are queryable.
-        assert_eq!(count("SELECT count(*) FROM pitstop.long_running('0') WHERE pid = pg_backend_pid()"), 0);
+        assert_eq!(
+            count("SELECT count(*) FROM pitstop.long_running('0') WHERE pid = pg_backend_pid()"),
+            0
+        );
         assert!(count("SELECT count(*) FROM pitstop.connections") >= 1);
         assert_eq!(count("SELECT count(*) FROM pitstop.blocking_locks"), 0);
     }
@@ -323,7 +377,9 @@ pub mod tests {
     }
 
     fn hypo(ddl: &str) -> pg_sys::Oid {
-        Spi::get_one_with_args::<pg_sys::Oid>("SELECT pitstop.hypo_create($1)", &[ddl.into()]).unwrap().unwrap()
+        Spi::get_one_with_args::<pg_sys::Oid>("SELECT pitstop.hypo_create($1)", &[ddl.into()])
+            .unwrap()
+            .unwrap()
     }
 
     #[pg_test]
@@ -338,9 +394,16 @@ pub mod tests {
         assert!(!analyzed.contains("hypo_t_id_hypo"), "{analyzed}");
         assert_eq!(count("SELECT count(*) FROM hypo_t WHERE id = 42"), 1);
         // No catalog rows were written for it.
-        assert_eq!(count(&format!("SELECT count(*) FROM pg_class WHERE oid = {}", oid.to_u32())), 0);
-        assert!(Spi::get_one::<bool>(&format!("SELECT pitstop.hypo_drop({})", oid.to_u32())).unwrap().unwrap());
-        assert!(!Spi::get_one::<bool>(&format!("SELECT pitstop.hypo_drop({})", oid.to_u32())).unwrap().unwrap());
+        assert_eq!(
+            count(&format!("SELECT count(*) FROM pg_class WHERE oid = {}", oid.to_u32())),
+            0
+        );
+        assert!(Spi::get_one::<bool>(&format!("SELECT pitstop.hypo_drop({})", oid.to_u32()))
+            .unwrap()
+            .unwrap());
+        assert!(!Spi::get_one::<bool>(&format!("SELECT pitstop.hypo_drop({})", oid.to_u32()))
+            .unwrap()
+            .unwrap());
         assert!(!plan_of(sql, "").contains("hypo_t_id_hypo"));
     }
 
@@ -368,7 +431,8 @@ pub mod tests {
     #[pg_test]
     fn explain_advice_sees_hypothetical_indexes() {
         make_hypo_table();
-        let advice = "SELECT count(*) FROM pitstop.explain_advice('SELECT * FROM hypo_t WHERE big = 5')";
+        let advice =
+            "SELECT count(*) FROM pitstop.explain_advice('SELECT * FROM hypo_t WHERE big = 5')";
         assert_eq!(count(advice), 1);
         hypo("CREATE INDEX ON hypo_t (big)");
         assert_eq!(count(advice), 0);
@@ -378,8 +442,13 @@ pub mod tests {
     fn ordered_multicolumn_include_partial_and_expression_indexes() {
         make_hypo_table();
         hypo("CREATE INDEX desc_idx ON hypo_t (low, day DESC NULLS FIRST)");
-        let plan = plan_of("SELECT * FROM hypo_t WHERE low = 3 ORDER BY day DESC NULLS FIRST LIMIT 5", "");
-        assert!(plan.contains("\"Index Name\":\"desc_idx\"") && !plan.contains("\"Node Type\":\"Sort\""), "{plan}");
+        let plan =
+            plan_of("SELECT * FROM hypo_t WHERE low = 3 ORDER BY day DESC NULLS FIRST LIMIT 5", "");
+        assert!(
+            plan.contains("\"Index Name\":\"desc_idx\"")
+                && !plan.contains("\"Node Type\":\"Sort\""),
+            "{plan}"
+        );
         hypo("CREATE INDEX cover_idx ON hypo_t (big) INCLUDE (txt)");
         let plan = plan_of("SELECT big, txt FROM hypo_t WHERE big = 1000003", "");
         assert!(plan.contains("Index Only Scan") && plan.contains("cover_idx"), "{plan}");
@@ -420,12 +489,16 @@ pub mod tests {
         )
         .unwrap();
         hypo("CREATE INDEX ON hypo_log USING brin (at)");
-        let plan = plan_of("SELECT * FROM hypo_log WHERE at BETWEEN '2024-01-02' AND '2024-01-02 01:00'", "");
+        let plan = plan_of(
+            "SELECT * FROM hypo_log WHERE at BETWEEN '2024-01-02' AND '2024-01-02 01:00'",
+            "",
+        );
         assert!(plan.contains("hypo_log_at_hypo"), "{plan}");
         hypo("CREATE INDEX ON hypo_log USING hash (token)");
         let plan = plan_of("SELECT * FROM hypo_log WHERE token = 'abc'", "");
         assert!(plan.contains("hypo_log_token_hypo"), "{plan}");
-        let brin_bytes = count("SELECT estimated_bytes FROM pitstop.hypo_list() WHERE access_method = 'brin'");
+        let brin_bytes =
+            count("SELECT estimated_bytes FROM pitstop.hypo_list() WHERE access_method = 'brin'");
         assert!(brin_bytes < 100_000, "brin {brin_bytes}");
     }
 
@@ -433,14 +506,28 @@ pub mod tests {
     fn hypothetical_btree_sizes_are_within_20_percent_of_real_ones() {
         make_hypo_table();
         // Repeated keys deduplicate, except with INCLUDE columns or a numeric key.
-        for column in ["(id)", "(big)", "(txt)", "(day)", "(low)", "(low, id)", "(low) INCLUDE (big)", "(day) INCLUDE (id, txt)", "(num)"] {
+        for column in [
+            "(id)",
+            "(big)",
+            "(txt)",
+            "(day)",
+            "(low)",
+            "(low, id)",
+            "(low) INCLUDE (big)",
+            "(day) INCLUDE (id, txt)",
+            "(num)",
+        ] {
             let oid = hypo(&format!("CREATE INDEX ON hypo_t {column}"));
             let estimated = count(&format!("SELECT pitstop.hypo_size({})", oid.to_u32())) as f64;
             Spi::run(&format!("CREATE INDEX real_size_idx ON hypo_t {column}")).unwrap();
             let real = count("SELECT pg_relation_size('real_size_idx')") as f64;
             Spi::run("DROP INDEX real_size_idx").unwrap();
             let error = (estimated - real).abs() / real;
-            assert!(error <= 0.20, "{column}: estimated {estimated}, real {real} ({:.0}%)", error * 100.0);
+            assert!(
+                error <= 0.20,
+                "{column}: estimated {estimated}, real {real} ({:.0}%)",
+                error * 100.0
+            );
         }
     }
 
@@ -454,7 +541,9 @@ pub mod tests {
         assert!(!plan_of(sql, "").contains("hypo_t_real"));
         assert!(plan_of(sql, "ANALYZE").contains("hypo_t_real"), "execution keeps using it");
         assert_eq!(count("SELECT count(*) FROM pitstop.hypo_hidden()"), 1);
-        assert!(Spi::get_one::<bool>("SELECT pitstop.hypo_unhide('hypo_t_real')").unwrap().unwrap());
+        assert!(Spi::get_one::<bool>("SELECT pitstop.hypo_unhide('hypo_t_real')")
+            .unwrap()
+            .unwrap());
         assert!(plan_of(sql, "").contains("hypo_t_real"));
     }
 

@@ -20,7 +20,9 @@ fn arg(args: &[String], name: &str) -> Option<String> {
 }
 
 fn number<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
-    arg(args, name).map(|v| v.parse().unwrap_or_else(|_| panic!("{name}: not a number: {v}"))).unwrap_or(default)
+    arg(args, name)
+        .map(|v| v.parse().unwrap_or_else(|_| panic!("{name}: not a number: {v}")))
+        .unwrap_or(default)
 }
 
 fn main() {
@@ -31,7 +33,13 @@ fn main() {
         .map(|s| s.trim().parse().unwrap_or_else(|_| panic!("--seed: not a number: {s}")))
         .collect();
     let cluster = if arg(&args, "--dsn").is_none() {
-        let options = ClusterOptions { settings: vec![("autovacuum", "off".into()), ("max_prepared_transactions", "10".into())], ..ClusterOptions::default() };
+        let options = ClusterOptions {
+            settings: vec![
+                ("autovacuum", "off".into()),
+                ("max_prepared_transactions", "10".into()),
+            ],
+            ..ClusterOptions::default()
+        };
         Some(PgCluster::start_with(options))
     } else {
         None
@@ -46,13 +54,20 @@ fn main() {
         }
         if let Some(areas) = arg(&args, "--exclude") {
             for area in areas.split(',').filter(|a| !a.is_empty()) {
-                assert!(AREAS.contains(&area), "--exclude: unknown area {area}; areas: {}", AREAS.join(","));
+                assert!(
+                    AREAS.contains(&area),
+                    "--exclude: unknown area {area}; areas: {}",
+                    AREAS.join(",")
+                );
                 config.exclude.push(area.to_string());
             }
         }
         config.max_differences = number(&args, "--max-differences", config.max_differences);
         config.progress_every = number(&args, "--progress", 0);
-        eprintln!("cache_fuzz: seed {seed}, {} statements, {} sessions", config.statements, config.sessions);
+        eprintln!(
+            "cache_fuzz: seed {seed}, {} statements, {} sessions",
+            config.statements, config.sessions
+        );
         match run(&config) {
             Ok(summary) => {
                 println!("{}", summary.line());

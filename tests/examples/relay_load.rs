@@ -49,12 +49,20 @@ fn latency(args: &[String]) {
     let seconds: f64 = required(args, "--seconds").parse().unwrap();
     let writers: usize = arg(args, "--writers").map(|w| w.parse().unwrap()).unwrap_or(8);
     let tables: usize = arg(args, "--tables").map(|t| t.parse().unwrap()).unwrap_or(writers);
-    assert!(tables >= writers && tables.is_multiple_of(writers), "--tables must be a multiple of --writers");
+    assert!(
+        tables >= writers && tables.is_multiple_of(writers),
+        "--tables must be a multiple of --writers"
+    );
     let database = arg(args, "--database").unwrap_or_else(|| "postgres".into());
 
     let redis = redis::Client::open(redis_url.as_str()).unwrap();
     let mut admin = redis.get_connection().unwrap();
-    redis::cmd("CONFIG").arg("SET").arg("notify-keyspace-events").arg("Kg").exec(&mut admin).unwrap();
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("notify-keyspace-events")
+        .arg("Kg")
+        .exec(&mut admin)
+        .unwrap();
 
     // Deletions, timed as they are announced.
     let events = pitstop_tests::Subscriber::start(&redis_url, "__keyspace@0__:bench:k:*");
@@ -67,8 +75,14 @@ fn latency(args: &[String]) {
             std::thread::spawn(move || {
                 let mut pg = Client::connect(&dsn, NoTls).unwrap();
                 let mine: Vec<usize> = (w..tables).step_by(writers).collect();
-                let inserts: Vec<_> = mine.iter().map(|t| pg.prepare(&format!("INSERT INTO bench_w{t} VALUES ($1)")).unwrap()).collect();
-                let tag_keys: Vec<String> = mine.iter().map(|t| format!("pitstop:tag:{database}.public.bench_w{t}")).collect();
+                let inserts: Vec<_> = mine
+                    .iter()
+                    .map(|t| pg.prepare(&format!("INSERT INTO bench_w{t} VALUES ($1)")).unwrap())
+                    .collect();
+                let tag_keys: Vec<String> = mine
+                    .iter()
+                    .map(|t| format!("pitstop:tag:{database}.public.bench_w{t}"))
+                    .collect();
                 let mut r = redis.get_connection().unwrap();
                 let mut samples = Vec::with_capacity(per_writer);
                 for i in 0..per_writer {
@@ -78,7 +92,13 @@ fn latency(args: &[String]) {
                         std::thread::sleep(wait);
                     }
                     let key = format!("bench:k:{w}:{i}");
-                    redis::pipe().set(&key, 1).ignore().sadd(tag_key, &key).ignore().exec(&mut r).unwrap();
+                    redis::pipe()
+                        .set(&key, 1)
+                        .ignore()
+                        .sadd(tag_key, &key)
+                        .ignore()
+                        .exec(&mut r)
+                        .unwrap();
                     let sent = Instant::now();
                     pg.execute(insert, &[&(i as i32)]).unwrap();
                     samples.push((key, Sample { sent, acked: Instant::now() }));
@@ -87,10 +107,12 @@ fn latency(args: &[String]) {
             })
         })
         .collect();
-    let samples: Vec<(String, Sample)> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let samples: Vec<(String, Sample)> =
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
     let finished = Instant::now();
     // Give the last invalidations time to arrive.
-    let deletions = |events: &[pitstop_tests::Received]| events.iter().filter(|e| e.payload == "del").count();
+    let deletions =
+        |events: &[pitstop_tests::Received]| events.iter().filter(|e| e.payload == "del").count();
     let events = events.wait(Duration::from_secs(5), |e| deletions(e) >= samples.len());
     let mut gone: HashMap<&str, Instant> = HashMap::new();
     for e in events.iter().filter(|e| e.payload == "del") {
@@ -121,7 +143,8 @@ fn print_percentiles(label: &str, values: &mut [Duration]) {
         return;
     }
     values.sort();
-    let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1000.0;
+    let at =
+        |q: f64| values[((values.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1000.0;
     println!(
         "{label}: p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms  (n={})",
         at(0.5),
@@ -135,13 +158,17 @@ fn print_percentiles(label: &str, values: &mut [Duration]) {
 
 fn delivered(port: u16) -> Option<f64> {
     let (_, body) = pitstop_tests::http_get(port, "/metrics").ok()?;
-    body.lines().find(|l| l.starts_with("pitstop_relay_delivered_total ")).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok())
+    body.lines()
+        .find(|l| l.starts_with("pitstop_relay_delivered_total "))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }
 
 fn drain(args: &[String]) {
     let port: u16 = required(args, "--metrics-port").parse().unwrap();
     let rows: f64 = required(args, "--rows").parse().unwrap();
-    let timeout = Duration::from_secs(arg(args, "--timeout-s").map(|t| t.parse().unwrap()).unwrap_or(600));
+    let timeout =
+        Duration::from_secs(arg(args, "--timeout-s").map(|t| t.parse().unwrap()).unwrap_or(600));
     let began = Instant::now();
     // The daemon was just started: its counter began at zero with the backlog.
     let base = 0.0;
@@ -158,7 +185,11 @@ fn drain(args: &[String]) {
             println!("delivered {:.0} rows in {elapsed:.2}s after the first batch: {:.0} invalidations/s", now - from, (now - from) / elapsed);
             return;
         }
-        assert!(began.elapsed() < timeout, "only {} of {rows} rows delivered within {timeout:?}", now - base);
+        assert!(
+            began.elapsed() < timeout,
+            "only {} of {rows} rows delivered within {timeout:?}",
+            now - base
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }

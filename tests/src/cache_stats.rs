@@ -23,22 +23,31 @@ pub struct CacheStats {
 impl CacheStats {
     /// The count of one bypass reason; panics when the reason is unknown.
     pub fn reason(&self, name: &str) -> i64 {
-        self.reasons.get(name).and_then(|v| v.as_i64()).unwrap_or_else(|| panic!("no bypass reason {name}: {}", self.reasons))
+        self.reasons
+            .get(name)
+            .and_then(|v| v.as_i64())
+            .unwrap_or_else(|| panic!("no bypass reason {name}: {}", self.reasons))
     }
 }
 
 pub fn cache_stats(c: &mut postgres::Client) -> CacheStats {
-    let text: String = c.query_one("SELECT to_jsonb(s)::text FROM pitstop.cache_stats() AS s", &[]).unwrap().get(0);
+    let text: String = c
+        .query_one("SELECT to_jsonb(s)::text FROM pitstop.cache_stats() AS s", &[])
+        .unwrap()
+        .get(0);
     let row: serde_json::Value = serde_json::from_str(&text).unwrap();
     let field = |name: &str| row.get(name).and_then(|v| v.as_i64());
-    let get = |name: &str| field(name).unwrap_or_else(|| panic!("cache_stats() has no {name}: {row}"));
+    let get =
+        |name: &str| field(name).unwrap_or_else(|| panic!("cache_stats() has no {name}: {row}"));
     CacheStats {
         hits: get("hits"),
         misses: get("misses"),
         fills: get("fills"),
         bypasses: get("bypasses"),
         invalidations: get("invalidations"),
-        stale: field("stale").or_else(|| field("expired")).unwrap_or_else(|| panic!("no stale/expired: {row}")),
+        stale: field("stale")
+            .or_else(|| field("expired"))
+            .unwrap_or_else(|| panic!("no stale/expired: {row}")),
         evictions: get("evictions"),
         entries: get("entries"),
         bytes_used: get("bytes_used"),

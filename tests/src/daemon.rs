@@ -38,7 +38,8 @@ impl Daemon {
         let config_path = dir.join("pitstop.toml");
         fs::write(&config_path, config).unwrap();
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let mut daemon = Daemon { child: None, log_path: dir.join("daemon.log"), dir, env, config_path };
+        let mut daemon =
+            Daemon { child: None, log_path: dir.join("daemon.log"), dir, env, config_path };
         daemon.spawn();
         daemon
     }
@@ -50,11 +51,19 @@ impl Daemon {
         cmd.arg("run").arg("--config").arg(&self.config_path);
         for (k, _) in std::env::vars_os() {
             let name = k.to_string_lossy();
-            if name.starts_with("PITSTOP_") || name == "NOTIFY_SOCKET" || name.starts_with("WATCHDOG_") {
+            if name.starts_with("PITSTOP_")
+                || name == "NOTIFY_SOCKET"
+                || name.starts_with("WATCHDOG_")
+            {
                 cmd.env_remove(&k);
             }
         }
-        let child = cmd.envs(self.env.iter().map(|(k, v)| (k, v))).stdout(Stdio::null()).stderr(log).spawn().expect("start pitstop run");
+        let child = cmd
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start pitstop run");
         fs::write(self.dir.join("daemon.pid"), child.id().to_string()).unwrap();
         self.child = Some(child);
         poll_until(Duration::from_secs(20), || {
@@ -109,22 +118,27 @@ impl Daemon {
 
     /// Waits until the log contains `needle` (counting from the latest start).
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
-        poll_until(timeout, || self.log().rsplit("starting (config file").next().is_some_and(|l| l.contains(needle)))
+        poll_until(timeout, || {
+            self.log().rsplit("starting (config file").next().is_some_and(|l| l.contains(needle))
+        })
     }
 
     /// The HTTP port of the latest start.
     pub fn http_port(&self) -> u16 {
         let log = self.log();
-        let line = log.rsplit("http: listening on ").next().filter(|_| log.contains("http: listening on"));
+        let line =
+            log.rsplit("http: listening on ").next().filter(|_| log.contains("http: listening on"));
         // `127.0.0.1:PORT` ends the line (plain) or the message string (JSON).
-        let addr = line.map(|l| l.chars().take_while(|c| !c.is_whitespace() && *c != '"').collect::<String>());
+        let addr = line
+            .map(|l| l.chars().take_while(|c| !c.is_whitespace() && *c != '"').collect::<String>());
         let port = addr.as_deref().and_then(|a| a.rsplit(':').next()).and_then(|p| p.parse().ok());
         port.unwrap_or_else(|| panic!("daemon is not listening on HTTP; log:\n{log}"))
     }
 
     /// GET `path` from the daemon: (status code, body).
     pub fn get(&self, path: &str) -> (u16, String) {
-        http_get(self.http_port(), path).unwrap_or_else(|e| panic!("GET {path}: {e}; log:\n{}", self.log()))
+        http_get(self.http_port(), path)
+            .unwrap_or_else(|e| panic!("GET {path}: {e}; log:\n{}", self.log()))
     }
 
     /// `/status` as JSON.
@@ -211,7 +225,9 @@ impl NotifySocket {
 
     /// Waits until some received line starts with `prefix` (e.g. `STATUS=`).
     pub fn wait_for_prefix(&mut self, prefix: &str, timeout: Duration) -> bool {
-        poll_until(timeout, || self.messages().iter().any(|m| m.lines().any(|l| l.starts_with(prefix))))
+        poll_until(timeout, || {
+            self.messages().iter().any(|m| m.lines().any(|l| l.starts_with(prefix)))
+        })
     }
 
     pub fn has(&mut self, line: &str) -> bool {
@@ -262,7 +278,13 @@ impl DaemonConfig {
         sections.sort_by_key(|(s, _)| !s.is_empty());
         sections
             .iter()
-            .map(|(s, lines)| if s.is_empty() { lines.join("\n") + "\n" } else { format!("[{s}]\n{}\n", lines.join("\n")) })
+            .map(|(s, lines)| {
+                if s.is_empty() {
+                    lines.join("\n") + "\n"
+                } else {
+                    format!("[{s}]\n{}\n", lines.join("\n"))
+                }
+            })
             .collect::<Vec<_>>()
             .join("\n")
     }

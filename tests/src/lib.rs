@@ -24,7 +24,9 @@ static NEXT_ID: AtomicU32 = AtomicU32::new(0);
 
 /// Where test instances live; each records its owner's pid so stale ones can be swept.
 fn base_dir() -> PathBuf {
-    std::env::var_os("PITSTOP_TEST_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp/pitstop-tests"))
+    std::env::var_os("PITSTOP_TEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp/pitstop-tests"))
 }
 
 fn is_root() -> bool {
@@ -42,7 +44,8 @@ unsafe extern "C" {
 /// chroot wrappers of scripts/pgchroot.sh, marked by a `.runs-as-postgres` file).
 pub fn postgres_argv(name: &str) -> Vec<std::ffi::OsString> {
     let program = pg_bin(name);
-    let switches_itself = program.parent().is_some_and(|dir| dir.join(".runs-as-postgres").exists());
+    let switches_itself =
+        program.parent().is_some_and(|dir| dir.join(".runs-as-postgres").exists());
     if is_root() && !switches_itself {
         vec!["sudo".into(), "-u".into(), "postgres".into(), "--".into(), program.into()]
     } else {
@@ -72,7 +75,10 @@ fn run(cmd: &mut Command, what: &str) -> Output {
 
 /// A port nobody listens on right now (the OS picks it).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("no free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
 }
 
 fn pid_alive(pid: u32) -> bool {
@@ -84,7 +90,11 @@ fn instance_dir(kind: &str) -> PathBuf {
     let base = base_dir();
     fs::create_dir_all(&base).expect("create test base dir");
     sweep_stale(&base);
-    let dir = base.join(format!("{kind}-{}-{}", std::process::id(), NEXT_ID.fetch_add(1, Ordering::Relaxed)));
+    let dir = base.join(format!(
+        "{kind}-{}-{}",
+        std::process::id(),
+        NEXT_ID.fetch_add(1, Ordering::Relaxed)
+    ));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).expect("create instance dir");
     fs::write(dir.join("owner.pid"), std::process::id().to_string()).expect("write owner.pid");
@@ -99,12 +109,16 @@ fn sweep_stale(base: &Path) {
     let Ok(entries) = fs::read_dir(base) else { return };
     for entry in entries.flatten() {
         let dir = entry.path();
-        let owner = fs::read_to_string(dir.join("owner.pid")).ok().and_then(|s| s.trim().parse().ok());
+        let owner =
+            fs::read_to_string(dir.join("owner.pid")).ok().and_then(|s| s.trim().parse().ok());
         if owner.is_some_and(pid_alive) {
             continue;
         }
         // Another test thread may have just created it and not yet written owner.pid.
-        let young = entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() < 60));
+        let young = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() < 60));
         if owner.is_none() && young {
             continue;
         }
@@ -116,7 +130,9 @@ fn sweep_stale(base: &Path) {
         }
         // Helper processes (redis-servers, daemons) record their pids as `*.pid`.
         let pid_files = fs::read_dir(&dir).into_iter().flatten().flatten().map(|e| e.path());
-        for pid_file in pid_files.filter(|p| p.extension().is_some_and(|e| e == "pid") && !p.ends_with("owner.pid")) {
+        for pid_file in pid_files
+            .filter(|p| p.extension().is_some_and(|e| e == "pid") && !p.ends_with("owner.pid"))
+        {
             if let Ok(pid) = fs::read_to_string(&pid_file) {
                 let _ = Command::new("kill").args(["-9", pid.trim()]).output();
             }
@@ -165,10 +181,15 @@ impl PgCluster {
         let dir = instance_dir("pg");
         let data = dir.join("data");
         run(
-            as_postgres("initdb")
-                .args(["-D"])
-                .arg(&data)
-                .args(["-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"]),
+            as_postgres("initdb").args(["-D"]).arg(&data).args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ]),
             "initdb",
         );
         Self::start_on_free_port(dir, &options, |port, dir| {
@@ -183,7 +204,11 @@ impl PgCluster {
     /// Appends `base(port, dir)`, the preload list and `options.settings` to the cluster's
     /// postgresql.conf and starts it. A port can be taken between choosing and binding it:
     /// retries a few times with fresh ports (later lines win over earlier ones).
-    fn start_on_free_port(dir: PathBuf, options: &ClusterOptions, base: impl Fn(u16, &Path) -> String) -> PgCluster {
+    fn start_on_free_port(
+        dir: PathBuf,
+        options: &ClusterOptions,
+        base: impl Fn(u16, &Path) -> String,
+    ) -> PgCluster {
         let data = dir.join("data");
         for attempt in 0..5 {
             let port = free_port();
@@ -192,7 +217,8 @@ impl PgCluster {
             for (name, value) in &options.settings {
                 conf.push_str(&format!("{name} = '{value}'\n"));
             }
-            let mut file = fs::OpenOptions::new().append(true).open(data.join("postgresql.conf")).unwrap();
+            let mut file =
+                fs::OpenOptions::new().append(true).open(data.join("postgresql.conf")).unwrap();
             file.write_all(conf.as_bytes()).unwrap();
             let status = as_postgres("pg_ctl")
                 .args(["start", "-w", "-t", "60", "-D"])
@@ -205,7 +231,10 @@ impl PgCluster {
             if status.success() {
                 return PgCluster { dir, port };
             }
-            eprintln!("cluster did not start on port {port} (attempt {attempt}); log:\n{}", Self::log_of(&dir));
+            eprintln!(
+                "cluster did not start on port {port} (attempt {attempt}); log:\n{}",
+                Self::log_of(&dir)
+            );
         }
         panic!("cluster did not start; log:\n{}", Self::log_of(&dir));
     }
@@ -216,15 +245,25 @@ impl PgCluster {
         let dir = instance_dir("pg");
         let data = dir.join("data");
         run(
-            as_postgres("pg_basebackup")
-                .arg("-D")
-                .arg(&data)
-                .args(["-R", "-c", "fast", "-h", "127.0.0.1", "-p", &primary.port.to_string(), "-U", "postgres"]),
+            as_postgres("pg_basebackup").arg("-D").arg(&data).args([
+                "-R",
+                "-c",
+                "fast",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &primary.port.to_string(),
+                "-U",
+                "postgres",
+            ]),
             "pg_basebackup",
         );
         // Appended after the primary's copied settings, so these win.
         Self::start_on_free_port(dir, &options, |port, dir| {
-            format!("port = {port}\nunix_socket_directories = '{}'\nhot_standby = on\n", dir.display())
+            format!(
+                "port = {port}\nunix_socket_directories = '{}'\nhot_standby = on\n",
+                dir.display()
+            )
         })
     }
 
@@ -258,7 +297,8 @@ impl PgCluster {
     /// A connection as another login role (trust authentication), to database `dbname`.
     pub fn connect_as(&self, user: &str, dbname: &str) -> postgres::Client {
         let dsn = format!("host=127.0.0.1 port={} user={user} dbname={dbname}", self.port);
-        postgres::Client::connect(&dsn, postgres::NoTls).unwrap_or_else(|e| panic!("connect as {user} to {dbname}: {e}"))
+        postgres::Client::connect(&dsn, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("connect as {user} to {dbname}: {e}"))
     }
 
     /// Restarts the server (for settings that need it), keeping data and port.
@@ -281,7 +321,10 @@ impl PgCluster {
     /// Stops the server (fast shutdown), keeping data and port; `start_again` brings it back.
     pub fn stop(&self) {
         run(
-            as_postgres("pg_ctl").args(["stop", "-w", "-m", "fast", "-D"]).arg(self.dir.join("data")).stdout(Stdio::null()),
+            as_postgres("pg_ctl")
+                .args(["stop", "-w", "-m", "fast", "-D"])
+                .arg(self.dir.join("data"))
+                .stdout(Stdio::null()),
             "pg_ctl stop",
         );
     }
@@ -320,7 +363,11 @@ pub fn pitstop_bin() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
     let bin = target.join("debug/pitstop");
-    assert!(bin.exists(), "{} missing: build it with `cargo build -p pitstop-daemon`", bin.display());
+    assert!(
+        bin.exists(),
+        "{} missing: build it with `cargo build -p pitstop-daemon`",
+        bin.display()
+    );
     bin
 }
 
@@ -348,11 +395,28 @@ pub fn pitstop_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String)
 /// Runs the daemon's statement snapshot job once through the CLI (`pitstop maintenance --job`),
 /// against `dsn`; panics with the output when it fails.
 pub fn run_snapshot_job(dsn: &str) {
-    let dir = std::env::temp_dir().join(format!("pitstop-snapshot-job-{}-{}", std::process::id(), free_port()));
+    let dir = std::env::temp_dir().join(format!(
+        "pitstop-snapshot-job-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("pitstop.toml");
-    std::fs::write(&config, "[[maintenance.jobs]]\nname = \"snap\"\nkind = \"snapshot\"\nschedule = \"0 * * * *\"\n").unwrap();
-    let (code, out, err) = pitstop(&["--dsn", dsn, "maintenance", "--job", "snap", "--yes", "--config", config.to_str().unwrap()]);
+    std::fs::write(
+        &config,
+        "[[maintenance.jobs]]\nname = \"snap\"\nkind = \"snapshot\"\nschedule = \"0 * * * *\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = pitstop(&[
+        "--dsn",
+        dsn,
+        "maintenance",
+        "--job",
+        "snap",
+        "--yes",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(code, 0, "{out}\n{err}");
 }

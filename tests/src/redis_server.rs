@@ -57,7 +57,9 @@ impl RedisServer {
 
     /// A client connection (for the test's own commands).
     pub fn client(&self) -> redis::Connection {
-        redis::Client::open(self.url()).and_then(|c| c.get_connection()).expect("connect to test redis")
+        redis::Client::open(self.url())
+            .and_then(|c| c.get_connection())
+            .expect("connect to test redis")
     }
 
     pub fn dir(&self) -> &Path {
@@ -89,8 +91,11 @@ impl RedisServer {
 
 /// Starts redis-server on `port` in `dir` and waits until it answers; None if it exited.
 fn spawn_redis(dir: &Path, port: u16, options: &RedisOptions, extra: &[String]) -> Option<Child> {
-    let persistence: &[&str] =
-        if options.persistent { &["--appendonly", "yes", "--appendfsync", "always"] } else { &["--appendonly", "no"] };
+    let persistence: &[&str] = if options.persistent {
+        &["--appendonly", "yes", "--appendfsync", "always"]
+    } else {
+        &["--appendonly", "no"]
+    };
     let mut child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
         .args(persistence)
@@ -139,7 +144,12 @@ impl RedisCluster {
         while cluster.nodes.len() < n {
             let port = free_port();
             let conf = cluster.dir.join(format!("nodes-{port}.conf"));
-            let args = ["--cluster-enabled".to_string(), "yes".into(), "--cluster-config-file".into(), conf.display().to_string()];
+            let args = [
+                "--cluster-enabled".to_string(),
+                "yes".into(),
+                "--cluster-config-file".into(),
+                conf.display().to_string(),
+            ];
             let options = RedisOptions { args: args.to_vec(), ..Default::default() };
             if let Some(child) = spawn_redis(&cluster.dir, port, &options, &[]) {
                 cluster.nodes.push(child);
@@ -148,12 +158,18 @@ impl RedisCluster {
         }
         let addrs: Vec<String> = cluster.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         run(
-            Command::new("redis-cli").arg("--cluster").arg("create").args(&addrs).args(["--cluster-replicas", "0", "--cluster-yes"]),
+            Command::new("redis-cli").arg("--cluster").arg("create").args(&addrs).args([
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ]),
             "redis-cli --cluster create",
         );
         let ready = poll_until(Duration::from_secs(30), || {
             cluster.ports.iter().all(|p| {
-                let out = Command::new("redis-cli").args(["-p", &p.to_string(), "cluster", "info"]).output();
+                let out = Command::new("redis-cli")
+                    .args(["-p", &p.to_string(), "cluster", "info"])
+                    .output();
                 out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok"))
             })
         });
@@ -168,8 +184,11 @@ impl RedisCluster {
 
     /// A cluster client connection (routes each command to its slot's node).
     pub fn client(&self) -> redis::cluster::ClusterConnection {
-        let nodes: Vec<String> = self.ports.iter().map(|p| format!("redis://127.0.0.1:{p}/")).collect();
-        redis::cluster::ClusterClient::new(nodes).and_then(|c| c.get_connection()).expect("connect to test redis cluster")
+        let nodes: Vec<String> =
+            self.ports.iter().map(|p| format!("redis://127.0.0.1:{p}/")).collect();
+        redis::cluster::ClusterClient::new(nodes)
+            .and_then(|c| c.get_connection())
+            .expect("connect to test redis cluster")
     }
 }
 
@@ -224,7 +243,8 @@ pub struct Subscriber {
 impl Subscriber {
     /// SUBSCRIBE to `channel` (PSUBSCRIBE when it holds a `*`); returns once confirmed.
     pub fn start(url: &str, channel: &str) -> Subscriber {
-        let mut conn = redis::Client::open(url).and_then(|c| c.get_connection()).expect("connect subscriber");
+        let mut conn =
+            redis::Client::open(url).and_then(|c| c.get_connection()).expect("connect subscriber");
         let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (subscribed_tx, subscribed_rx) = std::sync::mpsc::channel();
@@ -233,14 +253,23 @@ impl Subscriber {
             let (messages, stop) = (messages.clone(), stop.clone());
             move || {
                 let mut pubsub = conn.as_pubsub();
-                if channel.contains('*') { pubsub.psubscribe(&channel) } else { pubsub.subscribe(&channel) }.expect("subscribe");
+                if channel.contains('*') {
+                    pubsub.psubscribe(&channel)
+                } else {
+                    pubsub.subscribe(&channel)
+                }
+                .expect("subscribe");
                 pubsub.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
                 subscribed_tx.send(()).unwrap();
                 while !stop.load(Ordering::SeqCst) {
                     if let Ok(msg) = pubsub.get_message() {
                         let at = Instant::now();
                         let payload: String = msg.get_payload().unwrap_or_default();
-                        messages.lock().unwrap().push(Received { channel: msg.get_channel_name().to_string(), payload, at });
+                        messages.lock().unwrap().push(Received {
+                            channel: msg.get_channel_name().to_string(),
+                            payload,
+                            at,
+                        });
                     }
                 }
             }

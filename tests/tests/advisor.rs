@@ -33,7 +33,8 @@ fn hypothetical_indexes_are_private_to_their_session_and_die_with_it() {
     assert_eq!(listed, 0);
 
     // Executing the query in the session that has the hypothetical index works as usual.
-    let found: i64 = a.query_one("SELECT count(*) FROM items WHERE sku = 'sku42'", &[]).unwrap().get(0);
+    let found: i64 =
+        a.query_one("SELECT count(*) FROM items WHERE sku = 'sku42'", &[]).unwrap().get(0);
     assert_eq!(found, 1);
 
     drop(a);
@@ -43,7 +44,8 @@ fn hypothetical_indexes_are_private_to_their_session_and_die_with_it() {
 
 #[test]
 fn hypothetical_indexes_work_without_preload() {
-    let cluster = PgCluster::start_with(pitstop_tests::ClusterOptions { preload: vec![], settings: vec![] });
+    let cluster =
+        PgCluster::start_with(pitstop_tests::ClusterOptions { preload: vec![], settings: vec![] });
     let mut client = cluster.connect();
     client
         .batch_execute(
@@ -75,7 +77,11 @@ fn workload_advice_from_real_traffic_builds_and_is_used() {
     let mut app = cluster.connect();
     app.batch_execute("SELECT pg_stat_statements_reset()").unwrap();
     for i in 0..50 {
-        app.query("SELECT id, plan FROM accounts WHERE email = $1", &[&format!("user{i}@example.com")]).unwrap();
+        app.query(
+            "SELECT id, plan FROM accounts WHERE email = $1",
+            &[&format!("user{i}@example.com")],
+        )
+        .unwrap();
     }
     // The workload loads 200 000 rows into hot and reads it once: an index on hot.k would
     // save far less than maintaining it for those inserts costs.
@@ -90,13 +96,19 @@ fn workload_advice_from_real_traffic_builds_and_is_used() {
     let (code, out, err) = pitstop_tests::pitstop(&["--dsn", &dsn, "--json", "report", "indexes"]);
     assert_eq!(code, 0, "{err}");
     let advice: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let ddls: Vec<&str> = advice.as_array().unwrap().iter().map(|r| r["ddl"].as_str().unwrap()).collect();
+    let ddls: Vec<&str> =
+        advice.as_array().unwrap().iter().map(|r| r["ddl"].as_str().unwrap()).collect();
     assert!(
         ddls.iter().any(|d| d.starts_with("CREATE INDEX CONCURRENTLY ON public.accounts (email)")),
         "{out}"
     );
     assert!(!ddls.iter().any(|d| d.contains("public.hot")), "write cost must veto: {out}");
-    let accounts = advice.as_array().unwrap().iter().find(|r| r["ddl"].as_str().unwrap().contains("accounts")).unwrap();
+    let accounts = advice
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["ddl"].as_str().unwrap().contains("accounts"))
+        .unwrap();
     let helped = &accounts["helped"][0];
     assert_eq!(helped["calls"].as_f64(), Some(50.0), "{out}");
     assert!(helped["query"].as_str().unwrap().contains("email = $1"));
@@ -118,7 +130,10 @@ fn workload_advice_from_real_traffic_builds_and_is_used() {
         .iter()
         .map(|r| r.get::<_, String>(0))
         .collect();
-    assert!(plan.contains("using accounts_email") || plan.contains("on accounts_email"), "the built index is used: {plan}");
+    assert!(
+        plan.contains("using accounts_email") || plan.contains("on accounts_email"),
+        "the built index is used: {plan}"
+    );
     let (_, out, _) = pitstop_tests::pitstop(&["--dsn", &dsn, "--json", "report", "indexes"]);
     assert!(!out.contains("public.accounts"), "an index that exists is not advised again: {out}");
 
@@ -128,10 +143,12 @@ fn workload_advice_from_real_traffic_builds_and_is_used() {
     assert!(out.contains("hot"), "{out}");
     // The reset and the CLI's own statements are not the workload unless asked for.
     assert!(!out.contains("pg_stat_statements_reset") && !out.contains("pitstop."), "{out}");
-    let (code, out, _) = pitstop_tests::pitstop(&["--dsn", &dsn, "report", "unhelped", "--include-self"]);
+    let (code, out, _) =
+        pitstop_tests::pitstop(&["--dsn", &dsn, "report", "unhelped", "--include-self"]);
     assert_eq!(code, 0);
     assert!(out.contains("pg_stat_statements_reset") && out.contains("row_to_json"), "{out}");
-    let (code, _, err) = pitstop_tests::pitstop(&["--dsn", &dsn, "report", "indexes", "--budget-mb", "0"]);
+    let (code, _, err) =
+        pitstop_tests::pitstop(&["--dsn", &dsn, "report", "indexes", "--budget-mb", "0"]);
     assert_eq!(code, 1);
     assert!(err.contains("22023") && err.contains("budget_mb"), "{err}");
 }

@@ -31,7 +31,11 @@ fn args<'a>(dsn: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
 }
 
 fn rows(out: &str) -> Vec<serde_json::Value> {
-    serde_json::from_str::<serde_json::Value>(out).unwrap_or_else(|e| panic!("{e}: {out}")).as_array().unwrap().clone()
+    serde_json::from_str::<serde_json::Value>(out)
+        .unwrap_or_else(|e| panic!("{e}: {out}"))
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 #[test]
@@ -49,33 +53,52 @@ fn the_curve_is_the_lists_prefixes_and_every_ddl_builds() {
     assert_eq!(curve.len(), list.len() + 1, "the empty list, then one point per index: {out}");
     assert_eq!(curve[0]["indexes"].as_i64(), Some(0));
     assert_eq!(curve[0]["pct_of_start"].as_f64(), Some(100.0));
-    let number = |v: &serde_json::Value| v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).unwrap();
+    let number = |v: &serde_json::Value| {
+        v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).unwrap()
+    };
     for pair in curve.windows(2) {
         assert!(number(&pair[1]["bytes"]) > number(&pair[0]["bytes"]), "{out}");
-        assert!(number(&pair[1]["est_workload_cost"]) < number(&pair[0]["est_workload_cost"]), "{out}");
+        assert!(
+            number(&pair[1]["est_workload_cost"]) < number(&pair[0]["est_workload_cost"]),
+            "{out}"
+        );
     }
     // The last point is where the list ends.
     let ddls: Vec<String> = list.iter().map(|r| r["ddl"].as_str().unwrap().to_string()).collect();
     assert_eq!(curve.last().unwrap()["added"].as_str(), ddls.last().map(String::as_str));
     let listed: Vec<f64> = c
-        .query("SELECT workload_cost_after FROM pitstop.suggest_indexes($1) ORDER BY rank", &[&workload()])
+        .query(
+            "SELECT workload_cost_after FROM pitstop.suggest_indexes($1) ORDER BY rank",
+            &[&workload()],
+        )
         .unwrap()
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(number(&curve.last().unwrap()["est_workload_cost"]), *listed.last().unwrap(), "{out}");
+    assert_eq!(
+        number(&curve.last().unwrap()["est_workload_cost"]),
+        *listed.last().unwrap(),
+        "{out}"
+    );
 
     // A budget of half the list's bytes: the advice stays inside it.
     let total: f64 = number(&curve.last().unwrap()["bytes"]);
     let budget_mb = format!("{}", total / 2.0 / 1048576.0);
-    let (code, out, err) = pitstop_tests::pitstop(&args(&dsn, &["--curve", "--budget-mb", &budget_mb]));
+    let (code, out, err) =
+        pitstop_tests::pitstop(&args(&dsn, &["--curve", "--budget-mb", &budget_mb]));
     assert_eq!(code, 0, "{err}");
     let budgeted = rows(&out);
     if let Some(last) = budgeted.last() {
         assert!(number(&last["bytes"]) <= total / 2.0, "{out}");
     }
 
-    for ddl in ddls.iter().chain(budgeted.iter().filter_map(|r| r["added"].as_str().map(str::to_string)).collect::<Vec<_>>().iter()) {
+    for ddl in ddls.iter().chain(
+        budgeted
+            .iter()
+            .filter_map(|r| r["added"].as_str().map(str::to_string))
+            .collect::<Vec<_>>()
+            .iter(),
+    ) {
         c.batch_execute(ddl).unwrap_or_else(|e| panic!("{ddl}: {e}"));
     }
 }

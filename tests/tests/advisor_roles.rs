@@ -25,7 +25,8 @@ fn sequence_used(client: &mut postgres::Client, sequence: &str) -> bool {
 /// a superuser asked for index advice. It must run as its owner, who may not do that.
 #[test]
 fn another_roles_statement_is_planned_with_that_roles_rights() {
-    let (cluster, mut dba) = advisor_cluster("CREATE ROLE mallory LOGIN; CREATE SCHEMA m AUTHORIZATION mallory");
+    let (cluster, mut dba) =
+        advisor_cluster("CREATE ROLE mallory LOGIN; CREATE SCHEMA m AUTHORIZATION mallory");
     let marker = cluster.data_dir().join("pwned");
     let mut mallory = cluster.connect_as("mallory", "postgres");
     mallory
@@ -72,11 +73,21 @@ fn another_roles_statement_is_planned_with_that_roles_rights() {
         .collect();
 
     assert!(!marker.exists(), "a file was written as the postgres OS user");
-    assert!(!sequence_used(&mut dba, "m.ran_as_someone_else"), "mallory's function ran with the DBA's rights");
-    assert!(sequence_used(&mut dba, "m.ran_as_mallory"), "the statement was not planned as mallory (its function never ran)");
+    assert!(
+        !sequence_used(&mut dba, "m.ran_as_someone_else"),
+        "mallory's function ran with the DBA's rights"
+    );
+    assert!(
+        sequence_used(&mut dba, "m.ran_as_mallory"),
+        "the statement was not planned as mallory (its function never ran)"
+    );
     // And the advice is still there: planned as mallory, the statement asks for an index.
-    let on_items: Vec<String> = advice.iter().map(|r| r.get::<_, String>(1)).filter(|h| h.contains("m.items")).collect();
-    assert!(advice.iter().any(|r| r.get::<_, String>(0).contains("m.items (sku)")), "{advice:?}\nunhelped: {unhelped:#?}");
+    let on_items: Vec<String> =
+        advice.iter().map(|r| r.get::<_, String>(1)).filter(|h| h.contains("m.items")).collect();
+    assert!(
+        advice.iter().any(|r| r.get::<_, String>(0).contains("m.items (sku)")),
+        "{advice:?}\nunhelped: {unhelped:#?}"
+    );
     assert!(on_items.iter().all(|h| h.contains("\"role\": \"mallory\"")), "{on_items:?}");
 }
 
@@ -143,26 +154,43 @@ fn who_may_plan_whose_statements() {
     }
     for user in ["app", "gone"] {
         let mut client = cluster.connect_as(user, "postgres");
-        client.query(&format!("SELECT app_mark(), count(*) /* {user} */ FROM public.t"), &[]).unwrap();
+        client
+            .query(&format!("SELECT app_mark(), count(*) /* {user} */ FROM public.t"), &[])
+            .unwrap();
     }
-    dba.batch_execute("ALTER SEQUENCE superuser_planned RESTART; ALTER SEQUENCE app_planned RESTART").unwrap();
+    dba.batch_execute(
+        "ALTER SEQUENCE superuser_planned RESTART; ALTER SEQUENCE app_planned RESTART",
+    )
+    .unwrap();
     dba.batch_execute("REVOKE SELECT ON t FROM gone; DROP ROLE gone").unwrap();
 
     let mut monitor = cluster.connect_as("monitor", "postgres");
     let unhelped = |client: &mut postgres::Client| -> Vec<(String, String)> {
-        let rows = client.query("SELECT reason, query FROM pitstop.unhelped_queries()", &[]).unwrap();
+        let rows =
+            client.query("SELECT reason, query FROM pitstop.unhelped_queries()", &[]).unwrap();
         rows.iter().map(|r| (r.get(0), r.get(1))).collect()
     };
     let reason_of = |rows: &[(String, String)], needle: &str| -> String {
-        rows.iter().find(|(_, q)| q.contains(needle)).map(|(r, _)| r.clone()).unwrap_or_else(|| panic!("{needle} not listed: {rows:?}"))
+        rows.iter()
+            .find(|(_, q)| q.contains(needle))
+            .map(|(r, _)| r.clone())
+            .unwrap_or_else(|| panic!("{needle} not listed: {rows:?}"))
     };
     let seen = unhelped(&mut monitor);
     for needle in ["su_mark", "/* app */"] {
         let reason = reason_of(&seen, needle);
-        assert!(reason.contains("planned only by a superuser, by that role, or by a role that may SET ROLE to it"), "{reason}");
+        assert!(
+            reason.contains(
+                "planned only by a superuser, by that role, or by a role that may SET ROLE to it"
+            ),
+            "{reason}"
+        );
     }
     assert!(reason_of(&seen, "/* gone */").contains("no longer exists"));
-    assert!(!sequence_used(&mut dba, "superuser_planned") && !sequence_used(&mut dba, "app_planned"), "monitor planned as another role");
+    assert!(
+        !sequence_used(&mut dba, "superuser_planned") && !sequence_used(&mut dba, "app_planned"),
+        "monitor planned as another role"
+    );
 
     // Once monitor may SET ROLE app, it plans app's statement (as app), not the superuser's.
     dba.batch_execute("GRANT app TO monitor").unwrap();
@@ -208,9 +236,16 @@ fn the_callers_temporary_objects_do_not_shadow_another_roles_tables() {
              CREATE TEMP VIEW orders AS SELECT pg_temp.hijack() AS id, 1 AS customer;",
         )
         .unwrap_or_else(|e| panic!("{e}"));
-    let advice: Vec<String> =
-        monitor.query("SELECT ddl FROM pitstop.suggest_indexes()", &[]).unwrap().iter().map(|r| r.get(0)).collect();
-    assert!(!sequence_used(&mut monitor, "public.public_mark"), "the caller's temporary view was planned");
+    let advice: Vec<String> = monitor
+        .query("SELECT ddl FROM pitstop.suggest_indexes()", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        !sequence_used(&mut monitor, "public.public_mark"),
+        "the caller's temporary view was planned"
+    );
     assert!(advice.iter().any(|ddl| ddl.contains("app.orders (customer")), "{advice:?}");
     // The caller's own temporary objects are untouched.
     let still: i64 = monitor.query_one("SELECT count(*) FROM pg_temp.orders", &[]).unwrap().get(0);
@@ -222,7 +257,8 @@ fn the_callers_temporary_objects_do_not_shadow_another_roles_tables() {
 /// created a pg_temp object then made the caller lose its temporary tables).
 #[test]
 fn planning_keeps_the_callers_temporary_tables() {
-    let (cluster, mut dba) = advisor_cluster("CREATE ROLE mallory LOGIN; CREATE SCHEMA m AUTHORIZATION mallory");
+    let (cluster, mut dba) =
+        advisor_cluster("CREATE ROLE mallory LOGIN; CREATE SCHEMA m AUTHORIZATION mallory");
     let mut mallory = cluster.connect_as("mallory", "postgres");
     mallory
         .batch_execute(
@@ -242,7 +278,10 @@ fn planning_keeps_the_callers_temporary_tables() {
     }
     dba.batch_execute("CREATE TEMP TABLE keep(x int); INSERT INTO keep VALUES (42)").unwrap();
     dba.query("SELECT * FROM pitstop.unhelped_queries()", &[]).unwrap();
-    let kept: i32 = dba.query_one("SELECT x FROM keep", &[]).unwrap_or_else(|e| panic!("the temporary table is gone: {e}")).get(0);
+    let kept: i32 = dba
+        .query_one("SELECT x FROM keep", &[])
+        .unwrap_or_else(|e| panic!("the temporary table is gone: {e}"))
+        .get(0);
     assert_eq!(kept, 42);
     dba.batch_execute("CREATE TEMP TABLE other(y int)").unwrap();
     let kept: i64 = dba.query_one("SELECT count(*) FROM keep", &[]).unwrap().get(0);
@@ -272,13 +311,25 @@ fn one_bad_statement_or_candidate_does_not_stop_the_advice() {
         app.query("SELECT id FROM api.orders WHERE customer = $1", &[&customer]).unwrap();
     }
     app.query("SELECT slow_when_flagged(), count(*) FROM api.orders", &[]).unwrap();
-    dba.batch_execute("INSERT INTO slow_flag VALUES (true); SET pitstop.advisor_plan_timeout = '300ms'").unwrap();
+    dba.batch_execute(
+        "INSERT INTO slow_flag VALUES (true); SET pitstop.advisor_plan_timeout = '300ms'",
+    )
+    .unwrap();
 
     let started = std::time::Instant::now();
-    let advice: Vec<String> =
-        dba.query("SELECT ddl FROM pitstop.suggest_indexes()", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+    let advice: Vec<String> = dba
+        .query("SELECT ddl FROM pitstop.suggest_indexes()", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     assert!(advice.iter().any(|ddl| ddl.contains("private.orders (customer")), "{advice:?}");
-    let rows = dba.query("SELECT reason FROM pitstop.unhelped_queries() WHERE query LIKE '%slow_when_flagged%'", &[]).unwrap();
+    let rows = dba
+        .query(
+            "SELECT reason FROM pitstop.unhelped_queries() WHERE query LIKE '%slow_when_flagged%'",
+            &[],
+        )
+        .unwrap();
     let reason: String = rows.first().expect("the slow statement is listed").get(0);
     assert!(reason.contains("statement timeout"), "{reason}");
     assert!(started.elapsed() < std::time::Duration::from_secs(30), "{:?}", started.elapsed());
@@ -291,7 +342,8 @@ fn one_bad_statement_or_candidate_does_not_stop_the_advice() {
 /// prepared as the statement's role.
 #[test]
 fn an_expression_key_is_prepared_with_the_statements_roles_rights() {
-    let (cluster, mut dba) = advisor_cluster("CREATE ROLE mallory LOGIN; CREATE SCHEMA m AUTHORIZATION mallory");
+    let (cluster, mut dba) =
+        advisor_cluster("CREATE ROLE mallory LOGIN; CREATE SCHEMA m AUTHORIZATION mallory");
     let marker = cluster.data_dir().join("pwned-by-expression");
     let mut mallory = cluster.connect_as("mallory", "postgres");
     mallory
@@ -319,9 +371,13 @@ fn an_expression_key_is_prepared_with_the_statements_roles_rights() {
     }
     mallory.batch_execute("REVOKE EXECUTE ON FUNCTION m.norm(text) FROM PUBLIC, mallory").unwrap();
 
-    dba.query("SELECT ddl FROM pitstop.suggest_indexes()", &[]).unwrap_or_else(|e| panic!("suggest_indexes: {e}\n{}", cluster.log()));
+    dba.query("SELECT ddl FROM pitstop.suggest_indexes()", &[])
+        .unwrap_or_else(|e| panic!("suggest_indexes: {e}\n{}", cluster.log()));
     assert!(!marker.exists(), "a file was written as the postgres OS user");
-    assert!(!sequence_used(&mut dba, "m.ran_as_someone_else"), "mallory's function ran with the DBA's rights");
+    assert!(
+        !sequence_used(&mut dba, "m.ran_as_someone_else"),
+        "mallory's function ran with the DBA's rights"
+    );
 }
 
 /// An expression key is printed with the schema of every function outside pg_catalog: the DDL
@@ -344,7 +400,10 @@ fn an_expression_keys_ddl_names_the_functions_schema() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    let ddl = advice.iter().find(|d| d.contains("norm(")).unwrap_or_else(|| panic!("no expression index: {advice:?}"));
+    let ddl = advice
+        .iter()
+        .find(|d| d.contains("norm("))
+        .unwrap_or_else(|| panic!("no expression index: {advice:?}"));
     assert!(ddl.contains("app.norm(email)"), "{ddl}");
     // Run by the DBA under the default path, as written.
     dba.batch_execute("RESET search_path").unwrap();

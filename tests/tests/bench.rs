@@ -6,7 +6,8 @@ use serde_json::Value;
 use std::path::PathBuf;
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("pitstop-bench-test-{}-{name}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("pitstop-bench-test-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -42,7 +43,8 @@ fn runs_failing_by_division(args: &[&str]) -> Vec<(u64, u64)> {
         let errors = out["errors"].as_array().unwrap();
         assert_eq!(errors.len(), 1, "{all:?}: {out:#}");
         assert_eq!(errors[0]["sqlstate"], "22012");
-        let (ok, failed) = (out["transactions"].as_u64().unwrap(), errors[0]["count"].as_u64().unwrap());
+        let (ok, failed) =
+            (out["transactions"].as_u64().unwrap(), errors[0]["count"].as_u64().unwrap());
         assert!(ok > 0 && failed > 0, "{all:?}: {ok} ok, {failed} failed");
         assert_eq!(out["scripts"][0]["errors"].as_u64().unwrap(), failed);
         counts.push((ok, failed));
@@ -64,35 +66,55 @@ fn a_ramp_reports_each_stage_with_its_clients_and_the_servers_view() {
     std::fs::write(&script, "\\set pause random(0, 1)\nINSERT INTO seen(client) VALUES (:client_id);\nSELECT :pause AS bench_probe;\n").unwrap();
     let f = script.to_str().unwrap();
     let started = std::time::Instant::now();
-    let out = bench_json(&cluster, &["-f", f, "--clients", "1:4", "--ramp", "2s", "--duration", "2s"]);
+    let out =
+        bench_json(&cluster, &["-f", f, "--clients", "1:4", "--ramp", "2s", "--duration", "2s"]);
     assert!(started.elapsed().as_secs_f64() >= 4.0, "ramp 2 s + hold 2 s");
     let stages = out["stages"].as_array().unwrap();
-    let shape: Vec<(&str, u64)> = stages.iter().map(|s| (s["stage"].as_str().unwrap(), s["clients"].as_u64().unwrap())).collect();
+    let shape: Vec<(&str, u64)> = stages
+        .iter()
+        .map(|s| (s["stage"].as_str().unwrap(), s["clients"].as_u64().unwrap()))
+        .collect();
     assert_eq!(shape, [("ramp 1", 1), ("ramp 2", 2), ("hold", 4)], "{out:#}");
     for stage in stages {
-        assert!(stage["transactions"].as_u64().unwrap() > 0 && stage["tps"].as_f64().unwrap() > 0.0, "{stage}");
+        assert!(
+            stage["transactions"].as_u64().unwrap() > 0 && stage["tps"].as_f64().unwrap() > 0.0,
+            "{stage}"
+        );
         assert!(stage["p50_ms"].as_f64().unwrap() <= stage["p99_ms"].as_f64().unwrap());
         assert_eq!(stage["errors"], 0);
     }
     // Every client ran: the hold stage had four distinct ones, and the first ran alone first.
     let mut client = cluster.connect();
-    let distinct: i64 = client.query_one("SELECT count(DISTINCT client) FROM seen", &[]).unwrap().get(0);
+    let distinct: i64 =
+        client.query_one("SELECT count(DISTINCT client) FROM seen", &[]).unwrap().get(0);
     assert_eq!(distinct, 4);
-    let first: i32 = client.query_one("SELECT client FROM seen ORDER BY at LIMIT 1", &[]).unwrap().get(0);
+    let first: i32 =
+        client.query_one("SELECT client FROM seen ORDER BY at LIMIT 1", &[]).unwrap().get(0);
     assert_eq!(first, 0);
     let rows: i64 = client.query_one("SELECT count(*) FROM seen", &[]).unwrap().get(0);
     assert_eq!(rows as u64, out["transactions"].as_u64().unwrap());
     // The server counted exactly the client's calls of the probe.
-    let probe = out["statements"].as_array().unwrap().iter().find(|s| s["statement"].as_str().unwrap().contains("bench_probe")).expect("probe row");
+    let probe = out["statements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["statement"].as_str().unwrap().contains("bench_probe"))
+        .expect("probe row");
     assert_eq!(probe["line"], 3);
     assert_eq!(probe["client_calls"], probe["server_calls"], "{probe}");
     assert!(probe["client_calls"].as_u64().unwrap() > 0);
-    let has_latency_view: bool = client.query_one("SELECT to_regclass('pitstop.query_latency') IS NOT NULL", &[]).unwrap().get(0);
+    let has_latency_view: bool = client
+        .query_one("SELECT to_regclass('pitstop.query_latency') IS NOT NULL", &[])
+        .unwrap()
+        .get(0);
     if has_latency_view {
         assert!(probe["server_p50_ms"].is_number(), "{probe}");
     } else {
         assert!(probe["server_p50_ms"].is_null());
-        assert!(out["server_note"].as_str().unwrap().contains("no pitstop.query_latency"), "{out:#}");
+        assert!(
+            out["server_note"].as_str().unwrap().contains("no pitstop.query_latency"),
+            "{out:#}"
+        );
     }
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -106,9 +128,26 @@ fn failed_statements_are_counted_by_sqlstate_in_both_protocols() {
     std::fs::write(&script, "\\set x random(1, 2)\nBEGIN;\nSELECT 1 / (:x - 1);\nEND;\n").unwrap();
     let f = script.to_str().unwrap();
     let dsn = cluster.dsn();
-    runs_failing_by_division(&["bench", "--dsn", &dsn, "-f", f, "--clients", "2", "--duration", "1s"]);
+    runs_failing_by_division(&[
+        "bench",
+        "--dsn",
+        &dsn,
+        "-f",
+        f,
+        "--clients",
+        "2",
+        "--duration",
+        "1s",
+    ]);
     // No session was left in a failed transaction.
-    let idle_in_failed: i64 = cluster.connect().query_one("SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction (aborted)'", &[]).unwrap().get(0);
+    let idle_in_failed: i64 = cluster
+        .connect()
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction (aborted)'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
     assert_eq!(idle_in_failed, 0);
     // A bad script is refused before connecting, with file and line.
     std::fs::write(&script, "SELECT 1;\n\\set x random(1)\n").unwrap();
@@ -136,7 +175,20 @@ fn a_plaintext_session_carries_more_than_the_socket_buffers_hold() {
     let tcp = format!("{} sslmode=disable", cluster.dsn());
     let mut attempted = 0;
     for dsn in [&unix, &tcp] {
-        attempted += runs_failing_by_division(&["bench", "--dsn", dsn, "-f", f, "--clients", "2", "--duration", "1s"]).iter().map(|(ok, failed)| ok + failed).sum::<u64>();
+        attempted += runs_failing_by_division(&[
+            "bench",
+            "--dsn",
+            dsn,
+            "-f",
+            f,
+            "--clients",
+            "2",
+            "--duration",
+            "1s",
+        ])
+        .iter()
+        .map(|(ok, failed)| ok + failed)
+        .sum::<u64>();
     }
     // Every transaction's 4 MB statement arrived whole (its length matched: a row each).
     let rows: i64 = client.query_one("SELECT count(*) FROM seen", &[]).unwrap().get(0);
@@ -160,12 +212,19 @@ fn compare_finds_a_slower_script_and_not_an_identical_run() {
     let (code, _, stderr) = run("0.01", &["--save", baseline.to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");
     let verdict = |stdout: &str| -> Value {
-        let docs: Vec<Value> = serde_json::Deserializer::from_str(stdout).into_iter::<Value>().map(Result::unwrap).collect();
+        let docs: Vec<Value> = serde_json::Deserializer::from_str(stdout)
+            .into_iter::<Value>()
+            .map(Result::unwrap)
+            .collect();
         assert!(docs[1]["test"].as_str().unwrap().contains("Mann-Whitney U"), "{:#}", docs[1]);
         docs[1]["scripts"][0].clone()
     };
     let (code, stdout, stderr) = run("0.01", &["--compare", baseline.to_str().unwrap()]);
-    assert_eq!((code, verdict(&stdout)["verdict"].as_str().unwrap()), (0, "no significant change"), "{stdout}\n{stderr}");
+    assert_eq!(
+        (code, verdict(&stdout)["verdict"].as_str().unwrap()),
+        (0, "no significant change"),
+        "{stdout}\n{stderr}"
+    );
     let (code, stdout, stderr) = run("0.03", &["--compare", baseline.to_str().unwrap()]);
     let slower = verdict(&stdout);
     assert_eq!((code, slower["verdict"].as_str().unwrap()), (1, "slower"), "{stdout}\n{stderr}");
@@ -182,7 +241,8 @@ fn a_rate_is_kept_and_latency_counts_from_the_scheduled_start() {
     std::fs::write(&script, "SELECT 1;\n").unwrap();
     let f = script.to_str().unwrap();
     // 50 transactions a second for 2 s: 100 started, whatever the clients could do more.
-    let out = bench_json(&cluster, &["-f", f, "--clients", "2", "--duration", "2s", "--rate", "50"]);
+    let out =
+        bench_json(&cluster, &["-f", f, "--clients", "2", "--duration", "2s", "--rate", "50"]);
     let n = out["transactions"].as_u64().unwrap();
     assert!((95..=100).contains(&n), "{n} transactions at 50/s for 2 s");
     // One client that needs 200 ms a transaction, asked for 20 a second: the schedule slips
@@ -190,7 +250,8 @@ fn a_rate_is_kept_and_latency_counts_from_the_scheduled_start() {
     // would show 200 ms throughout).
     std::fs::write(&script, "SELECT pg_sleep(0.2);\n").unwrap();
     let started = std::time::Instant::now();
-    let out = bench_json(&cluster, &["-f", f, "--clients", "1", "--duration", "2s", "--rate", "20"]);
+    let out =
+        bench_json(&cluster, &["-f", f, "--clients", "1", "--duration", "2s", "--rate", "20"]);
     // Nothing starts after the end, however far behind the schedule is (40 scheduled = 8 s).
     assert!(started.elapsed() < std::time::Duration::from_secs(4), "{:?}", started.elapsed());
     let script = &out["scripts"][0];
@@ -201,7 +262,10 @@ fn a_rate_is_kept_and_latency_counts_from_the_scheduled_start() {
 
 /// A DSN for the bench's own protocol loop: TCP without TLS, one host.
 fn plaintext_dsn(cluster: &PgCluster, user: &str, extra: &str) -> String {
-    format!("host=127.0.0.1 port={} user={user} dbname=postgres sslmode=disable {extra}", cluster.port)
+    format!(
+        "host=127.0.0.1 port={} user={user} dbname=postgres sslmode=disable {extra}",
+        cluster.port
+    )
 }
 
 /// The plaintext path authenticates as libpq does: trust, md5 and SCRAM-SHA-256 with a
@@ -209,7 +273,10 @@ fn plaintext_dsn(cluster: &PgCluster, user: &str, extra: &str) -> String {
 /// clear error.
 #[test]
 fn the_plaintext_path_authenticates_with_trust_md5_and_scram() {
-    let cluster = PgCluster::start_with(pitstop_tests::ClusterOptions { settings: vec![("log_connections", "on".into())], ..Default::default() });
+    let cluster = PgCluster::start_with(pitstop_tests::ClusterOptions {
+        settings: vec![("log_connections", "on".into())],
+        ..Default::default()
+    });
     let mut admin = cluster.connect();
     admin
         .batch_execute(
@@ -231,13 +298,28 @@ fn the_plaintext_path_authenticates_with_trust_md5_and_scram() {
     let runs: [(&str, String, Vec<(&str, &str)>); 3] = [
         ("trust", plaintext_dsn(&cluster, "postgres", ""), vec![]),
         ("md5", plaintext_dsn(&cluster, "md5user", "password='md5 secret'"), vec![]),
-        ("scram-sha-256", plaintext_dsn(&cluster, "scramuser", ""), vec![("PGPASSWORD", "scram secret")]),
+        (
+            "scram-sha-256",
+            plaintext_dsn(&cluster, "scramuser", ""),
+            vec![("PGPASSWORD", "scram secret")],
+        ),
     ];
     for (method, dsn, env) in &runs {
         let mut env = env.clone();
         env.push(("HOME", "/nonexistent"));
         for protocol in [&[][..], &["--prepared"][..]] {
-            let mut args = vec!["bench", "--dsn", dsn, "-f", f, "--clients", "2", "--duration", "1s", "--json"];
+            let mut args = vec![
+                "bench",
+                "--dsn",
+                dsn,
+                "-f",
+                f,
+                "--clients",
+                "2",
+                "--duration",
+                "1s",
+                "--json",
+            ];
             args.extend_from_slice(protocol);
             let (code, stdout, stderr) = pitstop_tests::pitstop_env(&args, &env);
             assert_eq!(code, 0, "{method} {protocol:?}: {stdout}\n{stderr}");
@@ -249,18 +331,34 @@ fn the_plaintext_path_authenticates_with_trust_md5_and_scram() {
     // The server used each method (PostgreSQL logs it for password methods).
     let log = cluster.log();
     for method in ["method=md5", "method=scram-sha-256"] {
-        assert!(log.lines().any(|l| l.contains("connection authenticated") && l.contains(method)), "{method} not in the log:\n{log}");
+        assert!(
+            log.lines().any(|l| l.contains("connection authenticated") && l.contains(method)),
+            "{method} not in the log:\n{log}"
+        );
     }
     // A wrong password and a missing one fail the run before it starts (the observer's session
     // is the first to connect; the protocol loop's own messages are unit-tested in wire.rs).
     let wrong = plaintext_dsn(&cluster, "scramuser", "password=wrong");
-    let (code, stdout, stderr) = pitstop_tests::pitstop_env(&["bench", "--dsn", &wrong, "-f", f, "--duration", "1s"], &[("HOME", "/nonexistent")]);
+    let (code, stdout, stderr) = pitstop_tests::pitstop_env(
+        &["bench", "--dsn", &wrong, "-f", f, "--duration", "1s"],
+        &[("HOME", "/nonexistent")],
+    );
     assert_ne!(code, 0, "{stdout}");
-    assert!(stderr.contains("cannot connect to PostgreSQL") && stderr.contains("password authentication failed"), "{stderr}");
+    assert!(
+        stderr.contains("cannot connect to PostgreSQL")
+            && stderr.contains("password authentication failed"),
+        "{stderr}"
+    );
     let missing = plaintext_dsn(&cluster, "md5user", "");
-    let (code, stdout, stderr) = pitstop_tests::pitstop_env(&["bench", "--dsn", &missing, "-f", f, "--duration", "1s"], &[("HOME", "/nonexistent")]);
+    let (code, stdout, stderr) = pitstop_tests::pitstop_env(
+        &["bench", "--dsn", &missing, "-f", f, "--duration", "1s"],
+        &[("HOME", "/nonexistent")],
+    );
     assert_ne!(code, 0, "{stdout}");
-    assert!(stderr.contains("cannot connect to PostgreSQL") && stderr.contains("password"), "{stderr}");
+    assert!(
+        stderr.contains("cannot connect to PostgreSQL") && stderr.contains("password"),
+        "{stderr}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -274,12 +372,31 @@ fn the_plaintext_path_reports_an_error_mid_transaction_by_sqlstate_and_rolls_bac
     std::fs::write(&script, "\\set x random(1, 2)\nBEGIN;\nINSERT INTO seen(client) VALUES (:client_id);\nSELECT 1 / (:x - 1);\nEND;\n").unwrap();
     let f = script.to_str().unwrap();
     let dsn = plaintext_dsn(&cluster, "postgres", "");
-    let committed: u64 = runs_failing_by_division(&["bench", "--dsn", &dsn, "-f", f, "--clients", "2", "--duration", "1s"]).iter().map(|(ok, _)| ok).sum();
+    let committed: u64 = runs_failing_by_division(&[
+        "bench",
+        "--dsn",
+        &dsn,
+        "-f",
+        f,
+        "--clients",
+        "2",
+        "--duration",
+        "1s",
+    ])
+    .iter()
+    .map(|(ok, _)| ok)
+    .sum();
     let mut client = cluster.connect();
     // Only the committed transactions' rows are there.
     let rows: i64 = client.query_one("SELECT count(*) FROM seen", &[]).unwrap().get(0);
     assert_eq!(rows as u64, committed);
-    let aborted: i64 = client.query_one("SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction (aborted)'", &[]).unwrap().get(0);
+    let aborted: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction (aborted)'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
     assert_eq!(aborted, 0);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -298,7 +415,18 @@ fn a_server_shut_down_mid_run_ends_the_run_with_a_clear_error() {
     for protocol in [&[][..], &["--prepared"][..]] {
         let started = std::time::Instant::now();
         let child = std::process::Command::new(pitstop_tests::pitstop_bin())
-            .args(["bench", "--dsn", &dsn, "-f", f, "--clients", "2", "--duration", "60s", "--json"])
+            .args([
+                "bench",
+                "--dsn",
+                &dsn,
+                "-f",
+                f,
+                "--clients",
+                "2",
+                "--duration",
+                "60s",
+                "--json",
+            ])
             .args(protocol)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -312,11 +440,25 @@ fn a_server_shut_down_mid_run_ends_the_run_with_a_clear_error() {
         drop(admin);
         cluster.stop();
         let out = child.wait_with_output().unwrap();
-        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(started.elapsed() < std::time::Duration::from_secs(40), "{protocol:?}: the run went on after the server stopped: {stderr}");
+        let (stdout, stderr) =
+            (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(40),
+            "{protocol:?}: the run went on after the server stopped: {stderr}"
+        );
         assert!(stderr.contains("connection lost: terminating connection due to administrator command (SQLSTATE 57P01)"), "{protocol:?}: {stderr}");
-        let results: Value = serde_json::Deserializer::from_str(&stdout).into_iter::<Value>().next().expect("a report").unwrap();
-        let lost: u64 = results["errors"].as_array().unwrap().iter().filter(|e| e["sqlstate"] == "connection lost").map(|e| e["count"].as_u64().unwrap()).sum();
+        let results: Value = serde_json::Deserializer::from_str(&stdout)
+            .into_iter::<Value>()
+            .next()
+            .expect("a report")
+            .unwrap();
+        let lost: u64 = results["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["sqlstate"] == "connection lost")
+            .map(|e| e["count"].as_u64().unwrap())
+            .sum();
         assert_eq!(lost, 2, "{protocol:?}: {results:#}");
         cluster.start_again();
     }
@@ -337,7 +479,19 @@ fn the_clients_percentiles_agree_with_pitstop_query_latency() {
     std::fs::write(&script, "SELECT pg_sleep(0.02);\nSELECT 1 FROM pg_sleep(0.06);\n").unwrap();
     let f = script.to_str().unwrap();
     let dsn = plaintext_dsn(&cluster, "postgres", "");
-    let (code, stdout, stderr) = pitstop(&["bench", "--dsn", &dsn, "-f", f, "--clients", "2", "--duration", "3s", "--json", "--prepared"]);
+    let (code, stdout, stderr) = pitstop(&[
+        "bench",
+        "--dsn",
+        &dsn,
+        "-f",
+        f,
+        "--clients",
+        "2",
+        "--duration",
+        "3s",
+        "--json",
+        "--prepared",
+    ]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     let out: Value = serde_json::from_str(&stdout).unwrap();
     let statements = out["statements"].as_array().unwrap();
@@ -346,12 +500,20 @@ fn the_clients_percentiles_agree_with_pitstop_query_latency() {
         assert_eq!(row["client_calls"].as_i64(), row["server_calls"].as_i64(), "{row}");
         for p in ["p50", "p95"] {
             let ours = row[format!("client_{p}_ms")].as_f64().unwrap_or_else(|| panic!("{row}"));
-            let server = row[format!("server_{p}_ms")].as_f64().unwrap_or_else(|| panic!("no server percentile: {row}\n{}", out["server_note"]));
+            let server = row[format!("server_{p}_ms")]
+                .as_f64()
+                .unwrap_or_else(|| panic!("no server percentile: {row}\n{}", out["server_note"]));
             // The server's value: the sleep, within its histogram's 2 %.
             assert!(server >= sleep_ms * 0.98, "{p} server {server} ms < {sleep_ms} ms: {row}");
             // The client's: the server's time plus a round trip, within both histograms' bounds.
-            assert!(ours >= server * 0.97, "{p}: client {ours} ms below the server's {server} ms: {row}");
-            assert!(ours <= server * 1.03 + 40.0, "{p}: client {ours} ms, server {server} ms: {row}");
+            assert!(
+                ours >= server * 0.97,
+                "{p}: client {ours} ms below the server's {server} ms: {row}"
+            );
+            assert!(
+                ours <= server * 1.03 + 40.0,
+                "{p}: client {ours} ms, server {server} ms: {row}"
+            );
         }
     }
     let _ = std::fs::remove_dir_all(dir);

@@ -16,7 +16,6 @@ fn cluster(setup: &str) -> (PgCluster, Client) {
     PgCluster::with_pitstop(ClusterOptions::default(), setup)
 }
 
-
 fn params_of(params: &[&str]) -> Option<Vec<String>> {
     (!params.is_empty()).then(|| params.iter().map(|p| p.to_string()).collect())
 }
@@ -36,30 +35,53 @@ fn row_text(coldef: &str) -> String {
 }
 
 /// `pitstop.cached(query, params)` with the column list `coldef`; each row as text.
-fn try_cached(c: &mut Client, query: &str, params: &[&str], coldef: &str) -> Result<Vec<String>, postgres::Error> {
+fn try_cached(
+    c: &mut Client,
+    query: &str,
+    params: &[&str],
+    coldef: &str,
+) -> Result<Vec<String>, postgres::Error> {
     let sql = format!("SELECT {} FROM pitstop.cached($1, $2) AS t({coldef})", row_text(coldef));
-    Ok(c.query(&sql, &[&query, &params_of(params)])?.iter().map(|r| r.get::<_, Option<String>>(0).unwrap_or_else(|| "NULL".into())).collect())
+    Ok(c.query(&sql, &[&query, &params_of(params)])?
+        .iter()
+        .map(|r| r.get::<_, Option<String>>(0).unwrap_or_else(|| "NULL".into()))
+        .collect())
 }
 
 fn cached(c: &mut Client, query: &str, coldef: &str) -> Vec<String> {
-    try_cached(c, query, &[], coldef).unwrap_or_else(|e| panic!("pitstop.cached({query:?}) failed: {e:?}"))
+    try_cached(c, query, &[], coldef)
+        .unwrap_or_else(|e| panic!("pitstop.cached({query:?}) failed: {e:?}"))
 }
 
 /// `pitstop.cached_json(query, params)` as text.
-fn try_cached_json(c: &mut Client, query: &str, params: &[&str]) -> Result<serde_json::Value, postgres::Error> {
-    let text: Option<String> =
-        c.query_one("SELECT pitstop.cached_json($1, $2)::text", &[&query, &params_of(params)])?.get(0);
+fn try_cached_json(
+    c: &mut Client,
+    query: &str,
+    params: &[&str],
+) -> Result<serde_json::Value, postgres::Error> {
+    let text: Option<String> = c
+        .query_one("SELECT pitstop.cached_json($1, $2)::text", &[&query, &params_of(params)])?
+        .get(0);
     Ok(text.map(|t| serde_json::from_str(&t).unwrap()).unwrap_or(serde_json::Value::Null))
 }
 
 fn cached_json(c: &mut Client, query: &str) -> serde_json::Value {
-    try_cached_json(c, query, &[]).unwrap_or_else(|e| panic!("pitstop.cached_json({query:?}) failed: {e:?}"))
+    try_cached_json(c, query, &[])
+        .unwrap_or_else(|e| panic!("pitstop.cached_json({query:?}) failed: {e:?}"))
 }
 
 /// The plain, uncached answer (same text form as `cached`).
 fn plain(c: &mut Client, query: &str, coldef: &str) -> Vec<String> {
-    let sql = format!("SELECT {} FROM ({query}) AS t({})", row_text(coldef), column_names(coldef).join(", "));
-    c.query(&sql, &[]).unwrap().iter().map(|r| r.get::<_, Option<String>>(0).unwrap_or_else(|| "NULL".into())).collect()
+    let sql = format!(
+        "SELECT {} FROM ({query}) AS t({})",
+        row_text(coldef),
+        column_names(coldef).join(", ")
+    );
+    c.query(&sql, &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, Option<String>>(0).unwrap_or_else(|| "NULL".into()))
+        .collect()
 }
 
 fn scalar_i64(c: &mut Client, sql: &str) -> i64 {
@@ -71,13 +93,26 @@ fn expect_cached(c: &mut Client, query: &str, coldef: &str, expected: &[&str], h
     expect_cached_with(c, query, &[], coldef, expected, hit)
 }
 
-fn expect_cached_with(c: &mut Client, query: &str, params: &[&str], coldef: &str, expected: &[&str], hit: bool) {
+fn expect_cached_with(
+    c: &mut Client,
+    query: &str,
+    params: &[&str],
+    coldef: &str,
+    expected: &[&str],
+    hit: bool,
+) {
     let before = stats(c);
-    let got = try_cached(c, query, params, coldef).unwrap_or_else(|e| panic!("pitstop.cached({query:?}, {params:?}): {e:?}"));
+    let got = try_cached(c, query, params, coldef)
+        .unwrap_or_else(|e| panic!("pitstop.cached({query:?}, {params:?}): {e:?}"));
     let after = stats(c);
     assert_eq!(got, expected, "pitstop.cached({query:?}, {params:?})");
     let hits = after.hits - before.hits;
-    assert_eq!(hits, i64::from(hit), "{query:?}: expected {}; stats before {before:?} after {after:?}", if hit { "a hit" } else { "no hit" });
+    assert_eq!(
+        hits,
+        i64::from(hit),
+        "{query:?}: expected {}; stats before {before:?} after {after:?}",
+        if hit { "a hit" } else { "no hit" }
+    );
 }
 
 /// Makes sure `query` is cached (whether or not it was) and checks that a call hits.
@@ -100,7 +135,11 @@ fn sqlstate(err: &postgres::Error) -> Option<&SqlState> {
     err.code()
 }
 
-fn expect_error(result: Result<impl std::fmt::Debug, postgres::Error>, code: &SqlState, what: &str) -> postgres::Error {
+fn expect_error(
+    result: Result<impl std::fmt::Debug, postgres::Error>,
+    code: &SqlState,
+    what: &str,
+) -> postgres::Error {
     match result {
         Ok(v) => panic!("{what}: expected error {code:?}, got {v:?}"),
         Err(e) => {
@@ -125,10 +164,17 @@ fn invalidation_case(
     let mut b = cluster.connect();
     let s0 = stats(a);
     write(&mut b);
-    assert_eq!(plain(a, query, coldef), after, "the write did not have the effect the test expects");
+    assert_eq!(
+        plain(a, query, coldef),
+        after,
+        "the write did not have the effect the test expects"
+    );
     let got = cached(a, query, coldef);
     let s1 = stats(a);
-    assert_eq!(got, after, "stale cached result for {query:?} after the write; stats {s0:?} -> {s1:?}");
+    assert_eq!(
+        got, after,
+        "stale cached result for {query:?} after the write; stats {s0:?} -> {s1:?}"
+    );
     assert_eq!(s1.hits, s0.hits, "the call after the write must not be a hit: {s0:?} -> {s1:?}");
     // And the fresh answer is cached again.
     expect_cached(a, query, coldef, after, true);
@@ -138,7 +184,9 @@ fn invalidation_case(
 
 #[test]
 fn commit_invalidates_and_rollback_keeps_the_entry() {
-    let (cluster, mut a) = cluster("CREATE TABLE t(id int PRIMARY KEY, v bigint); INSERT INTO t VALUES (1, 10), (2, 5);");
+    let (cluster, mut a) = cluster(
+        "CREATE TABLE t(id int PRIMARY KEY, v bigint); INSERT INTO t VALUES (1, 10), (2, 5);",
+    );
     let q = "select v from t where id = 1";
     let col = "v bigint";
     warm(&mut a, q, col, &["10"]);
@@ -173,7 +221,10 @@ fn commit_invalidates_and_rollback_keeps_the_entry() {
     // answer stays right.
     b.batch_execute("UPDATE t SET v = 6 WHERE id = 2").unwrap();
     assert_eq!(cached(&mut a, q, col), ["20"]);
-    let entries: i64 = a.query_one("SELECT count(*) FROM pitstop.cache_entries WHERE query = $1", &[&q]).unwrap().get(0);
+    let entries: i64 = a
+        .query_one("SELECT count(*) FROM pitstop.cache_entries WHERE query = $1", &[&q])
+        .unwrap()
+        .get(0);
     assert_eq!(entries, 1, "one entry per key");
     let rels: String = a
         .query_one("SELECT relations::text FROM pitstop.cache_entries WHERE query = $1", &[&q])
@@ -194,17 +245,33 @@ fn write_through_a_trigger_on_another_table_invalidates() {
            $$ BEGIN UPDATE y SET n = n + 1; RETURN NULL; END $$;
          CREATE TRIGGER x_bumps_y AFTER INSERT ON x FOR EACH ROW EXECUTE FUNCTION bump_y();",
     );
-    invalidation_case(&cluster, &mut a, "select n from y", "n bigint", &["0"], |b| {
-        b.batch_execute("INSERT INTO x VALUES (1)").unwrap();
-    }, &["1"]);
+    invalidation_case(
+        &cluster,
+        &mut a,
+        "select n from y",
+        "n bigint",
+        &["0"],
+        |b| {
+            b.batch_execute("INSERT INTO x VALUES (1)").unwrap();
+        },
+        &["1"],
+    );
     // A function called from a plain SELECT that writes counts as a write too.
     a.batch_execute(
         "CREATE FUNCTION write_y() RETURNS int LANGUAGE sql AS $$ UPDATE y SET n = n + 100; SELECT 1 $$;",
     )
     .unwrap();
-    invalidation_case(&cluster, &mut a, "select n from y", "n bigint", &["1"], |b| {
-        b.batch_execute("SELECT write_y()").unwrap();
-    }, &["101"]);
+    invalidation_case(
+        &cluster,
+        &mut a,
+        "select n from y",
+        "n bigint",
+        &["1"],
+        |b| {
+            b.batch_execute("SELECT write_y()").unwrap();
+        },
+        &["101"],
+    );
     // A foreign key's ON DELETE CASCADE writes the referencing table.
     a.batch_execute(
         "CREATE TABLE parent_t(id int PRIMARY KEY);
@@ -212,9 +279,17 @@ fn write_through_a_trigger_on_another_table_invalidates() {
          INSERT INTO parent_t VALUES (1), (2); INSERT INTO child_t VALUES (1, 1), (2, 2);",
     )
     .unwrap();
-    invalidation_case(&cluster, &mut a, "select count(*) from child_t", "n bigint", &["2"], |b| {
-        b.batch_execute("DELETE FROM parent_t WHERE id = 1").unwrap();
-    }, &["1"]);
+    invalidation_case(
+        &cluster,
+        &mut a,
+        "select count(*) from child_t",
+        "n bigint",
+        &["2"],
+        |b| {
+            b.batch_execute("DELETE FROM parent_t WHERE id = 1").unwrap();
+        },
+        &["1"],
+    );
 }
 
 fn partitioned_setup() -> &'static str {
@@ -228,37 +303,93 @@ fn partitioned_setup() -> &'static str {
 fn writing_a_partition_directly_invalidates_a_query_on_the_parent() {
     let (cluster, mut a) = cluster(partitioned_setup());
     let q = "select k, v from p order by k";
-    invalidation_case(&cluster, &mut a, q, "k int, v text", &["(1,a)", "(150,b)"], |b| {
-        b.batch_execute("UPDATE p2 SET v = 'B'").unwrap();
-    }, &["(1,a)", "(150,B)"]);
-    invalidation_case(&cluster, &mut a, q, "k int, v text", &["(1,a)", "(150,B)"], |b| {
-        b.batch_execute("INSERT INTO p1 VALUES (2, 'c')").unwrap();
-    }, &["(1,a)", "(2,c)", "(150,B)"]);
+    invalidation_case(
+        &cluster,
+        &mut a,
+        q,
+        "k int, v text",
+        &["(1,a)", "(150,b)"],
+        |b| {
+            b.batch_execute("UPDATE p2 SET v = 'B'").unwrap();
+        },
+        &["(1,a)", "(150,B)"],
+    );
+    invalidation_case(
+        &cluster,
+        &mut a,
+        q,
+        "k int, v text",
+        &["(1,a)", "(150,B)"],
+        |b| {
+            b.batch_execute("INSERT INTO p1 VALUES (2, 'c')").unwrap();
+        },
+        &["(1,a)", "(2,c)", "(150,B)"],
+    );
     // A query the planner prunes to one partition, and a direct write to that partition.
-    invalidation_case(&cluster, &mut a, "select v from p where k = 1", "v text", &["a"], |b| {
-        b.batch_execute("UPDATE p1 SET v = 'A' WHERE k = 1").unwrap();
-    }, &["A"]);
+    invalidation_case(
+        &cluster,
+        &mut a,
+        "select v from p where k = 1",
+        "v text",
+        &["a"],
+        |b| {
+            b.batch_execute("UPDATE p1 SET v = 'A' WHERE k = 1").unwrap();
+        },
+        &["A"],
+    );
 }
 
 #[test]
 fn writing_through_the_parent_invalidates_a_query_on_a_partition() {
     let (cluster, mut a) = cluster(partitioned_setup());
     let q = "select k, v from p1 order by k";
-    invalidation_case(&cluster, &mut a, q, "k int, v text", &["(1,a)"], |b| {
-        b.batch_execute("UPDATE p SET v = 'z' WHERE k = 1").unwrap();
-    }, &["(1,z)"]);
+    invalidation_case(
+        &cluster,
+        &mut a,
+        q,
+        "k int, v text",
+        &["(1,a)"],
+        |b| {
+            b.batch_execute("UPDATE p SET v = 'z' WHERE k = 1").unwrap();
+        },
+        &["(1,z)"],
+    );
     // An INSERT routed through the parent.
-    invalidation_case(&cluster, &mut a, q, "k int, v text", &["(1,z)"], |b| {
-        b.batch_execute("INSERT INTO p VALUES (5, 'e')").unwrap();
-    }, &["(1,z)", "(5,e)"]);
+    invalidation_case(
+        &cluster,
+        &mut a,
+        q,
+        "k int, v text",
+        &["(1,z)"],
+        |b| {
+            b.batch_execute("INSERT INTO p VALUES (5, 'e')").unwrap();
+        },
+        &["(1,z)", "(5,e)"],
+    );
     // An UPDATE that moves a row from p2 into p1.
-    invalidation_case(&cluster, &mut a, q, "k int, v text", &["(1,z)", "(5,e)"], |b| {
-        b.batch_execute("UPDATE p SET k = 7 WHERE k = 150").unwrap();
-    }, &["(1,z)", "(5,e)", "(7,b)"]);
+    invalidation_case(
+        &cluster,
+        &mut a,
+        q,
+        "k int, v text",
+        &["(1,z)", "(5,e)"],
+        |b| {
+            b.batch_execute("UPDATE p SET k = 7 WHERE k = 150").unwrap();
+        },
+        &["(1,z)", "(5,e)", "(7,b)"],
+    );
     // A DELETE through the parent.
-    invalidation_case(&cluster, &mut a, q, "k int, v text", &["(1,z)", "(5,e)", "(7,b)"], |b| {
-        b.batch_execute("DELETE FROM p WHERE k = 5").unwrap();
-    }, &["(1,z)", "(7,b)"]);
+    invalidation_case(
+        &cluster,
+        &mut a,
+        q,
+        "k int, v text",
+        &["(1,z)", "(5,e)", "(7,b)"],
+        |b| {
+            b.batch_execute("DELETE FROM p WHERE k = 5").unwrap();
+        },
+        &["(1,z)", "(7,b)"],
+    );
 }
 
 #[test]
@@ -268,49 +399,100 @@ fn writing_the_base_table_of_a_view_invalidates_a_query_on_the_view() {
          CREATE VIEW vw AS SELECT id, v FROM base WHERE v > 0;
          CREATE VIEW vw2 AS SELECT sum(v)::bigint AS s FROM vw;",
     );
-    invalidation_case(&cluster, &mut a, "select * from vw order by id", "id int, v int", &["(1,1)"], |b| {
-        b.batch_execute("UPDATE base SET v = 2 WHERE id = 2").unwrap();
-    }, &["(1,1)", "(2,2)"]);
+    invalidation_case(
+        &cluster,
+        &mut a,
+        "select * from vw order by id",
+        "id int, v int",
+        &["(1,1)"],
+        |b| {
+            b.batch_execute("UPDATE base SET v = 2 WHERE id = 2").unwrap();
+        },
+        &["(1,1)", "(2,2)"],
+    );
     // A view over a view.
-    invalidation_case(&cluster, &mut a, "select s from vw2", "s bigint", &["3"], |b| {
-        b.batch_execute("INSERT INTO base VALUES (3, 10)").unwrap();
-    }, &["13"]);
+    invalidation_case(
+        &cluster,
+        &mut a,
+        "select s from vw2",
+        "s bigint",
+        &["3"],
+        |b| {
+            b.batch_execute("INSERT INTO base VALUES (3, 10)").unwrap();
+        },
+        &["13"],
+    );
 }
 
 #[test]
 fn truncate_invalidates() {
-    let (cluster, mut a) = cluster("CREATE TABLE t(id int); INSERT INTO t SELECT generate_series(1, 10);");
-    invalidation_case(&cluster, &mut a, "select count(*) from t", "n bigint", &["10"], |b| {
-        b.batch_execute("TRUNCATE t").unwrap();
-    }, &["0"]);
+    let (cluster, mut a) =
+        cluster("CREATE TABLE t(id int); INSERT INTO t SELECT generate_series(1, 10);");
+    invalidation_case(
+        &cluster,
+        &mut a,
+        "select count(*) from t",
+        "n bigint",
+        &["10"],
+        |b| {
+            b.batch_execute("TRUNCATE t").unwrap();
+        },
+        &["0"],
+    );
     // TRUNCATE inside an explicit transaction that commits.
     a.batch_execute("INSERT INTO t VALUES (1), (2)").unwrap();
-    invalidation_case(&cluster, &mut a, "select count(*) from t", "n bigint", &["2"], |b| {
-        b.batch_execute("BEGIN; SELECT 1; TRUNCATE t; SELECT 2; COMMIT;").unwrap();
-    }, &["0"]);
+    invalidation_case(
+        &cluster,
+        &mut a,
+        "select count(*) from t",
+        "n bigint",
+        &["2"],
+        |b| {
+            b.batch_execute("BEGIN; SELECT 1; TRUNCATE t; SELECT 2; COMMIT;").unwrap();
+        },
+        &["0"],
+    );
 }
 
 #[test]
 fn copy_from_stdin_invalidates() {
-    let (cluster, mut a) = cluster("CREATE TABLE t(id int, name text); INSERT INTO t VALUES (1, 'one');");
-    invalidation_case(&cluster, &mut a, "select count(*) from t", "n bigint", &["1"], |b| {
-        let mut writer = b.copy_in("COPY t (id, name) FROM STDIN").unwrap();
-        writer.write_all(b"2\ttwo\n3\tthree\n4\tfour\n").unwrap();
-        assert_eq!(writer.finish().unwrap(), 3);
-    }, &["4"]);
+    let (cluster, mut a) =
+        cluster("CREATE TABLE t(id int, name text); INSERT INTO t VALUES (1, 'one');");
+    invalidation_case(
+        &cluster,
+        &mut a,
+        "select count(*) from t",
+        "n bigint",
+        &["1"],
+        |b| {
+            let mut writer = b.copy_in("COPY t (id, name) FROM STDIN").unwrap();
+            writer.write_all(b"2\ttwo\n3\tthree\n4\tfour\n").unwrap();
+            assert_eq!(writer.finish().unwrap(), 3);
+        },
+        &["4"],
+    );
     // COPY inside an explicit transaction.
-    invalidation_case(&cluster, &mut a, "select max(id) from t", "n int", &["4"], |b| {
-        let mut tx = b.transaction().unwrap();
-        let mut writer = tx.copy_in("COPY t FROM STDIN WITH (FORMAT csv)").unwrap();
-        writer.write_all(b"9,nine\n").unwrap();
-        writer.finish().unwrap();
-        tx.commit().unwrap();
-    }, &["9"]);
+    invalidation_case(
+        &cluster,
+        &mut a,
+        "select max(id) from t",
+        "n int",
+        &["4"],
+        |b| {
+            let mut tx = b.transaction().unwrap();
+            let mut writer = tx.copy_in("COPY t FROM STDIN WITH (FORMAT csv)").unwrap();
+            writer.write_all(b"9,nine\n").unwrap();
+            writer.finish().unwrap();
+            tx.commit().unwrap();
+        },
+        &["9"],
+    );
 }
 
 #[test]
 fn alter_table_never_serves_the_old_shape() {
-    let (cluster, mut a) = cluster("CREATE TABLE t(id int, v bigint); INSERT INTO t VALUES (1, 10);");
+    let (cluster, mut a) =
+        cluster("CREATE TABLE t(id int, v bigint); INSERT INTO t VALUES (1, 10);");
     let mut b = cluster.connect();
 
     // ADD COLUMN with a DEFAULT (no table rewrite): `select *` now has a third column.
@@ -322,7 +504,11 @@ fn alter_table_never_serves_the_old_shape() {
     b.batch_execute("ALTER TABLE t ADD COLUMN w int DEFAULT 7").unwrap();
     let json_after = cached_json(&mut a, q);
     let s1 = stats(&mut a);
-    assert_eq!(json_after, serde_json::json!([{"id": 1, "v": 10, "w": 7}]), "stale shape; stats {s0:?} -> {s1:?}");
+    assert_eq!(
+        json_after,
+        serde_json::json!([{"id": 1, "v": 10, "w": 7}]),
+        "stale shape; stats {s0:?} -> {s1:?}"
+    );
 
     // The rows flavor with the old column list: the stored 2-column rows must not come back.
     let q2 = "select * from t where id = 1";
@@ -347,7 +533,11 @@ fn alter_table_never_serves_the_old_shape() {
     let q4 = "select v from t";
     warm(&mut a, q4, "v numeric", &["15.0"]);
     b.batch_execute("ALTER TABLE t RENAME COLUMN v TO v2").unwrap();
-    expect_error(try_cached(&mut a, q4, &[], "v numeric"), &SqlState::UNDEFINED_COLUMN, "renamed column");
+    expect_error(
+        try_cached(&mut a, q4, &[], "v numeric"),
+        &SqlState::UNDEFINED_COLUMN,
+        "renamed column",
+    );
 }
 
 #[test]
@@ -362,19 +552,39 @@ fn refresh_materialized_view_invalidates() {
     // The base table changes, the materialized view does not: its cached answer is right.
     b.batch_execute("INSERT INTO t VALUES (10)").unwrap();
     assert_eq!(cached(&mut a, "select s from mv", "s bigint"), ["3"]);
-    invalidation_case(&cluster, &mut a, "select s from mv", "s bigint", &["3"], |b| {
-        b.batch_execute("REFRESH MATERIALIZED VIEW mv").unwrap();
-    }, &["13"]);
-    invalidation_case(&cluster, &mut a, "select s from mv", "s bigint", &["13"], |b| {
-        b.batch_execute("INSERT INTO t VALUES (100); REFRESH MATERIALIZED VIEW CONCURRENTLY mv").unwrap();
-    }, &["113"]);
+    invalidation_case(
+        &cluster,
+        &mut a,
+        "select s from mv",
+        "s bigint",
+        &["3"],
+        |b| {
+            b.batch_execute("REFRESH MATERIALIZED VIEW mv").unwrap();
+        },
+        &["13"],
+    );
+    invalidation_case(
+        &cluster,
+        &mut a,
+        "select s from mv",
+        "s bigint",
+        &["13"],
+        |b| {
+            b.batch_execute(
+                "INSERT INTO t VALUES (100); REFRESH MATERIALIZED VIEW CONCURRENTLY mv",
+            )
+            .unwrap();
+        },
+        &["113"],
+    );
 }
 
 // ---- 3. own uncommitted writes ---------------------------------------------------------
 
 #[test]
 fn own_uncommitted_write_is_seen_by_its_transaction_only() {
-    let (cluster, mut a) = cluster("CREATE TABLE t(id int PRIMARY KEY, v bigint); INSERT INTO t VALUES (1, 10);");
+    let (cluster, mut a) =
+        cluster("CREATE TABLE t(id int PRIMARY KEY, v bigint); INSERT INTO t VALUES (1, 10);");
     let q = "select v from t where id = 1";
     let col = "v bigint";
     warm(&mut a, q, col, &["10"]);
@@ -420,7 +630,8 @@ fn own_uncommitted_write_is_seen_by_its_transaction_only() {
 
 #[test]
 fn repeatable_read_bypasses_and_keeps_its_snapshot() {
-    let (cluster, mut a) = cluster("CREATE TABLE t(id int PRIMARY KEY, v bigint); INSERT INTO t VALUES (1, 10);");
+    let (cluster, mut a) =
+        cluster("CREATE TABLE t(id int PRIMARY KEY, v bigint); INSERT INTO t VALUES (1, 10);");
     let q = "select v from t where id = 1";
     let col = "v bigint";
     warm(&mut a, q, col, &["10"]);
@@ -440,7 +651,11 @@ fn repeatable_read_bypasses_and_keeps_its_snapshot() {
         assert_eq!(cached(&mut c, q, col), [new.as_str()]);
         assert_eq!(cached(&mut c, q, col), [new.as_str()]);
         // ...and A's snapshot still says the old one.
-        assert_eq!(cached(&mut a, q, col), [s.as_str()], "{level}: the cache must not leak a newer value");
+        assert_eq!(
+            cached(&mut a, q, col),
+            [s.as_str()],
+            "{level}: the cache must not leak a newer value"
+        );
         assert_eq!(cached_json(&mut a, q), serde_json::json!([{"v": start}]));
         assert_eq!(scalar_i64(&mut a, "SELECT v FROM t WHERE id = 1"), start);
         let hits_a = stats(&mut a);
@@ -455,9 +670,14 @@ fn repeatable_read_bypasses_and_keeps_its_snapshot() {
 
 #[test]
 fn commit_prepared_invalidates() {
-    let options = ClusterOptions { settings: vec![("max_prepared_transactions", "5".into())], ..Default::default() };
-    let (cluster, mut a) =
-        PgCluster::with_pitstop(options, "CREATE TABLE t(id int PRIMARY KEY, v bigint); INSERT INTO t VALUES (1, 10);");
+    let options = ClusterOptions {
+        settings: vec![("max_prepared_transactions", "5".into())],
+        ..Default::default()
+    };
+    let (cluster, mut a) = PgCluster::with_pitstop(
+        options,
+        "CREATE TABLE t(id int PRIMARY KEY, v bigint); INSERT INTO t VALUES (1, 10);",
+    );
     let q = "select v from t where id = 1";
     let col = "v bigint";
     warm(&mut a, q, col, &["10"]);
@@ -514,17 +734,33 @@ fn role_is_part_of_the_key() {
 
     // A role without SELECT never gets another role's cached rows.
     warm(&mut r1, "select v from secret", "v text", &["s3cr3t"]);
-    expect_error(try_cached(&mut r2, "select v from secret", &[], "v text"), &SqlState::INSUFFICIENT_PRIVILEGE, "r2 on secret");
-    expect_error(try_cached_json(&mut r2, "select v from secret", &[]), &SqlState::INSUFFICIENT_PRIVILEGE, "r2 json");
+    expect_error(
+        try_cached(&mut r2, "select v from secret", &[], "v text"),
+        &SqlState::INSUFFICIENT_PRIVILEGE,
+        "r2 on secret",
+    );
+    expect_error(
+        try_cached_json(&mut r2, "select v from secret", &[]),
+        &SqlState::INSUFFICIENT_PRIVILEGE,
+        "r2 json",
+    );
     // SET ROLE changes the key as well.
     admin.batch_execute("GRANT r2 TO postgres").unwrap();
     warm(&mut admin, "select v from secret", "v text", &["s3cr3t"]);
     admin.batch_execute("SET ROLE r2").unwrap();
-    expect_error(try_cached(&mut admin, "select v from secret", &[], "v text"), &SqlState::INSUFFICIENT_PRIVILEGE, "SET ROLE r2");
+    expect_error(
+        try_cached(&mut admin, "select v from secret", &[], "v text"),
+        &SqlState::INSUFFICIENT_PRIVILEGE,
+        "SET ROLE r2",
+    );
     admin.batch_execute("RESET ROLE").unwrap();
     // Revoking a privilege takes effect for cached results.
     admin.batch_execute("REVOKE SELECT ON secret FROM r1").unwrap();
-    expect_error(try_cached(&mut r1, "select v from secret", &[], "v text"), &SqlState::INSUFFICIENT_PRIVILEGE, "after REVOKE");
+    expect_error(
+        try_cached(&mut r1, "select v from secret", &[], "v text"),
+        &SqlState::INSUFFICIENT_PRIVILEGE,
+        "after REVOKE",
+    );
 }
 
 #[test]
@@ -558,8 +794,9 @@ fn search_path_is_part_of_the_key() {
 
 #[test]
 fn timezone_and_datestyle_are_part_of_the_key() {
-    let (_cluster, mut a) =
-        cluster("CREATE TABLE ev(ts timestamptz); INSERT INTO ev VALUES ('2024-01-01 12:00:00+00');");
+    let (_cluster, mut a) = cluster(
+        "CREATE TABLE ev(ts timestamptz); INSERT INTO ev VALUES ('2024-01-01 12:00:00+00');",
+    );
     let q = "select ts from ev";
     a.batch_execute("SET TimeZone = 'UTC'").unwrap();
     let utc = cached_json(&mut a, q);
@@ -592,9 +829,12 @@ fn concurrent_readers_never_see_stale_or_rolled_back_values() {
     const READERS: usize = 3;
     const OPS: usize = 1000;
     const POISON: i64 = 1_000_000;
-    let (cluster, mut setup) = cluster("CREATE TABLE counter(id int PRIMARY KEY, v bigint); INSERT INTO counter VALUES (1, 0);");
+    let (cluster, mut setup) = cluster(
+        "CREATE TABLE counter(id int PRIMARY KEY, v bigint); INSERT INTO counter VALUES (1, 0);",
+    );
     let q = "select v from counter where id = 1";
-    let cached_sql = "SELECT v FROM pitstop.cached('select v from counter where id = 1') AS t(v bigint)";
+    let cached_sql =
+        "SELECT v FROM pitstop.cached('select v from counter where id = 1') AS t(v bigint)";
     let started = Instant::now();
     let done = AtomicBool::new(false);
     let committed = AtomicU64::new(0);
@@ -615,11 +855,15 @@ fn concurrent_readers_never_see_stale_or_rolled_back_values() {
                             c.batch_execute("BEGIN").unwrap();
                             c.execute("UPDATE counter SET v = v + 1 WHERE id = 1", &[]).unwrap();
                             c.batch_execute("SAVEPOINT s").unwrap();
-                            c.execute("UPDATE counter SET v = v + $1 WHERE id = 1", &[&POISON]).unwrap();
+                            c.execute("UPDATE counter SET v = v + $1 WHERE id = 1", &[&POISON])
+                                .unwrap();
                             // The transaction sees its own write, through the cache too.
                             let own: i64 = c.query_one(cached_sql, &[]).unwrap().get(0);
                             if own < POISON {
-                                problems.lock().unwrap().push(format!("writer {w} did not see its own write: {own}"));
+                                problems
+                                    .lock()
+                                    .unwrap()
+                                    .push(format!("writer {w} did not see its own write: {own}"));
                             }
                             c.batch_execute("ROLLBACK TO SAVEPOINT s").unwrap();
                             c.batch_execute("COMMIT").unwrap();
@@ -627,10 +871,14 @@ fn concurrent_readers_never_see_stale_or_rolled_back_values() {
                         }
                         5 => {
                             c.batch_execute("BEGIN").unwrap();
-                            c.execute("UPDATE counter SET v = v + $1 WHERE id = 1", &[&POISON]).unwrap();
+                            c.execute("UPDATE counter SET v = v + $1 WHERE id = 1", &[&POISON])
+                                .unwrap();
                             let own: i64 = c.query_one(cached_sql, &[]).unwrap().get(0);
                             if own < POISON {
-                                problems.lock().unwrap().push(format!("writer {w} did not see its own write: {own}"));
+                                problems
+                                    .lock()
+                                    .unwrap()
+                                    .push(format!("writer {w} did not see its own write: {own}"));
                             }
                             c.batch_execute("ROLLBACK").unwrap();
                         }
@@ -699,7 +947,12 @@ fn concurrent_readers_never_see_stale_or_rolled_back_values() {
     );
     assert_eq!(final_plain, expected);
     assert_eq!(final_cached, expected);
-    assert!(problems.is_empty(), "{} stale or wrong reads, first ones:\n{}", problems.len(), problems.iter().take(20).cloned().collect::<Vec<_>>().join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{} stale or wrong reads, first ones:\n{}",
+        problems.len(),
+        problems.iter().take(20).cloned().collect::<Vec<_>>().join("\n")
+    );
     assert!(reads.load(Ordering::Relaxed) >= 500, "too few reads to mean anything");
     assert!(s1.hits > s0.hits, "the cache was never used: {s1:?}");
 }
@@ -737,7 +990,10 @@ fn outbox_records_committed_writes_of_tracked_tables() {
 
     // An INSERT of several rows: one outbox row, after commit, with one notification.
     b.batch_execute("BEGIN; INSERT INTO orders SELECT g, g FROM generate_series(1, 5) g;").unwrap();
-    assert!(next_notification(&mut listener, Duration::from_millis(300)).is_none(), "notified before commit");
+    assert!(
+        next_notification(&mut listener, Duration::from_millis(300)).is_none(),
+        "notified before commit"
+    );
     assert_eq!(outbox_count(&mut a), 0, "uncommitted outbox row visible");
     b.batch_execute("COMMIT").unwrap();
     let row = a
@@ -753,7 +1009,8 @@ fn outbox_records_committed_writes_of_tracked_tables() {
     assert!(row.get::<_, bool>(3));
     assert_eq!(row.get::<_, Vec<String>>(4), tags);
     assert!(row.get::<_, bool>(5));
-    let n = next_notification(&mut listener, Duration::from_secs(5)).expect("no notification after commit");
+    let n = next_notification(&mut listener, Duration::from_secs(5))
+        .expect("no notification after commit");
     assert_eq!(n.channel(), "pitstop_invalidation");
     let payload: serde_json::Value = serde_json::from_str(n.payload()).unwrap();
     assert_eq!(payload, serde_json::json!({"id": id, "relation": "public.orders"}));
@@ -761,13 +1018,19 @@ fn outbox_records_committed_writes_of_tracked_tables() {
     // A rolled-back UPDATE leaves no row and no notification.
     b.batch_execute("BEGIN; UPDATE orders SET v = v + 1; ROLLBACK;").unwrap();
     assert_eq!(outbox_count(&mut a), 1);
-    assert!(next_notification(&mut listener, Duration::from_millis(300)).is_none(), "notified for a rollback");
+    assert!(
+        next_notification(&mut listener, Duration::from_millis(300)).is_none(),
+        "notified for a rollback"
+    );
     // Writes to an untracked table add nothing.
     b.batch_execute("INSERT INTO other VALUES (1)").unwrap();
     assert_eq!(outbox_count(&mut a), 1);
 
     // UPDATE, DELETE and TRUNCATE append too (one row per statement).
-    b.batch_execute("UPDATE orders SET v = v + 1; DELETE FROM orders WHERE id = 1; TRUNCATE orders;").unwrap();
+    b.batch_execute(
+        "UPDATE orders SET v = v + 1; DELETE FROM orders WHERE id = 1; TRUNCATE orders;",
+    )
+    .unwrap();
     let relations: Vec<String> = a
         .query("SELECT relation FROM pitstop.invalidation_outbox WHERE id > $1 ORDER BY id", &[&id])
         .unwrap()
@@ -777,7 +1040,9 @@ fn outbox_records_committed_writes_of_tracked_tables() {
     assert_eq!(relations, ["public.orders"; 3]);
     let mut ids = Vec::new();
     while let Some(n) = next_notification(&mut listener, Duration::from_secs(2)) {
-        ids.push(serde_json::from_str::<serde_json::Value>(n.payload()).unwrap()["id"].as_i64().unwrap());
+        ids.push(
+            serde_json::from_str::<serde_json::Value>(n.payload()).unwrap()["id"].as_i64().unwrap(),
+        );
         if ids.len() == 3 {
             break;
         }
@@ -805,9 +1070,16 @@ fn outbox_works_for_an_application_role_without_outbox_privileges() {
     );
     let mut app = cluster.connect_as("app", "postgres");
     // The application cannot touch the outbox directly...
-    expect_error(app.query("SELECT * FROM pitstop.invalidation_outbox", &[]), &SqlState::INSUFFICIENT_PRIVILEGE, "read outbox");
     expect_error(
-        app.execute("INSERT INTO pitstop.invalidation_outbox(relation, relid, tags) VALUES ('x', 0, '{}')", &[]),
+        app.query("SELECT * FROM pitstop.invalidation_outbox", &[]),
+        &SqlState::INSUFFICIENT_PRIVILEGE,
+        "read outbox",
+    );
+    expect_error(
+        app.execute(
+            "INSERT INTO pitstop.invalidation_outbox(relation, relid, tags) VALUES ('x', 0, '{}')",
+            &[],
+        ),
         &SqlState::INSUFFICIENT_PRIVILEGE,
         "forge outbox row",
     );
@@ -828,20 +1100,29 @@ fn outbox_works_for_an_application_role_without_outbox_privileges() {
 
     // Bad arguments are clear errors.
     a.batch_execute("CREATE VIEW ov AS SELECT * FROM orders").unwrap();
-    expect_error(a.query("SELECT pitstop.cache_track('ov')", &[]), &SqlState::WRONG_OBJECT_TYPE, "track a view");
+    expect_error(
+        a.query("SELECT pitstop.cache_track('ov')", &[]),
+        &SqlState::WRONG_OBJECT_TYPE,
+        "track a view",
+    );
     expect_error(
         a.query("SELECT pitstop.cache_track('orders', ARRAY['ok', ''])", &[]),
         &SqlState::INVALID_PARAMETER_VALUE,
         "empty tag",
     );
-    expect_error(a.query("SELECT pitstop.cache_track(NULL)", &[]), &SqlState::NULL_VALUE_NOT_ALLOWED, "NULL rel");
+    expect_error(
+        a.query("SELECT pitstop.cache_track(NULL)", &[]),
+        &SqlState::NULL_VALUE_NOT_ALLOWED,
+        "NULL rel",
+    );
 }
 
 // ---- 9. memory bound -------------------------------------------------------------------
 
 #[test]
 fn cache_stays_within_its_memory_and_evicts() {
-    let options = ClusterOptions { settings: vec![("pitstop.cache_size", "2".into())], ..Default::default() };
+    let options =
+        ClusterOptions { settings: vec![("pitstop.cache_size", "2".into())], ..Default::default() };
     let (_cluster, mut a) = PgCluster::with_pitstop(options, "SELECT 1");
     let q = "select repeat('x', 50000) || $1";
     let configured = stats(&mut a).bytes_configured;
@@ -867,7 +1148,11 @@ fn cache_stays_within_its_memory_and_evicts() {
     assert!(s.fills >= 150, "every distinct result was stored: {s:?}");
     assert!(s.entries > 0 && s.entries < 150, "{s:?}");
     assert!(s.entries * 50_000 <= s.bytes_configured, "{s:?}");
-    assert_eq!(s.reason("cache_full") + s.reason("result_too_large") + s.reason("internal_error"), 0, "{s:?}");
+    assert_eq!(
+        s.reason("cache_full") + s.reason("result_too_large") + s.reason("internal_error"),
+        0,
+        "{s:?}"
+    );
     // Recent results are served from the cache, evicted ones recomputed, all correct.
     let before = stats(&mut a);
     for i in (1..=150).rev() {
@@ -876,7 +1161,8 @@ fn cache_stays_within_its_memory_and_evicts() {
     let after = stats(&mut a);
     assert!(after.hits > before.hits, "{after:?}");
     assert!(after.bytes_used <= after.bytes_configured, "{after:?}");
-    let listed: i64 = scalar_i64(&mut a, "SELECT coalesce(sum(bytes), 0)::bigint FROM pitstop.cache_entries");
+    let listed: i64 =
+        scalar_i64(&mut a, "SELECT coalesce(sum(bytes), 0)::bigint FROM pitstop.cache_entries");
     assert!(listed <= after.bytes_configured, "entries list {listed} bytes: {after:?}");
 
     // A result larger than pitstop.cache_max_entry is returned, uncached.
@@ -890,16 +1176,28 @@ fn cache_stays_within_its_memory_and_evicts() {
 // ---- 10. bad input ---------------------------------------------------------------------
 
 /// Statements `pitstop.cached` must reject, with the SQLSTATE expected.
-fn bad_inputs(col: &'static str) -> Vec<(&'static str, &'static [&'static str], &'static str, SqlState)> {
+fn bad_inputs(
+    col: &'static str,
+) -> Vec<(&'static str, &'static [&'static str], &'static str, SqlState)> {
     vec![
         ("insert into t values (5, 5)", &[], col, SqlState::FEATURE_NOT_SUPPORTED),
         ("update t set v = 0", &[], col, SqlState::FEATURE_NOT_SUPPORTED),
         ("delete from t", &[], col, SqlState::FEATURE_NOT_SUPPORTED),
-        ("do $$ begin insert into t values (6, 6); end $$", &[], col, SqlState::FEATURE_NOT_SUPPORTED),
+        (
+            "do $$ begin insert into t values (6, 6); end $$",
+            &[],
+            col,
+            SqlState::FEATURE_NOT_SUPPORTED,
+        ),
         ("create table made_by_cached(a int)", &[], col, SqlState::FEATURE_NOT_SUPPORTED),
         ("select 1; insert into t values (7, 7)", &[], col, SqlState::SYNTAX_ERROR),
         ("select 1; select 2", &[], col, SqlState::SYNTAX_ERROR),
-        ("with w as (insert into t values (8, 8) returning id) select id from w", &[], col, SqlState::FEATURE_NOT_SUPPORTED),
+        (
+            "with w as (insert into t values (8, 8) returning id) select id from w",
+            &[],
+            col,
+            SqlState::FEATURE_NOT_SUPPORTED,
+        ),
         ("explain analyze insert into t values (9, 9)", &[], col, SqlState::FEATURE_NOT_SUPPORTED),
         ("selec 1", &[], col, SqlState::SYNTAX_ERROR),
         ("select from where", &[], col, SqlState::SYNTAX_ERROR),
@@ -908,15 +1206,26 @@ fn bad_inputs(col: &'static str) -> Vec<(&'static str, &'static [&'static str], 
         ("select v from missing_table", &[], col, SqlState::UNDEFINED_TABLE),
         ("select id from t where id = $1", &["1", "2"], col, SqlState::INVALID_PARAMETER_VALUE),
         ("select id from t where id = $1", &[], col, SqlState::INVALID_PARAMETER_VALUE),
-        ("select id from t where id = $1 and v = $2", &["1"], col, SqlState::INVALID_PARAMETER_VALUE),
+        (
+            "select id from t where id = $1 and v = $2",
+            &["1"],
+            col,
+            SqlState::INVALID_PARAMETER_VALUE,
+        ),
         ("select id from t where id = $1", &["abc"], col, SqlState::INVALID_TEXT_REPRESENTATION),
-        ("select id from t where id = $1", &["99999999999"], col, SqlState::NUMERIC_VALUE_OUT_OF_RANGE),
+        (
+            "select id from t where id = $1",
+            &["99999999999"],
+            col,
+            SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+        ),
     ]
 }
 
 #[test]
 fn bad_input_is_a_clear_error_and_writes_nothing() {
-    let (cluster, mut a) = cluster("CREATE TABLE t(id int PRIMARY KEY, v bigint); INSERT INTO t VALUES (1, 10);");
+    let (cluster, mut a) =
+        cluster("CREATE TABLE t(id int PRIMARY KEY, v bigint); INSERT INTO t VALUES (1, 10);");
     let col = "x int";
     let count = |c: &mut Client| scalar_i64(c, "SELECT count(*) FROM t");
     let mut cases = bad_inputs(col);
@@ -933,24 +1242,38 @@ fn bad_input_is_a_clear_error_and_writes_nothing() {
                 let db = e.as_db_error().unwrap();
                 assert!(!db.message().is_empty());
             }
-            other => failures.push(format!("{query:?} {params:?} AS ({coldef}): expected {code:?}, got {other:?}")),
+            other => failures.push(format!(
+                "{query:?} {params:?} AS ({coldef}): expected {code:?}, got {other:?}"
+            )),
         }
     }
-    assert_eq!(count(&mut a), 1, "a rejected statement wrote rows: {:?}", a.query("SELECT * FROM t", &[]).unwrap());
+    assert_eq!(
+        count(&mut a),
+        1,
+        "a rejected statement wrote rows: {:?}",
+        a.query("SELECT * FROM t", &[]).unwrap()
+    );
     assert_eq!(scalar_i64(&mut a, "SELECT v FROM t WHERE id = 1"), 10);
-    assert_eq!(scalar_i64(&mut a, "SELECT count(*) FROM pg_class WHERE relname = 'made_by_cached'"), 0);
+    assert_eq!(
+        scalar_i64(&mut a, "SELECT count(*) FROM pg_class WHERE relname = 'made_by_cached'"),
+        0
+    );
 
     // NULL query, a negative ttl, and no column list.
     let e = a.query("SELECT * FROM pitstop.cached(NULL) AS t(x int)", &[]).unwrap_err();
     if e.code() != Some(&SqlState::NULL_VALUE_NOT_ALLOWED) {
         failures.push(format!("NULL query: {e:?}"));
     }
-    let e = a.query("SELECT * FROM pitstop.cached('select 1', NULL, '-1 second') AS t(x int)", &[]).unwrap_err();
+    let e = a
+        .query("SELECT * FROM pitstop.cached('select 1', NULL, '-1 second') AS t(x int)", &[])
+        .unwrap_err();
     if e.code() != Some(&SqlState::INVALID_PARAMETER_VALUE) {
         failures.push(format!("negative ttl: {e:?}"));
     }
     let e = a.query("SELECT pitstop.cached('select 1')", &[]).unwrap_err();
-    if e.code() != Some(&SqlState::DATATYPE_MISMATCH) && e.code() != Some(&SqlState::FEATURE_NOT_SUPPORTED) {
+    if e.code() != Some(&SqlState::DATATYPE_MISMATCH)
+        && e.code() != Some(&SqlState::FEATURE_NOT_SUPPORTED)
+    {
         failures.push(format!("no column list: {e:?}"));
     }
 
@@ -963,7 +1286,10 @@ fn bad_input_is_a_clear_error_and_writes_nothing() {
     expect_cached_with(&mut a, "select id from t where id = $1", &["1"], "id int", &["1"], true);
     expect_cached_with(&mut a, "select id from t where id = $1", &["2"], "id int", &[], false);
     let mut b = cluster.connect();
-    assert_eq!(try_cached(&mut b, "select id from t where id = $1", &["1"], "id int").unwrap(), ["1"]);
+    assert_eq!(
+        try_cached(&mut b, "select id from t where id = $1", &["1"], "id int").unwrap(),
+        ["1"]
+    );
     let s = stats(&mut a);
     assert_eq!(s.reason("internal_error"), 0, "{s:?}");
     assert!(failures.is_empty(), "wrong errors:\n{}", failures.join("\n"));
@@ -972,7 +1298,8 @@ fn bad_input_is_a_clear_error_and_writes_nothing() {
 /// `cached_json` wraps the query; its rejections must be as clear as those of `cached`.
 #[test]
 fn cached_json_rejects_bad_input_like_cached() {
-    let (_cluster, mut a) = cluster("CREATE TABLE t(id int PRIMARY KEY, v bigint); INSERT INTO t VALUES (1, 10);");
+    let (_cluster, mut a) =
+        cluster("CREATE TABLE t(id int PRIMARY KEY, v bigint); INSERT INTO t VALUES (1, 10);");
     let mut failures = Vec::new();
     for (query, params, _, code) in &bad_inputs("x int") {
         match try_cached_json(&mut a, query, params) {
@@ -982,11 +1309,15 @@ fn cached_json_rejects_bad_input_like_cached() {
                 e.code(),
                 e.as_db_error().map(|d| d.message()).unwrap_or("")
             )),
-            Ok(v) => failures.push(format!("cached_json({query:?}, {params:?}): expected {code:?}, got {v}")),
+            Ok(v) => failures
+                .push(format!("cached_json({query:?}, {params:?}): expected {code:?}, got {v}")),
         }
     }
     assert_eq!(scalar_i64(&mut a, "SELECT count(*) FROM t"), 1, "a rejected statement wrote rows");
-    assert_eq!(scalar_i64(&mut a, "SELECT count(*) FROM pg_class WHERE relname = 'made_by_cached'"), 0);
+    assert_eq!(
+        scalar_i64(&mut a, "SELECT count(*) FROM pg_class WHERE relname = 'made_by_cached'"),
+        0
+    );
     assert!(failures.is_empty(), "wrong errors:\n{}", failures.join("\n"));
 }
 
@@ -1021,7 +1352,10 @@ fn uncacheable_queries_bypass_and_management_functions_work() {
     // A write that bypasses executor hooks (none here): simulate with cache_invalidate.
     assert!(a.query_one("SELECT pitstop.cache_invalidate('t')", &[]).unwrap().get::<_, bool>(0));
     expect_cached(&mut a, "select v from t", "v bigint", &["10"], false);
-    let fresh: bool = a.query_one("SELECT fresh FROM pitstop.cache_entries WHERE query = 'select v from t'", &[]).unwrap().get(0);
+    let fresh: bool = a
+        .query_one("SELECT fresh FROM pitstop.cache_entries WHERE query = 'select v from t'", &[])
+        .unwrap()
+        .get(0);
     assert!(fresh);
     let cleared: i64 = a.query_one("SELECT pitstop.cache_clear()", &[]).unwrap().get(0);
     assert!(cleared >= 1);
@@ -1030,11 +1364,14 @@ fn uncacheable_queries_bypass_and_management_functions_work() {
 
     // A ttl expires an entry.
     let q = "select v + 1 from t";
-    let c = a.query("SELECT v FROM pitstop.cached($1, NULL, '200 milliseconds') AS t(v bigint)", &[&q]).unwrap();
+    let c = a
+        .query("SELECT v FROM pitstop.cached($1, NULL, '200 milliseconds') AS t(v bigint)", &[&q])
+        .unwrap();
     assert_eq!(c[0].get::<_, i64>(0), 11);
     std::thread::sleep(Duration::from_millis(400));
     let before = stats(&mut a);
-    a.query("SELECT v FROM pitstop.cached($1, NULL, '200 milliseconds') AS t(v bigint)", &[&q]).unwrap();
+    a.query("SELECT v FROM pitstop.cached($1, NULL, '200 milliseconds') AS t(v bigint)", &[&q])
+        .unwrap();
     let after = stats(&mut a);
     assert_eq!(after.hits, before.hits, "expired entry served: {after:?}");
     assert_eq!(after.stale, before.stale + 1, "{after:?}");
@@ -1064,9 +1401,14 @@ fn a_table_created_earlier_on_the_search_path_is_seen() {
     a.batch_execute("SET search_path = s2, s1").unwrap();
     warm(&mut a, q, "v text", &["one"]);
     let mut b = cluster.connect();
-    b.batch_execute("CREATE TABLE s2.items(v text); INSERT INTO s2.items VALUES ('shadow');").unwrap();
+    b.batch_execute("CREATE TABLE s2.items(v text); INSERT INTO s2.items VALUES ('shadow');")
+        .unwrap();
     assert_eq!(plain(&mut a, q, "v text"), ["shadow"]);
-    assert_eq!(cached(&mut a, q, "v text"), ["shadow"], "the result of the shadowed table was served");
+    assert_eq!(
+        cached(&mut a, q, "v text"),
+        ["shadow"],
+        "the result of the shadowed table was served"
+    );
 }
 
 #[test]
@@ -1078,7 +1420,10 @@ fn replacing_a_function_used_by_a_cached_query_is_seen() {
     let q = "select f(v) from t";
     warm(&mut a, q, "v int", &["11"]);
     let mut b = cluster.connect();
-    b.batch_execute("CREATE OR REPLACE FUNCTION f(int) RETURNS int IMMUTABLE LANGUAGE sql AS 'SELECT $1 + 2'").unwrap();
+    b.batch_execute(
+        "CREATE OR REPLACE FUNCTION f(int) RETURNS int IMMUTABLE LANGUAGE sql AS 'SELECT $1 + 2'",
+    )
+    .unwrap();
     assert_eq!(plain(&mut a, q, "v int"), ["12"]);
     assert_eq!(cached(&mut a, q, "v int"), ["12"], "the old function's result was served");
 }
@@ -1094,7 +1439,11 @@ fn losing_a_privilege_through_role_membership_stops_cached_reads() {
     let mut r1 = cluster.connect_as("r1", "postgres");
     warm(&mut r1, "select v from secret", "v text", &["s3cr3t"]);
     admin.batch_execute("REVOKE readers FROM r1").unwrap();
-    expect_error(r1.query("SELECT v FROM secret", &[]), &SqlState::INSUFFICIENT_PRIVILEGE, "plain read after REVOKE");
+    expect_error(
+        r1.query("SELECT v FROM secret", &[]),
+        &SqlState::INSUFFICIENT_PRIVILEGE,
+        "plain read after REVOKE",
+    );
     expect_error(
         try_cached(&mut r1, "select v from secret", &[], "v text"),
         &SqlState::INSUFFICIENT_PRIVILEGE,
@@ -1112,7 +1461,11 @@ fn losing_usage_on_the_schema_stops_cached_reads() {
     let mut r1 = cluster.connect_as("r1", "postgres");
     warm(&mut r1, "select v from vault.secret", "v text", &["s3cr3t"]);
     admin.batch_execute("REVOKE USAGE ON SCHEMA vault FROM r1").unwrap();
-    expect_error(r1.query("SELECT v FROM vault.secret", &[]), &SqlState::INSUFFICIENT_PRIVILEGE, "plain read after REVOKE");
+    expect_error(
+        r1.query("SELECT v FROM vault.secret", &[]),
+        &SqlState::INSUFFICIENT_PRIVILEGE,
+        "plain read after REVOKE",
+    );
     expect_error(
         try_cached(&mut r1, "select v from vault.secret", &[], "v text"),
         &SqlState::INSUFFICIENT_PRIVILEGE,
@@ -1140,11 +1493,27 @@ fn writing_an_inheritance_parent_invalidates_a_query_on_its_child() {
          INSERT INTO dogs VALUES ('rex', 4);",
     );
     // Reading the parent sees the children too (writes to a child invalidate it).
-    invalidation_case(&cluster, &mut a, "select name, legs from animals", "name text, legs int", &["(rex,4)"], |b| {
-        b.batch_execute("UPDATE dogs SET legs = 3").unwrap();
-    }, &["(rex,3)"]);
+    invalidation_case(
+        &cluster,
+        &mut a,
+        "select name, legs from animals",
+        "name text, legs int",
+        &["(rex,4)"],
+        |b| {
+            b.batch_execute("UPDATE dogs SET legs = 3").unwrap();
+        },
+        &["(rex,3)"],
+    );
     // An UPDATE through the parent changes the child's rows.
-    invalidation_case(&cluster, &mut a, "select name, legs from dogs", "name text, legs int", &["(rex,3)"], |b| {
-        b.batch_execute("UPDATE animals SET legs = 5").unwrap();
-    }, &["(rex,5)"]);
+    invalidation_case(
+        &cluster,
+        &mut a,
+        "select name, legs from dogs",
+        "name text, legs int",
+        &["(rex,3)"],
+        |b| {
+            b.batch_execute("UPDATE animals SET legs = 5").unwrap();
+        },
+        &["(rex,5)"],
+    );
 }

@@ -20,7 +20,11 @@ fn json(dsn: &str, args: &[&str]) -> serde_json::Value {
 }
 
 fn fresh(c: &mut Client) -> Vec<bool> {
-    c.query("SELECT fresh FROM pitstop.cache_entries", &[]).unwrap().iter().map(|r| r.get(0)).collect()
+    c.query("SELECT fresh FROM pitstop.cache_entries", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
 }
 
 #[test]
@@ -30,7 +34,11 @@ fn the_cli_shows_invalidates_and_clears_the_cache() {
     c.batch_execute(&format!("{QUERY}; {QUERY}")).unwrap();
 
     let stats = json(&dsn, &["stats"]);
-    assert_eq!((stats[0]["hits"].as_i64(), stats[0]["fills"].as_i64(), stats[0]["entries"].as_i64()), (Some(1), Some(1), Some(1)), "{stats}");
+    assert_eq!(
+        (stats[0]["hits"].as_i64(), stats[0]["fills"].as_i64(), stats[0]["entries"].as_i64()),
+        (Some(1), Some(1), Some(1)),
+        "{stats}"
+    );
     let entries = json(&dsn, &["entries"]);
     assert_eq!(entries[0]["query"], "SELECT count(*) FROM public.t", "{entries}");
     assert_eq!(entries[0]["relations"][0], "t", "{entries}");
@@ -60,7 +68,14 @@ fn bad_tables_and_missing_rights_are_clear_errors() {
     let (cluster, mut c) = PgCluster::with_pitstop(ClusterOptions::default(), SETUP);
     let dsn = cluster.dsn();
     c.batch_execute(QUERY).unwrap();
-    let (code, _, err) = pitstop_tests::pitstop(&["--dsn", &dsn, "cache", "invalidate", "public.no_such_table", "--yes"]);
+    let (code, _, err) = pitstop_tests::pitstop(&[
+        "--dsn",
+        &dsn,
+        "cache",
+        "invalidate",
+        "public.no_such_table",
+        "--yes",
+    ]);
     assert_eq!(code, 1);
     assert!(err.contains("relation \"public.no_such_table\" does not exist"), "{err}");
     // EXECUTE on cache_clear is revoked from PUBLIC: a plain role is refused and the entry stays.

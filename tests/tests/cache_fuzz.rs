@@ -10,15 +10,22 @@ use pitstop_tests::{ClusterOptions, PgCluster};
 /// seed 13 table_to_xml serving another tenant's rows.
 #[test]
 fn cached_reads_equal_plain_reads() {
-    let options = ClusterOptions { settings: vec![("autovacuum", "off".into()), ("max_prepared_transactions", "10".into())], ..ClusterOptions::default() };
+    let options = ClusterOptions {
+        settings: vec![("autovacuum", "off".into()), ("max_prepared_transactions", "10".into())],
+        ..ClusterOptions::default()
+    };
     let cluster = PgCluster::start_with(options);
     let (mut reads, mut hits, mut failures) = (0, 0, Vec::new());
     for seed in [11, 12, 13] {
         let config = Config::new(seed, 5_000, cluster.dsn());
-        let summary = run(&config).unwrap_or_else(|fatal| panic!("{}\nserver log:\n{}", fatal.0, cluster.log()));
+        let summary = run(&config)
+            .unwrap_or_else(|fatal| panic!("{}\nserver log:\n{}", fatal.0, cluster.log()));
         eprintln!("{}", summary.line());
         // (A run stops at its first difference.)
-        assert!(summary.statements == 5_000 || !summary.differences.is_empty(), "seed {seed} stopped early");
+        assert!(
+            summary.statements == 5_000 || !summary.differences.is_empty(),
+            "seed {seed} stopped early"
+        );
         reads += summary.cached_reads;
         hits += summary.hits;
         failures.extend(summary.differences.into_iter().map(|d| d.report));

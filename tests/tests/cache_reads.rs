@@ -9,11 +9,14 @@ use postgres::Client;
 use std::process::Command;
 use std::time::Duration;
 
-
 /// `pitstop.cached(query)` with the column list `coldef`, each row as its text form.
 fn cached(c: &mut Client, query: &str, coldef: &str) -> Vec<String> {
     let sql = format!("SELECT t::text FROM pitstop.cached($1) AS t({coldef})");
-    c.query(&sql, &[&query]).unwrap_or_else(|e| panic!("pitstop.cached({query:?}): {e:?}")).iter().map(|r| r.get(0)).collect()
+    c.query(&sql, &[&query])
+        .unwrap_or_else(|e| panic!("pitstop.cached({query:?}): {e:?}"))
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
 }
 
 fn count(c: &mut Client, query: &str) -> i64 {
@@ -53,7 +56,8 @@ fn anonymous_records_are_never_served_to_another_session() {
 
 #[test]
 fn a_foreign_partition_is_never_served_stale() {
-    let (cluster, mut a) = PgCluster::with_pitstop(ClusterOptions::default(), "CREATE DATABASE remote");
+    let (cluster, mut a) =
+        PgCluster::with_pitstop(ClusterOptions::default(), "CREATE DATABASE remote");
     let mut remote = cluster.connect_as("postgres", "remote");
     remote.batch_execute("CREATE TABLE orders_us(id int, region text); INSERT INTO orders_us VALUES (1, 'us'), (2, 'us');").unwrap();
     a.batch_execute(&format!(
@@ -84,7 +88,10 @@ fn a_foreign_partition_is_never_served_stale() {
 
 #[test]
 fn a_subscribed_partition_is_never_cached_through_its_parent() {
-    let options = ClusterOptions { settings: vec![("wal_level", "logical".into())], ..ClusterOptions::default() };
+    let options = ClusterOptions {
+        settings: vec![("wal_level", "logical".into())],
+        ..ClusterOptions::default()
+    };
     let (cluster, mut a) = PgCluster::with_pitstop(options, "CREATE DATABASE publisher");
     let mut publisher = cluster.connect_as("postgres", "publisher");
     publisher
@@ -107,7 +114,8 @@ fn a_subscribed_partition_is_never_cached_through_its_parent() {
     .unwrap();
     assert!(
         poll_until(Duration::from_secs(30), || scalar(&mut a, "SELECT count(*) FROM m") == 1
-            && scalar(&mut a, "SELECT count(*) FROM pg_subscription_rel WHERE srsubstate <> 'r'") == 0),
+            && scalar(&mut a, "SELECT count(*) FROM pg_subscription_rel WHERE srsubstate <> 'r'")
+                == 0),
         "initial sync did not finish: {}",
         cluster.log()
     );
@@ -115,7 +123,10 @@ fn a_subscribed_partition_is_never_cached_through_its_parent() {
     assert_eq!(count(&mut a, query), 1);
     assert_eq!(count(&mut a, query), 1);
     publisher.batch_execute("INSERT INTO m_a VALUES (2, 'a')").unwrap();
-    assert!(poll_until(Duration::from_secs(30), || scalar(&mut a, "SELECT count(*) FROM m") == 2), "not replicated");
+    assert!(
+        poll_until(Duration::from_secs(30), || scalar(&mut a, "SELECT count(*) FROM m") == 2),
+        "not replicated"
+    );
     assert_eq!(count(&mut a, query), 2, "the apply worker's write must be seen");
     let s = stats(&mut a);
     assert_eq!(s.hits, 0, "{s:?}");
@@ -130,14 +141,22 @@ fn a_subscribed_partition_is_never_cached_through_its_parent() {
 
 #[test]
 fn another_sessions_temporary_child_is_never_shared() {
-    let (cluster, mut setup) = PgCluster::with_pitstop(ClusterOptions::default(), "CREATE TABLE p(v text); INSERT INTO p VALUES ('public');");
+    let (cluster, mut setup) = PgCluster::with_pitstop(
+        ClusterOptions::default(),
+        "CREATE TABLE p(v text); INSERT INTO p VALUES ('public');",
+    );
     let query = "select v from p order by v";
     let mut a = cluster.connect();
-    a.batch_execute("CREATE TEMP TABLE c () INHERITS (p); INSERT INTO c VALUES ('secret');").unwrap();
+    a.batch_execute("CREATE TEMP TABLE c () INHERITS (p); INSERT INTO c VALUES ('secret');")
+        .unwrap();
     assert_eq!(cached(&mut a, query, "v text"), ["(public)", "(secret)"]);
     assert_eq!(cached(&mut a, query, "v text"), ["(public)", "(secret)"]);
     let mut b = cluster.connect();
-    assert_eq!(cached(&mut b, query, "v text"), ["(public)"], "B must never get A's temporary rows");
+    assert_eq!(
+        cached(&mut b, query, "v text"),
+        ["(public)"],
+        "B must never get A's temporary rows"
+    );
     assert_eq!(cached(&mut b, query, "v text"), ["(public)"]);
     // Nor A B's answer: its own temporary rows are part of its plain answer.
     assert_eq!(cached(&mut a, query, "v text"), ["(public)", "(secret)"]);
@@ -161,9 +180,12 @@ fn tables_read_by_builtin_functions_keep_row_level_security() {
     let mut app = cluster.connect_as("app", "postgres");
     let xml = |c: &mut Client, tenant: i32| -> String {
         c.batch_execute(&format!("SET app.tenant = {tenant}")).unwrap();
-        c.query_one("SELECT x::text FROM pitstop.cached($1) AS t(x xml)", &[&"select table_to_xml('docs', true, false, '')"])
-            .unwrap()
-            .get(0)
+        c.query_one(
+            "SELECT x::text FROM pitstop.cached($1) AS t(x xml)",
+            &[&"select table_to_xml('docs', true, false, '')"],
+        )
+        .unwrap()
+        .get(0)
     };
     let one = xml(&mut app, 1);
     assert!(one.contains("tenant one secret") && !one.contains("tenant two"), "{one}");
@@ -202,7 +224,8 @@ fn a_huge_result_under_a_memory_limit_never_restarts_the_server() {
     // The review's `ulimit -v 3000000`.
     restart_with_memory_limit(&cluster, 3_000_000_000);
     let mut a = cluster.connect();
-    let started: String = a.query_one("SELECT pg_postmaster_start_time()::text", &[]).unwrap().get(0);
+    let started: String =
+        a.query_one("SELECT pg_postmaster_start_time()::text", &[]).unwrap().get(0);
     let mut big = cluster.connect();
     let outcome = big.query_one(
         "SELECT count(*) FROM pitstop.cached($$select repeat('x', 1000000) from generate_series(1, 1500)$$) AS t(v text)",
@@ -213,7 +236,10 @@ fn a_huge_result_under_a_memory_limit_never_restarts_the_server() {
         Err(e) => assert_eq!(e.code(), Some(&postgres::error::SqlState::OUT_OF_MEMORY), "{e:?}"),
     }
     // The other session survived, the server did not restart, and new sessions work.
-    let now: String = a.query_one("SELECT pg_postmaster_start_time()::text", &[]).expect("the other session survived").get(0);
+    let now: String = a
+        .query_one("SELECT pg_postmaster_start_time()::text", &[])
+        .expect("the other session survived")
+        .get(0);
     assert_eq!(now, started, "the postmaster restarted:\n{}", cluster.log());
     assert_eq!(scalar(&mut cluster.connect(), "SELECT 2::int8"), 2);
     assert!(!cluster.log().contains("terminated by signal"), "{}", cluster.log());

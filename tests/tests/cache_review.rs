@@ -19,8 +19,13 @@ fn call(c: &mut Client, query: &str, coldef: &str) -> Result<(Vec<String>, bool)
     let name = coldef.split_whitespace().next().unwrap();
     let sql = format!("SELECT t.{name}::text FROM pitstop.cached($1) AS t({coldef})");
     let hits = stats(c).hits;
-    let rows = c.query(&sql, &[&query]).map_err(|e| e.code().map_or_else(|| e.to_string(), |s| s.code().to_string()))?;
-    let values = rows.iter().map(|r| r.get::<_, Option<String>>(0).unwrap_or_else(|| "NULL".into())).collect();
+    let rows = c
+        .query(&sql, &[&query])
+        .map_err(|e| e.code().map_or_else(|| e.to_string(), |s| s.code().to_string()))?;
+    let values = rows
+        .iter()
+        .map(|r| r.get::<_, Option<String>>(0).unwrap_or_else(|| "NULL".into()))
+        .collect();
     Ok((values, stats(c).hits > hits))
 }
 
@@ -29,7 +34,10 @@ fn plain(c: &mut Client, query: &str) -> Result<Vec<String>, String> {
     let rows = c
         .query(&format!("SELECT (({query}))::text"), &[])
         .map_err(|e| e.code().map_or_else(|| e.to_string(), |s| s.code().to_string()))?;
-    Ok(rows.iter().map(|r| r.get::<_, Option<String>>(0).unwrap_or_else(|| "NULL".into())).collect())
+    Ok(rows
+        .iter()
+        .map(|r| r.get::<_, Option<String>>(0).unwrap_or_else(|| "NULL".into()))
+        .collect())
 }
 
 // ---- finding 4: temporary types and domains ------------------------------------------------
@@ -41,18 +49,31 @@ fn types_resolved_through_a_sessions_temporary_schema_are_not_shared() {
     let (cluster, mut a) = start("CREATE DOMAIN d AS int; CREATE DOMAIN w AS int;");
     let mut b = cluster.connect();
     let check = "select 5::d::int";
-    let queries = ["select '05'::w::text", "select (array['05']::w[])::text", "select 'w'::regtype::oid::text"];
+    let queries = [
+        "select '05'::w::text",
+        "select (array['05']::w[])::text",
+        "select 'w'::regtype::oid::text",
+    ];
     // B has called them all before its temporary types exist (what it remembers of them
     // must be forgotten).
     assert_eq!(call(&mut b, check, "n int").unwrap().0, ["5"]);
     for query in queries {
-        assert_eq!(call(&mut b, query, "v text").unwrap().0, plain(&mut a, query).unwrap(), "{query}");
+        assert_eq!(
+            call(&mut b, query, "v text").unwrap().0,
+            plain(&mut a, query).unwrap(),
+            "{query}"
+        );
     }
-    b.batch_execute("CREATE DOMAIN pg_temp.d AS int CHECK (VALUE < 0); CREATE DOMAIN pg_temp.w AS text;").unwrap();
+    b.batch_execute(
+        "CREATE DOMAIN pg_temp.d AS int CHECK (VALUE < 0); CREATE DOMAIN pg_temp.w AS text;",
+    )
+    .unwrap();
 
     // Every difference is collected, so that a failure names all the cases that fail.
     let mut wrong = Vec::new();
-    let mut expect = |what: String, got: Result<(Vec<String>, bool), String>, want: Result<Vec<String>, String>| {
+    let mut expect = |what: String,
+                      got: Result<(Vec<String>, bool), String>,
+                      want: Result<Vec<String>, String>| {
         if got.clone().map(|(v, _)| v) != want {
             wrong.push(format!("{what}: got {got:?}, want {want:?}"));
         }
@@ -72,7 +93,11 @@ fn types_resolved_through_a_sessions_temporary_schema_are_not_shared() {
         assert_ne!(in_a, in_b, "{query}");
         expect(format!("{query} in B"), call(&mut b, query, "v text"), in_b.clone());
         expect(format!("{query} in A, after B"), call(&mut a, query, "v text"), in_a.clone());
-        assert_eq!(call(&mut a, query, "v text").map(|(_, hit)| hit), Ok(true), "{query} cacheable in A");
+        assert_eq!(
+            call(&mut a, query, "v text").map(|(_, hit)| hit),
+            Ok(true),
+            "{query} cacheable in A"
+        );
         expect(format!("{query} in B, after A"), call(&mut b, query, "v text"), in_b);
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
@@ -91,12 +116,20 @@ fn a_fill_that_is_served_a_nested_entry_depends_on_what_that_entry_read() {
          END $$;",
     );
     let (inner, outer) = ("select count(*) from t", "select inner_count() + 0 AS n");
-    assert_eq!(call(&mut c, inner, "n bigint"), Ok((vec!["1".to_string()], false)), "fills the inner entry");
+    assert_eq!(
+        call(&mut c, inner, "n bigint"),
+        Ok((vec!["1".to_string()], false)),
+        "fills the inner entry"
+    );
     // The outer fill is served the inner entry (a nested hit) and stores its own entry.
     let hits = stats(&mut c).hits;
     assert_eq!(call(&mut c, outer, "n bigint").unwrap().0, ["1"]);
     assert_eq!(stats(&mut c).hits, hits + 1, "the nested call was a hit");
-    assert_eq!(call(&mut c, outer, "n bigint"), Ok((vec!["1".to_string()], true)), "the outer entry is served");
+    assert_eq!(
+        call(&mut c, outer, "n bigint"),
+        Ok((vec!["1".to_string()], true)),
+        "the outer entry is served"
+    );
 
     c.batch_execute("INSERT INTO t VALUES (2)").unwrap();
     assert_eq!(plain(&mut c, outer), Ok(vec!["2".to_string()]));

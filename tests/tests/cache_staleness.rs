@@ -10,10 +10,12 @@ use std::time::Duration;
 
 /// A cluster with these settings, `CREATE EXTENSION pitstop` and `setup` done.
 fn start(settings: &[(&'static str, &str)], setup: &str) -> (PgCluster, Client) {
-    let options = ClusterOptions { settings: settings.iter().map(|(k, v)| (*k, v.to_string())).collect(), ..Default::default() };
+    let options = ClusterOptions {
+        settings: settings.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+        ..Default::default()
+    };
     PgCluster::with_pitstop(options, setup)
 }
-
 
 /// `pitstop.cached(query, params)` of one column `coldef`, each value as text, and whether the
 /// call was served from the cache.
@@ -22,8 +24,13 @@ fn call(c: &mut Client, query: &str, params: &[&str], coldef: &str) -> (Vec<Stri
     let sql = format!("SELECT t.{name}::text FROM pitstop.cached($1, $2) AS t({coldef})");
     let params: Option<Vec<&str>> = (!params.is_empty()).then(|| params.to_vec());
     let hits = stats(c).hits;
-    let rows = c.query(&sql, &[&query, &params]).unwrap_or_else(|e| panic!("pitstop.cached({query:?}): {e:?}"));
-    let values = rows.iter().map(|r| r.get::<_, Option<String>>(0).unwrap_or_else(|| "NULL".into())).collect();
+    let rows = c
+        .query(&sql, &[&query, &params])
+        .unwrap_or_else(|e| panic!("pitstop.cached({query:?}): {e:?}"));
+    let values = rows
+        .iter()
+        .map(|r| r.get::<_, Option<String>>(0).unwrap_or_else(|| "NULL".into()))
+        .collect();
     (values, stats(c).hits > hits)
 }
 
@@ -50,11 +57,23 @@ fn logins_sharing_a_role_never_see_each_others_session_user_results() {
     }
     let bypassed = stats(&mut alice).reason("stable_function");
     for _ in 0..2 {
-        assert_eq!(call(&mut alice, "select body from my_notes", &[], "body text"), (vec!["a1".to_string()], false));
-        assert_eq!(call(&mut alice, "select session_user::text", &[], "u text"), (vec!["alice".to_string()], false));
+        assert_eq!(
+            call(&mut alice, "select body from my_notes", &[], "body text"),
+            (vec!["a1".to_string()], false)
+        );
+        assert_eq!(
+            call(&mut alice, "select session_user::text", &[], "u text"),
+            (vec!["alice".to_string()], false)
+        );
     }
-    assert_eq!(call(&mut bob, "select body from my_notes", &[], "body text"), (vec!["b1".to_string()], false));
-    assert_eq!(call(&mut bob, "select session_user::text", &[], "u text"), (vec!["bob".to_string()], false));
+    assert_eq!(
+        call(&mut bob, "select body from my_notes", &[], "body text"),
+        (vec!["b1".to_string()], false)
+    );
+    assert_eq!(
+        call(&mut bob, "select session_user::text", &[], "u text"),
+        (vec!["bob".to_string()], false)
+    );
     assert_eq!(stats(&mut bob).reason("stable_function"), bypassed + 6);
 
     // The client's address and port belong to the connection.
@@ -66,7 +85,10 @@ fn logins_sharing_a_role_never_see_each_others_session_user_results() {
 
     // The current role is in the key: still cached, per role.
     assert_eq!(call(&mut alice, "select current_user::text", &[], "u text").0, ["app"]);
-    assert_eq!(call(&mut bob, "select current_user::text", &[], "u text"), (vec!["app".to_string()], true));
+    assert_eq!(
+        call(&mut bob, "select current_user::text", &[], "u text"),
+        (vec!["app".to_string()], true)
+    );
 }
 
 #[test]
@@ -75,9 +97,14 @@ fn names_resolved_through_a_sessions_temporary_schema_are_not_shared() {
     let mut b = cluster.connect();
     // A's temporary t shadows the permanent one; pg_temp.f is another function in each session.
     a.batch_execute("CREATE TEMP TABLE t(id int); CREATE FUNCTION pg_temp.f() RETURNS int IMMUTABLE LANGUAGE sql AS 'select 1'").unwrap();
-    b.batch_execute("CREATE FUNCTION pg_temp.f() RETURNS int IMMUTABLE LANGUAGE sql AS 'select 2'").unwrap();
+    b.batch_execute("CREATE FUNCTION pg_temp.f() RETURNS int IMMUTABLE LANGUAGE sql AS 'select 2'")
+        .unwrap();
     let bypassed = stats(&mut a).reason("temporary_table");
-    for query in ["select 't'::regclass::oid::bigint", "select pg_temp.f()::bigint", "select 'pg_temp.f'::regproc::oid::bigint"] {
+    for query in [
+        "select 't'::regclass::oid::bigint",
+        "select pg_temp.f()::bigint",
+        "select 'pg_temp.f'::regproc::oid::bigint",
+    ] {
         let of = |c: &mut Client| text(c, &format!("SELECT ({query})::text"));
         let (in_a, in_b) = (of(&mut a), of(&mut b));
         assert_ne!(in_a, in_b, "{query}");
@@ -106,10 +133,20 @@ fn a_temporary_view_shadowing_a_view_is_never_shared() {
     a.batch_execute("CREATE TEMP VIEW v AS SELECT v FROM other").unwrap();
     let bypassed = stats(&mut a).reason("temporary_table");
     for _ in 0..2 {
-        assert_eq!(call(&mut a, "select v from v", &[], "v text"), (vec!["temporary view".to_string()], false));
-        assert_eq!(call(&mut b, "select v from v", &[], "v text").0, ["public"], "B must never get A's temporary view's rows");
+        assert_eq!(
+            call(&mut a, "select v from v", &[], "v text"),
+            (vec!["temporary view".to_string()], false)
+        );
+        assert_eq!(
+            call(&mut b, "select v from v", &[], "v text").0,
+            ["public"],
+            "B must never get A's temporary view's rows"
+        );
         // Also as a view read inside another view or a subquery.
-        assert_eq!(call(&mut a, "select v from (select v from v) s union all select 'x'", &[], "v text").0, ["temporary view", "x"]);
+        assert_eq!(
+            call(&mut a, "select v from (select v from v) s union all select 'x'", &[], "v text").0,
+            ["temporary view", "x"]
+        );
     }
     assert_eq!(stats(&mut a).reason("temporary_table"), bypassed + 4);
     // B's own reads of the permanent view are cached.
@@ -127,7 +164,9 @@ fn relative_date_and_time_words_are_read_on_every_call() {
                                    (now() - interval '3 days', 'older', '{\"d\": \"2000-01-01\"}');",
     );
     // The review's reproduction: a second later the answer is another one.
-    for (query, params) in [("select 'now'::timestamptz", &[][..]), ("select $1::timestamptz", &["now"][..])] {
+    for (query, params) in
+        [("select 'now'::timestamptz", &[][..]), ("select $1::timestamptz", &["now"][..])]
+    {
         let (first, _) = call(&mut c, query, params, "ts timestamptz");
         std::thread::sleep(Duration::from_millis(1100));
         let (second, hit) = call(&mut c, query, params, "ts timestamptz");
@@ -139,7 +178,10 @@ fn relative_date_and_time_words_are_read_on_every_call() {
     let today = text(&mut c, "SELECT current_date::text");
     let before = relative(&mut c);
     for _ in 0..2 {
-        assert_eq!(call(&mut c, "select $1::date", &["today"], "d date"), (vec![today.clone()], false));
+        assert_eq!(
+            call(&mut c, "select $1::date", &["today"], "d date"),
+            (vec![today.clone()], false)
+        );
     }
     assert_eq!(relative(&mut c), before + 2);
 
@@ -175,7 +217,10 @@ fn relative_date_and_time_words_are_read_on_every_call() {
         ("select 'epoch'::timestamptz::text || 'infinity'::date::text", &[][..], "v text"),
     ] {
         call(&mut c, query, params, coldef);
-        assert!(call(&mut c, query, params, coldef).1, "{query} {params:?} should be served from the cache");
+        assert!(
+            call(&mut c, query, params, coldef).1,
+            "{query} {params:?} should be served from the cache"
+        );
     }
 }
 
@@ -210,7 +255,8 @@ fn copy_from_is_a_write_while_its_rows_go_in() {
 
 #[test]
 fn a_relation_created_by_explain_analyze_that_shadows_another_is_seen() {
-    let (cluster, mut setup) = start(&[], "CREATE SCHEMA a; CREATE SCHEMA b; CREATE TABLE b.t AS SELECT 1 AS v;");
+    let (cluster, mut setup) =
+        start(&[], "CREATE SCHEMA a; CREATE SCHEMA b; CREATE TABLE b.t AS SELECT 1 AS v;");
     let mut c = cluster.connect();
     let mut reader = cluster.connect();
     for session in [&mut c, &mut reader] {
@@ -225,7 +271,11 @@ fn a_relation_created_by_explain_analyze_that_shadows_another_is_seen() {
         assert_eq!(call(&mut reader, query, &[], "v int").0, ["1"]);
         assert_eq!(call(&mut reader, query, &[], "v int"), (vec!["1".to_string()], true));
         c.batch_execute(create).unwrap();
-        assert_eq!(text(&mut reader, "SELECT v::text FROM t"), expected, "{create} did not shadow b.t");
+        assert_eq!(
+            text(&mut reader, "SELECT v::text FROM t"),
+            expected,
+            "{create} did not shadow b.t"
+        );
         assert_eq!(call(&mut reader, query, &[], "v int").0, [expected], "after {create}");
         setup.batch_execute("DROP SCHEMA a CASCADE; CREATE SCHEMA a;").unwrap();
     }
@@ -244,14 +294,23 @@ fn a_commit_prepared_terminated_while_it_waits_leaves_the_cache_serving() {
     let query = "select v from t where id = 1";
     call(&mut a, query, &[], "v int");
     assert_eq!(call(&mut a, query, &[], "v int"), (vec!["10".to_string()], true));
-    cluster.connect().batch_execute("BEGIN; UPDATE t SET v = 20 WHERE id = 1; PREPARE TRANSACTION 'p';").unwrap();
+    cluster
+        .connect()
+        .batch_execute("BEGIN; UPDATE t SET v = 20 WHERE id = 1; PREPARE TRANSACTION 'p';")
+        .unwrap();
 
     let mut committer = cluster.connect();
     let pid: i32 = committer.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
     committer.batch_execute("SET synchronous_commit = on").unwrap();
     let waiting = std::thread::spawn(move || committer.batch_execute("COMMIT PREPARED 'p'"));
     let waits = poll_until(Duration::from_secs(20), || {
-        a.query_one("SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND wait_event = 'SyncRep'", &[&pid]).unwrap().get::<_, i64>(0) == 1
+        a.query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND wait_event = 'SyncRep'",
+            &[&pid],
+        )
+        .unwrap()
+        .get::<_, i64>(0)
+            == 1
     });
     assert!(waits, "COMMIT PREPARED did not wait for the standby");
     // While it is under way nothing is served (its writes cannot be attributed).
@@ -260,7 +319,10 @@ fn a_commit_prepared_terminated_while_it_waits_leaves_the_cache_serving() {
     assert!(a.query_one("SELECT pg_terminate_backend($1)", &[&pid]).unwrap().get::<_, bool>(0));
     let _ = waiting.join().unwrap();
     let gone = poll_until(Duration::from_secs(20), || {
-        a.query_one("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", &[&pid]).unwrap().get::<_, i64>(0) == 0
+        a.query_one("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", &[&pid])
+            .unwrap()
+            .get::<_, i64>(0)
+            == 0
     });
     assert!(gone, "the terminated backend did not exit");
     // The commit happened locally; the mark is gone: the new value is cached and served.

@@ -3,7 +3,9 @@
 //! configuration kept), prompt exit on SIGTERM/SIGINT, the HTTP endpoints, and every kind of
 //! bad configuration — in the file or the environment — named by its key.
 
-use pitstop_tests::{pitstop_env, poll_until, Daemon, DaemonConfig, NotifySocket, PgCluster, SIGHUP, SIGINT, SIGTERM};
+use pitstop_tests::{
+    pitstop_env, poll_until, Daemon, DaemonConfig, NotifySocket, PgCluster, SIGHUP, SIGINT, SIGTERM,
+};
 use std::time::{Duration, Instant};
 
 fn cluster_with_extension() -> PgCluster {
@@ -18,7 +20,11 @@ fn write_config(path: &std::path::Path, text: &str) {
 
 /// `pitstop check-config --config <file with text>` with `env`.
 fn check_config(text: &str, env: &[(&str, &str)]) -> (i32, String, String) {
-    let dir = std::env::temp_dir().join(format!("pitstop-check-{}-{}", std::process::id(), rand_suffix()));
+    let dir = std::env::temp_dir().join(format!(
+        "pitstop-check-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("pitstop.toml");
     write_config(&path, text);
@@ -39,19 +45,31 @@ fn ready_only_once_postgres_is_reachable_then_sigterm_exits_zero() {
     cluster.stop();
     let mut notify = NotifySocket::bind();
     let socket = notify.path.display().to_string();
-    let mut daemon = Daemon::start(&DaemonConfig::new(&cluster.dsn(), "").toml(), &[("NOTIFY_SOCKET", &socket)]);
+    let mut daemon =
+        Daemon::start(&DaemonConfig::new(&cluster.dsn(), "").toml(), &[("NOTIFY_SOCKET", &socket)]);
 
     // Postgres is down: alive, not ready, saying why.
     assert_eq!(daemon.get("/healthz").0, 200);
     let (code, body) = daemon.get("/readyz");
     assert_eq!(code, 503, "{body}");
-    assert!(poll_until(Duration::from_secs(10), || daemon.status()["components"]["postgres"]["state"] == "down"));
-    assert!(notify.wait_for_prefix("STATUS=", Duration::from_secs(5)), "no STATUS= line: {:?}", notify.messages());
+    assert!(poll_until(Duration::from_secs(10), || daemon.status()["components"]["postgres"]
+        ["state"]
+        == "down"));
+    assert!(
+        notify.wait_for_prefix("STATUS=", Duration::from_secs(5)),
+        "no STATUS= line: {:?}",
+        notify.messages()
+    );
     assert!(!notify.has("READY=1"), "READY=1 before Postgres was reachable");
     assert_eq!(daemon.metric("pitstop_postgres_up"), 0.0);
 
     cluster.start_again();
-    assert!(notify.wait_for("READY=1", Duration::from_secs(20)), "no READY=1 after Postgres came up: {:?}\n{}", notify.messages(), daemon.log());
+    assert!(
+        notify.wait_for("READY=1", Duration::from_secs(20)),
+        "no READY=1 after Postgres came up: {:?}\n{}",
+        notify.messages(),
+        daemon.log()
+    );
     let (code, body) = daemon.get("/readyz");
     assert_eq!(code, 200, "{body}");
     let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -59,7 +77,12 @@ fn ready_only_once_postgres_is_reachable_then_sigterm_exits_zero() {
     assert_eq!(daemon.metric("pitstop_postgres_up"), 1.0);
 
     // Without Redis the relay is off, and the log says so once.
-    assert_eq!(daemon.log().matches("relay: disabled (no redis.url configured)").count(), 1, "{}", daemon.log());
+    assert_eq!(
+        daemon.log().matches("relay: disabled (no redis.url configured)").count(),
+        1,
+        "{}",
+        daemon.log()
+    );
     let status = daemon.status();
     assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(status["profile"], "balanced");
@@ -69,7 +92,13 @@ fn ready_only_once_postgres_is_reachable_then_sigterm_exits_zero() {
     assert!(status["relay"]["lag_seconds"].is_number(), "{status}");
 
     let (_, metrics) = daemon.get("/metrics");
-    for family in ["pitstop_build_info{version=", "pitstop_relay_delivered_total ", "pitstop_relay_lag_seconds ", "pitstop_relay_batches_total ", "pitstop_redis_up "] {
+    for family in [
+        "pitstop_build_info{version=",
+        "pitstop_relay_delivered_total ",
+        "pitstop_relay_lag_seconds ",
+        "pitstop_relay_batches_total ",
+        "pitstop_redis_up ",
+    ] {
         assert!(metrics.contains(family), "/metrics lacks {family}:\n{metrics}");
     }
 
@@ -85,7 +114,11 @@ fn ready_only_once_postgres_is_reachable_then_sigterm_exits_zero() {
 fn pitstop_status_shows_each_component_and_exits_3_when_one_is_down() {
     let cluster = cluster_with_extension();
     let daemon = Daemon::start(&DaemonConfig::new(&cluster.dsn(), "").toml(), &[]);
-    assert!(poll_until(Duration::from_secs(20), || daemon.get("/readyz").0 == 200), "{}", daemon.log());
+    assert!(
+        poll_until(Duration::from_secs(20), || daemon.get("/readyz").0 == 200),
+        "{}",
+        daemon.log()
+    );
     let url = format!("http://127.0.0.1:{}/status", daemon.http_port());
 
     let (code, out, err) = pitstop_env(&["status", "--url", &url], &[]);
@@ -100,7 +133,9 @@ fn pitstop_status_shows_each_component_and_exits_3_when_one_is_down() {
 
     // PostgreSQL goes away: the daemon still answers, and says which component is down.
     cluster.stop();
-    assert!(poll_until(Duration::from_secs(10), || daemon.status()["components"]["postgres"]["state"] == "down"));
+    assert!(poll_until(Duration::from_secs(10), || daemon.status()["components"]["postgres"]
+        ["state"]
+        == "down"));
     let (code, out, _) = pitstop_env(&["status", "--url", &url], &[]);
     assert_eq!(code, 3, "{out}");
     assert!(out.lines().any(|l| l.contains("postgres") && l.contains(" down ")), "{out}");
@@ -121,19 +156,31 @@ fn sighup_applies_a_good_config_and_rejects_a_broken_one() {
     let mut daemon = Daemon::start(&config.toml(), &[("NOTIFY_SOCKET", &socket)]);
     assert!(notify.wait_for("READY=1", Duration::from_secs(20)), "{}", daemon.log());
 
-    let broken = config.clone().set("relay", "bogus = 1").set("http", "listen = \"127.0.0.1:99999\"");
+    let broken =
+        config.clone().set("relay", "bogus = 1").set("http", "listen = \"127.0.0.1:99999\"");
     write_config(&daemon.config_path, &broken.toml());
     daemon.signal(SIGHUP);
-    assert!(daemon.wait_for_log("configuration reload rejected", Duration::from_secs(10)), "{}", daemon.log());
+    assert!(
+        daemon.wait_for_log("configuration reload rejected", Duration::from_secs(10)),
+        "{}",
+        daemon.log()
+    );
     let log = daemon.log();
-    assert!(log.contains("http.listen: bad port 99999") && log.contains("relay.bogus: unknown key"), "{log}");
+    assert!(
+        log.contains("http.listen: bad port 99999") && log.contains("relay.bogus: unknown key"),
+        "{log}"
+    );
     assert!(notify.wait_for("RELOADING=1", Duration::from_secs(5)));
     assert_eq!(daemon.status()["profile"], "balanced", "the running configuration must stay");
     assert_eq!(daemon.metric("pitstop_config_reloads_total{result=\"rejected\"}"), 1.0);
 
     write_config(&daemon.config_path, &config.set("", "profile = \"aggressive\"").toml());
     daemon.signal(SIGHUP);
-    assert!(daemon.wait_for_log("configuration reloaded; changed: profile", Duration::from_secs(10)), "{}", daemon.log());
+    assert!(
+        daemon.wait_for_log("configuration reloaded; changed: profile", Duration::from_secs(10)),
+        "{}",
+        daemon.log()
+    );
     assert_eq!(daemon.status()["profile"], "aggressive");
     assert_eq!(daemon.metric("pitstop_config_reloads_total{result=\"applied\"}"), 1.0);
 
@@ -146,17 +193,31 @@ fn watchdog_is_pinged_when_systemd_asks() {
     // No Postgres at all: the watchdog is about the process, not its connections.
     let mut notify = NotifySocket::bind();
     let socket = notify.path.display().to_string();
-    let dsn = format!("host=127.0.0.1 port={} user=postgres dbname=postgres", pitstop_tests::free_port());
-    let env = [("NOTIFY_SOCKET", socket.as_str()), ("WATCHDOG_USEC", "200000"), ("PITSTOP_LOG_FORMAT", "json")];
+    let dsn =
+        format!("host=127.0.0.1 port={} user=postgres dbname=postgres", pitstop_tests::free_port());
+    let env = [
+        ("NOTIFY_SOCKET", socket.as_str()),
+        ("WATCHDOG_USEC", "200000"),
+        ("PITSTOP_LOG_FORMAT", "json"),
+    ];
     let daemon = Daemon::start(&DaemonConfig::new(&dsn, "").toml(), &env);
-    let pinged = poll_until(Duration::from_secs(5), || notify.messages().iter().filter(|m| m.lines().any(|l| l == "WATCHDOG=1")).count() >= 3);
+    let pinged = poll_until(Duration::from_secs(5), || {
+        notify.messages().iter().filter(|m| m.lines().any(|l| l == "WATCHDOG=1")).count() >= 3
+    });
     assert!(pinged, "{:?}\n{}", notify.messages(), daemon.log());
     assert!(!notify.has("READY=1"));
 
     // Logs were JSON on request, one object per line, saying why Postgres is unreachable.
     let log = daemon.log();
-    let lines: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
-    assert!(lines.iter().any(|l| l["level"] == "WARN" && l["message"].as_str().is_some_and(|m| m.starts_with("postgres: cannot connect"))), "{log}");
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["level"] == "WARN"
+            && l["message"].as_str().is_some_and(|m| m.starts_with("postgres: cannot connect"))),
+        "{log}"
+    );
     assert!(lines.iter().all(|l| l["timestamp"].is_string()), "{log}");
 }
 
@@ -164,18 +225,28 @@ fn watchdog_is_pinged_when_systemd_asks() {
 
 #[test]
 fn check_config_prints_the_effective_configuration_with_secrets_masked() {
-    let text = "profile = \"low-overhead\"\n[postgres]\ndsn = \"host=db user=app password=pg-secret\"\n\
+    let text =
+        "profile = \"low-overhead\"\n[postgres]\ndsn = \"host=db user=app password=pg-secret\"\n\
                 [redis]\nurl = \"redis://:redis-secret@cache:6379/0\"\n";
     let (code, out, err) = check_config(text, &[("PITSTOP_HTTP_LISTEN", "127.0.0.1:9999")]);
     assert_eq!(code, 0, "{err}");
     assert!(!out.contains("secret"), "a secret was printed:\n{out}");
-    assert!(out.contains("password=********") && out.contains("redis://:********@cache:6379/0"), "{out}");
-    assert!(out.contains("listen = \"127.0.0.1:9999\"") && out.contains("# from PITSTOP_HTTP_LISTEN"), "{out}");
+    assert!(
+        out.contains("password=********") && out.contains("redis://:********@cache:6379/0"),
+        "{out}"
+    );
+    assert!(
+        out.contains("listen = \"127.0.0.1:9999\"") && out.contains("# from PITSTOP_HTTP_LISTEN"),
+        "{out}"
+    );
     assert!(out.contains("poll_interval = \"5s\""), "low-overhead profile not applied:\n{out}");
 
     let (code, out, _) = check_config("", &[("PITSTOP_PROFILE", "aggressive")]);
     assert_eq!(code, 0);
-    assert!(out.contains("profile = \"aggressive\"") && out.contains("poll_interval = \"200ms\""), "{out}");
+    assert!(
+        out.contains("profile = \"aggressive\"") && out.contains("poll_interval = \"200ms\""),
+        "{out}"
+    );
     assert!(out.contains("the Redis relay will not run (no redis.url configured)"), "{out}");
 }
 
@@ -206,16 +277,33 @@ fn check_config_reports_every_bad_value_and_unknown_key() {
 
 #[test]
 fn bad_environment_values_are_errors_naming_the_key_and_variable() {
-    let (code, _, err) = check_config("", &[("PITSTOP_HTTP_LISTEN", "nonsense"), ("PITSTOP_RELAY_BATCH_SIZE", "lots"), ("PITSTOP_REDIS_PASWORD", "x")]);
+    let (code, _, err) = check_config(
+        "",
+        &[
+            ("PITSTOP_HTTP_LISTEN", "nonsense"),
+            ("PITSTOP_RELAY_BATCH_SIZE", "lots"),
+            ("PITSTOP_REDIS_PASWORD", "x"),
+        ],
+    );
     assert_ne!(code, 0);
-    assert!(err.contains("http.listen: \"nonsense\" is not an address:port") && err.contains("(from PITSTOP_HTTP_LISTEN)"), "{err}");
-    assert!(err.contains("relay.batch_size: \"lots\" is not a whole number (from PITSTOP_RELAY_BATCH_SIZE)"), "{err}");
+    assert!(
+        err.contains("http.listen: \"nonsense\" is not an address:port")
+            && err.contains("(from PITSTOP_HTTP_LISTEN)"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "relay.batch_size: \"lots\" is not a whole number (from PITSTOP_RELAY_BATCH_SIZE)"
+        ),
+        "{err}"
+    );
     assert!(err.contains("redis.pasword: unknown key (from PITSTOP_REDIS_PASWORD)"), "{err}");
 }
 
 #[test]
 fn check_config_with_a_missing_or_malformed_file() {
-    let (code, _, err) = pitstop_env(&["check-config", "--config", "/nonexistent/pitstop.toml"], &[]);
+    let (code, _, err) =
+        pitstop_env(&["check-config", "--config", "/nonexistent/pitstop.toml"], &[]);
     assert_ne!(code, 0);
     assert!(err.contains("/nonexistent/pitstop.toml: cannot read the configuration file"), "{err}");
     let (code, _, err) = check_config("[http\nlisten = 1\n", &[]);
@@ -231,12 +319,17 @@ fn the_daemon_refuses_to_start_half_configured() {
         &DaemonConfig::new("host=127.0.0.1", "").set("relay", "batch_size = 0").toml(),
         &[("NOTIFY_SOCKET", &socket), ("PITSTOP_REDIS_URL", "redis://x:notaport")],
     );
-    let status = daemon.wait_exit(Duration::from_secs(5)).expect("the daemon kept running with a bad configuration");
+    let status = daemon
+        .wait_exit(Duration::from_secs(5))
+        .expect("the daemon kept running with a bad configuration");
     assert_eq!(status.code(), Some(78), "EX_CONFIG expected; log:\n{}", daemon.log());
     let log = daemon.log();
     assert!(log.contains("relay.batch_size: 0 is outside 1..=100000"), "{log}");
     assert!(log.contains("redis.url:") && log.contains("(from PITSTOP_REDIS_URL)"), "{log}");
-    assert!(!log.contains("http: listening"), "HTTP started before the configuration was valid:\n{log}");
+    assert!(
+        !log.contains("http: listening"),
+        "HTTP started before the configuration was valid:\n{log}"
+    );
     assert!(notify.messages().is_empty(), "{:?}", notify.messages());
 }
 
@@ -244,7 +337,11 @@ fn the_daemon_refuses_to_start_half_configured() {
 
 #[test]
 fn systemd_unit_is_a_hardened_notify_service_that_systemd_analyze_accepts() {
-    let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../daemon/systemd/pitstop.service")).unwrap();
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../daemon/systemd/pitstop.service"
+    ))
+    .unwrap();
     for directive in [
         "Type=notify",
         "ExecReload=/bin/kill -HUP $MAINPID",
@@ -260,17 +357,24 @@ fn systemd_unit_is_a_hardened_notify_service_that_systemd_analyze_accepts() {
     ] {
         assert!(unit.contains(directive), "pitstop.service lacks {directive:?}");
     }
-    let Ok(version) = std::process::Command::new("systemd-analyze").arg("--version").output() else {
+    let Ok(version) = std::process::Command::new("systemd-analyze").arg("--version").output()
+    else {
         eprintln!("systemd-analyze is not installed: only the directives were checked");
         return;
     };
     assert!(version.status.success());
     // verify needs ExecStart's binary to exist: point the unit at the one just built.
-    let dir = std::env::temp_dir().join(format!("pitstop-unit-{}-{}", std::process::id(), rand_suffix()));
+    let dir =
+        std::env::temp_dir().join(format!("pitstop-unit-{}-{}", std::process::id(), rand_suffix()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("pitstop.service");
-    std::fs::write(&path, unit.replace("/usr/local/bin/pitstop", &pitstop_tests::pitstop_bin().display().to_string())).unwrap();
-    let out = std::process::Command::new("systemd-analyze").arg("verify").arg(&path).output().unwrap();
+    std::fs::write(
+        &path,
+        unit.replace("/usr/local/bin/pitstop", &pitstop_tests::pitstop_bin().display().to_string()),
+    )
+    .unwrap();
+    let out =
+        std::process::Command::new("systemd-analyze").arg("verify").arg(&path).output().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && stderr.trim().is_empty(), "systemd-analyze verify: {stderr}");

@@ -43,19 +43,48 @@ fn the_dashboard_shows_every_part_and_escapes_data() {
             && status["monitor"]["samples"].as_u64().unwrap_or(0) >= 3
             && status["maintenance"]["jobs"][0]["last_run"]["outcome"].is_string()
     });
-    assert!(ready, "no firing alert, window or job run; status {}\n{}", daemon.status(), daemon.log());
+    assert!(
+        ready,
+        "no firing alert, window or job run; status {}\n{}",
+        daemon.status(),
+        daemon.log()
+    );
 
     let (head, html) = get_with_headers(&daemon, "/host");
     assert!(head.starts_with("http/1.1 200"), "{head}");
     assert!(head.contains("content-type: text/html; charset=utf-8"), "{head}");
     assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
-    for part in ["postgres", "redis", "relay", "monitor", "maintenance", "Host", "PostgreSQL", "Disks", "prune-often", "*/2 * * * * *"] {
+    for part in [
+        "postgres",
+        "redis",
+        "relay",
+        "monitor",
+        "maintenance",
+        "Host",
+        "PostgreSQL",
+        "Disks",
+        "prune-often",
+        "*/2 * * * * *",
+    ] {
         assert!(html.contains(part), "{part} missing from the dashboard:\n{html}");
     }
-    assert!(!html.to_ascii_lowercase().contains("<script"), "a <script> from data reached the page unescaped:\n{html}");
-    assert!(html.contains("&lt;script&gt;alert(&#39;rule&#39;)&lt;/script&gt;"), "the rule's name is shown as text:\n{html}");
-    assert!(html.contains("<span class=\"b warning\">warning</span>") && html.contains("<span class=\"b firing\">firing</span>"), "{html}");
-    assert!(html.contains("<svg") && html.contains("<polyline"), "sparklines from the monitor's window:\n{html}");
+    assert!(
+        !html.to_ascii_lowercase().contains("<script"),
+        "a <script> from data reached the page unescaped:\n{html}"
+    );
+    assert!(
+        html.contains("&lt;script&gt;alert(&#39;rule&#39;)&lt;/script&gt;"),
+        "the rule's name is shown as text:\n{html}"
+    );
+    assert!(
+        html.contains("<span class=\"b warning\">warning</span>")
+            && html.contains("<span class=\"b firing\">firing</span>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<svg") && html.contains("<polyline"),
+        "sparklines from the monitor's window:\n{html}"
+    );
     assert!(html.contains("of 40"), "connections against max_connections:\n{html}");
     assert!(html.contains("recorded in pitstop.host_metrics"), "{html}");
 }
@@ -63,8 +92,13 @@ fn the_dashboard_shows_every_part_and_escapes_data() {
 #[test]
 fn the_dashboard_renders_while_postgres_is_down() {
     let dsn = format!("host=127.0.0.1 port={} user=postgres dbname=postgres", free_port());
-    let daemon = Daemon::start(&DaemonConfig::new(&dsn, "").set("monitor", "sample_interval = \"200ms\"").toml(), &[]);
-    assert!(poll_until(Duration::from_secs(10), || daemon.status()["components"]["postgres"]["state"] == "down"));
+    let daemon = Daemon::start(
+        &DaemonConfig::new(&dsn, "").set("monitor", "sample_interval = \"200ms\"").toml(),
+        &[],
+    );
+    assert!(poll_until(Duration::from_secs(10), || daemon.status()["components"]["postgres"]
+        ["state"]
+        == "down"));
     let (code, html) = daemon.get("/host");
     assert_eq!(code, 200, "{html}");
     assert!(html.contains("<td>postgres</td><td><span class=\"b down\">down</span>"), "{html}");

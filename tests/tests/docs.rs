@@ -23,7 +23,11 @@ fn span_names(text: &str) -> Vec<String> {
     text.split('`')
         .skip(1)
         .step_by(2)
-        .map(|span| span.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.').collect::<String>())
+        .map(|span| {
+            span.chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.')
+                .collect::<String>()
+        })
         .filter(|name| !name.is_empty())
         .collect()
 }
@@ -92,7 +96,9 @@ fn entry(doc: &str, name: &str) -> Option<String> {
             return Some(line.to_string());
         }
     }
-    doc.split("\n\n").find(|paragraph| span_names(paragraph).iter().any(|n| n == name)).map(str::to_string)
+    doc.split("\n\n")
+        .find(|paragraph| span_names(paragraph).iter().any(|n| n == name))
+        .map(str::to_string)
 }
 
 fn section<'a>(doc: &'a str, heading: &str) -> &'a str {
@@ -129,8 +135,11 @@ fn every_object_of_the_schema_is_documented_with_who_may_use_it() {
         )
         .unwrap();
     assert!(functions.len() > 30, "only {} functions in schema pitstop", functions.len());
-    let definer_doc: BTreeSet<String> =
-        section(&security, "## SECURITY DEFINER functions").lines().filter(|l| is_table_row(l)).flat_map(|l| span_names(first_cell(l))).collect();
+    let definer_doc: BTreeSet<String> = section(&security, "## SECURITY DEFINER functions")
+        .lines()
+        .filter(|l| is_table_row(l))
+        .flat_map(|l| span_names(first_cell(l)))
+        .collect();
     let mut definers = BTreeSet::new();
     for row in &functions {
         let (name, definer, revoked): (String, bool, bool) = (row.get(0), row.get(1), row.get(2));
@@ -148,7 +157,9 @@ fn every_object_of_the_schema_is_documented_with_who_may_use_it() {
         }
     }
     if definers != definer_doc {
-        problems.push(format!("SECURITY DEFINER functions are {definers:?}, docs/security.md lists {definer_doc:?}"));
+        problems.push(format!(
+            "SECURITY DEFINER functions are {definers:?}, docs/security.md lists {definer_doc:?}"
+        ));
     }
 
     let relations = db
@@ -164,15 +175,19 @@ fn every_object_of_the_schema_is_documented_with_who_may_use_it() {
         match entry(&doc, &name) {
             None => problems.push(format!("relation {name} is not in docs/sql-reference.md")),
             // Views are what monitoring roles read: the entry says whether they may.
-            Some(text) if kind == "v" && text.contains("`pg_monitor`") != monitor => problems.push(format!(
-                "view {name}: pg_monitor {} SELECT, its entry says otherwise:\n{text}",
-                if monitor { "has" } else { "has no" }
-            )),
+            Some(text) if kind == "v" && text.contains("`pg_monitor`") != monitor => {
+                problems.push(format!(
+                    "view {name}: pg_monitor {} SELECT, its entry says otherwise:\n{text}",
+                    if monitor { "has" } else { "has no" }
+                ))
+            }
             Some(_) => {}
         }
     }
 
-    let event_triggers = db.query("SELECT evtname::text FROM pg_event_trigger WHERE evtname LIKE 'pitstop%'", &[]).unwrap();
+    let event_triggers = db
+        .query("SELECT evtname::text FROM pg_event_trigger WHERE evtname LIKE 'pitstop%'", &[])
+        .unwrap();
     assert!(!event_triggers.is_empty(), "no event trigger installed");
     for row in &event_triggers {
         let name: String = row.get(0);
@@ -183,7 +198,11 @@ fn every_object_of_the_schema_is_documented_with_who_may_use_it() {
     }
 
     let settings = db.query("SELECT name, context, current_setting(name) FROM pg_settings WHERE name LIKE 'pitstop.%' ORDER BY 1", &[]).unwrap();
-    assert!(settings.len() >= 10, "only {} pitstop settings (is pitstop preloaded?)", settings.len());
+    assert!(
+        settings.len() >= 10,
+        "only {} pitstop settings (is pitstop preloaded?)",
+        settings.len()
+    );
     let rows = section(&doc, "## Settings");
     for row in &settings {
         let (name, context, shown): (String, String, String) = (row.get(0), row.get(1), row.get(2));
@@ -194,8 +213,11 @@ fn every_object_of_the_schema_is_documented_with_who_may_use_it() {
             "postmaster" => "server start",
             other => other,
         };
-        match rows.lines().find(|l| is_table_row(l) && span_names(first_cell(l)) == [name.clone()]) {
-            None => problems.push(format!("setting {name} is not in the settings table of docs/sql-reference.md")),
+        match rows.lines().find(|l| is_table_row(l) && span_names(first_cell(l)) == [name.clone()])
+        {
+            None => problems.push(format!(
+                "setting {name} is not in the settings table of docs/sql-reference.md"
+            )),
             Some(line) => {
                 let c = cells(line);
                 if !c[1].contains(&format!("`{shown}`")) || c[2] != wanted_context {
@@ -216,30 +238,49 @@ fn every_object_of_the_schema_is_documented_with_who_may_use_it() {
 #[test]
 fn every_bypass_reason_the_cache_counts_is_documented() {
     let (_cluster, mut db) = PgCluster::with_pitstop(ClusterOptions::default(), "");
-    let counted: BTreeSet<String> =
-        db.query("SELECT jsonb_object_keys(bypass_reasons) FROM pitstop.cache_stats()", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+    let counted: BTreeSet<String> = db
+        .query("SELECT jsonb_object_keys(bypass_reasons) FROM pitstop.cache_stats()", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     assert!(counted.len() > 10, "only {counted:?}");
     let doc = repo_file("docs/cache.md");
-    let documented: BTreeSet<String> =
-        section(&doc, "## Bypass reasons").lines().filter(|l| is_table_row(l)).flat_map(|l| span_names(first_cell(l))).collect();
-    assert_eq!(documented, counted, "the bypass reasons of docs/cache.md against those cache_stats() reports");
+    let documented: BTreeSet<String> = section(&doc, "## Bypass reasons")
+        .lines()
+        .filter(|l| is_table_row(l))
+        .flat_map(|l| span_names(first_cell(l)))
+        .collect();
+    assert_eq!(
+        documented, counted,
+        "the bypass reasons of docs/cache.md against those cache_stats() reports"
+    );
 }
 
 #[test]
 fn every_metric_the_daemon_exports_is_documented() {
     let (cluster, _db) = PgCluster::with_pitstop(ClusterOptions::default(), "");
-    let config = DaemonConfig::new(&cluster.dsn(), "").set("monitor", "sample_interval = \"200ms\"");
+    let config =
+        DaemonConfig::new(&cluster.dsn(), "").set("monitor", "sample_interval = \"200ms\"");
     let daemon = Daemon::start(&config.toml(), &[]);
     let sampled = poll_until(Duration::from_secs(20), || {
         let (_, body) = daemon.get("/metrics");
-        body.contains("# TYPE pitstop_host_cpu_usage_ratio ") && body.contains("# TYPE pitstop_postgres_connections ")
+        body.contains("# TYPE pitstop_host_cpu_usage_ratio ")
+            && body.contains("# TYPE pitstop_postgres_connections ")
     });
     let (_, body) = daemon.get("/metrics");
     assert!(sampled, "no host and PostgreSQL samples on /metrics:\n{body}");
-    let exported: Vec<&str> = body.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split(' ').next()).collect();
+    let exported: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
 
     let doc = repo_file("docs/daemon.md");
-    let documented: BTreeSet<String> = span_names(&doc).into_iter().filter(|n| n.starts_with("pitstop_") || n.starts_with("process_")).collect();
+    let documented: BTreeSet<String> = span_names(&doc)
+        .into_iter()
+        .filter(|n| n.starts_with("pitstop_") || n.starts_with("process_"))
+        .collect();
     let missing: Vec<&&str> = exported.iter().filter(|name| !documented.contains(**name)).collect();
     assert!(missing.is_empty(), "/metrics exports {missing:?}, which docs/daemon.md does not name");
 
@@ -257,8 +298,12 @@ fn every_metric_the_daemon_exports_is_documented() {
             }
         }
     }
-    let unknown: Vec<&String> = documented.iter().filter(|name| !sources.contains(&format!("\"{name}\""))).collect();
-    assert!(unknown.is_empty(), "docs/daemon.md names metrics the daemon does not export: {unknown:?}");
+    let unknown: Vec<&String> =
+        documented.iter().filter(|name| !sources.contains(&format!("\"{name}\""))).collect();
+    assert!(
+        unknown.is_empty(),
+        "docs/daemon.md names metrics the daemon does not export: {unknown:?}"
+    );
 }
 
 /// A heading's anchor as GitHub makes it: lower case, punctuation dropped, spaces to hyphens.
@@ -280,7 +325,9 @@ fn links_of_the_readme_and_docs_resolve_inside_the_repository() {
     let mut docs: Vec<String> = std::fs::read_dir(root.join("docs"))
         .unwrap()
         .flatten()
-        .filter_map(|e| e.file_name().to_str().filter(|n| n.ends_with(".md")).map(|n| format!("docs/{n}")))
+        .filter_map(|e| {
+            e.file_name().to_str().filter(|n| n.ends_with(".md")).map(|n| format!("docs/{n}"))
+        })
         .collect();
     docs.sort();
     pages.extend(docs);
@@ -289,13 +336,21 @@ fn links_of_the_readme_and_docs_resolve_inside_the_repository() {
     for page in &pages {
         let text = repo_file(page);
         for (i, _) in text.match_indices("](") {
-            let Some(target) = text[i + 2..].split(')').next().filter(|t| !t.contains(char::is_whitespace)) else { continue };
+            let Some(target) =
+                text[i + 2..].split(')').next().filter(|t| !t.contains(char::is_whitespace))
+            else {
+                continue;
+            };
             if target.contains("://") || target.starts_with("mailto:") {
                 continue;
             }
             links += 1;
             let (path, anchor) = target.split_once('#').unwrap_or((target, ""));
-            let file = if path.is_empty() { root.join(page) } else { root.join(page).parent().unwrap().join(path) };
+            let file = if path.is_empty() {
+                root.join(page)
+            } else {
+                root.join(page).parent().unwrap().join(path)
+            };
             let Ok(file) = file.canonicalize() else {
                 problems.push(format!("{page}: {target} does not exist"));
                 continue;
@@ -306,9 +361,12 @@ fn links_of_the_readme_and_docs_resolve_inside_the_repository() {
             }
             if !anchor.is_empty() {
                 let headings = std::fs::read_to_string(&file).unwrap_or_default();
-                let found = lines_outside_code(&headings).iter().any(|(fenced, l)| !fenced && l.starts_with('#') && anchor_of(l) == anchor);
+                let found = lines_outside_code(&headings)
+                    .iter()
+                    .any(|(fenced, l)| !fenced && l.starts_with('#') && anchor_of(l) == anchor);
                 if !found {
-                    problems.push(format!("{page}: {target} names no heading of {}", file.display()));
+                    problems
+                        .push(format!("{page}: {target} names no heading of {}", file.display()));
                 }
             }
         }
@@ -323,9 +381,17 @@ fn links_of_the_readme_and_docs_resolve_inside_the_repository() {
 #[test]
 fn the_readmes_preload_statement_starts_the_server_with_both_libraries() {
     let readme = repo_file("README.md");
-    let install = readme.split("\n## Install on an existing server\n").nth(1).expect("README: no install section");
-    let statement = install.lines().map(str::trim).find(|l| l.starts_with("ALTER SYSTEM SET shared_preload_libraries")).expect("README: no ALTER SYSTEM");
-    let cluster = PgCluster::start_with(ClusterOptions { preload: Vec::new(), settings: Vec::new() });
+    let install = readme
+        .split("\n## Install on an existing server\n")
+        .nth(1)
+        .expect("README: no install section");
+    let statement = install
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("ALTER SYSTEM SET shared_preload_libraries"))
+        .expect("README: no ALTER SYSTEM");
+    let cluster =
+        PgCluster::start_with(ClusterOptions { preload: Vec::new(), settings: Vec::new() });
     cluster.connect().batch_execute(statement).unwrap_or_else(|e| panic!("{statement}: {e}"));
     cluster.restart();
     let mut c = cluster.connect();

@@ -24,7 +24,8 @@ fn doctor(args: &[&str]) -> (i32, BTreeMap<String, Outcome>) {
     let mut all = vec!["doctor", "--json"];
     all.extend_from_slice(args);
     let (code, out, err) = pitstop_env(&all, &[("HOME", "/nonexistent")]);
-    let json: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}\nstderr: {err}"));
+    let json: Value = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {out}\nstderr: {err}"));
     let checks = json
         .as_array()
         .unwrap()
@@ -67,8 +68,10 @@ struct TempFile(PathBuf);
 
 impl TempFile {
     fn new(name: &str, text: &str) -> TempFile {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-        let dir = std::env::temp_dir().join(format!("pitstop-doctor-{}-{nanos}", std::process::id()));
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let dir =
+            std::env::temp_dir().join(format!("pitstop-doctor-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(name), text).unwrap();
         TempFile(dir.join(name))
@@ -87,7 +90,10 @@ impl Drop for TempFile {
 
 #[test]
 fn a_ready_server_passes_and_redis_down_fails() {
-    let logged = ClusterOptions { settings: vec![("log_statement", "all".into()), ("log_line_prefix", "app=%a ".into())], ..Default::default() };
+    let logged = ClusterOptions {
+        settings: vec![("log_statement", "all".into()), ("log_line_prefix", "app=%a ".into())],
+        ..Default::default()
+    };
     let (cluster, _client) = PgCluster::with_pitstop(logged, "CREATE EXTENSION pg_stat_statements");
     let mut redis = RedisServer::start();
     let config = TempFile::new("pitstop.toml", &format!("[redis]\nurl = \"{}\"\n", redis.url()));
@@ -95,7 +101,18 @@ fn a_ready_server_passes_and_redis_down_fails() {
     let args = ["--dsn", dsn.as_str(), "--config", config.path()];
     let (code, checks) = doctor(&args);
     assert_eq!(code, 0, "{checks:#?}");
-    for name in ["config", "connection", "server_version", "shared_preload_libraries", "extension", "pg_stat_statements", "relay_privileges", "monitor_privileges", "maintenance_privileges", "redis"] {
+    for name in [
+        "config",
+        "connection",
+        "server_version",
+        "shared_preload_libraries",
+        "extension",
+        "pg_stat_statements",
+        "relay_privileges",
+        "monitor_privileges",
+        "maintenance_privileges",
+        "redis",
+    ] {
         expect(&checks, name, "ok");
     }
     assert!(expect(&checks, "redis", "ok").found.starts_with("PING answered by"));
@@ -103,7 +120,13 @@ fn a_ready_server_passes_and_redis_down_fails() {
     expect(&checks, "tls", "warning");
     // Doctor only reads.
     let log = cluster.log();
-    let statements: Vec<&str> = log.lines().filter(|l| l.starts_with("app=pitstop-cli ") && (l.contains(" execute ") || l.contains(" statement: "))).collect();
+    let statements: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            l.starts_with("app=pitstop-cli ")
+                && (l.contains(" execute ") || l.contains(" statement: "))
+        })
+        .collect();
     assert!(statements.len() >= 10, "{log}");
     for line in statements {
         let sql = line.split_once(": ").unwrap().1.split_once(": ").map_or("", |(_, sql)| sql);
@@ -116,12 +139,14 @@ fn a_ready_server_passes_and_redis_down_fails() {
     let down = expect(&checks, "redis", "failed");
     assert!(down.found.starts_with("cannot reach Redis at"), "{down:?}");
     assert!(down.fix.unwrap().contains("redis.url"));
-
 }
 
 #[test]
 fn missing_libraries_extension_and_query_ids_fail_and_their_fixes_work() {
-    let cluster = PgCluster::start_with(ClusterOptions { preload: vec!["auto_explain"], settings: Vec::new() });
+    let cluster = PgCluster::start_with(ClusterOptions {
+        preload: vec!["auto_explain"],
+        settings: Vec::new(),
+    });
     let dsn = cluster.dsn();
     let args = ["--dsn", dsn.as_str()];
     let (code, checks) = doctor(&args);
@@ -130,14 +155,19 @@ fn missing_libraries_extension_and_query_ids_fail_and_their_fixes_work() {
     let fix = "ALTER SYSTEM SET shared_preload_libraries = 'auto_explain', 'pg_stat_statements', 'pitstop'; then restart PostgreSQL (e.g. systemctl restart postgresql)";
     assert_eq!(preload.fix.as_deref(), Some(fix));
     assert_eq!(expect(&checks, "pg_stat_statements", "failed").fix.as_deref(), Some(fix));
-    assert_eq!(expect(&checks, "extension", "failed").fix.as_deref(), Some("CREATE EXTENSION pitstop; (in database \"postgres\")"));
+    assert_eq!(
+        expect(&checks, "extension", "failed").fix.as_deref(),
+        Some("CREATE EXTENSION pitstop; (in database \"postgres\")")
+    );
     expect(&checks, "relay_privileges", "skipped");
 
     let mut client = cluster.connect();
     run_fix(&mut client, &preload.fix.unwrap());
     client.batch_execute("SELECT pg_reload_conf()").unwrap();
     let (_, checks) = doctor(&args);
-    assert!(expect(&checks, "shared_preload_libraries", "failed").found.ends_with("a changed value waits for a restart)"));
+    assert!(expect(&checks, "shared_preload_libraries", "failed")
+        .found
+        .ends_with("a changed value waits for a restart)"));
     cluster.restart();
     let mut client = cluster.connect();
     let (_, checks) = doctor(&args);
@@ -151,7 +181,12 @@ fn missing_libraries_extension_and_query_ids_fail_and_their_fixes_work() {
     let (_, checks) = doctor(&args);
     let old = expect(&checks, "extension", "failed");
     assert!(old.found.contains("this database has 0.1.0"), "{old:?}");
-    assert_eq!(old.fix.as_deref(), Some(format!("ALTER EXTENSION pitstop UPDATE TO '{}';", env!("CARGO_PKG_VERSION")).as_str()));
+    assert_eq!(
+        old.fix.as_deref(),
+        Some(
+            format!("ALTER EXTENSION pitstop UPDATE TO '{}';", env!("CARGO_PKG_VERSION")).as_str()
+        )
+    );
     run_fix(&mut client, &old.fix.unwrap());
 
     client.batch_execute("ALTER SYSTEM SET compute_query_id = off").unwrap();
@@ -196,20 +231,36 @@ fn a_role_without_grants_is_told_each_grant_and_passes_once_they_are_run() {
     );
     let monitor = expect(&checks, "monitor_privileges", "failed");
     let monitor_fix = monitor.fix.unwrap();
-    assert!(monitor_fix.starts_with("GRANT pg_monitor TO watcher;\nGRANT USAGE ON SCHEMA pitstop TO watcher;\n"), "{monitor_fix}");
+    assert!(
+        monitor_fix.starts_with(
+            "GRANT pg_monitor TO watcher;\nGRANT USAGE ON SCHEMA pitstop TO watcher;\n"
+        ),
+        "{monitor_fix}"
+    );
     assert!(monitor.found.contains("the rights of pg_read_all_stats"), "{}", monitor.found);
     let maintenance = expect(&checks, "maintenance_privileges", "failed");
     let maintenance_fix = maintenance.fix.unwrap();
     assert!(maintenance.found.contains("public.orders (owner app)"), "{}", maintenance.found);
     // From PostgreSQL 17 on MAINTAIN on exactly those tables; before, membership in the
     // owners' roles, never in one that leads to a superuser's rights.
-    let major: i32 = client.query_one("SELECT current_setting('server_version_num')::int / 10000", &[]).unwrap().get(0);
+    let major: i32 = client
+        .query_one("SELECT current_setting('server_version_num')::int / 10000", &[])
+        .unwrap()
+        .get(0);
     if major >= 17 {
-        assert!(maintenance_fix.contains("\nGRANT MAINTAIN ON TABLE public.orders, ") && maintenance_fix.contains("public.jobs"), "{maintenance_fix}");
+        assert!(
+            maintenance_fix.contains("\nGRANT MAINTAIN ON TABLE public.orders, ")
+                && maintenance_fix.contains("public.jobs"),
+            "{maintenance_fix}"
+        );
         assert!(!maintenance_fix.contains("pg_maintain"), "{maintenance_fix}");
     } else {
         assert!(maintenance_fix.contains("GRANT app TO watcher;\n"), "{maintenance_fix}");
-        assert!(maintenance_fix.contains("tables of admin, ops, postgres, whose membership would give away more"), "{maintenance_fix}");
+        assert!(
+            maintenance_fix
+                .contains("tables of admin, ops, postgres, whose membership would give away more"),
+            "{maintenance_fix}"
+        );
     }
     for owner in ["postgres", "ops", "admin"] {
         assert!(!maintenance_fix.contains(&format!("GRANT {owner} ")), "{maintenance_fix}");
@@ -220,7 +271,12 @@ fn a_role_without_grants_is_told_each_grant_and_passes_once_they_are_run() {
     let (_, checks) = doctor(&args);
     expect(&checks, "relay_privileges", "ok");
     let monitor = expect(&checks, "monitor_privileges", "failed");
-    assert!(monitor.fix.as_deref().unwrap().starts_with("GRANT pg_monitor TO watcher;\nGRANT SELECT, INSERT, DELETE ON pitstop.host_metrics"), "{monitor:?}");
+    assert!(
+        monitor.fix.as_deref().unwrap().starts_with(
+            "GRANT pg_monitor TO watcher;\nGRANT SELECT, INSERT, DELETE ON pitstop.host_metrics"
+        ),
+        "{monitor:?}"
+    );
     run_fix(&mut client, &monitor.fix.unwrap());
     let (_, checks) = doctor(&args);
     expect(&checks, "monitor_privileges", "ok");
@@ -232,7 +288,11 @@ fn a_role_without_grants_is_told_each_grant_and_passes_once_they_are_run() {
     if major < 17 {
         let (code, checks) = doctor(&args);
         let m = expect(&checks, "maintenance_privileges", "warning");
-        assert!(!m.found.contains("public.orders") && m.found.contains("pitstop.host_metrics (owner postgres)"), "{m:?}");
+        assert!(
+            !m.found.contains("public.orders")
+                && m.found.contains("pitstop.host_metrics (owner postgres)"),
+            "{m:?}"
+        );
         for task in ["relay_privileges", "monitor_privileges"] {
             expect(&checks, task, "ok");
         }
@@ -250,7 +310,8 @@ fn a_role_without_grants_is_told_each_grant_and_passes_once_they_are_run() {
 /// postgres.dsn, and checks that role; flags still win.
 #[test]
 fn without_flags_the_daemons_own_connection_is_checked() {
-    let (cluster, _client) = PgCluster::with_pitstop(ClusterOptions::default(), "CREATE ROLE daemon_role LOGIN");
+    let (cluster, _client) =
+        PgCluster::with_pitstop(ClusterOptions::default(), "CREATE ROLE daemon_role LOGIN");
     let dsn = format!("host=127.0.0.1 port={} user=daemon_role dbname=postgres", cluster.port);
     let config = TempFile::new("pitstop.toml", &format!("[postgres]\ndsn = {dsn:?}\n"));
     let (_, checks) = doctor(&["--config", config.path()]);
@@ -259,23 +320,68 @@ fn without_flags_the_daemons_own_connection_is_checked() {
     expect(&checks, "monitor_privileges", "failed");
     let flags = format!("host=127.0.0.1 port={} user=postgres dbname=postgres", cluster.port);
     let (_, checks) = doctor(&["--dsn", &flags, "--config", config.path()]);
-    assert!(expect(&checks, "connection", "ok").found.contains("as role \"postgres\""), "{checks:#?}");
+    assert!(
+        expect(&checks, "connection", "ok").found.contains("as role \"postgres\""),
+        "{checks:#?}"
+    );
 }
 
 /// A CA and a server certificate it signed for 127.0.0.1, in `dir` (ca.pem, server.crt, server.key).
 fn server_certificate(dir: &Path) {
     let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"];
     let steps: [Vec<&str>; 3] = [
-        [&["req", "-x509"][..], &ec[..], &["-subj", "/CN=doctor-ca", "-keyout", "ca.key", "-out", "ca.pem", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"][..]].concat(),
-        [&["req"][..], &ec[..5], &["-subj", "/CN=localhost", "-keyout", "server.key", "-out", "server.csr"][..]].concat(),
-        vec!["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.crt"],
+        [
+            &["req", "-x509"][..],
+            &ec[..],
+            &[
+                "-subj",
+                "/CN=doctor-ca",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign",
+            ][..],
+        ]
+        .concat(),
+        [
+            &["req"][..],
+            &ec[..5],
+            &["-subj", "/CN=localhost", "-keyout", "server.key", "-out", "server.csr"][..],
+        ]
+        .concat(),
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.crt",
+        ],
     ];
     std::fs::write(dir.join("san.ext"), "subjectAltName = IP:127.0.0.1\nbasicConstraints = CA:FALSE\nextendedKeyUsage = serverAuth\n").unwrap();
     for args in steps {
         let out = Command::new("openssl").args(&args).current_dir(dir).output().unwrap();
         assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
-    assert!(Command::new("chown").arg("postgres").arg(dir.join("server.key")).status().unwrap().success());
+    assert!(Command::new("chown")
+        .arg("postgres")
+        .arg(dir.join("server.key"))
+        .status()
+        .unwrap()
+        .success());
 }
 
 #[test]
@@ -285,7 +391,10 @@ fn tls_is_ok_when_verified_and_a_warning_with_the_fix_otherwise() {
     let (_, checks) = doctor(&["--dsn", &plain]);
     let off = expect(&checks, "tls", "warning");
     assert!(off.found.starts_with("plaintext TCP connection (server ssl = off"), "{off:?}");
-    assert!(off.fix.unwrap().starts_with("on the server: ssl_cert_file and ssl_key_file, ALTER SYSTEM SET ssl = on;"));
+    assert!(off
+        .fix
+        .unwrap()
+        .starts_with("on the server: ssl_cert_file and ssl_key_file, ALTER SYSTEM SET ssl = on;"));
 
     let dir = cluster.data_dir();
     server_certificate(&dir);
@@ -298,18 +407,25 @@ fn tls_is_ok_when_verified_and_a_warning_with_the_fix_otherwise() {
     assert!(refused.found.contains("server ssl = on, sslmode=disable"), "{refused:?}");
     assert!(refused.fix.unwrap().starts_with("connect with sslmode=verify-full sslrootcert="));
     let (_, checks) = doctor(&["--dsn", &format!("{plain} sslmode=require")]);
-    assert!(expect(&checks, "tls", "warning").found.starts_with("encrypted, but the server's certificate is not verified (TLSv1.3"));
+    assert!(expect(&checks, "tls", "warning")
+        .found
+        .starts_with("encrypted, but the server's certificate is not verified (TLSv1.3"));
     let ca = dir.join("ca.pem");
-    let (_, checks) = doctor(&["--dsn", &format!("{plain} sslmode=verify-full sslrootcert={}", ca.display())]);
+    let (_, checks) =
+        doctor(&["--dsn", &format!("{plain} sslmode=verify-full sslrootcert={}", ca.display())]);
     let ok = expect(&checks, "tls", "ok");
-    assert!(ok.found.starts_with("encrypted: TLSv1.3") && ok.found.contains("sslmode=verify-full"), "{ok:?}");
+    assert!(
+        ok.found.starts_with("encrypted: TLSv1.3") && ok.found.contains("sslmode=verify-full"),
+        "{ok:?}"
+    );
 }
 
 #[test]
 fn an_invalid_configuration_and_a_refused_connection_are_failed_checks() {
     let config = TempFile::new("pitstop.toml", "[relay]\nbatch_sise = 3\n");
     let port = free_port().to_string();
-    let (code, checks) = doctor(&["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "--config", config.path()]);
+    let (code, checks) =
+        doctor(&["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "--config", config.path()]);
     assert_eq!(code, 1);
     let bad = expect(&checks, "config", "failed");
     assert!(bad.found.contains("relay.batch_sise: unknown key"), "{bad:?}");

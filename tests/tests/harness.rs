@@ -8,7 +8,8 @@ fn cluster_is_private_and_removed_on_drop() {
     let cluster = PgCluster::start();
     let data = cluster.data_dir();
     let port = cluster.port;
-    let libs: String = cluster.connect().query_one("SHOW shared_preload_libraries", &[]).unwrap().get(0);
+    let libs: String =
+        cluster.connect().query_one("SHOW shared_preload_libraries", &[]).unwrap().get(0);
     assert_eq!(libs, "pg_stat_statements,pitstop");
     drop(cluster);
     assert!(!data.exists(), "data dir left behind");

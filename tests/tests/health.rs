@@ -63,7 +63,11 @@ fn dead_tuples_are_planned_and_the_planned_vacuum_clears_them() {
          ANALYZE tuned;",
     )
     .unwrap();
-    let dead = wait_for(&mut c, "SELECT n_dead_tup FROM pitstop.vacuum_health WHERE table_name = 'churn'", |n| n == 10_000);
+    let dead = wait_for(
+        &mut c,
+        "SELECT n_dead_tup FROM pitstop.vacuum_health WHERE table_name = 'churn'",
+        |n| n == 10_000,
+    );
     assert_eq!(dead, 10_000);
     let row = c
         .query_one(
@@ -98,21 +102,36 @@ fn dead_tuples_are_planned_and_the_planned_vacuum_clears_them() {
 
     // Running the planned command removes the dead tuples and the table from the plan.
     c.batch_execute(&churn[0].4.clone()).unwrap();
-    let dead = wait_for(&mut c, "SELECT n_dead_tup FROM pitstop.vacuum_health WHERE table_name = 'churn'", |n| n == 0);
+    let dead = wait_for(
+        &mut c,
+        "SELECT n_dead_tup FROM pitstop.vacuum_health WHERE table_name = 'churn'",
+        |n| n == 0,
+    );
     assert_eq!(dead, 0);
     assert!(!plan(&mut c, "").iter().any(|p| p.1 == "churn"), "{:?}", plan(&mut c, ""));
-    let row = c.query_one("SELECT status, action FROM pitstop.vacuum_health WHERE table_name = 'churn'", &[]).unwrap();
+    let row = c
+        .query_one(
+            "SELECT status, action FROM pitstop.vacuum_health WHERE table_name = 'churn'",
+            &[],
+        )
+        .unwrap();
     assert_eq!(row.get::<_, String>(0), "autovacuum disabled");
     assert_eq!(row.get::<_, String>(1), "ALTER TABLE public.churn RESET (autovacuum_enabled)");
     let rows: i64 = c.query_one("SELECT count(*) FROM churn", &[]).unwrap().get(0);
     assert_eq!(rows, 10_000);
 
-    let err = c.query("SELECT * FROM pitstop.maintenance_plan(vacuum_dead_ratio => 2)", &[]).unwrap_err();
+    let err =
+        c.query("SELECT * FROM pitstop.maintenance_plan(vacuum_dead_ratio => 2)", &[]).unwrap_err();
     assert_eq!(err.as_db_error().unwrap().code().code(), "22023");
 }
 
 /// (bloat_pct, method, fix) of one relation in table_bloat(exact).
-fn bloat_of(c: &mut postgres::Client, exact: bool, table: &str, index: Option<&str>) -> (f64, String, Option<String>) {
+fn bloat_of(
+    c: &mut postgres::Client,
+    exact: bool,
+    table: &str,
+    index: Option<&str>,
+) -> (f64, String, Option<String>) {
     let row = c
         .query_one(
             "SELECT bloat_pct, method, fix FROM pitstop.table_bloat($1, min_bloat_pct => 0, min_bloat_bytes => 0)
@@ -150,7 +169,11 @@ fn bloated_btree_is_estimated_measured_planned_and_reindexed() {
     let (table_pct, _, table_fix) = bloat_of(&mut c, false, "big", None);
     assert!(table_pct > 80.0, "{table_pct}");
     let table_fix = table_fix.unwrap();
-    assert!(table_fix.contains("pg_repack --table=public.big") && table_fix.contains("ACCESS EXCLUSIVE"), "{table_fix}");
+    assert!(
+        table_fix.contains("pg_repack --table=public.big")
+            && table_fix.contains("ACCESS EXCLUSIVE"),
+        "{table_fix}"
+    );
 
     let planned = plan(&mut c, "");
     let reindex: Vec<&Planned> = planned.iter().filter(|p| p.0 == "reindex").collect();
@@ -163,9 +186,15 @@ fn bloated_btree_is_estimated_measured_planned_and_reindexed() {
     // Another session holding ACCESS EXCLUSIVE locks on the table and the index (an ALTER
     // TABLE, a DROP INDEX in flight) does not make the plan or the estimate wait.
     let mut holder = cluster.connect();
-    holder.batch_execute("BEGIN; LOCK TABLE big IN ACCESS EXCLUSIVE MODE; DROP INDEX big_id_idx;").unwrap();
+    holder
+        .batch_execute("BEGIN; LOCK TABLE big IN ACCESS EXCLUSIVE MODE; DROP INDEX big_id_idx;")
+        .unwrap();
     c.batch_execute("SET lock_timeout = '2s'").unwrap();
-    assert_eq!(plan(&mut c, "").iter().filter(|p| p.0 == "reindex").count(), 1, "planned from relpages while locked");
+    assert_eq!(
+        plan(&mut c, "").iter().filter(|p| p.0 == "reindex").count(),
+        1,
+        "planned from relpages while locked"
+    );
     assert!(bloat_of(&mut c, false, "big", None).0 > 80.0);
     c.batch_execute("RESET lock_timeout").unwrap();
     holder.batch_execute("ROLLBACK").unwrap();
@@ -180,7 +209,10 @@ fn bloated_btree_is_estimated_measured_planned_and_reindexed() {
     assert_eq!(method, "pgstattuple");
     assert!((exact_pct - pct).abs() < 15.0, "estimate {pct} vs pgstattuple {exact_pct}");
     let (exact_table_pct, _, _) = bloat_of(&mut c, true, "big", None);
-    assert!((exact_table_pct - table_pct).abs() < 10.0, "estimate {table_pct} vs pgstattuple {exact_table_pct}");
+    assert!(
+        (exact_table_pct - table_pct).abs() < 10.0,
+        "estimate {table_pct} vs pgstattuple {exact_table_pct}"
+    );
 
     // The planned command clears it.
     c.batch_execute(&reindex[0].4.clone()).unwrap();
@@ -198,12 +230,18 @@ fn config_advice_values_are_accepted_by_alter_system() {
     let mut c = cluster.connect();
     c.batch_execute("CREATE EXTENSION pitstop").unwrap();
     for workload in ["web", "oltp", "dw", "mixed"] {
-        let rows = c.query("SELECT name, suggested, restart_required FROM pitstop.config_advice($1)", &[&workload]).unwrap();
+        let rows = c
+            .query(
+                "SELECT name, suggested, restart_required FROM pitstop.config_advice($1)",
+                &[&workload],
+            )
+            .unwrap();
         assert!(rows.len() >= 17, "{workload}: {} rows", rows.len());
         for row in &rows {
             let (name, suggested): (String, String) = (row.get(0), row.get(1));
-            c.batch_execute(&format!("ALTER SYSTEM SET {name} = '{suggested}'"))
-                .unwrap_or_else(|e| panic!("{workload}: ALTER SYSTEM SET {name} = '{suggested}': {e}"));
+            c.batch_execute(&format!("ALTER SYSTEM SET {name} = '{suggested}'")).unwrap_or_else(
+                |e| panic!("{workload}: ALTER SYSTEM SET {name} = '{suggested}': {e}"),
+            );
         }
         c.batch_execute("SELECT pg_reload_conf()").unwrap();
         // Once applied, a reloadable suggestion no longer differs.
@@ -245,14 +283,37 @@ fn a_pg_monitor_member_reads_every_health_view() {
     .unwrap();
     let dsn = format!("host=127.0.0.1 port={} user=watcher dbname=postgres", cluster.port);
     let mut w = postgres::Client::connect(&dsn, postgres::NoTls).unwrap();
-    let superuser: bool = w.query_one("SELECT rolsuper FROM pg_roles WHERE rolname = current_user", &[]).unwrap().get(0);
+    let superuser: bool = w
+        .query_one("SELECT rolsuper FROM pg_roles WHERE rolname = current_user", &[])
+        .unwrap()
+        .get(0);
     assert!(!superuser);
-    let count = |w: &mut postgres::Client, sql: &str| -> i64 { w.query_one(sql, &[]).unwrap().get(0) };
-    assert_eq!(count(&mut w, "SELECT count(*) FROM pitstop.vacuum_health WHERE table_name = 'private_t'"), 1);
+    let count =
+        |w: &mut postgres::Client, sql: &str| -> i64 { w.query_one(sql, &[]).unwrap().get(0) };
+    assert_eq!(
+        count(&mut w, "SELECT count(*) FROM pitstop.vacuum_health WHERE table_name = 'private_t'"),
+        1
+    );
     assert!(count(&mut w, "SELECT count(*) FROM pitstop.database_wraparound") >= 3);
-    assert_eq!(count(&mut w, "SELECT count(*) FROM pitstop.table_bloat WHERE table_name = 'private_t'"), 0, "too small to list");
-    assert_eq!(count(&mut w, "SELECT count(*) FROM pitstop.table_bloat(false, 0, 0) WHERE table_name = 'private_t'"), 2);
-    assert_eq!(count(&mut w, "SELECT count(*) FROM pitstop.table_bloat(true, 0, 0) WHERE table_name = 'private_t'"), 2);
+    assert_eq!(
+        count(&mut w, "SELECT count(*) FROM pitstop.table_bloat WHERE table_name = 'private_t'"),
+        0,
+        "too small to list"
+    );
+    assert_eq!(
+        count(
+            &mut w,
+            "SELECT count(*) FROM pitstop.table_bloat(false, 0, 0) WHERE table_name = 'private_t'"
+        ),
+        2
+    );
+    assert_eq!(
+        count(
+            &mut w,
+            "SELECT count(*) FROM pitstop.table_bloat(true, 0, 0) WHERE table_name = 'private_t'"
+        ),
+        2
+    );
     count(&mut w, "SELECT count(*) FROM pitstop.maintenance_plan()");
     assert!(count(&mut w, "SELECT count(*) FROM pitstop.config_advice('web')") >= 17);
     // Nothing here lets the monitor change anything.
@@ -273,45 +334,92 @@ fn the_cli_reports_vacuum_bloat_and_config_advice() {
          ANALYZE appended;",
     )
     .unwrap();
-    wait_for(&mut c, "SELECT n_dead_tup FROM pitstop.vacuum_health WHERE table_name = 'churn'", |n| n == 10_000);
-    wait_for(&mut c, "SELECT n_ins_since_vacuum FROM pitstop.vacuum_health WHERE table_name = 'appended'", |n| n == 3000);
+    wait_for(
+        &mut c,
+        "SELECT n_dead_tup FROM pitstop.vacuum_health WHERE table_name = 'churn'",
+        |n| n == 10_000,
+    );
+    wait_for(
+        &mut c,
+        "SELECT n_ins_since_vacuum FROM pitstop.vacuum_health WHERE table_name = 'appended'",
+        |n| n == 3000,
+    );
     let dsn = cluster.dsn();
 
     let (code, out, err) = pitstop_tests::pitstop(&["--dsn", &dsn, "--json", "report", "vacuum"]);
     assert_eq!(code, 0, "{err}");
     let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
     let tables: Vec<&str> = rows.iter().map(|r| r["table_name"].as_str().unwrap()).collect();
-    assert_eq!(tables, ["churn", "appended"], "only the tables needing something, not pitstop's own: {out}");
+    assert_eq!(
+        tables,
+        ["churn", "appended"],
+        "only the tables needing something, not pitstop's own: {out}"
+    );
     assert_eq!(rows[0]["status"], "vacuum overdue");
     // The thresholds autovacuum applies: 50 + 0.2 * 20000 dead tuples, 1000 + 0.2 * 3000 inserts.
     assert!(rows[0]["reason"].as_str().unwrap().starts_with("dead tuples 10000 > 4050"), "{out}");
-    assert_eq!((&rows[1]["status"], &rows[1]["reason"]), (&"vacuum overdue".into(), &"inserts 3000 > 1600".into()), "{out}");
+    assert_eq!(
+        (&rows[1]["status"], &rows[1]["reason"]),
+        (&"vacuum overdue".into(), &"inserts 3000 > 1600".into()),
+        "{out}"
+    );
     let (_, all, _) = pitstop_tests::pitstop(&["--dsn", &dsn, "report", "vacuum", "--all"]);
-    assert!(all.contains("calm") && all.contains("churn") && !all.contains("query_snapshots"), "{all}");
-    let (_, all, _) = pitstop_tests::pitstop(&["--dsn", &dsn, "report", "vacuum", "--all", "--include-self"]);
+    assert!(
+        all.contains("calm") && all.contains("churn") && !all.contains("query_snapshots"),
+        "{all}"
+    );
+    let (_, all, _) =
+        pitstop_tests::pitstop(&["--dsn", &dsn, "report", "vacuum", "--all", "--include-self"]);
     assert!(all.contains("query_snapshots"), "{all}");
 
     // Bloat lists only what has at least 20 % and 10 MB of it: nothing here.
     let (code, out, err) = pitstop_tests::pitstop(&["--dsn", &dsn, "report", "bloat"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("No table or btree index has that much bloat"), "{out}");
-    let (code, out, err) = pitstop_tests::pitstop(&["--dsn", &dsn, "--json", "report", "bloat", "--min-bloat", "0"]);
+    let (code, out, err) =
+        pitstop_tests::pitstop(&["--dsn", &dsn, "--json", "report", "bloat", "--min-bloat", "0"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("\"churn\"") && out.contains("estimate") && !out.contains("\"pitstop\""), "{out}");
-    let (_, out, _) = pitstop_tests::pitstop(&["--dsn", &dsn, "--json", "report", "bloat", "--min-bloat", "0%,0MB", "--include-self"]);
+    assert!(
+        out.contains("\"churn\"") && out.contains("estimate") && !out.contains("\"pitstop\""),
+        "{out}"
+    );
+    let (_, out, _) = pitstop_tests::pitstop(&[
+        "--dsn",
+        &dsn,
+        "--json",
+        "report",
+        "bloat",
+        "--min-bloat",
+        "0%,0MB",
+        "--include-self",
+    ]);
     assert!(out.contains("\"pitstop\""), "{out}");
-    let (code, _, err) = pitstop_tests::pitstop(&["--dsn", &dsn, "report", "bloat", "--min-bloat", "20%"]);
+    let (code, _, err) =
+        pitstop_tests::pitstop(&["--dsn", &dsn, "report", "bloat", "--min-bloat", "20%"]);
     assert_ne!(code, 0);
     assert!(err.contains("20%,10MB"), "{err}");
     let (code, _, err) = pitstop_tests::pitstop(&["--dsn", &dsn, "report", "bloat", "--exact"]);
     assert_ne!(code, 0);
     assert!(err.contains("pgstattuple") && err.contains("HINT"), "{err}");
 
-    let (code, out, err) = pitstop_tests::pitstop(&["--dsn", &dsn, "--json", "report", "config", "--workload", "oltp", "--all"]);
+    let (code, out, err) = pitstop_tests::pitstop(&[
+        "--dsn",
+        &dsn,
+        "--json",
+        "report",
+        "config",
+        "--workload",
+        "oltp",
+        "--all",
+    ]);
     assert_eq!(code, 0, "{err}");
     let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
-    assert!(rows.iter().any(|r| r["name"] == "shared_buffers" && r["restart_required"] == true), "{out}");
-    let (code, _, err) = pitstop_tests::pitstop(&["--dsn", &dsn, "report", "config", "--workload", "batch"]);
+    assert!(
+        rows.iter().any(|r| r["name"] == "shared_buffers" && r["restart_required"] == true),
+        "{out}"
+    );
+    let (code, _, err) =
+        pitstop_tests::pitstop(&["--dsn", &dsn, "report", "config", "--workload", "batch"]);
     assert_ne!(code, 0);
     assert!(err.contains("web, oltp, dw, mixed"), "{err}");
 }

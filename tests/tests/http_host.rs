@@ -25,7 +25,10 @@ fn get(port: u16, path: &str, host: &str) -> (u16, String) {
 
 /// A daemon whose PostgreSQL is nowhere (HTTP does not need it).
 fn daemon(extra_http: &[&str], env: &[(&str, &str)]) -> Daemon {
-    let dsn = format!("host=127.0.0.1 port={} user=postgres dbname=postgres connect_timeout=1", free_port());
+    let dsn = format!(
+        "host=127.0.0.1 port={} user=postgres dbname=postgres connect_timeout=1",
+        free_port()
+    );
     let config = extra_http.iter().fold(DaemonConfig::new(&dsn, ""), |c, line| c.set("http", line));
     Daemon::start(&config.toml(), env)
 }
@@ -37,18 +40,38 @@ fn a_forged_host_header_is_refused_and_our_own_names_are_served() {
     for path in ["/status", "/metrics", "/", "/readyz", "/healthz"] {
         let (code, body) = get(port, path, &format!("rebind.attacker.example:{port}"));
         assert_eq!(code, 421, "{path}: {body}");
-        assert!(body.contains("Misdirected Request") && !body.contains("version"), "{path}: {body}");
+        assert!(
+            body.contains("Misdirected Request") && !body.contains("version"),
+            "{path}: {body}"
+        );
     }
-    for host in ["evil.example", "127.0.0.1.nip.io:{port}", "localhost:1", "127.0.0.2:{port}", "[::1]:{port}"] {
+    for host in [
+        "evil.example",
+        "127.0.0.1.nip.io:{port}",
+        "localhost:1",
+        "127.0.0.2:{port}",
+        "[::1]:{port}",
+    ] {
         let host = host.replace("{port}", &port.to_string());
         assert_eq!(get(port, "/status", &host).0, 421, "{host}");
     }
-    let (code, body) = request(port, &format!("GET /status HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nHost: evil.example"));
+    let (code, body) = request(
+        port,
+        &format!("GET /status HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nHost: evil.example"),
+    );
     assert_eq!(code, 421, "two Host headers: {body}");
-    let (code, body) = request(port, &format!("GET http://evil.example:{port}/status HTTP/1.1\r\nHost: 127.0.0.1:{port}"));
+    let (code, body) = request(
+        port,
+        &format!("GET http://evil.example:{port}/status HTTP/1.1\r\nHost: 127.0.0.1:{port}"),
+    );
     assert_eq!(code, 421, "an absolute-form target names another host: {body}");
 
-    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}"), "127.0.0.1".to_string(), format!("LocalHost:{port}")] {
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        "127.0.0.1".to_string(),
+        format!("LocalHost:{port}"),
+    ] {
         let (code, body) = get(port, "/status", &host);
         assert_eq!(code, 200, "{host}: {body}");
         assert!(body.contains("\"version\""), "{body}");
@@ -65,7 +88,11 @@ fn names_in_allowed_hosts_are_served() {
     assert_eq!(get(port, "/metrics", "pitstop.test").0, 200);
     assert_eq!(get(port, "/metrics", &format!("PITSTOP.test:{port}")).0, 200);
     assert_eq!(get(port, "/metrics", "metrics.test:8443").0, 200);
-    assert_eq!(get(port, "/metrics", &format!("metrics.test:{port}")).0, 421, "that name only with its port");
+    assert_eq!(
+        get(port, "/metrics", &format!("metrics.test:{port}")).0,
+        421,
+        "that name only with its port"
+    );
     assert_eq!(get(port, "/metrics", "other.test").0, 421);
     assert_eq!(get(port, "/metrics", &format!("127.0.0.1:{port}")).0, 200);
     drop(d);
@@ -73,13 +100,22 @@ fn names_in_allowed_hosts_are_served() {
     // From the environment, as a comma-separated list.
     let d = daemon(&[], &[("PITSTOP_HTTP_ALLOWED_HOSTS", "a.test, b.test")]);
     let port = d.http_port();
-    assert_eq!((get(port, "/healthz", "a.test").0, get(port, "/healthz", "b.test").0, get(port, "/healthz", "c.test").0), (200, 200, 421));
+    assert_eq!(
+        (
+            get(port, "/healthz", "a.test").0,
+            get(port, "/healthz", "b.test").0,
+            get(port, "/healthz", "c.test").0
+        ),
+        (200, 200, 421)
+    );
 }
 
 #[test]
 fn a_bad_allowed_hosts_entry_is_named_by_its_key() {
     let mut d = daemon(&["allowed_hosts = [\"ok.test\", \"http://x\"]"], &[]);
-    let status = d.wait_exit(Duration::from_secs(10)).expect("the daemon started with a bad http.allowed_hosts");
+    let status = d
+        .wait_exit(Duration::from_secs(10))
+        .expect("the daemon started with a bad http.allowed_hosts");
     assert_eq!(status.code(), Some(78), "{}", d.log());
     assert!(d.log().contains("http.allowed_hosts: \"http://x\" is not a host name"), "{}", d.log());
 }

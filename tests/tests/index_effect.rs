@@ -79,7 +79,8 @@ fn an_index_built_on_advice_is_measured_before_and_after() {
         .unwrap();
     let (calls_before, calls_after): (i64, i64) = (row.get(0), row.get(3));
     assert_eq!((calls_before, calls_after), (30, 30));
-    let [mean_before, p95_before, mean_after, p95_after, change]: [f64; 5] = [1, 2, 4, 5, 6].map(|i| row.get::<_, f64>(i));
+    let [mean_before, p95_before, mean_after, p95_after, change]: [f64; 5] =
+        [1, 2, 4, 5, 6].map(|i| row.get::<_, f64>(i));
     // A sequential scan of 200,000 rows against an index lookup of 40.
     assert!(mean_after * 3.0 < mean_before, "mean {mean_before} ms -> {mean_after} ms");
     assert!(p95_after * 3.0 < p95_before, "p95 {p95_before} ms -> {p95_after} ms");
@@ -92,21 +93,27 @@ fn an_index_built_on_advice_is_measured_before_and_after() {
             &[&ddl],
         )
         .unwrap();
-    let (measured, verdict, action): (i64, String, Option<String>) = (summary.get(0), summary.get(1), summary.get(2));
+    let (measured, verdict, action): (i64, String, Option<String>) =
+        (summary.get(0), summary.get(1), summary.get(2));
     assert_eq!(measured, 1);
     assert!(verdict.starts_with("helped"), "{verdict}");
     assert_eq!(action, None);
     let (scans, bytes, writes): (i64, i64, i64) = (summary.get(3), summary.get(4), summary.get(5));
-    assert!(scans >= 30 && bytes > 0 && writes == 0, "scans {scans}, bytes {bytes}, writes {writes}");
+    assert!(
+        scans >= 30 && bytes > 0 && writes == 0,
+        "scans {scans}, bytes {bytes}, writes {writes}"
+    );
 
     // The CLI's report shows the same row, for humans and as JSON.
     let dsn = cluster.dsn();
     let (code, out, err) = pitstop_tests::pitstop(&["--dsn", &dsn, "report", "index-effect"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("helped") && out.contains("public.orders"), "{out}");
-    let (code, out, err) = pitstop_tests::pitstop(&["--dsn", &dsn, "--json", "report", "index-effect"]);
+    let (code, out, err) =
+        pitstop_tests::pitstop(&["--dsn", &dsn, "--json", "report", "index-effect"]);
     assert_eq!(code, 0, "{err}");
-    let rows: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let rows: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_eq!(rows[0]["suggested_ddl"], ddl.as_str(), "{out}");
 }
 
@@ -120,14 +127,18 @@ fn an_index_the_statements_do_not_use_is_said_so_with_its_drop() {
     c.batch_execute(&ddl).unwrap();
     snapshot(&cluster);
     // The application's sessions cannot use it (as when its planner settings forbid it).
-    c.batch_execute("ALTER ROLE app SET enable_indexscan = off; ALTER ROLE app SET enable_bitmapscan = off").unwrap();
+    c.batch_execute(
+        "ALTER ROLE app SET enable_indexscan = off; ALTER ROLE app SET enable_bitmapscan = off",
+    )
+    .unwrap();
     let mut app = cluster.connect_as("app", "postgres");
     workload(&mut app, 10);
     snapshot(&cluster);
     let row = c
         .query_one("SELECT verdict, action, index_name FROM pitstop.index_effects WHERE suggested_ddl = $1", &[&ddl])
         .unwrap();
-    let (verdict, action, index): (String, Option<String>, String) = (row.get(0), row.get(1), row.get(2));
+    let (verdict, action, index): (String, Option<String>, String) =
+        (row.get(0), row.get(1), row.get(2));
     assert_eq!(verdict, "did not help: never used");
     assert_eq!(action, Some(format!("DROP INDEX CONCURRENTLY {index};")));
     // The action runs as written.
@@ -144,7 +155,9 @@ fn advice_is_returned_but_not_remembered_where_the_caller_may_not_write() {
     );
     let mut app = cluster.connect_as("app", "postgres");
     workload(&mut app, 10);
-    let remembered = |c: &mut Client| -> i64 { c.query_one("SELECT count(*) FROM pitstop.index_suggestions", &[]).unwrap().get(0) };
+    let remembered = |c: &mut Client| -> i64 {
+        c.query_one("SELECT count(*) FROM pitstop.index_suggestions", &[]).unwrap().get(0)
+    };
 
     // A monitoring role (a member of app, so it may plan app's statements): advice, nothing
     // remembered, no error.
@@ -159,7 +172,10 @@ fn advice_is_returned_but_not_remembered_where_the_caller_may_not_write() {
     assert_eq!(remembered(&mut c), 0);
     // An explicit list of statements has no pg_stat_statements entries to follow.
     let queries = vec!["SELECT sum(total) FROM public.orders WHERE customer_id = 42".to_string()];
-    assert!(!c.query("SELECT ddl FROM pitstop.suggest_indexes(queries => $1)", &[&queries]).unwrap().is_empty());
+    assert!(!c
+        .query("SELECT ddl FROM pitstop.suggest_indexes(queries => $1)", &[&queries])
+        .unwrap()
+        .is_empty());
     assert_eq!(remembered(&mut c), 0);
     // The histograms' quantile function refuses what is not one, with the parameter named.
     let message = |c: &mut Client, sql: &str| {

@@ -35,11 +35,16 @@ fn index_health_finds_each_problem_and_its_fix_resolves_it() {
     )
     .unwrap();
     // A failed concurrent build leaves an invalid index behind.
-    assert!(c.batch_execute("CREATE UNIQUE INDEX CONCURRENTLY child_kind_uniq ON child (kind)").is_err());
+    assert!(c
+        .batch_execute("CREATE UNIQUE INDEX CONCURRENTLY child_kind_uniq ON child (kind)")
+        .is_err());
     // Use one index, then make the statistics visible.
     c.batch_execute("SET enable_seqscan = off; SET enable_bitmapscan = off").unwrap();
     c.query("SELECT id FROM child WHERE kind = 3 AND note = 'n1'", &[]).unwrap();
-    c.batch_execute("RESET enable_seqscan; RESET enable_bitmapscan; SELECT pg_stat_force_next_flush();").unwrap();
+    c.batch_execute(
+        "RESET enable_seqscan; RESET enable_bitmapscan; SELECT pg_stat_force_next_flush();",
+    )
+    .unwrap();
     c.batch_execute("SELECT 1").unwrap();
 
     let rows = health(&mut c);
@@ -53,7 +58,10 @@ fn index_health_finds_each_problem_and_its_fix_resolves_it() {
     assert!(has(&rows, "invalid", Some("child_kind_uniq")), "{rows:?}");
     assert!(has(&rows, "unused", Some("child_kind_idx")), "{rows:?}");
     assert!(!has(&rows, "unused", Some("child_kind_note")), "it was scanned: {rows:?}");
-    assert!(!rows.iter().any(|r| r.2.as_deref() == Some("child_pkey")), "primary keys are never flagged: {rows:?}");
+    assert!(
+        !rows.iter().any(|r| r.2.as_deref() == Some("child_pkey")),
+        "primary keys are never flagged: {rows:?}"
+    );
 
     // The fixes are runnable as given and clear their rows.
     c.batch_execute(&fk[0].3).unwrap();
@@ -61,7 +69,10 @@ fn index_health_finds_each_problem_and_its_fix_resolves_it() {
     c.batch_execute(&dup_fix).unwrap();
     c.batch_execute("DROP INDEX CONCURRENTLY child_kind_uniq").unwrap();
     let after = health(&mut c);
-    assert!(!after.iter().any(|r| r.0 == "missing_fk_index" || r.0 == "duplicate" || r.0 == "invalid"), "{after:?}");
+    assert!(
+        !after.iter().any(|r| r.0 == "missing_fk_index" || r.0 == "duplicate" || r.0 == "invalid"),
+        "{after:?}"
+    );
     let rows_left: i64 = c.query_one("SELECT count(*) FROM child", &[]).unwrap().get(0);
     assert_eq!(rows_left, 100_000);
 }
@@ -115,21 +126,46 @@ fn the_cli_leaves_pitstop_out_and_points_a_foreign_key_at_the_advice() {
     )
     .unwrap();
     for parent in 1..=30 {
-        c.query("SELECT id, total FROM child WHERE parent_id = $1 ORDER BY at DESC LIMIT 10", &[&parent]).unwrap();
+        c.query(
+            "SELECT id, total FROM child WHERE parent_id = $1 ORDER BY at DESC LIMIT 10",
+            &[&parent],
+        )
+        .unwrap();
     }
     let dsn = cluster.dsn();
     let fk_fix = |args: &[&str]| -> String {
-        let (code, out, err) = pitstop_tests::pitstop(&[&["--dsn", dsn.as_str(), "--json", "report", "index-health"][..], args].concat());
+        let (code, out, err) = pitstop_tests::pitstop(
+            &[&["--dsn", dsn.as_str(), "--json", "report", "index-health"][..], args].concat(),
+        );
         assert_eq!(code, 0, "{err}");
         let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
-        assert!(!rows.iter().any(|r| r["table_name"].as_str().unwrap().starts_with("pitstop.")) || args.contains(&"--include-self"), "{out}");
-        let fk = rows.iter().find(|r| r["problem"] == "missing_fk_index").unwrap_or_else(|| panic!("{out}"));
+        assert!(
+            !rows.iter().any(|r| r["table_name"].as_str().unwrap().starts_with("pitstop."))
+                || args.contains(&"--include-self"),
+            "{out}"
+        );
+        let fk = rows
+            .iter()
+            .find(|r| r["problem"] == "missing_fk_index")
+            .unwrap_or_else(|| panic!("{out}"));
         fk["fix"].as_str().unwrap().to_string()
     };
     assert_eq!(fk_fix(&[]), "CREATE INDEX CONCURRENTLY ON child (parent_id);");
     let pointed = fk_fix(&["--with-advice"]);
-    assert!(pointed.starts_with("-- served by suggest_indexes #1: CREATE INDEX CONCURRENTLY ON public.child (parent_id"), "{pointed}");
-    let (code, out, err) = pitstop_tests::pitstop(&["--dsn", &dsn, "--json", "report", "index-health", "--include-self"]);
+    assert!(
+        pointed.starts_with(
+            "-- served by suggest_indexes #1: CREATE INDEX CONCURRENTLY ON public.child (parent_id"
+        ),
+        "{pointed}"
+    );
+    let (code, out, err) = pitstop_tests::pitstop(&[
+        "--dsn",
+        &dsn,
+        "--json",
+        "report",
+        "index-health",
+        "--include-self",
+    ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("pitstop.host_metrics"), "pitstop's own unused indexes: {out}");
 }

@@ -16,7 +16,8 @@ fn cluster_with_threshold(ms: u32) -> PgCluster {
 }
 
 fn slow_queries_json(cluster: &PgCluster) -> Vec<Value> {
-    let (code, stdout, stderr) = pitstop(&["report", "slow-queries", "--json", "--plans", "--dsn", &cluster.dsn()]);
+    let (code, stdout, stderr) =
+        pitstop(&["report", "slow-queries", "--json", "--plans", "--dsn", &cluster.dsn()]);
     assert_eq!(code, 0, "stderr: {stderr}");
     serde_json::from_str::<Vec<Value>>(&stdout).expect("JSON array")
 }
@@ -70,7 +71,10 @@ fn threshold_set_with_alter_system_applies_after_reload() {
 #[test]
 fn capture_of_many_concurrent_sessions_is_bounded_by_the_ring() {
     let cluster = PgCluster::start_with(ClusterOptions {
-        settings: vec![("pitstop.slow_query_ms", "0".into()), ("pitstop.slow_query_buffer", "10".into())],
+        settings: vec![
+            ("pitstop.slow_query_ms", "0".into()),
+            ("pitstop.slow_query_buffer", "10".into()),
+        ],
         ..Default::default()
     });
     cluster.connect().batch_execute("CREATE EXTENSION pitstop").unwrap();
@@ -85,8 +89,14 @@ fn capture_of_many_concurrent_sessions_is_bounded_by_the_ring() {
         }
     });
     let mut client = cluster.connect();
-    let row = client.query_one("SELECT captured, entries, capacity, capture_failures FROM pitstop.slow_query_stats()", &[]).unwrap();
-    let (captured, entries, capacity, failures): (i64, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
+    let row = client
+        .query_one(
+            "SELECT captured, entries, capacity, capture_failures FROM pitstop.slow_query_stats()",
+            &[],
+        )
+        .unwrap();
+    let (captured, entries, capacity, failures): (i64, i64, i64, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
     assert!(captured >= 800, "captured {captured}");
     assert_eq!((entries, capacity, failures), (10, 10, 0));
 }
@@ -97,28 +107,52 @@ fn cli_errors_carry_sqlstate_detail_and_hint() {
     cluster.connect().batch_execute("CREATE EXTENSION pitstop").unwrap();
     let (code, _, stderr) = pitstop(&["report", "top-queries", "--dsn", &cluster.dsn()]);
     assert_eq!(code, 1);
-    assert!(stderr.contains("pg_stat_statements is not installed") && stderr.contains("55000"), "{stderr}");
-    assert!(stderr.contains("HINT:  Add pg_stat_statements to shared_preload_libraries"), "{stderr}");
+    assert!(
+        stderr.contains("pg_stat_statements is not installed") && stderr.contains("55000"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("HINT:  Add pg_stat_statements to shared_preload_libraries"),
+        "{stderr}"
+    );
 
     cluster.connect().batch_execute("CREATE EXTENSION pg_stat_statements").unwrap();
-    let (code, _, stderr) = pitstop(&["report", "top-queries", "--sort", "fastest", "--dsn", &cluster.dsn()]);
+    let (code, _, stderr) =
+        pitstop(&["report", "top-queries", "--sort", "fastest", "--dsn", &cluster.dsn()]);
     assert_eq!(code, 1);
-    assert!(stderr.contains("unknown sort key \"fastest\"") && stderr.contains("22023"), "{stderr}");
+    assert!(
+        stderr.contains("unknown sort key \"fastest\"") && stderr.contains("22023"),
+        "{stderr}"
+    );
     assert!(stderr.contains("DETAIL:  Valid sort keys are: total_time, mean_time"), "{stderr}");
 
     // Only the CLI's own statements so far: left out unless --include-self.
-    let (code, stdout, stderr) = pitstop(&["report", "top-queries", "--sort", "calls", "--dsn", &cluster.dsn()]);
+    let (code, stdout, stderr) =
+        pitstop(&["report", "top-queries", "--sort", "calls", "--dsn", &cluster.dsn()]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("no statements") && stdout.contains("--include-self"), "{stdout}");
-    let (code, stdout, stderr) = pitstop(&["--json", "report", "top-queries", "--include-self", "--dsn", &cluster.dsn()]);
+    let (code, stdout, stderr) =
+        pitstop(&["--json", "report", "top-queries", "--include-self", "--dsn", &cluster.dsn()]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("pitstop.top_queries") && stdout.contains("CREATE EXTENSION pitstop"), "{stdout}");
+    assert!(
+        stdout.contains("pitstop.top_queries") && stdout.contains("CREATE EXTENSION pitstop"),
+        "{stdout}"
+    );
     cluster.connect().batch_execute("SELECT 42").unwrap();
-    let (code, stdout, stderr) = pitstop(&["report", "top-queries", "--sort", "calls", "--dsn", &cluster.dsn()]);
+    let (code, stdout, stderr) =
+        pitstop(&["report", "top-queries", "--sort", "calls", "--dsn", &cluster.dsn()]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("calls") && stdout.contains("SELECT $1") && !stdout.contains("pitstop."), "{stdout}");
+    assert!(
+        stdout.contains("calls") && stdout.contains("SELECT $1") && !stdout.contains("pitstop."),
+        "{stdout}"
+    );
 
-    let (code, _, stderr) = pitstop(&["report", "slow-queries", "--dsn", "host=127.0.0.1 port=1 user=x connect_timeout=2"]);
+    let (code, _, stderr) = pitstop(&[
+        "report",
+        "slow-queries",
+        "--dsn",
+        "host=127.0.0.1 port=1 user=x connect_timeout=2",
+    ]);
     assert_eq!(code, 1);
     assert!(stderr.contains("cannot connect to PostgreSQL"), "{stderr}");
 }
@@ -175,10 +209,12 @@ fn blocking_locks_and_long_running_show_a_real_wait() {
     assert_eq!(code, 0);
     assert!(table.contains(&holder_pid.to_string()), "{table}");
 
-    let (code, table, _) = pitstop(&["report", "long-running", "--min-duration", "0", "--dsn", &cluster.dsn()]);
+    let (code, table, _) =
+        pitstop(&["report", "long-running", "--min-duration", "0", "--dsn", &cluster.dsn()]);
     assert_eq!(code, 0);
     assert!(table.contains("balance + 1"), "{table}");
-    let (code, _, stderr) = pitstop(&["report", "long-running", "--min-duration", "soon", "--dsn", &cluster.dsn()]);
+    let (code, _, stderr) =
+        pitstop(&["report", "long-running", "--min-duration", "soon", "--dsn", &cluster.dsn()]);
     assert_eq!(code, 1);
     assert!(stderr.contains("invalid input syntax for type interval"), "{stderr}");
 
@@ -201,14 +237,21 @@ fn explain_advice_through_the_cli() {
              ANALYZE events;",
         )
         .unwrap();
-    let (code, stdout, stderr) =
-        pitstop(&["report", "advice", "SELECT * FROM events WHERE account = 7", "--json", "--dsn", &cluster.dsn()]);
+    let (code, stdout, stderr) = pitstop(&[
+        "report",
+        "advice",
+        "SELECT * FROM events WHERE account = 7",
+        "--json",
+        "--dsn",
+        &cluster.dsn(),
+    ]);
     assert_eq!(code, 0, "{stderr}");
     let rows: Vec<Value> = serde_json::from_str(&stdout).unwrap();
     assert_eq!(rows[0]["finding"], "seq_scan_selective_filter");
     assert_eq!(rows[0]["suggestion"], "CREATE INDEX CONCURRENTLY ON public.events (account);");
 
-    let (code, _, stderr) = pitstop(&["report", "advice", "DELETE FROM events", "--analyze", "--dsn", &cluster.dsn()]);
+    let (code, _, stderr) =
+        pitstop(&["report", "advice", "DELETE FROM events", "--analyze", "--dsn", &cluster.dsn()]);
     assert_eq!(code, 0, "{stderr}");
     let left: i64 = client.query_one("SELECT count(*) FROM events", &[]).unwrap().get(0);
     assert_eq!(left, 100_000);
@@ -242,15 +285,23 @@ fn nesting_level_survives_errors_caught_and_uncaught() {
     client.batch_execute("SELECT recovers() AS marker_outer_call").unwrap();
     client.batch_execute("DO $$ BEGIN PERFORM 1 / v FROM zero; EXCEPTION WHEN division_by_zero THEN NULL; END $$").unwrap();
     assert!(client.batch_execute("SELECT 1 / v FROM zero").is_err());
-    client.batch_execute("BEGIN; SAVEPOINT s; SELECT recovers(); ROLLBACK TO SAVEPOINT s; COMMIT").unwrap();
+    client
+        .batch_execute("BEGIN; SAVEPOINT s; SELECT recovers(); ROLLBACK TO SAVEPOINT s; COMMIT")
+        .unwrap();
     client.batch_execute("SELECT 'marker-top-level-after-errors'").unwrap();
 
     let captured: Vec<String> = slow_queries_json(&cluster)
         .iter()
         .filter_map(|row| row["query"].as_str().map(str::to_string))
         .collect();
-    assert!(captured.iter().any(|q| q.contains("marker-top-level-after-errors")), "top level after errors: {captured:?}");
-    assert!(captured.iter().any(|q| q.contains("marker_outer_call")), "the outer call is top level: {captured:?}");
+    assert!(
+        captured.iter().any(|q| q.contains("marker-top-level-after-errors")),
+        "top level after errors: {captured:?}"
+    );
+    assert!(
+        captured.iter().any(|q| q.contains("marker_outer_call")),
+        "the outer call is top level: {captured:?}"
+    );
     assert!(
         !captured.iter().any(|q| q.contains("marker-nested-after-recovery")),
         "a nested statement after a caught error is still nested: {captured:?}"
@@ -280,14 +331,24 @@ fn the_applications_statements_are_never_taken_for_pitstops() {
     )
     .unwrap();
     let dsn = cluster.dsn();
-    let (code, out, err) = pitstop(&["--json", "report", "top-queries", "--limit", "50", "--dsn", &dsn]);
+    let (code, out, err) =
+        pitstop(&["--json", "report", "top-queries", "--limit", "50", "--dsn", &dsn]);
     assert_eq!(code, 0, "{err}");
-    let texts: Vec<String> =
-        serde_json::from_str::<Vec<Value>>(&out).unwrap().iter().map(|r| r["query"].as_str().unwrap_or("").to_string()).collect();
+    let texts: Vec<String> = serde_json::from_str::<Vec<Value>>(&out)
+        .unwrap()
+        .iter()
+        .map(|r| r["query"].as_str().unwrap_or("").to_string())
+        .collect();
     for needle in ["_postgrest_t", "laps.pitstop", "pitstop.hide_me", "pitstop.cached("] {
-        assert!(texts.iter().any(|t| t.contains(needle)), "{needle} left out of top_queries: {texts:#?}");
+        assert!(
+            texts.iter().any(|t| t.contains(needle)),
+            "{needle} left out of top_queries: {texts:#?}"
+        );
     }
-    assert!(!texts.iter().any(|t| t.contains("pg_stat_statements_reset") || t.contains("row_to_json")), "{texts:#?}");
+    assert!(
+        !texts.iter().any(|t| t.contains("pg_stat_statements_reset") || t.contains("row_to_json")),
+        "{texts:#?}"
+    );
     // The advisor plans the PostgREST statement too (an index on driver helps it).
     let workload: Vec<String> = c
         .query("SELECT query FROM pitstop.unhelped_queries() UNION ALL SELECT h->>'query' FROM pitstop.suggest_indexes(), jsonb_array_elements(helped) h", &[])

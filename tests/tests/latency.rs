@@ -18,7 +18,8 @@ fn queryid_of(c: &mut Client, query_like: &str) -> i64 {
 
 #[test]
 fn percentiles_of_known_sleeps_are_within_the_error_bound() {
-    let (cluster, mut c) = PgCluster::with_pitstop(ClusterOptions::default(), "CREATE EXTENSION pg_stat_statements");
+    let (cluster, mut c) =
+        PgCluster::with_pitstop(ClusterOptions::default(), "CREATE EXTENSION pg_stat_statements");
     let mut app = cluster.connect();
     // One statement (constants are normalised away): 20 × 10 ms, 5 × 50 ms, 1 × 200 ms.
     for (n, seconds) in [(20, 0.01f64), (5, 0.05), (1, 0.2)] {
@@ -54,20 +55,30 @@ fn percentiles_of_known_sleeps_are_within_the_error_bound() {
 
 #[test]
 fn more_statements_than_slots_evict_and_are_counted() {
-    let options = ClusterOptions { settings: vec![("pitstop.latency_max_statements", "10".into())], ..Default::default() };
-    let setup: String = std::iter::once("CREATE EXTENSION pg_stat_statements;".to_string()).chain((0..30).map(|i| format!("CREATE TABLE t{i} (id int);"))).collect();
+    let options = ClusterOptions {
+        settings: vec![("pitstop.latency_max_statements", "10".into())],
+        ..Default::default()
+    };
+    let setup: String = std::iter::once("CREATE EXTENSION pg_stat_statements;".to_string())
+        .chain((0..30).map(|i| format!("CREATE TABLE t{i} (id int);")))
+        .collect();
     let (_cluster, mut c) = PgCluster::with_pitstop(options, &setup);
     for i in 0..30 {
         c.batch_execute(&format!("SELECT * FROM t{i}")).unwrap();
     }
     let last = queryid_of(&mut c, "SELECT * FROM t29");
-    let row = c.query_one("SELECT statements, capacity, evictions FROM pitstop.latency_stats()", &[]).unwrap();
+    let row = c
+        .query_one("SELECT statements, capacity, evictions FROM pitstop.latency_stats()", &[])
+        .unwrap();
     let (statements, capacity, evictions): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
     assert_eq!(capacity, 10);
     assert!(statements <= 10, "{statements} statements in 10 slots");
     // 30 distinct statements (and the harness's own) went through 10 slots.
     assert!(evictions >= 20, "{evictions} evictions");
-    let kept: i64 = c.query_one("SELECT count(*) FROM pitstop.query_latency WHERE queryid = $1", &[&last]).unwrap().get(0);
+    let kept: i64 = c
+        .query_one("SELECT count(*) FROM pitstop.query_latency WHERE queryid = $1", &[&last])
+        .unwrap()
+        .get(0);
     assert_eq!(kept, 1, "the most recently used statement is never the one evicted");
 }
 
@@ -84,23 +95,41 @@ fn reset_and_visibility_follow_pg_read_all_stats() {
     app.batch_execute("SELECT id FROM public.orders").unwrap();
 
     let roles = |c: &mut Client| -> Vec<String> {
-        c.query("SELECT DISTINCT rolname FROM pitstop.query_latency ORDER BY 1", &[]).unwrap().iter().map(|r| r.get(0)).collect()
+        c.query("SELECT DISTINCT rolname FROM pitstop.query_latency ORDER BY 1", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
     };
-    assert_eq!(roles(&mut app), ["app"], "a role without pg_read_all_stats sees only its own statements");
-    let histograms: i64 =
-        app.query_one("SELECT count(*) FROM pitstop.query_latency_histogram() WHERE userid <> 'app'::regrole", &[]).unwrap().get(0);
+    assert_eq!(
+        roles(&mut app),
+        ["app"],
+        "a role without pg_read_all_stats sees only its own statements"
+    );
+    let histograms: i64 = app
+        .query_one(
+            "SELECT count(*) FROM pitstop.query_latency_histogram() WHERE userid <> 'app'::regrole",
+            &[],
+        )
+        .unwrap()
+        .get(0);
     assert_eq!(histograms, 0);
     let mut watcher = cluster.connect_as("watcher", "postgres");
     let seen = roles(&mut watcher);
-    assert!(seen.contains(&"app".to_string()) && seen.contains(&"postgres".to_string()), "{seen:?}");
+    assert!(
+        seen.contains(&"app".to_string()) && seen.contains(&"postgres".to_string()),
+        "{seen:?}"
+    );
 
     let err = app.query_one("SELECT pitstop.query_latency_reset()", &[]).unwrap_err();
     assert_eq!(err.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE));
 
     // compute_query_id off: the statement has no queryid and is only counted.
-    let before: i64 = c.query_one("SELECT no_queryid FROM pitstop.latency_stats()", &[]).unwrap().get(0);
+    let before: i64 =
+        c.query_one("SELECT no_queryid FROM pitstop.latency_stats()", &[]).unwrap().get(0);
     c.batch_execute("SET compute_query_id = off; SELECT 1; SET compute_query_id = on").unwrap();
-    let after: i64 = c.query_one("SELECT no_queryid FROM pitstop.latency_stats()", &[]).unwrap().get(0);
+    let after: i64 =
+        c.query_one("SELECT no_queryid FROM pitstop.latency_stats()", &[]).unwrap().get(0);
     assert!(after > before, "no_queryid {before} -> {after}");
 
     let removed: i64 = c.query_one("SELECT pitstop.query_latency_reset()", &[]).unwrap().get(0);
@@ -114,7 +143,8 @@ fn reset_and_visibility_follow_pg_read_all_stats() {
 
 #[test]
 fn the_snapshot_job_stores_each_statements_histogram() {
-    let (cluster, mut c) = PgCluster::with_pitstop(ClusterOptions::default(), "CREATE EXTENSION pg_stat_statements");
+    let (cluster, mut c) =
+        PgCluster::with_pitstop(ClusterOptions::default(), "CREATE EXTENSION pg_stat_statements");
     for _ in 0..3 {
         c.execute("SELECT pg_sleep($1)", &[&0.02f64]).unwrap();
     }
@@ -128,7 +158,8 @@ fn the_snapshot_job_stores_each_statements_histogram() {
             &[&queryid],
         )
         .unwrap();
-    let (calls, max_ms, in_buckets): (i64, f64, i64) = (row.get(0), row.get(1), row.get::<_, Option<i64>>(2).unwrap_or(0));
+    let (calls, max_ms, in_buckets): (i64, f64, i64) =
+        (row.get(0), row.get(1), row.get::<_, Option<i64>>(2).unwrap_or(0));
     assert_eq!((calls, in_buckets), (3, 3));
     assert!(max_ms >= 20.0 * 0.98, "{max_ms}");
 }

@@ -8,7 +8,9 @@
 //! bound what runs, a VACUUM PostgreSQL skipped with a WARNING is logged 'skipped', and Ctrl-C
 //! cancels the running statement on the server.
 
-use pitstop_tests::{pitstop, pitstop_bin, poll_until, ClusterOptions, Daemon, DaemonConfig, PgCluster};
+use pitstop_tests::{
+    pitstop, pitstop_bin, poll_until, ClusterOptions, Daemon, DaemonConfig, PgCluster,
+};
 use postgres::Client;
 use std::io::Write;
 use std::path::PathBuf;
@@ -28,8 +30,10 @@ struct ConfigFile {
 
 impl ConfigFile {
     fn new(text: &str) -> ConfigFile {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-        let dir = std::env::temp_dir().join(format!("pitstop-maintenance-{}-{nanos}", std::process::id()));
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let dir = std::env::temp_dir()
+            .join(format!("pitstop-maintenance-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("pitstop.toml"), text).unwrap();
         ConfigFile { dir }
@@ -69,12 +73,17 @@ fn dead_table(c: &mut Client, name: &str, dead: i32) {
     ))
     .unwrap();
     c.batch_execute("SELECT pg_stat_force_next_flush()").unwrap();
-    assert!(poll_until(Duration::from_secs(10), || n_dead(c, name) >= i64::from(dead) * 9 / 10), "dead tuples not visible in the statistics");
+    assert!(
+        poll_until(Duration::from_secs(10), || n_dead(c, name) >= i64::from(dead) * 9 / 10),
+        "dead tuples not visible in the statistics"
+    );
 }
 
 fn n_dead(c: &mut Client, name: &str) -> i64 {
     c.batch_execute("SELECT pg_stat_clear_snapshot()").unwrap();
-    c.query_one("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = $1", &[&name]).unwrap().get(0)
+    c.query_one("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = $1", &[&name])
+        .unwrap()
+        .get(0)
 }
 
 /// (action, target, outcome, attempt, error, detail) of the log rows of `job`, in id order.
@@ -101,31 +110,62 @@ fn a_table_full_of_dead_tuples_is_planned_then_vacuumed_and_logged() {
 
     let (code, out, err) = maintenance(&cluster, &config, &["--dry-run"]);
     assert_eq!(code, 0, "{out}\n{err}");
-    let line = out.lines().find(|l| l.contains("bloated")).unwrap_or_else(|| panic!("bloated is not in the plan:\n{out}"));
+    let line = out
+        .lines()
+        .find(|l| l.contains("bloated"))
+        .unwrap_or_else(|| panic!("bloated is not in the plan:\n{out}"));
     assert!(line.contains("vacuum") && line.contains("VACUUM (ANALYZE)"), "{out}");
     for column in ["priority", "action", "target", "command", "reason"] {
         assert!(out.lines().nth(1).unwrap_or("").contains(column), "no {column} column:\n{out}");
     }
     let (code, out, err) = maintenance(&cluster, &config, &["--dry-run", "--json"]);
     assert_eq!(code, 0, "{err}");
-    let plan: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
-    let row = plan.as_array().unwrap().iter().find(|r| r["target"].as_str().is_some_and(|t| t.contains("bloated"))).expect("bloated in --json");
+    let plan: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let row = plan
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["target"].as_str().is_some_and(|t| t.contains("bloated")))
+        .expect("bloated in --json");
     assert_eq!(row["action"], "vacuum", "{row}");
-    assert!(row["reason"].as_str().is_some_and(|r| !r.is_empty()) && row["priority"].is_i64(), "{row}");
+    assert!(
+        row["reason"].as_str().is_some_and(|r| !r.is_empty()) && row["priority"].is_i64(),
+        "{row}"
+    );
     assert!(n_dead(&mut c, "bloated") >= 13_000, "a dry run must not vacuum");
-    assert_eq!(c.query_one("SELECT count(*) FROM pitstop.maintenance_log", &[]).unwrap().get::<_, i64>(0), 0, "a dry run logs nothing");
+    assert_eq!(
+        c.query_one("SELECT count(*) FROM pitstop.maintenance_log", &[]).unwrap().get::<_, i64>(0),
+        0,
+        "a dry run logs nothing"
+    );
 
     let (code, out, err) = maintenance(&cluster, &config, &["--yes"]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("bloated") && out.contains("ok"), "{out}");
-    assert!(err.contains("[1/1] vacuum public.bloated: started: VACUUM") && err.contains("[1/1] vacuum public.bloated: ok in "), "{err}");
-    assert!(poll_until(Duration::from_secs(10), || n_dead(&mut c, "bloated") < 100), "dead tuples still there: {}", n_dead(&mut c, "bloated"));
+    assert!(
+        err.contains("[1/1] vacuum public.bloated: started: VACUUM")
+            && err.contains("[1/1] vacuum public.bloated: ok in "),
+        "{err}"
+    );
+    assert!(
+        poll_until(Duration::from_secs(10), || n_dead(&mut c, "bloated") < 100),
+        "dead tuples still there: {}",
+        n_dead(&mut c, "bloated")
+    );
 
     let rows = log_rows(&mut c, "cli");
     let run = &rows[0];
     assert_eq!((run.0.as_str(), run.1.as_deref(), run.2.as_str()), ("run", None, "ok"), "{rows:?}");
-    let action = rows.iter().find(|r| r.1.as_deref().is_some_and(|t| t.contains("bloated"))).unwrap_or_else(|| panic!("{rows:?}"));
-    assert_eq!((action.0.as_str(), action.2.as_str(), action.3, action.4.as_deref()), ("vacuum", "ok", 1, None), "{rows:?}");
+    let action = rows
+        .iter()
+        .find(|r| r.1.as_deref().is_some_and(|t| t.contains("bloated")))
+        .unwrap_or_else(|| panic!("{rows:?}"));
+    assert_eq!(
+        (action.0.as_str(), action.2.as_str(), action.3, action.4.as_deref()),
+        ("vacuum", "ok", 1, None),
+        "{rows:?}"
+    );
     let (command, took, same_run): (String, f64, bool) = c
         .query_one(
             "SELECT a.command, a.duration_ms, a.run_id = r.id FROM pitstop.maintenance_log a JOIN pitstop.maintenance_log r ON r.action = 'run' \
@@ -134,7 +174,10 @@ fn a_table_full_of_dead_tuples_is_planned_then_vacuumed_and_logged() {
         )
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .unwrap();
-    assert!(command.starts_with("VACUUM") && took >= 0.0 && same_run, "{command} {took} {same_run}");
+    assert!(
+        command.starts_with("VACUUM") && took >= 0.0 && same_run,
+        "{command} {took} {same_run}"
+    );
 }
 
 #[test]
@@ -156,10 +199,17 @@ fn a_locked_table_times_out_is_retried_and_logged_and_the_lock_holder_is_untouch
     assert!(out.contains("55P03"), "{out}");
     let rows = log_rows(&mut c, "nightly");
     let attempts: Vec<&LogRow> = rows.iter().filter(|r| r.0 == "vacuum").collect();
-    assert_eq!(attempts.iter().map(|r| r.3).collect::<Vec<_>>(), [1, 2, 3], "1 attempt + 2 retries: {rows:?}");
+    assert_eq!(
+        attempts.iter().map(|r| r.3).collect::<Vec<_>>(),
+        [1, 2, 3],
+        "1 attempt + 2 retries: {rows:?}"
+    );
     for a in &attempts {
         assert_eq!(a.2, "failed", "{rows:?}");
-        assert!(a.4.as_deref().is_some_and(|e| e.contains("lock timeout") && e.contains("55P03")), "{rows:?}");
+        assert!(
+            a.4.as_deref().is_some_and(|e| e.contains("lock timeout") && e.contains("55P03")),
+            "{rows:?}"
+        );
     }
     assert_eq!(rows[0].2, "failed", "the run: {rows:?}");
     assert_untouched(&mut c, holder_pid, "held", "ShareLock");
@@ -171,16 +221,27 @@ fn a_locked_table_times_out_is_retried_and_logged_and_the_lock_holder_is_untouch
     holder.batch_execute("BEGIN; LOCK TABLE held IN ACCESS EXCLUSIVE MODE").unwrap();
     let (code, out, err) = maintenance(&cluster, &config, &["--job", "nightly", "--yes"]);
     assert_eq!(code, 1, "{out}\n{err}");
-    let second_run = log_rows_where(&mut c, "run_id = (SELECT max(run_id) FROM pitstop.maintenance_log WHERE job = 'nightly')");
-    assert!(second_run.iter().any(|r| r.4.as_deref().is_some_and(|e| e.contains("55P03"))), "{second_run:?}");
-    assert_eq!((second_run[0].0.as_str(), second_run[0].2.as_str()), ("run", "failed"), "{second_run:?}");
+    let second_run = log_rows_where(
+        &mut c,
+        "run_id = (SELECT max(run_id) FROM pitstop.maintenance_log WHERE job = 'nightly')",
+    );
+    assert!(
+        second_run.iter().any(|r| r.4.as_deref().is_some_and(|e| e.contains("55P03"))),
+        "{second_run:?}"
+    );
+    assert_eq!(
+        (second_run[0].0.as_str(), second_run[0].2.as_str()),
+        ("run", "failed"),
+        "{second_run:?}"
+    );
     assert_untouched(&mut c, holder_pid, "held", "AccessExclusiveLock");
     holder.batch_execute("COMMIT").unwrap();
 }
 
 /// The session `pid` is still in its transaction, holding `mode` on `table`.
 fn assert_untouched(c: &mut Client, pid: i32, table: &str, mode: &str) {
-    let state: String = c.query_one("SELECT state FROM pg_stat_activity WHERE pid = $1", &[&pid]).unwrap().get(0);
+    let state: String =
+        c.query_one("SELECT state FROM pg_stat_activity WHERE pid = $1", &[&pid]).unwrap().get(0);
     assert_eq!(state, "idle in transaction");
     let held: i64 = c
         .query_one("SELECT count(*) FROM pg_locks WHERE pid = $1 AND relation = $3::text::regclass AND mode = $2 AND granted", &[&pid, &mode, &table])
@@ -215,7 +276,12 @@ fn the_daemon_skips_a_run_that_would_overlap_the_previous_one() {
         .unwrap()
         .get(0)
     };
-    assert!(poll_until(Duration::from_secs(20), || skipped(&mut c) >= 2), "no overlap skipped:\n{:?}\n{}", log_rows(&mut c, "prune-often"), daemon.log());
+    assert!(
+        poll_until(Duration::from_secs(20), || skipped(&mut c) >= 2),
+        "no overlap skipped:\n{:?}\n{}",
+        log_rows(&mut c, "prune-often"),
+        daemon.log()
+    );
     let status = daemon.status();
     let job = &status["maintenance"]["jobs"][0];
     assert_eq!(job["name"], "prune-often", "{status}");
@@ -224,8 +290,14 @@ fn the_daemon_skips_a_run_that_would_overlap_the_previous_one() {
     assert_eq!(status["maintenance"]["state"]["state"], "up", "{status}");
 
     holder.batch_execute("COMMIT").unwrap();
-    let pruned = |c: &mut Client| c.query_one("SELECT count(*) FROM pitstop.host_metrics", &[]).unwrap().get::<_, i64>(0) == 0;
-    assert!(poll_until(Duration::from_secs(20), || pruned(&mut c)), "not pruned:\n{}", daemon.log());
+    let pruned = |c: &mut Client| {
+        c.query_one("SELECT count(*) FROM pitstop.host_metrics", &[]).unwrap().get::<_, i64>(0) == 0
+    };
+    assert!(
+        poll_until(Duration::from_secs(20), || pruned(&mut c)),
+        "not pruned:\n{}",
+        daemon.log()
+    );
     drop(daemon);
 
     // Never two runs at once: the runs that did start do not overlap in time.
@@ -254,11 +326,16 @@ fn a_bad_cron_string_is_named_by_its_key_and_the_daemon_refuses_it() {
     let config = ConfigFile::new(text);
     let (code, out, err) = pitstop(&["check-config", "--config", &config.path()]);
     assert_eq!(code, 1, "{out}\n{err}");
-    assert!(err.contains("maintenance.jobs[1].schedule: \"61 * * * *\" is not a valid cron expression"), "{err}");
+    assert!(
+        err.contains("maintenance.jobs[1].schedule: \"61 * * * *\" is not a valid cron expression"),
+        "{err}"
+    );
     assert!(err.contains("maintenance.jobs[1].window:"), "{err}");
     assert!(!err.contains("jobs[0]"), "{err}");
     let mut daemon = Daemon::start(&format!("[http]\nlisten = \"127.0.0.1:0\"\n{text}"), &[]);
-    let status = daemon.wait_exit(Duration::from_secs(10)).expect("the daemon started with a bad cron string");
+    let status = daemon
+        .wait_exit(Duration::from_secs(10))
+        .expect("the daemon started with a bad cron string");
     assert_eq!(status.code(), Some(78), "{}", daemon.log());
 }
 
@@ -280,11 +357,22 @@ fn nothing_runs_on_a_standby() {
 
     let daemon_config = DaemonConfig::new(&standby.dsn(), "").toml() + "\n[[maintenance.jobs]]\nname = \"snap\"\nkind = \"snapshot\"\nschedule = \"* * * * * *\"\n";
     let daemon = Daemon::start(&daemon_config, &[]);
-    assert!(daemon.wait_for_log("maintenance: job snap: skipped: the server is a standby", Duration::from_secs(15)), "{}", daemon.log());
+    assert!(
+        daemon.wait_for_log(
+            "maintenance: job snap: skipped: the server is a standby",
+            Duration::from_secs(15)
+        ),
+        "{}",
+        daemon.log()
+    );
     let status = daemon.status();
     assert_eq!(status["maintenance"]["jobs"][0]["last_run"]["outcome"], "skipped", "{status}");
     drop(daemon);
-    let logged: i64 = primary.connect().query_one("SELECT count(*) FROM pitstop.maintenance_log", &[]).unwrap().get(0);
+    let logged: i64 = primary
+        .connect()
+        .query_one("SELECT count(*) FROM pitstop.maintenance_log", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(logged, 0, "nothing ran through the primary either");
 }
 
@@ -294,13 +382,19 @@ fn without_the_extension_the_command_says_how_to_install_it() {
     let config = ConfigFile::new("");
     let (code, out, err) = maintenance(&cluster, &config, &["--dry-run"]);
     assert_eq!(code, 1, "{out}\n{err}");
-    assert!(err.contains("pitstop extension is not installed") && err.contains("HINT:  CREATE EXTENSION pitstop"), "{err}");
+    assert!(
+        err.contains("pitstop extension is not installed")
+            && err.contains("HINT:  CREATE EXTENSION pitstop"),
+        "{err}"
+    );
 }
 
 /// `last_vacuum` of `name` as text (NULL: never vacuumed by hand).
 fn last_vacuum(c: &mut Client, name: &str) -> Option<String> {
     c.batch_execute("SELECT pg_stat_clear_snapshot()").unwrap();
-    c.query_one("SELECT last_vacuum::text FROM pg_stat_user_tables WHERE relname = $1", &[&name]).unwrap().get(0)
+    c.query_one("SELECT last_vacuum::text FROM pg_stat_user_tables WHERE relname = $1", &[&name])
+        .unwrap()
+        .get(0)
 }
 
 fn log_count(c: &mut Client) -> i64 {
@@ -319,7 +413,11 @@ fn without_a_terminal_and_without_yes_nothing_runs() {
     for args in [&[][..], &["--job", "vacuum"][..], &["--max-actions", "1"][..], &["--json"][..]] {
         let (code, out, err) = maintenance(&cluster, &config, args);
         assert_eq!(code, 2, "{args:?} must be refused:\n{out}\n{err}");
-        assert!(err.contains("refusing to run maintenance without confirmation") && err.contains("--yes"), "{err}");
+        assert!(
+            err.contains("refusing to run maintenance without confirmation")
+                && err.contains("--yes"),
+            "{err}"
+        );
         assert!(out.is_empty(), "{out}");
     }
     assert_eq!(log_count(&mut c), 0, "nothing logged");
@@ -346,23 +444,40 @@ fn max_actions_runs_that_many_in_priority_order() {
     dead_table(&mut c, "few", 3_000);
     let config = ConfigFile::new("");
 
-    let (code, out, err) = maintenance(&cluster, &config, &["--dry-run", "--max-actions", "2", "--json"]);
+    let (code, out, err) =
+        maintenance(&cluster, &config, &["--dry-run", "--max-actions", "2", "--json"]);
     assert_eq!(code, 0, "{out}\n{err}");
-    let plan: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
-    let targets: Vec<&str> = plan.as_array().unwrap().iter().map(|r| r["target"].as_str().unwrap()).collect();
+    let plan: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let targets: Vec<&str> =
+        plan.as_array().unwrap().iter().map(|r| r["target"].as_str().unwrap()).collect();
     assert_eq!(targets, ["public.most", "public.more"], "{out}");
 
-    let (code, out, err) = maintenance(&cluster, &config, &["--yes", "--max-actions", "1", "--json"]);
+    let (code, out, err) =
+        maintenance(&cluster, &config, &["--yes", "--max-actions", "1", "--json"]);
     assert_eq!(code, 0, "{out}\n{err}");
-    let report: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("--json must stay JSON: {e}: {out}"));
+    let report: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("--json must stay JSON: {e}: {out}"));
     assert_eq!(report["actions"].as_array().unwrap().len(), 1, "{report}");
     assert_eq!(report["actions"][0]["target"], "public.most", "{report}");
-    assert!(err.contains("[1/1] vacuum public.most: started") && err.contains("[1/1] vacuum public.most: ok in"), "{err}");
+    assert!(
+        err.contains("[1/1] vacuum public.most: started")
+            && err.contains("[1/1] vacuum public.most: ok in"),
+        "{err}"
+    );
     let actions = log_rows_where(&mut c, "job = 'cli' AND action <> 'run'");
     assert_eq!(actions.len(), 1, "exactly one action: {actions:?}");
-    assert_eq!((actions[0].1.as_deref(), actions[0].2.as_str()), (Some("public.most"), "ok"), "{actions:?}");
+    assert_eq!(
+        (actions[0].1.as_deref(), actions[0].2.as_str()),
+        (Some("public.most"), "ok"),
+        "{actions:?}"
+    );
     assert!(last_vacuum(&mut c, "most").is_some());
-    assert_eq!((last_vacuum(&mut c, "more"), last_vacuum(&mut c, "few")), (None, None), "only one action ran");
+    assert_eq!(
+        (last_vacuum(&mut c, "more"), last_vacuum(&mut c, "few")),
+        (None, None),
+        "only one action ran"
+    );
 }
 
 #[test]
@@ -384,11 +499,20 @@ fn reindex_runs_only_when_asked_for() {
         "[[maintenance.jobs]]\nname = \"reindex\"\nkind = \"reindex\"\nenabled = false\nschedule = \"0 2 * * 0\"\nbloat_pct = 30.0\nmin_bytes = 1000000\n",
     );
     let reindex_rows = |json: &str| -> usize {
-        let plan: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
-        plan.as_array().unwrap().iter().filter(|r| r["action"] == "reindex" && r["command"].as_str().is_some_and(|x| x.contains("loose_id"))).count()
+        let plan: serde_json::Value =
+            serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
+        plan.as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                r["action"] == "reindex"
+                    && r["command"].as_str().is_some_and(|x| x.contains("loose_id"))
+            })
+            .count()
     };
 
-    let (code, out, err) = maintenance(&cluster, &config, &["--dry-run", "--json", "--include-reindex"]);
+    let (code, out, err) =
+        maintenance(&cluster, &config, &["--dry-run", "--json", "--include-reindex"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(reindex_rows(&out), 1, "the index is in the plan: {out}");
     let (code, out, err) = maintenance(&cluster, &config, &["--dry-run", "--json"]);
@@ -398,14 +522,19 @@ fn reindex_runs_only_when_asked_for() {
 
     let (code, out, err) = maintenance(&cluster, &config, &["--yes"]);
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(log_rows_where(&mut c, "action = 'reindex'").is_empty(), "{:?}", log_rows(&mut c, "cli"));
+    assert!(
+        log_rows_where(&mut c, "action = 'reindex'").is_empty(),
+        "{:?}",
+        log_rows(&mut c, "cli")
+    );
     let (code, out, err) = maintenance(&cluster, &config, &["--yes", "--include-reindex"]);
     assert_eq!(code, 0, "{out}\n{err}");
     let reindexed = log_rows_where(&mut c, "action = 'reindex'");
     assert_eq!(reindexed.len(), 1, "{reindexed:?}");
     assert_eq!(reindexed[0].2, "ok", "{reindexed:?}");
     // --include-reindex is for the whole plan; a reindex job (--job) reindexes anyway.
-    let (code, _, err) = maintenance(&cluster, &config, &["--yes", "--job", "reindex", "--include-reindex"]);
+    let (code, _, err) =
+        maintenance(&cluster, &config, &["--yes", "--job", "reindex", "--include-reindex"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("cannot be used with"), "{err}");
 }
@@ -433,8 +562,14 @@ fn the_daemons_vacuum_job_logs_a_table_postgres_skipped_as_skipped() {
     let config = DaemonConfig::new(&janitor(&cluster), "").toml()
         + "\n[[maintenance.jobs]]\nname = \"v\"\nkind = \"vacuum\"\nschedule = \"* * * * * *\"\nmin_dead = 100\n";
     let daemon = Daemon::start(&config, &[]);
-    let logged = |c: &mut Client| log_rows_where(c, "job = 'v' AND target = 'public.not_mine' AND outcome <> 'running'");
-    assert!(poll_until(Duration::from_secs(20), || !logged(&mut c).is_empty()), "no run:\n{}", daemon.log());
+    let logged = |c: &mut Client| {
+        log_rows_where(c, "job = 'v' AND target = 'public.not_mine' AND outcome <> 'running'")
+    };
+    assert!(
+        poll_until(Duration::from_secs(20), || !logged(&mut c).is_empty()),
+        "no run:\n{}",
+        daemon.log()
+    );
     drop(daemon);
     let rows = logged(&mut c);
     assert_eq!(rows[0].2, "skipped", "{rows:?}");
@@ -443,7 +578,10 @@ fn the_daemons_vacuum_job_logs_a_table_postgres_skipped_as_skipped() {
 
 /// PostgreSQL's WARNING when VACUUM skips a table the role may not vacuum (worded anew in 17).
 fn skipped_warning() -> &'static str {
-    let out = std::process::Command::new(pitstop_tests::pg_bin("pg_config")).arg("--version").output().unwrap();
+    let out = std::process::Command::new(pitstop_tests::pg_bin("pg_config"))
+        .arg("--version")
+        .output()
+        .unwrap();
     if String::from_utf8_lossy(&out.stdout).contains("PostgreSQL 15") {
         "skipping \"not_mine\" --- only table or database owner can vacuum it"
     } else {
@@ -464,10 +602,21 @@ fn a_table_the_login_role_may_not_vacuum_is_logged_skipped_with_the_warning() {
     let rows = log_rows_where(&mut c, "target = 'public.not_mine'");
     assert_eq!(rows.len(), 1, "{rows:?}");
     let (action, _, outcome, _, error, detail) = &rows[0];
-    assert_eq!((action.as_str(), outcome.as_str(), error.as_deref()), ("vacuum", "skipped", None), "{rows:?}");
+    assert_eq!(
+        (action.as_str(), outcome.as_str(), error.as_deref()),
+        ("vacuum", "skipped", None),
+        "{rows:?}"
+    );
     let detail = detail.as_deref().unwrap_or("");
     assert!(detail.contains("WARNING") && detail.contains(skipped_warning()), "{detail}");
-    assert!(out.contains("skipped") && err.contains(&format!("vacuum public.not_mine: skipped by PostgreSQL: WARNING: {}", skipped_warning())), "{out}\n{err}");
+    assert!(
+        out.contains("skipped")
+            && err.contains(&format!(
+                "vacuum public.not_mine: skipped by PostgreSQL: WARNING: {}",
+                skipped_warning()
+            )),
+        "{out}\n{err}"
+    );
     assert_eq!(last_vacuum(&mut c, "not_mine"), None, "PostgreSQL did skip it");
 }
 
@@ -504,25 +653,34 @@ fn ctrl_c_cancels_the_running_statement_on_the_server_and_starts_nothing_more() 
         .unwrap()
         .get(0)
     };
-    assert!(poll_until(Duration::from_secs(20), || waiting(&mut c) == 1), "the VACUUM never started");
+    assert!(
+        poll_until(Duration::from_secs(20), || waiting(&mut c) == 1),
+        "the VACUUM never started"
+    );
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(waiting(&mut c), 1, "the VACUUM is running (waiting for the lock)");
 
     let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(kill.success());
     let output = wait_with_timeout(child, Duration::from_secs(20));
-    let (out, err) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let (out, err) =
+        (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert_eq!(output.status.code(), Some(130), "exit status after Ctrl-C:\n{out}\n{err}");
     assert_eq!(waiting(&mut c), 0, "the statement was cancelled on the server");
-    assert!(err.contains("interrupted") && err.contains("vacuum public.waits: cancelled after"), "{err}");
+    assert!(
+        err.contains("interrupted") && err.contains("vacuum public.waits: cancelled after"),
+        "{err}"
+    );
     assert!(err.contains("[2/2] vacuum public.next_one: skipped: interrupted (Ctrl-C)"), "{err}");
 
     let rows = log_rows(&mut c, "cli");
-    let waits: Vec<&LogRow> = rows.iter().filter(|r| r.1.as_deref() == Some("public.waits")).collect();
+    let waits: Vec<&LogRow> =
+        rows.iter().filter(|r| r.1.as_deref() == Some("public.waits")).collect();
     assert_eq!(waits.len(), 1, "{rows:?}");
     assert_eq!(waits[0].2, "cancelled", "{rows:?}");
     assert!(waits[0].4.as_deref().is_some_and(|e| e.contains("57014")), "{rows:?}");
-    let next: Vec<&LogRow> = rows.iter().filter(|r| r.1.as_deref() == Some("public.next_one")).collect();
+    let next: Vec<&LogRow> =
+        rows.iter().filter(|r| r.1.as_deref() == Some("public.next_one")).collect();
     assert_eq!(next.len(), 1, "{rows:?}");
     assert_eq!(next[0].2, "skipped", "no further action starts: {rows:?}");
     assert_eq!((rows[0].0.as_str(), rows[0].2.as_str()), ("run", "cancelled"), "{rows:?}");
@@ -538,13 +696,23 @@ fn wait_with_timeout(mut child: Child, timeout: Duration) -> std::process::Outpu
         let _ = child.kill();
     }
     let output = child.wait_with_output().unwrap();
-    assert!(exited, "still running after {timeout:?}:\n{}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(
+        exited,
+        "still running after {timeout:?}:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     output
 }
 
 /// `pitstop maintenance` on a pseudo-terminal (util-linux `script`), answering `answer`.
 fn on_a_terminal(cluster: &PgCluster, config: &ConfigFile, answer: &str) -> (Option<i32>, String) {
-    let line = format!("{} --dsn '{}' maintenance --config '{}'", pitstop_bin().display(), cluster.dsn(), config.path());
+    let line = format!(
+        "{} --dsn '{}' maintenance --config '{}'",
+        pitstop_bin().display(),
+        cluster.dsn(),
+        config.path()
+    );
     let mut child = Command::new("script")
         .args(["-qec", &line, "/dev/null"])
         .env_remove("PITSTOP_CONFIG")
@@ -555,7 +723,11 @@ fn on_a_terminal(cluster: &PgCluster, config: &ConfigFile, answer: &str) -> (Opt
         .expect("script (util-linux) runs a command on a pseudo-terminal");
     child.stdin.take().unwrap().write_all(format!("{answer}\n").as_bytes()).unwrap();
     let output = wait_with_timeout(child, Duration::from_secs(30));
-    (output.status.code(), String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr))
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr),
+    )
 }
 
 #[test]
@@ -566,7 +738,10 @@ fn on_a_terminal_the_plan_is_shown_and_only_yes_runs_it() {
     let config = ConfigFile::new("");
 
     let (code, shown) = on_a_terminal(&cluster, &config, "n");
-    assert!(shown.contains("public.asked") && shown.contains("VACUUM (ANALYZE)"), "the plan is shown: {shown}");
+    assert!(
+        shown.contains("public.asked") && shown.contains("VACUUM (ANALYZE)"),
+        "the plan is shown: {shown}"
+    );
     assert!(shown.contains("Run this action? [y/N]"), "{shown}");
     assert!(shown.contains("Nothing was run"), "{shown}");
     assert_eq!(code, Some(1), "{shown}");

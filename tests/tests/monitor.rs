@@ -65,7 +65,10 @@ impl Webhook {
                     continue;
                 }
                 let status = if n == 0 { "500 Internal Server Error" } else { "200 OK" };
-                let _ = write!(stream, "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
                 if n > 0 {
                     kept.lock().unwrap().push(String::from_utf8_lossy(&body).into_owned());
                 }
@@ -76,7 +79,15 @@ impl Webhook {
 
     fn statuses(&self) -> Vec<String> {
         let bodies = self.bodies.lock().unwrap();
-        bodies.iter().map(|b| serde_json::from_str::<serde_json::Value>(b).unwrap()["status"].as_str().unwrap().to_string()).collect()
+        bodies
+            .iter()
+            .map(|b| {
+                serde_json::from_str::<serde_json::Value>(b).unwrap()["status"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
     }
 }
 
@@ -131,7 +142,10 @@ fn an_alert_goes_pending_firing_resolved_in_one_row_and_reaches_the_webhook() {
     assert_eq!(monitor["firing"], 1, "{status}");
     assert_eq!(monitor["alerts"][0]["rule"], "busy");
     assert_eq!(monitor["alerts"][0]["state"], "firing");
-    assert!(monitor["alerts"][0]["summary"].as_str().unwrap().starts_with("connections = "), "{status}");
+    assert!(
+        monitor["alerts"][0]["summary"].as_str().unwrap().starts_with("connections = "),
+        "{status}"
+    );
     assert_eq!(status["components"]["monitor"]["state"], "up", "{status}");
     assert_eq!(daemon.metric("pitstop_alerts_firing{severity=\"critical\"}"), 1.0);
     let (_, metrics) = daemon.get("/metrics");
@@ -146,14 +160,26 @@ fn an_alert_goes_pending_firing_resolved_in_one_row_and_reaches_the_webhook() {
     ] {
         assert!(metrics.contains(family), "/metrics lacks {family}:\n{metrics}");
     }
-    assert!(poll_until(Duration::from_secs(10), || daemon.metric("pitstop_postgres_processes") >= 5.0), "postmaster and children: {metrics}");
+    assert!(
+        poll_until(Duration::from_secs(10), || daemon.metric("pitstop_postgres_processes") >= 5.0),
+        "postmaster and children: {metrics}"
+    );
 
     // The webhook got it (its first POST was answered 500 and retried).
-    assert!(poll_until(Duration::from_secs(10), || webhook.statuses().len() == 1), "webhook got {:?}\n{}", webhook.statuses(), daemon.log());
+    assert!(
+        poll_until(Duration::from_secs(10), || webhook.statuses().len() == 1),
+        "webhook got {:?}\n{}",
+        webhook.statuses(),
+        daemon.log()
+    );
 
     // A restart adopts the open row instead of opening a second one.
     daemon.restart();
-    assert!(daemon.wait_for_log("taking over 1 open alert(s)", Duration::from_secs(10)), "{}", daemon.log());
+    assert!(
+        daemon.wait_for_log("taking over 1 open alert(s)", Duration::from_secs(10)),
+        "{}",
+        daemon.log()
+    );
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(busy_rows(&mut db), [(id, "firing".to_string(), true, false)]);
 
@@ -161,52 +187,99 @@ fn an_alert_goes_pending_firing_resolved_in_one_row_and_reaches_the_webhook() {
     std::fs::write(&daemon.config_path, config + &rule(1000)).unwrap();
     daemon.signal(SIGHUP);
     assert!(
-        poll_until(Duration::from_secs(10), || busy_rows(&mut db).iter().any(|r| r.1 == "resolved")),
+        poll_until(Duration::from_secs(10), || busy_rows(&mut db)
+            .iter()
+            .any(|r| r.1 == "resolved")),
         "not resolved: {:?}\n{}",
         busy_rows(&mut db),
         daemon.log()
     );
     assert_eq!(busy_rows(&mut db), [(id, "resolved".to_string(), true, true)]);
     assert!(poll_until(Duration::from_secs(5), || daemon.status()["monitor"]["firing"] == 0));
-    assert!(daemon.log().contains("monitor: alert busy resolved (critical) after "), "{}", daemon.log());
+    assert!(
+        daemon.log().contains("monitor: alert busy resolved (critical) after "),
+        "{}",
+        daemon.log()
+    );
 
     // The webhook got the resolution too.
-    assert!(poll_until(Duration::from_secs(10), || webhook.statuses().len() >= 2), "webhook got {:?}\n{}", webhook.statuses(), daemon.log());
+    assert!(
+        poll_until(Duration::from_secs(10), || webhook.statuses().len() >= 2),
+        "webhook got {:?}\n{}",
+        webhook.statuses(),
+        daemon.log()
+    );
     assert_eq!(webhook.statuses(), ["firing", "resolved"]);
-    let resolved: serde_json::Value = serde_json::from_str(&webhook.bodies.lock().unwrap()[1]).unwrap();
-    assert_eq!((resolved["rule"].as_str(), resolved["severity"].as_str(), resolved["threshold"].as_f64()), (Some("busy"), Some("critical"), Some(0.0)), "the threshold it fired on");
+    let resolved: serde_json::Value =
+        serde_json::from_str(&webhook.bodies.lock().unwrap()[1]).unwrap();
+    assert_eq!(
+        (resolved["rule"].as_str(), resolved["severity"].as_str(), resolved["threshold"].as_f64()),
+        (Some("busy"), Some("critical"), Some(0.0)),
+        "the threshold it fired on"
+    );
     assert!(resolved["resolved_at"].is_string() && resolved["fired_at"].is_string(), "{resolved}");
 
     // Samples are recorded; the 30-day-old one was pruned (retention 1d).
-    let count = |db: &mut postgres::Client, sql: &str| db.query_one(sql, &[]).unwrap().get::<_, i64>(0);
+    let count =
+        |db: &mut postgres::Client, sql: &str| db.query_one(sql, &[]).unwrap().get::<_, i64>(0);
     assert!(count(&mut db, "SELECT count(*) FROM pitstop.host_metrics WHERE metric = 'pitstop_host_memory_used_bytes'") > 0);
     assert!(count(&mut db, "SELECT count(*) FROM pitstop.host_metrics WHERE metric = 'pitstop_postgres_connections' AND labels ? 'state'") > 0);
-    assert_eq!(count(&mut db, "SELECT count(*) FROM pitstop.host_metrics WHERE host = 'old'"), 0, "retention did not prune");
+    assert_eq!(
+        count(&mut db, "SELECT count(*) FROM pitstop.host_metrics WHERE host = 'old'"),
+        0,
+        "retention did not prune"
+    );
 }
 
 #[test]
 fn without_the_extension_or_postgres_the_host_is_still_sampled() {
     let cluster = PgCluster::start();
     let daemon = Daemon::start(&(monitor_config(&cluster.dsn()).toml() + &rule(0)), &[]);
-    assert!(daemon.wait_for_log("monitor: the pitstop extension is not installed", Duration::from_secs(10)), "{}", daemon.log());
-    assert!(poll_until(Duration::from_secs(10), || daemon.status()["monitor"]["firing"] == 1), "{}", daemon.status());
+    assert!(
+        daemon.wait_for_log(
+            "monitor: the pitstop extension is not installed",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        daemon.log()
+    );
+    assert!(
+        poll_until(Duration::from_secs(10), || daemon.status()["monitor"]["firing"] == 1),
+        "{}",
+        daemon.status()
+    );
     assert_eq!(daemon.status()["monitor"]["recorded"], false);
     assert!(daemon.metric("pitstop_postgres_max_connections") == 40.0);
 
     cluster.stop();
     let before = daemon.metric("pitstop_monitor_samples_total");
     assert!(
-        poll_until(Duration::from_secs(10), || daemon.status()["components"]["monitor"]["detail"].as_str().unwrap_or("").starts_with("sampling the host only")),
+        poll_until(Duration::from_secs(10), || daemon.status()["components"]["monitor"]["detail"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("sampling the host only")),
         "{}",
         daemon.status()
     );
-    assert!(poll_until(Duration::from_secs(5), || daemon.metric("pitstop_monitor_samples_total") > before + 3.0));
+    assert!(poll_until(Duration::from_secs(5), || daemon.metric("pitstop_monitor_samples_total")
+        > before + 3.0));
     assert!(daemon.metric("pitstop_host_memory_total_bytes") > 0.0);
     let (_, metrics) = daemon.get("/metrics");
-    assert!(!metrics.contains("pitstop_postgres_xid_age "), "PostgreSQL metrics are absent while it is down:\n{metrics}");
-    assert_eq!(daemon.status()["monitor"]["firing"], 1, "a rule on a PostgreSQL metric keeps its state while PostgreSQL is down");
+    assert!(
+        !metrics.contains("pitstop_postgres_xid_age "),
+        "PostgreSQL metrics are absent while it is down:\n{metrics}"
+    );
+    assert_eq!(
+        daemon.status()["monitor"]["firing"],
+        1,
+        "a rule on a PostgreSQL metric keeps its state while PostgreSQL is down"
+    );
     let log = daemon.log();
-    assert_eq!(log.matches("monitor: the pitstop extension is not installed").count(), 1, "said once:\n{log}");
+    assert_eq!(
+        log.matches("monitor: the pitstop extension is not installed").count(),
+        1,
+        "said once:\n{log}"
+    );
 }
 
 #[test]
@@ -221,11 +294,18 @@ fn a_bad_rule_is_refused_with_its_key_path_and_nothing_is_written() {
     let (code, _, stderr) = pitstop_env(&["check-config", "--config", path.to_str().unwrap()], &[]);
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("alerts.rules[0].metric: unknown metric \"cpu\"; valid metrics: cpu_percent,"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "alerts.rules[0].metric: unknown metric \"cpu\"; valid metrics: cpu_percent,"
+        ),
+        "{stderr}"
+    );
     assert!(stderr.contains("alerts.rules[0].threshold: -5 is negative"), "{stderr}");
 
     let mut daemon = Daemon::start(&bad, &[]);
-    let status = daemon.wait_exit(Duration::from_secs(10)).expect("the daemon must refuse the configuration");
+    let status = daemon
+        .wait_exit(Duration::from_secs(10))
+        .expect("the daemon must refuse the configuration");
     assert_eq!(status.code(), Some(78), "{}", daemon.log());
     let mut db = cluster.connect();
     let rows: i64 = db.query_one("SELECT (SELECT count(*) FROM pitstop.alerts) + (SELECT count(*) FROM pitstop.host_metrics)", &[]).unwrap().get(0);

@@ -24,7 +24,10 @@ fn problems(doc: &Value) -> Vec<Value> {
 
 fn has(problems: &[Value], category: &str, text: &str) -> bool {
     problems.iter().any(|p| {
-        p["category"] == category && [&p["title"], &p["fix"], &p["evidence"]].iter().any(|v| v.as_str().unwrap_or("").contains(text))
+        p["category"] == category
+            && [&p["title"], &p["fix"], &p["evidence"]]
+                .iter()
+                .any(|v| v.as_str().unwrap_or("").contains(text))
     })
 }
 
@@ -56,12 +59,20 @@ fn the_cli_lists_the_planted_problems_with_the_consoles_fixes() {
     let cluster = &planted.cluster;
     let dsn = cluster.dsn();
 
-    let daemon = Daemon::start(&DaemonConfig::new(&dsn, "").set("http", "console = true").toml(), &[]);
+    let daemon =
+        Daemon::start(&DaemonConfig::new(&dsn, "").set("http", "console = true").toml(), &[]);
     let found = poll_until(Duration::from_secs(90), || {
         let p = problems(&overview(&daemon));
-        has(&p, "missing_index", "customer_id") && has(&p, "blocking_lock", "on held, blocked by pid") && has(&p, "vacuum", "churn")
+        has(&p, "missing_index", "customer_id")
+            && has(&p, "blocking_lock", "on held, blocked by pid")
+            && has(&p, "vacuum", "churn")
     });
-    assert!(found, "planted problems missing from the overview: {:#}\n{}", overview(&daemon), daemon.log());
+    assert!(
+        found,
+        "planted problems missing from the overview: {:#}\n{}",
+        overview(&daemon),
+        daemon.log()
+    );
 
     // The CLI, running the advisor now and reading the daemon's alerts.
     let status_url = format!("http://127.0.0.1:{}/status", daemon.http_port());
@@ -69,16 +80,26 @@ fn the_cli_lists_the_planted_problems_with_the_consoles_fixes() {
     let listed = problems(&cli);
     assert!(has(&listed, "missing_index", "CREATE INDEX"), "{cli:#}");
     assert!(has(&listed, "missing_index", "customer_id"), "{cli:#}");
-    assert!(has(&listed, "blocking_lock", "pg_terminate_backend") || has(&listed, "blocking_lock", "pg_cancel_backend"), "{cli:#}");
+    assert!(
+        has(&listed, "blocking_lock", "pg_terminate_backend")
+            || has(&listed, "blocking_lock", "pg_cancel_backend"),
+        "{cli:#}"
+    );
     assert!(has(&listed, "vacuum", "VACUUM") && has(&listed, "vacuum", "churn"), "{cli:#}");
-    assert!(has(&listed, "slow_statement", "app_sleep"), "the application's slow statement: {cli:#}");
+    assert!(
+        has(&listed, "slow_statement", "app_sleep"),
+        "the application's slow statement: {cli:#}"
+    );
     assert_eq!(cli["alerts_included"], true, "{cli:#}");
     let rank = |s: &Value| match s.as_str() {
         Some("critical") => 0,
         Some("warning") => 1,
         _ => 2,
     };
-    assert!(listed.windows(2).all(|w| rank(&w[0]["severity"]) <= rank(&w[1]["severity"])), "most urgent first: {cli:#}");
+    assert!(
+        listed.windows(2).all(|w| rank(&w[0]["severity"]) <= rank(&w[1]["severity"])),
+        "most urgent first: {cli:#}"
+    );
 
     // The same problems and fixes as the console's (read again until a lock's wait or a
     // transaction's age does not cross a threshold between the two reads).
@@ -89,7 +110,12 @@ fn the_cli_lists_the_planted_problems_with_the_consoles_fixes() {
         last = (console, cli);
         last.0 == last.1
     });
-    assert!(same, "console and CLI differ:\nconsole only: {:#?}\ncli only: {:#?}", last.0.difference(&last.1).collect::<Vec<_>>(), last.1.difference(&last.0).collect::<Vec<_>>());
+    assert!(
+        same,
+        "console and CLI differ:\nconsole only: {:#?}\ncli only: {:#?}",
+        last.0.difference(&last.1).collect::<Vec<_>>(),
+        last.1.difference(&last.0).collect::<Vec<_>>()
+    );
 
     // pitstop's own statements were captured as slow, and neither list shows them.
     let own: i64 = cluster
@@ -97,18 +123,39 @@ fn the_cli_lists_the_planted_problems_with_the_consoles_fixes() {
         .query_one("SELECT count(*) FROM pitstop.slow_queries WHERE query LIKE '%pitstop.suggest_indexes%' OR query LIKE '%pitstop.index_health%'", &[])
         .unwrap()
         .get(0);
-    assert!(own > 0, "the console's and the CLI's reads were not captured: the check below proves nothing");
-    for (who, list) in [("console", problems(&overview(&daemon))), ("cli", problems(&report_json(&dsn, &[])))] {
-        let mine: Vec<_> = list.iter().filter(|p| p["category"] == "slow_statement" && p["evidence"].as_str().unwrap_or("").contains("pitstop.")).collect();
+    assert!(
+        own > 0,
+        "the console's and the CLI's reads were not captured: the check below proves nothing"
+    );
+    for (who, list) in
+        [("console", problems(&overview(&daemon))), ("cli", problems(&report_json(&dsn, &[])))]
+    {
+        let mine: Vec<_> = list
+            .iter()
+            .filter(|p| {
+                p["category"] == "slow_statement"
+                    && p["evidence"].as_str().unwrap_or("").contains("pitstop.")
+            })
+            .collect();
         assert!(mine.is_empty(), "{who} lists pitstop's own statements as slow: {mine:#?}");
     }
 
     // Without --advice: what the advisor remembered (the CLI's run above, as a superuser).
     let remembered = report_json(&dsn, &[]);
     assert!(has(&problems(&remembered), "missing_index", "customer_id"), "{remembered:#}");
-    assert!(has(&problems(&remembered), "missing_index", "remembered from pitstop.suggest_indexes"), "{remembered:#}");
+    assert!(
+        has(&problems(&remembered), "missing_index", "remembered from pitstop.suggest_indexes"),
+        "{remembered:#}"
+    );
     assert_eq!(remembered["alerts_included"], false);
-    assert!(remembered["notes"].as_array().unwrap().iter().any(|n| n.as_str().unwrap().contains("alerts are not included")), "{remembered:#}");
+    assert!(
+        remembered["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("alerts are not included")),
+        "{remembered:#}"
+    );
 
     // For people: a table with the fixes whole, and the note; exit status 0.
     let (code, out, err) = report_problems(&dsn, &["--daemon-url", &status_url]);
@@ -154,16 +201,31 @@ fn a_statement_that_lost_its_index_is_a_regression_on_the_overview_and_the_cli()
     c.batch_execute("ALTER TABLE public.t DROP CONSTRAINT t_pkey").unwrap();
     run(&mut app, 25);
     pitstop_tests::run_snapshot_job(&cluster.dsn());
-    let t: i64 = c.query_one("SELECT queryid FROM pg_stat_statements WHERE query = $1 AND toplevel", &[&LOOKUP_T]).unwrap().get(0);
+    let t: i64 = c
+        .query_one(
+            "SELECT queryid FROM pg_stat_statements WHERE query = $1 AND toplevel",
+            &[&LOOKUP_T],
+        )
+        .unwrap()
+        .get(0);
 
-    let daemon = Daemon::start(&DaemonConfig::new(&cluster.dsn(), "").set("http", "console = true").toml(), &[]);
+    let daemon = Daemon::start(
+        &DaemonConfig::new(&cluster.dsn(), "").set("http", "console = true").toml(),
+        &[],
+    );
     let link = format!("/queries/{t}");
     for (who, doc) in [("console", overview(&daemon)), ("cli", report_json(&cluster.dsn(), &[]))] {
         let list = problems(&doc);
-        let found = list.iter().find(|p| p["category"] == "regression" && p["link"] == link.as_str());
+        let found =
+            list.iter().find(|p| p["category"] == "regression" && p["link"] == link.as_str());
         let p = found.unwrap_or_else(|| panic!("{who}: no regression of {t}: {doc:#}"));
         let evidence = p["evidence"].as_str().unwrap();
-        assert!(evidence.contains("calls 20 → 25") && evidence.contains("mean ") && evidence.contains(" → "), "{who}: {p:#}");
+        assert!(
+            evidence.contains("calls 20 → 25")
+                && evidence.contains("mean ")
+                && evidence.contains(" → "),
+            "{who}: {p:#}"
+        );
         assert!(evidence.contains("public.t"), "{who}: the statement's text: {p:#}");
         assert!(p["fix"].as_str().unwrap().contains("dropped index"), "{who}: {p:#}");
         assert!(doc["unread"].get("regressions").is_none(), "{who}: {doc:#}");

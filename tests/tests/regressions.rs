@@ -27,7 +27,9 @@ fn run(app: &mut Client, sql: &str, calls: i32) {
 }
 
 fn queryid(c: &mut Client, sql: &str) -> i64 {
-    c.query_one("SELECT queryid FROM pg_stat_statements WHERE query = $1 AND toplevel", &[&sql]).unwrap().get(0)
+    c.query_one("SELECT queryid FROM pg_stat_statements WHERE query = $1 AND toplevel", &[&sql])
+        .unwrap()
+        .get(0)
 }
 
 /// The windows are defined by the snapshots' times: one more than `since` apart.
@@ -38,8 +40,10 @@ fn snapshot_then_wait(cluster: &PgCluster) {
 
 /// `preloaded`: pitstop in shared_preload_libraries (latency histograms, captured plans).
 fn lost_index_scenario(preloaded: bool) {
-    let preload = if preloaded { vec!["pg_stat_statements", "pitstop"] } else { vec!["pg_stat_statements"] };
-    let (cluster, mut c) = PgCluster::with_pitstop(ClusterOptions { preload, ..Default::default() }, SETUP);
+    let preload =
+        if preloaded { vec!["pg_stat_statements", "pitstop"] } else { vec!["pg_stat_statements"] };
+    let (cluster, mut c) =
+        PgCluster::with_pitstop(ClusterOptions { preload, ..Default::default() }, SETUP);
     let mut app = cluster.connect();
     // Parallel workers' start-up times would add noise to the scans' means.
     app.batch_execute("SET max_parallel_workers_per_gather = 0").unwrap();
@@ -53,7 +57,10 @@ fn lost_index_scenario(preloaded: bool) {
     // t loses its index, and pg_stat_statements is reset in between, after which t runs more
     // often than before: its counters grow past the last snapshot's, and the reset is known
     // only from pg_stat_statements_info.
-    c.batch_execute("ALTER TABLE public.t DROP CONSTRAINT t_pkey; SELECT pg_stat_statements_reset()").unwrap();
+    c.batch_execute(
+        "ALTER TABLE public.t DROP CONSTRAINT t_pkey; SELECT pg_stat_statements_reset()",
+    )
+    .unwrap();
     run(&mut app, LOOKUP_T, 25);
     run(&mut app, SCAN_U, 25);
     pitstop_tests::run_snapshot_job(&cluster.dsn());
@@ -69,7 +76,11 @@ fn lost_index_scenario(preloaded: bool) {
     assert_eq!(listed, vec![t], "only the statement that lost its index (t {t}, u {u})");
     let r = &rows[0];
     let (calls_before, calls_now): (i64, i64) = (r.get(1), r.get(2));
-    assert_eq!((calls_before, calls_now), (20, 25), "the reset is recognised: the later counters alone");
+    assert_eq!(
+        (calls_before, calls_now),
+        (20, 25),
+        "the reset is recognised: the later counters alone"
+    );
     let mean_factor: f64 = r.get(3);
     assert!(mean_factor > 20.0, "mean ×{mean_factor}");
     let p95_factor: Option<f64> = r.get(4);
@@ -79,12 +90,16 @@ fn lost_index_scenario(preloaded: bool) {
     assert!(!r.get::<_, bool>(5));
 
     // Its history: one row per window, calls and the slowdown in each.
-    let history = c.query("SELECT calls, mean_ms, p95_ms FROM pitstop.query_history($1)", &[&t]).unwrap();
+    let history =
+        c.query("SELECT calls, mean_ms, p95_ms FROM pitstop.query_history($1)", &[&t]).unwrap();
     let calls: Vec<i64> = history.iter().map(|r| r.get(0)).collect();
     assert_eq!(calls, vec![20, 25]);
     let (mean1, mean2): (f64, f64) = (history[0].get(1), history[1].get(1));
     assert!(mean2 > 5.0 * mean1, "{mean1} ms then {mean2} ms");
-    assert!(history.iter().all(|r| r.get::<_, Option<f64>>(2).is_some() == preloaded), "p95 from the histograms");
+    assert!(
+        history.iter().all(|r| r.get::<_, Option<f64>>(2).is_some() == preloaded),
+        "p95 from the histograms"
+    );
 
     // Not two windows long enough: nothing to compare, no error.
     assert!(c.query("SELECT * FROM pitstop.regressions('1 hour')", &[]).unwrap().is_empty());

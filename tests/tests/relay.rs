@@ -4,7 +4,10 @@
 //! afterwards every committed tag must have a version key in Redis — zero lost — while no
 //! rolled-back one may.
 
-use pitstop_tests::{poll_until, Daemon, DaemonConfig, PgCluster, RedisCluster, RedisOptions, RedisServer, Subscriber, SIGKILL};
+use pitstop_tests::{
+    poll_until, Daemon, DaemonConfig, PgCluster, RedisCluster, RedisOptions, RedisServer,
+    Subscriber, SIGKILL,
+};
 use postgres::Client;
 use redis::Commands;
 use std::collections::BTreeSet;
@@ -38,7 +41,9 @@ fn tag(i: usize) -> String {
 
 /// Waits until the relay reports itself delivering.
 fn wait_relay_up(daemon: &Daemon) {
-    let up = poll_until(Duration::from_secs(20), || daemon.status()["components"]["relay"]["state"] == "up");
+    let up = poll_until(Duration::from_secs(20), || {
+        daemon.status()["components"]["relay"]["state"] == "up"
+    });
     assert!(up, "relay never came up: {}\n{}", daemon.status(), daemon.log());
 }
 
@@ -52,7 +57,12 @@ struct Outcome {
 /// Commits (or, every tenth, rolls back) one transaction per table `t0`…`t{n-1}`, about one
 /// every `pace`; reconnects after errors (a transaction whose COMMIT failed is neither
 /// acknowledged nor rolled back: the outbox decides). `progress` counts attempts.
-fn start_writer(dsn: String, n: usize, pace: Duration, progress: Arc<AtomicUsize>) -> JoinHandle<Outcome> {
+fn start_writer(
+    dsn: String,
+    n: usize,
+    pace: Duration,
+    progress: Arc<AtomicUsize>,
+) -> JoinHandle<Outcome> {
     std::thread::spawn(move || {
         let mut outcome = Outcome::default();
         let mut client: Option<Client> = None;
@@ -87,14 +97,26 @@ fn stream_until_a_third(cluster: &PgCluster) -> (Arc<AtomicUsize>, JoinHandle<Ou
 }
 
 fn wait_progress(progress: &AtomicUsize, at_least: usize) {
-    assert!(poll_until(Duration::from_secs(60), || progress.load(Ordering::SeqCst) >= at_least), "writer stalled");
+    assert!(
+        poll_until(Duration::from_secs(60), || progress.load(Ordering::SeqCst) >= at_least),
+        "writer stalled"
+    );
 }
 
 /// Every tag with an outbox row (that is, every committed write) gets a version key in
 /// Redis; acknowledged commits are among them; rolled-back ones are not and have no key.
-fn assert_nothing_lost(pg: &mut Client, redis: &mut impl redis::ConnectionLike, outcome: &Outcome, daemon: &Daemon) {
-    let committed: BTreeSet<String> =
-        pg.query("SELECT DISTINCT unnest(tags) FROM pitstop.invalidation_outbox", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+fn assert_nothing_lost(
+    pg: &mut Client,
+    redis: &mut impl redis::ConnectionLike,
+    outcome: &Outcome,
+    daemon: &Daemon,
+) {
+    let committed: BTreeSet<String> = pg
+        .query("SELECT DISTINCT unnest(tags) FROM pitstop.invalidation_outbox", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     for i in &outcome.acknowledged {
         assert!(committed.contains(&tag(*i)), "acknowledged commit t{i} has no outbox row");
     }
@@ -106,7 +128,13 @@ fn assert_nothing_lost(pg: &mut Client, redis: &mut impl redis::ConnectionLike, 
         missing = committed.iter().filter(|t| !version_exists(redis, t)).cloned().collect();
         missing.is_empty()
     });
-    assert!(delivered, "{} of {} committed invalidations never reached Redis: {missing:?}\n{}", missing.len(), committed.len(), daemon.log());
+    assert!(
+        delivered,
+        "{} of {} committed invalidations never reached Redis: {missing:?}\n{}",
+        missing.len(),
+        committed.len(),
+        daemon.log()
+    );
     for i in &outcome.rolled_back {
         assert!(!version_exists(redis, &tag(*i)), "rolled-back t{i} reached Redis");
     }
@@ -118,7 +146,11 @@ fn version_exists(redis: &mut impl redis::ConnectionLike, tag: &str) -> bool {
 }
 
 fn version(redis: &mut impl redis::ConnectionLike, tag: &str) -> i64 {
-    redis::cmd("GET").arg(format!("pitstop:ver:{tag}")).query::<Option<i64>>(redis).unwrap().unwrap_or(0)
+    redis::cmd("GET")
+        .arg(format!("pitstop:ver:{tag}"))
+        .query::<Option<i64>>(redis)
+        .unwrap()
+        .unwrap_or(0)
 }
 
 /// Delivered rows are pruned at once.
@@ -131,13 +163,19 @@ fn pruning_config(dsn: &str, redis_url: &str) -> DaemonConfig {
 
 fn wait_outbox_pruned(pg: &mut Client, daemon: &Daemon) {
     let emptied = poll_until(Duration::from_secs(10), || {
-        pg.query_one("SELECT count(*) FROM pitstop.invalidation_outbox", &[]).unwrap().get::<_, i64>(0) == 0
+        pg.query_one("SELECT count(*) FROM pitstop.invalidation_outbox", &[])
+            .unwrap()
+            .get::<_, i64>(0)
+            == 0
     });
     assert!(emptied, "delivered rows were not pruned; log:\n{}", daemon.log());
 }
 
 /// The JSON messages on `pitstop:invalidations` once `done` holds for them (or after 10 s).
-fn published(subscriber: &Subscriber, done: impl Fn(&[serde_json::Value]) -> bool) -> Vec<serde_json::Value> {
+fn published(
+    subscriber: &Subscriber,
+    done: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
     let parse = |received: &[pitstop_tests::Received]| -> Vec<serde_json::Value> {
         received.iter().map(|m| serde_json::from_str(&m.payload).unwrap()).collect()
     };
@@ -160,7 +198,8 @@ fn committed_write_deletes_tagged_keys_bumps_versions_and_publishes() {
     .unwrap();
     let redis = RedisServer::start();
     let mut r = redis.client();
-    let _: () = r.sadd("pitstop:tag:postgres.public.orders", &["app:order:1", "app:order:2"]).unwrap();
+    let _: () =
+        r.sadd("pitstop:tag:postgres.public.orders", &["app:order:1", "app:order:2"]).unwrap();
     let _: () = r.sadd("pitstop:tag:orders-list", "app:orders").unwrap();
     for key in ["app:order:1", "app:order:2", "app:orders", "app:unrelated"] {
         let _: () = r.set(key, "cached").unwrap();
@@ -172,27 +211,48 @@ fn committed_write_deletes_tagged_keys_bumps_versions_and_publishes() {
     // A rolled-back write does nothing, as the later committed barrier proves.
     pg.batch_execute("BEGIN; INSERT INTO orders VALUES (1, 10); ROLLBACK").unwrap();
     pg.batch_execute("INSERT INTO barrier VALUES (1)").unwrap();
-    assert!(poll_until(Duration::from_secs(10), || version(&mut r, "postgres.public.barrier") == 1), "{}", daemon.log());
+    assert!(
+        poll_until(Duration::from_secs(10), || version(&mut r, "postgres.public.barrier") == 1),
+        "{}",
+        daemon.log()
+    );
     assert_eq!(r.exists::<_, i64>("app:order:1").unwrap(), 1, "a rolled-back write invalidated");
     assert_eq!(version(&mut r, "postgres.public.orders"), 0);
 
     pg.batch_execute("INSERT INTO orders VALUES (1, 10)").unwrap();
-    let gone = poll_until(Duration::from_secs(10), || r.exists::<_, i64>(&["app:order:1", "app:order:2", "app:orders"]).unwrap() == 0);
+    let gone = poll_until(Duration::from_secs(10), || {
+        r.exists::<_, i64>(&["app:order:1", "app:order:2", "app:orders"]).unwrap() == 0
+    });
     assert!(gone, "tagged keys still there; log:\n{}", daemon.log());
     assert_eq!(r.exists::<_, i64>("app:unrelated").unwrap(), 1, "an untagged key was deleted");
-    assert_eq!(r.exists::<_, i64>("pitstop:tag:postgres.public.orders").unwrap(), 0, "the tag set must go too");
+    assert_eq!(
+        r.exists::<_, i64>("pitstop:tag:postgres.public.orders").unwrap(),
+        0,
+        "the tag set must go too"
+    );
     assert_eq!(version(&mut r, "postgres.public.orders"), 1);
     assert_eq!(version(&mut r, "orders-list"), 1);
 
     let messages = published(&subscriber, |m| m.iter().any(|m| m["relation"] == "public.orders"));
-    let order = messages.iter().find(|m| m["relation"] == "public.orders").unwrap_or_else(|| panic!("no PUBLISH for orders: {messages:?}"));
+    let order = messages
+        .iter()
+        .find(|m| m["relation"] == "public.orders")
+        .unwrap_or_else(|| panic!("no PUBLISH for orders: {messages:?}"));
     assert_eq!(order["database"], "postgres");
     assert_eq!(order["tags"], serde_json::json!(["postgres.public.orders", "orders-list"]));
     assert!(order["id"].as_i64().is_some_and(|id| id > 0), "{order}");
-    assert!(messages.iter().all(|m| m["relation"] != "public.orders" || m["id"] == order["id"]), "rolled-back write published: {messages:?}");
+    assert!(
+        messages.iter().all(|m| m["relation"] != "public.orders" || m["id"] == order["id"]),
+        "rolled-back write published: {messages:?}"
+    );
 
     // Every write path of a tracked table invalidates: UPDATE, DELETE, COPY FROM, TRUNCATE.
-    for (n, sql) in [(2, "UPDATE orders SET total = 11"), (3, "DELETE FROM orders"), (4, "COPY orders FROM STDIN"), (5, "TRUNCATE orders")] {
+    for (n, sql) in [
+        (2, "UPDATE orders SET total = 11"),
+        (3, "DELETE FROM orders"),
+        (4, "COPY orders FROM STDIN"),
+        (5, "TRUNCATE orders"),
+    ] {
         if sql.starts_with("COPY") {
             let mut copy = pg.copy_in(sql).unwrap();
             std::io::Write::write_all(&mut copy, b"5\t50\n").unwrap();
@@ -200,7 +260,10 @@ fn committed_write_deletes_tagged_keys_bumps_versions_and_publishes() {
         } else {
             pg.batch_execute(sql).unwrap();
         }
-        assert!(poll_until(Duration::from_secs(10), || version(&mut r, "postgres.public.orders") == n), "{sql} did not invalidate");
+        assert!(
+            poll_until(Duration::from_secs(10), || version(&mut r, "postgres.public.orders") == n),
+            "{sql} did not invalidate"
+        );
     }
     assert!(daemon.metric("pitstop_relay_delivered_total") >= 6.0);
     // The cursor is saved in the database once Redis acknowledged.
@@ -220,18 +283,29 @@ fn a_long_transaction_committing_after_later_ones_is_not_lost() {
     let (cluster, mut pg) = cluster_with_tables(3);
     let redis = RedisServer::start();
     let mut r = redis.client();
-    let config = DaemonConfig::new(&cluster.dsn(), &redis.url()).set("relay", "save_interval = \"0s\"");
+    let config =
+        DaemonConfig::new(&cluster.dsn(), &redis.url()).set("relay", "save_interval = \"0s\"");
     let mut daemon = Daemon::start(&config.toml(), &[]);
     wait_relay_up(&daemon);
 
     let mut long = cluster.connect();
     long.batch_execute("BEGIN; INSERT INTO t0 VALUES (1)").unwrap(); // the smaller outbox id
     pg.batch_execute("INSERT INTO t1 VALUES (1)").unwrap();
-    assert!(poll_until(Duration::from_secs(10), || version(&mut r, &tag(1)) == 1), "{}", daemon.log());
+    assert!(
+        poll_until(Duration::from_secs(10), || version(&mut r, &tag(1)) == 1),
+        "{}",
+        daemon.log()
+    );
     let rounds = daemon.metric("pitstop_relay_rounds_total");
-    assert!(poll_until(Duration::from_secs(10), || daemon.metric("pitstop_relay_rounds_total") >= rounds + 3.0));
+    assert!(poll_until(Duration::from_secs(10), || daemon.metric("pitstop_relay_rounds_total")
+        >= rounds + 3.0));
     let saved = |pg: &mut Client| -> i64 {
-        pg.query_one("SELECT horizon::text::bigint FROM pitstop.relay_state WHERE consumer = 'default'", &[]).unwrap().get(0)
+        pg.query_one(
+            "SELECT horizon::text::bigint FROM pitstop.relay_state WHERE consumer = 'default'",
+            &[],
+        )
+        .unwrap()
+        .get(0)
     };
     assert!(poll_until(Duration::from_secs(10), || saved(&mut pg) > 0), "cursor never saved");
 
@@ -240,7 +314,11 @@ fn a_long_transaction_committing_after_later_ones_is_not_lost() {
     long.batch_execute("COMMIT").unwrap();
     pg.batch_execute("INSERT INTO t2 VALUES (1)").unwrap();
     daemon.restart();
-    assert!(poll_until(Duration::from_secs(10), || version(&mut r, &tag(2)) >= 1), "{}", daemon.log());
+    assert!(
+        poll_until(Duration::from_secs(10), || version(&mut r, &tag(2)) >= 1),
+        "{}",
+        daemon.log()
+    );
     assert_eq!(version(&mut r, &tag(0)), 1, "the late commit was lost; log:\n{}", daemon.log());
     assert!(resumed_from(&daemon) > 0);
 
@@ -249,9 +327,14 @@ fn a_long_transaction_committing_after_later_ones_is_not_lost() {
     pg.batch_execute("INSERT INTO t1 VALUES (2)").unwrap();
     assert!(poll_until(Duration::from_secs(10), || version(&mut r, &tag(1)) >= 2));
     let rounds = daemon.metric("pitstop_relay_rounds_total");
-    assert!(poll_until(Duration::from_secs(10), || daemon.metric("pitstop_relay_rounds_total") >= rounds + 3.0));
+    assert!(poll_until(Duration::from_secs(10), || daemon.metric("pitstop_relay_rounds_total")
+        >= rounds + 3.0));
     long.batch_execute("COMMIT").unwrap();
-    assert!(poll_until(Duration::from_secs(10), || version(&mut r, &tag(0)) >= 2), "{}", daemon.log());
+    assert!(
+        poll_until(Duration::from_secs(10), || version(&mut r, &tag(0)) >= 2),
+        "{}",
+        daemon.log()
+    );
 }
 
 /// Without the extension in the database the daemon still runs (and is ready); the relay
@@ -263,16 +346,25 @@ fn without_the_extension_the_relay_says_why_and_waits() {
     let daemon = Daemon::start(&DaemonConfig::new(&cluster.dsn(), &redis.url()).toml(), &[]);
     let waiting = poll_until(Duration::from_secs(10), || {
         let status = daemon.status();
-        status["components"]["relay"]["detail"].as_str().is_some_and(|d| d.contains("CREATE EXTENSION pitstop"))
+        status["components"]["relay"]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("CREATE EXTENSION pitstop"))
     });
     assert!(waiting, "{}\n{}", daemon.status(), daemon.log());
-    assert!(poll_until(Duration::from_secs(10), || daemon.get("/readyz").0 == 200), "Postgres is reachable: ready");
+    assert!(
+        poll_until(Duration::from_secs(10), || daemon.get("/readyz").0 == 200),
+        "Postgres is reachable: ready"
+    );
     assert_eq!(daemon.status()["extension"], serde_json::Value::Null);
 
     let mut pg = cluster.connect();
     pg.batch_execute("CREATE EXTENSION pitstop; CREATE TABLE t0 (v int); SELECT pitstop.cache_track('t0'); INSERT INTO t0 VALUES (1)").unwrap();
     let mut r = redis.client();
-    assert!(poll_until(Duration::from_secs(15), || version(&mut r, &tag(0)) == 1), "{}", daemon.log());
+    assert!(
+        poll_until(Duration::from_secs(15), || version(&mut r, &tag(0)) == 1),
+        "{}",
+        daemon.log()
+    );
 }
 
 /// The README's privileges for the daemon's role are enough (and it needs no superuser).
@@ -292,9 +384,18 @@ fn relay_runs_as_a_role_with_only_the_documented_grants() {
     wait_relay_up(&daemon);
     pg.batch_execute("INSERT INTO t0 VALUES (1)").unwrap();
     let mut r = redis.client();
-    assert!(poll_until(Duration::from_secs(10), || version(&mut r, &tag(0)) == 1), "{}", daemon.log());
+    assert!(
+        poll_until(Duration::from_secs(10), || version(&mut r, &tag(0)) == 1),
+        "{}",
+        daemon.log()
+    );
     wait_outbox_pruned(&mut pg, &daemon);
-    assert_eq!(daemon.metric("pitstop_relay_errors_total{component=\"postgres\"}"), 0.0, "{}", daemon.log());
+    assert_eq!(
+        daemon.metric("pitstop_relay_errors_total{component=\"postgres\"}"),
+        0.0,
+        "{}",
+        daemon.log()
+    );
 }
 
 #[test]
@@ -308,7 +409,11 @@ fn a_key_of_the_wrong_type_does_not_stop_the_relay() {
     let daemon = Daemon::start(&DaemonConfig::new(&cluster.dsn(), &redis.url()).toml(), &[]);
     wait_relay_up(&daemon);
     pg.batch_execute("INSERT INTO t0 VALUES (1); INSERT INTO t1 VALUES (1)").unwrap();
-    assert!(poll_until(Duration::from_secs(10), || version(&mut r, &tag(1)) == 1), "{}", daemon.log());
+    assert!(
+        poll_until(Duration::from_secs(10), || version(&mut r, &tag(1)) == 1),
+        "{}",
+        daemon.log()
+    );
     assert!(daemon.wait_for_log("skipped", Duration::from_secs(5)), "{}", daemon.log());
     assert_eq!(daemon.status()["components"]["relay"]["state"], "up");
 }
@@ -319,7 +424,10 @@ fn delivered_rows_are_pruned_after_the_retention() {
     let redis = RedisServer::start();
     let daemon = Daemon::start(&pruning_config(&cluster.dsn(), &redis.url()).toml(), &[]);
     wait_relay_up(&daemon);
-    pg.batch_execute("INSERT INTO t0 VALUES (1); INSERT INTO t1 VALUES (1); INSERT INTO t2 VALUES (1)").unwrap();
+    pg.batch_execute(
+        "INSERT INTO t0 VALUES (1); INSERT INTO t1 VALUES (1); INSERT INTO t2 VALUES (1)",
+    )
+    .unwrap();
     let mut r = redis.client();
     assert!(poll_until(Duration::from_secs(10), || (0..3).all(|i| version_exists(&mut r, &tag(i)))));
     wait_outbox_pruned(&mut pg, &daemon);
@@ -341,7 +449,10 @@ fn fault_config(cluster: &PgCluster, redis_url: &str) -> DaemonConfig {
 fn resumed_from(daemon: &Daemon) -> u64 {
     let log = daemon.log();
     let tail = log.rsplit("catching up from saved horizon ").next().unwrap_or("");
-    tail.split_whitespace().next().and_then(|h| h.parse().ok()).unwrap_or_else(|| panic!("no resume line:\n{log}"))
+    tail.split_whitespace()
+        .next()
+        .and_then(|h| h.parse().ok())
+        .unwrap_or_else(|| panic!("no resume line:\n{log}"))
 }
 
 #[test]
@@ -350,10 +461,16 @@ fn redis_down_at_start_then_started_loses_nothing() {
     let port = pitstop_tests::free_port();
     let url = format!("redis://127.0.0.1:{port}/");
     // Small batches: catching up takes many pages.
-    let daemon = Daemon::start(&fault_config(&cluster, &url).set("relay", "batch_size = 7").toml(), &[]);
+    let daemon =
+        Daemon::start(&fault_config(&cluster, &url).set("relay", "batch_size = 7").toml(), &[]);
     let progress = Arc::new(AtomicUsize::new(0));
     let outcome = start_writer(cluster.dsn(), WRITES, Duration::ZERO, progress).join().unwrap();
-    assert!(poll_until(Duration::from_secs(10), || daemon.status()["components"]["redis"]["state"] == "down"), "{}", daemon.status());
+    assert!(
+        poll_until(Duration::from_secs(10), || daemon.status()["components"]["redis"]["state"]
+            == "down"),
+        "{}",
+        daemon.status()
+    );
     let status = daemon.status();
     assert!(status["relay"]["lag_seconds"].as_f64().unwrap() > 0.0, "{status}");
     assert_eq!(daemon.metric("pitstop_redis_up"), 0.0);
@@ -365,13 +482,16 @@ fn redis_down_at_start_then_started_loses_nothing() {
 #[test]
 fn redis_killed_mid_stream_and_restarted_loses_nothing() {
     let (cluster, mut pg) = cluster_with_tables(WRITES);
-    let mut redis = RedisServer::start_with(RedisOptions { persistent: true, ..Default::default() });
+    let mut redis =
+        RedisServer::start_with(RedisOptions { persistent: true, ..Default::default() });
     let daemon = Daemon::start(&fault_config(&cluster, &redis.url()).toml(), &[]);
     wait_relay_up(&daemon);
     let (progress, writer) = stream_until_a_third(&cluster);
     redis.kill();
     wait_progress(&progress, 2 * WRITES / 3);
-    assert!(poll_until(Duration::from_secs(10), || daemon.status()["components"]["redis"]["state"] == "down"));
+    assert!(poll_until(Duration::from_secs(10), || daemon.status()["components"]["redis"]
+        ["state"]
+        == "down"));
     redis.restart();
     let outcome = writer.join().unwrap();
     assert_nothing_lost(&mut pg, &mut redis.client(), &outcome, &daemon);
@@ -393,7 +513,11 @@ fn daemon_killed_mid_batch_and_restarted_loses_nothing() {
     daemon.restart();
     let outcome = writer.join().unwrap();
     assert_nothing_lost(&mut pg, &mut redis.client(), &outcome, &daemon);
-    assert!(resumed_from(&daemon) > 0, "the restart should resume from the saved cursor:\n{}", daemon.log());
+    assert!(
+        resumed_from(&daemon) > 0,
+        "the restart should resume from the saved cursor:\n{}",
+        daemon.log()
+    );
 }
 
 #[test]
@@ -407,9 +531,17 @@ fn postgres_restarted_mid_stream_loses_nothing() {
     cluster.restart();
     let outcome = writer.join().unwrap();
     assert_nothing_lost(&mut cluster.connect(), &mut redis.client(), &outcome, &daemon);
-    assert!(daemon.metric("pitstop_relay_errors_total{component=\"postgres\"}") >= 1.0, "{}", daemon.log());
+    assert!(
+        daemon.metric("pitstop_relay_errors_total{component=\"postgres\"}") >= 1.0,
+        "{}",
+        daemon.log()
+    );
     assert!(poll_until(Duration::from_secs(20), || daemon.metric("pitstop_postgres_up") == 1.0));
-    assert!(resumed_from(&daemon) > 0, "the reconnect should resume from the saved cursor:\n{}", daemon.log());
+    assert!(
+        resumed_from(&daemon) > 0,
+        "the reconnect should resume from the saved cursor:\n{}",
+        daemon.log()
+    );
 }
 
 // ---- Redis Cluster, AUTH and TLS -------------------------------------------------------------
@@ -421,25 +553,40 @@ fn redis_cluster_receives_the_same_invalidations() {
     let mut rc = redis.client();
     // One tag's keys spread over slots (and so over nodes).
     let keys: Vec<String> = (0..30).map(|i| format!("app:item:{i}")).collect();
-    let slots: BTreeSet<i64> = keys.iter().map(|k| redis::cmd("CLUSTER").arg("KEYSLOT").arg(k).query(&mut rc).unwrap()).collect();
-    assert!(slots.iter().any(|s| *s < 5461) && slots.iter().any(|s| *s > 10922), "keys should span nodes: {slots:?}");
+    let slots: BTreeSet<i64> = keys
+        .iter()
+        .map(|k| redis::cmd("CLUSTER").arg("KEYSLOT").arg(k).query(&mut rc).unwrap())
+        .collect();
+    assert!(
+        slots.iter().any(|s| *s < 5461) && slots.iter().any(|s| *s > 10922),
+        "keys should span nodes: {slots:?}"
+    );
     let _: () = rc.sadd(format!("pitstop:tag:{}", tag(0)), &keys).unwrap();
     for k in &keys {
         let _: () = rc.set(k, "cached").unwrap();
     }
-    let subscriber = Subscriber::start(&format!("redis://127.0.0.1:{}/", redis.ports[2]), "pitstop:invalidations");
+    let subscriber = Subscriber::start(
+        &format!("redis://127.0.0.1:{}/", redis.ports[2]),
+        "pitstop:invalidations",
+    );
     let config = DaemonConfig::new(&cluster.dsn(), &redis.urls()).set("redis", "cluster = true");
     let daemon = Daemon::start(&config.toml(), &[]);
     wait_relay_up(&daemon);
     assert_eq!(daemon.status()["components"]["redis"]["detail"], "Redis Cluster");
 
     pg.batch_execute("INSERT INTO t0 VALUES (1)").unwrap();
-    let gone = poll_until(Duration::from_secs(10), || keys.iter().all(|k| rc.exists::<_, i64>(k).unwrap() == 0));
+    let gone = poll_until(Duration::from_secs(10), || {
+        keys.iter().all(|k| rc.exists::<_, i64>(k).unwrap() == 0)
+    });
     assert!(gone, "keys of one tag on several nodes were not all deleted; log:\n{}", daemon.log());
     assert_eq!(rc.exists::<_, i64>(format!("pitstop:tag:{}", tag(0))).unwrap(), 0);
     assert_eq!(version(&mut rc, &tag(0)), 1);
     let messages = published(&subscriber, |m| !m.is_empty());
-    assert_eq!(messages.first().map(|m| m["relation"].clone()), Some("public.t0".into()), "{messages:?}");
+    assert_eq!(
+        messages.first().map(|m| m["relation"].clone()),
+        Some("public.t0".into()),
+        "{messages:?}"
+    );
 
     // Many transactions, each its own tag (its version key in its own slot): all arrive.
     let progress = Arc::new(AtomicUsize::new(0));
@@ -450,13 +597,58 @@ fn redis_cluster_receives_the_same_invalidations() {
 /// A self-signed CA and a server certificate for 127.0.0.1 (openssl).
 fn make_certificates(dir: &std::path::Path) {
     let run = |args: &[&str]| {
-        let out = std::process::Command::new("openssl").args(args).current_dir(dir).output().expect("openssl is needed for the TLS test");
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl is needed for the TLS test");
         assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     };
-    run(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=pitstop-test-ca"]);
-    run(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]);
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=pitstop-test-ca",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
     std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
-    run(&["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "ext.cnf"]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
 }
 
 #[test]
@@ -467,24 +659,49 @@ fn redis_with_password_over_tls() {
     let tls_port = pitstop_tests::free_port();
     let file = |name: &str| certs.dir().join(name).display().to_string();
     let args = [
-        "--tls-port", &tls_port.to_string(), "--tls-cert-file", &file("server.crt"), "--tls-key-file", &file("server.key"),
-        "--tls-ca-cert-file", &file("ca.crt"), "--tls-auth-clients", "no", "--requirepass", "s3cret-pw",
+        "--tls-port",
+        &tls_port.to_string(),
+        "--tls-cert-file",
+        &file("server.crt"),
+        "--tls-key-file",
+        &file("server.key"),
+        "--tls-ca-cert-file",
+        &file("ca.crt"),
+        "--tls-auth-clients",
+        "no",
+        "--requirepass",
+        "s3cret-pw",
     ];
-    let redis = RedisServer::start_with(RedisOptions { args: args.iter().map(|a| a.to_string()).collect(), ..Default::default() });
+    let redis = RedisServer::start_with(RedisOptions {
+        args: args.iter().map(|a| a.to_string()).collect(),
+        ..Default::default()
+    });
     let config = DaemonConfig::new(&cluster.dsn(), &format!("rediss://127.0.0.1:{tls_port}/"))
         .set("redis", "password = \"s3cret-pw\"")
         .set("redis", &format!("tls_ca_file = {:?}", file("ca.crt")));
     let daemon = Daemon::start(&config.toml(), &[]);
     wait_relay_up(&daemon);
     pg.batch_execute("INSERT INTO t0 VALUES (1)").unwrap();
-    let mut r = redis::Client::open(format!("redis://:s3cret-pw@127.0.0.1:{}/", redis.port)).unwrap().get_connection().unwrap();
-    assert!(poll_until(Duration::from_secs(10), || version(&mut r, &tag(0)) == 1), "{}", daemon.log());
+    let mut r = redis::Client::open(format!("redis://:s3cret-pw@127.0.0.1:{}/", redis.port))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    assert!(
+        poll_until(Duration::from_secs(10), || version(&mut r, &tag(0)) == 1),
+        "{}",
+        daemon.log()
+    );
     assert!(!daemon.log().contains("s3cret"), "the password leaked into the log");
     assert!(!daemon.get("/status").1.contains("s3cret"));
 
     // A wrong password is a Redis failure, reported and retried, never a crash.
     let wrong = config.set("redis", "password = \"wrong\"");
     let bad = Daemon::start(&wrong.toml(), &[]);
-    assert!(poll_until(Duration::from_secs(10), || bad.status()["components"]["redis"]["state"] == "down"), "{}", bad.log());
+    assert!(
+        poll_until(Duration::from_secs(10), || bad.status()["components"]["redis"]["state"]
+            == "down"),
+        "{}",
+        bad.log()
+    );
     assert!(!bad.log().contains("wrong\""), "{}", bad.log());
 }

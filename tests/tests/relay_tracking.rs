@@ -12,8 +12,11 @@ use std::time::Duration;
 
 // ---- helpers ---------------------------------------------------------------------------
 
-
-fn expect_error(result: Result<impl std::fmt::Debug, postgres::Error>, code: &SqlState, what: &str) {
+fn expect_error(
+    result: Result<impl std::fmt::Debug, postgres::Error>,
+    code: &SqlState,
+    what: &str,
+) {
     match result {
         Ok(v) => panic!("{what}: expected error {code:?}, got {v:?}"),
         Err(e) => assert_eq!(e.code(), Some(code), "{what}: wrong SQLSTATE: {e:?}"),
@@ -27,7 +30,9 @@ fn outbox_after(pg: &mut Client, after_id: i64) -> Vec<(String, Vec<String>)> {
 }
 
 fn last_outbox_id(pg: &mut Client) -> i64 {
-    pg.query_one("SELECT coalesce(max(id), 0) FROM pitstop.invalidation_outbox", &[]).unwrap().get(0)
+    pg.query_one("SELECT coalesce(max(id), 0) FROM pitstop.invalidation_outbox", &[])
+        .unwrap()
+        .get(0)
 }
 
 fn row(relation: &str, tags: &[&str]) -> (String, Vec<String>) {
@@ -35,18 +40,30 @@ fn row(relation: &str, tags: &[&str]) -> (String, Vec<String>) {
 }
 
 fn version(redis: &mut redis::Connection, tag: &str) -> i64 {
-    redis::cmd("GET").arg(format!("pitstop:ver:{tag}")).query::<Option<i64>>(redis).unwrap().unwrap_or(0)
+    redis::cmd("GET")
+        .arg(format!("pitstop:ver:{tag}"))
+        .query::<Option<i64>>(redis)
+        .unwrap()
+        .unwrap_or(0)
 }
 
 fn start_relay(cluster: &PgCluster, redis: &RedisServer) -> Daemon {
     let daemon = Daemon::start(&DaemonConfig::new(&cluster.dsn(), &redis.url()).toml(), &[]);
-    let up = poll_until(Duration::from_secs(20), || daemon.status()["components"]["relay"]["state"] == "up");
+    let up = poll_until(Duration::from_secs(20), || {
+        daemon.status()["components"]["relay"]["state"] == "up"
+    });
     assert!(up, "relay never came up: {}\n{}", daemon.status(), daemon.log());
     daemon
 }
 
 /// Runs `write` and waits until Redis has one more invalidation of `tag`.
-fn expect_invalidation(redis: &mut redis::Connection, daemon: &Daemon, tag: &str, what: &str, write: impl FnOnce()) {
+fn expect_invalidation(
+    redis: &mut redis::Connection,
+    daemon: &Daemon,
+    tag: &str,
+    what: &str,
+    write: impl FnOnce(),
+) {
     let before = version(redis, tag);
     write();
     let bumped = poll_until(Duration::from_secs(10), || version(redis, tag) > before);
@@ -86,21 +103,45 @@ fn only_cache_track_decides_what_is_invalidated_with_which_tags() {
         let attach = format!(
             "CREATE TRIGGER x AFTER INSERT ON app.junk FOR EACH STATEMENT EXECUTE FUNCTION pitstop.invalidation_outbox_append({args})"
         );
-        expect_error(app.batch_execute(&attach), &SqlState::INSUFFICIENT_PRIVILEGE, "attach the outbox trigger");
+        expect_error(
+            app.batch_execute(&attach),
+            &SqlState::INSUFFICIENT_PRIVILEGE,
+            "attach the outbox trigger",
+        );
     }
     // Neither through cache_track nor the registry for a table it may only write.
     let denied = SqlState::INSUFFICIENT_PRIVILEGE;
-    expect_error(app.batch_execute("SELECT pitstop.cache_track('orders', ARRAY['sessions'])"), &denied, "track another's table");
-    expect_error(app.batch_execute("SELECT pitstop.cache_untrack('orders')"), &denied, "untrack another's table");
+    expect_error(
+        app.batch_execute("SELECT pitstop.cache_track('orders', ARRAY['sessions'])"),
+        &denied,
+        "track another's table",
+    );
+    expect_error(
+        app.batch_execute("SELECT pitstop.cache_untrack('orders')"),
+        &denied,
+        "untrack another's table",
+    );
     expect_error(
         app.batch_execute("INSERT INTO pitstop.cache_tracking VALUES ('orders', '{sessions}')"),
         &denied,
         "register another's table",
     );
-    expect_error(app.batch_execute("UPDATE pitstop.cache_tracking SET tags = '{sessions}'"), &denied, "retag the registry");
-    expect_error(app.batch_execute("DELETE FROM pitstop.cache_tracking"), &denied, "empty the registry");
+    expect_error(
+        app.batch_execute("UPDATE pitstop.cache_tracking SET tags = '{sessions}'"),
+        &denied,
+        "retag the registry",
+    );
+    expect_error(
+        app.batch_execute("DELETE FROM pitstop.cache_tracking"),
+        &denied,
+        "empty the registry",
+    );
     // Not even its own table, until the DBA delegates tracking.
-    expect_error(app.batch_execute("SELECT pitstop.cache_track('app.junk', ARRAY['sessions'])"), &denied, "track without the grant");
+    expect_error(
+        app.batch_execute("SELECT pitstop.cache_track('app.junk', ARRAY['sessions'])"),
+        &denied,
+        "track without the grant",
+    );
     expect_error(
         app.batch_execute("INSERT INTO pitstop.cache_tracking VALUES ('app.junk', '{sessions}')"),
         &denied,
@@ -129,14 +170,25 @@ fn only_cache_track_decides_what_is_invalidated_with_which_tags() {
          GRANT INSERT, UPDATE, DELETE ON pitstop.cache_tracking TO app;",
     )
     .unwrap();
-    expect_error(app.batch_execute("SELECT pitstop.cache_track('orders', ARRAY['sessions'])"), &denied, "track another's table");
-    expect_error(app.batch_execute("SELECT pitstop.cache_untrack('orders')"), &denied, "untrack another's table");
+    expect_error(
+        app.batch_execute("SELECT pitstop.cache_track('orders', ARRAY['sessions'])"),
+        &denied,
+        "track another's table",
+    );
+    expect_error(
+        app.batch_execute("SELECT pitstop.cache_untrack('orders')"),
+        &denied,
+        "untrack another's table",
+    );
     expect_error(
         app.batch_execute("INSERT INTO pitstop.cache_tracking VALUES ('orders', '{sessions}')"),
         &denied,
         "register another's table",
     );
-    assert_eq!(app.execute("UPDATE pitstop.cache_tracking SET tags = '{sessions}'", &[]).unwrap(), 0);
+    assert_eq!(
+        app.execute("UPDATE pitstop.cache_tracking SET tags = '{sessions}'", &[]).unwrap(),
+        0
+    );
     assert_eq!(app.execute("DELETE FROM pitstop.cache_tracking", &[]).unwrap(), 0);
     // A temporary table, which any role may create, cannot carry tags either.
     app.batch_execute("CREATE TEMP TABLE scratch (x int)").unwrap();
@@ -152,14 +204,28 @@ fn only_cache_track_decides_what_is_invalidated_with_which_tags() {
     pg.batch_execute("DROP TRIGGER spoof ON orders").unwrap();
     app.batch_execute("SELECT pitstop.cache_track('app.junk', ARRAY['junk-list']); INSERT INTO app.junk VALUES (1)").unwrap();
     let orders = row("public.orders", &["postgres.public.orders", "orders-list"]);
-    assert_eq!(outbox_after(&mut pg, start), [orders.clone(), orders, row("app.junk", &["postgres.app.junk", "junk-list"])]);
-    let tracked: Vec<(String, Vec<String>)> =
-        pg.query("SELECT relation::text, tags FROM pitstop.cache_tracked ORDER BY 1", &[]).unwrap().iter().map(|r| (r.get(0), r.get(1))).collect();
-    assert_eq!(tracked, [row("app.junk", &["postgres.app.junk", "junk-list"]), row("orders", &["postgres.public.orders", "orders-list"])]);
+    assert_eq!(
+        outbox_after(&mut pg, start),
+        [orders.clone(), orders, row("app.junk", &["postgres.app.junk", "junk-list"])]
+    );
+    let tracked: Vec<(String, Vec<String>)> = pg
+        .query("SELECT relation::text, tags FROM pitstop.cache_tracked ORDER BY 1", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        tracked,
+        [
+            row("app.junk", &["postgres.app.junk", "junk-list"]),
+            row("orders", &["postgres.public.orders", "orders-list"])
+        ]
+    );
 
     // A dropped table leaves the registry.
     app.batch_execute("DROP TABLE app.junk").unwrap();
-    let registered: i64 = pg.query_one("SELECT count(*) FROM pitstop.cache_tracking", &[]).unwrap().get(0);
+    let registered: i64 =
+        pg.query_one("SELECT count(*) FROM pitstop.cache_tracking", &[]).unwrap().get(0);
     assert_eq!(registered, 1);
 }
 
@@ -183,7 +249,9 @@ fn registered_tags_reach_redis_and_trigger_arguments_do_not() {
     let daemon = start_relay(&cluster, &redis);
     // Delivered in outbox order: once orders' invalidation is in, junk's would have been.
     pg.batch_execute("INSERT INTO junk VALUES (1)").unwrap();
-    expect_invalidation(&mut r, &daemon, "orders-list", "INSERT INTO orders", || pg.batch_execute("INSERT INTO orders VALUES (1)").unwrap());
+    expect_invalidation(&mut r, &daemon, "orders-list", "INSERT INTO orders", || {
+        pg.batch_execute("INSERT INTO orders VALUES (1)").unwrap()
+    });
     assert_eq!(version(&mut r, "postgres.public.orders"), 1);
     assert_eq!(version(&mut r, "sessions"), 0, "a trigger argument became an invalidation");
     assert_eq!(version(&mut r, "postgres.public.junk"), 0, "an untracked table was invalidated");
@@ -218,7 +286,12 @@ fn writes_to_a_partition_invalidate_the_tracked_partitioned_table() {
     let daemon = start_relay(&cluster, &redis);
     let start = last_outbox_id(&mut pg);
 
-    let writes = ["INSERT INTO m_a VALUES (3, 'a')", "INSERT INTO m_b_lo VALUES (4, 'b')", "UPDATE m_a SET id = 5", "TRUNCATE m_a"];
+    let writes = [
+        "INSERT INTO m_a VALUES (3, 'a')",
+        "INSERT INTO m_b_lo VALUES (4, 'b')",
+        "UPDATE m_a SET id = 5",
+        "TRUNCATE m_a",
+    ];
     for sql in writes {
         expect_invalidation(&mut r, &daemon, "m:list", sql, || pg.batch_execute(sql).unwrap());
     }
@@ -246,7 +319,9 @@ fn attached_detached_and_later_partitions_follow_the_tracked_table() {
     let mut r = redis.client();
     let daemon = start_relay(&cluster, &redis);
     let start = last_outbox_id(&mut pg);
-    let mut step = |what: &str, sql: &str| expect_invalidation(&mut r, &daemon, "m:list", what, || pg.batch_execute(sql).unwrap());
+    let mut step = |what: &str, sql: &str| {
+        expect_invalidation(&mut r, &daemon, "m:list", what, || pg.batch_execute(sql).unwrap())
+    };
 
     // Attaching a filled table adds rows, and its own writes count from then on.
     step("ATTACH PARTITION", "ALTER TABLE m ATTACH PARTITION m_c FOR VALUES IN ('c')");
@@ -268,14 +343,27 @@ fn attached_detached_and_later_partitions_follow_the_tracked_table() {
     assert_eq!(outbox_after(&mut pg, detached), [], "a detached partition still invalidates");
     assert_eq!(pitstop_triggers(&mut pg), ["m", "m_b", "m_b_hi", "m_b_lo", "m_c", "other"]);
     let all = outbox_after(&mut pg, start);
-    assert_eq!(all, vec![row("public.m", &M_TAGS); 6], "one row per statement, as the partitioned table");
+    assert_eq!(
+        all,
+        vec![row("public.m", &M_TAGS); 6],
+        "one row per statement, as the partitioned table"
+    );
 
     // Untracking removes the trigger from every partition.
     assert!(pg.query_one("SELECT pitstop.cache_untrack('m')", &[]).unwrap().get::<_, bool>(0));
-    assert_eq!(pitstop_triggers(&mut pg), ["other"], "only the other tracked table keeps its trigger");
+    assert_eq!(
+        pitstop_triggers(&mut pg),
+        ["other"],
+        "only the other tracked table keeps its trigger"
+    );
     let untracked = last_outbox_id(&mut pg);
     pg.batch_execute("INSERT INTO m_c VALUES (14, 'c'); INSERT INTO m_b_hi VALUES (160, 'b'); ALTER TABLE m DETACH PARTITION m_c").unwrap();
     assert_eq!(outbox_after(&mut pg, untracked), []);
-    let tracked: Vec<String> = pg.query("SELECT relation::text FROM pitstop.cache_tracked", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+    let tracked: Vec<String> = pg
+        .query("SELECT relation::text FROM pitstop.cache_tracked", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     assert_eq!(tracked, ["other"]);
 }

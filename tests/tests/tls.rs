@@ -4,7 +4,9 @@
 //! fails naming the certificate problem; `prefer` falls back only when the server refuses
 //! TLS. Also PGOPTIONS, the .pgpass permission check and the report statement timeouts.
 
-use pitstop_tests::{pitstop_bin, pitstop_env, poll_until, ClusterOptions, Daemon, DaemonConfig, PgCluster};
+use pitstop_tests::{
+    pitstop_bin, pitstop_env, poll_until, ClusterOptions, Daemon, DaemonConfig, PgCluster,
+};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -19,9 +21,25 @@ fn openssl(args: &[&str], dir: &Path) {
 fn make_ca(dir: &Path, name: &str) {
     openssl(
         &[
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-            "-subj", &format!("/CN={name}"), "-keyout", &format!("{name}.key"), "-out", &format!("{name}.pem"),
-            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name}"),
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.pem"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
         ],
         dir,
     );
@@ -31,16 +49,39 @@ fn make_ca(dir: &Path, name: &str) {
 fn make_client_cert(dir: &Path, ca: &str, user: &str) {
     openssl(
         &[
-            "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", &format!("/CN={user}"),
-            "-keyout", &format!("{user}.key"), "-out", &format!("{user}.csr"),
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            &format!("/CN={user}"),
+            "-keyout",
+            &format!("{user}.key"),
+            "-out",
+            &format!("{user}.csr"),
         ],
         dir,
     );
     std::fs::write(dir.join("client.ext"), "basicConstraints = CA:FALSE\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = clientAuth\n").unwrap();
     openssl(
         &[
-            "x509", "-req", "-in", &format!("{user}.csr"), "-CA", &format!("{ca}.pem"), "-CAkey", &format!("{ca}.key"),
-            "-CAcreateserial", "-days", "2", "-extfile", "client.ext", "-out", &format!("{user}.crt"),
+            "x509",
+            "-req",
+            "-in",
+            &format!("{user}.csr"),
+            "-CA",
+            &format!("{ca}.pem"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "client.ext",
+            "-out",
+            &format!("{user}.crt"),
         ],
         dir,
     );
@@ -49,8 +90,18 @@ fn make_client_cert(dir: &Path, ca: &str, user: &str) {
 fn make_server_cert(dir: &Path, ca: &str) {
     openssl(
         &[
-            "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=localhost",
-            "-keyout", "server.key", "-out", "server.csr",
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
         ],
         dir,
     );
@@ -62,8 +113,21 @@ fn make_server_cert(dir: &Path, ca: &str) {
     .unwrap();
     openssl(
         &[
-            "x509", "-req", "-in", "server.csr", "-CA", &format!("{ca}.pem"), "-CAkey", &format!("{ca}.key"),
-            "-CAcreateserial", "-days", "2", "-extfile", "server.ext", "-out", "server.crt",
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            &format!("{ca}.pem"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.crt",
         ],
         dir,
     );
@@ -80,7 +144,10 @@ struct TlsCluster {
 
 impl TlsCluster {
     fn start() -> TlsCluster {
-        let cluster = PgCluster::start_with(ClusterOptions { settings: vec![("log_connections", "on".into())], ..Default::default() });
+        let cluster = PgCluster::start_with(ClusterOptions {
+            settings: vec![("log_connections", "on".into())],
+            ..Default::default()
+        });
         let dir = cluster.data_dir();
         make_ca(&dir, "test-ca");
         make_ca(&dir, "other-ca");
@@ -91,7 +158,12 @@ impl TlsCluster {
              hostnossl all postgres 127.0.0.1/32 trust\n",
         )
         .unwrap();
-        let status = Command::new("chown").arg("postgres").arg(dir.join("server.key")).arg(dir.join("pg_hba.conf")).status().unwrap();
+        let status = Command::new("chown")
+            .arg("postgres")
+            .arg(dir.join("server.key"))
+            .arg(dir.join("pg_hba.conf"))
+            .status()
+            .unwrap();
         assert!(status.success());
         let mut c = cluster.connect();
         c.batch_execute("CREATE EXTENSION pitstop; CREATE ROLE tlsonly LOGIN SUPERUSER; CREATE ROLE certuser LOGIN SUPERUSER").unwrap();
@@ -99,7 +171,12 @@ impl TlsCluster {
         c.batch_execute("ALTER SYSTEM SET ssl = on").unwrap();
         c.batch_execute("SELECT pg_reload_conf()").unwrap();
         assert!(
-            poll_until(Duration::from_secs(10), || cluster.connect().query_one("SHOW ssl", &[]).unwrap().get::<_, String>(0) == "on"),
+            poll_until(Duration::from_secs(10), || cluster
+                .connect()
+                .query_one("SHOW ssl", &[])
+                .unwrap()
+                .get::<_, String>(0)
+                == "on"),
             "ssl did not come on:\n{}",
             cluster.log()
         );
@@ -118,7 +195,10 @@ impl TlsCluster {
     fn authorized(&self, app: &str) -> String {
         let needle = format!("application_name={app}");
         let log = self.cluster.log();
-        log.lines().find(|l| l.contains("connection authorized") && l.contains(&needle)).unwrap_or_else(|| panic!("no connection of {app}:\n{log}")).to_string()
+        log.lines()
+            .find(|l| l.contains("connection authorized") && l.contains(&needle))
+            .unwrap_or_else(|| panic!("no connection of {app}:\n{log}"))
+            .to_string()
     }
 }
 
@@ -149,36 +229,81 @@ fn sslmodes_behave_as_libpqs_against_a_tls_server() {
 
     // The libpq environment works the same way, and -h/-p/-U/-d override the DSN.
     let port = server.cluster.port.to_string();
-    let env = [("PGSSLMODE", "verify-full"), ("PGSSLROOTCERT", ca.as_str()), ("PGAPPNAME", "case-env"), ("HOME", "/nonexistent")];
-    let (code, out, err) = pitstop_env(&["report", "connections", "--json", "--dsn", "host=nowhere.invalid port=1", "-h", "localhost", "-p", &port, "-U", "tlsonly", "-d", "postgres"], &env);
+    let env = [
+        ("PGSSLMODE", "verify-full"),
+        ("PGSSLROOTCERT", ca.as_str()),
+        ("PGAPPNAME", "case-env"),
+        ("HOME", "/nonexistent"),
+    ];
+    let (code, out, err) = pitstop_env(
+        &[
+            "report",
+            "connections",
+            "--json",
+            "--dsn",
+            "host=nowhere.invalid port=1",
+            "-h",
+            "localhost",
+            "-p",
+            &port,
+            "-U",
+            "tlsonly",
+            "-d",
+            "postgres",
+        ],
+        &env,
+    );
     assert_eq!(code, 0, "{out}{err}");
     assert!(server.authorized("case-env").contains("user=tlsonly"));
     assert!(server.authorized("case-env").contains("SSL enabled"));
 
     // disable is plaintext: refused where only TLS is allowed, unencrypted where both are.
-    let (code, _, err) = report(&format!("{} sslmode=disable", server.dsn("").replace("user=postgres", "user=tlsonly")), "case-disable-tlsonly", &[]);
+    let (code, _, err) = report(
+        &format!("{} sslmode=disable", server.dsn("").replace("user=postgres", "user=tlsonly")),
+        "case-disable-tlsonly",
+        &[],
+    );
     assert_eq!(code, 1);
     assert!(err.contains("no encryption"), "{err}");
     let (code, out, err) = report(&server.dsn("sslmode=disable"), "case-disable", &[]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(!server.authorized("case-disable").contains("SSL"), "{}", server.authorized("case-disable"));
+    assert!(
+        !server.authorized("case-disable").contains("SSL"),
+        "{}",
+        server.authorized("case-disable")
+    );
 
     // A wrong CA: a clear error naming the certificate problem, for verify-* and for
     // require given a root certificate (then libpq verifies the chain too).
     let other = server.ca("other-ca");
     for mode in ["verify-full", "verify-ca", "require"] {
-        let (code, out, err) = report(&server.dsn(&format!("sslmode={mode} sslrootcert={other}")), "case-wrong-ca", &[]);
+        let (code, out, err) = report(
+            &server.dsn(&format!("sslmode={mode} sslrootcert={other}")),
+            "case-wrong-ca",
+            &[],
+        );
         assert_eq!(code, 1, "{mode}: {out}");
-        assert!(err.contains("invalid peer certificate") && err.contains("UnknownIssuer"), "{mode}: {err}");
+        assert!(
+            err.contains("invalid peer certificate") && err.contains("UnknownIssuer"),
+            "{mode}: {err}"
+        );
         assert!(err.contains(&other), "{mode}: the error should say which roots: {err}");
     }
 
     // verify-full checks the host name, verify-ca does not (hostaddr: where, host: the name).
-    let misnamed = format!("host=db.example port={} hostaddr=127.0.0.1 user=postgres dbname=postgres", server.cluster.port);
-    let (code, _, err) = report(&format!("{misnamed} sslmode=verify-full sslrootcert={ca}"), "case-misnamed-full", &[]);
+    let misnamed = format!(
+        "host=db.example port={} hostaddr=127.0.0.1 user=postgres dbname=postgres",
+        server.cluster.port
+    );
+    let (code, _, err) = report(
+        &format!("{misnamed} sslmode=verify-full sslrootcert={ca}"),
+        "case-misnamed-full",
+        &[],
+    );
     assert_eq!(code, 1);
     assert!(err.contains("certificate not valid for name \"db.example\""), "{err}");
-    let (code, out, err) = report(&format!("{misnamed} sslmode=verify-ca sslrootcert={ca}"), "case-misnamed-ca", &[]);
+    let (code, out, err) =
+        report(&format!("{misnamed} sslmode=verify-ca sslrootcert={ca}"), "case-misnamed-ca", &[]);
     assert_eq!(code, 0, "{out}{err}");
 
     // verify-full without any root certificate is refused before connecting.
@@ -194,18 +319,28 @@ fn a_client_certificate_authenticates_and_a_readable_key_is_refused() {
     make_client_cert(&server.dir, "test-ca", "certuser");
     let (cert, key) = (server.dir.join("certuser.crt"), server.dir.join("certuser.key"));
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let dsn = server.dsn(&format!("user=certuser sslmode=verify-full sslrootcert={}", server.ca("test-ca")));
+    let dsn = server
+        .dsn(&format!("user=certuser sslmode=verify-full sslrootcert={}", server.ca("test-ca")));
     let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
 
     let (code, out, err) = report(&dsn, "case-cert", &[("PGSSLCERT", cert), ("PGSSLKEY", key)]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(server.authorized("case-cert").contains("user=certuser"), "{}", server.authorized("case-cert"));
+    assert!(
+        server.authorized("case-cert").contains("user=certuser"),
+        "{}",
+        server.authorized("case-cert")
+    );
     let (code, _, err) = report(&dsn, "case-no-cert", &[]);
     assert_eq!(code, 1);
     assert!(err.contains("certificate"), "{err}");
     // libpq refuses a private key others may read; so does pitstop (we run as root: 0640 at most).
-    std::fs::set_permissions(server.dir.join("certuser.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
-    let (code, _, err) = report(&format!("{dsn} sslcert={cert} sslkey={key}"), "case-open-key", &[]);
+    std::fs::set_permissions(
+        server.dir.join("certuser.key"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let (code, _, err) =
+        report(&format!("{dsn} sslcert={cert} sslkey={key}"), "case-open-key", &[]);
     assert_eq!(code, 1);
     assert!(err.contains("has group or world access"), "{err}");
 }
@@ -223,7 +358,10 @@ fn ctrl_c_cancels_a_maintenance_statement_over_tls() {
     .unwrap();
     assert!(poll_until(Duration::from_secs(10), || {
         c.batch_execute("SELECT pg_stat_clear_snapshot()").unwrap();
-        c.query_one("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'waits'", &[]).unwrap().get::<_, i64>(0) >= 2700
+        c.query_one("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'waits'", &[])
+            .unwrap()
+            .get::<_, i64>(0)
+            >= 2700
     }));
     // The VACUUM waits for this lock until it is cancelled.
     let mut holder = server.cluster.connect();
@@ -248,8 +386,15 @@ fn ctrl_c_cancels_a_maintenance_statement_over_tls() {
         .unwrap()
         .get(0)
     };
-    assert!(poll_until(Duration::from_secs(20), || waiting() == 1), "the VACUUM never started over TLS");
-    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    assert!(
+        poll_until(Duration::from_secs(20), || waiting() == 1),
+        "the VACUUM never started over TLS"
+    );
+    assert!(Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
     let exited = poll_until(Duration::from_secs(20), || child.try_wait().ok().flatten().is_some());
     if !exited {
         let _ = child.kill();
@@ -264,13 +409,19 @@ fn ctrl_c_cancels_a_maintenance_statement_over_tls() {
 
 #[test]
 fn prefer_falls_back_to_plaintext_only_when_the_server_refuses_tls() {
-    let plain = PgCluster::start_with(ClusterOptions { settings: vec![("log_connections", "on".into())], ..Default::default() });
+    let plain = PgCluster::start_with(ClusterOptions {
+        settings: vec![("log_connections", "on".into())],
+        ..Default::default()
+    });
     plain.connect().batch_execute("CREATE EXTENSION pitstop").unwrap();
     let dsn = plain.dsn();
     let (code, out, err) = report(&format!("{dsn} sslmode=prefer"), "case-prefer-plain", &[]);
     assert_eq!(code, 0, "{out}{err}");
     let log = plain.log();
-    let line = log.lines().find(|l| l.contains("application_name=case-prefer-plain") && l.contains("authorized")).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("application_name=case-prefer-plain") && l.contains("authorized"))
+        .unwrap();
     assert!(!line.contains("SSL"), "{line}");
     let (code, _, err) = report(&format!("{dsn} sslmode=require"), "case-require-plain", &[]);
     assert_eq!(code, 1);
@@ -283,7 +434,11 @@ fn the_daemon_connects_with_verify_full() {
     let dsn = server.dsn(&format!("sslmode=verify-full sslrootcert={}", server.ca("test-ca")));
     let daemon = Daemon::start(&DaemonConfig::new(&dsn, "").toml(), &[("HOME", "/nonexistent")]);
     assert!(daemon.wait_for_log("connected with TLS", Duration::from_secs(20)), "{}", daemon.log());
-    assert!(daemon.log().contains("sslmode=verify-full (certificate chain and host name verified"), "{}", daemon.log());
+    assert!(
+        daemon.log().contains("sslmode=verify-full (certificate chain and host name verified"),
+        "{}",
+        daemon.log()
+    );
     let mut c = server.cluster.connect();
     let encrypted = poll_until(Duration::from_secs(10), || {
         let row = c
@@ -298,7 +453,8 @@ fn the_daemon_connects_with_verify_full() {
     assert!(encrypted, "the daemon's session is not encrypted:\n{}", daemon.log());
 
     // check-config says what TLS the daemon would use.
-    let (code, out, _) = pitstop_env(&["check-config", "--config", daemon.config_path.to_str().unwrap()], &[]);
+    let (code, out, _) =
+        pitstop_env(&["check-config", "--config", daemon.config_path.to_str().unwrap()], &[]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("# postgres TLS: sslmode=verify-full"), "{out}");
 }
@@ -310,7 +466,13 @@ fn pgoptions_reach_the_session_and_a_readable_pgpass_is_ignored() {
     let dsn = cluster.dsn();
     let (code, out, err) = report(&dsn, "case-pgoptions", &[("PGOPTIONS", "-c log_statement=all")]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(cluster.log().contains(": SELECT row_to_json(r)::text FROM (SELECT * FROM pitstop.connections) r"), "{}", cluster.log());
+    assert!(
+        cluster
+            .log()
+            .contains(": SELECT row_to_json(r)::text FROM (SELECT * FROM pitstop.connections) r"),
+        "{}",
+        cluster.log()
+    );
 
     use std::os::unix::fs::PermissionsExt;
     let pgpass = cluster.data_dir().with_file_name("pgpass");
@@ -319,7 +481,10 @@ fn pgoptions_reach_the_session_and_a_readable_pgpass_is_ignored() {
     let passfile = pgpass.to_str().unwrap();
     let (code, out, err) = report(&dsn, "case-pgpass", &[("PGPASSFILE", passfile)]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(err.contains("WARNING: password file") && err.contains("group or world access"), "{err}");
+    assert!(
+        err.contains("WARNING: password file") && err.contains("group or world access"),
+        "{err}"
+    );
     std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).unwrap();
     let (code, _, err) = report(&dsn, "case-pgpass-private", &[("PGPASSFILE", passfile)]);
     assert_eq!(code, 0);
@@ -338,11 +503,27 @@ fn reports_are_bounded_but_exact_bloat_scans_are_not_and_show_progress() {
     let config = config.to_str().unwrap();
 
     // A report statement is cancelled after report.statement_timeout (its ANALYZE sleeps 1s).
-    let (code, _, err) = pitstop_env(&["report", "advice", "SELECT pg_sleep(1)", "--analyze", "--dsn", &dsn, "--config", config], &[]);
+    let (code, _, err) = pitstop_env(
+        &["report", "advice", "SELECT pg_sleep(1)", "--analyze", "--dsn", &dsn, "--config", config],
+        &[],
+    );
     assert_eq!(code, 1);
     assert!(err.contains("statement timeout"), "{err}");
-    let (code, out, err) =
-        pitstop_env(&["report", "advice", "SELECT pg_sleep(1)", "--analyze", "--dsn", &dsn, "--config", config, "--statement-timeout", "0"], &[]);
+    let (code, out, err) = pitstop_env(
+        &[
+            "report",
+            "advice",
+            "SELECT pg_sleep(1)",
+            "--analyze",
+            "--dsn",
+            &dsn,
+            "--config",
+            config,
+            "--statement-timeout",
+            "0",
+        ],
+        &[],
+    );
     assert_eq!(code, 0, "{out}{err}");
 
     // --exact has no timeout by default: it waits out a lock held for 1.5s, and says which
@@ -358,7 +539,21 @@ fn reports_are_bounded_but_exact_bloat_scans_are_not_and_show_progress() {
     });
     std::thread::sleep(Duration::from_millis(200));
     // --min-bloat 0: the table is listed whatever its bloat (the default lists only 20 % and 10 MB).
-    let (code, out, err) = pitstop_env(&["report", "bloat", "--exact", "--min-bloat", "0", "--json", "--dsn", &dsn, "--config", config], &[]);
+    let (code, out, err) = pitstop_env(
+        &[
+            "report",
+            "bloat",
+            "--exact",
+            "--min-bloat",
+            "0",
+            "--json",
+            "--dsn",
+            &dsn,
+            "--config",
+            config,
+        ],
+        &[],
+    );
     holder.join().unwrap();
     assert_eq!(code, 0, "{out}{err}");
     assert!(err.contains("bloat --exact: reading every page of"), "{err}");

@@ -20,8 +20,11 @@ impl Tmux {
     }
 
     fn start(shell_command: &str) -> Tmux {
-        let tmux = Tmux { socket: format!("pitstop-top-{}-{}", std::process::id(), pitstop_tests::free_port()) };
-        let out = tmux.cmd(&["new-session", "-d", "-s", "t", "-x", "160", "-y", "45", shell_command]);
+        let tmux = Tmux {
+            socket: format!("pitstop-top-{}-{}", std::process::id(), pitstop_tests::free_port()),
+        };
+        let out =
+            tmux.cmd(&["new-session", "-d", "-s", "t", "-x", "160", "-y", "45", shell_command]);
         assert!(out.status.success(), "tmux new-session: {}", String::from_utf8_lossy(&out.stderr));
         tmux
     }
@@ -40,7 +43,9 @@ impl Tmux {
     }
 
     fn pane(&self, format: &str) -> String {
-        String::from_utf8_lossy(&self.cmd(&["display-message", "-p", "-t", "t", format]).stdout).trim().to_string()
+        String::from_utf8_lossy(&self.cmd(&["display-message", "-p", "-t", "t", format]).stdout)
+            .trim()
+            .to_string()
     }
 }
 
@@ -51,7 +56,8 @@ impl Drop for Tmux {
 }
 
 fn cluster_with_a_sleeper() -> (PgCluster, std::thread::JoinHandle<()>) {
-    let (cluster, _c) = PgCluster::with_pitstop(Default::default(), "CREATE EXTENSION pg_stat_statements");
+    let (cluster, _c) =
+        PgCluster::with_pitstop(Default::default(), "CREATE EXTENSION pg_stat_statements");
     let dsn = cluster.dsn();
     let sleeper = std::thread::spawn(move || {
         let mut c = postgres::Client::connect(&dsn, postgres::NoTls).unwrap();
@@ -80,20 +86,41 @@ fn top_in_tmux_shows_the_running_statement_and_q_restores_the_terminal() {
         return;
     }
     let (cluster, sleeper) = cluster_with_a_sleeper();
-    let dir = std::env::temp_dir().join(format!("pitstop-top-{}-{}", std::process::id(), pitstop_tests::free_port()));
+    let dir = std::env::temp_dir().join(format!(
+        "pitstop-top-{}-{}",
+        std::process::id(),
+        pitstop_tests::free_port()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let stty = dir.join("stty.txt");
     // A shell of our own, with no rc files and a prompt of its own.
-    let tmux = Tmux::start("env -i PATH=/usr/bin:/bin TERM=xterm-256color PS1='top-shell> ' bash --norc --noprofile");
-    assert!(poll_until(Duration::from_secs(20), || tmux.screen().contains("top-shell>")), "no shell prompt:\n{}", tmux.screen());
-    let line = format!("{} --dsn '{}' top; echo \"top exited $?\"", pitstop_bin().display(), cluster.dsn());
+    let tmux = Tmux::start(
+        "env -i PATH=/usr/bin:/bin TERM=xterm-256color PS1='top-shell> ' bash --norc --noprofile",
+    );
+    assert!(
+        poll_until(Duration::from_secs(20), || tmux.screen().contains("top-shell>")),
+        "no shell prompt:\n{}",
+        tmux.screen()
+    );
+    let line = format!(
+        "{} --dsn '{}' top; echo \"top exited $?\"",
+        pitstop_bin().display(),
+        cluster.dsn()
+    );
     tmux.keys(&[&line, "Enter"]);
 
     let shown = poll_until(Duration::from_secs(60), || {
         let s = tmux.screen();
-        s.contains("top_sleeper") && s.contains("Timeout:PgSleep") && s.contains("host: cpu") && s.contains("top statements by time")
+        s.contains("top_sleeper")
+            && s.contains("Timeout:PgSleep")
+            && s.contains("host: cpu")
+            && s.contains("top statements by time")
     });
-    assert!(shown, "pitstop top did not show the sleeping statement, its wait and the host:\n{}", tmux.screen());
+    assert!(
+        shown,
+        "pitstop top did not show the sleeping statement, its wait and the host:\n{}",
+        tmux.screen()
+    );
     assert_eq!(tmux.pane("#{alternate_on}"), "1", "pitstop top is not on the alternate screen");
 
     tmux.keys(&["q"]);
@@ -101,12 +128,19 @@ fn top_in_tmux_shows_the_running_statement_and_q_restores_the_terminal() {
     let screen = tmux.screen();
     assert!(exited, "pitstop top did not quit on q:\n{screen}");
     assert!(screen.contains("top exited 0"), "exit status:\n{screen}");
-    assert!(!screen.contains("top_sleeper"), "the main screen shows top's frame, not the shell:\n{screen}");
+    assert!(
+        !screen.contains("top_sleeper"),
+        "the main screen shows top's frame, not the shell:\n{screen}"
+    );
     assert_eq!(tmux.pane("#{alternate_on}"), "0", "the alternate screen was left on");
     assert_eq!(tmux.pane("#{cursor_flag}"), "1", "the cursor was left hidden");
     // The terminal is back in cooked mode with echo.
     tmux.keys(&[&format!("stty -a > {}", stty.display()), "Enter"]);
-    assert!(poll_until(Duration::from_secs(20), || std::fs::read_to_string(&stty).is_ok_and(|s| s.contains("icanon"))), "stty did not run");
+    assert!(
+        poll_until(Duration::from_secs(20), || std::fs::read_to_string(&stty)
+            .is_ok_and(|s| s.contains("icanon"))),
+        "stty did not run"
+    );
     let modes = std::fs::read_to_string(&stty).unwrap();
     let words: Vec<&str> = modes.split_whitespace().collect();
     for mode in ["icanon", "echo", "isig", "icrnl", "opost"] {
@@ -122,17 +156,30 @@ fn without_a_terminal_top_prints_one_snapshot() {
     let dsn = cluster.dsn();
     let (code, out, err) = pitstop(&["--dsn", &dsn, "top", "--interval", "300ms", "--json"]);
     assert_eq!(code, 0, "{out}\n{err}");
-    let frame: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON: {e}: {out}"));
+    let frame: Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON: {e}: {out}"));
     let active = frame["active"]["rows"].as_array().unwrap_or_else(|| panic!("{frame:#}"));
-    let sleeping = active.iter().find(|a| a["query"].as_str().unwrap_or("").contains("top_sleeper")).unwrap_or_else(|| panic!("{frame:#}"));
+    let sleeping = active
+        .iter()
+        .find(|a| a["query"].as_str().unwrap_or("").contains("top_sleeper"))
+        .unwrap_or_else(|| panic!("{frame:#}"));
     assert_eq!(sleeping["wait"], "Timeout:PgSleep", "{frame:#}");
-    assert!(active.iter().all(|a| !a["query"].as_str().unwrap_or("").contains("pg_stat_activity")), "top lists its own session: {frame:#}");
+    assert!(
+        active.iter().all(|a| !a["query"].as_str().unwrap_or("").contains("pg_stat_activity")),
+        "top lists its own session: {frame:#}"
+    );
     assert!(frame["top_statements"]["rows"].is_array(), "{frame:#}");
     assert!(frame["host"]["memory_total_bytes"].as_f64().unwrap_or(0.0) > 0.0, "{frame:#}");
 
     let (code, out, err) = pitstop(&["--dsn", &dsn, "top", "--interval", "300ms"]);
     assert_eq!(code, 0, "{out}\n{err}");
-    for text in ["pitstop top", "host: cpu", "active statements", "top_sleeper", "top statements by time in the last"] {
+    for text in [
+        "pitstop top",
+        "host: cpu",
+        "active statements",
+        "top_sleeper",
+        "top statements by time in the last",
+    ] {
         assert!(out.contains(text), "{text} missing:\n{out}");
     }
     assert!(!out.contains("\x1b["), "escape sequences without a terminal:\n{out:?}");

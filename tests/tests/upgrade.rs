@@ -21,7 +21,13 @@ fn old_versions() -> Vec<String> {
     let mut versions: Vec<String> = std::fs::read_dir(&sql)
         .expect("read sql/")
         .flatten()
-        .filter_map(|e| e.file_name().to_str()?.strip_prefix("pitstop--")?.strip_suffix(".sql").map(str::to_string))
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_prefix("pitstop--")?
+                .strip_suffix(".sql")
+                .map(str::to_string)
+        })
         .filter(|v| !v.contains("--") && v != NEW)
         .collect();
     versions.sort();
@@ -36,7 +42,6 @@ fn connect(cluster: &PgCluster, db: &str) -> Client {
 fn dsn(cluster: &PgCluster, db: &str) -> String {
     format!("host=127.0.0.1 port={} user=postgres dbname={db}", cluster.port)
 }
-
 
 // ---- what the extension consists of ----------------------------------------------------
 
@@ -92,7 +97,13 @@ const CATALOG: &[(&str, &str)] = &[
 /// views above.
 fn snapshot(cluster: &PgCluster, db: &str) -> String {
     let out = pitstop_tests::as_postgres("pg_dump")
-        .args(["--schema-only", "--binary-upgrade", "--schema=pitstop", "--extension=pitstop", "--no-sync"])
+        .args([
+            "--schema-only",
+            "--binary-upgrade",
+            "--schema=pitstop",
+            "--extension=pitstop",
+            "--no-sync",
+        ])
         .args(["-h", "127.0.0.1", "-p", &cluster.port.to_string(), "-U", "postgres", db])
         .output()
         .expect("run pg_dump");
@@ -120,7 +131,10 @@ fn snapshot(cluster: &PgCluster, db: &str) -> String {
 /// config tables' OIDs (compared by name in the catalog part), sequence positions and the
 /// \restrict key. None drops the line.
 fn normalise_dump_line(line: &str) -> Option<String> {
-    if line.starts_with("\\restrict ") || line.starts_with("\\unrestrict ") || line.starts_with("SELECT pg_catalog.binary_upgrade_set_next_") {
+    if line.starts_with("\\restrict ")
+        || line.starts_with("\\unrestrict ")
+        || line.starts_with("SELECT pg_catalog.binary_upgrade_set_next_")
+    {
         return None;
     }
     if line.starts_with("SET relfrozenxid = ") {
@@ -180,7 +194,14 @@ INSERT INTO pitstop.query_snapshots VALUES ('2025-06-01 02:00+00', 1, 10, 42, 'S
 
 /// Every row of the tables whose contents an upgrade must keep, as JSON text.
 fn kept_rows(client: &mut Client) -> Vec<String> {
-    let tables = ["maintenance_log", "alerts", "host_metrics", "query_snapshots", "invalidation_outbox", "relay_state"];
+    let tables = [
+        "maintenance_log",
+        "alerts",
+        "host_metrics",
+        "query_snapshots",
+        "invalidation_outbox",
+        "relay_state",
+    ];
     let mut rows = Vec::new();
     for table in tables {
         // NULLs left out: a column an update adds reads NULL in the kept rows.
@@ -197,7 +218,10 @@ fn outbox_after(client: &mut Client, after_id: i64) -> Vec<(String, Vec<String>)
 }
 
 fn last_outbox_id(client: &mut Client) -> i64 {
-    client.query_one("SELECT coalesce(max(id), 0) FROM pitstop.invalidation_outbox", &[]).unwrap().get(0)
+    client
+        .query_one("SELECT coalesce(max(id), 0) FROM pitstop.invalidation_outbox", &[])
+        .unwrap()
+        .get(0)
 }
 
 fn row(relation: &str, tags: &[&str]) -> (String, Vec<String>) {
@@ -215,8 +239,10 @@ fn updating_an_old_version_equals_a_fresh_install_and_keeps_data_and_tracking() 
     let mut admin = cluster.connect();
     admin.batch_execute("CREATE DATABASE fresh").unwrap();
     connect(&cluster, "fresh").batch_execute("CREATE EXTENSION pitstop").unwrap();
-    let installed: String =
-        connect(&cluster, "fresh").query_one("SELECT extversion FROM pg_extension WHERE extname = 'pitstop'", &[]).unwrap().get(0);
+    let installed: String = connect(&cluster, "fresh")
+        .query_one("SELECT extversion FROM pg_extension WHERE extname = 'pitstop'", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(installed, NEW, "CREATE EXTENSION pitstop does not install this release");
     let fresh = snapshot(&cluster, "fresh");
 
@@ -225,11 +251,16 @@ fn updating_an_old_version_equals_a_fresh_install_and_keeps_data_and_tracking() 
         admin.batch_execute(&format!("CREATE DATABASE {db}")).unwrap();
         let mut c = connect(&cluster, &db);
         c.batch_execute(&format!("CREATE EXTENSION pitstop VERSION '{old}'")).unwrap();
-        c.batch_execute(OLD_DATA).unwrap_or_else(|e| panic!("{old}: writing through the old version: {e}"));
+        c.batch_execute(OLD_DATA)
+            .unwrap_or_else(|e| panic!("{old}: writing through the old version: {e}"));
         let before = kept_rows(&mut c);
 
-        c.batch_execute("ALTER EXTENSION pitstop UPDATE").unwrap_or_else(|e| panic!("ALTER EXTENSION pitstop UPDATE from {old}: {e}"));
-        let version: String = c.query_one("SELECT extversion FROM pg_extension WHERE extname = 'pitstop'", &[]).unwrap().get(0);
+        c.batch_execute("ALTER EXTENSION pitstop UPDATE")
+            .unwrap_or_else(|e| panic!("ALTER EXTENSION pitstop UPDATE from {old}: {e}"));
+        let version: String = c
+            .query_one("SELECT extversion FROM pg_extension WHERE extname = 'pitstop'", &[])
+            .unwrap()
+            .get(0);
         assert_eq!(version, NEW, "ALTER EXTENSION pitstop UPDATE from {old} stopped at {version}");
 
         let upgraded = snapshot(&cluster, &db);
@@ -253,7 +284,16 @@ fn updating_an_old_version_equals_a_fresh_install_and_keeps_data_and_tracking() 
 /// triggers replaced by argument-less ones (partitions included), writes and ALTER TABLE
 /// relayed.
 fn check_tracking_after_update(c: &mut Client, db: &str) {
-    let orders = row("public.orders", &[&format!("{db}.public.orders"), "orders-list", "back\\slash", "comma, \"quoted\"", "naïve"]);
+    let orders = row(
+        "public.orders",
+        &[
+            &format!("{db}.public.orders"),
+            "orders-list",
+            "back\\slash",
+            "comma, \"quoted\"",
+            "naïve",
+        ],
+    );
     let events = row("public.events", &[&format!("{db}.public.events")]);
     let tracked: Vec<(String, Vec<String>)> = c
         .query("SELECT format('%s.%s', relnamespace::regnamespace, relname), tags FROM pitstop.cache_tracked JOIN pg_class ON oid = relation ORDER BY 1", &[])
@@ -269,7 +309,8 @@ fn check_tracking_after_update(c: &mut Client, db: &str) {
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    let expected: Vec<(String, i16)> = ["events", "events_2025", "orders"].iter().map(|t| (t.to_string(), 0)).collect();
+    let expected: Vec<(String, i16)> =
+        ["events", "events_2025", "orders"].iter().map(|t| (t.to_string(), 0)).collect();
     assert_eq!(triggers, expected, "{db}: outbox triggers after the update");
 
     let start = last_outbox_id(c);
@@ -306,7 +347,9 @@ fn cli_and_daemon_name_the_alter_extension_for_an_older_extension() {
 
     let config = DaemonConfig::new(&dsn, "").set("postgres", "probe_interval = \"1s\"");
     let daemon = Daemon::start(&config.toml(), &[]);
-    let detail = || daemon.status()["components"]["postgres"]["detail"].as_str().unwrap_or_default().to_string();
+    let detail = || {
+        daemon.status()["components"]["postgres"]["detail"].as_str().unwrap_or_default().to_string()
+    };
     let told = poll_until(Duration::from_secs(20), || detail().contains(&expected));
     assert!(told, "daemon status against {old}: {}\n{}", daemon.status(), daemon.log());
 
@@ -315,6 +358,8 @@ fn cli_and_daemon_name_the_alter_extension_for_an_older_extension() {
     assert_eq!(code, 0, "report after the update: {out}\n{err}");
     let (code, out, err) = pitstop(&["--dsn", &dsn, "maintenance", "--dry-run"]);
     assert_eq!(code, 0, "maintenance after the update: {out}\n{err}");
-    let content = poll_until(Duration::from_secs(20), || detail() == format!("connected; extension pitstop {NEW}"));
+    let content = poll_until(Duration::from_secs(20), || {
+        detail() == format!("connected; extension pitstop {NEW}")
+    });
     assert!(content, "daemon status after the update: {}\n{}", daemon.status(), daemon.log());
 }

@@ -26,7 +26,9 @@ impl Value {
     fn as_int(self, what: &str) -> Result<i64, String> {
         match self {
             Value::Int(i) => Ok(i),
-            Value::Double(d) if d.is_finite() && d.fract() == 0.0 && d.abs() < 9.0e18 => Ok(d as i64),
+            Value::Double(d) if d.is_finite() && d.fract() == 0.0 && d.abs() < 9.0e18 => {
+                Ok(d as i64)
+            }
             Value::Double(d) => Err(format!("{what} must be an integer, got {d}")),
         }
     }
@@ -149,7 +151,9 @@ impl Parser<'_> {
 
     fn ident(&mut self) -> &str {
         let start = self.i;
-        while self.i < self.s.len() && (self.s[self.i].is_ascii_alphanumeric() || self.s[self.i] == b'_') {
+        while self.i < self.s.len()
+            && (self.s[self.i].is_ascii_alphanumeric() || self.s[self.i] == b'_')
+        {
             self.i += 1;
         }
         std::str::from_utf8(&self.s[start..self.i]).unwrap_or("")
@@ -178,19 +182,25 @@ impl Parser<'_> {
             }
             Some(c) if c.is_ascii_digit() || c == b'.' => {
                 let start = self.i;
-                while self.i < self.s.len() && (self.s[self.i].is_ascii_digit() || matches!(self.s[self.i], b'.' | b'e' | b'E')) {
+                while self.i < self.s.len()
+                    && (self.s[self.i].is_ascii_digit()
+                        || matches!(self.s[self.i], b'.' | b'e' | b'E'))
+                {
                     self.i += 1;
                 }
                 let text = std::str::from_utf8(&self.s[start..self.i]).unwrap_or("");
                 if let Ok(i) = text.parse::<i64>() {
                     Ok(Expr::Const(Value::Int(i)))
                 } else {
-                    text.parse::<f64>().map(|d| Expr::Const(Value::Double(d))).map_err(|_| format!("bad number \"{text}\" at column {column}"))
+                    text.parse::<f64>()
+                        .map(|d| Expr::Const(Value::Double(d)))
+                        .map_err(|_| format!("bad number \"{text}\" at column {column}"))
                 }
             }
             Some(c) if c.is_ascii_alphabetic() => {
                 let name = self.ident().to_string();
-                let (func, arity) = Func::of(&name).ok_or_else(|| format!("unknown function \"{name}\" at column {column}"))?;
+                let (func, arity) = Func::of(&name)
+                    .ok_or_else(|| format!("unknown function \"{name}\" at column {column}"))?;
                 if self.peek() != Some(b'(') {
                     return Err(format!("\"(\" expected after \"{name}\""));
                 }
@@ -202,13 +212,22 @@ impl Parser<'_> {
                         match self.peek() {
                             Some(b',') => self.i += 1,
                             Some(b')') => break,
-                            _ => return Err(format!("\",\" or \")\" expected in {name}() at column {}", self.i + 1)),
+                            _ => {
+                                return Err(format!(
+                                    "\",\" or \")\" expected in {name}() at column {}",
+                                    self.i + 1
+                                ))
+                            }
                         }
                     }
                 }
                 self.i += 1;
                 if !arity.contains(&args.len()) {
-                    return Err(format!("{name}() takes {} argument(s), got {}", arity.start(), args.len()));
+                    return Err(format!(
+                        "{name}() takes {} argument(s), got {}",
+                        arity.start(),
+                        args.len()
+                    ));
                 }
                 Ok(Expr::Call(func, args))
             }
@@ -310,7 +329,9 @@ fn call(func: Func, args: &[Value], rng: &mut Rng) -> Result<Value, String> {
             let (lo, hi) = bounds()?;
             let param = args[2].as_f64();
             if param <= 0.0 {
-                return Err(format!("exponential parameter must be greater than zero, got {param}"));
+                return Err(format!(
+                    "exponential parameter must be greater than zero, got {param}"
+                ));
             }
             let cut = (-param).exp();
             let uniform = 1.0 - rng.unit();
@@ -375,7 +396,15 @@ mod tests {
 
     #[test]
     fn values_are_written_as_display_writes_them() {
-        for value in [Value::Int(0), Value::Int(-5), Value::Int(i64::MIN), Value::Int(i64::MAX), Value::Double(1.5), Value::Double(-0.25), Value::Double(3.0)] {
+        for value in [
+            Value::Int(0),
+            Value::Int(-5),
+            Value::Int(i64::MIN),
+            Value::Int(i64::MAX),
+            Value::Double(1.5),
+            Value::Double(-0.25),
+            Value::Double(3.0),
+        ] {
             let mut text = String::from("x=");
             value.push_to(&mut text);
             assert_eq!(text, format!("x={value}"));
@@ -425,12 +454,15 @@ mod tests {
         // Exponential with parameter 8 over 1..=100: P(first decile) = 1 - e^-0.8 ≈ 0.55.
         let exp = parse("random_exponential(1, 100, 8)").unwrap();
         let n = 100_000;
-        let low = (0..n).filter(|_| matches!(eval(&exp, &vars, &mut rng), Ok(Value::Int(v)) if v <= 10)).count();
+        let low = (0..n)
+            .filter(|_| matches!(eval(&exp, &vars, &mut rng), Ok(Value::Int(v)) if v <= 10))
+            .count();
         let share = low as f64 / n as f64;
         assert!((share - (1.0 - (-0.8f64).exp())).abs() < 0.01, "first decile share {share}");
         // Gaussian with parameter 2.5 over 1..=100: symmetric around the middle.
         let gauss = parse("random_gaussian(1, 100, 2.5)").unwrap();
-        let mean = (0..n).map(|_| eval(&gauss, &vars, &mut rng).unwrap().as_f64()).sum::<f64>() / n as f64;
+        let mean =
+            (0..n).map(|_| eval(&gauss, &vars, &mut rng).unwrap().as_f64()).sum::<f64>() / n as f64;
         assert!((mean - 50.5).abs() < 0.5, "mean {mean}");
     }
 }

@@ -8,8 +8,8 @@ mod run;
 pub mod script;
 mod server;
 mod socket;
-mod wire;
 mod stats;
+mod wire;
 
 use crate::db::{self, conninfo::Explicit};
 use std::collections::HashSet;
@@ -19,11 +19,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Stages: --clients LO:HI --ramp R runs LO, 2·LO, 4·LO, … clients (below HI), each for an equal share of R, then holds HI clients for --duration. --clients N runs N clients for --duration.
+#[command(
+    after_help = "Stages: --clients LO:HI --ramp R runs LO, 2·LO, 4·LO, … clients (below HI), each for an equal share of R, then holds HI clients for --duration. --clients N runs N clients for --duration.
 
 Open loop: with --rate N, transactions are scheduled N per second on a fixed schedule and latency is measured from each transaction's scheduled start, not from when a client got to it: a stalled server makes the waiting transactions late, and that lateness counts (no coordinated omission). The clients bound how many run at once; what the schedule has not started by the end of the run is not run.
 
---compare FILE tests, per script, whether this run's latency is higher than the saved run's: a one-sided Mann-Whitney U test (α = 0.01) on the median latency of each 100 ms window, and the median must have moved by more than 10 %. A rank test, because latencies are skewed and heavy-tailed; windows, because single transactions in a row are not independent. Exit status 1 when a script got slower; 2 on a bad script or option.")]
+--compare FILE tests, per script, whether this run's latency is higher than the saved run's: a one-sided Mann-Whitney U test (α = 0.01) on the median latency of each 100 ms window, and the median must have moved by more than 10 %. A rank test, because latencies are skewed and heavy-tailed; windows, because single transactions in a row are not independent. Exit status 1 when a script got slower; 2 on a bad script or option."
+)]
 pub struct Args {
     /// A pgbench script file, with an optional weight (`-f file.sql@60`); repeatable. One run
     /// of a script is one transaction; scripts are picked at random by weight.
@@ -78,7 +80,9 @@ fn load_scripts(args: &Args) -> Result<Vec<script::Script>, String> {
     }
     for arg in &args.builtins {
         let (name, weight) = script::split_weight(arg)?;
-        let text = script::builtin(name).ok_or_else(|| format!("unknown built-in script \"{name}\" (tpcb-like, select-only)"))?;
+        let text = script::builtin(name).ok_or_else(|| {
+            format!("unknown built-in script \"{name}\" (tpcb-like, select-only)")
+        })?;
         scripts.push(script::parse(name, text, weight)?);
     }
     if scripts.is_empty() {
@@ -91,7 +95,13 @@ fn load_scripts(args: &Args) -> Result<Vec<script::Script>, String> {
 }
 
 pub fn parse_clients(text: &str) -> Result<(usize, usize), String> {
-    let number = |t: &str| t.trim().parse::<usize>().ok().filter(|&n| n >= 1).ok_or_else(|| format!("--clients: \"{t}\" is not a positive number"));
+    let number = |t: &str| {
+        t.trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n >= 1)
+            .ok_or_else(|| format!("--clients: \"{t}\" is not a positive number"))
+    };
     match text.split_once(':') {
         Some((lo, hi)) => {
             let (lo, hi) = (number(lo)?, number(hi)?);
@@ -107,10 +117,13 @@ pub fn parse_clients(text: &str) -> Result<(usize, usize), String> {
 fn defines(args: &Args) -> Result<expr::Vars, String> {
     let mut vars = expr::Vars::default();
     for d in &args.defines {
-        let (name, value) = d.split_once('=').ok_or_else(|| format!("-D {d}: NAME=VALUE expected"))?;
+        let (name, value) =
+            d.split_once('=').ok_or_else(|| format!("-D {d}: NAME=VALUE expected"))?;
         let value = match value.trim().parse::<i64>() {
             Ok(i) => expr::Value::Int(i),
-            Err(_) => expr::Value::Double(value.trim().parse().map_err(|_| format!("-D {d}: the value must be a number"))?),
+            Err(_) => expr::Value::Double(
+                value.trim().parse().map_err(|_| format!("-D {d}: the value must be a number"))?,
+            ),
         };
         vars.insert(name.trim().to_string(), value);
     }
@@ -137,7 +150,10 @@ pub fn command(connection: &Explicit<'_>, args: &Args, json: bool) -> ExitCode {
     }
     let baseline = match &args.compare {
         None => None,
-        Some(path) => match std::fs::read_to_string(path).map_err(|e| e.to_string()).and_then(|t| serde_json::from_str::<report::Results>(&t).map_err(|e| e.to_string())) {
+        Some(path) => match std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str::<report::Results>(&t).map_err(|e| e.to_string()))
+        {
             Ok(b) => Some(b),
             Err(e) => return fail(format!("{}: {e}", path.display())),
         },
@@ -147,7 +163,11 @@ pub fn command(connection: &Explicit<'_>, args: &Args, json: bool) -> ExitCode {
         Err(e) => return fail(e),
     };
     // One thread: a current-thread runtime, without the cross-thread wake-ups of a pool.
-    let mut builder = if args.jobs == 1 { tokio::runtime::Builder::new_current_thread() } else { tokio::runtime::Builder::new_multi_thread() };
+    let mut builder = if args.jobs == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
     if args.jobs > 1 {
         builder.worker_threads(usize::from(args.jobs));
     }
@@ -160,7 +180,8 @@ pub fn command(connection: &Explicit<'_>, args: &Args, json: bool) -> ExitCode {
             t.config.application_name("pitstop-bench");
             // A load test waits for row locks as pgbench does (the CLI's 2 s bound would fail
             // contended TPC-B updates); later -c options win.
-            let options = format!("{} -c lock_timeout=0", t.config.get_options().unwrap_or_default());
+            let options =
+                format!("{} -c lock_timeout=0", t.config.get_options().unwrap_or_default());
             t.config.options(options);
             t
         }

@@ -13,7 +13,10 @@ impl Progress {
     pub fn new(total: Duration) -> Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new(total.as_millis() as u64);
-            bar.set_style(indicatif::ProgressStyle::with_template("{bar:24} {elapsed:>4}/{duration:4} {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{bar:24} {elapsed:>4}/{duration:4} {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
             bar
         });
         Progress { bar, total }
@@ -39,8 +42,20 @@ impl Progress {
 }
 
 pub fn line(at: Duration, clients: usize, second: &Histogram<u64>, errors: u64) -> String {
-    let ms = |q: f64| if second.is_empty() { "-".to_string() } else { format!("{:.2} ms", second.value_at_quantile(q) as f64 / 1000.0) };
-    format!("{:.0} s, {clients} clients, {} tps, p50 {}, p99 {}, {errors} errors", at.as_secs_f64(), second.len(), ms(0.5), ms(0.99))
+    let ms = |q: f64| {
+        if second.is_empty() {
+            "-".to_string()
+        } else {
+            format!("{:.2} ms", second.value_at_quantile(q) as f64 / 1000.0)
+        }
+    };
+    format!(
+        "{:.0} s, {clients} clients, {} tps, p50 {}, p99 {}, {errors} errors",
+        at.as_secs_f64(),
+        second.len(),
+        ms(0.5),
+        ms(0.99)
+    )
 }
 
 #[cfg(test)]

@@ -29,7 +29,14 @@ pub struct Percentiles {
 impl Percentiles {
     pub fn of(h: &Histogram<u64>) -> Option<Percentiles> {
         let q = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
-        (!h.is_empty()).then(|| Percentiles { p50_ms: q(0.5), p90_ms: q(0.9), p95_ms: q(0.95), p99_ms: q(0.99), p999_ms: q(0.999), max_ms: h.max() as f64 / 1000.0 })
+        (!h.is_empty()).then(|| Percentiles {
+            p50_ms: q(0.5),
+            p90_ms: q(0.9),
+            p95_ms: q(0.95),
+            p99_ms: q(0.99),
+            p999_ms: q(0.999),
+            max_ms: h.max() as f64 / 1000.0,
+        })
     }
 }
 
@@ -126,9 +133,21 @@ pub fn merge_statement_times(all: Vec<StatementTimes>) -> StatementTimes {
 /// pitstop.query_latency's p50, p95, p99 (ms).
 pub type ServerView<'a> = &'a dyn Fn(&str) -> (Option<i64>, Option<f64>, [Option<f64>; 3]);
 
-pub fn build(shared: &Shared, c: &Collected, times: &StatementTimes, server: ServerView<'_>, server_note: String) -> Results {
+pub fn build(
+    shared: &Shared,
+    c: &Collected,
+    times: &StatementTimes,
+    server: ServerView<'_>,
+    server_note: String,
+) -> Results {
     let errors_where = |script: Option<usize>, stage: Option<usize>| -> u64 {
-        c.errors.iter().filter(|((sc, st, _), _)| script.is_none_or(|s| s == *sc) && stage.is_none_or(|s| s == *st)).map(|(_, n)| n).sum()
+        c.errors
+            .iter()
+            .filter(|((sc, st, _), _)| {
+                script.is_none_or(|s| s == *sc) && stage.is_none_or(|s| s == *st)
+            })
+            .map(|(_, n)| n)
+            .sum()
     };
     let stages = shared
         .stages
@@ -169,22 +188,33 @@ pub fn build(shared: &Shared, c: &Collected, times: &StatementTimes, server: Ser
                 errors: errors_where(Some(i), None),
                 latency: Percentiles::of(&h),
                 windows_us: c.windows[i].clone(),
-                histogram: h.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())).collect(),
+                histogram: h
+                    .iter_recorded()
+                    .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                    .collect(),
             }
         })
         .collect();
     let errors = c
         .errors
         .iter()
-        .map(|((script, stage, code), count)| ErrorRow { script: shared.scripts[*script].name.clone(), stage: shared.stages[*stage].name.clone(), sqlstate: code.clone(), count: *count })
+        .map(|((script, stage, code), count)| ErrorRow {
+            script: shared.scripts[*script].name.clone(),
+            stage: shared.stages[*stage].name.clone(),
+            sqlstate: code.clone(),
+            count: *count,
+        })
         .collect();
     let mut statements = Vec::new();
     for (i, script) in shared.scripts.iter().enumerate() {
         for (j, command) in script.commands.iter().enumerate() {
             let Command::Sql(statement) = command else { continue };
             let h = times.get(i).and_then(|t| t[j].as_ref());
-            let q = |q: f64| h.filter(|h| !h.is_empty()).map(|h| h.value_at_quantile(q) as f64 / 1000.0);
-            let (server_calls, server_mean_ms, [p50, p95, p99]) = server(&statement.parameterized().0);
+            let q = |q: f64| {
+                h.filter(|h| !h.is_empty()).map(|h| h.value_at_quantile(q) as f64 / 1000.0)
+            };
+            let (server_calls, server_mean_ms, [p50, p95, p99]) =
+                server(&statement.parameterized().0);
             statements.push(StatementRow {
                 script: script.name.clone(),
                 line: statement.line,
@@ -202,7 +232,17 @@ pub fn build(shared: &Shared, c: &Collected, times: &StatementTimes, server: Ser
         }
     }
     let transactions = scripts.iter().map(|s| s.transactions).sum();
-    Results { format: 1, seconds, transactions, tps: transactions as f64 / seconds.max(1e-9), stages, scripts, errors, statements, server_note }
+    Results {
+        format: 1,
+        seconds,
+        transactions,
+        tps: transactions as f64 / seconds.max(1e-9),
+        stages,
+        scripts,
+        errors,
+        statements,
+        server_note,
+    }
 }
 
 fn rows<T: Serialize>(items: &[T], drop: &[&str]) -> Vec<Map<String, Value>> {
@@ -236,8 +276,13 @@ pub fn render(results: &Results, json: bool) -> String {
         }
         return serde_json::to_string_pretty(&value).unwrap_or_default();
     }
-    let table = |rows: Vec<Map<String, Value>>, empty: &str| output::render(&rows, Style::Table { wide: false }, empty);
-    let mut out = format!("{} transactions in {:.1} s, {:.1} tps\n\nStages\n", results.transactions, results.seconds, results.tps);
+    let table = |rows: Vec<Map<String, Value>>, empty: &str| {
+        output::render(&rows, Style::Table { wide: false }, empty)
+    };
+    let mut out = format!(
+        "{} transactions in {:.1} s, {:.1} tps\n\nStages\n",
+        results.transactions, results.seconds, results.tps
+    );
     out += &table(rows(&results.stages, &[]), "no stage");
     out += "\n\nScripts (latency of the whole script: one transaction)\n";
     out += &table(rows(&results.scripts, &["windows_us", "histogram", "weight"]), "no script");
@@ -267,7 +312,9 @@ pub fn compare(baseline: &Results, current: &Results) -> Vec<Verdict> {
         .iter()
         .map(|cur| {
             let base = baseline.scripts.iter().find(|b| b.script == cur.script);
-            let p = |s: Option<&ScriptResult>, f: fn(&Percentiles) -> f64| s.and_then(|s| s.latency.as_ref()).map(f);
+            let p = |s: Option<&ScriptResult>, f: fn(&Percentiles) -> f64| {
+                s.and_then(|s| s.latency.as_ref()).map(f)
+            };
             let mut v = Verdict {
                 script: cur.script.clone(),
                 baseline_p50_ms: p(base, |l| l.p50_ms),
@@ -286,7 +333,11 @@ pub fn compare(baseline: &Results, current: &Results) -> Vec<Verdict> {
                 v.verdict = format!("too few samples (need {MIN_WINDOWS} windows on each side)");
                 return v;
             }
-            let (Some(mb), Some(mc)) = (stats::median(&base.windows_us), stats::median(&cur.windows_us)) else { unreachable!("windows are not empty") };
+            let (Some(mb), Some(mc)) =
+                (stats::median(&base.windows_us), stats::median(&cur.windows_us))
+            else {
+                unreachable!("windows are not empty")
+            };
             let change = mc / mb - 1.0;
             let slower = stats::mann_whitney_greater(&base.windows_us, &cur.windows_us);
             let faster = stats::mann_whitney_greater(&cur.windows_us, &base.windows_us);
@@ -306,9 +357,13 @@ pub fn compare(baseline: &Results, current: &Results) -> Vec<Verdict> {
 
 pub fn render_compare(verdicts: &[Verdict], json: bool) -> String {
     if json {
-        return serde_json::to_string_pretty(&json!({"test": TEST_NAME, "scripts": verdicts})).unwrap_or_default();
+        return serde_json::to_string_pretty(&json!({"test": TEST_NAME, "scripts": verdicts}))
+            .unwrap_or_default();
     }
-    format!("Compared with the baseline ({TEST_NAME})\n{}", output::render(&rows(verdicts, &[]), Style::Table { wide: false }, "no script"))
+    format!(
+        "Compared with the baseline ({TEST_NAME})\n{}",
+        output::render(&rows(verdicts, &[]), Style::Table { wide: false }, "no script")
+    )
 }
 
 #[cfg(test)]
@@ -316,14 +371,34 @@ mod tests {
     use super::*;
 
     fn result(name: &str, windows: Vec<f64>) -> Results {
-        let script = ScriptResult { script: name.into(), weight: 1, transactions: 1, tps: 1.0, errors: 0, latency: None, windows_us: windows, histogram: vec![] };
-        Results { format: 1, seconds: 1.0, transactions: 1, tps: 1.0, stages: vec![], scripts: vec![script], errors: vec![], statements: vec![], server_note: String::new() }
+        let script = ScriptResult {
+            script: name.into(),
+            weight: 1,
+            transactions: 1,
+            tps: 1.0,
+            errors: 0,
+            latency: None,
+            windows_us: windows,
+            histogram: vec![],
+        };
+        Results {
+            format: 1,
+            seconds: 1.0,
+            transactions: 1,
+            tps: 1.0,
+            stages: vec![],
+            scripts: vec![script],
+            errors: vec![],
+            statements: vec![],
+            server_note: String::new(),
+        }
     }
 
     #[test]
     fn compare_flags_a_clear_slowdown_only() {
         let mut rng = super::super::expr::Rng::new(5);
-        let mut noisy = |base: f64| (0..40).map(|_| base * (1.0 + 0.05 * rng.unit())).collect::<Vec<_>>();
+        let mut noisy =
+            |base: f64| (0..40).map(|_| base * (1.0 + 0.05 * rng.unit())).collect::<Vec<_>>();
         let baseline = result("s", noisy(10_000.0));
         let same = result("s", noisy(10_000.0));
         let slow = result("s", noisy(30_000.0));
@@ -335,8 +410,13 @@ mod tests {
         // A significant but small shift (3 %) is not called slower.
         let slight = result("s", noisy(10_300.0));
         assert_eq!(compare(&baseline, &slight)[0].verdict, "no significant change");
-        assert!(compare(&baseline, &result("s", vec![1.0; 3]))[0].verdict.starts_with("too few samples"));
-        assert_eq!(compare(&baseline, &result("other", noisy(1.0)))[0].verdict, "not in the baseline");
+        assert!(compare(&baseline, &result("s", vec![1.0; 3]))[0]
+            .verdict
+            .starts_with("too few samples"));
+        assert_eq!(
+            compare(&baseline, &result("other", noisy(1.0)))[0].verdict,
+            "not in the baseline"
+        );
     }
 
     #[test]

@@ -95,12 +95,20 @@ impl Session {
                 per_command.push(match command {
                     Command::Sql(s) => {
                         let (text, names) = s.parameterized();
-                        let failed = |e: String| format!("{}:{}: cannot prepare: {e}", script.name, s.line);
+                        let failed =
+                            |e: String| format!("{}:{}: cannot prepare: {e}", script.name, s.line);
                         let handle = match &mut self.conn {
-                            Conn::Driver(client) => Handle::Driver(client.prepare(&text).await.map_err(|e| failed(crate::db::describe_pg(&e)))?),
+                            Conn::Driver(client) => Handle::Driver(
+                                client
+                                    .prepare(&text)
+                                    .await
+                                    .map_err(|e| failed(crate::db::describe_pg(&e)))?,
+                            ),
                             Conn::Direct(wire) => {
                                 let name = format!("pitstop_{n}_{index}");
-                                wire.prepare(&name, &text).await.map_err(|e| failed(e.describe()))?;
+                                wire.prepare(&name, &text)
+                                    .await
+                                    .map_err(|e| failed(e.describe()))?;
                                 Handle::Direct(name)
                             }
                         };
@@ -116,7 +124,14 @@ impl Session {
     }
 
     /// Runs one statement of a script; rows are read and dropped, as pgbench clears its results.
-    async fn statement(&mut self, script: usize, index: usize, statement: &Statement, vars: &Vars, text: &mut TextBuffer) -> Result<(), StatementError> {
+    async fn statement(
+        &mut self,
+        script: usize,
+        index: usize,
+        statement: &Statement,
+        vars: &Vars,
+        text: &mut TextBuffer,
+    ) -> Result<(), StatementError> {
         let prepared = self.prepared.as_ref().and_then(|p| p[script][index].as_ref());
         match (&mut self.conn, prepared) {
             (Conn::Driver(client), prepared) => {
@@ -134,7 +149,9 @@ impl Session {
                     if client.is_closed() {
                         StatementError::Lost(format!("connection lost: {e}"))
                     } else {
-                        StatementError::Sql(e.code().map_or_else(|| "client".to_string(), |c| c.code().to_string()))
+                        StatementError::Sql(
+                            e.code().map_or_else(|| "client".to_string(), |c| c.code().to_string()),
+                        )
                     }
                 })
             }
@@ -182,7 +199,12 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(scripts: Vec<Script>, stages: Vec<Stage>, rate: Option<f64>, predefined: Vars) -> Shared {
+    pub fn new(
+        scripts: Vec<Script>,
+        stages: Vec<Stage>,
+        rate: Option<f64>,
+        predefined: Vars,
+    ) -> Shared {
         let total_weight = scripts.iter().map(|s| u64::from(s.weight)).sum();
         Shared { scripts, stages, rate, predefined, ticket: AtomicU64::new(0), total_weight }
     }
@@ -222,7 +244,11 @@ pub struct Event {
 struct TextParam<'a>(&'a str);
 
 impl ToSql for TextParam<'_> {
-    fn to_sql(&self, _: &Type, out: &mut bytes::BytesMut) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+    fn to_sql(
+        &self,
+        _: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
         out.extend_from_slice(self.0.as_bytes());
         Ok(IsNull::No)
     }
@@ -241,15 +267,26 @@ pub type StatementTimes = Vec<Vec<Option<Histogram<u64>>>>;
 
 /// One client: waits for its stage, then runs scripts until the end (or, with a rate, until
 /// the schedule passes the end). Latency runs from the scheduled start under `--rate`.
-pub async fn client(id: usize, mut session: Session, shared: Arc<Shared>, t0: Instant, events: mpsc::UnboundedSender<Event>) -> StatementTimes {
-    let mut times: StatementTimes = shared.scripts.iter().map(|s| vec![None; s.commands.len()]).collect();
+pub async fn client(
+    id: usize,
+    mut session: Session,
+    shared: Arc<Shared>,
+    t0: Instant,
+    events: mpsc::UnboundedSender<Event>,
+) -> StatementTimes {
+    let mut times: StatementTimes =
+        shared.scripts.iter().map(|s| vec![None; s.commands.len()]).collect();
     let Some(first) = shared.stages.iter().find(|s| s.clients > id) else {
         session.close().await;
         return times;
     };
     tokio::time::sleep_until(t0 + first.start).await;
     let end = t0 + shared.end();
-    let mut rng = Rng::new((id as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D) ^ std::process::id() as u64 ^ t0.elapsed().as_nanos() as u64);
+    let mut rng = Rng::new(
+        (id as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D)
+            ^ std::process::id() as u64
+            ^ t0.elapsed().as_nanos() as u64,
+    );
     let mut vars = shared.predefined.clone();
     vars.insert("client_id".into(), Value::Int(id as i64));
     let mut text = TextBuffer::default();
@@ -272,7 +309,16 @@ pub async fn client(id: usize, mut session: Session, shared: Arc<Shared>, t0: In
             break;
         }
         let script = shared.pick(&mut rng);
-        let outcome = run_script(&mut session, script, &shared.scripts[script], &mut vars, &mut rng, &mut text, &mut times[script]).await;
+        let outcome = run_script(
+            &mut session,
+            script,
+            &shared.scripts[script],
+            &mut vars,
+            &mut rng,
+            &mut text,
+            &mut times[script],
+        )
+        .await;
         let latency_us = scheduled.elapsed().as_micros() as u64;
         let stage = shared.stage_at(scheduled - t0);
         let fatal = matches!(&outcome, Err(Failure::Fatal(_)));
@@ -306,7 +352,8 @@ async fn run_script(
     for (index, command) in script.commands.iter().enumerate() {
         match command {
             Command::Set { name, expr } => {
-                let value = expr::eval(expr, vars, rng).map_err(|e| Failure::Fatal(format!("{}: \\set {name}: {e}", script.name)))?;
+                let value = expr::eval(expr, vars, rng)
+                    .map_err(|e| Failure::Fatal(format!("{}: \\set {name}: {e}", script.name)))?;
                 match vars.get_mut(name) {
                     Some(slot) => *slot = value,
                     None => {
@@ -336,7 +383,9 @@ async fn run_script(
                     }
                 }
                 let us = started.elapsed().as_micros() as u64;
-                let _ = times[index].get_or_insert_with(statement_histogram).record(us.clamp(1, 3_600_000_000));
+                let _ = times[index]
+                    .get_or_insert_with(statement_histogram)
+                    .record(us.clamp(1, 3_600_000_000));
             }
         }
     }
@@ -413,10 +462,18 @@ pub struct Collected {
 /// Collects events until `done` (every client has finished); prints a progress line each
 /// second. The events are taken on each window's tick, not as they come: a client's
 /// transaction wakes no other task.
-pub async fn collect(shared: Arc<Shared>, mut events: mpsc::UnboundedReceiver<Event>, t0: Instant, progress: super::progress::Progress, mut done: tokio::sync::oneshot::Receiver<()>) -> Collected {
+pub async fn collect(
+    shared: Arc<Shared>,
+    mut events: mpsc::UnboundedReceiver<Event>,
+    t0: Instant,
+    progress: super::progress::Progress,
+    mut done: tokio::sync::oneshot::Receiver<()>,
+) -> Collected {
     let (n_scripts, n_stages) = (shared.scripts.len(), shared.stages.len());
     let mut c = Collected {
-        by_script_stage: (0..n_scripts).map(|_| (0..n_stages).map(|_| histogram()).collect()).collect(),
+        by_script_stage: (0..n_scripts)
+            .map(|_| (0..n_stages).map(|_| histogram()).collect())
+            .collect(),
         errors: BTreeMap::new(),
         windows: vec![Vec::new(); n_scripts],
         elapsed: Duration::ZERO,
@@ -458,7 +515,9 @@ pub async fn collect(shared: Arc<Shared>, mut events: mpsc::UnboundedReceiver<Ev
         ticks += 1;
         if ticks.is_multiple_of(10) {
             let at = t0.elapsed();
-            let clients = shared.stages[shared.stage_at(at.min(shared.end().saturating_sub(Duration::from_millis(1))))].clients;
+            let clients = shared.stages
+                [shared.stage_at(at.min(shared.end().saturating_sub(Duration::from_millis(1))))]
+            .clients;
             progress.tick(at, clients, &second, second_errors);
             second.reset();
             second_errors = 0;
@@ -487,7 +546,10 @@ mod tests {
 
     #[test]
     fn parameters_are_the_variables_values_as_text() {
-        let vars: Vars = [("aid".to_string(), Value::Int(-42)), ("ratio".to_string(), Value::Double(0.5))].into_iter().collect();
+        let vars: Vars =
+            [("aid".to_string(), Value::Int(-42)), ("ratio".to_string(), Value::Double(0.5))]
+                .into_iter()
+                .collect();
         let mut text = TextBuffer::default();
         text.parameters(&["aid".into(), "unset".into(), "ratio".into()], &vars);
         assert_eq!(text.params().map(|p| p.0).collect::<Vec<_>>(), ["-42", "", "0.5"]);
@@ -502,12 +564,28 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async {
             let scripts = vec![super::super::script::parse("a", "SELECT 1", 1).unwrap()];
-            let shared = Arc::new(Shared::new(scripts, stages(2, 2, Duration::ZERO, Duration::from_secs(1)), None, Vars::default()));
+            let shared = Arc::new(Shared::new(
+                scripts,
+                stages(2, 2, Duration::ZERO, Duration::from_secs(1)),
+                None,
+                Vars::default(),
+            ));
             let (sender, receiver) = mpsc::unbounded_channel();
             let (done, finished) = tokio::sync::oneshot::channel();
             let t0 = Instant::now();
-            let collector = tokio::spawn(collect(shared, receiver, t0, super::super::progress::Progress::new(Duration::from_secs(1)), finished));
-            let event = |latency_us, error: Option<&str>| Event { script: 0, stage: 0, latency_us, error: error.map(String::from) };
+            let collector = tokio::spawn(collect(
+                shared,
+                receiver,
+                t0,
+                super::super::progress::Progress::new(Duration::from_secs(1)),
+                finished,
+            ));
+            let event = |latency_us, error: Option<&str>| Event {
+                script: 0,
+                stage: 0,
+                latency_us,
+                error: error.map(String::from),
+            };
             for latency in [100, 200, 300] {
                 sender.send(event(latency, None)).unwrap();
             }
@@ -535,27 +613,58 @@ mod tests {
     #[test]
     fn ramp_doubles_then_holds() {
         let s = stages(1, 4, Duration::from_secs(2), Duration::from_secs(2));
-        let summary: Vec<_> = s.iter().map(|s| (s.name.as_str(), s.clients, s.start.as_millis(), s.end.as_millis())).collect();
-        assert_eq!(summary, [("ramp 1", 1, 0, 1000), ("ramp 2", 2, 1000, 2000), ("hold", 4, 2000, 4000)]);
+        let summary: Vec<_> = s
+            .iter()
+            .map(|s| (s.name.as_str(), s.clients, s.start.as_millis(), s.end.as_millis()))
+            .collect();
+        assert_eq!(
+            summary,
+            [("ramp 1", 1, 0, 1000), ("ramp 2", 2, 1000, 2000), ("hold", 4, 2000, 4000)]
+        );
         let s = stages(1, 64, Duration::from_secs(30), Duration::from_secs(120));
         assert_eq!(s.iter().map(|s| s.clients).collect::<Vec<_>>(), [1, 2, 4, 8, 16, 32, 64]);
         assert_eq!(s[5].end, Duration::from_secs(30));
         assert_eq!(s[6].end, Duration::from_secs(150));
-        assert_eq!(stages(8, 8, Duration::ZERO, Duration::from_secs(5)), [Stage { name: "hold".into(), clients: 8, start: Duration::ZERO, end: Duration::from_secs(5) }]);
+        assert_eq!(
+            stages(8, 8, Duration::ZERO, Duration::from_secs(5)),
+            [Stage {
+                name: "hold".into(),
+                clients: 8,
+                start: Duration::ZERO,
+                end: Duration::from_secs(5)
+            }]
+        );
         // 3:10 ramps through 3 and 6, then holds at 10.
-        assert_eq!(stages(3, 10, Duration::from_secs(4), Duration::from_secs(1)).iter().map(|s| s.clients).collect::<Vec<_>>(), [3, 6, 10]);
+        assert_eq!(
+            stages(3, 10, Duration::from_secs(4), Duration::from_secs(1))
+                .iter()
+                .map(|s| s.clients)
+                .collect::<Vec<_>>(),
+            [3, 6, 10]
+        );
     }
 
     #[test]
     fn substitution_and_weights() {
-        let script = super::super::script::parse("t", "SELECT :a, ':a', :b::int, :missing;", 1).unwrap();
+        let script =
+            super::super::script::parse("t", "SELECT :a, ':a', :b::int, :missing;", 1).unwrap();
         let Command::Sql(statement) = &script.commands[0] else { panic!() };
-        let vars: Vars = [("a".to_string(), Value::Int(-5)), ("b".to_string(), Value::Double(1.5))].into_iter().collect();
+        let vars: Vars = [("a".to_string(), Value::Int(-5)), ("b".to_string(), Value::Double(1.5))]
+            .into_iter()
+            .collect();
         let mut text = String::from("left over from the last statement");
         substitute_into(&mut text, statement, &vars);
         assert_eq!(text, "SELECT -5, ':a', 1.5::int, :missing");
-        let scripts = vec![super::super::script::parse("a", "SELECT 1", 3).unwrap(), super::super::script::parse("b", "SELECT 2", 1).unwrap()];
-        let shared = Shared::new(scripts, stages(1, 1, Duration::ZERO, Duration::from_secs(1)), None, Vars::default());
+        let scripts = vec![
+            super::super::script::parse("a", "SELECT 1", 3).unwrap(),
+            super::super::script::parse("b", "SELECT 2", 1).unwrap(),
+        ];
+        let shared = Shared::new(
+            scripts,
+            stages(1, 1, Duration::ZERO, Duration::from_secs(1)),
+            None,
+            Vars::default(),
+        );
         let mut rng = Rng::new(3);
         let first = (0..40_000).filter(|_| shared.pick(&mut rng) == 0).count();
         assert!((29_000..31_000).contains(&first), "weight 3:1 gave {first} of 40000");

@@ -61,7 +61,14 @@ impl Statement {
 
     /// The statement as written, `:var` kept (for reports).
     pub fn display(&self) -> String {
-        let text: String = self.pieces.iter().map(|p| match p { Piece::Text(t) => t.clone(), Piece::Var(v) => format!(":{v}") }).collect();
+        let text: String = self
+            .pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Text(t) => t.clone(),
+                Piece::Var(v) => format!(":{v}"),
+            })
+            .collect();
         text.split_whitespace().collect::<Vec<_>>().join(" ")
     }
 }
@@ -120,7 +127,9 @@ fn meta(line: &str) -> Result<Command, String> {
     let rest = rest.trim();
     match word.to_ascii_lowercase().as_str() {
         "set" => {
-            let (name, text) = rest.split_once(char::is_whitespace).ok_or("\\set needs a variable name and an expression")?;
+            let (name, text) = rest
+                .split_once(char::is_whitespace)
+                .ok_or("\\set needs a variable name and an expression")?;
             if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
                 return Err(format!("invalid variable name \"{name}\""));
             }
@@ -132,20 +141,28 @@ fn meta(line: &str) -> Result<Command, String> {
             let amount = words.next().ok_or("\\sleep needs a duration")?;
             let amount = match amount.strip_prefix(':') {
                 Some(var) => SleepAmount::Var(var.to_string()),
-                None => SleepAmount::Const(amount.parse().map_err(|_| format!("\\sleep: \"{amount}\" is not a whole number"))?),
+                None => SleepAmount::Const(
+                    amount
+                        .parse()
+                        .map_err(|_| format!("\\sleep: \"{amount}\" is not a whole number"))?,
+                ),
             };
             let unit_us = match words.next().map(str::to_ascii_lowercase).as_deref() {
                 None | Some("s") => 1_000_000,
                 Some("ms") => 1_000,
                 Some("us") => 1,
-                Some(other) => return Err(format!("\\sleep: unknown unit \"{other}\" (us, ms or s)")),
+                Some(other) => {
+                    return Err(format!("\\sleep: unknown unit \"{other}\" (us, ms or s)"))
+                }
             };
             if let Some(extra) = words.next() {
                 return Err(format!("\\sleep: unexpected \"{extra}\""));
             }
             Ok(Command::Sleep { amount, unit_us })
         }
-        other => Err(format!("unsupported meta-command \\{other} (pitstop bench knows \\set and \\sleep)")),
+        other => Err(format!(
+            "unsupported meta-command \\{other} (pitstop bench knows \\set and \\sleep)"
+        )),
     }
 }
 
@@ -160,7 +177,13 @@ pub fn undefined_variables(script: &Script, predefined: &HashSet<String>) -> Vec
             Command::Set { expr, .. } => expr::variables(expr, &mut reads),
             Command::Sleep { amount: SleepAmount::Var(v), .. } => reads.push(v),
             Command::Sleep { .. } => {}
-            Command::Sql(s) => reads.extend(s.pieces.iter().filter_map(|p| if let Piece::Var(v) = p { Some(v.as_str()) } else { None })),
+            Command::Sql(s) => reads.extend(s.pieces.iter().filter_map(|p| {
+                if let Piece::Var(v) = p {
+                    Some(v.as_str())
+                } else {
+                    None
+                }
+            })),
         }
         for name in reads {
             if !defined.contains(name) && !missing.iter().any(|m: &String| m == name) {
@@ -232,8 +255,12 @@ impl SqlSplitter {
                         continue;
                     }
                     '$' => {
-                        let tag_end = chars[i + 1..].iter().position(|&t| !(t.is_alphanumeric() || t == '_'));
-                        if let Some(len) = tag_end.filter(|&len| chars[i + 1 + len] == '$' && !chars.get(i + 1).is_some_and(char::is_ascii_digit)) {
+                        let tag_end =
+                            chars[i + 1..].iter().position(|&t| !(t.is_alphanumeric() || t == '_'));
+                        if let Some(len) = tag_end.filter(|&len| {
+                            chars[i + 1 + len] == '$'
+                                && !chars.get(i + 1).is_some_and(char::is_ascii_digit)
+                        }) {
                             let tag: String = chars[i..i + len + 2].iter().collect();
                             self.text.push_str(&tag);
                             self.state = State::Dollar(tag);
@@ -247,7 +274,10 @@ impl SqlSplitter {
                         continue;
                     }
                     ':' if next.is_some_and(|n| n.is_ascii_alphanumeric() || n == '_') => {
-                        let len = chars[i + 1..].iter().take_while(|n| n.is_ascii_alphanumeric() || **n == '_').count();
+                        let len = chars[i + 1..]
+                            .iter()
+                            .take_while(|n| n.is_ascii_alphanumeric() || **n == '_')
+                            .count();
                         self.flush_text();
                         self.pieces.push(Piece::Var(chars[i + 1..i + 1 + len].iter().collect()));
                         i += 1 + len;
@@ -266,7 +296,9 @@ impl SqlSplitter {
                 },
                 State::Single if c == '\'' => self.state = State::Code,
                 State::Double if c == '"' => self.state = State::Code,
-                State::Dollar(tag) if chars[i..].iter().take(tag.chars().count()).copied().eq(tag.chars()) => {
+                State::Dollar(tag)
+                    if chars[i..].iter().take(tag.chars().count()).copied().eq(tag.chars()) =>
+                {
                     self.text.push_str(&tag);
                     self.state = State::Code;
                     i += tag.chars().count();
@@ -317,7 +349,9 @@ impl SqlSplitter {
             *last = trimmed;
         }
         let pieces = std::mem::take(&mut self.pieces);
-        let has_code = pieces.iter().any(|p| matches!(p, Piece::Var(_)) || matches!(p, Piece::Text(t) if !t.trim().is_empty()));
+        let has_code = pieces.iter().any(|p| {
+            matches!(p, Piece::Var(_)) || matches!(p, Piece::Text(t) if !t.trim().is_empty())
+        });
         has_code.then_some(Statement { line: self.start_line, pieces })
     }
 
@@ -331,7 +365,17 @@ mod tests {
     use super::*;
 
     fn sql(script: &Script) -> Vec<(usize, String)> {
-        script.commands.iter().filter_map(|c| if let Command::Sql(s) = c { Some((s.line, s.parameterized().0)) } else { None }).collect()
+        script
+            .commands
+            .iter()
+            .filter_map(|c| {
+                if let Command::Sql(s) = c {
+                    Some((s.line, s.parameterized().0))
+                } else {
+                    None
+                }
+            })
+            .collect()
     }
 
     #[test]
@@ -340,7 +384,10 @@ mod tests {
         assert_eq!(s.commands.len(), 11);
         let statements = sql(&s);
         assert_eq!(statements[0], (5, "BEGIN".to_string()));
-        assert_eq!(statements[1], (6, "UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2".to_string()));
+        assert_eq!(
+            statements[1],
+            (6, "UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2".to_string())
+        );
         assert_eq!(statements[5].0, 10);
         assert_eq!(statements[6], (11, "END".to_string()));
         let Command::Sql(insert) = &s.commands[9] else { panic!() };
@@ -357,7 +404,11 @@ mod tests {
         let statements = sql(&s);
         assert_eq!(statements.len(), 3);
         assert_eq!(statements[0].0, 2);
-        assert!(statements[0].1.starts_with("SELECT o.id, ':notvar', $$ a ; :nor $$"), "{}", statements[0].1);
+        assert!(
+            statements[0].1.starts_with("SELECT o.id, ':notvar', $$ a ; :nor $$"),
+            "{}",
+            statements[0].1
+        );
         assert!(statements[0].1.ends_with("WHERE id = $1::int"), "{}", statements[0].1);
         assert_eq!(s.commands[1], Command::Sleep { amount: SleepAmount::Const(5), unit_us: 1000 });
         assert_eq!(statements[1], (6, "SELECT 1".to_string()));
@@ -369,7 +420,10 @@ mod tests {
     #[test]
     fn bad_scripts_name_file_and_line() {
         let cases = [
-            ("SELECT 1;\n\\set aid random(1)\n", "bad.sql:2: \\set aid: random() takes 2 argument(s), got 1"),
+            (
+                "SELECT 1;\n\\set aid random(1)\n",
+                "bad.sql:2: \\set aid: random() takes 2 argument(s), got 1",
+            ),
             ("SELECT 1;\n\n\\set\n", "bad.sql:3: \\set needs a variable name and an expression"),
             ("\\shell ls\nSELECT 1;", "bad.sql:1: unsupported meta-command \\shell"),
             ("\\sleep 3 hours\nSELECT 1;", "bad.sql:1: \\sleep: unknown unit \"hours\""),
@@ -389,7 +443,9 @@ mod tests {
         let mut seen = 0;
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
-            let script = parse(&path.display().to_string(), &std::fs::read_to_string(&path).unwrap(), 1).unwrap();
+            let script =
+                parse(&path.display().to_string(), &std::fs::read_to_string(&path).unwrap(), 1)
+                    .unwrap();
             assert!(undefined_variables(&script, &HashSet::new()).is_empty(), "{}", path.display());
             seen += 1;
         }

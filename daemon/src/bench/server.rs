@@ -26,13 +26,26 @@ pub async fn snapshot(client: &Client) -> Result<Option<Snapshot>, String> {
         )
         .await
         .map_err(|e| format!("pg_stat_statements: {}", crate::db::describe_pg(&e)))?;
-    Ok(Some(rows.iter().map(|r| (r.get::<_, i64>(0), (r.get::<_, i64>(1), r.get::<_, f64>(2), r.get::<_, String>(3)))).collect()))
+    Ok(Some(
+        rows.iter()
+            .map(|r| {
+                (
+                    r.get::<_, i64>(0),
+                    (r.get::<_, i64>(1), r.get::<_, f64>(2), r.get::<_, String>(3)),
+                )
+            })
+            .collect(),
+    ))
 }
 
 /// pitstop.query_latency's percentiles (ms) by queryid for this database and role, None when
 /// the view is not there.
 pub async fn latency(client: &Client) -> Option<HashMap<i64, [Option<f64>; 3]>> {
-    let present = client.query_one("SELECT to_regclass('pitstop.query_latency') IS NOT NULL", &[]).await.ok()?.get::<_, bool>(0);
+    let present = client
+        .query_one("SELECT to_regclass('pitstop.query_latency') IS NOT NULL", &[])
+        .await
+        .ok()?
+        .get::<_, bool>(0);
     if !present {
         return None;
     }
@@ -67,13 +80,18 @@ pub fn normalize(text: &str) -> String {
                 }
                 out.push('?');
             }
-            '$' | ':' if chars.peek().is_some_and(|d| d.is_ascii_alphanumeric() || *d == '_') && !out.ends_with(':') => {
+            '$' | ':'
+                if chars.peek().is_some_and(|d| d.is_ascii_alphanumeric() || *d == '_')
+                    && !out.ends_with(':') =>
+            {
                 while chars.peek().is_some_and(|d| d.is_ascii_alphanumeric() || *d == '_') {
                     chars.next();
                 }
                 out.push('?');
             }
-            d if d.is_ascii_digit() && !out.chars().last().is_some_and(|p| p.is_ascii_alphanumeric() || p == '_') => {
+            d if d.is_ascii_digit()
+                && !out.chars().last().is_some_and(|p| p.is_ascii_alphanumeric() || p == '_') =>
+            {
                 while chars.peek().is_some_and(|d| d.is_ascii_digit() || *d == '.') {
                     chars.next();
                 }
@@ -114,7 +132,11 @@ pub fn delta(before: &Snapshot, after: &Snapshot, statement: &str) -> Seen {
             }
         }
     }
-    Seen { calls, mean_ms: (calls > 0).then(|| total / calls as f64), queryid: best.map(|(q, _)| q) }
+    Seen {
+        calls,
+        mean_ms: (calls > 0).then(|| total / calls as f64),
+        queryid: best.map(|(q, _)| q),
+    }
 }
 
 #[cfg(test)]
@@ -126,16 +148,25 @@ mod tests {
         let ours = "UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2";
         let theirs = "UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2";
         assert_eq!(normalize(ours), normalize(theirs));
-        assert_eq!(normalize("SELECT id FROM t1 WHERE x = 'a''b' AND y = 42 LIMIT 20;"), "select id from t1 where x = ? and y = ? limit ?");
+        assert_eq!(
+            normalize("SELECT id FROM t1 WHERE x = 'a''b' AND y = 42 LIMIT 20;"),
+            "select id from t1 where x = ? and y = ? limit ?"
+        );
         assert_eq!(normalize("select  pg_sleep(0.01)"), normalize("SELECT pg_sleep($1)"));
-        assert_eq!(normalize("SELECT x::int4 FROM t WHERE id = :id"), "select x::int4 from t where id = ?");
+        assert_eq!(
+            normalize("SELECT x::int4 FROM t WHERE id = :id"),
+            "select x::int4 from t where id = ?"
+        );
         assert_ne!(normalize("SELECT a FROM t"), normalize("SELECT b FROM t"));
     }
 
     #[test]
     fn deltas_count_only_the_run() {
         let before: Snapshot = HashMap::from([(1, (10, 5.0, "SELECT $1".to_string()))]);
-        let after: Snapshot = HashMap::from([(1, (14, 13.0, "SELECT $1".to_string())), (2, (3, 3.0, "SELECT now()".to_string()))]);
+        let after: Snapshot = HashMap::from([
+            (1, (14, 13.0, "SELECT $1".to_string())),
+            (2, (3, 3.0, "SELECT now()".to_string())),
+        ]);
         let seen = delta(&before, &after, "SELECT 1");
         assert_eq!((seen.calls, seen.mean_ms, seen.queryid), (4, Some(2.0), Some(1)));
         assert_eq!(delta(&before, &after, "SELECT 2 + 2").calls, 0);

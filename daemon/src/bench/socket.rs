@@ -17,6 +17,7 @@
 //! Unix socket, or TCP with sslmode=disable); any other goes through the driver
 //! ([`crate::db::connect`]).
 
+use super::wire::{Startup, Wire};
 use crate::db::Target;
 use anyhow::{anyhow, Context as _, Result};
 use std::io::{self, Write};
@@ -26,7 +27,6 @@ use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::unix::pipe;
 use tokio_postgres::config::{ChannelBinding, Host, SslMode, TargetSessionAttrs};
-use super::wire::{Startup, Wire};
 
 enum Socket {
     Unix(std::os::unix::net::UnixStream),
@@ -86,13 +86,21 @@ impl ReadWoken {
 }
 
 impl AsyncRead for ReadWoken {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.reader).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for ReadWoken {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         loop {
             if let Some(writer) = &mut this.blocked_write {
@@ -108,7 +116,9 @@ impl AsyncWrite for ReadWoken {
                     {
                         this.blocked_writes += 1;
                     }
-                    this.blocked_write = Some(pipe::Sender::from_owned_fd_unchecked(this.socket.as_fd().try_clone_to_owned()?)?);
+                    this.blocked_write = Some(pipe::Sender::from_owned_fd_unchecked(
+                        this.socket.as_fd().try_clone_to_owned()?,
+                    )?);
                 }
                 result => return Poll::Ready(result),
             }
@@ -128,7 +138,9 @@ impl AsyncWrite for ReadWoken {
 /// what only the driver checks: channel binding required, a session attribute to match).
 fn direct_host(target: &Target) -> Option<(Host, u16)> {
     let config = &target.config;
-    if config.get_channel_binding() == ChannelBinding::Require || config.get_target_session_attrs() != TargetSessionAttrs::Any {
+    if config.get_channel_binding() == ChannelBinding::Require
+        || config.get_target_session_attrs() != TargetSessionAttrs::Any
+    {
         return None;
     }
     let port = match config.get_ports() {
@@ -137,7 +149,11 @@ fn direct_host(target: &Target) -> Option<(Host, u16)> {
         _ => return None,
     };
     match config.get_hosts() {
-        [host] if config.get_hostaddrs().is_empty() && config.get_ssl_mode() == SslMode::Disable => Some((host.clone(), port)),
+        [host]
+            if config.get_hostaddrs().is_empty() && config.get_ssl_mode() == SslMode::Disable =>
+        {
+            Some((host.clone(), port))
+        }
         _ => None,
     }
 }
@@ -145,11 +161,13 @@ fn direct_host(target: &Target) -> Option<(Host, u16)> {
 async fn open_socket(host: &Host, port: u16) -> io::Result<Socket> {
     match host {
         Host::Unix(dir) => {
-            let stream = tokio::net::UnixStream::connect(dir.join(format!(".s.PGSQL.{port}"))).await?;
+            let stream =
+                tokio::net::UnixStream::connect(dir.join(format!(".s.PGSQL.{port}"))).await?;
             Ok(Socket::Unix(stream.into_std()?))
         }
         Host::Tcp(name) => {
-            let mut last = io::Error::new(io::ErrorKind::NotFound, format!("{name} resolves to no address"));
+            let mut last =
+                io::Error::new(io::ErrorKind::NotFound, format!("{name} resolves to no address"));
             for address in tokio::net::lookup_host((name.as_str(), port)).await? {
                 match tokio::net::TcpStream::connect(address).await {
                     Ok(stream) => {
@@ -167,7 +185,9 @@ async fn open_socket(host: &Host, port: u16) -> io::Result<Socket> {
 /// A client's session: the protocol loop of [`super::wire`] on a [`ReadWoken`] socket for a
 /// plaintext session to one host, else tokio-postgres (TLS, several hosts).
 pub async fn connect(target: &Target) -> Result<super::run::Conn> {
-    let Some((host, port)) = direct_host(target) else { return Ok(super::run::Conn::Driver(crate::db::connect(target).await?)) };
+    let Some((host, port)) = direct_host(target) else {
+        return Ok(super::run::Conn::Driver(crate::db::connect(target).await?));
+    };
     let config = &target.config;
     let user = config.get_user().ok_or_else(|| anyhow!("no user to connect as"))?;
     let startup = Startup {
@@ -183,7 +203,9 @@ pub async fn connect(target: &Target) -> Result<super::run::Conn> {
         Wire::start(stream, &startup).await.map_err(|e| anyhow!("{}", e.describe()))
     };
     let wire = match config.get_connect_timeout() {
-        Some(limit) => tokio::time::timeout(*limit, open).await.map_err(|_| anyhow!("timeout after {} s", limit.as_secs_f64()))?,
+        Some(limit) => tokio::time::timeout(*limit, open)
+            .await
+            .map_err(|_| anyhow!("timeout after {} s", limit.as_secs_f64()))?,
         None => open.await,
     }
     .context("cannot connect to PostgreSQL")?;
@@ -200,15 +222,27 @@ mod tests {
         let target = |conninfo: &str, ssl: SslMode| {
             let mut config: tokio_postgres::Config = conninfo.parse().unwrap();
             config.ssl_mode(ssl);
-            Target { config, tls: crate::db::tls::TlsSettings::from_params(&Default::default(), None).unwrap() }
+            Target {
+                config,
+                tls: crate::db::tls::TlsSettings::from_params(&Default::default(), None).unwrap(),
+            }
         };
-        assert_eq!(direct_host(&target("host=/tmp port=5433", SslMode::Disable)), Some((Host::Unix("/tmp".into()), 5433)));
-        assert_eq!(direct_host(&target("host=db.example", SslMode::Disable)), Some((Host::Tcp("db.example".into()), 5432)));
+        assert_eq!(
+            direct_host(&target("host=/tmp port=5433", SslMode::Disable)),
+            Some((Host::Unix("/tmp".into()), 5433))
+        );
+        assert_eq!(
+            direct_host(&target("host=db.example", SslMode::Disable)),
+            Some((Host::Tcp("db.example".into()), 5432))
+        );
         assert_eq!(direct_host(&target("host=db.example", SslMode::Prefer)), None);
         assert_eq!(direct_host(&target("host=a,b", SslMode::Disable)), None);
         assert_eq!(direct_host(&target("host=a hostaddr=127.0.0.1", SslMode::Disable)), None);
         assert_eq!(direct_host(&target("host=a channel_binding=require", SslMode::Disable)), None);
-        assert_eq!(direct_host(&target("host=a target_session_attrs=read-write", SslMode::Disable)), None);
+        assert_eq!(
+            direct_host(&target("host=a target_session_attrs=read-write", SslMode::Disable)),
+            None
+        );
     }
 
     /// The epoll interest masks registered for `fd` in this process (from /proc/self/fdinfo;
@@ -235,7 +269,10 @@ mod tests {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
         ours.set_nonblocking(true).unwrap();
         theirs.set_nonblocking(true).unwrap();
-        (ReadWoken::new(Socket::Unix(ours)).unwrap(), tokio::net::UnixStream::from_std(theirs).unwrap())
+        (
+            ReadWoken::new(Socket::Unix(ours)).unwrap(),
+            tokio::net::UnixStream::from_std(theirs).unwrap(),
+        )
     }
 
     /// The point of it all: the session's socket is registered for readability and not for
@@ -247,11 +284,21 @@ mod tests {
             let (ours, theirs) = pair();
             use std::os::fd::AsRawFd;
             let masks = epoll_masks(ours.reader.as_raw_fd());
-            assert!(!masks.is_empty() && masks.iter().all(|m| m & (EPOLLIN | EPOLLOUT) == EPOLLIN), "{masks:x?}");
-            assert!(epoll_masks(ours.socket.as_fd().as_raw_fd()).is_empty(), "the written socket is not registered");
+            assert!(
+                !masks.is_empty() && masks.iter().all(|m| m & (EPOLLIN | EPOLLOUT) == EPOLLIN),
+                "{masks:x?}"
+            );
+            assert!(
+                epoll_masks(ours.socket.as_fd().as_raw_fd()).is_empty(),
+                "the written socket is not registered"
+            );
             // What tokio's own sockets do (and why this module exists).
             let masks = epoll_masks(theirs.as_raw_fd());
-            assert!(!masks.is_empty() && masks.iter().all(|m| m & (EPOLLIN | EPOLLOUT) == EPOLLIN | EPOLLOUT), "{masks:x?}");
+            assert!(
+                !masks.is_empty()
+                    && masks.iter().all(|m| m & (EPOLLIN | EPOLLOUT) == EPOLLIN | EPOLLOUT),
+                "{masks:x?}"
+            );
         });
     }
 
@@ -283,7 +330,12 @@ mod tests {
                 theirs.read_exact(&mut got).await.unwrap();
                 (theirs, got)
             };
-            let (mut ours, (mut theirs, got)) = tokio::time::timeout(std::time::Duration::from_secs(20), async { tokio::join!(writer, reader) }).await.expect("the blocked write finished");
+            let (mut ours, (mut theirs, got)) =
+                tokio::time::timeout(std::time::Duration::from_secs(20), async {
+                    tokio::join!(writer, reader)
+                })
+                .await
+                .expect("the blocked write finished");
             assert!(got == big, "the bytes arrive whole and in order");
             assert!(ours.blocked_writes > 0, "the write did block");
             assert!(ours.blocked_write.is_none(), "writability deregistered after the write");

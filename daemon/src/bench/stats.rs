@@ -9,7 +9,8 @@ pub fn mann_whitney_greater(baseline: &[f64], current: &[f64]) -> f64 {
     if baseline.is_empty() || current.is_empty() {
         return 1.0;
     }
-    let mut all: Vec<(f64, bool)> = baseline.iter().map(|&v| (v, false)).chain(current.iter().map(|&v| (v, true))).collect();
+    let mut all: Vec<(f64, bool)> =
+        baseline.iter().map(|&v| (v, false)).chain(current.iter().map(|&v| (v, true))).collect();
     all.sort_by(|a, b| a.0.total_cmp(&b.0));
     let n = all.len();
     let (mut rank_sum_current, mut tie_term) = (0.0, 0.0);
@@ -42,9 +43,16 @@ pub fn normal_sf(z: f64) -> f64 {
     let x = z / std::f64::consts::SQRT_2;
     let erfc = |x: f64| {
         let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
-        let poly = t * (0.254_829_592 + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+        let poly = t
+            * (0.254_829_592
+                + t * (-0.284_496_736
+                    + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
         let e = poly * (-x * x).exp();
-        if x >= 0.0 { e } else { 2.0 - e }
+        if x >= 0.0 {
+            e
+        } else {
+            2.0 - e
+        }
     };
     erfc(x) / 2.0
 }

@@ -49,7 +49,9 @@ fn server_error(body: &ErrorResponseBody) -> WireError {
             b'C' => code = String::from_utf8_lossy(field.value_bytes()).into_owned(),
             // 'V' is never localized; 'S' is, and older servers send only it.
             b'V' => severity = String::from_utf8_lossy(field.value_bytes()).into_owned(),
-            b'S' if severity.is_empty() => severity = String::from_utf8_lossy(field.value_bytes()).into_owned(),
+            b'S' if severity.is_empty() => {
+                severity = String::from_utf8_lossy(field.value_bytes()).into_owned()
+            }
             b'M' => message = String::from_utf8_lossy(field.value_bytes()).into_owned(),
             _ => {}
         }
@@ -87,7 +89,12 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Wire<S> {
     /// Starts the session: the startup message, authentication, then the server's parameters
     /// until it is ready for a query.
     pub async fn start(stream: S, startup: &Startup<'_>) -> Result<Wire<S>, WireError> {
-        let mut wire = Wire { stream, read: BytesMut::with_capacity(8192), write: BytesMut::with_capacity(1024), extended: false };
+        let mut wire = Wire {
+            stream,
+            read: BytesMut::with_capacity(8192),
+            write: BytesMut::with_capacity(1024),
+            extended: false,
+        };
         let mut parameters = vec![("client_encoding", "UTF8"), ("user", startup.user)];
         parameters.extend(startup.database.map(|d| ("database", d)));
         parameters.extend(startup.options.map(|o| ("options", o)));
@@ -106,7 +113,9 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Wire<S> {
     }
 
     async fn authenticate(&mut self, startup: &Startup<'_>) -> Result<(), WireError> {
-        let password = || startup.password.ok_or_else(|| WireError::Lost("the server asks for a password and none was given (password=, PGPASSWORD or the password file)".into()));
+        let password = || {
+            startup.password.ok_or_else(|| WireError::Lost("the server asks for a password and none was given (password=, PGPASSWORD or the password file)".into()))
+        };
         let mut scram: Option<sasl::ScramSha256> = None;
         let mut server_proved_itself = false;
         loop {
@@ -169,15 +178,21 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Wire<S> {
             if let Some(header) = self.read.get(1..5) {
                 let length = u32::from_be_bytes(header.try_into().expect("four bytes")) as usize;
                 if length > MAX_MESSAGE_BYTES {
-                    return Err(WireError::Lost(format!("protocol error: the server announced a message of {length} bytes")));
+                    return Err(WireError::Lost(format!(
+                        "protocol error: the server announced a message of {length} bytes"
+                    )));
                 }
             }
-            if let Some(message) = Message::parse(&mut self.read).map_err(|e| WireError::Lost(format!("protocol error: {e}")))? {
+            if let Some(message) = Message::parse(&mut self.read)
+                .map_err(|e| WireError::Lost(format!("protocol error: {e}")))?
+            {
                 return Ok(message);
             }
             self.read.reserve(8192);
             if self.stream.read_buf(&mut self.read).await.map_err(lost)? == 0 {
-                return Err(WireError::Lost("connection lost: the server closed the connection".into()));
+                return Err(WireError::Lost(
+                    "connection lost: the server closed the connection".into(),
+                ));
             }
         }
     }
@@ -195,7 +210,8 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Wire<S> {
                 // COPY … FROM STDIN waits for data a bench script has none of: refuse it, so
                 // the server ends the statement with an error instead of waiting for ever.
                 Ok(Message::CopyInResponse(_)) => {
-                    frontend::copy_fail("pitstop bench sends no COPY data", &mut self.write).map_err(lost)?;
+                    frontend::copy_fail("pitstop bench sends no COPY data", &mut self.write)
+                        .map_err(lost)?;
                     if self.extended {
                         // The Sync sent with the request is ignored during COPY.
                         frontend::sync(&mut self.write);
@@ -237,7 +253,11 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Wire<S> {
     }
 
     /// Runs the prepared statement `name` with these text parameters (Bind, Execute, Sync).
-    pub async fn execute<'p>(&mut self, name: &str, params: impl Iterator<Item = &'p str>) -> Result<(), WireError> {
+    pub async fn execute<'p>(
+        &mut self,
+        name: &str,
+        params: impl Iterator<Item = &'p str>,
+    ) -> Result<(), WireError> {
         encode_execute(name, params, &mut self.write)?;
         self.extended = true;
         self.request().await
@@ -258,7 +278,11 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Wire<S> {
 }
 
 /// Bind (text parameters, text results), Execute (all rows), Sync.
-fn encode_execute<'p>(name: &str, params: impl Iterator<Item = &'p str>, buf: &mut BytesMut) -> Result<(), WireError> {
+fn encode_execute<'p>(
+    name: &str,
+    params: impl Iterator<Item = &'p str>,
+    buf: &mut BytesMut,
+) -> Result<(), WireError> {
     let bound = frontend::bind(
         "",
         name,
@@ -272,7 +296,9 @@ fn encode_execute<'p>(name: &str, params: impl Iterator<Item = &'p str>, buf: &m
         buf,
     );
     if bound.is_err() {
-        return Err(WireError::Lost("a statement's parameters do not fit in a Bind message".into()));
+        return Err(WireError::Lost(
+            "a statement's parameters do not fit in a Bind message".into(),
+        ));
     }
     frontend::execute("", 0, buf).map_err(lost)?;
     frontend::sync(buf);
@@ -327,7 +353,13 @@ mod tests {
     }
 
     fn startup<'a>(password: Option<&'a [u8]>) -> Startup<'a> {
-        Startup { user: "alice", database: Some("app"), application_name: Some("pitstop-bench"), options: Some("-c lock_timeout=0"), password }
+        Startup {
+            user: "alice",
+            database: Some("app"),
+            application_name: Some("pitstop-bench"),
+            options: Some("-c lock_timeout=0"),
+            password,
+        }
     }
 
     #[tokio::test]
@@ -337,7 +369,21 @@ mod tests {
             let (_, body) = read_frontend(&mut server, true).await;
             let text = String::from_utf8_lossy(&body[4..]).to_string();
             let pairs: Vec<&str> = text.split('\0').filter(|s| !s.is_empty()).collect();
-            assert_eq!(pairs, ["client_encoding", "UTF8", "user", "alice", "database", "app", "options", "-c lock_timeout=0", "application_name", "pitstop-bench"]);
+            assert_eq!(
+                pairs,
+                [
+                    "client_encoding",
+                    "UTF8",
+                    "user",
+                    "alice",
+                    "database",
+                    "app",
+                    "options",
+                    "-c lock_timeout=0",
+                    "application_name",
+                    "pitstop-bench"
+                ]
+            );
             server.write_all(&auth(5, &[1, 2, 3, 4])).await.unwrap();
             let (tag, body) = read_frontend(&mut server, false).await;
             assert_eq!(tag, b'p');
@@ -370,13 +416,23 @@ mod tests {
         let (client, mut server) = tokio::io::duplex(1 << 16);
         let server_side = async move {
             read_frontend(&mut server, true).await;
-            server.write_all(&error("FATAL", "28P01", "password authentication failed for user \"alice\"")).await.unwrap();
+            server
+                .write_all(&error(
+                    "FATAL",
+                    "28P01",
+                    "password authentication failed for user \"alice\"",
+                ))
+                .await
+                .unwrap();
             server
         };
         let start = startup(Some(b"x"));
         let (wire, _server) = tokio::join!(Wire::start(client, &start), server_side);
         let Err(e) = wire else { panic!("started") };
-        assert_eq!(e.describe(), "password authentication failed for user \"alice\" (SQLSTATE 28P01)");
+        assert_eq!(
+            e.describe(),
+            "password authentication failed for user \"alice\" (SQLSTATE 28P01)"
+        );
     }
 
     /// Bind names the statement, carries each parameter as text and asks for text results;
@@ -409,7 +465,8 @@ mod tests {
     #[tokio::test]
     async fn errors_are_read_to_ready_for_query_and_a_fatal_end_is_lost() {
         let (client, mut server) = tokio::io::duplex(1 << 16);
-        let mut wire = Wire { stream: client, read: BytesMut::new(), write: BytesMut::new(), extended: false };
+        let mut wire =
+            Wire { stream: client, read: BytesMut::new(), write: BytesMut::new(), extended: false };
         let mut answer = message(b'T', &[0, 0]);
         answer.extend(message(b'D', &[0, 0]));
         answer.extend(message(b'N', b"\0"));
@@ -422,7 +479,10 @@ mod tests {
         let (first, rest) = answer.split_at(answer.len() - 9);
         server.write_all(first).await.unwrap();
         let e = wire.query("SELECT 1/0").await.unwrap_err();
-        assert!(matches!(&e, WireError::Server { code, severity, .. } if code == "22012" && severity == "ERROR"), "{e:?}");
+        assert!(
+            matches!(&e, WireError::Server { code, severity, .. } if code == "22012" && severity == "ERROR"),
+            "{e:?}"
+        );
         let (tag, body) = read_frontend(&mut server, false).await;
         assert_eq!((tag, &body[..]), (b'Q', &b"SELECT 1/0\0"[..]));
         let writer = async {
@@ -434,7 +494,14 @@ mod tests {
         let (ok, mut server) = tokio::join!(wire.query("SELECT 1"), writer);
         assert_eq!(ok, Ok(()));
 
-        server.write_all(&error("FATAL", "57P01", "terminating connection due to administrator command")).await.unwrap();
+        server
+            .write_all(&error(
+                "FATAL",
+                "57P01",
+                "terminating connection due to administrator command",
+            ))
+            .await
+            .unwrap();
         drop(server);
         let e = wire.execute("s0_1", std::iter::empty()).await.unwrap_err();
         assert_eq!(e, WireError::Lost("connection lost: terminating connection due to administrator command (SQLSTATE 57P01)".into()));
@@ -455,14 +522,17 @@ mod tests {
         };
         let start = startup(Some(b"secret"));
         let (wire, _server) = tokio::join!(Wire::start(client, &start), server_side);
-        assert!(matches!(wire, Err(WireError::Lost(why)) if why.contains("without its final message")));
+        assert!(
+            matches!(wire, Err(WireError::Lost(why)) if why.contains("without its final message"))
+        );
     }
 
     /// A length field of 4 GB is an error, not an allocation.
     #[tokio::test]
     async fn an_absurd_message_length_is_a_protocol_error() {
         let (client, mut server) = tokio::io::duplex(1 << 16);
-        let mut wire = Wire { stream: client, read: BytesMut::new(), write: BytesMut::new(), extended: false };
+        let mut wire =
+            Wire { stream: client, read: BytesMut::new(), write: BytesMut::new(), extended: false };
         server.write_all(&[b'D', 0xff, 0xff, 0xff, 0xff]).await.unwrap();
         let e = wire.query("SELECT 1").await.unwrap_err();
         assert!(matches!(&e, WireError::Lost(why) if why.contains("4294967295 bytes")), "{e:?}");
@@ -475,7 +545,12 @@ mod tests {
     async fn copy_from_stdin_is_refused_instead_of_waiting() {
         for extended in [false, true] {
             let (client, mut server) = tokio::io::duplex(1 << 16);
-            let mut wire = Wire { stream: client, read: BytesMut::new(), write: BytesMut::new(), extended: false };
+            let mut wire = Wire {
+                stream: client,
+                read: BytesMut::new(),
+                write: BytesMut::new(),
+                extended: false,
+            };
             let server_side = async move {
                 read_frontend(&mut server, false).await;
                 if extended {
@@ -489,16 +564,27 @@ mod tests {
                 if extended {
                     assert_eq!(read_frontend(&mut server, false).await.0, b'S');
                 }
-                let mut answer = error("ERROR", "57014", "COPY from stdin failed: pitstop bench sends no COPY data");
+                let mut answer = error(
+                    "ERROR",
+                    "57014",
+                    "COPY from stdin failed: pitstop bench sends no COPY data",
+                );
                 answer.extend(ready());
                 server.write_all(&answer).await.unwrap();
                 server
             };
             let request = async {
-                if extended { wire.execute("s0_1", std::iter::empty()).await } else { wire.query("COPY t FROM STDIN").await }
+                if extended {
+                    wire.execute("s0_1", std::iter::empty()).await
+                } else {
+                    wire.query("COPY t FROM STDIN").await
+                }
             };
             let (outcome, _server) = tokio::join!(request, server_side);
-            assert!(matches!(&outcome, Err(WireError::Server { code, .. }) if code == "57014"), "{outcome:?}");
+            assert!(
+                matches!(&outcome, Err(WireError::Server { code, .. }) if code == "57014"),
+                "{outcome:?}"
+            );
         }
     }
 }

@@ -83,7 +83,13 @@ pub struct Thresholds {
 
 impl Default for Thresholds {
     fn default() -> Thresholds {
-        Thresholds { vacuum_dead_ratio: 0.2, vacuum_min_dead: 1000, analyze_mod_ratio: 0.1, reindex_bloat_pct: 30.0, reindex_min_bytes: 10 << 20 }
+        Thresholds {
+            vacuum_dead_ratio: 0.2,
+            vacuum_min_dead: 1000,
+            analyze_mod_ratio: 0.1,
+            reindex_bloat_pct: 30.0,
+            reindex_min_bytes: 10 << 20,
+        }
     }
 }
 
@@ -178,12 +184,23 @@ fn ratio(x: &f64) -> Result<(), String> {
 pub fn read(l: &mut Loader) -> MaintenanceConfig {
     let enabled = l.get("maintenance.enabled", true);
     let timezone = l.checked("maintenance.timezone", "UTC".to_string(), |name| {
-        name.parse::<Tz>().map(|_| ()).map_err(|_| format!("{name:?} is not a time zone: use \"UTC\" or an IANA name such as \"Europe/Paris\""))
+        name.parse::<Tz>().map(|_| ()).map_err(|_| {
+            format!(
+                "{name:?} is not a time zone: use \"UTC\" or an IANA name such as \"Europe/Paris\""
+            )
+        })
     });
     let timezone = timezone.parse::<Tz>().unwrap_or(Tz::UTC);
-    let statement_timeout = l.checked("maintenance.statement_timeout", Duration::from_secs(3600), positive);
+    let statement_timeout =
+        l.checked("maintenance.statement_timeout", Duration::from_secs(3600), positive);
     let lock_timeout = l.checked("maintenance.lock_timeout", Duration::from_secs(5), positive);
-    let retries = l.checked("maintenance.retries", 2u32, |n| if *n <= 10 { Ok(()) } else { Err(format!("{n} is outside 0..=10")) });
+    let retries = l.checked("maintenance.retries", 2u32, |n| {
+        if *n <= 10 {
+            Ok(())
+        } else {
+            Err(format!("{n} is outside 0..=10"))
+        }
+    });
     let retry_delay = l.checked("maintenance.retry_delay", Duration::from_secs(30), positive);
 
     let count = l.entries("maintenance.jobs", DEFAULT_JOBS);
@@ -198,51 +215,77 @@ pub fn read(l: &mut Loader) -> MaintenanceConfig {
             }
         });
         if !name.is_empty() && jobs.iter().any(|j| j.name == name) {
-            l.error(&key("name"), format!("{name:?} is used by another job: job names must be unique"));
+            l.error(
+                &key("name"),
+                format!("{name:?} is used by another job: job names must be unique"),
+            );
         }
         let kind_names = JobKind::NAMES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ");
-        let kind = required(l, &key("kind"), &format!("one of {kind_names}"), |k| match JobKind::NAMES.iter().any(|(n, _)| n == k) {
-            true => Ok(()),
-            false => Err(format!("{k:?} is not one of {kind_names}")),
+        let kind = required(l, &key("kind"), &format!("one of {kind_names}"), |k| {
+            match JobKind::NAMES.iter().any(|(n, _)| n == k) {
+                true => Ok(()),
+                false => Err(format!("{k:?} is not one of {kind_names}")),
+            }
         });
         let kind = JobKind::NAMES.iter().find(|(n, _)| *n == kind).map(|(_, k)| *k);
         let job_enabled = l.get(&key("enabled"), true);
-        let schedule = required(l, &key("schedule"), "a cron expression such as \"0 3 * * *\"", |s| Cron::parse(s).map(|_| ()));
-        let window = l.checked(&key("window"), String::new(), |w| if w.is_empty() { Ok(()) } else { Window::parse(w).map(|_| ()) });
+        let schedule =
+            required(l, &key("schedule"), "a cron expression such as \"0 3 * * *\"", |s| {
+                Cron::parse(s).map(|_| ())
+            });
+        let window = l.checked(&key("window"), String::new(), |w| {
+            if w.is_empty() {
+                Ok(())
+            } else {
+                Window::parse(w).map(|_| ())
+            }
+        });
         let defaults = Thresholds::default();
         let mut job = JobConfig {
             name,
             kind: kind.unwrap_or(JobKind::Snapshot),
             enabled: job_enabled,
-            schedule: Cron::parse(&schedule).unwrap_or_else(|_| Cron::parse("@yearly").expect("valid")),
+            schedule: Cron::parse(&schedule)
+                .unwrap_or_else(|_| Cron::parse("@yearly").expect("valid")),
             window: Window::parse(&window).ok(),
             max_actions: 0,
             thresholds: defaults,
             retention: Vec::new(),
         };
         let actions = |l: &mut Loader, default: u32| {
-            l.checked(&key("max_actions"), default, |n| if (1..=10_000).contains(n) { Ok(()) } else { Err(format!("{n} is outside 1..=10000")) })
+            l.checked(&key("max_actions"), default, |n| {
+                if (1..=10_000).contains(n) {
+                    Ok(())
+                } else {
+                    Err(format!("{n} is outside 1..=10000"))
+                }
+            })
         };
         let t = &mut job.thresholds;
         match kind {
             Some(JobKind::Vacuum) => {
                 job.max_actions = actions(l, 20);
-                t.vacuum_dead_ratio = l.checked(&key("dead_ratio"), defaults.vacuum_dead_ratio, ratio);
+                t.vacuum_dead_ratio =
+                    l.checked(&key("dead_ratio"), defaults.vacuum_dead_ratio, ratio);
                 t.vacuum_min_dead = l.get(&key("min_dead"), defaults.vacuum_min_dead);
             }
             Some(JobKind::Analyze) => {
                 job.max_actions = actions(l, 50);
-                t.analyze_mod_ratio = l.checked(&key("mod_ratio"), defaults.analyze_mod_ratio, ratio);
+                t.analyze_mod_ratio =
+                    l.checked(&key("mod_ratio"), defaults.analyze_mod_ratio, ratio);
             }
             Some(JobKind::Reindex) => {
                 job.max_actions = actions(l, 5);
-                t.reindex_bloat_pct = l.checked(&key("bloat_pct"), defaults.reindex_bloat_pct, |p| {
-                    if *p > 0.0 && *p < 100.0 {
-                        Ok(())
-                    } else {
-                        Err(format!("{p} is outside 0..100 (a percentage of the index that is bloat)"))
-                    }
-                });
+                t.reindex_bloat_pct =
+                    l.checked(&key("bloat_pct"), defaults.reindex_bloat_pct, |p| {
+                        if *p > 0.0 && *p < 100.0 {
+                            Ok(())
+                        } else {
+                            Err(format!(
+                                "{p} is outside 0..100 (a percentage of the index that is bloat)"
+                            ))
+                        }
+                    });
                 t.reindex_min_bytes = l.get(&key("min_bytes"), defaults.reindex_min_bytes);
             }
             Some(JobKind::Prune) => {
@@ -255,21 +298,42 @@ pub fn read(l: &mut Loader) -> MaintenanceConfig {
                 });
                 job.retention = HistoryTable::ALL
                     .iter()
-                    .map(|t| (*t, overrides.0.iter().find(|(o, _)| o == t).map_or(keep, |(_, d)| *d)))
+                    .map(|t| {
+                        (*t, overrides.0.iter().find(|(o, _)| o == t).map_or(keep, |(_, d)| *d))
+                    })
                     .collect();
             }
             Some(JobKind::Snapshot) | None => {}
         }
         jobs.push(job);
     }
-    MaintenanceConfig { enabled, timezone, statement_timeout, lock_timeout, retries, retry_delay, jobs }
+    MaintenanceConfig {
+        enabled,
+        timezone,
+        statement_timeout,
+        lock_timeout,
+        retries,
+        retry_delay,
+        jobs,
+    }
 }
 
 /// A string key every job must have: an error when it is missing or empty (once: not again
 /// when the value given was rejected by `check`).
-fn required(l: &mut Loader, path: &str, what: &str, check: impl Fn(&String) -> Result<(), String>) -> String {
+fn required(
+    l: &mut Loader,
+    path: &str,
+    what: &str,
+    check: impl Fn(&String) -> Result<(), String>,
+) -> String {
     let rejected = std::cell::Cell::new(false);
-    let value = l.checked(path, String::new(), |v| if v.is_empty() { Ok(()) } else { check(v).inspect_err(|_| rejected.set(true)) });
+    let value = l.checked(path, String::new(), |v| {
+        if v.is_empty() {
+            Ok(())
+        } else {
+            check(v).inspect_err(|_| rejected.set(true))
+        }
+    });
     if value.is_empty() && !rejected.get() {
         l.error(path, format!("is required: {what}"));
     }
@@ -286,13 +350,21 @@ impl Setting for Retention {
         let names: Vec<&str> = HistoryTable::ALL.iter().map(|t| t.name()).collect();
         let table = match raw {
             Raw::Toml(toml::Value::Table(t)) => t,
-            Raw::Toml(other) => return Err(format!("expected a table such as {{ host_metrics = \"7d\" }}, found a TOML {}", other.type_str())),
+            Raw::Toml(other) => {
+                return Err(format!(
+                    "expected a table such as {{ host_metrics = \"7d\" }}, found a TOML {}",
+                    other.type_str()
+                ))
+            }
             Raw::Env(_) => return Err("set per-table retention in the file".into()),
         };
         let mut out = Vec::new();
         for (name, value) in table {
             let Some(t) = HistoryTable::ALL.iter().find(|t| t.name() == name) else {
-                return Err(format!("{name:?} is not a history table: one of {}", names.join(", ")));
+                return Err(format!(
+                    "{name:?} is not a history table: one of {}",
+                    names.join(", ")
+                ));
             };
             let d = Duration::parse(Raw::Toml(value)).map_err(|e| format!("{name}: {e}"))?;
             out.push((*t, d));
@@ -309,7 +381,8 @@ mod tests {
     use crate::config::Config;
 
     fn parse(text: &str) -> Result<Config, Vec<String>> {
-        Config::parse(text, "test.toml", Default::default()).map_err(|errors| errors.iter().map(|e| e.to_string()).collect())
+        Config::parse(text, "test.toml", Default::default())
+            .map_err(|errors| errors.iter().map(|e| e.to_string()).collect())
     }
 
     #[test]
@@ -323,8 +396,14 @@ mod tests {
         assert_eq!(vacuum.window.unwrap().to_string(), "01:00-05:00");
         assert_eq!(vacuum.max_actions, 20);
         let prune = c.job("prune").unwrap();
-        assert!(prune.retention.iter().all(|(_, d)| d.as_secs() == 30 * 86400) && prune.retention.len() == 4);
-        assert!(parse("[maintenance]\njobs = []\n").unwrap().maintenance.jobs.is_empty(), "jobs = [] turns the defaults off");
+        assert!(
+            prune.retention.iter().all(|(_, d)| d.as_secs() == 30 * 86400)
+                && prune.retention.len() == 4
+        );
+        assert!(
+            parse("[maintenance]\njobs = []\n").unwrap().maintenance.jobs.is_empty(),
+            "jobs = [] turns the defaults off"
+        );
     }
 
     #[test]
@@ -343,7 +422,9 @@ mod tests {
         assert_eq!(c.plan_thresholds().vacuum_min_dead, 10);
         assert_eq!(c.plan_thresholds().analyze_mod_ratio, 0.1, "no analyze job: the default");
         let p = c.job("p").unwrap();
-        let days = |name: &str| p.retention.iter().find(|(t, _)| t.name() == name).unwrap().1.as_secs() / 86400;
+        let days = |name: &str| {
+            p.retention.iter().find(|(t, _)| t.name() == name).unwrap().1.as_secs() / 86400
+        };
         assert_eq!((days("alerts"), days("host_metrics")), (90, 7));
     }
 
@@ -382,7 +463,11 @@ mod tests {
         assert_eq!(errors.len(), 14, "{joined}");
         let backwards = parse("[[maintenance.jobs]]\nname = \"n\"\nkind = \"analyze\"\nschedule = \"0 23 * * *\"\nwindow = \"23:00-01:00\"\n")
             .unwrap_err();
-        assert!(backwards[0].starts_with("maintenance.jobs[0].window: \"23:00-01:00\" ends before it starts"), "{backwards:?}");
+        assert!(
+            backwards[0]
+                .starts_with("maintenance.jobs[0].window: \"23:00-01:00\" ends before it starts"),
+            "{backwards:?}"
+        );
         let night = parse("[[maintenance.jobs]]\nname = \"n\"\nkind = \"analyze\"\nschedule = \"0 23 * * *\"\nwindow = \"23:00-01:00+1\"\n");
         assert!(night.is_ok(), "{night:?}");
     }

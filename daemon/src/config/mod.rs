@@ -14,8 +14,8 @@ mod values;
 
 pub use source::ConfigError;
 use source::{Loader, Shown};
-pub use values::{AllowedHosts, OptionalPath, Password, PgDsn, RedisUrls};
 use values::Choice;
+pub use values::{AllowedHosts, OptionalPath, Password, PgDsn, RedisUrls};
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -127,8 +127,11 @@ pub enum Profile {
 }
 
 impl Choice for Profile {
-    const NAMES: &'static [(&'static str, Self)] =
-        &[("balanced", Profile::Balanced), ("low-overhead", Profile::LowOverhead), ("aggressive", Profile::Aggressive)];
+    const NAMES: &'static [(&'static str, Self)] = &[
+        ("balanced", Profile::Balanced),
+        ("low-overhead", Profile::LowOverhead),
+        ("aggressive", Profile::Aggressive),
+    ];
 }
 
 impl Profile {
@@ -193,7 +196,8 @@ pub enum LogFormat {
 }
 
 impl Choice for LogFormat {
-    const NAMES: &'static [(&'static str, Self)] = &[("plain", LogFormat::Plain), ("json", LogFormat::Json)];
+    const NAMES: &'static [(&'static str, Self)] =
+        &[("plain", LogFormat::Plain), ("json", LogFormat::Json)];
 }
 
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9247);
@@ -225,8 +229,16 @@ impl Config {
         let p = profile.defaults();
         let postgres = PostgresConfig {
             dsn: l.get("postgres.dsn", PgDsn::default()),
-            connect_timeout: l.checked("postgres.connect_timeout", Duration::from_secs(5), positive),
-            statement_timeout: l.checked("postgres.statement_timeout", Duration::from_secs(5), positive),
+            connect_timeout: l.checked(
+                "postgres.connect_timeout",
+                Duration::from_secs(5),
+                positive,
+            ),
+            statement_timeout: l.checked(
+                "postgres.statement_timeout",
+                Duration::from_secs(5),
+                positive,
+            ),
             lock_timeout: l.checked("postgres.lock_timeout", Duration::from_secs(1), positive),
             probe_interval: l.profiled("postgres.probe_interval", p.probe_interval, positive),
         };
@@ -235,7 +247,9 @@ impl Config {
             cluster: l.get("redis.cluster", false),
             password: l.get("redis.password", Password::default()),
             tls_ca_file: l.checked("redis.tls_ca_file", OptionalPath::default(), |p| match &p.0 {
-                Some(path) => std::fs::metadata(path).map(|_| ()).map_err(|e| format!("cannot read {}: {e}", path.display())),
+                Some(path) => std::fs::metadata(path)
+                    .map(|_| ())
+                    .map_err(|e| format!("cannot read {}: {e}", path.display())),
                 None => Ok(()),
             }),
             tls_insecure: l.get("redis.tls_insecure", false),
@@ -272,20 +286,28 @@ impl Config {
         let log = LogConfig {
             format: l.get("log.format", LogFormat::Plain),
             level: l.checked("log.level", "info".to_string(), |level| {
-                tracing_subscriber::EnvFilter::try_new(level).map(|_| ()).map_err(|e| format!("{level:?} is not a log level or filter: {e}"))
+                tracing_subscriber::EnvFilter::try_new(level)
+                    .map(|_| ())
+                    .map_err(|e| format!("{level:?} is not a log level or filter: {e}"))
             }),
         };
         let (monitor, alerts) = monitor::read(l, &p);
         let maintenance = maintenance::read(l);
         let report = ReportConfig {
-            statement_timeout: Some(l.get("report.statement_timeout", crate::db::CLI_STATEMENT_TIMEOUT)).filter(|d| !d.is_zero()),
-            exact_statement_timeout: Some(l.get("report.exact_statement_timeout", Duration::ZERO)).filter(|d| !d.is_zero()),
+            statement_timeout: Some(
+                l.get("report.statement_timeout", crate::db::CLI_STATEMENT_TIMEOUT),
+            )
+            .filter(|d| !d.is_zero()),
+            exact_statement_timeout: Some(l.get("report.exact_statement_timeout", Duration::ZERO))
+                .filter(|d| !d.is_zero()),
         };
 
         if redis.url.expose().len() > 1 && !redis.cluster {
             l.error("redis.url", "several URLs are only allowed with redis.cluster = true");
         }
-        if redis.url.expose().iter().any(|u| u.contains("+unix") || u.starts_with("unix")) && redis.cluster {
+        if redis.url.expose().iter().any(|u| u.contains("+unix") || u.starts_with("unix"))
+            && redis.cluster
+        {
             l.error("redis.url", "a Redis Cluster is reached over TCP, not a Unix socket");
         }
         if (redis.tls_ca_file.0.is_some() || redis.tls_insecure) && !redis.url.uses_tls() {
@@ -294,13 +316,35 @@ impl Config {
         if reconnect.initial_delay > reconnect.max_delay {
             l.error("reconnect.initial_delay", "must not exceed reconnect.max_delay");
         }
-        Config { profile, postgres, redis, relay, reconnect, http, log, monitor, alerts, maintenance, report, shown: Vec::new(), file: None }
+        Config {
+            profile,
+            postgres,
+            redis,
+            relay,
+            reconnect,
+            http,
+            log,
+            monitor,
+            alerts,
+            maintenance,
+            report,
+            shown: Vec::new(),
+            file: None,
+        }
     }
 
     /// Parses `text` (the file's contents, empty without a file) with `env` overrides.
-    pub fn parse(text: &str, file_name: &str, env: BTreeMap<String, String>) -> Result<Config, Vec<ConfigError>> {
+    pub fn parse(
+        text: &str,
+        file_name: &str,
+        env: BTreeMap<String, String>,
+    ) -> Result<Config, Vec<ConfigError>> {
         let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            vec![ConfigError { path: file_name.to_string(), env: None, message: format!("not valid TOML: {}", e.to_string().trim()) }]
+            vec![ConfigError {
+                path: file_name.to_string(),
+                env: None,
+                message: format!("not valid TOML: {}", e.to_string().trim()),
+            }]
         })?;
         let mut loader = Loader::new(table, env);
         let mut config = Config::read(&mut loader);
@@ -326,11 +370,16 @@ impl Config {
         };
         let text = match &file {
             Some(p) => std::fs::read_to_string(p).map_err(|e| {
-                vec![ConfigError { path: p.display().to_string(), env: None, message: format!("cannot read the configuration file: {e}") }]
+                vec![ConfigError {
+                    path: p.display().to_string(),
+                    env: None,
+                    message: format!("cannot read the configuration file: {e}"),
+                }]
             })?,
             None => String::new(),
         };
-        let name = file.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "(no file)".into());
+        let name =
+            file.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "(no file)".into());
         let mut config = Config::parse(&text, &name, process_env())?;
         config.file = file;
         Ok(config)
@@ -342,14 +391,22 @@ impl Config {
             Some(p) => format!("file {}", p.display()),
             None => "no file: built-in defaults".to_string(),
         };
-        source::render(&self.shown, &format!("pitstop effective configuration ({source}, profile {})", self.profile.name()))
+        source::render(
+            &self.shown,
+            &format!("pitstop effective configuration ({source}, profile {})", self.profile.name()),
+        )
     }
 
     /// Key paths whose effective value differs from `other`'s (secrets compared masked, so a
     /// changed password shows under its URL or DSN only if the rest changed too).
     pub fn changed_keys(&self, other: &Config) -> Vec<String> {
-        let old: BTreeMap<&str, &toml::Value> = other.shown.iter().map(|s| (s.path.as_str(), &s.value)).collect();
-        self.shown.iter().filter(|s| old.get(s.path.as_str()) != Some(&&s.value)).map(|s| s.path.clone()).collect()
+        let old: BTreeMap<&str, &toml::Value> =
+            other.shown.iter().map(|s| (s.path.as_str(), &s.value)).collect();
+        self.shown
+            .iter()
+            .filter(|s| old.get(s.path.as_str()) != Some(&&s.value))
+            .map(|s| s.path.clone())
+            .collect()
     }
 
     /// Why the relay does not run under this configuration, if it does not.
@@ -391,7 +448,11 @@ pub fn check_command(path: Option<&Path>) -> ExitCode {
 }
 
 pub fn report_errors(errors: &[ConfigError]) {
-    eprintln!("error: invalid configuration ({} problem{}):", errors.len(), if errors.len() == 1 { "" } else { "s" });
+    eprintln!(
+        "error: invalid configuration ({} problem{}):",
+        errors.len(),
+        if errors.len() == 1 { "" } else { "s" }
+    );
     for e in errors {
         eprintln!("  {e}");
     }
@@ -403,7 +464,8 @@ mod tests {
 
     fn parse(text: &str, env: &[(&str, &str)]) -> Result<Config, Vec<String>> {
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Config::parse(text, "test.toml", env).map_err(|errors| errors.iter().map(|e| e.to_string()).collect())
+        Config::parse(text, "test.toml", env)
+            .map_err(|errors| errors.iter().map(|e| e.to_string()).collect())
     }
 
     #[test]
@@ -427,7 +489,10 @@ mod tests {
         assert_eq!(low.relay.poll_interval, Duration::from_secs(5));
         let text = low.render();
         let line = text.lines().find(|l| l.starts_with("poll_interval")).unwrap();
-        assert!(line.starts_with("poll_interval = \"5s\"") && line.ends_with("# from the profile"), "{text}");
+        assert!(
+            line.starts_with("poll_interval = \"5s\"") && line.ends_with("# from the profile"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -438,7 +503,13 @@ mod tests {
         )
         .unwrap_err();
         let joined = errors.join("\n");
-        for expected in ["profile: \"turbo\" is not one of balanced, low-overhead, aggressive", "redis.url: ", "relay.batch_sise: unknown key", "relay.poll_interval: \"fast\" is not a duration", "http.listen: bad port 99999"] {
+        for expected in [
+            "profile: \"turbo\" is not one of balanced, low-overhead, aggressive",
+            "redis.url: ",
+            "relay.batch_sise: unknown key",
+            "relay.poll_interval: \"fast\" is not a duration",
+            "http.listen: bad port 99999",
+        ] {
             assert!(joined.contains(expected), "missing {expected:?} in:\n{joined}");
         }
         assert_eq!(errors.len(), 5, "{joined}");
@@ -446,10 +517,16 @@ mod tests {
 
     #[test]
     fn environment_overrides_and_their_errors() {
-        let c = parse("[http]\nlisten = \"127.0.0.1:1\"\n", &[("PITSTOP_HTTP_LISTEN", "127.0.0.1:2"), ("PITSTOP_REDIS_URL", "redis://h:1")]).unwrap();
+        let c = parse(
+            "[http]\nlisten = \"127.0.0.1:1\"\n",
+            &[("PITSTOP_HTTP_LISTEN", "127.0.0.1:2"), ("PITSTOP_REDIS_URL", "redis://h:1")],
+        )
+        .unwrap();
         assert_eq!(c.http.listen.port(), 2);
         assert_eq!(c.redis.url.expose(), ["redis://h:1"]);
-        let errors = parse("", &[("PITSTOP_HTTP_LISTEN", "nonsense"), ("PITSTOP_RELAY_BATCHSIZE", "1")]).unwrap_err();
+        let errors =
+            parse("", &[("PITSTOP_HTTP_LISTEN", "nonsense"), ("PITSTOP_RELAY_BATCHSIZE", "1")])
+                .unwrap_err();
         assert_eq!(
             errors,
             [
@@ -467,7 +544,9 @@ mod tests {
         assert!(parse("[redis]\nurl = \"redis://a:1,redis://b:2\"\ncluster = true\n", &[]).is_ok());
         let tls = parse("[redis]\nurl = \"redis://a:1\"\ntls_insecure = true\n", &[]).unwrap_err();
         assert!(tls[0].contains("need a rediss:// URL"), "{tls:?}");
-        assert!(parse("[relay]\nbatch_size = 0\n", &[]).unwrap_err()[0].contains("outside 1..=100000"));
+        assert!(
+            parse("[relay]\nbatch_size = 0\n", &[]).unwrap_err()[0].contains("outside 1..=100000")
+        );
         assert!(parse("[log]\nlevel = \"loud=[\"\n", &[]).unwrap_err()[0].starts_with("log.level:"));
     }
 
@@ -475,7 +554,10 @@ mod tests {
     fn syntax_errors_name_the_file_and_line() {
         let errors = parse("[http\nlisten = 1", &[]).unwrap_err();
         assert_eq!(errors.len(), 1);
-        assert!(errors[0].starts_with("test.toml: not valid TOML") && errors[0].contains("line 1"), "{errors:?}");
+        assert!(
+            errors[0].starts_with("test.toml: not valid TOML") && errors[0].contains("line 1"),
+            "{errors:?}"
+        );
     }
 
     #[test]
@@ -487,7 +569,10 @@ mod tests {
         .unwrap();
         let text = c.render();
         assert!(!text.contains("secret"), "{text}");
-        assert!(text.contains("password=********") && text.contains("redis://:********@cache:6379"), "{text}");
+        assert!(
+            text.contains("password=********") && text.contains("redis://:********@cache:6379"),
+            "{text}"
+        );
         // What check-config prints is itself a valid configuration (secrets aside).
         assert!(parse(&text, &[]).is_ok(), "{text}");
         assert!(!format!("{c:?}").contains("secret"));
@@ -498,10 +583,18 @@ mod tests {
         let example = include_str!("../../pitstop.example.toml");
         let documented = parse(example, &[]).unwrap();
         let defaults = parse("", &[]).unwrap();
-        assert_eq!(documented.changed_keys(&defaults), Vec::<String>::new(), "the example must show the defaults");
+        assert_eq!(
+            documented.changed_keys(&defaults),
+            Vec::<String>::new(),
+            "the example must show the defaults"
+        );
         let table: toml::Table = example.parse().unwrap();
         for s in &defaults.shown {
-            assert!(source::lookup(&table, &s.path).is_some(), "{} is not in pitstop.example.toml", s.path);
+            assert!(
+                source::lookup(&table, &s.path).is_some(),
+                "{} is not in pitstop.example.toml",
+                s.path
+            );
         }
     }
 
@@ -510,7 +603,9 @@ mod tests {
         let a = parse("", &[]).unwrap();
         let b = parse("profile = \"aggressive\"\n[log]\nlevel = \"debug\"\n", &[]).unwrap();
         let changed = b.changed_keys(&a);
-        assert!(changed.contains(&"profile".to_string()) && changed.contains(&"log.level".to_string()));
+        assert!(
+            changed.contains(&"profile".to_string()) && changed.contains(&"log.level".to_string())
+        );
         assert!(changed.contains(&"relay.poll_interval".to_string()));
         assert!(!changed.contains(&"http.listen".to_string()));
     }

@@ -53,8 +53,12 @@ pub enum Comparison {
 }
 
 impl Choice for Comparison {
-    const NAMES: &'static [(&'static str, Self)] =
-        &[(">", Comparison::Above), (">=", Comparison::AtLeast), ("<", Comparison::Below), ("<=", Comparison::AtMost)];
+    const NAMES: &'static [(&'static str, Self)] = &[
+        (">", Comparison::Above),
+        (">=", Comparison::AtLeast),
+        ("<", Comparison::Below),
+        ("<=", Comparison::AtMost),
+    ];
 }
 
 impl Comparison {
@@ -80,7 +84,11 @@ pub enum Severity {
 }
 
 impl Choice for Severity {
-    const NAMES: &'static [(&'static str, Self)] = &[("info", Severity::Info), ("warning", Severity::Warning), ("critical", Severity::Critical)];
+    const NAMES: &'static [(&'static str, Self)] = &[
+        ("info", Severity::Info),
+        ("warning", Severity::Warning),
+        ("critical", Severity::Critical),
+    ];
 }
 
 impl Severity {
@@ -104,16 +112,24 @@ impl Setting for Labels {
                 .iter()
                 .map(|(k, v)| match v {
                     toml::Value::String(s) => Ok((k.clone(), s.clone())),
-                    other => Err(format!("label {k:?}: expected a string, found a TOML {}", other.type_str())),
+                    other => Err(format!(
+                        "label {k:?}: expected a string, found a TOML {}",
+                        other.type_str()
+                    )),
                 })
                 .collect::<Result<_, _>>()
                 .map(Labels),
-            Raw::Toml(other) => Err(format!("expected a table of strings such as {{ mount = \"/\" }}, found a TOML {}", other.type_str())),
+            Raw::Toml(other) => Err(format!(
+                "expected a table of strings such as {{ mount = \"/\" }}, found a TOML {}",
+                other.type_str()
+            )),
             Raw::Env(_) => Err("labels cannot be set from the environment".into()),
         }
     }
     fn show(&self) -> toml::Value {
-        toml::Value::Table(self.0.iter().map(|(k, v)| (k.clone(), toml::Value::String(v.clone()))).collect())
+        toml::Value::Table(
+            self.0.iter().map(|(k, v)| (k.clone(), toml::Value::String(v.clone()))).collect(),
+        )
     }
 }
 
@@ -213,9 +229,17 @@ pub(super) fn read(l: &mut Loader, p: &ProfileDefaults) -> (MonitorConfig, Alert
             }
         }),
     };
-    for (key, span) in [("monitor.window", monitor.window), ("monitor.growth_window", monitor.growth_window)] {
+    for (key, span) in
+        [("monitor.window", monitor.window), ("monitor.growth_window", monitor.growth_window)]
+    {
         if span < monitor.sample_interval * 4 {
-            l.error(key, format!("must hold at least 4 samples of monitor.sample_interval ({})", humantime::format_duration(monitor.sample_interval)));
+            l.error(
+                key,
+                format!(
+                    "must hold at least 4 samples of monitor.sample_interval ({})",
+                    humantime::format_duration(monitor.sample_interval)
+                ),
+            );
         }
     }
 
@@ -227,18 +251,35 @@ pub(super) fn read(l: &mut Loader, p: &ProfileDefaults) -> (MonitorConfig, Alert
         }
     });
     let webhook_timeout = l.checked("alerts.webhook_timeout", Duration::from_secs(5), positive);
-    let webhook_retries = l.checked("alerts.webhook_retries", 3u32, |n| if *n <= 20 { Ok(()) } else { Err(format!("{n} is more than 20")) });
+    let webhook_retries = l.checked("alerts.webhook_retries", 3u32, |n| {
+        if *n <= 20 {
+            Ok(())
+        } else {
+            Err(format!("{n} is more than 20"))
+        }
+    });
     let mut rules = Vec::new();
     for i in 0..l.entries("alerts.rules", DEFAULT_RULES) {
         let key = |name: &str| format!("alerts.rules[{i}].{name}");
         let rule = Rule {
             name: l.checked(&key("name"), String::new(), super::non_empty),
-            metric: l.checked(&key("metric"), String::new(), |m| match catalog::rule_metric_of(m) {
-                Some(_) => Ok(()),
-                None => Err(format!("unknown metric {m:?}; valid metrics: {}", catalog::rule_metric_names().join(", "))),
+            metric: l.checked(&key("metric"), String::new(), |m| {
+                match catalog::rule_metric_of(m) {
+                    Some(_) => Ok(()),
+                    None => Err(format!(
+                        "unknown metric {m:?}; valid metrics: {}",
+                        catalog::rule_metric_names().join(", ")
+                    )),
+                }
             }),
             comparison: l.get(&key("comparison"), Comparison::Above),
-            threshold: l.checked(&key("threshold"), 0.0, |t| if *t < 0.0 { Err(format!("{t} is negative; every metric is zero or more")) } else { Ok(()) }),
+            threshold: l.checked(&key("threshold"), 0.0, |t| {
+                if *t < 0.0 {
+                    Err(format!("{t} is negative; every metric is zero or more"))
+                } else {
+                    Ok(())
+                }
+            }),
             for_: l.get(&key("for"), Duration::ZERO),
             severity: l.get(&key("severity"), Severity::Warning),
             labels: l.get(&key("labels"), Labels::default()),
@@ -248,7 +289,12 @@ pub(super) fn read(l: &mut Loader, p: &ProfileDefaults) -> (MonitorConfig, Alert
         }
         rules.push(rule);
     }
-    let alerts = AlertsConfig { webhook_url: Some(webhook_url).filter(|u| !u.is_empty()), webhook_timeout, webhook_retries, rules };
+    let alerts = AlertsConfig {
+        webhook_url: Some(webhook_url).filter(|u| !u.is_empty()),
+        webhook_timeout,
+        webhook_retries,
+        rules,
+    };
     (monitor, alerts)
 }
 
@@ -258,19 +304,40 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Config, Vec<String>> {
-        Config::parse(text, "test.toml", BTreeMap::new()).map_err(|errors| errors.iter().map(|e| e.to_string()).collect())
+        Config::parse(text, "test.toml", BTreeMap::new())
+            .map_err(|errors| errors.iter().map(|e| e.to_string()).collect())
     }
 
     #[test]
     fn defaults_come_from_the_profile_and_include_the_default_rules() {
         let c = parse("").unwrap();
         assert_eq!(c.monitor.sample_interval, Duration::from_secs(15));
-        assert_eq!(parse("profile = \"aggressive\"").unwrap().monitor.sample_interval, Duration::from_secs(5));
-        assert_eq!(parse("profile = \"low-overhead\"").unwrap().monitor.sample_interval, Duration::from_secs(60));
+        assert_eq!(
+            parse("profile = \"aggressive\"").unwrap().monitor.sample_interval,
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            parse("profile = \"low-overhead\"").unwrap().monitor.sample_interval,
+            Duration::from_secs(60)
+        );
         let names: Vec<&str> = c.alerts.rules.iter().map(|r| r.name.as_str()).collect();
-        assert_eq!(names, ["cpu", "memory", "disk", "connections", "xid_wraparound", "replication_lag", "memory_growth"]);
+        assert_eq!(
+            names,
+            [
+                "cpu",
+                "memory",
+                "disk",
+                "connections",
+                "xid_wraparound",
+                "replication_lag",
+                "memory_growth"
+            ]
+        );
         let cpu = &c.alerts.rules[0];
-        assert_eq!((cpu.comparison, cpu.threshold, cpu.for_, cpu.severity), (Comparison::Above, 80.0, Duration::from_secs(300), Severity::Warning));
+        assert_eq!(
+            (cpu.comparison, cpu.threshold, cpu.for_, cpu.severity),
+            (Comparison::Above, 80.0, Duration::from_secs(300), Severity::Warning)
+        );
         assert!(parse("[alerts]\nrules = []\n").unwrap().alerts.rules.is_empty());
         assert_eq!(c.alerts.webhook_url, None);
     }
@@ -280,10 +347,17 @@ mod tests {
         let c = parse("[[alerts.rules]]\nname = \"root disk\"\nmetric = \"disk_percent\"\ncomparison = \">=\"\nthreshold = 95\nfor = \"30s\"\nseverity = \"critical\"\nlabels = { mount = \"/\" }\n").unwrap();
         assert_eq!(c.alerts.rules.len(), 1);
         let r = &c.alerts.rules[0];
-        assert_eq!((r.comparison, r.threshold, r.for_), (Comparison::AtLeast, 95.0, Duration::from_secs(30)));
+        assert_eq!(
+            (r.comparison, r.threshold, r.for_),
+            (Comparison::AtLeast, 95.0, Duration::from_secs(30))
+        );
         assert_eq!(r.labels.0.get("mount").map(String::as_str), Some("/"));
         let text = c.render();
-        assert!(text.contains("[[alerts.rules]]\nname = \"root disk\"") && text.contains("labels = { mount = \"/\" }"), "{text}");
+        assert!(
+            text.contains("[[alerts.rules]]\nname = \"root disk\"")
+                && text.contains("labels = { mount = \"/\" }"),
+            "{text}"
+        );
         assert!(parse(&text).is_ok(), "the effective configuration parses back:\n{text}");
     }
 
@@ -316,8 +390,14 @@ mod tests {
     fn intervals_are_checked() {
         let errors = parse("[monitor]\nsample_interval = \"10s\"\nwindow = \"20s\"\ngrowth_min_r2 = 1.5\ngrowth_min_slope = 0\n").unwrap_err();
         assert!(errors[0].starts_with("monitor.growth_min_r2: 1.5 is outside 0..=1"), "{errors:?}");
-        assert!(errors[1].starts_with("monitor.growth_min_slope: must be greater than zero"), "{errors:?}");
-        assert!(errors[2].starts_with("monitor.window: must hold at least 4 samples"), "{errors:?}");
+        assert!(
+            errors[1].starts_with("monitor.growth_min_slope: must be greater than zero"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[2].starts_with("monitor.window: must hold at least 4 samples"),
+            "{errors:?}"
+        );
         assert_eq!(errors.len(), 3, "{errors:?}");
     }
 

@@ -81,24 +81,41 @@ impl Loader {
             toml::Value::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
                     if !item.is_table() {
-                        self.error(&format!("{path}[{i}]"), format!("expected a table ([[{path}]]), found a TOML {}", item.type_str()));
+                        self.error(
+                            &format!("{path}[{i}]"),
+                            format!(
+                                "expected a table ([[{path}]]), found a TOML {}",
+                                item.type_str()
+                            ),
+                        );
                     }
                 }
                 items.len()
             }
             other => {
-                self.error(path, format!("expected an array of tables ([[{path}]]), found a TOML {}", other.type_str()));
+                self.error(
+                    path,
+                    format!(
+                        "expected an array of tables ([[{path}]]), found a TOML {}",
+                        other.type_str()
+                    ),
+                );
                 0
             }
         };
         if from_defaults {
-            let section = self.file.entry(section).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let section =
+                self.file.entry(section).or_insert_with(|| toml::Value::Table(toml::Table::new()));
             if let Some(table) = section.as_table_mut() {
                 table.insert(key.to_string(), value);
             }
         }
         if count == 0 {
-            self.shown.push(Shown { path: path.to_string(), value: toml::Value::Array(Vec::new()), origin: Origin::Default });
+            self.shown.push(Shown {
+                path: path.to_string(),
+                value: toml::Value::Array(Vec::new()),
+                origin: Origin::Default,
+            });
         }
         count
     }
@@ -109,20 +126,39 @@ impl Loader {
     }
 
     /// Like `get`, with a check of the parsed value (ranges, non-empty, …).
-    pub fn checked<T: Setting>(&mut self, path: &str, default: T, check: impl Fn(&T) -> Result<(), String>) -> T {
+    pub fn checked<T: Setting>(
+        &mut self,
+        path: &str,
+        default: T,
+        check: impl Fn(&T) -> Result<(), String>,
+    ) -> T {
         self.read(path, default, Origin::Default, check)
     }
 
     /// Like `checked`, for settings whose default comes from the profile.
-    pub fn profiled<T: Setting>(&mut self, path: &str, default: T, check: impl Fn(&T) -> Result<(), String>) -> T {
+    pub fn profiled<T: Setting>(
+        &mut self,
+        path: &str,
+        default: T,
+        check: impl Fn(&T) -> Result<(), String>,
+    ) -> T {
         self.read(path, default, Origin::Profile, check)
     }
 
-    fn read<T: Setting>(&mut self, path: &str, default: T, default_origin: Origin, check: impl Fn(&T) -> Result<(), String>) -> T {
+    fn read<T: Setting>(
+        &mut self,
+        path: &str,
+        default: T,
+        default_origin: Origin,
+        check: impl Fn(&T) -> Result<(), String>,
+    ) -> T {
         let env = env_name(path);
         let file_value = lookup(&self.file, path);
         let env_value = if path.contains('[') { None } else { self.env.get(&env) };
-        let list_default = self.lists.iter().any(|(list, defaulted)| *defaulted && path.starts_with(&format!("{list}[")));
+        let list_default = self
+            .lists
+            .iter()
+            .any(|(list, defaulted)| *defaulted && path.starts_with(&format!("{list}[")));
         let (raw, origin) = match (env_value, file_value) {
             (Some(text), _) => (Some(Raw::Env(text)), Origin::Env(env.clone())),
             (None, Some(value)) if list_default => (Some(Raw::Toml(value)), Origin::Default),
@@ -155,7 +191,8 @@ impl Loader {
     /// `PITSTOP_<SECTION>_*` variables included.
     pub fn finish(mut self) -> Result<Vec<Shown>, Vec<ConfigError>> {
         let known: Vec<&str> = self.shown.iter().map(|s| s.path.as_str()).collect();
-        let sections: Vec<&str> = known.iter().filter_map(|p| p.split_once('.').map(|(s, _)| s)).collect();
+        let sections: Vec<&str> =
+            known.iter().filter_map(|p| p.split_once('.').map(|(s, _)| s)).collect();
         let mut unknown = Vec::new();
         for (key, value) in &self.file {
             match value {
@@ -163,27 +200,47 @@ impl Loader {
                     for (inner, inner_value) in table {
                         let path = format!("{key}.{inner}");
                         if self.lists.iter().any(|(list, _)| *list == path) {
-                            let items = inner_value.as_array().map(Vec::as_slice).unwrap_or_default();
+                            let items =
+                                inner_value.as_array().map(Vec::as_slice).unwrap_or_default();
                             for (i, item) in items.iter().enumerate() {
-                                for field in item.as_table().map(|t| t.keys().collect()).unwrap_or_else(Vec::new) {
+                                for field in item
+                                    .as_table()
+                                    .map(|t| t.keys().collect())
+                                    .unwrap_or_else(Vec::new)
+                                {
                                     let item_path = format!("{path}[{i}].{field}");
                                     if !known.contains(&item_path.as_str()) {
-                                        unknown.push(ConfigError { path: item_path, env: None, message: "unknown key".into() });
+                                        unknown.push(ConfigError {
+                                            path: item_path,
+                                            env: None,
+                                            message: "unknown key".into(),
+                                        });
                                     }
                                 }
                             }
                         } else if !known.contains(&path.as_str()) {
-                            unknown.push(ConfigError { path, env: None, message: "unknown key".into() });
+                            unknown.push(ConfigError {
+                                path,
+                                env: None,
+                                message: "unknown key".into(),
+                            });
                         }
                     }
                 }
                 _ if sections.contains(&key.as_str()) => unknown.push(ConfigError {
                     path: key.clone(),
                     env: None,
-                    message: format!("expected a table ([{key}]), found a TOML {}", value.type_str()),
+                    message: format!(
+                        "expected a table ([{key}]), found a TOML {}",
+                        value.type_str()
+                    ),
                 }),
                 _ if known.contains(&key.as_str()) => {}
-                _ => unknown.push(ConfigError { path: key.clone(), env: None, message: "unknown key".into() }),
+                _ => unknown.push(ConfigError {
+                    path: key.clone(),
+                    env: None,
+                    message: "unknown key".into(),
+                }),
             }
         }
         for name in self.env.keys() {
@@ -272,7 +329,10 @@ mod tests {
 
     #[test]
     fn environment_beats_file_beats_default() {
-        let mut l = loader("[http]\nenabled = false\nlisten = \"127.0.0.1:1\"\n", &[("PITSTOP_HTTP_LISTEN", "127.0.0.1:2")]);
+        let mut l = loader(
+            "[http]\nenabled = false\nlisten = \"127.0.0.1:1\"\n",
+            &[("PITSTOP_HTTP_LISTEN", "127.0.0.1:2")],
+        );
         assert!(!l.get("http.enabled", true));
         assert_eq!(l.get("http.listen", "x".to_string()), "127.0.0.1:2");
         assert_eq!(l.get("http.other", 7u32), 7);
@@ -311,14 +371,20 @@ mod tests {
     fn a_section_must_be_a_table() {
         let mut l = loader("http = 5\n", &[]);
         l.get("http.listen", String::new());
-        assert_eq!(l.finish().unwrap_err()[0].to_string(), "http: expected a table ([http]), found a TOML integer");
+        assert_eq!(
+            l.finish().unwrap_err()[0].to_string(),
+            "http: expected a table ([http]), found a TOML integer"
+        );
     }
 
-    const RULE_DEFAULTS: &str = "[[alerts.rules]]\nname = \"cpu\"\n[[alerts.rules]]\nname = \"memory\"\n";
+    const RULE_DEFAULTS: &str =
+        "[[alerts.rules]]\nname = \"cpu\"\n[[alerts.rules]]\nname = \"memory\"\n";
 
     fn read_rules(l: &mut Loader) -> Vec<String> {
         l.get("alerts.webhook", String::new());
-        (0..l.entries("alerts.rules", RULE_DEFAULTS)).map(|i| l.get(&format!("alerts.rules[{i}].name"), String::new())).collect()
+        (0..l.entries("alerts.rules", RULE_DEFAULTS))
+            .map(|i| l.get(&format!("alerts.rules[{i}].name"), String::new()))
+            .collect()
     }
 
     #[test]
@@ -329,7 +395,10 @@ mod tests {
         assert!(shown.iter().all(|s| s.origin == Origin::Default), "{shown:?}");
         let text = render(&shown, "effective");
         assert!(text.contains("[alerts]\nwebhook = \"\"\n\n[[alerts.rules]]\nname = \"cpu\"\n\n[[alerts.rules]]\nname = \"memory\""), "{text}");
-        assert_eq!(text.parse::<toml::Table>().unwrap()["alerts"]["rules"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            text.parse::<toml::Table>().unwrap()["alerts"]["rules"].as_array().unwrap().len(),
+            2
+        );
 
         let mut l = loader("[alerts]\nrules = []\n", &[]);
         assert!(read_rules(&mut l).is_empty(), "an empty list in the file turns the defaults off");
@@ -349,22 +418,46 @@ mod tests {
         assert_eq!(errors, ["alerts.rules[0].threshhold: unknown key"]);
         let mut l = loader("[alerts]\nrules = 3\n", &[]);
         read_rules(&mut l);
-        assert!(l.finish().unwrap_err()[0].to_string().starts_with("alerts.rules: expected an array of tables"));
+        assert!(l.finish().unwrap_err()[0]
+            .to_string()
+            .starts_with("alerts.rules: expected an array of tables"));
         let mut l = loader("[alerts]\nrules = [1]\n", &[]);
         read_rules(&mut l);
-        assert!(l.finish().unwrap_err()[0].to_string().starts_with("alerts.rules[0]: expected a table"));
+        assert!(l.finish().unwrap_err()[0]
+            .to_string()
+            .starts_with("alerts.rules[0]: expected a table"));
     }
 
     #[test]
     fn rendering_groups_sections_and_names_origins() {
         let shown = vec![
-            Shown { path: "profile".into(), value: toml::Value::String("balanced".into()), origin: Origin::Default },
-            Shown { path: "http.listen".into(), value: toml::Value::String("127.0.0.1:1".into()), origin: Origin::Env("PITSTOP_HTTP_LISTEN".into()) },
-            Shown { path: "http.enabled".into(), value: toml::Value::Boolean(true), origin: Origin::File },
+            Shown {
+                path: "profile".into(),
+                value: toml::Value::String("balanced".into()),
+                origin: Origin::Default,
+            },
+            Shown {
+                path: "http.listen".into(),
+                value: toml::Value::String("127.0.0.1:1".into()),
+                origin: Origin::Env("PITSTOP_HTTP_LISTEN".into()),
+            },
+            Shown {
+                path: "http.enabled".into(),
+                value: toml::Value::Boolean(true),
+                origin: Origin::File,
+            },
         ];
         let text = render(&shown, "effective");
-        assert!(text.starts_with("# effective\nprofile = \"balanced\"\n\n[http]\nlisten = \"127.0.0.1:1\""), "{text}");
-        assert!(text.contains("# from PITSTOP_HTTP_LISTEN") && text.contains("enabled = true"), "{text}");
+        assert!(
+            text.starts_with(
+                "# effective\nprofile = \"balanced\"\n\n[http]\nlisten = \"127.0.0.1:1\""
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("# from PITSTOP_HTTP_LISTEN") && text.contains("enabled = true"),
+            "{text}"
+        );
         assert!(text.parse::<toml::Table>().is_ok(), "rendered config must be valid TOML:\n{text}");
     }
 }

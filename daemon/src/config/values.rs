@@ -17,7 +17,9 @@ impl Raw<'_> {
         match self {
             Raw::Toml(toml::Value::String(s)) => Ok(s),
             Raw::Env(s) => Ok(s),
-            Raw::Toml(other) => Err(format!("expected {expected}, found a TOML {}", other.type_str())),
+            Raw::Toml(other) => {
+                Err(format!("expected {expected}, found a TOML {}", other.type_str()))
+            }
         }
     }
 }
@@ -38,7 +40,9 @@ impl Setting for bool {
                 "false" | "0" | "no" | "off" => Ok(false),
                 _ => Err(format!("{s:?} is not a boolean (true or false)")),
             },
-            Raw::Toml(other) => Err(format!("expected true or false, found a TOML {}", other.type_str())),
+            Raw::Toml(other) => {
+                Err(format!("expected true or false, found a TOML {}", other.type_str()))
+            }
         }
     }
     fn show(&self) -> toml::Value {
@@ -50,8 +54,12 @@ impl Setting for u32 {
     fn parse(raw: Raw) -> Result<Self, String> {
         let n = match raw {
             Raw::Toml(toml::Value::Integer(n)) => *n,
-            Raw::Env(s) => s.trim().parse::<i64>().map_err(|_| format!("{s:?} is not a whole number"))?,
-            Raw::Toml(other) => return Err(format!("expected a whole number, found a TOML {}", other.type_str())),
+            Raw::Env(s) => {
+                s.trim().parse::<i64>().map_err(|_| format!("{s:?} is not a whole number"))?
+            }
+            Raw::Toml(other) => {
+                return Err(format!("expected a whole number, found a TOML {}", other.type_str()))
+            }
         };
         u32::try_from(n).map_err(|_| format!("{n} is out of range"))
     }
@@ -64,8 +72,12 @@ impl Setting for u64 {
     fn parse(raw: Raw) -> Result<Self, String> {
         let n = match raw {
             Raw::Toml(toml::Value::Integer(n)) => *n,
-            Raw::Env(s) => s.trim().parse::<i64>().map_err(|_| format!("{s:?} is not a whole number"))?,
-            Raw::Toml(other) => return Err(format!("expected a whole number, found a TOML {}", other.type_str())),
+            Raw::Env(s) => {
+                s.trim().parse::<i64>().map_err(|_| format!("{s:?} is not a whole number"))?
+            }
+            Raw::Toml(other) => {
+                return Err(format!("expected a whole number, found a TOML {}", other.type_str()))
+            }
         };
         u64::try_from(n).map_err(|_| format!("{n} is out of range"))
     }
@@ -81,7 +93,9 @@ impl Setting for f64 {
             Raw::Toml(toml::Value::Float(x)) => *x,
             Raw::Toml(toml::Value::Integer(n)) => *n as f64,
             Raw::Env(s) => s.trim().parse::<f64>().map_err(|_| format!("{s:?} is not a number"))?,
-            Raw::Toml(other) => return Err(format!("expected a number, found a TOML {}", other.type_str())),
+            Raw::Toml(other) => {
+                return Err(format!("expected a number, found a TOML {}", other.type_str()))
+            }
         };
         if x.is_finite() {
             Ok(x)
@@ -130,7 +144,8 @@ fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     let shape = || format!("{text:?} is not an address:port such as \"127.0.0.1:9247\"");
     let (host, port) = text.trim().rsplit_once(':').ok_or_else(shape)?;
     let port: u16 = match port.parse::<u64>() {
-        Ok(p) => u16::try_from(p).map_err(|_| format!("bad port {p} in {text:?}: ports go up to 65535"))?,
+        Ok(p) => u16::try_from(p)
+            .map_err(|_| format!("bad port {p} in {text:?}: ports go up to 65535"))?,
         Err(_) => return Err(format!("bad port {port:?} in {text:?}: expected a number")),
     };
     let ip: IpAddr = match host.trim_start_matches('[').trim_end_matches(']') {
@@ -172,11 +187,24 @@ impl Setting for AllowedHosts {
         let entries: Vec<&str> = match &raw {
             Raw::Toml(toml::Value::Array(items)) => items
                 .iter()
-                .map(|item| item.as_str().ok_or_else(|| format!("expected host names (strings), found a TOML {}", item.type_str())))
+                .map(|item| {
+                    item.as_str().ok_or_else(|| {
+                        format!("expected host names (strings), found a TOML {}", item.type_str())
+                    })
+                })
                 .collect::<Result<_, _>>()?,
-            other => other.text("a list of host names such as [\"pitstop.example.com\"]")?.split(',').map(str::trim).filter(|e| !e.is_empty()).collect(),
+            other => other
+                .text("a list of host names such as [\"pitstop.example.com\"]")?
+                .split(',')
+                .map(str::trim)
+                .filter(|e| !e.is_empty())
+                .collect(),
         };
-        entries.iter().map(|e| crate::http::host::Authority::parse(e)).collect::<Result<_, _>>().map(AllowedHosts)
+        entries
+            .iter()
+            .map(|e| crate::http::host::Authority::parse(e))
+            .collect::<Result<_, _>>()
+            .map(AllowedHosts)
     }
     fn show(&self) -> toml::Value {
         toml::Value::Array(self.0.iter().map(|a| toml::Value::String(a.to_string())).collect())
@@ -220,7 +248,8 @@ impl Setting for PgDsn {
     fn parse(raw: Raw) -> Result<Self, String> {
         let text = raw.text("a connection string")?;
         if !text.trim().is_empty() {
-            crate::db::conninfo::parse(text).map_err(|e| format!("not a valid connection string: {e:#}"))?;
+            crate::db::conninfo::parse(text)
+                .map_err(|e| format!("not a valid connection string: {e:#}"))?;
         }
         Ok(PgDsn(text.to_string()))
     }
@@ -256,14 +285,23 @@ impl std::fmt::Debug for RedisUrls {
 impl Setting for RedisUrls {
     fn parse(raw: Raw) -> Result<Self, String> {
         let text = raw.text("a redis:// URL")?;
-        let urls: Vec<String> = text.split(',').map(str::trim).filter(|u| !u.is_empty()).map(str::to_string).collect();
+        let urls: Vec<String> =
+            text.split(',').map(str::trim).filter(|u| !u.is_empty()).map(str::to_string).collect();
         for url in &urls {
-            let scheme_ok = redis::parse_redis_url(url).is_some_and(|u| matches!(u.scheme(), "redis" | "rediss" | "redis+unix" | "unix"));
+            let scheme_ok = redis::parse_redis_url(url)
+                .is_some_and(|u| matches!(u.scheme(), "redis" | "rediss" | "redis+unix" | "unix"));
             if !scheme_ok {
-                return Err(format!("{:?} is not a redis://, rediss:// or redis+unix:// URL", mask_url(url)));
+                return Err(format!(
+                    "{:?} is not a redis://, rediss:// or redis+unix:// URL",
+                    mask_url(url)
+                ));
             }
             if let Err(e) = redis::IntoConnectionInfo::into_connection_info(url.as_str()) {
-                return Err(format!("{:?} is not a usable Redis URL: {}", mask_url(url), e.detail().unwrap_or("invalid")));
+                return Err(format!(
+                    "{:?} is not a usable Redis URL: {}",
+                    mask_url(url),
+                    e.detail().unwrap_or("invalid")
+                ));
             }
         }
         Ok(RedisUrls(urls))
@@ -408,18 +446,30 @@ mod tests {
 
     #[test]
     fn dsn_passwords_are_masked_in_both_forms() {
-        assert_eq!(mask_dsn("host=db password=s3cret user=app"), "host=db password=******** user=app");
+        assert_eq!(
+            mask_dsn("host=db password=s3cret user=app"),
+            "host=db password=******** user=app"
+        );
         assert_eq!(mask_dsn("password = 'a b\\' c' dbname=x"), "password = ******** dbname=x");
         assert_eq!(mask_dsn("host=db mypassword=x"), "host=db mypassword=x");
-        assert_eq!(mask_dsn("postgres://app:s3cret@db:5432/shop"), "postgres://app:********@db:5432/shop");
-        assert_eq!(mask_dsn("postgresql://db/shop?user=a&password=s3cret"), "postgresql://db/shop?user=a&password=********");
+        assert_eq!(
+            mask_dsn("postgres://app:s3cret@db:5432/shop"),
+            "postgres://app:********@db:5432/shop"
+        );
+        assert_eq!(
+            mask_dsn("postgresql://db/shop?user=a&password=s3cret"),
+            "postgresql://db/shop?user=a&password=********"
+        );
         assert_eq!(mask_dsn("host=db"), "host=db");
     }
 
     #[test]
     fn url_passwords_are_masked() {
         assert_eq!(mask_url("redis://:hunter2@cache:6379/0"), "redis://:********@cache:6379/0");
-        assert_eq!(mask_url("rediss://default:hunter2@cache:6380"), "rediss://default:********@cache:6380");
+        assert_eq!(
+            mask_url("rediss://default:hunter2@cache:6380"),
+            "rediss://default:********@cache:6380"
+        );
         assert_eq!(mask_url("redis://hunter2@cache"), "redis://********@cache");
         assert_eq!(mask_url("redis://cache:6379/"), "redis://cache:6379/");
     }
@@ -432,24 +482,41 @@ mod tests {
         let err = env::<RedisUrls>("http://user:pw@x").unwrap_err();
         assert!(err.contains("not a redis://") && !err.contains("pw"), "{err}");
         assert!(env::<RedisUrls>("rediss://h:1").unwrap().uses_tls());
-        assert_eq!(format!("{:?}", env::<RedisUrls>("redis://:pw@h").unwrap()), "[\"redis://:********@h\"]");
+        assert_eq!(
+            format!("{:?}", env::<RedisUrls>("redis://:pw@h").unwrap()),
+            "[\"redis://:********@h\"]"
+        );
     }
 
     #[test]
     fn allowed_hosts_from_an_array_or_a_list() {
-        let array: toml::Value = toml::Value::Array(vec!["Pitstop.Example.com".into(), "m.example.com:8443".into()]);
+        let array: toml::Value =
+            toml::Value::Array(vec!["Pitstop.Example.com".into(), "m.example.com:8443".into()]);
         let hosts = AllowedHosts::parse(Raw::Toml(&array)).unwrap();
-        assert_eq!(hosts.show(), toml::Value::Array(vec!["pitstop.example.com".into(), "m.example.com:8443".into()]));
-        assert_eq!(env::<AllowedHosts>(" pitstop.example.com , m.example.com:8443").unwrap(), hosts);
+        assert_eq!(
+            hosts.show(),
+            toml::Value::Array(vec!["pitstop.example.com".into(), "m.example.com:8443".into()])
+        );
+        assert_eq!(
+            env::<AllowedHosts>(" pitstop.example.com , m.example.com:8443").unwrap(),
+            hosts
+        );
         assert_eq!(env::<AllowedHosts>("").unwrap(), AllowedHosts::default());
-        assert!(env::<AllowedHosts>("ok.example.com,bad host").unwrap_err().contains("\"bad host\" is not a host name"));
-        assert!(AllowedHosts::parse(Raw::Toml(&toml::Value::Array(vec![1.into()]))).unwrap_err().contains("found a TOML integer"));
+        assert!(env::<AllowedHosts>("ok.example.com,bad host")
+            .unwrap_err()
+            .contains("\"bad host\" is not a host name"));
+        assert!(AllowedHosts::parse(Raw::Toml(&toml::Value::Array(vec![1.into()])))
+            .unwrap_err()
+            .contains("found a TOML integer"));
     }
 
     #[test]
     fn listen_addresses_and_ports() {
         assert_eq!(env::<SocketAddr>("127.0.0.1:9247").unwrap().port(), 9247);
-        assert_eq!(env::<SocketAddr>("localhost:80").unwrap().ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_eq!(
+            env::<SocketAddr>("localhost:80").unwrap().ip(),
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        );
         assert_eq!(env::<SocketAddr>("[::1]:8080").unwrap().port(), 8080);
         assert!(env::<SocketAddr>("127.0.0.1:99999").unwrap_err().contains("bad port 99999"));
         assert!(env::<SocketAddr>("127.0.0.1:http").unwrap_err().contains("bad port"));
@@ -462,7 +529,9 @@ mod tests {
         assert_eq!(env::<Duration>("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(env::<Duration>("1h 30m").unwrap(), Duration::from_secs(5400));
         assert!(env::<Duration>("fast").unwrap_err().contains("not a duration"));
-        assert!(Duration::parse(Raw::Toml(&toml::Value::Integer(5))).unwrap_err().contains("found a TOML integer"));
+        assert!(Duration::parse(Raw::Toml(&toml::Value::Integer(5)))
+            .unwrap_err()
+            .contains("found a TOML integer"));
         assert!(env::<bool>("yes").unwrap());
         assert!(env::<bool>("maybe").is_err());
         assert_eq!(env::<u32>("42").unwrap(), 42);

@@ -72,7 +72,11 @@ pub struct Explicit<'a> {
 impl Explicit<'_> {
     /// No connection flag was given.
     pub fn is_empty(&self) -> bool {
-        self.dsn.is_none() && self.host.is_none() && self.port.is_none() && self.user.is_none() && self.dbname.is_none()
+        self.dsn.is_none()
+            && self.host.is_none()
+            && self.port.is_none()
+            && self.user.is_none()
+            && self.dbname.is_none()
     }
 }
 
@@ -151,7 +155,9 @@ fn percent_decode(s: &str) -> Result<String> {
     while i < bytes.len() {
         if bytes[i] == b'%' {
             let hex = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok());
-            out.push(hex.with_context(|| format!("invalid percent-encoding in the connection URI: {s:?}"))?);
+            out.push(hex.with_context(|| {
+                format!("invalid percent-encoding in the connection URI: {s:?}")
+            })?);
             i += 3;
         } else {
             out.push(bytes[i]);
@@ -169,7 +175,8 @@ fn parse_uri(uri: &str) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     let hosts = match authority.rsplit_once('@') {
         Some((userinfo, hosts)) => {
-            let (user, password) = userinfo.split_once(':').map_or((userinfo, None), |(u, p)| (u, Some(p)));
+            let (user, password) =
+                userinfo.split_once(':').map_or((userinfo, None), |(u, p)| (u, Some(p)));
             if !user.is_empty() {
                 out.push(("user".into(), percent_decode(user)?));
             }
@@ -185,7 +192,9 @@ fn parse_uri(uri: &str) -> Result<Vec<(String, String)>> {
         for host in hosts.split(',') {
             let (name, port) = match host.strip_prefix('[') {
                 Some(v6) => {
-                    let (name, after) = v6.split_once(']').context("unterminated [IPv6 address] in the connection URI")?;
+                    let (name, after) = v6
+                        .split_once(']')
+                        .context("unterminated [IPv6 address] in the connection URI")?;
                     (name, after.strip_prefix(':').unwrap_or(""))
                 }
                 None => host.split_once(':').unwrap_or((host, "")),
@@ -204,7 +213,9 @@ fn parse_uri(uri: &str) -> Result<Vec<(String, String)>> {
         out.push(("dbname".into(), percent_decode(path)?));
     }
     for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').with_context(|| format!("missing \"=\" in URI parameter {pair:?}"))?;
+        let (key, value) = pair
+            .split_once('=')
+            .with_context(|| format!("missing \"=\" in URI parameter {pair:?}"))?;
         out.push((percent_decode(key)?, percent_decode(value)?));
     }
     Ok(out)
@@ -227,13 +238,21 @@ pub fn service_entries(text: &str, name: &str) -> Result<Option<Params>> {
             continue;
         }
         if current == Some(true) {
-            let (key, value) = line.split_once('=').with_context(|| format!("syntax error in service file, line {}", n + 1))?;
+            let (key, value) = line
+                .split_once('=')
+                .with_context(|| format!("syntax error in service file, line {}", n + 1))?;
             let key = key.trim();
             if key == "service" {
-                bail!("nested service specifications are not supported (service file line {})", n + 1);
+                bail!(
+                    "nested service specifications are not supported (service file line {})",
+                    n + 1
+                );
             }
-            let params = parse(&format!("{key}='{}'", value.trim().replace('\\', "\\\\").replace('\'', "\\'")))
-                .with_context(|| format!("service file line {}", n + 1))?;
+            let params = parse(&format!(
+                "{key}='{}'",
+                value.trim().replace('\\', "\\\\").replace('\'', "\\'")
+            ))
+            .with_context(|| format!("service file line {}", n + 1))?;
             found.get_or_insert_with(Params::new).extend(params);
         }
     }
@@ -244,11 +263,16 @@ pub fn service_entries(text: &str, name: &str) -> Result<Option<Params>> {
 /// then the system-wide one (PGSYSCONFDIR/pg_service.conf). A named service found in
 /// neither is an error, as with libpq.
 fn service(name: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Params> {
-    let user_file = env("PGSERVICEFILE").map(PathBuf::from).or_else(|| env("HOME").map(|h| Path::new(&h).join(".pg_service.conf")));
-    let system_file = Path::new(&env("PGSYSCONFDIR").unwrap_or_else(|| SYSCONFDIR.into())).join("pg_service.conf");
+    let user_file = env("PGSERVICEFILE")
+        .map(PathBuf::from)
+        .or_else(|| env("HOME").map(|h| Path::new(&h).join(".pg_service.conf")));
+    let system_file = Path::new(&env("PGSYSCONFDIR").unwrap_or_else(|| SYSCONFDIR.into()))
+        .join("pg_service.conf");
     for file in user_file.into_iter().chain([system_file]) {
         let Ok(text) = std::fs::read_to_string(&file) else { continue };
-        if let Some(params) = service_entries(&text, name).with_context(|| format!("in {}", file.display()))? {
+        if let Some(params) =
+            service_entries(&text, name).with_context(|| format!("in {}", file.display()))?
+        {
             return Ok(params);
         }
     }
@@ -263,13 +287,16 @@ pub fn gather(explicit: &Explicit<'_>, env: &dyn Fn(&str) -> Option<String>) -> 
         None => Params::new(),
     };
     match explicit.dbname {
-        Some(db) if is_conninfo(db) => params.extend(parse(db).context("invalid -d connection string")?),
+        Some(db) if is_conninfo(db) => {
+            params.extend(parse(db).context("invalid -d connection string")?)
+        }
         Some(db) => {
             params.insert("dbname".into(), db.into());
         }
         None => {}
     }
-    for (key, value) in [("host", explicit.host), ("port", explicit.port), ("user", explicit.user)] {
+    for (key, value) in [("host", explicit.host), ("port", explicit.port), ("user", explicit.user)]
+    {
         if let Some(value) = value {
             params.insert(key.into(), value.into());
         }
@@ -291,7 +318,8 @@ pub fn gather(explicit: &Explicit<'_>, env: &dyn Fn(&str) -> Option<String>) -> 
     if !params.contains_key("host") && !params.contains_key("hostaddr") {
         params.insert("host".into(), "/var/run/postgresql".into());
     }
-    let user = params.get("user").cloned().or_else(|| env("USER")).unwrap_or_else(|| "postgres".into());
+    let user =
+        params.get("user").cloned().or_else(|| env("USER")).unwrap_or_else(|| "postgres".into());
     params.entry("dbname".into()).or_insert_with(|| user.clone());
     params.insert("user".into(), user);
     Ok(params)
@@ -309,7 +337,10 @@ pub fn driver_conninfo(params: &Params) -> String {
 
 /// The password file to read: `passfile`/PGPASSFILE, else ~/.pgpass.
 pub fn passfile(params: &Params, env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
-    params.get("passfile").map(PathBuf::from).or_else(|| env("HOME").map(|home| PathBuf::from(home).join(".pgpass")))
+    params
+        .get("passfile")
+        .map(PathBuf::from)
+        .or_else(|| env("HOME").map(|home| PathBuf::from(home).join(".pgpass")))
 }
 
 /// The password file's contents, if it may be used: like libpq, a file that the group or
@@ -336,7 +367,8 @@ mod tests {
     use std::collections::HashMap;
 
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |k| map.get(k).cloned()
     }
 
@@ -374,8 +406,18 @@ mod tests {
 
     #[test]
     fn flags_beat_the_dsn_which_beats_the_environment() {
-        let env = env_of(&[("PGHOST", "envhost"), ("PGPORT", "1111"), ("PGUSER", "envuser"), ("PGSSLMODE", "require"), ("PGOPTIONS", "-c work_mem=64MB")]);
-        let explicit = Explicit { dsn: Some("host=dsnhost user=dsnuser sslmode=verify-full"), host: Some("flaghost"), ..Default::default() };
+        let env = env_of(&[
+            ("PGHOST", "envhost"),
+            ("PGPORT", "1111"),
+            ("PGUSER", "envuser"),
+            ("PGSSLMODE", "require"),
+            ("PGOPTIONS", "-c work_mem=64MB"),
+        ]);
+        let explicit = Explicit {
+            dsn: Some("host=dsnhost user=dsnuser sslmode=verify-full"),
+            host: Some("flaghost"),
+            ..Default::default()
+        };
         let p = gather(&explicit, &env).unwrap();
         assert_eq!(get(&p, "host"), Some("flaghost"));
         assert_eq!(get(&p, "user"), Some("dsnuser"));
@@ -383,9 +425,16 @@ mod tests {
         assert_eq!(get(&p, "sslmode"), Some("verify-full"));
         assert_eq!(get(&p, "options"), Some("-c work_mem=64MB"));
         // psql's -d may carry a whole connection string.
-        let explicit = Explicit { dbname: Some("dbname=shop sslmode=disable"), user: Some("u"), ..Default::default() };
+        let explicit = Explicit {
+            dbname: Some("dbname=shop sslmode=disable"),
+            user: Some("u"),
+            ..Default::default()
+        };
         let p = gather(&explicit, &env).unwrap();
-        assert_eq!((get(&p, "dbname"), get(&p, "sslmode"), get(&p, "user")), (Some("shop"), Some("disable"), Some("u")));
+        assert_eq!(
+            (get(&p, "dbname"), get(&p, "sslmode"), get(&p, "user")),
+            (Some("shop"), Some("disable"), Some("u"))
+        );
     }
 
     #[test]
@@ -403,7 +452,12 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("pg_service.conf");
         std::fs::write(&file, "# services\n[other]\nhost=nope\n[shop]\nhost=svchost\nport=6000\nsslmode=verify-ca\ndbname=shop\n").unwrap();
-        let env = env_of(&[("PGSERVICEFILE", file.to_str().unwrap()), ("PGSERVICE", "shop"), ("PGPORT", "7000"), ("PGUSER", "u")]);
+        let env = env_of(&[
+            ("PGSERVICEFILE", file.to_str().unwrap()),
+            ("PGSERVICE", "shop"),
+            ("PGPORT", "7000"),
+            ("PGUSER", "u"),
+        ]);
         let p = gather(&Explicit { dbname: Some("explicit"), ..Default::default() }, &env).unwrap();
         assert_eq!(get(&p, "host"), Some("svchost"));
         // libpq reads the service before the environment variables.
@@ -411,7 +465,8 @@ mod tests {
         assert_eq!(get(&p, "sslmode"), Some("verify-ca"));
         assert_eq!(get(&p, "dbname"), Some("explicit"));
         assert_eq!(get(&p, "user"), Some("u"));
-        let missing = gather(&Explicit { dsn: Some("service=absent"), ..Default::default() }, &env).unwrap_err();
+        let missing = gather(&Explicit { dsn: Some("service=absent"), ..Default::default() }, &env)
+            .unwrap_err();
         assert!(format!("{missing:#}").contains("service \"absent\" not found"), "{missing:#}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

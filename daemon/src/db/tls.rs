@@ -11,7 +11,9 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -92,7 +94,10 @@ pub struct TlsSettings {
 impl TlsSettings {
     /// From `sslmode`, `sslrootcert`, `sslcert`, `sslkey` (already merged from flags, service
     /// and environment) and libpq's defaults under ~/.postgresql (`home`).
-    pub fn from_params(params: &super::conninfo::Params, home: Option<&Path>) -> Result<TlsSettings> {
+    pub fn from_params(
+        params: &super::conninfo::Params,
+        home: Option<&Path>,
+    ) -> Result<TlsSettings> {
         let mode = SslMode::parse(params.get("sslmode").map(String::as_str).unwrap_or("prefer"))?;
         let default_file = |name: &str| home.map(|h| h.join(".postgresql").join(name));
         let root = match params.get("sslrootcert") {
@@ -113,11 +118,19 @@ impl TlsSettings {
             (_, Some(roots)) => Verify::Chain(roots),
             (_, None) => Verify::Nothing,
         };
-        let cert = params.get("sslcert").map(PathBuf::from).or_else(|| default_file("postgresql.crt").filter(|p| p.exists()));
+        let cert = params
+            .get("sslcert")
+            .map(PathBuf::from)
+            .or_else(|| default_file("postgresql.crt").filter(|p| p.exists()));
         let client = match cert {
             Some(cert) => {
-                let key = params.get("sslkey").map(PathBuf::from).or_else(|| default_file("postgresql.key"));
-                let key = key.with_context(|| format!("sslcert {} is given without sslkey", cert.display()))?;
+                let key = params
+                    .get("sslkey")
+                    .map(PathBuf::from)
+                    .or_else(|| default_file("postgresql.key"));
+                let key = key.with_context(|| {
+                    format!("sslcert {} is given without sslkey", cert.display())
+                })?;
                 Some((cert, key))
             }
             None => None,
@@ -131,9 +144,12 @@ impl TlsSettings {
             _ if self.mode == SslMode::Disable => "no TLS".to_string(),
             Verify::Nothing => "encryption, certificate not verified".to_string(),
             Verify::Chain(r) => format!("certificate chain verified against {}", r.describe()),
-            Verify::Full(r) => format!("certificate chain and host name verified against {}", r.describe()),
+            Verify::Full(r) => {
+                format!("certificate chain and host name verified against {}", r.describe())
+            }
         };
-        let offered = if self.mode == SslMode::Prefer { "TLS if the server offers it: " } else { "" };
+        let offered =
+            if self.mode == SslMode::Prefer { "TLS if the server offers it: " } else { "" };
         format!("sslmode={} ({offered}{what})", self.mode.name())
     }
 
@@ -154,13 +170,21 @@ impl TlsSettings {
             Some((cert, key)) => {
                 let certs = CertificateDer::pem_file_iter(cert)
                     .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                    .with_context(|| format!("cannot read the client certificate {}", cert.display()))?;
+                    .with_context(|| {
+                        format!("cannot read the client certificate {}", cert.display())
+                    })?;
                 check_key_permissions(key)?;
-                let key_der = PrivateKeyDer::from_pem_file(key).with_context(|| format!("cannot read the client key {}", key.display()))?;
-                builder.with_client_auth_cert(certs, key_der).context("the client certificate does not match its key")?
+                let key_der = PrivateKeyDer::from_pem_file(key)
+                    .with_context(|| format!("cannot read the client key {}", key.display()))?;
+                builder
+                    .with_client_auth_cert(certs, key_der)
+                    .context("the client certificate does not match its key")?
             }
         };
-        Ok(Connector { inner: MakeRustlsConnect::new(config), used: Arc::new(AtomicBool::new(false)) })
+        Ok(Connector {
+            inner: MakeRustlsConnect::new(config),
+            used: Arc::new(AtomicBool::new(false)),
+        })
     }
 }
 
@@ -176,7 +200,8 @@ impl Roots {
 /// libpq refuses a private key that others can read (unless root owns it, 0640 at most).
 fn check_key_permissions(key: &Path) -> Result<()> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let meta = std::fs::metadata(key).with_context(|| format!("cannot read the client key {}", key.display()))?;
+    let meta = std::fs::metadata(key)
+        .with_context(|| format!("cannot read the client key {}", key.display()))?;
     let mode = meta.permissions().mode();
     let too_open = if meta.uid() == 0 { mode & 0o137 != 0 } else { mode & 0o077 != 0 };
     if too_open {
@@ -195,7 +220,9 @@ fn webpki(roots: &Roots, provider: &Arc<CryptoProvider>) -> Result<Arc<WebPkiSer
         Roots::File(path) => {
             let certs = CertificateDer::pem_file_iter(path)
                 .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                .with_context(|| format!("cannot read the root certificate file {}", path.display()))?;
+                .with_context(|| {
+                    format!("cannot read the root certificate file {}", path.display())
+                })?;
             let (added, _) = store.add_parsable_certificates(certs);
             if added == 0 {
                 bail!("no usable certificate in the root certificate file {}", path.display());
@@ -228,19 +255,30 @@ impl ServerCertVerifier for ChainOnly {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         // The name is checked after the chain: a name error means the chain was valid.
-        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
-            Err(rustls::Error::InvalidCertificate(CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. })) => {
-                Ok(ServerCertVerified::assertion())
-            }
+        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
             other => other,
         }
     }
 
-    fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         self.0.verify_tls12_signature(message, cert, dss)
     }
 
-    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         self.0.verify_tls13_signature(message, cert, dss)
     }
 
@@ -266,11 +304,21 @@ impl ServerCertVerifier for NoVerification {
         Ok(ServerCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
-    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
@@ -304,7 +352,8 @@ impl MakeTlsConnect<tokio_postgres::Socket> for Connector {
     fn make_tls_connect(&mut self, hostname: &str) -> Result<Connect, Self::Error> {
         // verify-ca and require do not compare names; a Unix socket or hostaddr has none.
         let name = if hostname.is_empty() { "localhost" } else { hostname };
-        let inner = MakeTlsConnect::<tokio_postgres::Socket>::make_tls_connect(&mut self.inner, name)?;
+        let inner =
+            MakeTlsConnect::<tokio_postgres::Socket>::make_tls_connect(&mut self.inner, name)?;
         Ok(Connect { inner, used: self.used.clone() })
     }
 }
@@ -332,8 +381,8 @@ impl TlsConnect<tokio_postgres::Socket> for Connect {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::super::conninfo::parse;
+    use super::*;
 
     fn settings(conninfo: &str, home: Option<&Path>) -> Result<TlsSettings> {
         TlsSettings::from_params(&parse(conninfo)?, home)
@@ -345,14 +394,32 @@ mod tests {
         assert_eq!(settings("", no_home).unwrap().mode, SslMode::Prefer);
         assert_eq!(settings("sslmode=require", no_home).unwrap().verify, Verify::Nothing);
         let ca = Roots::File("/ca.pem".into());
-        assert_eq!(settings("sslmode=require sslrootcert=/ca.pem", no_home).unwrap().verify, Verify::Chain(ca.clone()));
-        assert_eq!(settings("sslmode=verify-ca sslrootcert=/ca.pem", no_home).unwrap().verify, Verify::Chain(ca.clone()));
-        assert_eq!(settings("sslmode=verify-full sslrootcert=/ca.pem", no_home).unwrap().verify, Verify::Full(ca));
-        assert_eq!(settings("sslmode=verify-full sslrootcert=system", no_home).unwrap().verify, Verify::Full(Roots::System));
-        assert_eq!(settings("sslmode=disable sslrootcert=/ca.pem", no_home).unwrap().verify, Verify::Nothing);
+        assert_eq!(
+            settings("sslmode=require sslrootcert=/ca.pem", no_home).unwrap().verify,
+            Verify::Chain(ca.clone())
+        );
+        assert_eq!(
+            settings("sslmode=verify-ca sslrootcert=/ca.pem", no_home).unwrap().verify,
+            Verify::Chain(ca.clone())
+        );
+        assert_eq!(
+            settings("sslmode=verify-full sslrootcert=/ca.pem", no_home).unwrap().verify,
+            Verify::Full(ca)
+        );
+        assert_eq!(
+            settings("sslmode=verify-full sslrootcert=system", no_home).unwrap().verify,
+            Verify::Full(Roots::System)
+        );
+        assert_eq!(
+            settings("sslmode=disable sslrootcert=/ca.pem", no_home).unwrap().verify,
+            Verify::Nothing
+        );
         let err = settings("sslmode=verify-full", no_home).unwrap_err().to_string();
         assert!(err.contains("needs a root certificate"), "{err}");
-        assert!(settings("sslmode=allow", no_home).unwrap_err().to_string().contains("not supported"));
+        assert!(settings("sslmode=allow", no_home)
+            .unwrap_err()
+            .to_string()
+            .contains("not supported"));
     }
 
     #[test]
@@ -362,8 +429,14 @@ mod tests {
         assert_eq!(settings("sslmode=require", Some(&home)).unwrap().verify, Verify::Nothing);
         let root = home.join(".postgresql/root.crt");
         std::fs::write(&root, "").unwrap();
-        assert_eq!(settings("sslmode=require", Some(&home)).unwrap().verify, Verify::Chain(Roots::File(root.clone())));
-        assert_eq!(settings("sslmode=verify-full", Some(&home)).unwrap().verify, Verify::Full(Roots::File(root)));
+        assert_eq!(
+            settings("sslmode=require", Some(&home)).unwrap().verify,
+            Verify::Chain(Roots::File(root.clone()))
+        );
+        assert_eq!(
+            settings("sslmode=verify-full", Some(&home)).unwrap().verify,
+            Verify::Full(Roots::File(root))
+        );
         std::fs::remove_dir_all(&home).unwrap();
     }
 

@@ -21,31 +21,56 @@ pub struct Session {
 
 /// The CLI's settings (lock_timeout included), a short statement_timeout, and a read-only
 /// session so that doctor cannot write by accident.
-fn session_target(explicit: &Explicit<'_>, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Target> {
+fn session_target(
+    explicit: &Explicit<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<Target> {
     let mut target = db::cli_target(explicit, Some(STATEMENT_TIMEOUT), env)?;
-    let options = format!("{} -c default_transaction_read_only=on", target.config.get_options().unwrap_or_default());
+    let options = format!(
+        "{} -c default_transaction_read_only=on",
+        target.config.get_options().unwrap_or_default()
+    );
     target.config.options(options.trim());
     Ok(target)
 }
 
-pub async fn connect(explicit: &Explicit<'_>, env: &dyn Fn(&str) -> Option<String>) -> Result<Session, Check> {
-    let target = session_target(explicit, env)
-        .map_err(|e| Check::failed(CHECK, format!("invalid connection settings: {e:#}"), "correct the connection flags (-h -p -U -d, --dsn) or the PG* variables"))?;
+pub async fn connect(
+    explicit: &Explicit<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Session, Check> {
+    let target = session_target(explicit, env).map_err(|e| {
+        Check::failed(
+            CHECK,
+            format!("invalid connection settings: {e:#}"),
+            "correct the connection flags (-h -p -U -d, --dsn) or the PG* variables",
+        )
+    })?;
     let server = describe_server(&target);
     match db::open(&target).await {
         Ok((client, connection, _)) => {
             tokio::spawn(async move {
                 let _ = connection.await;
             });
-            let who = format!("{server}, database {:?} as role {:?}", target.config.get_dbname().unwrap_or("?"), target.config.get_user().unwrap_or("?"));
+            let who = format!(
+                "{server}, database {:?} as role {:?}",
+                target.config.get_dbname().unwrap_or("?"),
+                target.config.get_user().unwrap_or("?")
+            );
             Ok(Session { client, check: Check::ok(CHECK, format!("connected to {who}")), target })
         }
         Err(e) => {
             let error = format!("{:#}", e);
             // The driver's wrapping, which libpq's messages do not have.
             let error = error.strip_prefix("cannot connect to PostgreSQL: ").unwrap_or(&error);
-            let error = error.strip_prefix("error connecting to server: ").or_else(|| error.strip_prefix("db error: ")).unwrap_or(error);
-            Err(Check::failed(CHECK, format!("connection to {server} failed: {error}"), hint(error)))
+            let error = error
+                .strip_prefix("error connecting to server: ")
+                .or_else(|| error.strip_prefix("db error: "))
+                .unwrap_or(error);
+            Err(Check::failed(
+                CHECK,
+                format!("connection to {server} failed: {error}"),
+                hint(error),
+            ))
         }
     }
 }
@@ -65,7 +90,8 @@ fn hint(error: &str) -> String {
     let has = |s: &str| error.contains(s);
     if has("Connection refused") || has("No such file or directory") {
         "Is the server running on that host and accepting connections? Check the host and port (-h/-p, PGHOST/PGPORT, the DSN)".into()
-    } else if has("password authentication failed") || has("no password") || has("password missing") {
+    } else if has("password authentication failed") || has("no password") || has("password missing")
+    {
         "check the user name (-U, PGUSER) and the password (PGPASSWORD, ~/.pgpass with mode 0600, the DSN)".into()
     } else if has("no pg_hba.conf entry") {
         "add a pg_hba.conf line for this role, database and address on the server (then SELECT pg_reload_conf()), or connect with sslmode=require if only hostssl lines match".into()
@@ -76,9 +102,11 @@ fn hint(error: &str) -> String {
     } else if has("certificate") || has("Certificate") || has("TLS") || has("tls") || has("ssl") {
         "check sslmode and sslrootcert (the CA that signed the server's certificate; verify-full also needs a host name the certificate names)".into()
     } else if has("timed out") || has("timeout") {
-        "the server did not answer in time: check the host, port, firewall and connect_timeout".into()
+        "the server did not answer in time: check the host, port, firewall and connect_timeout"
+            .into()
     } else {
-        "check the connection settings (-h -p -U -d, --dsn, PG* variables) and the server's log".into()
+        "check the connection settings (-h -p -U -d, --dsn, PG* variables) and the server's log"
+            .into()
     }
 }
 
@@ -88,8 +116,10 @@ mod tests {
 
     #[test]
     fn hints_name_what_to_check() {
-        assert!(hint("error connecting to server: Connection refused (os error 111)").starts_with("Is the server running"));
-        assert!(hint("db error: FATAL: password authentication failed for user \"x\"").contains("~/.pgpass"));
+        assert!(hint("error connecting to server: Connection refused (os error 111)")
+            .starts_with("Is the server running"));
+        assert!(hint("db error: FATAL: password authentication failed for user \"x\"")
+            .contains("~/.pgpass"));
         assert!(hint("db error: FATAL: database \"nope\" does not exist").contains("-d"));
         assert!(hint("db error: FATAL: no pg_hba.conf entry for host").contains("pg_hba.conf"));
         assert!(hint("invalid peer certificate: UnknownIssuer").contains("sslrootcert"));
@@ -97,7 +127,9 @@ mod tests {
 
     #[test]
     fn the_session_is_read_only_and_bounded() {
-        let target = session_target(&Explicit { host: Some("db"), ..Default::default() }, &|_| None).unwrap();
+        let target =
+            session_target(&Explicit { host: Some("db"), ..Default::default() }, &|_| None)
+                .unwrap();
         assert_eq!(
             target.config.get_options(),
             Some("-c statement_timeout=5000ms -c lock_timeout=2s -c idle_in_transaction_session_timeout=60s -c default_transaction_read_only=on")
@@ -113,7 +145,9 @@ mod tests {
         };
         let target = db::cli_target(&Explicit::default(), None, &env).unwrap();
         assert_eq!(describe_server(&target), "server on socket \"/run/postgresql/.s.PGSQL.5433\"");
-        let target = db::cli_target(&Explicit { host: Some("db"), ..Default::default() }, None, &env).unwrap();
+        let target =
+            db::cli_target(&Explicit { host: Some("db"), ..Default::default() }, None, &env)
+                .unwrap();
         assert_eq!(describe_server(&target), "server at \"db\", port 5433");
     }
 }

@@ -57,10 +57,20 @@ impl Check {
         Check { check: check.into(), status: Status::Skipped, found: why.into(), fix: None }
     }
     pub fn failed(check: &str, found: impl Into<String>, fix: impl Into<String>) -> Check {
-        Check { check: check.into(), status: Status::Failed, found: found.into(), fix: Some(fix.into()) }
+        Check {
+            check: check.into(),
+            status: Status::Failed,
+            found: found.into(),
+            fix: Some(fix.into()),
+        }
     }
     pub fn warning(check: &str, found: impl Into<String>, fix: impl Into<String>) -> Check {
-        Check { check: check.into(), status: Status::Warning, found: found.into(), fix: Some(fix.into()) }
+        Check {
+            check: check.into(),
+            status: Status::Warning,
+            found: found.into(),
+            fix: Some(fix.into()),
+        }
     }
 }
 
@@ -73,15 +83,21 @@ pub fn command(connection: &Explicit<'_>, config_path: Option<&Path>, style: Sty
 }
 
 /// Every check, in the order shown.
-async fn run(connection: &Explicit<'_>, config_path: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Vec<Check> {
+async fn run(
+    connection: &Explicit<'_>,
+    config_path: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Vec<Check> {
     let loaded = Config::load(config_path);
     let mut checks = vec![services::config_check(&loaded)];
     let config = loaded.ok();
     // Without connection flags, the daemon's own connection (postgres.dsn), so that its
     // privileges are those checked; the flags and PG* variables otherwise, as other commands.
     let configured = config.as_ref().and_then(|c| c.postgres.dsn.expose()).map(str::to_string);
-    let daemons = Explicit { dsn: configured.as_deref(), host: None, port: None, user: None, dbname: None };
-    let connection = if connection.is_empty() && configured.is_some() { &daemons } else { connection };
+    let daemons =
+        Explicit { dsn: configured.as_deref(), host: None, port: None, user: None, dbname: None };
+    let connection =
+        if connection.is_empty() && configured.is_some() { &daemons } else { connection };
     match connect::connect(connection, env).await {
         Err(failed) => {
             checks.push(failed);
@@ -93,7 +109,9 @@ async fn run(connection: &Explicit<'_>, config_path: Option<&Path>, env: &dyn Fn
             checks.push(session.check.clone());
             let facts = server::Facts::read(&session.client).await;
             checks.extend(server::checks(&facts, &session.target.tls));
-            checks.extend(privileges::checks(&session.client, facts.as_ref().ok(), config.as_ref()).await);
+            checks.extend(
+                privileges::checks(&session.client, facts.as_ref().ok(), config.as_ref()).await,
+            );
         }
     }
     checks.push(services::redis_check(config.as_ref()).await);
@@ -131,7 +149,10 @@ mod tests {
     fn json_is_an_array_of_checks_and_warnings_do_not_fail() {
         let checks = vec![Check::ok("a", "fine"), Check::warning("b", "meh", "do x")];
         let json: Value = serde_json::from_str(&render(&checks, Style::Json)).unwrap();
-        assert_eq!(json[1], serde_json::json!({"check": "b", "status": "warning", "found": "meh", "fix": "do x"}));
+        assert_eq!(
+            json[1],
+            serde_json::json!({"check": "b", "status": "warning", "found": "meh", "fix": "do x"})
+        );
         assert_eq!(json[0]["fix"], Value::Null);
         assert_eq!(exit_status(&checks), ExitCode::SUCCESS);
         let failed = [Check::skipped("c", "off"), Check::failed("d", "broken", "repair")];
@@ -141,7 +162,8 @@ mod tests {
     #[test]
     fn the_table_shows_fixes_in_full() {
         let long = format!("GRANT SELECT ON {} TO pitstop;", "t".repeat(120));
-        let out = render(&[Check::failed("x", "missing", long.clone())], Style::Table { wide: true });
+        let out =
+            render(&[Check::failed("x", "missing", long.clone())], Style::Table { wide: true });
         assert!(out.contains(&long), "{out}");
     }
 }

@@ -76,7 +76,11 @@ pub fn with(entries: &[String], needed: &[&str]) -> Vec<String> {
 /// literal holding the whole comma-separated list would be taken as one library's name: the
 /// server quotes each element of a list setting when it writes postgresql.auto.conf.
 pub fn alter_system(entries: &[String]) -> String {
-    let list = entries.iter().map(|e| format!("'{}'", e.replace('\'', "''"))).collect::<Vec<_>>().join(", ");
+    let list = entries
+        .iter()
+        .map(|e| format!("'{}'", e.replace('\'', "''")))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!("ALTER SYSTEM SET shared_preload_libraries = {list};")
 }
 
@@ -92,7 +96,10 @@ mod tests {
     fn lists_split_as_the_server_splits_them() {
         assert_eq!(parse("").unwrap(), Vec::<String>::new());
         assert_eq!(parse("  ").unwrap(), Vec::<String>::new());
-        assert_eq!(parse("pg_stat_statements, auto_explain").unwrap(), list(&["pg_stat_statements", "auto_explain"]));
+        assert_eq!(
+            parse("pg_stat_statements, auto_explain").unwrap(),
+            list(&["pg_stat_statements", "auto_explain"])
+        );
         assert_eq!(parse(r#""my lib" , "a,b""c",x"#).unwrap(), list(&["my lib", "a,b\"c", "x"]));
         assert!(parse("a,,b").is_err());
         assert!(parse("\"open").is_err());
@@ -100,7 +107,9 @@ mod tests {
 
     #[test]
     fn pitstop_is_found_by_name_path_or_file() {
-        for loaded in ["pitstop", "$libdir/pitstop", "/usr/lib/postgresql/15/lib/pitstop.so", "pitstop.so"] {
+        for loaded in
+            ["pitstop", "$libdir/pitstop", "/usr/lib/postgresql/15/lib/pitstop.so", "pitstop.so"]
+        {
             assert!(loads(&list(&["pg_stat_statements", loaded]), "pitstop"), "{loaded}");
         }
         assert!(!loads(&list(&["pitstop_extra", "pg_stat_statements"]), "pitstop"));
@@ -114,7 +123,10 @@ mod tests {
             alter_system(&fixed),
             r#"ALTER SYSTEM SET shared_preload_libraries = 'auto_explain', 'my lib', 'it''s"q', 'pg_stat_statements', 'pitstop';"#
         );
-        assert_eq!(alter_system(&with(&[], &["pitstop"])), "ALTER SYSTEM SET shared_preload_libraries = 'pitstop';");
+        assert_eq!(
+            alter_system(&with(&[], &["pitstop"])),
+            "ALTER SYSTEM SET shared_preload_libraries = 'pitstop';"
+        );
         assert_eq!(with(&list(&["pitstop"]), &["pitstop"]), list(&["pitstop"]));
     }
 }

@@ -39,20 +39,33 @@ impl Task {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Need {
     /// The rights of a predefined role (through membership); `grant` is the role to grant.
-    Role { role: &'static str, grant: &'static str, why: &'static str },
+    Role {
+        role: &'static str,
+        grant: &'static str,
+        why: &'static str,
+    },
     SchemaUsage(&'static str),
-    Table { table: String, privileges: Vec<&'static str> },
+    Table {
+        table: String,
+        privileges: Vec<&'static str>,
+    },
     SequenceUsage(&'static str),
     Execute(&'static str),
     /// VACUUM/ANALYZE (`reindex` false: the database owner may too) or REINDEX of every user
     /// table the plan may name: ownership, or MAINTAIN from PostgreSQL 17.
-    Maintain { reindex: bool },
+    Maintain {
+        reindex: bool,
+    },
 }
 
 /// What `task` needs under `config`; Err says why the task does not run.
 pub fn needs(task: Task, config: &Config) -> Result<Vec<Need>, String> {
     let mut n = Vec::new();
-    let stats = Need::Role { role: "pg_read_all_stats", grant: "pg_monitor", why: "other sessions' activity and statements" };
+    let stats = Need::Role {
+        role: "pg_read_all_stats",
+        grant: "pg_monitor",
+        why: "other sessions' activity and statements",
+    };
     match task {
         Task::Relay => {
             if let Some(reason) = config.relay_disabled_reason() {
@@ -76,7 +89,9 @@ pub fn needs(task: Task, config: &Config) -> Result<Vec<Need>, String> {
             let m = &config.maintenance;
             let jobs: Vec<_> = m.jobs.iter().filter(|j| j.enabled).collect();
             if !m.enabled {
-                return Err("scheduled maintenance does not run (maintenance.enabled = false)".into());
+                return Err(
+                    "scheduled maintenance does not run (maintenance.enabled = false)".into()
+                );
             }
             if jobs.is_empty() {
                 return Err("no [[maintenance.jobs]] is enabled".into());
@@ -147,7 +162,9 @@ pub async fn checks(client: &Client, facts: Option<&Facts>, config: Option<&Conf
         let skip = match (facts, config) {
             (None, _) => Some("the server's settings could not be read"),
             (_, None) => Some("the configuration is invalid (see config)"),
-            (Some(f), _) if f.pitstop_installed.is_none() => Some("the pitstop extension is not installed (see extension)"),
+            (Some(f), _) if f.pitstop_installed.is_none() => {
+                Some("the pitstop extension is not installed (see extension)")
+            }
             _ => None,
         };
         let (Some(facts), Some(config), None) = (facts, config, skip) else {
@@ -170,10 +187,23 @@ pub async fn checks(client: &Client, facts: Option<&Facts>, config: Option<&Conf
             }
         }
         out.push(match (error, missing.is_empty()) {
-            (Some(e), _) => Check::failed(name, format!("cannot check the privileges: {e}"), "see the error"),
-            (None, true) => Check::ok(name, format!("role {:?} has what it runs: {}", facts.role, needs.iter().map(describe).collect::<Vec<_>>().join("; "))),
+            (Some(e), _) => {
+                Check::failed(name, format!("cannot check the privileges: {e}"), "see the error")
+            }
+            (None, true) => Check::ok(
+                name,
+                format!(
+                    "role {:?} has what it runs: {}",
+                    facts.role,
+                    needs.iter().map(describe).collect::<Vec<_>>().join("; ")
+                ),
+            ),
             (None, false) => {
-                let found = format!("role {:?} lacks:\n{}", facts.role, missing.iter().map(|m| m.problem.as_str()).collect::<Vec<_>>().join("\n"));
+                let found = format!(
+                    "role {:?} lacks:\n{}",
+                    facts.role,
+                    missing.iter().map(|m| m.problem.as_str()).collect::<Vec<_>>().join("\n")
+                );
                 let fix = missing.iter().map(|m| m.fix.as_str()).collect::<Vec<_>>().join("\n");
                 if missing.iter().all(|m| m.warning_only) {
                     Check::warning(name, found, fix)
@@ -216,16 +246,34 @@ const UNMAINTAINABLE: &str = "SELECT quote_ident(n.nspname) || '.' || quote_iden
        AND NOT CASE WHEN $2 THEN pg_catalog.pg_has_role((SELECT datdba FROM pg_catalog.pg_database WHERE datname = current_database()), 'USAGE') ELSE false END \
      ORDER BY 3, 1";
 
-async fn evaluate(client: &Client, need: &Need, f: &Facts) -> Result<Option<Missing>, tokio_postgres::Error> {
+async fn evaluate(
+    client: &Client,
+    need: &Need,
+    f: &Facts,
+) -> Result<Option<Missing>, tokio_postgres::Error> {
     let role = f.role_ident.as_str();
     Ok(match need {
         Need::Role { role: predefined, grant: to_grant, why } => {
-            let has: bool = client.query_one("SELECT pg_catalog.pg_has_role($1, 'USAGE')", &[predefined]).await?.get(0);
-            (!has).then(|| Missing { problem: format!("the rights of {predefined} ({why})"), fix: format!("GRANT {to_grant} TO {role};"), warning_only: false })
+            let has: bool = client
+                .query_one("SELECT pg_catalog.pg_has_role($1, 'USAGE')", &[predefined])
+                .await?
+                .get(0);
+            (!has).then(|| Missing {
+                problem: format!("the rights of {predefined} ({why})"),
+                fix: format!("GRANT {to_grant} TO {role};"),
+                warning_only: false,
+            })
         }
         Need::SchemaUsage(schema) => {
-            let has: bool = client.query_one("SELECT pg_catalog.has_schema_privilege($1, 'USAGE')", &[schema]).await?.get(0);
-            (!has).then(|| Missing { problem: format!("USAGE on schema {schema}"), fix: grant(&["USAGE"], &format!("SCHEMA {schema}"), role), warning_only: false })
+            let has: bool = client
+                .query_one("SELECT pg_catalog.has_schema_privilege($1, 'USAGE')", &[schema])
+                .await?
+                .get(0);
+            (!has).then(|| Missing {
+                problem: format!("USAGE on schema {schema}"),
+                fix: grant(&["USAGE"], &format!("SCHEMA {schema}"), role),
+                warning_only: false,
+            })
         }
         Need::Table { table, privileges } => {
             let r = client
@@ -242,7 +290,11 @@ async fn evaluate(client: &Client, need: &Need, f: &Facts) -> Result<Option<Miss
             if !exists {
                 Some(absent(table))
             } else {
-                (!lacking.is_empty()).then(|| Missing { problem: format!("{} on {table}", lacking.join(", ")), fix: grant(&lacking, table, role), warning_only: false })
+                (!lacking.is_empty()).then(|| Missing {
+                    problem: format!("{} on {table}", lacking.join(", ")),
+                    fix: grant(&lacking, table, role),
+                    warning_only: false,
+                })
             }
         }
         Need::SequenceUsage(seq) => {
@@ -255,13 +307,21 @@ async fn evaluate(client: &Client, need: &Need, f: &Facts) -> Result<Option<Miss
             let sql = "WITH f AS (SELECT p.oid FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
                        WHERE n.nspname = $1 AND p.proname = $2 AND pg_catalog.oidvectortypes(p.proargtypes) = $3) \
                        SELECT EXISTS (SELECT FROM f), coalesce((SELECT pg_catalog.has_function_privilege(f.oid, 'EXECUTE') FROM f), true)";
-            let r = client.query_one(sql, &[&schema_of(qualified), &name_of(qualified), &arguments.trim_end_matches(')')]).await?;
+            let r = client
+                .query_one(
+                    sql,
+                    &[&schema_of(qualified), &name_of(qualified), &arguments.trim_end_matches(')')],
+                )
+                .await?;
             one_privilege(&r, function, "EXECUTE", &format!("FUNCTION {function}"), role)
         }
         Need::Maintain { reindex } => {
             let maintain_privilege = f.major() >= 17;
             let rows = client.query(UNMAINTAINABLE, &[&maintain_privilege, &!reindex]).await?;
-            let tables: Vec<Owned> = rows.iter().map(|r| Owned { table: r.get(0), owner: r.get(1), privileged: r.get(2) }).collect();
+            let tables: Vec<Owned> = rows
+                .iter()
+                .map(|r| Owned { table: r.get(0), owner: r.get(1), privileged: r.get(2) })
+                .collect();
             maintain_missing(&tables, *reindex, maintain_privilege, role)
         }
     })
@@ -269,15 +329,29 @@ async fn evaluate(client: &Client, need: &Need, f: &Facts) -> Result<Option<Miss
 
 /// An object of the extension that is not there.
 fn absent(what: &str) -> Missing {
-    Missing { problem: format!("{what} (missing: the extension is older than this binary)"), fix: "ALTER EXTENSION pitstop UPDATE;".into(), warning_only: false }
+    Missing {
+        problem: format!("{what} (missing: the extension is older than this binary)"),
+        fix: "ALTER EXTENSION pitstop UPDATE;".into(),
+        warning_only: false,
+    }
 }
 
 /// One privilege on `object`: `r` says whether it exists and whether the role has it.
-fn one_privilege(r: &tokio_postgres::Row, object: &str, privilege: &str, on: &str, role: &str) -> Option<Missing> {
+fn one_privilege(
+    r: &tokio_postgres::Row,
+    object: &str,
+    privilege: &str,
+    on: &str,
+    role: &str,
+) -> Option<Missing> {
     match (r.get(0), r.get(1)) {
         (false, _) => Some(absent(object)),
         (true, true) => None,
-        (true, false) => Some(Missing { problem: format!("{privilege} on {object}"), fix: grant(&[privilege], on, role), warning_only: false }),
+        (true, false) => Some(Missing {
+            problem: format!("{privilege} on {object}"),
+            fix: grant(&[privilege], on, role),
+            warning_only: false,
+        }),
     }
 }
 
@@ -309,23 +383,42 @@ pub struct Owned {
 /// grant, and gives the role everything that owner owns, so it is offered only for owners
 /// whose membership cannot lead further (see UNMAINTAINABLE); the tables of the others are a
 /// warning, since the daemon logs them as skipped and autovacuum still covers them.
-pub fn maintain_missing(tables: &[Owned], reindex: bool, maintain_privilege: bool, role: &str) -> Option<Missing> {
+pub fn maintain_missing(
+    tables: &[Owned],
+    reindex: bool,
+    maintain_privilege: bool,
+    role: &str,
+) -> Option<Missing> {
     if tables.is_empty() {
         return None;
     }
     const SHOWN: usize = 10;
-    let mut names: Vec<String> = tables.iter().take(SHOWN).map(|t| format!("{} (owner {})", t.table, t.owner)).collect();
+    let mut names: Vec<String> =
+        tables.iter().take(SHOWN).map(|t| format!("{} (owner {})", t.table, t.owner)).collect();
     if tables.len() > SHOWN {
         names.push(format!("and {} more", tables.len() - SHOWN));
     }
     let what = if reindex { "REINDEX" } else { "VACUUM/ANALYZE" };
-    let problem = format!("the right to {what} {} table{}: {}", tables.len(), if tables.len() == 1 { "" } else { "s" }, names.join(", "));
+    let problem = format!(
+        "the right to {what} {} table{}: {}",
+        tables.len(),
+        if tables.len() == 1 { "" } else { "s" },
+        names.join(", ")
+    );
     if maintain_privilege {
         let all: Vec<&str> = tables.iter().map(|t| t.table.as_str()).collect();
-        return Some(Missing { problem, fix: grant(&["MAINTAIN"], &format!("TABLE {}", all.join(", ")), role), warning_only: false });
+        return Some(Missing {
+            problem,
+            fix: grant(&["MAINTAIN"], &format!("TABLE {}", all.join(", ")), role),
+            warning_only: false,
+        });
     }
     let owners = |privileged: bool| {
-        let mut o: Vec<&str> = tables.iter().filter(|t| t.privileged == privileged).map(|t| t.owner.as_str()).collect();
+        let mut o: Vec<&str> = tables
+            .iter()
+            .filter(|t| t.privileged == privileged)
+            .map(|t| t.owner.as_str())
+            .collect();
         o.sort_unstable();
         o.dedup();
         o
@@ -337,7 +430,11 @@ pub fn maintain_missing(tables: &[Owned], reindex: bool, maintain_privilege: boo
     }
     let privileged = owners(true);
     if !privileged.is_empty() {
-        let instead = if reindex { "run those REINDEX jobs as their owner" } else { "leave them to autovacuum (the daemon logs them as skipped)" };
+        let instead = if reindex {
+            "run those REINDEX jobs as their owner"
+        } else {
+            "leave them to autovacuum (the daemon logs them as skipped)"
+        };
         fix.push(format!(
             "tables of {}, whose membership would give away more than their tables: before PostgreSQL 17 {instead}",
             privileged.join(", ")
@@ -356,26 +453,51 @@ mod tests {
     }
 
     fn tables(needs: &[Need]) -> Vec<(String, Vec<&'static str>)> {
-        needs.iter().filter_map(|n| if let Need::Table { table, privileges } = n { Some((table.clone(), privileges.clone())) } else { None }).collect()
+        needs
+            .iter()
+            .filter_map(|n| {
+                if let Need::Table { table, privileges } = n {
+                    Some((table.clone(), privileges.clone()))
+                } else {
+                    None
+                }
+            })
+            .collect()
     }
 
     #[test]
     fn the_relay_needs_its_outbox_and_cursor_only_when_it_runs() {
-        assert_eq!(needs(Task::Relay, &config("")), Err("the relay does not run (no redis.url configured)".into()));
+        assert_eq!(
+            needs(Task::Relay, &config("")),
+            Err("the relay does not run (no redis.url configured)".into())
+        );
         let relay = needs(Task::Relay, &config("[redis]\nurl = \"redis://h:1\"\n")).unwrap();
         assert_eq!(
             tables(&relay),
-            [("pitstop.invalidation_outbox".into(), vec!["SELECT", "DELETE"]), ("pitstop.relay_state".into(), vec!["SELECT", "INSERT", "UPDATE"])]
+            [
+                ("pitstop.invalidation_outbox".into(), vec!["SELECT", "DELETE"]),
+                ("pitstop.relay_state".into(), vec!["SELECT", "INSERT", "UPDATE"])
+            ]
         );
-        assert!(needs(Task::Relay, &config("[redis]\nurl = \"redis://h:1\"\n[relay]\nenabled = false\n")).is_err());
+        assert!(needs(
+            Task::Relay,
+            &config("[redis]\nurl = \"redis://h:1\"\n[relay]\nenabled = false\n")
+        )
+        .is_err());
     }
 
     #[test]
     fn the_monitor_needs_stats_rights_and_its_tables() {
         let monitor = needs(Task::Monitor, &config("")).unwrap();
-        assert!(matches!(monitor[0], Need::Role { role: "pg_read_all_stats", grant: "pg_monitor", .. }));
+        assert!(matches!(
+            monitor[0],
+            Need::Role { role: "pg_read_all_stats", grant: "pg_monitor", .. }
+        ));
         assert!(monitor.contains(&Need::SequenceUsage("pitstop.alerts_id_seq")));
-        assert_eq!(tables(&monitor)[0], ("pitstop.host_metrics".into(), vec!["SELECT", "INSERT", "DELETE"]));
+        assert_eq!(
+            tables(&monitor)[0],
+            ("pitstop.host_metrics".into(), vec!["SELECT", "INSERT", "DELETE"])
+        );
         assert!(needs(Task::Monitor, &config("[monitor]\nenabled = false\n")).is_err());
     }
 
@@ -383,25 +505,50 @@ mod tests {
     fn maintenance_needs_follow_the_enabled_jobs() {
         // Defaults: vacuum, analyze, snapshot and prune; reindex is off.
         let m = needs(Task::Maintenance, &config("")).unwrap();
-        assert!(m.contains(&Need::Maintain { reindex: false }) && !m.contains(&Need::Maintain { reindex: true }));
+        assert!(
+            m.contains(&Need::Maintain { reindex: false })
+                && !m.contains(&Need::Maintain { reindex: true })
+        );
         assert!(m.contains(&Need::Execute(PLAN_FUNCTION)));
         let t = tables(&m);
         // The log's privileges merged with the prune's.
-        assert_eq!(t[0], ("pitstop.maintenance_log".into(), vec!["SELECT", "INSERT", "UPDATE", "DELETE"]));
+        assert_eq!(
+            t[0],
+            ("pitstop.maintenance_log".into(), vec!["SELECT", "INSERT", "UPDATE", "DELETE"])
+        );
         assert!(t.contains(&("pitstop.query_snapshots".into(), vec!["INSERT", "SELECT", "DELETE"])));
         assert!(t.contains(&("pitstop.alerts".into(), vec!["SELECT", "DELETE"])));
         let prune_only = config("[[maintenance.jobs]]\nname = \"p\"\nkind = \"prune\"\nschedule = \"@daily\"\nkeep = \"7d\"\n");
         let m = needs(Task::Maintenance, &prune_only).unwrap();
-        assert!(!m.iter().any(|n| matches!(n, Need::Maintain { .. } | Need::Execute(_) | Need::Role { .. })), "{m:?}");
+        assert!(
+            !m.iter()
+                .any(|n| matches!(n, Need::Maintain { .. } | Need::Execute(_) | Need::Role { .. })),
+            "{m:?}"
+        );
         assert!(needs(Task::Maintenance, &config("[maintenance]\nenabled = false\n")).is_err());
-        assert_eq!(needs(Task::Maintenance, &config("[maintenance]\njobs = []\n")), Err("no [[maintenance.jobs]] is enabled".into()));
+        assert_eq!(
+            needs(Task::Maintenance, &config("[maintenance]\njobs = []\n")),
+            Err("no [[maintenance.jobs]] is enabled".into())
+        );
     }
 
     #[test]
     fn fixes_grant_exactly_what_is_missing() {
-        assert_eq!(grant(&["SELECT", "DELETE"], "pitstop.invalidation_outbox", "\"Relay\""), "GRANT SELECT, DELETE ON pitstop.invalidation_outbox TO \"Relay\";");
-        let owned = |table: &str, owner: &str, privileged| Owned { table: table.into(), owner: owner.into(), privileged };
-        let tables = vec![owned("public.a", "app", false), owned("public.b", "etl", false), owned("s.c", "app", false), owned("pitstop.alerts", "postgres", true)];
+        assert_eq!(
+            grant(&["SELECT", "DELETE"], "pitstop.invalidation_outbox", "\"Relay\""),
+            "GRANT SELECT, DELETE ON pitstop.invalidation_outbox TO \"Relay\";"
+        );
+        let owned = |table: &str, owner: &str, privileged| Owned {
+            table: table.into(),
+            owner: owner.into(),
+            privileged,
+        };
+        let tables = vec![
+            owned("public.a", "app", false),
+            owned("public.b", "etl", false),
+            owned("s.c", "app", false),
+            owned("pitstop.alerts", "postgres", true),
+        ];
         let m = maintain_missing(&tables, false, false, "pitstop").unwrap();
         assert_eq!(m.problem, "the right to VACUUM/ANALYZE 4 tables: public.a (owner app), public.b (owner etl), s.c (owner app), pitstop.alerts (owner postgres)");
         assert_eq!(
@@ -420,6 +567,9 @@ mod tests {
         );
         assert_eq!(maintain_missing(&[], false, true, "pitstop"), None);
         let many: Vec<Owned> = (0..12).map(|i| owned(&format!("t{i}"), "o", false)).collect();
-        assert!(maintain_missing(&many, false, true, "p").unwrap().problem.ends_with("t9 (owner o), and 2 more"));
+        assert!(maintain_missing(&many, false, true, "p")
+            .unwrap()
+            .problem
+            .ends_with("t9 (owner o), and 2 more"));
     }
 }

@@ -7,7 +7,8 @@ use crate::db::tls::{SslMode, TlsSettings, Verify};
 use crate::extension_version;
 use tokio_postgres::Client;
 
-pub const CHECKS: &[&str] = &["server_version", "tls", "shared_preload_libraries", "extension", "pg_stat_statements"];
+pub const CHECKS: &[&str] =
+    &["server_version", "tls", "shared_preload_libraries", "extension", "pg_stat_statements"];
 
 /// Major versions this release supports.
 pub const SUPPORTED: &[i32] = &[15, 17, 18];
@@ -103,8 +104,19 @@ impl Facts {
 
 pub fn checks(facts: &Result<Facts, String>, tls: &TlsSettings) -> Vec<Check> {
     match facts {
-        Ok(f) => vec![version(f), tls_check(f, tls), preloaded(f), extension(f), pg_stat_statements(f)],
-        Err(e) => CHECKS.iter().map(|name| Check::failed(name, format!("cannot read the server's settings: {e}"), "see the error; doctor needs only the catalogs every role can read")).collect(),
+        Ok(f) => {
+            vec![version(f), tls_check(f, tls), preloaded(f), extension(f), pg_stat_statements(f)]
+        }
+        Err(e) => CHECKS
+            .iter()
+            .map(|name| {
+                Check::failed(
+                    name,
+                    format!("cannot read the server's settings: {e}"),
+                    "see the error; doctor needs only the catalogs every role can read",
+                )
+            })
+            .collect(),
     }
 }
 
@@ -114,7 +126,11 @@ fn version(f: &Facts) -> Check {
     if SUPPORTED.contains(&f.major()) {
         Check::ok(name, format!("PostgreSQL {}", f.version))
     } else {
-        Check::failed(name, format!("PostgreSQL {} is not supported", f.version), format!("run pitstop on PostgreSQL {supported} (pg_upgrade to one of them)"))
+        Check::failed(
+            name,
+            format!("PostgreSQL {} is not supported", f.version),
+            format!("run pitstop on PostgreSQL {supported} (pg_upgrade to one of them)"),
+        )
     }
 }
 
@@ -124,14 +140,23 @@ fn tls_check(f: &Facts, tls: &TlsSettings) -> Check {
         return Check::ok(name, "Unix-domain socket: local, TLS does not apply");
     }
     if f.ssl {
-        let how = format!("{} {}; {}", f.tls_version.as_deref().unwrap_or("TLS"), f.cipher.as_deref().unwrap_or(""), tls.describe());
+        let how = format!(
+            "{} {}; {}",
+            f.tls_version.as_deref().unwrap_or("TLS"),
+            f.cipher.as_deref().unwrap_or(""),
+            tls.describe()
+        );
         if tls.verify == Verify::Nothing {
             return Check::warning(name, format!("encrypted, but the server's certificate is not verified ({how})"), "connect with sslmode=verify-full sslrootcert=<the CA's certificate file> (in the DSN, or PGSSLMODE and PGSSLROOTCERT)");
         }
         return Check::ok(name, format!("encrypted: {how}"));
     }
     let client_side = if tls.mode == SslMode::Disable { ", sslmode=disable" } else { "" };
-    let found = format!("plaintext TCP connection (server ssl = {}{client_side}; {})", f.server_ssl, tls.describe());
+    let found = format!(
+        "plaintext TCP connection (server ssl = {}{client_side}; {})",
+        f.server_ssl,
+        tls.describe()
+    );
     let connect = "connect with sslmode=verify-full sslrootcert=<the CA's certificate file> (in the DSN, or PGSSLMODE and PGSSLROOTCERT)";
     let fix = if f.server_ssl == "on" {
         connect.to_string()
@@ -156,7 +181,8 @@ fn preload_fix(f: &Facts) -> String {
 
 /// `what`, with the setting's value when this role may read it, else how it was told.
 fn with_list(what: &str, loaded: bool, f: &Facts) -> String {
-    let pending = if f.preload_pending_restart { "; a changed value waits for a restart" } else { "" };
+    let pending =
+        if f.preload_pending_restart { "; a changed value waits for a restart" } else { "" };
     let defined = if loaded { "defined" } else { "not defined" };
     match &f.preload {
         Some(list) => format!("{what} (shared_preload_libraries = '{list}'{pending})"),
@@ -179,21 +205,38 @@ fn extension(f: &Facts) -> Check {
         Some(v) => format!("the server's packaged version is {v}"),
         None => "the pitstop package is not installed on the server".into(),
     };
-    let package = format!("install the pitstop {needed} package for PostgreSQL {} on the server", f.major());
+    let package =
+        format!("install the pitstop {needed} package for PostgreSQL {} on the server", f.major());
     match &f.pitstop_installed {
         None => {
             let fix = match &f.pitstop_available {
-                Some(v) if v == needed => format!("CREATE EXTENSION pitstop; (in database {:?})", f.database),
-                _ => format!("{package}, then CREATE EXTENSION pitstop; (in database {:?})", f.database),
+                Some(v) if v == needed => {
+                    format!("CREATE EXTENSION pitstop; (in database {:?})", f.database)
+                }
+                _ => format!(
+                    "{package}, then CREATE EXTENSION pitstop; (in database {:?})",
+                    f.database
+                ),
             };
-            Check::failed(name, format!("pitstop is not installed in database {:?} ({available})", f.database), fix)
+            Check::failed(
+                name,
+                format!("pitstop is not installed in database {:?} ({available})", f.database),
+                fix,
+            )
         }
         Some(installed) => match extension_version::mismatch(needed, installed) {
             None => Check::ok(name, format!("pitstop {installed} in database {:?}", f.database)),
             Some(problem) => {
-                let fix = match (extension_version::numbers(installed), extension_version::numbers(needed)) {
-                    (Some(have), Some(want)) if have > want => format!("use pitstop {installed} (this binary is {needed})"),
-                    _ if f.pitstop_available.as_deref() != Some(needed) => format!("{package}, then ALTER EXTENSION pitstop UPDATE TO '{needed}';"),
+                let fix = match (
+                    extension_version::numbers(installed),
+                    extension_version::numbers(needed),
+                ) {
+                    (Some(have), Some(want)) if have > want => {
+                        format!("use pitstop {installed} (this binary is {needed})")
+                    }
+                    _ if f.pitstop_available.as_deref() != Some(needed) => {
+                        format!("{package}, then ALTER EXTENSION pitstop UPDATE TO '{needed}';")
+                    }
                     _ => format!("ALTER EXTENSION pitstop UPDATE TO '{needed}';"),
                 };
                 Check::failed(name, format!("{problem} ({available})"), fix)
@@ -205,11 +248,26 @@ fn extension(f: &Facts) -> Check {
 fn pg_stat_statements(f: &Facts) -> Check {
     let name = "pg_stat_statements";
     if !f.pgss_loaded {
-        let fix = if f.pgss_available { preload_fix(f) } else { format!("install PostgreSQL's contrib package on the server, then {}", preload_fix(f)) };
-        return Check::failed(name, with_list("pg_stat_statements is not preloaded", false, f), fix);
+        let fix = if f.pgss_available {
+            preload_fix(f)
+        } else {
+            format!("install PostgreSQL's contrib package on the server, then {}", preload_fix(f))
+        };
+        return Check::failed(
+            name,
+            with_list("pg_stat_statements is not preloaded", false, f),
+            fix,
+        );
     }
     if f.pgss_installed.is_none() {
-        return Check::failed(name, format!("the library is preloaded, but the extension is not created in database {:?}", f.database), "CREATE EXTENSION pg_stat_statements;");
+        return Check::failed(
+            name,
+            format!(
+                "the library is preloaded, but the extension is not created in database {:?}",
+                f.database
+            ),
+            "CREATE EXTENSION pg_stat_statements;",
+        );
     }
     let setting = f.compute_query_id.as_deref().unwrap_or("?");
     if !matches!(setting, "on" | "auto" | "regress") {
@@ -266,22 +324,42 @@ mod tests {
     #[test]
     fn unsupported_versions_name_the_supported_ones() {
         let c = version(&Facts { version_num: 160004, version: "16.4".into(), ..healthy() });
-        assert_eq!((c.found.as_str(), c.fix.as_deref()), ("PostgreSQL 16.4 is not supported", Some("run pitstop on PostgreSQL 15, 17, 18 (pg_upgrade to one of them)")));
+        assert_eq!(
+            (c.found.as_str(), c.fix.as_deref()),
+            (
+                "PostgreSQL 16.4 is not supported",
+                Some("run pitstop on PostgreSQL 15, 17, 18 (pg_upgrade to one of them)")
+            )
+        );
         assert!(version(&Facts { version_num: 180001, ..healthy() }).fix.is_none());
     }
 
     #[test]
     fn missing_libraries_are_added_to_the_existing_list_by_both_checks() {
-        let f = Facts { preload: Some("auto_explain".into()), pitstop_loaded: false, pgss_loaded: false, ..healthy() };
+        let f = Facts {
+            preload: Some("auto_explain".into()),
+            pitstop_loaded: false,
+            pgss_loaded: false,
+            ..healthy()
+        };
         let fix = "ALTER SYSTEM SET shared_preload_libraries = 'auto_explain', 'pg_stat_statements', 'pitstop'; then restart PostgreSQL (e.g. systemctl restart postgresql)";
         assert_eq!(preloaded(&f).fix.as_deref(), Some(fix));
         assert_eq!(pg_stat_statements(&f).fix.as_deref(), Some(fix));
-        let f = Facts { preload: Some("pg_stat_statements".into()), pitstop_loaded: false, preload_pending_restart: true, ..healthy() };
+        let f = Facts {
+            preload: Some("pg_stat_statements".into()),
+            pitstop_loaded: false,
+            preload_pending_restart: true,
+            ..healthy()
+        };
         assert!(preloaded(&f).found.ends_with("waits for a restart)"));
         // A role that may not read the list is still told whether pitstop is loaded.
         let f = Facts { preload: None, pitstop_loaded: false, ..healthy() };
         let c = preloaded(&f);
-        assert!(c.found.starts_with("pitstop is not preloaded (its settings are not defined in this session") && c.fix.unwrap().contains("SHOW shared_preload_libraries as a superuser"));
+        assert!(
+            c.found.starts_with(
+                "pitstop is not preloaded (its settings are not defined in this session"
+            ) && c.fix.unwrap().contains("SHOW shared_preload_libraries as a superuser")
+        );
         let c = preloaded(&Facts { preload: None, ..healthy() });
         assert_eq!((c.status, c.found.as_str()), (super::super::Status::Ok, "pitstop is preloaded (its settings are defined in this session; reading shared_preload_libraries needs pg_read_all_settings)"));
     }
@@ -293,17 +371,34 @@ mod tests {
         assert_eq!(missing.fix.as_deref(), Some("CREATE EXTENSION pitstop; (in database \"app\")"));
         let old = extension(&Facts { pitstop_installed: Some("0.0.1".into()), ..healthy() });
         assert_eq!(old.fix, Some(format!("ALTER EXTENSION pitstop UPDATE TO '{needed}';")));
-        let unpackaged = extension(&Facts { pitstop_installed: Some("0.0.1".into()), pitstop_available: Some("0.0.1".into()), ..healthy() });
-        assert!(unpackaged.fix.unwrap().starts_with(&format!("install the pitstop {needed} package for PostgreSQL 15")));
+        let unpackaged = extension(&Facts {
+            pitstop_installed: Some("0.0.1".into()),
+            pitstop_available: Some("0.0.1".into()),
+            ..healthy()
+        });
+        assert!(unpackaged
+            .fix
+            .unwrap()
+            .starts_with(&format!("install the pitstop {needed} package for PostgreSQL 15")));
         let newer = extension(&Facts { pitstop_installed: Some("99.0.0".into()), ..healthy() });
         assert_eq!(newer.fix, Some(format!("use pitstop 99.0.0 (this binary is {needed})")));
     }
 
     #[test]
     fn query_ids_must_be_computed_and_produced() {
-        assert_eq!(pg_stat_statements(&Facts { compute_query_id: Some("off".into()), ..healthy() }).fix.as_deref(), Some("ALTER SYSTEM SET compute_query_id = 'auto'; SELECT pg_reload_conf();"));
-        assert!(pg_stat_statements(&Facts { query_id: None, ..healthy() }).found.contains("got no query id"));
-        assert_eq!(pg_stat_statements(&Facts { pgss_installed: None, ..healthy() }).fix.as_deref(), Some("CREATE EXTENSION pg_stat_statements;"));
+        assert_eq!(
+            pg_stat_statements(&Facts { compute_query_id: Some("off".into()), ..healthy() })
+                .fix
+                .as_deref(),
+            Some("ALTER SYSTEM SET compute_query_id = 'auto'; SELECT pg_reload_conf();")
+        );
+        assert!(pg_stat_statements(&Facts { query_id: None, ..healthy() })
+            .found
+            .contains("got no query id"));
+        assert_eq!(
+            pg_stat_statements(&Facts { pgss_installed: None, ..healthy() }).fix.as_deref(),
+            Some("CREATE EXTENSION pg_stat_statements;")
+        );
     }
 
     #[test]
@@ -311,10 +406,21 @@ mod tests {
         let tcp = Facts { unix_socket: false, ..healthy() };
         let plain = tls_check(&tcp, &no_tls());
         assert_eq!(plain.status, super::super::Status::Warning);
-        assert!(plain.fix.unwrap().starts_with("on the server: ssl_cert_file and ssl_key_file, ALTER SYSTEM SET ssl = on;"));
-        let on = Facts { ssl: true, server_ssl: "on".into(), tls_version: Some("TLSv1.3".into()), ..tcp.clone() };
+        assert!(plain.fix.unwrap().starts_with(
+            "on the server: ssl_cert_file and ssl_key_file, ALTER SYSTEM SET ssl = on;"
+        ));
+        let on = Facts {
+            ssl: true,
+            server_ssl: "on".into(),
+            tls_version: Some("TLSv1.3".into()),
+            ..tcp.clone()
+        };
         assert_eq!(tls_check(&on, &no_tls()).status, super::super::Status::Warning);
-        let verified = TlsSettings { mode: SslMode::VerifyFull, verify: Verify::Full(Roots::System), client: None };
+        let verified = TlsSettings {
+            mode: SslMode::VerifyFull,
+            verify: Verify::Full(Roots::System),
+            client: None,
+        };
         let ok = tls_check(&on, &verified);
         assert!(ok.fix.is_none() && ok.found.starts_with("encrypted: TLSv1.3"), "{ok:?}");
         let refused = tls_check(&Facts { server_ssl: "on".into(), ..tcp }, &no_tls());

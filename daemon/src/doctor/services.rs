@@ -22,7 +22,9 @@ pub fn config_check(loaded: &Result<Config, Vec<ConfigError>>) -> Check {
 
 pub async fn redis_check(config: Option<&Config>) -> Check {
     let name = "redis";
-    let Some(config) = config else { return Check::skipped(name, "the configuration is invalid (see config)") };
+    let Some(config) = config else {
+        return Check::skipped(name, "the configuration is invalid (see config)");
+    };
     if let Some(reason) = config.relay_disabled_reason() {
         return Check::skipped(name, format!("the relay does not run ({reason})"));
     }

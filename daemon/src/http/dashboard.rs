@@ -159,7 +159,9 @@ fn components(h: &mut String, p: &Page) {
     let rows = p
         .components
         .iter()
-        .map(|(name, c)| vec![escape(name), badge(c.state.as_str()), age(p.now - c.since), escape(&c.detail)])
+        .map(|(name, c)| {
+            vec![escape(name), badge(c.state.as_str()), age(p.now - c.since), escape(&c.detail)]
+        })
         .collect();
     table(h, &["component", "state", "for", "detail"], rows);
     h.push_str("</section>\n");
@@ -174,9 +176,13 @@ fn alerts(h: &mut String, now: f64, alerts: &[Alert]) {
     let rows = alerts
         .iter()
         .map(|a| {
-            let labels = a.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
+            let labels =
+                a.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
             let value = a.value.map(number).unwrap_or_else(|| "—".into());
-            let fired = a.fired_at.map(|t| format!(", firing for {}", age(now - unix(t)))).unwrap_or_default();
+            let fired = a
+                .fired_at
+                .map(|t| format!(", firing for {}", age(now - unix(t))))
+                .unwrap_or_default();
             vec![
                 badge(a.severity.as_str()),
                 badge(a.phase.as_str()),
@@ -198,14 +204,26 @@ fn latest(v: &View, metric: &str) -> Option<f64> {
 }
 
 /// A row of a metrics table: name, current value (text, escaped here), the window's sparkline.
-fn metric_row(v: &View, name: &str, value: Option<String>, spark: Option<(&str, Scale)>) -> Vec<String> {
-    let line = spark.and_then(|(m, scale)| v.sparklines.iter().find(|(f, _)| *f == m).map(|(_, points)| sparkline(points, scale)));
+fn metric_row(
+    v: &View,
+    name: &str,
+    value: Option<String>,
+    spark: Option<(&str, Scale)>,
+) -> Vec<String> {
+    let line = spark.and_then(|(m, scale)| {
+        v.sparklines.iter().find(|(f, _)| *f == m).map(|(_, points)| sparkline(points, scale))
+    });
     vec![escape(name), escape(value.as_deref().unwrap_or("—")), line.unwrap_or_default()]
 }
 
 fn used_of(used: Option<f64>, total: Option<f64>, ratio: Option<f64>) -> Option<String> {
     match (used, total) {
-        (Some(u), Some(t)) => Some(format!("{} of {}{}", bytes(u), bytes(t), ratio.map(|r| format!(" ({})", percent(r))).unwrap_or_default())),
+        (Some(u), Some(t)) => Some(format!(
+            "{} of {}{}",
+            bytes(u),
+            bytes(t),
+            ratio.map(|r| format!(" ({})", percent(r))).unwrap_or_default()
+        )),
         _ => None,
     }
 }
@@ -213,17 +231,34 @@ fn used_of(used: Option<f64>, total: Option<f64>, ratio: Option<f64>) -> Option<
 fn host(h: &mut String, v: &View) {
     h.push_str("<section><h2>Host</h2>");
     let l = |m: &str| latest(v, m);
-    let load = l(LOAD1).map(|one| format!("{} / {} / {}", number(one), l(LOAD5).map(number).unwrap_or_default(), l(LOAD15).map(number).unwrap_or_default()));
+    let load = l(LOAD1).map(|one| {
+        format!(
+            "{} / {} / {}",
+            number(one),
+            l(LOAD5).map(number).unwrap_or_default(),
+            l(LOAD15).map(number).unwrap_or_default()
+        )
+    });
     let swap = match l(SWAP_TOTAL) {
         Some(0.0) => Some("no swap".to_string()),
         _ => used_of(l(SWAP_USED), l(SWAP_TOTAL), l(SWAP_RATIO)),
     };
-    let processes = |rss: &str, cpu: &str| l(rss).map(|r| format!("{} resident, {} of a core", bytes(r), l(cpu).map(percent).unwrap_or_default()));
-    let postgres = processes(PG_RSS, PG_CPU).map(|t| format!("{} processes, {t}", l(PG_PROCESSES).map(number).unwrap_or_default()));
+    let processes = |rss: &str, cpu: &str| {
+        l(rss).map(|r| {
+            format!("{} resident, {} of a core", bytes(r), l(cpu).map(percent).unwrap_or_default())
+        })
+    };
+    let postgres = processes(PG_RSS, PG_CPU)
+        .map(|t| format!("{} processes, {t}", l(PG_PROCESSES).map(number).unwrap_or_default()));
     let rows = vec![
         metric_row(v, "CPU", l(CPU).map(percent), Some((CPU, Scale::Ratio))),
         metric_row(v, "load 1 / 5 / 15 min", load, Some((LOAD1, Scale::FromZero))),
-        metric_row(v, "memory", used_of(l(MEM_USED), l(MEM_TOTAL), l(MEM_RATIO)), Some((MEM_RATIO, Scale::Ratio))),
+        metric_row(
+            v,
+            "memory",
+            used_of(l(MEM_USED), l(MEM_TOTAL), l(MEM_RATIO)),
+            Some((MEM_RATIO, Scale::Ratio)),
+        ),
         metric_row(v, "swap", swap, Some((SWAP_RATIO, Scale::Ratio))),
         metric_row(v, "PostgreSQL processes", postgres, None),
         metric_row(v, "pitstop daemon", processes(DAEMON_RSS, DAEMON_CPU), None),
@@ -234,10 +269,20 @@ fn host(h: &mut String, v: &View) {
         .iter()
         .filter(|s| s.metric == DISK_TOTAL)
         .map(|total| {
-            let of = |metric: &str| v.samples.iter().find(|s| s.metric == metric && s.labels == total.labels).map(|s| s.value);
+            let of = |metric: &str| {
+                v.samples
+                    .iter()
+                    .find(|s| s.metric == metric && s.labels == total.labels)
+                    .map(|s| s.value)
+            };
             let mount = total.labels.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>().join(" ");
             let used = of(DISK_USED).map(bytes).unwrap_or_default();
-            vec![escape(&mount), escape(&used), escape(&bytes(total.value)), escape(&of(DISK_RATIO).map(percent).unwrap_or_default())]
+            vec![
+                escape(&mount),
+                escape(&used),
+                escape(&bytes(total.value)),
+                escape(&of(DISK_RATIO).map(percent).unwrap_or_default()),
+            ]
         })
         .collect();
     if !disks.is_empty() {
@@ -258,21 +303,49 @@ fn postgres(h: &mut String, v: &View) {
         .collect();
     let connections = l(MAX_CONNECTIONS).map(|max| {
         let total: f64 = by_state.iter().map(|(_, n)| n).sum();
-        let states = by_state.iter().filter(|(_, n)| *n > 0.0).map(|(s, n)| format!("{s} {}", number(*n))).collect::<Vec<_>>().join(", ");
-        format!("{} of {}{} — {states}", number(total), number(max), l(CONNECTIONS_RATIO).map(|r| format!(" ({})", percent(r))).unwrap_or_default())
+        let states = by_state
+            .iter()
+            .filter(|(_, n)| *n > 0.0)
+            .map(|(s, n)| format!("{s} {}", number(*n)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "{} of {}{} — {states}",
+            number(total),
+            number(max),
+            l(CONNECTIONS_RATIO).map(|r| format!(" ({})", percent(r))).unwrap_or_default()
+        )
     });
-    let xid = l(XID_RATIO).map(|r| format!("{} (age {})", percent(r), l(XID_AGE).map(number).unwrap_or_default()));
+    let xid = l(XID_RATIO)
+        .map(|r| format!("{} (age {})", percent(r), l(XID_AGE).map(number).unwrap_or_default()));
     let rows = vec![
         metric_row(v, "connections", connections, Some((CONNECTIONS_RATIO, Scale::Ratio))),
         metric_row(v, "transactions per second", l(TPS).map(number), Some((TPS, Scale::FromZero))),
-        metric_row(v, "cache hit ratio", l(CACHE_HIT).map(percent), Some((CACHE_HIT, Scale::Ratio))),
-        metric_row(v, "replication lag", l(REPLICATION_LAG).map(seconds), Some((REPLICATION_LAG, Scale::FromZero))),
-        metric_row(v, "longest transaction", l(LONGEST_XACT).map(seconds), Some((LONGEST_XACT, Scale::FromZero))),
+        metric_row(
+            v,
+            "cache hit ratio",
+            l(CACHE_HIT).map(percent),
+            Some((CACHE_HIT, Scale::Ratio)),
+        ),
+        metric_row(
+            v,
+            "replication lag",
+            l(REPLICATION_LAG).map(seconds),
+            Some((REPLICATION_LAG, Scale::FromZero)),
+        ),
+        metric_row(
+            v,
+            "longest transaction",
+            l(LONGEST_XACT).map(seconds),
+            Some((LONGEST_XACT, Scale::FromZero)),
+        ),
         metric_row(v, "xid wraparound", xid, None),
     ];
     table(h, &["metric", "now", "window"], rows);
     if l(MAX_CONNECTIONS).is_none() {
-        h.push_str("<p class=\"muted\">Not sampled: see the monitor's detail under Components.</p>");
+        h.push_str(
+            "<p class=\"muted\">Not sampled: see the monitor's detail under Components.</p>",
+        );
     }
     h.push_str("</section>\n");
 }
@@ -287,7 +360,11 @@ fn relay(h: &mut String, s: &metrics::Snapshot) {
         format!("{} / {}", s.postgres_errors, s.redis_errors),
         seconds(s.lag_seconds),
     ];
-    table(h, &["delivered", "batches", "rounds", "pruned", "errors (postgres / redis)", "lag"], vec![cells.iter().map(|c| escape(c)).collect()]);
+    table(
+        h,
+        &["delivered", "batches", "rounds", "pruned", "errors (postgres / redis)", "lag"],
+        vec![cells.iter().map(|c| escape(c)).collect()],
+    );
     h.push_str("</section>\n");
 }
 
@@ -318,7 +395,14 @@ fn maintenance(h: &mut String, jobs: &[MaintenanceJob]) {
             ]
         })
         .collect();
-    table(h, &["job", "kind", "schedule", "enabled", "running", "last run", "outcome", "detail", "next run"], rows);
+    table(
+        h,
+        &[
+            "job", "kind", "schedule", "enabled", "running", "last run", "outcome", "detail",
+            "next run",
+        ],
+        rows,
+    );
     h.push_str("</section>\n");
 }
 
@@ -352,7 +436,9 @@ pub fn sparkline(points: &[f64], scale: Scale) -> String {
     if finite.len() < 2 {
         return String::new();
     }
-    let (min, max) = finite.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| (lo.min(*p), hi.max(*p)));
+    let (min, max) = finite
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| (lo.min(*p), hi.max(*p)));
     let (low, high) = (min.min(0.0), if scale == Scale::Ratio { max.max(1.0) } else { max });
     let span = high - low;
     let step = (SPARK_WIDTH - 2.0) / (finite.len() - 1) as f64;
@@ -479,7 +565,11 @@ mod tests {
             enabled: true,
             running: false,
             next_run: Some("2025-01-02T03:00:00Z".into()),
-            last_run: Some(MaintenanceRun { started_at: "2025-01-01T03:00:00Z".into(), outcome: "failed".into(), detail: format!("VACUUM \"{EVIL}\": lock timeout") }),
+            last_run: Some(MaintenanceRun {
+                started_at: "2025-01-01T03:00:00Z".into(),
+                outcome: "failed".into(),
+                detail: format!("VACUUM \"{EVIL}\": lock timeout"),
+            }),
         };
         Page {
             now: 1_060.0,
@@ -493,7 +583,13 @@ mod tests {
                 ("monitor", component(Health::Up, "sampling")),
                 ("maintenance", component(Health::Up, "1 job")),
             ],
-            scrape: metrics::Snapshot { version: "0.1.0", delivered: 42, lag_seconds: 0.4, monitor, ..Default::default() },
+            scrape: metrics::Snapshot {
+                version: "0.1.0",
+                delivered: 42,
+                lag_seconds: 0.4,
+                monitor,
+                ..Default::default()
+            },
             jobs: vec![job],
         }
     }
@@ -502,7 +598,11 @@ mod tests {
     fn escape_neutralises_markup_and_quotes() {
         assert_eq!(escape(EVIL), "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;");
         assert_eq!(escape("a & \"b\" <c>"), "a &amp; &quot;b&quot; &lt;c&gt;");
-        assert_eq!(escape("&lt;"), "&amp;lt;", "already-escaped text is escaped again, not trusted");
+        assert_eq!(
+            escape("&lt;"),
+            "&amp;lt;",
+            "already-escaped text is escaped again, not trusted"
+        );
         assert_eq!(escape("plain ünïcode"), "plain ünïcode");
     }
 
@@ -514,16 +614,41 @@ mod tests {
         assert!(!html.to_lowercase().contains("<script"), "unescaped script:\n{html}");
         assert!(html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"), "{html}");
         assert!(!html.contains("http://") && !html.contains("https://"), "no external asset");
-        for part in ["postgres", "redis", "relay", "monitor", "maintenance", "nightly-vacuum", "0 3 * * *", "2025-01-02T03:00:00Z"] {
+        for part in [
+            "postgres",
+            "redis",
+            "relay",
+            "monitor",
+            "maintenance",
+            "nightly-vacuum",
+            "0 3 * * *",
+            "2025-01-02T03:00:00Z",
+        ] {
             assert!(html.contains(part), "{part} missing");
         }
-        assert!(html.contains("version 0.1.0") && html.contains("up 1h 2m 3s") && html.contains("sampled 5s ago"), "{html}");
-        assert!(html.contains("<span class=\"b critical\">critical</span>") && html.contains("<span class=\"b firing\">firing</span>"));
+        assert!(
+            html.contains("version 0.1.0")
+                && html.contains("up 1h 2m 3s")
+                && html.contains("sampled 5s ago"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<span class=\"b critical\">critical</span>")
+                && html.contains("<span class=\"b firing\">firing</span>")
+        );
         assert!(html.contains("1m ago, firing for 30s"), "alert since");
         assert!(html.contains("97.5 (threshold 90)"));
-        assert!(html.contains("25.0%") && html.contains("2.0 GiB of 8.0 GiB (25.0%)") && html.contains("no swap"));
+        assert!(
+            html.contains("25.0%")
+                && html.contains("2.0 GiB of 8.0 GiB (25.0%)")
+                && html.contains("no swap")
+        );
         assert!(html.contains("10 of 100 (10.0%) — active 3, idle 7"), "{html}");
-        assert!(html.contains("1234.5") && html.contains("99.9%") && html.contains("5.0% (age 107374182)"));
+        assert!(
+            html.contains("1234.5")
+                && html.contains("99.9%")
+                && html.contains("5.0% (age 107374182)")
+        );
         assert!(html.contains("465.7 GiB") && html.contains("931.3 GiB"), "disk sizes");
         assert!(html.contains("<td>42</td>") && html.contains("<td>0.4 s</td>"), "relay");
         assert!(html.contains("<span class=\"b failed\">failed</span>"));
@@ -536,7 +661,11 @@ mod tests {
         p.scrape = metrics::Snapshot::default();
         p.jobs.clear();
         let html = render(&p, false);
-        assert!(html.contains("not sampled yet") && html.contains("No alert is pending or firing.") && html.contains("No job scheduled."));
+        assert!(
+            html.contains("not sampled yet")
+                && html.contains("No alert is pending or firing.")
+                && html.contains("No job scheduled.")
+        );
         assert!(html.contains("Not sampled: see the monitor"));
         assert!(!html.contains("<svg"));
     }
@@ -549,17 +678,30 @@ mod tests {
         assert!(svg.contains("points=\"1.0,21.0 60.0,1.0 119.0,11.0\""), "{svg}");
         assert!(svg.contains("<title>0 to 10 over the window</title>"));
         let steady = sparkline(&[3.0, 3.0], Scale::FromZero);
-        assert!(steady.contains("points=\"1.0,1.0 119.0,1.0\""), "a steady value is drawn at the top, not mid-way: {steady}");
+        assert!(
+            steady.contains("points=\"1.0,1.0 119.0,1.0\""),
+            "a steady value is drawn at the top, not mid-way: {steady}"
+        );
         let idle = sparkline(&[0.0, 0.0], Scale::FromZero);
         assert!(idle.contains("points=\"1.0,21.0 119.0,21.0\""), "zero is at the bottom: {idle}");
         let ratio = sparkline(&[0.5, 0.25], Scale::Ratio);
-        assert!(ratio.contains("points=\"1.0,11.0 119.0,16.0\"") && ratio.contains("<title>25.0% to 50.0% over the window</title>"), "{ratio}");
+        assert!(
+            ratio.contains("points=\"1.0,11.0 119.0,16.0\"")
+                && ratio.contains("<title>25.0% to 50.0% over the window</title>"),
+            "{ratio}"
+        );
     }
 
     #[test]
     fn numbers_read_well() {
-        assert_eq!((number(2.0), number(0.126), number(1234.5)), ("2".into(), "0.13".into(), "1234.5".into()));
-        assert_eq!((bytes(512.0), bytes(1536.0), bytes(3.0 * 1024.0 * 1024.0 * 1024.0)), ("512 B".into(), "1.5 KiB".into(), "3.0 GiB".into()));
+        assert_eq!(
+            (number(2.0), number(0.126), number(1234.5)),
+            ("2".into(), "0.13".into(), "1234.5".into())
+        );
+        assert_eq!(
+            (bytes(512.0), bytes(1536.0), bytes(3.0 * 1024.0 * 1024.0 * 1024.0)),
+            ("512 B".into(), "1.5 KiB".into(), "3.0 GiB".into())
+        );
         assert_eq!((seconds(0.26), seconds(3_700.0)), ("0.3 s".into(), "1h 1m 40s".into()));
     }
 }

@@ -31,7 +31,9 @@ pub struct Authority {
 impl Authority {
     pub fn parse(text: &str) -> Result<Authority, String> {
         let text = text.trim();
-        let shape = || format!("{text:?} is not a host name or host:port such as \"pitstop.example.com\" or \"pitstop.example.com:9247\"");
+        let shape = || {
+            format!("{text:?} is not a host name or host:port such as \"pitstop.example.com\" or \"pitstop.example.com:9247\"")
+        };
         let port = |p: &str| p.parse::<u16>().map_err(|_| shape());
         let (host, port) = if let Some(rest) = text.strip_prefix('[') {
             let (ip, after) = rest.split_once(']').ok_or_else(shape)?;
@@ -48,7 +50,10 @@ impl Authority {
             };
             let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
             let label_ok = |l: &str| {
-                (1..=63).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') && !l.starts_with('-') && !l.ends_with('-')
+                (1..=63).contains(&l.len())
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
             };
             if host.len() > 253 || !host.split('.').all(label_ok) {
                 return Err(shape());
@@ -96,7 +101,9 @@ impl Hosts {
         };
         let port_ok = asked.port.is_none_or(|p| p == self.listen.port());
         (ours && port_ok)
-            || self.allowed.iter().any(|a| a.host == asked.host && a.port.is_none_or(|p| p == asked.port.unwrap_or(80)))
+            || self.allowed.iter().any(|a| {
+                a.host == asked.host && a.port.is_none_or(|p| p == asked.port.unwrap_or(80))
+            })
     }
 }
 
@@ -114,7 +121,12 @@ pub async fn check(State(hosts): State<Arc<Hosts>>, request: Request, next: Next
     if header_ok && target_ok {
         return next.run(request).await;
     }
-    tracing::debug!("http: {} {} refused: Host {:?} is not served here", request.method(), request.uri().path(), first);
+    tracing::debug!(
+        "http: {} {} refused: Host {:?} is not served here",
+        request.method(),
+        request.uri().path(),
+        first
+    );
     let body = "421 Misdirected Request: this pitstop daemon does not answer to that Host name \
                 (add it to http.allowed_hosts if it is yours)\n";
     (StatusCode::MISDIRECTED_REQUEST, body).into_response()
@@ -125,27 +137,59 @@ mod tests {
     use super::*;
 
     fn hosts(listen: &str, allowed: &[&str]) -> Hosts {
-        Hosts::new(listen.parse().unwrap(), allowed.iter().map(|a| Authority::parse(a).unwrap()).collect())
+        Hosts::new(
+            listen.parse().unwrap(),
+            allowed.iter().map(|a| Authority::parse(a).unwrap()).collect(),
+        )
     }
 
     #[test]
     fn the_listening_address_and_localhost_are_served() {
         let h = hosts("127.0.0.1:9247", &[]);
-        for ok in [Some("127.0.0.1:9247"), Some("127.0.0.1"), Some("localhost:9247"), Some("LOCALHOST:9247"), Some("localhost."), Some("localhost"), None] {
+        for ok in [
+            Some("127.0.0.1:9247"),
+            Some("127.0.0.1"),
+            Some("localhost:9247"),
+            Some("LOCALHOST:9247"),
+            Some("localhost."),
+            Some("localhost"),
+            None,
+        ] {
             assert!(h.allows(ok), "{ok:?} refused");
         }
-        for bad in ["evil.example:9247", "evil.example", "127.0.0.1:80", "localhost:9999", "127.0.0.2:9247", "[::1]:9247", "127.0.0.1.evil.example:9247", "localhost.evil.example:9247", "", ":9247", "a b:9247", "127.0.0.1:9247:1"] {
+        for bad in [
+            "evil.example:9247",
+            "evil.example",
+            "127.0.0.1:80",
+            "localhost:9999",
+            "127.0.0.2:9247",
+            "[::1]:9247",
+            "127.0.0.1.evil.example:9247",
+            "localhost.evil.example:9247",
+            "",
+            ":9247",
+            "a b:9247",
+            "127.0.0.1:9247:1",
+        ] {
             assert!(!h.allows(Some(bad)), "{bad:?} served");
         }
         let v6 = hosts("[::1]:9247", &[]);
-        assert!(v6.allows(Some("[::1]:9247")) && v6.allows(Some("[0:0:0:0:0:0:0:1]:9247")) && v6.allows(Some("localhost:9247")));
+        assert!(
+            v6.allows(Some("[::1]:9247"))
+                && v6.allows(Some("[0:0:0:0:0:0:0:1]:9247"))
+                && v6.allows(Some("localhost:9247"))
+        );
         assert!(!v6.allows(Some("127.0.0.1:9247")) && !v6.allows(Some("[::1")));
     }
 
     #[test]
     fn every_address_means_any_ip_literal_but_no_name() {
         let h = hosts("0.0.0.0:9247", &[]);
-        assert!(h.allows(Some("10.1.2.3:9247")) && h.allows(Some("192.168.0.7")) && h.allows(Some("localhost:9247")));
+        assert!(
+            h.allows(Some("10.1.2.3:9247"))
+                && h.allows(Some("192.168.0.7"))
+                && h.allows(Some("localhost:9247"))
+        );
         assert!(!h.allows(Some("10.1.2.3:9999")) && !h.allows(Some("db1.internal:9247")));
         // Bound on one address that is not loopback: localhost does not reach it.
         assert!(!hosts("10.1.2.3:9247", &[]).allows(Some("localhost:9247")));
@@ -154,9 +198,15 @@ mod tests {
     #[test]
     fn configured_names_with_or_without_a_port() {
         let h = hosts("127.0.0.1:9247", &["pitstop.example.com", "Metrics.Example.com.:8443"]);
-        assert!(h.allows(Some("pitstop.example.com")) && h.allows(Some("PITSTOP.example.com:443")) && h.allows(Some("pitstop.example.com.:9247")));
+        assert!(
+            h.allows(Some("pitstop.example.com"))
+                && h.allows(Some("PITSTOP.example.com:443"))
+                && h.allows(Some("pitstop.example.com.:9247"))
+        );
         assert!(h.allows(Some("metrics.example.com:8443")));
-        assert!(!h.allows(Some("metrics.example.com:9247")) && !h.allows(Some("metrics.example.com")));
+        assert!(
+            !h.allows(Some("metrics.example.com:9247")) && !h.allows(Some("metrics.example.com"))
+        );
         assert!(!h.allows(Some("example.com")) && !h.allows(Some("x.pitstop.example.com")));
     }
 
@@ -165,7 +215,10 @@ mod tests {
         for bad in ["", "a b", "http://x", "x:99999", "x:port", "[::1", "-.", "a..b", "x/y"] {
             assert!(Authority::parse(bad).is_err(), "{bad:?} accepted");
         }
-        assert_eq!(Authority::parse("Pitstop.Example.com.:9247").unwrap().to_string(), "pitstop.example.com:9247");
+        assert_eq!(
+            Authority::parse("Pitstop.Example.com.:9247").unwrap().to_string(),
+            "pitstop.example.com:9247"
+        );
         assert_eq!(Authority::parse("[::1]").unwrap().to_string(), "[::1]");
     }
 }

@@ -23,15 +23,25 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 /// Without the console (`http.console`), `/` is the status page that `/host` is with it.
-pub fn router(state: Arc<State>, console: Option<Arc<console::Console>>, hosts: Arc<host::Hosts>) -> Router {
+pub fn router(
+    state: Arc<State>,
+    console: Option<Arc<console::Console>>,
+    hosts: Arc<host::Hosts>,
+) -> Router {
     let base = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(prometheus))
         .route("/status", get(status));
     let app = match console {
-        Some(console) => base.route("/host", get(dashboard::page)).with_state(state).merge(console::routes(console)),
-        None => base.route("/", get(dashboard::page_alone)).route("/host", get(dashboard::page_alone)).with_state(state),
+        Some(console) => base
+            .route("/host", get(dashboard::page))
+            .with_state(state)
+            .merge(console::routes(console)),
+        None => base
+            .route("/", get(dashboard::page_alone))
+            .route("/host", get(dashboard::page_alone))
+            .with_state(state),
     };
     app.layer(axum::middleware::from_fn_with_state(hosts, host::check))
 }
@@ -59,7 +69,9 @@ pub async fn serve(
     let console = with_console.then(|| Arc::new(console::Console::new(state.clone(), config)));
     let background = console.clone().map(|c| tokio::spawn(c.background(cancel.clone())));
     let shutdown = async move { cancel.cancelled().await };
-    if let Err(e) = axum::serve(listener, router(state, console, hosts)).with_graceful_shutdown(shutdown).await {
+    if let Err(e) =
+        axum::serve(listener, router(state, console, hosts)).with_graceful_shutdown(shutdown).await
+    {
         tracing::error!("http server failed: {e}");
     }
     if let Some(background) = background {

@@ -64,7 +64,10 @@ pub fn command(connection: &db::conninfo::Explicit<'_>, args: &Args<'_>, style: 
             Some(j) => (j.name.as_str(), JobWork::of(j)),
             None => {
                 let names: Vec<&str> = m.jobs.iter().map(|j| j.name.as_str()).collect();
-                eprintln!("error: no maintenance job named {name:?} (configured: {})", if names.is_empty() { "none".into() } else { names.join(", ") });
+                eprintln!(
+                    "error: no maintenance job named {name:?} (configured: {})",
+                    if names.is_empty() { "none".into() } else { names.join(", ") }
+                );
                 return ExitCode::FAILURE;
             }
         },
@@ -85,7 +88,9 @@ pub fn command(connection: &db::conninfo::Explicit<'_>, args: &Args<'_>, style: 
         if args.dry_run {
             let (planned, note) = plan::plan(client, &work, true).await.map_err(explain)?;
             let planned = select(planned, args);
-            let empty = note.unwrap_or_else(|| "Nothing to do: no table or index is past the thresholds.".into());
+            let empty = note.unwrap_or_else(|| {
+                "Nothing to do: no table or index is past the thresholds.".into()
+            });
             println!("{}", output::render(&plan_rows(&planned), style, &empty));
             return Ok(ExitCode::SUCCESS);
         }
@@ -98,7 +103,11 @@ pub fn command(connection: &db::conninfo::Explicit<'_>, args: &Args<'_>, style: 
         };
         if let (false, Ok((planned, note))) = (args.yes, &planned) {
             if planned.is_empty() {
-                eprintln!("{}", note.as_deref().unwrap_or("Nothing to do: no table or index is past the thresholds."));
+                eprintln!(
+                    "{}",
+                    note.as_deref()
+                        .unwrap_or("Nothing to do: no table or index is past the thresholds.")
+                );
                 return Ok(ExitCode::SUCCESS);
             }
             if !confirm(planned)? {
@@ -107,7 +116,8 @@ pub fn command(connection: &db::conninfo::Explicit<'_>, args: &Args<'_>, style: 
             }
         }
         // Installed before the first action starts: from here SIGINT cancels instead of killing.
-        let sigint = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+        let sigint =
+            signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
         let cancel = CancellationToken::new();
         tokio::spawn(interrupt(sigint, cancel.clone()));
         let options = RunOptions {
@@ -142,7 +152,9 @@ pub fn command(connection: &db::conninfo::Explicit<'_>, args: &Args<'_>, style: 
 /// A CLI session (the libpq settings and TLS, as `db::connect`) whose warnings are kept;
 /// `bound_session` sets its timeouts.
 async fn connect(connection: &db::conninfo::Explicit<'_>) -> anyhow::Result<Session> {
-    let target = db::cli_target(connection, Some(db::CLI_STATEMENT_TIMEOUT), &|name| std::env::var(name).ok())?;
+    let target = db::cli_target(connection, Some(db::CLI_STATEMENT_TIMEOUT), &|name| {
+        std::env::var(name).ok()
+    })?;
     let (client, connection, _) = db::open(&target).await?;
     Ok(Session::new(client, connection))
 }
@@ -155,7 +167,11 @@ fn select(mut planned: Vec<Planned>, args: &Args<'_>) -> Vec<Planned> {
         planned.retain(|p| WITHOUT_REINDEX.contains(&p.action.as_str()));
         if planned.len() < before {
             let n = before - planned.len();
-            eprintln!("note: {n} reindex action{} left out (add --include-reindex to run {})", plural(n), if n == 1 { "it" } else { "them" });
+            eprintln!(
+                "note: {n} reindex action{} left out (add --include-reindex to run {})",
+                plural(n),
+                if n == 1 { "it" } else { "them" }
+            );
         }
     }
     if let Some(max) = args.max_actions {
@@ -194,21 +210,29 @@ fn print_progress(event: Progress<'_>) {
     match event {
         Progress::Start { n, of, action, attempt } => {
             let again = if attempt > 1 { format!(" (attempt {attempt})") } else { String::new() };
-            eprintln!("[{n}/{of}] {} {}: started{again}: {}", action.action, action.target, action.command);
+            eprintln!(
+                "[{n}/{of}] {} {}: started{again}: {}",
+                action.action, action.target, action.command
+            );
         }
-        Progress::End { n, of, report } => eprintln!("[{n}/{of}] {} {}: {}", report.action, report.target, ending(report)),
+        Progress::End { n, of, report } => {
+            eprintln!("[{n}/{of}] {} {}: {}", report.action, report.target, ending(report))
+        }
     }
 }
 
 /// "ok in 1.2s", "failed after 0.2s: …", "skipped: …", "cancelled after 3s: …".
 fn ending(a: &ActionReport) -> String {
     let took = humantime::format_duration(Duration::from_millis(a.duration_ms.round() as u64));
-    let why = a.error.as_deref().or(a.detail.as_deref()).map(|w| format!(": {w}")).unwrap_or_default();
+    let why =
+        a.error.as_deref().or(a.detail.as_deref()).map(|w| format!(": {w}")).unwrap_or_default();
     match (a.outcome, a.detail.as_deref()) {
         (Outcome::Ok, _) => format!("ok in {took}"),
         // Skip details already start with "skipped" ("skipped: …", "skipped by PostgreSQL: …").
         (Outcome::Skipped, Some(detail)) if detail.starts_with("skipped") => detail.to_string(),
-        (Outcome::Skipped, detail) => format!("skipped{}", detail.map(|d| format!(": {d}")).unwrap_or_default()),
+        (Outcome::Skipped, detail) => {
+            format!("skipped{}", detail.map(|d| format!(": {d}")).unwrap_or_default())
+        }
         (outcome, _) => format!("{} after {took}{why}", outcome.as_str()),
     }
 }
@@ -265,7 +289,13 @@ fn print_report(report: &RunReport, style: Style) {
             }))
         })
         .collect();
-    let line = format!("run {} (job {}): {}, {}", report.run_id, report.job, report.outcome.as_str(), report.detail);
+    let line = format!(
+        "run {} (job {}): {}, {}",
+        report.run_id,
+        report.job,
+        report.outcome.as_str(),
+        report.detail
+    );
     if !rows.is_empty() {
         println!("{}", output::render(&rows, style, ""));
     }

@@ -108,7 +108,13 @@ impl Cursor {
     fn identifier(&mut self) -> Result<String, String> {
         match self.tokens.next() {
             Some(Token::Quoted(name)) => Ok(name),
-            Some(Token::Word(w)) if w.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$') => Ok(w),
+            Some(Token::Word(w))
+                if w.chars().all(|c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$'
+                }) =>
+            {
+                Ok(w)
+            }
             other => Err(format!("expected an identifier, found {}", show(other))),
         }
     }
@@ -153,7 +159,9 @@ fn show(token: Option<Token>) -> String {
 /// Ok when `row.command` has the shape expected for `row.action` and names the row's
 /// relation (or index); else why it is refused.
 pub fn check(row: &PlanRow) -> Result<(), String> {
-    let refuse = |why: String| Err(format!("refused to run {:?} for action {}: {why}", row.command, row.action));
+    let refuse = |why: String| {
+        Err(format!("refused to run {:?} for action {}: {why}", row.command, row.action))
+    };
     let table = (row.schema.clone(), row.relation.clone());
     let target = tokens(&row.target).and_then(|t| {
         let mut c = Cursor { tokens: t.into_iter() };
@@ -161,7 +169,10 @@ pub fn check(row: &PlanRow) -> Result<(), String> {
         c.end().map(|()| name)
     });
     if target.as_ref() != Ok(&table) {
-        return refuse(format!("its target {:?} is not the table {}.{}", row.target, row.schema, row.relation));
+        return refuse(format!(
+            "its target {:?} is not the table {}.{}",
+            row.target, row.schema, row.relation
+        ));
     }
     let mut c = match tokens(&row.command) {
         Ok(t) => Cursor { tokens: t.into_iter() },
@@ -175,8 +186,18 @@ pub fn check(row: &PlanRow) -> Result<(), String> {
                 c.punct('(')?;
                 loop {
                     match c.tokens.next() {
-                        Some(Token::Word(w)) if VACUUM_OPTIONS.iter().any(|o| o.eq_ignore_ascii_case(&w)) => options.push(w.to_ascii_uppercase()),
-                        other => return Err(format!("expected a VACUUM option ({}), found {}", VACUUM_OPTIONS.join(", "), show(other))),
+                        Some(Token::Word(w))
+                            if VACUUM_OPTIONS.iter().any(|o| o.eq_ignore_ascii_case(&w)) =>
+                        {
+                            options.push(w.to_ascii_uppercase())
+                        }
+                        other => {
+                            return Err(format!(
+                                "expected a VACUUM option ({}), found {}",
+                                VACUUM_OPTIONS.join(", "),
+                                show(other)
+                            ))
+                        }
                     }
                     if c.peek_punct(',') {
                         c.punct(',')?;
@@ -273,7 +294,10 @@ mod tests {
             ("drop", "DROP TABLE \"public\".\"Orders\""),
         ] {
             let result = check(&row(action, command));
-            assert!(result.as_ref().is_err_and(|e| e.starts_with("refused")), "{action}: {command:?} gave {result:?}");
+            assert!(
+                result.as_ref().is_err_and(|e| e.starts_with("refused")),
+                "{action}: {command:?} gave {result:?}"
+            );
         }
         let mut wrong_target = row("analyze", "ANALYZE \"public\".\"Orders\"");
         wrong_target.target = "\"public\".\"other\"".into();

@@ -70,7 +70,10 @@ pub struct RunReport {
 }
 
 /// Bounds every statement of the session by the maintenance timeouts.
-pub async fn bound_session(client: &Client, settings: &MaintenanceConfig) -> Result<(), tokio_postgres::Error> {
+pub async fn bound_session(
+    client: &Client,
+    settings: &MaintenanceConfig,
+) -> Result<(), tokio_postgres::Error> {
     let ms = |d: Duration| d.as_millis().max(1);
     client
         .batch_execute(&format!(
@@ -107,15 +110,34 @@ pub async fn run_planned(
         Err(e) => {
             let error = describe_pg(&e);
             warn!("maintenance: job {}: cannot read what to do: {error}", o.job);
-            log.finish(run_id, Outcome::Failed, started.elapsed(), Some(&error), Some("could not read the plan")).await?;
+            log.finish(
+                run_id,
+                Outcome::Failed,
+                started.elapsed(),
+                Some(&error),
+                Some("could not read the plan"),
+            )
+            .await?;
             let detail = format!("could not read the plan: {error}");
-            return Ok(RunReport { run_id, job: o.job.to_string(), outcome: Outcome::Failed, detail, actions: Vec::new() });
+            return Ok(RunReport {
+                run_id,
+                job: o.job.to_string(),
+                outcome: Outcome::Failed,
+                detail,
+                actions: Vec::new(),
+            });
         }
     };
     if let Some(note) = note {
         info!("maintenance: job {}: skipped: {note}", o.job);
         log.finish(run_id, Outcome::Skipped, started.elapsed(), None, Some(&note)).await?;
-        return Ok(RunReport { run_id, job: o.job.to_string(), outcome: Outcome::Skipped, detail: note, actions: Vec::new() });
+        return Ok(RunReport {
+            run_id,
+            job: o.job.to_string(),
+            outcome: Outcome::Skipped,
+            detail: note,
+            actions: Vec::new(),
+        });
     }
     let mut actions = Vec::new();
     let of = planned.len();
@@ -134,7 +156,12 @@ pub async fn run_planned(
         actions.push(report);
     }
     let count = |outcome| actions.iter().filter(|a| a.outcome == outcome).count();
-    let (ok, failed, skipped, cancelled) = (count(Outcome::Ok), count(Outcome::Failed), count(Outcome::Skipped), count(Outcome::Cancelled));
+    let (ok, failed, skipped, cancelled) = (
+        count(Outcome::Ok),
+        count(Outcome::Failed),
+        count(Outcome::Skipped),
+        count(Outcome::Cancelled),
+    );
     let outcome = if cancelled > 0 || o.cancel.is_cancelled() {
         Outcome::Cancelled
     } else if failed > 0 {
@@ -155,22 +182,56 @@ pub async fn run_planned(
 }
 
 fn entry(p: &Planned, attempt: i32) -> Entry<'_> {
-    Entry { action: &p.action, target: Some(&p.target), command: Some(&p.command), attempt, detail: Some(&p.reason) }
+    Entry {
+        action: &p.action,
+        target: Some(&p.target),
+        command: Some(&p.command),
+        attempt,
+        detail: Some(&p.reason),
+    }
 }
 
-fn report(p: &Planned, outcome: Outcome, attempts: i32, took: Duration, error: Option<String>, detail: Option<String>) -> ActionReport {
-    ActionReport { action: p.action.clone(), target: p.target.clone(), outcome, attempts, duration_ms: took.as_secs_f64() * 1000.0, error, detail }
+fn report(
+    p: &Planned,
+    outcome: Outcome,
+    attempts: i32,
+    took: Duration,
+    error: Option<String>,
+    detail: Option<String>,
+) -> ActionReport {
+    ActionReport {
+        action: p.action.clone(),
+        target: p.target.clone(),
+        outcome,
+        attempts,
+        duration_ms: took.as_secs_f64() * 1000.0,
+        error,
+        detail,
+    }
 }
 
-async fn skip(log: &Log<'_>, run_id: i64, p: &Planned, why: &str) -> Result<ActionReport, tokio_postgres::Error> {
+async fn skip(
+    log: &Log<'_>,
+    run_id: i64,
+    p: &Planned,
+    why: &str,
+) -> Result<ActionReport, tokio_postgres::Error> {
     let detail = format!("skipped: {why}");
-    log.action(run_id, &Entry { detail: Some(&detail), ..entry(p, 1) }, Outcome::Skipped, None).await?;
+    log.action(run_id, &Entry { detail: Some(&detail), ..entry(p, 1) }, Outcome::Skipped, None)
+        .await?;
     Ok(report(p, Outcome::Skipped, 0, Duration::ZERO, None, Some(detail)))
 }
 
 /// One action: checked, claimed, then attempted until it succeeds, fails for good or is
 /// cancelled.
-async fn act(log: &Log<'_>, session: &Session, run_id: i64, p: &Planned, o: &RunOptions<'_>, (n, of): (usize, usize)) -> Result<ActionReport, tokio_postgres::Error> {
+async fn act(
+    log: &Log<'_>,
+    session: &Session,
+    run_id: i64,
+    p: &Planned,
+    o: &RunOptions<'_>,
+    (n, of): (usize, usize),
+) -> Result<ActionReport, tokio_postgres::Error> {
     if let Work::Command(row) = &p.work {
         if let Err(why) = command::check(row) {
             warn!("maintenance: job {}: {why}", o.job);
@@ -208,27 +269,64 @@ async fn act(log: &Log<'_>, session: &Session, run_id: i64, p: &Planned, o: &Run
                 let detail = format!("skipped by PostgreSQL: {}", skipped.join("; "));
                 log.finish(id, Outcome::Skipped, t.elapsed(), None, Some(&detail)).await?;
                 warn!("maintenance: job {}: {} {} {detail}", o.job, p.action, p.target);
-                return Ok(report(p, Outcome::Skipped, attempt, begun.elapsed(), None, Some(detail)));
+                return Ok(report(
+                    p,
+                    Outcome::Skipped,
+                    attempt,
+                    begun.elapsed(),
+                    None,
+                    Some(detail),
+                ));
             }
             Ok(detail) => {
                 log.finish(id, Outcome::Ok, t.elapsed(), None, detail.as_deref()).await?;
-                info!("maintenance: job {}: {} {} done in {:?}", o.job, p.action, p.target, round(t.elapsed()));
+                info!(
+                    "maintenance: job {}: {} {} done in {:?}",
+                    o.job,
+                    p.action,
+                    p.target,
+                    round(t.elapsed())
+                );
                 return Ok(report(p, Outcome::Ok, attempt, begun.elapsed(), None, detail));
             }
             Err(e) if o.cancel.is_cancelled() => {
                 let error = describe_pg(&e);
                 let detail = format!("cancelled: {}", o.stopping);
-                log.finish(id, Outcome::Cancelled, t.elapsed(), Some(&error), Some(&detail)).await?;
-                info!("maintenance: job {}: {} {} cancelled after {:?}: {error}", o.job, p.action, p.target, round(t.elapsed()));
-                return Ok(report(p, Outcome::Cancelled, attempt, begun.elapsed(), Some(error), Some(detail)));
+                log.finish(id, Outcome::Cancelled, t.elapsed(), Some(&error), Some(&detail))
+                    .await?;
+                info!(
+                    "maintenance: job {}: {} {} cancelled after {:?}: {error}",
+                    o.job,
+                    p.action,
+                    p.target,
+                    round(t.elapsed())
+                );
+                return Ok(report(
+                    p,
+                    Outcome::Cancelled,
+                    attempt,
+                    begun.elapsed(),
+                    Some(error),
+                    Some(detail),
+                ));
             }
             Err(e) => {
                 let error = describe_pg(&e);
                 log.finish(id, Outcome::Failed, t.elapsed(), Some(&error), None).await?;
                 let delay = retry.after_failure(e.code().map(|c| c.code()));
                 let Some(delay) = delay else {
-                    warn!("maintenance: job {}: {} {} failed (attempt {attempt}): {error}", o.job, p.action, p.target);
-                    return Ok(report(p, Outcome::Failed, attempt, begun.elapsed(), Some(error), None));
+                    warn!(
+                        "maintenance: job {}: {} {} failed (attempt {attempt}): {error}",
+                        o.job, p.action, p.target
+                    );
+                    return Ok(report(
+                        p,
+                        Outcome::Failed,
+                        attempt,
+                        begun.elapsed(),
+                        Some(error),
+                        None,
+                    ));
                 };
                 info!("maintenance: job {}: {} {} failed (attempt {attempt}): {error}; retrying in {:?}", o.job, p.action, p.target, round(delay));
                 tokio::select! {
@@ -247,14 +345,25 @@ async fn act(log: &Log<'_>, session: &Session, run_id: i64, p: &Planned, o: &Run
 
 /// Runs one action's statement(s); a detail to record, if any. On cancellation the server is
 /// asked to cancel the statement, whose error then ends the action.
-async fn perform(client: &Client, work: &Work, cancel: &CancellationToken) -> Result<Option<String>, tokio_postgres::Error> {
+async fn perform(
+    client: &Client,
+    work: &Work,
+    cancel: &CancellationToken,
+) -> Result<Option<String>, tokio_postgres::Error> {
     let run = async {
         match work {
             Work::Command(row) => client.batch_execute(&row.command).await.map(|()| None),
-            Work::Snapshot { schema } => snapshot::take(client, schema).await.map(|n| Some(format!("{n} statements recorded"))),
-            Work::Prune { table, keep } => prune::prune(client, *table, *keep, cancel)
+            Work::Snapshot { schema } => snapshot::take(client, schema)
                 .await
-                .map(|n| Some(format!("{n} rows older than {} deleted", humantime::format_duration(*keep)))),
+                .map(|n| Some(format!("{n} statements recorded"))),
+            Work::Prune { table, keep } => {
+                prune::prune(client, *table, *keep, cancel).await.map(|n| {
+                    Some(format!(
+                        "{n} rows older than {} deleted",
+                        humantime::format_duration(*keep)
+                    ))
+                })
+            }
         }
     };
     tokio::pin!(run);

@@ -49,7 +49,11 @@ mod tests {
     fn a_job_already_running_is_not_started_again() {
         let runs = Busy::default();
         let first = runs.try_claim("vacuum", "run 1").unwrap();
-        assert_eq!(runs.try_claim("vacuum", "run 2").err().as_deref(), Some("run 1"), "overlapping run must be refused");
+        assert_eq!(
+            runs.try_claim("vacuum", "run 2").err().as_deref(),
+            Some("run 1"),
+            "overlapping run must be refused"
+        );
         let other = runs.try_claim("analyze", "run 3");
         assert!(other.is_ok(), "another job is independent");
         drop(first);
@@ -62,7 +66,10 @@ mod tests {
         let targets = Busy::default();
         let shared = targets.clone();
         let held = targets.try_claim("\"public\".\"orders\"", "vacuum").unwrap();
-        assert_eq!(shared.try_claim("\"public\".\"orders\"", "reindex").err().as_deref(), Some("vacuum"));
+        assert_eq!(
+            shared.try_claim("\"public\".\"orders\"", "reindex").err().as_deref(),
+            Some("vacuum")
+        );
         assert!(shared.try_claim("\"public\".\"items\"", "reindex").is_ok());
         drop(held);
         assert!(shared.try_claim("\"public\".\"orders\"", "reindex").is_ok());

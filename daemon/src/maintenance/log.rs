@@ -58,26 +58,57 @@ impl<'a> Log<'a> {
     }
 
     /// Starts a run row with `outcome` (Running, or Skipped for a run that will not happen).
-    pub async fn start_run(&self, outcome: Outcome, detail: &str) -> Result<i64, tokio_postgres::Error> {
-        let row = self.client.query_one(START_RUN, &[&self.job, &outcome.as_str(), &detail]).await?;
+    pub async fn start_run(
+        &self,
+        outcome: Outcome,
+        detail: &str,
+    ) -> Result<i64, tokio_postgres::Error> {
+        let row =
+            self.client.query_one(START_RUN, &[&self.job, &outcome.as_str(), &detail]).await?;
         Ok(row.get(0))
     }
 
     /// Writes an action row of `run_id` with `outcome` (Running: to be finished later).
-    pub async fn action(&self, run_id: i64, entry: &Entry<'_>, outcome: Outcome, error: Option<&str>) -> Result<i64, tokio_postgres::Error> {
+    pub async fn action(
+        &self,
+        run_id: i64,
+        entry: &Entry<'_>,
+        outcome: Outcome,
+        error: Option<&str>,
+    ) -> Result<i64, tokio_postgres::Error> {
         let row = self
             .client
             .query_one(
                 INSERT,
-                &[&run_id, &self.job, &entry.action, &entry.target, &entry.command, &outcome.as_str(), &entry.attempt, &error, &entry.detail],
+                &[
+                    &run_id,
+                    &self.job,
+                    &entry.action,
+                    &entry.target,
+                    &entry.command,
+                    &outcome.as_str(),
+                    &entry.attempt,
+                    &error,
+                    &entry.detail,
+                ],
             )
             .await?;
         Ok(row.get(0))
     }
 
     /// Ends a row started as 'running'; `detail` replaces the row's when given.
-    pub async fn finish(&self, id: i64, outcome: Outcome, took: Duration, error: Option<&str>, detail: Option<&str>) -> Result<(), tokio_postgres::Error> {
+    pub async fn finish(
+        &self,
+        id: i64,
+        outcome: Outcome,
+        took: Duration,
+        error: Option<&str>,
+        detail: Option<&str>,
+    ) -> Result<(), tokio_postgres::Error> {
         let ms = took.as_secs_f64() * 1000.0;
-        self.client.execute(FINISH, &[&id, &outcome.as_str(), &ms, &error, &detail]).await.map(|_| ())
+        self.client
+            .execute(FINISH, &[&id, &outcome.as_str(), &ms, &error, &detail])
+            .await
+            .map(|_| ())
     }
 }

@@ -34,8 +34,13 @@ impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Problem::Connect(e) => f.write_str(e),
-            Problem::Standby => f.write_str("the server is a standby (in recovery): maintenance runs on the primary"),
-            Problem::MissingExtension(what) => write!(f, "the pitstop extension is not installed in this database ({what} is missing)"),
+            Problem::Standby => f.write_str(
+                "the server is a standby (in recovery): maintenance runs on the primary",
+            ),
+            Problem::MissingExtension(what) => write!(
+                f,
+                "the pitstop extension is not installed in this database ({what} is missing)"
+            ),
             Problem::Db(e) => f.write_str(&crate::db::describe_pg(e)),
         }
     }
@@ -51,7 +56,11 @@ impl From<tokio_postgres::Error> for Problem {
 #[derive(Debug, Clone)]
 pub enum JobWork {
     /// Rows of the plan whose action is in `actions` (empty: every action), at most `max_actions`.
-    Plan { actions: &'static [&'static str], thresholds: Thresholds, max_actions: usize },
+    Plan {
+        actions: &'static [&'static str],
+        thresholds: Thresholds,
+        max_actions: usize,
+    },
     Snapshot,
     Prune(Vec<(HistoryTable, Duration)>),
 }
@@ -61,7 +70,11 @@ impl JobWork {
         match job.kind {
             JobKind::Snapshot => JobWork::Snapshot,
             JobKind::Prune => JobWork::Prune(job.retention.clone()),
-            kind => JobWork::Plan { actions: kind.plan_actions(), thresholds: job.thresholds, max_actions: job.max_actions as usize },
+            kind => JobWork::Plan {
+                actions: kind.plan_actions(),
+                thresholds: job.thresholds,
+                max_actions: job.max_actions as usize,
+            },
         }
     }
 
@@ -92,7 +105,11 @@ pub struct Planned {
 
 /// The actions of `work` now, or why there are none (`Ok((vec![], Some(reason)))`).
 /// Fails without the extension, and on a standby unless `on_standby` (a dry run only reads).
-pub async fn plan(client: &Client, work: &JobWork, on_standby: bool) -> Result<(Vec<Planned>, Option<String>), Problem> {
+pub async fn plan(
+    client: &Client,
+    work: &JobWork,
+    on_standby: bool,
+) -> Result<(Vec<Planned>, Option<String>), Problem> {
     check(client, work, on_standby).await?;
     Ok(actions(client, work).await?)
 }
@@ -116,13 +133,25 @@ pub async fn check(client: &Client, work: &JobWork, on_standby: bool) -> Result<
 
 /// The actions of `work` (after `check`). Reading the plan is bounded by the session's
 /// lock_timeout like everything else.
-pub async fn actions(client: &Client, work: &JobWork) -> Result<(Vec<Planned>, Option<String>), tokio_postgres::Error> {
+pub async fn actions(
+    client: &Client,
+    work: &JobWork,
+) -> Result<(Vec<Planned>, Option<String>), tokio_postgres::Error> {
     match work {
         JobWork::Plan { actions, thresholds: t, max_actions } => {
             let min_dead = i64::try_from(t.vacuum_min_dead).unwrap_or(i64::MAX);
             let min_bytes = i64::try_from(t.reindex_min_bytes).unwrap_or(i64::MAX);
             let rows = client
-                .query(PLAN, &[&t.vacuum_dead_ratio, &min_dead, &t.analyze_mod_ratio, &t.reindex_bloat_pct, &min_bytes])
+                .query(
+                    PLAN,
+                    &[
+                        &t.vacuum_dead_ratio,
+                        &min_dead,
+                        &t.analyze_mod_ratio,
+                        &t.reindex_bloat_pct,
+                        &min_bytes,
+                    ],
+                )
                 .await?;
             let planned = rows
                 .iter()

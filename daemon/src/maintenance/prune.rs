@@ -19,7 +19,12 @@ pub enum HistoryTable {
 }
 
 impl HistoryTable {
-    pub const ALL: [HistoryTable; 4] = [HistoryTable::HostMetrics, HistoryTable::Alerts, HistoryTable::MaintenanceLog, HistoryTable::QuerySnapshots];
+    pub const ALL: [HistoryTable; 4] = [
+        HistoryTable::HostMetrics,
+        HistoryTable::Alerts,
+        HistoryTable::MaintenanceLog,
+        HistoryTable::QuerySnapshots,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -38,7 +43,9 @@ impl HistoryTable {
     fn old_rows(self) -> &'static str {
         match self {
             HistoryTable::HostMetrics => "sampled_at < now() - make_interval(secs => $1)",
-            HistoryTable::Alerts => "state = 'resolved' AND resolved_at < now() - make_interval(secs => $1)",
+            HistoryTable::Alerts => {
+                "state = 'resolved' AND resolved_at < now() - make_interval(secs => $1)"
+            }
             HistoryTable::MaintenanceLog => "started_at < now() - make_interval(secs => $1)",
             HistoryTable::QuerySnapshots => "captured_at < now() - make_interval(secs => $1)",
         }
@@ -53,13 +60,22 @@ impl HistoryTable {
 
     /// What the prune does, as shown by `--dry-run` and recorded in the log.
     pub fn describe(self, keep: Duration) -> String {
-        format!("DELETE FROM {} WHERE {} (batches of {BATCH})", self.qualified(), self.old_rows().replace("$1", &keep.as_secs().to_string()))
+        format!(
+            "DELETE FROM {} WHERE {} (batches of {BATCH})",
+            self.qualified(),
+            self.old_rows().replace("$1", &keep.as_secs().to_string())
+        )
     }
 }
 
 /// Deletes every row older than `keep` from `table`, batch by batch; the number deleted.
 /// Stops between batches when `cancel` fires.
-pub async fn prune(client: &Client, table: HistoryTable, keep: Duration, cancel: &CancellationToken) -> Result<u64, tokio_postgres::Error> {
+pub async fn prune(
+    client: &Client,
+    table: HistoryTable,
+    keep: Duration,
+    cancel: &CancellationToken,
+) -> Result<u64, tokio_postgres::Error> {
     let statement = client.prepare(&table.delete_batch()).await?;
     let seconds = keep.as_secs_f64();
     let mut deleted = 0;

@@ -49,11 +49,16 @@ mod tests {
     fn lock_timeouts_are_retried_up_to_the_limit_with_growing_delays() {
         let base = Duration::from_millis(100);
         let mut retry = Retry::new(3, base);
-        let delays: Vec<Duration> = std::iter::from_fn(|| retry.after_failure(Some("55P03"))).collect();
+        let delays: Vec<Duration> =
+            std::iter::from_fn(|| retry.after_failure(Some("55P03"))).collect();
         assert_eq!(delays.len(), 3, "3 retries: 4 attempts in all");
         for (i, d) in delays.iter().enumerate() {
             let full = base * 2u32.pow(i as u32);
-            assert!(*d >= full / 2 && *d <= full, "retry {i}: {d:?} outside [{:?}, {full:?}]", full / 2);
+            assert!(
+                *d >= full / 2 && *d <= full,
+                "retry {i}: {d:?} outside [{:?}, {full:?}]",
+                full / 2
+            );
         }
         assert_eq!(retry.after_failure(Some("55P03")), None);
     }
@@ -72,6 +77,10 @@ mod tests {
             assert!(!retryable(code), "{code:?}");
             assert_eq!(Retry::new(5, Duration::from_millis(1)).after_failure(code), None);
         }
-        assert_eq!(Retry::new(0, Duration::from_millis(1)).after_failure(Some("55P03")), None, "retries = 0: one attempt");
+        assert_eq!(
+            Retry::new(0, Duration::from_millis(1)).after_failure(Some("55P03")),
+            None,
+            "retries = 0: one attempt"
+        );
     }
 }

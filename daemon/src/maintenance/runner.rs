@@ -39,13 +39,24 @@ struct Shared {
 }
 
 /// Runs until `cancel` fires; follows configuration reloads.
-pub async fn run(mut config: watch::Receiver<Arc<Config>>, state: Arc<State>, cancel: CancellationToken) {
-    let shared = Shared { state, runs: Busy::default(), targets: Busy::default(), cancel: cancel.clone(), tasks: TaskTracker::new() };
+pub async fn run(
+    mut config: watch::Receiver<Arc<Config>>,
+    state: Arc<State>,
+    cancel: CancellationToken,
+) {
+    let shared = Shared {
+        state,
+        runs: Busy::default(),
+        targets: Busy::default(),
+        cancel: cancel.clone(),
+        tasks: TaskTracker::new(),
+    };
     let mut announced = String::new();
     loop {
         let cfg = config.borrow_and_update().clone();
         let m = &cfg.maintenance;
-        let jobs: Vec<JobConfig> = m.jobs.iter().filter(|j| m.enabled && j.enabled).cloned().collect();
+        let jobs: Vec<JobConfig> =
+            m.jobs.iter().filter(|j| m.enabled && j.enabled).cloned().collect();
         publish_jobs(&shared.state, &cfg);
         let summary = if !m.enabled {
             "disabled (maintenance.enabled = false)".to_string()
@@ -77,13 +88,24 @@ pub async fn run(mut config: watch::Receiver<Arc<Config>>, state: Arc<State>, ca
 
 /// Fires `jobs` on their schedules until the configuration changes (false) or the daemon
 /// stops (true).
-async fn schedule(shared: &Shared, cfg: &Arc<Config>, jobs: &[JobConfig], config: &mut watch::Receiver<Arc<Config>>) -> bool {
+async fn schedule(
+    shared: &Shared,
+    cfg: &Arc<Config>,
+    jobs: &[JobConfig],
+    config: &mut watch::Receiver<Arc<Config>>,
+) -> bool {
     let tz = cfg.maintenance.timezone;
-    let mut next: Vec<Option<DateTime<Utc>>> = jobs.iter().map(|j| j.schedule.next_after(tz, Utc::now())).collect();
+    let mut next: Vec<Option<DateTime<Utc>>> =
+        jobs.iter().map(|j| j.schedule.next_after(tz, Utc::now())).collect();
     loop {
         publish_next(&shared.state, jobs, &next);
         let now = Utc::now();
-        let wait = next.iter().flatten().min().map_or(MAX_SLEEP, |t| (*t - now).to_std().unwrap_or(Duration::ZERO)).min(MAX_SLEEP);
+        let wait = next
+            .iter()
+            .flatten()
+            .min()
+            .map_or(MAX_SLEEP, |t| (*t - now).to_std().unwrap_or(Duration::ZERO))
+            .min(MAX_SLEEP);
         tokio::select! {
             biased;
             _ = shared.cancel.cancelled() => return true,
@@ -104,22 +126,42 @@ async fn schedule(shared: &Shared, cfg: &Arc<Config>, jobs: &[JobConfig], config
 }
 
 /// Starts a run of `job`, due at `due`, or records why it is skipped.
-fn fire(shared: &Shared, cfg: &Arc<Config>, job: &JobConfig, due: DateTime<Utc>, now: DateTime<Utc>) {
+fn fire(
+    shared: &Shared,
+    cfg: &Arc<Config>,
+    job: &JobConfig,
+    due: DateTime<Utc>,
+    now: DateTime<Utc>,
+) {
     let reason = match decide(job.window.as_ref(), cfg.maintenance.timezone, now) {
         Decision::Skip(reason) => reason,
-        Decision::Run => match shared.runs.try_claim(&job.name, &format!("due at {}", rfc3339(due))) {
-            Ok(claim) => {
-                shared.tasks.spawn(run_one(shared.clone(), cfg.clone(), job.clone(), due, claim));
-                return;
+        Decision::Run => {
+            match shared.runs.try_claim(&job.name, &format!("due at {}", rfc3339(due))) {
+                Ok(claim) => {
+                    shared.tasks.spawn(run_one(
+                        shared.clone(),
+                        cfg.clone(),
+                        job.clone(),
+                        due,
+                        claim,
+                    ));
+                    return;
+                }
+                Err(holder) => format!("its previous run ({holder}) is still going"),
             }
-            Err(holder) => format!("its previous run ({holder}) is still going"),
-        },
+        }
     };
     info!("maintenance: job {}: run due at {} skipped: {reason}", job.name, rfc3339(due));
     shared.tasks.spawn(record_skip(shared.clone(), cfg.clone(), job.name.clone(), reason));
 }
 
-async fn run_one(shared: Shared, cfg: Arc<Config>, job: JobConfig, due: DateTime<Utc>, claim: Claim) {
+async fn run_one(
+    shared: Shared,
+    cfg: Arc<Config>,
+    job: JobConfig,
+    due: DateTime<Utc>,
+    claim: Claim,
+) {
     let started = Utc::now();
     set_job(&shared.state, &job.name, |j| j.running = true);
     debug!("maintenance: job {}: starting (due at {})", job.name, rfc3339(due));
@@ -157,7 +199,8 @@ async fn run_one(shared: Shared, cfg: Arc<Config>, job: JobConfig, due: DateTime
     drop(claim);
     set_job(&shared.state, &job.name, |j| {
         j.running = false;
-        j.last_run = Some(MaintenanceRun { started_at: rfc3339(started), outcome: outcome.into(), detail });
+        j.last_run =
+            Some(MaintenanceRun { started_at: rfc3339(started), outcome: outcome.into(), detail });
     });
 }
 
@@ -166,7 +209,8 @@ async fn record_skip(shared: Shared, cfg: Arc<Config>, job: String, reason: Stri
     let started = Utc::now();
     let result = async {
         let client = connect(&cfg).await?.client;
-        let standby: bool = client.query_one("SELECT pg_catalog.pg_is_in_recovery()", &[]).await?.get(0);
+        let standby: bool =
+            client.query_one("SELECT pg_catalog.pg_is_in_recovery()", &[]).await?.get(0);
         if standby {
             return Err(Problem::Standby);
         }
@@ -178,14 +222,20 @@ async fn record_skip(shared: Shared, cfg: Arc<Config>, job: String, reason: Stri
         debug!("maintenance: job {job}: the skipped run is not recorded in pitstop.maintenance_log: {e}");
     }
     set_job(&shared.state, &job, |j| {
-        j.last_run = Some(MaintenanceRun { started_at: rfc3339(started), outcome: "skipped".into(), detail: reason });
+        j.last_run = Some(MaintenanceRun {
+            started_at: rfc3339(started),
+            outcome: "skipped".into(),
+            detail: reason,
+        });
     });
 }
 
 /// A session for one run: the daemon's connection settings; the maintenance timeouts are
 /// set on it by `run_job`.
 async fn connect(cfg: &Config) -> Result<Session, Problem> {
-    let (client, connection) = db::connect_daemon(&cfg.postgres, APPLICATION_NAME).await.map_err(|e| Problem::Connect(format!("{e:#}")))?;
+    let (client, connection) = db::connect_daemon(&cfg.postgres, APPLICATION_NAME)
+        .await
+        .map_err(|e| Problem::Connect(format!("{e:#}")))?;
     Ok(Session::new(client, connection))
 }
 

@@ -36,7 +36,9 @@ impl Session {
         tokio::spawn(async move {
             loop {
                 match poll_fn(|cx| connection.poll_message(cx)).await {
-                    Some(Ok(AsyncMessage::Notice(notice))) if notice.parsed_severity() == Some(Severity::Warning) => {
+                    Some(Ok(AsyncMessage::Notice(notice)))
+                        if notice.parsed_severity() == Some(Severity::Warning) =>
+                    {
                         let _ = tx.try_send(notice);
                     }
                     Some(Ok(_)) => {}
@@ -66,7 +68,9 @@ impl Session {
 /// permission messages carry no SQLSTATE of their own, so they are recognised by their
 /// English text (lc_messages other than English: only the SQLSTATEs are recognised).
 pub fn is_skip(code: &str, message: &str) -> bool {
-    SKIP_CODES.contains(&code) || message.starts_with("skipping ") || message.ends_with(", skipping it")
+    SKIP_CODES.contains(&code)
+        || message.starts_with("skipping ")
+        || message.ends_with(", skipping it")
 }
 
 #[cfg(test)]
@@ -81,6 +85,9 @@ mod tests {
         assert!(is_skip("55P03", "skipping vacuum of \"t\" --- lock not available"));
         assert!(is_skip("42501", "ignorer « t » --- seul le propriétaire peut le traiter"));
         assert!(!is_skip("01000", "oldest xmin is far in the past"));
-        assert!(!is_skip("01000", "database \"postgres\" must be vacuumed within 10000000 transactions"));
+        assert!(!is_skip(
+            "01000",
+            "database \"postgres\" must be vacuumed within 10000000 transactions"
+        ));
     }
 }

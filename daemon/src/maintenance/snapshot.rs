@@ -11,7 +11,8 @@ pub const FIND: &str = "SELECT quote_ident(n.nspname) FROM pg_catalog.pg_extensi
 
 pub const MISSING: &str = "pg_stat_statements is not installed in this database (CREATE EXTENSION pg_stat_statements; it also needs shared_preload_libraries)";
 
-pub const DESCRIBE: &str = "INSERT INTO pitstop.query_snapshots SELECT now(), … FROM pg_stat_statements";
+pub const DESCRIBE: &str =
+    "INSERT INTO pitstop.query_snapshots SELECT now(), … FROM pg_stat_statements";
 
 fn insert(schema: &str) -> String {
     format!(
@@ -61,10 +62,16 @@ const OBSERVE_BUILT_INDEXES: &str = "SELECT pitstop.index_suggestions_observe() 
 pub async fn take(client: &Client, schema: &str) -> Result<u64, tokio_postgres::Error> {
     // Best effort: the snapshot matters more than the note.
     if let Err(e) = client.execute(OBSERVE_BUILT_INDEXES, &[]).await {
-        tracing::warn!("snapshot: built suggested indexes not noted ({}); the snapshot is taken anyway", crate::db::describe_error(&e.into()));
+        tracing::warn!(
+            "snapshot: built suggested indexes not noted ({}); the snapshot is taken anyway",
+            crate::db::describe_error(&e.into())
+        );
     }
     match client.execute(&insert_with_latency(schema), &[]).await {
-        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE) => {
+        Err(e)
+            if e.code()
+                == Some(&tokio_postgres::error::SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE) =>
+        {
             client.execute(&insert(schema), &[]).await
         }
         result => result,

@@ -76,13 +76,20 @@ pub struct Engine {
 
 impl Engine {
     /// Evaluates every rule; returns the transitions in order (persist and announce them).
-    pub fn evaluate(&mut self, rules: &[Rule], inputs: &Inputs, now: Instant, wall: SystemTime) -> Vec<Alert> {
+    pub fn evaluate(
+        &mut self,
+        rules: &[Rule],
+        inputs: &Inputs,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Vec<Alert> {
         let mut transitions = Vec::new();
         let mut held: BTreeSet<(String, AlertLabels)> = BTreeSet::new();
         let mut current: HashMap<(String, AlertLabels), f64> = HashMap::new();
         for rule in rules {
             let Some(metric) = catalog::rule_metric_of(&rule.metric) else { continue };
-            let source = catalog::family_of(metric.family).map(|f| f.source).unwrap_or(Source::Host);
+            let source =
+                catalog::family_of(metric.family).map(|f| f.source).unwrap_or(Source::Host);
             if source == Source::Postgres && !inputs.postgres_sampled {
                 held.extend(self.open.keys().filter(|(r, _)| *r == rule.name).cloned());
                 continue;
@@ -114,15 +121,19 @@ impl Engine {
                     Open { alert, since: now }
                 });
                 let a = &mut open.alert;
-                (a.value, a.summary, a.severity, a.threshold) = (Some(value), summary, rule.severity, rule.threshold);
-                if a.phase == Phase::Pending && now.saturating_duration_since(open.since) >= rule.for_ {
+                (a.value, a.summary, a.severity, a.threshold) =
+                    (Some(value), summary, rule.severity, rule.threshold);
+                if a.phase == Phase::Pending
+                    && now.saturating_duration_since(open.since) >= rule.for_
+                {
                     a.phase = Phase::Firing;
                     a.fired_at = Some(wall);
                     transitions.push(a.clone());
                 }
             }
         }
-        let cleared: Vec<(String, AlertLabels)> = self.open.keys().filter(|k| !held.contains(*k)).cloned().collect();
+        let cleared: Vec<(String, AlertLabels)> =
+            self.open.keys().filter(|k| !held.contains(*k)).cloned().collect();
         for key in cleared {
             if let Some(Open { mut alert, .. }) = self.open.remove(&key) {
                 alert.phase = Phase::Resolved;
@@ -146,7 +157,9 @@ impl Engine {
     /// The pending and firing alerts, firing first, then by severity.
     pub fn active(&self) -> Vec<Alert> {
         let mut list: Vec<Alert> = self.open.values().map(|o| o.alert.clone()).collect();
-        list.sort_by_key(|a| (a.phase != Phase::Firing, std::cmp::Reverse(a.severity), a.rule.clone()));
+        list.sort_by_key(|a| {
+            (a.phase != Phase::Firing, std::cmp::Reverse(a.severity), a.rule.clone())
+        });
         list
     }
 }
@@ -156,11 +169,17 @@ impl Engine {
 pub fn values_for(rule: &Rule, samples: &[Sample]) -> Vec<(AlertLabels, f64)> {
     let Some(metric) = catalog::rule_metric_of(&rule.metric) else { return Vec::new() };
     let matching = samples.iter().filter(|s| {
-        s.metric == metric.family && rule.labels.0.iter().all(|(k, v)| s.labels.iter().any(|(sk, sv)| sk == k && sv == v))
+        s.metric == metric.family
+            && rule.labels.0.iter().all(|(k, v)| s.labels.iter().any(|(sk, sv)| sk == k && sv == v))
     });
     match metric.combine {
         Combine::Each => matching
-            .map(|s| (s.labels.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(), s.value * metric.scale))
+            .map(|s| {
+                (
+                    s.labels.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+                    s.value * metric.scale,
+                )
+            })
             .collect(),
         Combine::Sum => {
             let values: Vec<f64> = matching.map(|s| s.value).collect();
@@ -177,9 +196,18 @@ fn summary(rule: &Rule, labels: &AlertLabels, value: f64, detail: Option<&str>) 
     let labels = if labels.is_empty() {
         String::new()
     } else {
-        format!("{{{}}}", labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect::<Vec<_>>().join(","))
+        format!(
+            "{{{}}}",
+            labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect::<Vec<_>>().join(",")
+        )
     };
-    let mut text = format!("{}{labels} = {} {} {}", rule.metric, number(value), rule.comparison.symbol(), number(rule.threshold));
+    let mut text = format!(
+        "{}{labels} = {} {} {}",
+        rule.metric,
+        number(value),
+        rule.comparison.symbol(),
+        number(rule.threshold)
+    );
     if !rule.for_.is_zero() {
         text.push_str(&format!(" for {}", humantime::format_duration(rule.for_)));
     }
@@ -193,7 +221,11 @@ fn summary(rule: &Rule, labels: &AlertLabels, value: f64, detail: Option<&str>) 
 pub fn number(x: f64) -> String {
     let text = format!("{x:.2}");
     let text = text.trim_end_matches('0').trim_end_matches('.');
-    if text == "-0" { "0".into() } else { text.to_string() }
+    if text == "-0" {
+        "0".into()
+    } else {
+        text.to_string()
+    }
 }
 
 #[cfg(test)]
@@ -225,10 +257,18 @@ mod tests {
     }
 
     fn clock() -> Clock {
-        Clock { start: Instant::now(), wall: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000) }
+        Clock {
+            start: Instant::now(),
+            wall: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        }
     }
 
-    fn run(engine: &mut Engine, rules: &[Rule], samples: &[Sample], (now, wall): (Instant, SystemTime)) -> Vec<(String, Phase)> {
+    fn run(
+        engine: &mut Engine,
+        rules: &[Rule],
+        samples: &[Sample],
+        (now, wall): (Instant, SystemTime),
+    ) -> Vec<(String, Phase)> {
         let details = HashMap::new();
         let inputs = Inputs { samples, details: &details, postgres_sampled: true };
         engine.evaluate(rules, &inputs, now, wall).into_iter().map(|a| (a.rule, a.phase)).collect()
@@ -256,10 +296,18 @@ mod tests {
         assert_eq!((firing.started_at, firing.fired_at), (c.at(10).1, Some(c.at(310).1)));
         assert!(firing.summary.starts_with("cpu_percent = 99 > 80 for 5m"), "{}", firing.summary);
         let details = HashMap::new();
-        let resolved = e.evaluate(&rules, &Inputs { samples: &cpu(0.2), details: &details, postgres_sampled: true }, c.at(500).0, c.at(500).1);
+        let resolved = e.evaluate(
+            &rules,
+            &Inputs { samples: &cpu(0.2), details: &details, postgres_sampled: true },
+            c.at(500).0,
+            c.at(500).1,
+        );
         assert_eq!(resolved.len(), 1);
         let r = &resolved[0];
-        assert_eq!((r.phase, r.value, r.started_at, r.fired_at, r.resolved_at), (Phase::Resolved, Some(20.0), c.at(10).1, Some(c.at(310).1), Some(c.at(500).1)));
+        assert_eq!(
+            (r.phase, r.value, r.started_at, r.fired_at, r.resolved_at),
+            (Phase::Resolved, Some(20.0), c.at(10).1, Some(c.at(310).1), Some(c.at(500).1))
+        );
         assert!(e.active().is_empty());
     }
 
@@ -277,50 +325,93 @@ mod tests {
         let rules = [rule("cpu", "cpu_percent", 80.0, 60)];
         let mut phases = Vec::new();
         for (i, ratio) in [0.9, 0.1, 0.9, 0.1, 0.9, 0.9, 0.9].into_iter().enumerate() {
-            phases.extend(run(&mut e, &rules, &cpu(ratio), c.at(i as u64 * 40)).into_iter().map(|(_, p)| p));
+            phases.extend(
+                run(&mut e, &rules, &cpu(ratio), c.at(i as u64 * 40)).into_iter().map(|(_, p)| p),
+            );
         }
         use Phase::*;
-        assert_eq!(phases, [Pending, Resolved, Pending, Resolved, Pending, Firing], "fires 80 s after the last start, not the first");
+        assert_eq!(
+            phases,
+            [Pending, Resolved, Pending, Resolved, Pending, Firing],
+            "fires 80 s after the last start, not the first"
+        );
     }
 
     #[test]
     fn for_zero_goes_through_pending_to_firing_at_once() {
         let (c, mut e) = (clock(), Engine::default());
         let rules = [rule("cpu", "cpu_percent", 80.0, 0)];
-        assert_eq!(run(&mut e, &rules, &cpu(0.9), c.at(0)), [t("cpu", Phase::Pending), t("cpu", Phase::Firing)]);
+        assert_eq!(
+            run(&mut e, &rules, &cpu(0.9), c.at(0)),
+            [t("cpu", Phase::Pending), t("cpu", Phase::Firing)]
+        );
     }
 
     #[test]
     fn per_label_set_alerts_label_filters_and_sums() {
         let (c, mut e) = (clock(), Engine::default());
         let disks = |root: f64, data: f64| {
-            vec![Sample::labelled(catalog::DISK_RATIO, "mount", "/", root), Sample::labelled(catalog::DISK_RATIO, "mount", "/data", data)]
+            vec![
+                Sample::labelled(catalog::DISK_RATIO, "mount", "/", root),
+                Sample::labelled(catalog::DISK_RATIO, "mount", "/data", data),
+            ]
         };
         let mut rules = vec![rule("disk", "disk_percent", 90.0, 0)];
-        let fired = e.evaluate(&rules, &Inputs { samples: &disks(0.95, 0.97), details: &HashMap::new(), postgres_sampled: true }, c.at(0).0, c.at(0).1);
+        let fired = e.evaluate(
+            &rules,
+            &Inputs {
+                samples: &disks(0.95, 0.97),
+                details: &HashMap::new(),
+                postgres_sampled: true,
+            },
+            c.at(0).0,
+            c.at(0).1,
+        );
         assert_eq!(fired.iter().filter(|a| a.phase == Phase::Firing).count(), 2);
         assert_eq!(fired[1].labels.get("mount").map(String::as_str), Some("/"));
         assert_eq!(run(&mut e, &rules, &disks(0.5, 0.97), c.at(10)), [t("disk", Phase::Resolved)]);
         assert_eq!(e.active().len(), 1);
 
         rules[0].labels.0.insert("mount".into(), "/".into());
-        assert_eq!(values_for(&rules[0], &disks(0.5, 0.97)), [(AlertLabels::from([("mount".to_string(), "/".to_string())]), 50.0)]);
-        let conns = vec![Sample::labelled(catalog::CONNECTIONS, "state", "active", 3.0), Sample::labelled(catalog::CONNECTIONS, "state", "idle", 4.0)];
-        assert_eq!(values_for(&rule("c", "connections", 0.0, 0), &conns), [(AlertLabels::new(), 7.0)]);
+        assert_eq!(
+            values_for(&rules[0], &disks(0.5, 0.97)),
+            [(AlertLabels::from([("mount".to_string(), "/".to_string())]), 50.0)]
+        );
+        let conns = vec![
+            Sample::labelled(catalog::CONNECTIONS, "state", "active", 3.0),
+            Sample::labelled(catalog::CONNECTIONS, "state", "idle", 4.0),
+        ];
+        assert_eq!(
+            values_for(&rule("c", "connections", 0.0, 0), &conns),
+            [(AlertLabels::new(), 7.0)]
+        );
         assert_eq!(values_for(&rule("c", "connections", 0.0, 0), &[]), []);
     }
 
     #[test]
     fn postgres_rules_hold_while_postgres_is_not_sampled_and_removed_rules_resolve() {
         let (c, mut e) = (clock(), Engine::default());
-        let rules = vec![rule("lag", "replication_lag_seconds", 60.0, 0), rule("cpu", "cpu_percent", 80.0, 0)];
-        let samples = vec![Sample::new(catalog::REPLICATION_LAG, 120.0), Sample::new(catalog::CPU, 0.9)];
+        let rules = vec![
+            rule("lag", "replication_lag_seconds", 60.0, 0),
+            rule("cpu", "cpu_percent", 80.0, 0),
+        ];
+        let samples =
+            vec![Sample::new(catalog::REPLICATION_LAG, 120.0), Sample::new(catalog::CPU, 0.9)];
         assert_eq!(run(&mut e, &rules, &samples, c.at(0)).len(), 4);
         let details = HashMap::new();
-        let host_only = Inputs { samples: &samples[1..], details: &details, postgres_sampled: false };
-        assert_eq!(e.evaluate(&rules, &host_only, c.at(10).0, c.at(10).1), [], "PostgreSQL down: the lag alert stays");
+        let host_only =
+            Inputs { samples: &samples[1..], details: &details, postgres_sampled: false };
+        assert_eq!(
+            e.evaluate(&rules, &host_only, c.at(10).0, c.at(10).1),
+            [],
+            "PostgreSQL down: the lag alert stays"
+        );
         let after = e.evaluate(&rules[1..], &host_only, c.at(20).0, c.at(20).1);
-        assert_eq!(after.iter().map(|a| (a.rule.as_str(), a.phase)).collect::<Vec<_>>(), [("lag", Phase::Resolved)], "its rule is gone");
+        assert_eq!(
+            after.iter().map(|a| (a.rule.as_str(), a.phase)).collect::<Vec<_>>(),
+            [("lag", Phase::Resolved)],
+            "its rule is gone"
+        );
     }
 
     #[test]
@@ -342,7 +433,11 @@ mod tests {
             resolved_at: None,
         };
         e.adopt(adopted, Duration::from_secs(50), now);
-        assert_eq!(run(&mut e, &rules, &cpu(0.9), c.at(1005)), [], "55 s in: still pending, no new row");
+        assert_eq!(
+            run(&mut e, &rules, &cpu(0.9), c.at(1005)),
+            [],
+            "55 s in: still pending, no new row"
+        );
         assert_eq!(run(&mut e, &rules, &cpu(0.9), c.at(1011)), [t("cpu", Phase::Firing)]);
         assert_eq!(e.active()[0].started_at, wall - Duration::from_secs(50));
     }

@@ -195,7 +195,12 @@ pub struct RuleMetric {
     pub combine: Combine,
 }
 
-const fn rule_metric(name: &'static str, family: &'static str, scale: f64, combine: Combine) -> RuleMetric {
+const fn rule_metric(
+    name: &'static str,
+    family: &'static str,
+    scale: f64,
+    combine: Combine,
+) -> RuleMetric {
     RuleMetric { name, family, scale, combine }
 }
 
@@ -236,14 +241,41 @@ mod tests {
     fn names_are_prometheus_names_with_units_and_rules_point_at_families() {
         let all: Vec<&Family> = FAMILIES.iter().chain(EXTENSION_FAMILIES).collect();
         for (i, f) in all.iter().enumerate() {
-            assert!(f.name.starts_with("pitstop_") && f.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'), "{}", f.name);
-            assert_eq!(f.kind == Kind::Counter, f.name.ends_with("_total"), "{}: counters and only counters end in _total", f.name);
+            assert!(
+                f.name.starts_with("pitstop_")
+                    && f.name
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                "{}",
+                f.name
+            );
+            assert_eq!(
+                f.kind == Kind::Counter,
+                f.name.ends_with("_total"),
+                "{}: counters and only counters end in _total",
+                f.name
+            );
             assert!(!all[..i].iter().any(|g| g.name == f.name), "{} twice", f.name);
             if f.exported {
                 // Base units only, and no rate the daemon computed: Prometheus takes rate() itself.
-                for bad in ["_per_hour", "_per_minute", "_per_second", "_percent", "_milliseconds", "_ms", "_kb", "_mb", "_hours", "_minutes"] {
+                for bad in [
+                    "_per_hour",
+                    "_per_minute",
+                    "_per_second",
+                    "_percent",
+                    "_milliseconds",
+                    "_ms",
+                    "_kb",
+                    "_mb",
+                    "_hours",
+                    "_minutes",
+                ] {
                     let whole = f.name.ends_with(bad) || f.name.contains(&format!("{bad}_"));
-                    assert!(!whole || bad == "_per_second" && f.name == GROWTH, "{}: {bad} is not a base unit", f.name);
+                    assert!(
+                        !whole || bad == "_per_second" && f.name == GROWTH,
+                        "{}: {bad} is not a base unit",
+                        f.name
+                    );
                 }
             }
         }
@@ -265,11 +297,18 @@ mod tests {
             s => format!("{s}s"),
         };
         for rule in &config.alerts.rules {
-            let start = rules_file.find(&format!("- alert: {}\n", rule.name)).unwrap_or_else(|| panic!("no alert {}", rule.name));
+            let start = rules_file
+                .find(&format!("- alert: {}\n", rule.name))
+                .unwrap_or_else(|| panic!("no alert {}", rule.name));
             let block = &rules_file[start..];
             let block = &block[..block[2..].find("- alert:").map_or(block.len(), |e| e + 2)];
             let metric = rule_metric_of(&rule.metric).unwrap();
-            assert!(family_of(metric.family).unwrap().exported, "{}: {} is not on /metrics", rule.name, metric.family);
+            assert!(
+                family_of(metric.family).unwrap().exported,
+                "{}: {} is not on /metrics",
+                rule.name,
+                metric.family
+            );
             let op = match rule.comparison {
                 Comparison::Above => ">",
                 Comparison::AtLeast => ">=",
@@ -278,9 +317,22 @@ mod tests {
             };
             let expr = format!("expr: {} {op} {}\n", metric.family, rule.threshold / metric.scale);
             assert!(block.contains(&expr), "{}: wants {expr:?} in\n{block}", rule.name);
-            assert!(block.contains(&format!("for: {}\n", prom_duration(rule.for_))), "{}: for {:?} in\n{block}", rule.name, rule.for_);
-            assert!(block.contains(&format!("severity: {}\n", rule.severity.as_str())), "{}: severity in\n{block}", rule.name);
+            assert!(
+                block.contains(&format!("for: {}\n", prom_duration(rule.for_))),
+                "{}: for {:?} in\n{block}",
+                rule.name,
+                rule.for_
+            );
+            assert!(
+                block.contains(&format!("severity: {}\n", rule.severity.as_str())),
+                "{}: severity in\n{block}",
+                rule.name
+            );
         }
-        assert_eq!(rules_file.matches("- alert: ").count(), config.alerts.rules.len(), "an alert the daemon does not have");
+        assert_eq!(
+            rules_file.matches("- alert: ").count(),
+            config.alerts.rules.len(),
+            "an alert the daemon does not have"
+        );
     }
 }

@@ -5,8 +5,8 @@
 
 use super::alerts::Phase;
 use super::catalog::{EXTENSION_FAMILIES, FAMILIES};
-use super::sample::Sample;
 use super::live::View;
+use super::sample::Sample;
 use crate::config::monitor::Severity;
 use std::fmt::Write;
 
@@ -17,8 +17,18 @@ pub fn render(v: &View) -> String {
     };
     let sources = v.extension_sources.iter().flat_map(|s| {
         [
-            Sample::labelled("pitstop_extension_source_up", "source", s.name, f64::from(u8::from(s.up))),
-            Sample::labelled("pitstop_extension_scrape_errors_total", "source", s.name, s.errors as f64),
+            Sample::labelled(
+                "pitstop_extension_source_up",
+                "source",
+                s.name,
+                f64::from(u8::from(s.up)),
+            ),
+            Sample::labelled(
+                "pitstop_extension_scrape_errors_total",
+                "source",
+                s.name,
+                s.errors as f64,
+            ),
         ]
     });
     let extension: Vec<Sample> = v.extension.iter().cloned().chain(sources).collect();
@@ -33,14 +43,25 @@ pub fn render(v: &View) -> String {
             let labels = if s.labels.is_empty() {
                 String::new()
             } else {
-                format!("{{{}}}", s.labels.iter().map(|(k, val)| format!("{k}=\"{}\"", escape(val))).collect::<Vec<_>>().join(","))
+                format!(
+                    "{{{}}}",
+                    s.labels
+                        .iter()
+                        .map(|(k, val)| format!("{k}=\"{}\"", escape(val)))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )
             };
             let _ = writeln!(out, "{}{labels} {}", f.name, s.value);
         }
     }
     for (phase, name, help) in [
         (Phase::Firing, "pitstop_alerts_firing", "Alerts firing, by severity."),
-        (Phase::Pending, "pitstop_alerts_pending", "Alerts pending (condition true, `for` not yet over), by severity."),
+        (
+            Phase::Pending,
+            "pitstop_alerts_pending",
+            "Alerts pending (condition true, `for` not yet over), by severity.",
+        ),
     ] {
         family(&mut out, name, "gauge", help);
         for severity in [Severity::Info, Severity::Warning, Severity::Critical] {
@@ -51,12 +72,36 @@ pub fn render(v: &View) -> String {
     let c = &v.counters;
     let counters: [(&str, &str, u64); 7] = [
         ("pitstop_monitor_samples_total", "Sampling rounds completed.", c.samples),
-        ("pitstop_monitor_rows_written_total", "Samples written to pitstop.host_metrics.", c.rows_written),
-        ("pitstop_monitor_rows_dropped_total", "Samples dropped unwritten (buffer full, or a batch that kept failing).", c.rows_dropped),
-        ("pitstop_monitor_rows_pruned_total", "Rows of pitstop.host_metrics deleted after monitor.retention.", c.rows_pruned),
-        ("pitstop_monitor_write_errors_total", "Failed writes to pitstop.host_metrics or pitstop.alerts.", c.write_errors),
-        ("pitstop_monitor_webhook_sent_total", "Alert notifications the webhook accepted.", c.webhook_sent),
-        ("pitstop_monitor_webhook_failed_total", "Alert notifications given up after every retry, or not queued.", c.webhook_failed),
+        (
+            "pitstop_monitor_rows_written_total",
+            "Samples written to pitstop.host_metrics.",
+            c.rows_written,
+        ),
+        (
+            "pitstop_monitor_rows_dropped_total",
+            "Samples dropped unwritten (buffer full, or a batch that kept failing).",
+            c.rows_dropped,
+        ),
+        (
+            "pitstop_monitor_rows_pruned_total",
+            "Rows of pitstop.host_metrics deleted after monitor.retention.",
+            c.rows_pruned,
+        ),
+        (
+            "pitstop_monitor_write_errors_total",
+            "Failed writes to pitstop.host_metrics or pitstop.alerts.",
+            c.write_errors,
+        ),
+        (
+            "pitstop_monitor_webhook_sent_total",
+            "Alert notifications the webhook accepted.",
+            c.webhook_sent,
+        ),
+        (
+            "pitstop_monitor_webhook_failed_total",
+            "Alert notifications given up after every retry, or not queued.",
+            c.webhook_failed,
+        ),
     ];
     for (name, help, value) in counters {
         family(&mut out, name, "counter", help);
@@ -88,30 +133,63 @@ mod tests {
             ..Default::default()
         };
         let text = render(&v);
-        assert!(text.contains("# TYPE pitstop_host_cpu_usage_ratio gauge\npitstop_host_cpu_usage_ratio 0.25\n"), "{text}");
+        assert!(
+            text.contains(
+                "# TYPE pitstop_host_cpu_usage_ratio gauge\npitstop_host_cpu_usage_ratio 0.25\n"
+            ),
+            "{text}"
+        );
         assert!(text.contains("pitstop_host_disk_used_bytes{mount=\"/\"} 1000000000\n"), "{text}");
-        assert!(text.contains("pitstop_host_disk_used_bytes{mount=\"/mnt/a \\\"b\\\"\"} 2\n"), "{text}");
+        assert!(
+            text.contains("pitstop_host_disk_used_bytes{mount=\"/mnt/a \\\"b\\\"\"} 2\n"),
+            "{text}"
+        );
         assert!(text.contains("pitstop_alerts_firing{severity=\"critical\"} 0\n"));
-        assert!(!text.contains("pitstop_postgres_xid_age"), "families without samples are left out");
+        assert!(
+            !text.contains("pitstop_postgres_xid_age"),
+            "families without samples are left out"
+        );
         assert_eq!(text.matches("# TYPE pitstop_host_disk_used_bytes ").count(), 1);
-        assert!(text.find("pitstop_host_cpu_usage_ratio").unwrap() < text.find("pitstop_host_memory_used_bytes").unwrap());
+        assert!(
+            text.find("pitstop_host_cpu_usage_ratio").unwrap()
+                < text.find("pitstop_host_memory_used_bytes").unwrap()
+        );
     }
 
     #[test]
     fn derived_rates_stay_home_and_extension_signals_show_with_their_sources() {
         let v = View {
-            samples: vec![Sample::new(TRANSACTIONS, 1000.0), Sample::new(TPS, 50.0), Sample::new(CACHE_HIT, 0.99)],
-            extension: vec![Sample::new("pitstop_cache_hits_total", 7.0), Sample::labelled("pitstop_cache_bypasses_total", "reason", "not_select", 2.0)],
-            extension_sources: vec![SourceState { name: "cache", up: true, errors: 0 }, SourceState { name: "bloat", up: false, errors: 3 }],
+            samples: vec![
+                Sample::new(TRANSACTIONS, 1000.0),
+                Sample::new(TPS, 50.0),
+                Sample::new(CACHE_HIT, 0.99),
+            ],
+            extension: vec![
+                Sample::new("pitstop_cache_hits_total", 7.0),
+                Sample::labelled("pitstop_cache_bypasses_total", "reason", "not_select", 2.0),
+            ],
+            extension_sources: vec![
+                SourceState { name: "cache", up: true, errors: 0 },
+                SourceState { name: "bloat", up: false, errors: 3 },
+            ],
             ..Default::default()
         };
         let text = render(&v);
         assert!(text.contains("# TYPE pitstop_postgres_transactions_total counter\npitstop_postgres_transactions_total 1000\n"), "{text}");
-        assert!(!text.contains(TPS) && !text.contains(CACHE_HIT), "a rate computed in the daemon is not exported:\n{text}");
-        assert!(text.contains("# TYPE pitstop_cache_hits_total counter\npitstop_cache_hits_total 7\n"), "{text}");
+        assert!(
+            !text.contains(TPS) && !text.contains(CACHE_HIT),
+            "a rate computed in the daemon is not exported:\n{text}"
+        );
+        assert!(
+            text.contains("# TYPE pitstop_cache_hits_total counter\npitstop_cache_hits_total 7\n"),
+            "{text}"
+        );
         assert!(text.contains("pitstop_cache_bypasses_total{reason=\"not_select\"} 2\n"), "{text}");
         assert!(text.contains("pitstop_extension_source_up{source=\"bloat\"} 0\n"), "{text}");
-        assert!(text.contains("pitstop_extension_scrape_errors_total{source=\"bloat\"} 3\n"), "{text}");
+        assert!(
+            text.contains("pitstop_extension_scrape_errors_total{source=\"bloat\"} 3\n"),
+            "{text}"
+        );
         assert!(!text.contains("pitstop_bloat_bytes"), "a source that fails has no samples");
     }
 }

@@ -104,7 +104,11 @@ pub struct SessionLost(pub String);
 
 impl Reader {
     /// Reads every source that is due; a source that fails loses its samples until it works.
-    pub async fn read(&mut self, client: &tokio_postgres::Client, timeout: Duration) -> Result<(), SessionLost> {
+    pub async fn read(
+        &mut self,
+        client: &tokio_postgres::Client,
+        timeout: Duration,
+    ) -> Result<(), SessionLost> {
         self.last.resize(SOURCES.len(), Last::default());
         let timeout = timeout.min(TIMEOUT);
         for (source, last) in SOURCES.iter().zip(self.last.iter_mut()) {
@@ -113,13 +117,30 @@ impl Reader {
             }
             // SET LOCAL lasts the implicit transaction of this one multi-statement query: the
             // session's own timeout is back for the next statement, even after an error.
-            let sql = format!("SET LOCAL statement_timeout = {}; {}", timeout.as_millis().max(1), source.sql);
-            let answer = match tokio::time::timeout(timeout + Duration::from_secs(2), client.simple_query(&sql)).await {
+            let sql = format!(
+                "SET LOCAL statement_timeout = {}; {}",
+                timeout.as_millis().max(1),
+                source.sql
+            );
+            let answer = match tokio::time::timeout(
+                timeout + Duration::from_secs(2),
+                client.simple_query(&sql),
+            )
+            .await
+            {
                 Ok(answer) => answer,
-                Err(_) => return Err(SessionLost(format!("extension source {}: no answer within {}", source.name, humantime::format_duration(timeout)))),
+                Err(_) => {
+                    return Err(SessionLost(format!(
+                        "extension source {}: no answer within {}",
+                        source.name,
+                        humantime::format_duration(timeout)
+                    )))
+                }
             };
             last.read_at = Some(Instant::now());
-            let parsed = answer.map_err(|e| crate::db::describe_pg(&e)).and_then(|messages| (source.parse)(&rows(messages)));
+            let parsed = answer
+                .map_err(|e| crate::db::describe_pg(&e))
+                .and_then(|messages| (source.parse)(&rows(messages)));
             match parsed {
                 Ok(samples) => {
                     if !last.up && last.errors > 0 {
@@ -159,7 +180,11 @@ impl Reader {
     }
 
     pub fn states(&self) -> Vec<SourceState> {
-        SOURCES.iter().zip(&self.last).map(|(s, l)| SourceState { name: s.name, up: l.up, errors: l.errors }).collect()
+        SOURCES
+            .iter()
+            .zip(&self.last)
+            .map(|(s, l)| SourceState { name: s.name, up: l.up, errors: l.errors })
+            .collect()
     }
 }
 
@@ -167,7 +192,9 @@ fn rows(messages: Vec<SimpleQueryMessage>) -> Rows {
     messages
         .into_iter()
         .filter_map(|m| match m {
-            SimpleQueryMessage::Row(row) => Some((0..row.len()).map(|i| row.get(i).map(str::to_string)).collect()),
+            SimpleQueryMessage::Row(row) => {
+                Some((0..row.len()).map(|i| row.get(i).map(str::to_string)).collect())
+            }
             _ => None,
         })
         .collect()
@@ -194,7 +221,12 @@ fn one(rows: &Rows) -> Result<&[Option<String>], String> {
 
 /// A label value of a status or kind: lower case, words joined by `_` (`vacuum overdue`).
 fn snake(value: &str) -> String {
-    value.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()).collect::<Vec<_>>().join("_").to_ascii_lowercase()
+    value
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join("_")
+        .to_ascii_lowercase()
 }
 
 fn cache(rows: &Rows) -> Result<Vec<Sample>, String> {
@@ -212,10 +244,16 @@ fn cache(rows: &Rows) -> Result<Vec<Sample>, String> {
     ];
     let r = one(rows)?;
     let mut s = columns(r, &plain)?;
-    let reasons: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text(r, plain.len())?).map_err(|e| format!("bypass_reasons: {e}"))?;
+    let reasons: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&text(r, plain.len())?).map_err(|e| format!("bypass_reasons: {e}"))?;
     // The extension reports every reason it knows (0 when none), so the series stay put.
     for (reason, n) in reasons {
-        s.push(Sample::labelled("pitstop_cache_bypasses_total", "reason", snake(&reason), n.as_f64().unwrap_or(0.0)));
+        s.push(Sample::labelled(
+            "pitstop_cache_bypasses_total",
+            "reason",
+            snake(&reason),
+            n.as_f64().unwrap_or(0.0),
+        ));
     }
     Ok(s)
 }
@@ -277,18 +315,42 @@ fn maintenance(rows: &Rows) -> Result<Vec<Sample>, String> {
             last_ok = Some(t.parse::<f64>().map_err(|_| format!("{t:?} is not a time"))?);
         }
     }
-    let mut s: Vec<Sample> = runs.into_iter().map(|(o, n)| Sample::labelled("pitstop_maintenance_runs_total", "outcome", o, n)).collect();
+    let mut s: Vec<Sample> = runs
+        .into_iter()
+        .map(|(o, n)| Sample::labelled("pitstop_maintenance_runs_total", "outcome", o, n))
+        .collect();
     s.push(Sample::new("pitstop_maintenance_runs_running", running));
-    s.extend(actions.into_iter().map(|(o, n)| Sample::labelled("pitstop_maintenance_actions_total", "outcome", o, n)));
+    s.extend(
+        actions
+            .into_iter()
+            .map(|(o, n)| Sample::labelled("pitstop_maintenance_actions_total", "outcome", o, n)),
+    );
     s.extend(last_ok.map(|t| Sample::new("pitstop_maintenance_last_success_timestamp_seconds", t)));
     Ok(s)
 }
 
 /// `vacuum_health.status` values, worst first (always shown, 0 when no table has it).
-const VACUUM_STATUSES: &[&str] = &["wraparound risk", "freeze due", "vacuum overdue", "analyze overdue", "autovacuum disabled", "ok"];
+const VACUUM_STATUSES: &[&str] = &[
+    "wraparound risk",
+    "freeze due",
+    "vacuum overdue",
+    "analyze overdue",
+    "autovacuum disabled",
+    "ok",
+];
 
-fn per_database(name: &'static str, database: &str, label: &'static str, value: &str, n: f64) -> Sample {
-    Sample { metric: name, labels: vec![("database", database.to_string()), (label, value.to_string())], value: n }
+fn per_database(
+    name: &'static str,
+    database: &str,
+    label: &'static str,
+    value: &str,
+    n: f64,
+) -> Sample {
+    Sample {
+        metric: name,
+        labels: vec![("database", database.to_string()), (label, value.to_string())],
+        value: n,
+    }
 }
 
 fn vacuum(rows: &Rows) -> Result<Vec<Sample>, String> {
@@ -296,7 +358,8 @@ fn vacuum(rows: &Rows) -> Result<Vec<Sample>, String> {
         Some(r) => text(r, 0)?,
         None => return Ok(Vec::new()),
     };
-    let mut tables: Vec<(String, f64)> = VACUUM_STATUSES.iter().map(|st| (snake(st), 0.0)).collect();
+    let mut tables: Vec<(String, f64)> =
+        VACUUM_STATUSES.iter().map(|st| (snake(st), 0.0)).collect();
     let (mut dead, mut live) = (0.0, 0.0);
     // The row without a status only names the database (there may be no table at all).
     for r in rows.iter().filter(|r| r.get(1).is_some_and(Option::is_some)) {
@@ -309,7 +372,10 @@ fn vacuum(rows: &Rows) -> Result<Vec<Sample>, String> {
         dead += number(r, 3)?;
         live += number(r, 4)?;
     }
-    let mut s: Vec<Sample> = tables.into_iter().map(|(st, n)| per_database("pitstop_vacuum_tables", &database, "status", &st, n)).collect();
+    let mut s: Vec<Sample> = tables
+        .into_iter()
+        .map(|(st, n)| per_database("pitstop_vacuum_tables", &database, "status", &st, n))
+        .collect();
     s.push(Sample::labelled("pitstop_vacuum_dead_tuples", "database", database.clone(), dead));
     s.push(Sample::labelled("pitstop_vacuum_live_tuples", "database", database, live));
     Ok(s)
@@ -319,10 +385,30 @@ fn wraparound(rows: &Rows) -> Result<Vec<Sample>, String> {
     let mut s = Vec::new();
     for r in rows {
         let database = text(r, 0)?;
-        s.push(Sample::labelled("pitstop_database_xid_age", "database", database.clone(), number(r, 1)?));
-        s.push(Sample::labelled("pitstop_database_xid_wraparound_ratio", "database", database.clone(), number(r, 2)? / 100.0));
-        s.push(Sample::labelled("pitstop_database_mxid_age", "database", database.clone(), number(r, 3)?));
-        s.push(Sample::labelled("pitstop_database_mxid_wraparound_ratio", "database", database, number(r, 4)? / 100.0));
+        s.push(Sample::labelled(
+            "pitstop_database_xid_age",
+            "database",
+            database.clone(),
+            number(r, 1)?,
+        ));
+        s.push(Sample::labelled(
+            "pitstop_database_xid_wraparound_ratio",
+            "database",
+            database.clone(),
+            number(r, 2)? / 100.0,
+        ));
+        s.push(Sample::labelled(
+            "pitstop_database_mxid_age",
+            "database",
+            database.clone(),
+            number(r, 3)?,
+        ));
+        s.push(Sample::labelled(
+            "pitstop_database_mxid_wraparound_ratio",
+            "database",
+            database,
+            number(r, 4)? / 100.0,
+        ));
     }
     Ok(s)
 }
@@ -358,26 +444,70 @@ mod tests {
     fn value(samples: &[Sample], metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
         samples
             .iter()
-            .find(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.iter().any(|(sk, sv)| sk == k && sv == v)))
+            .find(|s| {
+                s.metric == metric
+                    && labels
+                        .iter()
+                        .all(|(k, v)| s.labels.iter().any(|(sk, sv)| sk == k && sv == v))
+            })
             .map(|s| s.value)
     }
 
     #[test]
     fn every_source_maps_its_columns_to_catalog_families() {
-        let cache_row = row(&["5", "3", "2", "1", "0", "0", "0", "2", "4096", "67108864", r#"{"volatile_function": 4, "not_select": 1}"#]);
+        let cache_row = row(&[
+            "5",
+            "3",
+            "2",
+            "1",
+            "0",
+            "0",
+            "0",
+            "2",
+            "4096",
+            "67108864",
+            r#"{"volatile_function": 4, "not_select": 1}"#,
+        ]);
         let s = cache(&vec![cache_row]).unwrap();
         assert_eq!(value(&s, "pitstop_cache_hits_total", &[]), Some(5.0));
         assert_eq!(value(&s, "pitstop_cache_used_bytes", &[]), Some(4096.0));
         assert_eq!(value(&s, "pitstop_cache_size_bytes", &[]), Some(67108864.0));
-        assert_eq!(value(&s, "pitstop_cache_bypasses_total", &[("reason", "volatile_function")]), Some(4.0));
+        assert_eq!(
+            value(&s, "pitstop_cache_bypasses_total", &[("reason", "volatile_function")]),
+            Some(4.0)
+        );
 
-        let s = wraparound(&vec![row(&["app", "1000", "25.5", "10", "0"]), row(&["postgres", "900", "NULL", "NULL", "NULL"])]).unwrap();
-        assert_eq!(value(&s, "pitstop_database_xid_wraparound_ratio", &[("database", "app")]), Some(0.255), "percent becomes a 0-1 ratio");
+        let s = wraparound(&vec![
+            row(&["app", "1000", "25.5", "10", "0"]),
+            row(&["postgres", "900", "NULL", "NULL", "NULL"]),
+        ])
+        .unwrap();
+        assert_eq!(
+            value(&s, "pitstop_database_xid_wraparound_ratio", &[("database", "app")]),
+            Some(0.255),
+            "percent becomes a 0-1 ratio"
+        );
         assert_eq!(value(&s, "pitstop_database_xid_age", &[("database", "postgres")]), Some(900.0));
 
-        let s = vacuum(&vec![row(&["app", "vacuum overdue", "2", "5000", "100"]), row(&["app", "ok", "7", "10", "90000"]), row(&["app", "NULL", "0", "0", "0"])]).unwrap();
-        assert_eq!(value(&s, "pitstop_vacuum_tables", &[("database", "app"), ("status", "vacuum_overdue")]), Some(2.0));
-        assert_eq!(value(&s, "pitstop_vacuum_tables", &[("status", "wraparound_risk")]), Some(0.0), "every status is shown");
+        let s = vacuum(&vec![
+            row(&["app", "vacuum overdue", "2", "5000", "100"]),
+            row(&["app", "ok", "7", "10", "90000"]),
+            row(&["app", "NULL", "0", "0", "0"]),
+        ])
+        .unwrap();
+        assert_eq!(
+            value(
+                &s,
+                "pitstop_vacuum_tables",
+                &[("database", "app"), ("status", "vacuum_overdue")]
+            ),
+            Some(2.0)
+        );
+        assert_eq!(
+            value(&s, "pitstop_vacuum_tables", &[("status", "wraparound_risk")]),
+            Some(0.0),
+            "every status is shown"
+        );
         assert_eq!(value(&s, "pitstop_vacuum_dead_tuples", &[("database", "app")]), Some(5010.0));
 
         let s = maintenance(&vec![
@@ -387,28 +517,56 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(value(&s, "pitstop_maintenance_runs_total", &[("outcome", "ok")]), Some(3.0));
-        assert_eq!(value(&s, "pitstop_maintenance_runs_total", &[("outcome", "failed")]), Some(0.0));
-        assert!(!s.iter().any(|x| x.labels.iter().any(|(_, v)| v == "running")), "running is no counter: it leaves when the run ends");
+        assert_eq!(
+            value(&s, "pitstop_maintenance_runs_total", &[("outcome", "failed")]),
+            Some(0.0)
+        );
+        assert!(
+            !s.iter().any(|x| x.labels.iter().any(|(_, v)| v == "running")),
+            "running is no counter: it leaves when the run ends"
+        );
         assert_eq!(value(&s, "pitstop_maintenance_runs_running", &[]), Some(1.0));
-        assert_eq!(value(&s, "pitstop_maintenance_actions_total", &[("outcome", "failed")]), Some(2.0));
-        assert_eq!(value(&s, "pitstop_maintenance_last_success_timestamp_seconds", &[]), Some(1700000000.5));
+        assert_eq!(
+            value(&s, "pitstop_maintenance_actions_total", &[("outcome", "failed")]),
+            Some(2.0)
+        );
+        assert_eq!(
+            value(&s, "pitstop_maintenance_last_success_timestamp_seconds", &[]),
+            Some(1700000000.5)
+        );
 
         let s = vacuum(&vec![row(&["empty", "NULL", "0", "0", "0"])]).unwrap();
-        assert_eq!(value(&s, "pitstop_vacuum_tables", &[("database", "empty"), ("status", "ok")]), Some(0.0), "a database without tables has zeros");
-        let s = bloat(&vec![row(&["app", "index", "2", "8192", "65536"]), row(&["app", "NULL", "0", "0", "0"])]).unwrap();
+        assert_eq!(
+            value(&s, "pitstop_vacuum_tables", &[("database", "empty"), ("status", "ok")]),
+            Some(0.0),
+            "a database without tables has zeros"
+        );
+        let s = bloat(&vec![
+            row(&["app", "index", "2", "8192", "65536"]),
+            row(&["app", "NULL", "0", "0", "0"]),
+        ])
+        .unwrap();
         assert_eq!(value(&s, "pitstop_bloat_relations", &[("kind", "index")]), Some(2.0));
         assert_eq!(value(&s, "pitstop_bloat_bytes", &[("kind", "index")]), Some(8192.0));
         assert_eq!(value(&s, "pitstop_bloat_size_bytes", &[("kind", "table")]), Some(0.0));
 
         let all = [
-            cache(&vec![row(&["1", "1", "1", "1", "1", "1", "1", "1", "1", "1", r#"{"a": 1}"#])]).unwrap(),
+            cache(&vec![row(&["1", "1", "1", "1", "1", "1", "1", "1", "1", "1", r#"{"a": 1}"#])])
+                .unwrap(),
             slow_queries(&vec![row(&["1", "1", "1", "1", "1", "1"])]).unwrap(),
             latency(&vec![row(&["1", "1", "1", "1", "1", "1"])]).unwrap(),
         ]
         .concat();
         for sample in all.iter().chain(&s) {
-            assert!(EXTENSION_FAMILIES.iter().any(|f| f.name == sample.metric), "{} is not in the catalog", sample.metric);
+            assert!(
+                EXTENSION_FAMILIES.iter().any(|f| f.name == sample.metric),
+                "{} is not in the catalog",
+                sample.metric
+            );
         }
-        assert!(slow_queries(&vec![]).is_err() && cache(&vec![row(&["x"])]).is_err(), "a wrong answer is an error, not zeros");
+        assert!(
+            slow_queries(&vec![]).is_err() && cache(&vec![row(&["x"])]).is_err(),
+            "a wrong answer is an error, not zeros"
+        );
     }
 }

@@ -124,7 +124,9 @@ impl Tracker {
                 continue;
             }
             track.points.push_back((at, rss as f64));
-            while track.points.front().is_some_and(|(t, _)| *t < at - span) || track.points.len() > MAX_POINTS {
+            while track.points.front().is_some_and(|(t, _)| *t < at - span)
+                || track.points.len() > MAX_POINTS
+            {
                 track.points.pop_front();
             }
         }
@@ -138,7 +140,13 @@ impl Tracker {
             .filter_map(|(pid, track)| {
                 let points: Vec<(f64, f64)> = track.points.iter().copied().collect();
                 let (fit, rss) = judge(&points, &self.params)?;
-                Some(Flag { pid: *pid, process: track.process?, bytes_per_hour: fit.slope, r2: fit.r2, rss })
+                Some(Flag {
+                    pid: *pid,
+                    process: track.process?,
+                    bytes_per_hour: fit.slope,
+                    r2: fit.r2,
+                    rss,
+                })
             })
             .collect();
         flags.sort_by(|a, b| b.bytes_per_hour.total_cmp(&a.bytes_per_hour));
@@ -168,7 +176,8 @@ pub fn judge(points: &[(f64, f64)], params: &Params) -> Option<(Fit, f64)> {
     }
     let (first, second) = hourly.split_at(hourly.len() / 2);
     let rising = |half: &[(f64, f64)]| fit(half).is_some_and(|f| f.slope > 0.0);
-    (rising(first) && rising(second)).then(|| (whole, points.last().map(|p| p.1).unwrap_or_default()))
+    (rising(first) && rising(second))
+        .then(|| (whole, points.last().map(|p| p.1).unwrap_or_default()))
 }
 
 /// The growth family's samples (one per kind of process: the steepest slope) and the words
@@ -180,16 +189,32 @@ pub fn to_samples(flags: &[Flag]) -> (Vec<Sample>, HashMap<(&'static str, AlertL
         let mine: Vec<&Flag> = flags.iter().filter(|f| f.process == process).collect();
         let Some(steepest) = mine.first() else { continue };
         // Exported in base units (bytes per second); rules scale it back to bytes per hour.
-        samples.push(Sample::labelled(GROWTH, "process", process.label(), steepest.bytes_per_hour / 3600.0));
+        samples.push(Sample::labelled(
+            GROWTH,
+            "process",
+            process.label(),
+            steepest.bytes_per_hour / 3600.0,
+        ));
         let mut words: Vec<String> = mine
             .iter()
             .take(3)
-            .map(|f| format!("pid {} grows {:.1} MB/h (R² {:.2}, private RSS {:.1} MB)", f.pid, f.bytes_per_hour / MB, f.r2, f.rss / MB))
+            .map(|f| {
+                format!(
+                    "pid {} grows {:.1} MB/h (R² {:.2}, private RSS {:.1} MB)",
+                    f.pid,
+                    f.bytes_per_hour / MB,
+                    f.r2,
+                    f.rss / MB
+                )
+            })
             .collect();
         if mine.len() > 3 {
             words.push(format!("and {} more", mine.len() - 3));
         }
-        details.insert((GROWTH, AlertLabels::from([("process".to_string(), process.label().to_string())])), words.join("; "));
+        details.insert(
+            (GROWTH, AlertLabels::from([("process".to_string(), process.label().to_string())])),
+            words.join("; "),
+        );
     }
     (samples, details)
 }
@@ -235,8 +260,16 @@ mod tests {
     fn flat_noisy_slow_stepped_or_short_series_are_not() {
         let p = params();
         assert_eq!(judge(&series(|_| 300.0 * MB), &p), None, "flat");
-        assert_eq!(judge(&series(|m| 300.0 * MB + noise(m) * 80.0 * MB), &p), None, "noise without trend");
-        assert_eq!(judge(&series(|m| 300.0 * MB + 0.5 * MB * m), &p), None, "30 MB/h is under the minimum slope");
+        assert_eq!(
+            judge(&series(|m| 300.0 * MB + noise(m) * 80.0 * MB), &p),
+            None,
+            "noise without trend"
+        );
+        assert_eq!(
+            judge(&series(|m| 300.0 * MB + 0.5 * MB * m), &p),
+            None,
+            "30 MB/h is under the minimum slope"
+        );
         let step = series(|m| if m < 30.0 { 100.0 * MB } else { 600.0 * MB });
         assert_eq!(judge(&step, &p), None, "one step up");
         let late_step = series(|m| if m < 50.0 { 100.0 * MB } else { 600.0 * MB });
@@ -272,12 +305,28 @@ mod tests {
 
     #[test]
     fn flags_become_one_sample_per_kind_of_process_with_the_pids_in_words() {
-        let flag = |pid, process, mb_per_hour: f64| Flag { pid, process, bytes_per_hour: mb_per_hour * MB, r2: 0.97, rss: 300.0 * MB };
-        let flags = [flag(11, Process::PostgresBackend, 200.0), flag(12, Process::PostgresBackend, 90.0), flag(5, Process::Daemon, 60.0)];
+        let flag = |pid, process, mb_per_hour: f64| Flag {
+            pid,
+            process,
+            bytes_per_hour: mb_per_hour * MB,
+            r2: 0.97,
+            rss: 300.0 * MB,
+        };
+        let flags = [
+            flag(11, Process::PostgresBackend, 200.0),
+            flag(12, Process::PostgresBackend, 90.0),
+            flag(5, Process::Daemon, 60.0),
+        ];
         let (samples, details) = to_samples(&flags);
         assert_eq!(samples.len(), 2);
-        assert_eq!(samples[0], Sample::labelled(GROWTH, "process", "postgres backend", 200.0 * MB / 3600.0));
-        let words = &details[&(GROWTH, AlertLabels::from([("process".to_string(), "postgres backend".to_string())]))];
+        assert_eq!(
+            samples[0],
+            Sample::labelled(GROWTH, "process", "postgres backend", 200.0 * MB / 3600.0)
+        );
+        let words = &details[&(
+            GROWTH,
+            AlertLabels::from([("process".to_string(), "postgres backend".to_string())]),
+        )];
         assert_eq!(words, "pid 11 grows 200.0 MB/h (R² 0.97, private RSS 300.0 MB); pid 12 grows 90.0 MB/h (R² 0.97, private RSS 300.0 MB)");
         assert_eq!(to_samples(&[]).0, []);
     }

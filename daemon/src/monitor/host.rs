@@ -10,9 +10,33 @@ use sysinfo::{Disks, Networks, Pid, ProcessRefreshKind, ProcessesToUpdate, Syste
 
 /// File systems that hold no data of their own.
 const PSEUDO_FILE_SYSTEMS: &[&str] = &[
-    "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts", "devtmpfs", "efivarfs", "fusectl", "hugetlbfs",
-    "mqueue", "nsfs", "proc", "pstore", "ramfs", "rpc_pipefs", "securityfs", "squashfs", "sysfs", "tmpfs", "tracefs", "fuse.lxcfs",
-    "fuse.gvfsd-fuse", "fuse.portal", "iso9660",
+    "autofs",
+    "binfmt_misc",
+    "bpf",
+    "cgroup",
+    "cgroup2",
+    "configfs",
+    "debugfs",
+    "devpts",
+    "devtmpfs",
+    "efivarfs",
+    "fusectl",
+    "hugetlbfs",
+    "mqueue",
+    "nsfs",
+    "proc",
+    "pstore",
+    "ramfs",
+    "rpc_pipefs",
+    "securityfs",
+    "squashfs",
+    "sysfs",
+    "tmpfs",
+    "tracefs",
+    "fuse.lxcfs",
+    "fuse.gvfsd-fuse",
+    "fuse.portal",
+    "iso9660",
 ];
 
 pub fn is_pseudo_file_system(fs: &str) -> bool {
@@ -67,9 +91,17 @@ impl HostSampler {
     pub fn postmaster_of(&mut self, backend: u32) -> Option<u32> {
         let system = self.system.as_mut()?;
         let backend = Pid::from_u32(backend);
-        system.refresh_processes_specifics(ProcessesToUpdate::Some(&[backend]), false, process_kind());
+        system.refresh_processes_specifics(
+            ProcessesToUpdate::Some(&[backend]),
+            false,
+            process_kind(),
+        );
         let parent = system.process(backend)?.parent()?;
-        system.refresh_processes_specifics(ProcessesToUpdate::Some(&[parent]), false, process_kind());
+        system.refresh_processes_specifics(
+            ProcessesToUpdate::Some(&[parent]),
+            false,
+            process_kind(),
+        );
         let parent = system.process(parent)?;
         is_postgres(parent.name()).then(|| parent.pid().as_u32())
     }
@@ -82,30 +114,50 @@ impl HostSampler {
             system.refresh_cpu_usage();
             system.refresh_memory();
             // A postmaster not watched yet (just found) needs a full scan to find its children.
-            let new_postmaster = postmaster.is_some_and(|pm| !self.watched.contains(&Pid::from_u32(pm)));
-            let full = self.last_full_scan.is_none_or(|at| at.elapsed() >= FULL_SCAN_EVERY) || self.watched.is_empty() || new_postmaster;
+            let new_postmaster =
+                postmaster.is_some_and(|pm| !self.watched.contains(&Pid::from_u32(pm)));
+            let full = self.last_full_scan.is_none_or(|at| at.elapsed() >= FULL_SCAN_EVERY)
+                || self.watched.is_empty()
+                || new_postmaster;
             if full {
                 system.refresh_processes_specifics(ProcessesToUpdate::All, true, process_kind());
                 self.last_full_scan = Some(std::time::Instant::now());
             } else {
-                system.refresh_processes_specifics(ProcessesToUpdate::Some(&self.watched), true, process_kind());
+                system.refresh_processes_specifics(
+                    ProcessesToUpdate::Some(&self.watched),
+                    true,
+                    process_kind(),
+                );
             }
             let mut watched: Vec<Pid> = self.own_pid.into_iter().collect();
             s.push(Sample::new(CPU, f64::from(system.global_cpu_usage()) / 100.0));
             for (i, cpu) in system.cpus().iter().enumerate() {
-                s.push(Sample::labelled(CPU_CORE, "core", i.to_string(), f64::from(cpu.usage()) / 100.0));
+                s.push(Sample::labelled(
+                    CPU_CORE,
+                    "core",
+                    i.to_string(),
+                    f64::from(cpu.usage()) / 100.0,
+                ));
             }
-            let (total, available) = (system.total_memory() as f64, system.available_memory() as f64);
+            let (total, available) =
+                (system.total_memory() as f64, system.available_memory() as f64);
             if total > 0.0 {
                 let used = (total - available).max(0.0);
-                s.extend([Sample::new(MEM_TOTAL, total), Sample::new(MEM_USED, used), Sample::new(MEM_AVAILABLE, available)]);
+                s.extend([
+                    Sample::new(MEM_TOTAL, total),
+                    Sample::new(MEM_USED, used),
+                    Sample::new(MEM_AVAILABLE, available),
+                ]);
                 s.extend(ratio(used, total).map(|r| Sample::new(MEM_RATIO, r)));
             }
             let (swap_total, swap_used) = (system.total_swap() as f64, system.used_swap() as f64);
             s.extend([Sample::new(SWAP_TOTAL, swap_total), Sample::new(SWAP_USED, swap_used)]);
             s.push(Sample::new(SWAP_RATIO, ratio(swap_used, swap_total).unwrap_or(0.0)));
 
-            if let Some(pm) = postmaster.map(Pid::from_u32).filter(|pid| system.process(*pid).is_some_and(|p| is_postgres(p.name()))) {
+            if let Some(pm) = postmaster
+                .map(Pid::from_u32)
+                .filter(|pid| system.process(*pid).is_some_and(|p| is_postgres(p.name())))
+            {
                 out.postmaster_found = true;
                 let (mut count, mut rss, mut cpu) = (0u32, 0.0, 0.0);
                 for (pid, p) in system.processes() {
@@ -121,18 +173,33 @@ impl HostSampler {
                         out.processes.push((pid.as_u32(), Process::PostgresBackend, private));
                     }
                 }
-                s.extend([Sample::new(PG_PROCESSES, f64::from(count)), Sample::new(PG_RSS, rss), Sample::new(PG_CPU, cpu)]);
+                s.extend([
+                    Sample::new(PG_PROCESSES, f64::from(count)),
+                    Sample::new(PG_RSS, rss),
+                    Sample::new(PG_CPU, cpu),
+                ]);
             }
             if full {
                 self.watched = watched;
             }
             if let Some(me) = self.own_pid.and_then(|pid| system.process(pid)) {
-                s.extend([Sample::new(DAEMON_RSS, me.memory() as f64), Sample::new(DAEMON_CPU, f64::from(me.cpu_usage()) / 100.0)]);
-                out.processes.push((me.pid().as_u32(), Process::Daemon, private_resident(me.pid().as_u32()).unwrap_or(me.memory())));
+                s.extend([
+                    Sample::new(DAEMON_RSS, me.memory() as f64),
+                    Sample::new(DAEMON_CPU, f64::from(me.cpu_usage()) / 100.0),
+                ]);
+                out.processes.push((
+                    me.pid().as_u32(),
+                    Process::Daemon,
+                    private_resident(me.pid().as_u32()).unwrap_or(me.memory()),
+                ));
             }
         }
         if let Ok(load) = System::load_average() {
-            s.extend([Sample::new(LOAD1, load.one), Sample::new(LOAD5, load.five), Sample::new(LOAD15, load.fifteen)]);
+            s.extend([
+                Sample::new(LOAD1, load.one),
+                Sample::new(LOAD5, load.five),
+                Sample::new(LOAD15, load.fifteen),
+            ]);
         }
         if let Some(disks) = &mut self.disks {
             disks.refresh(true);
@@ -148,21 +215,44 @@ impl HostSampler {
                 let usage = disk.usage();
                 s.push(Sample::labelled(DISK_TOTAL, "mount", &mount, total));
                 s.push(Sample::labelled(DISK_USED, "mount", &mount, used));
-                s.extend(ratio(used, total).map(|r| Sample::labelled(DISK_RATIO, "mount", &mount, r)));
+                s.extend(
+                    ratio(used, total).map(|r| Sample::labelled(DISK_RATIO, "mount", &mount, r)),
+                );
                 if usage.total_read_bytes > 0 || usage.total_written_bytes > 0 {
-                    s.push(Sample::labelled(DISK_READ, "mount", &mount, usage.total_read_bytes as f64));
-                    s.push(Sample::labelled(DISK_WRITTEN, "mount", &mount, usage.total_written_bytes as f64));
+                    s.push(Sample::labelled(
+                        DISK_READ,
+                        "mount",
+                        &mount,
+                        usage.total_read_bytes as f64,
+                    ));
+                    s.push(Sample::labelled(
+                        DISK_WRITTEN,
+                        "mount",
+                        &mount,
+                        usage.total_written_bytes as f64,
+                    ));
                 }
             }
         }
         if let Some(networks) = &mut self.networks {
             networks.refresh(true);
-            let mut interfaces: Vec<_> = networks.iter().filter(|(name, _)| name.as_os_str() != "lo").collect();
+            let mut interfaces: Vec<_> =
+                networks.iter().filter(|(name, _)| name.as_os_str() != "lo").collect();
             interfaces.sort_by(|a, b| a.0.cmp(b.0));
             for (name, data) in interfaces {
                 let name = name.to_string_lossy();
-                s.push(Sample::labelled(NET_RX, "interface", name.as_ref(), data.total_received() as f64));
-                s.push(Sample::labelled(NET_TX, "interface", name.as_ref(), data.total_transmitted() as f64));
+                s.push(Sample::labelled(
+                    NET_RX,
+                    "interface",
+                    name.as_ref(),
+                    data.total_received() as f64,
+                ));
+                s.push(Sample::labelled(
+                    NET_TX,
+                    "interface",
+                    name.as_ref(),
+                    data.total_transmitted() as f64,
+                ));
             }
         }
         out
@@ -196,10 +286,17 @@ mod tests {
 
     #[test]
     fn rss_anon_and_pseudo_file_systems() {
-        assert_eq!(parse_rss_anon("Name:\tpostgres\nRssAnon:\t    2048 kB\nRssFile:\t 1 kB\n"), Some(2 * 1024 * 1024));
+        assert_eq!(
+            parse_rss_anon("Name:\tpostgres\nRssAnon:\t    2048 kB\nRssFile:\t 1 kB\n"),
+            Some(2 * 1024 * 1024)
+        );
         assert_eq!(parse_rss_anon("Name:\tkthreadd\n"), None);
         assert!(is_pseudo_file_system("tmpfs") && is_pseudo_file_system("proc"));
-        assert!(!is_pseudo_file_system("ext4") && !is_pseudo_file_system("overlay") && !is_pseudo_file_system("xfs"));
+        assert!(
+            !is_pseudo_file_system("ext4")
+                && !is_pseudo_file_system("overlay")
+                && !is_pseudo_file_system("xfs")
+        );
     }
 
     #[test]
@@ -211,7 +308,10 @@ mod tests {
         assert!((0.0..=1.0).contains(&value(MEM_RATIO).unwrap()));
         assert!((0.0..=1.0).contains(&value(CPU).unwrap()));
         assert!(value(DAEMON_RSS).unwrap() > 0.0, "the test process itself");
-        assert!(round.processes.iter().any(|(pid, p, _)| *pid == std::process::id() && *p == Process::Daemon));
+        assert!(round
+            .processes
+            .iter()
+            .any(|(pid, p, _)| *pid == std::process::id() && *p == Process::Daemon));
         assert!(value(PG_RSS).is_none(), "no postmaster given");
         assert!(round.samples.iter().all(|s| s.value.is_finite()));
     }

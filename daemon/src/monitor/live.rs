@@ -2,8 +2,8 @@
 //! samples, the pending and firing alerts, the window's size and the monitor's counters.
 
 use super::alerts::{Alert, Phase};
-use super::sample::Sample;
 use super::catalog::{self, RULE_METRICS};
+use super::sample::Sample;
 use super::window::{Trend, Window};
 use crate::service::state::read;
 use serde_json::json;
@@ -78,7 +78,14 @@ pub struct Live {
 
 impl Live {
     /// Publishes a round.
-    pub fn publish(&self, at: SystemTime, samples: Vec<Sample>, alerts: Vec<Alert>, window: &Window, not_recorded: Option<String>) {
+    pub fn publish(
+        &self,
+        at: SystemTime,
+        samples: Vec<Sample>,
+        alerts: Vec<Alert>,
+        window: &Window,
+        not_recorded: Option<String>,
+    ) {
         let mut v = self.view.lock().unwrap_or_else(|e| e.into_inner());
         v.sampled_at = Some(at);
         v.samples = samples;
@@ -87,13 +94,21 @@ impl Live {
         v.window_points = window.points();
         let families: Vec<&str> = RULE_METRICS.iter().map(|m| m.family).collect();
         v.trends = window.trends(&families);
-        v.sparklines = SPARKLINES.iter().map(|m| (*m, window.recent(m, SPARKLINE_POINTS))).filter(|(_, p)| !p.is_empty()).collect();
+        v.sparklines = SPARKLINES
+            .iter()
+            .map(|m| (*m, window.recent(m, SPARKLINE_POINTS)))
+            .filter(|(_, p)| !p.is_empty())
+            .collect();
         v.not_recorded = not_recorded;
     }
 
     /// Publishes the extension's signals (kept apart from the samples: not in the window, not
     /// written to `pitstop.host_metrics`).
-    pub fn publish_extension(&self, samples: Vec<Sample>, sources: Vec<super::extension::SourceState>) {
+    pub fn publish_extension(
+        &self,
+        samples: Vec<Sample>,
+        sources: Vec<super::extension::SourceState>,
+    ) {
         let mut v = self.view.lock().unwrap_or_else(|e| e.into_inner());
         v.extension = samples;
         v.extension_sources = sources;

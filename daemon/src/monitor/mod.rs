@@ -44,7 +44,11 @@ const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// How often to look again for the pitstop tables while they are missing.
 const TABLES_RECHECK: Duration = Duration::from_secs(60);
 
-pub async fn run(mut config: watch::Receiver<Arc<Config>>, state: Arc<State>, cancel: CancellationToken) {
+pub async fn run(
+    mut config: watch::Receiver<Arc<Config>>,
+    state: Arc<State>,
+    cancel: CancellationToken,
+) {
     let webhook = Webhook::spawn(state.live.clone(), cancel.clone());
     let mut monitor: Option<Monitor> = None;
     loop {
@@ -60,7 +64,8 @@ pub async fn run(mut config: watch::Receiver<Arc<Config>>, state: Arc<State>, ca
             }
             continue;
         }
-        let m = monitor.get_or_insert_with(|| Monitor::new(cfg.clone(), state.clone(), webhook.clone()));
+        let m = monitor
+            .get_or_insert_with(|| Monitor::new(cfg.clone(), state.clone(), webhook.clone()));
         m.apply(cfg);
         if m.run(&mut config, &cancel).await == Exit::Cancelled {
             m.close().await;
@@ -120,7 +125,11 @@ struct Monitor {
 }
 
 fn growth_params(cfg: &Config) -> growth::Params {
-    growth::Params { window: cfg.monitor.growth_window, min_r2: cfg.monitor.growth_min_r2, min_slope: cfg.monitor.growth_min_slope }
+    growth::Params {
+        window: cfg.monitor.growth_window,
+        min_r2: cfg.monitor.growth_min_r2,
+        min_slope: cfg.monitor.growth_min_slope,
+    }
 }
 
 fn unix(t: SystemTime) -> f64 {
@@ -169,7 +178,11 @@ impl Monitor {
         self.cfg = new;
     }
 
-    async fn run(&mut self, config: &mut watch::Receiver<Arc<Config>>, cancel: &CancellationToken) -> Exit {
+    async fn run(
+        &mut self,
+        config: &mut watch::Receiver<Arc<Config>>,
+        cancel: &CancellationToken,
+    ) -> Exit {
         let mut ticker = tokio::time::interval(self.cfg.monitor.sample_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -225,14 +238,25 @@ impl Monitor {
             let limit = self.cfg.postgres.statement_timeout + Duration::from_secs(5);
             match postgres::read(&session.client, limit).await {
                 Ok(reading) => {
-                    let before = self.previous.as_ref().map(|(c, t)| (c, now.saturating_duration_since(*t).as_secs_f64()));
+                    let before = self
+                        .previous
+                        .as_ref()
+                        .map(|(c, t)| (c, now.saturating_duration_since(*t).as_secs_f64()));
                     samples.extend(postgres::samples(&reading, before));
                     self.previous = Some((reading.counters, now));
-                    self.postmaster = sampler.postmaster_of(reading.backend_pid).or(self.postmaster);
+                    self.postmaster =
+                        sampler.postmaster_of(reading.backend_pid).or(self.postmaster);
                     postgres_sampled = true;
-                    let detail = if reading.standby { "sampling the host and PostgreSQL (a standby)" } else { "sampling the host and PostgreSQL" };
+                    let detail = if reading.standby {
+                        "sampling the host and PostgreSQL (a standby)"
+                    } else {
+                        "sampling the host and PostgreSQL"
+                    };
                     if self.state.monitor.set(Health::Up, detail) {
-                        tracing::info!("monitor: {detail} every {}", humantime::format_duration(self.cfg.monitor.sample_interval));
+                        tracing::info!(
+                            "monitor: {detail} every {}",
+                            humantime::format_duration(self.cfg.monitor.sample_interval)
+                        );
                     }
                 }
                 Err(e) => self.postgres_failed(e),
@@ -260,7 +284,9 @@ impl Monitor {
         self.record(false).await;
         let not_recorded = match &self.recording {
             Recording::No(why) => Some(why.to_string()),
-            _ if self.session.is_none() => Some("PostgreSQL is not reachable (samples wait in a bounded buffer)".to_string()),
+            _ if self.session.is_none() => {
+                Some("PostgreSQL is not reachable (samples wait in a bounded buffer)".to_string())
+            }
             _ => None,
         };
         self.state.live.publish_extension(self.extension.samples(), self.extension.states());
@@ -277,7 +303,9 @@ impl Monitor {
             self.extension.unreachable();
             return;
         };
-        if let Err(extension::SessionLost(e)) = self.extension.read(&session.client, self.cfg.postgres.statement_timeout).await {
+        if let Err(extension::SessionLost(e)) =
+            self.extension.read(&session.client, self.cfg.postgres.statement_timeout).await
+        {
             self.extension.unreachable();
             self.postgres_failed(e);
         }
@@ -308,8 +336,11 @@ impl Monitor {
         add(&self.state.live.counters.postgres_errors, 1);
         let delay = self.backoff.next_delay();
         self.retry_at = Instant::now() + delay;
-        if self.state.monitor.set(Health::Up, format!("sampling the host only; postgres: {error}")) {
-            tracing::warn!("monitor: postgres: {error}; host metrics are still sampled; retrying in {delay:?}");
+        if self.state.monitor.set(Health::Up, format!("sampling the host only; postgres: {error}"))
+        {
+            tracing::warn!(
+                "monitor: postgres: {error}; host metrics are still sampled; retrying in {delay:?}"
+            );
         }
     }
 
@@ -320,14 +351,19 @@ impl Monitor {
         match store::tables_present(&session.client).await {
             Ok(true) => {
                 if self.recording == Recording::No(NO_TABLES) {
-                    tracing::info!("monitor: the pitstop tables are there now: recording samples and alerts");
+                    tracing::info!(
+                        "monitor: the pitstop tables are there now: recording samples and alerts"
+                    );
                 }
                 self.recording = Recording::Yes;
                 if !self.adopted {
                     match store::open_alerts(&session.client).await {
                         Ok(open) => {
                             if !open.is_empty() {
-                                tracing::info!("monitor: taking over {} open alert(s) from pitstop.alerts", open.len());
+                                tracing::info!(
+                                    "monitor: taking over {} open alert(s) from pitstop.alerts",
+                                    open.len()
+                                );
                             }
                             let now = Instant::now();
                             for (alert, age) in open {
@@ -365,7 +401,9 @@ impl Monitor {
         let Some(session) = &self.session else { return };
         let counters = &self.state.live.counters;
         let mut error = self.store.write_alerts(&session.client).await.err();
-        if error.is_none() && (flush_now || self.flushed_at.elapsed() >= self.cfg.monitor.write_interval) {
+        if error.is_none()
+            && (flush_now || self.flushed_at.elapsed() >= self.cfg.monitor.write_interval)
+        {
             self.flushed_at = Instant::now();
             match self.store.flush(&session.client, &self.host_name).await {
                 Ok(done) => add(&counters.rows_written, done.written),
@@ -382,7 +420,10 @@ impl Monitor {
                 Ok(n) => {
                     add(&counters.rows_pruned, n);
                     if n > 0 {
-                        tracing::debug!("monitor: pruned {n} samples older than {}", humantime::format_duration(self.cfg.monitor.retention));
+                        tracing::debug!(
+                            "monitor: pruned {n} samples older than {}",
+                            humantime::format_duration(self.cfg.monitor.retention)
+                        );
                     }
                 }
                 Err(e) => error = Some(e),
@@ -408,11 +449,29 @@ impl Monitor {
     fn announce(&self, a: &Alert) {
         let text = match (a.phase, a.resolved_at) {
             (Phase::Resolved, Some(end)) => {
-                let lasted = end.duration_since(a.started_at).map(|d| Duration::from_secs(d.as_secs())).unwrap_or_default();
-                let now = a.value.map(|v| format!("; {} is now {}", a.metric, alerts::number(v))).unwrap_or_default();
-                format!("monitor: alert {} resolved ({}) after {}{now} (was: {})", a.rule, a.severity.as_str(), humantime::format_duration(lasted), a.summary)
+                let lasted = end
+                    .duration_since(a.started_at)
+                    .map(|d| Duration::from_secs(d.as_secs()))
+                    .unwrap_or_default();
+                let now = a
+                    .value
+                    .map(|v| format!("; {} is now {}", a.metric, alerts::number(v)))
+                    .unwrap_or_default();
+                format!(
+                    "monitor: alert {} resolved ({}) after {}{now} (was: {})",
+                    a.rule,
+                    a.severity.as_str(),
+                    humantime::format_duration(lasted),
+                    a.summary
+                )
             }
-            _ => format!("monitor: alert {} {} ({}): {}", a.rule, a.phase.as_str(), a.severity.as_str(), a.summary),
+            _ => format!(
+                "monitor: alert {} {} ({}): {}",
+                a.rule,
+                a.phase.as_str(),
+                a.severity.as_str(),
+                a.summary
+            ),
         };
         match (a.phase, a.severity) {
             (Phase::Firing, Severity::Critical) => tracing::error!("{text}"),
@@ -420,7 +479,13 @@ impl Monitor {
             _ => tracing::info!("{text}"),
         }
         if let (Some(url), true) = (&self.cfg.alerts.webhook_url, webhook::is_sent(a)) {
-            self.webhook.send(url, self.cfg.alerts.webhook_timeout, self.cfg.alerts.webhook_retries, a, &self.host_name);
+            self.webhook.send(
+                url,
+                self.cfg.alerts.webhook_timeout,
+                self.cfg.alerts.webhook_retries,
+                a,
+                &self.host_name,
+            );
         }
     }
 

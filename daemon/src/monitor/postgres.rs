@@ -46,9 +46,12 @@ pub async fn read(client: &tokio_postgres::Client, limit: Duration) -> Result<Re
         Ok(Err(e)) => return Err(crate::db::describe_pg(&e)),
         Err(_) => return Err(format!("no answer within {}", humantime::format_duration(limit))),
     };
-    let get = |name: &str| -> Result<Option<f64>, String> { row.try_get(name).map_err(|e| format!("{name}: {e}")) };
+    let get = |name: &str| -> Result<Option<f64>, String> {
+        row.try_get(name).map_err(|e| format!("{name}: {e}"))
+    };
     let connections: String = row.try_get("connections").map_err(|e| e.to_string())?;
-    let connections: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&connections).map_err(|e| e.to_string())?;
+    let connections: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&connections).map_err(|e| e.to_string())?;
     Ok(Reading {
         max_connections: get("max_connections")?.unwrap_or(0.0),
         connections: connections.into_iter().map(|(k, v)| (k, v.as_f64().unwrap_or(0.0))).collect(),
@@ -112,15 +115,30 @@ mod tests {
     use super::*;
 
     fn value(samples: &[Sample], metric: &str, label: Option<&str>) -> Option<f64> {
-        samples.iter().find(|s| s.metric == metric && label.is_none_or(|l| s.labels.iter().any(|(_, v)| v == l))).map(|s| s.value)
+        samples
+            .iter()
+            .find(|s| {
+                s.metric == metric && label.is_none_or(|l| s.labels.iter().any(|(_, v)| v == l))
+            })
+            .map(|s| s.value)
     }
 
     #[test]
     fn rates_ratios_and_states() {
         let mut r = Reading {
             max_connections: 100.0,
-            connections: vec![("active".into(), 3.0), ("idle".into(), 6.0), ("unknown".into(), 1.0)],
-            counters: Counters { xacts: 1000.0, blks_hit: 900.0, blks_read: 100.0, deadlocks: 2.0, temp_bytes: 4096.0 },
+            connections: vec![
+                ("active".into(), 3.0),
+                ("idle".into(), 6.0),
+                ("unknown".into(), 1.0),
+            ],
+            counters: Counters {
+                xacts: 1000.0,
+                blks_hit: 900.0,
+                blks_read: 100.0,
+                deadlocks: 2.0,
+                temp_bytes: 4096.0,
+            },
             xid_age: Some(1_073_741_824.0),
             replication_lag_seconds: None,
             ..Default::default()
@@ -131,8 +149,19 @@ mod tests {
         assert_eq!(value(&first, CONNECTIONS, Some("idle_in_transaction")), Some(0.0));
         assert_eq!(value(&first, CONNECTIONS, Some("unknown")), Some(1.0));
         assert_eq!(value(&first, XID_RATIO, None), Some(0.5));
-        assert_eq!((value(&first, TRANSACTIONS, None), value(&first, BLOCKS_HIT, None), value(&first, BLOCKS_READ, None)), (Some(1000.0), Some(900.0), Some(100.0)));
-        assert_eq!(value(&first, REPLICATION_LAG, None), None, "a primary without standbys has no lag");
+        assert_eq!(
+            (
+                value(&first, TRANSACTIONS, None),
+                value(&first, BLOCKS_HIT, None),
+                value(&first, BLOCKS_READ, None)
+            ),
+            (Some(1000.0), Some(900.0), Some(100.0))
+        );
+        assert_eq!(
+            value(&first, REPLICATION_LAG, None),
+            None,
+            "a primary without standbys has no lag"
+        );
         let before = r.counters;
         r.counters = Counters { xacts: 1500.0, blks_hit: 1290.0, blks_read: 110.0, ..before };
         let second = samples(&r, Some((&before, 10.0)));

@@ -15,7 +15,12 @@ impl Sample {
         Sample { metric, labels: Vec::new(), value }
     }
 
-    pub fn labelled(metric: &'static str, label: &'static str, label_value: impl Into<String>, value: f64) -> Sample {
+    pub fn labelled(
+        metric: &'static str,
+        label: &'static str,
+        label_value: impl Into<String>,
+        value: f64,
+    ) -> Sample {
         Sample { metric, labels: vec![(label, label_value.into())], value }
     }
 
@@ -26,7 +31,10 @@ impl Sample {
 }
 
 pub fn labels_json<'a>(labels: impl Iterator<Item = (&'a str, &'a str)>) -> String {
-    serde_json::Value::Object(labels.map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string()))).collect()).to_string()
+    serde_json::Value::Object(
+        labels.map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string()))).collect(),
+    )
+    .to_string()
 }
 
 /// `a/b` when `b` is positive, else None (a ratio of nothing is no value).

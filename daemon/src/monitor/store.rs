@@ -63,7 +63,12 @@ impl Store {
     /// Keeps one round's samples for the next flush; returns how many old rows were dropped
     /// to stay within `MAX_BUFFERED_ROWS`.
     pub fn buffer(&mut self, at: SystemTime, samples: &[Sample]) -> u64 {
-        self.rows.extend(samples.iter().map(|s| Row { at, metric: s.metric, labels: s.labels_json(), value: s.value }));
+        self.rows.extend(samples.iter().map(|s| Row {
+            at,
+            metric: s.metric,
+            labels: s.labels_json(),
+            value: s.value,
+        }));
         let excess = self.rows.len().saturating_sub(MAX_BUFFERED_ROWS);
         self.rows.drain(..excess);
         excess as u64
@@ -75,12 +80,21 @@ impl Store {
 
     /// Writes the buffered rows. On failure the rows stay for the next flush, unless this
     /// batch already failed `MAX_ATTEMPTS` times: then it is dropped (`Flushed::dropped`).
-    pub async fn flush(&mut self, client: &Client, host: &str) -> Result<Flushed, (String, Flushed)> {
+    pub async fn flush(
+        &mut self,
+        client: &Client,
+        host: &str,
+    ) -> Result<Flushed, (String, Flushed)> {
         let mut done = Flushed::default();
         while !self.rows.is_empty() {
             let n = self.rows.len().min(ROWS_PER_INSERT);
             let batch = self.rows.range(..n);
-            let (mut at, mut metric, mut labels, mut value) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+            let (mut at, mut metric, mut labels, mut value) = (
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+            );
             for r in batch {
                 at.push(r.at);
                 metric.push(r.metric);
@@ -133,7 +147,20 @@ async fn write_alert(client: &Client, a: &Alert) -> Result<(), tokio_postgres::E
     let labels = labels_text(&a.labels);
     if a.phase != Phase::Pending {
         let updated = client
-            .execute(UPDATE_ALERT, &[&a.rule, &labels, &a.phase.as_str(), &a.value, &a.severity.as_str(), &a.threshold, &a.summary, &a.fired_at, &a.resolved_at])
+            .execute(
+                UPDATE_ALERT,
+                &[
+                    &a.rule,
+                    &labels,
+                    &a.phase.as_str(),
+                    &a.value,
+                    &a.severity.as_str(),
+                    &a.threshold,
+                    &a.summary,
+                    &a.fired_at,
+                    &a.resolved_at,
+                ],
+            )
             .await?;
         if updated > 0 {
             return Ok(());
@@ -161,14 +188,21 @@ fn labels_text(labels: &AlertLabels) -> String {
 
 /// Whether the pitstop tables are there (the extension is installed in this database).
 pub async fn tables_present(client: &Client) -> Result<bool, String> {
-    client.query_one(TABLES_PRESENT, &[]).await.map(|r| r.get(0)).map_err(|e| crate::db::describe_pg(&e))
+    client
+        .query_one(TABLES_PRESENT, &[])
+        .await
+        .map(|r| r.get(0))
+        .map_err(|e| crate::db::describe_pg(&e))
 }
 
 /// Deletes samples older than `retention`, in bounded batches; returns how many.
 pub async fn prune(client: &Client, retention: Duration) -> Result<u64, String> {
     let mut total = 0;
     for _ in 0..PRUNE_BATCHES {
-        let n = client.execute(PRUNE, &[&retention.as_secs_f64(), &PRUNE_BATCH]).await.map_err(|e| crate::db::describe_pg(&e))?;
+        let n = client
+            .execute(PRUNE, &[&retention.as_secs_f64(), &PRUNE_BATCH])
+            .await
+            .map_err(|e| crate::db::describe_pg(&e))?;
         total += n;
         if n < PRUNE_BATCH as u64 {
             break;
@@ -184,11 +218,13 @@ pub async fn open_alerts(client: &Client) -> Result<Vec<(Alert, Duration)>, Stri
         .iter()
         .filter_map(|r| {
             let labels: String = r.get(2);
-            let labels: AlertLabels = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&labels)
-                .ok()?
-                .into_iter()
-                .map(|(k, v)| (k, v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
-                .collect();
+            let labels: AlertLabels = serde_json::from_str::<
+                serde_json::Map<String, serde_json::Value>,
+            >(&labels)
+            .ok()?
+            .into_iter()
+            .map(|(k, v)| (k, v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+            .collect();
             let severity: String = r.get(3);
             let state: String = r.get(4);
             let alert = Alert {
@@ -240,6 +276,9 @@ mod tests {
         }
         assert_eq!(store.transitions.len(), MAX_QUEUED_TRANSITIONS);
         assert_eq!(store.transitions[0].rule, "10", "the oldest went first");
-        assert_eq!(labels_text(&AlertLabels::from([("mount".to_string(), "/".to_string())])), r#"{"mount":"/"}"#);
+        assert_eq!(
+            labels_text(&AlertLabels::from([("mount".to_string(), "/".to_string())])),
+            r#"{"mount":"/"}"#
+        );
     }
 }

@@ -42,11 +42,19 @@ impl Webhook {
     /// Queues `alert` (firing or resolved) for `url`.
     pub fn send(&self, url: &str, timeout: Duration, retries: u32, alert: &Alert, host: &str) {
         let what = format!("{} {}", alert.rule, alert.phase.as_str());
-        let delivery = Delivery { url: url.to_string(), timeout, retries, body: payload(alert, host).to_string(), what };
+        let delivery = Delivery {
+            url: url.to_string(),
+            timeout,
+            retries,
+            body: payload(alert, host).to_string(),
+            what,
+        };
         if let Err(e) = self.tx.try_send(delivery) {
             add(&self.live.counters.webhook_failed, 1);
             let what = match &e {
-                mpsc::error::TrySendError::Full(d) | mpsc::error::TrySendError::Closed(d) => d.what.clone(),
+                mpsc::error::TrySendError::Full(d) | mpsc::error::TrySendError::Closed(d) => {
+                    d.what.clone()
+                }
             };
             warn!("monitor: webhook queue full ({QUEUE} waiting); not sending {what}");
         }
@@ -84,13 +92,14 @@ pub fn is_sent(alert: &Alert) -> bool {
 }
 
 async fn deliver_all(mut rx: mpsc::Receiver<Delivery>, live: Arc<Live>, cancel: CancellationToken) {
-    let client = match reqwest::Client::builder().redirect(reqwest::redirect::Policy::limited(3)).build() {
-        Ok(c) => c,
-        Err(e) => {
-            warn!("monitor: cannot set up the webhook client: {e}; alerts are not sent");
-            return;
-        }
-    };
+    let client =
+        match reqwest::Client::builder().redirect(reqwest::redirect::Policy::limited(3)).build() {
+            Ok(c) => c,
+            Err(e) => {
+                warn!("monitor: cannot set up the webhook client: {e}; alerts are not sent");
+                return;
+            }
+        };
     loop {
         let delivery = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -118,11 +127,17 @@ async fn deliver_all(mut rx: mpsc::Receiver<Delivery>, live: Arc<Live>, cancel: 
             };
             if attempt > delivery.retries {
                 add(&live.counters.webhook_failed, 1);
-                warn!("monitor: webhook: {} not delivered after {attempt} attempt(s): {error}", delivery.what);
+                warn!(
+                    "monitor: webhook: {} not delivered after {attempt} attempt(s): {error}",
+                    delivery.what
+                );
                 break;
             }
             let delay = backoff.next_delay();
-            debug!("monitor: webhook attempt {attempt} for {} failed: {error}; retrying in {delay:?}", delivery.what);
+            debug!(
+                "monitor: webhook attempt {attempt} for {} failed: {error}; retrying in {delay:?}",
+                delivery.what
+            );
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = tokio::time::sleep(delay) => {}

@@ -145,7 +145,10 @@ mod tests {
         let mut w = Window::new(Duration::from_secs(60), Duration::from_secs(10));
         assert_eq!(w.capacity(), 6);
         for i in 0..100 {
-            w.push(f64::from(i) * 10.0, &[Sample::new("a", f64::from(i)), Sample::labelled("b", "mount", "/", 1.0)]);
+            w.push(
+                f64::from(i) * 10.0,
+                &[Sample::new("a", f64::from(i)), Sample::labelled("b", "mount", "/", 1.0)],
+            );
         }
         let a = w.series("a", &Vec::new()).unwrap();
         assert_eq!(a.len(), 6);
@@ -153,7 +156,10 @@ mod tests {
         assert_eq!(w.points(), 12);
         let trends = w.trends(&["a"]);
         assert_eq!(trends.len(), 1);
-        assert_eq!((trends[0].min, trends[0].mean, trends[0].max, trends[0].points, trends[0].since), (94.0, 96.5, 99.0, 6, 940.0));
+        assert_eq!(
+            (trends[0].min, trends[0].mean, trends[0].max, trends[0].points, trends[0].since),
+            (94.0, 96.5, 99.0, 6, 940.0)
+        );
         w.resize(Duration::from_secs(30), Duration::from_secs(10));
         assert_eq!(w.points(), 6);
     }
@@ -163,7 +169,10 @@ mod tests {
         let mut w = Window::new(Duration::from_secs(100), Duration::from_secs(1));
         assert!(w.recent("a", 4).is_empty());
         for i in 0..10 {
-            w.push(f64::from(i), &[Sample::new("a", f64::from(i)), Sample::labelled("b", "mount", "/", 1.0)]);
+            w.push(
+                f64::from(i),
+                &[Sample::new("a", f64::from(i)), Sample::labelled("b", "mount", "/", 1.0)],
+            );
         }
         assert_eq!(w.recent("a", 20), (0..10).map(f64::from).collect::<Vec<_>>());
         assert_eq!(w.recent("a", 5), [0.5, 2.5, 4.5, 6.5, 8.5]);

@@ -28,7 +28,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, trace, warn};
 
 /// Runs until `cancel` fires; follows configuration reloads.
-pub async fn run(mut config: watch::Receiver<Arc<Config>>, state: Arc<State>, cancel: CancellationToken) {
+pub async fn run(
+    mut config: watch::Receiver<Arc<Config>>,
+    state: Arc<State>,
+    cancel: CancellationToken,
+) {
     let mut announced: Option<&'static str> = None;
     loop {
         let cfg = config.borrow_and_update().clone();
@@ -102,7 +106,11 @@ impl Relay {
         }
     }
 
-    async fn run(&mut self, config: &mut watch::Receiver<Arc<Config>>, cancel: &CancellationToken) -> Exit {
+    async fn run(
+        &mut self,
+        config: &mut watch::Receiver<Arc<Config>>,
+        cancel: &CancellationToken,
+    ) -> Exit {
         loop {
             if self.outbox.is_none() {
                 let connect = Outbox::connect(&self.cfg.postgres, &self.cfg.relay.consumer);
@@ -190,7 +198,9 @@ impl Relay {
     /// One round: everything not yet delivered, in id order, a page per batch. The position
     /// moves after each page Redis acknowledged.
     async fn round(&mut self) -> Result<(), (Side, String)> {
-        let (Some(outbox), Some(sink)) = (self.outbox.as_ref(), self.sink.as_mut()) else { return Ok(()) };
+        let (Some(outbox), Some(sink)) = (self.outbox.as_ref(), self.sink.as_mut()) else {
+            return Ok(());
+        };
         let batch = self.cfg.relay.batch_size;
         let mut lag = Duration::ZERO;
         let mut delivered = 0u64;
@@ -201,7 +211,10 @@ impl Relay {
             if !page.rows.is_empty() {
                 sink.apply(&page.rows, &self.conventions).await.map_err(|e| (Side::Redis, e))?;
                 let n = page.rows.len() as u64;
-                trace!("relay: {n} rows read in {read_took:?}, applied in {:?}", read_at.elapsed() - read_took);
+                trace!(
+                    "relay: {n} rows read in {read_took:?}, applied in {:?}",
+                    read_at.elapsed() - read_took
+                );
                 lag = page.rows.iter().map(|r| r.age).max().unwrap_or_default() + read_at.elapsed();
                 delivered += n;
                 self.unsaved_rows += n;
@@ -228,7 +241,10 @@ impl Relay {
         let horizon = self.position.horizon();
         let since = self.saved_at.elapsed();
         let relay = &self.cfg.relay;
-        if horizon > self.saved_horizon && ((self.unsaved_rows > 0 && since >= relay.save_interval) || since >= relay.prune_interval) {
+        if horizon > self.saved_horizon
+            && ((self.unsaved_rows > 0 && since >= relay.save_interval)
+                || since >= relay.prune_interval)
+        {
             outbox.save(horizon, self.unsaved_rows).await?;
             self.saved_horizon = horizon;
             self.unsaved_rows = 0;
@@ -246,7 +262,13 @@ impl Relay {
     }
 
     /// Records a failure of one side, drops its connection, and waits out the backoff.
-    async fn failed(&mut self, side: Side, error: String, config: &mut watch::Receiver<Arc<Config>>, cancel: &CancellationToken) -> Option<Exit> {
+    async fn failed(
+        &mut self,
+        side: Side,
+        error: String,
+        config: &mut watch::Receiver<Arc<Config>>,
+        cancel: &CancellationToken,
+    ) -> Option<Exit> {
         let (name, backoff) = match side {
             Side::Postgres => {
                 self.outbox = None;
@@ -263,9 +285,14 @@ impl Relay {
         let delay = backoff.next_delay();
         let attempt = backoff.failures();
         if self.state.relay.set(Health::Down, format!("{name}: {error}")) {
-            warn!("relay: {name}: {error}; retrying in {} (attempt {attempt})", humantime::format_duration(round_ms(delay)));
+            warn!(
+                "relay: {name}: {error}; retrying in {} (attempt {attempt})",
+                humantime::format_duration(round_ms(delay))
+            );
         } else {
-            debug!("relay: {name} still failing: {error}; retrying in {delay:?} (attempt {attempt})");
+            debug!(
+                "relay: {name} still failing: {error}; retrying in {delay:?} (attempt {attempt})"
+            );
         }
         tokio::select! {
             _ = cancel.cancelled() => Some(Exit::Cancelled),
@@ -302,7 +329,12 @@ impl Relay {
         let horizon = self.position.horizon();
         if let Some(outbox) = &self.outbox {
             if horizon > self.saved_horizon && self.unsaved_rows > 0 {
-                match tokio::time::timeout(Duration::from_secs(1), outbox.save(horizon, self.unsaved_rows)).await {
+                match tokio::time::timeout(
+                    Duration::from_secs(1),
+                    outbox.save(horizon, self.unsaved_rows),
+                )
+                .await
+                {
                     Ok(Ok(())) => debug!("relay: saved horizon {horizon} on the way out"),
                     Ok(Err(e)) => debug!("relay: could not save the horizon on the way out: {e}"),
                     Err(_) => debug!("relay: saving the horizon on the way out timed out"),

@@ -30,7 +30,8 @@ const CHANNEL: &str = "pitstop_invalidation";
 const CHECK_SCHEMA: &str = "SELECT to_regclass('pitstop.invalidation_outbox') IS NOT NULL, \
                                    to_regclass('pitstop.relay_state') IS NOT NULL";
 
-const ENSURE_CURSOR: &str = "INSERT INTO pitstop.relay_state (consumer) VALUES ($1) ON CONFLICT (consumer) DO NOTHING";
+const ENSURE_CURSOR: &str =
+    "INSERT INTO pitstop.relay_state (consumer) VALUES ($1) ON CONFLICT (consumer) DO NOTHING";
 
 const LOAD_CURSOR: &str = "SELECT horizon::text FROM pitstop.relay_state WHERE consumer = $1";
 
@@ -58,7 +59,8 @@ const PAGE: &str = "SELECT s.snapshot, o.id, o.database::text, o.relation, o.tag
                         ORDER BY id LIMIT $4) o ON true";
 
 /// Moves the cursor forward only (two relays sharing a consumer name cannot move it back).
-const SAVE_CURSOR: &str = "INSERT INTO pitstop.relay_state AS s (consumer, horizon, delivered, updated_at) \
+const SAVE_CURSOR: &str =
+    "INSERT INTO pitstop.relay_state AS s (consumer, horizon, delivered, updated_at) \
                            VALUES ($1, $2::text::xid8, $3, now()) \
                            ON CONFLICT (consumer) DO UPDATE \
                            SET horizon = greatest(s.horizon, excluded.horizon), \
@@ -92,7 +94,9 @@ impl FromStr for Snapshot {
         let xmax = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
         let xip = match parts.next() {
             Some("") | None => Vec::new(),
-            Some(list) => list.split(',').map(|x| x.parse().map_err(|_| bad())).collect::<Result<_, _>>()?,
+            Some(list) => {
+                list.split(',').map(|x| x.parse().map_err(|_| bad())).collect::<Result<_, _>>()?
+            }
         };
         Ok(Snapshot { xmin, xmax, xip })
     }
@@ -110,7 +114,11 @@ pub struct Position {
 impl Position {
     /// After a (re)connect: everything from the saved horizon.
     pub fn from_horizon(horizon: u64) -> Position {
-        Position { seen: Snapshot { xmin: horizon, xmax: horizon, xip: Vec::new() }, through_id: i64::MAX, horizon }
+        Position {
+            seen: Snapshot { xmin: horizon, xmax: horizon, xip: Vec::new() },
+            through_id: i64::MAX,
+            horizon,
+        }
     }
 
     /// Every row with a smaller xid has been delivered.
@@ -120,7 +128,11 @@ impl Position {
 
     /// The PAGE query's parameters.
     fn params(&self) -> (String, Vec<String>, i64) {
-        (self.seen.xmax.to_string(), self.seen.xip.iter().map(u64::to_string).collect(), self.through_id)
+        (
+            self.seen.xmax.to_string(),
+            self.seen.xip.iter().map(u64::to_string).collect(),
+            self.through_id,
+        )
     }
 
     /// The position once a page read under `snapshot` was acknowledged. A full page may have
@@ -130,7 +142,11 @@ impl Position {
             Some(last) if page.rows.len() >= batch => {
                 Position { seen: page.snapshot.clone(), through_id: last.id, horizon: self.horizon }
             }
-            _ => Position { seen: page.snapshot.clone(), through_id: i64::MAX, horizon: self.horizon.max(page.snapshot.xmin) },
+            _ => Position {
+                seen: page.snapshot.clone(),
+                through_id: i64::MAX,
+                horizon: self.horizon.max(page.snapshot.xmin),
+            },
         }
     }
 }
@@ -171,7 +187,11 @@ impl Drop for Outbox {
 }
 
 /// Runs `call`, bounded by `limit`, describing failures as `what: …`.
-async fn bounded<T>(limit: Duration, what: &str, call: impl Future<Output = Result<T, tokio_postgres::Error>>) -> Result<T, String> {
+async fn bounded<T>(
+    limit: Duration,
+    what: &str,
+    call: impl Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, String> {
     match tokio::time::timeout(limit, call).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(format!("{what}: {}", db::describe_pg(&e))),
@@ -189,11 +209,14 @@ impl Outbox {
         let driver = tokio::spawn({
             let (wake, closed) = (wake.clone(), closed.clone());
             async move {
-                let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+                let mut messages =
+                    futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
                 while let Some(message) = messages.next().await {
                     match message {
                         Ok(AsyncMessage::Notification(_)) => wake.notify_one(),
-                        Ok(AsyncMessage::Notice(notice)) => tracing::debug!("relay: server notice: {}", notice.message()),
+                        Ok(AsyncMessage::Notice(notice)) => {
+                            tracing::debug!("relay: server notice: {}", notice.message())
+                        }
                         Ok(_) => {}
                         Err(e) => {
                             tracing::debug!("relay: PostgreSQL connection ended: {e}");
@@ -205,7 +228,12 @@ impl Outbox {
             }
         });
         let call_limit = pg.statement_timeout + Duration::from_secs(5);
-        let schema = bounded(call_limit, "checking the pitstop extension", client.query_one(CHECK_SCHEMA, &[])).await?;
+        let schema = bounded(
+            call_limit,
+            "checking the pitstop extension",
+            client.query_one(CHECK_SCHEMA, &[]),
+        )
+        .await?;
         if !schema.get::<_, bool>(0) {
             return Err("the pitstop extension is not installed in this database (CREATE EXTENSION pitstop)".into());
         }
@@ -217,11 +245,33 @@ impl Outbox {
         // the indexes (see PAGE).
         let setup = format!("SET plan_cache_mode = force_generic_plan; LISTEN {CHANNEL}");
         bounded(call_limit, "LISTEN", client.batch_execute(&setup)).await?;
-        bounded(call_limit, "creating the relay cursor", client.execute(ENSURE_CURSOR, &[&consumer])).await?;
-        let horizon: String = bounded(call_limit, "reading the relay cursor", client.query_one(LOAD_CURSOR, &[&consumer])).await?.get(0);
+        bounded(
+            call_limit,
+            "creating the relay cursor",
+            client.execute(ENSURE_CURSOR, &[&consumer]),
+        )
+        .await?;
+        let horizon: String = bounded(
+            call_limit,
+            "reading the relay cursor",
+            client.query_one(LOAD_CURSOR, &[&consumer]),
+        )
+        .await?
+        .get(0);
         let horizon = horizon.parse().map_err(|_| format!("unexpected horizon {horizon:?}"))?;
         let page = bounded(call_limit, "preparing the outbox query", client.prepare(PAGE)).await?;
-        Ok((Outbox { client, page, consumer: consumer.to_string(), call_limit, wake, closed, driver }, horizon))
+        Ok((
+            Outbox {
+                client,
+                page,
+                consumer: consumer.to_string(),
+                call_limit,
+                wake,
+                closed,
+                driver,
+            },
+            horizon,
+        ))
     }
 
     /// Resolves when a NOTIFY arrived since the last call (notifications coalesce).
@@ -238,18 +288,29 @@ impl Outbox {
     pub async fn page(&self, position: &Position, batch: u32) -> Result<Page, String> {
         let (lo, xip, through_id) = position.params();
         let limit = i64::from(batch);
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [&lo, &xip, &through_id, &limit];
-        let result = bounded(self.call_limit, "reading the outbox", self.client.query(&self.page, &params)).await?;
-        let snapshot: String = result.first().ok_or("the outbox query returned nothing")?.try_get(0).map_err(|e| e.to_string())?;
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+            [&lo, &xip, &through_id, &limit];
+        let result =
+            bounded(self.call_limit, "reading the outbox", self.client.query(&self.page, &params))
+                .await?;
+        let snapshot: String = result
+            .first()
+            .ok_or("the outbox query returned nothing")?
+            .try_get(0)
+            .map_err(|e| e.to_string())?;
         let mut rows = Vec::with_capacity(result.len());
         for r in &result {
-            let Some(id) = r.try_get::<_, Option<i64>>(1).map_err(|e| e.to_string())? else { continue };
+            let Some(id) = r.try_get::<_, Option<i64>>(1).map_err(|e| e.to_string())? else {
+                continue;
+            };
             rows.push(Row {
                 id,
                 database: r.try_get(2).map_err(|e| e.to_string())?,
                 relation: r.try_get(3).map_err(|e| e.to_string())?,
                 tags: r.try_get(4).map_err(|e| e.to_string())?,
-                age: Duration::from_secs_f64(r.try_get::<_, f64>(5).map_err(|e| e.to_string())?.max(0.0)),
+                age: Duration::from_secs_f64(
+                    r.try_get::<_, f64>(5).map_err(|e| e.to_string())?.max(0.0),
+                ),
             });
         }
         Ok(Page { snapshot: snapshot.parse()?, rows })
@@ -259,8 +320,15 @@ impl Outbox {
     pub async fn save(&self, horizon: u64, delivered: u64) -> Result<(), String> {
         let delivered = i64::try_from(delivered).unwrap_or(i64::MAX);
         let horizon = horizon.to_string();
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&self.consumer, &horizon, &delivered];
-        bounded(self.call_limit, "saving the relay cursor", self.client.execute(SAVE_CURSOR, &params)).await.map(|_| ())
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+            [&self.consumer, &horizon, &delivered];
+        bounded(
+            self.call_limit,
+            "saving the relay cursor",
+            self.client.execute(SAVE_CURSOR, &params),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Deletes delivered rows older than `retention`, in chunks; returns how many.
@@ -270,7 +338,9 @@ impl Outbox {
         loop {
             let seconds = retention.as_secs_f64();
             let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&seconds, &PRUNE_CHUNK];
-            let n = bounded(self.call_limit, "pruning the outbox", self.client.execute(PRUNE, &params)).await?;
+            let n =
+                bounded(self.call_limit, "pruning the outbox", self.client.execute(PRUNE, &params))
+                    .await?;
             total += n;
             if n < PRUNE_CHUNK as u64 || started.elapsed() > self.call_limit {
                 return Ok(total);
@@ -285,8 +355,14 @@ mod tests {
 
     #[test]
     fn snapshots_parse_with_and_without_in_progress_xids() {
-        assert_eq!("10:20:12,15".parse::<Snapshot>().unwrap(), Snapshot { xmin: 10, xmax: 20, xip: vec![12, 15] });
-        assert_eq!("10:10:".parse::<Snapshot>().unwrap(), Snapshot { xmin: 10, xmax: 10, xip: vec![] });
+        assert_eq!(
+            "10:20:12,15".parse::<Snapshot>().unwrap(),
+            Snapshot { xmin: 10, xmax: 20, xip: vec![12, 15] }
+        );
+        assert_eq!(
+            "10:10:".parse::<Snapshot>().unwrap(),
+            Snapshot { xmin: 10, xmax: 10, xip: vec![] }
+        );
         assert!("10".parse::<Snapshot>().is_err());
         assert!("a:b:".parse::<Snapshot>().is_err());
         assert!("1:2:x".parse::<Snapshot>().is_err());
@@ -295,7 +371,13 @@ mod tests {
     fn page(snapshot: &str, ids: &[i64]) -> Page {
         let rows = ids
             .iter()
-            .map(|&id| Row { id, database: "d".into(), relation: "r".into(), tags: vec![], age: Duration::ZERO })
+            .map(|&id| Row {
+                id,
+                database: "d".into(),
+                relation: "r".into(),
+                tags: vec![],
+                age: Duration::ZERO,
+            })
             .collect();
         Page { snapshot: snapshot.parse().unwrap(), rows }
     }
@@ -307,7 +389,10 @@ mod tests {
         assert_eq!(start.horizon(), 7);
         // A short page ends the round: the horizon moves to the snapshot's xmin.
         let done = start.after(&page("10:20:10,15", &[3, 4]), 5);
-        assert_eq!(done.params(), ("20".to_string(), vec!["10".to_string(), "15".to_string()], i64::MAX));
+        assert_eq!(
+            done.params(),
+            ("20".to_string(), vec!["10".to_string(), "15".to_string()], i64::MAX)
+        );
         assert_eq!(done.horizon(), 10);
     }
 
@@ -315,7 +400,11 @@ mod tests {
     fn a_full_page_keeps_the_horizon_until_the_round_ends() {
         let start = Position::from_horizon(7);
         let partial = start.after(&page("30:30:", &[1, 2, 3]), 3);
-        assert_eq!(partial.params(), ("30".to_string(), vec![], 3), "rows after id 3 are still to come");
+        assert_eq!(
+            partial.params(),
+            ("30".to_string(), vec![], 3),
+            "rows after id 3 are still to come"
+        );
         assert_eq!(partial.horizon(), 7);
         let done = partial.after(&page("31:32:31", &[4]), 3);
         assert_eq!(done.params(), ("32".to_string(), vec!["31".to_string()], i64::MAX));

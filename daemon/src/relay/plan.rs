@@ -46,7 +46,11 @@ impl Command {
 /// The distinct tags of `rows`, in order of first appearance.
 pub fn distinct_tags(rows: &[Row]) -> Vec<&str> {
     let mut seen = std::collections::HashSet::new();
-    rows.iter().flat_map(|r| r.tags.iter()).map(String::as_str).filter(|t| seen.insert(*t)).collect()
+    rows.iter()
+        .flat_map(|r| r.tags.iter())
+        .map(String::as_str)
+        .filter(|t| seen.insert(*t))
+        .collect()
 }
 
 /// Step 1: read each tag's member keys.
@@ -68,15 +72,23 @@ pub fn writes(conv: &Conventions, rows: &[Row], tags: &[&str], members: &[Vec<Ve
             if conv.cluster {
                 invalidations.extend(keys.iter().map(|k| Command::new("UNLINK", [k.clone()])));
             } else {
-                invalidations.extend(keys.chunks(CHUNK).map(|c| Command::new("UNLINK", c.iter().cloned())));
+                invalidations
+                    .extend(keys.chunks(CHUNK).map(|c| Command::new("UNLINK", c.iter().cloned())));
             }
             let set = conv.tag_key(tag).into_bytes();
-            invalidations.extend(keys.chunks(CHUNK).map(|c| Command::new("SREM", std::iter::once(set.clone()).chain(c.iter().cloned()))));
+            invalidations.extend(keys.chunks(CHUNK).map(|c| {
+                Command::new("SREM", std::iter::once(set.clone()).chain(c.iter().cloned()))
+            }));
         }
         invalidations.push(Command::new("INCR", [conv.version_key(tag).into_bytes()]));
     }
     let announcements = match &conv.channel {
-        Some(channel) => rows.iter().map(|r| Command::new("PUBLISH", [channel.clone().into_bytes(), message(r).into_bytes()])).collect(),
+        Some(channel) => rows
+            .iter()
+            .map(|r| {
+                Command::new("PUBLISH", [channel.clone().into_bytes(), message(r).into_bytes()])
+            })
+            .collect(),
         None => Vec::new(),
     };
     Writes { invalidations, announcements }
@@ -93,15 +105,33 @@ mod tests {
     use std::time::Duration;
 
     fn row(id: i64, tags: &[&str]) -> Row {
-        Row { id, database: "shop".into(), relation: "public.orders".into(), tags: tags.iter().map(|t| t.to_string()).collect(), age: Duration::ZERO }
+        Row {
+            id,
+            database: "shop".into(),
+            relation: "public.orders".into(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            age: Duration::ZERO,
+        }
     }
 
     fn text(commands: &[Command]) -> Vec<String> {
-        commands.iter().map(|c| c.0.iter().map(|w| String::from_utf8_lossy(w).into_owned()).collect::<Vec<_>>().join(" ")).collect()
+        commands
+            .iter()
+            .map(|c| {
+                c.0.iter()
+                    .map(|w| String::from_utf8_lossy(w).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect()
     }
 
     fn conv(cluster: bool) -> Conventions {
-        Conventions { prefix: "pitstop:".into(), channel: Some("pitstop:invalidations".into()), cluster }
+        Conventions {
+            prefix: "pitstop:".into(),
+            channel: Some("pitstop:invalidations".into()),
+            cluster,
+        }
     }
 
     #[test]
@@ -109,12 +139,20 @@ mod tests {
         let rows = [row(1, &["shop.public.orders", "orders"]), row(2, &["shop.public.orders"])];
         let tags = distinct_tags(&rows);
         assert_eq!(tags, ["shop.public.orders", "orders"]);
-        assert_eq!(text(&member_reads(&conv(false), &tags)), ["SMEMBERS pitstop:tag:shop.public.orders", "SMEMBERS pitstop:tag:orders"]);
+        assert_eq!(
+            text(&member_reads(&conv(false), &tags)),
+            ["SMEMBERS pitstop:tag:shop.public.orders", "SMEMBERS pitstop:tag:orders"]
+        );
         let members = vec![vec![b"k1".to_vec(), b"k2".to_vec()], vec![]];
         let w = writes(&conv(false), &rows, &tags, &members);
         assert_eq!(
             text(&w.invalidations),
-            ["UNLINK k1 k2", "SREM pitstop:tag:shop.public.orders k1 k2", "INCR pitstop:ver:shop.public.orders", "INCR pitstop:ver:orders"]
+            [
+                "UNLINK k1 k2",
+                "SREM pitstop:tag:shop.public.orders k1 k2",
+                "INCR pitstop:ver:shop.public.orders",
+                "INCR pitstop:ver:orders"
+            ]
         );
         assert_eq!(w.announcements.len(), 2, "one message per row");
     }
@@ -124,7 +162,10 @@ mod tests {
         let rows = [row(1, &["t"])];
         let members = vec![vec![b"a".to_vec(), b"b".to_vec()]];
         let w = writes(&conv(true), &rows, &["t"], &members);
-        assert_eq!(text(&w.invalidations), ["UNLINK a", "UNLINK b", "SREM pitstop:tag:t a b", "INCR pitstop:ver:t"]);
+        assert_eq!(
+            text(&w.invalidations),
+            ["UNLINK a", "UNLINK b", "SREM pitstop:tag:t a b", "INCR pitstop:ver:t"]
+        );
     }
 
     #[test]
@@ -139,7 +180,10 @@ mod tests {
     fn messages_are_json_and_optional() {
         let r = row(7, &["shop.public.orders", "orders"]);
         let m: serde_json::Value = serde_json::from_str(&message(&r)).unwrap();
-        assert_eq!(m, serde_json::json!({"id": 7, "database": "shop", "relation": "public.orders", "tags": ["shop.public.orders", "orders"]}));
+        assert_eq!(
+            m,
+            serde_json::json!({"id": 7, "database": "shop", "relation": "public.orders", "tags": ["shop.public.orders", "orders"]})
+        );
         let quiet = Conventions { channel: None, ..conv(false) };
         assert!(writes(&quiet, &[r], &["orders"], &[vec![]]).announcements.is_empty());
     }

@@ -9,7 +9,10 @@ use crate::config::RedisConfig;
 use redis::aio::MultiplexedConnection;
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::{AsyncConnectionConfig, Client, Cmd, ConnectionInfo, IntoConnectionInfo, RedisError, RedisResult, TlsCertificates, Value};
+use redis::{
+    AsyncConnectionConfig, Client, Cmd, ConnectionInfo, IntoConnectionInfo, RedisError,
+    RedisResult, TlsCertificates, Value,
+};
 
 pub enum Sink {
     Single(MultiplexedConnection),
@@ -20,7 +23,8 @@ pub enum Sink {
 /// or text under a version key): reported and skipped, since retrying cannot fix them and
 /// must not stop every other invalidation.
 fn is_data_error(e: &RedisError) -> bool {
-    matches!(e.code(), Some("WRONGTYPE")) || (e.code() == Some("ERR") && e.detail().is_some_and(|d| d.contains("not an integer")))
+    matches!(e.code(), Some("WRONGTYPE"))
+        || (e.code() == Some("ERR") && e.detail().is_some_and(|d| d.contains("not an integer")))
 }
 
 fn describe(e: &RedisError) -> String {
@@ -29,7 +33,9 @@ fn describe(e: &RedisError) -> String {
 
 fn to_cmd(c: &Command) -> Cmd {
     let mut words = c.0.iter();
-    let mut cmd = redis::cmd(std::str::from_utf8(words.next().map(Vec::as_slice).unwrap_or(b"PING")).unwrap_or("PING"));
+    let mut cmd = redis::cmd(
+        std::str::from_utf8(words.next().map(Vec::as_slice).unwrap_or(b"PING")).unwrap_or("PING"),
+    );
     for w in words {
         cmd.arg(w.as_slice());
     }
@@ -39,7 +45,11 @@ fn to_cmd(c: &Command) -> Cmd {
 /// Connection details for one URL, with `redis.password` applied and `#insecure` for
 /// `redis.tls_insecure`.
 fn connection_info(url: &str, cfg: &RedisConfig) -> RedisResult<ConnectionInfo> {
-    let url = if cfg.tls_insecure && url.starts_with("rediss://") && !url.contains('#') { format!("{url}#insecure") } else { url.to_string() };
+    let url = if cfg.tls_insecure && url.starts_with("rediss://") && !url.contains('#') {
+        format!("{url}#insecure")
+    } else {
+        url.to_string()
+    };
     let info = url.as_str().into_connection_info()?;
     // Pipelines go out at once, not behind Nagle's algorithm.
     let info = info.clone().set_tcp_settings(info.tcp_settings().clone().set_nodelay(true));
@@ -55,7 +65,8 @@ fn connection_info(url: &str, cfg: &RedisConfig) -> RedisResult<ConnectionInfo> 
 fn certificates(cfg: &RedisConfig) -> Result<Option<TlsCertificates>, String> {
     match &cfg.tls_ca_file.0 {
         Some(path) => {
-            let pem = std::fs::read(path).map_err(|e| format!("cannot read redis.tls_ca_file {}: {e}", path.display()))?;
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("cannot read redis.tls_ca_file {}: {e}", path.display()))?;
             Ok(Some(TlsCertificates { client_tls: None, root_cert: Some(pem) }))
         }
         None => Ok(None),
@@ -69,7 +80,11 @@ impl Sink {
         let certs = certificates(cfg)?;
         let urls = cfg.url.expose();
         let mut sink = if cfg.cluster {
-            let infos = urls.iter().map(|u| connection_info(u, cfg)).collect::<RedisResult<Vec<_>>>().map_err(|e| describe(&e))?;
+            let infos = urls
+                .iter()
+                .map(|u| connection_info(u, cfg))
+                .collect::<RedisResult<Vec<_>>>()
+                .map_err(|e| describe(&e))?;
             let mut builder = ClusterClientBuilder::new(infos)
                 .connection_timeout(cfg.connect_timeout)
                 .response_timeout(cfg.command_timeout)
@@ -79,7 +94,11 @@ impl Sink {
                 builder = builder.password(password);
             }
             if cfg.url.uses_tls() {
-                builder = builder.tls(if cfg.tls_insecure { redis::TlsMode::Insecure } else { redis::TlsMode::Secure });
+                builder = builder.tls(if cfg.tls_insecure {
+                    redis::TlsMode::Insecure
+                } else {
+                    redis::TlsMode::Secure
+                });
             }
             if let Some(certs) = certs {
                 builder = builder.certs(certs);
@@ -126,7 +145,8 @@ impl Sink {
         match self {
             // One server runs a pipeline in order: the announcements follow the deletions.
             Sink::Single(_) => {
-                let all: Vec<Command> = writes.invalidations.into_iter().chain(writes.announcements).collect();
+                let all: Vec<Command> =
+                    writes.invalidations.into_iter().chain(writes.announcements).collect();
                 self.run(&all).await?;
             }
             Sink::Cluster(_) => {

@@ -51,8 +51,13 @@ pub fn run(path: Option<&Path>) -> ExitCode {
 }
 
 async fn serve(config: Config, logging: Logging, path: Option<PathBuf>) -> ExitCode {
-    let file = config.file.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "none".into());
-    info!("pitstop {} starting (config file: {file}, profile {})", env!("CARGO_PKG_VERSION"), config.profile.name());
+    let file =
+        config.file.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "none".into());
+    info!(
+        "pitstop {} starting (config file: {file}, profile {})",
+        env!("CARGO_PKG_VERSION"),
+        config.profile.name()
+    );
     let state = Arc::new(State::new(config.profile.name()));
     let notifier = Arc::new(Notifier::default());
 
@@ -71,9 +76,11 @@ async fn serve(config: Config, logging: Logging, path: Option<PathBuf>) -> ExitC
     } else {
         None
     };
-    let (Ok(mut hangup), Ok(mut terminate), Ok(mut interrupt)) =
-        (signal(SignalKind::hangup()), signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-    else {
+    let (Ok(mut hangup), Ok(mut terminate), Ok(mut interrupt)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         error!("cannot install signal handlers");
         return ExitCode::FAILURE;
     };
@@ -82,7 +89,13 @@ async fn serve(config: Config, logging: Logging, path: Option<PathBuf>) -> ExitC
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
     if let Some(listener) = listener {
-        tasks.spawn(http::serve(listener, config_rx.borrow().http.allowed_hosts.0.clone(), state.clone(), config_rx.clone(), cancel.clone()));
+        tasks.spawn(http::serve(
+            listener,
+            config_rx.borrow().http.allowed_hosts.0.clone(),
+            state.clone(),
+            config_rx.clone(),
+            cancel.clone(),
+        ));
     }
     tasks.spawn(probe::run(config_rx.clone(), state.clone(), notifier.clone(), cancel.clone()));
     tasks.spawn(relay::run(config_rx.clone(), state.clone(), cancel.clone()));
@@ -108,7 +121,13 @@ async fn serve(config: Config, logging: Logging, path: Option<PathBuf>) -> ExitC
 }
 
 /// SIGHUP: validate the file again; apply it whole or not at all.
-fn reload(config_tx: &watch::Sender<Arc<Config>>, state: &State, logging: &Logging, notifier: &Notifier, path: Option<&Path>) {
+fn reload(
+    config_tx: &watch::Sender<Arc<Config>>,
+    state: &State,
+    logging: &Logging,
+    notifier: &Notifier,
+    path: Option<&Path>,
+) {
     notifier.reloading();
     match Config::load(path) {
         Ok(new) => {
@@ -128,7 +147,10 @@ fn reload(config_tx: &watch::Sender<Arc<Config>>, state: &State, logging: &Loggi
         }
         Err(errors) => {
             add(&state.counters.reloads_rejected, 1);
-            error!("configuration reload rejected ({} problem(s)); keeping the running configuration", errors.len());
+            error!(
+                "configuration reload rejected ({} problem(s)); keeping the running configuration",
+                errors.len()
+            );
             for e in &errors {
                 error!("  {e}");
             }

@@ -67,7 +67,10 @@ pub fn status_line(state: &State) -> String {
 /// Sends WATCHDOG=1 at half the watchdog interval and refreshes STATUS= when it changed.
 pub async fn supervise(state: Arc<State>, cancel: CancellationToken) {
     let watchdog = sd_notify::watchdog_enabled();
-    let every = watchdog.map(|w| (w / 2).min(STATUS_EVERY)).unwrap_or(STATUS_EVERY).max(Duration::from_millis(10));
+    let every = watchdog
+        .map(|w| (w / 2).min(STATUS_EVERY))
+        .unwrap_or(STATUS_EVERY)
+        .max(Duration::from_millis(10));
     if let Some(w) = watchdog {
         tracing::info!("systemd watchdog enabled: {w:?}; pinging every {every:?}");
     }

@@ -22,7 +22,12 @@ enum Left {
     Failed(String),
 }
 
-pub async fn run(mut config: watch::Receiver<Arc<Config>>, state: Arc<State>, notifier: Arc<Notifier>, cancel: CancellationToken) {
+pub async fn run(
+    mut config: watch::Receiver<Arc<Config>>,
+    state: Arc<State>,
+    notifier: Arc<Notifier>,
+    cancel: CancellationToken,
+) {
     let mut cfg = config.borrow_and_update().clone();
     let mut backoff = Backoff::new(cfg.reconnect.initial_delay, cfg.reconnect.max_delay);
     loop {
@@ -103,7 +108,11 @@ async fn watch_connection(
 }
 
 /// One probe: the connection answers; which pitstop version the database has.
-async fn probe(client: &tokio_postgres::Client, limit: Duration, state: &State) -> Result<(), String> {
+async fn probe(
+    client: &tokio_postgres::Client,
+    limit: Duration,
+    state: &State,
+) -> Result<(), String> {
     let extension = match tokio::time::timeout(limit, client.query_opt(EXTENSION, &[])).await {
         Ok(Ok(row)) => row.map(|r| r.get::<_, String>(0)),
         Ok(Err(e)) => return Err(db::describe_pg(&e)),

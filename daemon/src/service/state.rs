@@ -41,7 +41,13 @@ pub struct Component {
 
 impl Component {
     fn new() -> Component {
-        Component { status: Mutex::new(ComponentStatus { state: Health::Starting, since: unix_now(), detail: String::new() }) }
+        Component {
+            status: Mutex::new(ComponentStatus {
+                state: Health::Starting,
+                since: unix_now(),
+                detail: String::new(),
+            }),
+        }
     }
 
     /// Sets the state; true when state or detail changed (callers log changes only).

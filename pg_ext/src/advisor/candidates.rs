@@ -31,7 +31,14 @@ pub struct KeyColumn {
 
 impl KeyColumn {
     fn plain(usage: &TableUsage, attnum: i16) -> Self {
-        KeyColumn { attnum, name: usage.name(attnum).to_string(), descending: false, nulls_first: false, opclass: None, expression: None }
+        KeyColumn {
+            attnum,
+            name: usage.name(attnum).to_string(),
+            descending: false,
+            nulls_first: false,
+            opclass: None,
+            expression: None,
+        }
     }
 
     fn of_expression(usage: &TableUsage, attnum: i16, expression: &Option<String>) -> Self {
@@ -40,7 +47,11 @@ impl KeyColumn {
 
     /// The key as pg_index.indkey numbers it: the column, 0 for an expression.
     pub fn indkey(&self) -> i16 {
-        if self.expression.is_some() { 0 } else { self.attnum }
+        if self.expression.is_some() {
+            0
+        } else {
+            self.attnum
+        }
     }
 
     /// What makes two keys the same key: the column or the expression.
@@ -89,7 +100,8 @@ impl Candidate {
         let concurrently = if self.partitioned { "" } else { " CONCURRENTLY" };
         let mut sql = format!("CREATE INDEX{concurrently} ON {} ({})", self.table, keys.join(", "));
         if !self.include.is_empty() {
-            let include: Vec<String> = self.include.iter().map(|(_, name)| quote_ident(name)).collect();
+            let include: Vec<String> =
+                self.include.iter().map(|(_, name)| quote_ident(name)).collect();
             sql.push_str(&format!(" INCLUDE ({})", include.join(", ")));
         }
         if let Some(predicate) = &self.predicate {
@@ -107,13 +119,15 @@ impl Candidate {
             && other.keys.len() <= self.keys.len()
             && other.keys.iter().zip(&self.keys).all(|(a, b)| a == b)
             && other.include.iter().all(|(a, _)| {
-                self.keys.iter().any(|k| k.identity() == (*a, None)) || self.include.iter().any(|(i, _)| i == a)
+                self.keys.iter().any(|k| k.identity() == (*a, None))
+                    || self.include.iter().any(|(i, _)| i == a)
             })
     }
 
     /// What the index is for, in a few words.
     pub fn purpose(&self) -> String {
-        let names = |keys: &[KeyColumn]| keys.iter().map(KeyColumn::sql).collect::<Vec<_>>().join(", ");
+        let names =
+            |keys: &[KeyColumn]| keys.iter().map(KeyColumn::sql).collect::<Vec<_>>().join(", ");
         let mut parts = vec![format!("btree on ({})", names(&self.keys))];
         if !self.include.is_empty() {
             parts.push("covering the columns read (index-only scan)".to_string());
@@ -122,7 +136,10 @@ impl Candidate {
             parts.push(format!("only rows where {predicate}"));
         }
         if self.keys.iter().any(|k| k.expression.is_some()) {
-            parts.push("on the expression the query uses (a plain index on its column cannot serve it)".to_string());
+            parts.push(
+                "on the expression the query uses (a plain index on its column cannot serve it)"
+                    .to_string(),
+            );
         }
         if self.partitioned {
             parts.push(format!(
@@ -151,7 +168,10 @@ pub fn merged_covering(candidates: &std::collections::BTreeSet<Candidate>) -> Ve
         .filter_map(|variants| {
             let include: std::collections::BTreeMap<i16, String> =
                 variants.iter().flat_map(|v| v.include.iter().cloned()).collect();
-            (include.len() <= 2 * MAX_INCLUDE_COLUMNS).then(|| Candidate { include: include.into_iter().collect(), ..variants[0].clone() })
+            (include.len() <= 2 * MAX_INCLUDE_COLUMNS).then(|| Candidate {
+                include: include.into_iter().collect(),
+                ..variants[0].clone()
+            })
         })
         .collect()
 }
@@ -172,7 +192,11 @@ impl ExistingIndex {
     /// lead this index in a compatible order (or all reversed), every column it would carry is
     /// here, and a predicate no narrower than the candidate's.
     pub fn covers(&self, candidate: &Candidate) -> bool {
-        if self.relid != candidate.relid || !self.btree || self.partial || candidate.keys.len() > self.keys.len() {
+        if self.relid != candidate.relid
+            || !self.btree
+            || self.partial
+            || candidate.keys.len() > self.keys.len()
+        {
             return false;
         }
         // Operator classes and expressions are not compared: such candidates are weighed (an
@@ -180,36 +204,57 @@ impl ExistingIndex {
         if candidate.keys.iter().any(|k| k.opclass.is_some() || k.expression.is_some()) {
             return false;
         }
-        let same = candidate.keys.iter().zip(&self.keys).all(|(k, (a, d))| k.attnum == *a && k.descending == *d);
-        let reversed = candidate.keys.iter().zip(&self.keys).all(|(k, (a, d))| k.attnum == *a && k.descending != *d);
+        let same = candidate
+            .keys
+            .iter()
+            .zip(&self.keys)
+            .all(|(k, (a, d))| k.attnum == *a && k.descending == *d);
+        let reversed = candidate
+            .keys
+            .iter()
+            .zip(&self.keys)
+            .all(|(k, (a, d))| k.attnum == *a && k.descending != *d);
         if !same && !reversed {
             return false;
         }
-        let here: BTreeSet<i16> = self.keys.iter().map(|(a, _)| *a).chain(self.include.iter().copied()).collect();
+        let here: BTreeSet<i16> =
+            self.keys.iter().map(|(a, _)| *a).chain(self.include.iter().copied()).collect();
         candidate.include.iter().all(|(a, _)| here.contains(a))
     }
 }
 
 /// Every candidate one query's use of one table suggests, each with why it was proposed.
 pub fn for_usage(usage: &TableUsage) -> Vec<Candidate> {
-    let mut equality: Vec<_> = usage.filters.iter().filter(|f| f.restriction == Restriction::Equality).collect();
+    let mut equality: Vec<_> =
+        usage.filters.iter().filter(|f| f.restriction == Restriction::Equality).collect();
     equality.sort_by(|a, b| a.selectivity.total_cmp(&b.selectivity));
     let mut seen: BTreeSet<(i16, Option<String>)> = BTreeSet::new();
     equality.retain(|f| seen.insert((f.attnum, f.expression.clone())));
     let ranges: Vec<_> = usage
         .filters
         .iter()
-        .filter(|f| f.restriction != Restriction::Equality && !seen.contains(&(f.attnum, f.expression.clone())))
+        .filter(|f| {
+            f.restriction != Restriction::Equality
+                && !seen.contains(&(f.attnum, f.expression.clone()))
+        })
         .collect();
 
     let key = |attnum| KeyColumn::plain(usage, attnum);
-    let filter_key = |f: &ColumnFilter| KeyColumn { opclass: f.opclass.clone(), ..KeyColumn::of_expression(usage, f.attnum, &f.expression) };
+    let filter_key = |f: &ColumnFilter| KeyColumn {
+        opclass: f.opclass.clone(),
+        ..KeyColumn::of_expression(usage, f.attnum, &f.expression)
+    };
     let equality_keys: Vec<KeyColumn> = equality.iter().map(|f| filter_key(f)).collect();
     let joins: Vec<KeyColumn> = usage
         .join_columns
         .iter()
         .map(|a| key(*a))
-        .chain(usage.join_expressions.iter().map(|(a, e)| KeyColumn::of_expression(usage, *a, &Some(e.clone()))))
+        .chain(
+            usage
+                .join_expressions
+                .iter()
+                .map(|(a, e)| KeyColumn::of_expression(usage, *a, &Some(e.clone()))),
+        )
         .collect();
     let mut keysets: Vec<Vec<KeyColumn>> = Vec::new();
 
@@ -234,7 +279,11 @@ pub fn for_usage(usage: &TableUsage) -> Vec<Candidate> {
             .order_by
             .iter()
             .filter(|s| !seen.contains(&(s.attnum, s.expression.clone())))
-            .map(|s: &SortKey| KeyColumn { descending: s.descending, nulls_first: s.nulls_first, ..KeyColumn::of_expression(usage, s.attnum, &s.expression) })
+            .map(|s: &SortKey| KeyColumn {
+                descending: s.descending,
+                nulls_first: s.nulls_first,
+                ..KeyColumn::of_expression(usage, s.attnum, &s.expression)
+            })
             .collect();
         keysets.push(with(&equality_keys, order));
     }
@@ -277,7 +326,10 @@ fn with(prefix: &[KeyColumn], rest: impl IntoIterator<Item = KeyColumn>) -> Vec<
 /// First occurrence of each column or expression wins; at most `MAX_KEY_COLUMNS`.
 fn dedup_keys(keys: Vec<KeyColumn>) -> Vec<KeyColumn> {
     let mut seen = BTreeSet::new();
-    keys.into_iter().filter(|k| seen.insert((k.attnum, k.expression.clone()))).take(MAX_KEY_COLUMNS).collect()
+    keys.into_iter()
+        .filter(|k| seen.insert((k.attnum, k.expression.clone())))
+        .take(MAX_KEY_COLUMNS)
+        .collect()
 }
 
 /// The same keys plus INCLUDE columns for everything else the query reads, when that is a
@@ -291,7 +343,8 @@ fn covering_variant(usage: &TableUsage, plain: &Candidate) -> Option<Candidate> 
         .filter(|a| !plain.keys.iter().any(|k| k.identity() == (**a, None)))
         .map(|a| (*a, usage.name(*a).to_string()))
         .collect();
-    (!rest.is_empty() && rest.len() <= MAX_INCLUDE_COLUMNS).then(|| Candidate { include: rest, ..plain.clone() })
+    (!rest.is_empty() && rest.len() <= MAX_INCLUDE_COLUMNS)
+        .then(|| Candidate { include: rest, ..plain.clone() })
 }
 
 /// For a selective `col = literal`: the other useful keys, only over the rows it keeps.
@@ -303,12 +356,20 @@ fn partial_candidates(
     let mut out = Vec::new();
     for filter in &usage.filters {
         let Some(predicate) = &filter.literal_predicate else { continue };
-        if filter.restriction != Restriction::Equality || filter.selectivity > PARTIAL_MAX_SELECTIVITY {
+        if filter.restriction != Restriction::Equality
+            || filter.selectivity > PARTIAL_MAX_SELECTIVITY
+        {
             continue;
         }
-        let mut keys: Vec<KeyColumn> =
-            equality_keys.iter().filter(|k| k.identity() != (filter.attnum, filter.expression.as_deref())).cloned().collect();
-        keys.extend(ranges.iter().take(1).map(|r| KeyColumn { opclass: r.opclass.clone(), ..KeyColumn::of_expression(usage, r.attnum, &r.expression) }));
+        let mut keys: Vec<KeyColumn> = equality_keys
+            .iter()
+            .filter(|k| k.identity() != (filter.attnum, filter.expression.as_deref()))
+            .cloned()
+            .collect();
+        keys.extend(ranges.iter().take(1).map(|r| KeyColumn {
+            opclass: r.opclass.clone(),
+            ..KeyColumn::of_expression(usage, r.attnum, &r.expression)
+        }));
         if keys.is_empty() {
             keys.extend(usage.order_by.iter().map(|s| KeyColumn {
                 descending: s.descending,
@@ -340,12 +401,23 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    fn usage(filters: Vec<ColumnFilter>, order_by: Vec<SortKey>, joins: Vec<i16>, needed: Option<Vec<i16>>) -> TableUsage {
-        let names: BTreeMap<i16, String> =
-            [(1, "id"), (2, "customer_id"), (3, "status"), (4, "created_at"), (5, "total"), (6, "Note")]
-                .into_iter()
-                .map(|(a, n)| (a, n.to_string()))
-                .collect();
+    fn usage(
+        filters: Vec<ColumnFilter>,
+        order_by: Vec<SortKey>,
+        joins: Vec<i16>,
+        needed: Option<Vec<i16>>,
+    ) -> TableUsage {
+        let names: BTreeMap<i16, String> = [
+            (1, "id"),
+            (2, "customer_id"),
+            (3, "status"),
+            (4, "created_at"),
+            (5, "total"),
+            (6, "Note"),
+        ]
+        .into_iter()
+        .map(|(a, n)| (a, n.to_string()))
+        .collect();
         TableUsage {
             relid: 42,
             table: "public.orders".into(),
@@ -362,7 +434,14 @@ mod tests {
     }
 
     fn filter(attnum: i16, restriction: Restriction, selectivity: f64) -> ColumnFilter {
-        ColumnFilter { attnum, restriction, selectivity, literal_predicate: None, opclass: None, expression: None }
+        ColumnFilter {
+            attnum,
+            restriction,
+            selectivity,
+            literal_predicate: None,
+            opclass: None,
+            expression: None,
+        }
     }
 
     fn ddls(candidates: &[Candidate]) -> Vec<String> {
@@ -382,9 +461,19 @@ mod tests {
             None,
         );
         let all = ddls(&for_usage(&u));
-        assert!(all.contains(&"CREATE INDEX CONCURRENTLY ON public.orders (customer_id, status)".to_string()), "{all:?}");
-        assert!(all.contains(&"CREATE INDEX CONCURRENTLY ON public.orders (customer_id, status, created_at)".to_string()));
-        assert!(all.contains(&"CREATE INDEX CONCURRENTLY ON public.orders (created_at)".to_string()));
+        assert!(
+            all.contains(
+                &"CREATE INDEX CONCURRENTLY ON public.orders (customer_id, status)".to_string()
+            ),
+            "{all:?}"
+        );
+        assert!(all.contains(
+            &"CREATE INDEX CONCURRENTLY ON public.orders (customer_id, status, created_at)"
+                .to_string()
+        ));
+        assert!(
+            all.contains(&"CREATE INDEX CONCURRENTLY ON public.orders (created_at)".to_string())
+        );
         assert!(!all.iter().any(|d| d.contains("(created_at, customer_id")));
     }
 
@@ -397,17 +486,34 @@ mod tests {
             None,
         );
         let all = ddls(&for_usage(&u));
-        assert!(all.contains(&"CREATE INDEX CONCURRENTLY ON public.orders (customer_id, created_at DESC)".to_string()), "{all:?}");
+        assert!(
+            all.contains(
+                &"CREATE INDEX CONCURRENTLY ON public.orders (customer_id, created_at DESC)"
+                    .to_string()
+            ),
+            "{all:?}"
+        );
     }
 
     #[test]
     fn covering_variant_includes_what_the_query_reads_and_quotes_names() {
-        let u = usage(vec![filter(2, Restriction::Equality, 0.001)], vec![], vec![], Some(vec![2, 5, 6]));
+        let u = usage(
+            vec![filter(2, Restriction::Equality, 0.001)],
+            vec![],
+            vec![],
+            Some(vec![2, 5, 6]),
+        );
         let all = ddls(&for_usage(&u));
         assert!(all.contains(&r#"CREATE INDEX CONCURRENTLY ON public.orders (customer_id) INCLUDE (total, "Note")"#.to_string()), "{all:?}");
-        let too_wide = usage(vec![filter(2, Restriction::Equality, 0.001)], vec![], vec![], Some(vec![1, 2, 3, 4, 5, 6]));
+        let too_wide = usage(
+            vec![filter(2, Restriction::Equality, 0.001)],
+            vec![],
+            vec![],
+            Some(vec![1, 2, 3, 4, 5, 6]),
+        );
         assert!(!ddls(&for_usage(&too_wide)).iter().any(|d| d.contains("INCLUDE")));
-        let uncoverable = usage(vec![filter(2, Restriction::Equality, 0.001)], vec![], vec![], None);
+        let uncoverable =
+            usage(vec![filter(2, Restriction::Equality, 0.001)], vec![], vec![], None);
         assert!(!ddls(&for_usage(&uncoverable)).iter().any(|d| d.contains("INCLUDE")));
     }
 
@@ -415,9 +521,16 @@ mod tests {
     fn partial_index_only_for_selective_literals() {
         let mut status = filter(3, Restriction::Equality, 0.01);
         status.literal_predicate = Some("status = 'open'".into());
-        let u = usage(vec![status.clone(), filter(4, Restriction::Range, 0.3)], vec![], vec![], None);
+        let u =
+            usage(vec![status.clone(), filter(4, Restriction::Range, 0.3)], vec![], vec![], None);
         let all = ddls(&for_usage(&u));
-        assert!(all.contains(&"CREATE INDEX CONCURRENTLY ON public.orders (created_at) WHERE status = 'open'".to_string()), "{all:?}");
+        assert!(
+            all.contains(
+                &"CREATE INDEX CONCURRENTLY ON public.orders (created_at) WHERE status = 'open'"
+                    .to_string()
+            ),
+            "{all:?}"
+        );
         status.selectivity = 0.5;
         let broad = usage(vec![status, filter(4, Restriction::Range, 0.3)], vec![], vec![], None);
         assert!(!ddls(&for_usage(&broad)).iter().any(|d| d.contains("WHERE")));
@@ -428,21 +541,42 @@ mod tests {
         let mut like = filter(6, Restriction::LikePrefix, 0.01);
         like.opclass = Some("text_pattern_ops".into());
         let all = ddls(&for_usage(&usage(vec![like], vec![], vec![], None)));
-        assert_eq!(all, vec![r#"CREATE INDEX CONCURRENTLY ON public.orders ("Note" text_pattern_ops)"#.to_string()]);
+        assert_eq!(
+            all,
+            vec![r#"CREATE INDEX CONCURRENTLY ON public.orders ("Note" text_pattern_ops)"#
+                .to_string()]
+        );
     }
 
     #[test]
     fn join_keys_alone_and_after_equality() {
         let u = usage(vec![filter(3, Restriction::Equality, 0.05)], vec![], vec![2], None);
         let all = ddls(&for_usage(&u));
-        assert!(all.contains(&"CREATE INDEX CONCURRENTLY ON public.orders (customer_id)".to_string()));
-        assert!(all.contains(&"CREATE INDEX CONCURRENTLY ON public.orders (status, customer_id)".to_string()), "{all:?}");
+        assert!(
+            all.contains(&"CREATE INDEX CONCURRENTLY ON public.orders (customer_id)".to_string())
+        );
+        assert!(
+            all.contains(
+                &"CREATE INDEX CONCURRENTLY ON public.orders (status, customer_id)".to_string()
+            ),
+            "{all:?}"
+        );
     }
 
     #[test]
     fn covering_variants_with_the_same_keys_merge_into_one() {
-        let a = for_usage(&usage(vec![filter(2, Restriction::Equality, 0.001)], vec![], vec![], Some(vec![2, 5])));
-        let b = for_usage(&usage(vec![filter(2, Restriction::Equality, 0.001)], vec![], vec![], Some(vec![2, 6])));
+        let a = for_usage(&usage(
+            vec![filter(2, Restriction::Equality, 0.001)],
+            vec![],
+            vec![],
+            Some(vec![2, 5]),
+        ));
+        let b = for_usage(&usage(
+            vec![filter(2, Restriction::Equality, 0.001)],
+            vec![],
+            vec![],
+            Some(vec![2, 6]),
+        ));
         let all: std::collections::BTreeSet<Candidate> = a.into_iter().chain(b).collect();
         let merged = merged_covering(&all);
         assert_eq!(ddls(&merged), vec![r#"CREATE INDEX CONCURRENTLY ON public.orders (customer_id) INCLUDE (total, "Note")"#.to_string()]);
@@ -451,12 +585,22 @@ mod tests {
 
     #[test]
     fn a_longer_index_supersedes_its_prefix_only() {
-        let u = usage(vec![filter(2, Restriction::Equality, 0.001), filter(4, Restriction::Range, 0.1)], vec![], vec![], Some(vec![2, 4, 5]));
+        let u = usage(
+            vec![filter(2, Restriction::Equality, 0.001), filter(4, Restriction::Range, 0.1)],
+            vec![],
+            vec![],
+            Some(vec![2, 4, 5]),
+        );
         let all = for_usage(&u);
-        let find = |ddl: &str| all.iter().find(|c| c.ddl() == ddl).unwrap_or_else(|| panic!("{ddl}: {:?}", ddls(&all)));
+        let find = |ddl: &str| {
+            all.iter().find(|c| c.ddl() == ddl).unwrap_or_else(|| panic!("{ddl}: {:?}", ddls(&all)))
+        };
         let single = find("CREATE INDEX CONCURRENTLY ON public.orders (customer_id)");
-        let composite = find("CREATE INDEX CONCURRENTLY ON public.orders (customer_id, created_at)");
-        let covering = find("CREATE INDEX CONCURRENTLY ON public.orders (customer_id) INCLUDE (created_at, total)");
+        let composite =
+            find("CREATE INDEX CONCURRENTLY ON public.orders (customer_id, created_at)");
+        let covering = find(
+            "CREATE INDEX CONCURRENTLY ON public.orders (customer_id) INCLUDE (created_at, total)",
+        );
         assert!(composite.supersedes(single));
         assert!(!single.supersedes(composite));
         assert!(!single.supersedes(single));
@@ -466,23 +610,50 @@ mod tests {
 
     #[test]
     fn existing_index_covers_prefix_in_either_direction_but_not_other_columns() {
-        let existing = ExistingIndex { relid: 42, btree: true, partial: false, keys: vec![(2, false), (4, false)], include: vec![5] };
-        let u = usage(vec![filter(2, Restriction::Equality, 0.001)], vec![], vec![], Some(vec![2, 5]));
+        let existing = ExistingIndex {
+            relid: 42,
+            btree: true,
+            partial: false,
+            keys: vec![(2, false), (4, false)],
+            include: vec![5],
+        };
+        let u =
+            usage(vec![filter(2, Restriction::Equality, 0.001)], vec![], vec![], Some(vec![2, 5]));
         let candidates = for_usage(&u);
         assert!(candidates.iter().all(|c| existing.covers(c)), "{:?}", ddls(&candidates));
         let desc = Candidate {
             relid: 42,
             table: "t".into(),
             keys: vec![
-                KeyColumn { attnum: 2, name: "customer_id".into(), descending: true, nulls_first: true, opclass: None, expression: None },
-                KeyColumn { attnum: 4, name: "created_at".into(), descending: true, nulls_first: true, opclass: None, expression: None },
+                KeyColumn {
+                    attnum: 2,
+                    name: "customer_id".into(),
+                    descending: true,
+                    nulls_first: true,
+                    opclass: None,
+                    expression: None,
+                },
+                KeyColumn {
+                    attnum: 4,
+                    name: "created_at".into(),
+                    descending: true,
+                    nulls_first: true,
+                    opclass: None,
+                    expression: None,
+                },
             ],
             include: vec![],
             predicate: None,
             partitioned: false,
         };
         assert!(existing.covers(&desc), "a backward scan gives the reversed order");
-        let mixed = Candidate { keys: vec![desc.keys[0].clone(), KeyColumn { descending: false, ..desc.keys[1].clone() }], ..desc.clone() };
+        let mixed = Candidate {
+            keys: vec![
+                desc.keys[0].clone(),
+                KeyColumn { descending: false, ..desc.keys[1].clone() },
+            ],
+            ..desc.clone()
+        };
         assert!(!existing.covers(&mixed));
         let other_column = Candidate { include: vec![(6, "Note".into())], ..mixed.clone() };
         assert!(!existing.covers(&other_column));
@@ -496,19 +667,47 @@ mod tests {
     fn expressions_are_keys_in_parentheses_and_carry_their_columns_for_covering() {
         let mut lower = filter(6, Restriction::Equality, 0.0001);
         lower.expression = Some("lower(\"Note\")".into());
-        let day = SortKey { attnum: 4, descending: false, nulls_first: false, expression: Some("date_trunc('day'::text, created_at)".into()) };
-        let u = usage(vec![lower.clone(), filter(6, Restriction::Range, 0.5)], vec![day], vec![], Some(vec![5, 6]));
+        let day = SortKey {
+            attnum: 4,
+            descending: false,
+            nulls_first: false,
+            expression: Some("date_trunc('day'::text, created_at)".into()),
+        };
+        let u = usage(
+            vec![lower.clone(), filter(6, Restriction::Range, 0.5)],
+            vec![day],
+            vec![],
+            Some(vec![5, 6]),
+        );
         let all = ddls(&for_usage(&u));
-        assert!(all.contains(&r#"CREATE INDEX CONCURRENTLY ON public.orders ((lower("Note")))"#.to_string()), "{all:?}");
-        assert!(all.contains(&r#"CREATE INDEX CONCURRENTLY ON public.orders ("Note")"#.to_string()), "the column is its own key: {all:?}");
+        assert!(
+            all.contains(
+                &r#"CREATE INDEX CONCURRENTLY ON public.orders ((lower("Note")))"#.to_string()
+            ),
+            "{all:?}"
+        );
+        assert!(
+            all.contains(&r#"CREATE INDEX CONCURRENTLY ON public.orders ("Note")"#.to_string()),
+            "the column is its own key: {all:?}"
+        );
         assert!(
             all.contains(&r#"CREATE INDEX CONCURRENTLY ON public.orders ((lower("Note")), (date_trunc('day'::text, created_at)))"#.to_string()),
             "{all:?}"
         );
         assert!(all.contains(&r#"CREATE INDEX CONCURRENTLY ON public.orders ((lower("Note"))) INCLUDE (total, "Note")"#.to_string()), "{all:?}");
-        let existing = ExistingIndex { relid: 42, btree: true, partial: false, keys: vec![(6, false)], include: vec![5] };
-        let expression = for_usage(&u).into_iter().find(|c| c.keys[0].expression.is_some()).unwrap();
-        assert!(!existing.covers(&expression), "an index on the column does not serve the expression");
+        let existing = ExistingIndex {
+            relid: 42,
+            btree: true,
+            partial: false,
+            keys: vec![(6, false)],
+            include: vec![5],
+        };
+        let expression =
+            for_usage(&u).into_iter().find(|c| c.keys[0].expression.is_some()).unwrap();
+        assert!(
+            !existing.covers(&expression),
+            "an index on the column does not serve the expression"
+        );
         assert!(expression.purpose().contains("expression"), "{}", expression.purpose());
     }
 
@@ -517,8 +716,19 @@ mod tests {
         let mut u = usage(vec![filter(3, Restriction::Equality, 0.05)], vec![], vec![], None);
         u.join_expressions = vec![(6, "lower(\"Note\")".into())];
         let all = ddls(&for_usage(&u));
-        assert!(all.contains(&r#"CREATE INDEX CONCURRENTLY ON public.orders ((lower("Note")))"#.to_string()), "{all:?}");
-        assert!(all.contains(&r#"CREATE INDEX CONCURRENTLY ON public.orders (status, (lower("Note")))"#.to_string()), "{all:?}");
+        assert!(
+            all.contains(
+                &r#"CREATE INDEX CONCURRENTLY ON public.orders ((lower("Note")))"#.to_string()
+            ),
+            "{all:?}"
+        );
+        assert!(
+            all.contains(
+                &r#"CREATE INDEX CONCURRENTLY ON public.orders (status, (lower("Note")))"#
+                    .to_string()
+            ),
+            "{all:?}"
+        );
         assert!(u.mentions(6));
     }
 
@@ -527,8 +737,15 @@ mod tests {
         let mut u = usage(vec![filter(2, Restriction::Equality, 0.001)], vec![], vec![], None);
         u.partitioned = true;
         let candidates = for_usage(&u);
-        assert_eq!(ddls(&candidates), vec!["CREATE INDEX ON public.orders (customer_id)".to_string()]);
+        assert_eq!(
+            ddls(&candidates),
+            vec!["CREATE INDEX ON public.orders (customer_id)".to_string()]
+        );
         let purpose = candidates[0].purpose();
-        assert!(purpose.contains("CREATE INDEX ON ONLY public.orders") && purpose.contains("ATTACH PARTITION"), "{purpose}");
+        assert!(
+            purpose.contains("CREATE INDEX ON ONLY public.orders")
+                && purpose.contains("ATTACH PARTITION"),
+            "{purpose}"
+        );
     }
 }

@@ -40,7 +40,10 @@ pub struct BtreeFacts {
 /// Bytes a freshly built copy of the index would take, when the statistics allow a guess.
 pub fn expected_bytes(facts: &BtreeFacts) -> Option<f64> {
     let widths: Option<Vec<f64>> = facts.widths.iter().copied().collect();
-    let distinct = size::distinct_keys(&facts.ndistinct[..facts.key_columns.min(facts.ndistinct.len())], facts.tuples);
+    let distinct = size::distinct_keys(
+        &facts.ndistinct[..facts.key_columns.min(facts.ndistinct.len())],
+        facts.tuples,
+    );
     let shape = IndexShape {
         am: AccessMethod::Btree,
         tuples: facts.tuples,
@@ -133,7 +136,11 @@ fn catalog_findings(include_self: bool) -> Vec<HealthRow> {
 /// The first suggestion (in rank order) that serves a foreign key of `relid` on `fk_columns`:
 /// not partial, and its leading key columns are exactly the foreign key's, in any order (the
 /// rule index_health.sql applies to existing indexes).
-pub fn covering_suggestion<'a>(relid: u32, fk_columns: &[i16], suggestions: &'a [SuggestedKeys]) -> Option<&'a SuggestedKeys> {
+pub fn covering_suggestion<'a>(
+    relid: u32,
+    fk_columns: &[i16],
+    suggestions: &'a [SuggestedKeys],
+) -> Option<&'a SuggestedKeys> {
     let mut wanted = fk_columns.to_vec();
     wanted.sort_unstable();
     suggestions.iter().find(|s| {
@@ -228,15 +235,23 @@ fn index_health(
     if with_advice && rows.iter().any(|r| r.foreign_key.is_some()) {
         let suggestions = default_suggestions(include_self).or_report();
         for row in &mut rows {
-            let found = row.foreign_key.as_ref().and_then(|(relid, keys)| covering_suggestion(*relid, keys, &suggestions));
+            let found = row
+                .foreign_key
+                .as_ref()
+                .and_then(|(relid, keys)| covering_suggestion(*relid, keys, &suggestions));
             if let Some(suggestion) = found {
                 point_at_suggestion(row, suggestion);
             }
         }
     }
-    rows.extend(btree_facts(include_self).iter().filter_map(|f| bloat_finding(f, min_pct, min_bytes as f64)));
+    rows.extend(
+        btree_facts(include_self)
+            .iter()
+            .filter_map(|f| bloat_finding(f, min_pct, min_bytes as f64)),
+    );
     TableIterator::new(
-        rows.into_iter().map(|r| (r.problem, r.table_name, r.index_name, r.index_bytes, r.detail, r.fix)),
+        rows.into_iter()
+            .map(|r| (r.problem, r.table_name, r.index_name, r.index_bytes, r.detail, r.fix)),
     )
 }
 
@@ -248,7 +263,13 @@ mod tests {
     fn own_relation_is_filled_in_for_each_expression_and_an_unclosed_one_is_left_alone() {
         let sql = with_own_relation("a {own_relation:t.oid} b {own_relation:f.conrelid} c");
         assert!(!sql.contains("{own_relation:") && !sql.contains("{rel}"), "{sql}");
-        assert!(sql.contains("t.oid") && sql.contains("f.conrelid") && sql.starts_with("a ") && sql.ends_with(" c"), "{sql}");
+        assert!(
+            sql.contains("t.oid")
+                && sql.contains("f.conrelid")
+                && sql.starts_with("a ")
+                && sql.ends_with(" c"),
+            "{sql}"
+        );
         assert_eq!(with_own_relation("x {own_relation:t.oid"), "x {own_relation:t.oid");
     }
 

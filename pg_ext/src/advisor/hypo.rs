@@ -4,12 +4,12 @@
 use crate::advisor::size::{self, IndexShape, SizeEstimate};
 use crate::error::{required, OrReport, PitstopError};
 use crate::pg::hypo_index::{self, HypoDescription, HypoIndex};
+use crate::pg::ident::quote_ident;
 use crate::pg::role::ActingRole;
 use crate::pg::{planning, spi, subxact};
-use crate::pg::ident::quote_ident;
+use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::PgRelation;
-use pgrx::pg_sys;
 use std::collections::HashMap;
 
 /// Key types whose btree operator classes allow deduplication (they have an "equal image"
@@ -42,7 +42,8 @@ pub fn estimate_size(index: &HypoDescription, tuples: f64, table_pages: f64) -> 
     let deduplicates = !index.unique
         && index.key_columns == index.attnums.len()
         && index.column_types[..index.key_columns].iter().all(|(t, _)| deduplicable(*t));
-    let distinct_keys = if deduplicates { size::distinct_keys(&index.key_ndistinct, tuples) } else { Some(tuples) };
+    let distinct_keys =
+        if deduplicates { size::distinct_keys(&index.key_ndistinct, tuples) } else { Some(tuples) };
     size::estimate(&IndexShape {
         am: index.am,
         tuples,
@@ -56,8 +57,11 @@ pub fn estimate_size(index: &HypoDescription, tuples: f64, table_pages: f64) -> 
 /// Average widths and n_distinct of the table's columns from pg_stats (when analyzed).
 fn column_statistics(relid: pg_sys::Oid) -> HashMap<i16, (Option<f64>, Option<f64>)> {
     Spi::connect(|client| {
-        let Ok(table) = client.select(include_str!("../../../sql/queries/column_statistics.sql"), None, &[relid.into()])
-        else {
+        let Ok(table) = client.select(
+            include_str!("../../../sql/queries/column_statistics.sql"),
+            None,
+            &[relid.into()],
+        ) else {
             return HashMap::new();
         };
         table
@@ -140,7 +144,8 @@ pub fn prepare(ddl: &str, role: &ActingRole) -> Result<HypoIndex, PitstopError> 
     if let Some(predicate) = index.desc.predicate_sql.clone() {
         let (rows, _) = table_size(index.desc.relid);
         if rows > 0.0 {
-            index.desc.covered_fraction = (covered_rows(index.desc.relid, &predicate, rows, role) / rows).clamp(0.0, 1.0);
+            index.desc.covered_fraction =
+                (covered_rows(index.desc.relid, &predicate, rows, role) / rows).clamp(0.0, 1.0);
         }
     }
     Ok(index)
@@ -168,7 +173,10 @@ fn table_size(relid: pg_sys::Oid) -> (f64, f64) {
 /// Rows a partial index covers: the planner's estimate for its predicate, planned as `role`.
 fn covered_rows(relid: pg_sys::Oid, predicate: &str, table_rows: f64, role: &ActingRole) -> f64 {
     let statement = format!("SELECT 1 FROM {} WHERE {predicate}", qualified_table_name(relid));
-    planning::plan(&statement, role, &[], false).map(|p| p.rows).unwrap_or(table_rows).min(table_rows)
+    planning::plan(&statement, role, &[], false)
+        .map(|p| p.rows)
+        .unwrap_or(table_rows)
+        .min(table_rows)
 }
 
 /// `schema.table`, quoted, whatever the search_path.
@@ -185,7 +193,8 @@ fn qualified_table_name(relid: pg_sys::Oid) -> String {
 }
 
 fn table_name(relid: pg_sys::Oid) -> String {
-    Spi::connect(|client| spi::select_one(client, "SELECT $1::regclass::text", &[relid.into()])).unwrap_or_default()
+    Spi::connect(|client| spi::select_one(client, "SELECT $1::regclass::text", &[relid.into()]))
+        .unwrap_or_default()
 }
 
 pub fn size_bytes(index: &HypoDescription) -> i64 {

@@ -57,7 +57,14 @@ impl Token {
 pub fn token_end(sql: &str, kind: &Kind, start: usize, next_start: usize) -> usize {
     let rest = &sql.as_bytes()[start..next_start.min(sql.len())];
     let word = |skip: usize| {
-        start + skip + rest[skip.min(rest.len())..].iter().take_while(|b| b.is_ascii_alphanumeric() || **b == b'_' || **b == b'$' || **b >= 0x80).count()
+        start
+            + skip
+            + rest[skip.min(rest.len())..]
+                .iter()
+                .take_while(|b| {
+                    b.is_ascii_alphanumeric() || **b == b'_' || **b == b'$' || **b >= 0x80
+                })
+                .count()
     };
     match kind {
         Kind::Char(_) => start + 1,
@@ -120,7 +127,8 @@ const INTERVAL_FIELDS: &[&str] = &["year", "month", "day", "hour", "minute", "se
 
 /// The index of the `)` matching the `(` at `at`, or of the `(` matching the `)` at `at`.
 fn matching(tokens: &[Token], at: usize) -> Option<usize> {
-    let (open, close, step) = if tokens[at].is_char('(') { ('(', ')', 1isize) } else { (')', '(', -1isize) };
+    let (open, close, step) =
+        if tokens[at].is_char('(') { ('(', ')', 1isize) } else { (')', '(', -1isize) };
     let mut depth = 0;
     let mut i = at as isize;
     while i >= 0 && (i as usize) < tokens.len() {
@@ -145,7 +153,11 @@ fn type_name_start(tokens: &[Token], end: usize) -> Option<(usize, bool)> {
     let mut j = end;
     // [WITH | WITHOUT] TIME ZONE, only after time or timestamp.
     let mut zoned = false;
-    if j >= 3 && tokens[j].keyword("zone") && tokens[j - 1].keyword("time") && (tokens[j - 2].keyword("with") || tokens[j - 2].keyword("without")) {
+    if j >= 3
+        && tokens[j].keyword("zone")
+        && tokens[j - 1].keyword("time")
+        && (tokens[j - 2].keyword("with") || tokens[j - 2].keyword("without"))
+    {
         j -= 3;
         zoned = true;
     }
@@ -164,7 +176,10 @@ fn type_name_start(tokens: &[Token], end: usize) -> Option<(usize, bool)> {
     let mut best: Option<(usize, bool)> = None;
     for words in KEYWORD_TYPES {
         let n = words.len();
-        if j + 1 >= n && words.iter().enumerate().all(|(w, word)| tokens[j + 1 - n + w].keyword(word)) && best.is_none_or(|(b, _)| j + 1 - n < b) {
+        if j + 1 >= n
+            && words.iter().enumerate().all(|(w, word)| tokens[j + 1 - n + w].keyword(word))
+            && best.is_none_or(|(b, _)| j + 1 - n < b)
+        {
             best = Some((j + 1 - n, words == &["interval"]));
         }
     }
@@ -184,14 +199,19 @@ fn type_name_start(tokens: &[Token], end: usize) -> Option<(usize, bool)> {
 /// The last token of the interval fields after the parameter at `param` (`day`,
 /// `day to second(3)`, …), if any.
 fn interval_fields_end(tokens: &[Token], param: usize) -> Option<usize> {
-    let field = |i: usize| tokens.get(i).is_some_and(|t| INTERVAL_FIELDS.iter().any(|f| t.keyword(f)));
+    let field =
+        |i: usize| tokens.get(i).is_some_and(|t| INTERVAL_FIELDS.iter().any(|f| t.keyword(f)));
     let precision = |i: usize| {
         // second(p)
         let p = tokens[i].keyword("second")
             && tokens.get(i + 1).is_some_and(|t| t.is_char('('))
             && tokens.get(i + 2).is_some_and(|t| t.kind == Kind::Int)
             && tokens.get(i + 3).is_some_and(|t| t.is_char(')'));
-        if p { i + 3 } else { i }
+        if p {
+            i + 3
+        } else {
+            i
+        }
     };
     let mut i = param + 1;
     if !field(i) {
@@ -217,7 +237,11 @@ pub fn cast_typed_literals(sql: &str, tokens: &[Token]) -> Option<String> {
         }
         // `extract(year from d)` is recorded as `extract($1 from d)` (the field is a constant
         // since PostgreSQL 14), which does not parse; date_part takes the field as a value.
-        if i >= 2 && tokens[i - 1].is_char('(') && tokens[i - 2].keyword("extract") && tokens.get(i + 1).is_some_and(|t| t.keyword("from")) {
+        if i >= 2
+            && tokens[i - 1].is_char('(')
+            && tokens[i - 2].keyword("extract")
+            && tokens.get(i + 1).is_some_and(|t| t.keyword("from"))
+        {
             if tokens[i - 2].start < copied {
                 continue;
             }
@@ -232,9 +256,14 @@ pub fn cast_typed_literals(sql: &str, tokens: &[Token]) -> Option<String> {
         }
         let fields = if interval { interval_fields_end(tokens, i) } else { None };
         let type_text = &sql[tokens[first].start..tokens[i - 1].end];
-        let fields_text = fields.map(|f| format!(" {}", &sql[tokens[i + 1].start..tokens[f].end])).unwrap_or_default();
+        let fields_text = fields
+            .map(|f| format!(" {}", &sql[tokens[i + 1].start..tokens[f].end]))
+            .unwrap_or_default();
         out.push_str(&sql[copied..tokens[first].start]);
-        out.push_str(&format!("CAST({} AS {type_text}{fields_text})", &sql[token.start..token.end]));
+        out.push_str(&format!(
+            "CAST({} AS {type_text}{fields_text})",
+            &sql[token.start..token.end]
+        ));
         copied = fields.map_or(token.end, |f| tokens[f].end);
     }
     (copied > 0).then(|| {
@@ -266,7 +295,10 @@ fn untyped(t: u32) -> bool {
 
 /// The parameters among `tokens[from..=to]`.
 fn params_in(tokens: &[Token], from: usize, to: usize) -> Vec<u32> {
-    tokens[from..=to].iter().filter_map(|t| if let Kind::Param(n) = t.kind { Some(n) } else { None }).collect()
+    tokens[from..=to]
+        .iter()
+        .filter_map(|t| if let Kind::Param(n) = t.kind { Some(n) } else { None })
+        .collect()
 }
 
 /// An operand next to the operator at `op`: a parameter, or a parenthesised group. Returns
@@ -301,11 +333,17 @@ enum Candidate {
     Type(u32),
     /// The type PostgreSQL infers for one parameter standing for the whole expression
     /// `text[start..end]` (the compared column's, the function argument's).
-    Probe { param: u32, start: usize, end: usize },
+    Probe {
+        param: u32,
+        start: usize,
+        end: usize,
+    },
 }
 
 fn site(tokens: &[Token], failure: &Failure) -> Option<Site> {
-    let at = failure.position.and_then(|p| tokens.iter().position(|t| t.start <= p && p < t.end.max(t.start + 1)));
+    let at = failure
+        .position
+        .and_then(|p| tokens.iter().position(|t| t.start <= p && p < t.end.max(t.start + 1)));
     let unknown = |n: &u32| failure.types.get(*n as usize - 1).is_none_or(|t| untyped(*t));
     if failure.code == INDETERMINATE_DATATYPE {
         // `SELECT $1 IS NULL`, a parameter in a select list, a numbering gap: text, or int8
@@ -314,16 +352,24 @@ fn site(tokens: &[Token], failure: &Failure) -> Option<Site> {
             Some(Kind::Param(n)) => vec![*n],
             _ => (1..=failure.types.len() as u32).filter(|n| unknown(n)).collect(),
         };
-        let counted = at.and_then(|i| i.checked_sub(1)).is_some_and(|p| ["limit", "offset", "first", "next"].iter().any(|k| tokens[p].keyword(k)));
-        return (!params.is_empty()).then(|| Site { params, candidates: vec![Candidate::Type(if counted { INT8 } else { TEXT })] });
+        let counted = at.and_then(|i| i.checked_sub(1)).is_some_and(|p| {
+            ["limit", "offset", "first", "next"].iter().any(|k| tokens[p].keyword(k))
+        });
+        return (!params.is_empty()).then(|| Site {
+            params,
+            candidates: vec![Candidate::Type(if counted { INT8 } else { TEXT })],
+        });
     }
-    if ![AMBIGUOUS_FUNCTION, UNDEFINED_FUNCTION, DATATYPE_MISMATCH].contains(&failure.code.as_str()) {
+    if ![AMBIGUOUS_FUNCTION, UNDEFINED_FUNCTION, DATATYPE_MISMATCH].contains(&failure.code.as_str())
+    {
         return None;
     }
     let i = at?;
     match &tokens[i].kind {
         // An operator over parameters: `$2 + $3`, `$1 || $2`, `($1 - $2) * $3`.
-        Kind::Char(c) if "+-*/%^<>=".contains(*c) => operator_site(tokens, i, &unknown, Some(*c).filter(|c| "+-*/%^".contains(*c))),
+        Kind::Char(c) if "+-*/%^<>=".contains(*c) => {
+            operator_site(tokens, i, &unknown, Some(*c).filter(|c| "+-*/%^".contains(*c)))
+        }
         Kind::Op(op) => operator_site(tokens, i, &unknown, (op == "||").then_some('|')),
         // A function over parameters: `sum($1)`, `sum(CASE … THEN $1 ELSE $2 END)` (a CASE of
         // untyped parameters resolves to text).
@@ -333,13 +379,21 @@ fn site(tokens: &[Token], failure: &Failure) -> Option<Site> {
                 .into_iter()
                 .filter(|n| unknown(n) || failure.types.get(*n as usize - 1) == Some(&TEXT))
                 .collect();
-            (!params.is_empty()).then(|| Site { params, candidates: vec![Candidate::Type(NUMERIC), Candidate::Type(TEXT)] })
+            (!params.is_empty()).then(|| Site {
+                params,
+                candidates: vec![Candidate::Type(NUMERIC), Candidate::Type(TEXT)],
+            })
         }
         _ => None,
     }
 }
 
-fn operator_site(tokens: &[Token], op: usize, unknown: &dyn Fn(&u32) -> bool, arithmetic: Option<char>) -> Option<Site> {
+fn operator_site(
+    tokens: &[Token],
+    op: usize,
+    unknown: &dyn Fn(&u32) -> bool,
+    arithmetic: Option<char>,
+) -> Option<Site> {
     let left = operand(tokens, op, true);
     let right = operand(tokens, op, false);
     let mut params: Vec<u32> = Vec::new();
@@ -353,7 +407,11 @@ fn operator_site(tokens: &[Token], op: usize, unknown: &dyn Fn(&u32) -> bool, ar
     // The whole expression replaced by its first parameter: what type does its context give?
     let from = left.map_or(op, |l| l.0);
     let to = right.map_or(op, |r| r.1);
-    candidates.push(Candidate::Probe { param: params[0], start: tokens[from].start, end: tokens[to].end });
+    candidates.push(Candidate::Probe {
+        param: params[0],
+        start: tokens[from].start,
+        end: tokens[to].end,
+    });
     match arithmetic {
         Some('|') => candidates.push(Candidate::Type(TEXT)),
         Some(_) => {
@@ -374,7 +432,11 @@ pub fn infer_parameter_types(
     tokens: &[Token],
     mut attempt: impl FnMut(&str, &[u32]) -> Result<Vec<u32>, Failure>,
 ) -> Result<Vec<u32>, String> {
-    let count = tokens.iter().filter_map(|t| if let Kind::Param(n) = t.kind { Some(n) } else { None }).max().unwrap_or(0) as usize;
+    let count = tokens
+        .iter()
+        .filter_map(|t| if let Kind::Param(n) = t.kind { Some(n) } else { None })
+        .max()
+        .unwrap_or(0) as usize;
     let mut types = vec![0u32; count];
     // Per failing position: its site and the next candidate to try.
     let mut sites: BTreeMap<Option<usize>, (Site, usize)> = BTreeMap::new();
@@ -388,7 +450,9 @@ pub fn infer_parameter_types(
         let (site, next) = match sites.entry(key) {
             std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::btree_map::Entry::Vacant(entry) => {
-                let Some(site) = site(tokens, &failure) else { return Err(refusal(sql, &failure, &tried)) };
+                let Some(site) = site(tokens, &failure) else {
+                    return Err(refusal(sql, &failure, &tried));
+                };
                 entry.insert((site, 0))
             }
         };
@@ -408,7 +472,9 @@ pub fn infer_parameter_types(
                     found.get(param as usize - 1).copied().filter(|t| !untyped(*t))
                 }
             };
-            if let Some(t) = typ.filter(|t| site.params.iter().any(|p| types[*p as usize - 1] != *t)) {
+            if let Some(t) =
+                typ.filter(|t| site.params.iter().any(|p| types[*p as usize - 1] != *t))
+            {
                 chosen = Some(t);
                 break;
             }
@@ -423,7 +489,11 @@ pub fn infer_parameter_types(
             type_label(chosen)
         ));
     }
-    Err(format!("parameter types not found after {} attempts ({})", 4 * count + 8, tried.join("; ")))
+    Err(format!(
+        "parameter types not found after {} attempts ({})",
+        4 * count + 8,
+        tried.join("; ")
+    ))
 }
 
 fn type_label(oid: u32) -> String {
@@ -439,7 +509,13 @@ fn type_label(oid: u32) -> String {
 fn refusal(sql: &str, failure: &Failure, tried: &[String]) -> String {
     let mut reason = failure.message.clone();
     if let Some(p) = failure.position.filter(|p| *p < sql.len() && sql.is_char_boundary(*p)) {
-        let near: String = sql[p..].chars().take(40).collect::<String>().split_whitespace().collect::<Vec<_>>().join(" ");
+        let near: String = sql[p..]
+            .chars()
+            .take(40)
+            .collect::<String>()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         reason.push_str(&format!(" at \"{near}\""));
     }
     if !tried.is_empty() {
@@ -456,10 +532,47 @@ mod tests {
     /// used in the server; the #[pg_test]s cover it).
     fn lex(sql: &str) -> Vec<Token> {
         const KEYWORDS: &[&str] = &[
-            "select", "from", "where", "and", "or", "between", "interval", "timestamp", "time", "with", "without", "zone",
-            "day", "hour", "minute", "second", "month", "year", "to", "double", "precision", "character", "varying", "numeric",
-            "limit", "offset", "as", "at", "case", "when", "then", "else", "end", "in", "not", "is", "null", "int", "national",
-            "extract", "for",
+            "select",
+            "from",
+            "where",
+            "and",
+            "or",
+            "between",
+            "interval",
+            "timestamp",
+            "time",
+            "with",
+            "without",
+            "zone",
+            "day",
+            "hour",
+            "minute",
+            "second",
+            "month",
+            "year",
+            "to",
+            "double",
+            "precision",
+            "character",
+            "varying",
+            "numeric",
+            "limit",
+            "offset",
+            "as",
+            "at",
+            "case",
+            "when",
+            "then",
+            "else",
+            "end",
+            "in",
+            "not",
+            "is",
+            "null",
+            "int",
+            "national",
+            "extract",
+            "for",
         ];
         let b = sql.as_bytes();
         let mut out = Vec::new();
@@ -500,10 +613,21 @@ mod tests {
                     i += 1;
                 }
                 let word = sql[start..i].to_ascii_lowercase();
-                if KEYWORDS.contains(&word.as_str()) { Kind::Keyword(word) } else { Kind::Ident }
-            } else if sql[i..].starts_with("||") || sql[i..].starts_with("<=") || sql[i..].starts_with("::") {
+                if KEYWORDS.contains(&word.as_str()) {
+                    Kind::Keyword(word)
+                } else {
+                    Kind::Ident
+                }
+            } else if sql[i..].starts_with("||")
+                || sql[i..].starts_with("<=")
+                || sql[i..].starts_with("::")
+            {
                 i += 2;
-                if &sql[start..i] == "::" { Kind::Other } else { Kind::Op(sql[start..i].to_string()) }
+                if &sql[start..i] == "::" {
+                    Kind::Other
+                } else {
+                    Kind::Op(sql[start..i].to_string())
+                }
             } else {
                 i += 1;
                 Kind::Char(c)
@@ -523,15 +647,36 @@ mod tests {
             cast("select * from lineitem where l_shipdate <= date $1 - interval $2 day"),
             "select * from lineitem where l_shipdate <= CAST($1 AS date) - CAST($2 AS interval day)"
         );
-        assert_eq!(cast("where o_orderdate < date $1 + interval $2"), "where o_orderdate < CAST($1 AS date) + CAST($2 AS interval)");
-        assert_eq!(cast("select TIMESTAMP WITH TIME ZONE $3"), "select CAST($3 AS TIMESTAMP WITH TIME ZONE)");
-        assert_eq!(cast("select timestamp(3) without time zone $1"), "select CAST($1 AS timestamp(3) without time zone)");
-        assert_eq!(cast("select int4 $1, pg_catalog.date $2"), "select CAST($1 AS int4), CAST($2 AS pg_catalog.date)");
+        assert_eq!(
+            cast("where o_orderdate < date $1 + interval $2"),
+            "where o_orderdate < CAST($1 AS date) + CAST($2 AS interval)"
+        );
+        assert_eq!(
+            cast("select TIMESTAMP WITH TIME ZONE $3"),
+            "select CAST($3 AS TIMESTAMP WITH TIME ZONE)"
+        );
+        assert_eq!(
+            cast("select timestamp(3) without time zone $1"),
+            "select CAST($1 AS timestamp(3) without time zone)"
+        );
+        assert_eq!(
+            cast("select int4 $1, pg_catalog.date $2"),
+            "select CAST($1 AS int4), CAST($2 AS pg_catalog.date)"
+        );
         assert_eq!(cast("select numeric(10, 2) $1"), "select CAST($1 AS numeric(10, 2))");
         assert_eq!(cast("select double precision $1"), "select CAST($1 AS double precision)");
-        assert_eq!(cast("select character varying(4) $1"), "select CAST($1 AS character varying(4))");
-        assert_eq!(cast("select interval $1 day to second(3) from t"), "select CAST($1 AS interval day to second(3)) from t");
-        assert_eq!(cast("select interval $1 hour to minute"), "select CAST($1 AS interval hour to minute)");
+        assert_eq!(
+            cast("select character varying(4) $1"),
+            "select CAST($1 AS character varying(4))"
+        );
+        assert_eq!(
+            cast("select interval $1 day to second(3) from t"),
+            "select CAST($1 AS interval day to second(3)) from t"
+        );
+        assert_eq!(
+            cast("select interval $1 hour to minute"),
+            "select CAST($1 AS interval hour to minute)"
+        );
         assert_eq!(cast("select interval(2) $1"), "select CAST($1 AS interval(2))");
         assert_eq!(cast("select \"MyType\" $1"), "select CAST($1 AS \"MyType\")");
         assert_eq!(
@@ -558,7 +703,12 @@ mod tests {
 
     /// A fake analyser: `rules` maps a text to the outcome for given types.
     fn failure(code: &str, sql: &str, at: &str, types: &[u32]) -> Failure {
-        Failure { code: code.into(), position: sql.find(at), message: format!("{code} at {at}"), types: types.to_vec() }
+        Failure {
+            code: code.into(),
+            position: sql.find(at),
+            message: format!("{code} at {at}"),
+            types: types.to_vec(),
+        }
     }
 
     const INT4: u32 = 23;
@@ -579,7 +729,10 @@ mod tests {
         })
         .unwrap();
         assert_eq!(types, vec![INT4, INT4, INT4]);
-        assert_eq!(seen[1].0, "select 1 from d where m between $1 and $2", "the probe replaces `$2 + $3` by `$2`");
+        assert_eq!(
+            seen[1].0, "select 1 from d where m between $1 and $2",
+            "the probe replaces `$2 + $3` by `$2`"
+        );
     }
 
     #[test]
@@ -598,7 +751,9 @@ mod tests {
         let sql = "select 1 from u where lower(email) = lower($1 || $2)";
         let types = infer_parameter_types(sql, &lex(sql), |text, types| match (text, types) {
             (_, [TEXT, TEXT]) => Ok(vec![TEXT, TEXT]),
-            (t, _) if t.contains("lower($1)") => Err(failure(AMBIGUOUS_FUNCTION, t, "lower($1)", &[UNKNOWN])),
+            (t, _) if t.contains("lower($1)") => {
+                Err(failure(AMBIGUOUS_FUNCTION, t, "lower($1)", &[UNKNOWN]))
+            }
             _ => Err(failure(AMBIGUOUS_FUNCTION, sql, "||", &[UNKNOWN, UNKNOWN])),
         })
         .unwrap();
@@ -610,18 +765,27 @@ mod tests {
         let sql = "select sum(case when m > $1 then $2 else $3 end) from d limit $4";
         let types = infer_parameter_types(sql, &lex(sql), |_, types| match types {
             [0, 0, 0, 0] => Err(failure(UNDEFINED_FUNCTION, sql, "sum", &[INT4, TEXT, TEXT, 0])),
-            [0, NUMERIC, NUMERIC, 0] => Err(failure(INDETERMINATE_DATATYPE, sql, "$4", &[INT4, NUMERIC, NUMERIC, UNKNOWN])),
+            [0, NUMERIC, NUMERIC, 0] => {
+                Err(failure(INDETERMINATE_DATATYPE, sql, "$4", &[INT4, NUMERIC, NUMERIC, UNKNOWN]))
+            }
             [0, NUMERIC, NUMERIC, INT8] => Ok(vec![INT4, NUMERIC, NUMERIC, INT8]),
             other => panic!("unexpected attempt {other:?}"),
         })
         .unwrap();
-        assert_eq!(types, vec![INT4, NUMERIC, NUMERIC, INT8], "$1 keeps the type of the column it is compared with");
+        assert_eq!(
+            types,
+            vec![INT4, NUMERIC, NUMERIC, INT8],
+            "$1 keeps the type of the column it is compared with"
+        );
     }
 
     #[test]
     fn what_cannot_be_fixed_says_why_and_where() {
         let sql = "select 1 from d where x = $1";
-        let err = infer_parameter_types(sql, &lex(sql), |_, _| Err(failure("42703", sql, "x =", &[UNKNOWN]))).unwrap_err();
+        let err = infer_parameter_types(sql, &lex(sql), |_, _| {
+            Err(failure("42703", sql, "x =", &[UNKNOWN]))
+        })
+        .unwrap_err();
         assert_eq!(err, "42703 at x = at \"x = $1\"");
         // Every candidate fails: the refusal lists what was tried.
         let sql = "select $1 + $2";

@@ -42,7 +42,8 @@ pub fn remember(suggestions: &[Remembered<'_>]) {
     }
     let outcome = subxact::try_kept(|| {
         Spi::connect_mut(|client| {
-            let may_write = client.select(MAY_WRITE, Some(1), &[])?.first().get_one::<bool>()?.unwrap_or(false);
+            let may_write =
+                client.select(MAY_WRITE, Some(1), &[])?.first().get_one::<bool>()?.unwrap_or(false);
             if !may_write {
                 return Ok::<_, pgrx::spi::Error>(());
             }
@@ -72,6 +73,9 @@ pub fn remember(suggestions: &[Remembered<'_>]) {
     match outcome {
         Ok(Ok(())) => {}
         Ok(Err(e)) => pgrx::warning!("pitstop: suggestions not remembered for index_effect: {e}"),
-        Err(e) => pgrx::warning!("pitstop: suggestions not remembered for index_effect: {}", subxact::message(&e)),
+        Err(e) => pgrx::warning!(
+            "pitstop: suggestions not remembered for index_effect: {}",
+            subxact::message(&e)
+        ),
     }
 }

@@ -76,7 +76,9 @@ pub fn select(
     limits: &Limits,
     mut cost_with: impl FnMut(&[usize], usize) -> Option<f64>,
 ) -> Vec<Pick> {
-    let helps = |before: f64, after: f64| before > 0.0 && (before - after) / before >= limits.min_improvement;
+    let helps = |before: f64, after: f64| {
+        before > 0.0 && (before - after) / before >= limits.min_improvement
+    };
     let picked = if limits.budget_bytes.is_none() {
         // Most benefit per byte first, so the list's curve (bytes against workload cost) bends
         // once and is cut at its knee below.
@@ -84,9 +86,15 @@ pub fn select(
     } else {
         // Under a storage budget (a knapsack) neither the largest benefit first nor the most
         // benefit per byte first always wins: both are tried, the cheaper workload is kept.
-        let (by_benefit, benefit_cost) = greedy(weights, base_costs, candidates, limits, Rank::Benefit, &mut cost_with);
-        let (by_density, density_cost) = greedy(weights, base_costs, candidates, limits, Rank::Density, &mut cost_with);
-        if density_cost < benefit_cost { by_density } else { by_benefit }
+        let (by_benefit, benefit_cost) =
+            greedy(weights, base_costs, candidates, limits, Rank::Benefit, &mut cost_with);
+        let (by_density, density_cost) =
+            greedy(weights, base_costs, candidates, limits, Rank::Density, &mut cost_with);
+        if density_cost < benefit_cost {
+            by_density
+        } else {
+            by_benefit
+        }
     };
     let picks = evidence(weights, base_costs, candidates, &picked, helps, cost_with);
     if limits.budget_bytes.is_some() {
@@ -151,7 +159,9 @@ fn greedy(
     rank: Rank,
     cost_with: &mut impl FnMut(&[usize], usize) -> Option<f64>,
 ) -> (Vec<usize>, f64) {
-    let helps = |before: f64, after: f64| before > 0.0 && (before - after) / before >= limits.min_improvement;
+    let helps = |before: f64, after: f64| {
+        before > 0.0 && (before - after) / before >= limits.min_improvement
+    };
     let mut current = base_costs.to_vec();
     let mut picked: Vec<usize> = Vec::new();
     let mut used_bytes = 0.0;
@@ -165,14 +175,22 @@ fn greedy(
         let full = limits.max_indexes.is_some_and(|max| picked.len() >= max);
         // Under a budget every index that fits and helps is worth its bytes: the budget is
         // what the DBA chose to spend. Without one, small gains are left out.
-        let least_net = if limits.budget_bytes.is_some() { 0.0 } else { limits.min_workload_gain * workload(weights, &current) };
+        let least_net = if limits.budget_bytes.is_some() {
+            0.0
+        } else {
+            limits.min_workload_gain * workload(weights, &current)
+        };
         let mut best: Option<Move> = None;
         for (c, candidate) in candidates.iter().enumerate() {
             // A chosen index that does this one's job (its keys extend it) rules it out.
-            if useless[c] || picked.contains(&c) || picked.iter().any(|p| candidates[*p].supersedes.contains(&c)) {
+            if useless[c]
+                || picked.contains(&c)
+                || picked.iter().any(|p| candidates[*p].supersedes.contains(&c))
+            {
                 continue;
             }
-            let replaces: Vec<usize> = picked.iter().copied().filter(|p| candidate.supersedes.contains(p)).collect();
+            let replaces: Vec<usize> =
+                picked.iter().copied().filter(|p| candidate.supersedes.contains(p)).collect();
             // One index per key: another INCLUDE list on a chosen key only as its replacement.
             if picked.iter().any(|p| candidate.same_key.contains(p) && !replaces.contains(p)) {
                 continue;
@@ -186,9 +204,14 @@ fn greedy(
                 continue;
             }
             if evaluated[c].as_ref().is_none_or(|(r, _)| *r != replaces) {
-                let mut set: Vec<usize> = picked.iter().copied().filter(|p| !replaces.contains(p)).collect();
+                let mut set: Vec<usize> =
+                    picked.iter().copied().filter(|p| !replaces.contains(p)).collect();
                 set.push(c);
-                let costs = candidate.queries.iter().filter_map(|q| cost_with(&set, *q).map(|cost| (*q, cost))).collect();
+                let costs = candidate
+                    .queries
+                    .iter()
+                    .filter_map(|q| cost_with(&set, *q).map(|cost| (*q, cost)))
+                    .collect();
                 evaluated[c] = Some((replaces.clone(), costs));
             }
             let costs = &evaluated[c].as_ref().expect("evaluated above").1;
@@ -197,14 +220,19 @@ fn greedy(
                 .iter()
                 .map(|(q, cost)| {
                     let delta = current[*q] - cost;
-                    if delta < 0.0 || helps(current[*q], *cost) { weights[*q] * delta } else { 0.0 }
+                    if delta < 0.0 || helps(current[*q], *cost) {
+                        weights[*q] * delta
+                    } else {
+                        0.0
+                    }
                 })
                 .sum();
             if !costs.iter().any(|(q, cost)| helps(current[*q], *cost)) {
                 useless[c] = replaces.is_empty();
                 continue;
             }
-            let net = gain - candidate.write_cost + replaces.iter().map(|p| candidates[*p].write_cost).sum::<f64>();
+            let net = gain - candidate.write_cost
+                + replaces.iter().map(|p| candidates[*p].write_cost).sum::<f64>();
             if net <= 0.0 || net < least_net {
                 continue;
             }
@@ -221,7 +249,8 @@ fn greedy(
                 }
             };
             if better {
-                best = Some(Move { candidate: c, replaces, net, added_bytes, costs: costs.clone() });
+                best =
+                    Some(Move { candidate: c, replaces, net, added_bytes, costs: costs.clone() });
             }
         }
         let Some(step) = best else { break };
@@ -261,10 +290,16 @@ fn evidence(
     let mut picks = Vec::new();
     for c in picked {
         chosen.push(*c);
-        let costs: Vec<(usize, f64)> =
-            candidates[*c].queries.iter().filter_map(|q| cost_with(&chosen, *q).map(|cost| (*q, cost))).collect();
-        let helped: Vec<(usize, f64, f64)> =
-            costs.iter().filter(|(q, cost)| helps(current[*q], *cost)).map(|(q, cost)| (*q, current[*q], *cost)).collect();
+        let costs: Vec<(usize, f64)> = candidates[*c]
+            .queries
+            .iter()
+            .filter_map(|q| cost_with(&chosen, *q).map(|cost| (*q, cost)))
+            .collect();
+        let helped: Vec<(usize, f64, f64)> = costs
+            .iter()
+            .filter(|(q, cost)| helps(current[*q], *cost))
+            .map(|(q, cost)| (*q, current[*q], *cost))
+            .collect();
         if helped.is_empty() {
             chosen.pop();
             continue;
@@ -273,7 +308,12 @@ fn evidence(
         for (q, cost) in &costs {
             current[*q] = *cost;
         }
-        picks.push(Pick { candidate: *c, workload_before: before, workload_after: workload(weights, &current), helped });
+        picks.push(Pick {
+            candidate: *c,
+            workload_before: before,
+            workload_after: workload(weights, &current),
+            helped,
+        });
     }
     picks
 }
@@ -296,7 +336,8 @@ mod tests {
 
     impl Model {
         fn cost(&self, set: &[usize], q: usize) -> Option<f64> {
-            let best = self.effects.iter().filter(|(c, qq, _)| *qq == q && set.contains(c)).map(|e| e.2);
+            let best =
+                self.effects.iter().filter(|(c, qq, _)| *qq == q && set.contains(c)).map(|e| e.2);
             Some(best.fold(self.base[q], f64::min))
         }
     }
@@ -314,14 +355,23 @@ mod tests {
             .collect()
     }
 
-    const NO_LIMITS: Limits = Limits { budget_bytes: None, max_indexes: None, min_improvement: 0.05, min_workload_gain: 0.0 };
+    const NO_LIMITS: Limits = Limits {
+        budget_bytes: None,
+        max_indexes: None,
+        min_improvement: 0.05,
+        min_workload_gain: 0.0,
+    };
 
     #[test]
     fn one_composite_beats_two_singles_and_makes_them_useless() {
         // Candidate 2 (composite) serves both queries; 0 and 1 each serve one.
-        let model = Model { base: vec![100.0, 100.0], effects: vec![(0, 0, 10.0), (1, 1, 10.0), (2, 0, 10.0), (2, 1, 10.0)] };
+        let model = Model {
+            base: vec![100.0, 100.0],
+            effects: vec![(0, 0, 10.0), (1, 1, 10.0), (2, 0, 10.0), (2, 1, 10.0)],
+        };
         let candidates = cands(&[(1e6, 0.0, &[0]), (1e6, 0.0, &[1]), (1.5e6, 0.0, &[0, 1])]);
-        let picks = select(&[1.0, 1.0], &model.base, &candidates, &NO_LIMITS, |s, q| model.cost(s, q));
+        let picks =
+            select(&[1.0, 1.0], &model.base, &candidates, &NO_LIMITS, |s, q| model.cost(s, q));
         assert_eq!(picks.len(), 1, "{picks:?}");
         assert_eq!(picks[0].candidate, 2);
         assert_eq!(picks[0].workload_before, 200.0);
@@ -338,9 +388,16 @@ mod tests {
             base: vec![1000.0, 400.0, 400.0, 400.0],
             effects: vec![(0, 0, 100.0), (2, 0, 50.0), (1, 1, 100.0), (3, 2, 100.0), (4, 3, 100.0)],
         };
-        let mut candidates = cands(&[(1e6, 0.0, &[0]), (1e6, 0.0, &[1]), (1e7, 0.0, &[0]), (1e6, 0.0, &[2]), (1e6, 0.0, &[3])]);
+        let mut candidates = cands(&[
+            (1e6, 0.0, &[0]),
+            (1e6, 0.0, &[1]),
+            (1e7, 0.0, &[0]),
+            (1e6, 0.0, &[2]),
+            (1e6, 0.0, &[3]),
+        ]);
         candidates[2].supersedes = vec![0];
-        let picks = select(&[1.0; 4], &model.base, &candidates, &NO_LIMITS, |s, q| model.cost(s, q));
+        let picks =
+            select(&[1.0; 4], &model.base, &candidates, &NO_LIMITS, |s, q| model.cost(s, q));
         let chosen: Vec<usize> = picks.iter().map(|p| p.candidate).collect();
         assert!(chosen.contains(&0) || chosen.contains(&2), "query 0 lost its index: {chosen:?}");
         assert_eq!(chosen.first(), Some(&2), "{chosen:?}");
@@ -350,7 +407,8 @@ mod tests {
     fn weights_decide_and_write_cost_can_veto() {
         let model = Model { base: vec![100.0, 100.0], effects: vec![(0, 0, 50.0), (1, 1, 10.0)] };
         let candidates = cands(&[(1.0, 0.0, &[0]), (1.0, 0.0, &[1])]);
-        let picks = select(&[100.0, 1.0], &model.base, &candidates, &NO_LIMITS, |s, q| model.cost(s, q));
+        let picks =
+            select(&[100.0, 1.0], &model.base, &candidates, &NO_LIMITS, |s, q| model.cost(s, q));
         assert_eq!(picks.iter().map(|p| p.candidate).collect::<Vec<_>>(), vec![0, 1]);
         // Writes to the second table cost more than the 90 its index saves.
         let heavy = cands(&[(1.0, 0.0, &[0]), (1.0, 91.0, &[1])]);
@@ -360,7 +418,10 @@ mod tests {
 
     #[test]
     fn budget_and_count_limits_hold() {
-        let model = Model { base: vec![100.0, 100.0, 100.0], effects: vec![(0, 0, 1.0), (1, 1, 2.0), (2, 2, 3.0)] };
+        let model = Model {
+            base: vec![100.0, 100.0, 100.0],
+            effects: vec![(0, 0, 1.0), (1, 1, 2.0), (2, 2, 3.0)],
+        };
         let candidates = cands(&[(10.0, 0.0, &[0]), (10.0, 0.0, &[1]), (5.0, 0.0, &[2])]);
         let limits = Limits { budget_bytes: Some(15.0), ..NO_LIMITS };
         let picks = select(&[1.0; 3], &model.base, &candidates, &limits, |s, q| model.cost(s, q));
@@ -373,7 +434,9 @@ mod tests {
     #[test]
     fn small_improvements_do_not_count_and_near_ties_prefer_smaller() {
         let model = Model { base: vec![100.0], effects: vec![(0, 0, 97.0)] };
-        let picks = select(&[1e9], &model.base, &cands(&[(1.0, 0.0, &[0])]), &NO_LIMITS, |s, q| model.cost(s, q));
+        let picks = select(&[1e9], &model.base, &cands(&[(1.0, 0.0, &[0])]), &NO_LIMITS, |s, q| {
+            model.cost(s, q)
+        });
         assert!(picks.is_empty(), "a 3 % gain is below min_improvement");
         let model = Model { base: vec![100.0], effects: vec![(0, 0, 10.0), (1, 0, 10.5)] };
         let candidates = cands(&[(9e6, 0.0, &[0]), (1e6, 0.0, &[0])]);
@@ -388,11 +451,19 @@ mod tests {
         // (a, b) in place of (a) still gains on q2 more than it loses on q0 and q1.
         let model = Model {
             base: vec![100.0, 100.0, 100.0],
-            effects: vec![(0, 0, 10.0), (0, 1, 10.0), (0, 2, 30.0), (1, 0, 12.0), (1, 1, 12.0), (1, 2, 25.0)],
+            effects: vec![
+                (0, 0, 10.0),
+                (0, 1, 10.0),
+                (0, 2, 30.0),
+                (1, 0, 12.0),
+                (1, 1, 12.0),
+                (1, 2, 25.0),
+            ],
         };
         let mut candidates = cands(&[(1.0, 0.0, &[0, 1, 2]), (2.0, 0.0, &[0, 1, 2])]);
         candidates[1].supersedes = vec![0];
-        let picks = select(&[1.0; 3], &model.base, &candidates, &NO_LIMITS, |s, q| model.cost(s, q));
+        let picks =
+            select(&[1.0; 3], &model.base, &candidates, &NO_LIMITS, |s, q| model.cost(s, q));
         assert_eq!(picks.iter().map(|p| p.candidate).collect::<Vec<_>>(), vec![1], "{picks:?}");
         assert_eq!(picks[0].workload_after, 49.0);
         // At the index limit a replacement is still allowed; without room it is not.
@@ -428,27 +499,42 @@ mod tests {
         assert_eq!(picks.iter().map(|p| p.candidate).collect::<Vec<_>>(), vec![0, 1]);
         let model = Model { base: vec![1000.0, 10.0], effects: vec![(0, 0, 500.0), (1, 1, 6.0)] };
         let picks = select(&[1.0, 1.0], &model.base, &candidates, &limits, |s, q| model.cost(s, q));
-        assert_eq!(picks.iter().map(|p| p.candidate).collect::<Vec<_>>(), vec![0], "4 of the remaining 510 is under 1 %");
-        let picks = select(&[1.0, 1.0], &model.base, &candidates, &NO_LIMITS, |s, q| model.cost(s, q));
+        assert_eq!(
+            picks.iter().map(|p| p.candidate).collect::<Vec<_>>(),
+            vec![0],
+            "4 of the remaining 510 is under 1 %"
+        );
+        let picks =
+            select(&[1.0, 1.0], &model.base, &candidates, &NO_LIMITS, |s, q| model.cost(s, q));
         assert_eq!(picks.len(), 2, "without the rule both are chosen");
     }
 
     #[test]
     fn under_a_budget_the_better_of_benefit_first_and_benefit_per_byte_first_is_kept() {
-        let model = Model { base: vec![200.0; 3], effects: vec![(0, 0, 100.0), (1, 1, 140.0), (2, 2, 140.0)] };
+        let model = Model {
+            base: vec![200.0; 3],
+            effects: vec![(0, 0, 100.0), (1, 1, 140.0), (2, 2, 140.0)],
+        };
         let order = |picks: Vec<Pick>| picks.iter().map(|p| p.candidate).collect::<Vec<_>>();
         // The largest (100 for 20 MB) fills the budget; two halves save 120 in it.
         let candidates = cands(&[(20e6, 0.0, &[0]), (10e6, 0.0, &[1]), (10e6, 0.0, &[2])]);
         let limits = Limits { budget_bytes: Some(20e6), ..NO_LIMITS };
-        assert_eq!(order(select(&[1.0; 3], &model.base, &candidates, &limits, |s, q| model.cost(s, q))), vec![1, 2]);
+        assert_eq!(
+            order(select(&[1.0; 3], &model.base, &candidates, &limits, |s, q| model.cost(s, q))),
+            vec![1, 2]
+        );
         // Here the largest first leaves room for a small one (160); the densest first does not (120).
         let candidates = cands(&[(15e6, 0.0, &[0]), (5e6, 0.0, &[1]), (5e6, 0.0, &[2])]);
-        let picks = order(select(&[1.0; 3], &model.base, &candidates, &limits, |s, q| model.cost(s, q)));
+        let picks =
+            order(select(&[1.0; 3], &model.base, &candidates, &limits, |s, q| model.cost(s, q)));
         assert_eq!(picks.len(), 2);
         assert_eq!(picks[0], 0, "{picks:?}");
         // Without a budget: most benefit per byte first, cut at the knee (60 per 5 MB twice,
         // then 100 for 15 MB: less per byte than the list's average).
-        assert_eq!(order(select(&[1.0; 3], &model.base, &candidates, &NO_LIMITS, |s, q| model.cost(s, q))), vec![1, 2]);
+        assert_eq!(
+            order(select(&[1.0; 3], &model.base, &candidates, &NO_LIMITS, |s, q| model.cost(s, q))),
+            vec![1, 2]
+        );
     }
 
     #[test]
@@ -458,10 +544,19 @@ mod tests {
         let model = Model { base: vec![1000.0, 10.0], effects: vec![(0, 0, 500.0), (1, 1, 6.0)] };
         let candidates = cands(&[(10.0, 0.0, &[0]), (5.0, 0.0, &[1])]);
         let limits = Limits { min_workload_gain: 0.01, ..NO_LIMITS };
-        let order = |l: &Limits| select(&[1.0, 1.0], &model.base, &candidates, l, |s, q| model.cost(s, q)).iter().map(|p| p.candidate).collect::<Vec<_>>();
+        let order = |l: &Limits| {
+            select(&[1.0, 1.0], &model.base, &candidates, l, |s, q| model.cost(s, q))
+                .iter()
+                .map(|p| p.candidate)
+                .collect::<Vec<_>>()
+        };
         assert_eq!(order(&limits), vec![0]);
         assert_eq!(order(&Limits { budget_bytes: Some(15.0), ..limits.clone() }), vec![0, 1]);
-        assert_eq!(order(&Limits { budget_bytes: Some(14.0), ..limits }), vec![0], "no room for the second");
+        assert_eq!(
+            order(&Limits { budget_bytes: Some(14.0), ..limits }),
+            vec![0],
+            "no room for the second"
+        );
     }
 
     #[test]
@@ -472,12 +567,24 @@ mod tests {
             base: vec![500.0, 500.0, 100.0, 100.0, 100.0],
             effects: vec![(0, 0, 100.0), (1, 1, 100.0), (2, 2, 95.0), (3, 3, 95.0), (4, 4, 95.0)],
         };
-        let candidates = cands(&[(1e6, 0.0, &[0]), (1e6, 0.0, &[1]), (1e7, 0.0, &[2]), (1e7, 0.0, &[3]), (1e7, 0.0, &[4])]);
+        let candidates = cands(&[
+            (1e6, 0.0, &[0]),
+            (1e6, 0.0, &[1]),
+            (1e7, 0.0, &[2]),
+            (1e7, 0.0, &[3]),
+            (1e7, 0.0, &[4]),
+        ]);
         let limits = Limits { min_workload_gain: 0.001, ..NO_LIMITS };
         let picks = select(&[1.0; 5], &model.base, &candidates, &limits, |s, q| model.cost(s, q));
         assert_eq!(picks.iter().map(|p| p.candidate).collect::<Vec<_>>(), vec![0, 1], "{picks:?}");
         // With a budget the tail is bought.
-        let picks = select(&[1.0; 5], &model.base, &candidates, &Limits { budget_bytes: Some(1e9), ..limits }, |s, q| model.cost(s, q));
+        let picks = select(
+            &[1.0; 5],
+            &model.base,
+            &candidates,
+            &Limits { budget_bytes: Some(1e9), ..limits },
+            |s, q| model.cost(s, q),
+        );
         assert_eq!(picks.len(), 5);
     }
 
@@ -502,13 +609,25 @@ mod tests {
     fn one_index_per_key_and_a_merge_replaces_the_variants() {
         // Candidates 0 and 1: the same key with different INCLUDE lists, each making one query an
         // index-only scan; 2 is their merge (covers both), a little bigger than either.
-        let model = Model { base: vec![100.0, 100.0], effects: vec![(0, 0, 10.0), (0, 1, 40.0), (1, 1, 10.0), (1, 0, 40.0), (2, 0, 11.0), (2, 1, 11.0)] };
-        let mut candidates = cands(&[(1e6, 0.0, &[0, 1]), (1e6, 0.0, &[0, 1]), (1.2e6, 0.0, &[0, 1])]);
+        let model = Model {
+            base: vec![100.0, 100.0],
+            effects: vec![
+                (0, 0, 10.0),
+                (0, 1, 40.0),
+                (1, 1, 10.0),
+                (1, 0, 40.0),
+                (2, 0, 11.0),
+                (2, 1, 11.0),
+            ],
+        };
+        let mut candidates =
+            cands(&[(1e6, 0.0, &[0, 1]), (1e6, 0.0, &[0, 1]), (1.2e6, 0.0, &[0, 1])]);
         candidates[0].same_key = vec![1, 2];
         candidates[1].same_key = vec![0, 2];
         candidates[2].same_key = vec![0, 1];
         candidates[2].supersedes = vec![0, 1];
-        let picks = select(&[1.0, 1.0], &model.base, &candidates, &NO_LIMITS, |s, q| model.cost(s, q));
+        let picks =
+            select(&[1.0, 1.0], &model.base, &candidates, &NO_LIMITS, |s, q| model.cost(s, q));
         assert_eq!(picks.iter().map(|p| p.candidate).collect::<Vec<_>>(), vec![2], "{picks:?}");
         // Without the merge: one of the variants only, not both.
         let without: Vec<CandidateCost> = candidates[..2].to_vec();
@@ -516,7 +635,13 @@ mod tests {
         assert_eq!(picks.len(), 1, "{picks:?}");
         // The merge is dropped when it costs more than it saves: a huge merged index loses to
         // one variant under a budget that does not hold it.
-        let picks = select(&[1.0, 1.0], &model.base, &candidates, &Limits { budget_bytes: Some(1.1e6), ..NO_LIMITS }, |s, q| model.cost(s, q));
+        let picks = select(
+            &[1.0, 1.0],
+            &model.base,
+            &candidates,
+            &Limits { budget_bytes: Some(1.1e6), ..NO_LIMITS },
+            |s, q| model.cost(s, q),
+        );
         assert_eq!(picks.len(), 1);
         assert_ne!(picks[0].candidate, 2);
     }
@@ -527,9 +652,11 @@ mod tests {
             base: vec![100.0, 80.0, 60.0, 40.0],
             effects: vec![(0, 0, 10.0), (1, 1, 20.0), (2, 2, 30.0), (3, 3, 35.0), (1, 0, 50.0)],
         };
-        let candidates = cands(&[(3e6, 0.0, &[0]), (1e6, 0.0, &[0, 1]), (2e6, 0.0, &[2]), (5e6, 0.0, &[3])]);
+        let candidates =
+            cands(&[(3e6, 0.0, &[0]), (1e6, 0.0, &[0, 1]), (2e6, 0.0, &[2]), (5e6, 0.0, &[3])]);
         for limits in [NO_LIMITS, Limits { budget_bytes: Some(8e6), ..NO_LIMITS }] {
-            let picks = select(&[1.0; 4], &model.base, &candidates, &limits, |s, q| model.cost(s, q));
+            let picks =
+                select(&[1.0; 4], &model.base, &candidates, &limits, |s, q| model.cost(s, q));
             let points = curve(&picks, &candidates);
             assert_eq!(points.len(), picks.len() + 1);
             assert_eq!(points[0], (0.0, 280.0));

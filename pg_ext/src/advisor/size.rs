@@ -160,7 +160,8 @@ mod tests {
         let distinct = estimate(&btree_shape(1_000_000.0, &[4.0], Some(1_000_000.0)));
         let repeated = estimate(&btree_shape(1_000_000.0, &[4.0], Some(100.0)));
         assert!(repeated.pages < distinct.pages / 2.0, "{repeated:?} vs {distinct:?}");
-        let unique = estimate(&IndexShape { unique: true, ..btree_shape(1_000_000.0, &[4.0], Some(100.0)) });
+        let unique =
+            estimate(&IndexShape { unique: true, ..btree_shape(1_000_000.0, &[4.0], Some(100.0)) });
         assert_eq!(unique.pages, distinct.pages);
     }
 
@@ -192,7 +193,10 @@ mod tests {
             ..btree_shape(10_000_000.0, &[8.0], None)
         });
         assert!(brin.pages < 10.0, "{brin:?}");
-        let hash = estimate(&IndexShape { am: AccessMethod::Hash, ..btree_shape(1_000_000.0, &[4.0], None) });
+        let hash = estimate(&IndexShape {
+            am: AccessMethod::Hash,
+            ..btree_shape(1_000_000.0, &[4.0], None)
+        });
         assert_eq!((hash.pages - 2.0).log2().fract(), 0.0);
         assert!(hash.pages > 2000.0 && hash.pages < 9000.0, "{hash:?}");
     }

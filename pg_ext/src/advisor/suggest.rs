@@ -57,24 +57,38 @@ fn options(
     top_n: Option<i32>,
     min_workload_gain: Option<f64>,
 ) -> Result<Options, PitstopError> {
-    let out_of_range = |name, value: String, expected| PitstopError::OutOfRange { name, value, expected };
+    let out_of_range =
+        |name, value: String, expected| PitstopError::OutOfRange { name, value, expected };
     if let Some(budget) = budget_mb.filter(|b| !(*b > 0.0 && b.is_finite())) {
-        return Err(out_of_range("budget_mb", budget.to_string(), "a positive number of megabytes"));
+        return Err(out_of_range(
+            "budget_mb",
+            budget.to_string(),
+            "a positive number of megabytes",
+        ));
     }
     if let Some(max) = max_indexes.filter(|m| *m < 1) {
         return Err(out_of_range("max_indexes", max.to_string(), "at least 1"));
     }
     let min_improvement = min_improvement.ok_or(PitstopError::NullArgument("min_improvement"))?;
     if !(0.0..1.0).contains(&min_improvement) {
-        return Err(out_of_range("min_improvement", min_improvement.to_string(), "between 0 and 1 (a share, 0.05 = 5 %)"));
+        return Err(out_of_range(
+            "min_improvement",
+            min_improvement.to_string(),
+            "between 0 and 1 (a share, 0.05 = 5 %)",
+        ));
     }
     let top_n = top_n.ok_or(PitstopError::NullArgument("top_n"))?;
     if top_n < 1 {
         return Err(out_of_range("top_n", top_n.to_string(), "at least 1"));
     }
-    let min_workload_gain = min_workload_gain.ok_or(PitstopError::NullArgument("min_workload_gain"))?;
+    let min_workload_gain =
+        min_workload_gain.ok_or(PitstopError::NullArgument("min_workload_gain"))?;
     if !(0.0..1.0).contains(&min_workload_gain) {
-        return Err(out_of_range("min_workload_gain", min_workload_gain.to_string(), "between 0 and 1 (a share, 0.01 = 1 %)"));
+        return Err(out_of_range(
+            "min_workload_gain",
+            min_workload_gain.to_string(),
+            "between 0 and 1 (a share, 0.01 = 1 %)",
+        ));
     }
     Ok(Options {
         limits: Limits {
@@ -90,9 +104,16 @@ fn options(
 
 /// The statements to advise on: the explicit list (planned as the caller, who wrote it), or
 /// the top of pg_stat_statements (each planned as the role that ran it).
-fn workload(queries: Option<Vec<Option<String>>>, top_n: i64, include_self: bool) -> Result<Vec<Statement>, PitstopError> {
+fn workload(
+    queries: Option<Vec<Option<String>>>,
+    top_n: i64,
+    include_self: bool,
+) -> Result<Vec<Statement>, PitstopError> {
     if let Some(queries) = queries {
-        let me = Spi::connect(|client| spi::select_one::<String>(client, "SELECT current_user::text", &[])).unwrap_or_default();
+        let me = Spi::connect(|client| {
+            spi::select_one::<String>(client, "SELECT current_user::text", &[])
+        })
+        .unwrap_or_default();
         return Ok(queries
             .into_iter()
             .flatten()
@@ -109,30 +130,40 @@ fn workload(queries: Option<Vec<Option<String>>>, top_n: i64, include_self: bool
             .collect());
     }
     #[allow(clippy::type_complexity)]
-    let recorded: Vec<(Option<i64>, pg_sys::Oid, String, String, f64, Option<f64>, usize)> = Spi::connect(|client| {
-        let pgss = spi::extension_object(client, "pg_stat_statements", "pg_stat_statements")
-            .ok_or(PitstopError::MissingPgStatStatements)?;
-        let sql = include_str!("../../../sql/queries/advisor_workload.sql")
-            .replace("{pgss}", &pgss)
-            .replace("{own_statement}", crate::insight::top_queries::OWN_STATEMENT);
-        let rows = client
-            .select(&sql, None, &[top_n.into(), include_self.into(), (MAX_STATEMENT_BYTES as i64).into()])
-            .unwrap_or_else(|e| pgrx::error!("suggest_indexes: reading pg_stat_statements failed: {e}"));
-        Ok::<_, PitstopError>(
-            rows.filter_map(|row| {
-                Some((
-                    row.get_by_name::<i64, _>("queryid").ok().flatten(),
-                    row.get_by_name::<pg_sys::Oid, _>("userid").ok().flatten()?,
-                    row.get_by_name::<String, _>("role_name").ok().flatten()?,
-                    row.get_by_name::<String, _>("query").ok().flatten()?,
-                    row.get_by_name::<f64, _>("calls").ok().flatten().unwrap_or(1.0),
-                    row.get_by_name::<f64, _>("rows").ok().flatten(),
-                    row.get_by_name::<i64, _>("text_bytes").ok().flatten().map_or(0, |n| n as usize),
-                ))
-            })
-            .collect(),
-        )
-    })?;
+    let recorded: Vec<(Option<i64>, pg_sys::Oid, String, String, f64, Option<f64>, usize)> =
+        Spi::connect(|client| {
+            let pgss = spi::extension_object(client, "pg_stat_statements", "pg_stat_statements")
+                .ok_or(PitstopError::MissingPgStatStatements)?;
+            let sql = include_str!("../../../sql/queries/advisor_workload.sql")
+                .replace("{pgss}", &pgss)
+                .replace("{own_statement}", crate::insight::top_queries::OWN_STATEMENT);
+            let rows = client
+                .select(
+                    &sql,
+                    None,
+                    &[top_n.into(), include_self.into(), (MAX_STATEMENT_BYTES as i64).into()],
+                )
+                .unwrap_or_else(|e| {
+                    pgrx::error!("suggest_indexes: reading pg_stat_statements failed: {e}")
+                });
+            Ok::<_, PitstopError>(
+                rows.filter_map(|row| {
+                    Some((
+                        row.get_by_name::<i64, _>("queryid").ok().flatten(),
+                        row.get_by_name::<pg_sys::Oid, _>("userid").ok().flatten()?,
+                        row.get_by_name::<String, _>("role_name").ok().flatten()?,
+                        row.get_by_name::<String, _>("query").ok().flatten()?,
+                        row.get_by_name::<f64, _>("calls").ok().flatten().unwrap_or(1.0),
+                        row.get_by_name::<f64, _>("rows").ok().flatten(),
+                        row.get_by_name::<i64, _>("text_bytes")
+                            .ok()
+                            .flatten()
+                            .map_or(0, |n| n as usize),
+                    ))
+                })
+                .collect(),
+            )
+        })?;
     Ok(recorded
         .into_iter()
         .filter(|(_, _, _, sql, _, _, _)| !is_utility(sql))
@@ -150,12 +181,22 @@ fn workload(queries: Option<Vec<Option<String>>>, top_n: i64, include_self: bool
 
 /// The search_path a new session of `role` would start with here.
 fn default_search_path(role: pg_sys::Oid) -> String {
-    Spi::connect(|client| spi::select_one(client, include_str!("../../../sql/queries/role_search_path.sql"), &[role.into()]))
-        .unwrap_or_else(|| "\"$user\", public".to_string())
+    Spi::connect(|client| {
+        spi::select_one(
+            client,
+            include_str!("../../../sql/queries/role_search_path.sql"),
+            &[role.into()],
+        )
+    })
+    .unwrap_or_else(|| "\"$user\", public".to_string())
 }
 
 /// Plans a workload statement as its role, or says why it may not be planned.
-fn plan_statement(statement: &Statement, indexes: &[&HypoIndex], collect_usage: bool) -> Result<planning::PlannedQuery, String> {
+fn plan_statement(
+    statement: &Statement,
+    indexes: &[&HypoIndex],
+    collect_usage: bool,
+) -> Result<planning::PlannedQuery, String> {
     if statement.text_bytes > MAX_STATEMENT_BYTES {
         return Err(format!(
             "its text is {} bytes; the advisor plans statements of up to {MAX_STATEMENT_BYTES} bytes",
@@ -188,10 +229,41 @@ fn is_utility(sql: &str) -> bool {
 /// is never a query: transaction control, settings, maintenance, DDL.
 fn starts_with_utility_command(sql: &str) -> bool {
     const UTILITY: &[&str] = &[
-        "abort", "alter", "analyze", "begin", "call", "checkpoint", "close", "cluster", "comment", "commit", "create",
-        "deallocate", "discard", "do", "drop", "end", "grant", "listen", "load", "lock", "notify", "prepare",
-        "refresh", "reindex", "release", "reset", "revoke", "rollback", "savepoint", "set", "show", "start",
-        "truncate", "unlisten", "vacuum",
+        "abort",
+        "alter",
+        "analyze",
+        "begin",
+        "call",
+        "checkpoint",
+        "close",
+        "cluster",
+        "comment",
+        "commit",
+        "create",
+        "deallocate",
+        "discard",
+        "do",
+        "drop",
+        "end",
+        "grant",
+        "listen",
+        "load",
+        "lock",
+        "notify",
+        "prepare",
+        "refresh",
+        "reindex",
+        "release",
+        "reset",
+        "revoke",
+        "rollback",
+        "savepoint",
+        "set",
+        "show",
+        "start",
+        "truncate",
+        "unlisten",
+        "vacuum",
     ];
     let mut rest = sql;
     loop {
@@ -213,7 +285,9 @@ fn existing_indexes(relids: &[u32]) -> Vec<ExistingIndex> {
     let hidden = hypo_index::hidden();
     Spi::connect(|client| {
         let sql = include_str!("../../../sql/queries/advisor_existing_indexes.sql");
-        let Ok(rows) = client.select(sql, None, &[relids.into(), hidden.into()]) else { return Vec::new() };
+        let Ok(rows) = client.select(sql, None, &[relids.into(), hidden.into()]) else {
+            return Vec::new();
+        };
         rows.filter_map(|row| {
             let relid: pg_sys::Oid = row.get(1).ok().flatten()?;
             let key_columns: i32 = row.get(4).ok().flatten()?;
@@ -243,20 +317,34 @@ fn non_hot_shares(relids: &[u32]) -> BTreeMap<u32, f64> {
     Spi::connect(|client| {
         let sql = include_str!("../../../sql/queries/advisor_non_hot_updates.sql");
         let Ok(rows) = client.select(sql, None, &[oids.into()]) else { return BTreeMap::new() };
-        rows.filter_map(|row| Some((row.get::<pg_sys::Oid>(1).ok().flatten()?.to_u32(), row.get(2).ok().flatten()?)))
-            .collect()
+        rows.filter_map(|row| {
+            Some((row.get::<pg_sys::Oid>(1).ok().flatten()?.to_u32(), row.get(2).ok().flatten()?))
+        })
+        .collect()
     })
 }
 
 /// Index maintenance the workload's own writes would cause for `candidate`, in planner cost
 /// units: each row entering the index dirties about one leaf page, priced at random_page_cost.
-fn write_cost(candidate: &Candidate, statements: &[Statement], planned: &[Result<Planned, String>], non_hot: f64, page_cost: f64) -> f64 {
-    let columns: Vec<i16> = candidate.keys.iter().map(|k| k.attnum).chain(candidate.include.iter().map(|(a, _)| *a)).collect();
+fn write_cost(
+    candidate: &Candidate,
+    statements: &[Statement],
+    planned: &[Result<Planned, String>],
+    non_hot: f64,
+    page_cost: f64,
+) -> f64 {
+    let columns: Vec<i16> = candidate
+        .keys
+        .iter()
+        .map(|k| k.attnum)
+        .chain(candidate.include.iter().map(|(a, _)| *a))
+        .collect();
     statements
         .iter()
         .zip(planned)
         .filter_map(|(statement, plan)| {
-            let write = plan.as_ref().ok()?.write.as_ref().filter(|w| w.relid == candidate.relid)?;
+            let write =
+                plan.as_ref().ok()?.write.as_ref().filter(|w| w.relid == candidate.relid)?;
             let rows = statement.rows.unwrap_or(write.estimated_rows * statement.calls);
             Some(rows * write.index_share(&columns, non_hot) * page_cost)
         })
@@ -292,7 +380,13 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
     // Baseline: every statement planned once, with no new index, collecting what it reads.
     let planned: Vec<Result<Planned, String>> = statements
         .iter()
-        .map(|s| plan_statement(s, &[], true).map(|p| Planned { cost: p.total_cost, usage: p.usage, write: p.write }))
+        .map(|s| {
+            plan_statement(s, &[], true).map(|p| Planned {
+                cost: p.total_cost,
+                usage: p.usage,
+                write: p.write,
+            })
+        })
         .collect();
 
     let baseline_ms = begun.elapsed().as_millis();
@@ -310,7 +404,11 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
     for candidate in &merged {
         let from = proposed
             .iter()
-            .find(|(c, _)| c.relid == candidate.relid && c.keys == candidate.keys && c.predicate == candidate.predicate)
+            .find(|(c, _)| {
+                c.relid == candidate.relid
+                    && c.keys == candidate.keys
+                    && c.predicate == candidate.predicate
+            })
             .map(|(_, q)| *q);
         if let Some(q) = from {
             proposed.entry(candidate.clone()).or_insert(q);
@@ -322,7 +420,10 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
         let leading = candidate.keys[0].attnum;
         (0..planned.len())
             .filter(|q| {
-                planned[*q].iter().flat_map(|p| &p.usage).any(|u| u.relid == candidate.relid && u.mentions(leading))
+                planned[*q]
+                    .iter()
+                    .flat_map(|p| &p.usage)
+                    .any(|u| u.relid == candidate.relid && u.mentions(leading))
             })
             .collect()
     };
@@ -330,22 +431,30 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
         proposed.keys().map(|c| c.relid).collect::<BTreeSet<_>>().into_iter().collect();
     let existing = existing_indexes(&relids);
     let non_hot = non_hot_shares(&relids);
-    let page_cost = Spi::connect(|client| spi::setting_value(client, "random_page_cost")).unwrap_or(4.0);
+    let page_cost =
+        Spi::connect(|client| spi::setting_value(client, "random_page_cost")).unwrap_or(4.0);
 
     // Candidates that exist already are dropped; the rest become hypothetical indexes.
     let mut kept: Vec<(Candidate, HypoIndex, CandidateCost)> = Vec::new();
     let mut taken: Vec<pg_sys::Oid> = Vec::new();
     let caller = ActingRole::caller();
-    for (candidate, q) in proposed.into_iter().filter(|(c, _)| !existing.iter().any(|e| e.covers(c))) {
+    for (candidate, q) in
+        proposed.into_iter().filter(|(c, _)| !existing.iter().any(|e| e.covers(c)))
+    {
         let Ok(role) = &statements[q].planner else { continue };
         // Plain columns run nothing while the index is prepared: as the caller, who may reach a
         // table that the statement's role reads only through a view. A predicate or an
         // expression key comes from the statement's text and preparing it folds and inlines its
         // functions: as the statement's role, never with the caller's rights. A candidate that
         // cannot be prepared is left out.
-        let from_text = candidate.predicate.is_some() || candidate.keys.iter().any(|k| k.expression.is_some());
+        let from_text =
+            candidate.predicate.is_some() || candidate.keys.iter().any(|k| k.expression.is_some());
         let preparer = if from_text { role } else { &caller };
-        let Ok(Ok(mut index)) = subxact::try_rolled_back(|| hypo::prepare(&candidate.ddl(), preparer)) else { continue };
+        let Ok(Ok(mut index)) =
+            subxact::try_rolled_back(|| hypo::prepare(&candidate.ddl(), preparer))
+        else {
+            continue;
+        };
         index.desc.oid = hypo_index::unused_oid(&taken);
         taken.push(index.desc.oid);
         let bytes = hypo::size_bytes(&index.desc) as f64;
@@ -373,7 +482,8 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
     // could not be planned so).
     let mut used_keys: Vec<Option<Vec<(u32, KeyColumn)>>> = vec![None; statements.len()];
     for q in 0..statements.len() {
-        let offered: Vec<usize> = (0..kept.len()).filter(|c| kept[*c].2.queries.contains(&q)).collect();
+        let offered: Vec<usize> =
+            (0..kept.len()).filter(|c| kept[*c].2.queries.contains(&q)).collect();
         if offered.is_empty() {
             continue;
         }
@@ -392,7 +502,9 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
     // least two of them were chosen, so selection can trade the variants for it.
     for c in 0..kept.len() {
         if merged.contains(&kept[c].0) {
-            chosen[c] = (0..kept.len()).filter(|o| chosen[*o] && kept[c].0.supersedes(&kept[*o].0)).count() >= 2;
+            chosen[c] =
+                (0..kept.len()).filter(|o| chosen[*o] && kept[c].0.supersedes(&kept[*o].0)).count()
+                    >= 2;
         }
     }
     // Under a budget the narrower variants of a chosen candidate (its leading keys, fewer
@@ -400,7 +512,10 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
     if options.limits.budget_bytes.is_some() {
         let wide: Vec<usize> = (0..kept.len()).filter(|c| chosen[*c]).collect();
         for c in 0..kept.len() {
-            if !chosen[c] && !merged.contains(&kept[c].0) && wide.iter().any(|w| kept[*w].0.supersedes(&kept[c].0)) {
+            if !chosen[c]
+                && !merged.contains(&kept[c].0)
+                && wide.iter().any(|w| kept[*w].0.supersedes(&kept[c].0))
+            {
                 chosen[c] = true;
             }
         }
@@ -422,19 +537,32 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
     // index on its table with its leading key: where another key won, that one does the job
     // (and is weighed there). This cuts most of the planning on join-heavy workloads, where a
     // dimension's key column is mentioned by nearly every query.
-    let offered_to: Vec<bool> = (0..statements.len()).map(|q| kept.iter().any(|(_, _, c)| c.queries.contains(&q))).collect();
+    let offered_to: Vec<bool> = (0..statements.len())
+        .map(|q| kept.iter().any(|(_, _, c)| c.queries.contains(&q)))
+        .collect();
     for (candidate, _, cost) in kept.iter_mut() {
         let leading = &candidate.keys[0];
-        let same = |relid: u32, key: &KeyColumn| relid == candidate.relid && key.attnum == leading.attnum && key.expression == leading.expression;
-        cost.queries.retain(|q| used_keys[*q].as_ref().is_none_or(|keys| keys.iter().any(|(relid, key)| same(*relid, key))));
+        let same = |relid: u32, key: &KeyColumn| {
+            relid == candidate.relid
+                && key.attnum == leading.attnum
+                && key.expression == leading.expression
+        };
+        cost.queries.retain(|q| {
+            used_keys[*q]
+                .as_ref()
+                .is_none_or(|keys| keys.iter().any(|(relid, key)| same(*relid, key)))
+        });
     }
     for c in 0..kept.len() {
-        kept[c].2.supersedes = (0..kept.len()).filter(|o| kept[c].0.supersedes(&kept[*o].0)).collect();
-        kept[c].2.same_key = (0..kept.len()).filter(|o| *o != c && same_key(&kept[c].0, &kept[*o].0)).collect();
+        kept[c].2.supersedes =
+            (0..kept.len()).filter(|o| kept[c].0.supersedes(&kept[*o].0)).collect();
+        kept[c].2.same_key =
+            (0..kept.len()).filter(|o| *o != c && same_key(&kept[c].0, &kept[*o].0)).collect();
     }
 
     let weights: Vec<f64> = statements.iter().map(|s| s.calls).collect();
-    let base: Vec<f64> = planned.iter().map(|p| p.as_ref().map(|p| p.cost).unwrap_or(0.0)).collect();
+    let base: Vec<f64> =
+        planned.iter().map(|p| p.as_ref().map(|p| p.cost).unwrap_or(0.0)).collect();
     let costs: Vec<CandidateCost> = kept.iter().map(|(_, _, c)| c.clone()).collect();
     // A query's plan depends only on the candidates it could use (on its tables, led by a
     // column it filters, joins or orders on): it is planned with those alone, once per set.
@@ -442,7 +570,8 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
     let (mut asked, started) = (0usize, std::time::Instant::now());
     let picks = select::select(&weights, &base, &costs, &options.limits, |set, q| {
         asked += 1;
-        let mut relevant: Vec<usize> = set.iter().copied().filter(|c| kept[*c].2.queries.contains(&q)).collect();
+        let mut relevant: Vec<usize> =
+            set.iter().copied().filter(|c| kept[*c].2.queries.contains(&q)).collect();
         relevant.sort_unstable();
         if relevant.is_empty() {
             return planned[q].as_ref().ok().map(|p| p.cost);
@@ -475,8 +604,10 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
             }
         })
         .collect();
-    let helped: BTreeSet<usize> = suggestions.iter().flat_map(|s| s.helped.iter().map(|h| h.0)).collect();
-    let limited = options.limits.max_indexes.is_some_and(|m| suggestions.len() >= m) || options.limits.budget_bytes.is_some();
+    let helped: BTreeSet<usize> =
+        suggestions.iter().flat_map(|s| s.helped.iter().map(|h| h.0)).collect();
+    let limited = options.limits.max_indexes.is_some_and(|m| suggestions.len() >= m)
+        || options.limits.budget_bytes.is_some();
     let unhelped = planned
         .iter()
         .enumerate()
@@ -511,7 +642,12 @@ fn why_not_helped(
     if plan.usage.is_empty() {
         return "reads no table".to_string();
     }
-    if let Some(broad) = plan.usage.iter().filter(|u| u.kept_fraction() >= 0.3).max_by(|a, b| a.kept_fraction().total_cmp(&b.kept_fraction())) {
+    if let Some(broad) = plan
+        .usage
+        .iter()
+        .filter(|u| u.kept_fraction() >= 0.3)
+        .max_by(|a, b| a.kept_fraction().total_cmp(&b.kept_fraction()))
+    {
         return format!(
             "reads most of {} ({:.0} % of its rows): a sequential scan is cheaper than any index",
             broad.table,
@@ -565,7 +701,8 @@ pub struct SuggestedKeys {
 
 /// What `suggest_indexes` suggests with its default arguments, in rank order.
 pub fn default_suggestions(include_self: bool) -> Result<Vec<SuggestedKeys>, PitstopError> {
-    let options = Options { include_self, ..options(None, None, Some(0.05), Some(100), Some(0.01))? };
+    let options =
+        Options { include_self, ..options(None, None, Some(0.05), Some(100), Some(0.01))? };
     Ok(advise(None, &options)?
         .suggestions
         .iter()
@@ -641,7 +778,11 @@ fn suggest_indexes(
                     })
                 })
                 .collect();
-            let best = s.helped.iter().map(|(_, b, a)| if *b > 0.0 { (b - a) / b } else { 0.0 }).fold(0.0, f64::max);
+            let best = s
+                .helped
+                .iter()
+                .map(|(_, b, a)| if *b > 0.0 { (b - a) / b } else { 0.0 })
+                .fold(0.0, f64::max);
             let reason = format!(
                 "{}; helps {} {} (up to {:.0} % cheaper)",
                 s.candidate.purpose(),
@@ -649,7 +790,11 @@ fn suggest_indexes(
                 if s.helped.len() == 1 { "query" } else { "queries" },
                 best * 100.0
             );
-            let improvement = if s.workload_before > 0.0 { (s.workload_before - s.workload_after) / s.workload_before } else { 0.0 };
+            let improvement = if s.workload_before > 0.0 {
+                (s.workload_before - s.workload_after) / s.workload_before
+            } else {
+                0.0
+            };
             (
                 i as i32 + 1,
                 s.candidate.ddl(),
@@ -675,8 +820,16 @@ fn remembered(advice: &Advice) -> Vec<remember::Remembered<'_>> {
         .iter()
         .map(|s| remember::Remembered {
             candidate: &s.candidate,
-            queryids: s.helped.iter().filter_map(|(q, _, _)| advice.statements[*q].queryid).collect(),
-            improvement_pct: if s.workload_before > 0.0 { 100.0 * (s.workload_before - s.workload_after) / s.workload_before } else { 0.0 },
+            queryids: s
+                .helped
+                .iter()
+                .filter_map(|(q, _, _)| advice.statements[*q].queryid)
+                .collect(),
+            improvement_pct: if s.workload_before > 0.0 {
+                100.0 * (s.workload_before - s.workload_after) / s.workload_before
+            } else {
+                0.0
+            },
         })
         .collect()
 }
@@ -713,7 +866,14 @@ fn unhelped_queries(
         .iter()
         .map(|u| {
             let statement = &advice.statements[u.statement];
-            (statement.queryid, query_label(statement), statement.calls, u.cost.map(round2), u.reason.clone(), statement.role_name.clone())
+            (
+                statement.queryid,
+                query_label(statement),
+                statement.calls,
+                u.cost.map(round2),
+                u.reason.clone(),
+                statement.role_name.clone(),
+            )
         })
         .collect();
     TableIterator::new(rows)
@@ -725,10 +885,22 @@ mod tests {
 
     #[test]
     fn normalized_utility_commands_are_known_by_their_first_word() {
-        for sql in ["SET work_mem = $1", "  set local statement_timeout TO $1", "/* app */ RESET ALL", "-- x\nSHOW $1"] {
+        for sql in [
+            "SET work_mem = $1",
+            "  set local statement_timeout TO $1",
+            "/* app */ RESET ALL",
+            "-- x\nSHOW $1",
+        ] {
             assert!(starts_with_utility_command(sql), "{sql}");
         }
-        for sql in ["SELECT $1", "WITH s AS (SELECT 1) SELECT * FROM s", "settle", "/* SET */ SELECT 1", "UPDATE t SET a = $1", ""] {
+        for sql in [
+            "SELECT $1",
+            "WITH s AS (SELECT 1) SELECT * FROM s",
+            "settle",
+            "/* SET */ SELECT 1",
+            "UPDATE t SET a = $1",
+            "",
+        ] {
             assert!(!starts_with_utility_command(sql), "{sql}");
         }
     }
@@ -750,8 +922,14 @@ mod tests {
         ] {
             assert!(matches!(bad, Err(PitstopError::OutOfRange { .. })));
         }
-        assert!(matches!(options(None, None, None, Some(1), gain), Err(PitstopError::NullArgument("min_improvement"))));
-        assert!(matches!(options(None, None, Some(0.05), Some(1), None), Err(PitstopError::NullArgument("min_workload_gain"))));
+        assert!(matches!(
+            options(None, None, None, Some(1), gain),
+            Err(PitstopError::NullArgument("min_improvement"))
+        ));
+        assert!(matches!(
+            options(None, None, Some(0.05), Some(1), None),
+            Err(PitstopError::NullArgument("min_workload_gain"))
+        ));
     }
 
     #[test]

@@ -71,7 +71,11 @@ pub struct TableUsage {
 impl TableUsage {
     /// Share of the table the query reads.
     pub fn kept_fraction(&self) -> f64 {
-        if self.table_rows <= 0.0 { 1.0 } else { (self.rows_kept / self.table_rows).clamp(0.0, 1.0) }
+        if self.table_rows <= 0.0 {
+            1.0
+        } else {
+            (self.rows_kept / self.table_rows).clamp(0.0, 1.0)
+        }
     }
 
     /// Whether the query filters, joins or orders on this column.
@@ -128,10 +132,16 @@ mod tests {
 
     #[test]
     fn updates_of_indexed_columns_always_cost_others_only_when_not_hot() {
-        let update = TableWrite { relid: 1, kind: WriteKind::Update, updated_columns: vec![3], estimated_rows: 1.0 };
+        let update = TableWrite {
+            relid: 1,
+            kind: WriteKind::Update,
+            updated_columns: vec![3],
+            estimated_rows: 1.0,
+        };
         assert_eq!(update.index_share(&[2, 3], 0.1), 1.0);
         assert_eq!(update.index_share(&[2], 0.1), 0.1);
-        let insert = TableWrite { kind: WriteKind::Insert, updated_columns: vec![], ..update.clone() };
+        let insert =
+            TableWrite { kind: WriteKind::Insert, updated_columns: vec![], ..update.clone() };
         assert_eq!(insert.index_share(&[2], 0.0), 1.0);
         let delete = TableWrite { kind: WriteKind::Delete, ..update };
         assert_eq!(delete.index_share(&[2], 1.0), 0.0);

@@ -71,16 +71,24 @@ thread_local! {
 const MAX_REMEMBERED: usize = 1000;
 
 fn analysis_for(sql: &str, roleid: u32, search_path: &[u8]) -> Result<Rc<Analysis>, PitstopError> {
-    let Some(generation) = tracking::definitions_generation() else { return Ok(Rc::new(cacheability::analyze(sql)?)) };
+    let Some(generation) = tracking::definitions_generation() else {
+        return Ok(Rc::new(cacheability::analyze(sql)?));
+    };
     let known = ANALYSES.with(|a| {
         let a = a.borrow();
         // Looked up without building an owned key (this runs on every hit).
-        a.get(&(roleid, search_path, sql) as &dyn MemoKey).filter(|r| r.generation == generation).map(|r| r.analysis.clone())
+        a.get(&(roleid, search_path, sql) as &dyn MemoKey)
+            .filter(|r| r.generation == generation)
+            .map(|r| r.analysis.clone())
     });
     if let Some(analysis) = known {
         return Ok(analysis);
     }
-    let memo_key = (roleid, copy_of(search_path, "a remembered search_path")?, String::from_utf8(copy_of(sql.as_bytes(), "a remembered query")?).unwrap_or_default());
+    let memo_key = (
+        roleid,
+        copy_of(search_path, "a remembered search_path")?,
+        String::from_utf8(copy_of(sql.as_bytes(), "a remembered query")?).unwrap_or_default(),
+    );
     let analysis = Rc::new(cacheability::analyze(sql)?);
     ANALYSES.with(|a| {
         let mut a = a.borrow_mut();
@@ -120,17 +128,29 @@ fn session_bypass() -> Option<Bypass> {
 
 /// The ttl to serve by, when the only reasons to bypass are replica situations (standby,
 /// subscribed tables), the caller gave an explicit ttl and pitstop.cache_replica_ttl_only is on.
-fn replica_ttl_only(bypass: Option<Bypass>, analysis: Option<Bypass>, ttl_micros: Option<i64>) -> Option<i64> {
-    let replica = |reason: Option<Bypass>| matches!(reason, Some(Bypass::Standby | Bypass::Subscriber));
+fn replica_ttl_only(
+    bypass: Option<Bypass>,
+    analysis: Option<Bypass>,
+    ttl_micros: Option<i64>,
+) -> Option<i64> {
+    let replica =
+        |reason: Option<Bypass>| matches!(reason, Some(Bypass::Standby | Bypass::Subscriber));
     // A standby hides the analysis' own reasons behind its own: those must be replica ones too.
     let only_replica = replica(bypass) && (analysis.is_none() || replica(analysis));
-    (only_replica && gucs::cache_replica_ttl_only()).then_some(ttl_micros).flatten().filter(|ttl| *ttl > 0)
+    (only_replica && gucs::cache_replica_ttl_only())
+        .then_some(ttl_micros)
+        .flatten()
+        .filter(|ttl| *ttl > 0)
 }
 
 /// `ttl` (microseconds; None = the default setting) as an absolute expiry (0 = none).
 fn expiry(now: i64, ttl_micros: Option<i64>) -> i64 {
     let ttl = ttl_micros.unwrap_or(gucs::cache_default_ttl_seconds() * 1_000_000);
-    if ttl <= 0 { 0 } else { now.saturating_add(ttl) }
+    if ttl <= 0 {
+        0
+    } else {
+        now.saturating_add(ttl)
+    }
 }
 
 /// The statement a flavor runs: the caller's, or it wrapped into one jsonb array.
@@ -138,10 +158,15 @@ pub fn statement(flavor: Flavor, query: &str) -> Result<std::borrow::Cow<'_, str
     match flavor {
         Flavor::Rows => Ok(query.into()),
         Flavor::Json => {
-            let (head, tail) = ("SELECT coalesce(jsonb_agg(pitstop_row), '[]'::jsonb) FROM (", "\n) AS pitstop_row");
+            let (head, tail) = (
+                "SELECT coalesce(jsonb_agg(pitstop_row), '[]'::jsonb) FROM (",
+                "\n) AS pitstop_row",
+            );
             let body = query.trim_end().trim_end_matches(';');
             let mut wrapped = String::new();
-            wrapped.try_reserve_exact(head.len() + body.len() + tail.len()).map_err(|_| PitstopError::OutOfMemory("the wrapped query"))?;
+            wrapped
+                .try_reserve_exact(head.len() + body.len() + tail.len())
+                .map_err(|_| PitstopError::OutOfMemory("the wrapped query"))?;
             wrapped.extend([head, body, tail]);
             Ok(wrapped.into())
         }
@@ -154,7 +179,12 @@ fn answer(outcome: Result<Outcome, String>) -> Result<Outcome, PitstopError> {
 }
 
 /// Runs (or serves) one call; its rows go to `target`.
-pub fn call(target: Target, query: &str, params: &[Option<&str>], ttl_micros: Option<i64>) -> Result<Outcome, PitstopError> {
+pub fn call(
+    target: Target,
+    query: &str,
+    params: &[Option<&str>],
+    ttl_micros: Option<i64>,
+) -> Result<Outcome, PitstopError> {
     let flavor = match target {
         Target::Rows(_) => Flavor::Rows,
         Target::FirstValue => Flavor::Json,
@@ -169,9 +199,14 @@ pub fn call(target: Target, query: &str, params: &[Option<&str>], ttl_micros: Op
     let settings = output.key_parts();
     let analysis = analysis_for(&sql, roleid, output.search_path)?;
     if analysis.param_types.len() != params.len() {
-        return Err(PitstopError::ParameterCount { expected: analysis.param_types.len(), given: params.len() });
+        return Err(PitstopError::ParameterCount {
+            expected: analysis.param_types.len(),
+            given: params.len(),
+        });
     }
-    let execute = |keep_up_to: usize| result_set::execute(&sql, &analysis.param_types, params, target, keep_up_to);
+    let execute = |keep_up_to: usize| {
+        result_set::execute(&sql, &analysis.param_types, params, target, keep_up_to)
+    };
     let run = || answer(execute(0).outcome);
     let Some((store, locks)) = attached() else { return run() };
     let own_ddl = tracking::wrote_definitions().then_some(Bypass::OwnWrite);
@@ -187,8 +222,16 @@ pub fn call(target: Target, query: &str, params: &[Option<&str>], ttl_micros: Op
     }
 
     let dbid = backend::current_database().to_u32();
-    let key = key::encode(&KeyParts { flavor, dbid, roleid, query, params, settings: &settings, ttl_only })
-        .map_err(|_| PitstopError::OutOfMemory("a cache key"))?;
+    let key = key::encode(&KeyParts {
+        flavor,
+        dbid,
+        roleid,
+        query,
+        params,
+        settings: &settings,
+        ttl_only,
+    })
+    .map_err(|_| PitstopError::OutOfMemory("a cache key"))?;
     let hash = key::hash(&key);
     let now = backend::now();
     let found = executor::shielded(|| {
@@ -203,7 +246,11 @@ pub fn call(target: Target, query: &str, params: &[Option<&str>], ttl_micros: Op
         }
         Some(Ok((Lookup::Hit, _, out))) if !result_set::servable(&out) => {
             // Never stored that way; refused here all the same (defence in depth).
-            store.count_bypass(if result_set::is_well_formed(&out) { Bypass::AnonymousRecord } else { Bypass::InternalError });
+            store.count_bypass(if result_set::is_well_formed(&out) {
+                Bypass::AnonymousRecord
+            } else {
+                Bypass::InternalError
+            });
             return run();
         }
         Some(Ok((Lookup::Hit, reads, out))) => {
@@ -231,7 +278,8 @@ pub fn call(target: Target, query: &str, params: &[Option<&str>], ttl_micros: Op
     let versions = store.versions_snapshot();
     let epoch = store.epoch();
     // Encoding stops where the entry could no longer be stored; the rows are delivered anyway.
-    let keep_up_to = gucs::cache_max_entry_bytes().min(store.max_payload().saturating_sub(key.len())).max(1);
+    let keep_up_to =
+        gucs::cache_max_entry_bytes().min(store.max_payload().saturating_sub(key.len())).max(1);
     let (Executed { outcome, kept }, reads) = tracking::collecting_reads(|| execute(keep_up_to));
     if outcome.is_err() {
         return answer(outcome);
@@ -239,10 +287,25 @@ pub fn call(target: Target, query: &str, params: &[Option<&str>], ttl_micros: Op
     let refused = match (kept, reads) {
         (Err(NotKept::TooLarge), _) => Some(Bypass::TooLarge),
         (Err(NotKept::AnonymousRecord), _) => Some(Bypass::AnonymousRecord),
-        (Err(NotKept::NotWanted | NotKept::OutOfMemory), _) | (_, None) => Some(Bypass::InternalError),
+        (Err(NotKept::NotWanted | NotKept::OutOfMemory), _) | (_, None) => {
+            Some(Bypass::InternalError)
+        }
         (Ok(result), Some(reads)) => {
-            let input = StoreInput { key: &key, hash, result: &result, dbid, roleid, now, ttl_micros, ttl_only: ttl_only.is_some(), epoch, versions: &versions, reads };
-            executor::shielded(|| store_result(&store, locks, &input)).map_or(Some(Bypass::InternalError), Result::err)
+            let input = StoreInput {
+                key: &key,
+                hash,
+                result: &result,
+                dbid,
+                roleid,
+                now,
+                ttl_micros,
+                ttl_only: ttl_only.is_some(),
+                epoch,
+                versions: &versions,
+                reads,
+            };
+            executor::shielded(|| store_result(&store, locks, &input))
+                .map_or(Some(Bypass::InternalError), Result::err)
         }
     };
     if let Some(reason) = refused {
@@ -266,21 +329,27 @@ struct StoreInput<'a> {
     reads: std::collections::BTreeSet<u32>,
 }
 
-fn store_result(store: &Store, locks: &crate::pg::lwlock::LwLocks, input: &StoreInput<'_>) -> Result<(), Bypass> {
+fn store_result(
+    store: &Store,
+    locks: &crate::pg::lwlock::LwLocks,
+    input: &StoreInput<'_>,
+) -> Result<(), Bypass> {
     if input.result.len() > gucs::cache_max_entry_bytes() {
         return Err(Bypass::TooLarge);
     }
     // A partition's writes go through its parents too: depend on them as well.
     let mut relations: std::collections::BTreeSet<u32> = input.reads.clone();
     for relid in &input.reads {
-        relations.extend(result_set::ancestors(pg_sys::Oid::from(*relid)).iter().map(|o| o.to_u32()));
+        relations
+            .extend(result_set::ancestors(pg_sys::Oid::from(*relid)).iter().map(|o| o.to_u32()));
     }
     let relations: Vec<u32> = relations.into_iter().collect();
     // Every bypass rule applies to every relation the fill read, not only to those the query
     // names: partitions, inheritance children, tables read inside functions. (Both checks
     // look at the ancestors themselves.)
     let read: Vec<pg_sys::Oid> = input.reads.iter().map(|r| pg_sys::Oid::from(*r)).collect();
-    if let Some(reason) = read.iter().find_map(|relid| cacheability::relation_bypass(*relid, None)) {
+    if let Some(reason) = read.iter().find_map(|relid| cacheability::relation_bypass(*relid, None))
+    {
         return Err(reason);
     }
     if !input.ttl_only && cacheability::replicated_into(&read) {

@@ -65,7 +65,8 @@ pub fn encode(parts: &KeyParts<'_>) -> Result<Vec<u8>, std::collections::TryRese
 
 /// The query text at the front of a key.
 pub fn query_of(key: &[u8]) -> String {
-    let Some(len) = key.get(..4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize) else {
+    let Some(len) = key.get(..4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    else {
         return String::new();
     };
     key.get(4..4 + len).map(|q| String::from_utf8_lossy(q).into_owned()).unwrap_or_default()
@@ -86,8 +87,20 @@ mod tests {
         super::encode(parts).unwrap()
     }
 
-    fn parts<'a>(query: &'a str, params: &'a [Option<&'a str>], settings: &'a [&'a [u8]]) -> KeyParts<'a> {
-        KeyParts { flavor: Flavor::Rows, dbid: 5, roleid: 10, query, params, settings, ttl_only: None }
+    fn parts<'a>(
+        query: &'a str,
+        params: &'a [Option<&'a str>],
+        settings: &'a [&'a [u8]],
+    ) -> KeyParts<'a> {
+        KeyParts {
+            flavor: Flavor::Rows,
+            dbid: 5,
+            roleid: 10,
+            query,
+            params,
+            settings,
+            ttl_only: None,
+        }
     }
 
     #[test]
@@ -95,12 +108,27 @@ mod tests {
         let settings: Vec<&[u8]> = vec![b"public", b"UTC"];
         let params = vec![Some("42")];
         let base = encode(&parts("select $1", &params, &settings));
-        assert_ne!(base, encode(&KeyParts { roleid: 11, ..parts("select $1", &params, &settings) }));
+        assert_ne!(
+            base,
+            encode(&KeyParts { roleid: 11, ..parts("select $1", &params, &settings) })
+        );
         assert_ne!(base, encode(&KeyParts { dbid: 6, ..parts("select $1", &params, &settings) }));
-        assert_ne!(base, encode(&KeyParts { flavor: Flavor::Json, ..parts("select $1", &params, &settings) }));
-        let ttl_only = encode(&KeyParts { ttl_only: Some(5_000_000), ..parts("select $1", &params, &settings) });
+        assert_ne!(
+            base,
+            encode(&KeyParts { flavor: Flavor::Json, ..parts("select $1", &params, &settings) })
+        );
+        let ttl_only = encode(&KeyParts {
+            ttl_only: Some(5_000_000),
+            ..parts("select $1", &params, &settings)
+        });
         assert_ne!(base, ttl_only, "entries served by TTL only are never shared with checked ones");
-        assert_ne!(ttl_only, encode(&KeyParts { ttl_only: Some(6_000_000), ..parts("select $1", &params, &settings) }));
+        assert_ne!(
+            ttl_only,
+            encode(&KeyParts {
+                ttl_only: Some(6_000_000),
+                ..parts("select $1", &params, &settings)
+            })
+        );
         assert_ne!(base, encode(&parts("select $1", &[Some("43")], &settings)));
         assert_ne!(base, encode(&parts("select $1", &[None], &settings)));
         assert_ne!(base, encode(&parts("select $1", &params, &[b"public", b"Europe/Paris"])));

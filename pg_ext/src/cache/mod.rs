@@ -68,7 +68,8 @@ pub fn attached() -> Option<(store::Store, &'static LwLocks)> {
             }
             // SAFETY: the tranche was requested with the region; backends attach after shared
             // memory initialisation. Leaked once: the locks live as long as the process.
-            let locks: &'static LwLocks = Box::leak(Box::new(unsafe { LwLocks::attach(TRANCHE, store::PARTITIONS) }));
+            let locks: &'static LwLocks =
+                Box::leak(Box::new(unsafe { LwLocks::attach(TRANCHE, store::PARTITIONS) }));
             Some((base as usize, chunks, locks))
         })
     })?;

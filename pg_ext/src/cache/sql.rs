@@ -7,8 +7,8 @@ use crate::cache::key;
 use crate::cache::store::{Bypass, Counter, Store};
 use crate::cache::{attached, tracking};
 use crate::error::{required, OrReport, PitstopError};
-use crate::pg::result_set::{self, Outcome, Target};
 use crate::pg::backend;
+use crate::pg::result_set::{self, Outcome, Target};
 use pgrx::prelude::*;
 use pgrx::PgRelation;
 
@@ -57,7 +57,9 @@ impl Arguments {
     fn param_values(&self) -> Result<Vec<Option<&str>>, PitstopError> {
         let Some(array) = self.params.as_ref() else { return Ok(Vec::new()) };
         let mut values = Vec::new();
-        values.try_reserve_exact(array.len()).map_err(|_| PitstopError::OutOfMemory("the parameter list"))?;
+        values
+            .try_reserve_exact(array.len())
+            .map_err(|_| PitstopError::OutOfMemory("the parameter list"))?;
         values.extend(array.iter());
         Ok(values)
     }
@@ -79,9 +81,16 @@ unsafe fn arguments(fcinfo: pg_sys::FunctionCallInfo) -> Arguments {
             // In i128, where no interval overflows; a ttl past i64 microseconds (about
             // 292,000 years) never expires.
             const DAY: i128 = 86_400_000_000;
-            let micros = i128::from(interval.time) + i128::from(interval.day) * DAY + i128::from(interval.month) * 30 * DAY;
+            let micros = i128::from(interval.time)
+                + i128::from(interval.day) * DAY
+                + i128::from(interval.month) * 30 * DAY;
             if micros <= 0 {
-                PitstopError::OutOfRange { name: "ttl", value: format!("{micros} µs"), expected: "a positive interval" }.report();
+                PitstopError::OutOfRange {
+                    name: "ttl",
+                    value: format!("{micros} µs"),
+                    expected: "a positive interval",
+                }
+                .report();
             }
             i64::try_from(micros).unwrap_or(i64::MAX)
         });
@@ -106,7 +115,9 @@ pub unsafe extern "C-unwind" fn pitstop_cached(fcinfo: pg_sys::FunctionCallInfo)
 
 #[pg_guard]
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn pitstop_cached_json(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+pub unsafe extern "C-unwind" fn pitstop_cached_json(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
     // SAFETY: as above; the result is one jsonb Datum copied into the caller's context.
     unsafe {
         let args = arguments(fcinfo);

@@ -187,7 +187,14 @@ fn layout(chunks: usize) -> Layout {
     let hashes_at = (versions_at + VERSION_SLOTS * 16).next_multiple_of(64);
     let entries_at = (hashes_at + entries * 8).next_multiple_of(64);
     let chunks_at = (entries_at + entries * size_of::<Entry>()).next_multiple_of(64);
-    Layout { entries, versions_at, hashes_at, entries_at, chunks_at, end: chunks_at + chunks * size_of::<Chunk>() }
+    Layout {
+        entries,
+        versions_at,
+        hashes_at,
+        entries_at,
+        chunks_at,
+        end: chunks_at + chunks * size_of::<Chunk>(),
+    }
 }
 
 /// The number of chunks that fit in `bytes` of shared memory.
@@ -268,7 +275,8 @@ impl Store {
             header.chunks = chunks as u32;
             header.entries_per_partition = (layout(chunks).entries / PARTITIONS) as u32;
             for i in 0..chunks {
-                store.chunk_mut(i as u32).next = if i + 1 < chunks { (i + 1) as u32 } else { NO_CHUNK };
+                store.chunk_mut(i as u32).next =
+                    if i + 1 < chunks { (i + 1) as u32 } else { NO_CHUNK };
             }
             let header = store.header_mut();
             header.free_head.store(0, Ordering::Relaxed);
@@ -314,7 +322,12 @@ impl Store {
         let at = layout(self.chunk_count() as usize).hashes_at;
         let per = self.entries_per_partition();
         // SAFETY: PARTITIONS * per hashes at their offset inside the region.
-        unsafe { std::slice::from_raw_parts((self.base.add(at) as *const AtomicU64).add(partition * per), per) }
+        unsafe {
+            std::slice::from_raw_parts(
+                (self.base.add(at) as *const AtomicU64).add(partition * per),
+                per,
+            )
+        }
     }
 
     fn entry_ptr(&self, index: usize) -> *mut Entry {
@@ -433,7 +446,8 @@ impl Store {
     }
 
     pub fn used_bytes(&self) -> usize {
-        (self.chunk_count() - self.header().free_chunks.load(Ordering::Relaxed)) as usize * CHUNK_DATA
+        (self.chunk_count() - self.header().free_chunks.load(Ordering::Relaxed)) as usize
+            * CHUNK_DATA
     }
 
     // ---- entries ---------------------------------------------------------------------
@@ -470,7 +484,13 @@ impl Store {
 
     /// Copies `len` bytes of an entry's chunk chain starting at byte `from`; fails (copying
     /// nothing) when `out` cannot grow by `len`.
-    fn read_chain(&self, first: u32, from: usize, len: usize, out: &mut Vec<u8>) -> Result<(), TryReserveError> {
+    fn read_chain(
+        &self,
+        first: u32,
+        from: usize,
+        len: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), TryReserveError> {
         out.try_reserve_exact(len)?;
         let mut chunk = first;
         let mut skipped = 0;
@@ -528,7 +548,14 @@ impl Store {
     /// Looks `key` up; on a hit copies the result into `out` and returns the relations the
     /// entry read (for the caller's own-write check). Fails, with the lock released, when
     /// `out` cannot grow to the result's size.
-    pub fn lookup<L: Locks>(&self, locks: &L, hash: u64, key: &[u8], now: i64, out: &mut Vec<u8>) -> Result<(Lookup, Vec<u32>), TryReserveError> {
+    pub fn lookup<L: Locks>(
+        &self,
+        locks: &L,
+        hash: u64,
+        key: &[u8],
+        now: i64,
+        out: &mut Vec<u8>,
+    ) -> Result<(Lookup, Vec<u32>), TryReserveError> {
         let partition = Self::partition_of(hash);
         let _guard = locks.shared(partition);
         for index in self.candidates(partition, hash) {
@@ -539,10 +566,18 @@ impl Store {
             if !self.fresh(entry, now) {
                 return Ok((Lookup::Stale, Vec::new()));
             }
-            self.read_chain(entry.first_chunk, entry.key_len as usize, entry.payload_len as usize - entry.key_len as usize, out)?;
+            self.read_chain(
+                entry.first_chunk,
+                entry.key_len as usize,
+                entry.payload_len as usize - entry.key_len as usize,
+                out,
+            )?;
             entry.hits.fetch_add(1, Ordering::Relaxed);
             entry.referenced.store(1, Ordering::Relaxed);
-            return Ok((Lookup::Hit, entry.deps[..entry.ndeps as usize].iter().map(|d| d.relid).collect()));
+            return Ok((
+                Lookup::Hit,
+                entry.deps[..entry.ndeps as usize].iter().map(|d| d.relid).collect(),
+            ));
         }
         Ok((Lookup::Miss, Vec::new()))
     }
@@ -582,7 +617,9 @@ impl Store {
             }
             let index = self.header().clock_hand.fetch_add(1, Ordering::Relaxed) as usize % entries;
             steps += 1;
-            let Some(_guard) = locks.try_exclusive(index / self.entries_per_partition()) else { continue };
+            let Some(_guard) = locks.try_exclusive(index / self.entries_per_partition()) else {
+                continue;
+            };
             let entry = self.entry(index);
             if entry.live != 1 {
                 continue;
@@ -615,7 +652,12 @@ impl Store {
     }
 
     /// Stores an entry, replacing one with the same key; evicts under pressure.
-    pub fn insert<L: Locks>(&self, locks: &L, new: &NewEntry<'_>, now: i64) -> Result<(), StoreError> {
+    pub fn insert<L: Locks>(
+        &self,
+        locks: &L,
+        new: &NewEntry<'_>,
+        now: i64,
+    ) -> Result<(), StoreError> {
         if new.deps.len() > MAX_DEPS {
             return Err(StoreError::TooManyRelations);
         }
@@ -637,11 +679,15 @@ impl Store {
         let partition = Self::partition_of(new.key_hash);
         let _guard = locks.exclusive(partition);
         let range = self.partition_range(partition);
-        let same = self.candidates(partition, new.key_hash).find(|i| self.key_matches(self.entry(*i), new.key_hash, new.key));
+        let same = self
+            .candidates(partition, new.key_hash)
+            .find(|i| self.key_matches(self.entry(*i), new.key_hash, new.key));
         let target = same
             .or_else(|| range.clone().find(|i| self.entry(*i).live != 1))
             .or_else(|| range.clone().find(|i| !self.fresh(self.entry(*i), now)))
-            .or_else(|| range.clone().find(|i| self.entry(*i).referenced.swap(0, Ordering::Relaxed) == 0))
+            .or_else(|| {
+                range.clone().find(|i| self.entry(*i).referenced.swap(0, Ordering::Relaxed) == 0)
+            })
             .unwrap_or(range.start);
         if self.entry(target).live == 1 {
             if same != Some(target) {
@@ -695,7 +741,11 @@ impl Store {
     }
 
     /// A copy of every live entry's metadata and key; fails when memory runs out.
-    pub fn entries<L: Locks>(&self, locks: &L, now: i64) -> Result<Vec<EntryInfo>, TryReserveError> {
+    pub fn entries<L: Locks>(
+        &self,
+        locks: &L,
+        now: i64,
+    ) -> Result<Vec<EntryInfo>, TryReserveError> {
         let mut out = Vec::new();
         for partition in 0..PARTITIONS {
             let _guard = locks.shared(partition);
@@ -771,12 +821,25 @@ mod tests {
         // SAFETY: the vector is large enough, 8-byte aligned (enough for the atomics) and
         // outlives the store inside the fixture.
         let store = unsafe { Store::from_raw(base, chunks, true) };
-        let locks = TestLocks { partitions: (0..PARTITIONS).map(|_| RwLock::new(())).collect(), free: Mutex::new(()) };
+        let locks = TestLocks {
+            partitions: (0..PARTITIONS).map(|_| RwLock::new(())).collect(),
+            free: Mutex::new(()),
+        };
         Fixture { _memory: memory, store, locks }
     }
 
     fn entry<'a>(key: &'a [u8], result: &'a [u8], deps: &'a [Dep], epoch: u64) -> NewEntry<'a> {
-        NewEntry { key_hash: hash(key), key, result, dbid: 1, roleid: 10, created: 0, expires: 0, epoch, deps }
+        NewEntry {
+            key_hash: hash(key),
+            key,
+            result,
+            dbid: 1,
+            roleid: 10,
+            created: 0,
+            expires: 0,
+            epoch,
+            deps,
+        }
     }
 
     fn hash(key: &[u8]) -> u64 {
@@ -811,8 +874,18 @@ mod tests {
         assert_eq!(get(&f, b"q").0, Lookup::Hit);
         f.store.bump(slot);
         assert_eq!(get(&f, b"q").0, Lookup::Stale);
-        f.store.insert(&f.locks, &entry(b"q", b"new", &[Dep { version: f.store.version(slot), ..deps[0] }], 0), 0).unwrap();
-        assert_eq!(get(&f, b"q"), (Lookup::Hit, b"new".to_vec()), "the refill replaced the stale entry");
+        f.store
+            .insert(
+                &f.locks,
+                &entry(b"q", b"new", &[Dep { version: f.store.version(slot), ..deps[0] }], 0),
+                0,
+            )
+            .unwrap();
+        assert_eq!(
+            get(&f, b"q"),
+            (Lookup::Hit, b"new".to_vec()),
+            "the refill replaced the stale entry"
+        );
         f.store.bump_epoch();
         assert_eq!(get(&f, b"q").0, Lookup::Stale);
     }
@@ -878,7 +951,10 @@ mod tests {
         assert_eq!(live, f.store.live_entries(&f.locks));
         assert!(live > 0 && live * 3000 <= capacity, "{live} entries");
         assert_eq!(get(&f, b"query 1999").0, Lookup::Hit, "the newest survives");
-        assert_eq!(f.store.insert(&f.locks, &entry(b"huge", &vec![0; capacity], &[], 0), 0), Err(StoreError::TooLarge));
+        assert_eq!(
+            f.store.insert(&f.locks, &entry(b"huge", &vec![0; capacity], &[], 0), 0),
+            Err(StoreError::TooLarge)
+        );
     }
 
     #[test]
@@ -916,7 +992,8 @@ mod tests {
                         let key = format!("k{}", i % 40);
                         if t % 2 == 0 {
                             let value = vec![(i % 251) as u8; 1500 + (i as usize % 700)];
-                            let _ = f.store.insert(&f.locks, &entry(key.as_bytes(), &value, &[], 0), 0);
+                            let _ =
+                                f.store.insert(&f.locks, &entry(key.as_bytes(), &value, &[], 0), 0);
                         } else {
                             let (found, out) = get(&f, key.as_bytes());
                             if found == Lookup::Hit {

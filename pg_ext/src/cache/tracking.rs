@@ -209,7 +209,9 @@ pub fn collecting_reads<R>(f: impl FnOnce() -> R) -> (R, Option<BTreeSet<u32>>) 
             });
         }
     }
-    let Some(outer) = with_state(|s| s.fill_reads.replace(BTreeSet::new())) else { return (f(), None) };
+    let Some(outer) = with_state(|s| s.fill_reads.replace(BTreeSet::new())) else {
+        return (f(), None);
+    };
     let restore = Restore(outer);
     let value = f();
     let reads = with_state(|s| s.fill_reads.clone()).flatten();

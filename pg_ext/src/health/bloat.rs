@@ -166,7 +166,8 @@ pub struct BtreeScan {
 /// Bytes of the index with its leaf pages packed to `fillfactor` (what REINDEX builds): meta
 /// page + inner pages + leaves holding today's leaf data.
 pub fn btree_exact_expected_bytes(scan: &BtreeScan, fillfactor: f64) -> f64 {
-    let density = if scan.avg_leaf_density.is_finite() { scan.avg_leaf_density } else { fillfactor };
+    let density =
+        if scan.avg_leaf_density.is_finite() { scan.avg_leaf_density } else { fillfactor };
     let leaves = (scan.leaf_pages * density / fillfactor.clamp(10.0, 100.0)).ceil().max(1.0);
     ((1.0 + scan.internal_pages + leaves) * BLOCK_SIZE).min(scan.index_size.max(BLOCK_SIZE))
 }
@@ -238,7 +239,10 @@ impl BloatRow {
         match (self.bloat(), &self.qualified_index) {
             // Without statistics there is no estimate; worth an ANALYZE only when the size matters.
             (None, _) if self.bytes < FIX_MIN_BYTES => None,
-            (None, _) => Some(format!("{} (no statistics to estimate from yet)", analyze_command(&self.qualified_table))),
+            (None, _) => Some(format!(
+                "{} (no statistics to estimate from yet)",
+                analyze_command(&self.qualified_table)
+            )),
             (Some(b), Some(index)) => index_fix(index, &b),
             (Some(b), None) => table_fix(&self.qualified_table, &b),
         }
@@ -258,7 +262,12 @@ pub fn table_row(facts: &HeapFacts, expected: Option<f64>, method: Method) -> Bl
     }
 }
 
-pub fn index_row(facts: &BtreeFacts, bytes: f64, expected: Option<f64>, method: Method) -> BloatRow {
+pub fn index_row(
+    facts: &BtreeFacts,
+    bytes: f64,
+    expected: Option<f64>,
+    method: Method,
+) -> BloatRow {
     let at = &facts.location;
     BloatRow {
         schema: at.schema.clone(),
@@ -314,7 +323,15 @@ mod tests {
         // 24-byte header, int4 at 24..28, 2-byte short varlena: 30, maxaligned to 32.
         assert_eq!(heap_tuple_bytes(&int_and_short_text()), Some(32.0));
         // One int8: 24 + 8.
-        assert_eq!(heap_tuple_bytes(&[HeapColumn { attlen: 8, align: 'd', avg_width: Some(8.0), null_frac: 0.0 }]), Some(32.0));
+        assert_eq!(
+            heap_tuple_bytes(&[HeapColumn {
+                attlen: 8,
+                align: 'd',
+                avg_width: Some(8.0),
+                null_frac: 0.0
+            }]),
+            Some(32.0)
+        );
         // A nullable column adds a bitmap byte (23 + 1 = 24 still) and absent values cost nothing.
         let mostly_null = vec![
             HeapColumn { attlen: 4, align: 'i', avg_width: Some(4.0), null_frac: 0.0 },
@@ -342,14 +359,24 @@ mod tests {
         assert_eq!(heap_pages(227.0, 32.0, 100.0), 2.0);
         assert_eq!(heap_pages(0.0, 32.0, 100.0), 0.0);
         // fillfactor 50 leaves half of each page free.
-        assert_eq!(heap_pages(1000.0, 32.0, 50.0), (1000.0f64 / ((8192.0 - 24.0 - 4096.0) / 36.0f64).floor()).ceil());
+        assert_eq!(
+            heap_pages(1000.0, 32.0, 50.0),
+            (1000.0f64 / ((8192.0 - 24.0 - 4096.0) / 36.0f64).floor()).ceil()
+        );
         // Tiny rows are capped by MaxHeapTuplesPerPage.
         assert_eq!(heap_pages(291.0, 24.0, 100.0), 1.0);
         assert_eq!(heap_pages(292.0, 24.0, 100.0), 2.0);
     }
 
     fn table(bytes: f64, relpages: f64, reltuples: f64) -> HeapFacts {
-        HeapFacts { bytes, relpages, reltuples, fillfactor: 100.0, columns: int_and_short_text(), ..HeapFacts::default() }
+        HeapFacts {
+            bytes,
+            relpages,
+            reltuples,
+            fillfactor: 100.0,
+            columns: int_and_short_text(),
+            ..HeapFacts::default()
+        }
     }
 
     #[test]
@@ -362,7 +389,8 @@ mod tests {
         assert_eq!(table_fix("public.t", &bloat), None);
         // After deleting 90 % and a VACUUM, the file keeps its pages but holds 30000 rows.
         let deleted = table(1328.0 * 8192.0, 1328.0, 30_000.0);
-        let bloat = Bloat { bytes: deleted.bytes, expected: heap_expected_bytes(&deleted).unwrap() };
+        let bloat =
+            Bloat { bytes: deleted.bytes, expected: heap_expected_bytes(&deleted).unwrap() };
         assert!((bloat.pct() - 90.0).abs() < 1.0, "{bloat:?}");
         assert!(table_fix("public.t", &bloat).unwrap().contains("pg_repack --table=public.t"));
     }
@@ -386,22 +414,45 @@ mod tests {
 
     #[test]
     fn exact_counts_use_the_same_page_model() {
-        let scan = HeapScan { table_len: 1328.0 * 8192.0, tuple_count: 30_000.0, tuple_len: 30_000.0 * 30.0 };
-        assert_eq!(heap_exact_expected_bytes(&scan, 100.0), heap_pages(30_000.0, 32.0, 100.0) * 8192.0);
+        let scan = HeapScan {
+            table_len: 1328.0 * 8192.0,
+            tuple_count: 30_000.0,
+            tuple_len: 30_000.0 * 30.0,
+        };
+        assert_eq!(
+            heap_exact_expected_bytes(&scan, 100.0),
+            heap_pages(30_000.0, 32.0, 100.0) * 8192.0
+        );
         let empty = HeapScan { table_len: 8192.0, tuple_count: 0.0, tuple_len: 0.0 };
         assert_eq!(heap_exact_expected_bytes(&empty, 100.0), 0.0);
     }
 
     #[test]
     fn exact_btree_expectation_packs_the_leaves() {
-        let sparse = BtreeScan { index_size: 1001.0 * 8192.0, internal_pages: 3.0, leaf_pages: 997.0, avg_leaf_density: 9.0 };
+        let sparse = BtreeScan {
+            index_size: 1001.0 * 8192.0,
+            internal_pages: 3.0,
+            leaf_pages: 997.0,
+            avg_leaf_density: 9.0,
+        };
         let expected = btree_exact_expected_bytes(&sparse, 90.0);
         assert_eq!(expected, (1.0 + 3.0 + 100.0) * 8192.0);
         let bloat = Bloat { bytes: sparse.index_size, expected };
-        assert!(index_fix("public.t_idx", &bloat).unwrap().starts_with("REINDEX INDEX CONCURRENTLY public.t_idx"));
+        assert!(index_fix("public.t_idx", &bloat)
+            .unwrap()
+            .starts_with("REINDEX INDEX CONCURRENTLY public.t_idx"));
         let tight = BtreeScan { avg_leaf_density: 95.0, ..sparse };
-        assert_eq!(btree_exact_expected_bytes(&tight, 90.0), sparse.index_size, "never more than the index itself");
-        let empty = BtreeScan { index_size: 8192.0, internal_pages: 0.0, leaf_pages: 0.0, avg_leaf_density: f64::NAN };
+        assert_eq!(
+            btree_exact_expected_bytes(&tight, 90.0),
+            sparse.index_size,
+            "never more than the index itself"
+        );
+        let empty = BtreeScan {
+            index_size: 8192.0,
+            internal_pages: 0.0,
+            leaf_pages: 0.0,
+            avg_leaf_density: f64::NAN,
+        };
         assert_eq!(btree_exact_expected_bytes(&empty, 90.0), 8192.0);
     }
 
@@ -431,11 +482,18 @@ mod tests {
             widths: vec![Some(4.0)],
             ndistinct: vec![Some(-1.0)],
         };
-        let never = HeapFacts { table: "aaa".into(), qualified: "public.aaa".into(), ..table(2e6, 0.0, -1.0) };
+        let never = HeapFacts {
+            table: "aaa".into(),
+            qualified: "public.aaa".into(),
+            ..table(2e6, 0.0, -1.0)
+        };
         let rows = estimate_rows(&[heap, never], &[index]);
         let kinds: Vec<_> = rows.iter().map(|r| (r.table.as_str(), r.kind())).collect();
         assert_eq!(kinds, vec![("aaa", "table"), ("big", "table"), ("big", "index")]);
-        assert_eq!(rows[0].fix().as_deref(), Some("ANALYZE public.aaa (no statistics to estimate from yet)"));
+        assert_eq!(
+            rows[0].fix().as_deref(),
+            Some("ANALYZE public.aaa (no statistics to estimate from yet)")
+        );
         assert!(rows[1].fix().unwrap().contains("VACUUM FULL public.big"));
         assert!(rows[2].bloat().unwrap().pct() > 85.0, "{:?}", rows[2]);
         assert!(rows[2].fix().unwrap().starts_with("REINDEX INDEX CONCURRENTLY public.big_id_idx"));

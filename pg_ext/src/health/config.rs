@@ -94,14 +94,26 @@ impl Value {
     /// As SHOW prints it: the largest unit that divides the value exactly. ALTER SYSTEM accepts it.
     pub fn show(self) -> String {
         fn largest(value: f64, units: &[(&str, f64)]) -> String {
-            let (unit, size) = units.iter().find(|(_, size)| value >= *size && value % size == 0.0).unwrap_or(units.last().unwrap());
+            let (unit, size) = units
+                .iter()
+                .find(|(_, size)| value >= *size && value % size == 0.0)
+                .unwrap_or(units.last().unwrap());
             format!("{}{unit}", value / size)
         }
         match self {
-            Value::Kb(kb) => largest(kb.round(), &[("TB", GB), ("GB", MB), ("MB", KB), ("kB", 1.0)]),
-            Value::Ms(ms) => {
-                largest(ms.round(), &[("d", 86_400_000.0), ("h", 3_600_000.0), ("min", 60_000.0), ("s", 1000.0), ("ms", 1.0)])
+            Value::Kb(kb) => {
+                largest(kb.round(), &[("TB", GB), ("GB", MB), ("MB", KB), ("kB", 1.0)])
             }
+            Value::Ms(ms) => largest(
+                ms.round(),
+                &[
+                    ("d", 86_400_000.0),
+                    ("h", 3_600_000.0),
+                    ("min", 60_000.0),
+                    ("s", 1000.0),
+                    ("ms", 1.0),
+                ],
+            ),
             Value::Number(n) => format!("{n}"),
         }
     }
@@ -198,15 +210,21 @@ fn work_mem(workload: Workload, host: &Host, server: &Server, shared_kb: f64) ->
     let budget = (host.ram_bytes - shared_kb * KB).max(0.0) / connections;
     // Sort and hash nodes a query runs at once, per connection, on average.
     let (share, why) = match workload {
-        Workload::Web | Workload::Oltp => (0.25, "short queries rarely sort much; 1/4 of each connection's share"),
+        Workload::Web | Workload::Oltp => {
+            (0.25, "short queries rarely sort much; 1/4 of each connection's share")
+        }
         Workload::Mixed => (0.5, "half of each connection's share"),
         Workload::Dw => (1.0, "few large queries; each connection's whole share"),
     };
     let per_gather = workers_per_gather(workload, host.cores).max(1.0);
     let mut bytes = (budget * share / per_gather).clamp(4.0 * MB, 2.0 * GB);
-    let mut reason = format!("(RAM - shared_buffers) / {connections} max_connections = {}; {why}", human_bytes(budget));
+    let mut reason = format!(
+        "(RAM - shared_buffers) / {connections} max_connections = {}; {why}",
+        human_bytes(budget)
+    );
     if per_gather > 1.0 {
-        reason.push_str(&format!(", split among the {per_gather} parallel workers a query may use"));
+        reason
+            .push_str(&format!(", split among the {per_gather} parallel workers a query may use"));
     }
     if server.temp_files > 0.0 {
         let average = server.temp_bytes / server.temp_files;
@@ -247,7 +265,11 @@ fn wal_sizes(workload: Workload, server: &Server) -> (Advice, Advice) {
         ));
     }
     (
-        Advice { name: "min_wal_size", value: Value::Kb(min_gb * MB), reason: "WAL kept for reuse between checkpoints; smooths bursts".into() },
+        Advice {
+            name: "min_wal_size",
+            value: Value::Kb(min_gb * MB),
+            reason: "WAL kept for reuse between checkpoints; smooths bursts".into(),
+        },
         Advice { name: "max_wal_size", value: Value::Kb(max_mb * KB), reason },
     )
 }
@@ -266,13 +288,29 @@ pub fn advise(workload: Workload, host: &Host, server: &Server) -> Vec<Advice> {
     let random_page_cost = if ssd {
         (1.1, format!("{disk}: random reads cost about as much as sequential ones"))
     } else if server.database_bytes < cache_kb * KB {
-        (2.0, format!("{disk}, but the databases ({}) fit in the cache", human_bytes(server.database_bytes)))
+        (
+            2.0,
+            format!(
+                "{disk}, but the databases ({}) fit in the cache",
+                human_bytes(server.database_bytes)
+            ),
+        )
     } else {
-        (4.0, format!("{disk}: seeks are expensive and the databases ({}) exceed the cache", human_bytes(server.database_bytes)))
+        (
+            4.0,
+            format!(
+                "{disk}: seeks are expensive and the databases ({}) exceed the cache",
+                human_bytes(server.database_bytes)
+            ),
+        )
     };
     let (vacuum_scale, analyze_scale, naptime_ms, churn) = match workload {
-        Workload::Web | Workload::Oltp => (0.05, 0.02, 30_000.0, "frequent updates: vacuum and analyze large tables sooner"),
-        Workload::Mixed => (0.1, 0.05, 60_000.0, "vacuum and analyze large tables sooner than the defaults"),
+        Workload::Web | Workload::Oltp => {
+            (0.05, 0.02, 30_000.0, "frequent updates: vacuum and analyze large tables sooner")
+        }
+        Workload::Mixed => {
+            (0.1, 0.05, 60_000.0, "vacuum and analyze large tables sooner than the defaults")
+        }
         Workload::Dw => (0.2, 0.1, 60_000.0, "bulk loads, few updates: the defaults suffice"),
     };
     vec![
@@ -354,11 +392,22 @@ mod tests {
     use super::*;
 
     fn host(ram_gb: f64, cores: u32, disk: Disk) -> Host {
-        Host { ram_bytes: ram_gb * GB, cores, disk, ram_note: format!("{ram_gb} GB of RAM"), disk_note: "the disk".into() }
+        Host {
+            ram_bytes: ram_gb * GB,
+            cores,
+            disk,
+            ram_note: format!("{ram_gb} GB of RAM"),
+            disk_note: "the disk".into(),
+        }
     }
 
     fn server() -> Server {
-        Server { max_connections: 100.0, database_bytes: 50.0 * GB, max_wal_size_mb: 1024.0, ..Server::default() }
+        Server {
+            max_connections: 100.0,
+            database_bytes: 50.0 * GB,
+            max_wal_size_mb: 1024.0,
+            ..Server::default()
+        }
     }
 
     fn shown(advice: &[Advice], name: &str) -> String {
@@ -404,7 +453,11 @@ mod tests {
         assert_eq!(shown(&a, "maintenance_work_mem"), "128MB");
         assert_eq!(shown(&a, "wal_buffers"), "16MB");
         assert_eq!(shown(&a, "max_wal_size"), "16GB");
-        assert_eq!(shown(&a, "random_page_cost"), "4", "50 GB of data does not fit 1.5 GB of cache");
+        assert_eq!(
+            shown(&a, "random_page_cost"),
+            "4",
+            "50 GB of data does not fit 1.5 GB of cache"
+        );
         assert_eq!(shown(&a, "effective_io_concurrency"), "2");
         assert_eq!(shown(&a, "max_parallel_workers_per_gather"), "0");
         assert_eq!(shown(&a, "max_parallel_maintenance_workers"), "0");
@@ -422,14 +475,22 @@ mod tests {
 
     #[test]
     fn huge_ram_is_capped_where_more_does_not_help() {
-        let a = advise(Workload::Web, &host(1024.0, 64, Disk::Ssd), &Server { max_connections: 500.0, ..server() });
+        let a = advise(
+            Workload::Web,
+            &host(1024.0, 64, Disk::Ssd),
+            &Server { max_connections: 500.0, ..server() },
+        );
         assert_eq!(shown(&a, "shared_buffers"), "32GB");
         assert_eq!(shown(&a, "effective_cache_size"), "768GB");
         assert_eq!(shown(&a, "maintenance_work_mem"), "2GB");
         assert_eq!(shown(&a, "max_worker_processes"), "64");
         assert_eq!(shown(&a, "max_parallel_workers_per_gather"), "2");
         assert_eq!(shown(&a, "autovacuum_max_workers"), "6");
-        let dw = advise(Workload::Dw, &host(1024.0, 64, Disk::Ssd), &Server { max_connections: 10.0, ..server() });
+        let dw = advise(
+            Workload::Dw,
+            &host(1024.0, 64, Disk::Ssd),
+            &Server { max_connections: 10.0, ..server() },
+        );
         assert_eq!(shown(&dw, "work_mem"), "2GB", "capped");
         assert_eq!(shown(&dw, "max_parallel_workers_per_gather"), "8");
     }
@@ -449,12 +510,25 @@ mod tests {
 
     #[test]
     fn requested_checkpoints_raise_max_wal_size() {
-        let busy = Server { checkpoints_timed: 5.0, checkpoints_req: 40.0, max_wal_size_mb: 8192.0, ..server() };
+        let busy = Server {
+            checkpoints_timed: 5.0,
+            checkpoints_req: 40.0,
+            max_wal_size_mb: 8192.0,
+            ..server()
+        };
         let a = advise(Workload::Web, &host(16.0, 4, Disk::Ssd), &busy);
         assert_eq!(shown(&a, "max_wal_size"), "16GB");
-        assert!(a.iter().find(|a| a.name == "max_wal_size").unwrap().reason.starts_with("40 of 45 checkpoints"));
+        assert!(a
+            .iter()
+            .find(|a| a.name == "max_wal_size")
+            .unwrap()
+            .reason
+            .starts_with("40 of 45 checkpoints"));
         let calm = Server { checkpoints_timed: 40.0, checkpoints_req: 5.0, ..busy };
-        assert_eq!(shown(&advise(Workload::Web, &host(16.0, 4, Disk::Ssd), &calm), "max_wal_size"), "4GB");
+        assert_eq!(
+            shown(&advise(Workload::Web, &host(16.0, 4, Disk::Ssd), &calm), "max_wal_size"),
+            "4GB"
+        );
     }
 
     #[test]
@@ -465,7 +539,11 @@ mod tests {
         assert_eq!(work_mem.value.show(), "61MB");
         assert!(work_mem.reason.contains("100 temp files averaging 1.0 GB"), "{}", work_mem.reason);
         let oltp = advise(Workload::Oltp, &host(16.0, 4, Disk::Ssd), &spilling);
-        assert_eq!(shown(&oltp, "work_mem"), "15MB", "OLTP keeps its budget and gets the per-role hint");
+        assert_eq!(
+            shown(&oltp, "work_mem"),
+            "15MB",
+            "OLTP keeps its budget and gets the per-role hint"
+        );
     }
 
     #[test]
@@ -482,17 +560,24 @@ mod tests {
             context: context.into(),
             shown: "x".into(),
         };
-        let shared = Advice { name: "shared_buffers", value: Value::Kb(131_072.0), reason: String::new() };
+        let shared =
+            Advice { name: "shared_buffers", value: Value::Kb(131_072.0), reason: String::new() };
         let same = row(&shared, &current("16384", Some("8kB"), "postmaster"));
         assert!(!same.differs && same.restart_required);
         assert_eq!(same.suggested, "128MB");
         assert!(row(&shared, &current("16385", Some("8kB"), "postmaster")).differs);
-        let wal = Advice { name: "max_wal_size", value: Value::Kb(4.0 * MB), reason: String::new() };
+        let wal =
+            Advice { name: "max_wal_size", value: Value::Kb(4.0 * MB), reason: String::new() };
         assert!(!row(&wal, &current("4096", Some("MB"), "sighup")).differs);
-        let nap = Advice { name: "autovacuum_naptime", value: Value::Ms(30_000.0), reason: String::new() };
+        let nap = Advice {
+            name: "autovacuum_naptime",
+            value: Value::Ms(30_000.0),
+            reason: String::new(),
+        };
         let r = row(&nap, &current("60", Some("s"), "sighup"));
         assert!(r.differs && !r.restart_required);
-        let cost = Advice { name: "random_page_cost", value: Value::Number(1.1), reason: String::new() };
+        let cost =
+            Advice { name: "random_page_cost", value: Value::Number(1.1), reason: String::new() };
         assert!(!row(&cost, &current("1.1", None, "user")).differs);
     }
 }

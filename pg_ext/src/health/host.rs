@@ -30,7 +30,10 @@ pub fn cgroup_limit_files(proc_self_cgroup: &str) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for line in proc_self_cgroup.lines() {
         let mut parts = line.splitn(3, ':');
-        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next()) else { continue };
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
         let (root, file) = if controllers.is_empty() {
             ("/sys/fs/cgroup", "memory.max")
         } else if controllers.split(',').any(|c| c == "memory") {
@@ -77,11 +80,16 @@ fn ram() -> (f64, String) {
         .filter_map(|f| read(f).as_deref().and_then(parse_memory_limit))
         .reduce(f64::min);
     match (total, limit) {
-        (Some(t), Some(l)) if l < t => (l, format!("a {} cgroup memory limit (the host has {})", human_bytes(l), human_bytes(t))),
+        (Some(t), Some(l)) if l < t => (
+            l,
+            format!("a {} cgroup memory limit (the host has {})", human_bytes(l), human_bytes(t)),
+        ),
         (Some(t), _) => (t, format!("{} of RAM", human_bytes(t))),
         (None, Some(l)) => (l, format!("a {} cgroup memory limit", human_bytes(l))),
         // Not Linux, or /proc hidden: assume a small machine rather than a big one.
-        (None, None) => (1024.0 * 1024.0 * 1024.0, "1 GB of RAM (assumed: /proc/meminfo unreadable)".into()),
+        (None, None) => {
+            (1024.0 * 1024.0 * 1024.0, "1 GB of RAM (assumed: /proc/meminfo unreadable)".into())
+        }
     }
 }
 
@@ -90,8 +98,11 @@ fn rotational(dir: &Path) -> Result<(bool, String), String> {
     use std::os::unix::fs::MetadataExt;
     let dev = fs::metadata(dir).map_err(|e| format!("cannot stat it ({e})"))?.dev();
     let (major, minor) = major_minor(dev);
-    let sys = fs::canonicalize(format!("/sys/dev/block/{major}:{minor}"))
-        .map_err(|_| format!("its device {major}:{minor} is not a block device (container or network filesystem?)"))?;
+    let sys = fs::canonicalize(format!("/sys/dev/block/{major}:{minor}")).map_err(|_| {
+        format!(
+            "its device {major}:{minor} is not a block device (container or network filesystem?)"
+        )
+    })?;
     let candidates = [sys.join("queue/rotational"), sys.join("../queue/rotational")];
     let flag = candidates
         .iter()
@@ -146,7 +157,10 @@ mod tests {
         );
         let v1 = cgroup_limit_files("12:cpu,cpuacct:/x\n4:memory:/docker/abc\n");
         assert_eq!(v1[0], PathBuf::from("/sys/fs/cgroup/memory/docker/abc/memory.limit_in_bytes"));
-        assert_eq!(v1.last().unwrap(), &PathBuf::from("/sys/fs/cgroup/memory/memory.limit_in_bytes"));
+        assert_eq!(
+            v1.last().unwrap(),
+            &PathBuf::from("/sys/fs/cgroup/memory/memory.limit_in_bytes")
+        );
     }
 
     #[test]

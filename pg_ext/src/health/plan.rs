@@ -23,7 +23,11 @@ impl Thresholds {
             if (0.0..=1.0).contains(&v) {
                 Ok(())
             } else {
-                Err(PitstopError::OutOfRange { name, value: v.to_string(), expected: "between 0 and 1" })
+                Err(PitstopError::OutOfRange {
+                    name,
+                    value: v.to_string(),
+                    expected: "between 0 and 1",
+                })
             }
         };
         let non_negative = |name: &'static str, v: f64| {
@@ -118,7 +122,10 @@ fn table_action(facts: &TableFacts, assessed: &Assessment, t: &Thresholds) -> Op
             facts.xid_age.max(facts.mxid_age) as f64,
         ));
     }
-    if facts.n_dead_tup >= t.vacuum_min_dead && facts.n_dead_tup > 0 && assessed.dead_ratio >= t.vacuum_dead_ratio {
+    if facts.n_dead_tup >= t.vacuum_min_dead
+        && facts.n_dead_tup > 0
+        && assessed.dead_ratio >= t.vacuum_dead_ratio
+    {
         return Some(row(
             Action::Vacuum,
             vacuum::vacuum_command(q),
@@ -140,7 +147,10 @@ fn table_action(facts: &TableFacts, assessed: &Assessment, t: &Thresholds) -> Op
     let never = !facts.ever_analyzed && facts.n_live_tup > 0;
     if stale || never {
         let reason = if never {
-            format!("never analyzed; about {} live rows have no planner statistics", facts.n_live_tup)
+            format!(
+                "never analyzed; about {} live rows have no planner statistics",
+                facts.n_live_tup
+            )
         } else {
             format!(
                 "{} rows modified since the last analyze ({:.1}% of {} rows; threshold {:.1}%)",
@@ -150,7 +160,12 @@ fn table_action(facts: &TableFacts, assessed: &Assessment, t: &Thresholds) -> Op
                 100.0 * t.analyze_mod_ratio
             )
         };
-        return Some(row(Action::Analyze, vacuum::analyze_command(q), reason, modified.max(facts.n_live_tup as f64)));
+        return Some(row(
+            Action::Analyze,
+            vacuum::analyze_command(q),
+            reason,
+            modified.max(facts.n_live_tup as f64),
+        ));
     }
     None
 }
@@ -158,28 +173,34 @@ fn table_action(facts: &TableFacts, assessed: &Assessment, t: &Thresholds) -> Op
 /// A REINDEX for an index row of table_bloat past both thresholds.
 fn reindex_action(row: &BloatRow, t: &Thresholds) -> Option<PlanRow> {
     let (b, index) = (row.bloat()?, row.qualified_index.as_ref()?);
-    (b.pct() >= t.reindex_bloat_pct && b.excess() >= t.reindex_min_bytes as f64 && b.excess() > 0.0).then(|| PlanRow {
-        action: Action::Reindex,
-        schema: row.schema.clone(),
-        relation: row.table.clone(),
-        index_name: row.index.clone(),
-        target: row.qualified_table.clone(),
-        command: format!("REINDEX INDEX CONCURRENTLY {index}"),
-        reason: format!(
-            "about {:.0}% ({}) of its {} is free space; a rebuild would take ~{}",
-            b.pct(),
-            human_bytes(b.excess()),
-            human_bytes(b.bytes),
-            human_bytes(b.expected)
-        ),
-        urgency: b.excess(),
-    })
+    (b.pct() >= t.reindex_bloat_pct && b.excess() >= t.reindex_min_bytes as f64 && b.excess() > 0.0)
+        .then(|| PlanRow {
+            action: Action::Reindex,
+            schema: row.schema.clone(),
+            relation: row.table.clone(),
+            index_name: row.index.clone(),
+            target: row.qualified_table.clone(),
+            command: format!("REINDEX INDEX CONCURRENTLY {index}"),
+            reason: format!(
+                "about {:.0}% ({}) of its {} is free space; a rebuild would take ~{}",
+                b.pct(),
+                human_bytes(b.excess()),
+                human_bytes(b.bytes),
+                human_bytes(b.expected)
+            ),
+            urgency: b.excess(),
+        })
 }
 
 /// The plan, ordered by priority and, within one, by urgency (oldest xids, most dead tuples,
 /// most modifications, most wasted bytes first).
-pub fn plan(tables: &[(TableFacts, Assessment)], bloat: &[BloatRow], t: &Thresholds) -> Vec<PlanRow> {
-    let mut rows: Vec<PlanRow> = tables.iter().filter_map(|(facts, a)| table_action(facts, a, t)).collect();
+pub fn plan(
+    tables: &[(TableFacts, Assessment)],
+    bloat: &[BloatRow],
+    t: &Thresholds,
+) -> Vec<PlanRow> {
+    let mut rows: Vec<PlanRow> =
+        tables.iter().filter_map(|(facts, a)| table_action(facts, a, t)).collect();
     rows.extend(bloat.iter().filter_map(|i| reindex_action(i, t)));
     rows.sort_by(|a, b| {
         a.action
@@ -252,7 +273,10 @@ mod tests {
             assert!(t.validate().is_err(), "{t:?}");
         }
         let err = Thresholds { vacuum_dead_ratio: 1.5, ..DEFAULTS }.validate().unwrap_err();
-        assert_eq!(err.to_string(), "argument \"vacuum_dead_ratio\" must be between 0 and 1 (got 1.5)");
+        assert_eq!(
+            err.to_string(),
+            "argument \"vacuum_dead_ratio\" must be between 0 and 1 (got 1.5)"
+        );
     }
 
     #[test]
@@ -291,15 +315,23 @@ mod tests {
     #[test]
     fn bloated_indexes_get_a_reindex_targeting_their_table() {
         let mb = 1_048_576.0;
-        let rows = plan(&[], &[index("big_id_idx", 100.0 * mb, 20.0 * mb), index("small_idx", 5.0 * mb, 1.0 * mb)], &DEFAULTS);
+        let rows = plan(
+            &[],
+            &[index("big_id_idx", 100.0 * mb, 20.0 * mb), index("small_idx", 5.0 * mb, 1.0 * mb)],
+            &DEFAULTS,
+        );
         assert_eq!(rows.len(), 1, "5 MB is under reindex_min_bytes: {rows:?}");
         assert_eq!(rows[0].action, Action::Reindex);
         assert_eq!(rows[0].command, "REINDEX INDEX CONCURRENTLY public.big_id_idx");
         assert_eq!(rows[0].target, "public.big");
         assert_eq!(rows[0].index_name.as_deref(), Some("big_id_idx"));
-        assert!(plan(&[], &[index("tight", 100.0 * mb, 80.0 * mb)], &DEFAULTS).is_empty(), "20 % < 30 %");
+        assert!(
+            plan(&[], &[index("tight", 100.0 * mb, 80.0 * mb)], &DEFAULTS).is_empty(),
+            "20 % < 30 %"
+        );
         // Bloated tables are reported by table_bloat, never rewritten by the plan.
-        let heap = BloatRow { index: None, qualified_index: None, ..index("big", 100.0 * mb, 1.0 * mb) };
+        let heap =
+            BloatRow { index: None, qualified_index: None, ..index("big", 100.0 * mb, 1.0 * mb) };
         assert!(plan(&[], &[heap], &DEFAULTS).is_empty());
     }
 
@@ -314,11 +346,18 @@ mod tests {
             &[index("big_id_idx", 100.0 * mb, 20.0 * mb)],
             &DEFAULTS,
         );
-        let order: Vec<(&str, i32, &str)> =
-            rows.iter().map(|r| (r.action.label(), r.action.priority(), r.relation.as_str())).collect();
+        let order: Vec<(&str, i32, &str)> = rows
+            .iter()
+            .map(|r| (r.action.label(), r.action.priority(), r.relation.as_str()))
+            .collect();
         assert_eq!(
             order,
-            vec![("vacuum_freeze", 1, "old"), ("vacuum", 2, "many_dead"), ("vacuum", 2, "some_dead"), ("reindex", 4, "big")]
+            vec![
+                ("vacuum_freeze", 1, "old"),
+                ("vacuum", 2, "many_dead"),
+                ("vacuum", 2, "some_dead"),
+                ("reindex", 4, "big")
+            ]
         );
         assert_eq!(rows[0].command, "VACUUM (FREEZE, ANALYZE) public.old");
     }

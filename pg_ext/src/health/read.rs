@@ -150,7 +150,9 @@ fn with_schema(sql: &str, schema: &str) -> String {
 pub fn heap_scan(schema: &str, qualified: &str) -> Option<HeapScan> {
     let sql = with_schema(include_str!("../../../sql/queries/table_bloat_pgstattuple.sql"), schema);
     Spi::connect(|client| {
-        let table = client.select(&sql, Some(1), &[qualified.into()]).unwrap_or_else(|e| fail("pgstattuple", e));
+        let table = client
+            .select(&sql, Some(1), &[qualified.into()])
+            .unwrap_or_else(|e| fail("pgstattuple", e));
         let row = table.first();
         Some(HeapScan {
             table_len: row.get::<f64>(1).ok().flatten()?,
@@ -164,7 +166,9 @@ pub fn heap_scan(schema: &str, qualified: &str) -> Option<HeapScan> {
 pub fn btree_scan(schema: &str, qualified_index: &str) -> Option<(BtreeScan, f64)> {
     let sql = with_schema(include_str!("../../../sql/queries/table_bloat_pgstatindex.sql"), schema);
     Spi::connect(|client| {
-        let table = client.select(&sql, Some(1), &[qualified_index.into()]).unwrap_or_else(|e| fail("pgstatindex", e));
+        let table = client
+            .select(&sql, Some(1), &[qualified_index.into()])
+            .unwrap_or_else(|e| fail("pgstatindex", e));
         let row = table.first();
         let scan = BtreeScan {
             index_size: row.get::<f64>(1).ok().flatten()?,
@@ -197,7 +201,8 @@ pub fn server() -> (Server, Option<String>) {
             ..Server::default()
         };
         let data_directory: Option<String> = row.get(5).ok().flatten();
-        let checkpoints = client.select(CHECKPOINTS, Some(1), &[]).unwrap_or_else(|e| fail("config_advice", e));
+        let checkpoints =
+            client.select(CHECKPOINTS, Some(1), &[]).unwrap_or_else(|e| fail("config_advice", e));
         let row = checkpoints.first();
         server.checkpoints_timed = row.get::<f64>(1).ok().flatten().unwrap_or(0.0);
         server.checkpoints_req = row.get::<f64>(2).ok().flatten().unwrap_or(0.0);

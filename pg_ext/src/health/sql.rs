@@ -49,35 +49,37 @@ fn vacuum_health_raw() -> TableIterator<
     ),
 > {
     let server = read::vacuum_settings();
-    let rows = read::tables().into_iter().map(move |(facts, [last_vacuum, last_autovacuum, last_analyze, last_autoanalyze])| {
-        let a = vacuum::assess(&server, &facts);
-        let reason = vacuum::reason(&facts, &a);
-        (
-            facts.schema,
-            facts.table,
-            facts.n_live_tup,
-            facts.n_dead_tup,
-            round(a.dead_ratio, 4),
-            last_vacuum,
-            last_autovacuum,
-            last_analyze,
-            last_autoanalyze,
-            facts.n_mod_since_analyze,
-            facts.n_ins_since_vacuum,
-            facts.xid_age,
-            round(a.wraparound_pct, 2),
-            facts.mxid_age,
-            a.limits.freeze_max_age as i64,
-            a.limits.autovacuum_enabled,
-            // Counts are whole: "more than 250.6" is "more than 250".
-            a.limits.vacuum.floor() as i64,
-            a.limits.analyze.floor() as i64,
-            a.limits.insert.map(|t| t.floor() as i64),
-            a.status.label().to_string(),
-            a.action,
-            reason,
-        )
-    });
+    let rows = read::tables().into_iter().map(
+        move |(facts, [last_vacuum, last_autovacuum, last_analyze, last_autoanalyze])| {
+            let a = vacuum::assess(&server, &facts);
+            let reason = vacuum::reason(&facts, &a);
+            (
+                facts.schema,
+                facts.table,
+                facts.n_live_tup,
+                facts.n_dead_tup,
+                round(a.dead_ratio, 4),
+                last_vacuum,
+                last_autovacuum,
+                last_analyze,
+                last_autoanalyze,
+                facts.n_mod_since_analyze,
+                facts.n_ins_since_vacuum,
+                facts.xid_age,
+                round(a.wraparound_pct, 2),
+                facts.mxid_age,
+                a.limits.freeze_max_age as i64,
+                a.limits.autovacuum_enabled,
+                // Counts are whole: "more than 250.6" is "more than 250".
+                a.limits.vacuum.floor() as i64,
+                a.limits.analyze.floor() as i64,
+                a.limits.insert.map(|t| t.floor() as i64),
+                a.status.label().to_string(),
+                a.action,
+                reason,
+            )
+        },
+    );
     TableIterator::new(rows.collect::<Vec<_>>())
 }
 
@@ -114,7 +116,10 @@ fn database_wraparound_raw() -> TableIterator<
 /// pitstop's own tables and their indexes only when `include_self`.
 fn bloat_rows(exact: bool, include_self: bool) -> Result<Vec<BloatRow>, PitstopError> {
     if !exact {
-        return Ok(bloat::estimate_rows(&read::heap_facts(include_self), &btree_facts(include_self)));
+        return Ok(bloat::estimate_rows(
+            &read::heap_facts(include_self),
+            &btree_facts(include_self),
+        ));
     }
     let schema = read::pgstattuple_schema().ok_or(PitstopError::MissingPgstattuple)?;
     let mut rows = Vec::new();
@@ -126,9 +131,15 @@ fn bloat_rows(exact: bool, include_self: bool) -> Result<Vec<BloatRow>, PitstopE
         }
     }
     for index in btree_facts(include_self) {
-        if let Some((scan, fillfactor)) = read::btree_scan(&schema, &index.location.qualified_index) {
+        if let Some((scan, fillfactor)) = read::btree_scan(&schema, &index.location.qualified_index)
+        {
             let expected = bloat::btree_exact_expected_bytes(&scan, fillfactor);
-            rows.push(bloat::index_row(&index, scan.index_size, Some(expected), Method::Pgstattuple));
+            rows.push(bloat::index_row(
+                &index,
+                scan.index_size,
+                Some(expected),
+                Method::Pgstattuple,
+            ));
         }
     }
     bloat::sort_rows(&mut rows);
@@ -169,7 +180,10 @@ fn table_bloat_raw(
     if min_bytes < 0 {
         PitstopError::Negative { name: "min_bloat_bytes", value: min_bytes.to_string() }.report();
     }
-    let listed = bloat_rows(exact, include_self).or_report().into_iter().filter(|row| row.listed(min_pct, min_bytes as f64));
+    let listed = bloat_rows(exact, include_self)
+        .or_report()
+        .into_iter()
+        .filter(|row| row.listed(min_pct, min_bytes as f64));
     let rows = listed.map(|row| {
         let bloat = row.bloat();
         (
@@ -262,7 +276,16 @@ fn maintenance_plan_raw(
         // Scheduled maintenance keeps pitstop's own indexes tidy too.
         bloat::estimate_rows(&[], &btree_facts(true)).into_iter().filter(|r| r.index.is_some()).collect();
     let rows = plan::plan(&tables, &indexes, &thresholds).into_iter().map(|r| {
-        (r.action.priority(), r.action.label().to_string(), r.schema, r.relation, r.index_name, r.target, r.command, r.reason)
+        (
+            r.action.priority(),
+            r.action.label().to_string(),
+            r.schema,
+            r.relation,
+            r.index_name,
+            r.target,
+            r.command,
+            r.reason,
+        )
     });
     TableIterator::new(rows.collect::<Vec<_>>())
 }

@@ -108,12 +108,25 @@ pub fn thresholds(server: &ServerSettings, facts: &TableFacts) -> Thresholds {
     Thresholds {
         autovacuum_enabled: table_enabled && server.autovacuum,
         disabled_by_table: !table_enabled,
-        vacuum: limit(opts.vacuum_threshold, server.vacuum_threshold, opts.vacuum_scale_factor, server.vacuum_scale_factor),
-        analyze: limit(opts.analyze_threshold, server.analyze_threshold, opts.analyze_scale_factor, server.analyze_scale_factor),
+        vacuum: limit(
+            opts.vacuum_threshold,
+            server.vacuum_threshold,
+            opts.vacuum_scale_factor,
+            server.vacuum_scale_factor,
+        ),
+        analyze: limit(
+            opts.analyze_threshold,
+            server.analyze_threshold,
+            opts.analyze_scale_factor,
+            server.analyze_scale_factor,
+        ),
         analyze_base: opts.analyze_threshold.unwrap_or(server.analyze_threshold),
-        insert: (insert_base >= 0.0)
-            .then(|| limit(Some(insert_base), 0.0, opts.insert_scale_factor, server.insert_scale_factor)),
-        freeze_max_age: opts.freeze_max_age.map_or(server.freeze_max_age, |t| t.min(server.freeze_max_age)),
+        insert: (insert_base >= 0.0).then(|| {
+            limit(Some(insert_base), 0.0, opts.insert_scale_factor, server.insert_scale_factor)
+        }),
+        freeze_max_age: opts
+            .freeze_max_age
+            .map_or(server.freeze_max_age, |t| t.min(server.freeze_max_age)),
         multixact_freeze_max_age: opts
             .multixact_freeze_max_age
             .map_or(server.multixact_freeze_max_age, |t| t.min(server.multixact_freeze_max_age)),
@@ -160,7 +173,12 @@ impl Status {
 }
 
 /// Wraparound status of an xid and multixact age against the freeze limits (tables and databases).
-pub fn wraparound_status(xid_age: i64, mxid_age: i64, freeze_max_age: f64, multixact_freeze_max_age: f64) -> Option<Status> {
+pub fn wraparound_status(
+    xid_age: i64,
+    mxid_age: i64,
+    freeze_max_age: f64,
+    multixact_freeze_max_age: f64,
+) -> Option<Status> {
     if wraparound_pct(xid_age).max(wraparound_pct(mxid_age)) >= WRAPAROUND_RISK_PCT {
         Some(Status::WraparoundRisk)
     } else if xid_age as f64 >= FREEZE_DUE_SHARE * freeze_max_age
@@ -174,13 +192,15 @@ pub fn wraparound_status(xid_age: i64, mxid_age: i64, freeze_max_age: f64, multi
 
 /// Whether the table needs a vacuum by autovacuum's own thresholds (dead or inserted tuples).
 pub fn vacuum_overdue(facts: &TableFacts, limits: &Thresholds) -> bool {
-    facts.n_dead_tup as f64 > limits.vacuum || limits.insert.is_some_and(|t| facts.n_ins_since_vacuum as f64 > t)
+    facts.n_dead_tup as f64 > limits.vacuum
+        || limits.insert.is_some_and(|t| facts.n_ins_since_vacuum as f64 > t)
 }
 
 /// Whether the planner's statistics are stale: modifications past autovacuum's analyze
 /// threshold, or rows that were never analyzed at all.
 pub fn analyze_overdue(facts: &TableFacts, limits: &Thresholds) -> bool {
-    facts.n_mod_since_analyze as f64 > limits.analyze || (!facts.ever_analyzed && facts.n_live_tup > 0)
+    facts.n_mod_since_analyze as f64 > limits.analyze
+        || (!facts.ever_analyzed && facts.n_live_tup > 0)
 }
 
 /// One table's verdict.
@@ -208,16 +228,21 @@ pub fn analyze_command(qualified: &str) -> String {
 
 pub fn assess(server: &ServerSettings, facts: &TableFacts) -> Assessment {
     let limits = thresholds(server, facts);
-    let status = wraparound_status(facts.xid_age, facts.mxid_age, limits.freeze_max_age, limits.multixact_freeze_max_age)
-        .unwrap_or(if vacuum_overdue(facts, &limits) {
-            Status::VacuumOverdue
-        } else if analyze_overdue(facts, &limits) {
-            Status::AnalyzeOverdue
-        } else if !limits.autovacuum_enabled {
-            Status::AutovacuumDisabled
-        } else {
-            Status::Ok
-        });
+    let status = wraparound_status(
+        facts.xid_age,
+        facts.mxid_age,
+        limits.freeze_max_age,
+        limits.multixact_freeze_max_age,
+    )
+    .unwrap_or(if vacuum_overdue(facts, &limits) {
+        Status::VacuumOverdue
+    } else if analyze_overdue(facts, &limits) {
+        Status::AnalyzeOverdue
+    } else if !limits.autovacuum_enabled {
+        Status::AutovacuumDisabled
+    } else {
+        Status::Ok
+    });
     let q = &facts.qualified;
     let action = match status {
         Status::WraparoundRisk | Status::FreezeDue => Some(freeze_command(q)),
@@ -226,7 +251,9 @@ pub fn assess(server: &ServerSettings, facts: &TableFacts) -> Assessment {
         Status::AutovacuumDisabled if limits.disabled_by_table => {
             Some(format!("ALTER TABLE {q} RESET (autovacuum_enabled)"))
         }
-        Status::AutovacuumDisabled => Some("ALTER SYSTEM SET autovacuum = on; SELECT pg_reload_conf()".into()),
+        Status::AutovacuumDisabled => {
+            Some("ALTER SYSTEM SET autovacuum = on; SELECT pg_reload_conf()".into())
+        }
         Status::Ok => None,
     };
     Assessment {
@@ -285,7 +312,8 @@ pub fn reason(facts: &TableFacts, a: &Assessment) -> Option<String> {
 
 /// One database's distance to wraparound (pg_database.datfrozenxid / datminmxid).
 pub fn database_status(xid_age: i64, mxid_age: i64, server: &ServerSettings) -> Status {
-    wraparound_status(xid_age, mxid_age, server.freeze_max_age, server.multixact_freeze_max_age).unwrap_or(Status::Ok)
+    wraparound_status(xid_age, mxid_age, server.freeze_max_age, server.multixact_freeze_max_age)
+        .unwrap_or(Status::Ok)
 }
 
 #[cfg(test)]
@@ -341,7 +369,10 @@ mod tests {
         assert_eq!(limits.analyze, 50.0 + 0.5 * 1000.0);
         assert_eq!(limits.insert, None, "-1 turns insert vacuums off");
         assert_eq!(limits.freeze_max_age, 100_000_000.0);
-        assert_eq!(limits.multixact_freeze_max_age, 400_000_000.0, "a table cannot raise the server's limit");
+        assert_eq!(
+            limits.multixact_freeze_max_age, 400_000_000.0,
+            "a table cannot raise the server's limit"
+        );
     }
 
     #[test]
@@ -384,7 +415,11 @@ mod tests {
         never.ever_analyzed = false;
         assert_eq!(assess(&server, &never).status, Status::AnalyzeOverdue);
         never.n_live_tup = 0;
-        assert_eq!(assess(&server, &never).status, Status::Ok, "an empty table has nothing to analyze");
+        assert_eq!(
+            assess(&server, &never).status,
+            Status::Ok,
+            "an empty table has nothing to analyze"
+        );
     }
 
     #[test]
@@ -393,7 +428,10 @@ mod tests {
         facts.options.enabled = Some(false);
         let off = assess(&ServerSettings::default(), &facts);
         assert_eq!(off.status, Status::AutovacuumDisabled);
-        assert_eq!(off.action.as_deref(), Some("ALTER TABLE public.orders RESET (autovacuum_enabled)"));
+        assert_eq!(
+            off.action.as_deref(),
+            Some("ALTER TABLE public.orders RESET (autovacuum_enabled)")
+        );
         let server_off = ServerSettings { autovacuum: false, ..ServerSettings::default() };
         let off = assess(&server_off, &table(100.0, 100, 0));
         assert_eq!(off.status, Status::AutovacuumDisabled);
@@ -453,7 +491,10 @@ mod tests {
         assert_eq!(reason(&facts, &a).as_deref(), Some("inserts 200000 > 11000"));
         facts.n_dead_tup = 10_051;
         let a = assess(&server, &facts);
-        assert_eq!(reason(&facts, &a).as_deref(), Some("dead tuples 10051 > 10050; inserts 200000 > 11000"));
+        assert_eq!(
+            reason(&facts, &a).as_deref(),
+            Some("dead tuples 10051 > 10050; inserts 200000 > 11000")
+        );
         // A table's own reloptions set the limit named.
         let mut own = table(1000.0, 1000, 0);
         own.options.insert_threshold = Some(10.0);

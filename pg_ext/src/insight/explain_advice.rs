@@ -7,7 +7,11 @@ use pgrx::prelude::*;
 use std::collections::HashMap;
 
 fn explain_options(analyze: bool) -> &'static str {
-    if analyze { "VERBOSE, ANALYZE, BUFFERS" } else { "VERBOSE" }
+    if analyze {
+        "VERBOSE, ANALYZE, BUFFERS"
+    } else {
+        "VERBOSE"
+    }
 }
 
 fn relation_facts(relations: &[RelationKey]) -> HashMap<RelationKey, RelationFacts> {
@@ -65,11 +69,16 @@ fn explain_advice(
     let analyze = required(analyze, "analyze").or_report();
     let timeout_ms = required(statement_timeout_ms, "statement_timeout_ms").or_report();
     if timeout_ms < 0 {
-        PitstopError::Negative { name: "statement_timeout_ms", value: timeout_ms.to_string() }.report();
+        PitstopError::Negative { name: "statement_timeout_ms", value: timeout_ms.to_string() }
+            .report();
     }
     parse::single_explainable_statement(query).or_report();
     let plan_text = if analyze {
-        subxact::rolled_back(|| timeout::with_statement_timeout(timeout_ms, || spi::explain_json(query, explain_options(true))))
+        subxact::rolled_back(|| {
+            timeout::with_statement_timeout(timeout_ms, || {
+                spi::explain_json(query, explain_options(true))
+            })
+        })
     } else {
         spi::explain_json(query, explain_options(false))
     }
@@ -79,7 +88,9 @@ fn explain_advice(
     let facts = relation_facts(&plan_advice::relations_in(&plan));
     let rows: Vec<_> = plan_advice::findings(&plan, &facts, memory_settings())
         .into_iter()
-        .map(|f| (f.finding.to_string(), f.node, f.severity.as_str().to_string(), f.detail, f.suggestion))
+        .map(|f| {
+            (f.finding.to_string(), f.node, f.severity.as_str().to_string(), f.detail, f.suggestion)
+        })
         .collect();
     TableIterator::new(rows)
 }

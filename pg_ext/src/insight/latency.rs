@@ -177,7 +177,8 @@ impl Key {
     /// Non-zero hash (0 marks a free slot's tag).
     fn tag(&self) -> u64 {
         // splitmix64 finaliser over the three fields.
-        let mut z = (self.queryid as u64) ^ ((u64::from(self.dbid) << 32) | u64::from(self.userid)).rotate_left(17);
+        let mut z = (self.queryid as u64)
+            ^ ((u64::from(self.dbid) << 32) | u64::from(self.userid)).rotate_left(17);
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^= z >> 31;
@@ -260,7 +261,12 @@ impl<'a> Table<'a> {
     /// `base` must point to at least `region_size(capacity)` bytes, aligned for
     /// `TableHeader` and `Slot`, valid for `'a`, and shared only through `Table` views. When
     /// `initialise` is false the region must already have been initialised for `capacity`.
-    pub unsafe fn from_raw(base: *mut u8, capacity: usize, initialise: bool, now: i64) -> Table<'a> {
+    pub unsafe fn from_raw(
+        base: *mut u8,
+        capacity: usize,
+        initialise: bool,
+        now: i64,
+    ) -> Table<'a> {
         if initialise {
             // SAFETY: the caller guarantees the size; all-zero bytes are an empty table (free
             // tags and locks, zero counters).
@@ -275,7 +281,9 @@ impl<'a> Table<'a> {
         // SAFETY: alignment and size are guaranteed by the caller; the data is initialised.
         let header = unsafe { &*(base as *const TableHeader) };
         // SAFETY: slots start at `slots_offset()` and span `capacity` entries.
-        let slots = unsafe { std::slice::from_raw_parts(base.add(slots_offset()) as *const Slot, capacity) };
+        let slots = unsafe {
+            std::slice::from_raw_parts(base.add(slots_offset()) as *const Slot, capacity)
+        };
         Table { header, slots }
     }
 
@@ -463,13 +471,20 @@ mod tests {
         assert_eq!(window.calls, 100);
         // The earlier 50 ms calls are not the window's maximum, even for its last rank.
         // (The top of a bucket is within γ - 1 ≈ 4.1 % of what it holds.)
-        assert!(window.quantile(1.0).unwrap() <= 1_000.0 * gamma(), "{}", window.quantile(1.0).unwrap());
+        assert!(
+            window.quantile(1.0).unwrap() <= 1_000.0 * gamma(),
+            "{}",
+            window.quantile(1.0).unwrap()
+        );
         let mut one = later;
         one.record(2_000.0);
         let single = one.since(&later);
         assert_eq!(single.calls, 1);
         let p95 = single.quantile(0.95).unwrap();
-        assert!(p95 >= 2_000.0 && p95 <= 2_000.0 * gamma(), "a one-call window's p95 is that call: {p95}");
+        assert!(
+            p95 >= 2_000.0 && p95 <= 2_000.0 * gamma(),
+            "a one-call window's p95 is that call: {p95}"
+        );
         let p95 = window.quantile(0.95).unwrap();
         assert!((p95 - 1_000.0).abs() / 1_000.0 <= ALPHA, "{p95}");
         // Without the subtraction the slow earlier calls dominate the tail.
@@ -557,10 +572,15 @@ mod tests {
 
     #[test]
     fn merged_histograms_equal_one_fed_everything() {
-        let (mut a, mut b, mut all) = (Histogram::default(), Histogram::default(), Histogram::default());
+        let (mut a, mut b, mut all) =
+            (Histogram::default(), Histogram::default(), Histogram::default());
         for i in 0..1000 {
             let us = 5.0 + (i as f64).powf(2.7);
-            if i % 3 == 0 { a.record(us) } else { b.record(us) }
+            if i % 3 == 0 {
+                a.record(us)
+            } else {
+                b.record(us)
+            }
             all.record(us);
         }
         a.merge(&b);

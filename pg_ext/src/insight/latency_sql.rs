@@ -3,7 +3,9 @@
 
 use crate::error::{OrReport, PitstopError};
 use crate::gucs;
-use crate::insight::latency::{bucket_value, region_size, Histogram, Key, Row, Table, ALPHA, MAX_US, MIN_US};
+use crate::insight::latency::{
+    bucket_value, region_size, Histogram, Key, Row, Table, ALPHA, MAX_US, MIN_US,
+};
 use crate::pg::executor::{self, FinishedQuery, TimingObserver};
 use crate::pg::{backend, shmem, statement_key};
 use pgrx::prelude::*;
@@ -16,7 +18,8 @@ fn attached_table() -> Option<Table<'static>> {
     let base = TABLE_BASE.load(Ordering::Acquire);
     // SAFETY: a non-null base was initialised by `attach` for this capacity (fixed at server
     // start) and stays mapped until the next attach replaces it.
-    (!base.is_null()).then(|| unsafe { Table::from_raw(base, gucs::latency_max_statements(), false, 0) })
+    (!base.is_null())
+        .then(|| unsafe { Table::from_raw(base, gucs::latency_max_statements(), false, 0) })
 }
 
 /// Requests the table's shared memory and the statements' durations (preload only).
@@ -28,7 +31,9 @@ pub fn init() {
             if created {
                 // SAFETY: `base` is the region sized by `region_size` for this same capacity
                 // (the GUC is fixed at server start) and cache-line aligned by ShmemInitStruct.
-                let _ = unsafe { Table::from_raw(base, gucs::latency_max_statements(), true, backend::now()) };
+                let _ = unsafe {
+                    Table::from_raw(base, gucs::latency_max_statements(), true, backend::now())
+                };
             }
             TABLE_BASE.store(base, Ordering::Release);
         },
@@ -73,7 +78,8 @@ fn visible_rows() -> Vec<Row> {
 }
 
 fn timestamp(t: i64) -> TimestampWithTimeZone {
-    TimestampWithTimeZone::try_from(t).unwrap_or_else(|_| TimestampWithTimeZone::try_from(0).unwrap())
+    TimestampWithTimeZone::try_from(t)
+        .unwrap_or_else(|_| TimestampWithTimeZone::try_from(0).unwrap())
 }
 
 fn ms(h: &Histogram, q: f64) -> f64 {
@@ -212,16 +218,27 @@ fn latency_stats() -> TableIterator<
 /// when the histogram was reset or evicted in between (its `since` differs or calls fell).
 /// NULL without calls in the window.
 #[pg_extern(immutable, parallel_safe)]
-fn latency_quantile(histogram: pgrx::JsonB, q: f64, earlier: default!(Option<pgrx::JsonB>, "NULL")) -> Option<f64> {
+fn latency_quantile(
+    histogram: pgrx::JsonB,
+    q: f64,
+    earlier: default!(Option<pgrx::JsonB>, "NULL"),
+) -> Option<f64> {
     if !(0.0..=1.0).contains(&q) {
-        PitstopError::OutOfRange { name: "q", value: q.to_string(), expected: "between 0 and 1" }.report();
+        PitstopError::OutOfRange { name: "q", value: q.to_string(), expected: "between 0 and 1" }
+            .report();
     }
-    let read = |json: &serde_json::Value, name| Histogram::from_snapshot(json).ok_or(PitstopError::NotAHistogram(name)).or_report();
+    let read = |json: &serde_json::Value, name| {
+        Histogram::from_snapshot(json).ok_or(PitstopError::NotAHistogram(name)).or_report()
+    };
     let later = read(&histogram.0, "histogram");
     let window = match earlier {
         Some(earlier) if earlier.0.get("since") == histogram.0.get("since") => {
             let earlier = read(&earlier.0, "earlier");
-            if earlier.calls <= later.calls { later.since(&earlier) } else { later }
+            if earlier.calls <= later.calls {
+                later.since(&earlier)
+            } else {
+                later
+            }
         }
         _ => later,
     };

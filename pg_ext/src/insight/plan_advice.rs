@@ -169,7 +169,11 @@ fn missing_statistics(
         if facts.has_column_stats || reported.contains(&rel) {
             continue;
         }
-        let state = if facts.reltuples < 0.0 { "has never been analyzed or vacuumed" } else { "has no column statistics" };
+        let state = if facts.reltuples < 0.0 {
+            "has never been analyzed or vacuumed"
+        } else {
+            "has no column statistics"
+        };
         out.push(Finding {
             finding: "missing_statistics",
             node: label(node),
@@ -215,7 +219,8 @@ fn seq_scan_selective_filter(
     if fraction > SELECTIVE_FRACTION {
         return;
     }
-    let severity = if scanned >= 1_000_000.0 || loops > 1.0 { Severity::High } else { Severity::Warning };
+    let severity =
+        if scanned >= 1_000_000.0 || loops > 1.0 { Severity::High } else { Severity::Warning };
     let alias = text(json, "Alias").unwrap_or(&rel.1);
     let columns = filter_columns(filter, alias);
     let suggestion = if columns.is_empty() {
@@ -270,7 +275,8 @@ pub fn filter_columns(filter: &str, alias: &str) -> Vec<String> {
         if column.is_empty() {
             continue;
         }
-        let mut after = &filter[search_from + column.len() + usize::from(rest.starts_with('"')) * 2..];
+        let mut after =
+            &filter[search_from + column.len() + usize::from(rest.starts_with('"')) * 2..];
         // `(alias.col)::type` casts: step over the closing parens we opened and the cast.
         for _ in 0..opened {
             after = after.strip_prefix(')').unwrap_or(after);
@@ -280,7 +286,8 @@ pub fn filter_columns(filter: &str, alias: &str) -> Vec<String> {
             }
         }
         let after = after.trim_start();
-        let is_comparison = ["= ", "<", ">", "~~", "IS ", "<> ", "!= "].iter().any(|op| after.starts_with(op));
+        let is_comparison =
+            ["= ", "<", ">", "~~", "IS ", "<> ", "!= "].iter().any(|op| after.starts_with(op));
         if !is_comparison || equality.contains(&column) || other.contains(&column) {
             continue;
         }
@@ -315,33 +322,49 @@ fn spills(node: &Node, memory: MemorySettings, out: &mut Vec<Finding>) {
         "Sort" if text(json, "Sort Space Type") == Some("Disk") => {
             let used = num(json, "Sort Space Used").unwrap_or(0.0);
             let method = text(json, "Sort Method").unwrap_or("external");
-            let detail = format!("sort spilled {used} kB to disk ({method}); work_mem is {} kB", memory.work_mem_kb);
+            let detail = format!(
+                "sort spilled {used} kB to disk ({method}); work_mem is {} kB",
+                memory.work_mem_kb
+            );
             push(out, "sort_spilled_to_disk", Severity::Warning, detail, used * 2.0);
         }
         "Sort" if !measured => {
-            let bytes = num(json, "Plan Rows").unwrap_or(0.0) * num(json, "Plan Width").unwrap_or(0.0);
+            let bytes =
+                num(json, "Plan Rows").unwrap_or(0.0) * num(json, "Plan Width").unwrap_or(0.0);
             let kb = bytes / 1024.0;
             if kb > memory.work_mem_kb {
-                let detail = format!("estimated {:.0} kB to sort exceeds work_mem ({} kB)", kb, memory.work_mem_kb);
+                let detail = format!(
+                    "estimated {:.0} kB to sort exceeds work_mem ({} kB)",
+                    kb, memory.work_mem_kb
+                );
                 push(out, "sort_may_spill", Severity::Info, detail, kb * 1.5);
             }
         }
         "Hash" if num(json, "Hash Batches").unwrap_or(1.0) > 1.0 => {
             let batches = num(json, "Hash Batches").unwrap_or(1.0);
             let peak = num(json, "Peak Memory Usage").unwrap_or(0.0);
-            let detail = format!("hash table split into {batches} batches on disk (peak memory {peak} kB)");
+            let detail =
+                format!("hash table split into {batches} batches on disk (peak memory {peak} kB)");
             push(out, "hash_spilled_to_disk", Severity::Warning, detail, peak * batches);
         }
         "Hash" if !measured => {
-            let bytes = num(json, "Plan Rows").unwrap_or(0.0) * (num(json, "Plan Width").unwrap_or(0.0) + 48.0);
+            let bytes = num(json, "Plan Rows").unwrap_or(0.0)
+                * (num(json, "Plan Width").unwrap_or(0.0) + 48.0);
             let kb = bytes / 1024.0;
             if kb > hash_limit_kb {
                 let detail = format!("estimated hash table of {kb:.0} kB exceeds work_mem × hash_mem_multiplier ({hash_limit_kb} kB)");
-                push(out, "hash_may_spill", Severity::Info, detail, kb / memory.hash_mem_multiplier);
+                push(
+                    out,
+                    "hash_may_spill",
+                    Severity::Info,
+                    detail,
+                    kb / memory.hash_mem_multiplier,
+                );
             }
         }
         "Aggregate"
-            if num(json, "HashAgg Batches").unwrap_or(0.0) > 1.0 || num(json, "Disk Usage").unwrap_or(0.0) > 0.0 =>
+            if num(json, "HashAgg Batches").unwrap_or(0.0) > 1.0
+                || num(json, "Disk Usage").unwrap_or(0.0) > 0.0 =>
         {
             let disk = num(json, "Disk Usage").unwrap_or(0.0);
             let peak = num(json, "Peak Memory Usage").unwrap_or(0.0);
@@ -377,7 +400,8 @@ fn nested_loop_many_rows(node: &Node, nodes: &[Node], out: &mut Vec<Finding>) {
         return;
     }
     let inner_seq_scan = text(inner.json, "Node Type") == Some("Seq Scan");
-    let severity = if inner_seq_scan || outer_rows >= 100_000.0 { Severity::High } else { Severity::Warning };
+    let severity =
+        if inner_seq_scan || outer_rows >= 100_000.0 { Severity::High } else { Severity::Warning };
     let suggestion = if inner_seq_scan {
         "index the inner table's join column so each loop is an index lookup, \
          or check the outer estimate (ANALYZE) so the planner can choose a hash join"
@@ -389,7 +413,11 @@ fn nested_loop_many_rows(node: &Node, nodes: &[Node], out: &mut Vec<Finding>) {
         finding: "nested_loop_many_rows",
         node: label(node),
         severity,
-        detail: format!("inner side {} runs ~{} times, once per outer row", label(inner), outer_rows.round()),
+        detail: format!(
+            "inner side {} runs ~{} times, once per outer row",
+            label(inner),
+            outer_rows.round()
+        ),
         suggestion: suggestion.to_string(),
     });
 }
@@ -402,7 +430,11 @@ fn row_misestimates(nodes: &[Node], out: &mut Vec<Finding>) {
         let estimated = num(node.json, "Plan Rows")?;
         let (low, high) = (estimated.min(actual_rows), estimated.max(actual_rows));
         let factor = high / low.max(1.0);
-        (factor > MISESTIMATE_FACTOR && high >= MISESTIMATE_MIN_ROWS).then_some((estimated, actual_rows, factor))
+        (factor > MISESTIMATE_FACTOR && high >= MISESTIMATE_MIN_ROWS).then_some((
+            estimated,
+            actual_rows,
+            factor,
+        ))
     };
     for node in nodes {
         let Some((estimated, actual_rows, factor)) = misestimate(node) else { continue };
@@ -465,7 +497,10 @@ mod tests {
         let found = findings(&plan, &rels(&[("orders", facts(1_000_000.0, true))]), MEMORY);
         assert_eq!(codes(&found), ["seq_scan_selective_filter"]);
         assert_eq!(found[0].severity, Severity::High);
-        assert_eq!(found[0].suggestion, "CREATE INDEX CONCURRENTLY ON public.orders (customer_id);");
+        assert_eq!(
+            found[0].suggestion,
+            "CREATE INDEX CONCURRENTLY ON public.orders (customer_id);"
+        );
         assert_eq!(found[0].node, "#0 Seq Scan on public.orders");
     }
 
@@ -498,12 +533,17 @@ mod tests {
         node["Rows Removed by Filter"] = json!(300_000.0);
         let found = findings(&json!([{"Plan": node}]), &HashMap::new(), MEMORY);
         assert_eq!(found[0].severity, Severity::Warning);
-        assert!(found[0].detail.starts_with("reads ~900300 rows to keep ~300 (0.03%); filter"), "{}", found[0].detail);
+        assert!(
+            found[0].detail.starts_with("reads ~900300 rows to keep ~300 (0.03%); filter"),
+            "{}",
+            found[0].detail
+        );
     }
 
     #[test]
     fn filter_columns_put_equality_first_and_skip_functions() {
-        let filter = "((orders.created_at > '2024-01-01'::date) AND ((orders.status)::text = 'paid'::text) \
+        let filter =
+            "((orders.created_at > '2024-01-01'::date) AND ((orders.status)::text = 'paid'::text) \
                       AND (lower(orders.email) = 'a'::text) AND (orders.customer_id = 7))";
         assert_eq!(filter_columns(filter, "orders"), ["status", "customer_id", "created_at"]);
         assert_eq!(filter_columns("(o.\"Total\" < 5)", "o"), ["Total"]);
@@ -551,7 +591,8 @@ mod tests {
 
     #[test]
     fn estimated_sort_larger_than_work_mem_may_spill() {
-        let plan = json!([{"Plan": {"Node Type": "Sort", "Plan Rows": 1_000_000.0, "Plan Width": 100}}]);
+        let plan =
+            json!([{"Plan": {"Node Type": "Sort", "Plan Rows": 1_000_000.0, "Plan Width": 100}}]);
         assert_eq!(codes(&findings(&plan, &HashMap::new(), MEMORY)), ["sort_may_spill"]);
     }
 

@@ -90,9 +90,10 @@ fn top_queries(
     let limit = required(lim, "lim").and_then(validate_limit).or_report();
     let include_self = required(include_self, "include_self").or_report();
     let rows: Vec<TopQueryRow> = Spi::connect(|client| {
-        let pgss = crate::pg::spi::extension_object(client, "pg_stat_statements", "pg_stat_statements")
-            .ok_or(PitstopError::MissingPgStatStatements)
-            .or_report();
+        let pgss =
+            crate::pg::spi::extension_object(client, "pg_stat_statements", "pg_stat_statements")
+                .ok_or(PitstopError::MissingPgStatStatements)
+                .or_report();
         let table = client
             .select(&top_queries_sql(&pgss, &order), None, &[limit.into(), include_self.into()])
             .unwrap_or_else(|e| pgrx::error!("top_queries: {e}"));

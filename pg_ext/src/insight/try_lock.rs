@@ -23,7 +23,10 @@ pub struct Guard<'a, T>(&'a TryLock<T>);
 
 impl<T> TryLock<T> {
     pub fn try_lock(&self) -> Option<Guard<'_, T>> {
-        self.lock.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).ok().map(|_| Guard(self))
+        self.lock
+            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .ok()
+            .map(|_| Guard(self))
     }
 
     /// For readers: spins a bounded while, then gives up (None).

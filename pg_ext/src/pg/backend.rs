@@ -22,5 +22,7 @@ pub fn now() -> i64 {
 pub fn can_read_all_stats() -> bool {
     // SAFETY: catalog lookup of role membership for the current user; may raise ERROR only
     // on catalog corruption, like any catalog read.
-    unsafe { pg_sys::has_privs_of_role(current_user(), pg_sys::Oid::from(pg_sys::ROLE_PG_READ_ALL_STATS)) }
+    unsafe {
+        pg_sys::has_privs_of_role(current_user(), pg_sys::Oid::from(pg_sys::ROLE_PG_READ_ALL_STATS))
+    }
 }

@@ -21,7 +21,10 @@ impl Analysis {
     /// Why these parameter values cannot be cached, if they cannot: one names a relative time
     /// ('today') in a parameter that is not plain text.
     pub fn params_bypass(&self, params: &[Option<&str>]) -> Option<Bypass> {
-        let relative = params.iter().zip(&self.param_not_text).any(|(value, not_text)| *not_text && value.is_some_and(names_relative_time));
+        let relative = params
+            .iter()
+            .zip(&self.param_not_text)
+            .any(|(value, not_text)| *not_text && value.is_some_and(names_relative_time));
         relative.then_some(Bypass::RelativeTime)
     }
 }
@@ -59,8 +62,9 @@ fn parses_time_at_run_time(name: &str) -> bool {
 /// The date/time input words whose value is the clock's ('epoch' and 'infinity' are
 /// constants). The datetime parser reads words as runs of ASCII letters, case-insensitively.
 pub fn names_relative_time(text: &str) -> bool {
-    text.split(|c: char| !c.is_ascii_alphabetic())
-        .any(|word| ["now", "today", "tomorrow", "yesterday"].iter().any(|w| word.eq_ignore_ascii_case(w)))
+    text.split(|c: char| !c.is_ascii_alphabetic()).any(|word| {
+        ["now", "today", "tomorrow", "yesterday"].iter().any(|w| word.eq_ignore_ascii_case(w))
+    })
 }
 
 struct Walk {
@@ -91,7 +95,11 @@ unsafe extern "C-unwind" fn function_check(funcid: pg_sys::Oid, context: *mut c_
             b'v' => walk.found(Bypass::VolatileFunction),
             b's' => {
                 let name = pg_sys::get_func_name(funcid);
-                let name = if name.is_null() { String::new() } else { CStr::from_ptr(name).to_string_lossy().into_owned() };
+                let name = if name.is_null() {
+                    String::new()
+                } else {
+                    CStr::from_ptr(name).to_string_lossy().into_owned()
+                };
                 if user_defined || unstable_builtin(&name) {
                     walk.found(Bypass::StableFunction)
                 } else if parses_time_at_run_time(&name) {
@@ -115,7 +123,8 @@ pub fn relation_bypass(relid: pg_sys::Oid, relkind: Option<std::ffi::c_char>) ->
     // SAFETY (both closures): catalog lookups by OID; get_rel_relkind returns 0 for a
     // relation that does not exist, which is checked before anything that needs it.
     let kind = |relid| unsafe { pg_sys::get_rel_relkind(relid) } as u8;
-    let temporary = |relid| unsafe { pg_sys::get_rel_persistence(relid) } as u8 == pg_sys::RELPERSISTENCE_TEMP;
+    let temporary =
+        |relid| unsafe { pg_sys::get_rel_persistence(relid) } as u8 == pg_sys::RELPERSISTENCE_TEMP;
     let rules = |relid: pg_sys::Oid, relkind: u8| -> Option<Bypass> {
         if relid.to_u32() < pg_sys::FirstNormalObjectId {
             return Some(Bypass::SystemCatalog);
@@ -138,7 +147,12 @@ pub fn relation_bypass(relid: pg_sys::Oid, relkind: Option<std::ffi::c_char>) ->
     use crate::pg::result_set::{ancestors, inheritors};
     rules(relid, relkind.map_or_else(|| kind(relid), |k| k as u8))
         .or_else(|| ancestors(relid).into_iter().find_map(|r| rules(r, kind(r))))
-        .or_else(|| inheritors(relid).into_iter().any(|r| kind(r) != 0 && temporary(r)).then_some(Bypass::TemporaryTable))
+        .or_else(|| {
+            inheritors(relid)
+                .into_iter()
+                .any(|r| kind(r) != 0 && temporary(r))
+                .then_some(Bypass::TemporaryTable)
+        })
 }
 
 unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, context: *mut c_void) -> bool {
@@ -159,10 +173,17 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, context: *mut c_void
                 if !(*query).rowMarks.is_null() || (*query).hasForUpdate {
                     return walk.found(Bypass::ForUpdate);
                 }
-                return pg_sys::query_tree_walker(query, Some(walker), context, pg_sys::QTW_EXAMINE_RTES_BEFORE as i32);
+                return pg_sys::query_tree_walker(
+                    query,
+                    Some(walker),
+                    context,
+                    pg_sys::QTW_EXAMINE_RTES_BEFORE as i32,
+                );
             }
             pg_sys::NodeTag::T_RangeTblEntry => {
-                if let Some((relid, relkind)) = crate::pg::range_table::relation(node as *mut pg_sys::RangeTblEntry) {
+                if let Some((relid, relkind)) =
+                    crate::pg::range_table::relation(node as *mut pg_sys::RangeTblEntry)
+                {
                     if let Some(reason) = relation_bypass(relid, Some(relkind)) {
                         return walk.found(reason);
                     }
@@ -175,7 +196,9 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, context: *mut c_void
                 // login, which SET ROLE leaves alone. CURRENT_USER, USER, CURRENT_ROLE,
                 // CURRENT_CATALOG and CURRENT_SCHEMA are in the key (role, database, search_path).
                 let op = (*(node as *mut pg_sys::SQLValueFunction)).op;
-                if op <= pg_sys::SQLValueFunctionOp::SVFOP_LOCALTIMESTAMP_N || op == pg_sys::SQLValueFunctionOp::SVFOP_SESSION_USER {
+                if op <= pg_sys::SQLValueFunctionOp::SVFOP_LOCALTIMESTAMP_N
+                    || op == pg_sys::SQLValueFunctionOp::SVFOP_SESSION_USER
+                {
                     return walk.found(Bypass::StableFunction);
                 }
             }
@@ -183,16 +206,24 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, context: *mut c_void
                 return walk.found(Bypass::TemporaryTable);
             }
             // OPERATOR(pg_temp.===) is another operator in each session.
-            pg_sys::NodeTag::T_OpExpr | pg_sys::NodeTag::T_DistinctExpr | pg_sys::NodeTag::T_NullIfExpr
+            pg_sys::NodeTag::T_OpExpr
+            | pg_sys::NodeTag::T_DistinctExpr
+            | pg_sys::NodeTag::T_NullIfExpr
                 if temporary_object(Catalog::Operator, (*(node as *mut pg_sys::OpExpr)).opno) =>
             {
                 return walk.found(Bypass::TemporaryTable);
             }
-            pg_sys::NodeTag::T_ScalarArrayOpExpr if temporary_object(Catalog::Operator, (*(node as *mut pg_sys::ScalarArrayOpExpr)).opno) => {
+            pg_sys::NodeTag::T_ScalarArrayOpExpr
+                if temporary_object(
+                    Catalog::Operator,
+                    (*(node as *mut pg_sys::ScalarArrayOpExpr)).opno,
+                ) =>
+            {
                 return walk.found(Bypass::TemporaryTable);
             }
             pg_sys::NodeTag::T_RangeTblFunction => {
-                let coltypes = crate::pg::list::cells((*(node as *mut pg_sys::RangeTblFunction)).funccoltypes);
+                let coltypes =
+                    crate::pg::list::cells((*(node as *mut pg_sys::RangeTblFunction)).funccoltypes);
                 if coltypes.iter().any(|cell| temporary_type(cell.oid_value, 0)) {
                     return walk.found(Bypass::TemporaryTable);
                 }
@@ -200,7 +231,9 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, context: *mut c_void
             pg_sys::NodeTag::T_Const => {
                 let constant = node as *mut pg_sys::Const;
                 let location = (*constant).location;
-                if let Some(index) = walk.relative_literals.iter().position(|(at, _)| *at == location) {
+                if let Some(index) =
+                    walk.relative_literals.iter().position(|(at, _)| *at == location)
+                {
                     // The literal was read as something else than text (a date, an array or
                     // range of dates, JSON a function may turn into dates…) when parsed.
                     if !plain_text((*constant).consttype) {
@@ -211,7 +244,9 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, context: *mut c_void
             }
             // Text read as a date or time when the query runs (date_in and friends are
             // caught by name; this catches arrays, ranges and row types of them).
-            pg_sys::NodeTag::T_CoerceViaIO if involves_time((*(node as *mut pg_sys::CoerceViaIO)).resulttype, 0) => {
+            pg_sys::NodeTag::T_CoerceViaIO
+                if involves_time((*(node as *mut pg_sys::CoerceViaIO)).resulttype, 0) =>
+            {
                 return walk.found(Bypass::RelativeTime);
             }
             pg_sys::NodeTag::T_TableFunc => {
@@ -239,10 +274,31 @@ fn has_expression_type(tag: pg_sys::NodeTag) -> bool {
     use pg_sys::NodeTag::*;
     matches!(
         tag,
-        T_Var | T_Const | T_Param | T_Aggref | T_WindowFunc | T_SubscriptingRef | T_FuncExpr | T_OpExpr
-            | T_NullIfExpr | T_FieldSelect | T_FieldStore | T_RelabelType | T_CoerceViaIO | T_ArrayCoerceExpr
-            | T_ConvertRowtypeExpr | T_CollateExpr | T_CaseExpr | T_CaseTestExpr | T_ArrayExpr | T_RowExpr
-            | T_CoalesceExpr | T_MinMaxExpr | T_CoerceToDomain | T_CoerceToDomainValue | T_SetToDefault
+        T_Var
+            | T_Const
+            | T_Param
+            | T_Aggref
+            | T_WindowFunc
+            | T_SubscriptingRef
+            | T_FuncExpr
+            | T_OpExpr
+            | T_NullIfExpr
+            | T_FieldSelect
+            | T_FieldStore
+            | T_RelabelType
+            | T_CoerceViaIO
+            | T_ArrayCoerceExpr
+            | T_ConvertRowtypeExpr
+            | T_CollateExpr
+            | T_CaseExpr
+            | T_CaseTestExpr
+            | T_ArrayExpr
+            | T_RowExpr
+            | T_CoalesceExpr
+            | T_MinMaxExpr
+            | T_CoerceToDomain
+            | T_CoerceToDomainValue
+            | T_SetToDefault
     )
 }
 
@@ -305,12 +361,16 @@ unsafe fn temporary_type(typid: pg_sys::Oid, depth: u32) -> bool {
     }
     // SAFETY: the caller's contract; the pg_type row is read while the syscache pins it.
     unsafe {
-        let tuple = pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::TYPEOID as i32, pg_sys::Datum::from(typid));
+        let tuple = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::TYPEOID as i32,
+            pg_sys::Datum::from(typid),
+        );
         if tuple.is_null() {
             return false;
         }
         let form = pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_type>(tuple);
-        let (namespace, typtype, base) = ((*form).typnamespace, (*form).typtype as u8, (*form).typbasetype);
+        let (namespace, typtype, base) =
+            ((*form).typnamespace, (*form).typtype as u8, (*form).typbasetype);
         pg_sys::ReleaseSysCache(tuple);
         if pg_sys::isAnyTempNamespace(namespace) {
             return true;
@@ -349,7 +409,9 @@ unsafe fn names_temporary_object(constant: *mut pg_sys::Const) -> bool {
             pg_sys::REGCOLLATIONOID => Catalog::Collation,
             pg_sys::REGCONFIGOID => Catalog::TextSearchConfiguration,
             pg_sys::REGDICTIONARYOID => Catalog::TextSearchDictionary,
-            pg_sys::REGNAMESPACEOID => return oid != pg_sys::Oid::INVALID && pg_sys::isAnyTempNamespace(oid),
+            pg_sys::REGNAMESPACEOID => {
+                return oid != pg_sys::Oid::INVALID && pg_sys::isAnyTempNamespace(oid)
+            }
             pg_sys::REGTYPEOID => return temporary_type(oid, 0),
             _ => return false,
         };
@@ -367,8 +429,10 @@ unsafe fn plain_text(typid: pg_sys::Oid) -> bool {
     unsafe {
         let base = pg_sys::getBaseType(typid);
         let element = pg_sys::get_element_type(base);
-        let scalar = if element == pg_sys::Oid::INVALID { base } else { pg_sys::getBaseType(element) };
-        [pg_sys::TEXTOID, pg_sys::VARCHAROID, pg_sys::BPCHAROID, pg_sys::NAMEOID, pg_sys::CHAROID].contains(&scalar)
+        let scalar =
+            if element == pg_sys::Oid::INVALID { base } else { pg_sys::getBaseType(element) };
+        [pg_sys::TEXTOID, pg_sys::VARCHAROID, pg_sys::BPCHAROID, pg_sys::NAMEOID, pg_sys::CHAROID]
+            .contains(&scalar)
     }
 }
 
@@ -385,7 +449,15 @@ unsafe fn involves_time(typid: pg_sys::Oid, depth: u32) -> bool {
             return true;
         }
         let base = pg_sys::getBaseType(typid);
-        if [pg_sys::DATEOID, pg_sys::TIMEOID, pg_sys::TIMETZOID, pg_sys::TIMESTAMPOID, pg_sys::TIMESTAMPTZOID].contains(&base) {
+        if [
+            pg_sys::DATEOID,
+            pg_sys::TIMEOID,
+            pg_sys::TIMETZOID,
+            pg_sys::TIMESTAMPOID,
+            pg_sys::TIMESTAMPTZOID,
+        ]
+        .contains(&base)
+        {
             return true;
         }
         let element = pg_sys::get_element_type(base);
@@ -394,12 +466,16 @@ unsafe fn involves_time(typid: pg_sys::Oid, depth: u32) -> bool {
         }
         match pg_sys::get_typtype(base) as u8 {
             pg_sys::TYPTYPE_RANGE => involves_time(pg_sys::get_range_subtype(base), depth + 1),
-            pg_sys::TYPTYPE_MULTIRANGE => involves_time(pg_sys::get_multirange_range(base), depth + 1),
+            pg_sys::TYPTYPE_MULTIRANGE => {
+                involves_time(pg_sys::get_multirange_range(base), depth + 1)
+            }
             pg_sys::TYPTYPE_PSEUDO => true,
             pg_sys::TYPTYPE_COMPOSITE => {
                 let desc = pg_sys::lookup_rowtype_tupdesc_copy(base, -1);
                 let attributes = crate::pg::tuple_desc::attributes(desc);
-                let found = attributes.iter().any(|a| !a.attisdropped && involves_time(a.atttypid, depth + 1));
+                let found = attributes
+                    .iter()
+                    .any(|a| !a.attisdropped && involves_time(a.atttypid, depth + 1));
                 pg_sys::FreeTupleDesc(desc);
                 found
             }
@@ -429,7 +505,8 @@ unsafe fn string_literal<'a>(node: *mut pg_sys::Node) -> Option<&'a CStr> {
             return None;
         }
         let constant = node as *mut pg_sys::A_Const;
-        let text = (!(*constant).isnull && (*constant).val.node.type_ == pg_sys::NodeTag::T_String).then(|| (*constant).val.sval.sval);
+        let text = (!(*constant).isnull && (*constant).val.node.type_ == pg_sys::NodeTag::T_String)
+            .then(|| (*constant).val.sval.sval);
         text.filter(|t| !t.is_null()).map(|t| CStr::from_ptr(t))
     }
 }
@@ -445,7 +522,8 @@ unsafe extern "C-unwind" fn raw_walker(node: *mut pg_sys::Node, context: *mut c_
         }
         if let Some(text) = string_literal(node) {
             if names_relative_time(&text.to_string_lossy()) {
-                (*(context as *mut Vec<(i32, bool)>)).push(((*(node as *mut pg_sys::A_Const)).location, false));
+                (*(context as *mut Vec<(i32, bool)>))
+                    .push(((*(node as *mut pg_sys::A_Const)).location, false));
             }
             return false;
         }
@@ -473,7 +551,10 @@ pub fn analyze(sql: &str) -> Result<Analysis, PitstopError> {
     // SAFETY: parse analysis of one statement in the current memory context, as PREPARE
     // does; the trees are only read, by the walkers above.
     unsafe {
-        let raw = pointers::<pg_sys::RawStmt>(pg_sys::raw_parser(c_sql.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT))[0];
+        let raw = pointers::<pg_sys::RawStmt>(pg_sys::raw_parser(
+            c_sql.as_ptr(),
+            pg_sys::RawParseMode::RAW_PARSE_DEFAULT,
+        ))[0];
         // Read before analysis, which may scribble on the raw tree. An ERROR in the walk
         // (an unknown node) becomes a Rust panic here; raw_walker's frames own nothing.
         let mut relative_literals: Vec<(i32, bool)> = Vec::new();
@@ -498,7 +579,8 @@ pub fn analyze(sql: &str) -> Result<Analysis, PitstopError> {
             }
             walker(*query as *mut pg_sys::Node, &mut walk as *mut Walk as *mut c_void);
         }
-        let param_types: Vec<pg_sys::Oid> = (0..param_count.max(0) as usize).map(|i| *param_types.add(i)).collect();
+        let param_types: Vec<pg_sys::Oid> =
+            (0..param_count.max(0) as usize).map(|i| *param_types.add(i)).collect();
         let param_not_text = param_types.iter().map(|t| !plain_text(*t)).collect();
         // A literal naming a relative time that did not stay a text constant.
         if walk.relative_literals.iter().any(|(_, text)| !text) {
@@ -520,7 +602,8 @@ pub fn replicated_into(relations: &[pg_sys::Oid]) -> bool {
         return false;
     }
     use crate::pg::result_set::{ancestors, inheritors};
-    let mut family: Vec<pg_sys::Oid> = relations.iter().flat_map(|r| [vec![*r], ancestors(*r), inheritors(*r)].concat()).collect();
+    let mut family: Vec<pg_sys::Oid> =
+        relations.iter().flat_map(|r| [vec![*r], ancestors(*r), inheritors(*r)].concat()).collect();
     family.sort_by_key(|o| o.to_u32());
     family.dedup();
     pgrx::Spi::connect(|client| {
@@ -539,7 +622,13 @@ mod tests {
 
     #[test]
     fn clock_settings_and_catalog_functions_are_unstable() {
-        for name in ["now", "current_setting", "pg_stat_get_live_tuples", "has_table_privilege", "to_regclass"] {
+        for name in [
+            "now",
+            "current_setting",
+            "pg_stat_get_live_tuples",
+            "has_table_privilege",
+            "to_regclass",
+        ] {
             assert!(unstable_builtin(name), "{name}");
         }
         for name in ["to_char", "date_trunc", "timestamptz_pl_interval", "lower"] {
@@ -549,7 +638,14 @@ mod tests {
 
     #[test]
     fn the_session_user_and_the_connection_are_unstable() {
-        for name in ["session_user", "system_user", "inet_client_addr", "inet_client_port", "inet_server_addr", "inet_server_port"] {
+        for name in [
+            "session_user",
+            "system_user",
+            "inet_client_addr",
+            "inet_client_port",
+            "inet_server_addr",
+            "inet_server_port",
+        ] {
             assert!(unstable_builtin(name), "{name}");
         }
         for name in ["timestamptz_in", "date_in", "jsonb_to_recordset", "json_populate_record"] {
@@ -560,10 +656,29 @@ mod tests {
 
     #[test]
     fn relative_time_words_are_found_as_the_datetime_parser_splits_them() {
-        for text in ["now", " NOW ", "Today", "tomorrow 10:00", "yesterday+02", "{now,2024-01-01}", "[today,)", "now America/New_York"] {
+        for text in [
+            "now",
+            " NOW ",
+            "Today",
+            "tomorrow 10:00",
+            "yesterday+02",
+            "{now,2024-01-01}",
+            "[today,)",
+            "now America/New_York",
+        ] {
             assert!(names_relative_time(text), "{text:?}");
         }
-        for text in ["epoch", "infinity", "-infinity", "2024-01-01", "snow", "nowhere", "todays", "allballs", ""] {
+        for text in [
+            "epoch",
+            "infinity",
+            "-infinity",
+            "2024-01-01",
+            "snow",
+            "nowhere",
+            "todays",
+            "allballs",
+            "",
+        ] {
             assert!(!names_relative_time(text), "{text:?}");
         }
     }

@@ -121,14 +121,22 @@ fn install_hooks() {
 /// procedure's COMMIT or ROLLBACK runs outside any (transaction control is refused inside a
 /// query). Resetting at every end also recovers from an ERROR that something caught without
 /// a subtransaction. Plain reads and writes of backend-local values: nothing here can fail.
-unsafe extern "C-unwind" fn restore_nesting_level(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+unsafe extern "C-unwind" fn restore_nesting_level(
+    event: pg_sys::XactEvent::Type,
+    _arg: *mut std::ffi::c_void,
+) {
     use pg_sys::XactEvent::*;
     if matches!(
         event,
-        XACT_EVENT_ABORT | XACT_EVENT_COMMIT | XACT_EVENT_PREPARE | XACT_EVENT_PARALLEL_ABORT | XACT_EVENT_PARALLEL_COMMIT
+        XACT_EVENT_ABORT
+            | XACT_EVENT_COMMIT
+            | XACT_EVENT_PREPARE
+            | XACT_EVENT_PARALLEL_ABORT
+            | XACT_EVENT_PARALLEL_COMMIT
     ) {
         NESTING_LEVEL.store(0, Ordering::Relaxed);
-        let _ = LEVEL_AT_SUBXACT_START.try_with(|levels| levels.try_borrow_mut().map(|mut l| l.clear()));
+        let _ = LEVEL_AT_SUBXACT_START
+            .try_with(|levels| levels.try_borrow_mut().map(|mut l| l.clear()));
     }
 }
 
@@ -143,7 +151,9 @@ unsafe extern "C-unwind" fn restore_nesting_level_sub(
     let _ = LEVEL_AT_SUBXACT_START.try_with(|levels| {
         let Ok(mut levels) = levels.try_borrow_mut() else { return };
         match event {
-            pg_sys::SubXactEvent::SUBXACT_EVENT_START_SUB => levels.push(NESTING_LEVEL.load(Ordering::Relaxed)),
+            pg_sys::SubXactEvent::SUBXACT_EVENT_START_SUB => {
+                levels.push(NESTING_LEVEL.load(Ordering::Relaxed))
+            }
             pg_sys::SubXactEvent::SUBXACT_EVENT_COMMIT_SUB => {
                 levels.pop();
             }
@@ -168,7 +178,8 @@ fn one_level_deeper(f: impl FnOnce()) {
     NESTING_LEVEL.fetch_add(1, Ordering::Relaxed);
     f();
     // Saturating, should a reset at transaction end ever come in between.
-    let _ = NESTING_LEVEL.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |level| Some(level.saturating_sub(1)));
+    let _ = NESTING_LEVEL
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |level| Some(level.saturating_sub(1)));
 }
 
 fn is_parallel_worker() -> bool {
@@ -216,12 +227,14 @@ fn report_relations(query_desc: *mut pg_sys::QueryDesc) {
     if is_parallel_worker() {
         return;
     }
-    let writes_mask = (pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE | pg_sys::ACL_DELETE) as pg_sys::AclMode;
+    let writes_mask =
+        (pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE | pg_sys::ACL_DELETE) as pg_sys::AclMode;
     // SAFETY: the QueryDesc handed to ExecutorStart holds a valid PlannedStmt whose rtable is
     // a List of RangeTblEntry and whose resultRelations index into it (from 1).
     unsafe {
         let planned = (*query_desc).plannedstmt;
-        let writing = (*planned).commandType != pg_sys::CmdType::CMD_SELECT || (*planned).hasModifyingCTE;
+        let writing =
+            (*planned).commandType != pg_sys::CmdType::CMD_SELECT || (*planned).hasModifyingCTE;
         // The common case, a plain read with nobody collecting reads, costs one check.
         if !writing && !(observer.wants_reads)() {
             return;
@@ -255,7 +268,9 @@ fn measure_for_start() -> Measure {
     }
     let level = NESTING_LEVEL.load(Ordering::Relaxed);
     match observer().map_or(Measure::Nothing, |o| (o.at_start)(level)) {
-        Measure::Nothing if timing_observer().is_some_and(|t| (t.wants)(level)) => Measure::Duration,
+        Measure::Nothing if timing_observer().is_some_and(|t| (t.wants)(level)) => {
+            Measure::Duration
+        }
         measure => measure,
     }
 }
@@ -340,7 +355,8 @@ unsafe extern "C-unwind" fn executor_end(query_desc: *mut pg_sys::QueryDesc) {
 /// of its own so that `executor_end`'s frame holds no `catch_unwind` (it stays a plain old
 /// frame for the chained call).
 fn observe_end(query_desc: *mut pg_sys::QueryDesc) {
-    let finished = FinishedQuery { desc: query_desc, nesting_level: NESTING_LEVEL.load(Ordering::Relaxed) };
+    let finished =
+        FinishedQuery { desc: query_desc, nesting_level: NESTING_LEVEL.load(Ordering::Relaxed) };
     if let Some(timing) = timing_observer() {
         let _ = catch_unwind(AssertUnwindSafe(|| (timing.at_end)(&finished)));
     }
@@ -405,11 +421,7 @@ impl FinishedQuery {
                 return String::new();
             }
             let stmt = (*self.desc).plannedstmt;
-            (
-                std::ffi::CStr::from_ptr(text).to_bytes(),
-                (*stmt).stmt_location,
-                (*stmt).stmt_len,
-            )
+            (std::ffi::CStr::from_ptr(text).to_bytes(), (*stmt).stmt_location, (*stmt).stmt_len)
         };
         statement_slice(source, location, len)
     }

@@ -55,12 +55,19 @@ fn string_variable(name: &CStr) -> usize {
         let found = {
             let table = pg_sys::get_guc_variables();
             let count = usize::try_from(pg_sys::GetNumConfigOptions()).unwrap_or(0);
-            (0..count).map(|i| *table.add(i)).find(|g| !g.is_null() && CStr::from_ptr((**g).name).to_bytes().eq_ignore_ascii_case(name.to_bytes()))
+            (0..count).map(|i| *table.add(i)).find(|g| {
+                !g.is_null()
+                    && CStr::from_ptr((**g).name).to_bytes().eq_ignore_ascii_case(name.to_bytes())
+            })
         };
         #[cfg(not(feature = "pg15"))]
-        let found = Some(pg_sys::find_option(name.as_ptr(), false, true, pgrx::PgLogLevel::ERROR as i32)).filter(|g| !g.is_null());
+        let found =
+            Some(pg_sys::find_option(name.as_ptr(), false, true, pgrx::PgLogLevel::ERROR as i32))
+                .filter(|g| !g.is_null());
         match found {
-            Some(g) if (*g).vartype == pg_sys::config_type::PGC_STRING => (*(g as *mut pg_sys::config_string)).variable as usize,
+            Some(g) if (*g).vartype == pg_sys::config_type::PGC_STRING => {
+                (*(g as *mut pg_sys::config_string)).variable as usize
+            }
             _ => 0,
         }
     }
@@ -94,8 +101,13 @@ pub fn output_settings() -> OutputSettings {
         } else {
             guc_string(pg_sys::pg_get_timezone_name(pg_sys::session_timezone))
         };
-        let abbreviations = *TIMEZONE_ABBREVIATIONS.get_or_init(|| string_variable(c"timezone_abbreviations"));
-        let abbreviations = if abbreviations == 0 { b"" as &[u8] } else { guc_string(*(abbreviations as *const *const std::ffi::c_char)) };
+        let abbreviations =
+            *TIMEZONE_ABBREVIATIONS.get_or_init(|| string_variable(c"timezone_abbreviations"));
+        let abbreviations = if abbreviations == 0 {
+            b"" as &[u8]
+        } else {
+            guc_string(*(abbreviations as *const *const std::ffi::c_char))
+        };
         let mut numbers = [0u8; 52];
         let values = [
             pg_sys::DateStyle,

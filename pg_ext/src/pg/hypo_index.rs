@@ -117,7 +117,9 @@ fn for_each_offered(relids: &[pg_sys::Oid], mut f: impl FnMut(&HypoIndex)) {
                 }
             }
         }
-        None => with_registry(|registry| registry.iter().filter(|h| relids.contains(&h.desc.relid)).for_each(f)),
+        None => with_registry(|registry| {
+            registry.iter().filter(|h| relids.contains(&h.desc.relid)).for_each(f)
+        }),
     }
 }
 
@@ -157,7 +159,11 @@ pub fn hidden() -> Vec<pg_sys::Oid> {
 // `transformIndexStmt` (parser/parse_utilcmd.h) and `get_partition_ancestors`
 // (catalog/partition.h) have no pgrx binding.
 unsafe extern "C-unwind" {
-    fn transformIndexStmt(relid: pg_sys::Oid, stmt: *mut pg_sys::IndexStmt, query: *const c_char) -> *mut pg_sys::IndexStmt;
+    fn transformIndexStmt(
+        relid: pg_sys::Oid,
+        stmt: *mut pg_sys::IndexStmt,
+        query: *const c_char,
+    ) -> *mut pg_sys::IndexStmt;
     fn get_partition_ancestors(relid: pg_sys::Oid) -> *mut pg_sys::List;
 }
 
@@ -226,23 +232,38 @@ unsafe fn resolve(c_ddl: &CStr) -> Result<HypoIndex, PitstopError> {
             return Err(PitstopError::NotCreateIndex);
         }
         let raw = node as *mut pg_sys::IndexStmt;
-        let relid = pg_sys::RangeVarGetRelidExtended((*raw).relation, ACCESS_SHARE_LOCK, 0, None, std::ptr::null_mut());
+        let relid = pg_sys::RangeVarGetRelidExtended(
+            (*raw).relation,
+            ACCESS_SHARE_LOCK,
+            0,
+            None,
+            std::ptr::null_mut(),
+        );
         let relkind = pg_sys::get_rel_relkind(relid) as u8;
-        if relkind != pg_sys::RELKIND_RELATION && relkind != pg_sys::RELKIND_MATVIEW && relkind != pg_sys::RELKIND_PARTITIONED_TABLE {
-            return Err(PitstopError::UnsupportedRelation(cstr(pg_sys::get_rel_name(relid)).unwrap_or_default()));
+        if relkind != pg_sys::RELKIND_RELATION
+            && relkind != pg_sys::RELKIND_MATVIEW
+            && relkind != pg_sys::RELKIND_PARTITIONED_TABLE
+        {
+            return Err(PitstopError::UnsupportedRelation(
+                cstr(pg_sys::get_rel_name(relid)).unwrap_or_default(),
+            ));
         }
         let table = cstr(pg_sys::get_rel_name(relid)).unwrap_or_default();
         let stmt = pg_guard_ffi_boundary(|| transformIndexStmt(relid, raw, c_ddl.as_ptr()));
 
         let am_name = cstr((*stmt).accessMethod).unwrap_or_else(|| "btree".to_string());
-        let am = AccessMethod::from_name(&am_name).ok_or_else(|| PitstopError::UnsupportedAccessMethod(am_name.clone()))?;
+        let am = AccessMethod::from_name(&am_name)
+            .ok_or_else(|| PitstopError::UnsupportedAccessMethod(am_name.clone()))?;
         let c_am = CString::new(am_name.clone()).unwrap_or_default();
         let am_oid = pg_sys::get_am_oid(c_am.as_ptr(), false);
         let routine = pg_sys::GetIndexAmRoutineByAmId(am_oid, false);
 
         let keys = pointers::<pg_sys::IndexElem>((*stmt).indexParams);
         let includes = pointers::<pg_sys::IndexElem>((*stmt).indexIncludingParams);
-        let lacks = |feature: &'static str| PitstopError::AccessMethodLacks { am: am_name.clone(), feature };
+        let lacks = |feature: &'static str| PitstopError::AccessMethodLacks {
+            am: am_name.clone(),
+            feature,
+        };
         if keys.len() > 1 && !(*routine).amcanmulticol {
             return Err(lacks("multi-column indexes"));
         }
@@ -283,23 +304,34 @@ unsafe fn resolve(c_ddl: &CStr) -> Result<HypoIndex, PitstopError> {
         };
         for (position, elem) in keys.iter().chain(includes.iter()).enumerate() {
             let is_key = position < keys.len();
-            let (attnum, type_oid, typmod, mut collation, display) = if let Some(name) = cstr((**elem).name) {
-                let c_name = CString::new(name.clone()).unwrap_or_default();
-                let attnum = pg_sys::get_attnum(relid, c_name.as_ptr());
-                if attnum <= 0 {
-                    return Err(PitstopError::UndefinedColumn { column: name, table: table.clone() });
-                }
-                let (mut t, mut m, mut c) = (pg_sys::Oid::INVALID, 0, pg_sys::Oid::INVALID);
-                pg_sys::get_atttypetypmodcoll(relid, attnum, &mut t, &mut m, &mut c);
-                (attnum, t, m, c, name)
-            } else {
-                let expr = (**elem).expr;
-                let expr = pg_sys::eval_const_expressions(std::ptr::null_mut(), expr);
-                pg_sys::fix_opfuncids(expr);
-                index.expressions = pg_sys::lappend(index.expressions, expr.cast());
-                let text = cstr(pg_sys::deparse_expression(expr, deparse_cxt, false, false)).unwrap_or_default();
-                (0, pg_sys::exprType(expr), pg_sys::exprTypmod(expr), pg_sys::exprCollation(expr), text)
-            };
+            let (attnum, type_oid, typmod, mut collation, display) =
+                if let Some(name) = cstr((**elem).name) {
+                    let c_name = CString::new(name.clone()).unwrap_or_default();
+                    let attnum = pg_sys::get_attnum(relid, c_name.as_ptr());
+                    if attnum <= 0 {
+                        return Err(PitstopError::UndefinedColumn {
+                            column: name,
+                            table: table.clone(),
+                        });
+                    }
+                    let (mut t, mut m, mut c) = (pg_sys::Oid::INVALID, 0, pg_sys::Oid::INVALID);
+                    pg_sys::get_atttypetypmodcoll(relid, attnum, &mut t, &mut m, &mut c);
+                    (attnum, t, m, c, name)
+                } else {
+                    let expr = (**elem).expr;
+                    let expr = pg_sys::eval_const_expressions(std::ptr::null_mut(), expr);
+                    pg_sys::fix_opfuncids(expr);
+                    index.expressions = pg_sys::lappend(index.expressions, expr.cast());
+                    let text = cstr(pg_sys::deparse_expression(expr, deparse_cxt, false, false))
+                        .unwrap_or_default();
+                    (
+                        0,
+                        pg_sys::exprType(expr),
+                        pg_sys::exprTypmod(expr),
+                        pg_sys::exprCollation(expr),
+                        text,
+                    )
+                };
             index.desc.attnums.push(attnum);
             index.desc.column_names.push(display);
             index.desc.column_types.push((type_oid, typmod));
@@ -335,7 +367,8 @@ unsafe fn resolve(c_ddl: &CStr) -> Result<HypoIndex, PitstopError> {
             index.predicate = pg_sys::make_ands_implicit(clause);
             pg_sys::fix_opfuncids(index.predicate.cast());
         }
-        index.desc.name = cstr((*stmt).idxname).unwrap_or_else(|| default_name(&table, &index.desc.column_names));
+        index.desc.name =
+            cstr((*stmt).idxname).unwrap_or_else(|| default_name(&table, &index.desc.column_names));
         Ok(index)
     }
 }
@@ -443,7 +476,9 @@ unsafe extern "C-unwind" fn planner(
     // SAFETY: chaining with our own arguments.
     unsafe {
         match PREV_PLANNER {
-            Some(prev) => pg_guard_ffi_boundary(|| prev(parse, query_string, cursor_options, bound_params)),
+            Some(prev) => {
+                pg_guard_ffi_boundary(|| prev(parse, query_string, cursor_options, bound_params))
+            }
             None => pg_sys::standard_planner(parse, query_string, cursor_options, bound_params),
         }
     }
@@ -491,7 +526,8 @@ unsafe extern "C-unwind" fn process_utility_guarded(call: crate::pg::utility::Ut
 
 #[pg_guard]
 unsafe extern "C-unwind" fn explain_index_name(index: pg_sys::Oid) -> *const c_char {
-    let name = with_registry(|r| r.iter().find(|h| h.desc.oid == index).map(|h| h.desc.name.clone()));
+    let name =
+        with_registry(|r| r.iter().find(|h| h.desc.oid == index).map(|h| h.desc.name.clone()));
     match name {
         Some(name) => {
             let c_name = CString::new(name).unwrap_or_default();
@@ -545,32 +581,41 @@ unsafe extern "C-unwind" fn get_relation_info(
             relids.extend(crate::pg::list::cells(ancestors).iter().map(|cell| cell.oid_value));
         }
         for_each_offered(&relids, |index| {
-                // A hypothetical index that no longer fits the table (a column was dropped
-                // since) is skipped rather than failing the EXPLAIN.
-                let context = pg_sys::CurrentMemoryContext;
-                let built = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| {
+            // A hypothetical index that no longer fits the table (a column was dropped
+            // since) is skipped rather than failing the EXPLAIN.
+            let context = pg_sys::CurrentMemoryContext;
+            let built =
+                PgTryBuilder::new(std::panic::AssertUnwindSafe(|| {
                     match partition_attnums(index, relation) {
                         Some(attnums) => index_opt_info(index, rel, relation, &attnums),
                         None => Ok(None),
                     }
                 }))
-                    // A cancel is the user's or a timeout's: it ends the statement, as it
-                    // would have without the hypothetical index.
-                    .catch_others(|e| if crate::pg::subxact::is_query_cancel(&e) { e.rethrow() } else { Err(crate::pg::subxact::message(&e)) })
-                    .catch_rust_panic(|e| Err(crate::pg::subxact::message(&e)))
-                    .execute();
-                pg_sys::MemoryContextSwitchTo(context);
-                let built = built.unwrap_or_else(|message| {
-                    pgrx::warning!("pitstop: hypothetical index \"{}\" skipped: {message}", index.desc.name);
-                    None
-                });
-                if let Some(info) = built {
-                    (*rel).indexlist = pg_sys::lcons(info.cast(), (*rel).indexlist);
-                }
+                // A cancel is the user's or a timeout's: it ends the statement, as it
+                // would have without the hypothetical index.
+                .catch_others(|e| {
+                    if crate::pg::subxact::is_query_cancel(&e) {
+                        e.rethrow()
+                    } else {
+                        Err(crate::pg::subxact::message(&e))
+                    }
+                })
+                .catch_rust_panic(|e| Err(crate::pg::subxact::message(&e)))
+                .execute();
+            pg_sys::MemoryContextSwitchTo(context);
+            let built = built.unwrap_or_else(|message| {
+                pgrx::warning!(
+                    "pitstop: hypothetical index \"{}\" skipped: {message}",
+                    index.desc.name
+                );
+                None
+            });
+            if let Some(info) = built {
+                (*rel).indexlist = pg_sys::lcons(info.cast(), (*rel).indexlist);
+            }
         });
     }
 }
-
 
 /// Builds the planner's view of a hypothetical index on `rel`, mirroring plancat.c.
 ///
@@ -586,7 +631,8 @@ unsafe fn index_opt_info(
         let index = &hypo.desc;
         let ncolumns = attnums.len();
         let nkeys = index.key_columns;
-        let info = pg_sys::palloc0(std::mem::size_of::<pg_sys::IndexOptInfo>()) as *mut pg_sys::IndexOptInfo;
+        let info = pg_sys::palloc0(std::mem::size_of::<pg_sys::IndexOptInfo>())
+            as *mut pg_sys::IndexOptInfo;
         (*info).type_ = pg_sys::NodeTag::T_IndexOptInfo;
         (*info).indexoid = index.oid;
         (*info).reltablespace = (*rel).reltablespace;
@@ -622,9 +668,10 @@ unsafe fn index_opt_info(
         // Before PostgreSQL 16 the field is declared without a prototype: same pointer, other type.
         #[cfg(feature = "pg15")]
         {
-            (*info).amcostestimate = std::mem::transmute::<pg_sys::amcostestimate_function, Option<unsafe extern "C-unwind" fn()>>(
-                (*routine).amcostestimate,
-            );
+            (*info).amcostestimate = std::mem::transmute::<
+                pg_sys::amcostestimate_function,
+                Option<unsafe extern "C-unwind" fn()>,
+            >((*routine).amcostestimate);
         }
         #[cfg(not(feature = "pg15"))]
         {
@@ -661,7 +708,10 @@ unsafe fn index_opt_info(
                 // A dropped column reads as type 0, a retyped one as another type: the
                 // resolved operator classes no longer fit.
                 if t != index.column_types[i].0 {
-                    return Err(format!("column \"{}\" was dropped or changed type", index.column_names[i]));
+                    return Err(format!(
+                        "column \"{}\" was dropped or changed type",
+                        index.column_names[i]
+                    ));
                 }
                 pg_sys::makeVar(varno, *attnum, t, m, c, 0).cast()
             } else {

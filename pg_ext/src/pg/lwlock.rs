@@ -27,7 +27,10 @@ impl LwLocks {
     /// initialised (we are in a backend).
     pub unsafe fn attach(tranche: &std::ffi::CStr, partitions: usize) -> LwLocks {
         // SAFETY: the caller's contract.
-        LwLocks { locks: unsafe { pg_sys::GetNamedLWLockTranche(tranche.as_ptr()) }, free_list: partitions }
+        LwLocks {
+            locks: unsafe { pg_sys::GetNamedLWLockTranche(tranche.as_ptr()) },
+            free_list: partitions,
+        }
     }
 
     fn lock(&self, index: usize) -> *mut pg_sys::LWLock {
@@ -57,7 +60,8 @@ impl Locks for LwLocks {
     fn try_exclusive(&self, partition: usize) -> Option<LwGuard> {
         let lock = self.lock(partition);
         // SAFETY: as in acquire; only a successful acquisition yields a guard.
-        unsafe { pg_sys::LWLockConditionalAcquire(lock, pg_sys::LWLockMode::LW_EXCLUSIVE) }.then_some(LwGuard(lock))
+        unsafe { pg_sys::LWLockConditionalAcquire(lock, pg_sys::LWLockMode::LW_EXCLUSIVE) }
+            .then_some(LwGuard(lock))
     }
 
     fn free_list(&self) -> LwGuard {

@@ -29,7 +29,8 @@ pub fn single_workload_statement(sql: &str) -> Result<StatementKind, PitstopErro
 /// the text holds a NUL byte. Memory that cannot be had is Postgres' ERROR 53200, never
 /// Rust's abort (`CString::new` would abort).
 pub fn c_text(text: &str) -> Option<CString> {
-    copy_with_nul(text).unwrap_or_else(|_| PitstopError::OutOfMemory("a copy of the statement").report())
+    copy_with_nul(text)
+        .unwrap_or_else(|_| PitstopError::OutOfMemory("a copy of the statement").report())
 }
 
 /// `c_text` without the ERROR: Err when the memory cannot be had.
@@ -77,7 +78,11 @@ fn statement_name(tag: pg_sys::NodeTag) -> String {
     // NodeTag's Debug is e.g. "T_CreateStmt": drop the prefix and "Stmt" for the message.
     let name = format!("{tag:?}");
     let name = name.trim_start_matches("T_").trim_end_matches("Stmt");
-    if name.is_empty() { "utility".to_string() } else { name.to_string() }
+    if name.is_empty() {
+        "utility".to_string()
+    } else {
+        name.to_string()
+    }
 }
 
 #[cfg(test)]

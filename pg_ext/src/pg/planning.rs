@@ -3,11 +3,11 @@
 //! get a generic plan (their types are inferred as PREPARE would). The hypothetical indexes
 //! the planner sees are exactly the ones passed in.
 
+use crate::advisor::normalized;
 use crate::advisor::usage::{TableUsage, TableWrite, WriteKind};
 use crate::pg::hypo_index::{self, HypoIndex};
 use crate::pg::list::pointers;
 use crate::pg::role::ActingRole;
-use crate::advisor::normalized;
 use crate::pg::{parse, scan, subxact, timeout};
 use pgrx::pg_sys;
 use pgrx::pg_sys::ffi::pg_guard_ffi_boundary;
@@ -99,14 +99,26 @@ impl Drop for Collecting {
 /// that is always rolled back (locks taken by parse analysis are released) and in a memory
 /// context freed afterwards; an error (syntax, unknown table, privileges, undeterminable `$n`
 /// type) comes back as its message.
-pub fn plan(sql: &str, role: &ActingRole, indexes: &[&HypoIndex], collect_usage: bool) -> Result<PlannedQuery, String> {
+pub fn plan(
+    sql: &str,
+    role: &ActingRole,
+    indexes: &[&HypoIndex],
+    collect_usage: bool,
+) -> Result<PlannedQuery, String> {
     plan_with(sql, &[], role, indexes, collect_usage)
 }
 
 /// `plan` with parameter types given (0: inferred as PREPARE would).
-fn plan_with(sql: &str, param_types: &[u32], role: &ActingRole, indexes: &[&HypoIndex], collect_usage: bool) -> Result<PlannedQuery, String> {
+fn plan_with(
+    sql: &str,
+    param_types: &[u32],
+    role: &ActingRole,
+    indexes: &[&HypoIndex],
+    collect_usage: bool,
+) -> Result<PlannedQuery, String> {
     ensure_installed();
-    let c_sql = crate::pg::parse::c_text(sql).ok_or_else(|| "the statement contains a NUL byte".to_string())?;
+    let c_sql = crate::pg::parse::c_text(sql)
+        .ok_or_else(|| "the statement contains a NUL byte".to_string())?;
     let _offer = hypo_index::offer_only(indexes);
     let collecting = Collecting::start(collect_usage);
     // SAFETY: a child of the current context, deleted below on every path (the subtransaction
@@ -125,22 +137,26 @@ fn plan_with(sql: &str, param_types: &[u32], role: &ActingRole, indexes: &[&Hypo
         // Constant folding and selectivity estimation run functions: as the statement's role,
         // and for a bounded time (a slow function must not hold the whole advice up).
         let limit = crate::gucs::advisor_plan_timeout_ms();
-        timeout::with_statement_timeout(limit, || role.run(|| {
-            // SAFETY: parse, analysis and planning allocate in `scratch`; we read the plans'
-            // costs before leaving it and keep nothing that points into it.
-            unsafe {
-                let caller = pg_sys::MemoryContextSwitchTo(scratch);
-                let planned = plan_in_current_context(&c_sql, param_types);
-                pg_sys::MemoryContextSwitchTo(caller);
-                Ok::<Planned, String>(planned)
-            }
-        }))
+        timeout::with_statement_timeout(limit, || {
+            role.run(|| {
+                // SAFETY: parse, analysis and planning allocate in `scratch`; we read the plans'
+                // costs before leaving it and keep nothing that points into it.
+                unsafe {
+                    let caller = pg_sys::MemoryContextSwitchTo(scratch);
+                    let planned = plan_in_current_context(&c_sql, param_types);
+                    pg_sys::MemoryContextSwitchTo(caller);
+                    Ok::<Planned, String>(planned)
+                }
+            })
+        })
     });
     // SAFETY: nothing refers to the scratch context any more.
     unsafe { pg_sys::MemoryContextDelete(scratch) };
     let usage = collecting.map(Collecting::finish).unwrap_or_default();
     match outcome {
-        Ok(Ok(Planned { total_cost, rows, write, used_indexes })) => Ok(PlannedQuery { total_cost, rows, usage, write, used_indexes }),
+        Ok(Ok(Planned { total_cost, rows, write, used_indexes })) => {
+            Ok(PlannedQuery { total_cost, rows, usage, write, used_indexes })
+        }
         Ok(Err(message)) => Err(message),
         Err(error) => Err(subxact::message(&error)),
     }
@@ -165,7 +181,12 @@ thread_local! {
 
 /// Plans a statement as pg_stat_statements recorded it (`date $1 - interval $2 day`,
 /// `between $1 and $2 + $3`): see `advisor::normalized`. Otherwise as `plan`.
-pub fn plan_workload(sql: &str, role: &ActingRole, indexes: &[&HypoIndex], collect_usage: bool) -> Result<PlannedQuery, String> {
+pub fn plan_workload(
+    sql: &str,
+    role: &ActingRole,
+    indexes: &[&HypoIndex],
+    collect_usage: bool,
+) -> Result<PlannedQuery, String> {
     // SAFETY: reads the current transaction's start time.
     let transaction = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
     let key = (sql.to_string(), role.oid);
@@ -192,7 +213,13 @@ pub fn plan_workload(sql: &str, role: &ActingRole, indexes: &[&HypoIndex], colle
 fn plannable(sql: &str, role: &ActingRole) -> Result<Plannable, String> {
     // SAFETY: a child of the current context, deleted below on every path.
     let scratch = unsafe {
-        pg_sys::AllocSetContextCreateInternal(pg_sys::CurrentMemoryContext, c"pitstop advisor typing".as_ptr(), 0, 8 * 1024, 8 * 1024 * 1024)
+        pg_sys::AllocSetContextCreateInternal(
+            pg_sys::CurrentMemoryContext,
+            c"pitstop advisor typing".as_ptr(),
+            0,
+            8 * 1024,
+            8 * 1024 * 1024,
+        )
     };
     let outcome = subxact::try_rolled_back(|| {
         // SAFETY: switched back below; nothing allocated in `scratch` is kept.
@@ -265,9 +292,16 @@ fn sqlstate(code: std::ffi::c_int) -> String {
 /// One analysis attempt of `text` with parameter types `preset` (0: to infer), as PREPARE
 /// would analyse it, rolled back: the types of every parameter, or why it failed and where.
 fn analyse(text: &str, preset: &[u32]) -> Result<Vec<u32>, normalized::Failure> {
-    let failure = |code: String, position: Option<usize>, message: String, types: Vec<u32>| normalized::Failure { code, position, message, types };
+    let failure = |code: String, position: Option<usize>, message: String, types: Vec<u32>| {
+        normalized::Failure { code, position, message, types }
+    };
     let Some(c_text) = crate::pg::parse::c_text(text) else {
-        return Err(failure("22021".into(), None, "the statement contains a NUL byte".into(), Vec::new()));
+        return Err(failure(
+            "22021".into(),
+            None,
+            "the statement contains a NUL byte".into(),
+            Vec::new(),
+        ));
     };
     let mut spot = ErrorSpot::default();
     let mut param_types: *mut pg_sys::Oid = std::ptr::null_mut();
@@ -289,7 +323,13 @@ fn analyse(text: &str, preset: &[u32]) -> Result<Vec<u32>, normalized::Failure> 
             let (raw, types, count) = raw_statement(&c_text, preset);
             param_types = types;
             param_count = count;
-            pg_sys::pg_analyze_and_rewrite_varparams(raw, c_text.as_ptr(), &mut param_types, &mut param_count, std::ptr::null_mut());
+            pg_sys::pg_analyze_and_rewrite_varparams(
+                raw,
+                c_text.as_ptr(),
+                &mut param_types,
+                &mut param_count,
+                std::ptr::null_mut(),
+            );
         }
     });
     drop(pop);
@@ -297,13 +337,19 @@ fn analyse(text: &str, preset: &[u32]) -> Result<Vec<u32>, normalized::Failure> 
         Vec::new()
     } else {
         // SAFETY: `param_count` entries, kept in step with the array by analysis.
-        (0..param_count.max(0) as usize).map(|i| unsafe { (*param_types.add(i)).to_u32() }).collect()
+        (0..param_count.max(0) as usize)
+            .map(|i| unsafe { (*param_types.add(i)).to_u32() })
+            .collect()
     };
     match outcome {
         Ok(()) => Ok(types),
         Err(error) => {
             // errposition counts characters from 1.
-            let position = usize::try_from(spot.position).ok().filter(|p| *p > 0).and_then(|p| text.char_indices().nth(p - 1)).map(|(b, _)| b);
+            let position = usize::try_from(spot.position)
+                .ok()
+                .filter(|p| *p > 0)
+                .and_then(|p| text.char_indices().nth(p - 1))
+                .map(|(b, _)| b);
             Err(failure(sqlstate(spot.code), position, subxact::message(&error), types))
         }
     }
@@ -372,9 +418,15 @@ unsafe fn plan_in_current_context(sql: &CString, preset: &[u32]) -> Planned {
 ///
 /// # Safety
 /// Inside a transaction; the tree and array live in the current memory context.
-unsafe fn raw_statement(sql: &CString, preset: &[u32]) -> (*mut pg_sys::RawStmt, *mut pg_sys::Oid, std::ffi::c_int) {
+unsafe fn raw_statement(
+    sql: &CString,
+    preset: &[u32],
+) -> (*mut pg_sys::RawStmt, *mut pg_sys::Oid, std::ffi::c_int) {
     unsafe {
-        let raw = pointers::<pg_sys::RawStmt>(pg_sys::raw_parser(sql.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT))[0];
+        let raw = pointers::<pg_sys::RawStmt>(pg_sys::raw_parser(
+            sql.as_ptr(),
+            pg_sys::RawParseMode::RAW_PARSE_DEFAULT,
+        ))[0];
         let mut declared = Vec::new();
         if (*(*raw).stmt).type_ == pg_sys::NodeTag::T_PrepareStmt {
             let prepare = (*raw).stmt as *mut pg_sys::PrepareStmt;
@@ -382,7 +434,8 @@ unsafe fn raw_statement(sql: &CString, preset: &[u32]) -> (*mut pg_sys::RawStmt,
             (*raw).stmt = (*prepare).query;
         }
         let count = preset.len().max(declared.len());
-        let param_types: *mut pg_sys::Oid = pg_sys::palloc0(count.max(1) * size_of::<pg_sys::Oid>()).cast();
+        let param_types: *mut pg_sys::Oid =
+            pg_sys::palloc0(count.max(1) * size_of::<pg_sys::Oid>()).cast();
         for (i, oid) in preset.iter().enumerate() {
             *param_types.add(i) = pg_sys::Oid::from(*oid);
         }
@@ -404,8 +457,12 @@ unsafe fn scanned_indexes(plan: *mut pg_sys::Plan, out: &mut Vec<pg_sys::Oid>) {
         }
         let index = match (*plan).type_ {
             pg_sys::NodeTag::T_IndexScan => Some((*(plan as *mut pg_sys::IndexScan)).indexid),
-            pg_sys::NodeTag::T_IndexOnlyScan => Some((*(plan as *mut pg_sys::IndexOnlyScan)).indexid),
-            pg_sys::NodeTag::T_BitmapIndexScan => Some((*(plan as *mut pg_sys::BitmapIndexScan)).indexid),
+            pg_sys::NodeTag::T_IndexOnlyScan => {
+                Some((*(plan as *mut pg_sys::IndexOnlyScan)).indexid)
+            }
+            pg_sys::NodeTag::T_BitmapIndexScan => {
+                Some((*(plan as *mut pg_sys::BitmapIndexScan)).indexid)
+            }
             _ => None,
         };
         if let Some(index) = index.filter(|i| !out.contains(i)) {
@@ -413,8 +470,12 @@ unsafe fn scanned_indexes(plan: *mut pg_sys::Plan, out: &mut Vec<pg_sys::Oid>) {
         }
         let children: Vec<*mut pg_sys::Plan> = match (*plan).type_ {
             pg_sys::NodeTag::T_Append => pointers((*(plan as *mut pg_sys::Append)).appendplans),
-            pg_sys::NodeTag::T_MergeAppend => pointers((*(plan as *mut pg_sys::MergeAppend)).mergeplans),
-            pg_sys::NodeTag::T_BitmapAnd => pointers((*(plan as *mut pg_sys::BitmapAnd)).bitmapplans),
+            pg_sys::NodeTag::T_MergeAppend => {
+                pointers((*(plan as *mut pg_sys::MergeAppend)).mergeplans)
+            }
+            pg_sys::NodeTag::T_BitmapAnd => {
+                pointers((*(plan as *mut pg_sys::BitmapAnd)).bitmapplans)
+            }
             pg_sys::NodeTag::T_BitmapOr => pointers((*(plan as *mut pg_sys::BitmapOr)).bitmapplans),
             pg_sys::NodeTag::T_SubqueryScan => vec![(*(plan as *mut pg_sys::SubqueryScan)).subplan],
             _ => Vec::new(),
@@ -450,7 +511,12 @@ unsafe fn table_write(query: *mut pg_sys::Query, rows: f64) -> Option<TableWrite
             }
             updated_columns.push((member + pg_sys::FirstLowInvalidHeapAttributeNumber) as i16);
         }
-        Some(TableWrite { relid: (*rte).relid.to_u32(), kind, updated_columns, estimated_rows: rows })
+        Some(TableWrite {
+            relid: (*rte).relid.to_u32(),
+            kind,
+            updated_columns,
+            estimated_rows: rows,
+        })
     }
 }
 
@@ -460,13 +526,19 @@ unsafe fn table_write(query: *mut pg_sys::Query, rows: f64) -> Option<TableWrite
 /// # Safety
 /// `rte` is an entry of `query`'s range table.
 #[cfg(feature = "pg15")]
-unsafe fn updated_cols(_query: *mut pg_sys::Query, rte: *mut pg_sys::RangeTblEntry) -> Option<*mut pg_sys::Bitmapset> {
+unsafe fn updated_cols(
+    _query: *mut pg_sys::Query,
+    rte: *mut pg_sys::RangeTblEntry,
+) -> Option<*mut pg_sys::Bitmapset> {
     // SAFETY: the caller's contract.
     unsafe { Some((*rte).updatedCols) }
 }
 
 #[cfg(not(feature = "pg15"))]
-unsafe fn updated_cols(query: *mut pg_sys::Query, rte: *mut pg_sys::RangeTblEntry) -> Option<*mut pg_sys::Bitmapset> {
+unsafe fn updated_cols(
+    query: *mut pg_sys::Query,
+    rte: *mut pg_sys::RangeTblEntry,
+) -> Option<*mut pg_sys::Bitmapset> {
     // SAFETY: the caller's contract; a result relation always has permission info.
     unsafe {
         let index = usize::try_from((*rte).perminfoindex).ok()?.checked_sub(1)?;

@@ -9,12 +9,17 @@ use pgrx::pg_sys;
 ///
 /// # Safety
 /// `rte` is a valid range table entry.
-pub unsafe fn relation(rte: *const pg_sys::RangeTblEntry) -> Option<(pg_sys::Oid, std::ffi::c_char)> {
+pub unsafe fn relation(
+    rte: *const pg_sys::RangeTblEntry,
+) -> Option<(pg_sys::Oid, std::ffi::c_char)> {
     // SAFETY: the caller's contract.
     unsafe {
         match (*rte).rtekind {
             pg_sys::RTEKind::RTE_RELATION => Some(((*rte).relid, (*rte).relkind)),
-            pg_sys::RTEKind::RTE_SUBQUERY if (*rte).relid != pg_sys::Oid::INVALID && (*rte).relkind as u8 == pg_sys::RELKIND_VIEW => {
+            pg_sys::RTEKind::RTE_SUBQUERY
+                if (*rte).relid != pg_sys::Oid::INVALID
+                    && (*rte).relkind as u8 == pg_sys::RELKIND_VIEW =>
+            {
                 Some(((*rte).relid, (*rte).relkind))
             }
             _ => None,

@@ -6,10 +6,10 @@
 //! count, then per row u32 length and the minimal tuple bytes (whose own `t_len` says the
 //! same length: checked before a row is used).
 
-use pgrx::pg_sys::ffi::pg_guard_ffi_boundary;
 use crate::pg::tuple_desc;
 use crate::pg::unguarded;
 use pgrx::pg_sys;
+use pgrx::pg_sys::ffi::pg_guard_ffi_boundary;
 use std::ops::Range;
 
 // `toast_flatten_tuple` (access/heaptoast.h) and `datumCopy` (utils/datum.h) have no pgrx
@@ -39,7 +39,8 @@ const MINIMAL_TUPLE_HEADER: usize = std::mem::offset_of!(pg_sys::MinimalTupleDat
 /// Whether `row` can be a minimal tuple: a whole header whose `t_len` is the row's length
 /// (in the server's byte order, as Postgres wrote it).
 fn is_minimal_tuple(row: &[u8]) -> bool {
-    row.len() >= MINIMAL_TUPLE_HEADER && row[..4].try_into().map(u32::from_ne_bytes).ok() == Some(row.len() as u32)
+    row.len() >= MINIMAL_TUPLE_HEADER
+        && row[..4].try_into().map(u32::from_ne_bytes).ok() == Some(row.len() as u32)
 }
 
 /// Whether an encoded result is whole: its rows fill it exactly.
@@ -135,7 +136,9 @@ pub fn holds_anonymous_record(type_oid: pg_sys::Oid) -> bool {
                     found
                 }
                 pg_sys::TYPTYPE_RANGE => holds(pg_sys::get_range_subtype(type_oid), depth + 1),
-                pg_sys::TYPTYPE_MULTIRANGE => holds(pg_sys::get_multirange_range(type_oid), depth + 1),
+                pg_sys::TYPTYPE_MULTIRANGE => {
+                    holds(pg_sys::get_multirange_range(type_oid), depth + 1)
+                }
                 _ => false,
             }
         }
@@ -146,14 +149,17 @@ pub fn holds_anonymous_record(type_oid: pg_sys::Oid) -> bool {
 /// `holds_anonymous_record` for a built-in type (None for others): only `record` and
 /// `record[]` do. Keeps a cache hit free of catalog lookups.
 fn builtin_holds_anonymous_record(type_oid: pg_sys::Oid) -> Option<bool> {
-    (type_oid == pg_sys::RECORDOID || type_oid == pg_sys::RECORDARRAYOID || type_oid.to_u32() < pg_sys::FirstNormalObjectId)
+    (type_oid == pg_sys::RECORDOID
+        || type_oid == pg_sys::RECORDARRAYOID
+        || type_oid.to_u32() < pg_sys::FirstNormalObjectId)
         .then(|| type_oid == pg_sys::RECORDOID || type_oid == pg_sys::RECORDARRAYOID)
 }
 
 /// Whether an encoded result has a column (or an unreadable column header) whose type
 /// `holds` says can hold an anonymous record.
 fn record_column(encoded: &[u8], holds: impl Fn(pg_sys::Oid) -> bool) -> bool {
-    column_count(encoded).is_none_or(|n| (0..n).any(|i| column_type(encoded, i).is_none_or(|(t, _)| holds(t))))
+    column_count(encoded)
+        .is_none_or(|n| (0..n).any(|i| column_type(encoded, i).is_none_or(|(t, _)| holds(t))))
 }
 
 /// Whether an encoded result may be handed to this backend's caller: whole, and with no
@@ -251,7 +257,11 @@ fn reserve(out: &mut Vec<u8>, additional: usize, limit: usize) -> bool {
 }
 
 #[pgrx::pg_guard]
-unsafe extern "C-unwind" fn fill_startup(receiver: *mut pg_sys::DestReceiver, _operation: std::ffi::c_int, desc: pg_sys::TupleDesc) {
+unsafe extern "C-unwind" fn fill_startup(
+    receiver: *mut pg_sys::DestReceiver,
+    _operation: std::ffi::c_int,
+    desc: pg_sys::TupleDesc,
+) {
     // SAFETY: `receiver` is our Receiver, whose Fill outlives the statement (see `execute`);
     // `desc` is the statement's result descriptor.
     unsafe {
@@ -297,7 +307,10 @@ unsafe extern "C-unwind" fn fill_startup(receiver: *mut pg_sys::DestReceiver, _o
 }
 
 #[pgrx::pg_guard]
-unsafe extern "C-unwind" fn fill_row(slot: *mut pg_sys::TupleTableSlot, receiver: *mut pg_sys::DestReceiver) -> bool {
+unsafe extern "C-unwind" fn fill_row(
+    slot: *mut pg_sys::TupleTableSlot,
+    receiver: *mut pg_sys::DestReceiver,
+) -> bool {
     // SAFETY: as in fill_startup; `slot` holds the next row, of `fill.desc`.
     unsafe {
         let fill = &mut *(*(receiver as *mut Receiver)).fill;
@@ -318,7 +331,9 @@ unsafe extern "C-unwind" fn fill_row(slot: *mut pg_sys::TupleTableSlot, receiver
                     let copy = if (*attr).attlen == -1 {
                         pg_sys::Datum::from(pg_sys::pg_detoast_datum_copy(value.cast_mut_ptr()))
                     } else {
-                        pg_guard_ffi_boundary(|| datumCopy(value, (*attr).attbyval, (*attr).attlen as i32))
+                        pg_guard_ffi_boundary(|| {
+                            datumCopy(value, (*attr).attbyval, (*attr).attlen as i32)
+                        })
                     };
                     pg_sys::MemoryContextSwitchTo(caller);
                     fill.value = Some(copy);
@@ -362,7 +377,13 @@ unsafe extern "C-unwind" fn fill_nothing(_receiver: *mut pg_sys::DestReceiver) {
 /// the cache until that many bytes would be exceeded (then only delivered). SPI runs it as
 /// a non-read-only call so it gets a fresh snapshot, taken after the caller read the
 /// relation versions (rule 5). Query errors are raised as usual.
-pub fn execute(sql: &str, param_types: &[pg_sys::Oid], params: &[Option<&str>], target: Target, keep_up_to: usize) -> Executed {
+pub fn execute(
+    sql: &str,
+    param_types: &[pg_sys::Oid],
+    params: &[Option<&str>],
+    target: Target,
+    keep_up_to: usize,
+) -> Executed {
     // SAFETY: the SPI sequence (connect, prepare, execute with our receiver, finish). The
     // receiver and its Fill live on this frame for the whole SPI call; an ERROR inside it
     // comes back as a panic through pgrx's guard of the call and drops them. Parameter Datums
@@ -384,7 +405,8 @@ pub fn execute(sql: &str, param_types: &[pg_sys::Oid], params: &[Option<&str>], 
         };
         let mut set_desc = std::ptr::null_mut();
         if let Target::Rows(RowsTarget(rsinfo)) = target {
-            let per_query = pg_sys::MemoryContextSwitchTo((*(*rsinfo).econtext).ecxt_per_query_memory);
+            let per_query =
+                pg_sys::MemoryContextSwitchTo((*(*rsinfo).econtext).ecxt_per_query_memory);
             set_desc = pg_sys::CreateTupleDescCopy((*rsinfo).expectedDesc);
             fill.store = pg_sys::tuplestore_begin_heap(true, false, pg_sys::work_mem);
             pg_sys::MemoryContextSwitchTo(per_query);
@@ -394,7 +416,8 @@ pub fn execute(sql: &str, param_types: &[pg_sys::Oid], params: &[Option<&str>], 
         }
         let c_sql = pg_sys::pnstrdup(sql.as_ptr().cast(), sql.len());
         // SPI_prepare copies the types and never writes them.
-        let plan = pg_sys::SPI_prepare(c_sql, param_types.len() as i32, param_types.as_ptr().cast_mut());
+        let plan =
+            pg_sys::SPI_prepare(c_sql, param_types.len() as i32, param_types.as_ptr().cast_mut());
         if plan.is_null() {
             pgrx::error!("pitstop: could not prepare the cached statement");
         }
@@ -479,7 +502,11 @@ pub fn serve(target: Target, encoded: &[u8]) -> Result<Outcome, String> {
 /// `expected` is the call's expectedDesc.
 unsafe fn mismatch(expected: pg_sys::TupleDesc, encoded: &[u8]) -> Option<String> {
     // SAFETY: the caller's contract.
-    unsafe { mismatch_of(expected, column_count(encoded).unwrap_or(0), |i| column_type(encoded, i).map(|(t, _)| t)) }
+    unsafe {
+        mismatch_of(expected, column_count(encoded).unwrap_or(0), |i| {
+            column_type(encoded, i).map(|(t, _)| t)
+        })
+    }
 }
 
 /// Why a column definition list does not fit `count` columns of these types; None when it
@@ -487,7 +514,11 @@ unsafe fn mismatch(expected: pg_sys::TupleDesc, encoded: &[u8]) -> Option<String
 ///
 /// # Safety
 /// `expected` is a valid TupleDesc.
-unsafe fn mismatch_of(expected: pg_sys::TupleDesc, count: usize, type_of: impl Fn(usize) -> Option<pg_sys::Oid>) -> Option<String> {
+unsafe fn mismatch_of(
+    expected: pg_sys::TupleDesc,
+    count: usize,
+    type_of: impl Fn(usize) -> Option<pg_sys::Oid>,
+) -> Option<String> {
     unsafe {
         let natts = (*expected).natts as usize;
         if natts != count {
@@ -589,7 +620,14 @@ fn first_value(encoded: &[u8]) -> Option<pg_sys::Datum> {
     unsafe {
         let desc = pg_sys::CreateTemplateTupleDesc(types.len() as i32);
         for (i, (type_oid, typmod)) in types.iter().enumerate() {
-            pg_sys::TupleDescInitEntry(desc, (i + 1) as i16, std::ptr::null(), *type_oid, *typmod, 0);
+            pg_sys::TupleDescInitEntry(
+                desc,
+                (i + 1) as i16,
+                std::ptr::null(),
+                *type_oid,
+                *typmod,
+                0,
+            );
         }
         let slot = pg_sys::MakeSingleTupleTableSlot(desc, &pg_sys::TTSOpsMinimalTuple);
         let copy = pg_sys::palloc(row.len()) as *mut u8;
@@ -600,7 +638,9 @@ fn first_value(encoded: &[u8]) -> Option<pg_sys::Datum> {
             None
         } else {
             let attr = tuple_desc::attribute(desc, 0);
-            Some(pg_guard_ffi_boundary(|| datumCopy(*(*slot).tts_values, (*attr).attbyval, (*attr).attlen as i32)))
+            Some(pg_guard_ffi_boundary(|| {
+                datumCopy(*(*slot).tts_values, (*attr).attbyval, (*attr).attlen as i32)
+            }))
         };
         pg_sys::ExecDropSingleTupleTableSlot(slot);
         value
@@ -629,8 +669,13 @@ pub fn inheritors(relid: pg_sys::Oid) -> Vec<pg_sys::Oid> {
         if !pg_guard_ffi_boundary(|| has_subclass(relid)) {
             return Vec::new();
         }
-        let list = pg_guard_ffi_boundary(|| find_all_inheritors(relid, pg_sys::NoLock as i32, std::ptr::null_mut()));
-        (0..pg_sys::list_length(list)).map(|i| pg_sys::list_nth_oid(list, i)).filter(|o| *o != relid).collect()
+        let list = pg_guard_ffi_boundary(|| {
+            find_all_inheritors(relid, pg_sys::NoLock as i32, std::ptr::null_mut())
+        });
+        (0..pg_sys::list_length(list))
+            .map(|i| pg_sys::list_nth_oid(list, i))
+            .filter(|o| *o != relid)
+            .collect()
     }
 }
 
@@ -638,7 +683,11 @@ pub fn inheritors(relid: pg_sys::Oid) -> Vec<pg_sys::Oid> {
 unsafe extern "C-unwind" {
     fn get_partition_ancestors(relid: pg_sys::Oid) -> *mut pg_sys::List;
     fn has_subclass(relid: pg_sys::Oid) -> bool;
-    fn find_all_inheritors(relid: pg_sys::Oid, lockmode: i32, parents: *mut *mut pg_sys::List) -> *mut pg_sys::List;
+    fn find_all_inheritors(
+        relid: pg_sys::Oid,
+        lockmode: i32,
+        parents: *mut *mut pg_sys::List,
+    ) -> *mut pg_sys::List;
 }
 
 #[cfg(test)]

@@ -35,7 +35,10 @@ impl ActingRole {
 
     /// `role`, when the caller may act as it; `default_search_path` is the role's own (from
     /// `ALTER ROLE … SET`/`ALTER DATABASE … SET`, else the built-in default).
-    pub fn of(role: pg_sys::Oid, default_search_path: impl FnOnce() -> String) -> Result<Self, Refusal> {
+    pub fn of(
+        role: pg_sys::Oid,
+        default_search_path: impl FnOnce() -> String,
+    ) -> Result<Self, Refusal> {
         if role == backend::current_user() {
             return Ok(ActingRole::caller());
         }
@@ -47,7 +50,8 @@ impl ActingRole {
         }
         // Temporary objects last: the caller's, which another role's statement never meant.
         let path = format!("{}, pg_temp", default_search_path());
-        let search_path = CString::new(path).unwrap_or_else(|_| c"\"$user\", public, pg_temp".into());
+        let search_path =
+            CString::new(path).unwrap_or_else(|_| c"\"$user\", public, pg_temp".into());
         Ok(ActingRole { oid: role, search_path: Some(search_path) })
     }
 
@@ -85,7 +89,10 @@ unsafe fn can_set_role(member: pg_sys::Oid, role: pg_sys::Oid) -> bool {
 fn exists(role: pg_sys::Oid) -> bool {
     // SAFETY: a syscache probe; returns NULL for a role that does not exist.
     unsafe {
-        let tuple = pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::AUTHOID as i32, pg_sys::Datum::from(role));
+        let tuple = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::AUTHOID as i32,
+            pg_sys::Datum::from(role),
+        );
         if tuple.is_null() {
             return false;
         }
@@ -107,7 +114,10 @@ impl Restore {
         // VIEW do; `Drop` sets it back.
         unsafe {
             pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
-            pg_sys::SetUserIdAndSecContext(role.oid, context | pg_sys::SECURITY_RESTRICTED_OPERATION as std::ffi::c_int);
+            pg_sys::SetUserIdAndSecContext(
+                role.oid,
+                context | pg_sys::SECURITY_RESTRICTED_OPERATION as std::ffi::c_int,
+            );
         }
         if let Some(search_path) = &role.search_path {
             set_search_path(search_path);

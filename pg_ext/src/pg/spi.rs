@@ -1,13 +1,17 @@
 //! Read-only catalog lookups through SPI (`Spi::connect` + `select`: no transaction id).
 
 use crate::error::PitstopError;
-use pgrx::prelude::*;
 use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
 /// The first column of the first row of a read-only query; None when there is no row, the
 /// value is NULL or the query fails.
-pub fn select_one<T: FromDatum + IntoDatum>(client: &SpiClient<'_>, sql: &str, args: &[DatumWithOid<'_>]) -> Option<T> {
+pub fn select_one<T: FromDatum + IntoDatum>(
+    client: &SpiClient<'_>,
+    sql: &str,
+    args: &[DatumWithOid<'_>],
+) -> Option<T> {
     client.select(sql, Some(1), args).ok()?.first().get_one::<T>().ok().flatten()
 }
 
@@ -26,7 +30,11 @@ pub fn extension_object(client: &SpiClient<'_>, extension: &str, object: &str) -
 
 /// The current value of a numeric setting in its base unit (kB for work_mem), from pg_settings.
 pub fn setting_value(client: &SpiClient<'_>, name: &str) -> Option<f64> {
-    select_one(client, "SELECT setting::float8 FROM pg_catalog.pg_settings WHERE name = $1", &[name.into()])
+    select_one(
+        client,
+        "SELECT setting::float8 FROM pg_catalog.pg_settings WHERE name = $1",
+        &[name.into()],
+    )
 }
 
 /// `EXPLAIN (FORMAT JSON[, options]) <statement>` as JSON text. The caller has checked that
@@ -40,7 +48,8 @@ pub fn explain_json(statement: &str, options: &str) -> Result<String, PitstopErr
     // EXPLAIN is a utility statement, which read-only SPI refuses; it writes nothing itself
     // (ANALYZE of DML is the caller's to wrap in a rolled-back subtransaction).
     Spi::connect_mut(|client| {
-        let table = client.update(&sql, None, &[]).unwrap_or_else(|e| pgrx::error!("EXPLAIN failed: {e}"));
+        let table =
+            client.update(&sql, None, &[]).unwrap_or_else(|e| pgrx::error!("EXPLAIN failed: {e}"));
         let plan: Option<pgrx::Json> = table.first().get_one().ok().flatten();
         plan.map(|json| json.0.to_string()).ok_or(PitstopError::NoPlan)
     })

@@ -26,7 +26,10 @@ pub fn try_kept<R>(f: impl FnOnce() -> R) -> Result<R, pg_sys::panic::CaughtErro
     in_subtransaction(f, true)
 }
 
-fn in_subtransaction<R>(f: impl FnOnce() -> R, keep_on_success: bool) -> Result<R, pg_sys::panic::CaughtError> {
+fn in_subtransaction<R>(
+    f: impl FnOnce() -> R,
+    keep_on_success: bool,
+) -> Result<R, pg_sys::panic::CaughtError> {
     // A mark left by an earlier timeout must not excuse a cancel inside this one.
     timeout::forget_ran_out();
     // SAFETY: reads the backend's error context stack, put back below as PG_CATCH does.
@@ -65,7 +68,8 @@ fn in_subtransaction<R>(f: impl FnOnce() -> R, keep_on_success: bool) -> Result<
 /// Whether a caught error is a query cancel (57014): the user's, or a statement timeout's.
 pub fn is_query_cancel(error: &pg_sys::panic::CaughtError) -> bool {
     match error {
-        pg_sys::panic::CaughtError::PostgresError(e) | pg_sys::panic::CaughtError::ErrorReport(e) => {
+        pg_sys::panic::CaughtError::PostgresError(e)
+        | pg_sys::panic::CaughtError::ErrorReport(e) => {
             e.sql_error_code() == pg_sys::errcodes::PgSqlErrorCode::ERRCODE_QUERY_CANCELED
         }
         pg_sys::panic::CaughtError::RustPanic { .. } => false,

@@ -40,7 +40,8 @@ unsafe fn collate_is_c(collation: pg_sys::Oid) -> bool {
         #[cfg(not(feature = "pg18"))]
         return lc_collate_is_c(collation);
         #[cfg(feature = "pg18")]
-        return collation != pg_sys::InvalidOid && (*pg_newlocale_from_collation(collation)).collate_is_c;
+        return collation != pg_sys::InvalidOid
+            && (*pg_newlocale_from_collation(collation)).collate_is_c;
     }
 }
 
@@ -50,7 +51,11 @@ const BTREE_GREATER: c_int = 5;
 
 fn text(s: *const std::ffi::c_char) -> String {
     // SAFETY: callers pass NUL-terminated strings from the catalog or the deparser, or NULL.
-    if s.is_null() { String::new() } else { unsafe { CStr::from_ptr(s) }.to_string_lossy().into_owned() }
+    if s.is_null() {
+        String::new()
+    } else {
+        unsafe { CStr::from_ptr(s) }.to_string_lossy().into_owned()
+    }
 }
 
 /// The plain column of relation `varno` that `node` is (under binary-compatible casts).
@@ -67,7 +72,8 @@ unsafe fn column_of(node: *mut pg_sys::Node, varno: u32) -> Option<*mut pg_sys::
             return None;
         }
         let var = node as *mut pg_sys::Var;
-        ((*var).varno as u32 == varno && (*var).varlevelsup == 0 && (*var).varattno > 0).then_some(var)
+        ((*var).varno as u32 == varno && (*var).varlevelsup == 0 && (*var).varattno > 0)
+            .then_some(var)
     }
 }
 
@@ -113,9 +119,17 @@ impl Collector {
         unsafe {
             if let Some(var) = column_of(node, self.varno) {
                 self.remember((*var).varattno);
-                return Some(Key { attnum: (*var).varattno, type_oid: (*var).vartype, collation: (*var).varcollid, expression: None });
+                return Some(Key {
+                    attnum: (*var).varattno,
+                    type_oid: (*var).vartype,
+                    collation: (*var).varcollid,
+                    expression: None,
+                });
             }
-            if node.is_null() || (*node).type_ == pg_sys::NodeTag::T_Const || (*node).type_ == pg_sys::NodeTag::T_Param {
+            if node.is_null()
+                || (*node).type_ == pg_sys::NodeTag::T_Const
+                || (*node).type_ == pg_sys::NodeTag::T_Param
+            {
                 return None;
             }
             let varnos = pg_sys::pull_varnos(self.root, node);
@@ -130,16 +144,28 @@ impl Collector {
             }
             // Only plain columns of this level (no whole-row or system columns, no outer
             // references).
-            let vars = pointers::<pg_sys::Var>(pg_sys::pull_var_clause(node, pg_sys::PVC_INCLUDE_PLACEHOLDERS as c_int));
+            let vars = pointers::<pg_sys::Var>(pg_sys::pull_var_clause(
+                node,
+                pg_sys::PVC_INCLUDE_PLACEHOLDERS as c_int,
+            ));
             if vars.is_empty()
-                || vars.iter().any(|v| (**v).xpr.type_ != pg_sys::NodeTag::T_Var || (**v).varlevelsup != 0 || (**v).varattno <= 0)
+                || vars.iter().any(|v| {
+                    (**v).xpr.type_ != pg_sys::NodeTag::T_Var
+                        || (**v).varlevelsup != 0
+                        || (**v).varattno <= 0
+                })
             {
                 return None;
             }
             let attnum = (*vars[0]).varattno;
             self.remember(attnum);
             let expression = self.deparse(node)?;
-            Some(Key { attnum, type_oid: pg_sys::exprType(node), collation: pg_sys::exprCollation(node), expression: Some(expression) })
+            Some(Key {
+                attnum,
+                type_oid: pg_sys::exprType(node),
+                collation: pg_sys::exprCollation(node),
+                expression: Some(expression),
+            })
         }
     }
 
@@ -157,8 +183,13 @@ impl Collector {
     unsafe fn filter(&mut self, rinfo: *mut pg_sys::RestrictInfo) -> Option<ColumnFilter> {
         unsafe {
             let clause = (*rinfo).clause as *mut pg_sys::Node;
-            let selectivity =
-                pg_sys::clause_selectivity(self.root, rinfo.cast(), 0, pg_sys::JoinType::JOIN_INNER, std::ptr::null_mut());
+            let selectivity = pg_sys::clause_selectivity(
+                self.root,
+                rinfo.cast(),
+                0,
+                pg_sys::JoinType::JOIN_INNER,
+                std::ptr::null_mut(),
+            );
             let (key, restriction, literal, opclass) = match (*clause).type_ {
                 pg_sys::NodeTag::T_OpExpr => {
                     let op = clause as *mut pg_sys::OpExpr;
@@ -171,7 +202,9 @@ impl Collector {
                         (None, Some(k)) => (k, args[0], pg_sys::get_commutator((*op).opno)),
                         _ => return None,
                     };
-                    if pg_sys::contain_var_clause(other) || pg_sys::contain_volatile_functions(other) {
+                    if pg_sys::contain_var_clause(other)
+                        || pg_sys::contain_volatile_functions(other)
+                    {
                         return None;
                     }
                     let literal = (*other).type_ == pg_sys::NodeTag::T_Const;
@@ -179,7 +212,8 @@ impl Collector {
                         BTREE_EQUAL => (key, Restriction::Equality, literal, None),
                         s if s > 0 => (key, Restriction::Range, false, None),
                         _ => {
-                            let opclass = like_prefix_opclass(opno, key.type_oid, key.collation, other)?;
+                            let opclass =
+                                like_prefix_opclass(opno, key.type_oid, key.collation, other)?;
                             (key, Restriction::LikePrefix, false, opclass)
                         }
                     }
@@ -229,7 +263,9 @@ impl Collector {
             let context = pg_sys::deparse_context_for(pg_sys::get_rel_name(self.relid), self.relid);
             // Under pg_catalog alone: the role's own functions come out schema-qualified, so the
             // DDL the DBA runs later calls what the statement called, whatever the DBA's path.
-            let sql = crate::pg::guc::with_catalog_search_path(|| text(pg_sys::deparse_expression(copy, context, false, false)));
+            let sql = crate::pg::guc::with_catalog_search_path(|| {
+                text(pg_sys::deparse_expression(copy, context, false, false))
+            });
             (!sql.is_empty()).then_some(sql)
         }
     }
@@ -245,11 +281,14 @@ impl Collector {
                 .into_iter()
                 .filter(|m| {
                     !(**m).em_is_child
-                        && pg_sys::bms_membership((**m).em_relids) == pg_sys::BMS_Membership::BMS_SINGLETON
+                        && pg_sys::bms_membership((**m).em_relids)
+                            == pg_sys::BMS_Membership::BMS_SINGLETON
                         && pg_sys::bms_is_member(self.varno as c_int, (**m).em_relids)
                 })
                 .collect();
-            if let Some(var) = members.iter().find_map(|m| column_of((**m).em_expr.cast(), self.varno)) {
+            if let Some(var) =
+                members.iter().find_map(|m| column_of((**m).em_expr.cast(), self.varno))
+            {
                 return self.key_of(var.cast());
             }
             members.iter().find_map(|m| self.key_of((**m).em_expr.cast()))
@@ -271,7 +310,10 @@ impl Collector {
                 }
                 let others = pointers::<pg_sys::EquivalenceMember>((*class).ec_members)
                     .into_iter()
-                    .any(|m| !(*m).em_is_const && !pg_sys::bms_is_member(self.varno as c_int, (*m).em_relids));
+                    .any(|m| {
+                        !(*m).em_is_const
+                            && !pg_sys::bms_is_member(self.varno as c_int, (*m).em_relids)
+                    });
                 if !others {
                     continue;
                 }
@@ -411,7 +453,9 @@ pub unsafe fn collect(
         let relkind = (*rte).relkind as u8;
         if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION
             || (*rel).reloptkind != pg_sys::RelOptKind::RELOPT_BASEREL
-            || (relkind != pg_sys::RELKIND_RELATION && relkind != pg_sys::RELKIND_MATVIEW && relkind != pg_sys::RELKIND_PARTITIONED_TABLE)
+            || (relkind != pg_sys::RELKIND_RELATION
+                && relkind != pg_sys::RELKIND_MATVIEW
+                && relkind != pg_sys::RELKIND_PARTITIONED_TABLE)
         {
             return None;
         }
@@ -471,7 +515,11 @@ unsafe fn partition_rows(root: *mut pg_sys::PlannerInfo, rti: pg_sys::Index) -> 
             .filter(|info| (**info).parent_relid == rti)
             .map(|info| {
                 let child = *(*root).simple_rel_array.add((*info).child_relid as usize);
-                if child.is_null() { 0.0 } else { (*child).tuples.max(0.0) }
+                if child.is_null() {
+                    0.0
+                } else {
+                    (*child).tuples.max(0.0)
+                }
             })
             .sum()
     }

@@ -83,7 +83,8 @@ pub fn with_statement_timeout<R>(timeout_ms: i32, f: impl FnOnce() -> R) -> R {
     if outer_finish.is_some_and(|outer| outer <= ours_finish) {
         return f();
     }
-    let _restore = Restore { outer_finish, outer_armed: ARMED.replace(Some(ours_finish)), ours_finish };
+    let _restore =
+        Restore { outer_finish, outer_armed: ARMED.replace(Some(ours_finish)), ours_finish };
     // SAFETY: as in Restore::drop.
     unsafe { pg_guard_ffi_boundary(|| enable_timeout_after(STATEMENT_TIMEOUT, timeout_ms)) };
     f()

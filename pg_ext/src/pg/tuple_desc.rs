@@ -13,7 +13,11 @@ pub unsafe fn attribute(desc: pg_sys::TupleDesc, i: usize) -> *mut pg_sys::FormD
         #[cfg(not(feature = "pg18"))]
         let first = (*desc).attrs.as_mut_ptr();
         #[cfg(feature = "pg18")]
-        let first = (*desc).compact_attrs.as_mut_ptr().add((*desc).natts as usize).cast::<pg_sys::FormData_pg_attribute>();
+        let first = (*desc)
+            .compact_attrs
+            .as_mut_ptr()
+            .add((*desc).natts as usize)
+            .cast::<pg_sys::FormData_pg_attribute>();
         first.add(i)
     }
 }

@@ -29,7 +29,11 @@ unsafe extern "C-unwind" {
 
 #[cfg(feature = "pg18")]
 unsafe extern "C-unwind" {
-    pub fn standard_ExecutorRun(query_desc: *mut pg_sys::QueryDesc, direction: pg_sys::ScanDirection::Type, count: u64);
+    pub fn standard_ExecutorRun(
+        query_desc: *mut pg_sys::QueryDesc,
+        direction: pg_sys::ScanDirection::Type,
+        count: u64,
+    );
 }
 
 unsafe extern "C-unwind" {
@@ -46,17 +50,31 @@ unsafe extern "C-unwind" {
         dest: *mut pg_sys::DestReceiver,
         qc: *mut pg_sys::QueryCompletion,
     );
-    pub fn InstrAlloc(n: i32, instrument_options: i32, async_mode: bool) -> *mut pg_sys::Instrumentation;
+    pub fn InstrAlloc(
+        n: i32,
+        instrument_options: i32,
+        async_mode: bool,
+    ) -> *mut pg_sys::Instrumentation;
     pub fn InstrEndLoop(instr: *mut pg_sys::Instrumentation);
     pub fn ExecStoreMinimalTuple(
         tuple: pg_sys::MinimalTuple,
         slot: *mut pg_sys::TupleTableSlot,
         should_free: bool,
     ) -> *mut pg_sys::TupleTableSlot;
-    pub fn tuplestore_puttupleslot(state: *mut pg_sys::Tuplestorestate, slot: *mut pg_sys::TupleTableSlot);
-    pub fn tuplestore_begin_heap(random_access: bool, inter_xact: bool, max_kbytes: i32) -> *mut pg_sys::Tuplestorestate;
+    pub fn tuplestore_puttupleslot(
+        state: *mut pg_sys::Tuplestorestate,
+        slot: *mut pg_sys::TupleTableSlot,
+    );
+    pub fn tuplestore_begin_heap(
+        random_access: bool,
+        inter_xact: bool,
+        max_kbytes: i32,
+    ) -> *mut pg_sys::Tuplestorestate;
     pub fn CreateTupleDescCopy(desc: pg_sys::TupleDesc) -> pg_sys::TupleDesc;
-    pub fn MakeSingleTupleTableSlot(desc: pg_sys::TupleDesc, ops: *const pg_sys::TupleTableSlotOps) -> *mut pg_sys::TupleTableSlot;
+    pub fn MakeSingleTupleTableSlot(
+        desc: pg_sys::TupleDesc,
+        ops: *const pg_sys::TupleTableSlotOps,
+    ) -> *mut pg_sys::TupleTableSlot;
     pub fn ExecDropSingleTupleTableSlot(slot: *mut pg_sys::TupleTableSlot);
     pub fn palloc(size: usize) -> *mut std::ffi::c_void;
     pub fn repalloc(pointer: *mut std::ffi::c_void, size: usize) -> *mut std::ffi::c_void;

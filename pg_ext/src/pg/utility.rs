@@ -35,7 +35,16 @@ macro_rules! utility_hook {
             dest: *mut pgrx::pg_sys::DestReceiver,
             qc: *mut pgrx::pg_sys::QueryCompletion,
         ) {
-            let call = $crate::pg::utility::UtilityCall { pstmt, query_string, read_only_tree, context, params, query_env, dest, qc };
+            let call = $crate::pg::utility::UtilityCall {
+                pstmt,
+                query_string,
+                read_only_tree,
+                context,
+                params,
+                query_env,
+                dest,
+                qc,
+            };
             // SAFETY: Postgres calls the hook with valid arguments; `$body` has the same contract.
             unsafe { $body(call) }
         }
@@ -71,9 +80,25 @@ impl UtilityCall {
         // SAFETY: the caller's contract.
         unsafe {
             match previous {
-                Some(prev) => prev(c.pstmt, c.query_string, c.read_only_tree, c.context, c.params, c.query_env, c.dest, c.qc),
+                Some(prev) => prev(
+                    c.pstmt,
+                    c.query_string,
+                    c.read_only_tree,
+                    c.context,
+                    c.params,
+                    c.query_env,
+                    c.dest,
+                    c.qc,
+                ),
                 None => unguarded::standard_ProcessUtility(
-                    c.pstmt, c.query_string, c.read_only_tree, c.context, c.params, c.query_env, c.dest, c.qc,
+                    c.pstmt,
+                    c.query_string,
+                    c.read_only_tree,
+                    c.context,
+                    c.params,
+                    c.query_env,
+                    c.dest,
+                    c.qc,
                 ),
             }
         }

@@ -2,8 +2,8 @@
 //! and any DDL through the relcache invalidations it causes in this backend), transaction
 //! ends, and COMMIT PREPARED. Events go to one set of plain Rust callbacks.
 
-use pgrx::pg_sys;
 use crate::pg::utility::{utility_hook, UtilityCall};
+use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::ffi::CStr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -54,7 +54,10 @@ pub fn install(events: WriteEvents) {
         PREV_PROCESS_UTILITY = pg_sys::ProcessUtility_hook;
         pg_sys::ProcessUtility_hook = Some(process_utility);
         pg_sys::RegisterXactCallback(Some(on_xact_event), std::ptr::null_mut());
-        pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache_invalidation), pg_sys::Datum::from(0));
+        pg_sys::CacheRegisterRelcacheCallback(
+            Some(on_relcache_invalidation),
+            pg_sys::Datum::from(0),
+        );
         // Function volatility, subscription membership and (temporary) types and operators
         // decide cacheability.
         for cache in [
@@ -64,7 +67,11 @@ pub fn install(events: WriteEvents) {
             pg_sys::SysCacheIdentifier::SUBSCRIPTIONRELMAP,
             pg_sys::SysCacheIdentifier::RELNAMENSP,
         ] {
-            pg_sys::CacheRegisterSyscacheCallback(cache as i32, Some(on_syscache_invalidation), pg_sys::Datum::from(0));
+            pg_sys::CacheRegisterSyscacheCallback(
+                cache as i32,
+                Some(on_syscache_invalidation),
+                pg_sys::Datum::from(0),
+            );
         }
     }
 }
@@ -109,7 +116,9 @@ unsafe fn utility_write(node: *mut pg_sys::Node) -> UtilityWrite {
             }
             // EXPLAIN ANALYZE runs CREATE TABLE AS, SELECT INTO and CREATE MATERIALIZED
             // VIEW itself, without passing them through ProcessUtility.
-            pg_sys::NodeTag::T_ExplainStmt if explain_creates(node as *mut pg_sys::ExplainStmt) => UtilityWrite::Definitions,
+            pg_sys::NodeTag::T_ExplainStmt if explain_creates(node as *mut pg_sys::ExplainStmt) => {
+                UtilityWrite::Definitions
+            }
             pg_sys::NodeTag::T_TransactionStmt => {
                 let stmt = node as *mut pg_sys::TransactionStmt;
                 if (*stmt).kind == pg_sys::TransactionStmtKind::TRANS_STMT_COMMIT_PREPARED {
@@ -172,7 +181,10 @@ unsafe fn explain_creates(explain: *mut pg_sys::ExplainStmt) -> bool {
         if (*query).commandType != pg_sys::CmdType::CMD_UTILITY || (*query).utilityStmt.is_null() {
             return false;
         }
-        !matches!((*(*query).utilityStmt).type_, pg_sys::NodeTag::T_DeclareCursorStmt | pg_sys::NodeTag::T_ExecuteStmt)
+        !matches!(
+            (*(*query).utilityStmt).type_,
+            pg_sys::NodeTag::T_DeclareCursorStmt | pg_sys::NodeTag::T_ExecuteStmt
+        )
     }
 }
 
@@ -186,7 +198,8 @@ unsafe fn explain_creates(explain: *mut pg_sys::ExplainStmt) -> bool {
 unsafe fn is_plain_transaction_control(node: *mut pg_sys::Node) -> bool {
     unsafe {
         (*node).type_ == pg_sys::NodeTag::T_TransactionStmt
-            && (*(node as *mut pg_sys::TransactionStmt)).kind != pg_sys::TransactionStmtKind::TRANS_STMT_COMMIT_PREPARED
+            && (*(node as *mut pg_sys::TransactionStmt)).kind
+                != pg_sys::TransactionStmtKind::TRANS_STMT_COMMIT_PREPARED
     }
 }
 
@@ -230,7 +243,13 @@ unsafe extern "C-unwind" fn process_tracked_utility(call: UtilityCall) {
     if let (UtilityWrite::CopyFrom(relation), Some(events)) = (&write, events) {
         // SAFETY: name lookup without a lock; COPY takes its own right after.
         let relid = unsafe {
-            pg_sys::RangeVarGetRelidExtended(*relation, pg_sys::NoLock as i32, pg_sys::RVROption::RVR_MISSING_OK, None, std::ptr::null_mut())
+            pg_sys::RangeVarGetRelidExtended(
+                *relation,
+                pg_sys::NoLock as i32,
+                pg_sys::RVROption::RVR_MISSING_OK,
+                None,
+                std::ptr::null_mut(),
+            )
         };
         if relid != pg_sys::Oid::INVALID {
             (events.relation_written)(relid);
@@ -254,7 +273,9 @@ static EXIT_CALLBACK_REGISTERED: AtomicBool = AtomicBool::new(false);
 fn open_prepared_commit(events: &WriteEvents) {
     if !EXIT_CALLBACK_REGISTERED.swap(true, Ordering::Relaxed) {
         // SAFETY: registers a callback of the documented type for this backend's exit.
-        unsafe { pg_sys::before_shmem_exit(Some(close_prepared_commit_at_exit), pg_sys::Datum::from(0)) };
+        unsafe {
+            pg_sys::before_shmem_exit(Some(close_prepared_commit_at_exit), pg_sys::Datum::from(0))
+        };
     }
     (events.prepared_commit)(true);
     PREPARED_COMMIT_OPEN.store(true, Ordering::Relaxed);
@@ -272,14 +293,20 @@ fn close_prepared_commit() {
 /// A FATAL inside COMMIT PREPARED (the backend is terminated while it runs) exits without
 /// unwinding; a mark left behind would keep the whole cache from serving until a restart.
 #[pg_guard]
-unsafe extern "C-unwind" fn close_prepared_commit_at_exit(_code: std::ffi::c_int, _arg: pg_sys::Datum) {
+unsafe extern "C-unwind" fn close_prepared_commit_at_exit(
+    _code: std::ffi::c_int,
+    _arg: pg_sys::Datum,
+) {
     close_prepared_commit();
 }
 
 /// Called for every transaction event of every transaction, so the common case (a
 /// transaction that wrote nothing) returns before entering the guarded part: reading a
 /// thread-local flag cannot fail or unwind.
-unsafe extern "C-unwind" fn on_xact_event(event: pg_sys::XactEvent::Type, arg: *mut std::ffi::c_void) {
+unsafe extern "C-unwind" fn on_xact_event(
+    event: pg_sys::XactEvent::Type,
+    arg: *mut std::ffi::c_void,
+) {
     let Some(events) = events() else { return };
     if (events.active)() {
         // SAFETY: forwarding the callback's own arguments.
@@ -288,12 +315,19 @@ unsafe extern "C-unwind" fn on_xact_event(event: pg_sys::XactEvent::Type, arg: *
 }
 
 #[pg_guard]
-unsafe extern "C-unwind" fn on_active_xact_event(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+unsafe extern "C-unwind" fn on_active_xact_event(
+    event: pg_sys::XactEvent::Type,
+    _arg: *mut std::ffi::c_void,
+) {
     let Some(events) = events() else { return };
     match event {
-        pg_sys::XactEvent::XACT_EVENT_PRE_COMMIT => (events.transaction_ended)(TransactionEnd::Committing),
+        pg_sys::XactEvent::XACT_EVENT_PRE_COMMIT => {
+            (events.transaction_ended)(TransactionEnd::Committing)
+        }
         // Called after ProcArrayEndTransaction: new snapshots already see the commit.
-        pg_sys::XactEvent::XACT_EVENT_COMMIT => (events.transaction_ended)(TransactionEnd::Committed),
+        pg_sys::XactEvent::XACT_EVENT_COMMIT => {
+            (events.transaction_ended)(TransactionEnd::Committed)
+        }
         pg_sys::XactEvent::XACT_EVENT_ABORT | pg_sys::XactEvent::XACT_EVENT_PREPARE => {
             (events.transaction_ended)(TransactionEnd::NotCommitted)
         }

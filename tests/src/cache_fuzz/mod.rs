@@ -44,7 +44,16 @@ pub struct Config {
 
 impl Config {
     pub fn new(seed: u64, statements: u64, dsn: String) -> Config {
-        Config { seed, statements, sessions: 4, dsn, exclude: Vec::new(), max_differences: 1, progress_every: 0, pool_size: 150 }
+        Config {
+            seed,
+            statements,
+            sessions: 4,
+            dsn,
+            exclude: Vec::new(),
+            max_differences: 1,
+            progress_every: 0,
+            pool_size: 150,
+        }
     }
 }
 
@@ -115,7 +124,10 @@ impl Summary {
         if counts.is_empty() {
             return String::new();
         }
-        format!(" areas={}", counts.iter().map(|(a, n)| format!("{a}:{n}")).collect::<Vec<_>>().join(","))
+        format!(
+            " areas={}",
+            counts.iter().map(|(a, n)| format!("{a}:{n}")).collect::<Vec<_>>().join(",")
+        )
     }
 }
 
@@ -143,7 +155,8 @@ impl Outcome {
             Outcome::Rows(rows) => {
                 let mut s = format!("{} rows", rows.len());
                 for row in rows.iter().take(40) {
-                    let cells: Vec<&str> = row.iter().map(|c| c.as_deref().unwrap_or("NULL")).collect();
+                    let cells: Vec<&str> =
+                        row.iter().map(|c| c.as_deref().unwrap_or("NULL")).collect();
                     let _ = write!(s, "\n      ({})", cells.join(" | "));
                 }
                 if rows.len() > 40 {
@@ -166,7 +179,9 @@ fn exec(client: &mut Client, sql: &str) -> Result<Outcome, Fatal> {
             messages
                 .iter()
                 .filter_map(|m| match m {
-                    SimpleQueryMessage::Row(row) => Some((0..row.len()).map(|i| row.get(i).map(str::to_owned)).collect()),
+                    SimpleQueryMessage::Row(row) => {
+                        Some((0..row.len()).map(|i| row.get(i).map(str::to_owned)).collect())
+                    }
                     _ => None,
                 })
                 .collect(),
@@ -183,8 +198,12 @@ fn exec_each(client: &mut Client, sql: &str) -> Result<Result<Vec<Outcome>, Outc
             let (mut results, mut rows) = (Vec::new(), Vec::new());
             for m in &messages {
                 match m {
-                    SimpleQueryMessage::Row(row) => rows.push((0..row.len()).map(|i| row.get(i).map(str::to_owned)).collect()),
-                    SimpleQueryMessage::CommandComplete(_) => results.push(Outcome::Rows(std::mem::take(&mut rows))),
+                    SimpleQueryMessage::Row(row) => {
+                        rows.push((0..row.len()).map(|i| row.get(i).map(str::to_owned)).collect())
+                    }
+                    SimpleQueryMessage::CommandComplete(_) => {
+                        results.push(Outcome::Rows(std::mem::take(&mut rows)))
+                    }
                     _ => {}
                 }
             }
@@ -196,7 +215,10 @@ fn exec_each(client: &mut Client, sql: &str) -> Result<Result<Vec<Outcome>, Outc
 
 fn error_outcome(e: postgres::Error, sql: &str) -> Result<Outcome, Fatal> {
     match e.as_db_error() {
-        Some(db) => Ok(Outcome::Error { code: db.code().code().to_string(), message: db.message().to_string() }),
+        Some(db) => Ok(Outcome::Error {
+            code: db.code().code().to_string(),
+            message: db.message().to_string(),
+        }),
         None => Err(Fatal(format!("connection error running {sql:?}: {e}"))),
     }
 }
@@ -254,9 +276,13 @@ fn read_sql(query: &Query, params: &[String], ttl: Option<&str>, json: bool) -> 
     let params_sql = if params.is_empty() {
         "NULL".to_string()
     } else {
-        format!("ARRAY[{}]::text[]", params.iter().map(|p| quote_literal(p)).collect::<Vec<_>>().join(", "))
+        format!(
+            "ARRAY[{}]::text[]",
+            params.iter().map(|p| quote_literal(p)).collect::<Vec<_>>().join(", ")
+        )
     };
-    let ttl_sql = ttl.map(|t| format!("interval {}", quote_literal(t))).unwrap_or_else(|| "NULL".into());
+    let ttl_sql =
+        ttl.map(|t| format!("interval {}", quote_literal(t))).unwrap_or_else(|| "NULL".into());
     let plain = substitute(&query.text, params);
     if json {
         (
@@ -264,7 +290,13 @@ fn read_sql(query: &Query, params: &[String], ttl: Option<&str>, json: bool) -> 
             format!("SELECT coalesce(jsonb_agg(pitstop_row), '[]'::jsonb)::text FROM (\n{plain}\n) AS pitstop_row"),
         )
     } else {
-        (format!("SELECT * FROM pitstop.cached($fz${}$fz$, {params_sql}, {ttl_sql}) AS t({})", query.text, query.coldef), plain)
+        (
+            format!(
+                "SELECT * FROM pitstop.cached($fz${}$fz$, {params_sql}, {ttl_sql}) AS t({})",
+                query.text, query.coldef
+            ),
+            plain,
+        )
     }
 }
 
@@ -276,13 +308,16 @@ fn sorted_json(outcome: &Outcome) -> Outcome {
         .map(|row| {
             row.iter()
                 .map(|cell| {
-                    cell.as_ref().map(|text| match serde_json::from_str::<serde_json::Value>(text) {
-                        Ok(serde_json::Value::Array(items)) => {
-                            let mut items: Vec<String> = items.iter().map(|i| i.to_string()).collect();
-                            items.sort();
-                            items.join("\n")
+                    cell.as_ref().map(|text| {
+                        match serde_json::from_str::<serde_json::Value>(text) {
+                            Ok(serde_json::Value::Array(items)) => {
+                                let mut items: Vec<String> =
+                                    items.iter().map(|i| i.to_string()).collect();
+                                items.sort();
+                                items.join("\n")
+                            }
+                            _ => text.clone(),
                         }
-                        _ => text.clone(),
                     })
                 })
                 .collect()
@@ -312,7 +347,8 @@ const LOG_KEEP: usize = 30;
 const HOT: usize = 9;
 
 fn connect(dsn: &str, db: &str, user: &str) -> Result<Client, Fatal> {
-    let mut cfg = postgres::Config::from_str(dsn).map_err(|e| Fatal(format!("bad dsn {dsn:?}: {e}")))?;
+    let mut cfg =
+        postgres::Config::from_str(dsn).map_err(|e| Fatal(format!("bad dsn {dsn:?}: {e}")))?;
     // A step must never wait for another session's step (one thread drives them all).
     cfg.dbname(db).user(user).options("-c lock_timeout=20 -c statement_timeout=20000");
     cfg.connect(NoTls).map_err(|e| Fatal(format!("connect as {user} to {db}: {e}")))
@@ -320,7 +356,10 @@ fn connect(dsn: &str, db: &str, user: &str) -> Result<Client, Fatal> {
 
 fn stats(monitor: &mut Client) -> Result<(i64, i64, i64, i64, String), Fatal> {
     let row = monitor
-        .query_one("SELECT hits, misses, fills, bypasses, bypass_reasons::text FROM pitstop.cache_stats()", &[])
+        .query_one(
+            "SELECT hits, misses, fills, bypasses, bypass_reasons::text FROM pitstop.cache_stats()",
+            &[],
+        )
         .map_err(|e| Fatal(format!("cache_stats(): {e}")))?;
     Ok((row.get(0), row.get(1), row.get(2), row.get(3), row.get(4)))
 }
@@ -342,12 +381,16 @@ pub fn run(config: &Config) -> Result<Summary, Fatal> {
     let mut admin = connect(&config.dsn, &admin_db, &admin_user)?;
     // (CREATE/DROP DATABASE refuse a multi-statement query: each goes alone.)
     let fail = |what: &'static str| move |e: postgres::Error| Fatal(format!("{what}: {e}"));
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).map_err(fail("drop old run"))?;
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .map_err(fail("drop old run"))?;
     admin.batch_execute(&roles.drop_sql()).map_err(fail("drop old roles"))?;
     admin.batch_execute(&format!("CREATE DATABASE {db}")).map_err(fail("create run database"))?;
     admin.batch_execute(&roles.create_sql()).map_err(fail("create roles"))?;
     let mut monitor = connect(&config.dsn, &db, &admin_user)?;
-    monitor.batch_execute(&schema::setup_sql(&roles)).map_err(|e| Fatal(format!("schema setup: {e}")))?;
+    monitor
+        .batch_execute(&schema::setup_sql(&roles))
+        .map_err(|e| Fatal(format!("schema setup: {e}")))?;
 
     let mut rng = StdRng::seed_from_u64(config.seed);
     let pool = schema::query_pool(&mut rng, config.pool_size, HOT, &config.exclude);
@@ -355,7 +398,11 @@ pub fn run(config: &Config) -> Result<Summary, Fatal> {
     for id in 0..config.sessions.max(1) {
         // Session 0 is the superuser (it runs the DDL); the others alternate two login roles
         // of one group, so some share keys and some differ only by role.
-        let (login, superuser) = if id == 0 { (admin_user.clone(), true) } else { (roles.users[(id - 1) % 2].clone(), false) };
+        let (login, superuser) = if id == 0 {
+            (admin_user.clone(), true)
+        } else {
+            (roles.users[(id - 1) % 2].clone(), false)
+        };
         let client = connect(&config.dsn, &db, &login)?;
         sessions.push(Session {
             login,
@@ -398,19 +445,26 @@ pub fn run(config: &Config) -> Result<Summary, Fatal> {
     summary.elapsed = started.elapsed();
     drop(fuzzer);
     result?;
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).map_err(fail("drop run database"))?;
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .map_err(fail("drop run database"))?;
     admin.batch_execute(&roles.drop_sql()).map_err(fail("drop roles"))?;
     Ok(summary)
 }
 
 impl Fuzzer {
     fn run_steps(&mut self) -> Result<(), Fatal> {
-        while self.step < self.config.statements && self.summary.differences.len() < self.config.max_differences {
+        while self.step < self.config.statements
+            && self.summary.differences.len() < self.config.max_differences
+        {
             self.step += 1;
             let s = self.rng.gen_range(0..self.sessions.len());
             let step = self.draw(s);
             if let Err(Fatal(what)) = self.apply(s, step) {
-                let mut text = format!("seed {} step {} session s{s}: {what}\n  last steps:\n", self.config.seed, self.step);
+                let mut text = format!(
+                    "seed {} step {} session s{s}: {what}\n  last steps:\n",
+                    self.config.seed, self.step
+                );
                 for line in &self.log {
                     let _ = writeln!(text, "    {line}");
                 }
@@ -442,14 +496,16 @@ impl Fuzzer {
         let rng = &mut self.rng;
         if aborted {
             return match savepoints.last() {
-                Some(name) if rng.gen_bool(0.5) => {
-                    Step::Sql { sql: format!("ROLLBACK TO SAVEPOINT {name}"), kind: Kind::RollbackTo(name.clone()) }
-                }
+                Some(name) if rng.gen_bool(0.5) => Step::Sql {
+                    sql: format!("ROLLBACK TO SAVEPOINT {name}"),
+                    kind: Kind::RollbackTo(name.clone()),
+                },
                 _ => Step::Sql { sql: "ROLLBACK".into(), kind: Kind::End },
             };
         }
         let exclude = &self.config.exclude;
-        let temp_targets: Vec<&'static str> = if self.sessions[s].temp_child { vec!["fz_tc"] } else { Vec::new() };
+        let temp_targets: Vec<&'static str> =
+            if self.sessions[s].temp_child { vec!["fz_tc"] } else { Vec::new() };
         let roll = self.rng.gen_range(0..1000);
         let rng = &mut self.rng;
         if in_txn {
@@ -465,15 +521,24 @@ impl Fuzzer {
                 r if r < 800 && !savepoints.is_empty() => {
                     let name = savepoints.choose(rng).unwrap().clone();
                     if rng.gen_bool(0.5) {
-                        Step::Sql { sql: format!("ROLLBACK TO SAVEPOINT {name}"), kind: Kind::RollbackTo(name) }
+                        Step::Sql {
+                            sql: format!("ROLLBACK TO SAVEPOINT {name}"),
+                            kind: Kind::RollbackTo(name),
+                        }
                     } else {
-                        Step::Sql { sql: format!("RELEASE SAVEPOINT {name}"), kind: Kind::Release(name) }
+                        Step::Sql {
+                            sql: format!("RELEASE SAVEPOINT {name}"),
+                            kind: Kind::Release(name),
+                        }
                     }
                 }
                 r if r < 804 && superuser => steps::ddl(rng, &self.roles, exclude),
                 r if r < 806 => {
                     let gid = format!("fz_{}_{}", self.config.seed, self.step);
-                    Step::Sql { sql: format!("PREPARE TRANSACTION '{gid}'"), kind: Kind::Prepare(gid) }
+                    Step::Sql {
+                        sql: format!("PREPARE TRANSACTION '{gid}'"),
+                        kind: Kind::Prepare(gid),
+                    }
                 }
                 r if r < 805 => steps::temp(rng, exclude),
                 r if r < 805 + end_weight => steps::end(rng),
@@ -555,7 +620,10 @@ impl Fuzzer {
             Step::Copy { sql, data } => {
                 let (outcome, replace) = copy_in(&mut self.sessions[s].client, &sql, &data)?;
                 self.after_statement(s, &Kind::Other, &outcome);
-                self.note(s, format!("{sql} ({} lines) -> {}", data.lines().count(), outcome.short()));
+                self.note(
+                    s,
+                    format!("{sql} ({} lines) -> {}", data.lines().count(), outcome.short()),
+                );
                 if replace {
                     // A new connection: its transaction, settings and temporary tables are gone.
                     let session = &mut self.sessions[s];
@@ -626,7 +694,14 @@ impl Fuzzer {
     }
 
     /// A cached read and its plain twin, in the same transaction, with nothing in between.
-    fn read(&mut self, s: usize, index: usize, params: Vec<String>, ttl: Option<&'static str>, json: bool) -> Result<(), Fatal> {
+    fn read(
+        &mut self,
+        s: usize,
+        index: usize,
+        params: Vec<String>,
+        ttl: Option<&'static str>,
+        json: bool,
+    ) -> Result<(), Fatal> {
         let query = self.pool[index].clone();
         let (cached, plain) = read_sql(&query, &params, ttl, json);
         let in_txn = self.sessions[s].in_txn;
@@ -637,7 +712,10 @@ impl Fuzzer {
         let together = !in_txn && (query.same_transaction || self.rng.gen_bool(0.5));
         let client = &mut self.sessions[s].client;
         let (got, want) = if in_txn {
-            match exec_each(client, &format!("SAVEPOINT fz_read; {cached}; {plain}; RELEASE SAVEPOINT fz_read"))? {
+            match exec_each(
+                client,
+                &format!("SAVEPOINT fz_read; {cached}; {plain}; RELEASE SAVEPOINT fz_read"),
+            )? {
                 Ok(results) => (results[1].clone(), results[2].clone()),
                 Err(_) => {
                     exec(client, "ROLLBACK TO SAVEPOINT fz_read")?;
@@ -646,7 +724,14 @@ impl Fuzzer {
                         exec(client, "ROLLBACK TO SAVEPOINT fz_read")?;
                     }
                     let want = exec(client, &plain)?;
-                    exec(client, if want.is_error() { "ROLLBACK TO SAVEPOINT fz_read; RELEASE SAVEPOINT fz_read" } else { "RELEASE SAVEPOINT fz_read" })?;
+                    exec(
+                        client,
+                        if want.is_error() {
+                            "ROLLBACK TO SAVEPOINT fz_read; RELEASE SAVEPOINT fz_read"
+                        } else {
+                            "RELEASE SAVEPOINT fz_read"
+                        },
+                    )?;
                     (got, want)
                 }
             }
@@ -676,13 +761,20 @@ impl Fuzzer {
         if in_txn {
             self.sessions[s].txn_steps += 1;
         }
-        let mode = if in_txn { "in txn" } else if together { "one implicit txn" } else { "autocommit" };
+        let mode = if in_txn {
+            "in txn"
+        } else if together {
+            "one implicit txn"
+        } else {
+            "autocommit"
+        };
         self.note(s, format!("READ ({mode}) {cached} -> {}", got.short()));
         // A hit takes no lock: it does not wait for another transaction's uncommitted TRUNCATE
         // or ALTER TABLE, whose lock makes the plain run time out (lock_timeout). The hit's
         // rows are the committed ones, as a snapshot taken before that commit would show:
         // counted, not a difference.
-        let lock_wait_skipped = !got.is_error() && matches!(&want, Outcome::Error { code, .. } if code == "55P03");
+        let lock_wait_skipped =
+            !got.is_error() && matches!(&want, Outcome::Error { code, .. } if code == "55P03");
         if lock_wait_skipped {
             self.summary.lock_waits_skipped += 1;
         } else if !(if json && !query.ordered {
@@ -695,7 +787,16 @@ impl Fuzzer {
         Ok(())
     }
 
-    fn difference(&mut self, s: usize, area: Option<&str>, cached: &str, plain: &str, got: &Outcome, want: &Outcome, mode: &str) -> Result<(), Fatal> {
+    fn difference(
+        &mut self,
+        s: usize,
+        area: Option<&str>,
+        cached: &str,
+        plain: &str,
+        got: &Outcome,
+        want: &Outcome,
+        mode: &str,
+    ) -> Result<(), Fatal> {
         let session = &self.sessions[s];
         let mut report = format!(
             "DIFFERENCE seed={} step={} session=s{} ({}{}), read {mode}{}\n  cached: {cached}\n  plain:  {plain}\n  cached answer: {}\n  plain answer:  {}\n  last steps (schema: cache_fuzz::setup_sql):\n",
@@ -712,9 +813,13 @@ impl Fuzzer {
             let _ = writeln!(report, "    {line}");
         }
         eprintln!("{report}");
-        self.summary.differences.push(Difference { area: area.unwrap_or("other").to_string(), report });
+        self.summary
+            .differences
+            .push(Difference { area: area.unwrap_or("other").to_string(), report });
         // Start clean so one defect is not reported over and over.
-        self.monitor.batch_execute("SELECT pitstop.cache_clear()").map_err(|e| Fatal(format!("cache_clear(): {e}")))?;
+        self.monitor
+            .batch_execute("SELECT pitstop.cache_clear()")
+            .map_err(|e| Fatal(format!("cache_clear(): {e}")))?;
         Ok(())
     }
 }
@@ -747,8 +852,10 @@ mod tests {
             let mut rng = StdRng::seed_from_u64(seed);
             let pool = schema::query_pool(&mut rng, 20, HOT, &[]);
             let roles = Roles::for_database("x");
-            let steps: Vec<String> = (0..50).map(|_| format!("{:?}", steps::write(&mut rng, &[]))).collect();
-            let ddl: Vec<String> = (0..20).map(|_| format!("{:?}", steps::ddl(&mut rng, &roles, &[]))).collect();
+            let steps: Vec<String> =
+                (0..50).map(|_| format!("{:?}", steps::write(&mut rng, &[]))).collect();
+            let ddl: Vec<String> =
+                (0..20).map(|_| format!("{:?}", steps::ddl(&mut rng, &roles, &[]))).collect();
             (pool.iter().map(|q| q.text.clone()).collect::<Vec<_>>(), steps, ddl)
         };
         assert_eq!(draw(7), draw(7));
@@ -758,12 +865,16 @@ mod tests {
     #[test]
     fn parameters_become_literals_for_the_plain_run() {
         let params = vec!["1".to_string(), "it's".to_string()];
-        assert_eq!(substitute("SELECT $1::int, $2::text", &params), "SELECT '1'::int, 'it''s'::text");
+        assert_eq!(
+            substitute("SELECT $1::int, $2::text", &params),
+            "SELECT '1'::int, 'it''s'::text"
+        );
     }
 
     #[test]
     fn answers_compare_as_multisets_unless_ordered() {
-        let rows = |v: &[&str]| Outcome::Rows(v.iter().map(|s| vec![Some(s.to_string())]).collect());
+        let rows =
+            |v: &[&str]| Outcome::Rows(v.iter().map(|s| vec![Some(s.to_string())]).collect());
         assert!(same_answer(&rows(&["a", "b"]), &rows(&["b", "a"]), false));
         assert!(!same_answer(&rows(&["a", "b"]), &rows(&["b", "a"]), true));
         assert!(!same_answer(&rows(&["a", "a"]), &rows(&["a"]), false));

@@ -155,9 +155,9 @@ pub struct Query {
 
 /// Relations with the common columns, for reading; weighted by repetition.
 const READ_RELATIONS: &[&str] = &[
-    "t0", "t0", "t0", "t1", "t1", "t1", "t2", "t2", "pl", "pl", "pl_a", "pl_b", "pl_b1", "pl_def", "pr", "pr", "pr_2",
-    "h", "h", "h_c1", "h_c2", "ONLY h", "v_t0", "v_t0", "vv", "v_sb", "r", "sh", "s2.sh", "s2.sh", "v_r", "v_ri", "t3", "kp",
-    "kc",
+    "t0", "t0", "t0", "t1", "t1", "t1", "t2", "t2", "pl", "pl", "pl_a", "pl_b", "pl_b1", "pl_def",
+    "pr", "pr", "pr_2", "h", "h", "h_c1", "h_c2", "ONLY h", "v_t0", "v_t0", "vv", "v_sb", "r",
+    "sh", "s2.sh", "s2.sh", "v_r", "v_ri", "t3", "kp", "kc",
 ];
 
 const SMALL: &[&str] = &["0", "1", "2", "3", "4", "5"];
@@ -171,7 +171,8 @@ fn q(text: String, coldef: &'static str, params: Vec<&'static [&'static str]>) -
 }
 
 /// Relations of the hot set's queries: no row-level security, no search_path lookups.
-const HOT_RELATIONS: &[&str] = &["t0", "t1", "t2", "pl", "pl_a", "pr", "h", "h_c2", "v_t0", "vv", "s2.sh", "kc"];
+const HOT_RELATIONS: &[&str] =
+    &["t0", "t1", "t2", "pl", "pl_a", "pr", "h", "h_c2", "v_t0", "vv", "s2.sh", "kc"];
 
 /// One query drawn from the templates; a `hot` one is one the cache may serve (no RLS, no
 /// user-defined STABLE function, no known defect).

@@ -26,15 +26,27 @@ pub enum Kind {
 pub enum Step {
     /// A read of the query pool's entry `query` through the cache (`cached`, or `cached_json`
     /// when `json`), then plainly.
-    Read { query: usize, params: Vec<String>, ttl: Option<&'static str>, json: bool },
-    Sql { sql: String, kind: Kind },
+    Read {
+        query: usize,
+        params: Vec<String>,
+        ttl: Option<&'static str>,
+        json: bool,
+    },
+    Sql {
+        sql: String,
+        kind: Kind,
+    },
     /// `COPY … FROM STDIN` with these data lines.
-    Copy { sql: String, data: String },
+    Copy {
+        sql: String,
+        data: String,
+    },
 }
 
 /// Areas of defects a run can leave out (`--exclude`): the review's findings being fixed, and
 /// the ones this fuzzer found.
-pub const KNOWN_AREAS: &[&str] = &["session_user", "now", "record", "table_to_xml", "temp_child", "explain_ctas"];
+pub const KNOWN_AREAS: &[&str] =
+    &["session_user", "now", "record", "table_to_xml", "temp_child", "explain_ctas"];
 pub const AREAS: &[&str] = &[
     "session_user",
     "now",
@@ -58,8 +70,8 @@ fn sql(text: impl Into<String>) -> Step {
 
 /// Tables written to (also directly to partitions and children, and through a view).
 const WRITE_TARGETS: &[&str] = &[
-    "t0", "t0", "t1", "t1", "t2", "pl", "pl", "pl_a", "pl_b", "pl_b2", "pl_def", "pr", "pr", "pr_1", "pr_2", "h", "h",
-    "h_c1", "h_c2", "r", "v_t0", "sh", "s2.sh", "t3", "kp", "kc",
+    "t0", "t0", "t1", "t1", "t2", "pl", "pl", "pl_a", "pl_b", "pl_b2", "pl_def", "pr", "pr",
+    "pr_1", "pr_2", "h", "h", "h_c1", "h_c2", "r", "v_t0", "sh", "s2.sh", "t3", "kp", "kc",
 ];
 
 fn value_row(rng: &mut StdRng) -> String {
@@ -183,28 +195,47 @@ pub fn setting(rng: &mut StdRng, roles: &Roles, superuser: bool, exclude: &[Stri
     // Settings are part of the key: they are reset about as often as they are set, so that
     // sessions keep coming back to the same keys.
     if rng.gen_bool(0.4) {
-        return sql(
-            *["RESET ALL", "RESET search_path", "RESET TimeZone", "RESET DateStyle", "RESET ROLE", "RESET extra_float_digits"]
-                .choose(rng)
-                .unwrap(),
-        );
+        return sql(*[
+            "RESET ALL",
+            "RESET search_path",
+            "RESET TimeZone",
+            "RESET DateStyle",
+            "RESET ROLE",
+            "RESET extra_float_digits",
+        ]
+        .choose(rng)
+        .unwrap());
     }
     let text = match rng.gen_range(0..17) {
         0 | 1 => format!(
             "SET {scope}search_path TO {}",
             ["public", "s1, s2, public", "s2, s1, public", "s1, public"].choose(rng).unwrap()
         ),
-        2 => format!("SET {scope}TimeZone TO '{}'", ["UTC", "America/New_York", "Asia/Kolkata"].choose(rng).unwrap()),
-        3 => format!("SET {scope}DateStyle TO '{}'", ["ISO, MDY", "SQL, DMY", "German", "Postgres, MDY"].choose(rng).unwrap()),
-        4 => format!("SET {scope}IntervalStyle TO {}", ["postgres", "iso_8601", "sql_standard"].choose(rng).unwrap()),
-        5 => format!("SET {scope}extra_float_digits TO {}", ["0", "1", "3", "-3"].choose(rng).unwrap()),
+        2 => format!(
+            "SET {scope}TimeZone TO '{}'",
+            ["UTC", "America/New_York", "Asia/Kolkata"].choose(rng).unwrap()
+        ),
+        3 => format!(
+            "SET {scope}DateStyle TO '{}'",
+            ["ISO, MDY", "SQL, DMY", "German", "Postgres, MDY"].choose(rng).unwrap()
+        ),
+        4 => format!(
+            "SET {scope}IntervalStyle TO {}",
+            ["postgres", "iso_8601", "sql_standard"].choose(rng).unwrap()
+        ),
+        5 => format!(
+            "SET {scope}extra_float_digits TO {}",
+            ["0", "1", "3", "-3"].choose(rng).unwrap()
+        ),
         6 => format!("SET {scope}app.tenant TO '{}'", ["a", "b"].choose(rng).unwrap()),
         7 => "RESET app.tenant".into(),
         8 if !excluded(exclude, "null_equals") => {
             format!("SET {scope}transform_null_equals TO {}", ["on", "off"].choose(rng).unwrap())
         }
         8 => "RESET transform_null_equals".into(),
-        14 if !excluded(exclude, "array_nulls") => format!("SET {scope}array_nulls TO {}", ["on", "off"].choose(rng).unwrap()),
+        14 if !excluded(exclude, "array_nulls") => {
+            format!("SET {scope}array_nulls TO {}", ["on", "off"].choose(rng).unwrap())
+        }
         14 => "RESET array_nulls".into(),
         9 | 10 => {
             let mut targets = vec![roles.group.clone(), "NONE".into()];
@@ -213,13 +244,17 @@ pub fn setting(rng: &mut StdRng, roles: &Roles, superuser: bool, exclude: &[Stri
             }
             format!("SET {scope}ROLE {}", targets.choose(rng).unwrap())
         }
-        15 if superuser => format!("SET SESSION AUTHORIZATION {}", roles.users.choose(rng).unwrap()),
+        15 if superuser => {
+            format!("SET SESSION AUTHORIZATION {}", roles.users.choose(rng).unwrap())
+        }
         15 => "RESET ROLE".into(),
         16 => "RESET SESSION AUTHORIZATION".into(),
         11 => format!("SET {scope}enable_seqscan TO {}", ["on", "off"].choose(rng).unwrap()),
         12 => format!(
             "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL {}",
-            ["READ COMMITTED", "READ COMMITTED", "READ COMMITTED", "REPEATABLE READ"].choose(rng).unwrap()
+            ["READ COMMITTED", "READ COMMITTED", "READ COMMITTED", "REPEATABLE READ"]
+                .choose(rng)
+                .unwrap()
         ),
         _ => "RESET ALL".into(),
     };
@@ -227,9 +262,17 @@ pub fn setting(rng: &mut StdRng, roles: &Roles, superuser: bool, exclude: &[Stri
 }
 
 pub fn begin(rng: &mut StdRng) -> Step {
-    let level = ["", "", "", "", " ISOLATION LEVEL READ COMMITTED", " ISOLATION LEVEL REPEATABLE READ", " ISOLATION LEVEL SERIALIZABLE"]
-        .choose(rng)
-        .unwrap();
+    let level = [
+        "",
+        "",
+        "",
+        "",
+        " ISOLATION LEVEL READ COMMITTED",
+        " ISOLATION LEVEL REPEATABLE READ",
+        " ISOLATION LEVEL SERIALIZABLE",
+    ]
+    .choose(rng)
+    .unwrap();
     let read_only = if rng.gen_bool(0.05) { " READ ONLY" } else { "" };
     Step::Sql { sql: format!("BEGIN{level}{read_only}"), kind: Kind::Begin }
 }

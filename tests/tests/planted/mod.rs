@@ -15,7 +15,11 @@ pub struct Planted {
 /// A cluster with the planted problems; statements over `slow_query_ms` are captured as slow.
 pub fn plant(slow_query_ms: u32) -> Planted {
     let options = ClusterOptions {
-        settings: vec![("pitstop.slow_query_ms", slow_query_ms.to_string()), ("compute_query_id", "on".into()), ("autovacuum", "off".into())],
+        settings: vec![
+            ("pitstop.slow_query_ms", slow_query_ms.to_string()),
+            ("compute_query_id", "on".into()),
+            ("autovacuum", "off".into()),
+        ],
         ..Default::default()
     };
     let (cluster, mut client) = PgCluster::with_pitstop(

@@ -86,7 +86,12 @@ impl Console {
         let started = std::time::Instant::now();
         let suggestions = self.advisor.rows(sql::SUGGEST_INDEXES, &[]).await;
         let unhelped = self.advisor.rows(sql::UNHELPED, &[]).await;
-        Advice { computed_at: unix_now(), took_seconds: started.elapsed().as_secs_f64(), suggestions, unhelped }
+        Advice {
+            computed_at: unix_now(),
+            took_seconds: started.elapsed().as_secs_f64(),
+            suggestions,
+            unhelped,
+        }
     }
 
     async fn compute_checks(&self) -> Checks {
@@ -104,7 +109,8 @@ impl Console {
                     _ = cancel.cancelled() => return,
                     checks = self.compute_checks() => checks,
                 };
-                next_checks = Instant::now() + if unreachable(&checks.index_health) { RETRY } else { CHECKS_INTERVAL };
+                next_checks = Instant::now()
+                    + if unreachable(&checks.index_health) { RETRY } else { CHECKS_INTERVAL };
                 *self.checks.lock().unwrap_or_else(|e| e.into_inner()) = Some(checks);
             }
             if Instant::now() >= next_advice {
@@ -115,7 +121,8 @@ impl Console {
                 if let Err(e) = &advice.suggestions {
                     tracing::warn!("console: index advice failed: {}", e.explain());
                 }
-                next_advice = Instant::now() + if unreachable(&advice.suggestions) { RETRY } else { ADVICE_INTERVAL };
+                next_advice = Instant::now()
+                    + if unreachable(&advice.suggestions) { RETRY } else { ADVICE_INTERVAL };
                 *self.advice.lock().unwrap_or_else(|e| e.into_inner()) = Some(advice);
             }
             tokio::select! {
@@ -156,9 +163,18 @@ const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'
 
 async fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
-    headers.insert(axum::http::header::CONTENT_SECURITY_POLICY, axum::http::HeaderValue::from_static(CSP));
-    headers.insert(axum::http::header::X_CONTENT_TYPE_OPTIONS, axum::http::HeaderValue::from_static("nosniff"));
-    headers.insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    headers.insert(
+        axum::http::header::CONTENT_SECURITY_POLICY,
+        axum::http::HeaderValue::from_static(CSP),
+    );
+    headers.insert(
+        axum::http::header::X_CONTENT_TYPE_OPTIONS,
+        axum::http::HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
     response
 }
 
@@ -189,7 +205,9 @@ impl Sections {
 pub fn section_json(section: &Section) -> Value {
     match section {
         Ok(rows) => json!({ "rows": rows }),
-        Err(e) => json!({ "error": { "kind": e.kind, "sqlstate": e.sqlstate, "message": e.message, "explain": e.explain() } }),
+        Err(e) => {
+            json!({ "error": { "kind": e.kind, "sqlstate": e.sqlstate, "message": e.message, "explain": e.explain() } })
+        }
     }
 }
 
@@ -236,10 +254,15 @@ pub const SORTS: &[(&str, &str, &str)] = &[
     ("io", "coalesce(io.io_blocks, 0)", "blocks read (I/O)"),
 ];
 
-pub fn sort_key(sort: Option<&str>) -> Result<&'static (&'static str, &'static str, &'static str), String> {
+pub fn sort_key(
+    sort: Option<&str>,
+) -> Result<&'static (&'static str, &'static str, &'static str), String> {
     let wanted = sort.unwrap_or("total");
     SORTS.iter().find(|(k, _, _)| *k == wanted).ok_or_else(|| {
-        format!("unknown sort {wanted:?}; use one of {}", SORTS.iter().map(|(k, _, _)| *k).collect::<Vec<_>>().join(", "))
+        format!(
+            "unknown sort {wanted:?}; use one of {}",
+            SORTS.iter().map(|(k, _, _)| *k).collect::<Vec<_>>().join(", ")
+        )
     })
 }
 
@@ -254,7 +277,10 @@ fn bad_request(message: String) -> Response {
 
 async fn queries_page(Shared(c): C, Query(q): Query<SortQuery>) -> Response {
     match sort_key(q.sort.as_deref()) {
-        Ok((key, order_by, _)) => Html(view::queries(&queries_data(&c, key, order_by).await).into_string()).into_response(),
+        Ok((key, order_by, _)) => {
+            Html(view::queries(&queries_data(&c, key, order_by).await).into_string())
+                .into_response()
+        }
         Err(e) => bad_request(e),
     }
 }
@@ -304,7 +330,9 @@ async fn statement_data(c: &Console, queryid: i64) -> Value {
         }
     };
     let helping: Vec<Value> = match c.advice().map(|a| a.suggestions) {
-        Some(Ok(rows)) => rows.into_iter().filter(|s| overview::helps(s, queryid)).map(Value::Object).collect(),
+        Some(Ok(rows)) => {
+            rows.into_iter().filter(|s| overview::helps(s, queryid)).map(Value::Object).collect()
+        }
         _ => Vec::new(),
     };
     json!({
@@ -348,14 +376,26 @@ async fn indexes_api(Shared(c): C) -> Json<Value> {
 async fn sections(c: &Console, list: &[(&'static str, &'static str)]) -> Sections {
     let futures = list.iter().map(|(_, statement)| c.reader.rows(statement, &[]));
     let results = futures_util::future::join_all(futures).await;
-    Sections { generated_at: unix_now(), sections: list.iter().map(|(name, _)| *name).zip(results).collect() }
+    Sections {
+        generated_at: unix_now(),
+        sections: list.iter().map(|(name, _)| *name).zip(results).collect(),
+    }
 }
 
-const VACUUM: &[(&str, &str)] = &[("database_wraparound", sql::WRAPAROUND), ("vacuum_health", sql::VACUUM_ALL), ("table_bloat", sql::BLOAT)];
-const CONNECTIONS: &[(&str, &str)] =
-    &[("blocking_locks", sql::BLOCKING), ("long_running", sql::LONG_RUNNING), ("connections", sql::CONNECTIONS)];
-const CACHE: &[(&str, &str)] = &[("cache_stats", sql::CACHE_STATS), ("cache_entries", sql::CACHE_ENTRIES)];
-const MAINTENANCE: &[(&str, &str)] = &[("maintenance_plan", sql::MAINTENANCE_PLAN), ("maintenance_log", sql::MAINTENANCE_LOG)];
+const VACUUM: &[(&str, &str)] = &[
+    ("database_wraparound", sql::WRAPAROUND),
+    ("vacuum_health", sql::VACUUM_ALL),
+    ("table_bloat", sql::BLOAT),
+];
+const CONNECTIONS: &[(&str, &str)] = &[
+    ("blocking_locks", sql::BLOCKING),
+    ("long_running", sql::LONG_RUNNING),
+    ("connections", sql::CONNECTIONS),
+];
+const CACHE: &[(&str, &str)] =
+    &[("cache_stats", sql::CACHE_STATS), ("cache_entries", sql::CACHE_ENTRIES)];
+const MAINTENANCE: &[(&str, &str)] =
+    &[("maintenance_plan", sql::MAINTENANCE_PLAN), ("maintenance_log", sql::MAINTENANCE_LOG)];
 
 async fn vacuum_page(Shared(c): C) -> Html<String> {
     Html(view::sections_page("vacuum", &sections(&c, VACUUM).await).into_string())
@@ -410,7 +450,11 @@ async fn settings_data(c: &Console, workload: &str) -> Sections {
 
 fn workload(q: &WorkloadQuery) -> Result<&'static str, String> {
     let wanted = q.workload.as_deref().unwrap_or("mixed");
-    WORKLOADS.iter().copied().find(|w| *w == wanted).ok_or_else(|| format!("unknown workload {wanted:?}; use one of {}", WORKLOADS.join(", ")))
+    WORKLOADS
+        .iter()
+        .copied()
+        .find(|w| *w == wanted)
+        .ok_or_else(|| format!("unknown workload {wanted:?}; use one of {}", WORKLOADS.join(", ")))
 }
 
 async fn settings_page(Shared(c): C, Query(q): Query<WorkloadQuery>) -> Response {

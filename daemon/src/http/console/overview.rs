@@ -5,8 +5,8 @@
 use super::reader::{ReadError, Rows, Section, Source};
 use super::{section_json, sql, Advice, Checks};
 use crate::config::monitor::Severity;
-use crate::monitor::alerts::{Alert, Phase};
 pub use crate::http::dashboard::{bytes, seconds};
+use crate::monitor::alerts::{Alert, Phase};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
@@ -99,10 +99,9 @@ pub fn clip(text: &str, max: usize) -> String {
 
 /// Whether an index suggestion (a row of `suggest_indexes`) helps statement `queryid`.
 pub fn helps(suggestion: &Map<String, Value>, queryid: i64) -> bool {
-    suggestion
-        .get("helped")
-        .and_then(Value::as_array)
-        .is_some_and(|helped| helped.iter().any(|h| h.get("queryid").and_then(Value::as_i64) == Some(queryid)))
+    suggestion.get("helped").and_then(Value::as_array).is_some_and(|helped| {
+        helped.iter().any(|h| h.get("queryid").and_then(Value::as_i64) == Some(queryid))
+    })
 }
 
 impl Overview {
@@ -113,7 +112,11 @@ impl Overview {
             match section {
                 Ok(rows) => rows.clone(),
                 Err(error) => {
-                    unread.push(Unread { section: name, error: error.clone(), explain: error.explain() });
+                    unread.push(Unread {
+                        section: name,
+                        error: error.clone(),
+                        explain: error.explain(),
+                    });
                     Vec::new()
                 }
             }
@@ -136,7 +139,9 @@ impl Overview {
             });
         }
 
-        for r in rows("database_wraparound", &input.wraparound).iter().filter(|r| s(r, "status") != "ok") {
+        for r in
+            rows("database_wraparound", &input.wraparound).iter().filter(|r| s(r, "status") != "ok")
+        {
             let critical = s(r, "status") == "wraparound risk";
             problems.push(Problem {
                 severity: if critical { "critical" } else { "warning" },
@@ -216,11 +221,18 @@ impl Overview {
         for r in rows("regressions", &input.regressions) {
             let queryid = i(&r, "queryid");
             let factor = f(&r, "mean_factor").max(f(&r, "p95_factor"));
-            let p95 = match (r.get("p95_ms_before").and_then(Value::as_f64), r.get("p95_ms_now").and_then(Value::as_f64)) {
+            let p95 = match (
+                r.get("p95_ms_before").and_then(Value::as_f64),
+                r.get("p95_ms_now").and_then(Value::as_f64),
+            ) {
                 (Some(before), Some(now)) => format!(", p95 {} → {}", ms(before), ms(now)),
                 _ => String::new(),
             };
-            let plan = r.get("captured_plan").filter(|p| !p.is_null()).map(plan_summary).filter(|p| !p.is_empty());
+            let plan = r
+                .get("captured_plan")
+                .filter(|p| !p.is_null())
+                .map(plan_summary)
+                .filter(|p| !p.is_empty());
             problems.push(Problem {
                 severity: "warning",
                 category: "regression",
@@ -250,10 +262,22 @@ impl Overview {
                 problems.push(Problem {
                     severity: if saved >= 10.0 { "warning" } else { "info" },
                     category: "missing_index",
-                    title: format!("Missing index on {}: saves {saved:.1} % of the workload's estimated time", s(&r, "table_name")),
+                    title: format!(
+                        "Missing index on {}: saves {saved:.1} % of the workload's estimated time",
+                        s(&r, "table_name")
+                    ),
                     evidence: match r.get("estimated_bytes").and_then(Value::as_f64) {
-                        Some(size) => format!("{} (helps {} statement(s); estimated size {})", s(&r, "reason"), i(&r, "queries_helped"), bytes(size)),
-                        None => format!("{} (helps {} statement(s))", s(&r, "reason"), i(&r, "queries_helped")),
+                        Some(size) => format!(
+                            "{} (helps {} statement(s); estimated size {})",
+                            s(&r, "reason"),
+                            i(&r, "queries_helped"),
+                            bytes(size)
+                        ),
+                        None => format!(
+                            "{} (helps {} statement(s))",
+                            s(&r, "reason"),
+                            i(&r, "queries_helped")
+                        ),
                     },
                     fix: Some(s(&r, "ddl").to_string()),
                     link: "/indexes".into(),
@@ -273,12 +297,21 @@ impl Overview {
                 "duplicate" | "bloated" | "missing_fk_index" => "warning",
                 _ => "info",
             };
-            let index = if s(&r, "index_name").is_empty() { s(&r, "table_name").to_string() } else { s(&r, "index_name").to_string() };
+            let index = if s(&r, "index_name").is_empty() {
+                s(&r, "table_name").to_string()
+            } else {
+                s(&r, "index_name").to_string()
+            };
             problems.push(Problem {
                 severity,
                 category: "index_health",
                 title: format!("{} index: {index}", problem.replace('_', " ")),
-                evidence: format!("{} ({} on {})", s(&r, "detail"), bytes(f(&r, "index_bytes")), s(&r, "table_name")),
+                evidence: format!(
+                    "{} ({} on {})",
+                    s(&r, "detail"),
+                    bytes(f(&r, "index_bytes")),
+                    s(&r, "table_name")
+                ),
                 fix: Some(s(&r, "fix").to_string()).filter(|f| !f.is_empty()),
                 link: "/indexes".into(),
             });
@@ -291,7 +324,10 @@ impl Overview {
                 "freeze due" | "vacuum overdue" => "warning",
                 _ => "info",
             };
-            let last = [s(&r, "last_autovacuum"), s(&r, "last_vacuum")].into_iter().find(|t| !t.is_empty()).unwrap_or("never");
+            let last = [s(&r, "last_autovacuum"), s(&r, "last_vacuum")]
+                .into_iter()
+                .find(|t| !t.is_empty())
+                .unwrap_or("never");
             problems.push(Problem {
                 severity,
                 category: "vacuum",
@@ -302,7 +338,11 @@ impl Overview {
                     i(&r, "n_live_tup") + i(&r, "n_dead_tup"),
                     f(&r, "dead_ratio") * 100.0,
                     i(&r, "xid_age"),
-                    if r.get("autovacuum_enabled") == Some(&Value::Bool(false)) { "; autovacuum is disabled on it" } else { "" }
+                    if r.get("autovacuum_enabled") == Some(&Value::Bool(false)) {
+                        "; autovacuum is disabled on it"
+                    } else {
+                        ""
+                    }
                 ),
                 fix: Some(s(&r, "action").to_string()).filter(|f| !f.is_empty()),
                 link: "/vacuum".into(),
@@ -310,26 +350,45 @@ impl Overview {
         }
 
         for r in rows("table_bloat", &bloat).iter().filter(|r| !s(r, "fix").is_empty()) {
-            let name = if s(r, "index_name").is_empty() { format!("{}.{}", s(r, "schema"), s(r, "table_name")) } else { s(r, "index_name").to_string() };
+            let name = if s(r, "index_name").is_empty() {
+                format!("{}.{}", s(r, "schema"), s(r, "table_name"))
+            } else {
+                s(r, "index_name").to_string()
+            };
             problems.push(Problem {
                 severity: if f(r, "bloat_pct") >= 50.0 { "warning" } else { "info" },
                 category: "bloat",
                 title: format!("{} {name} is {:.0} % bloat", s(r, "kind"), f(r, "bloat_pct")),
-                evidence: format!("{} of {} could be reclaimed ({})", bytes(f(r, "bloat_bytes")), bytes(f(r, "bytes")), s(r, "method")),
+                evidence: format!(
+                    "{} of {} could be reclaimed ({})",
+                    bytes(f(r, "bloat_bytes")),
+                    bytes(f(r, "bytes")),
+                    s(r, "method")
+                ),
                 fix: Some(s(r, "fix").to_string()),
                 link: "/vacuum".into(),
             });
         }
 
-        for r in rows("config_advice", &input.settings).iter().filter(|r| r.get("differs") == Some(&Value::Bool(true))) {
+        for r in rows("config_advice", &input.settings)
+            .iter()
+            .filter(|r| r.get("differs") == Some(&Value::Bool(true)))
+        {
             let name = s(r, "name");
-            let apply = if r.get("restart_required") == Some(&Value::Bool(true)) { "then restart PostgreSQL" } else { "SELECT pg_reload_conf();" };
+            let apply = if r.get("restart_required") == Some(&Value::Bool(true)) {
+                "then restart PostgreSQL"
+            } else {
+                "SELECT pg_reload_conf();"
+            };
             problems.push(Problem {
                 severity: "info",
                 category: "setting",
                 title: format!("{name} is {}, suggested {}", s(r, "current"), s(r, "suggested")),
                 evidence: s(r, "reason").to_string(),
-                fix: Some(format!("ALTER SYSTEM SET {name} = '{}';  -- {apply}", s(r, "suggested").replace('\'', "''"))),
+                fix: Some(format!(
+                    "ALTER SYSTEM SET {name} = '{}';  -- {apply}",
+                    s(r, "suggested").replace('\'', "''")
+                )),
                 link: "/settings".into(),
             });
         }
@@ -358,11 +417,22 @@ impl Overview {
 
         // Stable: within a severity, the order above (the most telling first).
         problems.sort_by_key(|p| rank(p.severity));
-        Overview { generated_at: now, problems, unread, advice_age_seconds, checks_age_seconds, cache }
+        Overview {
+            generated_at: now,
+            problems,
+            unread,
+            advice_age_seconds,
+            checks_age_seconds,
+            cache,
+        }
     }
 
     pub fn json(&self) -> Value {
-        let unread: Map<String, Value> = self.unread.iter().map(|u| (u.section.to_string(), section_json(&Err(u.error.clone())))).collect();
+        let unread: Map<String, Value> = self
+            .unread
+            .iter()
+            .map(|u| (u.section.to_string(), section_json(&Err(u.error.clone()))))
+            .collect();
         json!({
             "generated_at": self.generated_at,
             "problems": self.problems,
@@ -418,7 +488,12 @@ pub fn plan_summary(plan: &Value) -> String {
 
 /// Reads the overview's sections through `source` (the console's session or the command
 /// line's connection); the alerts, index health and bloat, and the advice come from the caller.
-pub async fn read(source: &impl Source, alerts: Vec<Alert>, checks: Option<Checks>, advice: Option<Advice>) -> Inputs {
+pub async fn read(
+    source: &impl Source,
+    alerts: Vec<Alert>,
+    checks: Option<Checks>,
+    advice: Option<Advice>,
+) -> Inputs {
     let workload = "mixed";
     let settings_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&workload];
     let (wraparound, blocking, long_running, slow, regressions, vacuum, settings, cache) = tokio::join!(
@@ -431,21 +506,44 @@ pub async fn read(source: &impl Source, alerts: Vec<Alert>, checks: Option<Check
         source.rows(sql::CONFIG_ADVICE, &settings_params),
         source.rows(sql::CACHE_STATS, &[]),
     );
-    Inputs { alerts, wraparound, blocking, long_running, slow, regressions, vacuum, settings, cache, checks, advice }
+    Inputs {
+        alerts,
+        wraparound,
+        blocking,
+        long_running,
+        slow,
+        regressions,
+        vacuum,
+        settings,
+        cache,
+        checks,
+        advice,
+    }
 }
 
 /// Index health and the estimated bloat (not the exact scan), read through `source`.
 pub async fn checks(source: &impl Source) -> Checks {
     let started = std::time::Instant::now();
-    let (index_health, bloat) = tokio::join!(source.rows(sql::INDEX_HEALTH, &[]), source.rows(sql::BLOAT, &[]));
-    Checks { computed_at: crate::service::state::unix_now(), took_seconds: started.elapsed().as_secs_f64(), index_health, bloat }
+    let (index_health, bloat) =
+        tokio::join!(source.rows(sql::INDEX_HEALTH, &[]), source.rows(sql::BLOAT, &[]));
+    Checks {
+        computed_at: crate::service::state::unix_now(),
+        took_seconds: started.elapsed().as_secs_f64(),
+        index_health,
+        bloat,
+    }
 }
 
 /// The `n` most frequent bypass reasons, "reason (count)", most first.
 pub fn top_reasons(reasons: Option<&Value>, n: usize) -> String {
     let mut list: Vec<(&str, i64)> = reasons
         .and_then(Value::as_object)
-        .map(|m| m.iter().map(|(k, v)| (k.as_str(), v.as_i64().unwrap_or(0))).filter(|(_, v)| *v > 0).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.as_str(), v.as_i64().unwrap_or(0)))
+                .filter(|(_, v)| *v > 0)
+                .collect()
+        })
         .unwrap_or_default();
     list.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     if list.is_empty() {
@@ -481,34 +579,57 @@ mod tests {
     #[test]
     fn problems_come_most_urgent_first_with_their_fix() {
         let mut input = empty();
-        input.settings = Ok(vec![row(json!({"name": "work_mem", "current": "4MB", "suggested": "16MB", "reason": "r", "restart_required": false, "differs": true})),
-                                 row(json!({"name": "shared_buffers", "current": "1GB", "suggested": "1GB", "reason": "r", "restart_required": true, "differs": false}))]);
-        input.vacuum = Ok(vec![row(json!({"schema": "public", "table_name": "t", "n_live_tup": 10, "n_dead_tup": 90, "dead_ratio": 0.9, "status": "vacuum overdue", "action": "VACUUM (ANALYZE) public.t", "xid_age": 5}))]);
-        input.blocking = Ok(vec![row(json!({"blocked_pid": 11, "blocking_pid": 22, "lock_mode": "AccessExclusiveLock", "lock_type": "relation", "relation": "t", "blocking_state": "idle in transaction", "waited_seconds": 3.0}))]);
+        input.settings = Ok(vec![
+            row(
+                json!({"name": "work_mem", "current": "4MB", "suggested": "16MB", "reason": "r", "restart_required": false, "differs": true}),
+            ),
+            row(
+                json!({"name": "shared_buffers", "current": "1GB", "suggested": "1GB", "reason": "r", "restart_required": true, "differs": false}),
+            ),
+        ]);
+        input.vacuum = Ok(vec![row(
+            json!({"schema": "public", "table_name": "t", "n_live_tup": 10, "n_dead_tup": 90, "dead_ratio": 0.9, "status": "vacuum overdue", "action": "VACUUM (ANALYZE) public.t", "xid_age": 5}),
+        )]);
+        input.blocking = Ok(vec![row(
+            json!({"blocked_pid": 11, "blocking_pid": 22, "lock_mode": "AccessExclusiveLock", "lock_type": "relation", "relation": "t", "blocking_state": "idle in transaction", "waited_seconds": 3.0}),
+        )]);
         input.advice = Some(Advice {
             computed_at: 100.0,
             took_seconds: 1.0,
-            suggestions: Ok(vec![row(json!({"ddl": "CREATE INDEX CONCURRENTLY ON public.t (a)", "table_name": "public.t", "improvement_pct": 42.5, "queries_helped": 1, "helped": [{"queryid": 7}], "reason": "x"}))]),
+            suggestions: Ok(vec![row(
+                json!({"ddl": "CREATE INDEX CONCURRENTLY ON public.t (a)", "table_name": "public.t", "improvement_pct": 42.5, "queries_helped": 1, "helped": [{"queryid": 7}], "reason": "x"}),
+            )]),
             unhelped: Ok(vec![]),
         });
         input.checks = Some(Checks {
             computed_at: 130.0,
             took_seconds: 0.1,
-            index_health: Ok(vec![row(json!({"problem": "invalid", "index_name": "public.i", "table_name": "public.t", "index_bytes": 8192, "detail": "d", "fix": "REINDEX INDEX CONCURRENTLY public.i"}))]),
+            index_health: Ok(vec![row(
+                json!({"problem": "invalid", "index_name": "public.i", "table_name": "public.t", "index_bytes": 8192, "detail": "d", "fix": "REINDEX INDEX CONCURRENTLY public.i"}),
+            )]),
             bloat: Ok(vec![]),
         });
         let o = Overview::of(input, 160.0);
         let order: Vec<_> = o.problems.iter().map(|p| (p.severity, p.category)).collect();
         assert_eq!(
             order,
-            [("critical", "blocking_lock"), ("critical", "index_health"), ("warning", "missing_index"), ("warning", "vacuum"), ("info", "setting")]
+            [
+                ("critical", "blocking_lock"),
+                ("critical", "index_health"),
+                ("warning", "missing_index"),
+                ("warning", "vacuum"),
+                ("info", "setting")
+            ]
         );
         assert_eq!(o.checks_age_seconds, Some(30.0));
         assert_eq!(o.problems[0].fix.as_deref(), Some("SELECT pg_terminate_backend(22);  -- idle in transaction: its transaction holds the lock"));
         assert_eq!(o.problems[1].fix.as_deref(), Some("REINDEX INDEX CONCURRENTLY public.i"));
         assert!(o.problems[2].title.contains("42.5 %"), "{:?}", o.problems[2]);
         assert_eq!(o.problems[2].fix.as_deref(), Some("CREATE INDEX CONCURRENTLY ON public.t (a)"));
-        assert_eq!(o.problems[4].fix.as_deref(), Some("ALTER SYSTEM SET work_mem = '16MB';  -- SELECT pg_reload_conf();"));
+        assert_eq!(
+            o.problems[4].fix.as_deref(),
+            Some("ALTER SYSTEM SET work_mem = '16MB';  -- SELECT pg_reload_conf();")
+        );
         assert_eq!(o.advice_age_seconds, Some(60.0));
         assert!(o.unread.is_empty());
     }
@@ -516,27 +637,46 @@ mod tests {
     #[test]
     fn a_denied_section_is_reported_not_fatal() {
         let mut input = empty();
-        input.vacuum = Err(ReadError { kind: "denied", sqlstate: Some("42501".into()), message: "permission denied for view vacuum_health".into() });
-        input.slow = Ok(vec![row(json!({"queryid": 5, "executions": 2, "max_ms": 1500.0, "query": "select pg_sleep(2)"}))]);
+        input.vacuum = Err(ReadError {
+            kind: "denied",
+            sqlstate: Some("42501".into()),
+            message: "permission denied for view vacuum_health".into(),
+        });
+        input.slow = Ok(vec![row(
+            json!({"queryid": 5, "executions": 2, "max_ms": 1500.0, "query": "select pg_sleep(2)"}),
+        )]);
         let o = Overview::of(input, 0.0);
         assert_eq!(o.problems.len(), 1);
         assert_eq!(o.problems[0].link, "/queries/5");
         assert_eq!(o.unread.len(), 1);
         assert_eq!(o.unread[0].section, "vacuum_health");
-        assert!(o.unread[0].explain.contains("lacks the rights") && o.unread[0].explain.contains("pg_monitor"), "{}", o.unread[0].explain);
+        assert!(
+            o.unread[0].explain.contains("lacks the rights")
+                && o.unread[0].explain.contains("pg_monitor"),
+            "{}",
+            o.unread[0].explain
+        );
         assert_eq!(o.json()["unread"]["vacuum_health"]["error"]["sqlstate"], "42501");
     }
 
     #[test]
     fn a_low_cache_hit_ratio_names_the_top_bypass_reasons() {
         let mut input = empty();
-        input.cache = Ok(vec![row(json!({"hits": 10, "misses": 40, "bypasses": 150, "hit_ratio": 0.05, "bypass_reasons": {"volatile": 100, "too_large": 50, "disabled": 0}}))]);
+        input.cache = Ok(vec![row(
+            json!({"hits": 10, "misses": 40, "bypasses": 150, "hit_ratio": 0.05, "bypass_reasons": {"volatile": 100, "too_large": 50, "disabled": 0}}),
+        )]);
         let o = Overview::of(input, 0.0);
         assert_eq!(o.problems.len(), 1);
-        assert!(o.problems[0].evidence.ends_with("top bypass reasons: volatile (100), too_large (50)"), "{}", o.problems[0].evidence);
+        assert!(
+            o.problems[0].evidence.ends_with("top bypass reasons: volatile (100), too_large (50)"),
+            "{}",
+            o.problems[0].evidence
+        );
         // Too few lookups to judge.
         let mut input = empty();
-        input.cache = Ok(vec![row(json!({"hits": 0, "misses": 5, "bypasses": 5, "hit_ratio": 0.0, "bypass_reasons": {}}))]);
+        input.cache = Ok(vec![row(
+            json!({"hits": 0, "misses": 5, "bypasses": 5, "hit_ratio": 0.0, "bypass_reasons": {}}),
+        )]);
         assert!(Overview::of(input, 0.0).problems.is_empty());
     }
 
@@ -545,22 +685,48 @@ mod tests {
         let mut input = empty();
         let plan = json!({"Plan": {"Node Type": "Aggregate", "Plans": [{"Node Type": "Seq Scan", "Relation Name": "t"}]}});
         input.regressions = Ok(vec![
-            row(json!({"queryid": 9, "role": "app", "query": "SELECT v FROM t WHERE id = $1", "calls_before": 20, "mean_ms_before": 0.05,
+            row(
+                json!({"queryid": 9, "role": "app", "query": "SELECT v FROM t WHERE id = $1", "calls_before": 20, "mean_ms_before": 0.05,
                        "p95_ms_before": 0.08, "calls_now": 25, "mean_ms_now": 12.5, "p95_ms_now": 14.0, "mean_factor": 250.0,
-                       "p95_factor": 175.0, "window_seconds": 3600.0, "window_start": "a", "window_end": "2026-01-01 10:00", "captured_plan": plan})),
-            row(json!({"queryid": 8, "role": "app", "query": "q", "calls_before": 10, "mean_ms_before": 20.0, "p95_ms_before": null,
+                       "p95_factor": 175.0, "window_seconds": 3600.0, "window_start": "a", "window_end": "2026-01-01 10:00", "captured_plan": plan}),
+            ),
+            row(
+                json!({"queryid": 8, "role": "app", "query": "q", "calls_before": 10, "mean_ms_before": 20.0, "p95_ms_before": null,
                        "calls_now": 10, "mean_ms_now": 50.0, "p95_ms_now": null, "mean_factor": 2.5, "p95_factor": null,
-                       "window_seconds": 2.0, "window_end": "e", "captured_plan": null})),
+                       "window_seconds": 2.0, "window_end": "e", "captured_plan": null}),
+            ),
         ]);
         let o = Overview::of(input, 0.0);
         assert_eq!(o.problems.len(), 2);
         let p = &o.problems[0];
-        assert_eq!((p.severity, p.category, p.link.as_str()), ("warning", "regression", "/queries/9"));
+        assert_eq!(
+            (p.severity, p.category, p.link.as_str()),
+            ("warning", "regression", "/queries/9")
+        );
         assert!(p.title.contains("250.0× slower"), "{}", p.title);
-        assert!(p.evidence.starts_with("mean 0.05 ms → 12.5 ms, p95 0.08 ms → 14.0 ms, calls 20 → 25"), "{}", p.evidence);
-        assert!(p.fix.as_deref().unwrap().starts_with("its latest captured plan: Aggregate, Seq Scan on t;"), "{:?}", p.fix);
-        assert!(o.problems[1].evidence.starts_with("mean 20.0 ms → 50.0 ms, calls 10 → 10"), "{}", o.problems[1].evidence);
-        assert!(o.problems[1].fix.as_deref().unwrap().starts_with("no plan captured"), "{:?}", o.problems[1].fix);
+        assert!(
+            p.evidence.starts_with("mean 0.05 ms → 12.5 ms, p95 0.08 ms → 14.0 ms, calls 20 → 25"),
+            "{}",
+            p.evidence
+        );
+        assert!(
+            p.fix
+                .as_deref()
+                .unwrap()
+                .starts_with("its latest captured plan: Aggregate, Seq Scan on t;"),
+            "{:?}",
+            p.fix
+        );
+        assert!(
+            o.problems[1].evidence.starts_with("mean 20.0 ms → 50.0 ms, calls 10 → 10"),
+            "{}",
+            o.problems[1].evidence
+        );
+        assert!(
+            o.problems[1].fix.as_deref().unwrap().starts_with("no plan captured"),
+            "{:?}",
+            o.problems[1].fix
+        );
     }
 
     #[test]

@@ -38,12 +38,20 @@ impl ReadError {
         let code = error.code();
         let kind = match code {
             Some(c) if *c == SqlState::INSUFFICIENT_PRIVILEGE => "denied",
-            Some(c) if *c == SqlState::UNDEFINED_FUNCTION || *c == SqlState::UNDEFINED_TABLE || *c == SqlState::INVALID_SCHEMA_NAME => {
+            Some(c)
+                if *c == SqlState::UNDEFINED_FUNCTION
+                    || *c == SqlState::UNDEFINED_TABLE
+                    || *c == SqlState::INVALID_SCHEMA_NAME =>
+            {
                 "missing"
             }
             _ => "failed",
         };
-        ReadError { kind, sqlstate: code.map(|c| c.code().to_string()), message: db::describe_pg(error) }
+        ReadError {
+            kind,
+            sqlstate: code.map(|c| c.code().to_string()),
+            message: db::describe_pg(error),
+        }
     }
 
     /// What the page says instead of the section.
@@ -82,7 +90,11 @@ pub struct Reader {
 }
 
 impl Reader {
-    pub fn new(config: watch::Receiver<Arc<Config>>, timeout: Duration, application_name: &'static str) -> Reader {
+    pub fn new(
+        config: watch::Receiver<Arc<Config>>,
+        timeout: Duration,
+        application_name: &'static str,
+    ) -> Reader {
         Reader { config, timeout, application_name, session: Mutex::new(Session::None) }
     }
 
@@ -93,24 +105,34 @@ impl Reader {
         pg.statement_timeout = pg.statement_timeout.min(self.timeout);
         let mut session = self.session.lock().await;
         match &*session {
-            Session::Open(used, client) if *used == pg && !client.is_closed() => return Ok(client.clone()),
-            Session::Failed(at, error) if at.elapsed() < RECONNECT_AFTER => return Err(error.clone()),
+            Session::Open(used, client) if *used == pg && !client.is_closed() => {
+                return Ok(client.clone())
+            }
+            Session::Failed(at, error) if at.elapsed() < RECONNECT_AFTER => {
+                return Err(error.clone())
+            }
             _ => {}
         }
         // The driver's connect_timeout bounds the socket's connect only; a server that accepts
         // and never answers would hold every page.
         let limit = pg.connect_timeout + Duration::from_millis(500);
-        let connected = match tokio::time::timeout(limit, db::connect_daemon(&pg, self.application_name)).await {
-            Ok(Ok(pair)) => Ok(pair),
-            Ok(Err(e)) => Err(ReadError::unavailable(db::describe_error(&e))),
-            Err(_) => Err(ReadError::unavailable(format!("no answer within {}", humantime::format_duration(limit)))),
-        };
+        let connected =
+            match tokio::time::timeout(limit, db::connect_daemon(&pg, self.application_name)).await
+            {
+                Ok(Ok(pair)) => Ok(pair),
+                Ok(Err(e)) => Err(ReadError::unavailable(db::describe_error(&e))),
+                Err(_) => Err(ReadError::unavailable(format!(
+                    "no answer within {}",
+                    humantime::format_duration(limit)
+                ))),
+            };
         match connected {
             Ok((client, connection)) => {
                 // The driver task ends when the client is dropped or the server goes away.
                 drop(db::drive(connection));
                 // Nothing over HTTP writes: the advice then remembers no suggestion either.
-                if let Err(e) = client.batch_execute("SET default_transaction_read_only = on").await {
+                if let Err(e) = client.batch_execute("SET default_transaction_read_only = on").await
+                {
                     let error = ReadError::of(&e);
                     *session = Session::Failed(Instant::now(), error.clone());
                     return Err(error);
@@ -136,17 +158,29 @@ impl Reader {
 /// Where the overview's sections are read: the console's `Reader` (the daemon's session) or
 /// the command line's own connection (`pitstop report problems`).
 pub trait Source {
-    fn rows(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> impl std::future::Future<Output = Section> + Send;
+    fn rows(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> impl std::future::Future<Output = Section> + Send;
 }
 
 impl Source for Reader {
-    fn rows(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> impl std::future::Future<Output = Section> + Send {
+    fn rows(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> impl std::future::Future<Output = Section> + Send {
         Reader::rows(self, sql, params)
     }
 }
 
 impl Source for Client {
-    fn rows(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> impl std::future::Future<Output = Section> + Send {
+    fn rows(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> impl std::future::Future<Output = Section> + Send {
         rows_of(self, sql, params)
     }
 }
@@ -162,15 +196,27 @@ pub async fn rows_of(client: &Client, sql: &str, params: &[&(dyn ToSql + Sync)])
 pub fn row_json(row: &Row) -> Result<Map<String, Value>, ReadError> {
     let mut out = Map::new();
     for (i, column) in row.columns().iter().enumerate() {
-        let bad = |e: tokio_postgres::Error| ReadError { kind: "failed", sqlstate: None, message: format!("column {}: {e}", column.name()) };
+        let bad = |e: tokio_postgres::Error| ReadError {
+            kind: "failed",
+            sqlstate: None,
+            message: format!("column {}: {e}", column.name()),
+        };
         let value = match *column.type_() {
             Type::BOOL => row.try_get::<_, Option<bool>>(i).map_err(bad)?.map(Value::Bool),
             Type::INT2 => row.try_get::<_, Option<i16>>(i).map_err(bad)?.map(Value::from),
             Type::INT4 => row.try_get::<_, Option<i32>>(i).map_err(bad)?.map(Value::from),
             Type::INT8 => row.try_get::<_, Option<i64>>(i).map_err(bad)?.map(Value::from),
             Type::OID => row.try_get::<_, Option<u32>>(i).map_err(bad)?.map(Value::from),
-            Type::FLOAT4 => row.try_get::<_, Option<f32>>(i).map_err(bad)?.and_then(|x| Number::from_f64(x.into())).map(Value::Number),
-            Type::FLOAT8 => row.try_get::<_, Option<f64>>(i).map_err(bad)?.and_then(Number::from_f64).map(Value::Number),
+            Type::FLOAT4 => row
+                .try_get::<_, Option<f32>>(i)
+                .map_err(bad)?
+                .and_then(|x| Number::from_f64(x.into()))
+                .map(Value::Number),
+            Type::FLOAT8 => row
+                .try_get::<_, Option<f64>>(i)
+                .map_err(bad)?
+                .and_then(Number::from_f64)
+                .map(Value::Number),
             Type::JSON | Type::JSONB => row.try_get::<_, Option<Value>>(i).map_err(bad)?,
             _ => row.try_get::<_, Option<String>>(i).map_err(bad)?.map(Value::String),
         };

@@ -16,7 +16,8 @@ pub const LONG_RUNNING: &str = "SELECT pid, username::text AS username, database
      extract(epoch FROM duration)::float8 AS duration_seconds, extract(epoch FROM xact_duration)::float8 AS xact_seconds, \
      wait_event_type, wait_event, backend_type, query FROM pitstop.long_running('1 min')";
 
-pub const CONNECTIONS: &str = "SELECT database::text AS database, username::text AS username, application_name, \
+pub const CONNECTIONS: &str =
+    "SELECT database::text AS database, username::text AS username, application_name, \
      client_addr::text AS client_addr, state, connections, pct_of_max::float8 AS pct_of_max, \
      extract(epoch FROM longest_in_state)::float8 AS longest_in_state_seconds, \
      extract(epoch FROM longest_transaction)::float8 AS longest_transaction_seconds \
@@ -82,7 +83,8 @@ pub const REMEMBERED_SUGGESTIONS: &str = "SELECT s.ddl, s.table_name, s.improvem
      WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND s.index_oid IS NULL \
      ORDER BY s.improvement_pct DESC NULLS LAST, s.id";
 
-pub const INDEX_HEALTH: &str = "SELECT problem, table_name, index_name, index_bytes, detail, fix FROM pitstop.index_health";
+pub const INDEX_HEALTH: &str =
+    "SELECT problem, table_name, index_name, index_bytes, detail, fix FROM pitstop.index_health";
 
 pub const VACUUM_PROBLEMS: &str = "SELECT schema::text AS schema, table_name::text AS table_name, n_live_tup, n_dead_tup, dead_ratio, \
      xid_age, wraparound_pct, last_vacuum::text AS last_vacuum, last_autovacuum::text AS last_autovacuum, \
@@ -101,7 +103,8 @@ pub const BLOAT: &str = "SELECT schema::text AS schema, table_name::text AS tabl
 pub const CONFIG_ADVICE: &str =
     "SELECT name, current, suggested, unit, reason, restart_required, differs FROM pitstop.config_advice($1::text) ORDER BY NOT differs, name";
 
-pub const CACHE_STATS: &str = "SELECT hits, misses, fills, bypasses, invalidations, stale, evictions, entries, bytes_used, \
+pub const CACHE_STATS: &str =
+    "SELECT hits, misses, fills, bypasses, invalidations, stale, evictions, entries, bytes_used, \
      bytes_configured, hit_ratio, bypass_reasons, ttl_only_calls FROM pitstop.cache_stats()";
 
 pub const CACHE_ENTRIES: &str = "SELECT query, role::text AS role, database::text AS database, relations::text[]::text AS relations, \
@@ -135,7 +138,8 @@ pub fn top_queries(order_by: &str) -> String {
 pub const STATEMENT: &str = "SELECT queryid, username, calls, total_ms, mean_ms, stddev_ms, max_ms, rows, shared_hit_pct, temp_blks, \
      pct_total_time, query FROM pitstop.top_queries('total_time', 100000) WHERE queryid = $1";
 
-pub const STATEMENT_LATENCY: &str = "SELECT rolname::text AS username, calls, p50, p90, p95, p99, max FROM pitstop.query_latency \
+pub const STATEMENT_LATENCY: &str =
+    "SELECT rolname::text AS username, calls, p50, p90, p95, p99, max FROM pitstop.query_latency \
      WHERE queryid = $1 AND datname = current_database()";
 
 /// The statement's counters at each snapshot, summed over its roles.
@@ -148,9 +152,12 @@ pub const STATEMENT_SLOW: &str = "SELECT seq, started_at::text AS started_at, du
      username::text AS username, username = current_user AS own, database::text AS database, query, query_truncated, plan, plan_analyzed \
      FROM pitstop.slow_queries WHERE queryid = $1 ORDER BY duration_ms DESC LIMIT 5";
 
-pub const EXPLAIN_ADVICE: &str = "SELECT finding, node, severity, detail, suggestion FROM pitstop.explain_advice($1, false, $2)";
+pub const EXPLAIN_ADVICE: &str =
+    "SELECT finding, node, severity, detail, suggestion FROM pitstop.explain_advice($1, false, $2)";
 
-pub const SUGGEST_INDEXES: &str = "SELECT rank, ddl, table_name, estimated_bytes, workload_cost_before, workload_cost_after, \
+pub const SUGGEST_INDEXES: &str =
+    "SELECT rank, ddl, table_name, estimated_bytes, workload_cost_before, workload_cost_after, \
      improvement_pct, write_cost, queries_helped, helped, reason FROM pitstop.suggest_indexes()";
 
-pub const UNHELPED: &str = "SELECT queryid, query, calls, cost, reason, role FROM pitstop.unhelped_queries()";
+pub const UNHELPED: &str =
+    "SELECT queryid, query, calls, cost, reason, role FROM pitstop.unhelped_queries()";

@@ -15,8 +15,8 @@ mod tables;
 
 pub use overview::overview;
 pub use queries::{queries, statement};
-pub use tables::{indexes, maintenance, sections_page, settings};
 use serde_json::{Map, Value};
+pub use tables::{indexes, maintenance, sections_page, settings};
 
 /// The pages, in the navigation's order: (path, label, key).
 pub const PAGES: &[(&str, &str, &str)] = &[
@@ -131,7 +131,9 @@ fn cell(value: Option<&Value>, fmt: Fmt) -> Markup {
     };
     let num = v.as_f64();
     match (fmt, num) {
-        (Fmt::Num, Some(x)) => html! { td class="n" { (if x.fract() == 0.0 { format!("{x:.0}") } else { format!("{x:.2}") }) } },
+        (Fmt::Num, Some(x)) => {
+            html! { td class="n" { (if x.fract() == 0.0 { format!("{x:.0}") } else { format!("{x:.2}") }) } }
+        }
         (Fmt::Ms, Some(x)) => html! { td class="n" { (format!("{x:.2}")) } },
         (Fmt::Bytes, Some(x)) => html! { td class="n" { (bytes(x)) } },
         (Fmt::Pct, Some(x)) => html! { td class="n" { (format!("{x:.1} %")) } },
@@ -159,7 +161,12 @@ pub fn table(rows: &[Map<String, Value>], cols: &[Col]) -> Markup {
 }
 
 /// A section: its table, "nothing" text when empty, or why it could not be read.
-fn section(title: &str, data: Option<&Result<Rows, ReadError>>, cols: &[Col], empty: &str) -> Markup {
+fn section(
+    title: &str,
+    data: Option<&Result<Rows, ReadError>>,
+    cols: &[Col],
+    empty: &str,
+) -> Markup {
     html! {
         h2 { (title) }
         @match data {
@@ -173,27 +180,31 @@ fn section(title: &str, data: Option<&Result<Rows, ReadError>>, cols: &[Col], em
 
 /// A section given as `{"rows": [...]}` or `{"error": {...}}` (the API's form).
 fn json_section(title: &str, data: &Value, cols: &[Col], empty: &str) -> Markup {
-    let parsed: Option<Result<Rows, ReadError>> = if let Some(rows) = data.get("rows").and_then(Value::as_array) {
-        Some(Ok(rows.iter().filter_map(|r| r.as_object().cloned()).collect()))
-    } else {
-        data.get("error").map(|e| {
-            Err(ReadError {
-                kind: match e.get("kind").and_then(Value::as_str) {
-                    Some("denied") => "denied",
-                    Some("missing") => "missing",
-                    Some("unavailable") => "unavailable",
-                    _ => "failed",
-                },
-                sqlstate: e.get("sqlstate").and_then(Value::as_str).map(String::from),
-                message: e.get("message").and_then(Value::as_str).unwrap_or("").to_string(),
+    let parsed: Option<Result<Rows, ReadError>> =
+        if let Some(rows) = data.get("rows").and_then(Value::as_array) {
+            Some(Ok(rows.iter().filter_map(|r| r.as_object().cloned()).collect()))
+        } else {
+            data.get("error").map(|e| {
+                Err(ReadError {
+                    kind: match e.get("kind").and_then(Value::as_str) {
+                        Some("denied") => "denied",
+                        Some("missing") => "missing",
+                        Some("unavailable") => "unavailable",
+                        _ => "failed",
+                    },
+                    sqlstate: e.get("sqlstate").and_then(Value::as_str).map(String::from),
+                    message: e.get("message").and_then(Value::as_str).unwrap_or("").to_string(),
+                })
             })
-        })
-    };
+        };
     section(title, parsed.as_ref(), cols, empty)
 }
 
 fn json_rows(data: &Value) -> Vec<Map<String, Value>> {
-    data.get("rows").and_then(Value::as_array).map(|rows| rows.iter().filter_map(|r| r.as_object().cloned()).collect()).unwrap_or_default()
+    data.get("rows")
+        .and_then(Value::as_array)
+        .map(|rows| rows.iter().filter_map(|r| r.as_object().cloned()).collect())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -203,8 +214,12 @@ mod tests {
 
     #[test]
     fn values_are_escaped_by_the_engine() {
-        let rows = vec![json!({"query": "<script>alert(1)</script>", "n": 3}).as_object().unwrap().clone()];
-        let html = table(&rows, &[Col("query", "q", Fmt::Clip), Col("n", "n", Fmt::Num)]).into_string();
+        let rows = vec![json!({"query": "<script>alert(1)</script>", "n": 3})
+            .as_object()
+            .unwrap()
+            .clone()];
+        let html =
+            table(&rows, &[Col("query", "q", Fmt::Clip), Col("n", "n", Fmt::Num)]).into_string();
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
         assert!(!html.contains("<script"), "{html}");
     }

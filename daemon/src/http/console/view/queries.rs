@@ -45,11 +45,13 @@ pub fn queries(data: &Value) -> Markup {
 
 /// Points for a chart: (x, y) pairs, oldest first, drawn as a polyline in a `w`×`h` box.
 pub fn chart(points: &[(f64, f64)], w: f64, h: f64, label: &str) -> Markup {
-    let (x0, x1) = points.iter().fold((f64::MAX, f64::MIN), |(lo, hi), (x, _)| (lo.min(*x), hi.max(*x)));
+    let (x0, x1) =
+        points.iter().fold((f64::MAX, f64::MIN), |(lo, hi), (x, _)| (lo.min(*x), hi.max(*x)));
     let ymax = points.iter().map(|(_, y)| *y).fold(0.0, f64::max);
     let sx = |x: f64| if x1 > x0 { 4.0 + (x - x0) / (x1 - x0) * (w - 8.0) } else { w / 2.0 };
     let sy = |y: f64| if ymax > 0.0 { h - 14.0 - y / ymax * (h - 24.0) } else { h - 14.0 };
-    let line: String = points.iter().map(|(x, y)| format!("{:.1},{:.1} ", sx(*x), sy(*y))).collect();
+    let line: String =
+        points.iter().map(|(x, y)| format!("{:.1},{:.1} ", sx(*x), sy(*y))).collect();
     html! {
         svg xmlns="http://www.w3.org/2000/svg" width=(w) height=(h) viewBox={ "0 0 " (w) " " (h) } role="img" aria-label=(label) {
             text x="4" y="11" font-size="10" fill="#555" { (label) " (max " (format!("{ymax:.2}")) ")" }
@@ -74,7 +76,8 @@ pub fn intervals(snapshots: &[Map<String, Value>]) -> Vec<(f64, f64, f64)> {
         .filter_map(|w| {
             let calls = w[1].1 - w[0].1;
             let time = w[1].2 - w[0].2;
-            (calls >= 0.0 && time >= 0.0).then(|| (w[1].0, calls, if calls > 0.0 { time / calls } else { 0.0 }))
+            (calls >= 0.0 && time >= 0.0)
+                .then(|| (w[1].0, calls, if calls > 0.0 { time / calls } else { 0.0 }))
         })
         .collect()
 }
@@ -82,7 +85,10 @@ pub fn intervals(snapshots: &[Map<String, Value>]) -> Vec<(f64, f64, f64)> {
 /// The explain_advice label of a plan node: `#<preorder index> <Node Type>[ on schema.table]`.
 fn node_label(id: usize, node: &Value) -> (String, String) {
     let kind = node.get("Node Type").and_then(Value::as_str).unwrap_or("?");
-    let on = match (node.get("Schema").and_then(Value::as_str), node.get("Relation Name").and_then(Value::as_str)) {
+    let on = match (
+        node.get("Schema").and_then(Value::as_str),
+        node.get("Relation Name").and_then(Value::as_str),
+    ) {
         (Some(s), Some(r)) => format!(" on {s}.{r}"),
         (None, Some(r)) => format!(" on {r}"),
         _ => String::new(),
@@ -111,7 +117,12 @@ pub fn plan_tree(plan: &Value, advice: &[Map<String, Value>], placed: &mut Vec<b
     html! { ul class="plan" { (plan_node(root, &mut next, advice, placed)) } }
 }
 
-fn plan_node(node: &Value, next: &mut usize, advice: &[Map<String, Value>], placed: &mut Vec<bool>) -> Markup {
+fn plan_node(
+    node: &Value,
+    next: &mut usize,
+    advice: &[Map<String, Value>],
+    placed: &mut Vec<bool>,
+) -> Markup {
     let id = *next;
     *next += 1;
     let (prefix, kind) = node_label(id, node);
@@ -139,13 +150,16 @@ fn plan_node(node: &Value, next: &mut usize, advice: &[Map<String, Value>], plac
     let mine: Vec<usize> = advice
         .iter()
         .enumerate()
-        .filter(|(_, f)| finding_matches(f.get("node").and_then(Value::as_str).unwrap_or(""), id, &kind))
+        .filter(|(_, f)| {
+            finding_matches(f.get("node").and_then(Value::as_str).unwrap_or(""), id, &kind)
+        })
         .map(|(i, _)| i)
         .collect();
     for i in &mine {
         placed[*i] = true;
     }
-    let children: Vec<&Value> = node.get("Plans").and_then(Value::as_array).map(|p| p.iter().collect()).unwrap_or_default();
+    let children: Vec<&Value> =
+        node.get("Plans").and_then(Value::as_array).map(|p| p.iter().collect()).unwrap_or_default();
     html! {
         li {
             span class="muted" { (prefix) } span class="node" { (kind) } " " span class="muted" { (facts.join(" · ")) }
@@ -181,8 +195,11 @@ pub fn statement(data: &Value) -> Markup {
         .unwrap_or("(not in pg_stat_statements nor in the slow-query capture)");
     let series = intervals(&json_rows(&data["snapshots"]));
     let mut placed = vec![false; advice.len()];
-    let helping: Vec<Map<String, Value>> =
-        data.get("helping_indexes").and_then(Value::as_array).map(|a| a.iter().filter_map(|r| r.as_object().cloned()).collect()).unwrap_or_default();
+    let helping: Vec<Map<String, Value>> = data
+        .get("helping_indexes")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|r| r.as_object().cloned()).collect())
+        .unwrap_or_default();
     let body = html! {
         pre { (text) }
         (json_section("Statistics (pg_stat_statements, per role)", &data["statistics"], &[
@@ -267,19 +284,32 @@ mod tests {
         assert!(found > scan, "the finding follows its node:\n{html}");
         assert!(html.contains("Filter: (customer_id = 42)"), "{html}");
         // A quoted identifier in the finding still matches.
-        assert!(finding_matches("#1 Seq Scan on \"public\".\"orders\"", 1, "Seq Scan on public.orders"));
+        assert!(finding_matches(
+            "#1 Seq Scan on \"public\".\"orders\"",
+            1,
+            "Seq Scan on public.orders"
+        ));
         assert!(!finding_matches("#10 Seq Scan on public.orders", 1, "Seq Scan on public.orders"));
     }
 
     #[test]
     fn intervals_skip_counter_resets() {
-        let snaps: Vec<Map<String, Value>> = [(3.0, 5.0, 50.0), (1.0, 0.0, 0.0), (2.0, 10.0, 20.0), (4.0, 15.0, 100.0)]
-            .iter()
-            .map(|(at, c, t)| json!({"at": at, "calls": c, "total_exec_time_ms": t}).as_object().unwrap().clone())
-            .collect();
+        let snaps: Vec<Map<String, Value>> =
+            [(3.0, 5.0, 50.0), (1.0, 0.0, 0.0), (2.0, 10.0, 20.0), (4.0, 15.0, 100.0)]
+                .iter()
+                .map(|(at, c, t)| {
+                    json!({"at": at, "calls": c, "total_exec_time_ms": t})
+                        .as_object()
+                        .unwrap()
+                        .clone()
+                })
+                .collect();
         // 1→2: 10 calls 2 ms each; 2→3: a reset (fewer calls), skipped; 3→4: 10 calls 5 ms each.
         assert_eq!(intervals(&snaps), vec![(2.0, 10.0, 2.0), (4.0, 10.0, 5.0)]);
         let svg = chart(&[(2.0, 10.0), (4.0, 10.0)], 100.0, 40.0, "calls").into_string();
-        assert!(svg.contains("<polyline points=\"4.0,10.0 96.0,10.0\""), "the top of the plot is the maximum: {svg}");
+        assert!(
+            svg.contains("<polyline points=\"4.0,10.0 96.0,10.0\""),
+            "the top of the plot is the maximum: {svg}"
+        );
     }
 }
