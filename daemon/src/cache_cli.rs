@@ -130,7 +130,7 @@ mod tests {
         ];
         let changes: Vec<bool> = all.iter().map(|c| c.change().is_some()).collect();
         assert_eq!(changes, [false, false, true, true]);
-        assert_eq!(all[3].change().unwrap().0, true);
+        assert!(all[3].change().unwrap().0);
         for c in &all {
             assert!(c.query().0.contains("pitstop.cache_"), "{c:?}");
         }

@@ -95,7 +95,9 @@ mod tests {
         let row: Map<String, Value> =
             [("query".to_string(), Value::String(hostile.into()))].into_iter().collect();
         for wide in [false, true] {
-            assert!(!render(&[row.clone()], Style::Table { wide }, "").contains('\u{1b}'));
+            assert!(
+                !render(std::slice::from_ref(&row), Style::Table { wide }, "").contains('\u{1b}')
+            );
         }
     }
 

@@ -295,7 +295,8 @@ fn the_plaintext_path_authenticates_with_trust_md5_and_scram() {
     let script = dir.join("who.sql");
     std::fs::write(&script, "SELECT current_user AS bench_auth_probe;\n").unwrap();
     let f = script.to_str().unwrap();
-    let runs: [(&str, String, Vec<(&str, &str)>); 3] = [
+    type Run<'a> = (&'a str, String, Vec<(&'a str, &'a str)>);
+    let runs: [Run; 3] = [
         ("trust", plaintext_dsn(&cluster, "postgres", ""), vec![]),
         ("md5", plaintext_dsn(&cluster, "md5user", "password='md5 secret'"), vec![]),
         (

@@ -109,8 +109,16 @@ fn names_resolved_through_a_sessions_temporary_schema_are_not_shared() {
         let (in_a, in_b) = (of(&mut a), of(&mut b));
         assert_ne!(in_a, in_b, "{query}");
         for _ in 0..2 {
-            assert_eq!(call(&mut a, query, &[], "n bigint").0, [in_a.clone()], "{query} in A");
-            assert_eq!(call(&mut b, query, &[], "n bigint").0, [in_b.clone()], "{query} in B");
+            assert_eq!(
+                call(&mut a, query, &[], "n bigint").0,
+                std::slice::from_ref(&in_a),
+                "{query} in A"
+            );
+            assert_eq!(
+                call(&mut b, query, &[], "n bigint").0,
+                std::slice::from_ref(&in_b),
+                "{query} in B"
+            );
         }
     }
     // All but B's 't'::regclass (B's t is the permanent table: cacheable).
@@ -247,7 +255,7 @@ fn copy_from_is_a_write_while_its_rows_go_in() {
     }
     tx.rollback().unwrap();
     let plain = text(&mut b, "SELECT count(*)::text FROM t");
-    assert_eq!(call(&mut b, count, &[], "n bigint").0, [plain.clone()]);
+    assert_eq!(call(&mut b, count, &[], "n bigint").0, std::slice::from_ref(&plain));
     assert_eq!(call(&mut b, count, &[], "n bigint"), (vec![plain], true));
 }
 

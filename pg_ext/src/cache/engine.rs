@@ -65,7 +65,7 @@ impl std::hash::Hash for dyn MemoKey + '_ {
 thread_local! {
     // XXH3 rather than SipHash: the key is the statement text, hashed on every hit.
     static ANALYSES: RefCell<HashMap<OwnedMemoKey, Remembered, Xxh3DefaultBuilder>> =
-        RefCell::new(HashMap::with_hasher(Xxh3DefaultBuilder));
+        const { RefCell::new(HashMap::with_hasher(Xxh3DefaultBuilder)) };
 }
 
 const MAX_REMEMBERED: usize = 1000;

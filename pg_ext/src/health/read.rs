@@ -137,7 +137,7 @@ pub fn heap_facts(include_self: bool) -> Vec<HeapFacts> {
 /// The quoted schema pgstattuple is installed in, if it is.
 pub fn pgstattuple_schema() -> Option<String> {
     Spi::connect(|client| {
-        let function = extension_object(&client, "pgstattuple", "pgstattuple")?;
+        let function = extension_object(client, "pgstattuple", "pgstattuple")?;
         function.strip_suffix(".pgstattuple").map(str::to_string)
     })
 }

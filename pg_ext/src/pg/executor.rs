@@ -94,7 +94,7 @@ pub fn observe_timing(observer: TimingObserver) {
 
 fn timing_observer() -> Option<TimingObserver> {
     // SAFETY: written once in _PG_init before any hook can run; read-only afterwards.
-    unsafe { *(&raw const TIMING_OBSERVER) }
+    unsafe { TIMING_OBSERVER }
 }
 
 fn install_hooks() {
@@ -169,7 +169,7 @@ unsafe extern "C-unwind" fn restore_nesting_level_sub(
 
 fn observer() -> Option<&'static Observer> {
     // SAFETY: written once in _PG_init before any hook can run; read-only afterwards.
-    unsafe { (*(&raw const OBSERVER)).as_ref() }
+    unsafe { (&raw const OBSERVER).as_ref().and_then(Option::as_ref) }
 }
 
 /// Runs `f` one executor level deeper. Without a guard: an ERROR inside leaves the level
@@ -193,7 +193,7 @@ fn is_parallel_worker() -> bool {
 fn observe_start(query_desc: *mut pg_sys::QueryDesc) -> Measure {
     if catch_unwind(AssertUnwindSafe(|| report_relations(query_desc))).is_err() {
         // SAFETY: written once in _PG_init before any hook can run.
-        if let Some(observer) = unsafe { *(&raw const RELATION_OBSERVER) } {
+        if let Some(observer) = unsafe { RELATION_OBSERVER } {
             let _ = catch_unwind(observer.unattributed);
         }
     }
@@ -223,7 +223,7 @@ unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, e
 /// ExecutorStart so a statement that fails part-way still counts as writing (conservative).
 fn report_relations(query_desc: *mut pg_sys::QueryDesc) {
     // SAFETY: written once in _PG_init before any hook can run.
-    let Some(observer) = (unsafe { *(&raw const RELATION_OBSERVER) }) else { return };
+    let Some(observer) = (unsafe { RELATION_OBSERVER }) else { return };
     if is_parallel_worker() {
         return;
     }
@@ -401,7 +401,11 @@ impl FinishedQuery {
 
     pub fn queryid(&self) -> i64 {
         // SAFETY: plannedstmt is always set on a started QueryDesc.
-        unsafe { (*(*self.desc).plannedstmt).queryId as i64 }
+        let id = unsafe { (*(*self.desc).plannedstmt).queryId };
+        // uint64 before PostgreSQL 18, int64 since; pg_stat_statements shows it as bigint.
+        #[allow(clippy::unnecessary_cast)]
+        let id = id as i64;
+        id
     }
 
     /// Whether per-node actuals were collected for this statement.

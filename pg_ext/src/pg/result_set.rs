@@ -690,6 +690,20 @@ unsafe extern "C-unwind" {
     ) -> *mut pg_sys::List;
 }
 
+/// `heap` as a minimal tuple in the current memory context.
+///
+/// # Safety
+/// `heap` is a valid heap tuple.
+unsafe fn minimal_tuple_from_heap_tuple(heap: pg_sys::HeapTuple) -> pg_sys::MinimalTuple {
+    // SAFETY: the caller's contract; PostgreSQL 18 added room for extra bytes before the tuple.
+    unsafe {
+        #[cfg(not(feature = "pg18"))]
+        return pg_sys::minimal_tuple_from_heap_tuple(heap);
+        #[cfg(feature = "pg18")]
+        return pg_sys::minimal_tuple_from_heap_tuple(heap, 0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -763,19 +777,5 @@ mod tests {
         assert!(record_column(&bytes, holds), "a user type is looked up");
         assert!(record_column(&bytes[..6], holds), "no whole column header");
         assert_eq!(builtin_holds_anonymous_record(pg_sys::TEXTARRAYOID), Some(false));
-    }
-}
-
-/// `heap` as a minimal tuple in the current memory context.
-///
-/// # Safety
-/// `heap` is a valid heap tuple.
-unsafe fn minimal_tuple_from_heap_tuple(heap: pg_sys::HeapTuple) -> pg_sys::MinimalTuple {
-    // SAFETY: the caller's contract; PostgreSQL 18 added room for extra bytes before the tuple.
-    unsafe {
-        #[cfg(not(feature = "pg18"))]
-        return pg_sys::minimal_tuple_from_heap_tuple(heap);
-        #[cfg(feature = "pg18")]
-        return pg_sys::minimal_tuple_from_heap_tuple(heap, 0);
     }
 }

@@ -16,16 +16,20 @@ pub fn rolled_back<R>(f: impl FnOnce() -> R) -> R {
 /// Like `rolled_back`, but an error inside comes back as a value after the rollback, so the
 /// caller can go on (the advisor skips a query that fails to plan). A query cancel is raised
 /// again unless `timeout::with_statement_timeout`'s own timer caused it.
+// pgrx's CaughtError is large, but it is what callers rethrow, on an error path only.
+#[allow(clippy::result_large_err)]
 pub fn try_rolled_back<R>(f: impl FnOnce() -> R) -> Result<R, pg_sys::panic::CaughtError> {
     in_subtransaction(f, false)
 }
 
 /// Like `try_rolled_back`, but what `f` wrote is kept when it succeeds (PL/pgSQL's EXCEPTION
 /// block): an error undoes only `f`'s work and comes back as a value.
+#[allow(clippy::result_large_err)]
 pub fn try_kept<R>(f: impl FnOnce() -> R) -> Result<R, pg_sys::panic::CaughtError> {
     in_subtransaction(f, true)
 }
 
+#[allow(clippy::result_large_err)]
 fn in_subtransaction<R>(
     f: impl FnOnce() -> R,
     keep_on_success: bool,

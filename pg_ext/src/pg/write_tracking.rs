@@ -41,7 +41,7 @@ static UTILITY_DEPTH: AtomicU32 = AtomicU32::new(0);
 
 fn events() -> Option<&'static WriteEvents> {
     // SAFETY: written once in _PG_init before any callback can run.
-    unsafe { (*(&raw const EVENTS)).as_ref() }
+    unsafe { (&raw const EVENTS).as_ref().and_then(Option::as_ref) }
 }
 
 /// Installs the utility hook and the transaction and cache callbacks. Call from _PG_init at

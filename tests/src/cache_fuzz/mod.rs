@@ -470,7 +470,9 @@ impl Fuzzer {
                 }
                 return Err(Fatal(text));
             }
-            if self.config.progress_every > 0 && self.step % self.config.progress_every == 0 {
+            if self.config.progress_every > 0
+                && self.step.is_multiple_of(self.config.progress_every)
+            {
                 let (hits, ..) = stats(&mut self.monitor)?;
                 eprintln!(
                     "seed {} step {}: {} cached reads, {} differences, hits since start (cluster) {hits}",
@@ -787,6 +789,7 @@ impl Fuzzer {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)] // one report line, built from every part of one step
     fn difference(
         &mut self,
         s: usize,
