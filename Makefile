@@ -17,7 +17,7 @@ export PG_CONFIG
 # A chroot's mounts do not survive a reboot: pgchroot.sh (idempotent) makes it ready.
 PG_READY := $(if $(filter-out 15,$(PG)),bash scripts/pgchroot.sh $(PG) >/dev/null,true)
 
-.PHONY: setup build install-ext test test-matrix test-unit test-pg test-integration package test-package demo demo-stop bench clean
+.PHONY: setup build install-ext test test-matrix lint test-unit test-pg test-integration package test-package demo demo-stop bench clean
 
 setup:
 	@bash scripts/setup.sh $(if $(filter-out 15,$(PG)),--pg $(PG))
@@ -40,10 +40,19 @@ install-ext:
 		dest="/$${f#./}"; mkdir -p "$$(dirname "$$dest")"; \
 		cp "$$f" "$$dest.pitstop-new" && mv -f "$$dest.pitstop-new" "$$dest"; done
 
-## Tier 1: pure-logic unit tests of the daemon and the harness (the extension's pure
-## modules run their #[test]s inside tier 2's test binary).
+## Tier 1: pure-logic unit tests: the core crate (the extension's decisions), the daemon and
+## the harness.
 test-unit:
-	cargo test -p pitstop-daemon -p pitstop-tests --lib --bins
+	cargo test -p pitstop-core -p pitstop-daemon -p pitstop-tests --lib --bins
+
+## The written rules, checked: one format (rustfmt.toml) and no clippy warning on any crate,
+## for every major of TEST_MAJORS (each major compiles its own #[cfg] code).
+lint:
+	cargo fmt --all -- --check
+	set -e; for major in $(TEST_MAJORS); do \
+		features="pg$$major pg_test"; \
+		cargo clippy -p pitstop --no-default-features --features "$$features" --all-targets -- -D warnings; done
+	cargo clippy -p pitstop-core -p pitstop-daemon -p pitstop-tests --all-targets -- -D warnings
 
 ## Tier 2: #[pg_test] inside Postgres with pitstop preloaded.
 ## In a chroot the server wrappers switch to postgres themselves: pgrx runs them as root and
@@ -88,7 +97,7 @@ TEST_MAJORS ?= $(MATRIX)
 endif
 test:
 	bash scripts/setup.sh $(if $(filter-out 15,$(TEST_MAJORS)),--pg $$(echo $(filter-out 15,$(TEST_MAJORS)) | tr ' ' ,))
-	$(MAKE) test-unit
+	$(MAKE) lint test-unit
 	set -e; for major in $(TEST_MAJORS); do \
 		echo "== PostgreSQL $$major: tiers 2 and 3"; \
 		env -u PG_CONFIG -u PGRX_PGDATA $(MAKE) PG=$$major test-pg test-integration; done

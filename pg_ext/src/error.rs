@@ -57,6 +57,8 @@ pub enum PitstopError {
     OutOfMemory(&'static str),
     #[error("\"{0}\" is not a latency histogram as pitstop.query_snapshots stores it")]
     NotAHistogram(&'static str),
+    #[error("pitstop could not read column \"{column}\" of its own query: {problem}")]
+    UnreadableColumn { column: String, problem: String },
 }
 
 impl PitstopError {
@@ -88,11 +90,16 @@ impl PitstopError {
             Self::ColumnMismatch(_) | Self::NoColumnList => ERRCODE_DATATYPE_MISMATCH,
             Self::OutOfMemory(_) => ERRCODE_OUT_OF_MEMORY,
             Self::NotAHistogram(_) => ERRCODE_INVALID_PARAMETER_VALUE,
+            Self::UnreadableColumn { .. } => ERRCODE_INTERNAL_ERROR,
         }
     }
 
     fn detail(&self) -> Option<String> {
         match self {
+            Self::UnreadableColumn { .. } => Some(
+                "A query in pitstop's SQL files no longer returns what its Rust reader expects."
+                    .into(),
+            ),
             Self::UnknownSortKey { valid, .. } => Some(format!("Valid sort keys are: {valid}.")),
             Self::ColumnMismatch(detail) => Some(detail.clone()),
             Self::OutOfMemory(what) => Some(format!("Failed to allocate memory for {what}.")),

@@ -4,12 +4,12 @@
 use crate::advisor::size::{self, IndexShape, SizeEstimate};
 use crate::error::{required, OrReport, PitstopError};
 use crate::pg::hypo_index::{self, HypoDescription, HypoIndex};
-use crate::pg::ident::quote_ident;
 use crate::pg::role::ActingRole;
 use crate::pg::{planning, spi, subxact};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::PgRelation;
+use pitstop_core::ident::quote_ident;
 use std::collections::HashMap;
 
 /// Key types whose btree operator classes allow deduplication (they have an "equal image"

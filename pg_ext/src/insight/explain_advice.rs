@@ -26,14 +26,14 @@ fn relation_facts(relations: &[RelationKey]) -> HashMap<RelationKey, RelationFac
             return HashMap::new();
         };
         table
-            .filter_map(|row| {
-                let schema: String = row.get(1).ok().flatten()?;
-                let name: String = row.get(2).ok().flatten()?;
+            .map(|row| {
+                let schema: String = spi::required(&row, "schema_name");
+                let name: String = spi::required(&row, "rel_name");
                 let facts = RelationFacts {
-                    reltuples: row.get(3).ok().flatten().unwrap_or(-1.0),
-                    has_column_stats: row.get(4).ok().flatten().unwrap_or(false),
+                    reltuples: spi::column(&row, "reltuples").unwrap_or(-1.0),
+                    has_column_stats: spi::column(&row, "has_column_stats").unwrap_or(false),
                 };
-                Some(((schema, name), facts))
+                ((schema, name), facts)
             })
             .collect()
     })

@@ -1,7 +1,7 @@
 //! Findings from an EXPLAIN (FORMAT JSON, VERBOSE [, ANALYZE]) plan. Pure logic over the
 //! plan JSON plus a few facts about the relations, so it is unit-tested without Postgres.
 
-use crate::pg::ident::quote_ident;
+use pitstop_core::ident::quote_ident;
 use serde_json::Value;
 use std::collections::HashMap;
 

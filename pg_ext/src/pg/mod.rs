@@ -7,7 +7,6 @@ pub mod executor;
 pub mod explain;
 pub mod guc;
 pub mod hypo_index;
-pub mod ident;
 pub mod list;
 pub mod lwlock;
 pub mod parse;

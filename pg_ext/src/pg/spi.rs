@@ -3,7 +3,7 @@
 use crate::error::PitstopError;
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
-use pgrx::spi::SpiClient;
+use pgrx::spi::{SpiClient, SpiHeapTupleData};
 
 /// The first column of the first row of a read-only query; None when there is no row, the
 /// value is NULL or the query fails.
@@ -13,6 +13,24 @@ pub fn select_one<T: FromDatum + IntoDatum>(
     args: &[DatumWithOid<'_>],
 ) -> Option<T> {
     client.select(sql, Some(1), args).ok()?.first().get_one::<T>().ok().flatten()
+}
+
+/// Column `name` of an SPI row; None for SQL NULL. A column the query does not return, or a
+/// value of another SQL type than `T`, raises an internal error naming the column: an edited
+/// `.sql` file must fail loudly, not read as 0 or empty text.
+pub fn column<T: FromDatum + IntoDatum>(row: &SpiHeapTupleData<'_>, name: &str) -> Option<T> {
+    row.get_by_name::<T, _>(name).unwrap_or_else(|e| {
+        let problem = format!("{e} (read as {})", std::any::type_name::<T>());
+        PitstopError::UnreadableColumn { column: name.into(), problem }.report()
+    })
+}
+
+/// `column`, for a column that is never NULL: a NULL raises the same internal error.
+pub fn required<T: FromDatum + IntoDatum>(row: &SpiHeapTupleData<'_>, name: &str) -> T {
+    column(row, name).unwrap_or_else(|| {
+        PitstopError::UnreadableColumn { column: name.into(), problem: "it is NULL".into() }
+            .report()
+    })
 }
 
 /// `schema.object` (quoted) of an object created by an extension, if that extension is

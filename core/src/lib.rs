@@ -1,0 +1,7 @@
+//! pitstop's pure logic: what the extension decides, without PostgreSQL. No pgrx and no
+//! unsafe here, so every rule is tested with plain `cargo test` (tier 1); the extension
+//! (`pg_ext/`) gathers the inputs through SPI and its `pg/` module and calls in.
+
+#![forbid(unsafe_code)]
+
+pub mod ident;
