@@ -15,11 +15,14 @@ cd "$(dirname "$0")/.."
 DIR="${PITSTOP_BENCH_DIR:-/tmp/pitstop-instructions}"
 BASE_PRELOAD="${BASE_PRELOAD:-}"; WORKLOAD="${WORKLOAD:-select}"
 WITH_PRELOAD="${BASE_PRELOAD:+$BASE_PRELOAD,}pitstop"
-BIN="$(pg_config --bindir)"
-as_postgres() { if [ "$(id -u)" -eq 0 ]; then sudo -u postgres -- "$@"; else "$@"; fi; }
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 command -v valgrind >/dev/null || { echo "valgrind is required (apt-get install valgrind)" >&2; exit 1; }
 
-rm -rf "$DIR"; mkdir -p "$DIR"; [ "$(id -u)" -eq 0 ] && chown postgres "$DIR"
+# A private copy of the installation (PITSTOP_PACKAGE: a `cargo pgrx package` output to count
+# instead of the installed build), so two builds are counted side by side without installing.
+rm -rf "$DIR"; mkdir -p "$DIR"
+private_install "$DIR"
 trap 'as_postgres "$BIN/pg_ctl" stop -D "$DIR/data" -m fast >/dev/null 2>&1 || true; rm -rf "$DIR"' EXIT
 as_postgres "$BIN/initdb" -D "$DIR/data" -U postgres --auth=trust >/dev/null
 printf "port = 55731\nlisten_addresses = ''\nunix_socket_directories = '%s'\n" "$DIR" | as_postgres tee -a "$DIR/data/postgresql.conf" >/dev/null

@@ -8,22 +8,30 @@ as_postgres() { if [ "$(id -u)" -eq 0 ]; then sudo -u postgres -- "$@"; else "$@
 # private_cluster DIR PORT EXTRA_CONF: copies the installation under DIR/pg, creates and starts
 # a cluster in DIR/data listening on a Unix socket in DIR; sets BIN and the PG* variables.
 private_cluster() {
-    local dir="$1" port="$2" conf="$3" prefix="$1/pg"
-    BIN="$prefix$(pg_config --bindir)"
+    local dir="$1" port="$2" conf="$3"
     stop_private_cluster "$dir"
     rm -rf "$dir"
-    [ -f "$(pg_config --pkglibdir)/pitstop.so" ] || { echo "pitstop is not installed: make install-ext" >&2; exit 1; }
-    # Postgres finds lib/ and share/ relative to its binary, so the copy is self-contained.
-    for d in "$(dirname "$(pg_config --bindir)")" "$(pg_config --sharedir)"; do
-        mkdir -p "$prefix$(dirname "$d")"; cp -a "$d" "$prefix$d"
-    done
-    overlay_package "$prefix"
-    [ "$(id -u)" -eq 0 ] && chown -R postgres "$dir"
+    private_install "$dir"
     as_postgres "$BIN/initdb" -D "$dir/data" -U postgres --auth=trust >/dev/null
     printf "port = %s\nlisten_addresses = ''\nunix_socket_directories = '%s'\n%s\n" "$port" "$dir" "$conf" |
         as_postgres tee -a "$dir/data/postgresql.conf" >/dev/null
     as_postgres "$BIN/pg_ctl" start -D "$dir/data" -l "$dir/log" -w >/dev/null
     export PGHOST="$dir" PGPORT="$port" PGUSER=postgres PGDATABASE=postgres
+}
+
+# private_install DIR: a copy of the PostgreSQL installation (with pitstop, or the build of
+# PITSTOP_PACKAGE) under DIR/pg, owned by postgres; sets BIN to its bindir.
+private_install() {
+    local dir="$1" prefix="$1/pg" d
+    BIN="$prefix$(pg_config --bindir)"
+    [ -f "$(pg_config --pkglibdir)/pitstop.so" ] || [ -n "${PITSTOP_PACKAGE:-}" ] ||
+        { echo "pitstop is not installed: make install-ext" >&2; exit 1; }
+    # Postgres finds lib/ and share/ relative to its binary, so the copy is self-contained.
+    for d in "$(dirname "$(pg_config --bindir)")" "$(pg_config --sharedir)"; do
+        mkdir -p "$prefix$(dirname "$d")"; cp -a "$d" "$prefix$d"
+    done
+    overlay_package "$prefix"
+    if [ "$(id -u)" -eq 0 ]; then chown -R postgres "$dir"; fi
 }
 
 # overlay_package PREFIX: with PITSTOP_PACKAGE set (a `cargo pgrx package --out-dir`
