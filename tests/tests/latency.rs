@@ -40,13 +40,17 @@ fn percentiles_of_known_sleeps_are_within_the_error_bound() {
     assert_eq!((calls, pss_calls), (26, 26));
     let [p50, p90, p95, p99, p999, max, pss_max]: [f64; 7] =
         [1, 2, 3, 4, 5, 6, 8].map(|i| row.get::<_, f64>(i));
-    // Rank floor(q·25) of the 26 sorted durations: p50 is a 10 ms call, p90..p99.9 a 50 ms
-    // call. pg_sleep sleeps at least as long as asked; on a busy 2-core test machine a wakeup
-    // may come a few ms late, so each is checked within 2 % of [asked, asked + 5 ms].
+    // Nearest rank ceil(q·26) of the 26 sorted durations: p50 is a 10 ms call, p90 and p95 a
+    // 50 ms call, p99 and p99.9 the 200 ms one. pg_sleep sleeps at least as long as asked; on
+    // a busy 2-core test machine a wakeup may come a few ms late, so each is checked within
+    // 2 % of [asked, asked + 5 ms].
     let within = |got: f64, asked: f64| got >= asked * 0.98 && got <= (asked + 5.0) * 1.02;
     assert!(within(p50, 10.0), "p50 {p50}");
-    for (name, p) in [("p90", p90), ("p95", p95), ("p99", p99), ("p999", p999)] {
+    for (name, p) in [("p90", p90), ("p95", p95)] {
         assert!(within(p, 50.0), "{name} {p}");
+    }
+    for (name, p) in [("p99", p99), ("p999", p999)] {
+        assert!(within(p, 200.0), "{name} {p}");
     }
     // The maximum is exact: the same execution time pg_stat_statements measured.
     assert!(within(max, 200.0), "max {max}");

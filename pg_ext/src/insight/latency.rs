@@ -89,14 +89,16 @@ impl Histogram {
         }
     }
 
-    /// The q-quantile (0..=1) in µs: the value of rank floor(q·(calls-1)) (0-based) in sorted
-    /// order, within ALPHA; below the range it is MIN_US (an upper bound), above it the max.
+    /// The q-quantile (0..=1) in µs by nearest rank, as HdrHistogram (`pitstop bench`) reads
+    /// it: the smallest duration with at least ceil(q·calls) calls at or below it (at least
+    /// one), within ALPHA; below the range it is MIN_US (an upper bound), above it the max.
     /// The last rank is the exact maximum, and no quantile exceeds it. None without calls.
     pub fn quantile(&self, q: f64) -> Option<f64> {
         if self.calls == 0 {
             return None;
         }
-        let rank = (q.clamp(0.0, 1.0) * (self.calls - 1) as f64).floor() as u64;
+        // 0-based rank of the nearest-rank sample.
+        let rank = ((q.clamp(0.0, 1.0) * self.calls as f64).ceil() as u64).clamp(1, self.calls) - 1;
         if rank == self.calls - 1 {
             return Some(self.max_us);
         }
@@ -549,13 +551,36 @@ mod tests {
         }
         exact.sort_by(f64::total_cmp);
         for q in [0.0, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0] {
-            let want = exact[(q * (exact.len() - 1) as f64).floor() as usize];
+            let want = exact[((q * exact.len() as f64).ceil() as usize).max(1) - 1];
             let got = h.quantile(q).unwrap();
             assert!((got - want).abs() / want <= ALPHA, "q{q}: {got} vs {want}");
         }
         assert_eq!(h.quantile(1.0), Some(200_000.0));
         assert_eq!(h.max_us, 200_000.0);
         assert_eq!(Histogram::default().quantile(0.5), None);
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank_like_hdrhistogram() {
+        // The smallest value with at least ceil(q·n) values at or below it.
+        let ms = |h: &Histogram, q: f64| h.quantile(q).unwrap() / 1000.0;
+        let near = |got: f64, want: f64| (got - want).abs() / want <= ALPHA;
+        let mut h = Histogram::default();
+        for ms in 1..=20 {
+            h.record(ms as f64 * 1000.0);
+        }
+        for (q, want) in [(0.0, 1.0), (0.5, 10.0), (0.9, 18.0), (0.95, 19.0), (0.99, 20.0)] {
+            assert!(near(ms(&h, q), want), "q{q} of 20: {} ms, want {want}", ms(&h, q));
+        }
+        assert_eq!(h.quantile(1.0), Some(20_000.0));
+        // 1..44 ms (issue 17's 44 calls): p95 is the 42nd value; rank floor(q·(n-1)) read the
+        // 41st, one sample below what `pitstop bench` reported.
+        for ms in 21..=44 {
+            h.record(ms as f64 * 1000.0);
+        }
+        for (q, want) in [(0.5, 22.0), (0.95, 42.0), (0.99, 44.0)] {
+            assert!(near(ms(&h, q), want), "q{q} of 44: {} ms, want {want}", ms(&h, q));
+        }
     }
 
     #[test]
