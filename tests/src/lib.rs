@@ -11,6 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod cache_call;
 pub mod cache_fuzz;
 mod cache_stats;
 mod daemon;
@@ -282,6 +283,12 @@ impl PgCluster {
 
     pub fn connect(&self) -> postgres::Client {
         postgres::Client::connect(&self.dsn(), postgres::NoTls).expect("connect to test cluster")
+    }
+
+    /// A default cluster (`start`) with `CREATE EXTENSION pitstop` done and `setup` run by the
+    /// superuser; returns that superuser's connection.
+    pub fn with_extension(setup: &str) -> (PgCluster, postgres::Client) {
+        Self::with_pitstop(ClusterOptions::default(), setup)
     }
 
     /// A cluster started with `options`, `CREATE EXTENSION pitstop` done and `setup` run by

@@ -14,15 +14,11 @@ fn explain(client: &mut postgres::Client, sql: &str) -> String {
 
 #[test]
 fn hypothetical_indexes_are_private_to_their_session_and_die_with_it() {
-    let cluster = PgCluster::start();
-    let mut a = cluster.connect();
-    a.batch_execute(
-        "CREATE EXTENSION pitstop;
-         CREATE TABLE items(id int, sku text);
+    let (cluster, mut a) = PgCluster::with_extension(
+        "CREATE TABLE items(id int, sku text);
          INSERT INTO items SELECT g, 'sku' || g FROM generate_series(1, 100000) g;
          ANALYZE items;",
-    )
-    .unwrap();
+    );
     let mut b = cluster.connect();
     let query = "SELECT * FROM items WHERE sku = 'sku42'";
 

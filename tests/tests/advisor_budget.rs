@@ -40,7 +40,7 @@ fn rows(out: &str) -> Vec<serde_json::Value> {
 
 #[test]
 fn the_curve_is_the_lists_prefixes_and_every_ddl_builds() {
-    let (cluster, mut c) = PgCluster::with_pitstop(Default::default(), SETUP);
+    let (cluster, mut c) = PgCluster::with_extension(SETUP);
     let dsn = cluster.dsn();
     let (code, out, err) = pitstop_tests::pitstop(&args(&dsn, &[]));
     assert_eq!(code, 0, "{err}");

@@ -78,7 +78,7 @@ fn the_advisors_own_timeout_skips_one_statement_under_a_longer_statement_timeout
 
 #[test]
 fn a_statement_text_over_a_megabyte_is_reported_not_planned() {
-    let (cluster, mut c) = PgCluster::with_pitstop(ClusterOptions::default(), SETUP);
+    let (cluster, mut c) = PgCluster::with_extension(SETUP);
     c.batch_execute("CREATE EXTENSION pg_stat_statements; SELECT pg_stat_statements_reset()")
         .unwrap();
     let mut app = cluster.connect();

@@ -2,7 +2,7 @@
 //! what the extension holds, the changes are refused without --yes when there is no terminal
 //! (and change nothing then), and bad input is a clear error.
 
-use pitstop_tests::{ClusterOptions, PgCluster};
+use pitstop_tests::PgCluster;
 use postgres::Client;
 
 const SETUP: &str = "CREATE TABLE public.t (id int PRIMARY KEY, v text);
@@ -29,7 +29,7 @@ fn fresh(c: &mut Client) -> Vec<bool> {
 
 #[test]
 fn the_cli_shows_invalidates_and_clears_the_cache() {
-    let (cluster, mut c) = PgCluster::with_pitstop(ClusterOptions::default(), SETUP);
+    let (cluster, mut c) = PgCluster::with_extension(SETUP);
     let dsn = cluster.dsn();
     c.batch_execute(&format!("{QUERY}; {QUERY}")).unwrap();
 
@@ -65,7 +65,7 @@ fn the_cli_shows_invalidates_and_clears_the_cache() {
 
 #[test]
 fn bad_tables_and_missing_rights_are_clear_errors() {
-    let (cluster, mut c) = PgCluster::with_pitstop(ClusterOptions::default(), SETUP);
+    let (cluster, mut c) = PgCluster::with_extension(SETUP);
     let dsn = cluster.dsn();
     c.batch_execute(QUERY).unwrap();
     let (code, _, err) = pitstop_tests::pitstop(&[

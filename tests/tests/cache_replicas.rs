@@ -4,6 +4,7 @@
 //! answer — unless the caller asks for TTL-only serving (pitstop.cache_replica_ttl_only and
 //! an explicit ttl): then it gets answers at most ttl old, and nobody else does.
 
+use pitstop_tests::cache_call::{cached_with, try_cached_ttl};
 use pitstop_tests::{cache_stats as stats, poll_until, ClusterOptions, PgCluster};
 use postgres::Client;
 use std::time::Duration;
@@ -11,36 +12,25 @@ use std::time::Duration;
 const QUERY: &str = "select v from t where id = $1";
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// `pitstop.cached(query, params) AS x(v text)`: every row's `v`.
-fn cached(c: &mut Client, query: &str, params: &[&str]) -> Vec<Option<String>> {
-    let params: Vec<String> = params.iter().map(|p| p.to_string()).collect();
-    c.query("SELECT x.v FROM pitstop.cached($1, $2) AS x(v text)", &[&query, &params])
-        .unwrap_or_else(|e| panic!("pitstop.cached({query:?}, {params:?}): {e:?}"))
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
+/// `pitstop.cached(query, params) AS t(v text)`: every row's `v`.
+fn cached(c: &mut Client, query: &str, params: &[&str]) -> Vec<String> {
+    cached_with(c, query, params, "v text")
 }
 
 /// `pitstop.cached(query, params, ttl)`.
-fn cached_ttl(c: &mut Client, query: &str, params: &[&str], ttl: &str) -> Vec<Option<String>> {
-    let params: Vec<String> = params.iter().map(|p| p.to_string()).collect();
-    c.query(
-        "SELECT x.v FROM pitstop.cached($1, $2, $3::text::interval) AS x(v text)",
-        &[&query, &params, &ttl],
-    )
-    .unwrap_or_else(|e| panic!("pitstop.cached({query:?}, {params:?}, {ttl}): {e:?}"))
-    .iter()
-    .map(|r| r.get(0))
-    .collect()
+fn cached_ttl(c: &mut Client, query: &str, params: &[&str], ttl: &str) -> Vec<String> {
+    try_cached_ttl(c, query, params, Some(ttl), "v text")
+        .unwrap_or_else(|e| panic!("pitstop.cached({query:?}, {params:?}, {ttl}): {e:?}"))
 }
 
-/// The plain, uncached `v`s of `query` with `id` as its only parameter.
-fn plain(c: &mut Client, query: &str, id: i32) -> Vec<Option<String>> {
-    c.query(query, &[&id]).unwrap().iter().map(|r| r.get(0)).collect()
+/// The plain, uncached `v`s of `query` with `id` as its only parameter (NULL as `NULL`).
+fn plain(c: &mut Client, query: &str, id: i32) -> Vec<String> {
+    let rows = c.query(query, &[&id]).unwrap();
+    rows.iter().map(|r| r.get::<_, Option<String>>(0).unwrap_or_else(|| "NULL".into())).collect()
 }
 
-fn some(v: &str) -> Vec<Option<String>> {
-    vec![Some(v.to_string())]
+fn some(v: &str) -> Vec<String> {
+    vec![v.to_string()]
 }
 
 /// Opted-in TTL-only serving where pitstop cannot see the writes: `replicate(value)` changes
@@ -101,13 +91,7 @@ fn ttl_only_serving(
 
 /// Calls `cached` and checks its answer and that it bypassed the cache for `reason` (one
 /// bypass, no hit, no fill).
-fn expect_bypass(
-    c: &mut Client,
-    query: &str,
-    params: &[&str],
-    expected: &[Option<String>],
-    reason: &str,
-) {
+fn expect_bypass(c: &mut Client, query: &str, params: &[&str], expected: &[String], reason: &str) {
     let before = stats(c);
     let got = cached(c, query, params);
     let after = stats(c);
@@ -136,13 +120,7 @@ fn expect_bypass(
 }
 
 /// Calls `cached` and checks its answer and whether it was a hit.
-fn expect_cached(
-    c: &mut Client,
-    query: &str,
-    params: &[&str],
-    expected: &[Option<String>],
-    hit: bool,
-) {
+fn expect_cached(c: &mut Client, query: &str, params: &[&str], expected: &[String], hit: bool) {
     let before = stats(c);
     let got = cached(c, query, params);
     let after = stats(c);
@@ -164,14 +142,10 @@ fn scalar_bool(c: &mut Client, sql: &str) -> bool {
 
 #[test]
 fn standby_bypasses_the_cache_and_follows_replay() {
-    let primary = PgCluster::start();
-    let mut p = primary.connect();
-    p.batch_execute(
-        "CREATE EXTENSION pitstop;
-         CREATE TABLE t (id int PRIMARY KEY, v text);
+    let (primary, mut p) = PgCluster::with_extension(
+        "CREATE TABLE t (id int PRIMARY KEY, v text);
          INSERT INTO t VALUES (1, 'one'), (2, 'two');",
-    )
-    .unwrap();
+    );
 
     let standby = PgCluster::start_standby(&primary, ClusterOptions::default());
     let mut s = standby.connect();
@@ -235,15 +209,11 @@ fn subscribed_tables_bypass_the_cache_and_follow_the_publisher() {
     )
     .unwrap();
 
-    let subscriber = PgCluster::start();
-    let mut s = subscriber.connect();
-    s.batch_execute(
-        "CREATE EXTENSION pitstop;
-         CREATE TABLE t (id int PRIMARY KEY, v text);
+    let (subscriber, mut s) = PgCluster::with_extension(
+        "CREATE TABLE t (id int PRIMARY KEY, v text);
          CREATE TABLE u (id int PRIMARY KEY, v text);
          INSERT INTO u VALUES (1, 'local');",
-    )
-    .unwrap();
+    );
 
     // Another session caches t (still empty and local) before the subscription exists: its
     // entry and remembered analysis must not outlive the subscription.

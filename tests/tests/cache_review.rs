@@ -2,38 +2,19 @@
 //! session's temporary schema, and a `cached()` call served from the cache while another
 //! call's fill runs.
 
+use pitstop_tests::cache_call::{cached_hit, sqlstate_text};
 use pitstop_tests::{cache_stats as stats, PgCluster};
 use postgres::Client;
-
-/// A cluster with `CREATE EXTENSION pitstop` and `setup` done.
-fn start(setup: &str) -> (PgCluster, Client) {
-    let cluster = PgCluster::start();
-    let mut client = cluster.connect();
-    client.batch_execute(&format!("CREATE EXTENSION pitstop; {setup}")).unwrap();
-    (cluster, client)
-}
 
 /// `pitstop.cached(query)` of one column `coldef`, each value as text, and whether the call
 /// was served from the cache; Err with the SQLSTATE when it fails.
 fn call(c: &mut Client, query: &str, coldef: &str) -> Result<(Vec<String>, bool), String> {
-    let name = coldef.split_whitespace().next().unwrap();
-    let sql = format!("SELECT t.{name}::text FROM pitstop.cached($1) AS t({coldef})");
-    let hits = stats(c).hits;
-    let rows = c
-        .query(&sql, &[&query])
-        .map_err(|e| e.code().map_or_else(|| e.to_string(), |s| s.code().to_string()))?;
-    let values = rows
-        .iter()
-        .map(|r| r.get::<_, Option<String>>(0).unwrap_or_else(|| "NULL".into()))
-        .collect();
-    Ok((values, stats(c).hits > hits))
+    cached_hit(c, query, &[], coldef).map_err(|e| sqlstate_text(&e))
 }
 
 /// The query run plainly, its one value as text (or the SQLSTATE of its error).
 fn plain(c: &mut Client, query: &str) -> Result<Vec<String>, String> {
-    let rows = c
-        .query(&format!("SELECT (({query}))::text"), &[])
-        .map_err(|e| e.code().map_or_else(|| e.to_string(), |s| s.code().to_string()))?;
+    let rows = c.query(&format!("SELECT (({query}))::text"), &[]).map_err(|e| sqlstate_text(&e))?;
     Ok(rows
         .iter()
         .map(|r| r.get::<_, Option<String>>(0).unwrap_or_else(|| "NULL".into()))
@@ -46,7 +27,8 @@ fn plain(c: &mut Client, query: &str) -> Result<Vec<String>, String> {
 fn types_resolved_through_a_sessions_temporary_schema_are_not_shared() {
     // The same role in both sessions; in B, pg_temp (searched first for type names) shadows
     // the permanent domains.
-    let (cluster, mut a) = start("CREATE DOMAIN d AS int; CREATE DOMAIN w AS int;");
+    let (cluster, mut a) =
+        PgCluster::with_extension("CREATE DOMAIN d AS int; CREATE DOMAIN w AS int;");
     let mut b = cluster.connect();
     let check = "select 5::d::int";
     let queries = [
@@ -108,7 +90,7 @@ fn types_resolved_through_a_sessions_temporary_schema_are_not_shared() {
 
 #[test]
 fn a_fill_that_is_served_a_nested_entry_depends_on_what_that_entry_read() {
-    let (_cluster, mut c) = start(
+    let (_cluster, mut c) = PgCluster::with_extension(
         "CREATE TABLE t(v int); INSERT INTO t VALUES (1);
          CREATE FUNCTION inner_count() RETURNS bigint IMMUTABLE LANGUAGE plpgsql AS $$
          DECLARE n bigint; BEGIN

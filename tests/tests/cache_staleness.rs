@@ -3,6 +3,7 @@
 //! FROM's target while the COPY runs, relations created by EXPLAIN ANALYZE, and a COMMIT
 //! PREPARED whose backend is terminated while it waits.
 
+use pitstop_tests::cache_call::cached_hit;
 use pitstop_tests::{cache_stats as stats, poll_until, ClusterOptions, PgCluster};
 use postgres::Client;
 use std::io::Write;
@@ -20,18 +21,8 @@ fn start(settings: &[(&'static str, &str)], setup: &str) -> (PgCluster, Client) 
 /// `pitstop.cached(query, params)` of one column `coldef`, each value as text, and whether the
 /// call was served from the cache.
 fn call(c: &mut Client, query: &str, params: &[&str], coldef: &str) -> (Vec<String>, bool) {
-    let name = coldef.split_whitespace().next().unwrap();
-    let sql = format!("SELECT t.{name}::text FROM pitstop.cached($1, $2) AS t({coldef})");
-    let params: Option<Vec<&str>> = (!params.is_empty()).then(|| params.to_vec());
-    let hits = stats(c).hits;
-    let rows = c
-        .query(&sql, &[&query, &params])
-        .unwrap_or_else(|e| panic!("pitstop.cached({query:?}): {e:?}"));
-    let values = rows
-        .iter()
-        .map(|r| r.get::<_, Option<String>>(0).unwrap_or_else(|| "NULL".into()))
-        .collect();
-    (values, stats(c).hits > hits)
+    cached_hit(c, query, params, coldef)
+        .unwrap_or_else(|e| panic!("pitstop.cached({query:?}, {params:?}): {e:?}"))
 }
 
 fn text(c: &mut Client, sql: &str) -> String {

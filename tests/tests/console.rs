@@ -244,9 +244,8 @@ fn every_console_page_loads_in_chromium_and_the_overview_lists_planted_problems(
 /// A role without pg_monitor: pages say what is missing instead of failing.
 #[test]
 fn a_role_without_rights_gets_a_message_not_a_500() {
-    let cluster = PgCluster::start();
-    let mut client = cluster.connect();
-    client.batch_execute("CREATE EXTENSION pitstop; CREATE EXTENSION pg_stat_statements; CREATE ROLE nobody LOGIN").unwrap();
+    let (cluster, _client) =
+        PgCluster::with_extension("CREATE EXTENSION pg_stat_statements; CREATE ROLE nobody LOGIN");
     let dsn = format!("host=127.0.0.1 port={} user=nobody dbname=postgres", cluster.port);
     let daemon =
         Daemon::start(&DaemonConfig::new(&dsn, "").set("http", "console = true").toml(), &[]);
@@ -335,8 +334,7 @@ fn pages_answer_while_postgres_never_does() {
 
 #[test]
 fn without_http_console_no_statement_text_is_served() {
-    let (cluster, mut c) =
-        PgCluster::with_pitstop(ClusterOptions::default(), "CREATE EXTENSION pg_stat_statements");
+    let (cluster, mut c) = PgCluster::with_extension("CREATE EXTENSION pg_stat_statements");
     c.batch_execute("SELECT 'a secret literal' AS x").unwrap();
     let daemon = Daemon::start(&DaemonConfig::new(&cluster.dsn(), "").toml(), &[]);
     assert!(

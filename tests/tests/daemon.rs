@@ -8,12 +8,6 @@ use pitstop_tests::{
 };
 use std::time::{Duration, Instant};
 
-fn cluster_with_extension() -> PgCluster {
-    let cluster = PgCluster::start();
-    cluster.connect().batch_execute("CREATE EXTENSION pitstop").unwrap();
-    cluster
-}
-
 fn write_config(path: &std::path::Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
@@ -41,7 +35,7 @@ fn rand_suffix() -> u128 {
 
 #[test]
 fn ready_only_once_postgres_is_reachable_then_sigterm_exits_zero() {
-    let cluster = cluster_with_extension();
+    let (cluster, _) = PgCluster::with_extension("");
     cluster.stop();
     let mut notify = NotifySocket::bind();
     let socket = notify.path.display().to_string();
@@ -112,7 +106,7 @@ fn ready_only_once_postgres_is_reachable_then_sigterm_exits_zero() {
 
 #[test]
 fn pitstop_status_shows_each_component_and_exits_3_when_one_is_down() {
-    let cluster = cluster_with_extension();
+    let (cluster, _) = PgCluster::with_extension("");
     let daemon = Daemon::start(&DaemonConfig::new(&cluster.dsn(), "").toml(), &[]);
     assert!(
         poll_until(Duration::from_secs(20), || daemon.get("/readyz").0 == 200),
@@ -149,7 +143,7 @@ fn pitstop_status_shows_each_component_and_exits_3_when_one_is_down() {
 
 #[test]
 fn sighup_applies_a_good_config_and_rejects_a_broken_one() {
-    let cluster = cluster_with_extension();
+    let (cluster, _) = PgCluster::with_extension("");
     let mut notify = NotifySocket::bind();
     let socket = notify.path.display().to_string();
     let config = DaemonConfig::new(&cluster.dsn(), "");

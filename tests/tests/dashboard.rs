@@ -22,8 +22,7 @@ fn get_with_headers(daemon: &Daemon, path: &str) -> (String, String) {
 
 #[test]
 fn the_dashboard_shows_every_part_and_escapes_data() {
-    let cluster = PgCluster::start();
-    cluster.connect().batch_execute("CREATE EXTENSION pitstop").unwrap();
+    let (cluster, _) = PgCluster::with_extension("");
     let config = DaemonConfig::new(&cluster.dsn(), "")
         .set("monitor", "sample_interval = \"200ms\"")
         .set("monitor", "write_interval = \"400ms\"")

@@ -211,7 +211,7 @@ fn a_role_without_grants_is_told_each_grant_and_passes_once_they_are_run() {
     let setup = "CREATE ROLE watcher LOGIN; CREATE ROLE app; CREATE TABLE public.orders (id int); ALTER TABLE public.orders OWNER TO app;
                  CREATE ROLE ops IN ROLE postgres; CREATE TABLE public.jobs (id int); ALTER TABLE public.jobs OWNER TO ops;
                  CREATE ROLE admin CREATEROLE; CREATE TABLE public.roles (id int); ALTER TABLE public.roles OWNER TO admin";
-    let (cluster, mut client) = PgCluster::with_pitstop(ClusterOptions::default(), setup);
+    let (cluster, mut client) = PgCluster::with_extension(setup);
     let config = TempFile::new("pitstop.toml", "[redis]\nurl = \"redis://127.0.0.1:1\"\n");
     let dsn = format!("host=127.0.0.1 port={} user=watcher dbname=postgres", cluster.port);
     let args = ["--dsn", dsn.as_str(), "--config", config.path()];
@@ -310,8 +310,7 @@ fn a_role_without_grants_is_told_each_grant_and_passes_once_they_are_run() {
 /// postgres.dsn, and checks that role; flags still win.
 #[test]
 fn without_flags_the_daemons_own_connection_is_checked() {
-    let (cluster, _client) =
-        PgCluster::with_pitstop(ClusterOptions::default(), "CREATE ROLE daemon_role LOGIN");
+    let (cluster, _client) = PgCluster::with_extension("CREATE ROLE daemon_role LOGIN");
     let dsn = format!("host=127.0.0.1 port={} user=daemon_role dbname=postgres", cluster.port);
     let config = TempFile::new("pitstop.toml", &format!("[postgres]\ndsn = {dsn:?}\n"));
     let (_, checks) = doctor(&["--config", config.path()]);

@@ -144,16 +144,12 @@ fn bloat_of(
 
 #[test]
 fn bloated_btree_is_estimated_measured_planned_and_reindexed() {
-    let cluster = PgCluster::start();
-    let mut c = cluster.connect();
-    c.batch_execute(
-        "CREATE EXTENSION pitstop;
-         CREATE TABLE big(id int, payload text);
+    let (cluster, mut c) = PgCluster::with_extension(
+        "CREATE TABLE big(id int, payload text);
          INSERT INTO big SELECT g, 'p' FROM generate_series(1, 1000000) g;
          CREATE INDEX big_id_idx ON big (id);
          ANALYZE big;",
-    )
-    .unwrap();
+    );
     let (fresh_pct, method, fix) = bloat_of(&mut c, false, "big", Some("big_id_idx"));
     assert!(fresh_pct < 15.0, "a fresh index is tight: {fresh_pct}");
     assert_eq!((method.as_str(), fix), ("estimate", None));
@@ -226,9 +222,7 @@ fn bloated_btree_is_estimated_measured_planned_and_reindexed() {
 
 #[test]
 fn config_advice_values_are_accepted_by_alter_system() {
-    let cluster = PgCluster::start();
-    let mut c = cluster.connect();
-    c.batch_execute("CREATE EXTENSION pitstop").unwrap();
+    let (_cluster, mut c) = PgCluster::with_extension("");
     for workload in ["web", "oltp", "dw", "mixed"] {
         let rows = c
             .query(
@@ -270,17 +264,13 @@ fn config_advice_values_are_accepted_by_alter_system() {
 
 #[test]
 fn a_pg_monitor_member_reads_every_health_view() {
-    let cluster = PgCluster::start();
-    let mut c = cluster.connect();
-    c.batch_execute(
-        "CREATE EXTENSION pitstop;
-         CREATE EXTENSION pgstattuple;
+    let (cluster, _c) = PgCluster::with_extension(
+        "CREATE EXTENSION pgstattuple;
          CREATE TABLE private_t(id int PRIMARY KEY, note text);
          INSERT INTO private_t SELECT g, 'n' FROM generate_series(1, 1000) g;
          ANALYZE private_t;
          CREATE ROLE watcher LOGIN IN ROLE pg_monitor;",
-    )
-    .unwrap();
+    );
     let dsn = format!("host=127.0.0.1 port={} user=watcher dbname=postgres", cluster.port);
     let mut w = postgres::Client::connect(&dsn, postgres::NoTls).unwrap();
     let superuser: bool = w

@@ -3,7 +3,7 @@
 //! index-effect` compare the statements it was meant for before and after — on a real cluster
 //! with the real snapshot job of the CLI.
 
-use pitstop_tests::{ClusterOptions, PgCluster};
+use pitstop_tests::PgCluster;
 use postgres::error::SqlState;
 use postgres::Client;
 
@@ -56,7 +56,7 @@ fn advise(c: &mut Client) -> String {
 
 #[test]
 fn an_index_built_on_advice_is_measured_before_and_after() {
-    let (cluster, mut c) = PgCluster::with_pitstop(ClusterOptions::default(), SETUP);
+    let (cluster, mut c) = PgCluster::with_extension(SETUP);
     let mut app = cluster.connect_as("app", "postgres");
     workload(&mut app, 30);
     snapshot(&cluster);
@@ -119,7 +119,7 @@ fn an_index_built_on_advice_is_measured_before_and_after() {
 
 #[test]
 fn an_index_the_statements_do_not_use_is_said_so_with_its_drop() {
-    let (cluster, mut c) = PgCluster::with_pitstop(ClusterOptions::default(), SETUP);
+    let (cluster, mut c) = PgCluster::with_extension(SETUP);
     let mut app = cluster.connect_as("app", "postgres");
     workload(&mut app, 10);
     snapshot(&cluster);
@@ -149,9 +149,7 @@ fn an_index_the_statements_do_not_use_is_said_so_with_its_drop() {
 
 #[test]
 fn advice_is_returned_but_not_remembered_where_the_caller_may_not_write() {
-    let (cluster, mut c) = PgCluster::with_pitstop(
-        ClusterOptions::default(),
-        &format!("{SETUP}; CREATE ROLE watcher LOGIN IN ROLE pg_monitor, app; GRANT USAGE ON SCHEMA pitstop TO watcher"),
+    let (cluster, mut c) = PgCluster::with_extension(&format!("{SETUP}; CREATE ROLE watcher LOGIN IN ROLE pg_monitor, app; GRANT USAGE ON SCHEMA pitstop TO watcher"),
     );
     let mut app = cluster.connect_as("app", "postgres");
     workload(&mut app, 10);

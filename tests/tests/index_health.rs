@@ -19,11 +19,8 @@ fn has(rows: &[Row], problem: &str, index: Option<&str>) -> bool {
 
 #[test]
 fn index_health_finds_each_problem_and_its_fix_resolves_it() {
-    let cluster = PgCluster::start();
-    let mut c = cluster.connect();
-    c.batch_execute(
-        "CREATE EXTENSION pitstop;
-         CREATE TABLE parent(id int PRIMARY KEY);
+    let (_cluster, mut c) = PgCluster::with_extension(
+        "CREATE TABLE parent(id int PRIMARY KEY);
          INSERT INTO parent SELECT generate_series(1, 1000);
          CREATE TABLE child(id int PRIMARY KEY, parent_id int REFERENCES parent, kind int, note text);
          INSERT INTO child SELECT g, 1 + g % 1000, g % 10, 'n' || (g % 7) FROM generate_series(1, 100000) g;
@@ -32,8 +29,7 @@ fn index_health_finds_each_problem_and_its_fix_resolves_it() {
          CREATE INDEX child_kind_dup ON child (kind);
          CREATE INDEX child_kind_note ON child (kind, note);
          ANALYZE;",
-    )
-    .unwrap();
+    );
     // A failed concurrent build leaves an invalid index behind.
     assert!(c
         .batch_execute("CREATE UNIQUE INDEX CONCURRENTLY child_kind_uniq ON child (kind)")
@@ -79,16 +75,12 @@ fn index_health_finds_each_problem_and_its_fix_resolves_it() {
 
 #[test]
 fn bloat_is_estimated_from_statistics_and_reindex_clears_it() {
-    let cluster = PgCluster::start();
-    let mut c = cluster.connect();
-    c.batch_execute(
-        "CREATE EXTENSION pitstop;
-         CREATE TABLE big(id int, payload text);
+    let (_cluster, mut c) = PgCluster::with_extension(
+        "CREATE TABLE big(id int, payload text);
          INSERT INTO big SELECT g, 'p' FROM generate_series(1, 300000) g;
          CREATE INDEX big_id_idx ON big (id);
          ANALYZE big;",
-    )
-    .unwrap();
+    );
     assert!(!has(&health(&mut c), "bloated", Some("big_id_idx")), "a fresh index is not bloated");
     c.batch_execute("DELETE FROM big WHERE id % 10 <> 0").unwrap();
     c.batch_execute("VACUUM big").unwrap();
@@ -96,7 +88,7 @@ fn bloat_is_estimated_from_statistics_and_reindex_clears_it() {
     let rows = health(&mut c);
     let bloat = rows.iter().find(|r| r.0 == "bloated" && r.2.as_deref() == Some("big_id_idx"));
     let fix = bloat.unwrap_or_else(|| panic!("no bloat row: {rows:?}")).3.clone();
-    assert_eq!(fix, "REINDEX INDEX CONCURRENTLY big_id_idx;");
+    assert_eq!(fix, "REINDEX INDEX CONCURRENTLY public.big_id_idx;");
     c.batch_execute(&fix).unwrap();
     c.batch_execute("ANALYZE big").unwrap();
     assert!(!has(&health(&mut c), "bloated", Some("big_id_idx")));

@@ -103,8 +103,7 @@ fn capture_of_many_concurrent_sessions_is_bounded_by_the_ring() {
 
 #[test]
 fn cli_errors_carry_sqlstate_detail_and_hint() {
-    let cluster = PgCluster::start();
-    cluster.connect().batch_execute("CREATE EXTENSION pitstop").unwrap();
+    let (cluster, _) = PgCluster::with_extension("");
     let (code, _, stderr) = pitstop(&["report", "top-queries", "--dsn", &cluster.dsn()]);
     assert_eq!(code, 1);
     assert!(
@@ -173,9 +172,9 @@ fn without_preload_capture_functions_say_how_to_enable_it() {
 
 #[test]
 fn blocking_locks_and_long_running_show_a_real_wait() {
-    let cluster = PgCluster::start();
-    let mut admin = cluster.connect();
-    admin.batch_execute("CREATE EXTENSION pitstop; CREATE TABLE accounts(id int primary key, balance int); INSERT INTO accounts VALUES (1, 100);").unwrap();
+    let (cluster, mut admin) = PgCluster::with_extension(
+        "CREATE TABLE accounts(id int primary key, balance int); INSERT INTO accounts VALUES (1, 100);",
+    );
     let mut holder = cluster.connect();
     holder.batch_execute("BEGIN; UPDATE accounts SET balance = balance - 1 WHERE id = 1;").unwrap();
     let holder_pid: i32 = holder.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
@@ -227,16 +226,11 @@ fn blocking_locks_and_long_running_show_a_real_wait() {
 
 #[test]
 fn explain_advice_through_the_cli() {
-    let cluster = PgCluster::start();
-    let mut client = cluster.connect();
-    client
-        .batch_execute(
-            "CREATE EXTENSION pitstop;
-             CREATE TABLE events(id bigserial primary key, kind text, account int);
+    let (cluster, mut client) = PgCluster::with_extension(
+        "CREATE TABLE events(id bigserial primary key, kind text, account int);
              INSERT INTO events(kind, account) SELECT 'k' || (g % 7), g % 20000 FROM generate_series(1, 100000) g;
              ANALYZE events;",
-        )
-        .unwrap();
+    );
     let (code, stdout, stderr) = pitstop(&[
         "report",
         "advice",

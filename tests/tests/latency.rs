@@ -18,8 +18,7 @@ fn queryid_of(c: &mut Client, query_like: &str) -> i64 {
 
 #[test]
 fn percentiles_of_known_sleeps_are_within_the_error_bound() {
-    let (cluster, mut c) =
-        PgCluster::with_pitstop(ClusterOptions::default(), "CREATE EXTENSION pg_stat_statements");
+    let (cluster, mut c) = PgCluster::with_extension("CREATE EXTENSION pg_stat_statements");
     let mut app = cluster.connect();
     // One statement (constants are normalised away): 20 × 10 ms, 5 × 50 ms, 1 × 200 ms.
     for (n, seconds) in [(20, 0.01f64), (5, 0.05), (1, 0.2)] {
@@ -88,9 +87,7 @@ fn more_statements_than_slots_evict_and_are_counted() {
 
 #[test]
 fn reset_and_visibility_follow_pg_read_all_stats() {
-    let (cluster, mut c) = PgCluster::with_pitstop(
-        ClusterOptions::default(),
-        "CREATE ROLE app LOGIN; CREATE ROLE watcher LOGIN IN ROLE pg_read_all_stats; CREATE TABLE public.orders (id int);
+    let (cluster, mut c) = PgCluster::with_extension("CREATE ROLE app LOGIN; CREATE ROLE watcher LOGIN IN ROLE pg_read_all_stats; CREATE TABLE public.orders (id int);
          GRANT SELECT ON public.orders TO app; GRANT USAGE ON SCHEMA pitstop TO app, watcher;
          GRANT SELECT ON pitstop.query_latency TO app, watcher; GRANT EXECUTE ON FUNCTION pitstop.query_latency_histogram() TO app",
     );
@@ -147,8 +144,7 @@ fn reset_and_visibility_follow_pg_read_all_stats() {
 
 #[test]
 fn the_snapshot_job_stores_each_statements_histogram() {
-    let (cluster, mut c) =
-        PgCluster::with_pitstop(ClusterOptions::default(), "CREATE EXTENSION pg_stat_statements");
+    let (cluster, mut c) = PgCluster::with_extension("CREATE EXTENSION pg_stat_statements");
     for _ in 0..3 {
         c.execute("SELECT pg_sleep($1)", &[&0.02f64]).unwrap();
     }

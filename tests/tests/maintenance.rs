@@ -17,12 +17,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-fn cluster_with_extension() -> PgCluster {
-    let cluster = PgCluster::start();
-    cluster.connect().batch_execute("CREATE EXTENSION pitstop").unwrap();
-    cluster
-}
-
 /// A configuration file in a private directory, removed on drop.
 struct ConfigFile {
     dir: PathBuf,
@@ -103,7 +97,7 @@ fn log_rows_where(c: &mut Client, condition: &str) -> Vec<LogRow> {
 
 #[test]
 fn a_table_full_of_dead_tuples_is_planned_then_vacuumed_and_logged() {
-    let cluster = cluster_with_extension();
+    let (cluster, _) = PgCluster::with_extension("");
     let mut c = cluster.connect();
     dead_table(&mut c, "bloated", 15_000);
     let config = ConfigFile::new("[maintenance]\nlock_timeout = \"2s\"\n");
@@ -182,7 +176,7 @@ fn a_table_full_of_dead_tuples_is_planned_then_vacuumed_and_logged() {
 
 #[test]
 fn a_locked_table_times_out_is_retried_and_logged_and_the_lock_holder_is_untouched() {
-    let cluster = cluster_with_extension();
+    let (cluster, _) = PgCluster::with_extension("");
     let mut c = cluster.connect();
     dead_table(&mut c, "held", 3_000);
     let config = ConfigFile::new(
@@ -252,7 +246,7 @@ fn assert_untouched(c: &mut Client, pid: i32, table: &str, mode: &str) {
 
 #[test]
 fn the_daemon_skips_a_run_that_would_overlap_the_previous_one() {
-    let cluster = cluster_with_extension();
+    let (cluster, _) = PgCluster::with_extension("");
     let mut c = cluster.connect();
     c.batch_execute("INSERT INTO pitstop.host_metrics (sampled_at, host, metric, value) SELECT now() - interval '40 days', 'h', 'm', g FROM generate_series(1, 100) g")
         .unwrap();
@@ -341,7 +335,7 @@ fn a_bad_cron_string_is_named_by_its_key_and_the_daemon_refuses_it() {
 
 #[test]
 fn nothing_runs_on_a_standby() {
-    let primary = cluster_with_extension();
+    let (primary, _) = PgCluster::with_extension("");
     let standby = PgCluster::start_standby(&primary, ClusterOptions::default());
     let mut s = standby.connect();
     assert!(s.query_one("SELECT pg_is_in_recovery()", &[]).unwrap().get::<_, bool>(0));
@@ -403,7 +397,7 @@ fn log_count(c: &mut Client) -> i64 {
 
 #[test]
 fn without_a_terminal_and_without_yes_nothing_runs() {
-    let cluster = cluster_with_extension();
+    let (cluster, _) = PgCluster::with_extension("");
     let mut c = cluster.connect();
     dead_table(&mut c, "untouched", 3_000);
     let config = ConfigFile::new("");
@@ -436,7 +430,7 @@ fn without_a_terminal_and_without_yes_nothing_runs() {
 
 #[test]
 fn max_actions_runs_that_many_in_priority_order() {
-    let cluster = cluster_with_extension();
+    let (cluster, _) = PgCluster::with_extension("");
     let mut c = cluster.connect();
     // Most dead tuples first within the vacuum priority.
     dead_table(&mut c, "most", 9_000);
@@ -482,7 +476,7 @@ fn max_actions_runs_that_many_in_priority_order() {
 
 #[test]
 fn reindex_runs_only_when_asked_for() {
-    let cluster = cluster_with_extension();
+    let (cluster, _) = PgCluster::with_extension("");
     let mut c = cluster.connect();
     for statement in [
         "CREATE TABLE loose (id int, pad text)",
@@ -556,7 +550,7 @@ fn janitor(cluster: &PgCluster) -> String {
 
 #[test]
 fn the_daemons_vacuum_job_logs_a_table_postgres_skipped_as_skipped() {
-    let cluster = cluster_with_extension();
+    let (cluster, _) = PgCluster::with_extension("");
     let mut c = cluster.connect();
     dead_table(&mut c, "not_mine", 3_000);
     let config = DaemonConfig::new(&janitor(&cluster), "").toml()
@@ -591,7 +585,7 @@ fn skipped_warning() -> &'static str {
 
 #[test]
 fn a_table_the_login_role_may_not_vacuum_is_logged_skipped_with_the_warning() {
-    let cluster = cluster_with_extension();
+    let (cluster, _) = PgCluster::with_extension("");
     let mut c = cluster.connect();
     dead_table(&mut c, "not_mine", 3_000);
     let dsn = janitor(&cluster);
@@ -622,7 +616,7 @@ fn a_table_the_login_role_may_not_vacuum_is_logged_skipped_with_the_warning() {
 
 #[test]
 fn ctrl_c_cancels_the_running_statement_on_the_server_and_starts_nothing_more() {
-    let cluster = cluster_with_extension();
+    let (cluster, _) = PgCluster::with_extension("");
     let mut c = cluster.connect();
     dead_table(&mut c, "waits", 9_000);
     dead_table(&mut c, "next_one", 3_000);
@@ -732,7 +726,7 @@ fn on_a_terminal(cluster: &PgCluster, config: &ConfigFile, answer: &str) -> (Opt
 
 #[test]
 fn on_a_terminal_the_plan_is_shown_and_only_yes_runs_it() {
-    let cluster = cluster_with_extension();
+    let (cluster, _) = PgCluster::with_extension("");
     let mut c = cluster.connect();
     dead_table(&mut c, "asked", 3_000);
     let config = ConfigFile::new("");

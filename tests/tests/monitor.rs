@@ -10,12 +10,6 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-fn cluster_with_extension() -> PgCluster {
-    let cluster = PgCluster::start();
-    cluster.connect().batch_execute("CREATE EXTENSION pitstop").unwrap();
-    cluster
-}
-
 /// Fast sampling and writes, short windows.
 fn monitor_config(dsn: &str) -> DaemonConfig {
     DaemonConfig::new(dsn, "")
@@ -102,7 +96,7 @@ fn busy_rows(db: &mut postgres::Client) -> Vec<(i64, String, bool, bool)> {
 
 #[test]
 fn an_alert_goes_pending_firing_resolved_in_one_row_and_reaches_the_webhook() {
-    let cluster = cluster_with_extension();
+    let (cluster, _) = PgCluster::with_extension("");
     let mut db = cluster.connect();
     db.batch_execute(
         "INSERT INTO pitstop.host_metrics (sampled_at, host, metric, value) VALUES (now() - interval '30 days', 'old', 'pitstop_host_cpu_usage_ratio', 0.5)",
@@ -284,7 +278,7 @@ fn without_the_extension_or_postgres_the_host_is_still_sampled() {
 
 #[test]
 fn a_bad_rule_is_refused_with_its_key_path_and_nothing_is_written() {
-    let cluster = cluster_with_extension();
+    let (cluster, _) = PgCluster::with_extension("");
     let bad = monitor_config(&cluster.dsn()).toml()
         + "\n[[alerts.rules]]\nname = \"x\"\nmetric = \"cpu\"\nthreshold = -5\nfor = \"1m\"\n";
     let dir = std::env::temp_dir().join(format!("pitstop-monitor-{}", std::process::id()));

@@ -7,7 +7,7 @@
 
 mod planted;
 
-use pitstop_tests::{pitstop, poll_until, ClusterOptions, Daemon, DaemonConfig, PgCluster};
+use pitstop_tests::{pitstop, poll_until, Daemon, DaemonConfig, PgCluster};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -187,7 +187,7 @@ fn run(app: &mut postgres::Client, calls: i32) {
 /// the windows are the longest the snapshots allow (at most an hour).
 #[test]
 fn a_statement_that_lost_its_index_is_a_regression_on_the_overview_and_the_cli() {
-    let (cluster, mut c) = PgCluster::with_pitstop(ClusterOptions::default(), SETUP);
+    let (cluster, mut c) = PgCluster::with_extension(SETUP);
     let mut app = cluster.connect();
     app.batch_execute("SET max_parallel_workers_per_gather = 0").unwrap();
     run(&mut app, 20);

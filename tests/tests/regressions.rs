@@ -117,7 +117,7 @@ fn regressions_work_without_the_preload() {
 
 #[test]
 fn regressions_refuse_bad_arguments() {
-    let (_cluster, mut c) = PgCluster::with_pitstop(ClusterOptions::default(), SETUP);
+    let (_cluster, mut c) = PgCluster::with_extension(SETUP);
     for sql in [
         "SELECT * FROM pitstop.regressions('0 seconds')",
         "SELECT * FROM pitstop.regressions('-1 hour')",

@@ -20,9 +20,7 @@ use std::time::Duration;
 
 /// A cluster with the extension and tables `t0`…`t{tables-1}`, each tracked (own tag).
 fn cluster_with_tables(tables: usize) -> (PgCluster, Client) {
-    let cluster = PgCluster::start();
-    let mut client = cluster.connect();
-    client.batch_execute("CREATE EXTENSION pitstop").unwrap();
+    let (cluster, mut client) = PgCluster::with_extension("");
     client
         .batch_execute(&format!(
             "DO $$ BEGIN FOR i IN 0..{} LOOP
@@ -186,16 +184,12 @@ fn published(
 
 #[test]
 fn committed_write_deletes_tagged_keys_bumps_versions_and_publishes() {
-    let cluster = PgCluster::start();
-    let mut pg = cluster.connect();
-    pg.batch_execute(
-        "CREATE EXTENSION pitstop;
-         CREATE TABLE orders (id int PRIMARY KEY, total int);
+    let (cluster, mut pg) = PgCluster::with_extension(
+        "CREATE TABLE orders (id int PRIMARY KEY, total int);
          CREATE TABLE barrier (v int);
          SELECT pitstop.cache_track('orders', ARRAY['orders-list']);
          SELECT pitstop.cache_track('barrier');",
-    )
-    .unwrap();
+    );
     let redis = RedisServer::start();
     let mut r = redis.client();
     let _: () =

@@ -83,18 +83,14 @@ fn pitstop_triggers(pg: &mut Client) -> Vec<String> {
 /// attaches by hand to an untracked table, with tags as arguments, writes nothing.
 #[test]
 fn only_cache_track_decides_what_is_invalidated_with_which_tags() {
-    let cluster = PgCluster::start();
-    let mut pg = cluster.connect();
-    pg.batch_execute(
-        "CREATE EXTENSION pitstop;
-         CREATE ROLE app LOGIN;
+    let (cluster, mut pg) = PgCluster::with_extension(
+        "CREATE ROLE app LOGIN;
          GRANT USAGE ON SCHEMA pitstop TO app;
          CREATE SCHEMA app AUTHORIZATION app;
          CREATE TABLE orders (id int, v int);
          GRANT SELECT, INSERT, UPDATE, DELETE ON orders TO app;
          SELECT pitstop.cache_track('orders', ARRAY['orders-list']);",
-    )
-    .unwrap();
+    );
     let mut app = cluster.connect_as("app", "postgres");
     app.batch_execute("CREATE TABLE app.junk (x int)").unwrap();
 
@@ -233,17 +229,13 @@ fn only_cache_track_decides_what_is_invalidated_with_which_tags() {
 /// on an untracked table never do.
 #[test]
 fn registered_tags_reach_redis_and_trigger_arguments_do_not() {
-    let cluster = PgCluster::start();
-    let mut pg = cluster.connect();
-    pg.batch_execute(
-        "CREATE EXTENSION pitstop;
-         CREATE TABLE orders (id int);
+    let (cluster, mut pg) = PgCluster::with_extension(
+        "CREATE TABLE orders (id int);
          CREATE TABLE junk (x int);
          SELECT pitstop.cache_track('orders', ARRAY['orders-list']);
          CREATE TRIGGER spoof AFTER INSERT ON junk FOR EACH STATEMENT
            EXECUTE FUNCTION pitstop.invalidation_outbox_append('sessions');",
-    )
-    .unwrap();
+    );
     let redis = RedisServer::start();
     let mut r = redis.client();
     let daemon = start_relay(&cluster, &redis);
@@ -263,18 +255,14 @@ const M_TAGS: [&str; 2] = ["postgres.public.m", "m:list"];
 
 /// `m` (list) with leaf `m_a` and sub-partitioned `m_b` (range) with leaf `m_b_lo`, tracked.
 fn partitioned_cluster() -> (PgCluster, Client) {
-    let cluster = PgCluster::start();
-    let mut pg = cluster.connect();
-    pg.batch_execute(
-        "CREATE EXTENSION pitstop;
-         CREATE TABLE m (id int, r text) PARTITION BY LIST (r);
+    let (cluster, pg) = PgCluster::with_extension(
+        "CREATE TABLE m (id int, r text) PARTITION BY LIST (r);
          CREATE TABLE m_a PARTITION OF m FOR VALUES IN ('a');
          CREATE TABLE m_b PARTITION OF m FOR VALUES IN ('b') PARTITION BY RANGE (id);
          CREATE TABLE m_b_lo PARTITION OF m_b FOR VALUES FROM (0) TO (100);
          INSERT INTO m VALUES (1, 'a'), (2, 'b');
          SELECT pitstop.cache_track('m', ARRAY['m:list']);",
-    )
-    .unwrap();
+    );
     (cluster, pg)
 }
 

@@ -461,8 +461,7 @@ fn the_daemon_connects_with_verify_full() {
 
 #[test]
 fn pgoptions_reach_the_session_and_a_readable_pgpass_is_ignored() {
-    let cluster = PgCluster::start();
-    cluster.connect().batch_execute("CREATE EXTENSION pitstop").unwrap();
+    let (cluster, _) = PgCluster::with_extension("");
     let dsn = cluster.dsn();
     let (code, out, err) = report(&dsn, "case-pgoptions", &[("PGOPTIONS", "-c log_statement=all")]);
     assert_eq!(code, 0, "{out}{err}");
@@ -493,10 +492,9 @@ fn pgoptions_reach_the_session_and_a_readable_pgpass_is_ignored() {
 
 #[test]
 fn reports_are_bounded_but_exact_bloat_scans_are_not_and_show_progress() {
-    let cluster = PgCluster::start();
-    let mut c = cluster.connect();
-    c.batch_execute("CREATE EXTENSION pitstop; CREATE EXTENSION pgstattuple; CREATE TABLE big AS SELECT g AS id FROM generate_series(1, 10000) g; ANALYZE big;")
-        .unwrap();
+    let (cluster, _c) = PgCluster::with_extension(
+        "CREATE EXTENSION pgstattuple; CREATE TABLE big AS SELECT g AS id FROM generate_series(1, 10000) g; ANALYZE big;",
+    );
     let dsn = cluster.dsn();
     let config = cluster.data_dir().with_file_name("pitstop.toml");
     std::fs::write(&config, "[report]\nstatement_timeout = \"100ms\"\n").unwrap();

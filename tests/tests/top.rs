@@ -56,8 +56,7 @@ impl Drop for Tmux {
 }
 
 fn cluster_with_a_sleeper() -> (PgCluster, std::thread::JoinHandle<()>) {
-    let (cluster, _c) =
-        PgCluster::with_pitstop(Default::default(), "CREATE EXTENSION pg_stat_statements");
+    let (cluster, _c) = PgCluster::with_extension("CREATE EXTENSION pg_stat_statements");
     let dsn = cluster.dsn();
     let sleeper = std::thread::spawn(move || {
         let mut c = postgres::Client::connect(&dsn, postgres::NoTls).unwrap();
