@@ -5,6 +5,7 @@ use pgrx::prelude::*;
 // The pg_test runner calls functions in schema "tests", so the module has that name too.
 #[pg_schema]
 mod tests {
+    use crate::pg::spi::required;
     use pgrx::prelude::*;
 
     /// Suggested DDL for a workload of statements.
@@ -14,7 +15,7 @@ mod tests {
             client
                 .select(&format!("SELECT ddl FROM pitstop.suggest_indexes(queries => ARRAY[{array}]) ORDER BY rank"), None, &[])
                 .unwrap()
-                .map(|row| row.get::<String>(1).unwrap().unwrap())
+                .map(|row| required::<String>(&row, "ddl"))
                 .collect()
         })
     }

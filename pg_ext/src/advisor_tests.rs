@@ -7,9 +7,34 @@ use pgrx::prelude::*;
 mod tests {
     use crate::pg::planning;
     use crate::pg::role::ActingRole;
+    use crate::pg::spi::required;
     use crate::tests::tests::{count, sql_error};
     use pgrx::prelude::*;
     use pgrx::PgSqlErrorCode;
+
+    /// The size model's deduplicable key types (core has no pg_sys) are the server's OIDs.
+    #[pg_test]
+    fn size_model_deduplicable_type_oids_are_the_servers() {
+        let server = [
+            pg_sys::INT2OID,
+            pg_sys::INT4OID,
+            pg_sys::INT8OID,
+            pg_sys::OIDOID,
+            pg_sys::BOOLOID,
+            pg_sys::CHAROID,
+            pg_sys::NAMEOID,
+            pg_sys::DATEOID,
+            pg_sys::TIMEOID,
+            pg_sys::TIMESTAMPOID,
+            pg_sys::TIMESTAMPTZOID,
+            pg_sys::UUIDOID,
+            pg_sys::TEXTOID,
+            pg_sys::VARCHAROID,
+            pg_sys::BPCHAROID,
+        ]
+        .map(|oid| oid.to_u32());
+        assert_eq!(pitstop_core::advisor::size::DEDUPLICABLE_TYPES, server);
+    }
 
     fn make_orders() {
         Spi::run(
@@ -32,7 +57,7 @@ mod tests {
             client
                 .select(&format!("SELECT ddl, queries_helped, improvement_pct FROM pitstop.suggest_indexes({args}) ORDER BY rank"), None, &[])
                 .unwrap()
-                .map(|row| (row.get(1).unwrap().unwrap(), row.get(2).unwrap().unwrap(), row.get(3).unwrap().unwrap()))
+                .map(|row| (required(&row, "ddl"), required(&row, "queries_helped"), required(&row, "improvement_pct")))
                 .collect()
         })
     }
@@ -47,7 +72,7 @@ mod tests {
                     &[],
                 )
                 .unwrap()
-                .map(|row| (row.get(1).unwrap().unwrap(), row.get(2).unwrap().unwrap()))
+                .map(|row| (required(&row, "query"), required(&row, "reason")))
                 .collect()
         })
     }
@@ -81,7 +106,7 @@ mod tests {
                 .unwrap_or_else(|| panic!("{name}: {orders:?}"));
             (f.restriction, f.literal_predicate.clone(), f.opclass.clone(), f.selectivity)
         };
-        use crate::advisor::usage::Restriction::*;
+        use pitstop_core::advisor::usage::Restriction::*;
         let status = kind("status");
         assert_eq!((status.0, status.1.as_deref()), (Equality, Some("(status = 'open'::text)")));
         assert!(status.3 < 0.05, "selectivity from the statistics: {}", status.3);
@@ -352,7 +377,7 @@ mod tests {
             client
                 .select(explain, None, &[])
                 .unwrap()
-                .map(|row| row.get::<String>(1).unwrap().unwrap())
+                .map(|row| required::<String>(&row, "suggestion"))
                 .collect()
         });
         assert_eq!(
@@ -482,7 +507,7 @@ mod tests {
     fn normalized_typed_literals_become_casts_with_the_servers_scanner() {
         let cast = |sql: &str| {
             let tokens = crate::pg::scan::tokens(sql).unwrap();
-            crate::advisor::normalized::cast_typed_literals(sql, &tokens)
+            pitstop_core::advisor::normalized::cast_typed_literals(sql, &tokens)
                 .unwrap_or_else(|| sql.to_string())
         };
         assert_eq!(

@@ -11,4 +11,4 @@ SELECT coalesce(
      ORDER BY setrole = 0, setdatabase = 0 LIMIT 1),
     (SELECT CASE WHEN EXISTS (SELECT 1 FROM role_settings WHERE setrole IN ((SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user), 0))
                  THEN boot_val ELSE reset_val END
-     FROM pg_catalog.pg_settings WHERE name = 'search_path'))
+     FROM pg_catalog.pg_settings WHERE name = 'search_path')) AS search_path

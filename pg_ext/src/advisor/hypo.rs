@@ -1,7 +1,6 @@
 //! SQL surface of hypothetical indexes: `pitstop.hypo_create`, `hypo_list`, `hypo_drop`,
 //! `hypo_reset`, `hypo_size`, `hypo_hide`, `hypo_unhide`.
 
-use crate::advisor::size::{self, IndexShape, SizeEstimate};
 use crate::error::{required, OrReport, PitstopError};
 use crate::pg::hypo_index::{self, HypoDescription, HypoIndex};
 use crate::pg::role::ActingRole;
@@ -11,48 +10,6 @@ use pgrx::prelude::*;
 use pgrx::PgRelation;
 use pitstop_core::ident::quote_ident;
 use std::collections::HashMap;
-
-/// Key types whose btree operator classes allow deduplication (they have an "equal image"
-/// support function): numeric, floats, jsonb and the like do not deduplicate.
-fn deduplicable(type_oid: pg_sys::Oid) -> bool {
-    [
-        pg_sys::INT2OID,
-        pg_sys::INT4OID,
-        pg_sys::INT8OID,
-        pg_sys::OIDOID,
-        pg_sys::BOOLOID,
-        pg_sys::CHAROID,
-        pg_sys::NAMEOID,
-        pg_sys::DATEOID,
-        pg_sys::TIMEOID,
-        pg_sys::TIMESTAMPOID,
-        pg_sys::TIMESTAMPTZOID,
-        pg_sys::UUIDOID,
-        pg_sys::TEXTOID,
-        pg_sys::VARCHAROID,
-        pg_sys::BPCHAROID,
-    ]
-    .contains(&type_oid)
-}
-
-/// Size of `index` when it covers `tuples` rows of a table of `table_pages` pages.
-pub fn estimate_size(index: &HypoDescription, tuples: f64, table_pages: f64) -> SizeEstimate {
-    // Postgres deduplicates btree leaf tuples only without INCLUDE columns, in non-unique
-    // indexes, and for key types that support it; otherwise every row is its own tuple.
-    let deduplicates = !index.unique
-        && index.key_columns == index.attnums.len()
-        && index.column_types[..index.key_columns].iter().all(|(t, _)| deduplicable(*t));
-    let distinct_keys =
-        if deduplicates { size::distinct_keys(&index.key_ndistinct, tuples) } else { Some(tuples) };
-    size::estimate(&IndexShape {
-        am: index.am,
-        tuples,
-        column_widths: index.column_widths.clone(),
-        distinct_keys,
-        table_pages,
-        unique: index.unique,
-    })
-}
 
 /// Average widths and n_distinct of the table's columns from pg_stats (when analyzed).
 fn column_statistics(relid: pg_sys::Oid) -> HashMap<i16, (Option<f64>, Option<f64>)> {
@@ -66,8 +23,8 @@ fn column_statistics(relid: pg_sys::Oid) -> HashMap<i16, (Option<f64>, Option<f6
         };
         table
             .filter_map(|row| {
-                let attnum: i16 = row.get(1).ok().flatten()?;
-                Some((attnum, (row.get(2).ok().flatten(), row.get(3).ok().flatten())))
+                let attnum: i16 = spi::column(&row, "attnum")?;
+                Some((attnum, (spi::column(&row, "avg_width"), spi::column(&row, "n_distinct"))))
             })
             .collect()
     })
@@ -157,15 +114,19 @@ fn table_size(relid: pg_sys::Oid) -> (f64, f64) {
     Spi::connect(|client| {
         client
             .select(
-                "SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::float8, coalesce(sum(c.relpages), 0)::float8
+                "SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::float8 AS reltuples,
+                        coalesce(sum(c.relpages), 0)::float8 AS relpages
                    FROM (SELECT $1::oid AS relid UNION SELECT relid FROM pg_catalog.pg_partition_tree($1) WHERE isleaf) t
                    JOIN pg_catalog.pg_class c ON c.oid = t.relid AND c.relkind <> 'p'",
                 Some(1),
                 &[relid.into()],
             )
             .ok()
-            .and_then(|t| t.first().get_two::<f64, f64>().ok())
-            .map(|(rows, pages)| (rows.unwrap_or(0.0), pages.unwrap_or(0.0)))
+            .and_then(|mut t| t.next())
+            .map(|row| {
+                let read = |name: &str| spi::column::<f64>(&row, name).unwrap_or(0.0);
+                (read("reltuples"), read("relpages"))
+            })
             .unwrap_or((0.0, 0.0))
     })
 }
@@ -199,7 +160,7 @@ fn table_name(relid: pg_sys::Oid) -> String {
 
 pub fn size_bytes(index: &HypoDescription) -> i64 {
     let (rows, pages) = table_size(index.relid);
-    estimate_size(index, rows * index.covered_fraction, pages).bytes() as i64
+    index.size_estimate(rows * index.covered_fraction, pages).bytes() as i64
 }
 
 /// Estimated size in bytes of a hypothetical index, from the table's current statistics.

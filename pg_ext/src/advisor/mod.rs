@@ -1,12 +1,9 @@
-//! Index advice: native hypothetical indexes and their size model, index health, and
-//! workload-level suggestions (usage → candidates → selection).
+//! Index advice: native hypothetical indexes, index health, and workload-level suggestions
+//! (usage → candidates → selection). The pure logic (candidates, selection, the size model,
+//! table usage, plannable pg_stat_statements texts) is in `pitstop_core::advisor`; this module
+//! is the SQL entry points and the catalog reads that feed it.
 
-pub mod candidates;
 pub mod health;
 pub mod hypo;
-pub mod normalized;
 pub mod remember;
-pub mod select;
-pub mod size;
 pub mod suggest;
-pub mod usage;

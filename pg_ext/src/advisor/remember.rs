@@ -5,9 +5,9 @@
 //! only when the caller may insert there and the transaction may write, and never at the cost
 //! of the advice: a failure is a WARNING and the suggestions are still returned.
 
-use crate::advisor::candidates::Candidate;
 use crate::pg::subxact;
 use pgrx::prelude::*;
+use pitstop_core::advisor::candidates::Candidate;
 
 /// One suggestion as remembered: the index, the statements it helps, its estimated gain.
 pub struct Remembered<'a> {

@@ -4,16 +4,16 @@
 //! `select.rs` picks the indexes with the largest planner-estimated saving over the workload,
 //! weighted by calls, net of the write cost, within the budget.
 
-use crate::advisor::candidates::{self, Candidate, ExistingIndex, KeyColumn};
 use crate::advisor::hypo;
 use crate::advisor::remember;
-use crate::advisor::select::{self, CandidateCost, Limits};
-use crate::advisor::usage::{TableUsage, TableWrite};
 use crate::error::{OrReport, PitstopError};
 use crate::pg::hypo_index::{self, HypoIndex};
 use crate::pg::role::{ActingRole, Refusal};
 use crate::pg::{parse, planning, spi, subxact};
 use pgrx::prelude::*;
+use pitstop_core::advisor::candidates::{self, Candidate, ExistingIndex, KeyColumn};
+use pitstop_core::advisor::select::{self, CandidateCost, Limits};
+use pitstop_core::advisor::usage::{TableUsage, TableWrite};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// One statement of the workload.
@@ -149,16 +149,13 @@ fn workload(
             Ok::<_, PitstopError>(
                 rows.filter_map(|row| {
                     Some((
-                        row.get_by_name::<i64, _>("queryid").ok().flatten(),
-                        row.get_by_name::<pg_sys::Oid, _>("userid").ok().flatten()?,
-                        row.get_by_name::<String, _>("role_name").ok().flatten()?,
-                        row.get_by_name::<String, _>("query").ok().flatten()?,
-                        row.get_by_name::<f64, _>("calls").ok().flatten().unwrap_or(1.0),
-                        row.get_by_name::<f64, _>("rows").ok().flatten(),
-                        row.get_by_name::<i64, _>("text_bytes")
-                            .ok()
-                            .flatten()
-                            .map_or(0, |n| n as usize),
+                        spi::column::<i64>(&row, "queryid"),
+                        spi::column::<pg_sys::Oid>(&row, "userid")?,
+                        spi::column::<String>(&row, "role_name")?,
+                        spi::column::<String>(&row, "query")?,
+                        spi::column::<f64>(&row, "calls").unwrap_or(1.0),
+                        spi::column::<f64>(&row, "rows"),
+                        spi::column::<i64>(&row, "text_bytes").map_or(0, |n| n as usize),
                     ))
                 })
                 .collect(),
@@ -289,15 +286,15 @@ fn existing_indexes(relids: &[u32]) -> Vec<ExistingIndex> {
             return Vec::new();
         };
         rows.filter_map(|row| {
-            let relid: pg_sys::Oid = row.get(1).ok().flatten()?;
-            let key_columns: i32 = row.get(4).ok().flatten()?;
-            let columns: Vec<i16> = row.get::<Vec<i16>>(5).ok().flatten()?;
-            let options: Vec<i16> = row.get::<Vec<i16>>(6).ok().flatten().unwrap_or_default();
+            let relid: pg_sys::Oid = spi::column(&row, "indrelid")?;
+            let key_columns: i32 = spi::column(&row, "key_columns")?;
+            let columns: Vec<i16> = spi::column(&row, "columns")?;
+            let options: Vec<i16> = spi::column(&row, "options").unwrap_or_default();
             let key_columns = key_columns as usize;
             Some(ExistingIndex {
                 relid: relid.to_u32(),
-                btree: row.get(2).ok().flatten().unwrap_or(false),
-                partial: row.get(3).ok().flatten().unwrap_or(true),
+                btree: spi::column(&row, "btree").unwrap_or(false),
+                partial: spi::column(&row, "partial").unwrap_or(true),
                 keys: columns
                     .iter()
                     .take(key_columns)
@@ -318,7 +315,8 @@ fn non_hot_shares(relids: &[u32]) -> BTreeMap<u32, f64> {
         let sql = include_str!("../../../sql/queries/advisor_non_hot_updates.sql");
         let Ok(rows) = client.select(sql, None, &[oids.into()]) else { return BTreeMap::new() };
         rows.filter_map(|row| {
-            Some((row.get::<pg_sys::Oid>(1).ok().flatten()?.to_u32(), row.get(2).ok().flatten()?))
+            let relid: pg_sys::Oid = spi::column(&row, "relid")?;
+            Some((relid.to_u32(), spi::column(&row, "non_hot_share")?))
         })
         .collect()
     })

@@ -3,8 +3,6 @@
 //! get a generic plan (their types are inferred as PREPARE would). The hypothetical indexes
 //! the planner sees are exactly the ones passed in.
 
-use crate::advisor::normalized;
-use crate::advisor::usage::{TableUsage, TableWrite, WriteKind};
 use crate::pg::hypo_index::{self, HypoIndex};
 use crate::pg::list::pointers;
 use crate::pg::role::ActingRole;
@@ -12,6 +10,8 @@ use crate::pg::{parse, scan, subxact, timeout};
 use pgrx::pg_sys;
 use pgrx::pg_sys::ffi::pg_guard_ffi_boundary;
 use pgrx::prelude::*;
+use pitstop_core::advisor::normalized;
+use pitstop_core::advisor::usage::{TableUsage, TableWrite, WriteKind};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -180,7 +180,7 @@ thread_local! {
 }
 
 /// Plans a statement as pg_stat_statements recorded it (`date $1 - interval $2 day`,
-/// `between $1 and $2 + $3`): see `advisor::normalized`. Otherwise as `plan`.
+/// `between $1 and $2 + $3`): see `pitstop_core::advisor::normalized`. Otherwise as `plan`.
 pub fn plan_workload(
     sql: &str,
     role: &ActingRole,

@@ -1,9 +1,9 @@
 //! PostgreSQL's own SQL scanner (the one the parser and pg_stat_statements use), for the
 //! advisor's rewriting of normalized statements: token kinds and byte offsets.
 
-use crate::advisor::normalized::{self, Kind, Token};
 use pgrx::pg_sys;
 use pgrx::pg_sys::ffi::pg_guard_ffi_boundary;
+use pitstop_core::advisor::normalized::{self, Kind, Token};
 use std::ffi::CStr;
 use std::sync::OnceLock;
 

@@ -3,9 +3,9 @@
 //! selectivities known, equivalence classes hold the join keys, and `query_pathkeys` the
 //! wanted ordering.
 
-use crate::advisor::usage::{ColumnFilter, Restriction, SortKey, TableUsage};
 use crate::pg::list::pointers;
 use pgrx::pg_sys;
+use pitstop_core::advisor::usage::{ColumnFilter, Restriction, SortKey, TableUsage};
 use std::collections::BTreeMap;
 use std::ffi::{c_int, CStr};
 

@@ -105,6 +105,67 @@ pub fn estimate(shape: &IndexShape) -> SizeEstimate {
     }
 }
 
+/// Type OIDs (pg_type.h) whose btree operator classes allow deduplication (they have an
+/// "equal image" support function): numeric, floats, jsonb and the like do not deduplicate.
+pub const DEDUPLICABLE_TYPES: [u32; 15] = [
+    21,   // int2
+    23,   // int4
+    20,   // int8
+    26,   // oid
+    16,   // bool
+    18,   // char
+    19,   // name
+    1082, // date
+    1083, // time
+    1114, // timestamp
+    1184, // timestamptz
+    2950, // uuid
+    25,   // text
+    1043, // varchar
+    1042, // bpchar
+];
+
+/// An index as its definition gives it: what its size depends on besides the table.
+#[derive(Clone, Copy, Debug)]
+pub struct IndexDefinition<'a> {
+    pub am: AccessMethod,
+    pub unique: bool,
+    /// Key columns come first, then INCLUDE columns.
+    pub key_columns: usize,
+    /// Per column: the type OID of the indexed value.
+    pub column_types: &'a [u32],
+    /// Per column: the average stored width, in bytes.
+    pub column_widths: &'a [f64],
+    /// Per key column: pg_stats n_distinct, when known.
+    pub key_ndistinct: &'a [Option<f64>],
+}
+
+/// Size of the index `definition` describes when it covers `tuples` rows of a table of
+/// `table_pages` pages.
+pub fn estimate_definition(
+    definition: &IndexDefinition<'_>,
+    tuples: f64,
+    table_pages: f64,
+) -> SizeEstimate {
+    // Postgres deduplicates btree leaf tuples only without INCLUDE columns, in non-unique
+    // indexes, and for key types that support it; otherwise every row is its own tuple.
+    let deduplicates = !definition.unique
+        && definition.key_columns == definition.column_types.len()
+        && definition.column_types[..definition.key_columns]
+            .iter()
+            .all(|t| DEDUPLICABLE_TYPES.contains(t));
+    let distinct_keys =
+        if deduplicates { distinct_keys(definition.key_ndistinct, tuples) } else { Some(tuples) };
+    estimate(&IndexShape {
+        am: definition.am,
+        tuples,
+        column_widths: definition.column_widths.to_vec(),
+        distinct_keys,
+        table_pages,
+        unique: definition.unique,
+    })
+}
+
 fn btree(tuples: f64, data: f64, distinct: Option<f64>, unique: bool) -> SizeEstimate {
     let key_tuple = maxalign(INDEX_TUPLE_HEADER + data);
     let duplicates = match distinct {
@@ -178,6 +239,32 @@ mod tests {
         assert_eq!(distinct_keys(&[Some(10.0), Some(20.0)], 1000.0), Some(200.0));
         assert_eq!(distinct_keys(&[Some(100.0), Some(100.0)], 1000.0), Some(1000.0));
         assert_eq!(distinct_keys(&[Some(10.0), None], 1000.0), None);
+    }
+
+    fn int_definition<'a>(types: &'a [u32], widths: &'a [f64]) -> IndexDefinition<'a> {
+        IndexDefinition {
+            am: AccessMethod::Btree,
+            unique: false,
+            key_columns: 1,
+            column_types: types,
+            column_widths: widths,
+            key_ndistinct: &[Some(100.0)],
+        }
+    }
+
+    #[test]
+    fn definitions_deduplicate_only_plain_keys_of_equal_image_types() {
+        let plain = estimate_definition(&int_definition(&[23], &[4.0]), 1_000_000.0, 0.0);
+        let repeated = estimate(&btree_shape(1_000_000.0, &[4.0], Some(100.0)));
+        assert_eq!(plain, repeated);
+        let every_row = estimate(&btree_shape(1_000_000.0, &[4.0], Some(1_000_000.0)));
+        // numeric (1700) has no equal image; unique and INCLUDE columns turn it off too.
+        let numeric = estimate_definition(&int_definition(&[1700], &[4.0]), 1_000_000.0, 0.0);
+        assert_eq!(numeric, every_row);
+        let unique = IndexDefinition { unique: true, ..int_definition(&[23], &[4.0]) };
+        assert_eq!(estimate_definition(&unique, 1_000_000.0, 0.0), every_row);
+        let include = estimate_definition(&int_definition(&[23, 23], &[4.0, 0.0]), 1e6, 0.0);
+        assert_eq!(include, every_row);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! candidate remove it. Pure: no catalog.
 
 use crate::advisor::usage::{ColumnFilter, Restriction, SortKey, TableUsage};
-use pitstop_core::ident::quote_ident;
+use crate::ident::quote_ident;
 use std::collections::BTreeSet;
 
 /// More key columns rarely pay for their size.
