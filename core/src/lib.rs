@@ -5,4 +5,6 @@
 #![forbid(unsafe_code)]
 
 pub mod advisor;
+pub mod cache;
 pub mod ident;
+pub mod latency;

@@ -3,13 +3,14 @@
 //! own errors reach the caller; a failure inside the cache path only costs the caching.
 
 use crate::cache::key::{self, Flavor, KeyParts};
-use crate::cache::store::{Bypass, Counter, Dep, Lookup, NewEntry, Store, StoreError};
+use crate::cache::store::{Dep, Lookup, NewEntry, StoreError};
 use crate::cache::{attached, tracking};
+use crate::cache::{Bypass, Counter, Store};
 use crate::error::PitstopError;
 use crate::gucs;
 use crate::pg::cacheability::{self, Analysis};
 use crate::pg::result_set::{Executed, NotKept, Outcome, Target};
-use crate::pg::{backend, executor, guc, result_set};
+use crate::pg::{backend, guc, result_set, subxact, xact};
 use pgrx::pg_sys;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -113,15 +114,12 @@ fn session_bypass() -> Option<Bypass> {
     if !gucs::cache_enabled() {
         return Some(Bypass::Disabled);
     }
-    // SAFETY: plain reads of backend globals.
-    unsafe {
-        if pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32 {
-            return Some(Bypass::RepeatableRead);
-        }
-        // WAL replay writes without the executor: versions would never move.
-        if pg_sys::RecoveryInProgress() {
-            return Some(Bypass::Standby);
-        }
+    if xact::repeatable_read_or_stricter() {
+        return Some(Bypass::RepeatableRead);
+    }
+    // WAL replay writes without the executor: versions would never move.
+    if xact::recovery_in_progress() {
+        return Some(Bypass::Standby);
     }
     None
 }
@@ -234,7 +232,7 @@ pub fn call(
     .map_err(|_| PitstopError::OutOfMemory("a cache key"))?;
     let hash = key::hash(&key);
     let now = backend::now();
-    let found = executor::shielded(|| {
+    let found = subxact::shielded(|| {
         let mut out = Vec::new();
         store.lookup(locks, hash, &key, now, &mut out).map(|(found, reads)| (found, reads, out))
     });
@@ -304,7 +302,7 @@ pub fn call(
                 versions: &versions,
                 reads,
             };
-            executor::shielded(|| store_result(&store, locks, &input))
+            subxact::shielded(|| store_result(&store, locks, &input))
                 .map_or(Some(Bypass::InternalError), Result::err)
         }
     };

@@ -5,7 +5,7 @@
 //! PREPARED does the same with a global mark and epoch, since nobody can say what it wrote.
 
 use crate::cache::attached;
-use crate::cache::store::{Counter, Store};
+use crate::cache::{Counter, Store};
 use crate::pg::backend;
 use crate::pg::write_tracking::TransactionEnd;
 use pgrx::pg_sys;

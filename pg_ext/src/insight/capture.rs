@@ -3,45 +3,34 @@
 
 use crate::error::{OrReport, PitstopError};
 use crate::gucs;
-use crate::insight::ring::{region_size, EntryMeta, Ring};
+use crate::insight::ring::{self, EntryMeta, Ring, RingHeader, Slot};
 use crate::pg::executor::{self, FinishedQuery, Measure, Observer};
-use crate::pg::{backend, shmem};
+use crate::pg::{backend, shmem, subxact};
 use pgrx::prelude::*;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::Ordering;
 
-/// Base of the ring's shared memory. Overwritten on every attach: after a crash restart the
-/// postmaster maps a new segment and runs the startup hook again.
-static RING_BASE: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+/// The ring's shared memory.
+static RING: shmem::SlotRegion<RingHeader, Slot> = shmem::SlotRegion::new(
+    c"pitstop slow query ring",
+    gucs::slow_query_buffer,
+    RingHeader::new,
+    ring::empty_slot,
+);
 
 /// The ring, when shared memory is attached (pitstop was preloaded).
 fn attached_ring() -> Option<Ring<'static>> {
-    let base = RING_BASE.load(Ordering::Acquire);
-    // SAFETY: a non-null base was initialised by `attach` for this capacity (fixed at server
-    // start) and stays mapped until the next attach replaces it.
-    (!base.is_null()).then(|| unsafe { Ring::from_raw(base, gucs::slow_query_buffer(), false) })
+    RING.get().map(|(header, slots)| Ring::new(header, slots))
 }
 
 /// Requests the ring's shared memory and installs the executor hooks (preload only).
 pub fn init() {
-    shmem::install(vec![shmem::Region {
-        name: c"pitstop slow query ring",
-        size: || region_size(gucs::slow_query_buffer()),
-        attach: |base, created| {
-            if created {
-                // SAFETY: `base` is the region sized by `region_size` for this same capacity
-                // (the GUC is fixed at server start) and cache-line aligned by ShmemInitStruct.
-                let _ = unsafe { Ring::from_raw(base, gucs::slow_query_buffer(), true) };
-            }
-            RING_BASE.store(base, Ordering::Release);
-        },
-        lwlocks: (c"", 0),
-    }]);
+    RING.install();
     executor::install(Observer { at_start: measure_for, at_end: record_if_slow });
 }
 
 fn wants_capture(nesting_level: u32) -> bool {
     gucs::slow_query_ms() >= 0
-        && !RING_BASE.load(Ordering::Relaxed).is_null()
+        && RING.is_attached()
         && (nesting_level == 0 || gucs::capture_nested())
 }
 
@@ -63,7 +52,7 @@ fn record_if_slow(query: &FinishedQuery) {
     if duration_ms < f64::from(threshold_ms) {
         return;
     }
-    let captured = executor::shielded(|| {
+    let captured = subxact::shielded(|| {
         let plan = query.plan_json();
         if plan.is_none() {
             ring.counters().failed.fetch_add(1, Ordering::Relaxed);

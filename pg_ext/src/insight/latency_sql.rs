@@ -3,48 +3,34 @@
 
 use crate::error::{OrReport, PitstopError};
 use crate::gucs;
-use crate::insight::latency::{
-    bucket_value, region_size, Histogram, Key, Row, Table, ALPHA, MAX_US, MIN_US,
-};
+use crate::insight::latency::{Row, Slot, Table, TableHeader};
 use crate::pg::executor::{self, FinishedQuery, TimingObserver};
 use crate::pg::{backend, shmem, statement_key};
 use pgrx::prelude::*;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use pitstop_core::latency::{bucket_value, Histogram, Key, ALPHA, MAX_US, MIN_US};
+use std::sync::atomic::Ordering;
 
-/// Base of the table's shared memory; replaced on every attach (crash restart).
-static TABLE_BASE: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+/// The table's shared memory.
+static TABLE: shmem::SlotRegion<TableHeader, Slot> = shmem::SlotRegion::new(
+    c"pitstop latency histograms",
+    gucs::latency_max_statements,
+    |_capacity| TableHeader::new(backend::now()),
+    Slot::free,
+);
 
 fn attached_table() -> Option<Table<'static>> {
-    let base = TABLE_BASE.load(Ordering::Acquire);
-    // SAFETY: a non-null base was initialised by `attach` for this capacity (fixed at server
-    // start) and stays mapped until the next attach replaces it.
-    (!base.is_null())
-        .then(|| unsafe { Table::from_raw(base, gucs::latency_max_statements(), false, 0) })
+    TABLE.get().map(|(header, slots)| Table::new(header, slots))
 }
 
 /// Requests the table's shared memory and the statements' durations (preload only).
 pub fn init() {
-    shmem::install(vec![shmem::Region {
-        name: c"pitstop latency histograms",
-        size: || region_size(gucs::latency_max_statements()),
-        attach: |base, created| {
-            if created {
-                // SAFETY: `base` is the region sized by `region_size` for this same capacity
-                // (the GUC is fixed at server start) and cache-line aligned by ShmemInitStruct.
-                let _ = unsafe {
-                    Table::from_raw(base, gucs::latency_max_statements(), true, backend::now())
-                };
-            }
-            TABLE_BASE.store(base, Ordering::Release);
-        },
-        lwlocks: (c"", 0),
-    }]);
+    TABLE.install();
     executor::observe_timing(TimingObserver { wants, at_end: record });
 }
 
 /// Top-level statements only, like pg_stat_statements.track = top.
 fn wants(nesting_level: u32) -> bool {
-    nesting_level == 0 && !TABLE_BASE.load(Ordering::Relaxed).is_null()
+    nesting_level == 0 && TABLE.is_attached()
 }
 
 /// Runs at every timed statement's end: plain reads and the table's try-locks, no ERROR.

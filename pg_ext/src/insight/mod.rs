@@ -7,4 +7,3 @@ pub mod latency_sql;
 pub mod plan_advice;
 pub mod ring;
 pub mod top_queries;
-pub mod try_lock;

@@ -5,7 +5,7 @@
 //! few attempts, drops the capture and counts it. Readers hold one slot at a time for a copy.
 //! No Postgres calls here, so the logic is unit-tested on ordinary heap memory.
 
-use crate::insight::try_lock::TryLock;
+use crate::pg::try_lock::TryLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Bytes of statement text kept per entry (cut on a character boundary).
@@ -58,13 +58,18 @@ pub struct Counters {
 
 #[repr(C)]
 pub struct RingHeader {
-    capacity: u64,
     next_seq: AtomicU64,
     pub counters: Counters,
 }
 
+impl RingHeader {
+    pub fn new(_capacity: usize) -> RingHeader {
+        RingHeader { next_seq: AtomicU64::new(0), counters: Counters::default() }
+    }
+}
+
 #[repr(C)]
-struct StoredEntry {
+pub struct StoredEntry {
     /// 0 = empty slot; otherwise the capture's sequence number (starts at 1).
     seq: u64,
     meta: EntryMeta,
@@ -77,7 +82,21 @@ struct StoredEntry {
 }
 
 /// One entry behind its try-lock.
-type Slot = TryLock<StoredEntry>;
+pub type Slot = TryLock<StoredEntry>;
+
+/// A free slot (seq 0).
+pub fn empty_slot() -> Slot {
+    TryLock::new(StoredEntry {
+        seq: 0,
+        meta: EntryMeta::default(),
+        text_len: 0,
+        text_truncated: false,
+        plan_len: 0,
+        has_plan: false,
+        text: [0; TEXT_MAX],
+        plan: [0; PLAN_MAX],
+    })
+}
 
 /// What happened to one capture attempt.
 #[derive(Debug, PartialEq, Eq)]
@@ -91,41 +110,9 @@ pub struct Ring<'a> {
     slots: &'a [Slot],
 }
 
-/// Bytes a region for `capacity` entries needs (header, then the slots, suitably aligned).
-pub fn region_size(capacity: usize) -> usize {
-    slots_offset() + capacity * std::mem::size_of::<Slot>()
-}
-
-fn slots_offset() -> usize {
-    let align = std::mem::align_of::<Slot>();
-    std::mem::size_of::<RingHeader>().div_ceil(align) * align
-}
-
 impl<'a> Ring<'a> {
-    /// Views a region as a ring, initialising it first when `initialise` is set.
-    ///
-    /// # Safety
-    /// `base` must point to at least `region_size(capacity)` bytes, aligned for `RingHeader`
-    /// and `Slot`, valid for `'a`, and shared only through `Ring` views. When `initialise`
-    /// is false the region must already have been initialised for the same capacity.
-    pub unsafe fn from_raw(base: *mut u8, capacity: usize, initialise: bool) -> Ring<'a> {
-        if initialise {
-            // SAFETY: the caller guarantees the region's size; all-zero bytes are a valid
-            // empty ring (free locks, seq 0 = empty slot, zero counters).
-            unsafe { std::ptr::write_bytes(base, 0, region_size(capacity)) };
-        }
-        // SAFETY: alignment and size are guaranteed by the caller; the data is initialised.
-        let header = unsafe { &*(base as *const RingHeader) };
-        if initialise {
-            // Nothing else can see the region before it is initialised (shmem startup).
-            let header_mut = base as *mut RingHeader;
-            // SAFETY: as above; no other reference reads `capacity` concurrently.
-            unsafe { (*header_mut).capacity = capacity as u64 };
-        }
-        // SAFETY: slots start at `slots_offset()` and span `capacity` entries.
-        let slots = unsafe {
-            std::slice::from_raw_parts(base.add(slots_offset()) as *const Slot, capacity)
-        };
+    /// A ring over its header and slots (shared memory: `shmem::SlotRegion`).
+    pub fn new(header: &'a RingHeader, slots: &'a [Slot]) -> Ring<'a> {
         Ring { header, slots }
     }
 
@@ -239,40 +226,24 @@ pub fn truncate_on_char_boundary(s: &str, max: usize) -> (&str, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::alloc::{alloc_zeroed, dealloc, Layout};
 
     /// A ring on heap memory, standing in for the shared-memory region.
     struct HeapRing {
-        base: *mut u8,
-        layout: Layout,
-        capacity: usize,
+        header: RingHeader,
+        slots: Vec<Slot>,
     }
 
     impl HeapRing {
         fn new(capacity: usize) -> Self {
-            let layout = Layout::from_size_align(region_size(capacity), 64).unwrap();
-            // SAFETY: non-zero size layout.
-            let base = unsafe { alloc_zeroed(layout) };
-            // SAFETY: freshly allocated, correctly sized and aligned region.
-            let _ = unsafe { Ring::from_raw(base, capacity, true) };
-            HeapRing { base, layout, capacity }
+            HeapRing {
+                header: RingHeader::new(capacity),
+                slots: (0..capacity).map(|_| empty_slot()).collect(),
+            }
         }
         fn ring(&self) -> Ring<'_> {
-            // SAFETY: initialised in `new`, lives as long as `self`.
-            unsafe { Ring::from_raw(self.base, self.capacity, false) }
+            Ring::new(&self.header, &self.slots)
         }
     }
-
-    impl Drop for HeapRing {
-        fn drop(&mut self) {
-            // SAFETY: allocated in `new` with this layout.
-            unsafe { dealloc(self.base, self.layout) }
-        }
-    }
-
-    // SAFETY: the region is only used through `Ring`, which synchronises itself.
-    unsafe impl Sync for HeapRing {}
-    unsafe impl Send for HeapRing {}
 
     fn meta(ms: f64) -> EntryMeta {
         EntryMeta { queryid: 7, duration_ms: ms, rows: 3, ..Default::default() }

@@ -2,10 +2,10 @@
 //! expanded): rules 1 and 3 of the result cache's correctness rules. Also infers the types
 //! of its `$n` parameters, as PREPARE would.
 
-use crate::cache::store::Bypass;
 use crate::error::PitstopError;
 use crate::pg::list::pointers;
 use pgrx::pg_sys;
+use pitstop_core::cache::Bypass;
 use std::ffi::{c_void, CStr};
 
 pub struct Analysis {

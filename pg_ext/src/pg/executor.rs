@@ -28,7 +28,7 @@ pub enum Measure {
 pub struct Observer {
     pub at_start: fn(nesting_level: u32) -> Measure,
     /// Runs for every timed statement, so it must be cheap and must not raise an ERROR;
-    /// anything that could fail (EXPLAIN) goes through `shielded`.
+    /// anything that could fail (EXPLAIN) goes through `subxact::shielded`.
     pub at_end: fn(&FinishedQuery),
 }
 
@@ -363,20 +363,6 @@ fn observe_end(query_desc: *mut pg_sys::QueryDesc) {
     if let Some(observer) = observer() {
         let _ = catch_unwind(AssertUnwindSafe(|| (observer.at_end)(&finished)));
     }
-}
-
-/// Runs `f`, turning any ERROR or panic inside it into `None`: used after a statement has
-/// already succeeded, which must not fail because of what we do next.
-pub fn shielded<R>(f: impl FnOnce() -> R) -> Option<R> {
-    // SAFETY: reading the current context pointer, restored below.
-    let context = unsafe { pg_sys::CurrentMemoryContext };
-    let result = pgrx::PgTryBuilder::new(std::panic::AssertUnwindSafe(|| Some(f())))
-        .catch_others(|_| None)
-        .catch_rust_panic(|_| None)
-        .execute();
-    // SAFETY: the caller's context is alive; a caught error may have left us elsewhere.
-    unsafe { pg_sys::MemoryContextSwitchTo(context) };
-    result
 }
 
 /// A statement whose execution just finished, still holding its plan state.

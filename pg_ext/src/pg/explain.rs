@@ -27,7 +27,7 @@ pub fn plan_json_of(desc: *mut pg_sys::QueryDesc, with_actuals: bool) -> Option<
             out
         }
     };
-    let raw = crate::pg::executor::shielded(explain)?;
+    let raw = crate::pg::subxact::shielded(explain)?;
     Some(as_json_object(&raw))
 }
 

@@ -2,8 +2,8 @@
 //! partition, plus one for the chunk free list. An ERROR while one is held releases it twice
 //! over: the guard on unwind, then LWLockReleaseAll at abort finds nothing left.
 
-use crate::cache::store::Locks;
 use pgrx::pg_sys;
+use pitstop_core::cache::store::Locks;
 
 pub struct LwLocks {
     locks: *mut pg_sys::LWLockPadded,

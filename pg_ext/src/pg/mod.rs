@@ -2,7 +2,9 @@
 //! each unsafe block saying why it is sound.
 
 pub mod backend;
+pub mod cache_store;
 pub mod cacheability;
+pub mod cached_fn;
 pub mod executor;
 pub mod explain;
 pub mod guc;
@@ -21,7 +23,9 @@ pub mod statement_key;
 pub mod subxact;
 pub mod table_usage;
 pub mod timeout;
+pub mod try_lock;
 pub mod tuple_desc;
 pub mod unguarded;
 pub mod utility;
 pub mod write_tracking;
+pub mod xact;

@@ -7,17 +7,104 @@ use pgrx::pg_sys;
 use pgrx::pg_sys::ffi::pg_guard_ffi_boundary;
 use pgrx::prelude::*;
 use std::ffi::CStr;
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::Mutex;
 
 /// One named region: how big it is and what to do with it once mapped.
 pub struct Region {
     pub name: &'static CStr,
-    pub size: fn() -> usize,
+    pub size: Box<dyn Fn() -> usize + Send>,
     /// Receives the region's base address (cache-line aligned) and whether this call
     /// created it (then its contents are garbage and must be initialised).
-    pub attach: fn(base: *mut u8, created: bool),
+    pub attach: Box<dyn Fn(*mut u8, bool) + Send>,
     /// A named LWLock tranche of this many locks to request with the region (0: none).
     pub lwlocks: (&'static CStr, usize),
+}
+
+/// A region laid out as one `H` then `capacity()` × `S` (a header and its slots), built by
+/// `header` and `slot` when the region is created and then shared as plain references: the
+/// slow-query ring and the latency table, whose types synchronise themselves (atomics and
+/// `TryLock`s). The capacity comes from a GUC fixed at server start.
+pub struct SlotRegion<H: 'static, S: 'static> {
+    name: &'static CStr,
+    capacity: fn() -> usize,
+    header: fn(usize) -> H,
+    slot: fn() -> S,
+    /// Replaced on every attach: after a crash restart the postmaster maps a new segment.
+    base: AtomicPtr<u8>,
+}
+
+impl<H: Sync, S: Sync> SlotRegion<H, S> {
+    pub const fn new(
+        name: &'static CStr,
+        capacity: fn() -> usize,
+        header: fn(usize) -> H,
+        slot: fn() -> S,
+    ) -> Self {
+        SlotRegion { name, capacity, header, slot, base: AtomicPtr::new(std::ptr::null_mut()) }
+    }
+
+    fn slots_offset() -> usize {
+        size_of::<H>().next_multiple_of(align_of::<S>())
+    }
+
+    fn size(capacity: usize) -> usize {
+        Self::slots_offset() + capacity * size_of::<S>()
+    }
+
+    /// Requests the region (preload only; see `install`).
+    pub fn install(&'static self) {
+        // ShmemInitStruct aligns to a cache line; the types must not ask for more.
+        assert!(align_of::<H>() <= 64 && align_of::<S>() <= 64);
+        install(vec![Region {
+            name: self.name,
+            size: Box::new(|| Self::size((self.capacity)())),
+            attach: Box::new(|base, created| self.attach(base, created)),
+            lwlocks: (c"", 0),
+        }]);
+    }
+
+    fn attach(&self, base: *mut u8, created: bool) {
+        if created {
+            let capacity = (self.capacity)();
+            // SAFETY: `base` is a fresh region of `size(capacity)` bytes, cache-line aligned
+            // (enough for H and S, asserted in `install`), that nothing else sees yet (shmem
+            // startup under AddinShmemInitLock): the header and each slot are written in place
+            // without reading or dropping the garbage there.
+            unsafe {
+                base.cast::<H>().write((self.header)(capacity));
+                let slots = base.add(Self::slots_offset()).cast::<S>();
+                for i in 0..capacity {
+                    slots.add(i).write((self.slot)());
+                }
+            }
+        }
+        self.base.store(base, Ordering::Release);
+    }
+
+    /// Whether the region is mapped (pitstop was preloaded), without touching it.
+    pub fn is_attached(&self) -> bool {
+        !self.base.load(Ordering::Relaxed).is_null()
+    }
+
+    /// The header and the slots, when the region is mapped.
+    pub fn get(&self) -> Option<(&'static H, &'static [S])> {
+        let base = self.base.load(Ordering::Acquire);
+        if base.is_null() {
+            return None;
+        }
+        // SAFETY: a non-null base was initialised by `attach` with a header and `capacity()`
+        // slots (the GUC is fixed at server start), stays mapped for the life of the process,
+        // and H and S are Sync: shared references are all anyone gets.
+        unsafe {
+            let header = &*base.cast::<H>();
+            let slots = std::slice::from_raw_parts(
+                base.add(Self::slots_offset()).cast::<S>(),
+                (self.capacity)(),
+            );
+            Some((header, slots))
+        }
+    }
 }
 
 static REGIONS: Mutex<Vec<Region>> = Mutex::new(Vec::new());

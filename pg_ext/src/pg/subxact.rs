@@ -2,7 +2,8 @@
 //! back always (what the code wrote is undone) or on error only, and an error inside reaches
 //! the caller after the rollback, raised again or as a value. A query cancel is never kept as
 //! a value unless a timeout of our own caused it: the user's cancel and the session's
-//! statement_timeout always end the statement.
+//! statement_timeout always end the statement. And `shielded`, for what runs after a
+//! statement succeeded (the cache's fill, a capture's EXPLAIN): an error becomes `None`.
 
 use crate::pg::timeout;
 use pgrx::pg_sys;
@@ -87,4 +88,18 @@ pub fn message(error: &pg_sys::panic::CaughtError) -> String {
         | pg_sys::panic::CaughtError::ErrorReport(e)
         | pg_sys::panic::CaughtError::RustPanic { ereport: e, .. } => e.message().to_string(),
     }
+}
+
+/// Runs `f`, turning any ERROR or panic inside it into `None`: used after a statement has
+/// already succeeded, which must not fail because of what we do next.
+pub fn shielded<R>(f: impl FnOnce() -> R) -> Option<R> {
+    // SAFETY: reading the current context pointer, restored below.
+    let context = unsafe { pg_sys::CurrentMemoryContext };
+    let result = pgrx::PgTryBuilder::new(std::panic::AssertUnwindSafe(|| Some(f())))
+        .catch_others(|_| None)
+        .catch_rust_panic(|_| None)
+        .execute();
+    // SAFETY: the caller's context is alive; a caught error may have left us elsewhere.
+    unsafe { pg_sys::MemoryContextSwitchTo(context) };
+    result
 }

@@ -1,6 +1,6 @@
 //! A value in shared memory behind a one-word try-lock: writers on the statement path take
-//! it or give up (never wait); readers spin a bounded while. All-zero bytes are an unlocked
-//! cell, so a zeroed region is a valid array of them.
+//! it or give up (never wait); readers spin a bounded while. The safe cell the slow-query
+//! ring and the latency table are made of (see `shmem::SlotRegion`).
 
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -16,12 +16,17 @@ pub struct TryLock<T> {
 }
 
 // SAFETY: `value` is only touched while `lock` is held (see Guard), so concurrent access
-// from several processes/threads never races.
-unsafe impl<T> Sync for TryLock<T> {}
+// from several processes/threads never races; `T: Send` because a guard hands it to whichever
+// thread holds the lock.
+unsafe impl<T: Send> Sync for TryLock<T> {}
 
 pub struct Guard<'a, T>(&'a TryLock<T>);
 
 impl<T> TryLock<T> {
+    pub const fn new(value: T) -> TryLock<T> {
+        TryLock { lock: AtomicU32::new(0), value: UnsafeCell::new(value) }
+    }
+
     pub fn try_lock(&self) -> Option<Guard<'_, T>> {
         self.lock
             .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)

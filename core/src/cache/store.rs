@@ -4,9 +4,11 @@
 //! hold each entry's key and result. Memory pressure evicts by CLOCK: a hit sets the entry's
 //! reference bit, the hand clears it once and evicts on the second pass.
 //!
-//! Pure memory layout over a byte region; the locks are the caller's (`Locks`), so the
-//! same code runs over Postgres LWLocks and, in unit tests, over std locks.
+//! The policy over memory and locks that are the caller's (`Memory`, `Locks`): the
+//! extension maps the layout in shared memory and locks with LWLocks (`pg/cache_store.rs`,
+//! `pg/lwlock.rs`); the unit tests below keep it on the heap behind std locks.
 
+pub use super::{Bypass, Counter, COUNTERS};
 use std::collections::TryReserveError;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -17,93 +19,6 @@ pub const CHUNK_SIZE: usize = 1024;
 const CHUNK_DATA: usize = CHUNK_SIZE - 8;
 const NO_CHUNK: u32 = u32::MAX;
 const MAGIC: u64 = 0x7069_7473_746f_7043; // "pitstopC"
-
-/// Event counters kept in shared memory.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Counter {
-    Hits,
-    Misses,
-    Fills,
-    Invalidations,
-    Evictions,
-    Stale,
-    /// Calls served or filled under pitstop.cache_replica_ttl_only (standby or subscriber).
-    TtlOnly,
-}
-pub const COUNTERS: usize = 7;
-
-/// Why a call did not use the cache. Stored as counters after the event counters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Bypass {
-    Disabled,
-    VolatileFunction,
-    StableFunction,
-    ForUpdate,
-    RowLevelSecurity,
-    RepeatableRead,
-    OwnWrite,
-    TemporaryTable,
-    SystemCatalog,
-    ForeignTable,
-    Standby,
-    Subscriber,
-    TooLarge,
-    TooManyRelations,
-    CacheFull,
-    InternalError,
-    Sequence,
-    RelativeTime,
-    /// A result column can hold anonymous records, whose type ids are private to a backend.
-    AnonymousRecord,
-}
-
-impl Bypass {
-    pub const ALL: [Bypass; 19] = [
-        Bypass::Disabled,
-        Bypass::VolatileFunction,
-        Bypass::StableFunction,
-        Bypass::ForUpdate,
-        Bypass::RowLevelSecurity,
-        Bypass::RepeatableRead,
-        Bypass::OwnWrite,
-        Bypass::TemporaryTable,
-        Bypass::SystemCatalog,
-        Bypass::ForeignTable,
-        Bypass::Standby,
-        Bypass::Subscriber,
-        Bypass::TooLarge,
-        Bypass::TooManyRelations,
-        Bypass::CacheFull,
-        Bypass::InternalError,
-        Bypass::Sequence,
-        Bypass::RelativeTime,
-        Bypass::AnonymousRecord,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Bypass::Disabled => "disabled",
-            Bypass::VolatileFunction => "volatile_function",
-            Bypass::StableFunction => "stable_function",
-            Bypass::ForUpdate => "for_update",
-            Bypass::RowLevelSecurity => "row_level_security",
-            Bypass::RepeatableRead => "repeatable_read",
-            Bypass::OwnWrite => "own_uncommitted_write",
-            Bypass::TemporaryTable => "temporary_table",
-            Bypass::SystemCatalog => "system_catalog",
-            Bypass::ForeignTable => "foreign_table",
-            Bypass::Standby => "standby",
-            Bypass::Subscriber => "logical_replication_subscriber",
-            Bypass::TooLarge => "result_too_large",
-            Bypass::TooManyRelations => "too_many_relations",
-            Bypass::CacheFull => "cache_full",
-            Bypass::InternalError => "internal_error",
-            Bypass::Sequence => "sequence",
-            Bypass::RelativeTime => "relative_time",
-            Bypass::AnonymousRecord => "anonymous_record",
-        }
-    }
-}
 
 /// Locks over the store: one reader/writer lock per partition and one lock for the chunk
 /// free list. Lock order: a partition before the free list.
@@ -126,11 +41,31 @@ pub struct Dep {
     pub version: u64,
 }
 
+/// The memory the store lives in, laid out by `layout`: the header, the version and
+/// in-flight counters (VERSION_SLOTS each), the entries' key hashes, the entries and the
+/// chunks. The closures' `&mut` accessors are called only under the discipline the fields
+/// describe (an entry under its partition's exclusive lock; a chunk by the one process that
+/// took it off the free list, or under the free-list lock), which is what makes handing them
+/// out sound over shared memory.
+pub trait Memory {
+    fn header(&self) -> &Header;
+    fn versions(&self) -> &[AtomicU64];
+    fn in_flight(&self) -> &[AtomicU64];
+    /// Every entry's key hash, partition after partition.
+    fn hashes(&self) -> &[AtomicU64];
+    fn entry<R>(&self, index: usize, f: impl FnOnce(&Entry) -> R) -> R;
+    fn entry_mut<R>(&self, index: usize, f: impl FnOnce(&mut Entry) -> R) -> R;
+    fn chunk<R>(&self, index: u32, f: impl FnOnce(&Chunk) -> R) -> R;
+    fn chunk_mut<R>(&self, index: u32, f: impl FnOnce(&mut Chunk) -> R) -> R;
+}
+
+/// The store's header. All-zero bytes are a valid (uninitialised) header.
 #[repr(C)]
-struct Header {
-    magic: u64,
-    entries_per_partition: u32,
-    chunks: u32,
+#[derive(Default)]
+pub struct Header {
+    magic: AtomicU64,
+    entries_per_partition: AtomicU32,
+    chunks: AtomicU32,
     epoch: AtomicU64,
     /// Commits whose writes nobody can attribute (COMMIT PREPARED) under way.
     global_in_flight: AtomicU32,
@@ -142,8 +77,10 @@ struct Header {
     bypasses: [AtomicU64; 32],
 }
 
+/// One cached result's metadata. All-zero bytes are a free entry.
 #[repr(C)]
-struct Entry {
+#[derive(Default)]
+pub struct Entry {
     /// 1 when the entry holds a result; changed only under the partition's exclusive lock.
     live: u32,
     key_len: u32,
@@ -161,26 +98,34 @@ struct Entry {
     referenced: AtomicU32,
 }
 
+/// A piece of an entry's key and result. All-zero bytes are a valid chunk.
 #[repr(C)]
-struct Chunk {
+pub struct Chunk {
     next: u32,
     len: u32,
     data: [u8; CHUNK_DATA],
 }
 
-struct Layout {
-    entries: usize,
-    versions_at: usize,
+impl Default for Chunk {
+    fn default() -> Self {
+        Chunk { next: 0, len: 0, data: [0; CHUNK_DATA] }
+    }
+}
+
+/// Byte offsets of the parts of a region (see `Memory`).
+pub struct Layout {
+    pub entries: usize,
+    pub versions_at: usize,
     /// Each entry's key hash (0 = empty), contiguous so a lookup scans a few cache lines
     /// instead of every entry of its partition.
-    hashes_at: usize,
-    entries_at: usize,
-    chunks_at: usize,
-    end: usize,
+    pub hashes_at: usize,
+    pub entries_at: usize,
+    pub chunks_at: usize,
+    pub end: usize,
 }
 
 /// Where everything lives in a store with `chunks` chunks (one entry per two chunks).
-fn layout(chunks: usize) -> Layout {
+pub fn layout(chunks: usize) -> Layout {
     let entries = (chunks / 2).max(PARTITIONS * 4) / PARTITIONS * PARTITIONS;
     let versions_at = size_of::<Header>().next_multiple_of(64);
     // Per slot: the version (u64) and the number of commits writing it under way (u64).
@@ -252,121 +197,60 @@ pub enum StoreError {
     Full,
 }
 
-pub struct Store {
-    base: *mut u8,
+pub struct Store<M> {
+    memory: M,
 }
 
-// SAFETY: the region is shared memory designed for concurrent use; every mutable field is
-// either atomic or changed only under the locks described on the fields.
-unsafe impl Send for Store {}
-unsafe impl Sync for Store {}
+impl<M: Memory> Store<M> {
+    pub fn new(memory: M) -> Store<M> {
+        Store { memory }
+    }
 
-impl Store {
-    /// # Safety
-    /// `base` points to `region_size(chunks)` bytes, 64-byte aligned, that stay mapped for
-    /// the life of the Store; with `initialise`, nobody else uses them yet.
-    pub unsafe fn from_raw(base: *mut u8, chunks: usize, initialise: bool) -> Store {
-        let store = Store { base };
-        if initialise {
-            // SAFETY: the caller owns the region exclusively while initialising.
-            unsafe { std::ptr::write_bytes(base, 0, region_size(chunks)) };
-            let header = store.header_mut();
-            header.magic = MAGIC;
-            header.chunks = chunks as u32;
-            header.entries_per_partition = (layout(chunks).entries / PARTITIONS) as u32;
-            for i in 0..chunks {
-                store.chunk_mut(i as u32).next =
-                    if i + 1 < chunks { (i + 1) as u32 } else { NO_CHUNK };
-            }
-            let header = store.header_mut();
-            header.free_head.store(0, Ordering::Relaxed);
-            header.free_chunks.store(chunks as u32, Ordering::Relaxed);
+    /// Lays out an empty store of `chunks` chunks in zeroed memory nobody else uses yet.
+    pub fn initialise(&self, chunks: usize) {
+        let header = self.header();
+        header.chunks.store(chunks as u32, Ordering::Relaxed);
+        header
+            .entries_per_partition
+            .store((layout(chunks).entries / PARTITIONS) as u32, Ordering::Relaxed);
+        for i in 0..chunks {
+            let next = if i + 1 < chunks { (i + 1) as u32 } else { NO_CHUNK };
+            self.memory.chunk_mut(i as u32, |chunk| chunk.next = next);
         }
-        store
+        header.free_head.store(0, Ordering::Relaxed);
+        header.free_chunks.store(chunks as u32, Ordering::Relaxed);
+        header.magic.store(MAGIC, Ordering::Release);
     }
 
     fn header(&self) -> &Header {
-        // SAFETY: the header sits at the start of the region (from_raw's contract).
-        unsafe { &*(self.base as *const Header) }
-    }
-
-    #[allow(clippy::mut_from_ref)]
-    fn header_mut(&self) -> &mut Header {
-        // SAFETY: only used while initialising, when nothing else reads the region.
-        unsafe { &mut *(self.base as *mut Header) }
+        self.memory.header()
     }
 
     fn chunk_count(&self) -> u32 {
-        self.header().chunks
+        self.header().chunks.load(Ordering::Relaxed)
     }
 
     pub fn entries_per_partition(&self) -> usize {
-        self.header().entries_per_partition as usize
+        self.header().entries_per_partition.load(Ordering::Relaxed) as usize
     }
 
     fn versions(&self) -> &[AtomicU64] {
-        let at = layout(self.chunk_count() as usize).versions_at;
-        // SAFETY: VERSION_SLOTS atomics at their offset inside the region.
-        unsafe { std::slice::from_raw_parts(self.base.add(at) as *const AtomicU64, VERSION_SLOTS) }
+        self.memory.versions()
     }
 
     fn in_flight(&self) -> &[AtomicU64] {
-        let at = layout(self.chunk_count() as usize).versions_at + VERSION_SLOTS * 8;
-        // SAFETY: VERSION_SLOTS atomics right after the versions.
-        unsafe { std::slice::from_raw_parts(self.base.add(at) as *const AtomicU64, VERSION_SLOTS) }
+        self.memory.in_flight()
     }
 
     /// Key hashes of one partition's entries (read under its lock, written under its
     /// exclusive lock; atomics so that readers and the writer never race on a torn value).
     fn hashes(&self, partition: usize) -> &[AtomicU64] {
-        let at = layout(self.chunk_count() as usize).hashes_at;
         let per = self.entries_per_partition();
-        // SAFETY: PARTITIONS * per hashes at their offset inside the region.
-        unsafe {
-            std::slice::from_raw_parts(
-                (self.base.add(at) as *const AtomicU64).add(partition * per),
-                per,
-            )
-        }
-    }
-
-    fn entry_ptr(&self, index: usize) -> *mut Entry {
-        let at = layout(self.chunk_count() as usize).entries_at;
-        // SAFETY: index < PARTITIONS * entries_per_partition, inside the entry table.
-        unsafe { (self.base.add(at) as *mut Entry).add(index) }
-    }
-
-    fn entry(&self, index: usize) -> &Entry {
-        // SAFETY: see entry_ptr; callers hold the partition lock (shared or exclusive).
-        unsafe { &*self.entry_ptr(index) }
-    }
-
-    #[allow(clippy::mut_from_ref)]
-    fn entry_mut(&self, index: usize) -> &mut Entry {
-        // SAFETY: callers hold the partition's exclusive lock.
-        unsafe { &mut *self.entry_ptr(index) }
-    }
-
-    fn chunk_ptr(&self, index: u32) -> *mut Chunk {
-        let at = layout(self.chunk_count() as usize).chunks_at;
-        // SAFETY: index < chunks.
-        unsafe { (self.base.add(at) as *mut Chunk).add(index as usize) }
-    }
-
-    fn chunk(&self, index: u32) -> &Chunk {
-        // SAFETY: a chunk is read only while the entry owning it is locked, or by its owner.
-        unsafe { &*self.chunk_ptr(index) }
-    }
-
-    #[allow(clippy::mut_from_ref)]
-    fn chunk_mut(&self, index: u32) -> &mut Chunk {
-        // SAFETY: a chunk is written only by the one process that took it off the free list
-        // (before the entry is published) or under the free-list lock.
-        unsafe { &mut *self.chunk_ptr(index) }
+        &self.memory.hashes()[partition * per..(partition + 1) * per]
     }
 
     pub fn is_initialised(&self) -> bool {
-        self.header().magic == MAGIC
+        self.header().magic.load(Ordering::Acquire) == MAGIC
     }
 
     // ---- versions --------------------------------------------------------------------
@@ -496,18 +380,19 @@ impl Store {
         let mut skipped = 0;
         let mut remaining = len;
         while chunk != NO_CHUNK && remaining > 0 {
-            let c = self.chunk(chunk);
-            let data = &c.data[..c.len as usize];
-            if skipped + data.len() <= from {
-                skipped += data.len();
-            } else {
-                let start = from.saturating_sub(skipped);
-                let take = (data.len() - start).min(remaining);
-                out.extend_from_slice(&data[start..start + take]);
-                remaining -= take;
-                skipped += data.len();
-            }
-            chunk = c.next;
+            chunk = self.memory.chunk(chunk, |c| {
+                let data = &c.data[..c.len as usize];
+                if skipped + data.len() <= from {
+                    skipped += data.len();
+                } else {
+                    let start = from.saturating_sub(skipped);
+                    let take = (data.len() - start).min(remaining);
+                    out.extend_from_slice(&data[start..start + take]);
+                    remaining -= take;
+                    skipped += data.len();
+                }
+                c.next
+            });
         }
         Ok(())
     }
@@ -523,13 +408,17 @@ impl Store {
             if chunk == NO_CHUNK {
                 return false;
             }
-            let c = self.chunk(chunk);
-            let data = &c.data[..(c.len as usize).min(rest.len())];
-            if !rest.starts_with(data) {
-                return false;
+            let next = self.memory.chunk(chunk, |c| {
+                let data = &c.data[..(c.len as usize).min(rest.len())];
+                rest.starts_with(data).then(|| {
+                    rest = &rest[data.len()..];
+                    c.next
+                })
+            });
+            match next {
+                Some(next) => chunk = next,
+                None => return false,
             }
-            rest = &rest[data.len()..];
-            chunk = c.next;
         }
         true
     }
@@ -559,25 +448,31 @@ impl Store {
         let partition = Self::partition_of(hash);
         let _guard = locks.shared(partition);
         for index in self.candidates(partition, hash) {
-            let entry = self.entry(index);
-            if !self.key_matches(entry, hash, key) {
-                continue;
+            let found = self.memory.entry(index, |entry| {
+                if !self.key_matches(entry, hash, key) {
+                    return None;
+                }
+                if !self.fresh(entry, now) {
+                    return Some(Ok((Lookup::Stale, Vec::new())));
+                }
+                if let Err(e) = self.read_chain(
+                    entry.first_chunk,
+                    entry.key_len as usize,
+                    entry.payload_len as usize - entry.key_len as usize,
+                    out,
+                ) {
+                    return Some(Err(e));
+                }
+                entry.hits.fetch_add(1, Ordering::Relaxed);
+                entry.referenced.store(1, Ordering::Relaxed);
+                Some(Ok((
+                    Lookup::Hit,
+                    entry.deps[..entry.ndeps as usize].iter().map(|d| d.relid).collect(),
+                )))
+            });
+            if let Some(found) = found {
+                return found;
             }
-            if !self.fresh(entry, now) {
-                return Ok((Lookup::Stale, Vec::new()));
-            }
-            self.read_chain(
-                entry.first_chunk,
-                entry.key_len as usize,
-                entry.payload_len as usize - entry.key_len as usize,
-                out,
-            )?;
-            entry.hits.fetch_add(1, Ordering::Relaxed);
-            entry.referenced.store(1, Ordering::Relaxed);
-            return Ok((
-                Lookup::Hit,
-                entry.deps[..entry.ndeps as usize].iter().map(|d| d.relid).collect(),
-            ));
         }
         Ok((Lookup::Miss, Vec::new()))
     }
@@ -604,7 +499,7 @@ impl Store {
                     let mut head = header.free_head.load(Ordering::Relaxed);
                     for _ in 0..count {
                         taken.push(head);
-                        head = self.chunk(head).next;
+                        head = self.memory.chunk(head, |c| c.next);
                     }
                     header.free_head.store(head, Ordering::Relaxed);
                     header.free_chunks.fetch_sub(count as u32, Ordering::Relaxed);
@@ -620,11 +515,11 @@ impl Store {
             let Some(_guard) = locks.try_exclusive(index / self.entries_per_partition()) else {
                 continue;
             };
-            let entry = self.entry(index);
-            if entry.live != 1 {
-                continue;
-            }
-            if entry.referenced.swap(0, Ordering::Relaxed) == 1 {
+            // Live and not referenced since the hand last passed (the bit cleared on the way).
+            let evict = self.memory.entry(index, |entry| {
+                entry.live == 1 && entry.referenced.swap(0, Ordering::Relaxed) != 1
+            });
+            if !evict {
                 continue;
             }
             self.remove(locks, index);
@@ -634,19 +529,25 @@ impl Store {
 
     /// Returns an entry's chunks to the free list. Caller holds the partition exclusively.
     fn remove<L: Locks>(&self, locks: &L, index: usize) {
-        let entry = self.entry_mut(index);
-        entry.live = 0;
+        let first = self.memory.entry_mut(index, |entry| {
+            entry.live = 0;
+            entry.first_chunk
+        });
         self.set_hash(index, 0);
-        let first = entry.first_chunk;
         let mut last = first;
         let mut count = 1;
-        while self.chunk(last).next != NO_CHUNK {
-            last = self.chunk(last).next;
+        loop {
+            let next = self.memory.chunk(last, |c| c.next);
+            if next == NO_CHUNK {
+                break;
+            }
+            last = next;
             count += 1;
         }
         let _guard = locks.free_list();
         let header = self.header();
-        self.chunk_mut(last).next = header.free_head.load(Ordering::Relaxed);
+        let head = header.free_head.load(Ordering::Relaxed);
+        self.memory.chunk_mut(last, |c| c.next = head);
         header.free_head.store(first, Ordering::Relaxed);
         header.free_chunks.fetch_add(count, Ordering::Relaxed);
     }
@@ -666,40 +567,50 @@ impl Store {
         // The chunks are ours alone until the entry is published below.
         let mut bytes = new.key.iter().chain(new.result.iter()).copied();
         for (i, index) in chunks.iter().enumerate() {
-            let chunk = self.chunk_mut(*index);
-            let mut len = 0;
-            for (slot, byte) in chunk.data.iter_mut().zip(bytes.by_ref()) {
-                *slot = byte;
-                len += 1;
-            }
-            chunk.len = len as u32;
-            chunk.next = chunks.get(i + 1).copied().unwrap_or(NO_CHUNK);
+            self.memory.chunk_mut(*index, |chunk| {
+                let mut len = 0;
+                for (slot, byte) in chunk.data.iter_mut().zip(bytes.by_ref()) {
+                    *slot = byte;
+                    len += 1;
+                }
+                chunk.len = len as u32;
+                chunk.next = chunks.get(i + 1).copied().unwrap_or(NO_CHUNK);
+            });
         }
 
         let partition = Self::partition_of(new.key_hash);
         let _guard = locks.exclusive(partition);
         let range = self.partition_range(partition);
+        let m = &self.memory;
         let same = self
             .candidates(partition, new.key_hash)
-            .find(|i| self.key_matches(self.entry(*i), new.key_hash, new.key));
+            .find(|i| m.entry(*i, |e| self.key_matches(e, new.key_hash, new.key)));
         let target = same
-            .or_else(|| range.clone().find(|i| self.entry(*i).live != 1))
-            .or_else(|| range.clone().find(|i| !self.fresh(self.entry(*i), now)))
+            .or_else(|| range.clone().find(|i| m.entry(*i, |e| e.live != 1)))
+            .or_else(|| range.clone().find(|i| m.entry(*i, |e| !self.fresh(e, now))))
             .or_else(|| {
-                range.clone().find(|i| self.entry(*i).referenced.swap(0, Ordering::Relaxed) == 0)
+                range
+                    .clone()
+                    .find(|i| m.entry(*i, |e| e.referenced.swap(0, Ordering::Relaxed) == 0))
             })
             .unwrap_or(range.start);
-        if self.entry(target).live == 1 {
+        if m.entry(target, |e| e.live == 1) {
             if same != Some(target) {
                 self.count(Counter::Evictions);
             }
             self.remove(locks, target);
         }
-        let entry = self.entry_mut(target);
+        m.entry_mut(target, |entry| Self::fill(entry, new, payload_len, chunks[0]));
+        self.set_hash(target, Self::stored_hash(new.key_hash));
+        self.count(Counter::Fills);
+        Ok(())
+    }
+
+    fn fill(entry: &mut Entry, new: &NewEntry<'_>, payload_len: usize, first_chunk: u32) {
         entry.key_len = new.key.len() as u32;
         entry.key_hash = new.key_hash;
         entry.payload_len = payload_len as u32;
-        entry.first_chunk = chunks[0];
+        entry.first_chunk = first_chunk;
         entry.dbid = new.dbid;
         entry.roleid = new.roleid;
         entry.created = new.created;
@@ -710,9 +621,6 @@ impl Store {
         entry.hits.store(0, Ordering::Relaxed);
         entry.referenced.store(0, Ordering::Relaxed);
         entry.live = 1;
-        self.set_hash(target, Self::stored_hash(new.key_hash));
-        self.count(Counter::Fills);
-        Ok(())
     }
 
     /// Removes every entry; returns how many there were.
@@ -721,7 +629,7 @@ impl Store {
         for partition in 0..PARTITIONS {
             let _guard = locks.exclusive(partition);
             for index in self.partition_range(partition) {
-                if self.entry(index).live == 1 {
+                if self.memory.entry(index, |e| e.live == 1) {
                     self.remove(locks, index);
                     removed += 1;
                 }
@@ -735,7 +643,9 @@ impl Store {
         (0..PARTITIONS)
             .map(|partition| {
                 let _guard = locks.shared(partition);
-                self.partition_range(partition).filter(|i| self.entry(*i).live == 1).count()
+                self.partition_range(partition)
+                    .filter(|i| self.memory.entry(*i, |e| e.live == 1))
+                    .count()
             })
             .sum()
     }
@@ -750,27 +660,37 @@ impl Store {
         for partition in 0..PARTITIONS {
             let _guard = locks.shared(partition);
             for index in self.partition_range(partition) {
-                let entry = self.entry(index);
-                if entry.live != 1 {
-                    continue;
-                }
-                let mut key = Vec::new();
-                self.read_chain(entry.first_chunk, 0, entry.key_len as usize, &mut key)?;
-                out.try_reserve(1)?;
-                out.push(EntryInfo {
-                    key,
-                    dbid: entry.dbid,
-                    roleid: entry.roleid,
-                    bytes: entry.payload_len as usize,
-                    hits: entry.hits.load(Ordering::Relaxed),
-                    created: entry.created,
-                    expires: entry.expires,
-                    deps: entry.deps[..entry.ndeps as usize].iter().map(|d| d.relid).collect(),
-                    fresh: self.fresh(entry, now),
-                });
+                self.memory.entry(index, |entry| self.copy_entry(entry, now, &mut out))?;
             }
         }
         Ok(out)
+    }
+
+    /// Appends a live entry's metadata and key to `out`.
+    fn copy_entry(
+        &self,
+        entry: &Entry,
+        now: i64,
+        out: &mut Vec<EntryInfo>,
+    ) -> Result<(), TryReserveError> {
+        if entry.live != 1 {
+            return Ok(());
+        }
+        let mut key = Vec::new();
+        self.read_chain(entry.first_chunk, 0, entry.key_len as usize, &mut key)?;
+        out.try_reserve(1)?;
+        out.push(EntryInfo {
+            key,
+            dbid: entry.dbid,
+            roleid: entry.roleid,
+            bytes: entry.payload_len as usize,
+            hits: entry.hits.load(Ordering::Relaxed),
+            created: entry.created,
+            expires: entry.expires,
+            deps: entry.deps[..entry.ndeps as usize].iter().map(|d| d.relid).collect(),
+            fresh: self.fresh(entry, now),
+        });
+        Ok(())
     }
 }
 
@@ -808,24 +728,75 @@ mod tests {
         }
     }
 
+    /// Heap memory standing in for the shared-memory region; per-entry and per-chunk locks
+    /// in place of the discipline the real memory relies on.
+    struct HeapMemory {
+        header: Header,
+        versions: Vec<AtomicU64>,
+        in_flight: Vec<AtomicU64>,
+        hashes: Vec<AtomicU64>,
+        entries: Vec<RwLock<Entry>>,
+        chunks: Vec<RwLock<Chunk>>,
+    }
+
+    impl HeapMemory {
+        fn new(chunks: usize) -> Self {
+            let atomics = |n: usize| (0..n).map(|_| AtomicU64::new(0)).collect::<Vec<_>>();
+            let entries = layout(chunks).entries;
+            HeapMemory {
+                header: Header::default(),
+                versions: atomics(VERSION_SLOTS),
+                in_flight: atomics(VERSION_SLOTS),
+                hashes: atomics(entries),
+                entries: (0..entries).map(|_| RwLock::default()).collect(),
+                chunks: (0..chunks).map(|_| RwLock::default()).collect(),
+            }
+        }
+    }
+
+    impl Memory for HeapMemory {
+        fn header(&self) -> &Header {
+            &self.header
+        }
+        fn versions(&self) -> &[AtomicU64] {
+            &self.versions
+        }
+        fn in_flight(&self) -> &[AtomicU64] {
+            &self.in_flight
+        }
+        fn hashes(&self) -> &[AtomicU64] {
+            &self.hashes
+        }
+        fn entry<R>(&self, index: usize, f: impl FnOnce(&Entry) -> R) -> R {
+            f(&self.entries[index].read().unwrap())
+        }
+        fn entry_mut<R>(&self, index: usize, f: impl FnOnce(&mut Entry) -> R) -> R {
+            f(&mut self.entries[index].write().unwrap())
+        }
+        fn chunk<R>(&self, index: u32, f: impl FnOnce(&Chunk) -> R) -> R {
+            f(&self.chunks[index as usize].read().unwrap())
+        }
+        fn chunk_mut<R>(&self, index: u32, f: impl FnOnce(&mut Chunk) -> R) -> R {
+            f(&mut self.chunks[index as usize].write().unwrap())
+        }
+    }
+
+    type TestStore = Store<HeapMemory>;
+
     struct Fixture {
-        _memory: Vec<u64>,
-        store: Store,
+        store: TestStore,
         locks: TestLocks,
     }
 
     fn fixture(bytes: usize) -> Fixture {
         let chunks = chunks_for(bytes);
-        let mut memory = vec![0u64; region_size(chunks) / 8 + 8];
-        let base = memory.as_mut_ptr() as *mut u8;
-        // SAFETY: the vector is large enough, 8-byte aligned (enough for the atomics) and
-        // outlives the store inside the fixture.
-        let store = unsafe { Store::from_raw(base, chunks, true) };
+        let store = Store::new(HeapMemory::new(chunks));
+        store.initialise(chunks);
         let locks = TestLocks {
             partitions: (0..PARTITIONS).map(|_| RwLock::new(())).collect(),
             free: Mutex::new(()),
         };
-        Fixture { _memory: memory, store, locks }
+        Fixture { store, locks }
     }
 
     fn entry<'a>(key: &'a [u8], result: &'a [u8], deps: &'a [Dep], epoch: u64) -> NewEntry<'a> {
@@ -868,7 +839,7 @@ mod tests {
     #[test]
     fn a_moved_version_or_epoch_makes_entries_stale() {
         let f = fixture(1 << 20);
-        let slot = Store::version_slot(1, 16384);
+        let slot = TestStore::version_slot(1, 16384);
         let deps = [Dep { relid: 16384, slot, version: f.store.version(slot) }];
         f.store.insert(&f.locks, &entry(b"q", b"rows", &deps, f.store.epoch()), 0).unwrap();
         assert_eq!(get(&f, b"q").0, Lookup::Hit);
@@ -893,7 +864,7 @@ mod tests {
     #[test]
     fn no_entry_is_served_while_a_commit_on_its_relations_is_under_way() {
         let f = fixture(1 << 20);
-        let slot = Store::version_slot(1, 16384);
+        let slot = TestStore::version_slot(1, 16384);
         let deps = [Dep { relid: 16384, slot, version: f.store.version(slot) }];
         f.store.insert(&f.locks, &entry(b"q", b"rows", &deps, f.store.epoch()), 0).unwrap();
         f.store.commit_starting(slot);
