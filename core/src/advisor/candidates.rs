@@ -110,6 +110,11 @@ impl Candidate {
         sql
     }
 
+    /// Same table, keys and predicate as `other` (the INCLUDE lists may differ).
+    pub fn same_key(&self, other: &Candidate) -> bool {
+        self.relid == other.relid && self.keys == other.keys && self.predicate == other.predicate
+    }
+
     /// Whether this index can do `other`'s job as well: same table and predicate, `other`'s
     /// keys lead this one and every column `other` carries is here.
     pub fn supersedes(&self, other: &Candidate) -> bool {

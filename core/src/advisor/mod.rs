@@ -1,9 +1,11 @@
 //! Index advice without PostgreSQL: what a planned query asks of its tables (usage), the
-//! candidate indexes that follows from it, their size model, the greedy selection over the
-//! workload, and making pg_stat_statements texts plannable (normalized).
+//! candidate indexes that follow from it, their size model, the greedy selection over the
+//! workload, making pg_stat_statements texts plannable (normalized), and how the workload's
+//! statements are reported (workload).
 
 pub mod candidates;
 pub mod normalized;
 pub mod select;
 pub mod size;
 pub mod usage;
+pub mod workload;

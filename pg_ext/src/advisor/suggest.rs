@@ -14,6 +14,7 @@ use pgrx::prelude::*;
 use pitstop_core::advisor::candidates::{self, Candidate, ExistingIndex, KeyColumn};
 use pitstop_core::advisor::select::{self, CandidateCost, Limits};
 use pitstop_core::advisor::usage::{TableUsage, TableWrite};
+use pitstop_core::advisor::workload;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// One statement of the workload.
@@ -218,63 +219,8 @@ fn is_utility(sql: &str) -> bool {
     match subxact::try_rolled_back(|| parse::single_workload_statement(sql)) {
         Ok(Err(PitstopError::NotExplainable(_))) => true,
         Ok(Ok(_)) => false,
-        _ => starts_with_utility_command(sql),
+        _ => workload::starts_with_utility_command(sql),
     }
-}
-
-/// Whether the statement's first word (after whitespace and comments) starts a command that
-/// is never a query: transaction control, settings, maintenance, DDL.
-fn starts_with_utility_command(sql: &str) -> bool {
-    const UTILITY: &[&str] = &[
-        "abort",
-        "alter",
-        "analyze",
-        "begin",
-        "call",
-        "checkpoint",
-        "close",
-        "cluster",
-        "comment",
-        "commit",
-        "create",
-        "deallocate",
-        "discard",
-        "do",
-        "drop",
-        "end",
-        "grant",
-        "listen",
-        "load",
-        "lock",
-        "notify",
-        "prepare",
-        "refresh",
-        "reindex",
-        "release",
-        "reset",
-        "revoke",
-        "rollback",
-        "savepoint",
-        "set",
-        "show",
-        "start",
-        "truncate",
-        "unlisten",
-        "vacuum",
-    ];
-    let mut rest = sql;
-    loop {
-        rest = rest.trim_start();
-        if let Some(after) = rest.strip_prefix("--") {
-            rest = after.split_once('\n').map_or("", |(_, next)| next);
-        } else if let Some(after) = rest.strip_prefix("/*") {
-            rest = after.split_once("*/").map_or("", |(_, next)| next);
-        } else {
-            break;
-        }
-    }
-    let word: String = rest.chars().take_while(|c| c.is_ascii_alphabetic()).collect();
-    UTILITY.contains(&word.to_ascii_lowercase().as_str())
 }
 
 fn existing_indexes(relids: &[u32]) -> Vec<ExistingIndex> {
@@ -400,14 +346,7 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
     }
     let merged = candidates::merged_covering(&proposed.keys().cloned().collect());
     for candidate in &merged {
-        let from = proposed
-            .iter()
-            .find(|(c, _)| {
-                c.relid == candidate.relid
-                    && c.keys == candidate.keys
-                    && c.predicate == candidate.predicate
-            })
-            .map(|(_, q)| *q);
+        let from = proposed.iter().find(|(c, _)| c.same_key(candidate)).map(|(_, q)| *q);
         if let Some(q) = from {
             proposed.entry(candidate.clone()).or_insert(q);
         }
@@ -555,7 +494,7 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
         kept[c].2.supersedes =
             (0..kept.len()).filter(|o| kept[c].0.supersedes(&kept[*o].0)).collect();
         kept[c].2.same_key =
-            (0..kept.len()).filter(|o| *o != c && same_key(&kept[c].0, &kept[*o].0)).collect();
+            (0..kept.len()).filter(|o| *o != c && kept[c].0.same_key(&kept[*o].0)).collect();
     }
 
     let weights: Vec<f64> = statements.iter().map(|s| s.calls).collect();
@@ -615,72 +554,22 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
             cost: plan.as_ref().ok().map(|p| p.cost),
             reason: match plan {
                 Err(message) => format!("could not be planned: {message}"),
-                Ok(plan) => why_not_helped(plan, &kept, offered_to[q], q, options, limited),
+                Ok(plan) => {
+                    let maintained =
+                        kept.iter().any(|(_, _, c)| c.queries.contains(&q) && c.write_cost > 0.0);
+                    let limits = &options.limits;
+                    workload::unhelped_reason(
+                        &plan.usage,
+                        offered_to[q],
+                        maintained,
+                        limits,
+                        limited,
+                    )
+                }
             },
         })
         .collect();
     Ok(Advice { statements, suggestions, unhelped })
-}
-
-/// Two candidates on the same table, keys and predicate (their INCLUDE lists differ).
-fn same_key(a: &Candidate, b: &Candidate) -> bool {
-    a.relid == b.relid && a.keys == b.keys && a.predicate == b.predicate
-}
-
-/// `offered`: some candidate could serve the query (before weighing was narrowed to the
-/// queries whose plans used its leading key).
-fn why_not_helped(
-    plan: &Planned,
-    kept: &[(Candidate, HypoIndex, CandidateCost)],
-    offered: bool,
-    q: usize,
-    options: &Options,
-    limited: bool,
-) -> String {
-    if plan.usage.is_empty() {
-        return "reads no table".to_string();
-    }
-    if let Some(broad) = plan
-        .usage
-        .iter()
-        .filter(|u| u.kept_fraction() >= 0.3)
-        .max_by(|a, b| a.kept_fraction().total_cmp(&b.kept_fraction()))
-    {
-        return format!(
-            "reads most of {} ({:.0} % of its rows): a sequential scan is cheaper than any index",
-            broad.table,
-            broad.kept_fraction() * 100.0
-        );
-    }
-    if !offered {
-        return "no filter, join key or ordering an index could serve (or existing indexes already cover them)".to_string();
-    }
-    let mut reason = format!(
-        "no candidate index lowers its estimated cost by {:.0} % or more (existing indexes may already serve it)",
-        options.limits.min_improvement * 100.0
-    );
-    if kept.iter().any(|(_, _, c)| c.queries.contains(&q) && c.write_cost > 0.0) {
-        reason.push_str("; or what it would save does not pay for maintaining the index under the workload's writes");
-    }
-    if limited {
-        reason.push_str("; the budget or max_indexes limit may have stopped an index that would");
-    }
-    if options.limits.min_workload_gain > 0.0 {
-        reason.push_str(&format!(
-            "; or such an index would lower the whole workload's cost by less than {} % (min_workload_gain)",
-            options.limits.min_workload_gain * 100.0
-        ));
-    }
-    reason
-}
-
-fn query_label(statement: &Statement) -> String {
-    const SHOWN: usize = 200;
-    let one_line: String = statement.sql.split_whitespace().collect::<Vec<_>>().join(" ");
-    match one_line.char_indices().nth(SHOWN) {
-        Some((cut, _)) => format!("{}…", &one_line[..cut]),
-        None => one_line,
-    }
 }
 
 fn round2(x: f64) -> f64 {
@@ -769,7 +658,7 @@ fn suggest_indexes(
                     serde_json::json!({
                         "queryid": statement.queryid,
                         "role": statement.role_name,
-                        "query": query_label(statement),
+                        "query": workload::label(&statement.sql),
                         "calls": statement.calls,
                         "cost_before": round2(*before),
                         "cost_after": round2(*after),
@@ -866,7 +755,7 @@ fn unhelped_queries(
             let statement = &advice.statements[u.statement];
             (
                 statement.queryid,
-                query_label(statement),
+                workload::label(&statement.sql),
                 statement.calls,
                 u.cost.map(round2),
                 u.reason.clone(),
@@ -880,28 +769,6 @@ fn unhelped_queries(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn normalized_utility_commands_are_known_by_their_first_word() {
-        for sql in [
-            "SET work_mem = $1",
-            "  set local statement_timeout TO $1",
-            "/* app */ RESET ALL",
-            "-- x\nSHOW $1",
-        ] {
-            assert!(starts_with_utility_command(sql), "{sql}");
-        }
-        for sql in [
-            "SELECT $1",
-            "WITH s AS (SELECT 1) SELECT * FROM s",
-            "settle",
-            "/* SET */ SELECT 1",
-            "UPDATE t SET a = $1",
-            "",
-        ] {
-            assert!(!starts_with_utility_command(sql), "{sql}");
-        }
-    }
 
     #[test]
     fn options_are_validated() {
@@ -928,21 +795,5 @@ mod tests {
             options(None, None, Some(0.05), Some(1), None),
             Err(PitstopError::NullArgument("min_workload_gain"))
         ));
-    }
-
-    #[test]
-    fn long_queries_are_cut_on_one_line() {
-        let statement = Statement {
-            queryid: None,
-            sql: format!("SELECT\n  {}", "é".repeat(300)),
-            role_name: String::new(),
-            planner: Err(Refusal::NotPermitted),
-            calls: 1.0,
-            rows: None,
-            text_bytes: 600,
-        };
-        let label = query_label(&statement);
-        assert!(label.starts_with("SELECT é") && label.ends_with('…'));
-        assert_eq!(label.chars().count(), 201);
     }
 }
