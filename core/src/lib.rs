@@ -6,5 +6,8 @@
 
 pub mod advisor;
 pub mod cache;
+pub mod health;
 pub mod ident;
+pub mod insight;
 pub mod latency;
+pub mod query;

@@ -24,11 +24,11 @@ stats_since AS (
     SELECT coalesce(to_char(d.stats_reset, 'YYYY-MM-DD HH24:MI'), 'server start') AS since
     FROM pg_catalog.pg_stat_database d WHERE d.datname = current_database()
 )
-SELECT 'invalid'::text, table_name, index_name, bytes,
-       'index is invalid (a failed CREATE INDEX CONCURRENTLY or REINDEX): it costs writes and serves no reads',
+SELECT 'invalid'::text AS problem, table_name, index_name, bytes,
+       'index is invalid (a failed CREATE INDEX CONCURRENTLY or REINDEX): it costs writes and serves no reads' AS detail,
        'DROP INDEX CONCURRENTLY ' || index_name || '; '
-         || regexp_replace(pg_catalog.pg_get_indexdef(indexrelid), '^CREATE (UNIQUE )?INDEX ', 'CREATE \1INDEX CONCURRENTLY ') || ';',
-       NULL::oid, NULL::int2[]
+         || regexp_replace(pg_catalog.pg_get_indexdef(indexrelid), '^CREATE (UNIQUE )?INDEX ', 'CREATE \1INDEX CONCURRENTLY ') || ';' AS fix,
+       NULL::oid AS fk_table, NULL::int2[] AS fk_columns
 FROM idx WHERE NOT indisvalid
 UNION ALL
 SELECT 'unused', x.table_name, x.index_name, x.bytes,

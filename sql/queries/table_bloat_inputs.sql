@@ -19,7 +19,7 @@ SELECT n.nspname::text                                         AS schema_name,
        a.attlen::int4,
        a.attalign::text,
        s.avg_width::float8,
-       coalesce(s.null_frac, 0)::float8
+       coalesce(s.null_frac, 0)::float8                        AS null_frac
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped

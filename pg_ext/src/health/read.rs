@@ -1,49 +1,37 @@
-//! The inputs of the health logic, read through SPI (`Spi::connect` + `select`: read-only, no
-//! transaction id) from the queries in `sql/queries/`.
+//! The inputs of the health logic (`pitstop_core::health`), read through SPI (`Spi::connect` +
+//! `select`: read-only, no transaction id) from the queries in `sql/queries/`, by column name.
 
-use crate::advisor::health::with_own_relation;
-use crate::health::bloat::{BtreeScan, HeapColumn, HeapFacts, HeapScan, BTREE_DEFAULT_FILLFACTOR};
-use crate::health::config::{CurrentSetting, Server};
-use crate::health::vacuum::{ServerSettings, TableFacts, TableOptions};
-use crate::pg::spi::extension_object;
+use crate::pg::spi::{column, extension_object, required};
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
-use pgrx::spi::SpiHeapTupleData;
+use pitstop_core::health::bloat::{HeapColumn, HeapFacts, HeapScan};
+use pitstop_core::health::btree::{BtreeFacts, BtreeScan, IndexLocation, BTREE_DEFAULT_FILLFACTOR};
+use pitstop_core::health::config::{CurrentSetting, Server};
+use pitstop_core::health::vacuum::{ServerSettings, TableFacts, TableOptions};
+use pitstop_core::query::{fill, with_own_relation};
 use std::collections::HashMap;
 
 fn fail(what: &str, e: impl std::fmt::Display) -> ! {
     pgrx::error!("{what}: {e}")
 }
 
-fn text(row: &SpiHeapTupleData<'_>, i: usize) -> String {
-    row.get(i).ok().flatten().unwrap_or_default()
-}
-
-fn float(row: &SpiHeapTupleData<'_>, i: usize) -> Option<f64> {
-    row.get(i).ok().flatten()
-}
-
-fn int(row: &SpiHeapTupleData<'_>, i: usize) -> i64 {
-    row.get(i).ok().flatten().unwrap_or(0)
-}
-
 pub fn vacuum_settings() -> ServerSettings {
     Spi::connect(|client| {
-        let table = client
+        let mut table = client
             .select(include_str!("../../../sql/queries/vacuum_settings.sql"), Some(1), &[])
             .unwrap_or_else(|e| fail("vacuum settings", e));
-        let row = table.first();
-        let get = |i: usize| row.get::<f64>(i).ok().flatten().unwrap_or(f64::NAN);
+        let row = table.next().unwrap_or_else(|| fail("vacuum settings", "no row"));
+        let get = |name: &str| column::<f64>(&row, name).unwrap_or(f64::NAN);
         ServerSettings {
-            autovacuum: row.get::<bool>(1).ok().flatten().unwrap_or(true),
-            vacuum_threshold: get(2),
-            vacuum_scale_factor: get(3),
-            analyze_threshold: get(4),
-            analyze_scale_factor: get(5),
-            insert_threshold: get(6),
-            insert_scale_factor: get(7),
-            freeze_max_age: get(8),
-            multixact_freeze_max_age: get(9),
+            autovacuum: column::<bool>(&row, "autovacuum").unwrap_or(true),
+            vacuum_threshold: get("vacuum_threshold"),
+            vacuum_scale_factor: get("vacuum_scale_factor"),
+            analyze_threshold: get("analyze_threshold"),
+            analyze_scale_factor: get("analyze_scale_factor"),
+            insert_threshold: get("insert_threshold"),
+            insert_scale_factor: get("insert_scale_factor"),
+            freeze_max_age: get("freeze_max_age"),
+            multixact_freeze_max_age: get("multixact_freeze_max_age"),
         }
     })
 }
@@ -58,30 +46,38 @@ pub fn tables() -> Vec<(TableFacts, Stamps)> {
             .unwrap_or_else(|e| fail("vacuum_health", e));
         table
             .map(|row| {
-                let stamp = |i: usize| row.get::<TimestampWithTimeZone>(i).ok().flatten();
-                let stamps = [stamp(9), stamp(10), stamp(11), stamp(12)];
+                let stamp = |name: &str| column::<TimestampWithTimeZone>(&row, name);
+                let stamps = [
+                    stamp("last_vacuum"),
+                    stamp("last_autovacuum"),
+                    stamp("last_analyze"),
+                    stamp("last_autoanalyze"),
+                ];
+                let text = |name: &str| column::<String>(&row, name).unwrap_or_default();
+                let float = |name: &str| column::<f64>(&row, name);
+                let int = |name: &str| column::<i64>(&row, name).unwrap_or(0);
                 let facts = TableFacts {
-                    schema: text(&row, 1),
-                    table: text(&row, 2),
-                    qualified: text(&row, 3),
-                    reltuples: float(&row, 4).unwrap_or(-1.0),
-                    n_live_tup: int(&row, 5),
-                    n_dead_tup: int(&row, 6),
-                    n_mod_since_analyze: int(&row, 7),
-                    n_ins_since_vacuum: int(&row, 8),
+                    schema: text("schema_name"),
+                    table: text("table_name"),
+                    qualified: text("qualified"),
+                    reltuples: float("reltuples").unwrap_or(-1.0),
+                    n_live_tup: int("n_live_tup"),
+                    n_dead_tup: int("n_dead_tup"),
+                    n_mod_since_analyze: int("n_mod_since_analyze"),
+                    n_ins_since_vacuum: int("n_ins_since_vacuum"),
                     ever_analyzed: stamps[2].is_some() || stamps[3].is_some(),
-                    xid_age: int(&row, 13),
-                    mxid_age: int(&row, 14),
+                    xid_age: int("xid_age"),
+                    mxid_age: int("mxid_age"),
                     options: TableOptions {
-                        enabled: row.get::<bool>(15).ok().flatten(),
-                        vacuum_threshold: float(&row, 16),
-                        vacuum_scale_factor: float(&row, 17),
-                        analyze_threshold: float(&row, 18),
-                        analyze_scale_factor: float(&row, 19),
-                        insert_threshold: float(&row, 20),
-                        insert_scale_factor: float(&row, 21),
-                        freeze_max_age: float(&row, 22),
-                        multixact_freeze_max_age: float(&row, 23),
+                        enabled: column::<bool>(&row, "enabled"),
+                        vacuum_threshold: float("vacuum_threshold"),
+                        vacuum_scale_factor: float("vacuum_scale_factor"),
+                        analyze_threshold: float("analyze_threshold"),
+                        analyze_scale_factor: float("analyze_scale_factor"),
+                        insert_threshold: float("insert_threshold"),
+                        insert_scale_factor: float("insert_scale_factor"),
+                        freeze_max_age: float("freeze_max_age"),
+                        multixact_freeze_max_age: float("multixact_freeze_max_age"),
                     },
                 };
                 (facts, stamps)
@@ -96,7 +92,15 @@ pub fn databases() -> Vec<(String, i64, i64)> {
         let table = client
             .select(include_str!("../../../sql/queries/database_wraparound.sql"), None, &[])
             .unwrap_or_else(|e| fail("database_wraparound", e));
-        table.map(|row| (text(&row, 1), int(&row, 2), int(&row, 3))).collect()
+        table
+            .map(|row| {
+                (
+                    column::<String>(&row, "datname").unwrap_or_default(),
+                    column::<i64>(&row, "xid_age").unwrap_or(0),
+                    column::<i64>(&row, "mxid_age").unwrap_or(0),
+                )
+            })
+            .collect()
     })
 }
 
@@ -109,26 +113,69 @@ pub fn heap_facts(include_self: bool) -> Vec<HeapFacts> {
             .unwrap_or_else(|e| fail("table_bloat", e));
         let mut out: Vec<HeapFacts> = Vec::new();
         for row in table {
-            let qualified = text(&row, 3);
+            let text = |name: &str| column::<String>(&row, name).unwrap_or_default();
+            let float = |name: &str| column::<f64>(&row, name);
+            let qualified = text("qualified");
             if out.last().map(|f| &f.qualified) != Some(&qualified) {
                 out.push(HeapFacts {
-                    schema: text(&row, 1),
-                    table: text(&row, 2),
+                    schema: text("schema_name"),
+                    table: text("table_name"),
                     qualified,
-                    bytes: float(&row, 4).unwrap_or(0.0),
-                    relpages: float(&row, 5).unwrap_or(0.0),
-                    reltuples: float(&row, 6).unwrap_or(-1.0),
-                    fillfactor: float(&row, 7).unwrap_or(100.0),
+                    bytes: float("bytes").unwrap_or(0.0),
+                    relpages: float("relpages").unwrap_or(0.0),
+                    reltuples: float("reltuples").unwrap_or(-1.0),
+                    fillfactor: float("fillfactor").unwrap_or(100.0),
                     columns: Vec::new(),
                 });
             }
-            let align: String = text(&row, 9);
             out.last_mut().expect("pushed above").columns.push(HeapColumn {
-                attlen: row.get::<i32>(8).ok().flatten().unwrap_or(-1),
-                align: align.chars().next().unwrap_or('i'),
-                avg_width: float(&row, 10),
-                null_frac: float(&row, 11).unwrap_or(0.0),
+                attlen: column::<i32>(&row, "attlen").unwrap_or(-1),
+                align: text("attalign").chars().next().unwrap_or('i'),
+                avg_width: float("avg_width"),
+                null_frac: float("null_frac").unwrap_or(0.0),
             });
+        }
+        out
+    })
+}
+
+/// Every valid plain-column btree index of user tables (with pitstop's own unless
+/// `include_self` is false), with what the size model needs (`index_health`, `table_bloat`
+/// and `maintenance_plan` all estimate btree bloat from these).
+pub fn btree_facts(include_self: bool) -> Vec<BtreeFacts> {
+    let sql = with_own_relation(include_str!("../../../sql/queries/index_bloat_inputs.sql"));
+    Spi::connect(|client| {
+        let table = client
+            .select(&sql, None, &[include_self.into()])
+            .unwrap_or_else(|e| fail("index_health", e));
+        let mut out: Vec<BtreeFacts> = Vec::new();
+        for row in table {
+            let text = |name: &str| column::<String>(&row, name).unwrap_or_default();
+            let name = text("index_name");
+            if out.last().map(|f| &f.index_name) != Some(&name) {
+                out.push(BtreeFacts {
+                    index_name: name,
+                    table_name: text("table_name"),
+                    bytes: column(&row, "bytes").unwrap_or(0.0),
+                    tuples: column(&row, "tuples").unwrap_or(0.0),
+                    unique: column(&row, "indisunique").unwrap_or(false),
+                    key_columns: column::<i32>(&row, "key_columns").unwrap_or(0) as usize,
+                    location: IndexLocation {
+                        schema: text("schema_name"),
+                        table: text("table_relname"),
+                        index: text("index_relname"),
+                        qualified_table: text("qualified_table"),
+                        qualified_index: text("qualified_index"),
+                    },
+                    widths: Vec::new(),
+                    ndistinct: Vec::new(),
+                });
+            }
+            let facts = out.last_mut().expect("pushed above");
+            facts.widths.push(column(&row, "width"));
+            if facts.ndistinct.len() < facts.key_columns {
+                facts.ndistinct.push(column(&row, "n_distinct"));
+            }
         }
         out
     })
@@ -142,41 +189,45 @@ pub fn pgstattuple_schema() -> Option<String> {
     })
 }
 
-fn with_schema(sql: &str, schema: &str) -> String {
-    sql.replace("@pgstattuple@", schema)
-}
-
 /// pgstattuple's counts of one table (None if it vanished meanwhile).
 pub fn heap_scan(schema: &str, qualified: &str) -> Option<HeapScan> {
-    let sql = with_schema(include_str!("../../../sql/queries/table_bloat_pgstattuple.sql"), schema);
+    let sql = fill(
+        include_str!("../../../sql/queries/table_bloat_pgstattuple.sql"),
+        "pgstattuple",
+        schema,
+    );
     Spi::connect(|client| {
-        let table = client
+        let mut table = client
             .select(&sql, Some(1), &[qualified.into()])
             .unwrap_or_else(|e| fail("pgstattuple", e));
-        let row = table.first();
+        let row = table.next()?;
         Some(HeapScan {
-            table_len: row.get::<f64>(1).ok().flatten()?,
-            tuple_count: row.get::<f64>(2).ok().flatten()?,
-            tuple_len: row.get::<f64>(3).ok().flatten()?,
+            table_len: column(&row, "table_len")?,
+            tuple_count: column(&row, "tuple_count")?,
+            tuple_len: column(&row, "tuple_len")?,
         })
     })
 }
 
 /// pgstatindex's counts of one btree index and its fillfactor.
 pub fn btree_scan(schema: &str, qualified_index: &str) -> Option<(BtreeScan, f64)> {
-    let sql = with_schema(include_str!("../../../sql/queries/table_bloat_pgstatindex.sql"), schema);
+    let sql = fill(
+        include_str!("../../../sql/queries/table_bloat_pgstatindex.sql"),
+        "pgstattuple",
+        schema,
+    );
     Spi::connect(|client| {
-        let table = client
+        let mut table = client
             .select(&sql, Some(1), &[qualified_index.into()])
             .unwrap_or_else(|e| fail("pgstatindex", e));
-        let row = table.first();
+        let row = table.next()?;
         let scan = BtreeScan {
-            index_size: row.get::<f64>(1).ok().flatten()?,
-            internal_pages: row.get::<f64>(2).ok().flatten()?,
-            leaf_pages: row.get::<f64>(3).ok().flatten()?,
-            avg_leaf_density: row.get::<f64>(4).ok().flatten().unwrap_or(f64::NAN),
+            index_size: column(&row, "index_size")?,
+            internal_pages: column(&row, "internal_pages")?,
+            leaf_pages: column(&row, "leaf_pages")?,
+            avg_leaf_density: column(&row, "avg_leaf_density").unwrap_or(f64::NAN),
         };
-        Some((scan, row.get::<f64>(5).ok().flatten().unwrap_or(BTREE_DEFAULT_FILLFACTOR)))
+        Some((scan, column(&row, "fillfactor").unwrap_or(BTREE_DEFAULT_FILLFACTOR)))
     })
 }
 
@@ -187,26 +238,26 @@ pub fn server() -> (Server, Option<String>) {
     #[cfg(any(feature = "pg17", feature = "pg18"))]
     const CHECKPOINTS: &str = include_str!("../../../sql/queries/config_checkpoints_pg17.sql");
     Spi::connect(|client| {
-        let facts = client
+        let mut facts = client
             .select(include_str!("../../../sql/queries/config_server.sql"), Some(1), &[])
             .unwrap_or_else(|e| fail("config_advice", e));
-        let row = facts.first();
-        let get = |i: usize| row.get::<f64>(i).ok().flatten().unwrap_or(0.0);
+        let row = facts.next().unwrap_or_else(|| fail("config_advice", "no server row"));
+        let get = |name: &str| column::<f64>(&row, name).unwrap_or(0.0);
         let mut server = Server {
-            max_connections: get(1),
-            database_bytes: get(2),
-            temp_files: get(3),
-            temp_bytes: get(4),
-            max_wal_size_mb: get(6),
+            max_connections: get("max_connections"),
+            database_bytes: get("database_bytes"),
+            temp_files: get("temp_files"),
+            temp_bytes: get("temp_bytes"),
+            max_wal_size_mb: get("max_wal_size_mb"),
             ..Server::default()
         };
-        let data_directory: Option<String> = row.get(5).ok().flatten();
-        let checkpoints =
+        let data_directory: Option<String> = column(&row, "data_directory");
+        let mut checkpoints =
             client.select(CHECKPOINTS, Some(1), &[]).unwrap_or_else(|e| fail("config_advice", e));
-        let row = checkpoints.first();
-        server.checkpoints_timed = row.get::<f64>(1).ok().flatten().unwrap_or(0.0);
-        server.checkpoints_req = row.get::<f64>(2).ok().flatten().unwrap_or(0.0);
-        server.checkpoint_stats_since = row.get::<String>(3).ok().flatten().unwrap_or_default();
+        let row = checkpoints.next().unwrap_or_else(|| fail("config_advice", "no checkpoint row"));
+        server.checkpoints_timed = column(&row, "checkpoints_timed").unwrap_or(0.0);
+        server.checkpoints_req = column(&row, "checkpoints_req").unwrap_or(0.0);
+        server.checkpoint_stats_since = column(&row, "stats_since").unwrap_or_default();
         (server, data_directory)
     })
 }
@@ -220,12 +271,12 @@ pub fn settings(names: Vec<&str>) -> HashMap<String, CurrentSetting> {
         table
             .map(|row| {
                 let current = CurrentSetting {
-                    setting: text(&row, 2),
-                    unit: row.get(3).ok().flatten(),
-                    context: text(&row, 4),
-                    shown: text(&row, 5),
+                    setting: column(&row, "setting").unwrap_or_default(),
+                    unit: column(&row, "unit"),
+                    context: column(&row, "context").unwrap_or_default(),
+                    shown: column(&row, "shown").unwrap_or_default(),
                 };
-                (text(&row, 1), current)
+                (required::<String>(&row, "name"), current)
             })
             .collect()
     })

@@ -1,16 +1,19 @@
 //! The SQL entry points of health: thin functions that read the inputs (`read`), call the pure
-//! logic and return rows. `sql/schema/health.sql` puts the views, `name`-typed columns and the
-//! documented signatures on top of the `*_raw` ones.
+//! logic (`pitstop_core::health`) and return rows. `sql/schema/health.sql` puts the views,
+//! `name`-typed columns and the documented signatures on top of the `*_raw` ones;
+//! `config_advice` has no view and is the SQL function of the same name.
 
-use crate::advisor::health::btree_facts;
 use crate::error::{required, OrReport, PitstopError};
-use crate::health::bloat::{self, BloatRow, HeapFacts, Method};
-use crate::health::config::{self, Workload};
-use crate::health::plan::{self, Thresholds};
-use crate::health::vacuum::{self, wraparound_pct};
-use crate::health::{host, read};
+use crate::health::read::{self, btree_facts};
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
+use pitstop_core::health::bloat::{self, HeapFacts};
+use pitstop_core::health::btree;
+use pitstop_core::health::config::{self, Workload};
+use pitstop_core::health::host;
+use pitstop_core::health::plan::{self, BadThreshold, Thresholds};
+use pitstop_core::health::table_bloat::{self, BloatRow, Method};
+use pitstop_core::health::vacuum::{self, wraparound_pct};
 
 fn round(value: f64, decimals: i32) -> f64 {
     let scale = 10f64.powi(decimals);
@@ -116,7 +119,7 @@ fn database_wraparound_raw() -> TableIterator<
 /// pitstop's own tables and their indexes only when `include_self`.
 fn bloat_rows(exact: bool, include_self: bool) -> Result<Vec<BloatRow>, PitstopError> {
     if !exact {
-        return Ok(bloat::estimate_rows(
+        return Ok(table_bloat::estimate_rows(
             &read::heap_facts(include_self),
             &btree_facts(include_self),
         ));
@@ -127,14 +130,14 @@ fn bloat_rows(exact: bool, include_self: bool) -> Result<Vec<BloatRow>, PitstopE
         if let Some(scan) = read::heap_scan(&schema, &table.qualified) {
             let expected = bloat::heap_exact_expected_bytes(&scan, table.fillfactor);
             let facts = HeapFacts { bytes: scan.table_len, ..table };
-            rows.push(bloat::table_row(&facts, Some(expected), Method::Pgstattuple));
+            rows.push(table_bloat::table_row(&facts, Some(expected), Method::Pgstattuple));
         }
     }
     for index in btree_facts(include_self) {
         if let Some((scan, fillfactor)) = read::btree_scan(&schema, &index.location.qualified_index)
         {
-            let expected = bloat::btree_exact_expected_bytes(&scan, fillfactor);
-            rows.push(bloat::index_row(
+            let expected = btree::btree_exact_expected_bytes(&scan, fillfactor);
+            rows.push(table_bloat::index_row(
                 &index,
                 scan.index_size,
                 Some(expected),
@@ -142,7 +145,7 @@ fn bloat_rows(exact: bool, include_self: bool) -> Result<Vec<BloatRow>, PitstopE
             ));
         }
     }
-    bloat::sort_rows(&mut rows);
+    table_bloat::sort_rows(&mut rows);
     Ok(rows)
 }
 
@@ -220,7 +223,9 @@ fn config_advice(
         name!(differs, bool),
     ),
 > {
-    let workload = Workload::parse(required(workload, "workload").or_report()).or_report();
+    let workload = Workload::parse(required(workload, "workload").or_report())
+        .map_err(|e| PitstopError::UnknownWorkload(e.0))
+        .or_report();
     let (server, data_directory) = read::server();
     let host = host::read_host(data_directory.as_deref());
     let advice = config::advise(workload, &host, &server);
@@ -263,6 +268,12 @@ fn maintenance_plan_raw(
         reindex_min_bytes: required(reindex_min_bytes, "reindex_min_bytes").or_report(),
     }
     .validate()
+    .map_err(|e| match e {
+        BadThreshold::OutOfRange { name, value, expected } => {
+            PitstopError::OutOfRange { name, value, expected }
+        }
+        BadThreshold::Negative { name, value } => PitstopError::Negative { name, value },
+    })
     .or_report();
     let server = read::vacuum_settings();
     let tables: Vec<_> = read::tables()
@@ -274,7 +285,7 @@ fn maintenance_plan_raw(
         .collect();
     let indexes: Vec<BloatRow> =
         // Scheduled maintenance keeps pitstop's own indexes tidy too.
-        bloat::estimate_rows(&[], &btree_facts(true)).into_iter().filter(|r| r.index.is_some()).collect();
+        table_bloat::estimate_rows(&[], &btree_facts(true)).into_iter().filter(|r| r.index.is_some()).collect();
     let rows = plan::plan(&tables, &indexes, &thresholds).into_iter().map(|r| {
         (
             r.action.priority(),

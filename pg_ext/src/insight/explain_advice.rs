@@ -1,18 +1,12 @@
 //! `pitstop.explain_advice(query, analyze)`: EXPLAIN the query and return plan findings.
 
 use crate::error::{required, OrReport, PitstopError};
-use crate::insight::plan_advice::{self, MemorySettings, RelationFacts, RelationKey};
 use crate::pg::{parse, spi, subxact, timeout};
 use pgrx::prelude::*;
+use pitstop_core::insight::plan_advice::{
+    self, explain_options, MemorySettings, RelationFacts, RelationKey,
+};
 use std::collections::HashMap;
-
-fn explain_options(analyze: bool) -> &'static str {
-    if analyze {
-        "VERBOSE, ANALYZE, BUFFERS"
-    } else {
-        "VERBOSE"
-    }
-}
 
 fn relation_facts(relations: &[RelationKey]) -> HashMap<RelationKey, RelationFacts> {
     let schemas: Vec<String> = relations.iter().map(|r| r.0.clone()).collect();
@@ -93,13 +87,4 @@ fn explain_advice(
         })
         .collect();
     TableIterator::new(rows)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn explain_options_depend_on_analyze() {
-        assert_eq!(super::explain_options(false), "VERBOSE");
-        assert!(super::explain_options(true).contains("ANALYZE, BUFFERS"));
-    }
 }

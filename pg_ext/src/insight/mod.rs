@@ -4,6 +4,5 @@ pub mod capture;
 pub mod explain_advice;
 pub mod latency;
 pub mod latency_sql;
-pub mod plan_advice;
 pub mod ring;
 pub mod top_queries;

@@ -1,52 +1,14 @@
 //! `pitstop.top_queries(sort, lim, include_self)`: pg_stat_statements ranked, never reset;
-//! pitstop's own statements left out unless asked.
+//! pitstop's own statements left out unless asked. The sort keys and the query text are in
+//! `pitstop_core::insight::top_queries`.
 
 use crate::error::{required, OrReport, PitstopError};
+use crate::pg::spi::column;
 use pgrx::prelude::*;
+use pitstop_core::insight::top_queries::{order_by, top_queries_sql, validate_limit};
 
-/// The sort keys users may pass, each with the ORDER BY it stands for.
-const SORT_KEYS: &[(&str, &str)] = &[
-    ("total_time", "total_ms DESC"),
-    ("mean_time", "mean_ms DESC"),
-    ("max_time", "max_ms DESC"),
-    ("stddev_time", "stddev_ms DESC"),
-    ("calls", "calls DESC"),
-    ("rows", "rows DESC"),
-    ("temp_blks", "temp_blks DESC"),
-    ("hit_ratio", "shared_hit_pct ASC NULLS LAST"),
-];
-
-/// The ORDER BY clause for a sort key, or an error listing the valid keys.
-pub fn order_by(sort: &str) -> Result<String, PitstopError> {
-    let key = sort.trim().to_ascii_lowercase();
-    SORT_KEYS
-        .iter()
-        .find(|(name, _)| *name == key)
-        // queryid breaks ties so the order is stable between calls.
-        .map(|(_, expr)| format!("{expr}, s.queryid"))
-        .ok_or_else(|| PitstopError::UnknownSortKey {
-            given: sort.to_string(),
-            valid: SORT_KEYS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", "),
-        })
-}
-
-pub fn validate_limit(lim: i32) -> Result<i64, PitstopError> {
-    if lim < 0 {
-        return Err(PitstopError::Negative { name: "lim", value: lim.to_string() });
-    }
-    Ok(i64::from(lim))
-}
-
-/// The predicate over a pg_stat_statements row `s` that is true for pitstop's own statements
-/// and the statements pitstop runs inside functions (see the file for the rule).
-pub const OWN_STATEMENT: &str = include_str!("../../../sql/queries/own_statement.sql");
-
-fn top_queries_sql(pgss: &str, order_by: &str) -> String {
-    include_str!("../../../sql/queries/top_queries.sql")
-        .replace("{pgss}", pgss)
-        .replace("{order_by}", order_by)
-        .replace("{own_statement}", OWN_STATEMENT)
-}
+/// The predicate for pitstop's own statements (its home is `pitstop_core::query`).
+pub use pitstop_core::query::OWN_STATEMENT;
 
 type TopQueryRow = (
     Option<i64>,
@@ -86,8 +48,18 @@ fn top_queries(
         name!(query, Option<String>),
     ),
 > {
-    let order = required(sort, "sort").and_then(order_by).or_report();
-    let limit = required(lim, "lim").and_then(validate_limit).or_report();
+    let order = required(sort, "sort")
+        .and_then(|sort| {
+            order_by(sort)
+                .map_err(|e| PitstopError::UnknownSortKey { given: e.given, valid: e.valid })
+        })
+        .or_report();
+    let limit = required(lim, "lim")
+        .and_then(|lim| {
+            validate_limit(lim)
+                .ok_or(PitstopError::Negative { name: "lim", value: lim.to_string() })
+        })
+        .or_report();
     let include_self = required(include_self, "include_self").or_report();
     let rows: Vec<TopQueryRow> = Spi::connect(|client| {
         let pgss =
@@ -100,58 +72,21 @@ fn top_queries(
         table
             .map(|row| {
                 (
-                    row.get(1).ok().flatten(),
-                    row.get(2).ok().flatten(),
-                    row.get(3).ok().flatten(),
-                    row.get(4).ok().flatten(),
-                    row.get(5).ok().flatten(),
-                    row.get(6).ok().flatten(),
-                    row.get(7).ok().flatten(),
-                    row.get(8).ok().flatten(),
-                    row.get(9).ok().flatten(),
-                    row.get(10).ok().flatten(),
-                    row.get(11).ok().flatten(),
-                    row.get(12).ok().flatten(),
+                    column(&row, "queryid"),
+                    column(&row, "username"),
+                    column(&row, "calls"),
+                    column(&row, "total_ms"),
+                    column(&row, "mean_ms"),
+                    column(&row, "stddev_ms"),
+                    column(&row, "max_ms"),
+                    column(&row, "rows"),
+                    column(&row, "shared_hit_pct"),
+                    column(&row, "temp_blks"),
+                    column(&row, "pct_total_time"),
+                    column(&row, "query"),
                 )
             })
             .collect()
     });
     TableIterator::new(rows)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_key_maps_to_an_order() {
-        for (key, _) in SORT_KEYS {
-            assert!(order_by(key).is_ok(), "{key}");
-        }
-        assert_eq!(order_by(" Total_Time ").unwrap(), "total_ms DESC, s.queryid");
-    }
-
-    #[test]
-    fn unknown_key_lists_the_valid_ones() {
-        let err = order_by("total_time; drop table x").unwrap_err();
-        match err {
-            PitstopError::UnknownSortKey { valid, .. } => {
-                assert!(valid.contains("total_time") && valid.contains("hit_ratio"))
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-
-    #[test]
-    fn negative_limit_is_rejected() {
-        assert!(validate_limit(-1).is_err());
-        assert_eq!(validate_limit(0).unwrap(), 0);
-    }
-
-    #[test]
-    fn sql_has_no_placeholders_left() {
-        let sql = top_queries_sql("public.pg_stat_statements", "calls DESC");
-        assert!(!sql.contains('{'));
-        assert!(sql.contains("FROM public.pg_stat_statements AS s"));
-    }
 }

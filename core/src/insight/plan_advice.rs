@@ -1,9 +1,20 @@
 //! Findings from an EXPLAIN (FORMAT JSON, VERBOSE [, ANALYZE]) plan. Pure logic over the
-//! plan JSON plus a few facts about the relations, so it is unit-tested without Postgres.
+//! plan JSON plus a few facts about the relations, so it is unit-tested without Postgres; the
+//! extension's `insight/explain_advice.rs` runs EXPLAIN and reads the facts.
 
-use pitstop_core::ident::quote_ident;
+use crate::ident::quote_ident;
 use serde_json::Value;
 use std::collections::HashMap;
+
+/// The EXPLAIN options the advice reads: VERBOSE names each relation's schema; with `analyze`
+/// the actual rows, loops and buffers.
+pub fn explain_options(analyze: bool) -> &'static str {
+    if analyze {
+        "VERBOSE, ANALYZE, BUFFERS"
+    } else {
+        "VERBOSE"
+    }
+}
 
 /// A table with at least this many rows is worth an index for a selective filter.
 const LARGE_TABLE_ROWS: f64 = 10_000.0;
@@ -634,5 +645,11 @@ mod tests {
     fn work_mem_suggestions_are_round() {
         assert_eq!(suggested_work_mem_mb(100.0), 4);
         assert_eq!(suggested_work_mem_mb(40_000.0), 64);
+    }
+
+    #[test]
+    fn explain_options_depend_on_analyze() {
+        assert_eq!(explain_options(false), "VERBOSE");
+        assert!(explain_options(true).contains("ANALYZE, BUFFERS"));
     }
 }

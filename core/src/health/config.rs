@@ -1,9 +1,9 @@
-//! `pitstop.config_advice(workload)`: settings from the host (RAM, cores, disk kind) and the
-//! live server (connections, database size, temp spills, checkpoint causes). Pure formulas in
-//! the spirit of PGTune, each with the reason a DBA can check; `health::host` reads the host
-//! and `health::sql` the server.
+//! The settings `pitstop.config_advice(workload)` suggests, from the host (RAM, cores, disk
+//! kind) and the live server (connections, database size, temp spills, checkpoint causes). Pure
+//! formulas in the spirit of PGTune, each with the reason a DBA can check; `health::host` reads
+//! the host. The SQL function is `config_advice` in the extension's `health/sql.rs`, which
+//! reads the server through `health/read.rs`.
 
-use crate::error::PitstopError;
 use crate::health::human_bytes;
 
 const KB: f64 = 1024.0;
@@ -21,14 +21,18 @@ pub enum Workload {
     Mixed,
 }
 
+/// A workload name `Workload::parse` does not know (the extension raises it with SQLSTATE 22023).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownWorkload(pub String);
+
 impl Workload {
-    pub fn parse(given: &str) -> Result<Self, PitstopError> {
+    pub fn parse(given: &str) -> Result<Self, UnknownWorkload> {
         match given.trim().to_ascii_lowercase().as_str() {
             "web" => Ok(Workload::Web),
             "oltp" => Ok(Workload::Oltp),
             "dw" => Ok(Workload::Dw),
             "mixed" => Ok(Workload::Mixed),
-            _ => Err(PitstopError::UnknownWorkload(given.to_string())),
+            _ => Err(UnknownWorkload(given.to_string())),
         }
     }
 
@@ -418,7 +422,7 @@ mod tests {
     fn workloads_parse_and_unknown_ones_are_errors() {
         assert_eq!(Workload::parse("OLTP").unwrap(), Workload::Oltp);
         assert_eq!(Workload::parse(" dw ").unwrap(), Workload::Dw);
-        assert_eq!(Workload::parse("batch"), Err(PitstopError::UnknownWorkload("batch".into())));
+        assert_eq!(Workload::parse("batch"), Err(UnknownWorkload("batch".into())));
     }
 
     #[test]

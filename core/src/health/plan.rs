@@ -1,11 +1,31 @@
 //! `pitstop.maintenance_plan(...)`: the actions scheduled maintenance would take now, built
-//! from the vacuum assessment (`vacuum.rs`) and the bloat estimate (`bloat.rs`) with the
-//! caller's thresholds. Pure; `health::sql` reads the inputs.
+//! from the vacuum assessment (`vacuum.rs`) and the btree bloat estimate (`table_bloat.rs`)
+//! with the caller's thresholds. Pure; the extension's `health::sql` reads the inputs.
 
-use crate::error::PitstopError;
-use crate::health::bloat::BloatRow;
+use crate::health::btree::reindex_command;
 use crate::health::human_bytes;
+use crate::health::table_bloat::BloatRow;
 use crate::health::vacuum::{self, Assessment, Status, TableFacts};
+
+/// A threshold out of its range (the extension raises it with SQLSTATE 22023).
+#[derive(Clone, Debug, PartialEq)]
+pub enum BadThreshold {
+    OutOfRange { name: &'static str, value: String, expected: &'static str },
+    Negative { name: &'static str, value: String },
+}
+
+impl std::fmt::Display for BadThreshold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::OutOfRange { name, value, expected } => {
+                write!(f, "argument \"{name}\" must be {expected} (got {value})")
+            }
+            Self::Negative { name, value } => {
+                write!(f, "argument \"{name}\" must not be negative (got {value})")
+            }
+        }
+    }
+}
 
 /// The caller's thresholds (the daemon's maintenance config).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -18,12 +38,12 @@ pub struct Thresholds {
 }
 
 impl Thresholds {
-    pub fn validate(self) -> Result<Self, PitstopError> {
+    pub fn validate(self) -> Result<Self, BadThreshold> {
         let ratio = |name: &'static str, v: f64| {
             if (0.0..=1.0).contains(&v) {
                 Ok(())
             } else {
-                Err(PitstopError::OutOfRange {
+                Err(BadThreshold::OutOfRange {
                     name,
                     value: v.to_string(),
                     expected: "between 0 and 1",
@@ -34,14 +54,14 @@ impl Thresholds {
             if v >= 0.0 {
                 Ok(())
             } else {
-                Err(PitstopError::Negative { name, value: v.to_string() })
+                Err(BadThreshold::Negative { name, value: v.to_string() })
             }
         };
         ratio("vacuum_dead_ratio", self.vacuum_dead_ratio)?;
         non_negative("vacuum_min_dead", self.vacuum_min_dead as f64)?;
         ratio("analyze_mod_ratio", self.analyze_mod_ratio)?;
         if !(0.0..=100.0).contains(&self.reindex_bloat_pct) {
-            return Err(PitstopError::OutOfRange {
+            return Err(BadThreshold::OutOfRange {
                 name: "reindex_bloat_pct",
                 value: self.reindex_bloat_pct.to_string(),
                 expected: "between 0 and 100",
@@ -172,7 +192,7 @@ fn table_action(facts: &TableFacts, assessed: &Assessment, t: &Thresholds) -> Op
 
 /// A REINDEX for an index row of table_bloat past both thresholds.
 fn reindex_action(row: &BloatRow, t: &Thresholds) -> Option<PlanRow> {
-    let (b, index) = (row.bloat()?, row.qualified_index.as_ref()?);
+    let (b, index) = (row.bloat()?, row.index.as_ref()?);
     (b.pct() >= t.reindex_bloat_pct && b.excess() >= t.reindex_min_bytes as f64 && b.excess() > 0.0)
         .then(|| PlanRow {
             action: Action::Reindex,
@@ -180,7 +200,7 @@ fn reindex_action(row: &BloatRow, t: &Thresholds) -> Option<PlanRow> {
             relation: row.table.clone(),
             index_name: row.index.clone(),
             target: row.qualified_table.clone(),
-            command: format!("REINDEX INDEX CONCURRENTLY {index}"),
+            command: reindex_command(&row.schema, index),
             reason: format!(
                 "about {:.0}% ({}) of its {} is free space; a rebuild would take ~{}",
                 b.pct(),
@@ -215,7 +235,7 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::health::bloat::Method;
+    use crate::health::table_bloat::Method;
     use crate::health::vacuum::{assess, ServerSettings};
 
     const DEFAULTS: Thresholds = Thresholds {
@@ -249,7 +269,6 @@ mod tests {
             table: "big".into(),
             index: Some(name.into()),
             qualified_table: "public.big".into(),
-            qualified_index: Some(format!("public.{name}")),
             bytes,
             expected: Some(expected),
             method: Method::Estimate,
@@ -330,8 +349,7 @@ mod tests {
             "20 % < 30 %"
         );
         // Bloated tables are reported by table_bloat, never rewritten by the plan.
-        let heap =
-            BloatRow { index: None, qualified_index: None, ..index("big", 100.0 * mb, 1.0 * mb) };
+        let heap = BloatRow { index: None, ..index("big", 100.0 * mb, 1.0 * mb) };
         assert!(plan(&[], &[heap], &DEFAULTS).is_empty());
     }
 

@@ -1,23 +1,19 @@
-//! Table (heap) and btree index bloat: the bytes a relation takes against the bytes a fresh
-//! copy of its live rows would take. The estimate reads statistics only (pg_class, pg_stats);
-//! exact mode feeds pgstattuple's counts into the same page model. Btree indexes use the
-//! advisor's size model (`advisor::health::expected_bytes`), one model for both reports.
+//! Bloat: the bytes a relation takes against the bytes a fresh copy of its live rows would
+//! take (`Bloat`), and the table (heap) model. The estimate reads statistics only (pg_class,
+//! pg_stats); exact mode feeds pgstattuple's counts into the same page model. Btree indexes are
+//! in `btree`, the rows of `table_bloat` in `table_bloat`.
 
-use crate::advisor::health::{expected_bytes, BtreeFacts};
 use crate::advisor::size::{maxalign, BLOCK_SIZE, ITEM_ID, PAGE_HEADER};
-use crate::health::vacuum::analyze_command;
 
 /// offsetof(HeapTupleHeaderData, t_bits): the fixed tuple header before the null bitmap.
 const HEAP_TUPLE_HEADER: f64 = 23.0;
 /// MaxHeapTuplesPerPage for 8 kB pages.
 const MAX_HEAP_TUPLES_PER_PAGE: f64 = 291.0;
-/// Default fillfactor of btree leaf pages (BTREE_DEFAULT_FILLFACTOR).
-pub const BTREE_DEFAULT_FILLFACTOR: f64 = 90.0;
 /// A varlena shorter than this is stored with a 1-byte header and no alignment padding.
 const SHORT_VARLENA_MAX: f64 = 127.0;
 /// Below these, a bloat row carries no fix: not worth a rewrite.
 const FIX_MIN_PCT: f64 = 20.0;
-const FIX_MIN_BYTES: f64 = 1_048_576.0;
+pub(crate) const FIX_MIN_BYTES: f64 = 1_048_576.0;
 
 /// Size against the size of a fresh copy.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -153,25 +149,6 @@ pub fn heap_exact_expected_bytes(scan: &HeapScan, fillfactor: f64) -> f64 {
     heap_pages(scan.tuple_count, tuple, fillfactor) * BLOCK_SIZE
 }
 
-/// pgstatindex's counts of a btree index.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct BtreeScan {
-    pub index_size: f64,
-    pub internal_pages: f64,
-    pub leaf_pages: f64,
-    /// Percent; NaN when the index has no leaf pages.
-    pub avg_leaf_density: f64,
-}
-
-/// Bytes of the index with its leaf pages packed to `fillfactor` (what REINDEX builds): meta
-/// page + inner pages + leaves holding today's leaf data.
-pub fn btree_exact_expected_bytes(scan: &BtreeScan, fillfactor: f64) -> f64 {
-    let density =
-        if scan.avg_leaf_density.is_finite() { scan.avg_leaf_density } else { fillfactor };
-    let leaves = (scan.leaf_pages * density / fillfactor.clamp(10.0, 100.0)).ceil().max(1.0);
-    ((1.0 + scan.internal_pages + leaves) * BLOCK_SIZE).min(scan.index_size.max(BLOCK_SIZE))
-}
-
 /// What to run about a bloated table, honestly: nothing that shrinks it is free.
 pub fn table_fix(qualified: &str, bloat: &Bloat) -> Option<String> {
     bloat.worth_fixing().then(|| {
@@ -183,135 +160,12 @@ pub fn table_fix(qualified: &str, bloat: &Bloat) -> Option<String> {
     })
 }
 
-/// What to run about a bloated btree index.
-pub fn index_fix(qualified_index: &str, bloat: &Bloat) -> Option<String> {
-    bloat.worth_fixing().then(|| {
-        format!(
-            "REINDEX INDEX CONCURRENTLY {qualified_index} (no blocking of reads or writes; needs room for a second copy \
-             while it runs and cannot run inside a transaction block)"
-        )
-    })
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Method {
-    Estimate,
-    Pgstattuple,
-}
-
-impl Method {
-    pub fn label(self) -> &'static str {
-        match self {
-            Method::Estimate => "estimate",
-            Method::Pgstattuple => "pgstattuple",
-        }
-    }
-}
-
-/// One row of table_bloat: a table (index None) or one of its btree indexes.
-#[derive(Clone, Debug, PartialEq)]
-pub struct BloatRow {
-    pub schema: String,
-    pub table: String,
-    pub index: Option<String>,
-    pub qualified_table: String,
-    pub qualified_index: Option<String>,
-    pub bytes: f64,
-    /// None when the statistics do not allow an estimate (never analyzed).
-    pub expected: Option<f64>,
-    pub method: Method,
-}
-
-impl BloatRow {
-    pub fn kind(&self) -> &'static str {
-        if self.index.is_some() {
-            "index"
-        } else {
-            "table"
-        }
-    }
-
-    pub fn bloat(&self) -> Option<Bloat> {
-        self.expected.map(|expected| Bloat { bytes: self.bytes, expected })
-    }
-
-    pub fn fix(&self) -> Option<String> {
-        match (self.bloat(), &self.qualified_index) {
-            // Without statistics there is no estimate; worth an ANALYZE only when the size matters.
-            (None, _) if self.bytes < FIX_MIN_BYTES => None,
-            (None, _) => Some(format!(
-                "{} (no statistics to estimate from yet)",
-                analyze_command(&self.qualified_table)
-            )),
-            (Some(b), Some(index)) => index_fix(index, &b),
-            (Some(b), None) => table_fix(&self.qualified_table, &b),
-        }
-    }
-}
-
-pub fn table_row(facts: &HeapFacts, expected: Option<f64>, method: Method) -> BloatRow {
-    BloatRow {
-        schema: facts.schema.clone(),
-        table: facts.table.clone(),
-        index: None,
-        qualified_table: facts.qualified.clone(),
-        qualified_index: None,
-        bytes: facts.bytes,
-        expected,
-        method,
-    }
-}
-
-pub fn index_row(
-    facts: &BtreeFacts,
-    bytes: f64,
-    expected: Option<f64>,
-    method: Method,
-) -> BloatRow {
-    let at = &facts.location;
-    BloatRow {
-        schema: at.schema.clone(),
-        table: at.table.clone(),
-        index: Some(at.index.clone()),
-        qualified_table: at.qualified_table.clone(),
-        qualified_index: Some(at.qualified_index.clone()),
-        bytes,
-        expected,
-        method,
-    }
-}
-
-/// The estimate from statistics, tables and their indexes, in name order.
-pub fn estimate_rows(tables: &[HeapFacts], indexes: &[BtreeFacts]) -> Vec<BloatRow> {
-    let mut rows: Vec<BloatRow> =
-        tables.iter().map(|t| table_row(t, heap_expected_bytes(t), Method::Estimate)).collect();
-    rows.extend(indexes.iter().map(|i| index_row(i, i.bytes, expected_bytes(i), Method::Estimate)));
-    sort_rows(&mut rows);
-    rows
-}
-
-impl BloatRow {
-    /// Whether `table_bloat` lists the row: bloat at least `min_pct` % and `min_bytes`; a
-    /// relation without an estimate (no statistics yet) when it is itself at least `min_bytes`,
-    /// since it could hold that much.
-    pub fn listed(&self, min_pct: f64, min_bytes: f64) -> bool {
-        match self.bloat() {
-            Some(b) => b.pct() >= min_pct && b.excess() >= min_bytes,
-            None => self.bytes >= min_bytes,
-        }
-    }
-}
-
-/// By schema, table, then the table before its indexes.
-pub fn sort_rows(rows: &mut [BloatRow]) {
-    rows.sort_by(|a, b| (&a.schema, &a.table, &a.index).cmp(&(&b.schema, &b.table, &b.index)));
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::health::table_bloat::{table_row, Method};
 
-    fn int_and_short_text() -> Vec<HeapColumn> {
+    pub(crate) fn int_and_short_text() -> Vec<HeapColumn> {
         vec![
             HeapColumn { attlen: 4, align: 'i', avg_width: Some(4.0), null_frac: 0.0 },
             HeapColumn { attlen: -1, align: 'i', avg_width: Some(2.0), null_frac: 0.0 },
@@ -368,7 +222,7 @@ mod tests {
         assert_eq!(heap_pages(292.0, 24.0, 100.0), 2.0);
     }
 
-    fn table(bytes: f64, relpages: f64, reltuples: f64) -> HeapFacts {
+    pub(crate) fn table(bytes: f64, relpages: f64, reltuples: f64) -> HeapFacts {
         HeapFacts {
             bytes,
             relpages,
@@ -425,118 +279,5 @@ mod tests {
         );
         let empty = HeapScan { table_len: 8192.0, tuple_count: 0.0, tuple_len: 0.0 };
         assert_eq!(heap_exact_expected_bytes(&empty, 100.0), 0.0);
-    }
-
-    #[test]
-    fn exact_btree_expectation_packs_the_leaves() {
-        let sparse = BtreeScan {
-            index_size: 1001.0 * 8192.0,
-            internal_pages: 3.0,
-            leaf_pages: 997.0,
-            avg_leaf_density: 9.0,
-        };
-        let expected = btree_exact_expected_bytes(&sparse, 90.0);
-        assert_eq!(expected, (1.0 + 3.0 + 100.0) * 8192.0);
-        let bloat = Bloat { bytes: sparse.index_size, expected };
-        assert!(index_fix("public.t_idx", &bloat)
-            .unwrap()
-            .starts_with("REINDEX INDEX CONCURRENTLY public.t_idx"));
-        let tight = BtreeScan { avg_leaf_density: 95.0, ..sparse };
-        assert_eq!(
-            btree_exact_expected_bytes(&tight, 90.0),
-            sparse.index_size,
-            "never more than the index itself"
-        );
-        let empty = BtreeScan {
-            index_size: 8192.0,
-            internal_pages: 0.0,
-            leaf_pages: 0.0,
-            avg_leaf_density: f64::NAN,
-        };
-        assert_eq!(btree_exact_expected_bytes(&empty, 90.0), 8192.0);
-    }
-
-    #[test]
-    fn rows_carry_kind_and_fix_and_sort_tables_before_their_indexes() {
-        use crate::advisor::health::IndexLocation;
-        let heap = HeapFacts {
-            schema: "public".into(),
-            table: "big".into(),
-            qualified: "public.big".into(),
-            ..table(1328.0 * 8192.0, 1328.0, 30_000.0)
-        };
-        let index = BtreeFacts {
-            index_name: "big_id_idx".into(),
-            table_name: "big".into(),
-            location: IndexLocation {
-                schema: "public".into(),
-                table: "big".into(),
-                index: "big_id_idx".into(),
-                qualified_table: "public.big".into(),
-                qualified_index: "public.big_id_idx".into(),
-            },
-            bytes: 10.0 * 2745.0 * 8192.0,
-            tuples: 1_000_000.0,
-            unique: true,
-            key_columns: 1,
-            widths: vec![Some(4.0)],
-            ndistinct: vec![Some(-1.0)],
-        };
-        let never = HeapFacts {
-            table: "aaa".into(),
-            qualified: "public.aaa".into(),
-            ..table(2e6, 0.0, -1.0)
-        };
-        let rows = estimate_rows(&[heap, never], &[index]);
-        let kinds: Vec<_> = rows.iter().map(|r| (r.table.as_str(), r.kind())).collect();
-        assert_eq!(kinds, vec![("aaa", "table"), ("big", "table"), ("big", "index")]);
-        assert_eq!(
-            rows[0].fix().as_deref(),
-            Some("ANALYZE public.aaa (no statistics to estimate from yet)")
-        );
-        assert!(rows[1].fix().unwrap().contains("VACUUM FULL public.big"));
-        assert!(rows[2].bloat().unwrap().pct() > 85.0, "{:?}", rows[2]);
-        assert!(rows[2].fix().unwrap().starts_with("REINDEX INDEX CONCURRENTLY public.big_id_idx"));
-        assert_eq!(rows[2].method.label(), "estimate");
-    }
-
-    #[test]
-    fn bloat_never_goes_negative_and_small_bloat_has_no_fix() {
-        let small = Bloat { bytes: 100.0, expected: 200.0 };
-        assert_eq!((small.excess(), small.pct()), (0.0, 0.0));
-        assert_eq!(Bloat { bytes: 0.0, expected: 0.0 }.pct(), 0.0);
-        let half_of_little = Bloat { bytes: 1_000_000.0, expected: 500_000.0 };
-        assert_eq!(index_fix("i", &half_of_little), None, "50 % of 1 MB is not worth a rebuild");
-    }
-
-    #[test]
-    fn listed_only_at_both_bounds() {
-        let mb = 1_048_576.0;
-        let row = |bytes: f64, expected: Option<f64>| BloatRow {
-            schema: "public".into(),
-            table: "t".into(),
-            index: None,
-            qualified_table: "public.t".into(),
-            qualified_index: None,
-            bytes,
-            expected,
-            method: Method::Estimate,
-        };
-        // table_bloat's defaults.
-        let (pct, min) = (20.0, 10.0 * mb);
-        // 100 MB with 20 MB free: exactly 20 % and above 10 MB.
-        assert!(row(100.0 * mb, Some(80.0 * mb)).listed(pct, min));
-        assert!(!row(100.0 * mb, Some(80.1 * mb)).listed(pct, min), "just under 20 %");
-        // 50 MB with exactly 10 MB free (20 %) is listed; a byte less is not.
-        assert!(row(50.0 * mb, Some(40.0 * mb)).listed(pct, min));
-        assert!(!row(50.0 * mb - 1.0, Some(40.0 * mb)).listed(pct, min), "just under 10 MB");
-        // 90 % of a 5 MB table is under 10 MB; 5 % of 1 GB is under 20 %.
-        assert!(!row(5.0 * mb, Some(0.5 * mb)).listed(pct, min));
-        assert!(!row(1024.0 * mb, Some(972.8 * mb)).listed(pct, min));
-        // No estimate: listed when the relation itself could hold that much.
-        assert!(row(10.0 * mb, None).listed(pct, min));
-        assert!(!row(10.0 * mb - 1.0, None).listed(pct, min));
-        // Zero thresholds list everything, a tight relation included.
-        assert!(row(8192.0, Some(8192.0)).listed(0.0, 0.0));
     }
 }
