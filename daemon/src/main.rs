@@ -1,5 +1,8 @@
 //! `pitstop`: the daemon and the DBA's command line. Parsing and dispatch only.
 
+// No unsafe in the daemon: what needs it lives in its dependencies.
+#![forbid(unsafe_code)]
+
 mod backoff;
 mod bench;
 mod cache_cli;

@@ -1,5 +1,9 @@
 //! pitstop: PostgreSQL performance toolkit. This file only wires modules together.
 
+// `unsafe` lives in `pg/` only (its blocks each say why they are sound): everywhere else the
+// compiler refuses it.
+#![deny(unsafe_code)]
+
 use pgrx::prelude::*;
 
 mod advisor;
@@ -8,6 +12,7 @@ mod error;
 mod gucs;
 mod health;
 mod insight;
+#[allow(unsafe_code)]
 mod pg;
 
 ::pgrx::pg_module_magic!(name, version);

@@ -120,11 +120,14 @@ unsafe extern "C-unwind" fn function_check(funcid: pg_sys::Oid, context: *mut c_
 /// invisible to this one, so the same query reads other rows in each. `relkind` is looked up
 /// when not given.
 pub fn relation_bypass(relid: pg_sys::Oid, relkind: Option<std::ffi::c_char>) -> Option<Bypass> {
-    // SAFETY (both closures): catalog lookups by OID; get_rel_relkind returns 0 for a
-    // relation that does not exist, which is checked before anything that needs it.
+    // SAFETY: a catalog lookup by OID; get_rel_relkind returns 0 for a relation that does
+    // not exist, which is checked before anything that needs it.
     let kind = |relid| unsafe { pg_sys::get_rel_relkind(relid) } as u8;
-    let temporary =
-        |relid| unsafe { pg_sys::get_rel_persistence(relid) } as u8 == pg_sys::RELPERSISTENCE_TEMP;
+    let temporary = |relid| {
+        // SAFETY: as above, a catalog lookup by OID.
+        let persistence = unsafe { pg_sys::get_rel_persistence(relid) };
+        persistence as u8 == pg_sys::RELPERSISTENCE_TEMP
+    };
     let rules = |relid: pg_sys::Oid, relkind: u8| -> Option<Bypass> {
         if relid.to_u32() < pg_sys::FirstNormalObjectId {
             return Some(Bypass::SystemCatalog);

@@ -47,6 +47,7 @@ impl Arguments {
 /// # Safety
 /// `fcinfo` is the call's FunctionCallInfo with the (text, text[], interval) arguments.
 unsafe fn arguments(fcinfo: pg_sys::FunctionCallInfo) -> Arguments {
+    // SAFETY: within the function's `# Safety` contract, which its callers uphold.
     unsafe {
         let arg = |i: usize| {
             let a = *(*fcinfo).args.as_ptr().add(i);

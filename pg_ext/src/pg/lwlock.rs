@@ -27,10 +27,8 @@ impl LwLocks {
     /// initialised (we are in a backend).
     pub unsafe fn attach(tranche: &std::ffi::CStr, partitions: usize) -> LwLocks {
         // SAFETY: the caller's contract.
-        LwLocks {
-            locks: unsafe { pg_sys::GetNamedLWLockTranche(tranche.as_ptr()) },
-            free_list: partitions,
-        }
+        let locks = unsafe { pg_sys::GetNamedLWLockTranche(tranche.as_ptr()) };
+        LwLocks { locks, free_list: partitions }
     }
 
     fn lock(&self, index: usize) -> *mut pg_sys::LWLock {

@@ -1,5 +1,9 @@
 //! The only home of `unsafe` and `pg_sys`: small safe functions over Postgres internals,
-//! each unsafe block saying why it is sound.
+//! each unsafe block saying why it is sound. Both rules are checked: `unsafe_code` is denied
+//! in the rest of the crate (lib.rs), and an unsafe block or impl here without its `SAFETY:`
+//! comment is a clippy error.
+
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod backend;
 pub mod cache_store;

@@ -306,14 +306,16 @@ fn analyse(text: &str, preset: &[u32]) -> Result<Vec<u32>, normalized::Failure> 
     let mut spot = ErrorSpot::default();
     let mut param_types: *mut pg_sys::Oid = std::ptr::null_mut();
     let mut param_count: std::ffi::c_int = 0;
-    // SAFETY: the callback's frame lives on this stack until `pop` restores the stack, when
-    // this function returns or an error (a cancel try_rolled_back raises again) unwinds it.
+    // SAFETY: a read of the backend's error context stack.
+    let previous = unsafe { pg_sys::error_context_stack };
     let mut callback = pg_sys::ErrorContextCallback {
-        previous: unsafe { pg_sys::error_context_stack },
+        previous,
         callback: Some(record_error_spot),
         arg: (&raw mut spot).cast(),
     };
     let pop = PopErrorContext(callback.previous);
+    // SAFETY: the callback's frame lives on this stack until `pop` restores the stack, when
+    // this function returns or an error (a cancel try_rolled_back raises again) unwinds it.
     unsafe { pg_sys::error_context_stack = &raw mut callback };
     let outcome = subxact::try_rolled_back(|| {
         // SAFETY: inside a transaction; the tree and the types array are allocated in the
@@ -370,6 +372,7 @@ struct Planned {
 /// # Safety
 /// Inside a transaction with an active snapshot (a SQL function's execution).
 unsafe fn plan_in_current_context(sql: &CString, preset: &[u32]) -> Planned {
+    // SAFETY: within the function's `# Safety` contract, which its callers uphold.
     unsafe {
         let (raw, mut param_types, mut param_count) = raw_statement(sql, preset);
         let queries = pg_sys::pg_analyze_and_rewrite_varparams(
@@ -422,6 +425,7 @@ unsafe fn raw_statement(
     sql: &CString,
     preset: &[u32],
 ) -> (*mut pg_sys::RawStmt, *mut pg_sys::Oid, std::ffi::c_int) {
+    // SAFETY: within the function's `# Safety` contract, which its callers uphold.
     unsafe {
         let raw = pointers::<pg_sys::RawStmt>(pg_sys::raw_parser(
             sql.as_ptr(),
@@ -451,6 +455,7 @@ unsafe fn raw_statement(
 /// # Safety
 /// `plan` is NULL or a node of a finished plan tree.
 unsafe fn scanned_indexes(plan: *mut pg_sys::Plan, out: &mut Vec<pg_sys::Oid>) {
+    // SAFETY: within the function's `# Safety` contract, which its callers uphold.
     unsafe {
         if plan.is_null() {
             return;
@@ -491,6 +496,7 @@ unsafe fn scanned_indexes(plan: *mut pg_sys::Plan, out: &mut Vec<pg_sys::Oid>) {
 /// # Safety
 /// `query` is an analysed, rewritten Query.
 unsafe fn table_write(query: *mut pg_sys::Query, rows: f64) -> Option<TableWrite> {
+    // SAFETY: within the function's `# Safety` contract, which its callers uphold.
     unsafe {
         let kind = match (*query).commandType {
             pg_sys::CmdType::CMD_INSERT => WriteKind::Insert,

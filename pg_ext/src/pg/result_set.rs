@@ -519,6 +519,7 @@ unsafe fn mismatch_of(
     count: usize,
     type_of: impl Fn(usize) -> Option<pg_sys::Oid>,
 ) -> Option<String> {
+    // SAFETY: within the function's `# Safety` contract, which its callers uphold.
     unsafe {
         let natts = (*expected).natts as usize;
         if natts != count {
@@ -553,6 +554,7 @@ fn type_name(oid: pg_sys::Oid) -> String {
 /// # Safety
 /// `rsinfo` is the current call's resultinfo (or NULL).
 unsafe fn expected_desc(rsinfo: *mut pg_sys::ReturnSetInfo) -> Option<pg_sys::TupleDesc> {
+    // SAFETY: within the function's `# Safety` contract, which its callers uphold.
     unsafe {
         let materialize = pg_sys::SetFunctionReturnMode::SFRM_Materialize as i32;
         let usable = !rsinfo.is_null()

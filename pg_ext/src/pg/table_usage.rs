@@ -50,10 +50,10 @@ const BTREE_EQUAL: c_int = 3;
 const BTREE_GREATER: c_int = 5;
 
 fn text(s: *const std::ffi::c_char) -> String {
-    // SAFETY: callers pass NUL-terminated strings from the catalog or the deparser, or NULL.
     if s.is_null() {
         String::new()
     } else {
+        // SAFETY: callers pass NUL-terminated strings from the catalog or the deparser.
         unsafe { CStr::from_ptr(s) }.to_string_lossy().into_owned()
     }
 }
@@ -63,6 +63,7 @@ fn text(s: *const std::ffi::c_char) -> String {
 /// # Safety
 /// `node` must be a valid expression node or NULL.
 unsafe fn column_of(node: *mut pg_sys::Node, varno: u32) -> Option<*mut pg_sys::Var> {
+    // SAFETY: within the function's `# Safety` contract, which its callers uphold.
     unsafe {
         let mut node = node;
         while !node.is_null() && (*node).type_ == pg_sys::NodeTag::T_RelabelType {
@@ -92,6 +93,7 @@ struct Key {
 /// # Safety
 /// Catalog lookups only.
 unsafe fn btree_strategy(opno: pg_sys::Oid, type_oid: pg_sys::Oid) -> c_int {
+    // SAFETY: within the function's `# Safety` contract, which its callers uphold.
     unsafe {
         let opclass = pg_sys::GetDefaultOpClass(type_oid, pg_sys::BTREE_AM_OID);
         if opclass == pg_sys::Oid::INVALID {
@@ -116,6 +118,7 @@ impl Collector {
     /// # Safety
     /// `node` must be a valid expression node or NULL.
     unsafe fn key_of(&mut self, node: *mut pg_sys::Node) -> Option<Key> {
+        // SAFETY: within the function's `# Safety` contract, which its callers uphold.
         unsafe {
             if let Some(var) = column_of(node, self.varno) {
                 self.remember((*var).varattno);
@@ -181,6 +184,7 @@ impl Collector {
     /// # Safety
     /// `rinfo` is one of the rel's restriction clauses.
     unsafe fn filter(&mut self, rinfo: *mut pg_sys::RestrictInfo) -> Option<ColumnFilter> {
+        // SAFETY: within the function's `# Safety` contract, which its callers uphold.
         unsafe {
             let clause = (*rinfo).clause as *mut pg_sys::Node;
             let selectivity = pg_sys::clause_selectivity(
@@ -255,6 +259,7 @@ impl Collector {
     /// # Safety
     /// `clause` is a restriction clause of this rel.
     unsafe fn deparse(&self, clause: *mut pg_sys::Node) -> Option<String> {
+        // SAFETY: within the function's `# Safety` contract, which its callers uphold.
         unsafe {
             let copy = pg_sys::copyObjectImpl(clause.cast()) as *mut pg_sys::Node;
             if self.varno != 1 {
@@ -276,6 +281,7 @@ impl Collector {
     /// # Safety
     /// `class` is one of the planner's equivalence classes.
     unsafe fn member_key(&mut self, class: *mut pg_sys::EquivalenceClass) -> Option<Key> {
+        // SAFETY: within the function's `# Safety` contract, which its callers uphold.
         unsafe {
             let members: Vec<_> = pointers::<pg_sys::EquivalenceMember>((*class).ec_members)
                 .into_iter()
@@ -301,6 +307,7 @@ impl Collector {
     /// # Safety
     /// Planner structures of the current planning.
     unsafe fn join_keys(&mut self) -> (Vec<i16>, Vec<(i16, String)>) {
+        // SAFETY: within the function's `# Safety` contract, which its callers uphold.
         unsafe {
             let mut columns = Vec::new();
             let mut expressions = Vec::new();
@@ -356,6 +363,7 @@ impl Collector {
     /// # Safety
     /// Planner structures of the current planning.
     unsafe fn order_by(&mut self) -> Vec<SortKey> {
+        // SAFETY: within the function's `# Safety` contract, which its callers uphold.
         unsafe {
             let mut keys = Vec::new();
             for pathkey in pointers::<pg_sys::PathKey>((*self.root).query_pathkeys) {
@@ -376,6 +384,7 @@ impl Collector {
     /// # Safety
     /// Planner structures of the current planning.
     unsafe fn needed_columns(&mut self) -> Option<Vec<i16>> {
+        // SAFETY: within the function's `# Safety` contract, which its callers uphold.
         unsafe {
             let mut attnos: *mut pg_sys::Bitmapset = std::ptr::null_mut();
             pg_sys::pull_varattnos((*(*self.rel).reltarget).exprs.cast(), self.varno, &mut attnos);
@@ -414,6 +423,7 @@ unsafe fn like_prefix_opclass(
     collation: pg_sys::Oid,
     pattern: *mut pg_sys::Node,
 ) -> Option<Option<String>> {
+    // SAFETY: within the function's `# Safety` contract, which its callers uphold.
     unsafe {
         if text(pg_sys::get_opname(opno)) != "~~" || (*pattern).type_ != pg_sys::NodeTag::T_Const {
             return None;
@@ -449,6 +459,7 @@ pub unsafe fn collect(
     rti: pg_sys::Index,
     rte: *mut pg_sys::RangeTblEntry,
 ) -> Option<TableUsage> {
+    // SAFETY: within the function's `# Safety` contract, which its callers uphold.
     unsafe {
         let relkind = (*rte).relkind as u8;
         if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION
@@ -509,6 +520,7 @@ unsafe fn descending(pathkey: *const pg_sys::PathKey) -> bool {
 /// # Safety
 /// Planner structures of the current planning, after the partitions' sizes were set.
 unsafe fn partition_rows(root: *mut pg_sys::PlannerInfo, rti: pg_sys::Index) -> f64 {
+    // SAFETY: within the function's `# Safety` contract, which its callers uphold.
     unsafe {
         pointers::<pg_sys::AppendRelInfo>((*root).append_rel_list)
             .into_iter()

@@ -104,6 +104,7 @@ enum UtilityWrite {
 /// # Safety
 /// `node` is the utility statement being run.
 unsafe fn utility_write(node: *mut pg_sys::Node) -> UtilityWrite {
+    // SAFETY: within the function's `# Safety` contract, which its callers uphold.
     unsafe {
         match (*node).type_ {
             pg_sys::NodeTag::T_CopyStmt => {
@@ -196,6 +197,7 @@ unsafe fn explain_creates(explain: *mut pg_sys::ExplainStmt) -> bool {
 /// # Safety
 /// `node` is the utility statement being run.
 unsafe fn is_plain_transaction_control(node: *mut pg_sys::Node) -> bool {
+    // SAFETY: within the function's `# Safety` contract, which its callers uphold.
     unsafe {
         (*node).type_ == pg_sys::NodeTag::T_TransactionStmt
             && (*(node as *mut pg_sys::TransactionStmt)).kind

@@ -110,6 +110,7 @@ unsafe extern "C-unwind" fn planner(
 /// # Safety
 /// `node` must be a valid parse node or NULL.
 unsafe fn is_plain_explain(node: *mut pg_sys::Node) -> bool {
+    // SAFETY: within the function's `# Safety` contract, which its callers uphold.
     unsafe {
         if node.is_null() || (*node).type_ != pg_sys::NodeTag::T_ExplainStmt {
             return false;

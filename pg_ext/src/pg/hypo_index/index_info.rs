@@ -17,6 +17,7 @@ pub(super) unsafe fn index_opt_info(
     relation: pg_sys::Oid,
     attnums: &[i16],
 ) -> Result<Option<*mut pg_sys::IndexOptInfo>, String> {
+    // SAFETY: within the function's `# Safety` contract, which its callers uphold.
     unsafe {
         let index = &hypo.desc;
         let ncolumns = attnums.len();
@@ -139,6 +140,7 @@ pub(super) unsafe fn partition_attnums(
     hypo: &HypoIndex,
     relation: pg_sys::Oid,
 ) -> Option<Vec<i16>> {
+    // SAFETY: within the function's `# Safety` contract, which its callers uphold.
     unsafe {
         let parent = hypo.desc.relid;
         if parent == relation {

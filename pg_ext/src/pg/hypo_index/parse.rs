@@ -66,6 +66,7 @@ pub fn parse_create_index(ddl: &str) -> Result<HypoIndex, PitstopError> {
 /// # Safety
 /// Runs in the index's own memory context (the current one); see `parse_create_index`.
 unsafe fn resolve(c_ddl: &CStr) -> Result<HypoIndex, PitstopError> {
+    // SAFETY: within the function's `# Safety` contract, which its callers uphold.
     unsafe {
         let statements = pointers::<pg_sys::RawStmt>(pg_sys::raw_parser(
             c_ddl.as_ptr(),
