@@ -1,6 +1,6 @@
 //! `#[pg_test]`s of the result cache: one per correctness rule and bypass reason that a single
 //! transaction can show, bad input, and the statistics. Commit-time invalidation and
-//! concurrency are integration tests (tests/tests/cache.rs): a pg_test never commits.
+//! concurrency are integration tests (tests/tests/cache_*.rs): a pg_test never commits.
 use pgrx::prelude::*;
 
 // A table committed with the extension: rows written inside a test's own transaction would
