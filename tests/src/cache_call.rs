@@ -211,3 +211,21 @@ pub fn invalidation_case(
     // And the fresh answer is cached again.
     expect_cached(a, query, coldef, after, true);
 }
+
+/// `invalidation_case` for each `(write, after)` in turn, `write` being SQL that another
+/// session runs: the answer before a write is the one after the previous (`first` at the start).
+pub fn invalidation_steps(
+    cluster: &PgCluster,
+    a: &mut Client,
+    query: &str,
+    coldef: &str,
+    first: &[&str],
+    steps: &[(&str, &[&str])],
+) {
+    let mut before = first;
+    for (write, after) in steps {
+        let write = |b: &mut Client| b.batch_execute(write).unwrap();
+        invalidation_case(cluster, a, query, coldef, before, write, after);
+        before = after;
+    }
+}

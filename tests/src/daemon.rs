@@ -9,11 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-unsafe extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
-}
-
 pub const SIGHUP: i32 = 1;
 pub const SIGINT: i32 = 2;
 pub const SIGKILL: i32 = 9;
@@ -83,9 +78,9 @@ impl Daemon {
     }
 
     pub fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child's pid.
-        let rc = unsafe { libc_kill(self.pid() as i32, sig) };
-        assert_eq!(rc, 0, "kill({}, {sig}) failed", self.pid());
+        let pid = self.pid().to_string();
+        let status = Command::new("kill").arg(format!("-{sig}")).arg(&pid).status();
+        assert!(status.as_ref().is_ok_and(|s| s.success()), "kill -{sig} {pid}: {status:?}");
     }
 
     /// SIGKILL and reap.

@@ -3,6 +3,8 @@
 //! daemons (`daemon`) on free loopback ports, removed on drop — also when a test panics — and
 //! swept up on the next run if a test process was killed outright.
 
+#![forbid(unsafe_code)]
+
 use std::fs;
 use std::io::Write;
 use std::net::TcpListener;
@@ -30,14 +32,12 @@ fn base_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/tmp/pitstop-tests"))
 }
 
+/// Whether this process runs as root: its effective uid, the second field of `Uid:` in
+/// /proc/self/status.
 fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc_geteuid() == 0 }
-}
-
-unsafe extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
+    let status = fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    let uid = status.lines().find_map(|l| l.strip_prefix("Uid:"));
+    uid.and_then(|ids| ids.split_whitespace().nth(1)) == Some("0")
 }
 
 /// How to run PostgreSQL's program `name` as the `postgres` OS user (Postgres refuses root):

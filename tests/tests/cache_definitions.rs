@@ -2,7 +2,9 @@
 //! a cached query read: an earlier table on the search_path, a replaced function, lost
 //! privileges, sequences, and writes to an inheritance parent.
 
-use pitstop_tests::cache_call::{cached, expect_error, invalidation_case, plain, try_cached, warm};
+use pitstop_tests::cache_call::{
+    cached, expect_error, invalidation_steps, plain, try_cached, warm,
+};
 use pitstop_tests::PgCluster;
 use postgres::error::SqlState;
 use postgres::Client;
@@ -101,27 +103,21 @@ fn writing_an_inheritance_parent_invalidates_a_query_on_its_child() {
          INSERT INTO dogs VALUES ('rex', 4);",
     );
     // Reading the parent sees the children too (writes to a child invalidate it).
-    invalidation_case(
+    invalidation_steps(
         &cluster,
         &mut a,
         "select name, legs from animals",
         "name text, legs int",
         &["(rex,4)"],
-        |b| {
-            b.batch_execute("UPDATE dogs SET legs = 3").unwrap();
-        },
-        &["(rex,3)"],
+        &[("UPDATE dogs SET legs = 3", &["(rex,3)"])],
     );
     // An UPDATE through the parent changes the child's rows.
-    invalidation_case(
+    invalidation_steps(
         &cluster,
         &mut a,
         "select name, legs from dogs",
         "name text, legs int",
         &["(rex,3)"],
-        |b| {
-            b.batch_execute("UPDATE animals SET legs = 5").unwrap();
-        },
-        &["(rex,5)"],
+        &[("UPDATE animals SET legs = 5", &["(rex,5)"])],
     );
 }

@@ -3,7 +3,8 @@
 //! TRUNCATE, COPY, ALTER TABLE, REFRESH MATERIALIZED VIEW).
 
 use pitstop_tests::cache_call::{
-    cached, cached_json, expect_cached, expect_error, invalidation_case, try_cached, warm,
+    cached, cached_json, expect_cached, expect_error, invalidation_case, invalidation_steps,
+    try_cached, warm,
 };
 use pitstop_tests::{cache_stats as stats, PgCluster};
 use postgres::error::SqlState;
@@ -74,32 +75,26 @@ fn write_through_a_trigger_on_another_table_invalidates() {
            $$ BEGIN UPDATE y SET n = n + 1; RETURN NULL; END $$;
          CREATE TRIGGER x_bumps_y AFTER INSERT ON x FOR EACH ROW EXECUTE FUNCTION bump_y();",
     );
-    invalidation_case(
+    invalidation_steps(
         &cluster,
         &mut a,
         "select n from y",
         "n bigint",
         &["0"],
-        |b| {
-            b.batch_execute("INSERT INTO x VALUES (1)").unwrap();
-        },
-        &["1"],
+        &[("INSERT INTO x VALUES (1)", &["1"])],
     );
     // A function called from a plain SELECT that writes counts as a write too.
     a.batch_execute(
         "CREATE FUNCTION write_y() RETURNS int LANGUAGE sql AS $$ UPDATE y SET n = n + 100; SELECT 1 $$;",
     )
     .unwrap();
-    invalidation_case(
+    invalidation_steps(
         &cluster,
         &mut a,
         "select n from y",
         "n bigint",
         &["1"],
-        |b| {
-            b.batch_execute("SELECT write_y()").unwrap();
-        },
-        &["101"],
+        &[("SELECT write_y()", &["101"])],
     );
     // A foreign key's ON DELETE CASCADE writes the referencing table.
     a.batch_execute(
@@ -108,16 +103,13 @@ fn write_through_a_trigger_on_another_table_invalidates() {
          INSERT INTO parent_t VALUES (1), (2); INSERT INTO child_t VALUES (1, 1), (2, 2);",
     )
     .unwrap();
-    invalidation_case(
+    invalidation_steps(
         &cluster,
         &mut a,
         "select count(*) from child_t",
         "n bigint",
         &["2"],
-        |b| {
-            b.batch_execute("DELETE FROM parent_t WHERE id = 1").unwrap();
-        },
-        &["1"],
+        &[("DELETE FROM parent_t WHERE id = 1", &["1"])],
     );
 }
 
@@ -132,39 +124,25 @@ fn partitioned_setup() -> &'static str {
 fn writing_a_partition_directly_invalidates_a_query_on_the_parent() {
     let (cluster, mut a) = PgCluster::with_extension(partitioned_setup());
     let q = "select k, v from p order by k";
-    invalidation_case(
+    invalidation_steps(
         &cluster,
         &mut a,
         q,
         "k int, v text",
         &["(1,a)", "(150,b)"],
-        |b| {
-            b.batch_execute("UPDATE p2 SET v = 'B'").unwrap();
-        },
-        &["(1,a)", "(150,B)"],
-    );
-    invalidation_case(
-        &cluster,
-        &mut a,
-        q,
-        "k int, v text",
-        &["(1,a)", "(150,B)"],
-        |b| {
-            b.batch_execute("INSERT INTO p1 VALUES (2, 'c')").unwrap();
-        },
-        &["(1,a)", "(2,c)", "(150,B)"],
+        &[
+            ("UPDATE p2 SET v = 'B'", &["(1,a)", "(150,B)"]),
+            ("INSERT INTO p1 VALUES (2, 'c')", &["(1,a)", "(2,c)", "(150,B)"]),
+        ],
     );
     // A query the planner prunes to one partition, and a direct write to that partition.
-    invalidation_case(
+    invalidation_steps(
         &cluster,
         &mut a,
         "select v from p where k = 1",
         "v text",
         &["a"],
-        |b| {
-            b.batch_execute("UPDATE p1 SET v = 'A' WHERE k = 1").unwrap();
-        },
-        &["A"],
+        &[("UPDATE p1 SET v = 'A' WHERE k = 1", &["A"])],
     );
 }
 
@@ -172,52 +150,21 @@ fn writing_a_partition_directly_invalidates_a_query_on_the_parent() {
 fn writing_through_the_parent_invalidates_a_query_on_a_partition() {
     let (cluster, mut a) = PgCluster::with_extension(partitioned_setup());
     let q = "select k, v from p1 order by k";
-    invalidation_case(
+    invalidation_steps(
         &cluster,
         &mut a,
         q,
         "k int, v text",
         &["(1,a)"],
-        |b| {
-            b.batch_execute("UPDATE p SET v = 'z' WHERE k = 1").unwrap();
-        },
-        &["(1,z)"],
-    );
-    // An INSERT routed through the parent.
-    invalidation_case(
-        &cluster,
-        &mut a,
-        q,
-        "k int, v text",
-        &["(1,z)"],
-        |b| {
-            b.batch_execute("INSERT INTO p VALUES (5, 'e')").unwrap();
-        },
-        &["(1,z)", "(5,e)"],
-    );
-    // An UPDATE that moves a row from p2 into p1.
-    invalidation_case(
-        &cluster,
-        &mut a,
-        q,
-        "k int, v text",
-        &["(1,z)", "(5,e)"],
-        |b| {
-            b.batch_execute("UPDATE p SET k = 7 WHERE k = 150").unwrap();
-        },
-        &["(1,z)", "(5,e)", "(7,b)"],
-    );
-    // A DELETE through the parent.
-    invalidation_case(
-        &cluster,
-        &mut a,
-        q,
-        "k int, v text",
-        &["(1,z)", "(5,e)", "(7,b)"],
-        |b| {
-            b.batch_execute("DELETE FROM p WHERE k = 5").unwrap();
-        },
-        &["(1,z)", "(7,b)"],
+        &[
+            ("UPDATE p SET v = 'z' WHERE k = 1", &["(1,z)"]),
+            // An INSERT routed through the parent.
+            ("INSERT INTO p VALUES (5, 'e')", &["(1,z)", "(5,e)"]),
+            // An UPDATE that moves a row from p2 into p1.
+            ("UPDATE p SET k = 7 WHERE k = 150", &["(1,z)", "(5,e)", "(7,b)"]),
+            // A DELETE through the parent.
+            ("DELETE FROM p WHERE k = 5", &["(1,z)", "(7,b)"]),
+        ],
     );
 }
 
@@ -228,28 +175,22 @@ fn writing_the_base_table_of_a_view_invalidates_a_query_on_the_view() {
          CREATE VIEW vw AS SELECT id, v FROM base WHERE v > 0;
          CREATE VIEW vw2 AS SELECT sum(v)::bigint AS s FROM vw;",
     );
-    invalidation_case(
+    invalidation_steps(
         &cluster,
         &mut a,
         "select * from vw order by id",
         "id int, v int",
         &["(1,1)"],
-        |b| {
-            b.batch_execute("UPDATE base SET v = 2 WHERE id = 2").unwrap();
-        },
-        &["(1,1)", "(2,2)"],
+        &[("UPDATE base SET v = 2 WHERE id = 2", &["(1,1)", "(2,2)"])],
     );
     // A view over a view.
-    invalidation_case(
+    invalidation_steps(
         &cluster,
         &mut a,
         "select s from vw2",
         "s bigint",
         &["3"],
-        |b| {
-            b.batch_execute("INSERT INTO base VALUES (3, 10)").unwrap();
-        },
-        &["13"],
+        &[("INSERT INTO base VALUES (3, 10)", &["13"])],
     );
 }
 
@@ -258,29 +199,23 @@ fn truncate_invalidates() {
     let (cluster, mut a) = PgCluster::with_extension(
         "CREATE TABLE t(id int); INSERT INTO t SELECT generate_series(1, 10);",
     );
-    invalidation_case(
+    invalidation_steps(
         &cluster,
         &mut a,
         "select count(*) from t",
         "n bigint",
         &["10"],
-        |b| {
-            b.batch_execute("TRUNCATE t").unwrap();
-        },
-        &["0"],
+        &[("TRUNCATE t", &["0"])],
     );
     // TRUNCATE inside an explicit transaction that commits.
     a.batch_execute("INSERT INTO t VALUES (1), (2)").unwrap();
-    invalidation_case(
+    invalidation_steps(
         &cluster,
         &mut a,
         "select count(*) from t",
         "n bigint",
         &["2"],
-        |b| {
-            b.batch_execute("BEGIN; SELECT 1; TRUNCATE t; SELECT 2; COMMIT;").unwrap();
-        },
-        &["0"],
+        &[("BEGIN; SELECT 1; TRUNCATE t; SELECT 2; COMMIT;", &["0"])],
     );
 }
 
@@ -384,29 +319,20 @@ fn refresh_materialized_view_invalidates() {
     // The base table changes, the materialized view does not: its cached answer is right.
     b.batch_execute("INSERT INTO t VALUES (10)").unwrap();
     assert_eq!(cached(&mut a, "select s from mv", "s bigint"), ["3"]);
-    invalidation_case(
+    invalidation_steps(
         &cluster,
         &mut a,
         "select s from mv",
         "s bigint",
         &["3"],
-        |b| {
-            b.batch_execute("REFRESH MATERIALIZED VIEW mv").unwrap();
-        },
-        &["13"],
+        &[("REFRESH MATERIALIZED VIEW mv", &["13"])],
     );
-    invalidation_case(
+    invalidation_steps(
         &cluster,
         &mut a,
         "select s from mv",
         "s bigint",
         &["13"],
-        |b| {
-            b.batch_execute(
-                "INSERT INTO t VALUES (100); REFRESH MATERIALIZED VIEW CONCURRENTLY mv",
-            )
-            .unwrap();
-        },
-        &["113"],
+        &[("INSERT INTO t VALUES (100); REFRESH MATERIALIZED VIEW CONCURRENTLY mv", &["113"])],
     );
 }

@@ -4,7 +4,7 @@
 //! record values never travel between sessions, and a huge result costs an ERROR at worst,
 //! never the whole server.
 
-use pitstop_tests::cache_call::cached;
+use pitstop_tests::cache_call::{cached, scalar_i64};
 use pitstop_tests::{cache_stats as stats, poll_until, ClusterOptions, PgCluster};
 use postgres::Client;
 use std::process::Command;
@@ -12,10 +12,6 @@ use std::time::Duration;
 
 fn count(c: &mut Client, query: &str) -> i64 {
     c.query_one("SELECT n FROM pitstop.cached($1) AS t(n bigint)", &[&query]).unwrap().get(0)
-}
-
-fn scalar(c: &mut Client, sql: &str) -> i64 {
-    c.query_one(sql, &[]).unwrap().get(0)
 }
 
 // ---- finding 2: anonymous records --------------------------------------------------------
@@ -39,7 +35,7 @@ fn anonymous_records_are_never_served_to_another_session() {
     assert_eq!((s.fills, s.hits), (0, 0), "nothing holding an anonymous record is stored: {s:?}");
 
     // Nothing crashed: the first session is still connected, and the server never restarted.
-    assert_eq!(scalar(&mut a, "SELECT 1::int8"), 1);
+    assert_eq!(scalar_i64(&mut a, "SELECT 1::int8"), 1);
     assert!(!cluster.log().contains("terminated by signal"), "{}", cluster.log());
 }
 
@@ -103,9 +99,11 @@ fn a_subscribed_partition_is_never_cached_through_its_parent() {
     ))
     .unwrap();
     assert!(
-        poll_until(Duration::from_secs(30), || scalar(&mut a, "SELECT count(*) FROM m") == 1
-            && scalar(&mut a, "SELECT count(*) FROM pg_subscription_rel WHERE srsubstate <> 'r'")
-                == 0),
+        poll_until(Duration::from_secs(30), || scalar_i64(&mut a, "SELECT count(*) FROM m") == 1
+            && scalar_i64(
+                &mut a,
+                "SELECT count(*) FROM pg_subscription_rel WHERE srsubstate <> 'r'"
+            ) == 0),
         "initial sync did not finish: {}",
         cluster.log()
     );
@@ -114,7 +112,7 @@ fn a_subscribed_partition_is_never_cached_through_its_parent() {
     assert_eq!(count(&mut a, query), 1);
     publisher.batch_execute("INSERT INTO m_a VALUES (2, 'a')").unwrap();
     assert!(
-        poll_until(Duration::from_secs(30), || scalar(&mut a, "SELECT count(*) FROM m") == 2),
+        poll_until(Duration::from_secs(30), || scalar_i64(&mut a, "SELECT count(*) FROM m") == 2),
         "not replicated"
     );
     assert_eq!(count(&mut a, query), 2, "the apply worker's write must be seen");
@@ -224,6 +222,6 @@ fn a_huge_result_under_a_memory_limit_never_restarts_the_server() {
         .expect("the other session survived")
         .get(0);
     assert_eq!(now, started, "the postmaster restarted:\n{}", cluster.log());
-    assert_eq!(scalar(&mut cluster.connect(), "SELECT 2::int8"), 2);
+    assert_eq!(scalar_i64(&mut cluster.connect(), "SELECT 2::int8"), 2);
     assert!(!cluster.log().contains("terminated by signal"), "{}", cluster.log());
 }

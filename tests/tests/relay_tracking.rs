@@ -5,23 +5,13 @@
 //! one of its partitions (at any depth, created or attached before or after tracking)
 //! invalidates the partitioned table, and so do ATTACH and DETACH PARTITION.
 
+use pitstop_tests::cache_call::expect_error;
 use pitstop_tests::{poll_until, Daemon, DaemonConfig, PgCluster, RedisServer};
 use postgres::error::SqlState;
 use postgres::Client;
 use std::time::Duration;
 
 // ---- helpers ---------------------------------------------------------------------------
-
-fn expect_error(
-    result: Result<impl std::fmt::Debug, postgres::Error>,
-    code: &SqlState,
-    what: &str,
-) {
-    match result {
-        Ok(v) => panic!("{what}: expected error {code:?}, got {v:?}"),
-        Err(e) => assert_eq!(e.code(), Some(code), "{what}: wrong SQLSTATE: {e:?}"),
-    }
-}
 
 /// The outbox rows after `after_id`, as (relation, tags), in id order.
 fn outbox_after(pg: &mut Client, after_id: i64) -> Vec<(String, Vec<String>)> {
@@ -77,6 +67,18 @@ fn pitstop_triggers(pg: &mut Client) -> Vec<String> {
 
 // ---- who may make the relay invalidate (review finding 8) ------------------------------
 
+/// `app` may neither track nor untrack `orders`, nor write the registry for it.
+fn cannot_track_orders(app: &mut Client) {
+    let denied = SqlState::INSUFFICIENT_PRIVILEGE;
+    let track = app.batch_execute("SELECT pitstop.cache_track('orders', ARRAY['sessions'])");
+    expect_error(track, &denied, "track another's table");
+    let untrack = app.batch_execute("SELECT pitstop.cache_untrack('orders')");
+    expect_error(untrack, &denied, "untrack another's table");
+    let register =
+        app.batch_execute("INSERT INTO pitstop.cache_tracking VALUES ('orders', '{sessions}')");
+    expect_error(register, &denied, "register another's table");
+}
+
 /// An application role with USAGE on the schema (so that it can call `cached()`) cannot
 /// attach the SECURITY DEFINER outbox trigger, cannot track or untrack a table it may not
 /// create triggers on, and cannot write the registry for one; even a trigger a superuser
@@ -107,21 +109,7 @@ fn only_cache_track_decides_what_is_invalidated_with_which_tags() {
     }
     // Neither through cache_track nor the registry for a table it may only write.
     let denied = SqlState::INSUFFICIENT_PRIVILEGE;
-    expect_error(
-        app.batch_execute("SELECT pitstop.cache_track('orders', ARRAY['sessions'])"),
-        &denied,
-        "track another's table",
-    );
-    expect_error(
-        app.batch_execute("SELECT pitstop.cache_untrack('orders')"),
-        &denied,
-        "untrack another's table",
-    );
-    expect_error(
-        app.batch_execute("INSERT INTO pitstop.cache_tracking VALUES ('orders', '{sessions}')"),
-        &denied,
-        "register another's table",
-    );
+    cannot_track_orders(&mut app);
     expect_error(
         app.batch_execute("UPDATE pitstop.cache_tracking SET tags = '{sessions}'"),
         &denied,
@@ -166,21 +154,7 @@ fn only_cache_track_decides_what_is_invalidated_with_which_tags() {
          GRANT INSERT, UPDATE, DELETE ON pitstop.cache_tracking TO app;",
     )
     .unwrap();
-    expect_error(
-        app.batch_execute("SELECT pitstop.cache_track('orders', ARRAY['sessions'])"),
-        &denied,
-        "track another's table",
-    );
-    expect_error(
-        app.batch_execute("SELECT pitstop.cache_untrack('orders')"),
-        &denied,
-        "untrack another's table",
-    );
-    expect_error(
-        app.batch_execute("INSERT INTO pitstop.cache_tracking VALUES ('orders', '{sessions}')"),
-        &denied,
-        "register another's table",
-    );
+    cannot_track_orders(&mut app);
     assert_eq!(
         app.execute("UPDATE pitstop.cache_tracking SET tags = '{sessions}'", &[]).unwrap(),
         0
