@@ -15,6 +15,7 @@ use pitstop_core::advisor::candidates::{self, Candidate, ExistingIndex, KeyColum
 use pitstop_core::advisor::select::{self, CandidateCost, Limits};
 use pitstop_core::advisor::usage::{TableUsage, TableWrite};
 use pitstop_core::advisor::workload;
+use pitstop_core::query::{self, OWN_STATEMENT};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// One statement of the workload.
@@ -135,9 +136,8 @@ fn workload(
         Spi::connect(|client| {
             let pgss = spi::extension_object(client, "pg_stat_statements", "pg_stat_statements")
                 .ok_or(PitstopError::MissingPgStatStatements)?;
-            let sql = include_str!("../../../sql/queries/advisor_workload.sql")
-                .replace("{pgss}", &pgss)
-                .replace("{own_statement}", crate::insight::top_queries::OWN_STATEMENT);
+            let sql = include_str!("../../../sql/queries/advisor_workload.sql");
+            let sql = query::fill(&query::fill(sql, "pgss", &pgss), "own_statement", OWN_STATEMENT);
             let rows = client
                 .select(
                     &sql,

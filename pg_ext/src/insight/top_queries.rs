@@ -7,9 +7,6 @@ use crate::pg::spi::column;
 use pgrx::prelude::*;
 use pitstop_core::insight::top_queries::{order_by, top_queries_sql, validate_limit};
 
-/// The predicate for pitstop's own statements (its home is `pitstop_core::query`).
-pub use pitstop_core::query::OWN_STATEMENT;
-
 type TopQueryRow = (
     Option<i64>,
     Option<String>,
