@@ -8,7 +8,7 @@ Usage: cargo pgrx schema -p pitstop pg15 -o /tmp/pitstop.sql
 The #[pg_extern] functions come from pgrx's own record in that output (`-- file:line` and
 `-- pitstop::module::rust_fn` above each CREATE FUNCTION). Every other object is found where
 its CREATE statement is written: a sql/schema/*.sql file or an extension_sql! block.
-tests/tests/docs.rs checks the page against an installed extension and the code.
+tests/tests/sql_objects.rs checks the page against an installed extension and the code.
 """
 
 import pathlib

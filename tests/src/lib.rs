@@ -17,6 +17,7 @@ pub mod cache_call;
 pub mod cache_fuzz;
 mod cache_stats;
 mod daemon;
+pub mod markdown;
 mod redis_server;
 
 pub use cache_stats::{cache_stats, CacheStats};
