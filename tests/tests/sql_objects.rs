@@ -9,8 +9,10 @@ use std::collections::BTreeSet;
 
 /// The extension's members as (name, kind): the functions, views, tables and types of schema
 /// `pitstop` and its event triggers, which docs/sql-objects.md maps; any other member as
-/// "other" (a kind of object the map has no place for). Sequences of serial columns go with
-/// their tables; pgrx's `#[pg_test]` functions (schema `tests`, test builds only) are left out.
+/// "other" (a kind of object the map has no place for). Sequences of serial columns, the row
+/// types of tables and views and the array types (members too on PostgreSQL 17) go with what
+/// they belong to; pgrx's `#[pg_test]` functions (schema `tests`, test builds only) are left
+/// out.
 const MEMBERS: &str = "
     WITH m AS (
         SELECT d.classid, d.objid FROM pg_depend d
@@ -28,6 +30,8 @@ const MEMBERS: &str = "
         UNION ALL
         SELECT t.typname::text, 'type', t.typnamespace
         FROM m JOIN pg_type t ON m.classid = 'pg_type'::regclass AND t.oid = m.objid
+        WHERE NOT EXISTS (SELECT 1 FROM pg_type e WHERE e.typarray = t.oid)
+          AND (t.typrelid = 0 OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
         UNION ALL
         SELECT e.evtname::text, 'event trigger', 'pitstop'::regnamespace
         FROM m JOIN pg_event_trigger e ON m.classid = 'pg_event_trigger'::regclass AND e.oid = m.objid)
