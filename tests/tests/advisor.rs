@@ -40,15 +40,10 @@ fn hypothetical_indexes_are_private_to_their_session_and_die_with_it() {
 
 #[test]
 fn hypothetical_indexes_work_without_preload() {
-    let cluster =
-        PgCluster::start_with(pitstop_tests::ClusterOptions { preload: vec![], settings: vec![] });
-    let mut client = cluster.connect();
-    client
-        .batch_execute(
-            "CREATE EXTENSION pitstop;
-             CREATE TABLE t(a int); INSERT INTO t SELECT generate_series(1, 50000); ANALYZE t;",
-        )
-        .unwrap();
+    let (_cluster, mut client) = PgCluster::with_pitstop(
+        pitstop_tests::ClusterOptions { preload: vec![], settings: vec![] },
+        "CREATE TABLE t(a int); INSERT INTO t SELECT generate_series(1, 50000); ANALYZE t;",
+    );
     client.query_one("SELECT pitstop.hypo_create('CREATE INDEX ON t (a)')", &[]).unwrap();
     assert!(explain(&mut client, "SELECT * FROM t WHERE a = 1").contains("t_a_hypo"));
 }

@@ -53,9 +53,9 @@ fn runs_failing_by_division(args: &[&str]) -> Vec<(u64, u64)> {
 }
 
 fn cluster() -> PgCluster {
-    let cluster = PgCluster::start();
-    cluster.connect().batch_execute("CREATE EXTENSION pitstop; CREATE EXTENSION pg_stat_statements; CREATE TABLE seen(client int, at timestamptz DEFAULT clock_timestamp())").unwrap();
-    cluster
+    let setup = "CREATE EXTENSION pg_stat_statements;
+                 CREATE TABLE seen(client int, at timestamptz DEFAULT clock_timestamp())";
+    PgCluster::with_extension(setup).0
 }
 
 #[test]

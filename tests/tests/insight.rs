@@ -6,13 +6,11 @@ use serde_json::Value;
 use std::time::Duration;
 
 fn cluster_with_threshold(ms: u32) -> PgCluster {
-    let cluster = PgCluster::start_with(ClusterOptions {
+    let options = ClusterOptions {
         settings: vec![("pitstop.slow_query_ms", ms.to_string())],
         ..Default::default()
-    });
-    let mut client = cluster.connect();
-    client.batch_execute("CREATE EXTENSION pitstop; CREATE EXTENSION pg_stat_statements;").unwrap();
-    cluster
+    };
+    PgCluster::with_pitstop(options, "CREATE EXTENSION pg_stat_statements").0
 }
 
 fn slow_queries_json(cluster: &PgCluster) -> Vec<Value> {
@@ -70,14 +68,14 @@ fn threshold_set_with_alter_system_applies_after_reload() {
 
 #[test]
 fn capture_of_many_concurrent_sessions_is_bounded_by_the_ring() {
-    let cluster = PgCluster::start_with(ClusterOptions {
+    let options = ClusterOptions {
         settings: vec![
             ("pitstop.slow_query_ms", "0".into()),
             ("pitstop.slow_query_buffer", "10".into()),
         ],
         ..Default::default()
-    });
-    cluster.connect().batch_execute("CREATE EXTENSION pitstop").unwrap();
+    };
+    let (cluster, _) = PgCluster::with_pitstop(options, "");
     std::thread::scope(|s| {
         for _ in 0..4 {
             s.spawn(|| {
@@ -158,9 +156,8 @@ fn cli_errors_carry_sqlstate_detail_and_hint() {
 
 #[test]
 fn without_preload_capture_functions_say_how_to_enable_it() {
-    let cluster = PgCluster::start_with(ClusterOptions { preload: vec![], settings: vec![] });
-    let mut client = cluster.connect();
-    client.batch_execute("CREATE EXTENSION pitstop").unwrap();
+    let (_cluster, mut client) =
+        PgCluster::with_pitstop(ClusterOptions { preload: vec![], settings: vec![] }, "");
     let err = client.query("SELECT * FROM pitstop.slow_queries", &[]).unwrap_err();
     let db = err.as_db_error().expect("server error");
     assert_eq!(db.code().code(), "55000");

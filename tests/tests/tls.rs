@@ -409,11 +409,9 @@ fn ctrl_c_cancels_a_maintenance_statement_over_tls() {
 
 #[test]
 fn prefer_falls_back_to_plaintext_only_when_the_server_refuses_tls() {
-    let plain = PgCluster::start_with(ClusterOptions {
-        settings: vec![("log_connections", "on".into())],
-        ..Default::default()
-    });
-    plain.connect().batch_execute("CREATE EXTENSION pitstop").unwrap();
+    let options =
+        ClusterOptions { settings: vec![("log_connections", "on".into())], ..Default::default() };
+    let (plain, _) = PgCluster::with_pitstop(options, "");
     let dsn = plain.dsn();
     let (code, out, err) = report(&format!("{dsn} sslmode=prefer"), "case-prefer-plain", &[]);
     assert_eq!(code, 0, "{out}{err}");
