@@ -6,11 +6,10 @@
 
 use crate::advisor::suggest::{default_suggestions, SuggestedKeys};
 use crate::error::{required, OrReport, PitstopError};
-use crate::health::read::btree_facts;
+use crate::health::read::{btree_facts, select_own};
 use crate::pg::spi::column;
 use pgrx::prelude::*;
 use pitstop_core::health::btree::{self, BtreeFacts};
-use pitstop_core::query::with_own_relation;
 
 /// A bloat row when the index is at least `min_pct` % and `min_bytes` larger than a rebuild
 /// (the estimate and its REINDEX text are health's: `pitstop_core::health::btree`).
@@ -39,11 +38,8 @@ pub struct HealthRow {
 }
 
 fn catalog_findings(include_self: bool) -> Vec<HealthRow> {
-    Spi::connect(|client| {
-        let sql = with_own_relation(include_str!("../../../sql/queries/index_health.sql"));
-        let table = client
-            .select(&sql, None, &[include_self.into()])
-            .unwrap_or_else(|e| pgrx::error!("index_health: {e}"));
+    let sql = include_str!("../../../sql/queries/index_health.sql");
+    select_own(sql, include_self, "index_health", |table| {
         table
             .map(|row| HealthRow {
                 problem: column(&row, "problem").unwrap_or_default(),

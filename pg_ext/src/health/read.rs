@@ -4,6 +4,7 @@
 use crate::pg::spi::{column, extension_object, required};
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
+use pgrx::spi::SpiTupleTable;
 use pitstop_core::health::bloat::{HeapColumn, HeapFacts, HeapScan};
 use pitstop_core::health::btree::{BtreeFacts, BtreeScan, IndexLocation, BTREE_DEFAULT_FILLFACTOR};
 use pitstop_core::health::config::{CurrentSetting, Server};
@@ -13,6 +14,22 @@ use std::collections::HashMap;
 
 fn fail(what: &str, e: impl std::fmt::Display) -> ! {
     pgrx::error!("{what}: {e}")
+}
+
+/// The rows of a query over user relations, `$1` being `include_self` (its `{own_relation:…}`
+/// filled in), handed to `read`; an error is raised naming `what`.
+pub(crate) fn select_own<R>(
+    sql: &str,
+    include_self: bool,
+    what: &str,
+    read: impl FnOnce(SpiTupleTable<'_>) -> R,
+) -> R {
+    let sql = with_own_relation(sql);
+    Spi::connect(|client| {
+        let table =
+            client.select(&sql, None, &[include_self.into()]).unwrap_or_else(|e| fail(what, e));
+        read(table)
+    })
 }
 
 pub fn vacuum_settings() -> ServerSettings {
@@ -106,11 +123,8 @@ pub fn databases() -> Vec<(String, i64, i64)> {
 
 /// Every user table (pitstop's own too when `include_self`) with what the heap model needs.
 pub fn heap_facts(include_self: bool) -> Vec<HeapFacts> {
-    let sql = with_own_relation(include_str!("../../../sql/queries/table_bloat_inputs.sql"));
-    Spi::connect(|client| {
-        let table = client
-            .select(&sql, None, &[include_self.into()])
-            .unwrap_or_else(|e| fail("table_bloat", e));
+    let sql = include_str!("../../../sql/queries/table_bloat_inputs.sql");
+    select_own(sql, include_self, "table_bloat", |table| {
         let mut out: Vec<HeapFacts> = Vec::new();
         for row in table {
             let text = |name: &str| column::<String>(&row, name).unwrap_or_default();
@@ -143,11 +157,8 @@ pub fn heap_facts(include_self: bool) -> Vec<HeapFacts> {
 /// `include_self` is false), with what the size model needs (`index_health`, `table_bloat`
 /// and `maintenance_plan` all estimate btree bloat from these).
 pub fn btree_facts(include_self: bool) -> Vec<BtreeFacts> {
-    let sql = with_own_relation(include_str!("../../../sql/queries/index_bloat_inputs.sql"));
-    Spi::connect(|client| {
-        let table = client
-            .select(&sql, None, &[include_self.into()])
-            .unwrap_or_else(|e| fail("index_health", e));
+    let sql = include_str!("../../../sql/queries/index_bloat_inputs.sql");
+    select_own(sql, include_self, "index_health", |table| {
         let mut out: Vec<BtreeFacts> = Vec::new();
         for row in table {
             let text = |name: &str| column::<String>(&row, name).unwrap_or_default();
