@@ -15,11 +15,13 @@ pub const MAX_US: f64 = 3_600_000_000.0;
 /// Buckets from MIN_US to MAX_US: indexes 0 ..= ceil(ln(MAX/MIN) / ln γ) = 493, checked by a test.
 pub const BUCKETS: usize = 494;
 
+#[inline]
 pub fn gamma() -> f64 {
     (1.0 + ALPHA) / (1.0 - ALPHA)
 }
 
 /// The bucket of a duration in µs, or None when it is outside [MIN_US, MAX_US].
+#[inline]
 pub fn bucket_of(us: f64) -> Option<usize> {
     if !(MIN_US..=MAX_US).contains(&us) {
         return None;
@@ -54,6 +56,7 @@ impl Default for Histogram {
 }
 
 impl Histogram {
+    #[inline]
     pub fn record(&mut self, us: f64) {
         let us = if us.is_finite() && us > 0.0 { us } else { 0.0 };
         self.calls += 1;
@@ -165,6 +168,7 @@ pub struct Key {
 
 impl Key {
     /// Non-zero hash (0 marks a free slot's tag).
+    #[inline]
     pub fn tag(&self) -> u64 {
         // splitmix64 finaliser over the three fields.
         let mut z = (self.queryid as u64)

@@ -22,6 +22,7 @@ pub struct KeyParts<'a> {
     pub ttl_only: Option<i64>,
 }
 
+#[inline]
 fn put(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
     out.extend_from_slice(bytes);
@@ -29,6 +30,7 @@ fn put(out: &mut Vec<u8>, bytes: &[u8]) {
 
 /// The key bytes; the query text comes first so it can be shown without the rest. Sized by
 /// the caller's input, so its one allocation may fail (the caller raises an ERROR).
+#[inline]
 pub fn encode(parts: &KeyParts<'_>) -> Result<Vec<u8>, std::collections::TryReserveError> {
     let settings: usize = parts.settings.iter().map(|s| 4 + s.len()).sum();
     let params: usize = parts.params.iter().map(|p| 1 + p.map_or(0, |p| 4 + p.len())).sum();
@@ -74,6 +76,7 @@ pub fn query_of(key: &[u8]) -> String {
 
 /// A 64-bit hash that is the same in every backend (XXH3, unseeded). It only picks the
 /// bucket; keys are compared in full, so a collision costs a comparison, never a wrong row.
+#[inline]
 pub fn hash(key: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(key)
 }

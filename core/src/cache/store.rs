@@ -8,7 +8,7 @@
 //! extension maps the layout in shared memory and locks with LWLocks (`pg/cache_store.rs`,
 //! `pg/lwlock.rs`); the unit tests below keep it on the heap behind std locks.
 
-pub use super::{Bypass, Counter, COUNTERS};
+use super::{Bypass, Counter, COUNTERS};
 use std::collections::TryReserveError;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -408,17 +408,15 @@ impl<M: Memory> Store<M> {
             if chunk == NO_CHUNK {
                 return false;
             }
-            let next = self.memory.chunk(chunk, |c| {
+            let (same, len, next) = self.memory.chunk(chunk, |c| {
                 let data = &c.data[..(c.len as usize).min(rest.len())];
-                rest.starts_with(data).then(|| {
-                    rest = &rest[data.len()..];
-                    c.next
-                })
+                (rest.starts_with(data), data.len(), c.next)
             });
-            match next {
-                Some(next) => chunk = next,
-                None => return false,
+            if !same {
+                return false;
             }
+            rest = &rest[len..];
+            chunk = next;
         }
         true
     }
@@ -448,31 +446,28 @@ impl<M: Memory> Store<M> {
         let partition = Self::partition_of(hash);
         let _guard = locks.shared(partition);
         for index in self.candidates(partition, hash) {
-            let found = self.memory.entry(index, |entry| {
-                if !self.key_matches(entry, hash, key) {
-                    return None;
-                }
-                if !self.fresh(entry, now) {
-                    return Some(Ok((Lookup::Stale, Vec::new())));
-                }
-                if let Err(e) = self.read_chain(
+            let (matches, fresh) = self.memory.entry(index, |entry| {
+                let matches = self.key_matches(entry, hash, key);
+                (matches, matches && self.fresh(entry, now))
+            });
+            if !matches {
+                continue;
+            }
+            if !fresh {
+                return Ok((Lookup::Stale, Vec::new()));
+            }
+            return self.memory.entry(index, |entry| {
+                self.read_chain(
                     entry.first_chunk,
                     entry.key_len as usize,
                     entry.payload_len as usize - entry.key_len as usize,
                     out,
-                ) {
-                    return Some(Err(e));
-                }
+                )?;
                 entry.hits.fetch_add(1, Ordering::Relaxed);
                 entry.referenced.store(1, Ordering::Relaxed);
-                Some(Ok((
-                    Lookup::Hit,
-                    entry.deps[..entry.ndeps as usize].iter().map(|d| d.relid).collect(),
-                )))
+                let reads = entry.deps[..entry.ndeps as usize].iter().map(|d| d.relid).collect();
+                Ok((Lookup::Hit, reads))
             });
-            if let Some(found) = found {
-                return found;
-            }
         }
         Ok((Lookup::Miss, Vec::new()))
     }

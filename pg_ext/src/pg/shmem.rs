@@ -7,7 +7,7 @@ use pgrx::pg_sys;
 use pgrx::pg_sys::ffi::pg_guard_ffi_boundary;
 use pgrx::prelude::*;
 use std::ffi::CStr;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// One named region: how big it is and what to do with it once mapped.
@@ -32,6 +32,8 @@ pub struct SlotRegion<H: 'static, S: 'static> {
     slot: fn() -> S,
     /// Replaced on every attach: after a crash restart the postmaster maps a new segment.
     base: AtomicPtr<u8>,
+    /// `capacity()` as the region was made with (read on every statement: no GUC lookup).
+    slots: AtomicUsize,
 }
 
 impl<H: Sync, S: Sync> SlotRegion<H, S> {
@@ -41,7 +43,14 @@ impl<H: Sync, S: Sync> SlotRegion<H, S> {
         header: fn(usize) -> H,
         slot: fn() -> S,
     ) -> Self {
-        SlotRegion { name, capacity, header, slot, base: AtomicPtr::new(std::ptr::null_mut()) }
+        SlotRegion {
+            name,
+            capacity,
+            header,
+            slot,
+            base: AtomicPtr::new(std::ptr::null_mut()),
+            slots: AtomicUsize::new(0),
+        }
     }
 
     fn slots_offset() -> usize {
@@ -65,8 +74,8 @@ impl<H: Sync, S: Sync> SlotRegion<H, S> {
     }
 
     fn attach(&self, base: *mut u8, created: bool) {
+        let capacity = (self.capacity)();
         if created {
-            let capacity = (self.capacity)();
             // SAFETY: `base` is a fresh region of `size(capacity)` bytes, cache-line aligned
             // (enough for H and S, asserted in `install`), that nothing else sees yet (shmem
             // startup under AddinShmemInitLock): the header and each slot are written in place
@@ -79,6 +88,7 @@ impl<H: Sync, S: Sync> SlotRegion<H, S> {
                 }
             }
         }
+        self.slots.store(capacity, Ordering::Relaxed);
         self.base.store(base, Ordering::Release);
     }
 
@@ -93,15 +103,14 @@ impl<H: Sync, S: Sync> SlotRegion<H, S> {
         if base.is_null() {
             return None;
         }
-        // SAFETY: a non-null base was initialised by `attach` with a header and `capacity()`
-        // slots (the GUC is fixed at server start), stays mapped for the life of the process,
-        // and H and S are Sync: shared references are all anyone gets.
+        let capacity = self.slots.load(Ordering::Relaxed);
+        // SAFETY: a non-null base was initialised by `attach` with a header and `capacity`
+        // slots (stored before the base, with release ordering), stays mapped for the life of
+        // the process, and H and S are Sync: shared references are all anyone gets.
         unsafe {
             let header = &*base.cast::<H>();
-            let slots = std::slice::from_raw_parts(
-                base.add(Self::slots_offset()).cast::<S>(),
-                (self.capacity)(),
-            );
+            let slots =
+                std::slice::from_raw_parts(base.add(Self::slots_offset()).cast::<S>(), capacity);
             Some((header, slots))
         }
     }
