@@ -10,8 +10,17 @@ pub mod tests {
     /// Runs `sql` expecting an ERROR; returns its SQLSTATE, message and hint. The statement runs
     /// in a rolled-back subtransaction so the test transaction stays usable.
     pub fn sql_error(sql: &str) -> (PgSqlErrorCode, String, Option<String>) {
-        let outcome = PgTryBuilder::new(|| {
-            subxact::rolled_back(|| Spi::run(sql).expect("SPI failed"));
+        raised(|| Spi::run(sql).expect("SPI failed"))
+            .unwrap_or_else(|| panic!("expected an error from: {sql}"))
+    }
+
+    /// The SQLSTATE, message and hint of the error `f` raises, if any; `f` runs in a
+    /// rolled-back subtransaction so the test transaction stays usable.
+    fn raised(
+        f: impl FnOnce() + std::panic::UnwindSafe,
+    ) -> Option<(PgSqlErrorCode, String, Option<String>)> {
+        PgTryBuilder::new(|| {
+            subxact::rolled_back(f);
             None
         })
         .catch_others(|caught| match caught {
@@ -21,8 +30,42 @@ pub mod tests {
                 Some((e.sql_error_code(), e.message().to_string(), e.hint().map(str::to_string)))
             }
         })
-        .execute();
-        outcome.unwrap_or_else(|| panic!("expected an error from: {sql}"))
+        .execute()
+    }
+
+    /// `read` applied to the one row of a query whose columns have known names and types.
+    fn read_known_row<R>(read: impl FnOnce(&pgrx::spi::SpiHeapTupleData<'_>) -> R) -> R {
+        Spi::connect(|client| {
+            let sql = "SELECT 7::int4 AS n, 2.5::float8 AS x, NULL::text AS t";
+            let row = client.select(sql, None, &[]).expect("select").next().expect("one row");
+            read(&row)
+        })
+    }
+
+    #[pg_test]
+    fn spi_rows_are_read_by_name_and_a_mismatch_is_an_internal_error() {
+        use crate::pg::spi;
+        assert_eq!(read_known_row(|r| spi::column::<i32>(r, "n")), Some(7));
+        assert_eq!(read_known_row(|r| spi::required::<f64>(r, "x")), 2.5);
+        assert_eq!(read_known_row(|r| spi::column::<String>(r, "t")), None);
+        type Read = fn(&pgrx::spi::SpiHeapTupleData<'_>);
+        let mismatches: [(&str, Read); 3] = [
+            ("\"missing\"", |r| {
+                let _ = spi::column::<i32>(r, "missing");
+            }),
+            ("\"n\"", |r| {
+                let _ = spi::column::<f64>(r, "n");
+            }),
+            ("\"t\"", |r| {
+                let _ = spi::required::<String>(r, "t");
+            }),
+        ];
+        for (column, read) in mismatches {
+            let (code, message, _) = raised(|| read_known_row(read))
+                .unwrap_or_else(|| panic!("reading {column} raised nothing"));
+            assert_eq!(code, PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, "{message}");
+            assert!(message.contains(column), "{message}");
+        }
     }
 
     pub fn count(sql: &str) -> i64 {
