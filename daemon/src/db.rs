@@ -227,6 +227,49 @@ pub async fn connect(target: &Target) -> Result<Client> {
     Ok(client)
 }
 
+/// What the server sent a CLI session besides results (NOTICE, WARNING, … while a statement
+/// runs), oldest first.
+pub type Notices = tokio::sync::mpsc::Receiver<tokio_postgres::error::DbError>;
+
+/// Notices kept while nobody reads them; more are dropped.
+const NOTICES_KEPT: usize = 1024;
+
+/// `connect`, with the session's notices handed to the returned channel as they arrive. The
+/// connection task forwards a statement's notices before it delivers that statement's result,
+/// so once a statement has returned, its notices are in the channel.
+pub async fn connect_with_notices(target: &Target) -> Result<(Client, Notices)> {
+    let (client, connection, _) = open(target).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel(NOTICES_KEPT);
+    tokio::spawn(async move {
+        let keep = |notice| {
+            let _ = tx.try_send(notice);
+        };
+        if let Err(e) = drive_with_notices(connection, keep).await {
+            eprintln!("connection error: {e}");
+        }
+    });
+    Ok((client, rx))
+}
+
+/// Drives `connection` until it ends, handing each notice the server sends to `notice`
+/// (tokio-postgres gives them only to whoever drives the connection); the error that ended
+/// it, if one did.
+pub async fn drive_with_notices<S, T>(
+    mut connection: tokio_postgres::Connection<S, T>,
+    mut notice: impl FnMut(tokio_postgres::error::DbError),
+) -> Result<(), tokio_postgres::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+        if let tokio_postgres::AsyncMessage::Notice(n) = message? {
+            notice(n);
+        }
+    }
+    Ok(())
+}
+
 /// The password of the first ~/.pgpass line matching (`*` matches anything; `\:` and `\\`
 /// are escapes), as libpq reads it.
 pub fn pgpass_lookup(

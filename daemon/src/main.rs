@@ -3,6 +3,7 @@
 // No unsafe in the daemon: what needs it lives in its dependencies.
 #![forbid(unsafe_code)]
 
+mod advisor_progress;
 mod backoff;
 mod bench;
 mod cache_cli;
@@ -17,6 +18,7 @@ mod man;
 mod monitor;
 mod output;
 mod problems_cli;
+mod progress;
 mod relay;
 mod report;
 mod service;

@@ -18,7 +18,6 @@ use crate::output::printable;
 use crate::service::state::unix_now;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 use serde_json::{json, Value};
-use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
@@ -62,9 +61,9 @@ pub fn command(
     let Some(runtime) = crate::cli_runtime() else { return ExitCode::FAILURE };
     let result = runtime.block_on(async {
         let target = db::cli_target(connection, timeout, &|name| std::env::var(name).ok())?;
-        let client = db::connect(&target).await?;
+        let (client, mut notices) = db::connect_with_notices(&target).await?;
         crate::extension_version::require(&client).await?;
-        collect(&client, args, alerts).await
+        collect(&client, &mut notices, args, alerts).await
     });
     let (overview, notes, alerts_included) = match result {
         Ok(found) => found,
@@ -96,6 +95,7 @@ pub fn command(
 /// The overview and what the output must add: notes, and whether the alerts are in it.
 async fn collect(
     client: &Client,
+    notices: &mut db::Notices,
     args: &Args,
     alerts: Alerts,
 ) -> anyhow::Result<(Overview, Vec<String>, bool)> {
@@ -116,7 +116,7 @@ async fn collect(
         }
     };
     let advice = if args.advice {
-        advise(client).await
+        advise(client, notices).await
     } else {
         let remembered = rows_of(client, sql::REMEMBERED_SUGGESTIONS, &[]).await;
         let newest = remembered.as_ref().ok().and_then(|rows| {
@@ -149,25 +149,11 @@ async fn collect(
     Ok((Overview::of(inputs, unix_now()), notes, included))
 }
 
-/// `pitstop.suggest_indexes()` now, with a line on stderr while it runs on a terminal.
-async fn advise(client: &Client) -> Option<Advice> {
+/// `pitstop.suggest_indexes()` now, its progress on stderr while it runs.
+async fn advise(client: &Client, notices: &mut db::Notices) -> Option<Advice> {
     let started = Instant::now();
-    let terminal = std::io::stderr().is_terminal();
     let run = rows_of(client, sql::SUGGEST_INDEXES, &[]);
-    tokio::pin!(run);
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    let suggestions: Section = loop {
-        tokio::select! {
-            rows = &mut run => break rows,
-            _ = tick.tick(), if terminal => {
-                eprint!("\r\x1b[Kindex advice: planning the workload with hypothetical indexes ({}s)", started.elapsed().as_secs());
-                let _ = std::io::stderr().flush();
-            }
-        }
-    };
-    if terminal {
-        eprint!("\r\x1b[K");
-    }
+    let suggestions: Section = crate::advisor_progress::run(client, notices, run).await;
     Some(Advice {
         computed_at: unix_now(),
         took_seconds: started.elapsed().as_secs_f64(),

@@ -327,6 +327,16 @@ impl Report {
         }
     }
 
+    /// Whether the report runs the index advisor, whose progress is shown while it does.
+    fn runs_advisor(&self) -> bool {
+        matches!(
+            self,
+            Report::Indexes { .. }
+                | Report::Unhelped { .. }
+                | Report::IndexHealth { with_advice: true, .. }
+        )
+    }
+
     pub fn empty_message(&self) -> &'static str {
         match self {
             Report::Problems(_) => "No problems found now.",
@@ -377,6 +387,14 @@ pub fn command(
     if let Report::Problems(args) = report {
         return crate::problems_cli::command(connection, args, timeout, explicit_config, style);
     }
+    if report.runs_advisor() {
+        return print_target_rows(connection, timeout, style, report.empty_message(), |target| {
+            Box::pin(async move {
+                let (client, mut notices) = db::connect_with_notices(&target).await?;
+                crate::advisor_progress::run(&client, &mut notices, run(&client, report)).await
+            })
+        });
+    }
     print_rows(connection, timeout, style, report.empty_message(), |client, target| {
         Box::pin(async move {
             if exact {
@@ -397,12 +415,27 @@ pub fn print_rows<'a>(
     empty_message: &str,
     fetch: impl FnOnce(Client, db::Target) -> LocalBoxFuture<'a, Result<Vec<Map<String, Value>>>>,
 ) -> ExitCode {
+    print_target_rows(connection, statement_timeout, style, empty_message, |target| {
+        Box::pin(async move {
+            let client = db::connect(&target).await?;
+            fetch(client, target).await
+        })
+    })
+}
+
+/// `print_rows` for a `fetch` that connects itself, to the command line's target.
+fn print_target_rows<'a>(
+    connection: &Explicit<'_>,
+    statement_timeout: Option<Duration>,
+    style: output::Style,
+    empty_message: &str,
+    fetch: impl FnOnce(db::Target) -> LocalBoxFuture<'a, Result<Vec<Map<String, Value>>>>,
+) -> ExitCode {
     let Some(runtime) = crate::cli_runtime() else { return ExitCode::FAILURE };
     let result = runtime.block_on(async {
         let target =
             db::cli_target(connection, statement_timeout, &|name| std::env::var(name).ok())?;
-        let client = db::connect(&target).await?;
-        let rows = fetch(client, target).await?;
+        let rows = fetch(target).await?;
         println!("{}", output::render(&rows, style, empty_message));
         Ok::<_, anyhow::Error>(())
     });

@@ -34,6 +34,11 @@ static CACHE_REPLICA_TTL_ONLY: GucSetting<bool> = GucSetting::<bool>::new(false)
 /// 0 = no limit. Planning runs the statement's IMMUTABLE/STABLE functions, which may be slow.
 static ADVISOR_PLAN_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(5000);
 
+/// The advisor says how far it got as NOTICE messages (sent to the client at once, while the
+/// call runs): the command line turns it on for its own sessions. Off by default: a plain
+/// SQL call stays silent.
+static ADVISOR_PROGRESS: GucSetting<bool> = GucSetting::<bool>::new(false);
+
 /// Statements whose latency histograms are kept in shared memory; fixed at server start.
 static LATENCY_MAX_STATEMENTS: GucSetting<i32> = GucSetting::<i32>::new(5000);
 
@@ -116,6 +121,14 @@ pub fn init(at_preload: bool) {
         GucContext::Userset,
         GucFlags::UNIT_MS,
     );
+    GucRegistry::define_bool_guc(
+        c"pitstop.advisor_progress",
+        c"The index advisor reports its progress as NOTICE messages while it runs.",
+        c"At each stage's start and end, and at most about once a second in between.",
+        &ADVISOR_PROGRESS,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
     if at_preload {
         define_slow_query_buffer();
         GucRegistry::define_int_guc(
@@ -197,4 +210,8 @@ pub fn cache_enabled() -> bool {
 
 pub fn advisor_plan_timeout_ms() -> i32 {
     ADVISOR_PLAN_TIMEOUT.get()
+}
+
+pub fn advisor_progress() -> bool {
+    ADVISOR_PROGRESS.get()
 }

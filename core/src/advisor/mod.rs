@@ -5,6 +5,7 @@
 
 pub mod candidates;
 pub mod normalized;
+pub mod progress;
 pub mod select;
 pub mod size;
 pub mod usage;

@@ -6,6 +6,8 @@
 //! The evidence for the final set is then measured afresh, one index at a time.
 //! Pure: planning is the caller's `cost_with` closure.
 
+use super::progress::Stage;
+
 /// What selection needs to know of one candidate.
 #[derive(Clone, Debug)]
 pub struct CandidateCost {
@@ -64,6 +66,14 @@ enum Rank {
     Density,
 }
 
+/// One run of greedy rounds: how it ranks moves, and which of the runs it is.
+#[derive(Clone, Copy, Debug)]
+struct Pass {
+    rank: Rank,
+    number: usize,
+    of: usize,
+}
+
 /// Smallest size a move counts with when ranked by density (one btree page).
 const PAGE_BYTES: f64 = 8192.0;
 
@@ -74,7 +84,21 @@ pub fn select(
     base_costs: &[f64],
     candidates: &[CandidateCost],
     limits: &Limits,
+    cost_with: impl FnMut(&[usize], usize) -> Option<f64>,
+) -> Vec<Pick> {
+    select_reporting(weights, base_costs, candidates, limits, cost_with, &mut |_| {})
+}
+
+/// `select`, telling `progress` where it stands: each greedy round as it starts and after
+/// each candidate weighed (`Stage::Choosing`), then each chosen index measured
+/// (`Stage::Measuring`).
+pub fn select_reporting(
+    weights: &[f64],
+    base_costs: &[f64],
+    candidates: &[CandidateCost],
+    limits: &Limits,
     mut cost_with: impl FnMut(&[usize], usize) -> Option<f64>,
+    progress: &mut dyn FnMut(Stage),
 ) -> Vec<Pick> {
     let helps = |before: f64, after: f64| {
         before > 0.0 && (before - after) / before >= limits.min_improvement
@@ -82,21 +106,24 @@ pub fn select(
     let picked = if limits.budget_bytes.is_none() {
         // Most benefit per byte first, so the list's curve (bytes against workload cost) bends
         // once and is cut at its knee below.
-        greedy(weights, base_costs, candidates, limits, Rank::Density, &mut cost_with).0
+        let pass = Pass { rank: Rank::Density, number: 1, of: 1 };
+        greedy(weights, base_costs, candidates, limits, pass, &mut cost_with, progress).0
     } else {
         // Under a storage budget (a knapsack) neither the largest benefit first nor the most
         // benefit per byte first always wins: both are tried, the cheaper workload is kept.
+        let pass = Pass { rank: Rank::Benefit, number: 1, of: 2 };
         let (by_benefit, benefit_cost) =
-            greedy(weights, base_costs, candidates, limits, Rank::Benefit, &mut cost_with);
+            greedy(weights, base_costs, candidates, limits, pass, &mut cost_with, progress);
+        let pass = Pass { rank: Rank::Density, number: 2, of: 2 };
         let (by_density, density_cost) =
-            greedy(weights, base_costs, candidates, limits, Rank::Density, &mut cost_with);
+            greedy(weights, base_costs, candidates, limits, pass, &mut cost_with, progress);
         if density_cost < benefit_cost {
             by_density
         } else {
             by_benefit
         }
     };
-    let picks = evidence(weights, base_costs, candidates, &picked, helps, cost_with);
+    let picks = evidence(weights, base_costs, candidates, &picked, helps, cost_with, progress);
     if limits.budget_bytes.is_some() {
         return picks;
     }
@@ -149,16 +176,18 @@ pub fn knee(points: &[(f64, f64)]) -> usize {
     best.0
 }
 
-/// Greedy rounds ranked by `rank`: the indexes chosen, and the weighted workload cost plus
-/// their write cost at the end.
+/// Greedy rounds ranked by `pass.rank`: the indexes chosen, and the weighted workload cost
+/// plus their write cost at the end.
 fn greedy(
     weights: &[f64],
     base_costs: &[f64],
     candidates: &[CandidateCost],
     limits: &Limits,
-    rank: Rank,
+    pass: Pass,
     cost_with: &mut impl FnMut(&[usize], usize) -> Option<f64>,
+    progress: &mut dyn FnMut(Stage),
 ) -> (Vec<usize>, f64) {
+    let rank = pass.rank;
     let helps = |before: f64, after: f64| {
         before > 0.0 && (before - after) / before >= limits.min_improvement
     };
@@ -171,7 +200,25 @@ fn greedy(
     // (their benefits overlap, they do not add up), so it is not planned again.
     let mut useless = vec![false; candidates.len()];
 
-    for _round in 0..2 * candidates.len() {
+    // A chosen index that does a candidate's job (its keys extend it) rules it out.
+    let ruled_out = |c: usize, picked: &[usize], useless: &[bool]| {
+        useless[c]
+            || picked.contains(&c)
+            || picked.iter().any(|p| candidates[*p].supersedes.contains(&c))
+    };
+    for round in 1..=2 * candidates.len() {
+        let left = (0..candidates.len()).filter(|c| !ruled_out(*c, &picked, &useless)).count();
+        let chosen = picked.len();
+        let stage = |weighed| Stage::Choosing {
+            pass: pass.number,
+            passes: pass.of,
+            round,
+            left,
+            chosen,
+            weighed,
+        };
+        let mut weighed = 0;
+        progress(stage(weighed));
         let full = limits.max_indexes.is_some_and(|max| picked.len() >= max);
         // Under a budget every index that fits and helps is worth its bytes: the budget is
         // what the DBA chose to spend. Without one, small gains are left out.
@@ -182,11 +229,7 @@ fn greedy(
         };
         let mut best: Option<Move> = None;
         for (c, candidate) in candidates.iter().enumerate() {
-            // A chosen index that does this one's job (its keys extend it) rules it out.
-            if useless[c]
-                || picked.contains(&c)
-                || picked.iter().any(|p| candidates[*p].supersedes.contains(&c))
-            {
+            if ruled_out(c, &picked, &useless) {
                 continue;
             }
             let replaces: Vec<usize> =
@@ -213,6 +256,8 @@ fn greedy(
                     .filter_map(|q| cost_with(&set, *q).map(|cost| (*q, cost)))
                     .collect();
                 evaluated[c] = Some((replaces.clone(), costs));
+                weighed += 1;
+                progress(stage(weighed));
             }
             let costs = &evaluated[c].as_ref().expect("evaluated above").1;
             // Gains count when they are worth it; losses (a replaced index's) always count.
@@ -284,11 +329,13 @@ fn evidence(
     picked: &[usize],
     helps: impl Fn(f64, f64) -> bool,
     mut cost_with: impl FnMut(&[usize], usize) -> Option<f64>,
+    progress: &mut dyn FnMut(Stage),
 ) -> Vec<Pick> {
     let mut current = base_costs.to_vec();
     let mut chosen: Vec<usize> = Vec::new();
     let mut picks = Vec::new();
-    for c in picked {
+    for (done, c) in picked.iter().enumerate() {
+        progress(Stage::Measuring { done, total: picked.len() });
         chosen.push(*c);
         let costs: Vec<(usize, f64)> = candidates[*c]
             .queries
@@ -362,14 +409,18 @@ mod tests {
         min_workload_gain: 0.0,
     };
 
-    #[test]
-    fn one_composite_beats_two_singles_and_makes_them_useless() {
-        // Candidate 2 (composite) serves both queries; 0 and 1 each serve one.
+    /// Candidate 2 (composite) serves both queries; 0 and 1 each serve one.
+    fn composite_and_singles() -> (Model, Vec<CandidateCost>) {
         let model = Model {
             base: vec![100.0, 100.0],
             effects: vec![(0, 0, 10.0), (1, 1, 10.0), (2, 0, 10.0), (2, 1, 10.0)],
         };
-        let candidates = cands(&[(1e6, 0.0, &[0]), (1e6, 0.0, &[1]), (1.5e6, 0.0, &[0, 1])]);
+        (model, cands(&[(1e6, 0.0, &[0]), (1e6, 0.0, &[1]), (1.5e6, 0.0, &[0, 1])]))
+    }
+
+    #[test]
+    fn one_composite_beats_two_singles_and_makes_them_useless() {
+        let (model, candidates) = composite_and_singles();
         let picks =
             select(&[1.0, 1.0], &model.base, &candidates, &NO_LIMITS, |s, q| model.cost(s, q));
         assert_eq!(picks.len(), 1, "{picks:?}");
@@ -377,6 +428,64 @@ mod tests {
         assert_eq!(picks[0].workload_before, 200.0);
         assert_eq!(picks[0].workload_after, 20.0);
         assert_eq!(picks[0].helped, vec![(0, 100.0, 10.0), (1, 100.0, 10.0)]);
+    }
+
+    /// Progress names every greedy round with the candidates still in play, counts the ones
+    /// weighed, then each chosen index measured; the picks are those of `select`.
+    #[test]
+    fn selection_reports_its_rounds_and_measurements() {
+        let (model, candidates) = composite_and_singles();
+        let mut stages = Vec::new();
+        let picks = select_reporting(
+            &[1.0, 1.0],
+            &model.base,
+            &candidates,
+            &NO_LIMITS,
+            |s, q| model.cost(s, q),
+            &mut |stage| stages.push(stage),
+        );
+        let plain =
+            select(&[1.0, 1.0], &model.base, &candidates, &NO_LIMITS, |s, q| model.cost(s, q));
+        assert_eq!(picks, plain);
+        let round = |round, left, chosen, weighed| Stage::Choosing {
+            pass: 1,
+            passes: 1,
+            round,
+            left,
+            chosen,
+            weighed,
+        };
+        // Round 1 weighs all three and picks the composite; round 2 weighs the other two again
+        // (they share its queries), finds that they help nothing now and ends the selection.
+        assert_eq!(
+            stages,
+            vec![
+                round(1, 3, 0, 0),
+                round(1, 3, 0, 1),
+                round(1, 3, 0, 2),
+                round(1, 3, 0, 3),
+                round(2, 2, 1, 0),
+                round(2, 2, 1, 1),
+                round(2, 2, 1, 2),
+                Stage::Measuring { done: 0, total: 1 },
+            ]
+        );
+        // Under a budget both passes are named.
+        let budget = Limits { budget_bytes: Some(1e7), ..NO_LIMITS };
+        let mut passes = Vec::new();
+        select_reporting(
+            &[1.0, 1.0],
+            &model.base,
+            &candidates,
+            &budget,
+            |s, q| model.cost(s, q),
+            &mut |stage| {
+                if let Stage::Choosing { pass, passes: of, weighed: 0, round: 1, .. } = stage {
+                    passes.push((pass, of));
+                }
+            },
+        );
+        assert_eq!(passes, vec![(1, 2), (2, 2)]);
     }
 
     /// The review's case: A (1 MB) saves most; C, its covering merge (10 MB), saves a little

@@ -1,43 +1,29 @@
-//! Live progress on stderr: an indicatif line on a terminal, plain lines otherwise.
+//! `pitstop bench`'s live line: each second's clients, tps and percentiles, shown on stderr
+//! by `crate::progress`.
 
+use crate::progress::Line;
 use hdrhistogram::Histogram;
-use std::io::IsTerminal;
 use std::time::Duration;
 
 pub struct Progress {
-    bar: Option<indicatif::ProgressBar>,
+    line: Line,
     total: Duration,
 }
 
 impl Progress {
     pub fn new(total: Duration) -> Progress {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = indicatif::ProgressBar::new(total.as_millis() as u64);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("{bar:24} {elapsed:>4}/{duration:4} {msg}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            bar
-        });
-        Progress { bar, total }
+        let line = Line::bar(total.as_millis() as u64, "{bar:24} {elapsed:>4}/{duration:4} {msg}");
+        Progress { line, total }
     }
 
     /// The last second: clients running, transactions per second, p50 and p99.
     pub fn tick(&self, at: Duration, clients: usize, second: &Histogram<u64>, errors: u64) {
-        let line = line(at, clients, second, errors);
-        match &self.bar {
-            Some(bar) => {
-                bar.set_position(at.min(self.total).as_millis() as u64);
-                bar.set_message(line);
-            }
-            None => eprintln!("progress: {line}"),
-        }
+        let position = at.min(self.total).as_millis() as u64;
+        self.line.show(line(at, clients, second, errors), Some(position));
     }
 
     pub fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
+        self.line.finish();
     }
 }
 

@@ -4,12 +4,11 @@
 //! statement have been looked at. tokio-postgres hands notices to whoever drives the
 //! connection (`AsyncMessage::Notice`), so the connection is driven here and its warnings kept.
 
-use futures_util::future::poll_fn;
 use std::sync::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_postgres::error::{DbError, Severity};
-use tokio_postgres::{AsyncMessage, Client, Connection};
+use tokio_postgres::{Client, Connection};
 use tracing::debug;
 
 /// Warnings kept between two `take`s; more are dropped (a run reads them after every action).
@@ -27,27 +26,20 @@ pub struct Session {
 impl Session {
     /// Wraps `client` and drives its `connection` in a task of its own, which ends when the
     /// client is dropped or the connection fails.
-    pub fn new<S, T>(client: Client, mut connection: Connection<S, T>) -> Session
+    pub fn new<S, T>(client: Client, connection: Connection<S, T>) -> Session
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let (tx, rx) = mpsc::channel(KEPT);
         tokio::spawn(async move {
-            loop {
-                match poll_fn(|cx| connection.poll_message(cx)).await {
-                    Some(Ok(AsyncMessage::Notice(notice)))
-                        if notice.parsed_severity() == Some(Severity::Warning) =>
-                    {
-                        let _ = tx.try_send(notice);
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => {
-                        debug!("maintenance: connection closed: {e}");
-                        break;
-                    }
-                    None => break,
+            let keep = |notice: DbError| {
+                if notice.parsed_severity() == Some(Severity::Warning) {
+                    let _ = tx.try_send(notice);
                 }
+            };
+            if let Err(e) = crate::db::drive_with_notices(connection, keep).await {
+                debug!("maintenance: connection closed: {e}");
             }
         });
         Session { client, warnings: Mutex::new(rx) }

@@ -5,5 +5,6 @@
 
 pub mod health;
 pub mod hypo;
+pub mod progress;
 pub mod remember;
 pub mod suggest;

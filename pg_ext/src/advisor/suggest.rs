@@ -5,6 +5,7 @@
 //! weighted by calls, net of the write cost, within the budget.
 
 use crate::advisor::hypo;
+use crate::advisor::progress::Progress;
 use crate::advisor::remember;
 use crate::error::{OrReport, PitstopError};
 use crate::pg::hypo_index::{self, HypoIndex};
@@ -12,6 +13,7 @@ use crate::pg::role::{ActingRole, Refusal};
 use crate::pg::{parse, planning, spi, subxact};
 use pgrx::prelude::*;
 use pitstop_core::advisor::candidates::{self, Candidate, ExistingIndex, KeyColumn};
+use pitstop_core::advisor::progress::Stage;
 use pitstop_core::advisor::select::{self, CandidateCost, Limits};
 use pitstop_core::advisor::usage::{TableUsage, TableWrite};
 use pitstop_core::advisor::workload;
@@ -319,17 +321,23 @@ struct Advice {
 }
 
 fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Advice, PitstopError> {
+    let mut progress = Progress::start();
     let statements = workload(queries, options.top_n, options.include_self)?;
     let begun = std::time::Instant::now();
     // Baseline: every statement planned once, with no new index, collecting what it reads.
+    let total = statements.len();
+    progress.report(Stage::Planning { done: 0, total });
     let planned: Vec<Result<Planned, String>> = statements
         .iter()
-        .map(|s| {
-            plan_statement(s, &[], true).map(|p| Planned {
+        .enumerate()
+        .map(|(q, s)| {
+            let plan = plan_statement(s, &[], true).map(|p| Planned {
                 cost: p.total_cost,
                 usage: p.usage,
                 write: p.write,
-            })
+            });
+            progress.report(Stage::Planning { done: q + 1, total });
+            plan
         })
         .collect();
 
@@ -375,9 +383,11 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
     let mut kept: Vec<(Candidate, HypoIndex, CandidateCost)> = Vec::new();
     let mut taken: Vec<pg_sys::Oid> = Vec::new();
     let caller = ActingRole::caller();
-    for (candidate, q) in
-        proposed.into_iter().filter(|(c, _)| !existing.iter().any(|e| e.covers(c)))
-    {
+    let fresh: Vec<(Candidate, usize)> =
+        proposed.into_iter().filter(|(c, _)| !existing.iter().any(|e| e.covers(c))).collect();
+    let total = fresh.len();
+    for (done, (candidate, q)) in fresh.into_iter().enumerate() {
+        progress.report(Stage::Preparing { done, total });
         let Ok(role) = &statements[q].planner else { continue };
         // Plain columns run nothing while the index is prepared: as the caller, who may reach a
         // table that the statement's role reads only through a view. A predicate or an
@@ -419,6 +429,7 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
     // could not be planned so).
     let mut used_keys: Vec<Option<Vec<(u32, KeyColumn)>>> = vec![None; statements.len()];
     for q in 0..statements.len() {
+        progress.report(Stage::Screening { done: q, total: statements.len() });
         let offered: Vec<usize> =
             (0..kept.len()).filter(|c| kept[*c].2.queries.contains(&q)).collect();
         if offered.is_empty() {
@@ -505,7 +516,7 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
     // column it filters, joins or orders on): it is planned with those alone, once per set.
     let mut planned_costs: HashMap<(usize, Vec<usize>), Option<f64>> = HashMap::new();
     let (mut asked, started) = (0usize, std::time::Instant::now());
-    let picks = select::select(&weights, &base, &costs, &options.limits, |set, q| {
+    let cost_with = |set: &[usize], q: usize| {
         asked += 1;
         let mut relevant: Vec<usize> =
             set.iter().copied().filter(|c| kept[*c].2.queries.contains(&q)).collect();
@@ -517,7 +528,15 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
             let indexes: Vec<&HypoIndex> = relevant.iter().map(|c| &kept[*c].1).collect();
             plan_statement(&statements[q], &indexes, false).ok().map(|p| p.total_cost)
         })
-    });
+    };
+    let picks = select::select_reporting(
+        &weights,
+        &base,
+        &costs,
+        &options.limits,
+        cost_with,
+        &mut |stage| progress.report(stage),
+    );
     pgrx::debug1!(
         "suggest_indexes: {} statements, {} candidates weighed, {} costs asked, {} planned, selection {} ms",
         statements.len(),
@@ -569,6 +588,7 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
             },
         })
         .collect();
+    progress.done(suggestions.len());
     Ok(Advice { statements, suggestions, unhelped })
 }
 
