@@ -79,28 +79,17 @@ impl UtilityCall {
         let c = self;
         // SAFETY: the caller's contract.
         unsafe {
-            match previous {
-                Some(prev) => prev(
-                    c.pstmt,
-                    c.query_string,
-                    c.read_only_tree,
-                    c.context,
-                    c.params,
-                    c.query_env,
-                    c.dest,
-                    c.qc,
-                ),
-                None => unguarded::standard_ProcessUtility(
-                    c.pstmt,
-                    c.query_string,
-                    c.read_only_tree,
-                    c.context,
-                    c.params,
-                    c.query_env,
-                    c.dest,
-                    c.qc,
-                ),
-            }
+            let next = previous.unwrap_or(unguarded::standard_ProcessUtility);
+            next(
+                c.pstmt,
+                c.query_string,
+                c.read_only_tree,
+                c.context,
+                c.params,
+                c.query_env,
+                c.dest,
+                c.qc,
+            )
         }
     }
 }
