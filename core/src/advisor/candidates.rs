@@ -2,12 +2,14 @@
 //! (ORDER BY, and GROUP BY through the planner's wanted ordering) with their direction,
 //! covering (INCLUDE) variants, partial indexes on selective literal predicates, expression
 //! keys for immutable expressions the query filters, joins or groups on, and one index on a
-//! partitioned table rather than one per partition. Existing indexes that already cover a
+//! partitioned table rather than one per partition; BRIN on large append-mostly tables whose
+//! filtered column follows the rows' physical order. Existing indexes that already cover a
 //! candidate remove it. Pure: no catalog.
 
+use crate::advisor::size::{AccessMethod, BRIN_PAGES_PER_RANGE};
 use crate::advisor::usage::{ColumnFilter, Restriction, SortKey, TableUsage};
 use crate::ident::quote_ident;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// More key columns rarely pay for their size.
 const MAX_KEY_COLUMNS: usize = 4;
@@ -15,6 +17,18 @@ const MAX_KEY_COLUMNS: usize = 4;
 const MAX_INCLUDE_COLUMNS: usize = 4;
 /// A partial index on `col = literal` only when the literal keeps at most this share of rows.
 const PARTIAL_MAX_SELECTIVITY: f64 = 0.2;
+/// A BRIN only on a table of at least this many pages (32 MB, 32 block ranges): below that a
+/// btree is small too and a sequential scan cheap.
+pub const BRIN_MIN_PAGES: f64 = 4096.0;
+/// ... whose filtered column's |pg_stats.correlation| is at least this: the column's values
+/// then rise (or fall) with the rows' physical position, so each block range holds a narrow
+/// span of them and a filter skips most ranges. At 0.9 a range's span is still a small share
+/// of the column's; lower, ranges overlap until a filter matches most of them.
+pub const BRIN_MIN_CORRELATION: f64 = 0.9;
+/// ... and whose updates and deletes are at most this share of its inserts (append-mostly): a
+/// non-HOT update moves its row to wherever there is room and deletes leave room that later
+/// inserts fill, so churn scatters the values and widens every range's summary.
+pub const BRIN_MAX_CHURN: f64 = 0.1;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct KeyColumn {
@@ -79,7 +93,7 @@ impl KeyColumn {
     }
 }
 
-/// One btree index the advisor may suggest.
+/// One index the advisor may suggest: a btree, or a BRIN on one column.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Candidate {
     pub relid: u32,
@@ -89,6 +103,7 @@ pub struct Candidate {
     pub predicate: Option<String>,
     /// On a partitioned table: the index cascades to every partition.
     pub partitioned: bool,
+    pub am: AccessMethod,
 }
 
 impl Candidate {
@@ -98,7 +113,9 @@ impl Candidate {
     pub fn ddl(&self) -> String {
         let keys: Vec<String> = self.keys.iter().map(KeyColumn::sql).collect();
         let concurrently = if self.partitioned { "" } else { " CONCURRENTLY" };
-        let mut sql = format!("CREATE INDEX{concurrently} ON {} ({})", self.table, keys.join(", "));
+        let using = if self.am == AccessMethod::Brin { " USING brin" } else { "" };
+        let mut sql =
+            format!("CREATE INDEX{concurrently} ON {}{using} ({})", self.table, keys.join(", "));
         if !self.include.is_empty() {
             let include: Vec<String> =
                 self.include.iter().map(|(_, name)| quote_ident(name)).collect();
@@ -110,14 +127,24 @@ impl Candidate {
         sql
     }
 
-    /// Same table, keys and predicate as `other` (the INCLUDE lists may differ).
+    /// Same table, keys and predicate as `other` (the INCLUDE lists, or the access method, may
+    /// differ): one index on a key is enough.
     pub fn same_key(&self, other: &Candidate) -> bool {
         self.relid == other.relid && self.keys == other.keys && self.predicate == other.predicate
     }
 
     /// Whether this index can do `other`'s job as well: same table and predicate, `other`'s
-    /// keys lead this one and every column `other` carries is here.
+    /// keys lead this one and every column `other` carries is here. A btree led by a BRIN's
+    /// column does its job (and more); a BRIN does no btree's.
     pub fn supersedes(&self, other: &Candidate) -> bool {
+        if self.am == AccessMethod::Brin {
+            return false;
+        }
+        if other.am == AccessMethod::Brin {
+            return self.relid == other.relid
+                && self.predicate == other.predicate
+                && self.keys.first() == other.keys.first();
+        }
         self != other
             && self.relid == other.relid
             && self.predicate == other.predicate
@@ -133,6 +160,14 @@ impl Candidate {
     pub fn purpose(&self) -> String {
         let names =
             |keys: &[KeyColumn]| keys.iter().map(KeyColumn::sql).collect::<Vec<_>>().join(", ");
+        if self.am == AccessMethod::Brin {
+            return format!(
+                "brin on ({}): one min/max summary per {BRIN_PAGES_PER_RANGE} table pages, a tiny index; \
+                 the table is appended in this column's order (pg_stats correlation ≥ {BRIN_MIN_CORRELATION}, \
+                 few updates or deletes), so a filter on it reads only the block ranges that can match",
+                names(&self.keys)
+            );
+        }
         let mut parts = vec![format!("btree on ({})", names(&self.keys))];
         if !self.include.is_empty() {
             parts.push("covering the columns read (index-only scan)".to_string());
@@ -312,6 +347,7 @@ pub fn for_usage(usage: &TableUsage) -> Vec<Candidate> {
             include: vec![],
             predicate: None,
             partitioned: usage.partitioned,
+            am: AccessMethod::Btree,
         };
         if let Some(covering) = covering_variant(usage, &plain) {
             candidates.push(covering);
@@ -322,6 +358,69 @@ pub fn for_usage(usage: &TableUsage) -> Vec<Candidate> {
     let mut unique = BTreeSet::new();
     candidates.retain(|c| unique.insert(c.clone()));
     candidates
+}
+
+/// Rows a table saw written since its statistics were last reset (pg_stat_all_tables).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct WriteCounts {
+    pub inserted: f64,
+    pub updated: f64,
+    pub deleted: f64,
+}
+
+/// How a table is laid out and written: what decides whether a BRIN index suits it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TableLayout {
+    /// Heap pages.
+    pub pages: f64,
+    /// None when the table has no write counters (never written since a statistics reset, or
+    /// restored from a dump): the columns' correlation then decides alone.
+    pub writes: Option<WriteCounts>,
+    /// pg_stats.correlation of each analyzed column (-1 to 1).
+    pub correlation: BTreeMap<i16, f64>,
+}
+
+impl TableLayout {
+    /// Whether a BRIN index on `attnum` would skip most of the table for a selective filter:
+    /// a large table, appended in that column's order.
+    pub fn suits_brin(&self, attnum: i16) -> bool {
+        let append_mostly =
+            self.writes.is_none_or(|w| w.updated + w.deleted <= BRIN_MAX_CHURN * w.inserted);
+        self.pages >= BRIN_MIN_PAGES
+            && append_mostly
+            && self.correlation.get(&attnum).is_some_and(|c| c.abs() >= BRIN_MIN_CORRELATION)
+    }
+}
+
+/// BRIN candidates for one query's use of one table: one per column it filters by equality
+/// or range when the table's layout suits a BRIN on it. Not on a partitioned table (its
+/// partitions' layouts are not the parent's statistics) nor on expressions (no correlation).
+pub fn brin_for_usage(usage: &TableUsage, layout: &TableLayout) -> Vec<Candidate> {
+    if usage.partitioned {
+        return Vec::new();
+    }
+    let columns: BTreeSet<i16> = usage
+        .filters
+        .iter()
+        .filter(|f| {
+            matches!(f.restriction, Restriction::Equality | Restriction::Range)
+                && f.expression.is_none()
+                && layout.suits_brin(f.attnum)
+        })
+        .map(|f| f.attnum)
+        .collect();
+    columns
+        .into_iter()
+        .map(|attnum| Candidate {
+            relid: usage.relid,
+            table: usage.table.clone(),
+            keys: vec![KeyColumn::plain(usage, attnum)],
+            include: vec![],
+            predicate: None,
+            partitioned: false,
+            am: AccessMethod::Brin,
+        })
+        .collect()
 }
 
 fn with(prefix: &[KeyColumn], rest: impl IntoIterator<Item = KeyColumn>) -> Vec<KeyColumn> {
@@ -396,6 +495,7 @@ fn partial_candidates(
             include: vec![],
             predicate: Some(predicate.clone()),
             partitioned: usage.partitioned,
+            am: AccessMethod::Btree,
         });
     }
     out
@@ -650,6 +750,7 @@ mod tests {
             include: vec![],
             predicate: None,
             partitioned: false,
+            am: AccessMethod::Btree,
         };
         assert!(existing.covers(&desc), "a backward scan gives the reversed order");
         let mixed = Candidate {
@@ -752,5 +853,96 @@ mod tests {
                 && purpose.contains("ATTACH PARTITION"),
             "{purpose}"
         );
+    }
+
+    fn layout(pages: f64, writes: Option<(f64, f64, f64)>, correlation: f64) -> TableLayout {
+        TableLayout {
+            pages,
+            writes: writes.map(|(inserted, updated, deleted)| WriteCounts {
+                inserted,
+                updated,
+                deleted,
+            }),
+            correlation: [(4, correlation), (6, correlation)].into_iter().collect(),
+        }
+    }
+
+    fn range_on_created_at() -> TableUsage {
+        usage(vec![filter(4, Restriction::Range, 0.01)], vec![], vec![], Some(vec![1, 4]))
+    }
+
+    #[test]
+    fn brin_for_a_large_append_mostly_table_filtered_on_a_correlated_column() {
+        let u = range_on_created_at();
+        let appended = layout(100_000.0, Some((1e7, 1e5, 1e5)), 0.99);
+        let brin = brin_for_usage(&u, &appended);
+        assert_eq!(
+            ddls(&brin),
+            vec!["CREATE INDEX CONCURRENTLY ON public.orders USING brin (created_at)".to_string()]
+        );
+        assert!(brin[0].purpose().starts_with("brin on (created_at)"), "{}", brin[0].purpose());
+        // Falling values follow the order as well; equality filters too.
+        assert_eq!(brin_for_usage(&u, &layout(100_000.0, None, -0.95)).len(), 1);
+        let equality = usage(vec![filter(4, Restriction::Equality, 0.001)], vec![], vec![], None);
+        assert_eq!(brin_for_usage(&equality, &appended).len(), 1);
+        // The name is quoted as every key is.
+        let mut note = u.clone();
+        note.filters = vec![filter(6, Restriction::Range, 0.01)];
+        assert_eq!(
+            ddls(&brin_for_usage(&note, &appended)),
+            vec![r#"CREATE INDEX CONCURRENTLY ON public.orders USING brin ("Note")"#.to_string()]
+        );
+    }
+
+    #[test]
+    fn no_brin_when_uncorrelated_small_churned_or_unanalyzed() {
+        let u = range_on_created_at();
+        let none = |l: TableLayout| brin_for_usage(&u, &l).is_empty();
+        assert!(none(layout(100_000.0, None, 0.3)), "uncorrelated");
+        assert!(none(layout(100_000.0, None, -0.89)), "below the threshold");
+        assert!(none(layout(BRIN_MIN_PAGES - 1.0, None, 1.0)), "small table");
+        assert!(!none(layout(BRIN_MIN_PAGES, None, 1.0)));
+        assert!(none(layout(100_000.0, Some((1e6, 8e4, 3e4)), 1.0)), "update-heavy");
+        assert!(!none(layout(100_000.0, Some((1e6, 6e4, 4e4)), 1.0)), "10 % churn is fine");
+        assert!(none(layout(100_000.0, Some((0.0, 0.0, 5.0)), 1.0)), "deletes only");
+        let unanalyzed = TableLayout { correlation: BTreeMap::new(), ..layout(1e5, None, 1.0) };
+        assert!(none(unanalyzed), "no correlation known");
+        // Not on a partitioned table, an expression or a LIKE prefix.
+        let mut partitioned = u.clone();
+        partitioned.partitioned = true;
+        assert!(brin_for_usage(&partitioned, &layout(1e5, None, 1.0)).is_empty());
+        let mut expression = filter(4, Restriction::Range, 0.01);
+        expression.expression = Some("date_trunc('day'::text, created_at)".into());
+        let mut like = filter(6, Restriction::LikePrefix, 0.01);
+        like.opclass = Some("text_pattern_ops".into());
+        let other = usage(vec![expression, like], vec![], vec![], None);
+        assert!(brin_for_usage(&other, &layout(1e5, None, 1.0)).is_empty());
+    }
+
+    #[test]
+    fn a_btree_on_the_column_does_a_brins_job_but_not_the_reverse() {
+        let u = range_on_created_at();
+        let brin = brin_for_usage(&u, &layout(1e5, None, 1.0)).remove(0);
+        let btrees = for_usage(&u);
+        let plain = btrees.iter().find(|c| c.include.is_empty()).unwrap();
+        let covering = btrees.iter().find(|c| !c.include.is_empty()).unwrap();
+        assert!(plain.same_key(&brin) && brin.same_key(plain), "one index per key");
+        assert!(plain.supersedes(&brin) && covering.supersedes(&brin));
+        assert!(!brin.supersedes(plain) && !brin.supersedes(covering));
+        let other_column = Candidate {
+            keys: vec![KeyColumn::plain(&u, 2), brin.keys[0].clone()],
+            am: AccessMethod::Btree,
+            ..brin.clone()
+        };
+        assert!(!other_column.supersedes(&brin), "led by another column");
+        let existing = ExistingIndex {
+            relid: 42,
+            btree: true,
+            partial: false,
+            keys: vec![(4, true)],
+            include: vec![],
+        };
+        assert!(existing.covers(&brin), "a btree on the column already serves the filter");
+        assert!(!ExistingIndex { keys: vec![(2, false), (4, false)], ..existing }.covers(&brin));
     }
 }

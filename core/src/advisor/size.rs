@@ -18,10 +18,12 @@ const BTREE_INNER_FILL: f64 = 0.70;
 /// A posting list may use about a third of a page (BTMaxItemSize) before it is split.
 const BTREE_MAX_POSTING_BYTES: f64 = (BLOCK_SIZE - 24.0 - 16.0) / 3.0 - 16.0;
 const HASH_FILL: f64 = 0.75;
-const BRIN_PAGES_PER_RANGE: f64 = 128.0;
+/// BRIN's default pages_per_range (BRIN_DEFAULT_PAGES_PER_RANGE).
+pub const BRIN_PAGES_PER_RANGE: f64 = 128.0;
+/// Heap TIDs per revmap page (REVMAP_PAGE_MAXITEMS: (8192 - 24 - 8) / 6).
 const BRIN_REVMAP_ITEMS_PER_PAGE: f64 = 1360.0;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum AccessMethod {
     Btree,
     Hash,
@@ -96,6 +98,7 @@ pub fn estimate(shape: &IndexShape) -> SizeEstimate {
             SizeEstimate { pages: buckets + 2.0, tree_height: -1 }
         }
         AccessMethod::Brin => {
+            // A meta page, the revmap (one TID per range) and one min/max summary per range.
             let ranges = (shape.table_pages / BRIN_PAGES_PER_RANGE).ceil().max(1.0);
             let summary = maxalign(INDEX_TUPLE_HEADER + 2.0 * data) + ITEM_ID;
             let revmap = (ranges / BRIN_REVMAP_ITEMS_PER_PAGE).ceil();
@@ -270,6 +273,27 @@ mod tests {
     #[test]
     fn empty_table_still_has_a_meta_and_a_leaf_page() {
         assert_eq!(estimate(&btree_shape(0.0, &[4.0], None)).pages, 2.0);
+    }
+
+    #[test]
+    fn brin_matches_real_indexes_and_grows_with_the_table_not_the_rows() {
+        // PostgreSQL 15: a BRIN on a timestamp column of a 20,619-page table is 3 pages
+        // (meta, revmap, one page of 162 summaries); of a 103,093-page table, 5 pages.
+        let brin = |table_pages: f64, tuples: f64| {
+            estimate(&IndexShape {
+                am: AccessMethod::Brin,
+                table_pages,
+                ..btree_shape(tuples, &[8.0], None)
+            })
+        };
+        assert_eq!(brin(20_619.0, 2e6).pages, 3.0);
+        assert_eq!(brin(103_093.0, 1e7).pages, 5.0);
+        assert_eq!(brin(103_093.0, 1e7), brin(103_093.0, 1e5), "rows do not matter");
+        // Past 1360 ranges a second revmap page; an empty table still has three pages.
+        assert_eq!(brin(1361.0 * 128.0, 1e8).pages - brin(1360.0 * 128.0, 1e8).pages, 1.0);
+        assert_eq!(brin(0.0, 0.0).pages, 3.0);
+        let btree = estimate(&btree_shape(1e7, &[8.0], Some(1e7)));
+        assert!(btree.pages > 1000.0 * brin(103_093.0, 1e7).pages, "{btree:?}");
     }
 
     #[test]

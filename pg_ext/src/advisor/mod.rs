@@ -5,6 +5,7 @@
 
 pub mod health;
 pub mod hypo;
+pub mod layout;
 pub mod progress;
 pub mod remember;
 pub mod suggest;

@@ -5,6 +5,7 @@
 //! weighted by calls, net of the write cost, within the budget.
 
 use crate::advisor::hypo;
+use crate::advisor::layout;
 use crate::advisor::progress::Progress;
 use crate::advisor::remember;
 use crate::error::{OrReport, PitstopError};
@@ -345,9 +346,15 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
     // Each candidate remembers the first statement that proposed it: its DDL (a predicate may
     // come from the statement's text) is prepared as that statement's role.
     let mut proposed: BTreeMap<Candidate, usize> = BTreeMap::new();
+    let read: BTreeSet<u32> =
+        planned.iter().flatten().flat_map(|p| &p.usage).map(|u| u.relid).collect();
+    let layouts = layout::table_layouts(&read.into_iter().collect::<Vec<_>>());
     for (q, plan) in planned.iter().enumerate() {
         for usage in plan.iter().flat_map(|p| &p.usage) {
-            for candidate in candidates::for_usage(usage) {
+            let brin = layouts
+                .get(&usage.relid)
+                .map_or_else(Vec::new, |l| candidates::brin_for_usage(usage, l));
+            for candidate in candidates::for_usage(usage).into_iter().chain(brin) {
                 proposed.entry(candidate).or_insert(q);
             }
         }
