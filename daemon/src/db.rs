@@ -330,14 +330,8 @@ pub fn describe_error(error: &anyhow::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::conninfo::env_of;
     use super::*;
-    use std::collections::HashMap;
-
-    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        move |k| map.get(k).cloned()
-    }
 
     fn cli(dsn: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
         cli_target(&Explicit { dsn, ..Default::default() }, Some(CLI_STATEMENT_TIMEOUT), env)

@@ -50,18 +50,23 @@ impl Setting for bool {
     }
 }
 
+/// A TOML integer or an environment string that parses as one, in the range of `T`.
+fn whole_number<T: TryFrom<i64>>(raw: Raw) -> Result<T, String> {
+    let n = match raw {
+        Raw::Toml(toml::Value::Integer(n)) => *n,
+        Raw::Env(s) => {
+            s.trim().parse::<i64>().map_err(|_| format!("{s:?} is not a whole number"))?
+        }
+        Raw::Toml(other) => {
+            return Err(format!("expected a whole number, found a TOML {}", other.type_str()))
+        }
+    };
+    T::try_from(n).map_err(|_| format!("{n} is out of range"))
+}
+
 impl Setting for u32 {
     fn parse(raw: Raw) -> Result<Self, String> {
-        let n = match raw {
-            Raw::Toml(toml::Value::Integer(n)) => *n,
-            Raw::Env(s) => {
-                s.trim().parse::<i64>().map_err(|_| format!("{s:?} is not a whole number"))?
-            }
-            Raw::Toml(other) => {
-                return Err(format!("expected a whole number, found a TOML {}", other.type_str()))
-            }
-        };
-        u32::try_from(n).map_err(|_| format!("{n} is out of range"))
+        whole_number(raw)
     }
     fn show(&self) -> toml::Value {
         toml::Value::Integer(i64::from(*self))
@@ -70,16 +75,7 @@ impl Setting for u32 {
 
 impl Setting for u64 {
     fn parse(raw: Raw) -> Result<Self, String> {
-        let n = match raw {
-            Raw::Toml(toml::Value::Integer(n)) => *n,
-            Raw::Env(s) => {
-                s.trim().parse::<i64>().map_err(|_| format!("{s:?} is not a whole number"))?
-            }
-            Raw::Toml(other) => {
-                return Err(format!("expected a whole number, found a TOML {}", other.type_str()))
-            }
-        };
-        u64::try_from(n).map_err(|_| format!("{n} is out of range"))
+        whole_number(raw)
     }
     fn show(&self) -> toml::Value {
         toml::Value::Integer(i64::try_from(*self).unwrap_or(i64::MAX))

@@ -361,16 +361,17 @@ pub fn read_passfile(path: &Path) -> Option<String> {
     std::fs::read_to_string(path).ok()
 }
 
+/// A fixed environment for tests: the variable lookup `gather` and `passfile` take, over `pairs`.
+#[cfg(test)]
+pub(crate) fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: std::collections::HashMap<String, String> =
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    move |k| map.get(k).cloned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        move |k| map.get(k).cloned()
-    }
 
     fn get<'a>(p: &'a Params, key: &str) -> Option<&'a str> {
         p.get(key).map(String::as_str)

@@ -150,6 +150,13 @@ pub struct Missing {
     pub warning_only: bool,
 }
 
+impl Missing {
+    /// Something the task cannot work without.
+    fn required(problem: String, fix: String) -> Missing {
+        Missing { problem, fix, warning_only: false }
+    }
+}
+
 /// The GRANT of `privileges` on an object.
 pub fn grant(privileges: &[&str], on: &str, role_ident: &str) -> String {
     format!("GRANT {} ON {on} TO {role_ident};", privileges.join(", "))
@@ -254,25 +261,23 @@ async fn evaluate(
     let role = f.role_ident.as_str();
     Ok(match need {
         Need::Role { role: predefined, grant: to_grant, why } => {
-            let has: bool = client
-                .query_one("SELECT pg_catalog.pg_has_role($1, 'USAGE')", &[predefined])
-                .await?
-                .get(0);
-            (!has).then(|| Missing {
-                problem: format!("the rights of {predefined} ({why})"),
-                fix: format!("GRANT {to_grant} TO {role};"),
-                warning_only: false,
+            let has =
+                holds(client, "SELECT pg_catalog.pg_has_role($1, 'USAGE')", predefined).await?;
+            (!has).then(|| {
+                Missing::required(
+                    format!("the rights of {predefined} ({why})"),
+                    format!("GRANT {to_grant} TO {role};"),
+                )
             })
         }
         Need::SchemaUsage(schema) => {
-            let has: bool = client
-                .query_one("SELECT pg_catalog.has_schema_privilege($1, 'USAGE')", &[schema])
-                .await?
-                .get(0);
-            (!has).then(|| Missing {
-                problem: format!("USAGE on schema {schema}"),
-                fix: grant(&["USAGE"], &format!("SCHEMA {schema}"), role),
-                warning_only: false,
+            let has = holds(client, "SELECT pg_catalog.has_schema_privilege($1, 'USAGE')", schema)
+                .await?;
+            (!has).then(|| {
+                Missing::required(
+                    format!("USAGE on schema {schema}"),
+                    grant(&["USAGE"], &format!("SCHEMA {schema}"), role),
+                )
             })
         }
         Need::Table { table, privileges } => {
@@ -290,10 +295,11 @@ async fn evaluate(
             if !exists {
                 Some(absent(table))
             } else {
-                (!lacking.is_empty()).then(|| Missing {
-                    problem: format!("{} on {table}", lacking.join(", ")),
-                    fix: grant(&lacking, table, role),
-                    warning_only: false,
+                (!lacking.is_empty()).then(|| {
+                    Missing::required(
+                        format!("{} on {table}", lacking.join(", ")),
+                        grant(&lacking, table, role),
+                    )
                 })
             }
         }
@@ -327,13 +333,17 @@ async fn evaluate(
     })
 }
 
+/// Whether the role holds what the one-parameter boolean query `sql` asks about `name`.
+async fn holds(client: &Client, sql: &str, name: &str) -> Result<bool, tokio_postgres::Error> {
+    Ok(client.query_one(sql, &[&name]).await?.get(0))
+}
+
 /// An object of the extension that is not there.
 fn absent(what: &str) -> Missing {
-    Missing {
-        problem: format!("{what} (missing: the extension is older than this binary)"),
-        fix: "ALTER EXTENSION pitstop UPDATE;".into(),
-        warning_only: false,
-    }
+    Missing::required(
+        format!("{what} (missing: the extension is older than this binary)"),
+        "ALTER EXTENSION pitstop UPDATE;".into(),
+    )
 }
 
 /// One privilege on `object`: `r` says whether it exists and whether the role has it.
@@ -347,11 +357,10 @@ fn one_privilege(
     match (r.get(0), r.get(1)) {
         (false, _) => Some(absent(object)),
         (true, true) => None,
-        (true, false) => Some(Missing {
-            problem: format!("{privilege} on {object}"),
-            fix: grant(&[privilege], on, role),
-            warning_only: false,
-        }),
+        (true, false) => Some(Missing::required(
+            format!("{privilege} on {object}"),
+            grant(&[privilege], on, role),
+        )),
     }
 }
 
@@ -407,11 +416,10 @@ pub fn maintain_missing(
     );
     if maintain_privilege {
         let all: Vec<&str> = tables.iter().map(|t| t.table.as_str()).collect();
-        return Some(Missing {
+        return Some(Missing::required(
             problem,
-            fix: grant(&["MAINTAIN"], &format!("TABLE {}", all.join(", ")), role),
-            warning_only: false,
-        });
+            grant(&["MAINTAIN"], &format!("TABLE {}", all.join(", ")), role),
+        ));
     }
     let owners = |privileged: bool| {
         let mut o: Vec<&str> = tables

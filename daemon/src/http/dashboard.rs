@@ -167,12 +167,24 @@ fn components(h: &mut String, p: &Page) {
     h.push_str("</section>\n");
 }
 
-fn alerts(h: &mut String, now: f64, alerts: &[Alert]) {
-    h.push_str("<section><h2>Alerts</h2>");
-    if alerts.is_empty() {
-        h.push_str("<p class=\"muted\">No alert is pending or firing.</p></section>\n");
+/// A section of one table, or of a muted line when it has no row.
+fn table_section(
+    h: &mut String,
+    title: &str,
+    empty: &str,
+    header: &[&str],
+    rows: Vec<Vec<String>>,
+) {
+    let _ = write!(h, "<section><h2>{}</h2>", escape(title));
+    if rows.is_empty() {
+        let _ = writeln!(h, "<p class=\"muted\">{}</p></section>", escape(empty));
         return;
     }
+    table(h, header, rows);
+    h.push_str("</section>\n");
+}
+
+fn alerts(h: &mut String, now: f64, alerts: &[Alert]) {
     let rows = alerts
         .iter()
         .map(|a| {
@@ -194,8 +206,13 @@ fn alerts(h: &mut String, now: f64, alerts: &[Alert]) {
             ]
         })
         .collect();
-    table(h, &["severity", "state", "rule", "metric", "value", "since", "summary"], rows);
-    h.push_str("</section>\n");
+    table_section(
+        h,
+        "Alerts",
+        "No alert is pending or firing.",
+        &["severity", "state", "rule", "metric", "value", "since", "summary"],
+        rows,
+    );
 }
 
 /// The latest value of an unlabelled family.
@@ -369,11 +386,6 @@ fn relay(h: &mut String, s: &metrics::Snapshot) {
 }
 
 fn maintenance(h: &mut String, jobs: &[MaintenanceJob]) {
-    h.push_str("<section><h2>Maintenance jobs</h2>");
-    if jobs.is_empty() {
-        h.push_str("<p class=\"muted\">No job scheduled.</p></section>\n");
-        return;
-    }
     let rows = jobs
         .iter()
         .map(|j| {
@@ -395,15 +407,16 @@ fn maintenance(h: &mut String, jobs: &[MaintenanceJob]) {
             ]
         })
         .collect();
-    table(
+    table_section(
         h,
+        "Maintenance jobs",
+        "No job scheduled.",
         &[
             "job", "kind", "schedule", "enabled", "running", "last run", "outcome", "detail",
             "next run",
         ],
         rows,
     );
-    h.push_str("</section>\n");
 }
 
 fn monitor_footer(h: &mut String, v: &View) {
