@@ -205,4 +205,152 @@ mod tests {
             );
         }
     }
+
+    /// An append-only event log of `rows` rows over about 70 days: `at` follows the insertion
+    /// order, or with `shuffled` the rows are written in random order.
+    fn make_log(rows: i64, shuffled: bool) {
+        let order = if shuffled { "random()" } else { "g" };
+        Spi::run(&format!(
+            "CREATE TABLE cand_log(id bigint, at timestamp, kind int, payload text);
+             INSERT INTO cand_log SELECT g, timestamp '2024-01-01' + g * interval '10 seconds', g % 7, md5(g::text)
+               FROM generate_series(1, {rows}) g ORDER BY {order};
+             ANALYZE cand_log;"
+        ))
+        .unwrap();
+    }
+
+    const ONE_DAY: &str = "SELECT id, payload FROM cand_log WHERE at >= $1 AND at < $2";
+
+    /// Suggested DDL under a budget in MB.
+    fn advice_within(queries: &[&str], budget_mb: f64) -> Vec<String> {
+        Spi::connect(|client| {
+            client
+                .select(
+                    "SELECT ddl FROM pitstop.suggest_indexes(queries => $1, budget_mb => $2) ORDER BY rank",
+                    None,
+                    &[queries.iter().map(|q| q.to_string()).collect::<Vec<String>>().into(), budget_mb.into()],
+                )
+                .unwrap()
+                .map(|row| required::<String>(&row, "ddl"))
+                .collect()
+        })
+    }
+
+    #[pg_test]
+    fn an_append_only_table_filtered_on_a_correlated_column_gets_a_brin_index_the_planner_uses() {
+        make_log(600_000, false);
+        let pages = Spi::get_one::<i64>(
+            "SELECT pg_relation_size('cand_log') / current_setting('block_size')::int8",
+        )
+        .unwrap()
+        .unwrap();
+        assert!(pages as f64 >= pitstop_core::advisor::candidates::BRIN_MIN_PAGES, "{pages}");
+        // A btree on the column (about 13 MB) does not fit 1 MB; the BRIN (3 pages) does.
+        let ddl = advice_within(&[ONE_DAY], 1.0);
+        let brin = "CREATE INDEX CONCURRENTLY ON public.cand_log USING brin (at)";
+        assert!(ddl.iter().any(|d| d == brin), "{ddl:?}");
+        let (reason, bytes) = Spi::get_two_with_args::<String, i64>(
+            "SELECT reason, estimated_bytes FROM pitstop.suggest_indexes(queries => ARRAY[$1], budget_mb => 1) WHERE ddl = $2",
+            &[ONE_DAY.into(), brin.into()],
+        )
+        .unwrap();
+        assert!(reason.unwrap().starts_with("brin on (at)"));
+        let bytes = bytes.unwrap();
+        let day = ONE_DAY.replace("$1", "'2024-02-01'").replace("$2", "'2024-02-02'");
+        // The hypothetical index: a plain EXPLAIN plans a bitmap scan on it.
+        Spi::get_one_with_args::<pg_sys::Oid>("SELECT pitstop.hypo_create($1)", &[brin.into()])
+            .unwrap();
+        let hypothetical = plan(&day);
+        assert!(
+            hypothetical.contains(r#""Node Type":"Bitmap Index Scan""#)
+                && hypothetical.contains(r#""Index Name":"cand_log_at_hypo""#),
+            "{hypothetical}"
+        );
+        Spi::run("SELECT pitstop.hypo_reset()").unwrap();
+        // The suggested DDL built for real: the real planner scans it the same way, and its
+        // size is the one the advice gave.
+        build(brin, "cand_log_at_brin");
+        let real = plan(&day);
+        assert!(
+            real.contains(r#""Node Type":"Bitmap Index Scan""#)
+                && real.contains(r#""Index Name":"cand_log_at_brin""#),
+            "{real}"
+        );
+        let built =
+            Spi::get_one::<i64>("SELECT pg_relation_size('cand_log_at_brin')").unwrap().unwrap();
+        assert_eq!(bytes, built, "estimated vs real size");
+    }
+
+    #[pg_test]
+    fn the_same_table_with_the_column_out_of_order_gets_no_brin_index() {
+        make_log(600_000, true);
+        let correlation = Spi::get_one::<f64>(
+            "SELECT correlation::float8 FROM pg_stats WHERE tablename = 'cand_log' AND attname = 'at'",
+        )
+        .unwrap()
+        .unwrap();
+        assert!(correlation.abs() < 0.5, "{correlation}");
+        for ddl in [advice(&[ONE_DAY]), advice_within(&[ONE_DAY], 1.0)] {
+            assert!(!ddl.iter().any(|d| d.contains("USING brin")), "{ddl:?}");
+        }
+    }
+
+    #[pg_test]
+    fn hypothetical_brin_indexes_never_break_planning() {
+        Spi::run(
+            "CREATE TABLE cand_empty(id int, at timestamp);
+             CREATE TABLE cand_parts(id int, at timestamp) PARTITION BY RANGE (at);
+             CREATE TABLE cand_parts_1 PARTITION OF cand_parts FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');",
+        )
+        .unwrap();
+        make_log(20_000, false);
+        let statements = [
+            "SELECT * FROM cand_log WHERE at BETWEEN '2024-01-02' AND '2024-01-03'",
+            "SELECT * FROM cand_log WHERE at = '2024-01-02' OR id < 10",
+            "SELECT * FROM cand_log WHERE at IN ('2024-01-02', '2024-01-03') AND kind IS NULL",
+            "SELECT * FROM cand_log l JOIN cand_empty e ON e.at = l.at WHERE e.id = 1",
+            "SELECT count(*) FROM cand_empty WHERE at > now()::timestamp",
+            "SELECT * FROM cand_parts WHERE at < '2024-02-01'",
+        ];
+        for ddl in [
+            "CREATE INDEX ON cand_log USING brin (at)",
+            "CREATE INDEX ON cand_log USING brin (at, kind) WITH (pages_per_range = 128)",
+            "CREATE INDEX ON cand_log USING brin ((at::date)) WHERE kind = 3",
+            "CREATE INDEX ON cand_empty USING brin (at)",
+            "CREATE INDEX ON cand_parts USING brin (at)",
+        ] {
+            Spi::get_one_with_args::<pg_sys::Oid>("SELECT pitstop.hypo_create($1)", &[ddl.into()])
+                .unwrap_or_else(|e| panic!("{ddl}: {e}"));
+        }
+        for statement in statements {
+            plan(statement);
+        }
+        // Every hypothetical index is planned with: a bitmap scan on it is possible (forced).
+        Spi::run("SET LOCAL enable_seqscan = off").unwrap();
+        let forced = plan(statements[0]);
+        assert!(
+            forced.contains(r#""Node Type":"Bitmap Index Scan""#)
+                && forced.contains(r#""Index Name":"cand_log_at_"#),
+            "{forced}"
+        );
+        let dropped = Spi::get_one::<i64>(
+            "SELECT count(*) FILTER (WHERE pitstop.hypo_drop(indexrelid)) FROM pitstop.hypo_list()",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(dropped, 5);
+        plan(statements[0]);
+    }
+
+    /// Another range size would be costed and sized as the default one: refused.
+    #[pg_test(
+        error = "access method \"brin\" does not support a pages_per_range other than 128 in a hypothetical index"
+    )]
+    fn a_hypothetical_brin_with_another_range_size_is_refused() {
+        make_log(1_000, false);
+        Spi::run(
+            "SELECT pitstop.hypo_create('CREATE INDEX ON cand_log USING brin (at) WITH (pages_per_range = 16)')",
+        )
+        .unwrap();
+    }
 }

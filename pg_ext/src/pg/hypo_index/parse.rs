@@ -7,7 +7,7 @@ use crate::pg::list::pointers;
 use pgrx::pg_sys;
 use pgrx::pg_sys::ffi::pg_guard_ffi_boundary;
 use pgrx::PgTryBuilder;
-use pitstop_core::advisor::size::AccessMethod;
+use pitstop_core::advisor::size::{AccessMethod, BRIN_PAGES_PER_RANGE};
 use std::ffi::{c_char, CStr, CString};
 
 // `transformIndexStmt` (parser/parse_utilcmd.h) has no pgrx binding.
@@ -120,6 +120,17 @@ unsafe fn resolve(c_ddl: &CStr) -> Result<HypoIndex, PitstopError> {
         }
         if (*stmt).unique && !(*routine).amcanunique {
             return Err(lacks("unique indexes"));
+        }
+        // The planner costs a hypothetical BRIN with the default range size (brincostestimate
+        // cannot read another from an index that does not exist), and so is it sized.
+        let ranged = |opt: &*mut pg_sys::DefElem| {
+            cstr((**opt).defname).as_deref() == Some("pages_per_range")
+                && f64::from(pg_sys::defGetInt32(*opt)) != BRIN_PAGES_PER_RANGE
+        };
+        if am == AccessMethod::Brin
+            && pointers::<pg_sys::DefElem>((*stmt).options).iter().any(ranged)
+        {
+            return Err(lacks("a pages_per_range other than 128 in a hypothetical index"));
         }
 
         let deparse_cxt = pg_sys::deparse_context_for((*(*stmt).relation).relname, relid);
