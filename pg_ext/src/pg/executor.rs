@@ -239,15 +239,16 @@ fn report_relations(query_desc: *mut pg_sys::QueryDesc) {
         if !writing && !(observer.wants_reads)() {
             return;
         }
-        let rtable = cells((*planned).rtable);
         // Result relations include the inheritance children an UPDATE/DELETE on a parent
-        // writes, whose own range table entries carry no permissions.
-        for result in cells((*planned).resultRelations) {
-            let rte = rtable[result.int_value as usize - 1].ptr_value as *mut pg_sys::RangeTblEntry;
-            (observer.relation)((*rte).relid, true);
-        }
-        for cell in rtable {
+        // writes, whose own range table entries carry no permissions. One report a relation.
+        let results = cells((*planned).resultRelations);
+        for (index, cell) in cells((*planned).rtable).iter().enumerate() {
             let rte = cell.ptr_value as *mut pg_sys::RangeTblEntry;
+            let result = results.iter().any(|r| r.int_value as usize == index + 1);
+            if result {
+                (observer.relation)((*rte).relid, true);
+                continue;
+            }
             let Some((relid, _)) = crate::pg::range_table::relation(rte) else { continue };
             #[cfg(feature = "pg15")]
             let writes = (*rte).requiredPerms & writes_mask != 0;
