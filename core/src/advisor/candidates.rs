@@ -156,6 +156,16 @@ impl Candidate {
             })
     }
 
+    /// Share of a btree's maintenance this index costs per row written: a BRIN writes a block
+    /// range's summary once (when a vacuum summarizes the range, or a row lands in a range
+    /// already summarized), not once per row, and a range holds at least one row per page.
+    pub fn write_share(&self) -> f64 {
+        match self.am {
+            AccessMethod::Brin => 1.0 / BRIN_PAGES_PER_RANGE,
+            _ => 1.0,
+        }
+    }
+
     /// What the index is for, in a few words.
     pub fn purpose(&self) -> String {
         let names =
@@ -881,6 +891,8 @@ mod tests {
             vec!["CREATE INDEX CONCURRENTLY ON public.orders USING brin (created_at)".to_string()]
         );
         assert!(brin[0].purpose().starts_with("brin on (created_at)"), "{}", brin[0].purpose());
+        assert_eq!(brin[0].write_share(), 1.0 / 128.0, "one summary per range, not per row");
+        assert!(for_usage(&u).iter().all(|c| c.write_share() == 1.0));
         // Falling values follow the order as well; equality filters too.
         assert_eq!(brin_for_usage(&u, &layout(100_000.0, None, -0.95)).len(), 1);
         let equality = usage(vec![filter(4, Restriction::Equality, 0.001)], vec![], vec![], None);

@@ -272,7 +272,8 @@ fn non_hot_shares(relids: &[u32]) -> BTreeMap<u32, f64> {
 }
 
 /// Index maintenance the workload's own writes would cause for `candidate`, in planner cost
-/// units: each row entering the index dirties about one leaf page, priced at random_page_cost.
+/// units: each row entering the index dirties about one leaf page, priced at random_page_cost
+/// (a BRIN: 1/128 of that, `Candidate::write_share`).
 fn write_cost(
     candidate: &Candidate,
     statements: &[Statement],
@@ -293,7 +294,7 @@ fn write_cost(
             let write =
                 plan.as_ref().ok()?.write.as_ref().filter(|w| w.relid == candidate.relid)?;
             let rows = statement.rows.unwrap_or(write.estimated_rows * statement.calls);
-            Some(rows * write.index_share(&columns, non_hot) * page_cost)
+            Some(rows * write.index_share(&columns, non_hot) * candidate.write_share() * page_cost)
         })
         .sum::<f64>()
         + 0.0 // an empty sum is -0.0
