@@ -13,7 +13,7 @@
 #     three configurations: no indexes; pitstop's suggestions built for real; a single-column
 #     btree on every column the queries filter or join on (bench/tpch/per_column_indexes.sql,
 #     the per-column advice of index_advisor / Dexter style); and pitstop's advice once more
-#     with budget_mb set to the per-column indexes' real size. A query that times out is not
+#     with budget_mb set to BUDGET_SHARE (0.6) × the per-column indexes' real size. A query that times out is not
 #     run again in that configuration and counts as TIMEOUT in totals (a lower bound).
 #     Planner cost is the top-level Total Cost of EXPLAIN (FORMAT JSON).
 #  d) each suggested index: pitstop.hypo_size vs HypoPG's hypopg_relation_size vs the real
@@ -25,7 +25,7 @@
 # or `cargo pgrx test` rewrites the system pitstop.so in place, which crashes a server that
 # has it loaded (seen while writing this), and a copy pins one build for the whole run.
 #
-# Usage: bash bench/advisor.sh   (as root or postgres; env: SCALE, RUNS, TIMEOUT, PORT)
+# Usage: bash bench/advisor.sh   (as root or postgres; env: SCALE, RUNS, TIMEOUT, PORT, BUDGET_SHARE)
 # WORKLOAD=tpcds runs bench/tpcds/advisor.sh instead (TPC-DS, its 99 queries).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,7 +36,7 @@ case "${WORKLOAD:-tpch}" in
 esac
 source bench/lib.sh
 
-SCALE="${SCALE:-1}"; RUNS="${RUNS:-3}"; TIMEOUT="${TIMEOUT:-120}"
+SCALE="${SCALE:-1}"; RUNS="${RUNS:-3}"; TIMEOUT="${TIMEOUT:-120}"; BUDGET_SHARE="${BUDGET_SHARE:-0.6}"
 DIR="${PITSTOP_BENCH_DIR:-/tmp/pitstop-advisor}"; PORT="${PORT:-55700}"
 TPCH=bench/tpch
 MAJOR="$(pg_config --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')"
@@ -324,9 +324,9 @@ costs per_column < /dev/null
 time_workload per_column
 BYTES[none]=0
 
-# c') pitstop's advice again, now with budget_mb = the per-column indexes' real size: the
-# same bytes a DBA would have spent on per-column advice.
-BUDGET_MB=$(awk -v b="${BYTES[per_column]}" 'BEGIN {printf "%.0f", b / 1048576}')
+# c') pitstop's advice again, now with budget_mb = BUDGET_SHARE × the per-column indexes' real
+# size (issue 15's target: at 0.6× per-column's bytes, at most 0.8× its workload time).
+BUDGET_MB=$(awk -v b="${BYTES[per_column]}" -v s="$BUDGET_SHARE" 'BEGIN {printf "%.1f", s * b / 1048576}')
 say "pitstop with budget_mb => $BUDGET_MB"
 drop_indexes
 printf 'SELECT ddl FROM pitstop.suggest_indexes(queries => %s, budget_mb => %s) ORDER BY rank' "$(workload_array $QUERIES)" "$BUDGET_MB" > "$DIR/advise_budget.sql"
