@@ -114,11 +114,6 @@ pub fn plain(c: &mut Client, query: &str, coldef: &str) -> Vec<String> {
     texts(&c.query(&sql, &[]).unwrap())
 }
 
-/// The one `bigint` value of `sql`.
-pub fn scalar_i64(c: &mut Client, sql: &str) -> i64 {
-    c.query_one(sql, &[]).unwrap().get(0)
-}
-
 /// Calls `cached` and asserts both its answer and whether it was served from the cache.
 pub fn expect_cached(c: &mut Client, query: &str, coldef: &str, expected: &[&str], hit: bool) {
     expect_cached_with(c, query, &[], coldef, expected, hit)
@@ -159,6 +154,18 @@ pub fn warm(c: &mut Client, query: &str, coldef: &str, expected: &[&str]) {
     assert_eq!(after.misses - before.misses, 1, "first call must be a miss: {before:?} {after:?}");
     assert_eq!(after.fills - before.fills, 1, "first call must fill: {before:?} {after:?}");
     expect_cached(c, query, coldef, expected, true);
+}
+
+/// A cluster with `t(id int PRIMARY KEY, v bigint)` holding `values` (one of them `(1, 10)`)
+/// and a session that has cached `select v from t where id = 1`: the cluster, the session, the
+/// query and its column definition.
+pub fn warmed_t(values: &str) -> (PgCluster, Client, &'static str, &'static str) {
+    let (cluster, mut a) = PgCluster::with_extension(&format!(
+        "CREATE TABLE t(id int PRIMARY KEY, v bigint); INSERT INTO t VALUES {values};"
+    ));
+    let (q, col) = ("select v from t where id = 1", "v bigint");
+    warm(&mut a, q, col, &["10"]);
+    (cluster, a, q, col)
 }
 
 /// The SQLSTATE of a server error, else the error's text.

@@ -18,11 +18,14 @@ pub mod cache_fuzz;
 mod cache_stats;
 mod daemon;
 pub mod markdown;
+pub mod query;
 mod redis_server;
 
 pub use cache_stats::{cache_stats, CacheStats};
 pub use daemon::{http_get, Daemon, DaemonConfig, NotifySocket, SIGHUP, SIGINT, SIGKILL, SIGTERM};
-pub use redis_server::{Received, RedisCluster, RedisOptions, RedisServer, Subscriber};
+pub use redis_server::{
+    tag_version, Received, RedisCluster, RedisOptions, RedisServer, Subscriber,
+};
 
 static NEXT_ID: AtomicU32 = AtomicU32::new(0);
 
@@ -63,7 +66,8 @@ pub fn as_postgres(name: &str) -> Command {
     cmd
 }
 
-fn run(cmd: &mut Command, what: &str) -> Output {
+/// Runs `cmd` (`what`, for the message); panics with its output unless it succeeds.
+pub fn run(cmd: &mut Command, what: &str) -> Output {
     let out = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
     assert!(
         out.status.success(),
@@ -311,14 +315,20 @@ impl PgCluster {
 
     /// Restarts the server (for settings that need it), keeping data and port.
     pub fn restart(&self) {
+        self.pg_ctl_logged(&["restart", "-w", "-m", "fast"], "pg_ctl restart");
+    }
+
+    /// `pg_ctl <args>` on this cluster, the server logging to its `server.log`.
+    fn pg_ctl_logged(&self, args: &[&str], what: &str) {
         run(
             as_postgres("pg_ctl")
-                .args(["restart", "-w", "-m", "fast", "-D"])
+                .args(args)
+                .arg("-D")
                 .arg(self.dir.join("data"))
                 .arg("-l")
                 .arg(self.dir.join("server.log"))
                 .stdout(Stdio::null()),
-            "pg_ctl restart",
+            what,
         );
     }
 
@@ -338,15 +348,7 @@ impl PgCluster {
     }
 
     pub fn start_again(&self) {
-        run(
-            as_postgres("pg_ctl")
-                .args(["start", "-w", "-t", "60", "-D"])
-                .arg(self.dir.join("data"))
-                .arg("-l")
-                .arg(self.dir.join("server.log"))
-                .stdout(Stdio::null()),
-            "pg_ctl start",
-        );
+        self.pg_ctl_logged(&["start", "-w", "-t", "60"], "pg_ctl start");
     }
 }
 
@@ -400,16 +402,37 @@ pub fn pitstop_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String)
     )
 }
 
+/// A new empty directory for a test's own files (configs, scripts), removed on drop.
+pub struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    pub fn new(name: &str) -> ScratchDir {
+        let dir = std::env::temp_dir().join(format!(
+            "pitstop-{name}-{}-{}",
+            std::process::id(),
+            NEXT_ID.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        ScratchDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Runs the daemon's statement snapshot job once through the CLI (`pitstop maintenance --job`),
 /// against `dsn`; panics with the output when it fails.
 pub fn run_snapshot_job(dsn: &str) {
-    let dir = std::env::temp_dir().join(format!(
-        "pitstop-snapshot-job-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("pitstop.toml");
+    let dir = ScratchDir::new("snapshot-job");
+    let config = dir.path().join("pitstop.toml");
     std::fs::write(
         &config,
         "[[maintenance.jobs]]\nname = \"snap\"\nkind = \"snapshot\"\nschedule = \"0 * * * *\"\n",
@@ -425,8 +448,13 @@ pub fn run_snapshot_job(dsn: &str) {
         "--config",
         config.to_str().unwrap(),
     ]);
-    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(code, 0, "{out}\n{err}");
+}
+
+/// Asserts that `text` (`what`, for the message) contains each of `parts`.
+pub fn assert_contains_all(text: &str, what: &str, parts: &[&str]) {
+    let missing: Vec<&str> = parts.iter().copied().filter(|p| !text.contains(p)).collect();
+    assert!(missing.is_empty(), "{what} lacks {missing:?}:\n{text}");
 }
 
 /// Polls `condition` every 20 ms until it holds (true) or `timeout` passes (false).

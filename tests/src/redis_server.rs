@@ -22,6 +22,15 @@ pub struct RedisOptions {
     pub args: Vec<String>,
 }
 
+/// The invalidation version Redis holds for `tag` (0 when none was written).
+pub fn tag_version(redis: &mut impl redis::ConnectionLike, tag: &str) -> i64 {
+    redis::cmd("GET")
+        .arg(format!("pitstop:ver:{tag}"))
+        .query::<Option<i64>>(redis)
+        .unwrap()
+        .unwrap_or(0)
+}
+
 /// A private redis-server on 127.0.0.1:`port`, without persistence unless asked; killed on
 /// drop.
 pub struct RedisServer {

@@ -2,6 +2,7 @@
 //! against the workload's estimated cost), the same numbers as the list itself; a budgeted list
 //! stays inside the budget; every suggested DDL builds.
 
+use pitstop_tests::query::first_column;
 use pitstop_tests::PgCluster;
 
 const SETUP: &str = "CREATE TABLE orders(id int, customer int, status text, placed date, total numeric);
@@ -66,15 +67,11 @@ fn the_curve_is_the_lists_prefixes_and_every_ddl_builds() {
     // The last point is where the list ends.
     let ddls: Vec<String> = list.iter().map(|r| r["ddl"].as_str().unwrap().to_string()).collect();
     assert_eq!(curve.last().unwrap()["added"].as_str(), ddls.last().map(String::as_str));
-    let listed: Vec<f64> = c
-        .query(
-            "SELECT workload_cost_after FROM pitstop.suggest_indexes($1) ORDER BY rank",
-            &[&workload()],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let listed: Vec<f64> = first_column(
+        &mut c,
+        "SELECT workload_cost_after FROM pitstop.suggest_indexes($1) ORDER BY rank",
+        &[&workload()],
+    );
     assert_eq!(
         number(&curve.last().unwrap()["est_workload_cost"]),
         *listed.last().unwrap(),

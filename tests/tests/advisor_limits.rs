@@ -3,6 +3,7 @@
 //! never taken for one statement that failed to plan, after which the advice would go on for
 //! every other statement. A statement text of megabytes is reported, not copied and planned.
 
+use pitstop_tests::query::first_column;
 use pitstop_tests::{ClusterOptions, PgCluster};
 use postgres::error::SqlState;
 use std::time::Duration;
@@ -61,18 +62,13 @@ fn the_advisors_own_timeout_skips_one_statement_under_a_longer_statement_timeout
         "SELECT b FROM t WHERE a = slow_to_plan(1)".to_string(),
         "SELECT b FROM t WHERE a = 7".to_string(),
     ];
-    let advice: Vec<String> =
-        c.query(ADVICE, &[&workload]).unwrap().iter().map(|r| r.get(0)).collect();
+    let advice: Vec<String> = first_column(&mut c, ADVICE, &[&workload]);
     assert!(advice.iter().any(|ddl| ddl.contains("public.t (a")), "{advice:?}");
-    let reasons: Vec<String> = c
-        .query(
-            "SELECT reason FROM pitstop.unhelped_queries($1) WHERE query LIKE '%slow_to_plan%'",
-            &[&workload],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let reasons: Vec<String> = first_column(
+        &mut c,
+        "SELECT reason FROM pitstop.unhelped_queries($1) WHERE query LIKE '%slow_to_plan%'",
+        &[&workload],
+    );
     assert!(reasons.iter().any(|r| r.contains("statement timeout")), "{reasons:?}");
 }
 
@@ -87,12 +83,8 @@ fn a_statement_text_over_a_megabyte_is_reported_not_planned() {
     app.query(huge.as_str(), &[]).unwrap();
     // Another statement (the same one without the comment would share its queryid and text).
     app.query("SELECT a FROM t WHERE b = 5", &[]).unwrap();
-    let advice: Vec<String> = c
-        .query("SELECT ddl FROM pitstop.suggest_indexes()", &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let advice: Vec<String> =
+        first_column(&mut c, "SELECT ddl FROM pitstop.suggest_indexes()", &[]);
     assert!(
         advice.iter().any(|ddl| ddl.contains("public.t (b")),
         "the short statement is advised: {advice:?}"

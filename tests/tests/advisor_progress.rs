@@ -2,6 +2,7 @@
 //! session asks for them, and on the command line `progress:` lines on stderr while
 //! `report indexes` / `unhelped` run, with stdout as it is without them.
 
+use pitstop_tests::query::first_column;
 use pitstop_tests::{ClusterOptions, PgCluster};
 use std::sync::{Arc, Mutex};
 
@@ -62,12 +63,8 @@ fn the_cli_shows_progress_on_stderr_and_the_same_rows_on_stdout() {
     let ddls: Vec<&str> =
         advice.as_array().unwrap().iter().map(|r| r["ddl"].as_str().unwrap()).collect();
     assert!(ddls.iter().any(|d| d.contains("public.accounts (email")), "{out}");
-    let direct: Vec<String> = sql
-        .query("SELECT ddl FROM pitstop.suggest_indexes() ORDER BY rank", &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let direct: Vec<String> =
+        first_column(&mut sql, "SELECT ddl FROM pitstop.suggest_indexes() ORDER BY rank", &[]);
     assert_eq!(ddls, direct);
     let quiet = [("PGOPTIONS", "-c client_min_messages=warning")];
     let (code, quiet_out, quiet_err) =

@@ -2,6 +2,7 @@
 //! restricted security context: planning runs functions (constant folding, selectivity
 //! estimation), and those must never run with the rights of the DBA who asks for advice.
 
+use pitstop_tests::query::first_column;
 use pitstop_tests::PgCluster;
 
 /// A cluster with pg_stat_statements and pitstop, `setup` run by the superuser, and the
@@ -20,15 +21,22 @@ fn sequence_used(client: &mut postgres::Client, sequence: &str) -> bool {
     client.query_one(&format!("SELECT is_called FROM {sequence}"), &[]).unwrap().get(0)
 }
 
+/// An advisor cluster where login role `mallory` owns schema `m`: the cluster, the DBA's
+/// session and mallory's.
+fn mallory_cluster() -> (PgCluster, postgres::Client, postgres::Client) {
+    let (cluster, dba) =
+        advisor_cluster("CREATE ROLE mallory LOGIN; CREATE SCHEMA m AUTHORIZATION mallory");
+    let mallory = cluster.connect_as("mallory", "postgres");
+    (cluster, dba, mallory)
+}
+
 /// The review's reproduction: an ordinary role's IMMUTABLE function, recorded by
 /// pg_stat_statements, would write a file as the `postgres` OS user (COPY … TO PROGRAM) when
 /// a superuser asked for index advice. It must run as its owner, who may not do that.
 #[test]
 fn another_roles_statement_is_planned_with_that_roles_rights() {
-    let (cluster, mut dba) =
-        advisor_cluster("CREATE ROLE mallory LOGIN; CREATE SCHEMA m AUTHORIZATION mallory");
+    let (cluster, mut dba, mut mallory) = mallory_cluster();
     let marker = cluster.data_dir().join("pwned");
-    let mut mallory = cluster.connect_as("mallory", "postgres");
     mallory
         .batch_execute(&format!(
             "CREATE SEQUENCE m.ran_as_someone_else;
@@ -65,12 +73,11 @@ fn another_roles_statement_is_planned_with_that_roles_rights() {
     let advice = dba
         .query("SELECT ddl, helped::text FROM pitstop.suggest_indexes()", &[])
         .unwrap_or_else(|e| panic!("suggest_indexes: {e}\n{}", cluster.log()));
-    let unhelped: Vec<String> = dba
-        .query("SELECT format('%s: %s', query, reason) FROM pitstop.unhelped_queries()", &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let unhelped: Vec<String> = first_column(
+        &mut dba,
+        "SELECT format('%s: %s', query, reason) FROM pitstop.unhelped_queries()",
+        &[],
+    );
 
     assert!(!marker.exists(), "a file was written as the postgres OS user");
     assert!(
@@ -236,12 +243,8 @@ fn the_callers_temporary_objects_do_not_shadow_another_roles_tables() {
              CREATE TEMP VIEW orders AS SELECT pg_temp.hijack() AS id, 1 AS customer;",
         )
         .unwrap_or_else(|e| panic!("{e}"));
-    let advice: Vec<String> = monitor
-        .query("SELECT ddl FROM pitstop.suggest_indexes()", &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let advice: Vec<String> =
+        first_column(&mut monitor, "SELECT ddl FROM pitstop.suggest_indexes()", &[]);
     assert!(
         !sequence_used(&mut monitor, "public.public_mark"),
         "the caller's temporary view was planned"
@@ -257,9 +260,7 @@ fn the_callers_temporary_objects_do_not_shadow_another_roles_tables() {
 /// created a pg_temp object then made the caller lose its temporary tables).
 #[test]
 fn planning_keeps_the_callers_temporary_tables() {
-    let (cluster, mut dba) =
-        advisor_cluster("CREATE ROLE mallory LOGIN; CREATE SCHEMA m AUTHORIZATION mallory");
-    let mut mallory = cluster.connect_as("mallory", "postgres");
+    let (_cluster, mut dba, mut mallory) = mallory_cluster();
     mallory
         .batch_execute(
             "CREATE FUNCTION m.stage2() RETURNS int LANGUAGE plpgsql VOLATILE AS $$
@@ -317,12 +318,8 @@ fn one_bad_statement_or_candidate_does_not_stop_the_advice() {
     .unwrap();
 
     let started = std::time::Instant::now();
-    let advice: Vec<String> = dba
-        .query("SELECT ddl FROM pitstop.suggest_indexes()", &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let advice: Vec<String> =
+        first_column(&mut dba, "SELECT ddl FROM pitstop.suggest_indexes()", &[]);
     assert!(advice.iter().any(|ddl| ddl.contains("private.orders (customer")), "{advice:?}");
     let rows = dba
         .query(
@@ -342,10 +339,8 @@ fn one_bad_statement_or_candidate_does_not_stop_the_advice() {
 /// prepared as the statement's role.
 #[test]
 fn an_expression_key_is_prepared_with_the_statements_roles_rights() {
-    let (cluster, mut dba) =
-        advisor_cluster("CREATE ROLE mallory LOGIN; CREATE SCHEMA m AUTHORIZATION mallory");
+    let (cluster, mut dba, mut mallory) = mallory_cluster();
     let marker = cluster.data_dir().join("pwned-by-expression");
-    let mut mallory = cluster.connect_as("mallory", "postgres");
     mallory
         .batch_execute(&format!(
             "CREATE SEQUENCE m.ran_as_someone_else;
@@ -394,12 +389,7 @@ fn an_expression_keys_ddl_names_the_functions_schema() {
          ANALYZE app.people",
     );
     dba.batch_execute("SET search_path = app, public").unwrap();
-    let advice: Vec<String> = dba
-        .query("SELECT ddl FROM pitstop.suggest_indexes(ARRAY['SELECT id FROM people WHERE norm(email) = ''user7@example.com'''])", &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let advice: Vec<String> = first_column(&mut dba, "SELECT ddl FROM pitstop.suggest_indexes(ARRAY['SELECT id FROM people WHERE norm(email) = ''user7@example.com'''])", &[]);
     let ddl = advice
         .iter()
         .find(|d| d.contains("norm("))

@@ -1,15 +1,33 @@
 //! `pitstop bench` on a real cluster: ramp stages, errors by SQLSTATE, the server's view of
 //! the statements, and --save/--compare.
 
-use pitstop_tests::{pitstop, PgCluster};
+use pitstop_tests::query::scalar_i64;
+use pitstop_tests::{pitstop, PgCluster, ScratchDir};
 use serde_json::Value;
 use std::path::PathBuf;
 
-fn scratch(name: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("pitstop-bench-test-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A bench script in a scratch directory of its own (removed with it).
+struct Script {
+    dir: ScratchDir,
+    path: PathBuf,
+}
+
+impl Script {
+    /// `file` holding `text`, in a scratch directory named after `name`.
+    fn new(name: &str, file: &str, text: &str) -> Script {
+        let dir = ScratchDir::new(&format!("bench-test-{name}"));
+        let script = Script { path: dir.path().join(file), dir };
+        script.write(text);
+        script
+    }
+
+    fn write(&self, text: &str) {
+        std::fs::write(&self.path, text).unwrap();
+    }
+
+    fn path(&self) -> &str {
+        self.path.to_str().unwrap()
+    }
 }
 
 fn bench(cluster: &PgCluster, args: &[&str]) -> (i32, String, String) {
@@ -29,13 +47,24 @@ fn bench_json(cluster: &PgCluster, args: &[&str]) -> Value {
     docs.next().expect("a JSON document").expect("valid JSON")
 }
 
-/// `pitstop <args> --json` without and with --prepared: each run must succeed, its only errors
-/// division by zero (22012), with transactions both through and failed. Per run (ok, failed).
-fn runs_failing_by_division(args: &[&str]) -> Vec<(u64, u64)> {
+/// `pitstop bench --dsn <dsn> -f <script>` with two clients for a second, `--json`, without and
+/// with --prepared: each run must succeed, its only errors division by zero (22012), with
+/// transactions both through and failed. Per run (ok, failed).
+fn runs_failing_by_division(dsn: &str, script: &str) -> Vec<(u64, u64)> {
     let mut counts = Vec::new();
     for protocol in [&[][..], &["--prepared"][..]] {
-        let mut all = args.to_vec();
-        all.push("--json");
+        let mut all = vec![
+            "bench",
+            "--dsn",
+            dsn,
+            "-f",
+            script,
+            "--clients",
+            "2",
+            "--duration",
+            "1s",
+            "--json",
+        ];
         all.extend_from_slice(protocol);
         let (code, stdout, stderr) = pitstop(&all);
         assert_eq!(code, 0, "{all:?}: {stdout}\n{stderr}");
@@ -61,10 +90,8 @@ fn cluster() -> PgCluster {
 #[test]
 fn a_ramp_reports_each_stage_with_its_clients_and_the_servers_view() {
     let cluster = cluster();
-    let dir = scratch("ramp");
-    let script = dir.join("probe.sql");
-    std::fs::write(&script, "\\set pause random(0, 1)\nINSERT INTO seen(client) VALUES (:client_id);\nSELECT :pause AS bench_probe;\n").unwrap();
-    let f = script.to_str().unwrap();
+    let file = Script::new("ramp", "probe.sql", "\\set pause random(0, 1)\nINSERT INTO seen(client) VALUES (:client_id);\nSELECT :pause AS bench_probe;\n");
+    let f = file.path();
     let started = std::time::Instant::now();
     let out =
         bench_json(&cluster, &["-f", f, "--clients", "1:4", "--ramp", "2s", "--duration", "2s"]);
@@ -116,45 +143,31 @@ fn a_ramp_reports_each_stage_with_its_clients_and_the_servers_view() {
             "{out:#}"
         );
     }
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn failed_statements_are_counted_by_sqlstate_in_both_protocols() {
     let cluster = cluster();
-    let dir = scratch("errors");
-    let script = dir.join("fails.sql");
     // Half the transactions divide by zero inside BEGIN … END; the client rolls back and goes on.
-    std::fs::write(&script, "\\set x random(1, 2)\nBEGIN;\nSELECT 1 / (:x - 1);\nEND;\n").unwrap();
-    let f = script.to_str().unwrap();
+    let file = Script::new(
+        "errors",
+        "fails.sql",
+        "\\set x random(1, 2)\nBEGIN;\nSELECT 1 / (:x - 1);\nEND;\n",
+    );
+    let f = file.path();
     let dsn = cluster.dsn();
-    runs_failing_by_division(&[
-        "bench",
-        "--dsn",
-        &dsn,
-        "-f",
-        f,
-        "--clients",
-        "2",
-        "--duration",
-        "1s",
-    ]);
+    runs_failing_by_division(&dsn, f);
     // No session was left in a failed transaction.
-    let idle_in_failed: i64 = cluster
-        .connect()
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction (aborted)'",
-            &[],
-        )
-        .unwrap()
-        .get(0);
+    let idle_in_failed = scalar_i64(
+        &mut cluster.connect(),
+        "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction (aborted)'",
+    );
     assert_eq!(idle_in_failed, 0);
     // A bad script is refused before connecting, with file and line.
-    std::fs::write(&script, "SELECT 1;\n\\set x random(1)\n").unwrap();
+    file.write("SELECT 1;\n\\set x random(1)\n");
     let (code, _, stderr) = bench(&cluster, &["-f", f]);
     assert_eq!(code, 2);
     assert!(stderr.contains(&format!("{f}:2: \\set x: random() takes 2 argument(s)")), "{stderr}");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Without TLS, over a Unix socket or TCP with sslmode=disable, the clients use a socket of
@@ -163,48 +176,33 @@ fn failed_statements_are_counted_by_sqlstate_in_both_protocols() {
 #[test]
 fn a_plaintext_session_carries_more_than_the_socket_buffers_hold() {
     let cluster = cluster();
-    let dir = scratch("plaintext");
-    let script = dir.join("big.sql");
     let big = "x".repeat(4 << 20);
     let text = format!("\\set n random(1, 2)\nINSERT INTO seen(client) SELECT :client_id WHERE length('{big}') = {};\nSELECT repeat('y', 3000000 * :n) AS big_result;\nSELECT 1 / (:n - 1);\n", big.len());
-    std::fs::write(&script, text).unwrap();
-    let f = script.to_str().unwrap();
+    let file = Script::new("plaintext", "big.sql", &text);
+    let f = file.path();
     let mut client = cluster.connect();
     let socket_dir: String = client.query_one("SHOW unix_socket_directories", &[]).unwrap().get(0);
     let unix = format!("host={socket_dir} port={} user=postgres dbname=postgres", cluster.port);
     let tcp = format!("{} sslmode=disable", cluster.dsn());
     let mut attempted = 0;
     for dsn in [&unix, &tcp] {
-        attempted += runs_failing_by_division(&[
-            "bench",
-            "--dsn",
-            dsn,
-            "-f",
-            f,
-            "--clients",
-            "2",
-            "--duration",
-            "1s",
-        ])
-        .iter()
-        .map(|(ok, failed)| ok + failed)
-        .sum::<u64>();
+        attempted +=
+            runs_failing_by_division(dsn, f).iter().map(|(ok, failed)| ok + failed).sum::<u64>();
     }
     // Every transaction's 4 MB statement arrived whole (its length matched: a row each).
     let rows: i64 = client.query_one("SELECT count(*) FROM seen", &[]).unwrap().get(0);
     assert_eq!(rows as u64, attempted);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn compare_finds_a_slower_script_and_not_an_identical_run() {
     let cluster = cluster();
-    let dir = scratch("compare");
-    let script = dir.join("sleepy.sql");
-    let baseline = dir.join("baseline.json");
-    let f = script.to_str().unwrap();
+    // Written by each run below.
+    let file = Script::new("compare", "sleepy.sql", "");
+    let baseline = file.dir.path().join("baseline.json");
+    let f = file.path();
     let run = |sleep: &str, extra: &[&str]| {
-        std::fs::write(&script, format!("SELECT pg_sleep({sleep});\n")).unwrap();
+        file.write(&format!("SELECT pg_sleep({sleep});\n"));
         let mut args = vec!["-f", f, "--clients", "2", "--duration", "3s", "--json"];
         args.extend_from_slice(extra);
         bench(&cluster, &args)
@@ -230,16 +228,13 @@ fn compare_finds_a_slower_script_and_not_an_identical_run() {
     assert_eq!((code, slower["verdict"].as_str().unwrap()), (1, "slower"), "{stdout}\n{stderr}");
     assert!(slower["median_change_pct"].as_f64().unwrap() > 100.0, "{slower}");
     assert!(slower["p_value"].as_f64().unwrap() < 0.01);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn a_rate_is_kept_and_latency_counts_from_the_scheduled_start() {
     let cluster = cluster();
-    let dir = scratch("rate");
-    let script = dir.join("quick.sql");
-    std::fs::write(&script, "SELECT 1;\n").unwrap();
-    let f = script.to_str().unwrap();
+    let file = Script::new("rate", "quick.sql", "SELECT 1;\n");
+    let f = file.path();
     // 50 transactions a second for 2 s: 100 started, whatever the clients could do more.
     let out =
         bench_json(&cluster, &["-f", f, "--clients", "2", "--duration", "2s", "--rate", "50"]);
@@ -248,7 +243,7 @@ fn a_rate_is_kept_and_latency_counts_from_the_scheduled_start() {
     // One client that needs 200 ms a transaction, asked for 20 a second: the schedule slips
     // further behind with every transaction, and the latency says so (closed-loop timing
     // would show 200 ms throughout).
-    std::fs::write(&script, "SELECT pg_sleep(0.2);\n").unwrap();
+    file.write("SELECT pg_sleep(0.2);\n");
     let started = std::time::Instant::now();
     let out =
         bench_json(&cluster, &["-f", f, "--clients", "1", "--duration", "2s", "--rate", "20"]);
@@ -257,10 +252,20 @@ fn a_rate_is_kept_and_latency_counts_from_the_scheduled_start() {
     let script = &out["scripts"][0];
     assert!(script["max_ms"].as_f64().unwrap() > 1000.0, "{script}");
     assert!(script["p50_ms"].as_f64().unwrap() > 400.0, "{script}");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// A DSN for the bench's own protocol loop: TCP without TLS, one host.
+/// Runs `pitstop bench` on `dsn` with script `f` and no ~/.pgpass to fall back on; asserts that
+/// it failed and returns its stderr.
+fn bench_refused(dsn: &str, f: &str) -> String {
+    let (code, stdout, stderr) = pitstop_tests::pitstop_env(
+        &["bench", "--dsn", dsn, "-f", f, "--duration", "1s"],
+        &[("HOME", "/nonexistent")],
+    );
+    assert_ne!(code, 0, "{stdout}");
+    stderr
+}
+
 fn plaintext_dsn(cluster: &PgCluster, user: &str, extra: &str) -> String {
     format!(
         "host=127.0.0.1 port={} user={user} dbname=postgres sslmode=disable {extra}",
@@ -291,10 +296,8 @@ fn the_plaintext_path_authenticates_with_trust_md5_and_scram() {
     assert!(pitstop_tests::poll_until(std::time::Duration::from_secs(20), || {
         postgres::Client::connect(&plaintext_dsn(&cluster, "md5user", ""), postgres::NoTls).is_err()
     }));
-    let dir = scratch("auth");
-    let script = dir.join("who.sql");
-    std::fs::write(&script, "SELECT current_user AS bench_auth_probe;\n").unwrap();
-    let f = script.to_str().unwrap();
+    let file = Script::new("auth", "who.sql", "SELECT current_user AS bench_auth_probe;\n");
+    let f = file.path();
     type Run<'a> = (&'a str, String, Vec<(&'a str, &'a str)>);
     let runs: [Run; 3] = [
         ("trust", plaintext_dsn(&cluster, "postgres", ""), vec![]),
@@ -340,27 +343,18 @@ fn the_plaintext_path_authenticates_with_trust_md5_and_scram() {
     // A wrong password and a missing one fail the run before it starts (the observer's session
     // is the first to connect; the protocol loop's own messages are unit-tested in wire.rs).
     let wrong = plaintext_dsn(&cluster, "scramuser", "password=wrong");
-    let (code, stdout, stderr) = pitstop_tests::pitstop_env(
-        &["bench", "--dsn", &wrong, "-f", f, "--duration", "1s"],
-        &[("HOME", "/nonexistent")],
-    );
-    assert_ne!(code, 0, "{stdout}");
+    let stderr = bench_refused(&wrong, f);
     assert!(
         stderr.contains("cannot connect to PostgreSQL")
             && stderr.contains("password authentication failed"),
         "{stderr}"
     );
     let missing = plaintext_dsn(&cluster, "md5user", "");
-    let (code, stdout, stderr) = pitstop_tests::pitstop_env(
-        &["bench", "--dsn", &missing, "-f", f, "--duration", "1s"],
-        &[("HOME", "/nonexistent")],
-    );
-    assert_ne!(code, 0, "{stdout}");
+    let stderr = bench_refused(&missing, f);
     assert!(
         stderr.contains("cannot connect to PostgreSQL") && stderr.contains("password"),
         "{stderr}"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// On the plaintext path, a statement that fails inside a transaction counts by SQLSTATE, the
@@ -368,38 +362,19 @@ fn the_plaintext_path_authenticates_with_trust_md5_and_scram() {
 #[test]
 fn the_plaintext_path_reports_an_error_mid_transaction_by_sqlstate_and_rolls_back() {
     let cluster = cluster();
-    let dir = scratch("midtx");
-    let script = dir.join("midtx.sql");
-    std::fs::write(&script, "\\set x random(1, 2)\nBEGIN;\nINSERT INTO seen(client) VALUES (:client_id);\nSELECT 1 / (:x - 1);\nEND;\n").unwrap();
-    let f = script.to_str().unwrap();
+    let file = Script::new("midtx", "midtx.sql", "\\set x random(1, 2)\nBEGIN;\nINSERT INTO seen(client) VALUES (:client_id);\nSELECT 1 / (:x - 1);\nEND;\n");
+    let f = file.path();
     let dsn = plaintext_dsn(&cluster, "postgres", "");
-    let committed: u64 = runs_failing_by_division(&[
-        "bench",
-        "--dsn",
-        &dsn,
-        "-f",
-        f,
-        "--clients",
-        "2",
-        "--duration",
-        "1s",
-    ])
-    .iter()
-    .map(|(ok, _)| ok)
-    .sum();
+    let committed: u64 = runs_failing_by_division(&dsn, f).iter().map(|(ok, _)| ok).sum();
     let mut client = cluster.connect();
     // Only the committed transactions' rows are there.
     let rows: i64 = client.query_one("SELECT count(*) FROM seen", &[]).unwrap().get(0);
     assert_eq!(rows as u64, committed);
-    let aborted: i64 = client
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction (aborted)'",
-            &[],
-        )
-        .unwrap()
-        .get(0);
+    let aborted = scalar_i64(
+        &mut client,
+        "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction (aborted)'",
+    );
     assert_eq!(aborted, 0);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// The server shut down under a running bench: each client stops at once and says why (the
@@ -408,10 +383,8 @@ fn the_plaintext_path_reports_an_error_mid_transaction_by_sqlstate_and_rolls_bac
 #[test]
 fn a_server_shut_down_mid_run_ends_the_run_with_a_clear_error() {
     let cluster = cluster();
-    let dir = scratch("shutdown");
-    let script = dir.join("loop.sql");
-    std::fs::write(&script, "SELECT pg_sleep(0.005);\n").unwrap();
-    let f = script.to_str().unwrap();
+    let file = Script::new("shutdown", "loop.sql", "SELECT pg_sleep(0.005);\n");
+    let f = file.path();
     let dsn = plaintext_dsn(&cluster, "postgres", "");
     for protocol in [&[][..], &["--prepared"][..]] {
         let started = std::time::Instant::now();
@@ -463,7 +436,6 @@ fn a_server_shut_down_mid_run_ends_the_run_with_a_clear_error() {
         assert_eq!(lost, 2, "{protocol:?}: {results:#}");
         cluster.start_again();
     }
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// The check: for statements of known duration, the client's p50/p95 and
@@ -475,10 +447,12 @@ fn the_clients_percentiles_agree_with_pitstop_query_latency() {
     let cluster = cluster();
     let mut client = cluster.connect();
     client.batch_execute("SELECT pitstop.query_latency_reset()").unwrap();
-    let dir = scratch("agree");
-    let script = dir.join("sleeps.sql");
-    std::fs::write(&script, "SELECT pg_sleep(0.02);\nSELECT 1 FROM pg_sleep(0.06);\n").unwrap();
-    let f = script.to_str().unwrap();
+    let file = Script::new(
+        "agree",
+        "sleeps.sql",
+        "SELECT pg_sleep(0.02);\nSELECT 1 FROM pg_sleep(0.06);\n",
+    );
+    let f = file.path();
     let dsn = plaintext_dsn(&cluster, "postgres", "");
     let (code, stdout, stderr) = pitstop(&[
         "bench",
@@ -517,5 +491,4 @@ fn the_clients_percentiles_agree_with_pitstop_query_latency() {
             );
         }
     }
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -2,6 +2,7 @@
 //! what the extension holds, the changes are refused without --yes when there is no terminal
 //! (and change nothing then), and bad input is a clear error.
 
+use pitstop_tests::query::first_column;
 use pitstop_tests::PgCluster;
 use postgres::Client;
 
@@ -20,11 +21,7 @@ fn json(dsn: &str, args: &[&str]) -> serde_json::Value {
 }
 
 fn fresh(c: &mut Client) -> Vec<bool> {
-    c.query("SELECT fresh FROM pitstop.cache_entries", &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
+    first_column(c, "SELECT fresh FROM pitstop.cache_entries", &[])
 }
 
 #[test]

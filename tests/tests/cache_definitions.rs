@@ -56,31 +56,37 @@ fn expect_denied(c: &mut Client, query: &str, after: &str) {
     expect_error(cached_read, denied, &format!("cached read after {after}"));
 }
 
+/// On a cluster made with `setup`, login role r1 caches `query` (one `v text` row, 's3cr3t');
+/// after `revoke` its plain and cached reads are both denied.
+fn revoke_stops_cached_reads(setup: &str, query: &str, revoke: &str) {
+    let (cluster, mut admin) = PgCluster::with_extension(setup);
+    let mut r1 = cluster.connect_as("r1", "postgres");
+    warm(&mut r1, query, "v text", &["s3cr3t"]);
+    admin.batch_execute(revoke).unwrap();
+    expect_denied(&mut r1, query, revoke);
+}
+
 #[test]
 fn losing_a_privilege_through_role_membership_stops_cached_reads() {
-    let (cluster, mut admin) = PgCluster::with_extension(
+    revoke_stops_cached_reads(
         "CREATE TABLE secret(v text); INSERT INTO secret VALUES ('s3cr3t');
          CREATE ROLE readers; GRANT SELECT ON secret TO readers;
          CREATE ROLE r1 LOGIN IN ROLE readers;
          GRANT USAGE ON SCHEMA pitstop TO r1;",
+        "select v from secret",
+        "REVOKE readers FROM r1",
     );
-    let mut r1 = cluster.connect_as("r1", "postgres");
-    warm(&mut r1, "select v from secret", "v text", &["s3cr3t"]);
-    admin.batch_execute("REVOKE readers FROM r1").unwrap();
-    expect_denied(&mut r1, "select v from secret", "REVOKE readers FROM r1");
 }
 
 #[test]
 fn losing_usage_on_the_schema_stops_cached_reads() {
-    let (cluster, mut admin) = PgCluster::with_extension(
+    revoke_stops_cached_reads(
         "CREATE SCHEMA vault; CREATE TABLE vault.secret(v text); INSERT INTO vault.secret VALUES ('s3cr3t');
          CREATE ROLE r1 LOGIN;
          GRANT USAGE ON SCHEMA vault, pitstop TO r1; GRANT SELECT ON vault.secret TO r1;",
+        "select v from vault.secret",
+        "REVOKE USAGE ON SCHEMA vault FROM r1",
     );
-    let mut r1 = cluster.connect_as("r1", "postgres");
-    warm(&mut r1, "select v from vault.secret", "v text", &["s3cr3t"]);
-    admin.batch_execute("REVOKE USAGE ON SCHEMA vault FROM r1").unwrap();
-    expect_denied(&mut r1, "select v from vault.secret", "REVOKE USAGE ON SCHEMA vault");
 }
 
 #[test]

@@ -2,8 +2,9 @@
 //! nothing), the statements that bypass it and the management functions.
 
 use pitstop_tests::cache_call::{
-    cached, expect_cached, expect_cached_with, scalar_i64, try_cached, try_cached_json, warm,
+    cached, expect_cached, expect_cached_with, try_cached, try_cached_json, warm,
 };
+use pitstop_tests::query::scalar_i64;
 use pitstop_tests::{cache_stats as stats, ClusterOptions, PgCluster};
 use postgres::error::SqlState;
 use postgres::Client;

@@ -4,7 +4,7 @@
 
 use pitstop_tests::cache_call::{
     cached, cached_json, expect_cached, expect_error, invalidation_case, invalidation_steps,
-    try_cached, warm,
+    try_cached, warm, warmed_t,
 };
 use pitstop_tests::{cache_stats as stats, PgCluster};
 use postgres::error::SqlState;
@@ -14,12 +14,7 @@ use std::io::Write;
 
 #[test]
 fn commit_invalidates_and_rollback_keeps_the_entry() {
-    let (cluster, mut a) = PgCluster::with_extension(
-        "CREATE TABLE t(id int PRIMARY KEY, v bigint); INSERT INTO t VALUES (1, 10), (2, 5);",
-    );
-    let q = "select v from t where id = 1";
-    let col = "v bigint";
-    warm(&mut a, q, col, &["10"]);
+    let (cluster, mut a, q, col) = warmed_t("(1, 10), (2, 5)");
     let s = stats(&mut a);
     assert!(s.entries >= 1 && s.bytes_used > 0, "{s:?}");
 

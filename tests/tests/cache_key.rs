@@ -4,6 +4,7 @@
 use pitstop_tests::cache_call::{
     cached, cached_json, expect_cached, expect_error, try_cached, try_cached_json, warm,
 };
+use pitstop_tests::query::first_column;
 use pitstop_tests::PgCluster;
 use postgres::error::SqlState;
 
@@ -26,12 +27,11 @@ fn role_is_part_of_the_key() {
     assert_eq!(cached(&mut r2, q, "u text, v int"), ["(r2,1)"]);
     assert_eq!(cached(&mut r2, q, "u text, v int"), ["(r2,1)"]);
     assert_eq!(cached(&mut r1, q, "u text, v int"), ["(r1,1)"]);
-    let roles: Vec<String> = admin
-        .query("SELECT role::text FROM pitstop.cache_entries WHERE query = $1 ORDER BY role", &[&q])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let roles: Vec<String> = first_column(
+        &mut admin,
+        "SELECT role::text FROM pitstop.cache_entries WHERE query = $1 ORDER BY role",
+        &[&q],
+    );
     assert_eq!(roles, ["r1", "r2"]);
 
     // A role without SELECT never gets another role's cached rows.

@@ -1,7 +1,8 @@
 //! The invalidation outbox on a real cluster: committed writes of tracked tables are recorded
 //! and notified, also for an application role without rights on the outbox.
 
-use pitstop_tests::cache_call::{expect_error, scalar_i64};
+use pitstop_tests::cache_call::expect_error;
+use pitstop_tests::query::{first_column, first_two_columns, scalar_i64};
 use pitstop_tests::PgCluster;
 use postgres::error::SqlState;
 use postgres::Client;
@@ -25,12 +26,8 @@ fn outbox_records_committed_writes_of_tracked_tables() {
          CREATE TABLE other(id int);
          SELECT pitstop.cache_track('orders', ARRAY['orders-list', 'tenant:1']);",
     );
-    let tracked: Vec<(String, Vec<String>)> = a
-        .query("SELECT relation::text, tags FROM pitstop.cache_tracked", &[])
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let tracked: Vec<(String, Vec<String>)> =
+        first_two_columns(&mut a, "SELECT relation::text, tags FROM pitstop.cache_tracked", &[]);
     let tags = vec!["postgres.public.orders".to_string(), "orders-list".into(), "tenant:1".into()];
     assert_eq!(tracked, [("orders".to_string(), tags.clone())]);
 
@@ -81,12 +78,11 @@ fn outbox_records_committed_writes_of_tracked_tables() {
         "UPDATE orders SET v = v + 1; DELETE FROM orders WHERE id = 1; TRUNCATE orders;",
     )
     .unwrap();
-    let relations: Vec<String> = a
-        .query("SELECT relation FROM pitstop.invalidation_outbox WHERE id > $1 ORDER BY id", &[&id])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let relations: Vec<String> = first_column(
+        &mut a,
+        "SELECT relation FROM pitstop.invalidation_outbox WHERE id > $1 ORDER BY id",
+        &[&id],
+    );
     assert_eq!(relations, ["public.orders"; 3]);
     let mut ids = Vec::new();
     while let Some(n) = next_notification(&mut listener, Duration::from_secs(2)) {
@@ -136,12 +132,11 @@ fn outbox_works_for_an_application_role_without_outbox_privileges() {
     // ...but its writes to the tracked table are recorded.
     app.batch_execute("INSERT INTO orders VALUES (1, 1)").unwrap();
     app.batch_execute("UPDATE orders SET v = 2").unwrap();
-    let rows: Vec<(String, Vec<String>)> = a
-        .query("SELECT relation, tags FROM pitstop.invalidation_outbox ORDER BY id", &[])
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let rows: Vec<(String, Vec<String>)> = first_two_columns(
+        &mut a,
+        "SELECT relation, tags FROM pitstop.invalidation_outbox ORDER BY id",
+        &[],
+    );
     let expected = ("public.orders".to_string(), vec!["postgres.public.orders".to_string()]);
     assert_eq!(rows, [expected.clone(), expected]);
     // A search_path trick in the writer's session does not redirect the trigger's insert.

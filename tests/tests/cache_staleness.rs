@@ -25,6 +25,12 @@ fn call(c: &mut Client, query: &str, params: &[&str], coldef: &str) -> (Vec<Stri
         .unwrap_or_else(|e| panic!("pitstop.cached({query:?}, {params:?}): {e:?}"))
 }
 
+/// Asserts that `query` (one column `coldef`) reads the one value `expected`, and whether it
+/// was served from the cache (`hit`).
+fn expect_one(c: &mut Client, query: &str, coldef: &str, expected: &str, hit: bool) {
+    assert_eq!(call(c, query, &[], coldef), (vec![expected.to_string()], hit), "{query}");
+}
+
 fn text(c: &mut Client, sql: &str) -> String {
     c.query_one(sql, &[]).unwrap().get(0)
 }
@@ -48,23 +54,11 @@ fn logins_sharing_a_role_never_see_each_others_session_user_results() {
     }
     let bypassed = stats(&mut alice).reason("stable_function");
     for _ in 0..2 {
-        assert_eq!(
-            call(&mut alice, "select body from my_notes", &[], "body text"),
-            (vec!["a1".to_string()], false)
-        );
-        assert_eq!(
-            call(&mut alice, "select session_user::text", &[], "u text"),
-            (vec!["alice".to_string()], false)
-        );
+        expect_one(&mut alice, "select body from my_notes", "body text", "a1", false);
+        expect_one(&mut alice, "select session_user::text", "u text", "alice", false);
     }
-    assert_eq!(
-        call(&mut bob, "select body from my_notes", &[], "body text"),
-        (vec!["b1".to_string()], false)
-    );
-    assert_eq!(
-        call(&mut bob, "select session_user::text", &[], "u text"),
-        (vec!["bob".to_string()], false)
-    );
+    expect_one(&mut bob, "select body from my_notes", "body text", "b1", false);
+    expect_one(&mut bob, "select session_user::text", "u text", "bob", false);
     assert_eq!(stats(&mut bob).reason("stable_function"), bypassed + 6);
 
     // The client's address and port belong to the connection.
@@ -76,10 +70,7 @@ fn logins_sharing_a_role_never_see_each_others_session_user_results() {
 
     // The current role is in the key: still cached, per role.
     assert_eq!(call(&mut alice, "select current_user::text", &[], "u text").0, ["app"]);
-    assert_eq!(
-        call(&mut bob, "select current_user::text", &[], "u text"),
-        (vec!["app".to_string()], true)
-    );
+    expect_one(&mut bob, "select current_user::text", "u text", "app", true);
 }
 
 #[test]
@@ -132,10 +123,7 @@ fn a_temporary_view_shadowing_a_view_is_never_shared() {
     a.batch_execute("CREATE TEMP VIEW v AS SELECT v FROM other").unwrap();
     let bypassed = stats(&mut a).reason("temporary_table");
     for _ in 0..2 {
-        assert_eq!(
-            call(&mut a, "select v from v", &[], "v text"),
-            (vec!["temporary view".to_string()], false)
-        );
+        expect_one(&mut a, "select v from v", "v text", "temporary view", false);
         assert_eq!(
             call(&mut b, "select v from v", &[], "v text").0,
             ["public"],
@@ -149,7 +137,7 @@ fn a_temporary_view_shadowing_a_view_is_never_shared() {
     }
     assert_eq!(stats(&mut a).reason("temporary_table"), bypassed + 4);
     // B's own reads of the permanent view are cached.
-    assert_eq!(call(&mut b, "select v from v", &[], "v text"), (vec!["public".to_string()], true));
+    expect_one(&mut b, "select v from v", "v text", "public", true);
 }
 
 // ---- finding 6: 'now', 'today', 'tomorrow', 'yesterday' ----------------------------------
@@ -268,7 +256,7 @@ fn a_relation_created_by_explain_analyze_that_shadows_another_is_seen() {
         ("EXPLAIN (ANALYZE true) CREATE MATERIALIZED VIEW a.t AS SELECT 4 AS v", "4"),
     ] {
         assert_eq!(call(&mut reader, query, &[], "v int").0, ["1"]);
-        assert_eq!(call(&mut reader, query, &[], "v int"), (vec!["1".to_string()], true));
+        expect_one(&mut reader, query, "v int", "1", true);
         c.batch_execute(create).unwrap();
         assert_eq!(
             text(&mut reader, "SELECT v::text FROM t"),
@@ -292,7 +280,7 @@ fn a_commit_prepared_terminated_while_it_waits_leaves_the_cache_serving() {
     );
     let query = "select v from t where id = 1";
     call(&mut a, query, &[], "v int");
-    assert_eq!(call(&mut a, query, &[], "v int"), (vec!["10".to_string()], true));
+    expect_one(&mut a, query, "v int", "10", true);
     cluster
         .connect()
         .batch_execute("BEGIN; UPDATE t SET v = 20 WHERE id = 1; PREPARE TRANSACTION 'p';")
@@ -326,5 +314,5 @@ fn a_commit_prepared_terminated_while_it_waits_leaves_the_cache_serving() {
     assert!(gone, "the terminated backend did not exit");
     // The commit happened locally; the mark is gone: the new value is cached and served.
     assert_eq!(call(&mut a, query, &[], "v int").0, ["20"]);
-    assert_eq!(call(&mut a, query, &[], "v int"), (vec!["20".to_string()], true));
+    expect_one(&mut a, query, "v int", "20", true);
 }

@@ -1,7 +1,7 @@
 //! pitstop's result cache under concurrency: a torture test that hunts for stale or
 //! rolled-back reads.
 
-use pitstop_tests::cache_call::scalar_i64;
+use pitstop_tests::query::scalar_i64;
 use pitstop_tests::{cache_stats as stats, PgCluster};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;

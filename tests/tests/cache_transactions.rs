@@ -1,19 +1,15 @@
 //! pitstop's result cache inside transactions: a transaction's own uncommitted writes,
 //! REPEATABLE READ snapshots and prepared transactions.
 
-use pitstop_tests::cache_call::{cached, cached_json, expect_cached, scalar_i64, warm};
+use pitstop_tests::cache_call::{cached, cached_json, expect_cached, warm, warmed_t};
+use pitstop_tests::query::scalar_i64;
 use pitstop_tests::{cache_stats as stats, ClusterOptions, PgCluster};
 
 // ---- 3. own uncommitted writes ---------------------------------------------------------
 
 #[test]
 fn own_uncommitted_write_is_seen_by_its_transaction_only() {
-    let (cluster, mut a) = PgCluster::with_extension(
-        "CREATE TABLE t(id int PRIMARY KEY, v bigint); INSERT INTO t VALUES (1, 10);",
-    );
-    let q = "select v from t where id = 1";
-    let col = "v bigint";
-    warm(&mut a, q, col, &["10"]);
+    let (cluster, mut a, q, col) = warmed_t("(1, 10)");
     let mut other = cluster.connect();
 
     let before = stats(&mut other).reason("own_uncommitted_write");
@@ -56,12 +52,7 @@ fn own_uncommitted_write_is_seen_by_its_transaction_only() {
 
 #[test]
 fn repeatable_read_bypasses_and_keeps_its_snapshot() {
-    let (cluster, mut a) = PgCluster::with_extension(
-        "CREATE TABLE t(id int PRIMARY KEY, v bigint); INSERT INTO t VALUES (1, 10);",
-    );
-    let q = "select v from t where id = 1";
-    let col = "v bigint";
-    warm(&mut a, q, col, &["10"]);
+    let (cluster, mut a, q, col) = warmed_t("(1, 10)");
     let mut b = cluster.connect();
     let mut c = cluster.connect();
 

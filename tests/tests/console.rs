@@ -8,6 +8,7 @@
 
 mod planted;
 
+use pitstop_tests::query::scalar_i64;
 use pitstop_tests::{poll_until, ClusterOptions, Daemon, DaemonConfig, PgCluster};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -115,11 +116,8 @@ fn every_console_page_loads_in_chromium_and_the_overview_lists_planted_problems(
         daemon.log()
     );
     // The advice ran as a superuser, yet over HTTP nothing is written: no suggestion remembered.
-    let remembered: i64 = cluster
-        .connect()
-        .query_one("SELECT count(*) FROM pitstop.index_suggestions", &[])
-        .unwrap()
-        .get(0);
+    let remembered =
+        scalar_i64(&mut cluster.connect(), "SELECT count(*) FROM pitstop.index_suggestions");
     assert_eq!(remembered, 0, "the console's advice wrote pitstop.index_suggestions");
 
     // Most urgent first: the blocking lock outranks the setting advice.
@@ -277,13 +275,10 @@ fn the_statement_page_never_plans_another_roles_statement_with_the_daemons_right
     );
     let mut alice = cluster.connect_as("alice", "postgres");
     alice.batch_execute("SELECT public.spy(7), pg_sleep(0.06)").unwrap();
-    let id: i64 = client
-        .query_one(
-            "SELECT queryid FROM pitstop.slow_queries WHERE query LIKE '%spy(7)%' LIMIT 1",
-            &[],
-        )
-        .unwrap()
-        .get(0);
+    let id = scalar_i64(
+        &mut client,
+        "SELECT queryid FROM pitstop.slow_queries WHERE query LIKE '%spy(7)%' LIMIT 1",
+    );
     let daemon = Daemon::start(
         &DaemonConfig::new(&cluster.dsn(), "").set("http", "console = true").toml(),
         &[],

@@ -9,6 +9,7 @@
 use pitstop_tests::markdown::{
     cells, first_cell, is_table_row, lines_outside_code, repo_file, span_names,
 };
+use pitstop_tests::query::first_column;
 use pitstop_tests::{poll_until, ClusterOptions, Daemon, DaemonConfig, PgCluster};
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -194,12 +195,11 @@ fn every_object_of_the_schema_is_documented_with_who_may_use_it() {
 #[test]
 fn every_bypass_reason_the_cache_counts_is_documented() {
     let (_cluster, mut db) = PgCluster::with_extension("");
-    let counted: BTreeSet<String> = db
-        .query("SELECT jsonb_object_keys(bypass_reasons) FROM pitstop.cache_stats()", &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let counted: BTreeSet<String> = first_column(
+        &mut db,
+        "SELECT jsonb_object_keys(bypass_reasons) FROM pitstop.cache_stats()",
+        &[],
+    );
     assert!(counted.len() > 10, "only {counted:?}");
     let doc = repo_file("docs/cache.md");
     let documented: BTreeSet<String> = section(&doc, "## Bypass reasons")

@@ -3,6 +3,7 @@
 //! pgstattuple, cleared by the planned REINDEX; config_advice values that ALTER SYSTEM takes;
 //! everything readable by a pg_monitor member who is not a superuser.
 
+use pitstop_tests::query::first_column;
 use pitstop_tests::PgCluster;
 use std::time::{Duration, Instant};
 
@@ -39,23 +40,20 @@ fn plan(c: &mut postgres::Client, args: &str) -> Vec<Planned> {
     .collect()
 }
 
-/// The extension and `churn`: 20,000 analyzed rows, half deleted, autovacuum off for it.
-fn create_churn(c: &mut postgres::Client) {
-    c.batch_execute(
-        "CREATE EXTENSION pitstop;
-         CREATE TABLE churn(id int PRIMARY KEY, payload text) WITH (autovacuum_enabled = off);
+/// A cluster with the extension and `churn`: 20,000 analyzed rows, half deleted, autovacuum
+/// off for it.
+fn churned_cluster() -> (PgCluster, postgres::Client) {
+    PgCluster::with_extension(
+        "CREATE TABLE churn(id int PRIMARY KEY, payload text) WITH (autovacuum_enabled = off);
          INSERT INTO churn SELECT g, repeat('x', 100) FROM generate_series(1, 20000) g;
          ANALYZE churn;
          DELETE FROM churn WHERE id % 2 = 0;",
     )
-    .unwrap();
 }
 
 #[test]
 fn dead_tuples_are_planned_and_the_planned_vacuum_clears_them() {
-    let cluster = PgCluster::start();
-    let mut c = cluster.connect();
-    create_churn(&mut c);
+    let (_cluster, mut c) = churned_cluster();
     c.batch_execute(
         "CREATE TABLE tuned(id int) WITH (autovacuum_vacuum_threshold = 123, autovacuum_vacuum_scale_factor = 0.01,
                                           autovacuum_analyze_threshold = 77);
@@ -241,12 +239,11 @@ fn config_advice_values_are_accepted_by_alter_system() {
         // Once applied, a reloadable suggestion no longer differs.
         let deadline = Instant::now() + Duration::from_secs(10);
         let still: Vec<String> = loop {
-            let still: Vec<String> = c
-                .query("SELECT name FROM pitstop.config_advice($1) WHERE differs AND NOT restart_required", &[&workload])
-                .unwrap()
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
+            let still: Vec<String> = first_column(
+                &mut c,
+                "SELECT name FROM pitstop.config_advice($1) WHERE differs AND NOT restart_required",
+                &[&workload],
+            );
             if still.is_empty() || Instant::now() > deadline {
                 break still;
             }
@@ -312,9 +309,7 @@ fn a_pg_monitor_member_reads_every_health_view() {
 
 #[test]
 fn the_cli_reports_vacuum_bloat_and_config_advice() {
-    let cluster = PgCluster::start();
-    let mut c = cluster.connect();
-    create_churn(&mut c);
+    let (cluster, mut c) = churned_cluster();
     c.batch_execute(
         "CREATE TABLE calm(id int);
          INSERT INTO calm VALUES (1);

@@ -3,6 +3,7 @@
 //! index-effect` compare the statements it was meant for before and after — on a real cluster
 //! with the real snapshot job of the CLI.
 
+use pitstop_tests::query::first_column;
 use pitstop_tests::PgCluster;
 use postgres::error::SqlState;
 use postgres::Client;
@@ -35,17 +36,23 @@ fn snapshot(cluster: &PgCluster) {
 }
 
 /// The advice's DDL for orders, remembered by the call.
+/// A cluster with SETUP where `app` ran the workload `calls` times and a snapshot was taken:
+/// the cluster, the DBA's session, app's session and the advised index's DDL.
+fn advised_after(calls: i32) -> (PgCluster, Client, Client, String) {
+    let (cluster, mut c) = PgCluster::with_extension(SETUP);
+    let mut app = cluster.connect_as("app", "postgres");
+    workload(&mut app, calls);
+    snapshot(&cluster);
+    let ddl = advise(&mut c);
+    (cluster, c, app, ddl)
+}
+
 fn advise(c: &mut Client) -> String {
     let Some(row) = c
         .query_opt("SELECT ddl FROM pitstop.suggest_indexes() WHERE table_name = 'public.orders' ORDER BY rank LIMIT 1", &[])
         .unwrap()
     else {
-        let unhelped: Vec<String> = c
-            .query("SELECT format('%s: %s', query, reason) FROM pitstop.unhelped_queries()", &[])
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        let unhelped: Vec<String> = first_column(c, "SELECT format('%s: %s', query, reason) FROM pitstop.unhelped_queries()", &[]);
         panic!("no index suggested for orders; unhelped: {unhelped:#?}");
     };
     let ddl: String = row.get(0);
@@ -59,11 +66,7 @@ fn advise(c: &mut Client) -> String {
 
 #[test]
 fn an_index_built_on_advice_is_measured_before_and_after() {
-    let (cluster, mut c) = PgCluster::with_extension(SETUP);
-    let mut app = cluster.connect_as("app", "postgres");
-    workload(&mut app, 30);
-    snapshot(&cluster);
-    let ddl = advise(&mut c);
+    let (cluster, mut c, mut app, ddl) = advised_after(30);
     assert!(ddl.contains("(customer_id"), "{ddl}");
     // Advised again before it is built: still one row, its time moved on.
     advise(&mut c);
@@ -122,11 +125,7 @@ fn an_index_built_on_advice_is_measured_before_and_after() {
 
 #[test]
 fn an_index_the_statements_do_not_use_is_said_so_with_its_drop() {
-    let (cluster, mut c) = PgCluster::with_extension(SETUP);
-    let mut app = cluster.connect_as("app", "postgres");
-    workload(&mut app, 10);
-    snapshot(&cluster);
-    let ddl = advise(&mut c);
+    let (cluster, mut c, _app, ddl) = advised_after(10);
     c.batch_execute(&ddl).unwrap();
     snapshot(&cluster);
     // The application's sessions cannot use it (as when its planner settings forbid it).

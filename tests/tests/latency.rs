@@ -2,6 +2,7 @@
 //! against known pg_sleep durations, eviction with more statements than slots, reset and
 //! who sees which rows. Top-level statements only, so they run from a client here.
 
+use pitstop_tests::query::{first_column, scalar_i64};
 use pitstop_tests::{ClusterOptions, PgCluster};
 use postgres::error::SqlState;
 use postgres::Client;
@@ -96,24 +97,17 @@ fn reset_and_visibility_follow_pg_read_all_stats() {
     app.batch_execute("SELECT id FROM public.orders").unwrap();
 
     let roles = |c: &mut Client| -> Vec<String> {
-        c.query("SELECT DISTINCT rolname FROM pitstop.query_latency ORDER BY 1", &[])
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect()
+        first_column(c, "SELECT DISTINCT rolname FROM pitstop.query_latency ORDER BY 1", &[])
     };
     assert_eq!(
         roles(&mut app),
         ["app"],
         "a role without pg_read_all_stats sees only its own statements"
     );
-    let histograms: i64 = app
-        .query_one(
-            "SELECT count(*) FROM pitstop.query_latency_histogram() WHERE userid <> 'app'::regrole",
-            &[],
-        )
-        .unwrap()
-        .get(0);
+    let histograms = scalar_i64(
+        &mut app,
+        "SELECT count(*) FROM pitstop.query_latency_histogram() WHERE userid <> 'app'::regrole",
+    );
     assert_eq!(histograms, 0);
     let mut watcher = cluster.connect_as("watcher", "postgres");
     let seen = roles(&mut watcher);
@@ -135,10 +129,8 @@ fn reset_and_visibility_follow_pg_read_all_stats() {
 
     let removed: i64 = c.query_one("SELECT pitstop.query_latency_reset()", &[]).unwrap().get(0);
     assert!(removed >= 2, "{removed}");
-    let left: i64 = c
-        .query_one("SELECT count(*) FROM pitstop.query_latency WHERE rolname = 'app'", &[])
-        .unwrap()
-        .get(0);
+    let left =
+        scalar_i64(&mut c, "SELECT count(*) FROM pitstop.query_latency WHERE rolname = 'app'");
     assert_eq!(left, 0);
 }
 

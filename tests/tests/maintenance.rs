@@ -8,6 +8,7 @@
 //! bound what runs, a VACUUM PostgreSQL skipped with a WARNING is logged 'skipped', and Ctrl-C
 //! cancels the running statement on the server.
 
+use pitstop_tests::query::scalar_i64;
 use pitstop_tests::{
     pitstop, pitstop_bin, poll_until, ClusterOptions, Daemon, DaemonConfig, PgCluster,
 };
@@ -73,6 +74,13 @@ fn dead_table(c: &mut Client, name: &str, dead: i32) {
     );
 }
 
+/// A cluster with the extension and `dead_table(name, dead)`, and the session that made it.
+fn cluster_with_dead_table(name: &str, dead: i32) -> (PgCluster, Client) {
+    let (cluster, mut c) = PgCluster::with_extension("");
+    dead_table(&mut c, name, dead);
+    (cluster, c)
+}
+
 fn n_dead(c: &mut Client, name: &str) -> i64 {
     c.batch_execute("SELECT pg_stat_clear_snapshot()").unwrap();
     c.query_one("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = $1", &[&name])
@@ -97,9 +105,7 @@ fn log_rows_where(c: &mut Client, condition: &str) -> Vec<LogRow> {
 
 #[test]
 fn a_table_full_of_dead_tuples_is_planned_then_vacuumed_and_logged() {
-    let (cluster, _) = PgCluster::with_extension("");
-    let mut c = cluster.connect();
-    dead_table(&mut c, "bloated", 15_000);
+    let (cluster, mut c) = cluster_with_dead_table("bloated", 15_000);
     let config = ConfigFile::new("[maintenance]\nlock_timeout = \"2s\"\n");
 
     let (code, out, err) = maintenance(&cluster, &config, &["--dry-run"]);
@@ -176,9 +182,7 @@ fn a_table_full_of_dead_tuples_is_planned_then_vacuumed_and_logged() {
 
 #[test]
 fn a_locked_table_times_out_is_retried_and_logged_and_the_lock_holder_is_untouched() {
-    let (cluster, _) = PgCluster::with_extension("");
-    let mut c = cluster.connect();
-    dead_table(&mut c, "held", 3_000);
+    let (cluster, mut c) = cluster_with_dead_table("held", 3_000);
     let config = ConfigFile::new(
         "[maintenance]\nlock_timeout = \"200ms\"\nretries = 2\nretry_delay = \"100ms\"\n\
          [[maintenance.jobs]]\nname = \"nightly\"\nkind = \"vacuum\"\nschedule = \"0 1 * * *\"\ndead_ratio = 0.1\nmin_dead = 100\n",
@@ -246,8 +250,7 @@ fn assert_untouched(c: &mut Client, pid: i32, table: &str, mode: &str) {
 
 #[test]
 fn the_daemon_skips_a_run_that_would_overlap_the_previous_one() {
-    let (cluster, _) = PgCluster::with_extension("");
-    let mut c = cluster.connect();
+    let (cluster, mut c) = PgCluster::with_extension("");
     c.batch_execute("INSERT INTO pitstop.host_metrics (sampled_at, host, metric, value) SELECT now() - interval '40 days', 'h', 'm', g FROM generate_series(1, 100) g")
         .unwrap();
     // The prune job's DELETE waits for this lock (lock_timeout, retries), so its run lasts
@@ -306,10 +309,7 @@ fn the_daemon_skips_a_run_that_would_overlap_the_previous_one() {
         .unwrap()
         .get(0);
     assert_eq!(overlapping, 0, "{:?}", log_rows(&mut c, "prune-often"));
-    let failed_attempts: i64 = c
-        .query_one("SELECT count(*) FROM pitstop.maintenance_log WHERE job = 'prune-often' AND action = 'prune' AND error LIKE '%55P03%'", &[])
-        .unwrap()
-        .get(0);
+    let failed_attempts = scalar_i64(&mut c, "SELECT count(*) FROM pitstop.maintenance_log WHERE job = 'prune-often' AND action = 'prune' AND error LIKE '%55P03%'");
     assert!(failed_attempts >= 1, "{:?}", log_rows(&mut c, "prune-often"));
 }
 
@@ -362,11 +362,7 @@ fn nothing_runs_on_a_standby() {
     let status = daemon.status();
     assert_eq!(status["maintenance"]["jobs"][0]["last_run"]["outcome"], "skipped", "{status}");
     drop(daemon);
-    let logged: i64 = primary
-        .connect()
-        .query_one("SELECT count(*) FROM pitstop.maintenance_log", &[])
-        .unwrap()
-        .get(0);
+    let logged = scalar_i64(&mut primary.connect(), "SELECT count(*) FROM pitstop.maintenance_log");
     assert_eq!(logged, 0, "nothing ran through the primary either");
 }
 
@@ -397,9 +393,7 @@ fn log_count(c: &mut Client) -> i64 {
 
 #[test]
 fn without_a_terminal_and_without_yes_nothing_runs() {
-    let (cluster, _) = PgCluster::with_extension("");
-    let mut c = cluster.connect();
-    dead_table(&mut c, "untouched", 3_000);
+    let (cluster, mut c) = cluster_with_dead_table("untouched", 3_000);
     let config = ConfigFile::new("");
     let dead_before = n_dead(&mut c, "untouched");
 
@@ -430,8 +424,7 @@ fn without_a_terminal_and_without_yes_nothing_runs() {
 
 #[test]
 fn max_actions_runs_that_many_in_priority_order() {
-    let (cluster, _) = PgCluster::with_extension("");
-    let mut c = cluster.connect();
+    let (cluster, mut c) = PgCluster::with_extension("");
     // Most dead tuples first within the vacuum priority.
     dead_table(&mut c, "most", 9_000);
     dead_table(&mut c, "more", 6_000);
@@ -476,8 +469,7 @@ fn max_actions_runs_that_many_in_priority_order() {
 
 #[test]
 fn reindex_runs_only_when_asked_for() {
-    let (cluster, _) = PgCluster::with_extension("");
-    let mut c = cluster.connect();
+    let (cluster, mut c) = PgCluster::with_extension("");
     for statement in [
         "CREATE TABLE loose (id int, pad text)",
         "INSERT INTO loose SELECT g, 'p' FROM generate_series(1, 200000) g",
@@ -550,9 +542,7 @@ fn janitor(cluster: &PgCluster) -> String {
 
 #[test]
 fn the_daemons_vacuum_job_logs_a_table_postgres_skipped_as_skipped() {
-    let (cluster, _) = PgCluster::with_extension("");
-    let mut c = cluster.connect();
-    dead_table(&mut c, "not_mine", 3_000);
+    let (cluster, mut c) = cluster_with_dead_table("not_mine", 3_000);
     let config = DaemonConfig::new(&janitor(&cluster), "").toml()
         + "\n[[maintenance.jobs]]\nname = \"v\"\nkind = \"vacuum\"\nschedule = \"* * * * * *\"\nmin_dead = 100\n";
     let daemon = Daemon::start(&config, &[]);
@@ -585,9 +575,7 @@ fn skipped_warning() -> &'static str {
 
 #[test]
 fn a_table_the_login_role_may_not_vacuum_is_logged_skipped_with_the_warning() {
-    let (cluster, _) = PgCluster::with_extension("");
-    let mut c = cluster.connect();
-    dead_table(&mut c, "not_mine", 3_000);
+    let (cluster, mut c) = cluster_with_dead_table("not_mine", 3_000);
     let dsn = janitor(&cluster);
     let config = ConfigFile::new("");
     let path = config.path();
@@ -616,9 +604,7 @@ fn a_table_the_login_role_may_not_vacuum_is_logged_skipped_with_the_warning() {
 
 #[test]
 fn ctrl_c_cancels_the_running_statement_on_the_server_and_starts_nothing_more() {
-    let (cluster, _) = PgCluster::with_extension("");
-    let mut c = cluster.connect();
-    dead_table(&mut c, "waits", 9_000);
+    let (cluster, mut c) = cluster_with_dead_table("waits", 9_000);
     dead_table(&mut c, "next_one", 3_000);
     // The first VACUUM waits for this lock (lock_timeout is long): a real, long action.
     let mut holder = cluster.connect();
@@ -726,9 +712,7 @@ fn on_a_terminal(cluster: &PgCluster, config: &ConfigFile, answer: &str) -> (Opt
 
 #[test]
 fn on_a_terminal_the_plan_is_shown_and_only_yes_runs_it() {
-    let (cluster, _) = PgCluster::with_extension("");
-    let mut c = cluster.connect();
-    dead_table(&mut c, "asked", 3_000);
+    let (cluster, mut c) = cluster_with_dead_table("asked", 3_000);
     let config = ConfigFile::new("");
 
     let (code, shown) = on_a_terminal(&cluster, &config, "n");

@@ -4,7 +4,9 @@
 //! `pitstop.host_metrics` and old ones are pruned; without the extension or without
 //! PostgreSQL the host is still sampled; a bad rule is refused with its key path.
 
-use pitstop_tests::{pitstop_env, poll_until, Daemon, DaemonConfig, PgCluster, SIGHUP};
+use pitstop_tests::{
+    assert_contains_all, pitstop_env, poll_until, Daemon, DaemonConfig, PgCluster, SIGHUP,
+};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
@@ -143,17 +145,19 @@ fn an_alert_goes_pending_firing_resolved_in_one_row_and_reaches_the_webhook() {
     assert_eq!(status["components"]["monitor"]["state"], "up", "{status}");
     assert_eq!(daemon.metric("pitstop_alerts_firing{severity=\"critical\"}"), 1.0);
     let (_, metrics) = daemon.get("/metrics");
-    for family in [
-        "pitstop_host_cpu_usage_ratio ",
-        "pitstop_host_memory_used_bytes ",
-        "pitstop_host_disk_used_bytes{mount=",
-        "pitstop_postgres_connections{state=\"active\"} ",
-        "pitstop_postgres_xid_age ",
-        "pitstop_postgres_max_connections 40",
-        "pitstop_daemon_resident_bytes ",
-    ] {
-        assert!(metrics.contains(family), "/metrics lacks {family}:\n{metrics}");
-    }
+    assert_contains_all(
+        &metrics,
+        "/metrics",
+        &[
+            "pitstop_host_cpu_usage_ratio ",
+            "pitstop_host_memory_used_bytes ",
+            "pitstop_host_disk_used_bytes{mount=",
+            "pitstop_postgres_connections{state=\"active\"} ",
+            "pitstop_postgres_xid_age ",
+            "pitstop_postgres_max_connections 40",
+            "pitstop_daemon_resident_bytes ",
+        ],
+    );
     assert!(
         poll_until(Duration::from_secs(10), || daemon.metric("pitstop_postgres_processes") >= 5.0),
         "postmaster and children: {metrics}"

@@ -27,14 +27,7 @@ fn run(program: &str, args: &[&str]) -> Output {
 
 /// Runs and asserts success; stdout.
 fn ok(program: &str, args: &[&str]) -> String {
-    let out = run(program, args);
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = pitstop_tests::run(Command::new(program).args(args), &format!("{program} {args:?}"));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 

@@ -7,6 +7,7 @@
 
 mod planted;
 
+use pitstop_tests::query::scalar_i64;
 use pitstop_tests::{pitstop, poll_until, Daemon, DaemonConfig, PgCluster};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -118,11 +119,7 @@ fn the_cli_lists_the_planted_problems_with_the_consoles_fixes() {
     );
 
     // pitstop's own statements were captured as slow, and neither list shows them.
-    let own: i64 = cluster
-        .connect()
-        .query_one("SELECT count(*) FROM pitstop.slow_queries WHERE query LIKE '%pitstop.suggest_indexes%' OR query LIKE '%pitstop.index_health%'", &[])
-        .unwrap()
-        .get(0);
+    let own = scalar_i64(&mut cluster.connect(), "SELECT count(*) FROM pitstop.slow_queries WHERE query LIKE '%pitstop.suggest_indexes%' OR query LIKE '%pitstop.index_health%'");
     assert!(
         own > 0,
         "the console's and the CLI's reads were not captured: the check below proves nothing"

@@ -4,9 +4,10 @@
 //! afterwards every committed tag must have a version key in Redis — zero lost — while no
 //! rolled-back one may.
 
+use pitstop_tests::query::first_column;
 use pitstop_tests::{
-    poll_until, Daemon, DaemonConfig, PgCluster, RedisCluster, RedisOptions, RedisServer,
-    Subscriber, SIGKILL,
+    poll_until, tag_version, Daemon, DaemonConfig, PgCluster, RedisCluster, RedisOptions,
+    RedisServer, Subscriber, SIGKILL,
 };
 use postgres::Client;
 use redis::Commands;
@@ -109,12 +110,8 @@ fn assert_nothing_lost(
     outcome: &Outcome,
     daemon: &Daemon,
 ) {
-    let committed: BTreeSet<String> = pg
-        .query("SELECT DISTINCT unnest(tags) FROM pitstop.invalidation_outbox", &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let committed: BTreeSet<String> =
+        first_column(pg, "SELECT DISTINCT unnest(tags) FROM pitstop.invalidation_outbox", &[]);
     for i in &outcome.acknowledged {
         assert!(committed.contains(&tag(*i)), "acknowledged commit t{i} has no outbox row");
     }
@@ -141,14 +138,6 @@ fn assert_nothing_lost(
 
 fn version_exists(redis: &mut impl redis::ConnectionLike, tag: &str) -> bool {
     redis::cmd("EXISTS").arg(format!("pitstop:ver:{tag}")).query::<i64>(redis).unwrap_or(0) == 1
-}
-
-fn version(redis: &mut impl redis::ConnectionLike, tag: &str) -> i64 {
-    redis::cmd("GET")
-        .arg(format!("pitstop:ver:{tag}"))
-        .query::<Option<i64>>(redis)
-        .unwrap()
-        .unwrap_or(0)
 }
 
 /// Delivered rows are pruned at once.
@@ -205,13 +194,9 @@ fn committed_write_deletes_tagged_keys_bumps_versions_and_publishes() {
     // A rolled-back write does nothing, as the later committed barrier proves.
     pg.batch_execute("BEGIN; INSERT INTO orders VALUES (1, 10); ROLLBACK").unwrap();
     pg.batch_execute("INSERT INTO barrier VALUES (1)").unwrap();
-    assert!(
-        poll_until(Duration::from_secs(10), || version(&mut r, "postgres.public.barrier") == 1),
-        "{}",
-        daemon.log()
-    );
+    wait_for_version(&mut r, "postgres.public.barrier", 1, &daemon);
     assert_eq!(r.exists::<_, i64>("app:order:1").unwrap(), 1, "a rolled-back write invalidated");
-    assert_eq!(version(&mut r, "postgres.public.orders"), 0);
+    assert_eq!(tag_version(&mut r, "postgres.public.orders"), 0);
 
     pg.batch_execute("INSERT INTO orders VALUES (1, 10)").unwrap();
     let gone = poll_until(Duration::from_secs(10), || {
@@ -224,8 +209,8 @@ fn committed_write_deletes_tagged_keys_bumps_versions_and_publishes() {
         0,
         "the tag set must go too"
     );
-    assert_eq!(version(&mut r, "postgres.public.orders"), 1);
-    assert_eq!(version(&mut r, "orders-list"), 1);
+    assert_eq!(tag_version(&mut r, "postgres.public.orders"), 1);
+    assert_eq!(tag_version(&mut r, "orders-list"), 1);
 
     let messages = published(&subscriber, |m| m.iter().any(|m| m["relation"] == "public.orders"));
     let order = messages
@@ -255,7 +240,8 @@ fn committed_write_deletes_tagged_keys_bumps_versions_and_publishes() {
             pg.batch_execute(sql).unwrap();
         }
         assert!(
-            poll_until(Duration::from_secs(10), || version(&mut r, "postgres.public.orders") == n),
+            poll_until(Duration::from_secs(10), || tag_version(&mut r, "postgres.public.orders")
+                == n),
             "{sql} did not invalidate"
         );
     }
@@ -285,11 +271,7 @@ fn a_long_transaction_committing_after_later_ones_is_not_lost() {
     let mut long = cluster.connect();
     long.batch_execute("BEGIN; INSERT INTO t0 VALUES (1)").unwrap(); // the smaller outbox id
     pg.batch_execute("INSERT INTO t1 VALUES (1)").unwrap();
-    assert!(
-        poll_until(Duration::from_secs(10), || version(&mut r, &tag(1)) == 1),
-        "{}",
-        daemon.log()
-    );
+    wait_for_version(&mut r, &tag(1), 1, &daemon);
     let rounds = daemon.metric("pitstop_relay_rounds_total");
     assert!(poll_until(Duration::from_secs(10), || daemon.metric("pitstop_relay_rounds_total")
         >= rounds + 3.0));
@@ -309,23 +291,23 @@ fn a_long_transaction_committing_after_later_ones_is_not_lost() {
     pg.batch_execute("INSERT INTO t2 VALUES (1)").unwrap();
     daemon.restart();
     assert!(
-        poll_until(Duration::from_secs(10), || version(&mut r, &tag(2)) >= 1),
+        poll_until(Duration::from_secs(10), || tag_version(&mut r, &tag(2)) >= 1),
         "{}",
         daemon.log()
     );
-    assert_eq!(version(&mut r, &tag(0)), 1, "the late commit was lost; log:\n{}", daemon.log());
+    assert_eq!(tag_version(&mut r, &tag(0)), 1, "the late commit was lost; log:\n{}", daemon.log());
     assert!(resumed_from(&daemon) > 0);
 
     // And while running: a transaction open across many rounds is delivered at its commit.
     long.batch_execute("BEGIN; INSERT INTO t0 VALUES (2)").unwrap();
     pg.batch_execute("INSERT INTO t1 VALUES (2)").unwrap();
-    assert!(poll_until(Duration::from_secs(10), || version(&mut r, &tag(1)) >= 2));
+    assert!(poll_until(Duration::from_secs(10), || tag_version(&mut r, &tag(1)) >= 2));
     let rounds = daemon.metric("pitstop_relay_rounds_total");
     assert!(poll_until(Duration::from_secs(10), || daemon.metric("pitstop_relay_rounds_total")
         >= rounds + 3.0));
     long.batch_execute("COMMIT").unwrap();
     assert!(
-        poll_until(Duration::from_secs(10), || version(&mut r, &tag(0)) >= 2),
+        poll_until(Duration::from_secs(10), || tag_version(&mut r, &tag(0)) >= 2),
         "{}",
         daemon.log()
     );
@@ -354,11 +336,7 @@ fn without_the_extension_the_relay_says_why_and_waits() {
     let mut pg = cluster.connect();
     pg.batch_execute("CREATE EXTENSION pitstop; CREATE TABLE t0 (v int); SELECT pitstop.cache_track('t0'); INSERT INTO t0 VALUES (1)").unwrap();
     let mut r = redis.client();
-    assert!(
-        poll_until(Duration::from_secs(15), || version(&mut r, &tag(0)) == 1),
-        "{}",
-        daemon.log()
-    );
+    wait_for_version(&mut r, &tag(0), 1, &daemon);
 }
 
 /// The README's privileges for the daemon's role are enough (and it needs no superuser).
@@ -378,11 +356,7 @@ fn relay_runs_as_a_role_with_only_the_documented_grants() {
     wait_relay_up(&daemon);
     pg.batch_execute("INSERT INTO t0 VALUES (1)").unwrap();
     let mut r = redis.client();
-    assert!(
-        poll_until(Duration::from_secs(10), || version(&mut r, &tag(0)) == 1),
-        "{}",
-        daemon.log()
-    );
+    wait_for_version(&mut r, &tag(0), 1, &daemon);
     wait_outbox_pruned(&mut pg, &daemon);
     assert_eq!(
         daemon.metric("pitstop_relay_errors_total{component=\"postgres\"}"),
@@ -403,11 +377,7 @@ fn a_key_of_the_wrong_type_does_not_stop_the_relay() {
     let daemon = Daemon::start(&DaemonConfig::new(&cluster.dsn(), &redis.url()).toml(), &[]);
     wait_relay_up(&daemon);
     pg.batch_execute("INSERT INTO t0 VALUES (1); INSERT INTO t1 VALUES (1)").unwrap();
-    assert!(
-        poll_until(Duration::from_secs(10), || version(&mut r, &tag(1)) == 1),
-        "{}",
-        daemon.log()
-    );
+    wait_for_version(&mut r, &tag(1), 1, &daemon);
     assert!(daemon.wait_for_log("skipped", Duration::from_secs(5)), "{}", daemon.log());
     assert_eq!(daemon.status()["components"]["relay"]["state"], "up");
 }
@@ -447,6 +417,25 @@ fn resumed_from(daemon: &Daemon) -> u64 {
         .next()
         .and_then(|h| h.parse().ok())
         .unwrap_or_else(|| panic!("no resume line:\n{log}"))
+}
+
+/// Waits (15 s at most) until Redis holds `version` for `tag`; fails with the daemon's log.
+fn wait_for_version(r: &mut impl redis::ConnectionLike, tag: &str, version: i64, daemon: &Daemon) {
+    assert!(
+        poll_until(Duration::from_secs(15), || tag_version(&mut *r, tag) == version),
+        "{tag} never reached version {version}:\n{}",
+        daemon.log()
+    );
+}
+
+/// Asserts that the daemon's latest start (after a `restart` or a `reconnect`) resumed from the
+/// saved cursor.
+fn assert_resumed(daemon: &Daemon, after: &str) {
+    assert!(
+        resumed_from(daemon) > 0,
+        "the {after} should resume from the saved cursor:\n{}",
+        daemon.log()
+    );
 }
 
 #[test]
@@ -507,11 +496,7 @@ fn daemon_killed_mid_batch_and_restarted_loses_nothing() {
     daemon.restart();
     let outcome = writer.join().unwrap();
     assert_nothing_lost(&mut pg, &mut redis.client(), &outcome, &daemon);
-    assert!(
-        resumed_from(&daemon) > 0,
-        "the restart should resume from the saved cursor:\n{}",
-        daemon.log()
-    );
+    assert_resumed(&daemon, "restart");
 }
 
 #[test]
@@ -531,11 +516,7 @@ fn postgres_restarted_mid_stream_loses_nothing() {
         daemon.log()
     );
     assert!(poll_until(Duration::from_secs(20), || daemon.metric("pitstop_postgres_up") == 1.0));
-    assert!(
-        resumed_from(&daemon) > 0,
-        "the reconnect should resume from the saved cursor:\n{}",
-        daemon.log()
-    );
+    assert_resumed(&daemon, "reconnect");
 }
 
 // ---- Redis Cluster, AUTH and TLS -------------------------------------------------------------
@@ -574,7 +555,7 @@ fn redis_cluster_receives_the_same_invalidations() {
     });
     assert!(gone, "keys of one tag on several nodes were not all deleted; log:\n{}", daemon.log());
     assert_eq!(rc.exists::<_, i64>(format!("pitstop:tag:{}", tag(0))).unwrap(), 0);
-    assert_eq!(version(&mut rc, &tag(0)), 1);
+    assert_eq!(tag_version(&mut rc, &tag(0)), 1);
     let messages = published(&subscriber, |m| !m.is_empty());
     assert_eq!(
         messages.first().map(|m| m["relation"].clone()),
@@ -680,11 +661,7 @@ fn redis_with_password_over_tls() {
         .unwrap()
         .get_connection()
         .unwrap();
-    assert!(
-        poll_until(Duration::from_secs(10), || version(&mut r, &tag(0)) == 1),
-        "{}",
-        daemon.log()
-    );
+    wait_for_version(&mut r, &tag(0), 1, &daemon);
     assert!(!daemon.log().contains("s3cret"), "the password leaked into the log");
     assert!(!daemon.get("/status").1.contains("s3cret"));
 

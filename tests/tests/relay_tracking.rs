@@ -6,7 +6,8 @@
 //! invalidates the partitioned table, and so do ATTACH and DETACH PARTITION.
 
 use pitstop_tests::cache_call::expect_error;
-use pitstop_tests::{poll_until, Daemon, DaemonConfig, PgCluster, RedisServer};
+use pitstop_tests::query::{first_column, first_two_columns};
+use pitstop_tests::{poll_until, tag_version, Daemon, DaemonConfig, PgCluster, RedisServer};
 use postgres::error::SqlState;
 use postgres::Client;
 use std::time::Duration;
@@ -16,7 +17,7 @@ use std::time::Duration;
 /// The outbox rows after `after_id`, as (relation, tags), in id order.
 fn outbox_after(pg: &mut Client, after_id: i64) -> Vec<(String, Vec<String>)> {
     let sql = "SELECT relation, tags FROM pitstop.invalidation_outbox WHERE id > $1 ORDER BY id";
-    pg.query(sql, &[&after_id]).unwrap().iter().map(|r| (r.get(0), r.get(1))).collect()
+    first_two_columns(pg, sql, &[&after_id])
 }
 
 fn last_outbox_id(pg: &mut Client) -> i64 {
@@ -27,14 +28,6 @@ fn last_outbox_id(pg: &mut Client) -> i64 {
 
 fn row(relation: &str, tags: &[&str]) -> (String, Vec<String>) {
     (relation.to_string(), tags.iter().map(|t| t.to_string()).collect())
-}
-
-fn version(redis: &mut redis::Connection, tag: &str) -> i64 {
-    redis::cmd("GET")
-        .arg(format!("pitstop:ver:{tag}"))
-        .query::<Option<i64>>(redis)
-        .unwrap()
-        .unwrap_or(0)
 }
 
 fn start_relay(cluster: &PgCluster, redis: &RedisServer) -> Daemon {
@@ -54,9 +47,9 @@ fn expect_invalidation(
     what: &str,
     write: impl FnOnce(),
 ) {
-    let before = version(redis, tag);
+    let before = tag_version(redis, tag);
     write();
-    let bumped = poll_until(Duration::from_secs(10), || version(redis, tag) > before);
+    let bumped = poll_until(Duration::from_secs(10), || tag_version(redis, tag) > before);
     assert!(bumped, "{what} did not invalidate {tag}; log:\n{}", daemon.log());
 }
 
@@ -178,12 +171,11 @@ fn only_cache_track_decides_what_is_invalidated_with_which_tags() {
         outbox_after(&mut pg, start),
         [orders.clone(), orders, row("app.junk", &["postgres.app.junk", "junk-list"])]
     );
-    let tracked: Vec<(String, Vec<String>)> = pg
-        .query("SELECT relation::text, tags FROM pitstop.cache_tracked ORDER BY 1", &[])
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let tracked: Vec<(String, Vec<String>)> = first_two_columns(
+        &mut pg,
+        "SELECT relation::text, tags FROM pitstop.cache_tracked ORDER BY 1",
+        &[],
+    );
     assert_eq!(
         tracked,
         [
@@ -218,9 +210,13 @@ fn registered_tags_reach_redis_and_trigger_arguments_do_not() {
     expect_invalidation(&mut r, &daemon, "orders-list", "INSERT INTO orders", || {
         pg.batch_execute("INSERT INTO orders VALUES (1)").unwrap()
     });
-    assert_eq!(version(&mut r, "postgres.public.orders"), 1);
-    assert_eq!(version(&mut r, "sessions"), 0, "a trigger argument became an invalidation");
-    assert_eq!(version(&mut r, "postgres.public.junk"), 0, "an untracked table was invalidated");
+    assert_eq!(tag_version(&mut r, "postgres.public.orders"), 1);
+    assert_eq!(tag_version(&mut r, "sessions"), 0, "a trigger argument became an invalidation");
+    assert_eq!(
+        tag_version(&mut r, "postgres.public.junk"),
+        0,
+        "an untracked table was invalidated"
+    );
 }
 
 // ---- partitions of a tracked table (review finding 9) ----------------------------------
@@ -321,11 +317,7 @@ fn attached_detached_and_later_partitions_follow_the_tracked_table() {
     let untracked = last_outbox_id(&mut pg);
     pg.batch_execute("INSERT INTO m_c VALUES (14, 'c'); INSERT INTO m_b_hi VALUES (160, 'b'); ALTER TABLE m DETACH PARTITION m_c").unwrap();
     assert_eq!(outbox_after(&mut pg, untracked), []);
-    let tracked: Vec<String> = pg
-        .query("SELECT relation::text FROM pitstop.cache_tracked", &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let tracked: Vec<String> =
+        first_column(&mut pg, "SELECT relation::text FROM pitstop.cache_tracked", &[]);
     assert_eq!(tracked, ["other"]);
 }

@@ -45,8 +45,15 @@ fn make_ca(dir: &Path, name: &str) {
     );
 }
 
-/// A client certificate for role `user` signed by `ca` (`user.crt`, `user.key`).
-fn make_client_cert(dir: &Path, ca: &str, user: &str) {
+/// A key and a certificate for subject `cn` signed by `ca` (`name.key`, `name.crt`), with the
+/// X.509 extensions `extensions` (written to `name.ext`).
+fn make_signed_cert(dir: &Path, ca: &str, name: &str, cn: &str, extensions: &str) {
+    let (key, csr, ext, crt) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.ext"),
+        format!("{name}.crt"),
+    );
     openssl(
         &[
             "req",
@@ -56,21 +63,21 @@ fn make_client_cert(dir: &Path, ca: &str, user: &str) {
             "ec_paramgen_curve:prime256v1",
             "-nodes",
             "-subj",
-            &format!("/CN={user}"),
+            &format!("/CN={cn}"),
             "-keyout",
-            &format!("{user}.key"),
+            &key,
             "-out",
-            &format!("{user}.csr"),
+            &csr,
         ],
         dir,
     );
-    std::fs::write(dir.join("client.ext"), "basicConstraints = CA:FALSE\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = clientAuth\n").unwrap();
+    std::fs::write(dir.join(&ext), extensions).unwrap();
     openssl(
         &[
             "x509",
             "-req",
             "-in",
-            &format!("{user}.csr"),
+            &csr,
             "-CA",
             &format!("{ca}.pem"),
             "-CAkey",
@@ -79,57 +86,34 @@ fn make_client_cert(dir: &Path, ca: &str, user: &str) {
             "-days",
             "2",
             "-extfile",
-            "client.ext",
+            &ext,
             "-out",
-            &format!("{user}.crt"),
+            &crt,
         ],
         dir,
     );
 }
 
-fn make_server_cert(dir: &Path, ca: &str) {
-    openssl(
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-        ],
+/// A client certificate for role `user` signed by `ca` (`user.crt`, `user.key`).
+fn make_client_cert(dir: &Path, ca: &str, user: &str) {
+    make_signed_cert(
         dir,
+        ca,
+        user,
+        user,
+        "basicConstraints = CA:FALSE\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = clientAuth\n",
     );
-    std::fs::write(
-        dir.join("server.ext"),
+}
+
+/// A server certificate for localhost and 127.0.0.1 signed by `ca` (`server.crt`, `server.key`).
+fn make_server_cert(dir: &Path, ca: &str) {
+    make_signed_cert(
+        dir,
+        ca,
+        "server",
+        "localhost",
         "subjectAltName = DNS:localhost, IP:127.0.0.1\nbasicConstraints = CA:FALSE\n\
          keyUsage = critical, digitalSignature\nextendedKeyUsage = serverAuth\n",
-    )
-    .unwrap();
-    openssl(
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            &format!("{ca}.pem"),
-            "-CAkey",
-            &format!("{ca}.key"),
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "server.ext",
-            "-out",
-            "server.crt",
-        ],
-        dir,
     );
 }
 

@@ -6,6 +6,7 @@
 //! `sql/pitstop--OLD--NEW.sql` fails here with the diff of the two databases.
 //! Also: the CLI and the daemon say which ALTER EXTENSION to run against an older extension.
 
+use pitstop_tests::query::first_two_columns;
 use pitstop_tests::{pitstop, poll_until, Daemon, DaemonConfig, PgCluster};
 use postgres::Client;
 use std::path::Path;
@@ -214,7 +215,7 @@ fn kept_rows(client: &mut Client) -> Vec<String> {
 /// The outbox rows after `after_id`, as (relation, tags).
 fn outbox_after(client: &mut Client, after_id: i64) -> Vec<(String, Vec<String>)> {
     let sql = "SELECT relation, tags FROM pitstop.invalidation_outbox WHERE id > $1 ORDER BY id";
-    client.query(sql, &[&after_id]).unwrap().iter().map(|r| (r.get(0), r.get(1))).collect()
+    first_two_columns(client, sql, &[&after_id])
 }
 
 fn last_outbox_id(client: &mut Client) -> i64 {
@@ -295,20 +296,10 @@ fn check_tracking_after_update(c: &mut Client, db: &str) {
         ],
     );
     let events = row("public.events", &[&format!("{db}.public.events")]);
-    let tracked: Vec<(String, Vec<String>)> = c
-        .query("SELECT format('%s.%s', relnamespace::regnamespace, relname), tags FROM pitstop.cache_tracked JOIN pg_class ON oid = relation ORDER BY 1", &[])
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let tracked: Vec<(String, Vec<String>)> = first_two_columns(c, "SELECT format('%s.%s', relnamespace::regnamespace, relname), tags FROM pitstop.cache_tracked JOIN pg_class ON oid = relation ORDER BY 1", &[]);
     assert_eq!(tracked, [events.clone(), orders.clone()], "{db}: tracked tables after the update");
 
-    let triggers: Vec<(String, i16)> = c
-        .query("SELECT tgrelid::regclass::text, tgnargs FROM pg_trigger WHERE tgname = 'pitstop_invalidation' ORDER BY 1", &[])
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let triggers: Vec<(String, i16)> = first_two_columns(c, "SELECT tgrelid::regclass::text, tgnargs FROM pg_trigger WHERE tgname = 'pitstop_invalidation' ORDER BY 1", &[]);
     let expected: Vec<(String, i16)> =
         ["events", "events_2025", "orders"].iter().map(|t| (t.to_string(), 0)).collect();
     assert_eq!(triggers, expected, "{db}: outbox triggers after the update");
