@@ -621,4 +621,27 @@ pub mod tests {
         assert_eq!(count("SELECT count(*) FROM pg_class"), relations);
         assert_eq!(count("SELECT count(*) FROM hypo_t"), 200_000);
     }
+
+    #[pg_test]
+    fn a_sub_partitioned_table_counts_the_rows_of_every_level() {
+        // The parent's one partition is itself partitioned: its `tuples` are the rows its scan
+        // returns, so the parent's size must come from the leaves.
+        Spi::run(
+            "CREATE TABLE sub_ev(account int, region int, payload text) PARTITION BY LIST (region);
+             CREATE TABLE sub_ev_1 PARTITION OF sub_ev FOR VALUES IN (1) PARTITION BY HASH (account);
+             CREATE TABLE sub_ev_1a PARTITION OF sub_ev_1 FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+             CREATE TABLE sub_ev_1b PARTITION OF sub_ev_1 FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+             INSERT INTO sub_ev SELECT g % 5000, 1, md5(g::text) FROM generate_series(1, 100000) g;
+             ANALYZE sub_ev;",
+        )
+        .unwrap();
+        let reason = Spi::get_one::<String>(
+            "SELECT reason FROM pitstop.unhelped_queries(
+                 queries => ARRAY['SELECT payload FROM sub_ev WHERE account = 42'],
+                 min_improvement => 0.9999)",
+        )
+        .unwrap()
+        .unwrap();
+        assert!(reason.starts_with("no candidate index lowers its estimated cost"), "{reason}");
+    }
 }

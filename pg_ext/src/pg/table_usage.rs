@@ -515,20 +515,28 @@ unsafe fn descending(pathkey: *const pg_sys::PathKey) -> bool {
 }
 
 /// Rows in the partitions the planner kept for the partitioned table at `rti` (its own
-/// `tuples` counts only the rows its scan returns).
+/// `tuples` counts only the rows its scan returns; so does a partition that is itself
+/// partitioned, whose rows are counted from its own partitions).
 ///
 /// # Safety
 /// Planner structures of the current planning, after the partitions' sizes were set.
 unsafe fn partition_rows(root: *mut pg_sys::PlannerInfo, rti: pg_sys::Index) -> f64 {
-    // SAFETY: within the function's `# Safety` contract, which its callers uphold.
+    // SAFETY: within the function's `# Safety` contract, which its callers uphold; the
+    // append_rel_list forms a tree, so the recursion ends at the leaves.
     unsafe {
         pointers::<pg_sys::AppendRelInfo>((*root).append_rel_list)
             .into_iter()
             .filter(|info| (**info).parent_relid == rti)
             .map(|info| {
-                let child = *(*root).simple_rel_array.add((*info).child_relid as usize);
+                let child_rti = (*info).child_relid;
+                let child = *(*root).simple_rel_array.add(child_rti as usize);
+                let rte = *(*root).simple_rte_array.add(child_rti as usize);
                 if child.is_null() {
                     0.0
+                } else if !rte.is_null()
+                    && (*rte).relkind as u8 == pg_sys::RELKIND_PARTITIONED_TABLE
+                {
+                    partition_rows(root, child_rti)
                 } else {
                     (*child).tuples.max(0.0)
                 }
