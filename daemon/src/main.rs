@@ -19,6 +19,7 @@ mod monitor;
 mod output;
 mod problems_cli;
 mod progress;
+mod quoted;
 mod relay;
 mod report;
 mod service;

@@ -2,6 +2,8 @@
 //! be double-quoted, `""` inside quotes standing for one `"`), and the ALTER SYSTEM that adds
 //! what is missing while keeping every existing entry.
 
+use crate::quoted::read_quoted;
+
 /// The entries of a list setting as the server splits it (`SplitDirectoriesString`):
 /// whitespace around entries ignored, quoted entries kept as written inside the quotes.
 pub fn parse(value: &str) -> Result<Vec<String>, String> {
@@ -17,17 +19,8 @@ pub fn parse(value: &str) -> Result<Vec<String>, String> {
         let mut entry = String::new();
         if chars.peek() == Some(&'"') {
             chars.next();
-            loop {
-                match chars.next() {
-                    Some('"') if chars.peek() == Some(&'"') => {
-                        chars.next();
-                        entry.push('"');
-                    }
-                    Some('"') => break,
-                    Some(c) => entry.push(c),
-                    None => return Err(format!("unterminated quote in {value:?}")),
-                }
-            }
+            entry =
+                read_quoted(&mut chars).map_err(|_| format!("unterminated quote in {value:?}"))?;
             while chars.peek().is_some_and(|c| c.is_whitespace()) {
                 chars.next();
             }

@@ -125,6 +125,13 @@ impl Out {
         self.family(name, kind, help);
         self.sample(name, "", value);
     }
+    /// A counter family with one sample per value of `label`.
+    fn counters(&mut self, name: &str, help: &str, label: &str, values: &[(&str, u64)]) {
+        self.family(name, "counter", help);
+        for (value, n) in values {
+            self.sample(name, &format!("{{{label}=\"{value}\"}}"), n);
+        }
+    }
 }
 
 pub fn render(s: &Snapshot) -> String {
@@ -180,26 +187,24 @@ pub fn render(s: &Snapshot) -> String {
         "Delivered outbox rows deleted after the retention.",
         s.pruned,
     );
-    o.family(
+    o.counters(
         "pitstop_relay_errors_total",
-        "counter",
         "Relay failures by the component that failed.",
+        "component",
+        &[("postgres", s.postgres_errors), ("redis", s.redis_errors)],
     );
-    o.sample("pitstop_relay_errors_total", "{component=\"postgres\"}", s.postgres_errors);
-    o.sample("pitstop_relay_errors_total", "{component=\"redis\"}", s.redis_errors);
     o.single(
         "pitstop_relay_lag_seconds",
         "gauge",
         "Age of the oldest row of the last delivered batch when Redis acknowledged it; grows while the relay cannot deliver.",
         s.lag_seconds,
     );
-    o.family(
+    o.counters(
         "pitstop_config_reloads_total",
-        "counter",
         "Configuration reloads (SIGHUP) by result.",
+        "result",
+        &[("applied", s.reloads_applied), ("rejected", s.reloads_rejected)],
     );
-    o.sample("pitstop_config_reloads_total", "{result=\"applied\"}", s.reloads_applied);
-    o.sample("pitstop_config_reloads_total", "{result=\"rejected\"}", s.reloads_rejected);
     o.single(
         "pitstop_monitor_up",
         "gauge",

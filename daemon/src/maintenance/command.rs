@@ -10,6 +10,8 @@
 //! Identifiers are double-quoted (with `""` escapes) or plain lower-case names. Anything else —
 //! a second statement, a comment, a literal, another relation — is refused.
 
+use crate::quoted::read_quoted;
+
 /// One row of `pitstop.maintenance_plan()`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanRow {
@@ -48,23 +50,14 @@ fn tokens(text: &str) -> Result<Vec<Token>, String> {
             }
             '"' => {
                 chars.next();
-                let mut name = String::new();
-                loop {
-                    match chars.next() {
-                        Some('"') if chars.peek() == Some(&'"') => {
-                            chars.next();
-                            name.push('"');
-                        }
-                        Some('"') => break,
-                        Some('\0') => return Err("a NUL character in an identifier".into()),
-                        Some(ch) => name.push(ch),
-                        None => return Err("an unterminated quoted identifier".into()),
+                match read_quoted(&mut chars) {
+                    Ok(name) | Err(name) if name.contains('\0') => {
+                        return Err("a NUL character in an identifier".into())
                     }
+                    Err(_) => return Err("an unterminated quoted identifier".into()),
+                    Ok(name) if name.is_empty() => return Err("an empty quoted identifier".into()),
+                    Ok(name) => out.push(Token::Quoted(name)),
                 }
-                if name.is_empty() {
-                    return Err("an empty quoted identifier".into());
-                }
-                out.push(Token::Quoted(name));
             }
             c if c.is_ascii_alphabetic() || c == '_' => {
                 let mut word = String::new();

@@ -385,30 +385,16 @@ fn wraparound(rows: &Rows) -> Result<Vec<Sample>, String> {
     let mut s = Vec::new();
     for r in rows {
         let database = text(r, 0)?;
-        s.push(Sample::labelled(
-            "pitstop_database_xid_age",
-            "database",
-            database.clone(),
-            number(r, 1)?,
-        ));
-        s.push(Sample::labelled(
-            "pitstop_database_xid_wraparound_ratio",
-            "database",
-            database.clone(),
-            number(r, 2)? / 100.0,
-        ));
-        s.push(Sample::labelled(
-            "pitstop_database_mxid_age",
-            "database",
-            database.clone(),
-            number(r, 3)?,
-        ));
-        s.push(Sample::labelled(
-            "pitstop_database_mxid_wraparound_ratio",
-            "database",
-            database,
-            number(r, 4)? / 100.0,
-        ));
+        // Column, metric, and the divisor that turns a percentage into a ratio.
+        for (column, metric, divisor) in [
+            (1, "pitstop_database_xid_age", 1.0),
+            (2, "pitstop_database_xid_wraparound_ratio", 100.0),
+            (3, "pitstop_database_mxid_age", 1.0),
+            (4, "pitstop_database_mxid_wraparound_ratio", 100.0),
+        ] {
+            let value = number(r, column)? / divisor;
+            s.push(Sample::labelled(metric, "database", database.clone(), value));
+        }
     }
     Ok(s)
 }
