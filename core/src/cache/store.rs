@@ -815,6 +815,16 @@ mod tests {
         h.finish()
     }
 
+    /// A store holding entry `q` (`rows`) that read relation 16384: its version slot and
+    /// the entry's dependency on it.
+    fn one_dependent_entry() -> (Fixture, u32, [Dep; 1]) {
+        let f = fixture(1 << 20);
+        let slot = TestStore::version_slot(1, 16384);
+        let deps = [Dep { relid: 16384, slot, version: f.store.version(slot) }];
+        f.store.insert(&f.locks, &entry(b"q", b"rows", &deps, f.store.epoch()), 0).unwrap();
+        (f, slot, deps)
+    }
+
     fn get(f: &Fixture, key: &[u8]) -> (Lookup, Vec<u8>) {
         let mut out = Vec::new();
         let (found, _) = f.store.lookup(&f.locks, hash(key), key, 1, &mut out).unwrap();
@@ -833,10 +843,7 @@ mod tests {
 
     #[test]
     fn a_moved_version_or_epoch_makes_entries_stale() {
-        let f = fixture(1 << 20);
-        let slot = TestStore::version_slot(1, 16384);
-        let deps = [Dep { relid: 16384, slot, version: f.store.version(slot) }];
-        f.store.insert(&f.locks, &entry(b"q", b"rows", &deps, f.store.epoch()), 0).unwrap();
+        let (f, slot, deps) = one_dependent_entry();
         assert_eq!(get(&f, b"q").0, Lookup::Hit);
         f.store.bump(slot);
         assert_eq!(get(&f, b"q").0, Lookup::Stale);
@@ -858,10 +865,7 @@ mod tests {
 
     #[test]
     fn no_entry_is_served_while_a_commit_on_its_relations_is_under_way() {
-        let f = fixture(1 << 20);
-        let slot = TestStore::version_slot(1, 16384);
-        let deps = [Dep { relid: 16384, slot, version: f.store.version(slot) }];
-        f.store.insert(&f.locks, &entry(b"q", b"rows", &deps, f.store.epoch()), 0).unwrap();
+        let (f, slot, _) = one_dependent_entry();
         f.store.commit_starting(slot);
         assert_eq!(get(&f, b"q").0, Lookup::Stale);
         f.store.commit_finished(slot, false);
