@@ -308,6 +308,7 @@ mod tests {
             "SELECT * FROM cand_log WHERE at BETWEEN '2024-01-02' AND '2024-01-03'",
             "SELECT * FROM cand_log WHERE at = '2024-01-02' OR id < 10",
             "SELECT * FROM cand_log WHERE at IN ('2024-01-02', '2024-01-03') AND kind IS NULL",
+            "SELECT * FROM cand_log WHERE at::date = '2024-01-02' AND kind = 3",
             "SELECT * FROM cand_log l JOIN cand_empty e ON e.at = l.at WHERE e.id = 1",
             "SELECT count(*) FROM cand_empty WHERE at > now()::timestamp",
             "SELECT * FROM cand_parts WHERE at < '2024-02-01'",
@@ -332,6 +333,14 @@ mod tests {
             forced.contains(r#""Node Type":"Bitmap Index Scan""#)
                 && forced.contains(r#""Index Name":"cand_log_at_"#),
             "{forced}"
+        );
+        // The expression and partial one too (its statistics are looked up on an index OID
+        // that is in no catalog).
+        let expression = plan(statements[3]);
+        assert!(
+            expression.contains(r#""Node Type":"Bitmap Index Scan""#)
+                && expression.contains(r#"_hypo""#),
+            "{expression}"
         );
         let dropped = Spi::get_one::<i64>(
             "SELECT count(*) FILTER (WHERE pitstop.hypo_drop(indexrelid)) FROM pitstop.hypo_list()",
