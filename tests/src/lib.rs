@@ -17,6 +17,7 @@ pub mod cache_call;
 pub mod cache_fuzz;
 mod cache_stats;
 mod daemon;
+pub mod fixtures;
 pub mod markdown;
 pub mod query;
 mod redis_server;
@@ -387,6 +388,13 @@ pub fn pitstop(args: &[&str]) -> (i32, String, String) {
 }
 
 /// Runs `pitstop` with arguments and environment variables (no other `PITSTOP_*` ones).
+/// Runs `pitstop args`, asserts that it failed with exit code 1; its stderr.
+pub fn pitstop_error(args: &[&str]) -> String {
+    let (code, out, err) = pitstop(args);
+    assert_eq!(code, 1, "pitstop {args:?}:\n{out}\n{err}");
+    err
+}
+
 pub fn pitstop_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut cmd = Command::new(pitstop_bin());
     for (k, _) in std::env::vars_os() {

@@ -21,6 +21,21 @@ fn sequence_used(client: &mut postgres::Client, sequence: &str) -> bool {
     client.query_one(&format!("SELECT is_called FROM {sequence}"), &[]).unwrap().get(0)
 }
 
+/// Resets pg_stat_statements (what ran before is not the workload), then runs `sql` `times`
+/// times in `session`.
+fn only_workload(
+    dba: &mut postgres::Client,
+    session: &mut postgres::Client,
+    sql: &str,
+    params: &[&(dyn postgres::types::ToSql + Sync)],
+    times: usize,
+) {
+    dba.batch_execute("SELECT pg_stat_statements_reset()").unwrap();
+    for _ in 0..times {
+        session.query(sql, params).unwrap();
+    }
+}
+
 /// An advisor cluster where login role `mallory` owns schema `m`: the cluster, the DBA's
 /// session and mallory's.
 fn mallory_cluster() -> (PgCluster, postgres::Client, postgres::Client) {
@@ -61,10 +76,13 @@ fn another_roles_statement_is_planned_with_that_roles_rights() {
         ))
         .unwrap();
     // The data load is not the workload (its 20,000-row INSERT would weigh as writes).
-    dba.batch_execute("SELECT pg_stat_statements_reset()").unwrap();
-    for _ in 0..5 {
-        mallory.query("SELECT m.evil(), id FROM m.items WHERE sku = $1", &[&"sku7"]).unwrap();
-    }
+    only_workload(
+        &mut dba,
+        &mut mallory,
+        "SELECT m.evil(), id FROM m.items WHERE sku = $1",
+        &[&"sku7"],
+        5,
+    );
     // Run as mallory, the function only counts (the positive control of this test).
     assert!(sequence_used(&mut mallory, "m.ran_as_mallory"));
     mallory.batch_execute("ALTER SEQUENCE m.ran_as_mallory RESTART").unwrap();
@@ -360,10 +378,7 @@ fn an_expression_key_is_prepared_with_the_statements_roles_rights() {
             marker.display()
         ))
         .unwrap();
-    dba.batch_execute("SELECT pg_stat_statements_reset()").unwrap();
-    for _ in 0..3 {
-        mallory.query("SELECT id FROM m.t WHERE m.norm(email) = 'x'", &[]).unwrap();
-    }
+    only_workload(&mut dba, &mut mallory, "SELECT id FROM m.t WHERE m.norm(email) = 'x'", &[], 3);
     mallory.batch_execute("REVOKE EXECUTE ON FUNCTION m.norm(text) FROM PUBLIC, mallory").unwrap();
 
     dba.query("SELECT ddl FROM pitstop.suggest_indexes()", &[])

@@ -4,7 +4,8 @@
 //! bad configuration — in the file or the environment — named by its key.
 
 use pitstop_tests::{
-    pitstop_env, poll_until, Daemon, DaemonConfig, NotifySocket, PgCluster, SIGHUP, SIGINT, SIGTERM,
+    assert_contains_all, pitstop_env, poll_until, Daemon, DaemonConfig, NotifySocket, PgCluster,
+    ScratchDir, SIGHUP, SIGINT, SIGTERM,
 };
 use std::time::{Duration, Instant};
 
@@ -14,17 +15,10 @@ fn write_config(path: &std::path::Path, text: &str) {
 
 /// `pitstop check-config --config <file with text>` with `env`.
 fn check_config(text: &str, env: &[(&str, &str)]) -> (i32, String, String) {
-    let dir = std::env::temp_dir().join(format!(
-        "pitstop-check-{}-{}",
-        std::process::id(),
-        rand_suffix()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("pitstop.toml");
+    let dir = ScratchDir::new("check");
+    let path = dir.path().join("pitstop.toml");
     write_config(&path, text);
-    let result = pitstop_env(&["check-config", "--config", path.to_str().unwrap()], env);
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+    pitstop_env(&["check-config", "--config", path.to_str().unwrap()], env)
 }
 
 fn rand_suffix() -> u128 {
@@ -86,15 +80,17 @@ fn ready_only_once_postgres_is_reachable_then_sigterm_exits_zero() {
     assert!(status["relay"]["lag_seconds"].is_number(), "{status}");
 
     let (_, metrics) = daemon.get("/metrics");
-    for family in [
-        "pitstop_build_info{version=",
-        "pitstop_relay_delivered_total ",
-        "pitstop_relay_lag_seconds ",
-        "pitstop_relay_batches_total ",
-        "pitstop_redis_up ",
-    ] {
-        assert!(metrics.contains(family), "/metrics lacks {family}:\n{metrics}");
-    }
+    assert_contains_all(
+        &metrics,
+        "/metrics",
+        &[
+            "pitstop_build_info{version=",
+            "pitstop_relay_delivered_total ",
+            "pitstop_relay_lag_seconds ",
+            "pitstop_relay_batches_total ",
+            "pitstop_redis_up ",
+        ],
+    );
 
     let asked = Instant::now();
     daemon.signal(SIGTERM);
@@ -225,13 +221,15 @@ fn check_config_prints_the_effective_configuration_with_secrets_masked() {
     let (code, out, err) = check_config(text, &[("PITSTOP_HTTP_LISTEN", "127.0.0.1:9999")]);
     assert_eq!(code, 0, "{err}");
     assert!(!out.contains("secret"), "a secret was printed:\n{out}");
-    assert!(
-        out.contains("password=********") && out.contains("redis://:********@cache:6379/0"),
-        "{out}"
-    );
-    assert!(
-        out.contains("listen = \"127.0.0.1:9999\"") && out.contains("# from PITSTOP_HTTP_LISTEN"),
-        "{out}"
+    assert_contains_all(
+        &out,
+        "check-config",
+        &[
+            "password=********",
+            "redis://:********@cache:6379/0",
+            "listen = \"127.0.0.1:9999\"",
+            "# from PITSTOP_HTTP_LISTEN",
+        ],
     );
     assert!(out.contains("poll_interval = \"5s\""), "low-overhead profile not applied:\n{out}");
 

@@ -3,6 +3,7 @@
 //! pgstattuple, cleared by the planned REINDEX; config_advice values that ALTER SYSTEM takes;
 //! everything readable by a pg_monitor member who is not a superuser.
 
+use pitstop_tests::fixtures::{bloat_big_index, cluster_with_big_index};
 use pitstop_tests::query::first_column;
 use pitstop_tests::PgCluster;
 use std::time::{Duration, Instant};
@@ -142,21 +143,14 @@ fn bloat_of(
 
 #[test]
 fn bloated_btree_is_estimated_measured_planned_and_reindexed() {
-    let (cluster, mut c) = PgCluster::with_extension(
-        "CREATE TABLE big(id int, payload text);
-         INSERT INTO big SELECT g, 'p' FROM generate_series(1, 1000000) g;
-         CREATE INDEX big_id_idx ON big (id);
-         ANALYZE big;",
-    );
+    let (cluster, mut c) = cluster_with_big_index(1_000_000);
     let (fresh_pct, method, fix) = bloat_of(&mut c, false, "big", Some("big_id_idx"));
     assert!(fresh_pct < 15.0, "a fresh index is tight: {fresh_pct}");
     assert_eq!((method.as_str(), fix), ("estimate", None));
     assert!(bloat_of(&mut c, false, "big", None).0 < 5.0);
     assert!(!plan(&mut c, "").iter().any(|p| p.0 == "reindex"));
 
-    for statement in ["DELETE FROM big WHERE id % 10 <> 0", "VACUUM big", "ANALYZE big"] {
-        c.batch_execute(statement).unwrap();
-    }
+    bloat_big_index(&mut c);
     let (pct, _, fix) = bloat_of(&mut c, false, "big", Some("big_id_idx"));
     assert!(pct > 60.0, "most of the index is free space: {pct}");
     assert!(fix.unwrap().starts_with("REINDEX INDEX CONCURRENTLY public.big_id_idx"));

@@ -1,5 +1,6 @@
 //! pitstop.index_health on a real cluster: each problem is found, and its fix makes it go away.
 
+use pitstop_tests::fixtures::{bloat_big_index, cluster_with_big_index};
 use pitstop_tests::PgCluster;
 
 type Row = (String, String, Option<String>, String);
@@ -75,16 +76,9 @@ fn index_health_finds_each_problem_and_its_fix_resolves_it() {
 
 #[test]
 fn bloat_is_estimated_from_statistics_and_reindex_clears_it() {
-    let (_cluster, mut c) = PgCluster::with_extension(
-        "CREATE TABLE big(id int, payload text);
-         INSERT INTO big SELECT g, 'p' FROM generate_series(1, 300000) g;
-         CREATE INDEX big_id_idx ON big (id);
-         ANALYZE big;",
-    );
+    let (_cluster, mut c) = cluster_with_big_index(300_000);
     assert!(!has(&health(&mut c), "bloated", Some("big_id_idx")), "a fresh index is not bloated");
-    c.batch_execute("DELETE FROM big WHERE id % 10 <> 0").unwrap();
-    c.batch_execute("VACUUM big").unwrap();
-    c.batch_execute("ANALYZE big").unwrap();
+    bloat_big_index(&mut c);
     let rows = health(&mut c);
     let bloat = rows.iter().find(|r| r.0 == "bloated" && r.2.as_deref() == Some("big_id_idx"));
     let fix = bloat.unwrap_or_else(|| panic!("no bloat row: {rows:?}")).3.clone();

@@ -175,18 +175,18 @@ pub struct Fatal(pub String);
 
 fn exec(client: &mut Client, sql: &str) -> Result<Outcome, Fatal> {
     match client.simple_query(sql) {
-        Ok(messages) => Ok(Outcome::Rows(
-            messages
-                .iter()
-                .filter_map(|m| match m {
-                    SimpleQueryMessage::Row(row) => {
-                        Some((0..row.len()).map(|i| row.get(i).map(str::to_owned)).collect())
-                    }
-                    _ => None,
-                })
-                .collect(),
-        )),
+        Ok(messages) => Ok(Outcome::Rows(messages.iter().filter_map(row_values).collect())),
         Err(e) => error_outcome(e, sql),
+    }
+}
+
+/// A row message's values as text (None for NULL); None for any other message.
+fn row_values(m: &SimpleQueryMessage) -> Option<Vec<Option<String>>> {
+    match m {
+        SimpleQueryMessage::Row(row) => {
+            Some((0..row.len()).map(|i| row.get(i).map(str::to_owned)).collect())
+        }
+        _ => None,
     }
 }
 
@@ -198,13 +198,10 @@ fn exec_each(client: &mut Client, sql: &str) -> Result<Result<Vec<Outcome>, Outc
             let (mut results, mut rows) = (Vec::new(), Vec::new());
             for m in &messages {
                 match m {
-                    SimpleQueryMessage::Row(row) => {
-                        rows.push((0..row.len()).map(|i| row.get(i).map(str::to_owned)).collect())
-                    }
                     SimpleQueryMessage::CommandComplete(_) => {
                         results.push(Outcome::Rows(std::mem::take(&mut rows)))
                     }
-                    _ => {}
+                    _ => rows.extend(row_values(m)),
                 }
             }
             Ok(Ok(results))
