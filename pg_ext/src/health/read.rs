@@ -2,9 +2,9 @@
 //! `select`: read-only, no transaction id) from the queries in `sql/queries/`, by column name.
 
 use crate::pg::spi::{column, extension_object, required};
-use pgrx::datum::TimestampWithTimeZone;
+use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
 use pgrx::prelude::*;
-use pgrx::spi::SpiTupleTable;
+use pgrx::spi::{SpiHeapTupleData, SpiTupleTable};
 use pitstop_core::health::bloat::{HeapColumn, HeapFacts, HeapScan};
 use pitstop_core::health::btree::{BtreeFacts, BtreeScan, IndexLocation, BTREE_DEFAULT_FILLFACTOR};
 use pitstop_core::health::config::{CurrentSetting, Server};
@@ -16,6 +16,19 @@ fn fail(what: &str, e: impl std::fmt::Display) -> ! {
     pgrx::error!("{what}: {e}")
 }
 
+/// The rows of `sql` with `args`, handed to `read`; an error is raised naming `what`.
+fn select<R>(
+    sql: &str,
+    args: &[DatumWithOid],
+    what: &str,
+    read: impl FnOnce(SpiTupleTable<'_>) -> R,
+) -> R {
+    Spi::connect(|client| {
+        let table = client.select(sql, None, args).unwrap_or_else(|e| fail(what, e));
+        read(table)
+    })
+}
+
 /// The rows of a query over user relations, `$1` being `include_self` (its `{own_relation:…}`
 /// filled in), handed to `read`; an error is raised naming `what`.
 pub(crate) fn select_own<R>(
@@ -24,12 +37,7 @@ pub(crate) fn select_own<R>(
     what: &str,
     read: impl FnOnce(SpiTupleTable<'_>) -> R,
 ) -> R {
-    let sql = with_own_relation(sql);
-    Spi::connect(|client| {
-        let table =
-            client.select(&sql, None, &[include_self.into()]).unwrap_or_else(|e| fail(what, e));
-        read(table)
-    })
+    select(&with_own_relation(sql), &[include_self.into()], what, read)
 }
 
 pub fn vacuum_settings() -> ServerSettings {
@@ -57,10 +65,8 @@ pub fn vacuum_settings() -> ServerSettings {
 pub type Stamps = [Option<TimestampWithTimeZone>; 4];
 
 pub fn tables() -> Vec<(TableFacts, Stamps)> {
-    Spi::connect(|client| {
-        let table = client
-            .select(include_str!("../../../sql/queries/vacuum_inputs.sql"), None, &[])
-            .unwrap_or_else(|e| fail("vacuum_health", e));
+    let sql = include_str!("../../../sql/queries/vacuum_inputs.sql");
+    select(sql, &[], "vacuum_health", |table| {
         table
             .map(|row| {
                 let stamp = |name: &str| column::<TimestampWithTimeZone>(&row, name);
@@ -105,10 +111,8 @@ pub fn tables() -> Vec<(TableFacts, Stamps)> {
 
 /// (database, xid age, multixact age), oldest first.
 pub fn databases() -> Vec<(String, i64, i64)> {
-    Spi::connect(|client| {
-        let table = client
-            .select(include_str!("../../../sql/queries/database_wraparound.sql"), None, &[])
-            .unwrap_or_else(|e| fail("database_wraparound", e));
+    let sql = include_str!("../../../sql/queries/database_wraparound.sql");
+    select(sql, &[], "database_wraparound", |table| {
         table
             .map(|row| {
                 (
@@ -200,45 +204,47 @@ pub fn pgstattuple_schema() -> Option<String> {
     })
 }
 
+/// Runs `query` (a pgstattuple function installed in `schema`, named `what` in errors) on
+/// `relation`; `read` makes what it needs of the one row (None if the relation vanished
+/// meanwhile).
+fn pgstattuple_row<T>(
+    query: &str,
+    what: &str,
+    schema: &str,
+    relation: &str,
+    read: impl FnOnce(&SpiHeapTupleData<'_>) -> Option<T>,
+) -> Option<T> {
+    let sql = fill(query, "pgstattuple", schema);
+    Spi::connect(|client| {
+        let mut table =
+            client.select(&sql, Some(1), &[relation.into()]).unwrap_or_else(|e| fail(what, e));
+        read(&table.next()?)
+    })
+}
+
 /// pgstattuple's counts of one table (None if it vanished meanwhile).
 pub fn heap_scan(schema: &str, qualified: &str) -> Option<HeapScan> {
-    let sql = fill(
-        include_str!("../../../sql/queries/table_bloat_pgstattuple.sql"),
-        "pgstattuple",
-        schema,
-    );
-    Spi::connect(|client| {
-        let mut table = client
-            .select(&sql, Some(1), &[qualified.into()])
-            .unwrap_or_else(|e| fail("pgstattuple", e));
-        let row = table.next()?;
+    let query = include_str!("../../../sql/queries/table_bloat_pgstattuple.sql");
+    pgstattuple_row(query, "pgstattuple", schema, qualified, |row| {
         Some(HeapScan {
-            table_len: column(&row, "table_len")?,
-            tuple_count: column(&row, "tuple_count")?,
-            tuple_len: column(&row, "tuple_len")?,
+            table_len: column(row, "table_len")?,
+            tuple_count: column(row, "tuple_count")?,
+            tuple_len: column(row, "tuple_len")?,
         })
     })
 }
 
 /// pgstatindex's counts of one btree index and its fillfactor.
 pub fn btree_scan(schema: &str, qualified_index: &str) -> Option<(BtreeScan, f64)> {
-    let sql = fill(
-        include_str!("../../../sql/queries/table_bloat_pgstatindex.sql"),
-        "pgstattuple",
-        schema,
-    );
-    Spi::connect(|client| {
-        let mut table = client
-            .select(&sql, Some(1), &[qualified_index.into()])
-            .unwrap_or_else(|e| fail("pgstatindex", e));
-        let row = table.next()?;
+    let query = include_str!("../../../sql/queries/table_bloat_pgstatindex.sql");
+    pgstattuple_row(query, "pgstatindex", schema, qualified_index, |row| {
         let scan = BtreeScan {
-            index_size: column(&row, "index_size")?,
-            internal_pages: column(&row, "internal_pages")?,
-            leaf_pages: column(&row, "leaf_pages")?,
-            avg_leaf_density: column(&row, "avg_leaf_density").unwrap_or(f64::NAN),
+            index_size: column(row, "index_size")?,
+            internal_pages: column(row, "internal_pages")?,
+            leaf_pages: column(row, "leaf_pages")?,
+            avg_leaf_density: column(row, "avg_leaf_density").unwrap_or(f64::NAN),
         };
-        Some((scan, column(&row, "fillfactor").unwrap_or(BTREE_DEFAULT_FILLFACTOR)))
+        Some((scan, column(row, "fillfactor").unwrap_or(BTREE_DEFAULT_FILLFACTOR)))
     })
 }
 
@@ -275,10 +281,8 @@ pub fn server() -> (Server, Option<String>) {
 
 /// The named settings as pg_settings shows them.
 pub fn settings(names: Vec<&str>) -> HashMap<String, CurrentSetting> {
-    Spi::connect(|client| {
-        let table = client
-            .select(include_str!("../../../sql/queries/config_settings.sql"), None, &[names.into()])
-            .unwrap_or_else(|e| fail("config_advice", e));
+    let sql = include_str!("../../../sql/queries/config_settings.sql");
+    select(sql, &[names.into()], "config_advice", |table| {
         table
             .map(|row| {
                 let current = CurrentSetting {

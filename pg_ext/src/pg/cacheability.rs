@@ -4,6 +4,7 @@
 
 use crate::error::PitstopError;
 use crate::pg::list::pointers;
+use crate::pg::syscache;
 use pgrx::pg_sys;
 use pitstop_core::cache::Bypass;
 use std::ffi::{c_void, CStr};
@@ -364,17 +365,13 @@ unsafe fn temporary_type(typid: pg_sys::Oid, depth: u32) -> bool {
     }
     // SAFETY: the caller's contract; the pg_type row is read while the syscache pins it.
     unsafe {
-        let tuple = pg_sys::SearchSysCache1(
-            pg_sys::SysCacheIdentifier::TYPEOID as i32,
-            pg_sys::Datum::from(typid),
-        );
-        if tuple.is_null() {
+        let row = syscache::with_row(pg_sys::SysCacheIdentifier::TYPEOID, typid, |tuple| {
+            let form = pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_type>(tuple);
+            ((*form).typnamespace, (*form).typtype as u8, (*form).typbasetype)
+        });
+        let Some((namespace, typtype, base)) = row else {
             return false;
-        }
-        let form = pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_type>(tuple);
-        let (namespace, typtype, base) =
-            ((*form).typnamespace, (*form).typtype as u8, (*form).typbasetype);
-        pg_sys::ReleaseSysCache(tuple);
+        };
         if pg_sys::isAnyTempNamespace(namespace) {
             return true;
         }

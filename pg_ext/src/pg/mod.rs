@@ -25,6 +25,7 @@ pub mod shmem;
 pub mod spi;
 pub mod statement_key;
 pub mod subxact;
+pub mod syscache;
 pub mod table_usage;
 pub mod timeout;
 pub mod try_lock;

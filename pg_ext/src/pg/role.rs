@@ -7,7 +7,7 @@
 //! is then nothing the caller could not use as that role anyway. Another role's statement is
 //! planned with that role's own default search_path, the caller's temporary schema last.
 
-use crate::pg::backend;
+use crate::pg::{backend, syscache};
 use pgrx::pg_sys;
 use std::ffi::CString;
 
@@ -87,18 +87,9 @@ unsafe fn can_set_role(member: pg_sys::Oid, role: pg_sys::Oid) -> bool {
 }
 
 fn exists(role: pg_sys::Oid) -> bool {
-    // SAFETY: a syscache probe; returns NULL for a role that does not exist.
-    unsafe {
-        let tuple = pg_sys::SearchSysCache1(
-            pg_sys::SysCacheIdentifier::AUTHOID as i32,
-            pg_sys::Datum::from(role),
-        );
-        if tuple.is_null() {
-            return false;
-        }
-        pg_sys::ReleaseSysCache(tuple);
-        true
-    }
+    // SAFETY: a syscache probe that keeps nothing of the row; no row for a role that does not
+    // exist.
+    unsafe { syscache::with_row(pg_sys::SysCacheIdentifier::AUTHOID, role, |_| ()) }.is_some()
 }
 
 /// Puts the caller's user id and security context back, also when `f` unwinds with an ERROR.
