@@ -12,30 +12,6 @@ mod tests {
     use pgrx::prelude::*;
     use pgrx::PgSqlErrorCode;
 
-    /// The size model's deduplicable key types (core has no pg_sys) are the server's OIDs.
-    #[pg_test]
-    fn size_model_deduplicable_type_oids_are_the_servers() {
-        let server = [
-            pg_sys::INT2OID,
-            pg_sys::INT4OID,
-            pg_sys::INT8OID,
-            pg_sys::OIDOID,
-            pg_sys::BOOLOID,
-            pg_sys::CHAROID,
-            pg_sys::NAMEOID,
-            pg_sys::DATEOID,
-            pg_sys::TIMEOID,
-            pg_sys::TIMESTAMPOID,
-            pg_sys::TIMESTAMPTZOID,
-            pg_sys::UUIDOID,
-            pg_sys::TEXTOID,
-            pg_sys::VARCHAROID,
-            pg_sys::BPCHAROID,
-        ]
-        .map(|oid| oid.to_u32());
-        assert_eq!(pitstop_core::advisor::size::DEDUPLICABLE_TYPES, server);
-    }
-
     fn make_orders() {
         Spi::run(
             "CREATE TABLE adv_customers(id int PRIMARY KEY, region text, name text);

@@ -644,4 +644,65 @@ pub mod tests {
         .unwrap();
         assert!(reason.starts_with("no candidate index lowers its estimated cost"), "{reason}");
     }
+
+    /// The size model deduplicates a btree key exactly when the server does: each type's
+    /// index of 20,000 rows of 10 values is built with and without deduplicate_items.
+    #[pg_test]
+    fn size_model_deduplicates_the_key_types_the_server_deduplicates() {
+        use pitstop_core::advisor::size::{deduplicates, BPCHAR, DEDUPLICABLE_TYPES};
+        assert_eq!(BPCHAR, pg_sys::BPCHAROID.to_u32());
+        let types = [
+            ("int2", pg_sys::INT2OID, "(g % 10)::int2"),
+            ("int4", pg_sys::INT4OID, "g % 10"),
+            ("int8", pg_sys::INT8OID, "(g % 10)::int8"),
+            ("oid", pg_sys::OIDOID, "(g % 10)::oid"),
+            ("bool", pg_sys::BOOLOID, "g % 2 = 0"),
+            ("\"char\"", pg_sys::CHAROID, "chr(65 + g % 10)::\"char\""),
+            ("name", pg_sys::NAMEOID, "('n' || g % 10)::name"),
+            ("date", pg_sys::DATEOID, "date '2024-01-01' + g % 10"),
+            ("time", pg_sys::TIMEOID, "time '00:00' + (g % 10) * interval '1 minute'"),
+            (
+                "timestamp",
+                pg_sys::TIMESTAMPOID,
+                "timestamp '2024-01-01' + (g % 10) * interval '1 day'",
+            ),
+            (
+                "timestamptz",
+                pg_sys::TIMESTAMPTZOID,
+                "timestamptz '2024-01-01' + (g % 10) * interval '1 day'",
+            ),
+            ("uuid", pg_sys::UUIDOID, "md5((g % 10)::text)::uuid"),
+            ("text", pg_sys::TEXTOID, "'value ' || g % 10"),
+            ("varchar(20)", pg_sys::VARCHAROID, "'value ' || g % 10"),
+            ("char(20)", pg_sys::BPCHAROID, "'value ' || g % 10"),
+            ("numeric", pg_sys::NUMERICOID, "g % 10"),
+            ("float8", pg_sys::FLOAT8OID, "g % 10"),
+            ("interval", pg_sys::INTERVALOID, "(g % 10) * interval '1 day'"),
+            ("jsonb", pg_sys::JSONBOID, "to_jsonb(g % 10)"),
+        ];
+        for (sql_type, oid, value) in types {
+            Spi::run(&format!(
+                "CREATE TABLE dedup_t(v {sql_type});
+                 INSERT INTO dedup_t SELECT {value} FROM generate_series(1, 20000) g;
+                 CREATE INDEX dedup_on ON dedup_t (v);
+                 CREATE INDEX dedup_off ON dedup_t (v) WITH (deduplicate_items = off);"
+            ))
+            .unwrap();
+            let size = |index: &str| {
+                Spi::get_one::<i64>(&format!("SELECT pg_relation_size('{index}')"))
+                    .unwrap()
+                    .unwrap()
+            };
+            let deduplicated = (size("dedup_on") as f64) < 0.7 * size("dedup_off") as f64;
+            Spi::run("DROP TABLE dedup_t").unwrap();
+            assert_eq!(
+                deduplicates(oid.to_u32(), pg_sys::PG_VERSION_NUM / 10000),
+                deduplicated,
+                "{sql_type}: the server {} it",
+                if deduplicated { "deduplicates" } else { "does not deduplicate" }
+            );
+        }
+        let tested: Vec<u32> = types.iter().map(|(_, oid, _)| oid.to_u32()).collect();
+        assert!(DEDUPLICABLE_TYPES.iter().all(|oid| tested.contains(oid)));
+    }
 }

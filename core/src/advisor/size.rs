@@ -108,9 +108,10 @@ pub fn estimate(shape: &IndexShape) -> SizeEstimate {
     }
 }
 
-/// Type OIDs (pg_type.h) whose btree operator classes allow deduplication (they have an
-/// "equal image" support function): numeric, floats, jsonb and the like do not deduplicate.
-pub const DEDUPLICABLE_TYPES: [u32; 15] = [
+/// Type OIDs (pg_type.h) whose btree indexes the server deduplicates: numeric, floats,
+/// jsonb and the like have no "equal image" support function. char(n) (bpchar) keys are
+/// deduplicated from PostgreSQL 18 on only (see `deduplicates`).
+pub const DEDUPLICABLE_TYPES: [u32; 14] = [
     21,   // int2
     23,   // int4
     20,   // int8
@@ -125,8 +126,17 @@ pub const DEDUPLICABLE_TYPES: [u32; 15] = [
     2950, // uuid
     25,   // text
     1043, // varchar
-    1042, // bpchar
 ];
+
+/// bpchar, char(n).
+pub const BPCHAR: u32 = 1042;
+
+/// Whether a btree key of this type is deduplicated by a server of this major version: 15
+/// and 17 build char(n) indexes without deduplication, 18 with it (a pg_test builds each
+/// type's index both ways on the server it runs on and compares).
+pub fn deduplicates(type_oid: u32, server_major: u32) -> bool {
+    DEDUPLICABLE_TYPES.contains(&type_oid) || (type_oid == BPCHAR && server_major >= 18)
+}
 
 /// An index as its definition gives it: what its size depends on besides the table.
 #[derive(Clone, Copy, Debug)]
@@ -141,6 +151,8 @@ pub struct IndexDefinition<'a> {
     pub column_widths: &'a [f64],
     /// Per key column: pg_stats n_distinct, when known.
     pub key_ndistinct: &'a [Option<f64>],
+    /// The server's major version (which key types it deduplicates).
+    pub server_major: u32,
 }
 
 /// Size of the index `definition` describes when it covers `tuples` rows of a table of
@@ -156,7 +168,7 @@ pub fn estimate_definition(
         && definition.key_columns == definition.column_types.len()
         && definition.column_types[..definition.key_columns]
             .iter()
-            .all(|t| DEDUPLICABLE_TYPES.contains(t));
+            .all(|t| deduplicates(*t, definition.server_major));
     let distinct_keys =
         if deduplicates { distinct_keys(definition.key_ndistinct, tuples) } else { Some(tuples) };
     estimate(&IndexShape {
@@ -252,6 +264,7 @@ mod tests {
             column_types: types,
             column_widths: widths,
             key_ndistinct: &[Some(100.0)],
+            server_major: 15,
         }
     }
 
@@ -268,6 +281,11 @@ mod tests {
         assert_eq!(estimate_definition(&unique, 1_000_000.0, 0.0), every_row);
         let include = estimate_definition(&int_definition(&[23, 23], &[4.0, 0.0]), 1e6, 0.0);
         assert_eq!(include, every_row);
+        // char(n) from PostgreSQL 18 on.
+        let bpchar = int_definition(&[BPCHAR], &[4.0]);
+        assert_eq!(estimate_definition(&bpchar, 1e6, 0.0), every_row);
+        let on_18 = IndexDefinition { server_major: 18, ..bpchar };
+        assert_eq!(estimate_definition(&on_18, 1e6, 0.0), repeated);
     }
 
     #[test]

@@ -66,6 +66,7 @@ impl HypoDescription {
             column_types: &column_types,
             column_widths: &self.column_widths,
             key_ndistinct: &self.key_ndistinct,
+            server_major: pg_sys::PG_VERSION_NUM / 10000,
         };
         size::estimate_definition(&definition, tuples, table_pages)
     }
