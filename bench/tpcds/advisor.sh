@@ -11,6 +11,12 @@
 #     = 0.6 × the per-column indexes' bytes. Targets (issue 15): at ≤ 0.6× the per-column
 #     bytes ≤ 0.8× its time; the default list ≤ 2× its bytes unless the knee says otherwise.
 # Usage: WORKLOAD=tpcds bash bench/advisor.sh   (env: SF, RUNS, TIMEOUT, PORT, PITSTOP_PACKAGE)
+# ADVICE_ONLY=1 stops after a): the advice timings (default and budget_mb => BUDGET_MB, default
+# 29), the DEBUG1 profile lines of each run and each list's estimated workload cost, to iterate
+# on advice speed. KEEP=1 reuses the cluster and data a previous run left in PITSTOP_BENCH_DIR
+# (the installation copy is refreshed from PITSTOP_PACKAGE; pg_stat_statements keeps what that
+# run recorded with KEEP_PGSS=1, else the 99 are run again first), so loading SF 0.1
+# (minutes) is done once.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source bench/lib.sh
@@ -19,18 +25,33 @@ DIR="${PITSTOP_BENCH_DIR:-/tmp/pitstop-advisor-tpcds}"; PORT="${PORT:-55710}"
 say() { echo "[$(date +%T)] $*" >&2; }
 die() { echo "tpcds/advisor.sh: $*" >&2; exit 1; }
 
-private_cluster "$DIR" "$PORT" "shared_buffers = 256MB
+W="$DIR/workload"
+REUSED=""
+if [ -n "${KEEP:-}" ] && [ -f "$DIR/data/PG_VERSION" ] && [ -d "$W" ]; then
+    say "reusing the cluster in $DIR"
+    stop_private_cluster "$DIR"
+    rm -rf "$DIR/pg"
+    private_install "$DIR"
+    as_postgres "$BIN/pg_ctl" start -D "$DIR/data" -l "$DIR/log" -w >/dev/null
+    export PGHOST="$DIR" PGPORT="$(awk -F' = ' '/^port = / {p = $2} END {print p}' "$DIR/data/postgresql.conf")" PGUSER=postgres
+    REUSED=1
+else
+    private_cluster "$DIR" "$PORT" "shared_buffers = 256MB
 max_wal_size = 4GB
 maintenance_work_mem = 512MB
 shared_preload_libraries = 'pg_stat_statements,pitstop'"
+fi
 trap 'stop_private_cluster "$DIR"' EXIT
 psql() { bench_psql "$@"; }
-psql -c "CREATE DATABASE tpcds"
 export PGDATABASE=tpcds PSQL="$BIN/psql"
-W="$DIR/workload"
-say "loading TPC-DS scale $SF"
-SF="$SF" W="$W" bash bench/tpcds/load.sh
-psql -c "CREATE EXTENSION pitstop" -c "CREATE EXTENSION pg_stat_statements"
+if [ -z "$REUSED" ]; then
+    PGDATABASE=postgres bench_psql -c "CREATE DATABASE tpcds"
+    say "loading TPC-DS scale $SF"
+    SF="$SF" W="$W" bash bench/tpcds/load.sh
+    psql -c "CREATE EXTENSION pitstop" -c "CREATE EXTENSION pg_stat_statements"
+else
+    psql -c "ALTER EXTENSION pitstop UPDATE" 2>/dev/null || true
+fi
 QUERIES=$(cd "$W" && ls q*.sql | sed 's/\.sql$//' | xargs)
 
 run_ms() {
@@ -53,21 +74,44 @@ build() { local ddl; while IFS= read -r ddl; do [ -n "$ddl" ] && psql -c "${ddl/
 mb() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1048576}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b == 0) print "–"; else printf "%.2f", a / b}'; }
 
-# The workload run once for pg_stat_statements (and as the no-index timing's first run).
-psql -c "SELECT pg_stat_statements_reset()" >/dev/null
-say "keys only"
-time_workload none
-BYTES[none]=0
+[ -n "$REUSED" ] && drop_extra # a run stopped half-way may have left indexes behind
+if [ -n "$REUSED" ] && [ -n "${KEEP_PGSS:-}" ]; then
+    say "pg_stat_statements as the last run left it"
+else
+    # The workload run once for pg_stat_statements (and as the no-index timing's first run).
+    psql -c "SELECT pg_stat_statements_reset()" >/dev/null
+    say "keys only"
+    time_workload none
+    BYTES[none]=0
+fi
 
 say "a) advice"
 adv() { # label sql-file-or-args -> DDL list in $DIR/label.ddl, seconds in ADV_S[label]
     local t0; t0=$(date +%s.%N)
-    printf 'SELECT ddl FROM pitstop.suggest_indexes(%s) ORDER BY rank' "$2" > "$DIR/$1.sql"
-    psql -At -f "$DIR/$1.sql" > "$DIR/$1.ddl"
-    ADV_S[$1]=$(echo "$(date +%s.%N) - $t0" | bc); COUNT[$1]=$(wc -l < "$DIR/$1.ddl")
+    # Also the list's estimated workload cost (the last row's) and the DEBUG1 profile lines.
+    printf 'SELECT ddl, workload_cost_after FROM pitstop.suggest_indexes(%s) ORDER BY rank' "$2" > "$DIR/$1.sql"
+    PGOPTIONS="-c client_min_messages=debug1" "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -At -F $'\t' -f "$DIR/$1.sql" \
+        > "$DIR/$1.out" 2> "$DIR/$1.debug"
+    ADV_S[$1]=$(echo "$(date +%s.%N) - $t0" | bc)
+    cut -f1 "$DIR/$1.out" > "$DIR/$1.ddl"; COUNT[$1]=$(wc -l < "$DIR/$1.ddl")
+    COST[$1]=$(tail -1 "$DIR/$1.out" | cut -f2)
 }
-declare -A ADV_S
+declare -A ADV_S COST
 adv pgss ""
+if [ -n "${ADVICE_ONLY:-}" ]; then
+    BUDGET_MB="${BUDGET_MB:-29}"
+    adv budget "budget_mb => $BUDGET_MB"
+    echo
+    echo "load average $(cut -d' ' -f1-3 /proc/loadavg); pitstop.so md5 $(md5sum < "$DIR/pg$(pg_config --pkglibdir)/pitstop.so" | cut -c1-12)"
+    echo "| advice | wall time, s | indexes | estimated workload cost after |"
+    echo "|---|---|---|---|"
+    echo "| suggest_indexes() | $(printf '%.1f' "${ADV_S[pgss]}") | ${COUNT[pgss]} | ${COST[pgss]} |"
+    echo "| suggest_indexes(budget_mb => $BUDGET_MB) | $(printf '%.1f' "${ADV_S[budget]}") | ${COUNT[budget]} | ${COST[budget]} |"
+    for l in pgss budget; do
+        echo; echo "$l:"; sed 's/^/- /' "$DIR/$l.ddl"; grep -h 'suggest_indexes:' "$DIR/$l.debug" | sed 's/^/  /'
+    done
+    exit 0
+fi
 UNPLANNED=$(psql -At -c "SELECT count(*) FROM pitstop.unhelped_queries() WHERE reason LIKE 'could not be planned%'")
 RECORDED=$(psql -At -c "SELECT count(*) FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid AND d.datname = current_database() WHERE query ~* '^\s*(select|with)\s' AND query !~ 'pitstop|pg_stat_statements'")
 { printf 'queries => ARRAY['; sep=""; for q in $QUERIES; do printf '%s$q$%s$q$' "$sep" "$(sed 's/;\s*$//' "$W/$q.sql")"; sep=", "; done; printf ']'; } > "$DIR/array.sql"

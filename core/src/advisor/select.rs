@@ -54,8 +54,27 @@ struct Move {
     costs: Vec<(usize, f64)>,
 }
 
-/// A candidate's move as last evaluated: the chosen indexes it replaces, and (query, cost).
-type Evaluated = (Vec<usize>, Vec<(usize, f64)>);
+/// A move open in a round: add `candidate` in place of the chosen ones it `replaces`.
+struct Open {
+    candidate: usize,
+    replaces: Vec<usize>,
+    added_bytes: f64,
+}
+
+/// A candidate's move as last evaluated.
+#[derive(Clone)]
+struct Evaluation {
+    /// The chosen indexes it replaced.
+    replaces: Vec<usize>,
+    /// (query, cost) with it.
+    costs: Vec<(usize, f64)>,
+    /// False once a later pick touched one of its queries: `costs` are out of date.
+    fresh: bool,
+}
+
+/// A move whose bound is under this share of the round's best score so far is not planned
+/// that round: below the 2 % near-tie window of `greedy`, with room to spare.
+const PRUNE: f64 = 0.95;
 
 /// Which move a greedy round prefers.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -68,10 +87,12 @@ enum Rank {
 
 /// One run of greedy rounds: how it ranks moves, and which of the runs it is.
 #[derive(Clone, Copy, Debug)]
-struct Pass {
+struct Pass<'a> {
     rank: Rank,
     number: usize,
     of: usize,
+    /// Weigh moves lazily, bounded by these floor costs (see `greedy`); eagerly without.
+    floors: Option<&'a [f64]>,
 }
 
 /// Smallest size a move counts with when ranked by density (one btree page).
@@ -86,15 +107,45 @@ pub fn select(
     limits: &Limits,
     cost_with: impl FnMut(&[usize], usize) -> Option<f64>,
 ) -> Vec<Pick> {
-    select_reporting(weights, base_costs, candidates, limits, cost_with, &mut |_| {})
+    let floors = vec![0.0; base_costs.len()];
+    select_reporting(weights, base_costs, &floors, candidates, limits, cost_with, &mut |_| {})
 }
 
 /// `select`, telling `progress` where it stands: each greedy round as it starts and after
 /// each candidate weighed (`Stage::Choosing`), then each chosen index measured
-/// (`Stage::Measuring`).
+/// (`Stage::Measuring`). `floor_costs[q]`: no set of candidates makes q cheaper (its cost
+/// with every candidate offered at once; 0 when unknown), what bounds a move not planned yet.
 pub fn select_reporting(
     weights: &[f64],
     base_costs: &[f64],
+    floor_costs: &[f64],
+    candidates: &[CandidateCost],
+    limits: &Limits,
+    cost_with: impl FnMut(&[usize], usize) -> Option<f64>,
+    progress: &mut dyn FnMut(Stage),
+) -> Vec<Pick> {
+    choose(weights, base_costs, Some(floor_costs), candidates, limits, cost_with, progress)
+}
+
+/// `select_reporting` with eager greedy rounds: every open move whose queries a pick touched
+/// is planned again in the next round (how selection ran before its rounds were lazy); the
+/// reference that lazy rounds are checked against.
+pub fn select_eagerly(
+    weights: &[f64],
+    base_costs: &[f64],
+    candidates: &[CandidateCost],
+    limits: &Limits,
+    cost_with: impl FnMut(&[usize], usize) -> Option<f64>,
+    progress: &mut dyn FnMut(Stage),
+) -> Vec<Pick> {
+    choose(weights, base_costs, None, candidates, limits, cost_with, progress)
+}
+
+/// `select_reporting`: lazy greedy rounds with floor costs, eager ones without.
+fn choose(
+    weights: &[f64],
+    base_costs: &[f64],
+    floors: Option<&[f64]>,
     candidates: &[CandidateCost],
     limits: &Limits,
     mut cost_with: impl FnMut(&[usize], usize) -> Option<f64>,
@@ -106,15 +157,15 @@ pub fn select_reporting(
     let picked = if limits.budget_bytes.is_none() {
         // Most benefit per byte first, so the list's curve (bytes against workload cost) bends
         // once and is cut at its knee below.
-        let pass = Pass { rank: Rank::Density, number: 1, of: 1 };
+        let pass = Pass { rank: Rank::Density, number: 1, of: 1, floors };
         greedy(weights, base_costs, candidates, limits, pass, &mut cost_with, progress).0
     } else {
         // Under a storage budget (a knapsack) neither the largest benefit first nor the most
         // benefit per byte first always wins: both are tried, the cheaper workload is kept.
-        let pass = Pass { rank: Rank::Benefit, number: 1, of: 2 };
+        let pass = Pass { rank: Rank::Benefit, number: 1, of: 2, floors };
         let (by_benefit, benefit_cost) =
             greedy(weights, base_costs, candidates, limits, pass, &mut cost_with, progress);
-        let pass = Pass { rank: Rank::Density, number: 2, of: 2 };
+        let pass = Pass { rank: Rank::Density, number: 2, of: 2, floors };
         let (by_density, density_cost) =
             greedy(weights, base_costs, candidates, limits, pass, &mut cost_with, progress);
         if density_cost < benefit_cost {
@@ -178,6 +229,12 @@ pub fn knee(points: &[(f64, f64)]) -> usize {
 
 /// Greedy rounds ranked by `pass.rank`: the indexes chosen, and the weighted workload cost
 /// plus their write cost at the end.
+///
+/// Lazy (with floor costs): a move is planned only while an upper bound on its score could
+/// still win the round (`PRUNE`) and clear `least_net`: what it would save if each of its
+/// queries fell to its floor; its queries are planned the largest such saving first, and
+/// planning stops once what they save plus what the rest could save cannot win. A move
+/// planned since its queries last changed is not planned again.
 fn greedy(
     weights: &[f64],
     base_costs: &[f64],
@@ -187,15 +244,20 @@ fn greedy(
     cost_with: &mut impl FnMut(&[usize], usize) -> Option<f64>,
     progress: &mut dyn FnMut(Stage),
 ) -> (Vec<usize>, f64) {
-    let rank = pass.rank;
+    let (rank, lazy) = (pass.rank, pass.floors.is_some());
+    let floors = pass.floors.unwrap_or(&[]);
     let helps = |before: f64, after: f64| {
         before > 0.0 && (before - after) / before >= limits.min_improvement
+    };
+    let score = |net: f64, bytes: f64| match rank {
+        Rank::Benefit => net,
+        Rank::Density => net / bytes.max(PAGE_BYTES),
     };
     let mut current = base_costs.to_vec();
     let mut picked: Vec<usize> = Vec::new();
     let mut used_bytes = 0.0;
-    // Per candidate: its queries' costs for the move last evaluated, while still valid.
-    let mut evaluated: Vec<Option<Evaluated>> = vec![None; candidates.len()];
+    // Per candidate: its move as last evaluated.
+    let mut evaluated: Vec<Option<Evaluation>> = vec![None; candidates.len()];
     // A candidate that helps nothing when added cannot start helping once more indexes exist
     // (their benefits overlap, they do not add up), so it is not planned again.
     let mut useless = vec![false; candidates.len()];
@@ -227,7 +289,11 @@ fn greedy(
         } else {
             limits.min_workload_gain * workload(weights, &current)
         };
-        let mut best: Option<Move> = None;
+        // What query q's weighted cost could fall by at most: to its floor.
+        let to_floor =
+            |q: usize| weights[q] * (current[q] - floors.get(q).copied().unwrap_or(0.0)).max(0.0);
+        // The moves open this round.
+        let mut moves: Vec<Open> = Vec::new();
         for (c, candidate) in candidates.iter().enumerate() {
             if ruled_out(c, &picked, &useless) {
                 continue;
@@ -246,20 +312,11 @@ fn greedy(
             if limits.budget_bytes.is_some_and(|budget| used_bytes + added_bytes > budget) {
                 continue;
             }
-            if evaluated[c].as_ref().is_none_or(|(r, _)| *r != replaces) {
-                let mut set: Vec<usize> =
-                    picked.iter().copied().filter(|p| !replaces.contains(p)).collect();
-                set.push(c);
-                let costs = candidate
-                    .queries
-                    .iter()
-                    .filter_map(|q| cost_with(&set, *q).map(|cost| (*q, cost)))
-                    .collect();
-                evaluated[c] = Some((replaces.clone(), costs));
-                weighed += 1;
-                progress(stage(weighed));
-            }
-            let costs = &evaluated[c].as_ref().expect("evaluated above").1;
+            moves.push(Open { candidate: c, replaces, added_bytes });
+        }
+        // A move's net benefit as evaluated, when it is one the round may take.
+        let judge = |open: &Open, evaluation: &Evaluation, useless: &mut Vec<bool>| {
+            let costs = &evaluation.costs;
             // Gains count when they are worth it; losses (a replaced index's) always count.
             let gain: f64 = costs
                 .iter()
@@ -273,29 +330,120 @@ fn greedy(
                 })
                 .sum();
             if !costs.iter().any(|(q, cost)| helps(current[*q], *cost)) {
-                useless[c] = replaces.is_empty();
+                useless[open.candidate] = open.replaces.is_empty();
+                return None;
+            }
+            let net = gain - candidates[open.candidate].write_cost
+                + open.replaces.iter().map(|p| candidates[*p].write_cost).sum::<f64>();
+            (net > 0.0 && net >= least_net).then_some(net)
+        };
+        // Moves evaluated since their queries last changed are judged as they stand; the others
+        // are planned, the highest bound first, while their bound could still win.
+        let mut top: Option<f64> = None;
+        let mut to_plan: Vec<(f64, usize)> = Vec::new();
+        for (m, open) in moves.iter().enumerate() {
+            let last = evaluated[open.candidate].as_ref().filter(|e| e.replaces == open.replaces);
+            if let Some(e) = last.filter(|e| e.fresh) {
+                if let Some(net) = judge(open, e, &mut useless) {
+                    let mine = score(net, open.added_bytes);
+                    top = Some(top.map_or(mine, |t: f64| t.max(mine)));
+                }
                 continue;
             }
-            let net = gain - candidate.write_cost
-                + replaces.iter().map(|p| candidates[*p].write_cost).sum::<f64>();
-            if net <= 0.0 || net < least_net {
+            if !lazy {
+                to_plan.push((f64::INFINITY, m));
                 continue;
             }
-            // The best score wins; near-ties (within 2 %) go to the smaller addition.
-            let score = |net: f64, bytes: f64| match rank {
-                Rank::Benefit => net,
-                Rank::Density => net / bytes.max(PAGE_BYTES),
+            // No set of candidates takes a query below its floor. (What a move saved when it
+            // was planned does not bound what it saves later: indexes on the tables of a join
+            // can help each other.)
+            let c = open.candidate;
+            let saved: f64 = candidates[c].queries.iter().map(|q| to_floor(*q)).sum();
+            let bound = saved - candidates[c].write_cost
+                + open.replaces.iter().map(|p| candidates[*p].write_cost).sum::<f64>();
+            if bound > 0.0 && bound >= least_net {
+                to_plan.push((score(bound, open.added_bytes), m));
+            }
+        }
+        to_plan.sort_by(|a, b| b.0.total_cmp(&a.0));
+        for (bound, m) in to_plan {
+            if lazy && top.is_some_and(|t| bound < t * PRUNE) {
+                break;
+            }
+            let open = &moves[m];
+            let c = open.candidate;
+            let mut set: Vec<usize> =
+                picked.iter().copied().filter(|p| !open.replaces.contains(p)).collect();
+            set.push(c);
+            let mut queries = candidates[c].queries.clone();
+            if lazy {
+                queries.sort_by(|a, b| to_floor(*b).total_cmp(&to_floor(*a)));
+            }
+            // Saved on the queries planned so far, and what the rest could save at most.
+            let extra = open.replaces.iter().map(|p| candidates[*p].write_cost).sum::<f64>()
+                - candidates[c].write_cost;
+            let (mut planned_saving, mut rest) =
+                (0.0, queries.iter().map(|q| to_floor(*q)).sum::<f64>());
+            let mut costs: Vec<(usize, f64)> = Vec::with_capacity(queries.len());
+            let mut hopeless = false;
+            for (i, q) in queries.iter().enumerate() {
+                if let Some(cost) = cost_with(&set, *q) {
+                    costs.push((*q, cost));
+                    planned_saving += (weights[*q] * (current[*q] - cost)).max(0.0);
+                }
+                rest -= to_floor(*q);
+                let most = planned_saving + rest.max(0.0) + extra;
+                // (Once all are planned the move is judged as it is.)
+                if lazy
+                    && i + 1 < queries.len()
+                    && (most <= 0.0
+                        || most < least_net
+                        || top.is_some_and(|t| score(most, open.added_bytes) < t * PRUNE))
+                {
+                    hopeless = true;
+                    break;
+                }
+            }
+            weighed += 1;
+            progress(stage(weighed));
+            if hopeless {
+                continue;
+            }
+            let evaluation = Evaluation { replaces: open.replaces.clone(), costs, fresh: true };
+            if let Some(net) = judge(open, &evaluation, &mut useless) {
+                let mine = score(net, open.added_bytes);
+                top = Some(top.map_or(mine, |t: f64| t.max(mine)));
+            }
+            evaluated[c] = Some(evaluation);
+        }
+        // The best score wins; near-ties (within 2 %) go to the smaller addition. Candidates in
+        // their order, as evaluated afresh.
+        let mut best: Option<Move> = None;
+        for open in &moves {
+            let Some(e) = evaluated[open.candidate]
+                .as_ref()
+                .filter(|e| e.fresh && e.replaces == open.replaces)
+            else {
+                continue;
             };
+            let Some(net) = judge(open, e, &mut useless) else { continue };
             let better = match &best {
                 None => true,
                 Some(b) => {
-                    let (mine, theirs) = (score(net, added_bytes), score(b.net, b.added_bytes));
-                    mine > theirs * 1.02 || (mine >= theirs * 0.98 && added_bytes < b.added_bytes)
+                    let (mine, theirs) =
+                        (score(net, open.added_bytes), score(b.net, b.added_bytes));
+                    mine > theirs * 1.02
+                        || (mine >= theirs * 0.98 && open.added_bytes < b.added_bytes)
                 }
             };
             if better {
-                best =
-                    Some(Move { candidate: c, replaces, net, added_bytes, costs: costs.clone() });
+                best = Some(Move {
+                    candidate: open.candidate,
+                    replaces: open.replaces.clone(),
+                    net,
+                    added_bytes: open.added_bytes,
+                    costs: e.costs.clone(),
+                });
             }
         }
         let Some(step) = best else { break };
@@ -308,11 +456,14 @@ fn greedy(
         picked.retain(|p| !step.replaces.contains(p));
         picked.insert(at.unwrap_or(picked.len()), step.candidate);
         used_bytes += step.added_bytes;
-        // Moves that share a query with this one must be planned again.
+        // Moves that share a query with this one are out of date: planned again when their
+        // bound could win.
         let touched: Vec<usize> = step.costs.iter().map(|(q, _)| *q).collect();
         for (other, candidate) in candidates.iter().enumerate() {
             if candidate.queries.iter().any(|q| touched.contains(q)) {
-                evaluated[other] = None;
+                if let Some(e) = evaluated[other].as_mut() {
+                    e.fresh = false;
+                }
             }
         }
     }
@@ -439,6 +590,7 @@ mod tests {
         let picks = select_reporting(
             &[1.0, 1.0],
             &model.base,
+            &[0.0, 0.0],
             &candidates,
             &NO_LIMITS,
             |s, q| model.cost(s, q),
@@ -455,15 +607,14 @@ mod tests {
             chosen,
             weighed,
         };
-        // Round 1 weighs all three and picks the composite; round 2 weighs the other two again
-        // (they share its queries), finds that they help nothing now and ends the selection.
+        // Round 1 weighs the composite first (it could save the most per byte) and then not the
+        // singles (each could save less than it does); round 2 weighs the singles (they share its
+        // queries), finds that they help nothing now and ends the selection.
         assert_eq!(
             stages,
             vec![
                 round(1, 3, 0, 0),
                 round(1, 3, 0, 1),
-                round(1, 3, 0, 2),
-                round(1, 3, 0, 3),
                 round(2, 2, 1, 0),
                 round(2, 2, 1, 1),
                 round(2, 2, 1, 2),
@@ -476,6 +627,7 @@ mod tests {
         select_reporting(
             &[1.0, 1.0],
             &model.base,
+            &[0.0, 0.0],
             &candidates,
             &budget,
             |s, q| model.cost(s, q),
@@ -774,6 +926,154 @@ mod tests {
             }
             assert_eq!(points.last().unwrap().1, picks.last().unwrap().workload_after);
         }
+    }
+
+    /// Four strong candidates, one per query, and five weak ones that each touch all four
+    /// queries: every pick touches the weak ones' queries. Eager rounds plan them again after
+    /// each pick; lazy rounds plan them only when their bound could win: with no floors known,
+    /// once (when only they are left, and turn out useless); with the queries' floors (what
+    /// the strong ones reach), never (by then nothing is left above the floors).
+    #[test]
+    fn lazy_rounds_do_not_plan_what_cannot_win() {
+        let mut effects: Vec<(usize, usize, f64)> = (0..4).map(|q| (q, q, 100.0)).collect();
+        for weak in 4..9 {
+            effects.extend((0..4).map(|q| (weak, q, 950.0)));
+        }
+        let model = Model { base: vec![1000.0; 4], effects };
+        let mut specs: Vec<(f64, f64, &[usize])> = vec![(1e6, 0.0, &[0]); 4];
+        for (q, spec) in specs.iter_mut().enumerate() {
+            spec.2 = [&[0usize][..], &[1], &[2], &[3]][q];
+        }
+        specs.extend(std::iter::repeat_n((1e7, 0.0, &[0usize, 1, 2, 3][..]), 5));
+        let candidates = cands(&specs);
+        let run = |floors: Option<&[f64]>| {
+            let mut weak_plans = 0;
+            let picks = choose(
+                &[1.0; 4],
+                &model.base,
+                floors,
+                &candidates,
+                &NO_LIMITS,
+                |s, q| {
+                    weak_plans += usize::from(s.iter().any(|c| *c >= 4));
+                    model.cost(s, q)
+                },
+                &mut |_| {},
+            );
+            (picks, weak_plans)
+        };
+        let (eager, eager_plans) = run(None);
+        assert_eq!(eager.iter().map(|p| p.candidate).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+        // Eager: five weak candidates × four queries in each of the five rounds.
+        assert_eq!(eager_plans, 100);
+        let (lazy, lazy_plans) = run(Some(&[0.0; 4]));
+        assert_eq!(lazy, eager);
+        assert_eq!(lazy_plans, 20);
+        let (lazy, lazy_plans) = run(Some(&[100.0; 4]));
+        assert_eq!(lazy, eager);
+        assert_eq!(lazy_plans, 0);
+    }
+
+    /// Indexes on two tables of a join can help each other: 1 alone saves little on q0, with 0
+    /// much more. After 0 is chosen, 1 (its saving on q0 stale) must be weighed again at what
+    /// it could save now, not at what it saved alone: it beats 3, which saves 300 on q1.
+    #[test]
+    fn lazy_rounds_weigh_again_indexes_that_help_each_other() {
+        let cost = |s: &[usize], q: usize| {
+            Some(match q {
+                0 if s.contains(&0) && s.contains(&1) => 100.0,
+                0 if s.contains(&0) => 650.0,
+                0 if s.contains(&1) => 950.0,
+                1 if s.contains(&3) => 700.0,
+                _ => 1000.0,
+            })
+        };
+        let candidates =
+            cands(&[(1e6, 0.0, &[0]), (1e6, 0.0, &[0]), (1e6, 0.0, &[0]), (1e6, 0.0, &[1])]);
+        let base = [1000.0, 1000.0];
+        let order = |picks: Vec<Pick>| picks.iter().map(|p| p.candidate).collect::<Vec<_>>();
+        let eager =
+            order(choose(&[1.0; 2], &base, None, &candidates, &NO_LIMITS, cost, &mut |_| {}));
+        assert_eq!(eager, vec![0, 1, 3]);
+        let floors = [100.0, 700.0];
+        let lazy =
+            choose(&[1.0; 2], &base, Some(&floors), &candidates, &NO_LIMITS, cost, &mut |_| {});
+        assert_eq!(order(lazy), eager);
+    }
+
+    /// On random workloads (costs: the cheapest candidate present wins) lazy rounds choose what
+    /// eager rounds choose, with and without a budget, with and without floors, and plan less.
+    #[test]
+    fn lazy_and_eager_rounds_choose_alike() {
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        let mut planned = (0, 0);
+        for _ in 0..200 {
+            let queries = 2 + next(6) as usize;
+            let count = 2 + next(10) as usize;
+            let base: Vec<f64> = (0..queries).map(|_| 100.0 + next(10_000) as f64).collect();
+            let mut effects = Vec::new();
+            let mut specs = Vec::new();
+            for c in 0..count {
+                let mut used: Vec<usize> = (0..queries).filter(|_| next(3) == 0).collect();
+                if used.is_empty() {
+                    used.push(next(queries as u64) as usize);
+                }
+                for q in &used {
+                    effects.push((c, *q, base[*q] * next(100) as f64 / 100.0));
+                }
+                specs.push(((1 + next(50)) as f64 * 1e5, next(20) as f64, used));
+            }
+            let model = Model { base: base.clone(), effects };
+            let candidates: Vec<CandidateCost> = specs
+                .iter()
+                .map(|(size, write, queries)| CandidateCost {
+                    size_bytes: *size,
+                    write_cost: *write,
+                    queries: queries.clone(),
+                    supersedes: vec![],
+                    same_key: vec![],
+                })
+                .collect();
+            let weights: Vec<f64> = (0..queries).map(|_| (1 + next(5)) as f64).collect();
+            for limits in [
+                Limits { min_workload_gain: 0.01, ..NO_LIMITS },
+                Limits { budget_bytes: Some(2e6), ..NO_LIMITS },
+            ] {
+                let run = |floors: Option<&[f64]>| {
+                    let mut plans = 0;
+                    let picks = choose(
+                        &weights,
+                        &base,
+                        floors,
+                        &candidates,
+                        &limits,
+                        |s, q| {
+                            plans += 1;
+                            model.cost(s, q)
+                        },
+                        &mut |_| {},
+                    );
+                    (picks, plans)
+                };
+                let (eager, eager_plans) = run(None);
+                // The floors: with every candidate, the cheapest effect wins.
+                let all: Vec<usize> = (0..count).collect();
+                let floors: Vec<f64> =
+                    (0..queries).map(|q| model.cost(&all, q).expect("modelled")).collect();
+                let (lazy, lazy_plans) = run(Some(&floors));
+                assert_eq!(lazy, eager, "{candidates:?} {base:?}");
+                assert_eq!(run(Some(&vec![0.0; queries])).0, eager, "no floors known");
+                planned.0 += eager_plans;
+                planned.1 += lazy_plans;
+            }
+        }
+        assert!(planned.1 < planned.0, "lazy planned {} times, eager {}", planned.1, planned.0);
     }
 
     #[test]

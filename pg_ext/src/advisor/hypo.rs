@@ -12,7 +12,7 @@ use pitstop_core::ident::quote_ident;
 use std::collections::HashMap;
 
 /// Average widths and n_distinct of the table's columns from pg_stats (when analyzed).
-fn column_statistics(relid: pg_sys::Oid) -> HashMap<i16, (Option<f64>, Option<f64>)> {
+fn column_statistics(relid: pg_sys::Oid) -> ColumnStatistics {
     Spi::connect(|client| {
         let Ok(table) = client.select(
             include_str!("../../../sql/queries/column_statistics.sql"),
@@ -30,8 +30,7 @@ fn column_statistics(relid: pg_sys::Oid) -> HashMap<i16, (Option<f64>, Option<f6
     })
 }
 
-fn fill_statistics(index: &mut HypoDescription) {
-    let stats = column_statistics(index.relid);
+fn fill_statistics(index: &mut HypoDescription, stats: &ColumnStatistics) {
     index.column_widths = index
         .attnums
         .iter()
@@ -48,6 +47,44 @@ fn fill_statistics(index: &mut HypoDescription) {
         .iter()
         .map(|attnum| stats.get(attnum).and_then(|(_, n)| *n))
         .collect();
+}
+
+type ColumnStatistics = HashMap<i16, (Option<f64>, Option<f64>)>;
+
+/// What a hypothetical index's size and costs are estimated from, of its table.
+struct TableFacts {
+    stats: ColumnStatistics,
+    /// Rows and pages (`table_size`).
+    rows: f64,
+    pages: f64,
+}
+
+impl TableFacts {
+    fn read(relid: pg_sys::Oid) -> TableFacts {
+        let (rows, pages) = table_size(relid);
+        TableFacts { stats: column_statistics(relid), rows, pages }
+    }
+}
+
+/// Per table, its facts read once: the advisor prepares hundreds of candidates on a few
+/// tables, and nothing it does changes them meanwhile. Read outside any subtransaction, as
+/// `hypo_size` reads them: read inside the candidate's rolled-back subtransaction, a table
+/// created and analyzed earlier in the same transaction came back with no rows (a #[pg_test]).
+#[derive(Default)]
+pub struct Tables {
+    facts: HashMap<pg_sys::Oid, TableFacts>,
+}
+
+impl Tables {
+    fn of(&mut self, relid: pg_sys::Oid) -> &TableFacts {
+        self.facts.entry(relid).or_insert_with(|| TableFacts::read(relid))
+    }
+
+    /// `size_bytes`, from the table's facts read once.
+    pub fn size_bytes(&mut self, index: &HypoDescription) -> i64 {
+        let facts = self.of(index.relid);
+        estimated_bytes(index, facts.rows, facts.pages)
+    }
 }
 
 /// The CREATE INDEX statement that builds this index for real.
@@ -97,15 +134,31 @@ fn hypo_create(ddl: Option<&str>) -> pg_sys::Oid {
 /// predicate evaluate runs as `role`, in a restricted security context.
 pub fn prepare(ddl: &str, role: &ActingRole) -> Result<HypoIndex, PitstopError> {
     let mut index = subxact::rolled_back(|| role.run(|| hypo_index::parse_create_index(ddl)))?;
-    fill_statistics(&mut index.desc);
+    let facts = TableFacts::read(index.desc.relid);
+    complete(&mut index, &facts, role);
+    Ok(index)
+}
+
+/// `prepare` for the advisor, with the table facts read once per table: None when the DDL
+/// cannot be prepared (an error inside is rolled back and the candidate left out).
+pub fn prepare_for_advice(ddl: &str, role: &ActingRole, tables: &mut Tables) -> Option<HypoIndex> {
+    let mut index =
+        subxact::try_rolled_back(|| role.run(|| hypo_index::parse_create_index(ddl))).ok()?.ok()?;
+    let facts = tables.of(index.desc.relid);
+    complete(&mut index, facts, role);
+    Some(index)
+}
+
+/// Column statistics, and of a partial index the share of rows its predicate covers.
+fn complete(index: &mut HypoIndex, facts: &TableFacts, role: &ActingRole) {
+    fill_statistics(&mut index.desc, &facts.stats);
     if let Some(predicate) = index.desc.predicate_sql.clone() {
-        let (rows, _) = table_size(index.desc.relid);
-        if rows > 0.0 {
+        if facts.rows > 0.0 {
             index.desc.covered_fraction =
-                (covered_rows(index.desc.relid, &predicate, rows, role) / rows).clamp(0.0, 1.0);
+                (covered_rows(index.desc.relid, &predicate, facts.rows, role) / facts.rows)
+                    .clamp(0.0, 1.0);
         }
     }
-    Ok(index)
 }
 
 /// Row count and page count of a table, as the planner would start from; of a partitioned
@@ -160,6 +213,10 @@ fn table_name(relid: pg_sys::Oid) -> String {
 
 pub fn size_bytes(index: &HypoDescription) -> i64 {
     let (rows, pages) = table_size(index.relid);
+    estimated_bytes(index, rows, pages)
+}
+
+fn estimated_bytes(index: &HypoDescription, rows: f64, pages: f64) -> i64 {
     index.size_estimate(rows * index.covered_fraction, pages).bytes() as i64
 }
 

@@ -53,6 +53,9 @@ struct Options {
     top_n: i64,
     /// Keep pitstop's own statements in the workload (sql/queries/own_statement.sql).
     include_self: bool,
+    /// Lazy greedy rounds (`select::select_reporting`); false only in tests, to check them
+    /// against eager ones.
+    lazy: bool,
 }
 
 fn options(
@@ -104,6 +107,7 @@ fn options(
         },
         top_n: i64::from(top_n),
         include_self: false,
+        lazy: true,
     })
 }
 
@@ -320,6 +324,9 @@ struct Advice {
     statements: Vec<Statement>,
     suggestions: Vec<Suggestion>,
     unhelped: Vec<Unhelped>,
+    /// Plans made while choosing (after the cache); read by tests.
+    #[cfg_attr(not(feature = "pg_test"), allow(dead_code))]
+    planned: usize,
 }
 
 fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Advice, PitstopError> {
@@ -391,6 +398,7 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
     let mut kept: Vec<(Candidate, HypoIndex, CandidateCost)> = Vec::new();
     let mut taken: Vec<pg_sys::Oid> = Vec::new();
     let caller = ActingRole::caller();
+    let mut tables = hypo::Tables::default();
     let fresh: Vec<(Candidate, usize)> =
         proposed.into_iter().filter(|(c, _)| !existing.iter().any(|e| e.covers(c))).collect();
     let total = fresh.len();
@@ -405,14 +413,13 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
         let from_text =
             candidate.predicate.is_some() || candidate.keys.iter().any(|k| k.expression.is_some());
         let preparer = if from_text { role } else { &caller };
-        let Ok(Ok(mut index)) =
-            subxact::try_rolled_back(|| hypo::prepare(&candidate.ddl(), preparer))
+        let Some(mut index) = hypo::prepare_for_advice(&candidate.ddl(), preparer, &mut tables)
         else {
             continue;
         };
         index.desc.oid = hypo_index::unused_oid(&taken);
         taken.push(index.desc.oid);
-        let bytes = hypo::size_bytes(&index.desc) as f64;
+        let bytes = tables.size_bytes(&index.desc) as f64;
         let cost = CandidateCost {
             size_bytes: bytes,
             write_cost: write_cost(
@@ -436,6 +443,9 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
     // Per query, the (table, leading key) of each candidate its plan used then (None when it
     // could not be planned so).
     let mut used_keys: Vec<Option<Vec<(u32, KeyColumn)>>> = vec![None; statements.len()];
+    // Per query, its cost with every candidate offered: no set of them makes it cheaper, which
+    // bounds what a candidate not planned yet could save (0 when not known).
+    let mut floors = vec![0.0; statements.len()];
     for q in 0..statements.len() {
         progress.report(Stage::Screening { done: q, total: statements.len() });
         let offered: Vec<usize> =
@@ -445,6 +455,7 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
         }
         let indexes: Vec<&HypoIndex> = offered.iter().map(|c| &kept[*c].1).collect();
         if let Ok(plan) = plan_statement(&statements[q], &indexes, false) {
+            floors[q] = plan.total_cost;
             let mut keys = Vec::new();
             for c in offered.iter().filter(|c| plan.used_indexes.contains(&kept[**c].1.desc.oid)) {
                 chosen[*c] = true;
@@ -524,6 +535,9 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
     // column it filters, joins or orders on): it is planned with those alone, once per set.
     let mut planned_costs: HashMap<(usize, Vec<usize>), Option<f64>> = HashMap::new();
     let (mut asked, started) = (0usize, std::time::Instant::now());
+    // Plans and their milliseconds in the first greedy rounds, the later ones, and measuring.
+    let phase = std::cell::Cell::new(0usize);
+    let mut by_phase = [(0usize, 0u128); 3];
     let cost_with = |set: &[usize], q: usize| {
         asked += 1;
         let mut relevant: Vec<usize> =
@@ -533,26 +547,43 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
             return planned[q].as_ref().ok().map(|p| p.cost);
         }
         *planned_costs.entry((q, relevant)).or_insert_with_key(|(_, relevant)| {
+            let begun = std::time::Instant::now();
             let indexes: Vec<&HypoIndex> = relevant.iter().map(|c| &kept[*c].1).collect();
-            plan_statement(&statements[q], &indexes, false).ok().map(|p| p.total_cost)
+            let cost = plan_statement(&statements[q], &indexes, false).ok().map(|p| p.total_cost);
+            let counts = &mut by_phase[phase.get()];
+            *counts = (counts.0 + 1, counts.1 + begun.elapsed().as_millis());
+            cost
         })
     };
-    let picks = select::select_reporting(
-        &weights,
-        &base,
-        &costs,
-        &options.limits,
-        cost_with,
-        &mut |stage| progress.report(stage),
-    );
+    let mut report = |stage: Stage| {
+        phase.set(match stage {
+            Stage::Choosing { round: 1, .. } => 0,
+            Stage::Choosing { .. } => 1,
+            _ => 2,
+        });
+        progress.report(stage)
+    };
+    let picks = if options.lazy {
+        let limits = &options.limits;
+        select::select_reporting(&weights, &base, &floors, &costs, limits, cost_with, &mut report)
+    } else {
+        select::select_eagerly(&weights, &base, &costs, &options.limits, cost_with, &mut report)
+    };
     pgrx::debug1!(
-        "suggest_indexes: {} statements, {} candidates weighed, {} costs asked, {} planned, selection {} ms",
+        "suggest_indexes: {} statements, {} candidates weighed, {} costs asked, {} planned (first rounds {} in {} ms, later rounds {} in {} ms, measuring {} in {} ms), selection {} ms",
         statements.len(),
         kept.len(),
         asked,
         planned_costs.len(),
+        by_phase[0].0,
+        by_phase[0].1,
+        by_phase[1].0,
+        by_phase[1].1,
+        by_phase[2].0,
+        by_phase[2].1,
         started.elapsed().as_millis()
     );
+    let planned_count = planned_costs.len();
 
     let suggestions: Vec<Suggestion> = picks
         .iter()
@@ -597,7 +628,20 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
         })
         .collect();
     progress.done(suggestions.len());
-    Ok(Advice { statements, suggestions, unhelped })
+    Ok(Advice { statements, suggestions, unhelped, planned: planned_count })
+}
+
+/// For tests: (DDL, estimated bytes, workload cost after) of each suggestion for `queries`
+/// (defaults otherwise), with lazy or eager greedy rounds, and the plans selection made.
+#[cfg(any(test, feature = "pg_test"))]
+pub(crate) fn advice_with_rounds(queries: &[&str], lazy: bool) -> (Vec<(String, i64, f64)>, usize) {
+    let options =
+        Options { lazy, ..options(None, None, Some(0.05), Some(100), Some(0.01)).or_report() };
+    let queries = queries.iter().map(|q| Some(q.to_string())).collect();
+    let advice = advise(Some(queries), &options).or_report();
+    let list =
+        advice.suggestions.iter().map(|s| (s.candidate.ddl(), s.bytes, s.workload_after)).collect();
+    (list, advice.planned)
 }
 
 fn round2(x: f64) -> f64 {
