@@ -164,6 +164,26 @@ fn writing_through_the_parent_invalidates_a_query_on_a_partition() {
 }
 
 #[test]
+fn writing_through_a_parent_of_many_partitions_invalidates_a_query_on_one() {
+    // Twelve partitions written by one statement: more result relations than the executor
+    // hook matches against the range table one by one.
+    let mut setup = String::from("CREATE TABLE mp(k int, v text) PARTITION BY LIST (k);");
+    for i in 0..12 {
+        setup.push_str(&format!("CREATE TABLE mp{i} PARTITION OF mp FOR VALUES IN ({i});"));
+    }
+    setup.push_str("INSERT INTO mp SELECT g, 'a' FROM generate_series(0, 11) g;");
+    let (cluster, mut a) = PgCluster::with_extension(&setup);
+    invalidation_steps(
+        &cluster,
+        &mut a,
+        "select v from mp7",
+        "v text",
+        &["a"],
+        &[("UPDATE mp SET v = v || 'b'", &["ab"]), ("DELETE FROM mp WHERE v <> ''", &[])],
+    );
+}
+
+#[test]
 fn writing_the_base_table_of_a_view_invalidates_a_query_on_the_view() {
     let (cluster, mut a) = PgCluster::with_extension(
         "CREATE TABLE base(id int, v int); INSERT INTO base VALUES (1, 1), (2, -2);

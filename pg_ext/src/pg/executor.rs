@@ -240,12 +240,23 @@ fn report_relations(query_desc: *mut pg_sys::QueryDesc) {
             return;
         }
         // Result relations include the inheritance children an UPDATE/DELETE on a parent
-        // writes, whose own range table entries carry no permissions. One report a relation.
+        // writes, whose own range table entries carry no permissions. A few (the usual case)
+        // are each reported once, as the range table comes to them; the many of a generic
+        // plan's partitioned target are reported first, and again from the range table
+        // (harmless: reports only add), rather than matching every entry against them all.
+        let rtable = cells((*planned).rtable);
         let results = cells((*planned).resultRelations);
-        for (index, cell) in cells((*planned).rtable).iter().enumerate() {
+        let few = results.len() <= 8;
+        if !few {
+            for result in results {
+                let rte =
+                    rtable[result.int_value as usize - 1].ptr_value as *mut pg_sys::RangeTblEntry;
+                (observer.relation)((*rte).relid, true);
+            }
+        }
+        for (index, cell) in rtable.iter().enumerate() {
             let rte = cell.ptr_value as *mut pg_sys::RangeTblEntry;
-            let result = results.iter().any(|r| r.int_value as usize == index + 1);
-            if result {
+            if few && results.iter().any(|r| r.int_value as usize == index + 1) {
                 (observer.relation)((*rte).relid, true);
                 continue;
             }
