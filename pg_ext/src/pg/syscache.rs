@@ -18,8 +18,16 @@ pub unsafe fn with_row<T>(
         if tuple.is_null() {
             return None;
         }
-        let out = read(tuple);
-        pg_sys::ReleaseSysCache(tuple);
-        Some(out)
+        /// Releases the row also when `read` panics (a caught panic is not an ERROR, so
+        /// nothing else would release it before the transaction ends).
+        struct Pinned(pg_sys::HeapTuple);
+        impl Drop for Pinned {
+            fn drop(&mut self) {
+                // SAFETY: the tuple SearchSysCache1 returned, released exactly once.
+                unsafe { pg_sys::ReleaseSysCache(self.0) };
+            }
+        }
+        let pinned = Pinned(tuple);
+        Some(read(pinned.0))
     }
 }
