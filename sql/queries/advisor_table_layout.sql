@@ -3,8 +3,14 @@
 -- pg_stat_all_tables row) and, one row per analyzed column, the column's physical
 -- correlation (attnum and correlation NULL when none is known).
 SELECT c.oid AS relid,
-       (pg_catalog.pg_relation_size(c.oid)
-          / pg_catalog.current_setting('block_size')::int8)::float8 AS pages,
+       -- pg_relation_size takes a lock: a table another session holds (or awaits) in ACCESS
+       -- EXCLUSIVE mode is sized from relpages instead of waiting behind it.
+       CASE WHEN c.oid IN (SELECT relation FROM pg_catalog.pg_locks
+                            WHERE locktype = 'relation' AND mode = 'AccessExclusiveLock'
+                              AND pid <> pg_catalog.pg_backend_pid())
+            THEN c.relpages::float8
+            ELSE (pg_catalog.pg_relation_size(c.oid)
+                    / pg_catalog.current_setting('block_size')::int8)::float8 END AS pages,
        t.n_tup_ins::float8 AS inserted,
        t.n_tup_upd::float8 AS updated,
        t.n_tup_del::float8 AS deleted,
