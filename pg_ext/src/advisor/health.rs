@@ -69,7 +69,7 @@ pub fn covering_suggestion<'a>(
     suggestions.iter().find(|s| {
         let mut leading: Vec<i16> = s.keys.iter().take(wanted.len()).copied().collect();
         leading.sort_unstable();
-        s.relid == relid && !s.partial && leading == wanted
+        s.relid == relid && s.btree && !s.partial && leading == wanted
     })
 }
 
@@ -136,4 +136,30 @@ fn index_health(
         rows.into_iter()
             .map(|r| (r.problem, r.table_name, r.index_name, r.index_bytes, r.detail, r.fix)),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn suggestion(rank: usize, keys: &[i16], btree: bool, partial: bool) -> SuggestedKeys {
+        SuggestedKeys { rank, relid: 7, keys: keys.to_vec(), partial, btree, ddl: String::new() }
+    }
+
+    #[test]
+    fn a_foreign_key_is_served_by_a_whole_btree_led_by_its_columns() {
+        let suggestions = [
+            suggestion(1, &[2], false, false),   // BRIN on the column
+            suggestion(2, &[2, 3], true, true),  // partial btree
+            suggestion(3, &[3, 2], true, false), // btree led by the columns
+        ];
+        let found = covering_suggestion(7, &[2], &suggestions).map(|s| s.rank);
+        assert_eq!(found, None, "a one-column key is not led by [3, 2]");
+        assert_eq!(covering_suggestion(7, &[2, 3], &suggestions).map(|s| s.rank), Some(3));
+        assert_eq!(covering_suggestion(8, &[2, 3], &suggestions).map(|s| s.rank), None);
+        let brin_only = [suggestion(1, &[2], false, false)];
+        assert_eq!(covering_suggestion(7, &[2], &brin_only).map(|s| s.rank), None);
+        let btree = [suggestion(4, &[2], true, false)];
+        assert_eq!(covering_suggestion(7, &[2], &btree).map(|s| s.rank), Some(4));
+    }
 }

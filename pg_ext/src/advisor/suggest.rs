@@ -16,6 +16,7 @@ use pgrx::prelude::*;
 use pitstop_core::advisor::candidates::{self, Candidate, ExistingIndex, KeyColumn};
 use pitstop_core::advisor::progress::Stage;
 use pitstop_core::advisor::select::{self, CandidateCost, Limits};
+use pitstop_core::advisor::size::AccessMethod;
 use pitstop_core::advisor::usage::{TableUsage, TableWrite};
 use pitstop_core::advisor::workload;
 use pitstop_core::query::{self, OWN_STATEMENT};
@@ -655,6 +656,8 @@ pub struct SuggestedKeys {
     /// Key columns in order (attnums).
     pub keys: Vec<i16>,
     pub partial: bool,
+    /// A btree: what a foreign key's lookups of single values want (not a BRIN).
+    pub btree: bool,
     pub ddl: String,
 }
 
@@ -671,6 +674,7 @@ pub fn default_suggestions(include_self: bool) -> Result<Vec<SuggestedKeys>, Pit
             relid: s.candidate.relid,
             keys: s.candidate.keys.iter().map(|k| k.indkey()).collect(),
             partial: s.candidate.predicate.is_some(),
+            btree: s.candidate.am == AccessMethod::Btree,
             ddl: s.candidate.ddl(),
         })
         .collect())
