@@ -705,4 +705,33 @@ pub mod tests {
         let tested: Vec<u32> = types.iter().map(|(_, oid, _)| oid.to_u32()).collect();
         assert!(DEDUPLICABLE_TYPES.iter().all(|oid| tested.contains(oid)));
     }
+
+    /// pg_stat_statements records `d1 + 5` as `d1 + $1`: planned with `$1` an integer.
+    #[pg_test]
+    fn normalized_date_arithmetic_is_planned() {
+        use pitstop_core::advisor::normalized::{INT4, INT8, NUMERIC, TEXT, UNKNOWN};
+        let pinned = [INT4, INT8, NUMERIC, TEXT, UNKNOWN];
+        let server = [
+            pg_sys::INT4OID,
+            pg_sys::INT8OID,
+            pg_sys::NUMERICOID,
+            pg_sys::TEXTOID,
+            pg_sys::UNKNOWNOID,
+        ];
+        assert_eq!(pinned, server.map(|oid| oid.to_u32()));
+        Spi::run(
+            "CREATE TABLE nd(d1 date, d3 date);
+             INSERT INTO nd SELECT date '2024-01-01' + g % 100, date '2024-01-01' + g % 90
+               FROM generate_series(1, 1000) g;
+             ANALYZE nd;",
+        )
+        .unwrap();
+        let reasons = Spi::get_one::<String>(
+            "SELECT coalesce(string_agg(reason, '; '), '') FROM pitstop.unhelped_queries(
+                 queries => ARRAY['SELECT count(*) FROM nd WHERE d3 > d1 + $1'])",
+        )
+        .unwrap()
+        .unwrap();
+        assert!(!reasons.contains("could not be planned"), "{reasons}");
+    }
 }

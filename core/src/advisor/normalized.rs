@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 
 pub const TEXT: u32 = 25;
 pub const INT8: u32 = 20;
+pub const INT4: u32 = 23;
 pub const NUMERIC: u32 = 1700;
 pub const UNKNOWN: u32 = 705;
 
@@ -415,7 +416,10 @@ fn operator_site(
     match arithmetic {
         Some('|') => candidates.push(Candidate::Type(TEXT)),
         Some(_) => {
+            // integer after numeric: `d_date + $5` (pg_stat_statements' `d_date + 5`) has no
+            // numeric operator, and `date + integer` is what the literal meant.
             candidates.push(Candidate::Type(NUMERIC));
+            candidates.push(Candidate::Type(INT4));
             candidates.push(Candidate::Type(TEXT));
         }
         None => candidates.push(Candidate::Type(TEXT)),
@@ -500,6 +504,7 @@ fn type_label(oid: u32) -> String {
     match oid {
         TEXT => "text".into(),
         INT8 => "bigint".into(),
+        INT4 => "integer".into(),
         NUMERIC => "numeric".into(),
         other => format!("type {other}"),
     }
@@ -711,8 +716,6 @@ mod tests {
         }
     }
 
-    const INT4: u32 = 23;
-
     #[test]
     fn an_ambiguous_operator_takes_the_type_its_context_gives_one_parameter() {
         let sql = "select 1 from d where m between $1 and $2 + $3";
@@ -761,6 +764,20 @@ mod tests {
     }
 
     #[test]
+    fn date_arithmetic_with_a_parameter_is_integer() {
+        // TPC-DS q72's `d1.d_date + 5` as pg_stat_statements records it: no `date + numeric`.
+        let sql = "select 1 from d where d3 > d1 + $1";
+        let types = infer_parameter_types(sql, &lex(sql), |_, types| match types {
+            [0] => Err(failure(UNDEFINED_FUNCTION, sql, "+", &[UNKNOWN])),
+            [NUMERIC] | [TEXT] => Err(failure(UNDEFINED_FUNCTION, sql, "+", types)),
+            [INT4] => Ok(vec![INT4]),
+            other => panic!("unexpected attempt {other:?}"),
+        })
+        .unwrap();
+        assert_eq!(types, vec![INT4]);
+    }
+
+    #[test]
     fn aggregates_over_parameters_are_numeric_and_row_counts_bigint() {
         let sql = "select sum(case when m > $1 then $2 else $3 end) from d limit $4";
         let types = infer_parameter_types(sql, &lex(sql), |_, types| match types {
@@ -793,6 +810,9 @@ mod tests {
             Err(failure(if text == sql { AMBIGUOUS_FUNCTION } else { "42601" }, sql, "+", types))
         })
         .unwrap_err();
-        assert!(err.contains("after typing $1, $2 as numeric; $1, $2 as text"), "{err}");
+        assert!(
+            err.contains("after typing $1, $2 as numeric; $1, $2 as integer; $1, $2 as text"),
+            "{err}"
+        );
     }
 }
