@@ -25,7 +25,7 @@
 # or `cargo pgrx test` rewrites the system pitstop.so in place, which crashes a server that
 # has it loaded (seen while writing this), and a copy pins one build for the whole run.
 #
-# Usage: bash bench/advisor.sh   (as root or postgres; env: SCALE, RUNS, TIMEOUT, PORT, BUDGET_SHARE)
+# Usage: bash bench/advisor.sh   (as root or postgres; env: SCALE, RUNS, TIMEOUT, PORT, BUDGET_SHARE, ROUNDS)
 # WORKLOAD=tpcds runs bench/tpcds/advisor.sh instead (TPC-DS, its 99 queries).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -343,6 +343,26 @@ BYTES[pitstop_budget]=$(index_bytes)
 costs pitstop_budget < /dev/null
 time_workload pitstop_budget
 
+# c'') The budgeted and per-column sets again in ROUNDS alternating rounds (each round builds
+# one set, runs the 22 once, drops it, then the other): the machine's load drifts between the
+# configurations above, which run one after the other; a round's two runs share their load.
+ROUNDS="${ROUNDS:-5}"
+declare -A ROUND
+build_set() { # per_column | pitstop_budget
+    drop_indexes
+    if [ "$1" = per_column ]; then psql -q -f "$TPCH/per_column_indexes.sql" >/dev/null
+    else for i in "${!BUDGET_DDL[@]}"; do psql -q -c "${BUDGET_DDL[$i]/CONCURRENTLY ON/advb_$i ON}"; done; fi
+    psql -q -c "ANALYZE"
+}
+for r in $(seq 1 "$ROUNDS"); do
+    for c in per_column pitstop_budget; do
+        build_set $c
+        ROUND[$c:$r]=$(for q in $QUERIES; do t=$(run_ms "$q"); [ "$t" = timeout ] && t=$((TIMEOUT * 1000)); echo "$t"; done | awk '{s += $1} END {printf "%.0f", s}')
+    done
+    say "paired round $r/$ROUNDS: per-column ${ROUND[per_column:$r]} ms, budgeted ${ROUND[pitstop_budget:$r]} ms"
+done
+drop_indexes
+
 
 echo
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB RAM, kernel $(uname -r), PostgreSQL $("$BIN/postgres" --version | awk '{print $3}'), HypoPG $(psql -At -c "SELECT extversion FROM pg_extension WHERE extname = 'hypopg'"), pitstop.so md5 $PITSTOP_SO"
@@ -386,6 +406,15 @@ echo "|---|---|---|---|"
 echo "| pitstop / none | $(ratio "${TOTAL[pitstop]}" "${TOTAL[none]}") | – | $(ratio "$(total_cost pitstop)" "$(total_cost none)") |"
 echo "| pitstop / per-column | $(ratio "${TOTAL[pitstop]}" "${TOTAL[per_column]}") | $(ratio "${BYTES[pitstop]}" "${BYTES[per_column]}") | $(ratio "$(total_cost pitstop)" "$(total_cost per_column)") |"
 echo "| pitstop (budget_mb => $BUDGET_MB) / per-column | $(ratio "${TOTAL[pitstop_budget]}" "${TOTAL[per_column]}") | $(ratio "${BYTES[pitstop_budget]}" "${BYTES[per_column]}") | $(ratio "$(total_cost pitstop_budget)" "$(total_cost per_column)") |"
+echo
+echo "Paired rounds (c''): the 22 once per set per round, the sets alternating, budgeted / per-column per round:"
+echo
+echo "| round | per-column ms | budgeted ms | ratio |"
+echo "|---|---|---|---|"
+for r in $(seq 1 "$ROUNDS"); do
+    echo "| $r | ${ROUND[per_column:$r]} | ${ROUND[pitstop_budget:$r]} | $(ratio "${ROUND[pitstop_budget:$r]}" "${ROUND[per_column:$r]}") |"
+done
+echo "| median | | | $(for r in $(seq 1 "$ROUNDS"); do awk -v a="${ROUND[pitstop_budget:$r]}" -v b="${ROUND[per_column:$r]}" 'BEGIN {printf "%.4f\n", a / b}'; done | sort -n | awk '{v[NR] = $1} END {printf "%.3g", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}') |"
 echo
 echo "Per query (time in ms, median of $RUNS; cost = EXPLAIN Total Cost):"
 echo
