@@ -206,6 +206,26 @@ mod tests {
         }
     }
 
+    #[pg_test]
+    fn an_implicitly_cast_column_gets_an_index_on_the_cast() {
+        // `y = 2000.5` compares `y::numeric`: an index on y cannot serve it, one on the cast can.
+        Spi::run(
+            "CREATE TABLE cand_years(id int, y int);
+             INSERT INTO cand_years SELECT g, g % 5000 FROM generate_series(1, 200000) g;
+             ANALYZE cand_years;",
+        )
+        .unwrap();
+        let statement = "SELECT id FROM cand_years WHERE y = 2000.5";
+        let ddl = advice(&[statement]);
+        let cast = ddl
+            .iter()
+            .find(|d| d.contains("::numeric"))
+            .unwrap_or_else(|| panic!("no index on the cast: {ddl:?}"));
+        build(cast, "cand_years_cast");
+        let used = plan(statement);
+        assert!(used.contains("\"Index Name\":\"cand_years_cast\""), "{cast}: {used}");
+    }
+
     /// An append-only event log of `rows` rows over about 70 days: `at` follows the insertion
     /// order, or with `shuffled` the rows are written in random order.
     fn make_log(rows: i64, shuffled: bool) {

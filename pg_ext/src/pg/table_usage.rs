@@ -58,6 +58,12 @@ fn text(s: *const std::ffi::c_char) -> String {
     }
 }
 
+/// Whether deparsed SQL is one identifier (a column name, quoted or not).
+fn is_identifier(sql: &str) -> bool {
+    let quoted = sql.len() >= 2 && sql.starts_with('"') && sql.ends_with('"');
+    quoted || (!sql.is_empty() && sql.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '$'))
+}
+
 /// The plain column of relation `varno` that `node` is (under binary-compatible casts).
 ///
 /// # Safety
@@ -269,7 +275,14 @@ impl Collector {
             // Under pg_catalog alone: the role's own functions come out schema-qualified, so the
             // DDL the DBA runs later calls what the statement called, whatever the DBA's path.
             let sql = crate::pg::guc::with_catalog_search_path(|| {
-                text(pg_sys::deparse_expression(copy, context, false, false))
+                let plain = text(pg_sys::deparse_expression(copy, context, false, false));
+                // An implicit cast of a column (`y = 2000.5` compares `y::numeric`) prints as
+                // the bare column, and an index on that would be the column's: show the cast.
+                if is_identifier(&plain) {
+                    text(pg_sys::deparse_expression(copy, context, false, true))
+                } else {
+                    plain
+                }
             });
             (!sql.is_empty()).then_some(sql)
         }
