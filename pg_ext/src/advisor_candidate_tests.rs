@@ -316,6 +316,18 @@ mod tests {
     }
 
     #[pg_test]
+    fn no_brin_is_suggested_where_one_exists_on_the_column() {
+        make_log(600_000, false);
+        // Another range size than the advisor's: a hypothetical default one would plan cheaper.
+        Spi::run(
+            "CREATE INDEX cand_log_at ON cand_log USING brin (at) WITH (pages_per_range = 512)",
+        )
+        .unwrap();
+        let ddl = advice_within(&[ONE_DAY], 1.0);
+        assert!(!ddl.iter().any(|d| d.contains("USING brin")), "{ddl:?}");
+    }
+
+    #[pg_test]
     fn hypothetical_brin_indexes_never_break_planning() {
         Spi::run(
             "CREATE TABLE cand_empty(id int, at timestamp);

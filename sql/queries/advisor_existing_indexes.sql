@@ -1,7 +1,7 @@
 -- pitstop.suggest_indexes: valid indexes of the workload's tables, except those hidden with
 -- pitstop.hypo_hide, for the "already covered" check. indoption bit 1 is DESC.
 SELECT i.indrelid,
-       a.amname = 'btree'                     AS btree,
+       a.amname::text                         AS amname,
        i.indpred IS NOT NULL                  AS partial,
        i.indnkeyatts::int4                    AS key_columns,
        i.indkey::int2[]                       AS columns,

@@ -230,7 +230,8 @@ pub fn merged_covering(candidates: &std::collections::BTreeSet<Candidate>) -> Ve
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExistingIndex {
     pub relid: u32,
-    pub btree: bool,
+    /// None for an access method the advisor does not suggest (GiST, GIN, …).
+    pub am: Option<AccessMethod>,
     pub partial: bool,
     /// Key columns (0 for an expression) and their DESC flags.
     pub keys: Vec<(i16, bool)>,
@@ -238,12 +239,18 @@ pub struct ExistingIndex {
 }
 
 impl ExistingIndex {
-    /// Whether this index already does what `candidate` would: same AM, the candidate's keys
-    /// lead this index in a compatible order (or all reversed), every column it would carry is
-    /// here, and a predicate no narrower than the candidate's.
+    /// Whether this index already does what `candidate` would: a btree whose leading keys are
+    /// the candidate's in a compatible order (or all reversed) and that carries every column it
+    /// would, with no predicate; for a BRIN candidate also a BRIN led by its column (whatever
+    /// its pages_per_range: the advisor only offers the default).
     pub fn covers(&self, candidate: &Candidate) -> bool {
+        let usable = match self.am {
+            Some(AccessMethod::Btree) => true,
+            Some(AccessMethod::Brin) => candidate.am == AccessMethod::Brin,
+            _ => false,
+        };
         if self.relid != candidate.relid
-            || !self.btree
+            || !usable
             || self.partial
             || candidate.keys.len() > self.keys.len()
         {
@@ -727,7 +734,7 @@ mod tests {
     fn existing_index_covers_prefix_in_either_direction_but_not_other_columns() {
         let existing = ExistingIndex {
             relid: 42,
-            btree: true,
+            am: Some(AccessMethod::Btree),
             partial: false,
             keys: vec![(2, false), (4, false)],
             include: vec![5],
@@ -813,7 +820,7 @@ mod tests {
         assert!(all.contains(&r#"CREATE INDEX CONCURRENTLY ON public.orders ((lower("Note"))) INCLUDE (total, "Note")"#.to_string()), "{all:?}");
         let existing = ExistingIndex {
             relid: 42,
-            btree: true,
+            am: Some(AccessMethod::Btree),
             partial: false,
             keys: vec![(6, false)],
             include: vec![5],
@@ -949,12 +956,35 @@ mod tests {
         assert!(!other_column.supersedes(&brin), "led by another column");
         let existing = ExistingIndex {
             relid: 42,
-            btree: true,
+            am: Some(AccessMethod::Btree),
             partial: false,
             keys: vec![(4, true)],
             include: vec![],
         };
         assert!(existing.covers(&brin), "a btree on the column already serves the filter");
         assert!(!ExistingIndex { keys: vec![(2, false), (4, false)], ..existing }.covers(&brin));
+    }
+
+    #[test]
+    fn an_existing_brin_covers_a_brin_on_its_leading_column_and_no_btree() {
+        let u = range_on_created_at();
+        let brin = brin_for_usage(&u, &layout(1e5, None, 1.0)).remove(0);
+        let existing = ExistingIndex {
+            relid: 42,
+            am: Some(AccessMethod::Brin),
+            partial: false,
+            keys: vec![(4, false)],
+            include: vec![],
+        };
+        assert!(existing.covers(&brin), "a BRIN on the column exists already");
+        assert!(for_usage(&u).iter().all(|c| !existing.covers(c)), "a BRIN does no btree's job");
+        let led_by_other = ExistingIndex { keys: vec![(2, false), (4, false)], ..existing.clone() };
+        assert!(!led_by_other.covers(&brin));
+        assert!(!ExistingIndex { partial: true, ..existing.clone() }.covers(&brin));
+        assert!(!ExistingIndex { relid: 7, ..existing.clone() }.covers(&brin));
+        let gist = ExistingIndex { am: None, ..existing.clone() };
+        assert!(!gist.covers(&brin), "another access method");
+        let hash = ExistingIndex { am: Some(AccessMethod::Hash), ..existing };
+        assert!(!hash.covers(&brin));
     }
 }

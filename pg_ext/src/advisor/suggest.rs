@@ -247,7 +247,8 @@ fn existing_indexes(relids: &[u32]) -> Vec<ExistingIndex> {
             let key_columns = key_columns as usize;
             Some(ExistingIndex {
                 relid: relid.to_u32(),
-                btree: spi::column(&row, "btree").unwrap_or(false),
+                am: spi::column::<String>(&row, "amname")
+                    .and_then(|name| AccessMethod::from_name(&name)),
                 partial: spi::column(&row, "partial").unwrap_or(true),
                 keys: columns
                     .iter()
