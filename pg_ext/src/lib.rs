@@ -74,6 +74,8 @@ mod cache_tests;
 #[cfg(any(test, feature = "pg_test"))]
 mod health_tests;
 #[cfg(any(test, feature = "pg_test"))]
+mod index_effect_tests;
+#[cfg(any(test, feature = "pg_test"))]
 mod tests;
 
 /// Required by `cargo pgrx test`.

@@ -1,15 +1,16 @@
 -- Did an index help? pitstop.suggest_indexes remembers what it suggested over
 -- pg_stat_statements (when its caller may write here); the snapshot job notes when a valid
--- btree index matching a suggestion appears; index_effect compares the statements the
--- suggestion was meant for in the snapshots before and after.
+-- index matching a suggestion appears; index_effect compares the statements the suggestion
+-- was meant for in the snapshots before and after.
 
 CREATE TABLE index_suggestions (
     id                   bigserial   PRIMARY KEY,
     dbid                 oid         NOT NULL,
     relid                oid         NOT NULL,
     table_name           text        NOT NULL,
-    -- The index's key columns in order and its INCLUDE columns, as attribute numbers: an
-    -- index matches on these (sort order and operator class aside) and on being partial.
+    -- The index's key columns in order (0 for an expression, as in pg_index.indkey) and its
+    -- INCLUDE columns, as attribute numbers: an index matches on these (sort order and
+    -- operator class aside), on being partial, on its access method and on key_expressions.
     key_attnums          int2[]      NOT NULL,
     include_attnums      int2[]      NOT NULL,
     partial              boolean     NOT NULL,
@@ -26,7 +27,14 @@ CREATE TABLE index_suggestions (
     -- The last snapshot taken before it was seen: the end of the "before" window.
     before_until         timestamptz,
     -- The table's index-maintaining writes (inserts, non-HOT updates, deletes) when seen.
-    table_writes_at_seen bigint
+    table_writes_at_seen bigint,
+    -- Since 0.4.0 (its update adds the columns last, as here). The access method (pg_am.amname).
+    access_method        text        NOT NULL DEFAULT 'btree',
+    -- Per key, an expression's text as the server deparsed it (NULL for a column): a built
+    -- index's expression key matches when pg_get_indexdef(index, n, false) prints it so, or in
+    -- the parentheses it adds around what is not a function call. NULL for suggestions
+    -- remembered before 0.4.0: their expression keys match on the attnum 0 alone.
+    key_expressions      text[]
 );
 COMMENT ON TABLE index_suggestions IS
   'Indexes pitstop.suggest_indexes suggested over pg_stat_statements, and the index later built for each (pitstop.index_effect)';
@@ -46,7 +54,7 @@ LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
           FROM @extschema@.index_suggestions s
           JOIN pg_index i ON i.indrelid = s.relid AND i.indisvalid
           JOIN pg_class c ON c.oid = i.indexrelid
-          JOIN pg_am a ON a.oid = c.relam AND a.amname = 'btree'
+          JOIN pg_am a ON a.oid = c.relam AND a.amname = s.access_method
           LEFT JOIN pg_stat_all_tables t ON t.relid = s.relid
          WHERE s.index_oid IS NULL
            AND s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
@@ -55,6 +63,10 @@ LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
            AND ARRAY(SELECT k FROM unnest((i.indkey::int2[])[i.indnkeyatts:]) AS k ORDER BY k)
                = ARRAY(SELECT k FROM unnest(s.include_attnums) AS k ORDER BY k)
            AND (i.indpred IS NOT NULL) = s.partial
+           AND NOT EXISTS (SELECT 1 FROM unnest(s.key_expressions) WITH ORDINALITY AS e(expression, n)
+                            WHERE e.expression IS NOT NULL
+                              AND pg_get_indexdef(i.indexrelid, e.n::int4, false)
+                                  NOT IN (e.expression, '(' || e.expression || ')'))
          ORDER BY s.id, i.indexrelid
     ), marked AS (
         UPDATE @extschema@.index_suggestions s

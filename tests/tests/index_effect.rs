@@ -190,3 +190,136 @@ fn advice_is_returned_but_not_remembered_where_the_caller_may_not_write() {
     assert_eq!(code, SqlState::INVALID_PARAMETER_VALUE);
     assert!(text.contains("between 0 and 1"), "{text}");
 }
+
+/// An append-only event log over 17 days, in time order: about 4,700 pages, above the
+/// advisor's BRIN threshold (BRIN_MIN_PAGES), its `at` perfectly correlated.
+const LOG_SETUP: &str = "CREATE EXTENSION pg_stat_statements;
+    CREATE ROLE app LOGIN;
+    CREATE TABLE public.events (id bigint, at timestamp NOT NULL, filler text);
+    INSERT INTO public.events SELECT g, timestamp '2024-01-01' + g * interval '10 seconds', repeat('x', 200)
+      FROM generate_series(1, 150000) g;
+    ANALYZE public.events;
+    GRANT SELECT ON public.events TO app;
+    SELECT pg_stat_statements_reset();
+    SELECT pg_stat_force_next_flush()";
+
+fn one_hour(app: &mut Client, calls: u64) {
+    let start = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_704_100_000);
+    for i in 0..calls {
+        let from = start + std::time::Duration::from_secs(3600 * i);
+        let to = from + std::time::Duration::from_secs(3600);
+        app.query_one(
+            "SELECT count(*) FROM public.events WHERE at >= $1 AND at < $2",
+            &[&from, &to],
+        )
+        .unwrap();
+    }
+    app.batch_execute("SELECT pg_stat_force_next_flush()").unwrap();
+    app.batch_execute("SELECT 1").unwrap();
+}
+
+/// The index a suggestion was marked built with, if any.
+fn built_as(c: &mut Client, ddl: &str) -> Option<String> {
+    c.query_one("SELECT index_name FROM pitstop.index_suggestions WHERE ddl = $1", &[&ddl])
+        .unwrap()
+        .get(0)
+}
+
+#[test]
+fn a_brin_built_on_advice_is_followed_and_a_btree_on_its_column_is_not_taken_for_it() {
+    let (cluster, mut c) = PgCluster::with_extension(LOG_SETUP);
+    let pages: i64 = c
+        .query_one(
+            "SELECT pg_relation_size('public.events') / current_setting('block_size')::int8",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(pages >= 4096, "{pages} pages: below the advisor's BRIN threshold");
+    let mut app = cluster.connect_as("app", "postgres");
+    one_hour(&mut app, 10);
+    snapshot(&cluster);
+    // A btree on at (about 3 MB) does not fit 1 MB; the BRIN does.
+    let advice: Vec<String> = first_column(
+        &mut c,
+        "SELECT ddl FROM pitstop.suggest_indexes(budget_mb => 1) WHERE table_name = 'public.events' ORDER BY rank",
+        &[],
+    );
+    let brin = "CREATE INDEX CONCURRENTLY ON public.events USING brin (at)";
+    assert!(advice.iter().any(|d| d == brin), "{advice:?}");
+    let am: String = c
+        .query_one("SELECT access_method FROM pitstop.index_suggestions WHERE ddl = $1", &[&brin])
+        .unwrap()
+        .get(0);
+    assert_eq!(am, "brin");
+
+    c.batch_execute("CREATE INDEX events_at_btree ON public.events (at)").unwrap();
+    snapshot(&cluster);
+    assert_eq!(built_as(&mut c, brin), None, "a btree on the column is not the BRIN");
+    c.batch_execute("DROP INDEX events_at_btree").unwrap();
+
+    c.batch_execute(brin).unwrap();
+    snapshot(&cluster);
+    one_hour(&mut app, 10);
+    snapshot(&cluster);
+    assert_eq!(built_as(&mut c, brin).as_deref(), Some("public.events_at_idx"));
+    let row = c
+        .query_one(
+            "SELECT e.index_name, e.calls_before, e.calls_after
+               FROM pitstop.index_suggestions s, pitstop.index_effect(s.index_oid::regclass) e
+              WHERE s.ddl = $1 AND e.query LIKE 'SELECT count(*) FROM public.events%'",
+            &[&brin],
+        )
+        .unwrap();
+    let (index, before, after): (String, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!((index.as_str(), before, after), ("public.events_at_idx", 10, 10));
+    let suggested: String = c
+        .query_one("SELECT suggested_ddl FROM pitstop.index_effects WHERE index_name = 'public.events_at_idx'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(suggested, brin);
+}
+
+#[test]
+fn an_expression_suggestion_is_followed_by_its_own_ddl_not_by_another_expression() {
+    let (cluster, mut c) = PgCluster::with_extension(
+        "CREATE EXTENSION pg_stat_statements;
+         CREATE ROLE app LOGIN;
+         CREATE TABLE public.users (id int PRIMARY KEY, email text NOT NULL);
+         INSERT INTO public.users SELECT g, 'User' || g || '@Example.com' FROM generate_series(1, 100000) g;
+         ANALYZE public.users;
+         GRANT SELECT ON public.users TO app;
+         SELECT pg_stat_statements_reset();
+         SELECT pg_stat_force_next_flush()",
+    );
+    let mut app = cluster.connect_as("app", "postgres");
+    for i in 0..10 {
+        let email = format!("user{}@example.com", i * 7);
+        app.query_one("SELECT count(*) FROM public.users WHERE lower(email) = $1", &[&email])
+            .unwrap();
+    }
+    snapshot(&cluster);
+    let advice: Vec<String> = first_column(
+        &mut c,
+        "SELECT ddl FROM pitstop.suggest_indexes() WHERE table_name = 'public.users' ORDER BY rank",
+        &[],
+    );
+    let ddl = advice
+        .iter()
+        .find(|d| d.contains("((lower(email)))"))
+        .unwrap_or_else(|| panic!("{advice:?}"))
+        .clone();
+    c.batch_execute(
+        "CREATE INDEX users_upper ON public.users ((upper(email)));
+         CREATE INDEX users_md5 ON public.users ((md5(email)));",
+    )
+    .unwrap();
+    snapshot(&cluster);
+    assert_eq!(built_as(&mut c, &ddl), None, "another expression on the column is not {ddl}");
+    c.batch_execute(&ddl).unwrap();
+    snapshot(&cluster);
+    let built = built_as(&mut c, &ddl).unwrap_or_else(|| panic!("{ddl} not followed"));
+    let definition: String =
+        c.query_one("SELECT pg_get_indexdef($1::text::regclass)", &[&built]).unwrap().get(0);
+    assert!(definition.contains("(lower(email))"), "{built}: {definition}");
+}

@@ -193,6 +193,21 @@ INSERT INTO pitstop.host_metrics (sampled_at, host, metric, labels, value)
 INSERT INTO pitstop.query_snapshots VALUES ('2025-06-01 02:00+00', 1, 10, 42, 'SELECT 1', 3, 1.5, 0.5, 3, 10, 0, 0);
 "#;
 
+/// A remembered suggestion, for releases that have index_suggestions (0.3.0 on).
+const OLD_SUGGESTION: &str = "
+INSERT INTO pitstop.index_suggestions (dbid, relid, table_name, key_attnums, include_attnums, partial, ddl,
+                                       queryids, improvement_pct, first_suggested_at, last_suggested_at)
+SELECT d.oid, 'orders'::regclass, 'public.orders', '{1}', '{}', false, 'CREATE INDEX CONCURRENTLY ON public.orders (id)',
+       '{42}', 50, '2025-06-01 02:00+00', '2025-06-01 02:00+00'
+  FROM pg_database d WHERE d.datname = current_database()";
+
+fn has_suggestions(client: &mut Client) -> bool {
+    client
+        .query_one("SELECT to_regclass('pitstop.index_suggestions') IS NOT NULL", &[])
+        .unwrap()
+        .get(0)
+}
+
 /// Every row of the tables whose contents an upgrade must keep, as JSON text.
 fn kept_rows(client: &mut Client) -> Vec<String> {
     let tables = [
@@ -208,6 +223,12 @@ fn kept_rows(client: &mut Client) -> Vec<String> {
         // NULLs left out: a column an update adds reads NULL in the kept rows.
         let sql = format!("SELECT '{table} ' || jsonb_strip_nulls(to_jsonb(t))::text FROM pitstop.{table} t ORDER BY 1");
         rows.extend(client.query(&sql, &[]).unwrap().iter().map(|r| r.get::<_, String>(0)));
+    }
+    if has_suggestions(client) {
+        // access_method is new in 0.4.0 with a default (checked after the update).
+        let sql = "SELECT 'index_suggestions ' || (jsonb_strip_nulls(to_jsonb(t)) - 'access_method')::text
+                     FROM pitstop.index_suggestions t ORDER BY 1";
+        rows.extend(client.query(sql, &[]).unwrap().iter().map(|r| r.get::<_, String>(0)));
     }
     rows
 }
@@ -254,6 +275,10 @@ fn updating_an_old_version_equals_a_fresh_install_and_keeps_data_and_tracking() 
         c.batch_execute(&format!("CREATE EXTENSION pitstop VERSION '{old}'")).unwrap();
         c.batch_execute(OLD_DATA)
             .unwrap_or_else(|e| panic!("{old}: writing through the old version: {e}"));
+        let suggestions = has_suggestions(&mut c);
+        if suggestions {
+            c.batch_execute(OLD_SUGGESTION).unwrap();
+        }
         let before = kept_rows(&mut c);
 
         c.batch_execute("ALTER EXTENSION pitstop UPDATE")
@@ -278,7 +303,24 @@ fn updating_an_old_version_equals_a_fresh_install_and_keeps_data_and_tracking() 
             "INSERT INTO pitstop.maintenance_log (run_id, job, action, started_at, outcome) VALUES (2, 'cli', 'vacuum', now(), 'cancelled')",
         )
         .unwrap();
+        if suggestions {
+            check_suggestion_after_update(&mut c, &old);
+        }
     }
+}
+
+/// The suggestion remembered by the old version is a btree, and the index built for it is
+/// still found.
+fn check_suggestion_after_update(c: &mut Client, old: &str) {
+    let am: String =
+        c.query_one("SELECT access_method FROM pitstop.index_suggestions", &[]).unwrap().get(0);
+    assert_eq!(am, "btree", "{old}: a suggestion remembered before the update");
+    c.batch_execute("CREATE INDEX orders_id ON orders (id)").unwrap();
+    let marked: i32 =
+        c.query_one("SELECT pitstop.index_suggestions_observe()", &[]).unwrap().get(0);
+    let index: Option<String> =
+        c.query_one("SELECT index_name FROM pitstop.index_suggestions", &[]).unwrap().get(0);
+    assert_eq!((marked, index.as_deref()), (1, Some("public.orders_id")), "{old}");
 }
 
 /// The tables tracked before the update (in database `db`): registered with their tags, the

@@ -8,6 +8,7 @@
 use crate::pg::subxact;
 use pgrx::prelude::*;
 use pitstop_core::advisor::candidates::Candidate;
+use pitstop_core::advisor::size::AccessMethod;
 
 /// One suggestion as remembered: the index, the statements it helps, its estimated gain.
 pub struct Remembered<'a> {
@@ -28,13 +29,23 @@ const MAY_WRITE: &str = "SELECT NOT current_setting('transaction_read_only')::bo
 /// statements; one built since is left alone and the suggestion starts a new row.
 const UPSERT: &str = "
     INSERT INTO pitstop.index_suggestions AS s (dbid, relid, table_name, key_attnums, include_attnums, partial,
-                                               ddl, queryids, improvement_pct, first_suggested_at, last_suggested_at)
-    SELECT d.oid, $1, $2, $3, $4, $5, $6, $7, $8, now(), now()
+                                               ddl, queryids, improvement_pct, first_suggested_at, last_suggested_at,
+                                               access_method, key_expressions)
+    SELECT d.oid, $1, $2, $3, $4, $5, $6, $7, $8, now(), now(), $9, $10
       FROM pg_catalog.pg_database d WHERE d.datname = current_database()
     ON CONFLICT (dbid, ddl) WHERE index_oid IS NULL DO UPDATE
        SET last_suggested_at = excluded.last_suggested_at,
            improvement_pct = excluded.improvement_pct,
            queryids = ARRAY(SELECT DISTINCT q FROM unnest(s.queryids || excluded.queryids) AS q ORDER BY q)";
+
+/// The access method as pg_am names it, which index_suggestions_observe matches.
+fn access_method(am: AccessMethod) -> &'static str {
+    match am {
+        AccessMethod::Btree => "btree",
+        AccessMethod::Hash => "hash",
+        AccessMethod::Brin => "brin",
+    }
+}
 
 pub fn remember(suggestions: &[Remembered<'_>]) {
     if suggestions.is_empty() {
@@ -51,6 +62,8 @@ pub fn remember(suggestions: &[Remembered<'_>]) {
                 let c = s.candidate;
                 let keys: Vec<i16> = c.keys.iter().map(|k| k.indkey()).collect();
                 let include: Vec<i16> = c.include.iter().map(|(attnum, _)| *attnum).collect();
+                let expressions: Vec<Option<String>> =
+                    c.keys.iter().map(|k| k.expression.clone()).collect();
                 client.update(
                     UPSERT,
                     None,
@@ -63,6 +76,8 @@ pub fn remember(suggestions: &[Remembered<'_>]) {
                         c.ddl().into(),
                         s.queryids.clone().into(),
                         s.improvement_pct.into(),
+                        access_method(c.am).into(),
+                        expressions.into(),
                     ],
                 )?;
             }

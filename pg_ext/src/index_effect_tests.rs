@@ -1,0 +1,139 @@
+//! `#[pg_test]`s of `pitstop.index_suggestions_observe`: which built index counts as the one a
+//! remembered suggestion asked for (its access method, its expression keys).
+use pgrx::prelude::*;
+
+// The pg_test runner calls functions in schema "tests", so the module has that name too.
+#[pg_schema]
+mod tests {
+    use crate::pg::spi::required;
+    use pgrx::prelude::*;
+
+    /// Remembers a suggestion on `table` as suggest_indexes does, returns its id.
+    fn remember(
+        table: &str,
+        keys: &str,
+        am: &str,
+        expressions: Option<Vec<String>>,
+        ddl: &str,
+    ) -> i64 {
+        Spi::get_one_with_args::<i64>(
+            "INSERT INTO pitstop.index_suggestions (dbid, relid, table_name, key_attnums, include_attnums, partial, ddl,
+                                                   queryids, first_suggested_at, last_suggested_at, access_method, key_expressions)
+             SELECT d.oid, $1::regclass, $1, $2::int2[], '{}', false, $3, '{1}', now(), now(), $4, $5
+               FROM pg_database d WHERE d.datname = current_database()
+             RETURNING id",
+            &[table.into(), keys.into(), ddl.into(), am.into(), expressions.into()],
+        )
+        .unwrap()
+        .unwrap()
+    }
+
+    /// Marks what was built; returns the index each suggestion got (None: not built yet).
+    fn observe(ids: &[i64]) -> Vec<Option<String>> {
+        Spi::run("SELECT pitstop.index_suggestions_observe()").unwrap();
+        ids.iter()
+            .map(|id| {
+                Spi::get_one_with_args::<String>(
+                    "SELECT index_name FROM pitstop.index_suggestions WHERE id = $1",
+                    &[(*id).into()],
+                )
+                .unwrap()
+            })
+            .collect()
+    }
+
+    /// The suggested DDL for one statement with a single expression key, and that key as the
+    /// advisor deparsed it: the DDL writes it `(expression)` in the key list's parentheses.
+    fn advised_expression(statement: &str, marker: &str) -> (String, String) {
+        let ddl: Vec<String> = Spi::connect(|client| {
+            client
+                .select(
+                    "SELECT ddl FROM pitstop.suggest_indexes(queries => ARRAY[$1]) ORDER BY rank",
+                    None,
+                    &[statement.into()],
+                )
+                .unwrap()
+                .map(|row| required::<String>(&row, "ddl"))
+                .collect()
+        });
+        let ddl = ddl
+            .iter()
+            .find(|d| d.contains(marker) && !d.contains("INCLUDE"))
+            .unwrap_or_else(|| panic!("no {marker} suggested for {statement}: {ddl:?}"));
+        // The key list: from its "(" to the matching ")".
+        let start = ddl.find(" ((").unwrap_or_else(|| panic!("{ddl}")) + 1;
+        let mut depth = 0;
+        let end = ddl[start..]
+            .char_indices()
+            .find_map(|(i, ch)| {
+                depth += match ch {
+                    '(' => 1,
+                    ')' => -1,
+                    _ => 0,
+                };
+                (depth == 0).then_some(start + i)
+            })
+            .unwrap();
+        let key = &ddl[start + 2..end - 1];
+        (ddl.replace("CONCURRENTLY ", ""), key.to_string())
+    }
+
+    #[pg_test]
+    fn a_brin_suggestion_is_followed_by_a_brin_and_a_btree_one_by_a_btree() {
+        Spi::run("CREATE TABLE ie_log(id bigint, at timestamp)").unwrap();
+        let on_at = |am: &str, ddl: &str| remember("public.ie_log", "{2}", am, None, ddl);
+        let btree_ddl = "CREATE INDEX CONCURRENTLY ON public.ie_log (at)";
+        let brin = on_at("brin", "CREATE INDEX CONCURRENTLY ON public.ie_log USING brin (at)");
+        let btree = on_at("btree", btree_ddl);
+        Spi::run("CREATE INDEX ie_log_at_btree ON ie_log (at)").unwrap();
+        assert_eq!(observe(&[brin, btree]), [None, Some("public.ie_log_at_btree".to_string())]);
+        // Any pages_per_range: the DBA may pick another.
+        Spi::run(
+            "CREATE INDEX ie_log_at_brin ON ie_log USING brin (at) WITH (pages_per_range = 32)",
+        )
+        .unwrap();
+        assert_eq!(observe(&[brin]), [Some("public.ie_log_at_brin".to_string())]);
+        // Nor is a BRIN taken for a btree suggestion.
+        Spi::run("DROP INDEX ie_log_at_btree").unwrap();
+        let again = on_at("btree", btree_ddl);
+        assert_eq!(observe(&[again]), [None]);
+    }
+
+    #[pg_test]
+    fn an_expression_suggestion_is_followed_by_its_own_expression_only() {
+        Spi::run(
+            "CREATE TABLE ie_users(id int, email text, y int);
+             INSERT INTO ie_users SELECT g, 'User' || g || '@Example.com', g % 5000 FROM generate_series(1, 200000) g;
+             ANALYZE ie_users;",
+        )
+        .unwrap();
+        let (lower_ddl, lower) = advised_expression(
+            "SELECT id FROM ie_users WHERE lower(email) = 'user7@example.com'",
+            "lower(",
+        );
+        assert_eq!(lower, "lower(email)");
+        // An implicitly cast column: pg_get_indexdef adds parentheses around the cast.
+        let (cast_ddl, cast) =
+            advised_expression("SELECT id FROM ie_users WHERE y = 2000.5", "::numeric");
+        assert_eq!(cast, "(y)::numeric");
+        let ids = [
+            remember("public.ie_users", "{0}", "btree", Some(vec![lower]), &lower_ddl),
+            remember("public.ie_users", "{0}", "btree", Some(vec![cast]), &cast_ddl),
+        ];
+        Spi::run(
+            "CREATE INDEX ie_upper ON ie_users ((upper(email)));
+             CREATE INDEX ie_md5 ON ie_users ((md5(email)));
+             CREATE INDEX ie_y ON ie_users (y);
+             CREATE INDEX ie_y_bigint ON ie_users ((y::bigint));
+             CREATE INDEX ie_y_plus ON ie_users ((y + 1));",
+        )
+        .unwrap();
+        assert_eq!(observe(&ids), [None, None], "other expressions on the same columns");
+        Spi::run(&lower_ddl.replace("CREATE INDEX ON", "CREATE INDEX ie_lower ON")).unwrap();
+        Spi::run(&cast_ddl.replace("CREATE INDEX ON", "CREATE INDEX ie_cast ON")).unwrap();
+        assert_eq!(
+            observe(&ids),
+            [Some("public.ie_lower".to_string()), Some("public.ie_cast".to_string())]
+        );
+    }
+}

@@ -1,0 +1,51 @@
+-- pitstop 0.3.0 -> 0.4.0 (ALTER EXTENSION pitstop UPDATE). The result must equal a fresh
+-- CREATE EXTENSION pitstop of 0.4.0 (tests/tests/upgrade.rs compares the two): new or changed
+-- objects are written here exactly as in sql/schema/*.sql and the generated functions.
+
+-- index_effect follows BRIN and expression suggestions (issue 15): index_suggestions records
+-- each suggestion's access method and its expression keys' texts, and
+-- index_suggestions_observe matches on them. Every suggestion remembered by 0.3.0 is a btree;
+-- its expression keys' texts were not recorded (NULL: they match on the attnum 0 alone).
+-- The default is set after the column is added and the rows are written: ADD COLUMN with a
+-- default would keep it as the column's "missing value" too, which a fresh table has not.
+ALTER TABLE index_suggestions ADD COLUMN access_method text;
+UPDATE index_suggestions SET access_method = 'btree';
+ALTER TABLE index_suggestions ALTER COLUMN access_method SET DEFAULT 'btree',
+                              ALTER COLUMN access_method SET NOT NULL;
+ALTER TABLE index_suggestions ADD COLUMN key_expressions text[];
+
+CREATE OR REPLACE FUNCTION index_suggestions_observe() RETURNS integer
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    WITH found AS (
+        SELECT DISTINCT ON (s.id) s.id, i.indexrelid,
+               i.indexrelid::regclass::text AS index_name,
+               coalesce(t.n_tup_ins + t.n_tup_upd - t.n_tup_hot_upd + t.n_tup_del, 0) AS writes
+          FROM @extschema@.index_suggestions s
+          JOIN pg_index i ON i.indrelid = s.relid AND i.indisvalid
+          JOIN pg_class c ON c.oid = i.indexrelid
+          JOIN pg_am a ON a.oid = c.relam AND a.amname = s.access_method
+          LEFT JOIN pg_stat_all_tables t ON t.relid = s.relid
+         WHERE s.index_oid IS NULL
+           AND s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+           AND ARRAY(SELECT k FROM unnest((i.indkey::int2[])[0:i.indnkeyatts - 1]) WITH ORDINALITY AS u(k, n) ORDER BY n)
+               = s.key_attnums
+           AND ARRAY(SELECT k FROM unnest((i.indkey::int2[])[i.indnkeyatts:]) AS k ORDER BY k)
+               = ARRAY(SELECT k FROM unnest(s.include_attnums) AS k ORDER BY k)
+           AND (i.indpred IS NOT NULL) = s.partial
+           AND NOT EXISTS (SELECT 1 FROM unnest(s.key_expressions) WITH ORDINALITY AS e(expression, n)
+                            WHERE e.expression IS NOT NULL
+                              AND pg_get_indexdef(i.indexrelid, e.n::int4, false)
+                                  NOT IN (e.expression, '(' || e.expression || ')'))
+         ORDER BY s.id, i.indexrelid
+    ), marked AS (
+        UPDATE @extschema@.index_suggestions s
+           SET index_oid = f.indexrelid, index_name = f.index_name, built_seen_at = now(),
+               table_writes_at_seen = f.writes,
+               before_until = (SELECT max(captured_at) FROM @extschema@.query_snapshots q
+                                WHERE q.dbid = s.dbid AND q.captured_at < now())
+          FROM found f
+         WHERE s.id = f.id
+        RETURNING 1
+    )
+    SELECT count(*)::integer FROM marked
+$$;
