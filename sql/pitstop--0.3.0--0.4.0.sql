@@ -4,12 +4,17 @@
 
 -- index_effect follows BRIN and expression suggestions (issue 15): index_suggestions records
 -- each suggestion's access method and its expression keys' texts, and
--- index_suggestions_observe matches on them. Every suggestion remembered by 0.3.0 is a btree;
--- its expression keys' texts were not recorded (NULL: they match on the attnum 0 alone).
--- The default is set after the column is added and the rows are written: ADD COLUMN with a
--- default would keep it as the column's "missing value" too, which a fresh table has not.
+-- index_suggestions_observe matches on them. 0.3.0 remembered btree and BRIN suggestions
+-- (never hash); a BRIN's DDL is `CREATE INDEX CONCURRENTLY ON <table_name> USING brin (`, the
+-- table written as in table_name. Their expression keys' texts were not recorded (NULL: they
+-- match on the attnum 0 alone until suggest_indexes suggests them again). The default is
+-- set after the rows are written: ADD COLUMN with a default would also keep it as the
+-- column's "missing value", which a fresh table has not.
 ALTER TABLE index_suggestions ADD COLUMN access_method text;
-UPDATE index_suggestions SET access_method = 'btree';
+UPDATE index_suggestions
+   SET access_method = CASE WHEN starts_with(ddl, 'CREATE INDEX CONCURRENTLY ON ' || table_name || ' USING brin (')
+                              OR starts_with(ddl, 'CREATE INDEX ON ' || table_name || ' USING brin (')
+                            THEN 'brin' ELSE 'btree' END;
 ALTER TABLE index_suggestions ALTER COLUMN access_method SET DEFAULT 'btree',
                               ALTER COLUMN access_method SET NOT NULL;
 ALTER TABLE index_suggestions ADD COLUMN key_expressions text[];

@@ -33,7 +33,8 @@ CREATE TABLE index_suggestions (
     -- Per key, an expression's text as the server deparsed it (NULL for a column): a built
     -- index's expression key matches when pg_get_indexdef(index, n, false) prints it so, or in
     -- the parentheses it adds around what is not a function call. NULL for suggestions
-    -- remembered before 0.4.0: their expression keys match on the attnum 0 alone.
+    -- remembered before 0.4.0 and not suggested since: their expression keys match on the
+    -- attnum 0 alone.
     key_expressions      text[]
 );
 COMMENT ON TABLE index_suggestions IS

@@ -309,6 +309,17 @@ fn an_expression_suggestion_is_followed_by_its_own_ddl_not_by_another_expression
         .find(|d| d.contains("((lower(email)))"))
         .unwrap_or_else(|| panic!("{advice:?}"))
         .clone();
+    let expressions = |c: &mut Client| -> Option<Vec<Option<String>>> {
+        c.query_one("SELECT key_expressions FROM pitstop.index_suggestions WHERE ddl = $1", &[&ddl])
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(expressions(&mut c), Some(vec![Some("lower(email)".to_string())]));
+    // A row remembered by 0.3.0 has no texts; suggested again, it gets them.
+    c.execute("UPDATE pitstop.index_suggestions SET key_expressions = NULL", &[]).unwrap();
+    let again: Vec<String> = first_column(&mut c, "SELECT ddl FROM pitstop.suggest_indexes()", &[]);
+    assert!(again.contains(&ddl), "{again:?}");
+    assert_eq!(expressions(&mut c), Some(vec![Some("lower(email)".to_string())]));
     c.batch_execute(
         "CREATE INDEX users_upper ON public.users ((upper(email)));
          CREATE INDEX users_md5 ON public.users ((md5(email)));",

@@ -193,13 +193,19 @@ INSERT INTO pitstop.host_metrics (sampled_at, host, metric, labels, value)
 INSERT INTO pitstop.query_snapshots VALUES ('2025-06-01 02:00+00', 1, 10, 42, 'SELECT 1', 3, 1.5, 0.5, 3, 10, 0, 0);
 "#;
 
-/// A remembered suggestion, for releases that have index_suggestions (0.3.0 on).
-const OLD_SUGGESTION: &str = "
+/// Remembered suggestions, a btree and a BRIN (on a table whose name says "USING brin"), for
+/// releases that have index_suggestions (0.3.0 on).
+const OLD_SUGGESTION: &str = r#"
+CREATE TABLE "orders USING brin (id)" (id int);
 INSERT INTO pitstop.index_suggestions (dbid, relid, table_name, key_attnums, include_attnums, partial, ddl,
                                        queryids, improvement_pct, first_suggested_at, last_suggested_at)
-SELECT d.oid, 'orders'::regclass, 'public.orders', '{1}', '{}', false, 'CREATE INDEX CONCURRENTLY ON public.orders (id)',
-       '{42}', 50, '2025-06-01 02:00+00', '2025-06-01 02:00+00'
-  FROM pg_database d WHERE d.datname = current_database()";
+SELECT d.oid, t.relid, t.name, '{1}', '{}', false, t.ddl, '{42}', 50, '2025-06-01 02:00+00', '2025-06-01 02:00+00'
+  FROM pg_database d,
+       (VALUES ('orders'::regclass, 'public.orders', 'CREATE INDEX CONCURRENTLY ON public.orders (id)'),
+               ('orders'::regclass, 'public.orders', 'CREATE INDEX CONCURRENTLY ON public.orders USING brin (id)'),
+               ('"orders USING brin (id)"'::regclass, 'public."orders USING brin (id)"',
+                'CREATE INDEX CONCURRENTLY ON public."orders USING brin (id)" (id)')) AS t(relid, name, ddl)
+ WHERE d.datname = current_database()"#;
 
 fn has_suggestions(client: &mut Client) -> bool {
     client
@@ -309,18 +315,44 @@ fn updating_an_old_version_equals_a_fresh_install_and_keeps_data_and_tracking() 
     }
 }
 
-/// The suggestion remembered by the old version is a btree, and the index built for it is
-/// still found.
+/// The suggestions remembered by the old version have their access method, and the index
+/// built for each is found.
 fn check_suggestion_after_update(c: &mut Client, old: &str) {
-    let am: String =
-        c.query_one("SELECT access_method FROM pitstop.index_suggestions", &[]).unwrap().get(0);
-    assert_eq!(am, "btree", "{old}: a suggestion remembered before the update");
-    c.batch_execute("CREATE INDEX orders_id ON orders (id)").unwrap();
+    let remembered =
+        "SELECT ddl, access_method || ' ' || coalesce(index_name, '-') FROM pitstop.index_suggestions ORDER BY ddl COLLATE \"C\"";
+    let rows: Vec<(String, String)> = first_two_columns(c, remembered, &[]);
+    let expected = |built: [&str; 3]| {
+        vec![
+            (
+                "CREATE INDEX CONCURRENTLY ON public.\"orders USING brin (id)\" (id)".to_string(),
+                format!("btree {}", built[0]),
+            ),
+            (
+                "CREATE INDEX CONCURRENTLY ON public.orders (id)".to_string(),
+                format!("btree {}", built[1]),
+            ),
+            (
+                "CREATE INDEX CONCURRENTLY ON public.orders USING brin (id)".to_string(),
+                format!("brin {}", built[2]),
+            ),
+        ]
+    };
+    assert_eq!(rows, expected(["-", "-", "-"]), "{old}: remembered before the update");
+    c.batch_execute(
+        r#"CREATE INDEX orders_id ON orders (id);
+           CREATE INDEX orders_id_brin ON orders USING brin (id);
+           CREATE INDEX other_id ON "orders USING brin (id)" (id);"#,
+    )
+    .unwrap();
     let marked: i32 =
         c.query_one("SELECT pitstop.index_suggestions_observe()", &[]).unwrap().get(0);
-    let index: Option<String> =
-        c.query_one("SELECT index_name FROM pitstop.index_suggestions", &[]).unwrap().get(0);
-    assert_eq!((marked, index.as_deref()), (1, Some("public.orders_id")), "{old}");
+    assert_eq!(marked, 3, "{old}");
+    let rows: Vec<(String, String)> = first_two_columns(c, remembered, &[]);
+    assert_eq!(
+        rows,
+        expected(["public.other_id", "public.orders_id", "public.orders_id_brin"]),
+        "{old}: followed after the update"
+    );
 }
 
 /// The tables tracked before the update (in database `db`): registered with their tags, the

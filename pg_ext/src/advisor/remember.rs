@@ -26,7 +26,8 @@ const MAY_WRITE: &str = "SELECT NOT current_setting('transaction_read_only')::bo
                            AND has_sequence_privilege('pitstop.index_suggestions_id_seq', 'USAGE')";
 
 /// A suggestion already remembered and not yet built gets its latest time, gain and
-/// statements; one built since is left alone and the suggestion starts a new row.
+/// statements, and its expression keys' texts (which 0.3.0 did not record: the same DDL has
+/// the same ones); one built since is left alone and the suggestion starts a new row.
 const UPSERT: &str = "
     INSERT INTO pitstop.index_suggestions AS s (dbid, relid, table_name, key_attnums, include_attnums, partial,
                                                ddl, queryids, improvement_pct, first_suggested_at, last_suggested_at,
@@ -36,6 +37,7 @@ const UPSERT: &str = "
     ON CONFLICT (dbid, ddl) WHERE index_oid IS NULL DO UPDATE
        SET last_suggested_at = excluded.last_suggested_at,
            improvement_pct = excluded.improvement_pct,
+           key_expressions = excluded.key_expressions,
            queryids = ARRAY(SELECT DISTINCT q FROM unnest(s.queryids || excluded.queryids) AS q ORDER BY q)";
 
 /// The access method as pg_am names it, which index_suggestions_observe matches.
