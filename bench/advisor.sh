@@ -25,7 +25,7 @@
 # or `cargo pgrx test` rewrites the system pitstop.so in place, which crashes a server that
 # has it loaded (seen while writing this), and a copy pins one build for the whole run.
 #
-# Usage: bash bench/advisor.sh   (as root or postgres; env: SCALE, RUNS, TIMEOUT, PORT, BUDGET_SHARE, ROUNDS)
+# Usage: bash bench/advisor.sh   (as root or postgres; env: SCALE, RUNS, TIMEOUT, PORT, BUDGET_SHARE, ROUNDS, TUNED)
 # WORKLOAD=tpcds runs bench/tpcds/advisor.sh instead (TPC-DS, its 99 queries).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -93,6 +93,16 @@ done
 # VACUUM as well: sets hint bits and the visibility map, so the first timed run does not
 # pay for them and index-only scans are possible.
 psql -c "VACUUM ANALYZE"
+# TUNED=1: the server as pitstop's own config_advice('dw') would set it, every suggested
+# setting that needs no restart (random_page_cost, work_mem, effective_cache_size, parallel
+# workers...): the planner whose estimates the advice follows then prices cached data closer
+# to what it costs. Both the advice and every timed configuration run with them.
+SETTINGS="defaults"
+if [ -n "${TUNED:-}" ]; then
+    psql -At -c "SELECT format('ALTER SYSTEM SET %s = %L;', name, suggested) FROM pitstop.config_advice('dw') WHERE differs AND NOT restart_required" | psql
+    psql -c "SELECT pg_reload_conf()" >/dev/null
+    SETTINGS="pitstop.config_advice('dw') applied: $(psql -At -c "SELECT string_agg(name || ' = ' || setting || coalesce(unit, ''), ', ' ORDER BY name) FROM pg_settings WHERE source = 'configuration file' AND name IN (SELECT name FROM pitstop.config_advice('dw') WHERE NOT restart_required)")"
+fi
 LOAD_S=$(( $(date +%s) - t0 ))
 TABLE_BYTES=$(psql -At -c "SELECT sum(pg_total_relation_size(oid)) FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace")
 
@@ -366,7 +376,7 @@ drop_indexes
 
 echo
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB RAM, kernel $(uname -r), PostgreSQL $("$BIN/postgres" --version | awk '{print $3}'), HypoPG $(psql -At -c "SELECT extversion FROM pg_extension WHERE extname = 'hypopg'"), pitstop.so md5 $PITSTOP_SO"
-echo "method: TPC-H scale $SCALE ($(mb "$TABLE_BYTES") MB of tables, loaded in ${LOAD_S}s), no keys or indexes at start; shared_buffers 256MB; $RUNS runs per query, median; statement_timeout ${TIMEOUT}s"
+echo "method: TPC-H scale $SCALE ($(mb "$TABLE_BYTES") MB of tables, loaded in ${LOAD_S}s), no keys or indexes at start; shared_buffers 256MB; settings: $SETTINGS; $RUNS runs per query, median; statement_timeout ${TIMEOUT}s"
 echo
 echo "### a) advice run time"
 echo

@@ -62,10 +62,19 @@ run_ms() {
     else die "$1 failed: $out"; fi
 }
 declare -A TIME BYTES LOADAVG COUNT
+# total_s CONFIG [EXCLUDED...]: the workload's seconds, without the EXCLUDED queries.
 total_s() {
-    local q; for q in $QUERIES; do v=${TIME[$1:$q]}; [ "$v" = timeout ] && v=$((TIMEOUT * 1000)); echo "$v"; done |
-        awk '{s += $1} END {printf "%.1f", s / 1000}'
+    local c="$1" q; shift
+    for q in $QUERIES; do
+        [[ " $* " == *" $q "* ]] && continue
+        v=${TIME[$c:$q]}; [ "$v" = timeout ] && v=$((TIMEOUT * 1000)); echo "$v"
+    done | awk '{s += $1} END {printf "%.1f", s / 1000}'
 }
+# q04 and q11 spend their time joining a CTE materialized once (year_total, referenced 6 and
+# 4 times) with itself: no index reaches those scans, so their time is the same with any index
+# set. On SF 0.1 they are 81 % of the per-column time, which puts "0.8x its time" out of any
+# index set's reach (BENCHMARKS.md); the other 97 statements are also reported alone.
+INDEX_BLIND="q04 q11"
 timeouts() { local q n=0; for q in $QUERIES; do [ "${TIME[$1:$q]}" = timeout ] && n=$((n + 1)); done; echo $n; }
 # Indexes beyond the primary keys.
 extra_bytes() { psql -At -c "SELECT coalesce(sum(pg_relation_size(indexrelid)), 0) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid WHERE c.relnamespace = 'public'::regnamespace AND NOT i.indisprimary"; }
@@ -165,6 +174,8 @@ echo "|---|---|---|---|---|---|---|---|"
 for c in $CONFIGS; do
     echo "| $c | ${COUNT[$c]:-0} | $(mb "${BYTES[$c]}") | $(total_s $c) | $(timeouts $c) | $(ratio "$(total_s $c)" "$(total_s per_column)") | $(ratio "${BYTES[$c]}" "${BYTES[per_column]}") | ${LOADAVG[$c]} |"
 done
+echo
+echo "without $INDEX_BLIND (self-joins of a materialized CTE, which no index reaches): per-column $(total_s per_column $INDEX_BLIND) s; $(for c in $CONFIGS; do [ $c = per_column ] || printf '%s %s s (%s), ' "$c" "$(total_s $c $INDEX_BLIND)" "$(ratio "$(total_s $c $INDEX_BLIND)" "$(total_s per_column $INDEX_BLIND)")"; done | sed 's/, $//')"
 echo
 echo "advice from pg_stat_statements: $((RECORDED - UNPLANNED)) of $RECORDED statements planned; the same indexes as the advice on the literal texts: $SAME$([ $SAME = no ] && echo "; workload time pgss / literal $(ratio "$(total_s pgss)" "$(total_s literal)") (target ≤ 1.05)")"
 echo
