@@ -39,8 +39,9 @@ LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
            AND (i.indpred IS NOT NULL) = s.partial
            AND NOT EXISTS (SELECT 1 FROM unnest(s.key_expressions) WITH ORDINALITY AS e(expression, n)
                             WHERE e.expression IS NOT NULL
-                              AND pg_get_indexdef(i.indexrelid, e.n::int4, false)
-                                  NOT IN (e.expression, '(' || e.expression || ')'))
+                              AND regexp_replace(coalesce(pg_get_indexdef(i.indexrelid, e.n::int4, false), ''), '\s+', '', 'g')
+                                  NOT IN (regexp_replace(e.expression, '\s+', '', 'g'),
+                                          '(' || regexp_replace(e.expression, '\s+', '', 'g') || ')'))
          ORDER BY s.id, i.indexrelid
     ), marked AS (
         UPDATE @extschema@.index_suggestions s

@@ -328,6 +328,16 @@ mod tests {
     }
 
     #[pg_test]
+    fn a_bloom_brin_on_the_column_does_not_stand_for_a_minmax_one() {
+        make_log(600_000, false);
+        // A bloom BRIN answers equality only: the day's range still wants the default BRIN.
+        Spi::run("CREATE INDEX cand_log_at ON cand_log USING brin (at timestamp_bloom_ops)")
+            .unwrap();
+        let ddl = advice_within(&[ONE_DAY], 1.0);
+        assert!(ddl.iter().any(|d| d.contains("USING brin (at)")), "{ddl:?}");
+    }
+
+    #[pg_test]
     fn hypothetical_brin_indexes_never_break_planning() {
         Spi::run(
             "CREATE TABLE cand_empty(id int, at timestamp);

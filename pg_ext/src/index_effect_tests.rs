@@ -100,6 +100,28 @@ mod tests {
     }
 
     #[pg_test]
+    fn a_case_suggestion_is_followed_though_its_index_prints_it_on_lines() {
+        Spi::run(
+            "CREATE TABLE ie_kinds(id int, kind int, a int, b int);
+             INSERT INTO ie_kinds SELECT g, g % 2, g, g % 1000 FROM generate_series(1, 200000) g;
+             ANALYZE ie_kinds;",
+        )
+        .unwrap();
+        let (ddl, key) = advised_expression(
+            "SELECT id FROM ie_kinds WHERE CASE WHEN kind = 1 THEN a ELSE b END = 4242",
+            "CASE",
+        );
+        let id = remember("public.ie_kinds", "{0}", "btree", Some(vec![key.clone()]), &ddl);
+        Spi::run(&ddl.replace("CREATE INDEX ON", "CREATE INDEX ie_case ON")).unwrap();
+        let printed =
+            Spi::get_one::<String>("SELECT pg_get_indexdef('ie_case'::regclass, 1, false)")
+                .unwrap()
+                .unwrap();
+        assert!(printed.contains('\n') && !key.contains('\n'), "{key} / {printed}");
+        assert_eq!(observe(&[id]), [Some("public.ie_case".to_string())]);
+    }
+
+    #[pg_test]
     fn an_expression_suggestion_is_followed_by_its_own_expression_only() {
         Spi::run(
             "CREATE TABLE ie_users(id int, email text, y int);

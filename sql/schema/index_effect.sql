@@ -31,8 +31,9 @@ CREATE TABLE index_suggestions (
     -- Since 0.4.0 (its update adds the columns last, as here). The access method (pg_am.amname).
     access_method        text        NOT NULL DEFAULT 'btree',
     -- Per key, an expression's text as the server deparsed it (NULL for a column): a built
-    -- index's expression key matches when pg_get_indexdef(index, n, false) prints it so, or in
-    -- the parentheses it adds around what is not a function call. NULL for suggestions
+    -- index's expression key matches when pg_get_indexdef(index, n, false) prints it so
+    -- (whitespace aside: it lays a CASE out on lines), or in the parentheses it adds around
+    -- what is not a function call. NULL for suggestions
     -- remembered before 0.4.0 and not suggested since: their expression keys match on the
     -- attnum 0 alone.
     key_expressions      text[]
@@ -66,8 +67,9 @@ LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
            AND (i.indpred IS NOT NULL) = s.partial
            AND NOT EXISTS (SELECT 1 FROM unnest(s.key_expressions) WITH ORDINALITY AS e(expression, n)
                             WHERE e.expression IS NOT NULL
-                              AND pg_get_indexdef(i.indexrelid, e.n::int4, false)
-                                  NOT IN (e.expression, '(' || e.expression || ')'))
+                              AND regexp_replace(coalesce(pg_get_indexdef(i.indexrelid, e.n::int4, false), ''), '\s+', '', 'g')
+                                  NOT IN (regexp_replace(e.expression, '\s+', '', 'g'),
+                                          '(' || regexp_replace(e.expression, '\s+', '', 'g') || ')'))
          ORDER BY s.id, i.indexrelid
     ), marked AS (
         UPDATE @extschema@.index_suggestions s

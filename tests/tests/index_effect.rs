@@ -315,11 +315,25 @@ fn an_expression_suggestion_is_followed_by_its_own_ddl_not_by_another_expression
             .get(0)
     };
     assert_eq!(expressions(&mut c), Some(vec![Some("lower(email)".to_string())]));
-    // A row remembered by 0.3.0 has no texts; suggested again, it gets them.
-    c.execute("UPDATE pitstop.index_suggestions SET key_expressions = NULL", &[]).unwrap();
+    // A row remembered by 0.3.0 has no texts; suggested again, it gets them. One remembered
+    // before its table was dropped and made again has a stale relid and attnums: they too.
+    c.execute(
+        "UPDATE pitstop.index_suggestions SET key_expressions = NULL, relid = 0, key_attnums = '{9}'",
+        &[],
+    )
+    .unwrap();
     let again: Vec<String> = first_column(&mut c, "SELECT ddl FROM pitstop.suggest_indexes()", &[]);
     assert!(again.contains(&ddl), "{again:?}");
     assert_eq!(expressions(&mut c), Some(vec![Some("lower(email)".to_string())]));
+    let fresh: bool = c
+        .query_one(
+            "SELECT relid = 'public.users'::regclass AND key_attnums = '{0}'
+               FROM pitstop.index_suggestions WHERE ddl = $1",
+            &[&ddl],
+        )
+        .unwrap()
+        .get(0);
+    assert!(fresh, "the table and keys of the suggestion as they are now");
     c.batch_execute(
         "CREATE INDEX users_upper ON public.users ((upper(email)));
          CREATE INDEX users_md5 ON public.users ((md5(email)));",

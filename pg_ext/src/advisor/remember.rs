@@ -38,6 +38,10 @@ const UPSERT: &str = "
        SET last_suggested_at = excluded.last_suggested_at,
            improvement_pct = excluded.improvement_pct,
            key_expressions = excluded.key_expressions,
+           -- The table may have been dropped and made again under its name since.
+           relid = excluded.relid,
+           key_attnums = excluded.key_attnums,
+           include_attnums = excluded.include_attnums,
            queryids = ARRAY(SELECT DISTINCT q FROM unnest(s.queryids || excluded.queryids) AS q ORDER BY q)";
 
 /// The access method as pg_am names it, which index_suggestions_observe matches.

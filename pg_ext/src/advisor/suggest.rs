@@ -247,7 +247,9 @@ fn existing_indexes(relids: &[u32]) -> Vec<ExistingIndex> {
             let key_columns = key_columns as usize;
             Some(ExistingIndex {
                 relid: relid.to_u32(),
+                // Another operator class: no access method a candidate has.
                 am: spi::column::<String>(&row, "amname")
+                    .filter(|_| spi::column(&row, "default_opclasses").unwrap_or(false))
                     .and_then(|name| AccessMethod::from_name(&name)),
                 partial: spi::column(&row, "partial").unwrap_or(true),
                 keys: columns
