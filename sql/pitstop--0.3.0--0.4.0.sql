@@ -20,7 +20,9 @@ ALTER TABLE index_suggestions ALTER COLUMN access_method SET DEFAULT 'btree',
 ALTER TABLE index_suggestions ADD COLUMN key_expressions text[];
 
 CREATE OR REPLACE FUNCTION index_suggestions_observe() RETURNS integer
-LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+-- The settings suggest_indexes deparses the remembered expressions under: constants print alike.
+SET DateStyle = 'ISO, MDY' SET IntervalStyle = 'postgres' SET extra_float_digits = 3 AS $$
     WITH found AS (
         SELECT DISTINCT ON (s.id) s.id, i.indexrelid,
                i.indexrelid::regclass::text AS index_name,

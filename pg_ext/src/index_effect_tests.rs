@@ -122,6 +122,30 @@ mod tests {
     }
 
     #[pg_test]
+    fn a_suggested_date_reads_the_same_under_any_datestyle() {
+        Spi::run(
+            "CREATE TABLE ie_due(id int, due date);
+             INSERT INTO ie_due SELECT g, CASE WHEN g % 10 > 0 THEN date '2024-01-01' + g % 1000 END
+               FROM generate_series(1, 200000) g;
+             ANALYZE ie_due;
+             SET DateStyle = 'SQL, DMY';",
+        )
+        .unwrap();
+        // 3 February under DMY.
+        let (ddl, key) = advised_expression(
+            "SELECT id FROM ie_due WHERE coalesce(due, '03/02/2024') = '10/05/2024'",
+            "COALESCE",
+        );
+        assert!(key.contains("'2024-02-03'::date"), "{key}");
+        let id = remember("public.ie_due", "{0}", "btree", Some(vec![key]), &ddl);
+        // Built by a DBA under MDY, observed by a daemon under another style.
+        Spi::run("SET DateStyle = 'SQL, MDY'").unwrap();
+        Spi::run(&ddl.replace("CREATE INDEX ON", "CREATE INDEX ie_due_coalesce ON")).unwrap();
+        Spi::run("SET DateStyle = 'German'").unwrap();
+        assert_eq!(observe(&[id]), [Some("public.ie_due_coalesce".to_string())]);
+    }
+
+    #[pg_test]
     fn an_expression_suggestion_is_followed_by_its_own_expression_only() {
         Spi::run(
             "CREATE TABLE ie_users(id int, email text, y int);

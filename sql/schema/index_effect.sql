@@ -48,7 +48,9 @@ SELECT pg_catalog.pg_extension_config_dump('index_suggestions_id_seq', '');
 -- snapshot job before each snapshot (its role needs UPDATE here), so the window between the
 -- previous snapshot and this one, when the index was built, belongs to neither side.
 CREATE FUNCTION index_suggestions_observe() RETURNS integer
-LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+-- The settings suggest_indexes deparses the remembered expressions under: constants print alike.
+SET DateStyle = 'ISO, MDY' SET IntervalStyle = 'postgres' SET extra_float_digits = 3 AS $$
     WITH found AS (
         SELECT DISTINCT ON (s.id) s.id, i.indexrelid,
                i.indexrelid::regclass::text AS index_name,

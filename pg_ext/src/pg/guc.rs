@@ -142,24 +142,34 @@ pub fn output_settings() -> OutputSettings {
     }
 }
 
-/// Runs `f` with search_path = pg_catalog, as a function's `SET search_path` clause would: SQL
-/// that `f` deparses then names the schema of everything outside pg_catalog, so it means the
-/// same thing under the search_path of whoever runs it later.
-pub fn with_catalog_search_path<R>(f: impl FnOnce() -> R) -> R {
+/// Runs `f` with search_path = pg_catalog, as a function's `SET search_path` clause would, and
+/// with dates, intervals and floats printed as pg_dump prints them: SQL that `f` deparses then
+/// names the schema of everything outside pg_catalog and spells its constants so that they
+/// read back the same under whatever settings the session that runs it later has (a date
+/// printed under `DateStyle = 'SQL, DMY'` is another date under MDY).
+pub fn with_portable_deparse<R>(f: impl FnOnce() -> R) -> R {
+    const SETTINGS: [(&std::ffi::CStr, &std::ffi::CStr); 4] = [
+        (c"search_path", c"pg_catalog"),
+        (c"DateStyle", c"ISO, MDY"),
+        (c"IntervalStyle", c"postgres"),
+        (c"extra_float_digits", c"3"),
+    ];
     // SAFETY: a GUC nest level opened and closed around `f` as fmgr_security_definer does; if
-    // `f` raises an ERROR, the (sub)transaction's abort unwinds the level and the setting.
+    // `f` raises an ERROR, the (sub)transaction's abort unwinds the level and the settings.
     unsafe {
         let level = pg_sys::NewGUCNestLevel();
-        pg_sys::set_config_option(
-            c"search_path".as_ptr(),
-            c"pg_catalog".as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            0,
-            false,
-        );
+        for (name, value) in SETTINGS {
+            pg_sys::set_config_option(
+                name.as_ptr(),
+                value.as_ptr(),
+                pg_sys::GucContext::PGC_USERSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+                pg_sys::GucAction::GUC_ACTION_SAVE,
+                true,
+                0,
+                false,
+            );
+        }
         let result = f();
         pg_sys::AtEOXact_GUC(true, level);
         result

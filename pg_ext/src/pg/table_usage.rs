@@ -273,8 +273,9 @@ impl Collector {
             }
             let context = pg_sys::deparse_context_for(pg_sys::get_rel_name(self.relid), self.relid);
             // Under pg_catalog alone: the role's own functions come out schema-qualified, so the
-            // DDL the DBA runs later calls what the statement called, whatever the DBA's path.
-            let sql = crate::pg::guc::with_catalog_search_path(|| {
+            // DDL the DBA runs later calls what the statement called, whatever the DBA's path;
+            // and constants as pg_dump writes them, whatever the DBA's DateStyle.
+            let sql = crate::pg::guc::with_portable_deparse(|| {
                 let plain = text(pg_sys::deparse_expression(copy, context, false, false));
                 // An implicit cast of a column (`y = 2000.5` compares `y::numeric`) prints as
                 // the bare column, and an index on that would be the column's: show the cast.
