@@ -18,6 +18,9 @@ UPDATE index_suggestions
 ALTER TABLE index_suggestions ALTER COLUMN access_method SET DEFAULT 'btree',
                               ALTER COLUMN access_method SET NOT NULL;
 ALTER TABLE index_suggestions ADD COLUMN key_expressions text[];
+-- A partial suggestion's predicate and its keys' operator classes: NULL for 0.3.0's rows too.
+ALTER TABLE index_suggestions ADD COLUMN predicate text;
+ALTER TABLE index_suggestions ADD COLUMN key_opclasses text[];
 
 CREATE OR REPLACE FUNCTION index_suggestions_observe() RETURNS integer
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
@@ -44,6 +47,15 @@ SET DateStyle = 'ISO, MDY' SET IntervalStyle = 'postgres' SET extra_float_digits
                               AND regexp_replace(coalesce(pg_get_indexdef(i.indexrelid, e.n::int4, false), ''), '\s+', '', 'g')
                                   NOT IN (regexp_replace(e.expression, '\s+', '', 'g'),
                                           '(' || regexp_replace(e.expression, '\s+', '', 'g') || ')'))
+           AND (s.predicate IS NULL
+                OR regexp_replace(coalesce(pg_get_expr(i.indpred, i.indrelid), ''), '\s+', '', 'g')
+                   IN (regexp_replace(s.predicate, '\s+', '', 'g'),
+                       '(' || regexp_replace(s.predicate, '\s+', '', 'g') || ')'))
+           AND NOT EXISTS (SELECT 1 FROM unnest(s.key_opclasses) WITH ORDINALITY AS o(opclass, n)
+                             JOIN unnest(i.indclass::oid[]) WITH ORDINALITY AS k(opclass, n) ON k.n = o.n
+                             JOIN pg_opclass AS c ON c.oid = k.opclass
+                            WHERE CASE WHEN o.opclass IS NULL THEN NOT c.opcdefault
+                                       ELSE c.opcname <> o.opclass END)
          ORDER BY s.id, i.indexrelid
     ), marked AS (
         UPDATE @extschema@.index_suggestions s

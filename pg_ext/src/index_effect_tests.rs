@@ -8,7 +8,41 @@ mod tests {
     use crate::pg::spi::required;
     use pgrx::prelude::*;
 
+    /// What a remembered suggestion records beyond its table, key attnums and DDL.
+    #[derive(Default)]
+    struct Recorded {
+        am: Option<String>,
+        expressions: Option<Vec<String>>,
+        /// None: not partial.
+        predicate: Option<&'static str>,
+        /// Per key, None for the default operator class.
+        opclasses: Option<Vec<Option<String>>>,
+    }
+
     /// Remembers a suggestion on `table` as suggest_indexes does, returns its id.
+    fn remember_as(table: &str, keys: &str, ddl: &str, r: Recorded) -> i64 {
+        Spi::get_one_with_args::<i64>(
+            "INSERT INTO pitstop.index_suggestions (dbid, relid, table_name, key_attnums, include_attnums, partial, ddl,
+                                                   queryids, first_suggested_at, last_suggested_at, access_method,
+                                                   key_expressions, predicate, key_opclasses)
+             SELECT d.oid, $1::regclass, $1, $2::int2[], '{}', $5 IS NOT NULL, $3, '{1}', now(), now(),
+                    coalesce($4, 'btree'), $6, $5, $7
+               FROM pg_database d WHERE d.datname = current_database()
+             RETURNING id",
+            &[
+                table.into(),
+                keys.into(),
+                ddl.into(),
+                r.am.into(),
+                r.predicate.into(),
+                r.expressions.into(),
+                r.opclasses.into(),
+            ],
+        )
+        .unwrap()
+        .unwrap()
+    }
+
     fn remember(
         table: &str,
         keys: &str,
@@ -16,16 +50,8 @@ mod tests {
         expressions: Option<Vec<String>>,
         ddl: &str,
     ) -> i64 {
-        Spi::get_one_with_args::<i64>(
-            "INSERT INTO pitstop.index_suggestions (dbid, relid, table_name, key_attnums, include_attnums, partial, ddl,
-                                                   queryids, first_suggested_at, last_suggested_at, access_method, key_expressions)
-             SELECT d.oid, $1::regclass, $1, $2::int2[], '{}', false, $3, '{1}', now(), now(), $4, $5
-               FROM pg_database d WHERE d.datname = current_database()
-             RETURNING id",
-            &[table.into(), keys.into(), ddl.into(), am.into(), expressions.into()],
-        )
-        .unwrap()
-        .unwrap()
+        let am = Some(am.to_string());
+        remember_as(table, keys, ddl, Recorded { am, expressions, ..Default::default() })
     }
 
     /// Marks what was built; returns the index each suggestion got (None: not built yet).
@@ -143,6 +169,38 @@ mod tests {
         Spi::run(&ddl.replace("CREATE INDEX ON", "CREATE INDEX ie_due_coalesce ON")).unwrap();
         Spi::run("SET DateStyle = 'German'").unwrap();
         assert_eq!(observe(&[id]), [Some("public.ie_due_coalesce".to_string())]);
+    }
+
+    #[pg_test]
+    fn a_suggestion_is_followed_by_its_own_predicate_and_operator_classes_only() {
+        Spi::run("CREATE TABLE ie_orders(id int, status text, email text)").unwrap();
+        let t = "public.ie_orders";
+        let text_pattern = || vec![Some("text_pattern_ops".to_string())];
+        let with = |predicate, opclasses| Recorded {
+            predicate,
+            opclasses: Some(opclasses),
+            ..Default::default()
+        };
+        let ids = [
+            // The predicate as the advisor deparses it.
+            remember_as(t, "{3}", "partial", with(Some("(status = 'open'::text)"), vec![None])),
+            remember_as(t, "{3}", "pattern", with(None, text_pattern())),
+            remember_as(t, "{3}", "plain", with(None, vec![None])),
+        ];
+        Spi::run(
+            "CREATE INDEX ie_done ON ie_orders (email) WHERE status = 'done';
+             CREATE INDEX ie_varchar_pattern ON ie_orders (email varchar_pattern_ops);",
+        )
+        .unwrap();
+        assert_eq!(observe(&ids), [None, None, None], "another predicate, other operator classes");
+        Spi::run(
+            "CREATE INDEX ie_open ON ie_orders (email) WHERE status = 'open';
+             CREATE INDEX ie_pattern ON ie_orders (email text_pattern_ops);
+             CREATE INDEX ie_plain ON ie_orders (email);",
+        )
+        .unwrap();
+        let built = |name: &str| Some(format!("public.{name}"));
+        assert_eq!(observe(&ids), [built("ie_open"), built("ie_pattern"), built("ie_plain")]);
     }
 
     #[pg_test]

@@ -9,8 +9,8 @@ CREATE TABLE index_suggestions (
     relid                oid         NOT NULL,
     table_name           text        NOT NULL,
     -- The index's key columns in order (0 for an expression, as in pg_index.indkey) and its
-    -- INCLUDE columns, as attribute numbers: an index matches on these (sort order and
-    -- operator class aside), on being partial, on its access method and on key_expressions.
+    -- INCLUDE columns, as attribute numbers: an index matches on these (sort order aside), on
+    -- being partial, on its access method, key_expressions, predicate and key_opclasses.
     key_attnums          int2[]      NOT NULL,
     include_attnums      int2[]      NOT NULL,
     partial              boolean     NOT NULL,
@@ -36,7 +36,15 @@ CREATE TABLE index_suggestions (
     -- what is not a function call. NULL for suggestions
     -- remembered before 0.4.0 and not suggested since: their expression keys match on the
     -- attnum 0 alone.
-    key_expressions      text[]
+    key_expressions      text[],
+    -- Since 0.4.0 too. A partial suggestion's WHERE clause as the server deparsed it: a built
+    -- index's predicate matches when pg_get_expr prints it so (whitespace and one pair of
+    -- parentheses aside). Per key, an operator class the suggestion names (text_pattern_ops),
+    -- NULL for the type's default one, which the built index must then use. Both NULL for
+    -- suggestions remembered before 0.4.0 and not suggested since: they match on being partial
+    -- alone, whatever the operator classes.
+    predicate            text,
+    key_opclasses        text[]
 );
 COMMENT ON TABLE index_suggestions IS
   'Indexes pitstop.suggest_indexes suggested over pg_stat_statements, and the index later built for each (pitstop.index_effect)';
@@ -72,6 +80,15 @@ SET DateStyle = 'ISO, MDY' SET IntervalStyle = 'postgres' SET extra_float_digits
                               AND regexp_replace(coalesce(pg_get_indexdef(i.indexrelid, e.n::int4, false), ''), '\s+', '', 'g')
                                   NOT IN (regexp_replace(e.expression, '\s+', '', 'g'),
                                           '(' || regexp_replace(e.expression, '\s+', '', 'g') || ')'))
+           AND (s.predicate IS NULL
+                OR regexp_replace(coalesce(pg_get_expr(i.indpred, i.indrelid), ''), '\s+', '', 'g')
+                   IN (regexp_replace(s.predicate, '\s+', '', 'g'),
+                       '(' || regexp_replace(s.predicate, '\s+', '', 'g') || ')'))
+           AND NOT EXISTS (SELECT 1 FROM unnest(s.key_opclasses) WITH ORDINALITY AS o(opclass, n)
+                             JOIN unnest(i.indclass::oid[]) WITH ORDINALITY AS k(opclass, n) ON k.n = o.n
+                             JOIN pg_opclass AS c ON c.oid = k.opclass
+                            WHERE CASE WHEN o.opclass IS NULL THEN NOT c.opcdefault
+                                       ELSE c.opcname <> o.opclass END)
          ORDER BY s.id, i.indexrelid
     ), marked AS (
         UPDATE @extschema@.index_suggestions s

@@ -26,18 +26,21 @@ const MAY_WRITE: &str = "SELECT NOT current_setting('transaction_read_only')::bo
                            AND has_sequence_privilege('pitstop.index_suggestions_id_seq', 'USAGE')";
 
 /// A suggestion already remembered and not yet built gets its latest time, gain and
-/// statements, and its expression keys' texts (which 0.3.0 did not record: the same DDL has
-/// the same ones); one built since is left alone and the suggestion starts a new row.
+/// statements, and its expression keys' texts, predicate and operator classes (which 0.3.0 did
+/// not record: the same DDL has the same ones); one built since is left alone and the
+/// suggestion starts a new row.
 const UPSERT: &str = "
     INSERT INTO pitstop.index_suggestions AS s (dbid, relid, table_name, key_attnums, include_attnums, partial,
                                                ddl, queryids, improvement_pct, first_suggested_at, last_suggested_at,
-                                               access_method, key_expressions)
-    SELECT d.oid, $1, $2, $3, $4, $5, $6, $7, $8, now(), now(), $9, $10
+                                               access_method, key_expressions, predicate, key_opclasses)
+    SELECT d.oid, $1, $2, $3, $4, $5, $6, $7, $8, now(), now(), $9, $10, $11, $12
       FROM pg_catalog.pg_database d WHERE d.datname = current_database()
     ON CONFLICT (dbid, ddl) WHERE index_oid IS NULL DO UPDATE
        SET last_suggested_at = excluded.last_suggested_at,
            improvement_pct = excluded.improvement_pct,
            key_expressions = excluded.key_expressions,
+           predicate = excluded.predicate,
+           key_opclasses = excluded.key_opclasses,
            -- The table may have been dropped and made again under its name since.
            relid = excluded.relid,
            key_attnums = excluded.key_attnums,
@@ -70,6 +73,8 @@ pub fn remember(suggestions: &[Remembered<'_>]) {
                 let include: Vec<i16> = c.include.iter().map(|(attnum, _)| *attnum).collect();
                 let expressions: Vec<Option<String>> =
                     c.keys.iter().map(|k| k.expression.clone()).collect();
+                let opclasses: Vec<Option<String>> =
+                    c.keys.iter().map(|k| k.opclass.clone()).collect();
                 client.update(
                     UPSERT,
                     None,
@@ -84,6 +89,8 @@ pub fn remember(suggestions: &[Remembered<'_>]) {
                         s.improvement_pct.into(),
                         access_method(c.am).into(),
                         expressions.into(),
+                        c.predicate.clone().into(),
+                        opclasses.into(),
                     ],
                 )?;
             }
