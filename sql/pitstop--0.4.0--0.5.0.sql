@@ -1,0 +1,3 @@
+-- pitstop 0.4.0 -> 0.5.0 (ALTER EXTENSION pitstop UPDATE). The result must equal a fresh
+-- CREATE EXTENSION pitstop of 0.5.0 (tests/tests/upgrade.rs compares the two): new or changed
+-- objects are written here exactly as in sql/schema/*.sql and the generated functions.
