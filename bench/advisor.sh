@@ -13,7 +13,8 @@
 #     three configurations: no indexes; pitstop's suggestions built for real; a single-column
 #     btree on every column the queries filter or join on (bench/tpch/per_column_indexes.sql,
 #     the per-column advice of index_advisor / Dexter style); and pitstop's advice once more
-#     with budget_mb set to BUDGET_SHARE (0.6) × the per-column indexes' real size. A query that times out is not
+#     with budget_mb set to BUDGET_SHARE (0.6) × the per-column indexes' real size; and every
+#     index of those sets at once (the ceiling of what they can buy). A query that times out is not
 #     run again in that configuration and counts as TIMEOUT in totals (a lower bound).
 #     Planner cost is the top-level Total Cost of EXPLAIN (FORMAT JSON).
 #  d) each suggested index: pitstop.hypo_size vs HypoPG's hypopg_relation_size vs the real
@@ -293,7 +294,7 @@ total_s() { # label -> "seconds timeouts"
         if [ "${TIME[$1:$q]}" = timeout ]; then n=$((n + 1)); t=$(echo "$t + $TIMEOUT * 1000" | bc)
         else t=$(echo "$t + ${TIME[$1:$q]}" | bc); fi
     done
-    echo "$(awk -v t="$t" 'BEGIN {printf "%.1f", t / 1000}') $n"
+    echo "$(awk -v t="$t" 'BEGIN {printf "%.3f", t / 1000}') $n"
 }
 total_cost() { local q; for q in $QUERIES; do echo "${COST[$1:$q]}"; done | awk '{s += $1} END {printf "%.0f", s}'; }
 
@@ -353,6 +354,21 @@ BYTES[pitstop_budget]=$(index_bytes)
 costs pitstop_budget < /dev/null
 time_workload pitstop_budget
 
+# c4) Every index any configuration above built, all at once: what these indexes can buy
+# with no byte limit, the ceiling for any subset of them (the budget picks a subset).
+say "every index above at once (the ceiling)"
+drop_indexes
+t0=$(date +%s)
+psql -q -f "$TPCH/per_column_indexes.sql" >/dev/null
+for i in "${!DDL[@]}"; do psql -q -c "${DDL[$i]/CONCURRENTLY ON/adv_$i ON}"; done
+for i in "${!BUDGET_DDL[@]}"; do psql -q -c "${BUDGET_DDL[$i]/CONCURRENTLY ON/advb_$i ON}"; done
+psql -c "ANALYZE"
+BUILD_S[every_index]=$(( $(date +%s) - t0 ))
+EVERY_N=$(psql -At -c "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid WHERE c.relnamespace = 'public'::regnamespace")
+BYTES[every_index]=$(index_bytes)
+costs every_index < /dev/null
+time_workload every_index
+
 # c'') The budgeted and per-column sets again in ROUNDS alternating rounds (each round builds
 # one set, runs the 22 once, drops it, then the other): the machine's load drifts between the
 # configurations above, which run one after the other; a round's two runs share their load.
@@ -405,9 +421,9 @@ echo
 echo "| configuration | indexes | build, s | index MB | total time, s (median per query) | timeouts | total planner cost | load avg after runs |"
 echo "|---|---|---|---|---|---|---|---|"
 declare -A TOTAL
-for c in none pitstop per_column pitstop_budget; do
+for c in none pitstop per_column pitstop_budget every_index; do
     read -r secs timeouts <<<"$(total_s $c)"; TOTAL[$c]=$secs
-    case $c in none) n=0 ;; pitstop) n=${#DDL[@]} ;; per_column) n=$PER_COLUMN_N ;; pitstop_budget) n=${#BUDGET_DDL[@]} ;; esac
+    case $c in none) n=0 ;; pitstop) n=${#DDL[@]} ;; per_column) n=$PER_COLUMN_N ;; pitstop_budget) n=${#BUDGET_DDL[@]} ;; every_index) n=$EVERY_N ;; esac
     echo "| $c | $n | ${BUILD_S[$c]:-–} | $(mb "${BYTES[$c]}") | ${secs}$([ "$timeouts" -gt 0 ] && echo " (≥, timeouts at ${TIMEOUT} s)") | $timeouts | $(total_cost $c) | ${LOADAVG[$c]} |"
 done
 echo
@@ -416,6 +432,9 @@ echo "|---|---|---|---|"
 echo "| pitstop / none | $(ratio "${TOTAL[pitstop]}" "${TOTAL[none]}") | – | $(ratio "$(total_cost pitstop)" "$(total_cost none)") |"
 echo "| pitstop / per-column | $(ratio "${TOTAL[pitstop]}" "${TOTAL[per_column]}") | $(ratio "${BYTES[pitstop]}" "${BYTES[per_column]}") | $(ratio "$(total_cost pitstop)" "$(total_cost per_column)") |"
 echo "| pitstop (budget_mb => $BUDGET_MB) / per-column | $(ratio "${TOTAL[pitstop_budget]}" "${TOTAL[per_column]}") | $(ratio "${BYTES[pitstop_budget]}" "${BYTES[per_column]}") | $(ratio "$(total_cost pitstop_budget)" "$(total_cost per_column)") |"
+echo "| every index above / per-column (the ceiling, c4) | $(ratio "${TOTAL[every_index]}" "${TOTAL[per_column]}") | $(ratio "${BYTES[every_index]}" "${BYTES[per_column]}") | $(ratio "$(total_cost every_index)" "$(total_cost per_column)") |"
+echo
+echo "Share of the ceiling's gain over per-column that the budgeted set gets: $(awk -v p="${TOTAL[per_column]}" -v b="${TOTAL[pitstop_budget]}" -v e="${TOTAL[every_index]}" 'BEGIN {if (p - e <= 0) print "–"; else printf "%.0f %%", 100 * (p - b) / (p - e)}') ((per-column − budgeted) / (per-column − every index))."
 echo
 echo "Paired rounds (c''): the 22 once per set per round, the sets alternating, budgeted / per-column per round:"
 echo
@@ -428,10 +447,10 @@ echo "| median | | | $(for r in $(seq 1 "$ROUNDS"); do awk -v a="${ROUND[pitstop
 echo
 echo "Per query (time in ms, median of $RUNS; cost = EXPLAIN Total Cost):"
 echo
-echo "| query | none ms | pitstop ms | per-column ms | budgeted ms | none cost | pitstop cost | per-column cost | budgeted cost |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| query | none ms | pitstop ms | per-column ms | budgeted ms | every index ms | none cost | pitstop cost | per-column cost | budgeted cost | every index cost |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 for q in $QUERIES; do
-    echo "| $q | $(fmt_ms "${TIME[none:$q]}") | $(fmt_ms "${TIME[pitstop:$q]}") | $(fmt_ms "${TIME[per_column:$q]}") | $(fmt_ms "${TIME[pitstop_budget:$q]}") | ${COST[none:$q]} | ${COST[pitstop:$q]} | ${COST[per_column:$q]} | ${COST[pitstop_budget:$q]} |"
+    echo "| $q | $(fmt_ms "${TIME[none:$q]}") | $(fmt_ms "${TIME[pitstop:$q]}") | $(fmt_ms "${TIME[per_column:$q]}") | $(fmt_ms "${TIME[pitstop_budget:$q]}") | $(fmt_ms "${TIME[every_index:$q]}") | ${COST[none:$q]} | ${COST[pitstop:$q]} | ${COST[per_column:$q]} | ${COST[pitstop_budget:$q]} | ${COST[every_index:$q]} |"
 done
 echo
 echo "budgeted suggestions (budget_mb => $BUDGET_MB):"
