@@ -162,10 +162,15 @@ fn type_name_start(tokens: &[Token], end: usize) -> Option<(usize, bool)> {
         j -= 3;
         zoned = true;
     }
-    // (typmods): integers and commas only.
+    // (typmods): integers and commas only, read back to the `(` (not by matching()'s walk:
+    // one per parameter after a `)` made `((((1)$1)$2)$3…` quadratic).
     if tokens[j].is_char(')') {
-        let open = matching(tokens, j)?;
-        if open == 0 || !tokens[open + 1..j].iter().all(|t| t.kind == Kind::Int || t.is_char(',')) {
+        let mut open = j.checked_sub(1)?;
+        while tokens[open].kind == Kind::Int || tokens[open].is_char(',') {
+            read_back();
+            open = open.checked_sub(1)?;
+        }
+        if open == 0 || !tokens[open].is_char('(') {
             return None;
         }
         j = open - 1;
@@ -192,9 +197,21 @@ fn type_name_start(tokens: &[Token], end: usize) -> Option<(usize, bool)> {
         return None;
     }
     while j >= 2 && tokens[j - 1].is_char('.') && tokens[j - 2].kind == Kind::Ident {
+        read_back();
         j -= 2;
     }
     Some((j, false))
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tokens `type_name_start` stepped over backwards: the tests check the rewrite stays linear.
+    static READ_BACK: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+fn read_back() {
+    #[cfg(test)]
+    READ_BACK.with(|n| n.set(n.get() + 1));
 }
 
 /// The last token of the interval fields after the parameter at `param` (`day`,
@@ -284,6 +301,10 @@ pub struct Failure {
     /// Parameter types as analysis left them (0 or UNKNOWN: not yet typed).
     pub types: Vec<u32>,
 }
+
+/// The most parameters a statement can have: the protocol's Bind message counts them in 16
+/// bits. PostgreSQL's parser accepts larger `$n`, but no client can send such a statement.
+pub const MAX_PARAMETERS: u32 = 65535;
 
 const AMBIGUOUS_FUNCTION: &str = "42725";
 const UNDEFINED_FUNCTION: &str = "42883";
@@ -436,11 +457,17 @@ pub fn infer_parameter_types(
     tokens: &[Token],
     mut attempt: impl FnMut(&str, &[u32]) -> Result<Vec<u32>, Failure>,
 ) -> Result<Vec<u32>, String> {
-    let count = tokens
-        .iter()
-        .filter_map(|t| if let Kind::Param(n) = t.kind { Some(n) } else { None })
-        .max()
-        .unwrap_or(0) as usize;
+    let numbers =
+        tokens.iter().filter_map(|t| if let Kind::Param(n) = t.kind { Some(n) } else { None });
+    // Checked before `types` is allocated with one entry per number up to the largest.
+    if let Some(n) = numbers.clone().find(|n| *n == 0 || *n > MAX_PARAMETERS) {
+        return Err(if n == 0 {
+            "there is no parameter $0".to_string()
+        } else {
+            format!("parameter ${n} is above ${MAX_PARAMETERS}: no statement is sent with that many parameters")
+        });
+    }
+    let count = numbers.max().unwrap_or(0) as usize;
     let mut types = vec![0u32; count];
     // Per failing position: its site and the next candidate to try.
     let mut sites: BTreeMap<Option<usize>, (Site, usize)> = BTreeMap::new();
@@ -704,6 +731,57 @@ mod tests {
         ] {
             assert_eq!(cast_typed_literals(sql, &lex(sql)), None, "{sql}");
         }
+    }
+
+    /// `((((1)$1)$1)$1…`, 1 MB: each `)` before a parameter once walked back to its `(`.
+    #[test]
+    fn typmods_are_read_back_in_linear_steps() {
+        let n = 250_000;
+        let sql = format!("select {}1{}", "(".repeat(n), ")$1".repeat(n));
+        assert!(sql.len() > 1_000_000);
+        let tokens = lex(&sql);
+        READ_BACK.with(|r| r.set(0));
+        assert_eq!(cast_typed_literals(&sql, &tokens), None);
+        let steps = READ_BACK.with(|r| r.get());
+        assert!(steps <= tokens.len(), "{steps} steps back over {} tokens", tokens.len());
+        // Long typmod lists and qualified names are still read, once each.
+        let sql = format!("select numeric({}1) $1, {}t $2", "1, ".repeat(n), "s.".repeat(n));
+        let tokens = lex(&sql);
+        READ_BACK.with(|r| r.set(0));
+        let cast = cast_typed_literals(&sql, &tokens).unwrap();
+        assert!(cast.starts_with("select CAST($1 AS numeric(1, 1, "), "{}", &cast[..40]);
+        assert!(cast.ends_with("s.s.t)"), "{}", &cast[cast.len() - 40..]);
+        let steps = READ_BACK.with(|r| r.get());
+        assert!(steps <= tokens.len(), "{steps} steps back over {} tokens", tokens.len());
+    }
+
+    /// `$2147483647` once allocated 8 GiB of parameter types; more than 65535 parameters
+    /// cannot be sent, so the statement is refused before anything is analysed.
+    #[test]
+    fn parameter_numbers_beyond_what_a_client_can_send_are_refused_unanalysed() {
+        for (sql, reason) in [
+            (
+                "select 1 from t where k = $2147483647",
+                "parameter $2147483647 is above $65535: no statement is sent with that many parameters",
+            ),
+            (
+                "select 1 from t where k = $1 and j = $70000",
+                "parameter $70000 is above $65535: no statement is sent with that many parameters",
+            ),
+            ("select 1 from t where k = $0", "there is no parameter $0"),
+        ] {
+            let err = infer_parameter_types(sql, &lex(sql), |text, _| panic!("{text} analysed"))
+                .unwrap_err();
+            assert_eq!(err, reason);
+        }
+        // The limit itself is planned.
+        let sql = "select 1 from t where k = $65535";
+        let types = infer_parameter_types(sql, &lex(sql), |_, types| {
+            assert_eq!(types.len(), 65535);
+            Ok(vec![INT4; 65535])
+        })
+        .unwrap();
+        assert_eq!(types.len(), 65535);
     }
 
     /// A fake analyser: `rules` maps a text to the outcome for given types.
