@@ -1,5 +1,6 @@
 //! `#[pg_test]`s of `pitstop.index_suggestions_observe`: which built index counts as the one a
-//! remembered suggestion asked for (its access method, its expression keys).
+//! remembered suggestion asked for (its access method, expression keys, predicate, sort order;
+//! never one that was there before the advice), and of `pitstop.index_effects`' windows.
 use pgrx::prelude::*;
 
 // The pg_test runner calls functions in schema "tests", so the module has that name too.
@@ -17,6 +18,8 @@ mod tests {
         predicate: Option<&'static str>,
         /// Per key, None for the default operator class.
         opclasses: Option<Vec<Option<String>>>,
+        /// Per key, pg_index.indoption's bits (1 DESC, 2 NULLS FIRST).
+        options: Option<Vec<i16>>,
     }
 
     /// Remembers a suggestion on `table` as suggest_indexes does, returns its id.
@@ -24,9 +27,9 @@ mod tests {
         Spi::get_one_with_args::<i64>(
             "INSERT INTO pitstop.index_suggestions (dbid, relid, table_name, key_attnums, include_attnums, partial, ddl,
                                                    queryids, first_suggested_at, last_suggested_at, access_method,
-                                                   key_expressions, predicate, key_opclasses)
+                                                   key_expressions, predicate, key_opclasses, key_options)
              SELECT d.oid, $1::regclass, $1, $2::int2[], '{}', $5 IS NOT NULL, $3, '{1}', now(), now(),
-                    coalesce($4, 'btree'), $6, $5, $7
+                    coalesce($4, 'btree'), $6, $5, $7, $8
                FROM pg_database d WHERE d.datname = current_database()
              RETURNING id",
             &[
@@ -37,6 +40,7 @@ mod tests {
                 r.predicate.into(),
                 r.expressions.into(),
                 r.opclasses.into(),
+                r.options.into(),
             ],
         )
         .unwrap()
@@ -239,5 +243,181 @@ mod tests {
             observe(&ids),
             [Some("public.ie_lower".to_string()), Some("public.ie_cast".to_string())]
         );
+    }
+
+    /// The review's reproduction: an index on (a, b, c) does not give ORDER BY b DESC, c, the
+    /// advisor suggests (a, b DESC, c), and the older index was marked built for it at once
+    /// (then judged, with its DROP). It stays unbuilt until (a, b DESC, c) is.
+    #[pg_test]
+    fn a_suggestion_in_another_sort_order_is_not_taken_by_an_older_index() {
+        Spi::run(
+            "CREATE TABLE ie_sorted(a int, b int, c int, pad text);
+             INSERT INTO ie_sorted SELECT g % 50, (g / 50) % 2, ((g::int8 * 7919) % 100003)::int, repeat('x', 50)
+               FROM generate_series(1, 200000) g;
+             CREATE INDEX ie_sorted_abc ON ie_sorted (a, b, c);
+             ANALYZE ie_sorted;
+             CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+             SET pg_stat_statements.track = 'all';",
+        )
+        .unwrap();
+        for a in 0..20 {
+            Spi::run(&format!("SELECT * FROM ie_sorted WHERE a = {a} ORDER BY b DESC, c LIMIT 20"))
+                .unwrap();
+        }
+        Spi::run("SET pg_stat_statements.track = 'top'").unwrap();
+        let advice: Vec<String> = Spi::connect(|client| {
+            client
+                .select("SELECT ddl FROM pitstop.suggest_indexes() ORDER BY rank", None, &[])
+                .unwrap()
+                .map(|row| required::<String>(&row, "ddl"))
+                .collect()
+        });
+        let unhelped = || -> Vec<String> {
+            Spi::connect(|client| {
+                client
+                    .select(
+                        "SELECT query || ': ' || reason AS r FROM pitstop.unhelped_queries()",
+                        None,
+                        &[],
+                    )
+                    .unwrap()
+                    .map(|row| required::<String>(&row, "r"))
+                    .collect()
+            })
+        };
+        let ddl = advice
+            .iter()
+            .find(|d| d.contains("ie_sorted"))
+            .unwrap_or_else(|| panic!("no advice on ie_sorted: {advice:?} {:?}", unhelped()))
+            .clone();
+        assert!(ddl.contains("(a, b DESC, c)"), "{ddl}");
+        let id = Spi::get_one_with_args::<i64>(
+            "SELECT id FROM pitstop.index_suggestions WHERE ddl = $1 AND key_options = '{0,3,0}'",
+            &[ddl.clone().into()],
+        )
+        .unwrap()
+        .expect("remembered with its sort order");
+        assert_eq!(observe(&[id]), [None], "ie_sorted_abc was there before the advice");
+        // Built as (a, b, c) again under another name: the sort order still differs.
+        Spi::run("CREATE INDEX ie_sorted_abc_again ON ie_sorted (a, b, c)").unwrap();
+        assert_eq!(observe(&[id]), [None]);
+        let built = ddl
+            .replace("CONCURRENTLY ", "")
+            .replace("CREATE INDEX ON", "CREATE INDEX ie_sorted_{} ON");
+        Spi::run(&built.replace("{}", "one")).unwrap();
+        Spi::run(&built.replace("{}", "two")).unwrap();
+        // The newest of two that match.
+        assert_eq!(observe(&[id]), [Some("public.ie_sorted_two".to_string())]);
+    }
+
+    /// A suggestion remembered while an index that matches it existed is not built by it (the
+    /// advisor had judged it not to cover the suggestion), nor by one differing only in NULLS.
+    #[pg_test]
+    fn the_tables_indexes_at_the_first_suggestion_are_never_taken_for_it() {
+        Spi::run(
+            "CREATE TABLE ie_desc(id int, at timestamptz);
+             CREATE INDEX ie_desc_before ON ie_desc (at DESC);",
+        )
+        .unwrap();
+        let desc = Recorded { options: Some(vec![3]), ..Default::default() };
+        let id = remember_as("public.ie_desc", "{2}", "desc", desc);
+        Spi::run_with_args(
+            "UPDATE pitstop.index_suggestions
+                SET existing_indexes = ARRAY(SELECT indexrelid FROM pg_index WHERE indrelid = 'ie_desc'::regclass)
+              WHERE id = $1",
+            &[id.into()],
+        )
+        .unwrap();
+        Spi::run("CREATE INDEX ie_desc_nulls_last ON ie_desc (at DESC NULLS LAST)").unwrap();
+        assert_eq!(observe(&[id]), [None]);
+        Spi::run("CREATE INDEX ie_desc_after ON ie_desc (at DESC)").unwrap();
+        assert_eq!(observe(&[id]), [Some("public.ie_desc_after".to_string())]);
+    }
+
+    /// Whitespace inside a quoted literal is part of the value: an index WHERE note = 'ab' is
+    /// not the suggested WHERE note = 'a b' (the comparison dropped all whitespace).
+    #[pg_test]
+    fn whitespace_inside_a_literal_counts_in_a_predicate() {
+        Spi::run("CREATE TABLE ie_notes(id int, note text)").unwrap();
+        let with = |predicate| Recorded { predicate: Some(predicate), ..Default::default() };
+        let id = remember_as("public.ie_notes", "{1}", "note", with("(note = 'a b'::text)"));
+        Spi::run("CREATE INDEX ie_notes_ab ON ie_notes (id) WHERE note = 'ab'").unwrap();
+        assert_eq!(observe(&[id]), [None]);
+        Spi::run("CREATE INDEX ie_notes_a_b ON ie_notes (id) WHERE note = 'a b'").unwrap();
+        assert_eq!(observe(&[id]), [Some("public.ie_notes_a_b".to_string())]);
+    }
+
+    /// A built row whose index was made again under its name (REINDEX CONCURRENTLY gives a new
+    /// OID) is re-attached with its windows; one made again with another definition is not.
+    #[pg_test]
+    fn an_index_made_again_under_its_name_is_followed_only_with_the_same_definition() {
+        Spi::run("CREATE TABLE ie_again(id int, customer int, total int)").unwrap();
+        let plain = Recorded { options: Some(vec![0]), ..Default::default() };
+        let id = remember_as("public.ie_again", "{2}", "customer", plain);
+        Spi::run("CREATE INDEX ie_again_customer ON ie_again (customer)").unwrap();
+        assert_eq!(observe(&[id]), [Some("public.ie_again_customer".to_string())]);
+        let seen = "SELECT built_seen_at::text FROM pitstop.index_suggestions WHERE id = $1";
+        let seen_at = || Spi::get_one_with_args::<String>(seen, &[id.into()]).unwrap();
+        let first_seen = seen_at();
+        let oid = "SELECT index_oid = 'ie_again_customer'::regclass FROM pitstop.index_suggestions WHERE id = $1";
+        let attached = || Spi::get_one_with_args::<bool>(oid, &[id.into()]).unwrap();
+        Spi::run(
+            "DROP INDEX ie_again_customer;
+             CREATE INDEX ie_again_customer ON ie_again (customer);",
+        )
+        .unwrap();
+        assert_eq!(attached(), Some(false));
+        assert_eq!(observe(&[id]), [Some("public.ie_again_customer".to_string())]);
+        assert_eq!(attached(), Some(true));
+        assert_eq!(seen_at(), first_seen, "its windows are kept");
+        Spi::run(
+            "DROP INDEX ie_again_customer;
+             CREATE INDEX ie_again_customer ON ie_again (customer, total);",
+        )
+        .unwrap();
+        observe(&[id]);
+        assert_eq!(attached(), Some(false), "another index under the name");
+    }
+
+    /// Two suggestions built by one index (rows remembered before 0.5.0 could be): each row of
+    /// index_effects measures its own statements over its own windows, not the latest row's.
+    #[pg_test]
+    fn each_built_suggestion_is_measured_by_its_own_statements_and_windows() {
+        Spi::run(
+            "CREATE TABLE ie_shared(id int, k int);
+             CREATE INDEX ie_shared_k ON ie_shared (k);
+             INSERT INTO pitstop.index_suggestions (dbid, relid, table_name, key_attnums, include_attnums, partial, ddl,
+                                                    queryids, first_suggested_at, last_suggested_at, index_oid, index_name,
+                                                    built_seen_at, before_until, table_writes_at_seen)
+             SELECT d.oid, 'ie_shared'::regclass, 'public.ie_shared', '{2}', '{}', false, v.ddl, v.queryids,
+                    v.built - interval '1 hour', v.built - interval '1 hour', 'ie_shared_k'::regclass, 'public.ie_shared_k',
+                    v.built, v.built - interval '1 minute', 0
+               FROM pg_database d,
+                    (VALUES ('first', '{101}'::bigint[], timestamptz '2026-01-01 10:00+00'),
+                            ('second', '{202}', timestamptz '2026-01-01 12:00+00')) AS v(ddl, queryids, built)
+              WHERE d.datname = current_database();
+             -- 101: 100 ms before its build, 1 ms after; 202: 50 ms before its build, 40 ms after.
+             INSERT INTO pitstop.query_snapshots (captured_at, dbid, userid, queryid, query, calls, total_exec_time_ms,
+                                                  mean_exec_time_ms, rows, shared_blks_hit, shared_blks_read, temp_blks_written)
+             SELECT v.at, d.oid, 10, v.queryid, 'q' || v.queryid, v.calls, v.total, 0, 0, 0, 0, 0
+               FROM pg_database d,
+                    (VALUES (timestamptz '2026-01-01 09:59+00', 101, 20, 2000.0),
+                            (timestamptz '2026-01-01 10:00+00', 101, 20, 2000.0),
+                            (timestamptz '2026-01-01 11:00+00', 101, 40, 2020.0),
+                            (timestamptz '2026-01-01 11:59+00', 202, 20, 1000.0),
+                            (timestamptz '2026-01-01 12:00+00', 202, 20, 1000.0),
+                            (timestamptz '2026-01-01 13:00+00', 202, 40, 1800.0)) AS v(at, queryid, calls, total)
+              WHERE d.datname = current_database();",
+        )
+        .unwrap();
+        let means = |ddl: &str| {
+            Spi::get_two_with_args::<f64, f64>(
+                "SELECT mean_ms_before, mean_ms_after FROM pitstop.index_effects WHERE suggested_ddl = $1",
+                &[ddl.into()],
+            )
+            .unwrap()
+        };
+        assert_eq!(means("first"), (Some(100.0), Some(1.0)));
+        assert_eq!(means("second"), (Some(50.0), Some(40.0)));
     }
 }

@@ -7,7 +7,7 @@
 
 use crate::pg::subxact;
 use pgrx::prelude::*;
-use pitstop_core::advisor::candidates::Candidate;
+use pitstop_core::advisor::candidates::{Candidate, KeyColumn};
 use pitstop_core::advisor::size::AccessMethod;
 
 /// One suggestion as remembered: the index, the statements it helps, its estimated gain.
@@ -26,14 +26,18 @@ const MAY_WRITE: &str = "SELECT NOT current_setting('transaction_read_only')::bo
                            AND has_sequence_privilege('pitstop.index_suggestions_id_seq', 'USAGE')";
 
 /// A suggestion already remembered and not yet built gets its latest time, gain and
-/// statements, and its expression keys' texts, predicate and operator classes (which 0.3.0 did
-/// not record: the same DDL has the same ones); one built since is left alone and the
-/// suggestion starts a new row.
+/// statements, and its expression keys' texts, predicate, operator classes and sort orders
+/// (which 0.3.0 and 0.4.0 did not all record: the same DDL has the same ones); one built since
+/// is left alone and the suggestion starts a new row. The table's indexes at the first
+/// suggestion (`existing_indexes`) are never taken for it: the advisor suggested it beside
+/// them. A row from before 0.5.0 has no such list and gets today's.
 const UPSERT: &str = "
     INSERT INTO pitstop.index_suggestions AS s (dbid, relid, table_name, key_attnums, include_attnums, partial,
                                                ddl, queryids, improvement_pct, first_suggested_at, last_suggested_at,
-                                               access_method, key_expressions, predicate, key_opclasses)
-    SELECT d.oid, $1, $2, $3, $4, $5, $6, $7, $8, now(), now(), $9, $10, $11, $12
+                                               access_method, key_expressions, predicate, key_opclasses,
+                                               key_options, existing_indexes)
+    SELECT d.oid, $1, $2, $3, $4, $5, $6, $7, $8, now(), now(), $9, $10, $11, $12, $13,
+           ARRAY(SELECT i.indexrelid FROM pg_catalog.pg_index i WHERE i.indrelid = $1 ORDER BY 1)
       FROM pg_catalog.pg_database d WHERE d.datname = current_database()
     ON CONFLICT (dbid, ddl) WHERE index_oid IS NULL DO UPDATE
        SET last_suggested_at = excluded.last_suggested_at,
@@ -41,6 +45,9 @@ const UPSERT: &str = "
            key_expressions = excluded.key_expressions,
            predicate = excluded.predicate,
            key_opclasses = excluded.key_opclasses,
+           key_options = excluded.key_options,
+           existing_indexes = CASE WHEN s.relid = excluded.relid AND s.existing_indexes IS NOT NULL
+                                   THEN s.existing_indexes ELSE excluded.existing_indexes END,
            -- The table may have been dropped and made again under its name since.
            relid = excluded.relid,
            key_attnums = excluded.key_attnums,
@@ -54,6 +61,12 @@ fn access_method(am: AccessMethod) -> &'static str {
         AccessMethod::Hash => "hash",
         AccessMethod::Brin => "brin",
     }
+}
+
+/// A key's sort order as pg_index.indoption records it, which index_suggestions_observe
+/// matches: INDOPTION_DESC (1), INDOPTION_NULLS_FIRST (2).
+fn indoption(key: &KeyColumn) -> i16 {
+    i16::from(key.descending) | (i16::from(key.nulls_first) << 1)
 }
 
 pub fn remember(suggestions: &[Remembered<'_>]) {
@@ -75,6 +88,7 @@ pub fn remember(suggestions: &[Remembered<'_>]) {
                     c.keys.iter().map(|k| k.expression.clone()).collect();
                 let opclasses: Vec<Option<String>> =
                     c.keys.iter().map(|k| k.opclass.clone()).collect();
+                let options: Vec<i16> = c.keys.iter().map(indoption).collect();
                 client.update(
                     UPSERT,
                     None,
@@ -91,6 +105,7 @@ pub fn remember(suggestions: &[Remembered<'_>]) {
                         expressions.into(),
                         c.predicate.clone().into(),
                         opclasses.into(),
+                        options.into(),
                     ],
                 )?;
             }
