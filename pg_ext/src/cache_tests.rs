@@ -277,6 +277,23 @@ mod tests {
         assert!(message.contains("column definition list"), "{message}");
     }
 
+    /// A query deep enough to exhaust the stack while its tree is walked fails with the
+    /// error plain SQL gives (stack depth limit exceeded), and the backend stays up: an
+    /// ERROR raised deep in the walk used to cross nested pgrx guards and abort the server.
+    #[pg_test]
+    fn a_query_too_deep_to_walk_is_an_error_not_a_crash() {
+        setup();
+        // Deep enough for the walk, not for parse analysis (which recurses in less stack).
+        for terms in [5_000, 10_000] {
+            let sum = vec!["1"; terms].join("+");
+            let (code, message, _) =
+                sql_error(&format!("SELECT * FROM pitstop.cached('SELECT {sum}') AS t(x int)"));
+            assert_eq!(code, PgSqlErrorCode::ERRCODE_STATEMENT_TOO_COMPLEX, "{terms}: {message}");
+        }
+        let sum = vec!["1"; 200].join("+");
+        assert_eq!(cached_v(&format!("SELECT ({sum})::text AS v")).as_deref(), Some("200"));
+    }
+
     #[pg_test]
     fn a_ttl_expires_the_entry() {
         setup();

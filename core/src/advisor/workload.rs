@@ -60,10 +60,29 @@ pub fn starts_with_utility_command(sql: &str) -> bool {
     UTILITY.contains(&word.to_ascii_lowercase().as_str())
 }
 
-/// The statement on one line, cut after 200 characters.
+/// The statement on one line, cut after 200 characters. Reads no further than that: the text
+/// may be any size.
 pub fn label(sql: &str) -> String {
     const SHOWN: usize = 200;
-    let one_line: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    // The first SHOWN + 1 characters of the text on one line: enough to know it is longer.
+    let mut one_line = String::new();
+    let mut count = 0;
+    'words: for word in sql.split_whitespace() {
+        if count > 0 {
+            if count > SHOWN {
+                break;
+            }
+            one_line.push(' ');
+            count += 1;
+        }
+        for c in word.chars() {
+            if count > SHOWN {
+                break 'words;
+            }
+            one_line.push(c);
+            count += 1;
+        }
+    }
     match one_line.char_indices().nth(SHOWN) {
         Some((cut, _)) => format!("{}…", &one_line[..cut]),
         None => one_line,
@@ -151,6 +170,30 @@ mod tests {
         assert_eq!(super::label("SELECT 1\n  FROM t"), "SELECT 1 FROM t");
     }
 
+    /// The label reads only the start of the text, and says what joining every word of the
+    /// whole text and cutting it would say, at the cut's edges too.
+    #[test]
+    fn the_label_is_the_cut_of_the_whole_text_on_one_line() {
+        let whole = |sql: &str| {
+            let one_line = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+            match one_line.char_indices().nth(200) {
+                Some((cut, _)) => format!("{}…", &one_line[..cut]),
+                None => one_line,
+            }
+        };
+        let mut texts = vec![String::new(), "  \n ".to_string(), "x".repeat(200), "x".repeat(201)];
+        for n in 195..205 {
+            texts.push(format!("{} {}", "a".repeat(n), "b c"));
+            texts.push(format!("{}\t\n  é {}", "a".repeat(n), "ü".repeat(n)));
+        }
+        for text in &texts {
+            assert_eq!(label(text), whole(text), "{text:?}");
+        }
+        // 64 MiB of words: the label is made from its first words alone.
+        let huge = "word ".repeat(1 << 24);
+        assert_eq!(label(&huge), whole(&huge[..2_000]));
+    }
+
     fn table(rows_kept: f64) -> TableUsage {
         TableUsage {
             relid: 1,
@@ -164,6 +207,7 @@ mod tests {
             needed_columns: None,
             column_names: Default::default(),
             partitioned: false,
+            parameterized: Vec::new(),
         }
     }
 

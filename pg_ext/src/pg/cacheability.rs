@@ -83,6 +83,7 @@ impl Walk {
     }
 }
 
+#[pgrx::pg_guard]
 unsafe extern "C-unwind" fn function_check(funcid: pg_sys::Oid, context: *mut c_void) -> bool {
     // SAFETY: `context` is the Walk passed to check_functions_in_node below.
     unsafe {
@@ -159,6 +160,7 @@ pub fn relation_bypass(relid: pg_sys::Oid, relkind: Option<std::ffi::c_char>) ->
         })
 }
 
+#[pgrx::pg_guard]
 unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, context: *mut c_void) -> bool {
     // SAFETY: called by the tree walkers with nodes of an analysed query and our Walk.
     unsafe {
@@ -177,7 +179,7 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, context: *mut c_void
                 if !(*query).rowMarks.is_null() || (*query).hasForUpdate {
                     return walk.found(Bypass::ForUpdate);
                 }
-                return pg_sys::query_tree_walker(
+                return query_tree_walker(
                     query,
                     Some(walker),
                     context,
@@ -268,8 +270,31 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, context: *mut c_void
         if pg_sys::check_functions_in_node(node, Some(function_check), context) {
             return true;
         }
-        pg_sys::expression_tree_walker(node, Some(walker), context)
+        expression_tree_walker(node, Some(walker), context)
     }
+}
+
+type NodeWalker = Option<unsafe extern "C-unwind" fn(*mut pg_sys::Node, *mut c_void) -> bool>;
+
+// The walkers over analysed trees, declared here unguarded (pgrx's bindings guard each call,
+// and an ERROR crossing a guard nested in another aborts the backend): the walk recurses
+// through `walker`, and a deep enough expression makes it raise "stack depth limit exceeded".
+// The one guard is around the whole walk, in `analyze`; the callbacks are #[pg_guard] (a
+// panic in one is an ERROR at its edge) and their frames own nothing to drop.
+extern "C-unwind" {
+    #[cfg_attr(not(feature = "pg15"), link_name = "expression_tree_walker_impl")]
+    fn expression_tree_walker(
+        node: *mut pg_sys::Node,
+        walker: NodeWalker,
+        context: *mut c_void,
+    ) -> bool;
+    #[cfg_attr(not(feature = "pg15"), link_name = "query_tree_walker_impl")]
+    fn query_tree_walker(
+        query: *mut pg_sys::Query,
+        walker: NodeWalker,
+        context: *mut c_void,
+        flags: std::ffi::c_int,
+    ) -> bool;
 }
 
 /// Expression nodes whose type `exprType` reports and a query can choose by name (other
@@ -484,12 +509,22 @@ unsafe fn involves_time(typid: pg_sys::Oid, depth: u32) -> bool {
     }
 }
 
-// Walks raw parse trees; not in pgrx's bindings for these versions (exported by the server).
+// Walks raw parse trees; declared here, unguarded, on every version (pgrx binds 16+'s, each
+// call guarded): the walk recurses through raw_walker, and a guard nested in another aborts
+// the backend on an ERROR. The one guard is around the whole walk.
 #[cfg(feature = "pg15")]
 extern "C-unwind" {
     fn raw_expression_tree_walker(
         node: *mut pg_sys::Node,
         walker: unsafe extern "C-unwind" fn(*mut pg_sys::Node, *mut c_void) -> bool,
+        context: *mut c_void,
+    ) -> bool;
+}
+#[cfg(not(feature = "pg15"))]
+extern "C-unwind" {
+    fn raw_expression_tree_walker_impl(
+        node: *mut pg_sys::Node,
+        walker: Option<unsafe extern "C-unwind" fn(*mut pg_sys::Node, *mut c_void) -> bool>,
         context: *mut c_void,
     ) -> bool;
 }
@@ -514,6 +549,7 @@ unsafe fn string_literal<'a>(node: *mut pg_sys::Node) -> Option<&'a CStr> {
 /// Collects the locations of string literals that name a relative time. The parser turns
 /// `'now'::timestamptz`, `date 'today'` or `created > 'yesterday'` into constants before the
 /// analysed tree exists: only the raw tree still shows the word.
+#[pgrx::pg_guard]
 unsafe extern "C-unwind" fn raw_walker(node: *mut pg_sys::Node, context: *mut c_void) -> bool {
     // SAFETY: called by raw_expression_tree_walker with nodes of a raw tree and our Vec.
     unsafe {
@@ -530,7 +566,7 @@ unsafe extern "C-unwind" fn raw_walker(node: *mut pg_sys::Node, context: *mut c_
         #[cfg(feature = "pg15")]
         return raw_expression_tree_walker(node, raw_walker, context);
         #[cfg(not(feature = "pg15"))]
-        return pg_sys::raw_expression_tree_walker_impl(node, Some(raw_walker), context);
+        return raw_expression_tree_walker_impl(node, Some(raw_walker), context);
     }
 }
 
@@ -577,7 +613,10 @@ pub fn analyze(sql: &str) -> Result<Analysis, PitstopError> {
             if !(**query).utilityStmt.is_null() {
                 return Err(PitstopError::NotReadOnly("utility".into()));
             }
-            walker(*query as *mut pg_sys::Node, &mut walk as *mut Walk as *mut c_void);
+            let context = &mut walk as *mut Walk as *mut c_void;
+            pgrx::pg_sys::ffi::pg_guard_ffi_boundary(|| {
+                walker(*query as *mut pg_sys::Node, context)
+            });
         }
         let param_types: Vec<pg_sys::Oid> =
             (0..param_count.max(0) as usize).map(|i| *param_types.add(i)).collect();
