@@ -126,25 +126,36 @@ const KEYWORD_TYPES: &[&[&str]] = &[
 
 const INTERVAL_FIELDS: &[&str] = &["year", "month", "day", "hour", "minute", "second"];
 
-/// The index of the `)` matching the `(` at `at`, or of the `(` matching the `)` at `at`.
-fn matching(tokens: &[Token], at: usize) -> Option<usize> {
-    let (open, close, step) =
-        if tokens[at].is_char('(') { ('(', ')', 1isize) } else { (')', '(', -1isize) };
-    let mut depth = 0;
-    let mut i = at as isize;
-    while i >= 0 && (i as usize) < tokens.len() {
-        let token = &tokens[i as usize];
-        if token.is_char(open) {
-            depth += 1;
-        } else if token.is_char(close) {
-            depth -= 1;
-            if depth == 0 {
-                return Some(i as usize);
-            }
-        }
-        i += step;
+/// +1 for a token that opens a nesting (`(`, `[`, CASE), -1 for one that closes it.
+fn nesting(token: &Token) -> i32 {
+    if token.is_char('(') || token.is_char('[') || token.keyword("case") {
+        1
+    } else if token.is_char(')') || token.is_char(']') || token.keyword("end") {
+        -1
+    } else {
+        0
     }
-    None
+}
+
+/// The index of the token that closes the `(`, `[` or CASE at `at`, or that opens the `)`,
+/// `]` or END at `at`.
+fn matching(tokens: &[Token], at: usize) -> Option<usize> {
+    let step = nesting(&tokens[at]);
+    if step == 0 {
+        return None;
+    }
+    let mut depth = 0;
+    let mut i = at;
+    loop {
+        depth += nesting(&tokens[i]) * step;
+        if depth == 0 {
+            return Some(i);
+        }
+        i = if step > 0 { i + 1 } else { i.checked_sub(1)? };
+        if i >= tokens.len() {
+            return None;
+        }
+    }
 }
 
 /// The first token of the type name that ends at `end` (inclusive), and whether it is
@@ -323,24 +334,282 @@ fn params_in(tokens: &[Token], from: usize, to: usize) -> Vec<u32> {
         .collect()
 }
 
-/// An operand next to the operator at `op`: a parameter, or a parenthesised group. Returns
-/// its token range.
+/// Keywords that are values by themselves: `current_date - $1`.
+const VALUE_KEYWORDS: &[&str] = &[
+    "current_date",
+    "current_time",
+    "current_timestamp",
+    "localtime",
+    "localtimestamp",
+    "current_user",
+    "session_user",
+    "current_role",
+    "user",
+    "true",
+    "false",
+    "null",
+];
+
+/// Keywords called like functions: `any(…)`, `coalesce(…)`, `array[…]`.
+const CALL_KEYWORDS: &[&str] =
+    &["any", "all", "some", "array", "coalesce", "greatest", "least", "nullif"];
+
+fn callee(token: &Token) -> bool {
+    token.kind == Kind::Ident || CALL_KEYWORDS.iter().any(|k| token.keyword(k))
+}
+
+fn value_keyword(token: &Token) -> bool {
+    VALUE_KEYWORDS.iter().any(|k| token.keyword(k))
+}
+
+/// An operand next to the operator at `op`: a parameter, a parenthesised group (a
+/// subquery too), a call (`f(…)`, `coalesce(…)`, `any(…)`, `array[…]`), a CASE … END, or a
+/// keyword value (`current_date`). Returns its token range.
 fn operand(tokens: &[Token], op: usize, left: bool) -> Option<(usize, usize)> {
     if left {
         let i = op.checked_sub(1)?;
-        match tokens[i].kind {
+        let token = &tokens[i];
+        match token.kind {
             Kind::Param(_) => Some((i, i)),
-            Kind::Char(')') => Some((matching(tokens, i)?, i)),
+            Kind::Char(')') | Kind::Char(']') => {
+                let open = matching(tokens, i)?;
+                let call = open.checked_sub(1).filter(|f| {
+                    callee(&tokens[*f])
+                        && (tokens[open].is_char('(') || tokens[*f].keyword("array"))
+                });
+                Some((call.unwrap_or(open), i))
+            }
+            _ if token.keyword("end") => Some((matching(tokens, i)?, i)),
+            _ if value_keyword(token) => Some((i, i)),
             _ => None,
         }
     } else {
         let i = op + 1;
-        match tokens.get(i)?.kind {
+        let token = tokens.get(i)?;
+        let opens = |c: char| tokens.get(i + 1).is_some_and(|t| t.is_char(c));
+        match token.kind {
             Kind::Param(_) => Some((i, i)),
             Kind::Char('(') => Some((i, matching(tokens, i)?)),
+            _ if token.keyword("case") => Some((i, matching(tokens, i)?)),
+            _ if callee(token) && (opens('(') || token.keyword("array") && opens('[')) => {
+                Some((i, matching(tokens, i + 1)?))
+            }
+            _ if value_keyword(token) => Some((i, i)),
             _ => None,
         }
     }
+}
+
+/// A comparison's operand: terms joined by arithmetic, `current_date - $1`, `r.depth + $2`.
+/// A term is an `operand`, a column reference (its names may be unreserved keywords) or an
+/// integer.
+struct Chain {
+    from: usize,
+    to: usize,
+    /// The parameters that are terms by themselves, when there are several terms: the
+    /// arithmetic gave them their type (`date - unknown` is `date - date`).
+    terms: Vec<u32>,
+}
+
+fn chain(tokens: &[Token], op: usize, left: bool) -> Option<Chain> {
+    let arithmetic = |t: &Token| {
+        matches!(t.kind, Kind::Char(c) if "+-*/%^".contains(c)) || t.kind == Kind::Op("||".into())
+    };
+    // The term next to `at` (the operator before it, or after it on the left).
+    let term = |at: usize| -> Option<(usize, usize)> {
+        if let Some(range) = operand(tokens, at, left) {
+            return Some(range);
+        }
+        let i = if left { at.checked_sub(1)? } else { at + 1 };
+        match tokens.get(i)?.kind {
+            Kind::Int => Some((i, i)),
+            Kind::Ident | Kind::Keyword(_) => {
+                let mut j = i;
+                if left {
+                    while j >= 2 && tokens[j - 1].is_char('.') && named(&tokens[j - 2]) {
+                        j -= 2;
+                    }
+                    Some((j, i))
+                } else {
+                    while tokens.get(j + 1).is_some_and(|t| t.is_char('.'))
+                        && tokens.get(j + 2).is_some_and(named)
+                    {
+                        j += 2;
+                    }
+                    Some((i, j))
+                }
+            }
+            _ => None,
+        }
+    };
+    let (mut from, mut to) = term(op)?;
+    let mut ranges = vec![(from, to)];
+    loop {
+        let next = if left { from.checked_sub(1) } else { Some(to + 1) };
+        let Some(next) = next.filter(|n| tokens.get(*n).is_some_and(&arithmetic)) else {
+            break;
+        };
+        let Some((f, t)) = term(next) else { break };
+        (from, to) = (from.min(f), to.max(t));
+        ranges.push((f, t));
+    }
+    let terms = if ranges.len() > 1 {
+        ranges
+            .iter()
+            .filter(|(f, t)| f == t)
+            .filter_map(|(f, _)| if let Kind::Param(n) = tokens[*f].kind { Some(n) } else { None })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Some(Chain { from, to, terms })
+}
+
+/// The parameters among `tokens[from..=to]` that stand for values: not those in a CASE's
+/// WHEN condition (`case when $1 then $2 else $3 end`: $1 is a boolean).
+fn value_params(tokens: &[Token], from: usize, to: usize) -> Vec<u32> {
+    // Per CASE entered: whether a WHEN condition is being read.
+    let mut conditions: Vec<bool> = Vec::new();
+    let mut params = Vec::new();
+    for token in &tokens[from..=to] {
+        match &token.kind {
+            Kind::Keyword(k) if k == "case" => conditions.push(false),
+            Kind::Keyword(k) if k == "end" => {
+                conditions.pop();
+            }
+            Kind::Keyword(k) if k == "when" || k == "then" || k == "else" => {
+                if let Some(top) = conditions.last_mut() {
+                    *top = k == "when";
+                }
+            }
+            Kind::Param(n) if !conditions.contains(&true) => params.push(*n),
+            _ => {}
+        }
+    }
+    params
+}
+
+/// Whether a token can be a name: an identifier, or a keyword (unreserved ones like `depth`
+/// name columns).
+fn named(token: &Token) -> bool {
+    matches!(token.kind, Kind::Ident | Kind::Keyword(_))
+}
+
+/// The name an identifier token stands for: unquoted ones fold to lower case.
+fn ident_name(sql: &str, token: &Token) -> String {
+    let text = &sql[token.start..token.end.min(sql.len())];
+    match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        Some(quoted) => quoted.replace("\"\"", "\""),
+        None => text.to_lowercase(),
+    }
+}
+
+/// The parameters that define the column `tokens[col]` (`r.depth`, `depth`) of a WITH
+/// RECURSIVE query: `$1` in `with recursive r(id, depth) as (select id, $1 from …` or in
+/// `select id, $1 as depth`. PostgreSQL types that parameter text (a select list gives no
+/// context), and `r.depth + $3` in the recursive term then fails.
+fn recursive_column_params(sql: &str, tokens: &[Token], col: usize) -> Vec<u32> {
+    let column = ident_name(sql, &tokens[col]);
+    let qualifier = (col >= 2 && tokens[col - 1].is_char('.') && named(&tokens[col - 2]))
+        .then(|| ident_name(sql, &tokens[col - 2]));
+    let mut params = Vec::new();
+    for (r, _) in tokens.iter().enumerate().filter(|(_, t)| t.keyword("recursive")) {
+        // name [(columns)] AS [[NOT] MATERIALIZED] (SELECT …) [, name …]
+        let mut i = r + 1;
+        while let Some(name) = tokens.get(i).filter(|t| named(t)) {
+            let name = ident_name(sql, name);
+            i += 1;
+            let mut columns = None;
+            if tokens.get(i).is_some_and(|t| t.is_char('(')) {
+                let Some(close) = matching(tokens, i) else { break };
+                columns = Some(
+                    tokens[i + 1..close]
+                        .iter()
+                        .filter(|t| named(t))
+                        .map(|t| ident_name(sql, t))
+                        .collect::<Vec<_>>(),
+                );
+                i = close + 1;
+            }
+            if !tokens.get(i).is_some_and(|t| t.keyword("as")) {
+                break;
+            }
+            i += 1;
+            while tokens.get(i).is_some_and(|t| t.keyword("not") || t.keyword("materialized")) {
+                i += 1;
+            }
+            if !tokens.get(i).is_some_and(|t| t.is_char('(')) {
+                break;
+            }
+            let Some(close) = matching(tokens, i) else { break };
+            if qualifier.as_ref().is_none_or(|q| *q == name) {
+                if let Some((from, to)) =
+                    select_item(sql, tokens, i + 1, close, columns.as_deref(), &column)
+                {
+                    params.extend(params_in(tokens, from, to));
+                }
+            }
+            i = close + 1;
+            if !tokens.get(i).is_some_and(|t| t.is_char(',')) {
+                break;
+            }
+            i += 1;
+        }
+    }
+    params
+}
+
+/// The item of the select list at `tokens[select]` (up to `end`) that is the column named
+/// `column`: by position in `columns` when the query names them, else by its alias.
+fn select_item(
+    sql: &str,
+    tokens: &[Token],
+    select: usize,
+    end: usize,
+    columns: Option<&[String]>,
+    column: &str,
+) -> Option<(usize, usize)> {
+    if !tokens.get(select)?.keyword("select") {
+        return None;
+    }
+    const ENDS: &[&str] = &[
+        "from",
+        "where",
+        "group",
+        "having",
+        "window",
+        "union",
+        "intersect",
+        "except",
+        "order",
+        "limit",
+    ];
+    let mut items = Vec::new();
+    let mut start = select + 1;
+    let mut depth = 0;
+    let mut i = start;
+    while i < end {
+        let token = &tokens[i];
+        depth += nesting(token);
+        if depth == 0 && (token.is_char(',') || ENDS.iter().any(|k| token.keyword(k))) {
+            items.push((start, i.checked_sub(1)?));
+            if !token.is_char(',') {
+                break;
+            }
+            start = i + 1;
+        }
+        i += 1;
+    }
+    if i == end && start < end {
+        items.push((start, end - 1));
+    }
+    let index = match columns {
+        Some(columns) => columns.iter().position(|c| c == column)?,
+        None => items.iter().position(|(_, last)| {
+            named(&tokens[*last]) && ident_name(sql, &tokens[*last]) == column
+        })?,
+    };
+    items.get(index).copied()
 }
 
 /// What to try at one failing construct, in order.
@@ -362,7 +631,7 @@ enum Candidate {
     },
 }
 
-fn site(tokens: &[Token], failure: &Failure) -> Option<Site> {
+fn site(sql: &str, tokens: &[Token], failure: &Failure) -> Option<Site> {
     let at = failure
         .position
         .and_then(|p| tokens.iter().position(|t| t.start <= p && p < t.end.max(t.start + 1)));
@@ -388,11 +657,14 @@ fn site(tokens: &[Token], failure: &Failure) -> Option<Site> {
     }
     let i = at?;
     match &tokens[i].kind {
-        // An operator over parameters: `$2 + $3`, `$1 || $2`, `($1 - $2) * $3`.
-        Kind::Char(c) if "+-*/%^<>=".contains(*c) => {
-            operator_site(tokens, i, &unknown, Some(*c).filter(|c| "+-*/%^".contains(*c)))
+        // A comparison: `k = any(array[$1, $2])`, `d >= current_date - $1`.
+        Kind::Char('<' | '>' | '=') => comparison_site(tokens, i, failure),
+        Kind::Op(op) if ["<>", "!=", "<=", ">="].contains(&op.as_str()) => {
+            comparison_site(tokens, i, failure)
         }
-        Kind::Op(op) => operator_site(tokens, i, &unknown, (op == "||").then_some('|')),
+        // An operator over parameters: `$2 + $3`, `$1 || $2`, `($1 - $2) * $3`.
+        Kind::Char(c) if "+-*/%^".contains(*c) => operator_site(sql, tokens, i, &unknown, Some(*c)),
+        Kind::Op(op) => operator_site(sql, tokens, i, &unknown, (op == "||").then_some('|')),
         // A function over parameters: `sum($1)`, `sum(CASE … THEN $1 ELSE $2 END)` (a CASE of
         // untyped parameters resolves to text).
         Kind::Ident | Kind::Keyword(_) if tokens.get(i + 1).is_some_and(|t| t.is_char('(')) => {
@@ -410,7 +682,44 @@ fn site(tokens: &[Token], failure: &Failure) -> Option<Site> {
     }
 }
 
+/// A comparison whose operator does not exist for the types its operands got: PostgreSQL
+/// typed their parameters text (`array[$1, $2]`, `coalesce($1, $2)`, `(select $1)`, a CASE's
+/// results) or by arithmetic (`current_date - $1` is `date - date`). Those parameters take
+/// the type the other side gives one parameter standing for the operand (`k = $1`), or the
+/// arithmetic's integer or numeric.
+fn comparison_site(tokens: &[Token], op: usize, failure: &Failure) -> Option<Site> {
+    let retypable =
+        |n: &u32| failure.types.get(*n as usize - 1).is_none_or(|t| untyped(*t) || *t == TEXT);
+    let sides = [chain(tokens, op, true), chain(tokens, op, false)];
+    let mut params: Vec<u32> = Vec::new();
+    let mut with_params = Vec::new();
+    for side in sides.iter().flatten() {
+        let before = params.len();
+        for n in value_params(tokens, side.from, side.to) {
+            if (side.terms.contains(&n) || retypable(&n)) && !params.contains(&n) {
+                params.push(n);
+            }
+        }
+        if params.len() > before {
+            with_params.push(side);
+        }
+    }
+    let (from, to) = match with_params[..] {
+        [side] => (side.from, side.to),
+        [left, right] => (left.from, right.to),
+        _ => return None,
+    };
+    let mut candidates =
+        vec![Candidate::Probe { param: params[0], start: tokens[from].start, end: tokens[to].end }];
+    if with_params.iter().any(|side| !side.terms.is_empty()) {
+        candidates.extend([Candidate::Type(INT4), Candidate::Type(NUMERIC)]);
+    }
+    candidates.push(Candidate::Type(TEXT));
+    Some(Site { params, candidates })
+}
+
 fn operator_site(
+    sql: &str,
     tokens: &[Token],
     op: usize,
     unknown: &dyn Fn(&u32) -> bool,
@@ -421,6 +730,30 @@ fn operator_site(
     let mut params: Vec<u32> = Vec::new();
     for (from, to) in [left, right].into_iter().flatten() {
         params.extend(params_in(tokens, from, to).into_iter().filter(|n| unknown(n)));
+    }
+    // `r.depth + $3` where `r.depth` is a recursive query's `$1`, typed text.
+    if arithmetic.is_some_and(|c| c != '|') {
+        let columns = [
+            op.checked_sub(1).filter(|_| left.is_none()),
+            Some(op + 1).filter(|_| right.is_none()).map(|i| {
+                let mut j = i;
+                while tokens.get(j + 1).is_some_and(|t| t.is_char('.'))
+                    && tokens.get(j + 2).is_some_and(named)
+                {
+                    j += 2;
+                }
+                j
+            }),
+        ];
+        for col in columns.into_iter().flatten() {
+            if tokens.get(col).is_some_and(named) {
+                for n in recursive_column_params(sql, tokens, col) {
+                    if !params.contains(&n) {
+                        params.push(n);
+                    }
+                }
+            }
+        }
     }
     if params.is_empty() {
         return None;
@@ -481,7 +814,7 @@ pub fn infer_parameter_types(
         let (site, next) = match sites.entry(key) {
             std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::btree_map::Entry::Vacant(entry) => {
-                let Some(site) = site(tokens, &failure) else {
+                let Some(site) = site(sql, tokens, &failure) else {
                     return Err(refusal(sql, &failure, &tried));
                 };
                 entry.insert((site, 0))
@@ -605,6 +938,18 @@ mod tests {
             "national",
             "extract",
             "for",
+            "any",
+            "all",
+            "array",
+            "coalesce",
+            "greatest",
+            "least",
+            "current_date",
+            "recursive",
+            "union",
+            "join",
+            "on",
+            "depth",
         ];
         let b = sql.as_bytes();
         let mut out = Vec::new();
@@ -652,6 +997,8 @@ mod tests {
                 }
             } else if sql[i..].starts_with("||")
                 || sql[i..].starts_with("<=")
+                || sql[i..].starts_with(">=")
+                || sql[i..].starts_with("<>")
                 || sql[i..].starts_with("::")
             {
                 i += 2;
@@ -872,6 +1219,152 @@ mod tests {
             vec![INT4, NUMERIC, NUMERIC, INT8],
             "$1 keeps the type of the column it is compared with"
         );
+    }
+
+    /// How PostgreSQL analyses `sql` (checked with PREPARE on 15): with parameter types
+    /// `want` it succeeds with `found`; otherwise it fails with "operator does not exist" at
+    /// `at`, its parameters typed `given` unless preset; `probe` (the text with the operand
+    /// replaced by one parameter) types that parameter `probe_type`.
+    struct Shape {
+        sql: &'static str,
+        at: &'static str,
+        given: &'static [u32],
+        probe: Option<(&'static str, u32)>,
+        want: &'static [u32],
+        found: &'static [u32],
+    }
+
+    fn infer(shape: &Shape) -> Result<Vec<u32>, String> {
+        infer_parameter_types(shape.sql, &lex(shape.sql), |text, types| {
+            if let Some((probe, typ)) = shape.probe.filter(|(probe, _)| *probe == text) {
+                let _ = probe;
+                return Ok(vec![typ; 4]);
+            }
+            if text != shape.sql {
+                return Err(failure("42601", text, "$", &[]));
+            }
+            if types == shape.want {
+                return Ok(shape.found.to_vec());
+            }
+            let given: Vec<u32> =
+                shape.given.iter().zip(types).map(|(g, t)| if *t == 0 { *g } else { *t }).collect();
+            Err(failure(UNDEFINED_FUNCTION, shape.sql, shape.at, &given))
+        })
+    }
+
+    const BOOL: u32 = 16;
+    const DATE: u32 = 1082;
+
+    /// pg_stat_statements' `k = any(array[$1, $2])`, `current_date - $1`, `coalesce($1, $2)`,
+    /// `(select $1)`, a CASE's results, a recursive query's `r.depth + $3`: PostgreSQL types
+    /// their parameters text or by arithmetic, and the comparison then has no operator.
+    #[test]
+    fn parameters_inside_a_compared_operand_take_the_other_sides_type() {
+        let compared = |sql: &'static str, at: &'static str, given: &'static [u32], probe| Shape {
+            sql,
+            at,
+            given,
+            probe: Some((probe, INT4)),
+            want: &[INT4, INT4, INT4][..given.len()],
+            found: &[INT4, INT4, INT4][..given.len()],
+        };
+        let shapes = [
+            compared(
+                "select * from t where k = any(array[$1,$2,$3])",
+                "= any",
+                &[TEXT, TEXT, TEXT],
+                "select * from t where k = $1",
+            ),
+            compared(
+                "select * from t where k <> all(array[$1,$2])",
+                "<> all",
+                &[TEXT, TEXT],
+                "select * from t where k <> $1",
+            ),
+            // `s = $3` is text from its column, not retyped.
+            Shape {
+                sql: "select * from t where id = coalesce($1, $2) and s = $3",
+                at: "= coalesce",
+                given: &[TEXT, TEXT, TEXT],
+                probe: Some(("select * from t where id = $1 and s = $3", INT4)),
+                want: &[INT4, INT4, 0],
+                found: &[INT4, INT4, TEXT],
+            },
+            compared(
+                "select * from t where id = greatest($1,$2)",
+                "= greatest",
+                &[TEXT, TEXT],
+                "select * from t where id = $1",
+            ),
+            compared(
+                "select * from t where id = (select $1)",
+                "= (",
+                &[TEXT],
+                "select * from t where id = $1",
+            ),
+            compared(
+                "select * from t where least($1, $2) = id",
+                "= id",
+                &[TEXT, TEXT],
+                "select * from t where $1 = id",
+            ),
+            // Only the results are retyped: the WHEN condition stays boolean.
+            Shape {
+                sql: "select * from t where k = case when $1 then $2 else $3 end",
+                at: "= case",
+                given: &[BOOL, TEXT, TEXT],
+                probe: Some(("select * from t where k = $2", INT4)),
+                want: &[0, INT4, INT4],
+                found: &[BOOL, INT4, INT4],
+            },
+            // `date - unknown` resolves as `date - date`, an integer; the probe's date fails
+            // again, integer is what the literal meant.
+            Shape {
+                sql: "select * from t where d >= current_date - $1",
+                at: ">=",
+                given: &[DATE],
+                probe: Some(("select * from t where d >= $1", DATE)),
+                want: &[INT4],
+                found: &[INT4],
+            },
+            // The recursive query's `$1` is the column `r.depth + $3` adds to.
+            Shape {
+                sql: "with recursive r(id, depth) as (select id, $1 from t where id = $2 union all select t.id, r.depth + $3 from t join r on t.parent = r.id where r.depth < $4) select * from r",
+                at: "+ $3",
+                given: &[TEXT, INT4, 0, 0],
+                probe: None,
+                want: &[NUMERIC, 0, NUMERIC, 0],
+                found: &[NUMERIC, INT4, NUMERIC, NUMERIC],
+            },
+            Shape {
+                sql: "with recursive r as (select id, $1 as depth from t where id = $2 union all select t.id, $3 + depth from t join r on t.parent = r.id) select * from r",
+                at: "+ depth",
+                given: &[TEXT, INT4, 0],
+                probe: None,
+                want: &[NUMERIC, 0, NUMERIC],
+                found: &[NUMERIC, INT4, NUMERIC],
+            },
+        ];
+        for shape in &shapes {
+            assert_eq!(infer(shape).as_deref(), Ok(shape.found), "{}", shape.sql);
+        }
+    }
+
+    /// A recursive query's column is found by its position in the column list or by its
+    /// alias, in the named query only.
+    #[test]
+    fn a_recursive_querys_column_is_the_item_of_its_first_select_list() {
+        let params = |sql: &str, column: &str| {
+            let tokens = lex(sql);
+            let at = tokens.iter().rposition(|t| &sql[t.start..t.end] == column).unwrap();
+            recursive_column_params(sql, &tokens, at)
+        };
+        let sql = "with recursive a(x, depth) as (select $1, $2 from t union all select a.x, a.depth + $3 from a), b as (select $4 as depth) select a.depth from a";
+        assert_eq!(params(sql, "depth"), vec![2]);
+        let sql = "with recursive a as (select $1 as x, f($2, $3) \"Depth\" from t union all select 1) select a.\"Depth\" from a";
+        assert_eq!(params(sql, "\"Depth\""), vec![2, 3]);
+        let sql = "with recursive a as (select $1 as x from t) select b.x from a, b";
+        assert_eq!(params(sql, "x"), Vec::<u32>::new(), "b is not the recursive query");
     }
 
     #[test]
