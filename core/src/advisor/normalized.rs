@@ -301,6 +301,20 @@ pub fn cast_typed_literals(sql: &str, tokens: &[Token]) -> Option<String> {
     })
 }
 
+/// `$1and` → `$1 and`: the text with a space after the parameter that starts at byte `at`,
+/// where PostgreSQL 15+'s scanner raised "trailing junk after parameter" (its error
+/// position). pg_stat_statements keeps the spacing of the text it normalizes, so
+/// `"é"='e5'and k = 5` is recorded as `"é"=$1and k = $2`, which 14 scanned and 15 does not.
+/// None unless a parameter followed by an identifier's first character starts at `at`: the
+/// caller rescans after each fix, at most once per `$` in the text.
+pub fn separate_parameter(sql: &str, at: usize) -> Option<String> {
+    let digits = sql.get(at..)?.strip_prefix('$')?.bytes().take_while(u8::is_ascii_digit).count();
+    let end = at + 1 + digits;
+    let next = sql[end..].chars().next()?;
+    (digits > 0 && (next.is_ascii_alphabetic() || next == '_' || !next.is_ascii()))
+        .then(|| format!("{} {}", &sql[..end], &sql[end..]))
+}
+
 /// Why an analysis attempt failed.
 #[derive(Clone, Debug)]
 pub struct Failure {
@@ -1129,6 +1143,30 @@ mod tests {
         })
         .unwrap();
         assert_eq!(types.len(), 65535);
+    }
+
+    /// Only a parameter glued to an identifier at the given byte offset is separated.
+    #[test]
+    fn a_parameter_glued_to_a_word_is_separated_where_the_scanner_said() {
+        let sql = "select k from weird where \"é\"=$1and k=$2";
+        let at = sql.find("$1").unwrap();
+        assert_eq!(
+            separate_parameter(sql, at).as_deref(),
+            Some("select k from weird where \"é\"=$1 and k=$2")
+        );
+        assert_eq!(separate_parameter("select $12_x", 7).as_deref(), Some("select $12 _x"));
+        assert_eq!(separate_parameter("select $3é", 7).as_deref(), Some("select $3 é"));
+        for (sql, at) in [
+            (sql, at - 1),                  // not at the `$`
+            (sql, sql.find("$2").unwrap()), // `$2` ends the text
+            ("select $1 and", 7),           // already separated
+            ("select $x", 7),               // no number
+            ("select $1+1", 7),             // an operator may follow
+            ("select 'é'", 9),              // inside a character
+            ("select 1", 40),               // past the end
+        ] {
+            assert_eq!(separate_parameter(sql, at), None, "{sql} at {at}");
+        }
     }
 
     /// A fake analyser: `rules` maps a text to the outcome for given types.
