@@ -258,8 +258,15 @@ WITH e AS (
                   THEN 'not measured yet: needs a snapshot before and two after it was built, with calls'
                 WHEN m.statements_measured = 0
                   THEN 'too few calls yet: needs 10 calls of a statement before it was built and 10 after'
-                WHEN m.mean_ms_after <= 0.9 * m.mean_ms_before
+                WHEN m.mean_ms_after <= 0.9 * m.mean_ms_before AND ix.scans > 0
                   THEN 'helped: the statements it was meant for got faster'
+                -- Faster with no scan counted: the statistics may have been reset since (no
+                -- DROP either way while the statements are faster).
+                WHEN m.mean_ms_after <= 0.9 * m.mean_ms_before
+                     AND (SELECT d.stats_reset > s.built_seen_at FROM pg_catalog.pg_stat_database d WHERE d.datid = s.dbid)
+                  THEN 'helped: the statements it was meant for got faster (its scans were reset since it was built)'
+                WHEN m.mean_ms_after <= 0.9 * m.mean_ms_before
+                  THEN 'unclear: the statements it was meant for got faster without scanning it'
                 WHEN ix.scans = 0
                   THEN 'did not help: never used'
                 ELSE 'did not help: the statements it was meant for are not faster'

@@ -39,7 +39,12 @@ fn snapshot(cluster: &PgCluster) {
 /// A cluster with SETUP where `app` ran the workload `calls` times and a snapshot was taken:
 /// the cluster, the DBA's session, app's session and the advised index's DDL.
 fn advised_after(calls: i32) -> (PgCluster, Client, Client, String) {
-    let (cluster, mut c) = PgCluster::with_extension(SETUP);
+    advised_after_with(calls, "SELECT 1")
+}
+
+/// advised_after with `more` run after SETUP.
+fn advised_after_with(calls: i32, more: &str) -> (PgCluster, Client, Client, String) {
+    let (cluster, mut c) = PgCluster::with_extension(&format!("{SETUP}; {more}"));
     let mut app = cluster.connect_as("app", "postgres");
     workload(&mut app, calls);
     snapshot(&cluster);
@@ -128,6 +133,12 @@ fn an_index_the_statements_do_not_use_is_said_so_with_its_drop() {
     let (cluster, mut c, _app, ddl) = advised_after(10);
     c.batch_execute(&ddl).unwrap();
     snapshot(&cluster);
+    // Twice the rows: the statements' sequential scans are slower after, whatever the
+    // machine's load (faster statements would withhold the DROP).
+    c.batch_execute(
+        "INSERT INTO public.orders SELECT g, g % 5000, g FROM generate_series(200001, 400000) g",
+    )
+    .unwrap();
     // The application's sessions cannot use it (as when its planner settings forbid it).
     c.batch_execute(
         "ALTER ROLE app SET enable_indexscan = off; ALTER ROLE app SET enable_bitmapscan = off",
@@ -347,4 +358,183 @@ fn an_expression_suggestion_is_followed_by_its_own_ddl_not_by_another_expression
     let definition: String =
         c.query_one("SELECT pg_get_indexdef($1::text::regclass)", &[&built]).unwrap().get(0);
     assert!(definition.contains("(lower(email))"), "{built}: {definition}");
+}
+
+/// The view's row for `ddl`: (verdict, action, index_scans, index_bytes, table_writes_since).
+fn judged(c: &mut Client, ddl: &str) -> (String, Option<String>, i64, i64, i64) {
+    let row = c
+        .query_one(
+            "SELECT verdict, action, index_scans, index_bytes, table_writes_since
+               FROM pitstop.index_effects WHERE suggested_ddl = $1",
+            &[&ddl],
+        )
+        .unwrap();
+    (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4))
+}
+
+/// An account lookup on a table of two partitions, advised, built and run again by `app`
+/// (with index scans allowed or not): the cluster, the DBA's and app's sessions and the DDL.
+fn partitioned_built(app_may_use_it: bool) -> (PgCluster, Client, Client, String) {
+    let (cluster, mut c) = PgCluster::with_extension(
+        "CREATE EXTENSION pg_stat_statements;
+         CREATE ROLE app LOGIN;
+         CREATE TABLE public.ev (id bigint, account int, payload text) PARTITION BY RANGE (id);
+         CREATE TABLE public.ev_1 PARTITION OF public.ev FOR VALUES FROM (0) TO (100000);
+         CREATE TABLE public.ev_2 PARTITION OF public.ev FOR VALUES FROM (100000) TO (200000);
+         INSERT INTO public.ev SELECT g, g % 10000, md5(g::text) FROM generate_series(1, 199999) g;
+         ANALYZE public.ev;
+         GRANT SELECT, INSERT ON public.ev TO app;
+         SELECT pg_stat_statements_reset();
+         SELECT pg_stat_force_next_flush()",
+    );
+    let mut app = cluster.connect_as("app", "postgres");
+    let lookup = |app: &mut Client| {
+        for i in 0..30 {
+            app.query_one("SELECT count(*) FROM public.ev WHERE account = $1", &[&(i * 7)])
+                .unwrap();
+        }
+        app.batch_execute("SELECT pg_stat_force_next_flush()").unwrap();
+        app.batch_execute("SELECT 1").unwrap();
+    };
+    lookup(&mut app);
+    snapshot(&cluster);
+    let ddl: String = c
+        .query_one("SELECT ddl FROM pitstop.suggest_indexes() WHERE table_name = 'public.ev' ORDER BY rank LIMIT 1", &[])
+        .unwrap()
+        .get(0);
+    assert!(ddl.contains("public.ev (account"), "{ddl}");
+    c.batch_execute(&ddl).unwrap();
+    snapshot(&cluster);
+    if !app_may_use_it {
+        app.batch_execute("SET enable_indexscan = off; SET enable_bitmapscan = off").unwrap();
+        // Twice the rows: the sequential scans are slower after, whatever the load.
+        c.batch_execute("INSERT INTO public.ev SELECT g, g % 10000, md5(g::text) FROM generate_series(1, 199999) g")
+            .unwrap();
+    }
+    lookup(&mut app);
+    snapshot(&cluster);
+    (cluster, c, app, ddl)
+}
+
+/// The review's reproduction: a partitioned index has no scans or size of its own, so a
+/// helpful one was "did not help: never used" with a DROP that PostgreSQL refuses; nor may
+/// a statistics reset turn a measured gain into a DROP.
+#[test]
+fn a_partitioned_index_is_judged_over_its_partitions() {
+    let (_cluster, mut c, mut app, ddl) = partitioned_built(true);
+    let (verdict, action, scans, bytes, _) = judged(&mut c, &ddl);
+    assert!(verdict.starts_with("helped"), "{verdict}");
+    assert_eq!(action, None);
+    assert!(scans >= 30 && bytes > 0, "scans {scans}, bytes {bytes}");
+    // Writes to the partitions are the index's upkeep.
+    app.batch_execute(
+        "INSERT INTO public.ev SELECT g, 1, 'x' FROM generate_series(1, 5) g; SELECT pg_stat_force_next_flush()",
+    )
+    .unwrap();
+    app.batch_execute("SELECT 1").unwrap();
+    let mut writes = 0;
+    let flushed = pitstop_tests::poll_until(std::time::Duration::from_secs(30), || {
+        writes = judged(&mut c, &ddl).4;
+        writes == 5
+    });
+    assert!(flushed, "table_writes_since {writes}");
+    // Scans read 0 after a reset: the measured gain still decides.
+    c.batch_execute("SELECT pg_stat_reset()").unwrap();
+    let (verdict, action, scans, _, _) = judged(&mut c, &ddl);
+    assert_eq!(scans, 0);
+    assert!(verdict.starts_with("helped"), "{verdict}");
+    assert_eq!(action, None);
+}
+
+/// A partitioned index that did not help gets a DROP that runs: no CONCURRENTLY (PostgreSQL
+/// refuses it for a partitioned index), and the verdict says it locks the table.
+#[test]
+fn a_partitioned_index_that_did_not_help_gets_a_drop_that_runs() {
+    let (_cluster, mut c, _app, ddl) = partitioned_built(false);
+    let (verdict, action, scans, _, _) = judged(&mut c, &ddl);
+    assert_eq!(scans, 0);
+    assert!(
+        verdict.starts_with("did not help: never used") && verdict.contains("locks the table"),
+        "{verdict}"
+    );
+    let index: String = c
+        .query_one("SELECT index_name FROM pitstop.index_effects WHERE suggested_ddl = $1", &[&ddl])
+        .unwrap()
+        .get(0);
+    assert_eq!(action, Some(format!("DROP INDEX {index};")));
+    c.batch_execute(action.as_deref().unwrap()).unwrap();
+    let left: i64 = c.query_one("SELECT count(*) FROM pitstop.index_effects", &[]).unwrap().get(0);
+    assert_eq!(left, 0);
+}
+
+/// Another role running the statements only after the build (here with index scans off)
+/// measured nothing about the index: the verdict is the application's. Its first calls, before
+/// the snapshot where its entry first appears, were dropped too; now they would count, so it
+/// runs across two snapshots.
+#[test]
+fn calls_of_a_role_that_did_not_run_the_statements_before_do_not_judge_the_index() {
+    let (cluster, mut c, mut app, ddl) = advised_after_with(
+        30,
+        "CREATE ROLE mallory LOGIN; GRANT SELECT ON public.orders TO mallory",
+    );
+    c.batch_execute(&ddl).unwrap();
+    snapshot(&cluster);
+    workload(&mut app, 30);
+    snapshot(&cluster);
+    assert!(judged(&mut c, &ddl).0.starts_with("helped"));
+    let mut mallory = cluster.connect_as("mallory", "postgres");
+    mallory.batch_execute("SET enable_indexscan = off; SET enable_bitmapscan = off").unwrap();
+    workload(&mut mallory, 40);
+    snapshot(&cluster);
+    workload(&mut mallory, 500);
+    snapshot(&cluster);
+    let (verdict, action, ..) = judged(&mut c, &ddl);
+    assert!(verdict.starts_with("helped"), "{verdict}");
+    assert_eq!(action, None);
+    let after: i64 = c
+        .query_one(
+            "SELECT e.calls_after FROM pitstop.index_suggestions s, pitstop.index_effect(s.index_oid::regclass) e
+              WHERE s.ddl = $1 AND e.query LIKE 'SELECT sum(total)%'",
+            &[&ddl],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(after, 30, "app's calls alone");
+}
+
+/// Below 10 calls on a side no verdict (one call decided it, and a DROP); pitstop's own reindex
+/// job (REINDEX INDEX CONCURRENTLY: a new OID under the name) no longer loses the index's row.
+#[test]
+fn a_verdict_needs_calls_on_both_sides_and_survives_a_reindex() {
+    let (cluster, mut c, mut app, ddl) = advised_after(30);
+    c.batch_execute(&ddl).unwrap();
+    snapshot(&cluster);
+    workload(&mut app, 5);
+    snapshot(&cluster);
+    let (verdict, action, ..) = judged(&mut c, &ddl);
+    assert!(verdict.starts_with("too few calls yet"), "{verdict}");
+    assert_eq!(action, None);
+    workload(&mut app, 25);
+    snapshot(&cluster);
+    assert!(judged(&mut c, &ddl).0.starts_with("helped"));
+
+    let index: String = c
+        .query_one("SELECT index_name FROM pitstop.index_effects WHERE suggested_ddl = $1", &[&ddl])
+        .unwrap()
+        .get(0);
+    c.batch_execute(&format!("REINDEX INDEX CONCURRENTLY {index}")).unwrap();
+    snapshot(&cluster);
+    let (verdict, action, ..) = judged(&mut c, &ddl);
+    assert!(verdict.starts_with("helped"), "{verdict}");
+    assert_eq!(action, None);
+    let calls: (i64, i64) = {
+        let row = c
+            .query_one(
+                "SELECT calls_before, calls_after FROM pitstop.index_effect($1::text::regclass)",
+                &[&index],
+            )
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!(calls, (30, 30));
 }

@@ -207,6 +207,16 @@ SELECT d.oid, t.relid, t.name, '{1}', '{}', false, t.ddl, '{42}', 50, '2025-06-0
                 'CREATE INDEX CONCURRENTLY ON public."orders USING brin (id)" (id)')) AS t(relid, name, ddl)
  WHERE d.datname = current_database()"#;
 
+/// What 0.4.0 and later write for the BRIN of OLD_SUGGESTION (0.3.0 has no column: the update
+/// derives it from the DDL).
+const OLD_BRIN_RECORDED: &str = "DO $$ BEGIN
+    IF EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'pitstop.index_suggestions'::regclass
+                                          AND attname = 'access_method') THEN
+        EXECUTE $u$UPDATE pitstop.index_suggestions SET access_method = 'brin'
+                    WHERE ddl = 'CREATE INDEX CONCURRENTLY ON public.orders USING brin (id)'$u$;
+    END IF;
+END $$";
+
 fn has_suggestions(client: &mut Client) -> bool {
     client
         .query_one("SELECT to_regclass('pitstop.index_suggestions') IS NOT NULL", &[])
@@ -284,6 +294,8 @@ fn updating_an_old_version_equals_a_fresh_install_and_keeps_data_and_tracking() 
         let suggestions = has_suggestions(&mut c);
         if suggestions {
             c.batch_execute(OLD_SUGGESTION).unwrap();
+            // From 0.4.0 on, suggest_indexes records the BRIN's access method itself.
+            c.batch_execute(OLD_BRIN_RECORDED).unwrap();
         }
         let before = kept_rows(&mut c);
 
