@@ -147,6 +147,7 @@ fn matching(tokens: &[Token], at: usize) -> Option<usize> {
     let mut depth = 0;
     let mut i = at;
     loop {
+        read_back();
         depth += nesting(&tokens[i]) * step;
         if depth == 0 {
             return Some(i);
@@ -216,7 +217,8 @@ fn type_name_start(tokens: &[Token], end: usize) -> Option<(usize, bool)> {
 
 #[cfg(test)]
 thread_local! {
-    /// Tokens `type_name_start` stepped over backwards: the tests check the rewrite stays linear.
+    /// Tokens `type_name_start` stepped over backwards and `matching` walked: the tests check
+    /// the rewrite and the walks over recursive queries stay linear.
     static READ_BACK: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
@@ -527,6 +529,15 @@ fn recursive_column_params(sql: &str, tokens: &[Token], col: usize) -> Vec<u32> 
     let qualifier = (col >= 2 && tokens[col - 1].is_char('.') && named(&tokens[col - 2]))
         .then(|| ident_name(sql, &tokens[col - 2]));
     let mut params = Vec::new();
+    // Tokens the walks below may pass over in lists and bodies, all together: nested or
+    // repeated WITH RECURSIVE cannot make them quadratic.
+    // A few nested levels fit; an unbalanced text (never analysed) ends the walks at once.
+    let mut budget = 8 * tokens.len();
+    let mut skip = |open: usize| {
+        let close = matching(tokens, open)?;
+        budget = budget.checked_sub(close - open)?;
+        Some(close)
+    };
     for (r, _) in tokens.iter().enumerate().filter(|(_, t)| t.keyword("recursive")) {
         // name [(columns)] AS [[NOT] MATERIALIZED] (SELECT …) [, name …]
         let mut i = r + 1;
@@ -535,7 +546,7 @@ fn recursive_column_params(sql: &str, tokens: &[Token], col: usize) -> Vec<u32> 
             i += 1;
             let mut columns = None;
             if tokens.get(i).is_some_and(|t| t.is_char('(')) {
-                let Some(close) = matching(tokens, i) else { break };
+                let Some(close) = skip(i) else { return params };
                 columns = Some(
                     tokens[i + 1..close]
                         .iter()
@@ -555,7 +566,7 @@ fn recursive_column_params(sql: &str, tokens: &[Token], col: usize) -> Vec<u32> 
             if !tokens.get(i).is_some_and(|t| t.is_char('(')) {
                 break;
             }
-            let Some(close) = matching(tokens, i) else { break };
+            let Some(close) = skip(i) else { return params };
             if qualifier.as_ref().is_none_or(|q| *q == name) {
                 if let Some((from, to)) =
                     select_item(sql, tokens, i + 1, close, columns.as_deref(), &column)
@@ -1401,6 +1412,20 @@ mod tests {
         assert_eq!(params(sql, "depth"), vec![2]);
         let sql = "with recursive a as (select $1 as x, f($2, $3) \"Depth\" from t union all select 1) select a.\"Depth\" from a";
         assert_eq!(params(sql, "\"Depth\""), vec![2, 3]);
+        // Nested recursive queries: each walk's lists and bodies are counted against one
+        // budget of the text's length (it gives up rather than walk them again).
+        let n = 20_000;
+        let sql = format!(
+            "{}select 1{} select r.depth + $1",
+            "with recursive r as (".repeat(n),
+            ")".repeat(n)
+        );
+        let tokens = lex(&sql);
+        let at = tokens.len() - 3;
+        READ_BACK.with(|r| r.set(0));
+        assert_eq!(recursive_column_params(&sql, &tokens, at), Vec::<u32>::new());
+        let steps = READ_BACK.with(|r| r.get());
+        assert!(steps <= 10 * tokens.len(), "{steps} steps over {} tokens", tokens.len());
         let sql = "with recursive a as (select $1 as x from t) select b.x from a, b";
         assert_eq!(params(sql, "x"), Vec::<u32>::new(), "b is not the recursive query");
     }
