@@ -518,6 +518,75 @@ mod tests {
         assert!(planned.is_ok(), "{:?}", planned.err());
     }
 
+    /// Texts the scanner rejects (an unterminated quote) are statements that could not be
+    /// planned, with the scanner's message: the scanner's ERROR used to cross two nested
+    /// guards and abort the server. `$1and` (pg_stat_statements' record of `'e5'and`, which
+    /// 15+'s scanner refuses as "trailing junk after parameter") is planned as `$1 and`.
+    #[pg_test]
+    fn texts_the_scanner_rejects_are_reasons_not_a_crash() {
+        make_orders();
+        let args = "queries => ARRAY['select ''abc', 'select \"abc', 'select $$x',
+                                    'SELECT id FROM adv_orders WHERE customer_id = $1and true',
+                                    'SELECT id FROM adv_orders WHERE customer_id = $1']";
+        let reasons = unhelped(args);
+        for query in ["select 'abc", "select \"abc", "select $$x"] {
+            let (_, reason) = reasons
+                .iter()
+                .find(|(q, _)| q == query)
+                .unwrap_or_else(|| panic!("{query}: {reasons:?}"));
+            assert!(reason.starts_with("could not be planned: unterminated"), "{query}: {reason}");
+        }
+        let advice = suggestions(args);
+        assert_eq!(advice.len(), 1, "{advice:?}");
+        assert_eq!(advice[0].1, 2, "`$1and` is planned: {advice:?}");
+        let deep = format!("SELECT {}", vec!["1"; 5_000].join("+"));
+        let reasons = unhelped(&format!("queries => ARRAY['{deep}']"));
+        assert!(
+            reasons[0].1.starts_with("could not be planned: stack depth limit exceeded"),
+            "{}",
+            reasons[0].1
+        );
+    }
+
+    /// A statement given by a role that may not read its table is not planned: the planner
+    /// would read the table's column statistics, and a cost, a partial index or its size would
+    /// tell that role what the table holds. The reason is the executor's own error.
+    #[pg_test]
+    fn a_role_that_may_not_read_the_table_gets_no_cost_and_no_advice() {
+        make_orders();
+        Spi::run("CREATE ROLE adv_no_select; GRANT pg_monitor TO adv_no_select").unwrap();
+        let args = "queries => ARRAY['SELECT id FROM adv_orders WHERE customer_id = 42',
+                                    'SELECT 1 WHERE EXISTS (SELECT 1 FROM adv_customers WHERE id = 7)']";
+        Spi::run("SET LOCAL ROLE adv_no_select").unwrap();
+        let rows: Vec<(String, Option<f64>)> = Spi::connect(|client| {
+            client
+                .select(
+                    &format!(
+                        "SELECT reason, cost FROM pitstop.unhelped_queries({args}) ORDER BY query"
+                    ),
+                    None,
+                    &[],
+                )
+                .unwrap()
+                .map(|row| (required(&row, "reason"), crate::pg::spi::column(&row, "cost")))
+                .collect()
+        });
+        let advice = suggestions(args);
+        Spi::run("RESET ROLE").unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                (
+                    "could not be planned: permission denied for table adv_customers".to_string(),
+                    None
+                ),
+                ("could not be planned: permission denied for table adv_orders".to_string(), None),
+            ]
+        );
+        assert!(advice.is_empty(), "{advice:?}");
+        assert_eq!(suggestions(args).len(), 1, "the table's owner is advised");
+    }
+
     // Issue 15, part 6: advice time.
 
     /// Lazy greedy rounds plan again only the moves whose bound could still win a round: on

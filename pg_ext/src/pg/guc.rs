@@ -88,6 +88,12 @@ unsafe fn guc_string(value: *const std::ffi::c_char) -> &'static [u8] {
     }
 }
 
+/// The session's search_path setting, as written.
+pub fn search_path() -> String {
+    // SAFETY: a plain read of this backend's GUC variable, copied at once.
+    String::from_utf8_lossy(unsafe { guc_string(pg_sys::namespace_search_path) }).into_owned()
+}
+
 pub fn output_settings() -> OutputSettings {
     // SAFETY: plain reads of this backend's GUC variables. String values are owned by the
     // GUC machinery and freed only when a SET/RESET replaces them; the cache uses the

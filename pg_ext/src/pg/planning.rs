@@ -170,12 +170,13 @@ struct Plannable {
     param_types: Vec<u32>,
 }
 
-/// Statement text and role → what `plannable` found.
-type PlannableCache = HashMap<(String, pg_sys::Oid), Result<Plannable, String>>;
+/// Statement text, role and search_path → what `plannable` found.
+type PlannableCache = HashMap<(String, pg_sys::Oid, String), Result<Plannable, String>>;
 
 thread_local! {
-    /// Per transaction (its start time) and statement text and role: the advisor plans each
-    /// statement many times while it weighs candidates; the types are found once.
+    /// Per transaction (its start time), statement text, role and search_path (the same
+    /// text names other tables under another): the advisor plans each statement many times
+    /// while it weighs candidates; the types are found once.
     static PLANNABLE: RefCell<(pg_sys::TimestampTz, PlannableCache)> = RefCell::new((0, HashMap::new()));
 }
 
@@ -189,7 +190,7 @@ pub fn plan_workload(
 ) -> Result<PlannedQuery, String> {
     // SAFETY: reads the current transaction's start time.
     let transaction = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
-    let key = (sql.to_string(), role.oid);
+    let key = (sql.to_string(), role.oid, crate::pg::guc::search_path());
     let cached = PLANNABLE.with(|c| {
         let mut cache = c.borrow_mut();
         if cache.0 != transaction || cache.1.len() > 10_000 {
@@ -225,13 +226,13 @@ fn plannable(sql: &str, role: &ActingRole) -> Result<Plannable, String> {
         // SAFETY: switched back below; nothing allocated in `scratch` is kept.
         let caller = unsafe { pg_sys::MemoryContextSwitchTo(scratch) };
         let found = (|| {
-            let tokens = scan::tokens(sql)?;
-            let (text, tokens) = match normalized::cast_typed_literals(sql, &tokens) {
+            let (sql, tokens) = scanned(sql)?;
+            let (text, tokens) = match normalized::cast_typed_literals(&sql, &tokens) {
                 Some(text) => {
                     let tokens = scan::tokens(&text)?;
                     (text, tokens)
                 }
-                None => (sql.to_string(), tokens),
+                None => (sql, tokens),
             };
             if !tokens.iter().any(|t| matches!(t.kind, normalized::Kind::Param(_))) {
                 return Ok(Plannable { sql: text, param_types: Vec::new() });
@@ -252,6 +253,54 @@ fn plannable(sql: &str, role: &ActingRole) -> Result<Plannable, String> {
         Ok(found) => found,
         Err(error) => Err(subxact::message(&error)),
     }
+}
+
+/// The tokens of `sql`, and the text they are of: a parameter glued to the next word
+/// (`'e5'and`, which pg_stat_statements records as `$1and` and PostgreSQL 15+'s scanner
+/// refuses as trailing junk) is separated where the scanner reports it, and the text scanned
+/// again. Any other scanner error is the statement's reason.
+fn scanned(sql: &str) -> Result<(String, Vec<normalized::Token>), String> {
+    let mut text = sql.to_string();
+    loop {
+        let (outcome, spot) = with_error_spot(|| scan::tokens(&text));
+        match outcome {
+            Ok(tokens) => return tokens.map(|tokens| (text, tokens)),
+            Err(error) => {
+                // Each fix separates one more parameter: the loop ends.
+                let at = byte_offset(&text, spot.position);
+                match at.and_then(|at| normalized::separate_parameter(&text, at)) {
+                    Some(separated) => text = separated,
+                    None => return Err(subxact::message(&error)),
+                }
+            }
+        }
+    }
+}
+
+/// The byte offset of a 1-based character position (an errposition), if it is in `text`.
+fn byte_offset(text: &str, position: std::ffi::c_int) -> Option<usize> {
+    let position = usize::try_from(position).ok().filter(|p| *p > 0)?;
+    text.char_indices().nth(position - 1).map(|(b, _)| b)
+}
+
+/// Runs `f` in a rolled-back subtransaction, noting where an error it raises was reported.
+#[allow(clippy::result_large_err)]
+fn with_error_spot<R>(f: impl FnOnce() -> R) -> (Result<R, pg_sys::panic::CaughtError>, ErrorSpot) {
+    let mut spot = ErrorSpot::default();
+    // SAFETY: a read of the backend's error context stack.
+    let previous = unsafe { pg_sys::error_context_stack };
+    let mut callback = pg_sys::ErrorContextCallback {
+        previous,
+        callback: Some(record_error_spot),
+        arg: (&raw mut spot).cast(),
+    };
+    let pop = PopErrorContext(callback.previous);
+    // SAFETY: the callback's frame lives on this stack until `pop` restores the stack, when
+    // this function returns or an error (a cancel try_rolled_back raises again) unwinds it.
+    unsafe { pg_sys::error_context_stack = &raw mut callback };
+    let outcome = subxact::try_rolled_back(f);
+    drop(pop);
+    (outcome, spot)
 }
 
 /// Where the last error raised while analysing was (errposition, a 1-based character
@@ -303,21 +352,9 @@ fn analyse(text: &str, preset: &[u32]) -> Result<Vec<u32>, normalized::Failure> 
             Vec::new(),
         ));
     };
-    let mut spot = ErrorSpot::default();
     let mut param_types: *mut pg_sys::Oid = std::ptr::null_mut();
     let mut param_count: std::ffi::c_int = 0;
-    // SAFETY: a read of the backend's error context stack.
-    let previous = unsafe { pg_sys::error_context_stack };
-    let mut callback = pg_sys::ErrorContextCallback {
-        previous,
-        callback: Some(record_error_spot),
-        arg: (&raw mut spot).cast(),
-    };
-    let pop = PopErrorContext(callback.previous);
-    // SAFETY: the callback's frame lives on this stack until `pop` restores the stack, when
-    // this function returns or an error (a cancel try_rolled_back raises again) unwinds it.
-    unsafe { pg_sys::error_context_stack = &raw mut callback };
-    let outcome = subxact::try_rolled_back(|| {
+    let (outcome, spot) = with_error_spot(|| {
         // SAFETY: inside a transaction; the tree and the types array are allocated in the
         // current (scratch) context, which outlives the subtransaction; the array is read
         // after an error too, since analysis writes the types it has found into it.
@@ -334,7 +371,6 @@ fn analyse(text: &str, preset: &[u32]) -> Result<Vec<u32>, normalized::Failure> 
             );
         }
     });
-    drop(pop);
     let types: Vec<u32> = if param_types.is_null() {
         Vec::new()
     } else {
@@ -346,12 +382,7 @@ fn analyse(text: &str, preset: &[u32]) -> Result<Vec<u32>, normalized::Failure> 
     match outcome {
         Ok(()) => Ok(types),
         Err(error) => {
-            // errposition counts characters from 1.
-            let position = usize::try_from(spot.position)
-                .ok()
-                .filter(|p| *p > 0)
-                .and_then(|p| text.char_indices().nth(p - 1))
-                .map(|(b, _)| b);
+            let position = byte_offset(text, spot.position);
             Err(failure(sqlstate(spot.code), position, subxact::message(&error), types))
         }
     }
@@ -397,6 +428,7 @@ unsafe fn plan_in_current_context(sql: &CString, preset: &[u32]) -> Planned {
                 pg_sys::CURSOR_OPT_PARALLEL_OK as std::ffi::c_int,
                 std::ptr::null_mut(),
             );
+            check_permissions(planned);
             cost += (*(*planned).planTree).total_cost;
             rows = (*(*planned).planTree).plan_rows;
             scanned_indexes((*planned).planTree, &mut used);
@@ -412,6 +444,23 @@ unsafe fn plan_in_current_context(sql: &CString, preset: &[u32]) -> Planned {
             }
         }
         Planned { total_cost: cost, rows, write, used_indexes: used }
+    }
+}
+
+/// Raises "permission denied for table …" where executing `planned` would: the planner
+/// reads column statistics whatever the role may read, and a cost or an advice built on
+/// them would show a role without SELECT what the table holds.
+///
+/// # Safety
+/// `planned` is a plan just made in this transaction.
+unsafe fn check_permissions(planned: *mut pg_sys::PlannedStmt) {
+    // SAFETY: the caller's contract; the range table (and 16+'s permission infos) are the
+    // plan's flattened ones, every subquery's included, as InitPlan checks them.
+    unsafe {
+        #[cfg(feature = "pg15")]
+        pg_sys::ExecCheckRTPerms((*planned).rtable, true);
+        #[cfg(not(feature = "pg15"))]
+        pg_sys::ExecCheckPermissions((*planned).rtable, (*planned).permInfos, true);
     }
 }
 

@@ -2,7 +2,6 @@
 //! advisor's rewriting of normalized statements: token kinds and byte offsets.
 
 use pgrx::pg_sys;
-use pgrx::pg_sys::ffi::pg_guard_ffi_boundary;
 use pitstop_core::advisor::normalized::{self, Kind, Token};
 use std::ffi::CStr;
 use std::sync::OnceLock;
@@ -33,28 +32,27 @@ fn lex(
 ) {
     // SAFETY: `sql` is NUL-terminated and outlives the scanner; `keyword_tokens` has one entry
     // per keyword of ScanKeywords (checked by the caller); the scanner's memory is freed by
-    // scanner_finish, or with the current memory context if it raises an error.
+    // scanner_finish, or with the current memory context if it raises an error. pgrx's
+    // bindings already guard each call (an ERROR comes back as a panic): a second
+    // pg_guard_ffi_boundary around them would abort the backend on that panic.
     unsafe {
         let mut extra: pg_sys::core_yy_extra_type = std::mem::zeroed();
-        let scanner = pg_guard_ffi_boundary(|| {
-            pg_sys::scanner_init(
-                sql.as_ptr(),
-                &mut extra,
-                &raw const pg_sys::ScanKeywords,
-                keyword_tokens.as_ptr(),
-            )
-        });
+        let scanner = pg_sys::scanner_init(
+            sql.as_ptr(),
+            &mut extra,
+            &raw const pg_sys::ScanKeywords,
+            keyword_tokens.as_ptr(),
+        );
         loop {
             let mut value = pg_sys::core_YYSTYPE::default();
             let mut location: std::ffi::c_int = 0;
-            let code =
-                pg_guard_ffi_boundary(|| pg_sys::core_yylex(&mut value, &mut location, scanner));
+            let code = pg_sys::core_yylex(&mut value, &mut location, scanner);
             if code == 0 {
                 break;
             }
             each(code, location.max(0) as usize, value);
         }
-        pg_guard_ffi_boundary(|| pg_sys::scanner_finish(scanner));
+        pg_sys::scanner_finish(scanner);
     }
 }
 
