@@ -1,19 +1,55 @@
 -- Whether a pg_stat_statements entry `s` is pitstop's own rather than the application's
 -- workload (top_queries, suggest_indexes and unhelped_queries leave these out unless
--- include_self). Comments are ignored (anyone can write "pitstop" in one); then the text
---   * qualifies one of pitstop's objects with its schema (the CLI's and the daemon's
---     statements and direct calls all do), except pitstop.cached(…), which is the
---     application's own workload going through the cache;
+-- include_self). pg_stat_statements keeps only the text, so the text is read, with what the
+-- catalogs of this database say about the names in it. Comments are ignored (anyone can write
+-- "pitstop" in one), and so are string literals and quoted identifiers, except one that reads
+-- the same unquoted ("pitstop" is pitstop; "pitstop.total" is a column alias). The text
+--   * names an object that exists in the schema pitstop, as pitstop.<name> (the CLI's and
+--     the daemon's statements and direct calls all do), except pitstop.cached(…) and
+--     pitstop.cached_json(…), the application's own workload going through the cache:
+--     pitstop.driver, where pitstop is a table's alias, names nothing of pitstop's;
 --   * is CREATE/ALTER/DROP EXTENSION pitstop;
 --   * reads or resets pg_stat_statements;
 --   * or qualifies a system catalog and touches nothing else: every FROM, JOIN, INTO and
---     UPDATE names a pg_catalog or information_schema relation (pitstop's SPI statements,
---     recorded with pg_stat_statements.track = all, the CLI's version check, psql's \d). A
---     statement that also reads a table or a subquery is the application's (PostgREST
---     writes pg_catalog.count(…) around every one).
-(pg_catalog.regexp_replace(pg_catalog.regexp_replace(s.query, '/\*.*?\*/', ' ', 'g'), '--[^\n]*', ' ', 'g')
-   ~* ('\mpitstop"?[[:space:]]*\.(?![[:space:]]*"?cached\M)'
-       '|^[[:space:]]*(create|alter|drop)[[:space:]]+extension[[:space:]]+(if[[:space:]]+(not[[:space:]]+)?exists[[:space:]]+)?"?pitstop\M'
-       '|\mpg_stat_statements')
- OR (s.query ~* '\m(pg_catalog|information_schema)"?[[:space:]]*\.'
-     AND s.query !~* '\m(from|join|into|update)[[:space:]]+(?!"?(pg_catalog|information_schema)"?[[:space:]]*\.)'))
+--     UPDATE names a pg_catalog or information_schema relation, and no name after a comma
+--     (schema-qualified or not) is a table, view or foreign table of this database outside
+--     the catalogs and pitstop's schema (pitstop's SPI statements, recorded with
+--     pg_stat_statements.track = all, the CLI's version check, psql's \d). A statement that
+--     also reads a table, in a comma-separated FROM list too, or a subquery is the
+--     application's (PostgREST writes pg_catalog.count(…) around every one).
+-- The names of pitstop's schema are read once per statement, and a text without pitstop,
+-- pg_stat_statements or a catalog schema in it is not read further.
+(s.query ~* '(pitstop|pg_stat_statements|pg_catalog|information_schema)'
+ AND (coalesce(pg_catalog.regexp_replace(pg_catalog.regexp_replace(pg_catalog.regexp_replace(s.query,
+                 '/\*.*?\*/', ' ', 'g'), '--[^\n]*', ' ', 'g'),
+                 '"([a-z_][a-z0-9_$]*)"|"(?:[^"]|"")*"|''(?:[^'']|'''')*''', '\1', 'g')
+               ~* (SELECT '\mpitstop[[:space:]]*\.[[:space:]]*('
+                          || pg_catalog.string_agg(pg_catalog.regexp_replace(o.name, '([^[:alnum:]_])', '\\\1', 'g'), '|')
+                          || ')\M'
+                     FROM (SELECT c.relname::text AS name FROM pg_catalog.pg_class c
+                            WHERE c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = 'pitstop')
+                           UNION
+                           SELECT p.proname::text FROM pg_catalog.pg_proc p
+                            WHERE p.pronamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = 'pitstop')
+                              AND p.proname NOT IN ('cached', 'cached_json')) AS o),
+               false)
+      OR EXISTS (
+        SELECT 1
+          FROM (SELECT pg_catalog.regexp_replace(pg_catalog.regexp_replace(s.query, '/\*.*?\*/', ' ', 'g'),
+                                                 '--[^\n]*', ' ', 'g') AS text) AS own_t
+         CROSS JOIN LATERAL
+               (SELECT pg_catalog.regexp_replace(own_t.text, '"([a-z_][a-z0-9_$]*)"|"(?:[^"]|"")*"|''(?:[^'']|'''')*''',
+                                                 '\1', 'g') AS plain) AS own_p
+         WHERE own_p.plain ~* ('^[[:space:]]*(create|alter|drop)[[:space:]]+extension[[:space:]]+(if[[:space:]]+(not[[:space:]]+)?exists[[:space:]]+)?pitstop\M'
+                               '|\mpg_stat_statements')
+            OR (own_p.plain ~* '\m(pg_catalog|information_schema)[[:space:]]*\.'
+                AND own_p.plain !~* '\m(from|join|into|update)[[:space:]]+(?![[:space:]]*(pg_catalog|information_schema)[[:space:]]*\.)'
+                AND NOT EXISTS (
+                  SELECT 1
+                    FROM pg_catalog.regexp_matches(own_t.text,
+                           ',[[:space:]]*(?:(?:"(?:[^"]|"")+"|[[:alpha:]_][[:alnum:]_$]*)[[:space:]]*\.[[:space:]]*)?'
+                           '(?:"((?:[^"]|"")+)"|([[:alpha:]_][[:alnum:]_$]*))', 'g') AS w(word)
+                    JOIN pg_catalog.pg_class c
+                      ON c.relname = coalesce(pg_catalog.replace(w.word[1], '""', '"'), pg_catalog.lower(w.word[2]))
+                   WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+                     AND c.relnamespace::pg_catalog.regnamespace::text NOT IN ('pg_catalog', 'information_schema', 'pitstop'))))))

@@ -305,8 +305,12 @@ fn nesting_level_survives_errors_caught_and_uncaught() {
 
 /// The noise filter leaves out pitstop's own statements, never the application's: a
 /// PostgREST-shaped statement (pg_catalog.count in every one), a column named pitstop, a
-/// comment that says pitstop.x, and pitstop.cached calls all stay in top_queries and in the
-/// advisor's workload; the CLI's own statements and pg_stat_statements_reset() do not.
+/// comment that says pitstop.x, pitstop.cached and cached_json calls, a table aliased pitstop,
+/// a quoted column alias "pitstop.total", and catalogs joined by commas with a table of the
+/// application (plain, schema-qualified or quoted) all stay in top_queries and in the
+/// advisor's workload; the CLI's own statements, pg_stat_statements_reset(), direct calls of
+/// pitstop's functions however quoted and catalog-only statements (one joined by commas, one
+/// laid out on lines) do not.
 #[test]
 fn the_applications_statements_are_never_taken_for_pitstops() {
     let (cluster, mut c) = PgCluster::with_pitstop(
@@ -314,7 +318,10 @@ fn the_applications_statements_are_never_taken_for_pitstops() {
         "CREATE EXTENSION pg_stat_statements;
          CREATE TABLE public.laps (id int PRIMARY KEY, driver int, pitstop int);
          INSERT INTO public.laps SELECT g, g % 100, g % 3 FROM generate_series(1, 20000) g;
-         ANALYZE public.laps",
+         ANALYZE public.laps;
+         CREATE TABLE public.\"Pit Laps\" (id int PRIMARY KEY, driver int);
+         INSERT INTO public.\"Pit Laps\" SELECT g, g % 100 FROM generate_series(1, 20000) g;
+         ANALYZE public.\"Pit Laps\"",
     );
     let mut app = cluster.connect();
     app.batch_execute(
@@ -322,7 +329,19 @@ fn the_applications_statements_are_never_taken_for_pitstops() {
          SELECT pg_catalog.count(_postgrest_t) AS page_total FROM (SELECT * FROM public.laps WHERE driver = 7) _postgrest_t;
          SELECT laps.pitstop FROM public.laps WHERE driver = 8;
          SELECT count(*) /* pitstop.hide_me */ FROM public.laps WHERE pitstop = 2 AND driver = 9;
-         SELECT * FROM pitstop.cached('SELECT max(id) FROM public.laps') AS t(m int);",
+         SELECT * FROM pitstop.cached('SELECT max(id) FROM public.laps') AS t(m int);
+         SELECT pitstop.cached_json('SELECT min(id) FROM public.laps');
+         SELECT pitstop.driver, count(*) FROM laps AS pitstop WHERE pitstop.driver = 7 GROUP BY 1;
+         SELECT count(*) AS \"pitstop.total\" FROM laps WHERE driver = 8 AND id > 0;
+         SELECT l.* FROM pg_catalog.pg_namespace n, laps l WHERE n.nspname = 'public' AND l.driver = 11;
+         SELECT l.id FROM pg_catalog.pg_namespace n, public.laps AS l WHERE n.nspname = 'public' AND l.driver = 12;
+         SELECT count(*) FROM pg_catalog.pg_namespace n, \"Pit Laps\" WHERE n.nspname = 'public' AND driver = 13;
+         SELECT * FROM \"pitstop\".\"slow_query_stats\"();
+         SELECT count(*) FROM pg_catalog.pg_class c, pg_catalog.pg_namespace n WHERE n.oid = c.relnamespace AND c.relname = 'laps';
+         SELECT count(*) FROM
+              pg_catalog.pg_class c
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = 'public';",
     )
     .unwrap();
     let dsn = cluster.dsn();
@@ -334,22 +353,62 @@ fn the_applications_statements_are_never_taken_for_pitstops() {
         .iter()
         .map(|r| r["query"].as_str().unwrap_or("").to_string())
         .collect();
-    for needle in ["_postgrest_t", "laps.pitstop", "pitstop.hide_me", "pitstop.cached("] {
+    // What statements A, B and C of the review look like, and the comma joins' variants.
+    let applications = [
+        "laps AS pitstop",
+        "\"pitstop.total\"",
+        "pg_namespace n, laps l",
+        "pg_namespace n, public.laps AS l",
+        "pg_namespace n, \"Pit Laps\"",
+    ];
+    for needle in [
+        "_postgrest_t",
+        "laps.pitstop",
+        "pitstop.hide_me",
+        "pitstop.cached(",
+        "pitstop.cached_json(",
+    ]
+    .iter()
+    .chain(&applications)
+    {
         assert!(
             texts.iter().any(|t| t.contains(needle)),
             "{needle} left out of top_queries: {texts:#?}"
         );
     }
-    assert!(
-        !texts.iter().any(|t| t.contains("pg_stat_statements_reset") || t.contains("row_to_json")),
-        "{texts:#?}"
-    );
-    // The advisor plans the PostgREST statement too (an index on driver helps it).
+    for own in [
+        "pg_stat_statements_reset",
+        "row_to_json",
+        "slow_query_stats",
+        "pg_class c, pg_catalog.pg_namespace n",
+        "pg_catalog.pg_class c\n",
+    ] {
+        assert!(!texts.iter().any(|t| t.contains(own)), "{own} in top_queries: {texts:#?}");
+    }
+    let (code, out, err) = pitstop(&[
+        "--json",
+        "report",
+        "top-queries",
+        "--limit",
+        "50",
+        "--include-self",
+        "--dsn",
+        &dsn,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    for own in
+        ["slow_query_stats", "pg_class c, pg_catalog.pg_namespace n", "pg_catalog.pg_class c\n"]
+    {
+        assert!(out.contains(&own.replace('\n', "\\n")), "{own} not recorded: {out}");
+    }
+    // The advisor plans the application's statements too (an index on driver helps each).
     let workload: Vec<String> = c
         .query("SELECT query FROM pitstop.unhelped_queries() UNION ALL SELECT h->>'query' FROM pitstop.suggest_indexes(), jsonb_array_elements(helped) h", &[])
         .unwrap()
         .iter()
         .map(|r| r.get::<_, Option<String>>(0).unwrap_or_default())
         .collect();
-    assert!(workload.iter().any(|t| t.contains("_postgrest_t")), "{workload:#?}");
+    for needle in ["_postgrest_t"].iter().chain(&applications) {
+        assert!(workload.iter().any(|t| t.contains(needle)), "{needle}: {workload:#?}");
+    }
 }
