@@ -306,6 +306,106 @@ fn a_role_without_grants_is_told_each_grant_and_passes_once_they_are_run() {
     expect(&checks, "redis", "failed");
 }
 
+/// The README's block that creates the daemon's role and grants it what it runs, comments
+/// left out.
+fn readme_role_grants() -> String {
+    let readme = pitstop_tests::markdown::repo_file("README.md");
+    let start = readme.find("CREATE ROLE pitstop LOGIN;").expect("README: no CREATE ROLE pitstop");
+    let block = &readme[start..start + readme[start..].find("```").unwrap()];
+    block.lines().map(str::trim).filter(|l| !l.starts_with("--")).collect::<Vec<_>>().join("\n")
+}
+
+/// Review 9, LOW 7: before each snapshot the snapshot job calls index_suggestions_observe(),
+/// whose UPDATE … FROM reads index_suggestions and query_snapshots. A role with what doctor
+/// asked of the job (UPDATE on index_suggestions, INSERT on query_snapshots, the statistics
+/// through pg_read_all_stats rather than pg_monitor) never noted a built index, and doctor
+/// said ok; now doctor names both SELECTs, and once they are granted the index is noted. The
+/// README's role, which may UPDATE only the columns observe writes, notes one too.
+#[test]
+fn the_snapshot_job_is_checked_for_what_observe_reads_and_runs_with_the_readmes_grants() {
+    let setup = "CREATE EXTENSION pg_stat_statements;
+        CREATE TABLE public.orders (id int PRIMARY KEY, customer_id int NOT NULL, total numeric NOT NULL);
+        INSERT INTO public.orders SELECT g, g % 5000, g FROM generate_series(1, 200000) g;
+        CREATE TABLE public.items (id int PRIMARY KEY, sku int NOT NULL, price numeric NOT NULL);
+        INSERT INTO public.items SELECT g, g % 7000, g FROM generate_series(1, 200000) g;
+        ANALYZE public.orders, public.items;
+        SELECT pg_stat_statements_reset()";
+    let (cluster, mut client) = PgCluster::with_extension(setup);
+    for i in 0..30 {
+        client
+            .query_one("SELECT sum(total) FROM public.orders WHERE customer_id = $1", &[&(i * 7)])
+            .unwrap();
+        client
+            .query_one("SELECT max(price) FROM public.items WHERE sku = $1", &[&(i * 11)])
+            .unwrap();
+    }
+    let mut advised = BTreeMap::new();
+    for row in client
+        .query("SELECT DISTINCT ON (table_name) table_name, ddl FROM pitstop.suggest_indexes() ORDER BY table_name, rank", &[])
+        .unwrap()
+    {
+        advised.insert(row.get::<_, String>(0), row.get::<_, String>(1));
+    }
+    let (orders, items) = (&advised["public.orders"], &advised["public.items"]);
+    let noted = |client: &mut postgres::Client, ddl: &str| -> bool {
+        client
+            .query_one(
+                "SELECT index_oid IS NOT NULL FROM pitstop.index_suggestions WHERE ddl = $1",
+                &[&ddl],
+            )
+            .unwrap()
+            .get(0)
+    };
+    let config = TempFile::new(
+        "pitstop.toml",
+        "[[maintenance.jobs]]\nname = \"snap\"\nkind = \"snapshot\"\nschedule = \"0 * * * *\"\n",
+    );
+
+    // What doctor asked of the snapshot job before.
+    client
+        .batch_execute(
+            "CREATE ROLE snapper LOGIN; GRANT USAGE ON SCHEMA pitstop TO snapper; GRANT pg_read_all_stats TO snapper;
+             GRANT SELECT, INSERT, UPDATE ON pitstop.maintenance_log TO snapper;
+             GRANT USAGE ON SEQUENCE pitstop.maintenance_log_id_seq TO snapper;
+             GRANT INSERT ON pitstop.query_snapshots TO snapper;
+             GRANT UPDATE ON pitstop.index_suggestions TO snapper",
+        )
+        .unwrap();
+    client.batch_execute(orders).unwrap();
+    let snapper = format!("host=127.0.0.1 port={} user=snapper dbname=postgres", cluster.port);
+    pitstop_tests::run_snapshot_job(&snapper);
+    assert!(!noted(&mut client, orders), "observe ran without SELECT on what it reads");
+    let (_, checks) = doctor(&["--dsn", &snapper, "--config", config.path()]);
+    let m = expect(&checks, "maintenance_privileges", "failed");
+    assert_eq!(
+        m.found,
+        "role \"snapper\" lacks:\nSELECT on pitstop.query_snapshots\nSELECT on pitstop.index_suggestions"
+    );
+    let fix = m.fix.unwrap();
+    assert_eq!(
+        fix,
+        "GRANT SELECT ON pitstop.query_snapshots TO snapper;\nGRANT SELECT ON pitstop.index_suggestions TO snapper;"
+    );
+    run_fix(&mut client, &fix);
+    let (_, checks) = doctor(&["--dsn", &snapper, "--config", config.path()]);
+    expect(&checks, "maintenance_privileges", "ok");
+    pitstop_tests::run_snapshot_job(&snapper);
+    assert!(noted(&mut client, orders), "observe did not note {orders}");
+
+    // The README's role: doctor passes it, and its snapshot job notes the next index built.
+    client.batch_execute(&readme_role_grants()).unwrap();
+    let readme_role = format!("host=127.0.0.1 port={} user=pitstop dbname=postgres", cluster.port);
+    let (_, checks) = doctor(&["--dsn", &readme_role, "--config", config.path()]);
+    expect(&checks, "maintenance_privileges", "ok");
+    client.batch_execute(items).unwrap();
+    pitstop_tests::run_snapshot_job(&readme_role);
+    assert!(noted(&mut client, items), "the README's role did not note {items}");
+    // It may write only the columns observe writes.
+    let mut daemon = cluster.connect_as("pitstop", "postgres");
+    let err = daemon.batch_execute("UPDATE pitstop.index_suggestions SET ddl = ddl").unwrap_err();
+    assert_eq!(err.code(), Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE), "{err}");
+}
+
 /// Without connection flags doctor connects as the daemon would, with the configuration's
 /// postgres.dsn, and checks that role; flags still win.
 #[test]

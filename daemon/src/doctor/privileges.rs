@@ -16,6 +16,13 @@ pub const CHECKS: &[&str] = &["relay_privileges", "monitor_privileges", "mainten
 
 const PLAN_FUNCTION: &str = "pitstop.maintenance_plan(double precision, bigint, double precision, double precision, bigint)";
 
+/// What the snapshot job calls first: it notes the suggested indexes built since
+/// (sql/schema/index_effect.sql). It reads index_suggestions and query_snapshots and writes
+/// only these columns of index_suggestions (the README grants just them).
+const OBSERVE_FUNCTION: &str = "pitstop.index_suggestions_observe()";
+pub const OBSERVE_WRITES: &[&str] =
+    &["index_oid", "index_name", "built_seen_at", "table_writes_at_seen", "before_until"];
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Task {
     Relay,
@@ -48,6 +55,12 @@ pub enum Need {
     Table {
         table: String,
         privileges: Vec<&'static str>,
+    },
+    /// `privilege` on each of `columns` of `table` (a grant on the whole table covers them).
+    Columns {
+        table: &'static str,
+        privilege: &'static str,
+        columns: &'static [&'static str],
     },
     SequenceUsage(&'static str),
     Execute(&'static str),
@@ -114,8 +127,14 @@ pub fn needs(task: Task, config: &Config) -> Result<Vec<Need>, String> {
                 if !n.contains(&stats) {
                     n.push(stats);
                 }
-                table(&mut n, "pitstop.query_snapshots", &["INSERT"]);
-                table(&mut n, "pitstop.index_suggestions", &["UPDATE"]);
+                table(&mut n, "pitstop.query_snapshots", &["SELECT", "INSERT"]);
+                n.push(Need::Execute(OBSERVE_FUNCTION));
+                table(&mut n, "pitstop.index_suggestions", &["SELECT"]);
+                n.push(Need::Columns {
+                    table: "pitstop.index_suggestions",
+                    privilege: "UPDATE",
+                    columns: OBSERVE_WRITES,
+                });
             }
             for job in jobs.iter().filter(|j| j.kind == JobKind::Prune) {
                 for (history, _) in &job.retention {
@@ -228,6 +247,9 @@ fn describe(need: &Need) -> String {
         Need::Role { role, .. } => format!("{role} rights"),
         Need::SchemaUsage(s) => format!("USAGE on schema {s}"),
         Need::Table { table, privileges } => format!("{} on {table}", privileges.join(", ")),
+        Need::Columns { table, privilege, columns } => {
+            format!("{privilege} ({}) on {table}", columns.join(", "))
+        }
         Need::SequenceUsage(s) => format!("USAGE on {s}"),
         Need::Execute(f) => format!("EXECUTE on {}", f.split('(').next().unwrap_or(f)),
         Need::Maintain { reindex: false } => "VACUUM/ANALYZE of every user table".into(),
@@ -300,6 +322,28 @@ async fn evaluate(
                         format!("{} on {table}", lacking.join(", ")),
                         grant(&lacking, table, role),
                     )
+                })
+            }
+        }
+        Need::Columns { table, privilege, columns } => {
+            let r = client
+                .query_one(
+                    &format!(
+                        "WITH {RELATION}, c AS (SELECT u.c, u.i, a.attnum FROM t CROSS JOIN unnest($3::text[]) WITH ORDINALITY AS u(c, i) \
+                           LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = t.oid AND a.attname = u.c AND NOT a.attisdropped) \
+                         SELECT EXISTS (SELECT FROM t) AND NOT EXISTS (SELECT FROM c WHERE c.attnum IS NULL), \
+                                ARRAY(SELECT c.c FROM t, c WHERE NOT pg_catalog.has_column_privilege(t.oid, c.attnum, $4) ORDER BY c.i)"
+                    ),
+                    &[&schema_of(table), &name_of(table), columns, privilege],
+                )
+                .await?;
+            let (exists, lacking): (bool, Vec<String>) = (r.get(0), r.get(1));
+            if !exists {
+                Some(absent(table))
+            } else {
+                (!lacking.is_empty()).then(|| {
+                    let on = format!("{privilege} ({})", lacking.join(", "));
+                    Missing::required(format!("{on} on {table}"), grant(&[&on], table, role))
                 })
             }
         }
@@ -454,7 +498,7 @@ pub fn maintain_missing(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, BTreeSet};
 
     fn config(text: &str) -> Config {
         Config::parse(text, "test.toml", BTreeMap::new()).unwrap()
@@ -524,7 +568,7 @@ mod tests {
             t[0],
             ("pitstop.maintenance_log".into(), vec!["SELECT", "INSERT", "UPDATE", "DELETE"])
         );
-        assert!(t.contains(&("pitstop.query_snapshots".into(), vec!["INSERT", "SELECT", "DELETE"])));
+        assert!(t.contains(&("pitstop.query_snapshots".into(), vec!["SELECT", "INSERT", "DELETE"])));
         assert!(t.contains(&("pitstop.alerts".into(), vec!["SELECT", "DELETE"])));
         let prune_only = config("[[maintenance.jobs]]\nname = \"p\"\nkind = \"prune\"\nschedule = \"@daily\"\nkeep = \"7d\"\n");
         let m = needs(Task::Maintenance, &prune_only).unwrap();
@@ -538,6 +582,74 @@ mod tests {
             needs(Task::Maintenance, &config("[maintenance]\njobs = []\n")),
             Err("no [[maintenance.jobs]] is enabled".into())
         );
+    }
+
+    /// LOW 7 of the review: observe's UPDATE … FROM reads both tables, so the snapshot job
+    /// needs SELECT on them besides the columns it writes.
+    #[test]
+    fn the_snapshot_job_needs_what_observe_reads_and_writes() {
+        let snapshot = config(
+            "[[maintenance.jobs]]\nname = \"s\"\nkind = \"snapshot\"\nschedule = \"@hourly\"\n",
+        );
+        let m = needs(Task::Maintenance, &snapshot).unwrap();
+        let t = tables(&m);
+        assert!(t.contains(&("pitstop.query_snapshots".into(), vec!["SELECT", "INSERT"])), "{t:?}");
+        assert!(t.contains(&("pitstop.index_suggestions".into(), vec!["SELECT"])), "{t:?}");
+        assert!(m.contains(&Need::Execute(OBSERVE_FUNCTION)), "{m:?}");
+        assert!(m.contains(&Need::Columns {
+            table: "pitstop.index_suggestions",
+            privilege: "UPDATE",
+            columns: OBSERVE_WRITES
+        }));
+        assert_eq!(
+            describe(&m[m.len() - 1]),
+            "UPDATE (index_oid, index_name, built_seen_at, table_writes_at_seen, before_until) on pitstop.index_suggestions"
+        );
+    }
+
+    /// The columns each `UPDATE … index_suggestions SET` of index_suggestions_observe writes.
+    fn observe_sets(schema_sql: &str) -> BTreeSet<String> {
+        let start = schema_sql.find("CREATE FUNCTION index_suggestions_observe()").unwrap();
+        let body = &schema_sql[start..];
+        let body = &body[..body.find("\n$$;").unwrap()];
+        let mut columns = BTreeSet::new();
+        for update in body.split("UPDATE @extschema@.index_suggestions").skip(1) {
+            let set = &update[update.find(" SET ").unwrap() + 5..];
+            let (mut depth, mut item) = (0, String::new());
+            let mut items = Vec::new();
+            for word in set.split_inclusive(|c: char| c.is_whitespace() || "(),".contains(c)) {
+                let bare = word.trim_end_matches(|c: char| c.is_whitespace() || c == ',');
+                if depth == 0 && ["FROM", "WHERE", "RETURNING"].contains(&bare) {
+                    break;
+                }
+                depth += word.matches('(').count() as i32 - word.matches(')').count() as i32;
+                if depth == 0 && word.ends_with(',') {
+                    items.push(std::mem::take(&mut item));
+                } else {
+                    item.push_str(word);
+                }
+            }
+            items.push(item);
+            columns.extend(items.iter().map(|i| i.split('=').next().unwrap().trim().to_string()));
+        }
+        columns
+    }
+
+    /// The columns the doctor checks and the README grants are the ones observe writes.
+    #[test]
+    fn observes_writes_are_the_columns_checked_and_granted() {
+        let set = observe_sets(include_str!("../../../sql/schema/index_effect.sql"));
+        let expected: BTreeSet<String> = OBSERVE_WRITES.iter().map(|c| c.to_string()).collect();
+        assert_eq!(set, expected);
+        // The reader finds a column in a nested expression's tail too.
+        let sample = "CREATE FUNCTION index_suggestions_observe() AS $$ UPDATE @extschema@.index_suggestions s\n SET a = f(x, y), b = CASE WHEN c THEN (SELECT max(d) FROM q) END,\n e = 1 FROM found WHERE x\n$$;";
+        assert_eq!(observe_sets(sample), ["a", "b", "e"].map(String::from).into());
+        let readme = include_str!("../../../README.md");
+        let grant = format!(
+            "GRANT SELECT, UPDATE ({}) ON pitstop.index_suggestions TO pitstop;",
+            OBSERVE_WRITES.join(", ")
+        );
+        assert!(readme.contains(&grant), "README lacks {grant}");
     }
 
     #[test]

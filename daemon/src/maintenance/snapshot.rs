@@ -52,9 +52,9 @@ pub async fn locate(client: &Client) -> Result<Option<String>, tokio_postgres::E
 }
 
 /// Notes the suggested indexes built since the last snapshot (`pitstop.index_effect`), when
-/// the role may (UPDATE on pitstop.index_suggestions).
+/// the role may (UPDATE on pitstop.index_suggestions or the columns observe writes).
 const OBSERVE_BUILT_INDEXES: &str = "SELECT pitstop.index_suggestions_observe() \
-                                     WHERE has_table_privilege('pitstop.index_suggestions', 'UPDATE')";
+                                     WHERE has_any_column_privilege('pitstop.index_suggestions', 'UPDATE')";
 
 /// Takes one snapshot; the number of statements recorded. Built indexes are noted first, so
 /// that this snapshot opens their "after" window.
