@@ -683,9 +683,14 @@ fn site(sql: &str, tokens: &[Token], failure: &Failure) -> Option<Site> {
     let i = at?;
     match &tokens[i].kind {
         // A comparison: `k = any(array[$1, $2])`, `d >= current_date - $1`.
-        Kind::Char('<' | '>' | '=') => comparison_site(tokens, i, failure),
+        Kind::Char('<' | '>' | '=') => comparison_site(tokens, &compared(tokens, i), failure),
         Kind::Op(op) if ["<>", "!=", "<=", ">="].contains(&op.as_str()) => {
-            comparison_site(tokens, i, failure)
+            comparison_site(tokens, &compared(tokens, i), failure)
+        }
+        // [NOT] BETWEEN reports both its comparisons at its first word: `d between
+        // current_date - $1 and current_date`.
+        Kind::Keyword(k) if k == "between" || k == "not" => {
+            comparison_site(tokens, &between_sides(tokens, i)?, failure)
         }
         // An operator over parameters: `$2 + $3`, `$1 || $2`, `($1 - $2) * $3`.
         Kind::Char(c) if "+-*/%^".contains(*c) => operator_site(sql, tokens, i, &unknown, Some(*c)),
@@ -712,13 +717,39 @@ fn site(sql: &str, tokens: &[Token], failure: &Failure) -> Option<Site> {
 /// results) or by arithmetic (`current_date - $1` is `date - date`). Those parameters take
 /// the type the other side gives one parameter standing for the operand (`k = $1`), or the
 /// arithmetic's integer or numeric.
-fn comparison_site(tokens: &[Token], op: usize, failure: &Failure) -> Option<Site> {
+/// The two operands of the comparison operator at `op`.
+fn compared(tokens: &[Token], op: usize) -> Vec<Chain> {
+    [chain(tokens, op, true), chain(tokens, op, false)].into_iter().flatten().collect()
+}
+
+/// The operand before the [NOT] BETWEEN at `at` and its two bounds.
+fn between_sides(tokens: &[Token], at: usize) -> Option<Vec<Chain>> {
+    // NOT BETWEEN reports at NOT.
+    let at = if tokens[at].keyword("not") { at + 1 } else { at };
+    if !tokens.get(at)?.keyword("between") {
+        return None;
+    }
+    let negated = at.checked_sub(1).is_some_and(|n| tokens[n].keyword("not"));
+    let left = chain(tokens, if negated { at - 1 } else { at }, true)?;
+    let mut b = at;
+    if tokens.get(b + 1).is_some_and(|t| t.keyword("symmetric") || t.keyword("asymmetric")) {
+        b += 1;
+    }
+    let low = chain(tokens, b, false)?;
+    if !tokens.get(low.to + 1)?.keyword("and") {
+        return None;
+    }
+    let high = chain(tokens, low.to + 1, false)?;
+    Some(vec![left, low, high])
+}
+
+/// `sides` are the compared operands; a BETWEEN's bounds are probed one at a time.
+fn comparison_site(tokens: &[Token], sides: &[Chain], failure: &Failure) -> Option<Site> {
     let retypable =
         |n: &u32| failure.types.get(*n as usize - 1).is_none_or(|t| untyped(*t) || *t == TEXT);
-    let sides = [chain(tokens, op, true), chain(tokens, op, false)];
     let mut params: Vec<u32> = Vec::new();
     let mut with_params = Vec::new();
-    for side in sides.iter().flatten() {
+    for side in sides {
         let before = params.len();
         for n in value_params(tokens, side.from, side.to) {
             if (side.terms.contains(&n) || retypable(&n)) && !params.contains(&n) {
@@ -730,9 +761,9 @@ fn comparison_site(tokens: &[Token], op: usize, failure: &Failure) -> Option<Sit
         }
     }
     let (from, to) = match with_params[..] {
-        [side] => (side.from, side.to),
-        [left, right] => (left.from, right.to),
-        _ => return None,
+        [] => return None,
+        [left, right] if sides.len() == 2 => (left.from, right.to),
+        [first, ..] => (first.from, first.to),
     };
     let mut candidates =
         vec![Candidate::Probe { param: params[0], start: tokens[from].start, end: tokens[to].end }];
@@ -1375,6 +1406,23 @@ mod tests {
                 probe: Some(("select * from t where d >= $1", DATE)),
                 want: &[INT4],
                 found: &[INT4],
+            },
+            // BETWEEN reports both comparisons at BETWEEN; its bounds are probed one at a time.
+            Shape {
+                sql: "select * from t where d between current_date - $1 and current_date",
+                at: "between",
+                given: &[DATE],
+                probe: Some(("select * from t where d between $1 and current_date", DATE)),
+                want: &[INT4],
+                found: &[INT4],
+            },
+            Shape {
+                sql: "select * from t where k not between coalesce($1, $2) and $3",
+                at: "not between",
+                given: &[TEXT, TEXT, 0],
+                probe: Some(("select * from t where k not between $1 and $3", INT4)),
+                want: &[INT4, INT4, INT4],
+                found: &[INT4, INT4, INT4],
             },
             // The recursive query's `$1` is the column `r.depth + $3` adds to.
             Shape {
