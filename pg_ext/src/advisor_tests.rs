@@ -634,4 +634,48 @@ mod tests {
         }
         Spi::run("SELECT pitstop.hypo_reset()").unwrap();
     }
+
+    // Review 9, R1 finding 4: operands whose parameters PostgreSQL types text or by arithmetic.
+
+    /// pg_stat_statements' texts of `k = any(array[1, 2, 3])` (psycopg2's lists), `<> all(…)`,
+    /// `current_date - 7` (also in a BETWEEN), coalesce, greatest, a scalar subquery, a CASE
+    /// and a recursive query's `depth + 1`: each is planned, none is "could not be planned".
+    #[pg_test]
+    fn compared_operands_postgresql_types_text_or_by_arithmetic_are_planned() {
+        Spi::run(
+            "CREATE TABLE adv_shapes(id int PRIMARY KEY, k int, d date, parent int, note text);
+             INSERT INTO adv_shapes SELECT g, g % 100, date '2024-01-01' + g % 365, g / 2, 'n' || g
+               FROM generate_series(1, 2000) g;
+             ANALYZE adv_shapes;",
+        )
+        .unwrap();
+        let queries = [
+            "SELECT * FROM adv_shapes WHERE k = any(array[$1,$2,$3])",
+            "SELECT * FROM adv_shapes WHERE k <> all(array[$1,$2]) AND note = $3",
+            "SELECT * FROM adv_shapes WHERE \"d\" >= current_date - $1",
+            "SELECT * FROM adv_shapes WHERE id = coalesce($1, $2)",
+            "SELECT * FROM adv_shapes WHERE id = greatest($1,$2)",
+            "SELECT * FROM adv_shapes WHERE id = (select $1)",
+            "SELECT * FROM adv_shapes WHERE k = case when $1 then $2 else $3 end",
+            "SELECT * FROM adv_shapes WHERE d BETWEEN current_date - $1 AND current_date",
+            "SELECT * FROM adv_shapes WHERE k NOT BETWEEN coalesce($1, $2) AND $3",
+            "WITH RECURSIVE r(id, depth) AS (SELECT id, $1 FROM adv_shapes WHERE id = $2
+               UNION ALL SELECT c.id, r.depth + $3 FROM adv_shapes c JOIN r ON c.parent = r.id
+               WHERE r.depth < $4) SELECT * FROM r",
+            "WITH RECURSIVE r AS (SELECT id, $1 AS depth FROM adv_shapes WHERE id = $2
+               UNION ALL SELECT c.id, r.depth + $3 FROM adv_shapes c JOIN r ON c.parent = r.id)
+             SELECT * FROM r",
+        ];
+        for sql in queries {
+            let planned = planning::plan_workload(sql, &ActingRole::caller(), &[], false);
+            assert!(planned.is_ok(), "{sql}: {:?}", planned.err());
+        }
+        let args = format!(
+            "queries => ARRAY[{}]",
+            queries.iter().map(|q| format!("$q${q}$q$")).collect::<Vec<_>>().join(", ")
+        );
+        for (query, reason) in unhelped(&args) {
+            assert!(!reason.starts_with("could not be planned"), "{query}: {reason}");
+        }
+    }
 }
