@@ -587,6 +587,31 @@ mod tests {
         assert_eq!(suggestions(args).len(), 1, "the table's owner is advised");
     }
 
+    /// The same text names other tables under another search_path, also within one
+    /// transaction: its parameter types are found again.
+    #[pg_test]
+    fn a_statement_is_typed_again_under_another_search_path() {
+        Spi::run(
+            "CREATE SCHEMA adv_sa; CREATE SCHEMA adv_sb;
+             CREATE TABLE adv_sa.t(x int); CREATE TABLE adv_sb.t(x text);
+             INSERT INTO adv_sa.t SELECT g FROM generate_series(1, 50000) g;
+             INSERT INTO adv_sb.t SELECT g::text FROM generate_series(1, 50000) g;
+             ANALYZE adv_sa.t, adv_sb.t;",
+        )
+        .unwrap();
+        let args = "queries => ARRAY['SELECT * FROM t WHERE x = $1']";
+        Spi::run("SET LOCAL search_path = adv_sa").unwrap();
+        let first = suggestions(args);
+        Spi::run("SET LOCAL search_path = adv_sb").unwrap();
+        let second = suggestions(args);
+        let reasons = unhelped(args);
+        Spi::run("RESET search_path").unwrap();
+        assert_eq!(first.len(), 1, "{first:?}");
+        assert!(first[0].0.contains("adv_sa.t (x)"), "{first:?}");
+        assert_eq!(second.len(), 1, "{second:?} {reasons:?}");
+        assert!(second[0].0.contains("adv_sb.t (x)"), "{second:?}");
+    }
+
     // Issue 15, part 6: advice time.
 
     /// Lazy greedy rounds plan again only the moves whose bound could still win a round: on
