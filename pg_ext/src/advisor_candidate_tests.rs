@@ -226,6 +226,91 @@ mod tests {
         assert!(used.contains("\"Index Name\":\"cand_years_cast\""), "{cast}: {used}");
     }
 
+    /// An index under another collation than the column's cannot serve the column's
+    /// comparisons (the planner matches collations exactly): it covers no candidate, and the
+    /// advice stays the plain index rather than a covering variant the old check let through.
+    #[pg_test]
+    fn an_index_under_another_collation_does_not_cover_the_column() {
+        Spi::run(
+            "CREATE TABLE cand_coll(id int, name text, pad text);
+             INSERT INTO cand_coll SELECT g, 'name' || g, repeat('x', 300) FROM generate_series(1, 100000) g;
+             ANALYZE cand_coll;",
+        )
+        .unwrap();
+        let statement = "SELECT id, pad FROM cand_coll WHERE name = $1";
+        let plain = "CREATE INDEX CONCURRENTLY ON public.cand_coll (name)";
+        let before = advice(&[statement]);
+        assert_eq!(before, [plain], "{before:?}");
+        Spi::run(r#"CREATE INDEX cand_coll_c ON cand_coll (name COLLATE "C")"#).unwrap();
+        let literal = statement.replace("$1", "'name42'");
+        assert!(!plan(&literal).contains("cand_coll_c"), "the C index serves the query");
+        let after = advice(&[statement]);
+        assert_eq!(after, [plain], "{after:?}");
+        build(plain, "cand_coll_name");
+        assert!(plan(&literal).contains("cand_coll_name"));
+        // Under the column's own collation, spelled out, the index does cover it.
+        Spi::run(
+            r#"DROP INDEX cand_coll_name, cand_coll_c;
+               CREATE INDEX cand_coll_default ON cand_coll (name COLLATE "default")"#,
+        )
+        .unwrap();
+        let covered = advice(&[statement]);
+        assert!(!covered.iter().any(|d| d == plain), "{covered:?}");
+    }
+
+    /// Reasons unhelped_queries gives for `queries`, by statement.
+    fn unhelped(queries: &[&str]) -> Vec<(String, String)> {
+        Spi::connect(|client| {
+            client
+                .select(
+                    "SELECT query, reason FROM pitstop.unhelped_queries(queries => $1)",
+                    None,
+                    &[queries.iter().map(|q| q.to_string()).collect::<Vec<String>>().into()],
+                )
+                .unwrap()
+                .map(|row| (required::<String>(&row, "query"), required::<String>(&row, "reason")))
+                .collect()
+        })
+    }
+
+    /// pg_stat_statements records `substr(email, 1, 8)` as `substr(email, $1, $2)`: an index
+    /// holds the expression with its constants, so none is proposed from that text, and the
+    /// statement's reason says so (and how to get one) instead of a generic "no candidate".
+    #[pg_test]
+    fn an_expression_with_parameters_for_constants_is_named_in_the_reason() {
+        make_users();
+        Spi::run(
+            "CREATE TABLE cand_events(id int, data jsonb, at timestamp);
+             INSERT INTO cand_events SELECT g, jsonb_build_object('kind', 'k' || g), timestamp '2024-01-01' + g * interval '1 minute'
+               FROM generate_series(1, 100000) g;
+             ANALYZE cand_events;",
+        )
+        .unwrap();
+        // The literal text gets an expression index.
+        let literal = advice(&["SELECT id FROM cand_users WHERE substr(email, 1, 8) = 'User4211'"]);
+        assert!(literal.iter().any(|d| d.contains("((substr(email, 1, 8)))")), "{literal:?}");
+        let normalized = [
+            ("SELECT id FROM cand_users WHERE substr(email, $1, $2) = $3", "substr(email, $1, $2)"),
+            ("SELECT id FROM cand_events WHERE data ->> $1 = $2", "(data ->> $1)"),
+            ("SELECT id FROM cand_events WHERE date_trunc($1, at) = $2", "date_trunc($1, at)"),
+        ];
+        let statements: Vec<&str> = normalized.iter().map(|(s, _)| *s).collect();
+        let ddl = advice(&statements);
+        assert!(!ddl.iter().any(|d| d.contains('$')), "{ddl:?}");
+        let reasons = unhelped(&statements);
+        assert_eq!(reasons.len(), normalized.len(), "{reasons:?}");
+        for ((statement, expression), (query, reason)) in normalized.iter().zip(&reasons) {
+            assert_eq!(query, statement);
+            assert!(
+                reason.contains(expression)
+                    && reason.contains("pg_stat_statements")
+                    && reason.contains("queries =>")
+                    && !reason.contains("lowers its estimated cost"),
+                "{statement}: {reason}"
+            );
+        }
+    }
+
     /// An append-only event log of `rows` rows over about 70 days: `at` follows the insertion
     /// order, or with `shuffled` the rows are written in random order.
     fn make_log(rows: i64, shuffled: bool) {

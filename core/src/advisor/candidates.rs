@@ -233,7 +233,8 @@ pub struct ExistingIndex {
     /// None for an access method the advisor does not suggest (GiST, GIN, …).
     pub am: Option<AccessMethod>,
     pub partial: bool,
-    /// Key columns (0 for an expression) and their DESC flags.
+    /// Key columns and their DESC flags; 0 for an expression, and for a column under another
+    /// operator class or collation than the ones a candidate's key would get.
     pub keys: Vec<(i16, bool)>,
     pub include: Vec<i16>,
 }
@@ -440,6 +441,26 @@ pub fn brin_for_usage(usage: &TableUsage, layout: &TableLayout) -> Vec<Candidate
         .collect()
 }
 
+/// Why a statement gets no expression index where its expressions have `$n` parameters for
+/// their constants (as pg_stat_statements records them), or None when none has.
+pub fn parameterized_reason(usage: &[TableUsage]) -> Option<String> {
+    let named: Vec<String> = usage
+        .iter()
+        .flat_map(|u| u.parameterized.iter().map(move |e| format!("{e} on {}", u.table)))
+        .collect();
+    let (its, has) = match named.len() {
+        0 => return None,
+        1 => ("its expression", "has"),
+        _ => ("its expressions", "have"),
+    };
+    Some(format!(
+        "{its} {} {has} constants that pg_stat_statements replaced by parameters ($n), and an \
+         index holds an expression with its constants: advise the statement's literal text \
+         with queries => ARRAY['…']",
+        named.join(", ")
+    ))
+}
+
 fn with(prefix: &[KeyColumn], rest: impl IntoIterator<Item = KeyColumn>) -> Vec<KeyColumn> {
     prefix.iter().cloned().chain(rest).collect()
 }
@@ -552,6 +573,7 @@ mod tests {
             column_names: names,
             join_expressions: vec![],
             partitioned: false,
+            parameterized: vec![],
         }
     }
 
@@ -882,6 +904,32 @@ mod tests {
             }),
             correlation: [(4, correlation), (6, correlation)].into_iter().collect(),
         }
+    }
+
+    #[test]
+    fn expressions_with_parameters_are_named_in_the_reason() {
+        let mut u = range_on_created_at();
+        assert_eq!(parameterized_reason(std::slice::from_ref(&u)), None);
+        u.parameterized = vec!["substr(\"Note\", $1, $2)".into()];
+        assert_eq!(
+            parameterized_reason(&[u.clone()]).unwrap(),
+            "its expression substr(\"Note\", $1, $2) on public.orders has constants that \
+             pg_stat_statements replaced by parameters ($n), and an index holds an expression \
+             with its constants: advise the statement's literal text with queries => ARRAY['…']"
+        );
+        let other = TableUsage {
+            table: "public.events".into(),
+            parameterized: vec!["(data ->> $3)".into()],
+            ..u.clone()
+        };
+        let both = parameterized_reason(&[u, other]).unwrap();
+        assert!(
+            both.starts_with(
+                "its expressions substr(\"Note\", $1, $2) on public.orders, (data ->> $3) on \
+                 public.events have constants"
+            ),
+            "{both}"
+        );
     }
 
     fn range_on_created_at() -> TableUsage {

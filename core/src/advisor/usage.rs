@@ -66,6 +66,11 @@ pub struct TableUsage {
     /// A partitioned table: its indexes are built on every partition (the usage is the
     /// parent's, as the query names it; the planner scans the partitions).
     pub partitioned: bool,
+    /// Expressions the query filters, joins or orders on that would be index keys but for
+    /// their `$n` parameters (`substr(email, $1, $2)`: pg_stat_statements replaced the
+    /// constants), as SQL: an index holds an expression with its constants, so none is
+    /// proposed for them.
+    pub parameterized: Vec<String>,
 }
 
 impl TableUsage {

@@ -244,19 +244,24 @@ fn existing_indexes(relids: &[u32]) -> Vec<ExistingIndex> {
             let key_columns: i32 = spi::column(&row, "key_columns")?;
             let columns: Vec<i16> = spi::column(&row, "columns")?;
             let options: Vec<i16> = spi::column(&row, "options").unwrap_or_default();
+            let plain: Vec<bool> = spi::column(&row, "plain_keys").unwrap_or_default();
             let key_columns = key_columns as usize;
             Some(ExistingIndex {
                 relid: relid.to_u32(),
-                // Another operator class: no access method a candidate has.
                 am: spi::column::<String>(&row, "amname")
-                    .filter(|_| spi::column(&row, "default_opclasses").unwrap_or(false))
                     .and_then(|name| AccessMethod::from_name(&name)),
                 partial: spi::column(&row, "partial").unwrap_or(true),
+                // A key under another operator class or collation than the column's default
+                // ones orders it otherwise: it stands for no candidate's key (0, as an
+                // expression).
                 keys: columns
                     .iter()
                     .take(key_columns)
                     .enumerate()
-                    .map(|(i, a)| (*a, options.get(i).is_some_and(|o| o & 1 != 0)))
+                    .map(|(i, a)| {
+                        let attnum = if plain.get(i) == Some(&true) { *a } else { 0 };
+                        (attnum, options.get(i).is_some_and(|o| o & 1 != 0))
+                    })
                     .collect(),
                 include: columns.iter().skip(key_columns).copied().collect(),
             })
@@ -616,7 +621,9 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
             cost: plan.as_ref().ok().map(|p| p.cost),
             reason: match plan {
                 Err(message) => format!("could not be planned: {message}"),
-                Ok(plan) => {
+                // Expression keys left out for their parameters: say so rather than that
+                // no candidate helped.
+                Ok(plan) => candidates::parameterized_reason(&plan.usage).unwrap_or_else(|| {
                     let maintained =
                         kept.iter().any(|(_, _, c)| c.queries.contains(&q) && c.write_cost > 0.0);
                     let limits = &options.limits;
@@ -627,7 +634,7 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
                         limits,
                         limited,
                     )
-                }
+                }),
             },
         })
         .collect();

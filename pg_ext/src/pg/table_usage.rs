@@ -7,7 +7,7 @@ use crate::pg::list::pointers;
 use pgrx::pg_sys;
 use pitstop_core::advisor::usage::{ColumnFilter, Restriction, SortKey, TableUsage};
 use std::collections::BTreeMap;
-use std::ffi::{c_int, CStr};
+use std::ffi::{c_int, c_void, CStr};
 
 // utils/pg_locale.h has no pgrx binding.
 #[cfg(not(feature = "pg18"))]
@@ -92,6 +92,8 @@ struct Key {
     collation: pg_sys::Oid,
     /// The expression as SQL over the bare table; None for a plain column.
     expression: Option<String>,
+    /// The expression has `$n` parameters where its constants were: no index can hold it.
+    parameters: bool,
 }
 
 /// Btree strategy of `opno` for the type's default operator family (0 when none).
@@ -115,6 +117,8 @@ struct Collector {
     varno: u32,
     relid: pg_sys::Oid,
     names: BTreeMap<i16, String>,
+    /// Expressions that would be keys but for their `$n` parameters.
+    parameterized: Vec<String>,
 }
 
 impl Collector {
@@ -133,6 +137,7 @@ impl Collector {
                     type_oid: (*var).vartype,
                     collation: (*var).varcollid,
                     expression: None,
+                    parameters: false,
                 });
             }
             if node.is_null()
@@ -166,6 +171,13 @@ impl Collector {
             {
                 return None;
             }
+            // `$n` parameters (pg_stat_statements' stand-ins for constants) leave a key that
+            // only the constants make (`substr(email, $1, $2)`); a subquery's or an outer
+            // query's value (PARAM_EXEC) is none an index can hold either.
+            let Params { external: parameters, other } = params_in(node);
+            if other {
+                return None;
+            }
             let attnum = (*vars[0]).varattno;
             self.remember(attnum);
             let expression = self.deparse(node)?;
@@ -174,8 +186,21 @@ impl Collector {
                 type_oid: pg_sys::exprType(node),
                 collation: pg_sys::exprCollation(node),
                 expression: Some(expression),
+                parameters,
             })
         }
+    }
+
+    /// Notes an expression that is no key for its parameters (once), and gives no key.
+    fn parameterized(&mut self, key: Key) -> Option<Key> {
+        if !key.parameters {
+            return Some(key);
+        }
+        let expression = key.expression.unwrap_or_default();
+        if !self.parameterized.contains(&expression) {
+            self.parameterized.push(expression);
+        }
+        None
     }
 
     fn remember(&mut self, attnum: i16) {
@@ -249,6 +274,7 @@ impl Collector {
                 }
                 _ => return None,
             };
+            let key = self.parameterized(key)?;
             Some(ColumnFilter {
                 attnum: key.attnum,
                 restriction,
@@ -338,7 +364,7 @@ impl Collector {
                 if !others {
                     continue;
                 }
-                match self.member_key(class) {
+                match self.member_key(class).and_then(|key| self.parameterized(key)) {
                     Some(Key { attnum, expression: None, .. }) => columns.push(attnum),
                     Some(Key { attnum, expression: Some(e), .. }) => expressions.push((attnum, e)),
                     None => {}
@@ -381,7 +407,8 @@ impl Collector {
         unsafe {
             let mut keys = Vec::new();
             for pathkey in pointers::<pg_sys::PathKey>((*self.root).query_pathkeys) {
-                let Some(key) = self.member_key((*pathkey).pk_eclass) else { break };
+                let key = self.member_key((*pathkey).pk_eclass);
+                let Some(key) = key.and_then(|key| self.parameterized(key)) else { break };
                 keys.push(SortKey {
                     attnum: key.attnum,
                     descending: descending(pathkey),
@@ -486,7 +513,14 @@ pub unsafe fn collect(
         }
         let partitioned = relkind == pg_sys::RELKIND_PARTITIONED_TABLE;
         let relid = (*rte).relid;
-        let mut collector = Collector { root, rel, varno: rti, relid, names: BTreeMap::new() };
+        let mut collector = Collector {
+            root,
+            rel,
+            varno: rti,
+            relid,
+            names: BTreeMap::new(),
+            parameterized: Vec::new(),
+        };
         let filters = pointers::<pg_sys::RestrictInfo>((*rel).baserestrictinfo)
             .into_iter()
             .filter_map(|rinfo| collector.filter(rinfo))
@@ -510,8 +544,63 @@ pub unsafe fn collect(
             column_names: collector.names,
             join_expressions,
             partitioned,
+            parameterized: collector.parameterized,
         })
     }
+}
+
+/// The kinds of Params an expression holds.
+#[derive(Default)]
+struct Params {
+    /// `$n`, a parameter of the statement.
+    external: bool,
+    /// Any other (a subquery's or an outer query's value), or the walk could not finish.
+    other: bool,
+}
+
+/// The Params in `node`, walked one level per call of `expression_tree_walker`, so that no
+/// call of pgrx's guarded walker runs inside another (an ERROR would then abort the backend).
+///
+/// # Safety
+/// `node` is a valid expression node of the current planning.
+unsafe fn params_in(node: *mut pg_sys::Node) -> Params {
+    // SAFETY: the caller's contract; `push_child` gets the Vec it expects and runs nothing
+    // that can raise an ERROR.
+    unsafe {
+        let mut found = Params::default();
+        let mut pending: Vec<*mut pg_sys::Node> = vec![node];
+        while let Some(node) = pending.pop() {
+            if (*node).type_ == pg_sys::NodeTag::T_Param {
+                if (*(node as *mut pg_sys::Param)).paramkind == pg_sys::ParamKind::PARAM_EXTERN {
+                    found.external = true;
+                } else {
+                    found.other = true;
+                }
+                continue;
+            }
+            let context = &mut pending as *mut Vec<*mut pg_sys::Node> as *mut c_void;
+            if pg_sys::expression_tree_walker(node, Some(push_child), context) {
+                found.other = true;
+                break;
+            }
+        }
+        found
+    }
+}
+
+/// `expression_tree_walker`'s callback for `params_in`: keeps each child for the next round
+/// instead of descending into it; stops the walk when the Vec cannot grow.
+unsafe extern "C-unwind" fn push_child(node: *mut pg_sys::Node, context: *mut c_void) -> bool {
+    // SAFETY: `context` is the Vec `params_in` passes, not otherwise borrowed during the walk.
+    let pending = unsafe { &mut *(context as *mut Vec<*mut pg_sys::Node>) };
+    if node.is_null() {
+        return false;
+    }
+    if pending.try_reserve(1).is_err() {
+        return true;
+    }
+    pending.push(node);
+    false
 }
 
 /// Whether a pathkey sorts descending.
