@@ -49,6 +49,12 @@ SET DateStyle = 'ISO, MDY' SET IntervalStyle = 'postgres' SET extra_float_digits
            AND ARRAY(SELECT k FROM unnest((i.indkey::int2[])[i.indnkeyatts:]) AS k ORDER BY k)
                = ARRAY(SELECT k FROM unnest(s.include_attnums) AS k ORDER BY k)
            AND (i.indpred IS NOT NULL) = s.partial
+           -- Suggestions are made in each column's own collation: an index in another one
+           -- (b COLLATE "C") does other work, also when REINDEX gave it an OID not in
+           -- existing_indexes.
+           AND NOT EXISTS (SELECT 1 FROM unnest((i.indkey::int2[])[0:i.indnkeyatts - 1], i.indcollation::oid[]) AS k(attnum, coll)
+                             JOIN pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                            WHERE k.coll <> a.attcollation)
            AND NOT EXISTS (SELECT 1 FROM unnest(s.key_expressions) WITH ORDINALITY AS e(expression, n)
                             WHERE e.expression IS NOT NULL
                               AND @extschema@.index_suggestions_squeeze(coalesce(pg_get_indexdef(i.indexrelid, e.n::int4, false), ''))
@@ -115,15 +121,20 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
         -- A reset of pg_stat_statements in between (its reset time changed, or a counter
         -- fell: the entry was evicted and made again): the latest counters alone, as when the
         -- entry was made after the window opened.
-        SELECT *, a0_calls IS NOT NULL AND a1_reset IS NOT DISTINCT FROM a0_reset
-                  AND a1_calls >= a0_calls AND a1_total >= a0_total AS continued
-          FROM per_role
+        SELECT *, CASE WHEN continued THEN a1_calls - a0_calls ELSE a1_calls END AS after_calls,
+                  CASE WHEN continued THEN a1_total - a0_total ELSE a1_total END AS after_total
+          FROM (SELECT *, a0_calls IS NOT NULL AND a1_reset IS NOT DISTINCT FROM a0_reset
+                          AND a1_calls >= a0_calls AND a1_total >= a0_total AS continued
+                  FROM per_role) r
     ), summed AS (
         SELECT index_name, queryid, min(query) AS query,
                (sum(b_calls) FILTER (WHERE ran_before))::bigint AS calls_before,
                sum(b_total) FILTER (WHERE ran_before) AS total_before,
-               (sum(CASE WHEN continued THEN a1_calls - a0_calls ELSE a1_calls END) FILTER (WHERE ran_before))::bigint AS calls_after,
-               sum(CASE WHEN continued THEN a1_total - a0_total ELSE a1_total END) FILTER (WHERE ran_before) AS total_after,
+               (sum(after_calls) FILTER (WHERE ran_before))::bigint AS calls_after,
+               -- Each role's mean after weighs at most as many calls as it ran before: a role
+               -- that ran the statement once before cannot outweigh the application after.
+               sum(after_total * least(1, b_calls::float8 / nullif(after_calls, 0))) FILTER (WHERE ran_before) AS weighed_total_after,
+               sum(least(after_calls, b_calls)) FILTER (WHERE ran_before) AS weighed_calls_after,
                -- Histograms of several roles do not add up here: a p95 only for one role.
                count(*) FILTER (WHERE ran_before) AS roles,
                (min(b_latency::text) FILTER (WHERE ran_before))::jsonb AS b_latency,
@@ -136,7 +147,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                total_before / nullif(calls_before, 0) AS mean_ms_before,
                CASE WHEN roles = 1 AND b_latency IS NOT NULL THEN @extschema@.latency_quantile(b_latency, 0.95) END AS p95_ms_before,
                calls_after,
-               total_after / nullif(calls_after, 0) AS mean_ms_after,
+               weighed_total_after / nullif(weighed_calls_after, 0) AS mean_ms_after,
                CASE WHEN roles = 1 AND a1_latency IS NOT NULL THEN @extschema@.latency_quantile(a1_latency, 0.95, a0_latency) END AS p95_ms_after
           FROM summed
     )

@@ -612,6 +612,34 @@ mod tests {
         assert!(second[0].0.contains("adv_sb.t (x)"), "{second:?}");
     }
 
+    /// A hypothetical index has CREATE INDEX's limit of 32 columns, INCLUDE ones counted: the
+    /// planner sizes its per-index arrays by it, and a 40-column one crashed the next plan.
+    #[pg_test]
+    fn a_hypothetical_index_has_at_most_32_columns() {
+        make_orders();
+        let keys = |n: usize| vec!["customer_id"; n].join(", ");
+        for ddl in [
+            format!("CREATE INDEX ON adv_orders ({})", keys(33)),
+            format!("CREATE INDEX ON adv_orders ({})", keys(40)),
+            format!("CREATE INDEX ON adv_orders USING brin ({})", keys(39)),
+            format!("CREATE INDEX ON adv_orders (id) INCLUDE ({})", keys(32)),
+        ] {
+            let (code, message, _) = sql_error(&format!("SELECT pitstop.hypo_create($d${ddl}$d$)"));
+            assert_eq!(code, PgSqlErrorCode::ERRCODE_TOO_MANY_COLUMNS, "{message}");
+            assert_eq!(message, "cannot use more than 32 columns in an index");
+        }
+        Spi::run(&format!(
+            "SELECT pitstop.hypo_create('CREATE INDEX ON adv_orders ({})')",
+            keys(32)
+        ))
+        .unwrap();
+        Spi::run(
+            "EXPLAIN SELECT customer_id FROM adv_orders WHERE customer_id = 5 ORDER BY customer_id",
+        )
+        .unwrap();
+        Spi::run("SELECT pitstop.hypo_reset()").unwrap();
+    }
+
     // Issue 15, part 6: advice time.
 
     /// Lazy greedy rounds plan again only the moves whose bound could still win a round: on

@@ -29,6 +29,8 @@ pub enum PitstopError {
     UnsupportedAccessMethod(String),
     #[error("access method \"{am}\" does not support {feature}")]
     AccessMethodLacks { am: String, feature: &'static str },
+    #[error("cannot use more than {0} columns in an index")]
+    TooManyColumns(u32),
     #[error("column \"{column}\" does not exist in \"{table}\"")]
     UndefinedColumn { column: String, table: String },
     #[error("\"{0}\" is not a table or materialized view")]
@@ -79,6 +81,7 @@ impl PitstopError {
             Self::UnsupportedAccessMethod(_) | Self::AccessMethodLacks { .. } => {
                 ERRCODE_FEATURE_NOT_SUPPORTED
             }
+            Self::TooManyColumns(_) => ERRCODE_TOO_MANY_COLUMNS,
             Self::UndefinedColumn { .. } => ERRCODE_UNDEFINED_COLUMN,
             Self::UnsupportedRelation(_) | Self::NotAnIndex(_) => ERRCODE_WRONG_OBJECT_TYPE,
             Self::UnknownHypoIndex(_) => ERRCODE_UNDEFINED_OBJECT,

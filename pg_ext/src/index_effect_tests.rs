@@ -379,6 +379,64 @@ mod tests {
         assert_eq!(attached(), Some(false), "another index under the name");
     }
 
+    /// An index in another collation than the column's (b COLLATE "C") is not the suggested
+    /// one: the statements cannot use it, and after a REINDEX CONCURRENTLY its new OID is not
+    /// among the table's indexes at the suggestion.
+    #[pg_test]
+    fn an_index_in_another_collation_is_not_taken_for_the_suggestion() {
+        Spi::run("CREATE TABLE ie_coll(a int, b text)").unwrap();
+        let id = remember("ie_coll", "{2}", "btree", None, "CREATE INDEX ON public.ie_coll (b)");
+        Spi::run(r#"CREATE INDEX ie_coll_c ON ie_coll (b COLLATE "C")"#).unwrap();
+        assert_eq!(observe(&[id]), vec![None]);
+        Spi::run("CREATE INDEX ie_coll_b ON ie_coll (b)").unwrap();
+        assert_eq!(observe(&[id]), vec![Some("public.ie_coll_b".to_string())]);
+    }
+
+    /// A role that ran the statement once before the build and many times after (with index
+    /// scans off, say) weighs no more after than before: the application's own calls, ten
+    /// times faster, make the verdict, and no DROP is printed.
+    #[pg_test]
+    fn a_role_with_few_calls_before_cannot_outweigh_the_application_after() {
+        Spi::run(
+            "CREATE TABLE ie_w(a int);
+             CREATE INDEX ie_w_a ON ie_w (a);
+             INSERT INTO pitstop.index_suggestions (dbid, relid, table_name, key_attnums, include_attnums, partial, ddl,
+                                                    queryids, first_suggested_at, last_suggested_at, index_oid, index_name,
+                                                    built_seen_at, before_until, table_writes_at_seen)
+             SELECT d.oid, 'ie_w'::regclass, 'public.ie_w', '{1}', '{}', false, 'ie_w ddl', '{303}',
+                    timestamptz '2026-01-01 09:00+00', timestamptz '2026-01-01 09:00+00', 'ie_w_a'::regclass,
+                    'public.ie_w_a', timestamptz '2026-01-01 10:00+00', timestamptz '2026-01-01 09:59+00', 0
+               FROM pg_database d WHERE d.datname = current_database();
+             -- The application (10): 1,000 calls at 10 ms before, 1,000 at 1 ms after. Another
+             -- role (20): 1 call before, 2,000 at 20 ms after.
+             INSERT INTO pitstop.query_snapshots (captured_at, dbid, userid, queryid, query, calls, total_exec_time_ms,
+                                                  mean_exec_time_ms, rows, shared_blks_hit, shared_blks_read, temp_blks_written)
+             SELECT v.at, d.oid, v.userid, 303, 'q303', v.calls, v.total, 0, 0, 0, 0, 0
+               FROM pg_database d,
+                    (VALUES (timestamptz '2026-01-01 09:59+00', 10, 1000, 10000.0),
+                            (timestamptz '2026-01-01 10:00+00', 10, 1000, 10000.0),
+                            (timestamptz '2026-01-01 11:00+00', 10, 2000, 11000.0),
+                            (timestamptz '2026-01-01 09:59+00', 20, 1, 10.0),
+                            (timestamptz '2026-01-01 10:00+00', 20, 1, 10.0),
+                            (timestamptz '2026-01-01 11:00+00', 20, 2001, 40010.0)) AS v(at, userid, calls, total)
+              WHERE d.datname = current_database();",
+        )
+        .unwrap();
+        let (calls_after, mean_after) = Spi::get_two::<i64, f64>(
+            "SELECT calls_after, mean_ms_after FROM pitstop.index_suggestion_effect(
+                        (SELECT id FROM pitstop.index_suggestions WHERE ddl = 'ie_w ddl'))",
+        )
+        .unwrap();
+        assert_eq!(calls_after, Some(3000), "every call after is counted");
+        let mean_after = mean_after.unwrap();
+        assert!((mean_after - 1020.0 / 1001.0).abs() < 1e-9, "{mean_after}");
+        let action = Spi::get_one::<String>(
+            "SELECT action FROM pitstop.index_effects WHERE suggested_ddl = 'ie_w ddl'",
+        )
+        .unwrap();
+        assert_eq!(action, None);
+    }
+
     /// Two suggestions built by one index (rows remembered before 0.5.0 could be): each row of
     /// index_effects measures its own statements over its own windows, not the latest row's.
     #[pg_test]

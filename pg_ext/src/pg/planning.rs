@@ -255,26 +255,30 @@ fn plannable(sql: &str, role: &ActingRole) -> Result<Plannable, String> {
     }
 }
 
+/// Parameters glued to the next word that `scanned` separates in one statement: each costs a
+/// scan of the whole text again.
+const MAX_SEPARATED: usize = 64;
+
 /// The tokens of `sql`, and the text they are of: a parameter glued to the next word
 /// (`'e5'and`, which pg_stat_statements records as `$1and` and PostgreSQL 15+'s scanner
 /// refuses as trailing junk) is separated where the scanner reports it, and the text scanned
-/// again. Any other scanner error is the statement's reason.
+/// again, up to MAX_SEPARATED times. Any other scanner error is the statement's reason.
 fn scanned(sql: &str) -> Result<(String, Vec<normalized::Token>), String> {
     let mut text = sql.to_string();
-    loop {
+    for separated in 0.. {
+        pgrx::check_for_interrupts!();
         let (outcome, spot) = with_error_spot(|| scan::tokens(&text));
-        match outcome {
+        let error = match outcome {
             Ok(tokens) => return tokens.map(|tokens| (text, tokens)),
-            Err(error) => {
-                // Each fix separates one more parameter: the loop ends.
-                let at = byte_offset(&text, spot.position);
-                match at.and_then(|at| normalized::separate_parameter(&text, at)) {
-                    Some(separated) => text = separated,
-                    None => return Err(subxact::message(&error)),
-                }
-            }
+            Err(error) => error,
+        };
+        let at = byte_offset(&text, spot.position);
+        match at.and_then(|at| normalized::separate_parameter(&text, at)) {
+            Some(fixed) if separated < MAX_SEPARATED => text = fixed,
+            _ => return Err(subxact::message(&error)),
         }
     }
+    unreachable!("the loop returns")
 }
 
 /// The byte offset of a 1-based character position (an errposition), if it is in `text`.

@@ -112,6 +112,11 @@ unsafe fn resolve(c_ddl: &CStr) -> Result<HypoIndex, PitstopError> {
             am: am_name.clone(),
             feature,
         };
+        // CREATE INDEX's own limit: the planner sizes its per-index arrays by it, and a
+        // hypothetical index past it made the next plan write out of bounds.
+        if keys.len() + includes.len() > pg_sys::INDEX_MAX_KEYS as usize {
+            return Err(PitstopError::TooManyColumns(pg_sys::INDEX_MAX_KEYS));
+        }
         if keys.len() > 1 && !(*routine).amcanmulticol {
             return Err(lacks("multi-column indexes"));
         }
