@@ -77,7 +77,8 @@ pub async fn bound_session(
     let ms = |d: Duration| d.as_millis().max(1);
     client
         .batch_execute(&format!(
-            "SET statement_timeout = {}; SET lock_timeout = {}",
+            "SELECT pg_catalog.set_config('statement_timeout', '{}', false), \
+             pg_catalog.set_config('lock_timeout', '{}', false)",
             ms(settings.statement_timeout),
             ms(settings.lock_timeout)
         ))

@@ -115,10 +115,12 @@ impl Reader {
             if last.up && last.read_at.is_some_and(|t| t.elapsed() < source.every) {
                 continue;
             }
-            // SET LOCAL lasts the implicit transaction of this one multi-statement query: the
-            // session's own timeout is back for the next statement, even after an error.
+            // A local setting lasts the implicit transaction of this one multi-statement query:
+            // the session's own timeout is back for the next statement, even after an error.
+            // set_config rather than SET LOCAL, so that pg_stat_statements' record of it is
+            // pitstop's own by the rule of sql/queries/own_statement.sql.
             let sql = format!(
-                "SET LOCAL statement_timeout = {}; {}",
+                "SELECT pg_catalog.set_config('statement_timeout', '{}', true); {}",
                 timeout.as_millis().max(1),
                 source.sql
             );
@@ -188,9 +190,12 @@ impl Reader {
     }
 }
 
+/// The rows of the source's statement: those after the first statement's (set_config).
 fn rows(messages: Vec<SimpleQueryMessage>) -> Rows {
     messages
         .into_iter()
+        .skip_while(|m| !matches!(m, SimpleQueryMessage::CommandComplete(_)))
+        .skip(1)
         .filter_map(|m| match m {
             SimpleQueryMessage::Row(row) => {
                 Some((0..row.len()).map(|i| row.get(i).map(str::to_string)).collect())

@@ -24,7 +24,8 @@ const UPDATE_ALERT: &str = "UPDATE pitstop.alerts SET state = $3, value = coales
      WHERE rule = $1 AND labels = $2::text::jsonb AND state <> 'resolved'";
 const OPEN_ALERTS: &str = "SELECT rule, metric, labels::text, severity, state, value, threshold, summary, started_at, fired_at, \
      greatest(extract(epoch FROM now() - started_at), 0)::float8 AS age FROM pitstop.alerts WHERE state <> 'resolved' ORDER BY id";
-const TABLES_PRESENT: &str = "SELECT to_regclass('pitstop.host_metrics') IS NOT NULL AND to_regclass('pitstop.alerts') IS NOT NULL";
+const TABLES_PRESENT: &str = "SELECT pg_catalog.to_regclass('pitstop.host_metrics') IS NOT NULL \
+     AND pg_catalog.to_regclass('pitstop.alerts') IS NOT NULL";
 
 /// Samples waiting to be written, at most this many (the oldest are dropped beyond).
 pub const MAX_BUFFERED_ROWS: usize = 100_000;

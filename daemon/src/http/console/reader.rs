@@ -131,7 +131,11 @@ impl Reader {
                 // The driver task ends when the client is dropped or the server goes away.
                 drop(db::drive(connection));
                 // Nothing over HTTP writes: the advice then remembers no suggestion either.
-                if let Err(e) = client.batch_execute("SET default_transaction_read_only = on").await
+                if let Err(e) = client
+                    .batch_execute(
+                        "SELECT pg_catalog.set_config('default_transaction_read_only', 'on', false)",
+                    )
+                    .await
                 {
                     let error = ReadError::of(&e);
                     *session = Session::Failed(Instant::now(), error.clone());
