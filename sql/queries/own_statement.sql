@@ -8,7 +8,8 @@
 --     the daemon's statements and direct calls all do), except pitstop.cached(…) and
 --     pitstop.cached_json(…), the application's own workload going through the cache:
 --     pitstop.driver, where pitstop is a table's alias, names nothing of pitstop's;
---   * is CREATE/ALTER/DROP EXTENSION pitstop;
+--   * is CREATE/ALTER/DROP EXTENSION pitstop, or the relay's LISTEN pitstop_invalidation
+--     (the channel pitstop's triggers notify);
 --   * reads or resets pg_stat_statements;
 --   * or qualifies a system catalog and touches nothing else: every FROM, JOIN, INTO and
 --     UPDATE names a pg_catalog or information_schema relation or opens a subquery (whose own
@@ -44,6 +45,7 @@
                (SELECT pg_catalog.regexp_replace(own_t.text, '"([a-z_][a-z0-9_$]*)"|"(?:[^"]|"")*"|''(?:[^'']|'''')*''',
                                                  '\1', 'g') AS plain) AS own_p
          WHERE own_p.plain ~* ('^[[:space:]]*(create|alter|drop)[[:space:]]+extension[[:space:]]+(if[[:space:]]+(not[[:space:]]+)?exists[[:space:]]+)?pitstop\M'
+                               '|^[[:space:]]*listen[[:space:]]+pitstop_invalidation[[:space:]]*;?[[:space:]]*$'
                                '|\mpg_stat_statements')
             OR (own_p.plain ~* '\m(pg_catalog|information_schema)[[:space:]]*\.'
                 AND pg_catalog.regexp_replace(own_p.plain,

@@ -1,13 +1,15 @@
 //! Every statement the daemon and the CLI send is pitstop's own by the rule top_queries, the
 //! advisor and the console's slow list use (sql/queries/own_statement.sql): a role whose every
 //! statement is captured as slow (pitstop.slow_query_ms = 0) runs the daemon with the console
-//! and the CLI's commands over the planted problems; then no statement of that role, in
-//! pitstop.slow_queries or pg_stat_statements, is taken for the application's.
+//! and the relay, and the CLI's commands, over the planted problems; then no statement of that
+//! role, in pitstop.slow_queries or pg_stat_statements, is taken for the application's.
 
 mod planted;
 
 use pitstop_tests::query::scalar_i64;
-use pitstop_tests::{pitstop, poll_until, run_snapshot_job, Daemon, DaemonConfig};
+use pitstop_tests::{
+    pitstop, poll_until, run_snapshot_job, tag_version, Daemon, DaemonConfig, RedisServer,
+};
 use std::time::Duration;
 
 const NOT_OWN: &str =
@@ -21,14 +23,16 @@ fn every_statement_the_daemon_and_the_cli_send_is_pitstops_own() {
         .client
         .batch_execute(
             "CREATE ROLE pitstop_agent LOGIN SUPERUSER;
-             ALTER ROLE pitstop_agent SET pitstop.slow_query_ms = 0;",
+             ALTER ROLE pitstop_agent SET pitstop.slow_query_ms = 0;
+             SELECT pitstop.cache_track('churn');",
         )
         .unwrap();
     planted.block();
     let cluster = &planted.cluster;
     let dsn = format!("host=127.0.0.1 port={} user=pitstop_agent dbname=postgres", cluster.port);
 
-    let config = DaemonConfig::new(&dsn, "")
+    let redis = RedisServer::start();
+    let config = DaemonConfig::new(&dsn, &redis.url())
         .set("http", "console = true")
         .set("monitor", "sample_interval = \"200ms\"")
         .set("monitor", "write_interval = \"400ms\"");
@@ -41,6 +45,12 @@ fn every_statement_the_daemon_and_the_cli_send_is_pitstops_own() {
             && scalar_i64(&mut cluster.connect(), "SELECT count(*) FROM pitstop.host_metrics") > 0
     });
     assert!(ready, "the overview never listed the planted problems:\n{}", daemon.log());
+    // The relay carries a write of a tracked table to Redis.
+    planted.client.batch_execute("UPDATE churn SET pad = pad WHERE id = 1").unwrap();
+    let mut r = redis.client();
+    let relayed =
+        poll_until(Duration::from_secs(30), || tag_version(&mut r, "postgres.public.churn") > 0);
+    assert!(relayed, "the write was not relayed:\n{}", daemon.log());
     let queryid: i64 = planted
         .client
         .query_one(
@@ -116,6 +126,7 @@ fn every_statement_the_daemon_and_the_cli_send_is_pitstops_own() {
     let total: Vec<String> =
         captured("SELECT query FROM pitstop.slow_queries WHERE username = 'pitstop_agent'");
     assert!(total.len() > 50, "the agent's statements were not captured: {total:#?}");
+    // The capture ring keeps the newest statements; pg_stat_statements has every one.
     let slow = captured(&format!(
         "SELECT DISTINCT query FROM pitstop.slow_queries s \
          WHERE username = 'pitstop_agent' AND {NOT_OWN}"

@@ -27,8 +27,9 @@ use tokio_util::sync::CancellationToken;
 /// The channel the extension's trigger notifies at commit.
 const CHANNEL: &str = "pitstop_invalidation";
 
-const CHECK_SCHEMA: &str = "SELECT to_regclass('pitstop.invalidation_outbox') IS NOT NULL, \
-                                   to_regclass('pitstop.relay_state') IS NOT NULL";
+const CHECK_SCHEMA: &str =
+    "SELECT pg_catalog.to_regclass('pitstop.invalidation_outbox') IS NOT NULL, \
+                                   pg_catalog.to_regclass('pitstop.relay_state') IS NOT NULL";
 
 const ENSURE_CURSOR: &str =
     "INSERT INTO pitstop.relay_state (consumer) VALUES ($1) ON CONFLICT (consumer) DO NOTHING";
@@ -243,7 +244,9 @@ impl Outbox {
         // A round is frequent (up to one per commit) and must be cheap for the server too:
         // plan once per session. The statements are written so that their generic plans use
         // the indexes (see PAGE).
-        let setup = format!("SET plan_cache_mode = force_generic_plan; LISTEN {CHANNEL}");
+        let setup = format!(
+            "SELECT pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', false); LISTEN {CHANNEL}"
+        );
         bounded(call_limit, "LISTEN", client.batch_execute(&setup)).await?;
         bounded(
             call_limit,
