@@ -539,6 +539,20 @@ mod tests {
         let advice = suggestions(args);
         assert_eq!(advice.len(), 1, "{advice:?}");
         assert_eq!(advice[0].1, 2, "`$1and` is planned: {advice:?}");
+        // Each glued parameter costs a scan of the whole text again: 64 are separated, the
+        // 65th is the scanner's reason.
+        let glued = |n: usize| {
+            let terms: String = (1..=n).map(|i| format!("customer_id = ${i}and ")).collect();
+            format!("SELECT id FROM adv_orders WHERE {terms}true")
+        };
+        let reasons = unhelped(&format!("queries => ARRAY['{}', '{}']", glued(64), glued(65)));
+        let refused: Vec<_> =
+            reasons.iter().filter(|(_, r)| r.starts_with("could not be planned")).collect();
+        assert_eq!(
+            refused.iter().map(|(_, r)| r.as_str()).collect::<Vec<_>>(),
+            ["could not be planned: trailing junk after parameter at or near \"$65and\""],
+            "{reasons:?}"
+        );
         let deep = format!("SELECT {}", vec!["1"; 5_000].join("+"));
         let reasons = unhelped(&format!("queries => ARRAY['{deep}']"));
         assert!(

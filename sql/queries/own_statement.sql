@@ -11,16 +11,17 @@
 --   * is CREATE/ALTER/DROP EXTENSION pitstop, or the relay's LISTEN pitstop_invalidation
 --     (the channel pitstop's triggers notify);
 --   * reads or resets pg_stat_statements;
---   * or qualifies a system catalog and touches nothing else: every FROM, JOIN, INTO and
---     UPDATE names a pg_catalog or information_schema relation or opens a subquery (whose own
---     FROMs are held to the same rule; the FROM of extract(… FROM …) and IS DISTINCT FROM
---     names nothing), and no name after a comma (schema-qualified or not) is a table, view or
---     foreign table of this database outside the catalogs and pitstop's schema (pitstop's SPI
---     statements, recorded with pg_stat_statements.track = all, the CLI's version check and
---     doctor, the daemon's monitor, psql's \d). A statement that also reads a table, in a
---     comma-separated FROM list, a join or a subquery too, or reads a CTE or a set-returning
---     function outside pg_catalog, is the application's (PostgREST writes
---     pg_catalog.count(…) around every one).
+--   * or is a query (SELECT, WITH, VALUES) that qualifies a system catalog and touches nothing
+--     else: every FROM, JOIN, INTO, UPDATE and TABLE names a pg_catalog or information_schema
+--     relation or opens a subquery (whose own FROMs are held to the same rule; the FROM of
+--     extract(… FROM …) and IS DISTINCT FROM names nothing), and no name after a comma
+--     (schema-qualified or not) is a table, view or foreign table of this database outside the
+--     catalogs and pitstop's schema (pitstop's SPI statements, recorded with
+--     pg_stat_statements.track = all, the CLI's version check and doctor, the daemon's
+--     monitor, psql's \d). A statement that also reads a table, in a comma-separated FROM
+--     list, a join or a subquery too, or reads a CTE or a set-returning function outside
+--     pg_catalog, is the application's (PostgREST writes pg_catalog.count(…) around every
+--     one), and so is DDL however it qualifies its functions (pg_dump's and pg_restore's).
 -- The names of pitstop's schema are read once per statement, and a text without pitstop,
 -- pg_stat_statements or a catalog schema in it is not read further.
 (s.query ~* '(pitstop|pg_stat_statements|pg_catalog|information_schema)'
@@ -47,10 +48,11 @@
          WHERE own_p.plain ~* ('^[[:space:]]*(create|alter|drop)[[:space:]]+extension[[:space:]]+(if[[:space:]]+(not[[:space:]]+)?exists[[:space:]]+)?pitstop\M'
                                '|^[[:space:]]*listen[[:space:]]+pitstop_invalidation[[:space:]]*;?[[:space:]]*$'
                                '|\mpg_stat_statements')
-            OR (own_p.plain ~* '\m(pg_catalog|information_schema)[[:space:]]*\.'
+            OR (own_p.plain ~* '^[[:space:]]*(\([[:space:]]*)*(select|with|values)\M'
+                AND own_p.plain ~* '\m(pg_catalog|information_schema)[[:space:]]*\.'
                 AND pg_catalog.regexp_replace(own_p.plain,
                       '\mextract[[:space:]]*\([[:space:]]*[[:alnum:]_$]*[[:space:]]+from\M|\mdistinct[[:space:]]+from\M', ' ', 'gi')
-                    !~* '\m(from|join|into|update)[[:space:]]+(?![[:space:]]*((pg_catalog|information_schema)[[:space:]]*\.|\([[:space:]]*(select|values|with)\M))'
+                    !~* '\m(from|join|into|update|table)[[:space:]]+(?![[:space:]]*((pg_catalog|information_schema)[[:space:]]*\.|\([[:space:]]*(select|values|with)\M))'
                 AND NOT EXISTS (
                   SELECT 1
                     FROM pg_catalog.regexp_matches(own_t.text,

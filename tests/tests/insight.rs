@@ -346,6 +346,8 @@ fn the_applications_statements_are_never_taken_for_pitstops() {
          SELECT count(*) FROM ((SELECT 1) a15 CROSS JOIN laps) JOIN pg_catalog.pg_am m ON true WHERE driver = 15;
          SELECT extract(epoch FROM pg_catalog.now()) AS e16 FROM laps WHERE driver = 16;
          SELECT id IS DISTINCT FROM driver AS d17 FROM laps WHERE driver = 17;
+         SELECT pg_catalog.int4larger(1, 2) AS u19, 3, 4 UNION ALL TABLE laps;
+         CREATE INDEX laps_abs20 ON laps (pg_catalog.abs(driver));
          SELECT extract(epoch FROM pg_catalog.now() - a.backend_start) AS own18
            FROM (SELECT * FROM pg_catalog.pg_stat_activity) a WHERE a.state IS DISTINCT FROM 'idle';",
     )
@@ -377,6 +379,8 @@ fn the_applications_statements_are_never_taken_for_pitstops() {
         "pitstop.hide_me",
         "pitstop.cached(",
         "pitstop.cached_json(",
+        "u19",
+        "laps_abs20",
     ]
     .iter()
     .chain(&applications)
