@@ -9,6 +9,9 @@
 -- order aside, any index, until suggest_indexes suggests them again.
 ALTER TABLE index_suggestions ADD COLUMN key_options int2[];
 ALTER TABLE index_suggestions ADD COLUMN existing_indexes oid[];
+-- When observe found a built row's index dropped: such a row is no longer re-attached to an
+-- index made later under the same name.
+ALTER TABLE index_suggestions ADD COLUMN dropped_seen_at timestamptz;
 
 CREATE FUNCTION index_suggestions_squeeze(t text) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
@@ -24,6 +27,7 @@ SET DateStyle = 'ISO, MDY' SET IntervalStyle = 'postgres' SET extra_float_digits
         SELECT s.*, s.index_oid IS NOT NULL AS rebuilt
           FROM @extschema@.index_suggestions s
          WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+           AND s.dropped_seen_at IS NULL
            AND (s.index_oid IS NULL
                 OR NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indexrelid = s.index_oid AND i.indrelid = s.relid))
     ), found AS (
@@ -82,8 +86,17 @@ SET DateStyle = 'ISO, MDY' SET IntervalStyle = 'postgres' SET extra_float_digits
           FROM found f
          WHERE s.id = f.id
         RETURNING 1
+    ), dropped AS (
+        -- A built row whose index is gone, none of its definition under its name now: the
+        -- index was dropped (REINDEX CONCURRENTLY leaves no such moment). Its measure is over:
+        -- an index made later under the name does not take its windows.
+        UPDATE @extschema@.index_suggestions s
+           SET dropped_seen_at = now()
+          FROM pending p
+         WHERE s.id = p.id AND p.rebuilt AND NOT EXISTS (SELECT 1 FROM found f WHERE f.id = p.id)
+        RETURNING 1
     )
-    SELECT count(*)::integer FROM marked
+    SELECT ((SELECT count(*) FROM marked) + (SELECT count(*) FROM dropped))::integer
 $$;
 
 CREATE FUNCTION index_suggestion_effect(suggestion bigint)

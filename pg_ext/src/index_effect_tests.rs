@@ -379,6 +379,29 @@ mod tests {
         assert_eq!(attached(), Some(false), "another index under the name");
     }
 
+    /// A built row whose index observe found dropped (none of its definition under its name)
+    /// is over: an index made later under the name does not take its windows, and the row is
+    /// not counted again.
+    #[pg_test]
+    fn a_dropped_index_is_not_followed_to_a_later_one_under_its_name() {
+        Spi::run("CREATE TABLE ie_gone(id int, customer int)").unwrap();
+        let plain = Recorded { options: Some(vec![0]), ..Default::default() };
+        let id = remember_as("public.ie_gone", "{2}", "customer", plain);
+        Spi::run("CREATE INDEX ie_gone_customer ON ie_gone (customer)").unwrap();
+        assert_eq!(observe(&[id]), [Some("public.ie_gone_customer".to_string())]);
+        let row = "SELECT dropped_seen_at IS NOT NULL, index_oid = to_regclass('ie_gone_customer')
+                     FROM pitstop.index_suggestions WHERE id = $1";
+        let state = || Spi::get_two_with_args::<bool, bool>(row, &[id.into()]).unwrap();
+        assert_eq!(state(), (Some(false), Some(true)));
+        Spi::run("DROP INDEX ie_gone_customer").unwrap();
+        let changed = "SELECT pitstop.index_suggestions_observe()";
+        assert_eq!(Spi::get_one::<i32>(changed), Ok(Some(1)), "marked dropped");
+        assert_eq!(state(), (Some(true), None));
+        Spi::run("CREATE INDEX ie_gone_customer ON ie_gone (customer)").unwrap();
+        assert_eq!(Spi::get_one::<i32>(changed), Ok(Some(0)), "nothing to note");
+        assert_eq!(state(), (Some(true), Some(false)), "not re-attached");
+    }
+
     /// An index in another collation than the column's (b COLLATE "C") is not the suggested
     /// one: the statements cannot use it, and after a REINDEX CONCURRENTLY its new OID is not
     /// among the table's indexes at the suggestion.

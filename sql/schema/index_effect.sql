@@ -51,7 +51,10 @@ CREATE TABLE index_suggestions (
     -- differing in what the advisor tells apart). Both NULL for suggestions remembered before
     -- 0.5.0 and not suggested since: they match sort order aside, any index of the table.
     key_options          int2[],
-    existing_indexes     oid[]
+    existing_indexes     oid[],
+    -- Since 0.5.0 too. When observe found the built index gone with no index of its definition
+    -- under its name (dropped): the row is not followed to an index made later.
+    dropped_seen_at      timestamptz
 );
 COMMENT ON TABLE index_suggestions IS
   'Indexes pitstop.suggest_indexes suggested over pg_stat_statements, and the index later built for each (pitstop.index_effect)';
@@ -68,9 +71,9 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_tem
       FROM regexp_matches(t, '(''(?:[^'']|'''')*''|"(?:[^"]|"")*"|[^''"\s]+|[''"])', 'g') WITH ORDINALITY AS r(m, n)
 $$;
 
--- Marks the suggestions of this database whose index now exists, and re-attaches a built one
--- whose index got a new OID under its name with the same definition (REINDEX CONCURRENTLY);
--- returns how many rows it changed. Run by the snapshot job before each snapshot (its role
+-- Marks the suggestions of this database whose index now exists, re-attaches a built one
+-- whose index got a new OID under its name with the same definition (REINDEX CONCURRENTLY),
+-- and marks dropped a built one whose index is gone otherwise; returns how many rows it changed. Run by the snapshot job before each snapshot (its role
 -- needs SELECT and UPDATE here, SELECT on query_snapshots), so the window between the previous
 -- snapshot and this one, when the index was built, belongs to neither side.
 CREATE FUNCTION index_suggestions_observe() RETURNS integer
@@ -81,6 +84,7 @@ SET DateStyle = 'ISO, MDY' SET IntervalStyle = 'postgres' SET extra_float_digits
         SELECT s.*, s.index_oid IS NOT NULL AS rebuilt
           FROM @extschema@.index_suggestions s
          WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+           AND s.dropped_seen_at IS NULL
            AND (s.index_oid IS NULL
                 OR NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indexrelid = s.index_oid AND i.indrelid = s.relid))
     ), found AS (
@@ -139,8 +143,17 @@ SET DateStyle = 'ISO, MDY' SET IntervalStyle = 'postgres' SET extra_float_digits
           FROM found f
          WHERE s.id = f.id
         RETURNING 1
+    ), dropped AS (
+        -- A built row whose index is gone, none of its definition under its name now: the
+        -- index was dropped (REINDEX CONCURRENTLY leaves no such moment). Its measure is over:
+        -- an index made later under the name does not take its windows.
+        UPDATE @extschema@.index_suggestions s
+           SET dropped_seen_at = now()
+          FROM pending p
+         WHERE s.id = p.id AND p.rebuilt AND NOT EXISTS (SELECT 1 FROM found f WHERE f.id = p.id)
+        RETURNING 1
     )
-    SELECT count(*)::integer FROM marked
+    SELECT ((SELECT count(*) FROM marked) + (SELECT count(*) FROM dropped))::integer
 $$;
 
 -- Per statement a built suggestion (its id) was meant for: calls, mean and p95 before

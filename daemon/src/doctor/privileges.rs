@@ -20,8 +20,14 @@ const PLAN_FUNCTION: &str = "pitstop.maintenance_plan(double precision, bigint, 
 /// (sql/schema/index_effect.sql). It reads index_suggestions and query_snapshots and writes
 /// only these columns of index_suggestions (the README grants just them).
 const OBSERVE_FUNCTION: &str = "pitstop.index_suggestions_observe()";
-pub const OBSERVE_WRITES: &[&str] =
-    &["index_oid", "index_name", "built_seen_at", "table_writes_at_seen", "before_until"];
+pub const OBSERVE_WRITES: &[&str] = &[
+    "index_oid",
+    "index_name",
+    "built_seen_at",
+    "table_writes_at_seen",
+    "before_until",
+    "dropped_seen_at",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Task {
@@ -608,7 +614,7 @@ mod tests {
         }));
         assert_eq!(
             describe(&m[m.len() - 1]),
-            "UPDATE (index_oid, index_name, built_seen_at, table_writes_at_seen, before_until) on pitstop.index_suggestions"
+            "UPDATE (index_oid, index_name, built_seen_at, table_writes_at_seen, before_until, dropped_seen_at) on pitstop.index_suggestions"
         );
     }
 
