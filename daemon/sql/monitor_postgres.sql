@@ -3,7 +3,7 @@
 -- all databases; rates come from the difference between two samples.
 SELECT
     current_setting('max_connections')::float8 AS max_connections,
-    (SELECT coalesce(json_object_agg(state, n), '{}')::text
+    (SELECT coalesce(json_object_agg(s.state, s.n), '{}')::text
        FROM (SELECT rtrim(regexp_replace(coalesce(state, 'unknown'), '[^a-z]+', '_', 'g'), '_') AS state, count(*)::float8 AS n
                FROM pg_catalog.pg_stat_activity
               WHERE backend_type = 'client backend'

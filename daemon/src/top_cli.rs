@@ -26,13 +26,15 @@ const STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Statements listed under "top statements".
 const TOP: usize = 10;
 
-/// The sessions running something now, oldest statement first.
-const ACTIVE: &str = "SELECT pid, usename::text AS username, datname::text AS database, application_name, state, \
-     coalesce(wait_event_type || ':' || wait_event, '') AS wait, \
-     extract(epoch FROM clock_timestamp() - query_start)::float8 AS running_seconds, query \
-     FROM pg_catalog.pg_stat_activity \
-     WHERE pid <> pg_catalog.pg_backend_pid() AND backend_type = 'client backend' AND state IS DISTINCT FROM 'idle' \
-     ORDER BY query_start NULLS LAST LIMIT 100";
+/// The sessions running something now, oldest statement first. Its columns are qualified: a
+/// bare name after a comma that is also a table's (`state`, `query`) would make the statement
+/// the application's (sql/queries/own_statement.sql).
+const ACTIVE: &str = "SELECT a.pid, a.usename::text AS username, a.datname::text AS database, a.application_name, a.state, \
+     coalesce(a.wait_event_type || ':' || a.wait_event, '') AS wait, \
+     extract(epoch FROM clock_timestamp() - a.query_start)::float8 AS running_seconds, a.query \
+     FROM pg_catalog.pg_stat_activity a \
+     WHERE a.pid <> pg_catalog.pg_backend_pid() AND a.backend_type = 'client backend' AND a.state IS DISTINCT FROM 'idle' \
+     ORDER BY a.query_start NULLS LAST LIMIT 100";
 
 /// pg_stat_statements' counters of every statement but pitstop's own (this one among them),
 /// from the view in `schema` (quoted): never one that the search_path finds first.

@@ -14,14 +14,15 @@
 --   * or is a query (SELECT, WITH, VALUES) that qualifies a system catalog and touches nothing
 --     else: every FROM, JOIN, INTO, UPDATE and TABLE names a pg_catalog or information_schema
 --     relation or opens a subquery (whose own FROMs are held to the same rule; the FROM of
---     extract(… FROM …) and IS DISTINCT FROM names nothing), and no name after a comma
---     (schema-qualified or not) is a table, view or foreign table of this database outside the
---     catalogs and pitstop's schema (pitstop's SPI statements, recorded with
---     pg_stat_statements.track = all, the CLI's version check and doctor, the daemon's
---     monitor, psql's \d). A statement that also reads a table, in a comma-separated FROM
---     list, a join or a subquery too, or reads a CTE or a set-returning function outside
---     pg_catalog, is the application's (PostgREST writes pg_catalog.count(…) around every
---     one), and so is DDL however it qualifies its functions (pg_dump's and pg_restore's).
+--     extract(… FROM …) and IS [NOT] DISTINCT FROM names nothing), no name after a comma
+--     (after ONLY or LATERAL too; when qualified, in that schema) is a table, view or foreign
+--     table of this database outside the catalogs and pitstop's schema, and every function it
+--     calls has a name that some pg_catalog function has or none outside the catalogs and
+--     pitstop's schema has (the CLI's version check, doctor and top, the daemon's monitor,
+--     psql's \d). A statement that also reads a table, in a comma-separated FROM list, a join
+--     or a subquery too, reads a CTE, or calls a function of the application's is the
+--     application's (PostgREST writes pg_catalog.count(…) around every one), and so is DDL
+--     however it qualifies its functions (pg_dump's and pg_restore's).
 -- The names of pitstop's schema are read once per statement, and a text without pitstop,
 -- pg_stat_statements or a catalog schema in it is not read further.
 (s.query ~* '(pitstop|pg_stat_statements|pg_catalog|information_schema)'
@@ -44,21 +45,39 @@
                                                  '--[^\n]*', ' ', 'g') AS text) AS own_t
          CROSS JOIN LATERAL
                (SELECT pg_catalog.regexp_replace(own_t.text, '"([a-z_][a-z0-9_$]*)"|"(?:[^"]|"")*"|''(?:[^'']|'''')*''',
-                                                 '\1', 'g') AS plain) AS own_p
+                                                 ' \1 ', 'g') AS plain) AS own_p
          WHERE own_p.plain ~* ('^[[:space:]]*(create|alter|drop)[[:space:]]+extension[[:space:]]+(if[[:space:]]+(not[[:space:]]+)?exists[[:space:]]+)?pitstop\M'
                                '|^[[:space:]]*listen[[:space:]]+pitstop_invalidation[[:space:]]*;?[[:space:]]*$'
                                '|\mpg_stat_statements')
             OR (own_p.plain ~* '^[[:space:]]*(\([[:space:]]*)*(select|with|values)\M'
                 AND own_p.plain ~* '\m(pg_catalog|information_schema)[[:space:]]*\.'
                 AND pg_catalog.regexp_replace(own_p.plain,
-                      '\mextract[[:space:]]*\([[:space:]]*[[:alnum:]_$]*[[:space:]]+from\M|\mdistinct[[:space:]]+from\M', ' ', 'gi')
-                    !~* '\m(from|join|into|update|table)[[:space:]]+(?![[:space:]]*((pg_catalog|information_schema)[[:space:]]*\.|\([[:space:]]*(select|values|with)\M))'
+                      '\mextract[[:space:]]*\([[:space:]]*[[:alnum:]_$]*[[:space:]]+from\M|\mis[[:space:]]+(not[[:space:]]+)?distinct[[:space:]]+from\M',
+                      ' ', 'gi')
+                    !~* '\m(from|join|into|update|table)\M[[:space:]]*(?![[:space:]]*((pg_catalog|information_schema)[[:space:]]*\.|\([[:space:]]*(select|values|with)\M))'
+                -- A name after a comma that is a table (qualified: in that schema), and a
+                -- function called by a name no catalog function has.
                 AND NOT EXISTS (
                   SELECT 1
                     FROM pg_catalog.regexp_matches(own_t.text,
-                           ',[[:space:]]*(?:(?:"(?:[^"]|"")+"|[[:alpha:]_][[:alnum:]_$]*)[[:space:]]*\.[[:space:]]*)?'
-                           '(?:"((?:[^"]|"")+)"|([[:alpha:]_][[:alnum:]_$]*))', 'g') AS w(word)
+                           ',[[:space:]]*(?:(?:only|lateral)[[:space:]]+)?'
+                           '(?:("(?:[^"]|"")+"|[[:alpha:]_][[:alnum:]_$]*)[[:space:]]*\.[[:space:]]*)?'
+                           '(?:"((?:[^"]|"")+)"|([[:alpha:]_][[:alnum:]_$]*)\M)(?![[:space:]]*[(.])', 'gi') AS w(word)
                     JOIN pg_catalog.pg_class c
-                      ON c.relname = coalesce(pg_catalog.replace(w.word[1], '""', '"'), pg_catalog.lower(w.word[2]))
+                      ON c.relname = coalesce(pg_catalog.replace(w.word[2], '""', '"'), pg_catalog.lower(w.word[3]))
+                    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
                    WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
-                     AND c.relnamespace::pg_catalog.regnamespace::text NOT IN ('pg_catalog', 'information_schema', 'pitstop'))))))
+                     AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pitstop')
+                     AND (w.word[1] IS NULL
+                          OR n.nspname = CASE WHEN w.word[1] ~ '^"'
+                                              THEN pg_catalog.replace(pg_catalog.btrim(w.word[1], '"'), '""', '"')
+                                              ELSE pg_catalog.lower(w.word[1]) END))
+                AND NOT EXISTS (
+                  SELECT 1
+                    FROM pg_catalog.regexp_matches(own_t.text,
+                           '(?:"((?:[^"]|"")+)"|([[:alpha:]_][[:alnum:]_$]*))[[:space:]]*\(', 'g') AS f(word)
+                    JOIN pg_catalog.pg_proc p
+                      ON p.proname = coalesce(pg_catalog.replace(f.word[1], '""', '"'), pg_catalog.lower(f.word[2]))
+                   WHERE p.pronamespace::pg_catalog.regnamespace::text NOT IN ('pg_catalog', 'information_schema', 'pitstop')
+                     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc q
+                                      WHERE q.proname = p.proname AND q.pronamespace = 'pg_catalog'::pg_catalog.regnamespace))))))

@@ -321,7 +321,9 @@ fn the_applications_statements_are_never_taken_for_pitstops() {
          ANALYZE public.laps;
          CREATE TABLE public.\"Pit Laps\" (id int PRIMARY KEY, driver int);
          INSERT INTO public.\"Pit Laps\" SELECT g, g % 100 FROM generate_series(1, 20000) g;
-         ANALYZE public.\"Pit Laps\"",
+         ANALYZE public.\"Pit Laps\";
+         CREATE FUNCTION public.do_work() RETURNS int LANGUAGE sql AS 'SELECT 1';
+         CREATE FUNCTION public.do_srf(int) RETURNS TABLE (id int, total int) LANGUAGE sql AS 'SELECT 1, 2'",
     );
     let mut app = cluster.connect();
     app.batch_execute(
@@ -347,6 +349,12 @@ fn the_applications_statements_are_never_taken_for_pitstops() {
          SELECT extract(epoch FROM pg_catalog.now()) AS e16 FROM laps WHERE driver = 16;
          SELECT id IS DISTINCT FROM driver AS d17 FROM laps WHERE driver = 17;
          SELECT pg_catalog.int4larger(1, 2) AS u19, 3, 4 UNION ALL TABLE laps;
+         SELECT f.id AS m1 FROM (SELECT 7 AS x) p, LATERAL public.do_srf(p.x) f WHERE f.total IS DISTINCT FROM pg_catalog.abs(1);
+         SELECT pg_catalog.count(*) AS m2 FROM (SELECT 1) s, ONLY public.laps o WHERE o.driver = 4;
+         SELECT pg_catalog.count(*) AS m3 FROM (SELECT public.do_work()) s;
+         SELECT pg_catalog.count(*) AS m4 FROM (SELECT o.id FROM\"laps\" o) s;
+         SELECT pg_catalog.count(*) AS \"distinct\" FROM laps WHERE driver = 5;
+         SELECT pg_catalog.now() AS m6, do_work();
          CREATE INDEX laps_abs20 ON laps (pg_catalog.abs(driver));
          SELECT extract(epoch FROM pg_catalog.now() - a.backend_start) AS own18
            FROM (SELECT * FROM pg_catalog.pg_stat_activity) a WHERE a.state IS DISTINCT FROM 'idle';",
@@ -381,6 +389,12 @@ fn the_applications_statements_are_never_taken_for_pitstops() {
         "pitstop.cached_json(",
         "u19",
         "laps_abs20",
+        "AS m1",
+        "AS m2",
+        "AS m3",
+        "AS m4",
+        "AS \"distinct\" FROM laps",
+        "AS m6",
     ]
     .iter()
     .chain(&applications)

@@ -312,8 +312,9 @@ async fn evaluate(
             let r = client
                 .query_one(
                     &format!(
-                        "SELECT t.oid IS NOT NULL, ARRAY(SELECT u.p FROM pg_catalog.unnest($3::text[]) WITH ORDINALITY AS u(p, i) \
-                          WHERE NOT pg_catalog.has_table_privilege(t.oid, u.p) ORDER BY u.i) FROM {RELATION}"
+                        "SELECT t.oid IS NOT NULL, ARRAY(SELECT u.p FROM pg_catalog.unnest($3::text[]) AS u(p) \
+                          WHERE NOT pg_catalog.has_table_privilege(t.oid, u.p) ORDER BY pg_catalog.array_position($3::text[], u.p)) \
+                         FROM {RELATION}"
                     ),
                     &[&schema_of(table), &name_of(table), privileges],
                 )
@@ -338,9 +339,10 @@ async fn evaluate(
                         "SELECT t.oid IS NOT NULL AND NOT EXISTS (SELECT FROM pg_catalog.unnest($3::text[]) AS u(c) \
                                   LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = t.oid AND a.attname = u.c AND NOT a.attisdropped \
                                   WHERE a.attnum IS NULL), \
-                                ARRAY(SELECT u.c FROM pg_catalog.unnest($3::text[]) WITH ORDINALITY AS u(c, i) \
+                                ARRAY(SELECT u.c FROM pg_catalog.unnest($3::text[]) AS u(c) \
                                   JOIN pg_catalog.pg_attribute a ON a.attrelid = t.oid AND a.attname = u.c AND NOT a.attisdropped \
-                                  WHERE NOT pg_catalog.has_column_privilege(t.oid, a.attnum, $4) ORDER BY u.i) \
+                                  WHERE NOT pg_catalog.has_column_privilege(t.oid, a.attnum, $4) \
+                                  ORDER BY pg_catalog.array_position($3::text[], u.c)) \
                          FROM {RELATION}"
                     ),
                     &[&schema_of(table), &name_of(table), columns, privilege],
@@ -419,8 +421,9 @@ fn one_privilege(
 
 /// One row `t` whose `oid` is the relation named by schema $1 and name $2 (NULL when there is
 /// none), looked up in the catalogs: to_regclass would fail without USAGE on the schema, which
-/// is one of the things checked. A subquery rather than a CTE, so that the statement is
-/// pitstop's own by the rule of sql/queries/own_statement.sql.
+/// is one of the things checked. A subquery rather than a CTE, and no bare name after a comma
+/// in the statements (a table may have it), so that they are pitstop's own by the rule of
+/// sql/queries/own_statement.sql.
 const RELATION: &str = "(SELECT (SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
                         WHERE n.nspname = $1 AND c.relname = $2) AS oid) t";
 
