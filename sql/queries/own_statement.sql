@@ -24,7 +24,8 @@
 --     application's (PostgREST writes pg_catalog.count(…) around every one), and so is DDL
 --     however it qualifies its functions (pg_dump's and pg_restore's).
 -- The names of pitstop's schema are read once per statement, and a text without pitstop,
--- pg_stat_statements or a catalog schema in it is not read further.
+-- pg_stat_statements or a catalog schema in it is not read further; one over 64 kB is the
+-- application's unless it names pitstop's objects.
 (s.query ~* '(pitstop|pg_stat_statements|pg_catalog|information_schema)'
  AND (coalesce(pg_catalog.regexp_replace(pg_catalog.regexp_replace(pg_catalog.regexp_replace(s.query,
                  '/\*.*?\*/', ' ', 'g'), '--[^\n]*', ' ', 'g'),
@@ -39,28 +40,36 @@
                             WHERE p.pronamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = 'pitstop')
                               AND p.proname NOT IN ('cached', 'cached_json')) AS o),
                false)
-      OR EXISTS (
+      -- Past 64 kB a text is read no further (pitstop's own are far shorter): each pattern
+      -- below is linear, but a planted megabyte would still cost seconds per read.
+      OR pg_catalog.octet_length(s.query) <= 65536 AND EXISTS (
         SELECT 1
-          FROM (SELECT pg_catalog.regexp_replace(pg_catalog.regexp_replace(s.query, '/\*.*?\*/', ' ', 'g'),
-                                                 '--[^\n]*', ' ', 'g') AS text) AS own_t
+          -- Whitespace runs are one space: no pattern below backtracks over a long run.
+          FROM (SELECT pg_catalog.regexp_replace(pg_catalog.regexp_replace(pg_catalog.regexp_replace(s.query,
+                         '/\*.*?\*/', ' ', 'g'), '--[^\n]*', ' ', 'g'), '[[:space:]]+', ' ', 'g') AS text) AS own_t
+         -- plain: literals dropped and quoted names read with spaces around; reads: the same
+         -- without the FROM of extract(… FROM …) and IS [NOT] DISTINCT FROM (not after a dot or
+         -- a quote: o.is "distinct" FROM t reads t).
          CROSS JOIN LATERAL
                (SELECT pg_catalog.regexp_replace(own_t.text, '"([a-z_][a-z0-9_$]*)"|"(?:[^"]|"")*"|''(?:[^'']|'''')*''',
-                                                 ' \1 ', 'g') AS plain) AS own_p
+                                                 ' \1 ', 'g') AS plain,
+                       pg_catalog.regexp_replace(pg_catalog.regexp_replace(own_t.text,
+                           '(^|[^.[:alnum:]_$"])(is (not )?distinct from|extract ?\( ?''?[[:alnum:]_$]*''? from)\M', '\1 ', 'gi'),
+                         '"([a-z_][a-z0-9_$]*)"|"(?:[^"]|"")*"|''(?:[^'']|'''')*''', ' \1 ', 'g') AS reads) AS own_p
          WHERE own_p.plain ~* ('^[[:space:]]*(create|alter|drop)[[:space:]]+extension[[:space:]]+(if[[:space:]]+(not[[:space:]]+)?exists[[:space:]]+)?pitstop\M'
                                '|^[[:space:]]*listen[[:space:]]+pitstop_invalidation[[:space:]]*;?[[:space:]]*$'
                                '|\mpg_stat_statements')
             OR (own_p.plain ~* '^[[:space:]]*(\([[:space:]]*)*(select|with|values)\M'
                 AND own_p.plain ~* '\m(pg_catalog|information_schema)[[:space:]]*\.'
-                AND pg_catalog.regexp_replace(own_p.plain,
-                      '\mextract[[:space:]]*\([[:space:]]*[[:alnum:]_$]*[[:space:]]+from\M|\mis[[:space:]]+(not[[:space:]]+)?distinct[[:space:]]+from\M',
-                      ' ', 'gi')
-                    !~* '\m(from|join|into|update|table)\M[[:space:]]*(?![[:space:]]*((pg_catalog|information_schema)[[:space:]]*\.|\([[:space:]]*(select|values|with)\M))'
-                -- A name after a comma that is a table (qualified: in that schema), and a
-                -- function called by a name no catalog function has.
+                AND own_p.reads
+                    !~* '\m(from|join|into|update|table)\M(?![[:space:]]*((pg_catalog|information_schema)[[:space:]]*\.|\([[:space:]]*(select|values|with)\M))'
+                -- A name after a comma (or its parentheses) that is a table (qualified: in that
+                -- schema), and a function called by a name no catalog function has, or
+                -- pitstop.cached(…) and cached_json(…), which run the application's query.
                 AND NOT EXISTS (
                   SELECT 1
                     FROM pg_catalog.regexp_matches(own_t.text,
-                           ',[[:space:]]*(?:(?:only|lateral)[[:space:]]+)?'
+                           ',[[:space:]]*(?:\([[:space:]]*)*(?:(?:only|lateral)[[:space:]]+)?'
                            '(?:("(?:[^"]|"")+"|[[:alpha:]_][[:alnum:]_$]*)[[:space:]]*\.[[:space:]]*)?'
                            '(?:"((?:[^"]|"")+)"|([[:alpha:]_][[:alnum:]_$]*)\M)(?![[:space:]]*[(.])', 'gi') AS w(word)
                     JOIN pg_catalog.pg_class c
@@ -78,6 +87,7 @@
                            '(?:"((?:[^"]|"")+)"|([[:alpha:]_][[:alnum:]_$]*))[[:space:]]*\(', 'g') AS f(word)
                     JOIN pg_catalog.pg_proc p
                       ON p.proname = coalesce(pg_catalog.replace(f.word[1], '""', '"'), pg_catalog.lower(f.word[2]))
-                   WHERE p.pronamespace::pg_catalog.regnamespace::text NOT IN ('pg_catalog', 'information_schema', 'pitstop')
+                   WHERE (p.pronamespace::pg_catalog.regnamespace::text NOT IN ('pg_catalog', 'information_schema', 'pitstop')
+                          OR (p.pronamespace::pg_catalog.regnamespace::text = 'pitstop' AND p.proname IN ('cached', 'cached_json')))
                      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc q
                                       WHERE q.proname = p.proname AND q.pronamespace = 'pg_catalog'::pg_catalog.regnamespace))))))

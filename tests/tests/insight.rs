@@ -323,7 +323,8 @@ fn the_applications_statements_are_never_taken_for_pitstops() {
          INSERT INTO public.\"Pit Laps\" SELECT g, g % 100 FROM generate_series(1, 20000) g;
          ANALYZE public.\"Pit Laps\";
          CREATE FUNCTION public.do_work() RETURNS int LANGUAGE sql AS 'SELECT 1';
-         CREATE FUNCTION public.do_srf(int) RETURNS TABLE (id int, total int) LANGUAGE sql AS 'SELECT 1, 2'",
+         CREATE FUNCTION public.do_srf(int) RETURNS TABLE (id int, total int) LANGUAGE sql AS 'SELECT 1, 2';
+         CREATE TABLE public.flags (id int, \"is\" int)",
     );
     let mut app = cluster.connect();
     app.batch_execute(
@@ -355,11 +356,18 @@ fn the_applications_statements_are_never_taken_for_pitstops() {
          SELECT pg_catalog.count(*) AS m4 FROM (SELECT o.id FROM\"laps\" o) s;
          SELECT pg_catalog.count(*) AS \"distinct\" FROM laps WHERE driver = 5;
          SELECT pg_catalog.now() AS m6, do_work();
+         SELECT pg_catalog.count(*) AS m7 FROM (SELECT 1 AS one) s, (laps o JOIN (VALUES (1), (2)) v(id) ON v.id = o.driver) WHERE o.pitstop = 5;
+         SELECT pg_catalog.count(*) AS m8 FROM pg_catalog.pg_class c, (laps o CROSS JOIN pg_catalog.pg_am a);
+         SELECT pg_catalog.jsonb_typeof(pitstop.cached_json('SELECT min(id) FROM public.laps')) AS m9;
+         SELECT pg_catalog.count(*) AS m10, f.is \"distinct\" FROM public.flags f GROUP BY f.is;
          CREATE INDEX laps_abs20 ON laps (pg_catalog.abs(driver));
          SELECT extract(epoch FROM pg_catalog.now() - a.backend_start) AS own18
            FROM (SELECT * FROM pg_catalog.pg_stat_activity) a WHERE a.state IS DISTINCT FROM 'idle';",
     )
     .unwrap();
+    // Past 64 kB a text is not read: the application's, however catalog-only.
+    app.batch_execute(&format!("SELECT pg_catalog.now() AS m11 /* {} */", "x".repeat(70_000)))
+        .unwrap();
     let dsn = cluster.dsn();
     let (code, out, err) =
         pitstop(&["--json", "report", "top-queries", "--limit", "50", "--dsn", &dsn]);
@@ -395,6 +403,11 @@ fn the_applications_statements_are_never_taken_for_pitstops() {
         "AS m4",
         "AS \"distinct\" FROM laps",
         "AS m6",
+        "AS m7",
+        "AS m8",
+        "AS m9",
+        "AS m10",
+        "AS m11",
     ]
     .iter()
     .chain(&applications)
