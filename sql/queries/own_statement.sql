@@ -24,8 +24,8 @@
 --     application's (PostgREST writes pg_catalog.count(…) around every one), and so is DDL
 --     however it qualifies its functions (pg_dump's and pg_restore's).
 -- The names of pitstop's schema are read once per statement, and a text without pitstop,
--- pg_stat_statements or a catalog schema in it is not read further; one over 64 kB is the
--- application's unless it names pitstop's objects.
+-- pg_stat_statements or a catalog schema in it is not read further; one over 4 kB is no
+-- catalog read.
 (s.query ~* '(pitstop|pg_stat_statements|pg_catalog|information_schema)'
  AND (coalesce(pg_catalog.regexp_replace(pg_catalog.regexp_replace(pg_catalog.regexp_replace(s.query,
                  '/\*.*?\*/', ' ', 'g'), '--[^\n]*', ' ', 'g'),
@@ -40,28 +40,33 @@
                             WHERE p.pronamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = 'pitstop')
                               AND p.proname NOT IN ('cached', 'cached_json')) AS o),
                false)
-      -- Past 64 kB a text is read no further (pitstop's own are far shorter): each pattern
-      -- below is linear, but a planted megabyte would still cost seconds per read.
-      OR pg_catalog.octet_length(s.query) <= 65536 AND EXISTS (
+      OR EXISTS (
         SELECT 1
-          -- Whitespace runs are one space: no pattern below backtracks over a long run.
+          -- Whitespace runs outside literals and quoted names are one character: no pattern
+          -- below backtracks over a long run.
           FROM (SELECT pg_catalog.regexp_replace(pg_catalog.regexp_replace(pg_catalog.regexp_replace(s.query,
-                         '/\*.*?\*/', ' ', 'g'), '--[^\n]*', ' ', 'g'), '[[:space:]]+', ' ', 'g') AS text) AS own_t
-         -- plain: literals dropped and quoted names read with spaces around; reads: the same
-         -- without the FROM of extract(… FROM …) and IS [NOT] DISTINCT FROM (not after a dot or
-         -- a quote: o.is "distinct" FROM t reads t).
+                         '/\*.*?\*/', ' ', 'g'), '--[^\n]*', ' ', 'g'),
+                         '("(?:[^"]|"")*"|''(?:[^'']|'''')*'')|([[:space:]])[[:space:]]*', '\1\2', 'g') AS text) AS own_t
+         -- Literals dropped and quoted names read with spaces around.
          CROSS JOIN LATERAL
                (SELECT pg_catalog.regexp_replace(own_t.text, '"([a-z_][a-z0-9_$]*)"|"(?:[^"]|"")*"|''(?:[^'']|'''')*''',
-                                                 ' \1 ', 'g') AS plain,
-                       pg_catalog.regexp_replace(pg_catalog.regexp_replace(own_t.text,
-                           '(^|[^.[:alnum:]_$"])(is (not )?distinct from|extract ?\( ?''?[[:alnum:]_$]*''? from)\M', '\1 ', 'gi'),
-                         '"([a-z_][a-z0-9_$]*)"|"(?:[^"]|"")*"|''(?:[^'']|'''')*''', ' \1 ', 'g') AS reads) AS own_p
+                                                 ' \1 ', 'g') AS plain) AS own_p
          WHERE own_p.plain ~* ('^[[:space:]]*(create|alter|drop)[[:space:]]+extension[[:space:]]+(if[[:space:]]+(not[[:space:]]+)?exists[[:space:]]+)?pitstop\M'
                                '|^[[:space:]]*listen[[:space:]]+pitstop_invalidation[[:space:]]*;?[[:space:]]*$'
                                '|\mpg_stat_statements')
-            OR (own_p.plain ~* '^[[:space:]]*(\([[:space:]]*)*(select|with|values)\M'
+            -- Past 4 kB a text is no catalog read (pitstop's own are under 2 kB): each pattern
+            -- below is linear, but planted long texts would still cost tens of ms a row.
+            OR (pg_catalog.octet_length(s.query) <= 4096
+                AND own_p.plain ~* '^[[:space:]]*(\([[:space:]]*)*(select|with|values)\M'
                 AND own_p.plain ~* '\m(pg_catalog|information_schema)[[:space:]]*\.'
-                AND own_p.reads
+                -- Read with literals dropped first, then the FROM of extract(… FROM …) and IS [NOT]
+                -- DISTINCT FROM (not after a dot or a quote: o.is "distinct" FROM t reads t),
+                -- then quoted names read.
+                AND pg_catalog.regexp_replace(pg_catalog.regexp_replace(pg_catalog.regexp_replace(
+                        pg_catalog.regexp_replace(own_t.text, '("(?:[^"]|"")*")|''(?:[^'']|'''')*''', ' \1 ', 'g'),
+                        '[[:space:]]+', ' ', 'g'),
+                      '(^|[^.[:alnum:]_$"])(is (not )?distinct from|extract ?\( ?[[:alnum:]_$]* ?from)\M', '\1 ', 'gi'),
+                      '"([a-z_][a-z0-9_$]*)"|"(?:[^"]|"")*"', ' \1 ', 'g')
                     !~* '\m(from|join|into|update|table)\M(?![[:space:]]*((pg_catalog|information_schema)[[:space:]]*\.|\([[:space:]]*(select|values|with)\M))'
                 -- A name after a comma (or its parentheses) that is a table (qualified: in that
                 -- schema), and a function called by a name no catalog function has, or

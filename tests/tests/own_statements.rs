@@ -149,3 +149,35 @@ fn every_statement_the_daemon_and_the_cli_send_is_pitstops_own() {
     drop(daemon);
     planted.release();
 }
+
+/// The rule on raw texts as `pitstop.slow_queries` keeps them (literals in place): each
+/// application statement is the application's, each catalog read pitstop's.
+#[test]
+fn raw_texts_are_read_past_their_literals_and_quoted_names() {
+    let (cluster, _) = pitstop_tests::PgCluster::with_extension(
+        "CREATE TABLE public.orders (id int, total int);
+         CREATE TABLE public.\"my  table\" (id int);",
+    );
+    let applications = [
+        "SELECT pg_catalog.now(), 'extract(' FROM orders",
+        "SELECT o.id, pg_catalog.now(), 'see extract( ' FROM orders o",
+        "SELECT pg_catalog.count(*) FROM pg_catalog.pg_class c, \"my  table\" t",
+        "SELECT pg_catalog.count(*), o.is \"distinct\" FROM orders o",
+    ];
+    let own = [
+        "SELECT pg_catalog.now(), extract('epoch' FROM pg_catalog.now())",
+        "SELECT a.pid FROM pg_catalog.pg_stat_activity a WHERE a.state IS\n  NOT\tDISTINCT FROM 'x'",
+    ];
+    let long = format!("SELECT pg_catalog.now() FROM{}pg_catalog.pg_class", " ".repeat(5_000));
+    let mut c = cluster.connect();
+    let verdict = |c: &mut postgres::Client, text: &str| -> bool {
+        let sql = format!("SELECT NOT ({NOT_OWN}) FROM (VALUES ($1::text)) s(query)");
+        c.query_one(&sql, &[&text]).unwrap().get(0)
+    };
+    for text in applications.iter().chain([&long.as_str()]) {
+        assert!(!verdict(&mut c, text), "taken for pitstop's: {text}");
+    }
+    for text in own {
+        assert!(verdict(&mut c, text), "taken for the application's: {text}");
+    }
+}
