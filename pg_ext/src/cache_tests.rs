@@ -20,6 +20,13 @@ CREATE TABLE cache_other.cache_fixture(id int, v text);
 INSERT INTO cache_other.cache_fixture VALUES (1, 'other');
 GRANT USAGE ON SCHEMA cache_other TO PUBLIC;
 GRANT SELECT ON cache_other.cache_fixture TO PUBLIC;
+CREATE FUNCTION cache_tenant_step(text, text) RETURNS text VOLATILE LANGUAGE sql
+    AS $$ SELECT $1 || '/' || $2 || '@' || coalesce(current_setting('pitstop_test.tenant', true), '') $$;
+CREATE AGGREGATE cache_tenant_agg(text) (sfunc = cache_tenant_step, stype = text, initcond = '');
+CREATE FUNCTION cache_plain_step(text, text) RETURNS text IMMUTABLE LANGUAGE sql AS $$ SELECT $1 || $2 $$;
+CREATE AGGREGATE cache_plain_agg(text) (sfunc = cache_plain_step, stype = text, initcond = '');
+CREATE VIEW cache_tenant_view AS
+    SELECT id FROM cache_fixture WHERE id::text = current_setting('pitstop_test.tenant', true);
 "#,
     name = "cache_test_fixture"
 );
@@ -83,6 +90,74 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(empty.0, serde_json::json!([]));
+    }
+
+    /// Functions a query runs without naming them: an aggregate's support functions (the
+    /// aggregate itself is recorded IMMUTABLE), the view `table_to_xml` reads, a name looked
+    /// up when the query runs (`$1::regclass`: through the session's temporary schema first).
+    #[pg_test]
+    fn functions_the_query_runs_without_naming_them_bypass() {
+        setup();
+        Spi::run("SET LOCAL pitstop_test.tenant = '1'").unwrap();
+        let before = bypasses("volatile_function");
+        let tenant = "select pitstop.cache_tenant_agg(v order by id) as v from pitstop.cache_fixture where id < 3";
+        assert!(!second_call_hits(tenant));
+        assert_eq!(bypasses("volatile_function"), before + 2);
+        Spi::run("SET LOCAL pitstop_test.tenant = '2'").unwrap();
+        assert_eq!(cached_v(tenant).as_deref(), Some("/v1@2/v2@2"));
+        // An aggregate of IMMUTABLE functions stays cacheable.
+        assert!(second_call_hits(
+            "select pitstop.cache_plain_agg(v order by id) as v from pitstop.cache_fixture where id < 3"
+        ));
+        for query in [
+            "select table_to_xml('pitstop.cache_tenant_view', false, false, '')::text as v",
+            "select 'pitstop.cache_fixture'::text::regclass::oid::text as v",
+        ] {
+            let reasons = || {
+                Spi::get_one::<pgrx::JsonB>("SELECT bypass_reasons FROM pitstop.cache_stats()")
+                    .unwrap()
+                    .map(|j| j.0.to_string())
+            };
+            let before = (bypasses("stable_function"), reasons());
+            assert!(!second_call_hits(query), "{query}");
+            assert_eq!(
+                bypasses("stable_function"),
+                before.0 + 2,
+                "{query}: {:?} -> {:?}",
+                before.1,
+                reasons()
+            );
+        }
+        let before = bypasses("temporary_table");
+        let by_name = |name: &str| {
+            Spi::get_one::<String>(&format!(
+                "SELECT v FROM pitstop.cached('select $1::regclass::oid::text as v', '{{{name}}}') AS t(v text)"
+            ))
+            .unwrap()
+        };
+        by_name("pitstop.cache_fixture");
+        by_name("pitstop.cache_fixture");
+        assert_eq!(bypasses("temporary_table"), before + 2);
+    }
+
+    /// The memo of analysed texts outlives every call: long texts are not kept, and what is
+    /// kept stays under its byte bound (R14: ten 20 MB texts had kept 256 MB).
+    #[pg_test]
+    fn the_memo_of_analysed_texts_is_bounded_in_bytes() {
+        setup();
+        for (i, size) in
+            [(1, 3_000_000), (2, 600_000), (3, 600_000)].into_iter().cycle().take(60).enumerate()
+        {
+            let padding = "x".repeat(size.1);
+            let query = format!(
+                "select v from pitstop.cache_fixture where id = {} /* {i} {padding} */",
+                size.0
+            );
+            assert_eq!(cached_v(&query), Some(format!("v{}", size.0)));
+            let held = crate::cache::engine::remembered_bytes();
+            assert!(held <= 8 << 20, "{held} bytes remembered after {i} texts");
+        }
+        assert!(crate::cache::engine::remembered_bytes() > 0, "short texts are remembered");
     }
 
     #[pg_test]

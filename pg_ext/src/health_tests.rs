@@ -405,7 +405,7 @@ mod tests {
         Spi::run("SET pg_stat_statements.track = 'top'").unwrap();
         let fix = |args: &str, column: &str| {
             Spi::get_one::<String>(&format!(
-                "SELECT fix FROM pitstop.index_health({args}) WHERE problem = 'missing_fk_index' AND table_name = 'noise_orders'
+                "SELECT fix FROM pitstop.index_health({args}) WHERE problem = 'missing_fk_index' AND table_name = 'public.noise_orders'
                     AND detail LIKE '%({column})%'"
             ))
             .unwrap()
@@ -413,7 +413,7 @@ mod tests {
         };
         assert_eq!(
             fix("", "customer_id"),
-            "CREATE INDEX CONCURRENTLY ON noise_orders (customer_id);",
+            "CREATE INDEX CONCURRENTLY ON public.noise_orders (customer_id);",
             "no advice asked for"
         );
         let suggested = Spi::get_one::<String>(
@@ -429,7 +429,7 @@ mod tests {
         // The advisor suggests nothing for product_id: that foreign key keeps its own index.
         assert_eq!(
             fix("with_advice => true", "product_id"),
-            "CREATE INDEX CONCURRENTLY ON noise_orders (product_id);"
+            "CREATE INDEX CONCURRENTLY ON public.noise_orders (product_id);"
         );
         Spi::run("DROP EXTENSION pg_stat_statements").unwrap();
     }

@@ -66,16 +66,22 @@ pub extern "C-unwind" fn _PG_init() {
 }
 
 #[cfg(any(test, feature = "pg_test"))]
+#[allow(clippy::disallowed_methods)] // tests run their own SQL as the caller would
 mod advisor_candidate_tests;
 #[cfg(any(test, feature = "pg_test"))]
+#[allow(clippy::disallowed_methods)] // tests run their own SQL as the caller would
 mod advisor_tests;
 #[cfg(any(test, feature = "pg_test"))]
+#[allow(clippy::disallowed_methods)] // tests run their own SQL as the caller would
 mod cache_tests;
 #[cfg(any(test, feature = "pg_test"))]
+#[allow(clippy::disallowed_methods)] // tests run their own SQL as the caller would
 mod health_tests;
 #[cfg(any(test, feature = "pg_test"))]
+#[allow(clippy::disallowed_methods)] // tests run their own SQL as the caller would
 mod index_effect_tests;
 #[cfg(any(test, feature = "pg_test"))]
+#[allow(clippy::disallowed_methods)] // tests run their own SQL as the caller would
 mod tests;
 
 /// Required by `cargo pgrx test`.

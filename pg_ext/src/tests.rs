@@ -512,10 +512,10 @@ pub mod tests {
         assert_eq!(
             ddls,
             [
-                "CREATE INDEX CONCURRENTLY ON hypo_t (big) INCLUDE (txt)",
-                "CREATE INDEX CONCURRENTLY ON hypo_t (low, day DESC)",
-                "CREATE INDEX CONCURRENTLY ON hypo_t (note) WHERE flag",
-                "CREATE INDEX CONCURRENTLY ON hypo_t ((lower(txt)))",
+                "CREATE INDEX CONCURRENTLY ON public.hypo_t (big) INCLUDE (txt)",
+                "CREATE INDEX CONCURRENTLY ON public.hypo_t (low, day DESC)",
+                "CREATE INDEX CONCURRENTLY ON public.hypo_t (note) WHERE flag",
+                "CREATE INDEX CONCURRENTLY ON public.hypo_t ((lower(txt)))",
             ]
         );
         assert_eq!(count("SELECT pitstop.hypo_reset()"), 4);
@@ -733,5 +733,61 @@ pub mod tests {
         .unwrap()
         .unwrap();
         assert!(!reasons.contains("could not be planned"), "{reasons}");
+    }
+
+    /// pitstop's own SQL resolves functions in pg_catalog only: overloads that match its
+    /// arguments better (CVE-2018-1058's pattern), planted in a schema on the caller's
+    /// search_path, are never called, and the caller's search_path is the same afterwards.
+    #[pg_test]
+    fn own_sql_never_calls_an_overload_planted_on_the_callers_search_path() {
+        Spi::run("CREATE EXTENSION IF NOT EXISTS pg_stat_statements").unwrap();
+        Spi::run(
+            "CREATE SCHEMA planted;
+             CREATE SEQUENCE planted.calls;
+             CREATE FUNCTION planted.quote_ident(name) RETURNS text LANGUAGE plpgsql AS
+               $$ BEGIN PERFORM pg_catalog.nextval('planted.calls'); RETURN pg_catalog.quote_ident($1::text); END $$;
+             CREATE FUNCTION planted.unnest(int2[]) RETURNS SETOF int2 LANGUAGE plpgsql AS
+               $$ BEGIN PERFORM pg_catalog.nextval('planted.calls'); RETURN QUERY SELECT pg_catalog.unnest($1); END $$;
+             CREATE FUNCTION planted.cardinality(int2[]) RETURNS int LANGUAGE plpgsql AS
+               $$ BEGIN PERFORM pg_catalog.nextval('planted.calls'); RETURN pg_catalog.cardinality($1); END $$;
+             CREATE FUNCTION planted.format(text, name, name) RETURNS text LANGUAGE plpgsql AS
+               $$ BEGIN PERFORM pg_catalog.nextval('planted.calls'); RETURN pg_catalog.format($1, $2, $3); END $$;
+             CREATE FUNCTION planted.step(text[], text) RETURNS text[] LANGUAGE plpgsql AS
+               $$ BEGIN PERFORM pg_catalog.nextval('planted.calls'); RETURN $1 || $2; END $$;
+             CREATE AGGREGATE planted.array_agg(text) (sfunc = planted.step, stype = text[]);
+             CREATE FUNCTION planted.step(text[], name) RETURNS text[] LANGUAGE plpgsql AS
+               $$ BEGIN PERFORM pg_catalog.nextval('planted.calls'); RETURN $1 || $2::text; END $$;
+             CREATE AGGREGATE planted.array_agg(name) (sfunc = planted.step, stype = text[]);
+             CREATE TABLE planted.parent(id int PRIMARY KEY);
+             CREATE TABLE planted.child(pid int REFERENCES planted.parent, v int);
+             INSERT INTO planted.child SELECT NULL, g FROM pg_catalog.generate_series(1, 5000) g;
+             ANALYZE planted.child;
+             SET LOCAL search_path = planted, public;",
+        )
+        .unwrap();
+        for sql in [
+            "SELECT count(*) FROM pitstop.top_queries()",
+            "SELECT count(*) FROM pitstop.vacuum_health",
+            "SELECT count(*) FROM pitstop.index_health",
+            "SELECT count(*) FROM pitstop.table_bloat",
+            "SELECT count(*) FROM pitstop.config_advice()",
+            "SELECT count(*) FROM pitstop.hypo_create('CREATE INDEX ON child (v) WHERE pid IS NULL')",
+            "SELECT count(*) FROM pitstop.suggest_indexes(queries => ARRAY['SELECT * FROM child WHERE v = 5'])",
+            "SELECT count(*) FROM pitstop.unhelped_queries()",
+            "SELECT count(*) FROM pitstop.explain_advice('SELECT * FROM child WHERE v = 5')",
+        ] {
+            Spi::run(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+            assert_eq!(
+                Spi::get_one::<bool>("SELECT is_called FROM planted.calls").unwrap(),
+                Some(false),
+                "{sql} called a planted function"
+            );
+            assert_eq!(
+                Spi::get_one::<String>("SHOW search_path").unwrap().as_deref(),
+                Some("planted, public"),
+                "{sql}"
+            );
+        }
+        Spi::run("SELECT pitstop.hypo_reset()").unwrap();
     }
 }

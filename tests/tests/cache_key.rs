@@ -122,3 +122,41 @@ fn timezone_and_datestyle_are_part_of_the_key() {
     a.batch_execute("RESET DateStyle; SET TimeZone = 'UTC'").unwrap();
     expect_cached(&mut a, q2, "ts text", &["2024-01-01 12:00:00+00"], true);
 }
+
+/// to_json calls the cast to json of each value's type: one that reads a setting would serve
+/// one session's answer to another with another setting. While the database has a cast to
+/// json that is not IMMUTABLE, statements that make json bypass the cache; others do not.
+#[test]
+fn a_cast_to_json_that_reads_a_setting_keeps_json_out_of_the_cache() {
+    let (cluster, mut admin) = PgCluster::with_extension(
+        "CREATE TYPE label AS ENUM ('a');
+         CREATE TABLE labels(l label); INSERT INTO labels VALUES ('a');",
+    );
+    let json = "select l from labels";
+    let rows = "select l::text as l from labels";
+    let mut one = cluster.connect();
+    let mut two = cluster.connect();
+    assert_eq!(cached_json(&mut one, json), serde_json::json!([{"l": "a"}]));
+    admin
+        .batch_execute(
+            "CREATE FUNCTION label_json(label) RETURNS json STABLE LANGUAGE sql
+                 AS $$ SELECT to_json(current_setting('app.tenant', true)) $$;
+             CREATE CAST (label AS json) WITH FUNCTION label_json(label);",
+        )
+        .unwrap();
+    one.batch_execute("SET app.tenant = 'one'").unwrap();
+    two.batch_execute("SET app.tenant = 'two'").unwrap();
+    assert_eq!(cached_json(&mut one, json), serde_json::json!([{"l": "one"}]));
+    assert_eq!(cached_json(&mut two, json), serde_json::json!([{"l": "two"}]));
+    assert_eq!(
+        cached_json(&mut one, "select to_json(l) as j from labels"),
+        serde_json::json!([{"j": "one"}])
+    );
+    assert_eq!(
+        cached_json(&mut two, "select to_json(l) as j from labels"),
+        serde_json::json!([{"j": "two"}])
+    );
+    // A statement that makes no json is still served from the cache.
+    warm(&mut one, rows, "l text", &["a"]);
+    expect_cached(&mut two, rows, "l text", &["a"], true);
+}

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 /// Average widths and n_distinct of the table's columns from pg_stats (when analyzed).
 fn column_statistics(relid: pg_sys::Oid) -> ColumnStatistics {
-    Spi::connect(|client| {
+    spi::connect(|client| {
         let Ok(table) = client.select(
             include_str!("../../../sql/queries/column_statistics.sql"),
             None,
@@ -164,7 +164,7 @@ fn complete(index: &mut HypoIndex, facts: &TableFacts, role: &ActingRole) {
 /// Row count and page count of a table, as the planner would start from; of a partitioned
 /// table, summed over its partitions (an index on it is built on each).
 fn table_size(relid: pg_sys::Oid) -> (f64, f64) {
-    Spi::connect(|client| {
+    spi::connect(|client| {
         client
             .select(
                 "SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::float8 AS reltuples,
@@ -195,7 +195,7 @@ fn covered_rows(relid: pg_sys::Oid, predicate: &str, table_rows: f64, role: &Act
 
 /// `schema.table`, quoted, whatever the search_path.
 fn qualified_table_name(relid: pg_sys::Oid) -> String {
-    Spi::connect(|client| {
+    spi::connect(|client| {
         spi::select_one(
             client,
             "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c
@@ -207,7 +207,7 @@ fn qualified_table_name(relid: pg_sys::Oid) -> String {
 }
 
 fn table_name(relid: pg_sys::Oid) -> String {
-    Spi::connect(|client| spi::select_one(client, "SELECT $1::regclass::text", &[relid.into()]))
+    spi::connect(|client| spi::select_one(client, "SELECT $1::regclass::text", &[relid.into()]))
         .unwrap_or_default()
 }
 

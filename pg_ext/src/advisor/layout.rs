@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 pub fn table_layouts(relids: &[u32]) -> BTreeMap<u32, TableLayout> {
     let oids: Vec<pg_sys::Oid> = relids.iter().map(|r| pg_sys::Oid::from(*r)).collect();
     let mut layouts: BTreeMap<u32, TableLayout> = BTreeMap::new();
-    Spi::connect(|client| {
+    spi::connect(|client| {
         let sql = include_str!("../../../sql/queries/advisor_table_layout.sql");
         let Ok(rows) = client.select(sql, None, &[oids.into()]) else { return };
         for row in rows {

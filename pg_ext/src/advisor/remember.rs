@@ -5,7 +5,7 @@
 //! only when the caller may insert there and the transaction may write, and never at the cost
 //! of the advice: a failure is a WARNING and the suggestions are still returned.
 
-use crate::pg::subxact;
+use crate::pg::{spi, subxact};
 use pgrx::prelude::*;
 use pitstop_core::advisor::candidates::{Candidate, KeyColumn};
 use pitstop_core::advisor::size::AccessMethod;
@@ -74,7 +74,7 @@ pub fn remember(suggestions: &[Remembered<'_>]) {
         return;
     }
     let outcome = subxact::try_kept(|| {
-        Spi::connect_mut(|client| {
+        spi::connect_mut(|client| {
             let may_write =
                 client.select(MAY_WRITE, Some(1), &[])?.first().get_one::<bool>()?.unwrap_or(false);
             if !may_write {

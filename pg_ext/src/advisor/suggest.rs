@@ -120,7 +120,7 @@ fn workload(
     include_self: bool,
 ) -> Result<Vec<Statement>, PitstopError> {
     if let Some(queries) = queries {
-        let me = Spi::connect(|client| {
+        let me = spi::connect(|client| {
             spi::select_one::<String>(client, "SELECT current_user::text", &[])
         })
         .unwrap_or_default();
@@ -141,7 +141,7 @@ fn workload(
     }
     #[allow(clippy::type_complexity)]
     let recorded: Vec<(Option<i64>, pg_sys::Oid, String, String, f64, Option<f64>, usize)> =
-        Spi::connect(|client| {
+        spi::connect(|client| {
             let pgss = spi::extension_object(client, "pg_stat_statements", "pg_stat_statements")
                 .ok_or(PitstopError::MissingPgStatStatements)?;
             let sql = include_str!("../../../sql/queries/advisor_workload.sql");
@@ -187,7 +187,7 @@ fn workload(
 
 /// The search_path a new session of `role` would start with here.
 fn default_search_path(role: pg_sys::Oid) -> String {
-    Spi::connect(|client| {
+    spi::connect(|client| {
         spi::select_one(
             client,
             include_str!("../../../sql/queries/role_search_path.sql"),
@@ -234,7 +234,7 @@ fn is_utility(sql: &str) -> bool {
 fn existing_indexes(relids: &[u32]) -> Vec<ExistingIndex> {
     let relids: Vec<pg_sys::Oid> = relids.iter().map(|r| pg_sys::Oid::from(*r)).collect();
     let hidden = hypo_index::hidden();
-    Spi::connect(|client| {
+    spi::connect(|client| {
         let sql = include_str!("../../../sql/queries/advisor_existing_indexes.sql");
         let Ok(rows) = client.select(sql, None, &[relids.into(), hidden.into()]) else {
             return Vec::new();
@@ -273,7 +273,7 @@ fn existing_indexes(relids: &[u32]) -> Vec<ExistingIndex> {
 /// Per table, the share of updates that were not HOT (1 when unknown).
 fn non_hot_shares(relids: &[u32]) -> BTreeMap<u32, f64> {
     let oids: Vec<pg_sys::Oid> = relids.iter().map(|r| pg_sys::Oid::from(*r)).collect();
-    Spi::connect(|client| {
+    spi::connect(|client| {
         let sql = include_str!("../../../sql/queries/advisor_non_hot_updates.sql");
         let Ok(rows) = client.select(sql, None, &[oids.into()]) else { return BTreeMap::new() };
         rows.filter_map(|row| {
@@ -401,7 +401,7 @@ fn advise(queries: Option<Vec<Option<String>>>, options: &Options) -> Result<Adv
     let existing = existing_indexes(&relids);
     let non_hot = non_hot_shares(&relids);
     let page_cost =
-        Spi::connect(|client| spi::setting_value(client, "random_page_cost")).unwrap_or(4.0);
+        spi::connect(|client| spi::setting_value(client, "random_page_cost")).unwrap_or(4.0);
 
     // Candidates that exist already are dropped; the rest become hypothetical indexes.
     let mut kept: Vec<(Candidate, HypoIndex, CandidateCost)> = Vec::new();

@@ -70,6 +70,15 @@ thread_local! {
 }
 
 const MAX_REMEMBERED: usize = 1000;
+/// The texts and search_paths remembered, in bytes: the memo lives outside PostgreSQL's
+/// memory contexts for the backend's life, so it is bounded by size as well as by count.
+const MAX_REMEMBERED_BYTES: usize = 8 << 20;
+/// A text this long is analysed on every call instead: one would take an eighth of the memo.
+const MAX_REMEMBERED_TEXT: usize = MAX_REMEMBERED_BYTES / 8;
+
+thread_local! {
+    static REMEMBERED_BYTES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
 
 fn analysis_for(sql: &str, roleid: u32, search_path: &[u8]) -> Result<Rc<Analysis>, PitstopError> {
     let Some(generation) = tracking::definitions_generation() else {
@@ -85,6 +94,10 @@ fn analysis_for(sql: &str, roleid: u32, search_path: &[u8]) -> Result<Rc<Analysi
     if let Some(analysis) = known {
         return Ok(analysis);
     }
+    let bytes = sql.len() + search_path.len();
+    if bytes > MAX_REMEMBERED_TEXT {
+        return Ok(Rc::new(cacheability::analyze(sql)?));
+    }
     let memo_key = (
         roleid,
         copy_of(search_path, "a remembered search_path")?,
@@ -93,12 +106,21 @@ fn analysis_for(sql: &str, roleid: u32, search_path: &[u8]) -> Result<Rc<Analysi
     let analysis = Rc::new(cacheability::analyze(sql)?);
     ANALYSES.with(|a| {
         let mut a = a.borrow_mut();
-        if a.len() >= MAX_REMEMBERED {
+        if a.len() >= MAX_REMEMBERED || REMEMBERED_BYTES.get() + bytes > MAX_REMEMBERED_BYTES {
             a.clear();
+            REMEMBERED_BYTES.set(0);
         }
-        a.insert(memo_key, Remembered { generation, analysis: analysis.clone() });
+        if a.insert(memo_key, Remembered { generation, analysis: analysis.clone() }).is_none() {
+            REMEMBERED_BYTES.set(REMEMBERED_BYTES.get() + bytes);
+        }
     });
     Ok(analysis)
+}
+
+/// The bytes the memo holds now.
+#[cfg(any(test, feature = "pg_test"))]
+pub fn remembered_bytes() -> usize {
+    REMEMBERED_BYTES.get()
 }
 
 /// A copy of user-sized bytes whose allocation may fail (an ERROR, never an abort).
@@ -157,7 +179,7 @@ pub fn statement(flavor: Flavor, query: &str) -> Result<std::borrow::Cow<'_, str
         Flavor::Rows => Ok(query.into()),
         Flavor::Json => {
             let (head, tail) = (
-                "SELECT coalesce(jsonb_agg(pitstop_row), '[]'::jsonb) FROM (",
+                "SELECT coalesce(pg_catalog.jsonb_agg(pitstop_row), '[]'::pg_catalog.jsonb) FROM (",
                 "\n) AS pitstop_row",
             );
             let body = query.trim_end().trim_end_matches(';');

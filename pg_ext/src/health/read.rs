@@ -1,9 +1,8 @@
-//! The inputs of the health logic (`pitstop_core::health`), read through SPI (`Spi::connect` +
+//! The inputs of the health logic (`pitstop_core::health`), read through SPI (`spi::connect` +
 //! `select`: read-only, no transaction id) from the queries in `sql/queries/`, by column name.
 
-use crate::pg::spi::{column, extension_object, required};
+use crate::pg::spi::{self, column, extension_object, required};
 use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
-use pgrx::prelude::*;
 use pgrx::spi::{SpiHeapTupleData, SpiTupleTable};
 use pitstop_core::health::bloat::{HeapColumn, HeapFacts, HeapScan};
 use pitstop_core::health::btree::{BtreeFacts, BtreeScan, IndexLocation, BTREE_DEFAULT_FILLFACTOR};
@@ -23,7 +22,7 @@ fn select<R>(
     what: &str,
     read: impl FnOnce(SpiTupleTable<'_>) -> R,
 ) -> R {
-    Spi::connect(|client| {
+    spi::connect(|client| {
         let table = client.select(sql, None, args).unwrap_or_else(|e| fail(what, e));
         read(table)
     })
@@ -41,7 +40,7 @@ pub(crate) fn select_own<R>(
 }
 
 pub fn vacuum_settings() -> ServerSettings {
-    Spi::connect(|client| {
+    spi::connect(|client| {
         let mut table = client
             .select(include_str!("../../../sql/queries/vacuum_settings.sql"), Some(1), &[])
             .unwrap_or_else(|e| fail("vacuum settings", e));
@@ -198,7 +197,7 @@ pub fn btree_facts(include_self: bool) -> Vec<BtreeFacts> {
 
 /// The quoted schema pgstattuple is installed in, if it is.
 pub fn pgstattuple_schema() -> Option<String> {
-    Spi::connect(|client| {
+    spi::connect(|client| {
         let function = extension_object(client, "pgstattuple", "pgstattuple")?;
         function.strip_suffix(".pgstattuple").map(str::to_string)
     })
@@ -215,7 +214,7 @@ fn pgstattuple_row<T>(
     read: impl FnOnce(&SpiHeapTupleData<'_>) -> Option<T>,
 ) -> Option<T> {
     let sql = fill(query, "pgstattuple", schema);
-    Spi::connect(|client| {
+    spi::connect(|client| {
         let mut table =
             client.select(&sql, Some(1), &[relation.into()]).unwrap_or_else(|e| fail(what, e));
         read(&table.next()?)
@@ -254,7 +253,7 @@ pub fn server() -> (Server, Option<String>) {
     const CHECKPOINTS: &str = include_str!("../../../sql/queries/config_checkpoints.sql");
     #[cfg(any(feature = "pg17", feature = "pg18"))]
     const CHECKPOINTS: &str = include_str!("../../../sql/queries/config_checkpoints_pg17.sql");
-    Spi::connect(|client| {
+    spi::connect(|client| {
         let mut facts = client
             .select(include_str!("../../../sql/queries/config_server.sql"), Some(1), &[])
             .unwrap_or_else(|e| fail("config_advice", e));

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 fn relation_facts(relations: &[RelationKey]) -> HashMap<RelationKey, RelationFacts> {
     let schemas: Vec<String> = relations.iter().map(|r| r.0.clone()).collect();
     let names: Vec<String> = relations.iter().map(|r| r.1.clone()).collect();
-    Spi::connect(|client| {
+    spi::connect(|client| {
         let Ok(table) = client.select(
             include_str!("../../../sql/queries/relation_facts.sql"),
             None,
@@ -34,7 +34,7 @@ fn relation_facts(relations: &[RelationKey]) -> HashMap<RelationKey, RelationFac
 }
 
 fn memory_settings() -> MemorySettings {
-    Spi::connect(|client| MemorySettings {
+    spi::connect(|client| MemorySettings {
         work_mem_kb: spi::setting_value(client, "work_mem").unwrap_or(4096.0),
         hash_mem_multiplier: spi::setting_value(client, "hash_mem_multiplier").unwrap_or(2.0),
     })

@@ -3,7 +3,7 @@
 //! `pitstop_core::insight::top_queries`.
 
 use crate::error::{required, OrReport, PitstopError};
-use crate::pg::spi::column;
+use crate::pg::spi::{self, column};
 use pgrx::prelude::*;
 use pitstop_core::insight::top_queries::{order_by, top_queries_sql, validate_limit};
 
@@ -58,7 +58,7 @@ fn top_queries(
         })
         .or_report();
     let include_self = required(include_self, "include_self").or_report();
-    let rows: Vec<TopQueryRow> = Spi::connect(|client| {
+    let rows: Vec<TopQueryRow> = spi::connect(|client| {
         let pgss =
             crate::pg::spi::extension_object(client, "pg_stat_statements", "pg_stat_statements")
                 .ok_or(PitstopError::MissingPgStatStatements)

@@ -48,6 +48,29 @@ fn unstable_builtin(name: &str) -> bool {
             | "inet_server_addr"
             | "inet_server_port"
     ) || ["pg_", "has_", "txid_", "to_reg", "current_"].iter().any(|p| name.starts_with(p))
+        || runs_sql_or_resolves_names(name)
+}
+
+/// Built-in STABLE functions that run a query of their own (`table_to_xml` reads a view, whose
+/// functions the cache never sees) or resolve a name under the session's search_path and
+/// temporary schema when the query runs (`'t'::text::regclass`).
+fn runs_sql_or_resolves_names(name: &str) -> bool {
+    name.contains("_to_xml")
+        || matches!(
+            name,
+            "regclass"
+                | "regclassin"
+                | "regtypein"
+                | "regprocin"
+                | "regprocedurein"
+                | "regoperin"
+                | "regoperatorin"
+                | "regconfigin"
+                | "regdictionaryin"
+                | "regnamespacein"
+                | "regrolein"
+                | "regcollationin"
+        )
 }
 
 /// Built-in functions that read text as a date or time when the query runs (a cast of a
@@ -74,6 +97,12 @@ struct Walk {
     /// Locations of the statement's string literals that name a relative time, and whether
     /// each was found as a constant of a plain text type (only those are harmless).
     relative_literals: Vec<(i32, bool)>,
+    /// User-defined aggregates called: CREATE AGGREGATE records each as IMMUTABLE, whatever
+    /// its support functions are, so those are judged after the walk.
+    aggregates: Vec<pg_sys::Oid>,
+    /// Whether a function makes json or jsonb, which calls the casts to json of the values'
+    /// types (a user type's may read a setting).
+    makes_json: bool,
 }
 
 impl Walk {
@@ -89,6 +118,13 @@ unsafe extern "C-unwind" fn function_check(funcid: pg_sys::Oid, context: *mut c_
     unsafe {
         let walk = &mut *(context as *mut Walk);
         let user_defined = funcid.to_u32() >= pg_sys::FirstNormalObjectId;
+        if user_defined && pg_sys::get_func_prokind(funcid) as u8 == b'a' {
+            walk.aggregates.push(funcid);
+        }
+        let returns = pg_sys::get_func_rettype(funcid);
+        if returns == pg_sys::JSONOID || returns == pg_sys::JSONBOID {
+            walk.makes_json = true;
+        }
         // pg_temp.f() names another function in every session.
         if user_defined && pg_sys::isAnyTempNamespace(pg_sys::get_func_namespace(funcid)) {
             return walk.found(Bypass::TemporaryTable);
@@ -451,13 +487,25 @@ unsafe fn names_temporary_object(constant: *mut pg_sys::Const) -> bool {
 /// Catalog lookups: inside a transaction.
 unsafe fn plain_text(typid: pg_sys::Oid) -> bool {
     // SAFETY: the caller's contract.
+    let scalar = unsafe { scalar_type(typid) };
+    [pg_sys::TEXTOID, pg_sys::VARCHAROID, pg_sys::BPCHAROID, pg_sys::NAMEOID, pg_sys::CHAROID]
+        .contains(&scalar)
+}
+
+/// The type of a value's scalar parts: a domain's base type, an array's element type.
+///
+/// # Safety
+/// Catalog lookups: inside a transaction.
+unsafe fn scalar_type(typid: pg_sys::Oid) -> pg_sys::Oid {
+    // SAFETY: the caller's contract.
     unsafe {
         let base = pg_sys::getBaseType(typid);
         let element = pg_sys::get_element_type(base);
-        let scalar =
-            if element == pg_sys::Oid::INVALID { base } else { pg_sys::getBaseType(element) };
-        [pg_sys::TEXTOID, pg_sys::VARCHAROID, pg_sys::BPCHAROID, pg_sys::NAMEOID, pg_sys::CHAROID]
-            .contains(&scalar)
+        if element == pg_sys::Oid::INVALID {
+            base
+        } else {
+            pg_sys::getBaseType(element)
+        }
     }
 }
 
@@ -605,7 +653,13 @@ pub fn analyze(sql: &str) -> Result<Analysis, PitstopError> {
             &mut param_count,
             std::ptr::null_mut(),
         ));
-        let mut walk = Walk { bypass: None, relations: Vec::new(), relative_literals };
+        let mut walk = Walk {
+            bypass: None,
+            relations: Vec::new(),
+            relative_literals,
+            aggregates: Vec::new(),
+            makes_json: false,
+        };
         for query in &queries {
             if (**query).commandType != pg_sys::CmdType::CMD_SELECT || (**query).hasModifyingCTE {
                 return Err(PitstopError::NotReadOnly("data-modifying".into()));
@@ -625,10 +679,75 @@ pub fn analyze(sql: &str) -> Result<Analysis, PitstopError> {
         if walk.relative_literals.iter().any(|(_, text)| !text) {
             walk.bypass.get_or_insert(Bypass::RelativeTime);
         }
+        // A parameter of a reg* type is a name resolved when the query runs, through the
+        // session's own temporary schema first.
+        if param_types.iter().any(|t| names_an_object(*t)) {
+            walk.bypass.get_or_insert(Bypass::TemporaryTable);
+        }
+        if walk.bypass.is_none() {
+            walk.bypass = code_the_walk_cannot_see(&walk.aggregates, walk.makes_json);
+        }
         if walk.bypass.is_none() && replicated_into(&walk.relations) {
             walk.bypass = Some(Bypass::Subscriber);
         }
         Ok(Analysis { param_types, bypass: walk.bypass, param_not_text })
+    }
+}
+
+/// Whether a type is a reg* type (`regclass`, `regtype`, …), or an array or domain of one:
+/// its values are names looked up when the query runs.
+///
+/// # Safety
+/// Catalog lookups: inside a transaction.
+unsafe fn names_an_object(typid: pg_sys::Oid) -> bool {
+    // SAFETY: the caller's contract.
+    let scalar = unsafe { scalar_type(typid) };
+    [
+        pg_sys::REGCLASSOID,
+        pg_sys::REGTYPEOID,
+        pg_sys::REGPROCOID,
+        pg_sys::REGPROCEDUREOID,
+        pg_sys::REGOPEROID,
+        pg_sys::REGOPERATOROID,
+        pg_sys::REGCONFIGOID,
+        pg_sys::REGDICTIONARYOID,
+        pg_sys::REGNAMESPACEOID,
+        pg_sys::REGROLEOID,
+        pg_sys::REGCOLLATIONOID,
+    ]
+    .contains(&scalar)
+}
+
+/// Why functions the analysed query does not name, but runs, keep it out of the cache: the
+/// support functions of its user-defined aggregates, and, when it makes json or jsonb, the
+/// casts to json that the database defines with a function that is not IMMUTABLE (to_json
+/// calls the cast of each value's type, also inside rows and arrays).
+fn code_the_walk_cannot_see(aggregates: &[pg_sys::Oid], makes_json: bool) -> Option<Bypass> {
+    if aggregates.is_empty() && !makes_json {
+        return None;
+    }
+    let volatility: Option<String> = crate::pg::spi::connect(|client| {
+        crate::pg::spi::select_one(
+            client,
+            "SELECT CASE WHEN bool_or(p.provolatile = 'v') THEN 'v' WHEN bool_or(p.provolatile = 's') THEN 's' END
+               FROM (SELECT f.oid
+                       FROM pg_catalog.pg_aggregate a,
+                            LATERAL pg_catalog.unnest(ARRAY[a.aggtransfn, a.aggfinalfn, a.aggcombinefn,
+                                                            a.aggserialfn, a.aggdeserialfn, a.aggmtransfn,
+                                                            a.aggminvtransfn, a.aggmfinalfn]::pg_catalog.oid[]) AS f(oid)
+                      WHERE a.aggfnoid = ANY ($1)
+                     UNION ALL
+                     SELECT c.castfunc FROM pg_catalog.pg_cast c
+                      WHERE $2 AND c.casttarget IN ('pg_catalog.json'::pg_catalog.regtype,
+                                                    'pg_catalog.jsonb'::pg_catalog.regtype)) AS f
+               JOIN pg_catalog.pg_proc p ON p.oid = f.oid",
+            &[aggregates.to_vec().into(), makes_json.into()],
+        )
+    });
+    match volatility.as_deref() {
+        Some("v") => Some(Bypass::VolatileFunction),
+        Some(_) => Some(Bypass::StableFunction),
+        None => None,
     }
 }
 
@@ -645,7 +764,7 @@ pub fn replicated_into(relations: &[pg_sys::Oid]) -> bool {
         relations.iter().flat_map(|r| [vec![*r], ancestors(*r), inheritors(*r)].concat()).collect();
     family.sort_by_key(|o| o.to_u32());
     family.dedup();
-    pgrx::Spi::connect(|client| {
+    crate::pg::spi::connect(|client| {
         crate::pg::spi::select_one::<bool>(
             client,
             "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_subscription_rel WHERE srrelid = ANY ($1))",

@@ -154,17 +154,31 @@ pub fn output_settings() -> OutputSettings {
 /// read back the same under whatever settings the session that runs it later has (a date
 /// printed under `DateStyle = 'SQL, DMY'` is another date under MDY).
 pub fn with_portable_deparse<R>(f: impl FnOnce() -> R) -> R {
-    const SETTINGS: [(&std::ffi::CStr, &std::ffi::CStr); 4] = [
-        (c"search_path", c"pg_catalog"),
-        (c"DateStyle", c"ISO, MDY"),
-        (c"IntervalStyle", c"postgres"),
-        (c"extra_float_digits", c"3"),
-    ];
+    with_settings(
+        &[
+            (c"search_path", c"pg_catalog"),
+            (c"DateStyle", c"ISO, MDY"),
+            (c"IntervalStyle", c"postgres"),
+            (c"extra_float_digits", c"3"),
+        ],
+        f,
+    )
+}
+
+/// Runs `f` with search_path = pg_catalog, pg_temp, as the SQL functions' `SET search_path`
+/// clause does: pitstop's own SQL then resolves every function, operator and type in
+/// pg_catalog, never in a schema another role can create in, where an overload that matches
+/// better (a `public.quote_ident(name)`) would run with the caller's rights.
+pub fn with_pinned_search_path<R>(f: impl FnOnce() -> R) -> R {
+    with_settings(&[(c"search_path", c"pg_catalog, pg_temp")], f)
+}
+
+fn with_settings<R>(settings: &[(&std::ffi::CStr, &std::ffi::CStr)], f: impl FnOnce() -> R) -> R {
     // SAFETY: a GUC nest level opened and closed around `f` as fmgr_security_definer does; if
     // `f` raises an ERROR, the (sub)transaction's abort unwinds the level and the settings.
     unsafe {
         let level = pg_sys::NewGUCNestLevel();
-        for (name, value) in SETTINGS {
+        for (name, value) in settings {
             pg_sys::set_config_option(
                 name.as_ptr(),
                 value.as_ptr(),

@@ -1,9 +1,23 @@
-//! Read-only catalog lookups through SPI (`Spi::connect` + `select`: no transaction id).
+//! pitstop's own SQL through SPI: read-only catalog lookups (`connect` + `select`: no
+//! transaction id) and, through `connect_mut`, its own tables. Both pin the search_path (see
+//! `guc::with_pinned_search_path`); a caller's statement never runs through them.
 
 use crate::error::PitstopError;
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiHeapTupleData};
+
+/// `Spi::connect` with search_path = pg_catalog, pg_temp, for pitstop's own SQL.
+#[allow(clippy::disallowed_methods)]
+pub fn connect<R>(f: impl FnOnce(&SpiClient<'_>) -> R) -> R {
+    crate::pg::guc::with_pinned_search_path(|| Spi::connect(f))
+}
+
+/// `Spi::connect_mut` with search_path = pg_catalog, pg_temp, for pitstop's own writes.
+#[allow(clippy::disallowed_methods)]
+pub fn connect_mut<R>(f: impl FnOnce(&mut SpiClient<'_>) -> R) -> R {
+    crate::pg::guc::with_pinned_search_path(|| Spi::connect_mut(f))
+}
 
 /// The first column of the first row of a read-only query; None when there is no row, the
 /// value is NULL or the query fails.
@@ -38,7 +52,7 @@ pub fn required<T: FromDatum + IntoDatum>(row: &SpiHeapTupleData<'_>, name: &str
 pub fn extension_object(client: &SpiClient<'_>, extension: &str, object: &str) -> Option<String> {
     select_one(
         client,
-        "SELECT quote_ident(n.nspname) || '.' || quote_ident($2)
+        "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident($2)
            FROM pg_catalog.pg_extension e
            JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
           WHERE e.extname = $1",
@@ -56,7 +70,9 @@ pub fn setting_value(client: &SpiClient<'_>, name: &str) -> Option<f64> {
 }
 
 /// `EXPLAIN (FORMAT JSON[, options]) <statement>` as JSON text. The caller has checked that
-/// `statement` is exactly one explainable statement, so nothing else rides along.
+/// `statement` is exactly one explainable statement, so nothing else rides along. It is the
+/// caller's, so it runs under the caller's search_path.
+#[allow(clippy::disallowed_methods)]
 pub fn explain_json(statement: &str, options: &str) -> Result<String, PitstopError> {
     let sql = if options.is_empty() {
         format!("EXPLAIN (FORMAT JSON) {statement}")

@@ -58,10 +58,11 @@ pub fn install(events: WriteEvents) {
             Some(on_relcache_invalidation),
             pg_sys::Datum::from(0),
         );
-        // Function volatility, subscription membership and (temporary) types and operators
-        // decide cacheability.
+        // Function volatility, subscription membership, (temporary) types and operators and
+        // the casts to json decide cacheability.
         for cache in [
             pg_sys::SysCacheIdentifier::PROCOID,
+            pg_sys::SysCacheIdentifier::CASTSOURCETARGET,
             pg_sys::SysCacheIdentifier::TYPEOID,
             pg_sys::SysCacheIdentifier::OPEROID,
             pg_sys::SysCacheIdentifier::SUBSCRIPTIONRELMAP,
