@@ -181,7 +181,9 @@ fn tables_read_by_builtin_functions_keep_row_level_security() {
     assert!(two.contains("tenant two note"), "{two}");
     let s = stats(&mut app);
     assert_eq!(s.hits, 0, "{s:?}");
-    assert!(s.reason("row_level_security") >= 3, "{s:?}");
+    // table_to_xml reads the table through SPI, out of the analysed query's sight: it is a
+    // bypass by name (stable_function) before any fill could read the table.
+    assert!(s.reason("stable_function") >= 3, "{s:?}");
 }
 
 // ---- finding 4: out of memory ------------------------------------------------------------

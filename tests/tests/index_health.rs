@@ -47,16 +47,19 @@ fn index_health_finds_each_problem_and_its_fix_resolves_it() {
     let rows = health(&mut c);
     let fk: Vec<_> = rows.iter().filter(|r| r.0 == "missing_fk_index").collect();
     assert_eq!(fk.len(), 1, "the composite primary key of line covers its foreign key: {rows:?}");
-    assert_eq!(fk[0].1, "child");
-    assert_eq!(fk[0].3, "CREATE INDEX CONCURRENTLY ON child (parent_id);");
-    assert!(has(&rows, "duplicate", Some("child_kind_dup")), "{rows:?}");
-    assert!(!has(&rows, "duplicate", Some("child_kind_idx")), "the older twin is kept: {rows:?}");
-    assert!(has(&rows, "redundant_prefix", Some("child_kind_idx")), "{rows:?}");
-    assert!(has(&rows, "invalid", Some("child_kind_uniq")), "{rows:?}");
-    assert!(has(&rows, "unused", Some("child_kind_idx")), "{rows:?}");
-    assert!(!has(&rows, "unused", Some("child_kind_note")), "it was scanned: {rows:?}");
+    assert_eq!(fk[0].1, "public.child");
+    assert_eq!(fk[0].3, "CREATE INDEX CONCURRENTLY ON public.child (parent_id);");
+    assert!(has(&rows, "duplicate", Some("public.child_kind_dup")), "{rows:?}");
     assert!(
-        !rows.iter().any(|r| r.2.as_deref() == Some("child_pkey")),
+        !has(&rows, "duplicate", Some("public.child_kind_idx")),
+        "the older twin is kept: {rows:?}"
+    );
+    assert!(has(&rows, "redundant_prefix", Some("public.child_kind_idx")), "{rows:?}");
+    assert!(has(&rows, "invalid", Some("public.child_kind_uniq")), "{rows:?}");
+    assert!(has(&rows, "unused", Some("public.child_kind_idx")), "{rows:?}");
+    assert!(!has(&rows, "unused", Some("public.child_kind_note")), "it was scanned: {rows:?}");
+    assert!(
+        !rows.iter().any(|r| r.2.as_deref() == Some("public.child_pkey")),
         "primary keys are never flagged: {rows:?}"
     );
 
@@ -77,15 +80,19 @@ fn index_health_finds_each_problem_and_its_fix_resolves_it() {
 #[test]
 fn bloat_is_estimated_from_statistics_and_reindex_clears_it() {
     let (_cluster, mut c) = cluster_with_big_index(300_000);
-    assert!(!has(&health(&mut c), "bloated", Some("big_id_idx")), "a fresh index is not bloated");
+    assert!(
+        !has(&health(&mut c), "bloated", Some("public.big_id_idx")),
+        "a fresh index is not bloated"
+    );
     bloat_big_index(&mut c);
     let rows = health(&mut c);
-    let bloat = rows.iter().find(|r| r.0 == "bloated" && r.2.as_deref() == Some("big_id_idx"));
+    let bloat =
+        rows.iter().find(|r| r.0 == "bloated" && r.2.as_deref() == Some("public.big_id_idx"));
     let fix = bloat.unwrap_or_else(|| panic!("no bloat row: {rows:?}")).3.clone();
     assert_eq!(fix, "REINDEX INDEX CONCURRENTLY public.big_id_idx;");
     c.batch_execute(&fix).unwrap();
     c.batch_execute("ANALYZE big").unwrap();
-    assert!(!has(&health(&mut c), "bloated", Some("big_id_idx")));
+    assert!(!has(&health(&mut c), "bloated", Some("public.big_id_idx")));
 
     let err = c.query("SELECT * FROM pitstop.index_health(-1)", &[]).unwrap_err();
     assert_eq!(err.as_db_error().unwrap().code().code(), "22023");
@@ -136,7 +143,7 @@ fn the_cli_leaves_pitstop_out_and_points_a_foreign_key_at_the_advice() {
             .unwrap_or_else(|| panic!("{out}"));
         fk["fix"].as_str().unwrap().to_string()
     };
-    assert_eq!(fk_fix(&[]), "CREATE INDEX CONCURRENTLY ON child (parent_id);");
+    assert_eq!(fk_fix(&[]), "CREATE INDEX CONCURRENTLY ON public.child (parent_id);");
     let pointed = fk_fix(&["--with-advice"]);
     assert!(
         pointed.starts_with(

@@ -65,7 +65,7 @@ fn the_cli_lists_the_planted_problems_with_the_consoles_fixes() {
     let found = poll_until(Duration::from_secs(90), || {
         let p = problems(&overview(&daemon));
         has(&p, "missing_index", "customer_id")
-            && has(&p, "blocking_lock", "on held, blocked by pid")
+            && has(&p, "blocking_lock", "on public.held, blocked by pid")
             && has(&p, "vacuum", "churn")
     });
     assert!(
