@@ -27,7 +27,26 @@ pub const CLI_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Target {
     pub config: Config,
     pub tls: TlsSettings,
+    /// Whether `open` pins the session's search_path (`PIN_SEARCH_PATH`): every session but
+    /// bench's, which run only the user's own scripts.
+    pub pin_search_path: bool,
 }
+
+/// The first statement of every daemon and CLI session: from then on an unqualified name finds
+/// only pg_catalog's functions, operators and types (and the session's own temporary tables),
+/// never an overload that whoever may create objects in `public` planted there (CVE-2018-1058).
+///
+/// A statement and not `-c search_path=…` in the session options: options would become the
+/// session's reset value as well, and the reset value is what the user's own statement text
+/// (`report advice`, `report indexes --query`) and the extension's planning of another role's
+/// statement (sql/queries/role_search_path.sql) resolve names with.
+const PIN_SEARCH_PATH: &str =
+    "SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false)";
+
+/// The search_path the session would have without the pin: its reset value (the role's and
+/// database's settings, PGOPTIONS, else the server's).
+const USERS_SEARCH_PATH: &str = "SELECT pg_catalog.set_config('search_path', s.reset_val, false) \
+     FROM pg_catalog.pg_settings s WHERE s.name = 'search_path'";
 
 /// Session options of a CLI session: `statement_timeout` (None: no limit) and the fixed
 /// bounds, then whatever the connection string or PGOPTIONS asked for (later wins).
@@ -113,21 +132,75 @@ fn target_of(params: &Params, env: &dyn Fn(&str) -> Option<String>) -> Result<Ta
             config.password(password);
         }
     }
-    Ok(Target { config, tls })
+    Ok(Target { config, tls, pin_search_path: true })
 }
 
 pub type Connection = tokio_postgres::Connection<tokio_postgres::Socket, tls::Stream>;
 
-/// Connects; the flag says whether the session is encrypted.
+/// Connects, and pins the search_path unless the target says not to; the flag says whether
+/// the session is encrypted.
 pub async fn open(target: &Target) -> Result<(Client, Connection, bool)> {
     let connector = target.tls.connector()?;
-    let (client, connection) = target
+    let (client, mut connection) = target
         .config
         .connect(connector.clone())
         .await
         .map_err(|e| anyhow::anyhow!(describe_connect_error(&e, &target.tls)))
         .context("cannot connect to PostgreSQL")?;
+    if target.pin_search_path {
+        while_driving(&mut connection, client.batch_execute(PIN_SEARCH_PATH))
+            .await
+            .context("cannot pin the session's search_path")?;
+    }
     Ok((client, connection, connector.used()))
+}
+
+/// `work` on a session whose connection nobody drives yet, driving it meanwhile (whatever the
+/// server sends besides results is dropped).
+async fn while_driving<T>(
+    connection: &mut Connection,
+    work: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T> {
+    use std::task::Poll;
+    tokio::pin!(work);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(result) = work.as_mut().poll(cx) {
+            return Poll::Ready(result.map_err(anyhow::Error::from));
+        }
+        loop {
+            match connection.poll_message(cx) {
+                Poll::Ready(Some(Ok(_))) => continue,
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e.into())),
+                Poll::Ready(None) => {
+                    return Poll::Ready(Err(anyhow::anyhow!("the server closed the connection")))
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    })
+    .await
+}
+
+/// Gives the whole session the search_path it would have had without the pin: for a session
+/// that runs nothing but statements over the user's own SQL text or workload (the advisor's),
+/// whose own text names everything with its schema.
+pub async fn use_users_search_path(client: &Client) -> Result<(), tokio_postgres::Error> {
+    client.batch_execute(USERS_SEARCH_PATH).await
+}
+
+/// Runs `work`, a statement over the user's own SQL text or workload (the advisor's), with
+/// the search_path the user's session would have had (`USERS_SEARCH_PATH`), then pins the
+/// path again. The statement's own text must name everything with its schema.
+pub async fn with_users_search_path<T>(
+    client: &Client,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    client.batch_execute(USERS_SEARCH_PATH).await.context("cannot set the user's search_path")?;
+    let result = work.await;
+    let pinned = client.batch_execute(PIN_SEARCH_PATH).await;
+    let value = result?;
+    pinned.context("cannot pin the session's search_path again")?;
+    Ok(value)
 }
 
 /// A connection failure with the TLS problem named (a certificate error hides two levels deep).

@@ -10,7 +10,7 @@
 use crate::config::monitor::Severity;
 use crate::db::{self, conninfo::Explicit};
 use crate::http::console::overview::{self, Overview};
-use crate::http::console::reader::{rows_of, Section};
+use crate::http::console::reader::{rows_of, ReadError, Section};
 use crate::http::console::{sql, Advice};
 use crate::monitor::alerts::{Alert, Phase};
 use crate::output;
@@ -152,8 +152,14 @@ async fn collect(
 /// `pitstop.suggest_indexes()` now, its progress on stderr while it runs.
 async fn advise(client: &Client, notices: &mut db::Notices) -> Option<Advice> {
     let started = Instant::now();
-    let run = rows_of(client, sql::SUGGEST_INDEXES, &[]);
-    let suggestions: Section = crate::advisor_progress::run(client, notices, run).await;
+    // The workload the caller's own role recorded names tables as the caller's session finds them.
+    let run = db::with_users_search_path(client, async {
+        Ok(rows_of(client, sql::SUGGEST_INDEXES, &[]).await)
+    });
+    let suggestions: Section =
+        crate::advisor_progress::run(client, notices, run).await.unwrap_or_else(|e| {
+            Err(ReadError { kind: "failed", sqlstate: None, message: format!("{e:#}") })
+        });
     Some(Advice {
         computed_at: unix_now(),
         took_seconds: started.elapsed().as_secs_f64(),

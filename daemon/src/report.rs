@@ -236,13 +236,15 @@ impl Report {
                 format!(
                     "WITH s AS (SELECT rank, ddl, estimated_bytes, workload_cost_before, workload_cost_after
                                   FROM pitstop.suggest_indexes({}))
-                     SELECT 0 AS indexes, 0::numeric AS bytes, pg_size_pretty(0::bigint) AS size,
+                     SELECT 0 AS indexes, 0::numeric AS bytes, pg_catalog.pg_size_pretty(0::bigint) AS size,
                             workload_cost_before AS est_workload_cost, 100.0 AS pct_of_start, NULL AS added
                        FROM s WHERE rank = 1
                      UNION ALL
-                     SELECT rank, sum(estimated_bytes) OVER w, pg_size_pretty(sum(estimated_bytes) OVER w),
+                     SELECT rank, pg_catalog.sum(estimated_bytes) OVER w,
+                            pg_catalog.pg_size_pretty(pg_catalog.sum(estimated_bytes) OVER w),
                             workload_cost_after,
-                            round((100 * workload_cost_after / nullif(first_value(workload_cost_before) OVER w, 0))::numeric, 1),
+                            pg_catalog.round((100 * workload_cost_after
+                                / nullif(pg_catalog.first_value(workload_cost_before) OVER w, 0))::numeric, 1),
                             ddl
                        FROM s WINDOW w AS (ORDER BY rank)
                       ORDER BY 1",
@@ -253,7 +255,7 @@ impl Report {
             ),
             Report::Indexes { workload, curve: false } => (
                 format!(
-                    "SELECT rank, ddl, pg_size_pretty(estimated_bytes) AS size, improvement_pct,
+                    "SELECT rank, ddl, pg_catalog.pg_size_pretty(estimated_bytes) AS size, improvement_pct,
                             queries_helped, reason, helped
                        FROM pitstop.suggest_indexes({})",
                     Workload::ARGUMENTS
@@ -328,6 +330,12 @@ impl Report {
     }
 
     /// Whether the report runs the index advisor, whose progress is shown while it does.
+    /// Whether the report plans the user's own statements (the text given, or the workload
+    /// the caller's role recorded): they name tables as the user's session would find them.
+    fn plans_users_statements(&self) -> bool {
+        self.runs_advisor() || matches!(self, Report::Advice { .. })
+    }
+
     fn runs_advisor(&self) -> bool {
         matches!(
             self,
@@ -519,7 +527,11 @@ async fn run_with_progress(
 /// Runs a report and returns its rows as JSON objects in column order.
 pub async fn run(client: &Client, report: &Report) -> Result<Vec<Map<String, Value>>> {
     let (sql, params) = report.query();
-    rows(client, &sql, &params).await
+    if report.plans_users_statements() {
+        db::with_users_search_path(client, rows(client, &sql, &params)).await
+    } else {
+        rows(client, &sql, &params).await
+    }
 }
 
 /// The rows of a statement over the extension (its version checked first) as JSON objects
@@ -530,7 +542,7 @@ pub async fn rows(
     params: &[Box<dyn ToSql + Sync + Send>],
 ) -> Result<Vec<Map<String, Value>>> {
     crate::extension_version::require(client).await?;
-    let wrapped = format!("SELECT row_to_json(r)::text FROM ({sql}) r");
+    let wrapped = format!("SELECT pg_catalog.row_to_json(r)::text FROM ({sql}) r");
     let params: Vec<&(dyn ToSql + Sync)> =
         params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
     let rows = client.query(&wrapped, &params).await.context("report query failed")?;

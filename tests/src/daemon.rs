@@ -156,6 +156,14 @@ impl Daemon {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+
+    /// GETs every page of `console_paths(queryid)`; each must answer 200.
+    pub fn assert_every_page_answers(&self, queryid: i64) {
+        for path in console_paths(queryid) {
+            let (code, body) = self.get(&path);
+            assert_eq!(code, 200, "{path}: {body}");
+        }
+    }
 }
 
 impl Drop for Daemon {
@@ -166,6 +174,37 @@ impl Drop for Daemon {
         }
         let _ = fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Every console page and its JSON, `queryid`'s statement page among them, and the daemon's
+/// other endpoints.
+pub fn console_paths(queryid: i64) -> Vec<String> {
+    let mut paths: Vec<String> = [
+        "/",
+        "/api/overview",
+        "/queries",
+        "/api/queries",
+        "/indexes",
+        "/api/indexes",
+        "/vacuum",
+        "/api/vacuum",
+        "/settings",
+        "/api/settings",
+        "/connections",
+        "/api/connections",
+        "/cache",
+        "/api/cache",
+        "/maintenance",
+        "/api/maintenance",
+        "/api/host",
+        "/metrics",
+        "/status",
+    ]
+    .map(String::from)
+    .to_vec();
+    paths.push(format!("/api/queries/{queryid}"));
+    paths.push(format!("/queries/{queryid}"));
+    paths
 }
 
 /// A plain HTTP/1.1 GET on loopback: (status code, body).

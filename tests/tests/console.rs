@@ -106,7 +106,7 @@ fn every_console_page_loads_in_chromium_and_the_overview_lists_planted_problems(
             })
         };
         has("missing_index", "customer_id")
-            && has("blocking_lock", "on held, blocked by pid")
+            && has("blocking_lock", "on public.held, blocked by pid")
             && has("vacuum", "churn")
     });
     assert!(
@@ -214,7 +214,7 @@ fn every_console_page_loads_in_chromium_and_the_overview_lists_planted_problems(
     for text in [
         "Missing index on",
         "customer_id",
-        "AccessShareLock on held",
+        "AccessShareLock on public.held",
         "churn: vacuum overdue",
         "pg_terminate_backend",
         "VACUUM",

@@ -178,6 +178,8 @@ pub fn command(connection: &Explicit<'_>, args: &Args, json: bool) -> ExitCode {
     let target = match db::cli_target(connection, None, &|name| std::env::var(name).ok()) {
         Ok(mut t) => {
             t.config.application_name("pitstop-bench");
+            // Its sessions run the user's scripts, which name the user's tables.
+            t.pin_search_path = false;
             // A load test waits for row locks as pgbench does (the CLI's 2 s bound would fail
             // contended TPC-B updates); later -c options win.
             let options =

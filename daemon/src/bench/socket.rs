@@ -225,6 +225,7 @@ mod tests {
             Target {
                 config,
                 tls: crate::db::tls::TlsSettings::from_params(&Default::default(), None).unwrap(),
+                pin_search_path: false,
             }
         };
         assert_eq!(

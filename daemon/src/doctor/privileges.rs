@@ -268,7 +268,7 @@ fn describe(need: &Need) -> String {
 /// a GRANT to show). Such an owner is a superuser, may create roles, bypass row-level
 /// security or replicate, or is itself a member of a role that may run programs or read and
 /// write the server's files, or of a superuser: its members could become those.
-const UNMAINTAINABLE: &str = "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), quote_ident(r.rolname), \
+const UNMAINTAINABLE: &str = "SELECT pg_catalog.quote_ident(n.nspname::text) || '.' || pg_catalog.quote_ident(c.relname::text), pg_catalog.quote_ident(r.rolname::text), \
        r.rolsuper OR r.rolcreaterole OR r.rolbypassrls OR r.rolreplication OR EXISTS ( \
          SELECT FROM pg_catalog.pg_roles s \
           WHERE (s.rolsuper OR s.rolcreaterole OR s.rolname IN ('pg_execute_server_program', 'pg_read_server_files', 'pg_write_server_files', 'pg_read_all_data', 'pg_write_all_data')) \

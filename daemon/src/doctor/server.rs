@@ -29,7 +29,7 @@ const FACTS: &str = "SELECT current_setting('server_version_num')::int, current_
        (SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_stat_statements'), \
        EXISTS (SELECT FROM pg_catalog.pg_available_extensions WHERE name = 'pg_stat_statements'), \
        coalesce(s.ssl, false), s.version, s.cipher, current_setting('ssl'), pg_catalog.inet_server_addr() IS NULL, \
-       current_user::text, quote_ident(current_user), current_database()::text, \
+       current_user::text, pg_catalog.quote_ident(current_user::text), current_database()::text, \
        EXISTS (SELECT FROM pg_catalog.pg_settings WHERE name LIKE 'pitstop.%'), \
        EXISTS (SELECT FROM pg_catalog.pg_settings WHERE name LIKE 'pg\\_stat\\_statements.%') \
   FROM (SELECT 1) one LEFT JOIN pg_catalog.pg_stat_ssl s ON s.pid = pg_catalog.pg_backend_pid()";

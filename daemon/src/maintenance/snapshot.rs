@@ -6,7 +6,7 @@ use tokio_postgres::Client;
 
 /// The schema pg_stat_statements is installed in, quoted; None when it is not installed in
 /// this database.
-pub const FIND: &str = "SELECT quote_ident(n.nspname) FROM pg_catalog.pg_extension e \
+pub const FIND: &str = "SELECT pg_catalog.quote_ident(n.nspname::text) AS schema FROM pg_catalog.pg_extension e \
                     JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_stat_statements'";
 
 pub const MISSING: &str = "pg_stat_statements is not installed in this database (CREATE EXTENSION pg_stat_statements; it also needs shared_preload_libraries)";
@@ -24,9 +24,11 @@ fn insert(schema: &str) -> String {
 
 fn statements(schema: &str) -> String {
     format!(
-        "SELECT now(), dbid, userid, queryid, min(query), sum(calls), sum(total_exec_time), \
-                sum(total_exec_time) / greatest(sum(calls), 1), sum(rows), sum(shared_blks_hit), sum(shared_blks_read), \
-                sum(temp_blks_written), (SELECT stats_reset FROM {schema}.pg_stat_statements_info) \
+        "SELECT pg_catalog.now(), dbid, userid, queryid, pg_catalog.min(query), pg_catalog.sum(calls), \
+                pg_catalog.sum(total_exec_time), \
+                pg_catalog.sum(total_exec_time) / greatest(pg_catalog.sum(calls), 1), pg_catalog.sum(rows), \
+                pg_catalog.sum(shared_blks_hit), pg_catalog.sum(shared_blks_read), pg_catalog.sum(temp_blks_written), \
+                (SELECT stats_reset FROM {schema}.pg_stat_statements_info) \
          FROM {schema}.pg_stat_statements WHERE queryid IS NOT NULL GROUP BY dbid, userid, queryid"
     )
 }
@@ -36,7 +38,7 @@ fn statements(schema: &str) -> String {
 fn insert_with_latency(schema: &str) -> String {
     format!(
         "WITH s AS ({}), \
-              h AS (SELECT dbid, userid, queryid, jsonb_build_object('calls', calls, 'since', since, 'max_ms', max_ms, \
+              h AS (SELECT dbid, userid, queryid, pg_catalog.jsonb_build_object('calls', calls, 'since', since, 'max_ms', max_ms, \
                         'below', below, 'above', above, 'buckets', buckets, 'counts', counts) AS latency \
                     FROM pitstop.query_latency_histogram()) \
          INSERT INTO pitstop.query_snapshots (captured_at, dbid, userid, queryid, query, calls, total_exec_time_ms, \

@@ -17,7 +17,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use reader::{Reader, Section};
+use reader::{ReadError, Reader, Section};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
@@ -58,7 +58,12 @@ pub struct Checks {
 pub struct Console {
     pub state: Arc<State>,
     pub reader: Reader,
+    /// The background checks.
     advisor: Reader,
+    /// The index advice in the background, and the statement page's plan advice: they plan
+    /// the workload's own texts, which name tables as their roles' sessions find them.
+    planner: Reader,
+    page_planner: Reader,
     advice: Mutex<Option<Advice>>,
     checks: Mutex<Option<Checks>>,
 }
@@ -68,7 +73,11 @@ impl Console {
         Console {
             state,
             reader: Reader::new(config.clone(), reader::PAGE_TIMEOUT, "pitstop-console"),
-            advisor: Reader::new(config, ADVICE_TIMEOUT, "pitstop-console-advisor"),
+            advisor: Reader::new(config.clone(), ADVICE_TIMEOUT, "pitstop-console-advisor"),
+            planner: Reader::new(config.clone(), ADVICE_TIMEOUT, "pitstop-console-advisor")
+                .planning_users_statements(),
+            page_planner: Reader::new(config, reader::PAGE_TIMEOUT, "pitstop-console")
+                .planning_users_statements(),
             advice: Mutex::new(None),
             checks: Mutex::new(None),
         }
@@ -84,8 +93,8 @@ impl Console {
 
     async fn compute_advice(&self) -> Advice {
         let started = std::time::Instant::now();
-        let suggestions = self.advisor.rows(sql::SUGGEST_INDEXES, &[]).await;
-        let unhelped = self.advisor.rows(sql::UNHELPED, &[]).await;
+        let suggestions = self.planner.rows(sql::SUGGEST_INDEXES, &[]).await;
+        let unhelped = self.planner.rows(sql::UNHELPED, &[]).await;
         Advice {
             computed_at: unix_now(),
             took_seconds: started.elapsed().as_secs_f64(),
@@ -267,7 +276,16 @@ pub fn sort_key(
 }
 
 async fn queries_data(c: &Console, sort: &'static str, order_by: &str) -> Value {
-    let rows = c.reader.rows(&sql::top_queries(order_by), &[]).await;
+    let schema = c.reader.rows(crate::maintenance::snapshot::FIND, &[]).await;
+    let rows = match schema.as_ref().map(|rows| rows.first().and_then(|r| r["schema"].as_str())) {
+        Ok(Some(schema)) => c.reader.rows(&sql::top_queries(schema, order_by), &[]).await,
+        Ok(None) => Err(ReadError {
+            kind: "missing",
+            sqlstate: None,
+            message: crate::maintenance::snapshot::MISSING.into(),
+        }),
+        Err(e) => Err(e.clone()),
+    };
     json!({ "generated_at": unix_now(), "sort": sort, "statements": section_json(&rows) })
 }
 
@@ -310,7 +328,7 @@ async fn statement_data(c: &Console, queryid: i64) -> Value {
     let (advice, not_planned) = match text {
         Some(text) => {
             let timeout_ms = reader::PAGE_TIMEOUT.as_millis() as i32;
-            match r.rows(sql::EXPLAIN_ADVICE, &[&text, &timeout_ms]).await {
+            match c.page_planner.rows(sql::EXPLAIN_ADVICE, &[&text, &timeout_ms]).await {
                 // A statement sent with bind parameters was captured with its $n.
                 Err(e) if e.sqlstate.as_deref() == Some("42P02") => (
                     Ok(Vec::new()),

@@ -86,6 +86,10 @@ pub struct Reader {
     config: watch::Receiver<Arc<Config>>,
     timeout: Duration,
     application_name: &'static str,
+    /// The session resolves names as the daemon role's own sessions would
+    /// (`db::use_users_search_path`): only for the advisor's statements, which plan the
+    /// workload's texts; every other reader keeps the pinned search_path.
+    users_search_path: bool,
     session: Mutex<Session>,
 }
 
@@ -95,7 +99,19 @@ impl Reader {
         timeout: Duration,
         application_name: &'static str,
     ) -> Reader {
-        Reader { config, timeout, application_name, session: Mutex::new(Session::None) }
+        Reader {
+            config,
+            timeout,
+            application_name,
+            users_search_path: false,
+            session: Mutex::new(Session::None),
+        }
+    }
+
+    /// A reader for the advisor's statements only (`users_search_path`).
+    pub fn planning_users_statements(mut self) -> Reader {
+        self.users_search_path = true;
+        self
     }
 
     /// The open session, or a new one when there is none, it closed, or the configured
@@ -131,12 +147,15 @@ impl Reader {
                 // The driver task ends when the client is dropped or the server goes away.
                 drop(db::drive(connection));
                 // Nothing over HTTP writes: the advice then remembers no suggestion either.
-                if let Err(e) = client
+                let mut prepared = client
                     .batch_execute(
                         "SELECT pg_catalog.set_config('default_transaction_read_only', 'on', false)",
                     )
-                    .await
-                {
+                    .await;
+                if prepared.is_ok() && self.users_search_path {
+                    prepared = db::use_users_search_path(&client).await;
+                }
+                if let Err(e) = prepared {
                     let error = ReadError::of(&e);
                     *session = Session::Failed(Instant::now(), error.clone());
                     return Err(error);

@@ -39,7 +39,7 @@ pub const NOT_OWN: &str = not_own!();
 /// pitstop's own left out.
 pub const SLOW_LAST_HOUR: &str = concat!(
     "SELECT queryid, count(*) AS executions, max(duration_ms)::float8 AS max_ms, \
-     avg(duration_ms)::float8 AS mean_ms, (array_agg(query ORDER BY duration_ms DESC))[1] AS query, \
+     avg(duration_ms)::float8 AS mean_ms, (pg_catalog.array_agg(query ORDER BY duration_ms DESC))[1] AS query, \
      max(started_at)::text AS last_at \
      FROM pitstop.slow_queries s WHERE s.started_at > now() - interval '1 hour' AND ",
     not_own!(),
@@ -75,9 +75,9 @@ pub const REGRESSIONS: &str = concat!(
 /// The suggestions `pitstop.suggest_indexes` remembered for this database whose index was not
 /// built yet, in the shape of its rows (no size estimate): what `report problems` shows
 /// without `--advice`.
-pub const REMEMBERED_SUGGESTIONS: &str = "SELECT s.ddl, s.table_name, s.improvement_pct, cardinality(s.queryids)::int8 AS queries_helped, \
+pub const REMEMBERED_SUGGESTIONS: &str = "SELECT s.ddl, s.table_name, s.improvement_pct, pg_catalog.cardinality(s.queryids)::int8 AS queries_helped, \
      NULL::float8 AS estimated_bytes, 'remembered from pitstop.suggest_indexes at ' || s.last_suggested_at::text AS reason, \
-     (SELECT json_agg(json_build_object('queryid', q)) FROM unnest(s.queryids) q) AS helped, \
+     (SELECT pg_catalog.json_agg(pg_catalog.json_build_object('queryid', q)) FROM pg_catalog.unnest(s.queryids) q) AS helped, \
      extract(epoch FROM s.last_suggested_at)::float8 AS suggested_at \
      FROM pitstop.index_suggestions s \
      WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND s.index_oid IS NULL \
@@ -119,12 +119,13 @@ pub const MAINTENANCE_PLAN: &str =
      FROM pitstop.maintenance_plan()";
 
 /// The statement list, sortable; `$1` is the sort column (whitelisted by the caller),
-/// `io_blocks` is pg_stat_statements' shared reads plus temporary reads and writes.
-pub fn top_queries(order_by: &str) -> String {
+/// `io_blocks` is pg_stat_statements' shared reads plus temporary reads and writes, read from
+/// the view in `schema` (quoted, `maintenance::snapshot::FIND`).
+pub fn top_queries(schema: &str, order_by: &str) -> String {
     format!(
         "WITH io AS (SELECT s.queryid, r.rolname::text AS username, \
                 sum(s.shared_blks_read + s.temp_blks_read + s.temp_blks_written)::int8 AS io_blocks \
-           FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid \
+           FROM {schema}.pg_stat_statements s JOIN pg_catalog.pg_roles r ON r.oid = s.userid \
           WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
           GROUP BY 1, 2) \
          SELECT t.queryid, t.username, t.calls, t.total_ms, t.mean_ms, t.stddev_ms, t.max_ms, t.rows, t.shared_hit_pct, \
