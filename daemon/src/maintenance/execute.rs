@@ -257,6 +257,12 @@ async fn act(
             progress(Progress::Start { n, of, action: p, attempt });
         }
         let t = Instant::now();
+        let copies_before = match &p.work {
+            Work::Command(row) if row.action == "reindex" => {
+                Some(leftover_copies(&session.client, row).await)
+            }
+            _ => None,
+        };
         session.take_warnings();
         let result = perform(&session.client, &p.work, o.cancel).await;
         let skipped: Vec<String> = session
@@ -265,6 +271,14 @@ async fn act(
             .filter(|w| session::is_skip(w.code().code(), w.message()))
             .map(|w| format!("WARNING: {} (SQLSTATE {})", w.message(), w.code().code()))
             .collect();
+        // A failed or cancelled REINDEX CONCURRENTLY leaves its invalid copy of the index.
+        let cleanup = match (&result, &p.work, copies_before) {
+            (Err(_), Work::Command(row), Some(Ok(before))) => {
+                Some(drop_new_copies(&session.client, row, &before).await)
+            }
+            (Err(_), Work::Command(_), Some(Err(e))) => Some(Cleanup::unlisted(&e)),
+            _ => None,
+        };
         match result {
             Ok(_) if !skipped.is_empty() => {
                 let detail = format!("skipped by PostgreSQL: {}", skipped.join("; "));
@@ -292,7 +306,10 @@ async fn act(
             }
             Err(e) if o.cancel.is_cancelled() => {
                 let error = describe_pg(&e);
-                let detail = format!("cancelled: {}", o.stopping);
+                let mut detail = format!("cancelled: {}", o.stopping);
+                if let Some(c) = &cleanup {
+                    detail = format!("{detail}; {}", c.note);
+                }
                 log.finish(id, Outcome::Cancelled, t.elapsed(), Some(&error), Some(&detail))
                     .await?;
                 info!(
@@ -313,8 +330,13 @@ async fn act(
             }
             Err(e) => {
                 let error = describe_pg(&e);
-                log.finish(id, Outcome::Failed, t.elapsed(), Some(&error), None).await?;
+                // The row keeps the plan's reason; what the cleanup did follows it.
+                let detail = cleanup.as_ref().map(|c| format!("{}; {}", p.reason, c.note));
+                log.finish(id, Outcome::Failed, t.elapsed(), Some(&error), detail.as_deref())
+                    .await?;
                 let delay = retry.after_failure(e.code().map(|c| c.code()));
+                // Each attempt would leave one more copy that stays.
+                let delay = delay.filter(|_| cleanup.as_ref().is_none_or(|c| c.all_dropped));
                 let Some(delay) = delay else {
                     warn!(
                         "maintenance: job {}: {} {} failed (attempt {attempt}): {error}",
@@ -326,7 +348,7 @@ async fn act(
                         attempt,
                         begun.elapsed(),
                         Some(error),
-                        None,
+                        detail,
                     ));
                 };
                 info!("maintenance: job {}: {} {} failed (attempt {attempt}): {error}; retrying in {:?}", o.job, p.action, p.target, round(delay));
@@ -342,6 +364,79 @@ async fn act(
             }
         }
     }
+}
+
+/// The invalid copies of a reindex row's index on its table: what `REINDEX INDEX
+/// CONCURRENTLY` names `<index>_ccnew[N]` (the index's name shortened to fit, if need be),
+/// by oid with their quoted qualified names.
+const COPIES: &str = "SELECT c.oid, pg_catalog.format('%I.%I', n.nspname, c.relname) \
+       FROM pg_catalog.pg_index i \
+       JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid \
+       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+       JOIN pg_catalog.pg_class t ON t.oid = i.indrelid \
+       JOIN pg_catalog.pg_namespace tn ON tn.oid = t.relnamespace \
+      WHERE NOT i.indisvalid AND tn.nspname = $1 AND t.relname = $2 AND n.oid = tn.oid \
+        AND c.relname ~ '_ccnew[0-9]*$' \
+        AND pg_catalog.starts_with($3, pg_catalog.regexp_replace(c.relname, '_ccnew[0-9]*$', ''))";
+
+async fn leftover_copies(
+    client: &Client,
+    row: &command::PlanRow,
+) -> Result<Vec<(u32, String)>, tokio_postgres::Error> {
+    let index = row.index_name.as_deref().unwrap_or_default();
+    let rows = client.query(COPIES, &[&row.schema, &row.relation, &index]).await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// What was done about the copies a failed REINDEX left.
+struct Cleanup {
+    /// For the action's log row.
+    note: String,
+    /// Whether no copy of this attempt remains.
+    all_dropped: bool,
+}
+
+impl Cleanup {
+    fn unlisted(e: &tokio_postgres::Error) -> Cleanup {
+        Cleanup {
+            note: format!(
+                "the invalid copies this attempt may have left could not be listed: {}",
+                describe_pg(e)
+            ),
+            all_dropped: false,
+        }
+    }
+}
+
+/// Drops the invalid copies of the index that were not there before the attempt, with
+/// `DROP INDEX CONCURRENTLY` under the session's lock_timeout and statement_timeout.
+async fn drop_new_copies(
+    client: &Client,
+    row: &command::PlanRow,
+    before: &[(u32, String)],
+) -> Cleanup {
+    let after = match leftover_copies(client, row).await {
+        Ok(after) => after,
+        Err(e) => return Cleanup::unlisted(&e),
+    };
+    let mut notes = Vec::new();
+    let mut all_dropped = true;
+    for (_, name) in after.iter().filter(|(oid, _)| !before.iter().any(|(b, _)| b == oid)) {
+        match client.batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {name}")).await {
+            Ok(()) => notes.push(format!("dropped the invalid index {name} the attempt left")),
+            Err(e) => {
+                all_dropped = false;
+                notes.push(format!(
+                    "the invalid index {name} the attempt left could not be dropped ({}): run DROP INDEX CONCURRENTLY {name}",
+                    describe_pg(&e)
+                ));
+            }
+        }
+    }
+    if notes.is_empty() {
+        notes.push("the attempt left no invalid index".into());
+    }
+    Cleanup { note: notes.join("; "), all_dropped }
 }
 
 /// Runs one action's statement(s); a detail to record, if any. On cancellation the server is
