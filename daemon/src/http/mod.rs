@@ -18,9 +18,22 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio_util::sync::CancellationToken;
+
+/// Connections served at once; more wait in the listen backlog (the kernel's, no descriptor of
+/// ours) until one closes. Far below the unit's LimitNOFILE (8192): the port is open to every
+/// local user, and the relay, the monitor, maintenance and webhooks need descriptors too.
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// How long a connection may take to send a request's headers, and how long a kept-alive
+/// connection may sit idle before its next request: then it is closed.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a stop waits for requests under way before closing their connections.
+const DRAIN: Duration = Duration::from_secs(5);
 
 /// Without the console (`http.console`), `/` is the status page that `/host` is with it.
 pub fn router(
@@ -68,14 +81,52 @@ pub async fn serve(
     let with_console = config.borrow().http.console;
     let console = with_console.then(|| Arc::new(console::Console::new(state.clone(), config)));
     let background = console.clone().map(|c| tokio::spawn(c.background(cancel.clone())));
-    let shutdown = async move { cancel.cancelled().await };
-    if let Err(e) =
-        axum::serve(listener, router(state, console, hosts)).with_graceful_shutdown(shutdown).await
-    {
-        tracing::error!("http server failed: {e}");
-    }
+    serve_connections(listener, router(state, console, hosts), &cancel).await;
     if let Some(background) = background {
         background.abort();
+    }
+}
+
+/// Accepts connections while fewer than `MAX_CONNECTIONS` are open, each bounded by
+/// `HEADER_READ_TIMEOUT`, until `cancel` fires; then lets requests under way finish for at most
+/// `DRAIN`.
+async fn serve_connections(listener: TcpListener, app: Router, cancel: &CancellationToken) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+    loop {
+        let permit = tokio::select! {
+            _ = cancel.cancelled() => break,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let stream = tokio::select! {
+            _ = cancel.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of descriptors, or a connection reset before it was accepted.
+                    tracing::warn!("http: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("http: connection ended: {e}");
+            }
+            drop(permit);
+        });
+    }
+    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+        tracing::info!("http: requests still under way after {DRAIN:?} are dropped");
     }
 }
 
