@@ -382,8 +382,13 @@ pub fn describe_pg(error: &tokio_postgres::Error) -> String {
     }
 }
 
-/// An error as psql would show it: ERROR/DETAIL/HINT lines for server errors.
+/// An error as psql would show it: ERROR/DETAIL/HINT lines for server errors; printable
+/// (server messages quote names, in which any role may put terminal escapes).
 pub fn describe_error(error: &anyhow::Error) -> String {
+    crate::output::printable(&describe_error_raw(error))
+}
+
+fn describe_error_raw(error: &anyhow::Error) -> String {
     for cause in error.chain() {
         if let Some(db) =
             cause.downcast_ref::<tokio_postgres::Error>().and_then(|e| e.as_db_error())
@@ -502,6 +507,16 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert_eq!(cli(Some("host=h dbname=app user=bob"), &env).unwrap().get_password(), None);
         std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn described_errors_carry_no_terminal_escapes() {
+        let error = anyhow::anyhow!(
+            "relation \"x\u{1b}]52;c;cm0gLXJm\u{7}\u{1b}[2J\u{202E}\" does not exist"
+        );
+        let text = describe_error(&error);
+        assert!(!text.chars().any(|c| c.is_control() || c == '\u{202E}'), "{text:?}");
+        assert!(text.starts_with("error: relation \"x\u{FFFD}]52;c;"), "{text:?}");
     }
 
     #[test]

@@ -82,10 +82,10 @@ pub fn command(
         output::Style::Table { .. } => {
             println!("{}", table(&overview));
             for u in &overview.unread {
-                println!("not read: {}: {}", u.section, u.explain);
+                println!("not read: {}: {}", u.section, printable(&u.explain));
             }
             for note in &notes {
-                println!("note: {note}");
+                println!("note: {}", printable(note));
             }
         }
     }

@@ -207,18 +207,24 @@ async fn interrupt(mut sigint: Signal, cancel: CancellationToken) {
 }
 
 fn print_progress(event: Progress<'_>) {
-    match event {
+    eprintln!("{}", progress_line(&event));
+}
+
+/// A progress line, printable: names and server messages come from the database, where any
+/// role may put terminal escapes in a table's name.
+fn progress_line(event: &Progress<'_>) -> String {
+    output::printable(&match event {
         Progress::Start { n, of, action, attempt } => {
-            let again = if attempt > 1 { format!(" (attempt {attempt})") } else { String::new() };
-            eprintln!(
+            let again = if *attempt > 1 { format!(" (attempt {attempt})") } else { String::new() };
+            format!(
                 "[{n}/{of}] {} {}: started{again}: {}",
                 action.action, action.target, action.command
-            );
+            )
         }
         Progress::End { n, of, report } => {
-            eprintln!("[{n}/{of}] {} {}: {}", report.action, report.target, ending(report))
+            format!("[{n}/{of}] {} {}: {}", report.action, report.target, ending(report))
         }
-    }
+    })
 }
 
 /// "ok in 1.2s", "failed after 0.2s: …", "skipped: …", "cancelled after 3s: …".
@@ -300,4 +306,43 @@ fn print_report(report: &RunReport, style: Style) {
         println!("{}", output::render(&rows, style, ""));
     }
     println!("{line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::maintenance::execute::ActionReport;
+
+    const HOSTILE: &str = "evil.\"x\u{1b}]0;PWNED-TITLE\u{7}\u{1b}[2J\u{1b}[31mFAKE\u{1b}[0m\"";
+
+    fn no_control(line: &str) -> bool {
+        !line.chars().any(|c| c.is_control() && c != '\n' && c != '\t')
+    }
+
+    #[test]
+    fn progress_lines_carry_no_terminal_escapes_from_names_or_messages() {
+        let planned = Planned {
+            priority: 1,
+            action: "vacuum".into(),
+            target: HOSTILE.into(),
+            command: format!("VACUUM (ANALYZE) {HOSTILE}"),
+            reason: String::new(),
+            work: plan::Work::Snapshot { schema: "public".into() },
+        };
+        let start = progress_line(&Progress::Start { n: 1, of: 1, action: &planned, attempt: 2 });
+        assert!(no_control(&start), "{start:?}");
+        assert!(start.starts_with("[1/1] vacuum evil.\"x\u{FFFD}]0;PWNED-TITLE"), "{start:?}");
+        let report = ActionReport {
+            action: "vacuum".into(),
+            target: HOSTILE.into(),
+            outcome: Outcome::Failed,
+            attempts: 1,
+            duration_ms: 200.0,
+            error: Some(format!("relation {HOSTILE} does not exist")),
+            detail: Some(format!("dropped the invalid index {HOSTILE}")),
+        };
+        let end = progress_line(&Progress::End { n: 1, of: 1, report: &report });
+        assert!(no_control(&end), "{end:?}");
+        assert!(end.contains("failed after 200ms: relation evil."), "{end:?}");
+    }
 }
