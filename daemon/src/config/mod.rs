@@ -579,6 +579,22 @@ mod tests {
     }
 
     #[test]
+    fn the_webhook_url_is_masked_like_a_password() {
+        let secret = "https://hooks.slack.com/services/T0000/B0000/XXXXsecretTOKENxxxx";
+        let c = parse(&format!("[alerts]\nwebhook_url = {secret:?}\n"), &[]).unwrap();
+        let text = c.render();
+        assert!(!text.contains("secret"), "{text}");
+        assert!(text.contains("webhook_url = \"https://hooks.slack.com/********\""), "{text}");
+        assert!(parse(&text, &[]).is_ok(), "{text}");
+        assert!(!format!("{c:?}").contains("secret"));
+        assert_eq!(c.alerts.webhook_url.as_ref().and_then(|u| u.expose()), Some(secret));
+        // Not a URL pitstop sends to: the error does not print the token either.
+        let errors = parse("[alerts]\nwebhook_url = \"hxxps://hooks.example/secret-token\"\n", &[])
+            .unwrap_err();
+        assert!(!errors.join("\n").contains("secret") && errors.len() == 1, "{errors:?}");
+    }
+
+    #[test]
     fn the_example_file_documents_every_key_with_its_default() {
         let example = include_str!("../../pitstop.example.toml");
         let documented = parse(example, &[]).unwrap();

@@ -2,7 +2,7 @@
 //! writes, memory-growth detection) and `[alerts]` (webhook and `[[alerts.rules]]`).
 
 use super::source::Loader;
-use super::values::{Choice, Raw, Setting};
+use super::values::{Choice, Raw, Setting, WebhookUrl};
 use super::{positive, ProfileDefaults};
 use crate::monitor::catalog;
 use std::collections::BTreeMap;
@@ -24,7 +24,7 @@ pub struct MonitorConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertsConfig {
     /// http:// or https://; None: no webhook.
-    pub webhook_url: Option<String>,
+    pub webhook_url: Option<WebhookUrl>,
     pub webhook_timeout: Duration,
     pub webhook_retries: u32,
     pub rules: Vec<Rule>,
@@ -243,13 +243,7 @@ pub(super) fn read(l: &mut Loader, p: &ProfileDefaults) -> (MonitorConfig, Alert
         }
     }
 
-    let webhook_url = l.checked("alerts.webhook_url", String::new(), |url| {
-        if url.is_empty() || url.starts_with("http://") || url.starts_with("https://") {
-            Ok(())
-        } else {
-            Err(format!("{url:?} is not an http:// or https:// URL"))
-        }
-    });
+    let webhook_url = l.checked("alerts.webhook_url", WebhookUrl::default(), |_| Ok(()));
     let webhook_timeout = l.checked("alerts.webhook_timeout", Duration::from_secs(5), positive);
     let webhook_retries = l.checked("alerts.webhook_retries", 3u32, |n| {
         if *n <= 20 {
@@ -290,7 +284,7 @@ pub(super) fn read(l: &mut Loader, p: &ProfileDefaults) -> (MonitorConfig, Alert
         rules.push(rule);
     }
     let alerts = AlertsConfig {
-        webhook_url: Some(webhook_url).filter(|u| !u.is_empty()),
+        webhook_url: Some(webhook_url).filter(|u| u.expose().is_some()),
         webhook_timeout,
         webhook_retries,
         rules,

@@ -307,6 +307,55 @@ impl Setting for RedisUrls {
     }
 }
 
+/// The alert webhook's http:// or https:// URL; empty means no webhook. Its path and query
+/// are a bearer secret for Slack, Teams or PagerDuty: shown and debug-printed as
+/// `scheme://host/********`.
+#[derive(Clone, Default, PartialEq)]
+pub struct WebhookUrl(String);
+
+impl WebhookUrl {
+    /// The URL itself, for sending; never log it.
+    pub fn expose(&self) -> Option<&str> {
+        (!self.0.is_empty()).then_some(self.0.as_str())
+    }
+}
+
+impl std::fmt::Debug for WebhookUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", mask_webhook_url(&self.0))
+    }
+}
+
+impl Setting for WebhookUrl {
+    fn parse(raw: Raw) -> Result<Self, String> {
+        let url = raw.text("an http:// or https:// URL")?;
+        if url.is_empty() || url.starts_with("http://") || url.starts_with("https://") {
+            Ok(WebhookUrl(url.to_string()))
+        } else {
+            Err(format!("{:?} is not an http:// or https:// URL", mask_webhook_url(url)))
+        }
+    }
+    fn show(&self) -> toml::Value {
+        toml::Value::String(mask_webhook_url(&self.0))
+    }
+}
+
+/// `url` with only its scheme and host (and port) left: any user-info is dropped and whatever
+/// follows the host becomes `/********`.
+pub fn mask_webhook_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return if url.is_empty() { String::new() } else { MASK.to_string() };
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    if end < rest.len() && rest[end..] != *"/" {
+        format!("{scheme}://{host}/{MASK}")
+    } else {
+        format!("{scheme}://{host}{}", &rest[end..])
+    }
+}
+
 /// A password; shown as `********` when set.
 #[derive(Clone, Default, PartialEq)]
 pub struct Password(Option<String>);
@@ -457,6 +506,21 @@ mod tests {
             "postgresql://db/shop?user=a&password=********"
         );
         assert_eq!(mask_dsn("host=db"), "host=db");
+    }
+
+    #[test]
+    fn webhook_urls_keep_only_scheme_and_host() {
+        for (url, shown) in [
+            ("https://hooks.slack.com/services/T0/B0/tok", "https://hooks.slack.com/********"),
+            ("http://u:p@127.0.0.1:8080/hook?token=x", "http://127.0.0.1:8080/********"),
+            ("https://events.pagerduty.com?routing_key=x", "https://events.pagerduty.com/********"),
+            ("https://alerts.example/", "https://alerts.example/"),
+            ("https://alerts.example", "https://alerts.example"),
+            ("", ""),
+            ("not a url secret", "********"),
+        ] {
+            assert_eq!(mask_webhook_url(url), shown, "{url}");
+        }
     }
 
     #[test]

@@ -478,7 +478,8 @@ impl Monitor {
             (Phase::Firing, Severity::Warning) => tracing::warn!("{text}"),
             _ => tracing::info!("{text}"),
         }
-        if let (Some(url), true) = (&self.cfg.alerts.webhook_url, webhook::is_sent(a)) {
+        let url = self.cfg.alerts.webhook_url.as_ref().and_then(|u| u.expose());
+        if let (Some(url), true) = (url, webhook::is_sent(a)) {
             self.webhook.send(
                 url,
                 self.cfg.alerts.webhook_timeout,

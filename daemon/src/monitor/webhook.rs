@@ -91,15 +91,20 @@ pub fn is_sent(alert: &Alert) -> bool {
     }
 }
 
+/// The webhook's HTTP client. It follows no redirect: one would re-POST the alert wherever
+/// the webhook's host points it (an internal address, say); a 3xx is a failed delivery.
+fn http_client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()
+}
+
 async fn deliver_all(mut rx: mpsc::Receiver<Delivery>, live: Arc<Live>, cancel: CancellationToken) {
-    let client =
-        match reqwest::Client::builder().redirect(reqwest::redirect::Policy::limited(3)).build() {
-            Ok(c) => c,
-            Err(e) => {
-                warn!("monitor: cannot set up the webhook client: {e}; alerts are not sent");
-                return;
-            }
-        };
+    let client = match http_client() {
+        Ok(c) => c,
+        Err(e) => {
+            warn!("monitor: cannot set up the webhook client: {e}; alerts are not sent");
+            return;
+        }
+    };
     loop {
         let delivery = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -163,6 +168,30 @@ fn describe(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_redirect_is_not_followed() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let elsewhere = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let hook = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let location = format!("http://{}/internal", elsewhere.local_addr().unwrap());
+        let hook_url = format!("http://{}/hook", hook.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut s, _) = hook.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let answer = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            s.write_all(answer.as_bytes()).await.unwrap();
+        });
+        let request = http_client().unwrap().post(&hook_url).body("{}").send();
+        let sent = tokio::time::timeout(Duration::from_secs(5), request).await;
+        let followed =
+            tokio::time::timeout(Duration::from_millis(300), elsewhere.accept()).await.is_ok();
+        assert!(!followed, "the alert was POSTed to the redirect's target");
+        assert_eq!(sent.unwrap().unwrap().status().as_u16(), 307);
+    }
     use crate::config::monitor::Severity;
 
     #[test]
