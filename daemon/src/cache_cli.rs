@@ -111,7 +111,12 @@ pub fn command(
     crate::report::print_rows(connection, timeout, style, cache.empty_message(), |client, _| {
         Box::pin(async move {
             let (sql, params) = cache.query();
-            crate::report::rows(&client, sql, &params).await
+            let rows = crate::report::rows(&client, sql, &params);
+            match cache {
+                // The table is named as the user's own session would find it.
+                Cache::Invalidate { .. } => crate::db::with_users_search_path(&client, rows).await,
+                _ => rows.await,
+            }
         })
     })
 }

@@ -310,9 +310,10 @@ impl Report {
                 vec![],
             ),
             Report::IndexEffect { index: Some(index) } => (
-                "SELECT queryid, calls_before, round(mean_ms_before::numeric, 3) AS mean_ms_before,
-                        round(p95_ms_before::numeric, 3) AS p95_ms_before, calls_after,
-                        round(mean_ms_after::numeric, 3) AS mean_ms_after, round(p95_ms_after::numeric, 3) AS p95_ms_after,
+                "SELECT queryid, calls_before, pg_catalog.round(mean_ms_before::numeric, 3) AS mean_ms_before,
+                        pg_catalog.round(p95_ms_before::numeric, 3) AS p95_ms_before, calls_after,
+                        pg_catalog.round(mean_ms_after::numeric, 3) AS mean_ms_after,
+                        pg_catalog.round(p95_ms_after::numeric, 3) AS p95_ms_after,
                         change_pct, query
                    FROM pitstop.index_effect($1::text::regclass)".into(),
                 vec![Box::new(index.clone())],
@@ -330,10 +331,12 @@ impl Report {
     }
 
     /// Whether the report runs the index advisor, whose progress is shown while it does.
-    /// Whether the report plans the user's own statements (the text given, or the workload
-    /// the caller's role recorded): they name tables as the user's session would find them.
-    fn plans_users_statements(&self) -> bool {
-        self.runs_advisor() || matches!(self, Report::Advice { .. })
+    /// Whether the report reads names as the user's session would find them: it plans the
+    /// user's own statements (the text given, or the workload the caller's role recorded), or
+    /// takes an index the user named.
+    fn resolves_users_names(&self) -> bool {
+        self.runs_advisor()
+            || matches!(self, Report::Advice { .. } | Report::IndexEffect { index: Some(_) })
     }
 
     fn runs_advisor(&self) -> bool {
@@ -528,7 +531,7 @@ async fn run_with_progress(
 /// Runs a report and returns its rows as JSON objects in column order.
 pub async fn run(client: &Client, report: &Report) -> Result<Vec<Map<String, Value>>> {
     let (sql, params) = report.query();
-    if report.plans_users_statements() {
+    if report.resolves_users_names() {
         db::with_users_search_path(client, rows(client, &sql, &params)).await
     } else {
         rows(client, &sql, &params).await

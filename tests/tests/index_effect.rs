@@ -126,6 +126,18 @@ fn an_index_built_on_advice_is_measured_before_and_after() {
     let rows: serde_json::Value =
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_eq!(rows[0]["suggested_ddl"], ddl.as_str(), "{out}");
+    // One index's statements: the index named as the user's own session finds it.
+    let index: String = c
+        .query_one(
+            "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = 'public.orders'::regclass AND NOT indisprimary",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(!index.contains('.'), "{index}");
+    let (code, out, err) =
+        pitstop_tests::pitstop(&["--dsn", &dsn, "report", "index-effect", "--index", &index]);
+    assert_eq!(code, 0, "{out}{err}");
 }
 
 #[test]

@@ -448,9 +448,9 @@ fn pgoptions_reach_the_session_and_a_readable_pgpass_is_ignored() {
     let (code, out, err) = report(&dsn, "case-pgoptions", &[("PGOPTIONS", "-c log_statement=all")]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
-        cluster
-            .log()
-            .contains(": SELECT row_to_json(r)::text FROM (SELECT * FROM pitstop.connections) r"),
+        cluster.log().contains(
+            ": SELECT pg_catalog.row_to_json(r)::text FROM (SELECT * FROM pitstop.connections) r"
+        ),
         "{}",
         cluster.log()
     );
