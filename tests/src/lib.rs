@@ -23,7 +23,9 @@ pub mod query;
 mod redis_server;
 
 pub use cache_stats::{cache_stats, CacheStats};
-pub use daemon::{console_paths, http_get, Daemon, DaemonConfig, NotifySocket, SIGHUP, SIGINT, SIGKILL, SIGTERM};
+pub use daemon::{
+    console_paths, http_get, Daemon, DaemonConfig, NotifySocket, SIGHUP, SIGINT, SIGKILL, SIGTERM,
+};
 pub use redis_server::{
     tag_version, Received, RedisCluster, RedisOptions, RedisServer, Subscriber,
 };
