@@ -25,6 +25,8 @@ CREATE FUNCTION cache_tenant_step(text, text) RETURNS text VOLATILE LANGUAGE sql
 CREATE AGGREGATE cache_tenant_agg(text) (sfunc = cache_tenant_step, stype = text, initcond = '');
 CREATE FUNCTION cache_plain_step(text, text) RETURNS text IMMUTABLE LANGUAGE sql AS $$ SELECT $1 || $2 $$;
 CREATE AGGREGATE cache_plain_agg(text) (sfunc = cache_plain_step, stype = text, initcond = '');
+CREATE DOMAIN cache_tenant_id AS int CHECK (VALUE = current_setting('pitstop_test.tenant', true)::int);
+CREATE DOMAIN cache_plain_id AS int;
 CREATE VIEW cache_tenant_view AS
     SELECT id FROM cache_fixture WHERE id::text = current_setting('pitstop_test.tenant', true);
 "#,
@@ -109,10 +111,9 @@ mod tests {
         assert!(second_call_hits(
             "select pitstop.cache_plain_agg(v order by id) as v from pitstop.cache_fixture where id < 3"
         ));
-        for query in [
-            "select table_to_xml('pitstop.cache_tenant_view', false, false, '')::text as v",
-            "select 'pitstop.cache_fixture'::text::regclass::oid::text as v",
-        ] {
+        for query in
+            ["select table_to_xml('pitstop.cache_tenant_view', false, false, '')::text as v"]
+        {
             let reasons = || {
                 Spi::get_one::<pgrx::JsonB>("SELECT bypass_reasons FROM pitstop.cache_stats()")
                     .unwrap()
@@ -137,7 +138,52 @@ mod tests {
         };
         by_name("pitstop.cache_fixture");
         by_name("pitstop.cache_fixture");
-        assert_eq!(bypasses("temporary_table"), before + 2);
+        assert!(!second_call_hits(
+            "select 'pitstop.cache_fixture'::text::regclass::oid::text as v"
+        ));
+        assert_eq!(bypasses("temporary_table"), before + 4);
+    }
+
+    /// What else runs or resolves when the query runs (review R16): a domain's CHECK (it may
+    /// read a setting, so a plain run errors where a hit would serve), a name inside an array
+    /// or printed from a reg* value, TABLESAMPLE's draw. A domain without constraints stays
+    /// cacheable.
+    #[pg_test]
+    fn domain_checks_hidden_names_and_tablesample_bypass() {
+        setup();
+        Spi::run("SET LOCAL pitstop_test.tenant = '1'").unwrap();
+        let bypassed = |query: &str, params: &str| {
+            let run = || {
+                Spi::get_one::<String>(&format!(
+                    "SELECT v FROM pitstop.cached($q${query}$q$, '{params}') AS t(v text)"
+                ))
+                .unwrap()
+            };
+            let (before, hits_before) =
+                (count("SELECT bypasses FROM pitstop.cache_stats()"), hits());
+            run();
+            run();
+            assert_eq!(hits(), hits_before, "{query} was served from the cache");
+            assert_eq!(count("SELECT bypasses FROM pitstop.cache_stats()"), before + 2, "{query}");
+        };
+        bypassed(
+            "select v from pitstop.cache_fixture where id = $1::pitstop.cache_tenant_id",
+            "{1}",
+        );
+        bypassed(
+            "select v from pitstop.cache_fixture where id = '1'::pitstop.cache_tenant_id",
+            "{}",
+        );
+        bypassed("select (('{pitstop.cache_fixture}'::regclass[])[1])::oid::text as v", "{}");
+        bypassed("select tableoid::regclass::text as v from pitstop.cache_fixture limit 1", "{}");
+        bypassed(
+            "select count(*)::text as v from pitstop.cache_fixture tablesample bernoulli (50)",
+            "{}",
+        );
+        assert!(second_call_hits(
+            "select v from pitstop.cache_fixture where id = '1'::pitstop.cache_plain_id"
+        ));
+        assert!(second_call_hits("select 'pitstop.cache_fixture'::regclass::oid::text as v"));
     }
 
     /// The memo of analysed texts outlives every call: long texts are not kept, and what is

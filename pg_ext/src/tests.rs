@@ -735,6 +735,32 @@ pub mod tests {
         assert!(!reasons.contains("could not be planned"), "{reasons}");
     }
 
+    /// An ERROR inside pitstop's own SQL that is caught without a subtransaction (the cache's
+    /// `shielded` steps) leaves the caller's search_path as it was (review R16: it had kept
+    /// `pg_catalog, pg_temp`, and a SECURITY DEFINER caller then read the invoker's pg_temp).
+    #[pg_test]
+    fn a_pinned_search_path_is_put_back_after_an_error_caught_without_a_subtransaction() {
+        Spi::run("SET LOCAL search_path = public, pitstop").unwrap();
+        let caught = crate::pg::subxact::shielded(|| {
+            crate::pg::guc::with_pinned_search_path(|| -> i32 { pgrx::error!("boom") })
+        });
+        assert!(caught.is_none());
+        assert_eq!(
+            Spi::get_one::<String>("SHOW search_path").unwrap().as_deref(),
+            Some("public, pitstop")
+        );
+        let nested = crate::pg::subxact::shielded(|| {
+            crate::pg::guc::with_pinned_search_path(|| {
+                crate::pg::guc::with_pinned_search_path(|| -> i32 { pgrx::error!("deeper") })
+            })
+        });
+        assert!(nested.is_none());
+        assert_eq!(
+            Spi::get_one::<String>("SHOW search_path").unwrap().as_deref(),
+            Some("public, pitstop")
+        );
+    }
+
     /// pitstop's own SQL resolves functions in pg_catalog only: overloads that match its
     /// arguments better (CVE-2018-1058's pattern), planted in a schema on the caller's
     /// search_path, are never called, and the caller's search_path is the same afterwards.

@@ -324,7 +324,9 @@ pub fn call(
                 versions: &versions,
                 reads,
             };
-            subxact::shielded(|| store_result(&store, locks, &input))
+            // In a subtransaction: the checks run SQL and take locks, which an error must not
+            // leave behind (nor the search_path they pin).
+            subxact::try_rolled_back(|| store_result(&store, locks, &input))
                 .map_or(Some(Bypass::InternalError), Result::err)
         }
     };

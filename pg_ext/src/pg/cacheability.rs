@@ -52,14 +52,24 @@ fn unstable_builtin(name: &str) -> bool {
 }
 
 /// Built-in STABLE functions that run a query of their own (`table_to_xml` reads a view, whose
-/// functions the cache never sees) or resolve a name under the session's search_path and
-/// temporary schema when the query runs (`'t'::text::regclass`).
+/// functions the cache never sees) or resolve or print a name under the session's search_path
+/// and temporary schema when the query runs (`'t'::text::regclass`, `tableoid::regclass::text`).
 fn runs_sql_or_resolves_names(name: &str) -> bool {
     name.contains("_to_xml")
         || matches!(
             name,
             "regclass"
                 | "regclassin"
+                | "regclassout"
+                | "regtypeout"
+                | "regprocout"
+                | "regprocedureout"
+                | "regoperout"
+                | "regoperatorout"
+                | "regconfigout"
+                | "regdictionaryout"
+                | "regnamespaceout"
+                | "regcollationout"
                 | "regtypein"
                 | "regprocin"
                 | "regprocedurein"
@@ -206,8 +216,18 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, context: *mut c_void
         let walk = &mut *(context as *mut Walk);
         // A type named in the query resolves through the session's own temporary schema
         // first: `5::d`, `array[]::d[]`, `$1::d`, a column definition list.
-        if has_expression_type((*node).type_) && temporary_type(pg_sys::exprType(node), 0) {
-            return walk.found(Bypass::TemporaryTable);
+        if has_expression_type((*node).type_) {
+            let typid = pg_sys::exprType(node);
+            if temporary_type(typid, 0) {
+                return walk.found(Bypass::TemporaryTable);
+            }
+            // A value holding a name (`'{t}'::regclass[]`, `tableoid::regclass`, a row with a
+            // regclass field); a plain reg* constant is judged by the object it names, below.
+            let judged_constant =
+                (*node).type_ == pg_sys::NodeTag::T_Const && names_one_object(typid);
+            if !judged_constant && names_an_object(typid) {
+                return walk.found(Bypass::TemporaryTable);
+            }
         }
         match (*node).type_ {
             pg_sys::NodeTag::T_Query => {
@@ -223,6 +243,10 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, context: *mut c_void
                 );
             }
             pg_sys::NodeTag::T_RangeTblEntry => {
+                // TABLESAMPLE draws other rows on every run.
+                if !(*(node as *mut pg_sys::RangeTblEntry)).tablesample.is_null() {
+                    return walk.found(Bypass::VolatileFunction);
+                }
                 if let Some((relid, relkind)) =
                     crate::pg::range_table::relation(node as *mut pg_sys::RangeTblEntry)
                 {
@@ -299,8 +323,19 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, context: *mut c_void
                 if coltypes.iter().any(|cell| involves_time(cell.oid_value, 0)) {
                     return walk.found(Bypass::RelativeTime);
                 }
+                if coltypes.iter().any(|cell| names_an_object(cell.oid_value)) {
+                    return walk.found(Bypass::TemporaryTable);
+                }
+                if coltypes.iter().any(|cell| runs_domain_checks(cell.oid_value)) {
+                    return walk.found(Bypass::StableFunction);
+                }
             }
             pg_sys::NodeTag::T_NextValueExpr => return walk.found(Bypass::VolatileFunction),
+            pg_sys::NodeTag::T_CoerceToDomain
+                if runs_domain_checks((*(node as *mut pg_sys::CoerceToDomain)).resulttype) =>
+            {
+                return walk.found(Bypass::StableFunction);
+            }
             _ => {}
         }
         if pg_sys::check_functions_in_node(node, Some(function_check), context) {
@@ -480,6 +515,24 @@ unsafe fn names_temporary_object(constant: *mut pg_sys::Const) -> bool {
     }
 }
 
+/// Whether a constant of this type holds one name that `names_temporary_object` judges.
+fn names_one_object(typid: pg_sys::Oid) -> bool {
+    [
+        pg_sys::REGCLASSOID,
+        pg_sys::REGPROCOID,
+        pg_sys::REGPROCEDUREOID,
+        pg_sys::REGOPEROID,
+        pg_sys::REGOPERATOROID,
+        pg_sys::REGCOLLATIONOID,
+        pg_sys::REGCONFIGOID,
+        pg_sys::REGDICTIONARYOID,
+        pg_sys::REGNAMESPACEOID,
+        pg_sys::REGTYPEOID,
+        pg_sys::REGROLEOID,
+    ]
+    .contains(&typid)
+}
+
 /// Whether values of this type are text (or arrays or domains of text), whose input never
 /// reads the clock.
 ///
@@ -516,41 +569,107 @@ unsafe fn scalar_type(typid: pg_sys::Oid) -> pg_sys::Oid {
 /// # Safety
 /// Catalog lookups: inside a transaction.
 unsafe fn involves_time(typid: pg_sys::Oid, depth: u32) -> bool {
+    let time = [
+        pg_sys::DATEOID,
+        pg_sys::TIMEOID,
+        pg_sys::TIMETZOID,
+        pg_sys::TIMESTAMPOID,
+        pg_sys::TIMESTAMPTZOID,
+    ];
+    // SAFETY: the caller's contract.
+    unsafe { type_holds(typid, depth, &|t| time.contains(&t), true) }
+}
+
+/// Whether a value of this type holds a name looked up when the query runs, through the
+/// session's own temporary schema first: a reg* type (`regclass`, `regtype`, …), or a domain,
+/// array, range or row type built on one.
+///
+/// # Safety
+/// Catalog lookups: inside a transaction.
+unsafe fn names_an_object(typid: pg_sys::Oid) -> bool {
+    let reg = [
+        pg_sys::REGCLASSOID,
+        pg_sys::REGTYPEOID,
+        pg_sys::REGPROCOID,
+        pg_sys::REGPROCEDUREOID,
+        pg_sys::REGOPEROID,
+        pg_sys::REGOPERATOROID,
+        pg_sys::REGCONFIGOID,
+        pg_sys::REGDICTIONARYOID,
+        pg_sys::REGNAMESPACEOID,
+        pg_sys::REGROLEOID,
+        pg_sys::REGCOLLATIONOID,
+    ];
+    // SAFETY: the caller's contract.
+    unsafe { type_holds(typid, 0, &|t| reg.contains(&t), false) }
+}
+
+/// Whether coercing a value to this type runs a domain's constraints (a CHECK may call any
+/// function, `current_setting` among them): a domain that has some, or an array, range or row
+/// type built on one.
+///
+/// # Safety
+/// Catalog lookups: inside a transaction.
+unsafe fn runs_domain_checks(typid: pg_sys::Oid) -> bool {
+    // SAFETY: the caller's contract; DomainHasConstraints is false for other types.
+    unsafe {
+        type_holds(
+            typid,
+            0,
+            &|t| {
+                t.to_u32() >= pg_sys::FirstNormalObjectId
+                    && pg_sys::get_typtype(t) as u8 == pg_sys::TYPTYPE_DOMAIN
+                    && pg_sys::DomainHasConstraints(t)
+            },
+            false,
+        )
+    }
+}
+
+/// Whether `found` holds for this type, its domain's base type, or a type it is built on
+/// (array element, range subtype, row type attribute); a pseudo-type counts as `pseudo`, and
+/// a nesting deeper than 8 as found.
+///
+/// # Safety
+/// Catalog lookups: inside a transaction.
+unsafe fn type_holds(
+    typid: pg_sys::Oid,
+    depth: u32,
+    found: &dyn Fn(pg_sys::Oid) -> bool,
+    pseudo: bool,
+) -> bool {
     // SAFETY: the caller's contract; the row type's descriptor is a copy we free.
     unsafe {
         if depth > 8 {
             return true;
         }
+        if found(typid) {
+            return true;
+        }
         let base = pg_sys::getBaseType(typid);
-        if [
-            pg_sys::DATEOID,
-            pg_sys::TIMEOID,
-            pg_sys::TIMETZOID,
-            pg_sys::TIMESTAMPOID,
-            pg_sys::TIMESTAMPTZOID,
-        ]
-        .contains(&base)
-        {
+        if base != typid && found(base) {
             return true;
         }
         let element = pg_sys::get_element_type(base);
         if element != pg_sys::Oid::INVALID {
-            return involves_time(element, depth + 1);
+            return type_holds(element, depth + 1, found, pseudo);
         }
         match pg_sys::get_typtype(base) as u8 {
-            pg_sys::TYPTYPE_RANGE => involves_time(pg_sys::get_range_subtype(base), depth + 1),
-            pg_sys::TYPTYPE_MULTIRANGE => {
-                involves_time(pg_sys::get_multirange_range(base), depth + 1)
+            pg_sys::TYPTYPE_RANGE => {
+                type_holds(pg_sys::get_range_subtype(base), depth + 1, found, pseudo)
             }
-            pg_sys::TYPTYPE_PSEUDO => true,
+            pg_sys::TYPTYPE_MULTIRANGE => {
+                type_holds(pg_sys::get_multirange_range(base), depth + 1, found, pseudo)
+            }
+            pg_sys::TYPTYPE_PSEUDO => pseudo,
             pg_sys::TYPTYPE_COMPOSITE => {
                 let desc = pg_sys::lookup_rowtype_tupdesc_copy(base, -1);
                 let attributes = crate::pg::tuple_desc::attributes(desc);
-                let found = attributes
+                let held = attributes
                     .iter()
-                    .any(|a| !a.attisdropped && involves_time(a.atttypid, depth + 1));
+                    .any(|a| !a.attisdropped && type_holds(a.atttypid, depth + 1, found, pseudo));
                 pg_sys::FreeTupleDesc(desc);
-                found
+                held
             }
             _ => false,
         }
@@ -684,6 +803,10 @@ pub fn analyze(sql: &str) -> Result<Analysis, PitstopError> {
         if param_types.iter().any(|t| names_an_object(*t)) {
             walk.bypass.get_or_insert(Bypass::TemporaryTable);
         }
+        // A parameter of a domain type is read through its constraints when the query runs.
+        if param_types.iter().any(|t| runs_domain_checks(*t)) {
+            walk.bypass.get_or_insert(Bypass::StableFunction);
+        }
         if walk.bypass.is_none() {
             walk.bypass = code_the_walk_cannot_see(&walk.aggregates, walk.makes_json);
         }
@@ -692,30 +815,6 @@ pub fn analyze(sql: &str) -> Result<Analysis, PitstopError> {
         }
         Ok(Analysis { param_types, bypass: walk.bypass, param_not_text })
     }
-}
-
-/// Whether a type is a reg* type (`regclass`, `regtype`, …), or an array or domain of one:
-/// its values are names looked up when the query runs.
-///
-/// # Safety
-/// Catalog lookups: inside a transaction.
-unsafe fn names_an_object(typid: pg_sys::Oid) -> bool {
-    // SAFETY: the caller's contract.
-    let scalar = unsafe { scalar_type(typid) };
-    [
-        pg_sys::REGCLASSOID,
-        pg_sys::REGTYPEOID,
-        pg_sys::REGPROCOID,
-        pg_sys::REGPROCEDUREOID,
-        pg_sys::REGOPEROID,
-        pg_sys::REGOPERATOROID,
-        pg_sys::REGCONFIGOID,
-        pg_sys::REGDICTIONARYOID,
-        pg_sys::REGNAMESPACEOID,
-        pg_sys::REGROLEOID,
-        pg_sys::REGCOLLATIONOID,
-    ]
-    .contains(&scalar)
 }
 
 /// Why functions the analysed query does not name, but runs, keep it out of the cache: the

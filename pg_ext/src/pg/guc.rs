@@ -174,10 +174,22 @@ pub fn with_pinned_search_path<R>(f: impl FnOnce() -> R) -> R {
 }
 
 fn with_settings<R>(settings: &[(&std::ffi::CStr, &std::ffi::CStr)], f: impl FnOnce() -> R) -> R {
-    // SAFETY: a GUC nest level opened and closed around `f` as fmgr_security_definer does; if
-    // `f` raises an ERROR, the (sub)transaction's abort unwinds the level and the settings.
+    /// Puts the settings back when `f` unwinds (an ERROR is a panic on its way out): a caller
+    /// that catches it without a subtransaction would otherwise keep them.
+    struct Level(std::ffi::c_int);
+    impl Drop for Level {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                // SAFETY: the level opened below, closed once; pgrx has flushed the error
+                // state before unwinding, and AtEOXact_GUC also closes any level `f` left open.
+                unsafe { pg_sys::AtEOXact_GUC(false, self.0) };
+            }
+        }
+    }
+    // SAFETY: a GUC nest level opened and closed around `f` as fmgr_security_definer does.
     unsafe {
-        let level = pg_sys::NewGUCNestLevel();
+        let level = Level(pg_sys::NewGUCNestLevel());
+        let level_number = level.0;
         for (name, value) in settings {
             pg_sys::set_config_option(
                 name.as_ptr(),
@@ -191,7 +203,8 @@ fn with_settings<R>(settings: &[(&std::ffi::CStr, &std::ffi::CStr)], f: impl FnO
             );
         }
         let result = f();
-        pg_sys::AtEOXact_GUC(true, level);
+        std::mem::forget(level);
+        pg_sys::AtEOXact_GUC(true, level_number);
         result
     }
 }

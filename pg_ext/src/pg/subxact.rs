@@ -91,15 +91,25 @@ pub fn message(error: &pg_sys::panic::CaughtError) -> String {
 }
 
 /// Runs `f`, turning any ERROR or panic inside it into `None`: used after a statement has
-/// already succeeded, which must not fail because of what we do next.
+/// already succeeded, which must not fail because of what we do next. There is no
+/// subtransaction to clean up after an error, so `f` must not run SQL or take locks (use
+/// `try_rolled_back`). A query cancel is raised again, as in a subtransaction: the user's
+/// cancel and the session's statement_timeout end the statement.
+// pgrx's CaughtError is large, but only an error path carries it.
+#[allow(clippy::result_large_err)]
 pub fn shielded<R>(f: impl FnOnce() -> R) -> Option<R> {
+    timeout::forget_ran_out();
     // SAFETY: reading the current context pointer, restored below.
     let context = unsafe { pg_sys::CurrentMemoryContext };
-    let result = pgrx::PgTryBuilder::new(std::panic::AssertUnwindSafe(|| Some(f())))
-        .catch_others(|_| None)
-        .catch_rust_panic(|_| None)
+    let result = pgrx::PgTryBuilder::new(std::panic::AssertUnwindSafe(|| Ok(f())))
+        .catch_others(Err)
+        .catch_rust_panic(Err)
         .execute();
     // SAFETY: the caller's context is alive; a caught error may have left us elsewhere.
     unsafe { pg_sys::MemoryContextSwitchTo(context) };
-    result
+    match result {
+        Ok(value) => Some(value),
+        Err(error) if is_query_cancel(&error) && !timeout::cancel_was_ours() => error.rethrow(),
+        Err(_) => None,
+    }
 }
