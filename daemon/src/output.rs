@@ -50,6 +50,19 @@ pub fn printable(text: &str) -> String {
     }
 }
 
+/// `text` printable (`printable`) and on one line: newlines, tabs and the Unicode line and
+/// paragraph separators become spaces. For a line that must not be forged, such as a progress
+/// line: a table named `x\n[2/2] reindex public.orders: ok` would otherwise print two.
+pub fn one_line(text: &str) -> String {
+    let breaks = |c: char| matches!(c, '\n' | '\t' | '\u{2028}' | '\u{2029}');
+    let shown = printable(text);
+    if shown.contains(breaks) {
+        shown.chars().map(|c| if breaks(c) { ' ' } else { c }).collect()
+    } else {
+        shown
+    }
+}
+
 fn cell(value: &Value, wide: bool) -> String {
     let text = printable(&match value {
         Value::Null => String::new(),
@@ -99,6 +112,18 @@ mod tests {
                 !render(std::slice::from_ref(&row), Style::Table { wide }, "").contains('\u{1b}')
             );
         }
+    }
+
+    #[test]
+    fn one_line_output_has_no_line_breaks_and_no_escapes() {
+        let forged = "x\n[2/2] reindex public.orders: ok in 0s\r\t\u{2028}y\u{1b}[2J\u{202E}";
+        let shown = one_line(forged);
+        assert_eq!(
+            shown, "x [2/2] reindex public.orders: ok in 0s\u{FFFD}  y\u{FFFD}[2J\u{FFFD}",
+            "{shown:?}"
+        );
+        assert!(!shown.chars().any(char::is_control), "{shown:?}");
+        assert_eq!(one_line("plain text"), "plain text");
     }
 
     fn rows() -> Vec<Map<String, Value>> {

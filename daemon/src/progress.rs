@@ -37,10 +37,10 @@ impl Line {
         Line { bar: std::io::stderr().is_terminal().then(make) }
     }
 
-    /// Shows `message` (printable: it may come from the server), and on a bar moves it to
-    /// `position`.
+    /// Shows `message` (printable and on one line: it may come from the server), and on a bar
+    /// moves it to `position`.
     pub fn show(&self, message: String, position: Option<u64>) {
-        let message = crate::output::printable(&message);
+        let message = crate::output::one_line(&message);
         match &self.bar {
             Some(bar) => {
                 if let Some(position) = position {

@@ -10,6 +10,7 @@ use crate::http::console::reader::{rows_of, ReadError, Rows, Section};
 use crate::http::console::section_json;
 use crate::monitor::catalog::{CPU, DISK_READ, DISK_WRITTEN, LOAD1, MEM_TOTAL, MEM_USED};
 use crate::monitor::host::HostSampler;
+use crate::output::one_line;
 use crate::service::state::unix_now;
 use crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 use crossterm::{cursor, execute, queue, terminal};
@@ -328,13 +329,13 @@ pub fn render(f: &Frame, title: &str, width: usize, height: usize) -> Vec<String
                 lines.push("  nothing is running".into());
             }
         }
-        Err(e) => lines.push(format!("active statements: {}", e.explain())),
+        Err(e) => lines.push(format!("active statements: {}", one_line(&e.explain()))),
     }
     lines.push(String::new());
     match &f.top_statements {
         None => lines
             .push("top statements: from the next refresh (pg_stat_statements differenced)".into()),
-        Some(Err(e)) => lines.push(format!("top statements: {}", e.explain())),
+        Some(Err(e)) => lines.push(format!("top statements: {}", one_line(&e.explain()))),
         Some(Ok(busy)) => {
             lines.push(format!("top statements by time in the last {:.1} s:", f.interval_seconds));
             lines.push(format!(
@@ -459,7 +460,7 @@ pub fn command(connection: &Explicit<'_>, interval: Duration, json: bool) -> Exi
     match live(&runtime, &mut sampler, &title, interval) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: pitstop top: {e}");
+            eprintln!("error: pitstop top: {}", one_line(&e.to_string()));
             ExitCode::FAILURE
         }
     }
@@ -571,6 +572,17 @@ mod tests {
         assert!(lines.len() <= 20, "{lines:#?}");
         assert!(lines.iter().any(|l| l.starts_with("… ") && l.ends_with("more")), "{lines:#?}");
         assert!(lines.iter().any(|l| l.contains("SELECT 1")), "{lines:#?}");
+    }
+
+    #[test]
+    fn a_server_message_stays_on_its_line() {
+        let mut f = frame(1);
+        let hostile = "boom\n  nothing is running\u{1b}[2J";
+        f.active = Err(ReadError { kind: "failed", sqlstate: None, message: hostile.into() });
+        f.top_statements = Some(Err(ReadError::unavailable(hostile.into())));
+        let lines = render(&f, "pitstop top", 200, 40);
+        assert!(lines.iter().all(|l| !l.chars().any(char::is_control)), "{lines:#?}");
+        assert!(!lines.iter().any(|l| l == "  nothing is running"), "{lines:#?}");
     }
 
     #[test]

@@ -210,10 +210,10 @@ fn print_progress(event: Progress<'_>) {
     eprintln!("{}", progress_line(&event));
 }
 
-/// A progress line, printable: names and server messages come from the database, where any
-/// role may put terminal escapes in a table's name.
+/// A progress line, printable and on one line: names and server messages come from the
+/// database, where any role may put terminal escapes or a newline in a table's name.
 fn progress_line(event: &Progress<'_>) -> String {
-    output::printable(&match event {
+    output::one_line(&match event {
         Progress::Start { n, of, action, attempt } => {
             let again = if *attempt > 1 { format!(" (attempt {attempt})") } else { String::new() };
             format!(
@@ -295,13 +295,13 @@ fn print_report(report: &RunReport, style: Style) {
             }))
         })
         .collect();
-    let line = format!(
+    let line = output::one_line(&format!(
         "run {} (job {}): {}, {}",
         report.run_id,
         report.job,
         report.outcome.as_str(),
         report.detail
-    );
+    ));
     if !rows.is_empty() {
         println!("{}", output::render(&rows, style, ""));
     }
@@ -344,5 +344,16 @@ mod tests {
         let end = progress_line(&Progress::End { n: 1, of: 1, report: &report });
         assert!(no_control(&end), "{end:?}");
         assert!(end.contains("failed after 200ms: relation evil."), "{end:?}");
+        // A name with a newline cannot forge a second progress line.
+        let forged = ActionReport {
+            target: "public.\"x\n[2/2] reindex public.orders: ok in 0s\"".into(),
+            outcome: Outcome::Ok,
+            error: None,
+            detail: None,
+            ..report
+        };
+        let end = progress_line(&Progress::End { n: 1, of: 2, report: &forged });
+        assert!(!end.contains('\n') && !end.contains('\t'), "{end:?}");
+        assert!(end.starts_with("[1/2] vacuum public.\"x [2/2] reindex"), "{end:?}");
     }
 }
