@@ -81,6 +81,16 @@ fn runs_failing_by_division(dsn: &str, script: &str) -> Vec<(u64, u64)> {
     counts
 }
 
+/// The report's row of the statement whose text holds `marker`.
+fn statement_row<'a>(out: &'a Value, marker: &str) -> &'a Value {
+    out["statements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["statement"].as_str().unwrap().contains(marker))
+        .expect("the statement's row")
+}
+
 fn cluster() -> PgCluster {
     let setup = "CREATE EXTENSION pg_stat_statements;
                  CREATE TABLE seen(client int, at timestamptz DEFAULT clock_timestamp())";
@@ -121,12 +131,7 @@ fn a_ramp_reports_each_stage_with_its_clients_and_the_servers_view() {
     let rows: i64 = client.query_one("SELECT count(*) FROM seen", &[]).unwrap().get(0);
     assert_eq!(rows as u64, out["transactions"].as_u64().unwrap());
     // The server counted exactly the client's calls of the probe.
-    let probe = out["statements"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["statement"].as_str().unwrap().contains("bench_probe"))
-        .expect("probe row");
+    let probe = statement_row(&out, "bench_probe");
     assert_eq!(probe["line"], 3);
     assert_eq!(probe["client_calls"], probe["server_calls"], "{probe}");
     assert!(probe["client_calls"].as_u64().unwrap() > 0);
@@ -491,4 +496,37 @@ fn the_clients_percentiles_agree_with_pitstop_query_latency() {
             );
         }
     }
+}
+
+/// Review R17 finding 3: the observer reads pg_stat_statements with pitstop's own statements;
+/// a relation of that name planted ahead on the user's path (here the schema named after the
+/// superuser, the default path's "$user") is never read, and the server's columns are real.
+#[test]
+fn the_observer_reads_pg_stat_statements_where_the_extension_is_not_a_planted_view() {
+    let cluster = cluster();
+    let mut client = cluster.connect();
+    let me: String = client.query_one("SELECT current_user::text", &[]).unwrap().get(0);
+    let schema = format!("\"{}\"", me.replace('"', "\"\""));
+    client
+        .batch_execute(&format!(
+            "CREATE ROLE planter;
+             CREATE TABLE public.planted_reads(who text);
+             GRANT INSERT ON public.planted_reads TO PUBLIC;
+             CREATE SCHEMA {schema} AUTHORIZATION planter;
+             SET ROLE planter;
+             CREATE FUNCTION {schema}.note() RETURNS bool LANGUAGE plpgsql AS $$
+             BEGIN INSERT INTO public.planted_reads VALUES (current_user); RETURN false; END $$;
+             CREATE VIEW {schema}.pg_stat_statements AS
+                 SELECT * FROM public.pg_stat_statements WHERE {schema}.note();
+             RESET ROLE;"
+        ))
+        .unwrap();
+    let file = Script::new("planted", "probe.sql", "SELECT 1 AS bench_planted_probe;\n");
+    let out = bench_json(&cluster, &["-f", file.path(), "--duration", "1s"]);
+    let read: i64 =
+        client.query_one("SELECT count(*) FROM public.planted_reads", &[]).unwrap().get(0);
+    assert_eq!(read, 0, "the planted view ran as the bench's role");
+    let probe = statement_row(&out, "bench_planted_probe");
+    assert!(probe["client_calls"].as_u64().unwrap() > 0, "{probe}");
+    assert_eq!(probe["client_calls"], probe["server_calls"], "{probe}");
 }

@@ -190,7 +190,9 @@ pub fn command(connection: &Explicit<'_>, args: &Args, json: bool) -> ExitCode {
         Err(e) => return fail(format!("{e:#}")),
     };
     runtime.block_on(async move {
-        let observer = match db::connect(&target).await {
+        // The observer runs pitstop's own statements: pinned like every other pitstop session.
+        let observer_target = db::Target { pin_search_path: true, ..target.clone() };
+        let observer = match db::connect(&observer_target).await {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("error: {e:#}");
@@ -200,9 +202,15 @@ pub fn command(connection: &Explicit<'_>, args: &Args, json: bool) -> ExitCode {
         let needs = |name: &str| scripts.iter().any(|s| !script::undefined_variables(s, &HashSet::new()).iter().all(|v| v != name));
         if needs("scale") && !predefined.contains_key("scale") {
             // As pgbench: the scale is the number of branches.
-            match observer.query_one("SELECT count(*) FROM pgbench_branches", &[]).await {
-                Ok(row) => predefined.insert("scale".into(), expr::Value::Int(row.get::<_, i64>(0))),
-                Err(e) => return fail(format!(":scale is not set and pgbench_branches cannot be counted ({}); give -D scale=N", db::describe_pg(&e))),
+            // pgbench_branches is the user's name: counted with the user's search_path.
+            let counted = db::with_users_search_path(&observer, async {
+                Ok(observer.query_one("SELECT pg_catalog.count(*) FROM pgbench_branches", &[]).await)
+            })
+            .await;
+            match counted {
+                Err(e) => return fail(format!("{e:#}")),
+                Ok(Ok(row)) => predefined.insert("scale".into(), expr::Value::Int(row.get::<_, i64>(0))),
+                Ok(Err(e)) => return fail(format!(":scale is not set and pgbench_branches cannot be counted ({}); give -D scale=N", db::describe_pg(&e))),
             };
         }
         let mut known: HashSet<String> = predefined.keys().cloned().collect();

@@ -8,20 +8,22 @@ use tokio_postgres::Client;
 pub type Snapshot = HashMap<i64, (i64, f64, String)>;
 
 pub async fn snapshot(client: &Client) -> Result<Option<Snapshot>, String> {
-    let present = client
-        .query_one("SELECT to_regclass('pg_stat_statements') IS NOT NULL", &[])
+    // Its schema from pg_extension, as the snapshot job finds it: a name resolved on the path
+    // could find a relation of that name that someone else put ahead of it.
+    let Some(schema) = crate::maintenance::snapshot::locate(client)
         .await
         .map_err(|e| crate::db::describe_pg(&e))?
-        .get::<_, bool>(0);
-    if !present {
+    else {
         return Ok(None);
-    }
+    };
     let rows = client
         .query(
-            "SELECT queryid, calls, total_exec_time, query FROM pg_stat_statements
-             WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-               AND userid = (SELECT oid FROM pg_roles WHERE rolname = current_user)
-               AND queryid IS NOT NULL",
+            &format!(
+                "SELECT queryid, calls, total_exec_time, query FROM {schema}.pg_stat_statements
+                 WHERE dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
+                   AND userid = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = CURRENT_USER)
+                   AND queryid IS NOT NULL"
+            ),
             &[],
         )
         .await
@@ -42,7 +44,7 @@ pub async fn snapshot(client: &Client) -> Result<Option<Snapshot>, String> {
 /// the view is not there.
 pub async fn latency(client: &Client) -> Option<HashMap<i64, [Option<f64>; 3]>> {
     let present = client
-        .query_one("SELECT to_regclass('pitstop.query_latency') IS NOT NULL", &[])
+        .query_one("SELECT pg_catalog.to_regclass('pitstop.query_latency') IS NOT NULL", &[])
         .await
         .ok()?
         .get::<_, bool>(0);
@@ -52,8 +54,8 @@ pub async fn latency(client: &Client) -> Option<HashMap<i64, [Option<f64>; 3]>> 
     let rows = client
         .query(
             "SELECT queryid, p50::float8, p95::float8, p99::float8 FROM pitstop.query_latency
-             WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-               AND userid = (SELECT oid FROM pg_roles WHERE rolname = current_user)",
+             WHERE dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
+               AND userid = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = CURRENT_USER)",
             &[],
         )
         .await
