@@ -366,26 +366,87 @@ async fn act(
     }
 }
 
-/// The invalid copies of a reindex row's index on its table: what `REINDEX INDEX
-/// CONCURRENTLY` names `<index>_ccnew[N]` (the index's name shortened to fit, if need be),
-/// by oid with their quoted qualified names.
-const COPIES: &str = "SELECT c.oid, pg_catalog.format('%I.%I', n.nspname, c.relname) \
-       FROM pg_catalog.pg_index i \
-       JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid \
-       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-       JOIN pg_catalog.pg_class t ON t.oid = i.indrelid \
-       JOIN pg_catalog.pg_namespace tn ON tn.oid = t.relnamespace \
-      WHERE NOT i.indisvalid AND tn.nspname = $1 AND t.relname = $2 AND n.oid = tn.oid \
-        AND c.relname ~ '_ccnew[0-9]*$' \
-        AND pg_catalog.starts_with($3, pg_catalog.regexp_replace(c.relname, '_ccnew[0-9]*$', ''))";
+/// Whether another session of this database is building an index on the table `t` (or a
+/// build whose table this role may not see): its invalid index may be what it is building,
+/// not a leftover.
+const NO_BUILD_UNDER_WAY: &str =
+    "NOT EXISTS (SELECT FROM pg_catalog.pg_stat_progress_create_index p \
+      WHERE p.pid <> pg_catalog.pg_backend_pid() AND (p.relid = t.oid OR p.relid IS NULL) \
+        AND p.datid = (SELECT d.oid FROM pg_catalog.pg_database d \
+                        WHERE d.datname = pg_catalog.current_database()))";
 
+/// The invalid indexes of a reindex row's table named like a copy (`…_ccnew[N]`), with what
+/// tells a copy of the row's index: by oid, their quoted qualified name, name, quoted name and
+/// definition, and the index's quoted name and definition.
+fn candidates() -> String {
+    format!(
+        "SELECT c.oid, pg_catalog.format('%I.%I', n.nspname, c.relname), c.relname::text, \
+                pg_catalog.quote_ident(c.relname), pg_catalog.pg_get_indexdef(c.oid), \
+                pg_catalog.quote_ident(o.relname), pg_catalog.pg_get_indexdef(o.oid) \
+           FROM pg_catalog.pg_index i \
+           JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid \
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+           JOIN pg_catalog.pg_class t ON t.oid = i.indrelid \
+           JOIN pg_catalog.pg_namespace tn ON tn.oid = t.relnamespace \
+           JOIN pg_catalog.pg_class o ON o.relnamespace = tn.oid AND o.relname = $3 \
+           JOIN pg_catalog.pg_index oi ON oi.indexrelid = o.oid AND oi.indrelid = t.oid \
+          WHERE NOT i.indisvalid AND tn.nspname = $1 AND t.relname = $2 AND n.oid = tn.oid \
+            AND c.oid <> o.oid AND c.relname ~ '_ccnew[0-9]*$' AND {NO_BUILD_UNDER_WAY}"
+    )
+}
+
+/// Whether `copy` is a name PostgreSQL chooses for `REINDEX INDEX CONCURRENTLY`'s copy of
+/// `index` (ChooseRelationName): `<index>_ccnew`, or `<index>_ccnew<N>` when that name is
+/// taken, the index's name clipped at a character boundary so that the whole name fits
+/// NAMEDATALEN - 1 (63) bytes.
+pub fn is_copy_name(index: &str, copy: &str) -> bool {
+    let Some(at) = copy.rfind("_ccnew") else { return false };
+    let number = &copy[at + "_ccnew".len()..];
+    if !number.is_empty()
+        && (number.starts_with('0') || !number.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return false;
+    }
+    let mut end = index.len().min(63usize.saturating_sub(copy.len() - at));
+    while !index.is_char_boundary(end) {
+        end -= 1;
+    }
+    copy[..at] == index[..end]
+}
+
+/// The invalid copies of a reindex row's index on its table, by oid with their quoted
+/// qualified names: named as PostgreSQL names the copy, defined as the index is apart from
+/// the name, and not being built by another session.
 async fn leftover_copies(
     client: &Client,
     row: &command::PlanRow,
 ) -> Result<Vec<(u32, String)>, tokio_postgres::Error> {
     let index = row.index_name.as_deref().unwrap_or_default();
-    let rows = client.query(COPIES, &[&row.schema, &row.relation, &index]).await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    let rows = client.query(&candidates(), &[&row.schema, &row.relation, &index]).await?;
+    Ok(rows
+        .iter()
+        .filter(|r| {
+            let (name, quoted, definition) =
+                (r.get::<_, String>(2), r.get::<_, String>(3), r.get::<_, String>(4));
+            let (index_quoted, index_definition) = (r.get::<_, String>(5), r.get::<_, String>(6));
+            is_copy_name(index, &name)
+                && definition.replacen(&quoted, &index_quoted, 1) == index_definition
+        })
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}
+
+/// A listed copy's quoted qualified name, looked up again by oid right before it is dropped:
+/// None once it is valid, gone, or an index build on its table is under way.
+fn still_a_leftover() -> String {
+    format!(
+        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) \
+           FROM pg_catalog.pg_index i \
+           JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid \
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+           JOIN pg_catalog.pg_class t ON t.oid = i.indrelid \
+          WHERE i.indexrelid = $1 AND NOT i.indisvalid AND {NO_BUILD_UNDER_WAY}"
+    )
 }
 
 /// What was done about the copies a failed REINDEX left.
@@ -421,7 +482,22 @@ async fn drop_new_copies(
     };
     let mut notes = Vec::new();
     let mut all_dropped = true;
-    for (_, name) in after.iter().filter(|(oid, _)| !before.iter().any(|(b, _)| b == oid)) {
+    for (oid, listed) in after.iter().filter(|(oid, _)| !before.iter().any(|(b, _)| b == oid)) {
+        let name = match client.query_opt(&still_a_leftover(), &[oid]).await {
+            Ok(Some(row)) => row.get::<_, String>(0),
+            Ok(None) => {
+                notes.push(format!("the index {listed} is valid now, gone, or an index is being built on its table: left alone"));
+                continue;
+            }
+            Err(e) => {
+                all_dropped = false;
+                notes.push(format!(
+                    "the invalid index {listed} the attempt left could not be checked ({}): run DROP INDEX CONCURRENTLY {listed}",
+                    describe_pg(&e)
+                ));
+                continue;
+            }
+        };
         match client.batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {name}")).await {
             Ok(()) => notes.push(format!("dropped the invalid index {name} the attempt left")),
             Err(e) => {
@@ -474,4 +550,31 @@ async fn perform(
 
 fn round(d: Duration) -> Duration {
     Duration::from_millis(d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_copy_name;
+
+    #[test]
+    fn only_the_names_postgres_gives_a_copy_are_copies() {
+        assert!(is_copy_name("orders_v_idx", "orders_v_idx_ccnew"));
+        assert!(is_copy_name("orders_v_idx", "orders_v_idx_ccnew1"));
+        assert!(is_copy_name("orders_v_idx", "orders_v_idx_ccnew12"));
+        // A prefix of the index's name, another index's copy, or not PostgreSQL's number.
+        assert!(!is_copy_name("orders_v_idx", "o_ccnew"));
+        assert!(!is_copy_name("orders_v_idx", "_ccnew"));
+        assert!(!is_copy_name("orders_v_idx", "orders_v_ccnew"));
+        assert!(!is_copy_name("orders_v_idx", "orders_v_idx2_ccnew"));
+        assert!(!is_copy_name("orders_v_idx", "orders_v_idx_ccnew01"));
+        assert!(!is_copy_name("orders_v_idx", "orders_v_idx_ccnew1x"));
+        assert!(!is_copy_name("orders_v_idx", "orders_v_idx_ccnewer"));
+        // A long name is clipped to fit 63 bytes with the suffix, at a character boundary.
+        let long = "a".repeat(63);
+        assert!(is_copy_name(&long, &format!("{}_ccnew", "a".repeat(57))));
+        assert!(is_copy_name(&long, &format!("{}_ccnew3", "a".repeat(56))));
+        assert!(!is_copy_name(&long, &format!("{}_ccnew3", "a".repeat(55))));
+        let wide = format!("{}é", "a".repeat(56));
+        assert!(is_copy_name(&wide, &format!("{}_ccnew", "a".repeat(56))));
+    }
 }
