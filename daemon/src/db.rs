@@ -44,8 +44,14 @@ const PIN_SEARCH_PATH: &str =
     "SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false)";
 
 /// The search_path the session would have without the pin: its reset value (the role's and
-/// database's settings, PGOPTIONS, else the server's).
-const USERS_SEARCH_PATH: &str = "SELECT pg_catalog.set_config('search_path', s.reset_val, false) \
+/// database's settings, PGOPTIONS, else the server's), with pg_catalog put first. Whoever
+/// owns the database sets that value (`ALTER DATABASE … SET search_path = public, pg_catalog`),
+/// and with pg_catalog after `public` an operator or type of the same name there
+/// (`public.=(name, name)`, a domain `public.text`) would stand in for pg_catalog's in our own
+/// part of the statement; first, pg_catalog's win every exact match, as in the default path.
+/// Our part of the statement still calls nothing that an overload could match better.
+const USERS_SEARCH_PATH: &str = "SELECT pg_catalog.set_config('search_path', \
+     CASE WHEN s.reset_val = '' THEN 'pg_catalog' ELSE 'pg_catalog, ' || s.reset_val END, false) \
      FROM pg_catalog.pg_settings s WHERE s.name = 'search_path'";
 
 /// Session options of a CLI session: `statement_timeout` (None: no limit) and the fixed

@@ -243,8 +243,8 @@ impl Report {
                      SELECT rank, pg_catalog.sum(estimated_bytes) OVER w,
                             pg_catalog.pg_size_pretty(pg_catalog.sum(estimated_bytes) OVER w),
                             workload_cost_after,
-                            pg_catalog.round((100 * workload_cost_after
-                                / nullif(pg_catalog.first_value(workload_cost_before) OVER w, 0))::numeric, 1),
+                            pg_catalog.round((100.0::pg_catalog.float8 * workload_cost_after::pg_catalog.float8
+                                / nullif(pg_catalog.first_value(workload_cost_before) OVER w, 0::pg_catalog.float8))::numeric, 1),
                             ddl
                        FROM s WINDOW w AS (ORDER BY rank)
                       ORDER BY 1",

@@ -43,6 +43,29 @@ LANGUAGE plpgsql AS $$
 BEGIN PERFORM public.note('jsonb_build_object(...)'); RETURN '{}'::jsonb; END $$;
 ";
 
+/// Run by eve after PLANT (review R17): an operator and a type of pg_catalog's names, and an
+/// operator that matches `100 * float8` better than pg_catalog's, which win once eve puts
+/// `public` ahead of pg_catalog in her database's search_path: the value the user's own
+/// statements run with.
+const PLANT_OPERATORS: &str = "
+CREATE FUNCTION public.evil_eq(a name, b name) RETURNS bool LANGUAGE plpgsql AS $$
+BEGIN PERFORM public.note('=(name, name)'); RETURN a OPERATOR(pg_catalog.=) b; END $$;
+CREATE OPERATOR public.= (LEFTARG = name, RIGHTARG = name, FUNCTION = public.evil_eq);
+CREATE FUNCTION public.evil_times(a int, b float8) RETURNS float8 LANGUAGE plpgsql AS $$
+BEGIN PERFORM public.note('*(int, float8)'); RETURN a OPERATOR(pg_catalog.*) b; END $$;
+CREATE OPERATOR public.* (LEFTARG = int, RIGHTARG = float8, FUNCTION = public.evil_times);
+CREATE FUNCTION public.noted_text(v pg_catalog.text) RETURNS bool LANGUAGE plpgsql AS $$
+BEGIN PERFORM public.note('domain text'); RETURN true; END $$;
+CREATE DOMAIN public.text AS pg_catalog.text CHECK (public.noted_text(VALUE));
+";
+
+/// Each of PLANT_OPERATORS' objects wins under `search_path = public, pg_catalog`.
+const EACH_OPERATOR: &[&str] = &[
+    "SELECT count(*) FROM pg_catalog.pg_extension WHERE extname = 'pitstop'",
+    "SELECT 100 * 1.5::float8",
+    "SELECT 'x'::text",
+];
+
 /// Each overload, called unqualified under the default search_path, wins over pg_catalog's.
 const EACH_OVERLOAD: &[&str] = &[
     "SELECT array_agg(x) FROM (VALUES ('a'::text)) v(x)",
@@ -74,6 +97,17 @@ fn functions_planted_in_public_never_run_in_pitstops_sessions() {
         .unwrap()
         .get(0);
     assert_eq!(planted, 7, "an overload did not win over pg_catalog's: the test checks nothing");
+    eve.batch_execute(PLANT_OPERATORS).unwrap();
+    eve.batch_execute("ALTER DATABASE appdb SET search_path = public, pg_catalog").unwrap();
+    let mut eve_later = cluster.connect_as("eve", "appdb");
+    for sql in EACH_OPERATOR {
+        eve_later.batch_execute(sql).unwrap();
+    }
+    let planted: i64 = app_admin
+        .query_one("SELECT count(DISTINCT what) FROM public.hijacked", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(planted, 10, "an operator or type did not win: the test checks nothing");
     app_admin.batch_execute("TRUNCATE public.hijacked").unwrap();
 
     // The application's workload: a filter an index would serve, a slow statement captured.
@@ -111,6 +145,14 @@ fn functions_planted_in_public_never_run_in_pitstops_sessions() {
     assert!(advice.contains("customer_id"), "--query found no table orders:\n{advice}");
     let advice = run(&["report", "advice", "--json", "SELECT * FROM orders WHERE customer_id = 7"]);
     assert!(advice.contains("orders"), "report advice found no table orders:\n{advice}");
+    // Every statement run with the user's search_path (review R17).
+    let curve = run(&["report", "indexes", "--curve", "--json"]);
+    assert!(curve.contains("customer_id"), "{curve}");
+    run(&["report", "unhelped", "--json"]);
+    run(&["report", "index-health", "--with-advice", "--json"]);
+    eve.batch_execute("CREATE INDEX orders_id_idx ON public.orders (id)").unwrap();
+    run(&["report", "index-effect", "--index", "orders_id_idx", "--json"]);
+    run(&["cache", "invalidate", "orders", "--yes"]);
     let problems = run(&["report", "problems", "--json"]);
     assert!(problems.contains("customer_id"), "no problem listed:\n{problems}");
     run(&["report", "problems", "--advice"]);
