@@ -506,7 +506,7 @@ async fn run_with_progress(
                 let Ok(rows) = watcher.query(READING, &[&pid]).await else { continue };
                 for row in rows {
                     let (name, kind, bytes): (String, String, i64) = (row.get(0), row.get(1), row.get(2));
-                    let name = output::printable(&name);
+                    let name = output::one_line(&name);
                     if seen.insert(name.clone()) {
                         let what = if kind == "i" { "index" } else { "table" };
                         let line = format!("bloat --exact: [{:>4}s] reading {what} {name} ({} MB)", started.elapsed().as_secs(), bytes / (1024 * 1024));
